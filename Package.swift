@@ -1,0 +1,118 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+/// One settings array for every Swift target: Swift 6 language mode (strict concurrency).
+let swiftSettings: [SwiftSetting] = [
+    .swiftLanguageMode(.v6),
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("InternalImportsByDefault"),
+]
+
+let nio: [Target.Dependency] = [
+    .product(name: "NIOCore", package: "swift-nio"),
+    .product(name: "NIOPosix", package: "swift-nio"),
+]
+
+/// A service is a library (its logic, importable by tests) plus a thin executable.
+func service(_ name: String, executable: String) -> [Target] {
+    [
+        .target(
+            name: name,
+            dependencies: ["ServiceKit", "RPC", "Wire", .product(name: "Logging", package: "swift-log")],
+            path: "Services/\(name)/\(name)",
+            swiftSettings: swiftSettings),
+        .executableTarget(
+            name: "\(name)Server",
+            dependencies: [
+                .target(name: name), "ServiceKit",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Services/\(name)/\(name)Server",
+            swiftSettings: swiftSettings),
+    ]
+}
+
+let services = [
+    ("Ingest", "persona-ingest"), ("Feature", "persona-feature"), ("Model", "persona-model"),
+    ("RiskControl", "persona-risk-control"), ("Recommend", "persona-recommend"),
+]
+
+let package = Package(
+    name: "Persona",
+    platforms: [.macOS(.v15)],
+    products: services.map { .executable(name: $0.1, targets: ["\($0.0)Server"]) } + [
+        .executable(name: "persona", targets: ["PersonaCLI"]),
+        .library(name: "Wire", targets: ["Wire"]),
+        .library(name: "RPC", targets: ["RPC"]),
+        .library(name: "ServiceKit", targets: ["ServiceKit"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+    ],
+    targets: [
+        // C boundary: system libraries and the protoc-c output. Only Wire imports these.
+        .systemLibrary(
+            name: "CProtobufC", path: "Shared/CProtobufC", pkgConfig: "libprotobuf-c",
+            providers: [.apt(["libprotobuf-c-dev"])]),
+        .systemLibrary(
+            name: "CLZ4", path: "Shared/CLZ4", pkgConfig: "liblz4",
+            providers: [.apt(["liblz4-dev"])]),
+        .target(name: "CPersonaProto", dependencies: ["CProtobufC"], path: "Shared/CPersonaProto"),
+
+        // Codec: Swift message values <-> libprotobuf-c, LZ4.
+        .target(
+            name: "Wire", dependencies: ["CPersonaProto", "CProtobufC", "CLZ4"], path: "Shared/Wire",
+            swiftSettings: swiftSettings),
+        // Framing, client and server of Persona's binary RPC (docs/PROTOCOL.md).
+        .target(
+            name: "RPC",
+            dependencies: ["Wire", .product(name: "Logging", package: "swift-log")] + nio,
+            path: "Shared/RPC", swiftSettings: swiftSettings),
+        // What every service executable shares: flags, metrics endpoint, lifecycle.
+        .target(
+            name: "ServiceKit",
+            dependencies: [
+                "RPC", "Wire",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ] + nio,
+            path: "Shared/ServiceKit", swiftSettings: swiftSettings),
+    ]
+    + services.flatMap { service($0.0, executable: $0.1) }
+    + [
+        .executableTarget(
+            name: "PersonaCLI",
+            dependencies: [
+                "RPC", "Wire", "ServiceKit",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "CLI/PersonaCLI", swiftSettings: swiftSettings),
+
+        .target(
+            name: "TestSupport",
+            dependencies: ["RPC", "Wire", "ServiceKit"] + nio,
+            path: "Tests/TestSupport", swiftSettings: swiftSettings),
+        .testTarget(
+            name: "WireTests", dependencies: ["Wire", "TestSupport"],
+            path: "Tests/WireTests", swiftSettings: swiftSettings),
+        .testTarget(
+            name: "RPCTests",
+            dependencies: [
+                "RPC", "Wire", "TestSupport",
+                .product(name: "NIOTestUtils", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+            ] + nio,
+            path: "Tests/RPCTests", swiftSettings: swiftSettings),
+        .testTarget(
+            name: "ServiceTests",
+            dependencies: ["ServiceKit", "RPC", "Wire", "TestSupport", "Ingest", "Feature", "Model", "RiskControl", "Recommend"],
+            path: "Tests/ServiceTests", swiftSettings: swiftSettings),
+    ]
+)

@@ -1,0 +1,94 @@
+internal import CProtobufC
+
+/// The bridge between a generated Swift message and its protoc-c struct. Internal: nothing
+/// outside Wire sees a C type.
+protocol CMessageConvertible: WireMessage {
+    associatedtype CStruct
+    /// Initialises `c` (whose memory lives in `arena`) from `self`.
+    func fill(_ c: UnsafeMutablePointer<CStruct>, arena: Arena)
+    init(cMessage: UnsafePointer<CStruct>)
+    /// The protoc-c `*__unpack` function of this message.
+    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>) -> UnsafeMutablePointer<CStruct>?
+}
+
+func packMessage<M: CMessageConvertible>(_ message: M) -> [UInt8] {
+    let arena = Arena()
+    let c = arena.message(message)
+    let base = UnsafeRawPointer(c).assumingMemoryBound(to: ProtobufCMessage.self)
+    let size = protobuf_c_message_get_packed_size(base)
+    guard size > 0 else { return [] }
+    return withExtendedLifetime(arena) {
+        [UInt8](unsafeUninitializedCapacity: size) { buffer, count in
+            count = protobuf_c_message_pack(base, buffer.baseAddress!)
+        }
+    }
+}
+
+func unpackMessage<M: CMessageConvertible>(_ bytes: UnsafeRawBufferPointer, limits: DecodingLimits) throws -> M {
+    guard bytes.count <= limits.maxMessageBytes else {
+        throw WireError(code: .tooLarge, message: "\(bytes.count) bytes exceeds the limit of \(limits.maxMessageBytes)")
+    }
+    let arena = Arena(budget: limits.allocationBudget(for: bytes.count))
+    // libprotobuf-c wants a non-null pointer even for an empty message.
+    var empty: UInt8 = 0
+    return try withUnsafePointer(to: &empty) { emptyPointer in
+        let data = bytes.baseAddress?.assumingMemoryBound(to: UInt8.self) ?? emptyPointer
+        return try arena.withAllocator { allocator in
+            guard let c = M.cUnpack(allocator, bytes.count, data) else {
+                if arena.budgetExceeded {
+                    throw WireError(
+                        code: .allocationBudgetExceeded,
+                        message: "decoding \(M.self) from \(bytes.count) bytes needs more than \(arena.budget) bytes")
+                }
+                throw WireError(code: .malformed, message: "not a valid \(M.self)")
+            }
+            return M(cMessage: c)
+        }
+    }
+}
+
+// MARK: Decoding helpers used by the generated code
+
+func readString(_ p: UnsafeMutablePointer<CChar>?) -> String {
+    guard let p else { return "" }
+    return String(cString: p)
+}
+
+func readStrings(_ p: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?, _ count: Int) -> [String] {
+    guard let p, count > 0 else { return [] }
+    return (0..<count).map { readString(p[$0]) }
+}
+
+func readScalars<T>(_ p: UnsafeMutablePointer<T>?, _ count: Int) -> [T] {
+    guard let p, count > 0 else { return [] }
+    return Array(UnsafeBufferPointer(start: p, count: count))
+}
+
+func readEnums<E: RawRepresentable>(_ p: UnsafeMutablePointer<E>?, _ count: Int) -> [Int32]
+where E.RawValue: FixedWidthInteger {
+    guard let p, count > 0 else { return [] }
+    return (0..<count).map { Int32(truncatingIfNeeded: p[$0].rawValue) }
+}
+
+func readBinary(_ b: ProtobufCBinaryData) -> [UInt8] {
+    readScalars(b.data, b.len)
+}
+
+func readMessages<M: CMessageConvertible>(
+    _ p: UnsafeMutablePointer<UnsafeMutablePointer<M.CStruct>?>?, _ count: Int, as: M.Type
+) -> [M] {
+    guard let p, count > 0 else { return [] }
+    return (0..<count).compactMap { i in p[i].map { M(cMessage: $0) } }
+}
+
+extension UnknownFields {
+    init(cMessage: UnsafeRawPointer) {
+        self.init()
+        let base = cMessage.assumingMemoryBound(to: ProtobufCMessage.self).pointee
+        guard base.n_unknown_fields > 0, let list = base.unknown_fields else { return }
+        fields = (0..<Int(base.n_unknown_fields)).map { i in
+            let f = list[i]
+            return Field(number: f.tag, wireType: UInt8(truncatingIfNeeded: f.wire_type.rawValue), data: readScalars(f.data, f.len))
+        }
+    }
+}

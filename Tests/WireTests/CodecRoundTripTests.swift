@@ -1,0 +1,120 @@
+import Foundation
+import Testing
+import TestSupport
+@testable import Wire
+
+@Suite("Codec round trips")
+struct CodecRoundTripTests {
+    @Test("every message survives encode and decode with edge values", arguments: allMessageSamples.map(\.protoName))
+    func roundTrip(protoName: String) throws {
+        let samples = try #require(allMessageSamples.first { $0.protoName == protoName }).samples
+        for sample in samples {
+            try checkRoundTrip(sample)
+        }
+    }
+
+    private func checkRoundTrip<M: WireMessage>(_ message: M) throws {
+        let bytes = message.serializedBytes()
+        let decoded = try M(serializedBytes: bytes)
+        #expect(decoded == message)
+        #expect(decoded.serializedBytes() == bytes)
+    }
+
+    @Test func defaultMessageEncodesToNothing() throws {
+        #expect(Event().serializedBytes().isEmpty)
+        #expect(try Event(serializedBytes: []) == Event())
+    }
+
+    @Test func unknownEnumValueSurvivesRoundTrip() throws {
+        var event = Event()
+        event.kind = EventKind(rawValue: 4242)
+        event.userId = 7
+        let decoded = try Event(serializedBytes: event.serializedBytes())
+        #expect(decoded.kind.rawValue == 4242)
+        #expect(decoded.kind.name == nil)
+        #expect(decoded.kind.description == "EventKind(4242)")
+    }
+
+    @Test func unknownFieldsAreKeptAndReEncoded() throws {
+        var kv = KeyValue()
+        kv.key = "k"
+        // Field 15 (varint 300) and field 16 (bytes "hi"), neither known to KeyValue.
+        let extra: [UInt8] = [0x78, 0xAC, 0x02, 0x82, 0x01, 0x02, 0x68, 0x69]
+        let decoded = try KeyValue(serializedBytes: kv.serializedBytes() + extra)
+        #expect(decoded.key == "k")
+        #expect(decoded.unknownFields.fields.map(\.number) == [15, 16])
+        #expect(decoded.unknownFields.fields[1].data == [0x02, 0x68, 0x69])
+        #expect(decoded.serializedBytes() == kv.serializedBytes() + extra)
+    }
+
+    @Test func enumNamesAreTheProtoNamesWithoutPrefix() {
+        #expect(EventKind.addToCart.name == "add_to_cart")
+        #expect(EventKind(name: "add_to_cart") == .addToCart)
+        #expect(StatusCode.overloaded.rawValue == 17)
+    }
+}
+
+@Suite("Bounded decoding")
+struct BoundedDecodingTests {
+    @Test func truncatedInputIsMalformed() throws {
+        var event = Event()
+        event.eventId = "e-1"
+        event.userId = 42
+        let bytes = event.serializedBytes()
+        #expect(bytes == [0x0A, 0x03, 0x65, 0x2D, 0x31, 0x18, 0x2A])
+        // Every cut inside a field fails; a cut at the field boundary is a shorter valid message.
+        for cut in [1, 2, 3, 4, 6] {
+            #expect(throws: WireError.self) { try Event(serializedBytes: Array(bytes.prefix(cut))) }
+        }
+        #expect(try Event(serializedBytes: Array(bytes.prefix(5))).eventId == "e-1")
+    }
+
+    @Test func garbageIsMalformedNotACrash() {
+        #expect {
+            try Event(serializedBytes: [0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF])
+        } throws: { ($0 as? WireError)?.code == .malformed }
+    }
+
+    @Test func oversizedInputIsRefusedBeforeDecoding() {
+        let limits = DecodingLimits(maxMessageBytes: 16, allocationFactor: 10, baseAllocation: 1024)
+        #expect {
+            try Event(serializedBytes: [UInt8](repeating: 0, count: 17), limits: limits)
+        } throws: { ($0 as? WireError)?.code == .tooLarge }
+    }
+
+    @Test("a hostile frame of empty sub-messages cannot allocate past the budget")
+    func allocationBudget() throws {
+        // 1 MiB of empty Events inside an AppendRequest: field 1, length 0, repeated.
+        let hostile: [UInt8] = (0..<(1 << 20)).map { $0 % 2 == 0 ? 0x0A : 0x00 }
+        #expect {
+            try AppendRequest(serializedBytes: hostile)
+        } throws: { ($0 as? WireError)?.code == .allocationBudgetExceeded }
+        // The same shape, small enough to fit its budget, decodes.
+        let small = Array(hostile.prefix(200))
+        #expect(try AppendRequest(serializedBytes: small).events.count == 100)
+    }
+}
+
+@Suite("LZ4")
+struct LZ4Tests {
+    @Test func compressesRepetitiveDataAndRestoresIt() throws {
+        let input = [UInt8](repeating: 0x41, count: 10_000) + Array("persona".utf8)
+        let compressed = try #require(LZ4Block.compress(input))
+        #expect(compressed.count < input.count / 10)
+        #expect(try LZ4Block.decompress(compressed, originalSize: input.count) == input)
+    }
+
+    @Test func incompressibleDataIsNotCompressed() {
+        var rng = SystemRandomNumberGenerator()
+        let input = (0..<4096).map { _ in UInt8.random(in: 0...255, using: &rng) }
+        #expect(LZ4Block.compress(input) == nil)
+    }
+
+    @Test func wrongDeclaredSizeIsRejected() throws {
+        let input = [UInt8](repeating: 7, count: 5000)
+        let compressed = try #require(LZ4Block.compress(input))
+        #expect(throws: WireError.self) { try LZ4Block.decompress(compressed, originalSize: 4999) }
+        #expect(throws: WireError.self) { try LZ4Block.decompress(compressed, originalSize: 5001) }
+        #expect(throws: WireError.self) { try LZ4Block.decompress([0xFF, 0x00, 0x01], originalSize: 100) }
+    }
+}
