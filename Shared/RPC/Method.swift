@@ -1,0 +1,37 @@
+public import Wire
+
+/// One RPC method: its id on the wire and its request and response types.
+/// The method ids of all services are listed in `Methods.swift` and docs/PROTOCOL.md.
+public struct Method<Request: WireMessage, Response: WireMessage>: Sendable, Hashable {
+    public let id: UInt16
+    /// `Service/Method`, used in logs and metrics labels.
+    public let name: String
+
+    public init(id: UInt16, name: String) {
+        self.id = id
+        self.name = name
+    }
+}
+
+/// Call-scoped information handed to every handler, and inherited by the RPC calls the
+/// handler makes: a downstream call never waits past the deadline of the call that caused it.
+public struct RPCContext: Sendable {
+    /// When the caller stops waiting; nil when it set no deadline.
+    public var deadline: ContinuousClock.Instant?
+    public var method: String
+    public var correlationID: UInt64
+
+    public init(deadline: ContinuousClock.Instant?, method: String, correlationID: UInt64) {
+        self.deadline = deadline
+        self.method = method
+        self.correlationID = correlationID
+    }
+
+    /// The context of the RPC being served by the current task, if any.
+    @TaskLocal public static var current: RPCContext?
+
+    /// Time left before the deadline, nil when there is none.
+    public var remaining: Duration? {
+        deadline.map { ContinuousClock.now.duration(to: $0) }
+    }
+}

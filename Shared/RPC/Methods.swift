@@ -1,0 +1,49 @@
+public import Wire
+
+// Method ids: the high byte names the service, the low byte the method. Health is the same
+// on every service. Keep this list and docs/PROTOCOL.md in step.
+
+/// Answered by every service.
+public enum HealthAPI {
+    public static let check = Method<HealthRequest, HealthResponse>(id: 0x0001, name: "Health/Check")
+}
+
+public enum IngestAPI {
+    public static let append = Method<AppendRequest, AppendResponse>(id: 0x0101, name: "Ingest/Append")
+    public static let read = Method<ReadRequest, ReadResponse>(id: 0x0102, name: "Ingest/Read")
+    public static let logInfo = Method<LogInfoRequest, LogInfoResponse>(id: 0x0103, name: "Ingest/LogInfo")
+}
+
+public enum FeatureAPI {
+    public static let getProfile = Method<GetProfileRequest, GetProfileResponse>(id: 0x0201, name: "Feature/GetProfile")
+    public static let getFeatures = Method<GetFeaturesRequest, GetFeaturesResponse>(id: 0x0202, name: "Feature/GetFeatures")
+    public static let getItems = Method<GetItemsRequest, GetItemsResponse>(id: 0x0203, name: "Feature/GetItems")
+    public static let topItems = Method<TopItemsRequest, TopItemsResponse>(id: 0x0204, name: "Feature/TopItems")
+    public static let segmentMembers = Method<SegmentMembersRequest, SegmentMembersResponse>(id: 0x0205, name: "Feature/SegmentMembers")
+    public static let exportTraining = Method<ExportTrainingRequest, ExportTrainingResponse>(id: 0x0206, name: "Feature/ExportTraining")
+    public static let deleteUser = Method<DeleteUserRequest, DeleteUserResponse>(id: 0x0207, name: "Feature/DeleteUser")
+}
+
+public enum ModelAPI {
+    public static let train = Method<TrainRequest, TrainResponse>(id: 0x0301, name: "Model/Train")
+    public static let jobStatus = Method<JobStatusRequest, JobStatusResponse>(id: 0x0302, name: "Model/JobStatus")
+    public static let listModels = Method<ListModelsRequest, ListModelsResponse>(id: 0x0303, name: "Model/ListModels")
+    public static let getModel = Method<GetModelRequest, GetModelResponse>(id: 0x0304, name: "Model/GetModel")
+    public static let publish = Method<PublishModelRequest, PublishModelResponse>(id: 0x0305, name: "Model/Publish")
+}
+
+public enum RiskAPI {
+    public static let score = Method<ScoreRequest, ScoreResponse>(id: 0x0401, name: "Risk/Score")
+    public static let queryDecisions = Method<QueryDecisionsRequest, QueryDecisionsResponse>(id: 0x0402, name: "Risk/QueryDecisions")
+    public static let label = Method<LabelRequest, LabelResponse>(id: 0x0403, name: "Risk/Label")
+    public static let putRule = Method<PutRuleRequest, PutRuleResponse>(id: 0x0404, name: "Risk/PutRule")
+    public static let deleteRule = Method<DeleteRuleRequest, PutRuleResponse>(id: 0x0405, name: "Risk/DeleteRule")
+    public static let listRules = Method<ListRulesRequest, ListRulesResponse>(id: 0x0406, name: "Risk/ListRules")
+    public static let updateLists = Method<UpdateListsRequest, UpdateListsResponse>(id: 0x0407, name: "Risk/UpdateLists")
+}
+
+public enum RecommendAPI {
+    public static let recommend = Method<RecommendRequest, RecommendResponse>(id: 0x0501, name: "Recommend/Recommend")
+    public static let similarItems = Method<SimilarItemsRequest, SimilarItemsResponse>(id: 0x0502, name: "Recommend/SimilarItems")
+    public static let popular = Method<PopularRequest, PopularResponse>(id: 0x0503, name: "Recommend/Popular")
+}

@@ -1,0 +1,293 @@
+import Foundation
+import NIOCore
+import NIOPosix
+import Synchronization
+import Testing
+import TestSupport
+import Wire
+@testable import RPC
+
+/// Test methods carried over real loopback sockets.
+enum TestAPI {
+    /// Answers key reversed, after sleeping `value` milliseconds (if numeric).
+    static let echo = Method<KeyValue, KeyValue>(id: 0x7F01, name: "Test/Echo")
+    /// Answers with the deadline the handler saw, in microseconds from now, as `value`.
+    static let deadline = Method<KeyValue, KeyValue>(id: 0x7F02, name: "Test/Deadline")
+    static let missing = Method<KeyValue, KeyValue>(id: 0x7FFF, name: "Test/Missing")
+}
+
+final class Flag: Sendable {
+    let value = Atomic<Int>(0)
+    func bump() { value.add(1, ordering: .relaxed) }
+    var count: Int { value.load(ordering: .relaxed) }
+}
+
+func echoRouter(cancelled: Flag = Flag()) -> Router {
+    var router = Router()
+    router.register(TestAPI.echo) { request in
+        if let ms = Int(request.value), ms > 0 {
+            do {
+                try await Task.sleep(for: .milliseconds(ms))
+            } catch {
+                cancelled.bump()
+                throw error
+            }
+        }
+        var response = KeyValue()
+        response.key = String(request.key.reversed())
+        response.value = request.value
+        return response
+    }
+    router.register(TestAPI.deadline) { _ in
+        var response = KeyValue()
+        let remaining = RPCContext.current?.remaining.map { $0.components.seconds * 1_000_000 + $0.components.attoseconds / 1_000_000_000_000 }
+        response.value = remaining.map(String.init) ?? "none"
+        return response
+    }
+    return router
+}
+
+func echo(_ key: String, sleepMs: Int = 0) -> KeyValue {
+    var kv = KeyValue()
+    kv.key = key
+    kv.value = String(sleepMs)
+    return kv
+}
+
+@Suite("RPC over loopback", .timeLimit(.minutes(2)))
+struct RPCLoopbackTests {
+    @Test("1,000 concurrent calls on one connection, answered out of order")
+    func thousandConcurrentCalls() async throws {
+        try await withTestServer(router: echoRouter()) { server in
+            let client = server.client(connections: 1)
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for i in 0..<1000 {
+                    group.addTask {
+                        // Varying sleeps make later calls finish first.
+                        let response = try await client.call(TestAPI.echo, echo("call-\(i)", sleepMs: (1000 - i) % 7))
+                        #expect(response.key == String("call-\(i)".reversed()))
+                    }
+                }
+                try await group.waitForAll()
+            }
+            await client.shutdown()
+        }
+    }
+
+    @Test func deadlineExpiresAndServerCancelsTheWork() async throws {
+        let cancelled = Flag()
+        let observer = RecordingObserver()
+        try await withTestServer(router: echoRouter(cancelled: cancelled), observer: observer) { server in
+            let client = server.client()
+            let start = ContinuousClock.now
+            await #expect { try await client.call(TestAPI.echo, echo("slow", sleepMs: 5_000), timeout: .milliseconds(100)) } throws: {
+                ($0 as? RPCError)?.code == .deadlineExceeded
+            }
+            #expect(start.duration(to: .now) < .seconds(2))
+            try await waitUntil { cancelled.count == 1 }
+            #expect(observer.count(.deadlineExceeded) + observer.count(.cancelled) >= 1)
+            await client.shutdown()
+        }
+    }
+
+    @Test func cancellingTheCallerCancelsTheServerWork() async throws {
+        let cancelled = Flag()
+        try await withTestServer(router: echoRouter(cancelled: cancelled)) { server in
+            let client = server.client()
+            let call = Task { try await client.call(TestAPI.echo, echo("slow", sleepMs: 10_000)) }
+            try await Task.sleep(for: .milliseconds(100))
+            call.cancel()
+            await #expect { try await call.value } throws: { ($0 as? RPCError)?.code == .cancelled }
+            try await waitUntil { cancelled.count == 1 }
+            await client.shutdown()
+        }
+    }
+
+    @Test func deadlineIsPropagatedToDownstreamCalls() async throws {
+        try await withTestServer(router: echoRouter()) { downstream in
+            let downstreamClient = downstream.client()
+            var router = Router()
+            router.register(TestAPI.deadline) { request in
+                // No timeout given here: the client must inherit this call's deadline.
+                try await downstreamClient.call(TestAPI.deadline, request)
+            }
+            try await withTestServer(router: router) { upstream in
+                let client = upstream.client()
+                let response = try await client.call(TestAPI.deadline, KeyValue(), timeout: .milliseconds(800))
+                let seen = try #require(Int(response.value))
+                #expect(seen > 0 && seen <= 800_000)
+                await client.shutdown()
+            }
+            await downstreamClient.shutdown()
+        }
+    }
+
+    @Test func overloadedWhenOverTheConnectionLimit() async throws {
+        var config = RPCServer.Config.defaults
+        config.maxConcurrentCallsPerConnection = 4
+        try await withTestServer(router: echoRouter(), config: config) { server in
+            let client = server.client(connections: 1)
+            let statuses = try await withThrowingTaskGroup(of: StatusCode.self) { group in
+                for i in 0..<10 {
+                    group.addTask {
+                        do {
+                            _ = try await client.call(TestAPI.echo, echo("\(i)", sleepMs: 300))
+                            return .ok
+                        } catch let error as RPCError {
+                            return error.code
+                        }
+                    }
+                }
+                return try await group.reduce(into: [StatusCode]()) { $0.append($1) }
+            }
+            #expect(statuses.filter { $0 == .ok }.count == 4)
+            #expect(statuses.filter { $0 == .overloaded }.count == 6)
+            await client.shutdown()
+        }
+    }
+
+    @Test func unknownMethodIsUnimplemented() async throws {
+        try await withTestServer(router: echoRouter()) { server in
+            let client = server.client()
+            await #expect { try await client.call(TestAPI.missing, KeyValue()) } throws: {
+                ($0 as? RPCError)?.code == .unimplemented
+            }
+            // The connection is still fine.
+            let r = try await client.call(TestAPI.echo, echo("ab"))
+            #expect(r.key == "ba")
+            await client.shutdown()
+        }
+    }
+
+    @Test func undecodableRequestIsInvalidArgument() async throws {
+        try await withTestServer(router: echoRouter()) { server in
+            let client = server.client()
+            let response = try await client.call(methodID: TestAPI.echo.id, payload: ByteBuffer(bytes: [0xFF, 0xFF, 0xFF]))
+            #expect(response.status == UInt8(StatusCode.invalidArgument.rawValue))
+            await client.shutdown()
+        }
+    }
+
+    @Test func largePayloadsRoundTripCompressed() async throws {
+        try await withTestServer(router: echoRouter()) { server in
+            let client = server.client()
+            let key = String(repeating: "persona-", count: 50_000)
+            let response = try await client.call(TestAPI.echo, echo(key))
+            #expect(response.key == String(key.reversed()))
+            await client.shutdown()
+        }
+    }
+
+    @Test("garbage closes only its own connection, is counted, and the server keeps serving")
+    func garbageClosesTheConnection() async throws {
+        let observer = RecordingObserver()
+        try await withTestServer(router: echoRouter(), observer: observer) { server in
+            let client = server.client()
+            let r = try await client.call(TestAPI.echo, echo("before"))
+            #expect(r.key == "erofeb")
+
+            let reply = try await RawSocket.exchange(port: server.port, send: Array("GET / HTTP/1.1\r\n\r\n".utf8))
+            // The server answers with a go-away frame carrying PROTOCOL_ERROR, then closes.
+            #expect(reply.count >= Frame.headerSize)
+            #expect(reply.prefix(2) == [0x50, 0x52])
+            #expect(reply[3] == Frame.Kind.goAway.rawValue)
+            #expect(reply[5] == UInt8(StatusCode.protocolError.rawValue))
+            #expect(observer.protocolErrors(.badMagic) == 1)
+
+            // An oversized frame is refused from its header; the body is never sent.
+            var header = ByteBuffer()
+            FrameEncoder.write(Frame(kind: .request, method: 1, correlationID: 1, payload: ByteBuffer()), into: &header, compressionThreshold: .max)
+            header.setInteger(UInt32(1 << 30), at: 20)
+            let refused = try await RawSocket.exchange(port: server.port, send: Array(header.readableBytesView))
+            #expect(refused.count >= Frame.headerSize && refused[3] == Frame.Kind.goAway.rawValue)
+            #expect(observer.protocolErrors(.frameTooLarge) == 1)
+
+            let r2 = try await client.call(TestAPI.echo, echo("after"))
+            #expect(r2.key == "retfa")
+            await client.shutdown()
+        }
+    }
+
+    @Test("server restarted while a client keeps calling: the client recovers by itself")
+    func clientRecoversAfterServerRestart() async throws {
+        let first = try await TestServer(router: echoRouter())
+        let port = first.port
+        var config = RPCClient.Config.defaults(host: "127.0.0.1", port: port)
+        config.backoff = ReconnectBackoff(initial: .milliseconds(20), maximum: .milliseconds(200))
+        let client = RPCClient(config: config)
+        let r = try await client.call(TestAPI.echo, echo("one"))
+        #expect(r.key == "eno")
+
+        await first.stop()
+        // While the server is down, calls fail UNAVAILABLE quickly rather than hanging.
+        await #expect { try await client.call(TestAPI.echo, echo("down"), timeout: .milliseconds(300)) } throws: {
+            ($0 as? RPCError)?.code == .unavailable
+        }
+
+        var restartConfig = RPCServer.Config.defaults
+        restartConfig.port = port
+        let second = try await TestServer(router: echoRouter(), config: restartConfig)
+        var recovered = false
+        for _ in 0..<100 where !recovered {
+            recovered = (try? await client.call(TestAPI.echo, echo("two"), timeout: .milliseconds(500)))?.key == "owt"
+            if !recovered { try await Task.sleep(for: .milliseconds(20)) }
+        }
+        #expect(recovered)
+        await client.shutdown()
+        await second.stop()
+    }
+
+    @Test func gracefulShutdownFinishesInFlightCalls() async throws {
+        let observer = RecordingObserver()
+        let server = try await TestServer(router: echoRouter(), observer: observer)
+        let client = server.client()
+        let slow = Task { try await client.call(TestAPI.echo, echo("slow", sleepMs: 300)) }
+        try await waitUntil { observer.started == 1 }
+        await server.stop()
+        #expect(try await slow.value.key == "wols")
+        await client.shutdown()
+    }
+}
+
+func waitUntil(timeout: Duration = .seconds(5), _ condition: () -> Bool) async throws {
+    let deadline = ContinuousClock.now + timeout
+    while !condition() {
+        guard ContinuousClock.now < deadline else {
+            Issue.record("condition not met within \(timeout)")
+            return
+        }
+        try await Task.sleep(for: .milliseconds(10))
+    }
+}
+
+/// A plain TCP socket for sending bytes no well-behaved client would send.
+enum RawSocket {
+    /// Sends `bytes`, then reads until the server closes (or 2 s pass).
+    static func exchange(port: Int, send bytes: [UInt8]) async throws -> [UInt8] {
+        let received = Received()
+        let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(Collector(received: received)) }
+            }
+            .connect(host: "127.0.0.1", port: port).get()
+        try await channel.writeAndFlush(ByteBuffer(bytes: bytes))
+        let timeout = channel.eventLoop.scheduleTask(in: .seconds(2)) { channel.close(promise: nil) }
+        try await channel.closeFuture.get()
+        timeout.cancel()
+        return received.bytes.withLock { $0 }
+    }
+
+    final class Received: Sendable {
+        let bytes = Mutex<[UInt8]>([])
+    }
+
+    final class Collector: ChannelInboundHandler {
+        typealias InboundIn = ByteBuffer
+        let received: Received
+        init(received: Received) { self.received = received }
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            let buffer = unwrapInboundIn(data)
+            received.bytes.withLock { $0 += buffer.readableBytesView }
+        }
+    }
+}
