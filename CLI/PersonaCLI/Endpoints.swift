@@ -1,0 +1,40 @@
+import ArgumentParser
+import Foundation
+
+/// Where the five services listen. Each address comes from its flag, else from the
+/// environment (`PERSONA_INGEST_ADDR`, ...), else 127.0.0.1 and the default port.
+struct Endpoints: ParsableArguments {
+    @Option(help: "ingest address host:port (env PERSONA_INGEST_ADDR, default 127.0.0.1:7101).")
+    var ingest: String?
+    @Option(help: "feature address (env PERSONA_FEATURE_ADDR, default 127.0.0.1:7102).")
+    var feature: String?
+    @Option(help: "model address (env PERSONA_MODEL_ADDR, default 127.0.0.1:7103).")
+    var model: String?
+    @Option(help: "risk-control address (env PERSONA_RISK_CONTROL_ADDR, default 127.0.0.1:7104).")
+    var riskControl: String?
+    @Option(help: "recommend address (env PERSONA_RECOMMEND_ADDR, default 127.0.0.1:7105).")
+    var recommend: String?
+
+    struct Endpoint {
+        var service: String
+        var host: String
+        var port: Int
+        var address: String { "\(host):\(port)" }
+    }
+
+    func all() throws -> [Endpoint] {
+        try [
+            endpoint("ingest", ingest, 7101), endpoint("feature", feature, 7102), endpoint("model", model, 7103),
+            endpoint("risk-control", riskControl, 7104), endpoint("recommend", recommend, 7105),
+        ]
+    }
+
+    private func endpoint(_ service: String, _ flag: String?, _ port: Int) throws -> Endpoint {
+        let variable = "PERSONA_\(service.uppercased().replacingOccurrences(of: "-", with: "_"))_ADDR"
+        let text = flag ?? ProcessInfo.processInfo.environment[variable] ?? "127.0.0.1:\(port)"
+        guard let colon = text.lastIndex(of: ":"), let p = Int(text[text.index(after: colon)...]), (1...65535).contains(p) else {
+            throw ValidationError("\(service): '\(text)' is not host:port")
+        }
+        return Endpoint(service: service, host: String(text[..<colon]), port: p)
+    }
+}

@@ -1,0 +1,10 @@
+import ArgumentParser
+
+/// `persona`: the command line of the Persona suite.
+@main
+struct Persona: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "persona",
+        abstract: "Talk to a running Persona suite.",
+        subcommands: [HealthCommand.self])
+}

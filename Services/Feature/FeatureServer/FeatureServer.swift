@@ -1,0 +1,15 @@
+import ArgumentParser
+import Feature
+import ServiceKit
+
+/// `persona-feature`: runs the feature service until SIGTERM or SIGINT.
+@main
+struct FeatureServer: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "persona-feature", abstract: "Persona feature service.")
+
+    @OptionGroup var options: ServiceOptions
+
+    func run() async throws {
+        try await ServiceHost<FeatureService>.main(options: options)
+    }
+}

@@ -1,0 +1,15 @@
+import ArgumentParser
+import Model
+import ServiceKit
+
+/// `persona-model`: runs the model service until SIGTERM or SIGINT.
+@main
+struct ModelServer: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "persona-model", abstract: "Persona model service.")
+
+    @OptionGroup var options: ServiceOptions
+
+    func run() async throws {
+        try await ServiceHost<ModelService>.main(options: options)
+    }
+}

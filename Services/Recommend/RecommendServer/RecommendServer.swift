@@ -1,0 +1,15 @@
+import ArgumentParser
+import Recommend
+import ServiceKit
+
+/// `persona-recommend`: runs the recommend service until SIGTERM or SIGINT.
+@main
+struct RecommendServer: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "persona-recommend", abstract: "Persona recommend service.")
+
+    @OptionGroup var options: ServiceOptions
+
+    func run() async throws {
+        try await ServiceHost<RecommendService>.main(options: options)
+    }
+}

@@ -1,0 +1,15 @@
+import ArgumentParser
+import RiskControl
+import ServiceKit
+
+/// `persona-risk-control`: runs the risk-control service until SIGTERM or SIGINT.
+@main
+struct RiskControlServer: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "persona-risk-control", abstract: "Persona risk-control service.")
+
+    @OptionGroup var options: ServiceOptions
+
+    func run() async throws {
+        try await ServiceHost<RiskControlService>.main(options: options)
+    }
+}

@@ -1,0 +1,49 @@
+public import Logging
+public import RPC
+
+/// What a service library provides to be hosted: its name and ports, the RPC methods it
+/// serves, and optional background work. `ServiceHost` does the rest (Health, metrics,
+/// signals, graceful shutdown).
+public protocol PersonaService: Sendable {
+    /// `ingest`, `feature`, `model`, `risk-control` or `recommend`.
+    static var name: String { get }
+    static var defaultPort: Int { get }
+    static var defaultMetricsPort: Int { get }
+
+    /// Opens the service's state in `context.dataDirectory`.
+    init(context: ServiceContext) async throws
+
+    /// Registers the service's RPC methods (Health is registered by the host).
+    func register(in router: inout Router)
+
+    /// Background work (consumers, schedulers). Returns when the task is cancelled or the
+    /// host asks for a graceful shutdown. The default does nothing.
+    func runBackground() async throws
+
+    /// Flushes and closes the service's state after the RPC server stopped.
+    func close() async throws
+
+    /// Extra lines for the Health response (`key` → `value`), e.g. the consumed offset.
+    func healthChecks() async -> [(String, String)]
+}
+
+extension PersonaService {
+    public func runBackground() async throws {}
+    public func close() async throws {}
+    public func healthChecks() async -> [(String, String)] { [] }
+}
+
+/// What a service gets from its host.
+public struct ServiceContext: Sendable {
+    public var options: ServiceOptions.Resolved
+    public var dataDirectory: DataDirectory
+    public var metrics: ServiceMetrics
+    public var logger: Logger
+
+    public init(options: ServiceOptions.Resolved, dataDirectory: DataDirectory, metrics: ServiceMetrics, logger: Logger) {
+        self.options = options
+        self.dataDirectory = dataDirectory
+        self.metrics = metrics
+        self.logger = logger
+    }
+}

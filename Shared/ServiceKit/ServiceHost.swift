@@ -1,0 +1,163 @@
+import Foundation
+public import Logging
+import NIOCore
+import RPC
+import ServiceLifecycle
+import Synchronization
+import Wire
+
+/// Runs one Persona service: opens its data directory, serves its RPC methods plus Health,
+/// serves `/metrics` and `/health` over HTTP, and shuts down gracefully on SIGTERM/SIGINT
+/// (stop accepting, finish in-flight calls, close the state, exit 0).
+public final class ServiceHost<S: PersonaService>: Sendable {
+    public let service: S
+    public let context: ServiceContext
+    let rpc: RPCServer
+    let http: MetricsHTTPServer
+    let startedAt = Date()
+    private let draining = Flag()
+    private let group = Mutex<ServiceGroup?>(nil)
+
+    public static var version: String { "0.1.0" }
+
+    public init(options: ServiceOptions.Resolved, logger: Logger? = nil) async throws {
+        var logger = logger ?? Logger(label: "persona.\(S.name)")
+        logger.logLevel = options.logLevel
+        let metrics = ServiceMetrics()
+        let directory = try DataDirectory(path: options.dataDir)
+        let context = ServiceContext(options: options, dataDirectory: directory, metrics: metrics, logger: logger)
+        let service = try await S(context: context)
+        self.service = service
+        self.context = context
+
+        var router = Router()
+        let draining = self.draining
+        let startedAt = self.startedAt
+        router.register(HealthAPI.check) { _ in
+            var response = HealthResponse()
+            response.service = S.name
+            response.status = draining.isSet ? .draining : .serving
+            response.version = Self.version
+            response.startedAtMs = Int64(startedAt.timeIntervalSince1970 * 1000)
+            response.uptimeSeconds = Date().timeIntervalSince(startedAt)
+            // This call itself is one of them.
+            response.callsInFlight = UInt64(max(0, metrics.callsInFlight - 1))
+            var checks = [("data_dir", directory.isWritable ? "writable" : "NOT WRITABLE")]
+            checks += await service.healthChecks()
+            response.checks = checks.map { var kv = KeyValue(); kv.key = $0.0; kv.value = $0.1; return kv }
+            return response
+        }
+        service.register(in: &router)
+
+        var rpcConfig = RPCServer.Config.defaults
+        rpcConfig.host = options.host
+        rpcConfig.port = options.port
+        self.rpc = RPCServer(config: rpcConfig, router: router, observer: metrics, logger: logger)
+        self.http = MetricsHTTPServer(
+            host: options.host, port: options.metricsPort, metrics: { metrics.render() },
+            health: {
+                let ok = !draining.isSet && directory.isWritable
+                return (ok, #"{"service":"\#(S.name)","status":"\#(ok ? "serving" : "not_serving")","uptime_seconds":\#(Int(Date().timeIntervalSince(startedAt)))}"#)
+            },
+            logger: logger)
+    }
+
+    /// Binds both ports; returns (rpc, metrics) ports. Separate from `run` so tests can
+    /// bind port 0 and learn the ports.
+    @discardableResult
+    public func start() async throws -> (rpc: Int, metrics: Int) {
+        let address = try await rpc.start()
+        let metricsPort = try await http.start()
+        context.logger.info("\(S.name) started", metadata: ["rpc": "\(address)", "metrics": "\(metricsPort)", "data": "\(context.dataDirectory.path)"])
+        return (address.port!, metricsPort)
+    }
+
+    /// Runs until SIGTERM/SIGINT (when `handleSignals`) or until the task is cancelled or
+    /// `shutdown()` is called, then drains and closes.
+    public func run(handleSignals: Bool = true) async throws {
+        try await start()
+        let group = ServiceGroup(
+            services: [HTTPService(host: self), RPCService(host: self), BackgroundService(host: self)],
+            gracefulShutdownSignals: handleSignals ? [.sigterm, .sigint] : [],
+            logger: context.logger)
+        self.group.withLock { $0 = group }
+        if draining.isSet { await group.triggerGracefulShutdown() }
+        try await withTaskCancellationHandler {
+            try await group.run()
+        } onCancel: {
+            self.shutdown()
+        }
+        try await service.close()
+        context.logger.info("\(S.name) stopped")
+    }
+
+    /// Begins a graceful shutdown, as SIGTERM does.
+    public func shutdown() {
+        draining.set()
+        // The group stops the services in reverse order: background work, RPC, metrics.
+        if let group = group.withLock({ $0 }) {
+            Task { await group.triggerGracefulShutdown() }
+        }
+    }
+
+    struct RPCService: Service {
+        let host: ServiceHost
+        func run() async throws {
+            try await withGracefulShutdownHandler {
+                try await host.rpc.run()
+            } onGracefulShutdown: {
+                host.draining.set()
+                host.rpc.beginGracefulShutdown()
+            }
+        }
+    }
+
+    struct HTTPService: Service {
+        let host: ServiceHost
+        func run() async throws {
+            // First in the group, so shut down last: the metrics endpoint stays up while RPC
+            // drains.
+            try await withGracefulShutdownHandler {
+                try await withTaskCancellationHandler {
+                    try await host.http.run()
+                } onCancel: {
+                    host.http.stop()
+                }
+            } onGracefulShutdown: {
+                host.http.stop()
+            }
+        }
+    }
+
+    struct BackgroundService: Service {
+        let host: ServiceHost
+        func run() async throws {
+            try await cancelWhenGracefulShutdown {
+                try await host.service.runBackground()
+                // Nothing in the background: stay until shutdown so the group keeps running.
+                try await gracefulShutdown()
+            }
+        }
+    }
+}
+
+extension ServiceHost {
+    /// Entry point for a service executable: resolve options, run, exit 0 after a graceful stop.
+    public static func main(options: ServiceOptions) async throws {
+        let resolved = try options.resolve(service: S.name, defaultPort: S.defaultPort, defaultMetricsPort: S.defaultMetricsPort)
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = resolved.logLevel
+            return handler
+        }
+        let host = try await ServiceHost(options: resolved)
+        try await host.run()
+    }
+}
+
+/// A one-way flag shared between tasks.
+final class Flag: Sendable {
+    private let value = Atomic<Bool>(false)
+    var isSet: Bool { value.load(ordering: .relaxed) }
+    func set() { value.store(true, ordering: .relaxed) }
+}

@@ -1,0 +1,81 @@
+public import Prometheus
+public import RPC
+import Synchronization
+public import Wire
+
+/// A service's Prometheus registry, with the RPC metrics every service exports:
+///
+/// - `persona_rpc_calls_total{method,status}`: calls answered, by status
+/// - `persona_rpc_duration_seconds{method}`: latency histogram
+/// - `persona_rpc_in_flight`: calls being served now
+/// - `persona_rpc_protocol_errors_total{reason}`: connections closed for bad frames
+///
+/// Services add their own metrics to `registry`.
+public final class ServiceMetrics: RPCServerObserver {
+    public let registry: PrometheusCollectorRegistry
+    private let inFlight: Gauge
+    private let inFlightCount = Atomic<Int>(0)
+    private let counters = Mutex<[String: Counter]>([:])
+    private let histograms = Mutex<[String: DurationHistogram]>([:])
+
+    static let latencyBuckets: [Duration] = [
+        .microseconds(50), .microseconds(100), .microseconds(250), .microseconds(500), .milliseconds(1),
+        .milliseconds(2), .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50),
+        .milliseconds(100), .milliseconds(250), .milliseconds(500), .seconds(1), .seconds(5),
+    ]
+
+    public init(registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()) {
+        self.registry = registry
+        self.inFlight = registry.makeGauge(descriptor: Self.descriptor("persona_rpc_in_flight", help: "RPC calls being served"))
+    }
+
+    /// Calls being served right now.
+    public var callsInFlight: Int { inFlightCount.load(ordering: .relaxed) }
+
+    public func callStarted(method: String) {
+        inFlightCount.add(1, ordering: .relaxed)
+        inFlight.increment()
+    }
+
+    public func callFinished(method: String, status: StatusCode, duration: Duration) {
+        // OVERLOADED, UNIMPLEMENTED and drained calls are refused before they start.
+        if duration > .zero || status == .ok {
+            inFlightCount.subtract(1, ordering: .relaxed)
+            inFlight.decrement()
+        }
+        counter(
+            "persona_rpc_calls_total", labels: [("method", method), ("status", status.name ?? "\(status.rawValue)")],
+            help: "RPC calls answered, by method and status"
+        ).increment()
+        let histogram = histograms.withLock { cache in
+            if let h = cache[method] { return h }
+            let h = registry.makeDurationHistogram(
+                descriptor: Self.descriptor("persona_rpc_duration_seconds", help: "RPC latency as seen by the server"),
+                labels: [("method", method)], buckets: Self.latencyBuckets)
+            cache[method] = h
+            return h
+        }
+        histogram.recordNanoseconds(Int64(clamping: duration.components.seconds * 1_000_000_000 + duration.components.attoseconds / 1_000_000_000))
+    }
+
+    public func protocolError(_ code: FrameError.Code) {
+        counter("persona_rpc_protocol_errors_total", labels: [("reason", code.name)], help: "Connections closed because the peer sent bytes that are not frames").increment()
+    }
+
+    /// A labelled counter, created on first use and cached.
+    public func counter(_ name: String, labels: [(String, String)], help: String) -> Counter {
+        let key = name + labels.map { "|\($0.0)=\($0.1)" }.joined()
+        return counters.withLock { cache in
+            if let c = cache[key] { return c }
+            let c = registry.makeCounter(descriptor: Self.descriptor(name, help: help), labels: labels)
+            cache[key] = c
+            return c
+        }
+    }
+
+    public func render() -> String { registry.emitToString() }
+
+    static func descriptor(_ name: String, help: String) -> MetricNameDescriptor {
+        MetricNameDescriptor(metricName: name, unitName: "", helpText: help)
+    }
+}

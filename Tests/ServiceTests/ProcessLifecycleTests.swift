@@ -1,0 +1,110 @@
+import Foundation
+import RPC
+import Testing
+import TestSupport
+import Wire
+
+/// The service executables as real processes: signals, SIGKILL, restart.
+@Suite("Service processes", .serialized, .timeLimit(.minutes(3)))
+struct ProcessLifecycleTests {
+    static func start(_ product: String, port: Int, metricsPort: Int, dataDir: String) throws -> ChildProcess {
+        try ChildProcess(product, ["--port", "\(port)", "--metrics-port", "\(metricsPort)", "--data-dir", dataDir, "--log-level", "info"])
+    }
+
+    static func waitHealthy(_ client: RPCClient, timeout: Duration = .seconds(20)) async throws -> HealthResponse {
+        let deadline = ContinuousClock.now + timeout
+        while true {
+            do {
+                return try await client.call(HealthAPI.check, HealthRequest(), timeout: .milliseconds(500))
+            } catch {
+                if ContinuousClock.now > deadline { throw error }
+                try await Task.sleep(for: .milliseconds(50))
+            }
+        }
+    }
+
+    @Test("SIGTERM: stop accepting, finish in-flight calls, exit 0")
+    func sigtermExitsCleanly() async throws {
+        let port = freePort()
+        let process = try Self.start("persona-risk-control", port: port, metricsPort: freePort(), dataDir: temporaryDirectory())
+        defer { process.kill() }
+        let client = RPCClient(host: "127.0.0.1", port: port)
+        #expect(try await Self.waitHealthy(client).service == "risk-control")
+        process.signal(SIGTERM)
+        let status = await process.waitForExit()
+        #expect(status == 0, "exit status \(String(describing: status)); output:\n\(process.output)")
+        #expect(process.output.contains("risk-control stopped"))
+        await client.shutdown()
+    }
+
+    @Test("SIGKILL and restart while a client keeps calling: the client recovers by itself")
+    func clientSurvivesKillAndRestart() async throws {
+        let port = freePort(), metrics = freePort(), dir = temporaryDirectory()
+        var process = try Self.start("persona-ingest", port: port, metricsPort: metrics, dataDir: dir)
+        defer { process.kill() }
+        var config = RPCClient.Config.defaults(host: "127.0.0.1", port: port)
+        config.backoff = ReconnectBackoff(initial: .milliseconds(20), maximum: .milliseconds(250))
+        let client = RPCClient(config: config)
+        let firstStart = try await Self.waitHealthy(client).startedAtMs
+
+        process.signal(SIGKILL)
+        #expect(await process.waitForExit() != nil)
+        var failures = 0
+        for _ in 0..<5 {
+            do { _ = try await client.call(HealthAPI.check, HealthRequest(), timeout: .milliseconds(200)) } catch { failures += 1 }
+        }
+        #expect(failures == 5)
+
+        // Same data directory: the lock of the killed process died with it.
+        process = try Self.start("persona-ingest", port: port, metricsPort: metrics, dataDir: dir)
+        let restarted = try await Self.waitHealthy(client)
+        #expect(restarted.status == .serving)
+        #expect(restarted.startedAtMs >= firstStart)
+        await client.shutdown()
+    }
+
+    @Test func secondProcessOnTheSameDataDirectoryRefusesToStart() async throws {
+        let dir = temporaryDirectory()
+        let port = freePort()
+        let first = try Self.start("persona-model", port: port, metricsPort: freePort(), dataDir: dir)
+        defer { first.kill() }
+        let client = RPCClient(host: "127.0.0.1", port: port)
+        _ = try await Self.waitHealthy(client)
+        let second = try Self.start("persona-model", port: freePort(), metricsPort: freePort(), dataDir: dir)
+        defer { second.kill() }
+        let status = await second.waitForExit()
+        #expect(status != nil && status != 0)
+        #expect(second.output.contains("in use by another process"))
+        await client.shutdown()
+    }
+
+    @Test("persona health prints every service, and exits 1 when one is down")
+    func cliHealth() async throws {
+        let names = ["persona-ingest", "persona-feature", "persona-model", "persona-risk-control", "persona-recommend"]
+        let ports = names.map { _ in freePort() }
+        let processes = try zip(names, ports).map { try Self.start($0, port: $1, metricsPort: freePort(), dataDir: temporaryDirectory()) }
+        defer { processes.forEach { $0.kill() } }
+        for port in ports {
+            let client = RPCClient(host: "127.0.0.1", port: port)
+            _ = try await Self.waitHealthy(client)
+            await client.shutdown()
+        }
+        let flags = zip(["--ingest", "--feature", "--model", "--risk-control", "--recommend"], ports).flatMap { [$0, "127.0.0.1:\($1)"] }
+        let cli = ChildProcess.productsDirectory.appendingPathComponent("persona").path
+        let healthy = try runProcess(cli, ["health"] + flags)
+        let text = String(decoding: healthy.stdout, as: UTF8.self)
+        #expect(healthy.status == 0, "\(text)\(healthy.stderr)")
+        let lines = text.split(separator: "\n")
+        #expect(lines.count == 6)
+        #expect(lines.dropFirst().allSatisfy { $0.contains("SERVING") })
+        for name in ["ingest", "feature", "model", "risk-control", "recommend"] {
+            #expect(lines.contains { $0.hasPrefix(name + " ") })
+        }
+
+        processes[2].kill()
+        let degraded = try runProcess(cli, ["health", "--timeout", "0.5"] + flags)
+        #expect(degraded.status == 1)
+        let degradedText = String(decoding: degraded.stdout, as: UTF8.self)
+        #expect(degradedText.split(separator: "\n").first { $0.hasPrefix("model") }?.contains("DOWN") == true)
+    }
+}
