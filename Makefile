@@ -1,0 +1,80 @@
+# Persona: build, test, run and benchmark the suite. `make help` lists the targets.
+SHELL := /bin/bash
+CONFIG ?= release
+BIN = $(shell swift build -c $(CONFIG) --show-bin-path 2>/dev/null)
+DATA ?= $(CURDIR)/data
+RUN = $(CURDIR)/run
+SERVICES = ingest:7101:9101 feature:7102:9102 model:7103:9103 risk-control:7104:9104 recommend:7105:9105
+DEBIAN_PACKAGES = libprotobuf-c-dev protobuf-c-compiler liblz4-dev protobuf-compiler pkg-config python3 curl
+FUZZ_RUNS ?= 200000
+
+.PHONY: help deps build test run stop bench proto check-proto fuzz clean
+
+help:
+	@echo "make deps         install the Debian packages Persona needs (when missing)"
+	@echo "make build        build every executable ($(CONFIG))"
+	@echo "make test         check generated code, then run the whole test suite"
+	@echo "make run          start all five services locally, data under ./data"
+	@echo "make stop         stop them gracefully (SIGTERM)"
+	@echo "make bench        benchmarks against grpc-swift-2, results in Benchmarks/results/"
+	@echo "make proto        regenerate the C and Swift code from Shared/Schema"
+	@echo "make check-proto  fail when the committed generated code is stale"
+	@echo "make fuzz         run the frame+codec fuzzer for FUZZ_RUNS iterations"
+
+deps:
+	@missing=""; for p in $(DEBIAN_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
+	fi
+
+build: deps
+	swift build -c $(CONFIG)
+
+proto: deps
+	python3 scripts/protogen.py
+
+check-proto: deps
+	@tmp=$$(mktemp -d); trap 'rm -rf $$tmp' EXIT; \
+	python3 scripts/protogen.py $$tmp && \
+	for d in Shared/CPersonaProto/include Shared/CPersonaProto/src Shared/Wire/Generated Tests/WireTests/Generated; do \
+		diff -r $$tmp/$$d $$d || { echo "generated code in $$d is stale: run 'make proto' and commit"; exit 1; }; \
+	done && echo "generated code is up to date"
+
+test: check-proto
+	swift build --build-tests
+	swift test --disable-xctest
+
+run: build
+	@mkdir -p $(RUN) $(DATA)
+	@for s in $(SERVICES); do \
+		IFS=: read name port metrics <<< "$$s"; \
+		if [ -f $(RUN)/$$name.pid ] && kill -0 $$(cat $(RUN)/$$name.pid) 2>/dev/null; then echo "$$name already running"; continue; fi; \
+		nohup $(BIN)/persona-$$name --port $$port --metrics-port $$metrics --data-dir $(DATA)/$$name \
+			> $(RUN)/$$name.log 2>&1 & echo $$! > $(RUN)/$$name.pid; \
+		echo "$$name: rpc 127.0.0.1:$$port  metrics http://127.0.0.1:$$metrics/metrics  data $(DATA)/$$name  log $(RUN)/$$name.log"; \
+	done
+	@for i in $$(seq 1 50); do $(BIN)/persona health >/dev/null 2>&1 && break; sleep 0.2; done
+	@$(BIN)/persona health
+
+stop:
+	@for s in $(SERVICES); do \
+		IFS=: read name port metrics <<< "$$s"; \
+		[ -f $(RUN)/$$name.pid ] || continue; pid=$$(cat $(RUN)/$$name.pid); \
+		if kill -TERM $$pid 2>/dev/null; then \
+			for i in $$(seq 1 100); do kill -0 $$pid 2>/dev/null || break; sleep 0.1; done; \
+			echo "$$name stopped"; \
+		fi; rm -f $(RUN)/$$name.pid; \
+	done
+
+bench: deps
+	cd Benchmarks && swift build -c release && ./.build/release/persona-bench --output results/rpc.md
+
+fuzz: deps
+	cd Fuzz && swift build -c debug -Xswiftc -sanitize=fuzzer,address -Xswiftc -parse-as-library
+	mkdir -p Fuzz/corpus && cp -n Fuzz/seeds/* Fuzz/corpus/ 2>/dev/null || true
+	Fuzz/.build/debug/FrameFuzzer -runs=$(FUZZ_RUNS) -max_len=4096 -timeout=10 Fuzz/corpus
+
+clean:
+	rm -rf .build Benchmarks/.build Fuzz/.build
