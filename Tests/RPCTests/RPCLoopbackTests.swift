@@ -262,12 +262,12 @@ func waitUntil(timeout: Duration = .seconds(5), _ condition: () -> Bool) async t
 
 /// A plain TCP socket for sending bytes no well-behaved client would send.
 enum RawSocket {
-    /// Sends `bytes`, then reads until the server closes (or 2 s pass).
-    static func exchange(port: Int, send bytes: [UInt8]) async throws -> [UInt8] {
+    /// Sends `bytes`, then reads until the server closes, `count` bytes arrived, or 2 s pass.
+    static func exchange(port: Int, send bytes: [UInt8], count: Int = .max) async throws -> [UInt8] {
         let received = Received()
         let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(Collector(received: received)) }
+                channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(Collector(received: received, count: count)) }
             }
             .connect(host: "127.0.0.1", port: port).get()
         try await channel.writeAndFlush(ByteBuffer(bytes: bytes))
@@ -284,10 +284,15 @@ enum RawSocket {
     final class Collector: ChannelInboundHandler {
         typealias InboundIn = ByteBuffer
         let received: Received
-        init(received: Received) { self.received = received }
+        let count: Int
+        init(received: Received, count: Int) {
+            self.received = received
+            self.count = count
+        }
         func channelRead(context: ChannelHandlerContext, data: NIOAny) {
             let buffer = unwrapInboundIn(data)
-            received.bytes.withLock { $0 += buffer.readableBytesView }
+            let total = received.bytes.withLock { $0 += buffer.readableBytesView; return $0.count }
+            if total >= count { context.close(promise: nil) }
         }
     }
 }

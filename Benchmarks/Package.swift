@@ -1,0 +1,30 @@
+// swift-tools-version: 6.1
+// Benchmarks live in their own package so that grpc-swift-2 (the peer) never slows the
+// main build. `make bench` builds and runs them in release mode.
+import PackageDescription
+
+let package = Package(
+    name: "PersonaBenchmarks",
+    platforms: [.macOS(.v15)],
+    dependencies: [
+        .package(name: "Persona", path: ".."),
+        .package(url: "https://github.com/grpc/grpc-swift-2.git", exact: "2.4.3"),
+        .package(url: "https://github.com/grpc/grpc-swift-nio-transport.git", exact: "2.9.2"),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+    ],
+    targets: [
+        .executableTarget(
+            name: "PersonaBench",
+            dependencies: [
+                .product(name: "Wire", package: "Persona"),
+                .product(name: "RPC", package: "Persona"),
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCNIOTransportHTTP2Posix", package: "grpc-swift-nio-transport"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Sources/PersonaBench",
+            swiftSettings: [.swiftLanguageMode(.v6)]),
+    ]
+)

@@ -1,0 +1,68 @@
+import NIOCore
+import Testing
+import TestSupport
+import Wire
+@testable import RPC
+
+/// The hex dumps in docs/PROTOCOL.md, sent to and received from a real server.
+@Suite("docs/PROTOCOL.md examples")
+struct ProtocolDocumentTests {
+    static let request: [UInt8] = [
+        0x50, 0x52, 0x01, 0x01, 0x00, 0x00, 0x04, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x07,
+        0x00, 0x03, 0xD0, 0x90, 0x00, 0x00, 0x00, 0x16, 0x0A, 0x04, 0x38, 0x38, 0x31, 0x32, 0x10, 0x2A,
+        0x19, 0x33, 0x33, 0x33, 0x33, 0x33, 0xF3, 0x4D, 0x40, 0x22, 0x03, 0x45, 0x55, 0x52,
+    ]
+    static let response: [UInt8] = [
+        0x50, 0x52, 0x01, 0x02, 0x00, 0x00, 0x04, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x07,
+        0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x0F, 0x0A, 0x0D, 0x12, 0x04, 0x38, 0x38, 0x31, 0x32,
+        0x18, 0x2A, 0x20, 0xE6, 0x06, 0x28, 0x04,
+    ]
+    static let unimplementedRequest: [UInt8] = [
+        0x50, 0x52, 0x01, 0x01, 0x00, 0x00, 0x04, 0x99, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x08,
+        0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+    ]
+    static let unimplemented: [UInt8] = [
+        0x50, 0x52, 0x01, 0x02, 0x00, 0x0C, 0x04, 0x99, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x08,
+        0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x1B, 0x08, 0x0C, 0x12, 0x17, 0x6E, 0x6F, 0x20, 0x6D,
+        0x65, 0x74, 0x68, 0x6F, 0x64, 0x20, 0x77, 0x69, 0x74, 0x68, 0x20, 0x69, 0x64, 0x20, 0x30, 0x78,
+        0x34, 0x39, 0x39,
+    ]
+
+    static func router() -> Router {
+        var router = Router()
+        router.register(RiskAPI.score) { request in
+            #expect(request.orderId == "8812" && request.userId == 42 && request.amount == 59.9 && request.currency == "EUR")
+            var decision = Decision()
+            decision.orderId = request.orderId
+            decision.userId = request.userId
+            decision.score = 870
+            decision.action = .decline
+            var response = ScoreResponse()
+            response.decision = decision
+            return response
+        }
+        return router
+    }
+
+    @Test func documentedRequestGetsDocumentedResponse() async throws {
+        try await withTestServer(router: Self.router()) { server in
+            let reply = try await RawSocket.exchange(port: server.port, send: Self.request, count: Self.response.count)
+            #expect(reply == Self.response)
+            let error = try await RawSocket.exchange(port: server.port, send: Self.unimplementedRequest, count: Self.unimplemented.count)
+            #expect(error == Self.unimplemented)
+        }
+    }
+
+    @Test func ourEncoderProducesTheDocumentedRequest() {
+        var request = ScoreRequest()
+        request.orderId = "8812"
+        request.userId = 42
+        request.amount = 59.9
+        request.currency = "EUR"
+        var out = ByteBuffer()
+        FrameEncoder.write(
+            Frame(kind: .request, method: RiskAPI.score.id, correlationID: 7, deadlineMicros: 250_000, payload: ByteBuffer(bytes: request.serializedBytes())),
+            into: &out, compressionThreshold: 2048)
+        #expect(Array(out.readableBytesView) == Self.request)
+    }
+}
