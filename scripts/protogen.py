@@ -209,9 +209,15 @@ def swift_message(name, fields, enum_names, message_names):
                 fill.append(f"        (c.pointee.n_{f.c_name}, {c}) = arena.messages({f.swift_name})")
                 read.append(f"        {f.swift_name} = readMessages({c}, c.pointee.n_{f.c_name}, as: {t}.self)")
             else:
-                decl.append(f"    public var {f.swift_name}: {t}? = nil")
-                fill.append(f"        if let v = {f.swift_name} {{ {c} = arena.message(v) }}")
-                read.append(f"        {f.swift_name} = {c}.map {{ {t}(cMessage: $0) }}")
+                # Boxed: keeps messages with many sub-messages small and cheap to copy.
+                plain = f.swift_name.strip("`")
+                decl.append(f"    public var {f.swift_name}: {t}? {{")
+                decl.append(f"        get {{ _{plain}?.value }}")
+                decl.append(f"        set {{ _{plain} = newValue.map(Boxed.init) }}")
+                decl.append("    }")
+                decl.append(f"    private var _{plain}: Boxed<{t}>? = nil")
+                fill.append(f"        if let v = _{plain} {{ {c} = arena.message(v.value) }}")
+                read.append(f"        _{plain} = {c}.map {{ Boxed({t}(cMessage: $0)) }}")
         else:
             sys.exit(f"unknown type {f.type} in {name}.{f.name}")
     out = [

@@ -50,7 +50,7 @@ func unpackMessage<M: CMessageConvertible>(_ bytes: UnsafeRawBufferPointer, limi
 // MARK: Decoding helpers used by the generated code
 
 func readString(_ p: UnsafeMutablePointer<CChar>?) -> String {
-    guard let p else { return "" }
+    guard let p, p.pointee != 0 else { return "" }
     return String(cString: p)
 }
 
@@ -78,7 +78,13 @@ func readMessages<M: CMessageConvertible>(
     _ p: UnsafeMutablePointer<UnsafeMutablePointer<M.CStruct>?>?, _ count: Int, as: M.Type
 ) -> [M] {
     guard let p, count > 0 else { return [] }
-    return (0..<count).compactMap { i in p[i].map { M(cMessage: $0) } }
+    // Built in place: no intermediate copies of (possibly large) message values.
+    return [M](unsafeUninitializedCapacity: count) { buffer, initialized in
+        for i in 0..<count {
+            (buffer.baseAddress! + i).initialize(to: p[i].map { M(cMessage: $0) } ?? M())
+        }
+        initialized = count
+    }
 }
 
 extension UnknownFields {

@@ -95,3 +95,12 @@ public struct UnknownFields: Hashable, Sendable {
     public var isEmpty: Bool { fields.isEmpty }
     public init() {}
 }
+
+/// Immutable heap box for a sub-message field, so that a message with many optional
+/// sub-messages stays a few words wide. Compared and hashed by value.
+public final class Boxed<Value: Hashable & Sendable>: Hashable, Sendable {
+    public let value: Value
+    public init(_ value: Value) { self.value = value }
+    public static func == (a: Boxed, b: Boxed) -> Bool { a === b || a.value == b.value }
+    public func hash(into hasher: inout Hasher) { hasher.combine(value) }
+}

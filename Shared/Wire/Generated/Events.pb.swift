@@ -615,17 +615,61 @@ public struct Event: WireMessage {
     public var itemId: Int64 = 0
     public var categoryId: Int64 = 0
     public var quantity: Int32 = 0
-    public var order: Order? = nil
-    public var payment: Payment? = nil
-    public var refund: Refund? = nil
-    public var review: Review? = nil
-    public var search: Search? = nil
-    public var login: Login? = nil
-    public var register: Register? = nil
-    public var profile: ProfileUpdate? = nil
-    public var item: ItemUpsert? = nil
-    public var impression: Impression? = nil
-    public var label: Label? = nil
+    public var order: Order? {
+        get { _order?.value }
+        set { _order = newValue.map(Boxed.init) }
+    }
+    private var _order: Boxed<Order>? = nil
+    public var payment: Payment? {
+        get { _payment?.value }
+        set { _payment = newValue.map(Boxed.init) }
+    }
+    private var _payment: Boxed<Payment>? = nil
+    public var refund: Refund? {
+        get { _refund?.value }
+        set { _refund = newValue.map(Boxed.init) }
+    }
+    private var _refund: Boxed<Refund>? = nil
+    public var review: Review? {
+        get { _review?.value }
+        set { _review = newValue.map(Boxed.init) }
+    }
+    private var _review: Boxed<Review>? = nil
+    public var search: Search? {
+        get { _search?.value }
+        set { _search = newValue.map(Boxed.init) }
+    }
+    private var _search: Boxed<Search>? = nil
+    public var login: Login? {
+        get { _login?.value }
+        set { _login = newValue.map(Boxed.init) }
+    }
+    private var _login: Boxed<Login>? = nil
+    public var register: Register? {
+        get { _register?.value }
+        set { _register = newValue.map(Boxed.init) }
+    }
+    private var _register: Boxed<Register>? = nil
+    public var profile: ProfileUpdate? {
+        get { _profile?.value }
+        set { _profile = newValue.map(Boxed.init) }
+    }
+    private var _profile: Boxed<ProfileUpdate>? = nil
+    public var item: ItemUpsert? {
+        get { _item?.value }
+        set { _item = newValue.map(Boxed.init) }
+    }
+    private var _item: Boxed<ItemUpsert>? = nil
+    public var impression: Impression? {
+        get { _impression?.value }
+        set { _impression = newValue.map(Boxed.init) }
+    }
+    private var _impression: Boxed<Impression>? = nil
+    public var label: Label? {
+        get { _label?.value }
+        set { _label = newValue.map(Boxed.init) }
+    }
+    private var _label: Boxed<Label>? = nil
     /// Fields this build does not know, kept so a relay re-encodes them unchanged.
     public var unknownFields = UnknownFields()
     public init() {}
@@ -646,17 +690,17 @@ extension Event: CMessageConvertible {
         c.pointee.item_id = itemId
         c.pointee.category_id = categoryId
         c.pointee.quantity = quantity
-        if let v = order { c.pointee.order = arena.message(v) }
-        if let v = payment { c.pointee.payment = arena.message(v) }
-        if let v = refund { c.pointee.refund = arena.message(v) }
-        if let v = review { c.pointee.review = arena.message(v) }
-        if let v = search { c.pointee.search = arena.message(v) }
-        if let v = login { c.pointee.login = arena.message(v) }
-        if let v = register { c.pointee.register_ = arena.message(v) }
-        if let v = profile { c.pointee.profile = arena.message(v) }
-        if let v = item { c.pointee.item = arena.message(v) }
-        if let v = impression { c.pointee.impression = arena.message(v) }
-        if let v = label { c.pointee.label = arena.message(v) }
+        if let v = _order { c.pointee.order = arena.message(v.value) }
+        if let v = _payment { c.pointee.payment = arena.message(v.value) }
+        if let v = _refund { c.pointee.refund = arena.message(v.value) }
+        if let v = _review { c.pointee.review = arena.message(v.value) }
+        if let v = _search { c.pointee.search = arena.message(v.value) }
+        if let v = _login { c.pointee.login = arena.message(v.value) }
+        if let v = _register { c.pointee.register_ = arena.message(v.value) }
+        if let v = _profile { c.pointee.profile = arena.message(v.value) }
+        if let v = _item { c.pointee.item = arena.message(v.value) }
+        if let v = _impression { c.pointee.impression = arena.message(v.value) }
+        if let v = _label { c.pointee.label = arena.message(v.value) }
         arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
     }
     init(cMessage c: UnsafePointer<Persona__V1__Event>) {
@@ -672,17 +716,17 @@ extension Event: CMessageConvertible {
         itemId = c.pointee.item_id
         categoryId = c.pointee.category_id
         quantity = c.pointee.quantity
-        order = c.pointee.order.map { Order(cMessage: $0) }
-        payment = c.pointee.payment.map { Payment(cMessage: $0) }
-        refund = c.pointee.refund.map { Refund(cMessage: $0) }
-        review = c.pointee.review.map { Review(cMessage: $0) }
-        search = c.pointee.search.map { Search(cMessage: $0) }
-        login = c.pointee.login.map { Login(cMessage: $0) }
-        register = c.pointee.register_.map { Register(cMessage: $0) }
-        profile = c.pointee.profile.map { ProfileUpdate(cMessage: $0) }
-        item = c.pointee.item.map { ItemUpsert(cMessage: $0) }
-        impression = c.pointee.impression.map { Impression(cMessage: $0) }
-        label = c.pointee.label.map { Label(cMessage: $0) }
+        _order = c.pointee.order.map { Boxed(Order(cMessage: $0)) }
+        _payment = c.pointee.payment.map { Boxed(Payment(cMessage: $0)) }
+        _refund = c.pointee.refund.map { Boxed(Refund(cMessage: $0)) }
+        _review = c.pointee.review.map { Boxed(Review(cMessage: $0)) }
+        _search = c.pointee.search.map { Boxed(Search(cMessage: $0)) }
+        _login = c.pointee.login.map { Boxed(Login(cMessage: $0)) }
+        _register = c.pointee.register_.map { Boxed(Register(cMessage: $0)) }
+        _profile = c.pointee.profile.map { Boxed(ProfileUpdate(cMessage: $0)) }
+        _item = c.pointee.item.map { Boxed(ItemUpsert(cMessage: $0)) }
+        _impression = c.pointee.impression.map { Boxed(Impression(cMessage: $0)) }
+        _label = c.pointee.label.map { Boxed(Label(cMessage: $0)) }
         unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
     static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>) -> UnsafeMutablePointer<Persona__V1__Event>? {

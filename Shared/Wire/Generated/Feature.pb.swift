@@ -46,7 +46,11 @@ extension WindowCounts: CMessageConvertible {
 /// proto message `persona.v1.KindCounts`.
 public struct KindCounts: WireMessage {
     public var kind: EventKind = EventKind(rawValue: 0)
-    public var counts: WindowCounts? = nil
+    public var counts: WindowCounts? {
+        get { _counts?.value }
+        set { _counts = newValue.map(Boxed.init) }
+    }
+    private var _counts: Boxed<WindowCounts>? = nil
     /// Fields this build does not know, kept so a relay re-encodes them unchanged.
     public var unknownFields = UnknownFields()
     public init() {}
@@ -57,13 +61,13 @@ extension KindCounts: CMessageConvertible {
     func fill(_ c: UnsafeMutablePointer<Persona__V1__KindCounts>, arena: Arena) {
         persona__v1__kind_counts__init(c)
         c.pointee.kind = .init(rawValue: .init(truncatingIfNeeded: kind.rawValue))
-        if let v = counts { c.pointee.counts = arena.message(v) }
+        if let v = _counts { c.pointee.counts = arena.message(v.value) }
         arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
     }
     init(cMessage c: UnsafePointer<Persona__V1__KindCounts>) {
         self.init()
         kind = EventKind(rawValue: Int32(truncatingIfNeeded: c.pointee.kind.rawValue))
-        counts = c.pointee.counts.map { WindowCounts(cMessage: $0) }
+        _counts = c.pointee.counts.map { Boxed(WindowCounts(cMessage: $0)) }
         unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
     static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>) -> UnsafeMutablePointer<Persona__V1__KindCounts>? {
@@ -278,7 +282,11 @@ public struct UserProfile: WireMessage {
     public var returnRate: Double = 0
     public var reviewCount: UInt32 = 0
     public var meanRating: Double = 0
-    public var rfm: Rfm? = nil
+    public var rfm: Rfm? {
+        get { _rfm?.value }
+        set { _rfm = newValue.map(Boxed.init) }
+    }
+    private var _rfm: Boxed<Rfm>? = nil
     public var categories: [Affinity] = []
     public var brands: [Affinity] = []
     public var priceBands: [Double] = []
@@ -292,7 +300,11 @@ public struct UserProfile: WireMessage {
     public var tags: [String] = []
     public var segmentId: Int32 = 0
     public var hasSegment: Bool = false
-    public var risk: RiskFeatures? = nil
+    public var risk: RiskFeatures? {
+        get { _risk?.value }
+        set { _risk = newValue.map(Boxed.init) }
+    }
+    private var _risk: Boxed<RiskFeatures>? = nil
     /// Fields this build does not know, kept so a relay re-encodes them unchanged.
     public var unknownFields = UnknownFields()
     public init() {}
@@ -320,7 +332,7 @@ extension UserProfile: CMessageConvertible {
         c.pointee.return_rate = returnRate
         c.pointee.review_count = reviewCount
         c.pointee.mean_rating = meanRating
-        if let v = rfm { c.pointee.rfm = arena.message(v) }
+        if let v = _rfm { c.pointee.rfm = arena.message(v.value) }
         (c.pointee.n_categories, c.pointee.categories) = arena.messages(categories)
         (c.pointee.n_brands, c.pointee.brands) = arena.messages(brands)
         (c.pointee.n_price_bands, c.pointee.price_bands) = arena.scalars(priceBands)
@@ -334,7 +346,7 @@ extension UserProfile: CMessageConvertible {
         (c.pointee.n_tags, c.pointee.tags) = arena.strings(tags)
         c.pointee.segment_id = segmentId
         c.pointee.has_segment = hasSegment ? 1 : 0
-        if let v = risk { c.pointee.risk = arena.message(v) }
+        if let v = _risk { c.pointee.risk = arena.message(v.value) }
         arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
     }
     init(cMessage c: UnsafePointer<Persona__V1__UserProfile>) {
@@ -357,7 +369,7 @@ extension UserProfile: CMessageConvertible {
         returnRate = c.pointee.return_rate
         reviewCount = c.pointee.review_count
         meanRating = c.pointee.mean_rating
-        rfm = c.pointee.rfm.map { Rfm(cMessage: $0) }
+        _rfm = c.pointee.rfm.map { Boxed(Rfm(cMessage: $0)) }
         categories = readMessages(c.pointee.categories, c.pointee.n_categories, as: Affinity.self)
         brands = readMessages(c.pointee.brands, c.pointee.n_brands, as: Affinity.self)
         priceBands = readScalars(c.pointee.price_bands, c.pointee.n_price_bands)
@@ -371,7 +383,7 @@ extension UserProfile: CMessageConvertible {
         tags = readStrings(c.pointee.tags, c.pointee.n_tags)
         segmentId = c.pointee.segment_id
         hasSegment = c.pointee.has_segment != 0
-        risk = c.pointee.risk.map { RiskFeatures(cMessage: $0) }
+        _risk = c.pointee.risk.map { Boxed(RiskFeatures(cMessage: $0)) }
         unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
     static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>) -> UnsafeMutablePointer<Persona__V1__UserProfile>? {
@@ -415,7 +427,11 @@ extension GetProfileRequest: CMessageConvertible {
 /// proto message `persona.v1.GetProfileResponse`.
 public struct GetProfileResponse: WireMessage {
     public var found: Bool = false
-    public var profile: UserProfile? = nil
+    public var profile: UserProfile? {
+        get { _profile?.value }
+        set { _profile = newValue.map(Boxed.init) }
+    }
+    private var _profile: Boxed<UserProfile>? = nil
     /// Fields this build does not know, kept so a relay re-encodes them unchanged.
     public var unknownFields = UnknownFields()
     public init() {}
@@ -426,13 +442,13 @@ extension GetProfileResponse: CMessageConvertible {
     func fill(_ c: UnsafeMutablePointer<Persona__V1__GetProfileResponse>, arena: Arena) {
         persona__v1__get_profile_response__init(c)
         c.pointee.found = found ? 1 : 0
-        if let v = profile { c.pointee.profile = arena.message(v) }
+        if let v = _profile { c.pointee.profile = arena.message(v.value) }
         arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
     }
     init(cMessage c: UnsafePointer<Persona__V1__GetProfileResponse>) {
         self.init()
         found = c.pointee.found != 0
-        profile = c.pointee.profile.map { UserProfile(cMessage: $0) }
+        _profile = c.pointee.profile.map { Boxed(UserProfile(cMessage: $0)) }
         unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
     static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>) -> UnsafeMutablePointer<Persona__V1__GetProfileResponse>? {
@@ -556,9 +572,21 @@ public struct ItemProfile: WireMessage {
     public var stock: Int64 = 0
     public var title: String = ""
     public var tags: [String] = []
-    public var views: WindowCounts? = nil
-    public var carts: WindowCounts? = nil
-    public var purchases: WindowCounts? = nil
+    public var views: WindowCounts? {
+        get { _views?.value }
+        set { _views = newValue.map(Boxed.init) }
+    }
+    private var _views: Boxed<WindowCounts>? = nil
+    public var carts: WindowCounts? {
+        get { _carts?.value }
+        set { _carts = newValue.map(Boxed.init) }
+    }
+    private var _carts: Boxed<WindowCounts>? = nil
+    public var purchases: WindowCounts? {
+        get { _purchases?.value }
+        set { _purchases = newValue.map(Boxed.init) }
+    }
+    private var _purchases: Boxed<WindowCounts>? = nil
     public var conversionRate: Double = 0
     public var trendingScore: Double = 0
     /// Fields this build does not know, kept so a relay re-encodes them unchanged.
@@ -578,9 +606,9 @@ extension ItemProfile: CMessageConvertible {
         c.pointee.stock = stock
         if !title.isEmpty { c.pointee.title = arena.string(title) }
         (c.pointee.n_tags, c.pointee.tags) = arena.strings(tags)
-        if let v = views { c.pointee.views = arena.message(v) }
-        if let v = carts { c.pointee.carts = arena.message(v) }
-        if let v = purchases { c.pointee.purchases = arena.message(v) }
+        if let v = _views { c.pointee.views = arena.message(v.value) }
+        if let v = _carts { c.pointee.carts = arena.message(v.value) }
+        if let v = _purchases { c.pointee.purchases = arena.message(v.value) }
         c.pointee.conversion_rate = conversionRate
         c.pointee.trending_score = trendingScore
         arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
@@ -595,9 +623,9 @@ extension ItemProfile: CMessageConvertible {
         stock = c.pointee.stock
         title = readString(c.pointee.title)
         tags = readStrings(c.pointee.tags, c.pointee.n_tags)
-        views = c.pointee.views.map { WindowCounts(cMessage: $0) }
-        carts = c.pointee.carts.map { WindowCounts(cMessage: $0) }
-        purchases = c.pointee.purchases.map { WindowCounts(cMessage: $0) }
+        _views = c.pointee.views.map { Boxed(WindowCounts(cMessage: $0)) }
+        _carts = c.pointee.carts.map { Boxed(WindowCounts(cMessage: $0)) }
+        _purchases = c.pointee.purchases.map { Boxed(WindowCounts(cMessage: $0)) }
         conversionRate = c.pointee.conversion_rate
         trendingScore = c.pointee.trending_score
         unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))

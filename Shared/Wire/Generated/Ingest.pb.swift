@@ -237,7 +237,11 @@ extension ReadRequest: CMessageConvertible {
 public struct StoredEvent: WireMessage {
     public var offset: UInt64 = 0
     public var ingestedAtMs: Int64 = 0
-    public var event: Event? = nil
+    public var event: Event? {
+        get { _event?.value }
+        set { _event = newValue.map(Boxed.init) }
+    }
+    private var _event: Boxed<Event>? = nil
     /// Fields this build does not know, kept so a relay re-encodes them unchanged.
     public var unknownFields = UnknownFields()
     public init() {}
@@ -249,14 +253,14 @@ extension StoredEvent: CMessageConvertible {
         persona__v1__stored_event__init(c)
         c.pointee.offset = offset
         c.pointee.ingested_at_ms = ingestedAtMs
-        if let v = event { c.pointee.event = arena.message(v) }
+        if let v = _event { c.pointee.event = arena.message(v.value) }
         arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
     }
     init(cMessage c: UnsafePointer<Persona__V1__StoredEvent>) {
         self.init()
         offset = c.pointee.offset
         ingestedAtMs = c.pointee.ingested_at_ms
-        event = c.pointee.event.map { Event(cMessage: $0) }
+        _event = c.pointee.event.map { Boxed(Event(cMessage: $0)) }
         unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
     static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>) -> UnsafeMutablePointer<Persona__V1__StoredEvent>? {

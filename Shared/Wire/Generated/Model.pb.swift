@@ -410,7 +410,11 @@ extension GetModelRequest: CMessageConvertible {
 
 /// proto message `persona.v1.GetModelResponse`.
 public struct GetModelResponse: WireMessage {
-    public var info: ModelInfo? = nil
+    public var info: ModelInfo? {
+        get { _info?.value }
+        set { _info = newValue.map(Boxed.init) }
+    }
+    private var _info: Boxed<ModelInfo>? = nil
     public var artifact: [UInt8] = []
     /// Fields this build does not know, kept so a relay re-encodes them unchanged.
     public var unknownFields = UnknownFields()
@@ -421,13 +425,13 @@ extension GetModelResponse: CMessageConvertible {
     typealias CStruct = Persona__V1__GetModelResponse
     func fill(_ c: UnsafeMutablePointer<Persona__V1__GetModelResponse>, arena: Arena) {
         persona__v1__get_model_response__init(c)
-        if let v = info { c.pointee.info = arena.message(v) }
+        if let v = _info { c.pointee.info = arena.message(v.value) }
         c.pointee.artifact = arena.binary(artifact)
         arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
     }
     init(cMessage c: UnsafePointer<Persona__V1__GetModelResponse>) {
         self.init()
-        info = c.pointee.info.map { ModelInfo(cMessage: $0) }
+        _info = c.pointee.info.map { Boxed(ModelInfo(cMessage: $0)) }
         artifact = readBinary(c.pointee.artifact)
         unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
@@ -474,7 +478,11 @@ extension PublishModelRequest: CMessageConvertible {
 
 /// proto message `persona.v1.PublishModelResponse`.
 public struct PublishModelResponse: WireMessage {
-    public var info: ModelInfo? = nil
+    public var info: ModelInfo? {
+        get { _info?.value }
+        set { _info = newValue.map(Boxed.init) }
+    }
+    private var _info: Boxed<ModelInfo>? = nil
     /// Fields this build does not know, kept so a relay re-encodes them unchanged.
     public var unknownFields = UnknownFields()
     public init() {}
@@ -484,12 +492,12 @@ extension PublishModelResponse: CMessageConvertible {
     typealias CStruct = Persona__V1__PublishModelResponse
     func fill(_ c: UnsafeMutablePointer<Persona__V1__PublishModelResponse>, arena: Arena) {
         persona__v1__publish_model_response__init(c)
-        if let v = info { c.pointee.info = arena.message(v) }
+        if let v = _info { c.pointee.info = arena.message(v.value) }
         arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
     }
     init(cMessage c: UnsafePointer<Persona__V1__PublishModelResponse>) {
         self.init()
-        info = c.pointee.info.map { ModelInfo(cMessage: $0) }
+        _info = c.pointee.info.map { Boxed(ModelInfo(cMessage: $0)) }
         unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
     static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>) -> UnsafeMutablePointer<Persona__V1__PublishModelResponse>? {

@@ -265,7 +265,11 @@ extension Decision: CMessageConvertible {
 
 /// proto message `persona.v1.ScoreResponse`.
 public struct ScoreResponse: WireMessage {
-    public var decision: Decision? = nil
+    public var decision: Decision? {
+        get { _decision?.value }
+        set { _decision = newValue.map(Boxed.init) }
+    }
+    private var _decision: Boxed<Decision>? = nil
     /// Fields this build does not know, kept so a relay re-encodes them unchanged.
     public var unknownFields = UnknownFields()
     public init() {}
@@ -275,12 +279,12 @@ extension ScoreResponse: CMessageConvertible {
     typealias CStruct = Persona__V1__ScoreResponse
     func fill(_ c: UnsafeMutablePointer<Persona__V1__ScoreResponse>, arena: Arena) {
         persona__v1__score_response__init(c)
-        if let v = decision { c.pointee.decision = arena.message(v) }
+        if let v = _decision { c.pointee.decision = arena.message(v.value) }
         arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
     }
     init(cMessage c: UnsafePointer<Persona__V1__ScoreResponse>) {
         self.init()
-        decision = c.pointee.decision.map { Decision(cMessage: $0) }
+        _decision = c.pointee.decision.map { Boxed(Decision(cMessage: $0)) }
         unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
     static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>) -> UnsafeMutablePointer<Persona__V1__ScoreResponse>? {
@@ -493,7 +497,11 @@ extension Rule: CMessageConvertible {
 
 /// proto message `persona.v1.PutRuleRequest`.
 public struct PutRuleRequest: WireMessage {
-    public var rule: Rule? = nil
+    public var rule: Rule? {
+        get { _rule?.value }
+        set { _rule = newValue.map(Boxed.init) }
+    }
+    private var _rule: Boxed<Rule>? = nil
     /// Fields this build does not know, kept so a relay re-encodes them unchanged.
     public var unknownFields = UnknownFields()
     public init() {}
@@ -503,12 +511,12 @@ extension PutRuleRequest: CMessageConvertible {
     typealias CStruct = Persona__V1__PutRuleRequest
     func fill(_ c: UnsafeMutablePointer<Persona__V1__PutRuleRequest>, arena: Arena) {
         persona__v1__put_rule_request__init(c)
-        if let v = rule { c.pointee.rule = arena.message(v) }
+        if let v = _rule { c.pointee.rule = arena.message(v.value) }
         arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
     }
     init(cMessage c: UnsafePointer<Persona__V1__PutRuleRequest>) {
         self.init()
-        rule = c.pointee.rule.map { Rule(cMessage: $0) }
+        _rule = c.pointee.rule.map { Boxed(Rule(cMessage: $0)) }
         unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
     static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>) -> UnsafeMutablePointer<Persona__V1__PutRuleRequest>? {
