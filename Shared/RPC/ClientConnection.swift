@@ -25,7 +25,7 @@ final class ClientConnectionState: Sendable {
 }
 
 /// Matches responses to calls by correlation id, on the connection's event loop.
-final class ClientConnectionHandler: ChannelInboundHandler {
+final class ClientConnectionHandler: ChannelInboundHandler, CoalescingFrameWriter {
     typealias InboundIn = Frame
     typealias OutboundOut = Frame
 
@@ -34,9 +34,9 @@ final class ClientConnectionHandler: ChannelInboundHandler {
         let timer: Scheduled<Void>?
     }
 
-    private var context: ChannelHandlerContext?
+    var context: ChannelHandlerContext?
     private var pending: [UInt64: Pending] = [:]
-    private var flushPending = false
+    var flushPending = false
     private var closedError: RPCError?
     let state: ClientConnectionState
 
@@ -78,16 +78,6 @@ final class ClientConnectionHandler: ChannelInboundHandler {
         closeIfGoingAway()
     }
 
-    private func send(_ frame: Frame) {
-        guard let context else { return }
-        context.write(wrapOutboundOut(frame), promise: nil)
-        guard !flushPending else { return }
-        flushPending = true
-        context.eventLoop.assumeIsolated().execute {
-            self.flushPending = false
-            self.context?.flush()
-        }
-    }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let frame = unwrapInboundIn(data)

@@ -143,7 +143,7 @@ struct ServerConnection: Sendable {
 
 /// One connection's calls. Runs on the connection's event loop; each request's handler runs
 /// in its own task and hops back here with its result.
-final class ServerConnectionHandler: ChannelInboundHandler {
+final class ServerConnectionHandler: ChannelInboundHandler, CoalescingFrameWriter {
     typealias InboundIn = Frame
     typealias OutboundOut = Frame
 
@@ -155,13 +155,13 @@ final class ServerConnectionHandler: ChannelInboundHandler {
     }
 
     private let server: RPCServer
-    private var context: ChannelHandlerContext?
+    var context: ChannelHandlerContext?
     private var calls: [UInt64: Call] = [:]
     private var draining = false
     /// Set a moment after the go-away frame, so requests already on the wire are answered
     /// (UNAVAILABLE) rather than cut off by the close.
     private var lingerOver = false
-    private var flushPending = false
+    var flushPending = false
 
     init(server: RPCServer) {
         self.server = server
@@ -266,17 +266,6 @@ final class ServerConnectionHandler: ChannelInboundHandler {
             correlationID: id, payload: ByteBuffer(bytes: error.errorStatus.serializedBytes())))
     }
 
-    /// Writes now, flushes once per event-loop tick however many responses were written in it.
-    private func send(_ frame: Frame) {
-        guard let context else { return }
-        context.write(wrapOutboundOut(frame), promise: nil)
-        guard !flushPending else { return }
-        flushPending = true
-        context.eventLoop.assumeIsolated().execute {
-            self.flushPending = false
-            self.context?.flush()
-        }
-    }
 
     func startDraining() {
         guard !draining else { return }
