@@ -72,6 +72,8 @@ let package = Package(
             name: "RPC",
             dependencies: ["Wire", .product(name: "Logging", package: "swift-log")] + nio,
             path: "Shared/RPC", swiftSettings: swiftSettings),
+        // Durable append-only segments with checksums, atomic snapshot files, recovery.
+        .target(name: "Store", dependencies: ["Wire"], path: "Shared/Store", swiftSettings: swiftSettings),
         // What every service executable shares: flags, metrics endpoint, lifecycle.
         .target(
             name: "ServiceKit",
@@ -110,6 +112,9 @@ let package = Package(
                 .product(name: "NIOEmbedded", package: "swift-nio"),
             ] + nio,
             path: "Tests/RPCTests", swiftSettings: swiftSettings),
+        .testTarget(
+            name: "StoreTests", dependencies: ["Store", "TestSupport"],
+            path: "Tests/StoreTests", swiftSettings: swiftSettings),
         .testTarget(
             name: "ServiceTests",
             dependencies: ["ServiceKit", "RPC", "Wire", "TestSupport", "Ingest", "Feature", "Model", "RiskControl", "Recommend"],

@@ -1,0 +1,141 @@
+import Wire
+
+/// One stored batch: a 32-byte little-endian header, then the body (the records, each as
+/// `u32 length` + bytes), LZ4-compressed when that shrinks it.
+///
+/// | offset | size | field |
+/// | ---: | ---: | --- |
+/// | 0 | 4 | magic "PSB1" |
+/// | 4 | 4 | CRC-32C of bytes 16..<end followed by bytes 8..<16 |
+/// | 8 | 8 | offset of the first record |
+/// | 16 | 4 | record count |
+/// | 20 | 4 | body length as stored |
+/// | 24 | 4 | body length uncompressed |
+/// | 28 | 1 | flags: bit 0 = LZ4 |
+/// | 29 | 3 | zero |
+///
+/// The checksum covers the offset last so that appenders can compress and checksum their
+/// batch in parallel, and the single writer only patches in the offset and extends the CRC
+/// over those 8 bytes.
+struct Batch {
+    static let headerSize = 32
+    static let magic: [UInt8] = Array("PSB1".utf8)
+
+    /// Encoded batch with its offset still zero and its CRC covering bytes 16..<end only.
+    var bytes: [UInt8]
+    let count: Int
+    private let partialCRC: UInt32
+
+    init(records: [[UInt8]], compress: Bool) {
+        var body = [UInt8]()
+        body.reserveCapacity(records.reduce(0) { $0 + 4 + $1.count })
+        for r in records {
+            appendLE(UInt32(r.count), to: &body)
+            body += r
+        }
+        var stored = body
+        var flags: UInt8 = 0
+        if compress, body.count >= 256, let compressed = LZ4Block.compress(body) {
+            stored = compressed
+            flags = 1
+        }
+        var bytes = Self.magic + [0, 0, 0, 0] + [UInt8](repeating: 0, count: 8)
+        bytes.reserveCapacity(Self.headerSize + stored.count)
+        appendLE(UInt32(records.count), to: &bytes)
+        appendLE(UInt32(stored.count), to: &bytes)
+        appendLE(UInt32(body.count), to: &bytes)
+        bytes += [flags, 0, 0, 0]
+        bytes += stored
+        self.bytes = bytes
+        self.count = records.count
+        self.partialCRC = bytes.withUnsafeBytes { CRC32C.checksum(UnsafeRawBufferPointer(rebasing: $0[16...])) }
+    }
+
+    /// Patches in the first record's offset and completes the checksum.
+    mutating func seal(baseOffset: UInt64) {
+        bytes.withUnsafeMutableBytes { b in
+            b.storeBytes(of: baseOffset.littleEndian, toByteOffset: 8, as: UInt64.self)
+            let crc = CRC32C.checksum(UnsafeRawBufferPointer(rebasing: b[8..<16]), continuing: partialCRC)
+            b.storeBytes(of: crc.littleEndian, toByteOffset: 4, as: UInt32.self)
+        }
+    }
+
+    /// The fields of a header, read without trusting them.
+    struct Header {
+        var crc: UInt32
+        var baseOffset: UInt64
+        var count: UInt32
+        var storedLength: Int
+        var rawLength: Int
+        var flags: UInt8
+        var totalLength: Int { Batch.headerSize + storedLength }
+
+        init?(_ b: UnsafeRawBufferPointer) {
+            guard b.count >= Batch.headerSize, b[0] == 0x50, b[1] == 0x53, b[2] == 0x42, b[3] == 0x31 else { return nil }
+            crc = UInt32(littleEndian: b.loadUnaligned(fromByteOffset: 4, as: UInt32.self))
+            baseOffset = UInt64(littleEndian: b.loadUnaligned(fromByteOffset: 8, as: UInt64.self))
+            count = UInt32(littleEndian: b.loadUnaligned(fromByteOffset: 16, as: UInt32.self))
+            storedLength = Int(UInt32(littleEndian: b.loadUnaligned(fromByteOffset: 20, as: UInt32.self)))
+            rawLength = Int(UInt32(littleEndian: b.loadUnaligned(fromByteOffset: 24, as: UInt32.self)))
+            flags = b[28]
+        }
+    }
+
+    /// Whether `b` (a whole batch) matches its checksum.
+    static func verify(_ b: UnsafeRawBufferPointer, header: Header) -> Bool {
+        guard b.count == header.totalLength else { return false }
+        let crc = CRC32C.checksum(UnsafeRawBufferPointer(rebasing: b[8..<16]), continuing: CRC32C.checksum(UnsafeRawBufferPointer(rebasing: b[16...])))
+        return crc == header.crc
+    }
+
+    /// The records of a verified batch.
+    static func records(_ b: UnsafeRawBufferPointer, header: Header, maxRawLength: Int) throws -> [[UInt8]] {
+        guard header.rawLength <= maxRawLength else { throw StoreError(.corrupt, "batch at offset \(header.baseOffset) claims \(header.rawLength) bytes") }
+        let stored = UnsafeRawBufferPointer(rebasing: b[Batch.headerSize...])
+        let body: [UInt8]
+        if header.flags & 1 == 1 {
+            body = try LZ4Block.decompress(Array(stored), originalSize: header.rawLength)
+        } else {
+            body = Array(stored)
+        }
+        var records: [[UInt8]] = []
+        records.reserveCapacity(Int(header.count))
+        var i = 0
+        while records.count < Int(header.count) {
+            guard i + 4 <= body.count else { throw StoreError(.corrupt, "batch at offset \(header.baseOffset) is short") }
+            let n = Int(UInt32(body[i]) | UInt32(body[i + 1]) << 8 | UInt32(body[i + 2]) << 16 | UInt32(body[i + 3]) << 24)
+            i += 4
+            guard i + n <= body.count else { throw StoreError(.corrupt, "record in batch at offset \(header.baseOffset) overruns it") }
+            records.append(Array(body[i..<(i + n)]))
+            i += n
+        }
+        return records
+    }
+}
+
+func appendLE<T: FixedWidthInteger>(_ value: T, to bytes: inout [UInt8]) {
+    withUnsafeBytes(of: value.littleEndian) { bytes += $0 }
+}
+
+/// Errors of the store. A struct with a growable code.
+public struct StoreError: Error, Hashable, Sendable, CustomStringConvertible {
+    public struct Code: Hashable, Sendable, CustomStringConvertible {
+        public let name: String
+        public static let io = Code(name: "io")
+        public static let corrupt = Code(name: "corrupt")
+        public static let outOfRange = Code(name: "out_of_range")
+        public static let closed = Code(name: "closed")
+        public static let tooLarge = Code(name: "too_large")
+        public var description: String { name }
+    }
+
+    public var code: Code
+    public var message: String
+
+    public init(_ code: Code, _ message: String) {
+        self.code = code
+        self.message = message
+    }
+
+    public var description: String { "\(code): \(message)" }
+}
