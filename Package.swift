@@ -18,7 +18,11 @@ func service(_ name: String, executable: String) -> [Target] {
     [
         .target(
             name: name,
-            dependencies: ["ServiceKit", "RPC", "Wire", .product(name: "Logging", package: "swift-log")],
+            dependencies: [
+                "ServiceKit", "RPC", "Wire", "Store", .product(name: "Logging", package: "swift-log"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+            ],
             path: "Services/\(name)/\(name)",
             swiftSettings: swiftSettings),
         .executableTarget(
@@ -115,6 +119,9 @@ let package = Package(
         .testTarget(
             name: "StoreTests", dependencies: ["Store", "TestSupport"],
             path: "Tests/StoreTests", swiftSettings: swiftSettings),
+        .testTarget(
+            name: "IngestTests", dependencies: ["Ingest", "ServiceKit", "RPC", "Wire", "Store", "TestSupport"],
+            path: "Tests/IngestTests", swiftSettings: swiftSettings),
         .testTarget(
             name: "ServiceTests",
             dependencies: ["ServiceKit", "RPC", "Wire", "TestSupport", "Ingest", "Feature", "Model", "RiskControl", "Recommend"],

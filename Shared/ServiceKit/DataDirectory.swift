@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -8,7 +9,7 @@ import Glibc
 /// as the service runs, so two processes can never write the same state.
 public final class DataDirectory: Sendable {
     public let path: String
-    private let lockFD: Int32
+    private let lockFD: Mutex<Int32?>
 
     public struct Error: Swift.Error, CustomStringConvertible {
         public var description: String
@@ -26,11 +27,19 @@ public final class DataDirectory: Sendable {
             close(fd)
             throw Error(description: "\(self.path) is in use by another process")
         }
-        self.lockFD = fd
+        self.lockFD = Mutex(fd)
     }
 
     deinit {
-        close(lockFD)
+        unlock()
+    }
+
+    /// Releases the lock (the service has closed its state); later calls do nothing.
+    public func unlock() {
+        lockFD.withLock { fd in
+            if let f = fd { close(f) }
+            fd = nil
+        }
     }
 
     /// A path inside the directory.

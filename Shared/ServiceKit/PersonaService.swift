@@ -10,8 +10,11 @@ public protocol PersonaService: Sendable {
     static var defaultPort: Int { get }
     static var defaultMetricsPort: Int { get }
 
+    /// The service's own settings (beyond the common flags), parsed by its executable.
+    associatedtype Settings: Sendable = NoSettings
+
     /// Opens the service's state in `context.dataDirectory`.
-    init(context: ServiceContext) async throws
+    init(context: ServiceContext, settings: Settings) async throws
 
     /// Registers the service's RPC methods (Health is registered by the host).
     func register(in router: inout Router)
@@ -46,4 +49,9 @@ public struct ServiceContext: Sendable {
         self.metrics = metrics
         self.logger = logger
     }
+}
+
+/// Settings of a service that has none beyond the common flags.
+public struct NoSettings: Sendable {
+    public init() {}
 }

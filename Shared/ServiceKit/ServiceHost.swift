@@ -20,13 +20,13 @@ public final class ServiceHost<S: PersonaService>: Sendable {
 
     public static var version: String { "0.1.0" }
 
-    public init(options: ServiceOptions.Resolved, logger: Logger? = nil) async throws {
+    public init(options: ServiceOptions.Resolved, settings: S.Settings, logger: Logger? = nil) async throws {
         var logger = logger ?? Logger(label: "persona.\(S.name)")
         logger.logLevel = options.logLevel
         let metrics = ServiceMetrics()
         let directory = try DataDirectory(path: options.dataDir)
         let context = ServiceContext(options: options, dataDirectory: directory, metrics: metrics, logger: logger)
-        let service = try await S(context: context)
+        let service = try await S(context: context, settings: settings)
         self.service = service
         self.context = context
 
@@ -88,6 +88,7 @@ public final class ServiceHost<S: PersonaService>: Sendable {
             self.shutdown()
         }
         try await service.close()
+        context.dataDirectory.unlock()
         context.logger.info("\(S.name) stopped")
     }
 
@@ -104,7 +105,11 @@ public final class ServiceHost<S: PersonaService>: Sendable {
         let host: ServiceHost
         func run() async throws {
             try await withGracefulShutdownHandler {
-                try await host.rpc.run()
+                try await withTaskCancellationHandler {
+                    try await host.rpc.run()
+                } onCancel: {
+                    host.rpc.beginGracefulShutdown()
+                }
             } onGracefulShutdown: {
                 host.draining.set()
                 host.rpc.beginGracefulShutdown()
@@ -132,10 +137,14 @@ public final class ServiceHost<S: PersonaService>: Sendable {
     struct BackgroundService: Service {
         let host: ServiceHost
         func run() async throws {
-            try await cancelWhenGracefulShutdown {
-                try await host.service.runBackground()
-                // Nothing in the background: stay until shutdown so the group keeps running.
-                try await gracefulShutdown()
+            do {
+                try await cancelWhenGracefulShutdown {
+                    try await host.service.runBackground()
+                    // Nothing in the background: stay until shutdown so the group keeps running.
+                    try await gracefulShutdown()
+                }
+            } catch is CancellationError {
+                // Background work stops by cancellation when the service shuts down.
             }
         }
     }
@@ -143,15 +152,25 @@ public final class ServiceHost<S: PersonaService>: Sendable {
 
 extension ServiceHost {
     /// Entry point for a service executable: resolve options, run, exit 0 after a graceful stop.
-    public static func main(options: ServiceOptions) async throws {
+    public static func main(options: ServiceOptions, settings: S.Settings) async throws {
         let resolved = try options.resolve(service: S.name, defaultPort: S.defaultPort, defaultMetricsPort: S.defaultMetricsPort)
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)
             handler.logLevel = resolved.logLevel
             return handler
         }
-        let host = try await ServiceHost(options: resolved)
+        let host = try await ServiceHost(options: resolved, settings: settings)
         try await host.run()
+    }
+}
+
+extension ServiceHost where S.Settings == NoSettings {
+    public convenience init(options: ServiceOptions.Resolved, logger: Logger? = nil) async throws {
+        try await self.init(options: options, settings: NoSettings(), logger: logger)
+    }
+
+    public static func main(options: ServiceOptions) async throws {
+        try await main(options: options, settings: NoSettings())
     }
 }
 

@@ -17,9 +17,9 @@ func temporaryDirectory() -> String {
 }
 
 /// Starts `S` in-process on free ports, runs `body`, then shuts it down gracefully.
-func withService<S: PersonaService>(_: S.Type, _ body: (ServiceHost<S>, Int, Int) async throws -> Void) async throws {
+func withService<S: PersonaService>(_: S.Type, settings: S.Settings, _ body: (ServiceHost<S>, Int, Int) async throws -> Void) async throws {
     let options = ServiceOptions.Resolved(host: "127.0.0.1", port: 0, metricsPort: 0, dataDir: temporaryDirectory(), logLevel: .warning)
-    let host = try await ServiceHost<S>(options: options)
+    let host = try await ServiceHost<S>(options: options, settings: settings)
     let (rpc, metrics) = try await host.start()
     let running = Task { try await host.run(handleSignals: false) }
     do {
@@ -40,14 +40,14 @@ func httpGet(port: Int, path: String) async throws -> (status: Int, body: String
 
 @Suite("Service host", .timeLimit(.minutes(2)))
 struct ServiceHostTests {
-    @Test func ingestAnswersHealthAndExportsMetrics() async throws { try await check(IngestService.self) }
-    @Test func featureAnswersHealthAndExportsMetrics() async throws { try await check(FeatureService.self) }
-    @Test func modelAnswersHealthAndExportsMetrics() async throws { try await check(ModelService.self) }
-    @Test func riskControlAnswersHealthAndExportsMetrics() async throws { try await check(RiskControlService.self) }
-    @Test func recommendAnswersHealthAndExportsMetrics() async throws { try await check(RecommendService.self) }
+    @Test func ingestAnswersHealthAndExportsMetrics() async throws { try await check(IngestService.self, settings: IngestSettings()) }
+    @Test func featureAnswersHealthAndExportsMetrics() async throws { try await check(FeatureService.self, settings: NoSettings()) }
+    @Test func modelAnswersHealthAndExportsMetrics() async throws { try await check(ModelService.self, settings: NoSettings()) }
+    @Test func riskControlAnswersHealthAndExportsMetrics() async throws { try await check(RiskControlService.self, settings: NoSettings()) }
+    @Test func recommendAnswersHealthAndExportsMetrics() async throws { try await check(RecommendService.self, settings: NoSettings()) }
 
-    private func check<S: PersonaService>(_ type: S.Type) async throws {
-        try await withService(type) { host, rpc, metrics in
+    private func check<S: PersonaService>(_ type: S.Type, settings: S.Settings) async throws {
+        try await withService(type, settings: settings) { host, rpc, metrics in
             let client = RPCClient(host: "127.0.0.1", port: rpc)
             let health = try await client.call(HealthAPI.check, HealthRequest())
             #expect(health.service == S.name)

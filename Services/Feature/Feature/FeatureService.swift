@@ -13,7 +13,7 @@ public struct FeatureService: PersonaService {
 
     let context: ServiceContext
 
-    public init(context: ServiceContext) async throws {
+    public init(context: ServiceContext, settings: NoSettings) async throws {
         self.context = context
     }
 

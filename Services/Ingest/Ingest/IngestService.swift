@@ -1,21 +1,264 @@
+import Foundation
 import Logging
+import Prometheus
 public import RPC
 public import ServiceKit
+import Store
+import Wire
 
-/// The ingest service: owns the durable event log; producers append batches, consumers read by offset.
-///
-/// This release serves Health and metrics; its API (see `IngestAPI` in Shared/RPC/Methods.swift
-/// and Shared/Schema/persona/v1) is implemented by the issues that build on the foundation.
+/// The ingest service: owns the durable event log. Producers append batches of events;
+/// each event is validated, pseudonymised, checked against the ids already seen, and
+/// appended to its user's partition. An Append is answered only once its events are on
+/// disk. Consumers (the feature service) read each partition by offset.
 public struct IngestService: PersonaService {
     public static let name = "ingest"
     public static let defaultPort = 7101
     public static let defaultMetricsPort = 9101
 
     let context: ServiceContext
+    let settings: IngestSettings
+    let logs: [SegmentedLog]
+    let validator: EventValidator
+    let pseudonymizer: Pseudonymizer
+    let seen: SeenEventIDs
+    let metrics: IngestMetrics
 
-    public init(context: ServiceContext) async throws {
+    public init(context: ServiceContext, settings: IngestSettings) async throws {
         self.context = context
+        self.settings = settings
+        let data = context.dataDirectory
+        try Self.checkPartitionCount(settings.partitions, metaPath: data.file("partitions"))
+        var logs: [SegmentedLog] = []
+        for p in 0..<settings.partitions {
+            var config = SegmentedLog.Config.defaults(directory: data.file(String(format: "partition-%03d", p)))
+            config.segmentBytes = settings.segmentBytes
+            config.retentionBytes = settings.retentionBytes
+            config.retentionAge = settings.retentionAge
+            let (log, report) = try SegmentedLog.open(config)
+            let level: Logger.Level = report.corruptBatches.isEmpty && report.truncatedBytes == 0 ? .info : .warning
+            context.logger.log(level: level, "partition \(p) recovered: \(report)")
+            logs.append(log)
+        }
+        self.logs = logs
+        self.validator = EventValidator(rules: settings.rules)
+        self.pseudonymizer = Pseudonymizer(
+            key: try Pseudonymizer.loadKey(environment: ProcessInfo.processInfo.environment, keyFile: settings.pseudonymKeyFile, dataDirectory: data.path))
+        self.seen = SeenEventIDs(capacity: settings.dedupCapacity)
+        self.metrics = IngestMetrics(context.metrics)
+        try rebuildSeenIDs()
     }
 
-    public func register(in router: inout Router) {}
+    private static func checkPartitionCount(_ partitions: Int, metaPath: String) throws {
+        if let stored = try AtomicFile.read(metaPath) {
+            let text = String(decoding: stored, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+            guard Int(text) == partitions else {
+                throw IngestError("this log has \(text) partitions; started with \(partitions). Partition count cannot change once data exists.")
+            }
+        } else {
+            try AtomicFile.write(Array("\(partitions)\n".utf8), to: metaPath)
+        }
+    }
+
+    /// Duplicate detection survives restarts: every stored event's id is read back.
+    private func rebuildSeenIDs() throws {
+        let start = ContinuousClock.now
+        for log in logs {
+            var next = log.startOffset
+            while true {
+                let batch = try log.read(from: next, maxRecords: 10_000, maxBytes: 32 << 20)
+                if batch.records.isEmpty { break }
+                for r in batch.records {
+                    if let stored = try? StoredEvent(serializedBytes: r.bytes) {
+                        _ = seen.insert(SeenEventIDs.ID(stored.event?.eventId ?? ""))
+                    }
+                }
+                next = batch.nextOffset
+            }
+        }
+        context.logger.info("duplicate detection primed with \(seen.count) event ids in \(start.duration(to: .now))")
+    }
+
+    public func register(in router: inout Router) {
+        router.register(IngestAPI.append) { try await append($0) }
+        router.register(IngestAPI.read) { try await read($0) }
+        router.register(IngestAPI.logInfo) { _ in logInfo() }
+    }
+
+    /// Stable partition of a user: per-user order is preserved within it.
+    func partition(of userID: Int64) -> Int {
+        var z = UInt64(bitPattern: userID) &+ 0x9E37_79B9_7F4A_7C15
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        z ^= z >> 31
+        return Int(z % UInt64(logs.count))
+    }
+
+    func append(_ request: AppendRequest) async throws -> AppendResponse {
+        guard request.events.count <= settings.maxBatchEvents else {
+            metrics.rejectedBatch()
+            throw RPCError(.invalidArgument, "batch of \(request.events.count) events exceeds the limit of \(settings.maxBatchEvents)")
+        }
+        let now = Int64(Date().timeIntervalSince1970 * 1000)
+        var response = AppendResponse()
+        response.statuses = Array(repeating: EventStatus(), count: request.events.count)
+        var groups: [Int: (indexes: [Int], records: [[UInt8]], ids: [SeenEventIDs.ID])] = [:]
+        for (i, event) in request.events.enumerated() {
+            switch validator.validate(event, nowMs: now) {
+            case .failure(let rejection):
+                response.statuses[i].code = .rejected
+                response.statuses[i].reason = rejection.reason
+                response.statuses[i].detail = rejection.detail
+                metrics.rejected(rejection.reason)
+            case .success(var event):
+                let id = SeenEventIDs.ID(event.eventId)
+                guard seen.insert(id) else {
+                    response.statuses[i].code = .duplicate
+                    metrics.duplicate()
+                    continue
+                }
+                event.deviceId = pseudonymizer.pseudonym(event.deviceId)
+                event.ip = pseudonymizer.pseudonym(event.ip)
+                if event.register != nil { event.register!.email = pseudonymizer.pseudonym(event.register!.email) }
+                if event.payment != nil { event.payment!.instrument = pseudonymizer.pseudonym(event.payment!.instrument) }
+                var stored = StoredEvent()
+                stored.ingestedAtMs = now
+                stored.event = event
+                let p = partition(of: event.userId)
+                groups[p, default: ([], [], [])].indexes.append(i)
+                groups[p, default: ([], [], [])].records.append(stored.serializedBytes())
+                groups[p, default: ([], [], [])].ids.append(id)
+            }
+        }
+        let results = await withTaskGroup(of: (Int, Result<UInt64, any Error>).self) { group in
+            for (p, g) in groups {
+                group.addTask {
+                    do { return (p, .success(try await logs[p].append(g.records))) } catch { return (p, .failure(error)) }
+                }
+            }
+            return await group.reduce(into: [(Int, Result<UInt64, any Error>)]()) { $0.append($1) }
+        }
+        var failure: (any Error)?
+        for (p, result) in results {
+            let g = groups[p]!
+            switch result {
+            case .success(let first):
+                for (k, i) in g.indexes.enumerated() {
+                    response.statuses[i].code = .accepted
+                    response.statuses[i].partition = UInt32(p)
+                    response.statuses[i].offset = first + UInt64(k)
+                }
+                metrics.accepted(g.indexes.count)
+            case .failure(let error):
+                seen.remove(g.ids)
+                failure = error
+            }
+        }
+        if let failure {
+            context.logger.error("append failed", metadata: ["error": "\(failure)"])
+            throw RPCError(.unavailable, "could not write the log: \(failure); events of other partitions may be stored, retry the batch (duplicates are detected)")
+        }
+        response.accepted = UInt32(response.statuses.filter { $0.code == .accepted }.count)
+        response.duplicates = UInt32(response.statuses.filter { $0.code == .duplicate }.count)
+        response.rejected = UInt32(response.statuses.filter { $0.code == .rejected }.count)
+        return response
+    }
+
+    func read(_ request: ReadRequest) async throws -> ReadResponse {
+        guard Int(request.partition) < logs.count else {
+            throw RPCError(.invalidArgument, "partition \(request.partition) does not exist (there are \(logs.count))")
+        }
+        let log = logs[Int(request.partition)]
+        let maxEvents = request.maxEvents == 0 ? 1000 : min(Int(request.maxEvents), 10_000)
+        let maxBytes = request.maxBytes == 0 ? 4 << 20 : min(Int(request.maxBytes), 16 << 20)
+        var result = try readLog(log, request.fromOffset, maxEvents, maxBytes)
+        if result.records.isEmpty, request.waitMs > 0 {
+            var wait = Duration.milliseconds(Int(request.waitMs))
+            if let remaining = RPCContext.current?.remaining { wait = min(wait, remaining - .milliseconds(5)) }
+            if wait > .zero {
+                await log.waitForRecords(from: request.fromOffset, timeout: wait)
+                result = try readLog(log, request.fromOffset, maxEvents, maxBytes)
+            }
+        }
+        var response = ReadResponse()
+        response.events = result.records.compactMap { r in
+            guard var stored = try? StoredEvent(serializedBytes: r.bytes) else { return nil }
+            stored.offset = r.offset
+            return stored
+        }
+        response.nextOffset = result.nextOffset
+        response.endOffset = log.endOffset
+        return response
+    }
+
+    private func readLog(_ log: SegmentedLog, _ from: UInt64, _ maxEvents: Int, _ maxBytes: Int) throws -> SegmentedLog.ReadResult {
+        do {
+            return try log.read(from: from, maxRecords: maxEvents, maxBytes: maxBytes)
+        } catch let error as StoreError {
+            metrics.readError()
+            throw RPCError(error.code == .corrupt ? .dataLoss : .internal, error.description)
+        }
+    }
+
+    func logInfo() -> LogInfoResponse {
+        var response = LogInfoResponse()
+        response.partitions = logs.enumerated().map { p, log in
+            var info = PartitionInfo()
+            info.partition = UInt32(p)
+            info.startOffset = log.startOffset
+            info.endOffset = log.endOffset
+            let stats = log.stats
+            info.bytes = UInt64(stats.bytes)
+            info.segments = UInt32(stats.segments)
+            return info
+        }
+        return response
+    }
+
+    public func runBackground() async throws {
+        // Retention runs once a minute.
+        while !Task.isCancelled {
+            for log in logs { _ = try? log.enforceRetention() }
+            try await Task.sleep(for: .seconds(60))
+        }
+    }
+
+    public func close() async throws {
+        for log in logs { await log.close() }
+    }
+
+    public func healthChecks() async -> [(String, String)] {
+        let end = logs.reduce(UInt64(0)) { $0 + $1.endOffset }
+        return [("partitions", "\(logs.count)"), ("events", "\(end)"), ("dedup_ids", "\(seen.count)")]
+    }
+}
+
+/// The ingest counters: `persona_ingest_events_total{result}` and
+/// `persona_ingest_rejections_total{reason}`.
+struct IngestMetrics: Sendable {
+    let metrics: ServiceMetrics
+
+    init(_ metrics: ServiceMetrics) {
+        self.metrics = metrics
+    }
+
+    func accepted(_ n: Int) {
+        metrics.counter("persona_ingest_events_total", labels: [("result", "accepted")], help: "Events appended, by result").increment(by: Int64(n))
+    }
+
+    func duplicate() {
+        metrics.counter("persona_ingest_events_total", labels: [("result", "duplicate")], help: "Events appended, by result").increment()
+    }
+
+    func rejected(_ reason: RejectReason) {
+        metrics.counter("persona_ingest_events_total", labels: [("result", "rejected")], help: "Events appended, by result").increment()
+        metrics.counter("persona_ingest_rejections_total", labels: [("reason", reason.name ?? "\(reason.rawValue)")], help: "Events rejected, by reason").increment()
+    }
+
+    func rejectedBatch() {
+        metrics.counter("persona_ingest_rejections_total", labels: [("reason", "batch_too_large")], help: "Events rejected, by reason").increment()
+    }
+
+    func readError() {
+        metrics.counter("persona_ingest_read_errors_total", labels: [], help: "Reads that hit a corrupt or unreadable batch").increment()
+    }
 }

@@ -1,0 +1,187 @@
+import Foundation
+public import Wire
+
+/// Checks one event against the rules of its kind and normalises its strings (trimmed,
+/// Unicode NFC, currencies upper case, channels lower case). A rejected event gets a typed
+/// reason and a human-readable detail; the rest of its batch is unaffected.
+public struct EventValidator: Sendable {
+    public struct Rules: Sendable {
+        /// Events older than this are refused (historical imports such as CDNOW's 1997 log pass).
+        public var timestampFloorMs: Int64
+        /// How far in the future an event's clock may be.
+        public var maxClockSkewMs: Int64
+        public var maxIdLength: Int
+        public var maxTextLength: Int
+        public var maxShortTextLength: Int
+        public var maxQuantity: Int32
+        public var maxListLength: Int
+
+        public static var defaults: Rules {
+            Rules(
+                timestampFloorMs: 631_152_000_000,  // 1990-01-01T00:00:00Z
+                maxClockSkewMs: 5 * 60 * 1000, maxIdLength: 128, maxTextLength: 10_000, maxShortTextLength: 1_000,
+                maxQuantity: 10_000, maxListLength: 1_000)
+        }
+    }
+
+    public struct Rejection: Error, Hashable, Sendable {
+        public var reason: RejectReason
+        public var detail: String
+    }
+
+    public let rules: Rules
+
+    public init(rules: Rules = .defaults) {
+        self.rules = rules
+    }
+
+    /// The normalised event, or why it is refused. `nowMs` is the ingest clock.
+    public func validate(_ event: Event, nowMs: Int64) -> Result<Event, Rejection> {
+        do {
+            return .success(try check(normalised(event), nowMs: nowMs))
+        } catch let rejection as Rejection {
+            return .failure(rejection)
+        } catch {
+            return .failure(Rejection(reason: .missingField, detail: "\(error)"))
+        }
+    }
+
+    private func reject(_ reason: RejectReason, _ detail: String) -> Rejection {
+        Rejection(reason: reason, detail: detail)
+    }
+
+    private func check(_ e: Event, nowMs: Int64) throws -> Event {
+        guard !e.eventId.isEmpty else { throw reject(.missingEventId, "event_id is empty") }
+        guard e.eventId.utf8.count <= rules.maxIdLength else { throw reject(.textTooLong, "event_id longer than \(rules.maxIdLength) bytes") }
+        guard e.kind.name != nil, e.kind != .unspecified else { throw reject(.unknownKind, "kind \(e.kind.rawValue) is not an event kind") }
+        if e.kind != .itemUpsert {
+            guard e.userId > 0 else { throw reject(.invalidUser, "user_id must be positive, got \(e.userId)") }
+        } else {
+            guard e.userId >= 0 else { throw reject(.invalidUser, "user_id must not be negative, got \(e.userId)") }
+        }
+        guard e.timestampMs <= nowMs + rules.maxClockSkewMs else {
+            throw reject(.timestampInFuture, "timestamp \(e.timestampMs) is \((e.timestampMs - nowMs) / 1000) s in the future")
+        }
+        guard e.timestampMs >= rules.timestampFloorMs else {
+            throw reject(.timestampTooOld, "timestamp \(e.timestampMs) is before the floor \(rules.timestampFloorMs)")
+        }
+        for (name, text) in [("session_id", e.sessionId), ("device_id", e.deviceId), ("ip", e.ip), ("channel", e.channel)] {
+            guard text.utf8.count <= rules.maxShortTextLength else { throw reject(.textTooLong, "\(name) longer than \(rules.maxShortTextLength) bytes") }
+        }
+        try checkKind(e)
+        return e
+    }
+
+    private func require(_ condition: Bool, _ field: String, _ kind: EventKind) throws {
+        guard condition else { throw reject(.missingField, "\(kind) needs \(field)") }
+    }
+
+    private func amount(_ value: Double, _ field: String) throws {
+        guard value.isFinite, value >= 0 else { throw reject(.invalidAmount, "\(field) must be a finite, non-negative amount, got \(value)") }
+    }
+
+    private func quantity(_ value: Int32, _ field: String, allowZero: Bool) throws {
+        guard value <= rules.maxQuantity, value > 0 || (allowZero && value == 0) else {
+            throw reject(.invalidQuantity, "\(field) must be \(allowZero ? 0 : 1)...\(rules.maxQuantity), got \(value)")
+        }
+    }
+
+    private func text(_ value: String, _ field: String, limit: Int) throws {
+        guard value.utf8.count <= limit else { throw reject(.textTooLong, "\(field) longer than \(limit) bytes") }
+    }
+
+    private func list(_ count: Int, _ field: String) throws {
+        guard count <= rules.maxListLength else { throw reject(.textTooLong, "\(field) has more than \(rules.maxListLength) entries") }
+    }
+
+    private func checkKind(_ e: Event) throws {
+        switch e.kind {
+        case .view, .click, .addToCart, .removeFromCart, .favorite:
+            try require(e.itemId > 0, "item_id", e.kind)
+            try quantity(e.quantity, "quantity", allowZero: true)
+        case .search:
+            try require(!(e.search?.query.isEmpty ?? true), "search.query", e.kind)
+            try text(e.search!.query, "search.query", limit: rules.maxShortTextLength)
+        case .purchase:
+            guard let order = e.order else { throw reject(.missingField, "purchase needs order") }
+            try require(!order.orderId.isEmpty, "order.order_id", e.kind)
+            try require(!order.lines.isEmpty, "order.lines", e.kind)
+            try list(order.lines.count, "order.lines")
+            try amount(order.total, "order.total")
+            for line in order.lines {
+                try require(line.itemId > 0, "order.lines.item_id", e.kind)
+                try quantity(line.quantity, "order.lines.quantity", allowZero: false)
+                try amount(line.unitPrice, "order.lines.unit_price")
+            }
+        case .payment:
+            guard let p = e.payment else { throw reject(.missingField, "payment needs payment") }
+            try require(!p.orderId.isEmpty, "payment.order_id", e.kind)
+            try amount(p.amount, "payment.amount")
+        case .refund:
+            guard let r = e.refund else { throw reject(.missingField, "refund needs refund") }
+            try require(!r.orderId.isEmpty, "refund.order_id", e.kind)
+            try amount(r.amount, "refund.amount")
+            try quantity(r.quantity, "refund.quantity", allowZero: true)
+        case .review:
+            guard let r = e.review else { throw reject(.missingField, "review needs review") }
+            try require(r.itemId > 0, "review.item_id", e.kind)
+            guard (1...5).contains(r.rating) else { throw reject(.ratingOutOfRange, "rating must be 1...5, got \(r.rating)") }
+            try text(r.text, "review.text", limit: rules.maxTextLength)
+        case .login:
+            try require(e.login != nil, "login", e.kind)
+        case .register:
+            if let r = e.register { try text(r.email, "register.email", limit: rules.maxShortTextLength) }
+        case .profileUpdate:
+            guard let p = e.profile else { throw reject(.missingField, "profile_update needs profile") }
+            guard (0...150).contains(p.age) else { throw reject(.missingField, "profile.age must be 0...150, got \(p.age)") }
+            try list(p.interests.count, "profile.interests")
+        case .itemUpsert:
+            guard let item = e.item else { throw reject(.missingField, "item_upsert needs item") }
+            try require(item.itemId > 0, "item.item_id", e.kind)
+            try amount(item.price, "item.price")
+            try text(item.title, "item.title", limit: rules.maxShortTextLength)
+            try list(item.tags.count, "item.tags")
+            guard item.stock >= 0 else { throw reject(.invalidQuantity, "item.stock must not be negative, got \(item.stock)") }
+        case .impression:
+            guard let i = e.impression else { throw reject(.missingField, "impression needs impression") }
+            try require(!i.itemIds.isEmpty, "impression.item_ids", e.kind)
+            try list(i.itemIds.count, "impression.item_ids")
+        case .label:
+            guard let l = e.label else { throw reject(.missingField, "label needs label") }
+            try require(l.kind != .unspecified && l.kind.name != nil, "label.kind", e.kind)
+        default:
+            throw reject(.unknownKind, "kind \(e.kind.rawValue) is not an event kind")
+        }
+    }
+
+    private func clean(_ s: String) -> String {
+        let trimmed = s.trimmingCharacters(in: .whitespacesAndNewlines)
+        return trimmed.precomposedStringWithCanonicalMapping
+    }
+
+    /// Trimmed, NFC, conventional case.
+    func normalised(_ event: Event) -> Event {
+        var e = event
+        e.eventId = clean(e.eventId)
+        e.sessionId = clean(e.sessionId)
+        e.deviceId = clean(e.deviceId)
+        e.ip = clean(e.ip).lowercased()
+        e.channel = clean(e.channel).lowercased()
+        if var o = e.order { o.orderId = clean(o.orderId); o.currency = clean(o.currency).uppercased(); e.order = o }
+        if var p = e.payment {
+            p.orderId = clean(p.orderId); p.method = clean(p.method).lowercased(); p.currency = clean(p.currency).uppercased()
+            p.instrument = clean(p.instrument); e.payment = p
+        }
+        if var r = e.refund { r.orderId = clean(r.orderId); e.refund = r }
+        if var r = e.review { r.text = clean(r.text); e.review = r }
+        if var s = e.search { s.query = clean(s.query); e.search = s }
+        if var r = e.register { r.email = clean(r.email).lowercased(); e.register = r }
+        if var p = e.profile { p.region = clean(p.region); p.interests = p.interests.map(clean).filter { !$0.isEmpty }; e.profile = p }
+        if var i = e.item {
+            i.brand = clean(i.brand); i.title = clean(i.title); i.currency = clean(i.currency).uppercased()
+            i.tags = i.tags.map(clean).filter { !$0.isEmpty }; e.item = i
+        }
+        if var l = e.label { l.orderId = clean(l.orderId); e.label = l }
+        return e
+    }
+}
