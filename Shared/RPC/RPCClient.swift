@@ -13,6 +13,7 @@ public final class RPCClient: Sendable {
         /// Connections in the pool; calls are spread over them round-robin.
         public var connections: Int
         public var frameLimits: FrameLimits
+        /// Limits for decoding responses; servers are trusted more than clients are.
         public var decodingLimits: DecodingLimits
         public var backoff: ReconnectBackoff
         public var connectTimeout: Duration
@@ -21,7 +22,7 @@ public final class RPCClient: Sendable {
 
         public static func defaults(host: String, port: Int) -> Config {
             Config(
-                host: host, port: port, connections: 1, frameLimits: .default, decodingLimits: .default,
+                host: host, port: port, connections: 1, frameLimits: .default, decodingLimits: .trustedPeer,
                 backoff: ReconnectBackoff(), connectTimeout: .seconds(2), defaultTimeout: .seconds(30))
         }
     }

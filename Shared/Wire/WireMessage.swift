@@ -41,6 +41,11 @@ public struct DecodingLimits: Sendable, Hashable {
     public static let `default` = DecodingLimits(
         maxMessageBytes: 16 << 20, allocationFactor: 10, baseAllocation: 64 << 10)
 
+    /// For answers from Persona's own services (clients decoding responses): a response of
+    /// thousands of small statuses legitimately needs 15-20 bytes of C structs per wire byte.
+    public static let trustedPeer = DecodingLimits(
+        maxMessageBytes: 64 << 20, allocationFactor: 64, baseAllocation: 1 << 20)
+
     public func allocationBudget(for encodedBytes: Int) -> Int {
         baseAllocation + allocationFactor * encodedBytes
     }

@@ -1,0 +1,328 @@
+import Foundation
+import Wire
+
+/// Turns rows of the public datasets Persona is evaluated on into events. Every event id is
+/// derived from its source row (format, line number, a hash of the line), so importing the
+/// same file twice appends nothing the second time.
+enum DatasetFormat: String, CaseIterable {
+    case taobao
+    case onlineRetail = "online-retail"
+    case cdnow
+    case ratings
+    case fraud
+
+    struct Options {
+        var withLabels = true
+    }
+
+    /// What became of the rows that produced no event.
+    struct Skips {
+        var byReason: [String: Int] = [:]
+        mutating func skip(_ reason: String) { byReason[reason, default: 0] += 1 }
+    }
+
+    /// Converts the file's lines into events, in file order. `lines` has no line breaks;
+    /// `header` lines are skipped.
+    func events(lines: [Substring], options: Options, skips: inout Skips) -> [Event] {
+        switch self {
+        case .taobao: return taobao(lines, &skips)
+        case .onlineRetail: return onlineRetail(lines, &skips)
+        case .cdnow: return cdnow(lines, &skips)
+        case .ratings: return ratings(lines, &skips)
+        case .fraud: return fraud(lines, options, &skips)
+        }
+    }
+
+    private func id(_ line: Int, _ text: Substring, _ suffix: String = "") -> String {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for b in text.utf8 {
+            hash ^= UInt64(b)
+            hash = hash &* 0x100_0000_01b3
+        }
+        return "\(rawValue):\(line + 1):\(String(hash, radix: 16))\(suffix)"
+    }
+
+    private func event(_ kind: EventKind, _ id: String, user: Int64, at: Int64) -> Event {
+        var e = Event()
+        e.eventId = id
+        e.kind = kind
+        e.userId = user
+        e.timestampMs = at
+        e.channel = "import"
+        return e
+    }
+
+    // MARK: Taobao UserBehavior: user,item,category,behavior(pv|cart|fav|buy),unix seconds
+
+    private func taobao(_ lines: [Substring], _ skips: inout Skips) -> [Event] {
+        var out: [Event] = []
+        out.reserveCapacity(lines.count)
+        for (n, line) in lines.enumerated() where !line.isEmpty {
+            let f = line.split(separator: ",", omittingEmptySubsequences: false)
+            guard f.count == 5, let user = Int64(f[0]), let item = Int64(f[1]), let category = Int64(f[2]), let ts = Int64(f[4]) else {
+                skips.skip("unparsable row")
+                continue
+            }
+            let kind: EventKind
+            switch f[3] {
+            case "pv": kind = .view
+            case "cart": kind = .addToCart
+            case "fav": kind = .favorite
+            case "buy": kind = .purchase
+            default:
+                skips.skip("unknown behavior")
+                continue
+            }
+            var e = event(kind, id(n, line), user: user, at: ts * 1000)
+            e.itemId = item
+            e.categoryId = category
+            if kind == .purchase {
+                var order = Order()
+                order.orderId = "taobao-\(n + 1)"
+                var l = OrderLine()
+                l.itemId = item
+                l.categoryId = category
+                l.quantity = 1
+                order.lines = [l]
+                e.order = order
+            }
+            out.append(e)
+        }
+        return out
+    }
+
+    // MARK: UCI Online Retail: one purchase per invoice, refunds for cancellations
+
+    private func onlineRetail(_ lines: [Substring], _ skips: inout Skips) -> [Event] {
+        var out: [Event] = []
+        var seenItems = Set<String>()
+        var current: (invoice: String, first: Int, rows: [[String]])?
+        let formatter = DateFormatter()
+        formatter.locale = Locale(identifier: "en_GB_POSIX")
+        formatter.timeZone = TimeZone(identifier: "UTC")
+        formatter.dateFormat = "dd/MM/yyyy HH:mm"
+
+        func flush() {
+            guard let c = current else { return }
+            current = nil
+            let first = c.rows[0]
+            guard let user = Int64(first[6].split(separator: ".").first ?? "") else {
+                skips.byReason["row without customer id", default: 0] += c.rows.count
+                return
+            }
+            guard let date = formatter.date(from: first[4]) else {
+                skips.byReason["unparsable date", default: 0] += c.rows.count
+                return
+            }
+            let at = Int64(date.timeIntervalSince1970 * 1000)
+            for row in c.rows where !seenItems.contains(row[1]) {
+                seenItems.insert(row[1])
+                var e = event(.itemUpsert, "\(rawValue):item:\(row[1])", user: 0, at: at)
+                var item = ItemUpsert()
+                item.itemId = Self.itemID(row[1])
+                item.title = row[2]
+                item.price = Double(row[5]) ?? 0
+                item.currency = "GBP"
+                item.tags = [row[1]]
+                e.item = item
+                out.append(e)
+            }
+            let text = lines[c.first]
+            if c.invoice.hasPrefix("C") {
+                for (k, row) in c.rows.enumerated() {
+                    var e = event(.refund, id(c.first + k, lines[c.first + k]), user: user, at: at)
+                    var r = Refund()
+                    r.orderId = String(c.invoice.dropFirst())
+                    r.itemId = Self.itemID(row[1])
+                    r.quantity = Int32(clamping: -(Int(row[3]) ?? 0))
+                    r.amount = Double(r.quantity) * (Double(row[5]) ?? 0)
+                    r.reason = "cancelled"
+                    e.refund = r
+                    out.append(e)
+                }
+                return
+            }
+            var e = event(.purchase, id(c.first, text, ":invoice"), user: user, at: at)
+            var order = Order()
+            order.orderId = c.invoice
+            order.currency = "GBP"
+            order.lines = c.rows.map { row in
+                var l = OrderLine()
+                l.itemId = Self.itemID(row[1])
+                l.quantity = Int32(clamping: Int(row[3]) ?? 0)
+                l.unitPrice = Double(row[5]) ?? .nan
+                return l
+            }
+            order.total = order.lines.reduce(0) { $0 + Double($1.quantity) * $1.unitPrice }
+            e.order = order
+            out.append(e)
+        }
+
+        for (n, line) in lines.enumerated() where !line.isEmpty && !line.hasPrefix("InvoiceNo") {
+            let f = Self.csvFields(line)
+            guard f.count == 8 else {
+                skips.skip("unparsable row")
+                continue
+            }
+            if current?.invoice != f[0] {
+                flush()
+                current = (f[0], n, [])
+            }
+            current!.rows.append(f)
+        }
+        flush()
+        return out
+    }
+
+    /// Stock codes are alphanumeric; items need positive integer ids: a stable hash.
+    static func itemID(_ code: String) -> Int64 {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for b in code.utf8 {
+            hash ^= UInt64(b)
+            hash = hash &* 0x100_0000_01b3
+        }
+        return Int64(hash >> 2) | 1
+    }
+
+    static func csvFields(_ line: Substring) -> [String] {
+        var fields: [String] = []
+        var field = ""
+        var quoted = false
+        var iterator = line.makeIterator()
+        while let c = iterator.next() {
+            if quoted {
+                if c == "\"" {
+                    quoted = false
+                } else {
+                    field.append(c)
+                }
+            } else if c == "\"" {
+                quoted = true
+            } else if c == "," {
+                fields.append(field)
+                field = ""
+            } else {
+                field.append(c)
+            }
+        }
+        fields.append(field)
+        return fields
+    }
+
+    // MARK: CDNOW: customer date(YYYYMMDD) cds dollars, whitespace separated
+
+    private func cdnow(_ lines: [Substring], _ skips: inout Skips) -> [Event] {
+        var out: [Event] = []
+        var calendar = Calendar(identifier: .gregorian)
+        calendar.timeZone = TimeZone(identifier: "UTC")!
+        for (n, line) in lines.enumerated() {
+            let f = line.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\r" })
+            if f.isEmpty || f[0] == "customer_id" { continue }
+            guard f.count == 4, let user = Int64(f[0]), let day = Int(f[1]), let cds = Int32(f[2]), let dollars = Double(f[3]),
+                let date = calendar.date(from: DateComponents(year: day / 10000, month: day / 100 % 100, day: day % 100))
+            else {
+                skips.skip("unparsable row")
+                continue
+            }
+            var e = event(.purchase, id(n, line), user: user, at: Int64(date.timeIntervalSince1970 * 1000))
+            var order = Order()
+            order.orderId = "cdnow-\(n + 1)"
+            order.currency = "USD"
+            order.total = dollars
+            var l = OrderLine()
+            l.itemId = 1  // CDNOW's log does not say which CDs
+            l.quantity = cds
+            l.unitPrice = cds > 0 ? dollars / Double(cds) : dollars
+            order.lines = [l]
+            e.order = order
+            out.append(e)
+        }
+        return out
+    }
+
+    // MARK: MovieLens-style ratings: user::item::rating::unix seconds
+
+    private func ratings(_ lines: [Substring], _ skips: inout Skips) -> [Event] {
+        var out: [Event] = []
+        for (n, line) in lines.enumerated() where !line.isEmpty {
+            let f = line.components(separatedBy: "::")
+            guard f.count == 4, let user = Int64(f[0]), let item = Int64(f[1]), let rating = Double(f[2]), let ts = Int64(f[3].trimmingCharacters(in: .whitespaces)) else {
+                skips.skip("unparsable row")
+                continue
+            }
+            var e = event(.review, id(n, line), user: user, at: ts * 1000)
+            e.itemId = item
+            var r = Review()
+            r.itemId = item
+            r.rating = Int32(rating.rounded())
+            e.review = r
+            out.append(e)
+        }
+        return out
+    }
+
+    // MARK: Fraud case: register + profile + purchase (+ label) per row
+
+    private func fraud(_ lines: [Substring], _ options: Options, _ skips: inout Skips) -> [Event] {
+        var out: [Event] = []
+        let formatter = DateFormatter()
+        formatter.locale = Locale(identifier: "en_US_POSIX")
+        formatter.timeZone = TimeZone(identifier: "UTC")
+        formatter.dateFormat = "M/d/yyyy H:mm"
+        for (n, line) in lines.enumerated() where !line.isEmpty && !line.hasPrefix("user_id") {
+            let f = line.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
+            guard f.count == 11, let user = Int64(f[0]), let signup = formatter.date(from: f[1]), let purchase = formatter.date(from: f[2]),
+                let value = Double(f[3]), let age = Int32(f[8]), let ipNumber = Double(f[9])
+            else {
+                skips.skip("unparsable row")
+                continue
+            }
+            let ip = UInt32(clamping: Int64(ipNumber))
+            let dotted = "\(ip >> 24).\(ip >> 16 & 255).\(ip >> 8 & 255).\(ip & 255)"
+            let signupMs = Int64(signup.timeIntervalSince1970 * 1000)
+            let purchaseMs = Int64(purchase.timeIntervalSince1970 * 1000)
+
+            var register = event(.register, id(n, line, ":register"), user: user, at: signupMs)
+            register.deviceId = f[4]
+            register.ip = dotted
+            register.channel = f[5].lowercased()
+            register.register = Register()
+            out.append(register)
+
+            var profile = event(.profileUpdate, id(n, line, ":profile"), user: user, at: signupMs)
+            var p = ProfileUpdate()
+            p.age = age
+            p.gender = f[7] == "F" ? .female : f[7] == "M" ? .male : .unspecified
+            profile.profile = p
+            out.append(profile)
+
+            var buy = event(.purchase, id(n, line, ":purchase"), user: user, at: purchaseMs)
+            buy.deviceId = f[4]
+            buy.ip = dotted
+            buy.channel = f[5].lowercased()
+            buy.sessionId = f[6].lowercased()
+            var order = Order()
+            order.orderId = "fraud-\(user)"
+            order.currency = "USD"
+            order.total = value
+            var l = OrderLine()
+            l.itemId = 1
+            l.quantity = 1
+            l.unitPrice = value
+            order.lines = [l]
+            buy.order = order
+            out.append(buy)
+
+            if options.withLabels, let label = Int(f[10]) {
+                var e = event(.label, id(n, line, ":label"), user: user, at: purchaseMs + 1)
+                var lab = Label()
+                lab.orderId = order.orderId
+                lab.kind = label == 1 ? .confirmedFraud : .legitimate
+                lab.source = "dataset"
+                e.label = lab
+                out.append(e)
+            }
+        }
+        return out
+    }
+}

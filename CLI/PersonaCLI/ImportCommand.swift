@@ -1,0 +1,125 @@
+import ArgumentParser
+import Foundation
+import RPC
+import Wire
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `persona import FILE --format F`: turns a dataset into events and appends them to ingest
+/// in order, with a progress line, then prints what happened to every row.
+struct ImportCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "import", abstract: "Import a dataset file into the event log.")
+
+    @Argument(help: "The file to import.")
+    var file: String
+
+    @Option(help: "taobao, online-retail, cdnow, ratings (MovieLens user::item::rating::ts) or fraud.")
+    var format: String
+
+    @Flag(help: "fraud format: leave out the label events (for rows whose outcome must stay unseen).")
+    var withoutLabels = false
+
+    @Option(help: "Events per Append call.")
+    var batchSize = 2000
+
+    @Option(help: "ingest address host:port (env PERSONA_INGEST_ADDR, default 127.0.0.1:7101).")
+    var ingest: String?
+
+    func validate() throws {
+        guard DatasetFormat(rawValue: format) != nil else {
+            throw ValidationError("unknown format '\(format)'; one of \(DatasetFormat.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        guard (1...10_000).contains(batchSize) else { throw ValidationError("batch size must be 1...10000") }
+    }
+
+    func run() async throws {
+        let format = DatasetFormat(rawValue: format)!
+        guard let data = FileManager.default.contents(atPath: file) else { throw ValidationError("cannot read \(file)") }
+        let text = String(decoding: data, as: UTF8.self)
+        // Character-wise: "\r\n" is one Character, so split on isNewline, not on "\n".
+        let lines = text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline)
+        var skips = DatasetFormat.Skips()
+        let events = format.events(lines: lines, options: .init(withLabels: !withoutLabels), skips: &skips)
+
+        let endpoints = try Endpoints.parse(ingest.map { ["--ingest", $0] } ?? [])
+        let address = try endpoints.all()[0]
+        let client = RPCClient(host: address.host, port: address.port)
+        var progress = Progress(total: events.count)
+        var accepted = 0, duplicates = 0
+        var rejected: [String: Int] = [:]
+        var examples: [String: String] = [:]
+        do {
+            var start = 0
+            while start < events.count {
+                let end = min(start + batchSize, events.count)
+                var request = AppendRequest()
+                request.events = Array(events[start..<end])
+                let response = try await client.call(IngestAPI.append, request, timeout: .seconds(60))
+                accepted += Int(response.accepted)
+                duplicates += Int(response.duplicates)
+                for s in response.statuses where s.code == .rejected {
+                    let reason = s.reason.name ?? "\(s.reason.rawValue)"
+                    rejected[reason, default: 0] += 1
+                    examples[reason] = examples[reason] ?? s.detail
+                }
+                start = end
+                progress.update(done: start)
+            }
+        } catch {
+            await client.shutdown()
+            progress.finish()
+            throw error
+        }
+        await client.shutdown()
+        progress.finish()
+
+        print("imported \(file) (\(format.rawValue)): \(lines.filter { !$0.isEmpty }.count) lines -> \(events.count) events in \(progress.elapsedText)")
+        print("  accepted    \(accepted)")
+        print("  duplicates  \(duplicates)")
+        print("  rejected    \(rejected.values.reduce(0, +))")
+        for (reason, n) in rejected.sorted(by: { $0.key < $1.key }) {
+            print("    \(reason): \(n)  (e.g. \(examples[reason] ?? ""))")
+        }
+        for (reason, n) in skips.byReason.sorted(by: { $0.key < $1.key }) {
+            print("  rows skipped, \(reason): \(n)")
+        }
+    }
+}
+
+/// A one-line progress display on stderr (events, events/s, percent, ETA), redrawn in place
+/// on a terminal and printed every few seconds otherwise.
+struct Progress {
+    let total: Int
+    let start = ContinuousClock.now
+    var lastDraw = ContinuousClock.now - .seconds(10)
+    let terminal = isatty(2) == 1
+
+    init(total: Int) { self.total = total }
+
+    var elapsed: Double {
+        let d = start.duration(to: .now)
+        return Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
+    }
+
+    var elapsedText: String { String(format: "%.1f s", elapsed) }
+
+    mutating func update(done: Int) {
+        let now = ContinuousClock.now
+        guard lastDraw.duration(to: now) > (terminal ? .milliseconds(200) : .seconds(5)) || done == total else { return }
+        lastDraw = now
+        let rate = Double(done) / max(elapsed, 0.001)
+        let eta = rate > 0 ? Double(total - done) / rate : 0
+        let width = 30
+        let filled = total == 0 ? width : width * done / total
+        let bar = String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled)
+        let line = String(format: "[%@] %3d%%  %d/%d events  %.0f events/s  ETA %.0f s", bar, total == 0 ? 100 : 100 * done / total, done, total, rate, eta)
+        FileHandle.standardError.write(Data(((terminal ? "\r" : "") + line + (terminal ? "" : "\n")).utf8))
+    }
+
+    func finish() {
+        if terminal { FileHandle.standardError.write(Data("\n".utf8)) }
+    }
+}
