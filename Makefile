@@ -16,7 +16,7 @@ help:
 	@echo "make test         check generated code, then run the whole test suite"
 	@echo "make run          start all five services locally, data under ./data"
 	@echo "make stop         stop them gracefully (SIGTERM)"
-	@echo "make bench        benchmarks against grpc-swift-2, results in Benchmarks/results/"
+	@echo "make bench        benchmarks against grpc-swift-2 and SQLite, results in Benchmarks/results/"
 	@echo "make proto        regenerate the C and Swift code from Shared/Schema"
 	@echo "make check-proto  fail when the committed generated code is stale"
 	@echo "make fuzz         run the frame+codec fuzzer for FUZZ_RUNS iterations"
@@ -69,7 +69,10 @@ stop:
 	done
 
 bench: deps
-	cd Benchmarks && swift build -c release && ./.build/release/persona-bench --output results/rpc.md
+	@dpkg -s libsqlite3-dev >/dev/null 2>&1 || { SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); $$SUDO apt-get install -y -qq libsqlite3-dev; }
+	cd Benchmarks && swift build -c release
+	Benchmarks/.build/release/PersonaBench rpc --output Benchmarks/results/rpc.md
+	PERSONA_SHARED_DATA=$${PERSONA_SHARED_DATA:-../shared/data} Benchmarks/.build/release/PersonaBench store --output Benchmarks/results/store.md
 
 fuzz: deps
 	cd Fuzz && swift build -c debug -Xswiftc -sanitize=fuzzer,address -Xswiftc -parse-as-library

@@ -14,11 +14,15 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
     ],
     targets: [
+        // The peer of the store benchmark: Debian's libsqlite3.
+        .systemLibrary(name: "CSQLite", path: "Sources/CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
         .executableTarget(
             name: "PersonaBench",
             dependencies: [
                 .product(name: "Wire", package: "Persona"),
                 .product(name: "RPC", package: "Persona"),
+                .product(name: "Store", package: "Persona"),
+                "CSQLite",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2Posix", package: "grpc-swift-nio-transport"),
                 .product(name: "NIOCore", package: "swift-nio"),

@@ -155,153 +155,21 @@ func measure(system: String, payload: String, inFlight: Int, seconds: Double, _ 
 
 // MARK: Main
 
-var output = "Benchmarks/results/rpc.md"
+var mode = "rpc"
+var output: String?
 var seconds = 3.0
 var arguments = CommandLine.arguments.dropFirst().makeIterator()
 while let a = arguments.next() {
     switch a {
-    case "--output": output = arguments.next() ?? output
+    case "rpc", "store": mode = a
+    case "--output": output = arguments.next()
     case "--seconds": seconds = Double(arguments.next() ?? "") ?? seconds
-    default: print("usage: persona-bench [--output FILE] [--seconds S]"); exit(2)
+    default: print("usage: persona-bench [rpc|store] [--output FILE] [--seconds S]"); exit(2)
     }
 }
-
-let small = (0..<1024).map(smallRequest)
-let large = eventBatch(events: 4_000)
-let largeBytes = large.serializedBytes().count
-let smallBytes = small[0].serializedBytes().count
-print("request sizes: small \(smallBytes) B, batch \(largeBytes) B (\(large.events.count) events)")
-
-var logger = Logger(label: "bench")
-logger.logLevel = .warning
-
-// Persona RPC server (and a second one with compression off, to show what LZ4 buys).
-var router = Router()
-router.register(RiskAPI.score) { scoreResponse($0) }
-router.register(IngestAPI.append) { appendResponse($0) }
-let personaServer = RPCServer(config: .defaults, router: router, logger: logger)
-let personaPort = try await personaServer.start().port!
-let personaTask = Task { try await personaServer.run() }
-
-// gRPC server and client.
-let grpcServer = GRPCServer(
-    transport: HTTP2ServerTransport.Posix(address: .ipv4(host: "127.0.0.1", port: 0), transportSecurity: .plaintext),
-    services: [BenchService()])
-let grpcServerTask = Task { try await grpcServer.serve() }
-guard let grpcAddress = try await grpcServer.listeningAddress?.ipv4 else { fatalError("gRPC server did not bind") }
-var clientConfig = HTTP2ClientTransport.Posix.Config.defaults
-clientConfig.http2.maxFrameSize = 1 << 20
-let grpcClient = GRPCClient(
-    transport: try HTTP2ClientTransport.Posix(
-        target: .ipv4(host: "127.0.0.1", port: grpcAddress.port), transportSecurity: .plaintext, config: clientConfig))
-let grpcClientTask = Task { try await grpcClient.runConnections() }
-
-func personaClient(compression: Bool) -> RPCClient {
-    var config = RPCClient.Config.defaults(host: "127.0.0.1", port: personaPort)
-    if !compression { config.frameLimits.compressionThreshold = .max }
-    return RPCClient(config: config)
+switch mode {
+case "store":
+    try await storeBenchmark(output: output ?? "Benchmarks/results/store.md", seconds: seconds)
+default:
+    try await rpcBenchmark(output: output ?? "Benchmarks/results/rpc.md", seconds: seconds)
 }
-
-var results: [Result] = []
-for (payload, inFlights) in [("small", [1, 16, 64]), ("batch", [1, 16, 64])] {
-    for n in inFlights {
-        let persona = personaClient(compression: true)
-        let r1: Result
-        if payload == "small" {
-            r1 = try await measure(system: "persona", payload: payload, inFlight: n, seconds: seconds) { i in
-                _ = try await persona.call(RiskAPI.score, small[i % small.count], timeout: .seconds(10))
-            }
-        } else {
-            r1 = try await measure(system: "persona", payload: payload, inFlight: n, seconds: seconds) { _ in
-                _ = try await persona.call(IngestAPI.append, large, timeout: .seconds(30))
-            }
-        }
-        await persona.shutdown()
-        results.append(r1)
-        if payload == "batch" {
-            let raw = personaClient(compression: false)
-            results.append(try await measure(system: "persona (no LZ4)", payload: payload, inFlight: n, seconds: seconds) { _ in
-                _ = try await raw.call(IngestAPI.append, large, timeout: .seconds(30))
-            })
-            await raw.shutdown()
-        }
-        let r2: Result
-        if payload == "small" {
-            r2 = try await measure(system: "grpc-swift-2", payload: payload, inFlight: n, seconds: seconds) { i in
-                _ = try await grpcClient.unary(
-                    request: ClientRequest(message: small[i % small.count]), descriptor: scoreDescriptor,
-                    serializer: WireSerializer<ScoreRequest>(), deserializer: WireDeserializer<ScoreResponse>(),
-                    options: .defaults
-                ) { try $0.message }
-            }
-        } else {
-            r2 = try await measure(system: "grpc-swift-2", payload: payload, inFlight: n, seconds: seconds) { _ in
-                _ = try await grpcClient.unary(
-                    request: ClientRequest(message: large), descriptor: appendDescriptor,
-                    serializer: WireSerializer<AppendRequest>(), deserializer: WireDeserializer<AppendResponse>(),
-                    options: .defaults
-                ) { try $0.message }
-            }
-        }
-        results.append(r2)
-        for r in results.suffix(payload == "batch" ? 3 : 2) {
-            print(String(format: "%-18@ %-6@ in-flight %3d: %9.0f calls/s  p50 %8.0f µs  p99 %8.0f µs", r.system as NSString, r.payload as NSString, r.inFlight, r.callsPerSecond, r.percentile(0.5), r.percentile(0.99)))
-        }
-    }
-}
-
-grpcClient.beginGracefulShutdown()
-grpcServer.beginGracefulShutdown()
-personaServer.beginGracefulShutdown()
-_ = await grpcClientTask.result
-_ = await grpcServerTask.result
-_ = await personaTask.result
-
-// Codec: pack and unpack a 10,000-event batch.
-let tenK = eventBatch(events: 10_000)
-let tenKBytes = tenK.serializedBytes()
-func timeIt(_ n: Int, _ body: () throws -> Void) rethrows -> Double {
-    let t0 = ContinuousClock.now
-    for _ in 0..<n { try body() }
-    let d = t0.duration(to: .now)
-    return (Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18) / Double(n)
-}
-_ = timeIt(3) { _ = tenK.serializedBytes() }
-let packSeconds = timeIt(20) { _ = tenK.serializedBytes() }
-let unpackSeconds = try timeIt(20) { _ = try AppendRequest(serializedBytes: tenKBytes) }
-
-// MARK: Report
-
-var md = """
-# RPC benchmark: Persona binary RPC vs grpc-swift-2
-
-Loopback, one connection per client, one process, \(ProcessInfo.processInfo.activeProcessorCount) cores, \(seconds) s per case after a 0.3 s warm-up.
-Both systems carry the same protobuf-c-encoded messages (our codec is gRPC's serializer).
-Small request: ScoreRequest, \(smallBytes) B. Batch: AppendRequest of \(large.events.count) events, \(largeBytes) B
-(Persona LZ4-compresses payloads over 2 KiB by default; the "no LZ4" rows turn that off).
-
-| payload | in flight | system | calls/s | p50 µs | p99 µs | calls/s vs gRPC | p99 vs gRPC |
-| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: |
-
-"""
-for r in results {
-    let peer = results.first { $0.system == "grpc-swift-2" && $0.payload == r.payload && $0.inFlight == r.inFlight }!
-    md += String(
-        format: "| %@ | %d | %@ | %.0f | %.0f | %.0f | %.2fx | %.2fx |\n", r.payload as NSString, r.inFlight, r.system as NSString,
-        r.callsPerSecond, r.percentile(0.5), r.percentile(0.99), r.callsPerSecond / peer.callsPerSecond, r.percentile(0.99) / peer.percentile(0.99))
-}
-md += String(
-    format: """
-
-    ## Codec (libprotobuf-c through Wire), 10,000-event batch of %d bytes
-
-    | operation | ms per batch | events/s | MB/s |
-    | --- | ---: | ---: | ---: |
-    | pack | %.2f | %.0f | %.0f |
-    | unpack | %.2f | %.0f | %.0f |
-
-    """, tenKBytes.count, packSeconds * 1000, 10_000 / packSeconds, Double(tenKBytes.count) / packSeconds / 1e6,
-    unpackSeconds * 1000, 10_000 / unpackSeconds, Double(tenKBytes.count) / unpackSeconds / 1e6)
-print(md)
-try md.write(toFile: output, atomically: true, encoding: .utf8)
-print("written to \(output)")

@@ -1,0 +1,234 @@
+import CSQLite
+import Dispatch
+import Foundation
+import Store
+import Synchronization
+import Wire
+
+/// Durable appends (acknowledged after fsync) of real Taobao events, as ingest stores them:
+/// Persona's segmented log against SQLite in WAL mode with synchronous=FULL and one
+/// transaction per batch, in the same run. Then sequential reads of everything written.
+func storeBenchmark(output: String, seconds: Double) async throws {
+    let records = try taobaoRecords()
+    let meanBytes = records.reduce(0) { $0 + $1.count } / records.count
+    print("\(records.count) Taobao events, \(meanBytes) bytes each on average (StoredEvent encoding)")
+    var rows: [StoreResult] = []
+    for batch in [100, 1000] {
+        for producers in [1, 2, 4, 8] {
+            let persona = try await appendPersona(records, batch: batch, producers: producers, seconds: seconds)
+            let sqlite = try appendSQLite(records, batch: batch, producers: producers, seconds: seconds)
+            rows += [persona, sqlite]
+            for r in [persona, sqlite] {
+                print(String(format: "%-7@ batch %4d  producers %d: %10.0f events/s  p99 ack %7.2f ms  read %10.0f events/s", r.system as NSString, batch, producers, r.eventsPerSecond, r.p99Millis, r.readEventsPerSecond))
+            }
+        }
+    }
+    var md = """
+        # Store benchmark: durable appends, Persona segmented log vs SQLite
+
+        \(ProcessInfo.processInfo.activeProcessorCount) cores; \(seconds) s per case; Taobao UserBehavior events encoded as ingest stores them
+        (\(meanBytes) B each on average). Every append is acknowledged only after fsync (Persona: fdatasync with group
+        commit; SQLite: WAL, synchronous=FULL, one transaction per batch, producers share one connection).
+        Reads: every event written in the case, read back in order.
+
+        | batch | producers | system | events/s | p99 ack ms | read events/s | appends vs SQLite | reads vs SQLite |
+        | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: |
+
+        """
+    for r in rows {
+        let peer = rows.first { $0.system == "sqlite" && $0.batch == r.batch && $0.producers == r.producers }!
+        md += String(
+            format: "| %d | %d | %@ | %.0f | %.2f | %.0f | %.2fx | %.2fx |\n", r.batch, r.producers, r.system as NSString, r.eventsPerSecond,
+            r.p99Millis, r.readEventsPerSecond, r.eventsPerSecond / peer.eventsPerSecond, r.readEventsPerSecond / peer.readEventsPerSecond)
+    }
+    print(md)
+    try md.write(toFile: output, atomically: true, encoding: .utf8)
+    print("written to \(output)")
+}
+
+struct StoreResult {
+    var system: String
+    var batch: Int
+    var producers: Int
+    var events: Int
+    var seconds: Double
+    var latenciesMillis: [Double]
+    var readSeconds: Double
+
+    var eventsPerSecond: Double { Double(events) / seconds }
+    var readEventsPerSecond: Double { Double(events) / readSeconds }
+    var p99Millis: Double {
+        let s = latenciesMillis.sorted()
+        return s.isEmpty ? .nan : s[min(s.count - 1, Int(Double(s.count) * 0.99))]
+    }
+}
+
+func taobaoRecords() throws -> [[UInt8]] {
+    let data = ProcessInfo.processInfo.environment["PERSONA_SHARED_DATA"] ?? "../shared/data"
+    let text = try String(contentsOfFile: data + "/taobao/UserBehavior_2h_sample.csv", encoding: .utf8)
+    return text.split(separator: "\n").enumerated().compactMap { n, line in
+        let f = line.split(separator: ",")
+        guard f.count == 5, let user = Int64(f[0]), let item = Int64(f[1]), let category = Int64(f[2]), let ts = Int64(f[4]) else { return nil }
+        var e = Event()
+        e.eventId = "taobao:\(n + 1):\(String(UInt64(bitPattern: Int64(line.hashValue)), radix: 16))"
+        e.kind = f[3] == "pv" ? .view : f[3] == "cart" ? .addToCart : f[3] == "fav" ? .favorite : .purchase
+        e.userId = user
+        e.itemId = item
+        e.categoryId = category
+        e.timestampMs = ts * 1000
+        e.channel = "import"
+        var stored = StoredEvent()
+        stored.ingestedAtMs = 1_700_000_000_000 + Int64(n)
+        stored.event = e
+        return stored.serializedBytes()
+    }
+}
+
+func seconds(_ d: Duration) -> Double { Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18 }
+
+func temporaryBenchDirectory(_ name: String) -> String {
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("persona-bench-\(name)-\(UUID().uuidString)").path
+    try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+    return dir
+}
+
+func appendPersona(_ records: [[UInt8]], batch: Int, producers: Int, seconds duration: Double) async throws -> StoreResult {
+    let dir = temporaryBenchDirectory("log")
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    let (log, _) = try SegmentedLog.open(.defaults(directory: dir))
+    let end = ContinuousClock.now + .milliseconds(Int(duration * 1000))
+    let start = ContinuousClock.now
+    let latencies = try await withThrowingTaskGroup(of: [Double].self) { group in
+        for p in 0..<producers {
+            group.addTask {
+                var own: [Double] = []
+                var i = p * batch
+                while ContinuousClock.now < end {
+                    let slice = (0..<batch).map { records[(i + $0) % records.count] }
+                    let t0 = ContinuousClock.now
+                    _ = try await log.append(slice)
+                    own.append(seconds(t0.duration(to: .now)) * 1000)
+                    i += batch * producers
+                }
+                return own
+            }
+        }
+        return try await group.reduce(into: [Double]()) { $0 += $1 }
+    }
+    let elapsed = seconds(start.duration(to: .now))
+    let total = Int(log.endOffset)
+    let readStart = ContinuousClock.now
+    var next: UInt64 = 0
+    var read = 0
+    while true {
+        let r = try log.read(from: next, maxRecords: 10_000, maxBytes: 8 << 20)
+        if r.records.isEmpty { break }
+        read += r.records.count
+        next = r.nextOffset
+    }
+    precondition(read == total, "read \(read) of \(total)")
+    let readSeconds = seconds(readStart.duration(to: .now))
+    await log.close()
+    return StoreResult(system: "persona", batch: batch, producers: producers, events: total, seconds: elapsed, latenciesMillis: latencies, readSeconds: readSeconds)
+}
+
+/// One SQLite connection shared by the producer threads (SQLite has one writer anyway).
+final class SQLiteLog: @unchecked Sendable {
+    private var db: OpaquePointer?
+    private var insert: OpaquePointer?
+    private let lock = NSLock()
+
+    init(path: String) throws {
+        guard sqlite3_open(path, &db) == SQLITE_OK else { throw BenchError("sqlite3_open failed") }
+        try exec("PRAGMA journal_mode=WAL")
+        try exec("PRAGMA synchronous=FULL")
+        try exec("CREATE TABLE events (offset INTEGER PRIMARY KEY, data BLOB NOT NULL)")
+        guard sqlite3_prepare_v2(db, "INSERT INTO events (data) VALUES (?)", -1, &insert, nil) == SQLITE_OK else { throw BenchError("prepare failed") }
+    }
+
+    deinit {
+        sqlite3_finalize(insert)
+        sqlite3_close(db)
+    }
+
+    func exec(_ sql: String) throws {
+        guard sqlite3_exec(db, sql, nil, nil, nil) == SQLITE_OK else { throw BenchError("\(sql): \(String(cString: sqlite3_errmsg(db)))") }
+    }
+
+    /// One transaction per batch; durable when COMMIT returns (synchronous=FULL).
+    func append(_ batch: [[UInt8]]) throws {
+        lock.lock()
+        defer { lock.unlock() }
+        try exec("BEGIN")
+        for r in batch {
+            _ = r.withUnsafeBytes { sqlite3_bind_blob(insert, 1, $0.baseAddress, Int32($0.count), nil) }
+            guard sqlite3_step(insert) == SQLITE_DONE else { throw BenchError("insert failed") }
+            sqlite3_reset(insert)
+        }
+        try exec("COMMIT")
+    }
+
+    func readAll() throws -> Int {
+        var stmt: OpaquePointer?
+        guard sqlite3_prepare_v2(db, "SELECT offset, data FROM events WHERE offset > ? ORDER BY offset LIMIT 10000", -1, &stmt, nil) == SQLITE_OK else {
+            throw BenchError("prepare failed")
+        }
+        defer { sqlite3_finalize(stmt) }
+        var last: Int64 = 0
+        var count = 0
+        while true {
+            sqlite3_bind_int64(stmt, 1, last)
+            var n = 0
+            while sqlite3_step(stmt) == SQLITE_ROW {
+                last = sqlite3_column_int64(stmt, 0)
+                let bytes = Int(sqlite3_column_bytes(stmt, 1))
+                if let p = sqlite3_column_blob(stmt, 1) { _ = [UInt8](UnsafeRawBufferPointer(start: p, count: bytes)) }
+                n += 1
+            }
+            sqlite3_reset(stmt)
+            if n == 0 { return count }
+            count += n
+        }
+    }
+}
+
+struct BenchError: Error, CustomStringConvertible {
+    var description: String
+    init(_ d: String) { description = d }
+}
+
+func appendSQLite(_ records: [[UInt8]], batch: Int, producers: Int, seconds duration: Double) throws -> StoreResult {
+    let dir = temporaryBenchDirectory("sqlite")
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    let db = try SQLiteLog(path: dir + "/events.db")
+    let end = ContinuousClock.now + .milliseconds(Int(duration * 1000))
+    let latencies = Mutex<[Double]>([])
+    let appended = Atomic<Int>(0)
+    let failure = Mutex<(any Error)?>(nil)
+    let start = ContinuousClock.now
+    DispatchQueue.concurrentPerform(iterations: producers) { p in
+        var own: [Double] = []
+        var i = p * batch
+        while ContinuousClock.now < end {
+            let slice = (0..<batch).map { records[(i + $0) % records.count] }
+            let t0 = ContinuousClock.now
+            do { try db.append(slice) } catch {
+                failure.withLock { $0 = error }
+                return
+            }
+            own.append(seconds(t0.duration(to: .now)) * 1000)
+            appended.add(batch, ordering: .relaxed)
+            i += batch * producers
+        }
+        latencies.withLock { $0 += own }
+    }
+    if let error = failure.withLock({ $0 }) { throw error }
+    let elapsed = seconds(start.duration(to: .now))
+    let readStart = ContinuousClock.now
+    let read = try db.readAll()
+    precondition(read == appended.load(ordering: .relaxed))
+    let readSeconds = seconds(readStart.duration(to: .now))
+    return StoreResult(
+        system: "sqlite", batch: batch, producers: producers, events: read, seconds: elapsed,
+        latenciesMillis: latencies.withLock { $0 }, readSeconds: readSeconds)
+}
