@@ -129,27 +129,35 @@ public struct IngestService: PersonaService {
                 groups[p, default: ([], [], [])].ids.append(id)
             }
         }
-        let results = await withTaskGroup(of: (Int, Result<UInt64, any Error>).self) { group in
-            for (p, g) in groups {
+        // One batch per partition, appended concurrently; each answer carries its index.
+        let batches = groups.map { (partition: $0.key, indexes: $0.value.indexes, records: $0.value.records, ids: $0.value.ids) }
+        let results = await withTaskGroup(of: PartitionAppend.self) { group in
+            for (k, batch) in batches.enumerated() {
+                let log = logs[batch.partition]
+                let records = batch.records
                 group.addTask {
-                    do { return (p, .success(try await logs[p].append(g.records))) } catch { return (p, .failure(error)) }
+                    do { return PartitionAppend(index: k, result: .success(try await log.append(records))) } catch {
+                        return PartitionAppend(index: k, result: .failure(error))
+                    }
                 }
             }
-            return await group.reduce(into: [(Int, Result<UInt64, any Error>)]()) { $0.append($1) }
+            var all: [PartitionAppend] = []
+            for await r in group { all.append(r) }
+            return all
         }
         var failure: (any Error)?
-        for (p, result) in results {
-            let g = groups[p]!
-            switch result {
+        for appended in results {
+            let batch = batches[appended.index]
+            switch appended.result {
             case .success(let first):
-                for (k, i) in g.indexes.enumerated() {
+                for (n, i) in batch.indexes.enumerated() {
                     response.statuses[i].code = .accepted
-                    response.statuses[i].partition = UInt32(p)
-                    response.statuses[i].offset = first + UInt64(k)
+                    response.statuses[i].partition = UInt32(batch.partition)
+                    response.statuses[i].offset = first + UInt64(n)
                 }
-                metrics.accepted(g.indexes.count)
+                metrics.accepted(batch.indexes.count)
             case .failure(let error):
-                seen.remove(g.ids)
+                seen.remove(batch.ids)
                 failure = error
             }
         }
@@ -230,6 +238,12 @@ public struct IngestService: PersonaService {
         let end = logs.reduce(UInt64(0)) { $0 + $1.endOffset }
         return [("partitions", "\(logs.count)"), ("events", "\(end)"), ("dedup_ids", "\(seen.count)")]
     }
+}
+
+/// The outcome of one partition's part of an Append.
+struct PartitionAppend: Sendable {
+    let index: Int
+    let result: Result<UInt64, any Error>
 }
 
 /// The ingest counters: `persona_ingest_events_total{result}` and
