@@ -256,3 +256,27 @@ enum IngestServiceTestsPartition {
         return partition
     }
 }
+
+@Suite("Seen event ids")
+struct SeenEventIDsTests {
+    @Test func boundedByCountOldestForgottenFirst() {
+        let seen = SeenEventIDs(capacity: 3)
+        for i in 0..<3 { #expect(seen.insert(.init("e\(i)"), atMs: Int64(i))) }
+        #expect(!seen.insert(.init("e0"), atMs: 10))
+        #expect(seen.insert(.init("e3"), atMs: 11))  // forgets e0
+        #expect(seen.count == 3)
+        #expect(seen.insert(.init("e0"), atMs: 12))  // e0 is new again; forgets e1
+        #expect(!seen.insert(.init("e2"), atMs: 13))
+        #expect(seen.insert(.init("e1"), atMs: 14))
+    }
+
+    @Test func boundedByIngestionAge() {
+        let seen = SeenEventIDs(capacity: 100, maxAgeMs: 1000)
+        #expect(seen.insert(.init("a"), atMs: 0))
+        #expect(seen.insert(.init("b"), atMs: 600))
+        #expect(!seen.insert(.init("a"), atMs: 900))
+        #expect(seen.insert(.init("a"), atMs: 1_500))  // a was ingested 1.5 s ago: forgotten
+        #expect(!seen.insert(.init("b"), atMs: 1_550))
+        #expect(seen.count == 2)
+    }
+}

@@ -43,7 +43,7 @@ public struct IngestService: PersonaService {
         self.validator = EventValidator(rules: settings.rules)
         self.pseudonymizer = Pseudonymizer(
             key: try Pseudonymizer.loadKey(environment: ProcessInfo.processInfo.environment, keyFile: settings.pseudonymKeyFile, dataDirectory: data.path))
-        self.seen = SeenEventIDs(capacity: settings.dedupCapacity)
+        self.seen = SeenEventIDs(capacity: settings.dedupCapacity, maxAgeMs: settings.dedupAge.map { Int64($0.components.seconds * 1000) })
         self.metrics = IngestMetrics(context.metrics)
         try rebuildSeenIDs()
     }
@@ -69,7 +69,7 @@ public struct IngestService: PersonaService {
                 if batch.records.isEmpty { break }
                 for r in batch.records {
                     if let stored = try? StoredEvent(serializedBytes: r.bytes) {
-                        _ = seen.insert(SeenEventIDs.ID(stored.event?.eventId ?? ""))
+                        _ = seen.insert(SeenEventIDs.ID(stored.event?.eventId ?? ""), atMs: stored.ingestedAtMs)
                     }
                 }
                 next = batch.nextOffset
@@ -111,7 +111,7 @@ public struct IngestService: PersonaService {
                 metrics.rejected(rejection.reason)
             case .success(var event):
                 let id = SeenEventIDs.ID(event.eventId)
-                guard seen.insert(id) else {
+                guard seen.insert(id, atMs: now) else {
                     response.statuses[i].code = .duplicate
                     metrics.duplicate()
                     continue

@@ -14,6 +14,9 @@ public struct IngestOptions: ParsableArguments, Sendable {
     @Option(help: "Event ids remembered for duplicate detection (env PERSONA_DEDUP_CAPACITY, default 20000000).")
     public var dedupCapacity: Int?
 
+    @Option(help: "Forget event ids ingested longer ago than this many hours (env PERSONA_DEDUP_HOURS, default: only the count bounds them).")
+    public var dedupHours: Int?
+
     @Option(help: "Most events in one Append call (env PERSONA_MAX_BATCH_EVENTS, default 10000).")
     public var maxBatchEvents: Int?
 
@@ -51,6 +54,7 @@ public struct IngestOptions: ParsableArguments, Sendable {
             s.rules.timestampFloorMs = Int64(date.timeIntervalSince1970 * 1000)
         }
         s.dedupCapacity = try int(dedupCapacity, "PERSONA_DEDUP_CAPACITY") ?? s.dedupCapacity
+        s.dedupAge = try int(dedupHours, "PERSONA_DEDUP_HOURS").map { Duration.seconds($0 * 3600) }
         s.maxBatchEvents = try int(maxBatchEvents, "PERSONA_MAX_BATCH_EVENTS") ?? s.maxBatchEvents
         s.pseudonymKeyFile = pseudonymKeyFile ?? env["PERSONA_PSEUDONYM_KEY_FILE"]
         if let mb = try int(segmentMb, "PERSONA_SEGMENT_MB") { s.segmentBytes = mb << 20 }
@@ -65,6 +69,7 @@ public struct IngestSettings: Sendable {
     public var partitions = 4
     public var rules = EventValidator.Rules.defaults
     public var dedupCapacity = 20_000_000
+    public var dedupAge: Duration?
     public var maxBatchEvents = 10_000
     public var pseudonymKeyFile: String?
     public var segmentBytes = 128 << 20
