@@ -50,6 +50,7 @@ let package = Package(
         .library(name: "RPC", targets: ["RPC"]),
         .library(name: "ServiceKit", targets: ["ServiceKit"]),
         .library(name: "Store", targets: ["Store"]),
+        .library(name: "Ingest", targets: ["Ingest"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),

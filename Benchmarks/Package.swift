@@ -22,6 +22,8 @@ let package = Package(
                 .product(name: "Wire", package: "Persona"),
                 .product(name: "RPC", package: "Persona"),
                 .product(name: "Store", package: "Persona"),
+                .product(name: "Ingest", package: "Persona"),
+                .product(name: "ServiceKit", package: "Persona"),
                 "CSQLite",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2Posix", package: "grpc-swift-nio-transport"),

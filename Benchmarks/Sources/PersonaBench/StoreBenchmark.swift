@@ -1,6 +1,9 @@
 import CSQLite
 import Dispatch
 import Foundation
+import Ingest
+import RPC
+import ServiceKit
 import Store
 import Synchronization
 import Wire
@@ -9,7 +12,13 @@ import Wire
 /// Persona's segmented log against SQLite in WAL mode with synchronous=FULL and one
 /// transaction per batch, in the same run. Then sequential reads of everything written.
 func storeBenchmark(output: String, seconds: Double) async throws {
-    let records = try taobaoRecords()
+    let events = try taobaoEvents()
+    let records = events.map { e -> [UInt8] in
+        var stored = StoredEvent()
+        stored.ingestedAtMs = 1_700_000_000_000
+        stored.event = e
+        return stored.serializedBytes()
+    }
     let meanBytes = records.reduce(0) { $0 + $1.count } / records.count
     print("\(records.count) Taobao events, \(meanBytes) bytes each on average (StoredEvent encoding)")
     var rows: [StoreResult] = []
@@ -17,8 +26,9 @@ func storeBenchmark(output: String, seconds: Double) async throws {
         for producers in [1, 2, 4, 8] {
             let persona = try await appendPersona(records, batch: batch, producers: producers, seconds: seconds)
             let sqlite = try appendSQLite(records, batch: batch, producers: producers, seconds: seconds)
-            rows += [persona, sqlite]
-            for r in [persona, sqlite] {
+            let ingest = try await appendIngest(events, batch: batch, producers: producers, seconds: seconds)
+            rows += [persona, sqlite, ingest]
+            for r in [persona, sqlite, ingest] {
                 print(String(format: "%-7@ batch %4d  producers %d: %10.0f events/s  p99 ack %7.2f ms  read %10.0f events/s", r.system as NSString, batch, producers, r.eventsPerSecond, r.p99Millis, r.readEventsPerSecond))
             }
         }
@@ -29,7 +39,8 @@ func storeBenchmark(output: String, seconds: Double) async throws {
         \(ProcessInfo.processInfo.activeProcessorCount) cores; \(seconds) s per case; Taobao UserBehavior events encoded as ingest stores them
         (\(meanBytes) B each on average). Every append is acknowledged only after fsync (Persona: fdatasync with group
         commit; SQLite: WAL, synchronous=FULL, one transaction per batch, producers share one connection).
-        Reads: every event written in the case, read back in order.
+        Reads: every event written in the case, read back in order. The "ingest" rows are the whole service
+        path over loopback RPC: validation, pseudonymisation, duplicate check, LZ4 frames, then the same log.
 
         | batch | producers | system | events/s | p99 ack ms | read events/s | appends vs SQLite | reads vs SQLite |
         | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: |
@@ -63,7 +74,7 @@ struct StoreResult {
     }
 }
 
-func taobaoRecords() throws -> [[UInt8]] {
+func taobaoEvents() throws -> [Event] {
     let data = ProcessInfo.processInfo.environment["PERSONA_SHARED_DATA"] ?? "../shared/data"
     let text = try String(contentsOfFile: data + "/taobao/UserBehavior_2h_sample.csv", encoding: .utf8)
     return text.split(separator: "\n").enumerated().compactMap { n, line in
@@ -77,10 +88,16 @@ func taobaoRecords() throws -> [[UInt8]] {
         e.categoryId = category
         e.timestampMs = ts * 1000
         e.channel = "import"
-        var stored = StoredEvent()
-        stored.ingestedAtMs = 1_700_000_000_000 + Int64(n)
-        stored.event = e
-        return stored.serializedBytes()
+        if e.kind == .purchase {
+            var order = Order()
+            order.orderId = "taobao-\(n + 1)"
+            var l = OrderLine()
+            l.itemId = item
+            l.quantity = 1
+            order.lines = [l]
+            e.order = order
+        }
+        return e
     }
 }
 
@@ -231,4 +248,71 @@ func appendSQLite(_ records: [[UInt8]], batch: Int, producers: Int, seconds dura
     return StoreResult(
         system: "sqlite", batch: batch, producers: producers, events: read, seconds: elapsed,
         latenciesMillis: latencies.withLock { $0 }, readSeconds: readSeconds)
+}
+
+/// The ingest service in-process, fed over RPC by `producers` clients (one connection each);
+/// every event gets a fresh id so none is a duplicate. Reads go through Ingest/Read.
+func appendIngest(_ events: [Event], batch: Int, producers: Int, seconds duration: Double) async throws -> StoreResult {
+    let dir = temporaryBenchDirectory("ingest")
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    var settings = IngestSettings()
+    settings.partitions = 4
+    let options = ServiceOptions.Resolved(host: "127.0.0.1", port: 0, metricsPort: 0, dataDir: dir, logLevel: .error)
+    let host = try await ServiceHost<IngestService>(options: options, settings: settings)
+    let (port, _) = try await host.start()
+    let running = Task { try await host.run(handleSignals: false) }
+    let end = ContinuousClock.now + .milliseconds(Int(duration * 1000))
+    let start = ContinuousClock.now
+    let (latencies, total) = try await withThrowingTaskGroup(of: ([Double], Int).self) { group in
+        for p in 0..<producers {
+            group.addTask {
+                let client = RPCClient(host: "127.0.0.1", port: port)
+                var own: [Double] = []
+                var sent = 0
+                var i = p * batch
+                var serial = 0
+                while ContinuousClock.now < end {
+                    var request = AppendRequest()
+                    request.events = (0..<batch).map { k in
+                        var e = events[(i + k) % events.count]
+                        e.eventId = "bench-\(p)-\(serial)-\(k)"
+                        return e
+                    }
+                    serial += 1
+                    let t0 = ContinuousClock.now
+                    let response = try await client.call(IngestAPI.append, request)
+                    precondition(response.accepted == UInt32(batch), "ingest rejected bench events")
+                    own.append(seconds(t0.duration(to: .now)) * 1000)
+                    sent += batch
+                    i += batch * producers
+                }
+                await client.shutdown()
+                return (own, sent)
+            }
+        }
+        return try await group.reduce(into: ([Double](), 0)) { $0.0 += $1.0; $0.1 += $1.1 }
+    }
+    let elapsed = seconds(start.duration(to: .now))
+    let client = RPCClient(host: "127.0.0.1", port: port)
+    let readStart = ContinuousClock.now
+    var read = 0
+    for partition in 0..<UInt32(settings.partitions) {
+        var next: UInt64 = 0
+        while true {
+            var r = ReadRequest()
+            r.partition = partition
+            r.fromOffset = next
+            r.maxEvents = 10_000
+            let response = try await client.call(IngestAPI.read, r)
+            if response.events.isEmpty { break }
+            read += response.events.count
+            next = response.nextOffset
+        }
+    }
+    let readSeconds = seconds(readStart.duration(to: .now))
+    precondition(read == total, "read \(read) of \(total)")
+    await client.shutdown()
+    host.shutdown()
+    try await running.value
+    return StoreResult(system: "ingest", batch: batch, producers: producers, events: total, seconds: elapsed, latenciesMillis: latencies, readSeconds: readSeconds)
 }

@@ -155,6 +155,14 @@ public struct EventValidator: Sendable {
     }
 
     private func clean(_ s: String) -> String {
+        // Fast path for the common case: ASCII (already NFC) with nothing to trim.
+        let utf8 = s.utf8
+        if utf8.isEmpty { return s }
+        if let first = utf8.first, let last = utf8.last, first > 0x20, last > 0x20, first < 0x7F, last < 0x7F,
+            utf8.allSatisfy({ $0 < 0x80 })
+        {
+            return s
+        }
         let trimmed = s.trimmingCharacters(in: .whitespacesAndNewlines)
         return trimmed.precomposedStringWithCanonicalMapping
     }
