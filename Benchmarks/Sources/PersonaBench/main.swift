@@ -161,13 +161,17 @@ var seconds = 3.0
 var arguments = CommandLine.arguments.dropFirst().makeIterator()
 while let a = arguments.next() {
     switch a {
-    case "rpc", "store": mode = a
+    case "rpc", "store", "ingest-profile": mode = a
     case "--output": output = arguments.next()
     case "--seconds": seconds = Double(arguments.next() ?? "") ?? seconds
     default: print("usage: persona-bench [rpc|store] [--output FILE] [--seconds S]"); exit(2)
     }
 }
 switch mode {
+case "ingest-profile":
+    // Only the ingest path, for profilers: batches of 1000, one producer.
+    let r = try await appendIngest(try taobaoEvents(), batch: 1000, producers: 1, seconds: seconds)
+    print("ingest: \(Int(r.eventsPerSecond)) events/s")
 case "store":
     try await storeBenchmark(output: output ?? "Benchmarks/results/store.md", seconds: seconds)
 default:
