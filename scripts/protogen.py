@@ -245,6 +245,7 @@ def swift_message(name, fields, enum_names, message_names):
         f"        {fn}__unpack(allocator, count, bytes)",
         "    }",
         "    public func serializedBytes() -> [UInt8] { packMessage(self) }",
+        f"    public static func serializedBytes(each messages: [{name}]) -> [[UInt8]] {{ packMessages(messages) }}",
         "    public init(serializedBytes bytes: UnsafeRawBufferPointer, limits: DecodingLimits) throws {",
         "        self = try unpackMessage(bytes, limits: limits)",
         "    }",

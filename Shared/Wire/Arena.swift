@@ -13,6 +13,8 @@ final class Arena {
     private var blocks: [UnsafeMutableRawPointer] = []
     private var cursor: UnsafeMutableRawPointer?
     private var remaining = 0
+    /// The latest block of `blockSize` bytes (large requests get blocks of their own).
+    private var regularBlock: UnsafeMutableRawPointer?
     private let blockSize: Int
     /// Bytes handed out so far (including alignment padding).
     private(set) var allocated = 0
@@ -27,6 +29,15 @@ final class Arena {
 
     deinit {
         for block in blocks { free(block) }
+    }
+
+    /// Forgets everything allocated, keeping one regular-sized block for reuse.
+    func reset() {
+        for block in blocks where block != regularBlock { free(block) }
+        blocks = regularBlock.map { [$0] } ?? []
+        cursor = regularBlock
+        remaining = regularBlock == nil ? 0 : blockSize
+        allocated = 0
     }
 
     /// Memory for `byteCount` bytes aligned to 16, or nil past the budget or on malloc failure.
@@ -46,6 +57,7 @@ final class Arena {
             }
             guard let block = malloc(blockSize) else { return nil }
             blocks.append(block)
+            regularBlock = block
             cursor = block
             remaining = blockSize
         }

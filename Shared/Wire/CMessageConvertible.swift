@@ -12,7 +12,18 @@ protocol CMessageConvertible: WireMessage {
 }
 
 func packMessage<M: CMessageConvertible>(_ message: M) -> [UInt8] {
+    pack(message, in: Arena())
+}
+
+func packMessages<M: CMessageConvertible>(_ messages: [M]) -> [[UInt8]] {
     let arena = Arena()
+    return messages.map { message in
+        defer { arena.reset() }
+        return pack(message, in: arena)
+    }
+}
+
+private func pack<M: CMessageConvertible>(_ message: M, in arena: Arena) -> [UInt8] {
     let c = arena.message(message)
     let base = UnsafeRawPointer(c).assumingMemoryBound(to: ProtobufCMessage.self)
     let size = protobuf_c_message_get_packed_size(base)

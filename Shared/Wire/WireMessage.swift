@@ -8,6 +8,9 @@ public protocol WireMessage: Sendable, Hashable {
     init()
     /// The protobuf encoding of this message.
     func serializedBytes() -> [UInt8]
+    /// The encodings of many messages, one array each: cheaper than calling
+    /// `serializedBytes()` in a loop (one arena serves them all).
+    static func serializedBytes(each messages: [Self]) -> [[UInt8]]
     /// Decodes a message, refusing input larger than `limits.maxMessageBytes` and any message
     /// whose decoded form would need more memory than `limits.allocationBudget(for:)`.
     init(serializedBytes bytes: UnsafeRawBufferPointer, limits: DecodingLimits) throws

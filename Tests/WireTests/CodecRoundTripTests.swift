@@ -118,3 +118,19 @@ struct LZ4Tests {
         #expect(throws: WireError.self) { try LZ4Block.decompress([0xFF, 0x00, 0x01], originalSize: 100) }
     }
 }
+
+@Suite("Batch encoding")
+struct BatchEncodingTests {
+    @Test("serializedBytes(each:) equals encoding one by one, small and large messages mixed")
+    func eachMatchesOneByOne() throws {
+        var small = Event()
+        small.eventId = "e"
+        var large = Event()
+        large.eventId = String(repeating: "x", count: 20_000)  // bigger than an arena block
+        var order = Order()
+        order.lines = (0..<500).map { var l = OrderLine(); l.itemId = Int64($0 + 1); return l }
+        large.order = order
+        let messages = [small, large, small, Event(), large, small]
+        #expect(Event.serializedBytes(each: messages) == messages.map { $0.serializedBytes() })
+    }
+}

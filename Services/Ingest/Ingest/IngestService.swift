@@ -101,7 +101,7 @@ public struct IngestService: PersonaService {
         let now = Int64(Date().timeIntervalSince1970 * 1000)
         var response = AppendResponse()
         response.statuses = Array(repeating: EventStatus(), count: request.events.count)
-        var groups: [Int: (indexes: [Int], records: [[UInt8]], ids: [SeenEventIDs.ID])] = [:]
+        var groups: [Int: (indexes: [Int], records: [StoredEvent], ids: [SeenEventIDs.ID])] = [:]
         for (i, event) in request.events.enumerated() {
             switch validator.validate(event, nowMs: now) {
             case .failure(let rejection):
@@ -125,12 +125,12 @@ public struct IngestService: PersonaService {
                 stored.event = event
                 let p = partition(of: event.userId)
                 groups[p, default: ([], [], [])].indexes.append(i)
-                groups[p, default: ([], [], [])].records.append(stored.serializedBytes())
+                groups[p, default: ([], [], [])].records.append(stored)
                 groups[p, default: ([], [], [])].ids.append(id)
             }
         }
         // One batch per partition, appended concurrently; each answer carries its index.
-        let batches = groups.map { (partition: $0.key, indexes: $0.value.indexes, records: $0.value.records, ids: $0.value.ids) }
+        let batches = groups.map { (partition: $0.key, indexes: $0.value.indexes, records: StoredEvent.serializedBytes(each: $0.value.records), ids: $0.value.ids) }
         let results = await withTaskGroup(of: PartitionAppend.self) { group in
             for (k, batch) in batches.enumerated() {
                 let log = logs[batch.partition]

@@ -138,6 +138,7 @@ extension KeyValue: CMessageConvertible {
         persona__v1__key_value__unpack(allocator, count, bytes)
     }
     public func serializedBytes() -> [UInt8] { packMessage(self) }
+    public static func serializedBytes(each messages: [KeyValue]) -> [[UInt8]] { packMessages(messages) }
     public init(serializedBytes bytes: UnsafeRawBufferPointer, limits: DecodingLimits) throws {
         self = try unpackMessage(bytes, limits: limits)
     }
@@ -173,6 +174,7 @@ extension ErrorStatus: CMessageConvertible {
         persona__v1__error_status__unpack(allocator, count, bytes)
     }
     public func serializedBytes() -> [UInt8] { packMessage(self) }
+    public static func serializedBytes(each messages: [ErrorStatus]) -> [[UInt8]] { packMessages(messages) }
     public init(serializedBytes bytes: UnsafeRawBufferPointer, limits: DecodingLimits) throws {
         self = try unpackMessage(bytes, limits: limits)
     }
@@ -199,6 +201,7 @@ extension HealthRequest: CMessageConvertible {
         persona__v1__health_request__unpack(allocator, count, bytes)
     }
     public func serializedBytes() -> [UInt8] { packMessage(self) }
+    public static func serializedBytes(each messages: [HealthRequest]) -> [[UInt8]] { packMessages(messages) }
     public init(serializedBytes bytes: UnsafeRawBufferPointer, limits: DecodingLimits) throws {
         self = try unpackMessage(bytes, limits: limits)
     }
@@ -246,6 +249,7 @@ extension HealthResponse: CMessageConvertible {
         persona__v1__health_response__unpack(allocator, count, bytes)
     }
     public func serializedBytes() -> [UInt8] { packMessage(self) }
+    public static func serializedBytes(each messages: [HealthResponse]) -> [[UInt8]] { packMessages(messages) }
     public init(serializedBytes bytes: UnsafeRawBufferPointer, limits: DecodingLimits) throws {
         self = try unpackMessage(bytes, limits: limits)
     }

@@ -173,6 +173,7 @@ extension OrderLine: CMessageConvertible {
         persona__v1__order_line__unpack(allocator, count, bytes)
     }
     public func serializedBytes() -> [UInt8] { packMessage(self) }
+    public static func serializedBytes(each messages: [OrderLine]) -> [[UInt8]] { packMessages(messages) }
     public init(serializedBytes bytes: UnsafeRawBufferPointer, limits: DecodingLimits) throws {
         self = try unpackMessage(bytes, limits: limits)
     }
@@ -211,6 +212,7 @@ extension Order: CMessageConvertible {
         persona__v1__order__unpack(allocator, count, bytes)
     }
     public func serializedBytes() -> [UInt8] { packMessage(self) }
+    public static func serializedBytes(each messages: [Order]) -> [[UInt8]] { packMessages(messages) }
     public init(serializedBytes bytes: UnsafeRawBufferPointer, limits: DecodingLimits) throws {
         self = try unpackMessage(bytes, limits: limits)
     }
@@ -258,6 +260,7 @@ extension Payment: CMessageConvertible {
         persona__v1__payment__unpack(allocator, count, bytes)
     }
     public func serializedBytes() -> [UInt8] { packMessage(self) }
+    public static func serializedBytes(each messages: [Payment]) -> [[UInt8]] { packMessages(messages) }
     public init(serializedBytes bytes: UnsafeRawBufferPointer, limits: DecodingLimits) throws {
         self = try unpackMessage(bytes, limits: limits)
     }
@@ -299,6 +302,7 @@ extension Refund: CMessageConvertible {
         persona__v1__refund__unpack(allocator, count, bytes)
     }
     public func serializedBytes() -> [UInt8] { packMessage(self) }
+    public static func serializedBytes(each messages: [Refund]) -> [[UInt8]] { packMessages(messages) }
     public init(serializedBytes bytes: UnsafeRawBufferPointer, limits: DecodingLimits) throws {
         self = try unpackMessage(bytes, limits: limits)
     }
@@ -334,6 +338,7 @@ extension Review: CMessageConvertible {
         persona__v1__review__unpack(allocator, count, bytes)
     }
     public func serializedBytes() -> [UInt8] { packMessage(self) }
+    public static func serializedBytes(each messages: [Review]) -> [[UInt8]] { packMessages(messages) }
     public init(serializedBytes bytes: UnsafeRawBufferPointer, limits: DecodingLimits) throws {
         self = try unpackMessage(bytes, limits: limits)
     }
@@ -366,6 +371,7 @@ extension Search: CMessageConvertible {
         persona__v1__search__unpack(allocator, count, bytes)
     }
     public func serializedBytes() -> [UInt8] { packMessage(self) }
+    public static func serializedBytes(each messages: [Search]) -> [[UInt8]] { packMessages(messages) }
     public init(serializedBytes bytes: UnsafeRawBufferPointer, limits: DecodingLimits) throws {
         self = try unpackMessage(bytes, limits: limits)
     }
@@ -398,6 +404,7 @@ extension Login: CMessageConvertible {
         persona__v1__login__unpack(allocator, count, bytes)
     }
     public func serializedBytes() -> [UInt8] { packMessage(self) }
+    public static func serializedBytes(each messages: [Login]) -> [[UInt8]] { packMessages(messages) }
     public init(serializedBytes bytes: UnsafeRawBufferPointer, limits: DecodingLimits) throws {
         self = try unpackMessage(bytes, limits: limits)
     }
@@ -430,6 +437,7 @@ extension Register: CMessageConvertible {
         persona__v1__register__unpack(allocator, count, bytes)
     }
     public func serializedBytes() -> [UInt8] { packMessage(self) }
+    public static func serializedBytes(each messages: [Register]) -> [[UInt8]] { packMessages(messages) }
     public init(serializedBytes bytes: UnsafeRawBufferPointer, limits: DecodingLimits) throws {
         self = try unpackMessage(bytes, limits: limits)
     }
@@ -468,6 +476,7 @@ extension ProfileUpdate: CMessageConvertible {
         persona__v1__profile_update__unpack(allocator, count, bytes)
     }
     public func serializedBytes() -> [UInt8] { packMessage(self) }
+    public static func serializedBytes(each messages: [ProfileUpdate]) -> [[UInt8]] { packMessages(messages) }
     public init(serializedBytes bytes: UnsafeRawBufferPointer, limits: DecodingLimits) throws {
         self = try unpackMessage(bytes, limits: limits)
     }
@@ -518,6 +527,7 @@ extension ItemUpsert: CMessageConvertible {
         persona__v1__item_upsert__unpack(allocator, count, bytes)
     }
     public func serializedBytes() -> [UInt8] { packMessage(self) }
+    public static func serializedBytes(each messages: [ItemUpsert]) -> [[UInt8]] { packMessages(messages) }
     public init(serializedBytes bytes: UnsafeRawBufferPointer, limits: DecodingLimits) throws {
         self = try unpackMessage(bytes, limits: limits)
     }
@@ -559,6 +569,7 @@ extension Impression: CMessageConvertible {
         persona__v1__impression__unpack(allocator, count, bytes)
     }
     public func serializedBytes() -> [UInt8] { packMessage(self) }
+    public static func serializedBytes(each messages: [Impression]) -> [[UInt8]] { packMessages(messages) }
     public init(serializedBytes bytes: UnsafeRawBufferPointer, limits: DecodingLimits) throws {
         self = try unpackMessage(bytes, limits: limits)
     }
@@ -597,6 +608,7 @@ extension Label: CMessageConvertible {
         persona__v1__label__unpack(allocator, count, bytes)
     }
     public func serializedBytes() -> [UInt8] { packMessage(self) }
+    public static func serializedBytes(each messages: [Label]) -> [[UInt8]] { packMessages(messages) }
     public init(serializedBytes bytes: UnsafeRawBufferPointer, limits: DecodingLimits) throws {
         self = try unpackMessage(bytes, limits: limits)
     }
@@ -733,6 +745,7 @@ extension Event: CMessageConvertible {
         persona__v1__event__unpack(allocator, count, bytes)
     }
     public func serializedBytes() -> [UInt8] { packMessage(self) }
+    public static func serializedBytes(each messages: [Event]) -> [[UInt8]] { packMessages(messages) }
     public init(serializedBytes bytes: UnsafeRawBufferPointer, limits: DecodingLimits) throws {
         self = try unpackMessage(bytes, limits: limits)
     }

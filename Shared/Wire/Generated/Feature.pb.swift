@@ -38,6 +38,7 @@ extension WindowCounts: CMessageConvertible {
         persona__v1__window_counts__unpack(allocator, count, bytes)
     }
     public func serializedBytes() -> [UInt8] { packMessage(self) }
+    public static func serializedBytes(each messages: [WindowCounts]) -> [[UInt8]] { packMessages(messages) }
     public init(serializedBytes bytes: UnsafeRawBufferPointer, limits: DecodingLimits) throws {
         self = try unpackMessage(bytes, limits: limits)
     }
@@ -74,6 +75,7 @@ extension KindCounts: CMessageConvertible {
         persona__v1__kind_counts__unpack(allocator, count, bytes)
     }
     public func serializedBytes() -> [UInt8] { packMessage(self) }
+    public static func serializedBytes(each messages: [KindCounts]) -> [[UInt8]] { packMessages(messages) }
     public init(serializedBytes bytes: UnsafeRawBufferPointer, limits: DecodingLimits) throws {
         self = try unpackMessage(bytes, limits: limits)
     }
@@ -109,6 +111,7 @@ extension Affinity: CMessageConvertible {
         persona__v1__affinity__unpack(allocator, count, bytes)
     }
     public func serializedBytes() -> [UInt8] { packMessage(self) }
+    public static func serializedBytes(each messages: [Affinity]) -> [[UInt8]] { packMessages(messages) }
     public init(serializedBytes bytes: UnsafeRawBufferPointer, limits: DecodingLimits) throws {
         self = try unpackMessage(bytes, limits: limits)
     }
@@ -156,6 +159,7 @@ extension Rfm: CMessageConvertible {
         persona__v1__rfm__unpack(allocator, count, bytes)
     }
     public func serializedBytes() -> [UInt8] { packMessage(self) }
+    public static func serializedBytes(each messages: [Rfm]) -> [[UInt8]] { packMessages(messages) }
     public init(serializedBytes bytes: UnsafeRawBufferPointer, limits: DecodingLimits) throws {
         self = try unpackMessage(bytes, limits: limits)
     }
@@ -257,6 +261,7 @@ extension RiskFeatures: CMessageConvertible {
         persona__v1__risk_features__unpack(allocator, count, bytes)
     }
     public func serializedBytes() -> [UInt8] { packMessage(self) }
+    public static func serializedBytes(each messages: [RiskFeatures]) -> [[UInt8]] { packMessages(messages) }
     public init(serializedBytes bytes: UnsafeRawBufferPointer, limits: DecodingLimits) throws {
         self = try unpackMessage(bytes, limits: limits)
     }
@@ -390,6 +395,7 @@ extension UserProfile: CMessageConvertible {
         persona__v1__user_profile__unpack(allocator, count, bytes)
     }
     public func serializedBytes() -> [UInt8] { packMessage(self) }
+    public static func serializedBytes(each messages: [UserProfile]) -> [[UInt8]] { packMessages(messages) }
     public init(serializedBytes bytes: UnsafeRawBufferPointer, limits: DecodingLimits) throws {
         self = try unpackMessage(bytes, limits: limits)
     }
@@ -419,6 +425,7 @@ extension GetProfileRequest: CMessageConvertible {
         persona__v1__get_profile_request__unpack(allocator, count, bytes)
     }
     public func serializedBytes() -> [UInt8] { packMessage(self) }
+    public static func serializedBytes(each messages: [GetProfileRequest]) -> [[UInt8]] { packMessages(messages) }
     public init(serializedBytes bytes: UnsafeRawBufferPointer, limits: DecodingLimits) throws {
         self = try unpackMessage(bytes, limits: limits)
     }
@@ -455,6 +462,7 @@ extension GetProfileResponse: CMessageConvertible {
         persona__v1__get_profile_response__unpack(allocator, count, bytes)
     }
     public func serializedBytes() -> [UInt8] { packMessage(self) }
+    public static func serializedBytes(each messages: [GetProfileResponse]) -> [[UInt8]] { packMessages(messages) }
     public init(serializedBytes bytes: UnsafeRawBufferPointer, limits: DecodingLimits) throws {
         self = try unpackMessage(bytes, limits: limits)
     }
@@ -487,6 +495,7 @@ extension GetFeaturesRequest: CMessageConvertible {
         persona__v1__get_features_request__unpack(allocator, count, bytes)
     }
     public func serializedBytes() -> [UInt8] { packMessage(self) }
+    public static func serializedBytes(each messages: [GetFeaturesRequest]) -> [[UInt8]] { packMessages(messages) }
     public init(serializedBytes bytes: UnsafeRawBufferPointer, limits: DecodingLimits) throws {
         self = try unpackMessage(bytes, limits: limits)
     }
@@ -522,6 +531,7 @@ extension FeatureRow: CMessageConvertible {
         persona__v1__feature_row__unpack(allocator, count, bytes)
     }
     public func serializedBytes() -> [UInt8] { packMessage(self) }
+    public static func serializedBytes(each messages: [FeatureRow]) -> [[UInt8]] { packMessages(messages) }
     public init(serializedBytes bytes: UnsafeRawBufferPointer, limits: DecodingLimits) throws {
         self = try unpackMessage(bytes, limits: limits)
     }
@@ -557,6 +567,7 @@ extension GetFeaturesResponse: CMessageConvertible {
         persona__v1__get_features_response__unpack(allocator, count, bytes)
     }
     public func serializedBytes() -> [UInt8] { packMessage(self) }
+    public static func serializedBytes(each messages: [GetFeaturesResponse]) -> [[UInt8]] { packMessages(messages) }
     public init(serializedBytes bytes: UnsafeRawBufferPointer, limits: DecodingLimits) throws {
         self = try unpackMessage(bytes, limits: limits)
     }
@@ -634,6 +645,7 @@ extension ItemProfile: CMessageConvertible {
         persona__v1__item_profile__unpack(allocator, count, bytes)
     }
     public func serializedBytes() -> [UInt8] { packMessage(self) }
+    public static func serializedBytes(each messages: [ItemProfile]) -> [[UInt8]] { packMessages(messages) }
     public init(serializedBytes bytes: UnsafeRawBufferPointer, limits: DecodingLimits) throws {
         self = try unpackMessage(bytes, limits: limits)
     }
@@ -663,6 +675,7 @@ extension GetItemsRequest: CMessageConvertible {
         persona__v1__get_items_request__unpack(allocator, count, bytes)
     }
     public func serializedBytes() -> [UInt8] { packMessage(self) }
+    public static func serializedBytes(each messages: [GetItemsRequest]) -> [[UInt8]] { packMessages(messages) }
     public init(serializedBytes bytes: UnsafeRawBufferPointer, limits: DecodingLimits) throws {
         self = try unpackMessage(bytes, limits: limits)
     }
@@ -695,6 +708,7 @@ extension GetItemsResponse: CMessageConvertible {
         persona__v1__get_items_response__unpack(allocator, count, bytes)
     }
     public func serializedBytes() -> [UInt8] { packMessage(self) }
+    public static func serializedBytes(each messages: [GetItemsResponse]) -> [[UInt8]] { packMessages(messages) }
     public init(serializedBytes bytes: UnsafeRawBufferPointer, limits: DecodingLimits) throws {
         self = try unpackMessage(bytes, limits: limits)
     }
@@ -733,6 +747,7 @@ extension TopItemsRequest: CMessageConvertible {
         persona__v1__top_items_request__unpack(allocator, count, bytes)
     }
     public func serializedBytes() -> [UInt8] { packMessage(self) }
+    public static func serializedBytes(each messages: [TopItemsRequest]) -> [[UInt8]] { packMessages(messages) }
     public init(serializedBytes bytes: UnsafeRawBufferPointer, limits: DecodingLimits) throws {
         self = try unpackMessage(bytes, limits: limits)
     }
@@ -762,6 +777,7 @@ extension TopItemsResponse: CMessageConvertible {
         persona__v1__top_items_response__unpack(allocator, count, bytes)
     }
     public func serializedBytes() -> [UInt8] { packMessage(self) }
+    public static func serializedBytes(each messages: [TopItemsResponse]) -> [[UInt8]] { packMessages(messages) }
     public init(serializedBytes bytes: UnsafeRawBufferPointer, limits: DecodingLimits) throws {
         self = try unpackMessage(bytes, limits: limits)
     }
@@ -800,6 +816,7 @@ extension SegmentMembersRequest: CMessageConvertible {
         persona__v1__segment_members_request__unpack(allocator, count, bytes)
     }
     public func serializedBytes() -> [UInt8] { packMessage(self) }
+    public static func serializedBytes(each messages: [SegmentMembersRequest]) -> [[UInt8]] { packMessages(messages) }
     public init(serializedBytes bytes: UnsafeRawBufferPointer, limits: DecodingLimits) throws {
         self = try unpackMessage(bytes, limits: limits)
     }
@@ -832,6 +849,7 @@ extension SegmentMembersResponse: CMessageConvertible {
         persona__v1__segment_members_response__unpack(allocator, count, bytes)
     }
     public func serializedBytes() -> [UInt8] { packMessage(self) }
+    public static func serializedBytes(each messages: [SegmentMembersResponse]) -> [[UInt8]] { packMessages(messages) }
     public init(serializedBytes bytes: UnsafeRawBufferPointer, limits: DecodingLimits) throws {
         self = try unpackMessage(bytes, limits: limits)
     }
@@ -873,6 +891,7 @@ extension ExportTrainingRequest: CMessageConvertible {
         persona__v1__export_training_request__unpack(allocator, count, bytes)
     }
     public func serializedBytes() -> [UInt8] { packMessage(self) }
+    public static func serializedBytes(each messages: [ExportTrainingRequest]) -> [[UInt8]] { packMessages(messages) }
     public init(serializedBytes bytes: UnsafeRawBufferPointer, limits: DecodingLimits) throws {
         self = try unpackMessage(bytes, limits: limits)
     }
@@ -914,6 +933,7 @@ extension TrainingRow: CMessageConvertible {
         persona__v1__training_row__unpack(allocator, count, bytes)
     }
     public func serializedBytes() -> [UInt8] { packMessage(self) }
+    public static func serializedBytes(each messages: [TrainingRow]) -> [[UInt8]] { packMessages(messages) }
     public init(serializedBytes bytes: UnsafeRawBufferPointer, limits: DecodingLimits) throws {
         self = try unpackMessage(bytes, limits: limits)
     }
@@ -955,6 +975,7 @@ extension ExportTrainingResponse: CMessageConvertible {
         persona__v1__export_training_response__unpack(allocator, count, bytes)
     }
     public func serializedBytes() -> [UInt8] { packMessage(self) }
+    public static func serializedBytes(each messages: [ExportTrainingResponse]) -> [[UInt8]] { packMessages(messages) }
     public init(serializedBytes bytes: UnsafeRawBufferPointer, limits: DecodingLimits) throws {
         self = try unpackMessage(bytes, limits: limits)
     }
@@ -984,6 +1005,7 @@ extension DeleteUserRequest: CMessageConvertible {
         persona__v1__delete_user_request__unpack(allocator, count, bytes)
     }
     public func serializedBytes() -> [UInt8] { packMessage(self) }
+    public static func serializedBytes(each messages: [DeleteUserRequest]) -> [[UInt8]] { packMessages(messages) }
     public init(serializedBytes bytes: UnsafeRawBufferPointer, limits: DecodingLimits) throws {
         self = try unpackMessage(bytes, limits: limits)
     }
@@ -1013,6 +1035,7 @@ extension DeleteUserResponse: CMessageConvertible {
         persona__v1__delete_user_response__unpack(allocator, count, bytes)
     }
     public func serializedBytes() -> [UInt8] { packMessage(self) }
+    public static func serializedBytes(each messages: [DeleteUserResponse]) -> [[UInt8]] { packMessages(messages) }
     public init(serializedBytes bytes: UnsafeRawBufferPointer, limits: DecodingLimits) throws {
         self = try unpackMessage(bytes, limits: limits)
     }

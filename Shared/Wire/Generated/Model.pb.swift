@@ -108,6 +108,7 @@ extension Metric: CMessageConvertible {
         persona__v1__metric__unpack(allocator, count, bytes)
     }
     public func serializedBytes() -> [UInt8] { packMessage(self) }
+    public static func serializedBytes(each messages: [Metric]) -> [[UInt8]] { packMessages(messages) }
     public init(serializedBytes bytes: UnsafeRawBufferPointer, limits: DecodingLimits) throws {
         self = try unpackMessage(bytes, limits: limits)
     }
@@ -149,6 +150,7 @@ extension TrainRequest: CMessageConvertible {
         persona__v1__train_request__unpack(allocator, count, bytes)
     }
     public func serializedBytes() -> [UInt8] { packMessage(self) }
+    public static func serializedBytes(each messages: [TrainRequest]) -> [[UInt8]] { packMessages(messages) }
     public init(serializedBytes bytes: UnsafeRawBufferPointer, limits: DecodingLimits) throws {
         self = try unpackMessage(bytes, limits: limits)
     }
@@ -178,6 +180,7 @@ extension TrainResponse: CMessageConvertible {
         persona__v1__train_response__unpack(allocator, count, bytes)
     }
     public func serializedBytes() -> [UInt8] { packMessage(self) }
+    public static func serializedBytes(each messages: [TrainResponse]) -> [[UInt8]] { packMessages(messages) }
     public init(serializedBytes bytes: UnsafeRawBufferPointer, limits: DecodingLimits) throws {
         self = try unpackMessage(bytes, limits: limits)
     }
@@ -207,6 +210,7 @@ extension JobStatusRequest: CMessageConvertible {
         persona__v1__job_status_request__unpack(allocator, count, bytes)
     }
     public func serializedBytes() -> [UInt8] { packMessage(self) }
+    public static func serializedBytes(each messages: [JobStatusRequest]) -> [[UInt8]] { packMessages(messages) }
     public init(serializedBytes bytes: UnsafeRawBufferPointer, limits: DecodingLimits) throws {
         self = try unpackMessage(bytes, limits: limits)
     }
@@ -260,6 +264,7 @@ extension JobStatusResponse: CMessageConvertible {
         persona__v1__job_status_response__unpack(allocator, count, bytes)
     }
     public func serializedBytes() -> [UInt8] { packMessage(self) }
+    public static func serializedBytes(each messages: [JobStatusResponse]) -> [[UInt8]] { packMessages(messages) }
     public init(serializedBytes bytes: UnsafeRawBufferPointer, limits: DecodingLimits) throws {
         self = try unpackMessage(bytes, limits: limits)
     }
@@ -313,6 +318,7 @@ extension ModelInfo: CMessageConvertible {
         persona__v1__model_info__unpack(allocator, count, bytes)
     }
     public func serializedBytes() -> [UInt8] { packMessage(self) }
+    public static func serializedBytes(each messages: [ModelInfo]) -> [[UInt8]] { packMessages(messages) }
     public init(serializedBytes bytes: UnsafeRawBufferPointer, limits: DecodingLimits) throws {
         self = try unpackMessage(bytes, limits: limits)
     }
@@ -342,6 +348,7 @@ extension ListModelsRequest: CMessageConvertible {
         persona__v1__list_models_request__unpack(allocator, count, bytes)
     }
     public func serializedBytes() -> [UInt8] { packMessage(self) }
+    public static func serializedBytes(each messages: [ListModelsRequest]) -> [[UInt8]] { packMessages(messages) }
     public init(serializedBytes bytes: UnsafeRawBufferPointer, limits: DecodingLimits) throws {
         self = try unpackMessage(bytes, limits: limits)
     }
@@ -371,6 +378,7 @@ extension ListModelsResponse: CMessageConvertible {
         persona__v1__list_models_response__unpack(allocator, count, bytes)
     }
     public func serializedBytes() -> [UInt8] { packMessage(self) }
+    public static func serializedBytes(each messages: [ListModelsResponse]) -> [[UInt8]] { packMessages(messages) }
     public init(serializedBytes bytes: UnsafeRawBufferPointer, limits: DecodingLimits) throws {
         self = try unpackMessage(bytes, limits: limits)
     }
@@ -403,6 +411,7 @@ extension GetModelRequest: CMessageConvertible {
         persona__v1__get_model_request__unpack(allocator, count, bytes)
     }
     public func serializedBytes() -> [UInt8] { packMessage(self) }
+    public static func serializedBytes(each messages: [GetModelRequest]) -> [[UInt8]] { packMessages(messages) }
     public init(serializedBytes bytes: UnsafeRawBufferPointer, limits: DecodingLimits) throws {
         self = try unpackMessage(bytes, limits: limits)
     }
@@ -439,6 +448,7 @@ extension GetModelResponse: CMessageConvertible {
         persona__v1__get_model_response__unpack(allocator, count, bytes)
     }
     public func serializedBytes() -> [UInt8] { packMessage(self) }
+    public static func serializedBytes(each messages: [GetModelResponse]) -> [[UInt8]] { packMessages(messages) }
     public init(serializedBytes bytes: UnsafeRawBufferPointer, limits: DecodingLimits) throws {
         self = try unpackMessage(bytes, limits: limits)
     }
@@ -471,6 +481,7 @@ extension PublishModelRequest: CMessageConvertible {
         persona__v1__publish_model_request__unpack(allocator, count, bytes)
     }
     public func serializedBytes() -> [UInt8] { packMessage(self) }
+    public static func serializedBytes(each messages: [PublishModelRequest]) -> [[UInt8]] { packMessages(messages) }
     public init(serializedBytes bytes: UnsafeRawBufferPointer, limits: DecodingLimits) throws {
         self = try unpackMessage(bytes, limits: limits)
     }
@@ -504,6 +515,7 @@ extension PublishModelResponse: CMessageConvertible {
         persona__v1__publish_model_response__unpack(allocator, count, bytes)
     }
     public func serializedBytes() -> [UInt8] { packMessage(self) }
+    public static func serializedBytes(each messages: [PublishModelResponse]) -> [[UInt8]] { packMessages(messages) }
     public init(serializedBytes bytes: UnsafeRawBufferPointer, limits: DecodingLimits) throws {
         self = try unpackMessage(bytes, limits: limits)
     }
@@ -545,6 +557,7 @@ extension EvaluationReport: CMessageConvertible {
         persona__v1__evaluation_report__unpack(allocator, count, bytes)
     }
     public func serializedBytes() -> [UInt8] { packMessage(self) }
+    public static func serializedBytes(each messages: [EvaluationReport]) -> [[UInt8]] { packMessages(messages) }
     public init(serializedBytes bytes: UnsafeRawBufferPointer, limits: DecodingLimits) throws {
         self = try unpackMessage(bytes, limits: limits)
     }

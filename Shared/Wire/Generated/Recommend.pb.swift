@@ -41,6 +41,7 @@ extension RecommendRequest: CMessageConvertible {
         persona__v1__recommend_request__unpack(allocator, count, bytes)
     }
     public func serializedBytes() -> [UInt8] { packMessage(self) }
+    public static func serializedBytes(each messages: [RecommendRequest]) -> [[UInt8]] { packMessages(messages) }
     public init(serializedBytes bytes: UnsafeRawBufferPointer, limits: DecodingLimits) throws {
         self = try unpackMessage(bytes, limits: limits)
     }
@@ -76,6 +77,7 @@ extension ScoredItem: CMessageConvertible {
         persona__v1__scored_item__unpack(allocator, count, bytes)
     }
     public func serializedBytes() -> [UInt8] { packMessage(self) }
+    public static func serializedBytes(each messages: [ScoredItem]) -> [[UInt8]] { packMessages(messages) }
     public init(serializedBytes bytes: UnsafeRawBufferPointer, limits: DecodingLimits) throws {
         self = try unpackMessage(bytes, limits: limits)
     }
@@ -117,6 +119,7 @@ extension RecommendResponse: CMessageConvertible {
         persona__v1__recommend_response__unpack(allocator, count, bytes)
     }
     public func serializedBytes() -> [UInt8] { packMessage(self) }
+    public static func serializedBytes(each messages: [RecommendResponse]) -> [[UInt8]] { packMessages(messages) }
     public init(serializedBytes bytes: UnsafeRawBufferPointer, limits: DecodingLimits) throws {
         self = try unpackMessage(bytes, limits: limits)
     }
@@ -149,6 +152,7 @@ extension SimilarItemsRequest: CMessageConvertible {
         persona__v1__similar_items_request__unpack(allocator, count, bytes)
     }
     public func serializedBytes() -> [UInt8] { packMessage(self) }
+    public static func serializedBytes(each messages: [SimilarItemsRequest]) -> [[UInt8]] { packMessages(messages) }
     public init(serializedBytes bytes: UnsafeRawBufferPointer, limits: DecodingLimits) throws {
         self = try unpackMessage(bytes, limits: limits)
     }
@@ -178,6 +182,7 @@ extension SimilarItemsResponse: CMessageConvertible {
         persona__v1__similar_items_response__unpack(allocator, count, bytes)
     }
     public func serializedBytes() -> [UInt8] { packMessage(self) }
+    public static func serializedBytes(each messages: [SimilarItemsResponse]) -> [[UInt8]] { packMessages(messages) }
     public init(serializedBytes bytes: UnsafeRawBufferPointer, limits: DecodingLimits) throws {
         self = try unpackMessage(bytes, limits: limits)
     }
@@ -213,6 +218,7 @@ extension PopularRequest: CMessageConvertible {
         persona__v1__popular_request__unpack(allocator, count, bytes)
     }
     public func serializedBytes() -> [UInt8] { packMessage(self) }
+    public static func serializedBytes(each messages: [PopularRequest]) -> [[UInt8]] { packMessages(messages) }
     public init(serializedBytes bytes: UnsafeRawBufferPointer, limits: DecodingLimits) throws {
         self = try unpackMessage(bytes, limits: limits)
     }
@@ -242,6 +248,7 @@ extension PopularResponse: CMessageConvertible {
         persona__v1__popular_response__unpack(allocator, count, bytes)
     }
     public func serializedBytes() -> [UInt8] { packMessage(self) }
+    public static func serializedBytes(each messages: [PopularResponse]) -> [[UInt8]] { packMessages(messages) }
     public init(serializedBytes bytes: UnsafeRawBufferPointer, limits: DecodingLimits) throws {
         self = try unpackMessage(bytes, limits: limits)
     }
