@@ -58,7 +58,7 @@ final class ClientConnectionHandler: ChannelInboundHandler, CoalescingFrameWrite
                 self.expire(id)
             }
         }
-        pending[id] = Pending(promise: promise, timer: timer.map { $0 })
+        pending[id] = Pending(promise: promise, timer: timer)
         send(frame)
     }
 

@@ -7,7 +7,10 @@ public import Wire
 /// What the server reports about its calls; ServiceKit turns it into Prometheus metrics.
 public protocol RPCServerObserver: Sendable {
     func callStarted(method: String)
+    /// A started call ended (answered, expired, cancelled).
     func callFinished(method: String, status: StatusCode, duration: Duration)
+    /// A call answered without being started: unknown method, over the limit, draining.
+    func callRefused(method: String, status: StatusCode)
     func protocolError(_ code: FrameError.Code)
 }
 
@@ -129,6 +132,7 @@ public struct NoopObserver: RPCServerObserver {
     public init() {}
     public func callStarted(method: String) {}
     public func callFinished(method: String, status: StatusCode, duration: Duration) {}
+    public func callRefused(method: String, status: StatusCode) {}
     public func protocolError(_ code: FrameError.Code) {}
 }
 
@@ -194,15 +198,17 @@ final class ServerConnectionHandler: ChannelInboundHandler, CoalescingFrameWrite
 
     private func startCall(_ frame: Frame, context: ChannelHandlerContext) {
         let id = frame.correlationID
+        let route = server.router.route(for: frame.method)
         guard !draining else {
+            server.observer.callRefused(method: route?.name ?? "unknown", status: .unavailable)
             return respond(id, method: frame.method, error: RPCError(.unavailable, "server is shutting down"))
         }
-        guard let route = server.router.route(for: frame.method) else {
-            server.observer.callFinished(method: "unknown", status: .unimplemented, duration: .zero)
+        guard let route else {
+            server.observer.callRefused(method: "unknown", status: .unimplemented)
             return respond(id, method: frame.method, error: RPCError(.unimplemented, "no method with id 0x\(String(frame.method, radix: 16))"))
         }
         guard calls.count < server.config.maxConcurrentCallsPerConnection else {
-            server.observer.callFinished(method: route.name, status: .overloaded, duration: .zero)
+            server.observer.callRefused(method: route.name, status: .overloaded)
             return respond(id, method: frame.method, error: RPCError(.overloaded, "\(calls.count) calls in flight on this connection"))
         }
         guard calls[id] == nil else {

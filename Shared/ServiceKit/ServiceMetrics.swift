@@ -38,15 +38,9 @@ public final class ServiceMetrics: RPCServerObserver {
     }
 
     public func callFinished(method: String, status: StatusCode, duration: Duration) {
-        // OVERLOADED, UNIMPLEMENTED and drained calls are refused before they start.
-        if duration > .zero || status == .ok {
-            inFlightCount.subtract(1, ordering: .relaxed)
-            inFlight.decrement()
-        }
-        counter(
-            "persona_rpc_calls_total", labels: [("method", method), ("status", status.name ?? "\(status.rawValue)")],
-            help: "RPC calls answered, by method and status"
-        ).increment()
+        inFlightCount.subtract(1, ordering: .relaxed)
+        inFlight.decrement()
+        countCall(method: method, status: status)
         let histogram = histograms.withLock { cache in
             if let h = cache[method] { return h }
             let h = registry.makeDurationHistogram(
@@ -56,6 +50,17 @@ public final class ServiceMetrics: RPCServerObserver {
             return h
         }
         histogram.recordNanoseconds(Int64(clamping: duration.components.seconds * 1_000_000_000 + duration.components.attoseconds / 1_000_000_000))
+    }
+
+    public func callRefused(method: String, status: StatusCode) {
+        countCall(method: method, status: status)
+    }
+
+    private func countCall(method: String, status: StatusCode) {
+        counter(
+            "persona_rpc_calls_total", labels: [("method", method), ("status", status.name ?? "\(status.rawValue)")],
+            help: "RPC calls answered, by method and status"
+        ).increment()
     }
 
     public func protocolError(_ code: FrameError.Code) {

@@ -22,6 +22,13 @@ public final class RecordingObserver: RPCServerObserver {
         }
     }
 
+    public func callRefused(method: String, status: StatusCode) {
+        state.withLock {
+            $0.calls[method, default: 0] += 1
+            $0.statuses[status, default: 0] += 1
+        }
+    }
+
     public func protocolError(_ code: FrameError.Code) {
         state.withLock { $0.protocolErrors[code.name, default: 0] += 1 }
     }

@@ -19,13 +19,16 @@ public struct Pseudonymizer: Sendable {
     /// (a relayed or re-imported event is not hashed twice).
     public func pseudonym(_ value: String) -> String {
         if value.isEmpty || (value.hasPrefix("p:") && value.utf8.count == 34) { return value }
-        let (h0, h1) = SipHash128.hash(Array(value.utf8), k0: k0, k1: k1)
+        let (h0, h1) = SipHash128.hash(value, k0: k0, k1: k1)
         return "p:" + hex(h0) + hex(h1)
     }
 
+    /// The hash's bytes in order (little-endian words), as hex.
     private func hex(_ v: UInt64) -> String {
-        let s = String(v.littleEndian.byteSwapped, radix: 16)
-        return String(repeating: "0", count: 16 - s.count) + s
+        let digits = Array("0123456789abcdef".utf8)
+        return withUnsafeBytes(of: v.littleEndian) { bytes in
+            String(decoding: bytes.flatMap { [digits[Int($0 >> 4)], digits[Int($0 & 15)]] }, as: UTF8.self)
+        }
     }
 
     /// The key from `PERSONA_PSEUDONYM_KEY` (hex or text, at least 16 bytes), else from the
@@ -53,7 +56,13 @@ public struct Pseudonymizer: Sendable {
 
 /// SipHash-2-4 with 128-bit output (Aumasson and Bernstein's reference construction).
 enum SipHash128 {
-    static func hash(_ data: [UInt8], k0: UInt64, k1: UInt64) -> (UInt64, UInt64) {
+    /// Hashes a string's UTF-8 bytes in place (no copy: this runs for every ingested event).
+    static func hash(_ string: String, k0: UInt64, k1: UInt64) -> (UInt64, UInt64) {
+        var string = string
+        return string.withUTF8 { hash(UnsafeRawBufferPointer($0), k0: k0, k1: k1) }
+    }
+
+    static func hash(_ data: UnsafeRawBufferPointer, k0: UInt64, k1: UInt64) -> (UInt64, UInt64) {
         var v0: UInt64 = k0 ^ 0x736f_6d65_7073_6575
         var v1: UInt64 = k1 ^ 0x646f_7261_6e64_6f6d ^ 0xee
         var v2: UInt64 = k0 ^ 0x6c79_6765_6e65_7261

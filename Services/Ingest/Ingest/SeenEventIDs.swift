@@ -9,7 +9,7 @@ final class SeenEventIDs: Sendable {
         let a: UInt64
         let b: UInt64
         init(_ eventID: String) {
-            (a, b) = SipHash128.hash(Array(eventID.utf8), k0: 0x7065_7273_6f6e_6131, k1: 0x6576_656e_7469_6473)
+            (a, b) = SipHash128.hash(eventID, k0: 0x7065_7273_6f6e_6131, k1: 0x6576_656e_7469_6473)
         }
     }
 
