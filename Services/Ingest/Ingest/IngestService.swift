@@ -101,7 +101,7 @@ public struct IngestService: PersonaService {
         let now = Int64(Date().timeIntervalSince1970 * 1000)
         var response = AppendResponse()
         response.statuses = Array(repeating: EventStatus(), count: request.events.count)
-        var groups: [Int: (indexes: [Int], records: [StoredEvent], ids: [SeenEventIDs.ID])] = [:]
+        var groups: [Int: PartitionGroup] = [:]
         for (i, event) in request.events.enumerated() {
             switch validator.validate(event, nowMs: now) {
             case .failure(let rejection):
@@ -124,17 +124,15 @@ public struct IngestService: PersonaService {
                 stored.ingestedAtMs = now
                 stored.event = event
                 let p = partition(of: event.userId)
-                groups[p, default: ([], [], [])].indexes.append(i)
-                groups[p, default: ([], [], [])].records.append(stored)
-                groups[p, default: ([], [], [])].ids.append(id)
+                groups[p, default: PartitionGroup(partition: p)].add(index: i, event: stored, id: id)
             }
         }
         // One batch per partition, appended concurrently; each answer carries its index.
-        let batches = groups.map { (partition: $0.key, indexes: $0.value.indexes, records: StoredEvent.serializedBytes(each: $0.value.records), ids: $0.value.ids) }
+        let batches = Array(groups.values)
         let results = await withTaskGroup(of: PartitionAppend.self) { group in
             for (k, batch) in batches.enumerated() {
                 let log = logs[batch.partition]
-                let records = batch.records
+                let records = StoredEvent.serializedBytes(each: batch.events)
                 group.addTask {
                     do { return PartitionAppend(index: k, result: .success(try await log.append(records))) } catch {
                         return PartitionAppend(index: k, result: .failure(error))
@@ -237,6 +235,21 @@ public struct IngestService: PersonaService {
     public func healthChecks() async -> [(String, String)] {
         let end = logs.reduce(UInt64(0)) { $0 + $1.endOffset }
         return [("partitions", "\(logs.count)"), ("events", "\(end)"), ("dedup_ids", "\(seen.count)")]
+    }
+}
+
+/// The accepted events of one Append that go to one partition, with their places in the
+/// request (for the per-event statuses) and their ids (to forget if the write fails).
+struct PartitionGroup {
+    let partition: Int
+    var indexes: [Int] = []
+    var events: [StoredEvent] = []
+    var ids: [SeenEventIDs.ID] = []
+
+    mutating func add(index: Int, event: StoredEvent, id: SeenEventIDs.ID) {
+        indexes.append(index)
+        events.append(event)
+        ids.append(id)
     }
 }
 
