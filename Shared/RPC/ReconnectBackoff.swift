@@ -25,6 +25,12 @@ public struct ReconnectBackoff: Sendable, Hashable {
         return base * factor
     }
 
+    /// `nextDelay(using:)` with the system's random numbers.
+    public mutating func nextDelay() -> Duration {
+        var rng = SystemRandomNumberGenerator()
+        return nextDelay(using: &rng)
+    }
+
     /// A connection succeeded: the next failure starts from `initial` again.
     public mutating func reset() {
         failures = 0

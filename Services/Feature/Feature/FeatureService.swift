@@ -1,21 +1,267 @@
+import Foundation
 import Logging
+import Prometheus
 public import RPC
 public import ServiceKit
+import Store
+import Wire
 
-/// The feature service: folds the event log into user profiles, item profiles and risk features.
-///
-/// This release serves Health and metrics; its API (see `FeatureAPI` in Shared/RPC/Methods.swift
-/// and Shared/Schema/persona/v1) is implemented by the issues that build on the foundation.
+/// The feature service: folds the ingest log into user profiles, item profiles and risk
+/// features, and serves them. It reads every partition from its own offsets (long poll),
+/// snapshots state and offsets together, and on start resumes from the snapshot plus the
+/// log, so a restart or a kill -9 ends in the state an uninterrupted run would have.
 public struct FeatureService: PersonaService {
     public static let name = "feature"
     public static let defaultPort = 7102
     public static let defaultMetricsPort = 9102
 
     let context: ServiceContext
+    let settings: FeatureSettings
+    let store: FeatureStore
+    let ingest: RPCClient
+    let metrics: FeatureMetrics
+    let exports: TrainingExports
+    let snapshotPath: String
 
-    public init(context: ServiceContext, settings: NoSettings) async throws {
+    public init(context: ServiceContext, settings: FeatureSettings) async throws {
         self.context = context
+        self.settings = settings
+        self.snapshotPath = context.dataDirectory.file("state.snapshot")
+        let (store, restored) = try FeatureStore.open(snapshotPath: snapshotPath)
+        self.store = store
+        let summary = store.summary
+        if restored {
+            context.logger.info("restored \(summary.users) users and \(summary.items) items at offsets \(summary.offsets)")
+        }
+        var config = RPCClient.Config.defaults(host: settings.ingestHost, port: settings.ingestPort)
+        config.defaultTimeout = .seconds(10)
+        self.ingest = RPCClient(config: config)
+        self.metrics = FeatureMetrics(context.metrics)
+        self.exports = TrainingExports()
     }
 
-    public func register(in router: inout Router) {}
+    public func register(in router: inout Router) {
+        router.register(FeatureAPI.getProfile) { request in
+            var response = GetProfileResponse()
+            if let profile = store.profile(request.userId) {
+                response.found = true
+                response.profile = profile
+            }
+            return response
+        }
+        router.register(FeatureAPI.getFeatures) { try getFeatures($0) }
+        router.register(FeatureAPI.getItems) { request in
+            guard request.itemIds.count <= 10_000 else { throw RPCError(.invalidArgument, "at most 10000 items per call") }
+            let (found, missing) = store.items(request.itemIds)
+            var response = GetItemsResponse()
+            response.items = found
+            response.missing = missing
+            return response
+        }
+        router.register(FeatureAPI.topItems) { try topItems($0) }
+        router.register(FeatureAPI.segmentMembers) { try segmentMembers($0) }
+        router.register(FeatureAPI.exportTraining) { try await exportTraining($0) }
+        router.register(FeatureAPI.deleteUser) { try await deleteUser($0) }
+    }
+
+    func getFeatures(_ request: GetFeaturesRequest) throws -> GetFeaturesResponse {
+        guard request.userIds.count <= 10_000 else { throw RPCError(.invalidArgument, "at most 10000 users per call") }
+        let positions: [Int]
+        switch FeatureCatalog.resolve(request.names) {
+        case .success(let p): positions = p
+        case .failure(let unknown):
+            metrics.badRequest("unknown_feature")
+            throw RPCError(.invalidArgument, "unknown feature names: \(unknown.names.joined(separator: ", ")) (schema version \(FeatureCatalog.schemaVersion) has \(FeatureCatalog.names.count) features)")
+        }
+        var response = GetFeaturesResponse()
+        response.schemaVersion = FeatureCatalog.schemaVersion
+        response.names = positions.map { FeatureCatalog.names[$0] }
+        response.rows = store.features(request.userIds, positions: positions)
+        return response
+    }
+
+    func topItems(_ request: TopItemsRequest) throws -> TopItemsResponse {
+        let window: Window?
+        switch request.window {
+        case "", "24h": window = .hours24
+        case "lifetime": window = nil
+        default:
+            guard let w = Window(name: request.window) else {
+                metrics.badRequest("bad_window")
+                throw RPCError(.invalidArgument, "window '\(request.window)' is not one of 1h, 24h, 7d, 30d, lifetime")
+            }
+            window = w
+        }
+        guard let by = request.by.isEmpty ? .views : ItemRanking(rawValue: request.by) else {
+            metrics.badRequest("bad_ranking")
+            throw RPCError(.invalidArgument, "by '\(request.by)' is not one of \(ItemRanking.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        var response = TopItemsResponse()
+        response.items = store.topItems(category: request.categoryId, window: window, by: by, limit: request.limit == 0 ? 10 : min(Int(request.limit), 1000))
+        return response
+    }
+
+    func segmentMembers(_ request: SegmentMembersRequest) throws -> SegmentMembersResponse {
+        var after: Int64 = 0
+        if !request.pageToken.isEmpty {
+            guard let id = Int64(request.pageToken) else { throw RPCError(.invalidArgument, "page token '\(request.pageToken)' is not one this service gave") }
+            after = id
+        }
+        let size = request.pageSize == 0 ? 100 : min(Int(request.pageSize), 10_000)
+        let (ids, more) = store.members(tag: request.tag, segment: request.segmentId, afterID: after, limit: size)
+        var response = SegmentMembersResponse()
+        response.userIds = ids
+        if more, let last = ids.last { response.nextPageToken = String(last) }
+        return response
+    }
+
+    func deleteUser(_ request: DeleteUserRequest) async throws -> DeleteUserResponse {
+        guard request.userId > 0 else { throw RPCError(.invalidArgument, "user id must be positive") }
+        // Every event of the user already in the log is below these offsets.
+        let info = try await ingest.call(IngestAPI.logInfo, LogInfoRequest())
+        let ends = info.partitions.sorted { $0.partition < $1.partition }.map(\.endOffset)
+        var response = DeleteUserResponse()
+        response.deleted = store.erase(request.userId, ends: ends)
+        // The erasure is durable before it is acknowledged.
+        try writeSnapshot(force: true)
+        metrics.erased()
+        return response
+    }
+
+    func exportTraining(_ request: ExportTrainingRequest) async throws -> ExportTrainingResponse {
+        try await exports.page(request, ingest: ingest, erased: store.erased)
+    }
+
+    // MARK: Consuming
+
+    public func runBackground() async throws {
+        let partitions = try await waitForIngest()
+        guard store.adopt(partitions: partitions) else {
+            throw FeatureError("the snapshot has \(store.summary.offsets.count) partitions but ingest has \(partitions); remove \(snapshotPath) to rebuild from the log")
+        }
+        context.logger.info("consuming \(partitions) partitions from \(settings.ingestHost):\(settings.ingestPort)")
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for p in 0..<partitions {
+                group.addTask { try await consume(partition: p) }
+            }
+            group.addTask {
+                var written = store.summary.version
+                while true {
+                    try await Task.sleep(for: settings.snapshotInterval)
+                    if let v = try writeSnapshot(since: written) { written = v }
+                }
+            }
+            try await group.next()
+            group.cancelAll()
+        }
+    }
+
+    /// Partition count from LogInfo, retrying until ingest answers.
+    private func waitForIngest() async throws -> Int {
+        var backoff = ReconnectBackoff()
+        while true {
+            do {
+                let info = try await ingest.call(IngestAPI.logInfo, LogInfoRequest(), timeout: .seconds(2))
+                return info.partitions.count
+            } catch let error as RPCError {
+                context.logger.info("waiting for ingest at \(settings.ingestHost):\(settings.ingestPort): \(error)")
+                try await Task.sleep(for: backoff.nextDelay())
+            }
+        }
+    }
+
+    private func consume(partition p: Int) async throws {
+        var backoff = ReconnectBackoff()
+        while true {
+            try Task.checkCancellation()
+            var request = ReadRequest()
+            request.partition = UInt32(p)
+            request.fromOffset = store.offset(p)
+            request.maxEvents = UInt32(settings.readEvents)
+            request.waitMs = UInt32(settings.readWait.components.seconds * 1000 + settings.readWait.components.attoseconds / 1_000_000_000_000_000)
+            let response: ReadResponse
+            do {
+                response = try await ingest.call(IngestAPI.read, request, timeout: settings.readWait + .seconds(5))
+                backoff.reset()
+            } catch let error as RPCError {
+                metrics.readError()
+                context.logger.warning("reading partition \(p) failed: \(error)")
+                try await Task.sleep(for: backoff.nextDelay())
+                continue
+            }
+            guard !response.events.isEmpty || response.nextOffset > request.fromOffset else { continue }
+            let seen = store.fold(response.events, partition: p, next: response.nextOffset)
+            metrics.folded(response.events.count, seen: seen)
+            metrics.lag(partition: p, response.endOffset &- max(response.nextOffset, request.fromOffset))
+        }
+    }
+
+    /// Writes a snapshot when the state changed since `version`; returns the version written.
+    @discardableResult
+    func writeSnapshot(since version: UInt64? = nil, force: Bool = false) throws -> UInt64? {
+        guard let (bytes, v) = store.snapshot(ifChangedSince: force ? nil : version) else { return nil }
+        let start = ContinuousClock.now
+        try AtomicFile.write(bytes, to: snapshotPath)
+        metrics.snapshot(bytes: bytes.count, duration: start.duration(to: .now))
+        return v
+    }
+
+    public func close() async throws {
+        try writeSnapshot(force: true)
+        await ingest.shutdown()
+    }
+
+    public func healthChecks() async -> [(String, String)] {
+        let s = store.summary
+        return [
+            ("users", "\(s.users)"), ("items", "\(s.items)"), ("offsets", s.offsets.map(String.init).joined(separator: ",")),
+            ("event_time", s.watermarkMs == 0 ? "none" : ISO8601DateFormatter().string(from: Date(timeIntervalSince1970: Double(s.watermarkMs) / 1000))),
+        ]
+    }
+}
+
+public struct FeatureError: Error, CustomStringConvertible {
+    public var description: String
+    public init(_ description: String) { self.description = description }
+}
+
+/// The feature counters: `persona_feature_events_total`, `persona_feature_observations_total{kind}`
+/// (events skipped or folded with something odd), consumer lag, snapshots.
+struct FeatureMetrics: Sendable {
+    let metrics: ServiceMetrics
+
+    init(_ metrics: ServiceMetrics) {
+        self.metrics = metrics
+    }
+
+    func folded(_ n: Int, seen: [FeatureState.Observation: Int]) {
+        metrics.counter("persona_feature_events_total", labels: [], help: "Events read from the log").increment(by: Int64(n))
+        for (o, count) in seen {
+            metrics.counter(
+                "persona_feature_observations_total", labels: [("kind", o.rawValue)],
+                help: "Events skipped (unknown_kind, invalid_user, missing_detail, erased_user) or folded with a note (unknown_item, out_of_order)"
+            ).increment(by: Int64(count))
+        }
+    }
+
+    func lag(partition: Int, _ events: UInt64) {
+        metrics.registry.makeGauge(name: "persona_feature_consumer_lag", labels: [("partition", "\(partition)")]).set(Int64(clamping: events))
+    }
+
+    func readError() {
+        metrics.counter("persona_feature_read_errors_total", labels: [], help: "Failed reads from ingest (retried)").increment()
+    }
+
+    func badRequest(_ reason: String) {
+        metrics.counter("persona_feature_bad_requests_total", labels: [("reason", reason)], help: "Calls refused as invalid, by reason").increment()
+    }
+
+    func erased() {
+        metrics.counter("persona_feature_erasures_total", labels: [], help: "Users erased").increment()
+    }
+
+    func snapshot(bytes: Int, duration: Duration) {
+        metrics.counter("persona_feature_snapshots_total", labels: [], help: "Snapshots written").increment()
+        metrics.registry.makeGauge(name: "persona_feature_snapshot_bytes", labels: []).set(Int64(bytes))
+    }
 }

@@ -116,6 +116,9 @@ public struct IngestService: PersonaService {
                     metrics.duplicate()
                     continue
                 }
+                if event.ipCountry.isEmpty, let table = settings.ipCountries, let country = table.country(of: event.ip) {
+                    event.ipCountry = country
+                }
                 event.deviceId = pseudonymizer.pseudonym(event.deviceId)
                 event.ip = pseudonymizer.pseudonym(event.ip)
                 if event.register != nil { event.register!.email = pseudonymizer.pseudonym(event.register!.email) }

@@ -23,6 +23,9 @@ public struct IngestOptions: ParsableArguments, Sendable {
     @Option(help: "File holding the pseudonymisation key (env PERSONA_PSEUDONYM_KEY_FILE; PERSONA_PSEUDONYM_KEY gives the key itself).")
     public var pseudonymKeyFile: String?
 
+    @Option(help: "IPv4-to-country CSV (lower,upper,country) used to set each event's ip_country before the IP is pseudonymised (env PERSONA_IP_COUNTRY_FILE).")
+    public var ipCountryFile: String?
+
     @Option(help: "Segment size in MiB (env PERSONA_SEGMENT_MB, default 128).")
     public var segmentMb: Int?
 
@@ -57,6 +60,9 @@ public struct IngestOptions: ParsableArguments, Sendable {
         s.dedupAge = try int(dedupHours, "PERSONA_DEDUP_HOURS").map { Duration.seconds($0 * 3600) }
         s.maxBatchEvents = try int(maxBatchEvents, "PERSONA_MAX_BATCH_EVENTS") ?? s.maxBatchEvents
         s.pseudonymKeyFile = pseudonymKeyFile ?? env["PERSONA_PSEUDONYM_KEY_FILE"]
+        if let path = ipCountryFile ?? env["PERSONA_IP_COUNTRY_FILE"], !path.isEmpty {
+            s.ipCountries = try IPCountryTable(contentsOf: path)
+        }
         if let mb = try int(segmentMb, "PERSONA_SEGMENT_MB") { s.segmentBytes = mb << 20 }
         s.retentionBytes = try int(retentionMb, "PERSONA_RETENTION_MB").map { $0 << 20 }
         s.retentionAge = try int(retentionHours, "PERSONA_RETENTION_HOURS").map { Duration.seconds($0 * 3600) }
@@ -72,6 +78,7 @@ public struct IngestSettings: Sendable {
     public var dedupAge: Duration?
     public var maxBatchEvents = 10_000
     public var pseudonymKeyFile: String?
+    public var ipCountries: IPCountryTable?
     public var segmentBytes = 128 << 20
     public var retentionBytes: Int?
     public var retentionAge: Duration?

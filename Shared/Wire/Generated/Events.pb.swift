@@ -627,6 +627,7 @@ public struct Event: WireMessage {
     public var itemId: Int64 = 0
     public var categoryId: Int64 = 0
     public var quantity: Int32 = 0
+    public var ipCountry: String = ""
     public var order: Order? {
         get { _order?.value }
         set { _order = newValue.map(Boxed.init) }
@@ -702,6 +703,7 @@ extension Event: CMessageConvertible {
         c.pointee.item_id = itemId
         c.pointee.category_id = categoryId
         c.pointee.quantity = quantity
+        if !ipCountry.isEmpty { c.pointee.ip_country = arena.string(ipCountry) }
         if let v = _order { c.pointee.order = arena.message(v.value) }
         if let v = _payment { c.pointee.payment = arena.message(v.value) }
         if let v = _refund { c.pointee.refund = arena.message(v.value) }
@@ -728,6 +730,7 @@ extension Event: CMessageConvertible {
         itemId = c.pointee.item_id
         categoryId = c.pointee.category_id
         quantity = c.pointee.quantity
+        ipCountry = readString(c.pointee.ip_country)
         _order = c.pointee.order.map { Boxed(Order(cMessage: $0)) }
         _payment = c.pointee.payment.map { Boxed(Payment(cMessage: $0)) }
         _refund = c.pointee.refund.map { Boxed(Refund(cMessage: $0)) }

@@ -302,6 +302,7 @@ extension Event {
             m.itemId = Int64.min
             m.categoryId = Int64.min
             m.quantity = Int32.min
+            m.ipCountry = "h\u{e9}llo \"w\\orld\" \u{1F600}"
             m.order = Order.sample(1)
             m.payment = Payment.sample(1)
             m.refund = Refund.sample(1)
@@ -325,6 +326,7 @@ extension Event {
             m.itemId = Int64.max
             m.categoryId = Int64.max
             m.quantity = Int32.max
+            m.ipCountry = "x"
             m.order = Order.sample(0)
             m.payment = Payment.sample(0)
             m.refund = Refund.sample(0)

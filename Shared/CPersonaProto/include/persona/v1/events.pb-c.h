@@ -261,6 +261,11 @@ struct  Persona__V1__Event
   int64_t item_id;
   int64_t category_id;
   int32_t quantity;
+  /*
+   * Country of `ip`, looked up by ingest in its IP-to-country table before the IP is
+   * pseudonymised (risk features compare it with the profile's region).
+   */
+  char *ip_country;
   Persona__V1__Order *order;
   Persona__V1__Payment *payment;
   Persona__V1__Refund *refund;
@@ -275,7 +280,7 @@ struct  Persona__V1__Event
 };
 #define PERSONA__V1__EVENT__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&persona__v1__event__descriptor) \
-    , (char *)protobuf_c_empty_string, PERSONA__V1__EVENT_KIND__EVENT_KIND_UNSPECIFIED, 0, 0, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, 0, 0, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL }
+    , (char *)protobuf_c_empty_string, PERSONA__V1__EVENT_KIND__EVENT_KIND_UNSPECIFIED, 0, 0, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, 0, 0, (char *)protobuf_c_empty_string, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL }
 
 
 /* Persona__V1__OrderLine methods */

@@ -1542,7 +1542,7 @@ const ProtobufCMessageDescriptor persona__v1__label__descriptor =
   (ProtobufCMessageInit) persona__v1__label__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor persona__v1__event__field_descriptors[22] =
+static const ProtobufCFieldDescriptor persona__v1__event__field_descriptors[23] =
 {
   {
     "event_id",
@@ -1673,6 +1673,18 @@ static const ProtobufCFieldDescriptor persona__v1__event__field_descriptors[22] 
     offsetof(Persona__V1__Event, quantity),
     NULL,
     NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "ip_country",
+    12,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__Event, ip_country),
+    NULL,
+    &protobuf_c_empty_string,
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
@@ -1814,21 +1826,22 @@ static const unsigned persona__v1__event__field_indices_by_name[] = {
   7,   /* field[7] = channel */
   5,   /* field[5] = device_id */
   0,   /* field[0] = event_id */
-  20,   /* field[20] = impression */
+  21,   /* field[21] = impression */
   6,   /* field[6] = ip */
-  19,   /* field[19] = item */
+  11,   /* field[11] = ip_country */
+  20,   /* field[20] = item */
   8,   /* field[8] = item_id */
   1,   /* field[1] = kind */
-  21,   /* field[21] = label */
-  16,   /* field[16] = login */
-  11,   /* field[11] = order */
-  12,   /* field[12] = payment */
-  18,   /* field[18] = profile */
+  22,   /* field[22] = label */
+  17,   /* field[17] = login */
+  12,   /* field[12] = order */
+  13,   /* field[13] = payment */
+  19,   /* field[19] = profile */
   10,   /* field[10] = quantity */
-  13,   /* field[13] = refund */
-  17,   /* field[17] = register */
-  14,   /* field[14] = review */
-  15,   /* field[15] = search */
+  14,   /* field[14] = refund */
+  18,   /* field[18] = register */
+  15,   /* field[15] = review */
+  16,   /* field[16] = search */
   4,   /* field[4] = session_id */
   3,   /* field[3] = timestamp_ms */
   2,   /* field[2] = user_id */
@@ -1836,8 +1849,8 @@ static const unsigned persona__v1__event__field_indices_by_name[] = {
 static const ProtobufCIntRange persona__v1__event__number_ranges[2 + 1] =
 {
   { 1, 0 },
-  { 20, 11 },
-  { 0, 22 }
+  { 20, 12 },
+  { 0, 23 }
 };
 const ProtobufCMessageDescriptor persona__v1__event__descriptor =
 {
@@ -1847,7 +1860,7 @@ const ProtobufCMessageDescriptor persona__v1__event__descriptor =
   "Persona__V1__Event",
   "persona.v1",
   sizeof(Persona__V1__Event),
-  22,
+  23,
   persona__v1__event__field_descriptors,
   persona__v1__event__field_indices_by_name,
   2,  persona__v1__event__number_ranges,

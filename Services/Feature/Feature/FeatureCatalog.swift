@@ -1,0 +1,84 @@
+import Wire
+
+/// The numeric features GetFeatures and the training export serve, by name. Rows are dense
+/// floats in the order the caller asks for; `schemaVersion` changes whenever a name's
+/// meaning changes, so a model trained on one version is never fed another.
+public enum FeatureCatalog {
+    public static let schemaVersion: UInt32 = 1
+
+    /// `<kind>_<window>` for every event kind (`view_1h`, `purchase_lifetime`, ...), then
+    /// the profile's numbers, then the risk features. Booleans are 0 or 1.
+    public static let names: [String] = {
+        var names: [String] = []
+        for k in 1..<ProfileView.kindCount {
+            let kind = kindName(EventKind(rawValue: Int32(k)))
+            for w in Window.allCases { names.append("\(kind)_\(w.name)") }
+            names.append("\(kind)_lifetime")
+        }
+        names += [
+            "age", "days_since_first_seen", "days_since_last_seen", "distinct_items", "distinct_categories", "sessions",
+            "browse_depth", "purchase_interval_mean_days", "purchase_interval_std_days", "return_rate", "review_count",
+            "mean_rating", "recency_days", "frequency", "monetary", "average_order_value", "r_score", "f_score", "m_score",
+            "segment_id",
+        ]
+        names += [
+            "account_age_days", "seconds_since_signup", "orders_1m", "orders_10m", "orders_1h", "orders_24h", "amount_1m",
+            "amount_10m", "amount_1h", "amount_24h", "distinct_devices_24h", "distinct_devices_7d", "distinct_ips_24h",
+            "distinct_ips_7d", "distinct_instruments_24h", "distinct_instruments_7d", "users_sharing_device",
+            "users_sharing_ip", "failed_payments_1h", "failed_logins_1h", "amount_zscore", "first_purchase", "new_device",
+            "ip_country_mismatch",
+        ]
+        return names
+    }()
+
+    public static let index: [String: Int] = Dictionary(uniqueKeysWithValues: names.enumerated().map { ($1, $0) })
+
+    /// `view`, `add_to_cart`, ...: the enum name without its prefix, lower case.
+    static func kindName(_ kind: EventKind) -> String {
+        (kind.name ?? "kind_\(kind.rawValue)").replacingOccurrences(of: "EVENT_KIND_", with: "").lowercased()
+    }
+
+    /// Every feature of a user at the view's time, in `names` order.
+    static func values(_ v: ProfileView) -> [Float] {
+        var out: [Float] = []
+        out.reserveCapacity(names.count)
+        for k in 1..<ProfileView.kindCount {
+            for w in Window.allCases { out.append(Float(v.counts[k][w.rawValue])) }
+            out.append(Float(v.user.lifetime[k]))
+        }
+        let u = v.user
+        let rfm = v.rfm
+        out += [
+            Float(u.age), Float(Double(v.nowMs - u.firstSeenMs) / ProfileView.dayMs), Float(Double(v.nowMs - u.lastSeenMs) / ProfileView.dayMs),
+            Float(u.viewedItems.count), Float(u.viewedCategories.count), Float(u.sessions), Float(v.browseDepth),
+            Float(u.purchaseIntervals.mean), Float(u.purchaseIntervals.std), Float(v.returnRate), Float(v.lifetime(.review)),
+            Float(v.meanRating), Float(rfm.recencyDays), Float(rfm.frequency), Float(rfm.monetary), Float(rfm.averageOrderValue),
+            Float(rfm.rScore), Float(rfm.fScore), Float(rfm.mScore), Float(u.segment),
+        ]
+        let r = v.risk
+        out += [
+            Float(r.accountAgeDays), Float(r.secondsSinceSignup), Float(r.orders1m), Float(r.orders10m), Float(r.orders1h),
+            Float(r.orders24h), Float(r.amount1m), Float(r.amount10m), Float(r.amount1h), Float(r.amount24h),
+            Float(r.distinctDevices24h), Float(r.distinctDevices7d), Float(r.distinctIps24h), Float(r.distinctIps7d),
+            Float(r.distinctInstruments24h), Float(r.distinctInstruments7d), Float(r.usersSharingDevice), Float(r.usersSharingIp),
+            Float(r.failedPayments1h), Float(r.failedLogins1h), Float(r.amountZscore), r.firstPurchase ? 1 : 0, r.newDevice ? 1 : 0,
+            r.ipCountryMismatch ? 1 : 0,
+        ]
+        return out
+    }
+
+    /// Positions of `requested` in `names` (all of them when empty), or the unknown names.
+    static func resolve(_ requested: [String]) -> Result<[Int], UnknownNames> {
+        if requested.isEmpty { return .success(Array(names.indices)) }
+        var positions: [Int] = []
+        var unknown: [String] = []
+        for n in requested {
+            if let i = index[n] { positions.append(i) } else { unknown.append(n) }
+        }
+        return unknown.isEmpty ? .success(positions) : .failure(UnknownNames(names: unknown))
+    }
+
+    struct UnknownNames: Error {
+        var names: [String]
+    }
+}

@@ -1,0 +1,50 @@
+public import ArgumentParser
+import Foundation
+
+/// Settings of the feature service beyond the common flags. Each flag falls back to the
+/// environment variable named in its help, then to its default.
+public struct FeatureOptions: ParsableArguments, Sendable {
+    @Option(help: "Ingest address host:port to consume (env PERSONA_INGEST_ADDR, default 127.0.0.1:7101).")
+    public var ingest: String?
+
+    @Option(help: "Seconds between snapshots of the state (env PERSONA_SNAPSHOT_SECONDS, default 10).")
+    public var snapshotSeconds: Int?
+
+    @Option(help: "Most events per read from a partition (env PERSONA_FEATURE_READ_EVENTS, default 5000).")
+    public var readEvents: Int?
+
+    public init() {}
+
+    public func resolve(environment: [String: String]? = nil) throws -> FeatureSettings {
+        let env = environment ?? ProcessInfo.processInfo.environment
+        var s = FeatureSettings()
+        if let address = ingest ?? env["PERSONA_INGEST_ADDR"] {
+            guard let colon = address.lastIndex(of: ":"), let port = Int(address[address.index(after: colon)...]), (1...65535).contains(port) else {
+                throw ValidationError("ingest address '\(address)' is not host:port")
+            }
+            s.ingestHost = String(address[..<colon])
+            s.ingestPort = port
+        }
+        if let text = snapshotSeconds.map(String.init) ?? env["PERSONA_SNAPSHOT_SECONDS"] {
+            guard let seconds = Int(text), seconds > 0 else { throw ValidationError("snapshot seconds '\(text)' is not a positive number") }
+            s.snapshotInterval = .seconds(seconds)
+        }
+        if let text = readEvents.map(String.init) ?? env["PERSONA_FEATURE_READ_EVENTS"] {
+            guard let n = Int(text), (1...10_000).contains(n) else { throw ValidationError("read events '\(text)' is not 1...10000") }
+            s.readEvents = n
+        }
+        return s
+    }
+}
+
+/// Resolved feature settings, with defaults.
+public struct FeatureSettings: Sendable {
+    public var ingestHost = "127.0.0.1"
+    public var ingestPort = 7101
+    public var snapshotInterval: Duration = .seconds(10)
+    public var readEvents = 5000
+    /// How long one read waits for new events (long poll).
+    public var readWait: Duration = .milliseconds(500)
+
+    public init() {}
+}

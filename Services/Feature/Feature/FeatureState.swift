@@ -1,0 +1,207 @@
+import Wire
+
+/// All the feature service's state: users, items, who shares which device and IP, and the
+/// consumer's offset in each ingest partition. Folding is deterministic for each user
+/// (a user's events live in one partition, in order), so a restart from a snapshot plus
+/// the log, or a rebuild from the log alone, gives the same profiles. Not thread-safe:
+/// `FeatureStore` guards it.
+final class FeatureState {
+    var users: [Int64: UserState] = [:]
+    var items: [Int64: ItemState] = [:]
+    /// Users seen with each device and IP (stable hash of the pseudonym), at most `sharingLimit`.
+    var deviceUsers: [UInt64: [Int64]] = [:]
+    var ipUsers: [UInt64: [Int64]] = [:]
+    /// Brand names by id (id 0 is "no brand").
+    var brandNames: [String] = [""]
+    var brandIDs: [String: Int64] = [:]
+    /// The event-time clock: the latest event timestamp folded. Windows, recency and tags
+    /// are read at this time, so historical imports read as of their own end.
+    var watermarkMs: Int64 = 0
+    /// Next offset to read in each ingest partition.
+    var offsets: [UInt64]
+    /// Erased users, with each partition's end offset at erasure: their events below it are
+    /// never folded again (a rebuild from the log does not bring them back).
+    var erased: [Int64: [UInt64]] = [:]
+    /// Changes with every fold and erasure.
+    var version: UInt64 = 0
+    var rfm = RfmCuts()
+
+    static let sharingLimit = 1000
+
+    init(partitions: Int) {
+        offsets = [UInt64](repeating: 0, count: partitions)
+    }
+
+    /// Why an event was not folded, or what was odd about one that was.
+    enum Observation: String, CaseIterable, Sendable {
+        case unknownKind = "unknown_kind"
+        case invalidUser = "invalid_user"
+        case missingDetail = "missing_detail"
+        case erasedUser = "erased_user"
+        case unknownItem = "unknown_item"
+        case outOfOrder = "out_of_order"
+    }
+
+    /// Folds one stored event read from `partition`. Returns what was noticed (the event is
+    /// folded unless it is one of unknown kind, invalid user, missing detail, erased user).
+    @discardableResult
+    func fold(_ stored: StoredEvent, partition: Int) -> Observation? {
+        if partition < offsets.count { offsets[partition] = max(offsets[partition], stored.offset + 1) }
+        guard let e = stored.event else { return .missingDetail }
+        return fold(e, partition: partition, offset: stored.offset)
+    }
+
+    func fold(_ e: Event, partition: Int, offset: UInt64) -> Observation? {
+        let kind = e.kind.rawValue
+        guard kind >= 1 && kind < Int32(ProfileView.kindCount) else { return .unknownKind }
+        if e.kind == .itemUpsert {
+            guard let u = e.item, u.itemId != 0 else { return .missingDetail }
+            let item = self.item(u.itemId)
+            item.upsert(u, brandID: brandID(u.brand))
+            version &+= 1
+            return nil
+        }
+        guard e.userId > 0 else { return .invalidUser }
+        if let ends = erased[e.userId], partition < ends.count, offset < ends[partition] { return .erasedUser }
+        switch e.kind {
+        case .purchase where e.order == nil && e.itemId == 0: return .missingDetail
+        case .payment where e.payment == nil, .login where e.login == nil, .review where e.review == nil, .profileUpdate where e.profile == nil:
+            return .missingDetail
+        default: break
+        }
+        version &+= 1
+        if e.timestampMs > watermarkMs { watermarkMs = e.timestampMs }
+        let now = watermarkMs
+        let user = users[e.userId] ?? {
+            let u = UserState(id: e.userId)
+            u.partition = UInt16(clamping: partition)
+            users[e.userId] = u
+            return u
+        }()
+        let inOrder = e.timestampMs >= user.lastSeenMs
+        var observation: Observation? = inOrder ? nil : .outOfOrder
+        user.fold(e, nowMs: now, inOrder: inOrder) { self.items[$0] }
+        if !e.deviceId.isEmpty { Self.share(&deviceUsers, stableHash(e.deviceId), user.id) }
+        if !e.ip.isEmpty { Self.share(&ipUsers, stableHash(e.ip), user.id) }
+
+        // Item statistics.
+        switch e.kind {
+        case .view, .click, .addToCart, .favorite:
+            guard e.itemId != 0 else { break }
+            let item = self.item(e.itemId)
+            if !item.inCatalog { observation = observation ?? .unknownItem }
+            if e.categoryId != 0 && item.categoryId == 0 { item.categoryId = e.categoryId }
+            if e.kind == .view || e.kind == .click { item.count(.views, atMs: e.timestampMs, nowMs: now) }
+            if e.kind == .addToCart { item.count(.carts, atMs: e.timestampMs, nowMs: now) }
+        case .purchase:
+            let lines = e.order?.lines ?? []
+            for line in lines where line.itemId != 0 {
+                let item = self.item(line.itemId)
+                if !item.inCatalog { observation = observation ?? .unknownItem }
+                if line.categoryId != 0 && item.categoryId == 0 { item.categoryId = line.categoryId }
+                item.count(.purchases, atMs: e.timestampMs, nowMs: now)
+            }
+            if lines.isEmpty && e.itemId != 0 {
+                let item = self.item(e.itemId)
+                if !item.inCatalog { observation = observation ?? .unknownItem }
+                item.count(.purchases, atMs: e.timestampMs, nowMs: now)
+            }
+        default:
+            break
+        }
+        return observation
+    }
+
+    func item(_ id: Int64) -> ItemState {
+        if let item = items[id] { return item }
+        let item = ItemState(id: id)
+        items[id] = item
+        return item
+    }
+
+    func brandID(_ name: String) -> Int64 {
+        guard !name.isEmpty else { return 0 }
+        if let id = brandIDs[name] { return id }
+        brandNames.append(name)
+        let id = Int64(brandNames.count - 1)
+        brandIDs[name] = id
+        return id
+    }
+
+    static func share(_ map: inout [UInt64: [Int64]], _ key: UInt64, _ user: Int64) {
+        map[key, default: []].appendIfAbsent(user, limit: sharingLimit)
+    }
+
+    /// Erases a user: their profile, their place in the sharing counts, and (through
+    /// `ends`, the partitions' end offsets now) every event of theirs already in the log.
+    func erase(_ userID: Int64, ends: [UInt64]) -> Bool {
+        let existed = users.removeValue(forKey: userID) != nil
+        for key in Array(deviceUsers.keys) where deviceUsers[key]!.contains(userID) {
+            deviceUsers[key]!.removeAll { $0 == userID }
+            if deviceUsers[key]!.isEmpty { deviceUsers[key] = nil }
+        }
+        for key in Array(ipUsers.keys) where ipUsers[key]!.contains(userID) {
+            ipUsers[key]!.removeAll { $0 == userID }
+            if ipUsers[key]!.isEmpty { ipUsers[key] = nil }
+        }
+        erased[userID] = ends
+        version &+= 1
+        return existed
+    }
+
+    /// RFM quintile cut points, rebuilt when the state changed: always for small states,
+    /// at most once per `minInterval` for large ones (a scan of every buyer).
+    func rfmCuts(refresh: Bool) -> RfmCuts {
+        if refresh && rfm.version != version { rfm = RfmCuts(users: users.values, nowMs: watermarkMs, version: version) }
+        return rfm
+    }
+}
+
+/// Quintile cut points of recency (days since the last purchase), frequency (purchases)
+/// and monetary value (total spent) over every user with a purchase. A user's score is
+/// 1 + the number of cut points they beat (lower recency beats, higher frequency and
+/// monetary beat): 5 is the best fifth. Equal values get equal scores.
+struct RfmCuts: Equatable {
+    var recency: [Double] = []
+    var frequency: [Double] = []
+    var monetary: [Double] = []
+    var version: UInt64 = .max
+    var buyers = 0
+
+    init() {}
+
+    init(users: some Collection<UserState>, nowMs: Int64, version: UInt64) {
+        var r: [Double] = []
+        var f: [Double] = []
+        var m: [Double] = []
+        for u in users where u.orders > 0 {
+            r.append(-Double(nowMs - u.lastPurchaseMs) / 86_400_000)
+            f.append(Double(u.orders))
+            m.append(u.monetary)
+        }
+        buyers = r.count
+        self.version = version
+        guard !r.isEmpty else { return }
+        func cuts(_ values: inout [Double]) -> [Double] {
+            values.sort()
+            return (1...4).map { values[min(values.count - 1, $0 * values.count / 5)] }
+        }
+        recency = cuts(&r)
+        frequency = cuts(&f)
+        monetary = cuts(&m)
+    }
+
+    func scores(recencyDays: Double, frequency f: Double, monetary m: Double) -> (Int32, Int32, Int32) {
+        guard !recency.isEmpty else { return (0, 0, 0) }
+        let r = 1 + recency.filter { $0 <= -recencyDays }.count
+        let fs = 1 + frequency.filter { $0 <= f }.count
+        let ms = 1 + monetary.filter { $0 <= m }.count
+        return (Int32(r), Int32(fs), Int32(ms))
+    }
+}
+
+extension Array where Element: Equatable {
+    mutating func appendIfAbsent(_ value: Element, limit: Int) {
+        if !contains(value) && count < limit { append(value) }
+    }
+}

@@ -1,0 +1,213 @@
+import Store
+import Synchronization
+import Wire
+
+/// The feature state behind a lock, with the queries the RPC methods answer. Every read
+/// is at the state's event-time clock (`FeatureState.watermarkMs`).
+final class FeatureStore: Sendable {
+    private let state: Mutex<FeatureState>
+
+    init(_ state: sending FeatureState) {
+        self.state = Mutex(state)
+    }
+
+    /// Opens the snapshot at `path`, or starts empty with `partitions` offsets.
+    static func open(snapshotPath: String) throws -> (FeatureStore, restored: Bool) {
+        if let bytes = try AtomicFile.read(snapshotPath) {
+            return (FeatureStore(try FeatureState.restore(bytes)), true)
+        }
+        return (FeatureStore(FeatureState(partitions: 0)), false)
+    }
+
+    struct Summary: Sendable {
+        var users: Int
+        var items: Int
+        var watermarkMs: Int64
+        var offsets: [UInt64]
+        var version: UInt64
+    }
+
+    var summary: Summary {
+        state.withLock { s in Summary(users: s.users.count, items: s.items.count, watermarkMs: s.watermarkMs, offsets: s.offsets, version: s.version) }
+    }
+
+    /// Sets the partition count on first start; false when the snapshot has another one.
+    func adopt(partitions: Int) -> Bool {
+        state.withLock { s in
+            if s.offsets.count == partitions { return true }
+            guard s.offsets.isEmpty && s.users.isEmpty && s.items.isEmpty else { return false }
+            s.offsets = [UInt64](repeating: 0, count: partitions)
+            return true
+        }
+    }
+
+    func offset(_ partition: Int) -> UInt64 {
+        state.withLock { $0.offsets[partition] }
+    }
+
+    /// Folds a batch read from `partition` and moves its offset to `next`. Returns what was
+    /// noticed, per observation.
+    func fold(_ events: [StoredEvent], partition: Int, next: UInt64) -> [FeatureState.Observation: Int] {
+        state.withLock { s in
+            var seen: [FeatureState.Observation: Int] = [:]
+            for e in events {
+                if let o = s.fold(e, partition: partition) { seen[o, default: 0] += 1 }
+            }
+            s.offsets[partition] = max(s.offsets[partition], next)
+            return seen
+        }
+    }
+
+    /// The snapshot bytes when the state changed since `version`.
+    func snapshot(ifChangedSince version: UInt64?) -> (bytes: [UInt8], version: UInt64)? {
+        state.withLock { s in
+            guard s.version != version else { return nil }
+            return (s.snapshot(), s.version)
+        }
+    }
+
+    // MARK: Users
+
+    func profile(_ userID: Int64) -> UserProfile? {
+        state.withLock { s in
+            guard let user = s.users[userID] else { return nil }
+            return ProfileView(user, state: s, nowMs: s.watermarkMs, cuts: s.rfmCuts(refresh: true)).profile
+        }
+    }
+
+    /// Rows of the features at `positions` (of `FeatureCatalog.names`).
+    func features(_ userIDs: [Int64], positions: [Int]) -> [FeatureRow] {
+        state.withLock { s in
+            let cuts = s.rfmCuts(refresh: true)
+            return userIDs.map { id in
+                var row = FeatureRow()
+                row.userId = id
+                guard let user = s.users[id] else {
+                    row.values = [Float](repeating: 0, count: positions.count)
+                    return row
+                }
+                row.found = true
+                let all = FeatureCatalog.values(ProfileView(user, state: s, nowMs: s.watermarkMs, cuts: cuts))
+                row.values = positions.map { all[$0] }
+                return row
+            }
+        }
+    }
+
+    /// Users with `tag` (or, with no tag, in `segment`), by id, after `afterID`.
+    func members(tag: String, segment: Int32, afterID: Int64, limit: Int) -> (ids: [Int64], more: Bool) {
+        state.withLock { s in
+            let cuts = s.rfmCuts(refresh: true)
+            var out: [Int64] = []
+            for id in s.users.keys.filter({ $0 > afterID }).sorted() {
+                let user = s.users[id]!
+                let member: Bool
+                if tag.isEmpty {
+                    member = user.segment == segment
+                } else {
+                    let view = ProfileView(user, state: s, nowMs: s.watermarkMs, cuts: cuts)
+                    member = view.tags(view.rfm).contains(tag)
+                }
+                guard member else { continue }
+                if out.count == limit { return (out, true) }
+                out.append(id)
+            }
+            return (out, false)
+        }
+    }
+
+    func erase(_ userID: Int64, ends: [UInt64]) -> Bool {
+        state.withLock { $0.erase(userID, ends: ends) }
+    }
+
+    /// The erasures so far (the training export replays the log without them).
+    var erased: [Int64: [UInt64]] { state.withLock { $0.erased } }
+
+    // MARK: Items
+
+    func items(_ ids: [Int64]) -> (found: [ItemProfile], missing: [Int64]) {
+        state.withLock { s in
+            var found: [ItemProfile] = []
+            var missing: [Int64] = []
+            for id in ids {
+                if let item = s.items[id] { found.append(item.profile(nowMs: s.watermarkMs)) } else { missing.append(id) }
+            }
+            return (found, missing)
+        }
+    }
+
+    /// The `limit` items of `category` (0: all) ranked by `by` over `window`.
+    func topItems(category: Int64, window: Window?, by: ItemRanking, limit: Int) -> [ItemProfile] {
+        state.withLock { s in
+            let now = s.watermarkMs
+            var scored: [(score: Double, item: ItemState)] = []
+            for item in s.items.values where category == 0 || item.categoryId == category {
+                let score = item.score(by, window: window, nowMs: now)
+                if score > 0 { scored.append((score, item)) }
+            }
+            scored.sort { $0.score != $1.score ? $0.score > $1.score : $0.item.id < $1.item.id }
+            return scored.prefix(limit).map { $0.item.profile(nowMs: now) }
+        }
+    }
+}
+
+/// What TopItems ranks by.
+enum ItemRanking: String, CaseIterable, Sendable {
+    case views, carts, purchases, conversion, trending
+}
+
+extension ItemState {
+    func counts(_ counter: Counter, nowMs: Int64) -> WindowCounts {
+        windowCounts(windows.counts(kind: counter.rawValue, nowMs: nowMs), lifetime: lifetime[Int(counter.rawValue)])
+    }
+
+    /// Purchases per view, lifetime (0 without views).
+    var conversionRate: Double {
+        lifetime[0] == 0 ? 0 : Double(lifetime[2]) / Double(lifetime[0])
+    }
+
+    /// Activity (views + carts + purchases) of the last 24 hours against the daily mean of
+    /// the last 7 days, smoothed by one: above 1 means the item is picking up.
+    func trendingScore(nowMs: Int64) -> Double {
+        var day: UInt32 = 0
+        var week: UInt32 = 0
+        for c in Counter.allCases {
+            let w = windows.counts(kind: c.rawValue, nowMs: nowMs)
+            day += w[Window.hours24.rawValue]
+            week += w[Window.days7.rawValue]
+        }
+        return (Double(day) + 1) / (Double(week) / 7 + 1)
+    }
+
+    func score(_ by: ItemRanking, window: Window?, nowMs: Int64) -> Double {
+        func count(_ c: Counter) -> Double {
+            guard let window else { return Double(lifetime[Int(c.rawValue)]) }
+            return Double(windows.counts(kind: c.rawValue, nowMs: nowMs)[window.rawValue])
+        }
+        switch by {
+        case .views: return count(.views)
+        case .carts: return count(.carts)
+        case .purchases: return count(.purchases)
+        case .conversion: return conversionRate
+        case .trending: return lifetime.reduce(0, +) == 0 ? 0 : trendingScore(nowMs: nowMs)
+        }
+    }
+
+    func profile(nowMs: Int64) -> ItemProfile {
+        var p = ItemProfile()
+        p.itemId = id
+        p.categoryId = categoryId
+        p.brand = brand
+        p.price = price
+        p.currency = currency
+        p.stock = stock
+        p.title = title
+        p.tags = tags
+        p.views = counts(.views, nowMs: nowMs)
+        p.carts = counts(.carts, nowMs: nowMs)
+        p.purchases = counts(.purchases, nowMs: nowMs)
+        p.conversionRate = conversionRate
+        p.trendingScore = trendingScore(nowMs: nowMs)
+        return p
+    }
+}

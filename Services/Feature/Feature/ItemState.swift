@@ -1,0 +1,44 @@
+import Wire
+
+/// One item: its catalog fields (from item_upsert) and how users interact with it.
+final class ItemState {
+    /// Kinds counted per item, in `windows`.
+    enum Counter: UInt8, CaseIterable {
+        case views = 0, carts = 1, purchases = 2
+    }
+
+    let id: Int64
+    var inCatalog = false
+    var categoryId: Int64 = 0
+    var brand = ""
+    /// `FeatureState.brands` index of `brand` (0: none).
+    var brandID: Int64 = 0
+    var price: Double = 0
+    var currency = ""
+    var stock: Int64 = 0
+    var title = ""
+    var tags: [String] = []
+    var windows = WindowedCounts()
+    var lifetime: [UInt64] = [0, 0, 0]
+
+    init(id: Int64) { self.id = id }
+
+    func upsert(_ u: ItemUpsert, brandID: Int64) {
+        inCatalog = true
+        if u.categoryId != 0 { categoryId = u.categoryId }
+        if !u.brand.isEmpty {
+            brand = u.brand
+            self.brandID = brandID
+        }
+        if u.price > 0 { price = u.price }
+        if !u.currency.isEmpty { currency = u.currency }
+        stock = u.stock
+        if !u.title.isEmpty { title = u.title }
+        if !u.tags.isEmpty { tags = u.tags }
+    }
+
+    func count(_ counter: Counter, atMs: Int64, nowMs: Int64, by n: UInt32 = 1) {
+        lifetime[Int(counter.rawValue)] += UInt64(n)
+        windows.add(kind: counter.rawValue, atMs: atMs, nowMs: nowMs, count: n)
+    }
+}

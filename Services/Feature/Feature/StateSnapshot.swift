@@ -1,0 +1,223 @@
+import Store
+
+/// The feature state as one snapshot file (`SnapshotWriter`): offsets and state together,
+/// so a restart resumes exactly where the snapshot was taken.
+extension FeatureState {
+    static let snapshotMagic = "PFS1"
+    static let snapshotVersion: UInt32 = 1
+
+    func snapshot() -> [UInt8] {
+        var w = SnapshotWriter(magic: Self.snapshotMagic, version: Self.snapshotVersion)
+        w.array(offsets) { $0.u64($1) }
+        w.i64(watermarkMs)
+        w.u64(version)
+        w.array(brandNames) { $0.string($1) }
+        w.array(erased.sorted { $0.key < $1.key }) { w, e in
+            w.i64(e.key)
+            w.array(e.value) { $0.u64($1) }
+        }
+        w.array(users.values.sorted { $0.id < $1.id }) { $1.write(&$0) }
+        w.array(items.values.sorted { $0.id < $1.id }) { $1.write(&$0) }
+        for map in [deviceUsers, ipUsers] {
+            w.array(map.sorted { $0.key < $1.key }) { w, e in
+                w.u64(e.key)
+                w.array(e.value) { $0.i64($1) }
+            }
+        }
+        return w.finish()
+    }
+
+    static func restore(_ bytes: [UInt8]) throws -> FeatureState {
+        var r = try SnapshotReader(bytes, magic: snapshotMagic)
+        guard r.version == snapshotVersion else { throw StoreError(.corrupt, "feature snapshot version \(r.version) is not \(snapshotVersion)") }
+        let offsets = try r.array { try $0.u64() }
+        let s = FeatureState(partitions: offsets.count)
+        s.offsets = offsets
+        s.watermarkMs = try r.i64()
+        s.version = try r.u64()
+        s.brandNames = try r.array { try $0.string() }
+        s.brandIDs = Dictionary(s.brandNames.enumerated().dropFirst().map { ($1, Int64($0)) }, uniquingKeysWith: { a, _ in a })
+        for (user, ends) in try r.array({ r in (try r.i64(), try r.array { try $0.u64() }) }) { s.erased[user] = ends }
+        for u in try r.array({ try UserState(from: &$0) }) { s.users[u.id] = u }
+        for i in try r.array({ try ItemState(from: &$0) }) { s.items[i.id] = i }
+        for k in 0..<2 {
+            let entries = try r.array { r in (try r.u64(), try r.array { try $0.i64() }) }
+            let map = Dictionary(entries, uniquingKeysWith: { a, _ in a })
+            if k == 0 { s.deviceUsers = map } else { s.ipUsers = map }
+        }
+        guard r.isAtEnd else { throw StoreError(.corrupt, "feature snapshot has trailing bytes") }
+        return s
+    }
+}
+
+extension WindowedCounts {
+    func write(_ w: inout SnapshotWriter) {
+        w.array(buckets) { w, b in
+            w.u32(b.minute)
+            w.count(Int(b.count))
+            w.u8(b.kind)
+            w.u8(b.tier)
+        }
+    }
+
+    init(from r: inout SnapshotReader) throws {
+        self.init(buckets: try r.array { r in
+            Bucket(minute: try r.u32(), count: UInt32(clamping: try r.count()), kind: try r.u8(), tier: try r.u8())
+        })
+    }
+}
+
+extension RunningStats {
+    func write(_ w: inout SnapshotWriter) {
+        w.u32(count)
+        w.f64(mean)
+        w.f64(m2)
+    }
+
+    init(from r: inout SnapshotReader) throws {
+        self.init(count: try r.u32(), mean: try r.f64(), m2: try r.f64())
+    }
+}
+
+extension UserState {
+    func write(_ w: inout SnapshotWriter) {
+        w.i64(id)
+        w.u16(partition)
+        w.i32(age)
+        w.i32(gender)
+        w.string(region)
+        w.array(interests) { $0.string($1) }
+        w.i64(signupMs)
+        w.i64(firstSeenMs)
+        w.i64(lastSeenMs)
+        windows.write(&w)
+        w.array(lifetime) { $0.count(Int($1)) }
+        w.array(viewedItems.hashes) { $0.u32($1) }
+        w.array(viewedCategories.hashes) { $0.u32($1) }
+        w.u32(sessions)
+        w.u64(lastSession)
+        w.i64(lastActivityMs)
+        w.i64(lastPurchaseMs)
+        purchaseIntervals.write(&w)
+        w.f64(ratingSum)
+        w.f64(monetary)
+        for list in [categories, brands] {
+            w.array(list) { w, a in
+                w.i64(a.id)
+                w.f64(a.score)
+                w.i64(a.atMs)
+            }
+        }
+        w.array(priceBands) { $0.f32($1) }
+        w.array(clock) { $0.count(Int($1)) }
+        for list in [channels, devices] {
+            w.array(list) { w, t in
+                w.string(t.value)
+                w.u32(t.count)
+            }
+        }
+        for list in [recentViews, recentCarts, recentPurchases] { w.array(list) { $0.i64($1) } }
+        w.i32(segment)
+        w.array(recentOrders) { w, o in
+            w.i64(o.ms)
+            w.f64(o.amount)
+        }
+        w.array(failures) { w, f in
+            w.i64(f.ms)
+            w.u8(f.kind)
+        }
+        w.array(identifiers) { w, i in
+            w.u64(i.hash)
+            w.u8(i.kind)
+            w.i64(i.lastMs)
+        }
+        w.array(knownDevices) { $0.u64($1) }
+        w.u64(lastDevice)
+        w.u64(lastIP)
+        w.string(lastIPCountry)
+        w.bool(newDevice)
+        priorOrders.write(&w)
+        w.f64(lastOrderAmount)
+        w.u32(orders)
+    }
+
+    convenience init(from r: inout SnapshotReader) throws {
+        self.init(id: try r.i64())
+        partition = try r.u16()
+        age = try r.i32()
+        gender = try r.i32()
+        region = try r.string()
+        interests = try r.array { try $0.string() }
+        signupMs = try r.i64()
+        firstSeenMs = try r.i64()
+        lastSeenMs = try r.i64()
+        windows = try WindowedCounts(from: &r)
+        lifetime = try r.array { UInt64(try $0.count()) }
+        guard lifetime.count == ProfileView.kindCount else { throw StoreError(.corrupt, "user \(id): \(lifetime.count) kind counters") }
+        viewedItems = HashSet32(hashes: try r.array { try $0.u32() })
+        viewedCategories = HashSet32(hashes: try r.array { try $0.u32() })
+        sessions = try r.u32()
+        lastSession = try r.u64()
+        lastActivityMs = try r.i64()
+        lastPurchaseMs = try r.i64()
+        purchaseIntervals = try RunningStats(from: &r)
+        ratingSum = try r.f64()
+        monetary = try r.f64()
+        let affinity = { (r: inout SnapshotReader) throws -> Affinity in Affinity(id: try r.i64(), score: try r.f64(), atMs: try r.i64()) }
+        categories = try r.array(affinity)
+        brands = try r.array(affinity)
+        priceBands = try r.array { try $0.f32() }
+        clock = try r.array { UInt32(clamping: try $0.count()) }
+        let tally = { (r: inout SnapshotReader) throws -> Tally in Tally(value: try r.string(), count: try r.u32()) }
+        channels = try r.array(tally)
+        devices = try r.array(tally)
+        recentViews = try r.array { try $0.i64() }
+        recentCarts = try r.array { try $0.i64() }
+        recentPurchases = try r.array { try $0.i64() }
+        segment = try r.i32()
+        recentOrders = try r.array { r in TimedAmount(ms: try r.i64(), amount: try r.f64()) }
+        failures = try r.array { r in TimedKind(ms: try r.i64(), kind: try r.u8()) }
+        identifiers = try r.array { r in Identifier(hash: try r.u64(), kind: try r.u8(), lastMs: try r.i64()) }
+        knownDevices = try r.array { try $0.u64() }
+        lastDevice = try r.u64()
+        lastIP = try r.u64()
+        lastIPCountry = try r.string()
+        newDevice = try r.bool()
+        priorOrders = try RunningStats(from: &r)
+        lastOrderAmount = try r.f64()
+        orders = try r.u32()
+    }
+}
+
+extension ItemState {
+    func write(_ w: inout SnapshotWriter) {
+        w.i64(id)
+        w.bool(inCatalog)
+        w.i64(categoryId)
+        w.string(brand)
+        w.i64(brandID)
+        w.f64(price)
+        w.string(currency)
+        w.i64(stock)
+        w.string(title)
+        w.array(tags) { $0.string($1) }
+        windows.write(&w)
+        w.array(lifetime) { $0.count(Int($1)) }
+    }
+
+    convenience init(from r: inout SnapshotReader) throws {
+        self.init(id: try r.i64())
+        inCatalog = try r.bool()
+        categoryId = try r.i64()
+        brand = try r.string()
+        brandID = try r.i64()
+        price = try r.f64()
+        currency = try r.string()
+        stock = try r.i64()
+        title = try r.string()
+        tags = try r.array { try $0.string() }
+        windows = try WindowedCounts(from: &r)
+        lifetime = try r.array { UInt64(try $0.count()) }
+        guard lifetime.count == ItemState.Counter.allCases.count else { throw StoreError(.corrupt, "item \(id): \(lifetime.count) counters") }
+    }
+}

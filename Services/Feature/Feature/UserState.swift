@@ -1,0 +1,364 @@
+import Foundation
+import Wire
+
+/// Everything the feature service keeps about one user, folded event by event. Read-side
+/// values (windows, RFM scores, tags, risk features) are computed from it at a point in
+/// time by `ProfileView`.
+final class UserState {
+    static let recentLimit = 20
+    static let affinityLimit = 32
+    static let distinctLimit = 4096
+    static let deviceMemory = 64
+    /// A new session starts after this much inactivity when events carry no session id.
+    static let sessionGapMs: Int64 = 30 * 60_000
+    static let affinityHalfLifeMs: Double = 7 * 86_400_000
+
+    let id: Int64
+    var partition: UInt16 = 0
+
+    // Basic
+    var age: Int32 = 0
+    var gender: Int32 = 0
+    var region = ""
+    var interests: [String] = []
+    var signupMs: Int64 = 0
+    var firstSeenMs: Int64 = 0
+    var lastSeenMs: Int64 = 0
+
+    // Behaviour
+    var windows = WindowedCounts()
+    var lifetime = [UInt64](repeating: 0, count: ProfileView.kindCount)
+    var viewedItems = HashSet32()
+    var viewedCategories = HashSet32()
+    var sessions: UInt32 = 0
+    var lastSession: UInt64 = 0
+    var lastActivityMs: Int64 = 0
+    var lastPurchaseMs: Int64 = 0
+    var purchaseIntervals = RunningStats()
+    var ratingSum: Double = 0
+    var monetary: Double = 0
+
+    // Interests
+    var categories: [Affinity] = []
+    var brands: [Affinity] = []
+    /// Weighted interactions per price band (`ProfileView.priceBandEdges`).
+    var priceBands: [Float] = []
+    /// 24 hours then 7 weekdays (UTC), allocated on the first event.
+    var clock: [UInt32] = []
+    var channels: [Tally] = []
+    var devices: [Tally] = []
+    var recentViews: [Int64] = []
+    var recentCarts: [Int64] = []
+    var recentPurchases: [Int64] = []
+    var segment: Int32 = -1
+
+    // Risk
+    /// Orders of the last 24 hours: (time, amount).
+    var recentOrders: [TimedAmount] = []
+    /// Failed payments and logins of the last hour.
+    var failures: [TimedKind] = []
+    /// Devices, IPs and payment instruments of the last 7 days, with when each was last used.
+    var identifiers: [Identifier] = []
+    /// Devices ever used (newest last, at most `deviceMemory`), for the new-device flag.
+    var knownDevices: [UInt64] = []
+    var lastDevice: UInt64 = 0
+    var lastIP: UInt64 = 0
+    var lastIPCountry = ""
+    var newDevice = false
+    /// Order amounts before the latest order, and the latest order's amount.
+    var priorOrders = RunningStats()
+    var lastOrderAmount: Double = 0
+    var orders: UInt32 = 0
+
+    init(id: Int64) { self.id = id }
+
+    struct Affinity: Equatable {
+        var id: Int64
+        var score: Double
+        var atMs: Int64
+
+        func decayed(to nowMs: Int64) -> Double {
+            nowMs <= atMs ? score : score * exp2(-Double(nowMs - atMs) / UserState.affinityHalfLifeMs)
+        }
+    }
+
+    struct Tally: Equatable {
+        var value: String
+        var count: UInt32
+    }
+
+    struct TimedAmount: Equatable {
+        var ms: Int64
+        var amount: Double
+    }
+
+    struct TimedKind: Equatable {
+        var ms: Int64
+        var kind: UInt8
+    }
+
+    struct Identifier: Equatable {
+        enum Kind: UInt8 { case device = 0, ip = 1, instrument = 2 }
+        var hash: UInt64
+        var kind: UInt8
+        var lastMs: Int64
+    }
+}
+
+// MARK: Folding
+
+extension UserState {
+    /// Interaction weights for affinities and price bands.
+    static func weight(_ kind: EventKind) -> Double {
+        switch kind {
+        case .view, .click: 1
+        case .favorite: 2
+        case .addToCart: 3
+        case .purchase: 5
+        default: 0
+        }
+    }
+
+    /// Folds one of this user's events. `inOrder` is false for an event older than the
+    /// user's latest: it still counts, but does not move sequences (sessions, intervals,
+    /// recent items). `catalog` answers the brand and price of known items.
+    func fold(_ e: Event, nowMs: Int64, inOrder: Bool, catalog: (Int64) -> ItemState?) {
+        let ts = e.timestampMs
+        let kind = e.kind
+        let k = Int(kind.rawValue)
+        if firstSeenMs == 0 || ts < firstSeenMs { firstSeenMs = ts }
+        if ts > lastSeenMs { lastSeenMs = ts }
+        lifetime[k] += 1
+        windows.add(kind: UInt8(k), atMs: ts, nowMs: nowMs)
+        countClock(ts)
+        if !e.channel.isEmpty { Self.tally(&channels, e.channel) }
+        if !e.deviceId.isEmpty {
+            let device = stableHash(e.deviceId)
+            Self.tally(&devices, e.deviceId)
+            newDevice = !knownDevices.contains(device)
+            if newDevice {
+                knownDevices.append(device)
+                if knownDevices.count > Self.deviceMemory { knownDevices.removeFirst() }
+            }
+            lastDevice = device
+            use(device, .device, ts)
+        }
+        if !e.ip.isEmpty {
+            lastIP = stableHash(e.ip)
+            use(lastIP, .ip, ts)
+        }
+        if !e.ipCountry.isEmpty { lastIPCountry = e.ipCountry }
+        if inOrder { countSession(e) }
+
+        switch kind {
+        case .view, .click, .favorite, .addToCart:
+            let item = catalog(e.itemId)
+            let category = e.categoryId != 0 ? e.categoryId : item?.categoryId ?? 0
+            if kind == .view || kind == .click {
+                if e.itemId != 0 { viewedItems.insert(e.itemId, limit: Self.distinctLimit) }
+                if category != 0 { viewedCategories.insert(category, limit: Self.distinctLimit) }
+            }
+            if inOrder && e.itemId != 0 {
+                if kind == .view { Self.push(&recentViews, e.itemId) }
+                if kind == .addToCart { Self.push(&recentCarts, e.itemId) }
+            }
+            interact(kind, category: category, item: item, price: item?.price ?? 0, at: ts)
+        case .purchase:
+            foldPurchase(e, inOrder: inOrder, catalog: catalog)
+        case .payment:
+            if let p = e.payment {
+                if !p.instrument.isEmpty { use(stableHash(p.instrument), .instrument, ts) }
+                if !p.success { fail(kind, ts, nowMs: nowMs) }
+            }
+        case .login:
+            if let l = e.login, !l.success { fail(kind, ts, nowMs: nowMs) }
+        case .review:
+            if let r = e.review { ratingSum += Double(r.rating) }
+        case .register:
+            if signupMs == 0 || ts < signupMs { signupMs = ts }
+        case .profileUpdate:
+            if let p = e.profile {
+                if p.age > 0 { age = p.age }
+                if p.gender.rawValue != 0 { gender = p.gender.rawValue }
+                if !p.region.isEmpty { region = p.region }
+                if !p.interests.isEmpty { interests = p.interests }
+            }
+        default:
+            break
+        }
+        prune(nowMs: nowMs)
+    }
+
+    private func foldPurchase(_ e: Event, inOrder: Bool, catalog: (Int64) -> ItemState?) {
+        let ts = e.timestampMs
+        let lines = e.order?.lines ?? []
+        var amount = e.order?.total ?? 0
+        if amount == 0 { amount = lines.reduce(0) { $0 + $1.unitPrice * Double(max(1, $1.quantity)) } }
+        if lines.isEmpty && e.itemId != 0 {
+            let item = catalog(e.itemId)
+            interact(.purchase, category: e.categoryId != 0 ? e.categoryId : item?.categoryId ?? 0, item: item, price: item?.price ?? 0, at: ts)
+            if inOrder { Self.push(&recentPurchases, e.itemId) }
+        }
+        for line in lines {
+            let item = catalog(line.itemId)
+            let category = line.categoryId != 0 ? line.categoryId : item?.categoryId ?? 0
+            interact(.purchase, category: category, item: item, price: line.unitPrice != 0 ? line.unitPrice : item?.price ?? 0, at: ts)
+            if inOrder && line.itemId != 0 { Self.push(&recentPurchases, line.itemId) }
+        }
+        monetary += amount
+        if inOrder {
+            if lastPurchaseMs > 0 { purchaseIntervals.add(Double(ts - lastPurchaseMs) / 86_400_000) }
+            lastPurchaseMs = ts
+        } else if ts > lastPurchaseMs {
+            lastPurchaseMs = ts
+        }
+        if orders > 0 { priorOrders.add(lastOrderAmount) }
+        lastOrderAmount = amount
+        orders += 1
+        recentOrders.append(TimedAmount(ms: ts, amount: amount))
+    }
+
+    private func interact(_ kind: EventKind, category: Int64, item: ItemState?, price: Double, at ts: Int64) {
+        let w = Self.weight(kind)
+        guard w > 0 else { return }
+        if category != 0 { Self.bump(&categories, id: category, by: w, at: ts) }
+        if let brand = item?.brandID, brand != 0 { Self.bump(&brands, id: brand, by: w, at: ts) }
+        if price > 0 {
+            if priceBands.isEmpty { priceBands = [Float](repeating: 0, count: ProfileView.priceBandEdges.count + 1) }
+            priceBands[ProfileView.priceBand(price)] += Float(w)
+        }
+    }
+
+    private func countClock(_ ts: Int64) {
+        if clock.isEmpty { clock = [UInt32](repeating: 0, count: 31) }
+        let seconds = ts / 1000
+        let hour = Int(((seconds / 3600) % 24 + 24) % 24)
+        // 1970-01-01 was a Thursday; index 0 is Monday.
+        let weekday = Int(((seconds / 86_400 + 3) % 7 + 7) % 7)
+        clock[hour] &+= 1
+        clock[24 + weekday] &+= 1
+    }
+
+    private func countSession(_ e: Event) {
+        let key = e.sessionId.isEmpty ? 0 : stableHash(e.sessionId)
+        let newSession: Bool
+        if sessions == 0 {
+            newSession = true
+        } else if key != 0 {
+            newSession = key != lastSession
+        } else {
+            newSession = lastSession != 0 || e.timestampMs - lastActivityMs > Self.sessionGapMs
+        }
+        if newSession { sessions += 1 }
+        lastSession = key
+        lastActivityMs = e.timestampMs
+    }
+
+    private func use(_ hash: UInt64, _ kind: Identifier.Kind, _ ts: Int64) {
+        if let i = identifiers.firstIndex(where: { $0.hash == hash && $0.kind == kind.rawValue }) {
+            identifiers[i].lastMs = max(identifiers[i].lastMs, ts)
+        } else {
+            identifiers.append(Identifier(hash: hash, kind: kind.rawValue, lastMs: ts))
+        }
+    }
+
+    private func fail(_ kind: EventKind, _ ts: Int64, nowMs: Int64) {
+        failures.append(TimedKind(ms: ts, kind: UInt8(kind.rawValue)))
+    }
+
+    /// Forgets what fell out of the longest window each list serves.
+    func prune(nowMs: Int64) {
+        if let first = recentOrders.first, first.ms <= nowMs - 86_400_000 { recentOrders.removeAll { $0.ms <= nowMs - 86_400_000 } }
+        if let first = failures.first, first.ms <= nowMs - 3_600_000 { failures.removeAll { $0.ms <= nowMs - 3_600_000 } }
+        if identifiers.count > 8 { identifiers.removeAll { $0.lastMs <= nowMs - 7 * 86_400_000 } }
+    }
+
+    static func push(_ list: inout [Int64], _ item: Int64) {
+        list.append(item)
+        if list.count > recentLimit { list.removeFirst(list.count - recentLimit) }
+    }
+
+    static func tally(_ list: inout [Tally], _ value: String) {
+        if let i = list.firstIndex(where: { $0.value == value }) {
+            list[i].count += 1
+        } else if list.count < 8 {
+            list.append(Tally(value: value, count: 1))
+        }
+    }
+
+    /// Adds `w` to an affinity, decaying its score to `ts` first. When full, the entry with
+    /// the lowest decayed score gives way.
+    static func bump(_ list: inout [Affinity], id: Int64, by w: Double, at ts: Int64) {
+        if let i = list.firstIndex(where: { $0.id == id }) {
+            let base = list[i].decayed(to: ts)
+            list[i] = Affinity(id: id, score: base + w, atMs: max(ts, list[i].atMs))
+            return
+        }
+        if list.count >= affinityLimit {
+            let weakest = list.indices.min { list[$0].decayed(to: ts) < list[$1].decayed(to: ts) }!
+            list.remove(at: weakest)
+        }
+        list.append(Affinity(id: id, score: w, atMs: ts))
+    }
+}
+
+/// Mean and spread of a stream (Welford).
+struct RunningStats: Equatable {
+    var count: UInt32 = 0
+    var mean: Double = 0
+    var m2: Double = 0
+
+    mutating func add(_ x: Double) {
+        count += 1
+        let d = x - mean
+        mean += d / Double(count)
+        m2 += d * (x - mean)
+    }
+
+    /// Population standard deviation (0 below two values).
+    var std: Double { count < 2 ? 0 : (m2 / Double(count)).squareRoot() }
+}
+
+/// A set of 64-bit ids kept as sorted 32-bit hashes (half the memory of the ids), up to a
+/// limit after which it stops growing: counts are exact below 4,096 distinct values but
+/// for the rare 32-bit collision.
+struct HashSet32: Equatable {
+    private(set) var hashes: [UInt32] = []
+
+    var count: Int { hashes.count }
+
+    mutating func insert(_ id: Int64, limit: Int) {
+        let h = UInt32(truncatingIfNeeded: mix64(UInt64(bitPattern: id)))
+        var lo = 0
+        var hi = hashes.count
+        while lo < hi {
+            let mid = (lo + hi) / 2
+            if hashes[mid] < h { lo = mid + 1 } else { hi = mid }
+        }
+        if lo < hashes.count && hashes[lo] == h { return }
+        if hashes.count < limit { hashes.insert(h, at: lo) }
+    }
+
+    init() {}
+    init(hashes: [UInt32]) { self.hashes = hashes }
+}
+
+/// splitmix64's finaliser: a stable mix of 64 bits.
+@inline(__always)
+func mix64(_ x: UInt64) -> UInt64 {
+    var z = x &+ 0x9E37_79B9_7F4A_7C15
+    z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+    z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+    return z ^ (z >> 31)
+}
+
+/// FNV-1a over UTF-8: stable from run to run (Swift's `hashValue` is seeded per process,
+/// and snapshots must mean the same after a restart).
+func stableHash(_ s: String) -> UInt64 {
+    var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+    for b in s.utf8 {
+        hash ^= UInt64(b)
+        hash = hash &* 0x100_0000_01b3
+    }
+    return hash
+}

@@ -1,0 +1,161 @@
+/// The standard sliding windows of every counter. Each has a granularity: an event at time
+/// `t` counts in window `w` at time `now` when `bucket(t) > bucket(now) - length` and
+/// `bucket(t) <= bucket(now)`, where `bucket` floors to the window's granularity (UTC):
+///
+/// | window | length | granularity |
+/// | --- | --- | --- |
+/// | 1h | 60 | minute |
+/// | 24h | 24 | hour |
+/// | 7d | 7 | day |
+/// | 30d | 30 | day |
+///
+/// So "the last hour" at 10:30:15 is the minutes 09:31 to 10:30, and "the last 7 days" are
+/// today and the six days before. Lifetime counts are kept apart and never expire.
+public enum Window: Int, CaseIterable, Sendable {
+    case hour1, hours24, days7, days30
+
+    public var name: String {
+        switch self {
+        case .hour1: "1h"
+        case .hours24: "24h"
+        case .days7: "7d"
+        case .days30: "30d"
+        }
+    }
+
+    public init?(name: String) {
+        guard let w = Self.allCases.first(where: { $0.name == name }) else { return nil }
+        self = w
+    }
+
+    /// Granularity in minutes.
+    var granularity: UInt32 {
+        switch self {
+        case .hour1: 1
+        case .hours24: 60
+        case .days7, .days30: 1440
+        }
+    }
+
+    /// Length in buckets of the granularity.
+    var length: UInt32 {
+        switch self {
+        case .hour1: 60
+        case .hours24: 24
+        case .days7: 7
+        case .days30: 30
+        }
+    }
+
+    /// Whether an event in minute `minute` counts at minute `now`.
+    @inline(__always)
+    func contains(minute: UInt32, now: UInt32) -> Bool {
+        let b = minute / granularity
+        let n = now / granularity
+        return b <= n && b + length > n
+    }
+}
+
+/// Minutes since the Unix epoch of a millisecond timestamp (0 before the epoch).
+@inline(__always)
+func minuteOf(_ ms: Int64) -> UInt32 {
+    ms <= 0 ? 0 : UInt32(clamping: ms / 60_000)
+}
+
+/// Event counts per kind over the windows, in bounded memory: recent events are kept per
+/// minute, and as they age out of a window that needs that precision they are merged into
+/// hour buckets (older than an hour), then day buckets (older than a day), then dropped
+/// (older than 30 days). At most 60 + 24 + 30 buckets per kind, whatever the traffic.
+/// Merging never changes an answer: a bucket is coarsened only once every window that
+/// would look at its finer time has moved past it.
+struct WindowedCounts: Sendable, Equatable {
+    struct Bucket: Sendable, Equatable {
+        /// First minute of the bucket.
+        var minute: UInt32
+        var count: UInt32
+        var kind: UInt8
+        /// 0 minute, 1 hour, 2 day.
+        var tier: UInt8
+    }
+
+    private(set) var buckets: [Bucket] = []
+
+    static let tierMinutes: [UInt32] = [1, 60, 1440]
+
+    /// The finest tier an event in `minute` may still be kept at, when the clock is at
+    /// `now`; nil once it is outside every window.
+    @inline(__always)
+    static func tier(minute: UInt32, now: UInt32) -> UInt8? {
+        if Window.hour1.contains(minute: minute, now: now) || minute > now { return 0 }
+        if Window.hours24.contains(minute: minute, now: now) { return 1 }
+        if Window.days30.contains(minute: minute, now: now) { return 2 }
+        return nil
+    }
+
+    mutating func add(kind: UInt8, atMs: Int64, nowMs: Int64, count: UInt32 = 1) {
+        let minute = minuteOf(atMs)
+        let now = minuteOf(nowMs)
+        guard let tier = Self.tier(minute: minute, now: now) else { return }
+        let start = minute / Self.tierMinutes[Int(tier)] * Self.tierMinutes[Int(tier)]
+        // Events mostly arrive in order: the bucket to add to is among the last few.
+        var i = buckets.count - 1
+        let stop = max(0, buckets.count - 8)
+        while i >= stop {
+            let b = buckets[i]
+            if b.minute == start && b.kind == kind && b.tier == tier && b.count <= UInt32.max - count {
+                buckets[i].count += count
+                return
+            }
+            i -= 1
+        }
+        let n = buckets.count + 1
+        if n >= 16 && n & (n - 1) == 0 { compact(nowMs: nowMs) }
+        buckets.append(Bucket(minute: start, count: count, kind: kind, tier: tier))
+    }
+
+    /// Coarsens buckets that aged out of their tier, drops those outside every window.
+    mutating func compact(nowMs: Int64) {
+        let now = minuteOf(nowMs)
+        var merged: [Bucket] = []
+        merged.reserveCapacity(buckets.count)
+        for var b in buckets {
+            guard let tier = Self.tier(minute: b.minute, now: now) else { continue }
+            if tier > b.tier {
+                b.tier = tier
+                b.minute = b.minute / Self.tierMinutes[Int(tier)] * Self.tierMinutes[Int(tier)]
+            }
+            if let j = merged.lastIndex(where: { $0.minute == b.minute && $0.kind == b.kind && $0.tier == b.tier }),
+                merged[j].count <= UInt32.max - b.count
+            {
+                merged[j].count += b.count
+            } else {
+                merged.append(b)
+            }
+        }
+        buckets = merged
+    }
+
+    /// Counts of one kind in each window.
+    func counts(kind: UInt8, nowMs: Int64) -> [UInt32] {
+        let now = minuteOf(nowMs)
+        var out = [UInt32](repeating: 0, count: Window.allCases.count)
+        for b in buckets where b.kind == kind {
+            for w in Window.allCases where w.contains(minute: b.minute, now: now) { out[w.rawValue] &+= b.count }
+        }
+        return out
+    }
+
+    /// Counts of every kind below `kinds` in each window: `[kind][window]`.
+    func allCounts(kinds: Int, nowMs: Int64) -> [[UInt32]] {
+        let now = minuteOf(nowMs)
+        var out = [[UInt32]](repeating: [0, 0, 0, 0], count: kinds)
+        for b in buckets where Int(b.kind) < kinds {
+            for w in Window.allCases where w.contains(minute: b.minute, now: now) { out[Int(b.kind)][w.rawValue] &+= b.count }
+        }
+        return out
+    }
+
+    init() {}
+
+    init(buckets: [Bucket]) { self.buckets = buckets }
+}
