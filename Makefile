@@ -7,6 +7,8 @@ RUN = $(CURDIR)/run
 SERVICES = ingest:7101:9101 feature:7102:9102 model:7103:9103 risk-control:7104:9104 recommend:7105:9105
 DEBIAN_PACKAGES = libprotobuf-c-dev protobuf-c-compiler liblz4-dev protobuf-compiler pkg-config python3 curl
 FUZZ_RUNS ?= 200000
+# Ingest sets each event's ip_country from this table (the shared fraud case's) when present.
+IP_COUNTRY ?= $(wildcard $(CURDIR)/../shared/data/fraud/IpAddress_to_Country.csv)
 
 .PHONY: help deps build test run stop bench proto check-proto fuzz clean
 
@@ -51,7 +53,7 @@ run: build
 	@for s in $(SERVICES); do \
 		IFS=: read name port metrics <<< "$$s"; \
 		if [ -f $(RUN)/$$name.pid ] && kill -0 $$(cat $(RUN)/$$name.pid) 2>/dev/null; then echo "$$name already running"; continue; fi; \
-		nohup $(BIN)/persona-$$name --port $$port --metrics-port $$metrics --data-dir $(DATA)/$$name \
+		PERSONA_IP_COUNTRY_FILE=$${PERSONA_IP_COUNTRY_FILE-$(IP_COUNTRY)} nohup $(BIN)/persona-$$name --port $$port --metrics-port $$metrics --data-dir $(DATA)/$$name \
 			> $(RUN)/$$name.log 2>&1 & echo $$! > $(RUN)/$$name.pid; \
 		echo "$$name: rpc 127.0.0.1:$$port  metrics http://127.0.0.1:$$metrics/metrics  data $(DATA)/$$name  log $(RUN)/$$name.log"; \
 	done

@@ -51,6 +51,7 @@ let package = Package(
         .library(name: "ServiceKit", targets: ["ServiceKit"]),
         .library(name: "Store", targets: ["Store"]),
         .library(name: "Ingest", targets: ["Ingest"]),
+        .library(name: "Feature", targets: ["Feature"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -124,6 +125,9 @@ let package = Package(
         .testTarget(
             name: "IngestTests", dependencies: ["Ingest", "ServiceKit", "RPC", "Wire", "Store", "TestSupport"],
             path: "Tests/IngestTests", swiftSettings: swiftSettings),
+        .testTarget(
+            name: "FeatureTests", dependencies: ["Feature", "Ingest", "ServiceKit", "RPC", "Wire", "Store", "TestSupport"],
+            path: "Tests/FeatureTests", swiftSettings: swiftSettings),
         .testTarget(
             name: "ServiceTests",
             dependencies: ["ServiceKit", "RPC", "Wire", "TestSupport", "Ingest", "Feature", "Model", "RiskControl", "Recommend"],

@@ -29,6 +29,12 @@ struct Endpoints: ParsableArguments {
         ]
     }
 
+    /// One service's endpoint, by name.
+    func endpoint(_ service: String) throws -> Endpoint {
+        guard let e = try all().first(where: { $0.service == service }) else { throw ValidationError("no service \(service)") }
+        return e
+    }
+
     private func endpoint(_ service: String, _ flag: String?, _ port: Int) throws -> Endpoint {
         let variable = "PERSONA_\(service.uppercased().replacingOccurrences(of: "-", with: "_"))_ADDR"
         let text = flag ?? ProcessInfo.processInfo.environment[variable] ?? "127.0.0.1:\(port)"

@@ -78,7 +78,8 @@ final class FeatureState {
             users[e.userId] = u
             return u
         }()
-        let inOrder = e.timestampMs >= user.lastSeenMs
+        let activity = e.kind != .label && e.kind != .impression
+        let inOrder = !activity || e.timestampMs >= user.lastSeenMs
         var observation: Observation? = inOrder ? nil : .outOfOrder
         user.fold(e, nowMs: now, inOrder: inOrder) { self.items[$0] }
         if !e.deviceId.isEmpty { Self.share(&deviceUsers, stableHash(e.deviceId), user.id) }

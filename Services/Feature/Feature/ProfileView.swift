@@ -66,7 +66,8 @@ struct ProfileView {
     ///   both 14 days and twice the user's mean purchase interval
     /// - high-value: monetary score 5 (the top fifth of spenders)
     /// - loyal: frequency score 4+ and recency score 3+
-    /// - bargain-hunter: 3+ priced interactions, 60% or more of their weight under 50
+    /// - bargain-hunter: 2+ purchases, and 60% or more of the weight of priced interactions
+///   (views, carts, purchases; `UserState.weight`) under 50
     func tags(_ rfm: Rfm) -> [String] {
         var tags: [String] = []
         let sinceSignup = Double(nowMs - signupMs) / Self.dayMs
@@ -78,9 +79,9 @@ struct ProfileView {
         if user.orders >= 2 && !dormant && recencyDays > max(14, 2 * user.purchaseIntervals.mean) { tags.append("churn-risk") }
         if rfm.mScore == 5 { tags.append("high-value") }
         if rfm.fScore >= 4 && rfm.rScore >= 3 { tags.append("loyal") }
-        let priced = user.priceBands.reduce(0, +)
-        if priced >= 3 * Float(UserState.weight(.view)), let shares = Optional(priceShares), shares[0] + shares[1] >= 0.6 {
-            tags.append("bargain-hunter")
+        if user.orders >= 2 {
+            let shares = priceShares
+            if shares[0] + shares[1] >= 0.6 { tags.append("bargain-hunter") }
         }
         return tags
     }

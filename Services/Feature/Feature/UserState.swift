@@ -120,16 +120,19 @@ extension UserState {
     }
 
     /// Folds one of this user's events. `inOrder` is false for an event older than the
-    /// user's latest: it still counts, but does not move sequences (sessions, intervals,
+    /// user's latest activity: it still counts, but does not move sequences (sessions, intervals,
     /// recent items). `catalog` answers the brand and price of known items.
     func fold(_ e: Event, nowMs: Int64, inOrder: Bool, catalog: (Int64) -> ItemState?) {
         let ts = e.timestampMs
         let kind = e.kind
         let k = Int(kind.rawValue)
-        if firstSeenMs == 0 || ts < firstSeenMs { firstSeenMs = ts }
-        if ts > lastSeenMs { lastSeenMs = ts }
         lifetime[k] += 1
         windows.add(kind: UInt8(k), atMs: ts, nowMs: nowMs)
+        // Labels (the risk team's verdicts) and impressions (what recommend showed) are
+        // about the user, not by them: counted, but not activity.
+        guard kind != .label && kind != .impression else { return }
+        if firstSeenMs == 0 || ts < firstSeenMs { firstSeenMs = ts }
+        if ts > lastSeenMs { lastSeenMs = ts }
         countClock(ts)
         if !e.channel.isEmpty { Self.tally(&channels, e.channel) }
         if !e.deviceId.isEmpty {

@@ -1,0 +1,186 @@
+import Foundation
+@testable import Feature
+import Ingest
+import RPC
+import ServiceKit
+import TestSupport
+import Wire
+
+func tempDir() -> String {
+    FileManager.default.temporaryDirectory.appendingPathComponent("persona-feature-\(UUID().uuidString)").path
+}
+
+let minute: Int64 = 60_000
+let hour: Int64 = 3_600_000
+let day: Int64 = 86_400_000
+/// 2024-03-04 00:00:00 UTC, a Monday.
+let monday: Int64 = 1_709_510_400_000
+
+func event(_ kind: EventKind, user: Int64, at ms: Int64, item: Int64 = 0, category: Int64 = 0, id: String? = nil) -> Event {
+    var e = Event()
+    e.eventId = id ?? "\(kind.rawValue)-\(user)-\(ms)-\(item)-\(UUID().uuidString.prefix(8))"
+    e.kind = kind
+    e.userId = user
+    e.timestampMs = ms
+    e.itemId = item
+    e.categoryId = category
+    return e
+}
+
+func purchase(user: Int64, at ms: Int64, total: Double, item: Int64 = 1, price: Double? = nil, order: String? = nil) -> Event {
+    var e = event(.purchase, user: user, at: ms)
+    var o = Order()
+    o.orderId = order ?? "o-\(user)-\(ms)"
+    o.total = total
+    var line = OrderLine()
+    line.itemId = item
+    line.quantity = 1
+    line.unitPrice = price ?? total
+    o.lines = [line]
+    e.order = o
+    return e
+}
+
+extension FeatureState {
+    /// Folds events as if they came from partition 0 at consecutive offsets.
+    func foldAll(_ events: [Event]) {
+        for (i, e) in events.enumerated() { _ = fold(e, partition: 0, offset: UInt64(i)) }
+    }
+
+    func view(_ user: Int64) -> ProfileView? {
+        guard let u = users[user] else { return nil }
+        return ProfileView(u, state: self, nowMs: watermarkMs, cuts: rfmCuts(refresh: true))
+    }
+}
+
+/// The Taobao 43-user history from ../shared/data, as (user, item, category, behaviour, seconds).
+struct TaobaoRow {
+    let user: Int64
+    let item: Int64
+    let category: Int64
+    let behavior: String
+    let seconds: Int64
+
+    static func load() throws -> [TaobaoRow] {
+        let path = repositoryRoot.appendingPathComponent("../shared/data/taobao/UserBehavior_43_users.csv").standardized.path
+        let text = try String(contentsOfFile: path, encoding: .utf8)
+        return text.split(whereSeparator: \.isNewline).map { line in
+            let f = line.split(separator: ",")
+            return TaobaoRow(user: Int64(f[0])!, item: Int64(f[1])!, category: Int64(f[2])!, behavior: String(f[3]), seconds: Int64(f[4])!)
+        }
+    }
+
+    var kind: EventKind {
+        switch behavior {
+        case "pv": .view
+        case "cart": .addToCart
+        case "fav": .favorite
+        default: .purchase
+        }
+    }
+
+    /// The event `persona import --format taobao` makes of the row.
+    func event(line: Int) -> Event {
+        var e = Event()
+        e.eventId = "taobao-43:\(line)"
+        e.kind = kind
+        e.userId = user
+        e.timestampMs = seconds * 1000
+        e.itemId = item
+        e.categoryId = category
+        e.channel = "import"
+        if kind == .purchase {
+            var o = Order()
+            o.orderId = "taobao-43-\(line)"
+            var l = OrderLine()
+            l.itemId = item
+            l.categoryId = category
+            l.quantity = 1
+            o.lines = [l]
+            e.order = o
+        }
+        return e
+    }
+}
+
+/// An in-process ingest service on free ports, stopped after `body` (which gets its client and port).
+func withIngest<R>(dataDir: String = tempDir(), _ body: (RPCClient, Int) async throws -> R) async throws -> R {
+    let options = ServiceOptions.Resolved(host: "127.0.0.1", port: 0, metricsPort: 0, dataDir: dataDir, logLevel: .warning)
+    let host = try await ServiceHost<IngestService>(options: options, settings: IngestSettings())
+    let (port, _) = try await host.start()
+    let running = Task { try await host.run(handleSignals: false) }
+    let client = RPCClient(host: "127.0.0.1", port: port)
+    defer { running.cancel() }
+    do {
+        let r = try await body(client, port)
+        await client.shutdown()
+        host.shutdown()
+        try await running.value
+        return r
+    } catch {
+        await client.shutdown()
+        host.shutdown()
+        _ = await running.result
+        throw error
+    }
+}
+
+/// An in-process feature service consuming the ingest at `ingestPort`, stopped after `body`.
+func withFeature<R>(ingestPort: Int, dataDir: String = tempDir(), snapshotEvery: Duration = .seconds(10), _ body: (RPCClient, ServiceHost<FeatureService>) async throws -> R) async throws -> R {
+    let options = ServiceOptions.Resolved(host: "127.0.0.1", port: 0, metricsPort: 0, dataDir: dataDir, logLevel: .warning)
+    var settings = FeatureSettings()
+    settings.ingestPort = ingestPort
+    settings.snapshotInterval = snapshotEvery
+    settings.readWait = .milliseconds(200)
+    let host = try await ServiceHost<FeatureService>(options: options, settings: settings)
+    let (port, _) = try await host.start()
+    let running = Task { try await host.run(handleSignals: false) }
+    let client = RPCClient(host: "127.0.0.1", port: port)
+    do {
+        let r = try await body(client, host)
+        await client.shutdown()
+        host.shutdown()
+        try await running.value
+        return r
+    } catch {
+        await client.shutdown()
+        host.shutdown()
+        _ = await running.result
+        throw error
+    }
+}
+
+func append(_ client: RPCClient, _ events: [Event], batch: Int = 1000) async throws {
+    var start = 0
+    while start < events.count {
+        var request = AppendRequest()
+        request.events = Array(events[start..<min(events.count, start + batch)])
+        let response = try await client.call(IngestAPI.append, request)
+        precondition(response.rejected == 0, "fixture events rejected: \(response.statuses.filter { $0.code == .rejected }.map(\.detail))")
+        start += batch
+    }
+}
+
+/// Waits until the feature service has consumed everything ingest holds.
+func waitConsumed(ingest: RPCClient, feature: RPCClient, timeout: Duration = .seconds(60)) async throws {
+    let info = try await ingest.call(IngestAPI.logInfo, LogInfoRequest())
+    let ends = info.partitions.sorted { $0.partition < $1.partition }.map { String($0.endOffset) }.joined(separator: ",")
+    let deadline = ContinuousClock.now + timeout
+    while ContinuousClock.now < deadline {
+        let health = try? await feature.call(HealthAPI.check, HealthRequest(), timeout: .seconds(2))
+        if health?.checks.first(where: { $0.key == "offsets" })?.value == ends { return }
+        try await Task.sleep(for: .milliseconds(50))
+    }
+    throw FeatureError("feature did not reach offsets \(ends) in time")
+}
+
+func profiles(_ feature: RPCClient, _ users: [Int64]) async throws -> [Int64: UserProfile] {
+    var out: [Int64: UserProfile] = [:]
+    for u in users {
+        var r = GetProfileRequest()
+        r.userId = u
+        let response = try await feature.call(FeatureAPI.getProfile, r)
+        if response.found { out[u] = response.profile }
+    }
+    return out
+}
