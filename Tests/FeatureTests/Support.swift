@@ -156,7 +156,9 @@ func append(_ client: RPCClient, _ events: [Event], batch: Int = 1000) async thr
         var request = AppendRequest()
         request.events = Array(events[start..<min(events.count, start + batch)])
         let response = try await client.call(IngestAPI.append, request)
-        precondition(response.rejected == 0, "fixture events rejected: \(response.statuses.filter { $0.code == .rejected }.map(\.detail))")
+        guard response.rejected == 0 else {
+            throw FeatureError("fixture events rejected: \(response.statuses.filter { $0.code == .rejected }.map(\.detail))")
+        }
         start += batch
     }
 }
