@@ -1,0 +1,88 @@
+import Foundation
+import RPC
+import Testing
+import TestSupport
+import Wire
+
+/// A real feature process, killed with SIGKILL at random moments while it consumes a real
+/// log, ends with the profiles an uninterrupted run computes.
+@Suite("Feature crash safety", .serialized, .timeLimit(.minutes(5)))
+struct FeatureCrashTests {
+    static func waitHealthy(_ client: RPCClient) async throws {
+        let deadline = ContinuousClock.now + .seconds(30)
+        while true {
+            do {
+                _ = try await client.call(HealthAPI.check, HealthRequest(), timeout: .milliseconds(500))
+                return
+            } catch {
+                if ContinuousClock.now > deadline { throw error }
+                try await Task.sleep(for: .milliseconds(20))
+            }
+        }
+    }
+
+    static func loadSample() throws -> [Event] {
+        let path = repositoryRoot.appendingPathComponent("../shared/data/taobao/UserBehavior_2h_sample.csv").standardized.path
+        let text = try String(contentsOfFile: path, encoding: .utf8)
+        return text.split(whereSeparator: \.isNewline).prefix(40_000).enumerated().map { n, line in
+            let f = line.split(separator: ",")
+            return TaobaoRow(user: Int64(f[0])!, item: Int64(f[1])!, category: Int64(f[2])!, behavior: String(f[3]), seconds: Int64(f[4])!).event(line: n)
+        }
+    }
+
+    @Test("6 SIGKILLs while consuming 40,000 Taobao events: the same profiles as a run without a crash")
+    func sigkillWhileConsuming() async throws {
+        let events = try Self.loadSample()
+        let users = Array(Set(events.map(\.userId))).sorted()
+        var rng = SplitMix(seed: 11)
+        let sampleUsers = (0..<400).map { _ in users[Int(rng.next() % UInt64(users.count))] }
+        let ingestPort = freePort()
+        let ingestProcess = try ChildProcess("persona-ingest", ["--port", "\(ingestPort)", "--metrics-port", "0", "--data-dir", tempDir()])
+        defer { ingestProcess.kill() }
+        let ingest = RPCClient(host: "127.0.0.1", port: ingestPort)
+        defer { Task { await ingest.shutdown() } }
+        try await Self.waitHealthy(ingest)
+        try await append(ingest, events)
+
+        // The crashing run: small reads and a snapshot every second, killed 6 times.
+        let featureDir = tempDir(), featurePort = freePort()
+        let arguments = [
+            "--port", "\(featurePort)", "--metrics-port", "0", "--data-dir", featureDir, "--ingest", "127.0.0.1:\(ingestPort)",
+            "--read-events", "20", "--snapshot-seconds", "1",
+        ]
+        let probe = RPCClient(host: "127.0.0.1", port: featurePort)
+        defer { Task { await probe.shutdown() } }
+        var midway = 0
+        var consumed: [Int] = []
+        for _ in 0..<6 {
+            let feature = try ChildProcess("persona-feature", arguments)
+            try await Task.sleep(for: .milliseconds(Int64(700 + rng.next() % 1500)))
+            let health = try? await probe.call(HealthAPI.check, HealthRequest(), timeout: .milliseconds(300))
+            feature.kill()
+            _ = await feature.waitForExit()
+            let offsets = health?.checks.first { $0.key == "offsets" }?.value.split(separator: ",").compactMap { Int($0) } ?? []
+            consumed.append(offsets.reduce(0, +))
+            if FileManager.default.fileExists(atPath: featureDir + "/state.snapshot") && (1..<events.count).contains(offsets.reduce(0, +)) { midway += 1 }
+        }
+        #expect(midway > 0, "no kill came mid-way after a snapshot (events consumed at each kill: \(consumed))")
+        let feature = try ChildProcess("persona-feature", arguments)
+        defer { feature.kill() }
+        let crashed = RPCClient(host: "127.0.0.1", port: featurePort)
+        defer { Task { await crashed.shutdown() } }
+        try await Self.waitHealthy(crashed)
+        try await waitConsumed(ingest: ingest, feature: crashed, timeout: .seconds(120))
+        let afterCrashes = try await profiles(crashed, sampleUsers)
+
+        // The reference: an uninterrupted run on a fresh directory.
+        let reference = try await withFeature(ingestPort: ingestPort) { client, _ in
+            try await waitConsumed(ingest: ingest, feature: client, timeout: .seconds(120))
+            return try await profiles(client, sampleUsers)
+        }
+        #expect(afterCrashes.count == Set(sampleUsers).count)
+        #expect(afterCrashes == reference)
+        for u in sampleUsers where afterCrashes[u] != reference[u] {
+            Issue.record("user \(u) differs")
+            break
+        }
+    }
+}
