@@ -23,6 +23,7 @@ let package = Package(
                 .product(name: "RPC", package: "Persona"),
                 .product(name: "Store", package: "Persona"),
                 .product(name: "Ingest", package: "Persona"),
+                .product(name: "Feature", package: "Persona"),
                 .product(name: "ServiceKit", package: "Persona"),
                 "CSQLite",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),

@@ -161,10 +161,10 @@ var seconds = 3.0
 var arguments = CommandLine.arguments.dropFirst().makeIterator()
 while let a = arguments.next() {
     switch a {
-    case "rpc", "store", "ingest-profile": mode = a
+    case "rpc", "store", "ingest-profile", "feature": mode = a
     case "--output": output = arguments.next()
     case "--seconds": seconds = Double(arguments.next() ?? "") ?? seconds
-    default: print("usage: persona-bench [rpc|store] [--output FILE] [--seconds S]"); exit(2)
+    default: print("usage: persona-bench [rpc|store|feature|ingest-profile] [--output FILE] [--seconds S]"); exit(2)
     }
 }
 switch mode {
@@ -172,6 +172,8 @@ case "ingest-profile":
     // Only the ingest path, for profilers: batches of 1000, one producer.
     let r = try await appendIngest(try taobaoEvents(), batch: 1000, producers: 1, seconds: seconds)
     print("ingest: \(Int(r.eventsPerSecond)) events/s")
+case "feature":
+    try await featureBenchmark(output: output ?? "Benchmarks/results/feature.md", seconds: seconds)
 case "store":
     try await storeBenchmark(output: output ?? "Benchmarks/results/store.md", seconds: seconds)
 default:

@@ -1,3 +1,4 @@
+import Synchronization
 import Wire
 
 /// All the feature service's state: users, items, who shares which device and IP, and the
@@ -5,7 +6,7 @@ import Wire
 /// (a user's events live in one partition, in order), so a restart from a snapshot plus
 /// the log, or a rebuild from the log alone, gives the same profiles. Not thread-safe:
 /// `FeatureStore` guards it.
-final class FeatureState {
+public final class FeatureState {
     var users: [Int64: UserState] = [:]
     var items: [Int64: ItemState] = [:]
     /// Users seen with each device and IP (stable hash of the pseudonym), at most `sharingLimit`.
@@ -24,7 +25,8 @@ final class FeatureState {
     var erased: [Int64: [UInt64]] = [:]
     /// Changes with every fold and erasure.
     var version: UInt64 = 0
-    var rfm = RfmCuts()
+    /// Cached cut points; refreshed by readers, hence its own lock.
+    private let rfm = Mutex(RfmCuts())
 
     static let sharingLimit = 1000
 
@@ -33,7 +35,7 @@ final class FeatureState {
     }
 
     /// Why an event was not folded, or what was odd about one that was.
-    enum Observation: String, CaseIterable, Sendable {
+    public enum Observation: String, CaseIterable, Sendable {
         case unknownKind = "unknown_kind"
         case invalidUser = "invalid_user"
         case missingDetail = "missing_detail"
@@ -81,9 +83,9 @@ final class FeatureState {
         let activity = e.kind != .label && e.kind != .impression
         let inOrder = !activity || e.timestampMs >= user.lastSeenMs
         var observation: Observation? = inOrder ? nil : .outOfOrder
-        user.fold(e, nowMs: now, inOrder: inOrder) { self.items[$0] }
-        if !e.deviceId.isEmpty { Self.share(&deviceUsers, stableHash(e.deviceId), user.id) }
-        if !e.ip.isEmpty { Self.share(&ipUsers, stableHash(e.ip), user.id) }
+        user.fold(e, nowMs: now, inOrder: inOrder, catalog: { self.items[$0] }) { hash, kind in
+            if kind == .device { Self.share(&self.deviceUsers, hash, user.id) } else { Self.share(&self.ipUsers, hash, user.id) }
+        }
 
         // Item statistics.
         switch e.kind {
@@ -150,11 +152,15 @@ final class FeatureState {
         return existed
     }
 
-    /// RFM quintile cut points, rebuilt when the state changed: always for small states,
-    /// at most once per `minInterval` for large ones (a scan of every buyer).
+    /// RFM quintile cut points, rebuilt on the first read after the state changed; with
+    /// more than 20,000 buyers (a scan of each), at most once a second.
     func rfmCuts(refresh: Bool) -> RfmCuts {
-        if refresh && rfm.version != version { rfm = RfmCuts(users: users.values, nowMs: watermarkMs, version: version) }
-        return rfm
+        rfm.withLock { cuts in
+            guard refresh && cuts.version != version else { return cuts }
+            if cuts.buyers > 20_000, let built = cuts.builtAt, built.duration(to: .now) < .seconds(1) { return cuts }
+            cuts = RfmCuts(users: users.values, nowMs: watermarkMs, version: version)
+            return cuts
+        }
     }
 }
 
@@ -168,6 +174,7 @@ struct RfmCuts: Equatable {
     var monetary: [Double] = []
     var version: UInt64 = .max
     var buyers = 0
+    var builtAt: ContinuousClock.Instant?
 
     init() {}
 
@@ -182,6 +189,7 @@ struct RfmCuts: Equatable {
         }
         buyers = r.count
         self.version = version
+        self.builtAt = .now
         guard !r.isEmpty else { return }
         func cuts(_ values: inout [Double]) -> [Double] {
             values.sort()

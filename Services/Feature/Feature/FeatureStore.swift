@@ -1,14 +1,23 @@
+import Foundation
 import Store
-import Synchronization
-import Wire
+public import Wire
 
-/// The feature state behind a lock, with the queries the RPC methods answer. Every read
-/// is at the state's event-time clock (`FeatureState.watermarkMs`).
-final class FeatureStore: Sendable {
-    private let state: Mutex<FeatureState>
+/// The feature state behind a readers-writer lock, with the queries the RPC methods
+/// answer. Folding takes the write side; queries and snapshots take the read side, so a
+/// snapshot of a large state pauses folding but never the calls. Every read is at the
+/// state's event-time clock (`FeatureState.watermarkMs`).
+public final class FeatureStore: @unchecked Sendable {
+    private let state: FeatureState
+    private let lock = ReadWriteLock()
 
-    init(_ state: sending FeatureState) {
-        self.state = Mutex(state)
+    init(_ state: FeatureState) {
+        self.state = state
+    }
+
+    /// An empty state consuming `partitions` partitions (benchmarks and tools fold into it
+    /// directly; the service opens its snapshot instead).
+    public convenience init(partitions: Int) {
+        self.init(FeatureState(partitions: partitions))
     }
 
     /// Opens the snapshot at `path`, or starts empty with `partitions` offsets.
@@ -19,21 +28,21 @@ final class FeatureStore: Sendable {
         return (FeatureStore(FeatureState(partitions: 0)), false)
     }
 
-    struct Summary: Sendable {
-        var users: Int
-        var items: Int
-        var watermarkMs: Int64
-        var offsets: [UInt64]
-        var version: UInt64
+    public struct Summary: Sendable {
+        public var users: Int
+        public var items: Int
+        public var watermarkMs: Int64
+        public var offsets: [UInt64]
+        public var version: UInt64
     }
 
-    var summary: Summary {
-        state.withLock { s in Summary(users: s.users.count, items: s.items.count, watermarkMs: s.watermarkMs, offsets: s.offsets, version: s.version) }
+    public var summary: Summary {
+        lock.read(state) { s in Summary(users: s.users.count, items: s.items.count, watermarkMs: s.watermarkMs, offsets: s.offsets, version: s.version) }
     }
 
     /// Sets the partition count on first start; false when the snapshot has another one.
     func adopt(partitions: Int) -> Bool {
-        state.withLock { s in
+        lock.write(state) { s in
             if s.offsets.count == partitions { return true }
             guard s.offsets.isEmpty && s.users.isEmpty && s.items.isEmpty else { return false }
             s.offsets = [UInt64](repeating: 0, count: partitions)
@@ -42,13 +51,14 @@ final class FeatureStore: Sendable {
     }
 
     func offset(_ partition: Int) -> UInt64 {
-        state.withLock { $0.offsets[partition] }
+        lock.read(state) { $0.offsets[partition] }
     }
 
     /// Folds a batch read from `partition` and moves its offset to `next`. Returns what was
     /// noticed, per observation.
-    func fold(_ events: [StoredEvent], partition: Int, next: UInt64) -> [FeatureState.Observation: Int] {
-        state.withLock { s in
+    @discardableResult
+    public func fold(_ events: [StoredEvent], partition: Int, next: UInt64) -> [FeatureState.Observation: Int] {
+        lock.write(state) { s in
             var seen: [FeatureState.Observation: Int] = [:]
             for e in events {
                 if let o = s.fold(e, partition: partition) { seen[o, default: 0] += 1 }
@@ -60,7 +70,7 @@ final class FeatureStore: Sendable {
 
     /// The snapshot bytes when the state changed since `version`.
     func snapshot(ifChangedSince version: UInt64?) -> (bytes: [UInt8], version: UInt64)? {
-        state.withLock { s in
+        lock.read(state) { s in
             guard s.version != version else { return nil }
             return (s.snapshot(), s.version)
         }
@@ -68,8 +78,8 @@ final class FeatureStore: Sendable {
 
     // MARK: Users
 
-    func profile(_ userID: Int64) -> UserProfile? {
-        state.withLock { s in
+    public func profile(_ userID: Int64) -> UserProfile? {
+        lock.read(state) { s in
             guard let user = s.users[userID] else { return nil }
             return ProfileView(user, state: s, nowMs: s.watermarkMs, cuts: s.rfmCuts(refresh: true)).profile
         }
@@ -77,7 +87,7 @@ final class FeatureStore: Sendable {
 
     /// Rows of the features at `positions` (of `FeatureCatalog.names`).
     func features(_ userIDs: [Int64], positions: [Int]) -> [FeatureRow] {
-        state.withLock { s in
+        lock.read(state) { s in
             let cuts = s.rfmCuts(refresh: true)
             return userIDs.map { id in
                 var row = FeatureRow()
@@ -96,7 +106,7 @@ final class FeatureStore: Sendable {
 
     /// Users with `tag` (or, with no tag, in `segment`), by id, after `afterID`.
     func members(tag: String, segment: Int32, afterID: Int64, limit: Int) -> (ids: [Int64], more: Bool) {
-        state.withLock { s in
+        lock.read(state) { s in
             let cuts = s.rfmCuts(refresh: true)
             var out: [Int64] = []
             for id in s.users.keys.filter({ $0 > afterID }).sorted() {
@@ -117,16 +127,16 @@ final class FeatureStore: Sendable {
     }
 
     func erase(_ userID: Int64, ends: [UInt64]) -> Bool {
-        state.withLock { $0.erase(userID, ends: ends) }
+        lock.write(state) { $0.erase(userID, ends: ends) }
     }
 
     /// The erasures so far (the training export replays the log without them).
-    var erased: [Int64: [UInt64]] { state.withLock { $0.erased } }
+    var erased: [Int64: [UInt64]] { lock.read(state) { $0.erased } }
 
     // MARK: Items
 
     func items(_ ids: [Int64]) -> (found: [ItemProfile], missing: [Int64]) {
-        state.withLock { s in
+        lock.read(state) { s in
             var found: [ItemProfile] = []
             var missing: [Int64] = []
             for id in ids {
@@ -138,7 +148,7 @@ final class FeatureStore: Sendable {
 
     /// The `limit` items of `category` (0: all) ranked by `by` over `window`.
     func topItems(category: Int64, window: Window?, by: ItemRanking, limit: Int) -> [ItemProfile] {
-        state.withLock { s in
+        lock.read(state) { s in
             let now = s.watermarkMs
             var scored: [(score: Double, item: ItemState)] = []
             for item in s.items.values where category == 0 || item.categoryId == category {
@@ -209,5 +219,25 @@ extension ItemState {
         p.conversionRate = conversionRate
         p.trendingScore = trendingScore(nowMs: nowMs)
         return p
+    }
+}
+
+/// A pthread readers-writer lock: many readers or one writer.
+final class ReadWriteLock: @unchecked Sendable {
+    private var lock = pthread_rwlock_t()
+
+    init() { pthread_rwlock_init(&lock, nil) }
+    deinit { pthread_rwlock_destroy(&lock) }
+
+    func read<T, S>(_ state: S, _ body: (S) throws -> T) rethrows -> T {
+        pthread_rwlock_rdlock(&lock)
+        defer { pthread_rwlock_unlock(&lock) }
+        return try body(state)
+    }
+
+    func write<T, S>(_ state: S, _ body: (S) throws -> T) rethrows -> T {
+        pthread_rwlock_wrlock(&lock)
+        defer { pthread_rwlock_unlock(&lock) }
+        return try body(state)
     }
 }

@@ -122,7 +122,8 @@ extension UserState {
     /// Folds one of this user's events. `inOrder` is false for an event older than the
     /// user's latest activity: it still counts, but does not move sequences (sessions, intervals,
     /// recent items). `catalog` answers the brand and price of known items.
-    func fold(_ e: Event, nowMs: Int64, inOrder: Bool, catalog: (Int64) -> ItemState?) {
+    /// `share` hears of each device and IP new to the user (for the users-sharing counts).
+    func fold(_ e: Event, nowMs: Int64, inOrder: Bool, catalog: (Int64) -> ItemState?, share: (UInt64, Identifier.Kind) -> Void) {
         let ts = e.timestampMs
         let kind = e.kind
         let k = Int(kind.rawValue)
@@ -144,11 +145,11 @@ extension UserState {
                 if knownDevices.count > Self.deviceMemory { knownDevices.removeFirst() }
             }
             lastDevice = device
-            use(device, .device, ts)
+            if use(device, .device, ts) { share(device, .device) }
         }
         if !e.ip.isEmpty {
             lastIP = stableHash(e.ip)
-            use(lastIP, .ip, ts)
+            if use(lastIP, .ip, ts) { share(lastIP, .ip) }
         }
         if !e.ipCountry.isEmpty { lastIPCountry = e.ipCountry }
         if inOrder { countSession(e) }
@@ -257,12 +258,15 @@ extension UserState {
         lastActivityMs = e.timestampMs
     }
 
-    private func use(_ hash: UInt64, _ kind: Identifier.Kind, _ ts: Int64) {
+    /// Records a use of a device, IP or instrument; true when it is new in the last 7 days.
+    @discardableResult
+    private func use(_ hash: UInt64, _ kind: Identifier.Kind, _ ts: Int64) -> Bool {
         if let i = identifiers.firstIndex(where: { $0.hash == hash && $0.kind == kind.rawValue }) {
             identifiers[i].lastMs = max(identifiers[i].lastMs, ts)
-        } else {
-            identifiers.append(Identifier(hash: hash, kind: kind.rawValue, lastMs: ts))
+            return false
         }
+        identifiers.append(Identifier(hash: hash, kind: kind.rawValue, lastMs: ts))
+        return true
     }
 
     private func fail(_ kind: EventKind, _ ts: Int64, nowMs: Int64) {

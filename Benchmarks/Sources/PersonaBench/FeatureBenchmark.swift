@@ -1,0 +1,322 @@
+import Feature
+import Foundation
+import Ingest
+import RPC
+import ServiceKit
+import Synchronization
+import Wire
+
+/// The feature service: events folded per second on one core and memory per user at one
+/// million synthetic users; GetFeatures and GetProfile latency over RPC at fixed rates
+/// (open loop: latency counts from the scheduled send, so a stall is not hidden);
+/// freshness (ack by ingest to visible in GetProfile) while ingest takes a full-speed import.
+/// The read-path peer is Feast's published figure for its Redis online store (p99 under
+/// 1.5 ms); it cannot run here, so it is quoted, not measured.
+func featureBenchmark(output: String, seconds: Double) async throws {
+    var lines: [String] = []
+    let fold = foldBenchmark(users: 1_000_000, events: 5_000_000)
+    say(String(format: "fold: %.0f events/s on one core, %.0f bytes per user (%d users)", fold.eventsPerSecond, fold.bytesPerUser, fold.users))
+
+    let served = try await servedBenchmark(users: 50_000, seconds: seconds)
+    lines += [
+        "# Feature service benchmark", "",
+        "Run: \(ISO8601DateFormatter().string(from: Date())), \(ProcessInfo.processInfo.activeProcessorCount) cores, release build, loopback.",
+        "", "## Folding and memory", "",
+        "Synthetic shop traffic folded straight into the state on one thread (event generation not timed):",
+        "70% views, 10% carts, 5% favourites, 5% searches, 5% purchases, 5% logins; every event with a device, an IP and a channel.",
+        "", "| measure | Persona | goal |", "| --- | --- | --- |",
+        String(format: "| events folded per second, one core | %.0f | 2,000,000 |", fold.eventsPerSecond),
+        String(format: "| memory per user (RSS growth / users, %d users, %d events) | %.0f bytes | 2,048 bytes |", fold.users, fold.events, fold.bytesPerUser),
+        "", "## Reads over RPC", "",
+        "\(served.users) users with \(served.events) events folded; one client connection, calls scheduled at a fixed rate for \(Int(seconds)) s each;",
+        "GetFeatures asks for one user's 24 risk features (what risk-control asks per order).",
+        "Peer: Feast with its Redis online store, published p99 under 1.5 ms (quoted, not run here).", "",
+        "| call | rate (calls/s) | answered per s | failed | p50 ms | p99 ms | p99.9 ms | p99 / Feast-Redis 1.5 ms |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in served.rows {
+        lines.append(String(format: "| %@ | %d | %.0f | %d | %.3f | %.3f | %.3f | %.2fx |", r.call, r.rate, r.achieved, r.failed, r.p50, r.p99, r.p999, r.p99 / 1.5))
+    }
+    lines += [
+        "", "## Freshness", "",
+        "A probe event appended every 20 ms while \(served.importers) producers import batches of 1,000 at full speed;",
+        "delay from ingest's acknowledgement to the event showing in GetProfile.", "",
+        "| probes | import rate (events/s) | p50 ms | p99 ms | max ms | goal p99 |", "| --- | --- | --- | --- | --- | --- |",
+        String(format: "| %d | %.0f | %.1f | %.1f | %.1f | 1,000 ms |", served.freshness.count, served.importRate, percentile(served.freshness, 0.5), percentile(served.freshness, 0.99), served.freshness.max() ?? 0),
+    ]
+    let text = lines.joined(separator: "\n") + "\n"
+    try text.write(toFile: output, atomically: true, encoding: .utf8)
+    print(text)
+}
+
+func percentile(_ values: [Double], _ p: Double) -> Double {
+    guard !values.isEmpty else { return 0 }
+    let sorted = values.sorted()
+    return sorted[min(sorted.count - 1, Int(Double(sorted.count) * p))]
+}
+
+func residentBytes() -> Int {
+    guard let text = try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8) else { return 0 }
+    let fields = text.split(separator: " ")
+    return (Int(fields[1]) ?? 0) * Int(sysconf(Int32(_SC_PAGESIZE)))
+}
+
+/// The synthetic traffic of `users` users; event `i` of a chunk.
+func syntheticEvent(_ i: Int, users: Int, startMs: Int64) -> StoredEvent {
+    var rng = UInt64(i) &* 0x9E37_79B9_7F4A_7C15
+    rng ^= rng >> 29
+    let user = Int64(1 + Int(rng % UInt64(users)))
+    var e = Event()
+    e.eventId = "synthetic-\(i)"
+    e.userId = user
+    e.timestampMs = startMs + Int64(i) * 100
+    e.deviceId = "p:d\(user % 700_000)"
+    e.ip = "p:i\(user % 300_000)"
+    e.channel = user % 3 == 0 ? "app" : "web"
+    e.itemId = Int64(1 + (rng >> 20) % 200_000)
+    e.categoryId = Int64(1 + (rng >> 40) % 500)
+    switch rng >> 50 % 100 {
+    case 0..<70: e.kind = .view
+    case 70..<80: e.kind = .addToCart
+    case 80..<85: e.kind = .favorite
+    case 85..<90:
+        e.kind = .search
+        var s = Search()
+        s.query = "q\(rng % 1000)"
+        e.search = s
+    case 90..<95:
+        e.kind = .purchase
+        var o = Order()
+        o.orderId = "o-\(i)"
+        var l = OrderLine()
+        l.itemId = e.itemId
+        l.quantity = 1
+        l.unitPrice = Double(5 + rng % 300)
+        o.lines = [l]
+        o.total = l.unitPrice
+        e.order = o
+    default:
+        e.kind = .login
+        var l = Login()
+        l.success = rng % 10 != 0
+        e.login = l
+    }
+    var stored = StoredEvent()
+    stored.offset = UInt64(i)
+    stored.event = e
+    return stored
+}
+
+struct FoldResult {
+    var eventsPerSecond: Double
+    var bytesPerUser: Double
+    var users: Int
+    var events: Int
+}
+
+func foldBenchmark(users: Int, events total: Int) -> FoldResult {
+    let chunk = 100_000
+    let before = residentBytes()
+    let store = FeatureStore(partitions: 1)
+    var folding = Duration.zero
+    var i = 0
+    let startMs: Int64 = 1_700_000_000_000
+    while i < total {
+        let batch = (i..<min(total, i + chunk)).map { syntheticEvent($0, users: users, startMs: startMs) }
+        let t0 = ContinuousClock.now
+        store.fold(batch, partition: 0, next: UInt64(i + batch.count))
+        folding += t0.duration(to: .now)
+        i += batch.count
+    }
+    let after = residentBytes()
+    let summary = store.summary
+    return FoldResult(
+        eventsPerSecond: Double(total) / seconds(folding), bytesPerUser: Double(after - before) / Double(summary.users),
+        users: summary.users, events: total)
+}
+
+struct ServedRow {
+    var call: String
+    var rate: Int
+    var achieved: Double
+    var failed: Int
+    var p50: Double
+    var p99: Double
+    var p999: Double
+}
+
+struct ServedResult {
+    var users: Int
+    var events: Int
+    var rows: [ServedRow]
+    var freshness: [Double]
+    var importRate: Double
+    var importers: Int
+}
+
+func servedBenchmark(users: Int, seconds duration: Double) async throws -> ServedResult {
+    let ingestDir = temporaryBenchDirectory("feature-ingest")
+    let featureDir = temporaryBenchDirectory("feature")
+    defer {
+        try? FileManager.default.removeItem(atPath: ingestDir)
+        try? FileManager.default.removeItem(atPath: featureDir)
+    }
+    var ingestSettings = IngestSettings()
+    ingestSettings.partitions = 4
+    let ingestHost = try await ServiceHost<IngestService>(
+        options: ServiceOptions.Resolved(host: "127.0.0.1", port: 0, metricsPort: 0, dataDir: ingestDir, logLevel: .error), settings: ingestSettings)
+    let (ingestPort, _) = try await ingestHost.start()
+    let ingestRunning = Task { try await ingestHost.run(handleSignals: false) }
+    var featureSettings = FeatureSettings()
+    featureSettings.ingestPort = ingestPort
+    let featureHost = try await ServiceHost<FeatureService>(
+        options: ServiceOptions.Resolved(host: "127.0.0.1", port: 0, metricsPort: 0, dataDir: featureDir, logLevel: .error), settings: featureSettings)
+    let (featurePort, _) = try await featureHost.start()
+    let featureRunning = Task { try await featureHost.run(handleSignals: false) }
+    let ingest = RPCClient(host: "127.0.0.1", port: ingestPort)
+    var featureConfig = RPCClient.Config.defaults(host: "127.0.0.1", port: featurePort)
+    featureConfig.connections = 4
+    let feature = RPCClient(config: featureConfig)
+
+    // Load: 5 events per user on average, timestamps near now.
+    let events = users * 5
+    let now = Int64(Date().timeIntervalSince1970 * 1000) - Int64(events) * 100
+    var i = 0
+    while i < events {
+        var request = AppendRequest()
+        request.events = (i..<min(events, i + 5000)).map { syntheticEvent($0, users: users, startMs: now).event! }
+        _ = try await ingest.call(IngestAPI.append, request)
+        i += 5000
+    }
+    let info = try await ingest.call(IngestAPI.logInfo, LogInfoRequest())
+    let ends = info.partitions.map { String($0.endOffset) }.joined(separator: ",")
+    while try await feature.call(HealthAPI.check, HealthRequest()).checks.first(where: { $0.key == "offsets" })?.value != ends {
+        try await Task.sleep(for: .milliseconds(50))
+    }
+    say("served: \(users) users, \(events) events consumed")
+
+    let riskNames = [
+        "account_age_days", "seconds_since_signup", "orders_1m", "orders_10m", "orders_1h", "orders_24h", "amount_1m", "amount_10m",
+        "amount_1h", "amount_24h", "distinct_devices_24h", "distinct_devices_7d", "distinct_ips_24h", "distinct_ips_7d",
+        "distinct_instruments_24h", "distinct_instruments_7d", "users_sharing_device", "users_sharing_ip", "failed_payments_1h",
+        "failed_logins_1h", "amount_zscore", "first_purchase", "new_device", "ip_country_mismatch",
+    ]
+    var rows: [ServedRow] = []
+    for rate in [1000, 10_000] {
+        for call in ["GetFeatures", "GetProfile"] {
+            let (latencies, achieved, failed) = try await openLoop(rate: rate, seconds: duration) { n in
+                let user = Int64(1 + (n &* 7919) % users)
+                if call == "GetFeatures" {
+                    var r = GetFeaturesRequest()
+                    r.userIds = [user]
+                    r.names = riskNames
+                    _ = try await feature.call(FeatureAPI.getFeatures, r)
+                } else {
+                    var r = GetProfileRequest()
+                    r.userId = user
+                    _ = try await feature.call(FeatureAPI.getProfile, r)
+                }
+            }
+            rows.append(ServedRow(call: call, rate: rate, achieved: achieved, failed: failed, p50: percentile(latencies, 0.5), p99: percentile(latencies, 0.99), p999: percentile(latencies, 0.999)))
+            say("\(call) at \(rate)/s: p50 \(percentile(latencies, 0.5)) ms, p99 \(percentile(latencies, 0.99)) ms, \(failed) failed")
+        }
+    }
+
+    // Freshness under a full-speed import.
+    let importers = 2
+    let counters = ImportCounters()
+    let importStart = ContinuousClock.now
+    let load = Task {
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for p in 0..<importers {
+                group.addTask {
+                    let client = RPCClient(host: "127.0.0.1", port: ingestPort)
+                    var serial = 0
+                    while !counters.stop.load(ordering: .relaxed) {
+                        var request = AppendRequest()
+                        let base = Int64(Date().timeIntervalSince1970 * 1000)
+                        request.events = (0..<1000).map { k in
+                            var e = syntheticEvent(10_000_000 + p * 100_000_000 + serial * 1000 + k, users: users, startMs: base).event!
+                            e.timestampMs = base
+                            return e
+                        }
+                        serial += 1
+                        _ = try await client.call(IngestAPI.append, request)
+                        counters.imported.add(1000, ordering: .relaxed)
+                    }
+                    await client.shutdown()
+                }
+            }
+            try await group.waitForAll()
+        }
+    }
+    var freshness: [Double] = []
+    let probeUser = Int64(users + 1)
+    let end = ContinuousClock.now + .milliseconds(Int(duration * 1000))
+    var probe = 0
+    while ContinuousClock.now < end {
+        var e = Event()
+        e.eventId = "probe-\(probe)"
+        e.kind = .search
+        e.userId = probeUser
+        e.timestampMs = Int64(Date().timeIntervalSince1970 * 1000)
+        var s = Search()
+        s.query = "probe"
+        e.search = s
+        var request = AppendRequest()
+        request.events = [e]
+        _ = try await ingest.call(IngestAPI.append, request)
+        let acked = ContinuousClock.now
+        probe += 1
+        var r = GetProfileRequest()
+        r.userId = probeUser
+        while try await feature.call(FeatureAPI.getProfile, r).profile?.counts.first(where: { $0.kind == .search })?.counts?.lifetime ?? 0 < UInt64(probe) {
+            try await Task.sleep(for: .milliseconds(1))
+        }
+        freshness.append(seconds(acked.duration(to: .now)) * 1000)
+        try await Task.sleep(for: .milliseconds(20))
+    }
+    counters.stop.store(true, ordering: .relaxed)
+    try await load.value
+    let importRate = Double(counters.imported.load(ordering: .relaxed)) / seconds(importStart.duration(to: .now))
+
+    await ingest.shutdown()
+    await feature.shutdown()
+    featureHost.shutdown()
+    try await featureRunning.value
+    ingestHost.shutdown()
+    try await ingestRunning.value
+    return ServedResult(users: users, events: events, rows: rows, freshness: freshness, importRate: importRate, importers: importers)
+}
+
+/// Calls `body` at `rate` per second for `seconds`, each in its own task, and returns the
+/// latencies (ms, from each call's scheduled time) and the achieved rate.
+/// Failed calls (e.g. OVERLOADED) are counted, not timed.
+func openLoop(rate: Int, seconds duration: Double, _ body: @escaping @Sendable (Int) async throws -> Void) async throws -> ([Double], Double, Int) {
+    let total = Int(Double(rate) * duration)
+    let interval = Duration.nanoseconds(1_000_000_000 / rate)
+    let start = ContinuousClock.now
+    let outcomes = try await withThrowingTaskGroup(of: Double?.self) { group in
+        for n in 0..<total {
+            let scheduled = start + interval * n
+            if scheduled > .now { try await Task.sleep(until: scheduled, clock: .continuous) }
+            group.addTask {
+                do { try await body(n) } catch { return nil }
+                return seconds(scheduled.duration(to: .now)) * 1000
+            }
+        }
+        return try await group.reduce(into: [Double?]()) { $0.append($1) }
+    }
+    let latencies = outcomes.compactMap { $0 }
+    return (latencies, Double(latencies.count) / seconds(start.duration(to: .now)), outcomes.count - latencies.count)
+}
+
+final class ImportCounters: Sendable {
+    let stop = Atomic<Bool>(false)
+    let imported = Atomic<Int>(0)
+}
+
+/// Prints unbuffered, so progress shows even when stdout is a file.
+func say(_ line: String) {
+    FileHandle.standardOutput.write(Data((line + "\n").utf8))
+}
