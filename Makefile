@@ -75,6 +75,7 @@ bench: deps
 	cd Benchmarks && swift build -c release
 	Benchmarks/.build/release/PersonaBench rpc --output Benchmarks/results/rpc.md
 	PERSONA_SHARED_DATA=$${PERSONA_SHARED_DATA:-../shared/data} Benchmarks/.build/release/PersonaBench store --output Benchmarks/results/store.md
+	Benchmarks/.build/release/PersonaBench feature --output Benchmarks/results/feature.md
 
 fuzz: deps
 	cd Fuzz && swift build -c debug -Xswiftc -sanitize=fuzzer,address -Xswiftc -parse-as-library

@@ -204,7 +204,8 @@ struct RfmCuts: Equatable {
         guard !recency.isEmpty else { return (0, 0, 0) }
         let r = 1 + recency.filter { $0 <= -recencyDays }.count
         let fs = 1 + frequency.filter { $0 <= f }.count
-        let ms = 1 + monetary.filter { $0 <= m }.count
+        // Nothing spent (a shop that sends no prices) is the lowest fifth, never the top.
+        let ms = m > 0 ? 1 + monetary.filter { $0 <= m }.count : 1
         return (Int32(r), Int32(fs), Int32(ms))
     }
 }
