@@ -184,6 +184,8 @@ public struct FeatureService: PersonaService {
                 response = try await ingest.call(IngestAPI.read, request, timeout: settings.readWait + .seconds(5))
                 backoff.reset()
             } catch let error as RPCError {
+                // Shutting down: the read was cancelled, not failed.
+                try Task.checkCancellation()
                 metrics.readError()
                 context.logger.warning("reading partition \(p) failed: \(error)")
                 try await Task.sleep(for: backoff.nextDelay())
