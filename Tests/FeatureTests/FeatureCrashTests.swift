@@ -8,19 +8,6 @@ import Wire
 /// log, ends with the profiles an uninterrupted run computes.
 @Suite("Feature crash safety", .serialized, .timeLimit(.minutes(5)))
 struct FeatureCrashTests {
-    static func waitHealthy(_ client: RPCClient) async throws {
-        let deadline = ContinuousClock.now + .seconds(30)
-        while true {
-            do {
-                _ = try await client.call(HealthAPI.check, HealthRequest(), timeout: .milliseconds(500))
-                return
-            } catch {
-                if ContinuousClock.now > deadline { throw error }
-                try await Task.sleep(for: .milliseconds(20))
-            }
-        }
-    }
-
     static func loadSample() throws -> [Event] {
         let path = repositoryRoot.appendingPathComponent("../shared/data/taobao/UserBehavior_2h_sample.csv").standardized.path
         let text = try String(contentsOfFile: path, encoding: .utf8)
@@ -37,15 +24,15 @@ struct FeatureCrashTests {
         var rng = SplitMix(seed: 11)
         let sampleUsers = (0..<400).map { _ in users[Int(rng.next() % UInt64(users.count))] }
         let ingestPort = freePort()
-        let ingestProcess = try ChildProcess("persona-ingest", ["--port", "\(ingestPort)", "--metrics-port", "0", "--data-dir", tempDir()])
+        let ingestProcess = try ChildProcess("persona-ingest", ["--port", "\(ingestPort)", "--metrics-port", "0", "--data-dir", temporaryDirectory()])
         defer { ingestProcess.kill() }
         let ingest = RPCClient(host: "127.0.0.1", port: ingestPort)
         defer { Task { await ingest.shutdown() } }
-        try await Self.waitHealthy(ingest)
+        try await waitHealthy(ingest)
         try await append(ingest, events)
 
         // The crashing run: small reads and a snapshot every second, killed 6 times.
-        let featureDir = tempDir(), featurePort = freePort()
+        let featureDir = temporaryDirectory(), featurePort = freePort()
         let arguments = [
             "--port", "\(featurePort)", "--metrics-port", "0", "--data-dir", featureDir, "--ingest", "127.0.0.1:\(ingestPort)",
             "--read-events", "20", "--snapshot-seconds", "1",
@@ -69,7 +56,7 @@ struct FeatureCrashTests {
         defer { feature.kill() }
         let crashed = RPCClient(host: "127.0.0.1", port: featurePort)
         defer { Task { await crashed.shutdown() } }
-        try await Self.waitHealthy(crashed)
+        try await waitHealthy(crashed)
         try await waitConsumed(ingest: ingest, feature: crashed, timeout: .seconds(120))
         let afterCrashes = try await profiles(crashed, sampleUsers)
 

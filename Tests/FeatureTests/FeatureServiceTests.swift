@@ -87,7 +87,7 @@ struct FeatureServiceTests {
         let events = rows.enumerated().map { $1.event(line: $0) }
         let users = Array(Set(rows.map(\.user))).sorted()
         try await withIngest { ingest, port in
-            let featureDir = tempDir()
+            let featureDir = temporaryDirectory()
             // First half, then stop (graceful: a snapshot), start again, second half.
             try await append(ingest, Array(events.prefix(2000)))
             try await withFeature(ingestPort: port, dataDir: featureDir) { feature, _ in

@@ -6,10 +6,6 @@ import ServiceKit
 import TestSupport
 import Wire
 
-func tempDir() -> String {
-    FileManager.default.temporaryDirectory.appendingPathComponent("persona-feature-\(UUID().uuidString)").path
-}
-
 let minute: Int64 = 60_000
 let hour: Int64 = 3_600_000
 let day: Int64 = 86_400_000
@@ -104,50 +100,16 @@ struct TaobaoRow {
 }
 
 /// An in-process ingest service on free ports, stopped after `body` (which gets its client and port).
-func withIngest<R>(dataDir: String = tempDir(), _ body: (RPCClient, Int) async throws -> R) async throws -> R {
-    let options = ServiceOptions.Resolved(host: "127.0.0.1", port: 0, metricsPort: 0, dataDir: dataDir, logLevel: .warning)
-    let host = try await ServiceHost<IngestService>(options: options, settings: IngestSettings())
-    let (port, _) = try await host.start()
-    let running = Task { try await host.run(handleSignals: false) }
-    let client = RPCClient(host: "127.0.0.1", port: port)
-    defer { running.cancel() }
-    do {
-        let r = try await body(client, port)
-        await client.shutdown()
-        host.shutdown()
-        try await running.value
-        return r
-    } catch {
-        await client.shutdown()
-        host.shutdown()
-        _ = await running.result
-        throw error
-    }
+func withIngest<R>(dataDir: String = temporaryDirectory(), _ body: (RPCClient, Int) async throws -> R) async throws -> R {
+    try await withHostedService(IngestService.self, settings: IngestSettings(), dataDir: dataDir) { try await body($0.client, $0.rpcPort) }
 }
 
 /// An in-process feature service consuming the ingest at `ingestPort`, stopped after `body`.
-func withFeature<R>(ingestPort: Int, dataDir: String = tempDir(), snapshotEvery: Duration = .seconds(10), _ body: (RPCClient, ServiceHost<FeatureService>) async throws -> R) async throws -> R {
-    let options = ServiceOptions.Resolved(host: "127.0.0.1", port: 0, metricsPort: 0, dataDir: dataDir, logLevel: .warning)
+func withFeature<R>(ingestPort: Int, dataDir: String = temporaryDirectory(), _ body: (RPCClient, ServiceHost<FeatureService>) async throws -> R) async throws -> R {
     var settings = FeatureSettings()
     settings.ingestPort = ingestPort
-    settings.snapshotInterval = snapshotEvery
     settings.readWait = .milliseconds(200)
-    let host = try await ServiceHost<FeatureService>(options: options, settings: settings)
-    let (port, _) = try await host.start()
-    let running = Task { try await host.run(handleSignals: false) }
-    let client = RPCClient(host: "127.0.0.1", port: port)
-    do {
-        let r = try await body(client, host)
-        await client.shutdown()
-        host.shutdown()
-        try await running.value
-        return r
-    } catch {
-        await client.shutdown()
-        host.shutdown()
-        _ = await running.result
-        throw error
-    }
+    return try await withHostedService(FeatureService.self, settings: settings, dataDir: dataDir) { try await body($0.client, $0.host) }
 }
 
 func append(_ client: RPCClient, _ events: [Event], batch: Int = 1000) async throws {

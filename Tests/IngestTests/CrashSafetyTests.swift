@@ -12,22 +12,9 @@ struct CrashSafetyTests {
         let ids = Mutex<[String: Int64]>([:])  // event id -> user
     }
 
-    static func waitHealthy(_ client: RPCClient) async throws {
-        let deadline = ContinuousClock.now + .seconds(30)
-        while true {
-            do {
-                _ = try await client.call(HealthAPI.check, HealthRequest(), timeout: .milliseconds(500))
-                return
-            } catch {
-                if ContinuousClock.now > deadline { throw error }
-                try await Task.sleep(for: .milliseconds(20))
-            }
-        }
-    }
-
     @Test("20 SIGKILLs under load: every acknowledged event is there exactly once, in order per user")
     func sigkillUnderLoad() async throws {
-        let dir = tempDir(), port = freePort()
+        let dir = temporaryDirectory(), port = freePort()
         let acked = Acked()
         var sequence: [Int64: Int64] = [:]  // per-user counter, carried across rounds
         var rng = SystemRandomNumberGenerator()
@@ -38,7 +25,7 @@ struct CrashSafetyTests {
             var config = RPCClient.Config.defaults(host: "127.0.0.1", port: port)
             config.backoff = ReconnectBackoff(initial: .milliseconds(10), maximum: .milliseconds(100))
             let client = RPCClient(config: config)
-            try await Self.waitHealthy(client)
+            try await waitHealthy(client)
             // Two producers, disjoint users, each sequential so per-user order is defined.
             let startSequence = sequence
             let producers = (0..<2).map { producer in
@@ -91,7 +78,7 @@ struct CrashSafetyTests {
         let process = try ChildProcess("persona-ingest", ["--port", "\(port)", "--metrics-port", "0", "--data-dir", dir, "--partitions", "4"])
         defer { process.kill() }
         let client = RPCClient(host: "127.0.0.1", port: port)
-        try await Self.waitHealthy(client)
+        try await waitHealthy(client)
         let stored = try await readAll(client, partitions: 4)
         await client.shutdown()
         process.signal(SIGTERM)

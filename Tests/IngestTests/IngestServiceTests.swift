@@ -7,10 +7,6 @@ import Testing
 import TestSupport
 import Wire
 
-func tempDir() -> String {
-    FileManager.default.temporaryDirectory.appendingPathComponent("persona-ingest-\(UUID().uuidString)").path
-}
-
 let nowMs = Int64(Date().timeIntervalSince1970 * 1000)
 
 func view(_ id: String, user: Int64, item: Int64 = 7, at: Int64 = nowMs) -> Event {
@@ -26,23 +22,8 @@ func view(_ id: String, user: Int64, item: Int64 = 7, at: Int64 = nowMs) -> Even
 }
 
 /// An in-process ingest service on free ports, stopped after `body`.
-func withIngest(dataDir: String = tempDir(), settings: IngestSettings = IngestSettings(), _ body: (RPCClient, ServiceHost<IngestService>) async throws -> Void) async throws {
-    let options = ServiceOptions.Resolved(host: "127.0.0.1", port: 0, metricsPort: 0, dataDir: dataDir, logLevel: .warning)
-    let host = try await ServiceHost<IngestService>(options: options, settings: settings)
-    let (port, _) = try await host.start()
-    let running = Task { try await host.run(handleSignals: false) }
-    let client = RPCClient(host: "127.0.0.1", port: port)
-    do {
-        try await body(client, host)
-    } catch {
-        await client.shutdown()
-        host.shutdown()
-        _ = await running.result
-        throw error
-    }
-    await client.shutdown()
-    host.shutdown()
-    try await running.value
+func withIngest(dataDir: String = temporaryDirectory(), settings: IngestSettings = IngestSettings(), _ body: (RPCClient, ServiceHost<IngestService>) async throws -> Void) async throws {
+    try await withHostedService(IngestService.self, settings: settings, dataDir: dataDir) { try await body($0.client, $0.host) }
 }
 
 func append(_ client: RPCClient, _ events: [Event]) async throws -> AppendResponse {
@@ -139,7 +120,7 @@ struct IngestServiceTests {
 
     @Test("duplicates are answered DUPLICATE, also after a restart")
     func duplicates() async throws {
-        let dir = tempDir()
+        let dir = temporaryDirectory()
         try await withIngest(dataDir: dir) { client, _ in
             let first = try await append(client, [view("a", user: 1), view("b", user: 2)])
             #expect(first.accepted == 2)
@@ -155,7 +136,7 @@ struct IngestServiceTests {
 
     @Test("IPs and device ids are pseudonymised before anything is written")
     func privacy() async throws {
-        let dir = tempDir()
+        let dir = temporaryDirectory()
         var settings = IngestSettings()
         settings.partitions = 1
         try await withIngest(dataDir: dir, settings: settings) { client, _ in
@@ -184,7 +165,7 @@ struct IngestServiceTests {
     }
 
     @Test func readLongPollsAndOffsetsSurviveRestart() async throws {
-        let dir = tempDir()
+        let dir = temporaryDirectory()
         var settings = IngestSettings()
         settings.partitions = 2
         var offsets: [String: (UInt32, UInt64)] = [:]
@@ -225,7 +206,7 @@ struct IngestServiceTests {
     }
 
     @Test func partitionCountCannotChange() async throws {
-        let dir = tempDir()
+        let dir = temporaryDirectory()
         try await withIngest(dataDir: dir) { _, _ in }
         var settings = IngestSettings()
         settings.partitions = 8

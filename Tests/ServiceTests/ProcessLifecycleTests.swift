@@ -11,25 +11,13 @@ struct ProcessLifecycleTests {
         try ChildProcess(product, ["--port", "\(port)", "--metrics-port", "\(metricsPort)", "--data-dir", dataDir, "--log-level", "info"])
     }
 
-    static func waitHealthy(_ client: RPCClient, timeout: Duration = .seconds(20)) async throws -> HealthResponse {
-        let deadline = ContinuousClock.now + timeout
-        while true {
-            do {
-                return try await client.call(HealthAPI.check, HealthRequest(), timeout: .milliseconds(500))
-            } catch {
-                if ContinuousClock.now > deadline { throw error }
-                try await Task.sleep(for: .milliseconds(50))
-            }
-        }
-    }
-
     @Test("SIGTERM: stop accepting, finish in-flight calls, exit 0")
     func sigtermExitsCleanly() async throws {
         let port = freePort()
         let process = try Self.start("persona-risk-control", port: port, metricsPort: freePort(), dataDir: temporaryDirectory())
         defer { process.kill() }
         let client = RPCClient(host: "127.0.0.1", port: port)
-        #expect(try await Self.waitHealthy(client).service == "risk-control")
+        #expect(try await waitHealthy(client).service == "risk-control")
         process.signal(SIGTERM)
         let status = await process.waitForExit()
         #expect(status == 0, "exit status \(String(describing: status)); output:\n\(process.output)")
@@ -45,7 +33,7 @@ struct ProcessLifecycleTests {
         var config = RPCClient.Config.defaults(host: "127.0.0.1", port: port)
         config.backoff = ReconnectBackoff(initial: .milliseconds(20), maximum: .milliseconds(250))
         let client = RPCClient(config: config)
-        let firstStart = try await Self.waitHealthy(client).startedAtMs
+        let firstStart = try await waitHealthy(client).startedAtMs
 
         process.signal(SIGKILL)
         #expect(await process.waitForExit() != nil)
@@ -57,7 +45,7 @@ struct ProcessLifecycleTests {
 
         // Same data directory: the lock of the killed process died with it.
         process = try Self.start("persona-ingest", port: port, metricsPort: metrics, dataDir: dir)
-        let restarted = try await Self.waitHealthy(client)
+        let restarted = try await waitHealthy(client)
         #expect(restarted.status == .serving)
         #expect(restarted.startedAtMs >= firstStart)
         await client.shutdown()
@@ -69,7 +57,7 @@ struct ProcessLifecycleTests {
         let first = try Self.start("persona-model", port: port, metricsPort: freePort(), dataDir: dir)
         defer { first.kill() }
         let client = RPCClient(host: "127.0.0.1", port: port)
-        _ = try await Self.waitHealthy(client)
+        _ = try await waitHealthy(client)
         let second = try Self.start("persona-model", port: freePort(), metricsPort: freePort(), dataDir: dir)
         defer { second.kill() }
         let status = await second.waitForExit()
@@ -86,7 +74,7 @@ struct ProcessLifecycleTests {
         defer { processes.forEach { $0.kill() } }
         for port in ports {
             let client = RPCClient(host: "127.0.0.1", port: port)
-            _ = try await Self.waitHealthy(client)
+            _ = try await waitHealthy(client)
             await client.shutdown()
         }
         let flags = zip(["--ingest", "--feature", "--model", "--risk-control", "--recommend"], ports).flatMap { [$0, "127.0.0.1:\($1)"] }

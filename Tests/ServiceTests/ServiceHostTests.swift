@@ -11,26 +11,9 @@ import Testing
 import TestSupport
 import Wire
 
-func temporaryDirectory() -> String {
-    let url = FileManager.default.temporaryDirectory.appendingPathComponent("persona-test-\(UUID().uuidString)")
-    return url.path
-}
-
 /// Starts `S` in-process on free ports, runs `body`, then shuts it down gracefully.
-func withService<S: PersonaService>(_: S.Type, settings: S.Settings, _ body: (ServiceHost<S>, Int, Int) async throws -> Void) async throws {
-    let options = ServiceOptions.Resolved(host: "127.0.0.1", port: 0, metricsPort: 0, dataDir: temporaryDirectory(), logLevel: .warning)
-    let host = try await ServiceHost<S>(options: options, settings: settings)
-    let (rpc, metrics) = try await host.start()
-    let running = Task { try await host.run(handleSignals: false) }
-    do {
-        try await body(host, rpc, metrics)
-    } catch {
-        host.shutdown()
-        _ = await running.result
-        throw error
-    }
-    host.shutdown()
-    try await running.value
+func withService<S: PersonaService>(_ type: S.Type, settings: S.Settings, _ body: (ServiceHost<S>, Int, Int) async throws -> Void) async throws {
+    try await withHostedService(type, settings: settings) { try await body($0.host, $0.rpcPort, $0.metricsPort) }
 }
 
 func httpGet(port: Int, path: String) async throws -> (status: Int, body: String) {

@@ -2,7 +2,7 @@ import Foundation
 import Testing
 @testable import Store
 
-func tempDir() -> String {
+func temporaryDirectory() -> String {
     FileManager.default.temporaryDirectory.appendingPathComponent("persona-store-\(UUID().uuidString)").path
 }
 
@@ -34,7 +34,7 @@ struct SegmentedLogTests {
     }
 
     @Test func appendReadAndReopenAcrossSegments() async throws {
-        let dir = tempDir()
+        let dir = temporaryDirectory()
         var (log, report) = try SegmentedLog.open(config(dir, segmentBytes: 2048))
         #expect(report.batches == 0)
         var first: [UInt64] = []
@@ -61,7 +61,7 @@ struct SegmentedLogTests {
 
     @Test("concurrent appends share fsyncs and get distinct, contiguous offsets")
     func concurrentAppends() async throws {
-        let (log, _) = try SegmentedLog.open(config(tempDir()))
+        let (log, _) = try SegmentedLog.open(config(temporaryDirectory()))
         let offsets = try await withThrowingTaskGroup(of: (Int, UInt64).self) { group in
             for p in 0..<64 {
                 group.addTask { (p, try await log.append((0..<5).map { record(p * 5 + $0) })) }
@@ -79,7 +79,7 @@ struct SegmentedLogTests {
 
     @Test("a log cut mid-batch is truncated to the last whole batch on open")
     func tornTail() async throws {
-        let dir = tempDir()
+        let dir = temporaryDirectory()
         let (log, _) = try SegmentedLog.open(config(dir))
         for b in 0..<5 { _ = try await log.append((0..<4).map { record(b * 4 + $0) }) }
         await log.close()
@@ -100,7 +100,7 @@ struct SegmentedLogTests {
 
     @Test("a flipped bit is found on open, reported, and the batch is never served")
     func bitFlip() async throws {
-        let dir = tempDir()
+        let dir = temporaryDirectory()
         var c = config(dir)
         c.compress = false
         let (log, _) = try SegmentedLog.open(c)
@@ -124,7 +124,7 @@ struct SegmentedLogTests {
     }
 
     @Test func corruptionAfterOpenIsAnErrorNotData() async throws {
-        let dir = tempDir()
+        let dir = temporaryDirectory()
         var c = config(dir)
         c.compress = false
         let (log, _) = try SegmentedLog.open(c)
@@ -139,7 +139,7 @@ struct SegmentedLogTests {
     }
 
     @Test func retentionDeletesOldestSegments() async throws {
-        var c = config(tempDir(), segmentBytes: 1024)
+        var c = config(temporaryDirectory(), segmentBytes: 1024)
         c.retentionBytes = 4096
         let (log, _) = try SegmentedLog.open(c)
         for b in 0..<100 { _ = try await log.append((0..<5).map { record(b * 5 + $0) }) }
@@ -156,7 +156,7 @@ struct SegmentedLogTests {
     }
 
     @Test func longPollWakesOnAppend() async throws {
-        let (log, _) = try SegmentedLog.open(config(tempDir()))
+        let (log, _) = try SegmentedLog.open(config(temporaryDirectory()))
         let start = ContinuousClock.now
         async let waited: Void = log.waitForRecords(from: 0, timeout: .seconds(60))
         try await Task.sleep(for: .milliseconds(50))
@@ -171,7 +171,7 @@ struct SegmentedLogTests {
     }
 
     @Test func atomicFileReplacesWholeFiles() throws {
-        let dir = tempDir()
+        let dir = temporaryDirectory()
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         let path = dir + "/snapshot"
         #expect(try AtomicFile.read(path) == nil)
