@@ -34,17 +34,7 @@ enum DatasetFormat: String, CaseIterable {
     }
 
     private func id(_ line: Int, _ text: Substring, _ suffix: String = "") -> String {
-        "\(rawValue):\(line + 1):\(String(Self.fnv1a(text), radix: 16))\(suffix)"
-    }
-
-    /// FNV-1a: a stable (run-to-run) hash, unlike Swift's seeded `hashValue`.
-    static func fnv1a(_ text: some StringProtocol) -> UInt64 {
-        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-        for b in text.utf8 {
-            hash ^= UInt64(b)
-            hash = hash &* 0x100_0000_01b3
-        }
-        return hash
+        "\(rawValue):\(line + 1):\(String(StableHash.fnv1a(text), radix: 16))\(suffix)"
     }
 
     private func event(_ kind: EventKind, _ id: String, user: Int64, at: Int64) -> Event {
@@ -181,7 +171,7 @@ enum DatasetFormat: String, CaseIterable {
 
     /// Stock codes are alphanumeric; items need positive integer ids: a stable hash.
     static func itemID(_ code: String) -> Int64 {
-        Int64(fnv1a(code) >> 2) | 1
+        Int64(StableHash.fnv1a(code) >> 2) | 1
     }
 
     static func csvFields(_ line: Substring) -> [String] {

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import ServiceKit
 
 /// Where the five services listen. Each address comes from its flag, else from the
 /// environment (`PERSONA_INGEST_ADDR`, ...), else 127.0.0.1 and the default port.
@@ -38,9 +39,7 @@ struct Endpoints: ParsableArguments {
     private func endpoint(_ service: String, _ flag: String?, _ port: Int) throws -> Endpoint {
         let variable = "PERSONA_\(service.uppercased().replacingOccurrences(of: "-", with: "_"))_ADDR"
         let text = flag ?? ProcessInfo.processInfo.environment[variable] ?? "127.0.0.1:\(port)"
-        guard let colon = text.lastIndex(of: ":"), let p = Int(text[text.index(after: colon)...]), (1...65535).contains(p) else {
-            throw ValidationError("\(service): '\(text)' is not host:port")
-        }
-        return Endpoint(service: service, host: String(text[..<colon]), port: p)
+        guard let (host, p) = parseAddress(text) else { throw ValidationError("\(service): '\(text)' is not host:port") }
+        return Endpoint(service: service, host: host, port: p)
     }
 }

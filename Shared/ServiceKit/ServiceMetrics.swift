@@ -78,6 +78,12 @@ public final class ServiceMetrics: RPCServerObserver {
         }
     }
 
+    /// A gauge of the registry, with help text (the registry returns the same gauge for the
+    /// same name and labels).
+    public func gauge(_ name: String, labels: [(String, String)], help: String) -> Gauge {
+        registry.makeGauge(descriptor: Self.descriptor(name, help: help), labels: labels)
+    }
+
     public func render() -> String { registry.emitToString() }
 
     static func descriptor(_ name: String, help: String) -> MetricNameDescriptor {

@@ -62,3 +62,12 @@ public struct ServiceOptions: ParsableArguments, Sendable {
             logLevel: level)
     }
 }
+
+/// `host:port` as the flags and `PERSONA_*_ADDR` variables spell a service's address; nil
+/// when the text is not one (the port must be 1...65535).
+public func parseAddress(_ text: String) -> (host: String, port: Int)? {
+    guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]), (1...65535).contains(port) else {
+        return nil
+    }
+    return (String(text[..<colon]), port)
+}

@@ -155,24 +155,14 @@ struct ServedResult {
 }
 
 func servedBenchmark(users: Int, seconds duration: Double) async throws -> ServedResult {
-    let ingestDir = temporaryBenchDirectory("feature-ingest")
-    let featureDir = temporaryBenchDirectory("feature")
-    defer {
-        try? FileManager.default.removeItem(atPath: ingestDir)
-        try? FileManager.default.removeItem(atPath: featureDir)
-    }
     var ingestSettings = IngestSettings()
     ingestSettings.partitions = 4
-    let ingestHost = try await ServiceHost<IngestService>(
-        options: ServiceOptions.Resolved(host: "127.0.0.1", port: 0, metricsPort: 0, dataDir: ingestDir, logLevel: .error), settings: ingestSettings)
-    let (ingestPort, _) = try await ingestHost.start()
-    let ingestRunning = Task { try await ingestHost.run(handleSignals: false) }
+    let ingestService = try await HostedBenchService<IngestService>.start(settings: ingestSettings)
+    let ingestPort = ingestService.port
     var featureSettings = FeatureSettings()
     featureSettings.ingestPort = ingestPort
-    let featureHost = try await ServiceHost<FeatureService>(
-        options: ServiceOptions.Resolved(host: "127.0.0.1", port: 0, metricsPort: 0, dataDir: featureDir, logLevel: .error), settings: featureSettings)
-    let (featurePort, _) = try await featureHost.start()
-    let featureRunning = Task { try await featureHost.run(handleSignals: false) }
+    let featureService = try await HostedBenchService<FeatureService>.start(settings: featureSettings)
+    let featurePort = featureService.port
     let ingest = RPCClient(host: "127.0.0.1", port: ingestPort)
     var featureConfig = RPCClient.Config.defaults(host: "127.0.0.1", port: featurePort)
     featureConfig.connections = 4
@@ -282,10 +272,8 @@ func servedBenchmark(users: Int, seconds duration: Double) async throws -> Serve
 
     await ingest.shutdown()
     await feature.shutdown()
-    featureHost.shutdown()
-    try await featureRunning.value
-    ingestHost.shutdown()
-    try await ingestRunning.value
+    try await featureService.stop()
+    try await ingestService.stop()
     return ServedResult(users: users, events: events, rows: rows, freshness: freshness, importRate: importRate, importers: importers)
 }
 

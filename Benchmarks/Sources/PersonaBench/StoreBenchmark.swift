@@ -253,14 +253,10 @@ func appendSQLite(_ records: [[UInt8]], batch: Int, producers: Int, seconds dura
 /// The ingest service in-process, fed over RPC by `producers` clients (one connection each);
 /// every event gets a fresh id so none is a duplicate. Reads go through Ingest/Read.
 func appendIngest(_ events: [Event], batch: Int, producers: Int, seconds duration: Double) async throws -> StoreResult {
-    let dir = temporaryBenchDirectory("ingest")
-    defer { try? FileManager.default.removeItem(atPath: dir) }
     var settings = IngestSettings()
     settings.partitions = 4
-    let options = ServiceOptions.Resolved(host: "127.0.0.1", port: 0, metricsPort: 0, dataDir: dir, logLevel: .error)
-    let host = try await ServiceHost<IngestService>(options: options, settings: settings)
-    let (port, _) = try await host.start()
-    let running = Task { try await host.run(handleSignals: false) }
+    let service = try await HostedBenchService<IngestService>.start(settings: settings)
+    let port = service.port
     let end = ContinuousClock.now + .milliseconds(Int(duration * 1000))
     let start = ContinuousClock.now
     let (latencies, total) = try await withThrowingTaskGroup(of: ([Double], Int).self) { group in
@@ -312,7 +308,31 @@ func appendIngest(_ events: [Event], batch: Int, producers: Int, seconds duratio
     let readSeconds = seconds(readStart.duration(to: .now))
     precondition(read == total, "read \(read) of \(total)")
     await client.shutdown()
-    host.shutdown()
-    try await running.value
+    try await service.stop()
     return StoreResult(system: "ingest", batch: batch, producers: producers, events: total, seconds: elapsed, latenciesMillis: latencies, readSeconds: readSeconds)
+}
+
+/// A service run in-process for a benchmark, on a free port and a temporary directory that
+/// `stop()` removes.
+struct HostedBenchService<S: PersonaService> {
+    let host: ServiceHost<S>
+    let port: Int
+    let directory: String
+    let running: Task<Void, any Error>
+
+    static func start(settings: S.Settings) async throws -> HostedBenchService {
+        let directory = temporaryBenchDirectory(S.name)
+        let options = ServiceOptions.Resolved(host: "127.0.0.1", port: 0, metricsPort: 0, dataDir: directory, logLevel: .error)
+        let host = try await ServiceHost<S>(options: options, settings: settings)
+        let (port, _) = try await host.start()
+        let running = Task { try await host.run(handleSignals: false) }
+        return HostedBenchService(host: host, port: port, directory: directory, running: running)
+    }
+
+    /// Graceful stop, then the directory goes.
+    func stop() async throws {
+        host.shutdown()
+        try await running.value
+        try? FileManager.default.removeItem(atPath: directory)
+    }
 }

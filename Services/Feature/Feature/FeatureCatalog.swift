@@ -42,8 +42,9 @@ public enum FeatureCatalog {
     static func values(_ v: ProfileView) -> [Float] {
         var out: [Float] = []
         out.reserveCapacity(names.count)
+        let counts = v.counts
         for k in 1..<ProfileView.kindCount {
-            for w in Window.allCases { out.append(Float(v.counts[k][w.rawValue])) }
+            for w in Window.allCases { out.append(Float(counts[k][w.rawValue])) }
             out.append(Float(v.user.lifetime[k]))
         }
         let u = v.user

@@ -178,7 +178,7 @@ public struct FeatureService: PersonaService {
             request.partition = UInt32(p)
             request.fromOffset = store.offset(p)
             request.maxEvents = UInt32(settings.readEvents)
-            request.waitMs = UInt32(settings.readWait.components.seconds * 1000 + settings.readWait.components.attoseconds / 1_000_000_000_000_000)
+            request.waitMs = UInt32(settings.readWait / .milliseconds(1))
             let response: ReadResponse
             do {
                 response = try await ingest.call(IngestAPI.read, request, timeout: settings.readWait + .seconds(5))
@@ -247,7 +247,7 @@ struct FeatureMetrics: Sendable {
     }
 
     func lag(partition: Int, _ events: UInt64) {
-        metrics.registry.makeGauge(name: "persona_feature_consumer_lag", labels: [("partition", "\(partition)")]).set(Int64(clamping: events))
+        metrics.gauge("persona_feature_consumer_lag", labels: [("partition", "\(partition)")], help: "Events in the partition not yet folded").set(Int64(clamping: events))
     }
 
     func readError() {
@@ -264,6 +264,7 @@ struct FeatureMetrics: Sendable {
 
     func snapshot(bytes: Int, duration: Duration) {
         metrics.counter("persona_feature_snapshots_total", labels: [], help: "Snapshots written").increment()
-        metrics.registry.makeGauge(name: "persona_feature_snapshot_bytes", labels: []).set(Int64(bytes))
+        metrics.gauge("persona_feature_snapshot_bytes", labels: [], help: "Size of the latest snapshot").set(Int64(bytes))
+        metrics.gauge("persona_feature_snapshot_seconds", labels: [], help: "Time the latest snapshot took to write, fsync included").set(duration / .seconds(1))
     }
 }

@@ -1,5 +1,6 @@
 public import ArgumentParser
 import Foundation
+import ServiceKit
 
 /// Settings of the feature service beyond the common flags. Each flag falls back to the
 /// environment variable named in its help, then to its default.
@@ -19,10 +20,8 @@ public struct FeatureOptions: ParsableArguments, Sendable {
         let env = environment ?? ProcessInfo.processInfo.environment
         var s = FeatureSettings()
         if let address = ingest ?? env["PERSONA_INGEST_ADDR"] {
-            guard let colon = address.lastIndex(of: ":"), let port = Int(address[address.index(after: colon)...]), (1...65535).contains(port) else {
-                throw ValidationError("ingest address '\(address)' is not host:port")
-            }
-            s.ingestHost = String(address[..<colon])
+            guard let (host, port) = parseAddress(address) else { throw ValidationError("ingest address '\(address)' is not host:port") }
+            s.ingestHost = host
             s.ingestPort = port
         }
         if let text = snapshotSeconds.map(String.init) ?? env["PERSONA_SNAPSHOT_SECONDS"] {

@@ -42,6 +42,14 @@ public final class FeatureState {
         case erasedUser = "erased_user"
         case unknownItem = "unknown_item"
         case outOfOrder = "out_of_order"
+
+        /// Whether the event was left out (the rest are folded, with a note).
+        public var skipped: Bool {
+            switch self {
+            case .unknownKind, .invalidUser, .missingDetail, .erasedUser: true
+            case .unknownItem, .outOfOrder: false
+            }
+        }
     }
 
     /// Folds one stored event read from `partition`. Returns what was noticed (the event is

@@ -17,16 +17,16 @@ struct ProfileView {
     let state: FeatureState
     let nowMs: Int64
     let cuts: RfmCuts
-    /// `[kind][window]` counts at `nowMs`.
-    let counts: [[UInt32]]
 
     init(_ user: UserState, state: FeatureState, nowMs: Int64, cuts: RfmCuts) {
         self.user = user
         self.state = state
         self.nowMs = nowMs
         self.cuts = cuts
-        self.counts = user.windows.allCounts(kinds: Self.kindCount, nowMs: nowMs)
     }
+
+    /// `[kind][window]` counts at `nowMs` (one scan of the buckets; read it once).
+    var counts: [[UInt32]] { user.windows.allCounts(kinds: Self.kindCount, nowMs: nowMs) }
 
     func lifetime(_ kind: EventKind) -> UInt64 { user.lifetime[Int(kind.rawValue)] }
 
@@ -144,6 +144,7 @@ struct ProfileView {
         p.signupMs = user.signupMs
         p.firstSeenMs = user.firstSeenMs
         p.lastSeenMs = user.lastSeenMs
+        let counts = self.counts
         for k in 1..<Self.kindCount where user.lifetime[k] > 0 {
             var c = KindCounts()
             c.kind = EventKind(rawValue: Int32(k))

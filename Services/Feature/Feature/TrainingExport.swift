@@ -114,7 +114,7 @@ final class TrainingExports: Sendable {
         for l in events {
             let e = l.event
             let folded = state.fold(e, partition: l.partition, offset: l.offset)
-            guard e.kind == .purchase, folded == nil || folded == .unknownItem || folded == .outOfOrder,
+            guard e.kind == .purchase, folded?.skipped != true,
                 let orderID = e.order?.orderId, let label = labels[orderID],
                 e.timestampMs >= fromMs, toMs == 0 || e.timestampMs <= toMs,
                 let user = state.users[e.userId]

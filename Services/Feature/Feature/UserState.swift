@@ -137,7 +137,7 @@ extension UserState {
         countClock(ts)
         if !e.channel.isEmpty { Self.tally(&channels, e.channel) }
         if !e.deviceId.isEmpty {
-            let device = stableHash(e.deviceId)
+            let device = StableHash.fnv1a(e.deviceId)
             Self.tally(&devices, e.deviceId)
             newDevice = !knownDevices.contains(device)
             if newDevice {
@@ -148,7 +148,7 @@ extension UserState {
             if use(device, .device, ts) { share(device, .device) }
         }
         if !e.ip.isEmpty {
-            lastIP = stableHash(e.ip)
+            lastIP = StableHash.fnv1a(e.ip)
             if use(lastIP, .ip, ts) { share(lastIP, .ip) }
         }
         if !e.ipCountry.isEmpty { lastIPCountry = e.ipCountry }
@@ -171,11 +171,11 @@ extension UserState {
             foldPurchase(e, inOrder: inOrder, catalog: catalog)
         case .payment:
             if let p = e.payment {
-                if !p.instrument.isEmpty { use(stableHash(p.instrument), .instrument, ts) }
-                if !p.success { fail(kind, ts, nowMs: nowMs) }
+                if !p.instrument.isEmpty { use(StableHash.fnv1a(p.instrument), .instrument, ts) }
+                if !p.success { fail(kind, ts) }
             }
         case .login:
-            if let l = e.login, !l.success { fail(kind, ts, nowMs: nowMs) }
+            if let l = e.login, !l.success { fail(kind, ts) }
         case .review:
             if let r = e.review { ratingSum += Double(r.rating) }
         case .register:
@@ -244,7 +244,7 @@ extension UserState {
     }
 
     private func countSession(_ e: Event) {
-        let key = e.sessionId.isEmpty ? 0 : stableHash(e.sessionId)
+        let key = e.sessionId.isEmpty ? 0 : StableHash.fnv1a(e.sessionId)
         let newSession: Bool
         if sessions == 0 {
             newSession = true
@@ -269,7 +269,7 @@ extension UserState {
         return true
     }
 
-    private func fail(_ kind: EventKind, _ ts: Int64, nowMs: Int64) {
+    private func fail(_ kind: EventKind, _ ts: Int64) {
         failures.append(TimedKind(ms: ts, kind: UInt8(kind.rawValue)))
     }
 
@@ -335,7 +335,7 @@ struct HashSet32: Equatable {
     var count: Int { hashes.count }
 
     mutating func insert(_ id: Int64, limit: Int) {
-        let h = UInt32(truncatingIfNeeded: mix64(UInt64(bitPattern: id)))
+        let h = UInt32(truncatingIfNeeded: StableHash.mix64(UInt64(bitPattern: id)))
         var lo = 0
         var hi = hashes.count
         while lo < hi {
@@ -348,24 +348,4 @@ struct HashSet32: Equatable {
 
     init() {}
     init(hashes: [UInt32]) { self.hashes = hashes }
-}
-
-/// splitmix64's finaliser: a stable mix of 64 bits.
-@inline(__always)
-func mix64(_ x: UInt64) -> UInt64 {
-    var z = x &+ 0x9E37_79B9_7F4A_7C15
-    z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-    z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-    return z ^ (z >> 31)
-}
-
-/// FNV-1a over UTF-8: stable from run to run (Swift's `hashValue` is seeded per process,
-/// and snapshots must mean the same after a restart).
-func stableHash(_ s: String) -> UInt64 {
-    var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-    for b in s.utf8 {
-        hash ^= UInt64(b)
-        hash = hash &* 0x100_0000_01b3
-    }
-    return hash
 }

@@ -86,11 +86,7 @@ public struct IngestService: PersonaService {
 
     /// Stable partition of a user: per-user order is preserved within it.
     func partition(of userID: Int64) -> Int {
-        var z = UInt64(bitPattern: userID) &+ 0x9E37_79B9_7F4A_7C15
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        z ^= z >> 31
-        return Int(z % UInt64(logs.count))
+        Int(StableHash.mix64(UInt64(bitPattern: userID)) % UInt64(logs.count))
     }
 
     func append(_ request: AppendRequest) async throws -> AppendResponse {

@@ -1,0 +1,23 @@
+/// Hashes that mean the same from run to run and machine to machine (Swift's `hashValue`
+/// is seeded per process): for ids derived from data, partitions, and anything a snapshot
+/// or the log keeps.
+public enum StableHash {
+    /// FNV-1a over the text's UTF-8 bytes.
+    public static func fnv1a(_ text: some StringProtocol) -> UInt64 {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for b in text.utf8 {
+            hash ^= UInt64(b)
+            hash = hash &* 0x100_0000_01b3
+        }
+        return hash
+    }
+
+    /// splitmix64's step and finaliser: a well-spread mix of 64 bits.
+    @inline(__always)
+    public static func mix64(_ x: UInt64) -> UInt64 {
+        var z = x &+ 0x9E37_79B9_7F4A_7C15
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
