@@ -28,7 +28,7 @@ func featureBenchmark(output: String, seconds: Double) async throws {
         String(format: "| events folded per second, one core | %.0f | 2,000,000 |", fold.eventsPerSecond),
         String(format: "| memory per user (RSS growth / users, %d users, %d events) | %.0f bytes | 2,048 bytes |", fold.users, fold.events, fold.bytesPerUser),
         "", "## Reads over RPC", "",
-        "\(served.users) users with \(served.events) events folded; one client connection, calls scheduled at a fixed rate for \(Int(seconds)) s each;",
+        "\(served.users) users with \(served.events) events folded; one client with 4 connections, calls scheduled at a fixed rate for \(Int(seconds)) s each;",
         "GetFeatures asks for one user's 24 risk features (what risk-control asks per order).",
         "Peer: Feast with its Redis online store, published p99 under 1.5 ms (quoted, not run here).", "",
         "| call | rate (calls/s) | answered per s | failed | p50 ms | p99 ms | p99.9 ms | p99 / Feast-Redis 1.5 ms |",
