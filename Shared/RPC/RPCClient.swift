@@ -52,7 +52,13 @@ public final class RPCClient: Sendable {
     public func call<Request, Response>(
         _ method: Method<Request, Response>, _ request: Request, timeout: Duration? = nil
     ) async throws -> Response {
-        let payload = ByteBuffer(bytes: request.serializedBytes())
+        try await call(method, encoded: ByteBuffer(bytes: request.serializedBytes()), timeout: timeout)
+    }
+
+    /// `call` with the request already encoded (a producer that keeps its events as bytes).
+    public func call<Request, Response>(
+        _ method: Method<Request, Response>, encoded payload: ByteBuffer, timeout: Duration? = nil
+    ) async throws -> Response {
         let frame = try await call(methodID: method.id, payload: payload, timeout: timeout)
         guard frame.status == 0 else {
             let status = try? frame.payload.withUnsafeReadableBytes { try ErrorStatus(serializedBytes: $0, limits: config.decodingLimits) }

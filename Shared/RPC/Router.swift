@@ -1,5 +1,5 @@
 import NIOCore
-import Wire
+public import Wire
 
 /// Maps method ids to handlers. Built before the server starts, read-only afterwards.
 public struct Router: Sendable {
@@ -19,16 +19,45 @@ public struct Router: Sendable {
         _ method: Method<Request, Response>,
         _ handler: @escaping @Sendable (Request) async throws -> Response
     ) {
+        register(method, decodingWith: { try Request(serializedBytes: $0, limits: $1) }) {
+            Encoded<Response>(try await handler($0))
+        }
+    }
+
+    /// Registers a handler that answers with an already encoded response (ingest's Read
+    /// answers with stored events as stored).
+    public mutating func register<Request, Response>(
+        _ method: Method<Request, Response>,
+        _ handler: @escaping @Sendable (Request) async throws -> Encoded<Response>
+    ) {
+        register(method, decodingWith: { try Request(serializedBytes: $0, limits: $1) }, handler)
+    }
+
+    /// Registers `handler` for `method`, with the request decoded by `decode` into another
+    /// form of the same message (ingest's `EventBatch` keeps an `AppendRequest` as C structs).
+    /// A `WireError` from `decode` is answered INVALID_ARGUMENT.
+    public mutating func register<Request, Decoded, Response>(
+        _ method: Method<Request, Response>,
+        decodingWith decode: @escaping @Sendable (UnsafeRawBufferPointer, DecodingLimits) throws -> Decoded,
+        _ handler: @escaping @Sendable (sending Decoded) async throws -> Response
+    ) {
+        register(method, decodingWith: decode) { Encoded<Response>(try await handler($0)) }
+    }
+
+    private mutating func register<Request, Decoded, Response>(
+        _ method: Method<Request, Response>,
+        decodingWith decode: @escaping @Sendable (UnsafeRawBufferPointer, DecodingLimits) throws -> Decoded,
+        _ handler: @escaping @Sendable (sending Decoded) async throws -> Encoded<Response>
+    ) {
         precondition(routes[method.id] == nil, "method \(method.name) registered twice")
         routes[method.id] = Route(name: method.name) { payload, limits in
-            let request: Request
+            let request: Decoded
             do {
-                request = try payload.withUnsafeReadableBytes { try Request(serializedBytes: $0, limits: limits) }
+                request = try payload.withUnsafeReadableBytes { try decode($0, limits) }
             } catch let error as WireError {
                 throw RPCError(.invalidArgument, "request is not a valid \(Request.self): \(error)")
             }
-            let response = try await handler(request)
-            return ByteBuffer(bytes: response.serializedBytes())
+            return ByteBuffer(bytes: try await handler(request).bytes)
         }
     }
 

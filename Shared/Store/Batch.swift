@@ -26,27 +26,33 @@ struct Batch {
     let count: Int
     private let partialCRC: UInt32
 
-    init(records: [[UInt8]], compress: Bool) {
-        var body = [UInt8]()
-        body.reserveCapacity(records.reduce(0) { $0 + 4 + $1.count })
-        for r in records {
-            appendLE(UInt32(r.count), to: &body)
-            body += r
-        }
-        var stored = body
+    init(records: Records, compress: Bool) {
+        let body = records.body
+        let capacity = Self.headerSize + max(body.count, LZ4Block.compressBound(body.count))
         var flags: UInt8 = 0
-        if compress, body.count >= 256, let compressed = LZ4Block.compress(body) {
-            stored = compressed
-            flags = 1
+        // Header and body written straight into one buffer: the body compressed in place when
+        // that shrinks it, else copied.
+        bytes = body.withUnsafeBytes { source in
+            [UInt8](unsafeUninitializedCapacity: capacity) { out, count in
+                let raw = UnsafeMutableRawBufferPointer(out)
+                let room = UnsafeMutableRawBufferPointer(rebasing: raw[Self.headerSize...])
+                var stored = body.count
+                if compress, body.count >= 256, let n = LZ4Block.compress(source, into: room), n < body.count {
+                    stored = n
+                    flags = 1
+                } else if let base = source.baseAddress {
+                    room.baseAddress!.copyMemory(from: base, byteCount: body.count)
+                }
+                raw.copyBytes(from: Self.magic)
+                raw.storeBytes(of: 0, toByteOffset: 4, as: UInt32.self)
+                raw.storeBytes(of: 0, toByteOffset: 8, as: UInt64.self)
+                raw.storeBytes(of: UInt32(records.count).littleEndian, toByteOffset: 16, as: UInt32.self)
+                raw.storeBytes(of: UInt32(stored).littleEndian, toByteOffset: 20, as: UInt32.self)
+                raw.storeBytes(of: UInt32(body.count).littleEndian, toByteOffset: 24, as: UInt32.self)
+                raw.storeBytes(of: UInt32(flags).littleEndian, toByteOffset: 28, as: UInt32.self)
+                count = Self.headerSize + stored
+            }
         }
-        var bytes = Self.magic + [0, 0, 0, 0] + [UInt8](repeating: 0, count: 8)
-        bytes.reserveCapacity(Self.headerSize + stored.count)
-        appendLE(UInt32(records.count), to: &bytes)
-        appendLE(UInt32(stored.count), to: &bytes)
-        appendLE(UInt32(body.count), to: &bytes)
-        bytes += [flags, 0, 0, 0]
-        bytes += stored
-        self.bytes = bytes
         self.count = records.count
         self.partialCRC = bytes.withUnsafeBytes { CRC32C.checksum(UnsafeRawBufferPointer(rebasing: $0[16...])) }
     }
@@ -110,6 +116,39 @@ struct Batch {
             i += n
         }
         return records
+    }
+}
+
+/// Records laid out as a batch body, each as `u32 length` + bytes, ready to append to a
+/// `SegmentedLog`. Producers that encode records themselves write them straight in here
+/// (`append(writing:)`) instead of handing over one array per record.
+public struct Records: Sendable {
+    public private(set) var body: [UInt8] = []
+    public private(set) var count = 0
+    public var isEmpty: Bool { count == 0 }
+
+    /// `bytes`: room to reserve for the records and their lengths.
+    public init(reservingCapacity bytes: Int = 0) {
+        body.reserveCapacity(bytes)
+    }
+
+    public init(_ records: [[UInt8]]) {
+        body.reserveCapacity(records.reduce(0) { $0 + 4 + $1.count })
+        for r in records { append(r) }
+    }
+
+    public mutating func append(_ record: [UInt8]) {
+        append { $0 += record }
+    }
+
+    /// Appends one record: whatever `write` appends to the buffer it is given.
+    public mutating func append(writing write: (inout [UInt8]) -> Void) {
+        let start = body.count
+        body.append(contentsOf: repeatElement(0, count: 4))
+        write(&body)
+        let length = UInt32(body.count - start - 4)
+        body.withUnsafeMutableBytes { $0.storeBytes(of: length.littleEndian, toByteOffset: start, as: UInt32.self) }
+        count += 1
     }
 }
 

@@ -206,6 +206,12 @@ public final class SegmentedLog: Sendable {
     /// Appends `records` as one batch and returns the offset of the first, once they are
     /// durable.
     public func append(_ records: [[UInt8]]) async throws -> UInt64 {
+        try await append(Records(records))
+    }
+
+    /// Appends `records` as one batch and returns the offset of the first, once they are
+    /// durable.
+    public func append(_ records: Records) async throws -> UInt64 {
         precondition(!records.isEmpty)
         let batch = Batch(records: records, compress: config.compress)
         guard batch.bytes.count <= config.maxBatchBytes else {

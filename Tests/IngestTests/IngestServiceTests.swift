@@ -254,4 +254,30 @@ struct SeenEventIDsTests {
         #expect(!seen.insert(.init("b"), atMs: 1_550))
         #expect(seen.count == 2)
     }
+
+    @Test("the id table agrees with a Set through inserts, removals and growth, collisions included")
+    func idTableAgreesWithASet() {
+        var table = IDTable()
+        var reference = Set<SeenEventIDs.ID>()
+        var rng = SystemRandomNumberGenerator()
+        // Few distinct first words, so probe runs are long and removals shift entries.
+        func randomID() -> SeenEventIDs.ID {
+            SeenEventIDs.ID(a: UInt64.random(in: 0..<2_048, using: &rng), b: UInt64.random(in: 1..<4, using: &rng))
+        }
+        for step in 0..<30_000 {
+            let id = randomID()
+            if step % 3 == 2 {
+                table.remove(id)
+                reference.remove(id)
+            } else {
+                #expect(table.insert(id) == reference.insert(id).inserted)
+            }
+            if step % 3_000 == 0 {
+                for probe in reference { #expect(table.contains(probe)) }
+            }
+        }
+        #expect(table.count == reference.count && reference.count > 2_000)
+        for id in reference { #expect(table.contains(id)) }
+        #expect(!table.contains(SeenEventIDs.ID(a: 1 << 40, b: 7)))
+    }
 }

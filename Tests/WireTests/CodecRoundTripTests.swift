@@ -134,3 +134,39 @@ struct BatchEncodingTests {
         #expect(Event.serializedBytes(each: messages) == messages.map { $0.serializedBytes() })
     }
 }
+
+@Suite("Framing around encoded messages")
+struct FramingTests {
+    @Test("a ReadResponse framed from stored records is byte for byte the encoded message")
+    func readResponseFromStoredRecords() throws {
+        let stored = (0..<40).map { n -> StoredEvent in
+            var e = Event()
+            e.eventId = "e\(n)"
+            e.userId = Int64(n) - 3  // negative ids encode as ten-byte varints
+            e.timestampMs = n % 3 == 0 ? 0 : 1_700_000_000_000
+            var s = StoredEvent()
+            s.ingestedAtMs = n % 5 == 0 ? -1 : Int64(n)
+            s.event = n == 7 ? nil : e
+            return s
+        }
+        let offsets: [UInt64] = (0..<40).map { $0 == 0 ? 0 : UInt64($0) * 1_000_003 }
+        let framed = ReadResponse.encoded(
+            records: zip(offsets, stored).map { ($0, $1.serializedBytes()) }, nextOffset: 99_000_000_000, endOffset: 0)
+        var expected = ReadResponse()
+        expected.events = zip(offsets, stored).map { var s = $1; s.offset = $0; return s }
+        expected.nextOffset = 99_000_000_000
+        #expect(framed.bytes == expected.serializedBytes())
+        #expect(try ReadResponse(serializedBytes: framed.bytes) == expected)
+    }
+
+    @Test func rangesOfOnlyOneRepeatedField() {
+        var request = AppendRequest()
+        request.events = (0..<3).map { var e = Event(); e.eventId = String(repeating: "x", count: $0 * 100); return e }
+        let bytes = request.serializedBytes()
+        let ranges = bytes.withUnsafeBytes { Framing.ranges(ofOnly: 1, in: $0) }
+        #expect(ranges?.map { Array(bytes[$0]) } == request.events.map { $0.serializedBytes() })
+        // Anything else, or a truncated field, and there are no ranges to trust.
+        #expect((bytes + [0x10, 0x01]).withUnsafeBytes { Framing.ranges(ofOnly: 1, in: $0) } == nil)
+        #expect(bytes.dropLast().withUnsafeBytes { Framing.ranges(ofOnly: 1, in: $0) } == nil)
+    }
+}

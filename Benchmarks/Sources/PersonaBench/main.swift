@@ -2,7 +2,7 @@
 // messages, same codec (our protobuf-c codec plugged into gRPC as its serializer), so the
 // transport is the only difference. Also times the codec on a 10,000-event batch.
 //
-//   persona-bench [--output FILE] [--seconds S]
+//   persona-bench [--output FILE] [--seconds S] [--producers N]
 import Foundation
 import GRPCCore
 import GRPCNIOTransportHTTP2Posix
@@ -158,19 +158,21 @@ func measure(system: String, payload: String, inFlight: Int, seconds: Double, _ 
 var mode = "rpc"
 var output: String?
 var seconds = 3.0
+var producers = 1
 var arguments = CommandLine.arguments.dropFirst().makeIterator()
 while let a = arguments.next() {
     switch a {
     case "rpc", "store", "ingest-profile", "feature": mode = a
     case "--output": output = arguments.next()
     case "--seconds": seconds = Double(arguments.next() ?? "") ?? seconds
-    default: print("usage: persona-bench [rpc|store|feature|ingest-profile] [--output FILE] [--seconds S]"); exit(2)
+    case "--producers": producers = Int(arguments.next() ?? "") ?? producers
+    default: print("usage: persona-bench [rpc|store|feature|ingest-profile] [--output FILE] [--seconds S] [--producers N]"); exit(2)
     }
 }
 switch mode {
 case "ingest-profile":
-    // Only the ingest path, for profilers: batches of 1000, one producer.
-    let r = try await appendIngest(try taobaoEvents(), batch: 1000, producers: 1, seconds: seconds)
+    // Only the ingest path, for profilers: batches of 1000.
+    let r = try await appendIngest(try taobaoEvents(), batch: 1000, producers: producers, seconds: seconds)
     print("ingest: \(Int(r.eventsPerSecond)) events/s")
 case "feature":
     try await featureBenchmark(output: output ?? "Benchmarks/results/feature.md", seconds: seconds)

@@ -51,25 +51,83 @@ public struct EventValidator: Sendable {
     }
 
     private func check(_ e: Event, nowMs: Int64) throws -> Event {
-        guard !e.eventId.isEmpty else { throw reject(.missingEventId, "event_id is empty") }
-        guard e.eventId.utf8.count <= rules.maxIdLength else { throw reject(.textTooLong, "event_id longer than \(rules.maxIdLength) bytes") }
-        guard e.kind.name != nil, e.kind != .unspecified else { throw reject(.unknownKind, "kind \(e.kind.rawValue) is not an event kind") }
-        if e.kind != .itemUpsert {
-            guard e.userId > 0 else { throw reject(.invalidUser, "user_id must be positive, got \(e.userId)") }
-        } else {
-            guard e.userId >= 0 else { throw reject(.invalidUser, "user_id must not be negative, got \(e.userId)") }
-        }
-        guard e.timestampMs <= nowMs + rules.maxClockSkewMs else {
-            throw reject(.timestampInFuture, "timestamp \(e.timestampMs) is \((e.timestampMs - nowMs) / 1000) s in the future")
-        }
-        guard e.timestampMs >= rules.timestampFloorMs else {
-            throw reject(.timestampTooOld, "timestamp \(e.timestampMs) is before the floor \(rules.timestampFloorMs)")
-        }
-        for (name, text) in [("session_id", e.sessionId), ("device_id", e.deviceId), ("ip", e.ip), ("channel", e.channel)] {
-            guard text.utf8.count <= rules.maxShortTextLength else { throw reject(.textTooLong, "\(name) longer than \(rules.maxShortTextLength) bytes") }
-        }
+        try checkCommon(
+            eventIdBytes: e.eventId.utf8.count, kind: e.kind, userId: e.userId, timestampMs: e.timestampMs,
+            textBytes: (e.sessionId.utf8.count, e.deviceId.utf8.count, e.ip.utf8.count, e.channel.utf8.count), nowMs: nowMs)
         try checkKind(e)
         return e
+    }
+
+    /// The rules every kind shares. `textBytes`: session_id, device_id, ip, channel.
+    private func checkCommon(
+        eventIdBytes: Int, kind: EventKind, userId: Int64, timestampMs: Int64, textBytes: (Int, Int, Int, Int), nowMs: Int64
+    ) throws {
+        guard eventIdBytes > 0 else { throw reject(.missingEventId, "event_id is empty") }
+        guard eventIdBytes <= rules.maxIdLength else { throw reject(.textTooLong, "event_id longer than \(rules.maxIdLength) bytes") }
+        guard kind.name != nil, kind != .unspecified else { throw reject(.unknownKind, "kind \(kind.rawValue) is not an event kind") }
+        if kind != .itemUpsert {
+            guard userId > 0 else { throw reject(.invalidUser, "user_id must be positive, got \(userId)") }
+        } else {
+            guard userId >= 0 else { throw reject(.invalidUser, "user_id must not be negative, got \(userId)") }
+        }
+        guard timestampMs <= nowMs + rules.maxClockSkewMs else {
+            throw reject(.timestampInFuture, "timestamp \(timestampMs) is \((timestampMs - nowMs) / 1000) s in the future")
+        }
+        guard timestampMs >= rules.timestampFloorMs else {
+            throw reject(.timestampTooOld, "timestamp \(timestampMs) is before the floor \(rules.timestampFloorMs)")
+        }
+        guard max(textBytes.0, textBytes.1, textBytes.2, textBytes.3) <= rules.maxShortTextLength else {
+            let counts = [("session_id", textBytes.0), ("device_id", textBytes.1), ("ip", textBytes.2), ("channel", textBytes.3)]
+            let name = counts.first { $0.1 > rules.maxShortTextLength }!.0
+            throw reject(.textTooLong, "\(name) longer than \(rules.maxShortTextLength) bytes")
+        }
+    }
+
+    /// view, click, add_to_cart, remove_from_cart and favorite: an item, a sane quantity.
+    private func checkItemAction(itemId: Int64, quantity: Int32, kind: EventKind) throws {
+        try require(itemId > 0, "item_id", kind)
+        try self.quantity(quantity, "quantity", allowZero: true)
+    }
+
+    /// The fast path for the bulk of traffic: item actions (view, click, add_to_cart,
+    /// remove_from_cart, favorite) with no sub-message and
+    /// strings that normalising would leave as they are, checked in place in their batch by
+    /// the same rules as `validate(_:nowMs:)`. Nil when event `i` does not qualify: then
+    /// `validate` its `Event` value.
+    public func validatePlain(_ batch: EventBatch, _ i: Int, nowMs: Int64) -> Result<Void, Rejection>? {
+        let h = batch.header(i)
+        guard !h.hasDetail else { return nil }
+        switch h.kind {
+        case .view, .click, .addToCart, .removeFromCart, .favorite: break
+        default: return nil
+        }
+        func normalLength(_ field: EventBatch.Text, lowercase: Bool = false) -> Int? {
+            batch.withText(i, field) { Self.isNormal($0, lowercase: lowercase) ? $0.count : nil }
+        }
+        guard let id = normalLength(.eventID), let session = normalLength(.sessionID), let device = normalLength(.deviceID),
+            let ip = normalLength(.ip, lowercase: true), let channel = normalLength(.channel, lowercase: true)
+        else { return nil }
+        let lengths = (id, session, device, ip, channel)
+        do {
+            try checkCommon(
+                eventIdBytes: lengths.0, kind: h.kind, userId: h.userId, timestampMs: h.timestampMs,
+                textBytes: (lengths.1, lengths.2, lengths.3, lengths.4), nowMs: nowMs)
+            try checkItemAction(itemId: h.itemId, quantity: h.quantity, kind: h.kind)
+            return .success(())
+        } catch let rejection as Rejection {
+            return .failure(rejection)
+        } catch {
+            return .failure(Rejection(reason: .missingField, detail: "\(error)"))
+        }
+    }
+
+    /// Whether normalising leaves these UTF-8 bytes unchanged: empty, or printable ASCII
+    /// with no space at either end (and, for `lowercase` fields, no capital letter).
+    static func isNormal(_ bytes: UnsafeRawBufferPointer, lowercase: Bool) -> Bool {
+        guard let first = bytes.first, let last = bytes.last else { return true }
+        guard first > 0x20, last > 0x20, first < 0x7F, last < 0x7F else { return false }
+        if lowercase { return bytes.allSatisfy { $0 < 0x80 && !(0x41...0x5A).contains($0) } }
+        return bytes.allSatisfy { $0 < 0x80 }
     }
 
     private func require(_ condition: Bool, _ field: String, _ kind: EventKind) throws {
@@ -97,8 +155,7 @@ public struct EventValidator: Sendable {
     private func checkKind(_ e: Event) throws {
         switch e.kind {
         case .view, .click, .addToCart, .removeFromCart, .favorite:
-            try require(e.itemId > 0, "item_id", e.kind)
-            try quantity(e.quantity, "quantity", allowZero: true)
+            try checkItemAction(itemId: e.itemId, quantity: e.quantity, kind: e.kind)
         case .search:
             try require(!(e.search?.query.isEmpty ?? true), "search.query", e.kind)
             try text(e.search!.query, "search.query", limit: rules.maxShortTextLength)
@@ -156,13 +213,8 @@ public struct EventValidator: Sendable {
 
     private func clean(_ s: String) -> String {
         // Fast path for the common case: ASCII (already NFC) with nothing to trim.
-        let utf8 = s.utf8
-        if utf8.isEmpty { return s }
-        if let first = utf8.first, let last = utf8.last, first > 0x20, last > 0x20, first < 0x7F, last < 0x7F,
-            utf8.allSatisfy({ $0 < 0x80 })
-        {
-            return s
-        }
+        var s = s
+        if s.withUTF8({ Self.isNormal(UnsafeRawBufferPointer($0), lowercase: false) }) { return s }
         let trimmed = s.trimmingCharacters(in: .whitespacesAndNewlines)
         return trimmed.precomposedStringWithCanonicalMapping
     }

@@ -10,7 +10,7 @@ import Wire
 /// each event is validated, pseudonymised, checked against the ids already seen, and
 /// appended to its user's partition. An Append is answered only once its events are on
 /// disk. Consumers (the feature service) read each partition by offset.
-public struct IngestService: PersonaService {
+public final class IngestService: PersonaService {
     public static let name = "ingest"
     public static let defaultPort = 7101
     public static let defaultMetricsPort = 9101
@@ -79,9 +79,9 @@ public struct IngestService: PersonaService {
     }
 
     public func register(in router: inout Router) {
-        router.register(IngestAPI.append) { try await append($0) }
-        router.register(IngestAPI.read) { try await read($0) }
-        router.register(IngestAPI.logInfo) { _ in logInfo() }
+        router.register(IngestAPI.append, decodingWith: { try EventBatch(appendRequest: $0, limits: $1) }) { try await self.append($0) }
+        router.register(IngestAPI.read) { try await self.read($0) }
+        router.register(IngestAPI.logInfo) { _ in self.logInfo() }
     }
 
     /// Stable partition of a user: per-user order is preserved within it.
@@ -89,49 +89,60 @@ public struct IngestService: PersonaService {
         Int(StableHash.mix64(UInt64(bitPattern: userID)) % UInt64(logs.count))
     }
 
-    func append(_ request: AppendRequest) async throws -> AppendResponse {
-        guard request.events.count <= settings.maxBatchEvents else {
+    func append(_ batch: EventBatch) async throws -> AppendResponse {
+        guard batch.count <= settings.maxBatchEvents else {
             metrics.rejectedBatch()
-            throw RPCError(.invalidArgument, "batch of \(request.events.count) events exceeds the limit of \(settings.maxBatchEvents)")
+            throw RPCError(.invalidArgument, "batch of \(batch.count) events exceeds the limit of \(settings.maxBatchEvents)")
         }
         let now = Int64(Date().timeIntervalSince1970 * 1000)
         var response = AppendResponse()
-        response.statuses = Array(repeating: EventStatus(), count: request.events.count)
+        response.statuses = Array(repeating: EventStatus(), count: batch.count)
         var groups: [Int: PartitionGroup] = [:]
-        for (i, event) in request.events.enumerated() {
-            switch validator.validate(event, nowMs: now) {
+        // 1. Check each event: plain ones in place, the rest as Event values.
+        var admitted: [(index: Int, id: SeenEventIDs.ID, event: Event?)] = []
+        admitted.reserveCapacity(batch.count)
+        for i in 0..<batch.count {
+            var event: Event?
+            var verdict = validator.validatePlain(batch, i, nowMs: now)
+            if verdict == nil {
+                let full = validator.validate(batch.event(i), nowMs: now)
+                verdict = full.map { event = $0 }
+            }
+            switch verdict! {
             case .failure(let rejection):
                 response.statuses[i].code = .rejected
                 response.statuses[i].reason = rejection.reason
                 response.statuses[i].detail = rejection.detail
                 metrics.rejected(rejection.reason)
-            case .success(var event):
-                let id = SeenEventIDs.ID(event.eventId)
-                guard seen.insert(id, atMs: now) else {
-                    response.statuses[i].code = .duplicate
-                    metrics.duplicate()
-                    continue
-                }
-                if event.ipCountry.isEmpty, let table = settings.ipCountries, let country = table.country(of: event.ip) {
-                    event.ipCountry = country
-                }
-                event.deviceId = pseudonymizer.pseudonym(event.deviceId)
-                event.ip = pseudonymizer.pseudonym(event.ip)
-                if event.register != nil { event.register!.email = pseudonymizer.pseudonym(event.register!.email) }
-                if event.payment != nil { event.payment!.instrument = pseudonymizer.pseudonym(event.payment!.instrument) }
-                var stored = StoredEvent()
-                stored.ingestedAtMs = now
-                stored.event = event
-                let p = partition(of: event.userId)
-                groups[p, default: PartitionGroup(partition: p)].add(index: i, event: stored, id: id)
+            case .success:
+                let id = event.map { SeenEventIDs.ID($0.eventId) } ?? batch.withText(i, .eventID) { SeenEventIDs.ID($0) }
+                admitted.append((i, id, event))
             }
+        }
+        // 2. Duplicates, the whole batch under one lock.
+        let fresh = seen.insert(admitted.map(\.id), atMs: now)
+        // 3. Identifiers replaced, then each event encoded into its partition's batch.
+        for (k, (i, id, event)) in admitted.enumerated() {
+            guard fresh[k] else {
+                response.statuses[i].code = .duplicate
+                metrics.duplicate()
+                continue
+            }
+            if var event {
+                protect(&event)
+                batch.replace(i, with: event)
+            } else {
+                protect(batch, i)
+            }
+            let p = partition(of: batch.header(i).userId)
+            groups[p, default: PartitionGroup(partition: p, expected: batch.count / logs.count + 1)].add(index: i, id: id) { batch.appendStored(i, ingestedAtMs: now, to: &$0) }
         }
         // One batch per partition, appended concurrently; each answer carries its index.
         let batches = Array(groups.values)
         let results = await withTaskGroup(of: PartitionAppend.self) { group in
             for (k, batch) in batches.enumerated() {
                 let log = logs[batch.partition]
-                let records = StoredEvent.serializedBytes(each: batch.events)
+                let records = batch.records
                 group.addTask {
                     do { return PartitionAppend(index: k, result: .success(try await log.append(records))) } catch {
                         return PartitionAppend(index: k, result: .failure(error))
@@ -168,7 +179,33 @@ public struct IngestService: PersonaService {
         return response
     }
 
-    func read(_ request: ReadRequest) async throws -> ReadResponse {
+    /// Sets the IP's country, then replaces every personal identifier by its pseudonym.
+    private func protect(_ event: inout Event) {
+        if event.ipCountry.isEmpty, let table = settings.ipCountries, let country = table.country(of: event.ip) {
+            event.ipCountry = country
+        }
+        event.deviceId = pseudonymizer.pseudonym(event.deviceId)
+        event.ip = pseudonymizer.pseudonym(event.ip)
+        if event.register != nil { event.register!.email = pseudonymizer.pseudonym(event.register!.email) }
+        if event.payment != nil { event.payment!.instrument = pseudonymizer.pseudonym(event.payment!.instrument) }
+    }
+
+    /// `protect` for a plain event in its batch (it has only the top-level identifiers).
+    private func protect(_ batch: EventBatch, _ i: Int) {
+        if let table = settings.ipCountries, batch.withText(i, .ipCountry, { $0.isEmpty }),
+            let country = batch.withText(i, .ip, { table.country(of: String(decoding: $0, as: UTF8.self)) })
+        {
+            var country = country
+            country.withUTF8 { batch.setText(i, .ipCountry, UnsafeRawBufferPointer($0)) }
+        }
+        for field in [EventBatch.Text.deviceID, .ip] {
+            if let pseudonym = batch.withText(i, field, { pseudonymizer.pseudonym($0) }) {
+                pseudonym.withUnsafeBytes { batch.setText(i, field, $0) }
+            }
+        }
+    }
+
+    func read(_ request: ReadRequest) async throws -> Encoded<ReadResponse> {
         guard Int(request.partition) < logs.count else {
             throw RPCError(.invalidArgument, "partition \(request.partition) does not exist (there are \(logs.count))")
         }
@@ -184,15 +221,8 @@ public struct IngestService: PersonaService {
                 result = try readLog(log, request.fromOffset, maxEvents, maxBytes)
             }
         }
-        var response = ReadResponse()
-        response.events = result.records.compactMap { r in
-            guard var stored = try? StoredEvent(serializedBytes: r.bytes) else { return nil }
-            stored.offset = r.offset
-            return stored
-        }
-        response.nextOffset = result.nextOffset
-        response.endOffset = log.endOffset
-        return response
+        // Records go out as stored: each is a StoredEvent ingest encoded (checksummed on disk).
+        return ReadResponse.encoded(records: result.records, nextOffset: result.nextOffset, endOffset: log.endOffset)
     }
 
     private func readLog(_ log: SegmentedLog, _ from: UInt64, _ maxEvents: Int, _ maxBytes: Int) throws -> SegmentedLog.ReadResult {
@@ -242,12 +272,20 @@ public struct IngestService: PersonaService {
 struct PartitionGroup {
     let partition: Int
     var indexes: [Int] = []
-    var events: [StoredEvent] = []
+    var records: Records
     var ids: [SeenEventIDs.ID] = []
 
-    mutating func add(index: Int, event: StoredEvent, id: SeenEventIDs.ID) {
+    /// `expected`: about how many events will join (room is reserved for them).
+    init(partition: Int, expected: Int) {
+        self.partition = partition
+        indexes.reserveCapacity(expected)
+        ids.reserveCapacity(expected)
+        records = Records(reservingCapacity: expected * 128)
+    }
+
+    mutating func add(index: Int, id: SeenEventIDs.ID, writing record: (inout [UInt8]) -> Void) {
         indexes.append(index)
-        events.append(event)
+        records.append(writing: record)
         ids.append(id)
     }
 }

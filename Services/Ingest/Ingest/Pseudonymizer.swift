@@ -18,18 +18,33 @@ public struct Pseudonymizer: Sendable {
     /// `p:` and 32 hex digits; empty stays empty; already pseudonymised values pass through
     /// (a relayed or re-imported event is not hashed twice).
     public func pseudonym(_ value: String) -> String {
-        if value.isEmpty || (value.hasPrefix("p:") && value.utf8.count == 34) { return value }
-        let (h0, h1) = SipHash128.hash(value, k0: k0, k1: k1)
-        return "p:" + hex(h0) + hex(h1)
+        var value = value
+        guard let bytes = value.withUTF8({ pseudonym(UnsafeRawBufferPointer($0)) }) else { return value }
+        return String(decoding: bytes, as: UTF8.self)
     }
 
-    /// The hash's bytes in order (little-endian words), as hex.
-    private func hex(_ v: UInt64) -> String {
-        let digits = Array("0123456789abcdef".utf8)
-        return withUnsafeBytes(of: v.littleEndian) { bytes in
-            String(decoding: bytes.flatMap { [digits[Int($0 >> 4)], digits[Int($0 & 15)]] }, as: UTF8.self)
+    /// The pseudonym of these UTF-8 bytes, or nil when they stay as they are.
+    public func pseudonym(_ value: UnsafeRawBufferPointer) -> [UInt8]? {
+        if value.isEmpty || (value.count == 34 && value[0] == UInt8(ascii: "p") && value[1] == UInt8(ascii: ":")) { return nil }
+        let (h0, h1) = SipHash128.hash(value, k0: k0, k1: k1)
+        return [UInt8](unsafeUninitializedCapacity: 34) { out, count in
+            out[0] = UInt8(ascii: "p")
+            out[1] = UInt8(ascii: ":")
+            var i = 2
+            for word in [h0, h1] {
+                withUnsafeBytes(of: word.littleEndian) { bytes in
+                    for b in bytes {
+                        out[i] = Self.hexDigits[Int(b >> 4)]
+                        out[i + 1] = Self.hexDigits[Int(b & 15)]
+                        i += 2
+                    }
+                }
+            }
+            count = 34
         }
     }
+
+    private static let hexDigits: [UInt8] = Array("0123456789abcdef".utf8)
 
     /// The key from `PERSONA_PSEUDONYM_KEY` (hex or text, at least 16 bytes), else from the
     /// file `keyFile` names, else from `<data dir>/pseudonym.key`, created with a random key

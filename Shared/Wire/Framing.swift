@@ -1,0 +1,98 @@
+/// The few pieces of the protobuf wire format that Persona writes and reads around
+/// messages libprotobuf-c has already encoded: tags, varints and length-delimited fields.
+/// They let a service pass an encoded message through (ingest stores a producer's event as
+/// sent; a read answers with stored events as stored) instead of decoding and re-encoding it.
+/// Everything inside the messages is still encoded and decoded by libprotobuf-c.
+public enum Framing {
+    /// Wire type 2: a length-delimited field (strings, bytes, messages).
+    static let lengthDelimited: UInt64 = 2
+    /// Wire type 0: a varint field.
+    static let varint: UInt64 = 0
+
+    public static func appendVarint(_ value: UInt64, to bytes: inout [UInt8]) {
+        var v = value
+        while v >= 0x80 {
+            bytes.append(UInt8(truncatingIfNeeded: v) | 0x80)
+            v >>= 7
+        }
+        bytes.append(UInt8(v))
+    }
+
+    /// An int64/uint64 field as protobuf encodes it (negative int64 as ten bytes). Proto3
+    /// leaves zero out.
+    public static func appendVarintField(_ field: UInt64, _ value: UInt64, to bytes: inout [UInt8]) {
+        guard value != 0 else { return }
+        appendVarint(field << 3 | varint, to: &bytes)
+        appendVarint(value, to: &bytes)
+    }
+
+    /// The tag and length of a length-delimited field whose `length` bytes follow.
+    public static func appendLengthDelimitedHeader(_ field: UInt64, length: Int, to bytes: inout [UInt8]) {
+        appendVarint(field << 3 | lengthDelimited, to: &bytes)
+        appendVarint(UInt64(length), to: &bytes)
+    }
+
+    /// Reads a varint at `i`, advancing it; nil when the bytes end first or it runs past ten bytes.
+    static func readVarint(_ bytes: UnsafeRawBufferPointer, _ i: inout Int) -> UInt64? {
+        var value: UInt64 = 0
+        var shift: UInt64 = 0
+        while i < bytes.count, shift < 70 {
+            let b = bytes[i]
+            i += 1
+            value |= UInt64(b & 0x7F) << shift
+            if b < 0x80 { return value }
+            shift += 7
+        }
+        return nil
+    }
+
+    /// The byte ranges of the occurrences of length-delimited field `field` in `message`, in
+    /// order; nil when the message holds anything else (then the caller falls back to a
+    /// full decode and encode).
+    static func ranges(ofOnly field: UInt64, in message: UnsafeRawBufferPointer) -> [Range<Int>]? {
+        var out: [Range<Int>] = []
+        var i = 0
+        while i < message.count {
+            guard let tag = readVarint(message, &i), tag == field << 3 | lengthDelimited,
+                let length = readVarint(message, &i), length <= UInt64(message.count - i)
+            else { return nil }
+            out.append(i..<(i + Int(length)))
+            i += Int(length)
+        }
+        return out
+    }
+}
+
+/// The encoding of a `M`, built by other means than encoding an `M` value (see `Framing`).
+public struct Encoded<M: WireMessage>: Sendable {
+    public var bytes: [UInt8]
+
+    public init(bytes: [UInt8]) {
+        self.bytes = bytes
+    }
+
+    public init(_ message: M) {
+        bytes = message.serializedBytes()
+    }
+}
+
+extension ReadResponse {
+    /// A ReadResponse of stored records as stored (each an encoded `StoredEvent` without its
+    /// offset), with each record's offset written in front of it, as field 1 comes first.
+    public static func encoded(records: [(offset: UInt64, bytes: [UInt8])], nextOffset: UInt64, endOffset: UInt64) -> Encoded<ReadResponse> {
+        var out: [UInt8] = []
+        out.reserveCapacity(records.reduce(32) { $0 + $1.bytes.count + 16 })
+        var offsetField: [UInt8] = []
+        for r in records {
+            offsetField.removeAll(keepingCapacity: true)
+            Framing.appendVarintField(1, r.offset, to: &offsetField)
+            // ReadResponse.events = 1; StoredEvent.offset = 1.
+            Framing.appendLengthDelimitedHeader(1, length: offsetField.count + r.bytes.count, to: &out)
+            out += offsetField
+            out += r.bytes
+        }
+        Framing.appendVarintField(2, nextOffset, to: &out)
+        Framing.appendVarintField(3, endOffset, to: &out)
+        return Encoded(bytes: out)
+    }
+}
