@@ -3,9 +3,21 @@
 /// or the log keeps.
 public enum StableHash {
     /// FNV-1a over the text's UTF-8 bytes.
-    public static func fnv1a(_ text: some StringProtocol) -> UInt64 {
+    public static func fnv1a(_ text: String) -> UInt64 {
+        var text = text
+        return text.withUTF8 { fnv1a(UnsafeRawBufferPointer($0)) }
+    }
+
+    public static func fnv1a(_ text: Substring) -> UInt64 {
+        var text = text
+        return text.withUTF8 { fnv1a(UnsafeRawBufferPointer($0)) }
+    }
+
+    /// FNV-1a over bytes (a String's stored UTF-8 is hashed in place, with no generic
+    /// iteration: the feature service hashes identifiers on every event).
+    public static func fnv1a(_ bytes: UnsafeRawBufferPointer) -> UInt64 {
         var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-        for b in text.utf8 {
+        for b in bytes {
             hash ^= UInt64(b)
             hash = hash &* 0x100_0000_01b3
         }

@@ -162,11 +162,11 @@ var producers = 1
 var arguments = CommandLine.arguments.dropFirst().makeIterator()
 while let a = arguments.next() {
     switch a {
-    case "rpc", "store", "ingest-profile", "feature": mode = a
+    case "rpc", "store", "ingest-profile", "fold-profile", "feature": mode = a
     case "--output": output = arguments.next()
     case "--seconds": seconds = Double(arguments.next() ?? "") ?? seconds
     case "--producers": producers = Int(arguments.next() ?? "") ?? producers
-    default: print("usage: persona-bench [rpc|store|feature|ingest-profile] [--output FILE] [--seconds S] [--producers N]"); exit(2)
+    default: print("usage: persona-bench [rpc|store|feature|ingest-profile|fold-profile] [--output FILE] [--seconds S] [--producers N]"); exit(2)
     }
 }
 switch mode {
@@ -174,6 +174,10 @@ case "ingest-profile":
     // Only the ingest path, for profilers: batches of 1000.
     let r = try await appendIngest(try taobaoEvents(), batch: 1000, producers: producers, seconds: seconds)
     print("ingest: \(Int(r.eventsPerSecond)) events/s")
+case "fold-profile":
+    // Only the fold, for profilers: 5 million events of 1 million users.
+    let r = foldBenchmark(users: 1_000_000, events: 5_000_000)
+    print("fold: \(Int(r.eventsPerSecond)) events/s, \(Int(r.bytesPerUser)) bytes per user")
 case "feature":
     try await featureBenchmark(output: output ?? "Benchmarks/results/feature.md", seconds: seconds)
 case "store":

@@ -72,7 +72,7 @@ public final class FeatureState {
             return nil
         }
         guard e.userId > 0 else { return .invalidUser }
-        if let ends = erased[e.userId], partition < ends.count, offset < ends[partition] { return .erasedUser }
+        if !erased.isEmpty, let ends = erased[e.userId], partition < ends.count, offset < ends[partition] { return .erasedUser }
         switch e.kind {
         case .purchase where e.order == nil && e.itemId == 0: return .missingDetail
         case .payment where e.payment == nil, .login where e.login == nil, .review where e.review == nil, .profileUpdate where e.profile == nil:
