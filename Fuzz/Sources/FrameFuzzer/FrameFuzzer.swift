@@ -23,6 +23,17 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
 func unpackAll(_ bytes: UnsafeRawBufferPointer) {
     let limits = DecodingLimits.default
     _ = try? AppendRequest(serializedBytes: bytes, limits: limits)
+    // Ingest's in-place path: every accessor, and each event stored as sent or packed again.
+    if let batch = try? EventBatch(appendRequest: bytes, limits: limits) {
+        var out: [UInt8] = []
+        for i in 0..<min(batch.count, 64) {
+            _ = batch.header(i)
+            for field in EventBatch.Text.allCases { _ = batch.withText(i, field) { $0.count } }
+            batch.appendStored(i, ingestedAtMs: 1, to: &out)
+            if i % 2 == 1 { batch.replace(i, with: batch.event(i)) }
+            batch.appendStored(i, ingestedAtMs: 1, to: &out)
+        }
+    }
     _ = try? ReadRequest(serializedBytes: bytes, limits: limits)
     _ = try? ReadResponse(serializedBytes: bytes, limits: limits)
     _ = try? ScoreRequest(serializedBytes: bytes, limits: limits)
