@@ -223,6 +223,12 @@ final class ServerConnectionHandler: ChannelInboundHandler, CoalescingFrameWrite
         let bound = NIOLoopBound(self, eventLoop: loop)
         let method = frame.method
         server.observer.callStarted(method: route.name)
+        if let inline = route.inline {
+            let result: Result<ByteBuffer, any Error> = Result {
+                try RPCContext.$current.withValue(rpcContext) { try inline(payload, limits) }
+            }
+            return answer(id, method: frame.method, name: route.name, started: started, result: result)
+        }
         let task = Task {
             let result: Result<ByteBuffer, any Error>
             do {
@@ -246,9 +252,15 @@ final class ServerConnectionHandler: ChannelInboundHandler, CoalescingFrameWrite
     private func finish(_ id: UInt64, method: UInt16, result: Result<ByteBuffer, any Error>) {
         guard let call = calls.removeValue(forKey: id) else { return }
         call.timer?.cancel()
+        if case .failure(let error as RPCError) = result, error.code == .deadlineExceeded { call.task.cancel() }
+        answer(id, method: method, name: call.method, started: call.started, result: result)
+    }
+
+    /// Sends the response of a call that is over, and records it.
+    private func answer(_ id: UInt64, method: UInt16, name: String, started: ContinuousClock.Instant, result: Result<ByteBuffer, any Error>) {
         switch result {
         case .success(let payload):
-            server.observer.callFinished(method: call.method, status: .ok, duration: call.started.duration(to: .now))
+            server.observer.callFinished(method: name, status: .ok, duration: started.duration(to: .now))
             send(Frame(kind: .response, method: method, correlationID: id, payload: payload))
         case .failure(let error):
             let rpcError: RPCError
@@ -256,11 +268,10 @@ final class ServerConnectionHandler: ChannelInboundHandler, CoalescingFrameWrite
             case let e as RPCError: rpcError = e
             case is CancellationError: rpcError = RPCError(.cancelled, "call was cancelled")
             default:
-                server.logger.error("handler failed", metadata: ["method": "\(call.method)", "error": "\(error)"])
+                server.logger.error("handler failed", metadata: ["method": "\(name)", "error": "\(error)"])
                 rpcError = RPCError(.internal, "internal error")
             }
-            if rpcError.code == .deadlineExceeded { call.task.cancel() }
-            server.observer.callFinished(method: call.method, status: rpcError.code, duration: call.started.duration(to: .now))
+            server.observer.callFinished(method: name, status: rpcError.code, duration: started.duration(to: .now))
             respond(id, method: method, error: rpcError)
         }
         closeIfDrained()

@@ -14,6 +14,9 @@ enum TestAPI {
     /// Answers with the deadline the handler saw, in microseconds from now, as `value`.
     static let deadline = Method<KeyValue, KeyValue>(id: 0x7F02, name: "Test/Deadline")
     static let missing = Method<KeyValue, KeyValue>(id: 0x7FFF, name: "Test/Missing")
+    /// Answered on the event loop: key reversed, or INVALID_ARGUMENT when the key is "bad";
+    /// `value` is the deadline the handler saw, as for `deadline`.
+    static let inline = Method<KeyValue, KeyValue>(id: 0x7F03, name: "Test/Inline")
 }
 
 final class Flag: Sendable {
@@ -40,11 +43,23 @@ func echoRouter(cancelled: Flag = Flag()) -> Router {
     }
     router.register(TestAPI.deadline) { _ in
         var response = KeyValue()
-        let remaining = RPCContext.current?.remaining.map { $0.components.seconds * 1_000_000 + $0.components.attoseconds / 1_000_000_000_000 }
-        response.value = remaining.map(String.init) ?? "none"
+        response.value = remainingMicros()
+        return response
+    }
+    router.registerInline(TestAPI.inline) { request in
+        guard request.key != "bad" else { throw RPCError(.invalidArgument, "bad key") }
+        var response = KeyValue()
+        response.key = String(request.key.reversed())
+        response.value = remainingMicros()
         return response
     }
     return router
+}
+
+/// The deadline the current call's handler sees, in microseconds from now, or "none".
+func remainingMicros() -> String {
+    let remaining = RPCContext.current?.remaining.map { $0.components.seconds * 1_000_000 + $0.components.attoseconds / 1_000_000_000_000 }
+    return remaining.map(String.init) ?? "none"
 }
 
 func echo(_ key: String, sleepMs: Int = 0) -> KeyValue {
@@ -145,6 +160,36 @@ struct RPCLoopbackTests {
             }
             #expect(statuses.filter { $0 == .ok }.count == 4)
             #expect(statuses.filter { $0 == .overloaded }.count == 6)
+            await client.shutdown()
+        }
+    }
+
+    @Test("inline handlers answer on the event loop, with their errors, deadlines and metrics")
+    func inlineHandlers() async throws {
+        let observer = RecordingObserver()
+        try await withTestServer(router: echoRouter(), observer: observer) { server in
+            let client = server.client()
+            // Many at once, interleaved with task-run calls on the same connection.
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for n in 0..<200 {
+                    group.addTask {
+                        let method = n % 2 == 0 ? TestAPI.inline : TestAPI.echo
+                        let r = try await client.call(method, echo("k\(n)"), timeout: .seconds(5))
+                        #expect(r.key == String("k\(n)".reversed()))
+                        if n % 2 == 0 {
+                            let micros = try #require(Int(r.value))
+                            #expect(micros > 0 && micros <= 5_000_000)
+                        }
+                    }
+                }
+                try await group.waitForAll()
+            }
+            await #expect { try await client.call(TestAPI.inline, echo("bad")) } throws: {
+                ($0 as? RPCError)?.code == .invalidArgument && ($0 as? RPCError)?.message == "bad key"
+            }
+            let garbage = try await client.call(methodID: TestAPI.inline.id, payload: ByteBuffer(bytes: [0xFF, 0xFF, 0xFF]))
+            #expect(garbage.status == UInt8(StatusCode.invalidArgument.rawValue))
+            #expect(observer.started == 202 && observer.count(.ok) == 200 && observer.count(.invalidArgument) == 2)
             await client.shutdown()
         }
     }

@@ -41,7 +41,8 @@ public struct FeatureService: PersonaService {
     }
 
     public func register(in router: inout Router) {
-        router.register(FeatureAPI.getProfile) { request in
+        // Point lookups answer on the event loop (short read lock, no I/O); the rest run as tasks.
+        router.registerInline(FeatureAPI.getProfile) { request in
             var response = GetProfileResponse()
             if let profile = store.profile(request.userId) {
                 response.found = true
@@ -49,8 +50,8 @@ public struct FeatureService: PersonaService {
             }
             return response
         }
-        router.register(FeatureAPI.getFeatures) { try getFeatures($0) }
-        router.register(FeatureAPI.getItems) { request in
+        router.registerInline(FeatureAPI.getFeatures) { try getFeatures($0) }
+        router.registerInline(FeatureAPI.getItems) { request in
             guard request.itemIds.count <= 10_000 else { throw RPCError(.invalidArgument, "at most 10000 items per call") }
             let (found, missing) = store.items(request.itemIds)
             var response = GetItemsResponse()

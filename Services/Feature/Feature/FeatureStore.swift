@@ -57,16 +57,27 @@ public final class FeatureStore: @unchecked Sendable {
     /// Folds a batch read from `partition` and moves its offset to `next`. Returns what was
     /// noticed, per observation.
     @discardableResult
+    ///
+    /// The write lock is taken per chunk of `foldChunk` events, so calls (which may run on
+    /// an event loop) never wait behind a whole read batch. Each event moves its partition's
+    /// offset as it is folded, so a snapshot between chunks is consistent.
     public func fold(_ events: [StoredEvent], partition: Int, next: UInt64) -> [FeatureState.Observation: Int] {
-        lock.write(state) { s in
-            var seen: [FeatureState.Observation: Int] = [:]
-            for e in events {
-                if let o = s.fold(e, partition: partition) { seen[o, default: 0] += 1 }
+        var seen: [FeatureState.Observation: Int] = [:]
+        var start = 0
+        repeat {
+            let end = min(start + Self.foldChunk, events.count)
+            lock.write(state) { s in
+                for e in events[start..<end] {
+                    if let o = s.fold(e, partition: partition) { seen[o, default: 0] += 1 }
+                }
+                if end == events.count { s.offsets[partition] = max(s.offsets[partition], next) }
             }
-            s.offsets[partition] = max(s.offsets[partition], next)
-            return seen
-        }
+            start = end
+        } while start < events.count
+        return seen
     }
+
+    static let foldChunk = 256
 
     /// The snapshot bytes when the state changed since `version`.
     func snapshot(ifChangedSince version: UInt64?) -> (bytes: [UInt8], version: UInt64)? {
