@@ -54,13 +54,20 @@ public struct Router: Sendable {
     ) {
         precondition(routes[method.id] == nil, "method \(method.name) registered twice")
         routes[method.id] = Route(name: method.name) { payload, limits in
-            let request: Decoded
-            do {
-                request = try payload.withUnsafeReadableBytes { try decode($0, limits) }
-            } catch let error as WireError {
-                throw RPCError(.invalidArgument, "request is not a valid \(Request.self): \(error)")
-            }
+            let request = try Self.decode(payload, limits, decode, as: Request.self)
             return ByteBuffer(bytes: try await handler(request).bytes)
+        }
+    }
+
+    /// Runs `decode` over the payload; a `WireError` becomes INVALID_ARGUMENT.
+    private static func decode<Request, Decoded>(
+        _ payload: ByteBuffer, _ limits: DecodingLimits,
+        _ decode: (UnsafeRawBufferPointer, DecodingLimits) throws -> Decoded, as: Request.Type
+    ) throws -> Decoded {
+        do {
+            return try payload.withUnsafeReadableBytes { try decode($0, limits) }
+        } catch let error as WireError {
+            throw RPCError(.invalidArgument, "request is not a valid \(Request.self): \(error)")
         }
     }
 
@@ -73,12 +80,7 @@ public struct Router: Sendable {
         _ handler: @escaping @Sendable (Request) throws -> Response
     ) {
         let run: @Sendable (ByteBuffer, DecodingLimits) throws -> ByteBuffer = { payload, limits in
-            let request: Request
-            do {
-                request = try payload.withUnsafeReadableBytes { try Request(serializedBytes: $0, limits: limits) }
-            } catch let error as WireError {
-                throw RPCError(.invalidArgument, "request is not a valid \(Request.self): \(error)")
-            }
+            let request = try Self.decode(payload, limits, { try Request(serializedBytes: $0, limits: $1) }, as: Request.self)
             return ByteBuffer(bytes: try handler(request).serializedBytes())
         }
         precondition(routes[method.id] == nil, "method \(method.name) registered twice")
