@@ -20,7 +20,20 @@ public final class ServiceHost<S: PersonaService>: Sendable {
 
     public static var version: String { "0.1.0" }
 
+    /// Services allocate and free buffers of hundreds of kilobytes per call (frames, batches).
+    /// glibc serves those with mmap and gives them back on free, so every call paid for
+    /// fresh, zeroed pages from the kernel. Keeping freed memory in the heap lets the next
+    /// call reuse it.
+    static func keepFreedMemory() {
+        #if os(Linux)
+        // <malloc.h>: M_TRIM_THRESHOLD = -1, M_MMAP_THRESHOLD = -3.
+        _ = glibcMallopt(-3, 64 << 20)
+        _ = glibcMallopt(-1, 256 << 20)
+        #endif
+    }
+
     public init(options: ServiceOptions.Resolved, settings: S.Settings, logger: Logger? = nil) async throws {
+        Self.keepFreedMemory()
         var logger = logger ?? Logger(label: "persona.\(S.name)")
         logger.logLevel = options.logLevel
         let metrics = ServiceMetrics()
@@ -180,3 +193,9 @@ final class Flag: Sendable {
     var isSet: Bool { value.load(ordering: .relaxed) }
     func set() { value.store(true, ordering: .relaxed) }
 }
+
+#if os(Linux)
+/// glibc's `mallopt` (declared in <malloc.h>, which the Glibc module does not export).
+@_silgen_name("mallopt")
+private func glibcMallopt(_ parameter: Int32, _ value: Int32) -> Int32
+#endif
