@@ -1,4 +1,4 @@
-public import Foundation
+import Foundation
 public import RPC
 public import ServiceKit
 public import Wire
