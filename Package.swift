@@ -47,6 +47,7 @@ let package = Package(
     products: services.map { .executable(name: $0.1, targets: ["\($0.0)Server"]) } + [
         .executable(name: "persona", targets: ["PersonaCLI"]),
         .library(name: "Wire", targets: ["Wire"]),
+        .library(name: "Datasets", targets: ["Datasets"]),
         .library(name: "RPC", targets: ["RPC"]),
         .library(name: "ServiceKit", targets: ["ServiceKit"]),
         .library(name: "Store", targets: ["Store"]),
@@ -96,10 +97,12 @@ let package = Package(
     ]
     + services.flatMap { service($0.0, executable: $0.1) }
     + [
+        // The public datasets' rows as events (`persona import`, and tests that need the same events).
+        .target(name: "Datasets", dependencies: ["Wire"], path: "Shared/Datasets", swiftSettings: swiftSettings),
         .executableTarget(
             name: "PersonaCLI",
             dependencies: [
-                "RPC", "Wire", "ServiceKit",
+                "RPC", "Wire", "ServiceKit", "Datasets",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "CLI/PersonaCLI", swiftSettings: swiftSettings),
@@ -126,7 +129,7 @@ let package = Package(
             name: "IngestTests", dependencies: ["Ingest", "ServiceKit", "RPC", "Wire", "Store", "TestSupport"],
             path: "Tests/IngestTests", swiftSettings: swiftSettings),
         .testTarget(
-            name: "FeatureTests", dependencies: ["Feature", "Ingest", "ServiceKit", "RPC", "Wire", "Store", "TestSupport"],
+            name: "FeatureTests", dependencies: ["Feature", "Ingest", "ServiceKit", "RPC", "Wire", "Store", "Datasets", "TestSupport"],
             path: "Tests/FeatureTests", swiftSettings: swiftSettings),
         .testTarget(
             name: "ServiceTests",

@@ -20,6 +20,7 @@ let package = Package(
             name: "PersonaBench",
             dependencies: [
                 .product(name: "Wire", package: "Persona"),
+                .product(name: "Datasets", package: "Persona"),
                 .product(name: "RPC", package: "Persona"),
                 .product(name: "Store", package: "Persona"),
                 .product(name: "Ingest", package: "Persona"),

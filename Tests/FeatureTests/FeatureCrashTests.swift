@@ -9,12 +9,7 @@ import Wire
 @Suite("Feature crash safety", .serialized, .timeLimit(.minutes(5)))
 struct FeatureCrashTests {
     static func loadSample() throws -> [Event] {
-        let path = repositoryRoot.appendingPathComponent("../shared/data/taobao/UserBehavior_2h_sample.csv").standardized.path
-        let text = try String(contentsOfFile: path, encoding: .utf8)
-        return text.split(whereSeparator: \.isNewline).prefix(40_000).enumerated().map { n, line in
-            let f = line.split(separator: ",")
-            return TaobaoRow(user: Int64(f[0])!, item: Int64(f[1])!, category: Int64(f[2])!, behavior: String(f[3]), seconds: Int64(f[4])!).event(line: n)
-        }
+        TaobaoRow.events(try TaobaoRow.lines(TaobaoRow.sample2h, limit: 40_000))
     }
 
     @Test("6 SIGKILLs while consuming 40,000 Taobao events: the same profiles as a run without a crash")

@@ -11,7 +11,7 @@ struct FeatureServiceTests {
     @Test("profiles of the 43 Taobao users equal a plain recount of the file")
     func taobaoRecount() async throws {
         let rows = try TaobaoRow.load()
-        let events = rows.enumerated().map { $1.event(line: $0) }
+        let events = TaobaoRow.events(try TaobaoRow.lines(TaobaoRow.sample43))
         let users = Array(Set(rows.map(\.user))).sorted()
         let got = try await withIngest { ingest, port in
             try await append(ingest, events)
@@ -84,7 +84,7 @@ struct FeatureServiceTests {
     @Test("restart from the snapshot and rebuild from the log give identical profiles; erasure sticks")
     func restartAndRebuild() async throws {
         let rows = try TaobaoRow.load()
-        let events = rows.enumerated().map { $1.event(line: $0) }
+        let events = TaobaoRow.events(try TaobaoRow.lines(TaobaoRow.sample43))
         let users = Array(Set(rows.map(\.user))).sorted()
         try await withIngest { ingest, port in
             let featureDir = temporaryDirectory()

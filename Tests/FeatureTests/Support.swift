@@ -1,3 +1,4 @@
+import Datasets
 import Foundation
 @testable import Feature
 import Ingest
@@ -50,6 +51,7 @@ extension FeatureState {
 }
 
 /// The Taobao 43-user history from ../shared/data, as (user, item, category, behaviour, seconds).
+/// One row of a Taobao UserBehavior file, read plainly for the tests' own recounts.
 struct TaobaoRow {
     let user: Int64
     let item: Int64
@@ -57,10 +59,17 @@ struct TaobaoRow {
     let behavior: String
     let seconds: Int64
 
+    static let sample43 = "../shared/data/taobao/UserBehavior_43_users.csv"
+    static let sample2h = "../shared/data/taobao/UserBehavior_2h_sample.csv"
+
+    /// The first `limit` lines of a shared Taobao file.
+    static func lines(_ file: String, limit: Int = .max) throws -> [Substring] {
+        let path = repositoryRoot.appendingPathComponent(file).standardized.path
+        return Array(try String(contentsOfFile: path, encoding: .utf8).split(whereSeparator: \.isNewline).prefix(limit))
+    }
+
     static func load() throws -> [TaobaoRow] {
-        let path = repositoryRoot.appendingPathComponent("../shared/data/taobao/UserBehavior_43_users.csv").standardized.path
-        let text = try String(contentsOfFile: path, encoding: .utf8)
-        return text.split(whereSeparator: \.isNewline).map { line in
+        try lines(sample43).map { line in
             let f = line.split(separator: ",")
             return TaobaoRow(user: Int64(f[0])!, item: Int64(f[1])!, category: Int64(f[2])!, behavior: String(f[3]), seconds: Int64(f[4])!)
         }
@@ -75,27 +84,12 @@ struct TaobaoRow {
         }
     }
 
-    /// The event `persona import --format taobao` makes of the row.
-    func event(line: Int) -> Event {
-        var e = Event()
-        e.eventId = "taobao-43:\(line)"
-        e.kind = kind
-        e.userId = user
-        e.timestampMs = seconds * 1000
-        e.itemId = item
-        e.categoryId = category
-        e.channel = "import"
-        if kind == .purchase {
-            var o = Order()
-            o.orderId = "taobao-43-\(line)"
-            var l = OrderLine()
-            l.itemId = item
-            l.categoryId = category
-            l.quantity = 1
-            o.lines = [l]
-            e.order = o
-        }
-        return e
+    /// The events `persona import --format taobao` makes of these lines (the CLI's own mapping).
+    static func events(_ lines: [Substring]) -> [Event] {
+        var skips = DatasetFormat.Skips()
+        let events = DatasetFormat.taobao.events(lines: lines, skips: &skips)
+        precondition(skips.byReason.isEmpty && events.count == lines.count, "rows skipped: \(skips.byReason)")
+        return events
     }
 }
 

@@ -1,4 +1,5 @@
 import CSQLite
+import Datasets
 import Dispatch
 import Foundation
 import Ingest
@@ -81,28 +82,9 @@ struct StoreResult {
 func taobaoEvents() throws -> [Event] {
     let data = ProcessInfo.processInfo.environment["PERSONA_SHARED_DATA"] ?? "../shared/data"
     let text = try String(contentsOfFile: data + "/taobao/UserBehavior_2h_sample.csv", encoding: .utf8)
-    return text.split(separator: "\n").enumerated().compactMap { n, line in
-        let f = line.split(separator: ",")
-        guard f.count == 5, let user = Int64(f[0]), let item = Int64(f[1]), let category = Int64(f[2]), let ts = Int64(f[4]) else { return nil }
-        var e = Event()
-        e.eventId = "taobao:\(n + 1):\(String(UInt64(bitPattern: Int64(line.hashValue)), radix: 16))"
-        e.kind = f[3] == "pv" ? .view : f[3] == "cart" ? .addToCart : f[3] == "fav" ? .favorite : .purchase
-        e.userId = user
-        e.itemId = item
-        e.categoryId = category
-        e.timestampMs = ts * 1000
-        e.channel = "import"
-        if e.kind == .purchase {
-            var order = Order()
-            order.orderId = "taobao-\(n + 1)"
-            var l = OrderLine()
-            l.itemId = item
-            l.quantity = 1
-            order.lines = [l]
-            e.order = order
-        }
-        return e
-    }
+    var skips = DatasetFormat.Skips()
+    // The events `persona import --format taobao` makes of the file.
+    return DatasetFormat.taobao.events(lines: text.split(separator: "\n"), skips: &skips)
 }
 
 func seconds(_ d: Duration) -> Double { Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18 }

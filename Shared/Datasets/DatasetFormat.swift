@@ -1,29 +1,33 @@
 import Foundation
-import Wire
+public import Wire
 
 /// Turns rows of the public datasets Persona is evaluated on into events. Every event id is
 /// derived from its source row (format, line number, a hash of the line), so importing the
 /// same file twice appends nothing the second time.
-enum DatasetFormat: String, CaseIterable {
+public enum DatasetFormat: String, CaseIterable, Sendable {
     case taobao
     case onlineRetail = "online-retail"
     case cdnow
     case ratings
     case fraud
 
-    struct Options {
-        var withLabels = true
+    public struct Options: Sendable {
+        public var withLabels = true
+        public init(withLabels: Bool = true) {
+            self.withLabels = withLabels
+        }
     }
 
     /// What became of the rows that produced no event.
-    struct Skips {
-        var byReason: [String: Int] = [:]
+    public struct Skips: Sendable {
+        public var byReason: [String: Int] = [:]
+        public init() {}
         mutating func skip(_ reason: String) { byReason[reason, default: 0] += 1 }
     }
 
     /// Converts the file's lines into events, in file order. `lines` has no line breaks;
     /// `header` lines are skipped.
-    func events(lines: [Substring], options: Options, skips: inout Skips) -> [Event] {
+    public func events(lines: [Substring], options: Options = Options(), skips: inout Skips) -> [Event] {
         switch self {
         case .taobao: return taobao(lines, &skips)
         case .onlineRetail: return onlineRetail(lines, &skips)
