@@ -219,9 +219,6 @@ final class ServerConnectionHandler: ChannelInboundHandler, CoalescingFrameWrite
         let rpcContext = RPCContext(deadline: deadline, method: route.name, correlationID: id)
         let payload = frame.payload
         let limits = server.config.decodingLimits
-        let loop = context.eventLoop
-        let bound = NIOLoopBound(self, eventLoop: loop)
-        let method = frame.method
         server.observer.callStarted(method: route.name)
         if let inline = route.inline {
             let result: Result<ByteBuffer, any Error> = Result {
@@ -229,6 +226,9 @@ final class ServerConnectionHandler: ChannelInboundHandler, CoalescingFrameWrite
             }
             return answer(id, method: frame.method, name: route.name, started: started, result: result)
         }
+        let loop = context.eventLoop
+        let bound = NIOLoopBound(self, eventLoop: loop)
+        let method = frame.method
         let task = Task {
             let result: Result<ByteBuffer, any Error>
             do {

@@ -100,7 +100,10 @@ struct Batch {
         let stored = UnsafeRawBufferPointer(rebasing: b[Batch.headerSize...])
         let body: [UInt8]
         if header.flags & 1 == 1 {
-            body = try LZ4Block.decompress(Array(stored), originalSize: header.rawLength)
+            body = try [UInt8](unsafeUninitializedCapacity: header.rawLength) { out, count in
+                try LZ4Block.decompress(stored, into: UnsafeMutableRawBufferPointer(out))
+                count = header.rawLength
+            }
         } else {
             body = Array(stored)
         }
@@ -150,10 +153,6 @@ public struct Records: Sendable {
         body.withUnsafeMutableBytes { $0.storeBytes(of: length.littleEndian, toByteOffset: start, as: UInt32.self) }
         count += 1
     }
-}
-
-func appendLE<T: FixedWidthInteger>(_ value: T, to bytes: inout [UInt8]) {
-    withUnsafeBytes(of: value.littleEndian) { bytes += $0 }
 }
 
 /// Errors of the store. A struct with a growable code.

@@ -36,26 +36,36 @@ private func pack<M: CMessageConvertible>(_ message: M, in arena: Arena) -> [UIn
 }
 
 func unpackMessage<M: CMessageConvertible>(_ bytes: UnsafeRawBufferPointer, limits: DecodingLimits) throws -> M {
+    let (arena, c) = try unpackC(bytes, limits: limits, name: "\(M.self)", M.cUnpack)
+    return withExtendedLifetime(arena) { M(cMessage: c) }
+}
+
+/// Runs a protoc-c `*__unpack` over `bytes` into a new arena, under `limits`. The C tree lives
+/// as long as the returned arena.
+func unpackC<CStruct>(
+    _ bytes: UnsafeRawBufferPointer, limits: DecodingLimits, name: String, blockSize: Int = 8 << 10,
+    _ unpack: (UnsafeMutablePointer<ProtobufCAllocator>, Int, UnsafePointer<UInt8>) -> UnsafeMutablePointer<CStruct>?
+) throws -> (Arena, UnsafeMutablePointer<CStruct>) {
     guard bytes.count <= limits.maxMessageBytes else {
         throw WireError(code: .tooLarge, message: "\(bytes.count) bytes exceeds the limit of \(limits.maxMessageBytes)")
     }
-    let arena = Arena(budget: limits.allocationBudget(for: bytes.count))
+    let arena = Arena(blockSize: blockSize, budget: limits.allocationBudget(for: bytes.count))
     // libprotobuf-c wants a non-null pointer even for an empty message.
     var empty: UInt8 = 0
-    return try withUnsafePointer(to: &empty) { emptyPointer in
-        let data = bytes.baseAddress?.assumingMemoryBound(to: UInt8.self) ?? emptyPointer
-        return try arena.withAllocator { allocator in
-            guard let c = M.cUnpack(allocator, bytes.count, data) else {
-                if arena.budgetExceeded {
-                    throw WireError(
-                        code: .allocationBudgetExceeded,
-                        message: "decoding \(M.self) from \(bytes.count) bytes needs more than \(arena.budget) bytes")
-                }
-                throw WireError(code: .malformed, message: "not a valid \(M.self)")
-            }
-            return M(cMessage: c)
+    let c = withUnsafePointer(to: &empty) { emptyPointer in
+        arena.withAllocator { allocator in
+            unpack(allocator, bytes.count, bytes.baseAddress?.assumingMemoryBound(to: UInt8.self) ?? emptyPointer)
         }
     }
+    guard let c else {
+        if arena.budgetExceeded {
+            throw WireError(
+                code: .allocationBudgetExceeded,
+                message: "decoding \(name) from \(bytes.count) bytes needs more than \(arena.budget) bytes")
+        }
+        throw WireError(code: .malformed, message: "not a valid \(name)")
+    }
+    return (arena, c)
 }
 
 // MARK: Decoding helpers used by the generated code

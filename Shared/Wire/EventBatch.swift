@@ -41,31 +41,12 @@ public final class EventBatch {
     private let ranges: [Range<Int>]?
     /// Events rewritten since decoding: these are packed again.
     private var rewritten: [Bool]
-    /// Scratch space for packing one event.
-    private var scratch: UnsafeMutableRawPointer?
-    private var scratchSize = 0
 
     /// Decodes an `AppendRequest`, under the same limits as `AppendRequest(serializedBytes:)`.
     public init(appendRequest bytes: UnsafeRawBufferPointer, limits: DecodingLimits = .default) throws {
-        guard bytes.count <= limits.maxMessageBytes else {
-            throw WireError(code: .tooLarge, message: "\(bytes.count) bytes exceeds the limit of \(limits.maxMessageBytes)")
-        }
-        let arena = Arena(blockSize: 64 << 10, budget: limits.allocationBudget(for: bytes.count))
-        var empty: UInt8 = 0
-        let request = withUnsafePointer(to: &empty) { emptyPointer in
-            arena.withAllocator { allocator in
-                persona__v1__append_request__unpack(
-                    allocator, bytes.count, bytes.baseAddress?.assumingMemoryBound(to: UInt8.self) ?? emptyPointer)
-            }
-        }
-        guard let request else {
-            if arena.budgetExceeded {
-                throw WireError(
-                    code: .allocationBudgetExceeded,
-                    message: "decoding AppendRequest from \(bytes.count) bytes needs more than \(arena.budget) bytes")
-            }
-            throw WireError(code: .malformed, message: "not a valid AppendRequest")
-        }
+        // Bigger arena blocks than one message needs: a batch is thousands of events.
+        let (arena, request) = try unpackC(
+            bytes, limits: limits, name: "AppendRequest", blockSize: 64 << 10, persona__v1__append_request__unpack)
         self.arena = arena
         self.events = request.pointee.events
         self.count = request.pointee.n_events
@@ -73,10 +54,6 @@ public final class EventBatch {
         let ranges = Framing.ranges(ofOnly: 1, in: bytes)
         self.ranges = ranges?.count == count ? ranges : nil
         self.rewritten = Array(repeating: false, count: count)
-    }
-
-    deinit {
-        free(scratch)
     }
 
     private func c(_ i: Int) -> UnsafeMutablePointer<Persona__V1__Event> {
@@ -157,14 +134,9 @@ public final class EventBatch {
         stored.event = c(i)
         withUnsafePointer(to: &stored) { s in
             let base = UnsafeRawPointer(s).assumingMemoryBound(to: ProtobufCMessage.self)
-            let size = protobuf_c_message_get_packed_size(base)
-            if size > scratchSize {
-                free(scratch)
-                scratchSize = max(size, 4096)
-                scratch = malloc(scratchSize)
-            }
-            let written = protobuf_c_message_pack(base, scratch!.assumingMemoryBound(to: UInt8.self))
-            bytes.append(contentsOf: UnsafeRawBufferPointer(start: scratch, count: written))
+            let start = bytes.count
+            bytes.append(contentsOf: repeatElement(0, count: protobuf_c_message_get_packed_size(base)))
+            bytes.withUnsafeMutableBufferPointer { _ = protobuf_c_message_pack(base, $0.baseAddress! + start) }
         }
     }
 }

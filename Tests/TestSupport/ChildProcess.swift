@@ -24,7 +24,7 @@ public final class ChildProcess: @unchecked Sendable {
             throw CocoaError(.fileNoSuchFile, userInfo: [NSFilePathErrorKey: executable.path])
         }
         logURL = FileManager.default.temporaryDirectory.appendingPathComponent("\(product)-\(UUID().uuidString).log")
-        FileManager.default.createFile(atPath: logURL.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: logURL.path, contents: nil)
         let log = try FileHandle(forWritingTo: logURL)
         process.executableURL = executable
         process.arguments = arguments

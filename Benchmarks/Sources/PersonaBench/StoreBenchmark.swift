@@ -74,8 +74,7 @@ struct StoreResult {
     var eventsPerSecond: Double { Double(events) / seconds }
     var readEventsPerSecond: Double { Double(events) / readSeconds }
     var p99Millis: Double {
-        let s = latenciesMillis.sorted()
-        return s.isEmpty ? .nan : s[min(s.count - 1, Int(Double(s.count) * 0.99))]
+        percentile(latenciesMillis, 0.99)
     }
 }
 

@@ -112,11 +112,14 @@ struct Result {
     var latenciesMicros: [Double]
 
     var callsPerSecond: Double { Double(calls) / seconds }
-    func percentile(_ p: Double) -> Double {
-        let sorted = latenciesMicros.sorted()
-        guard !sorted.isEmpty else { return .nan }
-        return sorted[min(sorted.count - 1, Int(Double(sorted.count) * p))]
-    }
+    func percentile(_ p: Double) -> Double { PersonaBench.percentile(latenciesMicros, p) }
+}
+
+/// The `p` quantile (0...1) of `values`, nearest rank; NaN when there are none.
+func percentile(_ values: [Double], _ p: Double) -> Double {
+    guard !values.isEmpty else { return .nan }
+    let sorted = values.sorted()
+    return sorted[min(sorted.count - 1, Int(Double(sorted.count) * p))]
 }
 
 /// Runs `inFlight` workers calling `call` back to back for `seconds` (after a short warm-up).

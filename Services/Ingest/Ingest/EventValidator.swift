@@ -37,8 +37,13 @@ public struct EventValidator: Sendable {
 
     /// The normalised event, or why it is refused. `nowMs` is the ingest clock.
     public func validate(_ event: Event, nowMs: Int64) -> Result<Event, Rejection> {
+        verdict { try check(normalised(event), nowMs: nowMs) }
+    }
+
+    /// The outcome of checks that throw `Rejection`s.
+    private func verdict<T>(_ checks: () throws -> T) -> Result<T, Rejection> {
         do {
-            return .success(try check(normalised(event), nowMs: nowMs))
+            return .success(try checks())
         } catch let rejection as Rejection {
             return .failure(rejection)
         } catch {
@@ -90,9 +95,9 @@ public struct EventValidator: Sendable {
     }
 
     /// The fast path for the bulk of traffic: item actions (view, click, add_to_cart,
-    /// remove_from_cart, favorite) with no sub-message and
-    /// strings that normalising would leave as they are, checked in place in their batch by
-    /// the same rules as `validate(_:nowMs:)`. Nil when event `i` does not qualify: then
+    /// remove_from_cart, favorite) with no sub-message and strings that normalising would
+    /// leave as they are, checked in place in their batch by the same rules as
+    /// `validate(_:nowMs:)`. Nil when event `i` does not qualify: then
     /// `validate` its `Event` value.
     public func validatePlain(_ batch: EventBatch, _ i: Int, nowMs: Int64) -> Result<Void, Rejection>? {
         let h = batch.header(i)
@@ -107,17 +112,11 @@ public struct EventValidator: Sendable {
         guard let id = normalLength(.eventID), let session = normalLength(.sessionID), let device = normalLength(.deviceID),
             let ip = normalLength(.ip, lowercase: true), let channel = normalLength(.channel, lowercase: true)
         else { return nil }
-        let lengths = (id, session, device, ip, channel)
-        do {
+        return verdict {
             try checkCommon(
-                eventIdBytes: lengths.0, kind: h.kind, userId: h.userId, timestampMs: h.timestampMs,
-                textBytes: (lengths.1, lengths.2, lengths.3, lengths.4), nowMs: nowMs)
+                eventIdBytes: id, kind: h.kind, userId: h.userId, timestampMs: h.timestampMs,
+                textBytes: (session, device, ip, channel), nowMs: nowMs)
             try checkItemAction(itemId: h.itemId, quantity: h.quantity, kind: h.kind)
-            return .success(())
-        } catch let rejection as Rejection {
-            return .failure(rejection)
-        } catch {
-            return .failure(Rejection(reason: .missingField, detail: "\(error)"))
         }
     }
 

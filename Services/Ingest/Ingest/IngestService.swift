@@ -102,19 +102,21 @@ public final class IngestService: PersonaService {
         var admitted: [(index: Int, id: SeenEventIDs.ID, event: Event?)] = []
         admitted.reserveCapacity(batch.count)
         for i in 0..<batch.count {
-            var event: Event?
-            var verdict = validator.validatePlain(batch, i, nowMs: now)
-            if verdict == nil {
-                let full = validator.validate(batch.event(i), nowMs: now)
-                verdict = full.map { event = $0 }
+            // nil: the event passed in place; an Event: the normalised value to store instead.
+            let checked: Result<Event?, EventValidator.Rejection>
+            if let plain = validator.validatePlain(batch, i, nowMs: now) {
+                checked = plain.map { nil }
+            } else {
+                checked = validator.validate(batch.event(i), nowMs: now).map { $0 }
             }
-            switch verdict! {
+            switch checked {
             case .failure(let rejection):
                 response.statuses[i].code = .rejected
                 response.statuses[i].reason = rejection.reason
                 response.statuses[i].detail = rejection.detail
+                response.rejected += 1
                 metrics.rejected(rejection.reason)
-            case .success:
+            case .success(let event):
                 let id = event.map { SeenEventIDs.ID($0.eventId) } ?? batch.withText(i, .eventID) { SeenEventIDs.ID($0) }
                 admitted.append((i, id, event))
             }
@@ -125,7 +127,7 @@ public final class IngestService: PersonaService {
         for (k, (i, id, event)) in admitted.enumerated() {
             guard fresh[k] else {
                 response.statuses[i].code = .duplicate
-                metrics.duplicate()
+                response.duplicates += 1
                 continue
             }
             if var event {
@@ -137,6 +139,7 @@ public final class IngestService: PersonaService {
             let p = partition(of: batch.header(i).userId)
             groups[p, default: PartitionGroup(partition: p, expected: batch.count / logs.count + 1)].add(index: i, id: id) { batch.appendStored(i, ingestedAtMs: now, to: &$0) }
         }
+        if response.duplicates > 0 { metrics.duplicates(Int(response.duplicates)) }
         // One batch per partition, appended concurrently; each answer carries its index.
         let batches = Array(groups.values)
         let results = await withTaskGroup(of: PartitionAppend.self) { group in
@@ -163,6 +166,7 @@ public final class IngestService: PersonaService {
                     response.statuses[i].partition = UInt32(batch.partition)
                     response.statuses[i].offset = first + UInt64(n)
                 }
+                response.accepted += UInt32(batch.indexes.count)
                 metrics.accepted(batch.indexes.count)
             case .failure(let error):
                 seen.remove(batch.ids)
@@ -173,9 +177,6 @@ public final class IngestService: PersonaService {
             context.logger.error("append failed", metadata: ["error": "\(failure)"])
             throw RPCError(.unavailable, "could not write the log: \(failure); events of other partitions may be stored, retry the batch (duplicates are detected)")
         }
-        response.accepted = UInt32(response.statuses.filter { $0.code == .accepted }.count)
-        response.duplicates = UInt32(response.statuses.filter { $0.code == .duplicate }.count)
-        response.rejected = UInt32(response.statuses.filter { $0.code == .rejected }.count)
         return response
     }
 
@@ -309,8 +310,8 @@ struct IngestMetrics: Sendable {
         metrics.counter("persona_ingest_events_total", labels: [("result", "accepted")], help: "Events appended, by result").increment(by: Int64(n))
     }
 
-    func duplicate() {
-        metrics.counter("persona_ingest_events_total", labels: [("result", "duplicate")], help: "Events appended, by result").increment()
+    func duplicates(_ n: Int) {
+        metrics.counter("persona_ingest_events_total", labels: [("result", "duplicate")], help: "Events appended, by result").increment(by: Int64(n))
     }
 
     func rejected(_ reason: RejectReason) {
