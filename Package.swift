@@ -19,7 +19,7 @@ func service(_ name: String, executable: String) -> [Target] {
         .target(
             name: name,
             dependencies: [
-                "ServiceKit", "RPC", "Wire", "Store", .product(name: "Logging", package: "swift-log"),
+                "ServiceKit", "RPC", "Wire", "Store", "CMemory", .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ],
@@ -70,6 +70,8 @@ let package = Package(
             name: "CLZ4", path: "Shared/CLZ4", pkgConfig: "liblz4",
             providers: [.apt(["liblz4-dev"])]),
         .target(name: "CPersonaProto", dependencies: ["CProtobufC"], path: "Shared/CPersonaProto"),
+        // A cache prefetch hint and glibc's malloc.h (the feature fold, the services' heap settings).
+        .systemLibrary(name: "CMemory", path: "Shared/CMemory"),
 
         // Codec: Swift message values <-> libprotobuf-c, LZ4.
         .target(
@@ -86,7 +88,7 @@ let package = Package(
         .target(
             name: "ServiceKit",
             dependencies: [
-                "RPC", "Wire",
+                "RPC", "Wire", "CMemory",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Prometheus", package: "swift-prometheus"),

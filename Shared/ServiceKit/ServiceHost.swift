@@ -1,3 +1,4 @@
+import CMemory
 import Foundation
 public import Logging
 import NIOCore
@@ -25,11 +26,8 @@ public final class ServiceHost<S: PersonaService>: Sendable {
     /// fresh, zeroed pages from the kernel. Keeping freed memory in the heap lets the next
     /// call reuse it.
     static func keepFreedMemory() {
-        #if os(Linux)
-        // <malloc.h>: M_TRIM_THRESHOLD = -1, M_MMAP_THRESHOLD = -3.
-        _ = glibcMallopt(-3, 64 << 20)
-        _ = glibcMallopt(-1, 256 << 20)
-        #endif
+        _ = mallopt(M_MMAP_THRESHOLD, 64 << 20)
+        _ = mallopt(M_TRIM_THRESHOLD, 256 << 20)
     }
 
     public init(options: ServiceOptions.Resolved, settings: S.Settings, logger: Logger? = nil) async throws {
@@ -194,8 +192,3 @@ final class Flag: Sendable {
     func set() { value.store(true, ordering: .relaxed) }
 }
 
-#if os(Linux)
-/// glibc's `mallopt` (declared in <malloc.h>, which the Glibc module does not export).
-@_silgen_name("mallopt")
-private func glibcMallopt(_ parameter: Int32, _ value: Int32) -> Int32
-#endif

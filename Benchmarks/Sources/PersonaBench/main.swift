@@ -162,6 +162,8 @@ var mode = "rpc"
 var output: String?
 var seconds = 3.0
 var producers = 1
+var users = 1_000_000
+var events: Int?
 var arguments = CommandLine.arguments.dropFirst().makeIterator()
 while let a = arguments.next() {
     switch a {
@@ -169,7 +171,9 @@ while let a = arguments.next() {
     case "--output": output = arguments.next()
     case "--seconds": seconds = Double(arguments.next() ?? "") ?? seconds
     case "--producers": producers = Int(arguments.next() ?? "") ?? producers
-    default: print("usage: persona-bench [rpc|store|feature|ingest-profile|fold-profile] [--output FILE] [--seconds S] [--producers N]"); exit(2)
+    case "--users": users = Int(arguments.next() ?? "") ?? users
+    case "--events": events = Int(arguments.next() ?? "")
+    default: print("usage: persona-bench [rpc|store|feature|ingest-profile|fold-profile] [--output FILE] [--seconds S] [--producers N] [--users N] [--events N]"); exit(2)
     }
 }
 switch mode {
@@ -178,8 +182,8 @@ case "ingest-profile":
     let r = try await appendIngest(try taobaoEvents(), batch: 1000, producers: producers, seconds: seconds)
     print("ingest: \(Int(r.eventsPerSecond)) events/s")
 case "fold-profile":
-    // Only the fold, for profilers: 5 million events of 1 million users.
-    let r = foldBenchmark(users: 1_000_000, events: 5_000_000)
+    // Only the fold, for profilers: 1 million users and 5 events per user unless told.
+    let r = foldBenchmark(users: users, events: events ?? 5 * users)
     print("fold: \(Int(r.eventsPerSecond)) events/s, \(Int(r.bytesPerUser)) bytes per user")
 case "feature":
     try await featureBenchmark(output: output ?? "Benchmarks/results/feature.md", seconds: seconds)

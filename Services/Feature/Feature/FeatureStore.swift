@@ -67,9 +67,7 @@ public final class FeatureStore: @unchecked Sendable {
         repeat {
             let end = min(start + Self.foldChunk, events.count)
             lock.write(state) { s in
-                for e in events[start..<end] {
-                    if let o = s.fold(e, partition: partition) { seen[o, default: 0] += 1 }
-                }
+                s.fold(events[start..<end], partition: partition, noting: &seen)
                 if end == events.count { s.offsets[partition] = max(s.offsets[partition], next) }
             }
             start = end
@@ -120,7 +118,7 @@ public final class FeatureStore: @unchecked Sendable {
         lock.read(state) { s in
             let cuts = s.rfmCuts(refresh: true)
             var out: [Int64] = []
-            for id in s.users.keys.filter({ $0 > afterID }).sorted() {
+            for id in s.users.values.map(\.id).filter({ $0 > afterID }).sorted() {
                 let user = s.users[id]!
                 let member: Bool
                 if tag.isEmpty {

@@ -42,3 +42,12 @@ final class ItemState {
         windows.add(kind: counter.rawValue, atMs: atMs, nowMs: nowMs, count: n)
     }
 }
+
+extension ItemState: Identified {
+    /// The cache lines a fold touches (see `FeatureState.prefetch`).
+    static let prefetchLayout: PrefetchLayout = {
+        let p = ItemState(id: 1)
+        p.windows = WindowedCounts(buckets: [.init(minute: 0, count: 1, kind: 0, tier: 0)])
+        return PrefetchLayout(p, buffers: [bufferAddress(p.windows.buckets), bufferAddress(p.lifetime)])
+    }()
+}

@@ -105,6 +105,35 @@ final class UserState {
     }
 }
 
+// MARK: Prefetching
+
+extension UserState: Identified {
+    /// The cache lines a fold touches (see `FeatureState.prefetch`).
+    static let prefetchLayout: PrefetchLayout = {
+        let p = UserState(id: 1)
+        p.windows = WindowedCounts(buckets: [.init(minute: 0, count: 1, kind: 0, tier: 0)])
+        p.viewedItems = HashSet32(hashes: [1])
+        p.viewedCategories = HashSet32(hashes: [2])
+        p.categories = [Affinity(id: 1, score: 1, atMs: 0)]
+        p.brands = [Affinity(id: 2, score: 1, atMs: 0)]
+        p.priceBands = [1]
+        p.clock = [1]
+        p.channels = [Tally(value: "a", count: 1)]
+        p.devices = [Tally(value: "b", count: 1)]
+        p.identifiers = [Identifier(hash: 1, kind: 0, lastMs: 0)]
+        p.knownDevices = [1]
+        p.recentViews = [1]
+        return PrefetchLayout(
+            p,
+            buffers: [
+                bufferAddress(p.windows.buckets), bufferAddress(p.lifetime), bufferAddress(p.viewedItems.hashes),
+                bufferAddress(p.viewedCategories.hashes), bufferAddress(p.categories), bufferAddress(p.brands),
+                bufferAddress(p.priceBands), bufferAddress(p.clock), bufferAddress(p.channels), bufferAddress(p.devices),
+                bufferAddress(p.identifiers), bufferAddress(p.knownDevices), bufferAddress(p.recentViews),
+            ])
+    }()
+}
+
 // MARK: Folding
 
 extension UserState {

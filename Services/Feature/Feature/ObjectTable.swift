@@ -1,0 +1,184 @@
+import CMemory
+import Wire
+
+/// What `ObjectTable` keeps: a class with a non-zero 64-bit id.
+protocol Identified: AnyObject {
+    var id: Int64 { get }
+}
+
+/// Users or items by id, built for folding millions of them. Swift's `Dictionary` keeps keys
+/// and values in separate arrays and hands back a retained reference, and a retain of an
+/// object not in cache is an atomic write that stalls everything behind it: every cold
+/// lookup paid its misses one after another. Here a slot holds the id and an unretained
+/// pointer side by side (one cache line per lookup), and a batch of lookups can be done in
+/// stages that only prefetch (`prefetchSlot`, `prefetchObject`, then the layout's
+/// `prefetchBuffers`), run a few events ahead of the fold, so the misses of many events overlap. `values` owns the objects, densely, in insertion order.
+///
+/// Open addressing with linear probing on a mix of the id, deletion by backward shift. Id 0
+/// marks an empty slot and is never stored.
+struct ObjectTable<Object: Identified> {
+    private struct Slot {
+        var id: Int64
+        var object: Unmanaged<Object>?
+    }
+
+    private var slots = [Slot](repeating: Slot(id: 0, object: nil), count: 1024)
+    /// The objects, owned here; erasure moves the last one into the hole.
+    private(set) var values: [Object] = []
+
+    var count: Int { values.count }
+    var isEmpty: Bool { values.isEmpty }
+
+    @inline(__always)
+    private static func home(_ id: Int64, mask: Int) -> Int {
+        Int(truncatingIfNeeded: StableHash.mix64(UInt64(bitPattern: id))) & mask
+    }
+
+    /// The slot holding `id`, or the empty slot where it would go (id 0 is never found).
+    private func find(_ id: Int64) -> (slot: Int, found: Bool) {
+        guard id != 0 else { return (0, false) }
+        let mask = slots.count - 1
+        var i = Self.home(id, mask: mask)
+        return slots.withUnsafeBufferPointer { s in
+            while true {
+                if s[i].id == id { return (i, true) }
+                if s[i].id == 0 { return (i, false) }
+                i = (i + 1) & mask
+            }
+        }
+    }
+
+    subscript(id: Int64) -> Object? {
+        let (slot, found) = find(id)
+        return found ? slots[slot].object!.takeUnretainedValue() : nil
+    }
+
+    mutating func insert(_ object: Object) {
+        precondition(object.id != 0, "id 0 marks an empty slot")
+        var (slot, found) = find(object.id)
+        precondition(!found, "id \(object.id) is already in the table")
+        if (values.count + 1) * 2 > slots.count {
+            grow()
+            slot = find(object.id).slot
+        }
+        values.append(object)
+        slots[slot] = Slot(id: object.id, object: .passUnretained(object))
+    }
+
+    /// Removes and returns the object with `id`.
+    @discardableResult
+    mutating func remove(_ id: Int64) -> Object? {
+        var (hole, found) = find(id)
+        guard found else { return nil }
+        let object = slots[hole].object!.takeUnretainedValue()
+        let mask = slots.count - 1
+        slots.withUnsafeMutableBufferPointer { s in
+            // Move later entries of the probe run back into the hole, so no search stops early.
+            var i = hole
+            while true {
+                i = (i + 1) & mask
+                if s[i].id == 0 { break }
+                let home = Self.home(s[i].id, mask: mask)
+                // Entry i may fill the hole when its home is not cyclically in (hole, i].
+                let fits = hole <= i ? (home <= hole || home > i) : (home <= hole && home > i)
+                if fits {
+                    s[hole] = s[i]
+                    hole = i
+                }
+            }
+            s[hole] = Slot(id: 0, object: nil)
+        }
+        let index = values.firstIndex { $0 === object }!
+        values.swapAt(index, values.count - 1)
+        values.removeLast()
+        return object
+    }
+
+    private mutating func grow() {
+        var bigger = [Slot](repeating: Slot(id: 0, object: nil), count: slots.count * 2)
+        let mask = bigger.count - 1
+        for slot in slots where slot.id != 0 {
+            var i = Self.home(slot.id, mask: mask)
+            while bigger[i].id != 0 { i = (i + 1) & mask }
+            bigger[i] = slot
+        }
+        slots = bigger
+    }
+
+    // MARK: Lookups in stages
+
+    /// Stage 1 of a lookup that only prefetches: asks for the home slot of `id`.
+    @inline(__always)
+    func prefetchSlot(_ id: Int64) {
+        slots.withUnsafeBufferPointer { s in
+            persona_prefetch(s.baseAddress! + Self.home(id, mask: s.count - 1))
+        }
+    }
+
+    /// Stage 2, once the slot has had time to arrive: the object with `id`, unretained (nil
+    /// when absent), with the cache lines of `layout` that belong to the object asked for.
+    /// The pointer is good while the object stays in the table.
+    @inline(__always)
+    func prefetchObject(_ id: Int64, _ layout: PrefetchLayout) -> UnsafeRawPointer? {
+        guard id != 0 else { return nil }
+        return slots.withUnsafeBufferPointer { s in
+            let mask = s.count - 1
+            var i = Self.home(id, mask: mask)
+            while s[i].id != id {
+                if s[i].id == 0 { return nil }
+                i = (i + 1) & mask
+            }
+            let object = UnsafeRawPointer(s[i].object!.toOpaque())
+            for line in 0..<layout.lines { persona_prefetch(object + 64 * line) }
+            return object
+        }
+    }
+}
+
+/// Which cache lines of a final class's instances a batch lookup asks for: the object's own
+/// (`lines` of them) and the first two of the array buffers referenced at `buffers` (byte
+/// offsets into the object).
+///
+/// The offsets are found once by scanning a probe instance's words for its arrays' buffers
+/// (Swift lays out a final class's stored properties the same in every instance). The probe's
+/// arrays must be distinct, non-empty ones. When any buffer is not found, `buffers` is empty:
+/// a layout this does not understand turns buffer prefetching off rather than reading the
+/// wrong words.
+struct PrefetchLayout {
+    let lines: Int
+    let buffers: [Int]
+
+    /// Stage 3, once the object's own lines have arrived: asks for the first two lines of
+    /// each of its array buffers.
+    @inline(__always)
+    func prefetchBuffers(of object: UnsafeRawPointer) {
+        for offset in buffers {
+            let buffer = object.load(fromByteOffset: offset, as: UnsafeRawPointer.self)
+            persona_prefetch(buffer)
+            persona_prefetch(buffer + 64)
+        }
+    }
+
+    init(_ probe: AnyObject, buffers addresses: [UnsafeRawPointer]) {
+        let base = UnsafeRawPointer(Unmanaged.passUnretained(probe).toOpaque())
+        let size = malloc_usable_size(UnsafeMutableRawPointer(mutating: base))
+        // The object may start mid-line.
+        lines = min(16, size / 64 + 2)
+        var offsets: [Int] = []
+        for address in addresses {
+            // The first two words are the object's header.
+            guard let offset = stride(from: 16, to: size - 7, by: 8).first(where: { base.load(fromByteOffset: $0, as: UnsafeRawPointer.self) == address })
+            else {
+                offsets = []
+                break
+            }
+            offsets.append(offset)
+        }
+        buffers = offsets
+    }
+}
+
+/// The address of an array's buffer (what an array value stores).
+func bufferAddress<T>(_ array: [T]) -> UnsafeRawPointer {
+    withUnsafeBytes(of: array) { $0.load(as: UnsafeRawPointer.self) }
+}

@@ -1,0 +1,85 @@
+@testable import Feature
+import Testing
+import Wire
+
+@Suite("Object table and prefetching")
+struct ObjectTableTests {
+    @Test("the table agrees with a Dictionary through inserts, removals and growth")
+    func agreesWithADictionary() {
+        var table = ObjectTable<ItemState>()
+        var reference: [Int64: ItemState] = [:]
+        var rng = SystemRandomNumberGenerator()
+        for step in 0..<30_000 {
+            // Ids from a small range, negative ones included: long probe runs, frequent hits.
+            var id = Int64.random(in: -3_000...3_000, using: &rng)
+            if id == 0 { id = 1 }
+            if step % 3 == 2 {
+                let removed = table.remove(id)
+                #expect(removed === reference.removeValue(forKey: id))
+            } else if reference[id] == nil {
+                let item = ItemState(id: id)
+                table.insert(item)
+                reference[id] = item
+            }
+            #expect(table[id] === reference[id])
+            let pointer = table.prefetchObject(id, ItemState.prefetchLayout)
+            #expect(pointer == reference[id].map { UnsafeRawPointer(Unmanaged.passUnretained($0).toOpaque()) })
+            if step % 3_000 == 0 {
+                #expect(table[0] == nil && table.prefetchObject(0, ItemState.prefetchLayout) == nil)
+                #expect(table.count == reference.count)
+                #expect(Set(table.values.map(\.id)) == Set(reference.keys))
+                for (key, value) in reference { #expect(table[key] === value) }
+            }
+        }
+    }
+
+    @Test("the prefetch layouts find every array a fold writes, in every instance")
+    func layoutsFindTheArrays() {
+        let users = UserState.prefetchLayout
+        #expect(users.buffers.count == 13)
+        #expect(users.lines >= 2)
+        #expect(ItemState.prefetchLayout.buffers.count == 2)
+
+        // Another instance, with its own arrays: the words at the offsets are its buffers.
+        let user = UserState(id: 7)
+        user.clock = [1, 2, 3]
+        user.recentViews = [4, 5]
+        user.lifetime = [6]
+        let base = UnsafeRawPointer(Unmanaged.passUnretained(user).toOpaque())
+        let words = Set(users.buffers.map { base.load(fromByteOffset: $0, as: UnsafeRawPointer.self) })
+        #expect(words.contains(bufferAddress(user.clock)))
+        #expect(words.contains(bufferAddress(user.recentViews)))
+        #expect(words.contains(bufferAddress(user.lifetime)))
+        #expect(words.contains(bufferAddress(user.windows.buckets)))
+    }
+
+    @Test("folding runs with prefetching ends in the state of folding event by event")
+    func runFoldEqualsEventFold() {
+        var stored: [StoredEvent] = []
+        var rng = SystemRandomNumberGenerator()
+        let kinds: [EventKind] = [.view, .click, .addToCart, .favorite, .purchase, .itemUpsert]
+        for i in 0..<3_000 {
+            let kind = kinds.randomElement(using: &rng)!
+            var e = event(kind, user: Int64.random(in: 1...300, using: &rng), at: monday + Int64(i) * 7_000, item: Int64.random(in: 1...50, using: &rng))
+            if kind == .itemUpsert {
+                var u = ItemUpsert()
+                u.itemId = e.itemId
+                u.categoryId = 3
+                u.price = 20
+                e.item = u
+            }
+            e.deviceId = "d\(e.userId % 40)"
+            var s = StoredEvent()
+            s.offset = UInt64(i)
+            s.event = e
+            stored.append(s)
+        }
+        let byEvent = FeatureState(partitions: 1)
+        for s in stored { _ = byEvent.fold(s, partition: 0) }
+        let byRun = FeatureState(partitions: 1)
+        var seen: [FeatureState.Observation: Int] = [:]
+        for start in stride(from: 0, to: stored.count, by: 500) { byRun.fold(stored[start..<start + 500], partition: 0, noting: &seen) }
+        #expect(byRun.snapshot() == byEvent.snapshot())
+        #expect(byRun.users.count == byEvent.users.count)
+    }
+}
