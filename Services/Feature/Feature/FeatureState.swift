@@ -70,8 +70,8 @@ public final class FeatureState {
     /// instead of being paid one after another. Stages see users created since as absent
     /// (a hint missed, nothing more).
     func fold(_ run: ArraySlice<StoredEvent>, partition: Int, noting seen: inout [Observation: Int]) {
-        let events = run.map(\.event)
-        let offsets = run.map(\.offset)
+        let events = run.map { $0.event }
+        let offsets = run.map { $0.offset }
         let userIDs = events.map { $0?.userId ?? 0 }
         let itemIDs = events.map { $0?.itemId ?? 0 }
         let d = Self.prefetchDistance
