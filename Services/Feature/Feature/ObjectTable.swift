@@ -136,7 +136,7 @@ struct ObjectTable<Object: Identified> {
 }
 
 /// Which cache lines of a final class's instances a batch lookup asks for: the object's own
-/// (`lines` of them) and the first two of the array buffers referenced at `buffers` (byte
+/// (`lines` of them) and the first of each of the array buffers referenced at `buffers` (byte
 /// offsets into the object).
 ///
 /// The offsets are found once by scanning a probe instance's words for its arrays' buffers
@@ -148,14 +148,13 @@ struct PrefetchLayout {
     let lines: Int
     let buffers: [Int]
 
-    /// Stage 3, once the object's own lines have arrived: asks for the first two lines of
-    /// each of its array buffers.
+    /// Stage 3, once the object's own lines have arrived: asks for the first line of each of
+    /// its array buffers (their header and first elements).
     @inline(__always)
     func prefetchBuffers(of object: UnsafeRawPointer) {
         for offset in buffers {
             let buffer = object.load(fromByteOffset: offset, as: UnsafeRawPointer.self)
             persona_prefetch(buffer)
-            persona_prefetch(buffer + 64)
         }
     }
 
