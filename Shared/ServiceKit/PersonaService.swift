@@ -51,6 +51,13 @@ public struct ServiceContext: Sendable {
     }
 }
 
+/// A service cannot start or go on: its configuration, or the data it finds, is not what it
+/// needs. The description says what to change.
+public struct ServiceError: Error, CustomStringConvertible {
+    public var description: String
+    public init(_ description: String) { self.description = description }
+}
+
 /// Settings of a service that has none beyond the common flags.
 public struct NoSettings: Sendable {
     public init() {}

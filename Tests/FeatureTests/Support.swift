@@ -113,7 +113,7 @@ func append(_ client: RPCClient, _ events: [Event], batch: Int = 1000) async thr
         request.events = Array(events[start..<min(events.count, start + batch)])
         let response = try await client.call(IngestAPI.append, request)
         guard response.rejected == 0 else {
-            throw FeatureError("fixture events rejected: \(response.statuses.filter { $0.code == .rejected }.map(\.detail))")
+            throw ServiceError("fixture events rejected: \(response.statuses.filter { $0.code == .rejected }.map(\.detail))")
         }
         start += batch
     }
@@ -129,7 +129,7 @@ func waitConsumed(ingest: RPCClient, feature: RPCClient, timeout: Duration = .se
         if health?.checks.first(where: { $0.key == "offsets" })?.value == ends { return }
         try await Task.sleep(for: .milliseconds(50))
     }
-    throw FeatureError("feature did not reach offsets \(ends) in time")
+    throw ServiceError("feature did not reach offsets \(ends) in time")
 }
 
 func profiles(_ feature: RPCClient, _ users: [Int64]) async throws -> [Int64: UserProfile] {

@@ -210,7 +210,7 @@ struct IngestServiceTests {
         try await withIngest(dataDir: dir) { _, _ in }
         var settings = IngestSettings()
         settings.partitions = 8
-        await #expect(throws: IngestError.self) { try await withIngest(dataDir: dir, settings: settings) { _, _ in } }
+        await #expect(throws: ServiceError.self) { try await withIngest(dataDir: dir, settings: settings) { _, _ in } }
     }
 
     @Test func sipHash128ReferenceVector() {

@@ -138,7 +138,7 @@ public struct FeatureService: PersonaService {
     public func runBackground() async throws {
         let partitions = try await waitForIngest()
         guard store.adopt(partitions: partitions) else {
-            throw FeatureError("the snapshot has \(store.summary.offsets.count) partitions but ingest has \(partitions); remove \(snapshotPath) to rebuild from the log")
+            throw ServiceError("the snapshot has \(store.summary.offsets.count) partitions but ingest has \(partitions); remove \(snapshotPath) to rebuild from the log")
         }
         context.logger.info("consuming \(partitions) partitions from \(settings.ingestHost):\(settings.ingestPort)")
         try await withThrowingTaskGroup(of: Void.self) { group in
@@ -221,11 +221,6 @@ public struct FeatureService: PersonaService {
             ("event_time", s.watermarkMs == 0 ? "none" : ISO8601DateFormatter().string(from: Date(timeIntervalSince1970: Double(s.watermarkMs) / 1000))),
         ]
     }
-}
-
-public struct FeatureError: Error, CustomStringConvertible {
-    public var description: String
-    public init(_ description: String) { self.description = description }
 }
 
 /// The feature counters: `persona_feature_events_total`, `persona_feature_observations_total{kind}`

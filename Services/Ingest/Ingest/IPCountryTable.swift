@@ -1,4 +1,5 @@
 import Foundation
+import ServiceKit
 
 /// IPv4 ranges to country names, loaded from a CSV of `lower,upper,country` rows with the
 /// bounds as decimal numbers (the shared fraud case's IpAddress_to_Country.csv). Ingest
@@ -35,10 +36,10 @@ public struct IPCountryTable: Sendable {
 
     public init(contentsOf path: String) throws {
         guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
-            throw IngestError("IP-to-country table \(path) cannot be read")
+            throw ServiceError("IP-to-country table \(path) cannot be read")
         }
         self.init(csv: text)
-        guard !ranges.isEmpty else { throw IngestError("IP-to-country table \(path) holds no ranges") }
+        guard !ranges.isEmpty else { throw ServiceError("IP-to-country table \(path) holds no ranges") }
     }
 
     /// The country of a dotted IPv4 address, or nil (not IPv4, or in no range).

@@ -52,7 +52,7 @@ public final class IngestService: PersonaService {
         if let stored = try AtomicFile.read(metaPath) {
             let text = String(decoding: stored, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
             guard Int(text) == partitions else {
-                throw IngestError("this log has \(text) partitions; started with \(partitions). Partition count cannot change once data exists.")
+                throw ServiceError("this log has \(text) partitions; started with \(partitions). Partition count cannot change once data exists.")
             }
         } else {
             try AtomicFile.write(Array("\(partitions)\n".utf8), to: metaPath)

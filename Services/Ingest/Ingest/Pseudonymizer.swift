@@ -1,4 +1,5 @@
 import Foundation
+import ServiceKit
 import Store
 
 /// Replaces personal identifiers (IP, device id, email, payment instrument) by a keyed
@@ -52,15 +53,15 @@ public struct Pseudonymizer: Sendable {
     public static func loadKey(environment: [String: String], keyFile: String?, dataDirectory: String) throws -> [UInt8] {
         if let text = environment["PERSONA_PSEUDONYM_KEY"], !text.isEmpty {
             let bytes = Array(text.utf8)
-            guard bytes.count >= 16 else { throw IngestError("PERSONA_PSEUDONYM_KEY must be at least 16 bytes") }
+            guard bytes.count >= 16 else { throw ServiceError("PERSONA_PSEUDONYM_KEY must be at least 16 bytes") }
             return bytes
         }
         let path = keyFile ?? dataDirectory + "/pseudonym.key"
         if let existing = try AtomicFile.read(path) {
-            guard existing.count >= 16 else { throw IngestError("\(path) holds fewer than 16 bytes") }
+            guard existing.count >= 16 else { throw ServiceError("\(path) holds fewer than 16 bytes") }
             return existing
         }
-        guard keyFile == nil else { throw IngestError("pseudonym key file \(path) does not exist") }
+        guard keyFile == nil else { throw ServiceError("pseudonym key file \(path) does not exist") }
         var rng = SystemRandomNumberGenerator()
         let key = (0..<32).map { _ in UInt8.random(in: 0...255, using: &rng) }
         try AtomicFile.write(key, to: path)
@@ -113,10 +114,4 @@ enum SipHash128 {
 
 extension UInt64 {
     fileprivate func rotl(_ n: UInt64) -> UInt64 { (self << n) | (self >> (64 - n)) }
-}
-
-/// A configuration or startup problem of the ingest service.
-public struct IngestError: Error, CustomStringConvertible {
-    public var description: String
-    public init(_ description: String) { self.description = description }
 }
