@@ -46,6 +46,40 @@ public enum Framing {
         return nil
     }
 
+    /// A field's value as `forEachField` reads it.
+    enum FieldValue {
+        case varint(UInt64)
+        case bytes(Range<Int>)
+    }
+
+    /// Calls `body` with each varint and length-delimited field of `message`, in order
+    /// (fixed-width fields are stepped over); false when the bytes are not a well-formed
+    /// message (then `body` may have seen some fields).
+    static func forEachField(in message: UnsafeRawBufferPointer, _ body: (_ field: UInt64, FieldValue) -> Void) -> Bool {
+        var i = 0
+        while i < message.count {
+            guard let tag = readVarint(message, &i) else { return false }
+            switch tag & 7 {
+            case varint:
+                guard let value = readVarint(message, &i) else { return false }
+                body(tag >> 3, .varint(value))
+            case lengthDelimited:
+                guard let length = readVarint(message, &i), length <= UInt64(message.count - i) else { return false }
+                body(tag >> 3, .bytes(i..<(i + Int(length))))
+                i += Int(length)
+            case 1:  // fixed64
+                guard message.count - i >= 8 else { return false }
+                i += 8
+            case 5:  // fixed32
+                guard message.count - i >= 4 else { return false }
+                i += 4
+            default:
+                return false
+            }
+        }
+        return true
+    }
+
     /// The byte ranges of the occurrences of length-delimited field `field` in `message`, in
     /// order; nil when the message holds anything else (then the caller falls back to a
     /// full decode and encode).
@@ -73,6 +107,35 @@ public struct Encoded<M: WireMessage>: Sendable {
 
     public init(_ message: M) {
         bytes = message.serializedBytes()
+    }
+}
+
+extension StoredEvent {
+    /// The event id (UTF-8 bytes, empty without an event) and ingestion time of an encoded
+    /// `StoredEvent`, read without decoding the rest: ingest re-learns every stored id at
+    /// each start. Nil when the bytes are not a well-formed message. Where a field occurs
+    /// more than once the last occurrence counts (ingest writes each once).
+    public static func idAndIngestionTime(of encoded: UnsafeRawBufferPointer) -> (eventID: UnsafeRawBufferPointer, ingestedAtMs: Int64)? {
+        var ingestedAtMs: Int64 = 0
+        var event: Range<Int>?
+        // StoredEvent: ingested_at_ms = 2, event = 3.
+        let ok = Framing.forEachField(in: encoded) { field, value in
+            switch (field, value) {
+            case (2, .varint(let v)): ingestedAtMs = Int64(bitPattern: v)
+            case (3, .bytes(let r)): event = r
+            default: break
+            }
+        }
+        guard ok else { return nil }
+        guard let event else { return (UnsafeRawBufferPointer(rebasing: encoded[0..<0]), ingestedAtMs) }
+        let eventBytes = UnsafeRawBufferPointer(rebasing: encoded[event])
+        var id = 0..<0
+        // Event: event_id = 1.
+        let eventOK = Framing.forEachField(in: eventBytes) { field, value in
+            if field == 1, case .bytes(let r) = value { id = r }
+        }
+        guard eventOK else { return nil }
+        return (UnsafeRawBufferPointer(rebasing: eventBytes[id]), ingestedAtMs)
     }
 }
 

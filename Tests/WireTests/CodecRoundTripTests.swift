@@ -159,6 +159,37 @@ struct FramingTests {
         #expect(try ReadResponse(serializedBytes: framed.bytes) == expected)
     }
 
+    @Test("a stored event's id and ingestion time read from its bytes equal the decoded ones")
+    func idAndIngestionTimeFromBytes() throws {
+        var cases = [StoredEvent.sample(0), StoredEvent.sample(1), StoredEvent()]
+        // Every field of the samples set (fixed-width ones included), an empty id, no event.
+        var noID = StoredEvent.sample(1)
+        noID.event!.eventId = ""
+        cases.append(noID)
+        var noEvent = StoredEvent.sample(0)
+        noEvent.event = nil
+        cases.append(noEvent)
+        for stored in cases {
+            let bytes = stored.serializedBytes()
+            let read = bytes.withUnsafeBytes { b in StoredEvent.idAndIngestionTime(of: b).map { (String(decoding: $0.eventID, as: UTF8.self), $0.ingestedAtMs) } }
+            #expect(read?.0 == (stored.event?.eventId ?? ""))
+            #expect(read?.1 == stored.ingestedAtMs)
+            // Cut anywhere inside, the bytes are refused (or read as a shorter well-formed
+            // message), never read past.
+            for cut in 0..<bytes.count {
+                let prefix = Array(bytes[..<cut])
+                _ = prefix.withUnsafeBytes { StoredEvent.idAndIngestionTime(of: $0) }
+            }
+        }
+        // Fixed-width fields are stepped over: field 4 fixed64, field 5 fixed32, then
+        // ingested_at_ms = 5 and an event with id "x".
+        let mixed: [UInt8] = [0x21] + [UInt8](repeating: 0xFF, count: 8) + [0x2D, 0x01, 0x02, 0x03, 0x04, 0x10, 0x05, 0x1A, 0x03, 0x0A, 0x01, 0x78]
+        let read = mixed.withUnsafeBytes { b in StoredEvent.idAndIngestionTime(of: b).map { (Array($0.eventID), $0.ingestedAtMs) } }
+        #expect(read?.0 == [0x78] && read?.1 == 5)
+        #expect([0x1A, 0x05, 0x0A].withUnsafeBytes { StoredEvent.idAndIngestionTime(of: $0) } == nil)  // event longer than the bytes
+        #expect([0x0F].withUnsafeBytes { StoredEvent.idAndIngestionTime(of: $0) } == nil)  // wire type 7
+    }
+
     @Test func rangesOfOnlyOneRepeatedField() {
         var request = AppendRequest()
         request.events = (0..<3).map { var e = Event(); e.eventId = String(repeating: "x", count: $0 * 100); return e }

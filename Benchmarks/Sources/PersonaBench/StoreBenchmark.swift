@@ -28,7 +28,8 @@ func storeBenchmark(output: String, seconds: Double) async throws {
         for producers in [1, 2, 4, 8] {
             let persona = try await appendPersona(records, batch: batch, producers: producers, seconds: seconds)
             let sqlite = try appendSQLite(records, batch: batch, producers: producers, seconds: seconds)
-            let ingest = try await appendIngest(events, batch: batch, producers: producers, seconds: seconds)
+            // The largest log of the run is also restarted: how long until ingest answers again.
+            let ingest = try await appendIngest(events, batch: batch, producers: producers, seconds: seconds, measureRestart: batch == 1000 && producers == 8)
             rows += [persona, sqlite, ingest]
             for r in [persona, sqlite, ingest] {
                 print(String(format: "%-7@ batch %4d  producers %d: %10.0f events/s  p99 ack %7.2f ms  read %10.0f events/s", r.system as NSString, batch, producers, r.eventsPerSecond, r.p99Millis, r.readEventsPerSecond))
@@ -57,6 +58,11 @@ func storeBenchmark(output: String, seconds: Double) async throws {
             format: "| %d | %d | %@ | %.0f | %.2f | %.0f | %.2fx | %.2fx |\n", r.batch, r.producers, r.system as NSString, r.eventsPerSecond,
             r.p99Millis, r.readEventsPerSecond, r.eventsPerSecond / peer.eventsPerSecond, r.readEventsPerSecond / peer.readEventsPerSecond)
     }
+    if let r = rows.first(where: { $0.restartSeconds != nil }), let restart = r.restartSeconds {
+        md += String(
+            format: "\nRestart: ingest on the log of the batch %d, %d producers case (%d events in %d partitions) is ready again in %.2f s,\nrecovery and the duplicate-id memory (every stored event id read back) included: %.0f stored events/s.\n",
+            r.batch, r.producers, r.events, 4, restart, Double(r.events) / restart)
+    }
     print(md)
     try md.write(toFile: output, atomically: true, encoding: .utf8)
     print("written to \(output)")
@@ -70,6 +76,8 @@ struct StoreResult {
     var seconds: Double
     var latenciesMillis: [Double]
     var readSeconds: Double
+    /// Ingest only: how long a restart on the written log took, to ready.
+    var restartSeconds: Double? = nil
 
     var eventsPerSecond: Double { Double(events) / seconds }
     var readEventsPerSecond: Double { Double(events) / readSeconds }
@@ -242,7 +250,7 @@ func appendSQLite(_ records: [[UInt8]], batch: Int, producers: Int, seconds dura
 /// batches once, and before every send writes the send's serial number into each event id
 /// (a fixed-width field), so the server sees new events every time while the producers,
 /// which share the machine's two cores with it, spend almost nothing.
-func appendIngest(_ events: [Event], batch: Int, producers: Int, seconds duration: Double) async throws -> StoreResult {
+func appendIngest(_ events: [Event], batch: Int, producers: Int, seconds duration: Double, measureRestart: Bool = false) async throws -> StoreResult {
     var settings = IngestSettings()
     settings.partitions = 4
     let service = try await HostedBenchService<IngestService>.start(settings: settings)
@@ -295,8 +303,20 @@ func appendIngest(_ events: [Event], batch: Int, producers: Int, seconds duratio
     let readSeconds = seconds(readStart.duration(to: .now))
     precondition(read == total, "read \(read) of \(total)")
     await client.shutdown()
-    try await service.stop()
-    return StoreResult(system: "ingest", batch: batch, producers: producers, events: total, seconds: elapsed, latenciesMillis: latencies, readSeconds: readSeconds)
+    var restartSeconds: Double?
+    if measureRestart {
+        // A restart on the same log: recovery, then every stored event id read back.
+        try await service.stop(keepingData: true)
+        let t0 = ContinuousClock.now
+        let again = try await HostedBenchService<IngestService>.start(settings: settings, directory: service.directory)
+        restartSeconds = seconds(t0.duration(to: .now))
+        try await again.stop()
+    } else {
+        try await service.stop()
+    }
+    return StoreResult(
+        system: "ingest", batch: batch, producers: producers, events: total, seconds: elapsed, latenciesMillis: latencies, readSeconds: readSeconds,
+        restartSeconds: restartSeconds)
 }
 
 /// An encoded AppendRequest of `batch` Taobao events whose ids are
@@ -344,8 +364,9 @@ struct HostedBenchService<S: PersonaService> {
     let directory: String
     let running: Task<Void, any Error>
 
-    static func start(settings: S.Settings) async throws -> HostedBenchService {
-        let directory = temporaryBenchDirectory(S.name)
+    /// Starts on `directory` (a new temporary one when nil).
+    static func start(settings: S.Settings, directory: String? = nil) async throws -> HostedBenchService {
+        let directory = directory ?? temporaryBenchDirectory(S.name)
         let options = ServiceOptions.Resolved(host: "127.0.0.1", port: 0, metricsPort: 0, dataDir: directory, logLevel: .error)
         let host = try await ServiceHost<S>(options: options, settings: settings)
         let (port, _) = try await host.start()
@@ -353,11 +374,11 @@ struct HostedBenchService<S: PersonaService> {
         return HostedBenchService(host: host, port: port, directory: directory, running: running)
     }
 
-    /// Graceful stop, then the directory goes.
-    func stop() async throws {
+    /// Graceful stop, then the directory goes unless `keepingData`.
+    func stop(keepingData: Bool = false) async throws {
         host.shutdown()
         try await running.value
-        try? FileManager.default.removeItem(atPath: directory)
+        if !keepingData { try? FileManager.default.removeItem(atPath: directory) }
     }
 }
 

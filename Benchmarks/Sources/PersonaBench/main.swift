@@ -179,8 +179,8 @@ while let a = arguments.next() {
 switch mode {
 case "ingest-profile":
     // Only the ingest path, for profilers: batches of 1000.
-    let r = try await appendIngest(try taobaoEvents(), batch: 1000, producers: producers, seconds: seconds)
-    print("ingest: \(Int(r.eventsPerSecond)) events/s")
+    let r = try await appendIngest(try taobaoEvents(), batch: 1000, producers: producers, seconds: seconds, measureRestart: true)
+    print("ingest: \(Int(r.eventsPerSecond)) events/s; restart on \(r.events) stored events: \(r.restartSeconds!) s")
 case "fold-profile":
     // Only the fold, for profilers: 1 million users and 5 events per user unless told.
     let r = foldBenchmark(users: users, events: events ?? 5 * users)

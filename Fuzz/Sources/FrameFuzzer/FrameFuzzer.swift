@@ -34,6 +34,10 @@ func unpackAll(_ bytes: UnsafeRawBufferPointer) {
             batch.appendStored(i, ingestedAtMs: 1, to: &out)
         }
     }
+    // Ingest's start-up read of stored ids: the id it finds lies inside the bytes.
+    if let (id, _) = StoredEvent.idAndIngestionTime(of: bytes), id.count > 0 {
+        precondition(id.baseAddress! >= bytes.baseAddress! && id.baseAddress! + id.count <= bytes.baseAddress! + bytes.count)
+    }
     _ = try? ReadRequest(serializedBytes: bytes, limits: limits)
     _ = try? ReadResponse(serializedBytes: bytes, limits: limits)
     _ = try? ScoreRequest(serializedBytes: bytes, limits: limits)

@@ -67,11 +67,19 @@ public final class IngestService: PersonaService {
             while true {
                 let batch = try log.read(from: next, maxRecords: 10_000, maxBytes: 32 << 20)
                 if batch.records.isEmpty { break }
+                var ids: [SeenEventIDs.ID] = []
+                var times: [Int64] = []
+                ids.reserveCapacity(batch.records.count)
+                times.reserveCapacity(batch.records.count)
                 for r in batch.records {
-                    if let stored = try? StoredEvent(serializedBytes: r.bytes) {
-                        _ = seen.insert(SeenEventIDs.ID(stored.event?.eventId ?? ""), atMs: stored.ingestedAtMs)
+                    r.bytes.withUnsafeBytes { bytes in
+                        // Only the id and ingestion time are read, not the whole event.
+                        guard let (id, at) = StoredEvent.idAndIngestionTime(of: bytes) else { return }
+                        ids.append(SeenEventIDs.ID(id))
+                        times.append(at)
                     }
                 }
+                seen.insert(ids, atMs: times)
                 next = batch.nextOffset
             }
         }

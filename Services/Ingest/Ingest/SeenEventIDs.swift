@@ -59,6 +59,16 @@ final class SeenEventIDs: Sendable {
         }
     }
 
+    /// Marks each of `ids` as seen, ingested at the time at the same index of `atMs`, under
+    /// one lock (re-learning the ids of the log at start).
+    func insert(_ ids: [ID], atMs: [Int64]) {
+        precondition(ids.count == atMs.count)
+        state.withLock { s in
+            s.set.touch(ids)
+            for (id, at) in zip(ids, atMs) { _ = insert(id, atMs: at, into: &s) }
+        }
+    }
+
     private func insert(_ id: ID, atMs: Int64, into s: inout State) -> Bool {
         func evictOldest() {
             s.set.remove(s.ring[s.head].id)
