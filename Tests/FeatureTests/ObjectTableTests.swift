@@ -36,7 +36,7 @@ struct ObjectTableTests {
     @Test("the prefetch layouts find every array a fold writes, in every instance")
     func layoutsFindTheArrays() {
         let users = UserState.prefetchLayout
-        #expect(users.buffers.count == 13)
+        #expect(users.buffers.count == 15)
         #expect(users.lines >= 2)
         #expect(ItemState.prefetchLayout.buffers.count == 2)
 

@@ -123,6 +123,8 @@ extension UserState: Identified {
         p.identifiers = [Identifier(hash: 1, kind: 0, lastMs: 0)]
         p.knownDevices = [1]
         p.recentViews = [1]
+        p.recentOrders = [TimedAmount(ms: 0, amount: 0)]
+        p.failures = [TimedKind(ms: 0, kind: 0)]
         return PrefetchLayout(
             p,
             buffers: [
@@ -130,6 +132,7 @@ extension UserState: Identified {
                 bufferAddress(p.viewedCategories.hashes), bufferAddress(p.categories), bufferAddress(p.brands),
                 bufferAddress(p.priceBands), bufferAddress(p.clock), bufferAddress(p.channels), bufferAddress(p.devices),
                 bufferAddress(p.identifiers), bufferAddress(p.knownDevices), bufferAddress(p.recentViews),
+                bufferAddress(p.recentOrders), bufferAddress(p.failures),
             ])
     }()
 }
@@ -331,7 +334,16 @@ extension UserState {
             return
         }
         if list.count >= affinityLimit {
-            let weakest = list.indices.min { list[$0].decayed(to: ts) < list[$1].decayed(to: ts) }!
+            // One decay per entry (a comparator would decay each entry twice per comparison).
+            var weakest = 0
+            var weakestScore = Double.infinity
+            for (i, a) in list.enumerated() {
+                let score = a.decayed(to: ts)
+                if score < weakestScore {
+                    weakest = i
+                    weakestScore = score
+                }
+            }
             list.remove(at: weakest)
         }
         list.append(Affinity(id: id, score: w, atMs: ts))
