@@ -3,7 +3,9 @@
 #ifndef PERSONA_MEMORY_H
 #define PERSONA_MEMORY_H
 
+#if defined(__linux__)
 #include <malloc.h>
+#endif
 
 // Folding touches state of users spread over gigabytes; asking for the cache lines of the
 // next events' users ahead of time lets their memory misses overlap instead of queueing.

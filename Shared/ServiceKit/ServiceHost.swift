@@ -26,8 +26,10 @@ public final class ServiceHost<S: PersonaService>: Sendable {
     /// fresh, zeroed pages from the kernel. Keeping freed memory in the heap lets the next
     /// call reuse it.
     static func keepFreedMemory() {
+        #if os(Linux)
         _ = mallopt(M_MMAP_THRESHOLD, 64 << 20)
         _ = mallopt(M_TRIM_THRESHOLD, 256 << 20)
+        #endif
     }
 
     public init(options: ServiceOptions.Resolved, settings: S.Settings, logger: Logger? = nil) async throws {

@@ -66,7 +66,7 @@ public final class FeatureState {
     /// A fold touches a few dozen cache lines of its user and item, which with millions of
     /// users are rarely in cache. So the fold of event `i` runs behind three stages that
     /// only prefetch, for events further ahead: the table slots of event `i + 3d`, the
-    /// objects of `i + 2d`, their arrays of `i + d`. The misses of a dozen events overlap
+    /// objects of `i + 2d`, their arrays of `i + d`. The misses of a few dozen events overlap
     /// instead of being paid one after another. Stages see users created since as absent
     /// (a hint missed, nothing more).
     func fold(_ run: ArraySlice<StoredEvent>, partition: Int, noting seen: inout [Observation: Int]) {

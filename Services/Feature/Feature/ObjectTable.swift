@@ -12,7 +12,8 @@ protocol Identified: AnyObject {
 /// lookup paid its misses one after another. Here a slot holds the id and an unretained
 /// pointer side by side (one cache line per lookup), and a batch of lookups can be done in
 /// stages that only prefetch (`prefetchSlot`, `prefetchObject`, then the layout's
-/// `prefetchBuffers`), run a few events ahead of the fold, so the misses of many events overlap. `values` owns the objects, densely, in insertion order.
+/// `prefetchBuffers`), run a few events ahead of the fold, so the misses of many events
+/// overlap. `values` owns the objects, densely, in insertion order.
 ///
 /// Open addressing with linear probing on a mix of the id, deletion by backward shift. Id 0
 /// marks an empty slot and is never stored.
@@ -65,7 +66,8 @@ struct ObjectTable<Object: Identified> {
         slots[slot] = Slot(id: object.id, object: .passUnretained(object))
     }
 
-    /// Removes and returns the object with `id`.
+    /// Removes and returns the object with `id`. Linear in the count (the object's place in
+    /// `values` is searched for): only a user's erasure removes.
     @discardableResult
     mutating func remove(_ id: Int64) -> Object? {
         var (hole, found) = find(id)
@@ -160,9 +162,14 @@ struct PrefetchLayout {
 
     init(_ probe: AnyObject, buffers addresses: [UnsafeRawPointer]) {
         let base = UnsafeRawPointer(Unmanaged.passUnretained(probe).toOpaque())
+        #if os(Linux)
         let size = malloc_usable_size(UnsafeMutableRawPointer(mutating: base))
+        #else
+        // Without glibc's allocation size, nothing is prefetched.
+        let size = 0
+        #endif
         // The object may start mid-line.
-        lines = min(16, size / 64 + 2)
+        lines = size == 0 ? 0 : min(16, size / 64 + 2)
         var offsets: [Int] = []
         for address in addresses {
             // The first two words are the object's header.
