@@ -3,58 +3,77 @@
 /// `SnapshotWriter`, store it with `AtomicFile`, and read it back with `SnapshotReader`,
 /// which refuses a file whose magic, version or checksum is wrong (a typed error, never a
 /// half-read state).
+///
+/// The methods are inlinable so that a service's own writing and reading code specialises
+/// them: a snapshot holds millions of values.
 public struct SnapshotWriter {
-    public private(set) var bytes: [UInt8] = []
+    @usableFromInline var storage: [UInt8] = []
 
-    public init(magic: String, version: UInt32) {
+    /// The bytes written so far.
+    public var bytes: [UInt8] { storage }
+
+    /// `expectedBytes`: a guess at the size, so that a large snapshot's buffer is not
+    /// regrown (each regrowth copies it and faults in fresh pages).
+    public init(magic: String, version: UInt32, expectedBytes: Int = 1 << 16) {
         precondition(magic.utf8.count == 4, "snapshot magic is 4 bytes")
-        bytes.reserveCapacity(1 << 16)
-        bytes += Array(magic.utf8)
+        storage.reserveCapacity(expectedBytes)
+        storage += Array(magic.utf8)
         u32(version)
     }
 
-    public mutating func u8(_ v: UInt8) { bytes.append(v) }
-    public mutating func bool(_ v: Bool) { bytes.append(v ? 1 : 0) }
-    public mutating func u16(_ v: UInt16) { withUnsafeBytes(of: v.littleEndian) { bytes += $0 } }
-    public mutating func u32(_ v: UInt32) { withUnsafeBytes(of: v.littleEndian) { bytes += $0 } }
-    public mutating func u64(_ v: UInt64) { withUnsafeBytes(of: v.littleEndian) { bytes += $0 } }
-    public mutating func i32(_ v: Int32) { u32(UInt32(bitPattern: v)) }
-    public mutating func i64(_ v: Int64) { u64(UInt64(bitPattern: v)) }
-    public mutating func f32(_ v: Float) { u32(v.bitPattern) }
-    public mutating func f64(_ v: Double) { u64(v.bitPattern) }
+    @inlinable public mutating func u8(_ v: UInt8) { storage.append(v) }
+    @inlinable public mutating func bool(_ v: Bool) { storage.append(v ? 1 : 0) }
+    @inlinable public mutating func u16(_ v: UInt16) { little(UInt64(v), bytes: 2) }
+    @inlinable public mutating func u32(_ v: UInt32) { little(UInt64(v), bytes: 4) }
+    @inlinable public mutating func u64(_ v: UInt64) { little(v, bytes: 8) }
+
+    /// The low `bytes` bytes of `v`, least significant first (a byte at a time: appending
+    /// a few bytes through a buffer pointer went through the generic, slow path).
+    @inlinable mutating func little(_ v: UInt64, bytes: Int) {
+        var v = v
+        for _ in 0..<bytes {
+            storage.append(UInt8(truncatingIfNeeded: v))
+            v >>= 8
+        }
+    }
+    @inlinable public mutating func i32(_ v: Int32) { u32(UInt32(bitPattern: v)) }
+    @inlinable public mutating func i64(_ v: Int64) { u64(UInt64(bitPattern: v)) }
+    @inlinable public mutating func f32(_ v: Float) { u32(v.bitPattern) }
+    @inlinable public mutating func f64(_ v: Double) { u64(v.bitPattern) }
 
     /// Variable-length count (LEB128), for lengths and small numbers.
-    public mutating func count(_ n: Int) {
+    @inlinable public mutating func count(_ n: Int) {
         var v = UInt64(n)
         while v >= 0x80 {
-            bytes.append(UInt8(v & 0x7F) | 0x80)
+            storage.append(UInt8(v & 0x7F) | 0x80)
             v >>= 7
         }
-        bytes.append(UInt8(v))
+        storage.append(UInt8(v))
     }
 
-    public mutating func string(_ s: String) {
+    @inlinable public mutating func string(_ s: String) {
         count(s.utf8.count)
-        bytes += s.utf8
+        storage += s.utf8
     }
 
-    public mutating func array<T>(_ values: [T], _ write: (inout SnapshotWriter, T) -> Void) {
+    @inlinable public mutating func array<T>(_ values: [T], _ write: (inout SnapshotWriter, T) -> Void) {
         count(values.count)
         for v in values { write(&self, v) }
     }
 
-    /// The finished file: the bytes so far and their checksum.
-    public func finish() -> [UInt8] {
-        var out = bytes
-        withUnsafeBytes(of: CRC32C.checksum(bytes).littleEndian) { out += $0 }
-        return out
+    /// The finished file: the bytes so far and their checksum (appended in place, so the
+    /// bytes are not copied; the writer is used up).
+    public consuming func finish() -> [UInt8] {
+        let crc = CRC32C.checksum(storage)
+        withUnsafeBytes(of: crc.littleEndian) { storage += $0 }
+        return storage
     }
 }
 
 public struct SnapshotReader {
-    private let bytes: [UInt8]
-    private var position = 0
-    private let end: Int
+    @usableFromInline let bytes: [UInt8]
+    @usableFromInline var position = 0
+    @usableFromInline let end: Int
     public let version: UInt32
 
     /// Checks the magic and checksum; `version` is the format version found.
@@ -74,7 +93,7 @@ public struct SnapshotReader {
 
     public var isAtEnd: Bool { position == end }
 
-    private mutating func take<T: FixedWidthInteger>(_: T.Type) throws -> T {
+    @inlinable mutating func take<T: FixedWidthInteger>(_: T.Type) throws -> T {
         let size = MemoryLayout<T>.size
         guard position + size <= end else { throw StoreError(.corrupt, "snapshot ends early") }
         let v = bytes.withUnsafeBytes { T(littleEndian: $0.loadUnaligned(fromByteOffset: position, as: T.self)) }
@@ -82,17 +101,17 @@ public struct SnapshotReader {
         return v
     }
 
-    public mutating func u8() throws -> UInt8 { try take(UInt8.self) }
-    public mutating func bool() throws -> Bool { try take(UInt8.self) != 0 }
-    public mutating func u16() throws -> UInt16 { try take(UInt16.self) }
-    public mutating func u32() throws -> UInt32 { try take(UInt32.self) }
-    public mutating func u64() throws -> UInt64 { try take(UInt64.self) }
-    public mutating func i32() throws -> Int32 { Int32(bitPattern: try u32()) }
-    public mutating func i64() throws -> Int64 { Int64(bitPattern: try u64()) }
-    public mutating func f32() throws -> Float { Float(bitPattern: try u32()) }
-    public mutating func f64() throws -> Double { Double(bitPattern: try u64()) }
+    @inlinable public mutating func u8() throws -> UInt8 { try take(UInt8.self) }
+    @inlinable public mutating func bool() throws -> Bool { try take(UInt8.self) != 0 }
+    @inlinable public mutating func u16() throws -> UInt16 { try take(UInt16.self) }
+    @inlinable public mutating func u32() throws -> UInt32 { try take(UInt32.self) }
+    @inlinable public mutating func u64() throws -> UInt64 { try take(UInt64.self) }
+    @inlinable public mutating func i32() throws -> Int32 { Int32(bitPattern: try u32()) }
+    @inlinable public mutating func i64() throws -> Int64 { Int64(bitPattern: try u64()) }
+    @inlinable public mutating func f32() throws -> Float { Float(bitPattern: try u32()) }
+    @inlinable public mutating func f64() throws -> Double { Double(bitPattern: try u64()) }
 
-    public mutating func count() throws -> Int {
+    @inlinable public mutating func count() throws -> Int {
         var v: UInt64 = 0
         var shift: UInt64 = 0
         while true {
@@ -106,14 +125,14 @@ public struct SnapshotReader {
         return Int(v)
     }
 
-    public mutating func string() throws -> String {
+    @inlinable public mutating func string() throws -> String {
         let n = try count()
         guard position + n <= end else { throw StoreError(.corrupt, "snapshot ends early") }
         defer { position += n }
         return String(decoding: bytes[position..<position + n], as: UTF8.self)
     }
 
-    public mutating func array<T>(_ read: (inout SnapshotReader) throws -> T) throws -> [T] {
+    @inlinable public mutating func array<T>(_ read: (inout SnapshotReader) throws -> T) throws -> [T] {
         let n = try count()
         var out: [T] = []
         out.reserveCapacity(min(n, 1 << 16))

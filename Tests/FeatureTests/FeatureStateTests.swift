@@ -276,6 +276,15 @@ struct FeatureStateTests {
         #expect(rebuilt.fold(event(.view, user: 3, at: monday + 1, item: 1), partition: 0, offset: 2) == .unknownItem)
         #expect(rebuilt.users[3] != nil)
     }
+
+    @Test("snapshots are paced so that folding waits for them at most a tenth of the time")
+    func snapshotPacing() {
+        #expect(FeatureService.snapshotDelay(interval: .seconds(10), lastEncoding: .zero) == .seconds(10))
+        #expect(FeatureService.snapshotDelay(interval: .seconds(10), lastEncoding: .milliseconds(500)) == .seconds(10))
+        let encoding = Duration.seconds(8)
+        let delay = FeatureService.snapshotDelay(interval: .seconds(10), lastEncoding: encoding)
+        #expect(encoding / (encoding + delay) <= 0.1)
+    }
 }
 
 /// A seeded generator, so a failing random test fails the same way again.

@@ -184,7 +184,7 @@ case "ingest-profile":
 case "fold-profile":
     // Only the fold, for profilers: 1 million users and 5 events per user unless told.
     let r = foldBenchmark(users: users, events: events ?? 5 * users)
-    print("fold: \(Int(r.eventsPerSecond)) events/s, \(Int(r.bytesPerUser)) bytes per user")
+    print("fold: \(Int(r.eventsPerSecond)) events/s, \(Int(r.bytesPerUser)) bytes per user; snapshot \(r.snapshot.bytes / 1_000_000) MB: encoded in \(r.snapshot.encodeSeconds) s, written in \(r.snapshot.writeSeconds) s, restored in \(r.snapshot.restoreSeconds) s")
 case "feature":
     try await featureBenchmark(output: output ?? "Benchmarks/results/feature.md", seconds: seconds)
 case "store":

@@ -40,6 +40,8 @@ public struct FeatureOptions: ParsableArguments, Sendable {
 public struct FeatureSettings: Sendable {
     public var ingestHost = "127.0.0.1"
     public var ingestPort = 7101
+    /// Time between snapshots; longer when encoding one takes more than a tenth of it
+    /// (folding waits while a snapshot is encoded).
     public var snapshotInterval: Duration = .seconds(10)
     public var readEvents = 5000
     /// How long one read waits for new events (long poll).

@@ -23,7 +23,7 @@ public final class FeatureStore: @unchecked Sendable {
     /// Opens the snapshot at `path`, or starts empty with `partitions` offsets.
     static func open(snapshotPath: String) throws -> (FeatureStore, restored: Bool) {
         if let bytes = try AtomicFile.read(snapshotPath) {
-            return (FeatureStore(try FeatureState.restore(bytes)), true)
+            return (try restore(bytes), true)
         }
         return (FeatureStore(FeatureState(partitions: 0)), false)
     }
@@ -76,6 +76,17 @@ public final class FeatureStore: @unchecked Sendable {
     }
 
     static let foldChunk = 256
+
+    /// The snapshot of the whole state now (what the service writes every snapshot interval;
+    /// for tools and benchmarks). Folding waits while it is encoded; calls do not.
+    public func snapshotBytes() -> [UInt8] {
+        lock.read(state) { $0.snapshot() }
+    }
+
+    /// A store restored from `snapshotBytes()` (as the service does on start).
+    public static func restore(_ bytes: [UInt8]) throws -> FeatureStore {
+        FeatureStore(try FeatureState.restore(bytes))
+    }
 
     /// The snapshot bytes when the state changed since `version`.
     func snapshot(ifChangedSince version: UInt64?) -> (bytes: [UInt8], version: UInt64)? {

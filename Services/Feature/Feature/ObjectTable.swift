@@ -107,6 +107,26 @@ struct ObjectTable<Object: Identified> {
         slots = bigger
     }
 
+    /// Visits every object in id order, asking for each one's memory a few objects ahead
+    /// (`layout`'s object lines, then its buffers). The ids come from the slots, so sorting
+    /// touches no object: a snapshot of a million users otherwise paid a cold miss, and a
+    /// retain, per comparison.
+    func forEachInIDOrder(prefetching layout: PrefetchLayout, _ body: (Object) throws -> Void) rethrows {
+        var order: [(id: Int64, object: Unmanaged<Object>)] = []
+        order.reserveCapacity(values.count)
+        for slot in slots where slot.id != 0 { order.append((slot.id, slot.object!)) }
+        order.sort { $0.id < $1.id }
+        let d = 8
+        for i in 0..<(order.count + 2 * d) {
+            if i < order.count {
+                let object = UnsafeRawPointer(order[i].object.toOpaque())
+                for line in 0..<layout.lines { persona_prefetch(object + 64 * line) }
+            }
+            if case let j = i - d, j >= 0 && j < order.count { layout.prefetchBuffers(of: UnsafeRawPointer(order[j].object.toOpaque())) }
+            if case let j = i - 2 * d, j >= 0 { try body(order[j].object.takeUnretainedValue()) }
+        }
+    }
+
     // MARK: Lookups in stages
 
     /// Stage 1 of a lookup that only prefetches: asks for the home slot of `id`.
