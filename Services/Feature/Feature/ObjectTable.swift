@@ -66,6 +66,13 @@ struct ObjectTable<Object: Identified> {
         slots[slot] = Slot(id: object.id, object: .passUnretained(object))
     }
 
+    /// Makes room for `count` objects in all, so that adding them does not grow the table
+    /// step by step (a snapshot's restore knows how many users it holds).
+    mutating func reserveCapacity(_ count: Int) {
+        values.reserveCapacity(count)
+        while count * 2 > slots.count { grow() }
+    }
+
     /// Removes and returns the object with `id`. Linear in the count (the object's place in
     /// `values` is searched for): only a user's erasure removes.
     @discardableResult

@@ -45,8 +45,12 @@ extension FeatureState {
         s.brandNames = try r.array { try $0.string() }
         s.brandIDs = Dictionary(s.brandNames.enumerated().dropFirst().map { ($1, Int64($0)) }, uniquingKeysWith: { a, _ in a })
         for (user, ends) in try r.array({ r in (try r.i64(), try r.array { try $0.u64() }) }) { s.erased[user] = ends }
-        for u in try r.array({ try UserState(from: &$0) }) { s.users.insert(u) }
-        for i in try r.array({ try ItemState(from: &$0) }) { s.items.insert(i) }
+        let users = try r.array { try UserState(from: &$0) }
+        s.users.reserveCapacity(users.count)
+        for u in users { s.users.insert(u) }
+        let items = try r.array { try ItemState(from: &$0) }
+        s.items.reserveCapacity(items.count)
+        for i in items { s.items.insert(i) }
         for k in 0..<2 {
             let entries = try r.array { r in (try r.u64(), try r.array { try $0.i64() }) }
             let map = Dictionary(entries, uniquingKeysWith: { a, _ in a })
