@@ -52,11 +52,15 @@ public struct Router: Sendable {
         decodingWith decode: @escaping @Sendable (UnsafeRawBufferPointer, DecodingLimits) throws -> Decoded,
         _ handler: @escaping @Sendable (sending Decoded) async throws -> Encoded<Response>
     ) {
-        precondition(routes[method.id] == nil, "method \(method.name) registered twice")
-        routes[method.id] = Route(name: method.name) { payload, limits in
+        add(Route(name: method.name) { payload, limits in
             let request = try Self.decode(payload, limits, decode, as: Request.self)
             return ByteBuffer(bytes: try await handler(request).bytes)
-        }
+        }, for: method.id)
+    }
+
+    private mutating func add(_ route: Route, for id: UInt16) {
+        precondition(routes[id] == nil, "method \(route.name) registered twice")
+        routes[id] = route
     }
 
     /// Runs `decode` over the payload; a `WireError` becomes INVALID_ARGUMENT.
@@ -83,8 +87,7 @@ public struct Router: Sendable {
             let request = try Self.decode(payload, limits, { try Request(serializedBytes: $0, limits: $1) }, as: Request.self)
             return ByteBuffer(bytes: try handler(request).serializedBytes())
         }
-        precondition(routes[method.id] == nil, "method \(method.name) registered twice")
-        routes[method.id] = Route(name: method.name, handle: { try run($0, $1) }, inline: run)
+        add(Route(name: method.name, handle: { try run($0, $1) }, inline: run), for: method.id)
     }
 
     func route(for id: UInt16) -> Route? { routes[id] }

@@ -193,4 +193,3 @@ final class Flag: Sendable {
     var isSet: Bool { value.load(ordering: .relaxed) }
     func set() { value.store(true, ordering: .relaxed) }
 }
-

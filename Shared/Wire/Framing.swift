@@ -50,11 +50,12 @@ public enum Framing {
     enum FieldValue {
         case varint(UInt64)
         case bytes(Range<Int>)
+        /// A fixed64 or fixed32 field (its value is not read).
+        case fixed
     }
 
-    /// Calls `body` with each varint and length-delimited field of `message`, in order
-    /// (fixed-width fields are stepped over); false when the bytes are not a well-formed
-    /// message (then `body` may have seen some fields).
+    /// Calls `body` with each field of `message`, in order; false when the bytes are not a
+    /// well-formed message (then `body` may have seen some fields).
     static func forEachField(in message: UnsafeRawBufferPointer, _ body: (_ field: UInt64, FieldValue) -> Void) -> Bool {
         var i = 0
         while i < message.count {
@@ -70,9 +71,11 @@ public enum Framing {
             case 1:  // fixed64
                 guard message.count - i >= 8 else { return false }
                 i += 8
+                body(tag >> 3, .fixed)
             case 5:  // fixed32
                 guard message.count - i >= 4 else { return false }
                 i += 4
+                body(tag >> 3, .fixed)
             default:
                 return false
             }
@@ -85,15 +88,11 @@ public enum Framing {
     /// full decode and encode).
     static func ranges(ofOnly field: UInt64, in message: UnsafeRawBufferPointer) -> [Range<Int>]? {
         var out: [Range<Int>] = []
-        var i = 0
-        while i < message.count {
-            guard let tag = readVarint(message, &i), tag == field << 3 | lengthDelimited,
-                let length = readVarint(message, &i), length <= UInt64(message.count - i)
-            else { return nil }
-            out.append(i..<(i + Int(length)))
-            i += Int(length)
+        var onlyField = true
+        let wellFormed = forEachField(in: message) { number, value in
+            if number == field, case .bytes(let range) = value { out.append(range) } else { onlyField = false }
         }
-        return out
+        return wellFormed && onlyField ? out : nil
     }
 }
 

@@ -61,7 +61,7 @@ func storeBenchmark(output: String, seconds: Double) async throws {
     if let r = rows.first(where: { $0.restartSeconds != nil }), let restart = r.restartSeconds {
         md += String(
             format: "\nRestart: ingest on the log of the batch %d, %d producers case (%d events in %d partitions) is ready again in %.2f s,\nrecovery and the duplicate-id memory (every stored event id read back) included: %.0f stored events/s.\n",
-            r.batch, r.producers, r.events, 4, restart, Double(r.events) / restart)
+            r.batch, r.producers, r.events, ingestPartitions, restart, Double(r.events) / restart)
     }
     print(md)
     try md.write(toFile: output, atomically: true, encoding: .utf8)
@@ -243,6 +243,9 @@ func appendSQLite(_ records: [[UInt8]], batch: Int, producers: Int, seconds dura
         latenciesMillis: latencies.withLock { $0 }, readSeconds: readSeconds)
 }
 
+/// Partitions of the benchmarked ingest log.
+let ingestPartitions = 4
+
 /// The ingest service in-process, fed over RPC by `producers` clients (one connection each);
 /// every event gets a fresh id so none is a duplicate. Reads go through Ingest/Read.
 ///
@@ -252,7 +255,7 @@ func appendSQLite(_ records: [[UInt8]], batch: Int, producers: Int, seconds dura
 /// which share the machine's two cores with it, spend almost nothing.
 func appendIngest(_ events: [Event], batch: Int, producers: Int, seconds duration: Double, measureRestart: Bool = false) async throws -> StoreResult {
     var settings = IngestSettings()
-    settings.partitions = 4
+    settings.partitions = ingestPartitions
     let service = try await HostedBenchService<IngestService>.start(settings: settings)
     let port = service.port
     let templates = (0..<producers).map { p in (0..<8).map { t in BatchTemplate(events, producer: p, template: t, batch: batch) } }
@@ -381,4 +384,3 @@ struct HostedBenchService<S: PersonaService> {
         if !keepingData { try? FileManager.default.removeItem(atPath: directory) }
     }
 }
-

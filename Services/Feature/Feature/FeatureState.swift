@@ -59,9 +59,15 @@ public final class FeatureState {
     /// folded unless it is one of unknown kind, invalid user, missing detail, erased user).
     @discardableResult
     func fold(_ stored: StoredEvent, partition: Int) -> Observation? {
-        if partition < offsets.count { offsets[partition] = max(offsets[partition], stored.offset + 1) }
-        guard let e = stored.event else { return .missingDetail }
-        return fold(e, partition: partition, offset: stored.offset)
+        foldStored(stored.event, at: stored.offset, partition: partition)
+    }
+
+    /// The event stored at `offset` of `partition` (nil: a record without one): moves the
+    /// partition's offset past it, then folds it.
+    private func foldStored(_ event: Event?, at offset: UInt64, partition: Int) -> Observation? {
+        if partition < offsets.count { offsets[partition] = max(offsets[partition], offset + 1) }
+        guard let e = event else { return .missingDetail }
+        return fold(e, partition: partition, offset: offset)
     }
 
     /// Folds consecutive stored events of `partition`, counting what was noticed in `seen`.
@@ -77,7 +83,7 @@ public final class FeatureState {
         let offsets = run.map { $0.offset }
         let userIDs = events.map { $0?.userId ?? 0 }
         let itemIDs = events.map { $0?.itemId ?? 0 }
-        let d = Self.prefetchDistance
+        let d = PrefetchLayout.distance
         var userObjects = [UnsafeRawPointer?](repeating: nil, count: events.count)
         var itemObjects = [UnsafeRawPointer?](repeating: nil, count: events.count)
         let users = UserState.prefetchLayout
@@ -95,16 +101,11 @@ public final class FeatureState {
                 if let u = userObjects[j] { users.prefetchBuffers(of: u) }
                 if let o = itemObjects[j] { items.prefetchBuffers(of: o) }
             }
-            if case let j = i - 3 * d, j >= 0 {
-                if partition < self.offsets.count { self.offsets[partition] = max(self.offsets[partition], offsets[j] + 1) }
-                let o = events[j].map { fold($0, partition: partition, offset: offsets[j]) } ?? .missingDetail
-                if let o { seen[o, default: 0] += 1 }
+            if case let j = i - 3 * d, j >= 0, let o = foldStored(events[j], at: offsets[j], partition: partition) {
+                seen[o, default: 0] += 1
             }
         }
     }
-
-    /// Events between the stages of `fold(_:partition:noting:)`.
-    static let prefetchDistance = 8
 
     func fold(_ e: Event, partition: Int, offset: UInt64) -> Observation? {
         let kind = e.kind.rawValue

@@ -56,11 +56,11 @@ public final class FeatureStore: @unchecked Sendable {
 
     /// Folds a batch read from `partition` and moves its offset to `next`. Returns what was
     /// noticed, per observation.
-    @discardableResult
     ///
     /// The write lock is taken per chunk of `foldChunk` events, so calls (which may run on
     /// an event loop) never wait behind a whole read batch. Each event moves its partition's
     /// offset as it is folded, so a snapshot between chunks is consistent.
+    @discardableResult
     public func fold(_ events: [StoredEvent], partition: Int, next: UInt64) -> [FeatureState.Observation: Int] {
         var seen: [FeatureState.Observation: Int] = [:]
         var start = 0
@@ -80,7 +80,7 @@ public final class FeatureStore: @unchecked Sendable {
     /// The snapshot of the whole state now (what the service writes every snapshot interval;
     /// for tools and benchmarks). Folding waits while it is encoded; calls do not.
     public func snapshotBytes() -> [UInt8] {
-        lock.read(state) { $0.snapshot() }
+        snapshot(ifChangedSince: nil)!.bytes
     }
 
     /// A store restored from `snapshotBytes()` (as the service does on start).

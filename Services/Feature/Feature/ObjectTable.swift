@@ -123,12 +123,9 @@ struct ObjectTable<Object: Identified> {
         order.reserveCapacity(values.count)
         for slot in slots where slot.id != 0 { order.append((slot.id, slot.object!)) }
         order.sort { $0.id < $1.id }
-        let d = 8
+        let d = PrefetchLayout.distance
         for i in 0..<(order.count + 2 * d) {
-            if i < order.count {
-                let object = UnsafeRawPointer(order[i].object.toOpaque())
-                for line in 0..<layout.lines { persona_prefetch(object + 64 * line) }
-            }
+            if i < order.count { layout.prefetchLines(of: UnsafeRawPointer(order[i].object.toOpaque())) }
             if case let j = i - d, j >= 0 && j < order.count { layout.prefetchBuffers(of: UnsafeRawPointer(order[j].object.toOpaque())) }
             if case let j = i - 2 * d, j >= 0 { try body(order[j].object.takeUnretainedValue()) }
         }
@@ -158,7 +155,7 @@ struct ObjectTable<Object: Identified> {
                 i = (i + 1) & mask
             }
             let object = UnsafeRawPointer(s[i].object!.toOpaque())
-            for line in 0..<layout.lines { persona_prefetch(object + 64 * line) }
+            layout.prefetchLines(of: object)
             return object
         }
     }
@@ -176,6 +173,15 @@ struct ObjectTable<Object: Identified> {
 struct PrefetchLayout {
     let lines: Int
     let buffers: [Int]
+
+    /// How many objects (or events) apart the stages of a prefetched walk run.
+    static let distance = 8
+
+    /// Asks for the object's own cache lines.
+    @inline(__always)
+    func prefetchLines(of object: UnsafeRawPointer) {
+        for line in 0..<lines { persona_prefetch(object + 64 * line) }
+    }
 
     /// Stage 3, once the object's own lines have arrived: asks for the first line of each of
     /// its array buffers (their header and first elements).

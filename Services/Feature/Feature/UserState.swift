@@ -108,7 +108,7 @@ final class UserState {
 // MARK: Prefetching
 
 extension UserState: Identified {
-    /// The cache lines a fold touches (see `FeatureState.prefetch`).
+    /// The cache lines a fold touches (see `FeatureState.fold(_:partition:noting:)`).
     static let prefetchLayout: PrefetchLayout = {
         let p = UserState(id: 1)
         p.windows = WindowedCounts(buckets: [.init(minute: 0, count: 1, kind: 0, tier: 0)])

@@ -53,19 +53,21 @@ final class SeenEventIDs: Sendable {
     /// Marks each of `ids` as seen, under one lock; per id, false when it was seen already
     /// (earlier in `ids` included).
     func insert(_ ids: [ID], atMs: Int64) -> [Bool] {
-        state.withLock { s in
-            s.set.touch(ids)
-            return ids.map { insert($0, atMs: atMs, into: &s) }
-        }
+        insert(ids) { _ in atMs }
     }
 
-    /// Marks each of `ids` as seen, ingested at the time at the same index of `atMs`, under
-    /// one lock (re-learning the ids of the log at start).
+    /// Marks each of `ids` as seen, ingested at the time at the same index of `atMs`
+    /// (re-learning the ids of the log at start).
     func insert(_ ids: [ID], atMs: [Int64]) {
         precondition(ids.count == atMs.count)
+        _ = insert(ids) { atMs[$0] }
+    }
+
+    /// Both batch inserts: one lock, and the ids' home slots touched first.
+    private func insert(_ ids: [ID], at time: (Int) -> Int64) -> [Bool] {
         state.withLock { s in
             s.set.touch(ids)
-            for (id, at) in zip(ids, atMs) { _ = insert(id, atMs: at, into: &s) }
+            return ids.indices.map { insert(ids[$0], atMs: time($0), into: &s) }
         }
     }
 
