@@ -216,6 +216,8 @@ def swift_message(name, fields, enum_names, message_names):
                 decl.append(f"        set {{ _{plain} = newValue.map(Boxed.init) }}")
                 decl.append("    }")
                 decl.append(f"    private var _{plain}: Boxed<{t}>? = nil")
+                decl.append(f"    /// `{plain}` where it is stored (read `.value`): no copy of the message and its fields.")
+                decl.append(f"    public var {plain}Ref: Boxed<{t}>? {{ _{plain} }}")
                 fill.append(f"        if let v = _{plain} {{ {c} = arena.message(v.value) }}")
                 read.append(f"        _{plain} = {c}.map {{ Boxed({t}(cMessage: $0)) }}")
         else:

@@ -81,7 +81,7 @@ public final class ServiceHost<S: PersonaService>: Sendable {
     public func start() async throws -> (rpc: Int, metrics: Int) {
         let address = try await rpc.start()
         let metricsPort = try await http.start()
-        context.logger.info("\(S.name) started", metadata: ["rpc": "\(address)", "metrics": "\(metricsPort)", "data": "\(context.dataDirectory.path)"])
+        context.logger.info("\(S.name) started", metadata: ["rpc": "\(address)", "metrics": "\(metricsPort)", "data": "\(context.dataDirectory.path)", "huge_pages": "\(HugePages.inUse)"])
         return (address.port!, metricsPort)
     }
 
@@ -166,6 +166,7 @@ public final class ServiceHost<S: PersonaService>: Sendable {
 extension ServiceHost {
     /// Entry point for a service executable: resolve options, run, exit 0 after a graceful stop.
     public static func main(options: ServiceOptions, settings: S.Settings) async throws {
+        HugePages.adoptForHeap()
         let resolved = try options.resolve(service: S.name, defaultPort: S.defaultPort, defaultMetricsPort: S.defaultMetricsPort)
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)

@@ -25,6 +25,28 @@ struct ProcessLifecycleTests {
         await client.shutdown()
     }
 
+    @Test("a service starts itself again with its heap on huge pages; an operator's GLIBC_TUNABLES is kept")
+    func hugePagesForTheHeap() async throws {
+        let mode = try String(contentsOfFile: "/sys/kernel/mm/transparent_hugepage/enabled", encoding: .utf8)
+        let inherited = ProcessInfo.processInfo.environment["GLIBC_TUNABLES"]
+        let expected = inherited.map { "GLIBC_TUNABLES=\($0)" } ?? (mode.contains("[never]") ? nil : "GLIBC_TUNABLES=glibc.malloc.hugetlb=1")
+        for (environment, tunables) in [([String: String](), expected), (["GLIBC_TUNABLES": "glibc.malloc.arena_max=2"], "GLIBC_TUNABLES=glibc.malloc.arena_max=2")] {
+            let port = freePort()
+            let process = try ChildProcess(
+                "persona-risk-control", ["--port", "\(port)", "--metrics-port", "0", "--data-dir", temporaryDirectory(), "--log-level", "info"],
+                environment: environment)
+            defer { process.kill() }
+            let client = RPCClient(host: "127.0.0.1", port: port)
+            _ = try await waitHealthy(client)
+            // The same pid, now running with the tunable (exec keeps the process).
+            let variables = try String(contentsOfFile: "/proc/\(process.pid)/environ", encoding: .utf8).split(separator: "\0").map(String.init)
+            #expect(variables.filter { $0.hasPrefix("GLIBC_TUNABLES=") } == (tunables.map { [$0] } ?? []))
+            let inUse = tunables?.contains("glibc.malloc.hugetlb=1") ?? false
+            #expect(process.output.contains("huge_pages=\(inUse)"), "output:\n\(process.output)")
+            await client.shutdown()
+        }
+    }
+
     @Test("SIGKILL and restart while a client keeps calling: the client recovers by itself")
     func clientSurvivesKillAndRestart() async throws {
         let port = freePort(), metrics = freePort(), dir = temporaryDirectory()

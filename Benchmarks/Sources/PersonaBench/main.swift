@@ -9,6 +9,7 @@ import GRPCNIOTransportHTTP2Posix
 import Logging
 import NIOCore
 import RPC
+import ServiceKit
 import Wire
 
 // MARK: Workload
@@ -157,6 +158,9 @@ func measure(system: String, payload: String, inFlight: Int, seconds: Double, _ 
 }
 
 // MARK: Main
+
+// Heap on huge pages, as the services run (see HugePages).
+HugePages.adoptForHeap()
 
 var mode = "rpc"
 var output: String?

@@ -10,8 +10,8 @@ public final class FeatureState {
     var users = ObjectTable<UserState>()
     var items = ObjectTable<ItemState>()
     /// Users seen with each device and IP (stable hash of the pseudonym), at most `sharingLimit`.
-    var deviceUsers: [UInt64: [Int64]] = [:]
-    var ipUsers: [UInt64: [Int64]] = [:]
+    var deviceUsers = SharingTable(limit: sharingLimit)
+    var ipUsers = SharingTable(limit: sharingLimit)
     /// Brand names by id (id 0 is "no brand").
     var brandNames: [String] = [""]
     var brandIDs: [String: Int64] = [:]
@@ -59,15 +59,15 @@ public final class FeatureState {
     /// folded unless it is one of unknown kind, invalid user, missing detail, erased user).
     @discardableResult
     func fold(_ stored: StoredEvent, partition: Int) -> Observation? {
-        foldStored(stored.event, at: stored.offset, partition: partition)
+        foldStored(stored.eventRef, at: stored.offset, partition: partition)
     }
 
     /// The event stored at `offset` of `partition` (nil: a record without one): moves the
     /// partition's offset past it, then folds it.
-    private func foldStored(_ event: Event?, at offset: UInt64, partition: Int) -> Observation? {
+    private func foldStored(_ event: Boxed<Event>?, at offset: UInt64, partition: Int) -> Observation? {
         if partition < offsets.count { offsets[partition] = max(offsets[partition], offset + 1) }
         guard let e = event else { return .missingDetail }
-        return fold(e, partition: partition, offset: offset)
+        return fold(e.value, partition: partition, offset: offset)
     }
 
     /// Folds consecutive stored events of `partition`, counting what was noticed in `seen`.
@@ -79,10 +79,11 @@ public final class FeatureState {
     /// instead of being paid one after another. Stages see users created since as absent
     /// (a hint missed, nothing more).
     func fold(_ run: ArraySlice<StoredEvent>, partition: Int, noting seen: inout [Observation: Int]) {
-        let events = run.map { $0.event }
+        // The events stay in their boxes: copying one out would retain each of its fields.
+        let events = run.map { $0.eventRef }
         let offsets = run.map { $0.offset }
-        let userIDs = events.map { $0?.userId ?? 0 }
-        let itemIDs = events.map { $0?.itemId ?? 0 }
+        let userIDs = events.map { $0?.value.userId ?? 0 }
+        let itemIDs = events.map { $0?.value.itemId ?? 0 }
         let d = PrefetchLayout.distance
         var userObjects = [UnsafeRawPointer?](repeating: nil, count: events.count)
         var itemObjects = [UnsafeRawPointer?](repeating: nil, count: events.count)
@@ -107,11 +108,11 @@ public final class FeatureState {
         }
     }
 
-    func fold(_ e: Event, partition: Int, offset: UInt64) -> Observation? {
+    func fold(_ e: borrowing Event, partition: Int, offset: UInt64) -> Observation? {
         let kind = e.kind.rawValue
         guard kind >= 1 && kind < Int32(ProfileView.kindCount) else { return .unknownKind }
         if e.kind == .itemUpsert {
-            guard let u = e.item, u.itemId != 0 else { return .missingDetail }
+            guard let u = e.itemRef?.value, u.itemId != 0 else { return .missingDetail }
             let item = self.item(u.itemId)
             item.upsert(u, brandID: brandID(u.brand))
             version &+= 1
@@ -120,8 +121,8 @@ public final class FeatureState {
         guard e.userId > 0 else { return .invalidUser }
         if !erased.isEmpty, let ends = erased[e.userId], partition < ends.count, offset < ends[partition] { return .erasedUser }
         switch e.kind {
-        case .purchase where e.order == nil && e.itemId == 0: return .missingDetail
-        case .payment where e.payment == nil, .login where e.login == nil, .review where e.review == nil, .profileUpdate where e.profile == nil:
+        case .purchase where e.orderRef == nil && e.itemId == 0: return .missingDetail
+        case .payment where e.paymentRef == nil, .login where e.loginRef == nil, .review where e.reviewRef == nil, .profileUpdate where e.profileRef == nil:
             return .missingDetail
         default: break
         }
@@ -138,7 +139,7 @@ public final class FeatureState {
         let inOrder = !activity || e.timestampMs >= user.lastSeenMs
         var observation: Observation? = inOrder ? nil : .outOfOrder
         user.fold(e, nowMs: now, inOrder: inOrder, catalog: { self.items[$0] }) { hash, kind in
-            if kind == .device { Self.share(&self.deviceUsers, hash, user.id) } else { Self.share(&self.ipUsers, hash, user.id) }
+            if kind == .device { self.deviceUsers.add(user.id, to: hash) } else { self.ipUsers.add(user.id, to: hash) }
         }
 
         // Item statistics.
@@ -151,7 +152,7 @@ public final class FeatureState {
             if e.kind == .view || e.kind == .click { item.count(.views, atMs: e.timestampMs, nowMs: now) }
             if e.kind == .addToCart { item.count(.carts, atMs: e.timestampMs, nowMs: now) }
         case .purchase:
-            let lines = e.order?.lines ?? []
+            let lines = e.orderRef?.value.lines ?? []
             for line in lines where line.itemId != 0 {
                 let item = self.item(line.itemId)
                 if !item.inCatalog { observation = observation ?? .unknownItem }
@@ -185,22 +186,12 @@ public final class FeatureState {
         return id
     }
 
-    static func share(_ map: inout [UInt64: [Int64]], _ key: UInt64, _ user: Int64) {
-        map[key, default: []].appendIfAbsent(user, limit: sharingLimit)
-    }
-
     /// Erases a user: their profile, their place in the sharing counts, and (through
     /// `ends`, the partitions' end offsets now) every event of theirs already in the log.
     func erase(_ userID: Int64, ends: [UInt64]) -> Bool {
         let existed = users.remove(userID) != nil
-        for key in Array(deviceUsers.keys) where deviceUsers[key]!.contains(userID) {
-            deviceUsers[key]!.removeAll { $0 == userID }
-            if deviceUsers[key]!.isEmpty { deviceUsers[key] = nil }
-        }
-        for key in Array(ipUsers.keys) where ipUsers[key]!.contains(userID) {
-            ipUsers[key]!.removeAll { $0 == userID }
-            if ipUsers[key]!.isEmpty { ipUsers[key] = nil }
-        }
+        deviceUsers.remove(userID)
+        ipUsers.remove(userID)
         erased[userID] = ends
         version &+= 1
         return existed
@@ -264,8 +255,3 @@ struct RfmCuts: Equatable {
     }
 }
 
-extension Array where Element: Equatable {
-    mutating func appendIfAbsent(_ value: Element, limit: Int) {
-        if !contains(value) && count < limit { append(value) }
-    }
-}

@@ -117,8 +117,8 @@ struct ProfileView {
             case nil: break
             }
         }
-        if user.lastDevice != 0 { r.usersSharingDevice = UInt32(max(0, (state.deviceUsers[user.lastDevice]?.count ?? 1) - 1)) }
-        if user.lastIP != 0 { r.usersSharingIp = UInt32(max(0, (state.ipUsers[user.lastIP]?.count ?? 1) - 1)) }
+        if user.lastDevice != 0 { r.usersSharingDevice = UInt32(max(0, state.deviceUsers.users(of: user.lastDevice) - 1)) }
+        if user.lastIP != 0 { r.usersSharingIp = UInt32(max(0, state.ipUsers.users(of: user.lastIP) - 1)) }
         for f in user.failures where f.ms <= nowMs && nowMs - f.ms < 3_600_000 {
             if f.kind == UInt8(EventKind.payment.rawValue) { r.failedPayments1h += 1 }
             if f.kind == UInt8(EventKind.login.rawValue) { r.failedLogins1h += 1 }

@@ -23,10 +23,10 @@ extension FeatureState {
         users.forEachInIDOrder(prefetching: UserState.prefetchLayout) { $0.write(&w) }
         w.count(items.count)
         items.forEachInIDOrder(prefetching: ItemState.prefetchLayout) { $0.write(&w) }
-        for map in [deviceUsers, ipUsers] {
-            w.array(map.sorted { $0.key < $1.key }) { w, e in
+        for table in [deviceUsers, ipUsers] {
+            w.array(table.sortedEntries) { w, e in
                 w.u64(e.key)
-                w.array(e.value) { $0.i64($1) }
+                w.array(e.users) { $0.i64($1) }
             }
         }
         let bytes = w.finish()
@@ -52,9 +52,9 @@ extension FeatureState {
         s.items.reserveCapacity(items.count)
         for i in items { s.items.insert(i) }
         for k in 0..<2 {
-            let entries = try r.array { r in (try r.u64(), try r.array { try $0.i64() }) }
-            let map = Dictionary(entries, uniquingKeysWith: { a, _ in a })
-            if k == 0 { s.deviceUsers = map } else { s.ipUsers = map }
+            let entries = try r.array { r in (key: try r.u64(), users: try r.array { try $0.i64() }) }
+            let table = SharingTable(limit: sharingLimit, entries: entries)
+            if k == 0 { s.deviceUsers = table } else { s.ipUsers = table }
         }
         guard r.isAtEnd else { throw StoreError(.corrupt, "feature snapshot has trailing bytes") }
         return s

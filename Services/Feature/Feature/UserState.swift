@@ -155,7 +155,7 @@ extension UserState {
     /// user's latest activity: it still counts, but does not move sequences (sessions, intervals,
     /// recent items). `catalog` answers the brand and price of known items.
     /// `share` hears of each device and IP new to the user (for the users-sharing counts).
-    func fold(_ e: Event, nowMs: Int64, inOrder: Bool, catalog: (Int64) -> ItemState?, share: (UInt64, Identifier.Kind) -> Void) {
+    func fold(_ e: borrowing Event, nowMs: Int64, inOrder: Bool, catalog: (Int64) -> ItemState?, share: (UInt64, Identifier.Kind) -> Void) {
         let ts = e.timestampMs
         let kind = e.kind
         let k = Int(kind.rawValue)
@@ -202,18 +202,18 @@ extension UserState {
         case .purchase:
             foldPurchase(e, inOrder: inOrder, catalog: catalog)
         case .payment:
-            if let p = e.payment {
+            if let p = e.paymentRef?.value {
                 if !p.instrument.isEmpty { use(StableHash.fnv1a(p.instrument), .instrument, ts) }
                 if !p.success { fail(kind, ts) }
             }
         case .login:
-            if let l = e.login, !l.success { fail(kind, ts) }
+            if let l = e.loginRef, !l.value.success { fail(kind, ts) }
         case .review:
-            if let r = e.review { ratingSum += Double(r.rating) }
+            if let r = e.reviewRef { ratingSum += Double(r.value.rating) }
         case .register:
             if signupMs == 0 || ts < signupMs { signupMs = ts }
         case .profileUpdate:
-            if let p = e.profile {
+            if let p = e.profileRef?.value {
                 if p.age > 0 { age = p.age }
                 if p.gender.rawValue != 0 { gender = p.gender.rawValue }
                 if !p.region.isEmpty { region = p.region }
@@ -225,10 +225,10 @@ extension UserState {
         prune(nowMs: nowMs)
     }
 
-    private func foldPurchase(_ e: Event, inOrder: Bool, catalog: (Int64) -> ItemState?) {
+    private func foldPurchase(_ e: borrowing Event, inOrder: Bool, catalog: (Int64) -> ItemState?) {
         let ts = e.timestampMs
-        let lines = e.order?.lines ?? []
-        var amount = e.order?.total ?? 0
+        let lines = e.orderRef?.value.lines ?? []
+        var amount = e.orderRef?.value.total ?? 0
         if amount == 0 { amount = lines.reduce(0) { $0 + $1.unitPrice * Double(max(1, $1.quantity)) } }
         if lines.isEmpty && e.itemId != 0 {
             let item = catalog(e.itemId)
@@ -275,7 +275,7 @@ extension UserState {
         clock[24 + weekday] &+= 1
     }
 
-    private func countSession(_ e: Event) {
+    private func countSession(_ e: borrowing Event) {
         let key = e.sessionId.isEmpty ? 0 : StableHash.fnv1a(e.sessionId)
         let newSession: Bool
         if sessions == 0 {

@@ -80,7 +80,15 @@ struct WindowedCounts: Sendable, Equatable {
 
     private(set) var buckets: [Bucket] = []
 
-    static let tierMinutes: [UInt32] = [1, 60, 1440]
+    /// Minutes per bucket of a tier.
+    @inline(__always)
+    static func minutes(ofTier tier: UInt8) -> UInt32 {
+        switch tier {
+        case 0: 1
+        case 1: 60
+        default: 1440
+        }
+    }
 
     /// The finest tier an event in `minute` may still be kept at, when the clock is at
     /// `now`; nil once it is outside every window.
@@ -96,7 +104,7 @@ struct WindowedCounts: Sendable, Equatable {
         let minute = minuteOf(atMs)
         let now = minuteOf(nowMs)
         guard let tier = Self.tier(minute: minute, now: now) else { return }
-        let start = minute / Self.tierMinutes[Int(tier)] * Self.tierMinutes[Int(tier)]
+        let start = minute / Self.minutes(ofTier: tier) * Self.minutes(ofTier: tier)
         // Events mostly arrive in order: the bucket to add to is among the last few.
         var i = buckets.count - 1
         let stop = max(0, buckets.count - 8)
@@ -113,26 +121,30 @@ struct WindowedCounts: Sendable, Equatable {
         buckets.append(Bucket(minute: start, count: count, kind: kind, tier: tier))
     }
 
-    /// Coarsens buckets that aged out of their tier, drops those outside every window.
+    /// Coarsens buckets that aged out of their tier, drops those outside every window. In
+    /// place: the first `kept` buckets are the merged ones, and `kept` never passes the bucket read.
     mutating func compact(nowMs: Int64) {
         let now = minuteOf(nowMs)
-        var merged: [Bucket] = []
-        merged.reserveCapacity(buckets.count)
-        for var b in buckets {
-            guard let tier = Self.tier(minute: b.minute, now: now) else { continue }
-            if tier > b.tier {
-                b.tier = tier
-                b.minute = b.minute / Self.tierMinutes[Int(tier)] * Self.tierMinutes[Int(tier)]
-            }
-            if let j = merged.lastIndex(where: { $0.minute == b.minute && $0.kind == b.kind && $0.tier == b.tier }),
-                merged[j].count <= UInt32.max - b.count
-            {
-                merged[j].count += b.count
-            } else {
-                merged.append(b)
+        var kept = 0
+        buckets.withUnsafeMutableBufferPointer { all in
+            for i in all.indices {
+                var b = all[i]
+                guard let tier = Self.tier(minute: b.minute, now: now) else { continue }
+                if tier > b.tier {
+                    b.tier = tier
+                    b.minute = b.minute / Self.minutes(ofTier: tier) * Self.minutes(ofTier: tier)
+                }
+                if let j = all[..<kept].lastIndex(where: { $0.minute == b.minute && $0.kind == b.kind && $0.tier == b.tier }),
+                    all[j].count <= UInt32.max - b.count
+                {
+                    all[j].count += b.count
+                } else {
+                    all[kept] = b
+                    kept += 1
+                }
             }
         }
-        buckets = merged
+        buckets.removeLast(buckets.count - kept)
     }
 
     /// Counts of one kind in each window.

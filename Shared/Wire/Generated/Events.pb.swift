@@ -633,56 +633,78 @@ public struct Event: WireMessage {
         set { _order = newValue.map(Boxed.init) }
     }
     private var _order: Boxed<Order>? = nil
+    /// `order` where it is stored (read `.value`): no copy of the message and its fields.
+    public var orderRef: Boxed<Order>? { _order }
     public var payment: Payment? {
         get { _payment?.value }
         set { _payment = newValue.map(Boxed.init) }
     }
     private var _payment: Boxed<Payment>? = nil
+    /// `payment` where it is stored (read `.value`): no copy of the message and its fields.
+    public var paymentRef: Boxed<Payment>? { _payment }
     public var refund: Refund? {
         get { _refund?.value }
         set { _refund = newValue.map(Boxed.init) }
     }
     private var _refund: Boxed<Refund>? = nil
+    /// `refund` where it is stored (read `.value`): no copy of the message and its fields.
+    public var refundRef: Boxed<Refund>? { _refund }
     public var review: Review? {
         get { _review?.value }
         set { _review = newValue.map(Boxed.init) }
     }
     private var _review: Boxed<Review>? = nil
+    /// `review` where it is stored (read `.value`): no copy of the message and its fields.
+    public var reviewRef: Boxed<Review>? { _review }
     public var search: Search? {
         get { _search?.value }
         set { _search = newValue.map(Boxed.init) }
     }
     private var _search: Boxed<Search>? = nil
+    /// `search` where it is stored (read `.value`): no copy of the message and its fields.
+    public var searchRef: Boxed<Search>? { _search }
     public var login: Login? {
         get { _login?.value }
         set { _login = newValue.map(Boxed.init) }
     }
     private var _login: Boxed<Login>? = nil
+    /// `login` where it is stored (read `.value`): no copy of the message and its fields.
+    public var loginRef: Boxed<Login>? { _login }
     public var register: Register? {
         get { _register?.value }
         set { _register = newValue.map(Boxed.init) }
     }
     private var _register: Boxed<Register>? = nil
+    /// `register` where it is stored (read `.value`): no copy of the message and its fields.
+    public var registerRef: Boxed<Register>? { _register }
     public var profile: ProfileUpdate? {
         get { _profile?.value }
         set { _profile = newValue.map(Boxed.init) }
     }
     private var _profile: Boxed<ProfileUpdate>? = nil
+    /// `profile` where it is stored (read `.value`): no copy of the message and its fields.
+    public var profileRef: Boxed<ProfileUpdate>? { _profile }
     public var item: ItemUpsert? {
         get { _item?.value }
         set { _item = newValue.map(Boxed.init) }
     }
     private var _item: Boxed<ItemUpsert>? = nil
+    /// `item` where it is stored (read `.value`): no copy of the message and its fields.
+    public var itemRef: Boxed<ItemUpsert>? { _item }
     public var impression: Impression? {
         get { _impression?.value }
         set { _impression = newValue.map(Boxed.init) }
     }
     private var _impression: Boxed<Impression>? = nil
+    /// `impression` where it is stored (read `.value`): no copy of the message and its fields.
+    public var impressionRef: Boxed<Impression>? { _impression }
     public var label: Label? {
         get { _label?.value }
         set { _label = newValue.map(Boxed.init) }
     }
     private var _label: Boxed<Label>? = nil
+    /// `label` where it is stored (read `.value`): no copy of the message and its fields.
+    public var labelRef: Boxed<Label>? { _label }
     /// Fields this build does not know, kept so a relay re-encodes them unchanged.
     public var unknownFields = UnknownFields()
     public init() {}

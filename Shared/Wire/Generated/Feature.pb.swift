@@ -52,6 +52,8 @@ public struct KindCounts: WireMessage {
         set { _counts = newValue.map(Boxed.init) }
     }
     private var _counts: Boxed<WindowCounts>? = nil
+    /// `counts` where it is stored (read `.value`): no copy of the message and its fields.
+    public var countsRef: Boxed<WindowCounts>? { _counts }
     /// Fields this build does not know, kept so a relay re-encodes them unchanged.
     public var unknownFields = UnknownFields()
     public init() {}
@@ -292,6 +294,8 @@ public struct UserProfile: WireMessage {
         set { _rfm = newValue.map(Boxed.init) }
     }
     private var _rfm: Boxed<Rfm>? = nil
+    /// `rfm` where it is stored (read `.value`): no copy of the message and its fields.
+    public var rfmRef: Boxed<Rfm>? { _rfm }
     public var categories: [Affinity] = []
     public var brands: [Affinity] = []
     public var priceBands: [Double] = []
@@ -310,6 +314,8 @@ public struct UserProfile: WireMessage {
         set { _risk = newValue.map(Boxed.init) }
     }
     private var _risk: Boxed<RiskFeatures>? = nil
+    /// `risk` where it is stored (read `.value`): no copy of the message and its fields.
+    public var riskRef: Boxed<RiskFeatures>? { _risk }
     /// Fields this build does not know, kept so a relay re-encodes them unchanged.
     public var unknownFields = UnknownFields()
     public init() {}
@@ -439,6 +445,8 @@ public struct GetProfileResponse: WireMessage {
         set { _profile = newValue.map(Boxed.init) }
     }
     private var _profile: Boxed<UserProfile>? = nil
+    /// `profile` where it is stored (read `.value`): no copy of the message and its fields.
+    public var profileRef: Boxed<UserProfile>? { _profile }
     /// Fields this build does not know, kept so a relay re-encodes them unchanged.
     public var unknownFields = UnknownFields()
     public init() {}
@@ -588,16 +596,22 @@ public struct ItemProfile: WireMessage {
         set { _views = newValue.map(Boxed.init) }
     }
     private var _views: Boxed<WindowCounts>? = nil
+    /// `views` where it is stored (read `.value`): no copy of the message and its fields.
+    public var viewsRef: Boxed<WindowCounts>? { _views }
     public var carts: WindowCounts? {
         get { _carts?.value }
         set { _carts = newValue.map(Boxed.init) }
     }
     private var _carts: Boxed<WindowCounts>? = nil
+    /// `carts` where it is stored (read `.value`): no copy of the message and its fields.
+    public var cartsRef: Boxed<WindowCounts>? { _carts }
     public var purchases: WindowCounts? {
         get { _purchases?.value }
         set { _purchases = newValue.map(Boxed.init) }
     }
     private var _purchases: Boxed<WindowCounts>? = nil
+    /// `purchases` where it is stored (read `.value`): no copy of the message and its fields.
+    public var purchasesRef: Boxed<WindowCounts>? { _purchases }
     public var conversionRate: Double = 0
     public var trendingScore: Double = 0
     /// Fields this build does not know, kept so a relay re-encodes them unchanged.

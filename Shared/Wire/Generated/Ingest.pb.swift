@@ -246,6 +246,8 @@ public struct StoredEvent: WireMessage {
         set { _event = newValue.map(Boxed.init) }
     }
     private var _event: Boxed<Event>? = nil
+    /// `event` where it is stored (read `.value`): no copy of the message and its fields.
+    public var eventRef: Boxed<Event>? { _event }
     /// Fields this build does not know, kept so a relay re-encodes them unchanged.
     public var unknownFields = UnknownFields()
     public init() {}

@@ -424,6 +424,8 @@ public struct GetModelResponse: WireMessage {
         set { _info = newValue.map(Boxed.init) }
     }
     private var _info: Boxed<ModelInfo>? = nil
+    /// `info` where it is stored (read `.value`): no copy of the message and its fields.
+    public var infoRef: Boxed<ModelInfo>? { _info }
     public var artifact: [UInt8] = []
     /// Fields this build does not know, kept so a relay re-encodes them unchanged.
     public var unknownFields = UnknownFields()
@@ -494,6 +496,8 @@ public struct PublishModelResponse: WireMessage {
         set { _info = newValue.map(Boxed.init) }
     }
     private var _info: Boxed<ModelInfo>? = nil
+    /// `info` where it is stored (read `.value`): no copy of the message and its fields.
+    public var infoRef: Boxed<ModelInfo>? { _info }
     /// Fields this build does not know, kept so a relay re-encodes them unchanged.
     public var unknownFields = UnknownFields()
     public init() {}

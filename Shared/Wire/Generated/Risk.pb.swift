@@ -273,6 +273,8 @@ public struct ScoreResponse: WireMessage {
         set { _decision = newValue.map(Boxed.init) }
     }
     private var _decision: Boxed<Decision>? = nil
+    /// `decision` where it is stored (read `.value`): no copy of the message and its fields.
+    public var decisionRef: Boxed<Decision>? { _decision }
     /// Fields this build does not know, kept so a relay re-encodes them unchanged.
     public var unknownFields = UnknownFields()
     public init() {}
@@ -511,6 +513,8 @@ public struct PutRuleRequest: WireMessage {
         set { _rule = newValue.map(Boxed.init) }
     }
     private var _rule: Boxed<Rule>? = nil
+    /// `rule` where it is stored (read `.value`): no copy of the message and its fields.
+    public var ruleRef: Boxed<Rule>? { _rule }
     /// Fields this build does not know, kept so a relay re-encodes them unchanged.
     public var unknownFields = UnknownFields()
     public init() {}

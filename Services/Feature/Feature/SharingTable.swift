@@ -1,0 +1,110 @@
+import Wire
+
+/// The users seen with each device or IP (keyed by the stable hash of its pseudonym), in the
+/// order they were first seen, at most `limit` per key: what "users sharing the device" reads.
+///
+/// Most devices and IPs have one or two users, so a slot holds the key and the first user
+/// inline and only the others in an array: a lookup is one cache line, where a
+/// `[UInt64: [Int64]]` paid a miss on its metadata, its keys, its values and the array.
+/// Open addressing with linear probing on a mix of the key; a slot is empty when its first
+/// user is 0 (user ids are positive). Only erasure removes, and it rebuilds the table.
+struct SharingTable {
+    private struct Slot {
+        var key: UInt64
+        var first: Int64
+        var more: [Int64]?
+    }
+
+    private var slots = [Slot](repeating: Slot(key: 0, first: 0, more: nil), count: 1024)
+    private(set) var count = 0
+    let limit: Int
+
+    init(limit: Int) { self.limit = limit }
+
+    @inline(__always)
+    private static func home(_ key: UInt64, mask: Int) -> Int {
+        Int(truncatingIfNeeded: StableHash.mix64(key)) & mask
+    }
+
+    /// The slot holding `key`, or the empty slot where it would go.
+    private func find(_ key: UInt64) -> (slot: Int, found: Bool) {
+        let mask = slots.count - 1
+        var i = Self.home(key, mask: mask)
+        return slots.withUnsafeBufferPointer { s in
+            while true {
+                if s[i].first == 0 { return (i, false) }
+                if s[i].key == key { return (i, true) }
+                i = (i + 1) & mask
+            }
+        }
+    }
+
+    /// Notes that `user` was seen with `key`.
+    mutating func add(_ user: Int64, to key: UInt64) {
+        precondition(user > 0, "user ids are positive")
+        var (i, found) = find(key)
+        if found {
+            slots.withUnsafeMutableBufferPointer { s in
+                guard s[i].first != user, !(s[i].more?.contains(user) ?? false), Self.users(in: s[i]) < limit else { return }
+                if s[i].more == nil { s[i].more = [user] } else { s[i].more!.append(user) }
+            }
+            return
+        }
+        if (count + 1) * 2 > slots.count {
+            grow()
+            i = find(key).slot
+        }
+        slots[i] = Slot(key: key, first: user, more: nil)
+        count += 1
+    }
+
+    private static func users(in slot: Slot) -> Int { 1 + (slot.more?.count ?? 0) }
+
+    /// The users seen with `key`, first seen first.
+    subscript(key: UInt64) -> [Int64] {
+        let (i, found) = find(key)
+        guard found else { return [] }
+        return [slots[i].first] + (slots[i].more ?? [])
+    }
+
+    /// How many users were seen with `key`.
+    func users(of key: UInt64) -> Int {
+        let (i, found) = find(key)
+        return found ? Self.users(in: slots[i]) : 0
+    }
+
+    /// Every key with its users, in key order (a snapshot's bytes do not depend on the table's history).
+    var sortedEntries: [(key: UInt64, users: [Int64])] {
+        slots.filter { $0.first != 0 }.sorted { $0.key < $1.key }.map { ($0.key, [$0.first] + ($0.more ?? [])) }
+    }
+
+    /// A table holding `entries` (as `sortedEntries` gives them).
+    init(limit: Int, entries: [(key: UInt64, users: [Int64])]) {
+        self.init(limit: limit)
+        while entries.count * 2 > slots.count { slots = [Slot](repeating: Slot(key: 0, first: 0, more: nil), count: slots.count * 2) }
+        for e in entries where !e.users.isEmpty {
+            let (i, found) = find(e.key)
+            guard !found else { continue }
+            slots[i] = Slot(key: e.key, first: e.users[0], more: e.users.count > 1 ? Array(e.users.dropFirst()) : nil)
+            count += 1
+        }
+    }
+
+    /// Forgets `user` everywhere; keys left without users go. Rebuilds the table (erasure is rare).
+    mutating func remove(_ user: Int64) {
+        guard slots.contains(where: { $0.first == user || ($0.more?.contains(user) ?? false) }) else { return }
+        let kept = sortedEntries.map { (key: $0.key, users: $0.users.filter { $0 != user }) }
+        self = SharingTable(limit: limit, entries: kept)
+    }
+
+    private mutating func grow() {
+        var bigger = [Slot](repeating: Slot(key: 0, first: 0, more: nil), count: slots.count * 2)
+        let mask = bigger.count - 1
+        for slot in slots where slot.first != 0 {
+            var i = Self.home(slot.key, mask: mask)
+            while bigger[i].first != 0 { i = (i + 1) & mask }
+            bigger[i] = slot
+        }
+        slots = bigger
+    }
+}
