@@ -70,20 +70,23 @@ struct ObjectTableTests {
     @Test("the prefetch layouts find every array a fold writes, in every instance")
     func layoutsFindTheArrays() {
         let users = UserState.prefetchLayout
-        #expect(users.buffers.count == 15)
+        #expect(users.buffers.count == 13)
         #expect(users.lines >= 2)
-        #expect(ItemState.prefetchLayout.buffers.count == 2)
+        #expect(ItemState.prefetchLayout.buffers.count == 1)
+        // The inline counters hold a counter per event kind, per item counter.
+        #expect(UserState(id: 1).lifetime.count == ProfileView.kindCount)
+        #expect(ItemState(id: 1).lifetime.count == ItemState.Counter.allCases.count)
 
         // Another instance, with its own arrays: the words at the offsets are its buffers.
         let user = UserState(id: 7)
-        user.clock = [1, 2, 3]
+        user.knownDevices = [1, 2, 3]
         user.recentViews = [4, 5]
-        user.lifetime = [6]
+        user.failures = [.init(ms: 6, kind: 1)]
         let base = UnsafeRawPointer(Unmanaged.passUnretained(user).toOpaque())
         let words = Set(users.buffers.map { base.load(fromByteOffset: $0, as: UnsafeRawPointer.self) })
-        #expect(words.contains(bufferAddress(user.clock)))
+        #expect(words.contains(bufferAddress(user.knownDevices)))
         #expect(words.contains(bufferAddress(user.recentViews)))
-        #expect(words.contains(bufferAddress(user.lifetime)))
+        #expect(words.contains(bufferAddress(user.failures)))
         #expect(words.contains(bufferAddress(user.windows.buckets)))
     }
 

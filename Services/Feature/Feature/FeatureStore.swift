@@ -219,7 +219,7 @@ extension ItemState {
         case .carts: return count(.carts)
         case .purchases: return count(.purchases)
         case .conversion: return conversionRate
-        case .trending: return lifetime.reduce(0, +) == 0 ? 0 : trendingScore(nowMs: nowMs)
+        case .trending: return lifetime.indices.allSatisfy { lifetime[$0] == 0 } ? 0 : trendingScore(nowMs: nowMs)
         }
     }
 

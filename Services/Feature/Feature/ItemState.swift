@@ -19,7 +19,8 @@ final class ItemState {
     var title = ""
     var tags: [String] = []
     var windows = WindowedCounts()
-    var lifetime: [UInt64] = [0, 0, 0]
+    /// Counts per `Counter`, ever (inline: no allocation per item).
+    var lifetime = InlineArray<3, UInt64>(repeating: 0)
 
     init(id: Int64) { self.id = id }
 
@@ -48,6 +49,6 @@ extension ItemState: Identified {
     static let prefetchLayout: PrefetchLayout = {
         let p = ItemState(id: 1)
         p.windows = WindowedCounts(buckets: [.init(minute: 0, count: 1, kind: 0, tier: 0)])
-        return PrefetchLayout(p, buffers: [bufferAddress(p.windows.buckets), bufferAddress(p.lifetime)])
+        return PrefetchLayout(p, buffers: [bufferAddress(p.windows.buckets)])
     }()
 }

@@ -176,8 +176,8 @@ struct ProfileView {
             return x
         }
         p.priceBands = priceShares
-        p.activeHours = user.clock.isEmpty ? [UInt32](repeating: 0, count: 24) : Array(user.clock[0..<24])
-        p.weekdays = user.clock.isEmpty ? [UInt32](repeating: 0, count: 7) : Array(user.clock[24..<31])
+        p.activeHours = (0..<24).map { user.clock[$0] }
+        p.weekdays = (24..<31).map { user.clock[$0] }
         p.preferredChannel = preferred(user.channels)
         p.preferredDevice = preferred(user.devices)
         p.recentViews = user.recentViews.reversed()

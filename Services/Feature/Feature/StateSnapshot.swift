@@ -102,7 +102,7 @@ extension UserState {
         w.i64(firstSeenMs)
         w.i64(lastSeenMs)
         windows.write(&w)
-        w.array(lifetime) { $0.count(Int($1)) }
+        w.counts(lifetime)
         w.array(viewedItems.hashes) { $0.u32($1) }
         w.array(viewedCategories.hashes) { $0.u32($1) }
         w.u32(sessions)
@@ -122,7 +122,8 @@ extension UserState {
         affinities(categories)
         affinities(brands)
         w.array(priceBands) { $0.f32($1) }
-        w.array(clock) { $0.count(Int($1)) }
+        // None before the first activity (the format of the list this replaced).
+        w.counts(clock, noneWhenZero: true)
         func tallies(_ list: [Tally]) {
             w.array(list) { w, t in
                 w.string(t.value)
@@ -170,8 +171,7 @@ extension UserState {
         firstSeenMs = try r.i64()
         lastSeenMs = try r.i64()
         windows = try WindowedCounts(from: &r)
-        lifetime = try r.array { UInt64(try $0.count()) }
-        guard lifetime.count == ProfileView.kindCount else { throw StoreError(.corrupt, "user \(id): \(lifetime.count) kind counters") }
+        try r.counts(into: &lifetime, of: "user \(id)'s kind counters")
         viewedItems = HashSet32(hashes: try r.array { try $0.u32() })
         viewedCategories = HashSet32(hashes: try r.array { try $0.u32() })
         sessions = try r.u32()
@@ -185,7 +185,7 @@ extension UserState {
         categories = try r.array(affinity)
         brands = try r.array(affinity)
         priceBands = try r.array { try $0.f32() }
-        clock = try r.array { UInt32(clamping: try $0.count()) }
+        try r.counts(into: &clock, of: "user \(id)'s clock", noneWhenZero: true)
         let tally = { (r: inout SnapshotReader) throws -> Tally in Tally(value: try r.string(), count: try r.u32()) }
         channels = try r.array(tally)
         devices = try r.array(tally)
@@ -220,7 +220,7 @@ extension ItemState {
         w.string(title)
         w.array(tags) { $0.string($1) }
         windows.write(&w)
-        w.array(lifetime) { $0.count(Int($1)) }
+        w.counts(lifetime)
     }
 
     convenience init(from r: inout SnapshotReader) throws {
@@ -235,7 +235,25 @@ extension ItemState {
         title = try r.string()
         tags = try r.array { try $0.string() }
         windows = try WindowedCounts(from: &r)
-        lifetime = try r.array { UInt64(try $0.count()) }
-        guard lifetime.count == ItemState.Counter.allCases.count else { throw StoreError(.corrupt, "item \(id): \(lifetime.count) counters") }
+        try r.counts(into: &lifetime, of: "item \(id)'s counters")
+    }
+}
+
+/// Fixed-size counters, written as a list of counts (the format of the arrays they replaced).
+extension SnapshotWriter {
+    mutating func counts<let n: Int, T: FixedWidthInteger & UnsignedInteger>(_ values: InlineArray<n, T>, noneWhenZero: Bool = false) {
+        if noneWhenZero && values.indices.allSatisfy({ values[$0] == 0 }) { return count(0) }
+        count(n)
+        for i in values.indices { count(Int(values[i])) }
+    }
+}
+
+extension SnapshotReader {
+    /// Reads what `counts(_:noneWhenZero:)` wrote; any other length is corrupt.
+    mutating func counts<let n: Int, T: FixedWidthInteger & UnsignedInteger>(into values: inout InlineArray<n, T>, of what: @autoclosure () -> String, noneWhenZero: Bool = false) throws {
+        let stored = try count()
+        if noneWhenZero && stored == 0 { return }
+        guard stored == n else { throw StoreError(.corrupt, "\(what()): \(stored) counters, not \(n)") }
+        for i in 0..<n { values[i] = T(clamping: try count()) }
     }
 }

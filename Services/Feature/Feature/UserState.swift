@@ -27,7 +27,10 @@ final class UserState {
 
     // Behaviour
     var windows = WindowedCounts()
-    var lifetime = [UInt64](repeating: 0, count: ProfileView.kindCount)
+    /// Events per kind, ever (index: the kind's raw value, below `ProfileView.kindCount`).
+    /// Fixed-size counters live inline in the object: no allocation per user, no pointer to
+    /// follow while folding.
+    var lifetime = InlineArray<17, UInt64>(repeating: 0)
     var viewedItems = HashSet32()
     var viewedCategories = HashSet32()
     var sessions: UInt32 = 0
@@ -43,8 +46,8 @@ final class UserState {
     var brands: [Affinity] = []
     /// Weighted interactions per price band (`ProfileView.priceBandEdges`).
     var priceBands: [Float] = []
-    /// 24 hours then 7 weekdays (UTC), allocated on the first event.
-    var clock: [UInt32] = []
+    /// Events per hour of the day (0-23), then per weekday from Monday (24-30), UTC.
+    var clock = InlineArray<31, UInt32>(repeating: 0)
     var channels: [Tally] = []
     var devices: [Tally] = []
     var recentViews: [Int64] = []
@@ -117,7 +120,6 @@ extension UserState: Identified {
         p.categories = [Affinity(id: 1, score: 1, atMs: 0)]
         p.brands = [Affinity(id: 2, score: 1, atMs: 0)]
         p.priceBands = [1]
-        p.clock = [1]
         p.channels = [Tally(value: "a", count: 1)]
         p.devices = [Tally(value: "b", count: 1)]
         p.identifiers = [Identifier(hash: 1, kind: 0, lastMs: 0)]
@@ -128,9 +130,9 @@ extension UserState: Identified {
         return PrefetchLayout(
             p,
             buffers: [
-                bufferAddress(p.windows.buckets), bufferAddress(p.lifetime), bufferAddress(p.viewedItems.hashes),
+                bufferAddress(p.windows.buckets), bufferAddress(p.viewedItems.hashes),
                 bufferAddress(p.viewedCategories.hashes), bufferAddress(p.categories), bufferAddress(p.brands),
-                bufferAddress(p.priceBands), bufferAddress(p.clock), bufferAddress(p.channels), bufferAddress(p.devices),
+                bufferAddress(p.priceBands), bufferAddress(p.channels), bufferAddress(p.devices),
                 bufferAddress(p.identifiers), bufferAddress(p.knownDevices), bufferAddress(p.recentViews),
                 bufferAddress(p.recentOrders), bufferAddress(p.failures),
             ])
@@ -266,7 +268,6 @@ extension UserState {
     }
 
     private func countClock(_ ts: Int64) {
-        if clock.isEmpty { clock = [UInt32](repeating: 0, count: 31) }
         let seconds = ts / 1000
         let hour = Int(((seconds / 3600) % 24 + 24) % 24)
         // 1970-01-01 was a Thursday; index 0 is Monday.
