@@ -9,7 +9,7 @@ import Wire
 
 /// The feature service: events folded per second on one core and memory per user at one
 /// million synthetic users; GetFeatures and GetProfile latency over RPC at fixed rates
-/// (open loop: latency counts from the scheduled send, so a stall is not hidden);
+/// (open loop, `PacedClient`: latency counts from the scheduled send, so a stall is not hidden);
 /// freshness (ack by ingest to visible in GetProfile) while ingest takes a full-speed import.
 /// The read-path peer is Feast's published figure for its Redis online store (p99 under
 /// 1.5 ms); it cannot run here, so it is quoted, not measured.
@@ -17,8 +17,8 @@ func featureBenchmark(output: String, seconds: Double) async throws {
     var lines: [String] = []
     let fold = foldBenchmark(users: 1_000_000, events: 5_000_000)
     say(String(format: "fold: %.0f events/s on one core, %.0f bytes per user (%d users)", fold.eventsPerSecond, fold.bytesPerUser, fold.users))
-    // The same traffic over few users: their state stays near the cache, so this is the
-    // fold's own cost, apart from the memory misses of a million users.
+    // The same traffic over few users, each with a long history (100 events): no users are
+    // created, but the per-user lists are long (distinct items, affinities, window buckets).
     let hot = foldBenchmark(users: 10_000, events: 1_000_000)
     say(String(format: "fold, 10,000 users: %.0f events/s", hot.eventsPerSecond))
 
@@ -27,18 +27,20 @@ func featureBenchmark(output: String, seconds: Double) async throws {
         "# Feature service benchmark", "",
         "Run: \(ISO8601DateFormatter().string(from: Date())), \(ProcessInfo.processInfo.activeProcessorCount) cores, release build, loopback.",
         "", "## Folding and memory", "",
-        "Synthetic shop traffic folded straight into the state on one thread (event generation not timed):",
+        "Synthetic shop traffic folded straight into the state on one thread (event generation not timed; heap on huge pages, as the services run):",
         "70% views, 10% carts, 5% favourites, 5% searches, 5% purchases, 5% logins; every event with a device, an IP and a channel.",
         "", "| measure | Persona | goal |", "| --- | --- | --- |",
         String(format: "| events folded per second, one core (%d users, %d events) | %.0f | 2,000,000 |", fold.users, fold.events, fold.eventsPerSecond),
-        String(format: "| the same with %d users, %d events (state near the cache: the fold's own cost) | %.0f | |", hot.users, hot.events, hot.eventsPerSecond),
+        String(format: "| the same with %d users, %d events (100 events per user: no new users, long per-user lists) | %.0f | |", hot.users, hot.events, hot.eventsPerSecond),
         String(format: "| memory per user (RSS growth / users, %d users, %d events) | %.0f bytes | 2,048 bytes |", fold.users, fold.events, fold.bytesPerUser),
         "",
         String(
             format: "Snapshot of that state: %.0f MB, encoded in %.2f s (folding waits that long, calls do not), written and fsynced in %.2f s, restored in %.2f s.",
             Double(fold.snapshot.bytes) / 1e6, fold.snapshot.encodeSeconds, fold.snapshot.writeSeconds, fold.snapshot.restoreSeconds),
         "", "## Reads over RPC", "",
-        "\(served.users) users with \(served.events) events folded; one client with 4 connections, calls scheduled at a fixed rate for \(Int(seconds)) s each;",
+        "\(served.users) users with \(served.events) events folded; calls sent at a fixed rate for \(Int(seconds)) s each over one connection by a",
+        "blocking client (`PacedClient`: a sender thread writes each ready-encoded request at its scheduled time, a receiver thread",
+        "times each answer from that time, so a stall is not hidden; wrk2's method), in the same process as the service;",
         "GetFeatures asks for one user's 24 risk features (what risk-control asks per order).",
         "Peer: Feast with its Redis online store, published p99 under 1.5 ms (quoted, not run here).", "",
         "The last column is the service's own p99 (from its event loop decoding a request frame to writing the answer; time",
@@ -257,19 +259,21 @@ func servedBenchmark(users: Int, seconds duration: Double) async throws -> Serve
         for call in ["GetFeatures", "GetProfile"] {
             let method = call == "GetFeatures" ? FeatureAPI.getFeatures.name : FeatureAPI.getProfile.name
             let serverBefore = serverLatencyBuckets(featureService.host.context.metrics, method: method)
-            let (latencies, achieved, failed) = try await openLoop(rate: rate, seconds: duration) { n in
+            let payloads = (0..<Int(Double(rate) * duration)).map { n in
                 let user = Int64(1 + (n &* 7919) % users)
                 if call == "GetFeatures" {
                     var r = GetFeaturesRequest()
                     r.userIds = [user]
                     r.names = riskNames
-                    _ = try await feature.call(FeatureAPI.getFeatures, r)
-                } else {
-                    var r = GetProfileRequest()
-                    r.userId = user
-                    _ = try await feature.call(FeatureAPI.getProfile, r)
+                    return r.serializedBytes()
                 }
+                var r = GetProfileRequest()
+                r.userId = user
+                return r.serializedBytes()
             }
+            let methodID = call == "GetFeatures" ? FeatureAPI.getFeatures.id : FeatureAPI.getProfile.id
+            let outcome = try PacedClient.run(port: featurePort, method: methodID, rate: rate, payloads: payloads)
+            let (latencies, achieved, failed) = (outcome.latencies, outcome.answeredPerSecond, outcome.failed)
             let server = bucketQuantile(0.99, from: serverBefore, to: serverLatencyBuckets(featureService.host.context.metrics, method: method))
             rows.append(
                 ServedRow(
@@ -342,28 +346,6 @@ func servedBenchmark(users: Int, seconds duration: Double) async throws -> Serve
     try await featureService.stop()
     try await ingestService.stop()
     return ServedResult(users: users, events: events, rows: rows, freshness: freshness, importRate: importRate, importers: importers)
-}
-
-/// Calls `body` at `rate` per second for `seconds`, each in its own task, and returns the
-/// latencies (ms, from each call's scheduled time) and the achieved rate.
-/// Failed calls (e.g. OVERLOADED) are counted, not timed.
-func openLoop(rate: Int, seconds duration: Double, _ body: @escaping @Sendable (Int) async throws -> Void) async throws -> ([Double], Double, Int) {
-    let total = Int(Double(rate) * duration)
-    let interval = Duration.nanoseconds(1_000_000_000 / rate)
-    let start = ContinuousClock.now
-    let outcomes = try await withThrowingTaskGroup(of: Double?.self) { group in
-        for n in 0..<total {
-            let scheduled = start + interval * n
-            if scheduled > .now { try await Task.sleep(until: scheduled, clock: .continuous) }
-            group.addTask {
-                do { try await body(n) } catch { return nil }
-                return seconds(scheduled.duration(to: .now)) * 1000
-            }
-        }
-        return try await group.reduce(into: [Double?]()) { $0.append($1) }
-    }
-    let latencies = outcomes.compactMap { $0 }
-    return (latencies, Double(latencies.count) / seconds(start.duration(to: .now)), outcomes.count - latencies.count)
 }
 
 final class ImportCounters: Sendable {
