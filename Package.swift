@@ -88,7 +88,8 @@ let package = Package(
             dependencies: ["Wire", .product(name: "Logging", package: "swift-log")] + nio,
             path: "Shared/RPC", swiftSettings: swiftSettings),
         // Durable append-only segments with checksums, atomic snapshot files, recovery.
-        .target(name: "Store", dependencies: ["Wire"], path: "Shared/Store", swiftSettings: swiftSettings),
+        .systemLibrary(name: "CCRC32C", path: "Shared/CCRC32C"),
+        .target(name: "Store", dependencies: ["Wire", "CCRC32C"], path: "Shared/Store", swiftSettings: swiftSettings),
         // What every service executable shares: flags, metrics endpoint, lifecycle.
         .target(
             name: "ServiceKit",

@@ -1,6 +1,12 @@
-/// CRC-32C (Castagnoli), the checksum of every stored batch. Table-driven, slicing by 8
-/// (about 1 GB/s without special instructions).
+internal import CCRC32C
+
+/// CRC-32C (Castagnoli), the checksum of every stored batch and snapshot. With the x86-64
+/// instruction for it (SSE4.2) where the CPU has one, otherwise table-driven, slicing by 8
+/// (about 1 GB/s).
 public enum CRC32C {
+    /// Whether checksums use the CPU's CRC-32C instruction.
+    public static let hardware = persona_crc32c_hardware_available() != 0
+
     static let tables: [[UInt32]] = {
         var tables = [[UInt32]](repeating: [UInt32](repeating: 0, count: 256), count: 8)
         for i in 0..<256 {
@@ -19,6 +25,15 @@ public enum CRC32C {
 
     /// Checksum of `bytes`, continuing from `crc` (0 to start).
     public static func checksum(_ bytes: UnsafeRawBufferPointer, continuing crc: UInt32 = 0) -> UInt32 {
+        if hardware, let base = bytes.baseAddress {
+            return ~persona_crc32c_hardware(~crc, base.assumingMemoryBound(to: UInt8.self), bytes.count)
+        }
+        return software(bytes, continuing: crc)
+    }
+
+    /// The table-driven checksum (machines without the instruction; tests and the store
+    /// benchmark compare the two).
+    public static func software(_ bytes: UnsafeRawBufferPointer, continuing crc: UInt32 = 0) -> UInt32 {
         var crc = ~crc
         var i = 0
         let n = bytes.count

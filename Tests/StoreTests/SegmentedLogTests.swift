@@ -31,6 +31,29 @@ struct SegmentedLogTests {
     @Test func crc32cKnownAnswer() {
         #expect(CRC32C.checksum(Array("123456789".utf8)) == 0xE306_9283)
         #expect(CRC32C.checksum([UInt8](repeating: 0, count: 32)) == 0x8A91_36AA)
+        Array("123456789".utf8).withUnsafeBytes { #expect(CRC32C.software($0) == 0xE306_9283) }
+    }
+
+    @Test("the CRC-32C instruction and the table agree: every length, offset and continuation")
+    func crc32cInstructionAgreesWithTable() {
+        #if arch(x86_64)
+        #expect(CRC32C.hardware, "an x86-64 machine without SSE4.2 would checksum with the table")
+        #endif
+        var rng = SystemRandomNumberGenerator()
+        let data = (0..<4096).map { _ in UInt8.random(in: 0...255, using: &rng) }
+        data.withUnsafeBytes { all in
+            for _ in 0..<2_000 {
+                let start = Int.random(in: 0..<all.count, using: &rng)
+                let end = Int.random(in: start...min(all.count, start + 300), using: &rng)
+                let seed = UInt32.random(in: 0...UInt32.max, using: &rng)
+                let part = UnsafeRawBufferPointer(rebasing: all[start..<end])
+                #expect(CRC32C.checksum(part, continuing: seed) == CRC32C.software(part, continuing: seed))
+                // In two pieces, continued: the same as in one.
+                let cut = Int.random(in: start...end, using: &rng)
+                let first = CRC32C.checksum(UnsafeRawBufferPointer(rebasing: all[start..<cut]))
+                #expect(CRC32C.checksum(UnsafeRawBufferPointer(rebasing: all[cut..<end]), continuing: first) == CRC32C.software(part))
+            }
+        }
     }
 
     @Test func appendReadAndReopenAcrossSegments() async throws {
