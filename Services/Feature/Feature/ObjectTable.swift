@@ -18,12 +18,16 @@ protocol Identified: AnyObject {
 /// Open addressing with linear probing on a mix of the id, deletion by backward shift. Id 0
 /// marks an empty slot and is never stored.
 struct ObjectTable<Object: Identified> {
-    private struct Slot {
+    private struct Slot: ProbedSlot {
         var id: Int64
         var object: Unmanaged<Object>?
+
+        var probeKey: UInt64 { UInt64(bitPattern: id) }
+        var isEmpty: Bool { id == 0 }
+        static var empty: Slot { Slot(id: 0, object: nil) }
     }
 
-    private var slots = [Slot](repeating: Slot(id: 0, object: nil), count: 1024)
+    private var slots = [Slot](repeating: .empty, count: 1024)
     /// The objects, owned here; erasure moves the last one into the hole.
     private(set) var values: [Object] = []
 
@@ -32,21 +36,13 @@ struct ObjectTable<Object: Identified> {
 
     @inline(__always)
     private static func home(_ id: Int64, mask: Int) -> Int {
-        Int(truncatingIfNeeded: StableHash.mix64(UInt64(bitPattern: id))) & mask
+        LinearProbing.home(UInt64(bitPattern: id), mask: mask)
     }
 
     /// The slot holding `id`, or the empty slot where it would go (id 0 is never found).
     private func find(_ id: Int64) -> (slot: Int, found: Bool) {
         guard id != 0 else { return (0, false) }
-        let mask = slots.count - 1
-        var i = Self.home(id, mask: mask)
-        return slots.withUnsafeBufferPointer { s in
-            while true {
-                if s[i].id == id { return (i, true) }
-                if s[i].id == 0 { return (i, false) }
-                i = (i + 1) & mask
-            }
-        }
+        return slots.withUnsafeBufferPointer { LinearProbing.find(UInt64(bitPattern: id), in: $0) }
     }
 
     subscript(id: Int64) -> Object? {
@@ -59,7 +55,7 @@ struct ObjectTable<Object: Identified> {
         var (slot, found) = find(object.id)
         precondition(!found, "id \(object.id) is already in the table")
         if (values.count + 1) * 2 > slots.count {
-            grow()
+            slots = LinearProbing.doubled(slots)
             slot = find(object.id).slot
         }
         values.append(object)
@@ -70,7 +66,7 @@ struct ObjectTable<Object: Identified> {
     /// step by step (a snapshot's restore knows how many users it holds).
     mutating func reserveCapacity(_ count: Int) {
         values.reserveCapacity(count)
-        while count * 2 > slots.count { grow() }
+        while count * 2 > slots.count { slots = LinearProbing.doubled(slots) }
     }
 
     /// Removes and returns the object with `id`. Linear in the count (the object's place in
@@ -95,23 +91,12 @@ struct ObjectTable<Object: Identified> {
                     hole = i
                 }
             }
-            s[hole] = Slot(id: 0, object: nil)
+            s[hole] = .empty
         }
         let index = values.firstIndex { $0 === object }!
         values.swapAt(index, values.count - 1)
         values.removeLast()
         return object
-    }
-
-    private mutating func grow() {
-        var bigger = [Slot](repeating: Slot(id: 0, object: nil), count: slots.count * 2)
-        let mask = bigger.count - 1
-        for slot in slots where slot.id != 0 {
-            var i = Self.home(slot.id, mask: mask)
-            while bigger[i].id != 0 { i = (i + 1) & mask }
-            bigger[i] = slot
-        }
-        slots = bigger
     }
 
     /// Visits every object in id order, asking for each one's memory a few objects ahead
@@ -121,7 +106,7 @@ struct ObjectTable<Object: Identified> {
     func forEachInIDOrder(prefetching layout: PrefetchLayout, _ body: (Object) throws -> Void) rethrows {
         var order: [(id: Int64, object: Unmanaged<Object>)] = []
         order.reserveCapacity(values.count)
-        for slot in slots where slot.id != 0 { order.append((slot.id, slot.object!)) }
+        for slot in slots where !slot.isEmpty { order.append((slot.id, slot.object!)) }
         order.sort { $0.id < $1.id }
         let d = PrefetchLayout.distance
         for i in 0..<(order.count + 2 * d) {
@@ -146,18 +131,11 @@ struct ObjectTable<Object: Identified> {
     /// The pointer is good while the object stays in the table.
     @inline(__always)
     func prefetchObject(_ id: Int64, _ layout: PrefetchLayout) -> UnsafeRawPointer? {
-        guard id != 0 else { return nil }
-        return slots.withUnsafeBufferPointer { s in
-            let mask = s.count - 1
-            var i = Self.home(id, mask: mask)
-            while s[i].id != id {
-                if s[i].id == 0 { return nil }
-                i = (i + 1) & mask
-            }
-            let object = UnsafeRawPointer(s[i].object!.toOpaque())
-            layout.prefetchLines(of: object)
-            return object
-        }
+        let (slot, found) = find(id)
+        guard found else { return nil }
+        let object = UnsafeRawPointer(slots[slot].object!.toOpaque())
+        layout.prefetchLines(of: object)
+        return object
     }
 }
 

@@ -9,34 +9,25 @@ import Wire
 /// Open addressing with linear probing on a mix of the key; a slot is empty when its first
 /// user is 0 (user ids are positive). Only erasure removes, and it rebuilds the table.
 struct SharingTable {
-    private struct Slot {
+    private struct Slot: ProbedSlot {
         var key: UInt64
         var first: Int64
         var more: [Int64]?
+
+        var probeKey: UInt64 { key }
+        var isEmpty: Bool { first == 0 }
+        static var empty: Slot { Slot(key: 0, first: 0, more: nil) }
     }
 
-    private var slots = [Slot](repeating: Slot(key: 0, first: 0, more: nil), count: 1024)
+    private var slots = [Slot](repeating: .empty, count: 1024)
     private(set) var count = 0
     let limit: Int
 
     init(limit: Int) { self.limit = limit }
 
-    @inline(__always)
-    private static func home(_ key: UInt64, mask: Int) -> Int {
-        Int(truncatingIfNeeded: StableHash.mix64(key)) & mask
-    }
-
     /// The slot holding `key`, or the empty slot where it would go.
     private func find(_ key: UInt64) -> (slot: Int, found: Bool) {
-        let mask = slots.count - 1
-        var i = Self.home(key, mask: mask)
-        return slots.withUnsafeBufferPointer { s in
-            while true {
-                if s[i].first == 0 { return (i, false) }
-                if s[i].key == key { return (i, true) }
-                i = (i + 1) & mask
-            }
-        }
+        slots.withUnsafeBufferPointer { LinearProbing.find(key, in: $0) }
     }
 
     /// Notes that `user` was seen with `key`.
@@ -51,7 +42,7 @@ struct SharingTable {
             return
         }
         if (count + 1) * 2 > slots.count {
-            grow()
+            slots = LinearProbing.doubled(slots)
             i = find(key).slot
         }
         slots[i] = Slot(key: key, first: user, more: nil)
@@ -75,13 +66,13 @@ struct SharingTable {
 
     /// Every key with its users, in key order (a snapshot's bytes do not depend on the table's history).
     var sortedEntries: [(key: UInt64, users: [Int64])] {
-        slots.filter { $0.first != 0 }.sorted { $0.key < $1.key }.map { ($0.key, [$0.first] + ($0.more ?? [])) }
+        slots.filter { !$0.isEmpty }.sorted { $0.key < $1.key }.map { ($0.key, [$0.first] + ($0.more ?? [])) }
     }
 
     /// A table holding `entries` (as `sortedEntries` gives them).
     init(limit: Int, entries: [(key: UInt64, users: [Int64])]) {
         self.init(limit: limit)
-        while entries.count * 2 > slots.count { slots = [Slot](repeating: Slot(key: 0, first: 0, more: nil), count: slots.count * 2) }
+        while entries.count * 2 > slots.count { slots = [Slot](repeating: .empty, count: slots.count * 2) }
         for e in entries where !e.users.isEmpty {
             let (i, found) = find(e.key)
             guard !found else { continue }
@@ -95,16 +86,5 @@ struct SharingTable {
         guard slots.contains(where: { $0.first == user || ($0.more?.contains(user) ?? false) }) else { return }
         let kept = sortedEntries.map { (key: $0.key, users: $0.users.filter { $0 != user }) }
         self = SharingTable(limit: limit, entries: kept)
-    }
-
-    private mutating func grow() {
-        var bigger = [Slot](repeating: Slot(key: 0, first: 0, more: nil), count: slots.count * 2)
-        let mask = bigger.count - 1
-        for slot in slots where slot.first != 0 {
-            var i = Self.home(slot.key, mask: mask)
-            while bigger[i].first != 0 { i = (i + 1) & mask }
-            bigger[i] = slot
-        }
-        slots = bigger
     }
 }
