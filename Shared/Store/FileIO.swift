@@ -90,20 +90,9 @@ enum FileIO {
 /// the target, fsync the directory.
 public enum AtomicFile {
     public static func write(_ bytes: [UInt8], to path: String) throws {
-        let temporary = path + ".tmp"
-        let fd = try FileIO.open(temporary, flags: O_WRONLY | O_CREAT | O_TRUNC)
-        do {
-            try bytes.withUnsafeBytes { try FileIO.write(fd, $0, at: 0, path: temporary) }
-            try FileIO.sync(fd, path: temporary)
-        } catch {
-            close(fd)
-            unlink(temporary)
-            throw error
-        }
-        close(fd)
-        guard rename(temporary, path) == 0 else { throw FileIO.error("rename", temporary) }
-        let slash = path.lastIndex(of: "/")
-        try FileIO.syncDirectory(slash.map { String(path[..<$0]) } ?? ".")
+        let file = try AtomicFileWriter(path: path)
+        try bytes.withUnsafeBytes { try file.append($0) }
+        try file.commit()
     }
 
     /// The file's bytes, or nil when it does not exist.
@@ -115,5 +104,51 @@ public enum AtomicFile {
         }
         defer { close(fd) }
         return try FileIO.read(fd, count: FileIO.size(fd, path: path), at: 0, path: path)
+    }
+}
+
+/// A file written in pieces and put in place atomically: appended to under a temporary name
+/// (`path` + ".tmp"), then `commit()` fsyncs it, renames it over `path` and fsyncs the
+/// directory. Until then `path` keeps its old contents; a writer dropped without a commit
+/// deletes its temporary file.
+public final class AtomicFileWriter {
+    public let path: String
+    let temporary: String
+    private var fd: Int32
+    /// Bytes appended so far.
+    public private(set) var size = 0
+
+    public init(path: String) throws {
+        self.path = path
+        temporary = path + ".tmp"
+        fd = try FileIO.open(temporary, flags: O_WRONLY | O_CREAT | O_TRUNC)
+    }
+
+    public func append(_ bytes: UnsafeRawBufferPointer) throws {
+        precondition(fd >= 0, "append after commit")
+        guard !bytes.isEmpty else { return }
+        try FileIO.write(fd, bytes, at: size, path: temporary)
+        size += bytes.count
+    }
+
+    /// Makes the file durable and puts it at `path`.
+    public func commit() throws {
+        precondition(fd >= 0, "committed twice")
+        try FileIO.sync(fd, path: temporary)
+        close(fd)
+        fd = -1
+        guard rename(temporary, path) == 0 else {
+            unlink(temporary)
+            throw FileIO.error("rename", temporary)
+        }
+        let slash = path.lastIndex(of: "/")
+        try FileIO.syncDirectory(slash.map { String(path[..<$0]) } ?? ".")
+    }
+
+    deinit {
+        if fd >= 0 {
+            close(fd)
+            unlink(temporary)
+        }
     }
 }

@@ -8,17 +8,47 @@
 /// them: a snapshot holds millions of values.
 public struct SnapshotWriter {
     @usableFromInline var storage: [UInt8] = []
+    /// Streaming: where each full chunk goes, the chunk size, the checksum of what went.
+    private let file: AtomicFileWriter?
+    private let chunkBytes: Int
+    private var crc: UInt32 = 0
 
-    /// The bytes written so far.
+    /// The bytes written so far (in memory; streamed ones are in the file).
     public var bytes: [UInt8] { storage }
 
-    /// `expectedBytes`: a guess at the size, so that a large snapshot's buffer is not
-    /// regrown (each regrowth copies it and faults in fresh pages).
+    /// A snapshot built in memory. `expectedBytes`: a guess at the size, so that a large
+    /// snapshot's buffer is not regrown (each regrowth copies it and faults in fresh pages).
     public init(magic: String, version: UInt32, expectedBytes: Int = 1 << 16) {
+        self.init(magic: magic, version: version, file: nil, chunkBytes: expectedBytes)
+    }
+
+    /// A snapshot streamed into `file` a chunk at a time (`flushIfFull()` sends a chunk once
+    /// `chunkBytes` are waiting): a state of hundreds of megabytes never needs a buffer of its
+    /// size, whose fresh pages the kernel would first have to zero. `finishStreaming()` ends it.
+    public init(magic: String, version: UInt32, streamingTo file: AtomicFileWriter, chunkBytes: Int = 4 << 20) {
+        self.init(magic: magic, version: version, file: file, chunkBytes: chunkBytes)
+    }
+
+    private init(magic: String, version: UInt32, file: AtomicFileWriter?, chunkBytes: Int) {
         precondition(magic.utf8.count == 4, "snapshot magic is 4 bytes")
-        storage.reserveCapacity(expectedBytes)
+        self.file = file
+        self.chunkBytes = chunkBytes
+        storage.reserveCapacity(file == nil ? chunkBytes : chunkBytes + (64 << 10))
         storage += Array(magic.utf8)
         u32(version)
+    }
+
+    /// When streaming, sends what is waiting to the file once it reaches a chunk. Writers call
+    /// it between records (the byte-level methods do not check); in memory it does nothing.
+    public mutating func flushIfFull() throws {
+        guard let file, storage.count >= chunkBytes else { return }
+        try flush(to: file)
+    }
+
+    private mutating func flush(to file: AtomicFileWriter) throws {
+        crc = storage.withUnsafeBytes { CRC32C.checksum($0, continuing: crc) }
+        try storage.withUnsafeBytes { try file.append($0) }
+        storage.removeAll(keepingCapacity: true)
     }
 
     @inlinable public mutating func u8(_ v: UInt8) { storage.append(v) }
@@ -64,9 +94,20 @@ public struct SnapshotWriter {
     /// The finished file: the bytes so far and their checksum (appended in place, so the
     /// bytes are not copied; the writer is used up).
     public consuming func finish() -> [UInt8] {
+        precondition(file == nil, "a streaming snapshot ends with finish(into:)")
         let crc = CRC32C.checksum(storage)
         withUnsafeBytes(of: crc.littleEndian) { storage += $0 }
         return storage
+    }
+
+    /// Ends a streamed snapshot: the rest and the checksum go to the file (which the caller
+    /// then commits). Returns the file's size.
+    public consuming func finishStreaming() throws -> Int {
+        guard let file else { preconditionFailure("an in-memory snapshot ends with finish()") }
+        let crc = storage.withUnsafeBytes { CRC32C.checksum($0, continuing: self.crc) }
+        withUnsafeBytes(of: crc.littleEndian) { storage += $0 }
+        try storage.withUnsafeBytes { try file.append($0) }
+        return file.size
     }
 }
 

@@ -2,6 +2,7 @@ import Foundation
 @testable import Feature
 import Store
 import Testing
+import TestSupport
 import Wire
 
 @Suite("Feature state")
@@ -250,6 +251,24 @@ struct FeatureStateTests {
         let bytes = state.snapshot()
         let restored = try FeatureState.restore(bytes)
         #expect(restored.snapshot() == bytes)
+
+        // Streamed into a file in small chunks (many flushes, one mid-record at most per
+        // user): the same bytes, and the file appears only on commit.
+        let directory = temporaryDirectory()
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let path = directory + "/state.snapshot"
+        let file = try AtomicFileWriter(path: path)
+        let size = try state.writeSnapshot(to: file, chunkBytes: 256)
+        #expect(size == bytes.count)
+        #expect(!FileManager.default.fileExists(atPath: path))
+        try file.commit()
+        #expect(try AtomicFile.read(path) == bytes)
+        // A writer dropped without a commit leaves the committed file as it was.
+        let abandoned = try AtomicFileWriter(path: path)
+        _ = try FeatureState(partitions: 1).writeSnapshot(to: abandoned)
+        _ = consume abandoned
+        #expect(try AtomicFile.read(path) == bytes)
+        #expect(!FileManager.default.fileExists(atPath: path + ".tmp"))
         for u in Int64(1)...50 {
             #expect(restored.view(u)?.profile == state.view(u)?.profile)
         }

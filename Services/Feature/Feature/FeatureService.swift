@@ -214,12 +214,9 @@ public struct FeatureService: PersonaService {
     /// and how long encoding it took (folding waited that long).
     @discardableResult
     func writeSnapshot(since version: UInt64? = nil, force: Bool = false) throws -> (version: UInt64, encoding: Duration)? {
-        let start = ContinuousClock.now
-        guard let (bytes, v) = store.snapshot(ifChangedSince: force ? nil : version) else { return nil }
-        let encoded = ContinuousClock.now
-        try AtomicFile.write(bytes, to: snapshotPath)
-        metrics.snapshot(bytes: bytes.count, encoding: start.duration(to: encoded), writing: encoded.duration(to: .now))
-        return (v, start.duration(to: encoded))
+        guard let w = try store.writeSnapshot(to: snapshotPath, ifChangedSince: force ? nil : version) else { return nil }
+        metrics.snapshot(bytes: w.bytes, encoding: w.encoding, writing: w.writing)
+        return (w.version, w.encoding)
     }
 
     public func close() async throws {
@@ -274,8 +271,8 @@ struct FeatureMetrics: Sendable {
     func snapshot(bytes: Int, encoding: Duration, writing: Duration) {
         metrics.counter("persona_feature_snapshots_total", labels: [], help: "Snapshots written").increment()
         metrics.gauge("persona_feature_snapshot_bytes", labels: [], help: "Size of the latest snapshot").set(Int64(bytes))
-        metrics.gauge("persona_feature_snapshot_encode_seconds", labels: [], help: "Time the latest snapshot took to encode (folding waits)")
+        metrics.gauge("persona_feature_snapshot_encode_seconds", labels: [], help: "Time the latest snapshot took to encode and hand to the file system (folding waits)")
             .set(encoding / .seconds(1))
-        metrics.gauge("persona_feature_snapshot_seconds", labels: [], help: "Time the latest snapshot took to write, fsync included").set(writing / .seconds(1))
+        metrics.gauge("persona_feature_snapshot_seconds", labels: [], help: "Time the latest snapshot took to fsync and put in place").set(writing / .seconds(1))
     }
 }

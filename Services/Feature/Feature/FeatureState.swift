@@ -25,9 +25,6 @@ public final class FeatureState {
     var erased: [Int64: [UInt64]] = [:]
     /// Changes with every fold and erasure.
     var version: UInt64 = 0
-    /// The size of the last snapshot (the next one's buffer is sized from it). Snapshots are
-    /// taken under the read lock, hence atomic.
-    let lastSnapshotBytes = Atomic<Int>(0)
     /// Cached cut points; refreshed by readers, hence its own lock.
     private let rfm = Mutex(RfmCuts())
 

@@ -77,23 +77,37 @@ public final class FeatureStore: @unchecked Sendable {
 
     static let foldChunk = 256
 
-    /// The snapshot of the whole state now (what the service writes every snapshot interval;
-    /// for tools and benchmarks). Folding waits while it is encoded; calls do not.
-    public func snapshotBytes() -> [UInt8] {
-        snapshot(ifChangedSince: nil)!.bytes
-    }
-
-    /// A store restored from `snapshotBytes()` (as the service does on start).
+    /// A store restored from a snapshot file's bytes (`writeSnapshot(to:)`; as the service
+    /// does on start).
     public static func restore(_ bytes: [UInt8]) throws -> FeatureStore {
         FeatureStore(try FeatureState.restore(bytes))
     }
 
-    /// The snapshot bytes when the state changed since `version`.
-    func snapshot(ifChangedSince version: UInt64?) -> (bytes: [UInt8], version: UInt64)? {
-        lock.read(state) { s in
+    /// What writing a snapshot took.
+    public struct SnapshotWrite: Sendable {
+        public var bytes: Int
+        public var version: UInt64
+        /// Encoding and handing the bytes to the file system: folding waits this long.
+        public var encoding: Duration
+        /// The fsync and the rename, after folding resumed.
+        public var writing: Duration
+    }
+
+    /// Writes the snapshot to `path` when the state changed since `version` (what the service
+    /// does every snapshot interval): streamed into a temporary file a few megabytes at a time
+    /// under the read lock (folding waits, calls do not), then made durable and renamed into
+    /// place with folding running again. Nil when nothing changed.
+    public func writeSnapshot(to path: String, ifChangedSince version: UInt64? = nil) throws -> SnapshotWrite? {
+        let start = ContinuousClock.now
+        let streamed: (file: AtomicFileWriter, bytes: Int, version: UInt64)? = try lock.read(state) { s in
             guard s.version != version else { return nil }
-            return (s.snapshot(), s.version)
+            let file = try AtomicFileWriter(path: path)
+            return (file, try s.writeSnapshot(to: file), s.version)
         }
+        guard let streamed else { return nil }
+        let encoded = ContinuousClock.now
+        try streamed.file.commit()
+        return SnapshotWrite(bytes: streamed.bytes, version: streamed.version, encoding: start.duration(to: encoded), writing: encoded.duration(to: .now))
     }
 
     // MARK: Users

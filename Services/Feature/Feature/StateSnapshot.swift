@@ -6,10 +6,23 @@ extension FeatureState {
     static let snapshotMagic = "PFS1"
     static let snapshotVersion: UInt32 = 1
 
+    /// The snapshot in memory (tests compare states by it; the service streams it to its file
+    /// with `writeSnapshot(to:)`).
     func snapshot() -> [UInt8] {
-        // About 550 bytes per user of synthetic shop traffic, and the last snapshot's size.
-        let guess = max(lastSnapshotBytes.load(ordering: .relaxed), users.count * 600 + items.count * 160 + (deviceUsers.count + ipUsers.count) * 24 + (1 << 16))
-        var w = SnapshotWriter(magic: Self.snapshotMagic, version: Self.snapshotVersion, expectedBytes: guess)
+        var w = SnapshotWriter(magic: Self.snapshotMagic, version: Self.snapshotVersion)
+        try! encode(into: &w)  // in memory, nothing throws
+        return w.finish()
+    }
+
+    /// The same bytes streamed into `file` a few megabytes at a time (what the service writes):
+    /// no buffer of the state's size. Returns the size written; the caller commits the file.
+    func writeSnapshot(to file: AtomicFileWriter, chunkBytes: Int = 4 << 20) throws -> Int {
+        var w = SnapshotWriter(magic: Self.snapshotMagic, version: Self.snapshotVersion, streamingTo: file, chunkBytes: chunkBytes)
+        try encode(into: &w)
+        return try w.finishStreaming()
+    }
+
+    private func encode(into w: inout SnapshotWriter) throws {
         w.array(offsets) { $0.u64($1) }
         w.i64(watermarkMs)
         w.u64(version)
@@ -20,18 +33,23 @@ extension FeatureState {
         }
         // Users and items in id order (the same bytes whatever order they came in).
         w.count(users.count)
-        users.forEachInIDOrder(prefetching: UserState.prefetchLayout) { $0.write(&w) }
+        try users.forEachInIDOrder(prefetching: UserState.prefetchLayout) {
+            $0.write(&w)
+            try w.flushIfFull()
+        }
         w.count(items.count)
-        items.forEachInIDOrder(prefetching: ItemState.prefetchLayout) { $0.write(&w) }
+        try items.forEachInIDOrder(prefetching: ItemState.prefetchLayout) {
+            $0.write(&w)
+            try w.flushIfFull()
+        }
         for table in [deviceUsers, ipUsers] {
-            w.array(table.sortedEntries) { w, e in
+            w.count(table.count)
+            for e in table.sortedEntries {
                 w.u64(e.key)
                 w.array(e.users) { $0.i64($1) }
+                try w.flushIfFull()
             }
         }
-        let bytes = w.finish()
-        lastSnapshotBytes.store(bytes.count, ordering: .relaxed)
-        return bytes
     }
 
     static func restore(_ bytes: [UInt8]) throws -> FeatureState {
