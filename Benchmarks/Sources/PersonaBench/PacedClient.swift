@@ -114,6 +114,9 @@ enum PacedClient {
         guard fd >= 0, status == 0 else { throw POSIXError(.ECONNREFUSED) }
         var one: Int32 = 1
         setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+        // A service that stops reading fails the sender's writes after 5 s instead of hanging the run.
+        var limit = timeval(tv_sec: 5, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))
         return fd
     }
 
