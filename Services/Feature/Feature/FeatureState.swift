@@ -72,7 +72,8 @@ public final class FeatureState {
     /// A fold touches a few dozen cache lines of its user and item, which with millions of
     /// users are rarely in cache. So the fold of event `i` runs behind three stages that
     /// only prefetch, for events further ahead: the table slots of event `i + 3d`, the
-    /// objects of `i + 2d`, their arrays of `i + d`. The misses of a few dozen events overlap
+    /// objects of `i + 2d` (and for a user not seen before, the device and IP slots they will
+    /// add to), their arrays of `i + d`. The misses of a few dozen events overlap
     /// instead of being paid one after another. Stages see users created since as absent
     /// (a hint missed, nothing more).
     func fold(_ run: ArraySlice<StoredEvent>, partition: Int, noting seen: inout [Observation: Int]) {
@@ -92,7 +93,11 @@ public final class FeatureState {
                 if itemIDs[i] != 0 { self.items.prefetchSlot(itemIDs[i]) }
             }
             if case let j = i - d, j >= 0 && j < events.count {
-                if userIDs[j] != 0 { userObjects[j] = self.users.prefetchObject(userIDs[j], users) }
+                if userIDs[j] != 0 {
+                    userObjects[j] = self.users.prefetchObject(userIDs[j], users)
+                    // A new user shares their device and IP: ask for those slots too.
+                    if userObjects[j] == nil, let e = events[j] { prefetchSharing(e.value) }
+                }
                 if itemIDs[j] != 0 { itemObjects[j] = self.items.prefetchObject(itemIDs[j], items) }
             }
             if case let j = i - 2 * d, j >= 0 && j < events.count {
@@ -103,6 +108,11 @@ public final class FeatureState {
                 seen[o, default: 0] += 1
             }
         }
+    }
+
+    private func prefetchSharing(_ e: borrowing Event) {
+        if !e.deviceId.isEmpty { deviceUsers.prefetch(StableHash.fnv1a(e.deviceId)) }
+        if !e.ip.isEmpty { ipUsers.prefetch(StableHash.fnv1a(e.ip)) }
     }
 
     func fold(_ e: borrowing Event, partition: Int, offset: UInt64) -> Observation? {

@@ -1,3 +1,4 @@
+import CMemory
 import Wire
 
 /// The users seen with each device or IP (keyed by the stable hash of its pseudonym), in the
@@ -50,6 +51,12 @@ struct SharingTable {
     }
 
     private static func users(in slot: Slot) -> Int { 1 + (slot.more?.count ?? 0) }
+
+    /// Asks for the home slot of `key` (a fold a few events ahead will add to it).
+    @inline(__always)
+    func prefetch(_ key: UInt64) {
+        slots.withUnsafeBufferPointer { persona_prefetch($0.baseAddress! + LinearProbing.home(key, mask: $0.count - 1)) }
+    }
 
     /// The users seen with `key`, first seen first.
     subscript(key: UInt64) -> [Int64] {
