@@ -94,6 +94,8 @@ public final class SegmentedLog: Sendable {
         var writing = false
         var closed = false
         var waiters: [Int: CheckedContinuation<Void, Never>] = [:]
+        /// Waiters whose timeout passed before they were registered: they do not wait.
+        var expired: Set<Int> = []
         var nextWaiter = 0
         var lastIndexedPosition = 0
     }
@@ -371,17 +373,27 @@ public final class SegmentedLog: Sendable {
         guard let id else { return }
         let timer = Task {
             try? await Task.sleep(for: timeout)
-            self.state.withLock { $0.waiters.removeValue(forKey: id) }?.resume()
+            self.state.withLock { s -> CheckedContinuation<Void, Never>? in
+                // Not registered yet: it must not start waiting once it is.
+                guard let waiter = s.waiters.removeValue(forKey: id) else {
+                    s.expired.insert(id)
+                    return nil
+                }
+                return waiter
+            }?.resume()
         }
         await withCheckedContinuation { continuation in
             let ready = state.withLock { s -> Bool in
-                if s.nextOffset > offset || s.closed { return true }
+                if s.nextOffset > offset || s.closed || s.expired.remove(id) != nil { return true }
                 s.waiters[id] = continuation
                 return false
             }
             if ready { continuation.resume() }
         }
         timer.cancel()
+        // A timer that fired after the waiter was woken (or cancelled late) leaves its mark: drop it.
+        await timer.value
+        state.withLock { _ = $0.expired.remove(id) }
     }
 
     // MARK: Retention and shutdown

@@ -193,6 +193,28 @@ struct SegmentedLogTests {
         await log.close()
     }
 
+    @Test("a long poll returns by its timeout, however short: the timer may fire before the waiter is registered")
+    func longPollTimesOutEvenWhenTheTimerWinsTheRace() async throws {
+        let (log, _) = try SegmentedLog.open(config(temporaryDirectory()))
+        let finished = try await withThrowingTaskGroup(of: Bool.self) { group in
+            group.addTask {
+                for _ in 0..<2_000 { await log.waitForRecords(from: 0, timeout: .nanoseconds(1)) }
+                return true
+            }
+            group.addTask {
+                // A stuck waiter is only freed by closing the log.
+                try await Task.sleep(for: .seconds(20))
+                await log.close()
+                return false
+            }
+            let first = try await group.next()!
+            group.cancelAll()
+            return first
+        }
+        #expect(finished, "a waiter registered after its timer fired never returned")
+        await log.close()
+    }
+
     @Test func atomicFileReplacesWholeFiles() throws {
         let dir = temporaryDirectory()
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
