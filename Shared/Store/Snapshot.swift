@@ -94,9 +94,8 @@ public struct SnapshotWriter {
     /// The finished file: the bytes so far and their checksum (appended in place, so the
     /// bytes are not copied; the writer is used up).
     public consuming func finish() -> [UInt8] {
-        precondition(file == nil, "a streaming snapshot ends with finish(into:)")
-        let crc = CRC32C.checksum(storage)
-        withUnsafeBytes(of: crc.littleEndian) { storage += $0 }
+        precondition(file == nil, "a streaming snapshot ends with finishStreaming()")
+        appendChecksum()
         return storage
     }
 
@@ -104,10 +103,15 @@ public struct SnapshotWriter {
     /// then commits). Returns the file's size.
     public consuming func finishStreaming() throws -> Int {
         guard let file else { preconditionFailure("an in-memory snapshot ends with finish()") }
-        let crc = storage.withUnsafeBytes { CRC32C.checksum($0, continuing: self.crc) }
-        withUnsafeBytes(of: crc.littleEndian) { storage += $0 }
+        appendChecksum()
         try storage.withUnsafeBytes { try file.append($0) }
         return file.size
+    }
+
+    /// The CRC-32C of everything written (what was streamed, continued over what waits).
+    private mutating func appendChecksum() {
+        let crc = storage.withUnsafeBytes { CRC32C.checksum($0, continuing: self.crc) }
+        withUnsafeBytes(of: crc.littleEndian) { storage += $0 }
     }
 }
 

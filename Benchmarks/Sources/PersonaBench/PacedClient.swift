@@ -65,27 +65,21 @@ enum PacedClient {
         /// Reads response frames until every call is answered or the connection ends; an
         /// answer with an error status stays unanswered (-1).
         func read(from fd: Int32, start: UInt64, interval: UInt64) {
-            var pending: [UInt8] = []
-            var buffer = [UInt8](repeating: 0, count: 1 << 16)
+            let decoder = FrameDecoder()
+            var pending = ByteBuffer()
             var answered = 0
             while answered < latencies.count {
-                let n = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+                let n = pending.writeWithUnsafeMutableBytes(minimumWritableBytes: 1 << 16) { Glibc.read(fd, $0.baseAddress, $0.count) }
                 guard n > 0 else { return }
                 let now = monotonicNanos()
-                pending += buffer[0..<n]
-                var at = 0
-                // Header (docs/PROTOCOL.md): status at byte 5, correlation id at 8, payload length at 20, big-endian.
-                while pending.count - at >= Frame.headerSize {
-                    let length = Int(pending[(at + 20)..<(at + 24)].reduce(UInt32(0)) { $0 << 8 | UInt32($1) })
-                    guard pending.count - at >= Frame.headerSize + length else { break }
-                    let id = Int(pending[(at + 8)..<(at + 16)].reduce(UInt64(0)) { $0 << 8 | UInt64($1) })
-                    if pending[at + 5] == 0, id < latencies.count {
+                while let frame = try? decoder.decodeFrame(&pending) {
+                    let id = Int(frame.correlationID)
+                    if frame.status == 0, id < latencies.count {
                         latencies[id] = Double(now - (start + UInt64(id) * interval)) / 1e6
                     }
                     answered += 1
-                    at += Frame.headerSize + length
                 }
-                pending.removeFirst(at)
+                pending.discardReadBytes()
             }
         }
     }

@@ -96,7 +96,7 @@ public final class FeatureState {
                 if userIDs[j] != 0 {
                     userObjects[j] = self.users.prefetchObject(userIDs[j], users)
                     // A new user shares their device and IP: ask for those slots too.
-                    if userObjects[j] == nil, let e = events[j] { prefetchSharing(e.value) }
+                    if userObjects[j] == nil, let e = events[j] { prefetchSharing(of: e) }
                 }
                 if itemIDs[j] != 0 { itemObjects[j] = self.items.prefetchObject(itemIDs[j], items) }
             }
@@ -110,9 +110,9 @@ public final class FeatureState {
         }
     }
 
-    private func prefetchSharing(_ e: borrowing Event) {
-        if !e.deviceId.isEmpty { deviceUsers.prefetch(StableHash.fnv1a(e.deviceId)) }
-        if !e.ip.isEmpty { ipUsers.prefetch(StableHash.fnv1a(e.ip)) }
+    private func prefetchSharing(of event: Boxed<Event>) {
+        if !event.value.deviceId.isEmpty { deviceUsers.prefetch(StableHash.fnv1a(event.value.deviceId)) }
+        if !event.value.ip.isEmpty { ipUsers.prefetch(StableHash.fnv1a(event.value.ip)) }
     }
 
     func fold(_ e: borrowing Event, partition: Int, offset: UInt64) -> Observation? {

@@ -1,3 +1,4 @@
+import CMemory
 import Wire
 
 /// A slot of an open-addressing table (`ObjectTable`, `SharingTable`).
@@ -27,6 +28,12 @@ enum LinearProbing {
             if s[i].probeKey == key { return (i, true) }
             i = (i + 1) & mask
         }
+    }
+
+    /// Asks for the cache line of `key`'s home slot (a lookup a few steps later finds it there).
+    @inline(__always)
+    static func prefetchHome<Slot>(_ key: UInt64, in s: UnsafeBufferPointer<Slot>) {
+        persona_prefetch(s.baseAddress! + home(key, mask: s.count - 1))
     }
 
     /// The occupied slots of `slots` placed in a table twice its size.

@@ -121,9 +121,7 @@ struct ObjectTable<Object: Identified> {
     /// Stage 1 of a lookup that only prefetches: asks for the home slot of `id`.
     @inline(__always)
     func prefetchSlot(_ id: Int64) {
-        slots.withUnsafeBufferPointer { s in
-            persona_prefetch(s.baseAddress! + Self.home(id, mask: s.count - 1))
-        }
+        slots.withUnsafeBufferPointer { LinearProbing.prefetchHome(UInt64(bitPattern: id), in: $0) }
     }
 
     /// Stage 2, once the slot has had time to arrive: the object with `id`, unretained (nil

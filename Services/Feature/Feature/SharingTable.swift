@@ -1,4 +1,3 @@
-import CMemory
 import Wire
 
 /// The users seen with each device or IP (keyed by the stable hash of its pseudonym), in the
@@ -52,17 +51,19 @@ struct SharingTable {
 
     private static func users(in slot: Slot) -> Int { 1 + (slot.more?.count ?? 0) }
 
+    private static func list(of slot: Slot) -> [Int64] { [slot.first] + (slot.more ?? []) }
+
     /// Asks for the home slot of `key` (a fold a few events ahead will add to it).
     @inline(__always)
     func prefetch(_ key: UInt64) {
-        slots.withUnsafeBufferPointer { persona_prefetch($0.baseAddress! + LinearProbing.home(key, mask: $0.count - 1)) }
+        slots.withUnsafeBufferPointer { LinearProbing.prefetchHome(key, in: $0) }
     }
 
     /// The users seen with `key`, first seen first.
     subscript(key: UInt64) -> [Int64] {
         let (i, found) = find(key)
         guard found else { return [] }
-        return [slots[i].first] + (slots[i].more ?? [])
+        return Self.list(of: slots[i])
     }
 
     /// How many users were seen with `key`.
@@ -73,7 +74,7 @@ struct SharingTable {
 
     /// Every key with its users, in key order (a snapshot's bytes do not depend on the table's history).
     var sortedEntries: [(key: UInt64, users: [Int64])] {
-        slots.filter { !$0.isEmpty }.sorted { $0.key < $1.key }.map { ($0.key, [$0.first] + ($0.more ?? [])) }
+        slots.filter { !$0.isEmpty }.sorted { $0.key < $1.key }.map { ($0.key, Self.list(of: $0)) }
     }
 
     /// A table holding `entries` (as `sortedEntries` gives them).

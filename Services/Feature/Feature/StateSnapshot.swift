@@ -43,8 +43,9 @@ extension FeatureState {
             try w.flushIfFull()
         }
         for table in [deviceUsers, ipUsers] {
-            w.count(table.count)
-            for e in table.sortedEntries {
+            let entries = table.sortedEntries
+            w.count(entries.count)
+            for e in entries {
                 w.u64(e.key)
                 w.array(e.users) { $0.i64($1) }
                 try w.flushIfFull()
