@@ -109,6 +109,10 @@ public struct UnknownFields: Hashable, Sendable {
 public final class Boxed<Value: Hashable & Sendable>: Hashable, Sendable {
     public let value: Value
     public init(_ value: Value) { self.value = value }
+    /// Lends the value to `body` without copying it out of the box (reading `value` into an
+    /// argument copies it, retaining each of its fields).
+    @inlinable @inline(__always)
+    public func withValue<R>(_ body: (borrowing Value) throws -> R) rethrows -> R { try body(value) }
     public static func == (a: Boxed, b: Boxed) -> Bool { a === b || a.value == b.value }
     public func hash(into hasher: inout Hasher) { hasher.combine(value) }
 }

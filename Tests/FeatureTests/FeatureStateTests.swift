@@ -49,8 +49,74 @@ struct FeatureStateTests {
                 #expect(got == expected, "after \(times.count) events")
             }
         }
-        // Bounded: at most 60 minute + 24 hour + 30 day buckets.
-        #expect(state.users[1]!.windows.buckets.count <= 2 * (60 + 24 + 30))
+        // Bounded: compacted, at most 60 minute + 24 hour + 30 day buckets (of the one kind);
+        // between compactions, growth is held to a small multiple of that.
+        var windows = state.users[1]!.windows
+        #expect(windows.buckets.count <= 3 * (60 + 24 + 30))
+        windows.compact(nowMs: state.watermarkMs)
+        #expect(windows.buckets.count <= 60 + 24 + 30)
+    }
+
+    @Test("affinities: interactions in any order add up to the plain decayed sum; the weakest gives way")
+    func affinityLevels() {
+        var rng = SplitMix(seed: 11)
+        let halfLife = UserState.affinityHalfLifeMs
+        // 20 ids, 600 interactions at random times over 60 days, in no particular order.
+        let interactions = (0..<600).map { _ in
+            (id: Int64(1 + rng.next() % 20), w: [1.0, 2, 3, 5][Int(rng.next() % 4)], t: monday + Int64(rng.next() % UInt64(60 * day)))
+        }
+        var list: [UserState.Affinity] = []
+        for x in interactions { UserState.bump(&list, id: x.id, by: x.w, at: x.t) }
+        #expect(list.count == 20)
+        let now = monday + 61 * day
+        for a in list {
+            let expected = interactions.filter { $0.id == a.id }.reduce(0.0) { $0 + $1.w * pow(2, -Double(now - $1.t) / halfLife) }
+            #expect(abs(a.decayed(to: now) - expected) <= 1e-9 * expected, "id \(a.id)")
+        }
+
+        // A full list: a new id takes the place of the lowest score (the same one at any time).
+        var full: [UserState.Affinity] = []
+        for id in 1...Int64(UserState.affinityLimit) {
+            UserState.bump(&full, id: id, by: Double(1 + rng.next() % 5), at: monday + Int64(rng.next() % UInt64(30 * day)))
+        }
+        let weakest = full.min { $0.decayed(to: now) < $1.decayed(to: now) }!.id
+        #expect(weakest == full.min { $0.decayed(to: monday) < $1.decayed(to: monday) }!.id)
+        UserState.bump(&full, id: 1000, by: 1, at: now)
+        #expect(full.count == UserState.affinityLimit)
+        #expect(!full.contains { $0.id == weakest })
+        #expect(full.last?.id == 1000)
+
+        // A score as of a time (how version-1 snapshots kept it) reads back, and halves per half-life.
+        let old = UserState.Affinity(id: 1, score: 3.5, atMs: monday)
+        #expect(abs(old.decayed(to: monday) - 3.5) <= 1e-12)
+        #expect(abs(old.decayed(to: monday + Int64(halfLife)) - 1.75) <= 1e-12)
+    }
+
+    @Test("the distinct-items set agrees with a Set through inserts, the limit and a round trip")
+    func distinctSetAgreesWithSet() {
+        var rng = SplitMix(seed: 5)
+        var set = HashSet32()
+        var model = Set<Int64>()
+        var order: [Int64] = []
+        for _ in 0..<20_000 {
+            let id = Int64(1 + rng.next() % 3_000)
+            set.insert(id, limit: 2_000)
+            if model.count < 2_000 && model.insert(id).inserted { order.append(id) }
+        }
+        #expect(set.count == 2_000)
+        #expect(model.count == 2_000)
+        #expect(order.allSatisfy { set.contains($0) })
+        // Ids seen only after the limit was reached were not added.
+        let late = (1...3_000).map(Int64.init).filter { !model.contains($0) }
+        #expect(!late.isEmpty && late.allSatisfy { !set.contains($0) })
+        // Hashes listed ascending; a set rebuilt from them is equal and holds the same ids.
+        let hashes = set.hashes
+        #expect(hashes == hashes.sorted() && hashes.count == 2_000)
+        var rebuilt = HashSet32(hashes: hashes)
+        #expect(rebuilt == set)
+        rebuilt.insert(order[0], limit: 4_096)
+        #expect(rebuilt.count == 2_000)
+        #expect(HashSet32(hashes: []).count == 0)
     }
 
     /// The documented rule, written plainly.

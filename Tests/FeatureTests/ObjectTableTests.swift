@@ -76,6 +76,8 @@ struct ObjectTableTests {
         // The inline counters hold a counter per event kind, per item counter.
         #expect(UserState(id: 1).lifetime.count == ProfileView.kindCount)
         #expect(ItemState(id: 1).lifetime.count == ItemState.Counter.allCases.count)
+        // A run counts what it noticed in an array by each case's index.
+        #expect(FeatureState.Observation.allCases.map(\.index) == Array(FeatureState.Observation.allCases.indices))
 
         // Another instance, with its own arrays: the words at the offsets are its buffers.
         let user = UserState(id: 7)

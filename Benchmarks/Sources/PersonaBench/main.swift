@@ -168,6 +168,7 @@ var seconds = 3.0
 var producers = 1
 var users = 1_000_000
 var events: Int?
+var batch: Int?
 var arguments = CommandLine.arguments.dropFirst().makeIterator()
 while let a = arguments.next() {
     switch a {
@@ -177,7 +178,8 @@ while let a = arguments.next() {
     case "--producers": producers = Int(arguments.next() ?? "") ?? producers
     case "--users": users = Int(arguments.next() ?? "") ?? users
     case "--events": events = Int(arguments.next() ?? "")
-    default: print("usage: persona-bench [rpc|store|feature|ingest-profile|fold-profile] [--output FILE] [--seconds S] [--producers N] [--users N] [--events N]"); exit(2)
+    case "--batch": batch = Int(arguments.next() ?? "")
+    default: print("usage: persona-bench [rpc|store|feature|ingest-profile|fold-profile] [--output FILE] [--seconds S] [--producers N] [--users N] [--events N] [--batch N]"); exit(2)
     }
 }
 switch mode {
@@ -187,7 +189,7 @@ case "ingest-profile":
     print("ingest: \(Int(r.eventsPerSecond)) events/s; restart on \(r.events) stored events: \(r.restartSeconds!) s")
 case "fold-profile":
     // Only the fold, for profilers: 1 million users and 5 events per user unless told.
-    let r = foldBenchmark(users: users, events: events ?? 5 * users)
+    let r = batch.map { foldBenchmark(users: users, events: events ?? 5 * users, batch: $0) } ?? foldBenchmark(users: users, events: events ?? 5 * users)
     print("fold: \(Int(r.eventsPerSecond)) events/s, \(Int(r.bytesPerUser)) bytes per user; snapshot \(r.snapshot.bytes / 1_000_000) MB: encoded in \(r.snapshot.encodeSeconds) s, written in \(r.snapshot.writeSeconds) s, restored in \(r.snapshot.restoreSeconds) s")
 case "feature":
     try await featureBenchmark(output: output ?? "Benchmarks/results/feature.md", seconds: seconds)

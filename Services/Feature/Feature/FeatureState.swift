@@ -43,6 +43,18 @@ public final class FeatureState {
         case unknownItem = "unknown_item"
         case outOfOrder = "out_of_order"
 
+        /// The case's place in `allCases` (a run counts in an array: hashing a case hashes its string).
+        var index: Int {
+            switch self {
+            case .unknownKind: 0
+            case .invalidUser: 1
+            case .missingDetail: 2
+            case .erasedUser: 3
+            case .unknownItem: 4
+            case .outOfOrder: 5
+            }
+        }
+
         /// Whether the event was left out (the rest are folded, with a note).
         public var skipped: Bool {
             switch self {
@@ -64,48 +76,55 @@ public final class FeatureState {
     private func foldStored(_ event: Boxed<Event>?, at offset: UInt64, partition: Int) -> Observation? {
         if partition < offsets.count { offsets[partition] = max(offsets[partition], offset + 1) }
         guard let e = event else { return .missingDetail }
-        return fold(e.value, partition: partition, offset: offset)
+        return e.withValue { fold($0, partition: partition, offset: offset) }
     }
 
     /// Folds consecutive stored events of `partition`, counting what was noticed in `seen`.
     ///
     /// A fold touches a few dozen cache lines of its user and item, which with millions of
-    /// users are rarely in cache. So the fold of event `i` runs behind three stages that
-    /// only prefetch, for events further ahead: the table slots of event `i + 3d`, the
-    /// objects of `i + 2d` (and for a user not seen before, the device and IP slots they will
-    /// add to), their arrays of `i + d`. The misses of a few dozen events overlap
-    /// instead of being paid one after another. Stages see users created since as absent
-    /// (a hint missed, nothing more).
+    /// users are rarely in cache. So the fold of event `i` runs behind four stages that
+    /// only prefetch, for events further ahead: the table slots of event `i + 4d`, the
+    /// objects of `i + 3d` (and for a user not seen before, the device and IP slots they will
+    /// add to), the first line of their arrays for `i + 2d`, and for `i + d`, now that those
+    /// arrays' headers are in cache, the lines deep in them this event reads (the newest
+    /// window buckets, the viewed-item set's slot, the affinity lists). The misses of a few
+    /// dozen events overlap instead of being paid one after another. Stages see users created
+    /// since as absent (a hint missed, nothing more).
     func fold(_ run: ArraySlice<StoredEvent>, partition: Int, noting seen: inout [Observation: Int]) {
         // The events stay in their boxes: copying one out would retain each of its fields.
         let events = run.map { $0.eventRef }
-        let offsets = run.map { $0.offset }
-        let userIDs = events.map { $0?.value.userId ?? 0 }
-        let itemIDs = events.map { $0?.value.itemId ?? 0 }
+        var steps = events.map(FoldStep.init)
         let d = PrefetchLayout.distance
-        var userObjects = [UnsafeRawPointer?](repeating: nil, count: events.count)
-        var itemObjects = [UnsafeRawPointer?](repeating: nil, count: events.count)
         let users = UserState.prefetchLayout
         let items = ItemState.prefetchLayout
-        for i in 0..<(events.count + 3 * d) {
+        var noted = [Int](repeating: 0, count: Observation.allCases.count)
+        defer { for o in Observation.allCases where noted[o.index] > 0 { seen[o, default: 0] += noted[o.index] } }
+        for i in 0..<(events.count + 4 * d) {
             if i < events.count {
-                if userIDs[i] != 0 { self.users.prefetchSlot(userIDs[i]) }
-                if itemIDs[i] != 0 { self.items.prefetchSlot(itemIDs[i]) }
+                if steps[i].user != 0 { self.users.prefetchSlot(steps[i].user) }
+                if steps[i].item != 0 { self.items.prefetchSlot(steps[i].item) }
             }
             if case let j = i - d, j >= 0 && j < events.count {
-                if userIDs[j] != 0 {
-                    userObjects[j] = self.users.prefetchObject(userIDs[j], users)
+                if steps[j].user != 0 {
+                    steps[j].userObject = self.users.prefetchObject(steps[j].user, users)
                     // A new user shares their device and IP: ask for those slots too.
-                    if userObjects[j] == nil, let e = events[j] { prefetchSharing(of: e) }
+                    if steps[j].userObject == nil, let e = events[j] { prefetchSharing(of: e) }
                 }
-                if itemIDs[j] != 0 { itemObjects[j] = self.items.prefetchObject(itemIDs[j], items) }
+                if steps[j].item != 0 { steps[j].itemObject = self.items.prefetchObject(steps[j].item, items) }
             }
             if case let j = i - 2 * d, j >= 0 && j < events.count {
-                if let u = userObjects[j] { users.prefetchBuffers(of: u) }
-                if let o = itemObjects[j] { items.prefetchBuffers(of: o) }
+                if let u = steps[j].userObject { users.prefetchBuffers(of: u) }
+                if let o = steps[j].itemObject { items.prefetchBuffers(of: o) }
             }
-            if case let j = i - 3 * d, j >= 0, let o = foldStored(events[j], at: offsets[j], partition: partition) {
-                seen[o, default: 0] += 1
+            if case let j = i - 3 * d, j >= 0 && j < events.count {
+                let step = steps[j]
+                if let u = step.userObject {
+                    Unmanaged<UserState>.fromOpaque(u)._withUnsafeGuaranteedRef { $0.prefetchDeep(kind: step.kind, item: step.item, category: step.category) }
+                }
+                if let o = step.itemObject { Unmanaged<ItemState>.fromOpaque(o)._withUnsafeGuaranteedRef { $0.windows.prefetchNewest() } }
+            }
+            if case let j = i - 4 * d, j >= 0, let o = foldStored(events[j], at: run[run.startIndex + j].offset, partition: partition) {
+                noted[o.index] += 1
             }
         }
     }
@@ -145,15 +164,17 @@ public final class FeatureState {
         let activity = e.kind != .label && e.kind != .impression
         let inOrder = !activity || e.timestampMs >= user.lastSeenMs
         var observation: Observation? = inOrder ? nil : .outOfOrder
-        user.fold(e, nowMs: now, inOrder: inOrder, catalog: { self.items[$0] }) { hash, kind in
+        // The event's item, looked up once for the user's fold and the item's statistics.
+        let interaction = e.itemId != 0 && (e.kind == .view || e.kind == .click || e.kind == .addToCart || e.kind == .favorite)
+        let eventItem = interaction ? self.item(e.itemId) : nil
+        user.fold(e, nowMs: now, inOrder: inOrder, catalog: { id in id == eventItem?.id ? eventItem : self.items[id] }) { hash, kind in
             if kind == .device { self.deviceUsers.add(user.id, to: hash) } else { self.ipUsers.add(user.id, to: hash) }
         }
 
         // Item statistics.
         switch e.kind {
         case .view, .click, .addToCart, .favorite:
-            guard e.itemId != 0 else { break }
-            let item = self.item(e.itemId)
+            guard let item = eventItem else { break }
             if !item.inCatalog { observation = observation ?? .unknownItem }
             if e.categoryId != 0 && item.categoryId == 0 { item.categoryId = e.categoryId }
             if e.kind == .view || e.kind == .click { item.count(.views, atMs: e.timestampMs, nowMs: now) }
@@ -213,6 +234,25 @@ public final class FeatureState {
             cuts = RfmCuts(users: users.values, nowMs: watermarkMs, version: version)
             return cuts
         }
+    }
+}
+
+/// What the prefetch stages of `FeatureState.fold(_:partition:noting:)` know of one event.
+struct FoldStep {
+    var user: Int64 = 0
+    var item: Int64 = 0
+    var category: Int64 = 0
+    var kind = EventKind(rawValue: 0)
+    /// The user and item objects found by the second stage (unretained; nil when absent).
+    var userObject: UnsafeRawPointer?
+    var itemObject: UnsafeRawPointer?
+
+    init(_ box: Boxed<Event>?) {
+        guard let box else { return }
+        user = box.value.userId
+        item = box.value.itemId
+        category = box.value.categoryId
+        kind = box.value.kind
     }
 }
 

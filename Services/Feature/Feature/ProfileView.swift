@@ -28,7 +28,7 @@ struct ProfileView {
     /// `[kind][window]` counts at `nowMs` (one scan of the buckets; read it once).
     var counts: [[UInt32]] { user.windows.allCounts(kinds: Self.kindCount, nowMs: nowMs) }
 
-    func lifetime(_ kind: EventKind) -> UInt64 { user.lifetime[Int(kind.rawValue)] }
+    func lifetime(_ kind: EventKind) -> UInt64 { UInt64(user.lifetime[Int(kind.rawValue)]) }
 
     var signupMs: Int64 { user.signupMs > 0 ? user.signupMs : user.firstSeenMs }
     var browseDepth: Double { user.sessions == 0 ? 0 : Double(lifetime(.view)) / Double(user.sessions) }
@@ -148,7 +148,7 @@ struct ProfileView {
         for k in 1..<Self.kindCount where user.lifetime[k] > 0 {
             var c = KindCounts()
             c.kind = EventKind(rawValue: Int32(k))
-            c.counts = windowCounts(counts[k], lifetime: user.lifetime[k])
+            c.counts = windowCounts(counts[k], lifetime: UInt64(user.lifetime[k]))
             p.counts.append(c)
         }
         p.distinctItems = UInt32(user.viewedItems.count)

@@ -4,7 +4,8 @@ import Store
 /// so a restart resumes exactly where the snapshot was taken.
 extension FeatureState {
     static let snapshotMagic = "PFS1"
-    static let snapshotVersion: UInt32 = 1
+    /// 2: affinities as levels (`UserState.Affinity`); 1 (read too): as a score and its time.
+    static let snapshotVersion: UInt32 = 2
 
     /// The snapshot in memory (tests compare states by it; the service streams it to its file
     /// with `writeSnapshot(to:)`).
@@ -55,7 +56,7 @@ extension FeatureState {
 
     static func restore(_ bytes: [UInt8]) throws -> FeatureState {
         var r = try SnapshotReader(bytes, magic: snapshotMagic)
-        guard r.version == snapshotVersion else { throw StoreError(.corrupt, "feature snapshot version \(r.version) is not \(snapshotVersion)") }
+        guard r.version == snapshotVersion || r.version == 1 else { throw StoreError(.corrupt, "feature snapshot version \(r.version) is neither 1 nor \(snapshotVersion)") }
         let offsets = try r.array { try $0.u64() }
         let s = FeatureState(partitions: offsets.count)
         s.offsets = offsets
@@ -97,6 +98,15 @@ extension WindowedCounts {
     }
 }
 
+extension HashSet32 {
+    /// The hashes, ascending (the same bytes whatever order they were inserted in), sorted in
+    /// a temporary buffer: no allocation per user while the fold waits.
+    func write(_ w: inout SnapshotWriter) {
+        w.count(count)
+        withSortedHashes { for h in $0 { w.u32(h) } }
+    }
+}
+
 extension RunningStats {
     func write(_ w: inout SnapshotWriter) {
         w.u32(count)
@@ -122,8 +132,8 @@ extension UserState {
         w.i64(lastSeenMs)
         windows.write(&w)
         w.counts(lifetime)
-        w.array(viewedItems.hashes) { $0.u32($1) }
-        w.array(viewedCategories.hashes) { $0.u32($1) }
+        viewedItems.write(&w)
+        viewedCategories.write(&w)
         w.u32(sessions)
         w.u64(lastSession)
         w.i64(lastActivityMs)
@@ -134,8 +144,7 @@ extension UserState {
         func affinities(_ list: [Affinity]) {
             w.array(list) { w, a in
                 w.i64(a.id)
-                w.f64(a.score)
-                w.i64(a.atMs)
+                w.f64(a.level)
             }
         }
         affinities(categories)
@@ -200,7 +209,9 @@ extension UserState {
         purchaseIntervals = try RunningStats(from: &r)
         ratingSum = try r.f64()
         monetary = try r.f64()
-        let affinity = { (r: inout SnapshotReader) throws -> Affinity in Affinity(id: try r.i64(), score: try r.f64(), atMs: try r.i64()) }
+        let affinity = { (r: inout SnapshotReader) throws -> Affinity in
+            r.version == 1 ? Affinity(id: try r.i64(), score: try r.f64(), atMs: try r.i64()) : Affinity(id: try r.i64(), level: try r.f64())
+        }
         categories = try r.array(affinity)
         brands = try r.array(affinity)
         priceBands = try r.array { try $0.f32() }

@@ -1,3 +1,4 @@
+import CMemory
 import Foundation
 import Wire
 
@@ -29,8 +30,9 @@ final class UserState {
     var windows = WindowedCounts()
     /// Events per kind, ever (index: the kind's raw value, below `ProfileView.kindCount`).
     /// Fixed-size counters live inline in the object: no allocation per user, no pointer to
-    /// follow while folding.
-    var lifetime = InlineArray<17, UInt64>(repeating: 0)
+    /// follow while folding. 32 bits each (a line less of the object to fetch per event),
+    /// saturating at 4,294,967,295 events of one kind.
+    var lifetime = InlineArray<17, UInt32>(repeating: 0)
     var viewedItems = HashSet32()
     var viewedCategories = HashSet32()
     var sessions: UInt32 = 0
@@ -75,13 +77,38 @@ final class UserState {
 
     init(id: Int64) { self.id = id }
 
+    /// A time-decayed score: the sum over interactions of weight x 2^(-age / half-life).
+    /// Kept as `level`, the log2 of the score as of the epoch, so the score at `t` is
+    /// 2^(level - t / half-life): decaying needs no update, interactions in any order add up
+    /// exactly, and which of two scores is lower is the same at every time (finding the
+    /// weakest of a full list compares levels, with no exponential per entry).
     struct Affinity: Equatable {
         var id: Int64
-        var score: Double
-        var atMs: Int64
+        var level: Double
+
+        init(id: Int64, level: Double) {
+            self.id = id
+            self.level = level
+        }
+
+        /// An affinity of `score` as of `atMs` (how snapshots before version 2 kept it).
+        init(id: Int64, score: Double, atMs: Int64) {
+            self.init(id: id, level: log2(score) + Double(atMs) / UserState.affinityHalfLifeMs)
+        }
 
         func decayed(to nowMs: Int64) -> Double {
-            nowMs <= atMs ? score : score * exp2(-Double(nowMs - atMs) / UserState.affinityHalfLifeMs)
+            exp2(level - Double(nowMs) / UserState.affinityHalfLifeMs)
+        }
+
+        /// Adds an interaction of weight `w` at `ts`.
+        mutating func add(_ w: Double, at ts: Int64) {
+            let other = Self.level(w, at: ts)
+            let (hi, lo) = level >= other ? (level, other) : (other, level)
+            level = hi + log2(1 + exp2(lo - hi))
+        }
+
+        static func level(_ w: Double, at ts: Int64) -> Double {
+            log2(w) + Double(ts) / UserState.affinityHalfLifeMs
         }
     }
 
@@ -117,8 +144,8 @@ extension UserState: Identified {
         p.windows = WindowedCounts(buckets: [.init(minute: 0, count: 1, kind: 0, tier: 0)])
         p.viewedItems = HashSet32(hashes: [1])
         p.viewedCategories = HashSet32(hashes: [2])
-        p.categories = [Affinity(id: 1, score: 1, atMs: 0)]
-        p.brands = [Affinity(id: 2, score: 1, atMs: 0)]
+        p.categories = [Affinity(id: 1, level: 0)]
+        p.brands = [Affinity(id: 2, level: 0)]
         p.priceBands = [1]
         p.channels = [Tally(value: "a", count: 1)]
         p.devices = [Tally(value: "b", count: 1)]
@@ -130,13 +157,39 @@ extension UserState: Identified {
         return PrefetchLayout(
             p,
             buffers: [
-                bufferAddress(p.windows.buckets), bufferAddress(p.viewedItems.hashes),
-                bufferAddress(p.viewedCategories.hashes), bufferAddress(p.categories), bufferAddress(p.brands),
+                bufferAddress(p.windows.buckets), p.viewedItems.buffer,
+                p.viewedCategories.buffer, bufferAddress(p.categories), bufferAddress(p.brands),
                 bufferAddress(p.priceBands), bufferAddress(p.channels), bufferAddress(p.devices),
                 bufferAddress(p.identifiers), bufferAddress(p.knownDevices), bufferAddress(p.recentViews),
                 bufferAddress(p.recentOrders), bufferAddress(p.failures),
             ])
     }()
+}
+
+extension UserState {
+    /// The fold's last prefetch stage, once this object and the first line of each of its
+    /// arrays are in cache: asks for the lines deeper in the arrays that folding an event of
+    /// `kind` on `item` in `category` reads.
+    @inline(__always)
+    func prefetchDeep(kind: EventKind, item: Int64, category: Int64) {
+        windows.prefetchNewest()
+        guard Self.weight(kind) > 0 else { return }
+        if kind == .view || kind == .click {
+            if item != 0 { viewedItems.prefetch(item) }
+            if category != 0 { viewedCategories.prefetch(category) }
+        }
+        prefetchAll(categories)
+        prefetchAll(brands)
+    }
+}
+
+/// Asks for every cache line of an array's elements (a list the fold scans whole).
+@inline(__always)
+func prefetchAll<T>(_ array: [T]) {
+    array.withUnsafeBytes { bytes in
+        guard let base = bytes.baseAddress else { return }
+        for offset in stride(from: 64, to: bytes.count, by: 64) { persona_prefetch(base + offset) }
+    }
 }
 
 // MARK: Folding
@@ -161,7 +214,7 @@ extension UserState {
         let ts = e.timestampMs
         let kind = e.kind
         let k = Int(kind.rawValue)
-        lifetime[k] += 1
+        if lifetime[k] < .max { lifetime[k] += 1 }
         windows.add(kind: UInt8(k), atMs: ts, nowMs: nowMs)
         // Labels (the risk team's verdicts) and impressions (what recommend showed) are
         // about the user, not by them: counted, but not activity.
@@ -326,28 +379,17 @@ extension UserState {
         }
     }
 
-    /// Adds `w` to an affinity, decaying its score to `ts` first. When full, the entry with
-    /// the lowest decayed score gives way.
+    /// Adds an interaction of weight `w` at `ts` to an affinity. When the list is full, the
+    /// entry with the lowest score gives way.
     static func bump(_ list: inout [Affinity], id: Int64, by w: Double, at ts: Int64) {
         if let i = list.firstIndex(where: { $0.id == id }) {
-            let base = list[i].decayed(to: ts)
-            list[i] = Affinity(id: id, score: base + w, atMs: max(ts, list[i].atMs))
+            list[i].add(w, at: ts)
             return
         }
-        if list.count >= affinityLimit {
-            // One decay per entry (a comparator would decay each entry twice per comparison).
-            var weakest = 0
-            var weakestScore = Double.infinity
-            for (i, a) in list.enumerated() {
-                let score = a.decayed(to: ts)
-                if score < weakestScore {
-                    weakest = i
-                    weakestScore = score
-                }
-            }
+        if list.count >= affinityLimit, let weakest = list.indices.min(by: { list[$0].level < list[$1].level }) {
             list.remove(at: weakest)
         }
-        list.append(Affinity(id: id, score: w, atMs: ts))
+        list.append(Affinity(id: id, level: Affinity.level(w, at: ts)))
     }
 }
 
@@ -366,28 +408,4 @@ struct RunningStats: Equatable {
 
     /// Population standard deviation (0 below two values).
     var std: Double { count < 2 ? 0 : (m2 / Double(count)).squareRoot() }
-}
-
-/// A set of 64-bit ids kept as sorted 32-bit hashes (half the memory of the ids), up to a
-/// limit after which it stops growing: counts are exact below 4,096 distinct values but
-/// for the rare 32-bit collision.
-struct HashSet32: Equatable {
-    private(set) var hashes: [UInt32] = []
-
-    var count: Int { hashes.count }
-
-    mutating func insert(_ id: Int64, limit: Int) {
-        let h = UInt32(truncatingIfNeeded: StableHash.mix64(UInt64(bitPattern: id)))
-        var lo = 0
-        var hi = hashes.count
-        while lo < hi {
-            let mid = (lo + hi) / 2
-            if hashes[mid] < h { lo = mid + 1 } else { hi = mid }
-        }
-        if lo < hashes.count && hashes[lo] == h { return }
-        if hashes.count < limit { hashes.insert(h, at: lo) }
-    }
-
-    init() {}
-    init(hashes: [UInt32]) { self.hashes = hashes }
 }

@@ -1,3 +1,5 @@
+import CMemory
+
 /// The standard sliding windows of every counter. Each has a granularity: an event at time
 /// `t` counts in window `w` at time `now` when `bucket(t) > bucket(now) - length` and
 /// `bucket(t) <= bucket(now)`, where `bucket` floors to the window's granularity (UTC):
@@ -107,7 +109,7 @@ struct WindowedCounts: Sendable, Equatable {
         let start = minute / Self.minutes(ofTier: tier) * Self.minutes(ofTier: tier)
         // Events mostly arrive in order: the bucket to add to is among the last few.
         var i = buckets.count - 1
-        let stop = max(0, buckets.count - 8)
+        let stop = max(0, buckets.count - Self.searched)
         while i >= stop {
             let b = buckets[i]
             if b.minute == start && b.kind == kind && b.tier == tier && b.count <= UInt32.max - count {
@@ -116,10 +118,29 @@ struct WindowedCounts: Sendable, Equatable {
             }
             i -= 1
         }
-        let n = buckets.count + 1
-        if n >= 16 && n & (n - 1) == 0 { compact(nowMs: nowMs) }
+        if buckets.count >= 16 && buckets.count == buckets.capacity {
+            // Full: merge what aged before growing. When that frees little, grow anyway, so
+            // the next compaction is a quarter of the buckets away (a history that keeps
+            // ~64 live buckets compacted on nearly every event when it was tied to the count).
+            compact(nowMs: nowMs)
+            if buckets.count * 4 > buckets.capacity * 3 { buckets.reserveCapacity(buckets.capacity * 2) }
+        }
         buckets.append(Bucket(minute: start, count: count, kind: kind, tier: tier))
     }
+
+    /// Asks for the cache lines of the newest buckets, where `add` looks first (once the
+    /// buckets' header, which holds their count, is in cache).
+    @inline(__always)
+    func prefetchNewest() {
+        buckets.withUnsafeBufferPointer { b in
+            guard let base = b.baseAddress, b.count > 0 else { return }
+            persona_prefetch(base + (b.count - 1))
+            persona_prefetch(base + max(0, b.count - Self.searched))
+        }
+    }
+
+    /// How many of the newest buckets `add` searches for the one to count in.
+    static let searched = 8
 
     /// Coarsens buckets that aged out of their tier, drops those outside every window. In
     /// place: the first `kept` buckets are the merged ones, and `kept` never passes the bucket read.

@@ -1,0 +1,96 @@
+import CMemory
+import Wire
+
+/// A set of 64-bit ids kept as 32-bit hashes (half the memory of the ids), up to a limit
+/// after which it stops growing: counts are exact below the limit but for the rare 32-bit
+/// collision.
+///
+/// Open addressing with linear probing (`LinearProbing`), at most three quarters full, so an
+/// insert reads one slot, usually in one cache line, and `prefetch(_:)` can ask for that line
+/// ahead of the fold. (It was a sorted array: a binary search over a few kilobytes and a
+/// memmove per insert, 12% of folding a long history.) A hash of 0 marks an empty slot and
+/// is stored as 1.
+struct HashSet32: Equatable {
+    /// The hashes, 0 where a slot is empty (a plain `[UInt32]`: creating one for a new user
+    /// needs no generic metadata lookup, as an array of a wrapper struct did).
+    private var slots: [UInt32] = []
+    private(set) var count = 0
+
+    init() {}
+
+    /// A set of `hashes` (as `hashes` lists them).
+    init(hashes: [UInt32]) {
+        var capacity = Self.minimumCapacity
+        while !Self.fits(hashes.count, in: capacity) { capacity *= 2 }
+        slots = [UInt32](repeating: 0, count: capacity)
+        for h in hashes { insert(hash: max(1, h), limit: .max) }
+    }
+
+    static let minimumCapacity = 4
+
+    @inline(__always)
+    private static func fits(_ count: Int, in capacity: Int) -> Bool { count * 4 <= capacity * 3 }
+
+    @inline(__always)
+    private static func hash(_ id: Int64) -> UInt32 {
+        max(1, UInt32(truncatingIfNeeded: StableHash.mix64(UInt64(bitPattern: id))))
+    }
+
+    mutating func insert(_ id: Int64, limit: Int) {
+        insert(hash: Self.hash(id), limit: limit)
+    }
+
+    private mutating func insert(hash h: UInt32, limit: Int) {
+        if slots.isEmpty { slots = [UInt32](repeating: 0, count: Self.minimumCapacity) }
+        var (i, found) = slots.withUnsafeBufferPointer { LinearProbing.find(UInt64(h), in: $0) }
+        guard !found && count < limit else { return }
+        if !Self.fits(count + 1, in: slots.count) {
+            slots = LinearProbing.doubled(slots)
+            i = slots.withUnsafeBufferPointer { LinearProbing.find(UInt64(h), in: $0) }.slot
+        }
+        slots[i] = h
+        count += 1
+    }
+
+    func contains(_ id: Int64) -> Bool {
+        guard !slots.isEmpty else { return false }
+        return slots.withUnsafeBufferPointer { LinearProbing.find(UInt64(Self.hash(id)), in: $0) }.found
+    }
+
+    /// The hashes held, ascending.
+    var hashes: [UInt32] { withSortedHashes { Array($0) } }
+
+    /// Calls `body` with the hashes held, ascending, in a temporary buffer.
+    func withSortedHashes<R>(_ body: (UnsafeMutableBufferPointer<UInt32>) throws -> R) rethrows -> R {
+        try withUnsafeTemporaryAllocation(of: UInt32.self, capacity: count) { temporary in
+            var buffer = temporary
+            var n = 0
+            for h in slots where h != 0 {
+                buffer[n] = h
+                n += 1
+            }
+            buffer.sort()
+            return try body(buffer)
+        }
+    }
+
+    /// Asks for the cache line where `id` would be found (the fold's last prefetch stage,
+    /// once the slots' header is in cache).
+    @inline(__always)
+    func prefetch(_ id: Int64) {
+        guard !slots.isEmpty else { return }
+        slots.withUnsafeBufferPointer { LinearProbing.prefetchHome(UInt64(Self.hash(id)), in: $0) }
+    }
+
+    /// The slots' buffer (for `PrefetchLayout`).
+    var buffer: UnsafeRawPointer { bufferAddress(slots) }
+
+    static func == (a: HashSet32, b: HashSet32) -> Bool { a.count == b.count && a.hashes == b.hashes }
+}
+
+/// A slot of `HashSet32`: the hash itself, 0 when empty.
+extension UInt32: ProbedSlot {
+    var probeKey: UInt64 { UInt64(self) }
+    var isEmpty: Bool { self == 0 }
+    static var empty: UInt32 { 0 }
+}
