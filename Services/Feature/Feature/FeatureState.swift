@@ -74,9 +74,13 @@ public final class FeatureState {
     /// The event stored at `offset` of `partition` (nil: a record without one): moves the
     /// partition's offset past it, then folds it.
     private func foldStored(_ event: Boxed<Event>?, at offset: UInt64, partition: Int) -> Observation? {
+        foldStored(event.map(Unmanaged.passUnretained), at: offset, partition: partition)
+    }
+
+    private func foldStored(_ event: Unmanaged<Boxed<Event>>?, at offset: UInt64, partition: Int) -> Observation? {
         if partition < offsets.count { offsets[partition] = max(offsets[partition], offset + 1) }
         guard let e = event else { return .missingDetail }
-        return e.withValue { fold($0, partition: partition, offset: offset) }
+        return e._withUnsafeGuaranteedRef { box in box.withValue { fold($0, partition: partition, offset: offset) } }
     }
 
     /// Folds consecutive stored events of `partition`, counting what was noticed in `seen`.
@@ -91,9 +95,10 @@ public final class FeatureState {
     /// dozen events overlap instead of being paid one after another. Stages see users created
     /// since as absent (a hint missed, nothing more).
     func fold(_ run: ArraySlice<StoredEvent>, partition: Int, noting seen: inout [Observation: Int]) {
-        // The events stay in their boxes: copying one out would retain each of its fields.
-        let events = run.map { $0.eventRef }
-        var steps = events.map(FoldStep.init)
+        // The events stay in their boxes (copying one out would retain each of its fields),
+        // unretained: `run` owns them until the fold returns.
+        let events = run.map { $0.eventRef.map(Unmanaged.passUnretained) }
+        var steps = events.map { $0.map { $0._withUnsafeGuaranteedRef(FoldStep.init) } ?? FoldStep() }
         let d = PrefetchLayout.distance
         let users = UserState.prefetchLayout
         let items = ItemState.prefetchLayout
@@ -108,7 +113,7 @@ public final class FeatureState {
                 if steps[j].user != 0 {
                     steps[j].userObject = self.users.prefetchObject(steps[j].user, users)
                     // A new user shares their device and IP: ask for those slots too.
-                    if steps[j].userObject == nil, let e = events[j] { prefetchSharing(of: e) }
+                    if steps[j].userObject == nil, let e = events[j] { e._withUnsafeGuaranteedRef(prefetchSharing) }
                 }
                 if steps[j].item != 0 { steps[j].itemObject = self.items.prefetchObject(steps[j].item, items) }
             }
@@ -123,7 +128,9 @@ public final class FeatureState {
                 }
                 if let o = step.itemObject { Unmanaged<ItemState>.fromOpaque(o)._withUnsafeGuaranteedRef { $0.windows.prefetchNewest() } }
             }
-            if case let j = i - 4 * d, j >= 0, let o = foldStored(events[j], at: run[run.startIndex + j].offset, partition: partition) {
+            if case let j = i - 4 * d, j >= 0,
+                let o = foldStored(events[j], at: run[run.startIndex + j].offset, partition: partition)
+            {
                 noted[o.index] += 1
             }
         }
@@ -247,8 +254,9 @@ struct FoldStep {
     var userObject: UnsafeRawPointer?
     var itemObject: UnsafeRawPointer?
 
-    init(_ box: Boxed<Event>?) {
-        guard let box else { return }
+    init() {}
+
+    init(_ box: Boxed<Event>) {
         user = box.value.userId
         item = box.value.itemId
         category = box.value.categoryId

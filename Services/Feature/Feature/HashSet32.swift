@@ -45,7 +45,7 @@ struct HashSet32: Equatable {
         var (i, found) = slots.withUnsafeBufferPointer { LinearProbing.find(UInt64(h), in: $0) }
         guard !found && count < limit else { return }
         if !Self.fits(count + 1, in: slots.count) {
-            slots = LinearProbing.doubled(slots)
+            LinearProbing.double(&slots)
             i = slots.withUnsafeBufferPointer { LinearProbing.find(UInt64(h), in: $0) }.slot
         }
         slots[i] = h

@@ -36,15 +36,20 @@ enum LinearProbing {
         persona_prefetch(s.baseAddress! + home(key, mask: s.count - 1))
     }
 
-    /// The occupied slots of `slots` placed in a table twice its size.
-    static func doubled<Slot: ProbedSlot>(_ slots: [Slot]) -> [Slot] {
+    /// Places the occupied slots in a table twice the size. Slots are moved (swapped with
+    /// the new table's empty ones), not copied: a copy retained whatever a slot references.
+    static func double<Slot: ProbedSlot>(_ slots: inout [Slot]) {
         var bigger = [Slot](repeating: .empty, count: slots.count * 2)
         let mask = bigger.count - 1
-        for slot in slots where !slot.isEmpty {
-            var i = home(slot.probeKey, mask: mask)
-            while !bigger[i].isEmpty { i = (i + 1) & mask }
-            bigger[i] = slot
+        slots.withUnsafeMutableBufferPointer { old in
+            bigger.withUnsafeMutableBufferPointer { new in
+                for j in old.indices where !old[j].isEmpty {
+                    var i = home(old[j].probeKey, mask: mask)
+                    while !new[i].isEmpty { i = (i + 1) & mask }
+                    swap(&new[i], &old[j])
+                }
+            }
         }
-        return bigger
+        slots = bigger
     }
 }

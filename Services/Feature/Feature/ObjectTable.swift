@@ -55,7 +55,7 @@ struct ObjectTable<Object: Identified> {
         var (slot, found) = find(object.id)
         precondition(!found, "id \(object.id) is already in the table")
         if (values.count + 1) * 2 > slots.count {
-            slots = LinearProbing.doubled(slots)
+            LinearProbing.double(&slots)
             slot = find(object.id).slot
         }
         values.append(object)
@@ -66,7 +66,7 @@ struct ObjectTable<Object: Identified> {
     /// step by step (a snapshot's restore knows how many users it holds).
     mutating func reserveCapacity(_ count: Int) {
         values.reserveCapacity(count)
-        while count * 2 > slots.count { slots = LinearProbing.doubled(slots) }
+        while count * 2 > slots.count { LinearProbing.double(&slots) }
     }
 
     /// Removes and returns the object with `id`. Linear in the count (the object's place in

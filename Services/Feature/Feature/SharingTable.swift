@@ -42,7 +42,7 @@ struct SharingTable {
             return
         }
         if (count + 1) * 2 > slots.count {
-            slots = LinearProbing.doubled(slots)
+            LinearProbing.double(&slots)
             i = find(key).slot
         }
         slots[i] = Slot(key: key, first: user, more: nil)
