@@ -135,9 +135,10 @@ struct SnapshotTimes {
 }
 
 /// Folds `total` synthetic events of `users` users, generated and handed to the store `batch`
-/// at a time: by default the batch the service reads from ingest, decoded just before it is
-/// folded as there (generating 100,000 at a time, as this did, left every event cold).
-func foldBenchmark(users: Int, events total: Int, batch chunk: Int = FeatureSettings().readEvents) -> FoldResult {
+/// at a time: by default the batch the service reads from ingest, generated just before it
+/// is folded, as the service decodes a batch just before folding it.
+func foldBenchmark(users: Int, events total: Int, batch: Int? = nil) -> FoldResult {
+    let chunk = batch ?? FeatureSettings().readEvents
     let before = residentBytes()
     let store = FeatureStore(partitions: 1)
     var folding = Duration.zero

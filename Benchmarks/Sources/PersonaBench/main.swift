@@ -189,7 +189,7 @@ case "ingest-profile":
     print("ingest: \(Int(r.eventsPerSecond)) events/s; restart on \(r.events) stored events: \(r.restartSeconds!) s")
 case "fold-profile":
     // Only the fold, for profilers: 1 million users and 5 events per user unless told.
-    let r = batch.map { foldBenchmark(users: users, events: events ?? 5 * users, batch: $0) } ?? foldBenchmark(users: users, events: events ?? 5 * users)
+    let r = foldBenchmark(users: users, events: events ?? 5 * users, batch: batch)
     print("fold: \(Int(r.eventsPerSecond)) events/s, \(Int(r.bytesPerUser)) bytes per user; snapshot \(r.snapshot.bytes / 1_000_000) MB: encoded in \(r.snapshot.encodeSeconds) s, written in \(r.snapshot.writeSeconds) s, restored in \(r.snapshot.restoreSeconds) s")
 case "feature":
     try await featureBenchmark(output: output ?? "Benchmarks/results/feature.md", seconds: seconds)

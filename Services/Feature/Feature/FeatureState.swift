@@ -68,15 +68,11 @@ public final class FeatureState {
     /// folded unless it is one of unknown kind, invalid user, missing detail, erased user).
     @discardableResult
     func fold(_ stored: StoredEvent, partition: Int) -> Observation? {
-        foldStored(stored.eventRef, at: stored.offset, partition: partition)
+        foldStored(stored.eventRef.map(Unmanaged.passUnretained), at: stored.offset, partition: partition)
     }
 
-    /// The event stored at `offset` of `partition` (nil: a record without one): moves the
-    /// partition's offset past it, then folds it.
-    private func foldStored(_ event: Boxed<Event>?, at offset: UInt64, partition: Int) -> Observation? {
-        foldStored(event.map(Unmanaged.passUnretained), at: offset, partition: partition)
-    }
-
+    /// The event stored at `offset` of `partition` (nil: a record without one; unretained, its
+    /// owner keeps it): moves the partition's offset past it, then folds it.
     private func foldStored(_ event: Unmanaged<Boxed<Event>>?, at offset: UInt64, partition: Int) -> Observation? {
         if partition < offsets.count { offsets[partition] = max(offsets[partition], offset + 1) }
         guard let e = event else { return .missingDetail }

@@ -105,6 +105,10 @@ extension HashSet32 {
         w.count(count)
         withSortedHashes { for h in $0 { w.u32(h) } }
     }
+
+    init(from r: inout SnapshotReader) throws {
+        self.init(hashes: try r.array { try $0.u32() })
+    }
 }
 
 extension RunningStats {
@@ -200,8 +204,8 @@ extension UserState {
         lastSeenMs = try r.i64()
         windows = try WindowedCounts(from: &r)
         try r.counts(into: &lifetime, of: "user \(id)'s kind counters")
-        viewedItems = HashSet32(hashes: try r.array { try $0.u32() })
-        viewedCategories = HashSet32(hashes: try r.array { try $0.u32() })
+        viewedItems = try HashSet32(from: &r)
+        viewedCategories = try HashSet32(from: &r)
         sessions = try r.u32()
         lastSession = try r.u64()
         lastActivityMs = try r.i64()

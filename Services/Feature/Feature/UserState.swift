@@ -86,16 +86,6 @@ final class UserState {
         var id: Int64
         var level: Double
 
-        init(id: Int64, level: Double) {
-            self.id = id
-            self.level = level
-        }
-
-        /// An affinity of `score` as of `atMs` (how snapshots before version 2 kept it).
-        init(id: Int64, score: Double, atMs: Int64) {
-            self.init(id: id, level: log2(score) + Double(atMs) / UserState.affinityHalfLifeMs)
-        }
-
         func decayed(to nowMs: Int64) -> Double {
             exp2(level - Double(nowMs) / UserState.affinityHalfLifeMs)
         }
@@ -132,6 +122,13 @@ final class UserState {
         var hash: UInt64
         var kind: UInt8
         var lastMs: Int64
+    }
+}
+
+extension UserState.Affinity {
+    /// An affinity of `score` as of `atMs` (how snapshots before version 2 kept it).
+    init(id: Int64, score: Double, atMs: Int64) {
+        self.init(id: id, level: log2(score) + Double(atMs) / UserState.affinityHalfLifeMs)
     }
 }
 
@@ -186,9 +183,18 @@ extension UserState {
 /// Asks for every cache line of an array's elements (a list the fold scans whole).
 @inline(__always)
 func prefetchAll<T>(_ array: [T]) {
-    array.withUnsafeBytes { bytes in
-        guard let base = bytes.baseAddress else { return }
-        for offset in stride(from: 64, to: bytes.count, by: 64) { persona_prefetch(base + offset) }
+    array.withUnsafeBytes { prefetchLines(of: $0) }
+}
+
+/// Asks for every cache line that `bytes` overlaps, from the line holding its first byte.
+@inline(__always)
+func prefetchLines(of bytes: UnsafeRawBufferPointer) {
+    guard let base = bytes.baseAddress, !bytes.isEmpty else { return }
+    var line = UInt(bitPattern: base) & ~63
+    let end = UInt(bitPattern: base + bytes.count)
+    while line < end {
+        persona_prefetch(UnsafeRawPointer(bitPattern: line))
+        line += 64
     }
 }
 

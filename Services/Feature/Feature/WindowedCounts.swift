@@ -1,5 +1,3 @@
-import CMemory
-
 /// The standard sliding windows of every counter. Each has a granularity: an event at time
 /// `t` counts in window `w` at time `now` when `bucket(t) > bucket(now) - length` and
 /// `bucket(t) <= bucket(now)`, where `bucket` floors to the window's granularity (UTC):
@@ -118,13 +116,11 @@ struct WindowedCounts: Sendable, Equatable {
             }
             i -= 1
         }
-        if buckets.count >= 16 && buckets.count == buckets.capacity {
-            // Full: merge what aged before growing. When that frees little, grow anyway, so
-            // the next compaction is a quarter of the buckets away (a history that keeps
-            // ~64 live buckets compacted on nearly every event when it was tied to the count).
-            compact(nowMs: nowMs)
-            if buckets.count * 4 > buckets.capacity * 3 { buckets.reserveCapacity(buckets.capacity * 2) }
-        }
+        // At 16, 32, 64... buckets, merge what aged. A function of the count alone, so folding
+        // the same events always gives the same buckets (the array's capacity, which depends
+        // on what malloc hands back, is not).
+        let n = buckets.count + 1
+        if n >= 16 && n & (n - 1) == 0 { compact(nowMs: nowMs) }
         buckets.append(Bucket(minute: start, count: count, kind: kind, tier: tier))
     }
 
@@ -132,10 +128,9 @@ struct WindowedCounts: Sendable, Equatable {
     /// buckets' header, which holds their count, is in cache).
     @inline(__always)
     func prefetchNewest() {
-        buckets.withUnsafeBufferPointer { b in
-            guard let base = b.baseAddress, b.count > 0 else { return }
-            persona_prefetch(base + (b.count - 1))
-            persona_prefetch(base + max(0, b.count - Self.searched))
+        buckets.withUnsafeBytes { all in
+            let newest = min(all.count, Self.searched * MemoryLayout<Bucket>.stride)
+            prefetchLines(of: UnsafeRawBufferPointer(rebasing: all[(all.count - newest)...]))
         }
     }
 
