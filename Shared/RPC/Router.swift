@@ -47,7 +47,9 @@ public struct Router: Sendable {
         register(method, decodingWith: decode) { Encoded<Response>(try await handler($0)) }
     }
 
-    private mutating func register<Request, Decoded, Response>(
+    /// Both at once: a request decoded by `decode`, an answer already encoded (ingest's
+    /// Append answers with `AppendStatuses.encoded()`).
+    public mutating func register<Request, Decoded, Response>(
         _ method: Method<Request, Response>,
         decodingWith decode: @escaping @Sendable (UnsafeRawBufferPointer, DecodingLimits) throws -> Decoded,
         _ handler: @escaping @Sendable (sending Decoded) async throws -> Encoded<Response>

@@ -39,8 +39,13 @@ public final class EventBatch {
     /// holds anything besides its events). An event ingest leaves as it is is stored as sent.
     private let request: [UInt8]
     private let ranges: [Range<Int>]?
-    /// Events rewritten since decoding: these are packed again.
-    private var rewritten: [Bool]
+    /// Per event, `rewritten` and `replaced` bits. Raw memory the batch owns rather than an
+    /// array in a class property, which would pay an exclusivity check on every access.
+    private let flags: UnsafeMutableBufferPointer<UInt8>
+    /// The event was rewritten since decoding: it is packed again.
+    private static let rewritten: UInt8 = 1
+    /// The event was put back as an `Event` value (`replace(_:with:)`).
+    private static let replaced: UInt8 = 2
 
     /// Decodes an `AppendRequest`, under the same limits as `AppendRequest(serializedBytes:)`.
     public init(appendRequest bytes: UnsafeRawBufferPointer, limits: DecodingLimits = .default) throws {
@@ -53,7 +58,12 @@ public final class EventBatch {
         self.request = Array(bytes)
         let ranges = Framing.ranges(ofOnly: 1, in: bytes)
         self.ranges = ranges?.count == count ? ranges : nil
-        self.rewritten = Array(repeating: false, count: count)
+        self.flags = .allocate(capacity: count)
+        flags.initialize(repeating: 0)
+    }
+
+    deinit {
+        flags.deallocate()
     }
 
     private func c(_ i: Int) -> UnsafeMutablePointer<Persona__V1__Event> {
@@ -94,8 +104,8 @@ public final class EventBatch {
         let p = arena.allocate(CChar.self, count: bytes.count + 1)
         if let base = bytes.baseAddress { UnsafeMutableRawPointer(p).copyMemory(from: base, byteCount: bytes.count) }
         p[bytes.count] = 0
-        rewritten[i] = true
         let e = c(i)
+        flags[i] |= Self.rewritten
         switch field {
         case .eventID: e.pointee.event_id = p
         case .sessionID: e.pointee.session_id = p
@@ -115,13 +125,20 @@ public final class EventBatch {
     public func replace(_ i: Int, with event: Event) {
         precondition(i >= 0 && i < count)
         events![i] = arena.message(event)
-        rewritten[i] = true
+        flags[i] |= Self.rewritten | Self.replaced
+    }
+
+    /// Whether event `i` was put back as an `Event` value.
+    public func isReplaced(_ i: Int) -> Bool {
+        precondition(i >= 0 && i < count, "event \(i) of \(count)")
+        return flags[i] & Self.replaced != 0
     }
 
     /// Appends event `i`, wrapped in a `StoredEvent` stamped `ingestedAtMs`, to `bytes`.
     /// An event nobody rewrote keeps the encoding its producer sent.
     public func appendStored(_ i: Int, ingestedAtMs: Int64, to bytes: inout [UInt8]) {
-        if let ranges, !rewritten[i] {
+        precondition(i >= 0 && i < count, "event \(i) of \(count)")
+        if let ranges, flags[i] & Self.rewritten == 0 {
             // StoredEvent { ingested_at_ms = 2; event = 3 }, the event's bytes as they came.
             Framing.appendVarintField(2, UInt64(bitPattern: ingestedAtMs), to: &bytes)
             Framing.appendLengthDelimitedHeader(3, length: ranges[i].count, to: &bytes)

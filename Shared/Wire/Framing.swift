@@ -10,12 +10,23 @@ public enum Framing {
     static let varint: UInt64 = 0
 
     public static func appendVarint(_ value: UInt64, to bytes: inout [UInt8]) {
-        var v = value
-        while v >= 0x80 {
-            bytes.append(UInt8(truncatingIfNeeded: v) | 0x80)
-            v >>= 7
+        if value < 0x80 {
+            bytes.append(UInt8(value))
+            return
         }
-        bytes.append(UInt8(v))
+        // Written on the stack, then appended at once (one capacity check, not one a byte).
+        var room: (UInt64, UInt64) = (0, 0)
+        withUnsafeMutableBytes(of: &room) { b in
+            var v = value
+            var n = 0
+            while v >= 0x80 {
+                b[n] = UInt8(truncatingIfNeeded: v) | 0x80
+                n += 1
+                v >>= 7
+            }
+            b[n] = UInt8(v)
+            bytes.append(contentsOf: UnsafeRawBufferPointer(rebasing: b[...n]))
+        }
     }
 
     /// An int64/uint64 field as protobuf encodes it (negative int64 as ten bytes). Proto3

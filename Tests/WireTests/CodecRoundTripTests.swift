@@ -159,6 +159,28 @@ struct FramingTests {
         #expect(try ReadResponse(serializedBytes: framed.bytes) == expected)
     }
 
+    @Test("AppendStatuses encode byte for byte as their AppendResponse value")
+    func appendStatusesEncodeAsTheResponse() throws {
+        var statuses = AppendStatuses(count: 300)
+        statuses.reject(3, .invalidUser, detail: "user_id must be positive, got -1")
+        statuses.reject(4, .unknownKind, detail: "")
+        statuses.reject(5, RejectReason(rawValue: -7), detail: "a reason this build does not know: ten bytes on the wire")
+        statuses.reject(299, .textTooLong, detail: String(repeating: "é", count: 100))  // a length past one varint byte
+        for i in [0, 7, 8, 100] { statuses.duplicate(i) }
+        let open = (0..<300).filter { ![0, 3, 4, 5, 7, 8, 100, 299].contains($0) }
+        let (even, odd) = (open.filter { $0 % 2 == 0 }, open.filter { $0 % 2 == 1 })
+        statuses.accept(even, partition: 0, firstOffset: 0)
+        statuses.accept(odd, partition: 3, firstOffset: 1 << 40)
+        let expected = statuses.response
+        #expect(expected.accepted == UInt32(open.count) && expected.duplicates == 4 && expected.rejected == 4)
+        #expect(expected.statuses[5].reason.rawValue == -7 && expected.statuses[299].detail.count == 100)
+        #expect(expected.statuses[even[0]].offset == 0 && expected.statuses[even[1]].offset == 1)
+        #expect(expected.statuses[odd[1]].partition == 3 && expected.statuses[odd[1]].offset == 1 << 40 + 1)
+        #expect(statuses.encoded().bytes == expected.serializedBytes())
+        #expect(try AppendResponse(serializedBytes: statuses.encoded().bytes) == expected)
+        #expect(AppendStatuses(count: 0).encoded().bytes.isEmpty)
+    }
+
     @Test("a stored event's id and ingestion time read from its bytes equal the decoded ones")
     func idAndIngestionTimeFromBytes() throws {
         var cases = [StoredEvent.sample(0), StoredEvent.sample(1), StoredEvent()]

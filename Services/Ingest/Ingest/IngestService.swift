@@ -97,59 +97,58 @@ public final class IngestService: PersonaService {
         Int(StableHash.mix64(UInt64(bitPattern: userID)) % UInt64(logs.count))
     }
 
-    func append(_ batch: EventBatch) async throws -> AppendResponse {
+    func append(_ batch: EventBatch) async throws -> Encoded<AppendResponse> {
         guard batch.count <= settings.maxBatchEvents else {
             metrics.rejectedBatch()
             throw RPCError(.invalidArgument, "batch of \(batch.count) events exceeds the limit of \(settings.maxBatchEvents)")
         }
         let now = Int64(Date().timeIntervalSince1970 * 1000)
-        var response = AppendResponse()
-        response.statuses = Array(repeating: EventStatus(), count: batch.count)
-        var groups: [Int: PartitionGroup] = [:]
-        // 1. Check each event: plain ones in place, the rest as Event values.
-        var admitted: [(index: Int, id: SeenEventIDs.ID, event: Event?)] = []
+        var statuses = AppendStatuses(count: batch.count)
+        // 1. Check each event: plain ones in place, the rest as Event values, put back
+        //    normalised and with their identifiers replaced.
+        var admitted: [Int] = []
+        var ids: [SeenEventIDs.ID] = []
         admitted.reserveCapacity(batch.count)
+        ids.reserveCapacity(batch.count)
         for i in 0..<batch.count {
-            // nil: the event passed in place; an Event: the normalised value to store instead.
-            let checked: Result<Event?, EventValidator.Rejection>
+            let checked: EventValidator.Rejection?
             if let plain = validator.validatePlain(batch, i, nowMs: now) {
-                checked = plain.map { nil }
+                if case .failure(let rejection) = plain { checked = rejection } else { checked = nil }
             } else {
-                checked = validator.validate(batch.event(i), nowMs: now).map { $0 }
+                switch validator.validate(batch.event(i), nowMs: now) {
+                case .failure(let rejection): checked = rejection
+                case .success(var event):
+                    protect(&event)
+                    batch.replace(i, with: event)
+                    checked = nil
+                }
             }
-            switch checked {
-            case .failure(let rejection):
-                response.statuses[i].code = .rejected
-                response.statuses[i].reason = rejection.reason
-                response.statuses[i].detail = rejection.detail
-                response.rejected += 1
+            if let rejection = checked {
+                statuses.reject(i, rejection.reason, detail: rejection.detail)
                 metrics.rejected(rejection.reason)
-            case .success(let event):
-                let id = event.map { SeenEventIDs.ID($0.eventId) } ?? batch.withText(i, .eventID) { SeenEventIDs.ID($0) }
-                admitted.append((i, id, event))
+            } else {
+                admitted.append(i)
+                ids.append(batch.withText(i, .eventID) { SeenEventIDs.ID($0) })
             }
         }
         // 2. Duplicates, the whole batch under one lock.
-        let fresh = seen.insert(admitted.map(\.id), atMs: now)
+        let fresh = seen.insert(ids, atMs: now)
         // 3. Identifiers replaced, then each event encoded into its partition's batch.
-        for (k, (i, id, event)) in admitted.enumerated() {
+        var groups: [PartitionGroup?] = Array(repeating: nil, count: logs.count)
+        let expected = batch.count / logs.count + 1
+        for (k, i) in admitted.enumerated() {
             guard fresh[k] else {
-                response.statuses[i].code = .duplicate
-                response.duplicates += 1
+                statuses.duplicate(i)
                 continue
             }
-            if var event {
-                protect(&event)
-                batch.replace(i, with: event)
-            } else {
-                protect(batch, i)
-            }
+            if !batch.isReplaced(i) { protect(batch, i) }
             let p = partition(of: batch.header(i).userId)
-            groups[p, default: PartitionGroup(partition: p, expected: batch.count / logs.count + 1)].add(index: i, id: id) { batch.appendStored(i, ingestedAtMs: now, to: &$0) }
+            if groups[p] == nil { groups[p] = PartitionGroup(partition: p, expected: expected) }
+            groups[p]!.add(index: i, id: ids[k]) { batch.appendStored(i, ingestedAtMs: now, to: &$0) }
         }
-        if response.duplicates > 0 { metrics.duplicates(Int(response.duplicates)) }
+        if statuses.duplicates > 0 { metrics.duplicates(Int(statuses.duplicates)) }
         // One batch per partition, appended concurrently; each answer carries its index.
-        let batches = Array(groups.values)
+        let batches = groups.compactMap { $0 }
         let results = await withTaskGroup(of: PartitionAppend.self) { group in
             for (k, batch) in batches.enumerated() {
                 let log = logs[batch.partition]
@@ -169,12 +168,7 @@ public final class IngestService: PersonaService {
             let batch = batches[appended.index]
             switch appended.result {
             case .success(let first):
-                for (n, i) in batch.indexes.enumerated() {
-                    response.statuses[i].code = .accepted
-                    response.statuses[i].partition = UInt32(batch.partition)
-                    response.statuses[i].offset = first + UInt64(n)
-                }
-                response.accepted += UInt32(batch.indexes.count)
+                statuses.accept(batch.indexes, partition: UInt32(batch.partition), firstOffset: first)
                 metrics.accepted(batch.indexes.count)
             case .failure(let error):
                 seen.remove(batch.ids)
@@ -185,7 +179,7 @@ public final class IngestService: PersonaService {
             context.logger.error("append failed", metadata: ["error": "\(failure)"])
             throw RPCError(.unavailable, "could not write the log: \(failure); events of other partitions may be stored, retry the batch (duplicates are detected)")
         }
-        return response
+        return statuses.encoded()
     }
 
     /// Sets the IP's country, then replaces every personal identifier by its pseudonym.
@@ -207,10 +201,13 @@ public final class IngestService: PersonaService {
             var country = country
             country.withUTF8 { batch.setText(i, .ipCountry, UnsafeRawBufferPointer($0)) }
         }
-        for field in [EventBatch.Text.deviceID, .ip] {
-            if let pseudonym = batch.withText(i, field, { pseudonymizer.pseudonym($0) }) {
-                pseudonym.withUnsafeBytes { batch.setText(i, field, $0) }
-            }
+        pseudonymize(batch, i, .deviceID)
+        pseudonymize(batch, i, .ip)
+    }
+
+    private func pseudonymize(_ batch: EventBatch, _ i: Int, _ field: EventBatch.Text) {
+        if let pseudonym = batch.withText(i, field, { pseudonymizer.pseudonym($0) }) {
+            pseudonym.withUnsafeBytes { batch.setText(i, field, $0) }
         }
     }
 
