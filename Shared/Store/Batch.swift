@@ -94,31 +94,29 @@ struct Batch {
         return crc == header.crc
     }
 
-    /// The records of a verified batch.
-    static func records(_ b: UnsafeRawBufferPointer, header: Header, maxRawLength: Int) throws -> [[UInt8]] {
+    /// Calls `body` with the index and bytes of each record of a verified batch (the bytes
+    /// valid only during the call): the body is decompressed once, no array per record.
+    static func forEachRecord(
+        _ b: UnsafeRawBufferPointer, header: Header, maxRawLength: Int, _ body: (Int, UnsafeRawBufferPointer) throws -> Void
+    ) throws {
         guard header.rawLength <= maxRawLength else { throw StoreError(.corrupt, "batch at offset \(header.baseOffset) claims \(header.rawLength) bytes") }
         let stored = UnsafeRawBufferPointer(rebasing: b[Batch.headerSize...])
-        let body: [UInt8]
-        if header.flags & 1 == 1 {
-            body = try [UInt8](unsafeUninitializedCapacity: header.rawLength) { out, count in
-                try LZ4Block.decompress(stored, into: UnsafeMutableRawBufferPointer(out))
-                count = header.rawLength
+        func split(_ raw: UnsafeRawBufferPointer) throws {
+            var i = 0
+            for n in 0..<Int(header.count) {
+                guard i + 4 <= raw.count else { throw StoreError(.corrupt, "batch at offset \(header.baseOffset) is short") }
+                let length = Int(UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: i, as: UInt32.self)))
+                i += 4
+                guard length <= raw.count - i else { throw StoreError(.corrupt, "record in batch at offset \(header.baseOffset) overruns it") }
+                try body(n, UnsafeRawBufferPointer(rebasing: raw[i..<(i + length)]))
+                i += length
             }
-        } else {
-            body = Array(stored)
         }
-        var records: [[UInt8]] = []
-        records.reserveCapacity(Int(header.count))
-        var i = 0
-        while records.count < Int(header.count) {
-            guard i + 4 <= body.count else { throw StoreError(.corrupt, "batch at offset \(header.baseOffset) is short") }
-            let n = Int(UInt32(body[i]) | UInt32(body[i + 1]) << 8 | UInt32(body[i + 2]) << 16 | UInt32(body[i + 3]) << 24)
-            i += 4
-            guard i + n <= body.count else { throw StoreError(.corrupt, "record in batch at offset \(header.baseOffset) overruns it") }
-            records.append(Array(body[i..<(i + n)]))
-            i += n
-        }
-        return records
+        guard header.flags & 1 == 1 else { return try split(stored) }
+        let raw = UnsafeMutableRawBufferPointer.allocate(byteCount: header.rawLength, alignment: 16)
+        defer { raw.deallocate() }
+        try LZ4Block.decompress(stored, into: raw)
+        try split(UnsafeRawBufferPointer(raw))
     }
 }
 

@@ -316,18 +316,31 @@ public final class SegmentedLog: Sendable {
     /// (at least one record when any is there). Offsets below `startOffset` are answered
     /// from `startOffset`; corrupt batches are skipped.
     public func read(from offset: UInt64, maxRecords: Int, maxBytes: Int) throws -> ReadResult {
+        var records: [(offset: UInt64, bytes: [UInt8])] = []
+        let next = try forEachRecord(from: offset, maxRecords: maxRecords, maxBytes: maxBytes) { records.append(($0, Array($1))) }
+        return ReadResult(records: records, nextOffset: next)
+    }
+
+    /// `read` without an array per record: calls `body` with each record's offset and bytes
+    /// (valid only during the call), in order, and returns where the next read should start.
+    /// The records stop before the first one that would pass `maxBytes` (unless it is the
+    /// first), so the next read starts exactly there.
+    public func forEachRecord(
+        from offset: UInt64, maxRecords: Int, maxBytes: Int, _ body: (UInt64, UnsafeRawBufferPointer) throws -> Void
+    ) throws -> UInt64 {
         let (segments, end) = state.withLock { s in (s.segments.map { ($0, $0.size) }, s.nextOffset) }
         var from = max(offset, segments.first!.0.baseOffset)
-        var out: [(offset: UInt64, bytes: [UInt8])] = []
+        var count = 0
         var bytes = 0
-        guard from < end else { return ReadResult(records: [], nextOffset: max(from, offset)) }
+        guard from < end else { return max(from, offset) }
         var index = segments.lastIndex { $0.0.baseOffset <= from } ?? 0
-        while index < segments.count, out.count < maxRecords, bytes < maxBytes {
+        var full = false
+        while index < segments.count, !full {
             let (segment, size) = segments[index]
             let sparse = state.withLock { _ in segment.index }
             var position = sparse.last { $0.offset <= from }?.position ?? 0
             let corrupt = state.withLock { _ in segment.corrupt }
-            while position < size, out.count < maxRecords, bytes < maxBytes {
+            while position < size, !full {
                 if let bad = corrupt.first(where: { $0.contains(position) }) {
                     position = bad.upperBound
                     continue
@@ -341,26 +354,32 @@ public final class SegmentedLog: Sendable {
                     continue
                 }
                 let whole = try FileIO.read(segment.fd, count: header.totalLength, at: position, path: segment.path)
-                let records = try whole.withUnsafeBytes { b -> [[UInt8]] in
+                try whole.withUnsafeBytes { b in
                     guard Batch.verify(b, header: header) else {
                         throw StoreError(.corrupt, "\(segment.path): batch at byte \(position) (offset \(header.baseOffset)) fails its checksum")
                     }
-                    return try Batch.records(b, header: header, maxRawLength: config.maxBatchBytes)
+                    try Batch.forEachRecord(b, header: header, maxRawLength: config.maxBatchBytes) { i, record in
+                        let o = header.baseOffset + UInt64(i)
+                        guard !full, o >= from else { return }
+                        guard count < maxRecords, count == 0 || bytes + record.count <= maxBytes else {
+                            full = true
+                            return
+                        }
+                        try body(o, record)
+                        count += 1
+                        bytes += record.count
+                        from = o + 1
+                    }
                 }
-                for (i, r) in records.enumerated() {
-                    let o = header.baseOffset + UInt64(i)
-                    guard o >= from, out.count < maxRecords, out.isEmpty || bytes + r.count <= maxBytes else { continue }
-                    out.append((o, r))
-                    bytes += r.count
+                if count >= maxRecords || bytes >= maxBytes { full = true }
+                if !full {
+                    from = max(from, header.baseOffset + UInt64(header.count))
+                    position += header.totalLength
                 }
-                from = max(from, out.last.map { $0.offset + 1 } ?? from)
-                if out.count >= maxRecords || bytes >= maxBytes { break }
-                from = max(from, header.baseOffset + UInt64(header.count))
-                position += header.totalLength
             }
             index += 1
         }
-        return ReadResult(records: out, nextOffset: min(from, end))
+        return min(from, end)
     }
 
     /// Waits until the log has records at or beyond `offset`, or `timeout` passes.

@@ -64,7 +64,7 @@ public struct AppendStatuses: Sendable {
     }
 
     /// The `AppendResponse` encoding, written field by field as libprotobuf-c writes it
-    /// (fields in number order, zeros left out), straight into one buffer sized first.
+    /// (fields in number order, zeros left out), straight into one buffer.
     public func encoded() -> Encoded<AppendResponse> {
         // EventStatus: code = 1, reason = 2, detail = 3, partition = 4, offset = 5.
         func statusLength(_ i: Int) -> Int {
@@ -77,11 +77,9 @@ public struct AppendStatuses: Sendable {
             }
             return n
         }
-        var capacity = 3 * 11
-        for i in codes.indices {
-            let n = statusLength(i)
-            capacity += 1 + VarintWriter.size(UInt64(n)) + n
-        }
+        // At most 32 bytes a status (tag, length, code, partition, offset), plus a rejection's
+        // reason and detail, plus the three counts.
+        let capacity = codes.count * 32 + rejections.values.reduce(3 * 11) { $0 + 24 + $1.detail.utf8.count }
         let bytes = [UInt8](unsafeUninitializedCapacity: capacity) { buffer, count in
             var out = VarintWriter(buffer.baseAddress!)
             for i in codes.indices {

@@ -95,7 +95,8 @@ public final class EventBatch {
 
     /// The UTF-8 bytes of one string field, valid only inside `body`.
     public func withText<R>(_ i: Int, _ field: Text, _ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
-        guard let p = text(c(i), field) else { return try body(UnsafeRawBufferPointer(start: nil, count: 0)) }
+        // Empty strings (most events carry some) skip the length scan.
+        guard let p = text(c(i), field), p.pointee != 0 else { return try body(UnsafeRawBufferPointer(start: nil, count: 0)) }
         return try body(UnsafeRawBufferPointer(start: p, count: strlen(p)))
     }
 

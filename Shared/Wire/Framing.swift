@@ -149,21 +149,25 @@ extension StoredEvent {
     }
 }
 
-extension ReadResponse {
-    /// A ReadResponse of stored records as stored (each an encoded `StoredEvent` without its
-    /// offset), with each record's offset written in front of it, as field 1 comes first.
-    public static func encoded(records: [(offset: UInt64, bytes: [UInt8])], nextOffset: UInt64, endOffset: UInt64) -> Encoded<ReadResponse> {
-        var out: [UInt8] = []
-        out.reserveCapacity(records.reduce(32) { $0 + $1.bytes.count + 16 })
-        var offsetField: [UInt8] = []
-        for r in records {
-            offsetField.removeAll(keepingCapacity: true)
-            Framing.appendVarintField(1, r.offset, to: &offsetField)
-            // ReadResponse.events = 1; StoredEvent.offset = 1.
-            Framing.appendLengthDelimitedHeader(1, length: offsetField.count + r.bytes.count, to: &out)
-            out += offsetField
-            out += r.bytes
-        }
+/// A ReadResponse of stored records as stored (each an encoded `StoredEvent` without its
+/// offset), each record's offset written in front of it, as field 1 comes first.
+public struct ReadResponseWriter {
+    private var out: [UInt8] = []
+
+    /// `expectedBytes`: about how many bytes the records take (room is reserved).
+    public init(expectedBytes: Int = 0) {
+        out.reserveCapacity(expectedBytes + 32)
+    }
+
+    public mutating func append(offset: UInt64, record: UnsafeRawBufferPointer) {
+        // ReadResponse.events = 1; StoredEvent.offset = 1.
+        let offsetField = offset == 0 ? 0 : 1 + VarintWriter.size(offset)
+        Framing.appendLengthDelimitedHeader(1, length: offsetField + record.count, to: &out)
+        Framing.appendVarintField(1, offset, to: &out)
+        out.append(contentsOf: record)
+    }
+
+    public consuming func finish(nextOffset: UInt64, endOffset: UInt64) -> Encoded<ReadResponse> {
         Framing.appendVarintField(2, nextOffset, to: &out)
         Framing.appendVarintField(3, endOffset, to: &out)
         return Encoded(bytes: out)

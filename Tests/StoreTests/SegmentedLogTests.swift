@@ -56,6 +56,44 @@ struct SegmentedLogTests {
         }
     }
 
+    @Test("a read stops at the first record past its byte budget; the next read starts there")
+    func byteBudgetNeverSkipsARecord() async throws {
+        let dir = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let (log, _) = try SegmentedLog.open(config(dir))
+        // One batch of small and large records mixed, then a second batch.
+        let sizes = [10, 100, 10, 10, 300, 5, 5, 5]
+        let records = sizes.enumerated().map { i, n in [UInt8](repeating: UInt8(i), count: n) }
+        _ = try await log.append(records)
+        _ = try await log.append([[9, 9]])
+        var seen: [UInt64] = []
+        var next: UInt64 = 0
+        var reads = 0
+        while reads < 20 {
+            let r = try log.read(from: next, maxRecords: 4, maxBytes: 50)
+            if r.records.isEmpty { break }
+            // At most the budget, unless a single record is larger on its own.
+            #expect(r.records.count == 1 || r.records.reduce(0) { $0 + $1.bytes.count } <= 50)
+            #expect(r.records.count <= 4)
+            for (o, bytes) in r.records {
+                #expect(bytes == (o < 8 ? records[Int(o)] : [9, 9]))
+                seen.append(o)
+            }
+            #expect(r.nextOffset == r.records.last!.offset + 1)
+            next = r.nextOffset
+            reads += 1
+        }
+        #expect(seen == Array(0...8))
+        // The visitor gives the same records without an array each.
+        var visited: [UInt64] = []
+        let after = try log.forEachRecord(from: 2, maxRecords: 100, maxBytes: 1 << 20) { o, bytes in
+            #expect(Array(bytes) == (o < 8 ? records[Int(o)] : [9, 9]))
+            visited.append(o)
+        }
+        #expect(visited == Array(2...8) && after == 9)
+        await log.close()
+    }
+
     @Test func appendReadAndReopenAcrossSegments() async throws {
         let dir = temporaryDirectory()
         var (log, report) = try SegmentedLog.open(config(dir, segmentBytes: 2048))

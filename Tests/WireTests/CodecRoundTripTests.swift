@@ -150,8 +150,11 @@ struct FramingTests {
             return s
         }
         let offsets: [UInt64] = (0..<40).map { $0 == 0 ? 0 : UInt64($0) * 1_000_003 }
-        let framed = ReadResponse.encoded(
-            records: zip(offsets, stored).map { ($0, $1.serializedBytes()) }, nextOffset: 99_000_000_000, endOffset: 0)
+        var writer = ReadResponseWriter()
+        for (offset, event) in zip(offsets, stored) {
+            event.serializedBytes().withUnsafeBytes { writer.append(offset: offset, record: $0) }
+        }
+        let framed = writer.finish(nextOffset: 99_000_000_000, endOffset: 0)
         var expected = ReadResponse()
         expected.events = zip(offsets, stored).map { var s = $1; s.offset = $0; return s }
         expected.nextOffset = 99_000_000_000

@@ -64,23 +64,20 @@ public final class IngestService: PersonaService {
         let start = ContinuousClock.now
         for log in logs {
             var next = log.startOffset
+            var ids: [SeenEventIDs.ID] = []
+            var times: [Int64] = []
             while true {
-                let batch = try log.read(from: next, maxRecords: 10_000, maxBytes: 32 << 20)
-                if batch.records.isEmpty { break }
-                var ids: [SeenEventIDs.ID] = []
-                var times: [Int64] = []
-                ids.reserveCapacity(batch.records.count)
-                times.reserveCapacity(batch.records.count)
-                for r in batch.records {
-                    r.bytes.withUnsafeBytes { bytes in
-                        // Only the id and ingestion time are read, not the whole event.
-                        guard let (id, at) = StoredEvent.idAndIngestionTime(of: bytes) else { return }
-                        ids.append(SeenEventIDs.ID(id))
-                        times.append(at)
-                    }
+                ids.removeAll(keepingCapacity: true)
+                times.removeAll(keepingCapacity: true)
+                let from = next
+                next = try log.forEachRecord(from: from, maxRecords: 10_000, maxBytes: 32 << 20) { _, bytes in
+                    // Only the id and ingestion time are read, not the whole event.
+                    guard let (id, at) = StoredEvent.idAndIngestionTime(of: bytes) else { return }
+                    ids.append(SeenEventIDs.ID(id))
+                    times.append(at)
                 }
+                if next == from { break }
                 seen.insert(ids, atMs: times)
-                next = batch.nextOffset
             }
         }
         context.logger.info("duplicate detection primed with \(seen.count) event ids in \(start.duration(to: .now))")
@@ -218,22 +215,29 @@ public final class IngestService: PersonaService {
         let log = logs[Int(request.partition)]
         let maxEvents = request.maxEvents == 0 ? 1000 : min(Int(request.maxEvents), 10_000)
         let maxBytes = request.maxBytes == 0 ? 4 << 20 : min(Int(request.maxBytes), 16 << 20)
-        var result = try readLog(log, request.fromOffset, maxEvents, maxBytes)
-        if result.records.isEmpty, request.waitMs > 0 {
+        // Records go out as stored: each is a StoredEvent ingest encoded (checksummed on disk).
+        var response = ReadResponseWriter(expectedBytes: min(maxBytes, maxEvents * 128))
+        var read = 0
+        var next = try readLog(log, request.fromOffset, maxEvents, maxBytes) {
+            response.append(offset: $0, record: $1)
+            read += 1
+        }
+        if read == 0, request.waitMs > 0 {
             var wait = Duration.milliseconds(Int(request.waitMs))
             if let remaining = RPCContext.current?.remaining { wait = min(wait, remaining - .milliseconds(5)) }
             if wait > .zero {
                 await log.waitForRecords(from: request.fromOffset, timeout: wait)
-                result = try readLog(log, request.fromOffset, maxEvents, maxBytes)
+                next = try readLog(log, request.fromOffset, maxEvents, maxBytes) { response.append(offset: $0, record: $1) }
             }
         }
-        // Records go out as stored: each is a StoredEvent ingest encoded (checksummed on disk).
-        return ReadResponse.encoded(records: result.records, nextOffset: result.nextOffset, endOffset: log.endOffset)
+        return response.finish(nextOffset: next, endOffset: log.endOffset)
     }
 
-    private func readLog(_ log: SegmentedLog, _ from: UInt64, _ maxEvents: Int, _ maxBytes: Int) throws -> SegmentedLog.ReadResult {
+    private func readLog(
+        _ log: SegmentedLog, _ from: UInt64, _ maxEvents: Int, _ maxBytes: Int, _ body: (UInt64, UnsafeRawBufferPointer) -> Void
+    ) throws -> UInt64 {
         do {
-            return try log.read(from: from, maxRecords: maxEvents, maxBytes: maxBytes)
+            return try log.forEachRecord(from: from, maxRecords: maxEvents, maxBytes: maxBytes, body)
         } catch let error as StoreError {
             metrics.readError()
             throw RPCError(error.code == .corrupt ? .dataLoss : .internal, error.description)
