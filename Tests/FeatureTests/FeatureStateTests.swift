@@ -57,6 +57,54 @@ struct FeatureStateTests {
         #expect(windows.buckets.count <= 60 + 24 + 30)
     }
 
+    @Test("compaction through its hash gives the buckets a scan of the kept ones gives, full counters included")
+    func compactionMatchesScan() {
+        // The plain rule: each bucket, coarsened, joins the latest kept bucket with its time,
+        // kind and tier while that one has room, else is kept on its own.
+        func scanned(_ buckets: [WindowedCounts.Bucket], now: UInt32) -> [WindowedCounts.Bucket] {
+            var kept: [WindowedCounts.Bucket] = []
+            for var b in buckets {
+                guard let tier = WindowedCounts.tier(minute: b.minute, now: now) else { continue }
+                if tier > b.tier {
+                    b.tier = tier
+                    b.minute = b.minute / WindowedCounts.minutes(ofTier: tier) * WindowedCounts.minutes(ofTier: tier)
+                }
+                if let j = kept.lastIndex(where: { $0.minute == b.minute && $0.kind == b.kind && $0.tier == b.tier }), kept[j].count <= UInt32.max - b.count {
+                    kept[j].count += b.count
+                } else {
+                    kept.append(b)
+                }
+            }
+            return kept
+        }
+        var rng = SplitMix(seed: 5)
+        // 00:30 on a Monday: the day's first minute is in the last hour.
+        let now = minuteOf(monday) + 30
+        for round in 0..<300 {
+            let n = Int(rng.next() % 400)
+            // Three kinds, buckets of every tier
+            // (the same start minute at two tiers included), now and then a count near the
+            // limit so that merges overflow.
+            let buckets = (0..<n).map { _ in
+                let tier = UInt8(rng.next() % 3)
+                let width = WindowedCounts.minutes(ofTier: tier)
+                // Few distinct starts (the last 90 minutes, 30 hours, 35 days), so that keys meet.
+                let start: UInt32
+                switch rng.next() % 3 {
+                case 0: start = now + 3 - UInt32(rng.next() % 90)
+                case 1: start = (now / 60 - UInt32(rng.next() % 30)) * 60
+                default: start = (now / 1440 - UInt32(rng.next() % 35)) * 1440
+                }
+                let minute = start / width * width
+                let count: UInt32 = rng.next() % 7 == 0 ? UInt32.max - UInt32(rng.next() % 3) : UInt32(1 + rng.next() % 5)
+                return WindowedCounts.Bucket(minute: minute, count: count, kind: UInt8(rng.next() % 3), tier: tier)
+            }
+            var windows = WindowedCounts(buckets: buckets)
+            windows.compact(nowMs: Int64(now) * 60_000)
+            #expect(windows.buckets == scanned(buckets, now: now), "round \(round), \(n) buckets")
+        }
+    }
+
     @Test("affinities: interactions in any order add up to the plain decayed sum; the weakest gives way")
     func affinityLevels() {
         var rng = SplitMix(seed: 11)

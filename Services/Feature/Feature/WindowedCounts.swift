@@ -138,29 +138,51 @@ struct WindowedCounts: Sendable, Equatable {
     static let searched = 8
 
     /// Coarsens buckets that aged out of their tier, drops those outside every window. In
-    /// place: the first `kept` buckets are the merged ones, and `kept` never passes the bucket read.
+    /// place: the first `kept` buckets are the merged ones, and `kept` never passes the bucket
+    /// read. A bucket joins the latest kept one with its time, kind and tier, found through a
+    /// small hash of the kept ones: linear in the buckets (a history that keeps about 64 live
+    /// buckets compacts every few events, and a scan of the kept ones made that quadratic).
     mutating func compact(nowMs: Int64) {
         let now = minuteOf(nowMs)
         var kept = 0
-        buckets.withUnsafeMutableBufferPointer { all in
-            for i in all.indices {
-                var b = all[i]
-                guard let tier = Self.tier(minute: b.minute, now: now) else { continue }
-                if tier > b.tier {
-                    b.tier = tier
-                    b.minute = b.minute / Self.minutes(ofTier: tier) * Self.minutes(ofTier: tier)
-                }
-                if let j = all[..<kept].lastIndex(where: { $0.minute == b.minute && $0.kind == b.kind && $0.tier == b.tier }),
-                    all[j].count <= UInt32.max - b.count
-                {
-                    all[j].count += b.count
-                } else {
-                    all[kept] = b
-                    kept += 1
+        // At most half full: the next power of two of twice the buckets.
+        let tableSize = max(16, 1 << (Int.bitWidth - (buckets.count * 2 - 1).leadingZeroBitCount))
+        let mask = tableSize - 1
+        withUnsafeTemporaryAllocation(of: Int32.self, capacity: tableSize) { table in
+            // Per slot, the index of a kept bucket, -1 when empty.
+            table.initialize(repeating: -1)
+            buckets.withUnsafeMutableBufferPointer { all in
+                for i in all.indices {
+                    var b = all[i]
+                    guard let tier = Self.tier(minute: b.minute, now: now) else { continue }
+                    if tier > b.tier {
+                        b.tier = tier
+                        b.minute = b.minute / Self.minutes(ofTier: tier) * Self.minutes(ofTier: tier)
+                    }
+                    var slot = Self.hash(b) & mask
+                    while table[slot] >= 0 {
+                        let j = Int(table[slot])
+                        if all[j].minute == b.minute && all[j].kind == b.kind && all[j].tier == b.tier { break }
+                        slot = (slot + 1) & mask
+                    }
+                    if table[slot] >= 0, all[Int(table[slot])].count <= UInt32.max - b.count {
+                        all[Int(table[slot])].count += b.count
+                    } else {
+                        // New, or the kept one is full: this one is now the latest with its key.
+                        all[kept] = b
+                        table[slot] = Int32(kept)
+                        kept += 1
+                    }
                 }
             }
         }
         buckets.removeLast(buckets.count - kept)
+    }
+
+    @inline(__always)
+    private static func hash(_ b: Bucket) -> Int {
+        let key = UInt64(b.minute) << 16 | UInt64(b.kind) << 8 | UInt64(b.tier)
+        return Int(truncatingIfNeeded: (key &* 0x9E37_79B9_7F4A_7C15) >> 32)
     }
 
     /// Counts of one kind in each window.
