@@ -2,7 +2,9 @@
 /// messages libprotobuf-c has already encoded: tags, varints and length-delimited fields.
 /// They let a service pass an encoded message through (ingest stores a producer's event as
 /// sent; a read answers with stored events as stored) instead of decoding and re-encoding it.
-/// Everything inside the messages is still encoded and decoded by libprotobuf-c.
+/// Everything inside the messages is still encoded and decoded by libprotobuf-c, with one
+/// exception: ingest's Append answer (`AppendStatuses`), thousands of three-number statuses,
+/// is written field by field; a test holds it byte for byte to libprotobuf-c's encoding.
 public enum Framing {
     /// Wire type 2: a length-delimited field (strings, bytes, messages).
     static let lengthDelimited: UInt64 = 2
