@@ -18,8 +18,6 @@ public struct AppendStatuses: Sendable {
         offsets = Array(repeating: 0, count: count)
     }
 
-    public var count: Int { codes.count }
-
     public mutating func reject(_ i: Int, _ reason: RejectReason, detail: String) {
         codes[i] = .rejected
         rejections[i] = (reason, detail)
@@ -101,54 +99,5 @@ public struct AppendStatuses: Sendable {
             precondition(count <= capacity)
         }
         return Encoded(bytes: bytes)
-    }
-}
-
-/// Writes protobuf fields through a pointer into room the caller has sized
-/// (`size`/`fieldSize` tell how much).
-struct VarintWriter {
-    private(set) var position: UnsafeMutablePointer<UInt8>
-
-    init(_ start: UnsafeMutablePointer<UInt8>) {
-        position = start
-    }
-
-    static func size(_ value: UInt64) -> Int {
-        (64 - value.leadingZeroBitCount + 6) / 7 + (value == 0 ? 1 : 0)
-    }
-
-    /// A varint field's size; zero for a zero value (proto3 leaves it out).
-    static func fieldSize(_ field: UInt64, _ value: UInt64) -> Int {
-        value == 0 ? 0 : size(field << 3) + size(value)
-    }
-
-    mutating func varint(_ value: UInt64) {
-        var v = value
-        while v >= 0x80 {
-            position.pointee = UInt8(truncatingIfNeeded: v) | 0x80
-            position += 1
-            v >>= 7
-        }
-        position.pointee = UInt8(v)
-        position += 1
-    }
-
-    mutating func field(_ field: UInt64, _ value: UInt64) {
-        guard value != 0 else { return }
-        varint(field << 3 | Framing.varint)
-        varint(value)
-    }
-
-    mutating func lengthDelimitedHeader(_ field: UInt64, length: Int) {
-        varint(field << 3 | Framing.lengthDelimited)
-        varint(UInt64(length))
-    }
-
-    /// A length-delimited field, left out when empty.
-    mutating func bytes(_ field: UInt64, _ value: UnsafeRawBufferPointer) {
-        guard let base = value.baseAddress, value.count > 0 else { return }
-        lengthDelimitedHeader(field, length: value.count)
-        position.update(from: base.assumingMemoryBound(to: UInt8.self), count: value.count)
-        position += value.count
     }
 }

@@ -19,15 +19,10 @@ public enum Framing {
         // Written on the stack, then appended at once (one capacity check, not one a byte).
         var room: (UInt64, UInt64) = (0, 0)
         withUnsafeMutableBytes(of: &room) { b in
-            var v = value
-            var n = 0
-            while v >= 0x80 {
-                b[n] = UInt8(truncatingIfNeeded: v) | 0x80
-                n += 1
-                v >>= 7
-            }
-            b[n] = UInt8(v)
-            bytes.append(contentsOf: UnsafeRawBufferPointer(rebasing: b[...n]))
+            let start = b.baseAddress!.assumingMemoryBound(to: UInt8.self)
+            var writer = VarintWriter(start)
+            writer.varint(value)
+            bytes.append(contentsOf: UnsafeBufferPointer(start: start, count: writer.position - start))
         }
     }
 
@@ -109,6 +104,55 @@ public enum Framing {
     }
 }
 
+/// Writes protobuf fields through a pointer into room the caller has sized
+/// (`size`/`fieldSize` tell how much).
+struct VarintWriter {
+    private(set) var position: UnsafeMutablePointer<UInt8>
+
+    init(_ start: UnsafeMutablePointer<UInt8>) {
+        position = start
+    }
+
+    static func size(_ value: UInt64) -> Int {
+        (64 - value.leadingZeroBitCount + 6) / 7 + (value == 0 ? 1 : 0)
+    }
+
+    /// A varint field's size; zero for a zero value (proto3 leaves it out).
+    static func fieldSize(_ field: UInt64, _ value: UInt64) -> Int {
+        value == 0 ? 0 : size(field << 3) + size(value)
+    }
+
+    mutating func varint(_ value: UInt64) {
+        var v = value
+        while v >= 0x80 {
+            position.pointee = UInt8(truncatingIfNeeded: v) | 0x80
+            position += 1
+            v >>= 7
+        }
+        position.pointee = UInt8(v)
+        position += 1
+    }
+
+    mutating func field(_ field: UInt64, _ value: UInt64) {
+        guard value != 0 else { return }
+        varint(field << 3 | Framing.varint)
+        varint(value)
+    }
+
+    mutating func lengthDelimitedHeader(_ field: UInt64, length: Int) {
+        varint(field << 3 | Framing.lengthDelimited)
+        varint(UInt64(length))
+    }
+
+    /// A length-delimited field, left out when empty.
+    mutating func bytes(_ field: UInt64, _ value: UnsafeRawBufferPointer) {
+        guard let base = value.baseAddress, value.count > 0 else { return }
+        lengthDelimitedHeader(field, length: value.count)
+        position.update(from: base.assumingMemoryBound(to: UInt8.self), count: value.count)
+        position += value.count
+    }
+}
+
 /// The encoding of a `M`, built by other means than encoding an `M` value (see `Framing`).
 public struct Encoded<M: WireMessage>: Sendable {
     public var bytes: [UInt8]
@@ -163,7 +207,7 @@ public struct ReadResponseWriter {
 
     public mutating func append(offset: UInt64, record: UnsafeRawBufferPointer) {
         // ReadResponse.events = 1; StoredEvent.offset = 1.
-        let offsetField = offset == 0 ? 0 : 1 + VarintWriter.size(offset)
+        let offsetField = VarintWriter.fieldSize(1, offset)
         Framing.appendLengthDelimitedHeader(1, length: offsetField + record.count, to: &out)
         Framing.appendVarintField(1, offset, to: &out)
         out.append(contentsOf: record)

@@ -167,22 +167,23 @@ public final class FeatureState {
         let activity = e.kind != .label && e.kind != .impression
         let inOrder = !activity || e.timestampMs >= user.lastSeenMs
         var observation: Observation? = inOrder ? nil : .outOfOrder
-        // The event's item, looked up once for the user's fold and the item's statistics.
-        let interaction = e.itemId != 0 && (e.kind == .view || e.kind == .click || e.kind == .addToCart || e.kind == .favorite)
-        let eventItem = interaction ? self.item(e.itemId) : nil
+        // The item of an interaction, looked up once for the user's fold and the item's statistics.
+        let eventItem: ItemState?
+        switch e.kind {
+        case .view, .click, .addToCart, .favorite: eventItem = e.itemId != 0 ? self.item(e.itemId) : nil
+        default: eventItem = nil
+        }
         user.fold(e, nowMs: now, inOrder: inOrder, catalog: { id in id == eventItem?.id ? eventItem : self.items[id] }) { hash, kind in
             if kind == .device { self.deviceUsers.add(user.id, to: hash) } else { self.ipUsers.add(user.id, to: hash) }
         }
 
         // Item statistics.
-        switch e.kind {
-        case .view, .click, .addToCart, .favorite:
-            guard let item = eventItem else { break }
+        if let item = eventItem {
             if !item.inCatalog { observation = observation ?? .unknownItem }
             if e.categoryId != 0 && item.categoryId == 0 { item.categoryId = e.categoryId }
             if e.kind == .view || e.kind == .click { item.count(.views, atMs: e.timestampMs, nowMs: now) }
             if e.kind == .addToCart { item.count(.carts, atMs: e.timestampMs, nowMs: now) }
-        case .purchase:
+        } else if e.kind == .purchase {
             let lines = e.orderRef?.value.lines ?? []
             for line in lines where line.itemId != 0 {
                 let item = self.item(line.itemId)
@@ -195,8 +196,6 @@ public final class FeatureState {
                 if !item.inCatalog { observation = observation ?? .unknownItem }
                 item.count(.purchases, atMs: e.timestampMs, nowMs: now)
             }
-        default:
-            break
         }
         return observation
     }
