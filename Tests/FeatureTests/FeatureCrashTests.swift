@@ -5,7 +5,7 @@ import TestSupport
 import Wire
 
 /// A real feature process, killed with SIGKILL at random moments while it consumes a real
-/// log, ends with the profiles an uninterrupted run computes.
+/// log that is still growing, ends with the profiles an uninterrupted run computes.
 @Suite("Feature crash safety", .serialized, .timeLimit(.minutes(5)))
 struct FeatureCrashTests {
     static func loadSample() throws -> [Event] {
@@ -24,7 +24,15 @@ struct FeatureCrashTests {
         let ingest = RPCClient(host: "127.0.0.1", port: ingestPort)
         defer { Task { await ingest.shutdown() } }
         try await waitHealthy(ingest)
-        try await append(ingest, events)
+        // The log grows while the feature process runs, over about 9 seconds: however fast
+        // it folds, the kills come before it has consumed everything.
+        try await append(ingest, Array(events.prefix(5_000)))
+        let appending = Task {
+            for start in stride(from: 5_000, to: events.count, by: 1_000) {
+                try await Task.sleep(for: .milliseconds(250))
+                try await append(ingest, Array(events[start..<min(events.count, start + 1_000)]))
+            }
+        }
 
         // The crashing run: small reads and a snapshot every second, killed 6 times.
         let featureDir = temporaryDirectory(), featurePort = freePort()
@@ -46,6 +54,7 @@ struct FeatureCrashTests {
             consumed.append(offsets.reduce(0, +))
             if FileManager.default.fileExists(atPath: featureDir + "/state.snapshot") && (1..<events.count).contains(offsets.reduce(0, +)) { midway += 1 }
         }
+        try await appending.value
         #expect(midway > 0, "no kill came mid-way after a snapshot (events consumed at each kill: \(consumed))")
         let feature = try ChildProcess("persona-feature", arguments)
         defer { feature.kill() }

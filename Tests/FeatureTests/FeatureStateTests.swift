@@ -129,15 +129,39 @@ struct FeatureStateTests {
         }
         let weakest = full.min { $0.decayed(to: now) < $1.decayed(to: now) }!.id
         #expect(weakest == full.min { $0.decayed(to: monday) < $1.decayed(to: monday) }!.id)
+        let before = Set(full.map(\.id))
         UserState.bump(&full, id: 1000, by: 1, at: now)
         #expect(full.count == UserState.affinityLimit)
-        #expect(!full.contains { $0.id == weakest })
-        #expect(full.last?.id == 1000)
+        #expect(Set(full.map(\.id)) == before.subtracting([weakest]).union([1000]))
+        // Of equal scores, the higher id gives way, wherever it sits in the list.
+        var tied = (1...Int64(UserState.affinityLimit)).reversed().map { UserState.Affinity(id: $0, level: 1) }
+        tied[5].level = 2
+        UserState.bump(&tied, id: 1000, by: 1, at: now)
+        #expect(Set(tied.map(\.id)) == Set(1...Int64(UserState.affinityLimit)).subtracting([Int64(UserState.affinityLimit)]).union([1000]))
 
         // A score as of a time (how version-1 snapshots kept it) reads back, and halves per half-life.
         let old = UserState.Affinity(id: 1, score: 3.5, atMs: monday)
         #expect(abs(old.decayed(to: monday) - 3.5) <= 1e-12)
         #expect(abs(old.decayed(to: monday + Int64(halfLife)) - 1.75) <= 1e-12)
+    }
+
+    @Test("recent items keep the latest 20, oldest first, through the ring's wrap and a round trip")
+    func recentItemsRing() {
+        var recent = RecentItems()
+        var plain: [Int64] = []
+        for item in Int64(1)...75 {
+            recent.push(item)
+            plain.append(item)
+            #expect(recent.items == Array(plain.suffix(UserState.recentLimit)), "after \(item)")
+        }
+        // Restored from its items (as a snapshot does), it is equal and goes on the same way.
+        var restored = RecentItems(recent.items)
+        #expect(restored == recent)
+        restored.push(76)
+        recent.push(76)
+        #expect(restored.items == Array(57...76))
+        #expect(restored == recent)
+        #expect(RecentItems(Array(1...30)).items == Array(11...30))
     }
 
     @Test("the distinct-items set agrees with a Set through inserts, the limit and a round trip")

@@ -70,7 +70,7 @@ struct ObjectTableTests {
     @Test("the prefetch layouts find every array a fold writes, in every instance")
     func layoutsFindTheArrays() {
         let users = UserState.prefetchLayout
-        #expect(users.buffers.count == 13)
+        #expect(users.buffers.count == UserState.Prefetched.allCases.count)
         #expect(users.lines >= 2)
         #expect(ItemState.prefetchLayout.buffers.count == 1)
         // The inline counters hold a counter per event kind, per item counter.
@@ -82,14 +82,35 @@ struct ObjectTableTests {
         // Another instance, with its own arrays: the words at the offsets are its buffers.
         let user = UserState(id: 7)
         user.knownDevices = [1, 2, 3]
-        user.recentViews = [4, 5]
+        user.recentViews = RecentItems([4, 5])
         user.failures = [.init(ms: 6, kind: 1)]
         let base = UnsafeRawPointer(Unmanaged.passUnretained(user).toOpaque())
         let words = Set(users.buffers.map { base.load(fromByteOffset: $0, as: UnsafeRawPointer.self) })
         #expect(words.contains(bufferAddress(user.knownDevices)))
-        #expect(words.contains(bufferAddress(user.recentViews)))
+        #expect(words.contains(user.recentViews.buffer))
         #expect(words.contains(bufferAddress(user.failures)))
         #expect(words.contains(bufferAddress(user.windows.buckets)))
+        // Each named array is found at its own offset.
+        #expect(users.array(UserState.Prefetched.recentViews.rawValue, of: base).storage == user.recentViews.buffer)
+        #expect(users.array(UserState.Prefetched.failures.rawValue, of: base).storage == bufferAddress(user.failures))
+        #expect(users.array(UserState.Prefetched.knownDevices.rawValue, of: base).count == 3)
+    }
+
+    @Test("a raw read of an array's buffer finds its count and elements, for every element type read so")
+    func rawArraysMatchTheArrays() {
+        func check<T>(_ array: [T]) {
+            let raw = RawArray(storage: bufferAddress(array))
+            #expect(raw.count == array.count, "\(T.self)")
+            array.withUnsafeBytes { bytes in
+                if !array.isEmpty { #expect(raw.elements == bytes.baseAddress, "\(T.self)") }
+            }
+        }
+        check([UInt32](repeating: 7, count: 9))
+        check([UInt32]())
+        check((0..<40).map { UserState.Affinity(id: $0, level: 1) })
+        check((0..<20).map { WindowedCounts.Bucket(minute: UInt32($0), count: 1, kind: 2, tier: 0) })
+        check([Int64](1...20))
+        check([(Int64, UnsafeRawPointer?)](repeating: (1, nil), count: 5))
     }
 
     @Test("folding runs with prefetching ends in the state of folding event by event")

@@ -119,10 +119,8 @@ public final class FeatureState {
             }
             if case let j = i - 3 * d, j >= 0 && j < events.count {
                 let step = steps[j]
-                if let u = step.userObject {
-                    Unmanaged<UserState>.fromOpaque(u)._withUnsafeGuaranteedRef { $0.prefetchDeep(kind: step.kind, item: step.item, category: step.category) }
-                }
-                if let o = step.itemObject { Unmanaged<ItemState>.fromOpaque(o)._withUnsafeGuaranteedRef { $0.windows.prefetchNewest() } }
+                if let u = step.userObject { UserState.prefetchDeep(u, kind: step.kind, item: step.item, category: step.category) }
+                if let o = step.itemObject { ItemState.prefetchDeep(o) }
             }
             if case let j = i - 4 * d, j >= 0,
                 let o = foldStored(events[j], at: run[run.startIndex + j].offset, partition: partition)

@@ -74,12 +74,13 @@ struct HashSet32: Equatable {
         }
     }
 
-    /// Asks for the cache line where `id` would be found (the fold's last prefetch stage,
-    /// once the slots' header is in cache).
+    /// Asks for the cache line where `id` would be found in a set whose slots' buffer is
+    /// `slots` (the fold's last prefetch stage, once that buffer's header is in cache).
     @inline(__always)
-    func prefetch(_ id: Int64) {
-        guard !slots.isEmpty else { return }
-        slots.withUnsafeBufferPointer { LinearProbing.prefetchHome(UInt64(Self.hash(id)), in: $0) }
+    static func prefetch(_ id: Int64, in slots: RawArray) {
+        let count = slots.count
+        guard count > 0 else { return }
+        persona_prefetch(slots.elements + MemoryLayout<UInt32>.stride * LinearProbing.home(UInt64(hash(id)), mask: count - 1))
     }
 
     /// The slots' buffer (for `PrefetchLayout`).

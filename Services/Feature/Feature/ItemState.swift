@@ -51,4 +51,12 @@ extension ItemState: Identified {
         p.windows = WindowedCounts(buckets: [.init(minute: 0, count: 1, kind: 0, tier: 0)])
         return PrefetchLayout(p, buffers: [bufferAddress(p.windows.buckets)])
     }()
+
+    /// The fold's last prefetch stage for the item at `object`, once its lines and the first
+    /// line of its arrays are in cache: the newest window buckets.
+    @inline(__always)
+    static func prefetchDeep(_ object: UnsafeRawPointer) {
+        guard !prefetchLayout.buffers.isEmpty else { return }
+        WindowedCounts.prefetchNewest(prefetchLayout.array(0, of: object))
+    }
 }

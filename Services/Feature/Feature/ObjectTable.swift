@@ -27,7 +27,22 @@ struct ObjectTable<Object: Identified> {
         static var empty: Slot { Slot(id: 0, object: nil) }
     }
 
-    private var slots = [Slot](repeating: .empty, count: 1024)
+    private var slots = [Slot](repeating: .empty, count: 1024) {
+        didSet { slotBuffer = RawArray(storage: bufferAddress(slots)) }
+    }
+    /// `slots`' buffer, for lookups that read it without retaining it (a lookup per event
+    /// and stage). Follows every change of `slots`.
+    private var slotBuffer: RawArray
+
+    init() {
+        slotBuffer = RawArray(storage: bufferAddress(slots))
+    }
+
+    /// The slots, read through `slotBuffer`.
+    @inline(__always)
+    private var slotPointer: UnsafeBufferPointer<Slot> {
+        UnsafeBufferPointer(start: slotBuffer.elements.assumingMemoryBound(to: Slot.self), count: slotBuffer.count)
+    }
     /// The objects, owned here; erasure moves the last one into the hole.
     private(set) var values: [Object] = []
 
@@ -42,12 +57,12 @@ struct ObjectTable<Object: Identified> {
     /// The slot holding `id`, or the empty slot where it would go (id 0 is never found).
     private func find(_ id: Int64) -> (slot: Int, found: Bool) {
         guard id != 0 else { return (0, false) }
-        return slots.withUnsafeBufferPointer { LinearProbing.find(UInt64(bitPattern: id), in: $0) }
+        return LinearProbing.find(UInt64(bitPattern: id), in: slotPointer)
     }
 
     subscript(id: Int64) -> Object? {
         let (slot, found) = find(id)
-        return found ? slots[slot].object!.takeUnretainedValue() : nil
+        return found ? slotPointer[slot].object!.takeUnretainedValue() : nil
     }
 
     mutating func insert(_ object: Object) {
@@ -121,7 +136,7 @@ struct ObjectTable<Object: Identified> {
     /// Stage 1 of a lookup that only prefetches: asks for the home slot of `id`.
     @inline(__always)
     func prefetchSlot(_ id: Int64) {
-        slots.withUnsafeBufferPointer { LinearProbing.prefetchHome(UInt64(bitPattern: id), in: $0) }
+        LinearProbing.prefetchHome(UInt64(bitPattern: id), in: slotPointer)
     }
 
     /// Stage 2, once the slot has had time to arrive: the object with `id`, unretained (nil
@@ -131,7 +146,7 @@ struct ObjectTable<Object: Identified> {
     func prefetchObject(_ id: Int64, _ layout: PrefetchLayout) -> UnsafeRawPointer? {
         let (slot, found) = find(id)
         guard found else { return nil }
-        let object = UnsafeRawPointer(slots[slot].object!.toOpaque())
+        let object = UnsafeRawPointer(slotPointer[slot].object!.toOpaque())
         layout.prefetchLines(of: object)
         return object
     }
@@ -157,6 +172,13 @@ struct PrefetchLayout {
     @inline(__always)
     func prefetchLines(of object: UnsafeRawPointer) {
         for line in 0..<lines { persona_prefetch(object + 64 * line) }
+    }
+
+    /// The array whose buffer is the `index`th of `buffers`, read from the object's memory
+    /// (no retain). The object's lines must be in cache.
+    @inline(__always)
+    func array(_ index: Int, of object: UnsafeRawPointer) -> RawArray {
+        RawArray(storage: object.load(fromByteOffset: buffers[index], as: UnsafeRawPointer.self))
     }
 
     /// Stage 3, once the object's own lines have arrived: asks for the first line of each of
@@ -190,6 +212,39 @@ struct PrefetchLayout {
             offsets.append(offset)
         }
         buffers = offsets
+    }
+}
+
+/// A native Swift array's buffer seen through a raw pointer, for the prefetch stages: reading
+/// an array stored in a class retains its buffer, an atomic write per array per event.
+/// On 64-bit platforms the buffer is an object: a 16-byte header, the count, the capacity
+/// word, then the elements (checked by a test, for each element type read this way).
+struct RawArray {
+    let storage: UnsafeRawPointer
+
+    @inline(__always)
+    var count: Int { storage.load(fromByteOffset: 16, as: Int.self) }
+
+    @inline(__always)
+    var elements: UnsafeRawPointer { storage + 32 }
+
+    /// Asks for every cache line of the first `count` elements of `stride` bytes each from
+    /// element `first`.
+    @inline(__always)
+    func prefetch(from first: Int, count: Int, stride: Int) {
+        prefetchLines(of: UnsafeRawBufferPointer(start: elements + first * stride, count: count * stride))
+    }
+}
+
+/// Asks for every cache line that `bytes` overlaps, from the line holding its first byte.
+@inline(__always)
+func prefetchLines(of bytes: UnsafeRawBufferPointer) {
+    guard let base = bytes.baseAddress, !bytes.isEmpty else { return }
+    var line = UInt(bitPattern: base) & ~63
+    let end = UInt(bitPattern: base + bytes.count)
+    while line < end {
+        persona_prefetch(UnsafeRawPointer(bitPattern: line))
+        line += 64
     }
 }
 

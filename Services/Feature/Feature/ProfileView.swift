@@ -180,9 +180,9 @@ struct ProfileView {
         p.weekdays = (24..<31).map { user.clock[$0] }
         p.preferredChannel = preferred(user.channels)
         p.preferredDevice = preferred(user.devices)
-        p.recentViews = user.recentViews.reversed()
-        p.recentCarts = user.recentCarts.reversed()
-        p.recentPurchases = user.recentPurchases.reversed()
+        p.recentViews = user.recentViews.items.reversed()
+        p.recentCarts = user.recentCarts.items.reversed()
+        p.recentPurchases = user.recentPurchases.items.reversed()
         p.tags = tags(rfm)
         p.hasSegment = user.segment >= 0
         p.segmentId = max(0, user.segment)

@@ -165,9 +165,9 @@ extension UserState {
         tallies(channels)
         tallies(devices)
         // Separate calls, not a loop over an array literal: that allocated per user.
-        w.array(recentViews) { $0.i64($1) }
-        w.array(recentCarts) { $0.i64($1) }
-        w.array(recentPurchases) { $0.i64($1) }
+        w.array(recentViews.items) { $0.i64($1) }
+        w.array(recentCarts.items) { $0.i64($1) }
+        w.array(recentPurchases.items) { $0.i64($1) }
         w.i32(segment)
         w.array(recentOrders) { w, o in
             w.i64(o.ms)
@@ -223,9 +223,9 @@ extension UserState {
         let tally = { (r: inout SnapshotReader) throws -> Tally in Tally(value: try r.string(), count: try r.u32()) }
         channels = try r.array(tally)
         devices = try r.array(tally)
-        recentViews = try r.array { try $0.i64() }
-        recentCarts = try r.array { try $0.i64() }
-        recentPurchases = try r.array { try $0.i64() }
+        recentViews = RecentItems(try r.array { try $0.i64() })
+        recentCarts = RecentItems(try r.array { try $0.i64() })
+        recentPurchases = RecentItems(try r.array { try $0.i64() })
         segment = try r.i32()
         recentOrders = try r.array { r in TimedAmount(ms: try r.i64(), amount: try r.f64()) }
         failures = try r.array { r in TimedKind(ms: try r.i64(), kind: try r.u8()) }

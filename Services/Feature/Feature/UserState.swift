@@ -52,9 +52,9 @@ final class UserState {
     var clock = InlineArray<31, UInt32>(repeating: 0)
     var channels: [Tally] = []
     var devices: [Tally] = []
-    var recentViews: [Int64] = []
-    var recentCarts: [Int64] = []
-    var recentPurchases: [Int64] = []
+    var recentViews = RecentItems()
+    var recentCarts = RecentItems()
+    var recentPurchases = RecentItems()
     var segment: Int32 = -1
 
     // Risk
@@ -135,6 +135,12 @@ extension UserState.Affinity {
 // MARK: Prefetching
 
 extension UserState: Identified {
+    /// The arrays the prefetch stages read, by their place in `prefetchLayout.buffers`.
+    enum Prefetched: Int, CaseIterable {
+        case windows, viewedItems, viewedCategories, categories, brands, priceBands, channels, devices
+        case identifiers, knownDevices, recentViews, recentOrders, failures
+    }
+
     /// The cache lines a fold touches (see `FeatureState.fold(_:partition:noting:)`).
     static let prefetchLayout: PrefetchLayout = {
         let p = UserState(id: 1)
@@ -148,53 +154,50 @@ extension UserState: Identified {
         p.devices = [Tally(value: "b", count: 1)]
         p.identifiers = [Identifier(hash: 1, kind: 0, lastMs: 0)]
         p.knownDevices = [1]
-        p.recentViews = [1]
+        p.recentViews.push(1)
         p.recentOrders = [TimedAmount(ms: 0, amount: 0)]
         p.failures = [TimedKind(ms: 0, kind: 0)]
-        return PrefetchLayout(
-            p,
-            buffers: [
-                bufferAddress(p.windows.buckets), p.viewedItems.buffer,
-                p.viewedCategories.buffer, bufferAddress(p.categories), bufferAddress(p.brands),
-                bufferAddress(p.priceBands), bufferAddress(p.channels), bufferAddress(p.devices),
-                bufferAddress(p.identifiers), bufferAddress(p.knownDevices), bufferAddress(p.recentViews),
-                bufferAddress(p.recentOrders), bufferAddress(p.failures),
-            ])
+        let buffers = Prefetched.allCases.map { array -> UnsafeRawPointer in
+            switch array {
+            case .windows: bufferAddress(p.windows.buckets)
+            case .viewedItems: p.viewedItems.buffer
+            case .viewedCategories: p.viewedCategories.buffer
+            case .categories: bufferAddress(p.categories)
+            case .brands: bufferAddress(p.brands)
+            case .priceBands: bufferAddress(p.priceBands)
+            case .channels: bufferAddress(p.channels)
+            case .devices: bufferAddress(p.devices)
+            case .identifiers: bufferAddress(p.identifiers)
+            case .knownDevices: bufferAddress(p.knownDevices)
+            case .recentViews: p.recentViews.buffer
+            case .recentOrders: bufferAddress(p.recentOrders)
+            case .failures: bufferAddress(p.failures)
+            }
+        }
+        return PrefetchLayout(p, buffers: buffers)
     }()
 }
 
 extension UserState {
-    /// The fold's last prefetch stage, once this object and the first line of each of its
-    /// arrays are in cache: asks for the lines deeper in the arrays that folding an event of
-    /// `kind` on `item` in `category` reads.
+    /// The fold's last prefetch stage for the user at `object`, once its lines and the first
+    /// line of each of its arrays are in cache: asks for the lines deeper in the arrays that
+    /// folding an event of `kind` on `item` in `category` reads. Reads the object's memory
+    /// raw: reading its arrays as arrays retained each one.
     @inline(__always)
-    func prefetchDeep(kind: EventKind, item: Int64, category: Int64) {
-        windows.prefetchNewest()
-        guard Self.weight(kind) > 0 else { return }
+    static func prefetchDeep(_ object: UnsafeRawPointer, kind: EventKind, item: Int64, category: Int64) {
+        let layout = prefetchLayout
+        guard layout.buffers.count == Prefetched.allCases.count else { return }
+        func array(_ a: Prefetched) -> RawArray { layout.array(a.rawValue, of: object) }
+        WindowedCounts.prefetchNewest(array(.windows))
+        guard weight(kind) > 0 else { return }
         if kind == .view || kind == .click {
-            if item != 0 { viewedItems.prefetch(item) }
-            if category != 0 { viewedCategories.prefetch(category) }
+            if item != 0 { HashSet32.prefetch(item, in: array(.viewedItems)) }
+            if category != 0 { HashSet32.prefetch(category, in: array(.viewedCategories)) }
         }
-        prefetchAll(categories)
-        prefetchAll(brands)
-    }
-}
-
-/// Asks for every cache line of an array's elements (a list the fold scans whole).
-@inline(__always)
-func prefetchAll<T>(_ array: [T]) {
-    array.withUnsafeBytes { prefetchLines(of: $0) }
-}
-
-/// Asks for every cache line that `bytes` overlaps, from the line holding its first byte.
-@inline(__always)
-func prefetchLines(of bytes: UnsafeRawBufferPointer) {
-    guard let base = bytes.baseAddress, !bytes.isEmpty else { return }
-    var line = UInt(bitPattern: base) & ~63
-    let end = UInt(bitPattern: base + bytes.count)
-    while line < end {
-        persona_prefetch(UnsafeRawPointer(bitPattern: line))
-        line += 64
+        let categories = array(.categories)
+        let brands = array(.brands)
+        categories.prefetch(from: 0, count: categories.count, stride: MemoryLayout<Affinity>.stride)
+        brands.prefetch(from: 0, count: brands.count, stride: MemoryLayout<Affinity>.stride)
     }
 }
 
@@ -238,11 +241,11 @@ extension UserState {
                 if knownDevices.count > Self.deviceMemory { knownDevices.removeFirst() }
             }
             lastDevice = device
-            if use(device, .device, ts) { share(device, .device) }
+            if use(device, .device, ts, nowMs: nowMs) { share(device, .device) }
         }
         if !e.ip.isEmpty {
             lastIP = StableHash.fnv1a(e.ip)
-            if use(lastIP, .ip, ts) { share(lastIP, .ip) }
+            if use(lastIP, .ip, ts, nowMs: nowMs) { share(lastIP, .ip) }
         }
         if !e.ipCountry.isEmpty { lastIPCountry = e.ipCountry }
         if inOrder { countSession(e) }
@@ -256,15 +259,15 @@ extension UserState {
                 if category != 0 { viewedCategories.insert(category, limit: Self.distinctLimit) }
             }
             if inOrder && e.itemId != 0 {
-                if kind == .view { Self.push(&recentViews, e.itemId) }
-                if kind == .addToCart { Self.push(&recentCarts, e.itemId) }
+                if kind == .view { recentViews.push(e.itemId) }
+                if kind == .addToCart { recentCarts.push(e.itemId) }
             }
             interact(kind, category: category, item: item, price: item?.price ?? 0, at: ts)
         case .purchase:
             foldPurchase(e, inOrder: inOrder, catalog: catalog)
         case .payment:
             if let p = e.paymentRef?.value {
-                if !p.instrument.isEmpty { use(StableHash.fnv1a(p.instrument), .instrument, ts) }
+                if !p.instrument.isEmpty { use(StableHash.fnv1a(p.instrument), .instrument, ts, nowMs: nowMs) }
                 if !p.success { fail(kind, ts) }
             }
         case .login:
@@ -294,13 +297,13 @@ extension UserState {
         if lines.isEmpty && e.itemId != 0 {
             let item = catalog(e.itemId)
             interact(.purchase, category: e.categoryId != 0 ? e.categoryId : item?.categoryId ?? 0, item: item, price: item?.price ?? 0, at: ts)
-            if inOrder { Self.push(&recentPurchases, e.itemId) }
+            if inOrder { recentPurchases.push(e.itemId) }
         }
         for line in lines {
             let item = catalog(line.itemId)
             let category = line.categoryId != 0 ? line.categoryId : item?.categoryId ?? 0
             interact(.purchase, category: category, item: item, price: line.unitPrice != 0 ? line.unitPrice : item?.price ?? 0, at: ts)
-            if inOrder && line.itemId != 0 { Self.push(&recentPurchases, line.itemId) }
+            if inOrder && line.itemId != 0 { recentPurchases.push(line.itemId) }
         }
         monetary += amount
         if inOrder {
@@ -351,30 +354,31 @@ extension UserState {
     }
 
     /// Records a use of a device, IP or instrument; true when it is new in the last 7 days.
+    /// Identifiers unused for 7 days are forgotten when a new one is added (the only time
+    /// the list grows), once it holds 8: not on every event, which scanned it each time.
     @discardableResult
-    private func use(_ hash: UInt64, _ kind: Identifier.Kind, _ ts: Int64) -> Bool {
+    private func use(_ hash: UInt64, _ kind: Identifier.Kind, _ ts: Int64, nowMs: Int64) -> Bool {
+        let expired = nowMs - Self.identifierMemoryMs
         if let i = identifiers.firstIndex(where: { $0.hash == hash && $0.kind == kind.rawValue }) {
+            let stale = identifiers[i].lastMs <= expired
             identifiers[i].lastMs = max(identifiers[i].lastMs, ts)
-            return false
+            return stale
         }
+        if identifiers.count >= 8 { identifiers.removeAll { $0.lastMs <= expired } }
         identifiers.append(Identifier(hash: hash, kind: kind.rawValue, lastMs: ts))
         return true
     }
+
+    static let identifierMemoryMs: Int64 = 7 * 86_400_000
 
     private func fail(_ kind: EventKind, _ ts: Int64) {
         failures.append(TimedKind(ms: ts, kind: UInt8(kind.rawValue)))
     }
 
-    /// Forgets what fell out of the longest window each list serves.
+    /// Forgets the orders and failures that fell out of the longest window each serves.
     func prune(nowMs: Int64) {
         if let first = recentOrders.first, first.ms <= nowMs - 86_400_000 { recentOrders.removeAll { $0.ms <= nowMs - 86_400_000 } }
         if let first = failures.first, first.ms <= nowMs - 3_600_000 { failures.removeAll { $0.ms <= nowMs - 3_600_000 } }
-        if identifiers.count > 8 { identifiers.removeAll { $0.lastMs <= nowMs - 7 * 86_400_000 } }
-    }
-
-    static func push(_ list: inout [Int64], _ item: Int64) {
-        list.append(item)
-        if list.count > recentLimit { list.removeFirst(list.count - recentLimit) }
     }
 
     static func tally(_ list: inout [Tally], _ value: String) {
@@ -386,17 +390,53 @@ extension UserState {
     }
 
     /// Adds an interaction of weight `w` at `ts` to an affinity. When the list is full, the
-    /// entry with the lowest score gives way.
+    /// entry with the lowest score gives way (of equal scores, the higher id), replaced in
+    /// place: one pass finds both the entry and the weakest, and nothing moves.
     static func bump(_ list: inout [Affinity], id: Int64, by w: Double, at ts: Int64) {
-        if let i = list.firstIndex(where: { $0.id == id }) {
-            list[i].add(w, at: ts)
-            return
+        let weakest: Int? = list.withUnsafeMutableBufferPointer { l in
+            var weakest = 0
+            for i in l.indices {
+                if l[i].id == id {
+                    l[i].add(w, at: ts)
+                    return nil
+                }
+                if l[i].level < l[weakest].level || (l[i].level == l[weakest].level && l[i].id > l[weakest].id) { weakest = i }
+            }
+            return weakest
         }
-        if list.count >= affinityLimit, let weakest = list.indices.min(by: { list[$0].level < list[$1].level }) {
-            list.remove(at: weakest)
-        }
-        list.append(Affinity(id: id, level: Affinity.level(w, at: ts)))
+        guard let weakest else { return }
+        let entry = Affinity(id: id, level: Affinity.level(w, at: ts))
+        if list.count < affinityLimit { list.append(entry) } else { list[weakest] = entry }
     }
+}
+
+/// The latest `UserState.recentLimit` items of one kind. A ring once full: a push overwrites
+/// the oldest instead of shifting the other 19 down.
+struct RecentItems: Equatable {
+    private var ring: [Int64] = []
+    /// Where the oldest item is, once the ring is full.
+    private var head: UInt8 = 0
+
+    init() {}
+
+    /// The latest items of `items` (oldest first).
+    init(_ items: [Int64]) {
+        ring = Array(items.suffix(UserState.recentLimit))
+    }
+
+    mutating func push(_ item: Int64) {
+        guard ring.count == UserState.recentLimit else { return ring.append(item) }
+        ring[Int(head)] = item
+        head = Int(head) + 1 == ring.count ? 0 : head + 1
+    }
+
+    /// Oldest first.
+    var items: [Int64] { Array(ring[Int(head)...] + ring[..<Int(head)]) }
+
+    static func == (a: Self, b: Self) -> Bool { a.items == b.items }
+
+    /// The ring's buffer (for `PrefetchLayout`).
+    var buffer: UnsafeRawPointer { bufferAddress(ring) }
 }
 
 /// Mean and spread of a stream (Welford).

@@ -124,14 +124,13 @@ struct WindowedCounts: Sendable, Equatable {
         buckets.append(Bucket(minute: start, count: count, kind: kind, tier: tier))
     }
 
-    /// Asks for the cache lines of the newest buckets, where `add` looks first (once the
-    /// buckets' header, which holds their count, is in cache).
+    /// Asks for the cache lines of the newest of `buckets` (a counter's `buckets`), where
+    /// `add` looks first, once the buckets' header, which holds their count, is in cache.
     @inline(__always)
-    func prefetchNewest() {
-        buckets.withUnsafeBytes { all in
-            let newest = min(all.count, Self.searched * MemoryLayout<Bucket>.stride)
-            prefetchLines(of: UnsafeRawBufferPointer(rebasing: all[(all.count - newest)...]))
-        }
+    static func prefetchNewest(_ buckets: RawArray) {
+        let count = buckets.count
+        let newest = min(count, searched)
+        buckets.prefetch(from: count - newest, count: newest, stride: MemoryLayout<Bucket>.stride)
     }
 
     /// How many of the newest buckets `add` searches for the one to count in.
