@@ -185,10 +185,7 @@ struct PrefetchLayout {
     /// its array buffers (their header and first elements).
     @inline(__always)
     func prefetchBuffers(of object: UnsafeRawPointer) {
-        for offset in buffers {
-            let buffer = object.load(fromByteOffset: offset, as: UnsafeRawPointer.self)
-            persona_prefetch(buffer)
-        }
+        for index in buffers.indices { persona_prefetch(array(index, of: object).storage) }
     }
 
     init(_ probe: AnyObject, buffers addresses: [UnsafeRawPointer]) {

@@ -103,7 +103,7 @@ struct ProfileView {
         for id in user.identifiers where id.lastMs <= nowMs {
             let age = nowMs - id.lastMs
             let day = age < 86_400_000
-            let week = age < 7 * 86_400_000
+            let week = age < UserState.identifierMemoryMs
             switch UserState.Identifier.Kind(rawValue: id.kind) {
             case .device:
                 if day { r.distinctDevices24h += 1 }

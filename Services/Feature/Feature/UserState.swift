@@ -369,6 +369,8 @@ extension UserState {
         return true
     }
 
+    /// How long an unused identifier is remembered: the longest window the risk features
+    /// count distinct devices, IPs and instruments over (7 days).
     static let identifierMemoryMs: Int64 = 7 * 86_400_000
 
     private func fail(_ kind: EventKind, _ ts: Int64) {
