@@ -113,6 +113,28 @@ struct ObjectTableTests {
         check([(Int64, UnsafeRawPointer?)](repeating: (1, nil), count: 5))
     }
 
+    @Test("appendSmall appends as append does, from empty, from a literal's exact capacity and from spare capacity")
+    func appendSmallAppends() {
+        var small: [Int64] = []
+        var plain: [Int64] = []
+        for i in 0..<40 {
+            small.appendSmall(Int64(i) * 3)
+            plain.append(Int64(i) * 3)
+            #expect(small == plain)
+            #expect(small.capacity >= small.count)
+        }
+        var spare: [UserState.Tally] = []
+        spare.reserveCapacity(8)
+        spare.appendSmall(UserState.Tally(value: "web", count: 1))
+        spare.appendSmall(UserState.Tally(value: "app", count: 2))
+        #expect(spare == [UserState.Tally(value: "web", count: 1), UserState.Tally(value: "app", count: 2)])
+        #expect(spare.capacity >= 8)
+        // A copy made before the append keeps its elements.
+        let before = small
+        small.appendSmall(-1)
+        #expect(before == plain && small == plain + [-1])
+    }
+
     @Test("folding runs with prefetching ends in the state of folding event by event")
     func runFoldEqualsEventFold() {
         var stored: [StoredEvent] = []

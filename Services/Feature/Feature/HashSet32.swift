@@ -11,8 +11,7 @@ import Wire
 /// memmove per insert, 12% of folding a long history.) A hash of 0 marks an empty slot and
 /// is stored as 1.
 struct HashSet32: Equatable {
-    /// The hashes, 0 where a slot is empty (a plain `[UInt32]`: creating one for a new user
-    /// needs no generic metadata lookup, as an array of a wrapper struct did).
+    /// The hashes, 0 where a slot is empty.
     private var slots: [UInt32] = []
     private(set) var count = 0
 
@@ -28,6 +27,14 @@ struct HashSet32: Equatable {
 
     static let minimumCapacity = 4
 
+    /// `minimumCapacity` empty slots, made through a literal (SmallArrays.swift).
+    @inline(__always)
+    private static func emptySlots() -> [UInt32] {
+        let slots: [UInt32] = [0, 0, 0, 0]
+        assert(slots.count == minimumCapacity)
+        return slots
+    }
+
     @inline(__always)
     private static func fits(_ count: Int, in capacity: Int) -> Bool { count * 4 <= capacity * 3 }
 
@@ -41,7 +48,7 @@ struct HashSet32: Equatable {
     }
 
     private mutating func insert(hash h: UInt32, limit: Int) {
-        if slots.isEmpty { slots = [UInt32](repeating: 0, count: Self.minimumCapacity) }
+        if slots.isEmpty { slots = Self.emptySlots() }
         var (i, found) = slots.withUnsafeBufferPointer { LinearProbing.find(UInt64(h), in: $0) }
         guard !found && count < limit else { return }
         if !Self.fits(count + 1, in: slots.count) {

@@ -237,7 +237,7 @@ extension UserState {
             Self.tally(&devices, e.deviceId)
             newDevice = !knownDevices.contains(device)
             if newDevice {
-                knownDevices.append(device)
+                knownDevices.appendSmall(device)
                 if knownDevices.count > Self.deviceMemory { knownDevices.removeFirst() }
             }
             lastDevice = device
@@ -315,7 +315,7 @@ extension UserState {
         if orders > 0 { priorOrders.add(lastOrderAmount) }
         lastOrderAmount = amount
         orders += 1
-        recentOrders.append(TimedAmount(ms: ts, amount: amount))
+        recentOrders.appendSmall(TimedAmount(ms: ts, amount: amount))
     }
 
     private func interact(_ kind: EventKind, category: Int64, item: ItemState?, price: Double, at ts: Int64) {
@@ -324,7 +324,11 @@ extension UserState {
         if category != 0 { Self.bump(&categories, id: category, by: w, at: ts) }
         if let brand = item?.brandID, brand != 0 { Self.bump(&brands, id: brand, by: w, at: ts) }
         if price > 0 {
-            if priceBands.isEmpty { priceBands = [Float](repeating: 0, count: ProfileView.priceBandEdges.count + 1) }
+            if priceBands.isEmpty {
+                // One band per edge and one above (a literal: SmallArrays.swift).
+                priceBands = [0, 0, 0, 0, 0]
+                assert(priceBands.count == ProfileView.priceBandEdges.count + 1)
+            }
             priceBands[ProfileView.priceBand(price)] += Float(w)
         }
     }
@@ -365,7 +369,7 @@ extension UserState {
             return stale
         }
         if identifiers.count >= 8 { identifiers.removeAll { $0.lastMs <= expired } }
-        identifiers.append(Identifier(hash: hash, kind: kind.rawValue, lastMs: ts))
+        identifiers.appendSmall(Identifier(hash: hash, kind: kind.rawValue, lastMs: ts))
         return true
     }
 
@@ -374,7 +378,7 @@ extension UserState {
     static let identifierMemoryMs: Int64 = 7 * 86_400_000
 
     private func fail(_ kind: EventKind, _ ts: Int64) {
-        failures.append(TimedKind(ms: ts, kind: UInt8(kind.rawValue)))
+        failures.appendSmall(TimedKind(ms: ts, kind: UInt8(kind.rawValue)))
     }
 
     /// Forgets the orders and failures that fell out of the longest window each serves.
@@ -387,7 +391,7 @@ extension UserState {
         if let i = list.firstIndex(where: { $0.value == value }) {
             list[i].count += 1
         } else if list.count < 8 {
-            list.append(Tally(value: value, count: 1))
+            list.appendSmall(Tally(value: value, count: 1))
         }
     }
 
@@ -408,7 +412,7 @@ extension UserState {
         }
         guard let weakest else { return }
         let entry = Affinity(id: id, level: Affinity.level(w, at: ts))
-        if list.count < affinityLimit { list.append(entry) } else { list[weakest] = entry }
+        if list.count < affinityLimit { list.appendSmall(entry) } else { list[weakest] = entry }
     }
 }
 
@@ -427,7 +431,7 @@ struct RecentItems: Equatable {
     }
 
     mutating func push(_ item: Int64) {
-        guard ring.count == UserState.recentLimit else { return ring.append(item) }
+        guard ring.count == UserState.recentLimit else { return ring.appendSmall(item) }
         ring[Int(head)] = item
         head = Int(head) + 1 == ring.count ? 0 : head + 1
     }

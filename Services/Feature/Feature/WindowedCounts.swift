@@ -121,7 +121,7 @@ struct WindowedCounts: Sendable, Equatable {
         // on what malloc hands back, is not).
         let n = buckets.count + 1
         if n >= 16 && n & (n - 1) == 0 { compact(nowMs: nowMs) }
-        buckets.append(Bucket(minute: start, count: count, kind: kind, tier: tier))
+        buckets.appendSmall(Bucket(minute: start, count: count, kind: kind, tier: tier))
     }
 
     /// Asks for the cache lines of the newest of `buckets` (a counter's `buckets`), where
