@@ -16,6 +16,8 @@ import Foundation
 /// arena (`arena_max=1`); each thread's cache of small chunks still spares it the arena's lock
 /// for most calls (ingest at 1 and 8 producers measured the same or faster).
 public enum HugePages {
+    /// `hugetlb` first: glibc 2.36 leaves only the first tunable of the list in the
+    /// environment the process sees (it applies both), and `inUse` looks for that one.
     static let tunable = "glibc.malloc.hugetlb=1:glibc.malloc.arena_max=1"
 
     /// Re-executes this process with the tunable set, once. Does nothing when
