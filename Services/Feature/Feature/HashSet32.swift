@@ -1,4 +1,3 @@
-import CMemory
 import Wire
 
 /// A set of 64-bit ids kept as 32-bit hashes (half the memory of the ids), up to a limit
@@ -85,9 +84,8 @@ struct HashSet32: Equatable {
     /// `slots` (the fold's last prefetch stage, once that buffer's header is in cache).
     @inline(__always)
     static func prefetch(_ id: Int64, in slots: RawArray) {
-        let count = slots.count
-        guard count > 0 else { return }
-        persona_prefetch(slots.elements + MemoryLayout<UInt32>.stride * LinearProbing.home(UInt64(hash(id)), mask: count - 1))
+        guard slots.count > 0 else { return }
+        LinearProbing.prefetchHome(UInt64(hash(id)), in: slots.typed(UInt32.self))
     }
 
     /// The slots' buffer (for `PrefetchLayout`).

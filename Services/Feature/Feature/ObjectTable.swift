@@ -40,9 +40,7 @@ struct ObjectTable<Object: Identified> {
 
     /// The slots, read through `slotBuffer`.
     @inline(__always)
-    private var slotPointer: UnsafeBufferPointer<Slot> {
-        UnsafeBufferPointer(start: slotBuffer.elements.assumingMemoryBound(to: Slot.self), count: slotBuffer.count)
-    }
+    private var slotPointer: UnsafeBufferPointer<Slot> { slotBuffer.typed(Slot.self) }
     /// The objects, owned here; erasure moves the last one into the hole.
     private(set) var values: [Object] = []
 
@@ -224,6 +222,12 @@ struct RawArray {
 
     @inline(__always)
     var elements: UnsafeRawPointer { storage + 32 }
+
+    /// The elements, as the `T`s they are.
+    @inline(__always)
+    func typed<T>(_: T.Type) -> UnsafeBufferPointer<T> {
+        UnsafeBufferPointer(start: elements.assumingMemoryBound(to: T.self), count: count)
+    }
 
     /// Asks for every cache line of the first `count` elements of `stride` bytes each from
     /// element `first`.

@@ -158,7 +158,7 @@ struct WindowedCounts: Sendable, Equatable {
                         b.tier = tier
                         b.minute = b.minute / Self.minutes(ofTier: tier) * Self.minutes(ofTier: tier)
                     }
-                    var slot = Self.hash(b) & mask
+                    var slot = LinearProbing.home(Self.key(b), mask: mask)
                     while table[slot] >= 0 {
                         let j = Int(table[slot])
                         if all[j].minute == b.minute && all[j].kind == b.kind && all[j].tier == b.tier { break }
@@ -178,10 +178,10 @@ struct WindowedCounts: Sendable, Equatable {
         buckets.removeLast(buckets.count - kept)
     }
 
+    /// What `compact` merges buckets by: their time, kind and tier.
     @inline(__always)
-    private static func hash(_ b: Bucket) -> Int {
-        let key = UInt64(b.minute) << 16 | UInt64(b.kind) << 8 | UInt64(b.tier)
-        return Int(truncatingIfNeeded: (key &* 0x9E37_79B9_7F4A_7C15) >> 32)
+    private static func key(_ b: Bucket) -> UInt64 {
+        UInt64(b.minute) << 16 | UInt64(b.kind) << 8 | UInt64(b.tier)
     }
 
     /// Counts of one kind in each window.
