@@ -13,6 +13,10 @@ let swiftSettings: [SwiftSetting] = [
 /// release builds leave them out; debug builds, which run the tests, keep them.
 let hotLoop: [SwiftSetting] = [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]
 
+/// The math kernels are written for x86-64 with AVX2 and FMA (every x86 server of the last
+/// decade): without a target CPU, Swift's SIMD fused multiply-adds become library calls.
+let simd: [SwiftSetting] = [.unsafeFlags(["-target-cpu", "haswell"])]
+
 let nio: [Target.Dependency] = [
     .product(name: "NIOCore", package: "swift-nio"),
     .product(name: "NIOPosix", package: "swift-nio"),
@@ -56,6 +60,7 @@ let package = Package(
         .library(name: "RPC", targets: ["RPC"]),
         .library(name: "ServiceKit", targets: ["ServiceKit"]),
         .library(name: "Store", targets: ["Store"]),
+        .library(name: "Math", targets: ["Math"]),
         .library(name: "Ingest", targets: ["Ingest"]),
         .library(name: "Feature", targets: ["Feature"]),
     ],
@@ -90,6 +95,10 @@ let package = Package(
         // Durable append-only segments with checksums, atomic snapshot files, recovery.
         .systemLibrary(name: "CCRC32C", path: "Shared/CCRC32C"),
         .target(name: "Store", dependencies: ["Wire", "CCRC32C"], path: "Shared/Store", swiftSettings: swiftSettings),
+        // The hot numeric kernels every model trains and scores on (SIMD loops; OpenBLAS
+        // for the large products and LAPACK's SPD inverse).
+        .systemLibrary(name: "COpenBLAS", path: "Shared/COpenBLAS", providers: [.apt(["libopenblas-dev"])]),
+        .target(name: "Math", dependencies: ["COpenBLAS"], path: "Shared/Math", swiftSettings: swiftSettings + simd),
         // What every service executable shares: flags, metrics endpoint, lifecycle.
         .target(
             name: "ServiceKit",
@@ -130,6 +139,7 @@ let package = Package(
                 .product(name: "NIOEmbedded", package: "swift-nio"),
             ] + nio,
             path: "Tests/RPCTests", swiftSettings: swiftSettings),
+        .testTarget(name: "MathTests", dependencies: ["Math"], path: "Tests/MathTests", swiftSettings: swiftSettings),
         .testTarget(
             name: "StoreTests", dependencies: ["Store", "TestSupport"],
             path: "Tests/StoreTests", swiftSettings: swiftSettings),

@@ -1,0 +1,108 @@
+/// Vector kernels over raw float buffers: the inner loops of every model. Sixteen lanes at a
+/// time (one AVX-512 register, or two AVX2 ones), two accumulators so that the adds of
+/// consecutive blocks do not wait on each other, and a scalar tail for odd lengths. They
+/// never allocate.
+public enum Vec {
+    public typealias Lanes = SIMD16<Float>
+
+    @inline(__always)
+    static func load(_ p: UnsafePointer<Float>) -> Lanes {
+        UnsafeRawPointer(p).loadUnaligned(as: Lanes.self)
+    }
+
+    @inline(__always)
+    static func store(_ v: Lanes, _ p: UnsafeMutablePointer<Float>) {
+        UnsafeMutableRawPointer(p).storeBytes(of: v, as: Lanes.self)
+    }
+
+    /// Σ a[i]·b[i] over the first `n` elements.
+    @inline(__always)
+    public static func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) -> Float {
+        var s0 = Lanes(), s1 = Lanes()
+        var i = 0
+        while i + 32 <= n {
+            s0.addProduct(load(a + i), load(b + i))
+            s1.addProduct(load(a + i + 16), load(b + i + 16))
+            i += 32
+        }
+        if i + 16 <= n {
+            s0.addProduct(load(a + i), load(b + i))
+            i += 16
+        }
+        var s = (s0 + s1).sum()
+        while i < n {
+            s += a[i] * b[i]
+            i += 1
+        }
+        return s
+    }
+
+    /// y[i] += alpha·x[i] over the first `n` elements.
+    @inline(__always)
+    public static func axpy(_ alpha: Float, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ n: Int) {
+        let a = Lanes(repeating: alpha)
+        var i = 0
+        while i + 16 <= n {
+            var v = load(y + i)
+            v.addProduct(a, load(x + i))
+            store(v, y + i)
+            i += 16
+        }
+        while i < n {
+            y[i] += alpha * x[i]
+            i += 1
+        }
+    }
+
+    /// x[i] *= alpha.
+    @inline(__always)
+    public static func scale(_ alpha: Float, _ x: UnsafeMutablePointer<Float>, _ n: Int) {
+        let a = Lanes(repeating: alpha)
+        var i = 0
+        while i + 16 <= n {
+            store(load(x + i) * a, x + i)
+            i += 16
+        }
+        while i < n {
+            x[i] *= alpha
+            i += 1
+        }
+    }
+
+    /// The Euclidean norm of the first `n` elements.
+    @inline(__always)
+    public static func norm(_ x: UnsafePointer<Float>, _ n: Int) -> Float {
+        dot(x, x, n).squareRoot()
+    }
+
+    // Array forms, for callers outside the hot loops and for tests.
+
+    public static func dot(_ a: [Float], _ b: [Float]) -> Float {
+        precondition(a.count == b.count, "dot of \(a.count) and \(b.count) elements")
+        return a.withUnsafeBufferPointer { a in b.withUnsafeBufferPointer { b in dot(a.baseAddress!, b.baseAddress!, a.count) } }
+    }
+
+    public static func axpy(_ alpha: Float, _ x: [Float], _ y: inout [Float]) {
+        precondition(x.count == y.count, "axpy of \(x.count) and \(y.count) elements")
+        x.withUnsafeBufferPointer { x in y.withUnsafeMutableBufferPointer { y in axpy(alpha, x.baseAddress!, y.baseAddress!, x.count) } }
+    }
+}
+
+extension UnsafePointer where Pointee == Float {
+    /// A pointer that may be dereferenced even for an empty array (the kernels read nothing
+    /// when their count is zero).
+    nonisolated(unsafe) static let empty: UnsafePointer<Float> = UnsafePointer(UnsafeMutablePointer<Float>.allocate(capacity: 16))
+}
+
+extension Array where Element == Float {
+    /// The elements' base address; never nil, also when empty.
+    @inline(__always)
+    func withBase<R>(_ body: (UnsafePointer<Float>) throws -> R) rethrows -> R {
+        try withUnsafeBufferPointer { try body($0.baseAddress ?? .empty) }
+    }
+
+    @inline(__always)
+    mutating func withMutableBase<R>(_ body: (UnsafeMutablePointer<Float>) throws -> R) rethrows -> R {
+        try withUnsafeMutableBufferPointer { try body($0.baseAddress ?? UnsafeMutablePointer(mutating: .empty)) }
+    }
+}
