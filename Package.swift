@@ -28,7 +28,7 @@ func service(_ name: String, executable: String) -> [Target] {
         .target(
             name: name,
             dependencies: [
-                "ServiceKit", "RPC", "Wire", "Store", "CMemory", .product(name: "Logging", package: "swift-log"),
+                "ServiceKit", "RPC", "Wire", "Store", "CMemory", "Math", "Recommenders", .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ],
@@ -61,6 +61,8 @@ let package = Package(
         .library(name: "ServiceKit", targets: ["ServiceKit"]),
         .library(name: "Store", targets: ["Store"]),
         .library(name: "Math", targets: ["Math"]),
+        .library(name: "Recommenders", targets: ["Recommenders"]),
+        .library(name: "Model", targets: ["Model"]),
         .library(name: "Ingest", targets: ["Ingest"]),
         .library(name: "Feature", targets: ["Feature"]),
     ],
@@ -112,6 +114,11 @@ let package = Package(
             ] + nio,
             path: "Shared/ServiceKit", swiftSettings: swiftSettings),
     ]
+    + [
+        // The recommenders as published and served: model tables, scoring, the artifact
+        // format, the interaction matrix and the evaluation protocol (model and recommend).
+        .target(name: "Recommenders", dependencies: ["Math", "Store", "Wire"], path: "Shared/Recommenders", swiftSettings: swiftSettings),
+    ]
     + services.flatMap { service($0.0, executable: $0.1) }
     + [
         // The public datasets' rows as events (`persona import`, and tests that need the same events).
@@ -139,6 +146,9 @@ let package = Package(
                 .product(name: "NIOEmbedded", package: "swift-nio"),
             ] + nio,
             path: "Tests/RPCTests", swiftSettings: swiftSettings),
+        .testTarget(
+            name: "ModelTests", dependencies: ["Model", "Math", "Recommenders", "Ingest", "ServiceKit", "RPC", "Wire", "Store", "TestSupport"],
+            path: "Tests/ModelTests", swiftSettings: swiftSettings),
         .testTarget(name: "MathTests", dependencies: ["Math"], path: "Tests/MathTests", swiftSettings: swiftSettings),
         .testTarget(
             name: "StoreTests", dependencies: ["Store", "TestSupport"],

@@ -100,6 +100,11 @@ public enum DatasetFormat: String, CaseIterable, Sendable {
         formatter.locale = Locale(identifier: "en_GB_POSIX")
         formatter.timeZone = TimeZone(identifier: "UTC")
         formatter.dateFormat = "dd/MM/yyyy HH:mm"
+        // The eleven-month file writes its dates the ISO way.
+        let isoFormatter = DateFormatter()
+        isoFormatter.locale = formatter.locale
+        isoFormatter.timeZone = formatter.timeZone
+        isoFormatter.dateFormat = "yyyy-MM-dd HH:mm:ss"
 
         func flush() {
             guard let c = current else { return }
@@ -109,7 +114,7 @@ public enum DatasetFormat: String, CaseIterable, Sendable {
                 skips.byReason["row without customer id", default: 0] += c.rows.count
                 return
             }
-            guard let date = formatter.date(from: first[4]) else {
+            guard let date = formatter.date(from: first[4]) ?? isoFormatter.date(from: first[4]) else {
                 skips.byReason["unparsable date", default: 0] += c.rows.count
                 return
             }

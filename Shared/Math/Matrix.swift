@@ -173,6 +173,24 @@ public enum Kernels {
         return g
     }
 
+    /// XᵀX (cols×cols, both triangles) of a dense row-major rows×cols matrix of doubles,
+    /// through OpenBLAS's `cblas_dsyrk`: EASE's item-item Gram matrix.
+    public static func gramDouble(_ x: [Double], rows: Int, cols: Int) -> [Double] {
+        precondition(x.count == rows * cols, "a \(rows)x\(cols) matrix needs \(rows * cols) values")
+        _ = singleThreaded
+        var g = [Double](repeating: 0, count: cols * cols)
+        guard rows > 0, cols > 0 else { return g }
+        x.withUnsafeBufferPointer { xp in
+            g.withUnsafeMutableBufferPointer { gp in
+                cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, Int32(cols), Int32(rows), 1, xp.baseAddress, Int32(cols), 0, gp.baseAddress, Int32(cols))
+            }
+        }
+        for i in 0..<cols {
+            for j in 0..<i { g[i * cols + j] = g[j * cols + i] }
+        }
+        return g
+    }
+
     /// YᵀY with this module's own loop (rank-one updates of the upper triangle), for the
     /// benchmark's comparison.
     public static func gramBlocked(_ y: Matrix) -> Matrix {

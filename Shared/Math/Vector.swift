@@ -97,12 +97,12 @@ extension UnsafePointer where Pointee == Float {
 extension Array where Element == Float {
     /// The elements' base address; never nil, also when empty.
     @inline(__always)
-    func withBase<R>(_ body: (UnsafePointer<Float>) throws -> R) rethrows -> R {
+    public func withBase<R>(_ body: (UnsafePointer<Float>) throws -> R) rethrows -> R {
         try withUnsafeBufferPointer { try body($0.baseAddress ?? .empty) }
     }
 
     @inline(__always)
-    mutating func withMutableBase<R>(_ body: (UnsafeMutablePointer<Float>) throws -> R) rethrows -> R {
+    public mutating func withMutableBase<R>(_ body: (UnsafeMutablePointer<Float>) throws -> R) rethrows -> R {
         try withUnsafeMutableBufferPointer { try body($0.baseAddress ?? UnsafeMutablePointer(mutating: .empty)) }
     }
 }

@@ -30,6 +30,11 @@ public enum ModelAPI {
     public static let listModels = Method<ListModelsRequest, ListModelsResponse>(id: 0x0303, name: "Model/ListModels")
     public static let getModel = Method<GetModelRequest, GetModelResponse>(id: 0x0304, name: "Model/GetModel")
     public static let publish = Method<PublishModelRequest, PublishModelResponse>(id: 0x0305, name: "Model/Publish")
+    public static let cancelJob = Method<CancelJobRequest, JobStatusResponse>(id: 0x0306, name: "Model/CancelJob")
+    public static let listJobs = Method<ListJobsRequest, ListJobsResponse>(id: 0x0307, name: "Model/ListJobs")
+    public static let rollback = Method<RollbackModelRequest, PublishModelResponse>(id: 0x0308, name: "Model/Rollback")
+    public static let watchModels = Method<WatchModelsRequest, WatchModelsResponse>(id: 0x0309, name: "Model/WatchModels")
+    public static let getReport = Method<GetReportRequest, EvaluationReport>(id: 0x030A, name: "Model/GetReport")
 }
 
 public enum RiskAPI {

@@ -91,6 +91,13 @@ public struct SnapshotWriter {
         for v in values { write(&self, v) }
     }
 
+    /// A count, then the values' bytes as they lie in memory (little-endian hosts): factor
+    /// tables and index arrays of millions of values, without a call per value.
+    public mutating func plain<T: BitwiseCopyable>(_ values: [T]) {
+        count(values.count)
+        values.withUnsafeBytes { storage += $0 }
+    }
+
     /// The finished file: the bytes so far and their checksum (appended in place, so the
     /// bytes are not copied; the writer is used up).
     public consuming func finish() -> [UInt8] {
@@ -176,6 +183,24 @@ public struct SnapshotReader {
         defer { position += n }
         return String(decoding: bytes[position..<position + n], as: UTF8.self)
     }
+
+    /// Values written by `SnapshotWriter.plain`.
+    public mutating func plain<T: BitwiseCopyable>(_: T.Type) throws -> [T] {
+        let n = try count()
+        let size = n * MemoryLayout<T>.stride
+        guard size <= end - position else { throw StoreError(.corrupt, "snapshot ends early") }
+        let values = [T](unsafeUninitializedCapacity: n) { buffer, initialized in
+            bytes.withUnsafeBytes { src in
+                UnsafeMutableRawBufferPointer(buffer).copyMemory(from: UnsafeRawBufferPointer(rebasing: src[position..<position + size]))
+            }
+            initialized = n
+        }
+        position += size
+        return values
+    }
+
+    /// The bytes not read yet.
+    public var remaining: Int { end - position }
 
     @inlinable public mutating func array<T>(_ read: (inout SnapshotReader) throws -> T) throws -> [T] {
         let n = try count()

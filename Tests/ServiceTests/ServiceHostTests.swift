@@ -25,7 +25,7 @@ func httpGet(port: Int, path: String) async throws -> (status: Int, body: String
 struct ServiceHostTests {
     @Test func ingestAnswersHealthAndExportsMetrics() async throws { try await check(IngestService.self, settings: IngestSettings()) }
     @Test func featureAnswersHealthAndExportsMetrics() async throws { try await check(FeatureService.self, settings: FeatureSettings()) }
-    @Test func modelAnswersHealthAndExportsMetrics() async throws { try await check(ModelService.self, settings: NoSettings()) }
+    @Test func modelAnswersHealthAndExportsMetrics() async throws { try await check(ModelService.self, settings: ModelService.Settings()) }
     @Test func riskControlAnswersHealthAndExportsMetrics() async throws { try await check(RiskControlService.self, settings: NoSettings()) }
     @Test func recommendAnswersHealthAndExportsMetrics() async throws { try await check(RecommendService.self, settings: NoSettings()) }
 

@@ -173,7 +173,7 @@ var taobao = false
 var arguments = CommandLine.arguments.dropFirst().makeIterator()
 while let a = arguments.next() {
     switch a {
-    case "rpc", "store", "ingest-profile", "fold-profile", "feature": mode = a
+    case "rpc", "store", "ingest-profile", "fold-profile", "feature", "models": mode = a
     case "--output": output = arguments.next()
     case "--seconds": seconds = Double(arguments.next() ?? "") ?? seconds
     case "--producers": producers = Int(arguments.next() ?? "") ?? producers
@@ -181,7 +181,7 @@ while let a = arguments.next() {
     case "--events": events = Int(arguments.next() ?? "")
     case "--batch": batch = Int(arguments.next() ?? "")
     case "--taobao": taobao = true
-    default: print("usage: persona-bench [rpc|store|feature|ingest-profile|fold-profile] [--output FILE] [--seconds S] [--producers N] [--users N] [--events N] [--batch N] [--taobao]"); exit(2)
+    default: print("usage: persona-bench [rpc|store|feature|models|ingest-profile|fold-profile] [--output FILE] [--seconds S] [--producers N] [--users N] [--events N] [--batch N] [--taobao]"); exit(2)
     }
 }
 switch mode {
@@ -199,6 +199,8 @@ case "fold-profile":
     print("fold: \(Int(r.eventsPerSecond)) events/s, \(Int(r.bytesPerUser)) bytes per user; snapshot \(r.snapshot.bytes / 1_000_000) MB: encoded in \(r.snapshot.encodeSeconds) s, written in \(r.snapshot.writeSeconds) s, restored in \(r.snapshot.restoreSeconds) s")
 case "feature":
     try await featureBenchmark(output: output ?? "Benchmarks/results/feature.md", seconds: seconds)
+case "models":
+    try modelBenchmark(output: output ?? "Benchmarks/results/models.md", sharedData: ProcessInfo.processInfo.environment["PERSONA_SHARED_DATA"] ?? "../shared/data")
 case "store":
     try await storeBenchmark(output: output ?? "Benchmarks/results/store.md", seconds: seconds)
 default:

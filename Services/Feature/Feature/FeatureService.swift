@@ -10,6 +10,9 @@ import Wire
 /// features, and serves them. It reads every partition from its own offsets (long poll),
 /// snapshots state and offsets together, and on start resumes from the snapshot plus the
 /// log, so a restart or a kill -9 ends in the state an uninterrupted run would have.
+/// The feature service's settings: where the log is and how it is read and snapshotted.
+public typealias FeatureSettings = ConsumerSettings
+
 public struct FeatureService: PersonaService {
     public static let name = "feature"
     public static let defaultPort = 7102
@@ -18,7 +21,8 @@ public struct FeatureService: PersonaService {
     let context: ServiceContext
     let settings: FeatureSettings
     let store: FeatureStore
-    let ingest: RPCClient
+    let consumer: LogConsumer
+    var ingest: RPCClient { consumer.ingest }
     let metrics: FeatureMetrics
     let exports: TrainingExports
     let snapshotPath: String
@@ -33,9 +37,8 @@ public struct FeatureService: PersonaService {
         if restored {
             context.logger.info("restored \(summary.users) users and \(summary.items) items at offsets \(summary.offsets)")
         }
-        var config = RPCClient.Config.defaults(host: settings.ingestHost, port: settings.ingestPort)
-        config.defaultTimeout = .seconds(10)
-        self.ingest = RPCClient(config: config)
+        self.consumer = LogConsumer(
+            host: settings.ingestHost, port: settings.ingestPort, readEvents: settings.readEvents, readWait: settings.readWait, logger: context.logger)
         self.metrics = FeatureMetrics(context.metrics)
         self.exports = TrainingExports()
     }
@@ -136,7 +139,7 @@ public struct FeatureService: PersonaService {
     // MARK: Consuming
 
     public func runBackground() async throws {
-        let partitions = try await waitForIngest()
+        let partitions = try await consumer.partitions()
         guard store.adopt(partitions: partitions) else {
             throw ServiceError("the snapshot has \(store.summary.offsets.count) partitions but ingest has \(partitions); remove \(snapshotPath) to rebuild from the log")
         }
@@ -161,45 +164,11 @@ public struct FeatureService: PersonaService {
         }
     }
 
-    /// Partition count from LogInfo, retrying until ingest answers.
-    private func waitForIngest() async throws -> Int {
-        var backoff = ReconnectBackoff()
-        while true {
-            do {
-                let info = try await ingest.call(IngestAPI.logInfo, LogInfoRequest(), timeout: .seconds(2))
-                return info.partitions.count
-            } catch let error as RPCError {
-                context.logger.info("waiting for ingest at \(settings.ingestHost):\(settings.ingestPort): \(error)")
-                try await Task.sleep(for: backoff.nextDelay())
-            }
-        }
-    }
-
     private func consume(partition p: Int) async throws {
-        var backoff = ReconnectBackoff()
-        while true {
-            try Task.checkCancellation()
-            var request = ReadRequest()
-            request.partition = UInt32(p)
-            request.fromOffset = store.offset(p)
-            request.maxEvents = UInt32(settings.readEvents)
-            request.waitMs = UInt32(settings.readWait / .milliseconds(1))
-            let response: ReadResponse
-            do {
-                response = try await ingest.call(IngestAPI.read, request, timeout: settings.readWait + .seconds(5))
-                backoff.reset()
-            } catch let error as RPCError {
-                // Shutting down: the read was cancelled, not failed.
-                try Task.checkCancellation()
-                metrics.readError()
-                context.logger.warning("reading partition \(p) failed: \(error)")
-                try await Task.sleep(for: backoff.nextDelay())
-                continue
-            }
-            guard !response.events.isEmpty || response.nextOffset > request.fromOffset else { continue }
+        try await consumer.consume(partition: p, offset: { store.offset(p) }, failed: { _ in metrics.readError() }) { response, from in
             let seen = store.fold(response.events, partition: p, next: response.nextOffset)
             metrics.folded(response.events.count, seen: seen)
-            metrics.lag(partition: p, response.endOffset &- max(response.nextOffset, request.fromOffset))
+            metrics.lag(partition: p, response.endOffset &- max(response.nextOffset, from))
         }
     }
 

@@ -1,4 +1,5 @@
 import Foundation
+import ServiceKit
 import Store
 public import Wire
 
@@ -253,25 +254,5 @@ extension ItemState {
         p.conversionRate = conversionRate
         p.trendingScore = trendingScore(nowMs: nowMs)
         return p
-    }
-}
-
-/// A pthread readers-writer lock: many readers or one writer.
-final class ReadWriteLock: @unchecked Sendable {
-    private var lock = pthread_rwlock_t()
-
-    init() { pthread_rwlock_init(&lock, nil) }
-    deinit { pthread_rwlock_destroy(&lock) }
-
-    func read<T, S>(_ state: S, _ body: (S) throws -> T) rethrows -> T {
-        pthread_rwlock_rdlock(&lock)
-        defer { pthread_rwlock_unlock(&lock) }
-        return try body(state)
-    }
-
-    func write<T, S>(_ state: S, _ body: (S) throws -> T) rethrows -> T {
-        pthread_rwlock_wrlock(&lock)
-        defer { pthread_rwlock_unlock(&lock) }
-        return try body(state)
     }
 }

@@ -205,6 +205,8 @@ public struct EventValidator: Sendable {
         case .label:
             guard let l = e.label else { throw reject(.missingField, "label needs label") }
             try require(l.kind != .unspecified && l.kind.name != nil, "label.kind", e.kind)
+        case .erasure:
+            break
         default:
             throw reject(.unknownKind, "kind \(e.kind.rawValue) is not an event kind")
         }

@@ -1,21 +1,266 @@
+import Foundation
 import Logging
 public import RPC
+import Recommenders
 public import ServiceKit
+import Store
+import Wire
 
-/// The model service: trains, versions, evaluates and publishes models.
-///
-/// This release serves Health and metrics; its API (see `ModelAPI` in Shared/RPC/Methods.swift
-/// and Shared/Schema/persona/v1) is implemented by the issues that build on the foundation.
+/// The model service: folds the log into its own interaction store, trains recommenders
+/// as jobs, keeps every version in a registry with its evaluation report, and publishes
+/// versions that other services watch for (WatchModels) and fetch in chunks (GetModel).
 public struct ModelService: PersonaService {
     public static let name = "model"
     public static let defaultPort = 7103
     public static let defaultMetricsPort = 9103
 
-    let context: ServiceContext
+    /// The model service's settings: where the log is and how it is read and snapshotted.
+    public typealias Settings = ConsumerSettings
 
-    public init(context: ServiceContext, settings: NoSettings) async throws {
+    let context: ServiceContext
+    let settings: ConsumerSettings
+    let store: InteractionStore
+    let registry: Registry
+    let jobs: JobBoard
+    let consumer: LogConsumer
+    let snapshotPath: String
+
+    public init(context: ServiceContext, settings: ConsumerSettings) async throws {
         self.context = context
+        self.settings = settings
+        snapshotPath = context.dataDirectory.file("interactions.snapshot")
+        let (store, restored) = try InteractionStore.open(snapshotPath: snapshotPath)
+        self.store = store
+        if restored {
+            let s = store.summary
+            context.logger.info("restored \(s.pairs) interactions of \(s.users) users at offsets \(s.offsets)")
+        }
+        registry = try Registry(directory: context.dataDirectory.file("registry"))
+        let logger = context.logger, metrics = context.metrics
+        jobs = try JobBoard(path: context.dataDirectory.file("jobs.state")) { status in
+            logger.warning("training job \(status.jobId) failed: \(status.message)")
+            metrics.counter("persona_model_jobs_failed_total", labels: [], help: "Training jobs that failed").increment()
+        }
+        consumer = LogConsumer(host: settings.ingestHost, port: settings.ingestPort, readEvents: settings.readEvents, readWait: settings.readWait, logger: context.logger)
     }
 
-    public func register(in router: inout Router) {}
+    public func register(in router: inout Router) {
+        router.register(ModelAPI.train) { try train($0) }
+        router.registerInline(ModelAPI.jobStatus) { request in
+            guard let status = jobs.status(request.jobId) else { throw RPCError(.notFound, "no job '\(request.jobId)'") }
+            return status
+        }
+        router.register(ModelAPI.cancelJob) { request in
+            guard let status = jobs.cancel(request.jobId) else { throw RPCError(.notFound, "no job '\(request.jobId)'") }
+            return status
+        }
+        router.registerInline(ModelAPI.listJobs) { _ in
+            var response = ListJobsResponse()
+            response.jobs = jobs.all
+            return response
+        }
+        router.registerInline(ModelAPI.listModels) { request in
+            var response = ListModelsResponse()
+            response.models = registry.list(name: request.name)
+            return response
+        }
+        router.register(ModelAPI.getModel) { try getModel($0) }
+        router.register(ModelAPI.publish) { request in
+            let info = try registryCall { try registry.publish(request.name, request.version) }
+            context.logger.info("published \(request.name) v\(info.version)")
+            var response = PublishModelResponse()
+            response.info = info
+            return response
+        }
+        router.register(ModelAPI.rollback) { request in
+            let info = try registryCall { try registry.rollback(request.name, to: request.version) }
+            context.logger.info("rolled \(request.name) back to v\(info.version)")
+            var response = PublishModelResponse()
+            response.info = info
+            return response
+        }
+        router.register(ModelAPI.watchModels) { try await watch($0) }
+        router.registerInline(ModelAPI.getReport) { request in try registryCall { try registry.report(request.name, request.version) } }
+    }
+
+    /// Registry failures as typed statuses: a corrupt artifact is DATA_LOSS.
+    func registryCall<T>(_ body: () throws -> T) throws -> T {
+        do {
+            return try body()
+        } catch let failure as Registry.Failure {
+            switch failure.code {
+            case .notFound: throw RPCError(.notFound, failure.description)
+            case .invalid: throw RPCError(.invalidArgument, failure.description)
+            case .corrupt:
+                context.metrics.counter("persona_model_corrupt_artifacts_total", labels: [], help: "Artifacts refused because their checksum or structure failed").increment()
+                throw RPCError(.dataLoss, failure.description)
+            }
+        }
+    }
+
+    func train(_ request: TrainRequest) throws -> TrainResponse {
+        let kinds = RecommenderModel.Kind.allCases.map(\.rawValue).joined(separator: ", ")
+        guard let kind = RecommenderModel.Kind(request.kind) else {
+            badRequest("unknown_kind")
+            throw RPCError(.invalidArgument, "kind '\(request.kind.name ?? String(request.kind.rawValue))' cannot be trained here; valid kinds: \(kinds)")
+        }
+        let parameters: TrainingParameters
+        do {
+            parameters = try TrainingParameters(kind: kind, request.params.map { ($0.key, $0.value) })
+        } catch let invalid as TrainingParameters.Invalid {
+            badRequest("bad_parameter")
+            throw RPCError(.invalidArgument, invalid.description)
+        }
+        let name = request.name.isEmpty ? kind.rawValue : request.name
+        guard Registry.validName(name) else {
+            badRequest("bad_name")
+            throw RPCError(.invalidArgument, "model name '\(name)' must be letters, digits, '_' or '-' (at most 64)")
+        }
+        guard request.dataToMs == 0 || request.dataFromMs < request.dataToMs else {
+            badRequest("bad_range")
+            throw RPCError(.invalidArgument, "data range [\(request.dataFromMs), \(request.dataToMs)) is empty")
+        }
+        guard store.summary.pairs > 0 else {
+            throw RPCError(.failedPrecondition, "the model service holds no interactions yet: import events (persona import FILE --format ...) and wait for them to be consumed, then train again")
+        }
+        let id = try jobs.submit(name: name, kind: kind) { id, progress in
+            try runJob(request, id: id, name: name, parameters: parameters, progress: progress)
+        }
+        context.logger.info("training job \(id): \(kind.rawValue) as '\(name)'\(request.search ? " with search" : "")")
+        var response = TrainResponse()
+        response.jobId = id
+        return response
+    }
+
+    /// The work of one job (on its kind's thread): data, fit, evaluate, store, publish.
+    func runJob(_ request: TrainRequest, id: String, name: String, parameters: TrainingParameters, progress: TrainingProgress) throws -> (version: UInt32, metrics: [Metric]) {
+        progress.report(0, "reading interactions")
+        let (data, offsets) = store.interactions(fromMs: request.dataFromMs, toMs: request.dataToMs, weights: parameters.weights)
+        let outcome = try TrainingRun.run(parameters, data: data, search: request.search, progress: progress)
+        try progress.check()
+        var info = ModelInfo()
+        info.kind = parameters.kind.modelKind
+        info.createdMs = JobBoard.nowMs
+        info.metrics = outcome.report.metrics
+        info.params = outcome.report.params
+        info.dataFromMs = request.dataFromMs
+        info.dataToMs = request.dataToMs
+        info.logOffsets = offsets
+        info.featureSchemaVersion = InteractionStore.snapshotVersion
+        info.trainingSeconds = outcome.seconds
+        info.interactions = UInt64(data.pairs)
+        info.users = UInt32(data.users)
+        info.items = UInt32(data.items)
+        info.jobId = id
+        let stored = try registry.add(name: name, artifact: ModelArtifact.encode(outcome.model), info: info, report: outcome.report)
+        context.metrics.counter("persona_model_versions_total", labels: [("kind", parameters.kind.rawValue)], help: "Model versions trained").increment()
+        if request.publish {
+            _ = try registry.publish(name, stored.version)
+            context.logger.info("published \(name) v\(stored.version)")
+        }
+        return (stored.version, stored.metrics)
+    }
+
+    func getModel(_ request: GetModelRequest) throws -> GetModelResponse {
+        let (info, bytes) = try registryCall { try registry.artifact(request.name, request.version) }
+        guard request.offset <= UInt64(bytes.count) else {
+            throw RPCError(.outOfRange, "offset \(request.offset) is past the artifact's \(bytes.count) bytes")
+        }
+        let chunk = request.maxBytes == 0 ? 1 << 20 : min(Int(request.maxBytes), 8 << 20)
+        let start = Int(request.offset), end = min(bytes.count, start + chunk)
+        var response = GetModelResponse()
+        response.info = info
+        response.artifact = Array(bytes[start..<end])
+        response.offset = request.offset
+        response.totalBytes = UInt64(bytes.count)
+        return response
+    }
+
+    /// Answers once a published version differs from what the caller knows, or at the
+    /// wait's end (or just before the call's deadline) with the versions as they are.
+    func watch(_ request: WatchModelsRequest) async throws -> WatchModelsResponse {
+        let known = Dictionary(request.known.map { ($0.name, $0.version) }, uniquingKeysWith: { $1 })
+        var end = ContinuousClock.now + .milliseconds(Int(min(request.waitMs, 30_000)))
+        if let deadline = RPCContext.current?.deadline { end = min(end, deadline - .milliseconds(20)) }
+        while true {
+            let published = registry.published
+            let changed = published.contains { known[$0.key] ?? 0 != $0.value } || known.contains { $0.value != 0 && published[$0.key] == nil }
+            if changed || ContinuousClock.now >= end {
+                var response = WatchModelsResponse()
+                response.published = published.sorted { $0.key < $1.key }.map { ModelVersion(name: $0.key, version: $0.value) }
+                return response
+            }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+    }
+
+    func badRequest(_ reason: String) {
+        context.metrics.counter("persona_model_bad_requests_total", labels: [("reason", reason)], help: "Calls refused as invalid, by reason").increment()
+    }
+
+    // MARK: Consuming
+
+    public func runBackground() async throws {
+        let partitions = try await consumer.partitions()
+        guard store.adopt(partitions: partitions) else {
+            throw ServiceError("the interaction snapshot has \(store.summary.offsets.count) partitions but ingest has \(partitions); remove \(snapshotPath) to rebuild from the log")
+        }
+        context.logger.info("consuming \(partitions) partitions from \(settings.ingestHost):\(settings.ingestPort)")
+        let metrics = context.metrics
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for p in 0..<partitions {
+                group.addTask {
+                    try await consumer.consume(partition: p, offset: { store.offset(p) }, failed: { _ in
+                        metrics.counter("persona_model_read_errors_total", labels: [], help: "Failed reads from ingest (retried)").increment()
+                    }) { response, from in
+                        store.fold(response.events, partition: p, next: response.nextOffset)
+                        metrics.counter("persona_model_events_total", labels: [], help: "Events read from the log").increment(by: Int64(response.events.count))
+                        metrics.gauge("persona_model_consumer_lag", labels: [("partition", "\(p)")], help: "Events in the partition not yet folded")
+                            .set(Int64(clamping: response.endOffset &- max(response.nextOffset, from)))
+                    }
+                }
+            }
+            group.addTask {
+                var written = store.summary.version
+                while true {
+                    try await Task.sleep(for: settings.snapshotInterval)
+                    if let v = try writeSnapshot(since: written) { written = v }
+                }
+            }
+            try await group.next()
+            group.cancelAll()
+        }
+    }
+
+    @discardableResult
+    func writeSnapshot(since version: UInt64? = nil) throws -> UInt64? {
+        guard let v = try store.writeSnapshot(to: snapshotPath, ifChangedSince: version) else { return nil }
+        let s = store.summary
+        context.metrics.gauge("persona_model_interactions", labels: [], help: "(user, item) pairs in the interaction store").set(Int64(s.pairs))
+        context.metrics.gauge("persona_model_interaction_bytes", labels: [], help: "Memory of the interaction store").set(Int64(s.bytes))
+        return v
+    }
+
+    public func close() async throws {
+        jobs.shutdown()
+        try writeSnapshot()
+        await consumer.ingest.shutdown()
+    }
+
+    public func healthChecks() async -> [(String, String)] {
+        let s = store.summary
+        return [
+            ("users", "\(s.users)"), ("items", "\(s.items)"), ("interactions", "\(s.pairs)"),
+            ("offsets", s.offsets.map(String.init).joined(separator: ",")),
+            ("published", registry.published.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ",")),
+        ]
+    }
+}
+
+extension ModelVersion {
+    init(name: String, version: UInt32) {
+        self.init()
+        self.name = name
+        self.version = version
+    }
 }

@@ -24,7 +24,8 @@ public struct EventKind: RawRepresentable, Hashable, Sendable, CustomStringConve
     public static let itemUpsert = EventKind(rawValue: 14)
     public static let impression = EventKind(rawValue: 15)
     public static let label = EventKind(rawValue: 16)
-    public static let allKnown: [EventKind] = [.unspecified, .view, .click, .search, .addToCart, .removeFromCart, .favorite, .purchase, .payment, .refund, .review, .login, .register, .profileUpdate, .itemUpsert, .impression, .label]
+    public static let erasure = EventKind(rawValue: 17)
+    public static let allKnown: [EventKind] = [.unspecified, .view, .click, .search, .addToCart, .removeFromCart, .favorite, .purchase, .payment, .refund, .review, .login, .register, .profileUpdate, .itemUpsert, .impression, .label, .erasure]
     /// The value's proto name without the enum prefix, lower case (`add_to_cart`).
     public var name: String? {
         switch rawValue {
@@ -45,6 +46,7 @@ public struct EventKind: RawRepresentable, Hashable, Sendable, CustomStringConve
         case 14: "item_upsert"
         case 15: "impression"
         case 16: "label"
+        case 17: "erasure"
         default: nil
         }
     }
@@ -67,6 +69,7 @@ public struct EventKind: RawRepresentable, Hashable, Sendable, CustomStringConve
         case "item_upsert": self = .itemUpsert
         case "impression": self = .impression
         case "label": self = .label
+        case "erasure": self = .erasure
         default: return nil
         }
     }

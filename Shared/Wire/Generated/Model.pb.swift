@@ -14,7 +14,9 @@ public struct ModelKind: RawRepresentable, Hashable, Sendable, CustomStringConve
     public static let logistic = ModelKind(rawValue: 4)
     public static let gbdt = ModelKind(rawValue: 5)
     public static let kmeans = ModelKind(rawValue: 6)
-    public static let allKnown: [ModelKind] = [.unspecified, .popularity, .itemKnn, .als, .logistic, .gbdt, .kmeans]
+    public static let bpr = ModelKind(rawValue: 7)
+    public static let ease = ModelKind(rawValue: 8)
+    public static let allKnown: [ModelKind] = [.unspecified, .popularity, .itemKnn, .als, .logistic, .gbdt, .kmeans, .bpr, .ease]
     /// The value's proto name without the enum prefix, lower case (`add_to_cart`).
     public var name: String? {
         switch rawValue {
@@ -25,6 +27,8 @@ public struct ModelKind: RawRepresentable, Hashable, Sendable, CustomStringConve
         case 4: "logistic"
         case 5: "gbdt"
         case 6: "kmeans"
+        case 7: "bpr"
+        case 8: "ease"
         default: nil
         }
     }
@@ -37,6 +41,8 @@ public struct ModelKind: RawRepresentable, Hashable, Sendable, CustomStringConve
         case "logistic": self = .logistic
         case "gbdt": self = .gbdt
         case "kmeans": self = .kmeans
+        case "bpr": self = .bpr
+        case "ease": self = .ease
         default: return nil
         }
     }
@@ -121,6 +127,8 @@ public struct TrainRequest: WireMessage {
     public var params: [KeyValue] = []
     public var dataFromMs: Int64 = 0
     public var dataToMs: Int64 = 0
+    public var search: Bool = false
+    public var publish: Bool = false
     /// Fields this build does not know, kept so a relay re-encodes them unchanged.
     public var unknownFields = UnknownFields()
     public init() {}
@@ -135,6 +143,8 @@ extension TrainRequest: CMessageConvertible {
         (c.pointee.n_params, c.pointee.params) = arena.messages(params)
         c.pointee.data_from_ms = dataFromMs
         c.pointee.data_to_ms = dataToMs
+        c.pointee.search = search ? 1 : 0
+        c.pointee.publish = publish ? 1 : 0
         arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
     }
     init(cMessage c: UnsafePointer<Persona__V1__TrainRequest>) {
@@ -144,6 +154,8 @@ extension TrainRequest: CMessageConvertible {
         params = readMessages(c.pointee.params, c.pointee.n_params, as: KeyValue.self)
         dataFromMs = c.pointee.data_from_ms
         dataToMs = c.pointee.data_to_ms
+        search = c.pointee.search != 0
+        publish = c.pointee.publish != 0
         unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
     static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>) -> UnsafeMutablePointer<Persona__V1__TrainRequest>? {
@@ -227,6 +239,7 @@ public struct JobStatusResponse: WireMessage {
     public var createdMs: Int64 = 0
     public var finishedMs: Int64 = 0
     public var version: UInt32 = 0
+    public var metrics: [Metric] = []
     /// Fields this build does not know, kept so a relay re-encodes them unchanged.
     public var unknownFields = UnknownFields()
     public init() {}
@@ -245,6 +258,7 @@ extension JobStatusResponse: CMessageConvertible {
         c.pointee.created_ms = createdMs
         c.pointee.finished_ms = finishedMs
         c.pointee.version = version
+        (c.pointee.n_metrics, c.pointee.metrics) = arena.messages(metrics)
         arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
     }
     init(cMessage c: UnsafePointer<Persona__V1__JobStatusResponse>) {
@@ -258,6 +272,7 @@ extension JobStatusResponse: CMessageConvertible {
         createdMs = c.pointee.created_ms
         finishedMs = c.pointee.finished_ms
         version = c.pointee.version
+        metrics = readMessages(c.pointee.metrics, c.pointee.n_metrics, as: Metric.self)
         unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
     static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>) -> UnsafeMutablePointer<Persona__V1__JobStatusResponse>? {
@@ -265,6 +280,93 @@ extension JobStatusResponse: CMessageConvertible {
     }
     public func serializedBytes() -> [UInt8] { packMessage(self) }
     public static func serializedBytes(each messages: [JobStatusResponse]) -> [[UInt8]] { packMessages(messages) }
+    public init(serializedBytes bytes: UnsafeRawBufferPointer, limits: DecodingLimits) throws {
+        self = try unpackMessage(bytes, limits: limits)
+    }
+}
+
+/// proto message `persona.v1.CancelJobRequest`.
+public struct CancelJobRequest: WireMessage {
+    public var jobId: String = ""
+    /// Fields this build does not know, kept so a relay re-encodes them unchanged.
+    public var unknownFields = UnknownFields()
+    public init() {}
+}
+
+extension CancelJobRequest: CMessageConvertible {
+    typealias CStruct = Persona__V1__CancelJobRequest
+    func fill(_ c: UnsafeMutablePointer<Persona__V1__CancelJobRequest>, arena: Arena) {
+        persona__v1__cancel_job_request__init(c)
+        if !jobId.isEmpty { c.pointee.job_id = arena.string(jobId) }
+        arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
+    }
+    init(cMessage c: UnsafePointer<Persona__V1__CancelJobRequest>) {
+        self.init()
+        jobId = readString(c.pointee.job_id)
+        unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
+    }
+    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>) -> UnsafeMutablePointer<Persona__V1__CancelJobRequest>? {
+        persona__v1__cancel_job_request__unpack(allocator, count, bytes)
+    }
+    public func serializedBytes() -> [UInt8] { packMessage(self) }
+    public static func serializedBytes(each messages: [CancelJobRequest]) -> [[UInt8]] { packMessages(messages) }
+    public init(serializedBytes bytes: UnsafeRawBufferPointer, limits: DecodingLimits) throws {
+        self = try unpackMessage(bytes, limits: limits)
+    }
+}
+
+/// proto message `persona.v1.ListJobsRequest`.
+public struct ListJobsRequest: WireMessage {
+    /// Fields this build does not know, kept so a relay re-encodes them unchanged.
+    public var unknownFields = UnknownFields()
+    public init() {}
+}
+
+extension ListJobsRequest: CMessageConvertible {
+    typealias CStruct = Persona__V1__ListJobsRequest
+    func fill(_ c: UnsafeMutablePointer<Persona__V1__ListJobsRequest>, arena: Arena) {
+        persona__v1__list_jobs_request__init(c)
+        arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
+    }
+    init(cMessage c: UnsafePointer<Persona__V1__ListJobsRequest>) {
+        self.init()
+        unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
+    }
+    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>) -> UnsafeMutablePointer<Persona__V1__ListJobsRequest>? {
+        persona__v1__list_jobs_request__unpack(allocator, count, bytes)
+    }
+    public func serializedBytes() -> [UInt8] { packMessage(self) }
+    public static func serializedBytes(each messages: [ListJobsRequest]) -> [[UInt8]] { packMessages(messages) }
+    public init(serializedBytes bytes: UnsafeRawBufferPointer, limits: DecodingLimits) throws {
+        self = try unpackMessage(bytes, limits: limits)
+    }
+}
+
+/// proto message `persona.v1.ListJobsResponse`.
+public struct ListJobsResponse: WireMessage {
+    public var jobs: [JobStatusResponse] = []
+    /// Fields this build does not know, kept so a relay re-encodes them unchanged.
+    public var unknownFields = UnknownFields()
+    public init() {}
+}
+
+extension ListJobsResponse: CMessageConvertible {
+    typealias CStruct = Persona__V1__ListJobsResponse
+    func fill(_ c: UnsafeMutablePointer<Persona__V1__ListJobsResponse>, arena: Arena) {
+        persona__v1__list_jobs_response__init(c)
+        (c.pointee.n_jobs, c.pointee.jobs) = arena.messages(jobs)
+        arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
+    }
+    init(cMessage c: UnsafePointer<Persona__V1__ListJobsResponse>) {
+        self.init()
+        jobs = readMessages(c.pointee.jobs, c.pointee.n_jobs, as: JobStatusResponse.self)
+        unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
+    }
+    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>) -> UnsafeMutablePointer<Persona__V1__ListJobsResponse>? {
+        persona__v1__list_jobs_response__unpack(allocator, count, bytes)
+    }
+    public func serializedBytes() -> [UInt8] { packMessage(self) }
+    public static func serializedBytes(each messages: [ListJobsResponse]) -> [[UInt8]] { packMessages(messages) }
     public init(serializedBytes bytes: UnsafeRawBufferPointer, limits: DecodingLimits) throws {
         self = try unpackMessage(bytes, limits: limits)
     }
@@ -281,6 +383,15 @@ public struct ModelInfo: WireMessage {
     public var artifactBytes: UInt64 = 0
     public var checksum: String = ""
     public var published: Bool = false
+    public var dataFromMs: Int64 = 0
+    public var dataToMs: Int64 = 0
+    public var logOffsets: [UInt64] = []
+    public var featureSchemaVersion: UInt32 = 0
+    public var trainingSeconds: Double = 0
+    public var interactions: UInt64 = 0
+    public var users: UInt32 = 0
+    public var items: UInt32 = 0
+    public var jobId: String = ""
     /// Fields this build does not know, kept so a relay re-encodes them unchanged.
     public var unknownFields = UnknownFields()
     public init() {}
@@ -299,6 +410,15 @@ extension ModelInfo: CMessageConvertible {
         c.pointee.artifact_bytes = artifactBytes
         if !checksum.isEmpty { c.pointee.checksum = arena.string(checksum) }
         c.pointee.published = published ? 1 : 0
+        c.pointee.data_from_ms = dataFromMs
+        c.pointee.data_to_ms = dataToMs
+        (c.pointee.n_log_offsets, c.pointee.log_offsets) = arena.scalars(logOffsets)
+        c.pointee.feature_schema_version = featureSchemaVersion
+        c.pointee.training_seconds = trainingSeconds
+        c.pointee.interactions = interactions
+        c.pointee.users = users
+        c.pointee.items = items
+        if !jobId.isEmpty { c.pointee.job_id = arena.string(jobId) }
         arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
     }
     init(cMessage c: UnsafePointer<Persona__V1__ModelInfo>) {
@@ -312,6 +432,15 @@ extension ModelInfo: CMessageConvertible {
         artifactBytes = c.pointee.artifact_bytes
         checksum = readString(c.pointee.checksum)
         published = c.pointee.published != 0
+        dataFromMs = c.pointee.data_from_ms
+        dataToMs = c.pointee.data_to_ms
+        logOffsets = readScalars(c.pointee.log_offsets, c.pointee.n_log_offsets)
+        featureSchemaVersion = c.pointee.feature_schema_version
+        trainingSeconds = c.pointee.training_seconds
+        interactions = c.pointee.interactions
+        users = c.pointee.users
+        items = c.pointee.items
+        jobId = readString(c.pointee.job_id)
         unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
     static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>) -> UnsafeMutablePointer<Persona__V1__ModelInfo>? {
@@ -388,6 +517,8 @@ extension ListModelsResponse: CMessageConvertible {
 public struct GetModelRequest: WireMessage {
     public var name: String = ""
     public var version: UInt32 = 0
+    public var offset: UInt64 = 0
+    public var maxBytes: UInt32 = 0
     /// Fields this build does not know, kept so a relay re-encodes them unchanged.
     public var unknownFields = UnknownFields()
     public init() {}
@@ -399,12 +530,16 @@ extension GetModelRequest: CMessageConvertible {
         persona__v1__get_model_request__init(c)
         if !name.isEmpty { c.pointee.name = arena.string(name) }
         c.pointee.version = version
+        c.pointee.offset = offset
+        c.pointee.max_bytes = maxBytes
         arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
     }
     init(cMessage c: UnsafePointer<Persona__V1__GetModelRequest>) {
         self.init()
         name = readString(c.pointee.name)
         version = c.pointee.version
+        offset = c.pointee.offset
+        maxBytes = c.pointee.max_bytes
         unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
     static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>) -> UnsafeMutablePointer<Persona__V1__GetModelRequest>? {
@@ -427,6 +562,8 @@ public struct GetModelResponse: WireMessage {
     /// `info` where it is stored (read `.value`): no copy of the message and its fields.
     public var infoRef: Boxed<ModelInfo>? { _info }
     public var artifact: [UInt8] = []
+    public var offset: UInt64 = 0
+    public var totalBytes: UInt64 = 0
     /// Fields this build does not know, kept so a relay re-encodes them unchanged.
     public var unknownFields = UnknownFields()
     public init() {}
@@ -438,12 +575,16 @@ extension GetModelResponse: CMessageConvertible {
         persona__v1__get_model_response__init(c)
         if let v = _info { c.pointee.info = arena.message(v.value) }
         c.pointee.artifact = arena.binary(artifact)
+        c.pointee.offset = offset
+        c.pointee.total_bytes = totalBytes
         arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
     }
     init(cMessage c: UnsafePointer<Persona__V1__GetModelResponse>) {
         self.init()
         _info = c.pointee.info.map { Boxed(ModelInfo(cMessage: $0)) }
         artifact = readBinary(c.pointee.artifact)
+        offset = c.pointee.offset
+        totalBytes = c.pointee.total_bytes
         unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
     static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>) -> UnsafeMutablePointer<Persona__V1__GetModelResponse>? {
@@ -525,6 +666,204 @@ extension PublishModelResponse: CMessageConvertible {
     }
 }
 
+/// proto message `persona.v1.RollbackModelRequest`.
+public struct RollbackModelRequest: WireMessage {
+    public var name: String = ""
+    public var version: UInt32 = 0
+    /// Fields this build does not know, kept so a relay re-encodes them unchanged.
+    public var unknownFields = UnknownFields()
+    public init() {}
+}
+
+extension RollbackModelRequest: CMessageConvertible {
+    typealias CStruct = Persona__V1__RollbackModelRequest
+    func fill(_ c: UnsafeMutablePointer<Persona__V1__RollbackModelRequest>, arena: Arena) {
+        persona__v1__rollback_model_request__init(c)
+        if !name.isEmpty { c.pointee.name = arena.string(name) }
+        c.pointee.version = version
+        arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
+    }
+    init(cMessage c: UnsafePointer<Persona__V1__RollbackModelRequest>) {
+        self.init()
+        name = readString(c.pointee.name)
+        version = c.pointee.version
+        unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
+    }
+    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>) -> UnsafeMutablePointer<Persona__V1__RollbackModelRequest>? {
+        persona__v1__rollback_model_request__unpack(allocator, count, bytes)
+    }
+    public func serializedBytes() -> [UInt8] { packMessage(self) }
+    public static func serializedBytes(each messages: [RollbackModelRequest]) -> [[UInt8]] { packMessages(messages) }
+    public init(serializedBytes bytes: UnsafeRawBufferPointer, limits: DecodingLimits) throws {
+        self = try unpackMessage(bytes, limits: limits)
+    }
+}
+
+/// proto message `persona.v1.ModelVersion`.
+public struct ModelVersion: WireMessage {
+    public var name: String = ""
+    public var version: UInt32 = 0
+    /// Fields this build does not know, kept so a relay re-encodes them unchanged.
+    public var unknownFields = UnknownFields()
+    public init() {}
+}
+
+extension ModelVersion: CMessageConvertible {
+    typealias CStruct = Persona__V1__ModelVersion
+    func fill(_ c: UnsafeMutablePointer<Persona__V1__ModelVersion>, arena: Arena) {
+        persona__v1__model_version__init(c)
+        if !name.isEmpty { c.pointee.name = arena.string(name) }
+        c.pointee.version = version
+        arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
+    }
+    init(cMessage c: UnsafePointer<Persona__V1__ModelVersion>) {
+        self.init()
+        name = readString(c.pointee.name)
+        version = c.pointee.version
+        unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
+    }
+    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>) -> UnsafeMutablePointer<Persona__V1__ModelVersion>? {
+        persona__v1__model_version__unpack(allocator, count, bytes)
+    }
+    public func serializedBytes() -> [UInt8] { packMessage(self) }
+    public static func serializedBytes(each messages: [ModelVersion]) -> [[UInt8]] { packMessages(messages) }
+    public init(serializedBytes bytes: UnsafeRawBufferPointer, limits: DecodingLimits) throws {
+        self = try unpackMessage(bytes, limits: limits)
+    }
+}
+
+/// proto message `persona.v1.WatchModelsRequest`.
+public struct WatchModelsRequest: WireMessage {
+    public var known: [ModelVersion] = []
+    public var waitMs: UInt32 = 0
+    /// Fields this build does not know, kept so a relay re-encodes them unchanged.
+    public var unknownFields = UnknownFields()
+    public init() {}
+}
+
+extension WatchModelsRequest: CMessageConvertible {
+    typealias CStruct = Persona__V1__WatchModelsRequest
+    func fill(_ c: UnsafeMutablePointer<Persona__V1__WatchModelsRequest>, arena: Arena) {
+        persona__v1__watch_models_request__init(c)
+        (c.pointee.n_known, c.pointee.known) = arena.messages(known)
+        c.pointee.wait_ms = waitMs
+        arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
+    }
+    init(cMessage c: UnsafePointer<Persona__V1__WatchModelsRequest>) {
+        self.init()
+        known = readMessages(c.pointee.known, c.pointee.n_known, as: ModelVersion.self)
+        waitMs = c.pointee.wait_ms
+        unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
+    }
+    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>) -> UnsafeMutablePointer<Persona__V1__WatchModelsRequest>? {
+        persona__v1__watch_models_request__unpack(allocator, count, bytes)
+    }
+    public func serializedBytes() -> [UInt8] { packMessage(self) }
+    public static func serializedBytes(each messages: [WatchModelsRequest]) -> [[UInt8]] { packMessages(messages) }
+    public init(serializedBytes bytes: UnsafeRawBufferPointer, limits: DecodingLimits) throws {
+        self = try unpackMessage(bytes, limits: limits)
+    }
+}
+
+/// proto message `persona.v1.WatchModelsResponse`.
+public struct WatchModelsResponse: WireMessage {
+    public var published: [ModelVersion] = []
+    /// Fields this build does not know, kept so a relay re-encodes them unchanged.
+    public var unknownFields = UnknownFields()
+    public init() {}
+}
+
+extension WatchModelsResponse: CMessageConvertible {
+    typealias CStruct = Persona__V1__WatchModelsResponse
+    func fill(_ c: UnsafeMutablePointer<Persona__V1__WatchModelsResponse>, arena: Arena) {
+        persona__v1__watch_models_response__init(c)
+        (c.pointee.n_published, c.pointee.published) = arena.messages(published)
+        arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
+    }
+    init(cMessage c: UnsafePointer<Persona__V1__WatchModelsResponse>) {
+        self.init()
+        published = readMessages(c.pointee.published, c.pointee.n_published, as: ModelVersion.self)
+        unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
+    }
+    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>) -> UnsafeMutablePointer<Persona__V1__WatchModelsResponse>? {
+        persona__v1__watch_models_response__unpack(allocator, count, bytes)
+    }
+    public func serializedBytes() -> [UInt8] { packMessage(self) }
+    public static func serializedBytes(each messages: [WatchModelsResponse]) -> [[UInt8]] { packMessages(messages) }
+    public init(serializedBytes bytes: UnsafeRawBufferPointer, limits: DecodingLimits) throws {
+        self = try unpackMessage(bytes, limits: limits)
+    }
+}
+
+/// proto message `persona.v1.GetReportRequest`.
+public struct GetReportRequest: WireMessage {
+    public var name: String = ""
+    public var version: UInt32 = 0
+    /// Fields this build does not know, kept so a relay re-encodes them unchanged.
+    public var unknownFields = UnknownFields()
+    public init() {}
+}
+
+extension GetReportRequest: CMessageConvertible {
+    typealias CStruct = Persona__V1__GetReportRequest
+    func fill(_ c: UnsafeMutablePointer<Persona__V1__GetReportRequest>, arena: Arena) {
+        persona__v1__get_report_request__init(c)
+        if !name.isEmpty { c.pointee.name = arena.string(name) }
+        c.pointee.version = version
+        arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
+    }
+    init(cMessage c: UnsafePointer<Persona__V1__GetReportRequest>) {
+        self.init()
+        name = readString(c.pointee.name)
+        version = c.pointee.version
+        unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
+    }
+    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>) -> UnsafeMutablePointer<Persona__V1__GetReportRequest>? {
+        persona__v1__get_report_request__unpack(allocator, count, bytes)
+    }
+    public func serializedBytes() -> [UInt8] { packMessage(self) }
+    public static func serializedBytes(each messages: [GetReportRequest]) -> [[UInt8]] { packMessages(messages) }
+    public init(serializedBytes bytes: UnsafeRawBufferPointer, limits: DecodingLimits) throws {
+        self = try unpackMessage(bytes, limits: limits)
+    }
+}
+
+/// proto message `persona.v1.Curve`.
+public struct Curve: WireMessage {
+    public var name: String = ""
+    public var x: [Double] = []
+    public var y: [Double] = []
+    /// Fields this build does not know, kept so a relay re-encodes them unchanged.
+    public var unknownFields = UnknownFields()
+    public init() {}
+}
+
+extension Curve: CMessageConvertible {
+    typealias CStruct = Persona__V1__Curve
+    func fill(_ c: UnsafeMutablePointer<Persona__V1__Curve>, arena: Arena) {
+        persona__v1__curve__init(c)
+        if !name.isEmpty { c.pointee.name = arena.string(name) }
+        (c.pointee.n_x, c.pointee.x) = arena.scalars(x)
+        (c.pointee.n_y, c.pointee.y) = arena.scalars(y)
+        arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
+    }
+    init(cMessage c: UnsafePointer<Persona__V1__Curve>) {
+        self.init()
+        name = readString(c.pointee.name)
+        x = readScalars(c.pointee.x, c.pointee.n_x)
+        y = readScalars(c.pointee.y, c.pointee.n_y)
+        unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
+    }
+    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>) -> UnsafeMutablePointer<Persona__V1__Curve>? {
+        persona__v1__curve__unpack(allocator, count, bytes)
+    }
+    public func serializedBytes() -> [UInt8] { packMessage(self) }
+    public static func serializedBytes(each messages: [Curve]) -> [[UInt8]] { packMessages(messages) }
+    public init(serializedBytes bytes: UnsafeRawBufferPointer, limits: DecodingLimits) throws {
+        self = try unpackMessage(bytes, limits: limits)
+    }
+}
+
 /// proto message `persona.v1.EvaluationReport`.
 public struct EvaluationReport: WireMessage {
     public var name: String = ""
@@ -532,6 +871,14 @@ public struct EvaluationReport: WireMessage {
     public var dataset: String = ""
     public var metrics: [Metric] = []
     public var createdMs: Int64 = 0
+    public var baseline: [Metric] = []
+    public var curves: [Curve] = []
+    public var kind: ModelKind = ModelKind(rawValue: 0)
+    public var params: [KeyValue] = []
+    public var users: UInt32 = 0
+    public var testPairs: UInt64 = 0
+    public var `protocol`: String = ""
+    public var search: [Curve] = []
     /// Fields this build does not know, kept so a relay re-encodes them unchanged.
     public var unknownFields = UnknownFields()
     public init() {}
@@ -546,6 +893,14 @@ extension EvaluationReport: CMessageConvertible {
         if !dataset.isEmpty { c.pointee.dataset = arena.string(dataset) }
         (c.pointee.n_metrics, c.pointee.metrics) = arena.messages(metrics)
         c.pointee.created_ms = createdMs
+        (c.pointee.n_baseline, c.pointee.baseline) = arena.messages(baseline)
+        (c.pointee.n_curves, c.pointee.curves) = arena.messages(curves)
+        c.pointee.kind = .init(rawValue: .init(truncatingIfNeeded: kind.rawValue))
+        (c.pointee.n_params, c.pointee.params) = arena.messages(params)
+        c.pointee.users = users
+        c.pointee.test_pairs = testPairs
+        if !`protocol`.isEmpty { c.pointee.protocol = arena.string(`protocol`) }
+        (c.pointee.n_search, c.pointee.search) = arena.messages(search)
         arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
     }
     init(cMessage c: UnsafePointer<Persona__V1__EvaluationReport>) {
@@ -555,6 +910,14 @@ extension EvaluationReport: CMessageConvertible {
         dataset = readString(c.pointee.dataset)
         metrics = readMessages(c.pointee.metrics, c.pointee.n_metrics, as: Metric.self)
         createdMs = c.pointee.created_ms
+        baseline = readMessages(c.pointee.baseline, c.pointee.n_baseline, as: Metric.self)
+        curves = readMessages(c.pointee.curves, c.pointee.n_curves, as: Curve.self)
+        kind = ModelKind(rawValue: Int32(truncatingIfNeeded: c.pointee.kind.rawValue))
+        params = readMessages(c.pointee.params, c.pointee.n_params, as: KeyValue.self)
+        users = c.pointee.users
+        testPairs = c.pointee.test_pairs
+        `protocol` = readString(c.pointee.protocol)
+        search = readMessages(c.pointee.search, c.pointee.n_search, as: Curve.self)
         unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
     static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>) -> UnsafeMutablePointer<Persona__V1__EvaluationReport>? {

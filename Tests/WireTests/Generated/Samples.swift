@@ -292,7 +292,7 @@ extension Event {
         var m = Event()
         if variant == 0 {
             m.eventId = "h\u{e9}llo \"w\\orld\" \u{1F600}"
-            m.kind = .init(rawValue: 16)
+            m.kind = .init(rawValue: 17)
             m.userId = Int64.min
             m.timestampMs = Int64.min
             m.sessionId = "h\u{e9}llo \"w\\orld\" \u{1F600}"
@@ -367,7 +367,7 @@ extension KindCounts {
     static func sample(_ variant: Int) -> KindCounts {
         var m = KindCounts()
         if variant == 0 {
-            m.kind = .init(rawValue: 16)
+            m.kind = .init(rawValue: 17)
             m.counts = WindowCounts.sample(1)
         } else {
             m.kind = .init(rawValue: 1)
@@ -996,16 +996,20 @@ extension TrainRequest {
         var m = TrainRequest()
         if variant == 0 {
             m.name = "h\u{e9}llo \"w\\orld\" \u{1F600}"
-            m.kind = .init(rawValue: 6)
+            m.kind = .init(rawValue: 8)
             m.params = [KeyValue.sample(1), KeyValue.sample(0)]
             m.dataFromMs = Int64.min
             m.dataToMs = Int64.min
+            m.search = true
+            m.publish = true
         } else {
             m.name = "x"
             m.kind = .init(rawValue: 1)
             m.params = [KeyValue.sample(0), KeyValue.sample(1)]
             m.dataFromMs = Int64.max
             m.dataToMs = Int64.max
+            m.search = true
+            m.publish = true
         }
         return m
     }
@@ -1041,13 +1045,14 @@ extension JobStatusResponse {
         if variant == 0 {
             m.jobId = "h\u{e9}llo \"w\\orld\" \u{1F600}"
             m.name = "h\u{e9}llo \"w\\orld\" \u{1F600}"
-            m.kind = .init(rawValue: 6)
+            m.kind = .init(rawValue: 8)
             m.state = .init(rawValue: 5)
             m.progress = -1.5e300
             m.message = "h\u{e9}llo \"w\\orld\" \u{1F600}"
             m.createdMs = Int64.min
             m.finishedMs = Int64.min
             m.version = UInt32.max
+            m.metrics = [Metric.sample(1), Metric.sample(0)]
         } else {
             m.jobId = "x"
             m.name = "x"
@@ -1058,6 +1063,41 @@ extension JobStatusResponse {
             m.createdMs = Int64.max
             m.finishedMs = Int64.max
             m.version = 1
+            m.metrics = [Metric.sample(0), Metric.sample(1)]
+        }
+        return m
+    }
+}
+
+extension CancelJobRequest {
+    static func sample(_ variant: Int) -> CancelJobRequest {
+        var m = CancelJobRequest()
+        if variant == 0 {
+            m.jobId = "h\u{e9}llo \"w\\orld\" \u{1F600}"
+        } else {
+            m.jobId = "x"
+        }
+        return m
+    }
+}
+
+extension ListJobsRequest {
+    static func sample(_ variant: Int) -> ListJobsRequest {
+        var m = ListJobsRequest()
+        if variant == 0 {
+        } else {
+        }
+        return m
+    }
+}
+
+extension ListJobsResponse {
+    static func sample(_ variant: Int) -> ListJobsResponse {
+        var m = ListJobsResponse()
+        if variant == 0 {
+            m.jobs = [JobStatusResponse.sample(1), JobStatusResponse.sample(0)]
+        } else {
+            m.jobs = [JobStatusResponse.sample(0), JobStatusResponse.sample(1)]
         }
         return m
     }
@@ -1069,13 +1109,22 @@ extension ModelInfo {
         if variant == 0 {
             m.name = "h\u{e9}llo \"w\\orld\" \u{1F600}"
             m.version = UInt32.max
-            m.kind = .init(rawValue: 6)
+            m.kind = .init(rawValue: 8)
             m.createdMs = Int64.min
             m.metrics = [Metric.sample(1), Metric.sample(0)]
             m.params = [KeyValue.sample(1), KeyValue.sample(0)]
             m.artifactBytes = UInt64.max
             m.checksum = "h\u{e9}llo \"w\\orld\" \u{1F600}"
             m.published = true
+            m.dataFromMs = Int64.min
+            m.dataToMs = Int64.min
+            m.logOffsets = [UInt64.max, 1]
+            m.featureSchemaVersion = UInt32.max
+            m.trainingSeconds = -1.5e300
+            m.interactions = UInt64.max
+            m.users = UInt32.max
+            m.items = UInt32.max
+            m.jobId = "h\u{e9}llo \"w\\orld\" \u{1F600}"
         } else {
             m.name = "x"
             m.version = 1
@@ -1086,6 +1135,15 @@ extension ModelInfo {
             m.artifactBytes = 1
             m.checksum = "x"
             m.published = true
+            m.dataFromMs = Int64.max
+            m.dataToMs = Int64.max
+            m.logOffsets = [1, UInt64.max]
+            m.featureSchemaVersion = 1
+            m.trainingSeconds = Double.leastNonzeroMagnitude
+            m.interactions = 1
+            m.users = 1
+            m.items = 1
+            m.jobId = "x"
         }
         return m
     }
@@ -1121,9 +1179,13 @@ extension GetModelRequest {
         if variant == 0 {
             m.name = "h\u{e9}llo \"w\\orld\" \u{1F600}"
             m.version = UInt32.max
+            m.offset = UInt64.max
+            m.maxBytes = UInt32.max
         } else {
             m.name = "x"
             m.version = 1
+            m.offset = 1
+            m.maxBytes = 1
         }
         return m
     }
@@ -1135,9 +1197,13 @@ extension GetModelResponse {
         if variant == 0 {
             m.info = ModelInfo.sample(1)
             m.artifact = [0, 255, 10, 13]
+            m.offset = UInt64.max
+            m.totalBytes = UInt64.max
         } else {
             m.info = ModelInfo.sample(0)
             m.artifact = [7]
+            m.offset = 1
+            m.totalBytes = 1
         }
         return m
     }
@@ -1169,6 +1235,90 @@ extension PublishModelResponse {
     }
 }
 
+extension RollbackModelRequest {
+    static func sample(_ variant: Int) -> RollbackModelRequest {
+        var m = RollbackModelRequest()
+        if variant == 0 {
+            m.name = "h\u{e9}llo \"w\\orld\" \u{1F600}"
+            m.version = UInt32.max
+        } else {
+            m.name = "x"
+            m.version = 1
+        }
+        return m
+    }
+}
+
+extension ModelVersion {
+    static func sample(_ variant: Int) -> ModelVersion {
+        var m = ModelVersion()
+        if variant == 0 {
+            m.name = "h\u{e9}llo \"w\\orld\" \u{1F600}"
+            m.version = UInt32.max
+        } else {
+            m.name = "x"
+            m.version = 1
+        }
+        return m
+    }
+}
+
+extension WatchModelsRequest {
+    static func sample(_ variant: Int) -> WatchModelsRequest {
+        var m = WatchModelsRequest()
+        if variant == 0 {
+            m.known = [ModelVersion.sample(1), ModelVersion.sample(0)]
+            m.waitMs = UInt32.max
+        } else {
+            m.known = [ModelVersion.sample(0), ModelVersion.sample(1)]
+            m.waitMs = 1
+        }
+        return m
+    }
+}
+
+extension WatchModelsResponse {
+    static func sample(_ variant: Int) -> WatchModelsResponse {
+        var m = WatchModelsResponse()
+        if variant == 0 {
+            m.published = [ModelVersion.sample(1), ModelVersion.sample(0)]
+        } else {
+            m.published = [ModelVersion.sample(0), ModelVersion.sample(1)]
+        }
+        return m
+    }
+}
+
+extension GetReportRequest {
+    static func sample(_ variant: Int) -> GetReportRequest {
+        var m = GetReportRequest()
+        if variant == 0 {
+            m.name = "h\u{e9}llo \"w\\orld\" \u{1F600}"
+            m.version = UInt32.max
+        } else {
+            m.name = "x"
+            m.version = 1
+        }
+        return m
+    }
+}
+
+extension Curve {
+    static func sample(_ variant: Int) -> Curve {
+        var m = Curve()
+        if variant == 0 {
+            m.name = "h\u{e9}llo \"w\\orld\" \u{1F600}"
+            m.x = [-1.5e300, Double.leastNonzeroMagnitude]
+            m.y = [-1.5e300, Double.leastNonzeroMagnitude]
+        } else {
+            m.name = "x"
+            m.x = [Double.leastNonzeroMagnitude, -1.5e300]
+            m.y = [Double.leastNonzeroMagnitude, -1.5e300]
+        }
+        return m
+    }
+}
+
 extension EvaluationReport {
     static func sample(_ variant: Int) -> EvaluationReport {
         var m = EvaluationReport()
@@ -1178,12 +1328,28 @@ extension EvaluationReport {
             m.dataset = "h\u{e9}llo \"w\\orld\" \u{1F600}"
             m.metrics = [Metric.sample(1), Metric.sample(0)]
             m.createdMs = Int64.min
+            m.baseline = [Metric.sample(1), Metric.sample(0)]
+            m.curves = [Curve.sample(1), Curve.sample(0)]
+            m.kind = .init(rawValue: 8)
+            m.params = [KeyValue.sample(1), KeyValue.sample(0)]
+            m.users = UInt32.max
+            m.testPairs = UInt64.max
+            m.`protocol` = "h\u{e9}llo \"w\\orld\" \u{1F600}"
+            m.search = [Curve.sample(1), Curve.sample(0)]
         } else {
             m.name = "x"
             m.version = 1
             m.dataset = "x"
             m.metrics = [Metric.sample(0), Metric.sample(1)]
             m.createdMs = Int64.max
+            m.baseline = [Metric.sample(0), Metric.sample(1)]
+            m.curves = [Curve.sample(0), Curve.sample(1)]
+            m.kind = .init(rawValue: 1)
+            m.params = [KeyValue.sample(0), KeyValue.sample(1)]
+            m.users = 1
+            m.testPairs = 1
+            m.`protocol` = "x"
+            m.search = [Curve.sample(0), Curve.sample(1)]
         }
         return m
     }
@@ -1655,6 +1821,9 @@ let allMessageSamples: [(protoName: String, samples: [any WireMessage])] = [
     ("persona.v1.TrainResponse", [TrainResponse.sample(0), TrainResponse.sample(1), TrainResponse()]),
     ("persona.v1.JobStatusRequest", [JobStatusRequest.sample(0), JobStatusRequest.sample(1), JobStatusRequest()]),
     ("persona.v1.JobStatusResponse", [JobStatusResponse.sample(0), JobStatusResponse.sample(1), JobStatusResponse()]),
+    ("persona.v1.CancelJobRequest", [CancelJobRequest.sample(0), CancelJobRequest.sample(1), CancelJobRequest()]),
+    ("persona.v1.ListJobsRequest", [ListJobsRequest.sample(0), ListJobsRequest.sample(1), ListJobsRequest()]),
+    ("persona.v1.ListJobsResponse", [ListJobsResponse.sample(0), ListJobsResponse.sample(1), ListJobsResponse()]),
     ("persona.v1.ModelInfo", [ModelInfo.sample(0), ModelInfo.sample(1), ModelInfo()]),
     ("persona.v1.ListModelsRequest", [ListModelsRequest.sample(0), ListModelsRequest.sample(1), ListModelsRequest()]),
     ("persona.v1.ListModelsResponse", [ListModelsResponse.sample(0), ListModelsResponse.sample(1), ListModelsResponse()]),
@@ -1662,6 +1831,12 @@ let allMessageSamples: [(protoName: String, samples: [any WireMessage])] = [
     ("persona.v1.GetModelResponse", [GetModelResponse.sample(0), GetModelResponse.sample(1), GetModelResponse()]),
     ("persona.v1.PublishModelRequest", [PublishModelRequest.sample(0), PublishModelRequest.sample(1), PublishModelRequest()]),
     ("persona.v1.PublishModelResponse", [PublishModelResponse.sample(0), PublishModelResponse.sample(1), PublishModelResponse()]),
+    ("persona.v1.RollbackModelRequest", [RollbackModelRequest.sample(0), RollbackModelRequest.sample(1), RollbackModelRequest()]),
+    ("persona.v1.ModelVersion", [ModelVersion.sample(0), ModelVersion.sample(1), ModelVersion()]),
+    ("persona.v1.WatchModelsRequest", [WatchModelsRequest.sample(0), WatchModelsRequest.sample(1), WatchModelsRequest()]),
+    ("persona.v1.WatchModelsResponse", [WatchModelsResponse.sample(0), WatchModelsResponse.sample(1), WatchModelsResponse()]),
+    ("persona.v1.GetReportRequest", [GetReportRequest.sample(0), GetReportRequest.sample(1), GetReportRequest()]),
+    ("persona.v1.Curve", [Curve.sample(0), Curve.sample(1), Curve()]),
     ("persona.v1.EvaluationReport", [EvaluationReport.sample(0), EvaluationReport.sample(1), EvaluationReport()]),
     ("persona.v1.RecommendRequest", [RecommendRequest.sample(0), RecommendRequest.sample(1), RecommendRequest()]),
     ("persona.v1.ScoredItem", [ScoredItem.sample(0), ScoredItem.sample(1), ScoredItem()]),

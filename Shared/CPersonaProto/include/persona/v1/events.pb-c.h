@@ -49,7 +49,12 @@ typedef enum _Persona__V1__EventKind {
   PERSONA__V1__EVENT_KIND__EVENT_KIND_PROFILE_UPDATE = 13,
   PERSONA__V1__EVENT_KIND__EVENT_KIND_ITEM_UPSERT = 14,
   PERSONA__V1__EVENT_KIND__EVENT_KIND_IMPRESSION = 15,
-  PERSONA__V1__EVENT_KIND__EVENT_KIND_LABEL = 16
+  PERSONA__V1__EVENT_KIND__EVENT_KIND_LABEL = 16,
+  /*
+   * The user asked to be forgotten: every consumer of the log drops what it holds of them
+   * (their events before this one). No detail message.
+   */
+  PERSONA__V1__EVENT_KIND__EVENT_KIND_ERASURE = 17
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(PERSONA__V1__EVENT_KIND)
 } Persona__V1__EventKind;
 typedef enum _Persona__V1__Gender {

@@ -21,6 +21,9 @@ typedef struct Persona__V1__TrainRequest Persona__V1__TrainRequest;
 typedef struct Persona__V1__TrainResponse Persona__V1__TrainResponse;
 typedef struct Persona__V1__JobStatusRequest Persona__V1__JobStatusRequest;
 typedef struct Persona__V1__JobStatusResponse Persona__V1__JobStatusResponse;
+typedef struct Persona__V1__CancelJobRequest Persona__V1__CancelJobRequest;
+typedef struct Persona__V1__ListJobsRequest Persona__V1__ListJobsRequest;
+typedef struct Persona__V1__ListJobsResponse Persona__V1__ListJobsResponse;
 typedef struct Persona__V1__ModelInfo Persona__V1__ModelInfo;
 typedef struct Persona__V1__ListModelsRequest Persona__V1__ListModelsRequest;
 typedef struct Persona__V1__ListModelsResponse Persona__V1__ListModelsResponse;
@@ -28,6 +31,12 @@ typedef struct Persona__V1__GetModelRequest Persona__V1__GetModelRequest;
 typedef struct Persona__V1__GetModelResponse Persona__V1__GetModelResponse;
 typedef struct Persona__V1__PublishModelRequest Persona__V1__PublishModelRequest;
 typedef struct Persona__V1__PublishModelResponse Persona__V1__PublishModelResponse;
+typedef struct Persona__V1__RollbackModelRequest Persona__V1__RollbackModelRequest;
+typedef struct Persona__V1__ModelVersion Persona__V1__ModelVersion;
+typedef struct Persona__V1__WatchModelsRequest Persona__V1__WatchModelsRequest;
+typedef struct Persona__V1__WatchModelsResponse Persona__V1__WatchModelsResponse;
+typedef struct Persona__V1__GetReportRequest Persona__V1__GetReportRequest;
+typedef struct Persona__V1__Curve Persona__V1__Curve;
 typedef struct Persona__V1__EvaluationReport Persona__V1__EvaluationReport;
 
 
@@ -40,7 +49,9 @@ typedef enum _Persona__V1__ModelKind {
   PERSONA__V1__MODEL_KIND__MODEL_KIND_ALS = 3,
   PERSONA__V1__MODEL_KIND__MODEL_KIND_LOGISTIC = 4,
   PERSONA__V1__MODEL_KIND__MODEL_KIND_GBDT = 5,
-  PERSONA__V1__MODEL_KIND__MODEL_KIND_KMEANS = 6
+  PERSONA__V1__MODEL_KIND__MODEL_KIND_KMEANS = 6,
+  PERSONA__V1__MODEL_KIND__MODEL_KIND_BPR = 7,
+  PERSONA__V1__MODEL_KIND__MODEL_KIND_EASE = 8
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(PERSONA__V1__MODEL_KIND)
 } Persona__V1__ModelKind;
 typedef enum _Persona__V1__JobState {
@@ -66,6 +77,13 @@ struct  Persona__V1__Metric
     , (char *)protobuf_c_empty_string, 0 }
 
 
+/*
+ * Starts a training job and answers at once with its id. `name` defaults to the kind's
+ * name (`als`, `item_knn`, ...). The data range selects the (user, item) pairs whose latest
+ * interaction falls in [data_from_ms, data_to_ms); 0 means unbounded. `search` trains a small
+ * grid on a validation split cut from the training data and keeps the best; `publish`
+ * publishes the version when the job succeeds.
+ */
 struct  Persona__V1__TrainRequest
 {
   ProtobufCMessage base;
@@ -75,10 +93,12 @@ struct  Persona__V1__TrainRequest
   Persona__V1__KeyValue **params;
   int64_t data_from_ms;
   int64_t data_to_ms;
+  protobuf_c_boolean search;
+  protobuf_c_boolean publish;
 };
 #define PERSONA__V1__TRAIN_REQUEST__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&persona__v1__train_request__descriptor) \
-    , (char *)protobuf_c_empty_string, PERSONA__V1__MODEL_KIND__MODEL_KIND_UNSPECIFIED, 0,NULL, 0, 0 }
+    , (char *)protobuf_c_empty_string, PERSONA__V1__MODEL_KIND__MODEL_KIND_UNSPECIFIED, 0,NULL, 0, 0, 0, 0 }
 
 
 struct  Persona__V1__TrainResponse
@@ -113,10 +133,45 @@ struct  Persona__V1__JobStatusResponse
   int64_t created_ms;
   int64_t finished_ms;
   uint32_t version;
+  /*
+   * Set when the job succeeded: the new version's metrics.
+   */
+  size_t n_metrics;
+  Persona__V1__Metric **metrics;
 };
 #define PERSONA__V1__JOB_STATUS_RESPONSE__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&persona__v1__job_status_response__descriptor) \
-    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, PERSONA__V1__MODEL_KIND__MODEL_KIND_UNSPECIFIED, PERSONA__V1__JOB_STATE__JOB_STATE_UNSPECIFIED, 0, (char *)protobuf_c_empty_string, 0, 0, 0 }
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, PERSONA__V1__MODEL_KIND__MODEL_KIND_UNSPECIFIED, PERSONA__V1__JOB_STATE__JOB_STATE_UNSPECIFIED, 0, (char *)protobuf_c_empty_string, 0, 0, 0, 0,NULL }
+
+
+struct  Persona__V1__CancelJobRequest
+{
+  ProtobufCMessage base;
+  char *job_id;
+};
+#define PERSONA__V1__CANCEL_JOB_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&persona__v1__cancel_job_request__descriptor) \
+    , (char *)protobuf_c_empty_string }
+
+
+struct  Persona__V1__ListJobsRequest
+{
+  ProtobufCMessage base;
+};
+#define PERSONA__V1__LIST_JOBS_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&persona__v1__list_jobs_request__descriptor) \
+     }
+
+
+struct  Persona__V1__ListJobsResponse
+{
+  ProtobufCMessage base;
+  size_t n_jobs;
+  Persona__V1__JobStatusResponse **jobs;
+};
+#define PERSONA__V1__LIST_JOBS_RESPONSE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&persona__v1__list_jobs_response__descriptor) \
+    , 0,NULL }
 
 
 struct  Persona__V1__ModelInfo
@@ -133,10 +188,23 @@ struct  Persona__V1__ModelInfo
   uint64_t artifact_bytes;
   char *checksum;
   protobuf_c_boolean published;
+  int64_t data_from_ms;
+  int64_t data_to_ms;
+  /*
+   * The log offset of every partition the training data was read up to.
+   */
+  size_t n_log_offsets;
+  uint64_t *log_offsets;
+  uint32_t feature_schema_version;
+  double training_seconds;
+  uint64_t interactions;
+  uint32_t users;
+  uint32_t items;
+  char *job_id;
 };
 #define PERSONA__V1__MODEL_INFO__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&persona__v1__model_info__descriptor) \
-    , (char *)protobuf_c_empty_string, 0, PERSONA__V1__MODEL_KIND__MODEL_KIND_UNSPECIFIED, 0, 0,NULL, 0,NULL, 0, (char *)protobuf_c_empty_string, 0 }
+    , (char *)protobuf_c_empty_string, 0, PERSONA__V1__MODEL_KIND__MODEL_KIND_UNSPECIFIED, 0, 0,NULL, 0,NULL, 0, (char *)protobuf_c_empty_string, 0, 0, 0, 0,NULL, 0, 0, 0, 0, 0, (char *)protobuf_c_empty_string }
 
 
 struct  Persona__V1__ListModelsRequest
@@ -160,6 +228,12 @@ struct  Persona__V1__ListModelsResponse
     , 0,NULL }
 
 
+/*
+ * An artifact is streamed in chunks: ask from `offset` (0 first), up to `max_bytes` (0: 1 MiB,
+ * at most 8 MiB), until `offset + len(chunk) == total_bytes`. Every chunk names the same
+ * version, so a client that asked for the published one (version 0) keeps asking for
+ * `info.version` after the first chunk. A stored artifact whose checksum fails is DATA_LOSS.
+ */
 struct  Persona__V1__GetModelRequest
 {
   ProtobufCMessage base;
@@ -168,10 +242,12 @@ struct  Persona__V1__GetModelRequest
    * 0 means the published version.
    */
   uint32_t version;
+  uint64_t offset;
+  uint32_t max_bytes;
 };
 #define PERSONA__V1__GET_MODEL_REQUEST__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&persona__v1__get_model_request__descriptor) \
-    , (char *)protobuf_c_empty_string, 0 }
+    , (char *)protobuf_c_empty_string, 0, 0, 0 }
 
 
 struct  Persona__V1__GetModelResponse
@@ -179,10 +255,12 @@ struct  Persona__V1__GetModelResponse
   ProtobufCMessage base;
   Persona__V1__ModelInfo *info;
   ProtobufCBinaryData artifact;
+  uint64_t offset;
+  uint64_t total_bytes;
 };
 #define PERSONA__V1__GET_MODEL_RESPONSE__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&persona__v1__get_model_response__descriptor) \
-    , NULL, {0,NULL} }
+    , NULL, {0,NULL}, 0, 0 }
 
 
 struct  Persona__V1__PublishModelRequest
@@ -206,6 +284,89 @@ struct  Persona__V1__PublishModelResponse
     , NULL }
 
 
+/*
+ * Publishes the version published before the current one (or `version` when set).
+ */
+struct  Persona__V1__RollbackModelRequest
+{
+  ProtobufCMessage base;
+  char *name;
+  uint32_t version;
+};
+#define PERSONA__V1__ROLLBACK_MODEL_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&persona__v1__rollback_model_request__descriptor) \
+    , (char *)protobuf_c_empty_string, 0 }
+
+
+struct  Persona__V1__ModelVersion
+{
+  ProtobufCMessage base;
+  char *name;
+  uint32_t version;
+};
+#define PERSONA__V1__MODEL_VERSION__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&persona__v1__model_version__descriptor) \
+    , (char *)protobuf_c_empty_string, 0 }
+
+
+/*
+ * A long poll: answers when a published version differs from `known` (a name missing from
+ * `known` counts as version 0), or after `wait_ms` (at most 30000) with the same list.
+ */
+struct  Persona__V1__WatchModelsRequest
+{
+  ProtobufCMessage base;
+  size_t n_known;
+  Persona__V1__ModelVersion **known;
+  uint32_t wait_ms;
+};
+#define PERSONA__V1__WATCH_MODELS_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&persona__v1__watch_models_request__descriptor) \
+    , 0,NULL, 0 }
+
+
+struct  Persona__V1__WatchModelsResponse
+{
+  ProtobufCMessage base;
+  size_t n_published;
+  Persona__V1__ModelVersion **published;
+};
+#define PERSONA__V1__WATCH_MODELS_RESPONSE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&persona__v1__watch_models_response__descriptor) \
+    , 0,NULL }
+
+
+struct  Persona__V1__GetReportRequest
+{
+  ProtobufCMessage base;
+  char *name;
+  /*
+   * 0 means the published version, or the latest when none is published.
+   */
+  uint32_t version;
+};
+#define PERSONA__V1__GET_REPORT_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&persona__v1__get_report_request__descriptor) \
+    , (char *)protobuf_c_empty_string, 0 }
+
+
+/*
+ * A series for a chart: a metric at each K, or the training loss at each iteration.
+ */
+struct  Persona__V1__Curve
+{
+  ProtobufCMessage base;
+  char *name;
+  size_t n_x;
+  double *x;
+  size_t n_y;
+  double *y;
+};
+#define PERSONA__V1__CURVE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&persona__v1__curve__descriptor) \
+    , (char *)protobuf_c_empty_string, 0,NULL, 0,NULL }
+
+
 struct  Persona__V1__EvaluationReport
 {
   ProtobufCMessage base;
@@ -215,10 +376,31 @@ struct  Persona__V1__EvaluationReport
   size_t n_metrics;
   Persona__V1__Metric **metrics;
   int64_t created_ms;
+  /*
+   * The popularity baseline on the same split, same metrics.
+   */
+  size_t n_baseline;
+  Persona__V1__Metric **baseline;
+  size_t n_curves;
+  Persona__V1__Curve **curves;
+  Persona__V1__ModelKind kind;
+  size_t n_params;
+  Persona__V1__KeyValue **params;
+  /*
+   * Evaluated users, test pairs, and the protocol in words.
+   */
+  uint32_t users;
+  uint64_t test_pairs;
+  char *protocol;
+  /*
+   * Grid-search candidates: each one's parameters and validation metric.
+   */
+  size_t n_search;
+  Persona__V1__Curve **search;
 };
 #define PERSONA__V1__EVALUATION_REPORT__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&persona__v1__evaluation_report__descriptor) \
-    , (char *)protobuf_c_empty_string, 0, (char *)protobuf_c_empty_string, 0,NULL, 0 }
+    , (char *)protobuf_c_empty_string, 0, (char *)protobuf_c_empty_string, 0,NULL, 0, 0,NULL, 0,NULL, PERSONA__V1__MODEL_KIND__MODEL_KIND_UNSPECIFIED, 0,NULL, 0, 0, (char *)protobuf_c_empty_string, 0,NULL }
 
 
 /* Persona__V1__Metric methods */
@@ -315,6 +497,63 @@ Persona__V1__JobStatusResponse *
                       const uint8_t       *data);
 void   persona__v1__job_status_response__free_unpacked
                      (Persona__V1__JobStatusResponse *message,
+                      ProtobufCAllocator *allocator);
+/* Persona__V1__CancelJobRequest methods */
+void   persona__v1__cancel_job_request__init
+                     (Persona__V1__CancelJobRequest         *message);
+size_t persona__v1__cancel_job_request__get_packed_size
+                     (const Persona__V1__CancelJobRequest   *message);
+size_t persona__v1__cancel_job_request__pack
+                     (const Persona__V1__CancelJobRequest   *message,
+                      uint8_t             *out);
+size_t persona__v1__cancel_job_request__pack_to_buffer
+                     (const Persona__V1__CancelJobRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Persona__V1__CancelJobRequest *
+       persona__v1__cancel_job_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   persona__v1__cancel_job_request__free_unpacked
+                     (Persona__V1__CancelJobRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Persona__V1__ListJobsRequest methods */
+void   persona__v1__list_jobs_request__init
+                     (Persona__V1__ListJobsRequest         *message);
+size_t persona__v1__list_jobs_request__get_packed_size
+                     (const Persona__V1__ListJobsRequest   *message);
+size_t persona__v1__list_jobs_request__pack
+                     (const Persona__V1__ListJobsRequest   *message,
+                      uint8_t             *out);
+size_t persona__v1__list_jobs_request__pack_to_buffer
+                     (const Persona__V1__ListJobsRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Persona__V1__ListJobsRequest *
+       persona__v1__list_jobs_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   persona__v1__list_jobs_request__free_unpacked
+                     (Persona__V1__ListJobsRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Persona__V1__ListJobsResponse methods */
+void   persona__v1__list_jobs_response__init
+                     (Persona__V1__ListJobsResponse         *message);
+size_t persona__v1__list_jobs_response__get_packed_size
+                     (const Persona__V1__ListJobsResponse   *message);
+size_t persona__v1__list_jobs_response__pack
+                     (const Persona__V1__ListJobsResponse   *message,
+                      uint8_t             *out);
+size_t persona__v1__list_jobs_response__pack_to_buffer
+                     (const Persona__V1__ListJobsResponse   *message,
+                      ProtobufCBuffer     *buffer);
+Persona__V1__ListJobsResponse *
+       persona__v1__list_jobs_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   persona__v1__list_jobs_response__free_unpacked
+                     (Persona__V1__ListJobsResponse *message,
                       ProtobufCAllocator *allocator);
 /* Persona__V1__ModelInfo methods */
 void   persona__v1__model_info__init
@@ -449,6 +688,120 @@ Persona__V1__PublishModelResponse *
 void   persona__v1__publish_model_response__free_unpacked
                      (Persona__V1__PublishModelResponse *message,
                       ProtobufCAllocator *allocator);
+/* Persona__V1__RollbackModelRequest methods */
+void   persona__v1__rollback_model_request__init
+                     (Persona__V1__RollbackModelRequest         *message);
+size_t persona__v1__rollback_model_request__get_packed_size
+                     (const Persona__V1__RollbackModelRequest   *message);
+size_t persona__v1__rollback_model_request__pack
+                     (const Persona__V1__RollbackModelRequest   *message,
+                      uint8_t             *out);
+size_t persona__v1__rollback_model_request__pack_to_buffer
+                     (const Persona__V1__RollbackModelRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Persona__V1__RollbackModelRequest *
+       persona__v1__rollback_model_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   persona__v1__rollback_model_request__free_unpacked
+                     (Persona__V1__RollbackModelRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Persona__V1__ModelVersion methods */
+void   persona__v1__model_version__init
+                     (Persona__V1__ModelVersion         *message);
+size_t persona__v1__model_version__get_packed_size
+                     (const Persona__V1__ModelVersion   *message);
+size_t persona__v1__model_version__pack
+                     (const Persona__V1__ModelVersion   *message,
+                      uint8_t             *out);
+size_t persona__v1__model_version__pack_to_buffer
+                     (const Persona__V1__ModelVersion   *message,
+                      ProtobufCBuffer     *buffer);
+Persona__V1__ModelVersion *
+       persona__v1__model_version__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   persona__v1__model_version__free_unpacked
+                     (Persona__V1__ModelVersion *message,
+                      ProtobufCAllocator *allocator);
+/* Persona__V1__WatchModelsRequest methods */
+void   persona__v1__watch_models_request__init
+                     (Persona__V1__WatchModelsRequest         *message);
+size_t persona__v1__watch_models_request__get_packed_size
+                     (const Persona__V1__WatchModelsRequest   *message);
+size_t persona__v1__watch_models_request__pack
+                     (const Persona__V1__WatchModelsRequest   *message,
+                      uint8_t             *out);
+size_t persona__v1__watch_models_request__pack_to_buffer
+                     (const Persona__V1__WatchModelsRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Persona__V1__WatchModelsRequest *
+       persona__v1__watch_models_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   persona__v1__watch_models_request__free_unpacked
+                     (Persona__V1__WatchModelsRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Persona__V1__WatchModelsResponse methods */
+void   persona__v1__watch_models_response__init
+                     (Persona__V1__WatchModelsResponse         *message);
+size_t persona__v1__watch_models_response__get_packed_size
+                     (const Persona__V1__WatchModelsResponse   *message);
+size_t persona__v1__watch_models_response__pack
+                     (const Persona__V1__WatchModelsResponse   *message,
+                      uint8_t             *out);
+size_t persona__v1__watch_models_response__pack_to_buffer
+                     (const Persona__V1__WatchModelsResponse   *message,
+                      ProtobufCBuffer     *buffer);
+Persona__V1__WatchModelsResponse *
+       persona__v1__watch_models_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   persona__v1__watch_models_response__free_unpacked
+                     (Persona__V1__WatchModelsResponse *message,
+                      ProtobufCAllocator *allocator);
+/* Persona__V1__GetReportRequest methods */
+void   persona__v1__get_report_request__init
+                     (Persona__V1__GetReportRequest         *message);
+size_t persona__v1__get_report_request__get_packed_size
+                     (const Persona__V1__GetReportRequest   *message);
+size_t persona__v1__get_report_request__pack
+                     (const Persona__V1__GetReportRequest   *message,
+                      uint8_t             *out);
+size_t persona__v1__get_report_request__pack_to_buffer
+                     (const Persona__V1__GetReportRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Persona__V1__GetReportRequest *
+       persona__v1__get_report_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   persona__v1__get_report_request__free_unpacked
+                     (Persona__V1__GetReportRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Persona__V1__Curve methods */
+void   persona__v1__curve__init
+                     (Persona__V1__Curve         *message);
+size_t persona__v1__curve__get_packed_size
+                     (const Persona__V1__Curve   *message);
+size_t persona__v1__curve__pack
+                     (const Persona__V1__Curve   *message,
+                      uint8_t             *out);
+size_t persona__v1__curve__pack_to_buffer
+                     (const Persona__V1__Curve   *message,
+                      ProtobufCBuffer     *buffer);
+Persona__V1__Curve *
+       persona__v1__curve__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   persona__v1__curve__free_unpacked
+                     (Persona__V1__Curve *message,
+                      ProtobufCAllocator *allocator);
 /* Persona__V1__EvaluationReport methods */
 void   persona__v1__evaluation_report__init
                      (Persona__V1__EvaluationReport         *message);
@@ -485,6 +838,15 @@ typedef void (*Persona__V1__JobStatusRequest_Closure)
 typedef void (*Persona__V1__JobStatusResponse_Closure)
                  (const Persona__V1__JobStatusResponse *message,
                   void *closure_data);
+typedef void (*Persona__V1__CancelJobRequest_Closure)
+                 (const Persona__V1__CancelJobRequest *message,
+                  void *closure_data);
+typedef void (*Persona__V1__ListJobsRequest_Closure)
+                 (const Persona__V1__ListJobsRequest *message,
+                  void *closure_data);
+typedef void (*Persona__V1__ListJobsResponse_Closure)
+                 (const Persona__V1__ListJobsResponse *message,
+                  void *closure_data);
 typedef void (*Persona__V1__ModelInfo_Closure)
                  (const Persona__V1__ModelInfo *message,
                   void *closure_data);
@@ -506,6 +868,24 @@ typedef void (*Persona__V1__PublishModelRequest_Closure)
 typedef void (*Persona__V1__PublishModelResponse_Closure)
                  (const Persona__V1__PublishModelResponse *message,
                   void *closure_data);
+typedef void (*Persona__V1__RollbackModelRequest_Closure)
+                 (const Persona__V1__RollbackModelRequest *message,
+                  void *closure_data);
+typedef void (*Persona__V1__ModelVersion_Closure)
+                 (const Persona__V1__ModelVersion *message,
+                  void *closure_data);
+typedef void (*Persona__V1__WatchModelsRequest_Closure)
+                 (const Persona__V1__WatchModelsRequest *message,
+                  void *closure_data);
+typedef void (*Persona__V1__WatchModelsResponse_Closure)
+                 (const Persona__V1__WatchModelsResponse *message,
+                  void *closure_data);
+typedef void (*Persona__V1__GetReportRequest_Closure)
+                 (const Persona__V1__GetReportRequest *message,
+                  void *closure_data);
+typedef void (*Persona__V1__Curve_Closure)
+                 (const Persona__V1__Curve *message,
+                  void *closure_data);
 typedef void (*Persona__V1__EvaluationReport_Closure)
                  (const Persona__V1__EvaluationReport *message,
                   void *closure_data);
@@ -522,6 +902,9 @@ extern const ProtobufCMessageDescriptor persona__v1__train_request__descriptor;
 extern const ProtobufCMessageDescriptor persona__v1__train_response__descriptor;
 extern const ProtobufCMessageDescriptor persona__v1__job_status_request__descriptor;
 extern const ProtobufCMessageDescriptor persona__v1__job_status_response__descriptor;
+extern const ProtobufCMessageDescriptor persona__v1__cancel_job_request__descriptor;
+extern const ProtobufCMessageDescriptor persona__v1__list_jobs_request__descriptor;
+extern const ProtobufCMessageDescriptor persona__v1__list_jobs_response__descriptor;
 extern const ProtobufCMessageDescriptor persona__v1__model_info__descriptor;
 extern const ProtobufCMessageDescriptor persona__v1__list_models_request__descriptor;
 extern const ProtobufCMessageDescriptor persona__v1__list_models_response__descriptor;
@@ -529,6 +912,12 @@ extern const ProtobufCMessageDescriptor persona__v1__get_model_request__descript
 extern const ProtobufCMessageDescriptor persona__v1__get_model_response__descriptor;
 extern const ProtobufCMessageDescriptor persona__v1__publish_model_request__descriptor;
 extern const ProtobufCMessageDescriptor persona__v1__publish_model_response__descriptor;
+extern const ProtobufCMessageDescriptor persona__v1__rollback_model_request__descriptor;
+extern const ProtobufCMessageDescriptor persona__v1__model_version__descriptor;
+extern const ProtobufCMessageDescriptor persona__v1__watch_models_request__descriptor;
+extern const ProtobufCMessageDescriptor persona__v1__watch_models_response__descriptor;
+extern const ProtobufCMessageDescriptor persona__v1__get_report_request__descriptor;
+extern const ProtobufCMessageDescriptor persona__v1__curve__descriptor;
 extern const ProtobufCMessageDescriptor persona__v1__evaluation_report__descriptor;
 
 PROTOBUF_C__END_DECLS

@@ -1867,7 +1867,7 @@ const ProtobufCMessageDescriptor persona__v1__event__descriptor =
   (ProtobufCMessageInit) persona__v1__event__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCEnumValue persona__v1__event_kind__enum_values_by_number[17] =
+static const ProtobufCEnumValue persona__v1__event_kind__enum_values_by_number[18] =
 {
   { "EVENT_KIND_UNSPECIFIED", "PERSONA__V1__EVENT_KIND__EVENT_KIND_UNSPECIFIED", 0 },
   { "EVENT_KIND_VIEW", "PERSONA__V1__EVENT_KIND__EVENT_KIND_VIEW", 1 },
@@ -1886,14 +1886,16 @@ static const ProtobufCEnumValue persona__v1__event_kind__enum_values_by_number[1
   { "EVENT_KIND_ITEM_UPSERT", "PERSONA__V1__EVENT_KIND__EVENT_KIND_ITEM_UPSERT", 14 },
   { "EVENT_KIND_IMPRESSION", "PERSONA__V1__EVENT_KIND__EVENT_KIND_IMPRESSION", 15 },
   { "EVENT_KIND_LABEL", "PERSONA__V1__EVENT_KIND__EVENT_KIND_LABEL", 16 },
+  { "EVENT_KIND_ERASURE", "PERSONA__V1__EVENT_KIND__EVENT_KIND_ERASURE", 17 },
 };
 static const ProtobufCIntRange persona__v1__event_kind__value_ranges[] = {
-{0, 0},{0, 17}
+{0, 0},{0, 18}
 };
-static const ProtobufCEnumValueIndex persona__v1__event_kind__enum_values_by_name[17] =
+static const ProtobufCEnumValueIndex persona__v1__event_kind__enum_values_by_name[18] =
 {
   { "EVENT_KIND_ADD_TO_CART", 4 },
   { "EVENT_KIND_CLICK", 2 },
+  { "EVENT_KIND_ERASURE", 17 },
   { "EVENT_KIND_FAVORITE", 6 },
   { "EVENT_KIND_IMPRESSION", 15 },
   { "EVENT_KIND_ITEM_UPSERT", 14 },
@@ -1917,9 +1919,9 @@ const ProtobufCEnumDescriptor persona__v1__event_kind__descriptor =
   "EventKind",
   "Persona__V1__EventKind",
   "persona.v1",
-  17,
+  18,
   persona__v1__event_kind__enum_values_by_number,
-  17,
+  18,
   persona__v1__event_kind__enum_values_by_name,
   1,
   persona__v1__event_kind__value_ranges,

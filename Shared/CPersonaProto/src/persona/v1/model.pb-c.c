@@ -232,6 +232,141 @@ void   persona__v1__job_status_response__free_unpacked
   assert(message->base.descriptor == &persona__v1__job_status_response__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   persona__v1__cancel_job_request__init
+                     (Persona__V1__CancelJobRequest         *message)
+{
+  static const Persona__V1__CancelJobRequest init_value = PERSONA__V1__CANCEL_JOB_REQUEST__INIT;
+  *message = init_value;
+}
+size_t persona__v1__cancel_job_request__get_packed_size
+                     (const Persona__V1__CancelJobRequest *message)
+{
+  assert(message->base.descriptor == &persona__v1__cancel_job_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t persona__v1__cancel_job_request__pack
+                     (const Persona__V1__CancelJobRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &persona__v1__cancel_job_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t persona__v1__cancel_job_request__pack_to_buffer
+                     (const Persona__V1__CancelJobRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &persona__v1__cancel_job_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Persona__V1__CancelJobRequest *
+       persona__v1__cancel_job_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Persona__V1__CancelJobRequest *)
+     protobuf_c_message_unpack (&persona__v1__cancel_job_request__descriptor,
+                                allocator, len, data);
+}
+void   persona__v1__cancel_job_request__free_unpacked
+                     (Persona__V1__CancelJobRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &persona__v1__cancel_job_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   persona__v1__list_jobs_request__init
+                     (Persona__V1__ListJobsRequest         *message)
+{
+  static const Persona__V1__ListJobsRequest init_value = PERSONA__V1__LIST_JOBS_REQUEST__INIT;
+  *message = init_value;
+}
+size_t persona__v1__list_jobs_request__get_packed_size
+                     (const Persona__V1__ListJobsRequest *message)
+{
+  assert(message->base.descriptor == &persona__v1__list_jobs_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t persona__v1__list_jobs_request__pack
+                     (const Persona__V1__ListJobsRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &persona__v1__list_jobs_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t persona__v1__list_jobs_request__pack_to_buffer
+                     (const Persona__V1__ListJobsRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &persona__v1__list_jobs_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Persona__V1__ListJobsRequest *
+       persona__v1__list_jobs_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Persona__V1__ListJobsRequest *)
+     protobuf_c_message_unpack (&persona__v1__list_jobs_request__descriptor,
+                                allocator, len, data);
+}
+void   persona__v1__list_jobs_request__free_unpacked
+                     (Persona__V1__ListJobsRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &persona__v1__list_jobs_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   persona__v1__list_jobs_response__init
+                     (Persona__V1__ListJobsResponse         *message)
+{
+  static const Persona__V1__ListJobsResponse init_value = PERSONA__V1__LIST_JOBS_RESPONSE__INIT;
+  *message = init_value;
+}
+size_t persona__v1__list_jobs_response__get_packed_size
+                     (const Persona__V1__ListJobsResponse *message)
+{
+  assert(message->base.descriptor == &persona__v1__list_jobs_response__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t persona__v1__list_jobs_response__pack
+                     (const Persona__V1__ListJobsResponse *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &persona__v1__list_jobs_response__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t persona__v1__list_jobs_response__pack_to_buffer
+                     (const Persona__V1__ListJobsResponse *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &persona__v1__list_jobs_response__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Persona__V1__ListJobsResponse *
+       persona__v1__list_jobs_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Persona__V1__ListJobsResponse *)
+     protobuf_c_message_unpack (&persona__v1__list_jobs_response__descriptor,
+                                allocator, len, data);
+}
+void   persona__v1__list_jobs_response__free_unpacked
+                     (Persona__V1__ListJobsResponse *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &persona__v1__list_jobs_response__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   persona__v1__model_info__init
                      (Persona__V1__ModelInfo         *message)
 {
@@ -547,6 +682,276 @@ void   persona__v1__publish_model_response__free_unpacked
   assert(message->base.descriptor == &persona__v1__publish_model_response__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   persona__v1__rollback_model_request__init
+                     (Persona__V1__RollbackModelRequest         *message)
+{
+  static const Persona__V1__RollbackModelRequest init_value = PERSONA__V1__ROLLBACK_MODEL_REQUEST__INIT;
+  *message = init_value;
+}
+size_t persona__v1__rollback_model_request__get_packed_size
+                     (const Persona__V1__RollbackModelRequest *message)
+{
+  assert(message->base.descriptor == &persona__v1__rollback_model_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t persona__v1__rollback_model_request__pack
+                     (const Persona__V1__RollbackModelRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &persona__v1__rollback_model_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t persona__v1__rollback_model_request__pack_to_buffer
+                     (const Persona__V1__RollbackModelRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &persona__v1__rollback_model_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Persona__V1__RollbackModelRequest *
+       persona__v1__rollback_model_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Persona__V1__RollbackModelRequest *)
+     protobuf_c_message_unpack (&persona__v1__rollback_model_request__descriptor,
+                                allocator, len, data);
+}
+void   persona__v1__rollback_model_request__free_unpacked
+                     (Persona__V1__RollbackModelRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &persona__v1__rollback_model_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   persona__v1__model_version__init
+                     (Persona__V1__ModelVersion         *message)
+{
+  static const Persona__V1__ModelVersion init_value = PERSONA__V1__MODEL_VERSION__INIT;
+  *message = init_value;
+}
+size_t persona__v1__model_version__get_packed_size
+                     (const Persona__V1__ModelVersion *message)
+{
+  assert(message->base.descriptor == &persona__v1__model_version__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t persona__v1__model_version__pack
+                     (const Persona__V1__ModelVersion *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &persona__v1__model_version__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t persona__v1__model_version__pack_to_buffer
+                     (const Persona__V1__ModelVersion *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &persona__v1__model_version__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Persona__V1__ModelVersion *
+       persona__v1__model_version__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Persona__V1__ModelVersion *)
+     protobuf_c_message_unpack (&persona__v1__model_version__descriptor,
+                                allocator, len, data);
+}
+void   persona__v1__model_version__free_unpacked
+                     (Persona__V1__ModelVersion *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &persona__v1__model_version__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   persona__v1__watch_models_request__init
+                     (Persona__V1__WatchModelsRequest         *message)
+{
+  static const Persona__V1__WatchModelsRequest init_value = PERSONA__V1__WATCH_MODELS_REQUEST__INIT;
+  *message = init_value;
+}
+size_t persona__v1__watch_models_request__get_packed_size
+                     (const Persona__V1__WatchModelsRequest *message)
+{
+  assert(message->base.descriptor == &persona__v1__watch_models_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t persona__v1__watch_models_request__pack
+                     (const Persona__V1__WatchModelsRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &persona__v1__watch_models_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t persona__v1__watch_models_request__pack_to_buffer
+                     (const Persona__V1__WatchModelsRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &persona__v1__watch_models_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Persona__V1__WatchModelsRequest *
+       persona__v1__watch_models_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Persona__V1__WatchModelsRequest *)
+     protobuf_c_message_unpack (&persona__v1__watch_models_request__descriptor,
+                                allocator, len, data);
+}
+void   persona__v1__watch_models_request__free_unpacked
+                     (Persona__V1__WatchModelsRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &persona__v1__watch_models_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   persona__v1__watch_models_response__init
+                     (Persona__V1__WatchModelsResponse         *message)
+{
+  static const Persona__V1__WatchModelsResponse init_value = PERSONA__V1__WATCH_MODELS_RESPONSE__INIT;
+  *message = init_value;
+}
+size_t persona__v1__watch_models_response__get_packed_size
+                     (const Persona__V1__WatchModelsResponse *message)
+{
+  assert(message->base.descriptor == &persona__v1__watch_models_response__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t persona__v1__watch_models_response__pack
+                     (const Persona__V1__WatchModelsResponse *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &persona__v1__watch_models_response__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t persona__v1__watch_models_response__pack_to_buffer
+                     (const Persona__V1__WatchModelsResponse *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &persona__v1__watch_models_response__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Persona__V1__WatchModelsResponse *
+       persona__v1__watch_models_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Persona__V1__WatchModelsResponse *)
+     protobuf_c_message_unpack (&persona__v1__watch_models_response__descriptor,
+                                allocator, len, data);
+}
+void   persona__v1__watch_models_response__free_unpacked
+                     (Persona__V1__WatchModelsResponse *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &persona__v1__watch_models_response__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   persona__v1__get_report_request__init
+                     (Persona__V1__GetReportRequest         *message)
+{
+  static const Persona__V1__GetReportRequest init_value = PERSONA__V1__GET_REPORT_REQUEST__INIT;
+  *message = init_value;
+}
+size_t persona__v1__get_report_request__get_packed_size
+                     (const Persona__V1__GetReportRequest *message)
+{
+  assert(message->base.descriptor == &persona__v1__get_report_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t persona__v1__get_report_request__pack
+                     (const Persona__V1__GetReportRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &persona__v1__get_report_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t persona__v1__get_report_request__pack_to_buffer
+                     (const Persona__V1__GetReportRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &persona__v1__get_report_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Persona__V1__GetReportRequest *
+       persona__v1__get_report_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Persona__V1__GetReportRequest *)
+     protobuf_c_message_unpack (&persona__v1__get_report_request__descriptor,
+                                allocator, len, data);
+}
+void   persona__v1__get_report_request__free_unpacked
+                     (Persona__V1__GetReportRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &persona__v1__get_report_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   persona__v1__curve__init
+                     (Persona__V1__Curve         *message)
+{
+  static const Persona__V1__Curve init_value = PERSONA__V1__CURVE__INIT;
+  *message = init_value;
+}
+size_t persona__v1__curve__get_packed_size
+                     (const Persona__V1__Curve *message)
+{
+  assert(message->base.descriptor == &persona__v1__curve__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t persona__v1__curve__pack
+                     (const Persona__V1__Curve *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &persona__v1__curve__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t persona__v1__curve__pack_to_buffer
+                     (const Persona__V1__Curve *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &persona__v1__curve__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Persona__V1__Curve *
+       persona__v1__curve__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Persona__V1__Curve *)
+     protobuf_c_message_unpack (&persona__v1__curve__descriptor,
+                                allocator, len, data);
+}
+void   persona__v1__curve__free_unpacked
+                     (Persona__V1__Curve *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &persona__v1__curve__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   persona__v1__evaluation_report__init
                      (Persona__V1__EvaluationReport         *message)
 {
@@ -643,7 +1048,7 @@ const ProtobufCMessageDescriptor persona__v1__metric__descriptor =
   (ProtobufCMessageInit) persona__v1__metric__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor persona__v1__train_request__field_descriptors[5] =
+static const ProtobufCFieldDescriptor persona__v1__train_request__field_descriptors[7] =
 {
   {
     "name",
@@ -705,6 +1110,30 @@ static const ProtobufCFieldDescriptor persona__v1__train_request__field_descript
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "search",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__TrainRequest, search),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "publish",
+    7,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__TrainRequest, publish),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned persona__v1__train_request__field_indices_by_name[] = {
   3,   /* field[3] = data_from_ms */
@@ -712,11 +1141,13 @@ static const unsigned persona__v1__train_request__field_indices_by_name[] = {
   1,   /* field[1] = kind */
   0,   /* field[0] = name */
   2,   /* field[2] = params */
+  6,   /* field[6] = publish */
+  5,   /* field[5] = search */
 };
 static const ProtobufCIntRange persona__v1__train_request__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 5 }
+  { 0, 7 }
 };
 const ProtobufCMessageDescriptor persona__v1__train_request__descriptor =
 {
@@ -726,7 +1157,7 @@ const ProtobufCMessageDescriptor persona__v1__train_request__descriptor =
   "Persona__V1__TrainRequest",
   "persona.v1",
   sizeof(Persona__V1__TrainRequest),
-  5,
+  7,
   persona__v1__train_request__field_descriptors,
   persona__v1__train_request__field_indices_by_name,
   1,  persona__v1__train_request__number_ranges,
@@ -809,7 +1240,7 @@ const ProtobufCMessageDescriptor persona__v1__job_status_request__descriptor =
   (ProtobufCMessageInit) persona__v1__job_status_request__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor persona__v1__job_status_response__field_descriptors[9] =
+static const ProtobufCFieldDescriptor persona__v1__job_status_response__field_descriptors[10] =
 {
   {
     "job_id",
@@ -919,6 +1350,18 @@ static const ProtobufCFieldDescriptor persona__v1__job_status_response__field_de
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "metrics",
+    10,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Persona__V1__JobStatusResponse, n_metrics),
+    offsetof(Persona__V1__JobStatusResponse, metrics),
+    &persona__v1__metric__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned persona__v1__job_status_response__field_indices_by_name[] = {
   6,   /* field[6] = created_ms */
@@ -926,6 +1369,7 @@ static const unsigned persona__v1__job_status_response__field_indices_by_name[] 
   0,   /* field[0] = job_id */
   2,   /* field[2] = kind */
   5,   /* field[5] = message */
+  9,   /* field[9] = metrics */
   1,   /* field[1] = name */
   4,   /* field[4] = progress */
   3,   /* field[3] = state */
@@ -934,7 +1378,7 @@ static const unsigned persona__v1__job_status_response__field_indices_by_name[] 
 static const ProtobufCIntRange persona__v1__job_status_response__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 9 }
+  { 0, 10 }
 };
 const ProtobufCMessageDescriptor persona__v1__job_status_response__descriptor =
 {
@@ -944,14 +1388,108 @@ const ProtobufCMessageDescriptor persona__v1__job_status_response__descriptor =
   "Persona__V1__JobStatusResponse",
   "persona.v1",
   sizeof(Persona__V1__JobStatusResponse),
-  9,
+  10,
   persona__v1__job_status_response__field_descriptors,
   persona__v1__job_status_response__field_indices_by_name,
   1,  persona__v1__job_status_response__number_ranges,
   (ProtobufCMessageInit) persona__v1__job_status_response__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor persona__v1__model_info__field_descriptors[9] =
+static const ProtobufCFieldDescriptor persona__v1__cancel_job_request__field_descriptors[1] =
+{
+  {
+    "job_id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__CancelJobRequest, job_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned persona__v1__cancel_job_request__field_indices_by_name[] = {
+  0,   /* field[0] = job_id */
+};
+static const ProtobufCIntRange persona__v1__cancel_job_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 1 }
+};
+const ProtobufCMessageDescriptor persona__v1__cancel_job_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "persona.v1.CancelJobRequest",
+  "CancelJobRequest",
+  "Persona__V1__CancelJobRequest",
+  "persona.v1",
+  sizeof(Persona__V1__CancelJobRequest),
+  1,
+  persona__v1__cancel_job_request__field_descriptors,
+  persona__v1__cancel_job_request__field_indices_by_name,
+  1,  persona__v1__cancel_job_request__number_ranges,
+  (ProtobufCMessageInit) persona__v1__cancel_job_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+#define persona__v1__list_jobs_request__field_descriptors NULL
+#define persona__v1__list_jobs_request__field_indices_by_name NULL
+#define persona__v1__list_jobs_request__number_ranges NULL
+const ProtobufCMessageDescriptor persona__v1__list_jobs_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "persona.v1.ListJobsRequest",
+  "ListJobsRequest",
+  "Persona__V1__ListJobsRequest",
+  "persona.v1",
+  sizeof(Persona__V1__ListJobsRequest),
+  0,
+  persona__v1__list_jobs_request__field_descriptors,
+  persona__v1__list_jobs_request__field_indices_by_name,
+  0,  persona__v1__list_jobs_request__number_ranges,
+  (ProtobufCMessageInit) persona__v1__list_jobs_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor persona__v1__list_jobs_response__field_descriptors[1] =
+{
+  {
+    "jobs",
+    1,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Persona__V1__ListJobsResponse, n_jobs),
+    offsetof(Persona__V1__ListJobsResponse, jobs),
+    &persona__v1__job_status_response__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned persona__v1__list_jobs_response__field_indices_by_name[] = {
+  0,   /* field[0] = jobs */
+};
+static const ProtobufCIntRange persona__v1__list_jobs_response__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 1 }
+};
+const ProtobufCMessageDescriptor persona__v1__list_jobs_response__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "persona.v1.ListJobsResponse",
+  "ListJobsResponse",
+  "Persona__V1__ListJobsResponse",
+  "persona.v1",
+  sizeof(Persona__V1__ListJobsResponse),
+  1,
+  persona__v1__list_jobs_response__field_descriptors,
+  persona__v1__list_jobs_response__field_indices_by_name,
+  1,  persona__v1__list_jobs_response__number_ranges,
+  (ProtobufCMessageInit) persona__v1__list_jobs_response__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor persona__v1__model_info__field_descriptors[18] =
 {
   {
     "name",
@@ -1061,22 +1599,139 @@ static const ProtobufCFieldDescriptor persona__v1__model_info__field_descriptors
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "data_from_ms",
+    10,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__ModelInfo, data_from_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "data_to_ms",
+    11,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__ModelInfo, data_to_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "log_offsets",
+    12,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_UINT64,
+    offsetof(Persona__V1__ModelInfo, n_log_offsets),
+    offsetof(Persona__V1__ModelInfo, log_offsets),
+    NULL,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_PACKED,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "feature_schema_version",
+    13,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__ModelInfo, feature_schema_version),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "training_seconds",
+    14,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_DOUBLE,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__ModelInfo, training_seconds),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "interactions",
+    15,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__ModelInfo, interactions),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "users",
+    16,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__ModelInfo, users),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "items",
+    17,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__ModelInfo, items),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "job_id",
+    18,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__ModelInfo, job_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned persona__v1__model_info__field_indices_by_name[] = {
   6,   /* field[6] = artifact_bytes */
   7,   /* field[7] = checksum */
   3,   /* field[3] = created_ms */
+  9,   /* field[9] = data_from_ms */
+  10,   /* field[10] = data_to_ms */
+  12,   /* field[12] = feature_schema_version */
+  14,   /* field[14] = interactions */
+  16,   /* field[16] = items */
+  17,   /* field[17] = job_id */
   2,   /* field[2] = kind */
+  11,   /* field[11] = log_offsets */
   4,   /* field[4] = metrics */
   0,   /* field[0] = name */
   5,   /* field[5] = params */
   8,   /* field[8] = published */
+  13,   /* field[13] = training_seconds */
+  15,   /* field[15] = users */
   1,   /* field[1] = version */
 };
 static const ProtobufCIntRange persona__v1__model_info__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 9 }
+  { 0, 18 }
 };
 const ProtobufCMessageDescriptor persona__v1__model_info__descriptor =
 {
@@ -1086,7 +1741,7 @@ const ProtobufCMessageDescriptor persona__v1__model_info__descriptor =
   "Persona__V1__ModelInfo",
   "persona.v1",
   sizeof(Persona__V1__ModelInfo),
-  9,
+  18,
   persona__v1__model_info__field_descriptors,
   persona__v1__model_info__field_indices_by_name,
   1,  persona__v1__model_info__number_ranges,
@@ -1169,7 +1824,7 @@ const ProtobufCMessageDescriptor persona__v1__list_models_response__descriptor =
   (ProtobufCMessageInit) persona__v1__list_models_response__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor persona__v1__get_model_request__field_descriptors[2] =
+static const ProtobufCFieldDescriptor persona__v1__get_model_request__field_descriptors[4] =
 {
   {
     "name",
@@ -1195,15 +1850,41 @@ static const ProtobufCFieldDescriptor persona__v1__get_model_request__field_desc
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "offset",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__GetModelRequest, offset),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "max_bytes",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__GetModelRequest, max_bytes),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned persona__v1__get_model_request__field_indices_by_name[] = {
+  3,   /* field[3] = max_bytes */
   0,   /* field[0] = name */
+  2,   /* field[2] = offset */
   1,   /* field[1] = version */
 };
 static const ProtobufCIntRange persona__v1__get_model_request__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 2 }
+  { 0, 4 }
 };
 const ProtobufCMessageDescriptor persona__v1__get_model_request__descriptor =
 {
@@ -1213,14 +1894,14 @@ const ProtobufCMessageDescriptor persona__v1__get_model_request__descriptor =
   "Persona__V1__GetModelRequest",
   "persona.v1",
   sizeof(Persona__V1__GetModelRequest),
-  2,
+  4,
   persona__v1__get_model_request__field_descriptors,
   persona__v1__get_model_request__field_indices_by_name,
   1,  persona__v1__get_model_request__number_ranges,
   (ProtobufCMessageInit) persona__v1__get_model_request__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor persona__v1__get_model_response__field_descriptors[2] =
+static const ProtobufCFieldDescriptor persona__v1__get_model_response__field_descriptors[4] =
 {
   {
     "info",
@@ -1246,15 +1927,41 @@ static const ProtobufCFieldDescriptor persona__v1__get_model_response__field_des
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "offset",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__GetModelResponse, offset),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "total_bytes",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__GetModelResponse, total_bytes),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned persona__v1__get_model_response__field_indices_by_name[] = {
   1,   /* field[1] = artifact */
   0,   /* field[0] = info */
+  2,   /* field[2] = offset */
+  3,   /* field[3] = total_bytes */
 };
 static const ProtobufCIntRange persona__v1__get_model_response__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 2 }
+  { 0, 4 }
 };
 const ProtobufCMessageDescriptor persona__v1__get_model_response__descriptor =
 {
@@ -1264,7 +1971,7 @@ const ProtobufCMessageDescriptor persona__v1__get_model_response__descriptor =
   "Persona__V1__GetModelResponse",
   "persona.v1",
   sizeof(Persona__V1__GetModelResponse),
-  2,
+  4,
   persona__v1__get_model_response__field_descriptors,
   persona__v1__get_model_response__field_indices_by_name,
   1,  persona__v1__get_model_response__number_ranges,
@@ -1360,7 +2067,313 @@ const ProtobufCMessageDescriptor persona__v1__publish_model_response__descriptor
   (ProtobufCMessageInit) persona__v1__publish_model_response__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor persona__v1__evaluation_report__field_descriptors[5] =
+static const ProtobufCFieldDescriptor persona__v1__rollback_model_request__field_descriptors[2] =
+{
+  {
+    "name",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__RollbackModelRequest, name),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "version",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__RollbackModelRequest, version),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned persona__v1__rollback_model_request__field_indices_by_name[] = {
+  0,   /* field[0] = name */
+  1,   /* field[1] = version */
+};
+static const ProtobufCIntRange persona__v1__rollback_model_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor persona__v1__rollback_model_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "persona.v1.RollbackModelRequest",
+  "RollbackModelRequest",
+  "Persona__V1__RollbackModelRequest",
+  "persona.v1",
+  sizeof(Persona__V1__RollbackModelRequest),
+  2,
+  persona__v1__rollback_model_request__field_descriptors,
+  persona__v1__rollback_model_request__field_indices_by_name,
+  1,  persona__v1__rollback_model_request__number_ranges,
+  (ProtobufCMessageInit) persona__v1__rollback_model_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor persona__v1__model_version__field_descriptors[2] =
+{
+  {
+    "name",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__ModelVersion, name),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "version",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__ModelVersion, version),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned persona__v1__model_version__field_indices_by_name[] = {
+  0,   /* field[0] = name */
+  1,   /* field[1] = version */
+};
+static const ProtobufCIntRange persona__v1__model_version__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor persona__v1__model_version__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "persona.v1.ModelVersion",
+  "ModelVersion",
+  "Persona__V1__ModelVersion",
+  "persona.v1",
+  sizeof(Persona__V1__ModelVersion),
+  2,
+  persona__v1__model_version__field_descriptors,
+  persona__v1__model_version__field_indices_by_name,
+  1,  persona__v1__model_version__number_ranges,
+  (ProtobufCMessageInit) persona__v1__model_version__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor persona__v1__watch_models_request__field_descriptors[2] =
+{
+  {
+    "known",
+    1,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Persona__V1__WatchModelsRequest, n_known),
+    offsetof(Persona__V1__WatchModelsRequest, known),
+    &persona__v1__model_version__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "wait_ms",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__WatchModelsRequest, wait_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned persona__v1__watch_models_request__field_indices_by_name[] = {
+  0,   /* field[0] = known */
+  1,   /* field[1] = wait_ms */
+};
+static const ProtobufCIntRange persona__v1__watch_models_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor persona__v1__watch_models_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "persona.v1.WatchModelsRequest",
+  "WatchModelsRequest",
+  "Persona__V1__WatchModelsRequest",
+  "persona.v1",
+  sizeof(Persona__V1__WatchModelsRequest),
+  2,
+  persona__v1__watch_models_request__field_descriptors,
+  persona__v1__watch_models_request__field_indices_by_name,
+  1,  persona__v1__watch_models_request__number_ranges,
+  (ProtobufCMessageInit) persona__v1__watch_models_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor persona__v1__watch_models_response__field_descriptors[1] =
+{
+  {
+    "published",
+    1,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Persona__V1__WatchModelsResponse, n_published),
+    offsetof(Persona__V1__WatchModelsResponse, published),
+    &persona__v1__model_version__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned persona__v1__watch_models_response__field_indices_by_name[] = {
+  0,   /* field[0] = published */
+};
+static const ProtobufCIntRange persona__v1__watch_models_response__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 1 }
+};
+const ProtobufCMessageDescriptor persona__v1__watch_models_response__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "persona.v1.WatchModelsResponse",
+  "WatchModelsResponse",
+  "Persona__V1__WatchModelsResponse",
+  "persona.v1",
+  sizeof(Persona__V1__WatchModelsResponse),
+  1,
+  persona__v1__watch_models_response__field_descriptors,
+  persona__v1__watch_models_response__field_indices_by_name,
+  1,  persona__v1__watch_models_response__number_ranges,
+  (ProtobufCMessageInit) persona__v1__watch_models_response__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor persona__v1__get_report_request__field_descriptors[2] =
+{
+  {
+    "name",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__GetReportRequest, name),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "version",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__GetReportRequest, version),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned persona__v1__get_report_request__field_indices_by_name[] = {
+  0,   /* field[0] = name */
+  1,   /* field[1] = version */
+};
+static const ProtobufCIntRange persona__v1__get_report_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor persona__v1__get_report_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "persona.v1.GetReportRequest",
+  "GetReportRequest",
+  "Persona__V1__GetReportRequest",
+  "persona.v1",
+  sizeof(Persona__V1__GetReportRequest),
+  2,
+  persona__v1__get_report_request__field_descriptors,
+  persona__v1__get_report_request__field_indices_by_name,
+  1,  persona__v1__get_report_request__number_ranges,
+  (ProtobufCMessageInit) persona__v1__get_report_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor persona__v1__curve__field_descriptors[3] =
+{
+  {
+    "name",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__Curve, name),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "x",
+    2,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_DOUBLE,
+    offsetof(Persona__V1__Curve, n_x),
+    offsetof(Persona__V1__Curve, x),
+    NULL,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_PACKED,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "y",
+    3,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_DOUBLE,
+    offsetof(Persona__V1__Curve, n_y),
+    offsetof(Persona__V1__Curve, y),
+    NULL,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_PACKED,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned persona__v1__curve__field_indices_by_name[] = {
+  0,   /* field[0] = name */
+  1,   /* field[1] = x */
+  2,   /* field[2] = y */
+};
+static const ProtobufCIntRange persona__v1__curve__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 3 }
+};
+const ProtobufCMessageDescriptor persona__v1__curve__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "persona.v1.Curve",
+  "Curve",
+  "Persona__V1__Curve",
+  "persona.v1",
+  sizeof(Persona__V1__Curve),
+  3,
+  persona__v1__curve__field_descriptors,
+  persona__v1__curve__field_indices_by_name,
+  1,  persona__v1__curve__number_ranges,
+  (ProtobufCMessageInit) persona__v1__curve__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor persona__v1__evaluation_report__field_descriptors[13] =
 {
   {
     "name",
@@ -1422,18 +2435,122 @@ static const ProtobufCFieldDescriptor persona__v1__evaluation_report__field_desc
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "baseline",
+    6,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Persona__V1__EvaluationReport, n_baseline),
+    offsetof(Persona__V1__EvaluationReport, baseline),
+    &persona__v1__metric__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "curves",
+    7,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Persona__V1__EvaluationReport, n_curves),
+    offsetof(Persona__V1__EvaluationReport, curves),
+    &persona__v1__curve__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "kind",
+    8,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__EvaluationReport, kind),
+    &persona__v1__model_kind__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "params",
+    9,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Persona__V1__EvaluationReport, n_params),
+    offsetof(Persona__V1__EvaluationReport, params),
+    &persona__v1__key_value__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "users",
+    10,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__EvaluationReport, users),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "test_pairs",
+    11,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__EvaluationReport, test_pairs),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "protocol",
+    12,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__EvaluationReport, protocol),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "search",
+    13,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Persona__V1__EvaluationReport, n_search),
+    offsetof(Persona__V1__EvaluationReport, search),
+    &persona__v1__curve__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned persona__v1__evaluation_report__field_indices_by_name[] = {
+  5,   /* field[5] = baseline */
   4,   /* field[4] = created_ms */
+  6,   /* field[6] = curves */
   2,   /* field[2] = dataset */
+  7,   /* field[7] = kind */
   3,   /* field[3] = metrics */
   0,   /* field[0] = name */
+  8,   /* field[8] = params */
+  11,   /* field[11] = protocol */
+  12,   /* field[12] = search */
+  10,   /* field[10] = test_pairs */
+  9,   /* field[9] = users */
   1,   /* field[1] = version */
 };
 static const ProtobufCIntRange persona__v1__evaluation_report__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 5 }
+  { 0, 13 }
 };
 const ProtobufCMessageDescriptor persona__v1__evaluation_report__descriptor =
 {
@@ -1443,14 +2560,14 @@ const ProtobufCMessageDescriptor persona__v1__evaluation_report__descriptor =
   "Persona__V1__EvaluationReport",
   "persona.v1",
   sizeof(Persona__V1__EvaluationReport),
-  5,
+  13,
   persona__v1__evaluation_report__field_descriptors,
   persona__v1__evaluation_report__field_indices_by_name,
   1,  persona__v1__evaluation_report__number_ranges,
   (ProtobufCMessageInit) persona__v1__evaluation_report__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCEnumValue persona__v1__model_kind__enum_values_by_number[7] =
+static const ProtobufCEnumValue persona__v1__model_kind__enum_values_by_number[9] =
 {
   { "MODEL_KIND_UNSPECIFIED", "PERSONA__V1__MODEL_KIND__MODEL_KIND_UNSPECIFIED", 0 },
   { "MODEL_KIND_POPULARITY", "PERSONA__V1__MODEL_KIND__MODEL_KIND_POPULARITY", 1 },
@@ -1459,13 +2576,17 @@ static const ProtobufCEnumValue persona__v1__model_kind__enum_values_by_number[7
   { "MODEL_KIND_LOGISTIC", "PERSONA__V1__MODEL_KIND__MODEL_KIND_LOGISTIC", 4 },
   { "MODEL_KIND_GBDT", "PERSONA__V1__MODEL_KIND__MODEL_KIND_GBDT", 5 },
   { "MODEL_KIND_KMEANS", "PERSONA__V1__MODEL_KIND__MODEL_KIND_KMEANS", 6 },
+  { "MODEL_KIND_BPR", "PERSONA__V1__MODEL_KIND__MODEL_KIND_BPR", 7 },
+  { "MODEL_KIND_EASE", "PERSONA__V1__MODEL_KIND__MODEL_KIND_EASE", 8 },
 };
 static const ProtobufCIntRange persona__v1__model_kind__value_ranges[] = {
-{0, 0},{0, 7}
+{0, 0},{0, 9}
 };
-static const ProtobufCEnumValueIndex persona__v1__model_kind__enum_values_by_name[7] =
+static const ProtobufCEnumValueIndex persona__v1__model_kind__enum_values_by_name[9] =
 {
   { "MODEL_KIND_ALS", 3 },
+  { "MODEL_KIND_BPR", 7 },
+  { "MODEL_KIND_EASE", 8 },
   { "MODEL_KIND_GBDT", 5 },
   { "MODEL_KIND_ITEM_KNN", 2 },
   { "MODEL_KIND_KMEANS", 6 },
@@ -1480,9 +2601,9 @@ const ProtobufCEnumDescriptor persona__v1__model_kind__descriptor =
   "ModelKind",
   "Persona__V1__ModelKind",
   "persona.v1",
-  7,
+  9,
   persona__v1__model_kind__enum_values_by_number,
-  7,
+  9,
   persona__v1__model_kind__enum_values_by_name,
   1,
   persona__v1__model_kind__value_ranges,

@@ -1,24 +1,24 @@
 public import ArgumentParser
 import Foundation
-import ServiceKit
 
-/// Settings of the feature service beyond the common flags. Each flag falls back to the
-/// environment variable named in its help, then to its default.
-public struct FeatureOptions: ParsableArguments, Sendable {
+/// Settings of a service that folds the log (feature, model) beyond the common flags. Each
+/// flag falls back to the environment variable named in its help, then to its default.
+public struct ConsumerOptions: ParsableArguments, Sendable {
     @Option(help: "Ingest address host:port to consume (env PERSONA_INGEST_ADDR, default 127.0.0.1:7101).")
     public var ingest: String?
 
     @Option(help: "Seconds between snapshots of the state (env PERSONA_SNAPSHOT_SECONDS, default 10).")
     public var snapshotSeconds: Int?
 
-    @Option(help: "Most events per read from a partition (env PERSONA_FEATURE_READ_EVENTS, default 5000).")
+    @Option(help: "Most events per read from a partition (env PERSONA_FEATURE_READ_EVENTS or PERSONA_MODEL_READ_EVENTS, default 5000).")
     public var readEvents: Int?
 
     public init() {}
 
-    public func resolve(environment: [String: String]? = nil) throws -> FeatureSettings {
+    /// `service`: whose read-events variable applies (`PERSONA_<SERVICE>_READ_EVENTS`).
+    public func resolve(service: String, environment: [String: String]? = nil) throws -> ConsumerSettings {
         let env = environment ?? ProcessInfo.processInfo.environment
-        var s = FeatureSettings()
+        var s = ConsumerSettings()
         if let address = ingest ?? env["PERSONA_INGEST_ADDR"] {
             guard let (host, port) = parseAddress(address) else { throw ValidationError("ingest address '\(address)' is not host:port") }
             s.ingestHost = host
@@ -28,7 +28,7 @@ public struct FeatureOptions: ParsableArguments, Sendable {
             guard let seconds = Int(text), seconds > 0 else { throw ValidationError("snapshot seconds '\(text)' is not a positive number") }
             s.snapshotInterval = .seconds(seconds)
         }
-        if let text = readEvents.map(String.init) ?? env["PERSONA_FEATURE_READ_EVENTS"] {
+        if let text = readEvents.map(String.init) ?? env["PERSONA_\(service.uppercased())_READ_EVENTS"] {
             guard let n = Int(text), (1...10_000).contains(n) else { throw ValidationError("read events '\(text)' is not 1...10000") }
             s.readEvents = n
         }
@@ -36,8 +36,8 @@ public struct FeatureOptions: ParsableArguments, Sendable {
     }
 }
 
-/// Resolved feature settings, with defaults.
-public struct FeatureSettings: Sendable {
+/// Resolved consumer settings, with defaults.
+public struct ConsumerSettings: Sendable {
     public var ingestHost = "127.0.0.1"
     public var ingestPort = 7101
     /// Time between snapshots; longer when encoding one takes more than a tenth of it

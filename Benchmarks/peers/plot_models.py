@@ -1,0 +1,39 @@
+"""Draws Benchmarks/results/models.png from the figures `PersonaBench models` wrote:
+NDCG@10 against training time, one panel per dataset, Persona's models and the peers.
+
+    python plot_models.py FIGURES_JSON OUT_PNG
+"""
+import json
+import sys
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+
+def main():
+    with open(sys.argv[1]) as f:
+        figures = json.load(f)
+    panels = figures["datasets"]
+    fig, axes = plt.subplots(1, len(panels), figsize=(6.5 * len(panels), 4.8), squeeze=False)
+    for ax, panel in zip(axes[0], panels):
+        for row in panel["rows"]:
+            persona = row["side"] == "Persona"
+            ax.scatter(max(row["seconds"], 1e-3), row["ndcg"], marker="o" if persona else "s", color="tab:blue" if persona else "tab:orange", s=40)
+            ax.annotate(row["name"], (max(row["seconds"], 1e-3), row["ndcg"]), fontsize=8, xytext=(4, 3), textcoords="offset points")
+        ax.set_xscale("log")
+        ax.set_xlabel("training time, one thread (s, log scale)")
+        ax.set_ylabel("NDCG@10 on the time split")
+        ax.set_title(panel["name"])
+        ax.grid(True, alpha=0.3)
+    fig.legend(handles=[plt.Line2D([], [], marker="o", color="tab:blue", linestyle="", label="Persona"),
+                        plt.Line2D([], [], marker="s", color="tab:orange", linestyle="", label="implicit / numpy")],
+               loc="upper right")
+    fig.suptitle(figures.get("title", "Recommenders: quality against training time"))
+    fig.tight_layout()
+    fig.savefig(sys.argv[2], dpi=110)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,90 @@
+import ArgumentParser
+import Foundation
+import RPC
+import Wire
+
+/// `persona models [NAME]`: every version the model service holds, with its metrics.
+struct ModelsCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "models", abstract: "List model versions with their metrics.")
+
+    @Argument(help: "Only this model's versions.")
+    var name: String?
+
+    @OptionGroup var endpoints: Endpoints
+
+    func run() async throws {
+        var request = ListModelsRequest()
+        request.name = name ?? ""
+        let models = try await ModelClient.call(endpoints) { try await $0.call(ModelAPI.listModels, request, timeout: .seconds(5)) }.models
+        guard !models.isEmpty else {
+            print(name.map { "no versions of '\($0)'" } ?? "no models yet: persona train als")
+            return
+        }
+        func metric(_ info: ModelInfo, _ prefix: String) -> String {
+            info.metrics.first { $0.name.hasPrefix(prefix) }.map { String(format: "%.4f", $0.value) } ?? "-"
+        }
+        let k = models.first?.metrics.first { $0.name.hasPrefix("ndcg@") }?.name.dropFirst(5) ?? "10"
+        let rows = models.map { m in
+            [
+                m.name, "v\(m.version)", m.kind.name ?? "", m.published ? "yes" : "", ProfileText.date(m.createdMs), metric(m, "ndcg@"), metric(m, "precision@"),
+                metric(m, "recall@"), metric(m, "coverage@"), "\(m.users)", "\(m.items)", "\(m.interactions)", String(format: "%.1fs", m.trainingSeconds),
+            ]
+        }
+        print(Table.render(
+            header: ["NAME", "VERSION", "KIND", "PUBLISHED", "CREATED", "NDCG@\(k)", "P@\(k)", "R@\(k)", "COVERAGE", "USERS", "ITEMS", "PAIRS", "TRAINING"],
+            rows: rows))
+    }
+}
+
+/// `persona model report|publish|rollback`.
+struct ModelCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "model", abstract: "Report on, publish or roll back a model version.",
+        subcommands: [ReportCommand.self, PublishCommand.self, RollbackCommand.self])
+
+    struct PublishCommand: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "publish", abstract: "Publish a version (other services swap it in).")
+        @Argument var name: String
+        @Argument var version: UInt32
+        @OptionGroup var endpoints: Endpoints
+
+        func run() async throws {
+            var request = PublishModelRequest()
+            request.name = name
+            request.version = version
+            let info = try await ModelClient.call(endpoints) { try await $0.call(ModelAPI.publish, request, timeout: .seconds(10)) }.info
+            print("published \(name) v\(info?.version ?? version)")
+        }
+    }
+
+    struct RollbackCommand: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "rollback", abstract: "Publish the version published before the current one.")
+        @Argument var name: String
+        @Option(help: "Publish this version instead.") var to: UInt32 = 0
+        @OptionGroup var endpoints: Endpoints
+
+        func run() async throws {
+            var request = RollbackModelRequest()
+            request.name = name
+            request.version = to
+            let info = try await ModelClient.call(endpoints) { try await $0.call(ModelAPI.rollback, request, timeout: .seconds(10)) }.info
+            print("\(name): v\(info?.version ?? 0) is published")
+        }
+    }
+}
+
+/// One call to the model service, its errors as a message that names the address.
+enum ModelClient {
+    static func call<T: Sendable>(_ endpoints: Endpoints, _ body: (RPCClient) async throws -> T) async throws -> T {
+        let endpoint = try endpoints.endpoint("model")
+        let client = RPCClient(host: endpoint.host, port: endpoint.port)
+        do {
+            let value = try await body(client)
+            await client.shutdown()
+            return value
+        } catch let error as RPCError {
+            await client.shutdown()
+            throw ValidationError("model at \(endpoint.address): \(error)")
+        }
+    }
+}

@@ -1,0 +1,138 @@
+import ArgumentParser
+import Foundation
+import RPC
+import Wire
+
+/// `persona model report NAME [VERSION]`: one self-contained HTML file (inline SVG charts, no
+/// scripts, no external files) with a version's evaluation: metrics against the popularity
+/// baseline, metric-at-K curves, the version against the model's last versions, the
+/// training loss per iteration, the search grid, parameters and data.
+struct ReportCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "report", abstract: "Write a model version's evaluation report as an HTML file.")
+
+    @Argument(help: "The model name.") var name: String
+    @Argument(help: "The version (default: the published one, else the latest).") var version: UInt32 = 0
+    @Option(name: .shortAndLong, help: "Where to write it (default: NAME-vVERSION.html).") var output: String?
+    @OptionGroup var endpoints: Endpoints
+
+    func run() async throws {
+        var r = GetReportRequest()
+        r.name = name
+        r.version = version
+        let report = try await ModelClient.call(endpoints) { try await $0.call(ModelAPI.getReport, r, timeout: .seconds(5)) }
+        var l = ListModelsRequest()
+        l.name = name
+        let versions = try await ModelClient.call(endpoints) { try await $0.call(ModelAPI.listModels, l, timeout: .seconds(5)) }.models
+        let html = ReportHTML.render(report, versions: versions)
+        let path = output ?? "\(name)-v\(report.version).html"
+        try html.write(toFile: path, atomically: true, encoding: .utf8)
+        print("wrote \(path) (\(name) v\(report.version), \(html.utf8.count) bytes)")
+    }
+}
+
+/// The report page and its charts, as text.
+enum ReportHTML {
+    static let palette = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b"]
+
+    static func escape(_ s: String) -> String {
+        s.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;").replacingOccurrences(of: ">", with: "&gt;")
+            .replacingOccurrences(of: "\"", with: "&quot;")
+    }
+
+    static func number(_ v: Double) -> String { String(format: v >= 100 ? "%.0f" : (v >= 1 ? "%.2f" : "%.4f"), v) }
+
+    static func render(_ report: EvaluationReport, versions: [ModelInfo]) -> String {
+        let info = versions.first { $0.version == report.version }
+        let baseline = Dictionary(report.baseline.map { ($0.name, $0.value) }, uniquingKeysWith: { a, _ in a })
+        let metricRows = report.metrics.map { m in
+            let b = baseline[m.name]
+            let lift = b.flatMap { $0 > 0 ? String(format: "%.2fx", m.value / $0) : nil } ?? "-"
+            return "<tr><td>\(escape(m.name))</td><td>\(number(m.value))</td><td>\(b.map(number) ?? "-")</td><td>\(lift)</td></tr>"
+        }.joined()
+        let atK = report.curves.filter { $0.name != "loss" }
+        let loss = report.curves.first { $0.name == "loss" }
+        let recent = versions.sorted { $0.version < $1.version }.suffix(6)
+        let ndcgName = report.metrics.first { $0.name.hasPrefix("ndcg@") }?.name ?? "ndcg@10"
+        let versionBars = recent.map { v in (label: "v\(v.version)", value: v.metrics.first { $0.name == ndcgName }?.value ?? 0, highlight: v.version == report.version) }
+        let params = report.params.map { "<tr><td>\(escape($0.key))</td><td>\(escape($0.value))</td></tr>" }.joined()
+        let search = report.search.map { "<tr><td>\(escape($0.name))</td><td>\(number($0.y.first ?? 0))</td></tr>" }.joined()
+        let created = ProfileText.date(report.createdMs)
+        return """
+            <!DOCTYPE html>
+            <html lang="en"><head><meta charset="utf-8"><title>\(escape(report.name)) v\(report.version): evaluation</title>
+            <style>
+            body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; margin: 32px auto; max-width: 1000px; color: #222; }
+            h1 { font-size: 24px; margin-bottom: 4px; } h2 { font-size: 18px; margin-top: 32px; border-bottom: 1px solid #ddd; padding-bottom: 4px; }
+            .sub { color: #666; margin-top: 0; } table { border-collapse: collapse; margin: 8px 0; } td, th { padding: 4px 12px; border-bottom: 1px solid #eee; text-align: left; }
+            td:nth-child(n+2) { font-variant-numeric: tabular-nums; } .charts { display: flex; flex-wrap: wrap; gap: 24px; } svg { background: #fafafa; border: 1px solid #eee; }
+            </style></head><body>
+            <h1>\(escape(report.name)) v\(report.version) <span style="color:#888;font-weight:normal">(\(escape(report.kind.name ?? "")))</span></h1>
+            <p class="sub">trained \(created)\(info.map { String(format: " in %.1f s", $0.trainingSeconds) } ?? "")\(info.map { " on \($0.interactions) interactions of \($0.users) users and \($0.items) items" } ?? "")\(info?.published == true ? " · published" : "")</p>
+            <h2>Metrics on the held-out split</h2>
+            <p>\(report.users) users evaluated, \(report.testPairs) held-out pairs. Protocol: \(escape(report.protocol)).</p>
+            <table><tr><th>metric</th><th>this version</th><th>popularity baseline</th><th>lift</th></tr>\(metricRows)</table>
+            <div class="charts">
+            \(lineChart(title: "Metrics at K", xLabel: "K", series: atK.map { ($0.name, $0.x, $0.y) }))
+            \(barChart(title: "\(ndcgName) of the latest versions", bars: versionBars))
+            \(loss.map { lineChart(title: "Training loss per iteration", xLabel: "iteration", series: [("loss", $0.x, $0.y)]) } ?? "")
+            </div>
+            <h2>Parameters</h2>
+            <table>\(params)</table>
+            \(search.isEmpty ? "" : "<h2>Search (validation \(escape(ndcgName)) of each candidate)</h2><table><tr><th>candidate</th><th>\(escape(ndcgName))</th></tr>\(search)</table>")
+            <h2>Data</h2>
+            <table><tr><td>data range</td><td>\(info.map { ($0.dataFromMs == 0 ? "start" : ProfileText.date($0.dataFromMs)) + " to " + ($0.dataToMs == 0 ? "end" : ProfileText.date($0.dataToMs)) } ?? "-")</td></tr>
+            <tr><td>log offsets</td><td>\(info?.logOffsets.map(String.init).joined(separator: ", ") ?? "-")</td></tr>
+            <tr><td>artifact</td><td>\(info.map { "\($0.artifactBytes) bytes, CRC-32C \($0.checksum)" } ?? "-")</td></tr>
+            <tr><td>job</td><td>\(escape(info?.jobId ?? "-"))</td></tr></table>
+            </body></html>
+
+            """
+    }
+
+    /// A line chart of one or more series over a shared x axis.
+    static func lineChart(title: String, xLabel: String, series: [(String, [Double], [Double])]) -> String {
+        let w = 460.0, h = 300.0, left = 56.0, right = 16.0, top = 36.0, bottom = 44.0
+        let xs = series.flatMap(\.1), ys = series.flatMap(\.2)
+        guard let x0 = xs.min(), let x1 = xs.max(), let y1 = ys.max() else { return "" }
+        let xSpan = max(x1 - x0, 1e-9), yTop = max(y1 * 1.1, 1e-9), yMin = min(0, ys.min() ?? 0)
+        func px(_ x: Double) -> Double { left + (x - x0) / xSpan * (w - left - right) }
+        func py(_ y: Double) -> Double { h - bottom - (y - yMin) / (yTop - yMin) * (h - top - bottom) }
+        var svg = "<svg width=\"\(Int(w))\" height=\"\(Int(h))\" viewBox=\"0 0 \(Int(w)) \(Int(h))\" xmlns=\"http://www.w3.org/2000/svg\" font-size=\"11\">"
+        svg += "<text x=\"\(Int(w / 2))\" y=\"20\" text-anchor=\"middle\" font-size=\"13\" font-weight=\"bold\">\(escape(title))</text>"
+        for t in 0...4 {
+            let y = yMin + (yTop - yMin) * Double(t) / 4
+            svg += "<line x1=\"\(left)\" x2=\"\(w - right)\" y1=\"\(py(y))\" y2=\"\(py(y))\" stroke=\"#e4e4e4\"/><text x=\"\(left - 6)\" y=\"\(py(y) + 4)\" text-anchor=\"end\">\(number(y))</text>"
+        }
+        for t in 0...4 {
+            let x = x0 + xSpan * Double(t) / 4
+            svg += "<text x=\"\(px(x))\" y=\"\(h - bottom + 16)\" text-anchor=\"middle\">\(number(x))</text>"
+        }
+        svg += "<text x=\"\(Int((left + w - right) / 2))\" y=\"\(Int(h - 8))\" text-anchor=\"middle\">\(escape(xLabel))</text>"
+        for (n, s) in series.enumerated() {
+            let color = palette[n % palette.count]
+            let points = zip(s.1, s.2).map { "\(px($0)),\(py($1))" }.joined(separator: " ")
+            svg += "<polyline fill=\"none\" stroke=\"\(color)\" stroke-width=\"2\" points=\"\(points)\"/>"
+            for (x, y) in zip(s.1, s.2) where s.1.count <= 60 { svg += "<circle cx=\"\(px(x))\" cy=\"\(py(y))\" r=\"2.5\" fill=\"\(color)\"/>" }
+            svg += "<rect x=\"\(left + 8)\" y=\"\(top + 4 + Double(n) * 15)\" width=\"10\" height=\"10\" fill=\"\(color)\"/><text x=\"\(left + 22)\" y=\"\(top + 13 + Double(n) * 15)\">\(escape(s.0))</text>"
+        }
+        return svg + "</svg>"
+    }
+
+    /// A bar per version; the reported one in a stronger colour.
+    static func barChart(title: String, bars: [(label: String, value: Double, highlight: Bool)]) -> String {
+        let w = 460.0, h = 300.0, left = 56.0, right = 16.0, top = 36.0, bottom = 44.0
+        guard let top1 = bars.map(\.value).max() else { return "" }
+        let yTop = max(top1 * 1.15, 1e-9)
+        let slot = (w - left - right) / Double(max(bars.count, 1))
+        var svg = "<svg width=\"\(Int(w))\" height=\"\(Int(h))\" viewBox=\"0 0 \(Int(w)) \(Int(h))\" xmlns=\"http://www.w3.org/2000/svg\" font-size=\"11\">"
+        svg += "<text x=\"\(Int(w / 2))\" y=\"20\" text-anchor=\"middle\" font-size=\"13\" font-weight=\"bold\">\(escape(title))</text>"
+        for (n, b) in bars.enumerated() {
+            let bh = b.value / yTop * (h - top - bottom), x = left + Double(n) * slot + slot * 0.15
+            svg += "<rect x=\"\(x)\" y=\"\(h - bottom - bh)\" width=\"\(slot * 0.7)\" height=\"\(bh)\" fill=\"\(b.highlight ? palette[0] : "#9ecae1")\"/>"
+            svg += "<text x=\"\(x + slot * 0.35)\" y=\"\(h - bottom - bh - 4)\" text-anchor=\"middle\">\(number(b.value))</text>"
+            svg += "<text x=\"\(x + slot * 0.35)\" y=\"\(h - bottom + 16)\" text-anchor=\"middle\">\(escape(b.label))</text>"
+        }
+        svg += "<line x1=\"\(left)\" x2=\"\(w - right)\" y1=\"\(h - bottom)\" y2=\"\(h - bottom)\" stroke=\"#999\"/>"
+        return svg + "</svg>"
+    }
+}

@@ -1,0 +1,142 @@
+import ArgumentParser
+import Foundation
+import RPC
+import Wire
+
+/// `persona train KIND`: starts a training job at the model service, follows it with a
+/// progress bar, and prints the new version's metrics beside the popularity baseline.
+struct TrainCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "train", abstract: "Train a recommendation model (popularity, item_knn, als, bpr, ease) and publish it.")
+
+    @Argument(help: "popularity, item_knn, als, bpr or ease.")
+    var kind: String
+
+    @Option(help: "The model's name (default: the kind).")
+    var name: String?
+
+    @Option(name: .customLong("param"), help: "A parameter as name=value (repeatable); an unknown name is refused with the valid ones.")
+    var params: [String] = []
+
+    @Flag(help: "Try the kind's small parameter grid on a validation split and keep the best.")
+    var search = false
+
+    @Flag(help: "Add the version without publishing it.")
+    var noPublish = false
+
+    @Option(help: "Train only on pairs whose latest event is at or after this time (ISO 8601 or ms since the epoch).")
+    var from: String?
+
+    @Option(help: "Train only on pairs whose latest event is before this time.")
+    var to: String?
+
+    @OptionGroup var endpoints: Endpoints
+
+    static let kinds = ["popularity", "item_knn", "als", "bpr", "ease"]
+
+    func validate() throws {
+        guard Self.kinds.contains(kind) else { throw ValidationError("unknown kind '\(kind)'; one of \(Self.kinds.joined(separator: ", "))") }
+    }
+
+    func run() async throws {
+        var request = TrainRequest()
+        request.kind = ModelKind(name: kind) ?? ModelKind(rawValue: -1)
+        request.name = name ?? ""
+        request.search = search
+        request.publish = !noPublish
+        request.dataFromMs = try from.map(Self.time) ?? 0
+        request.dataToMs = try to.map(Self.time) ?? 0
+        request.params = try params.map { p in
+            guard let eq = p.firstIndex(of: "=") else { throw ValidationError("parameter '\(p)' is not name=value") }
+            var kv = KeyValue()
+            kv.key = String(p[..<eq])
+            kv.value = String(p[p.index(after: eq)...])
+            return kv
+        }
+        let endpoint = try endpoints.endpoint("model")
+        let client = RPCClient(host: endpoint.host, port: endpoint.port)
+        do {
+            let started = try await client.call(ModelAPI.train, request, timeout: .seconds(10))
+            let status = try await follow(started.jobId, client)
+            await client.shutdown()
+            try await report(status, endpoint: endpoint)
+        } catch let error as RPCError {
+            await client.shutdown()
+            throw ValidationError("model at \(endpoint.address): \(error)")
+        }
+    }
+
+    static func time(_ text: String) throws -> Int64 {
+        if let ms = Int64(text) { return ms }
+        let iso = ISO8601DateFormatter()
+        for options: ISO8601DateFormatter.Options in [[.withInternetDateTime], [.withFullDate]] {
+            iso.formatOptions = options
+            if let d = iso.date(from: text) { return Int64(d.timeIntervalSince1970 * 1000) }
+        }
+        throw ValidationError("'\(text)' is not a time (2011-10-01, 2011-10-01T00:00:00Z or milliseconds)")
+    }
+
+    /// Polls the job until it ends, drawing its progress.
+    func follow(_ id: String, _ client: RPCClient) async throws -> JobStatusResponse {
+        var bar = ProgressBar()
+        var request = JobStatusRequest()
+        request.jobId = id
+        while true {
+            let status = try await client.call(ModelAPI.jobStatus, request, timeout: .seconds(5))
+            bar.draw(fraction: status.progress, text: status.message)
+            switch status.state {
+            case .succeeded, .failed, .cancelled:
+                bar.finish()
+                return status
+            default:
+                try await Task.sleep(for: .milliseconds(200))
+            }
+        }
+    }
+
+    func report(_ status: JobStatusResponse, endpoint: Endpoints.Endpoint) async throws {
+        guard status.state == .succeeded else {
+            print("job \(status.jobId) \(status.state.name ?? "?"): \(status.message)")
+            throw ExitCode(1)
+        }
+        let client = RPCClient(host: endpoint.host, port: endpoint.port)
+        defer { Task { await client.shutdown() } }
+        var r = GetReportRequest()
+        r.name = status.name
+        r.version = status.version
+        let report = try await client.call(ModelAPI.getReport, r, timeout: .seconds(5))
+        var l = ListModelsRequest()
+        l.name = status.name
+        let info = try await client.call(ModelAPI.listModels, l, timeout: .seconds(5)).models.first { $0.version == status.version }
+        await client.shutdown()
+        let published = info?.published == true
+        print("\(status.name) v\(status.version) (\(status.kind.name ?? "")): trained in \(String(format: "%.1f", info?.trainingSeconds ?? 0)) s on \(info?.interactions ?? 0) interactions of \(info?.users ?? 0) users and \(info?.items ?? 0) items\(published ? ", published" : "")")
+        print("  parameters: " + report.params.map { "\($0.key)=\($0.value)" }.joined(separator: " "))
+        let baseline = Dictionary(report.baseline.map { ($0.name, $0.value) }, uniquingKeysWith: { a, _ in a })
+        let rows = report.metrics.map { m in [m.name, String(format: "%.4f", m.value), baseline[m.name].map { String(format: "%.4f", $0) } ?? "-"] }
+        print(Table.render(header: ["METRIC", "MODEL", "POPULARITY"], rows: rows).split(separator: "\n").map { "  " + $0 }.joined(separator: "\n"))
+        print("  evaluated on \(report.users) users, \(report.testPairs) held-out pairs (\(report.protocol))")
+    }
+}
+
+/// A progress bar on stderr: redrawn in place on a terminal, a line every few seconds otherwise.
+struct ProgressBar {
+    let terminal = isatty(2) == 1
+    var last = ContinuousClock.now - .seconds(10)
+    var lastText = ""
+
+    mutating func draw(fraction: Double, text: String) {
+        let now = ContinuousClock.now
+        guard last.duration(to: now) > (terminal ? .milliseconds(150) : .seconds(3)) || (!terminal && text != lastText && last.duration(to: now) > .seconds(1)) else { return }
+        last = now
+        lastText = text
+        let width = 30, filled = Int((fraction * Double(width)).rounded(.down))
+        let bar = String(repeating: "#", count: max(0, min(width, filled))) + String(repeating: ".", count: max(0, width - filled))
+        let line = String(format: "[%@] %3d%%  %@", bar, Int(fraction * 100), text)
+        FileHandle.standardError.write(Data(((terminal ? "\r\u{1B}[K" : "") + line + (terminal ? "" : "\n")).utf8))
+    }
+
+    func finish() {
+        if terminal { FileHandle.standardError.write(Data("\n".utf8)) }
+    }
+}

@@ -1,0 +1,389 @@
+import Foundation
+import Math
+public import Recommenders
+import ServiceKit
+import Store
+public import Wire
+
+/// What the model service trains its recommenders on, folded from the log: per (user,
+/// item) pair the count of each kind of interaction and the time of the latest one, in
+/// 16 bytes. A user's pairs lie together in one pool (a block per user, moved to a block
+/// twice the size when full, the pool compacted when moves have left too many holes), so
+/// a million pairs cost about 16 MB plus the user and item tables. Offsets are kept with
+/// the state: a snapshot holds both, and a restart resumes exactly where it left off.
+public final class InteractionStore: @unchecked Sendable {
+    /// One (user, item) pair: the item's dense index, the latest event's time in seconds,
+    /// and saturating counts of views (and clicks), carts, favourites (and reviews) and
+    /// purchased order lines (less refunds).
+    struct Pair: BitwiseCopyable, Equatable {
+        var item: UInt32
+        var seconds: UInt32
+        var counts: SIMD4<UInt16>
+    }
+
+    enum Channel: Int, CaseIterable {
+        case view, cart, favorite, purchase
+    }
+
+    /// Where a user's pairs lie in the pool.
+    struct Slot: BitwiseCopyable {
+        var start: UInt32
+        var count: UInt32
+        var capacity: UInt32
+    }
+
+    final class State {
+        var offsets: [UInt64] = []
+        var userIDs: [Int64] = []
+        var userIndex: [Int64: Int32] = [:]
+        var slots: [Slot] = []
+        var pool: [Pair] = []
+        /// Freed blocks by log2 of their capacity.
+        var free: [[UInt32]] = Array(repeating: [], count: 33)
+        var pairs = 0
+        var itemIDs: [Int64] = []
+        var itemIndex: [Int64: Int32] = [:]
+        var itemCategories: [Int64] = []
+        var latestSeconds: UInt32 = 0
+        var erasures = 0
+        /// Changes on every fold, so a snapshot is written only when there is something new.
+        var version: UInt64 = 0
+    }
+
+    private let state = State()
+    private let lock = ReadWriteLock()
+
+    public init(partitions: Int = 0) {
+        state.offsets = [UInt64](repeating: 0, count: partitions)
+    }
+
+    // MARK: Folding
+
+    /// Folds a batch read from `partition` and moves its offset to `next`.
+    public func fold(_ events: [StoredEvent], partition: Int, next: UInt64) {
+        lock.write(state) { s in
+            for stored in events {
+                if let box = stored.eventRef { Self.fold(box.value, into: s) }
+            }
+            s.offsets[partition] = max(s.offsets[partition], next)
+            s.version &+= 1
+            Self.compactIfSparse(s)
+        }
+    }
+
+    /// Folds events as if read from partition 0 (tests, benchmarks).
+    public func fold(_ events: [Event]) {
+        lock.write(state) { s in
+            if s.offsets.isEmpty { s.offsets = [0] }
+            for e in events { Self.fold(e, into: s) }
+            s.offsets[0] += UInt64(events.count)
+            s.version &+= 1
+            Self.compactIfSparse(s)
+        }
+    }
+
+    static func fold(_ e: Event, into s: State) {
+        let seconds = UInt32(clamping: e.timestampMs / 1000)
+        switch e.kind {
+        case .view, .click: add(e.userId, e.itemId, e.categoryId, .view, 1, seconds, s)
+        case .addToCart: add(e.userId, e.itemId, e.categoryId, .cart, 1, seconds, s)
+        case .favorite: add(e.userId, e.itemId, e.categoryId, .favorite, 1, seconds, s)
+        case .review:
+            if let r = e.reviewRef?.value { add(e.userId, r.itemId, 0, .favorite, 1, seconds, s) }
+        case .purchase:
+            if let order = e.orderRef?.value, !order.lines.isEmpty {
+                for line in order.lines where line.quantity > 0 {
+                    add(e.userId, line.itemId, line.categoryId != 0 ? line.categoryId : e.categoryId, .purchase, 1, seconds, s)
+                }
+            } else {
+                add(e.userId, e.itemId, e.categoryId, .purchase, 1, seconds, s)
+            }
+        case .refund:
+            if let r = e.refundRef?.value { add(e.userId, r.itemId, 0, .purchase, -1, seconds, s) }
+        case .itemUpsert:
+            if let u = e.itemRef?.value, u.itemId > 0 {
+                let i = item(u.itemId, s)
+                if u.categoryId != 0 { s.itemCategories[Int(i)] = u.categoryId }
+            }
+        case .erasure:
+            erase(e.userId, s)
+        default:
+            break
+        }
+    }
+
+    static func item(_ id: Int64, _ s: State) -> Int32 {
+        if let i = s.itemIndex[id] { return i }
+        let i = Int32(s.itemIDs.count)
+        s.itemIDs.append(id)
+        s.itemCategories.append(0)
+        s.itemIndex[id] = i
+        return i
+    }
+
+    /// Adds `delta` to the user's count of `channel` on the item (a refund without a pair
+    /// adds nothing).
+    static func add(_ userID: Int64, _ itemID: Int64, _ category: Int64, _ channel: Channel, _ delta: Int, _ seconds: UInt32, _ s: State) {
+        guard userID > 0, itemID > 0 else { return }
+        let item = UInt32(bitPattern: Self.item(itemID, s))
+        if category != 0 { s.itemCategories[Int(item)] = category }
+        if seconds > s.latestSeconds { s.latestSeconds = seconds }
+        var u: Int32
+        if let found = s.userIndex[userID] {
+            u = found
+        } else {
+            guard delta > 0 else { return }
+            u = Int32(s.userIDs.count)
+            s.userIDs.append(userID)
+            s.userIndex[userID] = u
+            s.slots.append(Slot(start: 0, count: 0, capacity: 0))
+        }
+        let slot = s.slots[Int(u)]
+        let c = channel.rawValue
+        for p in Int(slot.start)..<Int(slot.start + slot.count) where s.pool[p].item == item {
+            let updated = Int(s.pool[p].counts[c]) + delta
+            s.pool[p].counts[c] = UInt16(clamping: max(0, updated))
+            if seconds > s.pool[p].seconds { s.pool[p].seconds = seconds }
+            return
+        }
+        guard delta > 0 else { return }
+        if slot.count == slot.capacity { grow(Int(u), s) }
+        var counts = SIMD4<UInt16>()
+        counts[c] = UInt16(clamping: delta)
+        let at = Int(s.slots[Int(u)].start + s.slots[Int(u)].count)
+        s.pool[at] = Pair(item: item, seconds: seconds, counts: counts)
+        s.slots[Int(u)].count += 1
+        s.pairs += 1
+    }
+
+    /// Moves user u's pairs to a block twice the size (a freed one of that size when there is one).
+    static func grow(_ u: Int, _ s: State) {
+        let old = s.slots[u]
+        let capacity = max(2, old.capacity * 2)
+        let log = capacity.trailingZeroBitCount
+        let start: UInt32
+        if capacity.nonzeroBitCount == 1, let reused = s.free[log].popLast() {
+            start = reused
+        } else {
+            start = UInt32(s.pool.count)
+            s.pool.append(contentsOf: repeatElement(Pair(item: 0, seconds: 0, counts: .zero), count: Int(capacity)))
+        }
+        for k in 0..<Int(old.count) { s.pool[Int(start) + k] = s.pool[Int(old.start) + k] }
+        release(old, s)
+        s.slots[u] = Slot(start: start, count: old.count, capacity: capacity)
+    }
+
+    static func release(_ slot: Slot, _ s: State) {
+        guard slot.capacity > 0 else { return }
+        if slot.capacity.nonzeroBitCount == 1 { s.free[slot.capacity.trailingZeroBitCount].append(slot.start) }
+    }
+
+    /// Forgets a user's pairs (an erasure event in the log).
+    static func erase(_ userID: Int64, _ s: State) {
+        guard let u = s.userIndex[userID] else { return }
+        let slot = s.slots[Int(u)]
+        s.pairs -= Int(slot.count)
+        release(slot, s)
+        s.slots[Int(u)] = Slot(start: 0, count: 0, capacity: 0)
+        s.erasures += 1
+    }
+
+    /// Rewrites the pool user by user with no room to spare once holes and spare room are
+    /// over half of it (a user who grows again moves to a block of twice their pairs).
+    static func compactIfSparse(_ s: State) {
+        guard s.pool.count > 2 * s.pairs + 4096 else { return }
+        compact(s)
+    }
+
+    /// Packs the pool tight now (the benchmark measures memory after it).
+    public func compact() {
+        lock.write(state) { Self.compact($0) }
+    }
+
+    static func compact(_ s: State) {
+        var pool: [Pair] = []
+        pool.reserveCapacity(s.pairs)
+        for u in s.slots.indices {
+            let slot = s.slots[u]
+            let start = UInt32(pool.count)
+            pool.append(contentsOf: s.pool[Int(slot.start)..<Int(slot.start + slot.count)])
+            s.slots[u] = Slot(start: start, count: slot.count, capacity: slot.count)
+        }
+        s.pool = pool
+        s.free = Array(repeating: [], count: 33)
+    }
+
+    // MARK: Reading
+
+    public struct Summary: Sendable {
+        public var users: Int
+        public var items: Int
+        public var pairs: Int
+        public var offsets: [UInt64]
+        public var latestSeconds: UInt32
+        public var version: UInt64
+        /// The state's memory: the pool, the user and item tables and their dictionaries.
+        public var bytes: Int
+    }
+
+    public var summary: Summary {
+        lock.read(state) { s in
+            // Dictionary storage: a key and a value per bucket, buckets at most 3/4 full.
+            let dictionaries = (s.userIndex.capacity + s.itemIndex.capacity) * 12 * 4 / 3
+            let bytes = s.pool.capacity * MemoryLayout<Pair>.stride + s.slots.capacity * MemoryLayout<Slot>.stride
+                + s.userIDs.capacity * 8 + (s.itemIDs.capacity + s.itemCategories.capacity) * 8 + dictionaries
+                + s.free.reduce(0) { $0 + $1.capacity * 4 }
+            return Summary(
+                users: s.slots.count { $0.count > 0 }, items: s.itemIDs.count, pairs: s.pairs, offsets: s.offsets, latestSeconds: s.latestSeconds,
+                version: s.version, bytes: bytes)
+        }
+    }
+
+    func adopt(partitions: Int) -> Bool {
+        lock.write(state) { s in
+            if s.offsets.count == partitions { return true }
+            guard s.offsets.isEmpty && s.pairs == 0 else { return false }
+            s.offsets = [UInt64](repeating: 0, count: partitions)
+            return true
+        }
+    }
+
+    func offset(_ partition: Int) -> UInt64 {
+        lock.read(state) { $0.offsets[partition] }
+    }
+
+    /// One user's pairs as (item id, counts by channel, latest seconds), for tests and tools.
+    public func pairs(of userID: Int64) -> [(item: Int64, counts: [Int], seconds: UInt32)] {
+        lock.read(state) { s in
+            guard let u = s.userIndex[userID] else { return [] }
+            let slot = s.slots[Int(u)]
+            return s.pool[Int(slot.start)..<Int(slot.start + slot.count)].map { p in
+                (s.itemIDs[Int(p.item)], (0..<4).map { Int(p.counts[$0]) }, p.seconds)
+            }.sorted { $0.item < $1.item }
+        }
+    }
+
+    /// The training matrix: every pair whose latest event is in [fromMs, toMs) (0: no
+    /// bound), valued by `weights`, over the users and items that have one.
+    public func interactions(fromMs: Int64 = 0, toMs: Int64 = 0, weights: InteractionWeights = .defaults) -> (data: Interactions, offsets: [UInt64]) {
+        lock.read(state) { s in
+            let from = UInt32(clamping: fromMs / 1000), to = toMs == 0 ? UInt32.max : UInt32(clamping: toMs / 1000)
+            var newItem = [Int32](repeating: -1, count: s.itemIDs.count)
+            var itemIDs: [Int64] = [], categories: [Int64] = [], userIDs: [Int64] = []
+            var rowStart = [0], indices: [Int32] = [], values: [Float] = [], times: [UInt32] = []
+            indices.reserveCapacity(s.pairs)
+            values.reserveCapacity(s.pairs)
+            times.reserveCapacity(s.pairs)
+            let end = Double(min(to, s.latestSeconds))
+            var row: [(Int32, Float, UInt32)] = []
+            for (u, slot) in s.slots.enumerated() where slot.count > 0 {
+                row.removeAll(keepingCapacity: true)
+                for p in s.pool[Int(slot.start)..<Int(slot.start + slot.count)] where p.seconds >= from && p.seconds < to {
+                    let value = weights.value(p.counts, ageSeconds: end - Double(p.seconds))
+                    guard value > 0 else { continue }
+                    if newItem[Int(p.item)] < 0 {
+                        newItem[Int(p.item)] = Int32(itemIDs.count)
+                        itemIDs.append(s.itemIDs[Int(p.item)])
+                        categories.append(s.itemCategories[Int(p.item)])
+                    }
+                    row.append((newItem[Int(p.item)], value, p.seconds))
+                }
+                guard !row.isEmpty else { continue }
+                row.sort { $0.0 < $1.0 }
+                userIDs.append(s.userIDs[u])
+                for (i, v, t) in row {
+                    indices.append(i)
+                    values.append(v)
+                    times.append(t)
+                }
+                rowStart.append(indices.count)
+            }
+            let matrix = SparseMatrix(rows: userIDs.count, cols: itemIDs.count, rowStart: rowStart, indices: indices, values: values)
+            return (Interactions(userIDs: userIDs, itemIDs: itemIDs, itemCategories: categories, matrix: matrix, times: times), s.offsets)
+        }
+    }
+
+    // MARK: Snapshots
+
+    static let magic = "PMIS"
+    static let snapshotVersion: UInt32 = 1
+
+    /// Writes the state and its offsets to `path` atomically when it changed since
+    /// `version`; returns the version written (nil when nothing changed).
+    @discardableResult
+    public func writeSnapshot(to path: String, ifChangedSince version: UInt64? = nil) throws -> UInt64? {
+        let encoded: (bytes: [UInt8], version: UInt64)? = lock.read(state) { s in
+            guard s.version != version else { return nil }
+            var w = SnapshotWriter(magic: Self.magic, version: Self.snapshotVersion, expectedBytes: s.pairs * 16 + s.userIDs.count * 12 + 4096)
+            w.plain(s.offsets)
+            w.u32(s.latestSeconds)
+            w.u64(UInt64(s.erasures))
+            w.plain(s.itemIDs)
+            w.plain(s.itemCategories)
+            w.plain(s.userIDs)
+            w.plain(s.slots.map(\.count))
+            var pairs: [Pair] = []
+            pairs.reserveCapacity(s.pairs)
+            for slot in s.slots { pairs += s.pool[Int(slot.start)..<Int(slot.start + slot.count)] }
+            w.plain(pairs)
+            return (w.finish(), s.version)
+        }
+        guard let encoded else { return nil }
+        try AtomicFile.write(encoded.bytes, to: path)
+        return encoded.version
+    }
+
+    /// The store saved at `path`, or an empty one when there is no file.
+    public static func open(snapshotPath path: String) throws -> (InteractionStore, restored: Bool) {
+        guard let bytes = try AtomicFile.read(path) else { return (InteractionStore(), false) }
+        return (try restore(bytes), true)
+    }
+
+    public static func restore(_ bytes: [UInt8]) throws -> InteractionStore {
+        var r = try SnapshotReader(bytes, magic: magic)
+        guard r.version == snapshotVersion else { throw StoreError(.corrupt, "interaction snapshot version \(r.version) is not \(snapshotVersion)") }
+        let store = InteractionStore()
+        let s = store.state
+        s.offsets = try r.plain(UInt64.self)
+        s.latestSeconds = try r.u32()
+        s.erasures = Int(try r.u64())
+        s.itemIDs = try r.plain(Int64.self)
+        s.itemCategories = try r.plain(Int64.self)
+        s.userIDs = try r.plain(Int64.self)
+        let counts = try r.plain(UInt32.self)
+        s.pool = try r.plain(Pair.self)
+        guard s.itemCategories.count == s.itemIDs.count, counts.count == s.userIDs.count, counts.reduce(0, { $0 + Int($1) }) == s.pool.count,
+            s.pool.allSatisfy({ Int($0.item) < s.itemIDs.count })
+        else { throw StoreError(.corrupt, "interaction snapshot tables disagree") }
+        var start: UInt32 = 0
+        s.slots = counts.map { c in
+            defer { start += c }
+            return Slot(start: start, count: c, capacity: c)
+        }
+        s.pairs = s.pool.count
+        s.userIndex = Dictionary(uniqueKeysWithValues: s.userIDs.enumerated().map { ($1, Int32($0)) })
+        s.itemIndex = Dictionary(uniqueKeysWithValues: s.itemIDs.enumerated().map { ($1, Int32($0)) })
+        return store
+    }
+}
+
+/// How a pair's interactions become one value: a weight per kind of interaction times its
+/// count, summed, and optionally halved every `halfLifeDays` of age (measured from the
+/// latest event in the training data). Defaults: view 1, cart 3, favourite 2, purchase 5,
+/// no decay.
+public struct InteractionWeights: Sendable, Equatable {
+    public var view: Float = 1
+    public var cart: Float = 3
+    public var favorite: Float = 2
+    public var purchase: Float = 5
+    /// 0: no decay.
+    public var halfLifeDays: Double = 0
+
+    public static let defaults = InteractionWeights()
+
+    func value(_ counts: SIMD4<UInt16>, ageSeconds: Double) -> Float {
+        var v = view * Float(counts[0]) + cart * Float(counts[1]) + favorite * Float(counts[2]) + purchase * Float(counts[3])
+        if halfLifeDays > 0 { v *= Float(exp2(-max(0, ageSeconds) / (halfLifeDays * 86_400))) }
+        return v
+    }
+}

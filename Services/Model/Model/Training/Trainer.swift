@@ -1,0 +1,65 @@
+import Foundation
+public import Math
+public import Recommenders
+
+/// Fits a recommender of the parameters' kind to interactions. Every kind fits on one
+/// thread (the job's), and reports progress and checks for cancellation between steps.
+public enum Trainer {
+    public static func train(_ p: TrainingParameters, _ data: Interactions, progress: TrainingProgress = TrainingProgress()) throws -> RecommenderModel {
+        var model: RecommenderModel
+        switch p.kind {
+        case .popularity:
+            model = RecommenderModel(kind: .popularity, itemIDs: data.itemIDs, itemCategories: data.itemCategories, popularity: popularity(data))
+        case .itemKNN: model = try ItemKNN.train(p, data, progress)
+        case .als: model = try ALS.train(p, data, progress)
+        case .bpr: model = try BPR.train(p, data, progress)
+        case .ease: model = try EASE.train(p, data, progress)
+        }
+        model.index()
+        progress.report(1, "fitted")
+        return model
+    }
+
+    /// Each item's summed interaction value over every user.
+    public static func popularity(_ data: Interactions) -> [Float] {
+        var p = [Float](repeating: 0, count: data.items)
+        for (j, i) in data.matrix.indices.enumerated() { p[Int(i)] += data.matrix.values[j] }
+        return p
+    }
+
+    /// The items an EASE of these parameters covers on `data` (indices of its items).
+    public static func easeCoverage(_ p: TrainingParameters, _ data: Interactions) -> [Int] {
+        EASE.coveredItems(p, data, popularity(data))
+    }
+
+    /// A base model carrying the catalogue and its popularity.
+    static func base(_ kind: RecommenderModel.Kind, _ data: Interactions) -> RecommenderModel {
+        RecommenderModel(kind: kind, itemIDs: data.itemIDs, itemCategories: data.itemCategories, popularity: popularity(data))
+    }
+}
+
+/// SplitMix64: a small, fast, seedable generator, so that the same seed gives the same model.
+struct SplitMix: RandomNumberGenerator {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+
+    /// Uniform in [0, 1).
+    mutating func unit() -> Float { Float(next() >> 40) * (1 / Float(1 << 24)) }
+
+    /// Uniform in [0, n).
+    mutating func below(_ n: Int) -> Int { Int((next() >> 1) % UInt64(n)) }
+}
+
+extension Matrix {
+    /// rows×cols uniform in [-scale, scale), from `rng`.
+    static func random(rows: Int, cols: Int, scale: Float, _ rng: inout SplitMix) -> Matrix {
+        Matrix(rows: rows, cols: cols, values: (0..<rows * cols).map { _ in (rng.unit() * 2 - 1) * scale })
+    }
+}

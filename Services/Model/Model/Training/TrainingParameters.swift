@@ -1,0 +1,169 @@
+import Foundation
+public import Recommenders
+
+/// A training job's parameters: names checked against what its kind takes (a typo is
+/// refused with the valid names, never ignored), values parsed and range-checked, defaults
+/// filled in. The defaults are what `persona train KIND` uses; the README lists them.
+public struct TrainingParameters: Sendable, Equatable {
+    public struct Invalid: Error, CustomStringConvertible {
+        public var description: String
+    }
+
+    public let kind: RecommenderModel.Kind
+    public private(set) var values: [String: String]
+
+    /// Parameters every kind takes: the interaction weights, time decay, and the K of the report.
+    static let common: [String: String] = [
+        "weight_view": "1", "weight_cart": "3", "weight_favorite": "2", "weight_purchase": "5", "half_life_days": "0", "k": "10",
+    ]
+
+    /// Each kind's own parameters and their defaults.
+    public static func defaults(_ kind: RecommenderModel.Kind) -> [String: String] {
+        let own: [String: String]
+        switch kind {
+        case .popularity: own = [:]
+        case .itemKNN: own = ["similarity": "bm25", "neighbors": "100", "bm25_k1": "100", "bm25_b": "0.8"]
+        case .als: own = ["factors": "64", "iterations": "15", "regularization": "0.1", "alpha": "2", "cg_steps": "3", "seed": "42"]
+        case .bpr: own = ["factors": "64", "iterations": "100", "learning_rate": "0.05", "regularization": "0.01", "seed": "42"]
+        case .ease: own = ["lambda": "200", "max_items": "20000", "min_users": "2", "keep": "0"]
+        }
+        return common.merging(own) { a, _ in a }
+    }
+
+    public init(kind: RecommenderModel.Kind, _ given: [(String, String)] = []) throws {
+        self.kind = kind
+        var values = Self.defaults(kind)
+        for (name, value) in given {
+            guard values[name] != nil else {
+                throw Invalid(description: "\(kind.rawValue) has no parameter '\(name)'; valid: \(values.keys.sorted().joined(separator: ", "))")
+            }
+            values[name] = value.trimmingCharacters(in: .whitespaces)
+        }
+        self.values = values
+        try validate()
+    }
+
+    public func with(_ changes: [String: String]) throws -> TrainingParameters {
+        try TrainingParameters(kind: kind, values.merging(changes) { $1 }.map { ($0.key, $0.value) })
+    }
+
+    private func validate() throws {
+        for name in ["weight_view", "weight_cart", "weight_favorite", "weight_purchase", "half_life_days"] { _ = try number(name, 0...1e6) }
+        _ = try integer("k", 1...1000)
+        switch kind {
+        case .popularity: break
+        case .itemKNN:
+            guard ["cosine", "bm25"].contains(values["similarity"]!) else {
+                throw Invalid(description: "similarity '\(values["similarity"]!)' is not one of cosine, bm25")
+            }
+            _ = try integer("neighbors", 1...10_000)
+            _ = try number("bm25_k1", 0...1e6)
+            _ = try number("bm25_b", 0...1)
+        case .als:
+            _ = try integer("factors", 1...1024)
+            _ = try integer("iterations", 1...1000)
+            _ = try number("regularization", 0...1e6)
+            _ = try number("alpha", 0...1e6)
+            _ = try integer("cg_steps", 1...100)
+            _ = try integer("seed", 0...Int.max)
+        case .bpr:
+            _ = try integer("factors", 1...1024)
+            _ = try integer("iterations", 1...10_000)
+            _ = try number("learning_rate", 1e-6...10)
+            _ = try number("regularization", 0...100)
+            _ = try integer("seed", 0...Int.max)
+        case .ease:
+            _ = try number("lambda", 1e-6...1e9)
+            _ = try integer("max_items", 1...50_000)
+            _ = try integer("min_users", 1...1_000_000)
+            _ = try integer("keep", 0...50_000)
+        }
+    }
+
+    func number(_ name: String, _ range: ClosedRange<Double>) throws -> Double {
+        guard let text = values[name], let v = Double(text), v.isFinite, range.contains(v) else {
+            throw Invalid(description: "\(name) '\(values[name] ?? "")' is not a number in \(range.lowerBound)...\(range.upperBound)")
+        }
+        return v
+    }
+
+    func integer(_ name: String, _ range: ClosedRange<Int>) throws -> Int {
+        guard let text = values[name], let v = Int(text), range.contains(v) else {
+            throw Invalid(description: "\(name) '\(values[name] ?? "")' is not a whole number in \(range.lowerBound)...\(range.upperBound)")
+        }
+        return v
+    }
+
+    // Typed reads of validated values.
+    public func int(_ name: String) -> Int { Int(values[name]!)! }
+    public func float(_ name: String) -> Float { Float(values[name]!)! }
+    public func string(_ name: String) -> String { values[name]! }
+
+    public var weights: InteractionWeights {
+        InteractionWeights(
+            view: float("weight_view"), cart: float("weight_cart"), favorite: float("weight_favorite"), purchase: float("weight_purchase"),
+            halfLifeDays: Double(values["half_life_days"]!)!)
+    }
+
+    public var k: Int { int("k") }
+
+    /// As key-value pairs, sorted by name (for the registry and reports).
+    public var pairs: [(String, String)] { values.sorted { $0.key < $1.key }.map { ($0.key, $0.value) } }
+
+    /// The small grid `--search` tries for this kind, each point a change to these parameters.
+    var grid: [[String: String]] {
+        switch kind {
+        case .popularity: return [["half_life_days": "0"], ["half_life_days": "7"], ["half_life_days": "30"]]
+        case .itemKNN:
+            return ["cosine", "bm25"].flatMap { s in ["20", "100", "400"].map { ["similarity": s, "neighbors": $0] } }
+        case .als:
+            return ["32", "64", "128"].flatMap { f in ["0.1", "10"].flatMap { r in ["1", "4"].map { ["factors": f, "regularization": r, "alpha": $0] } } }
+        case .bpr:
+            return ["32", "64", "128"].flatMap { f in ["0.01", "0.05"].map { ["factors": f, "learning_rate": $0] } }
+        case .ease:
+            return ["50", "200", "500", "2000"].map { ["lambda": $0] }
+        }
+    }
+}
+
+/// A training run's progress and its cancel flag, shared between the job's thread and the
+/// calls that ask about it.
+public final class TrainingProgress: @unchecked Sendable {
+    public struct Cancelled: Error {}
+
+    private let lock = NSLock()
+    private var _fraction = 0.0
+    private var _message = ""
+    private var _cancelled = false
+    private var _losses: [Double] = []
+    /// The part of the whole job the current step covers (search, evaluation, final fit).
+    private var span: (start: Double, width: Double) = (0, 1)
+
+    public init() {}
+
+    public var fraction: Double { lock.withLock { _fraction } }
+    public var message: String { lock.withLock { _message } }
+    public var isCancelled: Bool { lock.withLock { _cancelled } }
+    public var losses: [Double] { lock.withLock { _losses } }
+
+    public func cancel() { lock.withLock { _cancelled = true } }
+
+    /// Throws `Cancelled` once cancel was asked for; trainers call it between steps.
+    public func check() throws {
+        if isCancelled { throw Cancelled() }
+    }
+
+    /// Progress within the current step (0...1) and what it is doing.
+    public func report(_ fraction: Double, _ message: String) {
+        lock.withLock {
+            _fraction = span.start + span.width * min(1, max(0, fraction))
+            _message = message
+        }
+    }
+
+    func step(from start: Double, width: Double) { lock.withLock { span = (start, width) } }
+
+    /// The training loss of one iteration of the model being fit (the report's curve).
+    func loss(_ value: Double) { lock.withLock { _losses.append(value) } }
+    func resetLosses() { lock.withLock { _losses.removeAll() } }
+}

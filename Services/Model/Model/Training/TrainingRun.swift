@@ -1,0 +1,137 @@
+import Foundation
+public import Recommenders
+public import Wire
+
+/// One training job from data to a publishable version: split the data by time, search
+/// the kind's grid on a validation split cut from the training part (when asked), fit,
+/// evaluate on the held-out part beside the popularity baseline, and fit again on all the
+/// data so the published model knows every user's latest items.
+public enum TrainingRun {
+    public struct Outcome: Sendable {
+        public var model: RecommenderModel
+        public var parameters: TrainingParameters
+        public var report: EvaluationReport
+        public var seconds: Double
+    }
+
+    /// Training data that cannot make a model.
+    public struct NoData: Error, CustomStringConvertible {
+        public var description: String
+    }
+
+    /// The K values of the report's metric-at-K curves.
+    static let curveKs = [1, 2, 3, 5, 10, 15, 20, 30, 50]
+
+    public static func run(_ parameters: TrainingParameters, data: Interactions, search: Bool, progress: TrainingProgress) throws -> Outcome {
+        let start = ContinuousClock.now
+        guard data.pairs > 0 else {
+            throw NoData(description: "there are no interactions to train on in the data range: import events first (persona import FILE --format ...) or widen the range")
+        }
+        let k = parameters.k
+        let (train, test) = data.splitByTime()
+        var chosen = parameters
+        var searched: [Curve] = []
+        if search {
+            progress.step(from: 0, width: 0.5)
+            (chosen, searched) = try self.search(parameters, train, progress)
+        }
+        progress.step(from: search ? 0.5 : 0, width: search ? 0.2 : 0.45)
+        progress.resetLosses()
+        let evaluated = try Trainer.train(chosen, train, progress: progress)
+        let losses = progress.losses
+        progress.step(from: search ? 0.7 : 0.45, width: 0.1)
+        progress.report(0, "evaluating on \(test.count { !$0.isEmpty }) users")
+        let ks = Array(Set(curveKs + [k])).sorted()
+        let metrics = RankingMetrics.evaluate(lists: evaluated.rankings(train: train, test: test, n: ks.last!), test: test, catalogue: data.items, ks: ks)
+        let baselineModel = try Trainer.train(try TrainingParameters(kind: .popularity, [("k", "\(k)")]), train)
+        let baseline = RankingMetrics.evaluate(lists: baselineModel.rankings(train: train, test: test, n: ks.last!), test: test, catalogue: data.items, ks: ks)
+        try progress.check()
+        progress.step(from: search ? 0.8 : 0.55, width: search ? 0.2 : 0.45)
+        let final = try Trainer.train(chosen, data, progress: progress)
+
+        var report = EvaluationReport()
+        report.kind = parameters.kind.modelKind
+        report.params = chosen.pairs.map { KeyValue(key: $0.0, value: $0.1) }
+        let atK = metrics.first { $0.k == k }!, baselineAtK = baseline.first { $0.k == k }!
+        report.metrics = atK.named.map { Metric(name: $0.0, value: $0.1) }
+        report.baseline = baselineAtK.named.map { Metric(name: $0.0, value: $0.1) }
+        report.users = UInt32(atK.users)
+        report.testPairs = UInt64(test.reduce(0) { $0 + $1.count })
+        report.protocol = Interactions.protocolDescription
+        let x = metrics.map { Double($0.k) }
+        report.curves = [
+            Curve(name: "ndcg", x: x, y: metrics.map(\.ndcg)), Curve(name: "precision", x: x, y: metrics.map(\.precision)),
+            Curve(name: "recall", x: x, y: metrics.map(\.recall)), Curve(name: "baseline ndcg", x: x, y: baseline.map(\.ndcg)),
+            Curve(name: "loss", x: losses.indices.map { Double($0 + 1) }, y: losses),
+        ]
+        report.search = searched
+        report.createdMs = Int64(Date().timeIntervalSince1970 * 1000)
+        return Outcome(model: final, parameters: chosen, report: report, seconds: start.duration(to: .now) / .seconds(1))
+    }
+
+    /// The parameters `--search` would choose on `train` (the benchmark times their fit alone).
+    public static func searchParameters(_ base: TrainingParameters, _ train: Interactions) throws -> TrainingParameters {
+        try search(base, train, TrainingProgress()).0
+    }
+
+    /// The parameters that differ, as `name=value` words.
+    public static func changed(from a: TrainingParameters, to b: TrainingParameters) -> String {
+        b.pairs.filter { a.values[$0.0] != $0.1 }.map { "\($0.0)=\($0.1)" }.joined(separator: " ")
+    }
+
+    /// Tries every point of the kind's grid on a validation split of `train` (its own last
+    /// 20% per user) and returns the parameters with the best NDCG@K there, and each
+    /// candidate as a one-point curve named by its changes.
+    static func search(_ base: TrainingParameters, _ train: Interactions, _ progress: TrainingProgress) throws -> (TrainingParameters, [Curve]) {
+        let (inner, validation) = train.splitByTime()
+        let grid = base.grid
+        var best: (TrainingParameters, Double)? = nil
+        var tried: [Curve] = []
+        for (n, change) in grid.enumerated() {
+            try progress.check()
+            let candidate = try base.with(change)
+            let model = try Trainer.train(candidate, inner)
+            let m = RankingMetrics.evaluate(
+                lists: model.rankings(train: inner, test: validation, n: base.k), test: validation, catalogue: train.items, ks: [base.k])[0]
+            let label = change.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
+            tried.append(Curve(name: label, x: [Double(n)], y: [m.ndcg]))
+            if best == nil || m.ndcg > best!.1 { best = (candidate, m.ndcg) }
+            progress.report(Double(n + 1) / Double(grid.count), "search \(n + 1) of \(grid.count): \(label) ndcg@\(base.k) \(String(format: "%.4f", m.ndcg))")
+        }
+        return (best?.0 ?? base, tried)
+    }
+}
+
+extension Curve {
+    init(name: String, x: [Double], y: [Double]) {
+        self.init()
+        self.name = name
+        self.x = x
+        self.y = y
+    }
+}
+
+extension Metric {
+    init(name: String, value: Double) {
+        self.init()
+        self.name = name
+        self.value = value
+    }
+}
+
+extension KeyValue {
+    init(key: String, value: String) {
+        self.init()
+        self.key = key
+        self.value = value
+    }
+}
+
+extension RecommenderModel.Kind {
+    /// The wire's name for the kind is the same word (`item_knn`).
+    public var modelKind: ModelKind { ModelKind(name: rawValue)! }
+
+    public init?(_ kind: ModelKind) {
+        self.init(rawValue: kind.name ?? "")
+    }
+}

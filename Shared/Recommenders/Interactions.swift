@@ -1,0 +1,59 @@
+public import Math
+
+/// Training data for the recommenders: a users×items matrix of interaction values (the
+/// weighted, optionally decayed sum of a pair's events), the time of each pair's latest
+/// event beside each entry, and the ids behind the dense indices.
+public struct Interactions: Sendable {
+    public var userIDs: [Int64]
+    public var itemIDs: [Int64]
+    /// The category of each item (0 when unknown).
+    public var itemCategories: [Int64]
+    public var matrix: SparseMatrix
+    /// Seconds since the epoch of each entry's latest event, parallel to `matrix.indices`.
+    public var times: [UInt32]
+
+    public init(userIDs: [Int64], itemIDs: [Int64], itemCategories: [Int64], matrix: SparseMatrix, times: [UInt32]) {
+        precondition(matrix.rows == userIDs.count && matrix.cols == itemIDs.count && times.count == matrix.nonZeros && itemCategories.count == itemIDs.count)
+        self.userIDs = userIDs
+        self.itemIDs = itemIDs
+        self.itemCategories = itemCategories
+        self.matrix = matrix
+        self.times = times
+    }
+
+    public var users: Int { matrix.rows }
+    public var items: Int { matrix.cols }
+    public var pairs: Int { matrix.nonZeros }
+
+    /// The protocol every evaluation uses, in words (reports print it).
+    public static let protocolDescription =
+        "per user, pairs sorted by their latest event; the last 20% (at least one) are the test set, the rest train; users with fewer than two items are not evaluated (their pair stays in training); full ranking over every item, training items excluded"
+
+    /// Splits by time per user: the last `fraction` of each user's pairs (by latest event,
+    /// ties by item index; at least one) go to the test set, the rest stay. Users with fewer
+    /// than two pairs keep theirs in training and have no test set. The test items of user
+    /// u are `test[u]` (empty for most users of a sparse shop).
+    public func splitByTime(testFraction: Double = 0.2) -> (train: Interactions, test: [[Int32]]) {
+        var triples: [(row: Int32, col: Int32, value: Float)] = []
+        triples.reserveCapacity(pairs)
+        var trainTimes: [(Int32, Int32, UInt32)] = []
+        trainTimes.reserveCapacity(pairs)
+        var test = [[Int32]](repeating: [], count: users)
+        for u in 0..<users {
+            let range = matrix.rowStart[u]..<matrix.rowStart[u + 1]
+            let order = range.sorted { times[$0] != times[$1] ? times[$0] < times[$1] : matrix.indices[$0] < matrix.indices[$1] }
+            let held = order.count < 2 ? 0 : max(1, Int((Double(order.count) * testFraction).rounded(.down)))
+            for (n, j) in order.enumerated() {
+                if n >= order.count - held {
+                    test[u].append(matrix.indices[j])
+                } else {
+                    triples.append((Int32(u), matrix.indices[j], matrix.values[j]))
+                    trainTimes.append((Int32(u), matrix.indices[j], times[j]))
+                }
+            }
+        }
+        let train = SparseMatrix(rows: users, cols: items, triples: triples)
+        trainTimes.sort { $0.0 != $1.0 ? $0.0 < $1.0 : $0.1 < $1.1 }
+        return (Interactions(userIDs: userIDs, itemIDs: itemIDs, itemCategories: itemCategories, matrix: train, times: trainTimes.map(\.2)), test)
+    }
+}

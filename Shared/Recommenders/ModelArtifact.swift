@@ -1,0 +1,114 @@
+public import Math
+import Store
+import Wire
+
+/// A model's bytes as the registry stores them and GetModel streams them: a checksummed
+/// container ("PMDL", format 1: a flag saying whether the body is LZ4-compressed, the body's
+/// size, the body, CRC-32C of all of it) around the model's body ("PMDB": kind, catalogue,
+/// popularity, then the kind's own tables). A reader refuses any artifact whose checksum,
+/// magic or sizes do not hold: a corrupted file is never half loaded.
+public enum ModelArtifact {
+    public static let formatVersion: UInt32 = 1
+
+    public struct Corrupt: Error, CustomStringConvertible {
+        public var description: String
+    }
+
+    public static func encode(_ model: RecommenderModel) -> [UInt8] {
+        var body = SnapshotWriter(magic: "PMDB", version: formatVersion, expectedBytes: 1 << 20)
+        body.string(model.kind.rawValue)
+        body.plain(model.itemIDs)
+        body.plain(model.itemCategories)
+        body.plain(model.popularity)
+        body.plain(model.userIDs)
+        func matrix(_ m: Matrix?) {
+            body.u32(UInt32(m?.rows ?? 0))
+            body.u32(UInt32(m?.cols ?? 0))
+            body.plain(m?.values ?? [])
+        }
+        matrix(model.users)
+        matrix(model.items)
+        body.bool(model.itemBias != nil)
+        body.plain(model.itemBias ?? [])
+        body.bool(model.itemItem != nil)
+        if let w = model.itemItem {
+            body.u32(UInt32(w.rows))
+            body.u32(UInt32(w.cols))
+            body.plain(w.rowStart.map { UInt64($0) })
+            body.plain(w.indices)
+            body.plain(w.values)
+        }
+        body.f32(model.foldInRegularization)
+        body.f32(model.foldInAlpha)
+        let raw = body.finish()
+        let compressed = LZ4Block.compress(raw)
+        var out = SnapshotWriter(magic: "PMDL", version: formatVersion, expectedBytes: (compressed?.count ?? raw.count) + 64)
+        out.bool(compressed != nil)
+        out.u64(UInt64(raw.count))
+        out.plain(compressed ?? raw)
+        return out.finish()
+    }
+
+    /// The model in `bytes`, indexed and ready to score.
+    public static func decode(_ bytes: [UInt8]) throws -> RecommenderModel {
+        do {
+            var outer = try SnapshotReader(bytes, magic: "PMDL")
+            guard outer.version == formatVersion else { throw Corrupt(description: "artifact format \(outer.version) is not \(formatVersion)") }
+            let compressed = try outer.bool()
+            let rawSize = Int(try outer.u64())
+            let stored = try outer.plain(UInt8.self)
+            guard rawSize <= 1 << 34 else { throw Corrupt(description: "artifact body of \(rawSize) bytes") }
+            let raw = compressed ? try LZ4Block.decompress(stored, originalSize: rawSize) : stored
+            var r = try SnapshotReader(raw, magic: "PMDB")
+            guard let kind = RecommenderModel.Kind(rawValue: try r.string()) else { throw Corrupt(description: "unknown model kind") }
+            let itemIDs = try r.plain(Int64.self)
+            var model = RecommenderModel(kind: kind, itemIDs: itemIDs, itemCategories: try r.plain(Int64.self), popularity: try r.plain(Float.self))
+            model.userIDs = try r.plain(Int64.self)
+            func matrix() throws -> Matrix? {
+                let rows = Int(try r.u32()), cols = Int(try r.u32())
+                let values = try r.plain(Float.self)
+                guard values.count == rows * cols else { throw Corrupt(description: "a \(rows)x\(cols) table with \(values.count) values") }
+                return rows == 0 && cols == 0 ? nil : Matrix(rows: rows, cols: cols, values: values)
+            }
+            model.users = try matrix()
+            model.items = try matrix()
+            let hasBias = try r.bool()
+            let bias = try r.plain(Float.self)
+            model.itemBias = hasBias ? bias : nil
+            if try r.bool() {
+                let rows = Int(try r.u32()), cols = Int(try r.u32())
+                let start = try r.plain(UInt64.self).map { Int($0) }
+                let indices = try r.plain(Int32.self), values = try r.plain(Float.self)
+                guard start.count == rows + 1, start.first == 0, start.last == indices.count, indices.count == values.count,
+                    zip(start, start.dropFirst()).allSatisfy({ $0 <= $1 }), indices.allSatisfy({ $0 >= 0 && Int($0) < cols })
+                else { throw Corrupt(description: "inconsistent item-item table") }
+                model.itemItem = SparseMatrix(rows: rows, cols: cols, rowStart: start, indices: indices, values: values)
+            }
+            model.foldInRegularization = try r.f32()
+            model.foldInAlpha = try r.f32()
+            try check(model)
+            model.index()
+            return model
+        } catch let error as StoreError {
+            throw Corrupt(description: "\(error)")
+        } catch let error as WireError {
+            throw Corrupt(description: "\(error)")
+        }
+    }
+
+    /// The tables agree with the catalogue and the kind (a checksum that held over bytes a
+    /// buggy writer got wrong must still not crash a server).
+    private static func check(_ m: RecommenderModel) throws {
+        let n = m.itemIDs.count
+        guard m.itemCategories.count == n, m.popularity.count == n, Set(m.itemIDs).count == n else { throw Corrupt(description: "catalogue tables disagree") }
+        switch m.kind {
+        case .popularity: break
+        case .itemKNN, .ease:
+            guard let w = m.itemItem, w.rows == n, w.cols == n else { throw Corrupt(description: "\(m.kind.rawValue) without an item-item table of \(n) items") }
+        case .als, .bpr:
+            guard let items = m.items, let users = m.users, items.rows == n, users.cols == items.cols, users.rows == m.userIDs.count,
+                Set(m.userIDs).count == m.userIDs.count, m.itemBias.map({ $0.count == n }) ?? true
+            else { throw Corrupt(description: "\(m.kind.rawValue) factor tables disagree") }
+        }
+    }
+}

@@ -1,0 +1,118 @@
+public import Math
+
+/// A trained recommender as the model service publishes it and recommend serves it: the
+/// item catalogue it knows, and what scores a user against every item.
+public struct RecommenderModel: Sendable {
+    public enum Kind: String, Sendable, CaseIterable {
+        case popularity
+        case itemKNN = "item_knn"
+        case als
+        case bpr
+        case ease
+    }
+
+    public var kind: Kind
+    public var itemIDs: [Int64]
+    public var itemCategories: [Int64]
+    /// Every model carries the items' popularity over its training data: the cold-start
+    /// answer, and the whole model for `popularity`.
+    public var popularity: [Float]
+    /// Factor models: the users' ids (rows of `users`), the user and item factors, and
+    /// BPR's item biases.
+    public var userIDs: [Int64] = []
+    public var users: Matrix? = nil
+    public var items: Matrix? = nil
+    public var itemBias: [Float]? = nil
+    /// Item-kNN and EASE: row j holds the weights from item j to the items it recommends.
+    public var itemItem: SparseMatrix? = nil
+    /// Factor models: the regularisation and confidence scale a new user's vector is
+    /// folded in with (the ALS normal equations against the item factors).
+    public var foldInRegularization: Float = 0.1
+    public var foldInAlpha: Float = 1
+
+    /// Dense index of each item and user id, and YᵀY for fold-in: built once, on load.
+    public private(set) var itemIndex: [Int64: Int32] = [:]
+    public private(set) var userIndex: [Int64: Int32] = [:]
+    private var itemGram: Matrix? = nil
+
+    public init(kind: Kind, itemIDs: [Int64], itemCategories: [Int64], popularity: [Float]) {
+        self.kind = kind
+        self.itemIDs = itemIDs
+        self.itemCategories = itemCategories
+        self.popularity = popularity
+    }
+
+    /// Builds the lookup tables; every constructor of a servable model ends with it.
+    public mutating func index() {
+        itemIndex = Dictionary(uniqueKeysWithValues: itemIDs.enumerated().map { ($1, Int32($0)) })
+        userIndex = Dictionary(uniqueKeysWithValues: userIDs.enumerated().map { ($1, Int32($0)) })
+        if let items, kind == .als || kind == .bpr { itemGram = Kernels.gram(items) }
+    }
+
+    public var factors: Int { items?.cols ?? 0 }
+
+    /// Scores every item for a user: `user` is their row in a factor model (nil for a user
+    /// it has not seen, whose vector is then folded in from `history`); `history` is the
+    /// user's items (dense indices) with their interaction values. `scores` is resized to
+    /// the catalogue.
+    public func score(user: Int32?, history: [(item: Int32, value: Float)], into scores: inout [Float]) {
+        let n = itemIDs.count
+        if scores.count != n { scores = [Float](repeating: 0, count: n) }
+        switch kind {
+        case .popularity:
+            scores.withMutableBase { $0.update(from: popularity, count: n) }
+        case .itemKNN, .ease:
+            let w = itemItem!
+            scores.withUnsafeMutableBufferPointer { s in
+                s.update(repeating: 0)
+                // EASE ranks only the items it covers (those with weights of their own).
+                if kind == .ease {
+                    for j in 0..<n where w.rowStart[j] == w.rowStart[j + 1] { s[j] = -.infinity }
+                }
+                for (j, v) in history {
+                    for e in w.rowStart[Int(j)]..<w.rowStart[Int(j) + 1] { s[Int(w.indices[e])] += v * w.values[e] }
+                }
+            }
+        case .als, .bpr:
+            let items = self.items!
+            let vector = user.map { users!.row(Int($0)) } ?? foldIn(history)
+            Kernels.score(items, vector, into: &scores)
+            if let itemBias {
+                for i in 0..<n { scores[i] += itemBias[i] }
+            }
+        }
+    }
+
+    /// A user vector from their items alone: the implicit ALS row update against the item
+    /// factors (what a retrain would give them, without retraining).
+    public func foldIn(_ history: [(item: Int32, value: Float)]) -> [Float] {
+        let k = factors
+        var x = [Float](repeating: 0, count: k)
+        guard let items, let itemGram, !history.isEmpty else { return x }
+        let indices = history.map(\.item), confidences = history.map { foldInAlpha * $0.value }
+        var scratch = [Float](repeating: 0, count: 4 * k)
+        items.values.withBase { yp in
+            itemGram.values.withBase { gp in
+                indices.withUnsafeBufferPointer { ip in
+                    confidences.withUnsafeBufferPointer { cp in
+                        x.withMutableBase { xp in
+                            scratch.withMutableBase { sp in
+                                Solvers.implicitRowCG(
+                                    x: xp, k: k, y: yp, yty: gp, regularization: foldInRegularization, indices: ip, confidences: cp,
+                                    steps: max(3, k / 4), scratch: sp)
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        return x
+    }
+
+    /// The top `n` items for a user, excluding `excluded` item indices, best first.
+    public func recommend(user: Int32?, history: [(item: Int32, value: Float)], n: Int, excluding excluded: Set<Int32> = []) -> [TopK.Entry] {
+        var scores: [Float] = []
+        score(user: user, history: history, into: &scores)
+        return TopK.select(scores, k: n) { excluded.contains(Int32($0)) }
+    }
+}

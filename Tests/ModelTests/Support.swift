@@ -1,0 +1,87 @@
+import Foundation
+import Math
+@testable import Model
+import Recommenders
+import Wire
+
+/// A deterministic generator for the tests' data.
+struct Rand {
+    var state: UInt64
+    init(_ seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+    mutating func unit() -> Double { Double(next() >> 11) / Double(1 << 53) }
+    mutating func below(_ n: Int) -> Int { Int(next() % UInt64(n)) }
+}
+
+/// 2024-03-04 00:00:00 UTC.
+let baseMs: Int64 = 1_709_510_400_000
+
+func view(_ user: Int64, _ item: Int64, at ms: Int64, category: Int64 = 0, kind: EventKind = .view) -> Event {
+    var e = Event()
+    e.eventId = "e-\(user)-\(item)-\(ms)-\(kind.rawValue)"
+    e.kind = kind
+    e.userId = user
+    e.itemId = item
+    e.categoryId = category
+    e.timestampMs = ms
+    return e
+}
+
+func purchase(_ user: Int64, _ items: [Int64], at ms: Int64, order: String) -> Event {
+    var e = Event()
+    e.eventId = "p-\(order)"
+    e.kind = .purchase
+    e.userId = user
+    e.timestampMs = ms
+    var o = Order()
+    o.orderId = order
+    o.lines = items.map { i in
+        var l = OrderLine()
+        l.itemId = i
+        l.quantity = 1
+        l.unitPrice = 2
+        return l
+    }
+    o.total = Double(items.count) * 2
+    e.order = o
+    return e
+}
+
+/// A shop with `groups` tastes: each user belongs to a group and views items of that group's
+/// block (and a few random ones), in time order; items are 1-based ids. Users of a group
+/// share items, so the held-out ones are predictable from the others.
+func clusteredShop(users: Int = 60, itemsPerGroup: Int = 12, groups: Int = 3, perUser: Int = 8, noise: Double = 0.1, seed: UInt64 = 1) -> [Event] {
+    var rng = Rand(seed)
+    var events: [Event] = []
+    for u in 1...users {
+        let g = u % groups
+        var seen = Set<Int64>()
+        for n in 0..<perUser {
+            let item: Int64
+            if rng.unit() < noise {
+                item = Int64(1 + rng.below(itemsPerGroup * groups))
+            } else {
+                item = Int64(1 + g * itemsPerGroup + rng.below(itemsPerGroup))
+            }
+            guard seen.insert(item).inserted else { continue }
+            events.append(view(Int64(u), item, at: baseMs + Int64(n) * 60_000 + Int64(u), category: Int64(100 + g)))
+        }
+    }
+    return events.sorted { $0.timestampMs < $1.timestampMs }
+}
+
+func interactions(_ events: [Event], weights: InteractionWeights = .defaults) -> Interactions {
+    let store = InteractionStore()
+    store.fold(events)
+    return store.interactions(weights: weights).data
+}
+
+func parameters(_ kind: RecommenderModel.Kind, _ given: [String: String] = [:]) throws -> TrainingParameters {
+    try TrainingParameters(kind: kind, given.map { ($0.key, $0.value) })
+}
