@@ -117,7 +117,8 @@ let package = Package(
     + [
         // The recommenders as published and served: model tables, scoring, the artifact
         // format, the interaction matrix and the evaluation protocol (model and recommend).
-        .target(name: "Recommenders", dependencies: ["Math", "Store", "Wire"], path: "Shared/Recommenders", swiftSettings: swiftSettings),
+        .target(
+            name: "Recommenders", dependencies: ["Math", "Store", "Wire", "RPC", .product(name: "Logging", package: "swift-log")], path: "Shared/Recommenders", swiftSettings: swiftSettings),
     ]
     + services.flatMap { service($0.0, executable: $0.1) }
     + [
@@ -147,7 +148,7 @@ let package = Package(
             ] + nio,
             path: "Tests/RPCTests", swiftSettings: swiftSettings),
         .testTarget(
-            name: "ModelTests", dependencies: ["Model", "Math", "Recommenders", "Ingest", "ServiceKit", "RPC", "Wire", "Store", "TestSupport"],
+            name: "ModelTests", dependencies: ["Model", "Recommend", "Math", "Recommenders", "Ingest", "ServiceKit", "RPC", "Wire", "Store", "TestSupport"],
             path: "Tests/ModelTests", swiftSettings: swiftSettings),
         .testTarget(name: "MathTests", dependencies: ["Math"], path: "Tests/MathTests", swiftSettings: swiftSettings),
         .testTarget(

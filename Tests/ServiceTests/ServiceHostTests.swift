@@ -27,7 +27,7 @@ struct ServiceHostTests {
     @Test func featureAnswersHealthAndExportsMetrics() async throws { try await check(FeatureService.self, settings: FeatureSettings()) }
     @Test func modelAnswersHealthAndExportsMetrics() async throws { try await check(ModelService.self, settings: ModelService.Settings()) }
     @Test func riskControlAnswersHealthAndExportsMetrics() async throws { try await check(RiskControlService.self, settings: NoSettings()) }
-    @Test func recommendAnswersHealthAndExportsMetrics() async throws { try await check(RecommendService.self, settings: NoSettings()) }
+    @Test func recommendAnswersHealthAndExportsMetrics() async throws { try await check(RecommendService.self, settings: RecommendSettings()) }
 
     private func check<S: PersonaService>(_ type: S.Type, settings: S.Settings) async throws {
         try await withService(type, settings: settings) { host, rpc, metrics in

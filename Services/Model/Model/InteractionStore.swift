@@ -263,6 +263,21 @@ public final class InteractionStore: @unchecked Sendable {
         }
     }
 
+    /// Every pair as "user item views,carts,favorites,purchases seconds", sorted: the store's
+    /// content independent of the order partitions were folded in (dense indices follow it).
+    public var canonicalPairs: [String] {
+        lock.read(state) { s in
+            var out: [String] = []
+            out.reserveCapacity(s.pairs)
+            for (u, slot) in s.slots.enumerated() {
+                for p in s.pool[Int(slot.start)..<Int(slot.start + slot.count)] {
+                    out.append("\(s.userIDs[u]) \(s.itemIDs[Int(p.item)]) \(p.counts[0]),\(p.counts[1]),\(p.counts[2]),\(p.counts[3]) \(p.seconds)")
+                }
+            }
+            return out.sorted()
+        }
+    }
+
     /// The training matrix: every pair whose latest event is in [fromMs, toMs) (0: no
     /// bound), valued by `weights`, over the users and items that have one.
     public func interactions(fromMs: Int64 = 0, toMs: Int64 = 0, weights: InteractionWeights = .defaults) -> (data: Interactions, offsets: [UInt64]) {

@@ -1,0 +1,100 @@
+import Foundation
+@testable import Model
+import Recommenders
+import Testing
+import TestSupport
+import Wire
+
+@Suite("Interaction store")
+struct InteractionStoreTests {
+    @Test("each kind of interaction lands in its channel; refunds take a purchase back; the latest time is kept")
+    func channels() {
+        let store = InteractionStore()
+        var review = Event()
+        review.eventId = "r1"
+        review.kind = .review
+        review.userId = 7
+        review.timestampMs = baseMs + 5000
+        var r = Review()
+        r.itemId = 11
+        r.rating = 5
+        review.review = r
+        var refund = Event()
+        refund.eventId = "f1"
+        refund.kind = .refund
+        refund.userId = 7
+        refund.timestampMs = baseMs + 9000
+        var f = Refund()
+        f.orderId = "o2"
+        f.itemId = 12
+        refund.refund = f
+        store.fold([
+            view(7, 10, at: baseMs), view(7, 10, at: baseMs + 1000, kind: .click), view(7, 10, at: baseMs + 2000, kind: .addToCart),
+            view(7, 11, at: baseMs + 3000, kind: .favorite), review, purchase(7, [10, 12], at: baseMs + 6000, order: "o1"),
+            purchase(7, [12], at: baseMs + 7000, order: "o2"), refund, view(8, 10, at: baseMs + 100),
+        ])
+        let pairs = store.pairs(of: 7)
+        #expect(pairs.map(\.item) == [10, 11, 12])
+        #expect(pairs[0].counts == [2, 1, 0, 1])
+        #expect(pairs[1].counts == [0, 0, 2, 0])
+        #expect(pairs[2].counts == [0, 0, 0, 1])
+        #expect(pairs[2].seconds == UInt32((baseMs + 9000) / 1000))
+        #expect(store.summary.pairs == 4 && store.summary.users == 2)
+        let (data, _) = store.interactions()
+        let u = data.userIDs.firstIndex(of: 7)!
+        let values = data.matrix.row(u).values
+        let expected: [Float] = [2 + 3 + 5, 4, 5]
+        #expect(Array(values) == expected)
+    }
+
+    @Test("an erasure event forgets the user; their later events start afresh")
+    func erasure() {
+        let store = InteractionStore()
+        var erase = Event()
+        erase.eventId = "x"
+        erase.kind = .erasure
+        erase.userId = 7
+        erase.timestampMs = baseMs + 10
+        store.fold([view(7, 10, at: baseMs), view(7, 11, at: baseMs + 1), view(8, 10, at: baseMs + 2), erase])
+        #expect(store.pairs(of: 7).isEmpty)
+        #expect(store.summary.pairs == 1 && store.summary.users == 1)
+        #expect(!store.interactions().data.userIDs.contains(7))
+        store.fold([view(7, 12, at: baseMs + 20)])
+        #expect(store.pairs(of: 7).map(\.item) == [12])
+    }
+
+    @Test("a snapshot restores the same store, offsets included; compaction keeps every pair")
+    func snapshotRoundTrip() throws {
+        let store = InteractionStore()
+        var rng = Rand(9)
+        var events: [Event] = []
+        for n in 0..<5000 { events.append(view(Int64(1 + rng.below(300)), Int64(1 + rng.below(400)), at: baseMs + Int64(n) * 1000, category: Int64(rng.below(5)))) }
+        store.fold(events)
+        func listing(_ s: InteractionStore) -> [String] {
+            (1...300).flatMap { u in s.pairs(of: Int64(u)).map { "\(u):\($0.item):\($0.counts):\($0.seconds)" } }
+        }
+        let before = listing(store)
+        let path = temporaryDirectory() + ".snapshot"
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try store.writeSnapshot(to: path)
+        let (restored, found) = try InteractionStore.open(snapshotPath: path)
+        #expect(found)
+        #expect(listing(restored) == before)
+        #expect(restored.summary.offsets == store.summary.offsets && restored.summary.pairs == store.summary.pairs)
+        #expect(restored.interactions().data.matrix == store.interactions().data.matrix)
+        store.compact()
+        #expect(listing(store) == before)
+        // A corrupted snapshot is refused, not half read.
+        var bytes = try #require(try Data(contentsOf: URL(fileURLWithPath: path)))
+        bytes[bytes.count / 2] ^= 0x40
+        #expect(throws: (any Error).self) { try InteractionStore.restore(Array(bytes)) }
+    }
+
+    @Test("a data range keeps the pairs whose latest event falls in it")
+    func dataRange() {
+        let store = InteractionStore()
+        store.fold([view(1, 10, at: baseMs), view(1, 11, at: baseMs + 86_400_000), view(2, 10, at: baseMs + 2 * 86_400_000)])
+        let (data, _) = store.interactions(fromMs: baseMs + 1000, toMs: baseMs + 2 * 86_400_000)
+        #expect(data.userIDs == [1] && data.itemIDs == [11])
+    }
+}
