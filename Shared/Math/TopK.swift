@@ -44,6 +44,20 @@ public enum TopK {
         scores.withUnsafeBufferPointer { select($0, k: k, excluded: excluded) }
     }
 
+    /// The `k` best of `entries`, best first (a bounded heap over them: O(n log k), where a
+    /// sort would be O(n log n)).
+    public static func best(_ entries: [Entry], k: Int) -> [Entry] {
+        guard k > 0 else { return [] }
+        guard entries.count > k else { return entries.sorted { worse($1, $0) } }
+        var heap = Array(entries.prefix(k))
+        for i in stride(from: k / 2 - 1, through: 0, by: -1) { siftDown(&heap, i) }
+        for e in entries[k...] where worse(heap[0], e) {
+            heap[0] = e
+            siftDown(&heap, 0)
+        }
+        return heap.sorted { worse($1, $0) }
+    }
+
     private static func siftUp(_ h: inout [Entry], _ i: Int) {
         var i = i
         while i > 0 {

@@ -75,6 +75,49 @@ public enum Vec {
         dot(x, x, n).squareRoot()
     }
 
+    /// x·(a − b) over the first `n` elements, in one pass.
+    @inline(__always)
+    public static func dotDifference(_ x: UnsafePointer<Float>, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) -> Float {
+        var s0 = Lanes()
+        var i = 0
+        while i + 16 <= n {
+            s0.addProduct(load(x + i), load(a + i) - load(b + i))
+            i += 16
+        }
+        var s = s0.sum()
+        while i < n {
+            s += x[i] * (a[i] - b[i])
+            i += 1
+        }
+        return s
+    }
+
+    /// One stochastic-gradient step of a pairwise ranking loss (BPR) on a user vector x, a
+    /// preferred item's vector a and another's b, in one pass, all from their old values:
+    /// with decay d = 1 − rate·reg and step g = rate·gradient,
+    /// a ← d·a + g·x,  b ← d·b − g·x,  x ← d·x + g·(a − b).
+    @inline(__always)
+    public static func pairwiseStep(
+        _ x: UnsafeMutablePointer<Float>, _ a: UnsafeMutablePointer<Float>, _ b: UnsafeMutablePointer<Float>, _ n: Int, decay: Float, step: Float
+    ) {
+        let d = Lanes(repeating: decay), g = Lanes(repeating: step)
+        var i = 0
+        while i + 16 <= n {
+            let xv = load(x + i), av = load(a + i), bv = load(b + i)
+            store((d * av).addingProduct(g, xv), a + i)
+            store((d * bv).addingProduct(-g, xv), b + i)
+            store((d * xv).addingProduct(g, av - bv), x + i)
+            i += 16
+        }
+        while i < n {
+            let xv = x[i], av = a[i], bv = b[i]
+            a[i] = decay * av + step * xv
+            b[i] = decay * bv - step * xv
+            x[i] = decay * xv + step * (av - bv)
+            i += 1
+        }
+    }
+
     // Array forms, for callers outside the hot loops and for tests.
 
     public static func dot(_ a: [Float], _ b: [Float]) -> Float {

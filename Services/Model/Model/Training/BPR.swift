@@ -21,32 +21,25 @@ enum BPR {
             for j in m.rowStart[u]..<m.rowStart[u + 1] { userOf[j] = Int32(u) }
         }
         let nnz = m.nonZeros
-        var delta = [Float](repeating: 0, count: k)
+        let decay = 1 - lr * reg
         for it in 0..<iterations {
             try progress.check()
             var loss: Double = 0
             var drawn = 0
             x.values.withMutableBase { xp in
                 y.values.withMutableBase { yp in
-                    delta.withMutableBase { dp in
+                    bias.withUnsafeMutableBufferPointer { bias in
                         for _ in 0..<nnz {
                             let e = rng.below(nnz)
                             let u = Int(userOf[e]), liked = Int(m.indices[e])
                             let disliked = Int(m.indices[rng.below(nnz)])
                             if likes(m, u, Int32(disliked)) { continue }
                             let xu = xp + u * k, yi = yp + liked * k, yj = yp + disliked * k
-                            let diff = Vec.dot(xu, yi, k) - Vec.dot(xu, yj, k) + bias[liked] - bias[disliked]
+                            let diff = Vec.dotDifference(xu, yi, yj, k) + bias[liked] - bias[disliked]
                             let z = 1 / (1 + expf(diff))
-                            loss += Double(-log(max(1e-12, 1 - z)))
+                            loss -= Double(logf(max(1e-12, 1 - z)))
                             drawn += 1
-                            // delta = yi - yj, from the factors before this step.
-                            for f in 0..<k { dp[f] = yi[f] - yj[f] }
-                            Vec.scale(1 - lr * reg, yi, k)
-                            Vec.axpy(lr * z, xu, yi, k)
-                            Vec.scale(1 - lr * reg, yj, k)
-                            Vec.axpy(-lr * z, xu, yj, k)
-                            Vec.scale(1 - lr * reg, xu, k)
-                            Vec.axpy(lr * z, dp, xu, k)
+                            Vec.pairwiseStep(xu, yi, yj, k, decay: decay, step: lr * z)
                             bias[liked] += lr * (z - reg * bias[liked])
                             bias[disliked] += lr * (-z - reg * bias[disliked])
                         }

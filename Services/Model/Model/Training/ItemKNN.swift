@@ -23,39 +23,55 @@ enum ItemKNN {
         let neighbors = p.int("neighbors")
         var acc = [Float](repeating: 0, count: data.items)
         var seen = [Bool](repeating: false, count: data.items)
-        var touched: [Int32] = []
+        var touched = [Int32](repeating: 0, count: data.items)
         var rowStart = [0], indices: [Int32] = [], values: [Float] = []
+        var best: [TopK.Entry] = []
         for i in 0..<iu.rows {
             if i % 256 == 0 {
                 try progress.check()
                 progress.report(Double(i) / Double(max(1, iu.rows)), "item-kNN item \(i) of \(iu.rows)")
             }
-            for e in iu.rowStart[i]..<iu.rowStart[i + 1] {
-                let u = Int(iu.indices[e]), w = iu.values[e]
-                for f in ui.rowStart[u]..<ui.rowStart[u + 1] {
-                    let j = ui.indices[f]
-                    if !seen[Int(j)] {
-                        seen[Int(j)] = true
-                        touched.append(j)
+            // Dot products of item i's column with every item sharing a user, over those users.
+            var count = 0
+            iu.indices.withUnsafeBufferPointer { iuIdx in
+                iu.values.withUnsafeBufferPointer { iuVal in
+                    ui.indices.withUnsafeBufferPointer { uiIdx in
+                        ui.values.withUnsafeBufferPointer { uiVal in
+                            acc.withUnsafeMutableBufferPointer { a in
+                                seen.withUnsafeMutableBufferPointer { s in
+                                    touched.withUnsafeMutableBufferPointer { t in
+                                        for e in iu.rowStart[i]..<iu.rowStart[i + 1] {
+                                            let u = Int(iuIdx[e]), w = iuVal[e]
+                                            for f in ui.rowStart[u]..<ui.rowStart[u + 1] {
+                                                let j = Int(uiIdx[f])
+                                                if !s[j] {
+                                                    s[j] = true
+                                                    t[count] = Int32(j)
+                                                    count += 1
+                                                }
+                                                a[j] += w * uiVal[f]
+                                            }
+                                        }
+                                    }
+                                }
+                            }
+                        }
                     }
-                    acc[Int(j)] += w * ui.values[f]
                 }
             }
             acc[i] = 0
-            var best = touched.compactMap { j -> TopK.Entry? in acc[Int(j)] > 0 ? TopK.Entry(index: j, score: acc[Int(j)]) : nil }
-            if best.count > neighbors {
-                best = Array(best.sorted { $0.score != $1.score ? $0.score > $1.score : $0.index < $1.index }.prefix(neighbors))
+            best.removeAll(keepingCapacity: true)
+            for n in 0..<count {
+                let j = touched[n]
+                if acc[Int(j)] > 0 { best.append(TopK.Entry(index: j, score: acc[Int(j)])) }
+                acc[Int(j)] = 0
+                seen[Int(j)] = false
             }
-            for e in best.sorted(by: { $0.index < $1.index }) {
+            for e in TopK.best(best, k: neighbors).sorted(by: { $0.index < $1.index }) {
                 indices.append(e.index)
                 values.append(e.score)
             }
             rowStart.append(indices.count)
-            for j in touched {
-                acc[Int(j)] = 0
-                seen[Int(j)] = false
-            }
-            touched.removeAll(keepingCapacity: true)
         }
         var model = Trainer.base(.itemKNN, data)
         model.itemItem = SparseMatrix(rows: data.items, cols: data.items, rowStart: rowStart, indices: indices, values: values)
