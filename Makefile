@@ -18,7 +18,7 @@ help:
 	@echo "make test         check generated code, then run the whole test suite"
 	@echo "make run          start all five services locally, data under ./data"
 	@echo "make stop         stop them gracefully (SIGTERM)"
-	@echo "make bench        benchmarks against grpc-swift-2 and SQLite, results in Benchmarks/results/"
+	@echo "make bench        benchmarks against grpc-swift-2, SQLite, implicit and numpy; results in Benchmarks/results/"
 	@echo "make proto        regenerate the C and Swift code from Shared/Schema"
 	@echo "make check-proto  fail when the committed generated code is stale"
 	@echo "make fuzz         run the frame+codec fuzzer for FUZZ_RUNS iterations"
@@ -76,6 +76,7 @@ bench: deps
 	Benchmarks/.build/release/PersonaBench rpc --output Benchmarks/results/rpc.md
 	PERSONA_SHARED_DATA=$${PERSONA_SHARED_DATA:-../shared/data} Benchmarks/.build/release/PersonaBench store --output Benchmarks/results/store.md
 	Benchmarks/.build/release/PersonaBench feature --output Benchmarks/results/feature.md
+	PERSONA_SHARED_DATA=$${PERSONA_SHARED_DATA:-../shared/data} Benchmarks/.build/release/PersonaBench models --output Benchmarks/results/models.md
 
 fuzz: deps
 	cd Fuzz && swift build -c debug -Xswiftc -sanitize=fuzzer,address -Xswiftc -parse-as-library

@@ -158,7 +158,7 @@ let package = Package(
             name: "IngestTests", dependencies: ["Ingest", "ServiceKit", "RPC", "Wire", "Store", "TestSupport"],
             path: "Tests/IngestTests", swiftSettings: swiftSettings),
         .testTarget(
-            name: "FeatureTests", dependencies: ["Feature", "Ingest", "ServiceKit", "RPC", "Wire", "Store", "Datasets", "TestSupport"],
+            name: "FeatureTests", dependencies: ["Feature", "Math", "Ingest", "ServiceKit", "RPC", "Wire", "Store", "Datasets", "TestSupport"],
             path: "Tests/FeatureTests", swiftSettings: swiftSettings),
         .testTarget(
             name: "ServiceTests",

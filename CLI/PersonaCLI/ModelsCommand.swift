@@ -40,7 +40,37 @@ struct ModelsCommand: AsyncParsableCommand {
 struct ModelCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "model", abstract: "Report on, publish or roll back a model version.",
-        subcommands: [ReportCommand.self, PublishCommand.self, RollbackCommand.self])
+        subcommands: [ReportCommand.self, CompareCommand.self, PublishCommand.self, RollbackCommand.self])
+
+    struct CompareCommand: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "compare", abstract: "Two versions' metrics and parameters side by side.")
+        @Argument var name: String
+        @Argument var first: UInt32
+        @Argument var second: UInt32
+        @OptionGroup var endpoints: Endpoints
+
+        func run() async throws {
+            func report(_ v: UInt32) async throws -> EvaluationReport {
+                var r = GetReportRequest()
+                r.name = name
+                r.version = v
+                return try await ModelClient.call(endpoints) { try await $0.call(ModelAPI.getReport, r, timeout: .seconds(5)) }
+            }
+            let a = try await report(first), b = try await report(second)
+            let bValues = Dictionary(b.metrics.map { ($0.name, $0.value) }, uniquingKeysWith: { x, _ in x })
+            var rows = a.metrics.map { m -> [String] in
+                let other = bValues[m.name]
+                return [m.name, String(format: "%.4f", m.value), other.map { String(format: "%.4f", $0) } ?? "-", other.map { String(format: "%+.4f", $0 - m.value) } ?? "-"]
+            }
+            let aParams = Dictionary(a.params.map { ($0.key, $0.value) }, uniquingKeysWith: { x, _ in x })
+            let bParams = Dictionary(b.params.map { ($0.key, $0.value) }, uniquingKeysWith: { x, _ in x })
+            for key in Set(aParams.keys).union(bParams.keys).sorted() where aParams[key] != bParams[key] {
+                rows.append([key, aParams[key] ?? "-", bParams[key] ?? "-", ""])
+            }
+            rows.append(["evaluated users", "\(a.users)", "\(b.users)", ""])
+            print(Table.render(header: ["", "\(name) v\(a.version)", "\(name) v\(b.version)", "CHANGE"], rows: rows))
+        }
+    }
 
     struct PublishCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(commandName: "publish", abstract: "Publish a version (other services swap it in).")

@@ -1,4 +1,5 @@
 import Foundation
+import Math
 import RPC
 import Testing
 import TestSupport

@@ -1,4 +1,5 @@
 import Foundation
+import Math
 @testable import Feature
 import Store
 import Testing
@@ -441,18 +442,5 @@ struct FeatureStateTests {
         let encoding = Duration.seconds(8)
         let delay = FeatureService.snapshotDelay(interval: .seconds(10), lastEncoding: encoding)
         #expect(encoding / (encoding + delay) <= 0.1)
-    }
-}
-
-/// A seeded generator, so a failing random test fails the same way again.
-struct SplitMix: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

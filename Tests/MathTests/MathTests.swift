@@ -1,19 +1,10 @@
 import Math
 import Testing
 
-/// A small deterministic generator for the tests' random shapes and values.
-struct Rand {
-    var state: UInt64
-    init(_ seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    mutating func float() -> Float { Float(next() >> 40) / Float(1 << 24) * 2 - 1 }
-    mutating func int(_ n: Int) -> Int { Int(next() % UInt64(n)) }
+/// The tests' random shapes and values.
+extension SplitMix {
+    mutating func float() -> Float { unit() * 2 - 1 }
+    mutating func int(_ n: Int) -> Int { below(n) }
     mutating func floats(_ n: Int) -> [Float] { (0..<n).map { _ in float() } }
     mutating func matrix(_ r: Int, _ c: Int) -> Matrix { Matrix(rows: r, cols: c, values: floats(r * c)) }
 }
@@ -50,7 +41,7 @@ let lengths = [0, 1, 3, 15, 16, 17, 31, 32, 33, 64, 100, 257]
 struct VectorTests {
     @Test("dot, axpy, scale and norm match plain loops at every length")
     func vectorKernels() {
-        var rng = Rand(1)
+        var rng = SplitMix(seed: 1)
         for n in lengths {
             let a = rng.floats(n), b = rng.floats(n)
             #expect(close(Vec.dot(a, b), Reference.dot(a, b)), "dot at \(n)")
@@ -84,7 +75,7 @@ struct VectorTests {
 struct MatrixTests {
     @Test("gemv matches row-by-row dot products on odd shapes")
     func gemv() {
-        var rng = Rand(2)
+        var rng = SplitMix(seed: 2)
         for (r, c) in [(0, 5), (5, 0), (1, 1), (3, 17), (7, 33), (13, 64), (65, 10)] {
             let a = rng.matrix(r, c), x = rng.floats(c)
             let y = Kernels.gemv(a, x)
@@ -94,7 +85,7 @@ struct MatrixTests {
 
     @Test("OpenBLAS gemm, the blocked loop and transposes match the reference")
     func gemm() {
-        var rng = Rand(3)
+        var rng = SplitMix(seed: 3)
         for (m, k, n) in [(0, 3, 4), (3, 0, 4), (1, 1, 1), (5, 7, 3), (17, 33, 9), (64, 300, 520), (2, 600, 3)] {
             let a = rng.matrix(m, k), b = rng.matrix(k, n)
             let expected = Reference.gemm(a, b)
@@ -111,7 +102,7 @@ struct MatrixTests {
 
     @Test("the Gram matrix YᵀY, both triangles, from OpenBLAS and from the own loop")
     func gram() {
-        var rng = Rand(4)
+        var rng = SplitMix(seed: 4)
         for (r, k) in [(0, 4), (4, 0), (1, 1), (9, 7), (100, 32), (37, 65)] {
             let y = rng.matrix(r, k)
             let expected = Reference.gemm(y.transposed, y)
@@ -122,7 +113,7 @@ struct MatrixTests {
 
     @Test("inner-product and cosine scoring of every row")
     func scoring() {
-        var rng = Rand(5)
+        var rng = SplitMix(seed: 5)
         var table = rng.matrix(21, 19)
         for c in 0..<19 { table[3, c] = 0 }  // a zero row scores 0 by cosine
         let q = rng.floats(19)
@@ -141,7 +132,7 @@ struct MatrixTests {
 @Suite("Solvers")
 struct SolverTests {
     /// A random symmetric positive definite n×n matrix: MᵀM + n·I.
-    static func spd(_ n: Int, _ rng: inout Rand) -> Matrix {
+    static func spd(_ n: Int, _ rng: inout SplitMix) -> Matrix {
         let m = rng.matrix(n, n)
         var a = Reference.gemm(m.transposed, m)
         for i in 0..<n { a[i, i] += Float(n) }
@@ -150,7 +141,7 @@ struct SolverTests {
 
     @Test("Cholesky solves SPD systems of odd sizes; a non-SPD matrix is refused")
     func cholesky() throws {
-        var rng = Rand(6)
+        var rng = SplitMix(seed: 6)
         for n in [1, 2, 7, 16, 33, 64] {
             let a = Self.spd(n, &rng), b = rng.floats(n)
             let x = try Solvers.solveSPD(a, b)
@@ -162,7 +153,7 @@ struct SolverTests {
 
     @Test("conjugate gradient converges to the Cholesky solution")
     func conjugateGradient() throws {
-        var rng = Rand(7)
+        var rng = SplitMix(seed: 7)
         for n in [1, 5, 24, 50] {
             let a = Self.spd(n, &rng), b = rng.floats(n)
             var x = [Float](repeating: 0, count: n)
@@ -184,7 +175,7 @@ struct SolverTests {
 
     @Test("the implicit ALS row update by CG equals the explicit normal equations")
     func implicitRow() throws {
-        var rng = Rand(8)
+        var rng = SplitMix(seed: 8)
         let items = 40, k = 12, reg: Float = 0.1
         let y = rng.matrix(items, k)
         let yty = Kernels.gram(y)
@@ -219,7 +210,7 @@ struct SolverTests {
 
     @Test("the LAPACK SPD inverse times the matrix is the identity")
     func inverse() throws {
-        var rng = Rand(9)
+        var rng = SplitMix(seed: 9)
         for n in [1, 3, 30] {
             let a = Self.spd(n, &rng)
             var inv = a.values.map(Double.init)
@@ -236,7 +227,7 @@ struct SolverTests {
 struct SelectionTests {
     @Test("top-K equals a full sort, with exclusions, ties by index, NaN and -inf skipped")
     func topK() {
-        var rng = Rand(10)
+        var rng = SplitMix(seed: 10)
         for n in [0, 1, 5, 100, 1000] {
             var scores = (0..<n).map { _ in Float(rng.int(50)) }
             if n > 10 {
@@ -258,7 +249,7 @@ struct SelectionTests {
 
     @Test("CSR from triples (duplicates summed), transpose and times dense")
     func sparse() {
-        var rng = Rand(11)
+        var rng = SplitMix(seed: 11)
         let rows = 23, cols = 17, k = 5
         var triples: [(row: Int32, col: Int32, value: Float)] = []
         var dense = Matrix(rows: rows, cols: cols)

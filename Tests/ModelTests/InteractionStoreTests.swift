@@ -1,4 +1,5 @@
 import Foundation
+import Math
 @testable import Model
 import Recommenders
 import Testing
@@ -66,7 +67,7 @@ struct InteractionStoreTests {
     @Test("a snapshot restores the same store, offsets included; compaction keeps every pair")
     func snapshotRoundTrip() throws {
         let store = InteractionStore()
-        var rng = Rand(9)
+        var rng = SplitMix(seed: 9)
         var events: [Event] = []
         for n in 0..<5000 { events.append(view(Int64(1 + rng.below(300)), Int64(1 + rng.below(400)), at: baseMs + Int64(n) * 1000, category: Int64(rng.below(5)))) }
         store.fold(events)

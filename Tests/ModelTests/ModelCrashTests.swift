@@ -1,4 +1,5 @@
 import Foundation
+import Math
 import Model
 import RPC
 import Testing
@@ -52,7 +53,7 @@ struct ModelCrashTests {
         let dir = temporaryDirectory(), port = freePort()
         let probe = RPCClient(host: "127.0.0.1", port: port)
         defer { Task { await probe.shutdown() } }
-        var rng = Rand(17)
+        var rng = SplitMix(seed: 17)
         var midway = 0
         for _ in 0..<6 {
             let model = try ChildProcess("persona-model", modelArguments(dir: dir, port: port, ingestPort: ingestPort))

@@ -4,21 +4,6 @@ import Math
 import Recommenders
 import Wire
 
-/// A deterministic generator for the tests' data.
-struct Rand {
-    var state: UInt64
-    init(_ seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    mutating func unit() -> Double { Double(next() >> 11) / Double(1 << 53) }
-    mutating func below(_ n: Int) -> Int { Int(next() % UInt64(n)) }
-}
-
 /// 2024-03-04 00:00:00 UTC.
 let baseMs: Int64 = 1_709_510_400_000
 
@@ -56,8 +41,8 @@ func purchase(_ user: Int64, _ items: [Int64], at ms: Int64, order: String) -> E
 /// A shop with `groups` tastes: each user belongs to a group and views items of that group's
 /// block (and a few random ones), in time order; items are 1-based ids. Users of a group
 /// share items, so the held-out ones are predictable from the others.
-func clusteredShop(users: Int = 60, itemsPerGroup: Int = 12, groups: Int = 3, perUser: Int = 8, noise: Double = 0.1, seed: UInt64 = 1) -> [Event] {
-    var rng = Rand(seed)
+func clusteredShop(users: Int = 60, itemsPerGroup: Int = 12, groups: Int = 3, perUser: Int = 8, noise: Float = 0.1, seed: UInt64 = 1) -> [Event] {
+    var rng = SplitMix(seed: seed)
     var events: [Event] = []
     for u in 1...users {
         let g = u % groups

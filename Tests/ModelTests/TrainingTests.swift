@@ -11,7 +11,7 @@ struct TrainingTests {
     func alsRecoversLowRank() throws {
         // R = U·Vᵀ with 3 non-negative factors; a user interacts with an item when R is high,
         // and a quarter of those cells are held out.
-        var rng = Rand(3)
+        var rng = SplitMix(seed: 3)
         let users = 80, items = 50, rank = 3
         let u = (0..<users * rank).map { _ in rng.unit() < 0.35 ? 1.0 : 0.0 }
         let v = (0..<items * rank).map { _ in rng.unit() < 0.3 ? 1.0 : 0.0 }
@@ -184,7 +184,7 @@ struct TrainingTests {
     func flippedByteRefused() throws {
         let model = try Trainer.train(try parameters(.itemKNN), interactions(clusteredShop(users: 20, perUser: 4)))
         let bytes = ModelArtifact.encode(model)
-        var rng = Rand(5)
+        var rng = SplitMix(seed: 5)
         for _ in 0..<50 {
             var corrupt = bytes
             let at = rng.below(corrupt.count)

@@ -215,8 +215,8 @@ func modelBenchmark(output: String, sharedData: String) throws {
         Peers: implicit \(implicitVersion), numpy \(numpyVersion) (PyPI, in Benchmarks/results/venv).
 
         Protocol: \(Interactions.protocolDescription). Every list, Persona's and the peers', is scored by Persona's `RankingMetrics` on the same split.
-        Interaction values: view 1, cart 3, favourite 2, purchase 5 per event (the defaults); ALS confidence 1 + alpha·value (alpha 2), given to implicit as its confidence matrix.
-        Peers run at the parameters Persona's defaults use: ALS 64 factors, 15 iterations, regularization 0.1, CG; BPR 64 factors, 100 iterations, learning rate 0.05, regularization 0.01; item-kNN 100 neighbours (BM25 K1 100, B 0.8); EASE lambda 200 over the items at least two users have (both keep every weight).
+        Interaction values: view 1, cart 3, favourite 2, purchase 5 per event (the defaults); ALS confidence 1 + alpha·value (alpha 1), given to implicit as its confidence matrix.
+        Peers run at the parameters Persona's defaults use: ALS 128 factors, 15 iterations, regularization 10, CG (3 steps); BPR 64 factors, 100 iterations, learning rate 0.05, regularization 0.01; item-kNN 100 neighbours (BM25 K1 100, B 0.8); EASE lambda 200 over the items at least two users have (both keep every weight).
         Training time is the fit alone (Persona: `Trainer.train`; implicit: `fit`; EASE: Gram, inverse and B).
 
         ## Data

@@ -7,18 +7,18 @@ public import Wire
 
 /// What the model service trains its recommenders on, folded from the log: per (user,
 /// item) pair the count of each kind of interaction and the time of the latest one, in
-/// 16 bytes. A user's pairs lie together in one pool (a block per user, moved to a block
+/// 12 bytes. A user's pairs lie together in one pool (a block per user, moved to a block
 /// twice the size when full, the pool compacted when moves have left too many holes), so
-/// a million pairs cost about 16 MB plus the user and item tables. Offsets are kept with
+/// a million pairs cost about 12 MB plus the user and item tables. Offsets are kept with
 /// the state: a snapshot holds both, and a restart resumes exactly where it left off.
 public final class InteractionStore: @unchecked Sendable {
     /// One (user, item) pair: the item's dense index, the latest event's time in seconds,
-    /// and saturating counts of views (and clicks), carts, favourites (and reviews) and
-    /// purchased order lines (less refunds).
+    /// and counts of views (and clicks), carts, favourites (and reviews) and purchased order
+    /// lines (less refunds), each saturating at 255 (a confidence gains little past that).
     struct Pair: BitwiseCopyable, Equatable {
         var item: UInt32
         var seconds: UInt32
-        var counts: SIMD4<UInt16>
+        var counts: SIMD4<UInt8>
     }
 
     enum Channel: Int, CaseIterable {
@@ -142,14 +142,14 @@ public final class InteractionStore: @unchecked Sendable {
         let c = channel.rawValue
         for p in Int(slot.start)..<Int(slot.start + slot.count) where s.pool[p].item == item {
             let updated = Int(s.pool[p].counts[c]) + delta
-            s.pool[p].counts[c] = UInt16(clamping: max(0, updated))
+            s.pool[p].counts[c] = UInt8(clamping: max(0, updated))
             if seconds > s.pool[p].seconds { s.pool[p].seconds = seconds }
             return
         }
         guard delta > 0 else { return }
         if slot.count == slot.capacity { grow(Int(u), s) }
-        var counts = SIMD4<UInt16>()
-        counts[c] = UInt16(clamping: delta)
+        var counts = SIMD4<UInt8>()
+        counts[c] = UInt8(clamping: delta)
         let at = Int(s.slots[Int(u)].start + s.slots[Int(u)].count)
         s.pool[at] = Pair(item: item, seconds: seconds, counts: counts)
         s.slots[Int(u)].count += 1
@@ -396,7 +396,7 @@ public struct InteractionWeights: Sendable, Equatable {
 
     public static let defaults = InteractionWeights()
 
-    func value(_ counts: SIMD4<UInt16>, ageSeconds: Double) -> Float {
+    func value(_ counts: SIMD4<UInt8>, ageSeconds: Double) -> Float {
         var v = view * Float(counts[0]) + cart * Float(counts[1]) + favorite * Float(counts[2]) + purchase * Float(counts[3])
         if halfLifeDays > 0 { v *= Float(exp2(-max(0, ageSeconds) / (halfLifeDays * 86_400))) }
         return v

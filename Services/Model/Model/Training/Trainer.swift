@@ -38,25 +38,6 @@ public enum Trainer {
     }
 }
 
-/// SplitMix64: a small, fast, seedable generator, so that the same seed gives the same model.
-struct SplitMix: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-
-    /// Uniform in [0, 1).
-    mutating func unit() -> Float { Float(next() >> 40) * (1 / Float(1 << 24)) }
-
-    /// Uniform in [0, n).
-    mutating func below(_ n: Int) -> Int { Int((next() >> 1) % UInt64(n)) }
-}
-
 extension Matrix {
     /// rows×cols uniform in [-scale, scale), from `rng`.
     static func random(rows: Int, cols: Int, scale: Float, _ rng: inout SplitMix) -> Matrix {

@@ -23,7 +23,7 @@ public struct TrainingParameters: Sendable, Equatable {
         switch kind {
         case .popularity: own = [:]
         case .itemKNN: own = ["similarity": "bm25", "neighbors": "100", "bm25_k1": "100", "bm25_b": "0.8"]
-        case .als: own = ["factors": "64", "iterations": "15", "regularization": "0.1", "alpha": "2", "cg_steps": "3", "seed": "42"]
+        case .als: own = ["factors": "128", "iterations": "15", "regularization": "10", "alpha": "1", "cg_steps": "3", "seed": "42"]
         case .bpr: own = ["factors": "64", "iterations": "100", "learning_rate": "0.05", "regularization": "0.01", "seed": "42"]
         case .ease: own = ["lambda": "200", "max_items": "20000", "min_users": "2", "keep": "0"]
         }
@@ -117,7 +117,7 @@ public struct TrainingParameters: Sendable, Equatable {
         case .itemKNN:
             return ["cosine", "bm25"].flatMap { s in ["20", "100", "400"].map { ["similarity": s, "neighbors": $0] } }
         case .als:
-            return ["32", "64", "128"].flatMap { f in ["0.1", "10"].flatMap { r in ["1", "4"].map { ["factors": f, "regularization": r, "alpha": $0] } } }
+            return ["64", "128"].flatMap { f in ["1", "10", "30"].flatMap { r in ["0.5", "2"].map { ["factors": f, "regularization": r, "alpha": $0] } } }
         case .bpr:
             return ["32", "64", "128"].flatMap { f in ["0.01", "0.05"].map { ["factors": f, "learning_rate": $0] } }
         case .ease:
