@@ -6,5 +6,7 @@
 #include <cblas.h>
 
 void dpotrf_(const char *uplo, const int *n, double *a, const int *lda, int *info);
+char *openblas_get_corename(void);
+char *openblas_get_config(void);
 void dpotri_(const char *uplo, const int *n, double *a, const int *lda, int *info);
 #endif

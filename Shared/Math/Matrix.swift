@@ -49,6 +49,12 @@ public enum Kernels {
     /// benchmark's peers, and the services train off their event loops.
     static let singleThreaded: Void = { openblas_set_num_threads(1) }()
 
+    /// The kernel family OpenBLAS picked for this CPU (`Haswell`, `SkylakeX`, ... or a
+    /// generic `Prescott` when it does not know the CPU), and its build: what bounds `gemm`.
+    public static var blasCore: String {
+        "\(String(cString: openblas_get_corename())) (\(String(cString: openblas_get_config())))"
+    }
+
     /// y = A·x (A is rows×cols, x has cols elements): one inner product per row, which is
     /// how a user vector is scored against every item vector. Four rows per pass share each
     /// load of x.

@@ -27,10 +27,10 @@ public struct Interactions: Sendable {
 
     /// The protocol every evaluation uses, in words (reports print it).
     public static let protocolDescription =
-        "per user, pairs sorted by their latest event; the last 20% (at least one) are the test set, the rest train; users with fewer than two items are not evaluated (their pair stays in training); full ranking over every item, training items excluded"
+        "per user, pairs sorted by their latest event (ties by item id); the last 20% (at least one) are the test set, the rest train; users with fewer than two items are not evaluated (their pair stays in training); full ranking over every item, training items excluded"
 
     /// Splits by time per user: the last `fraction` of each user's pairs (by latest event,
-    /// ties by item index; at least one) go to the test set, the rest stay. Users with fewer
+    /// ties by item id; at least one) go to the test set, the rest stay. Users with fewer
     /// than two pairs keep theirs in training and have no test set. The test items of user
     /// u are `test[u]` (empty for most users of a sparse shop).
     public func splitByTime(testFraction: Double = 0.2) -> (train: Interactions, test: [[Int32]]) {
@@ -41,7 +41,11 @@ public struct Interactions: Sendable {
         var test = [[Int32]](repeating: [], count: users)
         for u in 0..<users {
             let range = matrix.rowStart[u]..<matrix.rowStart[u + 1]
-            let order = range.sorted { times[$0] != times[$1] ? times[$0] < times[$1] : matrix.indices[$0] < matrix.indices[$1] }
+            // Ties (a basket's lines share a time) go by item id, so the split does not depend
+            // on the order the items were first seen in.
+            let order = range.sorted {
+                times[$0] != times[$1] ? times[$0] < times[$1] : itemIDs[Int(matrix.indices[$0])] < itemIDs[Int(matrix.indices[$1])]
+            }
             let held = order.count < 2 ? 0 : max(1, Int((Double(order.count) * testFraction).rounded(.down)))
             for (n, j) in order.enumerated() {
                 if n >= order.count - held {

@@ -91,6 +91,19 @@ struct InteractionStoreTests {
         #expect(throws: (any Error).self) { try InteractionStore.restore(Array(bytes)) }
     }
 
+    @Test("the training matrix is the same whatever order the users' events were folded in")
+    func foldOrderDoesNotMatter() {
+        let events = clusteredShop(users: 50, perUser: 6)
+        // Each user's events keep their order (as within a partition); users interleave differently.
+        let byUser = Dictionary(grouping: events, by: \.userId)
+        let a = InteractionStore(), b = InteractionStore()
+        a.fold(events)
+        b.fold(byUser.keys.sorted(by: >).flatMap { byUser[$0]! })
+        let da = a.interactions().data, db = b.interactions().data
+        #expect(da.userIDs == db.userIDs && da.itemIDs == db.itemIDs && da.matrix == db.matrix && da.times == db.times)
+        #expect(da.userIDs == da.userIDs.sorted() && da.itemIDs == da.itemIDs.sorted())
+    }
+
     @Test("a data range keeps the pairs whose latest event falls in it")
     func dataRange() {
         let store = InteractionStore()

@@ -165,6 +165,13 @@ func modelBenchmark(output: String, sharedData: String) throws {
         figures.append(DatasetFigures(name: title, rows: rows))
     }
 
+    // The store on many users with short histories (no models: the slice is two hours).
+    if let text = try? String(contentsOfFile: sharedData + "/taobao/UserBehavior_2h_sample.csv", encoding: .utf8) {
+        var skips = DatasetFormat.Skips()
+        let f = storeFigures(DatasetFormat.taobao.events(lines: text.split(whereSeparator: \.isNewline), skips: &skips))
+        storeLines.append("| Taobao, 2-hour slice (58,732 users) | 96168 | \(f.pairs) | \(Int(f.eventsPerSecond)) | \(String(format: "%.1f", f.bytesPerPair)) |")
+    }
+
     // Kernels against numpy on the same shapes.
     let gemmShapes = [[256, 64, 4000], [1024, 1024, 1024], [4000, 64, 64]]
     let gramShapes = [[4000, 64], [20000, 128]]
@@ -172,6 +179,7 @@ func modelBenchmark(output: String, sharedData: String) throws {
     try JSONSerialization.data(withJSONObject: ["gemm": gemmShapes, "gram": gramShapes]).write(to: URL(fileURLWithPath: shapes))
     try run(python, ["Benchmarks/peers/products.py", shapes, productsOut])
     let numpy = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: productsOut))) as! [String: Any]
+    let blasLine = (numpy["blas"] as? [[String: Any]] ?? []).map { "\($0["internal_api"] ?? "") \($0["version"] ?? ""), \($0["architecture"] ?? "") kernels" }.joined(separator: "; ")
     func best(_ body: () -> Void) -> Double {
         var b = Double.infinity
         for _ in 0..<5 {
@@ -255,7 +263,7 @@ func modelBenchmark(output: String, sharedData: String) throws {
 
         ## Kernels (GFLOP/s, one thread, best of 5)
 
-        `Kernels.gemm` and `Kernels.gram` call OpenBLAS (Debian's libopenblas); the module's own blocked loops are beside them; numpy runs the same shapes on its own OpenBLAS. Goal: within 80% of numpy.
+        `Kernels.gemm` and `Kernels.gram` call OpenBLAS (Debian's libopenblas, kernels: \(Kernels.blasCore), OPENBLAS_CORETYPE \(ProcessInfo.processInfo.environment["OPENBLAS_CORETYPE"] ?? "unset")); the module's own blocked loops are beside them; numpy runs the same shapes on the OpenBLAS it bundles (\(blasLine)). Goal: within 80% of numpy.
 
         | product | Persona (OpenBLAS) | Persona's own loop | numpy | Persona / numpy |
         | --- | ---: | ---: | ---: | ---: |

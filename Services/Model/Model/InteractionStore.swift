@@ -279,29 +279,37 @@ public final class InteractionStore: @unchecked Sendable {
     }
 
     /// The training matrix: every pair whose latest event is in [fromMs, toMs) (0: no
-    /// bound), valued by `weights`, over the users and items that have one.
+    /// bound), valued by `weights`, over the users and items that have one, both in id order.
     public func interactions(fromMs: Int64 = 0, toMs: Int64 = 0, weights: InteractionWeights = .defaults) -> (data: Interactions, offsets: [UInt64]) {
         lock.read(state) { s in
             let from = UInt32(clamping: fromMs / 1000), to = toMs == 0 ? UInt32.max : UInt32(clamping: toMs / 1000)
+            let end = Double(min(to, s.latestSeconds))
+            func kept(_ p: Pair) -> Float? {
+                guard p.seconds >= from && p.seconds < to else { return nil }
+                let value = weights.value(p.counts, ageSeconds: end - Double(p.seconds))
+                return value > 0 ? value : nil
+            }
+            // Users and items in id order, so the matrix (and a model trained on it) is the
+            // same whatever order the partitions were folded in.
+            var used = [Bool](repeating: false, count: s.itemIDs.count)
+            for slot in s.slots {
+                for p in s.pool[Int(slot.start)..<Int(slot.start + slot.count)] where kept(p) != nil { used[Int(p.item)] = true }
+            }
+            let items = used.indices.filter { used[$0] }.sorted { s.itemIDs[$0] < s.itemIDs[$1] }
             var newItem = [Int32](repeating: -1, count: s.itemIDs.count)
-            var itemIDs: [Int64] = [], categories: [Int64] = [], userIDs: [Int64] = []
+            for (n, i) in items.enumerated() { newItem[i] = Int32(n) }
+            let itemIDs = items.map { s.itemIDs[$0] }, categories = items.map { s.itemCategories[$0] }
+            var userIDs: [Int64] = []
             var rowStart = [0], indices: [Int32] = [], values: [Float] = [], times: [UInt32] = []
             indices.reserveCapacity(s.pairs)
             values.reserveCapacity(s.pairs)
             times.reserveCapacity(s.pairs)
-            let end = Double(min(to, s.latestSeconds))
             var row: [(Int32, Float, UInt32)] = []
-            for (u, slot) in s.slots.enumerated() where slot.count > 0 {
+            for u in s.slots.indices.sorted(by: { s.userIDs[$0] < s.userIDs[$1] }) {
+                let slot = s.slots[u]
                 row.removeAll(keepingCapacity: true)
-                for p in s.pool[Int(slot.start)..<Int(slot.start + slot.count)] where p.seconds >= from && p.seconds < to {
-                    let value = weights.value(p.counts, ageSeconds: end - Double(p.seconds))
-                    guard value > 0 else { continue }
-                    if newItem[Int(p.item)] < 0 {
-                        newItem[Int(p.item)] = Int32(itemIDs.count)
-                        itemIDs.append(s.itemIDs[Int(p.item)])
-                        categories.append(s.itemCategories[Int(p.item)])
-                    }
-                    row.append((newItem[Int(p.item)], value, p.seconds))
+                for p in s.pool[Int(slot.start)..<Int(slot.start + slot.count)] {
+                    if let value = kept(p) { row.append((newItem[Int(p.item)], value, p.seconds)) }
                 }
                 guard !row.isEmpty else { continue }
                 row.sort { $0.0 < $1.0 }
