@@ -125,7 +125,8 @@ func modelBenchmark(output: String, sharedData: String) throws {
             let start = ContinuousClock.now
             let model = try Trainer.train(chosen, train)
             let seconds = start.duration(to: .now) / .seconds(1)
-            let label = search ? "\(name) (\(chosen.kind.rawValue) \(TrainingRun.changed(from: parameters, to: chosen)))" : name
+            let changes = TrainingRun.changed(from: parameters, to: chosen)
+            let label = search ? "\(name) (\(changes.isEmpty ? "kept the defaults" : changes))" : name
             rows.append(metricsRow(side: "Persona", name: label, seconds: seconds, lists: model.rankings(train: train, test: test, n: 10), test: test, items: data.items))
             say("  Persona \(label): \(String(format: "%.3f", seconds)) s, ndcg@10 \(String(format: "%.4f", rows.last!.ndcg))")
         }
