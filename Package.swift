@@ -8,9 +8,10 @@ let swiftSettings: [SwiftSetting] = [
     .enableUpcomingFeature("InternalImportsByDefault"),
 ]
 
-/// The feature service's fold is its hot loop, and Swift's dynamic exclusivity checks (a
-/// runtime call around every access to a class's stored property) were a tenth of it. Its
-/// release builds leave them out; debug builds, which run the tests, keep them.
+/// The feature service's fold and the model service's interaction store and trainers are hot
+/// loops, and Swift's dynamic exclusivity checks (a runtime call around every access to a
+/// class's stored property) were a tenth of the fold. Their release builds leave them out;
+/// debug builds, which run the tests, keep them.
 let hotLoop: [SwiftSetting] = [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]
 
 /// The math kernels are written for x86-64 with AVX2 and FMA (every x86 server of the last
@@ -33,7 +34,7 @@ func service(_ name: String, executable: String) -> [Target] {
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ],
             path: "Services/\(name)/\(name)",
-            swiftSettings: swiftSettings + (name == "Feature" ? hotLoop : [])),
+            swiftSettings: swiftSettings + (["Feature", "Model"].contains(name) ? hotLoop : [])),
         .executableTarget(
             name: "\(name)Server",
             dependencies: [

@@ -3,6 +3,7 @@
 // transport is the only difference. Also times the codec on a 10,000-event batch.
 //
 //   persona-bench [--output FILE] [--seconds S] [--producers N]
+import Datasets
 import Foundation
 import GRPCCore
 import GRPCNIOTransportHTTP2Posix
@@ -173,7 +174,7 @@ var taobao = false
 var arguments = CommandLine.arguments.dropFirst().makeIterator()
 while let a = arguments.next() {
     switch a {
-    case "rpc", "store", "ingest-profile", "fold-profile", "feature", "models": mode = a
+    case "rpc", "store", "ingest-profile", "fold-profile", "feature", "models", "interactions-profile": mode = a
     case "--output": output = arguments.next()
     case "--seconds": seconds = Double(arguments.next() ?? "") ?? seconds
     case "--producers": producers = Int(arguments.next() ?? "") ?? producers
@@ -181,7 +182,7 @@ while let a = arguments.next() {
     case "--events": events = Int(arguments.next() ?? "")
     case "--batch": batch = Int(arguments.next() ?? "")
     case "--taobao": taobao = true
-    default: print("usage: persona-bench [rpc|store|feature|models|ingest-profile|fold-profile] [--output FILE] [--seconds S] [--producers N] [--users N] [--events N] [--batch N] [--taobao]"); exit(2)
+    default: print("usage: persona-bench [rpc|store|feature|models|ingest-profile|fold-profile|interactions-profile] [--output FILE] [--seconds S] [--producers N] [--users N] [--events N] [--batch N] [--taobao]"); exit(2)
     }
 }
 switch mode {
@@ -199,6 +200,12 @@ case "fold-profile":
     print("fold: \(Int(r.eventsPerSecond)) events/s, \(Int(r.bytesPerUser)) bytes per user; snapshot \(r.snapshot.bytes / 1_000_000) MB: encoded in \(r.snapshot.encodeSeconds) s, written in \(r.snapshot.writeSeconds) s, restored in \(r.snapshot.restoreSeconds) s")
 case "feature":
     try await featureBenchmark(output: output ?? "Benchmarks/results/feature.md", seconds: seconds)
+case "interactions-profile":
+    // Only the model service's interaction store, for profilers: the Online Retail invoices.
+    let path = (ProcessInfo.processInfo.environment["PERSONA_SHARED_DATA"] ?? "../shared/data") + "/online-retail/Online_Retail_2010-12_to_2011-10.csv"
+    var skips = DatasetFormat.Skips()
+    let f = storeFigures(DatasetFormat.onlineRetail.events(lines: try String(contentsOfFile: path, encoding: .utf8).split(whereSeparator: \.isNewline), skips: &skips))
+    print("interaction store, Online Retail: \(Int(f.eventsPerSecond)) events/s, \(String(format: "%.1f", f.bytesPerPair)) bytes per pair")
 case "models":
     try modelBenchmark(output: output ?? "Benchmarks/results/models.md", sharedData: ProcessInfo.processInfo.environment["PERSONA_SHARED_DATA"] ?? "../shared/data")
 case "store":

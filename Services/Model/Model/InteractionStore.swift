@@ -7,9 +7,9 @@ public import Wire
 
 /// What the model service trains its recommenders on, folded from the log: per (user,
 /// item) pair the count of each kind of interaction and the time of the latest one, in
-/// 12 bytes. A user's pairs lie together in one pool (a block per user, moved to a block
-/// twice the size when full, the pool compacted when moves have left too many holes), so
-/// a million pairs cost about 12 MB plus the user and item tables. Offsets are kept with
+/// 12 bytes. A user's pairs lie together in one pool, sorted by item (a block per user,
+/// moved to a block twice the size when full, the pool compacted when moves have left too
+/// many holes), so a million pairs cost about 12 MB plus the user and item tables. Offsets are kept with
 /// the state: a snapshot holds both, and a restart resumes exactly where it left off.
 public final class InteractionStore: @unchecked Sendable {
     /// One (user, item) pair: the item's dense index, the latest event's time in seconds,
@@ -138,20 +138,37 @@ public final class InteractionStore: @unchecked Sendable {
             s.userIndex[userID] = u
             s.slots.append(Slot(start: 0, count: 0, capacity: 0))
         }
-        let slot = s.slots[Int(u)]
         let c = channel.rawValue
-        for p in Int(slot.start)..<Int(slot.start + slot.count) where s.pool[p].item == item {
-            let updated = Int(s.pool[p].counts[c]) + delta
-            s.pool[p].counts[c] = UInt8(clamping: max(0, updated))
-            if seconds > s.pool[p].seconds { s.pool[p].seconds = seconds }
+        // A user's pairs are sorted by item: binary search, and an insert shifts the later ones.
+        var slot = s.slots[Int(u)]
+        var lo = Int(slot.start), hi = Int(slot.start + slot.count)
+        s.pool.withUnsafeBufferPointer { pool in
+            while lo < hi {
+                let mid = (lo + hi) >> 1
+                if pool[mid].item < item { lo = mid + 1 } else { hi = mid }
+            }
+        }
+        if lo < Int(slot.start + slot.count) && s.pool[lo].item == item {
+            let updated = Int(s.pool[lo].counts[c]) + delta
+            s.pool[lo].counts[c] = UInt8(clamping: max(0, updated))
+            if seconds > s.pool[lo].seconds { s.pool[lo].seconds = seconds }
             return
         }
         guard delta > 0 else { return }
-        if slot.count == slot.capacity { grow(Int(u), s) }
+        if slot.count == slot.capacity {
+            let offset = lo - Int(slot.start)
+            grow(Int(u), s)
+            slot = s.slots[Int(u)]
+            lo = Int(slot.start) + offset
+        }
         var counts = SIMD4<UInt8>()
         counts[c] = UInt8(clamping: delta)
-        let at = Int(s.slots[Int(u)].start + s.slots[Int(u)].count)
-        s.pool[at] = Pair(item: item, seconds: seconds, counts: counts)
+        let end = Int(slot.start + slot.count)
+        s.pool.withUnsafeMutableBufferPointer { pool in
+            let base = pool.baseAddress!
+            if end > lo { (base + lo + 1).update(from: base + lo, count: end - lo) }
+            base[lo] = Pair(item: item, seconds: seconds, counts: counts)
+        }
         s.slots[Int(u)].count += 1
         s.pairs += 1
     }
@@ -384,6 +401,10 @@ public final class InteractionStore: @unchecked Sendable {
             return Slot(start: start, count: c, capacity: c)
         }
         s.pairs = s.pool.count
+        // Lookups binary-search a user's block: make sure each is sorted by item.
+        for slot in s.slots where slot.count > 1 {
+            s.pool[Int(slot.start)..<Int(slot.start + slot.count)].sort { $0.item < $1.item }
+        }
         s.userIndex = Dictionary(uniqueKeysWithValues: s.userIDs.enumerated().map { ($1, Int32($0)) })
         s.itemIndex = Dictionary(uniqueKeysWithValues: s.itemIDs.enumerated().map { ($1, Int32($0)) })
         return store
