@@ -62,12 +62,12 @@ struct FeatureCrashTests {
         let crashed = RPCClient(host: "127.0.0.1", port: featurePort)
         defer { Task { await crashed.shutdown() } }
         try await waitHealthy(crashed)
-        try await waitConsumed(ingest: ingest, feature: crashed, timeout: .seconds(120))
+        try await waitConsumed(ingest: ingest, consumer: crashed, timeout: .seconds(120))
         let afterCrashes = try await profiles(crashed, sampleUsers)
 
         // The reference: an uninterrupted run on a fresh directory.
         let reference = try await withFeature(ingestPort: ingestPort) { client, _ in
-            try await waitConsumed(ingest: ingest, feature: client, timeout: .seconds(120))
+            try await waitConsumed(ingest: ingest, consumer: client, timeout: .seconds(120))
             return try await profiles(client, sampleUsers)
         }
         #expect(afterCrashes.count == Set(sampleUsers).count)

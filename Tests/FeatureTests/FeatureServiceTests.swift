@@ -16,7 +16,7 @@ struct FeatureServiceTests {
         let got = try await withIngest { ingest, port in
             try await append(ingest, events)
             return try await withFeature(ingestPort: port) { feature, _ in
-                try await waitConsumed(ingest: ingest, feature: feature)
+                try await waitConsumed(ingest: ingest, consumer: feature)
                 return try await profiles(feature, users)
             }
         }
@@ -91,19 +91,19 @@ struct FeatureServiceTests {
             // First half, then stop (graceful: a snapshot), start again, second half.
             try await append(ingest, Array(events.prefix(2000)))
             try await withFeature(ingestPort: port, dataDir: featureDir) { feature, _ in
-                try await waitConsumed(ingest: ingest, feature: feature)
+                try await waitConsumed(ingest: ingest, consumer: feature)
             }
             #expect(FileManager.default.fileExists(atPath: featureDir + "/state.snapshot"))
             try await append(ingest, Array(events.dropFirst(2000)))
             let (restarted, items) = try await withFeature(ingestPort: port, dataDir: featureDir) { feature, _ in
-                try await waitConsumed(ingest: ingest, feature: feature)
+                try await waitConsumed(ingest: ingest, consumer: feature)
                 var r = GetItemsRequest()
                 r.itemIds = rows.prefix(50).map(\.item)
                 return (try await profiles(feature, users), try await feature.call(FeatureAPI.getItems, r))
             }
             // A fresh data directory: everything from the log.
             let rebuilt = try await withFeature(ingestPort: port) { feature, _ in
-                try await waitConsumed(ingest: ingest, feature: feature)
+                try await waitConsumed(ingest: ingest, consumer: feature)
                 var r = GetItemsRequest()
                 r.itemIds = rows.prefix(50).map(\.item)
                 #expect(try await feature.call(FeatureAPI.getItems, r) == items)
@@ -115,7 +115,7 @@ struct FeatureServiceTests {
             // Erase one user: gone now, after a restart, and after a rebuild with the erasure.
             let victim = users[5]
             try await withFeature(ingestPort: port, dataDir: featureDir) { feature, _ in
-                try await waitConsumed(ingest: ingest, feature: feature)
+                try await waitConsumed(ingest: ingest, consumer: feature)
                 var d = DeleteUserRequest()
                 d.userId = victim
                 #expect(try await feature.call(FeatureAPI.deleteUser, d).deleted)
@@ -123,7 +123,7 @@ struct FeatureServiceTests {
                 #expect(try await feature.call(FeatureAPI.deleteUser, d).deleted == false)
             }
             try await withFeature(ingestPort: port, dataDir: featureDir) { feature, _ in
-                try await waitConsumed(ingest: ingest, feature: feature)
+                try await waitConsumed(ingest: ingest, consumer: feature)
                 #expect(try await profiles(feature, [victim]).isEmpty)
                 #expect(try await profiles(feature, [users[6]]) == [users[6]: restarted[users[6]]!])
             }
@@ -139,7 +139,7 @@ struct FeatureServiceTests {
                 event(.view, user: 2, at: t + 2 * minute, item: 4),
             ])
             try await withFeature(ingestPort: port) { feature, _ in
-                try await waitConsumed(ingest: ingest, feature: feature)
+                try await waitConsumed(ingest: ingest, consumer: feature)
                 var r = GetFeaturesRequest()
                 r.userIds = [1, 2, 77]
                 r.names = ["purchase_lifetime", "orders_1h", "amount_1h", "view_lifetime", "monetary"]
@@ -191,9 +191,9 @@ struct FeatureServiceTests {
                 for b in 0..<buys { events.append(purchase(user: Int64(200 + b), at: t + hour, total: Double(item) * 20, item: item)) }
             }
             try await withFeature(ingestPort: port) { feature, _ in
-                try await waitConsumed(ingest: ingest, feature: feature)
+                try await waitConsumed(ingest: ingest, consumer: feature)
                 try await append(ingest, events)
-                try await waitConsumed(ingest: ingest, feature: feature)
+                try await waitConsumed(ingest: ingest, consumer: feature)
                 var g = GetItemsRequest()
                 g.itemIds = [2, 999]
                 let items = try await feature.call(FeatureAPI.getItems, g)
@@ -263,7 +263,7 @@ struct FeatureServiceTests {
             events.append(purchase(user: 5, at: t + 10 * day, total: 999, order: "unlabelled"))
             try await append(ingest, events)
             try await withFeature(ingestPort: port) { feature, _ in
-                try await waitConsumed(ingest: ingest, feature: feature)
+                try await waitConsumed(ingest: ingest, consumer: feature)
                 var r = ExportTrainingRequest()
                 r.names = ["purchase_lifetime", "view_lifetime", "monetary", "seconds_since_signup", "label_lifetime"]
                 r.chunkRows = 2

@@ -106,32 +106,6 @@ func withFeature<R>(ingestPort: Int, dataDir: String = temporaryDirectory(), _ b
     return try await withHostedService(FeatureService.self, settings: settings, dataDir: dataDir) { try await body($0.client, $0.host) }
 }
 
-func append(_ client: RPCClient, _ events: [Event], batch: Int = 1000) async throws {
-    var start = 0
-    while start < events.count {
-        var request = AppendRequest()
-        request.events = Array(events[start..<min(events.count, start + batch)])
-        let response = try await client.call(IngestAPI.append, request)
-        guard response.rejected == 0 else {
-            throw ServiceError("fixture events rejected: \(response.statuses.filter { $0.code == .rejected }.map(\.detail))")
-        }
-        start += batch
-    }
-}
-
-/// Waits until the feature service has consumed everything ingest holds.
-func waitConsumed(ingest: RPCClient, feature: RPCClient, timeout: Duration = .seconds(60)) async throws {
-    let info = try await ingest.call(IngestAPI.logInfo, LogInfoRequest())
-    let ends = info.partitions.sorted { $0.partition < $1.partition }.map { String($0.endOffset) }.joined(separator: ",")
-    let deadline = ContinuousClock.now + timeout
-    while ContinuousClock.now < deadline {
-        let health = try? await feature.call(HealthAPI.check, HealthRequest(), timeout: .seconds(2))
-        if health?.checks.first(where: { $0.key == "offsets" })?.value == ends { return }
-        try await Task.sleep(for: .milliseconds(50))
-    }
-    throw ServiceError("feature did not reach offsets \(ends) in time")
-}
-
 func profiles(_ feature: RPCClient, _ users: [Int64]) async throws -> [Int64: UserProfile] {
     var out: [Int64: UserProfile] = [:]
     for u in users {

@@ -30,7 +30,7 @@ struct ModelCrashTests {
         defer { process.kill() }
         let client = RPCClient(host: "127.0.0.1", port: port)
         try await waitHealthy(client)
-        try await waitConsumed(ingest: ingest, model: client, timeout: .seconds(120))
+        try await waitConsumed(ingest: ingest, consumer: client, timeout: .seconds(120))
         await client.shutdown()
         process.signal(SIGTERM)
         #expect(await process.waitForExit(timeout: .seconds(20)) == 0, "\(process.output)")
@@ -88,7 +88,7 @@ struct ModelCrashTests {
         let client = RPCClient(host: "127.0.0.1", port: port)
         defer { Task { await client.shutdown() } }
         try await waitHealthy(client)
-        try await waitConsumed(ingest: ingest, model: client)
+        try await waitConsumed(ingest: ingest, consumer: client)
         let id = try await train(client, .bpr, name: "killed", params: ["iterations": "10000", "factors": "8"], publish: true)
         _ = try await waitJob(client, id, until: [.running])
         try await Task.sleep(for: .milliseconds(500))

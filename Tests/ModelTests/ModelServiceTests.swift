@@ -36,28 +36,6 @@ func waitHealth(_ client: RPCClient, _ key: String, _ value: String, timeout: Du
     throw ServiceError("health \(key) is '\(last)', not '\(value)'")
 }
 
-func append(_ client: RPCClient, _ events: [Event]) async throws {
-    for start in stride(from: 0, to: events.count, by: 1000) {
-        var request = AppendRequest()
-        request.events = Array(events[start..<min(events.count, start + 1000)])
-        let response = try await client.call(IngestAPI.append, request)
-        guard response.rejected == 0 else { throw ServiceError("fixture events rejected: \(response.statuses.filter { $0.code == .rejected }.map(\.detail))") }
-    }
-}
-
-/// Waits until the model service has folded everything ingest holds.
-func waitConsumed(ingest: RPCClient, model: RPCClient, timeout: Duration = .seconds(60)) async throws {
-    let info = try await ingest.call(IngestAPI.logInfo, LogInfoRequest())
-    let ends = info.partitions.sorted { $0.partition < $1.partition }.map { String($0.endOffset) }.joined(separator: ",")
-    let deadline = ContinuousClock.now + timeout
-    while ContinuousClock.now < deadline {
-        let health = try? await model.call(HealthAPI.check, HealthRequest(), timeout: .seconds(2))
-        if health?.checks.first(where: { $0.key == "offsets" })?.value == ends { return }
-        try await Task.sleep(for: .milliseconds(50))
-    }
-    throw ServiceError("model did not reach offsets \(ends) in time")
-}
-
 func train(_ model: RPCClient, _ kind: ModelKind, name: String = "", params: [String: String] = [:], publish: Bool = false, search: Bool = false) async throws -> String {
     var request = TrainRequest()
     request.kind = kind
@@ -110,7 +88,7 @@ struct ModelServiceTests {
                 ($0 as? RPCError)?.code == .failedPrecondition && "\($0)".contains("no interactions yet")
             }
             try await append(ingest, clusteredShop(users: 20, perUser: 4))
-            try await waitConsumed(ingest: ingest, model: model)
+            try await waitConsumed(ingest: ingest, consumer: model)
             await #expect { try await train(model, .gbdt) } throws: {
                 ($0 as? RPCError)?.code == .invalidArgument && "\($0)".contains("popularity, item_knn, als, bpr, ease")
             }
@@ -139,7 +117,7 @@ struct ModelServiceTests {
     func versionLifecycle() async throws {
         try await withModelSuite { ingest, model, _ in
             try await append(ingest, clusteredShop(users: 90, itemsPerGroup: 10, groups: 3, perUser: 8))
-            try await waitConsumed(ingest: ingest, model: model)
+            try await waitConsumed(ingest: ingest, consumer: model)
             let first = try await waitJob(model, try await train(model, .itemKnn, name: "knn", publish: true))
             #expect(first.state == .succeeded && first.version == 1, "\(first.message)")
             var list = ListModelsRequest()
@@ -200,7 +178,7 @@ struct ModelServiceTests {
     func recommendFollowsPublished() async throws {
         try await withModelSuite { ingest, model, modelPort in
             try await append(ingest, clusteredShop(users: 40, perUser: 5))
-            try await waitConsumed(ingest: ingest, model: model)
+            try await waitConsumed(ingest: ingest, consumer: model)
             var settings = RecommendSettings()
             settings.modelPort = modelPort
             try await withHostedService(RecommendService.self, settings: settings) { recommend in
@@ -217,7 +195,7 @@ struct ModelServiceTests {
     func cancelMidJob() async throws {
         try await withModelSuite { ingest, model, _ in
             try await append(ingest, clusteredShop(users: 60, perUser: 6))
-            try await waitConsumed(ingest: ingest, model: model)
+            try await waitConsumed(ingest: ingest, consumer: model)
             let id = try await train(model, .bpr, name: "slow", params: ["iterations": "10000", "factors": "8"])
             let running = try await waitJob(model, id, until: [.running])
             #expect(running.state == .running)
@@ -242,7 +220,7 @@ struct ModelServiceTests {
         let dir = temporaryDirectory()
         try await withModelSuite(modelDir: dir) { ingest, model, _ in
             try await append(ingest, clusteredShop(users: 30, perUser: 5))
-            try await waitConsumed(ingest: ingest, model: model)
+            try await waitConsumed(ingest: ingest, consumer: model)
             let done = try await waitJob(model, try await train(model, .popularity, name: "pop"))
             #expect(done.state == .succeeded)
             let path = dir + "/registry/pop/v1.model"

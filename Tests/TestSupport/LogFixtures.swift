@@ -1,0 +1,31 @@
+public import RPC
+import ServiceKit
+public import Wire
+
+/// Appends fixture events to ingest in batches; a rejected event fails the test's setup.
+public func append(_ client: RPCClient, _ events: [Event], batch: Int = 1000) async throws {
+    var start = 0
+    while start < events.count {
+        var request = AppendRequest()
+        request.events = Array(events[start..<min(events.count, start + batch)])
+        let response = try await client.call(IngestAPI.append, request)
+        guard response.rejected == 0 else {
+            throw ServiceError("fixture events rejected: \(response.statuses.filter { $0.code == .rejected }.map(\.detail))")
+        }
+        start += batch
+    }
+}
+
+/// Waits until a service that folds the log (feature, model) has consumed everything ingest
+/// holds: its Health `offsets` line equals every partition's end.
+public func waitConsumed(ingest: RPCClient, consumer: RPCClient, timeout: Duration = .seconds(60)) async throws {
+    let info = try await ingest.call(IngestAPI.logInfo, LogInfoRequest())
+    let ends = info.partitions.sorted { $0.partition < $1.partition }.map { String($0.endOffset) }.joined(separator: ",")
+    let deadline = ContinuousClock.now + timeout
+    while ContinuousClock.now < deadline {
+        let health = try? await consumer.call(HealthAPI.check, HealthRequest(), timeout: .seconds(2))
+        if health?.checks.first(where: { $0.key == "offsets" })?.value == ends { return }
+        try await Task.sleep(for: .milliseconds(50))
+    }
+    throw ServiceError("the consumer did not reach offsets \(ends) in time")
+}
