@@ -109,6 +109,14 @@ public struct RecommenderModel: Sendable {
         return x
     }
 
+    /// The `n` most popular items over the model's training data, best first: in `category`
+    /// (the category the item last had in the log), or over every item when it is 0.
+    public func popular(category: Int64 = 0, n: Int) -> [TopK.Entry] {
+        popularity.withUnsafeBufferPointer { p in
+            TopK.select(p, k: n) { category != 0 && itemCategories[$0] != category }
+        }
+    }
+
     /// The top `n` items for a user, excluding `excluded` item indices, best first.
     public func recommend(user: Int32?, history: [(item: Int32, value: Float)], n: Int, excluding excluded: Set<Int32> = []) -> [TopK.Entry] {
         var scores: [Float] = []

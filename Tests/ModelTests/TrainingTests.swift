@@ -158,6 +158,18 @@ struct TrainingTests {
         #expect(m.hitRate > 0.5, "\(kind.rawValue) hit rate \(m.hitRate)")
     }
 
+    @Test("popularity, global and per category")
+    func popularityPerCategory() throws {
+        var events = [view(1, 10, at: baseMs, category: 7), view(2, 10, at: baseMs + 1, category: 7), view(1, 11, at: baseMs + 2, category: 8)]
+        events += [view(3, 11, at: baseMs + 3, category: 8), view(4, 11, at: baseMs + 4, category: 8), view(3, 12, at: baseMs + 5, category: 7)]
+        let data = interactions(events)
+        let model = try Trainer.train(try parameters(.popularity), data)
+        func ids(_ entries: [TopK.Entry]) -> [Int64] { entries.map { data.itemIDs[Int($0.index)] } }
+        #expect(ids(model.popular(n: 3)) == [11, 10, 12])
+        #expect(ids(model.popular(category: 7, n: 5)) == [10, 12])
+        #expect(model.popular(category: 99, n: 5).isEmpty)
+    }
+
     @Test("the same seed gives the same model, bit for bit", arguments: [RecommenderModel.Kind.als, .bpr])
     func sameSeedSameModel(kind: RecommenderModel.Kind) throws {
         let data = interactions(clusteredShop(users: 30, perUser: 5))
