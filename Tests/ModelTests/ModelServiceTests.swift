@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
 import Ingest
 @testable import Model
 import RPC
@@ -10,15 +13,17 @@ import TestSupport
 import Wire
 
 /// In-process ingest and model services on free ports, stopped after `body` (which also
-/// gets the model service's port).
-func withModelSuite<R>(modelDir: String = temporaryDirectory(), _ body: (_ ingest: RPCClient, _ model: RPCClient, _ modelPort: Int) async throws -> R) async throws -> R {
+/// gets the model service's RPC and metrics ports).
+func withModelSuite<R>(
+    modelDir: String = temporaryDirectory(), _ body: (_ ingest: RPCClient, _ model: RPCClient, _ modelPort: Int, _ metricsPort: Int) async throws -> R
+) async throws -> R {
     try await withHostedService(IngestService.self, settings: IngestSettings()) { ingest in
         var settings = ModelService.Settings()
         settings.ingestPort = ingest.rpcPort
         settings.readWait = .milliseconds(200)
         settings.snapshotInterval = .seconds(1)
         return try await withHostedService(ModelService.self, settings: settings, dataDir: modelDir) { model in
-            try await body(ingest.client, model.client, model.rpcPort)
+            try await body(ingest.client, model.client, model.rpcPort, model.metricsPort)
         }
     }
 }
@@ -83,7 +88,7 @@ func fetchArtifact(_ model: RPCClient, _ name: String, version: UInt32 = 0, chun
 struct ModelServiceTests {
     @Test("Train refuses no data (FAILED_PRECONDITION), unknown kinds, parameters, names and ranges (INVALID_ARGUMENT, naming what is valid)")
     func refusals() async throws {
-        try await withModelSuite { ingest, model, _ in
+        try await withModelSuite { ingest, model, _, _ in
             await #expect { try await train(model, .als) } throws: {
                 ($0 as? RPCError)?.code == .failedPrecondition && "\($0)".contains("no interactions yet")
             }
@@ -115,7 +120,7 @@ struct ModelServiceTests {
 
     @Test("a trained version is listed, streamed in chunks, published, watched, rolled back, and its report beats popularity")
     func versionLifecycle() async throws {
-        try await withModelSuite { ingest, model, _ in
+        try await withModelSuite { ingest, model, _, _ in
             try await append(ingest, clusteredShop(users: 90, itemsPerGroup: 10, groups: 3, perUser: 8))
             try await waitConsumed(ingest: ingest, consumer: model)
             let first = try await waitJob(model, try await train(model, .itemKnn, name: "knn", publish: true))
@@ -176,7 +181,7 @@ struct ModelServiceTests {
 
     @Test("the recommend service fetches the published version and swaps in each new one without a restart")
     func recommendFollowsPublished() async throws {
-        try await withModelSuite { ingest, model, modelPort in
+        try await withModelSuite { ingest, model, modelPort, _ in
             try await append(ingest, clusteredShop(users: 40, perUser: 5))
             try await waitConsumed(ingest: ingest, consumer: model)
             var settings = RecommendSettings()
@@ -193,7 +198,7 @@ struct ModelServiceTests {
 
     @Test("a job cancelled mid-fit stops and adds no version; calls answer while it trains")
     func cancelMidJob() async throws {
-        try await withModelSuite { ingest, model, _ in
+        try await withModelSuite { ingest, model, _, _ in
             try await append(ingest, clusteredShop(users: 60, perUser: 6))
             try await waitConsumed(ingest: ingest, consumer: model)
             let id = try await train(model, .bpr, name: "slow", params: ["iterations": "10000", "factors": "8"])
@@ -218,7 +223,7 @@ struct ModelServiceTests {
     @Test("an artifact corrupted on disk is refused with DATA_LOSS, never served or published")
     func corruptArtifact() async throws {
         let dir = temporaryDirectory()
-        try await withModelSuite(modelDir: dir) { ingest, model, _ in
+        try await withModelSuite(modelDir: dir) { ingest, model, _, metricsPort in
             try await append(ingest, clusteredShop(users: 30, perUser: 5))
             try await waitConsumed(ingest: ingest, consumer: model)
             let done = try await waitJob(model, try await train(model, .popularity, name: "pop"))
@@ -235,6 +240,10 @@ struct ModelServiceTests {
             publish.name = "pop"
             publish.version = 1
             await #expect { try await model.call(ModelAPI.publish, publish) } throws: { ($0 as? RPCError)?.code == .dataLoss }
+            let (metrics, _) = try await URLSession.shared.data(from: URL(string: "http://127.0.0.1:\(metricsPort)/metrics")!)
+            let text = String(decoding: metrics, as: UTF8.self)
+            #expect(text.contains("persona_model_corrupt_artifacts_total 2"), "\(text.split(separator: "\n").filter { $0.hasPrefix("persona_model") })")
+            #expect(text.contains("persona_model_jobs_total{kind=\"popularity\",state=\"succeeded\"} 1"))
         }
     }
 }

@@ -24,18 +24,20 @@ final class JobBoard: @unchecked Sendable {
     private var counter = 0
     private let path: String
     private let running = DispatchGroup()
-    /// What went wrong when a job failed, for the service's log and metrics.
-    let failed: @Sendable (JobStatusResponse) -> Void
+    /// Told of every job that ends (succeeded, failed or cancelled), for the service's log
+    /// and metrics.
+    let ended: @Sendable (JobStatusResponse) -> Void
 
-    init(path: String, failed: @escaping @Sendable (JobStatusResponse) -> Void = { _ in }) throws {
+    init(path: String, ended: @escaping @Sendable (JobStatusResponse) -> Void = { _ in }) throws {
         self.path = path
-        self.failed = failed
+        self.ended = ended
         if let bytes = try AtomicFile.read(path) {
             let saved = try ListJobsResponse(serializedBytes: bytes)
             for var status in saved.jobs {
                 if status.state == .queued || status.state == .running {
+                    let was = status.state == .queued ? "queued" : "running"
                     status.state = .failed
-                    status.message = "the model service stopped while this job was \(status.state == .queued ? "queued" : "running"); nothing was published: train again"
+                    status.message = "the model service stopped while this job was \(was); nothing was published: train again"
                     status.finishedMs = Self.nowMs
                 }
                 jobs[status.jobId] = Job(status: status, progress: TrainingProgress())
@@ -99,7 +101,7 @@ final class JobBoard: @unchecked Sendable {
                 s.message = "\(error)"
             }
         }
-        if final == .failed, let status = status(id) { failed(status) }
+        if final != nil, let status = status(id) { ended(status) }
     }
 
     /// Changes a job's status and saves the board; returns the new state.

@@ -38,8 +38,13 @@ public struct ModelService: PersonaService {
         registry = try Registry(directory: context.dataDirectory.file("registry"))
         let logger = context.logger, metrics = context.metrics
         jobs = try JobBoard(path: context.dataDirectory.file("jobs.state")) { status in
-            logger.warning("training job \(status.jobId) failed: \(status.message)")
-            metrics.counter("persona_model_jobs_failed_total", labels: [], help: "Training jobs that failed").increment()
+            let state = status.state.name ?? "\(status.state.rawValue)", kind = status.kind.name ?? ""
+            if status.state == .failed { logger.warning("training job \(status.jobId) failed: \(status.message)") }
+            metrics.counter("persona_model_jobs_total", labels: [("kind", kind), ("state", state)], help: "Training jobs ended, by kind and state").increment()
+            if status.state == .succeeded, status.finishedMs > status.createdMs {
+                metrics.gauge("persona_model_training_seconds", labels: [("kind", kind)], help: "How long the latest successful job of each kind took, queue included")
+                    .set(Double(status.finishedMs - status.createdMs) / 1000)
+            }
         }
         consumer = LogConsumer(host: settings.ingestHost, port: settings.ingestPort, readEvents: settings.readEvents, readWait: settings.readWait, logger: context.logger)
     }
