@@ -151,6 +151,10 @@ let package = Package(
         .testTarget(
             name: "ModelTests", dependencies: ["Model", "Recommend", "Math", "Recommenders", "Ingest", "ServiceKit", "RPC", "Wire", "Store", "TestSupport"],
             path: "Tests/ModelTests", swiftSettings: swiftSettings),
+        .testTarget(
+            name: "RecommendTests",
+            dependencies: ["Recommend", "Model", "Feature", "Ingest", "Recommenders", "Math", "ServiceKit", "RPC", "Wire", "TestSupport"],
+            path: "Tests/RecommendTests", swiftSettings: swiftSettings),
         .testTarget(name: "MathTests", dependencies: ["Math"], path: "Tests/MathTests", swiftSettings: swiftSettings),
         .testTarget(
             name: "StoreTests", dependencies: ["Store", "TestSupport"],

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import RPC
 import ServiceKit
 
 /// Where the five services listen. Each address comes from its flag, else from the
@@ -41,5 +42,22 @@ struct Endpoints: ParsableArguments {
         let text = flag ?? ProcessInfo.processInfo.environment[variable] ?? "127.0.0.1:\(port)"
         guard let (host, p) = parseAddress(text) else { throw ValidationError("\(service): '\(text)' is not host:port") }
         return Endpoint(service: service, host: host, port: p)
+    }
+}
+
+extension Endpoints {
+    /// One call to `service` through a client made for it, its RPC errors as a message that
+    /// names the address.
+    func call<T: Sendable>(_ service: String, _ body: (RPCClient) async throws -> T) async throws -> T {
+        let endpoint = try self.endpoint(service)
+        let client = RPCClient(host: endpoint.host, port: endpoint.port)
+        do {
+            let value = try await body(client)
+            await client.shutdown()
+            return value
+        } catch let error as RPCError {
+            await client.shutdown()
+            throw ValidationError("\(service) at \(endpoint.address): \(error)")
+        }
     }
 }

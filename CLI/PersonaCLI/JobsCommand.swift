@@ -13,7 +13,7 @@ struct JobsCommand: AsyncParsableCommand {
         @OptionGroup var endpoints: Endpoints
 
         func run() async throws {
-            let jobs = try await ModelClient.call(endpoints) { try await $0.call(ModelAPI.listJobs, ListJobsRequest(), timeout: .seconds(5)) }.jobs
+            let jobs = try await endpoints.call("model") { try await $0.call(ModelAPI.listJobs, ListJobsRequest(), timeout: .seconds(5)) }.jobs
             guard !jobs.isEmpty else {
                 print("no training jobs yet: persona train als")
                 return
@@ -37,7 +37,7 @@ struct JobsCommand: AsyncParsableCommand {
         func run() async throws {
             var request = CancelJobRequest()
             request.jobId = job
-            let status = try await ModelClient.call(endpoints) { try await $0.call(ModelAPI.cancelJob, request, timeout: .seconds(5)) }
+            let status = try await endpoints.call("model") { try await $0.call(ModelAPI.cancelJob, request, timeout: .seconds(5)) }
             print("\(status.jobId): \(status.state.name ?? "") (\(status.message))")
         }
     }

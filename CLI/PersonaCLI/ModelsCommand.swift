@@ -15,7 +15,7 @@ struct ModelsCommand: AsyncParsableCommand {
     func run() async throws {
         var request = ListModelsRequest()
         request.name = name ?? ""
-        let models = try await ModelClient.call(endpoints) { try await $0.call(ModelAPI.listModels, request, timeout: .seconds(5)) }.models
+        let models = try await endpoints.call("model") { try await $0.call(ModelAPI.listModels, request, timeout: .seconds(5)) }.models
         guard !models.isEmpty else {
             print(name.map { "no versions of '\($0)'" } ?? "no models yet: persona train als")
             return
@@ -54,7 +54,7 @@ struct ModelCommand: AsyncParsableCommand {
                 var r = GetReportRequest()
                 r.name = name
                 r.version = v
-                return try await ModelClient.call(endpoints) { try await $0.call(ModelAPI.getReport, r, timeout: .seconds(5)) }
+                return try await endpoints.call("model") { try await $0.call(ModelAPI.getReport, r, timeout: .seconds(5)) }
             }
             let a = try await report(first), b = try await report(second)
             let bValues = Dictionary(b.metrics.map { ($0.name, $0.value) }, uniquingKeysWith: { x, _ in x })
@@ -82,7 +82,7 @@ struct ModelCommand: AsyncParsableCommand {
             var request = PublishModelRequest()
             request.name = name
             request.version = version
-            let info = try await ModelClient.call(endpoints) { try await $0.call(ModelAPI.publish, request, timeout: .seconds(10)) }.info
+            let info = try await endpoints.call("model") { try await $0.call(ModelAPI.publish, request, timeout: .seconds(10)) }.info
             print("published \(name) v\(info?.version ?? version)")
         }
     }
@@ -97,24 +97,8 @@ struct ModelCommand: AsyncParsableCommand {
             var request = RollbackModelRequest()
             request.name = name
             request.version = to
-            let info = try await ModelClient.call(endpoints) { try await $0.call(ModelAPI.rollback, request, timeout: .seconds(10)) }.info
+            let info = try await endpoints.call("model") { try await $0.call(ModelAPI.rollback, request, timeout: .seconds(10)) }.info
             print("\(name): v\(info?.version ?? 0) is published")
-        }
-    }
-}
-
-/// One call to the model service, its errors as a message that names the address.
-enum ModelClient {
-    static func call<T: Sendable>(_ endpoints: Endpoints, _ body: (RPCClient) async throws -> T) async throws -> T {
-        let endpoint = try endpoints.endpoint("model")
-        let client = RPCClient(host: endpoint.host, port: endpoint.port)
-        do {
-            let value = try await body(client)
-            await client.shutdown()
-            return value
-        } catch let error as RPCError {
-            await client.shutdown()
-            throw ValidationError("model at \(endpoint.address): \(error)")
         }
     }
 }

@@ -19,10 +19,10 @@ struct ReportCommand: AsyncParsableCommand {
         var r = GetReportRequest()
         r.name = name
         r.version = version
-        let report = try await ModelClient.call(endpoints) { try await $0.call(ModelAPI.getReport, r, timeout: .seconds(5)) }
+        let report = try await endpoints.call("model") { try await $0.call(ModelAPI.getReport, r, timeout: .seconds(5)) }
         var l = ListModelsRequest()
         l.name = name
-        let versions = try await ModelClient.call(endpoints) { try await $0.call(ModelAPI.listModels, l, timeout: .seconds(5)) }.models
+        let versions = try await endpoints.call("model") { try await $0.call(ModelAPI.listModels, l, timeout: .seconds(5)) }.models
         let html = ReportHTML.render(report, versions: versions)
         let path = output ?? "\(name)-v\(report.version).html"
         try html.write(toFile: path, atomically: true, encoding: .utf8)

@@ -13,6 +13,11 @@ public final class PublishedModels: @unchecked Sendable {
     public struct Loaded: Sendable {
         public var info: ModelInfo
         public var model: RecommenderModel
+
+        public init(info: ModelInfo, model: RecommenderModel) {
+            self.info = info
+            self.model = model
+        }
     }
 
     private let lock = NSLock()

@@ -28,18 +28,6 @@ func withModelSuite<R>(
     }
 }
 
-/// Waits until a service's Health check `key` reads `value`.
-func waitHealth(_ client: RPCClient, _ key: String, _ value: String, timeout: Duration = .seconds(30)) async throws {
-    let deadline = ContinuousClock.now + timeout
-    var last = ""
-    while ContinuousClock.now < deadline {
-        let health = try? await client.call(HealthAPI.check, HealthRequest(), timeout: .seconds(2))
-        last = health?.checks.first { $0.key == key }?.value ?? ""
-        if last == value { return }
-        try await Task.sleep(for: .milliseconds(30))
-    }
-    throw ServiceError("health \(key) is '\(last)', not '\(value)'")
-}
 
 func train(_ model: RPCClient, _ kind: ModelKind, name: String = "", params: [String: String] = [:], publish: Bool = false, search: Bool = false) async throws -> String {
     var request = TrainRequest()

@@ -53,3 +53,17 @@ public func waitHealthy(_ client: RPCClient, timeout: Duration = .seconds(30)) a
         }
     }
 }
+
+/// Waits until a service's Health check `key` reads `value` (a consumer's offsets, the
+/// models recommend holds), up to `timeout`.
+public func waitHealth(_ client: RPCClient, _ key: String, _ value: String, timeout: Duration = .seconds(30)) async throws {
+    let deadline = ContinuousClock.now + timeout
+    var last = ""
+    while ContinuousClock.now < deadline {
+        let health = try? await client.call(HealthAPI.check, HealthRequest(), timeout: .seconds(2))
+        last = health?.checks.first { $0.key == key }?.value ?? ""
+        if last == value { return }
+        try await Task.sleep(for: .milliseconds(30))
+    }
+    throw ServiceError("health \(key) is '\(last)', not '\(value)'")
+}

@@ -4,13 +4,16 @@ import Logging
 public import RPC
 import Recommenders
 public import ServiceKit
+import Wire
 
 /// The recommend service: serves recommendations, similar and popular items.
 ///
 /// It follows the model service's published recommenders (WatchModels, then GetModel in
 /// chunks) and holds each one's current version in memory, swapped in whole without a
-/// restart; Health names the versions it holds. Its own RPC methods (`RecommendAPI`) are
-/// built on these by the recommend issue.
+/// restart; Health names the versions it holds. A Recommend call reads the user's recent
+/// items live from the feature service (within the call's deadline; without them the
+/// user's own factor vector and popularity still answer) and blends the published `als`
+/// (or `bpr`), `item_knn` (or `ease`) and `popularity` models (`Recommender`).
 public struct RecommendService: PersonaService {
     public static let name = "recommend"
     public static let defaultPort = 7105
@@ -19,19 +22,125 @@ public struct RecommendService: PersonaService {
     let context: ServiceContext
     let models: PublishedModels
     let client: RPCClient
+    let feature: RPCClient
 
     public init(context: ServiceContext, settings: RecommendSettings) async throws {
         self.context = context
         var config = RPCClient.Config.defaults(host: settings.modelHost, port: settings.modelPort)
         config.defaultTimeout = .seconds(30)
         client = RPCClient(config: config)
+        var featureConfig = RPCClient.Config.defaults(host: settings.featureHost, port: settings.featurePort)
+        featureConfig.defaultTimeout = .milliseconds(200)
+        feature = RPCClient(config: featureConfig)
         let metrics = context.metrics
         models = PublishedModels(client: client, logger: context.logger) { loaded in
             metrics.gauge("persona_recommend_model_version", labels: [("model", loaded.info.name)], help: "Version of each model held").set(Int64(loaded.info.version))
         }
     }
 
-    public func register(in router: inout Router) {}
+    public func register(in router: inout Router) {
+        router.register(RecommendAPI.recommend) { try await recommend($0) }
+        router.register(RecommendAPI.similarItems) { request in
+            guard request.itemId > 0 else { throw RPCError(.invalidArgument, "item id must be positive") }
+            let (items, model) = recommender.similar(to: request.itemId, n: Self.count(request.n))
+            var response = SimilarItemsResponse()
+            response.items = items.map(Self.scored)
+            if model == nil { context.logger.debug("no neighbours for item \(request.itemId)") }
+            return response
+        }
+        router.register(RecommendAPI.popular) { try await popular($0) }
+    }
+
+    /// The blend over what is published now.
+    var recommender: Recommender {
+        Recommender(factors: models["als"] ?? models["bpr"], neighbours: models["item_knn"] ?? models["ease"], popularity: models["popularity"])
+    }
+
+    static func count(_ n: UInt32) -> Int { n == 0 ? 10 : min(Int(n), 500) }
+
+    static func scored(_ c: Recommender.Candidate) -> ScoredItem {
+        var s = ScoredItem()
+        s.itemId = c.itemID
+        s.score = c.score
+        s.reason = c.reason
+        s.source = c.source
+        return s
+    }
+
+    func recommend(_ request: RecommendRequest) async throws -> RecommendResponse {
+        guard request.userId > 0 else {
+            badRequest("invalid_user")
+            throw RPCError(.invalidArgument, "user id must be positive, got \(request.userId)")
+        }
+        let blend = recommender
+        var history = Recommender.History()
+        var fallback = false
+        do {
+            var lookup = GetProfileRequest()
+            lookup.userId = request.userId
+            let answer = try await feature.call(FeatureAPI.getProfile, lookup)
+            if let p = answer.profile, answer.found {
+                history = Recommender.History(views: p.recentViews, carts: p.recentCarts, purchases: p.recentPurchases)
+            }
+        } catch let error as RPCError {
+            // Answer without the live profile: the stored factors and popularity still can.
+            fallback = true
+            context.metrics.counter("persona_recommend_profile_failures_total", labels: [("code", error.code.name ?? "")], help: "Recommend calls answered without the live profile").increment()
+        }
+        let items = blend.recommend(
+            userID: request.userId, history: history, n: Self.count(request.n), excluding: Set(request.excludeItemIds), category: request.categoryId)
+        var response = RecommendResponse()
+        response.items = items.map(Self.scored)
+        response.requestId = request.requestId.isEmpty ? UUID().uuidString.lowercased() : request.requestId
+        if let primary = blend.primary {
+            response.modelName = primary.info.name
+            response.modelVersion = primary.info.version
+        }
+        response.fallback = fallback || blend.primary == nil || items.allSatisfy { $0.source == "popularity" }
+        context.metrics.counter("persona_recommend_answers_total", labels: [("fallback", response.fallback ? "true" : "false")], help: "Recommend answers, by whether a fallback answered").increment()
+        return response
+    }
+
+    /// The category's (or the shop's) most viewed items over a window, live from the
+    /// feature service; the published popularity when it cannot answer or no window is asked.
+    func popular(_ request: PopularRequest) async throws -> PopularResponse {
+        let n = Self.count(request.n)
+        var response = PopularResponse()
+        if !request.window.isEmpty && request.window != "model" {
+            var top = TopItemsRequest()
+            top.categoryId = request.categoryId
+            top.window = request.window
+            top.by = "views"
+            top.limit = UInt32(n)
+            do {
+                let answer = try await feature.call(FeatureAPI.topItems, top)
+                response.items = answer.items.map { item in
+                    var s = ScoredItem()
+                    s.itemId = item.itemId
+                    s.score = Float(item.views?.lifetime ?? 0)
+                    s.reason = "most viewed\(request.categoryId == 0 ? "" : " in \(request.categoryId)") over \(request.window)"
+                    s.source = "feature"
+                    return s
+                }
+                return response
+            } catch let error as RPCError where error.code == .invalidArgument {
+                throw error
+            } catch {
+                context.logger.info("popular: feature did not answer (\(error)); using the published popularity")
+            }
+        }
+        guard let model = (models["popularity"] ?? recommender.primary)?.model else { return response }
+        response.items = model.popular(category: request.categoryId, n: n).map { e in
+            Self.scored(.init(
+                itemID: model.itemIDs[Int(e.index)], score: e.score, reason: request.categoryId == 0 ? "popular" : "popular in \(request.categoryId)",
+                source: "popularity"))
+        }
+        return response
+    }
+
+    func badRequest(_ reason: String) {
+        context.metrics.counter("persona_recommend_bad_requests_total", labels: [("reason", reason)], help: "Calls refused as invalid, by reason").increment()
+    }
 
     public func runBackground() async throws {
         try await models.follow()
@@ -39,6 +148,7 @@ public struct RecommendService: PersonaService {
 
     public func close() async throws {
         await client.shutdown()
+        await feature.shutdown()
     }
 
     public func healthChecks() async -> [(String, String)] {
@@ -51,14 +161,23 @@ public struct RecommendOptions: ParsableArguments, Sendable {
     @Option(help: "Model service address host:port (env PERSONA_MODEL_ADDR, default 127.0.0.1:7103).")
     public var model: String?
 
+    @Option(help: "Feature service address host:port (env PERSONA_FEATURE_ADDR, default 127.0.0.1:7102).")
+    public var feature: String?
+
     public init() {}
 
     public func resolve(environment: [String: String]? = nil) throws -> RecommendSettings {
+        let env = environment ?? ProcessInfo.processInfo.environment
         var s = RecommendSettings()
-        if let address = model ?? (environment ?? ProcessInfo.processInfo.environment)["PERSONA_MODEL_ADDR"] {
+        if let address = model ?? env["PERSONA_MODEL_ADDR"] {
             guard let (host, port) = parseAddress(address) else { throw ValidationError("model address '\(address)' is not host:port") }
             s.modelHost = host
             s.modelPort = port
+        }
+        if let address = feature ?? env["PERSONA_FEATURE_ADDR"] {
+            guard let (host, port) = parseAddress(address) else { throw ValidationError("feature address '\(address)' is not host:port") }
+            s.featureHost = host
+            s.featurePort = port
         }
         return s
     }
@@ -67,5 +186,7 @@ public struct RecommendOptions: ParsableArguments, Sendable {
 public struct RecommendSettings: Sendable {
     public var modelHost = "127.0.0.1"
     public var modelPort = 7103
+    public var featureHost = "127.0.0.1"
+    public var featurePort = 7102
     public init() {}
 }

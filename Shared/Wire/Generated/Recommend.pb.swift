@@ -52,6 +52,7 @@ public struct ScoredItem: WireMessage {
     public var itemId: Int64 = 0
     public var score: Float = 0
     public var reason: String = ""
+    public var source: String = ""
     /// Fields this build does not know, kept so a relay re-encodes them unchanged.
     public var unknownFields = UnknownFields()
     public init() {}
@@ -64,6 +65,7 @@ extension ScoredItem: CMessageConvertible {
         c.pointee.item_id = itemId
         c.pointee.score = score
         if !reason.isEmpty { c.pointee.reason = arena.string(reason) }
+        if !source.isEmpty { c.pointee.source = arena.string(source) }
         arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
     }
     init(cMessage c: UnsafePointer<Persona__V1__ScoredItem>) {
@@ -71,6 +73,7 @@ extension ScoredItem: CMessageConvertible {
         itemId = c.pointee.item_id
         score = c.pointee.score
         reason = readString(c.pointee.reason)
+        source = readString(c.pointee.source)
         unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
     static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>) -> UnsafeMutablePointer<Persona__V1__ScoredItem>? {

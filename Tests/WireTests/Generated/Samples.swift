@@ -1384,10 +1384,12 @@ extension ScoredItem {
             m.itemId = Int64.min
             m.score = Float.greatestFiniteMagnitude
             m.reason = "h\u{e9}llo \"w\\orld\" \u{1F600}"
+            m.source = "h\u{e9}llo \"w\\orld\" \u{1F600}"
         } else {
             m.itemId = Int64.max
             m.score = -0.25
             m.reason = "x"
+            m.source = "x"
         }
         return m
     }

@@ -50,11 +50,18 @@ struct  Persona__V1__ScoredItem
   ProtobufCMessage base;
   int64_t item_id;
   float score;
+  /*
+   * Why it is here, naming real things: "because you viewed 1866283", "popular".
+   */
   char *reason;
+  /*
+   * The candidate source that contributed most (als, item_knn, popularity, ...).
+   */
+  char *source;
 };
 #define PERSONA__V1__SCORED_ITEM__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&persona__v1__scored_item__descriptor) \
-    , 0, 0, (char *)protobuf_c_empty_string }
+    , 0, 0, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
 
 
 struct  Persona__V1__RecommendResponse

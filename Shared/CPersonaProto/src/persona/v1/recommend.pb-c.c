@@ -425,7 +425,7 @@ const ProtobufCMessageDescriptor persona__v1__recommend_request__descriptor =
   (ProtobufCMessageInit) persona__v1__recommend_request__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor persona__v1__scored_item__field_descriptors[3] =
+static const ProtobufCFieldDescriptor persona__v1__scored_item__field_descriptors[4] =
 {
   {
     "item_id",
@@ -463,16 +463,29 @@ static const ProtobufCFieldDescriptor persona__v1__scored_item__field_descriptor
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "source",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__ScoredItem, source),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned persona__v1__scored_item__field_indices_by_name[] = {
   0,   /* field[0] = item_id */
   2,   /* field[2] = reason */
   1,   /* field[1] = score */
+  3,   /* field[3] = source */
 };
 static const ProtobufCIntRange persona__v1__scored_item__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 3 }
+  { 0, 4 }
 };
 const ProtobufCMessageDescriptor persona__v1__scored_item__descriptor =
 {
@@ -482,7 +495,7 @@ const ProtobufCMessageDescriptor persona__v1__scored_item__descriptor =
   "Persona__V1__ScoredItem",
   "persona.v1",
   sizeof(Persona__V1__ScoredItem),
-  3,
+  4,
   persona__v1__scored_item__field_descriptors,
   persona__v1__scored_item__field_indices_by_name,
   1,  persona__v1__scored_item__number_ranges,

@@ -1,0 +1,155 @@
+import Foundation
+import Math
+public import Recommenders
+import Wire
+
+/// Blends the published recommenders into one ranked list for a user: the factor model
+/// (the user's own vector, or one folded in from their recent items), item-kNN neighbours
+/// of their recent views, carts and purchases, and popularity for cold start. Each source's
+/// scores are scaled to [0, 1] by its best candidate and weighted; an item's reason names the
+/// source that gave it the most ("because you viewed 1866283", "popular"). Ties go to the
+/// lower item id, so answers are deterministic.
+public struct Recommender: Sendable {
+    /// The weight of each source in the blend.
+    public struct Weights: Sendable {
+        public var factors: Float = 1
+        public var neighbours: Float = 1
+        public var popularity: Float = 0.05
+        public init() {}
+    }
+
+    /// A user's recent items, newest first, as the feature service holds them.
+    public struct History: Sendable {
+        public var views: [Int64] = []
+        public var carts: [Int64] = []
+        public var purchases: [Int64] = []
+        public init(views: [Int64] = [], carts: [Int64] = [], purchases: [Int64] = []) {
+            self.views = views
+            self.carts = carts
+            self.purchases = purchases
+        }
+        var isEmpty: Bool { views.isEmpty && carts.isEmpty && purchases.isEmpty }
+    }
+
+    public struct Candidate: Sendable, Equatable {
+        public var itemID: Int64
+        public var score: Float
+        public var reason: String
+        public var source: String
+    }
+
+    public var factors: PublishedModels.Loaded?
+    public var neighbours: PublishedModels.Loaded?
+    public var popularity: PublishedModels.Loaded?
+    public var weights = Weights()
+
+    public init(factors: PublishedModels.Loaded?, neighbours: PublishedModels.Loaded?, popularity: PublishedModels.Loaded?) {
+        self.factors = factors
+        self.neighbours = neighbours
+        self.popularity = popularity
+    }
+
+    /// The model whose name and version an answer reports: the first source that took part.
+    public var primary: PublishedModels.Loaded? { factors ?? neighbours ?? popularity }
+
+    /// The `n` best items for `userID` with `history`, never an excluded item or one the
+    /// user bought, only items of `category` when it is not 0.
+    public func recommend(userID: Int64, history: History, n: Int, excluding: Set<Int64> = [], category: Int64 = 0) -> [Candidate] {
+        var blended: [Int64: (score: Float, best: Float, reason: String, source: String)] = [:]
+        func add(_ itemID: Int64, _ score: Float, _ reason: String, _ source: String) {
+            guard score > 0 else { return }
+            var entry = blended[itemID] ?? (0, 0, reason, source)
+            entry.score += score
+            if score > entry.best { (entry.best, entry.reason, entry.source) = (score, reason, source) }
+            blended[itemID] = entry
+        }
+        let bought = Set(history.purchases)
+        let seen = Set(history.views + history.carts + history.purchases)
+        func allowed(_ m: RecommenderModel, _ i: Int) -> Bool {
+            let id = m.itemIDs[i]
+            return !bought.contains(id) && !excluding.contains(id) && (category == 0 || m.itemCategories[i] == category)
+        }
+        let pool = max(50, 4 * n)
+        // Recent items as (dense index, value): purchases count most, as in training.
+        func weighted(_ m: RecommenderModel) -> [(item: Int32, value: Float)] {
+            var values: [Int32: Float] = [:]
+            let sources: [([Int64], Float)] = [(history.views, 1), (history.carts, 3), (history.purchases, 5)]
+            for (ids, w) in sources {
+                for id in ids { if let i = m.itemIndex[id] { values[i, default: 0] += w } }
+            }
+            return values.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
+        }
+        if let f = factors {
+            let m = f.model
+            let user = m.userIndex[userID]
+            let recent = weighted(m)
+            if user != nil || !recent.isEmpty {
+                var scores: [Float] = []
+                m.score(user: user, history: recent, into: &scores)
+                let top = TopK.select(scores, k: pool) { !allowed(m, $0) || seen.contains(m.itemIDs[$0]) }
+                let best = top.first?.score ?? 0
+                for e in top where best > 0 {
+                    add(m.itemIDs[Int(e.index)], weights.factors * e.score / best, user != nil ? "matches your taste" : "matches your recent items", m.kind.rawValue)
+                }
+            }
+        }
+        if let k = neighbours, let w = k.model.itemItem {
+            let m = k.model
+            var contributions: [Int32: (score: Float, bestFrom: Int64, bestScore: Float, verb: String)] = [:]
+            let sources: [([Int64], Float, String)] = [(history.views, 1, "viewed"), (history.carts, 3, "carted"), (history.purchases, 5, "bought")]
+            for (ids, weight, verb) in sources {
+                for id in ids {
+                    guard let j = m.itemIndex[id] else { continue }
+                    for e in w.rowStart[Int(j)]..<w.rowStart[Int(j) + 1] {
+                        let i = w.indices[e], s = weight * w.values[e]
+                        var c = contributions[i] ?? (0, id, 0, verb)
+                        c.score += s
+                        if s > c.bestScore { (c.bestFrom, c.bestScore, c.verb) = (id, s, verb) }
+                        contributions[i] = c
+                    }
+                }
+            }
+            var ranked: [(id: Int64, score: Float, reason: String)] = []
+            for (i, c) in contributions where allowed(m, Int(i)) && !seen.contains(m.itemIDs[Int(i)]) {
+                ranked.append((m.itemIDs[Int(i)], c.score, "because you \(c.verb) \(c.bestFrom)"))
+            }
+            ranked.sort { $0.score != $1.score ? $0.score > $1.score : $0.id < $1.id }
+            let best = ranked.first?.score ?? 0
+            for r in ranked.prefix(pool) where best > 0 {
+                add(r.id, weights.neighbours * r.score / best, r.reason, m.kind.rawValue)
+            }
+        }
+        if let p = popularity?.model ?? primary?.model {
+            let top = p.popular(category: category, n: pool + seen.count + excluding.count)
+            let best = top.first?.score ?? 0
+            for e in top where best > 0 && allowed(p, Int(e.index)) {
+                let id = p.itemIDs[Int(e.index)]
+                add(id, weights.popularity * e.score / best, category == 0 ? "popular" : "popular in \(category)", "popularity")
+            }
+        }
+        return blended.map { Candidate(itemID: $0.key, score: $0.value.score, reason: $0.value.reason, source: $0.value.source) }
+            .sorted { $0.score != $1.score ? $0.score > $1.score : $0.itemID < $1.itemID }
+            .prefix(n).map { $0 }
+    }
+
+    /// Items like `itemID`: its item-kNN neighbours, else the nearest item vectors (cosine)
+    /// of the factor model.
+    public func similar(to itemID: Int64, n: Int) -> (items: [Candidate], model: PublishedModels.Loaded?) {
+        if let k = neighbours, let w = k.model.itemItem, let j = k.model.itemIndex[itemID], w.rowStart[Int(j) + 1] > w.rowStart[Int(j)] {
+            let m = k.model
+            var row: [Candidate] = []
+            for e in w.rowStart[Int(j)]..<w.rowStart[Int(j) + 1] {
+                row.append(Candidate(itemID: m.itemIDs[Int(w.indices[e])], score: w.values[e], reason: "bought or viewed together with \(itemID)", source: m.kind.rawValue))
+            }
+            row.sort { $0.score != $1.score ? $0.score > $1.score : $0.itemID < $1.itemID }
+            return (Array(row.prefix(n)), k)
+        }
+        if let f = factors, let items = f.model.items, let j = f.model.itemIndex[itemID] {
+            var scores: [Float] = []
+            Kernels.score(items, items.row(Int(j)), rowNorms: Kernels.norms(items), into: &scores)
+            let top = TopK.select(scores, k: n) { $0 == Int(j) }
+            return (top.map { Candidate(itemID: f.model.itemIDs[Int($0.index)], score: $0.score, reason: "liked by the same shoppers as \(itemID)", source: f.model.kind.rawValue) }, f)
+        }
+        return ([], nil)
+    }
+}

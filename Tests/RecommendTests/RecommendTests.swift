@@ -1,0 +1,152 @@
+import Feature
+import Foundation
+import Ingest
+import Math
+import Model
+import RPC
+@testable import Recommend
+import Recommenders
+import ServiceKit
+import Testing
+import TestSupport
+import Wire
+
+/// 2024-03-04 00:00:00 UTC.
+let baseMs: Int64 = 1_709_510_400_000
+
+func view(_ user: Int64, _ item: Int64, at ms: Int64, category: Int64, kind: EventKind = .view) -> Event {
+    var e = Event()
+    e.eventId = "e-\(user)-\(item)-\(ms)-\(kind.rawValue)"
+    e.kind = kind
+    e.userId = user
+    e.itemId = item
+    e.categoryId = category
+    e.timestampMs = ms
+    return e
+}
+
+/// Three tastes: users of group g view items 100g+1 ... 100g+8 (category 10+g), in time order.
+func shop(users: Int = 60) -> [Event] {
+    var rng = SplitMix(seed: 4)
+    var events: [Event] = []
+    for u in 1...users {
+        let g = Int64(u % 3)
+        var seen = Set<Int64>()
+        for n in 0..<6 {
+            let item = 100 * g + 1 + Int64(rng.below(8))
+            guard seen.insert(item).inserted else { continue }
+            events.append(view(Int64(u), item, at: baseMs + Int64(n) * 60_000 + Int64(u), category: 10 + g))
+        }
+    }
+    return events.sorted { $0.timestampMs < $1.timestampMs }
+}
+
+func trained(_ kind: RecommenderModel.Kind, _ events: [Event], _ params: [(String, String)] = []) throws -> PublishedModels.Loaded {
+    let store = InteractionStore()
+    store.fold(events)
+    let p = try TrainingParameters(kind: kind, params)
+    let model = try Trainer.train(p, store.interactions(weights: p.weights).data)
+    var info = ModelInfo()
+    info.name = kind.rawValue
+    info.version = 1
+    return PublishedModels.Loaded(info: info, model: model)
+}
+
+@Suite("Recommend blend")
+struct BlendTests {
+    @Test("a user gets items of their taste they have not met, each with a reason naming a real item; bought and excluded items never")
+    func blend() throws {
+        let events = shop()
+        let blend = Recommender(
+            factors: try trained(.als, events, [("factors", "8"), ("iterations", "6"), ("regularization", "1")]), neighbours: try trained(.itemKNN, events),
+            popularity: try trained(.popularity, events))
+        let history = Recommender.History(views: [101, 102], carts: [103], purchases: [104])
+        // Taste 1 has three items this user has not met and not excluded: 106, 107, 108.
+        let items = blend.recommend(userID: 999_999, history: history, n: 3, excluding: [105])
+        #expect(items.count == 3)
+        for item in items {
+            #expect(![101, 102, 103, 104, 105].contains(item.itemID), "\(item)")
+            #expect((101...108).contains(item.itemID), "item \(item.itemID) is not of the user's taste")
+        }
+        #expect(items.contains { $0.reason.hasPrefix("because you") && ["101", "102", "103", "104"].contains(String($0.reason.split(separator: " ").last!)) })
+        #expect(items == blend.recommend(userID: 999_999, history: history, n: 3, excluding: [105]))
+        // A category filter keeps only that category's items (taste 2 is category 12).
+        let other = blend.recommend(userID: 999_999, history: history, n: 5, category: 12)
+        #expect(other.count == 5 && other.allSatisfy { (201...208).contains($0.itemID) })
+        let longer = blend.recommend(userID: 999_999, history: history, n: 8)
+        #expect(!longer.contains { [101, 102, 103, 104].contains($0.itemID) })
+        // A user with no history and unknown to the factors gets the popular items.
+        let cold = blend.recommend(userID: 424_242, history: .init(), n: 3)
+        #expect(cold.count == 3 && cold.allSatisfy { $0.source == "popularity" && $0.reason == "popular" })
+    }
+
+    @Test("similar items come from item-kNN, else from the factor vectors")
+    func similar() throws {
+        let events = shop()
+        let knn = Recommender(factors: nil, neighbours: try trained(.itemKNN, events), popularity: nil)
+        let (items, model) = knn.similar(to: 201, n: 3)
+        #expect(model?.model.kind == .itemKNN && items.count == 3 && items.allSatisfy { (201...208).contains($0.itemID) })
+        let als = Recommender(factors: try trained(.als, events, [("factors", "8"), ("iterations", "6"), ("regularization", "1")]), neighbours: nil, popularity: nil)
+        let (near, _) = als.similar(to: 201, n: 3)
+        #expect(near.count == 3 && !near.contains { $0.itemID == 201 })
+        #expect(knn.similar(to: 77_777, n: 3).items.isEmpty)
+    }
+}
+
+@Suite("Recommend service", .serialized, .timeLimit(.minutes(3)))
+struct RecommendServiceTests {
+    @Test("with ingest, feature and model running, a user's recommendations follow their live views and the published models")
+    func endToEnd() async throws {
+        try await withHostedService(IngestService.self, settings: IngestSettings()) { ingest in
+            var consumer = ConsumerSettings()
+            consumer.ingestPort = ingest.rpcPort
+            consumer.readWait = .milliseconds(200)
+            try await withHostedService(FeatureService.self, settings: consumer) { feature in
+                try await withHostedService(ModelService.self, settings: consumer) { model in
+                    var settings = RecommendSettings()
+                    settings.modelPort = model.rpcPort
+                    settings.featurePort = feature.rpcPort
+                    try await withHostedService(RecommendService.self, settings: settings) { recommend in
+                        try await append(ingest.client, shop())
+                        try await waitConsumed(ingest: ingest.client, consumer: model.client)
+                        try await waitConsumed(ingest: ingest.client, consumer: feature.client)
+                        for kind in [ModelKind.itemKnn, .popularity] {
+                            var train = TrainRequest()
+                            train.kind = kind
+                            train.publish = true
+                            _ = try await model.client.call(ModelAPI.train, train)
+                        }
+                        try await waitHealth(recommend.client, "models", "item_knn=1,popularity=1")
+
+                        // A new user views two items of taste 2: the next answer is of taste 2.
+                        try await append(ingest.client, [view(5000, 201, at: baseMs + 86_400_000, category: 12), view(5000, 202, at: baseMs + 86_400_001, category: 12)])
+                        try await waitConsumed(ingest: ingest.client, consumer: feature.client)
+                        var request = RecommendRequest()
+                        request.userId = 5000
+                        request.n = 4
+                        let answer = try await recommend.client.call(RecommendAPI.recommend, request)
+                        #expect(answer.modelName == "item_knn" && answer.modelVersion == 1 && !answer.fallback && !answer.requestId.isEmpty)
+                        #expect(answer.items.count == 4 && answer.items.allSatisfy { (203...208).contains($0.itemId) }, "\(answer.items.map(\.itemId))")
+                        #expect(answer.items.first?.reason.hasPrefix("because you viewed 20") == true)
+
+                        var similar = SimilarItemsRequest()
+                        similar.itemId = 101
+                        similar.n = 3
+                        #expect(try await recommend.client.call(RecommendAPI.similarItems, similar).items.allSatisfy { (101...108).contains($0.itemId) })
+                        var popular = PopularRequest()
+                        popular.categoryId = 11
+                        popular.n = 3
+                        let top = try await recommend.client.call(RecommendAPI.popular, popular).items
+                        #expect(top.count == 3 && top.allSatisfy { (101...108).contains($0.itemId) && $0.reason == "popular in 11" })
+                        popular.window = "lifetime"
+                        #expect(try await recommend.client.call(RecommendAPI.popular, popular).items.allSatisfy { $0.source == "feature" })
+                        var bad = RecommendRequest()
+                        bad.userId = -1
+                        await #expect { try await recommend.client.call(RecommendAPI.recommend, bad) } throws: { ($0 as? RPCError)?.code == .invalidArgument }
+                    }
+                }
+            }
+        }
+    }
+}
+
