@@ -107,22 +107,27 @@ public struct RecommendService: PersonaService {
         let n = Self.count(request.n)
         var response = PopularResponse()
         if !request.window.isEmpty && request.window != "model" {
-            var top = TopItemsRequest()
-            top.categoryId = request.categoryId
-            top.window = request.window
-            top.by = "views"
-            top.limit = UInt32(n)
             do {
-                let answer = try await feature.call(FeatureAPI.topItems, top)
-                response.items = answer.items.map { item in
-                    var s = ScoredItem()
-                    s.itemId = item.itemId
-                    s.score = Float(item.views?.lifetime ?? 0)
-                    s.reason = "most viewed\(request.categoryId == 0 ? "" : " in \(request.categoryId)") over \(request.window)"
-                    s.source = "feature"
-                    return s
+                // Most viewed; a shop that sends no views (orders only) ranks by purchases.
+                for by in ["views", "purchases"] {
+                    var top = TopItemsRequest()
+                    top.categoryId = request.categoryId
+                    top.window = request.window
+                    top.by = by
+                    top.limit = UInt32(n)
+                    let answer = try await feature.call(FeatureAPI.topItems, top)
+                    guard !answer.items.isEmpty else { continue }
+                    response.items = answer.items.map { item in
+                        var s = ScoredItem()
+                        s.itemId = item.itemId
+                        let counts = by == "views" ? item.views : item.purchases
+                        s.score = Float(counts.map { Self.count($0, request.window) } ?? 0)
+                        s.reason = "most \(by == "views" ? "viewed" : "bought")\(request.categoryId == 0 ? "" : " in \(request.categoryId)") over \(request.window)"
+                        s.source = "feature"
+                        return s
+                    }
+                    return response
                 }
-                return response
             } catch let error as RPCError where error.code == .invalidArgument {
                 throw error
             } catch {
@@ -136,6 +141,17 @@ public struct RecommendService: PersonaService {
                 source: "popularity"))
         }
         return response
+    }
+
+    /// A window's count from an item's counts (`1h`, `24h`, `7d`, `30d`, `lifetime`).
+    static func count(_ c: WindowCounts, _ window: String) -> UInt64 {
+        switch window {
+        case "1h": UInt64(c.last1h)
+        case "24h": UInt64(c.last24h)
+        case "7d": UInt64(c.last7d)
+        case "30d": UInt64(c.last30d)
+        default: UInt64(c.lifetime)
+        }
     }
 
     func badRequest(_ reason: String) {

@@ -88,8 +88,22 @@ public struct Recommender: Sendable {
                 m.score(user: user, history: recent, into: &scores)
                 let top = TopK.select(scores, k: pool) { !allowed(m, $0) || seen.contains(m.itemIDs[$0]) }
                 let best = top.first?.score ?? 0
+                // The reason: the recent item whose vector has the largest inner product with the candidate's.
+                let items = m.items!
+                let anchors = recentWithVerbs(history).compactMap { a in m.itemIndex[a.id].map { (index: Int($0), id: a.id, verb: a.verb) } }
                 for e in top where best > 0 {
-                    add(m.itemIDs[Int(e.index)], weights.factors * e.score / best, user != nil ? "matches your taste" : "matches your recent items", m.kind.rawValue)
+                    var reason = "matches your taste"
+                    var closest: Float = 0
+                    for a in anchors {
+                        let s = items.values.withUnsafeBufferPointer { v in
+                            Vec.dot(v.baseAddress! + Int(e.index) * items.cols, v.baseAddress! + a.index * items.cols, items.cols)
+                        }
+                        if s > closest {
+                            closest = s
+                            reason = "because you \(a.verb) \(a.id)"
+                        }
+                    }
+                    add(m.itemIDs[Int(e.index)], weights.factors * e.score / best, reason, m.kind.rawValue)
                 }
             }
         }
@@ -130,6 +144,15 @@ public struct Recommender: Sendable {
         return blended.map { Candidate(itemID: $0.key, score: $0.value.score, reason: $0.value.reason, source: $0.value.source) }
             .sorted { $0.score != $1.score ? $0.score > $1.score : $0.itemID < $1.itemID }
             .prefix(n).map { $0 }
+    }
+
+    /// The user's recent items, each with what they did with it (a later verb wins).
+    func recentWithVerbs(_ h: History) -> [(id: Int64, verb: String)] {
+        var verbs: [Int64: String] = [:]
+        for id in h.views { verbs[id] = "viewed" }
+        for id in h.carts { verbs[id] = "carted" }
+        for id in h.purchases { verbs[id] = "bought" }
+        return verbs.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
     }
 
     /// Items like `itemID`: its item-kNN neighbours, else the nearest item vectors (cosine)
