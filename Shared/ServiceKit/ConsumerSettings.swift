@@ -19,8 +19,7 @@ public struct ConsumerOptions: ParsableArguments, Sendable {
     public func resolve(service: String, environment: [String: String]? = nil) throws -> ConsumerSettings {
         let env = environment ?? ProcessInfo.processInfo.environment
         var s = ConsumerSettings()
-        if let address = ingest ?? env["PERSONA_INGEST_ADDR"] {
-            guard let (host, port) = parseAddress(address) else { throw ValidationError("ingest address '\(address)' is not host:port") }
+        if let (host, port) = try peerAddress(flag: ingest, variable: "PERSONA_INGEST_ADDR", environment: env, service: "ingest") {
             s.ingestHost = host
             s.ingestPort = port
         }

@@ -2,21 +2,12 @@ import Foundation
 import Math
 @testable import Model
 import Recommenders
+import TestSupport
 import Wire
 
 /// 2024-03-04 00:00:00 UTC.
 let baseMs: Int64 = 1_709_510_400_000
 
-func view(_ user: Int64, _ item: Int64, at ms: Int64, category: Int64 = 0, kind: EventKind = .view) -> Event {
-    var e = Event()
-    e.eventId = "e-\(user)-\(item)-\(ms)-\(kind.rawValue)"
-    e.kind = kind
-    e.userId = user
-    e.itemId = item
-    e.categoryId = category
-    e.timestampMs = ms
-    return e
-}
 
 func purchase(_ user: Int64, _ items: [Int64], at ms: Int64, order: String) -> Event {
     var e = Event()

@@ -3,6 +3,7 @@ import Math
 @testable import Model
 import Recommenders
 import Testing
+import TestSupport
 import Wire
 
 @Suite("Recommender training")

@@ -14,16 +14,6 @@ import Wire
 /// 2024-03-04 00:00:00 UTC.
 let baseMs: Int64 = 1_709_510_400_000
 
-func view(_ user: Int64, _ item: Int64, at ms: Int64, category: Int64, kind: EventKind = .view) -> Event {
-    var e = Event()
-    e.eventId = "e-\(user)-\(item)-\(ms)-\(kind.rawValue)"
-    e.kind = kind
-    e.userId = user
-    e.itemId = item
-    e.categoryId = category
-    e.timestampMs = ms
-    return e
-}
 
 /// Three tastes: users of group g view items 100g+1 ... 100g+8 (category 10+g), in time order.
 func shop(users: Int = 60) -> [Event] {

@@ -2,6 +2,19 @@ public import RPC
 import ServiceKit
 public import Wire
 
+/// An item action (a view unless `kind` says otherwise) of `user` on `item` at `ms`, with
+/// an id made of its fields.
+public func view(_ user: Int64, _ item: Int64, at ms: Int64, category: Int64 = 0, kind: EventKind = .view) -> Event {
+    var e = Event()
+    e.eventId = "e-\(user)-\(item)-\(ms)-\(kind.rawValue)"
+    e.kind = kind
+    e.userId = user
+    e.itemId = item
+    e.categoryId = category
+    e.timestampMs = ms
+    return e
+}
+
 /// Appends fixture events to ingest in batches; a rejected event fails the test's setup.
 public func append(_ client: RPCClient, _ events: [Event], batch: Int = 1000) async throws {
     var start = 0

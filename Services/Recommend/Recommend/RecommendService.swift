@@ -185,13 +185,11 @@ public struct RecommendOptions: ParsableArguments, Sendable {
     public func resolve(environment: [String: String]? = nil) throws -> RecommendSettings {
         let env = environment ?? ProcessInfo.processInfo.environment
         var s = RecommendSettings()
-        if let address = model ?? env["PERSONA_MODEL_ADDR"] {
-            guard let (host, port) = parseAddress(address) else { throw ValidationError("model address '\(address)' is not host:port") }
+        if let (host, port) = try peerAddress(flag: model, variable: "PERSONA_MODEL_ADDR", environment: env, service: "model") {
             s.modelHost = host
             s.modelPort = port
         }
-        if let address = feature ?? env["PERSONA_FEATURE_ADDR"] {
-            guard let (host, port) = parseAddress(address) else { throw ValidationError("feature address '\(address)' is not host:port") }
+        if let (host, port) = try peerAddress(flag: feature, variable: "PERSONA_FEATURE_ADDR", environment: env, service: "feature") {
             s.featureHost = host
             s.featurePort = port
         }
