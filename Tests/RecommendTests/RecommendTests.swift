@@ -65,6 +65,10 @@ struct BlendTests {
         #expect(other.count == 5 && other.allSatisfy { (201...208).contains($0.itemID) })
         let longer = blend.recommend(userID: 999_999, history: history, n: 8)
         #expect(!longer.contains { [101, 102, 103, 104].contains($0.itemID) })
+        // Diversity: at most two of one category, the next best instead.
+        let diverse = blend.recommend(userID: 999_999, history: history, n: 6, maxPerCategory: 2)
+        let perCategory = Dictionary(grouping: diverse) { $0.itemID / 100 }.mapValues(\.count)
+        #expect(diverse.count == 6 && perCategory.values.allSatisfy { $0 <= 2 }, "\(perCategory)")
         // A user with no history and unknown to the factors gets the popular items.
         let cold = blend.recommend(userID: 424_242, history: .init(), n: 3)
         #expect(cold.count == 3 && cold.allSatisfy { $0.source == "popularity" && $0.reason == "popular" })
@@ -96,6 +100,7 @@ struct RecommendServiceTests {
                     var settings = RecommendSettings()
                     settings.modelPort = model.rpcPort
                     settings.featurePort = feature.rpcPort
+                    settings.ingestPort = ingest.rpcPort
                     try await withHostedService(RecommendService.self, settings: settings) { recommend in
                         try await append(ingest.client, shop())
                         try await waitConsumed(ingest: ingest.client, consumer: model.client)
@@ -119,6 +124,10 @@ struct RecommendServiceTests {
                         #expect(answer.items.count == 4 && answer.items.allSatisfy { (203...208).contains($0.itemId) }, "\(answer.items.map(\.itemId))")
                         #expect(answer.items.first?.reason.hasPrefix("because you viewed 20") == true)
 
+                        // The answer comes back through the log as an impression event.
+                        let served = try await impressions(ingest.client, requestID: answer.requestId)
+                        #expect(served?.userId == 5000 && served?.impression?.itemIds == answer.items.map(\.itemId) && served?.impression?.modelName == "item_knn")
+
                         var similar = SimilarItemsRequest()
                         similar.itemId = 101
                         similar.n = 3
@@ -140,3 +149,20 @@ struct RecommendServiceTests {
     }
 }
 
+/// The impression event of `requestID` in the log, waiting up to `timeout` for it.
+func impressions(_ ingest: RPCClient, requestID: String, timeout: Duration = .seconds(10)) async throws -> Event? {
+    let deadline = ContinuousClock.now + timeout
+    while ContinuousClock.now < deadline {
+        let info = try await ingest.call(IngestAPI.logInfo, LogInfoRequest())
+        for p in info.partitions {
+            var read = ReadRequest()
+            read.partition = p.partition
+            read.maxEvents = 10_000
+            for stored in try await ingest.call(IngestAPI.read, read).events {
+                if let e = stored.event, e.kind == .impression, e.impression?.requestId == requestID { return e }
+            }
+        }
+        try await Task.sleep(for: .milliseconds(100))
+    }
+    return nil
+}

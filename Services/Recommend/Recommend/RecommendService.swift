@@ -23,6 +23,8 @@ public struct RecommendService: PersonaService {
     let models: PublishedModels
     let client: RPCClient
     let feature: RPCClient
+    let ingest: RPCClient
+    let impressions: ImpressionLog
 
     public init(context: ServiceContext, settings: RecommendSettings) async throws {
         self.context = context
@@ -32,7 +34,11 @@ public struct RecommendService: PersonaService {
         var featureConfig = RPCClient.Config.defaults(host: settings.featureHost, port: settings.featurePort)
         featureConfig.defaultTimeout = .milliseconds(200)
         feature = RPCClient(config: featureConfig)
+        ingest = RPCClient(host: settings.ingestHost, port: settings.ingestPort)
         let metrics = context.metrics
+        impressions = ImpressionLog(ingest: ingest, logger: context.logger) { n in
+            metrics.counter("persona_recommend_impressions_dropped_total", labels: [], help: "Impressions dropped while ingest was away too long").increment(by: Int64(n))
+        }
         models = PublishedModels(client: client, logger: context.logger) { loaded in
             metrics.gauge("persona_recommend_model_version", labels: [("model", loaded.info.name)], help: "Version of each model held").set(Int64(loaded.info.version))
         }
@@ -88,7 +94,8 @@ public struct RecommendService: PersonaService {
             context.metrics.counter("persona_recommend_profile_failures_total", labels: [("code", error.code.name ?? "")], help: "Recommend calls answered without the live profile").increment()
         }
         let items = blend.recommend(
-            userID: request.userId, history: history, n: Self.count(request.n), excluding: Set(request.excludeItemIds), category: request.categoryId)
+            userID: request.userId, history: history, n: Self.count(request.n), excluding: Set(request.excludeItemIds), category: request.categoryId,
+            maxPerCategory: Int(request.maxPerCategory))
         var response = RecommendResponse()
         response.items = items.map(Self.scored)
         response.requestId = request.requestId.isEmpty ? UUID().uuidString.lowercased() : request.requestId
@@ -97,6 +104,9 @@ public struct RecommendService: PersonaService {
             response.modelVersion = primary.info.version
         }
         response.fallback = fallback || blend.primary == nil || items.allSatisfy { $0.source == "popularity" }
+        impressions.record(
+            userID: request.userId, requestID: response.requestId, items: items.map(\.itemID), surface: request.surface, model: response.modelName,
+            version: response.modelVersion, atMs: Int64(Date().timeIntervalSince1970 * 1000))
         context.metrics.counter("persona_recommend_answers_total", labels: [("fallback", response.fallback ? "true" : "false")], help: "Recommend answers, by whether a fallback answered").increment()
         return response
     }
@@ -159,12 +169,20 @@ public struct RecommendService: PersonaService {
     }
 
     public func runBackground() async throws {
-        try await models.follow()
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await models.follow() }
+            group.addTask { try await impressions.run() }
+            try await group.next()
+            group.cancelAll()
+        }
     }
 
     public func close() async throws {
+        // What was served is in the log before the service stops, when ingest is there.
+        await impressions.flush()
         await client.shutdown()
         await feature.shutdown()
+        await ingest.shutdown()
     }
 
     public func healthChecks() async -> [(String, String)] {
@@ -180,6 +198,9 @@ public struct RecommendOptions: ParsableArguments, Sendable {
     @Option(help: "Feature service address host:port (env PERSONA_FEATURE_ADDR, default 127.0.0.1:7102).")
     public var feature: String?
 
+    @Option(help: "Ingest address host:port, where impressions go (env PERSONA_INGEST_ADDR, default 127.0.0.1:7101).")
+    public var ingest: String?
+
     public init() {}
 
     public func resolve(environment: [String: String]? = nil) throws -> RecommendSettings {
@@ -193,6 +214,10 @@ public struct RecommendOptions: ParsableArguments, Sendable {
             s.featureHost = host
             s.featurePort = port
         }
+        if let (host, port) = try peerAddress(flag: ingest, variable: "PERSONA_INGEST_ADDR", environment: env, service: "ingest") {
+            s.ingestHost = host
+            s.ingestPort = port
+        }
         return s
     }
 }
@@ -202,5 +227,7 @@ public struct RecommendSettings: Sendable {
     public var modelPort = 7103
     public var featureHost = "127.0.0.1"
     public var featurePort = 7102
+    public var ingestHost = "127.0.0.1"
+    public var ingestPort = 7101
     public init() {}
 }

@@ -54,7 +54,9 @@ public struct Recommender: Sendable {
 
     /// The `n` best items for `userID` with `history`, never an excluded item or one the
     /// user bought, only items of `category` when it is not 0.
-    public func recommend(userID: Int64, history: History, n: Int, excluding: Set<Int64> = [], category: Int64 = 0) -> [Candidate] {
+    /// `maxPerCategory` (> 0) keeps at most that many items of one category (the item's
+    /// category in the models), taking the next best instead.
+    public func recommend(userID: Int64, history: History, n: Int, excluding: Set<Int64> = [], category: Int64 = 0, maxPerCategory: Int = 0) -> [Candidate] {
         var blended: [Int64: (score: Float, best: Float, reason: String, source: String)] = [:]
         func add(_ itemID: Int64, _ score: Float, _ reason: String, _ source: String) {
             guard score > 0 else { return }
@@ -141,9 +143,26 @@ public struct Recommender: Sendable {
                 add(id, weights.popularity * e.score / best, category == 0 ? "popular" : "popular in \(category)", "popularity")
             }
         }
-        return blended.map { Candidate(itemID: $0.key, score: $0.value.score, reason: $0.value.reason, source: $0.value.source) }
+        let ranked = blended.map { Candidate(itemID: $0.key, score: $0.value.score, reason: $0.value.reason, source: $0.value.source) }
             .sorted { $0.score != $1.score ? $0.score > $1.score : $0.itemID < $1.itemID }
-            .prefix(n).map { $0 }
+        guard maxPerCategory > 0 else { return Array(ranked.prefix(n)) }
+        var perCategory: [Int64: Int] = [:]
+        var out: [Candidate] = []
+        for c in ranked where out.count < n {
+            let cat = categoryOf(c.itemID)
+            guard cat == 0 || perCategory[cat, default: 0] < maxPerCategory else { continue }
+            perCategory[cat, default: 0] += 1
+            out.append(c)
+        }
+        return out
+    }
+
+    /// An item's category in the first model that knows it (0 when none does).
+    func categoryOf(_ itemID: Int64) -> Int64 {
+        for m in [factors, neighbours, popularity].compactMap({ $0?.model }) {
+            if let i = m.itemIndex[itemID] { return m.itemCategories[Int(i)] }
+        }
+        return 0
     }
 
     /// The user's recent items, each with what they did with it (a later verb wins).

@@ -10,6 +10,7 @@ public struct RecommendRequest: WireMessage {
     public var excludeItemIds: [Int64] = []
     public var categoryId: Int64 = 0
     public var requestId: String = ""
+    public var maxPerCategory: UInt32 = 0
     /// Fields this build does not know, kept so a relay re-encodes them unchanged.
     public var unknownFields = UnknownFields()
     public init() {}
@@ -25,6 +26,7 @@ extension RecommendRequest: CMessageConvertible {
         (c.pointee.n_exclude_item_ids, c.pointee.exclude_item_ids) = arena.scalars(excludeItemIds)
         c.pointee.category_id = categoryId
         if !requestId.isEmpty { c.pointee.request_id = arena.string(requestId) }
+        c.pointee.max_per_category = maxPerCategory
         arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
     }
     init(cMessage c: UnsafePointer<Persona__V1__RecommendRequest>) {
@@ -35,6 +37,7 @@ extension RecommendRequest: CMessageConvertible {
         excludeItemIds = readScalars(c.pointee.exclude_item_ids, c.pointee.n_exclude_item_ids)
         categoryId = c.pointee.category_id
         requestId = readString(c.pointee.request_id)
+        maxPerCategory = c.pointee.max_per_category
         unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
     static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>) -> UnsafeMutablePointer<Persona__V1__RecommendRequest>? {

@@ -1365,6 +1365,7 @@ extension RecommendRequest {
             m.excludeItemIds = [Int64.min, Int64.max]
             m.categoryId = Int64.min
             m.requestId = "h\u{e9}llo \"w\\orld\" \u{1F600}"
+            m.maxPerCategory = UInt32.max
         } else {
             m.userId = Int64.max
             m.n = 1
@@ -1372,6 +1373,7 @@ extension RecommendRequest {
             m.excludeItemIds = [Int64.max, Int64.min]
             m.categoryId = Int64.max
             m.requestId = "x"
+            m.maxPerCategory = 1
         }
         return m
     }

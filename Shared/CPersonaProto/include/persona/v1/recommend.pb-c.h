@@ -29,20 +29,34 @@ typedef struct Persona__V1__PopularResponse Persona__V1__PopularResponse;
 
 /* --- messages --- */
 
+/*
+ * Every answer is recorded as an impression event (request id, items in order, surface,
+ * model) and sent to ingest in batches, so click-through and training can use it.
+ */
 struct  Persona__V1__RecommendRequest
 {
   ProtobufCMessage base;
   int64_t user_id;
   uint32_t n;
+  /*
+   * The page or slot asking ("home", "cart", ...); recorded with the impression.
+   */
   char *surface;
   size_t n_exclude_item_ids;
   int64_t *exclude_item_ids;
   int64_t category_id;
+  /*
+   * Chosen by the caller, or made by the service when empty.
+   */
   char *request_id;
+  /*
+   * Diversity: at most this many items of one category (0: no limit).
+   */
+  uint32_t max_per_category;
 };
 #define PERSONA__V1__RECOMMEND_REQUEST__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&persona__v1__recommend_request__descriptor) \
-    , 0, 0, (char *)protobuf_c_empty_string, 0,NULL, 0, (char *)protobuf_c_empty_string }
+    , 0, 0, (char *)protobuf_c_empty_string, 0,NULL, 0, (char *)protobuf_c_empty_string, 0 }
 
 
 struct  Persona__V1__ScoredItem

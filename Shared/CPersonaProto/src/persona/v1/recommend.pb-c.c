@@ -322,7 +322,7 @@ void   persona__v1__popular_response__free_unpacked
   assert(message->base.descriptor == &persona__v1__popular_response__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
-static const ProtobufCFieldDescriptor persona__v1__recommend_request__field_descriptors[6] =
+static const ProtobufCFieldDescriptor persona__v1__recommend_request__field_descriptors[7] =
 {
   {
     "user_id",
@@ -396,10 +396,23 @@ static const ProtobufCFieldDescriptor persona__v1__recommend_request__field_desc
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "max_per_category",
+    7,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__RecommendRequest, max_per_category),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned persona__v1__recommend_request__field_indices_by_name[] = {
   4,   /* field[4] = category_id */
   3,   /* field[3] = exclude_item_ids */
+  6,   /* field[6] = max_per_category */
   1,   /* field[1] = n */
   5,   /* field[5] = request_id */
   2,   /* field[2] = surface */
@@ -408,7 +421,7 @@ static const unsigned persona__v1__recommend_request__field_indices_by_name[] = 
 static const ProtobufCIntRange persona__v1__recommend_request__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 6 }
+  { 0, 7 }
 };
 const ProtobufCMessageDescriptor persona__v1__recommend_request__descriptor =
 {
@@ -418,7 +431,7 @@ const ProtobufCMessageDescriptor persona__v1__recommend_request__descriptor =
   "Persona__V1__RecommendRequest",
   "persona.v1",
   sizeof(Persona__V1__RecommendRequest),
-  6,
+  7,
   persona__v1__recommend_request__field_descriptors,
   persona__v1__recommend_request__field_indices_by_name,
   1,  persona__v1__recommend_request__number_ranges,
