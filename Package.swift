@@ -128,7 +128,7 @@ let package = Package(
         .executableTarget(
             name: "PersonaCLI",
             dependencies: [
-                "RPC", "Wire", "ServiceKit", "Datasets",
+                "RPC", "Wire", "ServiceKit", "Datasets", "Recommenders",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "CLI/PersonaCLI", swiftSettings: swiftSettings),

@@ -142,6 +142,15 @@ struct RecommendServiceTests {
                         var bad = RecommendRequest()
                         bad.userId = -1
                         await #expect { try await recommend.client.call(RecommendAPI.recommend, bad) } throws: { ($0 as? RPCError)?.code == .invalidArgument }
+                        var none = RecommendRequest()
+                        none.userId = 5000
+                        await #expect { try await recommend.client.call(RecommendAPI.recommend, none) } throws: { ($0 as? RPCError)?.code == .invalidArgument }
+                        // An unknown user is cold start, not an error.
+                        var cold = RecommendRequest()
+                        cold.userId = 987_654
+                        cold.n = 3
+                        let coldAnswer = try await recommend.client.call(RecommendAPI.recommend, cold)
+                        #expect(coldAnswer.items.count == 3 && coldAnswer.fallback)
                     }
                 }
             }

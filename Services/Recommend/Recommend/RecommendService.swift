@@ -62,7 +62,11 @@ public struct RecommendService: PersonaService {
         Recommender(factors: models["als"] ?? models["bpr"], neighbours: models["item_knn"] ?? models["ease"], popularity: models["popularity"])
     }
 
-    static func count(_ n: UInt32) -> Int { n == 0 ? 10 : min(Int(n), 500) }
+    /// The most items one call returns.
+    static let maxItems = 500
+
+    /// SimilarItems and Popular: 0 means 10.
+    static func count(_ n: UInt32) -> Int { n == 0 ? 10 : min(Int(n), maxItems) }
 
     static func scored(_ c: Recommender.Candidate) -> ScoredItem {
         var s = ScoredItem()
@@ -77,6 +81,10 @@ public struct RecommendService: PersonaService {
         guard request.userId > 0 else {
             badRequest("invalid_user")
             throw RPCError(.invalidArgument, "user id must be positive, got \(request.userId)")
+        }
+        guard (1...Self.maxItems).contains(Int(request.n)) else {
+            badRequest("invalid_n")
+            throw RPCError(.invalidArgument, "n must be 1...\(Self.maxItems), got \(request.n)")
         }
         let blend = recommender
         var history = Recommender.History()

@@ -1,0 +1,121 @@
+import ArgumentParser
+import Datasets
+import Foundation
+import RPC
+import Recommenders
+import Wire
+
+/// `persona eval recommend --test FILE --format F`: held-out interactions of users already
+/// imported, scored through the Recommend call itself.
+struct EvalCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "eval", abstract: "Evaluate the running suite on held-out data.", subcommands: [EvalRecommend.self])
+}
+
+struct EvalRecommend: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "recommend",
+        abstract: "Call Recommend for every user of a held-out file and score the answers (precision, recall, NDCG, hit rate at K, coverage, fallback share).")
+
+    @Option(help: "The held-out interactions (a dataset file of users already imported).") var test: String
+    @Option(help: "Its format: taobao, online-retail, cdnow, ratings or fraud.") var format: String
+    @Option(name: .shortAndLong, help: "K, the length of each list.") var k: UInt32 = 10
+    @Option(help: "At most this many users (0: every one), the first by id.") var maxUsers = 0
+    @OptionGroup var endpoints: Endpoints
+
+    func validate() throws {
+        guard DatasetFormat(rawValue: format) != nil else {
+            throw ValidationError("unknown format '\(format)'; one of \(DatasetFormat.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        guard (1...500).contains(k) else { throw ValidationError("k must be 1...500") }
+    }
+
+    /// The items each user interacted with in `events` (views, carts, favourites, reviews,
+    /// purchased lines).
+    static func items(_ events: [Event]) -> [Int64: Set<Int64>] {
+        var out: [Int64: Set<Int64>] = [:]
+        for e in events where e.userId > 0 {
+            switch e.kind {
+            case .view, .click, .addToCart, .favorite: if e.itemId > 0 { out[e.userId, default: []].insert(e.itemId) }
+            case .review: if let r = e.review, r.itemId > 0 { out[e.userId, default: []].insert(r.itemId) }
+            case .purchase:
+                if let lines = e.order?.lines, !lines.isEmpty {
+                    for l in lines where l.itemId > 0 && l.quantity > 0 { out[e.userId, default: []].insert(l.itemId) }
+                } else if e.itemId > 0 {
+                    out[e.userId, default: []].insert(e.itemId)
+                }
+            default: break
+            }
+        }
+        return out
+    }
+
+    func run() async throws {
+        guard let data = FileManager.default.contents(atPath: test) else { throw ValidationError("cannot read \(test)") }
+        var skips = DatasetFormat.Skips()
+        let lines = String(decoding: data, as: UTF8.self).split(whereSeparator: \.isNewline)
+        let held = Self.items(DatasetFormat(rawValue: format)!.events(lines: lines, skips: &skips))
+        var users = held.keys.sorted()
+        if maxUsers > 0 { users = Array(users.prefix(maxUsers)) }
+        let feature = try endpoints.endpoint("feature"), recommend = try endpoints.endpoint("recommend")
+        let featureClient = RPCClient(host: feature.host, port: feature.port), recommendClient = RPCClient(host: recommend.host, port: recommend.port)
+        var index: [Int64: Int32] = [:]
+        func dense(_ id: Int64) -> Int32 {
+            if let i = index[id] { return i }
+            let i = Int32(index.count)
+            index[id] = i
+            return i
+        }
+        var lists: [[Int32]] = [], tests: [[Int32]] = []
+        var fallbacks = 0, unknown = 0
+        var latencies: [Duration] = []
+        var bar = ProgressBar()
+        do {
+            for (n, user) in users.enumerated() {
+                // The protocol leaves out what the user already had: their items in the profile.
+                var lookup = GetProfileRequest()
+                lookup.userId = user
+                let profile = try await featureClient.call(FeatureAPI.getProfile, lookup, timeout: .seconds(5))
+                guard profile.found, let p = profile.profile else {
+                    unknown += 1
+                    continue
+                }
+                let had = Set(p.recentViews + p.recentCarts + p.recentPurchases)
+                let expected = held[user]!.subtracting(had)
+                guard !expected.isEmpty else { continue }
+                var request = RecommendRequest()
+                request.userId = user
+                request.n = k
+                request.surface = "eval"
+                let start = ContinuousClock.now
+                let answer = try await recommendClient.call(RecommendAPI.recommend, request, timeout: .seconds(5))
+                latencies.append(start.duration(to: .now))
+                if answer.fallback { fallbacks += 1 }
+                lists.append(answer.items.map { dense($0.itemId) })
+                tests.append(expected.sorted().map(dense))
+                bar.draw(fraction: Double(n + 1) / Double(users.count), text: "\(n + 1)/\(users.count) users")
+            }
+        } catch let error as RPCError {
+            await featureClient.shutdown()
+            await recommendClient.shutdown()
+            throw ValidationError("evaluation stopped: \(error)")
+        }
+        bar.finish()
+        await featureClient.shutdown()
+        await recommendClient.shutdown()
+        guard !lists.isEmpty else {
+            print("no user of \(test) has a profile and held-out items: import the training part first")
+            throw ExitCode(1)
+        }
+        let m = RankingMetrics.evaluate(lists: lists, test: tests, catalogue: max(index.count, 1), ks: [Int(k)])[0]
+        latencies.sort()
+        func quantile(_ q: Double) -> String { Table.latency(latencies[min(latencies.count - 1, Int(Double(latencies.count) * q))]) }
+        print("evaluated \(m.users) users through Recommend (\(unknown) without a profile left out; held-out items they had before left out)")
+        print(Table.render(
+            header: ["METRIC", "VALUE"],
+            rows: m.named.filter { !$0.0.hasPrefix("coverage") }.map { [$0.0, String(format: "%.4f", $0.1)] } + [
+                ["fallback share", String(format: "%.4f", Double(fallbacks) / Double(lists.count))],
+                ["distinct items recommended", "\(Set(lists.joined()).count)"],
+                ["Recommend p50 / p99", "\(quantile(0.5)) / \(quantile(0.99))"],
+            ]))
+    }
+}
