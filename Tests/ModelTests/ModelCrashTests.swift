@@ -102,7 +102,9 @@ struct ModelCrashTests {
         var list = ListModelsRequest()
         list.name = "killed"
         #expect(try await client.call(ModelAPI.listModels, list).models.isEmpty)
-        // The service trains again after the crash.
+        // The service trains again after the crash, once it has read the log back (the kill
+        // may have come before its first snapshot).
+        try await waitConsumed(ingest: ingest, consumer: client)
         let again = try await waitJob(client, try await train(client, .popularity, name: "killed", publish: true))
         #expect(again.state == .succeeded && again.version == 1)
     }

@@ -192,11 +192,15 @@ struct ModelServiceTests {
             let id = try await train(model, .bpr, name: "slow", params: ["iterations": "10000", "factors": "8"])
             let running = try await waitJob(model, id, until: [.running])
             #expect(running.state == .running)
-            try await Task.sleep(for: .milliseconds(300))
-            // The service answers other calls while the job runs.
-            _ = try await model.call(HealthAPI.check, HealthRequest(), timeout: .seconds(1))
-            let during = try await waitJob(model, id, until: [.running])
-            #expect(during.progress > 0 && during.message.contains("BPR iteration"))
+            // The service answers other calls while the job runs, and the job reports progress.
+            var during = running
+            let deadline = ContinuousClock.now + .seconds(30)
+            while !during.message.contains("BPR iteration"), ContinuousClock.now < deadline {
+                _ = try await model.call(HealthAPI.check, HealthRequest(), timeout: .seconds(1))
+                try await Task.sleep(for: .milliseconds(50))
+                during = try await waitJob(model, id, until: [.running])
+            }
+            #expect(during.progress > 0 && during.message.contains("BPR iteration"), "\(during.message)")
             var cancel = CancelJobRequest()
             cancel.jobId = id
             _ = try await model.call(ModelAPI.cancelJob, cancel)
