@@ -124,6 +124,14 @@ struct RecommendServiceTests {
                         #expect(answer.items.count == 4 && answer.items.allSatisfy { (203...208).contains($0.itemId) }, "\(answer.items.map(\.itemId))")
                         #expect(answer.items.first?.reason.hasPrefix("because you viewed 20") == true)
 
+                        // Impression fatigue: shown three times without a touch, an item is left out
+                        // (this was the first showing; two more, then the fourth answer avoids them).
+                        _ = try await recommend.client.call(RecommendAPI.recommend, request)
+                        let third = try await recommend.client.call(RecommendAPI.recommend, request)
+                        #expect(third.items.map(\.itemId) == answer.items.map(\.itemId))
+                        let fourth = try await recommend.client.call(RecommendAPI.recommend, request)
+                        #expect(Set(fourth.items.map(\.itemId)).isDisjoint(with: answer.items.map(\.itemId)), "\(fourth.items.map(\.itemId))")
+
                         // The answer comes back through the log as an impression event.
                         let served = try await impressions(ingest.client, requestID: answer.requestId)
                         #expect(served?.userId == 5000 && served?.impression?.itemIds == answer.items.map(\.itemId) && served?.impression?.modelName == "item_knn")

@@ -86,3 +86,50 @@ final class ImpressionLog: @unchecked Sendable {
         }
     }
 }
+
+/// How often each user has been shown each item since they last did anything with it
+/// (impression fatigue): an item shown `limit` times without a view, cart or purchase is
+/// left out of that user's answers until they touch it. Held in memory, bounded by
+/// `maxUsers` (the least recently served users are forgotten first).
+final class ImpressionCounts: @unchecked Sendable {
+    private let lock = NSLock()
+    private var counts: [Int64: [Int64: UInt16]] = [:]
+    private var order: [Int64] = []
+    let limit: Int
+    let maxUsers: Int
+
+    init(limit: Int, maxUsers: Int = 1_000_000) {
+        self.limit = limit
+        self.maxUsers = maxUsers
+    }
+
+    /// The items to leave out for `user`, after forgetting the ones in `touched` (their
+    /// recent views, carts and purchases: shown and then used, so not tiring).
+    func tired(user: Int64, touched: Set<Int64>) -> Set<Int64> {
+        guard limit > 0 else { return [] }
+        return lock.withLock {
+            guard var shown = counts[user] else { return [] }
+            for id in touched { shown[id] = nil }
+            counts[user] = shown
+            return Set(shown.filter { Int($0.value) >= limit }.keys)
+        }
+    }
+
+    /// Counts one answer's items as shown to `user`.
+    func shown(user: Int64, items: [Int64]) {
+        guard limit > 0, !items.isEmpty else { return }
+        lock.withLock {
+            if counts[user] == nil {
+                order.append(user)
+                if order.count > maxUsers {
+                    let drop = order.count - maxUsers
+                    for u in order.prefix(drop) { counts[u] = nil }
+                    order.removeFirst(drop)
+                }
+            }
+            var shown = counts[user] ?? [:]
+            for id in items { shown[id] = (shown[id] ?? 0) &+ 1 }
+            counts[user] = shown
+        }
+    }
+}

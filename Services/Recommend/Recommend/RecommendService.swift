@@ -25,6 +25,7 @@ public struct RecommendService: PersonaService {
     let feature: RPCClient
     let ingest: RPCClient
     let impressions: ImpressionLog
+    let fatigue: ImpressionCounts
 
     public init(context: ServiceContext, settings: RecommendSettings) async throws {
         self.context = context
@@ -35,6 +36,7 @@ public struct RecommendService: PersonaService {
         featureConfig.defaultTimeout = .milliseconds(200)
         feature = RPCClient(config: featureConfig)
         ingest = RPCClient(host: settings.ingestHost, port: settings.ingestPort)
+        fatigue = ImpressionCounts(limit: settings.impressionFatigue)
         let metrics = context.metrics
         impressions = ImpressionLog(ingest: ingest, logger: context.logger) { n in
             metrics.counter("persona_recommend_impressions_dropped_total", labels: [], help: "Impressions dropped while ingest was away too long").increment(by: Int64(n))
@@ -101,9 +103,11 @@ public struct RecommendService: PersonaService {
             fallback = true
             context.metrics.counter("persona_recommend_profile_failures_total", labels: [("code", error.code.name ?? "")], help: "Recommend calls answered without the live profile").increment()
         }
+        let tired = fatigue.tired(user: request.userId, touched: Set(history.views + history.carts + history.purchases))
         let items = blend.recommend(
-            userID: request.userId, history: history, n: Self.count(request.n), excluding: Set(request.excludeItemIds), category: request.categoryId,
-            maxPerCategory: Int(request.maxPerCategory))
+            userID: request.userId, history: history, n: Self.count(request.n), excluding: Set(request.excludeItemIds).union(tired),
+            category: request.categoryId, maxPerCategory: Int(request.maxPerCategory))
+        fatigue.shown(user: request.userId, items: items.map(\.itemID))
         var response = RecommendResponse()
         response.items = items.map(Self.scored)
         response.requestId = request.requestId.isEmpty ? UUID().uuidString.lowercased() : request.requestId
@@ -209,6 +213,9 @@ public struct RecommendOptions: ParsableArguments, Sendable {
     @Option(help: "Ingest address host:port, where impressions go (env PERSONA_INGEST_ADDR, default 127.0.0.1:7101).")
     public var ingest: String?
 
+    @Option(help: "Leave out an item shown to a user this many times without a view, cart or purchase; 0 turns it off (env PERSONA_IMPRESSION_FATIGUE, default 3).")
+    public var impressionFatigue: Int?
+
     public init() {}
 
     public func resolve(environment: [String: String]? = nil) throws -> RecommendSettings {
@@ -226,6 +233,10 @@ public struct RecommendOptions: ParsableArguments, Sendable {
             s.ingestHost = host
             s.ingestPort = port
         }
+        if let text = impressionFatigue.map(String.init) ?? env["PERSONA_IMPRESSION_FATIGUE"] {
+            guard let n = Int(text), (0...1000).contains(n) else { throw ValidationError("impression fatigue '\(text)' is not 0...1000") }
+            s.impressionFatigue = n
+        }
         return s
     }
 }
@@ -237,5 +248,7 @@ public struct RecommendSettings: Sendable {
     public var featurePort = 7102
     public var ingestHost = "127.0.0.1"
     public var ingestPort = 7101
+    /// Impressions without a touch after which an item is left out for that user (0: off).
+    public var impressionFatigue = 3
     public init() {}
 }
