@@ -174,7 +174,7 @@ var taobao = false
 var arguments = CommandLine.arguments.dropFirst().makeIterator()
 while let a = arguments.next() {
     switch a {
-    case "rpc", "store", "ingest-profile", "fold-profile", "feature", "models", "interactions-profile": mode = a
+    case "rpc", "store", "ingest-profile", "fold-profile", "feature", "models", "topk", "interactions-profile": mode = a
     case "--output": output = arguments.next()
     case "--seconds": seconds = Double(arguments.next() ?? "") ?? seconds
     case "--producers": producers = Int(arguments.next() ?? "") ?? producers
@@ -182,7 +182,7 @@ while let a = arguments.next() {
     case "--events": events = Int(arguments.next() ?? "")
     case "--batch": batch = Int(arguments.next() ?? "")
     case "--taobao": taobao = true
-    default: print("usage: persona-bench [rpc|store|feature|models|ingest-profile|fold-profile|interactions-profile] [--output FILE] [--seconds S] [--producers N] [--users N] [--events N] [--batch N] [--taobao]"); exit(2)
+    default: print("usage: persona-bench [rpc|store|feature|models|topk|ingest-profile|fold-profile|interactions-profile] [--output FILE] [--seconds S] [--producers N] [--users N] [--events N] [--batch N] [--taobao]"); exit(2)
     }
 }
 switch mode {
@@ -206,6 +206,8 @@ case "interactions-profile":
     var skips = DatasetFormat.Skips()
     let f = storeFigures(DatasetFormat.onlineRetail.events(lines: try String(contentsOfFile: path, encoding: .utf8).split(whereSeparator: \.isNewline), skips: &skips))
     print("interaction store, Online Retail: \(Int(f.eventsPerSecond)) events/s, \(String(format: "%.1f", f.bytesPerPair)) bytes per pair")
+case "topk":
+    try topKBenchmark(output: output ?? "Benchmarks/results/topk.md")
 case "models":
     try modelBenchmark(output: output ?? "Benchmarks/results/models.md", sharedData: ProcessInfo.processInfo.environment["PERSONA_SHARED_DATA"] ?? "../shared/data")
 case "store":
