@@ -10,10 +10,10 @@ import Wire
 @Suite("Feature crash safety", .serialized, .timeLimit(.minutes(5)))
 struct FeatureCrashTests {
     static func loadSample() throws -> [Event] {
-        TaobaoRow.events(try TaobaoRow.lines(TaobaoRow.sample2h, limit: 40_000))
+        TaobaoRow.events(try TaobaoRow.manyUsers(copies: 10))
     }
 
-    @Test("6 SIGKILLs while consuming 40,000 Taobao events: the same profiles as a run without a crash")
+    @Test("6 SIGKILLs while consuming 43,210 Taobao events (430 users): the same profiles as a run without a crash")
     func sigkillWhileConsuming() async throws {
         let events = try Self.loadSample()
         let users = Array(Set(events.map(\.userId))).sorted()

@@ -50,8 +50,8 @@ extension FeatureState {
     }
 }
 
-/// The Taobao 43-user history from ../shared/data, as (user, item, category, behaviour, seconds).
-/// One row of a Taobao UserBehavior file, read plainly for the tests' own recounts.
+/// One row of a Taobao UserBehavior file (user, item, category, behaviour, seconds), read
+/// plainly for the tests' own recounts.
 struct TaobaoRow {
     let user: Int64
     let item: Int64
@@ -59,13 +59,28 @@ struct TaobaoRow {
     let behavior: String
     let seconds: Int64
 
-    static let sample43 = "../shared/data/taobao/UserBehavior_43_users.csv"
-    static let sample2h = "../shared/data/taobao/UserBehavior_2h_sample.csv"
+    /// The complete 9-day histories of 43 Taobao users (Tests/Fixtures, cut from ../shared/data).
+    static let sample43 = "Tests/Fixtures/taobao-43-users.csv"
 
-    /// The first `limit` lines of a shared Taobao file.
+    /// The first `limit` lines of a Taobao fixture file.
     static func lines(_ file: String, limit: Int = .max) throws -> [Substring] {
         let path = repositoryRoot.appendingPathComponent(file).standardized.path
         return Array(try String(contentsOfFile: path, encoding: .utf8).split(whereSeparator: \.isNewline).prefix(limit))
+    }
+
+    /// A larger log for the crash test: `copies` copies of the 43 histories, each copy's users
+    /// renumbered (user + copy·10⁸), merged in time order as a shop's log would interleave them.
+    static func manyUsers(copies: Int) throws -> [Substring] {
+        let rows = try lines(sample43)
+        var out: [(seconds: Int64, copy: Int, line: Substring)] = []
+        for copy in 0..<copies {
+            for line in rows {
+                let f = line.split(separator: ",")
+                let renumbered = "\(Int64(f[0])! + Int64(copy) * 100_000_000),\(f[1...].joined(separator: ","))"
+                out.append((Int64(f[4])!, copy, Substring(renumbered)))
+            }
+        }
+        return out.enumerated().sorted { ($0.element.seconds, $0.offset) < ($1.element.seconds, $1.offset) }.map(\.element.line)
     }
 
     static func load() throws -> [TaobaoRow] {
