@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import RPC
+import Recommenders
 import Wire
 
 /// `persona train KIND`: starts a training job at the model service, follows it with a
@@ -32,7 +33,7 @@ struct TrainCommand: AsyncParsableCommand {
 
     @OptionGroup var endpoints: Endpoints
 
-    static let kinds = ["popularity", "item_knn", "als", "bpr", "ease"]
+    static let kinds = RecommenderModel.Kind.allCases.map(\.rawValue)
 
     func validate() throws {
         guard Self.kinds.contains(kind) else { throw ValidationError("unknown kind '\(kind)'; one of \(Self.kinds.joined(separator: ", "))") }

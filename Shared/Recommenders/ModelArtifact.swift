@@ -1,3 +1,4 @@
+import Foundation
 public import Math
 import Store
 import Wire
@@ -12,6 +13,12 @@ public enum ModelArtifact {
 
     public struct Corrupt: Error, CustomStringConvertible {
         public var description: String
+    }
+
+    /// The checksum the registry lists for an artifact file and its readers compare: CRC-32C
+    /// of every byte, as 8 hex digits.
+    public static func checksum(_ bytes: [UInt8]) -> String {
+        String(format: "%08x", CRC32C.checksum(bytes))
     }
 
     public static func encode(_ model: RecommenderModel) -> [UInt8] {

@@ -1,7 +1,6 @@
 import Foundation
 public import Logging
 public import RPC
-import Store
 public import Wire
 
 /// The published versions of the model service's recommenders, as another service holds
@@ -92,7 +91,7 @@ public final class PublishedModels: @unchecked Sendable {
             if bytes.count >= chunk.totalBytes { break }
             guard !chunk.artifact.isEmpty else { throw ModelArtifact.Corrupt(description: "empty chunk of \(name)") }
         } while true
-        guard let info, String(format: "%08x", CRC32C.checksum(bytes)) == info.checksum else {
+        guard let info, ModelArtifact.checksum(bytes) == info.checksum else {
             throw ModelArtifact.Corrupt(description: "\(name) v\(version) does not match its checksum")
         }
         let model = try ModelArtifact.decode(bytes)

@@ -307,36 +307,39 @@ public final class InteractionStore: @unchecked Sendable {
                 return value > 0 ? value : nil
             }
             // Users and items in id order, so the matrix (and a model trained on it) is the
-            // same whatever order the partitions were folded in.
+            // same whatever order the partitions were folded in. One pass keeps each user's
+            // pairs under their store item index; the used items are then numbered by id.
             var used = [Bool](repeating: false, count: s.itemIDs.count)
-            for slot in s.slots {
-                for p in s.pool[Int(slot.start)..<Int(slot.start + slot.count)] where kept(p) != nil { used[Int(p.item)] = true }
-            }
-            let items = used.indices.filter { used[$0] }.sorted { s.itemIDs[$0] < s.itemIDs[$1] }
-            var newItem = [Int32](repeating: -1, count: s.itemIDs.count)
-            for (n, i) in items.enumerated() { newItem[i] = Int32(n) }
-            let itemIDs = items.map { s.itemIDs[$0] }, categories = items.map { s.itemCategories[$0] }
             var userIDs: [Int64] = []
             var rowStart = [0], indices: [Int32] = [], values: [Float] = [], times: [UInt32] = []
             indices.reserveCapacity(s.pairs)
             values.reserveCapacity(s.pairs)
             times.reserveCapacity(s.pairs)
-            var row: [(Int32, Float, UInt32)] = []
             for u in s.slots.indices.sorted(by: { s.userIDs[$0] < s.userIDs[$1] }) {
                 let slot = s.slots[u]
-                row.removeAll(keepingCapacity: true)
                 for p in s.pool[Int(slot.start)..<Int(slot.start + slot.count)] {
-                    if let value = kept(p) { row.append((newItem[Int(p.item)], value, p.seconds)) }
+                    guard let value = kept(p) else { continue }
+                    used[Int(p.item)] = true
+                    indices.append(Int32(bitPattern: p.item))
+                    values.append(value)
+                    times.append(p.seconds)
                 }
-                guard !row.isEmpty else { continue }
-                row.sort { $0.0 < $1.0 }
+                guard indices.count > rowStart.last! else { continue }
                 userIDs.append(s.userIDs[u])
-                for (i, v, t) in row {
-                    indices.append(i)
-                    values.append(v)
-                    times.append(t)
-                }
                 rowStart.append(indices.count)
+            }
+            let items = used.indices.filter { used[$0] }.sorted { s.itemIDs[$0] < s.itemIDs[$1] }
+            var newItem = [Int32](repeating: -1, count: s.itemIDs.count)
+            for (n, i) in items.enumerated() { newItem[i] = Int32(n) }
+            let itemIDs = items.map { s.itemIDs[$0] }, categories = items.map { s.itemCategories[$0] }
+            // Renumber, then order each row by the new numbers (CSR columns ascend).
+            var row: [(Int32, Float, UInt32)] = []
+            for r in 0..<userIDs.count {
+                let range = rowStart[r]..<rowStart[r + 1]
+                row.removeAll(keepingCapacity: true)
+                for e in range { row.append((newItem[Int(indices[e])], values[e], times[e])) }
+                row.sort { $0.0 < $1.0 }
+                for (k, e) in range.enumerated() { (indices[e], values[e], times[e]) = row[k] }
             }
             let matrix = SparseMatrix(rows: userIDs.count, cols: itemIDs.count, rowStart: rowStart, indices: indices, values: values)
             return (Interactions(userIDs: userIDs, itemIDs: itemIDs, itemCategories: categories, matrix: matrix, times: times), s.offsets)

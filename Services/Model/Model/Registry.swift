@@ -59,7 +59,7 @@ public final class Registry: @unchecked Sendable {
             info.name = name
             info.version = version
             info.artifactBytes = UInt64(artifact.count)
-            info.checksum = String(format: "%08x", CRC32C.checksum(artifact))
+            info.checksum = ModelArtifact.checksum(artifact)
             info.published = false
             var report = reportTemplate
             report.name = name
@@ -131,13 +131,9 @@ public final class Registry: @unchecked Sendable {
         guard let bytes = try AtomicFile.read("\(directory(name))/v\(info.version).model") else {
             throw Failure(code: .corrupt, description: "the artifact of \(name) v\(info.version) is missing")
         }
-        guard String(format: "%08x", CRC32C.checksum(bytes)) == info.checksum, bytes.count == info.artifactBytes else {
+        // The checksum covers every byte; the services that load it decode and check its tables.
+        guard ModelArtifact.checksum(bytes) == info.checksum, bytes.count == info.artifactBytes else {
             throw Failure(code: .corrupt, description: "the artifact of \(name) v\(info.version) does not match its checksum: refusing to serve it")
-        }
-        do {
-            _ = try ModelArtifact.decode(bytes)
-        } catch {
-            throw Failure(code: .corrupt, description: "the artifact of \(name) v\(info.version) does not decode: \(error)")
         }
         lock.withLock { verified = (name, info.version, bytes) }
         return (info, bytes)
@@ -155,23 +151,24 @@ public final class Registry: @unchecked Sendable {
         }
     }
 
-    /// Publishes the version before the current one, or `version` when given.
+    /// Publishes the version published before the current one, or `version` when given.
     public func rollback(_ name: String, to version: UInt32) throws -> ModelInfo {
-        let target: UInt32 = try lock.withLock {
-            guard let list = history[name], !list.isEmpty else { throw Failure(code: .notFound, description: "model '\(name)' has no published version to roll back") }
-            if version != 0 { return version }
-            guard let previous = list.dropLast().last(where: { $0 != list.last }) else {
-                throw Failure(code: .notFound, description: "model '\(name)' has no earlier published version than v\(list.last!)")
+        if version != 0 { return try publish(name, version) }
+        let previous: UInt32 = try lock.withLock {
+            guard let list = history[name], let current = list.last else {
+                throw Failure(code: .notFound, description: "model '\(name)' has no published version to roll back")
+            }
+            guard let previous = list.last(where: { $0 != current }) else {
+                throw Failure(code: .notFound, description: "model '\(name)' has no earlier published version than v\(current)")
             }
             return previous
         }
-        _ = try artifact(name, target)
+        _ = try artifact(name, previous)
         return try lock.withLock {
             var list = history[name] ?? []
-            if version == 0 { list.removeLast() } else { list.append(target) }
-            while list.last != target { list.removeLast() }
+            while let last = list.last, last != previous { list.removeLast() }
             try setHistory(name, list)
-            return marked(try resolve(name, target))
+            return marked(try resolve(name, previous))
         }
     }
 

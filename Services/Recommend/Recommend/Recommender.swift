@@ -28,7 +28,11 @@ public struct Recommender: Sendable {
             self.carts = carts
             self.purchases = purchases
         }
-        var isEmpty: Bool { views.isEmpty && carts.isEmpty && purchases.isEmpty }
+        /// Each kind of recent item with its weight (as in training: a purchase counts most)
+        /// and the verb a reason uses for it.
+        var actions: [(ids: [Int64], weight: Float, verb: String)] {
+            [(views, 1, "viewed"), (carts, 3, "carted"), (purchases, 5, "bought")]
+        }
     }
 
     public struct Candidate: Sendable, Equatable {
@@ -75,8 +79,7 @@ public struct Recommender: Sendable {
         // Recent items as (dense index, value): purchases count most, as in training.
         func weighted(_ m: RecommenderModel) -> [(item: Int32, value: Float)] {
             var values: [Int32: Float] = [:]
-            let sources: [([Int64], Float)] = [(history.views, 1), (history.carts, 3), (history.purchases, 5)]
-            for (ids, w) in sources {
+            for (ids, w, _) in history.actions {
                 for id in ids { if let i = m.itemIndex[id] { values[i, default: 0] += w } }
             }
             return values.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
@@ -112,8 +115,7 @@ public struct Recommender: Sendable {
         if let k = neighbours, let w = k.model.itemItem {
             let m = k.model
             var contributions: [Int32: (score: Float, bestFrom: Int64, bestScore: Float, verb: String)] = [:]
-            let sources: [([Int64], Float, String)] = [(history.views, 1, "viewed"), (history.carts, 3, "carted"), (history.purchases, 5, "bought")]
-            for (ids, weight, verb) in sources {
+            for (ids, weight, verb) in history.actions {
                 for id in ids {
                     guard let j = m.itemIndex[id] else { continue }
                     for e in w.rowStart[Int(j)]..<w.rowStart[Int(j) + 1] {
@@ -168,9 +170,9 @@ public struct Recommender: Sendable {
     /// The user's recent items, each with what they did with it (a later verb wins).
     func recentWithVerbs(_ h: History) -> [(id: Int64, verb: String)] {
         var verbs: [Int64: String] = [:]
-        for id in h.views { verbs[id] = "viewed" }
-        for id in h.carts { verbs[id] = "carted" }
-        for id in h.purchases { verbs[id] = "bought" }
+        for (ids, _, verb) in h.actions {
+            for id in ids { verbs[id] = verb }
+        }
         return verbs.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
     }
 

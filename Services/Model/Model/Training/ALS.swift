@@ -19,12 +19,15 @@ enum ALS {
         let iu = ui.transposed
         let cUI = ui.values.map { alpha * $0 }, cIU = iu.values.map { alpha * $0 }
         var scratch = [Float](repeating: 0, count: 4 * k)
+        // YᵀY after the item half-step serves the loss and the next user half-step alike.
+        var yty = Kernels.gram(y)
         for it in 0..<iterations {
             try progress.check()
-            solve(&x, fixed: y, rows: ui, confidences: cUI, reg: reg, steps: steps, &scratch)
+            solve(&x, fixed: y, gram: yty, rows: ui, confidences: cUI, reg: reg, steps: steps, &scratch)
             try progress.check()
-            solve(&y, fixed: x, rows: iu, confidences: cIU, reg: reg, steps: steps, &scratch)
-            progress.loss(Double(loss(x, y, ui, cUI, reg)))
+            solve(&y, fixed: x, gram: Kernels.gram(x), rows: iu, confidences: cIU, reg: reg, steps: steps, &scratch)
+            yty = Kernels.gram(y)
+            progress.loss(Double(loss(x, y, yty, ui, cUI, reg)))
             progress.report(Double(it + 1) / Double(iterations), "ALS iteration \(it + 1) of \(iterations)")
         }
         var model = Trainer.base(.als, data)
@@ -36,10 +39,11 @@ enum ALS {
         return model
     }
 
-    /// One half-step: every row of `solving` against the `fixed` factors.
-    static func solve(_ solving: inout Matrix, fixed: Matrix, rows: SparseMatrix, confidences: [Float], reg: Float, steps: Int, _ scratch: inout [Float]) {
+    /// One half-step: every row of `solving` against the `fixed` factors (`gram` is their YᵀY).
+    static func solve(
+        _ solving: inout Matrix, fixed: Matrix, gram: Matrix, rows: SparseMatrix, confidences: [Float], reg: Float, steps: Int, _ scratch: inout [Float]
+    ) {
         let k = fixed.cols
-        let gram = Kernels.gram(fixed)
         fixed.values.withBase { yp in
             gram.values.withBase { gp in
                 rows.indices.withUnsafeBufferPointer { idx in
@@ -63,9 +67,8 @@ enum ALS {
 
     /// implicit's training loss: Σ c(p − x·y)² over every cell plus λ(‖X‖² + ‖Y‖²), over
     /// the total confidence of every cell; unobserved cells through YᵀY.
-    static func loss(_ x: Matrix, _ y: Matrix, _ ui: SparseMatrix, _ conf: [Float], _ reg: Float) -> Float {
+    static func loss(_ x: Matrix, _ y: Matrix, _ gram: Matrix, _ ui: SparseMatrix, _ conf: [Float], _ reg: Float) -> Float {
         let k = x.cols
-        let gram = Kernels.gram(y)
         var loss: Double = 0, totalConfidence: Double = 0, userNorm: Double = 0
         var r = [Float](repeating: 0, count: k)
         x.values.withBase { xp in
