@@ -101,7 +101,7 @@ let package = Package(
         // The hot numeric kernels every model trains and scores on (SIMD loops; OpenBLAS
         // for the large products and LAPACK's SPD inverse).
         .systemLibrary(name: "COpenBLAS", path: "Shared/COpenBLAS", providers: [.apt(["libopenblas-dev"])]),
-        .target(name: "Math", dependencies: ["COpenBLAS"], path: "Shared/Math", swiftSettings: swiftSettings + simd),
+        .target(name: "Math", dependencies: ["COpenBLAS", "CMemory"], path: "Shared/Math", swiftSettings: swiftSettings + simd),
         // What every service executable shares: flags, metrics endpoint, lifecycle.
         .target(
             name: "ServiceKit",

@@ -1,4 +1,5 @@
 import Foundation
+public import Math
 public import Logging
 public import RPC
 public import Wire
@@ -12,10 +13,42 @@ public final class PublishedModels: @unchecked Sendable {
     public struct Loaded: Sendable {
         public var info: ModelInfo
         public var model: RecommenderModel
+        /// A factor model's approximate index over its item vectors (with BPR's bias as
+        /// one more column), built on load when the catalogue is large.
+        public var index: HNSW?
 
-        public init(info: ModelInfo, model: RecommenderModel) {
+        public init(info: ModelInfo, model: RecommenderModel, indexAbove threshold: Int = .max, parameters: HNSW.Parameters = .init()) {
             self.info = info
             self.model = model
+            if let items = model.items, items.rows > threshold {
+                index = HNSW(Self.indexed(items, bias: model.itemBias), parameters: parameters)
+            }
+        }
+
+        /// The item vectors an index holds: with the bias as a last column, when there is one.
+        static func indexed(_ items: Matrix, bias: [Float]?) -> Matrix {
+            guard let bias else { return items }
+            var m = Matrix(rows: items.rows, cols: items.cols + 1)
+            for r in 0..<items.rows {
+                for c in 0..<items.cols { m[r, c] = items[r, c] }
+                m[r, items.cols] = bias[r]
+            }
+            return m
+        }
+
+        /// A factor model's `k` best items for a user (their row, or a vector folded in from
+        /// `history`), best first, skipping items where `excluded` is true: from the index
+        /// when there is one and it finds k, else by scoring every item.
+        public func top(user: Int32?, history: [(item: Int32, value: Float)], k: Int, excluded: (Int) -> Bool) -> [TopK.Entry] {
+            if let index {
+                var q = model.userVector(user: user, history: history)
+                if model.itemBias != nil { q.append(1) }
+                let found = index.search(q, k: k, ef: max(index.parameters.efSearch, 2 * k), excluded: excluded)
+                if found.count == k { return found }
+            }
+            var scores: [Float] = []
+            model.score(user: user, history: history, into: &scores)
+            return TopK.select(scores, k: k, excluded: excluded)
         }
     }
 
@@ -23,12 +56,20 @@ public final class PublishedModels: @unchecked Sendable {
     private var models: [String: Loaded] = [:]
     private let client: RPCClient
     private let logger: Logger
+    /// Factor models with more items than this get an approximate index.
+    private let indexAbove: Int
+    private let indexParameters: HNSW.Parameters
     /// Called after each swap (metrics, logs).
     private let swapped: @Sendable (Loaded) -> Void
 
-    public init(client: RPCClient, logger: Logger, swapped: @escaping @Sendable (Loaded) -> Void = { _ in }) {
+    public init(
+        client: RPCClient, logger: Logger, indexAbove: Int = .max, indexParameters: HNSW.Parameters = .init(),
+        swapped: @escaping @Sendable (Loaded) -> Void = { _ in }
+    ) {
         self.client = client
         self.logger = logger
+        self.indexAbove = indexAbove
+        self.indexParameters = indexParameters
         self.swapped = swapped
     }
 
@@ -95,9 +136,11 @@ public final class PublishedModels: @unchecked Sendable {
             throw ModelArtifact.Corrupt(description: "\(name) v\(version) does not match its checksum")
         }
         let model = try ModelArtifact.decode(bytes)
-        let loaded = Loaded(info: info, model: model)
+        let started = ContinuousClock.now
+        let loaded = Loaded(info: info, model: model, indexAbove: indexAbove, parameters: indexParameters)
+        let indexed = loaded.index.map { _ in ", indexed in \(ContinuousClock.now - started)" } ?? ""
         lock.withLock { models[name] = loaded }
-        logger.info("loaded \(name) v\(info.version) (\(info.kind.name ?? ""), \(model.itemIDs.count) items, \(bytes.count) bytes)")
+        logger.info("loaded \(name) v\(info.version) (\(info.kind.name ?? ""), \(model.itemIDs.count) items, \(bytes.count) bytes\(indexed))")
         swapped(loaded)
     }
 }

@@ -33,6 +33,8 @@ public struct RecommenderModel: Sendable {
     /// Dense index of each item and user id, and YᵀY for fold-in: built once, on load.
     public private(set) var itemIndex: [Int64: Int32] = [:]
     public private(set) var userIndex: [Int64: Int32] = [:]
+    /// The categories of the items.
+    public private(set) var categories: Set<Int64> = []
     private var itemGram: Matrix? = nil
 
     public init(kind: Kind, itemIDs: [Int64], itemCategories: [Int64], popularity: [Float]) {
@@ -46,6 +48,7 @@ public struct RecommenderModel: Sendable {
     public mutating func index() {
         itemIndex = Dictionary(uniqueKeysWithValues: itemIDs.enumerated().map { ($1, Int32($0)) })
         userIndex = Dictionary(uniqueKeysWithValues: userIDs.enumerated().map { ($1, Int32($0)) })
+        categories = Set(itemCategories)
         if let items, kind == .als || kind == .bpr { itemGram = Kernels.gram(items) }
     }
 
@@ -55,6 +58,11 @@ public struct RecommenderModel: Sendable {
     /// it has not seen, whose vector is then folded in from `history`); `history` is the
     /// user's items (dense indices) with their interaction values. `scores` is resized to
     /// the catalogue.
+    /// A factor model's query vector for a user: their row, or one folded in from `history`.
+    public func userVector(user: Int32?, history: [(item: Int32, value: Float)]) -> [Float] {
+        user.map { users!.row(Int($0)) } ?? foldIn(history)
+    }
+
     public func score(user: Int32?, history: [(item: Int32, value: Float)], into scores: inout [Float]) {
         let n = itemIDs.count
         if scores.count != n { scores = [Float](repeating: 0, count: n) }
@@ -75,7 +83,7 @@ public struct RecommenderModel: Sendable {
             }
         case .als, .bpr:
             let items = self.items!
-            let vector = user.map { users!.row(Int($0)) } ?? foldIn(history)
+            let vector = userVector(user: user, history: history)
             Kernels.score(items, vector, into: &scores)
             if let itemBias {
                 for i in 0..<n { scores[i] += itemBias[i] }

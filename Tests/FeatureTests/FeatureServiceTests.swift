@@ -50,6 +50,7 @@ struct FeatureServiceTests {
             #expect(p.recentCarts == Array(mine.filter { $0.behavior == "cart" }.map(\.item).suffix(20).reversed()), ctx)
             let buys = mine.filter { $0.behavior == "buy" }
             #expect(p.recentPurchases == Array(buys.map(\.item).suffix(20).reversed()), ctx)
+            #expect(p.recentPurchaseMs == Array(buys.map { $0.seconds * 1000 }.suffix(20).reversed()), ctx)
             #expect(p.rfm?.frequency == UInt32(buys.count), ctx)
             if buys.count >= 2 {
                 let gaps = zip(buys.dropFirst(), buys).map { Double($0.seconds - $1.seconds) / 86_400 }
@@ -199,7 +200,7 @@ struct FeatureServiceTests {
                 let items = try await feature.call(FeatureAPI.getItems, g)
                 #expect(items.missing == [999])
                 let two = try #require(items.items.first)
-                #expect(two.brand == "Acme" && two.price == 40 && two.title == "item 2" && two.categoryId == 10)
+                #expect(two.brand == "Acme" && two.price == 40 && two.title == "item 2" && two.categoryId == 10 && two.inCatalog)
                 #expect(two.views?.lifetime == 2 && two.purchases?.lifetime == 2 && two.conversionRate == 1)
 
                 var top = TopItemsRequest()

@@ -276,3 +276,53 @@ struct SelectionTests {
         #expect(empty.times(Matrix(rows: 4, cols: 2)).values.isEmpty)
     }
 }
+
+@Suite("HNSW index")
+struct HNSWTests {
+    /// Rows drawn around a few centres, as a trained model's item vectors are.
+    func clustered(_ rng: inout SplitMix, rows: Int, cols: Int, centres: Int) -> Matrix {
+        let c = rng.matrix(centres, cols)
+        var m = Matrix(rows: rows, cols: cols)
+        for r in 0..<rows {
+            let k = rng.int(centres)
+            for j in 0..<cols { m[r, j] = c[k, j] + 0.3 * rng.float() }
+        }
+        return m
+    }
+
+    @Test("the approximate top-10 by inner product finds nearly all of the exact top-10, best first, skipping excluded rows")
+    func recall() {
+        var rng = SplitMix(seed: 21)
+        let table = clustered(&rng, rows: 2000, cols: 16, centres: 20)
+        var p = HNSW.Parameters()
+        p.efSearch = 64
+        p.efConstruction = 100
+        let index = HNSW(table, parameters: p)
+        var hits = 0
+        let queries = 50
+        for _ in 0..<queries {
+            let q = rng.floats(16)
+            var scores: [Float] = []
+            Kernels.score(table, q, into: &scores)
+            let exact = Set(TopK.select(scores, k: 10).map(\.index))
+            let found = index.search(q, k: 10)
+            #expect(found.count == 10)
+            #expect(zip(found, found.dropFirst()).allSatisfy { $0.score >= $1.score })
+            for e in found { #expect(close(e.score, scores[Int(e.index)], 1e-3)) }
+            hits += found.filter { exact.contains($0.index) }.count
+            #expect(index.search(q, k: 10) { $0 % 2 == 0 }.allSatisfy { $0.index % 2 == 1 })
+        }
+        let recall = Double(hits) / Double(queries * 10)
+        #expect(recall >= 0.95, "recall@10 \(recall)")
+    }
+
+    @Test("a tiny index (one row, or fewer rows than k) returns every row")
+    func tiny() {
+        let one = HNSW(Matrix(rows: 1, cols: 3, values: [1, 2, 3]))
+        #expect(one.search([1, 0, 0], k: 5) == [TopK.Entry(index: 0, score: 1)])
+        var rng = SplitMix(seed: 3)
+        let few = HNSW(rng.matrix(7, 4))
+        #expect(Set(few.search(rng.floats(4), k: 10).map(\.index)) == Set(0..<7))
+        #expect(HNSW(Matrix(rows: 0, cols: 4)).search([0, 0, 0, 0], k: 3).isEmpty)
+    }
+}

@@ -52,21 +52,27 @@ struct BlendTests {
             popularity: try trained(.popularity, events))
         let history = Recommender.History(views: [101, 102], carts: [103], purchases: [104])
         // Taste 1 has three items this user has not met and not excluded: 106, 107, 108.
-        let items = blend.recommend(userID: 999_999, history: history, n: 3, excluding: [105])
+        var excluding = Recommender.Context()
+        excluding.excluding = [105]
+        let items = blend.recommend(userID: 999_999, history: history, n: 3, context: excluding)
         #expect(items.count == 3)
         for item in items {
             #expect(![101, 102, 103, 104, 105].contains(item.itemID), "\(item)")
             #expect((101...108).contains(item.itemID), "item \(item.itemID) is not of the user's taste")
         }
         #expect(items.contains { $0.reason.hasPrefix("because you") && ["101", "102", "103", "104"].contains(String($0.reason.split(separator: " ").last!)) })
-        #expect(items == blend.recommend(userID: 999_999, history: history, n: 3, excluding: [105]))
+        #expect(items == blend.recommend(userID: 999_999, history: history, n: 3, context: excluding))
         // A category filter keeps only that category's items (taste 2 is category 12).
-        let other = blend.recommend(userID: 999_999, history: history, n: 5, category: 12)
+        var only12 = Recommender.Context()
+        only12.categories = [12]
+        let other = blend.recommend(userID: 999_999, history: history, n: 5, context: only12)
         #expect(other.count == 5 && other.allSatisfy { (201...208).contains($0.itemID) })
         let longer = blend.recommend(userID: 999_999, history: history, n: 8)
         #expect(!longer.contains { [101, 102, 103, 104].contains($0.itemID) })
         // Diversity: at most two of one category, the next best instead.
-        let diverse = blend.recommend(userID: 999_999, history: history, n: 6, maxPerCategory: 2)
+        var capped = Recommender.Context()
+        capped.maxPerCategory = 2
+        let diverse = blend.recommend(userID: 999_999, history: history, n: 6, context: capped)
         let perCategory = Dictionary(grouping: diverse) { $0.itemID / 100 }.mapValues(\.count)
         #expect(diverse.count == 6 && perCategory.values.allSatisfy { $0 <= 2 }, "\(perCategory)")
         // A user with no history and unknown to the factors gets the popular items.
@@ -182,4 +188,128 @@ func impressions(_ ingest: RPCClient, requestID: String, timeout: Duration = .se
         try await Task.sleep(for: .milliseconds(100))
     }
     return nil
+}
+
+@Suite("Recommend filters and re-ranking")
+struct RerankTests {
+    let events = shop()
+
+    func blend() throws -> Recommender {
+        Recommender(
+            factors: try trained(.als, events, [("factors", "8"), ("iterations", "6"), ("regularization", "1")]), neighbours: try trained(.itemKNN, events),
+            popularity: try trained(.popularity, events))
+    }
+
+    func item(_ id: Int64, price: Double = 20, stock: Int64 = 5, tags: [String] = []) -> ItemProfile {
+        var p = ItemProfile()
+        p.itemId = id
+        p.categoryId = 10 + id / 100
+        p.price = price
+        p.stock = stock
+        p.tags = tags
+        p.inCatalog = true
+        return p
+    }
+
+    /// Every item of the shop in the catalogue: taste-1 items 105...108 cost 5 × their last digit.
+    func catalogue(_ change: (inout [Int64: ItemProfile]) -> Void = { _ in }) -> [Int64: ItemProfile] {
+        var c: [Int64: ItemProfile] = [:]
+        for g in 0..<3 { for i in 1...8 { let id = Int64(100 * g + i); c[id] = item(id, price: 5 * Double(i)) } }
+        change(&c)
+        return c
+    }
+
+    let history = Recommender.History(views: [101, 102], carts: [103])
+
+    @Test("price range, stock and excluded items are left out; unknown items pass the catalogue's filters")
+    func catalogueFilters() throws {
+        let b = try blend()
+        var ctx = Recommender.Context()
+        ctx.minPrice = 26
+        ctx.maxPrice = 36
+        ctx.inStockOnly = true
+        ctx.excluding = [107]
+        let stocked = catalogue { $0[106]!.stock = 0 }
+        let items = b.recommend(userID: 999_999, history: history, n: 10, context: ctx, catalogue: stocked)
+        // In range 26...36: x06 (30) and x07 (35) of every taste; 106 has no stock, 107 is excluded.
+        #expect(Set(items.map(\.itemID)) == [206, 207, 6, 7], "\(items.map(\.itemID))")
+        // Nothing in the catalogue says an item fails: it passes.
+        let bare = b.recommend(userID: 999_999, history: history, n: 3, context: ctx, catalogue: [:])
+        #expect(bare.count == 3 && !bare.contains { $0.itemID == 107 })
+    }
+
+    @Test("a purchase is not recommended again within its repurchase window (per category), and is after it")
+    func repurchase() throws {
+        var b = try blend()
+        let now: Int64 = 1_000 * 86_400_000
+        var ctx = Recommender.Context()
+        ctx.nowMs = now
+        ctx.categories = [11]
+        let bought = Recommender.History(views: [101], purchases: [105, 106], purchaseMs: [now - 3 * 86_400_000, now - 40 * 86_400_000])
+        // Default: never again.
+        #expect(!b.recommend(userID: 999_999, history: bought, n: 8, context: ctx).contains { [105, 106].contains($0.itemID) })
+        b.repurchase = try Recommender.RepurchaseWindows(parsing: "default=never,11=30d")
+        let after = b.recommend(userID: 999_999, history: bought, n: 8, context: ctx).map(\.itemID)
+        #expect(after.contains(106) && !after.contains(105), "\(after)")
+        #expect(throws: SettingError.self) { try Recommender.RepurchaseWindows(parsing: "11=soon") }
+    }
+
+    @Test("tags boost and bury, the user's categories and price band lift their items, and each boost is explained")
+    func boosts() throws {
+        var b = try blend()
+        let plain = b.recommend(userID: 999_999, history: history, n: 5, catalogue: catalogue())
+        let last = try #require(plain.last)
+        b.tagFactors = ["sale": 100, "clearance": 0.001]
+        let tagged = b.recommend(userID: 999_999, history: history, n: 5, catalogue: catalogue {
+            $0[last.itemID]!.tags = ["sale"]
+            $0[plain[0].itemID]!.tags = ["clearance"]
+        })
+        #expect(tagged.first?.itemID == last.itemID && tagged.first?.contributions.contains { $0.name == "tag:sale" && $0.value == 100 } == true)
+        #expect(!tagged.prefix(4).contains { $0.itemID == plain[0].itemID })
+
+        // A user whose activity is all in category 12 and the 20–50 band sees those items lifted.
+        var profile = UserProfile()
+        var a = Affinity()
+        a.id = 12
+        a.score = 4
+        profile.categories = [a]
+        profile.priceBands = [0, 1, 0, 0, 0]
+        b.tagFactors = [:]
+        b.weights.categoryAffinity = 5
+        let before = b.recommend(userID: 999_999, history: history, n: 20, catalogue: catalogue())
+        let lifted = b.recommend(userID: 999_999, history: history, n: 20, catalogue: catalogue(), profile: profile)
+        // Past the user's own taste, every category-12 item now comes before any of category 10.
+        func taste2First(_ l: [Recommender.Candidate]) -> Bool {
+            let others = l.filter { $0.itemID < 100 || $0.itemID > 200 }
+            return others.prefix { $0.itemID > 200 }.count == others.filter { $0.itemID > 200 }.count
+        }
+        #expect(!taste2First(before) && taste2First(lifted), "\(before.map(\.itemID)) then \(lifted.map(\.itemID))")
+        let now = try #require(lifted.firstIndex { $0.itemID > 200 })
+        #expect(lifted[now].contributions.contains { $0.name == "category_affinity" && $0.detail == "category 12 is 100% of your activity" })
+        let inBand = lifted.filter { (10..<50).contains(catalogue()[$0.itemID]!.price) }
+        #expect(!inBand.isEmpty && inBand.allSatisfy { $0.contributions.contains { $0.name == "price_band" } })
+    }
+
+    @Test("maximal marginal relevance spreads the list over the tastes; equal inputs, equal answers")
+    func diversity() throws {
+        let b = try blend()
+        var ctx = Recommender.Context()
+        ctx.diversity = 0.9
+        let diverse = b.recommend(userID: 999_999, history: history, n: 6, context: ctx)
+        let plain = b.recommend(userID: 999_999, history: history, n: 6)
+        func tastes(_ l: [Recommender.Candidate]) -> Int { Set(l.map { $0.itemID / 100 }).count }
+        #expect(diverse.count == 6 && tastes(diverse) > tastes(plain), "\(diverse.map(\.itemID)) against \(plain.map(\.itemID))")
+        #expect(diverse == b.recommend(userID: 999_999, history: history, n: 6, context: ctx))
+    }
+
+    @Test("live trending lists recommend an item no model knows, with its reason; weights parse or are refused")
+    func trending() throws {
+        let b = try blend()
+        let live = [Recommender.LiveList(name: "trending", category: 11, items: [(id: 199, category: 11, score: 40)])]
+        let cold = b.recommend(userID: 424_242, history: .init(), n: 3, live: live)
+        #expect(cold.contains { $0.itemID == 199 && $0.reason == "trending in 11" && $0.source == "trending" }, "\(cold)")
+        #expect(try Recommender.Weights(parsing: "factors=2, trending=0.5").factors == 2)
+        #expect(throws: SettingError.self) { try Recommender.Weights(parsing: "magic=1") }
+        #expect(throws: SettingError.self) { try Recommender.Weights(parsing: "factors=-1") }
+    }
 }

@@ -171,6 +171,8 @@ var users = 1_000_000
 var events: Int?
 var batch: Int?
 var taobao = false
+var items: Int?
+var noPeers = false
 var arguments = CommandLine.arguments.dropFirst().makeIterator()
 while let a = arguments.next() {
     switch a {
@@ -182,7 +184,9 @@ while let a = arguments.next() {
     case "--events": events = Int(arguments.next() ?? "")
     case "--batch": batch = Int(arguments.next() ?? "")
     case "--taobao": taobao = true
-    default: print("usage: persona-bench [rpc|store|feature|models|topk|ingest-profile|fold-profile|interactions-profile] [--output FILE] [--seconds S] [--producers N] [--users N] [--events N] [--batch N] [--taobao]"); exit(2)
+    case "--items": items = Int(arguments.next() ?? "")
+    case "--no-peers": noPeers = true
+    default: print("usage: persona-bench [rpc|store|feature|models|topk|ingest-profile|fold-profile|interactions-profile] [--output FILE] [--seconds S] [--producers N] [--users N] [--events N] [--batch N] [--taobao] [--items N] [--no-peers]"); exit(2)
     }
 }
 switch mode {
@@ -207,7 +211,7 @@ case "interactions-profile":
     let f = storeFigures(DatasetFormat.onlineRetail.events(lines: try String(contentsOfFile: path, encoding: .utf8).split(whereSeparator: \.isNewline), skips: &skips))
     print("interaction store, Online Retail: \(Int(f.eventsPerSecond)) events/s, \(String(format: "%.1f", f.bytesPerPair)) bytes per pair")
 case "topk":
-    try topKBenchmark(output: output ?? "Benchmarks/results/topk.md")
+    try topKBenchmark(output: output ?? "Benchmarks/results/topk.md", items: items.map { [$0] } ?? [100_000, 1_000_000], peers: !noPeers)
 case "models":
     try modelBenchmark(output: output ?? "Benchmarks/results/models.md", sharedData: ProcessInfo.processInfo.environment["PERSONA_SHARED_DATA"] ?? "../shared/data")
 case "store":

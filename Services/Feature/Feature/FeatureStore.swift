@@ -246,6 +246,7 @@ extension ItemState {
         p.price = price
         p.currency = currency
         p.stock = stock
+        p.inCatalog = inCatalog
         p.title = title
         p.tags = tags
         p.views = counts(.views, nowMs: nowMs)

@@ -5,13 +5,7 @@ import Wire
 struct ProfileView {
     static let kindCount = 17
     static let dayMs = 86_400_000.0
-    /// Upper bounds of the price bands: under 10, 10–50, 50–200, 200–1,000, 1,000 and up.
-    static let priceBandEdges: [Double] = [10, 50, 200, 1000]
     static let topAffinities = 10
-
-    static func priceBand(_ price: Double) -> Int {
-        priceBandEdges.firstIndex { price < $0 } ?? priceBandEdges.count
-    }
 
     let user: UserState
     let state: FeatureState
@@ -52,7 +46,7 @@ struct ProfileView {
     /// Shares of weighted interactions per price band (sum 1, or all 0 without prices).
     var priceShares: [Double] {
         let total = user.priceBands.reduce(0, +)
-        guard total > 0 else { return [Double](repeating: 0, count: Self.priceBandEdges.count + 1) }
+        guard total > 0 else { return [Double](repeating: 0, count: PriceBands.count) }
         return user.priceBands.map { Double($0 / total) }
     }
 
@@ -183,6 +177,7 @@ struct ProfileView {
         p.recentViews = user.recentViews.items.reversed()
         p.recentCarts = user.recentCarts.items.reversed()
         p.recentPurchases = user.recentPurchases.items.reversed()
+        p.recentPurchaseMs = user.recentPurchaseTimes.items.reversed()
         p.tags = tags(rfm)
         p.hasSegment = user.segment >= 0
         p.segmentId = max(0, user.segment)

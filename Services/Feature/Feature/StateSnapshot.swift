@@ -5,7 +5,7 @@ import Store
 extension FeatureState {
     static let snapshotMagic = "PFS1"
     /// 2: affinities as levels (`UserState.Affinity`); 1 (read too): as a score and its time.
-    static let snapshotVersion: UInt32 = 2
+    static let snapshotVersion: UInt32 = 3
 
     /// The snapshot in memory (tests compare states by it; the service streams it to its file
     /// with `writeSnapshot(to:)`).
@@ -56,7 +56,7 @@ extension FeatureState {
 
     static func restore(_ bytes: [UInt8]) throws -> FeatureState {
         var r = try SnapshotReader(bytes, magic: snapshotMagic)
-        guard r.version == snapshotVersion || r.version == 1 else { throw StoreError(.corrupt, "feature snapshot version \(r.version) is neither 1 nor \(snapshotVersion)") }
+        guard (1...snapshotVersion).contains(r.version) else { throw StoreError(.corrupt, "feature snapshot version \(r.version) is not 1...\(snapshotVersion)") }
         let offsets = try r.array { try $0.u64() }
         let s = FeatureState(partitions: offsets.count)
         s.offsets = offsets
@@ -168,6 +168,7 @@ extension UserState {
         w.array(recentViews.items) { $0.i64($1) }
         w.array(recentCarts.items) { $0.i64($1) }
         w.array(recentPurchases.items) { $0.i64($1) }
+        w.array(recentPurchaseTimes.items) { $0.i64($1) }
         w.i32(segment)
         w.array(recentOrders) { w, o in
             w.i64(o.ms)
@@ -226,6 +227,8 @@ extension UserState {
         recentViews = RecentItems(try r.array { try $0.i64() })
         recentCarts = RecentItems(try r.array { try $0.i64() })
         recentPurchases = RecentItems(try r.array { try $0.i64() })
+        // Versions before 3 kept no purchase times: unknown (0) for each purchase.
+        recentPurchaseTimes = RecentItems(r.version >= 3 ? try r.array { try $0.i64() } : [Int64](repeating: 0, count: recentPurchases.items.count))
         segment = try r.i32()
         recentOrders = try r.array { r in TimedAmount(ms: try r.i64(), amount: try r.f64()) }
         failures = try r.array { r in TimedKind(ms: try r.i64(), kind: try r.u8()) }

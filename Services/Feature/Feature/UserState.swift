@@ -46,7 +46,7 @@ final class UserState {
     // Interests
     var categories: [Affinity] = []
     var brands: [Affinity] = []
-    /// Weighted interactions per price band (`ProfileView.priceBandEdges`).
+    /// Weighted interactions per price band (`PriceBands`).
     var priceBands: [Float] = []
     /// Events per hour of the day (0-23), then per weekday from Monday (24-30), UTC.
     var clock = InlineArray<31, UInt32>(repeating: 0)
@@ -55,6 +55,8 @@ final class UserState {
     var recentViews = RecentItems()
     var recentCarts = RecentItems()
     var recentPurchases = RecentItems()
+    /// When each of `recentPurchases` was bought (the same ring positions).
+    var recentPurchaseTimes = RecentItems()
     var segment: Int32 = -1
 
     // Risk
@@ -297,13 +299,19 @@ extension UserState {
         if lines.isEmpty && e.itemId != 0 {
             let item = catalog(e.itemId)
             interact(.purchase, category: e.categoryId != 0 ? e.categoryId : item?.categoryId ?? 0, item: item, price: item?.price ?? 0, at: ts)
-            if inOrder { recentPurchases.push(e.itemId) }
+            if inOrder {
+                recentPurchases.push(e.itemId)
+                recentPurchaseTimes.push(ts)
+            }
         }
         for line in lines {
             let item = catalog(line.itemId)
             let category = line.categoryId != 0 ? line.categoryId : item?.categoryId ?? 0
             interact(.purchase, category: category, item: item, price: line.unitPrice != 0 ? line.unitPrice : item?.price ?? 0, at: ts)
-            if inOrder && line.itemId != 0 { recentPurchases.push(line.itemId) }
+            if inOrder && line.itemId != 0 {
+                recentPurchases.push(line.itemId)
+                recentPurchaseTimes.push(ts)
+            }
         }
         monetary += amount
         if inOrder {
@@ -327,9 +335,9 @@ extension UserState {
             if priceBands.isEmpty {
                 // One band per edge and one above (a literal: SmallArrays.swift).
                 priceBands = [0, 0, 0, 0, 0]
-                assert(priceBands.count == ProfileView.priceBandEdges.count + 1)
+                assert(priceBands.count == PriceBands.count)
             }
-            priceBands[ProfileView.priceBand(price)] += Float(w)
+            priceBands[PriceBands.band(price)] += Float(w)
         }
     }
 

@@ -20,7 +20,9 @@ public struct RecommendService: PersonaService {
     public static let defaultMetricsPort = 9105
 
     let context: ServiceContext
+    let settings: RecommendSettings
     let models: PublishedModels
+    let live: LiveItems
     let client: RPCClient
     let feature: RPCClient
     let ingest: RPCClient
@@ -29,19 +31,21 @@ public struct RecommendService: PersonaService {
 
     public init(context: ServiceContext, settings: RecommendSettings) async throws {
         self.context = context
+        self.settings = settings
         var config = RPCClient.Config.defaults(host: settings.modelHost, port: settings.modelPort)
         config.defaultTimeout = .seconds(30)
         client = RPCClient(config: config)
         var featureConfig = RPCClient.Config.defaults(host: settings.featureHost, port: settings.featurePort)
-        featureConfig.defaultTimeout = .milliseconds(200)
+        featureConfig.defaultTimeout = settings.featureTimeout
         feature = RPCClient(config: featureConfig)
+        live = LiveItems(feature: feature, ttl: settings.liveTTL)
         ingest = RPCClient(host: settings.ingestHost, port: settings.ingestPort)
         fatigue = ImpressionCounts(limit: settings.impressionFatigue)
         let metrics = context.metrics
         impressions = ImpressionLog(ingest: ingest, logger: context.logger) { n in
             metrics.counter("persona_recommend_impressions_dropped_total", labels: [], help: "Impressions dropped while ingest was away too long").increment(by: Int64(n))
         }
-        models = PublishedModels(client: client, logger: context.logger) { loaded in
+        models = PublishedModels(client: client, logger: context.logger, indexAbove: settings.indexAbove) { loaded in
             metrics.gauge("persona_recommend_model_version", labels: [("model", loaded.info.name)], help: "Version of each model held").set(Int64(loaded.info.version))
         }
     }
@@ -52,7 +56,7 @@ public struct RecommendService: PersonaService {
             guard request.itemId > 0 else { throw RPCError(.invalidArgument, "item id must be positive") }
             let (items, model) = recommender.similar(to: request.itemId, n: Self.count(request.n))
             var response = SimilarItemsResponse()
-            response.items = items.map(Self.scored)
+            response.items = items.map { Self.scored($0) }
             if model == nil { context.logger.debug("no neighbours for item \(request.itemId)") }
             return response
         }
@@ -61,7 +65,11 @@ public struct RecommendService: PersonaService {
 
     /// The blend over what is published now.
     var recommender: Recommender {
-        Recommender(factors: models["als"] ?? models["bpr"], neighbours: models["item_knn"] ?? models["ease"], popularity: models["popularity"])
+        var r = Recommender(factors: models["als"] ?? models["bpr"], neighbours: models["item_knn"] ?? models["ease"], popularity: models["popularity"])
+        r.weights = settings.weights
+        r.repurchase = settings.repurchase
+        r.tagFactors = settings.tagFactors
+        return r
     }
 
     /// The most items one call returns.
@@ -70,57 +78,161 @@ public struct RecommendService: PersonaService {
     /// SimilarItems and Popular: 0 means 10.
     static func count(_ n: UInt32) -> Int { n == 0 ? 10 : min(Int(n), maxItems) }
 
-    static func scored(_ c: Recommender.Candidate) -> ScoredItem {
+    static func scored(_ c: Recommender.Candidate, explain: Bool = false) -> ScoredItem {
         var s = ScoredItem()
         s.itemId = c.itemID
         s.score = c.score
         s.reason = c.reason
         s.source = c.source
+        s.categoryId = c.category
+        if explain {
+            s.contributions = c.contributions.map { part in
+                var p = Contribution()
+                p.name = part.name
+                p.value = part.value
+                p.detail = part.detail
+                return p
+            }
+        }
         return s
     }
 
+    /// The categories a request restricts to: `category_id` and `category_ids`.
+    static func categories(_ r: RecommendRequest) -> Set<Int64> {
+        var out = Set(r.categoryIds)
+        if r.categoryId != 0 { out.insert(r.categoryId) }
+        return out
+    }
+
+    /// Refuses a request that cannot be answered as asked, saying why (counted by reason).
+    func validate(_ r: RecommendRequest) throws {
+        func refuse(_ reason: String, _ message: String) throws -> Never {
+            badRequest(reason)
+            throw RPCError(.invalidArgument, message)
+        }
+        if r.userId <= 0 { try refuse("invalid_user", "user id must be positive, got \(r.userId)") }
+        if !(1...Self.maxItems).contains(Int(r.n)) { try refuse("invalid_n", "n must be 1...\(Self.maxItems), got \(r.n)") }
+        if let c = Self.categories(r).first(where: { $0 <= 0 }) { try refuse("invalid_category", "category ids must be positive, got \(c)") }
+        if !r.minPrice.isFinite || !r.maxPrice.isFinite || r.minPrice < 0 || r.maxPrice < 0 {
+            try refuse("invalid_price", "prices must be finite and >= 0, got \(r.minPrice)...\(r.maxPrice)")
+        }
+        if r.maxPrice > 0 && r.minPrice > r.maxPrice { try refuse("invalid_price", "price range is upside down: min \(r.minPrice) > max \(r.maxPrice)") }
+        if !(0...1).contains(r.diversity) { try refuse("invalid_diversity", "diversity must be 0...1, got \(r.diversity)") }
+        if r.excludeItemIds.count > 10_000 { try refuse("too_many_exclusions", "at most 10000 excluded items, got \(r.excludeItemIds.count)") }
+    }
+
+    /// How long one feature read may take: the configured timeout, and never more than half
+    /// of what the caller still waits, so the answer comes in time even when feature does not.
+    func featureBudget() -> Duration {
+        guard let left = RPCContext.current?.remaining else { return settings.featureTimeout }
+        return max(.microseconds(200), min(settings.featureTimeout, left / 2))
+    }
+
+    func featureFailed(_ what: String, _ error: any Error) {
+        let code = (error as? RPCError)?.code.name ?? "UNKNOWN"
+        context.metrics.counter("persona_recommend_feature_failures_total", labels: [("read", what), ("code", code)], help: "Feature reads that failed or timed out, by read").increment()
+    }
+
     func recommend(_ request: RecommendRequest) async throws -> RecommendResponse {
-        guard request.userId > 0 else {
-            badRequest("invalid_user")
-            throw RPCError(.invalidArgument, "user id must be positive, got \(request.userId)")
-        }
-        guard (1...Self.maxItems).contains(Int(request.n)) else {
-            badRequest("invalid_n")
-            throw RPCError(.invalidArgument, "n must be 1...\(Self.maxItems), got \(request.n)")
-        }
+        try validate(request)
         let blend = recommender
-        var history = Recommender.History()
-        var fallback = false
+        let categories = Self.categories(request)
+        var ctx = Recommender.Context()
+        ctx.categories = categories
+        ctx.minPrice = request.minPrice
+        ctx.maxPrice = request.maxPrice
+        ctx.inStockOnly = request.inStockOnly
+        ctx.maxPerCategory = Int(request.maxPerCategory)
+        ctx.diversity = request.diversity
+        ctx.nowMs = Int64(Date().timeIntervalSince1970 * 1000)
+
+        // The live profile, and the shop's (or the asked categories') trending lists, at once.
+        var fallbackReasons: [String] = []
+        let budget = featureBudget()
+        let listCategories = categories.isEmpty ? [Int64(0)] : categories.sorted()
+        async let lookup: GetProfileResponse = {
+            var r = GetProfileRequest()
+            r.userId = request.userId
+            return try await feature.call(FeatureAPI.getProfile, r, timeout: budget)
+        }()
+        var lists = await trending(listCategories, budget: budget)
+        var profile: UserProfile? = nil
         do {
-            var lookup = GetProfileRequest()
-            lookup.userId = request.userId
-            let answer = try await feature.call(FeatureAPI.getProfile, lookup)
-            if let p = answer.profile, answer.found {
-                history = Recommender.History(views: p.recentViews, carts: p.recentCarts, purchases: p.recentPurchases)
-            }
-        } catch let error as RPCError {
+            let answer = try await lookup
+            if answer.found { profile = answer.profile }
+        } catch {
             // Answer without the live profile: the stored factors and popularity still can.
-            fallback = true
-            context.metrics.counter("persona_recommend_profile_failures_total", labels: [("code", error.code.name ?? "")], help: "Recommend calls answered without the live profile").increment()
+            featureFailed("profile", error)
+            fallbackReasons.append("feature unavailable: no live profile")
         }
-        let tired = fatigue.tired(user: request.userId, touched: Set(history.views + history.carts + history.purchases))
-        let items = blend.recommend(
-            userID: request.userId, history: history, n: Self.count(request.n), excluding: Set(request.excludeItemIds).union(tired),
-            category: request.categoryId, maxPerCategory: Int(request.maxPerCategory))
+        for c in categories where !blend.knows(category: c) {
+            // Unknown to every model, and the feature service (when it answered) has no item in it.
+            if let list = lists.first(where: { $0.category == c }), list.items.isEmpty {
+                badRequest("unknown_category")
+                throw RPCError(.invalidArgument, "category \(c) is unknown: no model or catalogue item has it")
+            }
+        }
+        if categories.isEmpty, let p = profile {
+            // Trending in the user's two strongest categories: the cold-start mix's first part.
+            let interests = p.categories.sorted { $0.score != $1.score ? $0.score > $1.score : $0.id < $1.id }.prefix(2).map(\.id).filter { $0 > 0 }
+            if !interests.isEmpty { lists += await trending(interests, budget: featureBudget()) }
+        }
+        let history = profile.map(Recommender.History.init) ?? .init()
+        ctx.excluding = Set(request.excludeItemIds).union(fatigue.tired(user: request.userId, touched: history.touched))
+        let n = Int(request.n)
+        let pool = min(Self.maxItems, max(50, 3 * n))
+        let candidates = blend.candidates(userID: request.userId, history: history, live: lists.filter { !$0.items.isEmpty }, pool: pool, context: ctx)
+        let considered = Array(candidates.prefix(max(2 * n, n + 20)))
+        var catalogue: [Int64: ItemProfile] = [:]
+        do {
+            catalogue = try await live.items(considered.map(\.itemID), timeout: featureBudget())
+        } catch {
+            featureFailed("items", error)
+            fallbackReasons.append("feature unavailable: catalogue filters not applied")
+        }
+        let items = blend.rerank(considered, n: n, catalogue: catalogue, profile: profile, context: ctx)
         fatigue.shown(user: request.userId, items: items.map(\.itemID))
+
         var response = RecommendResponse()
-        response.items = items.map(Self.scored)
+        response.items = items.map { Self.scored($0, explain: request.explain) }
         response.requestId = request.requestId.isEmpty ? UUID().uuidString.lowercased() : request.requestId
         if let primary = blend.primary {
             response.modelName = primary.info.name
             response.modelVersion = primary.info.version
+        } else {
+            fallbackReasons.append("no model published: live popularity only")
         }
-        response.fallback = fallback || blend.primary == nil || items.allSatisfy { $0.source == "popularity" }
+        if !items.isEmpty && items.allSatisfy({ ["popularity", "trending"].contains($0.source) }) {
+            fallbackReasons.append(profile == nil ? "unknown user: popular items" : "no personal candidates: popular items")
+        }
+        response.fallback = !fallbackReasons.isEmpty
+        response.fallbackReason = fallbackReasons.joined(separator: "; ")
         impressions.record(
             userID: request.userId, requestID: response.requestId, items: items.map(\.itemID), surface: request.surface, model: response.modelName,
-            version: response.modelVersion, atMs: Int64(Date().timeIntervalSince1970 * 1000))
+            version: response.modelVersion, atMs: ctx.nowMs)
         context.metrics.counter("persona_recommend_answers_total", labels: [("fallback", response.fallback ? "true" : "false")], help: "Recommend answers, by whether a fallback answered").increment()
         return response
+    }
+
+    /// The trending list (most viewed over the last 24 hours, by purchases in a shop without
+    /// views) of each category, read at once; a category whose read failed is left out.
+    func trending(_ categories: [Int64], budget: Duration) async -> [Recommender.LiveList] {
+        await withTaskGroup(of: Recommender.LiveList?.self) { group in
+            for c in categories {
+                group.addTask {
+                    do {
+                        let (items, _) = try await live.top(category: c, window: "24h", limit: 50, timeout: budget)
+                        return Recommender.LiveList(name: "trending", category: c, items: items.map { ($0.itemId, $0.categoryId, Float(max($0.views?.last24h ?? 0, $0.purchases?.last24h ?? 0))) })
+                    } catch {
+                        featureFailed("trending", error)
+                        return nil
+                    }
+                }
+            }
+            var out: [Recommender.LiveList] = []
+            for await list in group { if let list { out.append(list) } }
+            return out.sorted { $0.category < $1.category }
+        }
     }
 
     /// The category's (or the shop's) most viewed items over a window, live from the
@@ -128,20 +240,18 @@ public struct RecommendService: PersonaService {
     func popular(_ request: PopularRequest) async throws -> PopularResponse {
         let n = Self.count(request.n)
         var response = PopularResponse()
+        guard request.categoryId >= 0 else {
+            badRequest("invalid_category")
+            throw RPCError(.invalidArgument, "category id must be positive, got \(request.categoryId)")
+        }
         if !request.window.isEmpty && request.window != "model" {
             do {
-                // Most viewed; a shop that sends no views (orders only) ranks by purchases.
-                for by in ["views", "purchases"] {
-                    var top = TopItemsRequest()
-                    top.categoryId = request.categoryId
-                    top.window = request.window
-                    top.by = by
-                    top.limit = UInt32(n)
-                    let answer = try await feature.call(FeatureAPI.topItems, top)
-                    guard !answer.items.isEmpty else { continue }
-                    response.items = answer.items.map { item in
+                let (items, by) = try await live.top(category: request.categoryId, window: request.window, limit: n, timeout: featureBudget())
+                if !items.isEmpty {
+                    response.items = items.map { item in
                         var s = ScoredItem()
                         s.itemId = item.itemId
+                        s.categoryId = item.categoryId
                         let counts = by == "views" ? item.views : item.purchases
                         s.score = Float(counts.map { Self.count($0, request.window) } ?? 0)
                         s.reason = "most \(by == "views" ? "viewed" : "bought")\(request.categoryId == 0 ? "" : " in \(request.categoryId)") over \(request.window)"
@@ -153,14 +263,16 @@ public struct RecommendService: PersonaService {
             } catch let error as RPCError where error.code == .invalidArgument {
                 throw error
             } catch {
+                featureFailed("popular", error)
                 context.logger.info("popular: feature did not answer (\(error)); using the published popularity")
             }
         }
         guard let model = (models["popularity"] ?? recommender.primary)?.model else { return response }
         response.items = model.popular(category: request.categoryId, n: n).map { e in
-            Self.scored(.init(
-                itemID: model.itemIDs[Int(e.index)], score: e.score, reason: request.categoryId == 0 ? "popular" : "popular in \(request.categoryId)",
-                source: "popularity"))
+            let i = Int(e.index)
+            return Self.scored(.init(
+                itemID: model.itemIDs[i], score: e.score, reason: request.categoryId == 0 ? "popular" : "popular in \(request.categoryId)",
+                source: "popularity", category: model.itemCategories[i]))
         }
         return response
     }
@@ -216,6 +328,21 @@ public struct RecommendOptions: ParsableArguments, Sendable {
     @Option(help: "Leave out an item shown to a user this many times without a view, cart or purchase; 0 turns it off (env PERSONA_IMPRESSION_FATIGUE, default 3).")
     public var impressionFatigue: Int?
 
+    @Option(help: "Blend weights and boosts, name=value,... over factors, neighbours, popularity, trending, category_affinity, price_band (env PERSONA_RECOMMEND_WEIGHTS; default factors=1,neighbours=1,popularity=0.05,trending=0.05,category_affinity=0.1,price_band=0.1).")
+    public var weights: String?
+
+    @Option(help: "How long after a purchase an item is not recommended again: default=never|Nd|Nh|Nm and CATEGORY=... overrides (env PERSONA_REPURCHASE_WINDOW, default 'default=never').")
+    public var repurchaseWindow: String?
+
+    @Option(help: "Business boosts and burials by catalogue tag: tag=factor,... (> 1 boosts, < 1 buries; env PERSONA_TAG_FACTORS).")
+    public var tagFactors: String?
+
+    @Option(help: "Longest wait for one feature read in milliseconds, never past half the caller's deadline (env PERSONA_FEATURE_TIMEOUT_MS, default 100).")
+    public var featureTimeoutMs: Int?
+
+    @Option(help: "Factor models with more items than this are served from an approximate HNSW index, built on load (env PERSONA_INDEX_ABOVE, default 200000).")
+    public var indexAbove: Int?
+
     public init() {}
 
     public func resolve(environment: [String: String]? = nil) throws -> RecommendSettings {
@@ -237,6 +364,27 @@ public struct RecommendOptions: ParsableArguments, Sendable {
             guard let n = Int(text), (0...1000).contains(n) else { throw ValidationError("impression fatigue '\(text)' is not 0...1000") }
             s.impressionFatigue = n
         }
+        if let text = weights ?? env["PERSONA_RECOMMEND_WEIGHTS"] {
+            do { s.weights = try Recommender.Weights(parsing: text) } catch { throw ValidationError("\(error)") }
+        }
+        if let text = repurchaseWindow ?? env["PERSONA_REPURCHASE_WINDOW"] {
+            do { s.repurchase = try Recommender.RepurchaseWindows(parsing: text) } catch { throw ValidationError("\(error)") }
+        }
+        if let text = tagFactors ?? env["PERSONA_TAG_FACTORS"] {
+            for pair in text.split(separator: ",") {
+                let parts = pair.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
+                guard parts.count == 2, !parts[0].isEmpty, let f = Float(parts[1]), f.isFinite, f >= 0 else { throw ValidationError("tag factor '\(pair)' is not tag=factor with a factor >= 0") }
+                s.tagFactors[parts[0]] = f
+            }
+        }
+        if let text = featureTimeoutMs.map(String.init) ?? env["PERSONA_FEATURE_TIMEOUT_MS"] {
+            guard let ms = Int(text), (1...60_000).contains(ms) else { throw ValidationError("feature timeout '\(text)' is not 1...60000 ms") }
+            s.featureTimeout = .milliseconds(ms)
+        }
+        if let text = indexAbove.map(String.init) ?? env["PERSONA_INDEX_ABOVE"] {
+            guard let n = Int(text), n >= 0 else { throw ValidationError("index threshold '\(text)' is not a count >= 0") }
+            s.indexAbove = n
+        }
         return s
     }
 }
@@ -250,5 +398,12 @@ public struct RecommendSettings: Sendable {
     public var ingestPort = 7101
     /// Impressions without a touch after which an item is left out for that user (0: off).
     public var impressionFatigue = 3
+    public var weights = Recommender.Weights()
+    public var repurchase = Recommender.RepurchaseWindows()
+    public var tagFactors: [String: Float] = [:]
+    public var featureTimeout: Duration = .milliseconds(100)
+    /// How long trending lists and catalogue entries read from feature are reused.
+    public var liveTTL: Duration = .seconds(2)
+    public var indexAbove = 200_000
     public init() {}
 }

@@ -1,21 +1,57 @@
 import Foundation
 import Math
 public import Recommenders
-import Wire
+public import Wire
 
-/// Blends the published recommenders into one ranked list for a user: the factor model
-/// (the user's own vector, or one folded in from their recent items), item-kNN neighbours
-/// of their recent views, carts and purchases, and popularity for cold start. Each source's
-/// scores are scaled to [0, 1] by its best candidate and weighted; an item's reason names the
-/// source that gave it the most ("because you viewed 1866283", "popular"). Ties go to the
-/// lower item id, so answers are deterministic.
+/// Blends the published recommenders and the feature service's live lists into one ranked
+/// list for a user, in two steps:
+///
+/// 1. `candidates`: the factor model (the user's own vector, or one folded in from their
+///    recent items), item-kNN neighbours of their recent views, carts and purchases, items
+///    trending in their categories and the shop, and popularity. Each source's scores are
+///    scaled to [0, 1] by its best candidate and weighted (`Weights`); an item's reason names
+///    the source that gave it the most ("because you viewed 1866283", "trending in 11").
+/// 2. `rerank`: the filters that need the catalogue (price range, stock, categories), the
+///    boosts (the user's category affinity and price band, business tags), then diversity
+///    (at most M per category, maximal marginal relevance).
+///
+/// Ties go to the lower item id, so equal inputs give equal answers.
 public struct Recommender: Sendable {
-    /// The weight of each source in the blend.
-    public struct Weights: Sendable {
+    /// The weight of each source in the blend, and the strength of each boost.
+    public struct Weights: Sendable, Equatable {
         public var factors: Float = 1
         public var neighbours: Float = 1
         public var popularity: Float = 0.05
+        public var trending: Float = 0.05
+        /// An item's score is multiplied by 1 + this × the share of the user's activity in
+        /// its category.
+        public var categoryAffinity: Float = 0.1
+        /// ... and by 1 + this × the share of the user's activity in its price band.
+        public var priceBand: Float = 0.1
+
         public init() {}
+
+        public static let names = ["factors", "neighbours", "popularity", "trending", "category_affinity", "price_band"]
+
+        /// `name=value` pairs separated by commas, e.g. `factors=1,neighbours=0.5`; names
+        /// not given keep their default.
+        public init(parsing text: String) throws {
+            for pair in text.split(separator: ",") where !pair.trimmingCharacters(in: .whitespaces).isEmpty {
+                let parts = pair.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
+                guard parts.count == 2, let v = Float(parts[1]), v.isFinite, v >= 0 else {
+                    throw SettingError("weight '\(pair)' is not name=value with a value >= 0")
+                }
+                switch parts[0] {
+                case "factors": factors = v
+                case "neighbours": neighbours = v
+                case "popularity": popularity = v
+                case "trending": trending = v
+                case "category_affinity": categoryAffinity = v
+                case "price_band": priceBand = v
+                default: throw SettingError("unknown weight '\(parts[0])'; known: \(Self.names.joined(separator: ", "))")
+                }
+            }
+        }
     }
 
     /// A user's recent items, newest first, as the feature service holds them.
@@ -23,16 +59,73 @@ public struct Recommender: Sendable {
         public var views: [Int64] = []
         public var carts: [Int64] = []
         public var purchases: [Int64] = []
-        public init(views: [Int64] = [], carts: [Int64] = [], purchases: [Int64] = []) {
+        /// When each purchase was made (ms; 0: unknown), same order as `purchases`.
+        public var purchaseMs: [Int64] = []
+
+        public init(views: [Int64] = [], carts: [Int64] = [], purchases: [Int64] = [], purchaseMs: [Int64] = []) {
             self.views = views
             self.carts = carts
             self.purchases = purchases
+            self.purchaseMs = purchaseMs
         }
+
+        public init(_ p: UserProfile) {
+            self.init(views: p.recentViews, carts: p.recentCarts, purchases: p.recentPurchases, purchaseMs: p.recentPurchaseMs)
+        }
+
         /// Each kind of recent item with its weight (as in training: a purchase counts most)
         /// and the verb a reason uses for it.
         var actions: [(ids: [Int64], weight: Float, verb: String)] {
             [(views, 1, "viewed"), (carts, 3, "carted"), (purchases, 5, "bought")]
         }
+
+        var touched: Set<Int64> { Set(views + carts + purchases) }
+    }
+
+    /// How long after a purchase an item is not recommended again, per category.
+    public struct RepurchaseWindows: Sendable, Equatable {
+        /// nil: never again.
+        public var standard: Int64? = nil
+        public var perCategory: [Int64: Int64?] = [:]
+
+        public init() {}
+
+        /// `default=never,4145813=7d,12=12h`: `never`, or a number with `d`, `h` or `m`.
+        public init(parsing text: String) throws {
+            for pair in text.split(separator: ",") {
+                let parts = pair.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
+                guard parts.count == 2 else { throw SettingError("repurchase window '\(pair)' is not CATEGORY=DURATION") }
+                let ms: Int64?
+                if parts[1] == "never" {
+                    ms = nil
+                } else if let unit = parts[1].last, let n = Int64(parts[1].dropLast()), n >= 0, let scale = ["d": 86_400_000, "h": 3_600_000, "m": 60_000][unit] {
+                    ms = n * Int64(scale)
+                } else {
+                    throw SettingError("repurchase window '\(parts[1])' is not 'never' or a number with d, h or m")
+                }
+                if parts[0] == "default" {
+                    standard = ms
+                } else if let c = Int64(parts[0]), c > 0 {
+                    perCategory[c] = .some(ms)
+                } else {
+                    throw SettingError("repurchase window category '\(parts[0])' is not 'default' or a positive id")
+                }
+            }
+        }
+
+        /// Whether an item of `category` bought at `boughtMs` (0: unknown) is still within
+        /// its window at `nowMs`.
+        func blocks(category: Int64, boughtMs: Int64, nowMs: Int64) -> Bool {
+            guard let window = perCategory[category] ?? standard else { return true }
+            return boughtMs == 0 || nowMs - boughtMs < window
+        }
+    }
+
+    /// One term of an item's score: a source's points or a boost's factor.
+    public struct Contribution: Sendable, Equatable {
+        public var name: String
+        public var value: Float
+        public var detail: String
     }
 
     public struct Candidate: Sendable, Equatable {
@@ -40,12 +133,49 @@ public struct Recommender: Sendable {
         public var score: Float
         public var reason: String
         public var source: String
+        /// The item's category (catalogue, else the models; 0: unknown).
+        public var category: Int64 = 0
+        public var contributions: [Contribution] = []
+    }
+
+    /// A ranked list from the feature service: `name` is the source (`trending`), the items
+    /// with their category and count.
+    public struct LiveList: Sendable {
+        public var name: String
+        public var category: Int64
+        public var items: [(id: Int64, category: Int64, score: Float)]
+
+        public init(name: String, category: Int64, items: [(id: Int64, category: Int64, score: Float)]) {
+            self.name = name
+            self.category = category
+            self.items = items
+        }
+    }
+
+    /// What a request asks beyond the user and n.
+    public struct Context: Sendable {
+        public var excluding: Set<Int64> = []
+        /// Only these categories (empty: all).
+        public var categories: Set<Int64> = []
+        public var minPrice: Double = 0
+        /// 0: no upper bound.
+        public var maxPrice: Double = 0
+        public var inStockOnly = false
+        public var maxPerCategory = 0
+        /// 0 (off) ... 1.
+        public var diversity: Float = 0
+        public var nowMs: Int64 = 0
+        public init() {}
     }
 
     public var factors: PublishedModels.Loaded?
     public var neighbours: PublishedModels.Loaded?
     public var popularity: PublishedModels.Loaded?
     public var weights = Weights()
+    public var repurchase = RepurchaseWindows()
+    /// Business boosts (> 1) and burials (< 1) by catalogue tag: the score is multiplied by
+    /// the factor of each tag an item has.
+    public var tagFactors: [String: Float] = [:]
 
     public init(factors: PublishedModels.Loaded?, neighbours: PublishedModels.Loaded?, popularity: PublishedModels.Loaded?) {
         self.factors = factors
@@ -56,26 +186,44 @@ public struct Recommender: Sendable {
     /// The model whose name and version an answer reports: the first source that took part.
     public var primary: PublishedModels.Loaded? { factors ?? neighbours ?? popularity }
 
-    /// The `n` best items for `userID` with `history`, never an excluded item or one the
-    /// user bought, only items of `category` when it is not 0.
-    /// `maxPerCategory` (> 0) keeps at most that many items of one category (the item's
-    /// category in the models), taking the next best instead.
-    public func recommend(userID: Int64, history: History, n: Int, excluding: Set<Int64> = [], category: Int64 = 0, maxPerCategory: Int = 0) -> [Candidate] {
-        var blended: [Int64: (score: Float, best: Float, reason: String, source: String)] = [:]
-        func add(_ itemID: Int64, _ score: Float, _ reason: String, _ source: String) {
+    var models: [RecommenderModel] { [factors, neighbours, popularity].compactMap { $0?.model } }
+
+    /// Whether any model has items of `category`.
+    public func knows(category: Int64) -> Bool { models.contains { $0.categories.contains(category) } }
+
+    /// The user's purchases still within their repurchase window at `nowMs`.
+    func boughtRecently(_ history: History, nowMs: Int64) -> Set<Int64> {
+        var out = Set<Int64>()
+        for (i, id) in history.purchases.enumerated() {
+            let at = i < history.purchaseMs.count ? history.purchaseMs[i] : 0
+            if repurchase.blocks(category: categoryOf(id), boughtMs: at, nowMs: nowMs) { out.insert(id) }
+        }
+        return out
+    }
+
+    /// Up to `pool` candidates per source for `userID` with `history`, blended, best first;
+    /// never an item in `context.excluding`, one bought within its repurchase window, or one
+    /// outside `context.categories` (by the models' categories, or the live list's).
+    public func candidates(userID: Int64, history: History, live: [LiveList] = [], pool: Int, context: Context = .init()) -> [Candidate] {
+        var blended: [Int64: (score: Float, best: Float, reason: String, source: String, category: Int64, parts: [Contribution])] = [:]
+        func add(_ itemID: Int64, _ score: Float, _ reason: String, _ source: String, category: Int64) {
             guard score > 0 else { return }
-            var entry = blended[itemID] ?? (0, 0, reason, source)
+            var entry = blended[itemID] ?? (0, 0, reason, source, category, [])
             entry.score += score
+            entry.parts.append(Contribution(name: source, value: score, detail: reason))
             if score > entry.best { (entry.best, entry.reason, entry.source) = (score, reason, source) }
+            if entry.category == 0 { entry.category = category }
             blended[itemID] = entry
         }
-        let bought = Set(history.purchases)
-        let seen = Set(history.views + history.carts + history.purchases)
-        func allowed(_ m: RecommenderModel, _ i: Int) -> Bool {
-            let id = m.itemIDs[i]
-            return !bought.contains(id) && !excluding.contains(id) && (category == 0 || m.itemCategories[i] == category)
+        let bought = boughtRecently(history, nowMs: context.nowMs)
+        // The personal sources leave out what the user met (views, carts, purchases within
+        // their window): the list is for discovery.
+        let seen = Set(history.views + history.carts).union(bought)
+        let categories = context.categories
+        func allowed(_ id: Int64, category: Int64) -> Bool {
+            !bought.contains(id) && !context.excluding.contains(id) && (categories.isEmpty || categories.contains(category))
         }
-        let pool = max(50, 4 * n)
+        func allowed(_ m: RecommenderModel, _ i: Int) -> Bool { allowed(m.itemIDs[i], category: m.itemCategories[i]) }
         // Recent items as (dense index, value): purchases count most, as in training.
         func weighted(_ m: RecommenderModel) -> [(item: Int32, value: Float)] {
             var values: [Int32: Float] = [:]
@@ -84,14 +232,12 @@ public struct Recommender: Sendable {
             }
             return values.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
         }
-        if let f = factors {
+        if let f = factors, weights.factors > 0 {
             let m = f.model
             let user = m.userIndex[userID]
             let recent = weighted(m)
             if user != nil || !recent.isEmpty {
-                var scores: [Float] = []
-                m.score(user: user, history: recent, into: &scores)
-                let top = TopK.select(scores, k: pool) { !allowed(m, $0) || seen.contains(m.itemIDs[$0]) }
+                let top = f.top(user: user, history: recent, k: pool) { !allowed(m, $0) || seen.contains(m.itemIDs[$0]) }
                 let best = top.first?.score ?? 0
                 // The reason: the recent item whose vector has the largest inner product with the candidate's.
                 let items = m.items!
@@ -108,11 +254,12 @@ public struct Recommender: Sendable {
                             reason = "because you \(a.verb) \(a.id)"
                         }
                     }
-                    add(m.itemIDs[Int(e.index)], weights.factors * e.score / best, reason, m.kind.rawValue)
+                    let i = Int(e.index)
+                    add(m.itemIDs[i], weights.factors * e.score / best, reason, m.kind.rawValue, category: m.itemCategories[i])
                 }
             }
         }
-        if let k = neighbours, let w = k.model.itemItem {
+        if let k = neighbours, let w = k.model.itemItem, weights.neighbours > 0 {
             let m = k.model
             var contributions: [Int32: (score: Float, bestFrom: Int64, bestScore: Float, verb: String)] = [:]
             for (ids, weight, verb) in history.actions {
@@ -127,41 +274,161 @@ public struct Recommender: Sendable {
                     }
                 }
             }
-            var ranked: [(id: Int64, score: Float, reason: String)] = []
+            var ranked: [(index: Int, score: Float, reason: String)] = []
             for (i, c) in contributions where allowed(m, Int(i)) && !seen.contains(m.itemIDs[Int(i)]) {
-                ranked.append((m.itemIDs[Int(i)], c.score, "because you \(c.verb) \(c.bestFrom)"))
+                ranked.append((Int(i), c.score, "because you \(c.verb) \(c.bestFrom)"))
             }
-            ranked.sort { $0.score != $1.score ? $0.score > $1.score : $0.id < $1.id }
+            ranked.sort { $0.score != $1.score ? $0.score > $1.score : m.itemIDs[$0.index] < m.itemIDs[$1.index] }
             let best = ranked.first?.score ?? 0
             for r in ranked.prefix(pool) where best > 0 {
-                add(r.id, weights.neighbours * r.score / best, r.reason, m.kind.rawValue)
+                add(m.itemIDs[r.index], weights.neighbours * r.score / best, r.reason, m.kind.rawValue, category: m.itemCategories[r.index])
             }
         }
-        if let p = popularity?.model ?? primary?.model {
-            let top = p.popular(category: category, n: pool + seen.count + excluding.count)
-            let best = top.first?.score ?? 0
-            for e in top where best > 0 && allowed(p, Int(e.index)) {
-                let id = p.itemIDs[Int(e.index)]
-                add(id, weights.popularity * e.score / best, category == 0 ? "popular" : "popular in \(category)", "popularity")
+        for list in live where weights.trending > 0 {
+            let best = list.items.first?.score ?? 0
+            let reason = list.category == 0 ? "trending now" : "trending in \(list.category)"
+            for e in list.items.prefix(pool) where best > 0 && allowed(e.id, category: e.category) {
+                add(e.id, weights.trending * e.score / best, reason, list.name, category: e.category)
             }
         }
-        let ranked = blended.map { Candidate(itemID: $0.key, score: $0.value.score, reason: $0.value.reason, source: $0.value.source) }
-            .sorted { $0.score != $1.score ? $0.score > $1.score : $0.itemID < $1.itemID }
-        guard maxPerCategory > 0 else { return Array(ranked.prefix(n)) }
+        if let p = popularity?.model ?? primary?.model, weights.popularity > 0 {
+            // One list per asked category (or the shop's), each scaled by its own best.
+            for category in categories.isEmpty ? [0] : categories.sorted() {
+                let top = p.popular(category: category, n: pool + bought.count + context.excluding.count)
+                let best = top.first?.score ?? 0
+                for e in top where best > 0 && allowed(p, Int(e.index)) {
+                    let i = Int(e.index)
+                    add(p.itemIDs[i], weights.popularity * e.score / best, category == 0 ? "popular" : "popular in \(category)", "popularity", category: p.itemCategories[i])
+                }
+            }
+        }
+        return blended.map { Candidate(itemID: $0.key, score: $0.value.score, reason: $0.value.reason, source: $0.value.source, category: $0.value.category, contributions: $0.value.parts) }
+            .sorted(by: Self.ranked)
+    }
+
+    /// Both steps: the `n` best for `userID`, from candidates over a pool of the usual size.
+    public func recommend(
+        userID: Int64, history: History, n: Int, context: Context = .init(), live: [LiveList] = [], catalogue: [Int64: ItemProfile] = [:],
+        profile: UserProfile? = nil
+    ) -> [Candidate] {
+        let pool = candidates(userID: userID, history: history, live: live, pool: max(50, 3 * n), context: context)
+        return rerank(Array(pool.prefix(max(2 * n, n + 20))), n: n, catalogue: catalogue, profile: profile, context: context)
+    }
+
+    /// Best first; equal scores go to the lower item id.
+    static func ranked(_ a: Candidate, _ b: Candidate) -> Bool { a.score != b.score ? a.score > b.score : a.itemID < b.itemID }
+
+    /// The `n` best of `candidates` after the catalogue's filters, the boosts and diversity.
+    /// `catalogue` holds what the feature service knows of the candidates (an item it does
+    /// not list passes the price and stock filters: nothing says it fails them); `profile`
+    /// gives the user's category and price-band shares.
+    public func rerank(_ candidates: [Candidate], n: Int, catalogue: [Int64: ItemProfile], profile: UserProfile?, context: Context) -> [Candidate] {
+        let affinity = profile.map(Self.categoryShares) ?? [:]
+        let bands = profile.map(Self.priceBandShares) ?? []
+        var kept: [Candidate] = []
+        kept.reserveCapacity(candidates.count)
+        for var c in candidates {
+            if let item = catalogue[c.itemID], item.inCatalog {
+                if item.categoryId != 0 { c.category = item.categoryId }
+                if context.inStockOnly && item.stock <= 0 { continue }
+                if item.price > 0 && (item.price < context.minPrice || (context.maxPrice > 0 && item.price > context.maxPrice)) { continue }
+                if !context.categories.isEmpty && !context.categories.contains(c.category) { continue }
+                if weights.priceBand > 0, item.price > 0, !bands.isEmpty {
+                    let share = bands[PriceBands.band(item.price)]
+                    if share > 0 { boost(&c, "price_band", 1 + weights.priceBand * share, "\(percent(share)) of your activity is in this price band") }
+                }
+                for tag in item.tags {
+                    if let f = tagFactors[tag] { boost(&c, "tag:\(tag)", f, f >= 1 ? "promoted (\(tag))" : "buried (\(tag))") }
+                }
+            }
+            if weights.categoryAffinity > 0, let share = affinity[c.category], share > 0 {
+                boost(&c, "category_affinity", 1 + weights.categoryAffinity * share, "category \(c.category) is \(percent(share)) of your activity")
+            }
+            kept.append(c)
+        }
+        kept.sort(by: Self.ranked)
+        return diversify(kept, n: n, context: context)
+    }
+
+    func boost(_ c: inout Candidate, _ name: String, _ factor: Float, _ detail: String) {
+        c.score *= factor
+        c.contributions.append(Contribution(name: name, value: factor, detail: detail))
+    }
+
+    func percent(_ share: Float) -> String { "\(Int((share * 100).rounded()))%" }
+
+    /// The user's category affinities as shares of their total.
+    static func categoryShares(_ p: UserProfile) -> [Int64: Float] {
+        let total = p.categories.reduce(0) { $0 + max(0, $1.score) }
+        guard total > 0 else { return [:] }
+        return Dictionary(p.categories.map { ($0.id, Float(max(0, $0.score) / total)) }, uniquingKeysWith: max)
+    }
+
+    static func priceBandShares(_ p: UserProfile) -> [Float] {
+        p.priceBands.count == PriceBands.count ? p.priceBands.map(Float.init) : []
+    }
+
+    /// At most `maxPerCategory` per category, then maximal marginal relevance when
+    /// `diversity` > 0: each next item maximises (1 − λ)·score/best − λ·(its largest
+    /// similarity to an item already chosen), similarity being the cosine of the factor
+    /// model's item vectors, else 1 for the same category and 0 otherwise.
+    func diversify(_ ranked: [Candidate], n: Int, context: Context) -> [Candidate] {
+        var pool: [Candidate] = []
         var perCategory: [Int64: Int] = [:]
-        var out: [Candidate] = []
-        for c in ranked where out.count < n {
-            let cat = categoryOf(c.itemID)
-            guard cat == 0 || perCategory[cat, default: 0] < maxPerCategory else { continue }
-            perCategory[cat, default: 0] += 1
-            out.append(c)
+        let cap = context.diversity > 0 ? max(n * 3, n + 20) : n
+        for c in ranked where pool.count < cap {
+            if context.maxPerCategory > 0 && c.category != 0 {
+                guard perCategory[c.category, default: 0] < context.maxPerCategory else { continue }
+                perCategory[c.category, default: 0] += 1
+            }
+            pool.append(c)
         }
-        return out
+        let lambda = min(1, max(0, context.diversity))
+        guard lambda > 0, pool.count > 1 else { return Array(pool.prefix(n)) }
+        if context.maxPerCategory > 0 {
+            // The cap above counted the whole pool; MMR picks from it under the same cap.
+            perCategory = [:]
+        }
+        let vectors = pool.map { c in factors.flatMap { f in f.model.itemIndex[c.itemID].map { f.model.items!.row(Int($0)) } } }
+        let norms = vectors.map { v in v.map { Vec.dot($0, $0).squareRoot() } ?? 0 }
+        func similarity(_ a: Int, _ b: Int) -> Float {
+            if let va = vectors[a], let vb = vectors[b], norms[a] > 0, norms[b] > 0 {
+                return va.withUnsafeBufferPointer { pa in vb.withUnsafeBufferPointer { pb in Vec.dot(pa.baseAddress!, pb.baseAddress!, va.count) } } / (norms[a] * norms[b])
+            }
+            return pool[a].category != 0 && pool[a].category == pool[b].category ? 1 : 0
+        }
+        let best = max(pool[0].score, .leastNonzeroMagnitude)
+        var chosen: [Int] = []
+        var closest = [Float](repeating: -.infinity, count: pool.count)
+        var left = Array(pool.indices)
+        while chosen.count < n, !left.isEmpty {
+            var pick = 0
+            var pickValue = -Float.infinity
+            for (slot, i) in left.enumerated() {
+                let c = pool[i]
+                if context.maxPerCategory > 0 && c.category != 0 && perCategory[c.category, default: 0] >= context.maxPerCategory { continue }
+                let penalty = chosen.isEmpty ? 0 : closest[i]
+                let value = (1 - lambda) * c.score / best - lambda * penalty
+                if value > pickValue { (pick, pickValue) = (slot, value) }
+            }
+            guard pickValue > -.infinity else { break }
+            let i = left.remove(at: pick)
+            if context.maxPerCategory > 0 && pool[i].category != 0 { perCategory[pool[i].category, default: 0] += 1 }
+            chosen.append(i)
+            for j in left { closest[j] = max(closest[j], similarity(i, j)) }
+        }
+        return chosen.enumerated().map { rank, i in
+            var c = pool[i]
+            if rank > 0 && closest[i] > 0 {
+                c.contributions.append(Contribution(name: "diversity", value: closest[i], detail: "similarity to a higher item"))
+            }
+            return c
+        }
     }
 
     /// An item's category in the first model that knows it (0 when none does).
     func categoryOf(_ itemID: Int64) -> Int64 {
-        for m in [factors, neighbours, popularity].compactMap({ $0?.model }) {
+        for m in models {
             if let i = m.itemIndex[itemID] { return m.itemCategories[Int(i)] }
         }
         return 0
@@ -183,17 +450,27 @@ public struct Recommender: Sendable {
             let m = k.model
             var row: [Candidate] = []
             for e in w.rowStart[Int(j)]..<w.rowStart[Int(j) + 1] {
-                row.append(Candidate(itemID: m.itemIDs[Int(w.indices[e])], score: w.values[e], reason: "bought or viewed together with \(itemID)", source: m.kind.rawValue))
+                let i = Int(w.indices[e])
+                row.append(Candidate(itemID: m.itemIDs[i], score: w.values[e], reason: "bought or viewed together with \(itemID)", source: m.kind.rawValue, category: m.itemCategories[i]))
             }
-            row.sort { $0.score != $1.score ? $0.score > $1.score : $0.itemID < $1.itemID }
+            row.sort(by: Self.ranked)
             return (Array(row.prefix(n)), k)
         }
         if let f = factors, let items = f.model.items, let j = f.model.itemIndex[itemID] {
             var scores: [Float] = []
             Kernels.score(items, items.row(Int(j)), rowNorms: Kernels.norms(items), into: &scores)
             let top = TopK.select(scores, k: n) { $0 == Int(j) }
-            return (top.map { Candidate(itemID: f.model.itemIDs[Int($0.index)], score: $0.score, reason: "liked by the same shoppers as \(itemID)", source: f.model.kind.rawValue) }, f)
+            return (top.map { e in
+                let i = Int(e.index)
+                return Candidate(itemID: f.model.itemIDs[i], score: e.score, reason: "liked by the same shoppers as \(itemID)", source: f.model.kind.rawValue, category: f.model.itemCategories[i])
+            }, f)
         }
         return ([], nil)
     }
+}
+
+/// A setting that does not parse; the message says what was expected.
+public struct SettingError: Error, CustomStringConvertible {
+    public var description: String
+    init(_ description: String) { self.description = description }
 }

@@ -316,6 +316,7 @@ public struct UserProfile: WireMessage {
     private var _risk: Boxed<RiskFeatures>? = nil
     /// `risk` where it is stored (read `.value`): no copy of the message and its fields.
     public var riskRef: Boxed<RiskFeatures>? { _risk }
+    public var recentPurchaseMs: [Int64] = []
     /// Fields this build does not know, kept so a relay re-encodes them unchanged.
     public var unknownFields = UnknownFields()
     public init() {}
@@ -358,6 +359,7 @@ extension UserProfile: CMessageConvertible {
         c.pointee.segment_id = segmentId
         c.pointee.has_segment = hasSegment ? 1 : 0
         if let v = _risk { c.pointee.risk = arena.message(v.value) }
+        (c.pointee.n_recent_purchase_ms, c.pointee.recent_purchase_ms) = arena.scalars(recentPurchaseMs)
         arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
     }
     init(cMessage c: UnsafePointer<Persona__V1__UserProfile>) {
@@ -395,6 +397,7 @@ extension UserProfile: CMessageConvertible {
         segmentId = c.pointee.segment_id
         hasSegment = c.pointee.has_segment != 0
         _risk = c.pointee.risk.map { Boxed(RiskFeatures(cMessage: $0)) }
+        recentPurchaseMs = readScalars(c.pointee.recent_purchase_ms, c.pointee.n_recent_purchase_ms)
         unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
     static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>) -> UnsafeMutablePointer<Persona__V1__UserProfile>? {
@@ -614,6 +617,7 @@ public struct ItemProfile: WireMessage {
     public var purchasesRef: Boxed<WindowCounts>? { _purchases }
     public var conversionRate: Double = 0
     public var trendingScore: Double = 0
+    public var inCatalog: Bool = false
     /// Fields this build does not know, kept so a relay re-encodes them unchanged.
     public var unknownFields = UnknownFields()
     public init() {}
@@ -636,6 +640,7 @@ extension ItemProfile: CMessageConvertible {
         if let v = _purchases { c.pointee.purchases = arena.message(v.value) }
         c.pointee.conversion_rate = conversionRate
         c.pointee.trending_score = trendingScore
+        c.pointee.in_catalog = inCatalog ? 1 : 0
         arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
     }
     init(cMessage c: UnsafePointer<Persona__V1__ItemProfile>) {
@@ -653,6 +658,7 @@ extension ItemProfile: CMessageConvertible {
         _purchases = c.pointee.purchases.map { Boxed(WindowCounts(cMessage: $0)) }
         conversionRate = c.pointee.conversion_rate
         trendingScore = c.pointee.trending_score
+        inCatalog = c.pointee.in_catalog != 0
         unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
     static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>) -> UnsafeMutablePointer<Persona__V1__ItemProfile>? {

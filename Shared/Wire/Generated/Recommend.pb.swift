@@ -11,6 +11,12 @@ public struct RecommendRequest: WireMessage {
     public var categoryId: Int64 = 0
     public var requestId: String = ""
     public var maxPerCategory: UInt32 = 0
+    public var categoryIds: [Int64] = []
+    public var minPrice: Double = 0
+    public var maxPrice: Double = 0
+    public var inStockOnly: Bool = false
+    public var explain: Bool = false
+    public var diversity: Float = 0
     /// Fields this build does not know, kept so a relay re-encodes them unchanged.
     public var unknownFields = UnknownFields()
     public init() {}
@@ -27,6 +33,12 @@ extension RecommendRequest: CMessageConvertible {
         c.pointee.category_id = categoryId
         if !requestId.isEmpty { c.pointee.request_id = arena.string(requestId) }
         c.pointee.max_per_category = maxPerCategory
+        (c.pointee.n_category_ids, c.pointee.category_ids) = arena.scalars(categoryIds)
+        c.pointee.min_price = minPrice
+        c.pointee.max_price = maxPrice
+        c.pointee.in_stock_only = inStockOnly ? 1 : 0
+        c.pointee.explain = explain ? 1 : 0
+        c.pointee.diversity = diversity
         arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
     }
     init(cMessage c: UnsafePointer<Persona__V1__RecommendRequest>) {
@@ -38,6 +50,12 @@ extension RecommendRequest: CMessageConvertible {
         categoryId = c.pointee.category_id
         requestId = readString(c.pointee.request_id)
         maxPerCategory = c.pointee.max_per_category
+        categoryIds = readScalars(c.pointee.category_ids, c.pointee.n_category_ids)
+        minPrice = c.pointee.min_price
+        maxPrice = c.pointee.max_price
+        inStockOnly = c.pointee.in_stock_only != 0
+        explain = c.pointee.explain != 0
+        diversity = c.pointee.diversity
         unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
     static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>) -> UnsafeMutablePointer<Persona__V1__RecommendRequest>? {
@@ -50,12 +68,50 @@ extension RecommendRequest: CMessageConvertible {
     }
 }
 
+/// proto message `persona.v1.Contribution`.
+public struct Contribution: WireMessage {
+    public var name: String = ""
+    public var value: Float = 0
+    public var detail: String = ""
+    /// Fields this build does not know, kept so a relay re-encodes them unchanged.
+    public var unknownFields = UnknownFields()
+    public init() {}
+}
+
+extension Contribution: CMessageConvertible {
+    typealias CStruct = Persona__V1__Contribution
+    func fill(_ c: UnsafeMutablePointer<Persona__V1__Contribution>, arena: Arena) {
+        persona__v1__contribution__init(c)
+        if !name.isEmpty { c.pointee.name = arena.string(name) }
+        c.pointee.value = value
+        if !detail.isEmpty { c.pointee.detail = arena.string(detail) }
+        arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
+    }
+    init(cMessage c: UnsafePointer<Persona__V1__Contribution>) {
+        self.init()
+        name = readString(c.pointee.name)
+        value = c.pointee.value
+        detail = readString(c.pointee.detail)
+        unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
+    }
+    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>) -> UnsafeMutablePointer<Persona__V1__Contribution>? {
+        persona__v1__contribution__unpack(allocator, count, bytes)
+    }
+    public func serializedBytes() -> [UInt8] { packMessage(self) }
+    public static func serializedBytes(each messages: [Contribution]) -> [[UInt8]] { packMessages(messages) }
+    public init(serializedBytes bytes: UnsafeRawBufferPointer, limits: DecodingLimits) throws {
+        self = try unpackMessage(bytes, limits: limits)
+    }
+}
+
 /// proto message `persona.v1.ScoredItem`.
 public struct ScoredItem: WireMessage {
     public var itemId: Int64 = 0
     public var score: Float = 0
     public var reason: String = ""
     public var source: String = ""
+    public var contributions: [Contribution] = []
+    public var categoryId: Int64 = 0
     /// Fields this build does not know, kept so a relay re-encodes them unchanged.
     public var unknownFields = UnknownFields()
     public init() {}
@@ -69,6 +125,8 @@ extension ScoredItem: CMessageConvertible {
         c.pointee.score = score
         if !reason.isEmpty { c.pointee.reason = arena.string(reason) }
         if !source.isEmpty { c.pointee.source = arena.string(source) }
+        (c.pointee.n_contributions, c.pointee.contributions) = arena.messages(contributions)
+        c.pointee.category_id = categoryId
         arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
     }
     init(cMessage c: UnsafePointer<Persona__V1__ScoredItem>) {
@@ -77,6 +135,8 @@ extension ScoredItem: CMessageConvertible {
         score = c.pointee.score
         reason = readString(c.pointee.reason)
         source = readString(c.pointee.source)
+        contributions = readMessages(c.pointee.contributions, c.pointee.n_contributions, as: Contribution.self)
+        categoryId = c.pointee.category_id
         unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
     static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>) -> UnsafeMutablePointer<Persona__V1__ScoredItem>? {
@@ -96,6 +156,7 @@ public struct RecommendResponse: WireMessage {
     public var modelName: String = ""
     public var modelVersion: UInt32 = 0
     public var fallback: Bool = false
+    public var fallbackReason: String = ""
     /// Fields this build does not know, kept so a relay re-encodes them unchanged.
     public var unknownFields = UnknownFields()
     public init() {}
@@ -110,6 +171,7 @@ extension RecommendResponse: CMessageConvertible {
         if !modelName.isEmpty { c.pointee.model_name = arena.string(modelName) }
         c.pointee.model_version = modelVersion
         c.pointee.fallback = fallback ? 1 : 0
+        if !fallbackReason.isEmpty { c.pointee.fallback_reason = arena.string(fallbackReason) }
         arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
     }
     init(cMessage c: UnsafePointer<Persona__V1__RecommendResponse>) {
@@ -119,6 +181,7 @@ extension RecommendResponse: CMessageConvertible {
         modelName = readString(c.pointee.model_name)
         modelVersion = c.pointee.model_version
         fallback = c.pointee.fallback != 0
+        fallbackReason = readString(c.pointee.fallback_reason)
         unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
     static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>) -> UnsafeMutablePointer<Persona__V1__RecommendResponse>? {

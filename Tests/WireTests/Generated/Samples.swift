@@ -514,6 +514,7 @@ extension UserProfile {
             m.segmentId = Int32.min
             m.hasSegment = true
             m.risk = RiskFeatures.sample(1)
+            m.recentPurchaseMs = [Int64.min, Int64.max]
         } else {
             m.userId = Int64.max
             m.age = Int32.max
@@ -548,6 +549,7 @@ extension UserProfile {
             m.segmentId = Int32.max
             m.hasSegment = true
             m.risk = RiskFeatures.sample(0)
+            m.recentPurchaseMs = [Int64.max, Int64.min]
         }
         return m
     }
@@ -642,6 +644,7 @@ extension ItemProfile {
             m.purchases = WindowCounts.sample(1)
             m.conversionRate = -1.5e300
             m.trendingScore = -1.5e300
+            m.inCatalog = true
         } else {
             m.itemId = Int64.max
             m.categoryId = Int64.max
@@ -656,6 +659,7 @@ extension ItemProfile {
             m.purchases = WindowCounts.sample(0)
             m.conversionRate = Double.leastNonzeroMagnitude
             m.trendingScore = Double.leastNonzeroMagnitude
+            m.inCatalog = true
         }
         return m
     }
@@ -1366,6 +1370,12 @@ extension RecommendRequest {
             m.categoryId = Int64.min
             m.requestId = "h\u{e9}llo \"w\\orld\" \u{1F600}"
             m.maxPerCategory = UInt32.max
+            m.categoryIds = [Int64.min, Int64.max]
+            m.minPrice = -1.5e300
+            m.maxPrice = -1.5e300
+            m.inStockOnly = true
+            m.explain = true
+            m.diversity = Float.greatestFiniteMagnitude
         } else {
             m.userId = Int64.max
             m.n = 1
@@ -1374,6 +1384,28 @@ extension RecommendRequest {
             m.categoryId = Int64.max
             m.requestId = "x"
             m.maxPerCategory = 1
+            m.categoryIds = [Int64.max, Int64.min]
+            m.minPrice = Double.leastNonzeroMagnitude
+            m.maxPrice = Double.leastNonzeroMagnitude
+            m.inStockOnly = true
+            m.explain = true
+            m.diversity = -0.25
+        }
+        return m
+    }
+}
+
+extension Contribution {
+    static func sample(_ variant: Int) -> Contribution {
+        var m = Contribution()
+        if variant == 0 {
+            m.name = "h\u{e9}llo \"w\\orld\" \u{1F600}"
+            m.value = Float.greatestFiniteMagnitude
+            m.detail = "h\u{e9}llo \"w\\orld\" \u{1F600}"
+        } else {
+            m.name = "x"
+            m.value = -0.25
+            m.detail = "x"
         }
         return m
     }
@@ -1387,11 +1419,15 @@ extension ScoredItem {
             m.score = Float.greatestFiniteMagnitude
             m.reason = "h\u{e9}llo \"w\\orld\" \u{1F600}"
             m.source = "h\u{e9}llo \"w\\orld\" \u{1F600}"
+            m.contributions = [Contribution.sample(1), Contribution.sample(0)]
+            m.categoryId = Int64.min
         } else {
             m.itemId = Int64.max
             m.score = -0.25
             m.reason = "x"
             m.source = "x"
+            m.contributions = [Contribution.sample(0), Contribution.sample(1)]
+            m.categoryId = Int64.max
         }
         return m
     }
@@ -1406,12 +1442,14 @@ extension RecommendResponse {
             m.modelName = "h\u{e9}llo \"w\\orld\" \u{1F600}"
             m.modelVersion = UInt32.max
             m.fallback = true
+            m.fallbackReason = "h\u{e9}llo \"w\\orld\" \u{1F600}"
         } else {
             m.items = [ScoredItem.sample(0), ScoredItem.sample(1)]
             m.requestId = "x"
             m.modelName = "x"
             m.modelVersion = 1
             m.fallback = true
+            m.fallbackReason = "x"
         }
         return m
     }
@@ -1843,6 +1881,7 @@ let allMessageSamples: [(protoName: String, samples: [any WireMessage])] = [
     ("persona.v1.Curve", [Curve.sample(0), Curve.sample(1), Curve()]),
     ("persona.v1.EvaluationReport", [EvaluationReport.sample(0), EvaluationReport.sample(1), EvaluationReport()]),
     ("persona.v1.RecommendRequest", [RecommendRequest.sample(0), RecommendRequest.sample(1), RecommendRequest()]),
+    ("persona.v1.Contribution", [Contribution.sample(0), Contribution.sample(1), Contribution()]),
     ("persona.v1.ScoredItem", [ScoredItem.sample(0), ScoredItem.sample(1), ScoredItem()]),
     ("persona.v1.RecommendResponse", [RecommendResponse.sample(0), RecommendResponse.sample(1), RecommendResponse()]),
     ("persona.v1.SimilarItemsRequest", [SimilarItemsRequest.sample(0), SimilarItemsRequest.sample(1), SimilarItemsRequest()]),

@@ -183,10 +183,15 @@ struct  Persona__V1__UserProfile
   int32_t segment_id;
   protobuf_c_boolean has_segment;
   Persona__V1__RiskFeatures *risk;
+  /*
+   * When each of recent_purchases was bought (ms since the epoch, same order; 0: unknown).
+   */
+  size_t n_recent_purchase_ms;
+  int64_t *recent_purchase_ms;
 };
 #define PERSONA__V1__USER_PROFILE__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&persona__v1__user_profile__descriptor) \
-    , 0, 0, PERSONA__V1__GENDER__GENDER_UNSPECIFIED, (char *)protobuf_c_empty_string, 0,NULL, 0, 0, 0, 0,NULL, 0, 0, 0, 0, 0, 0, 0, 0, 0, NULL, 0,NULL, 0,NULL, 0,NULL, 0,NULL, 0,NULL, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0,NULL, 0,NULL, 0,NULL, 0,NULL, 0, 0, NULL }
+    , 0, 0, PERSONA__V1__GENDER__GENDER_UNSPECIFIED, (char *)protobuf_c_empty_string, 0,NULL, 0, 0, 0, 0,NULL, 0, 0, 0, 0, 0, 0, 0, 0, 0, NULL, 0,NULL, 0,NULL, 0,NULL, 0,NULL, 0,NULL, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0,NULL, 0,NULL, 0,NULL, 0,NULL, 0, 0, NULL, 0,NULL }
 
 
 struct  Persona__V1__GetProfileRequest
@@ -267,10 +272,14 @@ struct  Persona__V1__ItemProfile
   Persona__V1__WindowCounts *purchases;
   double conversion_rate;
   double trending_score;
+  /*
+   * Listed by an item_upsert (only then do price, stock and tags mean anything).
+   */
+  protobuf_c_boolean in_catalog;
 };
 #define PERSONA__V1__ITEM_PROFILE__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&persona__v1__item_profile__descriptor) \
-    , 0, 0, (char *)protobuf_c_empty_string, 0, (char *)protobuf_c_empty_string, 0, (char *)protobuf_c_empty_string, 0,NULL, NULL, NULL, NULL, 0, 0 }
+    , 0, 0, (char *)protobuf_c_empty_string, 0, (char *)protobuf_c_empty_string, 0, (char *)protobuf_c_empty_string, 0,NULL, NULL, NULL, NULL, 0, 0, 0 }
 
 
 struct  Persona__V1__GetItemsRequest

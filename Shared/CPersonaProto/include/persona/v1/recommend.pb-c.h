@@ -16,6 +16,7 @@ PROTOBUF_C__BEGIN_DECLS
 
 
 typedef struct Persona__V1__RecommendRequest Persona__V1__RecommendRequest;
+typedef struct Persona__V1__Contribution Persona__V1__Contribution;
 typedef struct Persona__V1__ScoredItem Persona__V1__ScoredItem;
 typedef struct Persona__V1__RecommendResponse Persona__V1__RecommendResponse;
 typedef struct Persona__V1__SimilarItemsRequest Persona__V1__SimilarItemsRequest;
@@ -53,10 +54,59 @@ struct  Persona__V1__RecommendRequest
    * Diversity: at most this many items of one category (0: no limit).
    */
   uint32_t max_per_category;
+  /*
+   * Only items of these categories (with category_id; none: every category).
+   */
+  size_t n_category_ids;
+  int64_t *category_ids;
+  /*
+   * Only items priced within [min_price, max_price] (max_price 0: no upper bound), as the
+   * feature service's catalogue has them; items without a known price pass.
+   */
+  double min_price;
+  double max_price;
+  /*
+   * Leave out items the catalogue lists with no stock.
+   */
+  protobuf_c_boolean in_stock_only;
+  /*
+   * Fill ScoredItem.contributions: each source's share and each boost applied.
+   */
+  protobuf_c_boolean explain;
+  /*
+   * Diversity by maximal marginal relevance, 0 (off) to 1 (most diverse): each next item
+   * trades its score against its similarity to the items already chosen.
+   */
+  float diversity;
 };
 #define PERSONA__V1__RECOMMEND_REQUEST__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&persona__v1__recommend_request__descriptor) \
-    , 0, 0, (char *)protobuf_c_empty_string, 0,NULL, 0, (char *)protobuf_c_empty_string, 0 }
+    , 0, 0, (char *)protobuf_c_empty_string, 0,NULL, 0, (char *)protobuf_c_empty_string, 0, 0,NULL, 0, 0, 0, 0, 0 }
+
+
+/*
+ * One term of an item's score, when the request asks to explain.
+ */
+struct  Persona__V1__Contribution
+{
+  ProtobufCMessage base;
+  /*
+   * A source (als, item_knn, trending, popularity, live_popular) or a boost
+   * (category_affinity, price_band, tag:NAME, diversity).
+   */
+  char *name;
+  /*
+   * A source: the points it added. A boost: the factor the score was multiplied by.
+   */
+  float value;
+  /*
+   * What it is about: "because you viewed 1866283", "category 4145813 is 40% of your activity".
+   */
+  char *detail;
+};
+#define PERSONA__V1__CONTRIBUTION__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&persona__v1__contribution__descriptor) \
+    , (char *)protobuf_c_empty_string, 0, (char *)protobuf_c_empty_string }
 
 
 struct  Persona__V1__ScoredItem
@@ -72,10 +122,13 @@ struct  Persona__V1__ScoredItem
    * The candidate source that contributed most (als, item_knn, popularity, ...).
    */
   char *source;
+  size_t n_contributions;
+  Persona__V1__Contribution **contributions;
+  int64_t category_id;
 };
 #define PERSONA__V1__SCORED_ITEM__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&persona__v1__scored_item__descriptor) \
-    , 0, 0, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
+    , 0, 0, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0,NULL, 0 }
 
 
 struct  Persona__V1__RecommendResponse
@@ -87,10 +140,14 @@ struct  Persona__V1__RecommendResponse
   char *model_name;
   uint32_t model_version;
   protobuf_c_boolean fallback;
+  /*
+   * Why a fallback answered: "feature unavailable", "no model", ...
+   */
+  char *fallback_reason;
 };
 #define PERSONA__V1__RECOMMEND_RESPONSE__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&persona__v1__recommend_response__descriptor) \
-    , 0,NULL, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, 0 }
+    , 0,NULL, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, 0, (char *)protobuf_c_empty_string }
 
 
 struct  Persona__V1__SimilarItemsRequest
@@ -156,6 +213,25 @@ Persona__V1__RecommendRequest *
                       const uint8_t       *data);
 void   persona__v1__recommend_request__free_unpacked
                      (Persona__V1__RecommendRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Persona__V1__Contribution methods */
+void   persona__v1__contribution__init
+                     (Persona__V1__Contribution         *message);
+size_t persona__v1__contribution__get_packed_size
+                     (const Persona__V1__Contribution   *message);
+size_t persona__v1__contribution__pack
+                     (const Persona__V1__Contribution   *message,
+                      uint8_t             *out);
+size_t persona__v1__contribution__pack_to_buffer
+                     (const Persona__V1__Contribution   *message,
+                      ProtobufCBuffer     *buffer);
+Persona__V1__Contribution *
+       persona__v1__contribution__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   persona__v1__contribution__free_unpacked
+                     (Persona__V1__Contribution *message,
                       ProtobufCAllocator *allocator);
 /* Persona__V1__ScoredItem methods */
 void   persona__v1__scored_item__init
@@ -276,6 +352,9 @@ void   persona__v1__popular_response__free_unpacked
 typedef void (*Persona__V1__RecommendRequest_Closure)
                  (const Persona__V1__RecommendRequest *message,
                   void *closure_data);
+typedef void (*Persona__V1__Contribution_Closure)
+                 (const Persona__V1__Contribution *message,
+                  void *closure_data);
 typedef void (*Persona__V1__ScoredItem_Closure)
                  (const Persona__V1__ScoredItem *message,
                   void *closure_data);
@@ -301,6 +380,7 @@ typedef void (*Persona__V1__PopularResponse_Closure)
 /* --- descriptors --- */
 
 extern const ProtobufCMessageDescriptor persona__v1__recommend_request__descriptor;
+extern const ProtobufCMessageDescriptor persona__v1__contribution__descriptor;
 extern const ProtobufCMessageDescriptor persona__v1__scored_item__descriptor;
 extern const ProtobufCMessageDescriptor persona__v1__recommend_response__descriptor;
 extern const ProtobufCMessageDescriptor persona__v1__similar_items_request__descriptor;

@@ -1713,7 +1713,7 @@ const ProtobufCMessageDescriptor persona__v1__risk_features__descriptor =
   (ProtobufCMessageInit) persona__v1__risk_features__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor persona__v1__user_profile__field_descriptors[33] =
+static const ProtobufCFieldDescriptor persona__v1__user_profile__field_descriptors[34] =
 {
   {
     "user_id",
@@ -2111,6 +2111,18 @@ static const ProtobufCFieldDescriptor persona__v1__user_profile__field_descripto
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "recent_purchase_ms",
+    34,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_INT64,
+    offsetof(Persona__V1__UserProfile, n_recent_purchase_ms),
+    offsetof(Persona__V1__UserProfile, recent_purchase_ms),
+    NULL,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_PACKED,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned persona__v1__user_profile__field_indices_by_name[] = {
   22,   /* field[22] = active_hours */
@@ -2133,6 +2145,7 @@ static const unsigned persona__v1__user_profile__field_indices_by_name[] = {
   13,   /* field[13] = purchase_interval_mean_days */
   14,   /* field[14] = purchase_interval_std_days */
   27,   /* field[27] = recent_carts */
+  33,   /* field[33] = recent_purchase_ms */
   28,   /* field[28] = recent_purchases */
   26,   /* field[26] = recent_views */
   3,   /* field[3] = region */
@@ -2150,7 +2163,7 @@ static const unsigned persona__v1__user_profile__field_indices_by_name[] = {
 static const ProtobufCIntRange persona__v1__user_profile__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 33 }
+  { 0, 34 }
 };
 const ProtobufCMessageDescriptor persona__v1__user_profile__descriptor =
 {
@@ -2160,7 +2173,7 @@ const ProtobufCMessageDescriptor persona__v1__user_profile__descriptor =
   "Persona__V1__UserProfile",
   "persona.v1",
   sizeof(Persona__V1__UserProfile),
-  33,
+  34,
   persona__v1__user_profile__field_descriptors,
   persona__v1__user_profile__field_indices_by_name,
   1,  persona__v1__user_profile__number_ranges,
@@ -2435,7 +2448,7 @@ const ProtobufCMessageDescriptor persona__v1__get_features_response__descriptor 
   (ProtobufCMessageInit) persona__v1__get_features_response__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor persona__v1__item_profile__field_descriptors[13] =
+static const ProtobufCFieldDescriptor persona__v1__item_profile__field_descriptors[14] =
 {
   {
     "item_id",
@@ -2593,6 +2606,18 @@ static const ProtobufCFieldDescriptor persona__v1__item_profile__field_descripto
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "in_catalog",
+    14,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__ItemProfile, in_catalog),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned persona__v1__item_profile__field_indices_by_name[] = {
   2,   /* field[2] = brand */
@@ -2600,6 +2625,7 @@ static const unsigned persona__v1__item_profile__field_indices_by_name[] = {
   1,   /* field[1] = category_id */
   11,   /* field[11] = conversion_rate */
   4,   /* field[4] = currency */
+  13,   /* field[13] = in_catalog */
   0,   /* field[0] = item_id */
   3,   /* field[3] = price */
   10,   /* field[10] = purchases */
@@ -2612,7 +2638,7 @@ static const unsigned persona__v1__item_profile__field_indices_by_name[] = {
 static const ProtobufCIntRange persona__v1__item_profile__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 13 }
+  { 0, 14 }
 };
 const ProtobufCMessageDescriptor persona__v1__item_profile__descriptor =
 {
@@ -2622,7 +2648,7 @@ const ProtobufCMessageDescriptor persona__v1__item_profile__descriptor =
   "Persona__V1__ItemProfile",
   "persona.v1",
   sizeof(Persona__V1__ItemProfile),
-  13,
+  14,
   persona__v1__item_profile__field_descriptors,
   persona__v1__item_profile__field_indices_by_name,
   1,  persona__v1__item_profile__number_ranges,

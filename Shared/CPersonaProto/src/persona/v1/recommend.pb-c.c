@@ -52,6 +52,51 @@ void   persona__v1__recommend_request__free_unpacked
   assert(message->base.descriptor == &persona__v1__recommend_request__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   persona__v1__contribution__init
+                     (Persona__V1__Contribution         *message)
+{
+  static const Persona__V1__Contribution init_value = PERSONA__V1__CONTRIBUTION__INIT;
+  *message = init_value;
+}
+size_t persona__v1__contribution__get_packed_size
+                     (const Persona__V1__Contribution *message)
+{
+  assert(message->base.descriptor == &persona__v1__contribution__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t persona__v1__contribution__pack
+                     (const Persona__V1__Contribution *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &persona__v1__contribution__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t persona__v1__contribution__pack_to_buffer
+                     (const Persona__V1__Contribution *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &persona__v1__contribution__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Persona__V1__Contribution *
+       persona__v1__contribution__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Persona__V1__Contribution *)
+     protobuf_c_message_unpack (&persona__v1__contribution__descriptor,
+                                allocator, len, data);
+}
+void   persona__v1__contribution__free_unpacked
+                     (Persona__V1__Contribution *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &persona__v1__contribution__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   persona__v1__scored_item__init
                      (Persona__V1__ScoredItem         *message)
 {
@@ -322,7 +367,7 @@ void   persona__v1__popular_response__free_unpacked
   assert(message->base.descriptor == &persona__v1__popular_response__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
-static const ProtobufCFieldDescriptor persona__v1__recommend_request__field_descriptors[7] =
+static const ProtobufCFieldDescriptor persona__v1__recommend_request__field_descriptors[13] =
 {
   {
     "user_id",
@@ -408,11 +453,89 @@ static const ProtobufCFieldDescriptor persona__v1__recommend_request__field_desc
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "category_ids",
+    8,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_INT64,
+    offsetof(Persona__V1__RecommendRequest, n_category_ids),
+    offsetof(Persona__V1__RecommendRequest, category_ids),
+    NULL,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_PACKED,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "min_price",
+    9,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_DOUBLE,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__RecommendRequest, min_price),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "max_price",
+    10,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_DOUBLE,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__RecommendRequest, max_price),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "in_stock_only",
+    11,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__RecommendRequest, in_stock_only),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "explain",
+    12,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__RecommendRequest, explain),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "diversity",
+    13,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_FLOAT,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__RecommendRequest, diversity),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned persona__v1__recommend_request__field_indices_by_name[] = {
   4,   /* field[4] = category_id */
+  7,   /* field[7] = category_ids */
+  12,   /* field[12] = diversity */
   3,   /* field[3] = exclude_item_ids */
+  11,   /* field[11] = explain */
+  10,   /* field[10] = in_stock_only */
   6,   /* field[6] = max_per_category */
+  9,   /* field[9] = max_price */
+  8,   /* field[8] = min_price */
   1,   /* field[1] = n */
   5,   /* field[5] = request_id */
   2,   /* field[2] = surface */
@@ -421,7 +544,7 @@ static const unsigned persona__v1__recommend_request__field_indices_by_name[] = 
 static const ProtobufCIntRange persona__v1__recommend_request__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 7 }
+  { 0, 13 }
 };
 const ProtobufCMessageDescriptor persona__v1__recommend_request__descriptor =
 {
@@ -431,14 +554,78 @@ const ProtobufCMessageDescriptor persona__v1__recommend_request__descriptor =
   "Persona__V1__RecommendRequest",
   "persona.v1",
   sizeof(Persona__V1__RecommendRequest),
-  7,
+  13,
   persona__v1__recommend_request__field_descriptors,
   persona__v1__recommend_request__field_indices_by_name,
   1,  persona__v1__recommend_request__number_ranges,
   (ProtobufCMessageInit) persona__v1__recommend_request__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor persona__v1__scored_item__field_descriptors[4] =
+static const ProtobufCFieldDescriptor persona__v1__contribution__field_descriptors[3] =
+{
+  {
+    "name",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__Contribution, name),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "value",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_FLOAT,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__Contribution, value),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "detail",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__Contribution, detail),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned persona__v1__contribution__field_indices_by_name[] = {
+  2,   /* field[2] = detail */
+  0,   /* field[0] = name */
+  1,   /* field[1] = value */
+};
+static const ProtobufCIntRange persona__v1__contribution__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 3 }
+};
+const ProtobufCMessageDescriptor persona__v1__contribution__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "persona.v1.Contribution",
+  "Contribution",
+  "Persona__V1__Contribution",
+  "persona.v1",
+  sizeof(Persona__V1__Contribution),
+  3,
+  persona__v1__contribution__field_descriptors,
+  persona__v1__contribution__field_indices_by_name,
+  1,  persona__v1__contribution__number_ranges,
+  (ProtobufCMessageInit) persona__v1__contribution__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor persona__v1__scored_item__field_descriptors[6] =
 {
   {
     "item_id",
@@ -488,8 +675,34 @@ static const ProtobufCFieldDescriptor persona__v1__scored_item__field_descriptor
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "contributions",
+    5,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Persona__V1__ScoredItem, n_contributions),
+    offsetof(Persona__V1__ScoredItem, contributions),
+    &persona__v1__contribution__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "category_id",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__ScoredItem, category_id),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned persona__v1__scored_item__field_indices_by_name[] = {
+  5,   /* field[5] = category_id */
+  4,   /* field[4] = contributions */
   0,   /* field[0] = item_id */
   2,   /* field[2] = reason */
   1,   /* field[1] = score */
@@ -498,7 +711,7 @@ static const unsigned persona__v1__scored_item__field_indices_by_name[] = {
 static const ProtobufCIntRange persona__v1__scored_item__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 4 }
+  { 0, 6 }
 };
 const ProtobufCMessageDescriptor persona__v1__scored_item__descriptor =
 {
@@ -508,14 +721,14 @@ const ProtobufCMessageDescriptor persona__v1__scored_item__descriptor =
   "Persona__V1__ScoredItem",
   "persona.v1",
   sizeof(Persona__V1__ScoredItem),
-  4,
+  6,
   persona__v1__scored_item__field_descriptors,
   persona__v1__scored_item__field_indices_by_name,
   1,  persona__v1__scored_item__number_ranges,
   (ProtobufCMessageInit) persona__v1__scored_item__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor persona__v1__recommend_response__field_descriptors[5] =
+static const ProtobufCFieldDescriptor persona__v1__recommend_response__field_descriptors[6] =
 {
   {
     "items",
@@ -577,9 +790,22 @@ static const ProtobufCFieldDescriptor persona__v1__recommend_response__field_des
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "fallback_reason",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__RecommendResponse, fallback_reason),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned persona__v1__recommend_response__field_indices_by_name[] = {
   4,   /* field[4] = fallback */
+  5,   /* field[5] = fallback_reason */
   0,   /* field[0] = items */
   2,   /* field[2] = model_name */
   3,   /* field[3] = model_version */
@@ -588,7 +814,7 @@ static const unsigned persona__v1__recommend_response__field_indices_by_name[] =
 static const ProtobufCIntRange persona__v1__recommend_response__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 5 }
+  { 0, 6 }
 };
 const ProtobufCMessageDescriptor persona__v1__recommend_response__descriptor =
 {
@@ -598,7 +824,7 @@ const ProtobufCMessageDescriptor persona__v1__recommend_response__descriptor =
   "Persona__V1__RecommendResponse",
   "persona.v1",
   sizeof(Persona__V1__RecommendResponse),
-  5,
+  6,
   persona__v1__recommend_response__field_descriptors,
   persona__v1__recommend_response__field_indices_by_name,
   1,  persona__v1__recommend_response__number_ranges,
