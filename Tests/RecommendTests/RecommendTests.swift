@@ -164,8 +164,146 @@ struct RecommendServiceTests {
                         cold.userId = 987_654
                         cold.n = 3
                         let coldAnswer = try await recommend.client.call(RecommendAPI.recommend, cold)
-                        #expect(coldAnswer.items.count == 3 && coldAnswer.fallback)
+                        #expect(coldAnswer.items.count == 3 && coldAnswer.fallback && coldAnswer.fallbackReason == "unknown user: popular items")
+
+                        // Refused with a message: an unknown category, a price range upside down, diversity past 1.
+                        for change in [{ (r: inout RecommendRequest) in r.categoryIds = [99_999] }, { $0.minPrice = 50; $0.maxPrice = 10 }, { $0.diversity = 2 }] {
+                            var wrong = request
+                            change(&wrong)
+                            await #expect { try await recommend.client.call(RecommendAPI.recommend, wrong) } throws: { ($0 as? RPCError)?.code == .invalidArgument }
+                        }
+
+                        // A new item, listed by an item_upsert and viewed since, is recommended by the live
+                        // trending list before any model knows it; explained on request. (At the wall
+                        // clock: the impressions recorded so far carry it, and windows end there.)
+                        let nowMs = Int64(Date().timeIntervalSince1970 * 1000)
+                        var listing = view(1, 0, at: nowMs, kind: .itemUpsert)
+                        var upsert = ItemUpsert()
+                        upsert.itemId = 900
+                        upsert.categoryId = 11
+                        upsert.price = 9
+                        upsert.stock = 4
+                        listing.item = upsert
+                        try await append(ingest.client, [listing] + (0..<5).map { view(Int64(7000 + $0), 900, at: nowMs + Int64($0), category: 11) })
+                        try await waitConsumed(ingest: ingest.client, consumer: feature.client)
+                        var fresh = RecommendRequest()
+                        fresh.userId = 6000
+                        fresh.n = 3
+                        fresh.categoryIds = [11]
+                        fresh.explain = true
+                        let withNew = try await recommend.client.call(RecommendAPI.recommend, fresh)
+                        let new = try #require(withNew.items.first { $0.itemId == 900 }, "\(withNew.items.map(\.itemId))")
+                        #expect(new.reason == "trending in 11" && new.categoryId == 11 && new.contributions.contains { $0.name == "trending" && $0.value > 0 })
+                        #expect(withNew.items.allSatisfy { $0.categoryId == 11 })
+                        fresh.maxPrice = 5
+                        #expect(try await recommend.client.call(RecommendAPI.recommend, fresh).items.allSatisfy { $0.itemId != 900 })
+
+                        // Hot swap under load: a new item_knn version is published while callers keep
+                        // asking; no call fails, and the answers move to the new version.
+                        let stop = StopFlag()
+                        let load = Task {
+                            var failures = 0, versions = Set<UInt32>()
+                            while !stop.isSet {
+                                await withTaskGroup(of: (Bool, UInt32).self) { group in
+                                    for u in 0..<8 {
+                                        group.addTask {
+                                            var r = RecommendRequest()
+                                            r.userId = Int64(1 + u)
+                                            r.n = 5
+                                            guard let a = try? await recommend.client.call(RecommendAPI.recommend, r, timeout: .seconds(2)) else { return (false, 0) }
+                                            return (true, a.modelVersion)
+                                        }
+                                    }
+                                    for await (ok, v) in group {
+                                        if ok { versions.insert(v) } else { failures += 1 }
+                                    }
+                                }
+                            }
+                            return (failures, versions)
+                        }
+                        try await Task.sleep(for: .milliseconds(200))
+                        var again = TrainRequest()
+                        again.kind = .itemKnn
+                        again.publish = true
+                        _ = try await model.client.call(ModelAPI.train, again)
+                        try await waitHealth(recommend.client, "models", "item_knn=2,popularity=1")
+                        try await Task.sleep(for: .milliseconds(200))
+                        stop.set()
+                        let (failures, versions) = await load.value
+                        #expect(failures == 0 && versions == [1, 2], "\(failures) failed calls; versions seen \(versions)")
                     }
+                }
+            }
+        }
+    }
+}
+
+@Suite("Recommend without the feature service", .serialized, .timeLimit(.minutes(3)))
+struct RecommendFeatureDownTests {
+    @Test("the feature process SIGKILLed mid-load: every call still answers within its deadline, from the models, with fallback set")
+    func featureKilled() async throws {
+        try await withHostedService(IngestService.self, settings: IngestSettings()) { ingest in
+            var consumer = ConsumerSettings()
+            consumer.ingestPort = ingest.rpcPort
+            consumer.readWait = .milliseconds(200)
+            let featurePort = freePort()
+            let featureProcess = try ChildProcess(
+                "persona-feature", ["--port", "\(featurePort)", "--metrics-port", "0", "--data-dir", temporaryDirectory(), "--ingest", "127.0.0.1:\(ingest.rpcPort)"])
+            defer { featureProcess.kill() }
+            let featureClient = RPCClient(host: "127.0.0.1", port: featurePort)
+            defer { Task { await featureClient.shutdown() } }
+            try await waitHealthy(featureClient)
+            try await withHostedService(ModelService.self, settings: consumer) { model in
+                var settings = RecommendSettings()
+                settings.modelPort = model.rpcPort
+                settings.featurePort = featurePort
+                settings.ingestPort = ingest.rpcPort
+                settings.featureTimeout = .milliseconds(50)
+                // The same six users ask again and again: fatigue would empty their lists.
+                settings.impressionFatigue = 0
+                try await withHostedService(RecommendService.self, settings: settings) { recommend in
+                    try await append(ingest.client, shop())
+                    try await waitConsumed(ingest: ingest.client, consumer: model.client)
+                    try await waitConsumed(ingest: ingest.client, consumer: featureClient)
+                    for kind in [ModelKind.itemKnn, .popularity] {
+                        var train = TrainRequest()
+                        train.kind = kind
+                        train.publish = true
+                        _ = try await model.client.call(ModelAPI.train, train)
+                    }
+                    try await waitHealth(recommend.client, "models", "item_knn=1,popularity=1")
+                    let deadline = Duration.milliseconds(250)
+                    let stop = StopFlag()
+                    let load = Task {
+                        var failures: [String] = [], slowest = Duration.zero, fallbacks = 0, full = 0, calls = 0
+                        while !stop.isSet {
+                            for u in 1...6 {
+                                var r = RecommendRequest()
+                                r.userId = Int64(u)
+                                r.n = 4
+                                let started = ContinuousClock.now
+                                do {
+                                    let a = try await recommend.client.call(RecommendAPI.recommend, r, timeout: deadline)
+                                    calls += 1
+                                    if a.fallback && a.fallbackReason.contains("feature unavailable") { fallbacks += 1 }
+                                    if a.items.count == 4 { full += 1 }
+                                } catch {
+                                    failures.append("\(error)")
+                                }
+                                slowest = max(slowest, ContinuousClock.now - started)
+                            }
+                        }
+                        return (failures, slowest, fallbacks, full, calls)
+                    }
+                    try await Task.sleep(for: .milliseconds(500))
+                    featureProcess.kill()
+                    _ = await featureProcess.waitForExit()
+                    try await Task.sleep(for: .seconds(1))
+                    stop.set()
+                    let (failures, slowest, fallbacks, full, calls) = await load.value
+                    #expect(failures.isEmpty, "\(failures.count) of \(calls + failures.count) calls failed: \(failures.prefix(3))")
+                    #expect(slowest < deadline, "slowest call \(slowest)")
+                    #expect(fallbacks > 0 && full == calls, "\(fallbacks) fallbacks, \(full) full answers of \(calls)")
                 }
             }
         }

@@ -67,3 +67,13 @@ public func waitHealth(_ client: RPCClient, _ key: String, _ value: String, time
     }
     throw ServiceError("health \(key) is '\(last)', not '\(value)'")
 }
+
+/// A flag one task sets and others read: how a test tells its load to stop without
+/// cancelling the calls in flight.
+public final class StopFlag: @unchecked Sendable {
+    private let lock = NSLock()
+    private var stopped = false
+    public init() {}
+    public var isSet: Bool { lock.withLock { stopped } }
+    public func set() { lock.withLock { stopped = true } }
+}

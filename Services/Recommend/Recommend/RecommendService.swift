@@ -328,7 +328,7 @@ public struct RecommendOptions: ParsableArguments, Sendable {
     @Option(help: "Leave out an item shown to a user this many times without a view, cart or purchase; 0 turns it off (env PERSONA_IMPRESSION_FATIGUE, default 3).")
     public var impressionFatigue: Int?
 
-    @Option(help: "Blend weights and boosts, name=value,... over factors, neighbours, popularity, trending, category_affinity, price_band (env PERSONA_RECOMMEND_WEIGHTS; default factors=1,neighbours=1,popularity=0.05,trending=0.05,category_affinity=0.1,price_band=0.1).")
+    @Option(help: "Blend weights and boosts, name=value,... over factors, neighbours, popularity, trending, category_affinity, price_band (env PERSONA_RECOMMEND_WEIGHTS; default factors=1,neighbours=1,popularity=0.05,trending=0.06,category_affinity=0.1,price_band=0.1).")
     public var weights: String?
 
     @Option(help: "How long after a purchase an item is not recommended again: default=never|Nd|Nh|Nm and CATEGORY=... overrides (env PERSONA_REPURCHASE_WINDOW, default 'default=never').")

@@ -22,7 +22,8 @@ public struct Recommender: Sendable {
         public var factors: Float = 1
         public var neighbours: Float = 1
         public var popularity: Float = 0.05
-        public var trending: Float = 0.05
+        /// Above popularity: what is active now outranks what was popular in training.
+        public var trending: Float = 0.06
         /// An item's score is multiplied by 1 + this × the share of the user's activity in
         /// its category.
         public var categoryAffinity: Float = 0.1
