@@ -78,6 +78,7 @@ bench: deps
 	Benchmarks/.build/release/PersonaBench feature --output Benchmarks/results/feature.md
 	PERSONA_SHARED_DATA=$${PERSONA_SHARED_DATA:-../shared/data} Benchmarks/.build/release/PersonaBench models --output Benchmarks/results/models.md
 	Benchmarks/.build/release/PersonaBench topk --output Benchmarks/results/topk.md
+	Benchmarks/.build/release/PersonaBench recommend --output Benchmarks/results/recommend.md
 
 fuzz: deps
 	cd Fuzz && swift build -c debug -Xswiftc -sanitize=fuzzer,address -Xswiftc -parse-as-library

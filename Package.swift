@@ -66,6 +66,7 @@ let package = Package(
         .library(name: "Model", targets: ["Model"]),
         .library(name: "Ingest", targets: ["Ingest"]),
         .library(name: "Feature", targets: ["Feature"]),
+        .library(name: "Recommend", targets: ["Recommend"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),

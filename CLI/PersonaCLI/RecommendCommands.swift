@@ -7,8 +7,26 @@ import Wire
 enum RecommendTable {
     static func table(_ items: [ScoredItem]) -> String {
         Table.render(
-            header: ["#", "ITEM", "SCORE", "SOURCE", "REASON"],
-            rows: items.enumerated().map { n, i in ["\(n + 1)", "\(i.itemId)", String(format: "%.3f", i.score), i.source, i.reason] })
+            header: ["#", "ITEM", "CATEGORY", "SCORE", "SOURCE", "REASON"],
+            rows: items.enumerated().map { n, i in
+                ["\(n + 1)", "\(i.itemId)", i.categoryId == 0 ? "-" : "\(i.categoryId)", String(format: "%.3f", i.score), i.source, i.reason]
+            })
+    }
+
+    /// Each item's terms: the points every source gave it, then each boost's factor.
+    static func explanation(_ items: [ScoredItem]) -> String {
+        var rows: [[String]] = []
+        for (n, i) in items.enumerated() {
+            for (k, c) in i.contributions.enumerated() {
+                let value = switch c.kind {
+                case .boost: String(format: "x%.3f", c.value)
+                case .diversity: String(format: "~%.3f", c.value)
+                default: String(format: "+%.3f", c.value)
+                }
+                rows.append([k == 0 ? "\(n + 1)" : "", k == 0 ? "\(i.itemId)" : "", c.name, value, c.detail])
+            }
+        }
+        return Table.render(header: ["#", "ITEM", "TERM", "VALUE", "DETAIL"], rows: rows)
     }
 }
 
@@ -18,21 +36,41 @@ struct RecommendCommand: AsyncParsableCommand {
 
     @Argument(help: "The user id.") var user: Int64
     @Option(name: .shortAndLong, help: "How many items.") var n: UInt32 = 10
-    @Option(help: "Only items of this category.") var category: Int64 = 0
+    @Option(help: "Only items of this category (repeatable).") var category: [Int64] = []
     @Option(help: "Item ids to leave out (repeatable).") var exclude: [Int64] = []
+    @Option(help: "Lowest price.") var minPrice: Double = 0
+    @Option(help: "Highest price (0: no limit).") var maxPrice: Double = 0
+    @Flag(help: "Only items in stock.") var inStock = false
+    @Option(help: "At most this many items of one category (0: no limit).") var maxPerCategory: UInt32 = 0
+    @Option(help: "Diversity by maximal marginal relevance, 0 (off) to 1.") var diversity: Float = 0
+    @Option(help: "The page or slot asking, recorded with the impression.") var surface = "cli"
+    @Flag(help: "Show each item's terms: the points of every source and the factor of every boost.") var explain = false
     @OptionGroup var endpoints: Endpoints
 
     func run() async throws {
         var request = RecommendRequest()
         request.userId = user
         request.n = n
-        request.categoryId = category
+        request.categoryIds = category
         request.excludeItemIds = exclude
-        request.surface = "cli"
+        request.minPrice = minPrice
+        request.maxPrice = maxPrice
+        request.inStockOnly = inStock
+        request.maxPerCategory = maxPerCategory
+        request.diversity = diversity
+        request.explain = explain
+        request.surface = surface
+        let started = ContinuousClock.now
         let response = try await endpoints.call("recommend") { try await $0.call(RecommendAPI.recommend, request, timeout: .seconds(5)) }
+        let took = ContinuousClock.now - started
         let model = response.modelName.isEmpty ? "no model published" : "\(response.modelName) v\(response.modelVersion)"
-        print("user \(user): \(response.items.count) items from \(model)\(response.fallback ? " (fallback)" : "")  request \(response.requestId)")
+        let fallback = response.fallback ? " (fallback: \(response.fallbackReason))" : ""
+        print("user \(user): \(response.items.count) items from \(model) in \(Table.latency(took))\(fallback)  request \(response.requestId)")
         print(RecommendTable.table(response.items))
+        if explain {
+            print("")
+            print(RecommendTable.explanation(response.items))
+        }
     }
 }
 

@@ -72,7 +72,7 @@ public enum Kernels {
                 s3.addProduct(Vec.load(r3 + c), xv)
                 c += 16
             }
-            var t0 = s0.sum(), t1 = s1.sum(), t2 = s2.sum(), t3 = s3.sum()
+            var t0 = Vec.sum(s0), t1 = Vec.sum(s1), t2 = Vec.sum(s2), t3 = Vec.sum(s3)
             while c < cols {
                 t0 += r0[c] * x[c]
                 t1 += r1[c] * x[c]

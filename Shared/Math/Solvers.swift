@@ -39,6 +39,37 @@ public enum Solvers {
         }
     }
 
+    /// x solving A·x = b for a small symmetric positive definite A in double precision
+    /// (n×n, row-major): the Newton steps of the classifiers.
+    public static func solveSPD(_ a: [Double], _ b: [Double], n: Int) throws -> [Double] {
+        precondition(a.count == n * n && b.count == n)
+        var l = a
+        for j in 0..<n {
+            var d = l[j * n + j]
+            for k in 0..<j { d -= l[j * n + k] * l[j * n + k] }
+            guard d > 0, d.isFinite else { throw SolverError("matrix is not positive definite (pivot \(j) is \(d))") }
+            d = d.squareRoot()
+            l[j * n + j] = d
+            for i in (j + 1)..<max(n, j + 1) {
+                var s = l[i * n + j]
+                for k in 0..<j { s -= l[i * n + k] * l[j * n + k] }
+                l[i * n + j] = s / d
+            }
+        }
+        var x = b
+        for i in 0..<n {
+            var s = x[i]
+            for k in 0..<i { s -= l[i * n + k] * x[k] }
+            x[i] = s / l[i * n + i]
+        }
+        for i in stride(from: n - 1, through: 0, by: -1) {
+            var s = x[i]
+            for j in (i + 1)..<max(n, i + 1) { s -= l[j * n + i] * x[j] }
+            x[i] = s / l[i * n + i]
+        }
+        return x
+    }
+
     /// x solving A·x = b for a symmetric positive definite A (copied, not changed).
     public static func solveSPD(_ a: Matrix, _ b: [Float]) throws -> [Float] {
         precondition(a.rows == a.cols && b.count == a.rows, "solving a \(a.rows)x\(a.cols) system with \(b.count) values")

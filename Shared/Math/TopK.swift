@@ -23,19 +23,29 @@ public enum TopK {
         guard k > 0 else { return [] }
         var heap: [Entry] = []
         heap.reserveCapacity(k)
-        for i in 0..<scores.count {
+        var i = 0
+        while i < scores.count && heap.count < k {
             let s = scores[i]
-            guard s > -.infinity else { continue }  // also false for NaN
-            let e = Entry(index: Int32(i), score: s)
-            if heap.count < k {
-                guard !excluded(i) else { continue }
-                heap.append(e)
+            if s > -.infinity && !excluded(i) {  // the comparison is also false for NaN
+                heap.append(Entry(index: Int32(i), score: s))
                 siftUp(&heap, heap.count - 1)
-            } else if worse(heap[0], e) {
-                guard !excluded(i) else { continue }
-                heap[0] = e
-                siftDown(&heap, 0)
             }
+            i += 1
+        }
+        guard heap.count == k else { return heap.sorted { worse($1, $0) } }
+        // Full: most scores fall below the worst kept, and one comparison settles them.
+        var floor = heap[0].score
+        while i < scores.count {
+            let s = scores[i]
+            if s >= floor {
+                let e = Entry(index: Int32(i), score: s)
+                if worse(heap[0], e) && !excluded(i) {
+                    heap[0] = e
+                    siftDown(&heap, 0)
+                    floor = heap[0].score
+                }
+            }
+            i += 1
         }
         return heap.sorted { worse($1, $0) }
     }

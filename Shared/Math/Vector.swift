@@ -10,6 +10,16 @@ public enum Vec {
         UnsafeRawPointer(p).loadUnaligned(as: Lanes.self)
     }
 
+    /// The sum of the lanes, as a tree of halvings (three vector adds and one scalar one);
+    /// the standard library's `sum()` adds the sixteen lanes one after another.
+    @inline(__always)
+    public static func sum(_ v: Lanes) -> Float {
+        let v8 = v.lowHalf + v.highHalf
+        let v4 = v8.lowHalf + v8.highHalf
+        let v2 = v4.lowHalf + v4.highHalf
+        return v2[0] + v2[1]
+    }
+
     @inline(__always)
     static func store(_ v: Lanes, _ p: UnsafeMutablePointer<Float>) {
         UnsafeMutableRawPointer(p).storeBytes(of: v, as: Lanes.self)
@@ -29,7 +39,7 @@ public enum Vec {
             s0.addProduct(load(a + i), load(b + i))
             i += 16
         }
-        var s = (s0 + s1).sum()
+        var s = sum(s0 + s1)
         while i < n {
             s += a[i] * b[i]
             i += 1
@@ -84,7 +94,7 @@ public enum Vec {
             s0.addProduct(load(x + i), load(a + i) - load(b + i))
             i += 16
         }
-        var s = s0.sum()
+        var s = sum(s0)
         while i < n {
             s += x[i] * (a[i] - b[i])
             i += 1

@@ -35,6 +35,8 @@ public struct RecommenderModel: Sendable {
     public private(set) var userIndex: [Int64: Int32] = [:]
     /// The categories of the items.
     public private(set) var categories: Set<Int64> = []
+    /// Item indices by popularity, most popular first (ties: lower index).
+    private var popularOrder: [Int32] = []
     private var itemGram: Matrix? = nil
 
     public init(kind: Kind, itemIDs: [Int64], itemCategories: [Int64], popularity: [Float]) {
@@ -49,6 +51,7 @@ public struct RecommenderModel: Sendable {
         itemIndex = Dictionary(uniqueKeysWithValues: itemIDs.enumerated().map { ($1, Int32($0)) })
         userIndex = Dictionary(uniqueKeysWithValues: userIDs.enumerated().map { ($1, Int32($0)) })
         categories = Set(itemCategories)
+        popularOrder = popularity.withUnsafeBufferPointer { TopK.select($0, k: $0.count) }.map(\.index)
         if let items, kind == .als || kind == .bpr { itemGram = Kernels.gram(items) }
     }
 
@@ -120,9 +123,13 @@ public struct RecommenderModel: Sendable {
     /// The `n` most popular items over the model's training data, best first: in `category`
     /// (the category the item last had in the log), or over every item when it is 0.
     public func popular(category: Int64 = 0, n: Int) -> [TopK.Entry] {
-        popularity.withUnsafeBufferPointer { p in
-            TopK.select(p, k: n) { category != 0 && itemCategories[$0] != category }
+        var out: [TopK.Entry] = []
+        out.reserveCapacity(min(n, popularOrder.count))
+        for i in popularOrder where category == 0 || itemCategories[Int(i)] == category {
+            if out.count == n { break }
+            out.append(TopK.Entry(index: i, score: popularity[Int(i)]))
         }
+        return out
     }
 
     /// The top `n` items for a user, excluding `excluded` item indices, best first.

@@ -295,7 +295,7 @@ struct HNSWTests {
         var rng = SplitMix(seed: 21)
         let table = clustered(&rng, rows: 2000, cols: 16, centres: 20)
         var p = HNSW.Parameters()
-        p.efSearch = 64
+        p.efSearch = 100
         p.efConstruction = 100
         let index = HNSW(table, parameters: p)
         var hits = 0

@@ -32,6 +32,7 @@ func topKBenchmark(output: String, items counts: [Int] = [100_000, 1_000_000], d
             ours.append(TopK.select(scores, k: k).map(\.index))
         }
         let oursMs = start.duration(to: .now) / .milliseconds(1) / Double(queries)
+        say("Persona exact over \(n) x \(dim): \(String(format: "%.3f", oursMs)) ms")
 
         // Persona's approximate index, with hnswlib's construction settings, at two beams.
         var graphCells = "not run | | | "

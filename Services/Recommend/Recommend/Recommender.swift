@@ -127,6 +127,7 @@ public struct Recommender: Sendable {
         public var name: String
         public var value: Float
         public var detail: String
+        public var kind: ContributionKind = .source
     }
 
     public struct Candidate: Sendable, Equatable {
@@ -353,7 +354,7 @@ public struct Recommender: Sendable {
 
     func boost(_ c: inout Candidate, _ name: String, _ factor: Float, _ detail: String) {
         c.score *= factor
-        c.contributions.append(Contribution(name: name, value: factor, detail: detail))
+        c.contributions.append(Contribution(name: name, value: factor, detail: detail, kind: .boost))
     }
 
     func percent(_ share: Float) -> String { "\(Int((share * 100).rounded()))%" }
@@ -421,7 +422,7 @@ public struct Recommender: Sendable {
         return chosen.enumerated().map { rank, i in
             var c = pool[i]
             if rank > 0 && closest[i] > 0 {
-                c.contributions.append(Contribution(name: "diversity", value: closest[i], detail: "similarity to a higher item"))
+                c.contributions.append(Contribution(name: "diversity", value: closest[i], detail: "similarity to a higher item", kind: .diversity))
             }
             return c
         }

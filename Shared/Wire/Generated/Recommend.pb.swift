@@ -2,6 +2,35 @@
 internal import CPersonaProto
 internal import CProtobufC
 
+/// proto enum `persona.v1.ContributionKind`. A struct rather than a Swift enum so that values
+/// this build does not know survive a decode/encode round trip unchanged.
+public struct ContributionKind: RawRepresentable, Hashable, Sendable, CustomStringConvertible {
+    public var rawValue: Int32
+    public init(rawValue: Int32) { self.rawValue = rawValue }
+    public static let source = ContributionKind(rawValue: 0)
+    public static let boost = ContributionKind(rawValue: 1)
+    public static let diversity = ContributionKind(rawValue: 2)
+    public static let allKnown: [ContributionKind] = [.source, .boost, .diversity]
+    /// The value's proto name without the enum prefix, lower case (`add_to_cart`).
+    public var name: String? {
+        switch rawValue {
+        case 0: "source"
+        case 1: "boost"
+        case 2: "diversity"
+        default: nil
+        }
+    }
+    public init?(name: String) {
+        switch name {
+        case "source": self = .source
+        case "boost": self = .boost
+        case "diversity": self = .diversity
+        default: return nil
+        }
+    }
+    public var description: String { name ?? "ContributionKind(\(rawValue))" }
+}
+
 /// proto message `persona.v1.RecommendRequest`.
 public struct RecommendRequest: WireMessage {
     public var userId: Int64 = 0
@@ -73,6 +102,7 @@ public struct Contribution: WireMessage {
     public var name: String = ""
     public var value: Float = 0
     public var detail: String = ""
+    public var kind: ContributionKind = ContributionKind(rawValue: 0)
     /// Fields this build does not know, kept so a relay re-encodes them unchanged.
     public var unknownFields = UnknownFields()
     public init() {}
@@ -85,6 +115,7 @@ extension Contribution: CMessageConvertible {
         if !name.isEmpty { c.pointee.name = arena.string(name) }
         c.pointee.value = value
         if !detail.isEmpty { c.pointee.detail = arena.string(detail) }
+        c.pointee.kind = .init(rawValue: .init(truncatingIfNeeded: kind.rawValue))
         arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
     }
     init(cMessage c: UnsafePointer<Persona__V1__Contribution>) {
@@ -92,6 +123,7 @@ extension Contribution: CMessageConvertible {
         name = readString(c.pointee.name)
         value = c.pointee.value
         detail = readString(c.pointee.detail)
+        kind = ContributionKind(rawValue: Int32(truncatingIfNeeded: c.pointee.kind.rawValue))
         unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
     static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>) -> UnsafeMutablePointer<Persona__V1__Contribution>? {

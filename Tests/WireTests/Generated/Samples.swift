@@ -1402,10 +1402,12 @@ extension Contribution {
             m.name = "h\u{e9}llo \"w\\orld\" \u{1F600}"
             m.value = Float.greatestFiniteMagnitude
             m.detail = "h\u{e9}llo \"w\\orld\" \u{1F600}"
+            m.kind = .init(rawValue: 2)
         } else {
             m.name = "x"
             m.value = -0.25
             m.detail = "x"
+            m.kind = .init(rawValue: 1)
         }
         return m
     }

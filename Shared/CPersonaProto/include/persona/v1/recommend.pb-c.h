@@ -27,6 +27,21 @@ typedef struct Persona__V1__PopularResponse Persona__V1__PopularResponse;
 
 /* --- enums --- */
 
+typedef enum _Persona__V1__ContributionKind {
+  /*
+   * Points a candidate source added (als, bpr, item_knn, ease, trending, popularity).
+   */
+  PERSONA__V1__CONTRIBUTION_KIND__CONTRIBUTION_KIND_SOURCE = 0,
+  /*
+   * A factor the score was multiplied by (category_affinity, price_band, tag:NAME).
+   */
+  PERSONA__V1__CONTRIBUTION_KIND__CONTRIBUTION_KIND_BOOST = 1,
+  /*
+   * Diversity re-ranking: the item's largest similarity to an item placed above it.
+   */
+  PERSONA__V1__CONTRIBUTION_KIND__CONTRIBUTION_KIND_DIVERSITY = 2
+    PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(PERSONA__V1__CONTRIBUTION_KIND)
+} Persona__V1__ContributionKind;
 
 /* --- messages --- */
 
@@ -90,23 +105,17 @@ struct  Persona__V1__RecommendRequest
 struct  Persona__V1__Contribution
 {
   ProtobufCMessage base;
-  /*
-   * A source (als, item_knn, trending, popularity, live_popular) or a boost
-   * (category_affinity, price_band, tag:NAME, diversity).
-   */
   char *name;
-  /*
-   * A source: the points it added. A boost: the factor the score was multiplied by.
-   */
   float value;
   /*
    * What it is about: "because you viewed 1866283", "category 4145813 is 40% of your activity".
    */
   char *detail;
+  Persona__V1__ContributionKind kind;
 };
 #define PERSONA__V1__CONTRIBUTION__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&persona__v1__contribution__descriptor) \
-    , (char *)protobuf_c_empty_string, 0, (char *)protobuf_c_empty_string }
+    , (char *)protobuf_c_empty_string, 0, (char *)protobuf_c_empty_string, PERSONA__V1__CONTRIBUTION_KIND__CONTRIBUTION_KIND_SOURCE }
 
 
 struct  Persona__V1__ScoredItem
@@ -379,6 +388,7 @@ typedef void (*Persona__V1__PopularResponse_Closure)
 
 /* --- descriptors --- */
 
+extern const ProtobufCEnumDescriptor    persona__v1__contribution_kind__descriptor;
 extern const ProtobufCMessageDescriptor persona__v1__recommend_request__descriptor;
 extern const ProtobufCMessageDescriptor persona__v1__contribution__descriptor;
 extern const ProtobufCMessageDescriptor persona__v1__scored_item__descriptor;

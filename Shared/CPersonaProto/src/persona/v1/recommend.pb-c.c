@@ -561,7 +561,7 @@ const ProtobufCMessageDescriptor persona__v1__recommend_request__descriptor =
   (ProtobufCMessageInit) persona__v1__recommend_request__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor persona__v1__contribution__field_descriptors[3] =
+static const ProtobufCFieldDescriptor persona__v1__contribution__field_descriptors[4] =
 {
   {
     "name",
@@ -599,16 +599,29 @@ static const ProtobufCFieldDescriptor persona__v1__contribution__field_descripto
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "kind",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__Contribution, kind),
+    &persona__v1__contribution_kind__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned persona__v1__contribution__field_indices_by_name[] = {
   2,   /* field[2] = detail */
+  3,   /* field[3] = kind */
   0,   /* field[0] = name */
   1,   /* field[1] = value */
 };
 static const ProtobufCIntRange persona__v1__contribution__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 3 }
+  { 0, 4 }
 };
 const ProtobufCMessageDescriptor persona__v1__contribution__descriptor =
 {
@@ -618,7 +631,7 @@ const ProtobufCMessageDescriptor persona__v1__contribution__descriptor =
   "Persona__V1__Contribution",
   "persona.v1",
   sizeof(Persona__V1__Contribution),
-  3,
+  4,
   persona__v1__contribution__field_descriptors,
   persona__v1__contribution__field_indices_by_name,
   1,  persona__v1__contribution__number_ranges,
@@ -1021,4 +1034,34 @@ const ProtobufCMessageDescriptor persona__v1__popular_response__descriptor =
   1,  persona__v1__popular_response__number_ranges,
   (ProtobufCMessageInit) persona__v1__popular_response__init,
   NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCEnumValue persona__v1__contribution_kind__enum_values_by_number[3] =
+{
+  { "CONTRIBUTION_KIND_SOURCE", "PERSONA__V1__CONTRIBUTION_KIND__CONTRIBUTION_KIND_SOURCE", 0 },
+  { "CONTRIBUTION_KIND_BOOST", "PERSONA__V1__CONTRIBUTION_KIND__CONTRIBUTION_KIND_BOOST", 1 },
+  { "CONTRIBUTION_KIND_DIVERSITY", "PERSONA__V1__CONTRIBUTION_KIND__CONTRIBUTION_KIND_DIVERSITY", 2 },
+};
+static const ProtobufCIntRange persona__v1__contribution_kind__value_ranges[] = {
+{0, 0},{0, 3}
+};
+static const ProtobufCEnumValueIndex persona__v1__contribution_kind__enum_values_by_name[3] =
+{
+  { "CONTRIBUTION_KIND_BOOST", 1 },
+  { "CONTRIBUTION_KIND_DIVERSITY", 2 },
+  { "CONTRIBUTION_KIND_SOURCE", 0 },
+};
+const ProtobufCEnumDescriptor persona__v1__contribution_kind__descriptor =
+{
+  PROTOBUF_C__ENUM_DESCRIPTOR_MAGIC,
+  "persona.v1.ContributionKind",
+  "ContributionKind",
+  "Persona__V1__ContributionKind",
+  "persona.v1",
+  3,
+  persona__v1__contribution_kind__enum_values_by_number,
+  3,
+  persona__v1__contribution_kind__enum_values_by_name,
+  1,
+  persona__v1__contribution_kind__value_ranges,
+  NULL,NULL,NULL,NULL   /* reserved[1234] */
 };

@@ -1,0 +1,390 @@
+import Foundation
+
+/// Histogram gradient-boosted decision trees for binary classification (log loss), the
+/// kind LightGBM and scikit-learn's HistGradientBoosting are.
+///
+/// - Every feature is cut into at most `maxBins` quantile bins once; a missing value (NaN)
+///   has its own bin, and each split learns which side missing values go.
+/// - Trees grow leaf-wise (the leaf whose best split gains most is split next) up to
+///   `maxLeaves` leaves and `maxDepth` levels, a split needing `minRowsInLeaf` rows and
+///   `minHessianInLeaf` of hessian on each side; the histogram of the larger child is the
+///   parent's minus the smaller's.
+/// - Leaf values are Newton steps −G / (H + λ), scaled by the learning rate.
+/// - Positive rows weigh `positiveWeight` (class imbalance); early stopping keeps the
+///   number of trees with the best log loss on the validation rows, when some are given.
+public struct BoostedTrees: Sendable, Equatable {
+    public struct Parameters: Sendable, Equatable {
+        public var trees = 300
+        public var learningRate: Float = 0.05
+        public var maxLeaves = 31
+        public var maxDepth = 8
+        public var minRowsInLeaf = 20
+        public var minHessianInLeaf: Float = 1e-3
+        public var l2: Float = 1
+        public var maxBins = 255
+        /// Weight of a positive row (negatives weigh 1); 0 balances the classes.
+        public var positiveWeight: Float = 1
+        /// Stop after this many trees without a better validation loss.
+        public var earlyStoppingRounds = 30
+        public init() {}
+    }
+
+    /// One node: a split (`feature` ≥ 0) sends a row left when its value is at most
+    /// `threshold`, a missing value to the side `missingLeft` says; a leaf (`feature` −1)
+    /// holds `value`. `cover` is the hessian that reached the node in training (TreeSHAP's
+    /// weights).
+    public struct Node: Sendable, Equatable {
+        public var feature: Int32
+        public var threshold: Float
+        public var missingLeft: Bool
+        public var left: Int32
+        public var right: Int32
+        public var value: Float
+        public var cover: Float
+        public var gain: Float
+    }
+
+    public struct Tree: Sendable, Equatable {
+        public var nodes: [Node]
+
+        /// The leaf `row` reaches.
+        @inline(__always)
+        func leaf(_ row: UnsafePointer<Float>) -> Int {
+            var i = 0
+            while nodes[i].feature >= 0 {
+                let n = nodes[i]
+                let v = row[Int(n.feature)]
+                let left = v.isNaN ? n.missingLeft : v <= n.threshold
+                i = Int(left ? n.left : n.right)
+            }
+            return i
+        }
+    }
+
+    public var features: Int
+    /// The margin before any tree: the log-odds of the (weighted) positive rate.
+    public var base: Float
+    public var trees: [Tree]
+    /// Validation log loss after each tree (empty without validation rows).
+    public var validationLoss: [Double] = []
+    /// Training log loss after each tree.
+    public var trainingLoss: [Double] = []
+
+    public init(features: Int, base: Float, trees: [Tree]) {
+        self.features = features
+        self.base = base
+        self.trees = trees
+    }
+
+    /// The log-odds for one row of `features` values (NaN: missing).
+    public func margin(_ row: UnsafePointer<Float>) -> Float {
+        var m = base
+        for t in trees { m += t.nodes[t.leaf(row)].value }
+        return m
+    }
+
+    public func margin(_ row: [Float]) -> Float { row.withBase { margin($0) } }
+
+    public func probability(_ row: [Float]) -> Float { sigmoid(margin(row)) }
+
+    /// Total split gain per feature (the report's global importance).
+    public var gainImportance: [Double] {
+        var out = [Double](repeating: 0, count: features)
+        for t in trees {
+            for n in t.nodes where n.feature >= 0 { out[Int(n.feature)] += Double(n.gain) }
+        }
+        return out
+    }
+
+    /// Trains on `rows` (row-major, `features` columns, NaN for missing) with labels 0/1;
+    /// `validation` rows, when given, decide how many trees to keep.
+    public static func train(
+        rows: [Float], labels: [Float], features: Int, parameters p: Parameters = .init(), validation: (rows: [Float], labels: [Float])? = nil,
+        progress: (Int) -> Bool = { _ in true }
+    ) -> BoostedTrees {
+        let n = labels.count
+        precondition(rows.count == n * features && n > 0)
+        let positives = labels.reduce(0, +)
+        let positiveWeight = p.positiveWeight > 0 ? p.positiveWeight : (positives > 0 ? Float(n) / positives - 1 : 1)
+        let weights = labels.map { $0 > 0.5 ? positiveWeight : 1 }
+        let weightedPositive = zip(labels, weights).reduce(Float(0)) { $0 + $1.0 * $1.1 }
+        let total = weights.reduce(0, +)
+        let rate = min(max(weightedPositive / total, 1e-6), 1 - 1e-6)
+        let base = log(rate / (1 - rate))
+        let binning = Binning(rows: rows, count: n, features: features, maxBins: p.maxBins)
+        var grower = Grower(binning: binning, parameters: p)
+        var model = BoostedTrees(features: features, base: base, trees: [])
+        var margins = [Float](repeating: base, count: n)
+        var gradients = [Float](repeating: 0, count: n), hessians = [Float](repeating: 0, count: n)
+        var validationMargins = validation.map { [Float](repeating: base, count: $0.labels.count) } ?? []
+        var best = (loss: Double.infinity, trees: 0)
+        for round in 0..<p.trees {
+            for i in 0..<n {
+                let q = sigmoid(margins[i])
+                gradients[i] = weights[i] * (q - labels[i])
+                hessians[i] = max(weights[i] * q * (1 - q), 1e-12)
+            }
+            let tree = grower.grow(gradients: gradients, hessians: hessians)
+            model.trees.append(tree)
+            rows.withBase { rp in
+                for i in 0..<n { margins[i] += tree.nodes[tree.leaf(rp + i * features)].value }
+            }
+            model.trainingLoss.append(logLoss(margins, labels))
+            if let validation {
+                validation.rows.withBase { vp in
+                    for i in 0..<validation.labels.count { validationMargins[i] += tree.nodes[tree.leaf(vp + i * features)].value }
+                }
+                let loss = logLoss(validationMargins, validation.labels)
+                model.validationLoss.append(loss)
+                if loss < best.loss - 1e-9 { best = (loss, round + 1) }
+                if round + 1 - best.trees >= p.earlyStoppingRounds { break }
+            }
+            if !progress(round + 1) { break }
+        }
+        if validation != nil && best.trees > 0 { model.trees.removeLast(model.trees.count - best.trees) }
+        return model
+    }
+
+    /// Mean log loss of margins against 0/1 labels.
+    public static func logLoss(_ margins: [Float], _ labels: [Float]) -> Double {
+        var s = 0.0
+        for (m, y) in zip(margins, labels) {
+            // log(1 + e^-m) for a positive, log(1 + e^m) for a negative, computed stably.
+            let z = Double(y > 0.5 ? -m : m)
+            s += z > 0 ? z + log1p(exp(-z)) : log1p(exp(z))
+        }
+        return s / Double(max(1, labels.count))
+    }
+}
+
+@inline(__always)
+public func sigmoid(_ x: Float) -> Float { 1 / (1 + exp(-x)) }
+
+/// Quantile bins per feature: `edges[f]` are the upper bounds of feature f's bins (a value
+/// goes to the first bin whose edge is at least it), and the last bin holds NaN.
+struct Binning {
+    let count: Int
+    let features: Int
+    var edges: [[Float]]
+    /// Column-major bins: `bins[f * count + i]`.
+    var bins: [UInt8]
+    let missingBin: Int
+
+    init(rows: [Float], count: Int, features: Int, maxBins: Int) {
+        self.count = count
+        self.features = features
+        let bins = min(max(maxBins, 2), 255)
+        missingBin = bins
+        edges = []
+        self.bins = [UInt8](repeating: 0, count: count * features)
+        for f in 0..<features {
+            var values: [Float] = []
+            values.reserveCapacity(count)
+            for i in 0..<count where !rows[i * features + f].isNaN { values.append(rows[i * features + f]) }
+            values.sort()
+            var cut: [Float] = []
+            var distinct: [Float] = []
+            for v in values where distinct.last != v { distinct.append(v) }
+            if distinct.count <= bins {
+                // Each distinct value its own bin: edges halfway between neighbours.
+                for k in 0..<max(0, distinct.count - 1) { cut.append((distinct[k] + distinct[k + 1]) / 2) }
+            } else {
+                for b in 1..<bins {
+                    let v = values[min(values.count - 1, b * values.count / bins)]
+                    if cut.last.map({ v > $0 }) ?? true { cut.append(v) }
+                }
+            }
+            edges.append(cut)
+            for i in 0..<count {
+                let v = rows[i * features + f]
+                self.bins[f * count + i] = UInt8(v.isNaN ? missingBin : Self.bin(v, cut))
+            }
+        }
+    }
+
+    /// The first bin whose upper edge is at least `v` (binary search).
+    static func bin(_ v: Float, _ edges: [Float]) -> Int {
+        var lo = 0, hi = edges.count
+        while lo < hi {
+            let mid = (lo + hi) / 2
+            if edges[mid] < v { lo = mid + 1 } else { hi = mid }
+        }
+        return lo
+    }
+
+    /// The raw-value threshold of a split after `bin`: rows of bins ≤ bin go left.
+    func threshold(feature f: Int, bin: Int) -> Float { edges[f][bin] }
+}
+
+/// Grows one tree at a time over fixed bins.
+struct Grower {
+    let binning: Binning
+    let p: BoostedTrees.Parameters
+    /// Row indices, each leaf owning a contiguous range.
+    var order: [Int32]
+    let slots: Int
+
+    init(binning: Binning, parameters: BoostedTrees.Parameters) {
+        self.binning = binning
+        self.p = parameters
+        order = (0..<Int32(binning.count)).map { $0 }
+        slots = binning.missingBin + 1
+    }
+
+    /// Gradient and hessian sums per (feature, bin), and row counts.
+    struct Histogram {
+        var g: [Double]
+        var h: [Double]
+        var n: [Int32]
+        static func - (a: Histogram, b: Histogram) -> Histogram {
+            var out = a
+            for i in 0..<a.g.count {
+                out.g[i] -= b.g[i]
+                out.h[i] -= b.h[i]
+                out.n[i] -= b.n[i]
+            }
+            return out
+        }
+    }
+
+    struct Split {
+        var gain: Double = 0
+        var feature = -1
+        var bin = 0
+        var missingLeft = false
+    }
+
+    struct Leaf {
+        var start: Int
+        var end: Int
+        var depth: Int
+        var node: Int
+        var g: Double
+        var h: Double
+        var histogram: Histogram
+        var split: Split
+    }
+
+    func histogram(_ start: Int, _ end: Int, _ gradients: [Float], _ hessians: [Float]) -> Histogram {
+        var hist = Histogram(g: [Double](repeating: 0, count: binning.features * slots), h: [Double](repeating: 0, count: binning.features * slots), n: [Int32](repeating: 0, count: binning.features * slots))
+        binning.bins.withUnsafeBufferPointer { bins in
+            order.withUnsafeBufferPointer { rows in
+                hist.g.withUnsafeMutableBufferPointer { g in
+                    hist.h.withUnsafeMutableBufferPointer { h in
+                        hist.n.withUnsafeMutableBufferPointer { cnt in
+                            for f in 0..<binning.features {
+                                let column = bins.baseAddress! + f * binning.count
+                                let base = f * slots
+                                for k in start..<end {
+                                    let r = Int(rows[k])
+                                    let b = base + Int(column[r])
+                                    g[b] += Double(gradients[r])
+                                    h[b] += Double(hessians[r])
+                                    cnt[b] += 1
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        return hist
+    }
+
+    func score(_ g: Double, _ h: Double) -> Double { g * g / (h + Double(p.l2)) }
+
+    /// The best split of a leaf with sums (g, h) and `rows` rows.
+    func bestSplit(_ hist: Histogram, g: Double, h: Double, rows: Int) -> Split {
+        var best = Split()
+        let parent = score(g, h)
+        let minRows = Int32(p.minRowsInLeaf), minH = Double(p.minHessianInLeaf)
+        for f in 0..<binning.features {
+            let base = f * slots
+            let bins = binning.edges[f].count + 1
+            guard bins > 1 else { continue }
+            let mg = hist.g[base + binning.missingBin], mh = hist.h[base + binning.missingBin], mn = hist.n[base + binning.missingBin]
+            var lg = 0.0, lh = 0.0
+            var ln: Int32 = 0
+            for b in 0..<(bins - 1) {
+                lg += hist.g[base + b]
+                lh += hist.h[base + b]
+                ln += hist.n[base + b]
+                for missingLeft in mn > 0 ? [false, true] : [false] {
+                    let (Lg, Lh, Ln) = missingLeft ? (lg + mg, lh + mh, ln + mn) : (lg, lh, ln)
+                    let (Rg, Rh, Rn) = (g - Lg, h - Lh, Int32(rows) - Ln)
+                    guard Ln >= minRows, Rn >= minRows, Lh >= minH, Rh >= minH else { continue }
+                    let gain = score(Lg, Lh) + score(Rg, Rh) - parent
+                    if gain > best.gain + 1e-12 { best = Split(gain: gain, feature: f, bin: b, missingLeft: missingLeft) }
+                }
+            }
+        }
+        return best
+    }
+
+    mutating func grow(gradients: [Float], hessians: [Float]) -> BoostedTrees.Tree {
+        let n = binning.count
+        var g = 0.0, h = 0.0
+        for i in 0..<n {
+            g += Double(gradients[i])
+            h += Double(hessians[i])
+        }
+        var nodes: [BoostedTrees.Node] = [leafNode(g, h)]
+        let rootHist = histogram(0, n, gradients, hessians)
+        var leaves = [Leaf(start: 0, end: n, depth: 0, node: 0, g: g, h: h, histogram: rootHist, split: bestSplit(rootHist, g: g, h: h, rows: n))]
+        var count = 1
+        while count < p.maxLeaves {
+            // The leaf whose split gains most (ties: the earliest).
+            var pick = -1
+            for (i, l) in leaves.enumerated() where l.split.feature >= 0 && l.depth < p.maxDepth {
+                if pick < 0 || l.split.gain > leaves[pick].split.gain { pick = i }
+            }
+            guard pick >= 0 else { break }
+            let leaf = leaves.remove(at: pick)
+            let s = leaf.split
+            // Partition the leaf's rows: left first.
+            let column = s.feature * n
+            var mid = leaf.start
+            order.withUnsafeMutableBufferPointer { rows in
+                binning.bins.withUnsafeBufferPointer { bins in
+                    var i = leaf.start, j = leaf.end - 1
+                    while i <= j {
+                        let b = Int(bins[column + Int(rows[i])])
+                        let left = b == binning.missingBin ? s.missingLeft : b <= s.bin
+                        if left { i += 1 } else { rows.swapAt(i, j); j -= 1 }
+                    }
+                    mid = i
+                }
+            }
+            var lg = 0.0, lh = 0.0
+            for k in leaf.start..<mid {
+                let r = Int(order[k])
+                lg += Double(gradients[r])
+                lh += Double(hessians[r])
+            }
+            let (rg, rh) = (leaf.g - lg, leaf.h - lh)
+            let leftSmaller = mid - leaf.start <= leaf.end - mid
+            let small = leftSmaller ? histogram(leaf.start, mid, gradients, hessians) : histogram(mid, leaf.end, gradients, hessians)
+            let large = leaf.histogram - small
+            let (leftHist, rightHist) = leftSmaller ? (small, large) : (large, small)
+            let leftIndex = nodes.count, rightIndex = nodes.count + 1
+            nodes.append(leafNode(lg, lh))
+            nodes.append(leafNode(rg, rh))
+            nodes[leaf.node].feature = Int32(s.feature)
+            nodes[leaf.node].threshold = binning.threshold(feature: s.feature, bin: s.bin)
+            nodes[leaf.node].missingLeft = s.missingLeft
+            nodes[leaf.node].left = Int32(leftIndex)
+            nodes[leaf.node].right = Int32(rightIndex)
+            nodes[leaf.node].gain = Float(s.gain)
+            nodes[leaf.node].value = 0
+            leaves.append(Leaf(start: leaf.start, end: mid, depth: leaf.depth + 1, node: leftIndex, g: lg, h: lh, histogram: leftHist, split: bestSplit(leftHist, g: lg, h: lh, rows: mid - leaf.start)))
+            leaves.append(Leaf(start: mid, end: leaf.end, depth: leaf.depth + 1, node: rightIndex, g: rg, h: rh, histogram: rightHist, split: bestSplit(rightHist, g: rg, h: rh, rows: leaf.end - mid)))
+            count += 1
+        }
+        return BoostedTrees.Tree(nodes: nodes)
+    }
+
+    func leafNode(_ g: Double, _ h: Double) -> BoostedTrees.Node {
+        let value = -g / (h + Double(p.l2)) * Double(p.learningRate)
+        return .init(feature: -1, threshold: 0, missingLeft: false, left: -1, right: -1, value: Float(value), cover: Float(h), gain: 0)
+    }
+}

@@ -1,0 +1,139 @@
+import Math
+import Testing
+
+/// Rows of `d` uniform features in [0, 1) and labels from `rule`.
+func planted(_ rng: inout SplitMix, rows n: Int, features d: Int, rule: ([Float]) -> Bool) -> (rows: [Float], labels: [Float]) {
+    var rows: [Float] = []
+    var labels: [Float] = []
+    for _ in 0..<n {
+        let r = (0..<d).map { _ in rng.unit() }
+        rows += r
+        labels.append(rule(r) ? 1 : 0)
+    }
+    return (rows, labels)
+}
+
+func accuracy(_ predict: ([Float]) -> Float, _ data: (rows: [Float], labels: [Float]), features d: Int) -> Double {
+    var right = 0
+    for i in 0..<data.labels.count {
+        let p = predict(Array(data.rows[i * d..<(i + 1) * d]))
+        if (p > 0.5) == (data.labels[i] > 0.5) { right += 1 }
+    }
+    return Double(right) / Double(data.labels.count)
+}
+
+@Suite("Classifiers")
+struct ClassifierTests {
+    @Test("logistic regression separates linearly separable data, and explains by coefficient times standardised value")
+    func logistic() throws {
+        var rng = SplitMix(seed: 5)
+        let data = planted(&rng, rows: 600, features: 3) { $0[0] + 2 * $0[1] > 1.4 }
+        var p = LogisticRegression.Parameters()
+        p.l2 = 1e-3
+        let model = try LogisticRegression.train(rows: data.rows, labels: data.labels, features: 3, parameters: p)
+        #expect(accuracy({ sigmoid(model.margin($0)) }, data, features: 3) >= 0.99)
+        // The noise feature matters least; feature 1 about twice feature 0 (in raw units).
+        let raw = (0..<3).map { model.coefficients[$0] / model.scales[$0] }
+        #expect(abs(raw[2]) < abs(raw[0]) && abs(raw[1] / raw[0] - 2) < 0.3, "\(raw)")
+        let row: [Float] = [0.9, 0.8, 0.1]
+        #expect(abs(model.attributions(row).reduce(0, +) + model.intercept - model.margin(row)) < 1e-4)
+        #expect(model.margin([.nan, 0.8, 0.1]).isFinite)
+    }
+
+    @Test("boosted trees learn a planted rule with an interaction and missing values, and stop early on validation")
+    func trees() {
+        var rng = SplitMix(seed: 8)
+        let rule: ([Float]) -> Bool = { ($0[0] > 0.6 && $0[1] < 0.3) || $0[2] > 0.9 }
+        var train = planted(&rng, rows: 4000, features: 5, rule: rule)
+        // Missing x0 means positive: a pattern only the missing-value direction can learn.
+        for i in stride(from: 0, to: 4000, by: 10) {
+            train.rows[i * 5] = .nan
+            train.labels[i] = 1
+        }
+        let valid = planted(&rng, rows: 1000, features: 5, rule: rule)
+        var p = BoostedTrees.Parameters()
+        p.trees = 400
+        p.learningRate = 0.2
+        let model = BoostedTrees.train(rows: train.rows, labels: train.labels, features: 5, parameters: p, validation: (valid.rows, valid.labels))
+        let test = planted(&rng, rows: 2000, features: 5, rule: rule)
+        #expect(accuracy({ model.probability($0) }, test, features: 5) >= 0.98)
+        #expect(model.probability([.nan, 0.9, 0.1, 0.2, 0.5]) > 0.9)
+        #expect(model.trees.count < 400 && model.validationLoss.count >= model.trees.count)
+        // The noise features (3, 4) gain least.
+        let gain = model.gainImportance
+        #expect(gain[3] < gain[0] && gain[4] < gain[1], "\(gain)")
+    }
+
+    @Test("TreeSHAP attributions sum to the margin and equal brute-force Shapley values on small trees")
+    func shap() {
+        var rng = SplitMix(seed: 13)
+        let data = planted(&rng, rows: 800, features: 4) { $0[0] > 0.5 && ($0[1] > 0.3 || $0[3] < 0.2) }
+        var p = BoostedTrees.Parameters()
+        p.trees = 6
+        p.maxLeaves = 8
+        p.maxDepth = 4
+        p.learningRate = 0.5
+        p.minRowsInLeaf = 5
+        let model = BoostedTrees.train(rows: data.rows, labels: data.labels, features: 4, parameters: p)
+        let shap = TreeSHAP(model)
+        for _ in 0..<10 {
+            var row = (0..<4).map { _ in rng.unit() }
+            if rng.below(3) == 0 { row[1] = .nan }
+            let phi = shap.attributions(row)
+            #expect(abs(shap.expected + phi.reduce(0, +) - model.margin(row)) < 1e-4)
+            let brute = bruteForceShapley(model, row)
+            for f in 0..<4 { #expect(abs(phi[f] - brute[f]) < 1e-4, "feature \(f): \(phi[f]) against \(brute[f])") }
+        }
+    }
+
+    /// E[f(x) | x_S] with absent features averaged over the children by cover, per tree.
+    func conditional(_ model: BoostedTrees, _ row: [Float], _ present: Set<Int>) -> Double {
+        func walk(_ t: BoostedTrees.Tree, _ i: Int) -> Double {
+            let n = t.nodes[i]
+            guard n.feature >= 0 else { return Double(n.value) }
+            if present.contains(Int(n.feature)) {
+                let v = row[Int(n.feature)]
+                return walk(t, Int((v.isNaN ? n.missingLeft : v <= n.threshold) ? n.left : n.right))
+            }
+            let l = t.nodes[Int(n.left)].cover, r = t.nodes[Int(n.right)].cover
+            return (Double(l) * walk(t, Int(n.left)) + Double(r) * walk(t, Int(n.right))) / Double(l + r)
+        }
+        return Double(model.base) + model.trees.reduce(0) { $0 + walk($1, 0) }
+    }
+
+    func bruteForceShapley(_ model: BoostedTrees, _ row: [Float]) -> [Float] {
+        let m = model.features
+        func factorial(_ k: Int) -> Double { k <= 1 ? 1 : Double(k) * factorial(k - 1) }
+        return (0..<m).map { i in
+            var phi = 0.0
+            for mask in 0..<(1 << m) where mask & (1 << i) == 0 {
+                let s = Set((0..<m).filter { mask & (1 << $0) != 0 })
+                let w = factorial(s.count) * factorial(m - s.count - 1) / factorial(m)
+                phi += w * (conditional(model, row, s.union([i])) - conditional(model, row, s))
+            }
+            return Float(phi)
+        }
+    }
+
+    @Test("isotonic calibration is monotone and matches observed rates; AUCs and thresholds on known cases")
+    func calibrationAndMetrics() {
+        var rng = SplitMix(seed: 2)
+        var scores: [Float] = [], labels: [Float] = []
+        for _ in 0..<5000 {
+            let s = rng.unit()
+            scores.append(s)
+            labels.append(rng.unit() < s * s ? 1 : 0)  // the true probability is s²
+        }
+        let c = IsotonicCalibration(scores: scores, labels: labels)
+        #expect(zip(c.probabilities, c.probabilities.dropFirst()).allSatisfy { $0 <= $1 })
+        for s: Float in [0.2, 0.5, 0.8] { #expect(abs(c.probability(s) - s * s) < 0.07, "at \(s): \(c.probability(s))") }
+
+        #expect(BinaryMetrics.rocAUC([0.1, 0.4, 0.35, 0.8], [0, 0, 1, 1]) == 0.75)
+        #expect(BinaryMetrics.rocAUC([1, 2, 3], [0, 1, 1]) == 1)
+        // scikit-learn's average_precision_score([0, 0, 1, 1], [0.1, 0.4, 0.35, 0.8]) = 0.8333...
+        #expect(abs(BinaryMetrics.prAUC([0.1, 0.4, 0.35, 0.8], [0, 0, 1, 1]) - 5.0 / 6) < 1e-9)
+        let t = BinaryMetrics.threshold(forPrecision: 1, [0.1, 0.4, 0.35, 0.8], [0, 0, 1, 1])
+        #expect(t?.threshold == 0.8 && t?.recall == 0.5)
+        #expect(BinaryMetrics.threshold(forShare: 0.5, [0.1, 0.4, 0.35, 0.8]) == 0.4)
+    }
+}
