@@ -174,9 +174,9 @@ struct RecommendServiceTests {
                         }
 
                         // A new item, listed by an item_upsert and viewed since, is recommended by the live
-                        // trending list before any model knows it; explained on request. (At the wall
-                        // clock: the impressions recorded so far carry it, and windows end there.)
-                        let nowMs = Int64(Date().timeIntervalSince1970 * 1000)
+                        // trending list before any model knows it; explained on request. (The impressions
+                        // served so far are stamped with the wall clock; the shop's clock stays in 2024.)
+                        let nowMs = baseMs + 86_400_100
                         var listing = view(1, 0, at: nowMs, kind: .itemUpsert)
                         var upsert = ItemUpsert()
                         upsert.itemId = 900

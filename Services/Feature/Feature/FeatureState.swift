@@ -154,7 +154,11 @@ public final class FeatureState {
         default: break
         }
         version &+= 1
-        if e.timestampMs > watermarkMs { watermarkMs = e.timestampMs }
+        // The shop's clock is its users' activity: impressions (recommend's, stamped when
+        // served) and labels (stamped when an outcome is known) do not move it, so replayed
+        // history keeps its windows while the suite serves it.
+        let activity = e.kind != .label && e.kind != .impression
+        if activity && e.timestampMs > watermarkMs { watermarkMs = e.timestampMs }
         let now = watermarkMs
         let user = users[e.userId] ?? {
             let u = UserState(id: e.userId)
@@ -162,7 +166,6 @@ public final class FeatureState {
             users.insert(u)
             return u
         }()
-        let activity = e.kind != .label && e.kind != .impression
         let inOrder = !activity || e.timestampMs >= user.lastSeenMs
         var observation: Observation? = inOrder ? nil : .outOfOrder
         // The item of an interaction, looked up once for the user's fold and the item's statistics.
