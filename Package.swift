@@ -29,7 +29,7 @@ func service(_ name: String, executable: String) -> [Target] {
         .target(
             name: name,
             dependencies: [
-                "ServiceKit", "RPC", "Wire", "Store", "CMemory", "Math", "Recommenders", .product(name: "Logging", package: "swift-log"),
+                "ServiceKit", "RPC", "Wire", "Store", "CMemory", "Math", "Recommenders", "Classifiers", .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ],
@@ -63,6 +63,7 @@ let package = Package(
         .library(name: "Store", targets: ["Store"]),
         .library(name: "Math", targets: ["Math"]),
         .library(name: "Recommenders", targets: ["Recommenders"]),
+        .library(name: "Classifiers", targets: ["Classifiers"]),
         .library(name: "Model", targets: ["Model"]),
         .library(name: "Ingest", targets: ["Ingest"]),
         .library(name: "Feature", targets: ["Feature"]),
@@ -121,6 +122,9 @@ let package = Package(
         // format, the interaction matrix and the evaluation protocol (model and recommend).
         .target(
             name: "Recommenders", dependencies: ["Math", "Store", "Wire", "RPC", .product(name: "Logging", package: "swift-log")], path: "Shared/Recommenders", swiftSettings: swiftSettings),
+        // The classifiers as published and served: learner, calibration, thresholds and
+        // their artifact format (model trains them, risk-control scores with them).
+        .target(name: "Classifiers", dependencies: ["Math", "Store", "Wire"], path: "Shared/Classifiers", swiftSettings: swiftSettings),
     ]
     + services.flatMap { service($0.0, executable: $0.1) }
     + [
@@ -150,7 +154,8 @@ let package = Package(
             ] + nio,
             path: "Tests/RPCTests", swiftSettings: swiftSettings),
         .testTarget(
-            name: "ModelTests", dependencies: ["Model", "Recommend", "Math", "Recommenders", "Ingest", "ServiceKit", "RPC", "Wire", "Store", "TestSupport"],
+            name: "ModelTests",
+            dependencies: ["Model", "Recommend", "Feature", "Math", "Recommenders", "Classifiers", "Datasets", "Ingest", "ServiceKit", "RPC", "Wire", "Store", "TestSupport"],
             path: "Tests/ModelTests", swiftSettings: swiftSettings),
         .testTarget(
             name: "RecommendTests",

@@ -8,9 +8,10 @@ import Wire
 /// progress bar, and prints the new version's metrics beside the popularity baseline.
 struct TrainCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "train", abstract: "Train a recommendation model (popularity, item_knn, als, bpr, ease) and publish it.")
+        commandName: "train",
+        abstract: "Train a recommendation model (popularity, item_knn, als, bpr, ease) or a classifier (fraud: gbdt or logistic) and publish it.")
 
-    @Argument(help: "popularity, item_knn, als, bpr or ease.")
+    @Argument(help: "popularity, item_knn, als, bpr, ease; or fraud (the gbdt learner on the labelled orders), gbdt, logistic.")
     var kind: String
 
     @Option(help: "The model's name (default: the kind).")
@@ -33,7 +34,7 @@ struct TrainCommand: AsyncParsableCommand {
 
     @OptionGroup var endpoints: Endpoints
 
-    static let kinds = RecommenderModel.Kind.allCases.map(\.rawValue)
+    static let kinds = RecommenderModel.Kind.allCases.map(\.rawValue) + ["fraud", "gbdt", "logistic"]
 
     func validate() throws {
         guard Self.kinds.contains(kind) else { throw ValidationError("unknown kind '\(kind)'; one of \(Self.kinds.joined(separator: ", "))") }
@@ -41,7 +42,7 @@ struct TrainCommand: AsyncParsableCommand {
 
     func run() async throws {
         var request = TrainRequest()
-        request.kind = ModelKind(name: kind) ?? ModelKind(rawValue: -1)
+        request.kind = kind == "fraud" ? .gbdt : ModelKind(name: kind) ?? ModelKind(rawValue: -1)
         request.name = name ?? ""
         request.search = search
         request.publish = !noPublish
@@ -114,9 +115,18 @@ struct TrainCommand: AsyncParsableCommand {
         print("\(status.name) v\(status.version) (\(status.kind.name ?? "")): trained in \(String(format: "%.1f", info?.trainingSeconds ?? 0)) s on \(info?.interactions ?? 0) interactions of \(info?.users ?? 0) users and \(info?.items ?? 0) items\(published ? ", published" : "")")
         print("  parameters: " + report.params.map { "\($0.key)=\($0.value)" }.joined(separator: " "))
         let baseline = Dictionary(report.baseline.map { ($0.name, $0.value) }, uniquingKeysWith: { a, _ in a })
+        let classifier = status.kind == .gbdt || status.kind == .logistic
         let rows = report.metrics.map { m in [m.name, String(format: "%.4f", m.value), baseline[m.name].map { String(format: "%.4f", $0) } ?? "-"] }
-        print(Table.render(header: ["METRIC", "MODEL", "POPULARITY"], rows: rows).split(separator: "\n").map { "  " + $0 }.joined(separator: "\n"))
-        print("  evaluated on \(report.users) users, \(report.testPairs) held-out pairs (\(report.protocol))")
+        print(Table.render(header: ["METRIC", "MODEL", classifier ? "PREVALENCE" : "POPULARITY"], rows: rows).split(separator: "\n").map { "  " + $0 }.joined(separator: "\n"))
+        if classifier {
+            print("  thresholds (calibrated probability, on the validation rows):")
+            for t in report.thresholds { print("    " + t.name) }
+            print("  most important features:")
+            for m in report.importance.prefix(8) { print("    " + m.name) }
+            print("  evaluated on \(report.testPairs) held-out orders of \(report.users) users (\(report.protocol))")
+        } else {
+            print("  evaluated on \(report.users) users, \(report.testPairs) held-out pairs (\(report.protocol))")
+        }
     }
 }
 

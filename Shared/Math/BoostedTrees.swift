@@ -42,10 +42,23 @@ public struct BoostedTrees: Sendable, Equatable {
         public var value: Float
         public var cover: Float
         public var gain: Float
+
+        public init(feature: Int32, threshold: Float, missingLeft: Bool, left: Int32, right: Int32, value: Float, cover: Float, gain: Float) {
+            self.feature = feature
+            self.threshold = threshold
+            self.missingLeft = missingLeft
+            self.left = left
+            self.right = right
+            self.value = value
+            self.cover = cover
+            self.gain = gain
+        }
     }
 
     public struct Tree: Sendable, Equatable {
         public var nodes: [Node]
+
+        public init(nodes: [Node]) { self.nodes = nodes }
 
         /// The leaf `row` reaches.
         @inline(__always)

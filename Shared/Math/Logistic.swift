@@ -21,6 +21,13 @@ public struct LogisticRegression: Sendable, Equatable {
 
     public var features: Int { means.count }
 
+    public init(means: [Float], scales: [Float], coefficients: [Float], intercept: Float) {
+        self.means = means
+        self.scales = scales
+        self.coefficients = coefficients
+        self.intercept = intercept
+    }
+
     /// The standardised value of feature `f` (0 for a missing value).
     @inline(__always)
     public func standardised(_ v: Float, _ f: Int) -> Float { v.isNaN ? 0 : (v - means[f]) / scales[f] }

@@ -56,6 +56,8 @@ public final class PublishedModels: @unchecked Sendable {
     private var models: [String: Loaded] = [:]
     private let client: RPCClient
     private let logger: Logger
+    /// The published names to follow (the others are some other service's models).
+    private let accept: @Sendable (String) -> Bool
     /// Factor models with more items than this get an approximate index.
     private let indexAbove: Int
     private let indexParameters: HNSW.Parameters
@@ -63,11 +65,12 @@ public final class PublishedModels: @unchecked Sendable {
     private let swapped: @Sendable (Loaded) -> Void
 
     public init(
-        client: RPCClient, logger: Logger, indexAbove: Int = .max, indexParameters: HNSW.Parameters = .init(),
-        swapped: @escaping @Sendable (Loaded) -> Void = { _ in }
+        client: RPCClient, logger: Logger, accept: @escaping @Sendable (String) -> Bool = { _ in true }, indexAbove: Int = .max,
+        indexParameters: HNSW.Parameters = .init(), swapped: @escaping @Sendable (Loaded) -> Void = { _ in }
     ) {
         self.client = client
         self.logger = logger
+        self.accept = accept
         self.indexAbove = indexAbove
         self.indexParameters = indexParameters
         self.swapped = swapped
@@ -96,7 +99,7 @@ public final class PublishedModels: @unchecked Sendable {
             do {
                 let response = try await client.call(ModelAPI.watchModels, request, timeout: wait + .seconds(5))
                 backoff.reset()
-                for v in response.published where versions[v.name] != v.version {
+                for v in response.published where accept(v.name) && versions[v.name] != v.version {
                     do {
                         try await load(v.name, version: v.version)
                     } catch {

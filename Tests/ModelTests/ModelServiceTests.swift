@@ -19,9 +19,9 @@ func withModelSuite<R>(
 ) async throws -> R {
     try await withHostedService(IngestService.self, settings: IngestSettings()) { ingest in
         var settings = ModelService.Settings()
-        settings.ingestPort = ingest.rpcPort
-        settings.readWait = .milliseconds(200)
-        settings.snapshotInterval = .seconds(1)
+        settings.consumer.ingestPort = ingest.rpcPort
+        settings.consumer.readWait = .milliseconds(200)
+        settings.consumer.snapshotInterval = .seconds(1)
         return try await withHostedService(ModelService.self, settings: settings, dataDir: modelDir) { model in
             try await body(ingest.client, model.client, model.rpcPort, model.metricsPort)
         }

@@ -102,7 +102,7 @@ struct RecommendServiceTests {
             consumer.ingestPort = ingest.rpcPort
             consumer.readWait = .milliseconds(200)
             try await withHostedService(FeatureService.self, settings: consumer) { feature in
-                try await withHostedService(ModelService.self, settings: consumer) { model in
+                try await withHostedService(ModelService.self, settings: ModelSettings(consumer)) { model in
                     var settings = RecommendSettings()
                     settings.modelPort = model.rpcPort
                     settings.featurePort = feature.rpcPort
@@ -253,7 +253,7 @@ struct RecommendFeatureDownTests {
             let featureClient = RPCClient(host: "127.0.0.1", port: featurePort)
             defer { Task { await featureClient.shutdown() } }
             try await waitHealthy(featureClient)
-            try await withHostedService(ModelService.self, settings: consumer) { model in
+            try await withHostedService(ModelService.self, settings: ModelSettings(consumer)) { model in
                 var settings = RecommendSettings()
                 settings.modelPort = model.rpcPort
                 settings.featurePort = featurePort

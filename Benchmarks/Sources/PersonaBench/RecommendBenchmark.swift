@@ -43,7 +43,7 @@ func recommendBenchmark(output: String, configurations: [(items: Int, indexed: B
         var consumer = ConsumerSettings()
         consumer.ingestPort = ingest.port
         let feature = try await HostedBenchService<FeatureService>.start(settings: consumer)
-        let modelService = try await HostedBenchService<ModelService>.start(settings: consumer, directory: dir + "/model")
+        let modelService = try await HostedBenchService<ModelService>.start(settings: ModelSettings(consumer), directory: dir + "/model")
         var settings = RecommendSettings()
         settings.ingestPort = ingest.port
         settings.featurePort = feature.port

@@ -51,23 +51,24 @@ final class JobBoard: @unchecked Sendable {
     static var nowMs: Int64 { Int64(Date().timeIntervalSince1970 * 1000) }
 
     /// Queues `work` behind the other jobs of `kind`; returns the job's id at once.
-    func submit(name: String, kind: RecommenderModel.Kind, _ work: @escaping Work) throws -> String {
+    func submit(name: String, kind: ModelKind, _ work: @escaping Work) throws -> String {
+        let kindName = kind.name ?? "\(kind.rawValue)"
         let progress = TrainingProgress()
         let (id, queue): (String, DispatchQueue) = try lock.withLock {
             counter += 1
-            let id = "\(kind.rawValue)-\(Self.nowMs)-\(counter)"
+            let id = "\(kindName)-\(Self.nowMs)-\(counter)"
             var status = JobStatusResponse()
             status.jobId = id
             status.name = name
-            status.kind = kind.modelKind
+            status.kind = kind
             status.state = .queued
             status.message = "queued"
             status.createdMs = Self.nowMs
             jobs[id] = Job(status: status, progress: progress)
             order.append(id)
             try save()
-            let queue = queues[kind.rawValue] ?? DispatchQueue(label: "persona.model.train.\(kind.rawValue)")
-            queues[kind.rawValue] = queue
+            let queue = queues[kindName] ?? DispatchQueue(label: "persona.model.train.\(kindName)")
+            queues[kindName] = queue
             return (id, queue)
         }
         running.enter()

@@ -1,3 +1,5 @@
+public import ArgumentParser
+import Classifiers
 import Foundation
 import Logging
 public import RPC
@@ -14,20 +16,25 @@ public struct ModelService: PersonaService {
     public static let defaultPort = 7103
     public static let defaultMetricsPort = 9103
 
-    /// The model service's settings: where the log is and how it is read and snapshotted.
-    public typealias Settings = ConsumerSettings
+    public typealias Settings = ModelSettings
 
     let context: ServiceContext
     let settings: ConsumerSettings
+    /// The feature service: labelled training rows for the classifiers (ExportTraining).
+    let feature: RPCClient
     let store: InteractionStore
     let registry: Registry
     let jobs: JobBoard
     let consumer: LogConsumer
     let snapshotPath: String
 
-    public init(context: ServiceContext, settings: ConsumerSettings) async throws {
+    public init(context: ServiceContext, settings model: ModelSettings) async throws {
         self.context = context
+        let settings = model.consumer
         self.settings = settings
+        var featureConfig = RPCClient.Config.defaults(host: model.featureHost, port: model.featurePort)
+        featureConfig.defaultTimeout = .seconds(300)
+        feature = RPCClient(config: featureConfig)
         snapshotPath = context.dataDirectory.file("interactions.snapshot")
         let (store, restored) = try InteractionStore.open(snapshotPath: snapshotPath)
         self.store = store
@@ -104,7 +111,8 @@ public struct ModelService: PersonaService {
     }
 
     func train(_ request: TrainRequest) throws -> TrainResponse {
-        let kinds = RecommenderModel.Kind.allCases.map(\.rawValue).joined(separator: ", ")
+        if request.kind == .gbdt || request.kind == .logistic { return try trainClassifier(request) }
+        let kinds = (RecommenderModel.Kind.allCases.map(\.rawValue) + ClassifierRun.Parameters.learners).joined(separator: ", ")
         guard let kind = RecommenderModel.Kind(request.kind) else {
             badRequest("unknown_kind")
             throw RPCError(.invalidArgument, "kind '\(request.kind.name ?? String(request.kind.rawValue))' cannot be trained here; valid kinds: \(kinds)")
@@ -128,13 +136,97 @@ public struct ModelService: PersonaService {
         guard store.summary.pairs > 0 else {
             throw RPCError(.failedPrecondition, "the model service holds no interactions yet: import events (persona import FILE --format ...) and wait for them to be consumed, then train again")
         }
-        let id = try jobs.submit(name: name, kind: kind) { id, progress in
+        let id = try jobs.submit(name: name, kind: kind.modelKind) { id, progress in
             try runJob(request, id: id, name: name, parameters: parameters, progress: progress)
         }
         context.logger.info("training job \(id): \(kind.rawValue) as '\(name)'\(request.search ? " with search" : "")")
         var response = TrainResponse()
         response.jobId = id
         return response
+    }
+
+    /// A classifier job: `gbdt` or `logistic` on the feature service's labelled rows; the
+    /// name defaults to the target (`fraud`).
+    func trainClassifier(_ request: TrainRequest) throws -> TrainResponse {
+        let learner = request.kind == .gbdt ? "gbdt" : "logistic"
+        let parameters: ClassifierRun.Parameters
+        do {
+            parameters = try ClassifierRun.Parameters(learner: learner, request.params.map { ($0.key, $0.value) })
+        } catch let invalid as TrainingParameters.Invalid {
+            badRequest("bad_parameter")
+            throw RPCError(.invalidArgument, invalid.description)
+        }
+        let name = request.name.isEmpty ? parameters.target : request.name
+        guard Registry.validName(name) else {
+            badRequest("bad_name")
+            throw RPCError(.invalidArgument, "model name '\(name)' must be letters, digits, '_' or '-' (at most 64)")
+        }
+        guard request.dataToMs == 0 || request.dataFromMs < request.dataToMs else {
+            badRequest("bad_range")
+            throw RPCError(.invalidArgument, "data range [\(request.dataFromMs), \(request.dataToMs)) is empty")
+        }
+        let id = try jobs.submit(name: name, kind: request.kind) { id, progress in
+            progress.report(0, "reading labelled rows from the feature service")
+            let rows = try blocking { try await exportTraining(from: request.dataFromMs, to: request.dataToMs) }
+            let outcome = try ClassifierRun.run(parameters, rows, progress: progress)
+            try progress.check()
+            var info = ModelInfo()
+            info.kind = request.kind
+            info.createdMs = JobBoard.nowMs
+            info.metrics = outcome.report.metrics
+            info.params = outcome.report.params
+            info.dataFromMs = request.dataFromMs
+            info.dataToMs = request.dataToMs
+            info.featureSchemaVersion = rows.schemaVersion
+            info.trainingSeconds = outcome.seconds
+            info.interactions = UInt64(rows.rows.count)
+            info.users = UInt32(outcome.users)
+            info.items = UInt32(rows.names.count)
+            info.jobId = id
+            let stored = try registry.add(name: name, artifact: outcome.classifier.encode(), info: info, report: outcome.report)
+            context.metrics.counter("persona_model_versions_total", labels: [("kind", learner)], help: "Model versions trained").increment()
+            if request.publish {
+                _ = try registry.publish(name, stored.version)
+                context.logger.info("published \(name) v\(stored.version)")
+            }
+            return (stored.version, stored.metrics)
+        }
+        context.logger.info("training job \(id): \(learner) as '\(name)'")
+        var response = TrainResponse()
+        response.jobId = id
+        return response
+    }
+
+    /// Every labelled row of the feature service's point-in-time export, page by page.
+    func exportTraining(from: Int64, to: Int64) async throws -> ClassifierRun.Rows {
+        var request = ExportTrainingRequest()
+        request.fromMs = from
+        request.toMs = to
+        request.chunkRows = 10_000
+        var rows: [TrainingRow] = []
+        var names: [String] = [], schema: UInt32 = 0
+        while true {
+            let page = try await feature.call(FeatureAPI.exportTraining, request)
+            names = page.names
+            schema = page.schemaVersion
+            rows += page.rows
+            if page.done { break }
+            request.cursor = page.nextCursor
+        }
+        return ClassifierRun.Rows(names: names, schemaVersion: schema, rows: rows)
+    }
+
+    /// Runs async work from a job's thread (a dispatch queue of its own, never the
+    /// cooperative pool), waiting for its result.
+    func blocking<T: Sendable>(_ work: @escaping @Sendable () async throws -> T) throws -> T {
+        let done = DispatchSemaphore(value: 0)
+        nonisolated(unsafe) var result: Result<T, any Error>!
+        Task {
+            do { result = .success(try await work()) } catch { result = .failure(error) }
+            done.signal()
+        }
+        done.wait()
+        return try result.get()
     }
 
     /// The work of one job (on its kind's thread): data, fit, evaluate, store, publish.
@@ -250,6 +342,7 @@ public struct ModelService: PersonaService {
         jobs.shutdown()
         try writeSnapshot()
         await consumer.ingest.shutdown()
+        await feature.shutdown()
     }
 
     public func healthChecks() async -> [(String, String)] {
@@ -267,5 +360,34 @@ extension ModelVersion {
         self.init()
         self.name = name
         self.version = version
+    }
+}
+
+/// Settings of the model service beyond the common flags: the log it folds, and the feature
+/// service the classifiers' training rows come from.
+public struct ModelSettings: Sendable {
+    public var consumer: ConsumerSettings
+    public var featureHost = "127.0.0.1"
+    public var featurePort = 7102
+
+    public init(_ consumer: ConsumerSettings = .init()) { self.consumer = consumer }
+}
+
+public struct ModelOptions: ParsableArguments, Sendable {
+    @OptionGroup public var consumer: ConsumerOptions
+
+    @Option(help: "Feature service address host:port, where classifiers' labelled rows come from (env PERSONA_FEATURE_ADDR, default 127.0.0.1:7102).")
+    public var feature: String?
+
+    public init() {}
+
+    public func resolve(environment: [String: String]? = nil) throws -> ModelSettings {
+        let env = environment ?? ProcessInfo.processInfo.environment
+        var s = ModelSettings(try consumer.resolve(service: "model", environment: env))
+        if let (host, port) = try peerAddress(flag: feature, variable: "PERSONA_FEATURE_ADDR", environment: env, service: "feature") {
+            s.featureHost = host
+            s.featurePort = port
+        }
+        return s
     }
 }

@@ -8,9 +8,9 @@ struct ModelServer: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "persona-model", abstract: "Persona model service: training jobs, versioned models.")
 
     @OptionGroup var options: ServiceOptions
-    @OptionGroup var consumer: ConsumerOptions
+    @OptionGroup var model: ModelOptions
 
     func run() async throws {
-        try await ServiceHost<ModelService>.main(options: options, settings: try consumer.resolve(service: "model"))
+        try await ServiceHost<ModelService>.main(options: options, settings: try model.resolve())
     }
 }

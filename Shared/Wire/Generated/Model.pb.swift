@@ -879,6 +879,8 @@ public struct EvaluationReport: WireMessage {
     public var testPairs: UInt64 = 0
     public var `protocol`: String = ""
     public var search: [Curve] = []
+    public var importance: [Metric] = []
+    public var thresholds: [Metric] = []
     /// Fields this build does not know, kept so a relay re-encodes them unchanged.
     public var unknownFields = UnknownFields()
     public init() {}
@@ -901,6 +903,8 @@ extension EvaluationReport: CMessageConvertible {
         c.pointee.test_pairs = testPairs
         if !`protocol`.isEmpty { c.pointee.protocol = arena.string(`protocol`) }
         (c.pointee.n_search, c.pointee.search) = arena.messages(search)
+        (c.pointee.n_importance, c.pointee.importance) = arena.messages(importance)
+        (c.pointee.n_thresholds, c.pointee.thresholds) = arena.messages(thresholds)
         arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
     }
     init(cMessage c: UnsafePointer<Persona__V1__EvaluationReport>) {
@@ -918,6 +922,8 @@ extension EvaluationReport: CMessageConvertible {
         testPairs = c.pointee.test_pairs
         `protocol` = readString(c.pointee.protocol)
         search = readMessages(c.pointee.search, c.pointee.n_search, as: Curve.self)
+        importance = readMessages(c.pointee.importance, c.pointee.n_importance, as: Metric.self)
+        thresholds = readMessages(c.pointee.thresholds, c.pointee.n_thresholds, as: Metric.self)
         unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
     static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>) -> UnsafeMutablePointer<Persona__V1__EvaluationReport>? {

@@ -1340,6 +1340,8 @@ extension EvaluationReport {
             m.testPairs = UInt64.max
             m.`protocol` = "h\u{e9}llo \"w\\orld\" \u{1F600}"
             m.search = [Curve.sample(1), Curve.sample(0)]
+            m.importance = [Metric.sample(1), Metric.sample(0)]
+            m.thresholds = [Metric.sample(1), Metric.sample(0)]
         } else {
             m.name = "x"
             m.version = 1
@@ -1354,6 +1356,8 @@ extension EvaluationReport {
             m.testPairs = 1
             m.`protocol` = "x"
             m.search = [Curve.sample(0), Curve.sample(1)]
+            m.importance = [Metric.sample(0), Metric.sample(1)]
+            m.thresholds = [Metric.sample(0), Metric.sample(1)]
         }
         return m
     }

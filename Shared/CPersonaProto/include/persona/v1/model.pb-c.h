@@ -397,10 +397,22 @@ struct  Persona__V1__EvaluationReport
    */
   size_t n_search;
   Persona__V1__Curve **search;
+  /*
+   * Classifiers: each feature's global importance (named with its gain and permutation
+   * loss), most important first.
+   */
+  size_t n_importance;
+  Persona__V1__Metric **importance;
+  /*
+   * Classifiers: the suggested thresholds (value: the calibrated probability; name: the
+   * operating point with its precision, recall and share flagged on the validation rows).
+   */
+  size_t n_thresholds;
+  Persona__V1__Metric **thresholds;
 };
 #define PERSONA__V1__EVALUATION_REPORT__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&persona__v1__evaluation_report__descriptor) \
-    , (char *)protobuf_c_empty_string, 0, (char *)protobuf_c_empty_string, 0,NULL, 0, 0,NULL, 0,NULL, PERSONA__V1__MODEL_KIND__MODEL_KIND_UNSPECIFIED, 0,NULL, 0, 0, (char *)protobuf_c_empty_string, 0,NULL }
+    , (char *)protobuf_c_empty_string, 0, (char *)protobuf_c_empty_string, 0,NULL, 0, 0,NULL, 0,NULL, PERSONA__V1__MODEL_KIND__MODEL_KIND_UNSPECIFIED, 0,NULL, 0, 0, (char *)protobuf_c_empty_string, 0,NULL, 0,NULL, 0,NULL }
 
 
 /* Persona__V1__Metric methods */

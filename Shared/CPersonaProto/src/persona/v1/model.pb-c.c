@@ -2373,7 +2373,7 @@ const ProtobufCMessageDescriptor persona__v1__curve__descriptor =
   (ProtobufCMessageInit) persona__v1__curve__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor persona__v1__evaluation_report__field_descriptors[13] =
+static const ProtobufCFieldDescriptor persona__v1__evaluation_report__field_descriptors[15] =
 {
   {
     "name",
@@ -2531,12 +2531,37 @@ static const ProtobufCFieldDescriptor persona__v1__evaluation_report__field_desc
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "importance",
+    14,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Persona__V1__EvaluationReport, n_importance),
+    offsetof(Persona__V1__EvaluationReport, importance),
+    &persona__v1__metric__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "thresholds",
+    15,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Persona__V1__EvaluationReport, n_thresholds),
+    offsetof(Persona__V1__EvaluationReport, thresholds),
+    &persona__v1__metric__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned persona__v1__evaluation_report__field_indices_by_name[] = {
   5,   /* field[5] = baseline */
   4,   /* field[4] = created_ms */
   6,   /* field[6] = curves */
   2,   /* field[2] = dataset */
+  13,   /* field[13] = importance */
   7,   /* field[7] = kind */
   3,   /* field[3] = metrics */
   0,   /* field[0] = name */
@@ -2544,13 +2569,14 @@ static const unsigned persona__v1__evaluation_report__field_indices_by_name[] = 
   11,   /* field[11] = protocol */
   12,   /* field[12] = search */
   10,   /* field[10] = test_pairs */
+  14,   /* field[14] = thresholds */
   9,   /* field[9] = users */
   1,   /* field[1] = version */
 };
 static const ProtobufCIntRange persona__v1__evaluation_report__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 13 }
+  { 0, 15 }
 };
 const ProtobufCMessageDescriptor persona__v1__evaluation_report__descriptor =
 {
@@ -2560,7 +2586,7 @@ const ProtobufCMessageDescriptor persona__v1__evaluation_report__descriptor =
   "Persona__V1__EvaluationReport",
   "persona.v1",
   sizeof(Persona__V1__EvaluationReport),
-  13,
+  15,
   persona__v1__evaluation_report__field_descriptors,
   persona__v1__evaluation_report__field_indices_by_name,
   1,  persona__v1__evaluation_report__number_ranges,

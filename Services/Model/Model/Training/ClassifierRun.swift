@@ -1,0 +1,244 @@
+import Foundation
+public import Classifiers
+public import Math
+public import Wire
+
+/// One classifier job from labelled rows to a publishable version. The rows are the
+/// feature service's point-in-time export (each labelled order's features as they were at
+/// its time), split by time: the first 70% train, the next 10% validate (early stopping,
+/// calibration, thresholds), the last 20% test. Nothing from a row's future is in it, and
+/// the test rows all come after every row the model learned from.
+public enum ClassifierRun {
+    /// The learner's settings, by name as `--param` gives them.
+    public struct Parameters: Sendable, Equatable {
+        public var learner: String
+        public var target = "fraud"
+        public var trees = BoostedTrees.Parameters()
+        public var logistic = LogisticRegression.Parameters()
+
+        public static let learners = ["gbdt", "logistic"]
+
+        public init(learner: String, _ pairs: [(String, String)] = []) throws {
+            guard Self.learners.contains(learner) else { throw TrainingParameters.Invalid(description: "unknown learner '\(learner)'") }
+            self.learner = learner
+            // Imbalanced labels: positives weigh the negatives' share unless told otherwise.
+            trees.positiveWeight = 0
+            logistic.positiveWeight = 0
+            for (name, text) in pairs {
+                func number() throws -> Double {
+                    guard let v = Double(text), v.isFinite, v >= 0 else { throw TrainingParameters.Invalid(description: "parameter \(name)=\(text) is not a number >= 0") }
+                    return v
+                }
+                func count(_ range: ClosedRange<Int>) throws -> Int {
+                    guard let v = Int(text), range.contains(v) else { throw TrainingParameters.Invalid(description: "parameter \(name)=\(text) is not \(range.lowerBound)...\(range.upperBound)") }
+                    return v
+                }
+                switch (learner, name) {
+                case (_, "target"):
+                    guard ["fraud"].contains(text) else { throw TrainingParameters.Invalid(description: "target '\(text)' is not one of: fraud") }
+                    target = text
+                case (_, "positive_weight"):
+                    trees.positiveWeight = Float(try number())
+                    logistic.positiveWeight = try number()
+                case ("gbdt", "trees"): trees.trees = try count(1...5000)
+                case ("gbdt", "learning_rate"): trees.learningRate = Float(try number())
+                case ("gbdt", "max_leaves"): trees.maxLeaves = try count(2...1024)
+                case ("gbdt", "max_depth"): trees.maxDepth = try count(1...32)
+                case ("gbdt", "min_rows_in_leaf"): trees.minRowsInLeaf = try count(1...100_000)
+                case ("gbdt", "l2"): trees.l2 = Float(try number())
+                case ("gbdt", "max_bins"): trees.maxBins = try count(2...255)
+                case ("gbdt", "early_stopping_rounds"): trees.earlyStoppingRounds = try count(1...5000)
+                case ("logistic", "l2"): logistic.l2 = try number()
+                default:
+                    throw TrainingParameters.Invalid(description: "unknown parameter '\(name)' for \(learner); valid: \(Self.names(learner).joined(separator: ", "))")
+                }
+            }
+        }
+
+        static func names(_ learner: String) -> [String] {
+            learner == "gbdt"
+                ? ["target", "positive_weight", "trees", "learning_rate", "max_leaves", "max_depth", "min_rows_in_leaf", "l2", "max_bins", "early_stopping_rounds"]
+                : ["target", "positive_weight", "l2"]
+        }
+
+        var pairs: [(String, String)] {
+            var out = [("target", target)]
+            if learner == "gbdt" {
+                out += [
+                    ("positive_weight", "\(trees.positiveWeight)"), ("trees", "\(trees.trees)"), ("learning_rate", "\(trees.learningRate)"),
+                    ("max_leaves", "\(trees.maxLeaves)"), ("max_depth", "\(trees.maxDepth)"), ("min_rows_in_leaf", "\(trees.minRowsInLeaf)"),
+                    ("l2", "\(trees.l2)"), ("max_bins", "\(trees.maxBins)"), ("early_stopping_rounds", "\(trees.earlyStoppingRounds)"),
+                ]
+            } else {
+                out += [("positive_weight", "\(logistic.positiveWeight)"), ("l2", "\(logistic.l2)")]
+            }
+            return out
+        }
+    }
+
+    /// Labelled rows as the export gives them.
+    public struct Rows: Sendable {
+        public var names: [String]
+        public var schemaVersion: UInt32
+        public var rows: [TrainingRow]
+
+        public init(names: [String], schemaVersion: UInt32, rows: [TrainingRow]) {
+            self.names = names
+            self.schemaVersion = schemaVersion
+            self.rows = rows
+        }
+    }
+
+    public struct Outcome: Sendable {
+        public var classifier: Classifier
+        public var report: EvaluationReport
+        public var seconds: Double
+        public var users: Int
+    }
+
+    public static func run(_ p: Parameters, _ data: Rows, progress: TrainingProgress) throws -> Outcome {
+        let start = ContinuousClock.now
+        let rows = data.rows.sorted { ($0.timestampMs, $0.orderId, $0.userId) < ($1.timestampMs, $1.orderId, $1.userId) }
+        let d = data.names.count
+        let positives = rows.filter { $0.label > 0.5 }.count
+        guard rows.count >= 100, positives >= 5, rows.count - positives >= 5 else {
+            throw TrainingRun.NoData(description: "\(rows.count) labelled rows (\(positives) positive): a classifier needs at least 100, with 5 of each class; import orders and their label events first")
+        }
+        let trainEnd = rows.count * 7 / 10, validEnd = rows.count * 8 / 10
+        func table(_ part: ArraySlice<TrainingRow>) -> (rows: [Float], labels: [Float]) {
+            var x: [Float] = []
+            x.reserveCapacity(part.count * d)
+            for r in part { x += r.values.count == d ? r.values : [Float](repeating: .nan, count: d) }
+            return (x, part.map { $0.label > 0.5 ? 1 : 0 })
+        }
+        let train = table(rows[..<trainEnd]), valid = table(rows[trainEnd..<validEnd]), test = table(rows[validEnd...])
+        progress.report(0.05, "\(rows.count) labelled rows (\(positives) positive): \(train.labels.count) train, \(valid.labels.count) validate, \(test.labels.count) test")
+        let learner: Classifier.Learner
+        var losses: [Double] = []
+        switch p.learner {
+        case "gbdt":
+            let trees = BoostedTrees.train(rows: train.rows, labels: train.labels, features: d, parameters: p.trees, validation: valid) { done in
+                progress.report(0.05 + 0.75 * Double(done) / Double(p.trees.trees), "tree \(done)")
+                return !progress.isCancelled
+            }
+            try progress.check()
+            losses = trees.validationLoss
+            learner = .trees(trees)
+        default:
+            learner = .logistic(try LogisticRegression.train(rows: train.rows, labels: train.labels, features: d, parameters: p.logistic))
+        }
+        func margins(_ t: (rows: [Float], labels: [Float])) -> [Float] {
+            (0..<t.labels.count).map { i in
+                let row = Array(t.rows[i * d..<(i + 1) * d])
+                switch learner {
+                case .trees(let m): return m.margin(row)
+                case .logistic(let m): return m.margin(row)
+                }
+            }
+        }
+        progress.report(0.85, "calibrating and testing")
+        let validMargins = margins(valid)
+        let calibration = IsotonicCalibration(scores: validMargins, labels: valid.labels)
+        let validProbabilities = validMargins.map(calibration.probability)
+        var thresholds: [Classifier.Threshold] = []
+        if let t = BinaryMetrics.threshold(forPrecision: 0.9, validProbabilities, valid.labels) {
+            thresholds.append(.init(name: "precision 90%", probability: t.threshold, precision: 0.9, recall: t.recall, flagged: t.flagged))
+        }
+        for share in [0.01, 0.05] {
+            let threshold = BinaryMetrics.threshold(forShare: share, validProbabilities)
+            let flagged = validProbabilities.indices.filter { validProbabilities[$0] >= threshold }
+            let hits = flagged.filter { valid.labels[$0] > 0.5 }.count
+            let all = max(1, valid.labels.filter { $0 > 0.5 }.count)
+            thresholds.append(.init(
+                name: "review \(Int(share * 100))%", probability: threshold, precision: flagged.isEmpty ? 0 : Double(hits) / Double(flagged.count),
+                recall: Double(hits) / Double(all), flagged: Double(flagged.count) / Double(max(1, validProbabilities.count))))
+        }
+        let classifier = Classifier(target: p.target, features: data.names, schemaVersion: data.schemaVersion, learner: learner, calibration: calibration, thresholds: thresholds)
+        let testMargins = margins(test)
+        let testProbabilities = testMargins.map(calibration.probability)
+        let prevalence = Float(train.labels.reduce(0, +)) / Float(max(1, train.labels.count))
+
+        var report = EvaluationReport()
+        report.kind = p.learner == "gbdt" ? .gbdt : .logistic
+        report.params = p.pairs.map { KeyValue(key: $0.0, value: $0.1) }
+        report.metrics = metrics(testMargins, testProbabilities, test.labels)
+        report.baseline = metrics([Float](repeating: 0, count: test.labels.count), [Float](repeating: prevalence, count: test.labels.count), test.labels)
+        report.users = UInt32(Set(rows.map(\.userId)).count)
+        report.testPairs = UInt64(test.labels.count)
+        report.protocol = "labelled orders sorted by time: the first 70% train, the next 10% validate (early stopping, isotonic calibration, thresholds), the last 20% test; features as of each order (the feature service's point-in-time export); baseline: the training prevalence for every row"
+        report.curves = curves(testProbabilities, test.labels) + [Curve(name: "loss", x: losses.indices.map { Double($0 + 1) }, y: losses)]
+        report.importance = importance(classifier, test, features: d)
+        report.thresholds = thresholds.map { t in
+            var m = Metric()
+            m.name = "\(t.name): p >= \(String(format: "%.3f", t.probability)), precision \(String(format: "%.3f", t.precision)), recall \(String(format: "%.3f", t.recall)), flagged \(String(format: "%.2f%%", 100 * t.flagged))"
+            m.value = Double(t.probability)
+            return m
+        }
+        report.createdMs = Int64(Date().timeIntervalSince1970 * 1000)
+        return Outcome(classifier: classifier, report: report, seconds: start.duration(to: .now) / .seconds(1), users: Int(report.users))
+    }
+
+    static func metrics(_ margins: [Float], _ probabilities: [Float], _ labels: [Float]) -> [Metric] {
+        [
+            Metric(name: "roc_auc", value: BinaryMetrics.rocAUC(margins, labels)), Metric(name: "pr_auc", value: BinaryMetrics.prAUC(margins, labels)),
+            Metric(name: "log_loss", value: BinaryMetrics.logLoss(probabilities, labels)),
+            Metric(name: "positives", value: Double(labels.filter { $0 > 0.5 }.count)), Metric(name: "rows", value: Double(labels.count)),
+        ]
+    }
+
+    /// Precision against recall, and observed rate against predicted (ten bins).
+    static func curves(_ probabilities: [Float], _ labels: [Float]) -> [Curve] {
+        let order = probabilities.indices.sorted { probabilities[$0] > probabilities[$1] }
+        let positives = Double(max(1, labels.filter { $0 > 0.5 }.count))
+        var recall: [Double] = [], precision: [Double] = []
+        var tp = 0.0
+        for (k, i) in order.enumerated() {
+            if labels[i] > 0.5 { tp += 1 }
+            if k % max(1, order.count / 50) == 0 || k == order.count - 1 {
+                recall.append(tp / positives)
+                precision.append(tp / Double(k + 1))
+            }
+        }
+        var predicted: [Double] = [], observed: [Double] = []
+        for b in 0..<10 {
+            let inBin = probabilities.indices.filter { min(9, Int(probabilities[$0] * 10)) == b }
+            guard !inBin.isEmpty else { continue }
+            predicted.append(inBin.reduce(0.0) { $0 + Double(probabilities[$1]) } / Double(inBin.count))
+            observed.append(inBin.reduce(0.0) { $0 + Double(labels[$1]) } / Double(inBin.count))
+        }
+        return [Curve(name: "precision-recall", x: recall, y: precision), Curve(name: "calibration", x: predicted, y: observed)]
+    }
+
+    /// Global importance: each feature's total split gain (trees) or |coefficient|
+    /// (logistic), and the ROC-AUC lost on the test rows when its column is shuffled.
+    static func importance(_ c: Classifier, _ test: (rows: [Float], labels: [Float]), features d: Int) -> [Metric] {
+        let gain: [Double]
+        switch c.learner {
+        case .trees(let t): gain = t.gainImportance
+        case .logistic(let l): gain = l.coefficients.map { Double(abs($0)) }
+        }
+        let n = test.labels.count
+        func auc(_ rows: [Float]) -> Double {
+            BinaryMetrics.rocAUC((0..<n).map { c.margin(Array(rows[$0 * d..<($0 + 1) * d])) }, test.labels)
+        }
+        let full = auc(test.rows)
+        var rng = SplitMix(seed: 17)
+        let top = gain.indices.sorted { gain[$0] > gain[$1] }.prefix(15)
+        var out: [Metric] = []
+        for f in gain.indices where gain[f] > 0 {
+            var permutation = ""
+            if top.contains(f) {
+                var shuffled = test.rows
+                for i in stride(from: n - 1, to: 0, by: -1) {
+                    let j = rng.below(i + 1)
+                    let t = shuffled[i * d + f]
+                    shuffled[i * d + f] = shuffled[j * d + f]
+                    shuffled[j * d + f] = t
+                }
+                permutation = String(format: " permutation %.4f", full - auc(shuffled))
+            }
+            out.append(Metric(name: "\(c.features[f]): gain \(String(format: "%.1f", gain[f]))\(permutation)", value: gain[f]))
+        }
+        return out.sorted { $0.value > $1.value }
+    }
+}

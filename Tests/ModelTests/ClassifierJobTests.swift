@@ -1,0 +1,101 @@
+import Classifiers
+import Datasets
+import Feature
+import Foundation
+import Ingest
+import Math
+@testable import Model
+import RPC
+import ServiceKit
+import Testing
+import TestSupport
+import Wire
+
+/// Rows in the fraud dataset's format with a planted pattern: a fraudster buys within a
+/// minute of signing up, on a device three accounts share; a customer buys a day or three
+/// later on a device of their own. One row in twenty breaks the pattern either way.
+func plantedFraudRows(_ n: Int) -> [Substring] {
+    var rng = SplitMix(seed: 31)
+    var lines: [Substring] = ["user_id,signup_time,purchase_time,purchase_value,device_id,source,browser,sex,age,ip_address,class"]
+    let day: TimeInterval = 86_400
+    let start = Date(timeIntervalSince1970: 1_420_070_400)  // 2015-01-01
+    let formatter = DateFormatter()
+    formatter.locale = Locale(identifier: "en_US_POSIX")
+    formatter.timeZone = TimeZone(identifier: "UTC")
+    formatter.dateFormat = "M/d/yyyy H:mm"
+    for i in 0..<n {
+        let fraud = rng.below(6) == 0
+        let looksFraud = rng.below(20) == 0 ? !fraud : fraud
+        let signup = start.addingTimeInterval(Double(i) * 3600)
+        let purchase = signup.addingTimeInterval(looksFraud ? 30 : Double(1 + rng.below(3)) * day)
+        let device = looksFraud ? "RING\(i / 3)" : "DEV\(i)"
+        let value = 10 + rng.below(90)
+        lines.append("\(1000 + i),\(formatter.string(from: signup)),\(formatter.string(from: purchase)),\(value),\(device),SEO,Chrome,M,\(20 + rng.below(40)),\(100_000 + i),\(fraud ? 1 : 0)")
+    }
+    return lines
+}
+
+@Suite("Classifier jobs", .serialized, .timeLimit(.minutes(3)))
+struct ClassifierJobTests {
+    @Test("persona train fraud: point-in-time rows from the feature service, a calibrated gbdt that finds the planted pattern, published with its report; logistic too")
+    func fraudJob() async throws {
+        try await withHostedService(IngestService.self, settings: IngestSettings()) { ingest in
+            var consumer = ConsumerSettings()
+            consumer.ingestPort = ingest.rpcPort
+            consumer.readWait = .milliseconds(200)
+            try await withHostedService(FeatureService.self, settings: consumer) { feature in
+                var settings = ModelSettings(consumer)
+                settings.featurePort = feature.rpcPort
+                try await withHostedService(ModelService.self, settings: settings) { model in
+                    var skips = DatasetFormat.Skips()
+                    let events = DatasetFormat.fraud.events(lines: plantedFraudRows(1200), skips: &skips).sorted { $0.timestampMs < $1.timestampMs }
+                    try await append(ingest.client, events)
+                    try await waitConsumed(ingest: ingest.client, consumer: feature.client)
+
+                    let id = try await train(model.client, .gbdt, params: ["trees": "150", "learning_rate": "0.1"], publish: true)
+                    let status = try await waitJob(model.client, id)
+                    #expect(status.state == .succeeded, "\(status.message)")
+                    #expect(status.name == "fraud")
+                    var r = GetReportRequest()
+                    r.name = "fraud"
+                    let report = try await model.client.call(ModelAPI.getReport, r)
+                    let metric = Dictionary(report.metrics.map { ($0.name, $0.value) }, uniquingKeysWith: { a, _ in a })
+                    let baseline = Dictionary(report.baseline.map { ($0.name, $0.value) }, uniquingKeysWith: { a, _ in a })
+                    // One row in twenty is flipped: about 0.95 is the best a model can do.
+                    #expect(metric["roc_auc"]! > 0.9 && metric["pr_auc"]! > 0.6, "\(metric)")
+                    #expect(metric["log_loss"]! < baseline["log_loss"]!)
+                    #expect(report.testPairs == 240 && !report.thresholds.isEmpty && !report.importance.isEmpty)
+                    // What sets the pattern apart leads the importance: how soon after signup (or a signup in the last hour), how shared the device.
+                    let top = report.importance.prefix(3).map(\.name).joined(separator: " ")
+                    #expect(["account_age", "seconds_since_signup", "register_1h", "register_24h", "users_sharing_device"].contains { top.contains($0) }, "\(top)")
+
+                    // The published artifact decodes, scores and explains.
+                    let (info, bytes) = try await fetchArtifact(model.client, "fraud")
+                    #expect(info.published && info.kind == .gbdt)
+                    let classifier = try Classifier.decode(bytes)
+                    #expect(classifier.features.count > 20 && classifier.target == "fraud")
+                    let row = [Float](repeating: 0, count: classifier.features.count)
+                    let (expected, phi) = classifier.explain(row)
+                    #expect(abs(expected + phi.reduce(0, +) - classifier.margin(row)) < 1e-3)
+                    #expect((0...1).contains(classifier.probability(row)))
+                    var corrupted = bytes
+                    corrupted[corrupted.count / 2] ^= 0xFF
+                    #expect(throws: Classifier.Corrupt.self) { try Classifier.decode(corrupted) }
+
+                    let logistic = try await waitJob(model.client, try await train(model.client, .logistic, name: "fraud-logistic"))
+                    #expect(logistic.state == .succeeded && logistic.metrics.first { $0.name == "roc_auc" }!.value > 0.85, "\(logistic.metrics)")
+
+                    var bad = TrainRequest()
+                    bad.kind = .gbdt
+                    var p = KeyValue()
+                    p.key = "depth"
+                    p.value = "3"
+                    bad.params = [p]
+                    await #expect { try await model.client.call(ModelAPI.train, bad) } throws: {
+                        ($0 as? RPCError)?.code == .invalidArgument && "\($0)".contains("max_depth")
+                    }
+                }
+            }
+        }
+    }
+}
