@@ -5,14 +5,20 @@ public import Wire
 
 /// One classifier job from labelled rows to a publishable version. The rows are the
 /// feature service's point-in-time export (each labelled order's features as they were at
-/// its time), split by time: the first 70% train, the next 10% validate (early stopping,
-/// calibration, thresholds), the last 20% test. Nothing from a row's future is in it, and
-/// the test rows all come after every row the model learned from.
+/// its time, so nothing from a row's future is in it), split 70% train, 10% validate (early
+/// stopping, calibration, thresholds), 20% test, at random or by time (`split`). The report
+/// is the model trained on the training part; the published model is trained again on the
+/// training and test parts together (validated and calibrated on the same validation part).
 public enum ClassifierRun {
     /// The learner's settings, by name as `--param` gives them.
     public struct Parameters: Sendable, Equatable {
         public var learner: String
         public var target = "fraud"
+        /// How the rows are split: `random` (a seeded shuffle: the test rows are like the
+        /// rest, as the rows a published model will score) or `time` (by order time: the test
+        /// rows come after every training row; with labels that arrive late, or periods
+        /// that differ, it measures the drift as much as the model).
+        public var split = "random"
         public var trees = BoostedTrees.Parameters()
         public var logistic = LogisticRegression.Parameters()
 
@@ -21,9 +27,8 @@ public enum ClassifierRun {
         public init(learner: String, _ pairs: [(String, String)] = []) throws {
             guard Self.learners.contains(learner) else { throw TrainingParameters.Invalid(description: "unknown learner '\(learner)'") }
             self.learner = learner
-            // Imbalanced labels: positives weigh the negatives' share unless told otherwise.
-            trees.positiveWeight = 0
-            logistic.positiveWeight = 0
+            // Rows weigh alike unless told otherwise (positive_weight 0 balances the classes):
+            // calibration, not weighting, makes the probabilities right.
             for (name, text) in pairs {
                 func number() throws -> Double {
                     guard let v = Double(text), v.isFinite, v >= 0 else { throw TrainingParameters.Invalid(description: "parameter \(name)=\(text) is not a number >= 0") }
@@ -37,6 +42,9 @@ public enum ClassifierRun {
                 case (_, "target"):
                     guard ["fraud"].contains(text) else { throw TrainingParameters.Invalid(description: "target '\(text)' is not one of: fraud") }
                     target = text
+                case (_, "split"):
+                    guard ["time", "random"].contains(text) else { throw TrainingParameters.Invalid(description: "split '\(text)' is not time or random") }
+                    split = text
                 case (_, "positive_weight"):
                     trees.positiveWeight = Float(try number())
                     logistic.positiveWeight = try number()
@@ -57,12 +65,12 @@ public enum ClassifierRun {
 
         static func names(_ learner: String) -> [String] {
             learner == "gbdt"
-                ? ["target", "positive_weight", "trees", "learning_rate", "max_leaves", "max_depth", "min_rows_in_leaf", "l2", "max_bins", "early_stopping_rounds"]
-                : ["target", "positive_weight", "l2"]
+                ? ["target", "split", "positive_weight", "trees", "learning_rate", "max_leaves", "max_depth", "min_rows_in_leaf", "l2", "max_bins", "early_stopping_rounds"]
+                : ["target", "split", "positive_weight", "l2"]
         }
 
         var pairs: [(String, String)] {
-            var out = [("target", target)]
+            var out = [("target", target), ("split", split)]
             if learner == "gbdt" {
                 out += [
                     ("positive_weight", "\(trees.positiveWeight)"), ("trees", "\(trees.trees)"), ("learning_rate", "\(trees.learningRate)"),
@@ -98,7 +106,11 @@ public enum ClassifierRun {
 
     public static func run(_ p: Parameters, _ data: Rows, progress: TrainingProgress) throws -> Outcome {
         let start = ContinuousClock.now
-        let rows = data.rows.sorted { ($0.timestampMs, $0.orderId, $0.userId) < ($1.timestampMs, $1.orderId, $1.userId) }
+        var rows = data.rows.sorted { ($0.timestampMs, $0.orderId, $0.userId) < ($1.timestampMs, $1.orderId, $1.userId) }
+        if p.split == "random" {
+            var rng = SplitMix(seed: 7)
+            for i in stride(from: rows.count - 1, to: 0, by: -1) { rows.swapAt(i, rng.below(i + 1)) }
+        }
         let d = data.names.count
         let positives = rows.filter { $0.label > 0.5 }.count
         guard rows.count >= 100, positives >= 5, rows.count - positives >= 5 else {
@@ -140,20 +152,8 @@ public enum ClassifierRun {
         let validMargins = margins(valid)
         let calibration = IsotonicCalibration(scores: validMargins, labels: valid.labels)
         let validProbabilities = validMargins.map(calibration.probability)
-        var thresholds: [Classifier.Threshold] = []
-        if let t = BinaryMetrics.threshold(forPrecision: 0.9, validProbabilities, valid.labels) {
-            thresholds.append(.init(name: "precision 90%", probability: t.threshold, precision: 0.9, recall: t.recall, flagged: t.flagged))
-        }
-        for share in [0.01, 0.05] {
-            let threshold = BinaryMetrics.threshold(forShare: share, validProbabilities)
-            let flagged = validProbabilities.indices.filter { validProbabilities[$0] >= threshold }
-            let hits = flagged.filter { valid.labels[$0] > 0.5 }.count
-            let all = max(1, valid.labels.filter { $0 > 0.5 }.count)
-            thresholds.append(.init(
-                name: "review \(Int(share * 100))%", probability: threshold, precision: flagged.isEmpty ? 0 : Double(hits) / Double(flagged.count),
-                recall: Double(hits) / Double(all), flagged: Double(flagged.count) / Double(max(1, validProbabilities.count))))
-        }
-        let classifier = Classifier(target: p.target, features: data.names, schemaVersion: data.schemaVersion, learner: learner, calibration: calibration, thresholds: thresholds)
+        let thresholds = suggestedThresholds(validProbabilities, valid.labels)
+        let evaluated = Classifier(target: p.target, features: data.names, schemaVersion: data.schemaVersion, learner: learner, calibration: calibration, thresholds: thresholds)
         let testMargins = margins(test)
         let testProbabilities = testMargins.map(calibration.probability)
         let prevalence = Float(train.labels.reduce(0, +)) / Float(max(1, train.labels.count))
@@ -165,9 +165,9 @@ public enum ClassifierRun {
         report.baseline = metrics([Float](repeating: 0, count: test.labels.count), [Float](repeating: prevalence, count: test.labels.count), test.labels)
         report.users = UInt32(Set(rows.map(\.userId)).count)
         report.testPairs = UInt64(test.labels.count)
-        report.protocol = "labelled orders sorted by time: the first 70% train, the next 10% validate (early stopping, isotonic calibration, thresholds), the last 20% test; features as of each order (the feature service's point-in-time export); baseline: the training prevalence for every row"
+        report.protocol = "labelled orders \(p.split == "time" ? "sorted by time: the first 70% train, the next 10% validate, the last 20% test" : "shuffled (seed 7): 70% train, 10% validate, 20% test") (validation: early stopping, isotonic calibration, thresholds); features as of each order (the feature service's point-in-time export); baseline: the training prevalence for every row; published: trained again on train and test"
         report.curves = curves(testProbabilities, test.labels) + [Curve(name: "loss", x: losses.indices.map { Double($0 + 1) }, y: losses)]
-        report.importance = importance(classifier, test, features: d)
+        report.importance = importance(evaluated, test, features: d)
         report.thresholds = thresholds.map { t in
             var m = Metric()
             m.name = "\(t.name): p >= \(String(format: "%.3f", t.probability)), precision \(String(format: "%.3f", t.precision)), recall \(String(format: "%.3f", t.recall)), flagged \(String(format: "%.2f%%", 100 * t.flagged))"
@@ -175,7 +175,43 @@ public enum ClassifierRun {
             return m
         }
         report.createdMs = Int64(Date().timeIntervalSince1970 * 1000)
+
+        // The published model: trained on the training and test parts, same validation.
+        progress.report(0.9, "training the published model on \(train.labels.count + test.labels.count) rows")
+        let all = (rows: train.rows + test.rows, labels: train.labels + test.labels)
+        let final: Classifier.Learner
+        switch learner {
+        case .trees:
+            final = .trees(BoostedTrees.train(rows: all.rows, labels: all.labels, features: d, parameters: p.trees, validation: valid) { _ in !progress.isCancelled })
+        case .logistic:
+            final = .logistic(try LogisticRegression.train(rows: all.rows, labels: all.labels, features: d, parameters: p.logistic))
+        }
+        try progress.check()
+        var classifier = evaluated
+        classifier.learner = final
+        let finalMargins = (0..<valid.labels.count).map { classifier.margin(Array(valid.rows[$0 * d..<($0 + 1) * d])) }
+        classifier.calibration = IsotonicCalibration(scores: finalMargins, labels: valid.labels)
+        classifier.thresholds = suggestedThresholds(finalMargins.map(classifier.calibration.probability), valid.labels)
         return Outcome(classifier: classifier, report: report, seconds: start.duration(to: .now) / .seconds(1), users: Int(report.users))
+    }
+
+    /// Operating points on the validation rows: the lowest probability with 90% precision,
+    /// and the probabilities that flag 1% and 5% of the orders (review budgets).
+    static func suggestedThresholds(_ probabilities: [Float], _ labels: [Float]) -> [Classifier.Threshold] {
+        var thresholds: [Classifier.Threshold] = []
+        if let t = BinaryMetrics.threshold(forPrecision: 0.9, probabilities, labels) {
+            thresholds.append(.init(name: "precision 90%", probability: t.threshold, precision: 0.9, recall: t.recall, flagged: t.flagged))
+        }
+        let all = max(1, labels.filter { $0 > 0.5 }.count)
+        for share in [0.01, 0.05] {
+            let threshold = BinaryMetrics.threshold(forShare: share, probabilities)
+            let flagged = probabilities.indices.filter { probabilities[$0] >= threshold }
+            let hits = flagged.filter { labels[$0] > 0.5 }.count
+            thresholds.append(.init(
+                name: "review \(Int(share * 100))%", probability: threshold, precision: flagged.isEmpty ? 0 : Double(hits) / Double(flagged.count),
+                recall: Double(hits) / Double(all), flagged: Double(flagged.count) / Double(max(1, probabilities.count))))
+        }
+        return thresholds
     }
 
     static func metrics(_ margins: [Float], _ probabilities: [Float], _ labels: [Float]) -> [Metric] {
