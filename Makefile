@@ -79,6 +79,7 @@ bench: deps
 	PERSONA_SHARED_DATA=$${PERSONA_SHARED_DATA:-../shared/data} Benchmarks/.build/release/PersonaBench models --output Benchmarks/results/models.md
 	Benchmarks/.build/release/PersonaBench topk --output Benchmarks/results/topk.md
 	Benchmarks/.build/release/PersonaBench recommend --output Benchmarks/results/recommend.md
+	PERSONA_SHARED_DATA=$${PERSONA_SHARED_DATA:-../shared/data} Benchmarks/.build/release/PersonaBench classifiers --output Benchmarks/results/classifiers.md
 
 fuzz: deps
 	cd Fuzz && swift build -c debug -Xswiftc -sanitize=fuzzer,address -Xswiftc -parse-as-library

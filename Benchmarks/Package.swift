@@ -27,6 +27,7 @@ let package = Package(
                 .product(name: "Feature", package: "Persona"),
                 .product(name: "Model", package: "Persona"),
                 .product(name: "Recommend", package: "Persona"),
+                .product(name: "Classifiers", package: "Persona"),
                 .product(name: "Recommenders", package: "Persona"),
                 .product(name: "Math", package: "Persona"),
                 .product(name: "ServiceKit", package: "Persona"),

@@ -182,6 +182,8 @@ struct Binning {
     /// Column-major bins: `bins[f * count + i]`.
     var bins: [UInt8]
     let missingBin: Int
+    /// The features with more than one bin: the only ones a split can use.
+    var active: [Int] = []
 
     init(rows: [Float], count: Int, features: Int, maxBins: Int) {
         self.count = count
@@ -208,6 +210,7 @@ struct Binning {
                 }
             }
             edges.append(cut)
+            if !cut.isEmpty { active.append(f) }
             for i in 0..<count {
                 let v = rows[i * features + f]
                 self.bins[f * count + i] = UInt8(v.isNaN ? missingBin : Self.bin(v, cut))
@@ -244,19 +247,15 @@ struct Grower {
         slots = binning.missingBin + 1
     }
 
-    /// Gradient and hessian sums per (feature, bin), and row counts.
+    /// Gradient sum, hessian sum and row count per (feature, bin), side by side: the three
+    /// numbers a row adds to share a cache line.
     struct Histogram {
-        var g: [Double]
-        var h: [Double]
-        var n: [Int32]
-        static func - (a: Histogram, b: Histogram) -> Histogram {
-            var out = a
-            for i in 0..<a.g.count {
-                out.g[i] -= b.g[i]
-                out.h[i] -= b.h[i]
-                out.n[i] -= b.n[i]
-            }
-            return out
+        var sums: [Double]
+
+        /// This histogram less `b`, in place (the larger child from the parent and the smaller).
+        mutating func subtract(_ b: Histogram) {
+            let count = sums.count
+            sums.withUnsafeMutableBufferPointer { s in b.sums.withUnsafeBufferPointer { bs in for i in 0..<count { s[i] -= bs[i] } } }
         }
     }
 
@@ -278,22 +277,34 @@ struct Grower {
         var split: Split
     }
 
+    /// The histogram of the rows `order[start..<end]`: their gradients and hessians gathered
+    /// once into contiguous arrays, then one pass per feature column.
     func histogram(_ start: Int, _ end: Int, _ gradients: [Float], _ hessians: [Float]) -> Histogram {
-        var hist = Histogram(g: [Double](repeating: 0, count: binning.features * slots), h: [Double](repeating: 0, count: binning.features * slots), n: [Int32](repeating: 0, count: binning.features * slots))
+        var hist = Histogram(sums: [Double](repeating: 0, count: 3 * binning.features * slots))
+        let count = end - start
+        var og = [Double](repeating: 0, count: count), oh = [Double](repeating: 0, count: count)
+        var rows = [Int32](repeating: 0, count: count)
+        order.withUnsafeBufferPointer { o in
+            for k in 0..<count {
+                let r = Int(o[start + k])
+                rows[k] = Int32(r)
+                og[k] = Double(gradients[r])
+                oh[k] = Double(hessians[r])
+            }
+        }
         binning.bins.withUnsafeBufferPointer { bins in
-            order.withUnsafeBufferPointer { rows in
-                hist.g.withUnsafeMutableBufferPointer { g in
-                    hist.h.withUnsafeMutableBufferPointer { h in
-                        hist.n.withUnsafeMutableBufferPointer { cnt in
-                            for f in 0..<binning.features {
+            rows.withUnsafeBufferPointer { rp in
+                og.withUnsafeBufferPointer { ogp in
+                    oh.withUnsafeBufferPointer { ohp in
+                        hist.sums.withUnsafeMutableBufferPointer { sums in
+                            for f in binning.active {
                                 let column = bins.baseAddress! + f * binning.count
-                                let base = f * slots
-                                for k in start..<end {
-                                    let r = Int(rows[k])
-                                    let b = base + Int(column[r])
-                                    g[b] += Double(gradients[r])
-                                    h[b] += Double(hessians[r])
-                                    cnt[b] += 1
+                                let base = sums.baseAddress! + 3 * f * slots
+                                for k in 0..<count {
+                                    let cell = base + 3 * Int(column[Int(rp[k])])
+                                    cell[0] += ogp[k]
+                                    cell[1] += ohp[k]
+                                    cell[2] += 1
                                 }
                             }
                         }
@@ -310,24 +321,27 @@ struct Grower {
     func bestSplit(_ hist: Histogram, g: Double, h: Double, rows: Int) -> Split {
         var best = Split()
         let parent = score(g, h)
-        let minRows = Int32(p.minRowsInLeaf), minH = Double(p.minHessianInLeaf)
-        for f in 0..<binning.features {
-            let base = f * slots
-            let bins = binning.edges[f].count + 1
-            guard bins > 1 else { continue }
-            let mg = hist.g[base + binning.missingBin], mh = hist.h[base + binning.missingBin], mn = hist.n[base + binning.missingBin]
-            var lg = 0.0, lh = 0.0
-            var ln: Int32 = 0
-            for b in 0..<(bins - 1) {
-                lg += hist.g[base + b]
-                lh += hist.h[base + b]
-                ln += hist.n[base + b]
-                for missingLeft in mn > 0 ? [false, true] : [false] {
-                    let (Lg, Lh, Ln) = missingLeft ? (lg + mg, lh + mh, ln + mn) : (lg, lh, ln)
-                    let (Rg, Rh, Rn) = (g - Lg, h - Lh, Int32(rows) - Ln)
-                    guard Ln >= minRows, Rn >= minRows, Lh >= minH, Rh >= minH else { continue }
-                    let gain = score(Lg, Lh) + score(Rg, Rh) - parent
-                    if gain > best.gain + 1e-12 { best = Split(gain: gain, feature: f, bin: b, missingLeft: missingLeft) }
+        let minRows = Int32(p.minRowsInLeaf), minH = Double(p.minHessianInLeaf), l2 = Double(p.l2)
+        hist.sums.withUnsafeBufferPointer { sums in
+            for f in binning.active {
+                let bins = binning.edges[f].count + 1
+                let cells = sums.baseAddress! + 3 * f * slots
+                let m = cells + 3 * binning.missingBin
+                let mg = m[0], mh = m[1], mn = Int32(m[2])
+                var lg = 0.0, lh = 0.0
+                var ln: Int32 = 0
+                for b in 0..<(bins - 1) {
+                    lg += cells[3 * b]
+                    lh += cells[3 * b + 1]
+                    ln += Int32(cells[3 * b + 2])
+                    // Missing values right, then (when there are some) left.
+                    for side in 0..<(mn > 0 ? 2 : 1) {
+                        let Lg = side == 0 ? lg : lg + mg, Lh = side == 0 ? lh : lh + mh, Ln = side == 0 ? ln : ln + mn
+                        let Rg = g - Lg, Rh = h - Lh, Rn = Int32(rows) - Ln
+                        guard Ln >= minRows, Rn >= minRows, Lh >= minH, Rh >= minH else { continue }
+                        let gain = Lg * Lg / (Lh + l2) + Rg * Rg / (Rh + l2) - parent
+                        if gain > best.gain + 1e-12 { best = Split(gain: gain, feature: f, bin: b, missingLeft: side == 1) }
+                    }
                 }
             }
         }
@@ -352,7 +366,7 @@ struct Grower {
                 if pick < 0 || l.split.gain > leaves[pick].split.gain { pick = i }
             }
             guard pick >= 0 else { break }
-            let leaf = leaves.remove(at: pick)
+            var leaf = leaves.remove(at: pick)
             let s = leaf.split
             // Partition the leaf's rows: left first.
             let column = s.feature * n
@@ -377,7 +391,10 @@ struct Grower {
             let (rg, rh) = (leaf.g - lg, leaf.h - lh)
             let leftSmaller = mid - leaf.start <= leaf.end - mid
             let small = leftSmaller ? histogram(leaf.start, mid, gradients, hessians) : histogram(mid, leaf.end, gradients, hessians)
-            let large = leaf.histogram - small
+            // The parent's histogram becomes the larger child's, in its own buffer.
+            var large = leaf.histogram
+            leaf.histogram = Histogram(sums: [])
+            large.subtract(small)
             let (leftHist, rightHist) = leftSmaller ? (small, large) : (large, small)
             let leftIndex = nodes.count, rightIndex = nodes.count + 1
             nodes.append(leafNode(lg, lh))

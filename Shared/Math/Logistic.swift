@@ -71,28 +71,31 @@ public struct LogisticRegression: Sendable, Equatable {
             x[i * k + d] = 1
         }
         var beta = [Double](repeating: 0, count: k)
+        var weighted = [Double](repeating: 0, count: n * k)
         for _ in 0..<p.maxIterations {
+            // ∇ = Xᵀ(w(q − y)) + λβ; H = Xᵀ diag(w q (1 − q)) X + λI, the Gram matrix of the
+            // rows scaled by √h (OpenBLAS dsyrk).
             var gradient = [Double](repeating: 0, count: k)
-            var hessian = [Double](repeating: 0, count: k * k)
-            for i in 0..<n {
-                var m = 0.0
-                for j in 0..<k { m += beta[j] * x[i * k + j] }
-                let q = 1 / (1 + exp(-m))
-                let w = labels[i] > 0.5 ? positiveWeight : 1
-                let r = w * (q - Double(labels[i])), h = max(w * q * (1 - q), 1e-10)
-                for a in 0..<k {
-                    let xa = x[i * k + a]
-                    gradient[a] += r * xa
-                    let hx = h * xa
-                    for b in a..<k { hessian[a * k + b] += hx * x[i * k + b] }
+            x.withUnsafeBufferPointer { xp in
+                weighted.withUnsafeMutableBufferPointer { wp in
+                    for i in 0..<n {
+                        let row = xp.baseAddress! + i * k
+                        var m = 0.0
+                        for j in 0..<k { m += beta[j] * row[j] }
+                        let q = 1 / (1 + exp(-m))
+                        let w = labels[i] > 0.5 ? positiveWeight : 1
+                        let r = w * (q - Double(labels[i])), root = max(w * q * (1 - q), 1e-10).squareRoot()
+                        for j in 0..<k {
+                            gradient[j] += r * row[j]
+                            wp[i * k + j] = root * row[j]
+                        }
+                    }
                 }
             }
-            for a in 0..<k {
-                for b in 0..<a { hessian[a * k + b] = hessian[b * k + a] }
-                if a < d {
-                    gradient[a] += p.l2 * beta[a]
-                    hessian[a * k + a] += p.l2
-                }
+            var hessian = Kernels.gramDouble(weighted, rows: n, cols: k)
+            for a in 0..<d {
+                gradient[a] += p.l2 * beta[a]
+                hessian[a * k + a] += p.l2
             }
             let step = try Solvers.solveSPD(hessian, gradient.map { -$0 }, n: k)
             var largest = 0.0
@@ -108,8 +111,9 @@ public struct LogisticRegression: Sendable, Equatable {
     }
 }
 
-/// Isotonic calibration: a monotone, piecewise-constant map from a model's scores to
-/// probabilities, fitted on held-out rows by pool-adjacent-violators.
+/// Isotonic calibration: a monotone map from a model's scores to probabilities, fitted on
+/// held-out rows by pool-adjacent-violators (blocks of equal probability, linear between
+/// their bounds).
 public struct IsotonicCalibration: Sendable, Equatable {
     /// Upper score bound of each block, and its probability (both increasing).
     public var bounds: [Float]
@@ -134,7 +138,10 @@ public struct IsotonicCalibration: Sendable, Equatable {
             }
         }
         bounds = blocks.map(\.upper)
-        probabilities = blocks.map { Float($0.sum / $0.count) }
+        // Each block's rate with one pseudo-row at the overall rate: a block of a few rows
+        // all of one class does not claim a certainty of 0 or 1.
+        let rate = labels.isEmpty ? 0 : Double(labels.reduce(0, +)) / Double(labels.count)
+        probabilities = blocks.map { Float(($0.sum + rate) / ($0.count + 1)) }
     }
 
     /// The probability of a score: the first block whose bound is at least it, interpolated

@@ -176,7 +176,7 @@ var noPeers = false
 var arguments = CommandLine.arguments.dropFirst().makeIterator()
 while let a = arguments.next() {
     switch a {
-    case "rpc", "store", "ingest-profile", "fold-profile", "feature", "models", "topk", "recommend", "interactions-profile": mode = a
+    case "rpc", "store", "ingest-profile", "fold-profile", "feature", "models", "topk", "recommend", "classifiers", "interactions-profile": mode = a
     case "--output": output = arguments.next()
     case "--seconds": seconds = Double(arguments.next() ?? "") ?? seconds
     case "--producers": producers = Int(arguments.next() ?? "") ?? producers
@@ -186,7 +186,7 @@ while let a = arguments.next() {
     case "--taobao": taobao = true
     case "--items": items = Int(arguments.next() ?? "")
     case "--no-peers": noPeers = true
-    default: print("usage: persona-bench [rpc|store|feature|models|topk|recommend|ingest-profile|fold-profile|interactions-profile] [--output FILE] [--seconds S] [--producers N] [--users N] [--events N] [--batch N] [--taobao] [--items N] [--no-peers]"); exit(2)
+    default: print("usage: persona-bench [rpc|store|feature|models|topk|recommend|classifiers|ingest-profile|fold-profile|interactions-profile] [--output FILE] [--seconds S] [--producers N] [--users N] [--events N] [--batch N] [--taobao] [--items N] [--no-peers]"); exit(2)
     }
 }
 switch mode {
@@ -210,6 +210,8 @@ case "interactions-profile":
     var skips = DatasetFormat.Skips()
     let f = storeFigures(DatasetFormat.onlineRetail.events(lines: try String(contentsOfFile: path, encoding: .utf8).split(whereSeparator: \.isNewline), skips: &skips))
     print("interaction store, Online Retail: \(Int(f.eventsPerSecond)) events/s, \(String(format: "%.1f", f.bytesPerPair)) bytes per pair")
+case "classifiers":
+    try await classifierBenchmark(output: output ?? "Benchmarks/results/classifiers.md", sharedData: ProcessInfo.processInfo.environment["PERSONA_SHARED_DATA"] ?? "../shared/data")
 case "recommend":
     try await recommendBenchmark(
         output: output ?? "Benchmarks/results/recommend.md", configurations: items.map { n in [(n, false), (n, true)] } ?? recommendConfigurations, seconds: seconds)

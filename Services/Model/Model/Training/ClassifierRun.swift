@@ -106,24 +106,13 @@ public enum ClassifierRun {
 
     public static func run(_ p: Parameters, _ data: Rows, progress: TrainingProgress) throws -> Outcome {
         let start = ContinuousClock.now
-        var rows = data.rows.sorted { ($0.timestampMs, $0.orderId, $0.userId) < ($1.timestampMs, $1.orderId, $1.userId) }
-        if p.split == "random" {
-            var rng = SplitMix(seed: 7)
-            for i in stride(from: rows.count - 1, to: 0, by: -1) { rows.swapAt(i, rng.below(i + 1)) }
+        let positives = data.rows.filter { $0.label > 0.5 }.count
+        guard data.rows.count >= 100, positives >= 5, data.rows.count - positives >= 5 else {
+            throw TrainingRun.NoData(description: "\(data.rows.count) labelled rows (\(positives) positive): a classifier needs at least 100, with 5 of each class; import orders and their label events first")
         }
         let d = data.names.count
-        let positives = rows.filter { $0.label > 0.5 }.count
-        guard rows.count >= 100, positives >= 5, rows.count - positives >= 5 else {
-            throw TrainingRun.NoData(description: "\(rows.count) labelled rows (\(positives) positive): a classifier needs at least 100, with 5 of each class; import orders and their label events first")
-        }
-        let trainEnd = rows.count * 7 / 10, validEnd = rows.count * 8 / 10
-        func table(_ part: ArraySlice<TrainingRow>) -> (rows: [Float], labels: [Float]) {
-            var x: [Float] = []
-            x.reserveCapacity(part.count * d)
-            for r in part { x += r.values.count == d ? r.values : [Float](repeating: .nan, count: d) }
-            return (x, part.map { $0.label > 0.5 ? 1 : 0 })
-        }
-        let train = table(rows[..<trainEnd]), valid = table(rows[trainEnd..<validEnd]), test = table(rows[validEnd...])
+        let (train, valid, test) = parts(data, split: p.split)
+        let rows = data.rows
         progress.report(0.05, "\(rows.count) labelled rows (\(positives) positive): \(train.labels.count) train, \(valid.labels.count) validate, \(test.labels.count) test")
         let learner: Classifier.Learner
         var losses: [Double] = []
@@ -212,6 +201,28 @@ public enum ClassifierRun {
                 recall: Double(hits) / Double(all), flagged: Double(flagged.count) / Double(max(1, probabilities.count))))
         }
         return thresholds
+    }
+
+    /// Rows as a dense table (row-major, NaN for missing) and their 0/1 labels.
+    public typealias Table = (rows: [Float], labels: [Float])
+
+    /// The 70/10/20 train, validation and test parts of the rows: shuffled with seed 7
+    /// (`random`), or in order time (`time`).
+    public static func parts(_ data: Rows, split: String) -> (train: Table, valid: Table, test: Table) {
+        var rows = data.rows.sorted { ($0.timestampMs, $0.orderId, $0.userId) < ($1.timestampMs, $1.orderId, $1.userId) }
+        if split == "random" {
+            var rng = SplitMix(seed: 7)
+            for i in stride(from: rows.count - 1, to: 0, by: -1) { rows.swapAt(i, rng.below(i + 1)) }
+        }
+        let d = data.names.count
+        func table(_ part: ArraySlice<TrainingRow>) -> Table {
+            var x: [Float] = []
+            x.reserveCapacity(part.count * d)
+            for r in part { x += r.values.count == d ? r.values : [Float](repeating: .nan, count: d) }
+            return (x, part.map { $0.label > 0.5 ? 1 : 0 })
+        }
+        let trainEnd = rows.count * 7 / 10, validEnd = rows.count * 8 / 10
+        return (table(rows[..<trainEnd]), table(rows[trainEnd..<validEnd]), table(rows[validEnd...]))
     }
 
     static func metrics(_ margins: [Float], _ probabilities: [Float], _ labels: [Float]) -> [Metric] {
