@@ -141,7 +141,10 @@ public struct IsotonicCalibration: Sendable, Equatable {
         // Each block's rate with one pseudo-row at the overall rate: a block of a few rows
         // all of one class does not claim a certainty of 0 or 1.
         let rate = labels.isEmpty ? 0 : Double(labels.reduce(0, +)) / Double(labels.count)
-        probabilities = blocks.map { Float(($0.sum + rate) / ($0.count + 1)) }
+        var smoothed = blocks.map { Float(($0.sum + rate) / ($0.count + 1)) }
+        // The pseudo-row can lift a small low block above a larger one after it: keep the map monotone.
+        for i in smoothed.indices.dropFirst() { smoothed[i] = max(smoothed[i], smoothed[i - 1]) }
+        probabilities = smoothed
     }
 
     /// The probability of a score: the first block whose bound is at least it, interpolated
