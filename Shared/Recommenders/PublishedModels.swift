@@ -56,8 +56,10 @@ public final class PublishedModels: @unchecked Sendable {
     private var models: [String: Loaded] = [:]
     private let client: RPCClient
     private let logger: Logger
-    /// The published names to follow (the others are some other service's models).
-    private let accept: @Sendable (String) -> Bool
+    /// The kinds this reader serves (the others are some other service's models).
+    private let accept: @Sendable (ModelKind) -> Bool
+    /// Published versions of kinds it does not serve, not fetched again.
+    private var ignored: [String: UInt32] = [:]
     /// Factor models with more items than this get an approximate index.
     private let indexAbove: Int
     private let indexParameters: HNSW.Parameters
@@ -65,7 +67,7 @@ public final class PublishedModels: @unchecked Sendable {
     private let swapped: @Sendable (Loaded) -> Void
 
     public init(
-        client: RPCClient, logger: Logger, accept: @escaping @Sendable (String) -> Bool = { _ in true }, indexAbove: Int = .max,
+        client: RPCClient, logger: Logger, accept: @escaping @Sendable (ModelKind) -> Bool = { _ in true }, indexAbove: Int = .max,
         indexParameters: HNSW.Parameters = .init(), swapped: @escaping @Sendable (Loaded) -> Void = { _ in }
     ) {
         self.client = client
@@ -99,7 +101,7 @@ public final class PublishedModels: @unchecked Sendable {
             do {
                 let response = try await client.call(ModelAPI.watchModels, request, timeout: wait + .seconds(5))
                 backoff.reset()
-                for v in response.published where accept(v.name) && versions[v.name] != v.version {
+                for v in response.published where versions[v.name] != v.version && lock.withLock({ ignored[v.name] }) != v.version {
                     do {
                         try await load(v.name, version: v.version)
                     } catch {
@@ -127,6 +129,11 @@ public final class PublishedModels: @unchecked Sendable {
             let chunk = try await client.call(ModelAPI.getModel, request, timeout: .seconds(30))
             guard let i = chunk.info, i.version == version || version == 0, chunk.offset == UInt64(bytes.count) else {
                 throw ModelArtifact.Corrupt(description: "chunk of \(name) out of step")
+            }
+            guard accept(i.kind) else {
+                lock.withLock { ignored[name] = i.version }
+                logger.debug("not following \(name) v\(i.version): \(i.kind.name ?? "") is not a kind served here")
+                return
             }
             info = i
             request.version = i.version

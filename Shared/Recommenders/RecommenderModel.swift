@@ -1,4 +1,5 @@
 public import Math
+public import Wire
 
 /// A trained recommender as the model service publishes it and recommend serves it: the
 /// item catalogue it knows, and what scores a user against every item.
@@ -137,5 +138,15 @@ public struct RecommenderModel: Sendable {
         var scores: [Float] = []
         score(user: user, history: history, into: &scores)
         return TopK.select(scores, k: n) { excluded.contains(Int32($0)) }
+    }
+}
+
+extension RecommenderModel.Kind {
+    /// The wire's name for the kind is the same word (`item_knn`).
+    public var modelKind: ModelKind { ModelKind(name: rawValue)! }
+
+    /// The recommender kind of a wire kind; nil for the classifiers' and the others.
+    public init?(_ kind: ModelKind) {
+        self.init(rawValue: kind.name ?? "")
     }
 }

@@ -46,8 +46,7 @@ public struct RecommendService: PersonaService {
         impressions = ImpressionLog(ingest: ingest, logger: context.logger) { n in
             metrics.counter("persona_recommend_impressions_dropped_total", labels: [], help: "Impressions dropped while ingest was away too long").increment(by: Int64(n))
         }
-        let served = Set(RecommenderModel.Kind.allCases.map(\.rawValue))
-        models = PublishedModels(client: client, logger: context.logger, accept: { served.contains($0) }, indexAbove: settings.indexAbove, indexParameters: settings.index) { loaded in
+        models = PublishedModels(client: client, logger: context.logger, accept: { RecommenderModel.Kind($0) != nil }, indexAbove: settings.indexAbove, indexParameters: settings.index) { loaded in
             metrics.gauge("persona_recommend_model_version", labels: [("model", loaded.info.name)], help: "Version of each model held").set(Int64(loaded.info.version))
         }
     }

@@ -127,11 +127,3 @@ extension KeyValue {
     }
 }
 
-extension RecommenderModel.Kind {
-    /// The wire's name for the kind is the same word (`item_knn`).
-    public var modelKind: ModelKind { ModelKind(name: rawValue)! }
-
-    public init?(_ kind: ModelKind) {
-        self.init(rawValue: kind.name ?? "")
-    }
-}
