@@ -23,16 +23,30 @@ struct ModelsCommand: AsyncParsableCommand {
         func metric(_ info: ModelInfo, _ prefix: String) -> String {
             info.metrics.first { $0.name.hasPrefix(prefix) }.map { String(format: "%.4f", $0.value) } ?? "-"
         }
-        let k = models.first?.metrics.first { $0.name.hasPrefix("ndcg@") }?.name.dropFirst(5) ?? "10"
-        let rows = models.map { m in
-            [
-                m.name, "v\(m.version)", m.kind.name ?? "", m.published ? "yes" : "", ProfileText.date(m.createdMs), metric(m, "ndcg@"), metric(m, "precision@"),
-                metric(m, "recall@"), metric(m, "coverage@"), "\(m.users)", "\(m.items)", "\(m.interactions)", String(format: "%.1fs", m.trainingSeconds),
-            ]
+        let classifiers = models.filter { $0.kind == .gbdt || $0.kind == .logistic }
+        let recommenders = models.filter { !($0.kind == .gbdt || $0.kind == .logistic) }
+        if !recommenders.isEmpty {
+            let k = recommenders.first?.metrics.first { $0.name.hasPrefix("ndcg@") }?.name.dropFirst(5) ?? "10"
+            let rows = recommenders.map { m in
+                [
+                    m.name, "v\(m.version)", m.kind.name ?? "", m.published ? "yes" : "", ProfileText.date(m.createdMs), metric(m, "ndcg@"), metric(m, "precision@"),
+                    metric(m, "recall@"), metric(m, "coverage@"), "\(m.users)", "\(m.items)", "\(m.interactions)", String(format: "%.1fs", m.trainingSeconds),
+                ]
+            }
+            print(Table.render(
+                header: ["NAME", "VERSION", "KIND", "PUBLISHED", "CREATED", "NDCG@\(k)", "P@\(k)", "R@\(k)", "COVERAGE", "USERS", "ITEMS", "PAIRS", "TRAINING"],
+                rows: rows))
         }
-        print(Table.render(
-            header: ["NAME", "VERSION", "KIND", "PUBLISHED", "CREATED", "NDCG@\(k)", "P@\(k)", "R@\(k)", "COVERAGE", "USERS", "ITEMS", "PAIRS", "TRAINING"],
-            rows: rows))
+        if !classifiers.isEmpty {
+            if !recommenders.isEmpty { print("") }
+            let rows = classifiers.map { m in
+                [
+                    m.name, "v\(m.version)", m.kind.name ?? "", m.published ? "yes" : "", ProfileText.date(m.createdMs), metric(m, "roc_auc"), metric(m, "pr_auc"),
+                    metric(m, "log_loss"), "\(m.interactions)", "\(m.items)", String(format: "%.1fs", m.trainingSeconds),
+                ]
+            }
+            print(Table.render(header: ["NAME", "VERSION", "KIND", "PUBLISHED", "CREATED", "ROC-AUC", "PR-AUC", "LOG LOSS", "ORDERS", "FEATURES", "TRAINING"], rows: rows))
+        }
     }
 }
 

@@ -112,10 +112,13 @@ struct TrainCommand: AsyncParsableCommand {
         let info = try await client.call(ModelAPI.listModels, l, timeout: .seconds(5)).models.first { $0.version == status.version }
         await client.shutdown()
         let published = info?.published == true
-        print("\(status.name) v\(status.version) (\(status.kind.name ?? "")): trained in \(String(format: "%.1f", info?.trainingSeconds ?? 0)) s on \(info?.interactions ?? 0) interactions of \(info?.users ?? 0) users and \(info?.items ?? 0) items\(published ? ", published" : "")")
+        let classifier = status.kind == .gbdt || status.kind == .logistic
+        let data = classifier
+            ? "\(info?.interactions ?? 0) labelled orders of \(info?.users ?? 0) users, \(info?.items ?? 0) features"
+            : "\(info?.interactions ?? 0) interactions of \(info?.users ?? 0) users and \(info?.items ?? 0) items"
+        print("\(status.name) v\(status.version) (\(status.kind.name ?? "")): trained in \(String(format: "%.1f", info?.trainingSeconds ?? 0)) s on \(data)\(published ? ", published" : "")")
         print("  parameters: " + report.params.map { "\($0.key)=\($0.value)" }.joined(separator: " "))
         let baseline = Dictionary(report.baseline.map { ($0.name, $0.value) }, uniquingKeysWith: { a, _ in a })
-        let classifier = status.kind == .gbdt || status.kind == .logistic
         let rows = report.metrics.map { m in [m.name, String(format: "%.4f", m.value), baseline[m.name].map { String(format: "%.4f", $0) } ?? "-"] }
         print(Table.render(header: ["METRIC", "MODEL", classifier ? "PREVALENCE" : "POPULARITY"], rows: rows).split(separator: "\n").map { "  " + $0 }.joined(separator: "\n"))
         if classifier {
