@@ -137,3 +137,60 @@ struct ClassifierTests {
         #expect(BinaryMetrics.threshold(forShare: 0.5, [0.1, 0.4, 0.35, 0.8]) == 0.4)
     }
 }
+
+@Suite("Clustering")
+struct ClusteringTests {
+    /// Rows around `k` planted centres far apart.
+    func planted(_ rng: inout SplitMix, k: Int, perCluster: Int, cols: Int) -> (rows: [Float], truth: [Int], centres: [[Float]]) {
+        let centres: [[Float]] = (0..<k).map { c in
+            (0..<cols).map { j -> Float in
+                let level = (c * 7 + j * 3) % 11
+                return Float(level) * 3
+            }
+        }
+        var rows: [Float] = [], truth: [Int] = []
+        for c in 0..<k {
+            for _ in 0..<perCluster {
+                rows += centres[c].map { $0 + 0.5 * (rng.unit() * 2 - 1) }
+                truth.append(c)
+            }
+        }
+        return (rows, truth, centres)
+    }
+
+    @Test("k-means finds planted clusters (every cluster pure), and the silhouette chooses their number")
+    func kmeans() {
+        var rng = SplitMix(seed: 4)
+        let data = planted(&rng, k: 4, perCluster: 150, cols: 5)
+        let model = KMeans.fit(rows: data.rows, cols: 5, k: 4)
+        let labels = model.clusters(rows: data.rows)
+        for c in 0..<4 {
+            let mine = Set(data.truth.indices.filter { data.truth[$0] == c }.map { labels[$0] })
+            #expect(mine.count == 1, "planted cluster \(c) split over \(mine)")
+        }
+        #expect(Set(labels).count == 4)
+        // Each found centre is within the noise of a planted one.
+        for c in 0..<4 {
+            let found = model.centres.row(c)
+            #expect(data.centres.contains { zip($0, found).allSatisfy { abs($0 - $1) < 0.2 } })
+        }
+        let (chosen, scores) = KMeans.choose(rows: data.rows, cols: 5, range: 2...7)
+        #expect(chosen.k == 4, "\(scores)")
+        #expect(model.cluster(Array(data.rows[0..<5])) == Int(labels[0]))
+    }
+
+    @Test("fuzzy c-means memberships sum to one and are near one for a row at a centre, split for a row between two")
+    func fuzzy() {
+        var rng = SplitMix(seed: 6)
+        let data = planted(&rng, k: 3, perCluster: 100, cols: 4)
+        let model = FuzzyCMeans.fit(rows: data.rows, cols: 4, k: 3)
+        for i in stride(from: 0, to: 300, by: 17) {
+            let u = model.memberships(Array(data.rows[i * 4..<(i + 1) * 4]))
+            #expect(abs(u.reduce(0, +) - 1) < 1e-4)
+            #expect(u.max()! > 0.9)
+        }
+        let middle = zip(data.centres[0], data.centres[1]).map { ($0 + $1) / 2 }
+        let u = model.memberships(middle).sorted(by: >)
+        #expect(u[0] < 0.7 && u[1] > 0.3, "\(u)")
+    }
+}
