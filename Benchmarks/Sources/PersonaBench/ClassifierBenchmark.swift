@@ -138,6 +138,7 @@ func classifierBenchmark(output: String, sharedData: String) async throws {
     }
     let p50 = micros[micros.count / 2], p99 = micros[Int(Double(micros.count) * 0.99)]
     say("TreeSHAP over \(deep.trees.count) trees of depth \(shapParameters.maxDepth): p50 \(String(format: "%.1f", p50)) µs, p99 \(String(format: "%.1f", p99)) µs")
+    let segments = try await kmeansBenchmark(sharedData: sharedData, python: python)
     let machine = "\(ProcessInfo.processInfo.activeProcessorCount) cores, \(ProcessInfo.processInfo.physicalMemory >> 30) GiB"
     let positives = Int(test.labels.reduce(0, +))
     let md = """
@@ -155,10 +156,97 @@ func classifierBenchmark(output: String, sharedData: String) async throws {
 
         ![ROC-AUC and PR-AUC against training time](classifiers.png)
 
+        ## Segments: k-means
+
+        \(segments)
+
         """
     try md.write(toFile: output, atomically: true, encoding: .utf8)
     let json = output.replacingOccurrences(of: ".md", with: ".json")
     try JSONSerialization.data(withJSONObject: ["rows": figures]).write(to: URL(fileURLWithPath: json))
     try run(python, ["Benchmarks/peers/plot_classifiers.py", json, output.replacingOccurrences(of: ".md", with: ".png")])
     say("wrote \(output)")
+}
+
+/// k-means against scikit-learn's on the standardised profiles of the Online Retail
+/// customers (the eleven-month file through ingest and the feature service; recency,
+/// frequency, monetary, order value, distinct items, sessions, purchase interval, tenure;
+/// the counts and amounts as log(1 + x)), k = 8, five seeds each. A markdown paragraph.
+func kmeansBenchmark(sharedData: String, python: String) async throws -> String {
+    let path = sharedData + "/online-retail/Online_Retail_2010-12_to_2011-10.csv"
+    guard FileManager.default.fileExists(atPath: path) else { return "Skipped: \(path) is missing." }
+    let ingest = try await HostedBenchService<IngestService>.start(settings: IngestSettings())
+    var consumer = ConsumerSettings()
+    consumer.ingestPort = ingest.port
+    let feature = try await HostedBenchService<FeatureService>.start(settings: consumer)
+    let ingestClient = RPCClient(host: "127.0.0.1", port: ingest.port)
+    let featureClient = RPCClient(host: "127.0.0.1", port: feature.port)
+    var skips = DatasetFormat.Skips()
+    let events = DatasetFormat.onlineRetail.events(lines: try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n"), skips: &skips)
+        .sorted { $0.timestampMs < $1.timestampMs }
+    for start in stride(from: 0, to: events.count, by: 2000) {
+        var request = AppendRequest()
+        request.events = Array(events[start..<min(events.count, start + 2000)])
+        _ = try await ingestClient.call(IngestAPI.append, request)
+    }
+    let info = try await ingestClient.call(IngestAPI.logInfo, LogInfoRequest())
+    let ends = info.partitions.map { String($0.endOffset) }.joined(separator: ",")
+    while try await featureClient.call(HealthAPI.check, HealthRequest()).checks.first(where: { $0.key == "offsets" })?.value != ends {
+        try await Task.sleep(for: .milliseconds(50))
+    }
+    let names = ["recency_days", "frequency", "monetary", "average_order_value", "distinct_items", "sessions", "purchase_interval_mean_days", "days_since_first_seen"]
+    let logged: Set<String> = ["frequency", "monetary", "average_order_value", "distinct_items", "sessions"]
+    let users = Array(Set(events.map(\.userId))).sorted()
+    var raw: [[Float]] = []
+    for start in stride(from: 0, to: users.count, by: 1000) {
+        var request = GetFeaturesRequest()
+        request.userIds = Array(users[start..<min(users.count, start + 1000)])
+        request.names = names
+        for row in try await featureClient.call(FeatureAPI.getFeatures, request).rows where row.found {
+            raw.append(zip(names, row.values).map { logged.contains($0) ? log1p(max(0, $1)) : $1 })
+        }
+    }
+    await ingestClient.shutdown()
+    await featureClient.shutdown()
+    try await feature.stop()
+    try await ingest.stop()
+    let cols = names.count
+    var rows = raw.flatMap { $0 }
+    for j in 0..<cols {
+        let column = raw.map { $0[j] }
+        let mean = column.reduce(0, +) / Float(column.count)
+        let sd = (column.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Float(column.count)).squareRoot()
+        for i in 0..<raw.count { rows[i * cols + j] = sd > 0 ? (rows[i * cols + j] - mean) / sd : 0 }
+    }
+    let k = 8
+    var ours: [(seconds: Double, inertia: Double, iterations: Int)] = []
+    for seed in 0..<5 {
+        let t = ContinuousClock.now
+        let m = KMeans.fit(rows: rows, cols: cols, k: k, seed: UInt64(seed + 1), tolerance: 1e-4)
+        ours.append((t.duration(to: .now) / .seconds(1), m.inertia, m.iterations))
+    }
+    let work = FileManager.default.temporaryDirectory.appendingPathComponent("persona-kmeans-\(UUID().uuidString)").path
+    try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(atPath: work) }
+    try rows.withUnsafeBytes { try Data($0).write(to: URL(fileURLWithPath: work + "/rows.f32")) }
+    try run(python, ["Benchmarks/peers/kmeans.py", work + "/rows.f32", "\(cols)", "\(k)", work + "/out.json"])
+    let peer = ((try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: work + "/out.json"))) as! [String: Any])["runs"] as! [[String: Any]])
+        .map { (seconds: $0["seconds"] as! Double, inertia: $0["inertia"] as! Double, iterations: $0["iterations"] as! Int) }
+    func median(_ v: [Double]) -> Double { v.sorted()[v.count / 2] }
+    let ourTime = median(ours.map(\.seconds)), peerTime = median(peer.map(\.seconds))
+    let ourBest = ours.map(\.inertia).min()!, peerBest = peer.map(\.inertia).min()!
+    let ourMedian = median(ours.map(\.inertia)), peerMedian = median(peer.map(\.inertia))
+    say(String(format: "k-means over %d profiles x %d: Persona %.3f s (inertia median %.1f, best %.1f), scikit-learn %.3f s (median %.1f, best %.1f)", raw.count, cols, ourTime, ourMedian, ourBest, peerTime, peerMedian, peerBest))
+    return String(
+        format: """
+            %d Online Retail customers' profiles from the feature service (GetFeatures: %@; the counts and amounts as log(1 + x), then standardised), k = %d, five seeds per side, one k-means++ start each, one thread.
+
+            | side | median seconds | median inertia | best inertia | iterations (median) |
+            | --- | ---: | ---: | ---: | ---: |
+            | Persona `KMeans` (relative inertia change below 1e-4 stops) | %.4f | %.1f | %.1f | %d |
+            | scikit-learn KMeans (Lloyd, tol 1e-4) | %.4f | %.1f | %.1f | %d |
+
+            Median inertia: Persona %.2f%% from scikit-learn's (goal: time at equal inertia, within 1%%). Time ratio: %.2fx scikit-learn's.
+            """, raw.count, names.joined(separator: ", ") as NSString, k, ourTime, ourMedian, ourBest, ours.map(\.iterations).sorted()[2], peerTime, peerMedian, peerBest,
+        peer.map(\.iterations).sorted()[2], 100 * (ourMedian - peerMedian) / peerMedian, ourTime / peerTime)
 }
