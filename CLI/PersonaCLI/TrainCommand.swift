@@ -9,9 +9,9 @@ import Wire
 struct TrainCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "train",
-        abstract: "Train a recommendation model (popularity, item_knn, als, bpr, ease) or a classifier (fraud: gbdt or logistic) and publish it.")
+        abstract: "Train a recommendation model (popularity, item_knn, als, bpr, ease), a classifier (fraud: gbdt or logistic) or the customer segments, and publish it.")
 
-    @Argument(help: "popularity, item_knn, als, bpr, ease; or fraud (the gbdt learner on the labelled orders), gbdt, logistic.")
+    @Argument(help: "popularity, item_knn, als, bpr, ease; fraud (the gbdt learner on the labelled orders), gbdt, logistic; or segments (k-means over the profiles).")
     var kind: String
 
     @Option(help: "The model's name (default: the kind).")
@@ -34,7 +34,7 @@ struct TrainCommand: AsyncParsableCommand {
 
     @OptionGroup var endpoints: Endpoints
 
-    static let kinds = RecommenderModel.Kind.allCases.map(\.rawValue) + ["fraud", "gbdt", "logistic"]
+    static let kinds = RecommenderModel.Kind.allCases.map(\.rawValue) + ["fraud", "gbdt", "logistic", "segments"]
 
     func validate() throws {
         guard Self.kinds.contains(kind) else { throw ValidationError("unknown kind '\(kind)'; one of \(Self.kinds.joined(separator: ", "))") }
@@ -42,7 +42,7 @@ struct TrainCommand: AsyncParsableCommand {
 
     func run() async throws {
         var request = TrainRequest()
-        request.kind = kind == "fraud" ? .gbdt : ModelKind(name: kind) ?? ModelKind(rawValue: -1)
+        request.kind = kind == "fraud" ? .gbdt : kind == "segments" ? .kmeans : ModelKind(name: kind) ?? ModelKind(rawValue: -1)
         request.name = name ?? ""
         request.search = search
         request.publish = !noPublish
@@ -112,6 +112,14 @@ struct TrainCommand: AsyncParsableCommand {
         let info = try await client.call(ModelAPI.listModels, l, timeout: .seconds(5)).models.first { $0.version == status.version }
         await client.shutdown()
         let published = info?.published == true
+        if status.kind == .kmeans {
+            print("\(status.name) v\(status.version) (kmeans): \(report.params.first { $0.key == "k" }?.value ?? "?") segments of \(report.users) users in \(String(format: "%.1f", info?.trainingSeconds ?? 0)) s\(published ? ", published" : "")")
+            if let s = report.curves.first(where: { $0.name == "silhouette" }) {
+                print("  silhouette by k: " + zip(s.x, s.y).map { String(format: "%.0f: %.3f", $0, $1) }.joined(separator: "  "))
+            }
+            for m in report.metrics { print("  " + m.name) }
+            return
+        }
         let classifier = status.kind == .gbdt || status.kind == .logistic
         let data = classifier
             ? "\(info?.interactions ?? 0) labelled orders of \(info?.users ?? 0) users, \(info?.items ?? 0) features"

@@ -37,7 +37,7 @@ func plantedFraudRows(_ n: Int) -> [Substring] {
 
 @Suite("Classifier jobs", .serialized, .timeLimit(.minutes(3)))
 struct ClassifierJobTests {
-    @Test("persona train fraud: point-in-time rows from the feature service, a calibrated gbdt that finds the planted pattern, published with its report; logistic too")
+    @Test("persona train fraud: point-in-time rows from the feature service, a calibrated gbdt that finds the planted pattern, published with its report; logistic and segments too")
     func fraudJob() async throws {
         try await withHostedService(IngestService.self, settings: IngestSettings()) { ingest in
             var consumer = ConsumerSettings()
@@ -84,6 +84,19 @@ struct ClassifierJobTests {
 
                     let logistic = try await waitJob(model.client, try await train(model.client, .logistic, name: "fraud-logistic"))
                     #expect(logistic.state == .succeeded && logistic.metrics.first { $0.name == "roc_auc" }!.value > 0.85, "\(logistic.metrics)")
+
+                    // Segments over the same users' profiles: k given, then chosen by silhouette.
+                    let segments = try await waitJob(model.client, try await train(model.client, .kmeans, params: ["k": "3"], publish: true))
+                    #expect(segments.state == .succeeded && segments.name == "segments", "\(segments.message)")
+                    let (_, segmentBytes) = try await fetchArtifact(model.client, "segments")
+                    let segmentation = try Segmentation.decode(segmentBytes)
+                    #expect(segmentation.k == 3 && segmentation.sizes.reduce(0, +) == 1200)
+                    let (segment, memberships) = segmentation.assign(segmentation.medians[1])
+                    #expect((0..<3).contains(segment) && abs(memberships.reduce(0, +) - 1) < 1e-4)
+                    #expect(!segmentation.describe(0).isEmpty)
+                    let chosen = try await waitJob(model.client, try await train(model.client, .kmeans, name: "segments-auto"))
+                    #expect(chosen.state == .succeeded && (3...8).contains(Int(chosen.metrics.first { $0.name == "k" }?.value ?? 0)), "\(chosen.metrics)")
+                    await #expect { try await train(model.client, .kmeans, params: ["k": "1"]) } throws: { ($0 as? RPCError)?.code == .invalidArgument }
 
                     var bad = TrainRequest()
                     bad.kind = .gbdt
