@@ -186,8 +186,11 @@ public struct KMeans: Sendable, Equatable {
         return counted == 0 ? 0 : total / Double(counted)
     }
 
-    /// The k in `range` whose clustering has the best silhouette, and that clustering.
+    /// The k in `range` whose clustering has the best silhouette, and that clustering (with
+    /// fewer rows than the range starts at, one cluster per row).
     public static func choose(rows: [Float], cols: Int, range: ClosedRange<Int>, seed: UInt64 = 1) -> (model: KMeans, silhouettes: [(k: Int, score: Double)]) {
+        let n = rows.count / max(1, cols)
+        guard n >= max(2, range.lowerBound) else { return (fit(rows: rows, cols: cols, k: max(1, min(n, range.lowerBound)), seed: seed), []) }
         var best: (KMeans, Double)? = nil
         var scores: [(Int, Double)] = []
         for k in range where k <= rows.count / cols {

@@ -39,7 +39,7 @@ struct FeatureCrashTests {
         let featureDir = temporaryDirectory(), featurePort = freePort()
         let arguments = [
             "--port", "\(featurePort)", "--metrics-port", "0", "--data-dir", featureDir, "--ingest", "127.0.0.1:\(ingestPort)",
-            "--read-events", "20", "--snapshot-seconds", "1",
+            "--read-events", "20", "--snapshot-seconds", "1", "--model", "127.0.0.1:\(freePort())",
         ]
         let probe = RPCClient(host: "127.0.0.1", port: featurePort)
         defer { Task { await probe.shutdown() } }

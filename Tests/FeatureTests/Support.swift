@@ -118,6 +118,8 @@ func withFeature<R>(ingestPort: Int, dataDir: String = temporaryDirectory(), _ b
     var settings = FeatureSettings()
     settings.ingestPort = ingestPort
     settings.readWait = .milliseconds(200)
+    // No model service: the profiles carry no published segments.
+    settings.modelPort = freePort()
     return try await withHostedService(FeatureService.self, settings: settings, dataDir: dataDir) { try await body($0.client, $0.host) }
 }
 

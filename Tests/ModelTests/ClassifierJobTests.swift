@@ -43,10 +43,13 @@ struct ClassifierJobTests {
             var consumer = ConsumerSettings()
             consumer.ingestPort = ingest.rpcPort
             consumer.readWait = .milliseconds(200)
-            try await withHostedService(FeatureService.self, settings: consumer) { feature in
+            let modelPort = freePort()
+            var featureSettings = FeatureSettings(consumer)
+            featureSettings.modelPort = modelPort
+            try await withHostedService(FeatureService.self, settings: featureSettings) { feature in
                 var settings = ModelSettings(consumer)
                 settings.featurePort = feature.rpcPort
-                try await withHostedService(ModelService.self, settings: settings) { model in
+                try await withHostedService(ModelService.self, settings: settings, port: modelPort) { model in
                     var skips = DatasetFormat.Skips()
                     let events = DatasetFormat.fraud.events(lines: plantedFraudRows(1200), skips: &skips).sorted { $0.timestampMs < $1.timestampMs }
                     try await append(ingest.client, events)
@@ -94,6 +97,24 @@ struct ClassifierJobTests {
                     let (segment, memberships) = segmentation.assign(segmentation.medians[1])
                     #expect((0..<3).contains(segment) && abs(memberships.reduce(0, +) - 1) < 1e-4)
                     #expect(!segmentation.describe(0).isEmpty)
+                    // The feature service follows the published segments: profiles carry their
+                    // segment and memberships without a restart, and SegmentMembers lists them.
+                    var lookup = GetProfileRequest()
+                    lookup.userId = 1000
+                    let deadline = ContinuousClock.now + .seconds(20)
+                    var profile = try await feature.client.call(FeatureAPI.getProfile, lookup).profile
+                    while profile?.hasSegment != true && ContinuousClock.now < deadline {
+                        try await Task.sleep(for: .milliseconds(100))
+                        profile = try await feature.client.call(FeatureAPI.getProfile, lookup).profile
+                    }
+                    let carried = try #require(profile)
+                    #expect(carried.hasSegment && (0..<3).contains(carried.segmentId) && carried.segmentMemberships.count == 3)
+                    #expect(abs(carried.segmentMemberships.reduce(0, +) - 1) < 1e-3)
+                    var members = SegmentMembersRequest()
+                    members.segmentId = carried.segmentId
+                    members.pageSize = 2000
+                    let listed = try await feature.client.call(FeatureAPI.segmentMembers, members).userIds
+                    #expect(listed.contains(1000) && listed.count == segmentation.sizes[Int(carried.segmentId)], "\(listed.count) listed, \(segmentation.sizes)")
                     let chosen = try await waitJob(model.client, try await train(model.client, .kmeans, name: "segments-auto"))
                     #expect(chosen.state == .succeeded && (3...8).contains(Int(chosen.metrics.first { $0.name == "k" }?.value ?? 0)), "\(chosen.metrics)")
                     await #expect { try await train(model.client, .kmeans, params: ["k": "1"]) } throws: { ($0 as? RPCError)?.code == .invalidArgument }

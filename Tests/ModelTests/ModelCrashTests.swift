@@ -19,7 +19,7 @@ struct ModelCrashTests {
     }
 
     func modelArguments(dir: String, port: Int, ingestPort: Int) -> [String] {
-        ["--port", "\(port)", "--metrics-port", "0", "--data-dir", dir, "--ingest", "127.0.0.1:\(ingestPort)", "--read-events", "20", "--snapshot-seconds", "1"]
+        ["--port", "\(port)", "--metrics-port", "0", "--data-dir", dir, "--ingest", "127.0.0.1:\(ingestPort)", "--read-events", "20", "--snapshot-seconds", "1", "--feature", "127.0.0.1:\(freePort())"]
     }
 
     /// Runs a model process on `dir` until it has consumed the whole log, then stops it with

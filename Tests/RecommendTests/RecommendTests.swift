@@ -101,12 +101,17 @@ struct RecommendServiceTests {
             var consumer = ConsumerSettings()
             consumer.ingestPort = ingest.rpcPort
             consumer.readWait = .milliseconds(200)
-            try await withHostedService(FeatureService.self, settings: consumer) { feature in
-                try await withHostedService(ModelService.self, settings: ModelSettings(consumer)) { model in
+            let modelPort = freePort()
+            var featureSettings = FeatureSettings(consumer)
+            featureSettings.modelPort = modelPort
+            try await withHostedService(FeatureService.self, settings: featureSettings) { feature in
+                try await withHostedService(ModelService.self, settings: ModelSettings(consumer), port: modelPort) { model in
                     var settings = RecommendSettings()
                     settings.modelPort = model.rpcPort
                     settings.featurePort = feature.rpcPort
                     settings.ingestPort = ingest.rpcPort
+                    // The suite runs beside the others on two cores: no feature read may time out here.
+                    settings.featureTimeout = .seconds(5)
                     try await withHostedService(RecommendService.self, settings: settings) { recommend in
                         try await append(ingest.client, shop())
                         try await waitConsumed(ingest: ingest.client, consumer: model.client)
@@ -248,7 +253,8 @@ struct RecommendFeatureDownTests {
             consumer.readWait = .milliseconds(200)
             let featurePort = freePort()
             let featureProcess = try ChildProcess(
-                "persona-feature", ["--port", "\(featurePort)", "--metrics-port", "0", "--data-dir", temporaryDirectory(), "--ingest", "127.0.0.1:\(ingest.rpcPort)"])
+                "persona-feature",
+                ["--port", "\(featurePort)", "--metrics-port", "0", "--data-dir", temporaryDirectory(), "--ingest", "127.0.0.1:\(ingest.rpcPort)", "--model", "127.0.0.1:\(freePort())"])
             defer { featureProcess.kill() }
             let featureClient = RPCClient(host: "127.0.0.1", port: featurePort)
             defer { Task { await featureClient.shutdown() } }

@@ -16,12 +16,13 @@ public struct HostedService<S: PersonaService>: Sendable {
     public let metricsPort: Int
 }
 
-/// Starts `S` in-process on 127.0.0.1 and free ports, runs `body`, then always shuts the
-/// client and the service down gracefully (errors from `body` are rethrown after that).
+/// Starts `S` in-process on 127.0.0.1 and free ports (the RPC port `port` when it is not 0:
+/// for a service another one was told of before it started), runs `body`, then always shuts
+/// the client and the service down gracefully (errors from `body` are rethrown after that).
 public func withHostedService<S: PersonaService, R>(
-    _: S.Type, settings: S.Settings, dataDir: String = temporaryDirectory(), _ body: (HostedService<S>) async throws -> R
+    _: S.Type, settings: S.Settings, port: Int = 0, dataDir: String = temporaryDirectory(), _ body: (HostedService<S>) async throws -> R
 ) async throws -> R {
-    let options = ServiceOptions.Resolved(host: "127.0.0.1", port: 0, metricsPort: 0, dataDir: dataDir, logLevel: .warning)
+    let options = ServiceOptions.Resolved(host: "127.0.0.1", port: port, metricsPort: 0, dataDir: dataDir, logLevel: .warning)
     let host = try await ServiceHost<S>(options: options, settings: settings)
     let (rpc, metrics) = try await host.start()
     let running = Task { try await host.run(handleSignals: false) }

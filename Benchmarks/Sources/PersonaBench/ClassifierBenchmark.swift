@@ -30,7 +30,7 @@ func classifierBenchmark(output: String, sharedData: String) async throws {
     let ingest = try await HostedBenchService<IngestService>.start(settings: IngestSettings())
     var consumer = ConsumerSettings()
     consumer.ingestPort = ingest.port
-    let feature = try await HostedBenchService<FeatureService>.start(settings: consumer)
+    let feature = try await HostedBenchService<FeatureService>.start(settings: FeatureSettings(consumer))
     let ingestClient = RPCClient(host: "127.0.0.1", port: ingest.port)
     var featureConfig = RPCClient.Config.defaults(host: "127.0.0.1", port: feature.port)
     featureConfig.defaultTimeout = .seconds(300)
@@ -178,7 +178,7 @@ func kmeansBenchmark(sharedData: String, python: String) async throws -> String 
     let ingest = try await HostedBenchService<IngestService>.start(settings: IngestSettings())
     var consumer = ConsumerSettings()
     consumer.ingestPort = ingest.port
-    let feature = try await HostedBenchService<FeatureService>.start(settings: consumer)
+    let feature = try await HostedBenchService<FeatureService>.start(settings: FeatureSettings(consumer))
     let ingestClient = RPCClient(host: "127.0.0.1", port: ingest.port)
     let featureClient = RPCClient(host: "127.0.0.1", port: feature.port)
     var skips = DatasetFormat.Skips()

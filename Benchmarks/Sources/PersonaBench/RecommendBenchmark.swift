@@ -42,7 +42,7 @@ func recommendBenchmark(output: String, configurations: [(items: Int, indexed: B
         let ingest = try await HostedBenchService<IngestService>.start(settings: IngestSettings())
         var consumer = ConsumerSettings()
         consumer.ingestPort = ingest.port
-        let feature = try await HostedBenchService<FeatureService>.start(settings: consumer)
+        let feature = try await HostedBenchService<FeatureService>.start(settings: FeatureSettings(consumer))
         let modelService = try await HostedBenchService<ModelService>.start(settings: ModelSettings(consumer), directory: dir + "/model")
         var settings = RecommendSettings()
         settings.ingestPort = ingest.port

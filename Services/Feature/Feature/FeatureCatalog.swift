@@ -69,6 +69,9 @@ public enum FeatureCatalog {
     }
 
     /// Positions of `requested` in `names` (all of them when empty), or the unknown names.
+    /// Where `segment_id` is among the names.
+    static let segmentPosition = index["segment_id"]!
+
     static func resolve(_ requested: [String]) -> Result<[Int], UnknownNames> {
         if requested.isEmpty { return .success(Array(names.indices)) }
         var positions: [Int] = []

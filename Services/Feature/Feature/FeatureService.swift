@@ -1,5 +1,8 @@
+public import ArgumentParser
+import Classifiers
 import Foundation
 import Logging
+import Recommenders
 import Prometheus
 public import RPC
 public import ServiceKit
@@ -10,8 +13,41 @@ import Wire
 /// features, and serves them. It reads every partition from its own offsets (long poll),
 /// snapshots state and offsets together, and on start resumes from the snapshot plus the
 /// log, so a restart or a kill -9 ends in the state an uninterrupted run would have.
-/// The feature service's settings: where the log is and how it is read and snapshotted.
-public typealias FeatureSettings = ConsumerSettings
+/// The feature service's settings: where the log is and how it is read and snapshotted
+/// (`consumer`, whose fields read as the settings' own), and the model service whose
+/// published segments give each profile its segment.
+@dynamicMemberLookup
+public struct FeatureSettings: Sendable {
+    public var consumer: ConsumerSettings
+    public var modelHost = "127.0.0.1"
+    public var modelPort = 7103
+
+    public init(_ consumer: ConsumerSettings = .init()) { self.consumer = consumer }
+
+    public subscript<T>(dynamicMember path: WritableKeyPath<ConsumerSettings, T>) -> T {
+        get { consumer[keyPath: path] }
+        set { consumer[keyPath: path] = newValue }
+    }
+}
+
+public struct FeatureOptions: ParsableArguments, Sendable {
+    @OptionGroup public var consumer: ConsumerOptions
+
+    @Option(help: "Model service address host:port, whose published segments the profiles carry (env PERSONA_MODEL_ADDR, default 127.0.0.1:7103).")
+    public var model: String?
+
+    public init() {}
+
+    public func resolve(environment: [String: String]? = nil) throws -> FeatureSettings {
+        let env = environment ?? ProcessInfo.processInfo.environment
+        var s = FeatureSettings(try consumer.resolve(service: "feature", environment: env))
+        if let (host, port) = try peerAddress(flag: model, variable: "PERSONA_MODEL_ADDR", environment: env, service: "model") {
+            s.modelHost = host
+            s.modelPort = port
+        }
+        return s
+    }
+}
 
 public struct FeatureService: PersonaService {
     public static let name = "feature"
@@ -26,6 +62,9 @@ public struct FeatureService: PersonaService {
     let metrics: FeatureMetrics
     let exports: TrainingExports
     let snapshotPath: String
+    /// Follows the published segments.
+    let segments: ModelWatcher
+    let model: RPCClient
 
     public init(context: ServiceContext, settings: FeatureSettings) async throws {
         self.context = context
@@ -41,6 +80,15 @@ public struct FeatureService: PersonaService {
             host: settings.ingestHost, port: settings.ingestPort, readEvents: settings.readEvents, readWait: settings.readWait, logger: context.logger)
         self.metrics = FeatureMetrics(context.metrics)
         self.exports = TrainingExports()
+        model = RPCClient(host: settings.modelHost, port: settings.modelPort)
+        let logger = context.logger
+        segments = ModelWatcher(client: model, logger: context.logger, accept: { $0 == .kmeans }) { [store] info, bytes in
+            // One segmentation serves the profiles: the one named `segments`.
+            guard info.name == "segments" else { return }
+            let segmentation = try Segmentation.decode(bytes)
+            try store.setSegmentation(segmentation)
+            logger.info("profiles carry segments v\(info.version) (\(segmentation.k) segments)")
+        }
     }
 
     public func register(in router: inout Router) {
@@ -149,6 +197,10 @@ public struct FeatureService: PersonaService {
                 group.addTask { try await consume(partition: p) }
             }
             group.addTask {
+                // Segments are optional: without a model service the profiles carry none.
+                do { try await segments.follow() } catch is CancellationError {}
+            }
+            group.addTask {
                 var written = store.summary.version
                 var pause = Duration.zero
                 while true {
@@ -191,6 +243,7 @@ public struct FeatureService: PersonaService {
     public func close() async throws {
         try writeSnapshot(force: true)
         await ingest.shutdown()
+        await model.shutdown()
     }
 
     public func healthChecks() async -> [(String, String)] {

@@ -1,3 +1,4 @@
+import Classifiers
 import Foundation
 import ServiceKit
 import Store
@@ -114,15 +115,53 @@ public final class FeatureStore: @unchecked Sendable {
     // MARK: Users
 
     public func profile(_ userID: Int64) -> UserProfile? {
-        lock.read(state) { s in
+        let segments = segmentation
+        return lock.read(state) { s in
             guard let user = s.users[userID] else { return nil }
-            return ProfileView(user, state: s, nowMs: s.watermarkMs, cuts: s.rfmCuts(refresh: true)).profile
+            let view = ProfileView(user, state: s, nowMs: s.watermarkMs, cuts: s.rfmCuts(refresh: true))
+            var p = view.profile
+            if let segments {
+                let (segment, memberships) = segments.assign(view)
+                p.segmentId = Int32(segment)
+                p.hasSegment = true
+                p.segmentMemberships = memberships
+            }
+            return p
         }
+    }
+
+    // MARK: Segments
+
+    /// The published segmentation and where its features are among `FeatureCatalog.names`.
+    struct Segments: Sendable {
+        let model: Segmentation
+        let positions: [Int]
+
+        func assign(_ view: ProfileView) -> (segment: Int, memberships: [Float]) {
+            let all = FeatureCatalog.values(view)
+            return model.assign(positions.map { all[$0] })
+        }
+    }
+
+    private let segmentsLock = NSLock()
+    nonisolated(unsafe) private var current: Segments? = nil
+
+    /// The segments profiles carry now (nil until one is published).
+    var segmentation: Segments? { segmentsLock.withLock { current } }
+
+    /// Swaps in a published segmentation; one naming a feature this service does not have is
+    /// refused (the profiles keep the one they had).
+    func setSegmentation(_ model: Segmentation) throws {
+        guard case .success(let positions) = FeatureCatalog.resolve(model.features), !model.features.isEmpty else {
+            throw StoreError(.corrupt, "segments name features this service does not have: \(model.features)")
+        }
+        segmentsLock.withLock { current = Segments(model: model, positions: positions) }
     }
 
     /// Rows of the features at `positions` (of `FeatureCatalog.names`).
     func features(_ userIDs: [Int64], positions: [Int]) -> [FeatureRow] {
-        lock.read(state) { s in
+        let segments = segmentation
+        return lock.read(state) { s in
             let cuts = s.rfmCuts(refresh: true)
             return userIDs.map { id in
                 var row = FeatureRow()
@@ -132,7 +171,9 @@ public final class FeatureStore: @unchecked Sendable {
                     return row
                 }
                 row.found = true
-                let all = FeatureCatalog.values(ProfileView(user, state: s, nowMs: s.watermarkMs, cuts: cuts))
+                let view = ProfileView(user, state: s, nowMs: s.watermarkMs, cuts: cuts)
+                var all = FeatureCatalog.values(view)
+                if let segments { all[FeatureCatalog.segmentPosition] = Float(segments.assign(view).segment) }
                 row.values = positions.map { all[$0] }
                 return row
             }
@@ -141,13 +182,16 @@ public final class FeatureStore: @unchecked Sendable {
 
     /// Users with `tag` (or, with no tag, in `segment`), by id, after `afterID`.
     func members(tag: String, segment: Int32, afterID: Int64, limit: Int) -> (ids: [Int64], more: Bool) {
-        lock.read(state) { s in
+        let segments = segmentation
+        return lock.read(state) { s in
             let cuts = s.rfmCuts(refresh: true)
             var out: [Int64] = []
             for id in s.users.values.map(\.id).filter({ $0 > afterID }).sorted() {
                 let user = s.users[id]!
                 let member: Bool
-                if tag.isEmpty {
+                if tag.isEmpty, let segments {
+                    member = segments.assign(ProfileView(user, state: s, nowMs: s.watermarkMs, cuts: cuts)).segment == Int(segment)
+                } else if tag.isEmpty {
                     member = user.segment == segment
                 } else {
                     let view = ProfileView(user, state: s, nowMs: s.watermarkMs, cuts: cuts)

@@ -8,9 +8,9 @@ struct FeatureServer: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "persona-feature", abstract: "Persona feature service: live user and item profiles.")
 
     @OptionGroup var options: ServiceOptions
-    @OptionGroup var feature: ConsumerOptions
+    @OptionGroup var feature: FeatureOptions
 
     func run() async throws {
-        try await ServiceHost<FeatureService>.main(options: options, settings: try feature.resolve(service: "feature"))
+        try await ServiceHost<FeatureService>.main(options: options, settings: try feature.resolve())
     }
 }

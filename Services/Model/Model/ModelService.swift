@@ -225,6 +225,9 @@ public struct ModelService: PersonaService {
             progress.report(0, "reading the profiles of \(users.count) users from the feature service")
             let features = Segmentation.defaultFeatures
             let raw = try blocking { try await profileRows(users, names: features.map(\.name)) }
+            guard raw.count >= 10 else {
+                throw TrainingRun.NoData(description: "the feature service has profiles of \(raw.count) of the \(users.count) users: segments need at least 10")
+            }
             progress.report(0.3, "clustering \(raw.count) profiles")
             let (segmentation, silhouettes, _) = Segmentation.fit(raw: raw, features: features, k: k)
             var report = EvaluationReport()

@@ -317,6 +317,7 @@ public struct UserProfile: WireMessage {
     /// `risk` where it is stored (read `.value`): no copy of the message and its fields.
     public var riskRef: Boxed<RiskFeatures>? { _risk }
     public var recentPurchaseMs: [Int64] = []
+    public var segmentMemberships: [Float] = []
     /// Fields this build does not know, kept so a relay re-encodes them unchanged.
     public var unknownFields = UnknownFields()
     public init() {}
@@ -360,6 +361,7 @@ extension UserProfile: CMessageConvertible {
         c.pointee.has_segment = hasSegment ? 1 : 0
         if let v = _risk { c.pointee.risk = arena.message(v.value) }
         (c.pointee.n_recent_purchase_ms, c.pointee.recent_purchase_ms) = arena.scalars(recentPurchaseMs)
+        (c.pointee.n_segment_memberships, c.pointee.segment_memberships) = arena.scalars(segmentMemberships)
         arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
     }
     init(cMessage c: UnsafePointer<Persona__V1__UserProfile>) {
@@ -398,6 +400,7 @@ extension UserProfile: CMessageConvertible {
         hasSegment = c.pointee.has_segment != 0
         _risk = c.pointee.risk.map { Boxed(RiskFeatures(cMessage: $0)) }
         recentPurchaseMs = readScalars(c.pointee.recent_purchase_ms, c.pointee.n_recent_purchase_ms)
+        segmentMemberships = readScalars(c.pointee.segment_memberships, c.pointee.n_segment_memberships)
         unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
     static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>) -> UnsafeMutablePointer<Persona__V1__UserProfile>? {

@@ -515,6 +515,7 @@ extension UserProfile {
             m.hasSegment = true
             m.risk = RiskFeatures.sample(1)
             m.recentPurchaseMs = [Int64.min, Int64.max]
+            m.segmentMemberships = [Float.greatestFiniteMagnitude, -0.25]
         } else {
             m.userId = Int64.max
             m.age = Int32.max
@@ -550,6 +551,7 @@ extension UserProfile {
             m.hasSegment = true
             m.risk = RiskFeatures.sample(0)
             m.recentPurchaseMs = [Int64.max, Int64.min]
+            m.segmentMemberships = [-0.25, Float.greatestFiniteMagnitude]
         }
         return m
     }

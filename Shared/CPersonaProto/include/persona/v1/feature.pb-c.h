@@ -188,10 +188,16 @@ struct  Persona__V1__UserProfile
    */
   size_t n_recent_purchase_ms;
   int64_t *recent_purchase_ms;
+  /*
+   * With published segments: the degree of membership in each (fuzzy c-means, summing to
+   * one); segment_id is the nearest k-means centre.
+   */
+  size_t n_segment_memberships;
+  float *segment_memberships;
 };
 #define PERSONA__V1__USER_PROFILE__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&persona__v1__user_profile__descriptor) \
-    , 0, 0, PERSONA__V1__GENDER__GENDER_UNSPECIFIED, (char *)protobuf_c_empty_string, 0,NULL, 0, 0, 0, 0,NULL, 0, 0, 0, 0, 0, 0, 0, 0, 0, NULL, 0,NULL, 0,NULL, 0,NULL, 0,NULL, 0,NULL, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0,NULL, 0,NULL, 0,NULL, 0,NULL, 0, 0, NULL, 0,NULL }
+    , 0, 0, PERSONA__V1__GENDER__GENDER_UNSPECIFIED, (char *)protobuf_c_empty_string, 0,NULL, 0, 0, 0, 0,NULL, 0, 0, 0, 0, 0, 0, 0, 0, 0, NULL, 0,NULL, 0,NULL, 0,NULL, 0,NULL, 0,NULL, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0,NULL, 0,NULL, 0,NULL, 0,NULL, 0, 0, NULL, 0,NULL, 0,NULL }
 
 
 struct  Persona__V1__GetProfileRequest

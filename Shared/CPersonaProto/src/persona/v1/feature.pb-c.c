@@ -1713,7 +1713,7 @@ const ProtobufCMessageDescriptor persona__v1__risk_features__descriptor =
   (ProtobufCMessageInit) persona__v1__risk_features__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor persona__v1__user_profile__field_descriptors[34] =
+static const ProtobufCFieldDescriptor persona__v1__user_profile__field_descriptors[35] =
 {
   {
     "user_id",
@@ -2123,6 +2123,18 @@ static const ProtobufCFieldDescriptor persona__v1__user_profile__field_descripto
     0 | PROTOBUF_C_FIELD_FLAG_PACKED,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "segment_memberships",
+    35,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_FLOAT,
+    offsetof(Persona__V1__UserProfile, n_segment_memberships),
+    offsetof(Persona__V1__UserProfile, segment_memberships),
+    NULL,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_PACKED,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned persona__v1__user_profile__field_indices_by_name[] = {
   22,   /* field[22] = active_hours */
@@ -2154,6 +2166,7 @@ static const unsigned persona__v1__user_profile__field_indices_by_name[] = {
   18,   /* field[18] = rfm */
   32,   /* field[32] = risk */
   30,   /* field[30] = segment_id */
+  34,   /* field[34] = segment_memberships */
   11,   /* field[11] = sessions */
   5,   /* field[5] = signup_ms */
   29,   /* field[29] = tags */
@@ -2163,7 +2176,7 @@ static const unsigned persona__v1__user_profile__field_indices_by_name[] = {
 static const ProtobufCIntRange persona__v1__user_profile__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 34 }
+  { 0, 35 }
 };
 const ProtobufCMessageDescriptor persona__v1__user_profile__descriptor =
 {
@@ -2173,7 +2186,7 @@ const ProtobufCMessageDescriptor persona__v1__user_profile__descriptor =
   "Persona__V1__UserProfile",
   "persona.v1",
   sizeof(Persona__V1__UserProfile),
-  34,
+  35,
   persona__v1__user_profile__field_descriptors,
   persona__v1__user_profile__field_indices_by_name,
   1,  persona__v1__user_profile__number_ranges,
