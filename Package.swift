@@ -140,7 +140,7 @@ let package = Package(
 
         .target(
             name: "TestSupport",
-            dependencies: ["RPC", "Wire", "ServiceKit"] + nio,
+            dependencies: ["RPC", "Wire", "ServiceKit", "Ingest", "Feature", "Model"] + nio,
             path: "Tests/TestSupport", swiftSettings: swiftSettings),
         .testTarget(
             name: "WireTests", dependencies: ["Wire", "TestSupport"],

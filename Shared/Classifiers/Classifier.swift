@@ -123,13 +123,7 @@ public struct Classifier: Sendable, Equatable {
             w.f64(t.recall)
             w.f64(t.flagged)
         }
-        let raw = w.finish()
-        let compressed = LZ4Block.compress(raw)
-        var out = SnapshotWriter(magic: "PCLF", version: Self.formatVersion, expectedBytes: (compressed?.count ?? raw.count) + 64)
-        out.bool(compressed != nil)
-        out.u64(UInt64(raw.count))
-        out.plain(compressed ?? raw)
-        return out.finish()
+        return ArtifactContainer.seal(w.finish(), magic: "PCLF", version: Self.formatVersion)
     }
 
     public struct Corrupt: Error, CustomStringConvertible {
@@ -138,13 +132,7 @@ public struct Classifier: Sendable, Equatable {
 
     public static func decode(_ bytes: [UInt8]) throws -> Classifier {
         do {
-            var outer = try SnapshotReader(bytes, magic: "PCLF")
-            guard outer.version == formatVersion else { throw Corrupt(description: "classifier format \(outer.version) is not \(formatVersion)") }
-            let compressed = try outer.bool()
-            let size = Int(try outer.u64())
-            let stored = try outer.plain(UInt8.self)
-            guard size <= 1 << 30 else { throw Corrupt(description: "classifier body of \(size) bytes") }
-            var r = try SnapshotReader(compressed ? try LZ4Block.decompress(stored, originalSize: size) : stored, magic: "PCLB")
+            var r = try SnapshotReader(try ArtifactContainer.open(bytes, magic: "PCLF", version: formatVersion, maxBytes: 1 << 30), magic: "PCLB")
             let target = try r.string()
             let features = try r.array { try $0.string() }
             let schema = try r.u32()

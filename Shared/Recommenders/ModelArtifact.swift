@@ -47,26 +47,13 @@ public enum ModelArtifact {
         }
         body.f32(model.foldInRegularization)
         body.f32(model.foldInAlpha)
-        let raw = body.finish()
-        let compressed = LZ4Block.compress(raw)
-        var out = SnapshotWriter(magic: "PMDL", version: formatVersion, expectedBytes: (compressed?.count ?? raw.count) + 64)
-        out.bool(compressed != nil)
-        out.u64(UInt64(raw.count))
-        out.plain(compressed ?? raw)
-        return out.finish()
+        return ArtifactContainer.seal(body.finish(), magic: "PMDL", version: formatVersion)
     }
 
     /// The model in `bytes`, indexed and ready to score.
     public static func decode(_ bytes: [UInt8]) throws -> RecommenderModel {
         do {
-            var outer = try SnapshotReader(bytes, magic: "PMDL")
-            guard outer.version == formatVersion else { throw Corrupt(description: "artifact format \(outer.version) is not \(formatVersion)") }
-            let compressed = try outer.bool()
-            let rawSize = Int(try outer.u64())
-            let stored = try outer.plain(UInt8.self)
-            guard rawSize <= 1 << 34 else { throw Corrupt(description: "artifact body of \(rawSize) bytes") }
-            let raw = compressed ? try LZ4Block.decompress(stored, originalSize: rawSize) : stored
-            var r = try SnapshotReader(raw, magic: "PMDB")
+            var r = try SnapshotReader(try ArtifactContainer.open(bytes, magic: "PMDL", version: formatVersion, maxBytes: 1 << 34), magic: "PMDB")
             guard let kind = RecommenderModel.Kind(rawValue: try r.string()) else { throw Corrupt(description: "unknown model kind") }
             let itemIDs = try r.plain(Int64.self)
             var model = RecommenderModel(kind: kind, itemIDs: itemIDs, itemCategories: try r.plain(Int64.self), popularity: try r.plain(Float.self))

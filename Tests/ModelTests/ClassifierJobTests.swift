@@ -39,96 +39,84 @@ func plantedFraudRows(_ n: Int) -> [Substring] {
 struct ClassifierJobTests {
     @Test("persona train fraud: point-in-time rows from the feature service, a calibrated gbdt that finds the planted pattern, published with its report; logistic and segments too")
     func fraudJob() async throws {
-        try await withHostedService(IngestService.self, settings: IngestSettings()) { ingest in
-            var consumer = ConsumerSettings()
-            consumer.ingestPort = ingest.rpcPort
-            consumer.readWait = .milliseconds(200)
-            let modelPort = freePort()
-            var featureSettings = FeatureSettings(consumer)
-            featureSettings.modelPort = modelPort
-            try await withHostedService(FeatureService.self, settings: featureSettings) { feature in
-                var settings = ModelSettings(consumer)
-                settings.featurePort = feature.rpcPort
-                try await withHostedService(ModelService.self, settings: settings, port: modelPort) { model in
-                    var skips = DatasetFormat.Skips()
-                    let events = DatasetFormat.fraud.events(lines: plantedFraudRows(1200), skips: &skips).sorted { $0.timestampMs < $1.timestampMs }
-                    try await append(ingest.client, events)
-                    try await waitConsumed(ingest: ingest.client, consumer: feature.client)
+        try await withCoreSuite { ingest, feature, model in
+            var skips = DatasetFormat.Skips()
+            let events = DatasetFormat.fraud.events(lines: plantedFraudRows(1200), skips: &skips).sorted { $0.timestampMs < $1.timestampMs }
+            try await append(ingest.client, events)
+            try await waitConsumed(ingest: ingest.client, consumer: feature.client)
 
-                    let id = try await train(model.client, .gbdt, params: ["trees": "150", "learning_rate": "0.1"], publish: true)
-                    let status = try await waitJob(model.client, id)
-                    #expect(status.state == .succeeded, "\(status.message)")
-                    #expect(status.name == "fraud")
-                    var r = GetReportRequest()
-                    r.name = "fraud"
-                    let report = try await model.client.call(ModelAPI.getReport, r)
-                    let metric = Dictionary(report.metrics.map { ($0.name, $0.value) }, uniquingKeysWith: { a, _ in a })
-                    let baseline = Dictionary(report.baseline.map { ($0.name, $0.value) }, uniquingKeysWith: { a, _ in a })
-                    // One row in twenty is flipped: about 0.95 is the best a model can do.
-                    #expect(metric["roc_auc"]! > 0.9 && metric["pr_auc"]! > 0.6, "\(metric)")
-                    #expect(metric["log_loss"]! < baseline["log_loss"]!)
-                    #expect(report.testPairs == 240 && !report.thresholds.isEmpty && !report.importance.isEmpty)
-                    // What sets the pattern apart leads the importance: how soon after signup (or a signup in the last hour), how shared the device.
-                    let top = report.importance.prefix(3).map(\.name).joined(separator: " ")
-                    #expect(["account_age", "seconds_since_signup", "register_1h", "register_24h", "users_sharing_device"].contains { top.contains($0) }, "\(top)")
+            let id = try await train(model.client, .gbdt, params: ["trees": "150", "learning_rate": "0.1"], publish: true)
+            let status = try await waitJob(model.client, id)
+            #expect(status.state == .succeeded, "\(status.message)")
+            #expect(status.name == "fraud")
+            var r = GetReportRequest()
+            r.name = "fraud"
+            let report = try await model.client.call(ModelAPI.getReport, r)
+            let metric = Dictionary(report.metrics.map { ($0.name, $0.value) }, uniquingKeysWith: { a, _ in a })
+            let baseline = Dictionary(report.baseline.map { ($0.name, $0.value) }, uniquingKeysWith: { a, _ in a })
+            // One row in twenty is flipped: about 0.95 is the best a model can do.
+            #expect(metric["roc_auc"]! > 0.9 && metric["pr_auc"]! > 0.6, "\(metric)")
+            #expect(metric["log_loss"]! < baseline["log_loss"]!)
+            #expect(report.testPairs == 240 && !report.thresholds.isEmpty && !report.importance.isEmpty)
+            // What sets the pattern apart leads the importance: how soon after signup (or a signup in the last hour), how shared the device.
+            let top = report.importance.prefix(3).map(\.name).joined(separator: " ")
+            #expect(["account_age", "seconds_since_signup", "register_1h", "register_24h", "users_sharing_device"].contains { top.contains($0) }, "\(top)")
 
-                    // The published artifact decodes, scores and explains.
-                    let (info, bytes) = try await fetchArtifact(model.client, "fraud")
-                    #expect(info.published && info.kind == .gbdt)
-                    let classifier = try Classifier.decode(bytes)
-                    #expect(classifier.features.count > 20 && classifier.target == "fraud")
-                    let row = [Float](repeating: 0, count: classifier.features.count)
-                    let (expected, phi) = classifier.explain(row)
-                    #expect(abs(expected + phi.reduce(0, +) - classifier.margin(row)) < 1e-3)
-                    #expect((0...1).contains(classifier.probability(row)))
-                    var corrupted = bytes
-                    corrupted[corrupted.count / 2] ^= 0xFF
-                    #expect(throws: Classifier.Corrupt.self) { try Classifier.decode(corrupted) }
+            // The published artifact decodes, scores and explains.
+            let (info, bytes) = try await fetchArtifact(model.client, "fraud")
+            #expect(info.published && info.kind == .gbdt)
+            let classifier = try Classifier.decode(bytes)
+            #expect(classifier.features.count > 20 && classifier.target == "fraud")
+            let row = [Float](repeating: 0, count: classifier.features.count)
+            let (expected, phi) = classifier.explain(row)
+            #expect(abs(expected + phi.reduce(0, +) - classifier.margin(row)) < 1e-3)
+            #expect((0...1).contains(classifier.probability(row)))
+            var corrupted = bytes
+            corrupted[corrupted.count / 2] ^= 0xFF
+            #expect(throws: Classifier.Corrupt.self) { try Classifier.decode(corrupted) }
 
-                    let logistic = try await waitJob(model.client, try await train(model.client, .logistic, name: "fraud-logistic"))
-                    #expect(logistic.state == .succeeded && logistic.metrics.first { $0.name == "roc_auc" }!.value > 0.85, "\(logistic.metrics)")
+            let logistic = try await waitJob(model.client, try await train(model.client, .logistic, name: "fraud-logistic"))
+            #expect(logistic.state == .succeeded && logistic.metrics.first { $0.name == "roc_auc" }!.value > 0.85, "\(logistic.metrics)")
 
-                    // Segments over the same users' profiles: k given, then chosen by silhouette.
-                    let segments = try await waitJob(model.client, try await train(model.client, .kmeans, params: ["k": "3"], publish: true))
-                    #expect(segments.state == .succeeded && segments.name == "segments", "\(segments.message)")
-                    let (_, segmentBytes) = try await fetchArtifact(model.client, "segments")
-                    let segmentation = try Segmentation.decode(segmentBytes)
-                    #expect(segmentation.k == 3 && segmentation.sizes.reduce(0, +) == 1200)
-                    let (segment, memberships) = segmentation.assign(segmentation.medians[1])
-                    #expect((0..<3).contains(segment) && abs(memberships.reduce(0, +) - 1) < 1e-4)
-                    #expect(!segmentation.describe(0).isEmpty)
-                    // The feature service follows the published segments: profiles carry their
-                    // segment and memberships without a restart, and SegmentMembers lists them.
-                    var lookup = GetProfileRequest()
-                    lookup.userId = 1000
-                    let deadline = ContinuousClock.now + .seconds(20)
-                    var profile = try await feature.client.call(FeatureAPI.getProfile, lookup).profile
-                    while profile?.hasSegment != true && ContinuousClock.now < deadline {
-                        try await Task.sleep(for: .milliseconds(100))
-                        profile = try await feature.client.call(FeatureAPI.getProfile, lookup).profile
-                    }
-                    let carried = try #require(profile)
-                    #expect(carried.hasSegment && (0..<3).contains(carried.segmentId) && carried.segmentMemberships.count == 3)
-                    #expect(abs(carried.segmentMemberships.reduce(0, +) - 1) < 1e-3)
-                    var members = SegmentMembersRequest()
-                    members.segmentId = carried.segmentId
-                    members.pageSize = 2000
-                    let listed = try await feature.client.call(FeatureAPI.segmentMembers, members).userIds
-                    #expect(listed.contains(1000) && listed.count == segmentation.sizes[Int(carried.segmentId)], "\(listed.count) listed, \(segmentation.sizes)")
-                    let chosen = try await waitJob(model.client, try await train(model.client, .kmeans, name: "segments-auto"))
-                    #expect(chosen.state == .succeeded && (3...8).contains(Int(chosen.metrics.first { $0.name == "k" }?.value ?? 0)), "\(chosen.metrics)")
-                    await #expect { try await train(model.client, .kmeans, params: ["k": "1"]) } throws: { ($0 as? RPCError)?.code == .invalidArgument }
+            // Segments over the same users' profiles: k given, then chosen by silhouette.
+            let segments = try await waitJob(model.client, try await train(model.client, .kmeans, params: ["k": "3"], publish: true))
+            #expect(segments.state == .succeeded && segments.name == "segments", "\(segments.message)")
+            let (_, segmentBytes) = try await fetchArtifact(model.client, "segments")
+            let segmentation = try Segmentation.decode(segmentBytes)
+            #expect(segmentation.k == 3 && segmentation.sizes.reduce(0, +) == 1200)
+            let (segment, memberships) = segmentation.assign(segmentation.medians[1])
+            #expect((0..<3).contains(segment) && abs(memberships.reduce(0, +) - 1) < 1e-4)
+            #expect(!segmentation.describe(0).isEmpty)
+            // The feature service follows the published segments: profiles carry their
+            // segment and memberships without a restart, and SegmentMembers lists them.
+            var lookup = GetProfileRequest()
+            lookup.userId = 1000
+            let deadline = ContinuousClock.now + .seconds(20)
+            var profile = try await feature.client.call(FeatureAPI.getProfile, lookup).profile
+            while profile?.hasSegment != true && ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(100))
+                profile = try await feature.client.call(FeatureAPI.getProfile, lookup).profile
+            }
+            let carried = try #require(profile)
+            #expect(carried.hasSegment && (0..<3).contains(carried.segmentId) && carried.segmentMemberships.count == 3)
+            #expect(abs(carried.segmentMemberships.reduce(0, +) - 1) < 1e-3)
+            var members = SegmentMembersRequest()
+            members.segmentId = carried.segmentId
+            members.pageSize = 2000
+            let listed = try await feature.client.call(FeatureAPI.segmentMembers, members).userIds
+            #expect(listed.contains(1000) && listed.count == segmentation.sizes[Int(carried.segmentId)], "\(listed.count) listed, \(segmentation.sizes)")
+            let chosen = try await waitJob(model.client, try await train(model.client, .kmeans, name: "segments-auto"))
+            #expect(chosen.state == .succeeded && (3...8).contains(Int(chosen.metrics.first { $0.name == "k" }?.value ?? 0)), "\(chosen.metrics)")
+            await #expect { try await train(model.client, .kmeans, params: ["k": "1"]) } throws: { ($0 as? RPCError)?.code == .invalidArgument }
 
-                    var bad = TrainRequest()
-                    bad.kind = .gbdt
-                    var p = KeyValue()
-                    p.key = "depth"
-                    p.value = "3"
-                    bad.params = [p]
-                    await #expect { try await model.client.call(ModelAPI.train, bad) } throws: {
-                        ($0 as? RPCError)?.code == .invalidArgument && "\($0)".contains("max_depth")
-                    }
-                }
+            var bad = TrainRequest()
+            bad.kind = .gbdt
+            var p = KeyValue()
+            p.key = "depth"
+            p.value = "3"
+            bad.params = [p]
+            await #expect { try await model.client.call(ModelAPI.train, bad) } throws: {
+                ($0 as? RPCError)?.code == .invalidArgument && "\($0)".contains("max_depth")
             }
         }
     }

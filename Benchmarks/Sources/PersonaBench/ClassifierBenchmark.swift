@@ -38,16 +38,7 @@ func classifierBenchmark(output: String, sharedData: String) async throws {
     let text = try String(contentsOfFile: path, encoding: .utf8)
     var skips = DatasetFormat.Skips()
     let events = DatasetFormat.fraud.events(lines: text.split(separator: "\n"), skips: &skips).sorted { $0.timestampMs < $1.timestampMs }
-    for start in stride(from: 0, to: events.count, by: 5000) {
-        var request = AppendRequest()
-        request.events = Array(events[start..<min(events.count, start + 5000)])
-        _ = try await ingestClient.call(IngestAPI.append, request)
-    }
-    let info = try await ingestClient.call(IngestAPI.logInfo, LogInfoRequest())
-    let ends = info.partitions.map { String($0.endOffset) }.joined(separator: ",")
-    while try await featureClient.call(HealthAPI.check, HealthRequest()).checks.first(where: { $0.key == "offsets" })?.value != ends {
-        try await Task.sleep(for: .milliseconds(50))
-    }
+    try await appendAndFold(events, ingest: ingestClient, feature: featureClient, batch: 5000)
     var request = ExportTrainingRequest()
     request.chunkRows = 10_000
     var exported: [TrainingRow] = []
@@ -184,16 +175,7 @@ func kmeansBenchmark(sharedData: String, python: String) async throws -> String 
     var skips = DatasetFormat.Skips()
     let events = DatasetFormat.onlineRetail.events(lines: try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n"), skips: &skips)
         .sorted { $0.timestampMs < $1.timestampMs }
-    for start in stride(from: 0, to: events.count, by: 2000) {
-        var request = AppendRequest()
-        request.events = Array(events[start..<min(events.count, start + 2000)])
-        _ = try await ingestClient.call(IngestAPI.append, request)
-    }
-    let info = try await ingestClient.call(IngestAPI.logInfo, LogInfoRequest())
-    let ends = info.partitions.map { String($0.endOffset) }.joined(separator: ",")
-    while try await featureClient.call(HealthAPI.check, HealthRequest()).checks.first(where: { $0.key == "offsets" })?.value != ends {
-        try await Task.sleep(for: .milliseconds(50))
-    }
+    try await appendAndFold(events, ingest: ingestClient, feature: featureClient, batch: 2000)
     let names = ["recency_days", "frequency", "monetary", "average_order_value", "distinct_items", "sessions", "purchase_interval_mean_days", "days_since_first_seen"]
     let logged: Set<String> = ["frequency", "monetary", "average_order_value", "distinct_items", "sessions"]
     let users = Array(Set(events.map(\.userId))).sorted()
@@ -249,4 +231,19 @@ func kmeansBenchmark(sharedData: String, python: String) async throws -> String 
             Median inertia: Persona %.2f%% from scikit-learn's (goal: time at equal inertia, within 1%%). Time ratio: %.2fx scikit-learn's.
             """, raw.count, names.joined(separator: ", ") as NSString, k, ourTime, ourMedian, ourBest, ours.map(\.iterations).sorted()[2], peerTime, peerMedian, peerBest,
         peer.map(\.iterations).sorted()[2], 100 * (ourMedian - peerMedian) / peerMedian, ourTime / peerTime)
+}
+
+/// Appends `events` to ingest in batches, then waits until the feature service has folded
+/// everything ingest holds.
+func appendAndFold(_ events: [Event], ingest: RPCClient, feature: RPCClient, batch: Int = 5000) async throws {
+    for start in stride(from: 0, to: events.count, by: batch) {
+        var request = AppendRequest()
+        request.events = Array(events[start..<min(events.count, start + batch)])
+        _ = try await ingest.call(IngestAPI.append, request)
+    }
+    let info = try await ingest.call(IngestAPI.logInfo, LogInfoRequest())
+    let ends = info.partitions.map { String($0.endOffset) }.joined(separator: ",")
+    while try await feature.call(HealthAPI.check, HealthRequest()).checks.first(where: { $0.key == "offsets" })?.value != ends {
+        try await Task.sleep(for: .milliseconds(50))
+    }
 }

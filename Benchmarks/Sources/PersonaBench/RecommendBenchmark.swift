@@ -70,16 +70,7 @@ func recommendBenchmark(output: String, configurations: [(items: Int, indexed: B
                 events.append(e)
             }
         }
-        for start in stride(from: 0, to: events.count, by: 5000) {
-            var request = AppendRequest()
-            request.events = Array(events[start..<min(events.count, start + 5000)])
-            _ = try await ingestClient.call(IngestAPI.append, request)
-        }
-        let info2 = try await ingestClient.call(IngestAPI.logInfo, LogInfoRequest())
-        let ends = info2.partitions.map { String($0.endOffset) }.joined(separator: ",")
-        while try await featureClient.call(HealthAPI.check, HealthRequest()).checks.first(where: { $0.key == "offsets" })?.value != ends {
-            try await Task.sleep(for: .milliseconds(50))
-        }
+        try await appendAndFold(events, ingest: ingestClient, feature: featureClient)
         // The model arrives (fetched in chunks, checked, indexed when large), then serving starts.
         while try await client.call(HealthAPI.check, HealthRequest()).checks.first(where: { $0.key == "models" })?.value != "als=1" {
             try await Task.sleep(for: .milliseconds(200))

@@ -118,22 +118,8 @@ public struct ModelService: PersonaService {
             badRequest("unknown_kind")
             throw RPCError(.invalidArgument, "kind '\(request.kind.name ?? String(request.kind.rawValue))' cannot be trained here; valid kinds: \(kinds)")
         }
-        let parameters: TrainingParameters
-        do {
-            parameters = try TrainingParameters(kind: kind, request.params.map { ($0.key, $0.value) })
-        } catch let invalid as TrainingParameters.Invalid {
-            badRequest("bad_parameter")
-            throw RPCError(.invalidArgument, invalid.description)
-        }
-        let name = request.name.isEmpty ? kind.rawValue : request.name
-        guard Registry.validName(name) else {
-            badRequest("bad_name")
-            throw RPCError(.invalidArgument, "model name '\(name)' must be letters, digits, '_' or '-' (at most 64)")
-        }
-        guard request.dataToMs == 0 || request.dataFromMs < request.dataToMs else {
-            badRequest("bad_range")
-            throw RPCError(.invalidArgument, "data range [\(request.dataFromMs), \(request.dataToMs)) is empty")
-        }
+        let parameters = try checked { try TrainingParameters(kind: kind, request.params.map { ($0.key, $0.value) }) }
+        let name = try checkedName(request, default: kind.rawValue)
         guard store.summary.pairs > 0 else {
             throw RPCError(.failedPrecondition, "the model service holds no interactions yet: import events (persona import FILE --format ...) and wait for them to be consumed, then train again")
         }
@@ -146,18 +132,20 @@ public struct ModelService: PersonaService {
         return response
     }
 
-    /// A classifier job: `gbdt` or `logistic` on the feature service's labelled rows; the
-    /// name defaults to the target (`fraud`).
-    func trainClassifier(_ request: TrainRequest) throws -> TrainResponse {
-        let learner = request.kind == .gbdt ? "gbdt" : "logistic"
-        let parameters: ClassifierRun.Parameters
+    /// The kind's parameters, a refusal naming the valid ones counted as a bad parameter.
+    func checked<P>(_ parse: () throws -> P) throws -> P {
         do {
-            parameters = try ClassifierRun.Parameters(learner: learner, request.params.map { ($0.key, $0.value) })
+            return try parse()
         } catch let invalid as TrainingParameters.Invalid {
             badRequest("bad_parameter")
             throw RPCError(.invalidArgument, invalid.description)
         }
-        let name = request.name.isEmpty ? parameters.target : request.name
+    }
+
+    /// The job's model name (`fallback` when the request names none) once it and the data
+    /// range are valid.
+    func checkedName(_ request: TrainRequest, default fallback: String) throws -> String {
+        let name = request.name.isEmpty ? fallback : request.name
         guard Registry.validName(name) else {
             badRequest("bad_name")
             throw RPCError(.invalidArgument, "model name '\(name)' must be letters, digits, '_' or '-' (at most 64)")
@@ -166,6 +154,15 @@ public struct ModelService: PersonaService {
             badRequest("bad_range")
             throw RPCError(.invalidArgument, "data range [\(request.dataFromMs), \(request.dataToMs)) is empty")
         }
+        return name
+    }
+
+    /// A classifier job: `gbdt` or `logistic` on the feature service's labelled rows; the
+    /// name defaults to the target (`fraud`).
+    func trainClassifier(_ request: TrainRequest) throws -> TrainResponse {
+        let learner = request.kind == .gbdt ? "gbdt" : "logistic"
+        let parameters = try checked { try ClassifierRun.Parameters(learner: learner, request.params.map { ($0.key, $0.value) }) }
+        let name = try checkedName(request, default: parameters.target)
         let id = try jobs.submit(name: name, kind: request.kind) { id, progress in
             progress.report(0, "reading labelled rows from the feature service")
             let rows = try blocking { try await exportTraining(from: request.dataFromMs, to: request.dataToMs) }
@@ -211,11 +208,7 @@ public struct ModelService: PersonaService {
             asked = v
         }
         let k = asked
-        let name = request.name.isEmpty ? "segments" : request.name
-        guard Registry.validName(name) else {
-            badRequest("bad_name")
-            throw RPCError(.invalidArgument, "model name '\(name)' must be letters, digits, '_' or '-' (at most 64)")
-        }
+        let name = try checkedName(request, default: "segments")
         let users = store.interactions().data.userIDs
         guard users.count >= 10 else {
             throw RPCError(.failedPrecondition, "\(users.count) users with interactions: segments need at least 10; import events first")
