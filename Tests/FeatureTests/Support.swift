@@ -59,7 +59,7 @@ struct TaobaoRow {
     let behavior: String
     let seconds: Int64
 
-    /// The complete 9-day histories of 43 Taobao users (Tests/Fixtures, cut from ../shared/data).
+    /// The complete 9-day histories of 43 Taobao users (a fixture in Tests/Fixtures, cut from the Taobao UserBehavior dataset).
     static let sample43 = "Tests/Fixtures/taobao-43-users.csv"
 
     /// The first `limit` lines of a Taobao fixture file.
