@@ -80,8 +80,6 @@ public struct BoostedTrees: Sendable, Equatable {
     public var trees: [Tree]
     /// Validation log loss after each tree (empty without validation rows).
     public var validationLoss: [Double] = []
-    /// Training log loss after each tree.
-    public var trainingLoss: [Double] = []
 
     public init(features: Int, base: Float, trees: [Tree]) {
         self.features = features
@@ -142,7 +140,6 @@ public struct BoostedTrees: Sendable, Equatable {
             rows.withBase { rp in
                 for i in 0..<n { margins[i] += tree.nodes[tree.leaf(rp + i * features)].value }
             }
-            model.trainingLoss.append(logLoss(margins, labels))
             if let validation {
                 validation.rows.withBase { vp in
                     for i in 0..<validation.labels.count { validationMargins[i] += tree.nodes[tree.leaf(vp + i * features)].value }

@@ -13,7 +13,7 @@ final class LiveItems: @unchecked Sendable {
     /// Catalogue entries kept at most; past it the cache starts again.
     let capacity: Int
     private let lock = NSLock()
-    private var lists: [String: (at: ContinuousClock.Instant, items: [ItemProfile])] = [:]
+    private var lists: [String: (at: ContinuousClock.Instant, items: [ItemProfile], by: String)] = [:]
     /// nil: the feature service does not know the item.
     private var catalogue: [Int64: (at: ContinuousClock.Instant, item: ItemProfile?)] = [:]
 
@@ -29,27 +29,24 @@ final class LiveItems: @unchecked Sendable {
     func top(category: Int64, window: String, limit: Int, timeout: Duration) async throws -> (items: [ItemProfile], by: String) {
         let key = "\(category)/\(window)/\(limit)"
         let now = ContinuousClock.now
-        if let hit = lock.withLock({ lists[key] }), now - hit.at < ttl { return (hit.items, hit.items.first.map(Self.rankedBy) ?? "views") }
-        var answer: [ItemProfile] = []
+        if let hit = lock.withLock({ lists[key] }), now - hit.at < ttl { return (hit.items, hit.by) }
+        var answer: (items: [ItemProfile], by: String) = ([], "views")
         for by in ["views", "purchases"] {
             var request = TopItemsRequest()
             request.categoryId = category
             request.window = window
             request.by = by
             request.limit = UInt32(limit)
-            answer = try await feature.call(FeatureAPI.topItems, request, timeout: timeout).items
-            if !answer.isEmpty { break }
+            answer = (try await feature.call(FeatureAPI.topItems, request, timeout: timeout).items, by)
+            if !answer.items.isEmpty { break }
         }
-        let items = answer
+        let found = answer
         lock.withLock {
             if lists.count > 10_000 { lists.removeAll() }
-            lists[key] = (now, items)
+            lists[key] = (now, found.items, found.by)
         }
-        return (items, items.first.map(Self.rankedBy) ?? "views")
+        return found
     }
-
-    /// What a list was ranked by: views when its first item has any.
-    static func rankedBy(_ item: ItemProfile) -> String { (item.views?.lifetime ?? 0) > 0 ? "views" : "purchases" }
 
     /// The catalogue entries of `ids` that the feature service knows.
     func items(_ ids: [Int64], timeout: Duration) async throws -> [Int64: ItemProfile] {

@@ -182,9 +182,9 @@ public struct RecommendService: PersonaService {
         let history = profile.map(Recommender.History.init) ?? .init()
         ctx.excluding = Set(request.excludeItemIds).union(fatigue.tired(user: request.userId, touched: history.touched))
         let n = Int(request.n)
-        let pool = min(Self.maxItems, max(50, 3 * n))
-        let candidates = blend.candidates(userID: request.userId, history: history, live: lists.filter { !$0.items.isEmpty }, pool: pool, context: ctx)
-        let considered = Array(candidates.prefix(max(2 * n, n + 20)))
+        let candidates = blend.candidates(
+            userID: request.userId, history: history, live: lists.filter { !$0.items.isEmpty }, pool: min(Self.maxItems, Recommender.poolSize(n)), context: ctx)
+        let considered = Array(candidates.prefix(Recommender.consideredSize(n)))
         var catalogue: [Int64: ItemProfile] = [:]
         do {
             catalogue = try await live.items(considered.map(\.itemID), timeout: featureBudget())

@@ -308,13 +308,18 @@ public struct Recommender: Sendable {
             .sorted(by: Self.ranked)
     }
 
+    /// How many candidates each source offers for a list of `n`, and how many of the blend
+    /// the catalogue's filters and the re-ranking consider.
+    public static func poolSize(_ n: Int) -> Int { max(50, 3 * n) }
+    public static func consideredSize(_ n: Int) -> Int { max(2 * n, n + 20) }
+
     /// Both steps: the `n` best for `userID`, from candidates over a pool of the usual size.
     public func recommend(
         userID: Int64, history: History, n: Int, context: Context = .init(), live: [LiveList] = [], catalogue: [Int64: ItemProfile] = [:],
         profile: UserProfile? = nil
     ) -> [Candidate] {
-        let pool = candidates(userID: userID, history: history, live: live, pool: max(50, 3 * n), context: context)
-        return rerank(Array(pool.prefix(max(2 * n, n + 20))), n: n, catalogue: catalogue, profile: profile, context: context)
+        let pool = candidates(userID: userID, history: history, live: live, pool: Self.poolSize(n), context: context)
+        return rerank(Array(pool.prefix(Self.consideredSize(n))), n: n, catalogue: catalogue, profile: profile, context: context)
     }
 
     /// Best first; equal scores go to the lower item id.

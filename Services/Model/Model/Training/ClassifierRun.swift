@@ -114,37 +114,33 @@ public enum ClassifierRun {
         let (train, valid, test) = parts(data, split: p.split)
         let rows = data.rows
         progress.report(0.05, "\(rows.count) labelled rows (\(positives) positive): \(train.labels.count) train, \(valid.labels.count) validate, \(test.labels.count) test")
-        let learner: Classifier.Learner
-        var losses: [Double] = []
-        switch p.learner {
-        case "gbdt":
-            let trees = BoostedTrees.train(rows: train.rows, labels: train.labels, features: d, parameters: p.trees, validation: valid) { done in
-                progress.report(0.05 + 0.75 * Double(done) / Double(p.trees.trees), "tree \(done)")
+        /// The learner fitted to `t`, early-stopped on the validation rows; `shown` reports its trees as progress.
+        func fit(_ t: Table, shown: Bool) throws -> Classifier.Learner {
+            guard p.learner == "gbdt" else { return .logistic(try LogisticRegression.train(rows: t.rows, labels: t.labels, features: d, parameters: p.logistic)) }
+            return .trees(BoostedTrees.train(rows: t.rows, labels: t.labels, features: d, parameters: p.trees, validation: valid) { done in
+                if shown { progress.report(0.05 + 0.75 * Double(done) / Double(p.trees.trees), "tree \(done)") }
                 return !progress.isCancelled
-            }
-            try progress.check()
-            losses = trees.validationLoss
-            learner = .trees(trees)
-        default:
-            learner = .logistic(try LogisticRegression.train(rows: train.rows, labels: train.labels, features: d, parameters: p.logistic))
+            })
         }
-        func margins(_ t: (rows: [Float], labels: [Float])) -> [Float] {
-            (0..<t.labels.count).map { i in
-                let row = Array(t.rows[i * d..<(i + 1) * d])
-                switch learner {
-                case .trees(let m): return m.margin(row)
-                case .logistic(let m): return m.margin(row)
-                }
-            }
+        let learner = try fit(train, shown: true)
+        try progress.check()
+        var losses: [Double] = []
+        if case .trees(let t) = learner { losses = t.validationLoss }
+        /// Each row's margin under `c`.
+        func margins(_ c: Classifier, _ t: Table) -> [Float] { (0..<t.labels.count).map { c.margin(Array(t.rows[$0 * d..<($0 + 1) * d])) } }
+        /// The learner with its isotonic calibration and thresholds, both from the validation rows.
+        func calibrated(_ learner: Classifier.Learner) -> Classifier {
+            var c = Classifier(
+                target: p.target, features: data.names, schemaVersion: data.schemaVersion, learner: learner, calibration: IsotonicCalibration(bounds: [], probabilities: []))
+            let m = margins(c, valid)
+            c.calibration = IsotonicCalibration(scores: m, labels: valid.labels)
+            c.thresholds = suggestedThresholds(m.map(c.calibration.probability), valid.labels)
+            return c
         }
         progress.report(0.85, "calibrating and testing")
-        let validMargins = margins(valid)
-        let calibration = IsotonicCalibration(scores: validMargins, labels: valid.labels)
-        let validProbabilities = validMargins.map(calibration.probability)
-        let thresholds = suggestedThresholds(validProbabilities, valid.labels)
-        let evaluated = Classifier(target: p.target, features: data.names, schemaVersion: data.schemaVersion, learner: learner, calibration: calibration, thresholds: thresholds)
-        let testMargins = margins(test)
-        let testProbabilities = testMargins.map(calibration.probability)
+        let evaluated = calibrated(learner)
+        let testMargins = margins(evaluated, test)
+        let testProbabilities = testMargins.map(evaluated.calibration.probability)
         let prevalence = Float(train.labels.reduce(0, +)) / Float(max(1, train.labels.count))
 
         var report = EvaluationReport()
@@ -157,30 +153,20 @@ public enum ClassifierRun {
         report.protocol = "labelled orders \(p.split == "time" ? "sorted by time: the first 70% train, the next 10% validate, the last 20% test" : "shuffled (seed 7): 70% train, 10% validate, 20% test") (validation: early stopping, isotonic calibration, thresholds); features as of each order (the feature service's point-in-time export); baseline: the training prevalence for every row; published: trained again on train and test"
         report.curves = curves(testProbabilities, test.labels) + [Curve(name: "loss", x: losses.indices.map { Double($0 + 1) }, y: losses)]
         report.importance = importance(evaluated, test, features: d)
-        report.thresholds = thresholds.map { t in
-            var m = Metric()
-            m.name = "\(t.name): p >= \(String(format: "%.3f", t.probability)), precision \(String(format: "%.3f", t.precision)), recall \(String(format: "%.3f", t.recall)), flagged \(String(format: "%.2f%%", 100 * t.flagged))"
-            m.value = Double(t.probability)
-            return m
-        }
         report.createdMs = Int64(Date().timeIntervalSince1970 * 1000)
 
         // The published model: trained on the training and test parts, same validation.
         progress.report(0.9, "training the published model on \(train.labels.count + test.labels.count) rows")
         let all = (rows: train.rows + test.rows, labels: train.labels + test.labels)
-        let final: Classifier.Learner
-        switch learner {
-        case .trees:
-            final = .trees(BoostedTrees.train(rows: all.rows, labels: all.labels, features: d, parameters: p.trees, validation: valid) { _ in !progress.isCancelled })
-        case .logistic:
-            final = .logistic(try LogisticRegression.train(rows: all.rows, labels: all.labels, features: d, parameters: p.logistic))
-        }
+        let final = try fit(all, shown: false)
         try progress.check()
-        var classifier = evaluated
-        classifier.learner = final
-        let finalMargins = (0..<valid.labels.count).map { classifier.margin(Array(valid.rows[$0 * d..<($0 + 1) * d])) }
-        classifier.calibration = IsotonicCalibration(scores: finalMargins, labels: valid.labels)
-        classifier.thresholds = suggestedThresholds(finalMargins.map(classifier.calibration.probability), valid.labels)
+        let classifier = calibrated(final)
+        report.thresholds = classifier.thresholds.map { t in
+            var m = Metric()
+            m.name = "\(t.name): p >= \(String(format: "%.3f", t.probability)), precision \(String(format: "%.3f", t.precision)), recall \(String(format: "%.3f", t.recall)), flagged \(String(format: "%.2f%%", 100 * t.flagged))"
+            m.value = Double(t.probability)
+            return m
+        }
         return Outcome(classifier: classifier, report: report, seconds: start.duration(to: .now) / .seconds(1), users: Int(report.users))
     }
 
