@@ -108,13 +108,7 @@ struct RecommendServiceTests {
                 try await append(ingest.client, shop())
                 try await waitConsumed(ingest: ingest.client, consumer: model.client)
                 try await waitConsumed(ingest: ingest.client, consumer: feature.client)
-                for kind in [ModelKind.itemKnn, .popularity] {
-                    var train = TrainRequest()
-                    train.kind = kind
-                    train.publish = true
-                    _ = try await model.client.call(ModelAPI.train, train)
-                }
-                try await waitHealth(recommend.client, "models", "item_knn=1,popularity=1")
+                try await publishItemKNNAndPopularity(model: model.client, recommend: recommend.client)
 
                 // A new user views two items of taste 2: the next answer is of taste 2.
                 try await append(ingest.client, [view(5000, 201, at: baseMs + 86_400_000, category: 12), view(5000, 202, at: baseMs + 86_400_001, category: 12)])
@@ -261,13 +255,7 @@ struct RecommendFeatureDownTests {
                     try await append(ingest.client, shop())
                     try await waitConsumed(ingest: ingest.client, consumer: model.client)
                     try await waitConsumed(ingest: ingest.client, consumer: featureClient)
-                    for kind in [ModelKind.itemKnn, .popularity] {
-                        var train = TrainRequest()
-                        train.kind = kind
-                        train.publish = true
-                        _ = try await model.client.call(ModelAPI.train, train)
-                    }
-                    try await waitHealth(recommend.client, "models", "item_knn=1,popularity=1")
+                    try await publishItemKNNAndPopularity(model: model.client, recommend: recommend.client)
                     // Well above the feature budget (50 ms): the calls must not wait on the dead
                     // process, and the other suites running beside this one must not fail it.
                     let deadline = Duration.seconds(2)
@@ -306,6 +294,17 @@ struct RecommendFeatureDownTests {
             }
         }
     }
+}
+
+/// Trains and publishes `item_knn` and `popularity`, then waits until recommend holds both.
+func publishItemKNNAndPopularity(model: RPCClient, recommend: RPCClient) async throws {
+    for kind in [ModelKind.itemKnn, .popularity] {
+        var train = TrainRequest()
+        train.kind = kind
+        train.publish = true
+        _ = try await model.call(ModelAPI.train, train)
+    }
+    try await waitHealth(recommend, "models", "item_knn=1,popularity=1")
 }
 
 /// The impression event of `requestID` in the log, waiting up to `timeout` for it.
