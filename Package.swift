@@ -30,6 +30,7 @@ func service(_ name: String, executable: String) -> [Target] {
             name: name,
             dependencies: [
                 "ServiceKit", "RPC", "Wire", "Store", "CMemory", "Math", "Recommenders", "Classifiers", .product(name: "Logging", package: "swift-log"),
+            ] + (name == "RiskControl" ? ["CSQLite"] : []) + [
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ],
@@ -68,6 +69,8 @@ let package = Package(
         .library(name: "Ingest", targets: ["Ingest"]),
         .library(name: "Feature", targets: ["Feature"]),
         .library(name: "Recommend", targets: ["Recommend"]),
+        .library(name: "RiskControl", targets: ["RiskControl"]),
+        .library(name: "CSQLite", targets: ["CSQLite"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -85,6 +88,8 @@ let package = Package(
             name: "CLZ4", path: "Shared/CLZ4", pkgConfig: "liblz4",
             providers: [.apt(["liblz4-dev"])]),
         .target(name: "CPersonaProto", dependencies: ["CProtobufC"], path: "Shared/CPersonaProto"),
+        // Debian's libsqlite3: risk-control's decision store (and the store benchmark's peer).
+        .systemLibrary(name: "CSQLite", path: "Shared/CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
         // A cache prefetch hint and glibc's malloc.h (the feature fold, the services' heap settings).
         .systemLibrary(name: "CMemory", path: "Shared/CMemory"),
 
@@ -108,7 +113,7 @@ let package = Package(
         .target(
             name: "ServiceKit",
             dependencies: [
-                "RPC", "Wire", "CMemory",
+                "RPC", "Wire", "Store", "CMemory",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Prometheus", package: "swift-prometheus"),

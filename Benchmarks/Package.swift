@@ -14,8 +14,6 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
     ],
     targets: [
-        // The peer of the store benchmark: Debian's libsqlite3.
-        .systemLibrary(name: "CSQLite", path: "Sources/CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
         .executableTarget(
             name: "PersonaBench",
             dependencies: [
@@ -31,7 +29,9 @@ let package = Package(
                 .product(name: "Recommenders", package: "Persona"),
                 .product(name: "Math", package: "Persona"),
                 .product(name: "ServiceKit", package: "Persona"),
-                "CSQLite",
+                .product(name: "RiskControl", package: "Persona"),
+                // The peer of the store benchmark: Debian's libsqlite3.
+                .product(name: "CSQLite", package: "Persona"),
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2Posix", package: "grpc-swift-nio-transport"),
                 .product(name: "NIOCore", package: "swift-nio"),

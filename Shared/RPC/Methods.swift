@@ -22,6 +22,7 @@ public enum FeatureAPI {
     public static let segmentMembers = Method<SegmentMembersRequest, SegmentMembersResponse>(id: 0x0205, name: "Feature/SegmentMembers")
     public static let exportTraining = Method<ExportTrainingRequest, ExportTrainingResponse>(id: 0x0206, name: "Feature/ExportTraining")
     public static let deleteUser = Method<DeleteUserRequest, DeleteUserResponse>(id: 0x0207, name: "Feature/DeleteUser")
+    public static let requestFeatures = Method<RequestFeaturesRequest, RequestFeaturesResponse>(id: 0x0208, name: "Feature/RequestFeatures")
 }
 
 public enum ModelAPI {
@@ -41,10 +42,13 @@ public enum RiskAPI {
     public static let score = Method<ScoreRequest, ScoreResponse>(id: 0x0401, name: "Risk/Score")
     public static let queryDecisions = Method<QueryDecisionsRequest, QueryDecisionsResponse>(id: 0x0402, name: "Risk/QueryDecisions")
     public static let label = Method<LabelRequest, LabelResponse>(id: 0x0403, name: "Risk/Label")
-    public static let putRule = Method<PutRuleRequest, PutRuleResponse>(id: 0x0404, name: "Risk/PutRule")
-    public static let deleteRule = Method<DeleteRuleRequest, PutRuleResponse>(id: 0x0405, name: "Risk/DeleteRule")
-    public static let listRules = Method<ListRulesRequest, ListRulesResponse>(id: 0x0406, name: "Risk/ListRules")
+    public static let validateRules = Method<RulesSource, ValidateRulesResponse>(id: 0x0404, name: "Risk/ValidateRules")
+    public static let publishRules = Method<RulesSource, PublishRulesResponse>(id: 0x0405, name: "Risk/PublishRules")
+    public static let getRules = Method<GetRulesRequest, GetRulesResponse>(id: 0x0406, name: "Risk/GetRules")
     public static let updateLists = Method<UpdateListsRequest, UpdateListsResponse>(id: 0x0407, name: "Risk/UpdateLists")
+    public static let getLists = Method<GetListsRequest, GetListsResponse>(id: 0x0408, name: "Risk/GetLists")
+    public static let backtest = Method<BacktestRequest, BacktestResponse>(id: 0x0409, name: "Risk/Backtest")
+    public static let decisionStats = Method<DecisionStatsRequest, DecisionStatsResponse>(id: 0x040A, name: "Risk/DecisionStats")
 }
 
 public enum RecommendAPI {

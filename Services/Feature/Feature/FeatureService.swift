@@ -102,6 +102,7 @@ public struct FeatureService: PersonaService {
             return response
         }
         router.registerInline(FeatureAPI.getFeatures) { try getFeatures($0) }
+        router.registerInline(FeatureAPI.requestFeatures) { try requestFeatures($0) }
         router.registerInline(FeatureAPI.getItems) { request in
             guard request.itemIds.count <= 10_000 else { throw RPCError(.invalidArgument, "at most 10000 items per call") }
             let (found, missing) = store.items(request.itemIds)
@@ -116,15 +117,38 @@ public struct FeatureService: PersonaService {
         router.register(FeatureAPI.deleteUser) { try await deleteUser($0) }
     }
 
-    func getFeatures(_ request: GetFeaturesRequest) throws -> GetFeaturesResponse {
-        guard request.userIds.count <= 10_000 else { throw RPCError(.invalidArgument, "at most 10000 users per call") }
-        let positions: [Int]
-        switch FeatureCatalog.resolve(request.names) {
-        case .success(let p): positions = p
+    /// Positions of `names` in the catalogue, or INVALID_ARGUMENT naming the unknown ones.
+    func positions(_ names: [String]) throws -> [Int] {
+        switch FeatureCatalog.resolve(names) {
+        case .success(let p): return p
         case .failure(let unknown):
             metrics.badRequest("unknown_feature")
             throw RPCError(.invalidArgument, "unknown feature names: \(unknown.names.joined(separator: ", ")) (schema version \(FeatureCatalog.schemaVersion) has \(FeatureCatalog.names.count) features)")
         }
+    }
+
+    func requestFeatures(_ request: RequestFeaturesRequest) throws -> RequestFeaturesResponse {
+        let positions = try positions(request.names)
+        guard let event = request.event, event.userId > 0 else {
+            metrics.badRequest("invalid_user")
+            throw RPCError(.invalidArgument, "the request's event needs a positive user id")
+        }
+        guard [.purchase, .payment, .login, .register, .refund].contains(event.kind) else {
+            metrics.badRequest("invalid_kind")
+            throw RPCError(.invalidArgument, "a request's event is a purchase, payment, login, register or refund, not \(event.kind.name ?? "\(event.kind.rawValue)")")
+        }
+        let (values, known) = store.requestFeatures(event, positions: positions)
+        var response = RequestFeaturesResponse()
+        response.schemaVersion = FeatureCatalog.schemaVersion
+        response.names = positions.map { FeatureCatalog.names[$0] }
+        response.values = values
+        response.knownUser = known
+        return response
+    }
+
+    func getFeatures(_ request: GetFeaturesRequest) throws -> GetFeaturesResponse {
+        guard request.userIds.count <= 10_000 else { throw RPCError(.invalidArgument, "at most 10000 users per call") }
+        let positions = try positions(request.names)
         var response = GetFeaturesResponse()
         response.schemaVersion = FeatureCatalog.schemaVersion
         response.names = positions.map { FeatureCatalog.names[$0] }

@@ -180,6 +180,14 @@ public final class FeatureStore: @unchecked Sendable {
         }
     }
 
+    /// The features at `positions` for a request not yet in the log (`FeatureState.valuesAsIf`).
+    func requestFeatures(_ event: Event, positions: [Int]) -> (values: [Float], known: Bool) {
+        lock.read(state) { s in
+            let (all, known) = s.valuesAsIf(event)
+            return (positions.map { all[$0] }, known)
+        }
+    }
+
     /// Users with `tag` (or, with no tag, in `segment`), by id, after `afterID`.
     func members(tag: String, segment: Int32, afterID: Int64, limit: Int) -> (ids: [Int64], more: Bool) {
         let segments = segmentation

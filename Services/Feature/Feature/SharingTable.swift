@@ -72,6 +72,12 @@ struct SharingTable {
         return found ? Self.users(in: slots[i]) : 0
     }
 
+    /// Whether `user` was seen with `key`.
+    func contains(_ user: Int64, in key: UInt64) -> Bool {
+        let (i, found) = find(key)
+        return found && (slots[i].first == user || (slots[i].more?.contains(user) ?? false))
+    }
+
     /// Every key with its users, in key order (a snapshot's bytes do not depend on the table's history).
     var sortedEntries: [(key: UInt64, users: [Int64])] {
         slots.filter { !$0.isEmpty }.sorted { $0.key < $1.key }.map { ($0.key, Self.list(of: $0)) }

@@ -1,3 +1,4 @@
+public import ServiceKit
 public import ArgumentParser
 import Foundation
 import Store

@@ -1,3 +1,4 @@
+import ServiceKit
 import Synchronization
 
 /// The event ids ingest has already accepted, so a re-sent event is answered DUPLICATE and

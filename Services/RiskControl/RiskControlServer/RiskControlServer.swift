@@ -8,8 +8,9 @@ struct RiskControlServer: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "persona-risk-control", abstract: "Persona risk-control service.")
 
     @OptionGroup var options: ServiceOptions
+    @OptionGroup var risk: RiskOptions
 
     func run() async throws {
-        try await ServiceHost<RiskControlService>.main(options: options)
+        try await ServiceHost<RiskControlService>.main(options: options, settings: try risk.resolve())
     }
 }

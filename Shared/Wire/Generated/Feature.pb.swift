@@ -1063,3 +1063,81 @@ extension DeleteUserResponse: CMessageConvertible {
         self = try unpackMessage(bytes, limits: limits)
     }
 }
+
+/// proto message `persona.v1.RequestFeaturesRequest`.
+public struct RequestFeaturesRequest: WireMessage {
+    public var event: Event? {
+        get { _event?.value }
+        set { _event = newValue.map(Boxed.init) }
+    }
+    private var _event: Boxed<Event>? = nil
+    /// `event` where it is stored (read `.value`): no copy of the message and its fields.
+    public var eventRef: Boxed<Event>? { _event }
+    public var names: [String] = []
+    /// Fields this build does not know, kept so a relay re-encodes them unchanged.
+    public var unknownFields = UnknownFields()
+    public init() {}
+}
+
+extension RequestFeaturesRequest: CMessageConvertible {
+    typealias CStruct = Persona__V1__RequestFeaturesRequest
+    func fill(_ c: UnsafeMutablePointer<Persona__V1__RequestFeaturesRequest>, arena: Arena) {
+        persona__v1__request_features_request__init(c)
+        if let v = _event { c.pointee.event = arena.message(v.value) }
+        (c.pointee.n_names, c.pointee.names) = arena.strings(names)
+        arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
+    }
+    init(cMessage c: UnsafePointer<Persona__V1__RequestFeaturesRequest>) {
+        self.init()
+        _event = c.pointee.event.map { Boxed(Event(cMessage: $0)) }
+        names = readStrings(c.pointee.names, c.pointee.n_names)
+        unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
+    }
+    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>) -> UnsafeMutablePointer<Persona__V1__RequestFeaturesRequest>? {
+        persona__v1__request_features_request__unpack(allocator, count, bytes)
+    }
+    public func serializedBytes() -> [UInt8] { packMessage(self) }
+    public static func serializedBytes(each messages: [RequestFeaturesRequest]) -> [[UInt8]] { packMessages(messages) }
+    public init(serializedBytes bytes: UnsafeRawBufferPointer, limits: DecodingLimits) throws {
+        self = try unpackMessage(bytes, limits: limits)
+    }
+}
+
+/// proto message `persona.v1.RequestFeaturesResponse`.
+public struct RequestFeaturesResponse: WireMessage {
+    public var schemaVersion: UInt32 = 0
+    public var names: [String] = []
+    public var values: [Float] = []
+    public var knownUser: Bool = false
+    /// Fields this build does not know, kept so a relay re-encodes them unchanged.
+    public var unknownFields = UnknownFields()
+    public init() {}
+}
+
+extension RequestFeaturesResponse: CMessageConvertible {
+    typealias CStruct = Persona__V1__RequestFeaturesResponse
+    func fill(_ c: UnsafeMutablePointer<Persona__V1__RequestFeaturesResponse>, arena: Arena) {
+        persona__v1__request_features_response__init(c)
+        c.pointee.schema_version = schemaVersion
+        (c.pointee.n_names, c.pointee.names) = arena.strings(names)
+        (c.pointee.n_values, c.pointee.values) = arena.scalars(values)
+        c.pointee.known_user = knownUser ? 1 : 0
+        arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
+    }
+    init(cMessage c: UnsafePointer<Persona__V1__RequestFeaturesResponse>) {
+        self.init()
+        schemaVersion = c.pointee.schema_version
+        names = readStrings(c.pointee.names, c.pointee.n_names)
+        values = readScalars(c.pointee.values, c.pointee.n_values)
+        knownUser = c.pointee.known_user != 0
+        unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
+    }
+    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>) -> UnsafeMutablePointer<Persona__V1__RequestFeaturesResponse>? {
+        persona__v1__request_features_response__unpack(allocator, count, bytes)
+    }
+    public func serializedBytes() -> [UInt8] { packMessage(self) }
+    public static func serializedBytes(each messages: [RequestFeaturesResponse]) -> [[UInt8]] { packMessages(messages) }
+    public init(serializedBytes bytes: UnsafeRawBufferPointer, limits: DecodingLimits) throws {
+        self = try unpackMessage(bytes, limits: limits)
+    }
+}

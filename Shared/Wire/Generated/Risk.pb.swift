@@ -37,6 +37,111 @@ public struct Action: RawRepresentable, Hashable, Sendable, CustomStringConverti
     public var description: String { name ?? "Action(\(rawValue))" }
 }
 
+/// proto enum `persona.v1.RequestKind`. A struct rather than a Swift enum so that values
+/// this build does not know survive a decode/encode round trip unchanged.
+public struct RequestKind: RawRepresentable, Hashable, Sendable, CustomStringConvertible {
+    public var rawValue: Int32
+    public init(rawValue: Int32) { self.rawValue = rawValue }
+    public static let unspecified = RequestKind(rawValue: 0)
+    public static let order = RequestKind(rawValue: 1)
+    public static let payment = RequestKind(rawValue: 2)
+    public static let login = RequestKind(rawValue: 3)
+    public static let signup = RequestKind(rawValue: 4)
+    public static let refund = RequestKind(rawValue: 5)
+    public static let allKnown: [RequestKind] = [.unspecified, .order, .payment, .login, .signup, .refund]
+    /// The value's proto name without the enum prefix, lower case (`add_to_cart`).
+    public var name: String? {
+        switch rawValue {
+        case 0: "unspecified"
+        case 1: "order"
+        case 2: "payment"
+        case 3: "login"
+        case 4: "signup"
+        case 5: "refund"
+        default: nil
+        }
+    }
+    public init?(name: String) {
+        switch name {
+        case "unspecified": self = .unspecified
+        case "order": self = .order
+        case "payment": self = .payment
+        case "login": self = .login
+        case "signup": self = .signup
+        case "refund": self = .refund
+        default: return nil
+        }
+    }
+    public var description: String { name ?? "RequestKind(\(rawValue))" }
+}
+
+/// proto enum `persona.v1.ReasonKind`. A struct rather than a Swift enum so that values
+/// this build does not know survive a decode/encode round trip unchanged.
+public struct ReasonKind: RawRepresentable, Hashable, Sendable, CustomStringConvertible {
+    public var rawValue: Int32
+    public init(rawValue: Int32) { self.rawValue = rawValue }
+    public static let unspecified = ReasonKind(rawValue: 0)
+    public static let rule = ReasonKind(rawValue: 1)
+    public static let model = ReasonKind(rawValue: 2)
+    public static let list = ReasonKind(rawValue: 3)
+    public static let policy = ReasonKind(rawValue: 4)
+    public static let shadow = ReasonKind(rawValue: 5)
+    public static let allKnown: [ReasonKind] = [.unspecified, .rule, .model, .list, .policy, .shadow]
+    /// The value's proto name without the enum prefix, lower case (`add_to_cart`).
+    public var name: String? {
+        switch rawValue {
+        case 0: "unspecified"
+        case 1: "rule"
+        case 2: "model"
+        case 3: "list"
+        case 4: "policy"
+        case 5: "shadow"
+        default: nil
+        }
+    }
+    public init?(name: String) {
+        switch name {
+        case "unspecified": self = .unspecified
+        case "rule": self = .rule
+        case "model": self = .model
+        case "list": self = .list
+        case "policy": self = .policy
+        case "shadow": self = .shadow
+        default: return nil
+        }
+    }
+    public var description: String { name ?? "ReasonKind(\(rawValue))" }
+}
+
+/// proto enum `persona.v1.DecisionOrder`. A struct rather than a Swift enum so that values
+/// this build does not know survive a decode/encode round trip unchanged.
+public struct DecisionOrder: RawRepresentable, Hashable, Sendable, CustomStringConvertible {
+    public var rawValue: Int32
+    public init(rawValue: Int32) { self.rawValue = rawValue }
+    public static let newest = DecisionOrder(rawValue: 0)
+    public static let oldest = DecisionOrder(rawValue: 1)
+    public static let score = DecisionOrder(rawValue: 2)
+    public static let allKnown: [DecisionOrder] = [.newest, .oldest, .score]
+    /// The value's proto name without the enum prefix, lower case (`add_to_cart`).
+    public var name: String? {
+        switch rawValue {
+        case 0: "newest"
+        case 1: "oldest"
+        case 2: "score"
+        default: nil
+        }
+    }
+    public init?(name: String) {
+        switch name {
+        case "newest": self = .newest
+        case "oldest": self = .oldest
+        case "score": self = .score
+        default: return nil
+        }
+    }
+    public var description: String { name ?? "DecisionOrder(\(rawValue))" }
+}
+
 /// proto enum `persona.v1.ListKind`. A struct rather than a Swift enum so that values
 /// this build does not know survive a decode/encode round trip unchanged.
 public struct ListKind: RawRepresentable, Hashable, Sendable, CustomStringConvertible {
@@ -116,6 +221,10 @@ public struct ScoreRequest: WireMessage {
     public var channel: String = ""
     public var timestampMs: Int64 = 0
     public var lines: [OrderLine] = []
+    public var kind: RequestKind = RequestKind(rawValue: 0)
+    public var email: String = ""
+    public var ipCountry: String = ""
+    public var dryRun: Bool = false
     /// Fields this build does not know, kept so a relay re-encodes them unchanged.
     public var unknownFields = UnknownFields()
     public init() {}
@@ -135,6 +244,10 @@ extension ScoreRequest: CMessageConvertible {
         if !channel.isEmpty { c.pointee.channel = arena.string(channel) }
         c.pointee.timestamp_ms = timestampMs
         (c.pointee.n_lines, c.pointee.lines) = arena.messages(lines)
+        c.pointee.kind = .init(rawValue: .init(truncatingIfNeeded: kind.rawValue))
+        if !email.isEmpty { c.pointee.email = arena.string(email) }
+        if !ipCountry.isEmpty { c.pointee.ip_country = arena.string(ipCountry) }
+        c.pointee.dry_run = dryRun ? 1 : 0
         arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
     }
     init(cMessage c: UnsafePointer<Persona__V1__ScoreRequest>) {
@@ -149,6 +262,10 @@ extension ScoreRequest: CMessageConvertible {
         channel = readString(c.pointee.channel)
         timestampMs = c.pointee.timestamp_ms
         lines = readMessages(c.pointee.lines, c.pointee.n_lines, as: OrderLine.self)
+        kind = RequestKind(rawValue: Int32(truncatingIfNeeded: c.pointee.kind.rawValue))
+        email = readString(c.pointee.email)
+        ipCountry = readString(c.pointee.ip_country)
+        dryRun = c.pointee.dry_run != 0
         unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
     static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>) -> UnsafeMutablePointer<Persona__V1__ScoreRequest>? {
@@ -166,6 +283,8 @@ public struct ReasonCode: WireMessage {
     public var code: String = ""
     public var description: String = ""
     public var contribution: Double = 0
+    public var kind: ReasonKind = ReasonKind(rawValue: 0)
+    public var value: Double = 0
     /// Fields this build does not know, kept so a relay re-encodes them unchanged.
     public var unknownFields = UnknownFields()
     public init() {}
@@ -178,6 +297,8 @@ extension ReasonCode: CMessageConvertible {
         if !code.isEmpty { c.pointee.code = arena.string(code) }
         if !description.isEmpty { c.pointee.description = arena.string(description) }
         c.pointee.contribution = contribution
+        c.pointee.kind = .init(rawValue: .init(truncatingIfNeeded: kind.rawValue))
+        c.pointee.value = value
         arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
     }
     init(cMessage c: UnsafePointer<Persona__V1__ReasonCode>) {
@@ -185,6 +306,8 @@ extension ReasonCode: CMessageConvertible {
         code = readString(c.pointee.code)
         description = readString(c.pointee.description)
         contribution = c.pointee.contribution
+        kind = ReasonKind(rawValue: Int32(truncatingIfNeeded: c.pointee.kind.rawValue))
+        value = c.pointee.value
         unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
     static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>) -> UnsafeMutablePointer<Persona__V1__ReasonCode>? {
@@ -213,6 +336,21 @@ public struct Decision: WireMessage {
     public var featureNames: [String] = []
     public var features: [Float] = []
     public var label: LabelKind = LabelKind(rawValue: 0)
+    public var fraud: Bool = false
+    public var probability: Float = 0
+    public var kind: RequestKind = RequestKind(rawValue: 0)
+    public var latencyUs: UInt32 = 0
+    public var labelSource: String = ""
+    public var labelNote: String = ""
+    public var labelledMs: Int64 = 0
+    public var currency: String = ""
+    public var device: String = ""
+    public var ip: String = ""
+    public var instrument: String = ""
+    public var channel: String = ""
+    public var degraded: Bool = false
+    public var eventMs: Int64 = 0
+    public var knownUser: Bool = false
     /// Fields this build does not know, kept so a relay re-encodes them unchanged.
     public var unknownFields = UnknownFields()
     public init() {}
@@ -236,6 +374,21 @@ extension Decision: CMessageConvertible {
         (c.pointee.n_feature_names, c.pointee.feature_names) = arena.strings(featureNames)
         (c.pointee.n_features, c.pointee.features) = arena.scalars(features)
         c.pointee.label = .init(rawValue: .init(truncatingIfNeeded: label.rawValue))
+        c.pointee.fraud = fraud ? 1 : 0
+        c.pointee.probability = probability
+        c.pointee.kind = .init(rawValue: .init(truncatingIfNeeded: kind.rawValue))
+        c.pointee.latency_us = latencyUs
+        if !labelSource.isEmpty { c.pointee.label_source = arena.string(labelSource) }
+        if !labelNote.isEmpty { c.pointee.label_note = arena.string(labelNote) }
+        c.pointee.labelled_ms = labelledMs
+        if !currency.isEmpty { c.pointee.currency = arena.string(currency) }
+        if !device.isEmpty { c.pointee.device = arena.string(device) }
+        if !ip.isEmpty { c.pointee.ip = arena.string(ip) }
+        if !instrument.isEmpty { c.pointee.instrument = arena.string(instrument) }
+        if !channel.isEmpty { c.pointee.channel = arena.string(channel) }
+        c.pointee.degraded = degraded ? 1 : 0
+        c.pointee.event_ms = eventMs
+        c.pointee.known_user = knownUser ? 1 : 0
         arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
     }
     init(cMessage c: UnsafePointer<Persona__V1__Decision>) {
@@ -254,6 +407,21 @@ extension Decision: CMessageConvertible {
         featureNames = readStrings(c.pointee.feature_names, c.pointee.n_feature_names)
         features = readScalars(c.pointee.features, c.pointee.n_features)
         label = LabelKind(rawValue: Int32(truncatingIfNeeded: c.pointee.label.rawValue))
+        fraud = c.pointee.fraud != 0
+        probability = c.pointee.probability
+        kind = RequestKind(rawValue: Int32(truncatingIfNeeded: c.pointee.kind.rawValue))
+        latencyUs = c.pointee.latency_us
+        labelSource = readString(c.pointee.label_source)
+        labelNote = readString(c.pointee.label_note)
+        labelledMs = c.pointee.labelled_ms
+        currency = readString(c.pointee.currency)
+        device = readString(c.pointee.device)
+        ip = readString(c.pointee.ip)
+        instrument = readString(c.pointee.instrument)
+        channel = readString(c.pointee.channel)
+        degraded = c.pointee.degraded != 0
+        eventMs = c.pointee.event_ms
+        knownUser = c.pointee.known_user != 0
         unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
     static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>) -> UnsafeMutablePointer<Persona__V1__Decision>? {
@@ -312,6 +480,11 @@ public struct QueryDecisionsRequest: WireMessage {
     public var toMs: Int64 = 0
     public var limit: UInt32 = 0
     public var pageToken: String = ""
+    public var reason: String = ""
+    public var label: LabelKind = LabelKind(rawValue: 0)
+    public var labelled: Bool = false
+    public var order: DecisionOrder = DecisionOrder(rawValue: 0)
+    public var withoutFeatures: Bool = false
     /// Fields this build does not know, kept so a relay re-encodes them unchanged.
     public var unknownFields = UnknownFields()
     public init() {}
@@ -329,6 +502,11 @@ extension QueryDecisionsRequest: CMessageConvertible {
         c.pointee.to_ms = toMs
         c.pointee.limit = limit
         if !pageToken.isEmpty { c.pointee.page_token = arena.string(pageToken) }
+        if !reason.isEmpty { c.pointee.reason = arena.string(reason) }
+        c.pointee.label = .init(rawValue: .init(truncatingIfNeeded: label.rawValue))
+        c.pointee.labelled = labelled ? 1 : 0
+        c.pointee.order = .init(rawValue: .init(truncatingIfNeeded: order.rawValue))
+        c.pointee.without_features = withoutFeatures ? 1 : 0
         arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
     }
     init(cMessage c: UnsafePointer<Persona__V1__QueryDecisionsRequest>) {
@@ -341,6 +519,11 @@ extension QueryDecisionsRequest: CMessageConvertible {
         toMs = c.pointee.to_ms
         limit = c.pointee.limit
         pageToken = readString(c.pointee.page_token)
+        reason = readString(c.pointee.reason)
+        label = LabelKind(rawValue: Int32(truncatingIfNeeded: c.pointee.label.rawValue))
+        labelled = c.pointee.labelled != 0
+        order = DecisionOrder(rawValue: Int32(truncatingIfNeeded: c.pointee.order.rawValue))
+        withoutFeatures = c.pointee.without_features != 0
         unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
     static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>) -> UnsafeMutablePointer<Persona__V1__QueryDecisionsRequest>? {
@@ -431,6 +614,8 @@ extension LabelRequest: CMessageConvertible {
 /// proto message `persona.v1.LabelResponse`.
 public struct LabelResponse: WireMessage {
     public var applied: Bool = false
+    public var decisions: UInt32 = 0
+    public var offset: UInt64 = 0
     /// Fields this build does not know, kept so a relay re-encodes them unchanged.
     public var unknownFields = UnknownFields()
     public init() {}
@@ -441,11 +626,15 @@ extension LabelResponse: CMessageConvertible {
     func fill(_ c: UnsafeMutablePointer<Persona__V1__LabelResponse>, arena: Arena) {
         persona__v1__label_response__init(c)
         c.pointee.applied = applied ? 1 : 0
+        c.pointee.decisions = decisions
+        c.pointee.offset = offset
         arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
     }
     init(cMessage c: UnsafePointer<Persona__V1__LabelResponse>) {
         self.init()
         applied = c.pointee.applied != 0
+        decisions = c.pointee.decisions
+        offset = c.pointee.offset
         unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
     static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>) -> UnsafeMutablePointer<Persona__V1__LabelResponse>? {
@@ -467,6 +656,8 @@ public struct Rule: WireMessage {
     public var enabled: Bool = false
     public var scoreDelta: Int32 = 0
     public var description: String = ""
+    public var line: UInt32 = 0
+    public var shadow: Bool = false
     /// Fields this build does not know, kept so a relay re-encodes them unchanged.
     public var unknownFields = UnknownFields()
     public init() {}
@@ -483,6 +674,8 @@ extension Rule: CMessageConvertible {
         c.pointee.enabled = enabled ? 1 : 0
         c.pointee.score_delta = scoreDelta
         if !description.isEmpty { c.pointee.description = arena.string(description) }
+        c.pointee.line = line
+        c.pointee.shadow = shadow ? 1 : 0
         arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
     }
     init(cMessage c: UnsafePointer<Persona__V1__Rule>) {
@@ -494,6 +687,8 @@ extension Rule: CMessageConvertible {
         enabled = c.pointee.enabled != 0
         scoreDelta = c.pointee.score_delta
         description = readString(c.pointee.description)
+        line = c.pointee.line
+        shadow = c.pointee.shadow != 0
         unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
     static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>) -> UnsafeMutablePointer<Persona__V1__Rule>? {
@@ -506,157 +701,475 @@ extension Rule: CMessageConvertible {
     }
 }
 
-/// proto message `persona.v1.PutRuleRequest`.
-public struct PutRuleRequest: WireMessage {
-    public var rule: Rule? {
-        get { _rule?.value }
-        set { _rule = newValue.map(Boxed.init) }
-    }
-    private var _rule: Boxed<Rule>? = nil
-    /// `rule` where it is stored (read `.value`): no copy of the message and its fields.
-    public var ruleRef: Boxed<Rule>? { _rule }
+/// proto message `persona.v1.RuleError`.
+public struct RuleError: WireMessage {
+    public var line: UInt32 = 0
+    public var column: UInt32 = 0
+    public var message: String = ""
     /// Fields this build does not know, kept so a relay re-encodes them unchanged.
     public var unknownFields = UnknownFields()
     public init() {}
 }
 
-extension PutRuleRequest: CMessageConvertible {
-    typealias CStruct = Persona__V1__PutRuleRequest
-    func fill(_ c: UnsafeMutablePointer<Persona__V1__PutRuleRequest>, arena: Arena) {
-        persona__v1__put_rule_request__init(c)
-        if let v = _rule { c.pointee.rule = arena.message(v.value) }
+extension RuleError: CMessageConvertible {
+    typealias CStruct = Persona__V1__RuleError
+    func fill(_ c: UnsafeMutablePointer<Persona__V1__RuleError>, arena: Arena) {
+        persona__v1__rule_error__init(c)
+        c.pointee.line = line
+        c.pointee.column = column
+        if !message.isEmpty { c.pointee.message = arena.string(message) }
         arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
     }
-    init(cMessage c: UnsafePointer<Persona__V1__PutRuleRequest>) {
+    init(cMessage c: UnsafePointer<Persona__V1__RuleError>) {
         self.init()
-        _rule = c.pointee.rule.map { Boxed(Rule(cMessage: $0)) }
+        line = c.pointee.line
+        column = c.pointee.column
+        message = readString(c.pointee.message)
         unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
-    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>) -> UnsafeMutablePointer<Persona__V1__PutRuleRequest>? {
-        persona__v1__put_rule_request__unpack(allocator, count, bytes)
+    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>) -> UnsafeMutablePointer<Persona__V1__RuleError>? {
+        persona__v1__rule_error__unpack(allocator, count, bytes)
     }
     public func serializedBytes() -> [UInt8] { packMessage(self) }
-    public static func serializedBytes(each messages: [PutRuleRequest]) -> [[UInt8]] { packMessages(messages) }
+    public static func serializedBytes(each messages: [RuleError]) -> [[UInt8]] { packMessages(messages) }
     public init(serializedBytes bytes: UnsafeRawBufferPointer, limits: DecodingLimits) throws {
         self = try unpackMessage(bytes, limits: limits)
     }
 }
 
-/// proto message `persona.v1.PutRuleResponse`.
-public struct PutRuleResponse: WireMessage {
-    public var rulesVersion: UInt32 = 0
+/// proto message `persona.v1.RulesSource`.
+public struct RulesSource: WireMessage {
+    public var source: String = ""
+    public var shadow: Bool = false
     /// Fields this build does not know, kept so a relay re-encodes them unchanged.
     public var unknownFields = UnknownFields()
     public init() {}
 }
 
-extension PutRuleResponse: CMessageConvertible {
-    typealias CStruct = Persona__V1__PutRuleResponse
-    func fill(_ c: UnsafeMutablePointer<Persona__V1__PutRuleResponse>, arena: Arena) {
-        persona__v1__put_rule_response__init(c)
-        c.pointee.rules_version = rulesVersion
+extension RulesSource: CMessageConvertible {
+    typealias CStruct = Persona__V1__RulesSource
+    func fill(_ c: UnsafeMutablePointer<Persona__V1__RulesSource>, arena: Arena) {
+        persona__v1__rules_source__init(c)
+        if !source.isEmpty { c.pointee.source = arena.string(source) }
+        c.pointee.shadow = shadow ? 1 : 0
         arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
     }
-    init(cMessage c: UnsafePointer<Persona__V1__PutRuleResponse>) {
+    init(cMessage c: UnsafePointer<Persona__V1__RulesSource>) {
         self.init()
-        rulesVersion = c.pointee.rules_version
+        source = readString(c.pointee.source)
+        shadow = c.pointee.shadow != 0
         unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
-    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>) -> UnsafeMutablePointer<Persona__V1__PutRuleResponse>? {
-        persona__v1__put_rule_response__unpack(allocator, count, bytes)
+    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>) -> UnsafeMutablePointer<Persona__V1__RulesSource>? {
+        persona__v1__rules_source__unpack(allocator, count, bytes)
     }
     public func serializedBytes() -> [UInt8] { packMessage(self) }
-    public static func serializedBytes(each messages: [PutRuleResponse]) -> [[UInt8]] { packMessages(messages) }
+    public static func serializedBytes(each messages: [RulesSource]) -> [[UInt8]] { packMessages(messages) }
     public init(serializedBytes bytes: UnsafeRawBufferPointer, limits: DecodingLimits) throws {
         self = try unpackMessage(bytes, limits: limits)
     }
 }
 
-/// proto message `persona.v1.DeleteRuleRequest`.
-public struct DeleteRuleRequest: WireMessage {
-    public var id: String = ""
-    /// Fields this build does not know, kept so a relay re-encodes them unchanged.
-    public var unknownFields = UnknownFields()
-    public init() {}
-}
-
-extension DeleteRuleRequest: CMessageConvertible {
-    typealias CStruct = Persona__V1__DeleteRuleRequest
-    func fill(_ c: UnsafeMutablePointer<Persona__V1__DeleteRuleRequest>, arena: Arena) {
-        persona__v1__delete_rule_request__init(c)
-        if !id.isEmpty { c.pointee.id = arena.string(id) }
-        arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
-    }
-    init(cMessage c: UnsafePointer<Persona__V1__DeleteRuleRequest>) {
-        self.init()
-        id = readString(c.pointee.id)
-        unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
-    }
-    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>) -> UnsafeMutablePointer<Persona__V1__DeleteRuleRequest>? {
-        persona__v1__delete_rule_request__unpack(allocator, count, bytes)
-    }
-    public func serializedBytes() -> [UInt8] { packMessage(self) }
-    public static func serializedBytes(each messages: [DeleteRuleRequest]) -> [[UInt8]] { packMessages(messages) }
-    public init(serializedBytes bytes: UnsafeRawBufferPointer, limits: DecodingLimits) throws {
-        self = try unpackMessage(bytes, limits: limits)
-    }
-}
-
-/// proto message `persona.v1.ListRulesRequest`.
-public struct ListRulesRequest: WireMessage {
-    /// Fields this build does not know, kept so a relay re-encodes them unchanged.
-    public var unknownFields = UnknownFields()
-    public init() {}
-}
-
-extension ListRulesRequest: CMessageConvertible {
-    typealias CStruct = Persona__V1__ListRulesRequest
-    func fill(_ c: UnsafeMutablePointer<Persona__V1__ListRulesRequest>, arena: Arena) {
-        persona__v1__list_rules_request__init(c)
-        arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
-    }
-    init(cMessage c: UnsafePointer<Persona__V1__ListRulesRequest>) {
-        self.init()
-        unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
-    }
-    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>) -> UnsafeMutablePointer<Persona__V1__ListRulesRequest>? {
-        persona__v1__list_rules_request__unpack(allocator, count, bytes)
-    }
-    public func serializedBytes() -> [UInt8] { packMessage(self) }
-    public static func serializedBytes(each messages: [ListRulesRequest]) -> [[UInt8]] { packMessages(messages) }
-    public init(serializedBytes bytes: UnsafeRawBufferPointer, limits: DecodingLimits) throws {
-        self = try unpackMessage(bytes, limits: limits)
-    }
-}
-
-/// proto message `persona.v1.ListRulesResponse`.
-public struct ListRulesResponse: WireMessage {
+/// proto message `persona.v1.ValidateRulesResponse`.
+public struct ValidateRulesResponse: WireMessage {
+    public var errors: [RuleError] = []
     public var rules: [Rule] = []
-    public var rulesVersion: UInt32 = 0
     /// Fields this build does not know, kept so a relay re-encodes them unchanged.
     public var unknownFields = UnknownFields()
     public init() {}
 }
 
-extension ListRulesResponse: CMessageConvertible {
-    typealias CStruct = Persona__V1__ListRulesResponse
-    func fill(_ c: UnsafeMutablePointer<Persona__V1__ListRulesResponse>, arena: Arena) {
-        persona__v1__list_rules_response__init(c)
+extension ValidateRulesResponse: CMessageConvertible {
+    typealias CStruct = Persona__V1__ValidateRulesResponse
+    func fill(_ c: UnsafeMutablePointer<Persona__V1__ValidateRulesResponse>, arena: Arena) {
+        persona__v1__validate_rules_response__init(c)
+        (c.pointee.n_errors, c.pointee.errors) = arena.messages(errors)
         (c.pointee.n_rules, c.pointee.rules) = arena.messages(rules)
-        c.pointee.rules_version = rulesVersion
         arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
     }
-    init(cMessage c: UnsafePointer<Persona__V1__ListRulesResponse>) {
+    init(cMessage c: UnsafePointer<Persona__V1__ValidateRulesResponse>) {
         self.init()
+        errors = readMessages(c.pointee.errors, c.pointee.n_errors, as: RuleError.self)
         rules = readMessages(c.pointee.rules, c.pointee.n_rules, as: Rule.self)
-        rulesVersion = c.pointee.rules_version
         unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
-    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>) -> UnsafeMutablePointer<Persona__V1__ListRulesResponse>? {
-        persona__v1__list_rules_response__unpack(allocator, count, bytes)
+    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>) -> UnsafeMutablePointer<Persona__V1__ValidateRulesResponse>? {
+        persona__v1__validate_rules_response__unpack(allocator, count, bytes)
     }
     public func serializedBytes() -> [UInt8] { packMessage(self) }
-    public static func serializedBytes(each messages: [ListRulesResponse]) -> [[UInt8]] { packMessages(messages) }
+    public static func serializedBytes(each messages: [ValidateRulesResponse]) -> [[UInt8]] { packMessages(messages) }
+    public init(serializedBytes bytes: UnsafeRawBufferPointer, limits: DecodingLimits) throws {
+        self = try unpackMessage(bytes, limits: limits)
+    }
+}
+
+/// proto message `persona.v1.PublishRulesResponse`.
+public struct PublishRulesResponse: WireMessage {
+    public var version: UInt32 = 0
+    public var rules: [Rule] = []
+    /// Fields this build does not know, kept so a relay re-encodes them unchanged.
+    public var unknownFields = UnknownFields()
+    public init() {}
+}
+
+extension PublishRulesResponse: CMessageConvertible {
+    typealias CStruct = Persona__V1__PublishRulesResponse
+    func fill(_ c: UnsafeMutablePointer<Persona__V1__PublishRulesResponse>, arena: Arena) {
+        persona__v1__publish_rules_response__init(c)
+        c.pointee.version = version
+        (c.pointee.n_rules, c.pointee.rules) = arena.messages(rules)
+        arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
+    }
+    init(cMessage c: UnsafePointer<Persona__V1__PublishRulesResponse>) {
+        self.init()
+        version = c.pointee.version
+        rules = readMessages(c.pointee.rules, c.pointee.n_rules, as: Rule.self)
+        unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
+    }
+    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>) -> UnsafeMutablePointer<Persona__V1__PublishRulesResponse>? {
+        persona__v1__publish_rules_response__unpack(allocator, count, bytes)
+    }
+    public func serializedBytes() -> [UInt8] { packMessage(self) }
+    public static func serializedBytes(each messages: [PublishRulesResponse]) -> [[UInt8]] { packMessages(messages) }
+    public init(serializedBytes bytes: UnsafeRawBufferPointer, limits: DecodingLimits) throws {
+        self = try unpackMessage(bytes, limits: limits)
+    }
+}
+
+/// proto message `persona.v1.GetRulesRequest`.
+public struct GetRulesRequest: WireMessage {
+    public var version: UInt32 = 0
+    /// Fields this build does not know, kept so a relay re-encodes them unchanged.
+    public var unknownFields = UnknownFields()
+    public init() {}
+}
+
+extension GetRulesRequest: CMessageConvertible {
+    typealias CStruct = Persona__V1__GetRulesRequest
+    func fill(_ c: UnsafeMutablePointer<Persona__V1__GetRulesRequest>, arena: Arena) {
+        persona__v1__get_rules_request__init(c)
+        c.pointee.version = version
+        arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
+    }
+    init(cMessage c: UnsafePointer<Persona__V1__GetRulesRequest>) {
+        self.init()
+        version = c.pointee.version
+        unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
+    }
+    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>) -> UnsafeMutablePointer<Persona__V1__GetRulesRequest>? {
+        persona__v1__get_rules_request__unpack(allocator, count, bytes)
+    }
+    public func serializedBytes() -> [UInt8] { packMessage(self) }
+    public static func serializedBytes(each messages: [GetRulesRequest]) -> [[UInt8]] { packMessages(messages) }
+    public init(serializedBytes bytes: UnsafeRawBufferPointer, limits: DecodingLimits) throws {
+        self = try unpackMessage(bytes, limits: limits)
+    }
+}
+
+/// proto message `persona.v1.RuleSetInfo`.
+public struct RuleSetInfo: WireMessage {
+    public var version: UInt32 = 0
+    public var source: String = ""
+    public var shadow: Bool = false
+    public var publishedMs: Int64 = 0
+    public var rules: [Rule] = []
+    /// Fields this build does not know, kept so a relay re-encodes them unchanged.
+    public var unknownFields = UnknownFields()
+    public init() {}
+}
+
+extension RuleSetInfo: CMessageConvertible {
+    typealias CStruct = Persona__V1__RuleSetInfo
+    func fill(_ c: UnsafeMutablePointer<Persona__V1__RuleSetInfo>, arena: Arena) {
+        persona__v1__rule_set_info__init(c)
+        c.pointee.version = version
+        if !source.isEmpty { c.pointee.source = arena.string(source) }
+        c.pointee.shadow = shadow ? 1 : 0
+        c.pointee.published_ms = publishedMs
+        (c.pointee.n_rules, c.pointee.rules) = arena.messages(rules)
+        arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
+    }
+    init(cMessage c: UnsafePointer<Persona__V1__RuleSetInfo>) {
+        self.init()
+        version = c.pointee.version
+        source = readString(c.pointee.source)
+        shadow = c.pointee.shadow != 0
+        publishedMs = c.pointee.published_ms
+        rules = readMessages(c.pointee.rules, c.pointee.n_rules, as: Rule.self)
+        unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
+    }
+    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>) -> UnsafeMutablePointer<Persona__V1__RuleSetInfo>? {
+        persona__v1__rule_set_info__unpack(allocator, count, bytes)
+    }
+    public func serializedBytes() -> [UInt8] { packMessage(self) }
+    public static func serializedBytes(each messages: [RuleSetInfo]) -> [[UInt8]] { packMessages(messages) }
+    public init(serializedBytes bytes: UnsafeRawBufferPointer, limits: DecodingLimits) throws {
+        self = try unpackMessage(bytes, limits: limits)
+    }
+}
+
+/// proto message `persona.v1.GetRulesResponse`.
+public struct GetRulesResponse: WireMessage {
+    public var sets: [RuleSetInfo] = []
+    /// Fields this build does not know, kept so a relay re-encodes them unchanged.
+    public var unknownFields = UnknownFields()
+    public init() {}
+}
+
+extension GetRulesResponse: CMessageConvertible {
+    typealias CStruct = Persona__V1__GetRulesResponse
+    func fill(_ c: UnsafeMutablePointer<Persona__V1__GetRulesResponse>, arena: Arena) {
+        persona__v1__get_rules_response__init(c)
+        (c.pointee.n_sets, c.pointee.sets) = arena.messages(sets)
+        arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
+    }
+    init(cMessage c: UnsafePointer<Persona__V1__GetRulesResponse>) {
+        self.init()
+        sets = readMessages(c.pointee.sets, c.pointee.n_sets, as: RuleSetInfo.self)
+        unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
+    }
+    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>) -> UnsafeMutablePointer<Persona__V1__GetRulesResponse>? {
+        persona__v1__get_rules_response__unpack(allocator, count, bytes)
+    }
+    public func serializedBytes() -> [UInt8] { packMessage(self) }
+    public static func serializedBytes(each messages: [GetRulesResponse]) -> [[UInt8]] { packMessages(messages) }
+    public init(serializedBytes bytes: UnsafeRawBufferPointer, limits: DecodingLimits) throws {
+        self = try unpackMessage(bytes, limits: limits)
+    }
+}
+
+/// proto message `persona.v1.BacktestRequest`.
+public struct BacktestRequest: WireMessage {
+    public var source: String = ""
+    public var fromMs: Int64 = 0
+    public var toMs: Int64 = 0
+    public var limit: UInt32 = 0
+    /// Fields this build does not know, kept so a relay re-encodes them unchanged.
+    public var unknownFields = UnknownFields()
+    public init() {}
+}
+
+extension BacktestRequest: CMessageConvertible {
+    typealias CStruct = Persona__V1__BacktestRequest
+    func fill(_ c: UnsafeMutablePointer<Persona__V1__BacktestRequest>, arena: Arena) {
+        persona__v1__backtest_request__init(c)
+        if !source.isEmpty { c.pointee.source = arena.string(source) }
+        c.pointee.from_ms = fromMs
+        c.pointee.to_ms = toMs
+        c.pointee.limit = limit
+        arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
+    }
+    init(cMessage c: UnsafePointer<Persona__V1__BacktestRequest>) {
+        self.init()
+        source = readString(c.pointee.source)
+        fromMs = c.pointee.from_ms
+        toMs = c.pointee.to_ms
+        limit = c.pointee.limit
+        unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
+    }
+    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>) -> UnsafeMutablePointer<Persona__V1__BacktestRequest>? {
+        persona__v1__backtest_request__unpack(allocator, count, bytes)
+    }
+    public func serializedBytes() -> [UInt8] { packMessage(self) }
+    public static func serializedBytes(each messages: [BacktestRequest]) -> [[UInt8]] { packMessages(messages) }
+    public init(serializedBytes bytes: UnsafeRawBufferPointer, limits: DecodingLimits) throws {
+        self = try unpackMessage(bytes, limits: limits)
+    }
+}
+
+/// proto message `persona.v1.ActionChange`.
+public struct ActionChange: WireMessage {
+    public var from: Action = Action(rawValue: 0)
+    public var to: Action = Action(rawValue: 0)
+    public var count: UInt32 = 0
+    /// Fields this build does not know, kept so a relay re-encodes them unchanged.
+    public var unknownFields = UnknownFields()
+    public init() {}
+}
+
+extension ActionChange: CMessageConvertible {
+    typealias CStruct = Persona__V1__ActionChange
+    func fill(_ c: UnsafeMutablePointer<Persona__V1__ActionChange>, arena: Arena) {
+        persona__v1__action_change__init(c)
+        c.pointee.from = .init(rawValue: .init(truncatingIfNeeded: from.rawValue))
+        c.pointee.to = .init(rawValue: .init(truncatingIfNeeded: to.rawValue))
+        c.pointee.count = count
+        arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
+    }
+    init(cMessage c: UnsafePointer<Persona__V1__ActionChange>) {
+        self.init()
+        from = Action(rawValue: Int32(truncatingIfNeeded: c.pointee.from.rawValue))
+        to = Action(rawValue: Int32(truncatingIfNeeded: c.pointee.to.rawValue))
+        count = c.pointee.count
+        unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
+    }
+    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>) -> UnsafeMutablePointer<Persona__V1__ActionChange>? {
+        persona__v1__action_change__unpack(allocator, count, bytes)
+    }
+    public func serializedBytes() -> [UInt8] { packMessage(self) }
+    public static func serializedBytes(each messages: [ActionChange]) -> [[UInt8]] { packMessages(messages) }
+    public init(serializedBytes bytes: UnsafeRawBufferPointer, limits: DecodingLimits) throws {
+        self = try unpackMessage(bytes, limits: limits)
+    }
+}
+
+/// proto message `persona.v1.Flip`.
+public struct Flip: WireMessage {
+    public var orderId: String = ""
+    public var from: Action = Action(rawValue: 0)
+    public var to: Action = Action(rawValue: 0)
+    public var label: LabelKind = LabelKind(rawValue: 0)
+    public var fromScore: Int32 = 0
+    public var toScore: Int32 = 0
+    /// Fields this build does not know, kept so a relay re-encodes them unchanged.
+    public var unknownFields = UnknownFields()
+    public init() {}
+}
+
+extension Flip: CMessageConvertible {
+    typealias CStruct = Persona__V1__Flip
+    func fill(_ c: UnsafeMutablePointer<Persona__V1__Flip>, arena: Arena) {
+        persona__v1__flip__init(c)
+        if !orderId.isEmpty { c.pointee.order_id = arena.string(orderId) }
+        c.pointee.from = .init(rawValue: .init(truncatingIfNeeded: from.rawValue))
+        c.pointee.to = .init(rawValue: .init(truncatingIfNeeded: to.rawValue))
+        c.pointee.label = .init(rawValue: .init(truncatingIfNeeded: label.rawValue))
+        c.pointee.from_score = fromScore
+        c.pointee.to_score = toScore
+        arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
+    }
+    init(cMessage c: UnsafePointer<Persona__V1__Flip>) {
+        self.init()
+        orderId = readString(c.pointee.order_id)
+        from = Action(rawValue: Int32(truncatingIfNeeded: c.pointee.from.rawValue))
+        to = Action(rawValue: Int32(truncatingIfNeeded: c.pointee.to.rawValue))
+        label = LabelKind(rawValue: Int32(truncatingIfNeeded: c.pointee.label.rawValue))
+        fromScore = c.pointee.from_score
+        toScore = c.pointee.to_score
+        unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
+    }
+    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>) -> UnsafeMutablePointer<Persona__V1__Flip>? {
+        persona__v1__flip__unpack(allocator, count, bytes)
+    }
+    public func serializedBytes() -> [UInt8] { packMessage(self) }
+    public static func serializedBytes(each messages: [Flip]) -> [[UInt8]] { packMessages(messages) }
+    public init(serializedBytes bytes: UnsafeRawBufferPointer, limits: DecodingLimits) throws {
+        self = try unpackMessage(bytes, limits: limits)
+    }
+}
+
+/// proto message `persona.v1.LabelledOutcome`.
+public struct LabelledOutcome: WireMessage {
+    public var labelled: UInt32 = 0
+    public var fraud: UInt32 = 0
+    public var flagged: UInt32 = 0
+    public var flaggedFraud: UInt32 = 0
+    public var precision: Double = 0
+    public var recall: Double = 0
+    public var declined: UInt32 = 0
+    public var declineRate: Double = 0
+    public var decisions: UInt32 = 0
+    /// Fields this build does not know, kept so a relay re-encodes them unchanged.
+    public var unknownFields = UnknownFields()
+    public init() {}
+}
+
+extension LabelledOutcome: CMessageConvertible {
+    typealias CStruct = Persona__V1__LabelledOutcome
+    func fill(_ c: UnsafeMutablePointer<Persona__V1__LabelledOutcome>, arena: Arena) {
+        persona__v1__labelled_outcome__init(c)
+        c.pointee.labelled = labelled
+        c.pointee.fraud = fraud
+        c.pointee.flagged = flagged
+        c.pointee.flagged_fraud = flaggedFraud
+        c.pointee.precision = precision
+        c.pointee.recall = recall
+        c.pointee.declined = declined
+        c.pointee.decline_rate = declineRate
+        c.pointee.decisions = decisions
+        arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
+    }
+    init(cMessage c: UnsafePointer<Persona__V1__LabelledOutcome>) {
+        self.init()
+        labelled = c.pointee.labelled
+        fraud = c.pointee.fraud
+        flagged = c.pointee.flagged
+        flaggedFraud = c.pointee.flagged_fraud
+        precision = c.pointee.precision
+        recall = c.pointee.recall
+        declined = c.pointee.declined
+        declineRate = c.pointee.decline_rate
+        decisions = c.pointee.decisions
+        unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
+    }
+    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>) -> UnsafeMutablePointer<Persona__V1__LabelledOutcome>? {
+        persona__v1__labelled_outcome__unpack(allocator, count, bytes)
+    }
+    public func serializedBytes() -> [UInt8] { packMessage(self) }
+    public static func serializedBytes(each messages: [LabelledOutcome]) -> [[UInt8]] { packMessages(messages) }
+    public init(serializedBytes bytes: UnsafeRawBufferPointer, limits: DecodingLimits) throws {
+        self = try unpackMessage(bytes, limits: limits)
+    }
+}
+
+/// proto message `persona.v1.BacktestResponse`.
+public struct BacktestResponse: WireMessage {
+    public var decisions: UInt32 = 0
+    public var flipped: UInt32 = 0
+    public var changes: [ActionChange] = []
+    public var current: LabelledOutcome? {
+        get { _current?.value }
+        set { _current = newValue.map(Boxed.init) }
+    }
+    private var _current: Boxed<LabelledOutcome>? = nil
+    /// `current` where it is stored (read `.value`): no copy of the message and its fields.
+    public var currentRef: Boxed<LabelledOutcome>? { _current }
+    public var candidate: LabelledOutcome? {
+        get { _candidate?.value }
+        set { _candidate = newValue.map(Boxed.init) }
+    }
+    private var _candidate: Boxed<LabelledOutcome>? = nil
+    /// `candidate` where it is stored (read `.value`): no copy of the message and its fields.
+    public var candidateRef: Boxed<LabelledOutcome>? { _candidate }
+    public var examples: [Flip] = []
+    public var errors: [RuleError] = []
+    public var degraded: UInt32 = 0
+    /// Fields this build does not know, kept so a relay re-encodes them unchanged.
+    public var unknownFields = UnknownFields()
+    public init() {}
+}
+
+extension BacktestResponse: CMessageConvertible {
+    typealias CStruct = Persona__V1__BacktestResponse
+    func fill(_ c: UnsafeMutablePointer<Persona__V1__BacktestResponse>, arena: Arena) {
+        persona__v1__backtest_response__init(c)
+        c.pointee.decisions = decisions
+        c.pointee.flipped = flipped
+        (c.pointee.n_changes, c.pointee.changes) = arena.messages(changes)
+        if let v = _current { c.pointee.current = arena.message(v.value) }
+        if let v = _candidate { c.pointee.candidate = arena.message(v.value) }
+        (c.pointee.n_examples, c.pointee.examples) = arena.messages(examples)
+        (c.pointee.n_errors, c.pointee.errors) = arena.messages(errors)
+        c.pointee.degraded = degraded
+        arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
+    }
+    init(cMessage c: UnsafePointer<Persona__V1__BacktestResponse>) {
+        self.init()
+        decisions = c.pointee.decisions
+        flipped = c.pointee.flipped
+        changes = readMessages(c.pointee.changes, c.pointee.n_changes, as: ActionChange.self)
+        _current = c.pointee.current.map { Boxed(LabelledOutcome(cMessage: $0)) }
+        _candidate = c.pointee.candidate.map { Boxed(LabelledOutcome(cMessage: $0)) }
+        examples = readMessages(c.pointee.examples, c.pointee.n_examples, as: Flip.self)
+        errors = readMessages(c.pointee.errors, c.pointee.n_errors, as: RuleError.self)
+        degraded = c.pointee.degraded
+        unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
+    }
+    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>) -> UnsafeMutablePointer<Persona__V1__BacktestResponse>? {
+        persona__v1__backtest_response__unpack(allocator, count, bytes)
+    }
+    public func serializedBytes() -> [UInt8] { packMessage(self) }
+    public static func serializedBytes(each messages: [BacktestResponse]) -> [[UInt8]] { packMessages(messages) }
     public init(serializedBytes bytes: UnsafeRawBufferPointer, limits: DecodingLimits) throws {
         self = try unpackMessage(bytes, limits: limits)
     }
@@ -669,6 +1182,7 @@ public struct ListEntry: WireMessage {
     public var value: String = ""
     public var reason: String = ""
     public var expiresMs: Int64 = 0
+    public var addedMs: Int64 = 0
     /// Fields this build does not know, kept so a relay re-encodes them unchanged.
     public var unknownFields = UnknownFields()
     public init() {}
@@ -683,6 +1197,7 @@ extension ListEntry: CMessageConvertible {
         if !value.isEmpty { c.pointee.value = arena.string(value) }
         if !reason.isEmpty { c.pointee.reason = arena.string(reason) }
         c.pointee.expires_ms = expiresMs
+        c.pointee.added_ms = addedMs
         arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
     }
     init(cMessage c: UnsafePointer<Persona__V1__ListEntry>) {
@@ -692,6 +1207,7 @@ extension ListEntry: CMessageConvertible {
         value = readString(c.pointee.value)
         reason = readString(c.pointee.reason)
         expiresMs = c.pointee.expires_ms
+        addedMs = c.pointee.added_ms
         unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
     static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>) -> UnsafeMutablePointer<Persona__V1__ListEntry>? {
@@ -740,6 +1256,8 @@ extension UpdateListsRequest: CMessageConvertible {
 /// proto message `persona.v1.UpdateListsResponse`.
 public struct UpdateListsResponse: WireMessage {
     public var size: UInt32 = 0
+    public var added: UInt32 = 0
+    public var removed: UInt32 = 0
     /// Fields this build does not know, kept so a relay re-encodes them unchanged.
     public var unknownFields = UnknownFields()
     public init() {}
@@ -750,11 +1268,15 @@ extension UpdateListsResponse: CMessageConvertible {
     func fill(_ c: UnsafeMutablePointer<Persona__V1__UpdateListsResponse>, arena: Arena) {
         persona__v1__update_lists_response__init(c)
         c.pointee.size = size
+        c.pointee.added = added
+        c.pointee.removed = removed
         arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
     }
     init(cMessage c: UnsafePointer<Persona__V1__UpdateListsResponse>) {
         self.init()
         size = c.pointee.size
+        added = c.pointee.added
+        removed = c.pointee.removed
         unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
     static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>) -> UnsafeMutablePointer<Persona__V1__UpdateListsResponse>? {
@@ -762,6 +1284,192 @@ extension UpdateListsResponse: CMessageConvertible {
     }
     public func serializedBytes() -> [UInt8] { packMessage(self) }
     public static func serializedBytes(each messages: [UpdateListsResponse]) -> [[UInt8]] { packMessages(messages) }
+    public init(serializedBytes bytes: UnsafeRawBufferPointer, limits: DecodingLimits) throws {
+        self = try unpackMessage(bytes, limits: limits)
+    }
+}
+
+/// proto message `persona.v1.GetListsRequest`.
+public struct GetListsRequest: WireMessage {
+    public var list: ListKind = ListKind(rawValue: 0)
+    public var field: ListField = ListField(rawValue: 0)
+    public var includeExpired: Bool = false
+    /// Fields this build does not know, kept so a relay re-encodes them unchanged.
+    public var unknownFields = UnknownFields()
+    public init() {}
+}
+
+extension GetListsRequest: CMessageConvertible {
+    typealias CStruct = Persona__V1__GetListsRequest
+    func fill(_ c: UnsafeMutablePointer<Persona__V1__GetListsRequest>, arena: Arena) {
+        persona__v1__get_lists_request__init(c)
+        c.pointee.list = .init(rawValue: .init(truncatingIfNeeded: list.rawValue))
+        c.pointee.field = .init(rawValue: .init(truncatingIfNeeded: field.rawValue))
+        c.pointee.include_expired = includeExpired ? 1 : 0
+        arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
+    }
+    init(cMessage c: UnsafePointer<Persona__V1__GetListsRequest>) {
+        self.init()
+        list = ListKind(rawValue: Int32(truncatingIfNeeded: c.pointee.list.rawValue))
+        field = ListField(rawValue: Int32(truncatingIfNeeded: c.pointee.field.rawValue))
+        includeExpired = c.pointee.include_expired != 0
+        unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
+    }
+    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>) -> UnsafeMutablePointer<Persona__V1__GetListsRequest>? {
+        persona__v1__get_lists_request__unpack(allocator, count, bytes)
+    }
+    public func serializedBytes() -> [UInt8] { packMessage(self) }
+    public static func serializedBytes(each messages: [GetListsRequest]) -> [[UInt8]] { packMessages(messages) }
+    public init(serializedBytes bytes: UnsafeRawBufferPointer, limits: DecodingLimits) throws {
+        self = try unpackMessage(bytes, limits: limits)
+    }
+}
+
+/// proto message `persona.v1.GetListsResponse`.
+public struct GetListsResponse: WireMessage {
+    public var entries: [ListEntry] = []
+    /// Fields this build does not know, kept so a relay re-encodes them unchanged.
+    public var unknownFields = UnknownFields()
+    public init() {}
+}
+
+extension GetListsResponse: CMessageConvertible {
+    typealias CStruct = Persona__V1__GetListsResponse
+    func fill(_ c: UnsafeMutablePointer<Persona__V1__GetListsResponse>, arena: Arena) {
+        persona__v1__get_lists_response__init(c)
+        (c.pointee.n_entries, c.pointee.entries) = arena.messages(entries)
+        arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
+    }
+    init(cMessage c: UnsafePointer<Persona__V1__GetListsResponse>) {
+        self.init()
+        entries = readMessages(c.pointee.entries, c.pointee.n_entries, as: ListEntry.self)
+        unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
+    }
+    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>) -> UnsafeMutablePointer<Persona__V1__GetListsResponse>? {
+        persona__v1__get_lists_response__unpack(allocator, count, bytes)
+    }
+    public func serializedBytes() -> [UInt8] { packMessage(self) }
+    public static func serializedBytes(each messages: [GetListsResponse]) -> [[UInt8]] { packMessages(messages) }
+    public init(serializedBytes bytes: UnsafeRawBufferPointer, limits: DecodingLimits) throws {
+        self = try unpackMessage(bytes, limits: limits)
+    }
+}
+
+/// proto message `persona.v1.DecisionStatsRequest`.
+public struct DecisionStatsRequest: WireMessage {
+    public var fromMs: Int64 = 0
+    public var toMs: Int64 = 0
+    public var bucketMs: Int64 = 0
+    /// Fields this build does not know, kept so a relay re-encodes them unchanged.
+    public var unknownFields = UnknownFields()
+    public init() {}
+}
+
+extension DecisionStatsRequest: CMessageConvertible {
+    typealias CStruct = Persona__V1__DecisionStatsRequest
+    func fill(_ c: UnsafeMutablePointer<Persona__V1__DecisionStatsRequest>, arena: Arena) {
+        persona__v1__decision_stats_request__init(c)
+        c.pointee.from_ms = fromMs
+        c.pointee.to_ms = toMs
+        c.pointee.bucket_ms = bucketMs
+        arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
+    }
+    init(cMessage c: UnsafePointer<Persona__V1__DecisionStatsRequest>) {
+        self.init()
+        fromMs = c.pointee.from_ms
+        toMs = c.pointee.to_ms
+        bucketMs = c.pointee.bucket_ms
+        unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
+    }
+    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>) -> UnsafeMutablePointer<Persona__V1__DecisionStatsRequest>? {
+        persona__v1__decision_stats_request__unpack(allocator, count, bytes)
+    }
+    public func serializedBytes() -> [UInt8] { packMessage(self) }
+    public static func serializedBytes(each messages: [DecisionStatsRequest]) -> [[UInt8]] { packMessages(messages) }
+    public init(serializedBytes bytes: UnsafeRawBufferPointer, limits: DecodingLimits) throws {
+        self = try unpackMessage(bytes, limits: limits)
+    }
+}
+
+/// proto message `persona.v1.DecisionBucket`.
+public struct DecisionBucket: WireMessage {
+    public var startMs: Int64 = 0
+    public var decisions: UInt32 = 0
+    public var declines: UInt32 = 0
+    public var reviews: UInt32 = 0
+    public var challenges: UInt32 = 0
+    /// Fields this build does not know, kept so a relay re-encodes them unchanged.
+    public var unknownFields = UnknownFields()
+    public init() {}
+}
+
+extension DecisionBucket: CMessageConvertible {
+    typealias CStruct = Persona__V1__DecisionBucket
+    func fill(_ c: UnsafeMutablePointer<Persona__V1__DecisionBucket>, arena: Arena) {
+        persona__v1__decision_bucket__init(c)
+        c.pointee.start_ms = startMs
+        c.pointee.decisions = decisions
+        c.pointee.declines = declines
+        c.pointee.reviews = reviews
+        c.pointee.challenges = challenges
+        arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
+    }
+    init(cMessage c: UnsafePointer<Persona__V1__DecisionBucket>) {
+        self.init()
+        startMs = c.pointee.start_ms
+        decisions = c.pointee.decisions
+        declines = c.pointee.declines
+        reviews = c.pointee.reviews
+        challenges = c.pointee.challenges
+        unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
+    }
+    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>) -> UnsafeMutablePointer<Persona__V1__DecisionBucket>? {
+        persona__v1__decision_bucket__unpack(allocator, count, bytes)
+    }
+    public func serializedBytes() -> [UInt8] { packMessage(self) }
+    public static func serializedBytes(each messages: [DecisionBucket]) -> [[UInt8]] { packMessages(messages) }
+    public init(serializedBytes bytes: UnsafeRawBufferPointer, limits: DecodingLimits) throws {
+        self = try unpackMessage(bytes, limits: limits)
+    }
+}
+
+/// proto message `persona.v1.DecisionStatsResponse`.
+public struct DecisionStatsResponse: WireMessage {
+    public var buckets: [DecisionBucket] = []
+    public var scoreHistogram: [UInt32] = []
+    public var outcome: LabelledOutcome? {
+        get { _outcome?.value }
+        set { _outcome = newValue.map(Boxed.init) }
+    }
+    private var _outcome: Boxed<LabelledOutcome>? = nil
+    /// `outcome` where it is stored (read `.value`): no copy of the message and its fields.
+    public var outcomeRef: Boxed<LabelledOutcome>? { _outcome }
+    /// Fields this build does not know, kept so a relay re-encodes them unchanged.
+    public var unknownFields = UnknownFields()
+    public init() {}
+}
+
+extension DecisionStatsResponse: CMessageConvertible {
+    typealias CStruct = Persona__V1__DecisionStatsResponse
+    func fill(_ c: UnsafeMutablePointer<Persona__V1__DecisionStatsResponse>, arena: Arena) {
+        persona__v1__decision_stats_response__init(c)
+        (c.pointee.n_buckets, c.pointee.buckets) = arena.messages(buckets)
+        (c.pointee.n_score_histogram, c.pointee.score_histogram) = arena.scalars(scoreHistogram)
+        if let v = _outcome { c.pointee.outcome = arena.message(v.value) }
+        arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
+    }
+    init(cMessage c: UnsafePointer<Persona__V1__DecisionStatsResponse>) {
+        self.init()
+        buckets = readMessages(c.pointee.buckets, c.pointee.n_buckets, as: DecisionBucket.self)
+        scoreHistogram = readScalars(c.pointee.score_histogram, c.pointee.n_score_histogram)
+        _outcome = c.pointee.outcome.map { Boxed(LabelledOutcome(cMessage: $0)) }
+        unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
+    }
+    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>) -> UnsafeMutablePointer<Persona__V1__DecisionStatsResponse>? {
+        persona__v1__decision_stats_response__unpack(allocator, count, bytes)
+    }
+    public func serializedBytes() -> [UInt8] { packMessage(self) }
+    public static func serializedBytes(each messages: [DecisionStatsResponse]) -> [[UInt8]] { packMessages(messages) }
     public init(serializedBytes bytes: UnsafeRawBufferPointer, limits: DecodingLimits) throws {
         self = try unpackMessage(bytes, limits: limits)
     }

@@ -839,6 +839,38 @@ extension DeleteUserResponse {
     }
 }
 
+extension RequestFeaturesRequest {
+    static func sample(_ variant: Int) -> RequestFeaturesRequest {
+        var m = RequestFeaturesRequest()
+        if variant == 0 {
+            m.event = Event.sample(1)
+            m.names = ["h\u{e9}llo \"w\\orld\" \u{1F600}", "x"]
+        } else {
+            m.event = Event.sample(0)
+            m.names = ["x", "h\u{e9}llo \"w\\orld\" \u{1F600}"]
+        }
+        return m
+    }
+}
+
+extension RequestFeaturesResponse {
+    static func sample(_ variant: Int) -> RequestFeaturesResponse {
+        var m = RequestFeaturesResponse()
+        if variant == 0 {
+            m.schemaVersion = UInt32.max
+            m.names = ["h\u{e9}llo \"w\\orld\" \u{1F600}", "x"]
+            m.values = [Float.greatestFiniteMagnitude, -0.25]
+            m.knownUser = true
+        } else {
+            m.schemaVersion = 1
+            m.names = ["x", "h\u{e9}llo \"w\\orld\" \u{1F600}"]
+            m.values = [-0.25, Float.greatestFiniteMagnitude]
+            m.knownUser = true
+        }
+        return m
+    }
+}
+
 extension AppendRequest {
     static func sample(_ variant: Int) -> AppendRequest {
         var m = AppendRequest()
@@ -1531,6 +1563,10 @@ extension ScoreRequest {
             m.channel = "h\u{e9}llo \"w\\orld\" \u{1F600}"
             m.timestampMs = Int64.min
             m.lines = [OrderLine.sample(1), OrderLine.sample(0)]
+            m.kind = .init(rawValue: 5)
+            m.email = "h\u{e9}llo \"w\\orld\" \u{1F600}"
+            m.ipCountry = "h\u{e9}llo \"w\\orld\" \u{1F600}"
+            m.dryRun = true
         } else {
             m.orderId = "x"
             m.userId = Int64.max
@@ -1542,6 +1578,10 @@ extension ScoreRequest {
             m.channel = "x"
             m.timestampMs = Int64.max
             m.lines = [OrderLine.sample(0), OrderLine.sample(1)]
+            m.kind = .init(rawValue: 1)
+            m.email = "x"
+            m.ipCountry = "x"
+            m.dryRun = true
         }
         return m
     }
@@ -1554,10 +1594,14 @@ extension ReasonCode {
             m.code = "h\u{e9}llo \"w\\orld\" \u{1F600}"
             m.description = "h\u{e9}llo \"w\\orld\" \u{1F600}"
             m.contribution = -1.5e300
+            m.kind = .init(rawValue: 5)
+            m.value = -1.5e300
         } else {
             m.code = "x"
             m.description = "x"
             m.contribution = Double.leastNonzeroMagnitude
+            m.kind = .init(rawValue: 1)
+            m.value = Double.leastNonzeroMagnitude
         }
         return m
     }
@@ -1581,6 +1625,21 @@ extension Decision {
             m.featureNames = ["h\u{e9}llo \"w\\orld\" \u{1F600}", "x"]
             m.features = [Float.greatestFiniteMagnitude, -0.25]
             m.label = .init(rawValue: 4)
+            m.fraud = true
+            m.probability = Float.greatestFiniteMagnitude
+            m.kind = .init(rawValue: 5)
+            m.latencyUs = UInt32.max
+            m.labelSource = "h\u{e9}llo \"w\\orld\" \u{1F600}"
+            m.labelNote = "h\u{e9}llo \"w\\orld\" \u{1F600}"
+            m.labelledMs = Int64.min
+            m.currency = "h\u{e9}llo \"w\\orld\" \u{1F600}"
+            m.device = "h\u{e9}llo \"w\\orld\" \u{1F600}"
+            m.ip = "h\u{e9}llo \"w\\orld\" \u{1F600}"
+            m.instrument = "h\u{e9}llo \"w\\orld\" \u{1F600}"
+            m.channel = "h\u{e9}llo \"w\\orld\" \u{1F600}"
+            m.degraded = true
+            m.eventMs = Int64.min
+            m.knownUser = true
         } else {
             m.decisionId = "x"
             m.orderId = "x"
@@ -1596,6 +1655,21 @@ extension Decision {
             m.featureNames = ["x", "h\u{e9}llo \"w\\orld\" \u{1F600}"]
             m.features = [-0.25, Float.greatestFiniteMagnitude]
             m.label = .init(rawValue: 1)
+            m.fraud = true
+            m.probability = -0.25
+            m.kind = .init(rawValue: 1)
+            m.latencyUs = 1
+            m.labelSource = "x"
+            m.labelNote = "x"
+            m.labelledMs = Int64.max
+            m.currency = "x"
+            m.device = "x"
+            m.ip = "x"
+            m.instrument = "x"
+            m.channel = "x"
+            m.degraded = true
+            m.eventMs = Int64.max
+            m.knownUser = true
         }
         return m
     }
@@ -1625,6 +1699,11 @@ extension QueryDecisionsRequest {
             m.toMs = Int64.min
             m.limit = UInt32.max
             m.pageToken = "h\u{e9}llo \"w\\orld\" \u{1F600}"
+            m.reason = "h\u{e9}llo \"w\\orld\" \u{1F600}"
+            m.label = .init(rawValue: 4)
+            m.labelled = true
+            m.order = .init(rawValue: 2)
+            m.withoutFeatures = true
         } else {
             m.orderId = "x"
             m.userId = Int64.max
@@ -1634,6 +1713,11 @@ extension QueryDecisionsRequest {
             m.toMs = Int64.max
             m.limit = 1
             m.pageToken = "x"
+            m.reason = "x"
+            m.label = .init(rawValue: 1)
+            m.labelled = true
+            m.order = .init(rawValue: 1)
+            m.withoutFeatures = true
         }
         return m
     }
@@ -1678,8 +1762,12 @@ extension LabelResponse {
         var m = LabelResponse()
         if variant == 0 {
             m.applied = true
+            m.decisions = UInt32.max
+            m.offset = UInt64.max
         } else {
             m.applied = true
+            m.decisions = 1
+            m.offset = 1
         }
         return m
     }
@@ -1696,6 +1784,8 @@ extension Rule {
             m.enabled = true
             m.scoreDelta = Int32.min
             m.description = "h\u{e9}llo \"w\\orld\" \u{1F600}"
+            m.line = UInt32.max
+            m.shadow = true
         } else {
             m.id = "x"
             m.expression = "x"
@@ -1704,66 +1794,220 @@ extension Rule {
             m.enabled = true
             m.scoreDelta = Int32.max
             m.description = "x"
+            m.line = 1
+            m.shadow = true
         }
         return m
     }
 }
 
-extension PutRuleRequest {
-    static func sample(_ variant: Int) -> PutRuleRequest {
-        var m = PutRuleRequest()
+extension RuleError {
+    static func sample(_ variant: Int) -> RuleError {
+        var m = RuleError()
         if variant == 0 {
-            m.rule = Rule.sample(1)
+            m.line = UInt32.max
+            m.column = UInt32.max
+            m.message = "h\u{e9}llo \"w\\orld\" \u{1F600}"
         } else {
-            m.rule = Rule.sample(0)
+            m.line = 1
+            m.column = 1
+            m.message = "x"
         }
         return m
     }
 }
 
-extension PutRuleResponse {
-    static func sample(_ variant: Int) -> PutRuleResponse {
-        var m = PutRuleResponse()
+extension RulesSource {
+    static func sample(_ variant: Int) -> RulesSource {
+        var m = RulesSource()
         if variant == 0 {
-            m.rulesVersion = UInt32.max
+            m.source = "h\u{e9}llo \"w\\orld\" \u{1F600}"
+            m.shadow = true
         } else {
-            m.rulesVersion = 1
+            m.source = "x"
+            m.shadow = true
         }
         return m
     }
 }
 
-extension DeleteRuleRequest {
-    static func sample(_ variant: Int) -> DeleteRuleRequest {
-        var m = DeleteRuleRequest()
+extension ValidateRulesResponse {
+    static func sample(_ variant: Int) -> ValidateRulesResponse {
+        var m = ValidateRulesResponse()
         if variant == 0 {
-            m.id = "h\u{e9}llo \"w\\orld\" \u{1F600}"
-        } else {
-            m.id = "x"
-        }
-        return m
-    }
-}
-
-extension ListRulesRequest {
-    static func sample(_ variant: Int) -> ListRulesRequest {
-        var m = ListRulesRequest()
-        if variant == 0 {
-        } else {
-        }
-        return m
-    }
-}
-
-extension ListRulesResponse {
-    static func sample(_ variant: Int) -> ListRulesResponse {
-        var m = ListRulesResponse()
-        if variant == 0 {
+            m.errors = [RuleError.sample(1), RuleError.sample(0)]
             m.rules = [Rule.sample(1), Rule.sample(0)]
-            m.rulesVersion = UInt32.max
         } else {
+            m.errors = [RuleError.sample(0), RuleError.sample(1)]
             m.rules = [Rule.sample(0), Rule.sample(1)]
-            m.rulesVersion = 1
+        }
+        return m
+    }
+}
+
+extension PublishRulesResponse {
+    static func sample(_ variant: Int) -> PublishRulesResponse {
+        var m = PublishRulesResponse()
+        if variant == 0 {
+            m.version = UInt32.max
+            m.rules = [Rule.sample(1), Rule.sample(0)]
+        } else {
+            m.version = 1
+            m.rules = [Rule.sample(0), Rule.sample(1)]
+        }
+        return m
+    }
+}
+
+extension GetRulesRequest {
+    static func sample(_ variant: Int) -> GetRulesRequest {
+        var m = GetRulesRequest()
+        if variant == 0 {
+            m.version = UInt32.max
+        } else {
+            m.version = 1
+        }
+        return m
+    }
+}
+
+extension RuleSetInfo {
+    static func sample(_ variant: Int) -> RuleSetInfo {
+        var m = RuleSetInfo()
+        if variant == 0 {
+            m.version = UInt32.max
+            m.source = "h\u{e9}llo \"w\\orld\" \u{1F600}"
+            m.shadow = true
+            m.publishedMs = Int64.min
+            m.rules = [Rule.sample(1), Rule.sample(0)]
+        } else {
+            m.version = 1
+            m.source = "x"
+            m.shadow = true
+            m.publishedMs = Int64.max
+            m.rules = [Rule.sample(0), Rule.sample(1)]
+        }
+        return m
+    }
+}
+
+extension GetRulesResponse {
+    static func sample(_ variant: Int) -> GetRulesResponse {
+        var m = GetRulesResponse()
+        if variant == 0 {
+            m.sets = [RuleSetInfo.sample(1), RuleSetInfo.sample(0)]
+        } else {
+            m.sets = [RuleSetInfo.sample(0), RuleSetInfo.sample(1)]
+        }
+        return m
+    }
+}
+
+extension BacktestRequest {
+    static func sample(_ variant: Int) -> BacktestRequest {
+        var m = BacktestRequest()
+        if variant == 0 {
+            m.source = "h\u{e9}llo \"w\\orld\" \u{1F600}"
+            m.fromMs = Int64.min
+            m.toMs = Int64.min
+            m.limit = UInt32.max
+        } else {
+            m.source = "x"
+            m.fromMs = Int64.max
+            m.toMs = Int64.max
+            m.limit = 1
+        }
+        return m
+    }
+}
+
+extension ActionChange {
+    static func sample(_ variant: Int) -> ActionChange {
+        var m = ActionChange()
+        if variant == 0 {
+            m.from = .init(rawValue: 4)
+            m.to = .init(rawValue: 4)
+            m.count = UInt32.max
+        } else {
+            m.from = .init(rawValue: 1)
+            m.to = .init(rawValue: 1)
+            m.count = 1
+        }
+        return m
+    }
+}
+
+extension Flip {
+    static func sample(_ variant: Int) -> Flip {
+        var m = Flip()
+        if variant == 0 {
+            m.orderId = "h\u{e9}llo \"w\\orld\" \u{1F600}"
+            m.from = .init(rawValue: 4)
+            m.to = .init(rawValue: 4)
+            m.label = .init(rawValue: 4)
+            m.fromScore = Int32.min
+            m.toScore = Int32.min
+        } else {
+            m.orderId = "x"
+            m.from = .init(rawValue: 1)
+            m.to = .init(rawValue: 1)
+            m.label = .init(rawValue: 1)
+            m.fromScore = Int32.max
+            m.toScore = Int32.max
+        }
+        return m
+    }
+}
+
+extension LabelledOutcome {
+    static func sample(_ variant: Int) -> LabelledOutcome {
+        var m = LabelledOutcome()
+        if variant == 0 {
+            m.labelled = UInt32.max
+            m.fraud = UInt32.max
+            m.flagged = UInt32.max
+            m.flaggedFraud = UInt32.max
+            m.precision = -1.5e300
+            m.recall = -1.5e300
+            m.declined = UInt32.max
+            m.declineRate = -1.5e300
+            m.decisions = UInt32.max
+        } else {
+            m.labelled = 1
+            m.fraud = 1
+            m.flagged = 1
+            m.flaggedFraud = 1
+            m.precision = Double.leastNonzeroMagnitude
+            m.recall = Double.leastNonzeroMagnitude
+            m.declined = 1
+            m.declineRate = Double.leastNonzeroMagnitude
+            m.decisions = 1
+        }
+        return m
+    }
+}
+
+extension BacktestResponse {
+    static func sample(_ variant: Int) -> BacktestResponse {
+        var m = BacktestResponse()
+        if variant == 0 {
+            m.decisions = UInt32.max
+            m.flipped = UInt32.max
+            m.changes = [ActionChange.sample(1), ActionChange.sample(0)]
+            m.current = LabelledOutcome.sample(1)
+            m.candidate = LabelledOutcome.sample(1)
+            m.examples = [Flip.sample(1), Flip.sample(0)]
+            m.errors = [RuleError.sample(1), RuleError.sample(0)]
+            m.degraded = UInt32.max
+        } else {
+            m.decisions = 1
+            m.flipped = 1
+            m.changes = [ActionChange.sample(0), ActionChange.sample(1)]
+            m.current = LabelledOutcome.sample(0)
+            m.candidate = LabelledOutcome.sample(0)
+            m.examples = [Flip.sample(0), Flip.sample(1)]
+            m.errors = [RuleError.sample(0), RuleError.sample(1)]
+            m.degraded = 1
         }
         return m
     }
@@ -1778,12 +2022,14 @@ extension ListEntry {
             m.value = "h\u{e9}llo \"w\\orld\" \u{1F600}"
             m.reason = "h\u{e9}llo \"w\\orld\" \u{1F600}"
             m.expiresMs = Int64.min
+            m.addedMs = Int64.min
         } else {
             m.list = .init(rawValue: 1)
             m.field = .init(rawValue: 1)
             m.value = "x"
             m.reason = "x"
             m.expiresMs = Int64.max
+            m.addedMs = Int64.max
         }
         return m
     }
@@ -1808,8 +2054,92 @@ extension UpdateListsResponse {
         var m = UpdateListsResponse()
         if variant == 0 {
             m.size = UInt32.max
+            m.added = UInt32.max
+            m.removed = UInt32.max
         } else {
             m.size = 1
+            m.added = 1
+            m.removed = 1
+        }
+        return m
+    }
+}
+
+extension GetListsRequest {
+    static func sample(_ variant: Int) -> GetListsRequest {
+        var m = GetListsRequest()
+        if variant == 0 {
+            m.list = .init(rawValue: 2)
+            m.field = .init(rawValue: 5)
+            m.includeExpired = true
+        } else {
+            m.list = .init(rawValue: 1)
+            m.field = .init(rawValue: 1)
+            m.includeExpired = true
+        }
+        return m
+    }
+}
+
+extension GetListsResponse {
+    static func sample(_ variant: Int) -> GetListsResponse {
+        var m = GetListsResponse()
+        if variant == 0 {
+            m.entries = [ListEntry.sample(1), ListEntry.sample(0)]
+        } else {
+            m.entries = [ListEntry.sample(0), ListEntry.sample(1)]
+        }
+        return m
+    }
+}
+
+extension DecisionStatsRequest {
+    static func sample(_ variant: Int) -> DecisionStatsRequest {
+        var m = DecisionStatsRequest()
+        if variant == 0 {
+            m.fromMs = Int64.min
+            m.toMs = Int64.min
+            m.bucketMs = Int64.min
+        } else {
+            m.fromMs = Int64.max
+            m.toMs = Int64.max
+            m.bucketMs = Int64.max
+        }
+        return m
+    }
+}
+
+extension DecisionBucket {
+    static func sample(_ variant: Int) -> DecisionBucket {
+        var m = DecisionBucket()
+        if variant == 0 {
+            m.startMs = Int64.min
+            m.decisions = UInt32.max
+            m.declines = UInt32.max
+            m.reviews = UInt32.max
+            m.challenges = UInt32.max
+        } else {
+            m.startMs = Int64.max
+            m.decisions = 1
+            m.declines = 1
+            m.reviews = 1
+            m.challenges = 1
+        }
+        return m
+    }
+}
+
+extension DecisionStatsResponse {
+    static func sample(_ variant: Int) -> DecisionStatsResponse {
+        var m = DecisionStatsResponse()
+        if variant == 0 {
+            m.buckets = [DecisionBucket.sample(1), DecisionBucket.sample(0)]
+            m.scoreHistogram = [UInt32.max, 1]
+            m.outcome = LabelledOutcome.sample(1)
+        } else {
+            m.buckets = [DecisionBucket.sample(0), DecisionBucket.sample(1)]
+            m.scoreHistogram = [1, UInt32.max]
+            m.outcome = LabelledOutcome.sample(0)
         }
         return m
     }
@@ -1857,6 +2187,8 @@ let allMessageSamples: [(protoName: String, samples: [any WireMessage])] = [
     ("persona.v1.ExportTrainingResponse", [ExportTrainingResponse.sample(0), ExportTrainingResponse.sample(1), ExportTrainingResponse()]),
     ("persona.v1.DeleteUserRequest", [DeleteUserRequest.sample(0), DeleteUserRequest.sample(1), DeleteUserRequest()]),
     ("persona.v1.DeleteUserResponse", [DeleteUserResponse.sample(0), DeleteUserResponse.sample(1), DeleteUserResponse()]),
+    ("persona.v1.RequestFeaturesRequest", [RequestFeaturesRequest.sample(0), RequestFeaturesRequest.sample(1), RequestFeaturesRequest()]),
+    ("persona.v1.RequestFeaturesResponse", [RequestFeaturesResponse.sample(0), RequestFeaturesResponse.sample(1), RequestFeaturesResponse()]),
     ("persona.v1.AppendRequest", [AppendRequest.sample(0), AppendRequest.sample(1), AppendRequest()]),
     ("persona.v1.EventStatus", [EventStatus.sample(0), EventStatus.sample(1), EventStatus()]),
     ("persona.v1.AppendResponse", [AppendResponse.sample(0), AppendResponse.sample(1), AppendResponse()]),
@@ -1905,12 +2237,24 @@ let allMessageSamples: [(protoName: String, samples: [any WireMessage])] = [
     ("persona.v1.LabelRequest", [LabelRequest.sample(0), LabelRequest.sample(1), LabelRequest()]),
     ("persona.v1.LabelResponse", [LabelResponse.sample(0), LabelResponse.sample(1), LabelResponse()]),
     ("persona.v1.Rule", [Rule.sample(0), Rule.sample(1), Rule()]),
-    ("persona.v1.PutRuleRequest", [PutRuleRequest.sample(0), PutRuleRequest.sample(1), PutRuleRequest()]),
-    ("persona.v1.PutRuleResponse", [PutRuleResponse.sample(0), PutRuleResponse.sample(1), PutRuleResponse()]),
-    ("persona.v1.DeleteRuleRequest", [DeleteRuleRequest.sample(0), DeleteRuleRequest.sample(1), DeleteRuleRequest()]),
-    ("persona.v1.ListRulesRequest", [ListRulesRequest.sample(0), ListRulesRequest.sample(1), ListRulesRequest()]),
-    ("persona.v1.ListRulesResponse", [ListRulesResponse.sample(0), ListRulesResponse.sample(1), ListRulesResponse()]),
+    ("persona.v1.RuleError", [RuleError.sample(0), RuleError.sample(1), RuleError()]),
+    ("persona.v1.RulesSource", [RulesSource.sample(0), RulesSource.sample(1), RulesSource()]),
+    ("persona.v1.ValidateRulesResponse", [ValidateRulesResponse.sample(0), ValidateRulesResponse.sample(1), ValidateRulesResponse()]),
+    ("persona.v1.PublishRulesResponse", [PublishRulesResponse.sample(0), PublishRulesResponse.sample(1), PublishRulesResponse()]),
+    ("persona.v1.GetRulesRequest", [GetRulesRequest.sample(0), GetRulesRequest.sample(1), GetRulesRequest()]),
+    ("persona.v1.RuleSetInfo", [RuleSetInfo.sample(0), RuleSetInfo.sample(1), RuleSetInfo()]),
+    ("persona.v1.GetRulesResponse", [GetRulesResponse.sample(0), GetRulesResponse.sample(1), GetRulesResponse()]),
+    ("persona.v1.BacktestRequest", [BacktestRequest.sample(0), BacktestRequest.sample(1), BacktestRequest()]),
+    ("persona.v1.ActionChange", [ActionChange.sample(0), ActionChange.sample(1), ActionChange()]),
+    ("persona.v1.Flip", [Flip.sample(0), Flip.sample(1), Flip()]),
+    ("persona.v1.LabelledOutcome", [LabelledOutcome.sample(0), LabelledOutcome.sample(1), LabelledOutcome()]),
+    ("persona.v1.BacktestResponse", [BacktestResponse.sample(0), BacktestResponse.sample(1), BacktestResponse()]),
     ("persona.v1.ListEntry", [ListEntry.sample(0), ListEntry.sample(1), ListEntry()]),
     ("persona.v1.UpdateListsRequest", [UpdateListsRequest.sample(0), UpdateListsRequest.sample(1), UpdateListsRequest()]),
     ("persona.v1.UpdateListsResponse", [UpdateListsResponse.sample(0), UpdateListsResponse.sample(1), UpdateListsResponse()]),
+    ("persona.v1.GetListsRequest", [GetListsRequest.sample(0), GetListsRequest.sample(1), GetListsRequest()]),
+    ("persona.v1.GetListsResponse", [GetListsResponse.sample(0), GetListsResponse.sample(1), GetListsResponse()]),
+    ("persona.v1.DecisionStatsRequest", [DecisionStatsRequest.sample(0), DecisionStatsRequest.sample(1), DecisionStatsRequest()]),
+    ("persona.v1.DecisionBucket", [DecisionBucket.sample(0), DecisionBucket.sample(1), DecisionBucket()]),
+    ("persona.v1.DecisionStatsResponse", [DecisionStatsResponse.sample(0), DecisionStatsResponse.sample(1), DecisionStatsResponse()]),
 ]

@@ -39,6 +39,8 @@ typedef struct Persona__V1__TrainingRow Persona__V1__TrainingRow;
 typedef struct Persona__V1__ExportTrainingResponse Persona__V1__ExportTrainingResponse;
 typedef struct Persona__V1__DeleteUserRequest Persona__V1__DeleteUserRequest;
 typedef struct Persona__V1__DeleteUserResponse Persona__V1__DeleteUserResponse;
+typedef struct Persona__V1__RequestFeaturesRequest Persona__V1__RequestFeaturesRequest;
+typedef struct Persona__V1__RequestFeaturesResponse Persona__V1__RequestFeaturesResponse;
 
 
 /* --- enums --- */
@@ -425,6 +427,42 @@ struct  Persona__V1__DeleteUserResponse
 #define PERSONA__V1__DELETE_USER_RESPONSE__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&persona__v1__delete_user_response__descriptor) \
     , 0 }
+
+
+/*
+ * The features a model would see for a request not yet in the log: the user's state with
+ * `event` folded into a copy (nothing is stored), read at the event's time. The device and
+ * IP of the event count as the user's: "users sharing this device" includes the users seen
+ * with it so far plus this one. Identifiers are pseudonyms, as ingest stores them.
+ */
+struct  Persona__V1__RequestFeaturesRequest
+{
+  ProtobufCMessage base;
+  Persona__V1__Event *event;
+  size_t n_names;
+  char **names;
+};
+#define PERSONA__V1__REQUEST_FEATURES_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&persona__v1__request_features_request__descriptor) \
+    , NULL, 0,NULL }
+
+
+struct  Persona__V1__RequestFeaturesResponse
+{
+  ProtobufCMessage base;
+  uint32_t schema_version;
+  size_t n_names;
+  char **names;
+  size_t n_values;
+  float *values;
+  /*
+   * Whether the log held anything of the user before this request.
+   */
+  protobuf_c_boolean known_user;
+};
+#define PERSONA__V1__REQUEST_FEATURES_RESPONSE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&persona__v1__request_features_response__descriptor) \
+    , 0, 0,NULL, 0,NULL, 0 }
 
 
 /* Persona__V1__WindowCounts methods */
@@ -864,6 +902,44 @@ Persona__V1__DeleteUserResponse *
 void   persona__v1__delete_user_response__free_unpacked
                      (Persona__V1__DeleteUserResponse *message,
                       ProtobufCAllocator *allocator);
+/* Persona__V1__RequestFeaturesRequest methods */
+void   persona__v1__request_features_request__init
+                     (Persona__V1__RequestFeaturesRequest         *message);
+size_t persona__v1__request_features_request__get_packed_size
+                     (const Persona__V1__RequestFeaturesRequest   *message);
+size_t persona__v1__request_features_request__pack
+                     (const Persona__V1__RequestFeaturesRequest   *message,
+                      uint8_t             *out);
+size_t persona__v1__request_features_request__pack_to_buffer
+                     (const Persona__V1__RequestFeaturesRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Persona__V1__RequestFeaturesRequest *
+       persona__v1__request_features_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   persona__v1__request_features_request__free_unpacked
+                     (Persona__V1__RequestFeaturesRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Persona__V1__RequestFeaturesResponse methods */
+void   persona__v1__request_features_response__init
+                     (Persona__V1__RequestFeaturesResponse         *message);
+size_t persona__v1__request_features_response__get_packed_size
+                     (const Persona__V1__RequestFeaturesResponse   *message);
+size_t persona__v1__request_features_response__pack
+                     (const Persona__V1__RequestFeaturesResponse   *message,
+                      uint8_t             *out);
+size_t persona__v1__request_features_response__pack_to_buffer
+                     (const Persona__V1__RequestFeaturesResponse   *message,
+                      ProtobufCBuffer     *buffer);
+Persona__V1__RequestFeaturesResponse *
+       persona__v1__request_features_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   persona__v1__request_features_response__free_unpacked
+                     (Persona__V1__RequestFeaturesResponse *message,
+                      ProtobufCAllocator *allocator);
 /* --- per-message closures --- */
 
 typedef void (*Persona__V1__WindowCounts_Closure)
@@ -935,6 +1011,12 @@ typedef void (*Persona__V1__DeleteUserRequest_Closure)
 typedef void (*Persona__V1__DeleteUserResponse_Closure)
                  (const Persona__V1__DeleteUserResponse *message,
                   void *closure_data);
+typedef void (*Persona__V1__RequestFeaturesRequest_Closure)
+                 (const Persona__V1__RequestFeaturesRequest *message,
+                  void *closure_data);
+typedef void (*Persona__V1__RequestFeaturesResponse_Closure)
+                 (const Persona__V1__RequestFeaturesResponse *message,
+                  void *closure_data);
 
 /* --- services --- */
 
@@ -964,6 +1046,8 @@ extern const ProtobufCMessageDescriptor persona__v1__training_row__descriptor;
 extern const ProtobufCMessageDescriptor persona__v1__export_training_response__descriptor;
 extern const ProtobufCMessageDescriptor persona__v1__delete_user_request__descriptor;
 extern const ProtobufCMessageDescriptor persona__v1__delete_user_response__descriptor;
+extern const ProtobufCMessageDescriptor persona__v1__request_features_request__descriptor;
+extern const ProtobufCMessageDescriptor persona__v1__request_features_response__descriptor;
 
 PROTOBUF_C__END_DECLS
 

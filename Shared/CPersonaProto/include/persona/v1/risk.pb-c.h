@@ -25,14 +25,26 @@ typedef struct Persona__V1__QueryDecisionsResponse Persona__V1__QueryDecisionsRe
 typedef struct Persona__V1__LabelRequest Persona__V1__LabelRequest;
 typedef struct Persona__V1__LabelResponse Persona__V1__LabelResponse;
 typedef struct Persona__V1__Rule Persona__V1__Rule;
-typedef struct Persona__V1__PutRuleRequest Persona__V1__PutRuleRequest;
-typedef struct Persona__V1__PutRuleResponse Persona__V1__PutRuleResponse;
-typedef struct Persona__V1__DeleteRuleRequest Persona__V1__DeleteRuleRequest;
-typedef struct Persona__V1__ListRulesRequest Persona__V1__ListRulesRequest;
-typedef struct Persona__V1__ListRulesResponse Persona__V1__ListRulesResponse;
+typedef struct Persona__V1__RuleError Persona__V1__RuleError;
+typedef struct Persona__V1__RulesSource Persona__V1__RulesSource;
+typedef struct Persona__V1__ValidateRulesResponse Persona__V1__ValidateRulesResponse;
+typedef struct Persona__V1__PublishRulesResponse Persona__V1__PublishRulesResponse;
+typedef struct Persona__V1__GetRulesRequest Persona__V1__GetRulesRequest;
+typedef struct Persona__V1__RuleSetInfo Persona__V1__RuleSetInfo;
+typedef struct Persona__V1__GetRulesResponse Persona__V1__GetRulesResponse;
+typedef struct Persona__V1__BacktestRequest Persona__V1__BacktestRequest;
+typedef struct Persona__V1__ActionChange Persona__V1__ActionChange;
+typedef struct Persona__V1__Flip Persona__V1__Flip;
+typedef struct Persona__V1__LabelledOutcome Persona__V1__LabelledOutcome;
+typedef struct Persona__V1__BacktestResponse Persona__V1__BacktestResponse;
 typedef struct Persona__V1__ListEntry Persona__V1__ListEntry;
 typedef struct Persona__V1__UpdateListsRequest Persona__V1__UpdateListsRequest;
 typedef struct Persona__V1__UpdateListsResponse Persona__V1__UpdateListsResponse;
+typedef struct Persona__V1__GetListsRequest Persona__V1__GetListsRequest;
+typedef struct Persona__V1__GetListsResponse Persona__V1__GetListsResponse;
+typedef struct Persona__V1__DecisionStatsRequest Persona__V1__DecisionStatsRequest;
+typedef struct Persona__V1__DecisionBucket Persona__V1__DecisionBucket;
+typedef struct Persona__V1__DecisionStatsResponse Persona__V1__DecisionStatsResponse;
 
 
 /* --- enums --- */
@@ -45,6 +57,49 @@ typedef enum _Persona__V1__Action {
   PERSONA__V1__ACTION__ACTION_DECLINE = 4
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(PERSONA__V1__ACTION)
 } Persona__V1__Action;
+/*
+ * What is being decided; it becomes the event kind whose features are read.
+ */
+typedef enum _Persona__V1__RequestKind {
+  PERSONA__V1__REQUEST_KIND__REQUEST_KIND_UNSPECIFIED = 0,
+  PERSONA__V1__REQUEST_KIND__REQUEST_KIND_ORDER = 1,
+  PERSONA__V1__REQUEST_KIND__REQUEST_KIND_PAYMENT = 2,
+  PERSONA__V1__REQUEST_KIND__REQUEST_KIND_LOGIN = 3,
+  PERSONA__V1__REQUEST_KIND__REQUEST_KIND_SIGNUP = 4,
+  PERSONA__V1__REQUEST_KIND__REQUEST_KIND_REFUND = 5
+    PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(PERSONA__V1__REQUEST_KIND)
+} Persona__V1__RequestKind;
+typedef enum _Persona__V1__ReasonKind {
+  PERSONA__V1__REASON_KIND__REASON_KIND_UNSPECIFIED = 0,
+  /*
+   * A rule fired (code: the rule's name).
+   */
+  PERSONA__V1__REASON_KIND__REASON_KIND_RULE = 1,
+  /*
+   * A feature pushed the model's score (code: the feature's name; contribution: its share
+   * of the model's log-odds; value: the feature's value).
+   */
+  PERSONA__V1__REASON_KIND__REASON_KIND_MODEL = 2,
+  /*
+   * A block or allow list matched (code: list:block:device, ...).
+   */
+  PERSONA__V1__REASON_KIND__REASON_KIND_LIST = 3,
+  /*
+   * The failure policy decided (code: policy:features_unavailable, policy:no_model).
+   */
+  PERSONA__V1__REASON_KIND__REASON_KIND_POLICY = 4,
+  /*
+   * A shadow rule fired: recorded, not acted on.
+   */
+  PERSONA__V1__REASON_KIND__REASON_KIND_SHADOW = 5
+    PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(PERSONA__V1__REASON_KIND)
+} Persona__V1__ReasonKind;
+typedef enum _Persona__V1__DecisionOrder {
+  PERSONA__V1__DECISION_ORDER__DECISION_ORDER_NEWEST = 0,
+  PERSONA__V1__DECISION_ORDER__DECISION_ORDER_OLDEST = 1,
+  PERSONA__V1__DECISION_ORDER__DECISION_ORDER_SCORE = 2
+    PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(PERSONA__V1__DECISION_ORDER)
+} Persona__V1__DecisionOrder;
 typedef enum _Persona__V1__ListKind {
   PERSONA__V1__LIST_KIND__LIST_KIND_UNSPECIFIED = 0,
   PERSONA__V1__LIST_KIND__LIST_KIND_BLOCK = 1,
@@ -70,17 +125,33 @@ struct  Persona__V1__ScoreRequest
   int64_t user_id;
   double amount;
   char *currency;
+  /*
+   * Raw or already pseudonymised ("p:" + 32 hex digits) identifiers.
+   */
   char *device_id;
   char *ip;
   char *payment_instrument;
   char *channel;
+  /*
+   * Event time; 0 means now.
+   */
   int64_t timestamp_ms;
   size_t n_lines;
   Persona__V1__OrderLine **lines;
+  /*
+   * Unspecified means an order.
+   */
+  Persona__V1__RequestKind kind;
+  char *email;
+  char *ip_country;
+  /*
+   * Bypass nothing, store nothing: evaluate as Score would and answer (dry run).
+   */
+  protobuf_c_boolean dry_run;
 };
 #define PERSONA__V1__SCORE_REQUEST__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&persona__v1__score_request__descriptor) \
-    , (char *)protobuf_c_empty_string, 0, 0, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, 0,NULL }
+    , (char *)protobuf_c_empty_string, 0, 0, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, 0,NULL, PERSONA__V1__REQUEST_KIND__REQUEST_KIND_UNSPECIFIED, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0 }
 
 
 struct  Persona__V1__ReasonCode
@@ -89,10 +160,12 @@ struct  Persona__V1__ReasonCode
   char *code;
   char *description;
   double contribution;
+  Persona__V1__ReasonKind kind;
+  double value;
 };
 #define PERSONA__V1__REASON_CODE__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&persona__v1__reason_code__descriptor) \
-    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0 }
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, PERSONA__V1__REASON_KIND__REASON_KIND_UNSPECIFIED, 0 }
 
 
 struct  Persona__V1__Decision
@@ -118,10 +191,40 @@ struct  Persona__V1__Decision
   size_t n_features;
   float *features;
   Persona__V1__LabelKind label;
+  protobuf_c_boolean fraud;
+  /*
+   * The model's calibrated probability (0 without a model).
+   */
+  float probability;
+  Persona__V1__RequestKind kind;
+  /*
+   * Time from receipt to the durable answer, in microseconds.
+   */
+  uint32_t latency_us;
+  char *label_source;
+  char *label_note;
+  int64_t labelled_ms;
+  char *currency;
+  /*
+   * Pseudonyms, as stored.
+   */
+  char *device;
+  char *ip;
+  char *instrument;
+  char *channel;
+  /*
+   * The features could not be read in time: the failure policy decided.
+   */
+  protobuf_c_boolean degraded;
+  int64_t event_ms;
+  /*
+   * The log held something of the user before this request.
+   */
+  protobuf_c_boolean known_user;
 };
 #define PERSONA__V1__DECISION__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&persona__v1__decision__descriptor) \
-    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, 0, PERSONA__V1__ACTION__ACTION_UNSPECIFIED, 0,NULL, (char *)protobuf_c_empty_string, 0, 0, 0, 0, 0,NULL, 0,NULL, PERSONA__V1__LABEL_KIND__LABEL_KIND_UNSPECIFIED }
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, 0, PERSONA__V1__ACTION__ACTION_UNSPECIFIED, 0,NULL, (char *)protobuf_c_empty_string, 0, 0, 0, 0, 0,NULL, 0,NULL, PERSONA__V1__LABEL_KIND__LABEL_KIND_UNSPECIFIED, 0, 0, PERSONA__V1__REQUEST_KIND__REQUEST_KIND_UNSPECIFIED, 0, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, 0, 0 }
 
 
 struct  Persona__V1__ScoreResponse
@@ -145,10 +248,24 @@ struct  Persona__V1__QueryDecisionsRequest
   int64_t to_ms;
   uint32_t limit;
   char *page_token;
+  /*
+   * A rule that fired, or any reason code (rule, feature, list or policy).
+   */
+  char *reason;
+  Persona__V1__LabelKind label;
+  /*
+   * Only decisions that carry a label (any kind).
+   */
+  protobuf_c_boolean labelled;
+  Persona__V1__DecisionOrder order;
+  /*
+   * Leave out feature names and values (smaller pages).
+   */
+  protobuf_c_boolean without_features;
 };
 #define PERSONA__V1__QUERY_DECISIONS_REQUEST__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&persona__v1__query_decisions_request__descriptor) \
-    , (char *)protobuf_c_empty_string, 0, 0, PERSONA__V1__ACTION__ACTION_UNSPECIFIED, 0, 0, 0, (char *)protobuf_c_empty_string }
+    , (char *)protobuf_c_empty_string, 0, 0, PERSONA__V1__ACTION__ACTION_UNSPECIFIED, 0, 0, 0, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, PERSONA__V1__LABEL_KIND__LABEL_KIND_UNSPECIFIED, 0, PERSONA__V1__DECISION_ORDER__DECISION_ORDER_NEWEST, 0 }
 
 
 struct  Persona__V1__QueryDecisionsResponse
@@ -181,12 +298,23 @@ struct  Persona__V1__LabelResponse
 {
   ProtobufCMessage base;
   protobuf_c_boolean applied;
+  /*
+   * Decisions of the order that now carry the label.
+   */
+  uint32_t decisions;
+  /*
+   * Offset of the label event in ingest's log.
+   */
+  uint64_t offset;
 };
 #define PERSONA__V1__LABEL_RESPONSE__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&persona__v1__label_response__descriptor) \
-    , 0 }
+    , 0, 0, 0 }
 
 
+/*
+ * One rule of a published rule set, as parsed.
+ */
 struct  Persona__V1__Rule
 {
   ProtobufCMessage base;
@@ -197,61 +325,197 @@ struct  Persona__V1__Rule
   protobuf_c_boolean enabled;
   int32_t score_delta;
   char *description;
+  uint32_t line;
+  protobuf_c_boolean shadow;
 };
 #define PERSONA__V1__RULE__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&persona__v1__rule__descriptor) \
-    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, PERSONA__V1__ACTION__ACTION_UNSPECIFIED, 0, 0, 0, (char *)protobuf_c_empty_string }
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, PERSONA__V1__ACTION__ACTION_UNSPECIFIED, 0, 0, 0, (char *)protobuf_c_empty_string, 0, 0 }
 
 
-struct  Persona__V1__PutRuleRequest
+struct  Persona__V1__RuleError
 {
   ProtobufCMessage base;
-  Persona__V1__Rule *rule;
+  uint32_t line;
+  uint32_t column;
+  char *message;
 };
-#define PERSONA__V1__PUT_RULE_REQUEST__INIT \
- { PROTOBUF_C_MESSAGE_INIT (&persona__v1__put_rule_request__descriptor) \
-    , NULL }
+#define PERSONA__V1__RULE_ERROR__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&persona__v1__rule_error__descriptor) \
+    , 0, 0, (char *)protobuf_c_empty_string }
 
 
-struct  Persona__V1__PutRuleResponse
+struct  Persona__V1__RulesSource
 {
   ProtobufCMessage base;
-  uint32_t rules_version;
+  /*
+   * The rule set's text (the language is in docs/RULES.md).
+   */
+  char *source;
+  /*
+   * Publish as the shadow set: evaluated and recorded, not acted on.
+   */
+  protobuf_c_boolean shadow;
 };
-#define PERSONA__V1__PUT_RULE_RESPONSE__INIT \
- { PROTOBUF_C_MESSAGE_INIT (&persona__v1__put_rule_response__descriptor) \
+#define PERSONA__V1__RULES_SOURCE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&persona__v1__rules_source__descriptor) \
+    , (char *)protobuf_c_empty_string, 0 }
+
+
+struct  Persona__V1__ValidateRulesResponse
+{
+  ProtobufCMessage base;
+  size_t n_errors;
+  Persona__V1__RuleError **errors;
+  size_t n_rules;
+  Persona__V1__Rule **rules;
+};
+#define PERSONA__V1__VALIDATE_RULES_RESPONSE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&persona__v1__validate_rules_response__descriptor) \
+    , 0,NULL, 0,NULL }
+
+
+struct  Persona__V1__PublishRulesResponse
+{
+  ProtobufCMessage base;
+  uint32_t version;
+  size_t n_rules;
+  Persona__V1__Rule **rules;
+};
+#define PERSONA__V1__PUBLISH_RULES_RESPONSE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&persona__v1__publish_rules_response__descriptor) \
+    , 0, 0,NULL }
+
+
+struct  Persona__V1__GetRulesRequest
+{
+  ProtobufCMessage base;
+  /*
+   * 0: the one in force.
+   */
+  uint32_t version;
+};
+#define PERSONA__V1__GET_RULES_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&persona__v1__get_rules_request__descriptor) \
     , 0 }
 
 
-struct  Persona__V1__DeleteRuleRequest
+struct  Persona__V1__RuleSetInfo
 {
   ProtobufCMessage base;
-  char *id;
-};
-#define PERSONA__V1__DELETE_RULE_REQUEST__INIT \
- { PROTOBUF_C_MESSAGE_INIT (&persona__v1__delete_rule_request__descriptor) \
-    , (char *)protobuf_c_empty_string }
-
-
-struct  Persona__V1__ListRulesRequest
-{
-  ProtobufCMessage base;
-};
-#define PERSONA__V1__LIST_RULES_REQUEST__INIT \
- { PROTOBUF_C_MESSAGE_INIT (&persona__v1__list_rules_request__descriptor) \
-     }
-
-
-struct  Persona__V1__ListRulesResponse
-{
-  ProtobufCMessage base;
+  uint32_t version;
+  char *source;
+  protobuf_c_boolean shadow;
+  int64_t published_ms;
   size_t n_rules;
   Persona__V1__Rule **rules;
-  uint32_t rules_version;
 };
-#define PERSONA__V1__LIST_RULES_RESPONSE__INIT \
- { PROTOBUF_C_MESSAGE_INIT (&persona__v1__list_rules_response__descriptor) \
-    , 0,NULL, 0 }
+#define PERSONA__V1__RULE_SET_INFO__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&persona__v1__rule_set_info__descriptor) \
+    , 0, (char *)protobuf_c_empty_string, 0, 0, 0,NULL }
+
+
+struct  Persona__V1__GetRulesResponse
+{
+  ProtobufCMessage base;
+  /*
+   * The active set, then the shadow set when one is published.
+   */
+  size_t n_sets;
+  Persona__V1__RuleSetInfo **sets;
+};
+#define PERSONA__V1__GET_RULES_RESPONSE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&persona__v1__get_rules_response__descriptor) \
+    , 0,NULL }
+
+
+struct  Persona__V1__BacktestRequest
+{
+  ProtobufCMessage base;
+  char *source;
+  int64_t from_ms;
+  int64_t to_ms;
+  /*
+   * The newest this many decisions in range (0: 100,000).
+   */
+  uint32_t limit;
+};
+#define PERSONA__V1__BACKTEST_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&persona__v1__backtest_request__descriptor) \
+    , (char *)protobuf_c_empty_string, 0, 0, 0 }
+
+
+struct  Persona__V1__ActionChange
+{
+  ProtobufCMessage base;
+  Persona__V1__Action from;
+  Persona__V1__Action to;
+  uint32_t count;
+};
+#define PERSONA__V1__ACTION_CHANGE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&persona__v1__action_change__descriptor) \
+    , PERSONA__V1__ACTION__ACTION_UNSPECIFIED, PERSONA__V1__ACTION__ACTION_UNSPECIFIED, 0 }
+
+
+struct  Persona__V1__Flip
+{
+  ProtobufCMessage base;
+  char *order_id;
+  Persona__V1__Action from;
+  Persona__V1__Action to;
+  Persona__V1__LabelKind label;
+  int32_t from_score;
+  int32_t to_score;
+};
+#define PERSONA__V1__FLIP__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&persona__v1__flip__descriptor) \
+    , (char *)protobuf_c_empty_string, PERSONA__V1__ACTION__ACTION_UNSPECIFIED, PERSONA__V1__ACTION__ACTION_UNSPECIFIED, PERSONA__V1__LABEL_KIND__LABEL_KIND_UNSPECIFIED, 0, 0 }
+
+
+/*
+ * Precision and recall of "flagged" (review, challenge or decline) against fraud labels
+ * (chargeback, confirmed fraud) over the labelled decisions.
+ */
+struct  Persona__V1__LabelledOutcome
+{
+  ProtobufCMessage base;
+  uint32_t labelled;
+  uint32_t fraud;
+  uint32_t flagged;
+  uint32_t flagged_fraud;
+  double precision;
+  double recall;
+  uint32_t declined;
+  double decline_rate;
+  uint32_t decisions;
+};
+#define PERSONA__V1__LABELLED_OUTCOME__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&persona__v1__labelled_outcome__descriptor) \
+    , 0, 0, 0, 0, 0, 0, 0, 0, 0 }
+
+
+struct  Persona__V1__BacktestResponse
+{
+  ProtobufCMessage base;
+  uint32_t decisions;
+  uint32_t flipped;
+  size_t n_changes;
+  Persona__V1__ActionChange **changes;
+  Persona__V1__LabelledOutcome *current;
+  Persona__V1__LabelledOutcome *candidate;
+  size_t n_examples;
+  Persona__V1__Flip **examples;
+  size_t n_errors;
+  Persona__V1__RuleError **errors;
+  /*
+   * Decisions among them made without features (degraded): replayed as they were made,
+   * so rules over features do not fire on them.
+   */
+  uint32_t degraded;
+};
+#define PERSONA__V1__BACKTEST_RESPONSE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&persona__v1__backtest_response__descriptor) \
+    , 0, 0, 0,NULL, NULL, NULL, 0,NULL, 0,NULL, 0 }
 
 
 struct  Persona__V1__ListEntry
@@ -259,13 +523,20 @@ struct  Persona__V1__ListEntry
   ProtobufCMessage base;
   Persona__V1__ListKind list;
   Persona__V1__ListField field;
+  /*
+   * A user id, or a raw or pseudonymised identifier (stored pseudonymised).
+   */
   char *value;
   char *reason;
+  /*
+   * 0: never expires.
+   */
   int64_t expires_ms;
+  int64_t added_ms;
 };
 #define PERSONA__V1__LIST_ENTRY__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&persona__v1__list_entry__descriptor) \
-    , PERSONA__V1__LIST_KIND__LIST_KIND_UNSPECIFIED, PERSONA__V1__LIST_FIELD__LIST_FIELD_UNSPECIFIED, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0 }
+    , PERSONA__V1__LIST_KIND__LIST_KIND_UNSPECIFIED, PERSONA__V1__LIST_FIELD__LIST_FIELD_UNSPECIFIED, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, 0 }
 
 
 struct  Persona__V1__UpdateListsRequest
@@ -285,10 +556,81 @@ struct  Persona__V1__UpdateListsResponse
 {
   ProtobufCMessage base;
   uint32_t size;
+  uint32_t added;
+  uint32_t removed;
 };
 #define PERSONA__V1__UPDATE_LISTS_RESPONSE__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&persona__v1__update_lists_response__descriptor) \
-    , 0 }
+    , 0, 0, 0 }
+
+
+struct  Persona__V1__GetListsRequest
+{
+  ProtobufCMessage base;
+  Persona__V1__ListKind list;
+  Persona__V1__ListField field;
+  protobuf_c_boolean include_expired;
+};
+#define PERSONA__V1__GET_LISTS_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&persona__v1__get_lists_request__descriptor) \
+    , PERSONA__V1__LIST_KIND__LIST_KIND_UNSPECIFIED, PERSONA__V1__LIST_FIELD__LIST_FIELD_UNSPECIFIED, 0 }
+
+
+struct  Persona__V1__GetListsResponse
+{
+  ProtobufCMessage base;
+  size_t n_entries;
+  Persona__V1__ListEntry **entries;
+};
+#define PERSONA__V1__GET_LISTS_RESPONSE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&persona__v1__get_lists_response__descriptor) \
+    , 0,NULL }
+
+
+struct  Persona__V1__DecisionStatsRequest
+{
+  ProtobufCMessage base;
+  int64_t from_ms;
+  int64_t to_ms;
+  /*
+   * Bucket width; 0: one hour.
+   */
+  int64_t bucket_ms;
+};
+#define PERSONA__V1__DECISION_STATS_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&persona__v1__decision_stats_request__descriptor) \
+    , 0, 0, 0 }
+
+
+struct  Persona__V1__DecisionBucket
+{
+  ProtobufCMessage base;
+  int64_t start_ms;
+  uint32_t decisions;
+  uint32_t declines;
+  uint32_t reviews;
+  uint32_t challenges;
+};
+#define PERSONA__V1__DECISION_BUCKET__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&persona__v1__decision_bucket__descriptor) \
+    , 0, 0, 0, 0, 0 }
+
+
+struct  Persona__V1__DecisionStatsResponse
+{
+  ProtobufCMessage base;
+  size_t n_buckets;
+  Persona__V1__DecisionBucket **buckets;
+  /*
+   * Decisions per score band of 100: [0,100), ..., [900,1000].
+   */
+  size_t n_score_histogram;
+  uint32_t *score_histogram;
+  Persona__V1__LabelledOutcome *outcome;
+};
+#define PERSONA__V1__DECISION_STATS_RESPONSE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&persona__v1__decision_stats_response__descriptor) \
+    , 0,NULL, 0,NULL, NULL }
 
 
 /* Persona__V1__ScoreRequest methods */
@@ -462,100 +804,233 @@ Persona__V1__Rule *
 void   persona__v1__rule__free_unpacked
                      (Persona__V1__Rule *message,
                       ProtobufCAllocator *allocator);
-/* Persona__V1__PutRuleRequest methods */
-void   persona__v1__put_rule_request__init
-                     (Persona__V1__PutRuleRequest         *message);
-size_t persona__v1__put_rule_request__get_packed_size
-                     (const Persona__V1__PutRuleRequest   *message);
-size_t persona__v1__put_rule_request__pack
-                     (const Persona__V1__PutRuleRequest   *message,
+/* Persona__V1__RuleError methods */
+void   persona__v1__rule_error__init
+                     (Persona__V1__RuleError         *message);
+size_t persona__v1__rule_error__get_packed_size
+                     (const Persona__V1__RuleError   *message);
+size_t persona__v1__rule_error__pack
+                     (const Persona__V1__RuleError   *message,
                       uint8_t             *out);
-size_t persona__v1__put_rule_request__pack_to_buffer
-                     (const Persona__V1__PutRuleRequest   *message,
+size_t persona__v1__rule_error__pack_to_buffer
+                     (const Persona__V1__RuleError   *message,
                       ProtobufCBuffer     *buffer);
-Persona__V1__PutRuleRequest *
-       persona__v1__put_rule_request__unpack
+Persona__V1__RuleError *
+       persona__v1__rule_error__unpack
                      (ProtobufCAllocator  *allocator,
                       size_t               len,
                       const uint8_t       *data);
-void   persona__v1__put_rule_request__free_unpacked
-                     (Persona__V1__PutRuleRequest *message,
+void   persona__v1__rule_error__free_unpacked
+                     (Persona__V1__RuleError *message,
                       ProtobufCAllocator *allocator);
-/* Persona__V1__PutRuleResponse methods */
-void   persona__v1__put_rule_response__init
-                     (Persona__V1__PutRuleResponse         *message);
-size_t persona__v1__put_rule_response__get_packed_size
-                     (const Persona__V1__PutRuleResponse   *message);
-size_t persona__v1__put_rule_response__pack
-                     (const Persona__V1__PutRuleResponse   *message,
+/* Persona__V1__RulesSource methods */
+void   persona__v1__rules_source__init
+                     (Persona__V1__RulesSource         *message);
+size_t persona__v1__rules_source__get_packed_size
+                     (const Persona__V1__RulesSource   *message);
+size_t persona__v1__rules_source__pack
+                     (const Persona__V1__RulesSource   *message,
                       uint8_t             *out);
-size_t persona__v1__put_rule_response__pack_to_buffer
-                     (const Persona__V1__PutRuleResponse   *message,
+size_t persona__v1__rules_source__pack_to_buffer
+                     (const Persona__V1__RulesSource   *message,
                       ProtobufCBuffer     *buffer);
-Persona__V1__PutRuleResponse *
-       persona__v1__put_rule_response__unpack
+Persona__V1__RulesSource *
+       persona__v1__rules_source__unpack
                      (ProtobufCAllocator  *allocator,
                       size_t               len,
                       const uint8_t       *data);
-void   persona__v1__put_rule_response__free_unpacked
-                     (Persona__V1__PutRuleResponse *message,
+void   persona__v1__rules_source__free_unpacked
+                     (Persona__V1__RulesSource *message,
                       ProtobufCAllocator *allocator);
-/* Persona__V1__DeleteRuleRequest methods */
-void   persona__v1__delete_rule_request__init
-                     (Persona__V1__DeleteRuleRequest         *message);
-size_t persona__v1__delete_rule_request__get_packed_size
-                     (const Persona__V1__DeleteRuleRequest   *message);
-size_t persona__v1__delete_rule_request__pack
-                     (const Persona__V1__DeleteRuleRequest   *message,
+/* Persona__V1__ValidateRulesResponse methods */
+void   persona__v1__validate_rules_response__init
+                     (Persona__V1__ValidateRulesResponse         *message);
+size_t persona__v1__validate_rules_response__get_packed_size
+                     (const Persona__V1__ValidateRulesResponse   *message);
+size_t persona__v1__validate_rules_response__pack
+                     (const Persona__V1__ValidateRulesResponse   *message,
                       uint8_t             *out);
-size_t persona__v1__delete_rule_request__pack_to_buffer
-                     (const Persona__V1__DeleteRuleRequest   *message,
+size_t persona__v1__validate_rules_response__pack_to_buffer
+                     (const Persona__V1__ValidateRulesResponse   *message,
                       ProtobufCBuffer     *buffer);
-Persona__V1__DeleteRuleRequest *
-       persona__v1__delete_rule_request__unpack
+Persona__V1__ValidateRulesResponse *
+       persona__v1__validate_rules_response__unpack
                      (ProtobufCAllocator  *allocator,
                       size_t               len,
                       const uint8_t       *data);
-void   persona__v1__delete_rule_request__free_unpacked
-                     (Persona__V1__DeleteRuleRequest *message,
+void   persona__v1__validate_rules_response__free_unpacked
+                     (Persona__V1__ValidateRulesResponse *message,
                       ProtobufCAllocator *allocator);
-/* Persona__V1__ListRulesRequest methods */
-void   persona__v1__list_rules_request__init
-                     (Persona__V1__ListRulesRequest         *message);
-size_t persona__v1__list_rules_request__get_packed_size
-                     (const Persona__V1__ListRulesRequest   *message);
-size_t persona__v1__list_rules_request__pack
-                     (const Persona__V1__ListRulesRequest   *message,
+/* Persona__V1__PublishRulesResponse methods */
+void   persona__v1__publish_rules_response__init
+                     (Persona__V1__PublishRulesResponse         *message);
+size_t persona__v1__publish_rules_response__get_packed_size
+                     (const Persona__V1__PublishRulesResponse   *message);
+size_t persona__v1__publish_rules_response__pack
+                     (const Persona__V1__PublishRulesResponse   *message,
                       uint8_t             *out);
-size_t persona__v1__list_rules_request__pack_to_buffer
-                     (const Persona__V1__ListRulesRequest   *message,
+size_t persona__v1__publish_rules_response__pack_to_buffer
+                     (const Persona__V1__PublishRulesResponse   *message,
                       ProtobufCBuffer     *buffer);
-Persona__V1__ListRulesRequest *
-       persona__v1__list_rules_request__unpack
+Persona__V1__PublishRulesResponse *
+       persona__v1__publish_rules_response__unpack
                      (ProtobufCAllocator  *allocator,
                       size_t               len,
                       const uint8_t       *data);
-void   persona__v1__list_rules_request__free_unpacked
-                     (Persona__V1__ListRulesRequest *message,
+void   persona__v1__publish_rules_response__free_unpacked
+                     (Persona__V1__PublishRulesResponse *message,
                       ProtobufCAllocator *allocator);
-/* Persona__V1__ListRulesResponse methods */
-void   persona__v1__list_rules_response__init
-                     (Persona__V1__ListRulesResponse         *message);
-size_t persona__v1__list_rules_response__get_packed_size
-                     (const Persona__V1__ListRulesResponse   *message);
-size_t persona__v1__list_rules_response__pack
-                     (const Persona__V1__ListRulesResponse   *message,
+/* Persona__V1__GetRulesRequest methods */
+void   persona__v1__get_rules_request__init
+                     (Persona__V1__GetRulesRequest         *message);
+size_t persona__v1__get_rules_request__get_packed_size
+                     (const Persona__V1__GetRulesRequest   *message);
+size_t persona__v1__get_rules_request__pack
+                     (const Persona__V1__GetRulesRequest   *message,
                       uint8_t             *out);
-size_t persona__v1__list_rules_response__pack_to_buffer
-                     (const Persona__V1__ListRulesResponse   *message,
+size_t persona__v1__get_rules_request__pack_to_buffer
+                     (const Persona__V1__GetRulesRequest   *message,
                       ProtobufCBuffer     *buffer);
-Persona__V1__ListRulesResponse *
-       persona__v1__list_rules_response__unpack
+Persona__V1__GetRulesRequest *
+       persona__v1__get_rules_request__unpack
                      (ProtobufCAllocator  *allocator,
                       size_t               len,
                       const uint8_t       *data);
-void   persona__v1__list_rules_response__free_unpacked
-                     (Persona__V1__ListRulesResponse *message,
+void   persona__v1__get_rules_request__free_unpacked
+                     (Persona__V1__GetRulesRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Persona__V1__RuleSetInfo methods */
+void   persona__v1__rule_set_info__init
+                     (Persona__V1__RuleSetInfo         *message);
+size_t persona__v1__rule_set_info__get_packed_size
+                     (const Persona__V1__RuleSetInfo   *message);
+size_t persona__v1__rule_set_info__pack
+                     (const Persona__V1__RuleSetInfo   *message,
+                      uint8_t             *out);
+size_t persona__v1__rule_set_info__pack_to_buffer
+                     (const Persona__V1__RuleSetInfo   *message,
+                      ProtobufCBuffer     *buffer);
+Persona__V1__RuleSetInfo *
+       persona__v1__rule_set_info__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   persona__v1__rule_set_info__free_unpacked
+                     (Persona__V1__RuleSetInfo *message,
+                      ProtobufCAllocator *allocator);
+/* Persona__V1__GetRulesResponse methods */
+void   persona__v1__get_rules_response__init
+                     (Persona__V1__GetRulesResponse         *message);
+size_t persona__v1__get_rules_response__get_packed_size
+                     (const Persona__V1__GetRulesResponse   *message);
+size_t persona__v1__get_rules_response__pack
+                     (const Persona__V1__GetRulesResponse   *message,
+                      uint8_t             *out);
+size_t persona__v1__get_rules_response__pack_to_buffer
+                     (const Persona__V1__GetRulesResponse   *message,
+                      ProtobufCBuffer     *buffer);
+Persona__V1__GetRulesResponse *
+       persona__v1__get_rules_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   persona__v1__get_rules_response__free_unpacked
+                     (Persona__V1__GetRulesResponse *message,
+                      ProtobufCAllocator *allocator);
+/* Persona__V1__BacktestRequest methods */
+void   persona__v1__backtest_request__init
+                     (Persona__V1__BacktestRequest         *message);
+size_t persona__v1__backtest_request__get_packed_size
+                     (const Persona__V1__BacktestRequest   *message);
+size_t persona__v1__backtest_request__pack
+                     (const Persona__V1__BacktestRequest   *message,
+                      uint8_t             *out);
+size_t persona__v1__backtest_request__pack_to_buffer
+                     (const Persona__V1__BacktestRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Persona__V1__BacktestRequest *
+       persona__v1__backtest_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   persona__v1__backtest_request__free_unpacked
+                     (Persona__V1__BacktestRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Persona__V1__ActionChange methods */
+void   persona__v1__action_change__init
+                     (Persona__V1__ActionChange         *message);
+size_t persona__v1__action_change__get_packed_size
+                     (const Persona__V1__ActionChange   *message);
+size_t persona__v1__action_change__pack
+                     (const Persona__V1__ActionChange   *message,
+                      uint8_t             *out);
+size_t persona__v1__action_change__pack_to_buffer
+                     (const Persona__V1__ActionChange   *message,
+                      ProtobufCBuffer     *buffer);
+Persona__V1__ActionChange *
+       persona__v1__action_change__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   persona__v1__action_change__free_unpacked
+                     (Persona__V1__ActionChange *message,
+                      ProtobufCAllocator *allocator);
+/* Persona__V1__Flip methods */
+void   persona__v1__flip__init
+                     (Persona__V1__Flip         *message);
+size_t persona__v1__flip__get_packed_size
+                     (const Persona__V1__Flip   *message);
+size_t persona__v1__flip__pack
+                     (const Persona__V1__Flip   *message,
+                      uint8_t             *out);
+size_t persona__v1__flip__pack_to_buffer
+                     (const Persona__V1__Flip   *message,
+                      ProtobufCBuffer     *buffer);
+Persona__V1__Flip *
+       persona__v1__flip__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   persona__v1__flip__free_unpacked
+                     (Persona__V1__Flip *message,
+                      ProtobufCAllocator *allocator);
+/* Persona__V1__LabelledOutcome methods */
+void   persona__v1__labelled_outcome__init
+                     (Persona__V1__LabelledOutcome         *message);
+size_t persona__v1__labelled_outcome__get_packed_size
+                     (const Persona__V1__LabelledOutcome   *message);
+size_t persona__v1__labelled_outcome__pack
+                     (const Persona__V1__LabelledOutcome   *message,
+                      uint8_t             *out);
+size_t persona__v1__labelled_outcome__pack_to_buffer
+                     (const Persona__V1__LabelledOutcome   *message,
+                      ProtobufCBuffer     *buffer);
+Persona__V1__LabelledOutcome *
+       persona__v1__labelled_outcome__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   persona__v1__labelled_outcome__free_unpacked
+                     (Persona__V1__LabelledOutcome *message,
+                      ProtobufCAllocator *allocator);
+/* Persona__V1__BacktestResponse methods */
+void   persona__v1__backtest_response__init
+                     (Persona__V1__BacktestResponse         *message);
+size_t persona__v1__backtest_response__get_packed_size
+                     (const Persona__V1__BacktestResponse   *message);
+size_t persona__v1__backtest_response__pack
+                     (const Persona__V1__BacktestResponse   *message,
+                      uint8_t             *out);
+size_t persona__v1__backtest_response__pack_to_buffer
+                     (const Persona__V1__BacktestResponse   *message,
+                      ProtobufCBuffer     *buffer);
+Persona__V1__BacktestResponse *
+       persona__v1__backtest_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   persona__v1__backtest_response__free_unpacked
+                     (Persona__V1__BacktestResponse *message,
                       ProtobufCAllocator *allocator);
 /* Persona__V1__ListEntry methods */
 void   persona__v1__list_entry__init
@@ -614,6 +1089,101 @@ Persona__V1__UpdateListsResponse *
 void   persona__v1__update_lists_response__free_unpacked
                      (Persona__V1__UpdateListsResponse *message,
                       ProtobufCAllocator *allocator);
+/* Persona__V1__GetListsRequest methods */
+void   persona__v1__get_lists_request__init
+                     (Persona__V1__GetListsRequest         *message);
+size_t persona__v1__get_lists_request__get_packed_size
+                     (const Persona__V1__GetListsRequest   *message);
+size_t persona__v1__get_lists_request__pack
+                     (const Persona__V1__GetListsRequest   *message,
+                      uint8_t             *out);
+size_t persona__v1__get_lists_request__pack_to_buffer
+                     (const Persona__V1__GetListsRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Persona__V1__GetListsRequest *
+       persona__v1__get_lists_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   persona__v1__get_lists_request__free_unpacked
+                     (Persona__V1__GetListsRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Persona__V1__GetListsResponse methods */
+void   persona__v1__get_lists_response__init
+                     (Persona__V1__GetListsResponse         *message);
+size_t persona__v1__get_lists_response__get_packed_size
+                     (const Persona__V1__GetListsResponse   *message);
+size_t persona__v1__get_lists_response__pack
+                     (const Persona__V1__GetListsResponse   *message,
+                      uint8_t             *out);
+size_t persona__v1__get_lists_response__pack_to_buffer
+                     (const Persona__V1__GetListsResponse   *message,
+                      ProtobufCBuffer     *buffer);
+Persona__V1__GetListsResponse *
+       persona__v1__get_lists_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   persona__v1__get_lists_response__free_unpacked
+                     (Persona__V1__GetListsResponse *message,
+                      ProtobufCAllocator *allocator);
+/* Persona__V1__DecisionStatsRequest methods */
+void   persona__v1__decision_stats_request__init
+                     (Persona__V1__DecisionStatsRequest         *message);
+size_t persona__v1__decision_stats_request__get_packed_size
+                     (const Persona__V1__DecisionStatsRequest   *message);
+size_t persona__v1__decision_stats_request__pack
+                     (const Persona__V1__DecisionStatsRequest   *message,
+                      uint8_t             *out);
+size_t persona__v1__decision_stats_request__pack_to_buffer
+                     (const Persona__V1__DecisionStatsRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Persona__V1__DecisionStatsRequest *
+       persona__v1__decision_stats_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   persona__v1__decision_stats_request__free_unpacked
+                     (Persona__V1__DecisionStatsRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Persona__V1__DecisionBucket methods */
+void   persona__v1__decision_bucket__init
+                     (Persona__V1__DecisionBucket         *message);
+size_t persona__v1__decision_bucket__get_packed_size
+                     (const Persona__V1__DecisionBucket   *message);
+size_t persona__v1__decision_bucket__pack
+                     (const Persona__V1__DecisionBucket   *message,
+                      uint8_t             *out);
+size_t persona__v1__decision_bucket__pack_to_buffer
+                     (const Persona__V1__DecisionBucket   *message,
+                      ProtobufCBuffer     *buffer);
+Persona__V1__DecisionBucket *
+       persona__v1__decision_bucket__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   persona__v1__decision_bucket__free_unpacked
+                     (Persona__V1__DecisionBucket *message,
+                      ProtobufCAllocator *allocator);
+/* Persona__V1__DecisionStatsResponse methods */
+void   persona__v1__decision_stats_response__init
+                     (Persona__V1__DecisionStatsResponse         *message);
+size_t persona__v1__decision_stats_response__get_packed_size
+                     (const Persona__V1__DecisionStatsResponse   *message);
+size_t persona__v1__decision_stats_response__pack
+                     (const Persona__V1__DecisionStatsResponse   *message,
+                      uint8_t             *out);
+size_t persona__v1__decision_stats_response__pack_to_buffer
+                     (const Persona__V1__DecisionStatsResponse   *message,
+                      ProtobufCBuffer     *buffer);
+Persona__V1__DecisionStatsResponse *
+       persona__v1__decision_stats_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   persona__v1__decision_stats_response__free_unpacked
+                     (Persona__V1__DecisionStatsResponse *message,
+                      ProtobufCAllocator *allocator);
 /* --- per-message closures --- */
 
 typedef void (*Persona__V1__ScoreRequest_Closure)
@@ -643,20 +1213,41 @@ typedef void (*Persona__V1__LabelResponse_Closure)
 typedef void (*Persona__V1__Rule_Closure)
                  (const Persona__V1__Rule *message,
                   void *closure_data);
-typedef void (*Persona__V1__PutRuleRequest_Closure)
-                 (const Persona__V1__PutRuleRequest *message,
+typedef void (*Persona__V1__RuleError_Closure)
+                 (const Persona__V1__RuleError *message,
                   void *closure_data);
-typedef void (*Persona__V1__PutRuleResponse_Closure)
-                 (const Persona__V1__PutRuleResponse *message,
+typedef void (*Persona__V1__RulesSource_Closure)
+                 (const Persona__V1__RulesSource *message,
                   void *closure_data);
-typedef void (*Persona__V1__DeleteRuleRequest_Closure)
-                 (const Persona__V1__DeleteRuleRequest *message,
+typedef void (*Persona__V1__ValidateRulesResponse_Closure)
+                 (const Persona__V1__ValidateRulesResponse *message,
                   void *closure_data);
-typedef void (*Persona__V1__ListRulesRequest_Closure)
-                 (const Persona__V1__ListRulesRequest *message,
+typedef void (*Persona__V1__PublishRulesResponse_Closure)
+                 (const Persona__V1__PublishRulesResponse *message,
                   void *closure_data);
-typedef void (*Persona__V1__ListRulesResponse_Closure)
-                 (const Persona__V1__ListRulesResponse *message,
+typedef void (*Persona__V1__GetRulesRequest_Closure)
+                 (const Persona__V1__GetRulesRequest *message,
+                  void *closure_data);
+typedef void (*Persona__V1__RuleSetInfo_Closure)
+                 (const Persona__V1__RuleSetInfo *message,
+                  void *closure_data);
+typedef void (*Persona__V1__GetRulesResponse_Closure)
+                 (const Persona__V1__GetRulesResponse *message,
+                  void *closure_data);
+typedef void (*Persona__V1__BacktestRequest_Closure)
+                 (const Persona__V1__BacktestRequest *message,
+                  void *closure_data);
+typedef void (*Persona__V1__ActionChange_Closure)
+                 (const Persona__V1__ActionChange *message,
+                  void *closure_data);
+typedef void (*Persona__V1__Flip_Closure)
+                 (const Persona__V1__Flip *message,
+                  void *closure_data);
+typedef void (*Persona__V1__LabelledOutcome_Closure)
+                 (const Persona__V1__LabelledOutcome *message,
+                  void *closure_data);
+typedef void (*Persona__V1__BacktestResponse_Closure)
+                 (const Persona__V1__BacktestResponse *message,
                   void *closure_data);
 typedef void (*Persona__V1__ListEntry_Closure)
                  (const Persona__V1__ListEntry *message,
@@ -667,6 +1258,21 @@ typedef void (*Persona__V1__UpdateListsRequest_Closure)
 typedef void (*Persona__V1__UpdateListsResponse_Closure)
                  (const Persona__V1__UpdateListsResponse *message,
                   void *closure_data);
+typedef void (*Persona__V1__GetListsRequest_Closure)
+                 (const Persona__V1__GetListsRequest *message,
+                  void *closure_data);
+typedef void (*Persona__V1__GetListsResponse_Closure)
+                 (const Persona__V1__GetListsResponse *message,
+                  void *closure_data);
+typedef void (*Persona__V1__DecisionStatsRequest_Closure)
+                 (const Persona__V1__DecisionStatsRequest *message,
+                  void *closure_data);
+typedef void (*Persona__V1__DecisionBucket_Closure)
+                 (const Persona__V1__DecisionBucket *message,
+                  void *closure_data);
+typedef void (*Persona__V1__DecisionStatsResponse_Closure)
+                 (const Persona__V1__DecisionStatsResponse *message,
+                  void *closure_data);
 
 /* --- services --- */
 
@@ -674,6 +1280,9 @@ typedef void (*Persona__V1__UpdateListsResponse_Closure)
 /* --- descriptors --- */
 
 extern const ProtobufCEnumDescriptor    persona__v1__action__descriptor;
+extern const ProtobufCEnumDescriptor    persona__v1__request_kind__descriptor;
+extern const ProtobufCEnumDescriptor    persona__v1__reason_kind__descriptor;
+extern const ProtobufCEnumDescriptor    persona__v1__decision_order__descriptor;
 extern const ProtobufCEnumDescriptor    persona__v1__list_kind__descriptor;
 extern const ProtobufCEnumDescriptor    persona__v1__list_field__descriptor;
 extern const ProtobufCMessageDescriptor persona__v1__score_request__descriptor;
@@ -685,14 +1294,26 @@ extern const ProtobufCMessageDescriptor persona__v1__query_decisions_response__d
 extern const ProtobufCMessageDescriptor persona__v1__label_request__descriptor;
 extern const ProtobufCMessageDescriptor persona__v1__label_response__descriptor;
 extern const ProtobufCMessageDescriptor persona__v1__rule__descriptor;
-extern const ProtobufCMessageDescriptor persona__v1__put_rule_request__descriptor;
-extern const ProtobufCMessageDescriptor persona__v1__put_rule_response__descriptor;
-extern const ProtobufCMessageDescriptor persona__v1__delete_rule_request__descriptor;
-extern const ProtobufCMessageDescriptor persona__v1__list_rules_request__descriptor;
-extern const ProtobufCMessageDescriptor persona__v1__list_rules_response__descriptor;
+extern const ProtobufCMessageDescriptor persona__v1__rule_error__descriptor;
+extern const ProtobufCMessageDescriptor persona__v1__rules_source__descriptor;
+extern const ProtobufCMessageDescriptor persona__v1__validate_rules_response__descriptor;
+extern const ProtobufCMessageDescriptor persona__v1__publish_rules_response__descriptor;
+extern const ProtobufCMessageDescriptor persona__v1__get_rules_request__descriptor;
+extern const ProtobufCMessageDescriptor persona__v1__rule_set_info__descriptor;
+extern const ProtobufCMessageDescriptor persona__v1__get_rules_response__descriptor;
+extern const ProtobufCMessageDescriptor persona__v1__backtest_request__descriptor;
+extern const ProtobufCMessageDescriptor persona__v1__action_change__descriptor;
+extern const ProtobufCMessageDescriptor persona__v1__flip__descriptor;
+extern const ProtobufCMessageDescriptor persona__v1__labelled_outcome__descriptor;
+extern const ProtobufCMessageDescriptor persona__v1__backtest_response__descriptor;
 extern const ProtobufCMessageDescriptor persona__v1__list_entry__descriptor;
 extern const ProtobufCMessageDescriptor persona__v1__update_lists_request__descriptor;
 extern const ProtobufCMessageDescriptor persona__v1__update_lists_response__descriptor;
+extern const ProtobufCMessageDescriptor persona__v1__get_lists_request__descriptor;
+extern const ProtobufCMessageDescriptor persona__v1__get_lists_response__descriptor;
+extern const ProtobufCMessageDescriptor persona__v1__decision_stats_request__descriptor;
+extern const ProtobufCMessageDescriptor persona__v1__decision_bucket__descriptor;
+extern const ProtobufCMessageDescriptor persona__v1__decision_stats_response__descriptor;
 
 PROTOBUF_C__END_DECLS
 

@@ -1042,6 +1042,96 @@ void   persona__v1__delete_user_response__free_unpacked
   assert(message->base.descriptor == &persona__v1__delete_user_response__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   persona__v1__request_features_request__init
+                     (Persona__V1__RequestFeaturesRequest         *message)
+{
+  static const Persona__V1__RequestFeaturesRequest init_value = PERSONA__V1__REQUEST_FEATURES_REQUEST__INIT;
+  *message = init_value;
+}
+size_t persona__v1__request_features_request__get_packed_size
+                     (const Persona__V1__RequestFeaturesRequest *message)
+{
+  assert(message->base.descriptor == &persona__v1__request_features_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t persona__v1__request_features_request__pack
+                     (const Persona__V1__RequestFeaturesRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &persona__v1__request_features_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t persona__v1__request_features_request__pack_to_buffer
+                     (const Persona__V1__RequestFeaturesRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &persona__v1__request_features_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Persona__V1__RequestFeaturesRequest *
+       persona__v1__request_features_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Persona__V1__RequestFeaturesRequest *)
+     protobuf_c_message_unpack (&persona__v1__request_features_request__descriptor,
+                                allocator, len, data);
+}
+void   persona__v1__request_features_request__free_unpacked
+                     (Persona__V1__RequestFeaturesRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &persona__v1__request_features_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   persona__v1__request_features_response__init
+                     (Persona__V1__RequestFeaturesResponse         *message)
+{
+  static const Persona__V1__RequestFeaturesResponse init_value = PERSONA__V1__REQUEST_FEATURES_RESPONSE__INIT;
+  *message = init_value;
+}
+size_t persona__v1__request_features_response__get_packed_size
+                     (const Persona__V1__RequestFeaturesResponse *message)
+{
+  assert(message->base.descriptor == &persona__v1__request_features_response__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t persona__v1__request_features_response__pack
+                     (const Persona__V1__RequestFeaturesResponse *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &persona__v1__request_features_response__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t persona__v1__request_features_response__pack_to_buffer
+                     (const Persona__V1__RequestFeaturesResponse *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &persona__v1__request_features_response__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Persona__V1__RequestFeaturesResponse *
+       persona__v1__request_features_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Persona__V1__RequestFeaturesResponse *)
+     protobuf_c_message_unpack (&persona__v1__request_features_response__descriptor,
+                                allocator, len, data);
+}
+void   persona__v1__request_features_response__free_unpacked
+                     (Persona__V1__RequestFeaturesResponse *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &persona__v1__request_features_response__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 static const ProtobufCFieldDescriptor persona__v1__window_counts__field_descriptors[5] =
 {
   {
@@ -3344,5 +3434,133 @@ const ProtobufCMessageDescriptor persona__v1__delete_user_response__descriptor =
   persona__v1__delete_user_response__field_indices_by_name,
   1,  persona__v1__delete_user_response__number_ranges,
   (ProtobufCMessageInit) persona__v1__delete_user_response__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor persona__v1__request_features_request__field_descriptors[2] =
+{
+  {
+    "event",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__RequestFeaturesRequest, event),
+    &persona__v1__event__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "names",
+    2,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_STRING,
+    offsetof(Persona__V1__RequestFeaturesRequest, n_names),
+    offsetof(Persona__V1__RequestFeaturesRequest, names),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned persona__v1__request_features_request__field_indices_by_name[] = {
+  0,   /* field[0] = event */
+  1,   /* field[1] = names */
+};
+static const ProtobufCIntRange persona__v1__request_features_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor persona__v1__request_features_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "persona.v1.RequestFeaturesRequest",
+  "RequestFeaturesRequest",
+  "Persona__V1__RequestFeaturesRequest",
+  "persona.v1",
+  sizeof(Persona__V1__RequestFeaturesRequest),
+  2,
+  persona__v1__request_features_request__field_descriptors,
+  persona__v1__request_features_request__field_indices_by_name,
+  1,  persona__v1__request_features_request__number_ranges,
+  (ProtobufCMessageInit) persona__v1__request_features_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor persona__v1__request_features_response__field_descriptors[4] =
+{
+  {
+    "schema_version",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__RequestFeaturesResponse, schema_version),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "names",
+    2,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_STRING,
+    offsetof(Persona__V1__RequestFeaturesResponse, n_names),
+    offsetof(Persona__V1__RequestFeaturesResponse, names),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "values",
+    3,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_FLOAT,
+    offsetof(Persona__V1__RequestFeaturesResponse, n_values),
+    offsetof(Persona__V1__RequestFeaturesResponse, values),
+    NULL,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_PACKED,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "known_user",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__RequestFeaturesResponse, known_user),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned persona__v1__request_features_response__field_indices_by_name[] = {
+  3,   /* field[3] = known_user */
+  1,   /* field[1] = names */
+  0,   /* field[0] = schema_version */
+  2,   /* field[2] = values */
+};
+static const ProtobufCIntRange persona__v1__request_features_response__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 4 }
+};
+const ProtobufCMessageDescriptor persona__v1__request_features_response__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "persona.v1.RequestFeaturesResponse",
+  "RequestFeaturesResponse",
+  "Persona__V1__RequestFeaturesResponse",
+  "persona.v1",
+  sizeof(Persona__V1__RequestFeaturesResponse),
+  4,
+  persona__v1__request_features_response__field_descriptors,
+  persona__v1__request_features_response__field_indices_by_name,
+  1,  persona__v1__request_features_response__number_ranges,
+  (ProtobufCMessageInit) persona__v1__request_features_response__init,
   NULL,NULL,NULL    /* reserved[123] */
 };

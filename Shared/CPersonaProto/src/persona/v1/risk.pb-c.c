@@ -412,229 +412,544 @@ void   persona__v1__rule__free_unpacked
   assert(message->base.descriptor == &persona__v1__rule__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
-void   persona__v1__put_rule_request__init
-                     (Persona__V1__PutRuleRequest         *message)
+void   persona__v1__rule_error__init
+                     (Persona__V1__RuleError         *message)
 {
-  static const Persona__V1__PutRuleRequest init_value = PERSONA__V1__PUT_RULE_REQUEST__INIT;
+  static const Persona__V1__RuleError init_value = PERSONA__V1__RULE_ERROR__INIT;
   *message = init_value;
 }
-size_t persona__v1__put_rule_request__get_packed_size
-                     (const Persona__V1__PutRuleRequest *message)
+size_t persona__v1__rule_error__get_packed_size
+                     (const Persona__V1__RuleError *message)
 {
-  assert(message->base.descriptor == &persona__v1__put_rule_request__descriptor);
+  assert(message->base.descriptor == &persona__v1__rule_error__descriptor);
   return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
 }
-size_t persona__v1__put_rule_request__pack
-                     (const Persona__V1__PutRuleRequest *message,
+size_t persona__v1__rule_error__pack
+                     (const Persona__V1__RuleError *message,
                       uint8_t       *out)
 {
-  assert(message->base.descriptor == &persona__v1__put_rule_request__descriptor);
+  assert(message->base.descriptor == &persona__v1__rule_error__descriptor);
   return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
 }
-size_t persona__v1__put_rule_request__pack_to_buffer
-                     (const Persona__V1__PutRuleRequest *message,
+size_t persona__v1__rule_error__pack_to_buffer
+                     (const Persona__V1__RuleError *message,
                       ProtobufCBuffer *buffer)
 {
-  assert(message->base.descriptor == &persona__v1__put_rule_request__descriptor);
+  assert(message->base.descriptor == &persona__v1__rule_error__descriptor);
   return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
 }
-Persona__V1__PutRuleRequest *
-       persona__v1__put_rule_request__unpack
+Persona__V1__RuleError *
+       persona__v1__rule_error__unpack
                      (ProtobufCAllocator  *allocator,
                       size_t               len,
                       const uint8_t       *data)
 {
-  return (Persona__V1__PutRuleRequest *)
-     protobuf_c_message_unpack (&persona__v1__put_rule_request__descriptor,
+  return (Persona__V1__RuleError *)
+     protobuf_c_message_unpack (&persona__v1__rule_error__descriptor,
                                 allocator, len, data);
 }
-void   persona__v1__put_rule_request__free_unpacked
-                     (Persona__V1__PutRuleRequest *message,
+void   persona__v1__rule_error__free_unpacked
+                     (Persona__V1__RuleError *message,
                       ProtobufCAllocator *allocator)
 {
   if(!message)
     return;
-  assert(message->base.descriptor == &persona__v1__put_rule_request__descriptor);
+  assert(message->base.descriptor == &persona__v1__rule_error__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
-void   persona__v1__put_rule_response__init
-                     (Persona__V1__PutRuleResponse         *message)
+void   persona__v1__rules_source__init
+                     (Persona__V1__RulesSource         *message)
 {
-  static const Persona__V1__PutRuleResponse init_value = PERSONA__V1__PUT_RULE_RESPONSE__INIT;
+  static const Persona__V1__RulesSource init_value = PERSONA__V1__RULES_SOURCE__INIT;
   *message = init_value;
 }
-size_t persona__v1__put_rule_response__get_packed_size
-                     (const Persona__V1__PutRuleResponse *message)
+size_t persona__v1__rules_source__get_packed_size
+                     (const Persona__V1__RulesSource *message)
 {
-  assert(message->base.descriptor == &persona__v1__put_rule_response__descriptor);
+  assert(message->base.descriptor == &persona__v1__rules_source__descriptor);
   return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
 }
-size_t persona__v1__put_rule_response__pack
-                     (const Persona__V1__PutRuleResponse *message,
+size_t persona__v1__rules_source__pack
+                     (const Persona__V1__RulesSource *message,
                       uint8_t       *out)
 {
-  assert(message->base.descriptor == &persona__v1__put_rule_response__descriptor);
+  assert(message->base.descriptor == &persona__v1__rules_source__descriptor);
   return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
 }
-size_t persona__v1__put_rule_response__pack_to_buffer
-                     (const Persona__V1__PutRuleResponse *message,
+size_t persona__v1__rules_source__pack_to_buffer
+                     (const Persona__V1__RulesSource *message,
                       ProtobufCBuffer *buffer)
 {
-  assert(message->base.descriptor == &persona__v1__put_rule_response__descriptor);
+  assert(message->base.descriptor == &persona__v1__rules_source__descriptor);
   return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
 }
-Persona__V1__PutRuleResponse *
-       persona__v1__put_rule_response__unpack
+Persona__V1__RulesSource *
+       persona__v1__rules_source__unpack
                      (ProtobufCAllocator  *allocator,
                       size_t               len,
                       const uint8_t       *data)
 {
-  return (Persona__V1__PutRuleResponse *)
-     protobuf_c_message_unpack (&persona__v1__put_rule_response__descriptor,
+  return (Persona__V1__RulesSource *)
+     protobuf_c_message_unpack (&persona__v1__rules_source__descriptor,
                                 allocator, len, data);
 }
-void   persona__v1__put_rule_response__free_unpacked
-                     (Persona__V1__PutRuleResponse *message,
+void   persona__v1__rules_source__free_unpacked
+                     (Persona__V1__RulesSource *message,
                       ProtobufCAllocator *allocator)
 {
   if(!message)
     return;
-  assert(message->base.descriptor == &persona__v1__put_rule_response__descriptor);
+  assert(message->base.descriptor == &persona__v1__rules_source__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
-void   persona__v1__delete_rule_request__init
-                     (Persona__V1__DeleteRuleRequest         *message)
+void   persona__v1__validate_rules_response__init
+                     (Persona__V1__ValidateRulesResponse         *message)
 {
-  static const Persona__V1__DeleteRuleRequest init_value = PERSONA__V1__DELETE_RULE_REQUEST__INIT;
+  static const Persona__V1__ValidateRulesResponse init_value = PERSONA__V1__VALIDATE_RULES_RESPONSE__INIT;
   *message = init_value;
 }
-size_t persona__v1__delete_rule_request__get_packed_size
-                     (const Persona__V1__DeleteRuleRequest *message)
+size_t persona__v1__validate_rules_response__get_packed_size
+                     (const Persona__V1__ValidateRulesResponse *message)
 {
-  assert(message->base.descriptor == &persona__v1__delete_rule_request__descriptor);
+  assert(message->base.descriptor == &persona__v1__validate_rules_response__descriptor);
   return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
 }
-size_t persona__v1__delete_rule_request__pack
-                     (const Persona__V1__DeleteRuleRequest *message,
+size_t persona__v1__validate_rules_response__pack
+                     (const Persona__V1__ValidateRulesResponse *message,
                       uint8_t       *out)
 {
-  assert(message->base.descriptor == &persona__v1__delete_rule_request__descriptor);
+  assert(message->base.descriptor == &persona__v1__validate_rules_response__descriptor);
   return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
 }
-size_t persona__v1__delete_rule_request__pack_to_buffer
-                     (const Persona__V1__DeleteRuleRequest *message,
+size_t persona__v1__validate_rules_response__pack_to_buffer
+                     (const Persona__V1__ValidateRulesResponse *message,
                       ProtobufCBuffer *buffer)
 {
-  assert(message->base.descriptor == &persona__v1__delete_rule_request__descriptor);
+  assert(message->base.descriptor == &persona__v1__validate_rules_response__descriptor);
   return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
 }
-Persona__V1__DeleteRuleRequest *
-       persona__v1__delete_rule_request__unpack
+Persona__V1__ValidateRulesResponse *
+       persona__v1__validate_rules_response__unpack
                      (ProtobufCAllocator  *allocator,
                       size_t               len,
                       const uint8_t       *data)
 {
-  return (Persona__V1__DeleteRuleRequest *)
-     protobuf_c_message_unpack (&persona__v1__delete_rule_request__descriptor,
+  return (Persona__V1__ValidateRulesResponse *)
+     protobuf_c_message_unpack (&persona__v1__validate_rules_response__descriptor,
                                 allocator, len, data);
 }
-void   persona__v1__delete_rule_request__free_unpacked
-                     (Persona__V1__DeleteRuleRequest *message,
+void   persona__v1__validate_rules_response__free_unpacked
+                     (Persona__V1__ValidateRulesResponse *message,
                       ProtobufCAllocator *allocator)
 {
   if(!message)
     return;
-  assert(message->base.descriptor == &persona__v1__delete_rule_request__descriptor);
+  assert(message->base.descriptor == &persona__v1__validate_rules_response__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
-void   persona__v1__list_rules_request__init
-                     (Persona__V1__ListRulesRequest         *message)
+void   persona__v1__publish_rules_response__init
+                     (Persona__V1__PublishRulesResponse         *message)
 {
-  static const Persona__V1__ListRulesRequest init_value = PERSONA__V1__LIST_RULES_REQUEST__INIT;
+  static const Persona__V1__PublishRulesResponse init_value = PERSONA__V1__PUBLISH_RULES_RESPONSE__INIT;
   *message = init_value;
 }
-size_t persona__v1__list_rules_request__get_packed_size
-                     (const Persona__V1__ListRulesRequest *message)
+size_t persona__v1__publish_rules_response__get_packed_size
+                     (const Persona__V1__PublishRulesResponse *message)
 {
-  assert(message->base.descriptor == &persona__v1__list_rules_request__descriptor);
+  assert(message->base.descriptor == &persona__v1__publish_rules_response__descriptor);
   return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
 }
-size_t persona__v1__list_rules_request__pack
-                     (const Persona__V1__ListRulesRequest *message,
+size_t persona__v1__publish_rules_response__pack
+                     (const Persona__V1__PublishRulesResponse *message,
                       uint8_t       *out)
 {
-  assert(message->base.descriptor == &persona__v1__list_rules_request__descriptor);
+  assert(message->base.descriptor == &persona__v1__publish_rules_response__descriptor);
   return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
 }
-size_t persona__v1__list_rules_request__pack_to_buffer
-                     (const Persona__V1__ListRulesRequest *message,
+size_t persona__v1__publish_rules_response__pack_to_buffer
+                     (const Persona__V1__PublishRulesResponse *message,
                       ProtobufCBuffer *buffer)
 {
-  assert(message->base.descriptor == &persona__v1__list_rules_request__descriptor);
+  assert(message->base.descriptor == &persona__v1__publish_rules_response__descriptor);
   return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
 }
-Persona__V1__ListRulesRequest *
-       persona__v1__list_rules_request__unpack
+Persona__V1__PublishRulesResponse *
+       persona__v1__publish_rules_response__unpack
                      (ProtobufCAllocator  *allocator,
                       size_t               len,
                       const uint8_t       *data)
 {
-  return (Persona__V1__ListRulesRequest *)
-     protobuf_c_message_unpack (&persona__v1__list_rules_request__descriptor,
+  return (Persona__V1__PublishRulesResponse *)
+     protobuf_c_message_unpack (&persona__v1__publish_rules_response__descriptor,
                                 allocator, len, data);
 }
-void   persona__v1__list_rules_request__free_unpacked
-                     (Persona__V1__ListRulesRequest *message,
+void   persona__v1__publish_rules_response__free_unpacked
+                     (Persona__V1__PublishRulesResponse *message,
                       ProtobufCAllocator *allocator)
 {
   if(!message)
     return;
-  assert(message->base.descriptor == &persona__v1__list_rules_request__descriptor);
+  assert(message->base.descriptor == &persona__v1__publish_rules_response__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
-void   persona__v1__list_rules_response__init
-                     (Persona__V1__ListRulesResponse         *message)
+void   persona__v1__get_rules_request__init
+                     (Persona__V1__GetRulesRequest         *message)
 {
-  static const Persona__V1__ListRulesResponse init_value = PERSONA__V1__LIST_RULES_RESPONSE__INIT;
+  static const Persona__V1__GetRulesRequest init_value = PERSONA__V1__GET_RULES_REQUEST__INIT;
   *message = init_value;
 }
-size_t persona__v1__list_rules_response__get_packed_size
-                     (const Persona__V1__ListRulesResponse *message)
+size_t persona__v1__get_rules_request__get_packed_size
+                     (const Persona__V1__GetRulesRequest *message)
 {
-  assert(message->base.descriptor == &persona__v1__list_rules_response__descriptor);
+  assert(message->base.descriptor == &persona__v1__get_rules_request__descriptor);
   return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
 }
-size_t persona__v1__list_rules_response__pack
-                     (const Persona__V1__ListRulesResponse *message,
+size_t persona__v1__get_rules_request__pack
+                     (const Persona__V1__GetRulesRequest *message,
                       uint8_t       *out)
 {
-  assert(message->base.descriptor == &persona__v1__list_rules_response__descriptor);
+  assert(message->base.descriptor == &persona__v1__get_rules_request__descriptor);
   return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
 }
-size_t persona__v1__list_rules_response__pack_to_buffer
-                     (const Persona__V1__ListRulesResponse *message,
+size_t persona__v1__get_rules_request__pack_to_buffer
+                     (const Persona__V1__GetRulesRequest *message,
                       ProtobufCBuffer *buffer)
 {
-  assert(message->base.descriptor == &persona__v1__list_rules_response__descriptor);
+  assert(message->base.descriptor == &persona__v1__get_rules_request__descriptor);
   return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
 }
-Persona__V1__ListRulesResponse *
-       persona__v1__list_rules_response__unpack
+Persona__V1__GetRulesRequest *
+       persona__v1__get_rules_request__unpack
                      (ProtobufCAllocator  *allocator,
                       size_t               len,
                       const uint8_t       *data)
 {
-  return (Persona__V1__ListRulesResponse *)
-     protobuf_c_message_unpack (&persona__v1__list_rules_response__descriptor,
+  return (Persona__V1__GetRulesRequest *)
+     protobuf_c_message_unpack (&persona__v1__get_rules_request__descriptor,
                                 allocator, len, data);
 }
-void   persona__v1__list_rules_response__free_unpacked
-                     (Persona__V1__ListRulesResponse *message,
+void   persona__v1__get_rules_request__free_unpacked
+                     (Persona__V1__GetRulesRequest *message,
                       ProtobufCAllocator *allocator)
 {
   if(!message)
     return;
-  assert(message->base.descriptor == &persona__v1__list_rules_response__descriptor);
+  assert(message->base.descriptor == &persona__v1__get_rules_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   persona__v1__rule_set_info__init
+                     (Persona__V1__RuleSetInfo         *message)
+{
+  static const Persona__V1__RuleSetInfo init_value = PERSONA__V1__RULE_SET_INFO__INIT;
+  *message = init_value;
+}
+size_t persona__v1__rule_set_info__get_packed_size
+                     (const Persona__V1__RuleSetInfo *message)
+{
+  assert(message->base.descriptor == &persona__v1__rule_set_info__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t persona__v1__rule_set_info__pack
+                     (const Persona__V1__RuleSetInfo *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &persona__v1__rule_set_info__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t persona__v1__rule_set_info__pack_to_buffer
+                     (const Persona__V1__RuleSetInfo *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &persona__v1__rule_set_info__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Persona__V1__RuleSetInfo *
+       persona__v1__rule_set_info__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Persona__V1__RuleSetInfo *)
+     protobuf_c_message_unpack (&persona__v1__rule_set_info__descriptor,
+                                allocator, len, data);
+}
+void   persona__v1__rule_set_info__free_unpacked
+                     (Persona__V1__RuleSetInfo *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &persona__v1__rule_set_info__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   persona__v1__get_rules_response__init
+                     (Persona__V1__GetRulesResponse         *message)
+{
+  static const Persona__V1__GetRulesResponse init_value = PERSONA__V1__GET_RULES_RESPONSE__INIT;
+  *message = init_value;
+}
+size_t persona__v1__get_rules_response__get_packed_size
+                     (const Persona__V1__GetRulesResponse *message)
+{
+  assert(message->base.descriptor == &persona__v1__get_rules_response__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t persona__v1__get_rules_response__pack
+                     (const Persona__V1__GetRulesResponse *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &persona__v1__get_rules_response__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t persona__v1__get_rules_response__pack_to_buffer
+                     (const Persona__V1__GetRulesResponse *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &persona__v1__get_rules_response__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Persona__V1__GetRulesResponse *
+       persona__v1__get_rules_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Persona__V1__GetRulesResponse *)
+     protobuf_c_message_unpack (&persona__v1__get_rules_response__descriptor,
+                                allocator, len, data);
+}
+void   persona__v1__get_rules_response__free_unpacked
+                     (Persona__V1__GetRulesResponse *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &persona__v1__get_rules_response__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   persona__v1__backtest_request__init
+                     (Persona__V1__BacktestRequest         *message)
+{
+  static const Persona__V1__BacktestRequest init_value = PERSONA__V1__BACKTEST_REQUEST__INIT;
+  *message = init_value;
+}
+size_t persona__v1__backtest_request__get_packed_size
+                     (const Persona__V1__BacktestRequest *message)
+{
+  assert(message->base.descriptor == &persona__v1__backtest_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t persona__v1__backtest_request__pack
+                     (const Persona__V1__BacktestRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &persona__v1__backtest_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t persona__v1__backtest_request__pack_to_buffer
+                     (const Persona__V1__BacktestRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &persona__v1__backtest_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Persona__V1__BacktestRequest *
+       persona__v1__backtest_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Persona__V1__BacktestRequest *)
+     protobuf_c_message_unpack (&persona__v1__backtest_request__descriptor,
+                                allocator, len, data);
+}
+void   persona__v1__backtest_request__free_unpacked
+                     (Persona__V1__BacktestRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &persona__v1__backtest_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   persona__v1__action_change__init
+                     (Persona__V1__ActionChange         *message)
+{
+  static const Persona__V1__ActionChange init_value = PERSONA__V1__ACTION_CHANGE__INIT;
+  *message = init_value;
+}
+size_t persona__v1__action_change__get_packed_size
+                     (const Persona__V1__ActionChange *message)
+{
+  assert(message->base.descriptor == &persona__v1__action_change__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t persona__v1__action_change__pack
+                     (const Persona__V1__ActionChange *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &persona__v1__action_change__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t persona__v1__action_change__pack_to_buffer
+                     (const Persona__V1__ActionChange *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &persona__v1__action_change__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Persona__V1__ActionChange *
+       persona__v1__action_change__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Persona__V1__ActionChange *)
+     protobuf_c_message_unpack (&persona__v1__action_change__descriptor,
+                                allocator, len, data);
+}
+void   persona__v1__action_change__free_unpacked
+                     (Persona__V1__ActionChange *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &persona__v1__action_change__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   persona__v1__flip__init
+                     (Persona__V1__Flip         *message)
+{
+  static const Persona__V1__Flip init_value = PERSONA__V1__FLIP__INIT;
+  *message = init_value;
+}
+size_t persona__v1__flip__get_packed_size
+                     (const Persona__V1__Flip *message)
+{
+  assert(message->base.descriptor == &persona__v1__flip__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t persona__v1__flip__pack
+                     (const Persona__V1__Flip *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &persona__v1__flip__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t persona__v1__flip__pack_to_buffer
+                     (const Persona__V1__Flip *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &persona__v1__flip__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Persona__V1__Flip *
+       persona__v1__flip__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Persona__V1__Flip *)
+     protobuf_c_message_unpack (&persona__v1__flip__descriptor,
+                                allocator, len, data);
+}
+void   persona__v1__flip__free_unpacked
+                     (Persona__V1__Flip *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &persona__v1__flip__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   persona__v1__labelled_outcome__init
+                     (Persona__V1__LabelledOutcome         *message)
+{
+  static const Persona__V1__LabelledOutcome init_value = PERSONA__V1__LABELLED_OUTCOME__INIT;
+  *message = init_value;
+}
+size_t persona__v1__labelled_outcome__get_packed_size
+                     (const Persona__V1__LabelledOutcome *message)
+{
+  assert(message->base.descriptor == &persona__v1__labelled_outcome__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t persona__v1__labelled_outcome__pack
+                     (const Persona__V1__LabelledOutcome *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &persona__v1__labelled_outcome__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t persona__v1__labelled_outcome__pack_to_buffer
+                     (const Persona__V1__LabelledOutcome *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &persona__v1__labelled_outcome__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Persona__V1__LabelledOutcome *
+       persona__v1__labelled_outcome__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Persona__V1__LabelledOutcome *)
+     protobuf_c_message_unpack (&persona__v1__labelled_outcome__descriptor,
+                                allocator, len, data);
+}
+void   persona__v1__labelled_outcome__free_unpacked
+                     (Persona__V1__LabelledOutcome *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &persona__v1__labelled_outcome__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   persona__v1__backtest_response__init
+                     (Persona__V1__BacktestResponse         *message)
+{
+  static const Persona__V1__BacktestResponse init_value = PERSONA__V1__BACKTEST_RESPONSE__INIT;
+  *message = init_value;
+}
+size_t persona__v1__backtest_response__get_packed_size
+                     (const Persona__V1__BacktestResponse *message)
+{
+  assert(message->base.descriptor == &persona__v1__backtest_response__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t persona__v1__backtest_response__pack
+                     (const Persona__V1__BacktestResponse *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &persona__v1__backtest_response__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t persona__v1__backtest_response__pack_to_buffer
+                     (const Persona__V1__BacktestResponse *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &persona__v1__backtest_response__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Persona__V1__BacktestResponse *
+       persona__v1__backtest_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Persona__V1__BacktestResponse *)
+     protobuf_c_message_unpack (&persona__v1__backtest_response__descriptor,
+                                allocator, len, data);
+}
+void   persona__v1__backtest_response__free_unpacked
+                     (Persona__V1__BacktestResponse *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &persona__v1__backtest_response__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
 void   persona__v1__list_entry__init
@@ -772,7 +1087,232 @@ void   persona__v1__update_lists_response__free_unpacked
   assert(message->base.descriptor == &persona__v1__update_lists_response__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
-static const ProtobufCFieldDescriptor persona__v1__score_request__field_descriptors[10] =
+void   persona__v1__get_lists_request__init
+                     (Persona__V1__GetListsRequest         *message)
+{
+  static const Persona__V1__GetListsRequest init_value = PERSONA__V1__GET_LISTS_REQUEST__INIT;
+  *message = init_value;
+}
+size_t persona__v1__get_lists_request__get_packed_size
+                     (const Persona__V1__GetListsRequest *message)
+{
+  assert(message->base.descriptor == &persona__v1__get_lists_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t persona__v1__get_lists_request__pack
+                     (const Persona__V1__GetListsRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &persona__v1__get_lists_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t persona__v1__get_lists_request__pack_to_buffer
+                     (const Persona__V1__GetListsRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &persona__v1__get_lists_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Persona__V1__GetListsRequest *
+       persona__v1__get_lists_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Persona__V1__GetListsRequest *)
+     protobuf_c_message_unpack (&persona__v1__get_lists_request__descriptor,
+                                allocator, len, data);
+}
+void   persona__v1__get_lists_request__free_unpacked
+                     (Persona__V1__GetListsRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &persona__v1__get_lists_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   persona__v1__get_lists_response__init
+                     (Persona__V1__GetListsResponse         *message)
+{
+  static const Persona__V1__GetListsResponse init_value = PERSONA__V1__GET_LISTS_RESPONSE__INIT;
+  *message = init_value;
+}
+size_t persona__v1__get_lists_response__get_packed_size
+                     (const Persona__V1__GetListsResponse *message)
+{
+  assert(message->base.descriptor == &persona__v1__get_lists_response__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t persona__v1__get_lists_response__pack
+                     (const Persona__V1__GetListsResponse *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &persona__v1__get_lists_response__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t persona__v1__get_lists_response__pack_to_buffer
+                     (const Persona__V1__GetListsResponse *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &persona__v1__get_lists_response__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Persona__V1__GetListsResponse *
+       persona__v1__get_lists_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Persona__V1__GetListsResponse *)
+     protobuf_c_message_unpack (&persona__v1__get_lists_response__descriptor,
+                                allocator, len, data);
+}
+void   persona__v1__get_lists_response__free_unpacked
+                     (Persona__V1__GetListsResponse *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &persona__v1__get_lists_response__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   persona__v1__decision_stats_request__init
+                     (Persona__V1__DecisionStatsRequest         *message)
+{
+  static const Persona__V1__DecisionStatsRequest init_value = PERSONA__V1__DECISION_STATS_REQUEST__INIT;
+  *message = init_value;
+}
+size_t persona__v1__decision_stats_request__get_packed_size
+                     (const Persona__V1__DecisionStatsRequest *message)
+{
+  assert(message->base.descriptor == &persona__v1__decision_stats_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t persona__v1__decision_stats_request__pack
+                     (const Persona__V1__DecisionStatsRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &persona__v1__decision_stats_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t persona__v1__decision_stats_request__pack_to_buffer
+                     (const Persona__V1__DecisionStatsRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &persona__v1__decision_stats_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Persona__V1__DecisionStatsRequest *
+       persona__v1__decision_stats_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Persona__V1__DecisionStatsRequest *)
+     protobuf_c_message_unpack (&persona__v1__decision_stats_request__descriptor,
+                                allocator, len, data);
+}
+void   persona__v1__decision_stats_request__free_unpacked
+                     (Persona__V1__DecisionStatsRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &persona__v1__decision_stats_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   persona__v1__decision_bucket__init
+                     (Persona__V1__DecisionBucket         *message)
+{
+  static const Persona__V1__DecisionBucket init_value = PERSONA__V1__DECISION_BUCKET__INIT;
+  *message = init_value;
+}
+size_t persona__v1__decision_bucket__get_packed_size
+                     (const Persona__V1__DecisionBucket *message)
+{
+  assert(message->base.descriptor == &persona__v1__decision_bucket__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t persona__v1__decision_bucket__pack
+                     (const Persona__V1__DecisionBucket *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &persona__v1__decision_bucket__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t persona__v1__decision_bucket__pack_to_buffer
+                     (const Persona__V1__DecisionBucket *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &persona__v1__decision_bucket__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Persona__V1__DecisionBucket *
+       persona__v1__decision_bucket__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Persona__V1__DecisionBucket *)
+     protobuf_c_message_unpack (&persona__v1__decision_bucket__descriptor,
+                                allocator, len, data);
+}
+void   persona__v1__decision_bucket__free_unpacked
+                     (Persona__V1__DecisionBucket *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &persona__v1__decision_bucket__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   persona__v1__decision_stats_response__init
+                     (Persona__V1__DecisionStatsResponse         *message)
+{
+  static const Persona__V1__DecisionStatsResponse init_value = PERSONA__V1__DECISION_STATS_RESPONSE__INIT;
+  *message = init_value;
+}
+size_t persona__v1__decision_stats_response__get_packed_size
+                     (const Persona__V1__DecisionStatsResponse *message)
+{
+  assert(message->base.descriptor == &persona__v1__decision_stats_response__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t persona__v1__decision_stats_response__pack
+                     (const Persona__V1__DecisionStatsResponse *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &persona__v1__decision_stats_response__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t persona__v1__decision_stats_response__pack_to_buffer
+                     (const Persona__V1__DecisionStatsResponse *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &persona__v1__decision_stats_response__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Persona__V1__DecisionStatsResponse *
+       persona__v1__decision_stats_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Persona__V1__DecisionStatsResponse *)
+     protobuf_c_message_unpack (&persona__v1__decision_stats_response__descriptor,
+                                allocator, len, data);
+}
+void   persona__v1__decision_stats_response__free_unpacked
+                     (Persona__V1__DecisionStatsResponse *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &persona__v1__decision_stats_response__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+static const ProtobufCFieldDescriptor persona__v1__score_request__field_descriptors[14] =
 {
   {
     "order_id",
@@ -894,13 +1434,65 @@ static const ProtobufCFieldDescriptor persona__v1__score_request__field_descript
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "kind",
+    11,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__ScoreRequest, kind),
+    &persona__v1__request_kind__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "email",
+    12,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__ScoreRequest, email),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "ip_country",
+    13,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__ScoreRequest, ip_country),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "dry_run",
+    14,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__ScoreRequest, dry_run),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned persona__v1__score_request__field_indices_by_name[] = {
   2,   /* field[2] = amount */
   7,   /* field[7] = channel */
   3,   /* field[3] = currency */
   4,   /* field[4] = device_id */
+  13,   /* field[13] = dry_run */
+  11,   /* field[11] = email */
   5,   /* field[5] = ip */
+  12,   /* field[12] = ip_country */
+  10,   /* field[10] = kind */
   9,   /* field[9] = lines */
   0,   /* field[0] = order_id */
   6,   /* field[6] = payment_instrument */
@@ -910,7 +1502,7 @@ static const unsigned persona__v1__score_request__field_indices_by_name[] = {
 static const ProtobufCIntRange persona__v1__score_request__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 10 }
+  { 0, 14 }
 };
 const ProtobufCMessageDescriptor persona__v1__score_request__descriptor =
 {
@@ -920,14 +1512,14 @@ const ProtobufCMessageDescriptor persona__v1__score_request__descriptor =
   "Persona__V1__ScoreRequest",
   "persona.v1",
   sizeof(Persona__V1__ScoreRequest),
-  10,
+  14,
   persona__v1__score_request__field_descriptors,
   persona__v1__score_request__field_indices_by_name,
   1,  persona__v1__score_request__number_ranges,
   (ProtobufCMessageInit) persona__v1__score_request__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor persona__v1__reason_code__field_descriptors[3] =
+static const ProtobufCFieldDescriptor persona__v1__reason_code__field_descriptors[5] =
 {
   {
     "code",
@@ -965,16 +1557,42 @@ static const ProtobufCFieldDescriptor persona__v1__reason_code__field_descriptor
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "kind",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__ReasonCode, kind),
+    &persona__v1__reason_kind__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "value",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_DOUBLE,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__ReasonCode, value),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned persona__v1__reason_code__field_indices_by_name[] = {
   0,   /* field[0] = code */
   2,   /* field[2] = contribution */
   1,   /* field[1] = description */
+  3,   /* field[3] = kind */
+  4,   /* field[4] = value */
 };
 static const ProtobufCIntRange persona__v1__reason_code__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 3 }
+  { 0, 5 }
 };
 const ProtobufCMessageDescriptor persona__v1__reason_code__descriptor =
 {
@@ -984,14 +1602,14 @@ const ProtobufCMessageDescriptor persona__v1__reason_code__descriptor =
   "Persona__V1__ReasonCode",
   "persona.v1",
   sizeof(Persona__V1__ReasonCode),
-  3,
+  5,
   persona__v1__reason_code__field_descriptors,
   persona__v1__reason_code__field_indices_by_name,
   1,  persona__v1__reason_code__number_ranges,
   (ProtobufCMessageInit) persona__v1__reason_code__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor persona__v1__decision__field_descriptors[14] =
+static const ProtobufCFieldDescriptor persona__v1__decision__field_descriptors[29] =
 {
   {
     "decision_id",
@@ -1161,18 +1779,213 @@ static const ProtobufCFieldDescriptor persona__v1__decision__field_descriptors[1
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "fraud",
+    15,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__Decision, fraud),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "probability",
+    16,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_FLOAT,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__Decision, probability),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "kind",
+    17,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__Decision, kind),
+    &persona__v1__request_kind__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "latency_us",
+    18,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__Decision, latency_us),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "label_source",
+    19,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__Decision, label_source),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "label_note",
+    20,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__Decision, label_note),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "labelled_ms",
+    21,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__Decision, labelled_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "currency",
+    22,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__Decision, currency),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "device",
+    23,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__Decision, device),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "ip",
+    24,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__Decision, ip),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "instrument",
+    25,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__Decision, instrument),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "channel",
+    26,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__Decision, channel),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "degraded",
+    27,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__Decision, degraded),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "event_ms",
+    28,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__Decision, event_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "known_user",
+    29,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__Decision, known_user),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned persona__v1__decision__field_indices_by_name[] = {
   4,   /* field[4] = action */
   10,   /* field[10] = amount */
+  25,   /* field[25] = channel */
+  21,   /* field[21] = currency */
   9,   /* field[9] = decided_ms */
   0,   /* field[0] = decision_id */
+  26,   /* field[26] = degraded */
+  22,   /* field[22] = device */
+  27,   /* field[27] = event_ms */
   11,   /* field[11] = feature_names */
   12,   /* field[12] = features */
+  14,   /* field[14] = fraud */
+  24,   /* field[24] = instrument */
+  23,   /* field[23] = ip */
+  16,   /* field[16] = kind */
+  28,   /* field[28] = known_user */
   13,   /* field[13] = label */
+  19,   /* field[19] = label_note */
+  18,   /* field[18] = label_source */
+  20,   /* field[20] = labelled_ms */
+  17,   /* field[17] = latency_us */
   6,   /* field[6] = model_name */
   7,   /* field[7] = model_version */
   1,   /* field[1] = order_id */
+  15,   /* field[15] = probability */
   5,   /* field[5] = reasons */
   8,   /* field[8] = rules_version */
   3,   /* field[3] = score */
@@ -1181,7 +1994,7 @@ static const unsigned persona__v1__decision__field_indices_by_name[] = {
 static const ProtobufCIntRange persona__v1__decision__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 14 }
+  { 0, 29 }
 };
 const ProtobufCMessageDescriptor persona__v1__decision__descriptor =
 {
@@ -1191,7 +2004,7 @@ const ProtobufCMessageDescriptor persona__v1__decision__descriptor =
   "Persona__V1__Decision",
   "persona.v1",
   sizeof(Persona__V1__Decision),
-  14,
+  29,
   persona__v1__decision__field_descriptors,
   persona__v1__decision__field_indices_by_name,
   1,  persona__v1__decision__number_ranges,
@@ -1236,7 +2049,7 @@ const ProtobufCMessageDescriptor persona__v1__score_response__descriptor =
   (ProtobufCMessageInit) persona__v1__score_response__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor persona__v1__query_decisions_request__field_descriptors[8] =
+static const ProtobufCFieldDescriptor persona__v1__query_decisions_request__field_descriptors[13] =
 {
   {
     "order_id",
@@ -1334,21 +2147,86 @@ static const ProtobufCFieldDescriptor persona__v1__query_decisions_request__fiel
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "reason",
+    9,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__QueryDecisionsRequest, reason),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "label",
+    10,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__QueryDecisionsRequest, label),
+    &persona__v1__label_kind__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "labelled",
+    11,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__QueryDecisionsRequest, labelled),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "order",
+    12,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__QueryDecisionsRequest, order),
+    &persona__v1__decision_order__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "without_features",
+    13,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__QueryDecisionsRequest, without_features),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned persona__v1__query_decisions_request__field_indices_by_name[] = {
   3,   /* field[3] = action */
   4,   /* field[4] = from_ms */
+  9,   /* field[9] = label */
+  10,   /* field[10] = labelled */
   6,   /* field[6] = limit */
   2,   /* field[2] = min_score */
+  11,   /* field[11] = order */
   0,   /* field[0] = order_id */
   7,   /* field[7] = page_token */
+  8,   /* field[8] = reason */
   5,   /* field[5] = to_ms */
   1,   /* field[1] = user_id */
+  12,   /* field[12] = without_features */
 };
 static const ProtobufCIntRange persona__v1__query_decisions_request__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 8 }
+  { 0, 13 }
 };
 const ProtobufCMessageDescriptor persona__v1__query_decisions_request__descriptor =
 {
@@ -1358,7 +2236,7 @@ const ProtobufCMessageDescriptor persona__v1__query_decisions_request__descripto
   "Persona__V1__QueryDecisionsRequest",
   "persona.v1",
   sizeof(Persona__V1__QueryDecisionsRequest),
-  8,
+  13,
   persona__v1__query_decisions_request__field_descriptors,
   persona__v1__query_decisions_request__field_indices_by_name,
   1,  persona__v1__query_decisions_request__number_ranges,
@@ -1506,7 +2384,7 @@ const ProtobufCMessageDescriptor persona__v1__label_request__descriptor =
   (ProtobufCMessageInit) persona__v1__label_request__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor persona__v1__label_response__field_descriptors[1] =
+static const ProtobufCFieldDescriptor persona__v1__label_response__field_descriptors[3] =
 {
   {
     "applied",
@@ -1520,14 +2398,40 @@ static const ProtobufCFieldDescriptor persona__v1__label_response__field_descrip
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "decisions",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__LabelResponse, decisions),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "offset",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__LabelResponse, offset),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned persona__v1__label_response__field_indices_by_name[] = {
   0,   /* field[0] = applied */
+  1,   /* field[1] = decisions */
+  2,   /* field[2] = offset */
 };
 static const ProtobufCIntRange persona__v1__label_response__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 1 }
+  { 0, 3 }
 };
 const ProtobufCMessageDescriptor persona__v1__label_response__descriptor =
 {
@@ -1537,14 +2441,14 @@ const ProtobufCMessageDescriptor persona__v1__label_response__descriptor =
   "Persona__V1__LabelResponse",
   "persona.v1",
   sizeof(Persona__V1__LabelResponse),
-  1,
+  3,
   persona__v1__label_response__field_descriptors,
   persona__v1__label_response__field_indices_by_name,
   1,  persona__v1__label_response__number_ranges,
   (ProtobufCMessageInit) persona__v1__label_response__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor persona__v1__rule__field_descriptors[7] =
+static const ProtobufCFieldDescriptor persona__v1__rule__field_descriptors[9] =
 {
   {
     "id",
@@ -1630,6 +2534,30 @@ static const ProtobufCFieldDescriptor persona__v1__rule__field_descriptors[7] =
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "line",
+    8,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__Rule, line),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "shadow",
+    9,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__Rule, shadow),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned persona__v1__rule__field_indices_by_name[] = {
   2,   /* field[2] = action */
@@ -1637,13 +2565,15 @@ static const unsigned persona__v1__rule__field_indices_by_name[] = {
   4,   /* field[4] = enabled */
   1,   /* field[1] = expression */
   0,   /* field[0] = id */
+  7,   /* field[7] = line */
   3,   /* field[3] = priority */
   5,   /* field[5] = score_delta */
+  8,   /* field[8] = shadow */
 };
 static const ProtobufCIntRange persona__v1__rule__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 7 }
+  { 0, 9 }
 };
 const ProtobufCMessageDescriptor persona__v1__rule__descriptor =
 {
@@ -1653,197 +2583,912 @@ const ProtobufCMessageDescriptor persona__v1__rule__descriptor =
   "Persona__V1__Rule",
   "persona.v1",
   sizeof(Persona__V1__Rule),
-  7,
+  9,
   persona__v1__rule__field_descriptors,
   persona__v1__rule__field_indices_by_name,
   1,  persona__v1__rule__number_ranges,
   (ProtobufCMessageInit) persona__v1__rule__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor persona__v1__put_rule_request__field_descriptors[1] =
+static const ProtobufCFieldDescriptor persona__v1__rule_error__field_descriptors[3] =
 {
   {
-    "rule",
-    1,
-    PROTOBUF_C_LABEL_NONE,
-    PROTOBUF_C_TYPE_MESSAGE,
-    0,   /* quantifier_offset */
-    offsetof(Persona__V1__PutRuleRequest, rule),
-    &persona__v1__rule__descriptor,
-    NULL,
-    0,             /* flags */
-    0,NULL,NULL    /* reserved1,reserved2, etc */
-  },
-};
-static const unsigned persona__v1__put_rule_request__field_indices_by_name[] = {
-  0,   /* field[0] = rule */
-};
-static const ProtobufCIntRange persona__v1__put_rule_request__number_ranges[1 + 1] =
-{
-  { 1, 0 },
-  { 0, 1 }
-};
-const ProtobufCMessageDescriptor persona__v1__put_rule_request__descriptor =
-{
-  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
-  "persona.v1.PutRuleRequest",
-  "PutRuleRequest",
-  "Persona__V1__PutRuleRequest",
-  "persona.v1",
-  sizeof(Persona__V1__PutRuleRequest),
-  1,
-  persona__v1__put_rule_request__field_descriptors,
-  persona__v1__put_rule_request__field_indices_by_name,
-  1,  persona__v1__put_rule_request__number_ranges,
-  (ProtobufCMessageInit) persona__v1__put_rule_request__init,
-  NULL,NULL,NULL    /* reserved[123] */
-};
-static const ProtobufCFieldDescriptor persona__v1__put_rule_response__field_descriptors[1] =
-{
-  {
-    "rules_version",
+    "line",
     1,
     PROTOBUF_C_LABEL_NONE,
     PROTOBUF_C_TYPE_UINT32,
     0,   /* quantifier_offset */
-    offsetof(Persona__V1__PutRuleResponse, rules_version),
+    offsetof(Persona__V1__RuleError, line),
     NULL,
     NULL,
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
-};
-static const unsigned persona__v1__put_rule_response__field_indices_by_name[] = {
-  0,   /* field[0] = rules_version */
-};
-static const ProtobufCIntRange persona__v1__put_rule_response__number_ranges[1 + 1] =
-{
-  { 1, 0 },
-  { 0, 1 }
-};
-const ProtobufCMessageDescriptor persona__v1__put_rule_response__descriptor =
-{
-  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
-  "persona.v1.PutRuleResponse",
-  "PutRuleResponse",
-  "Persona__V1__PutRuleResponse",
-  "persona.v1",
-  sizeof(Persona__V1__PutRuleResponse),
-  1,
-  persona__v1__put_rule_response__field_descriptors,
-  persona__v1__put_rule_response__field_indices_by_name,
-  1,  persona__v1__put_rule_response__number_ranges,
-  (ProtobufCMessageInit) persona__v1__put_rule_response__init,
-  NULL,NULL,NULL    /* reserved[123] */
-};
-static const ProtobufCFieldDescriptor persona__v1__delete_rule_request__field_descriptors[1] =
-{
   {
-    "id",
-    1,
+    "column",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__RuleError, column),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "message",
+    3,
     PROTOBUF_C_LABEL_NONE,
     PROTOBUF_C_TYPE_STRING,
     0,   /* quantifier_offset */
-    offsetof(Persona__V1__DeleteRuleRequest, id),
+    offsetof(Persona__V1__RuleError, message),
     NULL,
     &protobuf_c_empty_string,
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
 };
-static const unsigned persona__v1__delete_rule_request__field_indices_by_name[] = {
-  0,   /* field[0] = id */
+static const unsigned persona__v1__rule_error__field_indices_by_name[] = {
+  1,   /* field[1] = column */
+  0,   /* field[0] = line */
+  2,   /* field[2] = message */
 };
-static const ProtobufCIntRange persona__v1__delete_rule_request__number_ranges[1 + 1] =
+static const ProtobufCIntRange persona__v1__rule_error__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 1 }
+  { 0, 3 }
 };
-const ProtobufCMessageDescriptor persona__v1__delete_rule_request__descriptor =
+const ProtobufCMessageDescriptor persona__v1__rule_error__descriptor =
 {
   PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
-  "persona.v1.DeleteRuleRequest",
-  "DeleteRuleRequest",
-  "Persona__V1__DeleteRuleRequest",
+  "persona.v1.RuleError",
+  "RuleError",
+  "Persona__V1__RuleError",
   "persona.v1",
-  sizeof(Persona__V1__DeleteRuleRequest),
-  1,
-  persona__v1__delete_rule_request__field_descriptors,
-  persona__v1__delete_rule_request__field_indices_by_name,
-  1,  persona__v1__delete_rule_request__number_ranges,
-  (ProtobufCMessageInit) persona__v1__delete_rule_request__init,
+  sizeof(Persona__V1__RuleError),
+  3,
+  persona__v1__rule_error__field_descriptors,
+  persona__v1__rule_error__field_indices_by_name,
+  1,  persona__v1__rule_error__number_ranges,
+  (ProtobufCMessageInit) persona__v1__rule_error__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-#define persona__v1__list_rules_request__field_descriptors NULL
-#define persona__v1__list_rules_request__field_indices_by_name NULL
-#define persona__v1__list_rules_request__number_ranges NULL
-const ProtobufCMessageDescriptor persona__v1__list_rules_request__descriptor =
-{
-  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
-  "persona.v1.ListRulesRequest",
-  "ListRulesRequest",
-  "Persona__V1__ListRulesRequest",
-  "persona.v1",
-  sizeof(Persona__V1__ListRulesRequest),
-  0,
-  persona__v1__list_rules_request__field_descriptors,
-  persona__v1__list_rules_request__field_indices_by_name,
-  0,  persona__v1__list_rules_request__number_ranges,
-  (ProtobufCMessageInit) persona__v1__list_rules_request__init,
-  NULL,NULL,NULL    /* reserved[123] */
-};
-static const ProtobufCFieldDescriptor persona__v1__list_rules_response__field_descriptors[2] =
+static const ProtobufCFieldDescriptor persona__v1__rules_source__field_descriptors[2] =
 {
   {
-    "rules",
+    "source",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__RulesSource, source),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "shadow",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__RulesSource, shadow),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned persona__v1__rules_source__field_indices_by_name[] = {
+  1,   /* field[1] = shadow */
+  0,   /* field[0] = source */
+};
+static const ProtobufCIntRange persona__v1__rules_source__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor persona__v1__rules_source__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "persona.v1.RulesSource",
+  "RulesSource",
+  "Persona__V1__RulesSource",
+  "persona.v1",
+  sizeof(Persona__V1__RulesSource),
+  2,
+  persona__v1__rules_source__field_descriptors,
+  persona__v1__rules_source__field_indices_by_name,
+  1,  persona__v1__rules_source__number_ranges,
+  (ProtobufCMessageInit) persona__v1__rules_source__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor persona__v1__validate_rules_response__field_descriptors[2] =
+{
+  {
+    "errors",
     1,
     PROTOBUF_C_LABEL_REPEATED,
     PROTOBUF_C_TYPE_MESSAGE,
-    offsetof(Persona__V1__ListRulesResponse, n_rules),
-    offsetof(Persona__V1__ListRulesResponse, rules),
+    offsetof(Persona__V1__ValidateRulesResponse, n_errors),
+    offsetof(Persona__V1__ValidateRulesResponse, errors),
+    &persona__v1__rule_error__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "rules",
+    2,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Persona__V1__ValidateRulesResponse, n_rules),
+    offsetof(Persona__V1__ValidateRulesResponse, rules),
     &persona__v1__rule__descriptor,
     NULL,
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+};
+static const unsigned persona__v1__validate_rules_response__field_indices_by_name[] = {
+  0,   /* field[0] = errors */
+  1,   /* field[1] = rules */
+};
+static const ProtobufCIntRange persona__v1__validate_rules_response__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor persona__v1__validate_rules_response__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "persona.v1.ValidateRulesResponse",
+  "ValidateRulesResponse",
+  "Persona__V1__ValidateRulesResponse",
+  "persona.v1",
+  sizeof(Persona__V1__ValidateRulesResponse),
+  2,
+  persona__v1__validate_rules_response__field_descriptors,
+  persona__v1__validate_rules_response__field_indices_by_name,
+  1,  persona__v1__validate_rules_response__number_ranges,
+  (ProtobufCMessageInit) persona__v1__validate_rules_response__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor persona__v1__publish_rules_response__field_descriptors[2] =
+{
   {
-    "rules_version",
-    2,
+    "version",
+    1,
     PROTOBUF_C_LABEL_NONE,
     PROTOBUF_C_TYPE_UINT32,
     0,   /* quantifier_offset */
-    offsetof(Persona__V1__ListRulesResponse, rules_version),
+    offsetof(Persona__V1__PublishRulesResponse, version),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "rules",
+    2,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Persona__V1__PublishRulesResponse, n_rules),
+    offsetof(Persona__V1__PublishRulesResponse, rules),
+    &persona__v1__rule__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned persona__v1__publish_rules_response__field_indices_by_name[] = {
+  1,   /* field[1] = rules */
+  0,   /* field[0] = version */
+};
+static const ProtobufCIntRange persona__v1__publish_rules_response__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor persona__v1__publish_rules_response__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "persona.v1.PublishRulesResponse",
+  "PublishRulesResponse",
+  "Persona__V1__PublishRulesResponse",
+  "persona.v1",
+  sizeof(Persona__V1__PublishRulesResponse),
+  2,
+  persona__v1__publish_rules_response__field_descriptors,
+  persona__v1__publish_rules_response__field_indices_by_name,
+  1,  persona__v1__publish_rules_response__number_ranges,
+  (ProtobufCMessageInit) persona__v1__publish_rules_response__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor persona__v1__get_rules_request__field_descriptors[1] =
+{
+  {
+    "version",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__GetRulesRequest, version),
     NULL,
     NULL,
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
 };
-static const unsigned persona__v1__list_rules_response__field_indices_by_name[] = {
-  0,   /* field[0] = rules */
-  1,   /* field[1] = rules_version */
+static const unsigned persona__v1__get_rules_request__field_indices_by_name[] = {
+  0,   /* field[0] = version */
 };
-static const ProtobufCIntRange persona__v1__list_rules_response__number_ranges[1 + 1] =
+static const ProtobufCIntRange persona__v1__get_rules_request__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 2 }
+  { 0, 1 }
 };
-const ProtobufCMessageDescriptor persona__v1__list_rules_response__descriptor =
+const ProtobufCMessageDescriptor persona__v1__get_rules_request__descriptor =
 {
   PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
-  "persona.v1.ListRulesResponse",
-  "ListRulesResponse",
-  "Persona__V1__ListRulesResponse",
+  "persona.v1.GetRulesRequest",
+  "GetRulesRequest",
+  "Persona__V1__GetRulesRequest",
   "persona.v1",
-  sizeof(Persona__V1__ListRulesResponse),
-  2,
-  persona__v1__list_rules_response__field_descriptors,
-  persona__v1__list_rules_response__field_indices_by_name,
-  1,  persona__v1__list_rules_response__number_ranges,
-  (ProtobufCMessageInit) persona__v1__list_rules_response__init,
+  sizeof(Persona__V1__GetRulesRequest),
+  1,
+  persona__v1__get_rules_request__field_descriptors,
+  persona__v1__get_rules_request__field_indices_by_name,
+  1,  persona__v1__get_rules_request__number_ranges,
+  (ProtobufCMessageInit) persona__v1__get_rules_request__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor persona__v1__list_entry__field_descriptors[5] =
+static const ProtobufCFieldDescriptor persona__v1__rule_set_info__field_descriptors[5] =
+{
+  {
+    "version",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__RuleSetInfo, version),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "source",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__RuleSetInfo, source),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "shadow",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__RuleSetInfo, shadow),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "published_ms",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__RuleSetInfo, published_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "rules",
+    5,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Persona__V1__RuleSetInfo, n_rules),
+    offsetof(Persona__V1__RuleSetInfo, rules),
+    &persona__v1__rule__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned persona__v1__rule_set_info__field_indices_by_name[] = {
+  3,   /* field[3] = published_ms */
+  4,   /* field[4] = rules */
+  2,   /* field[2] = shadow */
+  1,   /* field[1] = source */
+  0,   /* field[0] = version */
+};
+static const ProtobufCIntRange persona__v1__rule_set_info__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 5 }
+};
+const ProtobufCMessageDescriptor persona__v1__rule_set_info__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "persona.v1.RuleSetInfo",
+  "RuleSetInfo",
+  "Persona__V1__RuleSetInfo",
+  "persona.v1",
+  sizeof(Persona__V1__RuleSetInfo),
+  5,
+  persona__v1__rule_set_info__field_descriptors,
+  persona__v1__rule_set_info__field_indices_by_name,
+  1,  persona__v1__rule_set_info__number_ranges,
+  (ProtobufCMessageInit) persona__v1__rule_set_info__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor persona__v1__get_rules_response__field_descriptors[1] =
+{
+  {
+    "sets",
+    1,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Persona__V1__GetRulesResponse, n_sets),
+    offsetof(Persona__V1__GetRulesResponse, sets),
+    &persona__v1__rule_set_info__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned persona__v1__get_rules_response__field_indices_by_name[] = {
+  0,   /* field[0] = sets */
+};
+static const ProtobufCIntRange persona__v1__get_rules_response__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 1 }
+};
+const ProtobufCMessageDescriptor persona__v1__get_rules_response__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "persona.v1.GetRulesResponse",
+  "GetRulesResponse",
+  "Persona__V1__GetRulesResponse",
+  "persona.v1",
+  sizeof(Persona__V1__GetRulesResponse),
+  1,
+  persona__v1__get_rules_response__field_descriptors,
+  persona__v1__get_rules_response__field_indices_by_name,
+  1,  persona__v1__get_rules_response__number_ranges,
+  (ProtobufCMessageInit) persona__v1__get_rules_response__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor persona__v1__backtest_request__field_descriptors[4] =
+{
+  {
+    "source",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__BacktestRequest, source),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "from_ms",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__BacktestRequest, from_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "to_ms",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__BacktestRequest, to_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "limit",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__BacktestRequest, limit),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned persona__v1__backtest_request__field_indices_by_name[] = {
+  1,   /* field[1] = from_ms */
+  3,   /* field[3] = limit */
+  0,   /* field[0] = source */
+  2,   /* field[2] = to_ms */
+};
+static const ProtobufCIntRange persona__v1__backtest_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 4 }
+};
+const ProtobufCMessageDescriptor persona__v1__backtest_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "persona.v1.BacktestRequest",
+  "BacktestRequest",
+  "Persona__V1__BacktestRequest",
+  "persona.v1",
+  sizeof(Persona__V1__BacktestRequest),
+  4,
+  persona__v1__backtest_request__field_descriptors,
+  persona__v1__backtest_request__field_indices_by_name,
+  1,  persona__v1__backtest_request__number_ranges,
+  (ProtobufCMessageInit) persona__v1__backtest_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor persona__v1__action_change__field_descriptors[3] =
+{
+  {
+    "from",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__ActionChange, from),
+    &persona__v1__action__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "to",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__ActionChange, to),
+    &persona__v1__action__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "count",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__ActionChange, count),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned persona__v1__action_change__field_indices_by_name[] = {
+  2,   /* field[2] = count */
+  0,   /* field[0] = from */
+  1,   /* field[1] = to */
+};
+static const ProtobufCIntRange persona__v1__action_change__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 3 }
+};
+const ProtobufCMessageDescriptor persona__v1__action_change__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "persona.v1.ActionChange",
+  "ActionChange",
+  "Persona__V1__ActionChange",
+  "persona.v1",
+  sizeof(Persona__V1__ActionChange),
+  3,
+  persona__v1__action_change__field_descriptors,
+  persona__v1__action_change__field_indices_by_name,
+  1,  persona__v1__action_change__number_ranges,
+  (ProtobufCMessageInit) persona__v1__action_change__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor persona__v1__flip__field_descriptors[6] =
+{
+  {
+    "order_id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__Flip, order_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "from",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__Flip, from),
+    &persona__v1__action__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "to",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__Flip, to),
+    &persona__v1__action__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "label",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__Flip, label),
+    &persona__v1__label_kind__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "from_score",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT32,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__Flip, from_score),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "to_score",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT32,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__Flip, to_score),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned persona__v1__flip__field_indices_by_name[] = {
+  1,   /* field[1] = from */
+  4,   /* field[4] = from_score */
+  3,   /* field[3] = label */
+  0,   /* field[0] = order_id */
+  2,   /* field[2] = to */
+  5,   /* field[5] = to_score */
+};
+static const ProtobufCIntRange persona__v1__flip__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 6 }
+};
+const ProtobufCMessageDescriptor persona__v1__flip__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "persona.v1.Flip",
+  "Flip",
+  "Persona__V1__Flip",
+  "persona.v1",
+  sizeof(Persona__V1__Flip),
+  6,
+  persona__v1__flip__field_descriptors,
+  persona__v1__flip__field_indices_by_name,
+  1,  persona__v1__flip__number_ranges,
+  (ProtobufCMessageInit) persona__v1__flip__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor persona__v1__labelled_outcome__field_descriptors[9] =
+{
+  {
+    "labelled",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__LabelledOutcome, labelled),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "fraud",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__LabelledOutcome, fraud),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "flagged",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__LabelledOutcome, flagged),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "flagged_fraud",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__LabelledOutcome, flagged_fraud),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "precision",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_DOUBLE,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__LabelledOutcome, precision),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "recall",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_DOUBLE,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__LabelledOutcome, recall),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "declined",
+    7,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__LabelledOutcome, declined),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "decline_rate",
+    8,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_DOUBLE,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__LabelledOutcome, decline_rate),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "decisions",
+    9,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__LabelledOutcome, decisions),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned persona__v1__labelled_outcome__field_indices_by_name[] = {
+  8,   /* field[8] = decisions */
+  7,   /* field[7] = decline_rate */
+  6,   /* field[6] = declined */
+  2,   /* field[2] = flagged */
+  3,   /* field[3] = flagged_fraud */
+  1,   /* field[1] = fraud */
+  0,   /* field[0] = labelled */
+  4,   /* field[4] = precision */
+  5,   /* field[5] = recall */
+};
+static const ProtobufCIntRange persona__v1__labelled_outcome__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 9 }
+};
+const ProtobufCMessageDescriptor persona__v1__labelled_outcome__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "persona.v1.LabelledOutcome",
+  "LabelledOutcome",
+  "Persona__V1__LabelledOutcome",
+  "persona.v1",
+  sizeof(Persona__V1__LabelledOutcome),
+  9,
+  persona__v1__labelled_outcome__field_descriptors,
+  persona__v1__labelled_outcome__field_indices_by_name,
+  1,  persona__v1__labelled_outcome__number_ranges,
+  (ProtobufCMessageInit) persona__v1__labelled_outcome__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor persona__v1__backtest_response__field_descriptors[8] =
+{
+  {
+    "decisions",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__BacktestResponse, decisions),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "flipped",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__BacktestResponse, flipped),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "changes",
+    3,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Persona__V1__BacktestResponse, n_changes),
+    offsetof(Persona__V1__BacktestResponse, changes),
+    &persona__v1__action_change__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "current",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__BacktestResponse, current),
+    &persona__v1__labelled_outcome__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "candidate",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__BacktestResponse, candidate),
+    &persona__v1__labelled_outcome__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "examples",
+    6,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Persona__V1__BacktestResponse, n_examples),
+    offsetof(Persona__V1__BacktestResponse, examples),
+    &persona__v1__flip__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "errors",
+    7,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Persona__V1__BacktestResponse, n_errors),
+    offsetof(Persona__V1__BacktestResponse, errors),
+    &persona__v1__rule_error__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "degraded",
+    8,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__BacktestResponse, degraded),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned persona__v1__backtest_response__field_indices_by_name[] = {
+  4,   /* field[4] = candidate */
+  2,   /* field[2] = changes */
+  3,   /* field[3] = current */
+  0,   /* field[0] = decisions */
+  7,   /* field[7] = degraded */
+  6,   /* field[6] = errors */
+  5,   /* field[5] = examples */
+  1,   /* field[1] = flipped */
+};
+static const ProtobufCIntRange persona__v1__backtest_response__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 8 }
+};
+const ProtobufCMessageDescriptor persona__v1__backtest_response__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "persona.v1.BacktestResponse",
+  "BacktestResponse",
+  "Persona__V1__BacktestResponse",
+  "persona.v1",
+  sizeof(Persona__V1__BacktestResponse),
+  8,
+  persona__v1__backtest_response__field_descriptors,
+  persona__v1__backtest_response__field_indices_by_name,
+  1,  persona__v1__backtest_response__number_ranges,
+  (ProtobufCMessageInit) persona__v1__backtest_response__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor persona__v1__list_entry__field_descriptors[6] =
 {
   {
     "list",
@@ -1905,8 +3550,21 @@ static const ProtobufCFieldDescriptor persona__v1__list_entry__field_descriptors
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "added_ms",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__ListEntry, added_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned persona__v1__list_entry__field_indices_by_name[] = {
+  5,   /* field[5] = added_ms */
   4,   /* field[4] = expires_ms */
   1,   /* field[1] = field */
   0,   /* field[0] = list */
@@ -1916,7 +3574,7 @@ static const unsigned persona__v1__list_entry__field_indices_by_name[] = {
 static const ProtobufCIntRange persona__v1__list_entry__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 5 }
+  { 0, 6 }
 };
 const ProtobufCMessageDescriptor persona__v1__list_entry__descriptor =
 {
@@ -1926,7 +3584,7 @@ const ProtobufCMessageDescriptor persona__v1__list_entry__descriptor =
   "Persona__V1__ListEntry",
   "persona.v1",
   sizeof(Persona__V1__ListEntry),
-  5,
+  6,
   persona__v1__list_entry__field_descriptors,
   persona__v1__list_entry__field_indices_by_name,
   1,  persona__v1__list_entry__number_ranges,
@@ -1984,7 +3642,7 @@ const ProtobufCMessageDescriptor persona__v1__update_lists_request__descriptor =
   (ProtobufCMessageInit) persona__v1__update_lists_request__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor persona__v1__update_lists_response__field_descriptors[1] =
+static const ProtobufCFieldDescriptor persona__v1__update_lists_response__field_descriptors[3] =
 {
   {
     "size",
@@ -1998,14 +3656,40 @@ static const ProtobufCFieldDescriptor persona__v1__update_lists_response__field_
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "added",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__UpdateListsResponse, added),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "removed",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__UpdateListsResponse, removed),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned persona__v1__update_lists_response__field_indices_by_name[] = {
+  1,   /* field[1] = added */
+  2,   /* field[2] = removed */
   0,   /* field[0] = size */
 };
 static const ProtobufCIntRange persona__v1__update_lists_response__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 1 }
+  { 0, 3 }
 };
 const ProtobufCMessageDescriptor persona__v1__update_lists_response__descriptor =
 {
@@ -2015,11 +3699,331 @@ const ProtobufCMessageDescriptor persona__v1__update_lists_response__descriptor 
   "Persona__V1__UpdateListsResponse",
   "persona.v1",
   sizeof(Persona__V1__UpdateListsResponse),
-  1,
+  3,
   persona__v1__update_lists_response__field_descriptors,
   persona__v1__update_lists_response__field_indices_by_name,
   1,  persona__v1__update_lists_response__number_ranges,
   (ProtobufCMessageInit) persona__v1__update_lists_response__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor persona__v1__get_lists_request__field_descriptors[3] =
+{
+  {
+    "list",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__GetListsRequest, list),
+    &persona__v1__list_kind__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "field",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__GetListsRequest, field),
+    &persona__v1__list_field__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "include_expired",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__GetListsRequest, include_expired),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned persona__v1__get_lists_request__field_indices_by_name[] = {
+  1,   /* field[1] = field */
+  2,   /* field[2] = include_expired */
+  0,   /* field[0] = list */
+};
+static const ProtobufCIntRange persona__v1__get_lists_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 3 }
+};
+const ProtobufCMessageDescriptor persona__v1__get_lists_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "persona.v1.GetListsRequest",
+  "GetListsRequest",
+  "Persona__V1__GetListsRequest",
+  "persona.v1",
+  sizeof(Persona__V1__GetListsRequest),
+  3,
+  persona__v1__get_lists_request__field_descriptors,
+  persona__v1__get_lists_request__field_indices_by_name,
+  1,  persona__v1__get_lists_request__number_ranges,
+  (ProtobufCMessageInit) persona__v1__get_lists_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor persona__v1__get_lists_response__field_descriptors[1] =
+{
+  {
+    "entries",
+    1,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Persona__V1__GetListsResponse, n_entries),
+    offsetof(Persona__V1__GetListsResponse, entries),
+    &persona__v1__list_entry__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned persona__v1__get_lists_response__field_indices_by_name[] = {
+  0,   /* field[0] = entries */
+};
+static const ProtobufCIntRange persona__v1__get_lists_response__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 1 }
+};
+const ProtobufCMessageDescriptor persona__v1__get_lists_response__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "persona.v1.GetListsResponse",
+  "GetListsResponse",
+  "Persona__V1__GetListsResponse",
+  "persona.v1",
+  sizeof(Persona__V1__GetListsResponse),
+  1,
+  persona__v1__get_lists_response__field_descriptors,
+  persona__v1__get_lists_response__field_indices_by_name,
+  1,  persona__v1__get_lists_response__number_ranges,
+  (ProtobufCMessageInit) persona__v1__get_lists_response__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor persona__v1__decision_stats_request__field_descriptors[3] =
+{
+  {
+    "from_ms",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__DecisionStatsRequest, from_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "to_ms",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__DecisionStatsRequest, to_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "bucket_ms",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__DecisionStatsRequest, bucket_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned persona__v1__decision_stats_request__field_indices_by_name[] = {
+  2,   /* field[2] = bucket_ms */
+  0,   /* field[0] = from_ms */
+  1,   /* field[1] = to_ms */
+};
+static const ProtobufCIntRange persona__v1__decision_stats_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 3 }
+};
+const ProtobufCMessageDescriptor persona__v1__decision_stats_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "persona.v1.DecisionStatsRequest",
+  "DecisionStatsRequest",
+  "Persona__V1__DecisionStatsRequest",
+  "persona.v1",
+  sizeof(Persona__V1__DecisionStatsRequest),
+  3,
+  persona__v1__decision_stats_request__field_descriptors,
+  persona__v1__decision_stats_request__field_indices_by_name,
+  1,  persona__v1__decision_stats_request__number_ranges,
+  (ProtobufCMessageInit) persona__v1__decision_stats_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor persona__v1__decision_bucket__field_descriptors[5] =
+{
+  {
+    "start_ms",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__DecisionBucket, start_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "decisions",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__DecisionBucket, decisions),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "declines",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__DecisionBucket, declines),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "reviews",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__DecisionBucket, reviews),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "challenges",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__DecisionBucket, challenges),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned persona__v1__decision_bucket__field_indices_by_name[] = {
+  4,   /* field[4] = challenges */
+  1,   /* field[1] = decisions */
+  2,   /* field[2] = declines */
+  3,   /* field[3] = reviews */
+  0,   /* field[0] = start_ms */
+};
+static const ProtobufCIntRange persona__v1__decision_bucket__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 5 }
+};
+const ProtobufCMessageDescriptor persona__v1__decision_bucket__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "persona.v1.DecisionBucket",
+  "DecisionBucket",
+  "Persona__V1__DecisionBucket",
+  "persona.v1",
+  sizeof(Persona__V1__DecisionBucket),
+  5,
+  persona__v1__decision_bucket__field_descriptors,
+  persona__v1__decision_bucket__field_indices_by_name,
+  1,  persona__v1__decision_bucket__number_ranges,
+  (ProtobufCMessageInit) persona__v1__decision_bucket__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor persona__v1__decision_stats_response__field_descriptors[3] =
+{
+  {
+    "buckets",
+    1,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Persona__V1__DecisionStatsResponse, n_buckets),
+    offsetof(Persona__V1__DecisionStatsResponse, buckets),
+    &persona__v1__decision_bucket__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "score_histogram",
+    2,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_UINT32,
+    offsetof(Persona__V1__DecisionStatsResponse, n_score_histogram),
+    offsetof(Persona__V1__DecisionStatsResponse, score_histogram),
+    NULL,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_PACKED,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "outcome",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__DecisionStatsResponse, outcome),
+    &persona__v1__labelled_outcome__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned persona__v1__decision_stats_response__field_indices_by_name[] = {
+  0,   /* field[0] = buckets */
+  2,   /* field[2] = outcome */
+  1,   /* field[1] = score_histogram */
+};
+static const ProtobufCIntRange persona__v1__decision_stats_response__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 3 }
+};
+const ProtobufCMessageDescriptor persona__v1__decision_stats_response__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "persona.v1.DecisionStatsResponse",
+  "DecisionStatsResponse",
+  "Persona__V1__DecisionStatsResponse",
+  "persona.v1",
+  sizeof(Persona__V1__DecisionStatsResponse),
+  3,
+  persona__v1__decision_stats_response__field_descriptors,
+  persona__v1__decision_stats_response__field_indices_by_name,
+  1,  persona__v1__decision_stats_response__number_ranges,
+  (ProtobufCMessageInit) persona__v1__decision_stats_response__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
 static const ProtobufCEnumValue persona__v1__action__enum_values_by_number[5] =
@@ -2054,6 +4058,108 @@ const ProtobufCEnumDescriptor persona__v1__action__descriptor =
   persona__v1__action__enum_values_by_name,
   1,
   persona__v1__action__value_ranges,
+  NULL,NULL,NULL,NULL   /* reserved[1234] */
+};
+static const ProtobufCEnumValue persona__v1__request_kind__enum_values_by_number[6] =
+{
+  { "REQUEST_KIND_UNSPECIFIED", "PERSONA__V1__REQUEST_KIND__REQUEST_KIND_UNSPECIFIED", 0 },
+  { "REQUEST_KIND_ORDER", "PERSONA__V1__REQUEST_KIND__REQUEST_KIND_ORDER", 1 },
+  { "REQUEST_KIND_PAYMENT", "PERSONA__V1__REQUEST_KIND__REQUEST_KIND_PAYMENT", 2 },
+  { "REQUEST_KIND_LOGIN", "PERSONA__V1__REQUEST_KIND__REQUEST_KIND_LOGIN", 3 },
+  { "REQUEST_KIND_SIGNUP", "PERSONA__V1__REQUEST_KIND__REQUEST_KIND_SIGNUP", 4 },
+  { "REQUEST_KIND_REFUND", "PERSONA__V1__REQUEST_KIND__REQUEST_KIND_REFUND", 5 },
+};
+static const ProtobufCIntRange persona__v1__request_kind__value_ranges[] = {
+{0, 0},{0, 6}
+};
+static const ProtobufCEnumValueIndex persona__v1__request_kind__enum_values_by_name[6] =
+{
+  { "REQUEST_KIND_LOGIN", 3 },
+  { "REQUEST_KIND_ORDER", 1 },
+  { "REQUEST_KIND_PAYMENT", 2 },
+  { "REQUEST_KIND_REFUND", 5 },
+  { "REQUEST_KIND_SIGNUP", 4 },
+  { "REQUEST_KIND_UNSPECIFIED", 0 },
+};
+const ProtobufCEnumDescriptor persona__v1__request_kind__descriptor =
+{
+  PROTOBUF_C__ENUM_DESCRIPTOR_MAGIC,
+  "persona.v1.RequestKind",
+  "RequestKind",
+  "Persona__V1__RequestKind",
+  "persona.v1",
+  6,
+  persona__v1__request_kind__enum_values_by_number,
+  6,
+  persona__v1__request_kind__enum_values_by_name,
+  1,
+  persona__v1__request_kind__value_ranges,
+  NULL,NULL,NULL,NULL   /* reserved[1234] */
+};
+static const ProtobufCEnumValue persona__v1__reason_kind__enum_values_by_number[6] =
+{
+  { "REASON_KIND_UNSPECIFIED", "PERSONA__V1__REASON_KIND__REASON_KIND_UNSPECIFIED", 0 },
+  { "REASON_KIND_RULE", "PERSONA__V1__REASON_KIND__REASON_KIND_RULE", 1 },
+  { "REASON_KIND_MODEL", "PERSONA__V1__REASON_KIND__REASON_KIND_MODEL", 2 },
+  { "REASON_KIND_LIST", "PERSONA__V1__REASON_KIND__REASON_KIND_LIST", 3 },
+  { "REASON_KIND_POLICY", "PERSONA__V1__REASON_KIND__REASON_KIND_POLICY", 4 },
+  { "REASON_KIND_SHADOW", "PERSONA__V1__REASON_KIND__REASON_KIND_SHADOW", 5 },
+};
+static const ProtobufCIntRange persona__v1__reason_kind__value_ranges[] = {
+{0, 0},{0, 6}
+};
+static const ProtobufCEnumValueIndex persona__v1__reason_kind__enum_values_by_name[6] =
+{
+  { "REASON_KIND_LIST", 3 },
+  { "REASON_KIND_MODEL", 2 },
+  { "REASON_KIND_POLICY", 4 },
+  { "REASON_KIND_RULE", 1 },
+  { "REASON_KIND_SHADOW", 5 },
+  { "REASON_KIND_UNSPECIFIED", 0 },
+};
+const ProtobufCEnumDescriptor persona__v1__reason_kind__descriptor =
+{
+  PROTOBUF_C__ENUM_DESCRIPTOR_MAGIC,
+  "persona.v1.ReasonKind",
+  "ReasonKind",
+  "Persona__V1__ReasonKind",
+  "persona.v1",
+  6,
+  persona__v1__reason_kind__enum_values_by_number,
+  6,
+  persona__v1__reason_kind__enum_values_by_name,
+  1,
+  persona__v1__reason_kind__value_ranges,
+  NULL,NULL,NULL,NULL   /* reserved[1234] */
+};
+static const ProtobufCEnumValue persona__v1__decision_order__enum_values_by_number[3] =
+{
+  { "DECISION_ORDER_NEWEST", "PERSONA__V1__DECISION_ORDER__DECISION_ORDER_NEWEST", 0 },
+  { "DECISION_ORDER_OLDEST", "PERSONA__V1__DECISION_ORDER__DECISION_ORDER_OLDEST", 1 },
+  { "DECISION_ORDER_SCORE", "PERSONA__V1__DECISION_ORDER__DECISION_ORDER_SCORE", 2 },
+};
+static const ProtobufCIntRange persona__v1__decision_order__value_ranges[] = {
+{0, 0},{0, 3}
+};
+static const ProtobufCEnumValueIndex persona__v1__decision_order__enum_values_by_name[3] =
+{
+  { "DECISION_ORDER_NEWEST", 0 },
+  { "DECISION_ORDER_OLDEST", 1 },
+  { "DECISION_ORDER_SCORE", 2 },
+};
+const ProtobufCEnumDescriptor persona__v1__decision_order__descriptor =
+{
+  PROTOBUF_C__ENUM_DESCRIPTOR_MAGIC,
+  "persona.v1.DecisionOrder",
+  "DecisionOrder",
+  "Persona__V1__DecisionOrder",
+  "persona.v1",
+  3,
+  persona__v1__decision_order__enum_values_by_number,
+  3,
+  persona__v1__decision_order__enum_values_by_name,
+  1,
+  persona__v1__decision_order__value_ranges,
   NULL,NULL,NULL,NULL   /* reserved[1234] */
 };
 static const ProtobufCEnumValue persona__v1__list_kind__enum_values_by_number[3] =

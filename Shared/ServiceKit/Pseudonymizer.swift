@@ -1,11 +1,12 @@
 import Foundation
-import ServiceKit
 import Store
 
 /// Replaces personal identifiers (IP, device id, email, payment instrument) by a keyed
 /// hash before anything is written: SipHash-2-4 with 128-bit output under a secret key.
 /// Equal inputs give equal pseudonyms, so risk features still count shared devices, but
-/// the raw value never reaches disk and cannot be recovered without the key.
+/// the raw value never reaches disk and cannot be recovered without the key. Ingest
+/// pseudonymises every event; risk-control, holding the same key, pseudonymises a request's
+/// identifiers and its list entries so that they compare with what the log holds.
 public struct Pseudonymizer: Sendable {
     let k0: UInt64
     let k1: UInt64
@@ -71,14 +72,14 @@ public struct Pseudonymizer: Sendable {
 }
 
 /// SipHash-2-4 with 128-bit output (Aumasson and Bernstein's reference construction).
-enum SipHash128 {
+public enum SipHash128 {
     /// Hashes a string's UTF-8 bytes in place (no copy: this runs for every ingested event).
-    static func hash(_ string: String, k0: UInt64, k1: UInt64) -> (UInt64, UInt64) {
+    public static func hash(_ string: String, k0: UInt64, k1: UInt64) -> (UInt64, UInt64) {
         var string = string
         return string.withUTF8 { hash(UnsafeRawBufferPointer($0), k0: k0, k1: k1) }
     }
 
-    static func hash(_ data: UnsafeRawBufferPointer, k0: UInt64, k1: UInt64) -> (UInt64, UInt64) {
+    public static func hash(_ data: UnsafeRawBufferPointer, k0: UInt64, k1: UInt64) -> (UInt64, UInt64) {
         var v0: UInt64 = k0 ^ 0x736f_6d65_7073_6575
         var v1: UInt64 = k1 ^ 0x646f_7261_6e64_6f6d ^ 0xee
         var v2: UInt64 = k0 ^ 0x6c79_6765_6e65_7261

@@ -1,10 +1,9 @@
 import Foundation
-import ServiceKit
 
 /// IPv4 ranges to country names, loaded from a CSV of `lower,upper,country` rows with the
 /// bounds as decimal numbers (the shared fraud case's IpAddress_to_Country.csv). Ingest
 /// looks each raw IP up before pseudonymising it, so the country survives while the
-/// address never reaches disk.
+/// address never reaches disk; risk-control looks up a scored request's IP the same way.
 public struct IPCountryTable: Sendable {
     struct Range: Sendable {
         let lower: UInt32

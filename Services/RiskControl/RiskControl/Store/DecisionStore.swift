@@ -1,0 +1,471 @@
+import Foundation
+import Synchronization
+import Wire
+
+/// Every decision risk-control made, its label, the rule sets and the lists, in one SQLite
+/// database (WAL, `synchronous=FULL`: a commit is on disk before it returns). The schema is
+/// documented in docs/RISK.md; an analyst may open the file with any SQLite tool.
+///
+/// Writes go through one writer thread that commits whatever has queued since its last
+/// commit in one transaction (group commit): concurrent decisions share an fsync, and a
+/// decision is answered only after the commit that holds it. Reads use their own
+/// connections (WAL lets them run beside the writer).
+final class DecisionStore: @unchecked Sendable {
+    let path: String
+    private let writer: SQLiteDatabase
+    private let readers = Mutex<[SQLiteDatabase]>([])
+    private let condition = NSCondition()
+    private var jobs: [Job] = []
+    private var closed = false
+    private var thread: Thread?
+    /// Feature-name lists by id (decisions store their values in a list's order).
+    private let featureSets = Mutex<(ids: [String: Int64], names: [Int64: [String]])>(([:], [:]))
+    private let onCommit: @Sendable (_ rows: Int, _ seconds: Double) -> Void
+
+    private struct Job {
+        let run: (SQLiteDatabase) throws -> Void
+        let done: ((any Error)?) -> Void
+    }
+
+    init(path: String, onCommit: @escaping @Sendable (_ rows: Int, _ seconds: Double) -> Void = { _, _ in }) throws {
+        self.path = path
+        self.onCommit = onCommit
+        writer = try SQLiteDatabase(path: path)
+        try writer.execute("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;")
+        try writer.execute(Self.schema)
+        try writer.statement("SELECT id, names FROM feature_sets").query { row in
+            let names = row.text(1).split(separator: ",").map(String.init)
+            featureSets.withLock {
+                $0.ids[row.text(1)] = row.int(0)
+                $0.names[row.int(0)] = names
+            }
+        }
+        let t = Thread { [unowned self] in self.writeLoop() }
+        t.name = "decision-store"
+        thread = t
+        t.start()
+    }
+
+    static let schema = """
+        CREATE TABLE IF NOT EXISTS decisions (
+          id INTEGER PRIMARY KEY,
+          order_id TEXT NOT NULL,
+          user_id INTEGER NOT NULL,
+          kind TEXT NOT NULL,
+          decided_ms INTEGER NOT NULL,
+          event_ms INTEGER NOT NULL,
+          score INTEGER NOT NULL,
+          action TEXT NOT NULL,
+          fraud INTEGER NOT NULL,
+          probability REAL NOT NULL,
+          amount REAL NOT NULL,
+          currency TEXT NOT NULL,
+          device TEXT NOT NULL,
+          ip TEXT NOT NULL,
+          instrument TEXT NOT NULL,
+          channel TEXT NOT NULL,
+          model_name TEXT NOT NULL,
+          model_version INTEGER NOT NULL,
+          rules_version INTEGER NOT NULL,
+          degraded INTEGER NOT NULL,
+          known_user INTEGER NOT NULL,
+          latency_us INTEGER NOT NULL,
+          reasons TEXT NOT NULL,
+          feature_set INTEGER NOT NULL,
+          features BLOB,
+          request BLOB NOT NULL,
+          label TEXT,
+          label_source TEXT,
+          label_note TEXT,
+          labelled_ms INTEGER
+        );
+        CREATE INDEX IF NOT EXISTS decisions_order ON decisions(order_id);
+        CREATE INDEX IF NOT EXISTS decisions_user ON decisions(user_id, id);
+        CREATE INDEX IF NOT EXISTS decisions_time ON decisions(decided_ms);
+        CREATE INDEX IF NOT EXISTS decisions_score ON decisions(score, id);
+        CREATE INDEX IF NOT EXISTS decisions_labelled ON decisions(label) WHERE label IS NOT NULL;
+        CREATE TABLE IF NOT EXISTS decision_reasons (
+          code TEXT NOT NULL,
+          decision INTEGER NOT NULL,
+          PRIMARY KEY (code, decision)
+        ) WITHOUT ROWID;
+        CREATE TABLE IF NOT EXISTS feature_sets (id INTEGER PRIMARY KEY, names TEXT NOT NULL UNIQUE);
+        CREATE TABLE IF NOT EXISTS rule_sets (
+          version INTEGER PRIMARY KEY,
+          source TEXT NOT NULL,
+          shadow INTEGER NOT NULL,
+          published_ms INTEGER NOT NULL
+        );
+        CREATE TABLE IF NOT EXISTS list_entries (
+          list TEXT NOT NULL,
+          field TEXT NOT NULL,
+          value TEXT NOT NULL,
+          reason TEXT NOT NULL,
+          added_ms INTEGER NOT NULL,
+          expires_ms INTEGER NOT NULL,
+          PRIMARY KEY (list, field, value)
+        ) WITHOUT ROWID;
+        CREATE TABLE IF NOT EXISTS labels (
+          order_id TEXT NOT NULL,
+          label TEXT NOT NULL,
+          source TEXT NOT NULL,
+          note TEXT NOT NULL,
+          labelled_ms INTEGER NOT NULL
+        );
+        """
+
+    /// Stops the writer after what is queued is committed.
+    func close() {
+        condition.lock()
+        closed = true
+        condition.signal()
+        condition.unlock()
+        while thread?.isFinished == false { usleep(1000) }
+    }
+
+    // MARK: Writing
+
+    /// Runs `body` inside the next group commit; returns once that commit is durable.
+    func write<T: Sendable>(_ body: @escaping @Sendable (SQLiteDatabase) throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { (c: CheckedContinuation<T, any Error>) in
+            nonisolated(unsafe) var result: T?
+            let job = Job(run: { db in result = try body(db) }, done: { error in
+                if let error { c.resume(throwing: error) } else { c.resume(returning: result!) }
+            })
+            condition.lock()
+            if closed {
+                condition.unlock()
+                c.resume(throwing: StoreClosed())
+                return
+            }
+            jobs.append(job)
+            condition.signal()
+            condition.unlock()
+        }
+    }
+
+    struct StoreClosed: Error, CustomStringConvertible {
+        var description: String { "the decision store is closed" }
+    }
+
+    private func writeLoop() {
+        while true {
+            condition.lock()
+            while jobs.isEmpty && !closed { condition.wait() }
+            let batch = jobs
+            jobs = []
+            let stop = closed
+            condition.unlock()
+            if batch.isEmpty && stop { return }
+            let start = ContinuousClock.now
+            var errors: [(any Error)?] = []
+            do {
+                try writer.execute("BEGIN IMMEDIATE")
+                for job in batch {
+                    do {
+                        try writer.execute("SAVEPOINT job")
+                        try job.run(writer)
+                        try writer.execute("RELEASE job")
+                        errors.append(nil)
+                    } catch {
+                        try? writer.execute("ROLLBACK TO job; RELEASE job")
+                        errors.append(error)
+                    }
+                }
+                try writer.execute("COMMIT")
+            } catch {
+                try? writer.execute("ROLLBACK")
+                errors = batch.map { _ in error }
+            }
+            let elapsed = start.duration(to: .now)
+            onCommit(batch.count, Double(elapsed.components.attoseconds) / 1e18 + Double(elapsed.components.seconds))
+            for (job, error) in zip(batch, errors) { job.done(error) }
+        }
+    }
+
+    /// Stores `d` with the request it decided (its identifiers pseudonymised) and gives it its id.
+    func append(_ d: Decision, request: ScoreRequest) async throws -> Decision {
+        let names = d.featureNames
+        let requestBytes = request.serializedBytes()
+        return try await write { db in
+            var d = d
+            let set = try self.featureSet(names, db)
+            try db.statement("""
+                INSERT INTO decisions (order_id, user_id, kind, decided_ms, event_ms, score, action, fraud, probability, amount,
+                  currency, device, ip, instrument, channel, model_name, model_version, rules_version, degraded, known_user, latency_us,
+                  reasons, feature_set, features, request)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """).run([
+                    .text(d.orderId), .integer(d.userId), .text(Names.kind(d.kind)), .integer(d.decidedMs), .integer(d.eventMs),
+                    .integer(Int64(d.score)), .text(Names.action(d.action)), .integer(d.fraud ? 1 : 0), .real(Double(d.probability)),
+                    .real(d.amount), .text(d.currency), .text(d.device), .text(d.ip), .text(d.instrument), .text(d.channel),
+                    .text(d.modelName), .integer(Int64(d.modelVersion)), .integer(Int64(d.rulesVersion)), .integer(d.degraded ? 1 : 0),
+                    .integer(d.knownUser ? 1 : 0), .integer(Int64(d.latencyUs)), .text(Names.reasonsJSON(d.reasons)), .integer(set),
+                    d.features.isEmpty ? .null : .blob(Names.floatBytes(d.features)), .blob(requestBytes),
+                ])
+            let id = db.lastInsertRowID
+            d.decisionId = String(id)
+            let reason = try db.statement("INSERT OR IGNORE INTO decision_reasons (code, decision) VALUES (?, ?)")
+            for code in Set(d.reasons.map(\.code)) { try reason.run([.text(code), .integer(id)]) }
+            return d
+        }
+    }
+
+    /// The id of a feature-name list, added on first use (inside the caller's transaction).
+    private func featureSet(_ names: [String], _ db: SQLiteDatabase) throws -> Int64 {
+        let key = names.joined(separator: ",")
+        if let id = featureSets.withLock({ $0.ids[key] }) { return id }
+        try db.statement("INSERT INTO feature_sets (names) VALUES (?)").run([.text(key)])
+        let id = db.lastInsertRowID
+        featureSets.withLock {
+            $0.ids[key] = id
+            $0.names[id] = names
+        }
+        return id
+    }
+
+    /// Sets the label of every decision of `orderID` and keeps the label's history.
+    func label(orderID: String, kind: LabelKind, source: String, note: String, atMs: Int64) async throws -> Int {
+        try await write { db in
+            try db.statement("UPDATE decisions SET label = ?, label_source = ?, label_note = ?, labelled_ms = ? WHERE order_id = ?")
+                .run([.text(Names.label(kind)), .text(source), .text(note), .integer(atMs), .text(orderID)])
+            let changed = db.changes
+            try db.statement("INSERT INTO labels (order_id, label, source, note, labelled_ms) VALUES (?, ?, ?, ?, ?)")
+                .run([.text(orderID), .text(Names.label(kind)), .text(source), .text(note), .integer(atMs)])
+            return changed
+        }
+    }
+
+    // MARK: Reading
+
+    /// Runs `body` on a reader connection.
+    func read<T>(_ body: (SQLiteDatabase) throws -> T) throws -> T {
+        let db = try readers.withLock { $0.popLast() } ?? SQLiteDatabase(path: path)
+        defer { readers.withLock { if $0.count < 4 { $0.append(db) } } }
+        return try body(db)
+    }
+
+    func featureNames(_ set: Int64) -> [String] { featureSets.withLock { $0.names[set] ?? [] } }
+
+    /// The columns `decision(from:)` reads, in its order.
+    static let columns = """
+        id, order_id, user_id, kind, decided_ms, event_ms, score, action, fraud, probability, amount, currency, device, ip,
+        instrument, channel, model_name, model_version, rules_version, degraded, latency_us, reasons, feature_set, features,
+        label, label_source, label_note, labelled_ms, request, known_user
+        """
+
+    func decision(from r: SQLiteStatement, features: Bool = true) -> Decision {
+        var d = Decision()
+        d.decisionId = String(r.int(0))
+        d.orderId = r.text(1)
+        d.userId = r.int(2)
+        d.kind = Names.kind(r.text(3))
+        d.decidedMs = r.int(4)
+        d.eventMs = r.int(5)
+        d.score = Int32(r.int(6))
+        d.action = Names.action(r.text(7))
+        d.fraud = r.int(8) != 0
+        d.probability = Float(r.double(9))
+        d.amount = r.double(10)
+        d.currency = r.text(11)
+        d.device = r.text(12)
+        d.ip = r.text(13)
+        d.instrument = r.text(14)
+        d.channel = r.text(15)
+        d.modelName = r.text(16)
+        d.modelVersion = UInt32(r.int(17))
+        d.rulesVersion = UInt32(r.int(18))
+        d.degraded = r.int(19) != 0
+        d.latencyUs = UInt32(r.int(20))
+        d.reasons = Names.reasons(r.text(21))
+        if features {
+            d.featureNames = featureNames(r.int(22))
+            d.features = Names.floats(r.blob(23))
+        }
+        if !r.isNull(24) {
+            d.label = Names.label(r.text(24))
+            d.labelSource = r.text(25)
+            d.labelNote = r.text(26)
+            d.labelledMs = r.int(27)
+        }
+        d.knownUser = r.int(29) != 0
+        return d
+    }
+
+    // MARK: Rule sets and lists
+
+    func saveRuleSet(version: UInt32, source: String, shadow: Bool, publishedMs: Int64) async throws {
+        try await write { db in
+            try db.statement("INSERT OR REPLACE INTO rule_sets (version, source, shadow, published_ms) VALUES (?, ?, ?, ?)")
+                .run([.integer(Int64(version)), .text(source), .integer(shadow ? 1 : 0), .integer(publishedMs)])
+        }
+    }
+
+    struct StoredRuleSet: Sendable {
+        var version: UInt32
+        var source: String
+        var shadow: Bool
+        var publishedMs: Int64
+    }
+
+    /// Every rule set published, oldest first.
+    func ruleSets() throws -> [StoredRuleSet] {
+        try read { db in
+            var out: [StoredRuleSet] = []
+            try db.statement("SELECT version, source, shadow, published_ms FROM rule_sets ORDER BY version").query { r in
+                out.append(StoredRuleSet(version: UInt32(r.int(0)), source: r.text(1), shadow: r.int(2) != 0, publishedMs: r.int(3)))
+            }
+            return out
+        }
+    }
+
+    func updateLists(add: [ListEntry], remove: [ListEntry]) async throws -> (added: Int, removed: Int) {
+        try await write { db in
+            var removed = 0
+            for e in remove {
+                try db.statement("DELETE FROM list_entries WHERE list = ? AND field = ? AND value = ?")
+                    .run([.text(Names.list(e.list)), .text(Names.field(e.field)), .text(e.value)])
+                removed += db.changes
+            }
+            for e in add {
+                try db.statement("INSERT OR REPLACE INTO list_entries (list, field, value, reason, added_ms, expires_ms) VALUES (?, ?, ?, ?, ?, ?)")
+                    .run([.text(Names.list(e.list)), .text(Names.field(e.field)), .text(e.value), .text(e.reason), .integer(e.addedMs), .integer(e.expiresMs)])
+            }
+            return (add.count, removed)
+        }
+    }
+
+    func listEntries() throws -> [ListEntry] {
+        try read { db in
+            var out: [ListEntry] = []
+            try db.statement("SELECT list, field, value, reason, added_ms, expires_ms FROM list_entries ORDER BY list, field, value").query { r in
+                var e = ListEntry()
+                e.list = Names.list(r.text(0))
+                e.field = Names.field(r.text(1))
+                e.value = r.text(2)
+                e.reason = r.text(3)
+                e.addedMs = r.int(4)
+                e.expiresMs = r.int(5)
+                out.append(e)
+            }
+            return out
+        }
+    }
+}
+
+/// How enums and lists are spelled in the database (text an analyst reads).
+enum Names {
+    static func action(_ a: Action) -> String {
+        switch a {
+        case .allow: "allow"
+        case .review: "review"
+        case .challenge: "challenge"
+        case .decline: "decline"
+        default: "unspecified"
+        }
+    }
+
+    static func action(_ s: String) -> Action {
+        ["allow": .allow, "review": .review, "challenge": .challenge, "decline": .decline][s] ?? .unspecified
+    }
+
+    static func kind(_ k: RequestKind) -> String {
+        switch k {
+        case .payment: "payment"
+        case .login: "login"
+        case .signup: "signup"
+        case .refund: "refund"
+        default: "order"
+        }
+    }
+
+    static func kind(_ s: String) -> RequestKind {
+        ["order": .order, "payment": .payment, "login": .login, "signup": .signup, "refund": .refund][s] ?? .order
+    }
+
+    static func label(_ k: LabelKind) -> String {
+        switch k {
+        case .chargeback: "chargeback"
+        case .confirmedFraud: "confirmed_fraud"
+        case .falsePositive: "false_positive"
+        case .legitimate: "legitimate"
+        default: "unspecified"
+        }
+    }
+
+    static func label(_ s: String) -> LabelKind {
+        ["chargeback": .chargeback, "confirmed_fraud": .confirmedFraud, "false_positive": .falsePositive, "legitimate": .legitimate][s] ?? .unspecified
+    }
+
+    /// Chargebacks and confirmed fraud are fraud; false positives and legitimate orders are not.
+    static func isFraud(_ k: LabelKind) -> Bool { k == .chargeback || k == .confirmedFraud }
+
+    static func list(_ k: ListKind) -> String { k == .allow ? "allow" : "block" }
+    static func list(_ s: String) -> ListKind { s == "allow" ? .allow : .block }
+
+    static func field(_ f: ListField) -> String {
+        switch f {
+        case .user: "user"
+        case .device: "device"
+        case .ip: "ip"
+        case .instrument: "instrument"
+        case .email: "email"
+        default: "unspecified"
+        }
+    }
+
+    static func field(_ s: String) -> ListField {
+        ["user": .user, "device": .device, "ip": .ip, "instrument": .instrument, "email": .email][s] ?? .unspecified
+    }
+
+    static func reasonKind(_ k: ReasonKind) -> String {
+        switch k {
+        case .rule: "rule"
+        case .model: "model"
+        case .list: "list"
+        case .policy: "policy"
+        case .shadow: "shadow"
+        default: "unspecified"
+        }
+    }
+
+    static func reasonKind(_ s: String) -> ReasonKind {
+        ["rule": .rule, "model": .model, "list": .list, "policy": .policy, "shadow": .shadow][s] ?? .unspecified
+    }
+
+    private struct StoredReason: Codable {
+        var kind: String
+        var code: String
+        var description: String
+        var contribution: Double
+        var value: Double
+    }
+
+    static func reasonsJSON(_ reasons: [ReasonCode]) -> String {
+        let stored = reasons.map {
+            StoredReason(kind: reasonKind($0.kind), code: $0.code, description: $0.description, contribution: $0.contribution.isFinite ? $0.contribution : 0, value: $0.value.isFinite ? $0.value : 0)
+        }
+        return (try? String(decoding: JSONEncoder().encode(stored), as: UTF8.self)) ?? "[]"
+    }
+
+    static func reasons(_ json: String) -> [ReasonCode] {
+        guard let stored = try? JSONDecoder().decode([StoredReason].self, from: Data(json.utf8)) else { return [] }
+        return stored.map {
+            var r = ReasonCode()
+            r.kind = reasonKind($0.kind)
+            r.code = $0.code
+            r.description = $0.description
+            r.contribution = $0.contribution
+            r.value = $0.value
+            return r
+        }
+    }
+
+    static func floatBytes(_ values: [Float]) -> [UInt8] {
+        values.withUnsafeBytes { Array($0) }
+    }
+
+    static func floats(_ bytes: [UInt8]) -> [Float] {
+        bytes.withUnsafeBytes { raw in (0..<bytes.count / 4).map { raw.loadUnaligned(fromByteOffset: $0 * 4, as: Float.self) } }
+    }
+}
