@@ -145,7 +145,7 @@ let package = Package(
 
         .target(
             name: "TestSupport",
-            dependencies: ["RPC", "Wire", "ServiceKit", "Ingest", "Feature", "Model"] + nio,
+            dependencies: ["RPC", "Wire", "ServiceKit", "Math", "Ingest", "Feature", "Model"] + nio,
             path: "Tests/TestSupport", swiftSettings: swiftSettings),
         .testTarget(
             name: "WireTests", dependencies: ["Wire", "TestSupport"],
@@ -176,6 +176,10 @@ let package = Package(
         .testTarget(
             name: "FeatureTests", dependencies: ["Feature", "Math", "Ingest", "ServiceKit", "RPC", "Wire", "Store", "Datasets", "TestSupport"],
             path: "Tests/FeatureTests", swiftSettings: swiftSettings),
+        .testTarget(
+            name: "RiskTests",
+            dependencies: ["RiskControl", "Feature", "Model", "Ingest", "Classifiers", "Math", "ServiceKit", "RPC", "Wire", "TestSupport"],
+            path: "Tests/RiskTests", swiftSettings: swiftSettings),
         .testTarget(
             name: "ServiceTests",
             dependencies: ["ServiceKit", "RPC", "Wire", "TestSupport", "Ingest", "Feature", "Model", "RiskControl", "Recommend"],

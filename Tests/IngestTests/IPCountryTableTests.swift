@@ -1,5 +1,6 @@
 import Foundation
 @testable import Ingest
+import ServiceKit
 import RPC
 import Testing
 import Wire

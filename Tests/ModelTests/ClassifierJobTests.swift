@@ -11,30 +11,6 @@ import Testing
 import TestSupport
 import Wire
 
-/// Rows in the fraud dataset's format with a planted pattern: a fraudster buys within a
-/// minute of signing up, on a device three accounts share; a customer buys a day or three
-/// later on a device of their own. One row in twenty breaks the pattern either way.
-func plantedFraudRows(_ n: Int) -> [Substring] {
-    var rng = SplitMix(seed: 31)
-    var lines: [Substring] = ["user_id,signup_time,purchase_time,purchase_value,device_id,source,browser,sex,age,ip_address,class"]
-    let day: TimeInterval = 86_400
-    let start = Date(timeIntervalSince1970: 1_420_070_400)  // 2015-01-01
-    let formatter = DateFormatter()
-    formatter.locale = Locale(identifier: "en_US_POSIX")
-    formatter.timeZone = TimeZone(identifier: "UTC")
-    formatter.dateFormat = "M/d/yyyy H:mm"
-    for i in 0..<n {
-        let fraud = rng.below(6) == 0
-        let looksFraud = rng.below(20) == 0 ? !fraud : fraud
-        let signup = start.addingTimeInterval(Double(i) * 3600)
-        let purchase = signup.addingTimeInterval(looksFraud ? 30 : Double(1 + rng.below(3)) * day)
-        let device = looksFraud ? "RING\(i / 3)" : "DEV\(i)"
-        let value = 10 + rng.below(90)
-        lines.append("\(1000 + i),\(formatter.string(from: signup)),\(formatter.string(from: purchase)),\(value),\(device),SEO,Chrome,M,\(20 + rng.below(40)),\(100_000 + i),\(fraud ? 1 : 0)")
-    }
-    return lines
-}
-
 @Suite("Classifier jobs", .serialized, .timeLimit(.minutes(3)))
 struct ClassifierJobTests {
     @Test("persona train fraud: point-in-time rows from the feature service, a calibrated gbdt that finds the planted pattern, published with its report; logistic and segments too")

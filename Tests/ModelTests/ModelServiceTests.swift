@@ -31,34 +31,6 @@ func withModelSuite<R>(
 }
 
 
-func train(_ model: RPCClient, _ kind: ModelKind, name: String = "", params: [String: String] = [:], publish: Bool = false, search: Bool = false) async throws -> String {
-    var request = TrainRequest()
-    request.kind = kind
-    request.name = name
-    request.publish = publish
-    request.search = search
-    request.params = params.sorted { $0.key < $1.key }.map { kv in
-        var p = KeyValue()
-        p.key = kv.key
-        p.value = kv.value
-        return p
-    }
-    return try await model.call(ModelAPI.train, request).jobId
-}
-
-/// Polls a job until it is in one of `states`.
-func waitJob(_ model: RPCClient, _ id: String, until states: Set<JobState> = [.succeeded, .failed, .cancelled], timeout: Duration = .seconds(120)) async throws -> JobStatusResponse {
-    var request = JobStatusRequest()
-    request.jobId = id
-    let deadline = ContinuousClock.now + timeout
-    while true {
-        let status = try await model.call(ModelAPI.jobStatus, request, timeout: .seconds(2))
-        if states.contains(status.state) { return status }
-        guard ContinuousClock.now < deadline else { throw ServiceError("job \(id) still \(status.state) (\(status.message))") }
-        try await Task.sleep(for: .milliseconds(30))
-    }
-}
-
 func fetchArtifact(_ model: RPCClient, _ name: String, version: UInt32 = 0, chunk: UInt32 = 0) async throws -> (ModelInfo, [UInt8]) {
     var bytes: [UInt8] = []
     var request = GetModelRequest()

@@ -26,8 +26,15 @@ struct ServiceHostTests {
     @Test func ingestAnswersHealthAndExportsMetrics() async throws { try await check(IngestService.self, settings: IngestSettings()) }
     @Test func featureAnswersHealthAndExportsMetrics() async throws { try await check(FeatureService.self, settings: FeatureSettings()) }
     @Test func modelAnswersHealthAndExportsMetrics() async throws { try await check(ModelService.self, settings: ModelService.Settings()) }
-    @Test func riskControlAnswersHealthAndExportsMetrics() async throws { try await check(RiskControlService.self, settings: NoSettings()) }
+    @Test func riskControlAnswersHealthAndExportsMetrics() async throws { try await check(RiskControlService.self, settings: isolatedRiskSettings()) }
     @Test func recommendAnswersHealthAndExportsMetrics() async throws { try await check(RecommendService.self, settings: RecommendSettings()) }
+
+    /// Peers on free ports, so a suite running on the default ports is never reached.
+    private func isolatedRiskSettings() -> RiskSettings {
+        var s = RiskSettings()
+        (s.featurePort, s.modelPort, s.ingestPort) = (freePort(), freePort(), freePort())
+        return s
+    }
 
     private func check<S: PersonaService>(_ type: S.Type, settings: S.Settings) async throws {
         try await withService(type, settings: settings) { host, rpc, metrics in
