@@ -178,7 +178,7 @@ let package = Package(
             path: "Tests/FeatureTests", swiftSettings: swiftSettings),
         .testTarget(
             name: "RiskTests",
-            dependencies: ["RiskControl", "Feature", "Model", "Ingest", "Classifiers", "Math", "ServiceKit", "RPC", "Wire", "TestSupport"],
+            dependencies: ["RiskControl", "Feature", "Model", "Ingest", "Classifiers", "Datasets", "Math", "ServiceKit", "RPC", "Wire", "TestSupport"],
             path: "Tests/RiskTests", swiftSettings: swiftSettings),
         .testTarget(
             name: "ServiceTests",

@@ -20,12 +20,18 @@ public struct RPCContext: Sendable {
     public var deadline: ContinuousClock.Instant?
     public var method: String
     public var correlationID: UInt64
+    private let shuttingDown: (@Sendable () -> Bool)?
 
-    public init(deadline: ContinuousClock.Instant?, method: String, correlationID: UInt64) {
+    public init(deadline: ContinuousClock.Instant?, method: String, correlationID: UInt64, shuttingDown: (@Sendable () -> Bool)? = nil) {
         self.deadline = deadline
         self.method = method
         self.correlationID = correlationID
+        self.shuttingDown = shuttingDown
     }
+
+    /// Whether the server began a graceful shutdown: a long poll answers now rather than
+    /// hold the shutdown until its wait ends.
+    public var isShuttingDown: Bool { shuttingDown?() ?? false }
 
     /// The context of the RPC being served by the current task, if any.
     @TaskLocal public static var current: RPCContext?

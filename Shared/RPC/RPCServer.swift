@@ -74,6 +74,9 @@ public final class RPCServer: Sendable {
         return channel.localAddress!
     }
 
+    /// Whether a graceful shutdown began.
+    public var isShuttingDown: Bool { state.withLock { $0.shuttingDown } }
+
     /// The bound port, once `start()` returned.
     public var port: Int? { state.withLock { $0.channel?.localAddress?.port } }
 
@@ -216,7 +219,7 @@ final class ServerConnectionHandler: ChannelInboundHandler, CoalescingFrameWrite
         }
         let started = ContinuousClock.now
         let deadline = frame.deadlineMicros > 0 ? started + .microseconds(frame.deadlineMicros) : nil
-        let rpcContext = RPCContext(deadline: deadline, method: route.name, correlationID: id)
+        let rpcContext = RPCContext(deadline: deadline, method: route.name, correlationID: id, shuttingDown: { [server] in server.isShuttingDown })
         let payload = frame.payload
         let limits = server.config.decodingLimits
         server.observer.callStarted(method: route.name)

@@ -7,9 +7,10 @@ import ServiceKit
 /// suite runs them (feature and model fold the log; model reads the feature service's rows,
 /// feature follows the model service's published segments), stopped after `body`.
 public func withCoreSuite<R>(
+    ingest ingestSettings: IngestSettings = IngestSettings(),
     _ body: (_ ingest: HostedService<IngestService>, _ feature: HostedService<FeatureService>, _ model: HostedService<ModelService>) async throws -> R
 ) async throws -> R {
-    try await withHostedService(IngestService.self, settings: IngestSettings()) { ingest in
+    try await withHostedService(IngestService.self, settings: ingestSettings) { ingest in
         var consumer = ConsumerSettings()
         consumer.ingestPort = ingest.rpcPort
         consumer.readWait = .milliseconds(200)

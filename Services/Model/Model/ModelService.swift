@@ -359,7 +359,7 @@ public struct ModelService: PersonaService {
         while true {
             let published = registry.published
             let changed = published.contains { known[$0.key] ?? 0 != $0.value } || known.contains { $0.value != 0 && published[$0.key] == nil }
-            if changed || ContinuousClock.now >= end {
+            if changed || ContinuousClock.now >= end || RPCContext.current?.isShuttingDown == true {
                 var response = WatchModelsResponse()
                 response.published = published.sorted { $0.key < $1.key }.map { ModelVersion(name: $0.key, version: $0.value) }
                 return response
