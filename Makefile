@@ -50,10 +50,12 @@ test: check-proto
 
 run: build
 	@mkdir -p $(RUN) $(DATA)
+	@# Ingest pseudonymises identifiers with this key; risk-control compares requests and lists with it.
+	@[ -s $(DATA)/pseudonym.key ] || { [ -s $(DATA)/ingest/pseudonym.key ] && cp $(DATA)/ingest/pseudonym.key $(DATA)/pseudonym.key || head -c 32 /dev/urandom > $(DATA)/pseudonym.key; chmod 600 $(DATA)/pseudonym.key; }
 	@for s in $(SERVICES); do \
 		IFS=: read name port metrics <<< "$$s"; \
 		if [ -f $(RUN)/$$name.pid ] && kill -0 $$(cat $(RUN)/$$name.pid) 2>/dev/null; then echo "$$name already running"; continue; fi; \
-		PERSONA_IP_COUNTRY_FILE=$${PERSONA_IP_COUNTRY_FILE-$(IP_COUNTRY)} nohup $(BIN)/persona-$$name --port $$port --metrics-port $$metrics --data-dir $(DATA)/$$name \
+		PERSONA_IP_COUNTRY_FILE=$${PERSONA_IP_COUNTRY_FILE-$(IP_COUNTRY)} PERSONA_PSEUDONYM_KEY_FILE=$${PERSONA_PSEUDONYM_KEY_FILE-$(DATA)/pseudonym.key} nohup $(BIN)/persona-$$name --port $$port --metrics-port $$metrics --data-dir $(DATA)/$$name \
 			> $(RUN)/$$name.log 2>&1 & echo $$! > $(RUN)/$$name.pid; \
 		echo "$$name: rpc 127.0.0.1:$$port  metrics http://127.0.0.1:$$metrics/metrics  data $(DATA)/$$name  log $(RUN)/$$name.log"; \
 	done
