@@ -2,7 +2,7 @@
 HistGradientBoostingClassifier and LogisticRegression, one thread each, on the rows Persona
 wrote (its feature service's point-in-time export, split as `persona train fraud` splits).
 
-    python classifiers.py DIR OUT_JSON
+    python classifiers.py DIR OUT_JSON [--no-shap]
 
 DIR holds {train,valid,test}.f32 (row-major float32, NaN for missing), {train,valid,test}.labels
 (float32 0/1) and shape.json ({"features": D}). OUT_JSON gets each peer's training seconds and
@@ -58,6 +58,10 @@ def main():
     seconds = time.perf_counter() - start
     out["sklearn_logistic"] = {"seconds": seconds, "test": logistic.predict_proba(xs)[:, 1].tolist()}
 
+    if "--no-shap" in sys.argv:
+        with open(out_path, "w") as f:
+            json.dump(out, f)
+        return
     # SHAP values per prediction from LightGBM's own TreeSHAP: 300 trees of depth 6, one row at a time.
     shap_model = lgb.LGBMClassifier(n_estimators=300, learning_rate=0.05, num_leaves=63, max_depth=6, n_jobs=1, verbose=-1, random_state=1)
     shap_model.fit(xt, yt)

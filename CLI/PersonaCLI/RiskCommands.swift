@@ -125,6 +125,7 @@ struct RiskScore: AsyncParsableCommand {
     @Option(help: "Payment instrument.") var instrument = ""
     @Option(help: "E-mail address.") var email = ""
     @Option(help: "Channel (web, app, ...).") var channel = ""
+    @Option(help: "Session id.") var session = ""
     @Option(help: "Event time (2011-10-01T10:00:00Z or milliseconds; default now).") var time: String?
     @Flag(help: "Decide but store nothing.") var dryRun = false
     @Flag(help: "Also print the feature values the decision used.") var features = false
@@ -142,6 +143,7 @@ struct RiskScore: AsyncParsableCommand {
         r.paymentInstrument = instrument
         r.email = email
         r.channel = channel
+        r.sessionId = session
         r.timestampMs = try time.map(TrainCommand.time) ?? 0
         r.dryRun = dryRun
         let response = try await endpoints.call("risk-control") { try await $0.call(RiskAPI.score, r, timeout: .seconds(5)) }

@@ -277,7 +277,11 @@ struct RiskServiceTests {
                 let second = try await waitJob(model.client, try await train(model.client, .logistic, name: "fraud", publish: true))
                 #expect(second.state == .succeeded)
                 try await waitHealth(risk.client, "model", "fraud=2")
-                let again = try await score(risk.client, scoreRequest(user: 90_001, order: "r-2", amount: 40, at: end + 32_000, device: "RING3"))
+                // Reasons for an allow only when asked (--explain flagged, the default).
+                if calm.action == .allow { #expect(calm.reasons.filter { $0.kind == .model }.isEmpty) }
+                var asked = scoreRequest(user: 90_001, order: "r-2", amount: 40, at: end + 32_000, device: "RING3")
+                asked.explain = true
+                let again = try await score(risk.client, asked)
                 #expect(again.modelVersion == 2 && !again.reasons.filter { $0.kind == .model }.isEmpty)
             }
         }

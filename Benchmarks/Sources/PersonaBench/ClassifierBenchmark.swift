@@ -244,6 +244,6 @@ func appendAndFold(_ events: [Event], ingest: RPCClient, feature: RPCClient, bat
     let info = try await ingest.call(IngestAPI.logInfo, LogInfoRequest())
     let ends = info.partitions.map { String($0.endOffset) }.joined(separator: ",")
     while try await feature.call(HealthAPI.check, HealthRequest()).checks.first(where: { $0.key == "offsets" })?.value != ends {
-        try await Task.sleep(for: .milliseconds(50))
+        try await Task.sleep(for: .milliseconds(1))
     }
 }

@@ -120,6 +120,21 @@ func taobaoEvents() throws -> [Event] {
 
 func seconds(_ d: Duration) -> Double { Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18 }
 
+/// A port nothing listens on now (for a service another one must be told of before it starts).
+func freeBenchPort() throws -> Int {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(fd) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    let bound = withUnsafeMutablePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
+    }
+    guard bound else { throw POSIXError(.EADDRINUSE) }
+    return Int(UInt16(bigEndian: address.sin_port))
+}
+
 func temporaryBenchDirectory(_ name: String) -> String {
     let dir = FileManager.default.temporaryDirectory.appendingPathComponent("persona-bench-\(name)-\(UUID().uuidString)").path
     try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
@@ -391,10 +406,10 @@ struct HostedBenchService<S: PersonaService> {
     let directory: String
     let running: Task<Void, any Error>
 
-    /// Starts on `directory` (a new temporary one when nil).
-    static func start(settings: S.Settings, directory: String? = nil) async throws -> HostedBenchService {
+    /// Starts on `directory` (a new temporary one when nil), on `port` (a free one when 0).
+    static func start(settings: S.Settings, directory: String? = nil, port: Int = 0) async throws -> HostedBenchService {
         let directory = directory ?? temporaryBenchDirectory(S.name)
-        let options = ServiceOptions.Resolved(host: "127.0.0.1", port: 0, metricsPort: 0, dataDir: directory, logLevel: .error)
+        let options = ServiceOptions.Resolved(host: "127.0.0.1", port: port, metricsPort: 0, dataDir: directory, logLevel: .error)
         let host = try await ServiceHost<S>(options: options, settings: settings)
         let (port, _) = try await host.start()
         let running = Task { try await host.run(handleSignals: false) }

@@ -173,10 +173,12 @@ var batch: Int?
 var taobao = false
 var items: Int?
 var noPeers = false
+var decisions = 10_000_000
 var arguments = CommandLine.arguments.dropFirst().makeIterator()
 while let a = arguments.next() {
     switch a {
-    case "rpc", "store", "ingest-profile", "fold-profile", "feature", "models", "topk", "recommend", "classifiers", "interactions-profile": mode = a
+    case "rpc", "store", "ingest-profile", "fold-profile", "feature", "models", "topk", "recommend", "classifiers", "risk", "interactions-profile": mode = a
+    case "--decisions": decisions = Int(arguments.next() ?? "") ?? decisions
     case "--output": output = arguments.next()
     case "--seconds": seconds = Double(arguments.next() ?? "") ?? seconds
     case "--producers": producers = Int(arguments.next() ?? "") ?? producers
@@ -186,7 +188,7 @@ while let a = arguments.next() {
     case "--taobao": taobao = true
     case "--items": items = Int(arguments.next() ?? "")
     case "--no-peers": noPeers = true
-    default: print("usage: persona-bench [rpc|store|feature|models|topk|recommend|classifiers|ingest-profile|fold-profile|interactions-profile] [--output FILE] [--seconds S] [--producers N] [--users N] [--events N] [--batch N] [--taobao] [--items N] [--no-peers]"); exit(2)
+    default: print("usage: persona-bench [rpc|store|feature|models|topk|recommend|classifiers|risk|ingest-profile|fold-profile|interactions-profile] [--output FILE] [--seconds S] [--producers N] [--users N] [--events N] [--batch N] [--taobao] [--items N] [--no-peers] [--decisions N]"); exit(2)
     }
 }
 switch mode {
@@ -212,6 +214,10 @@ case "interactions-profile":
     print("interaction store, Online Retail: \(Int(f.eventsPerSecond)) events/s, \(String(format: "%.1f", f.bytesPerPair)) bytes per pair")
 case "classifiers":
     try await classifierBenchmark(output: output ?? "Benchmarks/results/classifiers.md", sharedData: ProcessInfo.processInfo.environment["PERSONA_SHARED_DATA"] ?? "../shared/data")
+case "risk":
+    try await riskBenchmark(
+        output: output ?? "Benchmarks/results/risk.md", sharedData: ProcessInfo.processInfo.environment["PERSONA_SHARED_DATA"] ?? "../shared/data",
+        stored: decisions, seconds: max(seconds, 5))
 case "recommend":
     try await recommendBenchmark(
         output: output ?? "Benchmarks/results/recommend.md", configurations: items.map { n in [(n, false), (n, true)] } ?? recommendConfigurations, seconds: seconds)

@@ -229,11 +229,12 @@ public final class FeatureState {
     }
 
     /// RFM quintile cut points, rebuilt on the first read after the state changed; with
-    /// more than 20,000 buyers (a scan of each), at most once a second.
+    /// more than 2,000 buyers (a scan and three sorts of them), at most once a second, so
+    /// reads between folds do not each pay for one.
     func rfmCuts(refresh: Bool) -> RfmCuts {
         rfm.withLock { cuts in
             guard refresh && cuts.version != version else { return cuts }
-            if cuts.buyers > 20_000, let built = cuts.builtAt, built.duration(to: .now) < .seconds(1) { return cuts }
+            if cuts.buyers > 2_000, let built = cuts.builtAt, built.duration(to: .now) < .seconds(1) { return cuts }
             cuts = RfmCuts(users: users.values, nowMs: watermarkMs, version: version)
             return cuts
         }

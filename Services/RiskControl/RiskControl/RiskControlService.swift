@@ -147,7 +147,7 @@ public struct RiskControlService: PersonaService {
         if r.timestampMs < 0 { throw refuse("invalid_time", "timestamp must be >= 0 (0: now), got \(r.timestampMs)") }
         if r.kind.rawValue < 0 || r.kind.rawValue > 5 { throw refuse("invalid_kind", "unknown request kind \(r.kind.rawValue)") }
         if r.lines.count > 1000 { throw refuse("too_many_lines", "at most 1000 order lines, got \(r.lines.count)") }
-        for text in [r.orderId, r.currency, r.deviceId, r.ip, r.paymentInstrument, r.channel, r.email, r.ipCountry] where text.utf8.count > 256 {
+        for text in [r.orderId, r.currency, r.deviceId, r.ip, r.paymentInstrument, r.channel, r.email, r.ipCountry, r.sessionId] where text.utf8.count > 256 {
             throw refuse("text_too_long", "a request's text fields are at most 256 bytes")
         }
     }
@@ -175,6 +175,7 @@ public struct RiskControlService: PersonaService {
         e.ip = r.ip
         e.ipCountry = r.ipCountry
         e.channel = r.channel
+        e.sessionId = r.sessionId
         switch r.kind {
         case .payment:
             e.kind = .payment
@@ -222,6 +223,7 @@ public struct RiskControlService: PersonaService {
         var x = DecisionInputs(request: r)
         x.listMatch = lists.match(user: r.userId, device: r.deviceId, ip: r.ip, instrument: r.paymentInstrument, email: r.email, nowMs: Self.nowMs())
         var modelUsed: ServedModel.Loaded?
+        var modelRow: [Float] = []
         if let hit = x.listMatch {
             context.metrics.counter("persona_risk_list_hits_total", labels: [("list", Names.list(hit.list)), ("field", Names.field(hit.field))], help: "Decisions made by a list entry").increment()
         } else {
@@ -240,7 +242,7 @@ public struct RiskControlService: PersonaService {
                     if let served, answer.schemaVersion == served.classifier.schemaVersion {
                         let row = Array(answer.values.prefix(served.classifier.features.count))
                         x.probability = served.classifier.probability(row)
-                        x.modelReasons = served.reasons(row, count: settings.modelReasons)
+                        modelRow = row
                         modelUsed = served
                     } else if served != nil {
                         context.logger.warning("the fraud model's feature schema \(served!.classifier.schemaVersion) is not the feature service's \(answer.schemaVersion): scoring without it")
@@ -254,7 +256,11 @@ public struct RiskControlService: PersonaService {
             }
         }
         let policy = DecisionPolicy(review: settings.reviewThreshold, decline: settings.declineThreshold, failOpen: settings.failurePolicy == .open)
-        let verdict = Decide.decide(x, rules: active, shadow: shadow, policy: policy)
+        var verdict = Decide.decide(x, rules: active, shadow: shadow, policy: policy)
+        // The model's reasons (TreeSHAP, the costliest step) for what is flagged, or for all.
+        if let served = modelUsed, settings.explain == .all || request.explain || verdict.action != .allow {
+            verdict.reasons += served.reasons(modelRow, count: settings.modelReasons)
+        }
         var d = Decision()
         d.orderId = r.orderId
         d.userId = r.userId

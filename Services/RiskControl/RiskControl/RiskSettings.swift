@@ -40,6 +40,9 @@ public struct RiskOptions: ParsableArguments, Sendable {
     @Option(help: "How many features, the strongest first, a decision names as its model reasons (env PERSONA_RISK_REASONS, default 3).")
     public var reasons: Int?
 
+    @Option(help: "Which decisions get the model's reasons (TreeSHAP): flagged (review, challenge, decline) or all (env PERSONA_RISK_EXPLAIN, default flagged).")
+    public var explain: String?
+
     public init() {}
 
     public func resolve(environment: [String: String]? = nil) throws -> RiskSettings {
@@ -80,6 +83,10 @@ public struct RiskOptions: ParsableArguments, Sendable {
             guard let n = Int(text), (0...20).contains(n) else { throw ValidationError("reasons '\(text)' is not 0...20") }
             s.modelReasons = n
         }
+        if let text = explain ?? env["PERSONA_RISK_EXPLAIN"] {
+            guard let e = RiskSettings.Explain(rawValue: text) else { throw ValidationError("explain '\(text)' is not flagged or all") }
+            s.explain = e
+        }
         return s
     }
 }
@@ -90,6 +97,12 @@ public struct RiskSettings: Sendable {
         case open
         /// Decline (an allow-listed request is still allowed).
         case closed
+    }
+
+    public enum Explain: String, Sendable {
+        /// Reviews, challenges and declines (and requests that ask).
+        case flagged
+        case all
     }
 
     public var featureHost = "127.0.0.1"
@@ -107,6 +120,7 @@ public struct RiskSettings: Sendable {
     public var pseudonymKeyFile: String?
     public var ipCountries: IPCountryTable?
     public var modelReasons = 3
+    public var explain = Explain.flagged
 
     public init() {}
 }

@@ -225,6 +225,8 @@ public struct ScoreRequest: WireMessage {
     public var email: String = ""
     public var ipCountry: String = ""
     public var dryRun: Bool = false
+    public var sessionId: String = ""
+    public var explain: Bool = false
     /// Fields this build does not know, kept so a relay re-encodes them unchanged.
     public var unknownFields = UnknownFields()
     public init() {}
@@ -248,6 +250,8 @@ extension ScoreRequest: CMessageConvertible {
         if !email.isEmpty { c.pointee.email = arena.string(email) }
         if !ipCountry.isEmpty { c.pointee.ip_country = arena.string(ipCountry) }
         c.pointee.dry_run = dryRun ? 1 : 0
+        if !sessionId.isEmpty { c.pointee.session_id = arena.string(sessionId) }
+        c.pointee.explain = explain ? 1 : 0
         arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
     }
     init(cMessage c: UnsafePointer<Persona__V1__ScoreRequest>) {
@@ -266,6 +270,8 @@ extension ScoreRequest: CMessageConvertible {
         email = readString(c.pointee.email)
         ipCountry = readString(c.pointee.ip_country)
         dryRun = c.pointee.dry_run != 0
+        sessionId = readString(c.pointee.session_id)
+        explain = c.pointee.explain != 0
         unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
     static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>) -> UnsafeMutablePointer<Persona__V1__ScoreRequest>? {

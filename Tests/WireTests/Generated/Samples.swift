@@ -1567,6 +1567,8 @@ extension ScoreRequest {
             m.email = "h\u{e9}llo \"w\\orld\" \u{1F600}"
             m.ipCountry = "h\u{e9}llo \"w\\orld\" \u{1F600}"
             m.dryRun = true
+            m.sessionId = "h\u{e9}llo \"w\\orld\" \u{1F600}"
+            m.explain = true
         } else {
             m.orderId = "x"
             m.userId = Int64.max
@@ -1582,6 +1584,8 @@ extension ScoreRequest {
             m.email = "x"
             m.ipCountry = "x"
             m.dryRun = true
+            m.sessionId = "x"
+            m.explain = true
         }
         return m
     }

@@ -18,6 +18,7 @@ final class DecisionStore: @unchecked Sendable {
     private var jobs: [Job] = []
     private var closed = false
     private var thread: Thread?
+    private var checkpointer: Thread?
     /// Feature-name lists by id (decisions store their values in a list's order).
     private let featureSets = Mutex<(ids: [String: Int64], names: [Int64: [String]])>(([:], [:]))
     private let onCommit: @Sendable (_ rows: Int, _ seconds: Double) -> Void
@@ -31,7 +32,8 @@ final class DecisionStore: @unchecked Sendable {
         self.path = path
         self.onCommit = onCommit
         writer = try SQLiteDatabase(path: path)
-        try writer.execute("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;")
+        // Checkpoints run beside the commits (`checkpointLoop`), never inside one.
+        try writer.execute("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA wal_autocheckpoint=0;")
         try writer.execute(Self.schema)
         try writer.statement("SELECT id, names FROM feature_sets").query { row in
             let names = row.text(1).split(separator: ",").map(String.init)
@@ -44,6 +46,31 @@ final class DecisionStore: @unchecked Sendable {
         t.name = "decision-store"
         thread = t
         t.start()
+        let c = Thread { [unowned self] in self.checkpointLoop() }
+        c.name = "decision-checkpoint"
+        checkpointer = c
+        c.start()
+    }
+
+    /// Copies the WAL's committed pages into the database every second (a passive
+    /// checkpoint: it never waits for, nor blocks, the writer), so commits do not pay for it.
+    private func checkpointLoop() {
+        guard let db = try? SQLiteDatabase(path: path) else { return }
+        while true {
+            condition.lock()
+            let stop = closed
+            condition.unlock()
+            if stop { break }
+            try? db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            for _ in 0..<20 {
+                usleep(50_000)
+                condition.lock()
+                let stop = closed
+                condition.unlock()
+                if stop { break }
+            }
+        }
+        try? db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     }
 
     static let schema = """
@@ -120,7 +147,7 @@ final class DecisionStore: @unchecked Sendable {
         closed = true
         condition.signal()
         condition.unlock()
-        while thread?.isFinished == false { usleep(1000) }
+        while thread?.isFinished == false || checkpointer?.isFinished == false { usleep(1000) }
     }
 
     // MARK: Writing

@@ -145,13 +145,19 @@ struct  Persona__V1__ScoreRequest
   char *email;
   char *ip_country;
   /*
-   * Bypass nothing, store nothing: evaluate as Score would and answer (dry run).
+   * Evaluate and answer as Score does, but store nothing (a dry run).
    */
   protobuf_c_boolean dry_run;
+  char *session_id;
+  /*
+   * Name the model's reasons even when the decision is allow (risk-control's --explain
+   * flagged gives them to reviews, challenges and declines only).
+   */
+  protobuf_c_boolean explain;
 };
 #define PERSONA__V1__SCORE_REQUEST__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&persona__v1__score_request__descriptor) \
-    , (char *)protobuf_c_empty_string, 0, 0, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, 0,NULL, PERSONA__V1__REQUEST_KIND__REQUEST_KIND_UNSPECIFIED, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0 }
+    , (char *)protobuf_c_empty_string, 0, 0, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, 0,NULL, PERSONA__V1__REQUEST_KIND__REQUEST_KIND_UNSPECIFIED, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, (char *)protobuf_c_empty_string, 0 }
 
 
 struct  Persona__V1__ReasonCode

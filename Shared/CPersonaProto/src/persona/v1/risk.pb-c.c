@@ -1312,7 +1312,7 @@ void   persona__v1__decision_stats_response__free_unpacked
   assert(message->base.descriptor == &persona__v1__decision_stats_response__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
-static const ProtobufCFieldDescriptor persona__v1__score_request__field_descriptors[14] =
+static const ProtobufCFieldDescriptor persona__v1__score_request__field_descriptors[16] =
 {
   {
     "order_id",
@@ -1482,6 +1482,30 @@ static const ProtobufCFieldDescriptor persona__v1__score_request__field_descript
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "session_id",
+    15,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__ScoreRequest, session_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "explain",
+    16,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__ScoreRequest, explain),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned persona__v1__score_request__field_indices_by_name[] = {
   2,   /* field[2] = amount */
@@ -1490,19 +1514,21 @@ static const unsigned persona__v1__score_request__field_indices_by_name[] = {
   4,   /* field[4] = device_id */
   13,   /* field[13] = dry_run */
   11,   /* field[11] = email */
+  15,   /* field[15] = explain */
   5,   /* field[5] = ip */
   12,   /* field[12] = ip_country */
   10,   /* field[10] = kind */
   9,   /* field[9] = lines */
   0,   /* field[0] = order_id */
   6,   /* field[6] = payment_instrument */
+  14,   /* field[14] = session_id */
   8,   /* field[8] = timestamp_ms */
   1,   /* field[1] = user_id */
 };
 static const ProtobufCIntRange persona__v1__score_request__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 14 }
+  { 0, 16 }
 };
 const ProtobufCMessageDescriptor persona__v1__score_request__descriptor =
 {
@@ -1512,7 +1538,7 @@ const ProtobufCMessageDescriptor persona__v1__score_request__descriptor =
   "Persona__V1__ScoreRequest",
   "persona.v1",
   sizeof(Persona__V1__ScoreRequest),
-  14,
+  16,
   persona__v1__score_request__field_descriptors,
   persona__v1__score_request__field_indices_by_name,
   1,  persona__v1__score_request__number_ranges,
