@@ -122,6 +122,23 @@ import Wire
         return d
     }
 
+    @Test func reasonsAreStoredAsJSONAnyToolReads() throws {
+        var r = ReasonCode()
+        r.kind = .model
+        r.code = "amount_1h"
+        r.description = "a \"quoted\" line\nand a tab\t, a \\ and ünïcode \u{1}"
+        r.contribution = 0.125
+        r.value = 1500
+        var p = ReasonCode()
+        p.kind = .policy
+        p.code = "policy:features_unavailable"
+        let json = Names.reasonsJSON([r, p])
+        let parsed = try JSONSerialization.jsonObject(with: Data(json.utf8)) as! [[String: Any]]
+        #expect(parsed.count == 2 && parsed[0]["kind"] as? String == "model" && parsed[0]["value"] as? Int == 1500)
+        let back = Names.reasons(json)
+        #expect(back == [r, p])
+    }
+
     @Test func concurrentDecisionsShareCommitsAndSurviveAReopen() async throws {
         let dir = temporaryDirectory()
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)

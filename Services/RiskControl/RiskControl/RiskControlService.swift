@@ -33,6 +33,7 @@ public struct RiskControlService: PersonaService {
     let modelClient: RPCClient
     let pseudonymizer: Pseudonymizer
     let featureNames = FeatureNames()
+    let namesRead = NamesRead()
 
     public init(context: ServiceContext, settings: RiskSettings) async throws {
         self.context = context
@@ -227,7 +228,7 @@ public struct RiskControlService: PersonaService {
         if let hit = x.listMatch {
             context.metrics.counter("persona_risk_list_hits_total", labels: [("list", Names.list(hit.list)), ("field", Names.field(hit.field))], help: "Decisions made by a list entry").increment()
         } else {
-            let names = Self.featureNames(model: served?.classifier, rules: [active, shadow].compactMap { $0 })
+            let names = namesRead.names(model: served, rules: active, shadow: shadow)
             x.featureNames = names
             if names.isEmpty {
                 x.features = []
@@ -564,6 +565,20 @@ public struct RiskControlService: PersonaService {
             ("lists", "\(lists.count)"),
             ("failure_policy", settings.failurePolicy.rawValue),
         ]
+    }
+}
+
+/// The feature names a Score reads, kept while the model and rule sets stay the same (one
+/// array shared by their decisions, not one built per call).
+final class NamesRead: Sendable {
+    private let last = Mutex<(key: [UInt32], names: [String])?>(nil)
+
+    func names(model: ServedModel.Loaded?, rules: RuleSet, shadow: RuleSet?) -> [String] {
+        let key = [model?.info.version ?? 0, model == nil ? 0 : 1, rules.version, shadow?.version ?? 0]
+        if let l = last.withLock({ $0 }), l.key == key { return l.names }
+        let names = RiskControlService.featureNames(model: model?.classifier, rules: [rules, shadow].compactMap { $0 })
+        last.withLock { $0 = (key, names) }
+        return names
     }
 }
 

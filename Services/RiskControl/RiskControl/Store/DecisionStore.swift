@@ -187,19 +187,20 @@ final class DecisionStore: @unchecked Sendable {
             let start = ContinuousClock.now
             var errors: [(any Error)?] = []
             do {
-                try writer.execute("BEGIN IMMEDIATE")
+                try writer.statement("BEGIN IMMEDIATE").run()
+                let savepoint = try writer.statement("SAVEPOINT job"), release = try writer.statement("RELEASE job")
                 for job in batch {
                     do {
-                        try writer.execute("SAVEPOINT job")
+                        try savepoint.run()
                         try job.run(writer)
-                        try writer.execute("RELEASE job")
+                        try release.run()
                         errors.append(nil)
                     } catch {
                         try? writer.execute("ROLLBACK TO job; RELEASE job")
                         errors.append(error)
                     }
                 }
-                try writer.execute("COMMIT")
+                try writer.statement("COMMIT").run()
             } catch {
                 try? writer.execute("ROLLBACK")
                 errors = batch.map { _ in error }
@@ -240,6 +241,17 @@ final class DecisionStore: @unchecked Sendable {
 
     /// The id of a feature-name list, added on first use (inside the caller's transaction).
     private func featureSet(_ names: [String], _ db: SQLiteDatabase) throws -> Int64 {
+        // Decisions of one model and rule set share their names array: equal at once.
+        if let last = lastSet, last.names == names { return last.id }
+        let id = try featureSetID(names, db)
+        lastSet = (names, id)
+        return id
+    }
+
+    /// Only the writer thread reads and sets it.
+    nonisolated(unsafe) private var lastSet: (names: [String], id: Int64)?
+
+    private func featureSetID(_ names: [String], _ db: SQLiteDatabase) throws -> Int64 {
         let key = names.joined(separator: ",")
         if let id = featureSets.withLock({ $0.ids[key] }) { return id }
         try db.statement("INSERT INTO feature_sets (names) VALUES (?)").run([.text(key)])
@@ -468,11 +480,37 @@ enum Names {
         var value: Double
     }
 
+    /// `[{"kind": ..., "code": ..., "description": ..., "contribution": ..., "value": ...}, ...]`,
+    /// written by hand (every decision writes one; JSONEncoder was a tenth of the insert).
     static func reasonsJSON(_ reasons: [ReasonCode]) -> String {
-        let stored = reasons.map {
-            StoredReason(kind: reasonKind($0.kind), code: $0.code, description: $0.description, contribution: $0.contribution.isFinite ? $0.contribution : 0, value: $0.value.isFinite ? $0.value : 0)
+        var out = "["
+        for (i, r) in reasons.enumerated() {
+            if i > 0 { out += "," }
+            out += "{\"kind\":\"\(reasonKind(r.kind))\",\"code\":"
+            quote(r.code, into: &out)
+            out += ",\"description\":"
+            quote(r.description, into: &out)
+            out += ",\"contribution\":\(number(r.contribution)),\"value\":\(number(r.value))}"
         }
-        return (try? String(decoding: JSONEncoder().encode(stored), as: UTF8.self)) ?? "[]"
+        return out + "]"
+    }
+
+    private static func number(_ v: Double) -> String { v.isFinite ? (v == v.rounded() && abs(v) < 1e15 ? String(Int64(v)) : String(v)) : "0" }
+
+    private static func quote(_ s: String, into out: inout String) {
+        out += "\""
+        for c in s.unicodeScalars {
+            switch c {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            default:
+                if c.value < 0x20 { out += String(format: "\\u%04x", c.value) } else { out.unicodeScalars.append(c) }
+            }
+        }
+        out += "\""
     }
 
     static func reasons(_ json: String) -> [ReasonCode] {
