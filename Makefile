@@ -52,15 +52,17 @@ run: build
 	@mkdir -p $(RUN) $(DATA)
 	@# Ingest pseudonymises identifiers with this key; risk-control compares requests and lists with it.
 	@[ -s $(DATA)/pseudonym.key ] || { [ -s $(DATA)/ingest/pseudonym.key ] && cp $(DATA)/ingest/pseudonym.key $(DATA)/pseudonym.key || head -c 32 /dev/urandom > $(DATA)/pseudonym.key; chmod 600 $(DATA)/pseudonym.key; }
+	@# One token a role (ROLE ID SECRET): every call but Health needs one; the CLI reads this file.
+	@[ -s $(DATA)/tokens ] || { for role in service admin analyst producer consumer; do echo "$$role $$role-1 $$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')"; done > $(DATA)/tokens; chmod 600 $(DATA)/tokens; }
 	@for s in $(SERVICES); do \
 		IFS=: read name port metrics <<< "$$s"; \
 		if [ -f $(RUN)/$$name.pid ] && kill -0 $$(cat $(RUN)/$$name.pid) 2>/dev/null; then echo "$$name already running"; continue; fi; \
-		PERSONA_IP_COUNTRY_FILE=$${PERSONA_IP_COUNTRY_FILE-$(IP_COUNTRY)} PERSONA_PSEUDONYM_KEY_FILE=$${PERSONA_PSEUDONYM_KEY_FILE-$(DATA)/pseudonym.key} nohup $(BIN)/persona-$$name --port $$port --metrics-port $$metrics --data-dir $(DATA)/$$name \
+		PERSONA_IP_COUNTRY_FILE=$${PERSONA_IP_COUNTRY_FILE-$(IP_COUNTRY)} PERSONA_PSEUDONYM_KEY_FILE=$${PERSONA_PSEUDONYM_KEY_FILE-$(DATA)/pseudonym.key} PERSONA_TOKENS_FILE=$${PERSONA_TOKENS_FILE-$(DATA)/tokens} nohup $(BIN)/persona-$$name --port $$port --metrics-port $$metrics --data-dir $(DATA)/$$name \
 			> $(RUN)/$$name.log 2>&1 & echo $$! > $(RUN)/$$name.pid; \
 		echo "$$name: rpc 127.0.0.1:$$port  metrics http://127.0.0.1:$$metrics/metrics  data $(DATA)/$$name  log $(RUN)/$$name.log"; \
 	done
-	@for i in $$(seq 1 50); do $(BIN)/persona health >/dev/null 2>&1 && break; sleep 0.2; done
-	@$(BIN)/persona health
+	@for i in $$(seq 1 50); do PERSONA_TOKENS_FILE=$(DATA)/tokens $(BIN)/persona health >/dev/null 2>&1 && break; sleep 0.2; done
+	@PERSONA_TOKENS_FILE=$(DATA)/tokens $(BIN)/persona health
 
 stop:
 	@for s in $(SERVICES); do \

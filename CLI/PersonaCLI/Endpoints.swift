@@ -16,6 +16,8 @@ struct Endpoints: ParsableArguments {
     var riskControl: String?
     @Option(help: "recommend address (env PERSONA_RECOMMEND_ADDR, default 127.0.0.1:7105).")
     var recommend: String?
+    @Option(help: "File holding the token to present: the secret alone, or a tokens file (its admin token is used). Default: PERSONA_TOKEN (the secret), else PERSONA_TOKENS_FILE, else ./data/tokens when there is one (make run writes it).")
+    var tokenFile: String?
 
     struct Endpoint {
         var service: String
@@ -31,8 +33,23 @@ struct Endpoints: ParsableArguments {
         ]
     }
 
-    /// One service's endpoint, by name.
+    /// The token this command presents, if any (see `--token-file`).
+    func credential() throws -> [UInt8]? {
+        let env = ProcessInfo.processInfo.environment
+        if tokenFile == nil, let secret = env["PERSONA_TOKEN"], !secret.isEmpty { return Array(secret.utf8) }
+        let fallback = FileManager.default.fileExists(atPath: "data/tokens") ? "data/tokens" : nil
+        guard let path = tokenFile ?? env["PERSONA_TOKENS_FILE"].flatMap({ $0.isEmpty ? nil : $0 }) ?? fallback else { return nil }
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { throw ValidationError("cannot read the token file \(path)") }
+        if let tokens = try? AccessToken.parse(text, file: path), let token = tokens.first(where: { $0.role == .admin }) ?? tokens.first {
+            return token.secret
+        }
+        let secret = text.trimmingCharacters(in: .whitespacesAndNewlines)
+        return secret.isEmpty ? nil : Array(secret.utf8)
+    }
+
+    /// One service's endpoint, by name; the calls made to it carry `credential()`.
     func endpoint(_ service: String) throws -> Endpoint {
+        ProcessCredential.set(try credential())
         guard let e = try all().first(where: { $0.service == service }) else { throw ValidationError("no service \(service)") }
         return e
     }

@@ -16,6 +16,9 @@ public struct Frame: Sendable, Hashable {
         public init(rawValue: UInt8) { self.rawValue = rawValue }
         /// The payload on the wire is `u32 original length` + one LZ4 block.
         public static let lz4 = Flags(rawValue: 0x01)
+        /// The payload on the wire starts with the caller's credential: `u8 length` and that
+        /// many bytes (a token), before the message (compressed or not).
+        public static let credential = Flags(rawValue: 0x02)
     }
 
     public static let magic: UInt16 = 0x5052  // "PR"
@@ -33,10 +36,12 @@ public struct Frame: Sendable, Hashable {
     public var deadlineMicros: UInt32
     /// The payload, decompressed.
     public var payload: ByteBuffer
+    /// The caller's token (requests only; nil: none sent).
+    public var credential: [UInt8]?
 
     public init(
         kind: Kind, flags: Flags = [], status: UInt8 = 0, method: UInt16, correlationID: UInt64,
-        deadlineMicros: UInt32 = 0, payload: ByteBuffer
+        deadlineMicros: UInt32 = 0, payload: ByteBuffer, credential: [UInt8]? = nil
     ) {
         self.kind = kind
         self.flags = flags
@@ -45,6 +50,7 @@ public struct Frame: Sendable, Hashable {
         self.correlationID = correlationID
         self.deadlineMicros = deadlineMicros
         self.payload = payload
+        self.credential = credential
     }
 }
 

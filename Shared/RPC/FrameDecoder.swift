@@ -81,12 +81,19 @@ public struct FrameDecoder: ByteToMessageDecoder {
         let deadline = buffer.getInteger(at: start + 16, as: UInt32.self)!
         buffer.moveReaderIndex(forwardBy: Frame.headerSize)
         var payload = buffer.readSlice(length: length)!
+        var credential: [UInt8]?
+        if flags.contains(.credential) {
+            guard let n = payload.readInteger(as: UInt8.self), let bytes = payload.readBytes(length: Int(n)) else {
+                throw FrameError(code: .truncated, message: "credential flag set but the payload holds no credential")
+            }
+            credential = bytes
+        }
         if flags.contains(.lz4) {
             payload = try decompress(payload)
         }
         return Frame(
             kind: kind, flags: flags, status: status, method: method, correlationID: correlationID,
-            deadlineMicros: deadline, payload: payload)
+            deadlineMicros: deadline, payload: payload, credential: credential)
     }
 
     private func decompress(_ compressed: ByteBuffer) throws -> ByteBuffer {
@@ -131,10 +138,17 @@ public struct FrameEncoder: MessageToByteEncoder {
 
     public static func write(_ frame: Frame, into out: inout ByteBuffer, compressionThreshold: Int) {
         let start = out.writerIndex
-        var flags = frame.flags.subtracting(.lz4)
+        var flags = frame.flags.subtracting([.lz4, .credential])
+        let credential = frame.credential.map { Array($0.prefix(255)) }
+        if credential != nil { flags.insert(.credential) }
+        let prefix = credential.map { 1 + $0.count } ?? 0
         let length = frame.payload.readableBytes
-        out.reserveCapacity(minimumWritableBytes: Frame.headerSize + length)
-        writeHeader(frame, flags: flags, length: UInt32(length), into: &out)
+        out.reserveCapacity(minimumWritableBytes: Frame.headerSize + prefix + length)
+        writeHeader(frame, flags: flags, length: UInt32(prefix + length), into: &out)
+        if let credential {
+            out.writeInteger(UInt8(credential.count))
+            out.writeBytes(credential)
+        }
         if length >= compressionThreshold, length <= LZ4Block.maxInputSize {
             let bound = LZ4Block.compressBound(length)
             out.writeInteger(UInt32(length))
@@ -146,10 +160,10 @@ public struct FrameEncoder: MessageToByteEncoder {
             if compressed > 0, compressed + 4 < length {
                 flags.insert(.lz4)
                 out.setInteger(flags.rawValue, at: start + 4)
-                out.setInteger(UInt32(compressed + 4), at: start + 20)
+                out.setInteger(UInt32(prefix + compressed + 4), at: start + 20)
                 return
             }
-            out.moveWriterIndex(to: start + Frame.headerSize)
+            out.moveWriterIndex(to: start + Frame.headerSize + prefix)
         }
         var payload = frame.payload
         out.writeBuffer(&payload)

@@ -19,6 +19,8 @@ public final class RPCClient: Sendable {
         public var connectTimeout: Duration
         /// Deadline for calls that set none and run outside any other call.
         public var defaultTimeout: Duration?
+        /// The token every call carries; nil: the process's (`ProcessCredential`), if any.
+        public var credential: [UInt8]?
 
         public static func defaults(host: String, port: Int) -> Config {
             Config(
@@ -86,7 +88,7 @@ public final class RPCClient: Sendable {
         let connection = try await slot.connection(deadline: deadline)
         let id = nextCorrelationID.wrappingAdd(1, ordering: .relaxed).oldValue
         let promise = connection.channel.eventLoop.makePromise(of: Frame.self)
-        let frame = Frame(kind: .request, method: methodID, correlationID: id, deadlineMicros: micros, payload: payload)
+        let frame = Frame(kind: .request, method: methodID, correlationID: id, deadlineMicros: micros, payload: payload, credential: config.credential ?? ProcessCredential.current)
         connection.start(frame, deadline: deadline, promise: promise)
         return try await withTaskCancellationHandler {
             try await promise.futureResult.get()

@@ -11,7 +11,14 @@ public protocol RPCServerObserver: Sendable {
     func callFinished(method: String, status: StatusCode, duration: Duration)
     /// A call answered without being started: unknown method, over the limit, draining.
     func callRefused(method: String, status: StatusCode)
+    /// A call the access policy refused (UNAUTHENTICATED or PERMISSION_DENIED), with the
+    /// role of the token it carried ("none" without one).
+    func accessRefused(method: String, role: String, status: StatusCode)
     func protocolError(_ code: FrameError.Code)
+}
+
+extension RPCServerObserver {
+    public func accessRefused(method: String, role: String, status: StatusCode) {}
 }
 
 /// Persona's RPC server: many calls in flight per connection, answered as they finish,
@@ -27,6 +34,8 @@ public final class RPCServer: Sendable {
         public var decodingLimits: DecodingLimits
         /// How long a graceful shutdown waits for in-flight calls before closing anyway.
         public var shutdownGracePeriod: Duration
+        /// Tokens and roles every call is checked against; nil: every call is let through.
+        public var access: AccessPolicy?
 
         public static var defaults: Config {
             Config(
@@ -165,6 +174,8 @@ final class ServerConnectionHandler: ChannelInboundHandler, CoalescingFrameWrite
     var context: ChannelHandlerContext?
     private var calls: [UInt64: Call] = [:]
     private var draining = false
+    /// When this connection's calls were last refused by the access policy.
+    private var refusals: [ContinuousClock.Instant] = []
     /// Set a moment after the go-away frame, so requests already on the wire are answered
     /// (UNAVAILABLE) rather than cut off by the close.
     private var lingerOver = false
@@ -209,6 +220,15 @@ final class ServerConnectionHandler: ChannelInboundHandler, CoalescingFrameWrite
         guard let route else {
             server.observer.callRefused(method: "unknown", status: .unimplemented)
             return respond(id, method: frame.method, error: RPCError(.unimplemented, "no method with id 0x\(String(frame.method, radix: 16))"))
+        }
+        if let access = server.config.access {
+            switch access.check(method: frame.method, credential: frame.credential) {
+            case .allowed: break
+            case .unauthenticated:
+                return refuse(id, frame.method, route.name, role: nil, RPCError(.unauthenticated, "\(route.name) needs a token (none given, or not one this service accepts)"), access, context)
+            case .denied(let token, let role):
+                return refuse(id, frame.method, route.name, role: role, RPCError(.permissionDenied, "token '\(token)' (\(role.rawValue)) may not call \(route.name)"), access, context)
+            }
         }
         guard calls.count < server.config.maxConcurrentCallsPerConnection else {
             server.observer.callRefused(method: route.name, status: .overloaded)
@@ -278,6 +298,25 @@ final class ServerConnectionHandler: ChannelInboundHandler, CoalescingFrameWrite
             respond(id, method: method, error: rpcError)
         }
         closeIfDrained()
+    }
+
+    /// Answers a call the access policy refused, counted by method and role; a connection
+    /// refused `refusalLimit` times within `refusalWindow` is told why and closed.
+    private func refuse(_ id: UInt64, _ method: UInt16, _ name: String, role: Role?, _ error: RPCError, _ access: AccessPolicy, _ context: ChannelHandlerContext) {
+        server.observer.callRefused(method: name, status: error.code)
+        server.observer.accessRefused(method: name, role: role?.rawValue ?? "none", status: error.code)
+        respond(id, method: method, error: error)
+        let now = ContinuousClock.now
+        refusals.append(now)
+        refusals.removeAll { $0 < now - access.refusalWindow }
+        guard refusals.count >= access.refusalLimit else { return }
+        server.logger.notice("closing connection after \(refusals.count) refused calls", metadata: ["peer": "\(context.remoteAddress.map { "\($0)" } ?? "?")"])
+        var status = ErrorStatus()
+        status.code = error.code
+        status.message = "\(refusals.count) calls refused within \(access.refusalWindow): closing"
+        let frame = Frame(kind: .goAway, status: UInt8(truncatingIfNeeded: error.code.rawValue), method: 0, correlationID: 0, payload: ByteBuffer(bytes: status.serializedBytes()))
+        let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
+        context.writeAndFlush(wrapOutboundOut(frame)).whenComplete { _ in bound.value.close(promise: nil) }
     }
 
     private func respond(_ id: UInt64, method: UInt16, error: RPCError) {

@@ -18,6 +18,32 @@ public final class ServiceHost<S: PersonaService>: Sendable {
     let startedAt = Date()
     private let draining = Flag()
     private let group = Mutex<ServiceGroup?>(nil)
+    /// The tokens checked, and the file they are re-read from.
+    let access: (policy: AccessPolicy, file: String)?
+
+    static func readTokens(_ file: String) throws -> [AccessToken] {
+        guard let text = try? String(contentsOfFile: file, encoding: .utf8) else { throw ServiceError("cannot read the tokens file \(file)") }
+        do { return try AccessToken.parse(text, file: file) } catch let e as AccessError { throw ServiceError(e.description) }
+    }
+
+    /// Re-reads the tokens file every 2 s while it changes (rotation without a restart); a
+    /// file that no longer parses is logged and the tokens in force are kept.
+    private func followTokens() async {
+        guard let (policy, file) = access else { return }
+        var last = try? String(contentsOfFile: file, encoding: .utf8)
+        while !Task.isCancelled {
+            try? await Task.sleep(for: .seconds(2))
+            guard let text = try? String(contentsOfFile: file, encoding: .utf8), text != last else { continue }
+            last = text
+            do {
+                let tokens = try AccessToken.parse(text, file: file)
+                policy.replace(tokens)
+                context.logger.notice("tokens re-read", metadata: ["tokens": "\(tokens.count)"])
+            } catch {
+                context.logger.error("tokens file not re-read, the tokens in force are kept: \(error)")
+            }
+        }
+    }
 
     public static var version: String { "0.1.0" }
 
@@ -65,6 +91,19 @@ public final class ServiceHost<S: PersonaService>: Sendable {
         var rpcConfig = RPCServer.Config.defaults
         rpcConfig.host = options.host
         rpcConfig.port = options.port
+        if let file = options.tokensFile {
+            let tokens = try Self.readTokens(file)
+            let policy = AccessPolicy(tokens: tokens)
+            rpcConfig.access = policy
+            access = (policy, file)
+            // The calls this service makes carry its own token: PERSONA_SERVICE_TOKEN, else the file's first service token.
+            let own = ProcessInfo.processInfo.environment["PERSONA_SERVICE_TOKEN"].map { Array($0.utf8) } ?? tokens.first { $0.role == .service }?.secret
+            guard let own else { throw ServiceError("\(file) holds no service token, and PERSONA_SERVICE_TOKEN is not set: this service could not call the others") }
+            ProcessCredential.set(own)
+            logger.info("access control on", metadata: ["tokens": "\(tokens.count)", "file": "\(file)"])
+        } else {
+            access = nil
+        }
         self.rpc = RPCServer(config: rpcConfig, router: router, observer: metrics, logger: logger)
         self.http = MetricsHTTPServer(
             host: options.host, port: options.metricsPort, metrics: { metrics.render() },
@@ -95,6 +134,8 @@ public final class ServiceHost<S: PersonaService>: Sendable {
             logger: context.logger)
         self.group.withLock { $0 = group }
         if draining.isSet { await group.triggerGracefulShutdown() }
+        let tokens = Task { await followTokens() }
+        defer { tokens.cancel() }
         try await withTaskCancellationHandler {
             try await group.run()
         } onCancel: {

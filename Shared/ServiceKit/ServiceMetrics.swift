@@ -56,6 +56,13 @@ public final class ServiceMetrics: RPCServerObserver {
         countCall(method: method, status: status)
     }
 
+    public func accessRefused(method: String, role: String, status: StatusCode) {
+        counter(
+            "persona_rpc_refused_total", labels: [("method", method), ("role", role), ("status", status.name ?? "\(status.rawValue)")],
+            help: "Calls refused by access control, by method, the role of the token presented (none: no token) and status"
+        ).increment()
+    }
+
     private func countCall(method: String, status: StatusCode) {
         counter(
             "persona_rpc_calls_total", labels: [("method", method), ("status", status.name ?? "\(status.rawValue)")],

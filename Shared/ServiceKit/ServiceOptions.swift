@@ -21,6 +21,9 @@ public struct ServiceOptions: ParsableArguments, Sendable {
     @Option(help: "trace, debug, info, notice, warning, error or critical (env PERSONA_LOG_LEVEL, default info).")
     public var logLevel: String?
 
+    @Option(help: "Tokens file (ROLE ID SECRET a line): every call but Health needs a token of a role its method allows; re-read when it changes. Without one, calls are not checked (env PERSONA_TOKENS_FILE).")
+    public var tokensFile: String?
+
     public init() {}
 
     /// The options with flags, environment and defaults resolved.
@@ -30,13 +33,15 @@ public struct ServiceOptions: ParsableArguments, Sendable {
         public var metricsPort: Int
         public var dataDir: String
         public var logLevel: Logger.Level
+        public var tokensFile: String?
 
-        public init(host: String, port: Int, metricsPort: Int, dataDir: String, logLevel: Logger.Level) {
+        public init(host: String, port: Int, metricsPort: Int, dataDir: String, logLevel: Logger.Level, tokensFile: String? = nil) {
             self.host = host
             self.port = port
             self.metricsPort = metricsPort
             self.dataDir = dataDir
             self.logLevel = logLevel
+            self.tokensFile = tokensFile
         }
     }
 
@@ -59,7 +64,7 @@ public struct ServiceOptions: ParsableArguments, Sendable {
             port: try int(port, "PERSONA_PORT", defaultPort),
             metricsPort: try int(metricsPort, "PERSONA_METRICS_PORT", defaultMetricsPort),
             dataDir: dataDir ?? environment["PERSONA_DATA_DIR"] ?? "data/\(service)",
-            logLevel: level)
+            logLevel: level, tokensFile: tokensFile ?? environment["PERSONA_TOKENS_FILE"].flatMap { $0.isEmpty ? nil : $0 })
     }
 }
 

@@ -7,8 +7,9 @@ import Wire
 /// The service executables as real processes: signals, SIGKILL, restart.
 @Suite("Service processes", .serialized, .timeLimit(.minutes(3)))
 struct ProcessLifecycleTests {
-    static func start(_ product: String, port: Int, metricsPort: Int, dataDir: String) throws -> ChildProcess {
-        try ChildProcess(product, ["--port", "\(port)", "--metrics-port", "\(metricsPort)", "--data-dir", dataDir, "--log-level", "info"])
+    static func start(_ product: String, port: Int, metricsPort: Int, dataDir: String, tokens: String? = nil) throws -> ChildProcess {
+        try ChildProcess(
+            product, ["--port", "\(port)", "--metrics-port", "\(metricsPort)", "--data-dir", dataDir, "--log-level", "info"] + (tokens.map { ["--tokens-file", $0] } ?? []))
     }
 
     @Test("SIGTERM: stop accepting, finish in-flight calls, exit 0")
@@ -120,5 +121,32 @@ struct ProcessLifecycleTests {
         #expect(degraded.status == 1)
         let degradedText = String(decoding: degraded.stdout, as: UTF8.self)
         #expect(degradedText.split(separator: "\n").first { $0.hasPrefix("model") }?.contains("DOWN") == true)
+    }
+
+    @Test("with a tokens file the five processes refuse calls without a token; the CLI presents the file's admin token")
+    func tokensOnEveryProcess() async throws {
+        let tokens = try RoleTokens()
+        let names = ["persona-ingest", "persona-feature", "persona-model", "persona-risk-control", "persona-recommend"]
+        let ports = names.map { _ in freePort() }
+        let processes = try zip(names, ports).map { try Self.start($0, port: $1, metricsPort: freePort(), dataDir: temporaryDirectory(), tokens: tokens.file) }
+        defer { processes.forEach { $0.kill() } }
+        for port in ports {
+            let client = RPCClient(host: "127.0.0.1", port: port)
+            _ = try await waitHealthy(client)
+            await client.shutdown()
+        }
+        let flags = zip(["--ingest", "--feature", "--model", "--risk-control", "--recommend"], ports).flatMap { [$0, "127.0.0.1:\($1)"] }
+        let cli = ChildProcess.productsDirectory.appendingPathComponent("persona").path
+        // Health stays open.
+        #expect(try runProcess(cli, ["health"] + flags).status == 0)
+        let wrong = temporaryDirectory() + ".secret"
+        try "not-a-token-anyone-accepts".write(toFile: wrong, atomically: true, encoding: .utf8)
+        let refused = try runProcess(cli, ["risk", "rules", "show", "--token-file", wrong] + flags)
+        #expect(refused.status != 0 && refused.stderr.contains("UNAUTHENTICATED"), "\(refused.stderr)")
+        let shown = try runProcess(cli, ["risk", "rules", "show", "--token-file", tokens.file] + flags)
+        #expect(shown.status == 0, "\(shown.stderr)")
+        #expect(String(decoding: shown.stdout, as: UTF8.self).contains("active rules v0"))
+        let models = try runProcess(cli, ["models", "--token-file", tokens.file] + flags)
+        #expect(models.status == 0, "\(models.stderr)")
     }
 }

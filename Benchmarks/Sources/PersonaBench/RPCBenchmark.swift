@@ -24,6 +24,16 @@ func rpcBenchmark(output: String, seconds: Double) async throws {
     let personaServer = RPCServer(config: .defaults, router: router, logger: logger)
     let personaPort = try await personaServer.start().port!
     let personaTask = Task { try await personaServer.run() }
+    // The same with access control: every call carries a token and is checked against the role table.
+    let secret = Array("bench-service-token-0123456789abcdef".utf8)
+    var checked = RPCServer.Config.defaults
+    checked.access = AccessPolicy(tokens: [
+        AccessToken(id: "analyst-1", role: .analyst, secret: Array("bench-analyst-token-0123456789abcdef".utf8)),
+        AccessToken(id: "service-1", role: .service, secret: secret),
+    ])
+    let checkedServer = RPCServer(config: checked, router: router, logger: logger)
+    let checkedPort = try await checkedServer.start().port!
+    let checkedTask = Task { try await checkedServer.run() }
 
     // gRPC server and client.
     let grpcServer = GRPCServer(
@@ -60,6 +70,15 @@ func rpcBenchmark(output: String, seconds: Double) async throws {
             }
             await persona.shutdown()
             results.append(r1)
+            if payload == "small" {
+                var config = RPCClient.Config.defaults(host: "127.0.0.1", port: checkedPort)
+                config.credential = secret
+                let withToken = RPCClient(config: config)
+                results.append(try await measure(system: "persona (tokens)", payload: payload, inFlight: n, seconds: seconds) { i in
+                    _ = try await withToken.call(RiskAPI.score, small[i % small.count], timeout: .seconds(10))
+                })
+                await withToken.shutdown()
+            }
             if payload == "batch" {
                 let raw = personaClient(compression: false)
                 results.append(try await measure(system: "persona (no LZ4)", payload: payload, inFlight: n, seconds: seconds) { _ in
@@ -86,7 +105,7 @@ func rpcBenchmark(output: String, seconds: Double) async throws {
                 }
             }
             results.append(r2)
-            for r in results.suffix(payload == "batch" ? 3 : 2) {
+            for r in results.suffix(3) {
                 print(String(format: "%-18@ %-6@ in-flight %3d: %9.0f calls/s  p50 %8.0f µs  p99 %8.0f µs", r.system as NSString, r.payload as NSString, r.inFlight, r.callsPerSecond, r.percentile(0.5), r.percentile(0.99)))
             }
         }
@@ -95,6 +114,8 @@ func rpcBenchmark(output: String, seconds: Double) async throws {
     grpcClient.beginGracefulShutdown()
     grpcServer.beginGracefulShutdown()
     personaServer.beginGracefulShutdown()
+    checkedServer.beginGracefulShutdown()
+    _ = await checkedTask.result
     _ = await grpcClientTask.result
     _ = await grpcServerTask.result
     _ = await personaTask.result
@@ -131,6 +152,13 @@ func rpcBenchmark(output: String, seconds: Double) async throws {
         md += String(
             format: "| %@ | %d | %@ | %.0f | %.0f | %.0f | %.2fx | %.2fx |\n", r.payload as NSString, r.inFlight, r.system as NSString,
             r.callsPerSecond, r.percentile(0.5), r.percentile(0.99), r.callsPerSecond / peer.callsPerSecond, r.percentile(0.99) / peer.percentile(0.99))
+    }
+    if let open = results.first(where: { $0.system == "persona" && $0.payload == "small" && $0.inFlight == 64 }),
+        let tokens = results.first(where: { $0.system == "persona (tokens)" && $0.payload == "small" && $0.inFlight == 64 })
+    {
+        md += String(
+            format: "\nAccess control (docs/PROTOCOL.md): the small call at 64 in flight with a token on every call, checked against the role table, %.0f calls/s against %.0f without: %.1f%% %@ (goal: at most 3%% fewer).\n",
+            tokens.callsPerSecond, open.callsPerSecond, abs(100 * (1 - tokens.callsPerSecond / open.callsPerSecond)), (tokens.callsPerSecond < open.callsPerSecond ? "fewer" : "more") as NSString)
     }
     md += String(
         format: """
