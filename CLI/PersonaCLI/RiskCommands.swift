@@ -19,36 +19,9 @@ enum RiskText {
         return f.string(from: Date(timeIntervalSince1970: Double(ms) / 1000))
     }
 
-    static func action(_ a: Action) -> String {
-        switch a {
-        case .allow: "allow"
-        case .review: "review"
-        case .challenge: "challenge"
-        case .decline: "decline"
-        default: "-"
-        }
-    }
-
-    static func label(_ k: LabelKind) -> String {
-        switch k {
-        case .chargeback: "chargeback"
-        case .confirmedFraud: "confirmed_fraud"
-        case .falsePositive: "false_positive"
-        case .legitimate: "legitimate"
-        default: "-"
-        }
-    }
-
-    static func kind(_ r: ReasonKind) -> String {
-        switch r {
-        case .rule: "rule"
-        case .model: "model"
-        case .list: "list"
-        case .policy: "policy"
-        case .shadow: "shadow"
-        default: "-"
-        }
-    }
+    static func action(_ a: Action) -> String { a == .unspecified ? "-" : a.name ?? "-" }
+    static func label(_ k: LabelKind) -> String { k == .unspecified ? "-" : k.name ?? "-" }
+    static func kind(_ r: ReasonKind) -> String { r == .unspecified ? "-" : r.name ?? "-" }
 
     static func value(_ v: Double) -> String { v == v.rounded() && abs(v) < 1e12 ? String(Int64(v)) : String(format: "%.4g", v) }
 
@@ -415,7 +388,7 @@ struct RiskLists: AsyncParsableCommand {
             r.includeExpired = expired
             let response = try await endpoints.call("risk-control") { try await $0.call(RiskAPI.getLists, r) }
             print(Table.render(header: ["LIST", "FIELD", "VALUE", "ADDED", "EXPIRES", "REASON"], rows: response.entries.map { e in
-                [e.list == .allow ? "allow" : "block", RiskText.fields.first { $0.value == e.field }?.key ?? "-", e.value, RiskText.time(e.addedMs), e.expiresMs == 0 ? "never" : RiskText.time(e.expiresMs), e.reason]
+                [e.list == .allow ? "allow" : "block", e.field.name ?? "-", e.value, RiskText.time(e.addedMs), e.expiresMs == 0 ? "never" : RiskText.time(e.expiresMs), e.reason]
             }))
         }
     }

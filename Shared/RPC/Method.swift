@@ -40,4 +40,12 @@ public struct RPCContext: Sendable {
     public var remaining: Duration? {
         deadline.map { ContinuousClock.now.duration(to: $0) }
     }
+
+    /// How long a call made while serving this one may wait: `limit`, and never more than
+    /// half of what this call's caller still waits (at least 200 µs), so the answer comes
+    /// in time even when the callee does not.
+    public static func budget(_ limit: Duration) -> Duration {
+        guard let left = current?.remaining else { return limit }
+        return max(.microseconds(200), min(limit, left / 2))
+    }
 }

@@ -125,10 +125,7 @@ public struct RecommendService: PersonaService {
 
     /// How long one feature read may take: the configured timeout, and never more than half
     /// of what the caller still waits, so the answer comes in time even when feature does not.
-    func featureBudget() -> Duration {
-        guard let left = RPCContext.current?.remaining else { return settings.featureTimeout }
-        return max(.microseconds(200), min(settings.featureTimeout, left / 2))
-    }
+    func featureBudget() -> Duration { RPCContext.budget(settings.featureTimeout) }
 
     func featureFailed(_ what: String, _ error: any Error) {
         let code = (error as? RPCError)?.code.name ?? "UNKNOWN"

@@ -137,10 +137,7 @@ public struct RiskControlService: PersonaService {
 
     /// How long the feature read may take: the configured timeout, never more than half of
     /// what the caller still waits, so the decision comes in time when feature does not.
-    func featureBudget() -> Duration {
-        guard let left = RPCContext.current?.remaining else { return settings.featureTimeout }
-        return max(.microseconds(200), min(settings.featureTimeout, left / 2))
-    }
+    func featureBudget() -> Duration { RPCContext.budget(settings.featureTimeout) }
 
     func validate(_ r: ScoreRequest) throws {
         if r.userId <= 0 { throw refuse("invalid_user", "user id must be positive, got \(r.userId)") }

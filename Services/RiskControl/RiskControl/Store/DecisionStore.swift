@@ -392,49 +392,18 @@ final class DecisionStore: @unchecked Sendable {
     }
 }
 
-/// How enums and lists are spelled in the database (text an analyst reads).
+/// How enums and lists are spelled in the database (text an analyst reads): the schema's
+/// own value names (`Action.decline.name` is "decline").
 enum Names {
-    static func action(_ a: Action) -> String {
-        switch a {
-        case .allow: "allow"
-        case .review: "review"
-        case .challenge: "challenge"
-        case .decline: "decline"
-        default: "unspecified"
-        }
-    }
+    static func action(_ a: Action) -> String { a.name ?? "unspecified" }
+    static func action(_ s: String) -> Action { Action(name: s) ?? .unspecified }
 
-    static func action(_ s: String) -> Action {
-        ["allow": .allow, "review": .review, "challenge": .challenge, "decline": .decline][s] ?? .unspecified
-    }
+    /// An unspecified kind is an order.
+    static func kind(_ k: RequestKind) -> String { k == .unspecified ? "order" : k.name ?? "order" }
+    static func kind(_ s: String) -> RequestKind { RequestKind(name: s) ?? .order }
 
-    static func kind(_ k: RequestKind) -> String {
-        switch k {
-        case .payment: "payment"
-        case .login: "login"
-        case .signup: "signup"
-        case .refund: "refund"
-        default: "order"
-        }
-    }
-
-    static func kind(_ s: String) -> RequestKind {
-        ["order": .order, "payment": .payment, "login": .login, "signup": .signup, "refund": .refund][s] ?? .order
-    }
-
-    static func label(_ k: LabelKind) -> String {
-        switch k {
-        case .chargeback: "chargeback"
-        case .confirmedFraud: "confirmed_fraud"
-        case .falsePositive: "false_positive"
-        case .legitimate: "legitimate"
-        default: "unspecified"
-        }
-    }
-
-    static func label(_ s: String) -> LabelKind {
-        ["chargeback": .chargeback, "confirmed_fraud": .confirmedFraud, "false_positive": .falsePositive, "legitimate": .legitimate][s] ?? .unspecified
-    }
+    static func label(_ k: LabelKind) -> String { k.name ?? "unspecified" }
+    static func label(_ s: String) -> LabelKind { LabelKind(name: s) ?? .unspecified }
 
     /// Chargebacks and confirmed fraud are fraud; false positives and legitimate orders are not.
     static func isFraud(_ k: LabelKind) -> Bool { k == .chargeback || k == .confirmedFraud }
@@ -442,35 +411,11 @@ enum Names {
     static func list(_ k: ListKind) -> String { k == .allow ? "allow" : "block" }
     static func list(_ s: String) -> ListKind { s == "allow" ? .allow : .block }
 
-    static func field(_ f: ListField) -> String {
-        switch f {
-        case .user: "user"
-        case .device: "device"
-        case .ip: "ip"
-        case .instrument: "instrument"
-        case .email: "email"
-        default: "unspecified"
-        }
-    }
+    static func field(_ f: ListField) -> String { f.name ?? "unspecified" }
+    static func field(_ s: String) -> ListField { ListField(name: s) ?? .unspecified }
 
-    static func field(_ s: String) -> ListField {
-        ["user": .user, "device": .device, "ip": .ip, "instrument": .instrument, "email": .email][s] ?? .unspecified
-    }
-
-    static func reasonKind(_ k: ReasonKind) -> String {
-        switch k {
-        case .rule: "rule"
-        case .model: "model"
-        case .list: "list"
-        case .policy: "policy"
-        case .shadow: "shadow"
-        default: "unspecified"
-        }
-    }
-
-    static func reasonKind(_ s: String) -> ReasonKind {
-        ["rule": .rule, "model": .model, "list": .list, "policy": .policy, "shadow": .shadow][s] ?? .unspecified
-    }
+    static func reasonKind(_ k: ReasonKind) -> String { k.name ?? "unspecified" }
+    static func reasonKind(_ s: String) -> ReasonKind { ReasonKind(name: s) ?? .unspecified }
 
     private struct StoredReason: Codable {
         var kind: String
