@@ -25,10 +25,16 @@ public enum Role: String, Sendable, CaseIterable {
 public enum AccessTable {
     public static let open: Set<UInt16> = [HealthAPI.check.id]
 
-    /// Methods only admin may call: erasure, training, publishing, rollback.
+    /// Methods only admin may call: erasure, training, publishing, rollback, and reading the
+    /// audit log.
     public static let adminOnly: Set<UInt16> = [
         FeatureAPI.deleteUser.id, ModelAPI.train.id, ModelAPI.publish.id, ModelAPI.cancelJob.id, ModelAPI.rollback.id,
+        AuditAPI.read.id,
     ]
+
+    /// The calls written to the audit log (who, what, when): the admin-only ones that change
+    /// state, and the risk team's rule, list and label changes.
+    public static let audited: Set<UInt16> = adminOnly.subtracting([AuditAPI.read.id]).union([RiskAPI.publishRules.id, RiskAPI.updateLists.id, RiskAPI.label.id])
 
     public static let roles: [UInt16: Set<Role>] = {
         var t: [UInt16: Set<Role>] = [:]

@@ -1,4 +1,5 @@
 public import Wire
+import Synchronization
 
 /// One RPC method: its id on the wire and its request and response types.
 /// The method ids of all services are listed in `Methods.swift` and docs/PROTOCOL.md.
@@ -20,14 +21,32 @@ public struct RPCContext: Sendable {
     public var deadline: ContinuousClock.Instant?
     public var method: String
     public var correlationID: UInt64
+    /// The token the call was let through with (its id and role, never the secret); nil
+    /// when the server checks no tokens.
+    public var caller: (token: String, role: Role)?
+    /// The caller's address.
+    public var peer: String
     private let shuttingDown: (@Sendable () -> Bool)?
+    private let note = AuditNote()
 
-    public init(deadline: ContinuousClock.Instant?, method: String, correlationID: UInt64, shuttingDown: (@Sendable () -> Bool)? = nil) {
+    public init(
+        deadline: ContinuousClock.Instant?, method: String, correlationID: UInt64, caller: (token: String, role: Role)? = nil,
+        peer: String = "", shuttingDown: (@Sendable () -> Bool)? = nil
+    ) {
         self.deadline = deadline
         self.method = method
         self.correlationID = correlationID
+        self.caller = caller
+        self.peer = peer
         self.shuttingDown = shuttingDown
     }
+
+    /// Says what an audited call did, in the service's words ("published rules v3"); the
+    /// audit log records it beside who called and when.
+    public func audit(_ what: String) { note.value.withLock { $0 = what } }
+
+    /// What the handler said it did, if it said.
+    public var audited: String? { note.value.withLock { $0 } }
 
     /// Whether the server began a graceful shutdown: a long poll answers now rather than
     /// hold the shutdown until its wait ends.
@@ -48,4 +67,8 @@ public struct RPCContext: Sendable {
         guard let left = current?.remaining else { return limit }
         return max(.microseconds(200), min(limit, left / 2))
     }
+}
+
+final class AuditNote: Sendable {
+    let value = Mutex<String?>(nil)
 }

@@ -8,6 +8,11 @@ public enum HealthAPI {
     public static let check = Method<HealthRequest, HealthResponse>(id: 0x0001, name: "Health/Check")
 }
 
+/// Answered by every service: its audit log of admin calls (admin only).
+public enum AuditAPI {
+    public static let read = Method<AuditRequest, AuditResponse>(id: 0x0002, name: "Audit/Read")
+}
+
 public enum IngestAPI {
     public static let append = Method<AppendRequest, AppendResponse>(id: 0x0101, name: "Ingest/Append")
     public static let read = Method<ReadRequest, ReadResponse>(id: 0x0102, name: "Ingest/Read")

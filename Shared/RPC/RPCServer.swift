@@ -180,6 +180,8 @@ final class ServerConnectionHandler: ChannelInboundHandler, CoalescingFrameWrite
     /// (UNAVAILABLE) rather than cut off by the close.
     private var lingerOver = false
     var flushPending = false
+    /// The peer's address, `IP:port`, handed to every call (the audit log names it).
+    private var peer = ""
 
     init(server: RPCServer) {
         self.server = server
@@ -187,6 +189,7 @@ final class ServerConnectionHandler: ChannelInboundHandler, CoalescingFrameWrite
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
+        if let address = context.remoteAddress { peer = "\(address.ipAddress ?? "?"):\(address.port ?? 0)" }
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
@@ -221,9 +224,10 @@ final class ServerConnectionHandler: ChannelInboundHandler, CoalescingFrameWrite
             server.observer.callRefused(method: "unknown", status: .unimplemented)
             return respond(id, method: frame.method, error: RPCError(.unimplemented, "no method with id 0x\(String(frame.method, radix: 16))"))
         }
+        var caller: (token: String, role: Role)?
         if let access = server.config.access {
             switch access.check(method: frame.method, credential: frame.credential) {
-            case .allowed: break
+            case .allowed(let token, let role): if let token, let role { caller = (token, role) }
             case .unauthenticated:
                 return refuse(id, frame.method, route.name, role: nil, RPCError(.unauthenticated, "\(route.name) needs a token (none given, or not one this service accepts)"), access, context)
             case .denied(let token, let role):
@@ -239,7 +243,9 @@ final class ServerConnectionHandler: ChannelInboundHandler, CoalescingFrameWrite
         }
         let started = ContinuousClock.now
         let deadline = frame.deadlineMicros > 0 ? started + .microseconds(frame.deadlineMicros) : nil
-        let rpcContext = RPCContext(deadline: deadline, method: route.name, correlationID: id, shuttingDown: { [server] in server.isShuttingDown })
+        let rpcContext = RPCContext(
+            deadline: deadline, method: route.name, correlationID: id, caller: caller, peer: peer,
+            shuttingDown: { [server] in server.isShuttingDown })
         let payload = frame.payload
         let limits = server.config.decodingLimits
         server.observer.callStarted(method: route.name)

@@ -1,4 +1,4 @@
-import NIOCore
+public import NIOCore
 public import Wire
 
 /// Maps method ids to handlers. Built before the server starts, read-only afterwards.
@@ -90,6 +90,21 @@ public struct Router: Sendable {
             return ByteBuffer(bytes: try handler(request).serializedBytes())
         }
         add(Route(name: method.name, handle: { try run($0, $1) }, inline: run), for: method.id)
+    }
+
+    /// Runs `around` around the handlers of the methods in `ids` that are registered: it
+    /// gets the method's name and the handler, and answers with what the handler answers
+    /// (ServiceKit writes the audit log this way). Those methods no longer run inline.
+    public mutating func wrap(
+        _ ids: Set<UInt16>,
+        _ around: @escaping @Sendable (_ method: String, _ handler: @Sendable () async throws -> ByteBuffer) async throws -> ByteBuffer
+    ) {
+        for id in ids {
+            guard let route = routes[id] else { continue }
+            routes[id] = Route(name: route.name) { payload, limits in
+                try await around(route.name) { try await route.handle(payload, limits) }
+            }
+        }
     }
 
     func route(for id: UInt16) -> Route? { routes[id] }

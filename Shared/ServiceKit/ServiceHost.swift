@@ -87,6 +87,8 @@ public final class ServiceHost<S: PersonaService>: Sendable {
             return response
         }
         service.register(in: &router)
+        // Admin calls are written to the audit log before they are answered.
+        try AuditLog(path: directory.file("audit.log"), service: S.name).install(in: &router, metrics: metrics)
 
         var rpcConfig = RPCServer.Config.defaults
         rpcConfig.host = options.host

@@ -129,6 +129,10 @@ struct AccessTests {
                 #expect(through != .unauthenticated && through != .permissionDenied, "\(m.name) as \(right): \(through)")
             }
             #expect(await rawCall(port, HealthAPI.check.id, credential: nil) == .ok)
+            // Every service answers Audit/Read, to admin alone.
+            #expect(await rawCall(port, AuditAPI.read.id, credential: nil) == .unauthenticated)
+            #expect(await rawCall(port, AuditAPI.read.id, credential: tokens.secrets[.analyst]) == .permissionDenied)
+            #expect(await rawCall(port, AuditAPI.read.id, credential: tokens.secrets[.admin]) == .ok)
             let (data, _) = try await URLSession.shared.data(from: URL(string: "http://127.0.0.1:\(metricsPort)/metrics")!)
             #expect(String(decoding: data, as: UTF8.self).contains("persona_rpc_refused_total{method="))
             host.shutdown()
@@ -192,6 +196,83 @@ struct AccessTests {
         let refused = frames.filter { $0.kind == .response && $0.status == UInt8(StatusCode.unauthenticated.rawValue) }
         #expect(refused.count == 20)
         #expect(frames.last?.kind == .goAway)
+        host.shutdown()
+        _ = await running.result
+    }
+}
+
+@Suite("Audit log", .serialized, .timeLimit(.minutes(2)))
+struct AuditTests {
+    /// A risk-control host on `dir` with the role tokens.
+    static func riskHost(_ dir: String, _ tokens: RoleTokens) async throws -> (ServiceHost<RiskControlService>, Int, Task<Void, any Error>) {
+        let options = ServiceOptions.Resolved(host: "127.0.0.1", port: 0, metricsPort: 0, dataDir: dir, logLevel: .error, tokensFile: tokens.file)
+        var settings = RiskSettings()
+        (settings.featurePort, settings.modelPort, settings.ingestPort) = (freePort(), freePort(), freePort())
+        let host = try await ServiceHost<RiskControlService>(options: options, settings: settings)
+        let (port, _) = try await host.start()
+        return (host, port, Task { try await host.run(handleSignals: false) })
+    }
+
+    static func client(_ port: Int, _ tokens: RoleTokens, _ role: Role) -> RPCClient {
+        var config = RPCClient.Config.defaults(host: "127.0.0.1", port: port)
+        config.credential = tokens.secrets[role]!
+        return RPCClient(config: config)
+    }
+
+    @Test("admin calls are recorded with token id, what and status, before they are answered; the log survives a restart and holds no secret")
+    func adminCallsAreAudited() async throws {
+        let tokens = try RoleTokens()
+        let dir = temporaryDirectory()
+        defer { ProcessCredential.set(nil) }
+        var (host, port, running) = try await Self.riskHost(dir, tokens)
+        let admin = Self.client(port, tokens, .admin), analyst = Self.client(port, tokens, .analyst)
+        var rules = RulesSource()
+        rules.source = "amount > 5000 => decline \"large\"\n"
+        _ = try await admin.call(RiskAPI.publishRules, rules)
+        var lists = UpdateListsRequest()
+        var entry = ListEntry()
+        (entry.list, entry.field, entry.value, entry.reason) = (.block, .device, "dev-raw-42", "chargebacks")
+        lists.add = [entry]
+        _ = try await analyst.call(RiskAPI.updateLists, lists)
+        rules.source = "amount >> 1 => decline\n"
+        await #expect(throws: RPCError.self) { _ = try await analyst.call(RiskAPI.publishRules, rules) }
+        // Reads are not audited.
+        _ = try await analyst.call(RiskAPI.getRules, GetRulesRequest())
+        var entries = try await admin.call(AuditAPI.read, AuditRequest()).entries
+        #expect(entries.map(\.method) == ["Risk/PublishRules", "Risk/UpdateLists", "Risk/PublishRules"])
+        #expect(entries.map(\.tokenId) == ["admin-1", "analyst-1", "analyst-1"])
+        #expect(entries.map(\.status) == ["ok", "ok", "invalid_argument"])
+        #expect(entries[0].what == "published rules v1 (1 rules)" && entries[0].service == "risk-control" && entries[0].peer.hasPrefix("127.0.0.1:"))
+        #expect(entries[1].what.hasPrefix("added block device ") && entries[1].what.contains("(chargebacks)") && !entries[1].what.contains("dev-raw-42"))
+        #expect(entries[2].what.contains("rules not valid"))
+        var byToken = AuditRequest()
+        byToken.tokenId = "admin-1"
+        #expect(try await admin.call(AuditAPI.read, byToken).entries.count == 1)
+        await #expect(throws: RPCError.self) { _ = try await analyst.call(AuditAPI.read, AuditRequest()) }
+        await admin.shutdown()
+        await analyst.shutdown()
+        host.shutdown()
+        _ = await running.result
+
+        // A torn last line (a crash mid-write) is skipped; entries after the restart append.
+        let file = dir + "/audit.log"
+        let handle = try #require(FileHandle(forWritingAtPath: file))
+        try handle.seekToEnd()
+        try handle.write(contentsOf: Data(#"{"time_ms":1,"serv"#.utf8))
+        try handle.close()
+        (host, port, running) = try await Self.riskHost(dir, tokens)
+        let again = Self.client(port, tokens, .admin)
+        rules.source = "amount > 9000 => review\n"
+        _ = try await again.call(RiskAPI.publishRules, rules)
+        entries = try await again.call(AuditAPI.read, AuditRequest()).entries
+        #expect(entries.count == 4 && entries.last?.what == "published rules v2 (1 rules)")
+        var since = AuditRequest()
+        since.sinceMs = entries[3].timeMs
+        since.limit = 1
+        #expect(try await again.call(AuditAPI.read, since).entries.map(\.what) == ["published rules v2 (1 rules)"])
+        let text = try String(contentsOfFile: file, encoding: .utf8)
+        for secret in tokens.secrets.values { #expect(!text.contains(String(decoding: secret, as: UTF8.self))) }
+        await again.shutdown()
         host.shutdown()
         _ = await running.result
     }

@@ -201,6 +201,7 @@ public struct FeatureService: PersonaService {
         // The erasure is durable before it is acknowledged.
         try writeSnapshot(force: true)
         metrics.erased()
+        RPCContext.current?.audit("erased user \(request.userId)\(response.deleted ? "" : " (held nothing)")")
         return response
     }
 

@@ -57,13 +57,18 @@ public struct ModelService: PersonaService {
     }
 
     public func register(in router: inout Router) {
-        router.register(ModelAPI.train) { try train($0) }
+        router.register(ModelAPI.train) { request in
+            let response = try train(request)
+            RPCContext.current?.audit("train \(request.kind.name ?? "?")\(request.name.isEmpty ? "" : " as '\(request.name)'")\(request.search ? " with search" : ""): job \(response.jobId)")
+            return response
+        }
         router.registerInline(ModelAPI.jobStatus) { request in
             guard let status = jobs.status(request.jobId) else { throw RPCError(.notFound, "no job '\(request.jobId)'") }
             return status
         }
         router.register(ModelAPI.cancelJob) { request in
             guard let status = jobs.cancel(request.jobId) else { throw RPCError(.notFound, "no job '\(request.jobId)'") }
+            RPCContext.current?.audit("cancel job \(request.jobId)")
             return status
         }
         router.registerInline(ModelAPI.listJobs) { _ in
@@ -80,6 +85,7 @@ public struct ModelService: PersonaService {
         router.register(ModelAPI.publish) { request in
             let info = try registryCall { try registry.publish(request.name, request.version) }
             context.logger.info("published \(request.name) v\(info.version)")
+            RPCContext.current?.audit("published \(request.name) v\(info.version)")
             var response = PublishModelResponse()
             response.info = info
             return response
@@ -87,6 +93,7 @@ public struct ModelService: PersonaService {
         router.register(ModelAPI.rollback) { request in
             let info = try registryCall { try registry.rollback(request.name, to: request.version) }
             context.logger.info("rolled \(request.name) back to v\(info.version)")
+            RPCContext.current?.audit("rolled \(request.name) back to v\(info.version)")
             var response = PublishModelResponse()
             response.info = info
             return response

@@ -356,6 +356,7 @@ public struct RiskControlService: PersonaService {
         response.applied = true
         response.decisions = UInt32(n)
         response.offset = status.offset
+        RPCContext.current?.audit("labelled order \(request.orderId) (user \(user)) \(Names.label(request.kind)) from \(request.source.isEmpty ? "-" : request.source): \(n) decisions")
         return response
     }
 
@@ -382,6 +383,7 @@ public struct RiskControlService: PersonaService {
             }
             context.metrics.gauge("persona_risk_rules_version", labels: [("set", shadow ? "shadow" : "active")], help: "Version of the rule set in force").set(Int64(set.version))
             context.logger.info("published \(shadow ? "shadow " : "")rules v\(set.version) (\(set.rules.count) rules)")
+            RPCContext.current?.audit("published \(shadow ? "shadow " : "")rules v\(set.version) (\(set.rules.count) rules)")
             return set
         }
     }
@@ -453,6 +455,13 @@ public struct RiskControlService: PersonaService {
         response.size = UInt32(lists.count)
         response.added = UInt32(added)
         response.removed = UInt32(removed)
+        func described(_ e: ListEntry) -> String {
+            "\(Names.list(e.list)) \(Names.field(e.field)) \(e.value)" + (e.reason.isEmpty ? "" : " (\(e.reason))") + (e.expiresMs > 0 ? " until \(e.expiresMs)" : "")
+        }
+        var what: [String] = []
+        if !add.isEmpty { what.append("added " + add.map(described).joined(separator: ", ")) }
+        if !remove.isEmpty { what.append("removed " + remove.map(described).joined(separator: ", ")) }
+        RPCContext.current?.audit(what.joined(separator: "; "))
         return response
     }
 

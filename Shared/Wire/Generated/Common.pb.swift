@@ -254,3 +254,120 @@ extension HealthResponse: CMessageConvertible {
         self = try unpackMessage(bytes, limits: limits)
     }
 }
+
+/// proto message `persona.v1.AuditRequest`.
+public struct AuditRequest: WireMessage {
+    public var sinceMs: Int64 = 0
+    public var limit: UInt32 = 0
+    public var tokenId: String = ""
+    /// Fields this build does not know, kept so a relay re-encodes them unchanged.
+    public var unknownFields = UnknownFields()
+    public init() {}
+}
+
+extension AuditRequest: CMessageConvertible {
+    typealias CStruct = Persona__V1__AuditRequest
+    func fill(_ c: UnsafeMutablePointer<Persona__V1__AuditRequest>, arena: Arena) {
+        persona__v1__audit_request__init(c)
+        c.pointee.since_ms = sinceMs
+        c.pointee.limit = limit
+        if !tokenId.isEmpty { c.pointee.token_id = arena.string(tokenId) }
+        arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
+    }
+    init(cMessage c: UnsafePointer<Persona__V1__AuditRequest>) {
+        self.init()
+        sinceMs = c.pointee.since_ms
+        limit = c.pointee.limit
+        tokenId = readString(c.pointee.token_id)
+        unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
+    }
+    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>) -> UnsafeMutablePointer<Persona__V1__AuditRequest>? {
+        persona__v1__audit_request__unpack(allocator, count, bytes)
+    }
+    public func serializedBytes() -> [UInt8] { packMessage(self) }
+    public static func serializedBytes(each messages: [AuditRequest]) -> [[UInt8]] { packMessages(messages) }
+    public init(serializedBytes bytes: UnsafeRawBufferPointer, limits: DecodingLimits) throws {
+        self = try unpackMessage(bytes, limits: limits)
+    }
+}
+
+/// proto message `persona.v1.AuditEntry`.
+public struct AuditEntry: WireMessage {
+    public var timeMs: Int64 = 0
+    public var service: String = ""
+    public var method: String = ""
+    public var tokenId: String = ""
+    public var role: String = ""
+    public var status: String = ""
+    public var what: String = ""
+    public var peer: String = ""
+    /// Fields this build does not know, kept so a relay re-encodes them unchanged.
+    public var unknownFields = UnknownFields()
+    public init() {}
+}
+
+extension AuditEntry: CMessageConvertible {
+    typealias CStruct = Persona__V1__AuditEntry
+    func fill(_ c: UnsafeMutablePointer<Persona__V1__AuditEntry>, arena: Arena) {
+        persona__v1__audit_entry__init(c)
+        c.pointee.time_ms = timeMs
+        if !service.isEmpty { c.pointee.service = arena.string(service) }
+        if !method.isEmpty { c.pointee.method = arena.string(method) }
+        if !tokenId.isEmpty { c.pointee.token_id = arena.string(tokenId) }
+        if !role.isEmpty { c.pointee.role = arena.string(role) }
+        if !status.isEmpty { c.pointee.status = arena.string(status) }
+        if !what.isEmpty { c.pointee.what = arena.string(what) }
+        if !peer.isEmpty { c.pointee.peer = arena.string(peer) }
+        arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
+    }
+    init(cMessage c: UnsafePointer<Persona__V1__AuditEntry>) {
+        self.init()
+        timeMs = c.pointee.time_ms
+        service = readString(c.pointee.service)
+        method = readString(c.pointee.method)
+        tokenId = readString(c.pointee.token_id)
+        role = readString(c.pointee.role)
+        status = readString(c.pointee.status)
+        what = readString(c.pointee.what)
+        peer = readString(c.pointee.peer)
+        unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
+    }
+    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>) -> UnsafeMutablePointer<Persona__V1__AuditEntry>? {
+        persona__v1__audit_entry__unpack(allocator, count, bytes)
+    }
+    public func serializedBytes() -> [UInt8] { packMessage(self) }
+    public static func serializedBytes(each messages: [AuditEntry]) -> [[UInt8]] { packMessages(messages) }
+    public init(serializedBytes bytes: UnsafeRawBufferPointer, limits: DecodingLimits) throws {
+        self = try unpackMessage(bytes, limits: limits)
+    }
+}
+
+/// proto message `persona.v1.AuditResponse`.
+public struct AuditResponse: WireMessage {
+    public var entries: [AuditEntry] = []
+    /// Fields this build does not know, kept so a relay re-encodes them unchanged.
+    public var unknownFields = UnknownFields()
+    public init() {}
+}
+
+extension AuditResponse: CMessageConvertible {
+    typealias CStruct = Persona__V1__AuditResponse
+    func fill(_ c: UnsafeMutablePointer<Persona__V1__AuditResponse>, arena: Arena) {
+        persona__v1__audit_response__init(c)
+        (c.pointee.n_entries, c.pointee.entries) = arena.messages(entries)
+        arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
+    }
+    init(cMessage c: UnsafePointer<Persona__V1__AuditResponse>) {
+        self.init()
+        entries = readMessages(c.pointee.entries, c.pointee.n_entries, as: AuditEntry.self)
+        unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
+    }
+    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>) -> UnsafeMutablePointer<Persona__V1__AuditResponse>? {
+        persona__v1__audit_response__unpack(allocator, count, bytes)
+    }
+    public func serializedBytes() -> [UInt8] { packMessage(self) }
+    public static func serializedBytes(each messages: [AuditResponse]) -> [[UInt8]] { packMessages(messages) }
+    public init(serializedBytes bytes: UnsafeRawBufferPointer, limits: DecodingLimits) throws {
+        self = try unpackMessage(bytes, limits: limits)
+    }
+}

@@ -67,6 +67,60 @@ extension HealthResponse {
     }
 }
 
+extension AuditRequest {
+    static func sample(_ variant: Int) -> AuditRequest {
+        var m = AuditRequest()
+        if variant == 0 {
+            m.sinceMs = Int64.min
+            m.limit = UInt32.max
+            m.tokenId = "h\u{e9}llo \"w\\orld\" \u{1F600}"
+        } else {
+            m.sinceMs = Int64.max
+            m.limit = 1
+            m.tokenId = "x"
+        }
+        return m
+    }
+}
+
+extension AuditEntry {
+    static func sample(_ variant: Int) -> AuditEntry {
+        var m = AuditEntry()
+        if variant == 0 {
+            m.timeMs = Int64.min
+            m.service = "h\u{e9}llo \"w\\orld\" \u{1F600}"
+            m.method = "h\u{e9}llo \"w\\orld\" \u{1F600}"
+            m.tokenId = "h\u{e9}llo \"w\\orld\" \u{1F600}"
+            m.role = "h\u{e9}llo \"w\\orld\" \u{1F600}"
+            m.status = "h\u{e9}llo \"w\\orld\" \u{1F600}"
+            m.what = "h\u{e9}llo \"w\\orld\" \u{1F600}"
+            m.peer = "h\u{e9}llo \"w\\orld\" \u{1F600}"
+        } else {
+            m.timeMs = Int64.max
+            m.service = "x"
+            m.method = "x"
+            m.tokenId = "x"
+            m.role = "x"
+            m.status = "x"
+            m.what = "x"
+            m.peer = "x"
+        }
+        return m
+    }
+}
+
+extension AuditResponse {
+    static func sample(_ variant: Int) -> AuditResponse {
+        var m = AuditResponse()
+        if variant == 0 {
+            m.entries = [AuditEntry.sample(1), AuditEntry.sample(0)]
+        } else {
+            m.entries = [AuditEntry.sample(0), AuditEntry.sample(1)]
+        }
+        return m
+    }
+}
+
 extension OrderLine {
     static func sample(_ variant: Int) -> OrderLine {
         var m = OrderLine()
@@ -2155,6 +2209,9 @@ let allMessageSamples: [(protoName: String, samples: [any WireMessage])] = [
     ("persona.v1.ErrorStatus", [ErrorStatus.sample(0), ErrorStatus.sample(1), ErrorStatus()]),
     ("persona.v1.HealthRequest", [HealthRequest.sample(0), HealthRequest.sample(1), HealthRequest()]),
     ("persona.v1.HealthResponse", [HealthResponse.sample(0), HealthResponse.sample(1), HealthResponse()]),
+    ("persona.v1.AuditRequest", [AuditRequest.sample(0), AuditRequest.sample(1), AuditRequest()]),
+    ("persona.v1.AuditEntry", [AuditEntry.sample(0), AuditEntry.sample(1), AuditEntry()]),
+    ("persona.v1.AuditResponse", [AuditResponse.sample(0), AuditResponse.sample(1), AuditResponse()]),
     ("persona.v1.OrderLine", [OrderLine.sample(0), OrderLine.sample(1), OrderLine()]),
     ("persona.v1.Order", [Order.sample(0), Order.sample(1), Order()]),
     ("persona.v1.Payment", [Payment.sample(0), Payment.sample(1), Payment()]),

@@ -19,6 +19,9 @@ typedef struct Persona__V1__KeyValue Persona__V1__KeyValue;
 typedef struct Persona__V1__ErrorStatus Persona__V1__ErrorStatus;
 typedef struct Persona__V1__HealthRequest Persona__V1__HealthRequest;
 typedef struct Persona__V1__HealthResponse Persona__V1__HealthResponse;
+typedef struct Persona__V1__AuditRequest Persona__V1__AuditRequest;
+typedef struct Persona__V1__AuditEntry Persona__V1__AuditEntry;
+typedef struct Persona__V1__AuditResponse Persona__V1__AuditResponse;
 
 
 /* --- enums --- */
@@ -118,6 +121,76 @@ struct  Persona__V1__HealthResponse
     , (char *)protobuf_c_empty_string, PERSONA__V1__SERVING_STATUS__SERVING_STATUS_UNSPECIFIED, (char *)protobuf_c_empty_string, 0, 0, 0, 0,NULL }
 
 
+/*
+ * Audit/Read (0x0002, admin only): the admin calls this service answered, oldest first.
+ */
+struct  Persona__V1__AuditRequest
+{
+  ProtobufCMessage base;
+  /*
+   * Entries at or after this time (Unix ms); 0: from the start.
+   */
+  int64_t since_ms;
+  /*
+   * At most this many, the newest ones; 0: 1000.
+   */
+  uint32_t limit;
+  /*
+   * Only the calls made with this token id; empty: every token.
+   */
+  char *token_id;
+};
+#define PERSONA__V1__AUDIT_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&persona__v1__audit_request__descriptor) \
+    , 0, 0, (char *)protobuf_c_empty_string }
+
+
+/*
+ * One admin call: who (the token's id and role, never the secret), what and when.
+ */
+struct  Persona__V1__AuditEntry
+{
+  ProtobufCMessage base;
+  int64_t time_ms;
+  char *service;
+  /*
+   * `Service/Method`.
+   */
+  char *method;
+  /*
+   * Empty when the service runs without access control.
+   */
+  char *token_id;
+  char *role;
+  /*
+   * The call's status name (`ok`, `invalid_argument`, ...).
+   */
+  char *status;
+  /*
+   * What the call did or asked for, in the service's words ("published rules v3").
+   */
+  char *what;
+  /*
+   * The caller's address.
+   */
+  char *peer;
+};
+#define PERSONA__V1__AUDIT_ENTRY__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&persona__v1__audit_entry__descriptor) \
+    , 0, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
+
+
+struct  Persona__V1__AuditResponse
+{
+  ProtobufCMessage base;
+  size_t n_entries;
+  Persona__V1__AuditEntry **entries;
+};
+#define PERSONA__V1__AUDIT_RESPONSE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&persona__v1__audit_response__descriptor) \
+    , 0,NULL }
+
+
 /* Persona__V1__KeyValue methods */
 void   persona__v1__key_value__init
                      (Persona__V1__KeyValue         *message);
@@ -194,6 +267,63 @@ Persona__V1__HealthResponse *
 void   persona__v1__health_response__free_unpacked
                      (Persona__V1__HealthResponse *message,
                       ProtobufCAllocator *allocator);
+/* Persona__V1__AuditRequest methods */
+void   persona__v1__audit_request__init
+                     (Persona__V1__AuditRequest         *message);
+size_t persona__v1__audit_request__get_packed_size
+                     (const Persona__V1__AuditRequest   *message);
+size_t persona__v1__audit_request__pack
+                     (const Persona__V1__AuditRequest   *message,
+                      uint8_t             *out);
+size_t persona__v1__audit_request__pack_to_buffer
+                     (const Persona__V1__AuditRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Persona__V1__AuditRequest *
+       persona__v1__audit_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   persona__v1__audit_request__free_unpacked
+                     (Persona__V1__AuditRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Persona__V1__AuditEntry methods */
+void   persona__v1__audit_entry__init
+                     (Persona__V1__AuditEntry         *message);
+size_t persona__v1__audit_entry__get_packed_size
+                     (const Persona__V1__AuditEntry   *message);
+size_t persona__v1__audit_entry__pack
+                     (const Persona__V1__AuditEntry   *message,
+                      uint8_t             *out);
+size_t persona__v1__audit_entry__pack_to_buffer
+                     (const Persona__V1__AuditEntry   *message,
+                      ProtobufCBuffer     *buffer);
+Persona__V1__AuditEntry *
+       persona__v1__audit_entry__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   persona__v1__audit_entry__free_unpacked
+                     (Persona__V1__AuditEntry *message,
+                      ProtobufCAllocator *allocator);
+/* Persona__V1__AuditResponse methods */
+void   persona__v1__audit_response__init
+                     (Persona__V1__AuditResponse         *message);
+size_t persona__v1__audit_response__get_packed_size
+                     (const Persona__V1__AuditResponse   *message);
+size_t persona__v1__audit_response__pack
+                     (const Persona__V1__AuditResponse   *message,
+                      uint8_t             *out);
+size_t persona__v1__audit_response__pack_to_buffer
+                     (const Persona__V1__AuditResponse   *message,
+                      ProtobufCBuffer     *buffer);
+Persona__V1__AuditResponse *
+       persona__v1__audit_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   persona__v1__audit_response__free_unpacked
+                     (Persona__V1__AuditResponse *message,
+                      ProtobufCAllocator *allocator);
 /* --- per-message closures --- */
 
 typedef void (*Persona__V1__KeyValue_Closure)
@@ -208,6 +338,15 @@ typedef void (*Persona__V1__HealthRequest_Closure)
 typedef void (*Persona__V1__HealthResponse_Closure)
                  (const Persona__V1__HealthResponse *message,
                   void *closure_data);
+typedef void (*Persona__V1__AuditRequest_Closure)
+                 (const Persona__V1__AuditRequest *message,
+                  void *closure_data);
+typedef void (*Persona__V1__AuditEntry_Closure)
+                 (const Persona__V1__AuditEntry *message,
+                  void *closure_data);
+typedef void (*Persona__V1__AuditResponse_Closure)
+                 (const Persona__V1__AuditResponse *message,
+                  void *closure_data);
 
 /* --- services --- */
 
@@ -220,6 +359,9 @@ extern const ProtobufCMessageDescriptor persona__v1__key_value__descriptor;
 extern const ProtobufCMessageDescriptor persona__v1__error_status__descriptor;
 extern const ProtobufCMessageDescriptor persona__v1__health_request__descriptor;
 extern const ProtobufCMessageDescriptor persona__v1__health_response__descriptor;
+extern const ProtobufCMessageDescriptor persona__v1__audit_request__descriptor;
+extern const ProtobufCMessageDescriptor persona__v1__audit_entry__descriptor;
+extern const ProtobufCMessageDescriptor persona__v1__audit_response__descriptor;
 
 PROTOBUF_C__END_DECLS
 

@@ -187,6 +187,141 @@ void   persona__v1__health_response__free_unpacked
   assert(message->base.descriptor == &persona__v1__health_response__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   persona__v1__audit_request__init
+                     (Persona__V1__AuditRequest         *message)
+{
+  static const Persona__V1__AuditRequest init_value = PERSONA__V1__AUDIT_REQUEST__INIT;
+  *message = init_value;
+}
+size_t persona__v1__audit_request__get_packed_size
+                     (const Persona__V1__AuditRequest *message)
+{
+  assert(message->base.descriptor == &persona__v1__audit_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t persona__v1__audit_request__pack
+                     (const Persona__V1__AuditRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &persona__v1__audit_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t persona__v1__audit_request__pack_to_buffer
+                     (const Persona__V1__AuditRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &persona__v1__audit_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Persona__V1__AuditRequest *
+       persona__v1__audit_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Persona__V1__AuditRequest *)
+     protobuf_c_message_unpack (&persona__v1__audit_request__descriptor,
+                                allocator, len, data);
+}
+void   persona__v1__audit_request__free_unpacked
+                     (Persona__V1__AuditRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &persona__v1__audit_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   persona__v1__audit_entry__init
+                     (Persona__V1__AuditEntry         *message)
+{
+  static const Persona__V1__AuditEntry init_value = PERSONA__V1__AUDIT_ENTRY__INIT;
+  *message = init_value;
+}
+size_t persona__v1__audit_entry__get_packed_size
+                     (const Persona__V1__AuditEntry *message)
+{
+  assert(message->base.descriptor == &persona__v1__audit_entry__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t persona__v1__audit_entry__pack
+                     (const Persona__V1__AuditEntry *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &persona__v1__audit_entry__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t persona__v1__audit_entry__pack_to_buffer
+                     (const Persona__V1__AuditEntry *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &persona__v1__audit_entry__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Persona__V1__AuditEntry *
+       persona__v1__audit_entry__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Persona__V1__AuditEntry *)
+     protobuf_c_message_unpack (&persona__v1__audit_entry__descriptor,
+                                allocator, len, data);
+}
+void   persona__v1__audit_entry__free_unpacked
+                     (Persona__V1__AuditEntry *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &persona__v1__audit_entry__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   persona__v1__audit_response__init
+                     (Persona__V1__AuditResponse         *message)
+{
+  static const Persona__V1__AuditResponse init_value = PERSONA__V1__AUDIT_RESPONSE__INIT;
+  *message = init_value;
+}
+size_t persona__v1__audit_response__get_packed_size
+                     (const Persona__V1__AuditResponse *message)
+{
+  assert(message->base.descriptor == &persona__v1__audit_response__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t persona__v1__audit_response__pack
+                     (const Persona__V1__AuditResponse *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &persona__v1__audit_response__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t persona__v1__audit_response__pack_to_buffer
+                     (const Persona__V1__AuditResponse *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &persona__v1__audit_response__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Persona__V1__AuditResponse *
+       persona__v1__audit_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Persona__V1__AuditResponse *)
+     protobuf_c_message_unpack (&persona__v1__audit_response__descriptor,
+                                allocator, len, data);
+}
+void   persona__v1__audit_response__free_unpacked
+                     (Persona__V1__AuditResponse *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &persona__v1__audit_response__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 static const ProtobufCFieldDescriptor persona__v1__key_value__field_descriptors[2] =
 {
   {
@@ -434,6 +569,237 @@ const ProtobufCMessageDescriptor persona__v1__health_response__descriptor =
   persona__v1__health_response__field_indices_by_name,
   1,  persona__v1__health_response__number_ranges,
   (ProtobufCMessageInit) persona__v1__health_response__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor persona__v1__audit_request__field_descriptors[3] =
+{
+  {
+    "since_ms",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__AuditRequest, since_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "limit",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__AuditRequest, limit),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "token_id",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__AuditRequest, token_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned persona__v1__audit_request__field_indices_by_name[] = {
+  1,   /* field[1] = limit */
+  0,   /* field[0] = since_ms */
+  2,   /* field[2] = token_id */
+};
+static const ProtobufCIntRange persona__v1__audit_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 3 }
+};
+const ProtobufCMessageDescriptor persona__v1__audit_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "persona.v1.AuditRequest",
+  "AuditRequest",
+  "Persona__V1__AuditRequest",
+  "persona.v1",
+  sizeof(Persona__V1__AuditRequest),
+  3,
+  persona__v1__audit_request__field_descriptors,
+  persona__v1__audit_request__field_indices_by_name,
+  1,  persona__v1__audit_request__number_ranges,
+  (ProtobufCMessageInit) persona__v1__audit_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor persona__v1__audit_entry__field_descriptors[8] =
+{
+  {
+    "time_ms",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__AuditEntry, time_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "service",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__AuditEntry, service),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "method",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__AuditEntry, method),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "token_id",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__AuditEntry, token_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "role",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__AuditEntry, role),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "status",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__AuditEntry, status),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "what",
+    7,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__AuditEntry, what),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "peer",
+    8,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__AuditEntry, peer),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned persona__v1__audit_entry__field_indices_by_name[] = {
+  2,   /* field[2] = method */
+  7,   /* field[7] = peer */
+  4,   /* field[4] = role */
+  1,   /* field[1] = service */
+  5,   /* field[5] = status */
+  0,   /* field[0] = time_ms */
+  3,   /* field[3] = token_id */
+  6,   /* field[6] = what */
+};
+static const ProtobufCIntRange persona__v1__audit_entry__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 8 }
+};
+const ProtobufCMessageDescriptor persona__v1__audit_entry__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "persona.v1.AuditEntry",
+  "AuditEntry",
+  "Persona__V1__AuditEntry",
+  "persona.v1",
+  sizeof(Persona__V1__AuditEntry),
+  8,
+  persona__v1__audit_entry__field_descriptors,
+  persona__v1__audit_entry__field_indices_by_name,
+  1,  persona__v1__audit_entry__number_ranges,
+  (ProtobufCMessageInit) persona__v1__audit_entry__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor persona__v1__audit_response__field_descriptors[1] =
+{
+  {
+    "entries",
+    1,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Persona__V1__AuditResponse, n_entries),
+    offsetof(Persona__V1__AuditResponse, entries),
+    &persona__v1__audit_entry__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned persona__v1__audit_response__field_indices_by_name[] = {
+  0,   /* field[0] = entries */
+};
+static const ProtobufCIntRange persona__v1__audit_response__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 1 }
+};
+const ProtobufCMessageDescriptor persona__v1__audit_response__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "persona.v1.AuditResponse",
+  "AuditResponse",
+  "Persona__V1__AuditResponse",
+  "persona.v1",
+  sizeof(Persona__V1__AuditResponse),
+  1,
+  persona__v1__audit_response__field_descriptors,
+  persona__v1__audit_response__field_indices_by_name,
+  1,  persona__v1__audit_response__number_ranges,
+  (ProtobufCMessageInit) persona__v1__audit_response__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
 static const ProtobufCEnumValue persona__v1__status_code__enum_values_by_number[19] =
