@@ -16,7 +16,7 @@ help:
 	@echo "make deps         install the Debian packages Persona needs (when missing)"
 	@echo "make build        build every executable ($(CONFIG))"
 	@echo "make test         check generated code, then run the whole test suite"
-	@echo "make run          start all five services locally, data under ./data"
+	@echo "make run          start all five services, import the samples and train once (RETRAIN=1: again), show a profile, recommendations and a decision; data under ./data"
 	@echo "make stop         stop them gracefully (SIGTERM)"
 	@echo "make bench        benchmarks against grpc-swift-2, SQLite, implicit and numpy; results in Benchmarks/results/"
 	@echo "make proto        regenerate the C and Swift code from Shared/Schema"
@@ -63,6 +63,8 @@ run: build
 	done
 	@for i in $$(seq 1 50); do PERSONA_TOKENS_FILE=$(DATA)/tokens $(BIN)/persona health >/dev/null 2>&1 && break; sleep 0.2; done
 	@PERSONA_TOKENS_FILE=$(DATA)/tokens $(BIN)/persona health
+	@# Imports the sample data and trains once (RETRAIN=1 trains again), then shows a profile, recommendations and a decision.
+	@PERSONA=$(BIN)/persona DATA=$(DATA) PERSONA_TOKENS_FILE=$(DATA)/tokens scripts/demo.sh
 
 stop:
 	@for s in $(SERVICES); do \

@@ -18,6 +18,11 @@ let hotLoop: [SwiftSetting] = [.unsafeFlags(["-enforce-exclusivity=unchecked"], 
 /// decade): without a target CPU, Swift's SIMD fused multiply-adds become library calls.
 let simd: [SwiftSetting] = [.unsafeFlags(["-target-cpu", "haswell"])]
 
+/// Training kernels are optimised in debug builds too: the tests train real models (the
+/// whole-suite test trains ALS with 128 factors), which unoptimised code runs hundreds of
+/// times slower.
+let optimisedInDebug: [SwiftSetting] = [.unsafeFlags(["-O"], .when(configuration: .debug))]
+
 let nio: [Target.Dependency] = [
     .product(name: "NIOCore", package: "swift-nio"),
     .product(name: "NIOPosix", package: "swift-nio"),
@@ -108,7 +113,7 @@ let package = Package(
         // The hot numeric kernels every model trains and scores on (SIMD loops; OpenBLAS
         // for the large products and LAPACK's SPD inverse).
         .systemLibrary(name: "COpenBLAS", path: "Shared/COpenBLAS", providers: [.apt(["libopenblas-dev"])]),
-        .target(name: "Math", dependencies: ["COpenBLAS", "CMemory"], path: "Shared/Math", swiftSettings: swiftSettings + simd),
+        .target(name: "Math", dependencies: ["COpenBLAS", "CMemory"], path: "Shared/Math", swiftSettings: swiftSettings + simd + optimisedInDebug),
         // What every service executable shares: flags, metrics endpoint, lifecycle.
         .target(
             name: "ServiceKit",

@@ -26,8 +26,13 @@ struct ImportCommand: AsyncParsableCommand {
     @Option(help: "Events per Append call.")
     var batchSize = 2000
 
-    @Option(help: "ingest address host:port (env PERSONA_INGEST_ADDR, default 127.0.0.1:7101).")
-    var ingest: String?
+    @Flag(help: "Then wait until the feature and model services have read every event of the log (up to --wait-timeout seconds).")
+    var wait = false
+
+    @Option(help: "Seconds --wait waits at most.")
+    var waitTimeout: Double = 300
+
+    @OptionGroup var endpoints: Endpoints
 
     func validate() throws {
         guard DatasetFormat(rawValue: format) != nil else {
@@ -45,8 +50,7 @@ struct ImportCommand: AsyncParsableCommand {
         var skips = DatasetFormat.Skips()
         let events = format.events(lines: lines, options: .init(withLabels: !withoutLabels), skips: &skips)
 
-        let endpoints = try Endpoints.parse(ingest.map { ["--ingest", $0] } ?? [])
-        let address = try endpoints.all()[0]
+        let address = try endpoints.endpoint("ingest")
         let client = RPCClient(host: address.host, port: address.port)
         var progress = Progress(total: events.count)
         var accepted = 0, duplicates = 0
@@ -87,6 +91,27 @@ struct ImportCommand: AsyncParsableCommand {
         for (reason, n) in skips.byReason.sorted(by: { $0.key < $1.key }) {
             print("  rows skipped, \(reason): \(n)")
         }
+        if wait { try await waitConsumed() }
+    }
+
+    /// Polls until the feature and model services' offsets (their Health `offsets` check, one
+    /// a partition) reach the log's end offsets as they were after the import.
+    func waitConsumed() async throws {
+        let ends = try await endpoints.call("ingest") { try await $0.call(IngestAPI.logInfo, LogInfoRequest(), timeout: .seconds(5)) }
+            .partitions.sorted { $0.partition < $1.partition }.map(\.endOffset)
+        let started = ContinuousClock.now
+        for service in ["feature", "model"] {
+            while true {
+                let health = try await endpoints.call(service) { try await $0.call(HealthAPI.check, HealthRequest(), timeout: .seconds(5)) }
+                let offsets = health.checks.first { $0.key == "offsets" }?.value.split(separator: ",").compactMap { UInt64($0) } ?? []
+                if offsets.count == ends.count, zip(offsets, ends).allSatisfy({ $0 >= $1 }) { break }
+                guard started.duration(to: .now) < .seconds(waitTimeout) else {
+                    throw ValidationError("\(service) has read up to \(offsets.map(String.init).joined(separator: ",")) of \(ends.map(String.init).joined(separator: ",")) after \(Int(waitTimeout)) s")
+                }
+                try await Task.sleep(for: .milliseconds(100))
+            }
+        }
+        print(String(format: "  read by feature and model within %.1f s", started.duration(to: .now) / .seconds(1)))
     }
 }
 

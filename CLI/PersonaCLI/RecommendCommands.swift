@@ -5,12 +5,23 @@ import Wire
 
 /// Recommended items as a table.
 enum RecommendTable {
-    static func table(_ items: [ScoredItem]) -> String {
+    static func table(_ items: [ScoredItem], titles: [Int64: String] = [:]) -> String {
         Table.render(
-            header: ["#", "ITEM", "CATEGORY", "SCORE", "SOURCE", "REASON"],
+            header: ["#", "ITEM", "TITLE", "CATEGORY", "SCORE", "SOURCE", "REASON"],
             rows: items.enumerated().map { n, i in
-                ["\(n + 1)", "\(i.itemId)", i.categoryId == 0 ? "-" : "\(i.categoryId)", String(format: "%.3f", i.score), i.source, i.reason]
+                ["\(n + 1)", "\(i.itemId)", titles[i.itemId].map { String($0.prefix(36)) } ?? "-", i.categoryId == 0 ? "-" : "\(i.categoryId)",
+                 String(format: "%.3f", i.score), i.source, i.reason]
             })
+    }
+
+    /// The catalogue titles of `items`, from the feature service; none when it cannot say.
+    static func titles(_ items: [ScoredItem], _ endpoints: Endpoints) async -> [Int64: String] {
+        var request = GetItemsRequest()
+        request.itemIds = items.map(\.itemId)
+        guard !request.itemIds.isEmpty,
+              let found = try? await endpoints.call("feature", { try await $0.call(FeatureAPI.getItems, request, timeout: .seconds(2)) })
+        else { return [:] }
+        return Dictionary(found.items.filter { !$0.title.isEmpty }.map { ($0.itemId, $0.title.trimmingCharacters(in: .whitespaces)) }, uniquingKeysWith: { a, _ in a })
     }
 
     /// Each item's terms: the points every source gave it, then each boost's factor.
@@ -66,7 +77,7 @@ struct RecommendCommand: AsyncParsableCommand {
         let model = response.modelName.isEmpty ? "no model published" : "\(response.modelName) v\(response.modelVersion)"
         let fallback = response.fallback ? " (fallback: \(response.fallbackReason))" : ""
         print("user \(user): \(response.items.count) items from \(model) in \(Table.latency(took))\(fallback)  request \(response.requestId)")
-        print(RecommendTable.table(response.items))
+        print(RecommendTable.table(response.items, titles: await RecommendTable.titles(response.items, endpoints)))
         if explain {
             print("")
             print(RecommendTable.explanation(response.items))
@@ -91,7 +102,7 @@ struct SimilarCommand: AsyncParsableCommand {
             print("item \(item): no similar items (no published model knows it)")
             throw ExitCode(1)
         }
-        print(RecommendTable.table(response.items))
+        print(RecommendTable.table(response.items, titles: await RecommendTable.titles(response.items, endpoints)))
     }
 }
 
@@ -111,6 +122,6 @@ struct PopularCommand: AsyncParsableCommand {
         request.n = n
         request.window = window
         let response = try await endpoints.call("recommend") { try await $0.call(RecommendAPI.popular, request, timeout: .seconds(5)) }
-        print(RecommendTable.table(response.items))
+        print(RecommendTable.table(response.items, titles: await RecommendTable.titles(response.items, endpoints)))
     }
 }

@@ -102,10 +102,12 @@ struct RiskScore: AsyncParsableCommand {
     @Option(help: "Event time (2011-10-01T10:00:00Z or milliseconds; default now).") var time: String?
     @Flag(help: "Decide but store nothing.") var dryRun = false
     @Flag(help: "Also print the feature values the decision used.") var features = false
+    @Flag(help: "Name the model's reasons even when the order is allowed.") var explain = false
     @OptionGroup var endpoints: Endpoints
 
     func run() async throws {
         var r = ScoreRequest()
+        r.explain = explain
         r.userId = user
         r.orderId = order
         r.amount = amount

@@ -2,10 +2,11 @@ public import Foundation
 
 /// Runs a program to completion, feeding `input` on stdin, and returns its exit status and
 /// stdout. For tests that check our bytes against other implementations (protoc).
-public func runProcess(_ executable: String, _ arguments: [String], input: [UInt8] = []) throws -> (status: Int32, stdout: [UInt8], stderr: String) {
+public func runProcess(_ executable: String, _ arguments: [String], input: [UInt8] = [], environment: [String: String] = [:]) throws -> (status: Int32, stdout: [UInt8], stderr: String) {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: executable)
     process.arguments = arguments
+    if !environment.isEmpty { process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
     let stdin = Pipe(), stdout = Pipe(), stderr = Pipe()
     process.standardInput = stdin
     process.standardOutput = stdout
@@ -17,8 +18,15 @@ public func runProcess(_ executable: String, _ arguments: [String], input: [UInt
         try? stdin.fileHandleForWriting.close()
     }
     writer.start()
+    // Both pipes drained at once, so neither fills while the other is read.
+    nonisolated(unsafe) var err = Data()
+    let errRead = DispatchSemaphore(value: 0)
+    Thread {
+        err = stderr.fileHandleForReading.readDataToEndOfFile()
+        errRead.signal()
+    }.start()
     let out = stdout.fileHandleForReading.readDataToEndOfFile()
-    let err = stderr.fileHandleForReading.readDataToEndOfFile()
+    errRead.wait()
     process.waitUntilExit()
     return (process.terminationStatus, [UInt8](out), String(decoding: err, as: UTF8.self))
 }
