@@ -16,7 +16,8 @@ step() { printf '\n== %s\n' "$*"; }
 if [ ! -f "$DATA/demo.done" ]; then
     step "importing the sample data"
     "$PERSONA" import Samples/online-retail-2010-12.csv --format online-retail
-    "$PERSONA" import Tests/Fixtures/fraud-100.csv --format fraud --wait
+    # The fraud orders are of 2015: replayed to end with the shop's week, on one clock.
+    "$PERSONA" import Tests/Fixtures/fraud-100.csv --format fraud --end-at 2010-12-07T15:00:00Z --wait
 fi
 if [ ! -f "$DATA/demo.done" ] || [ -n "${RETRAIN:-}" ]; then
     step "training and publishing the models"
@@ -36,6 +37,6 @@ step "persona profile $USER_ID"
 step "persona recommend $USER_ID -n 5 --explain"
 "$PERSONA" recommend "$USER_ID" -n 5 --explain
 order="demo-$(date +%s)"
-step "persona risk score --user $USER_ID --order $order --amount 2600 --device new-tablet-7 --ip 81.2.69.160 --explain"
-"$PERSONA" risk score --user "$USER_ID" --order "$order" --amount 2600 --device new-tablet-7 --ip 81.2.69.160 --explain
+step "persona risk score --user $USER_ID --order $order --amount 2600 --device new-tablet-7 --ip 81.2.69.160 --time 2010-12-07T16:00:00Z --explain"
+"$PERSONA" risk score --user "$USER_ID" --order "$order" --amount 2600 --device new-tablet-7 --ip 81.2.69.160 --time 2010-12-07T16:00:00Z --explain
 printf '\nThe suite keeps running: try persona health, persona risk explain %s, persona audit; make stop ends it.\n' "$order"

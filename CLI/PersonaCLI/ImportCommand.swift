@@ -26,6 +26,9 @@ struct ImportCommand: AsyncParsableCommand {
     @Option(help: "Events per Append call.")
     var batchSize = 2000
 
+    @Option(help: "Shift every event's time by one amount so that the file's latest event falls at this time (2010-12-07T15:00:00Z or ms): replays a dataset beside another on one shop clock, intervals kept, event ids unchanged.")
+    var endAt: String?
+
     @Flag(help: "Then wait until the feature and model services have read every event of the log (up to --wait-timeout seconds).")
     var wait = false
 
@@ -48,7 +51,11 @@ struct ImportCommand: AsyncParsableCommand {
         // Character-wise: "\r\n" is one Character, so split on isNewline, not on "\n".
         let lines = text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline)
         var skips = DatasetFormat.Skips()
-        let events = format.events(lines: lines, options: .init(withLabels: !withoutLabels), skips: &skips)
+        var events = format.events(lines: lines, options: .init(withLabels: !withoutLabels), skips: &skips)
+        if let endAt, let latest = events.map(\.timestampMs).max() {
+            let shift = try TrainCommand.time(endAt) - latest
+            for i in events.indices { events[i].timestampMs += shift }
+        }
 
         let address = try endpoints.endpoint("ingest")
         let client = RPCClient(host: address.host, port: address.port)
