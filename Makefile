@@ -10,7 +10,7 @@ FUZZ_RUNS ?= 200000
 # Ingest sets each event's ip_country from this table (the shared fraud case's) when present.
 IP_COUNTRY ?= $(wildcard $(CURDIR)/../shared/data/fraud/IpAddress_to_Country.csv)
 
-.PHONY: help deps build test run stop bench proto check-proto fuzz clean
+.PHONY: help deps build test run stop bench proto check-proto check-compose fuzz clean
 
 help:
 	@echo "make deps         install the Debian packages Persona needs (when missing)"
@@ -21,6 +21,7 @@ help:
 	@echo "make bench        benchmarks against grpc-swift-2, SQLite, implicit and numpy; results in Benchmarks/results/"
 	@echo "make proto        regenerate the C and Swift code from Shared/Schema"
 	@echo "make check-proto  fail when the committed generated code is stale"
+	@echo "make check-compose validate compose.yaml with Debian's docker-compose (installed when missing)"
 	@echo "make fuzz         run the frame+codec fuzzer for FUZZ_RUNS iterations"
 
 deps:
@@ -43,6 +44,10 @@ check-proto: deps
 	for d in Shared/CPersonaProto/include Shared/CPersonaProto/src Shared/Wire/Generated Tests/WireTests/Generated; do \
 		diff -r $$tmp/$$d $$d || { echo "generated code in $$d is stale: run 'make proto' and commit"; exit 1; }; \
 	done && echo "generated code is up to date"
+
+check-compose:
+	@command -v docker-compose >/dev/null || { SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq docker-compose; }
+	docker-compose -f compose.yaml config -q && echo "compose.yaml is valid"
 
 test: check-proto
 	swift build --build-tests
