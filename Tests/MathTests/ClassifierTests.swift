@@ -1,3 +1,4 @@
+import Foundation
 import Math
 import Testing
 
@@ -38,6 +39,39 @@ struct ClassifierTests {
         let row: [Float] = [0.9, 0.8, 0.1]
         #expect(abs(model.attributions(row).reduce(0, +) + model.intercept - model.margin(row)) < 1e-4)
         #expect(model.margin([.nan, 0.8, 0.1]).isFinite)
+    }
+
+    @Test("FTRL-Proximal converges on a stream: the log loss falls to near the true model's, weights take the planted signs, L1 zeroes the noise, its state round-trips")
+    func ftrlOnAStream() throws {
+        var rng = SplitMix(seed: 11)
+        // y ~ Bernoulli(sigmoid(4 x0 - 3 x1 - 0.5)), x2 and x3 noise.
+        let truth: ([Float]) -> Double = { 4 * Double($0[0]) - 3 * Double($0[1]) - 0.5 }
+        var rows: [[Float]] = [], labels: [Float] = []
+        for _ in 0..<20_000 {
+            let r = (0..<4).map { _ in rng.unit() * 2 - 1 }
+            rows.append(r)
+            labels.append(Double(rng.unit()) < 1 / (1 + exp(-truth(r))) ? 1 : 0)
+        }
+        var learner = FTRLProximal(standardisingBy: rows.prefix(500).flatMap { $0 }, features: 4)
+        var losses: [Double] = []
+        for (r, y) in zip(rows, labels) {
+            let p = min(max(learner.learn(r, label: y), 1e-7), 1 - 1e-7)
+            losses.append(y == 1 ? -log(p) : -log(1 - p))
+        }
+        func mean(_ x: ArraySlice<Double>) -> Double { x.reduce(0, +) / Double(x.count) }
+        let best = mean(zip(rows, labels).map { r, y -> Double in
+            let p = 1 / (1 + exp(-truth(r)))
+            return y == 1 ? -log(p) : -log(1 - p)
+        }[15_000...])
+        #expect(mean(losses[..<1000]) > mean(losses[15_000...]))
+        #expect(mean(losses[15_000...]) < best + 0.02, "\(mean(losses[15_000...])) vs the true model's \(best)")
+        let model = learner.logistic()
+        let raw = (0..<4).map { model.coefficients[$0] / model.scales[$0] }
+        #expect(raw[0] > 2.5 && raw[1] < -2 && abs(raw[2]) < 0.3 && abs(raw[3]) < 0.3, "\(raw)")
+        #expect(abs(Double(model.margin(rows[7])) - learner.margin(rows[7])) < 1e-4)
+        let back = try FTRLProximal.decode(learner.encode())
+        #expect(back == learner)
+        #expect(throws: FTRLProximal.Corrupt.self) { try FTRLProximal.decode(Array(learner.encode().dropLast(3))) }
     }
 
     @Test("boosted trees learn a planted rule with an interaction and missing values, and stop early on validation")

@@ -96,4 +96,54 @@ struct ClassifierJobTests {
             }
         }
     }
+
+    @Test("the online model learns labels as they arrive in the log: a new version after every N labels, each learning only the orders new to it, published as a logistic classifier")
+    func onlineModel() async throws {
+        try await withCoreSuite(model: { $0.online(name: "fraud_online", everyLabels: 300, every: .seconds(1)) }) { ingest, feature, model in
+            var skips = DatasetFormat.Skips()
+            let events = DatasetFormat.fraud.events(lines: plantedFraudRows(1200), skips: &skips).sorted { $0.timestampMs < $1.timestampMs }
+            let half = events.count / 2
+            let firstLabels = events[..<half].filter { $0.kind == .label }.count
+            func latest() async throws -> ModelInfo? {
+                var r = ListModelsRequest()
+                r.name = "fraud_online"
+                return try await model.client.call(ModelAPI.listModels, r).models.max { $0.version < $1.version }
+            }
+            func waitVersion(_ v: UInt32) async throws -> ModelInfo {
+                let deadline = ContinuousClock.now + .seconds(60)
+                while ContinuousClock.now < deadline {
+                    if let info = try await latest(), info.version >= v { return info }
+                    try await Task.sleep(for: .milliseconds(200))
+                }
+                throw ServiceError("fraud_online v\(v) not published")
+            }
+            func metric(_ info: ModelInfo, _ name: String) -> Double? { info.metrics.first { $0.name == name }?.value }
+
+            // One append each: the log holds the whole half before the model counts its labels.
+            try await append(ingest.client, Array(events[..<half]), batch: half)
+            let first = try await waitVersion(1)
+            #expect(first.kind == .ftrl && first.published)
+            #expect(metric(first, "rows_learned") == Double(firstLabels) && metric(first, "rows_total") == Double(firstLabels), "\(first.metrics)")
+
+            try await append(ingest.client, Array(events[half...]), batch: events.count - half)
+            let second = try await waitVersion(2)
+            let all = events.filter { $0.kind == .label }.count
+            #expect(metric(second, "rows_learned") == Double(all - firstLabels) && metric(second, "rows_total") == Double(all), "\(second.metrics)")
+            // Scored before it learned them, the second half's orders are told apart already.
+            #expect((metric(second, "progressive_roc_auc") ?? 0) > 0.85, "\(second.metrics)")
+
+            let (info, bytes) = try await fetchArtifact(model.client, "fraud_online")
+            #expect(info.version == second.version && info.published)
+            let classifier = try Classifier.decode(bytes)
+            guard case .logistic = classifier.learner else { Issue.record("the online model is not a logistic classifier"); return }
+            #expect(classifier.target == "fraud" && classifier.features.count > 20)
+            var r = GetReportRequest()
+            r.name = "fraud_online"
+            let report = try await model.client.call(ModelAPI.getReport, r)
+            #expect(report.protocol.contains("progressive validation") && !report.importance.isEmpty)
+            // Nothing new: no new version.
+            try await Task.sleep(for: .seconds(2))
+            #expect(try await latest()?.version == second.version)
+        }
+    }
 }

@@ -56,6 +56,14 @@ struct WholeSuiteTests {
         #expect(shown.contains("velocity"))
         let order = try #require(decisionLine.split(separator: " ").first { $0.hasPrefix("demo-") }.map(String.init))
 
+        // The online model learned the 100 labelled orders by itself, as they reached the log.
+        var online = ""
+        for _ in 0..<100 where !online.contains("fraud_online") {
+            online = try persona(["models"])
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        #expect(online.contains("fraud_online"), "\(online)")
+
         // Recommend and risk-control serve the new versions.
         func client(_ service: String, _ role: Role) -> RPCClient {
             var config = RPCClient.Config.defaults(host: "127.0.0.1", port: ports[service]!)

@@ -8,6 +8,7 @@ import ServiceKit
 /// feature follows the model service's published segments), stopped after `body`.
 public func withCoreSuite<R>(
     ingest ingestSettings: IngestSettings = IngestSettings(),
+    model configure: (inout ModelSettings) -> Void = { _ in },
     _ body: (_ ingest: HostedService<IngestService>, _ feature: HostedService<FeatureService>, _ model: HostedService<ModelService>) async throws -> R
 ) async throws -> R {
     try await withHostedService(IngestService.self, settings: ingestSettings) { ingest in
@@ -20,6 +21,7 @@ public func withCoreSuite<R>(
         return try await withHostedService(FeatureService.self, settings: featureSettings) { feature in
             var settings = ModelSettings(consumer)
             settings.featurePort = feature.rpcPort
+            configure(&settings)
             return try await withHostedService(ModelService.self, settings: settings, port: modelPort) { model in
                 try await body(ingest, feature, model)
             }

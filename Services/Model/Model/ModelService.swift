@@ -27,6 +27,8 @@ public struct ModelService: PersonaService {
     let jobs: JobBoard
     let consumer: LogConsumer
     let snapshotPath: String
+    /// The online fraud model, learning from labels as they arrive; nil when turned off.
+    let online: OnlineLearner?
 
     public init(context: ServiceContext, settings model: ModelSettings) async throws {
         self.context = context
@@ -43,6 +45,12 @@ public struct ModelService: PersonaService {
             context.logger.info("restored \(s.pairs) interactions of \(s.users) users at offsets \(s.offsets)")
         }
         registry = try Registry(directory: context.dataDirectory.file("registry"))
+        if model.online.name.isEmpty {
+            online = nil
+        } else {
+            guard Registry.validName(model.online.name) else { throw ServiceError("online model name '\(model.online.name)' must be letters, digits, '_' or '-'") }
+            online = try OnlineLearner(settings: model.online, directory: context.dataDirectory.file("online"))
+        }
         let logger = context.logger, metrics = context.metrics
         jobs = try JobBoard(path: context.dataDirectory.file("jobs.state")) { status in
             let state = status.state.name ?? "\(status.state.rawValue)", kind = status.kind.name ?? ""
@@ -395,9 +403,26 @@ public struct ModelService: PersonaService {
                         metrics.counter("persona_model_read_errors_total", labels: [], help: "Failed reads from ingest (retried)").increment()
                     }) { response, from in
                         store.fold(response.events, partition: p, next: response.nextOffset)
+                        online?.noteLabels(response.events.reduce(0) { $0 + ($1.event?.kind == .label ? 1 : 0) })
                         metrics.counter("persona_model_events_total", labels: [], help: "Events read from the log").increment(by: Int64(response.events.count))
                         metrics.gauge("persona_model_consumer_lag", labels: [("partition", "\(p)")], help: "Events in the partition not yet folded")
                             .set(Int64(clamping: response.endOffset &- max(response.nextOffset, from)))
+                    }
+                }
+            }
+            if let online {
+                group.addTask {
+                    // A catch-up cycle once the consumer has had time to read what came while
+                    // the service was down, then one whenever enough labels arrived.
+                    try await Task.sleep(for: .seconds(5))
+                    online.noteLabels(1)
+                    var last = ContinuousClock.now - online.settings.every
+                    while true {
+                        if online.due(since: last) {
+                            await learnOnline(online)
+                            last = .now
+                        }
+                        try await Task.sleep(for: .seconds(1))
                     }
                 }
             }
@@ -411,6 +436,49 @@ public struct ModelService: PersonaService {
             try await group.next()
             group.cancelAll()
         }
+    }
+
+    /// One online cycle: the export's rows not learned yet are learned, and the model is
+    /// published as a new version. A failure (the feature service away) is logged and the
+    /// labels stay pending for the next cycle.
+    func learnOnline(_ online: OnlineLearner) async {
+        let started = ContinuousClock.now
+        do {
+            let rows = try await exportTraining(from: 0, to: 0)
+            guard let outcome = try online.learn(rows) else { return }
+            var info = ModelInfo()
+            info.kind = .ftrl
+            info.createdMs = JobBoard.nowMs
+            info.metrics = outcome.metrics
+            let p = online.settings.parameters
+            info.params = [("alpha", p.alpha), ("beta", p.beta), ("l1", p.l1), ("l2", p.l2)].map { KeyValue(key: $0.0, value: "\($0.1)") }
+            info.featureSchemaVersion = rows.schemaVersion
+            info.trainingSeconds = started.duration(to: .now) / .seconds(1)
+            info.interactions = UInt64(outcome.total)
+            info.items = UInt32(rows.names.count)
+            var report = EvaluationReport()
+            report.kind = .ftrl
+            report.metrics = outcome.metrics
+            report.params = info.params
+            report.createdMs = info.createdMs
+            report.protocol = "progressive validation: each of the \(outcome.learned) newly labelled orders scored by the model before it learned from it (features as of each order, from the feature service's point-in-time export), oldest first; \(outcome.total) orders learned in all"
+            report.importance = Self.importance(outcome.classifier)
+            let stored = try registry.add(name: online.settings.name, artifact: outcome.classifier.encode(), info: info, report: report)
+            _ = try registry.publish(online.settings.name, stored.version)
+            context.metrics.counter("persona_model_online_rows_total", labels: [], help: "Labelled orders the online model learned from").increment(by: Int64(outcome.learned))
+            context.metrics.counter("persona_model_versions_total", labels: [("kind", "ftrl")], help: "Model versions trained").increment()
+            context.logger.info("online model \(online.settings.name) v\(stored.version): learned \(outcome.learned) new labelled orders (\(outcome.total) in all), published")
+        } catch {
+            online.noteLabels(1)
+            context.logger.warning("online model \(online.settings.name): cycle failed, retried: \(error)")
+        }
+    }
+
+    /// The online model's weights, largest first (on standardised inputs).
+    static func importance(_ classifier: Classifier) -> [Metric] {
+        guard case .logistic(let l) = classifier.learner else { return [] }
+        return zip(classifier.features, l.coefficients).filter { $0.1 != 0 }.sorted { abs($0.1) > abs($1.1) }.prefix(20)
+            .map { Metric(name: "\($0.0): weight \(String(format: "%+.4f", $0.1))", value: Double(abs($0.1))) }
     }
 
     @discardableResult
@@ -434,6 +502,7 @@ public struct ModelService: PersonaService {
         return [
             ("users", "\(s.users)"), ("items", "\(s.items)"), ("interactions", "\(s.pairs)"),
             ("offsets", s.offsets.map(String.init).joined(separator: ",")),
+            ("online", online.map { "\($0.settings.name) pending=\($0.pending)" } ?? "off"),
             ("published", registry.published.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ",")),
         ]
     }
@@ -453,8 +522,16 @@ public struct ModelSettings: Sendable {
     public var consumer: ConsumerSettings
     public var featureHost = "127.0.0.1"
     public var featurePort = 7102
+    var online = OnlineLearner.Settings()
 
     public init(_ consumer: ConsumerSettings = .init()) { self.consumer = consumer }
+
+    /// The online fraud model's name (empty: none), and how often it publishes.
+    public mutating func online(name: String, everyLabels: Int = 100, every: Duration = .seconds(300)) {
+        online.name = name
+        online.everyLabels = everyLabels
+        online.every = every
+    }
 }
 
 public struct ModelOptions: ParsableArguments, Sendable {
@@ -462,6 +539,15 @@ public struct ModelOptions: ParsableArguments, Sendable {
 
     @Option(help: "Feature service address host:port, where classifiers' labelled rows come from (env PERSONA_FEATURE_ADDR, default 127.0.0.1:7102).")
     public var feature: String?
+
+    @Option(help: "Name of the online fraud model (FTRL-Proximal, learning from label events as they arrive); 'off' for none (env PERSONA_ONLINE_MODEL, default fraud_online).")
+    public var onlineModel: String?
+
+    @Option(help: "The online model publishes a new version after this many new labels (env PERSONA_ONLINE_EVERY_LABELS, default 100)...")
+    public var onlineEveryLabels: Int?
+
+    @Option(help: "...or this many seconds after the first new label (env PERSONA_ONLINE_EVERY_SECONDS, default 300).")
+    public var onlineEverySeconds: Double?
 
     public init() {}
 
@@ -472,6 +558,11 @@ public struct ModelOptions: ParsableArguments, Sendable {
             s.featureHost = host
             s.featurePort = port
         }
+        let name = onlineModel ?? env["PERSONA_ONLINE_MODEL"] ?? "fraud_online"
+        let labels = onlineEveryLabels ?? env["PERSONA_ONLINE_EVERY_LABELS"].flatMap { Int($0) } ?? 100
+        let seconds = onlineEverySeconds ?? env["PERSONA_ONLINE_EVERY_SECONDS"].flatMap { Double($0) } ?? 300
+        guard labels >= 1, seconds > 0 else { throw ValidationError("the online model publishes after at least 1 label and a positive number of seconds") }
+        s.online(name: name == "off" ? "" : name, everyLabels: labels, every: .milliseconds(Int64(seconds * 1000)))
         return s
     }
 }

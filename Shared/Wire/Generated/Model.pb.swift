@@ -16,7 +16,8 @@ public struct ModelKind: RawRepresentable, Hashable, Sendable, CustomStringConve
     public static let kmeans = ModelKind(rawValue: 6)
     public static let bpr = ModelKind(rawValue: 7)
     public static let ease = ModelKind(rawValue: 8)
-    public static let allKnown: [ModelKind] = [.unspecified, .popularity, .itemKnn, .als, .logistic, .gbdt, .kmeans, .bpr, .ease]
+    public static let ftrl = ModelKind(rawValue: 9)
+    public static let allKnown: [ModelKind] = [.unspecified, .popularity, .itemKnn, .als, .logistic, .gbdt, .kmeans, .bpr, .ease, .ftrl]
     /// The value's proto name without the enum prefix, lower case (`add_to_cart`).
     public var name: String? {
         switch rawValue {
@@ -29,6 +30,7 @@ public struct ModelKind: RawRepresentable, Hashable, Sendable, CustomStringConve
         case 6: "kmeans"
         case 7: "bpr"
         case 8: "ease"
+        case 9: "ftrl"
         default: nil
         }
     }
@@ -43,6 +45,7 @@ public struct ModelKind: RawRepresentable, Hashable, Sendable, CustomStringConve
         case "kmeans": self = .kmeans
         case "bpr": self = .bpr
         case "ease": self = .ease
+        case "ftrl": self = .ftrl
         default: return nil
         }
     }

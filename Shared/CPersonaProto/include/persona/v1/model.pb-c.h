@@ -51,7 +51,11 @@ typedef enum _Persona__V1__ModelKind {
   PERSONA__V1__MODEL_KIND__MODEL_KIND_GBDT = 5,
   PERSONA__V1__MODEL_KIND__MODEL_KIND_KMEANS = 6,
   PERSONA__V1__MODEL_KIND__MODEL_KIND_BPR = 7,
-  PERSONA__V1__MODEL_KIND__MODEL_KIND_EASE = 8
+  PERSONA__V1__MODEL_KIND__MODEL_KIND_EASE = 8,
+  /*
+   * Online logistic regression (FTRL-Proximal), learning from labels as they arrive.
+   */
+  PERSONA__V1__MODEL_KIND__MODEL_KIND_FTRL = 9
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(PERSONA__V1__MODEL_KIND)
 } Persona__V1__ModelKind;
 typedef enum _Persona__V1__JobState {

@@ -2593,7 +2593,7 @@ const ProtobufCMessageDescriptor persona__v1__evaluation_report__descriptor =
   (ProtobufCMessageInit) persona__v1__evaluation_report__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCEnumValue persona__v1__model_kind__enum_values_by_number[9] =
+static const ProtobufCEnumValue persona__v1__model_kind__enum_values_by_number[10] =
 {
   { "MODEL_KIND_UNSPECIFIED", "PERSONA__V1__MODEL_KIND__MODEL_KIND_UNSPECIFIED", 0 },
   { "MODEL_KIND_POPULARITY", "PERSONA__V1__MODEL_KIND__MODEL_KIND_POPULARITY", 1 },
@@ -2604,15 +2604,17 @@ static const ProtobufCEnumValue persona__v1__model_kind__enum_values_by_number[9
   { "MODEL_KIND_KMEANS", "PERSONA__V1__MODEL_KIND__MODEL_KIND_KMEANS", 6 },
   { "MODEL_KIND_BPR", "PERSONA__V1__MODEL_KIND__MODEL_KIND_BPR", 7 },
   { "MODEL_KIND_EASE", "PERSONA__V1__MODEL_KIND__MODEL_KIND_EASE", 8 },
+  { "MODEL_KIND_FTRL", "PERSONA__V1__MODEL_KIND__MODEL_KIND_FTRL", 9 },
 };
 static const ProtobufCIntRange persona__v1__model_kind__value_ranges[] = {
-{0, 0},{0, 9}
+{0, 0},{0, 10}
 };
-static const ProtobufCEnumValueIndex persona__v1__model_kind__enum_values_by_name[9] =
+static const ProtobufCEnumValueIndex persona__v1__model_kind__enum_values_by_name[10] =
 {
   { "MODEL_KIND_ALS", 3 },
   { "MODEL_KIND_BPR", 7 },
   { "MODEL_KIND_EASE", 8 },
+  { "MODEL_KIND_FTRL", 9 },
   { "MODEL_KIND_GBDT", 5 },
   { "MODEL_KIND_ITEM_KNN", 2 },
   { "MODEL_KIND_KMEANS", 6 },
@@ -2627,9 +2629,9 @@ const ProtobufCEnumDescriptor persona__v1__model_kind__descriptor =
   "ModelKind",
   "Persona__V1__ModelKind",
   "persona.v1",
-  9,
+  10,
   persona__v1__model_kind__enum_values_by_number,
-  9,
+  10,
   persona__v1__model_kind__enum_values_by_name,
   1,
   persona__v1__model_kind__value_ranges,
