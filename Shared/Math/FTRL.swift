@@ -40,22 +40,7 @@ public struct FTRLProximal: Sendable, Equatable {
     /// A learner standardising by the mean and deviation of `rows` (row-major, `d` a row;
     /// NaN is missing and left out).
     public init(standardisingBy rows: [Float], features d: Int, parameters: Parameters = .init()) {
-        var means = [Float](repeating: 0, count: d), scales = [Float](repeating: 1, count: d)
-        let count = d > 0 ? rows.count / d : 0
-        for f in 0..<d {
-            var s = 0.0, s2 = 0.0, c = 0.0
-            for i in 0..<count {
-                let v = Double(rows[i * d + f])
-                guard !v.isNaN else { continue }
-                s += v
-                s2 += v * v
-                c += 1
-            }
-            let mean = c > 0 ? s / c : 0
-            let variance = c > 0 ? max(0, s2 / c - mean * mean) : 0
-            means[f] = Float(mean)
-            scales[f] = variance > 1e-12 ? Float(variance.squareRoot()) : 1
-        }
+        let (means, scales) = LogisticRegression.standardisation(rows, features: d)
         self.init(means: means, scales: scales, parameters: parameters)
     }
 

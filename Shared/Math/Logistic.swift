@@ -43,9 +43,10 @@ public struct LogisticRegression: Sendable, Equatable {
     /// Each feature's share of the margin: coefficient times standardised value.
     public func attributions(_ row: [Float]) -> [Float] { (0..<features).map { coefficients[$0] * standardised(row[$0], $0) } }
 
-    public static func train(rows: [Float], labels: [Float], features d: Int, parameters p: Parameters = .init()) throws -> LogisticRegression {
-        let n = labels.count
-        precondition(rows.count == n * d && n > 0)
+    /// Each feature's mean and deviation over `rows` (row-major, `d` a row; NaN is missing
+    /// and left out; a constant feature gets scale 1).
+    public static func standardisation(_ rows: [Float], features d: Int) -> (means: [Float], scales: [Float]) {
+        let n = d > 0 ? rows.count / d : 0
         var means = [Float](repeating: 0, count: d), scales = [Float](repeating: 1, count: d)
         for f in 0..<d {
             var s = 0.0, s2 = 0.0, c = 0.0
@@ -60,6 +61,13 @@ public struct LogisticRegression: Sendable, Equatable {
             means[f] = Float(mean)
             scales[f] = variance > 1e-12 ? Float(variance.squareRoot()) : 1
         }
+        return (means, scales)
+    }
+
+    public static func train(rows: [Float], labels: [Float], features d: Int, parameters p: Parameters = .init()) throws -> LogisticRegression {
+        let n = labels.count
+        precondition(rows.count == n * d && n > 0)
+        let (means, scales) = standardisation(rows, features: d)
         var model = LogisticRegression(means: means, scales: scales, coefficients: [Float](repeating: 0, count: d), intercept: 0)
         let positives = Double(labels.reduce(0, +))
         let positiveWeight = p.positiveWeight > 0 ? p.positiveWeight : (positives > 0 ? Double(n) / positives - 1 : 1)
