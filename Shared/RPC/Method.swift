@@ -27,7 +27,6 @@ public struct RPCContext: Sendable {
     /// The caller's address.
     public var peer: String
     private let shuttingDown: (@Sendable () -> Bool)?
-    private let note = AuditNote()
 
     public init(
         deadline: ContinuousClock.Instant?, method: String, correlationID: UInt64, caller: (token: String, role: Role)? = nil,
@@ -42,11 +41,8 @@ public struct RPCContext: Sendable {
     }
 
     /// Says what an audited call did, in the service's words ("published rules v3"); the
-    /// audit log records it beside who called and when.
-    public func audit(_ what: String) { note.value.withLock { $0 = what } }
-
-    /// What the handler said it did, if it said.
-    public var audited: String? { note.value.withLock { $0 } }
+    /// audit log records it beside who called and when. Does nothing outside an audited call.
+    public func audit(_ what: String) { AuditNote.current?.text = what }
 
     /// Whether the server began a graceful shutdown: a long poll answers now rather than
     /// hold the shutdown until its wait ends.
@@ -69,6 +65,18 @@ public struct RPCContext: Sendable {
     }
 }
 
-final class AuditNote: Sendable {
-    let value = Mutex<String?>(nil)
+/// What an audited call says it did: set up by the audit log around the calls it records
+/// (so other calls carry nothing), written by the handler through `RPCContext.audit`.
+public final class AuditNote: Sendable {
+    private let value = Mutex<String?>(nil)
+
+    public init() {}
+
+    public var text: String? {
+        get { value.withLock { $0 } }
+        set { value.withLock { $0 = newValue } }
+    }
+
+    /// The note of the audited call the current task serves, if any.
+    @TaskLocal public static var current: AuditNote?
 }

@@ -1,21 +1,17 @@
 import Foundation
 import NIOCore
 import RPC
-import Synchronization
+import Store
 public import Wire
-
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// A service's audit log of admin calls (`audit.log` in its data directory): one JSON
 /// object a line, appended and fsync'd before the call is answered, never rewritten.
 /// Each line says who called (the token's id and role, never its secret), from where,
 /// what the call did and how it ended. `Audit/Read` and `persona audit` read it back.
 public final class AuditLog: Sendable {
-    public let path: String
+    public var path: String { file.path }
     private let service: String
-    private let fd: Mutex<Int32>
+    private let file: AppendOnlyFile
 
     /// One line of the file (and an `AuditEntry` on the wire).
     struct Line: Codable {
@@ -30,62 +26,35 @@ public final class AuditLog: Sendable {
     }
 
     public init(path: String, service: String) throws {
-        self.path = path
         self.service = service
-        let fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw ServiceError("cannot open the audit log \(path): \(String(cString: strerror(errno)))") }
+        file = try AppendOnlyFile(path: path)
         // A line torn by a crash is ended here, so the next one starts on its own line (a
         // torn line is skipped when read).
-        var st = stat()
-        if fstat(fd, &st) == 0, st.st_size > 0, let last = Self.lastByte(path), last != UInt8(ascii: "\n") {
-            _ = "\n".utf8CString.withUnsafeBufferPointer { write(fd, $0.baseAddress, 1) }
-        }
-        self.fd = Mutex(fd)
-    }
-
-    deinit { fd.withLock { _ = close($0) } }
-
-    private static func lastByte(_ path: String) -> UInt8? {
-        guard let h = FileHandle(forReadingAtPath: path) else { return nil }
-        defer { try? h.close() }
-        guard let end = try? h.seekToEnd(), end > 0 else { return nil }
-        try? h.seek(toOffset: end - 1)
-        return (try? h.read(upToCount: 1))?.first
+        if let last = try file.lastByte(), last != UInt8(ascii: "\n") { try file.append([UInt8(ascii: "\n")]) }
     }
 
     /// Appends one entry and makes it durable.
     func append(_ line: Line) throws {
-        var bytes = Array(try JSONEncoder().encode(line))
-        bytes.append(UInt8(ascii: "\n"))
-        try fd.withLock { fd in
-            var done = 0
-            while done < bytes.count {
-                let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + done, bytes.count - done) }
-                if n < 0, errno == EINTR { continue }
-                guard n > 0 else { throw ServiceError("audit log \(path): write failed: \(String(cString: strerror(errno)))") }
-                done += n
-            }
-            guard fsync(fd) == 0 else { throw ServiceError("audit log \(path): fsync failed: \(String(cString: strerror(errno)))") }
-        }
+        try file.append(Array(try JSONEncoder().encode(line)) + [UInt8(ascii: "\n")])
     }
 
-    /// Records one call that ran: who made it (from the call's context), what it said it did
-    /// and the status it ended with (a refused call: why).
-    func record(method: String, status: StatusCode, failure: String?, context: RPCContext?, time: Date = Date()) throws {
+    /// Records one call that ran: who made it (from the call's context), what it did (or why
+    /// it was refused) and the status it ended with.
+    func record(method: String, status: StatusCode, what: String, context: RPCContext?, time: Date = Date()) throws {
         try append(Line(
             time_ms: Int64(time.timeIntervalSince1970 * 1000), service: service, method: method,
             token_id: context?.caller?.token ?? "", role: context?.caller?.role.rawValue ?? "",
-            status: status.name ?? "\(status.rawValue)", what: context?.audited ?? failure ?? "", peer: context?.peer ?? ""))
+            status: status.name ?? "\(status.rawValue)", what: what, peer: context?.peer ?? ""))
     }
 
     /// The entries the request asks for, oldest first: at or after `since_ms`, of one token
     /// when it names one, the newest `limit` (1000 when 0).
     public func read(_ request: AuditRequest) throws -> [AuditEntry] {
-        let data = try Data(contentsOf: URL(fileURLWithPath: path))
+        let data = try AtomicFile.read(path) ?? []
         let decoder = JSONDecoder()
         var out: [AuditEntry] = []
         for raw in data.split(separator: UInt8(ascii: "\n")) {
-            guard let line = try? decoder.decode(Line.self, from: raw) else { continue }
+            guard let line = try? decoder.decode(Line.self, from: Data(raw)) else { continue }
             guard line.time_ms >= request.sinceMs, request.tokenId.isEmpty || line.token_id == request.tokenId else { continue }
             var e = AuditEntry()
             e.timeMs = line.time_ms
@@ -107,8 +76,9 @@ public final class AuditLog: Sendable {
     /// written is answered INTERNAL: an admin action is never acknowledged unrecorded.
     func install(in router: inout Router, metrics: ServiceMetrics) {
         router.wrap(AccessTable.audited) { [self] method, handler in
+            let note = AuditNote()
             let result: Result<ByteBuffer, any Error>
-            do { result = .success(try await handler()) } catch { result = .failure(error) }
+            do { result = .success(try await AuditNote.$current.withValue(note) { try await handler() }) } catch { result = .failure(error) }
             let (status, failure): (StatusCode, String?) = switch result {
             case .success: (.ok, nil)
             case .failure(let e as RPCError): (e.code, e.message)
@@ -116,7 +86,7 @@ public final class AuditLog: Sendable {
             case .failure: (.internal, nil)
             }
             do {
-                try record(method: method, status: status, failure: failure, context: RPCContext.current)
+                try record(method: method, status: status, what: note.text ?? failure ?? "", context: RPCContext.current)
                 metrics.counter("persona_audit_entries_total", labels: [("method", method)], help: "Admin calls written to the audit log").increment()
             } catch {
                 metrics.counter("persona_audit_errors_total", labels: [], help: "Admin calls whose audit entry could not be written").increment()

@@ -1,3 +1,4 @@
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -149,6 +150,38 @@ public final class AtomicFileWriter {
         if fd >= 0 {
             close(fd)
             unlink(temporary)
+        }
+    }
+}
+
+/// A file only ever appended to, each append durable (fdatasync) before it returns: an
+/// audit log. Opened with O_APPEND, so every write lands at the end whatever the offset.
+public final class AppendOnlyFile: Sendable {
+    public let path: String
+    private let fd: Mutex<Int32>
+
+    /// Opens (or creates, readable by its owner only) the file at `path`.
+    public init(path: String) throws {
+        let fd = Glibc.open(path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw FileIO.error("open", path) }
+        self.path = path
+        self.fd = Mutex(fd)
+    }
+
+    deinit { fd.withLock { _ = close($0) } }
+
+    /// The file's last byte; nil when it is empty.
+    public func lastByte() throws -> UInt8? {
+        try fd.withLock { fd in
+            let size = try FileIO.size(fd, path: path)
+            return size > 0 ? try FileIO.read(fd, count: 1, at: size - 1, path: path).first : nil
+        }
+    }
+
+    public func append(_ bytes: [UInt8]) throws {
+        try fd.withLock { fd in
+            try bytes.withUnsafeBytes { try FileIO.write(fd, $0, at: 0, path: path) }
+            try FileIO.sync(fd, path: path)
         }
     }
 }

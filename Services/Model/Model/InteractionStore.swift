@@ -60,14 +60,20 @@ public final class InteractionStore: @unchecked Sendable {
     // MARK: Folding
 
     /// Folds a batch read from `partition` and moves its offset to `next`.
-    public func fold(_ events: [StoredEvent], partition: Int, next: UInt64) {
+    /// Returns how many of them were labels (the online model learns from those).
+    @discardableResult
+    public func fold(_ events: [StoredEvent], partition: Int, next: UInt64) -> Int {
         lock.write(state) { s in
+            var labels = 0
             for stored in events {
-                if let box = stored.eventRef { Self.fold(box.value, into: s) }
+                guard let box = stored.eventRef else { continue }
+                Self.fold(box.value, into: s)
+                if box.value.kind == .label { labels += 1 }
             }
             s.offsets[partition] = max(s.offsets[partition], next)
             s.version &+= 1
             Self.compactIfSparse(s)
+            return labels
         }
     }
 

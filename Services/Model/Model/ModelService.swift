@@ -402,8 +402,8 @@ public struct ModelService: PersonaService {
                     try await consumer.consume(partition: p, offset: { store.offset(p) }, failed: { _ in
                         metrics.counter("persona_model_read_errors_total", labels: [], help: "Failed reads from ingest (retried)").increment()
                     }) { response, from in
-                        store.fold(response.events, partition: p, next: response.nextOffset)
-                        online?.noteLabels(response.events.reduce(0) { $0 + ($1.event?.kind == .label ? 1 : 0) })
+                        let labels = store.fold(response.events, partition: p, next: response.nextOffset)
+                        online?.noteLabels(labels)
                         metrics.counter("persona_model_events_total", labels: [], help: "Events read from the log").increment(by: Int64(response.events.count))
                         metrics.gauge("persona_model_consumer_lag", labels: [("partition", "\(p)")], help: "Events in the partition not yet folded")
                             .set(Int64(clamping: response.endOffset &- max(response.nextOffset, from)))
