@@ -103,6 +103,8 @@ public final class SegmentedLog: Sendable {
     public let config: Config
     private let state: Mutex<State>
     private let writer: DispatchQueue
+    /// Held by retention and `scrub`, which replace or delete sealed segments.
+    private let maintenance = Mutex<Void>(())
 
     /// Opens (or creates) the log in `config.directory`, verifying it.
     public static func open(_ config: Config) throws -> (SegmentedLog, RecoveryReport) {
@@ -365,9 +367,12 @@ public final class SegmentedLog: Sendable {
                             full = true
                             return
                         }
-                        try body(o, record)
-                        count += 1
-                        bytes += record.count
+                        // An empty record is one `scrub` erased: its offset is passed over.
+                        if record.count > 0 {
+                            try body(o, record)
+                            count += 1
+                            bytes += record.count
+                        }
                         from = o + 1
                     }
                 }
@@ -415,12 +420,129 @@ public final class SegmentedLog: Sendable {
         state.withLock { _ = $0.expired.remove(id) }
     }
 
+    // MARK: Erasure
+
+    /// What one `scrub` did.
+    public struct ScrubReport: Sendable, Equatable {
+        /// Segment files rewritten.
+        public var segments = 0
+        /// Records emptied.
+        public var records = 0
+    }
+
+    /// Starts a new active segment at the end of the log when the active one holds records,
+    /// so that everything stored so far lies in sealed segments, which `scrub` rewrites.
+    /// Runs on the writer's queue, between group commits.
+    public func roll() async throws {
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+            writer.async {
+                do {
+                    let (size, next) = self.state.withLock { ($0.segments.last!.size, $0.nextOffset) }
+                    if size > 0 {
+                        let segment = try Self.createSegment(baseOffset: next, config: self.config)
+                        self.state.withLock {
+                            $0.segments.append(segment)
+                            $0.lastIndexedPosition = 0
+                        }
+                    }
+                    continuation.resume()
+                } catch {
+                    continuation.resume(throwing: error)
+                }
+            }
+        }
+    }
+
+    /// Empties every record below `offset` in the sealed segments that `erase` selects
+    /// (called with each record's offset and bytes). Offsets stay as they were: reads pass
+    /// over an emptied record, so consumers follow `nextOffset` across it. Each segment that
+    /// holds a selected record is rewritten whole (batches re-encoded and checksummed where
+    /// a record changed, copied where none did) to a temporary file that is synced and
+    /// renamed over it; readers holding the old file finish on it. The active segment is
+    /// never touched: `roll` first to seal it. Batches that failed verification at open
+    /// cannot be read and are copied as they are.
+    @discardableResult
+    public func scrub(below offset: UInt64, _ erase: (UInt64, UnsafeRawBufferPointer) -> Bool) throws -> ScrubReport {
+        try maintenance.withLock { _ in
+            var report = ScrubReport()
+            let sealed = state.withLock { s in s.segments.dropLast().filter { $0.baseOffset < offset } }
+            for segment in sealed {
+                let bytes = try FileIO.read(segment.fd, count: segment.size, at: 0, path: segment.path)
+                var out: [UInt8] = []
+                out.reserveCapacity(bytes.count)
+                var index: [(offset: UInt64, position: Int)] = []
+                var corrupt: [Range<Int>] = []
+                var lastIndexed = -config.indexInterval
+                var emptied = 0
+                try bytes.withUnsafeBytes { all in
+                    var position = 0
+                    while position < all.count {
+                        if let bad = segment.corrupt.first(where: { $0.contains(position) }) {
+                            corrupt.append(out.count..<(out.count + bad.count))
+                            out += all[bad]
+                            position = bad.upperBound
+                            continue
+                        }
+                        guard let header = Batch.Header(UnsafeRawBufferPointer(rebasing: all[position...])),
+                            position + header.totalLength <= all.count
+                        else { throw StoreError(.corrupt, "\(segment.path): no batch header at byte \(position)") }
+                        let whole = UnsafeRawBufferPointer(rebasing: all[position..<(position + header.totalLength)])
+                        guard Batch.verify(whole, header: header) else {
+                            throw StoreError(.corrupt, "\(segment.path): batch at byte \(position) fails its checksum")
+                        }
+                        var records = Records(reservingCapacity: header.rawLength)
+                        var changed = 0
+                        try Batch.forEachRecord(whole, header: header, maxRawLength: config.maxBatchBytes) { i, record in
+                            let o = header.baseOffset + UInt64(i)
+                            if o < offset, record.count > 0, erase(o, record) {
+                                changed += 1
+                                records.append { _ in }
+                            } else {
+                                records.append { $0 += record }
+                            }
+                        }
+                        if out.count - lastIndexed >= config.indexInterval {
+                            index.append((header.baseOffset, out.count))
+                            lastIndexed = out.count
+                        }
+                        if changed > 0 {
+                            var batch = Batch(records: records, compress: config.compress)
+                            batch.seal(baseOffset: header.baseOffset)
+                            out += batch.bytes
+                            emptied += changed
+                        } else {
+                            out += whole
+                        }
+                        position += header.totalLength
+                    }
+                }
+                guard emptied > 0 else { continue }
+                try AtomicFile.write(out, to: segment.path)
+                let fd = try FileIO.open(segment.path, flags: O_RDWR)
+                let replacement = Segment(baseOffset: segment.baseOffset, path: segment.path, fd: fd, size: out.count)
+                replacement.index = index
+                replacement.corrupt = corrupt
+                replacement.lastWrite = segment.lastWrite
+                state.withLock { s in
+                    if let i = s.segments.firstIndex(where: { $0 === segment }) { s.segments[i] = replacement }
+                }
+                report.segments += 1
+                report.records += emptied
+            }
+            return report
+        }
+    }
+
     // MARK: Retention and shutdown
 
     /// Deletes the oldest segments (never the active one) past the retention limits.
     /// Returns how many were deleted.
     @discardableResult
     public func enforceRetention() throws -> Int {
+        try maintenance.withLock { _ in try deleteOldSegments() }
+    }
+
+    private func deleteOldSegments() throws -> Int {
         let victims = state.withLock { s -> [Segment] in
             var victims: [Segment] = []
             var total = s.segments.reduce(0) { $0 + $1.size }
