@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import RPC
+import Wire
 import ServiceKit
 
 /// Where the five services listen. Each address comes from its flag, else from the
@@ -75,6 +76,27 @@ extension Endpoints {
         } catch let error as RPCError {
             await client.shutdown()
             throw ValidationError("\(service) at \(endpoint.address): \(error)")
+        }
+    }
+}
+
+extension Endpoints {
+    /// Polls until each service's Health check `check` (its offsets in the log, one a
+    /// partition) reaches the log's end offsets as they are now.
+    func waitUntilRead(by services: [(service: String, check: String)], timeout: Double) async throws {
+        let ends = try await call("ingest") { try await $0.call(IngestAPI.logInfo, LogInfoRequest(), timeout: .seconds(5)) }
+            .partitions.sorted { $0.partition < $1.partition }.map(\.endOffset)
+        let started = ContinuousClock.now
+        for (service, check) in services {
+            while true {
+                let health = try await call(service) { try await $0.call(HealthAPI.check, HealthRequest(), timeout: .seconds(5)) }
+                let offsets = health.checks.first { $0.key == check }?.value.split(separator: ",").compactMap { UInt64($0) } ?? []
+                if offsets.count == ends.count, zip(offsets, ends).allSatisfy({ $0 >= $1 }) { break }
+                guard started.duration(to: .now) < .seconds(timeout) else {
+                    throw ValidationError("\(service) has read up to \(offsets.map(String.init).joined(separator: ",")) of \(ends.map(String.init).joined(separator: ",")) after \(Int(timeout)) s")
+                }
+                try await Task.sleep(for: .milliseconds(100))
+            }
         }
     }
 }

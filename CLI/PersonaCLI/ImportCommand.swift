@@ -101,23 +101,9 @@ struct ImportCommand: AsyncParsableCommand {
         if wait { try await waitConsumed() }
     }
 
-    /// Polls until the feature and model services' offsets (their Health `offsets` check, one
-    /// a partition) reach the log's end offsets as they were after the import.
     func waitConsumed() async throws {
-        let ends = try await endpoints.call("ingest") { try await $0.call(IngestAPI.logInfo, LogInfoRequest(), timeout: .seconds(5)) }
-            .partitions.sorted { $0.partition < $1.partition }.map(\.endOffset)
         let started = ContinuousClock.now
-        for service in ["feature", "model"] {
-            while true {
-                let health = try await endpoints.call(service) { try await $0.call(HealthAPI.check, HealthRequest(), timeout: .seconds(5)) }
-                let offsets = health.checks.first { $0.key == "offsets" }?.value.split(separator: ",").compactMap { UInt64($0) } ?? []
-                if offsets.count == ends.count, zip(offsets, ends).allSatisfy({ $0 >= $1 }) { break }
-                guard started.duration(to: .now) < .seconds(waitTimeout) else {
-                    throw ValidationError("\(service) has read up to \(offsets.map(String.init).joined(separator: ",")) of \(ends.map(String.init).joined(separator: ",")) after \(Int(waitTimeout)) s")
-                }
-                try await Task.sleep(for: .milliseconds(100))
-            }
-        }
+        try await endpoints.waitUntilRead(by: [("feature", "offsets"), ("model", "offsets")], timeout: waitTimeout)
         print(String(format: "  read by feature and model within %.1f s", started.duration(to: .now) / .seconds(1)))
     }
 }

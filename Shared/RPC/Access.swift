@@ -28,7 +28,7 @@ public enum AccessTable {
     /// Methods only admin may call: erasure, training, publishing, rollback, and reading the
     /// audit log.
     public static let adminOnly: Set<UInt16> = [
-        FeatureAPI.deleteUser.id, ModelAPI.train.id, ModelAPI.publish.id, ModelAPI.cancelJob.id, ModelAPI.rollback.id,
+        IngestAPI.erase.id, FeatureAPI.deleteUser.id, ModelAPI.train.id, ModelAPI.publish.id, ModelAPI.cancelJob.id, ModelAPI.rollback.id,
         AuditAPI.read.id,
     ]
 

@@ -17,6 +17,7 @@ public enum IngestAPI {
     public static let append = Method<AppendRequest, AppendResponse>(id: 0x0101, name: "Ingest/Append")
     public static let read = Method<ReadRequest, ReadResponse>(id: 0x0102, name: "Ingest/Read")
     public static let logInfo = Method<LogInfoRequest, LogInfoResponse>(id: 0x0103, name: "Ingest/LogInfo")
+    public static let erase = Method<EraseRequest, EraseResponse>(id: 0x0104, name: "Ingest/Erase")
 }
 
 public enum FeatureAPI {

@@ -90,6 +90,14 @@ public enum ModelArtifact {
         }
     }
 
+    /// The artifact `bytes` without the factor rows of `erased` users and how many rows went,
+    /// or nil when it holds none of them.
+    public static func erasing(_ erased: Set<Int64>, from bytes: [UInt8]) throws -> (bytes: [UInt8], removed: Int)? {
+        var model = try decode(bytes)
+        let removed = model.forget(erased)
+        return removed > 0 ? (encode(model), removed) : nil
+    }
+
     /// The tables agree with the catalogue and the kind (a checksum that held over bytes a
     /// buggy writer got wrong must still not crash a server).
     private static func check(_ m: RecommenderModel) throws {

@@ -7,10 +7,13 @@ public import Wire
 /// poll (WatchModels) hears of each new version; one of a kind this reader serves is fetched
 /// in chunks, checked against its checksum, and handed to `load` (which decodes it and swaps
 /// it in). A version that fails to fetch or load is retried at the next change with backoff,
-/// never half served; versions of other kinds are noted and left alone.
+/// never half served; versions of other kinds are noted and left alone. A new revision of a
+/// loaded version (an erasure rewrote it) is fetched and loaded like a new version.
 public final class ModelWatcher: @unchecked Sendable {
     private let lock = NSLock()
     private var loaded: [String: UInt32] = [:]
+    /// The revision of each loaded version (an erasure rewrites a version as a new revision).
+    private var revisions: [String: UInt32] = [:]
     private var ignored: [String: UInt32] = [:]
     private let client: RPCClient
     private let logger: Logger
@@ -41,13 +44,16 @@ public final class ModelWatcher: @unchecked Sendable {
                 var v = ModelVersion()
                 v.name = name
                 v.version = version
+                v.revision = lock.withLock { revisions[name] ?? 0 }
                 return v
             }
             request.waitMs = UInt32(wait / .milliseconds(1))
             do {
                 let response = try await client.call(ModelAPI.watchModels, request, timeout: wait + .seconds(5))
                 backoff.reset()
-                for v in response.published where versions[v.name] != v.version && lock.withLock({ ignored[v.name] }) != v.version {
+                let known = lock.withLock { (loaded, revisions) }
+                for v in response.published
+                where (known.0[v.name] != v.version || (known.1[v.name] ?? 0) != v.revision) && lock.withLock({ ignored[v.name] }) != v.version {
                     do {
                         try await fetchAndLoad(v.name, version: v.version)
                     } catch {
@@ -92,6 +98,9 @@ public final class ModelWatcher: @unchecked Sendable {
             throw ModelArtifact.Corrupt(description: "\(name) v\(version) does not match its checksum")
         }
         try await load(info, bytes)
-        lock.withLock { loaded[name] = info.version }
+        lock.withLock {
+            loaded[name] = info.version
+            revisions[name] = info.revision
+        }
     }
 }

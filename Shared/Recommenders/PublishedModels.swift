@@ -85,6 +85,14 @@ public final class PublishedModels: @unchecked Sendable {
     /// Fetches, checks and swaps in one version.
     public func load(_ name: String, version: UInt32) async throws { try await watcher.fetchAndLoad(name, version: version) }
 
+    /// Drops erased users' factor rows from every model held (the model service rewrites
+    /// its stored versions too; their new revisions replace these when fetched).
+    public func forget(_ users: Set<Int64>) {
+        lock.withLock {
+            for name in models.keys { models[name]!.model.forget(users) }
+        }
+    }
+
     /// Decodes a checked artifact, indexes it when large, and swaps it in.
     private func swapIn(_ info: ModelInfo, _ bytes: [UInt8]) throws {
         let model = try ModelArtifact.decode(bytes)

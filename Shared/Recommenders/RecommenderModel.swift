@@ -47,6 +47,21 @@ public struct RecommenderModel: Sendable {
         self.popularity = popularity
     }
 
+    /// Drops the factor rows of `erased` users (an erasure); returns how many it held.
+    @discardableResult
+    public mutating func forget(_ erased: Set<Int64>) -> Int {
+        guard let table = users, !erased.isEmpty, userIDs.contains(where: erased.contains) else { return 0 }
+        let keep = userIDs.indices.filter { !erased.contains(userIDs[$0]) }
+        var values: [Float] = []
+        values.reserveCapacity(keep.count * table.cols)
+        for row in keep { values += table.values[(row * table.cols)..<((row + 1) * table.cols)] }
+        userIDs = keep.map { userIDs[$0] }
+        users = Matrix(rows: keep.count, cols: table.cols, values: values)
+        let removed = table.rows - keep.count
+        userIndex = Dictionary(uniqueKeysWithValues: userIDs.enumerated().map { ($1, Int32($0)) })
+        return removed
+    }
+
     /// Builds the lookup tables; every constructor of a servable model ends with it.
     public mutating func index() {
         itemIndex = Dictionary(uniqueKeysWithValues: itemIDs.enumerated().map { ($1, Int32($0)) })

@@ -1,3 +1,4 @@
+import Synchronization
 public import Logging
 public import RPC
 public import Wire
@@ -44,7 +45,8 @@ public struct LogConsumer: Sendable {
     /// goes to `fold` with the offset it was read from (`fold` moves the offset); a failed
     /// read calls `failed` and is retried after a backoff.
     public func consume(
-        partition p: Int, offset: () -> UInt64, failed: (RPCError) -> Void, fold: (ReadResponse, _ from: UInt64) -> Void
+        partition p: Int, kinds: [EventKind] = [], offset: () -> UInt64, failed: (RPCError) -> Void,
+        fold: (ReadResponse, _ from: UInt64) async -> Void
     ) async throws {
         var backoff = ReconnectBackoff()
         while true {
@@ -54,6 +56,7 @@ public struct LogConsumer: Sendable {
             request.fromOffset = offset()
             request.maxEvents = UInt32(readEvents)
             request.waitMs = UInt32(readWait / .milliseconds(1))
+            request.kinds = kinds
             let response: ReadResponse
             do {
                 response = try await ingest.call(IngestAPI.read, request, timeout: readWait + .seconds(5))
@@ -67,7 +70,76 @@ public struct LogConsumer: Sendable {
                 continue
             }
             guard !response.events.isEmpty || response.nextOffset > request.fromOffset else { continue }
-            fold(response, request.fromOffset)
+            await fold(response, request.fromOffset)
         }
     }
+
+    /// Where every partition ends now, retrying until ingest answers.
+    public func endOffsets() async throws -> [UInt64] {
+        var backoff = ReconnectBackoff()
+        while true {
+            do {
+                let info = try await ingest.call(IngestAPI.logInfo, LogInfoRequest(), timeout: .seconds(2))
+                return info.partitions.sorted { $0.partition < $1.partition }.map(\.endOffset)
+            } catch let error as RPCError {
+                logger.info("waiting for ingest at \(host):\(port): \(error)")
+                try await Task.sleep(for: backoff.nextDelay())
+            }
+        }
+    }
+
+    /// How the services that keep no fold of the log (recommend, risk-control) hear of
+    /// erasures: every partition is read from `starts` (one offset a partition) asking for
+    /// erasure events only, and the users of each read go to `forget` with the partition
+    /// and the offset to resume from. A `forget` that throws is retried with backoff, so no
+    /// erasure is passed over. Runs until cancelled.
+    public func followErasures(
+        from starts: [UInt64], progress: ErasureProgress,
+        forget: @escaping @Sendable (_ users: [Int64], _ partition: Int, _ next: UInt64) async throws -> Void
+    ) async throws {
+        progress.start(starts)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for (p, first) in starts.enumerated() {
+                group.addTask {
+                    var next = first
+                    try await consume(partition: p, kinds: [.erasure], offset: { next }, failed: { _ in }) { response, _ in
+                        let users = response.events.compactMap { $0.event.map(\.userId) }.filter { $0 > 0 }
+                        var backoff = ReconnectBackoff()
+                        while !users.isEmpty {
+                            do {
+                                try await forget(users, p, response.nextOffset)
+                                break
+                            } catch {
+                                logger.error("forgetting erased users failed (retried): \(error)")
+                                try? await Task.sleep(for: backoff.nextDelay())
+                                if Task.isCancelled { return }
+                            }
+                        }
+                        next = max(next, response.nextOffset)
+                        progress.moved(p, to: next)
+                    }
+                }
+            }
+            try await group.next()
+            group.cancelAll()
+        }
+    }
+}
+
+/// Where a service following erasures stands in each partition: its Health check
+/// `erasure_offsets` (every erasure below them has been applied), which `persona erase
+/// --wait` polls.
+public final class ErasureProgress: Sendable {
+    private let offsets = Mutex<[UInt64]>([])
+
+    public init() {}
+
+    func start(_ starts: [UInt64]) { offsets.withLock { $0 = starts } }
+
+    func moved(_ partition: Int, to next: UInt64) {
+        offsets.withLock { if partition < $0.count { $0[partition] = max($0[partition], next) } }
+    }
+
+    /// The Health check: `erasure_offsets` and the offsets, comma separated.
+    public var check: (String, String) { ("erasure_offsets", offsets.withLock { $0.map(String.init).joined(separator: ",") }) }
 }

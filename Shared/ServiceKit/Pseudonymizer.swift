@@ -46,6 +46,14 @@ public struct Pseudonymizer: Sendable {
         }
     }
 
+    /// The pseudonym of an erased user's id: negative (user ids are positive, so it never
+    /// names a live user), equal for equal ids, so an erased user's decisions still group.
+    public func pseudonym(userID: Int64) -> Int64 {
+        var text = "user:\(userID)"
+        let (h0, _) = text.withUTF8 { SipHash128.hash(UnsafeRawBufferPointer($0), k0: k0, k1: k1) }
+        return -Int64(h0 & 0x3FFF_FFFF_FFFF_FFFF) - 1
+    }
+
     private static let hexDigits: [UInt8] = Array("0123456789abcdef".utf8)
 
     /// The key from `PERSONA_PSEUDONYM_KEY` (hex or text, at least 16 bytes), else from the

@@ -245,6 +245,11 @@ public struct FeatureService: PersonaService {
         try await consumer.consume(partition: p, offset: { store.offset(p) }, failed: { _ in metrics.readError() }) { response, from in
             let seen = store.fold(response.events, partition: p, next: response.nextOffset)
             metrics.folded(response.events.count, seen: seen)
+            if let erasures = seen[.erasure] {
+                // A forgotten user stays forgotten across a restart from the snapshot.
+                metrics.erased(erasures)
+                do { try writeSnapshot(force: true) } catch { context.logger.error("snapshot after an erasure failed: \(error)") }
+            }
             metrics.lag(partition: p, response.endOffset &- max(response.nextOffset, from))
         }
     }
@@ -294,7 +299,7 @@ struct FeatureMetrics: Sendable {
         for (o, count) in seen {
             metrics.counter(
                 "persona_feature_observations_total", labels: [("kind", o.rawValue)],
-                help: "Events skipped (unknown_kind, invalid_user, missing_detail, erased_user) or folded with a note (unknown_item, out_of_order)"
+                help: "Events skipped (unknown_kind, invalid_user, missing_detail, erased_user) or folded with a note (unknown_item, out_of_order, erasure)"
             ).increment(by: Int64(count))
         }
     }
@@ -311,8 +316,8 @@ struct FeatureMetrics: Sendable {
         metrics.counter("persona_feature_bad_requests_total", labels: [("reason", reason)], help: "Calls refused as invalid, by reason").increment()
     }
 
-    func erased() {
-        metrics.counter("persona_feature_erasures_total", labels: [], help: "Users erased").increment()
+    func erased(_ n: Int = 1) {
+        metrics.counter("persona_feature_erasures_total", labels: [], help: "Users erased").increment(by: Int64(n))
     }
 
     func snapshot(bytes: Int, encoding: Duration, writing: Duration) {

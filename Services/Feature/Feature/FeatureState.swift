@@ -42,6 +42,8 @@ public final class FeatureState {
         case erasedUser = "erased_user"
         case unknownItem = "unknown_item"
         case outOfOrder = "out_of_order"
+        /// An erasure event: the user was forgotten.
+        case erasure
 
         /// The case's place in `allCases` (a run counts in an array: hashing a case hashes its string).
         var index: Int {
@@ -52,6 +54,7 @@ public final class FeatureState {
             case .erasedUser: 3
             case .unknownItem: 4
             case .outOfOrder: 5
+            case .erasure: 6
             }
         }
 
@@ -59,7 +62,7 @@ public final class FeatureState {
         public var skipped: Bool {
             switch self {
             case .unknownKind, .invalidUser, .missingDetail, .erasedUser: true
-            case .unknownItem, .outOfOrder: false
+            case .unknownItem, .outOfOrder, .erasure: false
             }
         }
     }
@@ -136,6 +139,14 @@ public final class FeatureState {
     }
 
     func fold(_ e: borrowing Event, partition: Int, offset: UInt64) -> Observation? {
+        if e.kind == .erasure {
+            guard e.userId > 0 else { return .invalidUser }
+            // The user's events are all in this partition, below the erasure.
+            var ends = offsets
+            if partition < ends.count { ends[partition] = offset }
+            _ = erase(e.userId, ends: ends)
+            return .erasure
+        }
         let kind = e.kind.rawValue
         guard kind >= 1 && kind < Int32(ProfileView.kindCount) else { return .unknownKind }
         if e.kind == .itemUpsert {

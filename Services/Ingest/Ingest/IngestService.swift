@@ -87,6 +87,7 @@ public final class IngestService: PersonaService {
         router.register(IngestAPI.append, decodingWith: { try EventBatch(appendRequest: $0, limits: $1) }) { try await self.append($0) }
         router.register(IngestAPI.read) { try await self.read($0) }
         router.register(IngestAPI.logInfo) { _ in self.logInfo() }
+        router.register(IngestAPI.erase) { try await self.erase($0) }
     }
 
     /// Stable partition of a user: per-user order is preserved within it.
@@ -217,17 +218,21 @@ public final class IngestService: PersonaService {
         let maxBytes = request.maxBytes == 0 ? 4 << 20 : min(Int(request.maxBytes), 16 << 20)
         // Records go out as stored: each is a StoredEvent ingest encoded (checksummed on disk).
         var response = ReadResponseWriter(expectedBytes: min(maxBytes, maxEvents * 128))
+        // With `kinds`, only events of those kinds go out; the rest are read past.
+        let kinds = Set(request.kinds)
         var read = 0
         var next = try readLog(log, request.fromOffset, maxEvents, maxBytes) {
-            response.append(offset: $0, record: $1)
             read += 1
+            if kinds.isEmpty || StoredEvent.kindAndUser(of: $1).map({ kinds.contains($0.kind) }) == true { response.append(offset: $0, record: $1) }
         }
         if read == 0, request.waitMs > 0 {
             var wait = Duration.milliseconds(Int(request.waitMs))
             if let remaining = RPCContext.current?.remaining { wait = min(wait, remaining - .milliseconds(5)) }
             if wait > .zero {
                 await log.waitForRecords(from: request.fromOffset, timeout: wait)
-                next = try readLog(log, request.fromOffset, maxEvents, maxBytes) { response.append(offset: $0, record: $1) }
+                next = try readLog(log, request.fromOffset, maxEvents, maxBytes) {
+                    if kinds.isEmpty || StoredEvent.kindAndUser(of: $1).map({ kinds.contains($0.kind) }) == true { response.append(offset: $0, record: $1) }
+                }
             }
         }
         return response.finish(nextOffset: next, endOffset: log.endOffset)
@@ -242,6 +247,51 @@ public final class IngestService: PersonaService {
             metrics.readError()
             throw RPCError(error.code == .corrupt ? .dataLoss : .internal, error.description)
         }
+    }
+
+    /// Erases a user: the erasure event goes into their partition like any event (every
+    /// consumer folds it by forgetting them), then the partition's active segment is sealed
+    /// and every earlier event of the user is emptied from its segments. Answered once both
+    /// are on disk, so the bound on how long the log holds an erased user's events is this
+    /// call's own duration (one read and rewrite of the segments holding them).
+    func erase(_ request: EraseRequest) async throws -> EraseResponse {
+        guard request.userId > 0 else { throw RPCError(.invalidArgument, "user id must be positive, got \(request.userId)") }
+        let p = partition(of: request.userId)
+        let log = logs[p]
+        let now = Int64(Date().timeIntervalSince1970 * 1000)
+        var event = Event()
+        event.eventId = "erasure:\(request.userId):\(now)"
+        event.kind = .erasure
+        event.userId = request.userId
+        event.timestampMs = now
+        var stored = StoredEvent()
+        stored.ingestedAtMs = now
+        stored.event = event
+        let offset: UInt64
+        do {
+            offset = try await log.append([stored.serializedBytes()])
+            try await log.roll()
+        } catch {
+            context.logger.error("erasure of a user failed", metadata: ["error": "\(error)"])
+            throw RPCError(.unavailable, "could not write the erasure: \(error); repeat the call")
+        }
+        _ = seen.insert(SeenEventIDs.ID(event.eventId), atMs: now)
+        let user = request.userId
+        let report: SegmentedLog.ScrubReport
+        do {
+            report = try log.scrub(below: offset) { _, bytes in StoredEvent.kindAndUser(of: bytes)?.userID == user }
+        } catch {
+            context.logger.error("rewriting the log for an erasure failed", metadata: ["error": "\(error)"])
+            throw RPCError(.internal, "the erasure event is stored (offset \(offset)) but the user's earlier events could not be removed: \(error); repeat the call")
+        }
+        metrics.erased(events: report.records)
+        RPCContext.current?.audit("erased user \(user): erasure at partition \(p) offset \(offset), \(report.records) events removed from \(report.segments) segments")
+        var response = EraseResponse()
+        response.partition = UInt32(p)
+        response.offset = offset
+        response.segmentsRewritten = UInt32(report.segments)
+        response.eventsRemoved = UInt64(report.records)
+        return response
     }
 
     func logInfo() -> LogInfoResponse {
@@ -330,6 +380,11 @@ struct IngestMetrics: Sendable {
 
     func rejectedBatch() {
         metrics.counter("persona_ingest_rejections_total", labels: [("reason", "batch_too_large")], help: "Events rejected, by reason").increment()
+    }
+
+    func erased(events: Int) {
+        metrics.counter("persona_ingest_erasures_total", labels: [], help: "Users erased").increment()
+        metrics.counter("persona_ingest_erased_events_total", labels: [], help: "Stored events removed by erasures").increment(by: Int64(events))
     }
 
     func readError() {

@@ -46,6 +46,9 @@ public final class InteractionStore: @unchecked Sendable {
         var itemCategories: [Int64] = []
         var latestSeconds: UInt32 = 0
         var erasures = 0
+        /// Users erased whose factor rows the registry has not yet dropped from the stored
+        /// models (kept in the snapshot until it has, so a crash cannot skip one).
+        var pendingErasures: [Int64] = []
         /// Changes on every fold, so a snapshot is written only when there is something new.
         var version: UInt64 = 0
     }
@@ -113,6 +116,7 @@ public final class InteractionStore: @unchecked Sendable {
             }
         case .erasure:
             erase(e.userId, s)
+            if e.userId > 0 { s.pendingErasures.append(e.userId) }
         default:
             break
         }
@@ -209,6 +213,18 @@ public final class InteractionStore: @unchecked Sendable {
         release(slot, s)
         s.slots[Int(u)] = Slot(start: 0, count: 0, capacity: 0)
         s.erasures += 1
+    }
+
+    /// Erased users whose rows the stored models may still hold (see `erasuresApplied`).
+    public var pendingErasures: [Int64] { lock.read(state) { $0.pendingErasures } }
+
+    /// The registry no longer holds these users: they leave the pending list.
+    public func erasuresApplied(_ users: [Int64]) {
+        let done = Set(users)
+        lock.write(state) { s in
+            s.pendingErasures.removeAll { done.contains($0) }
+            s.version &+= 1
+        }
     }
 
     /// Rewrites the pool user by user with no room to spare once holes and spare room are
@@ -355,7 +371,8 @@ public final class InteractionStore: @unchecked Sendable {
     // MARK: Snapshots
 
     static let magic = "PMIS"
-    static let snapshotVersion: UInt32 = 1
+    /// 2: erased users' ids are left out, the pending erasures follow the pairs.
+    static let snapshotVersion: UInt32 = 2
 
     /// Writes the state and its offsets to `path` atomically when it changed since
     /// `version`; returns the version written (nil when nothing changed).
@@ -369,12 +386,15 @@ public final class InteractionStore: @unchecked Sendable {
             w.u64(UInt64(s.erasures))
             w.plain(s.itemIDs)
             w.plain(s.itemCategories)
-            w.plain(s.userIDs)
-            w.plain(s.slots.map(\.count))
+            // Users without pairs (erased ones among them) are left out.
+            let kept = s.slots.indices.filter { s.slots[$0].count > 0 }
+            w.plain(kept.map { s.userIDs[$0] })
+            w.plain(kept.map { s.slots[$0].count })
             var pairs: [Pair] = []
             pairs.reserveCapacity(s.pairs)
-            for slot in s.slots { pairs += s.pool[Int(slot.start)..<Int(slot.start + slot.count)] }
+            for u in kept { pairs += s.pool[Int(s.slots[u].start)..<Int(s.slots[u].start + s.slots[u].count)] }
             w.plain(pairs)
+            w.plain(s.pendingErasures)
             return (w.finish(), s.version)
         }
         guard let encoded else { return nil }
@@ -390,7 +410,7 @@ public final class InteractionStore: @unchecked Sendable {
 
     public static func restore(_ bytes: [UInt8]) throws -> InteractionStore {
         var r = try SnapshotReader(bytes, magic: magic)
-        guard r.version == snapshotVersion else { throw StoreError(.corrupt, "interaction snapshot version \(r.version) is not \(snapshotVersion)") }
+        guard r.version == snapshotVersion || r.version == 1 else { throw StoreError(.corrupt, "interaction snapshot version \(r.version) is not \(snapshotVersion)") }
         let store = InteractionStore()
         let s = store.state
         s.offsets = try r.plain(UInt64.self)
@@ -401,6 +421,7 @@ public final class InteractionStore: @unchecked Sendable {
         s.userIDs = try r.plain(Int64.self)
         let counts = try r.plain(UInt32.self)
         s.pool = try r.plain(Pair.self)
+        if r.version >= 2 { s.pendingErasures = try r.plain(Int64.self) }
         guard s.itemCategories.count == s.itemIDs.count, counts.count == s.userIDs.count, counts.reduce(0, { $0 + Int($1) }) == s.pool.count,
             s.pool.allSatisfy({ Int($0.item) < s.itemIDs.count })
         else { throw StoreError(.corrupt, "interaction snapshot tables disagree") }

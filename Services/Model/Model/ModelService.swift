@@ -29,6 +29,7 @@ public struct ModelService: PersonaService {
     let snapshotPath: String
     /// The online fraud model, learning from labels as they arrive; nil when turned off.
     let online: OnlineLearner?
+    let erasures = Erasures()
 
     public init(context: ServiceContext, settings model: ModelSettings) async throws {
         self.context = context
@@ -324,9 +325,12 @@ public struct ModelService: PersonaService {
     /// The work of one job (on its kind's thread): data, fit, evaluate, store, publish.
     func runJob(_ request: TrainRequest, id: String, name: String, parameters: TrainingParameters, progress: TrainingProgress) throws -> (version: UInt32, metrics: [Metric]) {
         progress.report(0, "reading interactions")
+        let mark = erasures.mark
         let (data, offsets) = store.interactions(fromMs: request.dataFromMs, toMs: request.dataToMs, weights: parameters.weights)
-        let outcome = try TrainingRun.run(parameters, data: data, search: request.search, progress: progress)
+        var outcome = try TrainingRun.run(parameters, data: data, search: request.search, progress: progress)
         try progress.check()
+        // Users erased while it trained leave it before it is stored.
+        outcome.model.forget(erasures.since(mark, store: store))
         var info = ModelInfo()
         info.kind = parameters.kind.modelKind
         info.createdMs = JobBoard.nowMs
@@ -368,15 +372,17 @@ public struct ModelService: PersonaService {
     /// Answers once a published version differs from what the caller knows, or at the
     /// wait's end (or just before the call's deadline) with the versions as they are.
     func watch(_ request: WatchModelsRequest) async throws -> WatchModelsResponse {
-        let known = Dictionary(request.known.map { ($0.name, $0.version) }, uniquingKeysWith: { $1 })
+        let known = Dictionary(request.known.map { ($0.name, ($0.version, $0.revision)) }, uniquingKeysWith: { $1 })
         var end = ContinuousClock.now + .milliseconds(Int(min(request.waitMs, 30_000)))
         if let deadline = RPCContext.current?.deadline { end = min(end, deadline - .milliseconds(20)) }
         while true {
-            let published = registry.published
-            let changed = published.contains { known[$0.key] ?? 0 != $0.value } || known.contains { $0.value != 0 && published[$0.key] == nil }
+            let published = registry.publishedVersions
+            let names = Set(published.map(\.name))
+            let changed = published.contains { v in known[v.name].map { $0 != (v.version, v.revision) } ?? true }
+                || known.contains { $0.value.0 != 0 && !names.contains($0.key) }
             if changed || ContinuousClock.now >= end || RPCContext.current?.isShuttingDown == true {
                 var response = WatchModelsResponse()
-                response.published = published.sorted { $0.key < $1.key }.map { ModelVersion(name: $0.key, version: $0.value) }
+                response.published = published
                 return response
             }
             try await Task.sleep(for: .milliseconds(20))
@@ -395,6 +401,8 @@ public struct ModelService: PersonaService {
             throw ServiceError("the interaction snapshot has \(store.summary.offsets.count) partitions but ingest has \(partitions); remove \(snapshotPath) to rebuild from the log")
         }
         context.logger.info("consuming \(partitions) partitions from \(settings.ingestHost):\(settings.ingestPort)")
+        // Erasures the last run folded but did not finish applying.
+        applyErasures()
         let metrics = context.metrics
         try await withThrowingTaskGroup(of: Void.self) { group in
             for p in 0..<partitions {
@@ -404,6 +412,7 @@ public struct ModelService: PersonaService {
                     }) { response, from in
                         let labels = store.fold(response.events, partition: p, next: response.nextOffset)
                         online?.noteLabels(labels)
+                        applyErasures()
                         metrics.counter("persona_model_events_total", labels: [], help: "Events read from the log").increment(by: Int64(response.events.count))
                         metrics.gauge("persona_model_consumer_lag", labels: [("partition", "\(p)")], help: "Events in the partition not yet folded")
                             .set(Int64(clamping: response.endOffset &- max(response.nextOffset, from)))
@@ -481,6 +490,23 @@ public struct ModelService: PersonaService {
             .map { Metric(name: "\($0.0): weight \(String(format: "%+.4f", $0.1))", value: Double(abs($0.1))) }
     }
 
+    /// Drops the users of erasure events just folded from every stored model, then writes
+    /// the snapshot, so that their pairs are gone from disk too. A failure is logged and
+    /// retried with the next fold.
+    func applyErasures() {
+        guard !store.pendingErasures.isEmpty else { return }
+        do {
+            let (users, versions) = try erasures.apply(store: store, registry: registry)
+            guard users > 0 else { return }
+            try writeSnapshot()
+            context.metrics.counter("persona_model_erasures_total", labels: [], help: "Users erased").increment(by: Int64(users))
+            context.logger.info("erased \(users) user(s): \(versions.count) model version(s) rewritten\(versions.isEmpty ? "" : " (" + versions.map { "\($0.name) v\($0.version) r\($0.revision)" }.joined(separator: ", ") + ")")")
+        } catch {
+            context.metrics.counter("persona_model_erasure_failures_total", labels: [], help: "Erasures that could not be applied yet (retried)").increment()
+            context.logger.error("applying an erasure failed (retried with the next fold): \(error)")
+        }
+    }
+
     @discardableResult
     func writeSnapshot(since version: UInt64? = nil) throws -> UInt64? {
         guard let v = try store.writeSnapshot(to: snapshotPath, ifChangedSince: version) else { return nil }
@@ -505,14 +531,6 @@ public struct ModelService: PersonaService {
             ("online", online.map { "\($0.settings.name) pending=\($0.pending)" } ?? "off"),
             ("published", registry.published.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ",")),
         ]
-    }
-}
-
-extension ModelVersion {
-    init(name: String, version: UInt32) {
-        self.init()
-        self.name = name
-        self.version = version
     }
 }
 

@@ -22,7 +22,7 @@ public final class Registry: @unchecked Sendable {
     private var reports: [String: [UInt32: EvaluationReport]] = [:]
     private var history: [String: [UInt32]] = [:]
     /// The last artifact read and checked, so a client streaming it in chunks reads the file once.
-    private var verified: (name: String, version: UInt32, bytes: [UInt8])? = nil
+    private var verified: (name: String, version: UInt32, revision: UInt32, bytes: [UInt8])? = nil
 
     public init(directory: String) throws {
         root = directory
@@ -40,6 +40,12 @@ public final class Registry: @unchecked Sendable {
             if let text = try AtomicFile.read(dir + "/published") {
                 history[name] = String(decoding: text, as: UTF8.self).split(separator: "\n").compactMap { UInt32($0) }.filter { infos[name]?[$0] != nil }
             }
+            // An artifact no info names is one an erasure replaced (a crash came between the
+            // info and the removal): it may hold an erased user, so it goes.
+            let named = Set((infos[name] ?? [:]).values.map { artifactPath($0) })
+            for file in try FileManager.default.contentsOfDirectory(atPath: dir) where file.hasSuffix(".model") && !named.contains(dir + "/" + file) {
+                try FileManager.default.removeItem(atPath: dir + "/" + file)
+            }
         }
     }
 
@@ -49,6 +55,12 @@ public final class Registry: @unchecked Sendable {
     }
 
     private func directory(_ name: String) -> String { root + "/" + name }
+
+    /// The artifact file of a version: `v<N>.model` as trained, `v<N>.r<R>.model` once an
+    /// erasure rewrote it R times.
+    private func artifactPath(_ info: ModelInfo) -> String {
+        "\(directory(info.name))/v\(info.version)\(info.revision == 0 ? "" : ".r\(info.revision)").model"
+    }
 
     /// Stores a new version of `name` and returns its info (version = the next number).
     public func add(name: String, artifact: [UInt8], info template: ModelInfo, report reportTemplate: EvaluationReport) throws -> ModelInfo {
@@ -66,7 +78,7 @@ public final class Registry: @unchecked Sendable {
             report.version = version
             let dir = directory(name)
             try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-            try AtomicFile.write(artifact, to: "\(dir)/v\(version).model")
+            try AtomicFile.write(artifact, to: artifactPath(info))
             try writeInfo(info, report)
             infos[name, default: [:]][version] = info
             reports[name, default: [:]][version] = report
@@ -101,6 +113,52 @@ public final class Registry: @unchecked Sendable {
         lock.withLock { history.compactMapValues(\.last) }
     }
 
+    /// The published version of every model with its revision, by name.
+    public var publishedVersions: [ModelVersion] {
+        lock.withLock {
+            history.compactMap { name, list in
+                list.last.flatMap { v in infos[name]?[v] }.map { info in
+                    var m = ModelVersion()
+                    m.name = name
+                    m.version = info.version
+                    m.revision = info.revision
+                    return m
+                }
+            }.sorted { $0.name < $1.name }
+        }
+    }
+
+    /// Rewrites every stored version whose artifact holds factor rows of `erased` users
+    /// without them: the next revision of the same version, its new artifact written before
+    /// the info that names it, the old file removed after (so a crash leaves either the old
+    /// pair, or the new pair and an orphan the next start removes). Idempotent: a version
+    /// without those users is left alone. Returns the versions rewritten.
+    @discardableResult
+    public func erase(_ erased: Set<Int64>) throws -> [ModelInfo] {
+        guard !erased.isEmpty else { return [] }
+        let candidates = lock.withLock { infos.values.flatMap(\.values).filter { $0.kind == .als || $0.kind == .bpr } }
+        var rewritten: [ModelInfo] = []
+        for old in candidates {
+            guard let bytes = try AtomicFile.read(artifactPath(old)), let scrubbed = try ModelArtifact.erasing(erased, from: bytes) else { continue }
+            let info = try lock.withLock {
+                var info = infos[old.name]?[old.version] ?? old
+                guard info.revision == old.revision, let report = reports[old.name]?[old.version] else { return old }
+                info.revision += 1
+                info.artifactBytes = UInt64(scrubbed.bytes.count)
+                info.checksum = ModelArtifact.checksum(scrubbed.bytes)
+                info.users -= UInt32(min(Int(info.users), scrubbed.removed))
+                try AtomicFile.write(scrubbed.bytes, to: artifactPath(info))
+                try writeInfo(info, report)
+                infos[info.name]![info.version] = info
+                try FileManager.default.removeItem(atPath: artifactPath(old))
+                if verified?.name == info.name, verified?.version == info.version { verified = nil }
+                return info
+            }
+            if info.revision != old.revision { rewritten.append(info) }
+        }
+        return rewritten
+    }
+
     /// The info of `version` (0: the published one).
     public func info(_ name: String, _ version: UInt32) throws -> ModelInfo {
         try lock.withLock { try resolve(name, version) }
@@ -127,15 +185,15 @@ public final class Registry: @unchecked Sendable {
     /// fails is refused as corrupt, never served.
     public func artifact(_ name: String, _ version: UInt32) throws -> (ModelInfo, [UInt8]) {
         let info = try self.info(name, version)
-        if let v = lock.withLock({ verified }), v.name == name, v.version == info.version { return (info, v.bytes) }
-        guard let bytes = try AtomicFile.read("\(directory(name))/v\(info.version).model") else {
+        if let v = lock.withLock({ verified }), v.name == name, v.version == info.version, v.revision == info.revision { return (info, v.bytes) }
+        guard let bytes = try AtomicFile.read(artifactPath(info)) else {
             throw Failure(code: .corrupt, description: "the artifact of \(name) v\(info.version) is missing")
         }
         // The checksum covers every byte; the services that load it decode and check its tables.
         guard ModelArtifact.checksum(bytes) == info.checksum, bytes.count == info.artifactBytes else {
             throw Failure(code: .corrupt, description: "the artifact of \(name) v\(info.version) does not match its checksum: refusing to serve it")
         }
-        lock.withLock { verified = (name, info.version, bytes) }
+        lock.withLock { verified = (name, info.version, info.revision, bytes) }
         return (info, bytes)
     }
 

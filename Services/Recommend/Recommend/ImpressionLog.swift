@@ -23,6 +23,11 @@ final class ImpressionLog: @unchecked Sendable {
         self.dropped = dropped
     }
 
+    /// Drops the impressions of erased users not yet sent.
+    func forget(_ users: Set<Int64>) {
+        lock.withLock { waiting.removeAll { users.contains($0.userId) } }
+    }
+
     /// Queues one answer's impression.
     func record(userID: Int64, requestID: String, items: [Int64], surface: String, model: String, version: UInt32, atMs: Int64) {
         guard !items.isEmpty else { return }
@@ -112,6 +117,14 @@ final class ImpressionCounts: @unchecked Sendable {
             for id in touched { shown[id] = nil }
             counts[user] = shown
             return Set(shown.filter { Int($0.value) >= limit }.keys)
+        }
+    }
+
+    /// Forgets erased users' counts.
+    func forget(_ users: Set<Int64>) {
+        lock.withLock {
+            for u in users { counts[u] = nil }
+            order.removeAll { users.contains($0) }
         }
     }
 

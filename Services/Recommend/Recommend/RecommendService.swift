@@ -29,6 +29,9 @@ public struct RecommendService: PersonaService {
     let ingest: RPCClient
     let impressions: ImpressionLog
     let fatigue: ImpressionCounts
+    /// Reads the log's erasure events only.
+    let erasures: LogConsumer
+    let erased = ErasureProgress()
 
     public init(context: ServiceContext, settings: RecommendSettings) async throws {
         self.context = context
@@ -42,6 +45,7 @@ public struct RecommendService: PersonaService {
         live = LiveItems(feature: feature, ttl: settings.liveTTL)
         ingest = RPCClient(host: settings.ingestHost, port: settings.ingestPort)
         fatigue = ImpressionCounts(limit: settings.impressionFatigue)
+        erasures = LogConsumer(host: settings.ingestHost, port: settings.ingestPort, readEvents: 1000, readWait: .seconds(5), logger: context.logger)
         let metrics = context.metrics
         impressions = ImpressionLog(ingest: ingest, logger: context.logger) { n in
             metrics.counter("persona_recommend_impressions_dropped_total", labels: [], help: "Impressions dropped while ingest was away too long").increment(by: Int64(n))
@@ -295,6 +299,18 @@ public struct RecommendService: PersonaService {
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await models.follow() }
             group.addTask { try await impressions.run() }
+            group.addTask {
+                // Nothing recommend holds outlives a restart, so it follows erasures from
+                // where the log ends when it starts.
+                try await erasures.followErasures(from: erasures.endOffsets(), progress: erased) { users, _, _ in
+                    let gone = Set(users)
+                    models.forget(gone)
+                    fatigue.forget(gone)
+                    impressions.forget(gone)
+                    context.metrics.counter("persona_recommend_erasures_total", labels: [], help: "Users erased").increment(by: Int64(gone.count))
+                    context.logger.info("forgot \(gone.count) erased user(s)")
+                }
+            }
             try await group.next()
             group.cancelAll()
         }
@@ -306,10 +322,11 @@ public struct RecommendService: PersonaService {
         await client.shutdown()
         await feature.shutdown()
         await ingest.shutdown()
+        await erasures.ingest.shutdown()
     }
 
     public func healthChecks() async -> [(String, String)] {
-        [("models", models.versions.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ","))]
+        [("models", models.versions.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ",")), erased.check]
     }
 }
 

@@ -30,6 +30,9 @@ public struct RiskControlService: PersonaService {
     let watcher: ModelWatcher
     let feature: RPCClient
     let ingest: RPCClient
+    /// Reads the log's erasure events only.
+    let erasures: LogConsumer
+    let erased = ErasureProgress()
     let modelClient: RPCClient
     let pseudonymizer: Pseudonymizer
     let featureNames = FeatureNames()
@@ -51,6 +54,7 @@ public struct RiskControlService: PersonaService {
         featureConfig.defaultTimeout = settings.featureTimeout
         feature = RPCClient(config: featureConfig)
         ingest = RPCClient(host: settings.ingestHost, port: settings.ingestPort)
+        erasures = LogConsumer(host: settings.ingestHost, port: settings.ingestPort, readEvents: 1000, readWait: .seconds(5), logger: context.logger)
         var modelConfig = RPCClient.Config.defaults(host: settings.modelHost, port: settings.modelPort)
         modelConfig.defaultTimeout = .seconds(30)
         modelClient = RPCClient(config: modelConfig)
@@ -550,13 +554,33 @@ public struct RiskControlService: PersonaService {
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await watcher.follow() }
             if let path = settings.rulesFile { group.addTask { try await followRulesFile(path) } }
+            group.addTask { try await followErasures() }
             try await group.next()
             group.cancelAll()
         }
     }
 
+    /// Pseudonymises the decisions of users erased from the log. Where it stands in the log
+    /// is kept with the decisions; on its first start it begins at the log's end (decisions
+    /// stored before then belong to users not yet erased).
+    func followErasures() async throws {
+        var starts = try store.logOffsets()
+        if starts == nil {
+            let ends = try await erasures.endOffsets()
+            try await store.setLogOffsets(ends)
+            starts = ends
+        }
+        try await erasures.followErasures(from: starts!, progress: erased) { users, partition, next in
+            let changed = try await store.erase(users.map { ($0, pseudonymizer.pseudonym(userID: $0)) }, partition: partition, next: next)
+            lists.replace(try store.listEntries())
+            context.metrics.counter("persona_risk_erasures_total", labels: [], help: "Users erased").increment(by: Int64(users.count))
+            context.logger.info("pseudonymised \(changed) decision(s) of \(users.count) erased user(s)")
+        }
+    }
+
     public func close() async throws {
         store.close()
+        await erasures.ingest.shutdown()
         await feature.shutdown()
         await ingest.shutdown()
         await modelClient.shutdown()
@@ -570,6 +594,7 @@ public struct RiskControlService: PersonaService {
             ("rules", "\(active.version)\(shadow.map { ",shadow=\($0.version)" } ?? "")"),
             ("lists", "\(lists.count)"),
             ("failure_policy", settings.failurePolicy.rawValue),
+            erased.check,
         ]
     }
 }

@@ -202,6 +202,7 @@ public struct ReadRequest: WireMessage {
     public var maxEvents: UInt32 = 0
     public var maxBytes: UInt32 = 0
     public var waitMs: UInt32 = 0
+    public var kinds: [EventKind] = []
     /// Fields this build does not know, kept so a relay re-encodes them unchanged.
     public var unknownFields = UnknownFields()
     public init() {}
@@ -216,6 +217,7 @@ extension ReadRequest: CMessageConvertible {
         c.pointee.max_events = maxEvents
         c.pointee.max_bytes = maxBytes
         c.pointee.wait_ms = waitMs
+        (c.pointee.n_kinds, c.pointee.kinds) = arena.enums(kinds.map(\.rawValue), as: Persona__V1__EventKind.self)
         arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
     }
     init(cMessage c: UnsafePointer<Persona__V1__ReadRequest>) {
@@ -225,6 +227,7 @@ extension ReadRequest: CMessageConvertible {
         maxEvents = c.pointee.max_events
         maxBytes = c.pointee.max_bytes
         waitMs = c.pointee.wait_ms
+        kinds = readEnums(c.pointee.kinds, c.pointee.n_kinds).map(EventKind.init(rawValue:))
         unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
     static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>) -> UnsafeMutablePointer<Persona__V1__ReadRequest>? {
@@ -409,6 +412,75 @@ extension LogInfoResponse: CMessageConvertible {
     }
     public func serializedBytes() -> [UInt8] { packMessage(self) }
     public static func serializedBytes(each messages: [LogInfoResponse]) -> [[UInt8]] { packMessages(messages) }
+    public init(serializedBytes bytes: UnsafeRawBufferPointer, limits: DecodingLimits) throws {
+        self = try unpackMessage(bytes, limits: limits)
+    }
+}
+
+/// proto message `persona.v1.EraseRequest`.
+public struct EraseRequest: WireMessage {
+    public var userId: Int64 = 0
+    /// Fields this build does not know, kept so a relay re-encodes them unchanged.
+    public var unknownFields = UnknownFields()
+    public init() {}
+}
+
+extension EraseRequest: CMessageConvertible {
+    typealias CStruct = Persona__V1__EraseRequest
+    func fill(_ c: UnsafeMutablePointer<Persona__V1__EraseRequest>, arena: Arena) {
+        persona__v1__erase_request__init(c)
+        c.pointee.user_id = userId
+        arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
+    }
+    init(cMessage c: UnsafePointer<Persona__V1__EraseRequest>) {
+        self.init()
+        userId = c.pointee.user_id
+        unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
+    }
+    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>) -> UnsafeMutablePointer<Persona__V1__EraseRequest>? {
+        persona__v1__erase_request__unpack(allocator, count, bytes)
+    }
+    public func serializedBytes() -> [UInt8] { packMessage(self) }
+    public static func serializedBytes(each messages: [EraseRequest]) -> [[UInt8]] { packMessages(messages) }
+    public init(serializedBytes bytes: UnsafeRawBufferPointer, limits: DecodingLimits) throws {
+        self = try unpackMessage(bytes, limits: limits)
+    }
+}
+
+/// proto message `persona.v1.EraseResponse`.
+public struct EraseResponse: WireMessage {
+    public var partition: UInt32 = 0
+    public var offset: UInt64 = 0
+    public var segmentsRewritten: UInt32 = 0
+    public var eventsRemoved: UInt64 = 0
+    /// Fields this build does not know, kept so a relay re-encodes them unchanged.
+    public var unknownFields = UnknownFields()
+    public init() {}
+}
+
+extension EraseResponse: CMessageConvertible {
+    typealias CStruct = Persona__V1__EraseResponse
+    func fill(_ c: UnsafeMutablePointer<Persona__V1__EraseResponse>, arena: Arena) {
+        persona__v1__erase_response__init(c)
+        c.pointee.partition = partition
+        c.pointee.offset = offset
+        c.pointee.segments_rewritten = segmentsRewritten
+        c.pointee.events_removed = eventsRemoved
+        arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
+    }
+    init(cMessage c: UnsafePointer<Persona__V1__EraseResponse>) {
+        self.init()
+        partition = c.pointee.partition
+        offset = c.pointee.offset
+        segmentsRewritten = c.pointee.segments_rewritten
+        eventsRemoved = c.pointee.events_removed
+        unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
+    }
+    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>) -> UnsafeMutablePointer<Persona__V1__EraseResponse>? {
+        persona__v1__erase_response__unpack(allocator, count, bytes)
+    }
+    public func serializedBytes() -> [UInt8] { packMessage(self) }
+    public static func serializedBytes(each messages: [EraseResponse]) -> [[UInt8]] { packMessages(messages) }
     public init(serializedBytes bytes: UnsafeRawBufferPointer, limits: DecodingLimits) throws {
         self = try unpackMessage(bytes, limits: limits)
     }

@@ -395,6 +395,7 @@ public struct ModelInfo: WireMessage {
     public var users: UInt32 = 0
     public var items: UInt32 = 0
     public var jobId: String = ""
+    public var revision: UInt32 = 0
     /// Fields this build does not know, kept so a relay re-encodes them unchanged.
     public var unknownFields = UnknownFields()
     public init() {}
@@ -422,6 +423,7 @@ extension ModelInfo: CMessageConvertible {
         c.pointee.users = users
         c.pointee.items = items
         if !jobId.isEmpty { c.pointee.job_id = arena.string(jobId) }
+        c.pointee.revision = revision
         arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
     }
     init(cMessage c: UnsafePointer<Persona__V1__ModelInfo>) {
@@ -444,6 +446,7 @@ extension ModelInfo: CMessageConvertible {
         users = c.pointee.users
         items = c.pointee.items
         jobId = readString(c.pointee.job_id)
+        revision = c.pointee.revision
         unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
     static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>) -> UnsafeMutablePointer<Persona__V1__ModelInfo>? {
@@ -706,6 +709,7 @@ extension RollbackModelRequest: CMessageConvertible {
 public struct ModelVersion: WireMessage {
     public var name: String = ""
     public var version: UInt32 = 0
+    public var revision: UInt32 = 0
     /// Fields this build does not know, kept so a relay re-encodes them unchanged.
     public var unknownFields = UnknownFields()
     public init() {}
@@ -717,12 +721,14 @@ extension ModelVersion: CMessageConvertible {
         persona__v1__model_version__init(c)
         if !name.isEmpty { c.pointee.name = arena.string(name) }
         c.pointee.version = version
+        c.pointee.revision = revision
         arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
     }
     init(cMessage c: UnsafePointer<Persona__V1__ModelVersion>) {
         self.init()
         name = readString(c.pointee.name)
         version = c.pointee.version
+        revision = c.pointee.revision
         unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
     static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>) -> UnsafeMutablePointer<Persona__V1__ModelVersion>? {

@@ -984,12 +984,14 @@ extension ReadRequest {
             m.maxEvents = UInt32.max
             m.maxBytes = UInt32.max
             m.waitMs = UInt32.max
+            m.kinds = [.init(rawValue: 17), .init(rawValue: 1)]
         } else {
             m.partition = 1
             m.fromOffset = 1
             m.maxEvents = 1
             m.maxBytes = 1
             m.waitMs = 1
+            m.kinds = [.init(rawValue: 1), .init(rawValue: 17)]
         }
         return m
     }
@@ -1064,6 +1066,36 @@ extension LogInfoResponse {
             m.partitions = [PartitionInfo.sample(1), PartitionInfo.sample(0)]
         } else {
             m.partitions = [PartitionInfo.sample(0), PartitionInfo.sample(1)]
+        }
+        return m
+    }
+}
+
+extension EraseRequest {
+    static func sample(_ variant: Int) -> EraseRequest {
+        var m = EraseRequest()
+        if variant == 0 {
+            m.userId = Int64.min
+        } else {
+            m.userId = Int64.max
+        }
+        return m
+    }
+}
+
+extension EraseResponse {
+    static func sample(_ variant: Int) -> EraseResponse {
+        var m = EraseResponse()
+        if variant == 0 {
+            m.partition = UInt32.max
+            m.offset = UInt64.max
+            m.segmentsRewritten = UInt32.max
+            m.eventsRemoved = UInt64.max
+        } else {
+            m.partition = 1
+            m.offset = 1
+            m.segmentsRewritten = 1
+            m.eventsRemoved = 1
         }
         return m
     }
@@ -1217,6 +1249,7 @@ extension ModelInfo {
             m.users = UInt32.max
             m.items = UInt32.max
             m.jobId = "h\u{e9}llo \"w\\orld\" \u{1F600}"
+            m.revision = UInt32.max
         } else {
             m.name = "x"
             m.version = 1
@@ -1236,6 +1269,7 @@ extension ModelInfo {
             m.users = 1
             m.items = 1
             m.jobId = "x"
+            m.revision = 1
         }
         return m
     }
@@ -1347,9 +1381,11 @@ extension ModelVersion {
         if variant == 0 {
             m.name = "h\u{e9}llo \"w\\orld\" \u{1F600}"
             m.version = UInt32.max
+            m.revision = UInt32.max
         } else {
             m.name = "x"
             m.version = 1
+            m.revision = 1
         }
         return m
     }
@@ -2259,6 +2295,8 @@ let allMessageSamples: [(protoName: String, samples: [any WireMessage])] = [
     ("persona.v1.PartitionInfo", [PartitionInfo.sample(0), PartitionInfo.sample(1), PartitionInfo()]),
     ("persona.v1.LogInfoRequest", [LogInfoRequest.sample(0), LogInfoRequest.sample(1), LogInfoRequest()]),
     ("persona.v1.LogInfoResponse", [LogInfoResponse.sample(0), LogInfoResponse.sample(1), LogInfoResponse()]),
+    ("persona.v1.EraseRequest", [EraseRequest.sample(0), EraseRequest.sample(1), EraseRequest()]),
+    ("persona.v1.EraseResponse", [EraseResponse.sample(0), EraseResponse.sample(1), EraseResponse()]),
     ("persona.v1.Metric", [Metric.sample(0), Metric.sample(1), Metric()]),
     ("persona.v1.TrainRequest", [TrainRequest.sample(0), TrainRequest.sample(1), TrainRequest()]),
     ("persona.v1.TrainResponse", [TrainResponse.sample(0), TrainResponse.sample(1), TrainResponse()]),

@@ -33,7 +33,8 @@ final class DecisionStore: @unchecked Sendable {
         self.onCommit = onCommit
         writer = try SQLiteDatabase(path: path)
         // Checkpoints run beside the commits (`checkpointLoop`), never inside one.
-        try writer.execute("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA wal_autocheckpoint=0;")
+        // secure_delete: what an erasure replaces is overwritten, not left in free pages.
+        try writer.execute("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA wal_autocheckpoint=0; PRAGMA secure_delete=ON;")
         try writer.execute(Self.schema)
         try writer.statement("SELECT id, names FROM feature_sets").query { row in
             let names = row.text(1).split(separator: ",").map(String.init)
@@ -132,6 +133,7 @@ final class DecisionStore: @unchecked Sendable {
           expires_ms INTEGER NOT NULL,
           PRIMARY KEY (list, field, value)
         ) WITHOUT ROWID;
+        CREATE TABLE IF NOT EXISTS log_offsets (partition INTEGER PRIMARY KEY, next INTEGER NOT NULL);
         CREATE TABLE IF NOT EXISTS labels (
           order_id TEXT NOT NULL,
           label TEXT NOT NULL,
@@ -237,6 +239,57 @@ final class DecisionStore: @unchecked Sendable {
             for code in Set(d.reasons.map(\.code)) { try reason.run([.text(code), .integer(id)]) }
             return d
         }
+    }
+
+    // MARK: Erasure
+
+    /// Where the erasure follower resumes in each partition (nil before its first start).
+    func logOffsets() throws -> [UInt64]? {
+        let rows = try read { db in
+            var rows: [(Int64, Int64)] = []
+            try db.statement("SELECT partition, next FROM log_offsets ORDER BY partition").query { rows.append(($0.int(0), $0.int(1))) }
+            return rows
+        }
+        return rows.isEmpty ? nil : rows.map { UInt64($0.1) }
+    }
+
+    /// Records where the erasure follower starts (its first start: the log's end).
+    func setLogOffsets(_ offsets: [UInt64]) async throws {
+        try await write { db in
+            let set = try db.statement("INSERT OR REPLACE INTO log_offsets (partition, next) VALUES (?, ?)")
+            for (p, next) in offsets.enumerated() { try set.run([.integer(Int64(p)), .integer(Int64(next))]) }
+        }
+    }
+
+    /// Pseudonymises erased users, with the follower's new offset in the same commit: each
+    /// decision keeps what an audit needs (order, time, score, action, reasons, features,
+    /// labels) with the user id replaced by its pseudonym in the row and in the stored
+    /// request, and user-list entries naming them are removed. Then the WAL is checkpointed
+    /// and truncated, so that with secure_delete no file keeps the old rows. Returns the
+    /// decisions changed.
+    func erase(_ users: [(user: Int64, pseudonym: Int64)], partition: Int, next: UInt64) async throws -> Int {
+        let changed = try await write { db in
+            var changed = 0
+            let select = try db.statement("SELECT id, request FROM decisions WHERE user_id = ?")
+            let update = try db.statement("UPDATE decisions SET user_id = ?, request = ? WHERE id = ?")
+            let unlist = try db.statement("DELETE FROM list_entries WHERE field = ? AND value = ?")
+            for (user, pseudonym) in users {
+                var rows: [(Int64, [UInt8])] = []
+                try select.query([.integer(user)]) { rows.append(($0.int(0), $0.blob(1))) }
+                for (id, bytes) in rows {
+                    var request = (try? ScoreRequest(serializedBytes: bytes)) ?? ScoreRequest()
+                    request.userId = pseudonym
+                    try update.run([.integer(pseudonym), .blob(request.serializedBytes()), .integer(id)])
+                }
+                changed += rows.count
+                try unlist.run([.text(Names.field(.user)), .text(String(user))])
+            }
+            try db.statement("INSERT OR REPLACE INTO log_offsets (partition, next) VALUES (?, ?)").run([.integer(Int64(partition)), .integer(Int64(next))])
+            return changed
+        }
+        let db = try SQLiteDatabase(path: path)
+        try db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        return changed
     }
 
     /// The id of a feature-name list, added on first use (inside the caller's transaction).

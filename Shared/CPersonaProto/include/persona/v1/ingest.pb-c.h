@@ -25,6 +25,8 @@ typedef struct Persona__V1__ReadResponse Persona__V1__ReadResponse;
 typedef struct Persona__V1__PartitionInfo Persona__V1__PartitionInfo;
 typedef struct Persona__V1__LogInfoRequest Persona__V1__LogInfoRequest;
 typedef struct Persona__V1__LogInfoResponse Persona__V1__LogInfoResponse;
+typedef struct Persona__V1__EraseRequest Persona__V1__EraseRequest;
+typedef struct Persona__V1__EraseResponse Persona__V1__EraseResponse;
 
 
 /* --- enums --- */
@@ -102,10 +104,17 @@ struct  Persona__V1__ReadRequest
    * Long poll: wait up to this long for new events when none are there yet.
    */
   uint32_t wait_ms;
+  /*
+   * Only events of these kinds are returned (empty: every kind); the others are read past,
+   * so next_offset may move with no events returned. Services that only follow erasures
+   * ask for EVENT_KIND_ERASURE.
+   */
+  size_t n_kinds;
+  Persona__V1__EventKind *kinds;
 };
 #define PERSONA__V1__READ_REQUEST__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&persona__v1__read_request__descriptor) \
-    , 0, 0, 0, 0, 0 }
+    , 0, 0, 0, 0, 0, 0,NULL }
 
 
 struct  Persona__V1__StoredEvent
@@ -165,6 +174,40 @@ struct  Persona__V1__LogInfoResponse
 #define PERSONA__V1__LOG_INFO_RESPONSE__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&persona__v1__log_info_response__descriptor) \
     , 0,NULL }
+
+
+/*
+ * Erases a user (admin only). An erasure event for the user is appended to their partition
+ * (every consumer folds it by forgetting the user), the partition's active segment is
+ * sealed, and every stored event of the user below the erasure is emptied from the log:
+ * the segments holding them are rewritten, offsets unchanged (Read passes over emptied
+ * offsets). Answered once the erasure event and the rewritten segments are durable; a
+ * call that fails may be repeated. Events of the user that arrive later start afresh.
+ */
+struct  Persona__V1__EraseRequest
+{
+  ProtobufCMessage base;
+  int64_t user_id;
+};
+#define PERSONA__V1__ERASE_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&persona__v1__erase_request__descriptor) \
+    , 0 }
+
+
+struct  Persona__V1__EraseResponse
+{
+  ProtobufCMessage base;
+  uint32_t partition;
+  /*
+   * The erasure event's offset in that partition.
+   */
+  uint64_t offset;
+  uint32_t segments_rewritten;
+  uint64_t events_removed;
+};
+#define PERSONA__V1__ERASE_RESPONSE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&persona__v1__erase_response__descriptor) \
+    , 0, 0, 0, 0 }
 
 
 /* Persona__V1__AppendRequest methods */
@@ -338,6 +381,44 @@ Persona__V1__LogInfoResponse *
 void   persona__v1__log_info_response__free_unpacked
                      (Persona__V1__LogInfoResponse *message,
                       ProtobufCAllocator *allocator);
+/* Persona__V1__EraseRequest methods */
+void   persona__v1__erase_request__init
+                     (Persona__V1__EraseRequest         *message);
+size_t persona__v1__erase_request__get_packed_size
+                     (const Persona__V1__EraseRequest   *message);
+size_t persona__v1__erase_request__pack
+                     (const Persona__V1__EraseRequest   *message,
+                      uint8_t             *out);
+size_t persona__v1__erase_request__pack_to_buffer
+                     (const Persona__V1__EraseRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Persona__V1__EraseRequest *
+       persona__v1__erase_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   persona__v1__erase_request__free_unpacked
+                     (Persona__V1__EraseRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Persona__V1__EraseResponse methods */
+void   persona__v1__erase_response__init
+                     (Persona__V1__EraseResponse         *message);
+size_t persona__v1__erase_response__get_packed_size
+                     (const Persona__V1__EraseResponse   *message);
+size_t persona__v1__erase_response__pack
+                     (const Persona__V1__EraseResponse   *message,
+                      uint8_t             *out);
+size_t persona__v1__erase_response__pack_to_buffer
+                     (const Persona__V1__EraseResponse   *message,
+                      ProtobufCBuffer     *buffer);
+Persona__V1__EraseResponse *
+       persona__v1__erase_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   persona__v1__erase_response__free_unpacked
+                     (Persona__V1__EraseResponse *message,
+                      ProtobufCAllocator *allocator);
 /* --- per-message closures --- */
 
 typedef void (*Persona__V1__AppendRequest_Closure)
@@ -367,6 +448,12 @@ typedef void (*Persona__V1__LogInfoRequest_Closure)
 typedef void (*Persona__V1__LogInfoResponse_Closure)
                  (const Persona__V1__LogInfoResponse *message,
                   void *closure_data);
+typedef void (*Persona__V1__EraseRequest_Closure)
+                 (const Persona__V1__EraseRequest *message,
+                  void *closure_data);
+typedef void (*Persona__V1__EraseResponse_Closure)
+                 (const Persona__V1__EraseResponse *message,
+                  void *closure_data);
 
 /* --- services --- */
 
@@ -384,6 +471,8 @@ extern const ProtobufCMessageDescriptor persona__v1__read_response__descriptor;
 extern const ProtobufCMessageDescriptor persona__v1__partition_info__descriptor;
 extern const ProtobufCMessageDescriptor persona__v1__log_info_request__descriptor;
 extern const ProtobufCMessageDescriptor persona__v1__log_info_response__descriptor;
+extern const ProtobufCMessageDescriptor persona__v1__erase_request__descriptor;
+extern const ProtobufCMessageDescriptor persona__v1__erase_response__descriptor;
 
 PROTOBUF_C__END_DECLS
 

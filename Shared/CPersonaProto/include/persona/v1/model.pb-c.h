@@ -205,10 +205,15 @@ struct  Persona__V1__ModelInfo
   uint32_t users;
   uint32_t items;
   char *job_id;
+  /*
+   * Times an erasure rewrote this version's artifact without the erased user (0: as
+   * trained). The artifact's bytes and checksum change with it; the version does not.
+   */
+  uint32_t revision;
 };
 #define PERSONA__V1__MODEL_INFO__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&persona__v1__model_info__descriptor) \
-    , (char *)protobuf_c_empty_string, 0, PERSONA__V1__MODEL_KIND__MODEL_KIND_UNSPECIFIED, 0, 0,NULL, 0,NULL, 0, (char *)protobuf_c_empty_string, 0, 0, 0, 0,NULL, 0, 0, 0, 0, 0, (char *)protobuf_c_empty_string }
+    , (char *)protobuf_c_empty_string, 0, PERSONA__V1__MODEL_KIND__MODEL_KIND_UNSPECIFIED, 0, 0,NULL, 0,NULL, 0, (char *)protobuf_c_empty_string, 0, 0, 0, 0,NULL, 0, 0, 0, 0, 0, (char *)protobuf_c_empty_string, 0 }
 
 
 struct  Persona__V1__ListModelsRequest
@@ -307,10 +312,11 @@ struct  Persona__V1__ModelVersion
   ProtobufCMessage base;
   char *name;
   uint32_t version;
+  uint32_t revision;
 };
 #define PERSONA__V1__MODEL_VERSION__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&persona__v1__model_version__descriptor) \
-    , (char *)protobuf_c_empty_string, 0 }
+    , (char *)protobuf_c_empty_string, 0, 0 }
 
 
 /*

@@ -412,6 +412,96 @@ void   persona__v1__log_info_response__free_unpacked
   assert(message->base.descriptor == &persona__v1__log_info_response__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   persona__v1__erase_request__init
+                     (Persona__V1__EraseRequest         *message)
+{
+  static const Persona__V1__EraseRequest init_value = PERSONA__V1__ERASE_REQUEST__INIT;
+  *message = init_value;
+}
+size_t persona__v1__erase_request__get_packed_size
+                     (const Persona__V1__EraseRequest *message)
+{
+  assert(message->base.descriptor == &persona__v1__erase_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t persona__v1__erase_request__pack
+                     (const Persona__V1__EraseRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &persona__v1__erase_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t persona__v1__erase_request__pack_to_buffer
+                     (const Persona__V1__EraseRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &persona__v1__erase_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Persona__V1__EraseRequest *
+       persona__v1__erase_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Persona__V1__EraseRequest *)
+     protobuf_c_message_unpack (&persona__v1__erase_request__descriptor,
+                                allocator, len, data);
+}
+void   persona__v1__erase_request__free_unpacked
+                     (Persona__V1__EraseRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &persona__v1__erase_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   persona__v1__erase_response__init
+                     (Persona__V1__EraseResponse         *message)
+{
+  static const Persona__V1__EraseResponse init_value = PERSONA__V1__ERASE_RESPONSE__INIT;
+  *message = init_value;
+}
+size_t persona__v1__erase_response__get_packed_size
+                     (const Persona__V1__EraseResponse *message)
+{
+  assert(message->base.descriptor == &persona__v1__erase_response__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t persona__v1__erase_response__pack
+                     (const Persona__V1__EraseResponse *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &persona__v1__erase_response__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t persona__v1__erase_response__pack_to_buffer
+                     (const Persona__V1__EraseResponse *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &persona__v1__erase_response__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Persona__V1__EraseResponse *
+       persona__v1__erase_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Persona__V1__EraseResponse *)
+     protobuf_c_message_unpack (&persona__v1__erase_response__descriptor,
+                                allocator, len, data);
+}
+void   persona__v1__erase_response__free_unpacked
+                     (Persona__V1__EraseResponse *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &persona__v1__erase_response__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 static const ProtobufCFieldDescriptor persona__v1__append_request__field_descriptors[1] =
 {
   {
@@ -617,7 +707,7 @@ const ProtobufCMessageDescriptor persona__v1__append_response__descriptor =
   (ProtobufCMessageInit) persona__v1__append_response__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor persona__v1__read_request__field_descriptors[5] =
+static const ProtobufCFieldDescriptor persona__v1__read_request__field_descriptors[6] =
 {
   {
     "partition",
@@ -679,9 +769,22 @@ static const ProtobufCFieldDescriptor persona__v1__read_request__field_descripto
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "kinds",
+    6,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_ENUM,
+    offsetof(Persona__V1__ReadRequest, n_kinds),
+    offsetof(Persona__V1__ReadRequest, kinds),
+    &persona__v1__event_kind__descriptor,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_PACKED,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned persona__v1__read_request__field_indices_by_name[] = {
   1,   /* field[1] = from_offset */
+  5,   /* field[5] = kinds */
   3,   /* field[3] = max_bytes */
   2,   /* field[2] = max_events */
   0,   /* field[0] = partition */
@@ -690,7 +793,7 @@ static const unsigned persona__v1__read_request__field_indices_by_name[] = {
 static const ProtobufCIntRange persona__v1__read_request__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 5 }
+  { 0, 6 }
 };
 const ProtobufCMessageDescriptor persona__v1__read_request__descriptor =
 {
@@ -700,7 +803,7 @@ const ProtobufCMessageDescriptor persona__v1__read_request__descriptor =
   "Persona__V1__ReadRequest",
   "persona.v1",
   sizeof(Persona__V1__ReadRequest),
-  5,
+  6,
   persona__v1__read_request__field_descriptors,
   persona__v1__read_request__field_indices_by_name,
   1,  persona__v1__read_request__number_ranges,
@@ -979,6 +1082,121 @@ const ProtobufCMessageDescriptor persona__v1__log_info_response__descriptor =
   persona__v1__log_info_response__field_indices_by_name,
   1,  persona__v1__log_info_response__number_ranges,
   (ProtobufCMessageInit) persona__v1__log_info_response__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor persona__v1__erase_request__field_descriptors[1] =
+{
+  {
+    "user_id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__EraseRequest, user_id),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned persona__v1__erase_request__field_indices_by_name[] = {
+  0,   /* field[0] = user_id */
+};
+static const ProtobufCIntRange persona__v1__erase_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 1 }
+};
+const ProtobufCMessageDescriptor persona__v1__erase_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "persona.v1.EraseRequest",
+  "EraseRequest",
+  "Persona__V1__EraseRequest",
+  "persona.v1",
+  sizeof(Persona__V1__EraseRequest),
+  1,
+  persona__v1__erase_request__field_descriptors,
+  persona__v1__erase_request__field_indices_by_name,
+  1,  persona__v1__erase_request__number_ranges,
+  (ProtobufCMessageInit) persona__v1__erase_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor persona__v1__erase_response__field_descriptors[4] =
+{
+  {
+    "partition",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__EraseResponse, partition),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "offset",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__EraseResponse, offset),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "segments_rewritten",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__EraseResponse, segments_rewritten),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "events_removed",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__EraseResponse, events_removed),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned persona__v1__erase_response__field_indices_by_name[] = {
+  3,   /* field[3] = events_removed */
+  1,   /* field[1] = offset */
+  0,   /* field[0] = partition */
+  2,   /* field[2] = segments_rewritten */
+};
+static const ProtobufCIntRange persona__v1__erase_response__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 4 }
+};
+const ProtobufCMessageDescriptor persona__v1__erase_response__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "persona.v1.EraseResponse",
+  "EraseResponse",
+  "Persona__V1__EraseResponse",
+  "persona.v1",
+  sizeof(Persona__V1__EraseResponse),
+  4,
+  persona__v1__erase_response__field_descriptors,
+  persona__v1__erase_response__field_indices_by_name,
+  1,  persona__v1__erase_response__number_ranges,
+  (ProtobufCMessageInit) persona__v1__erase_response__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
 static const ProtobufCEnumValue persona__v1__append_code__enum_values_by_number[3] =

@@ -1489,7 +1489,7 @@ const ProtobufCMessageDescriptor persona__v1__list_jobs_response__descriptor =
   (ProtobufCMessageInit) persona__v1__list_jobs_response__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor persona__v1__model_info__field_descriptors[18] =
+static const ProtobufCFieldDescriptor persona__v1__model_info__field_descriptors[19] =
 {
   {
     "name",
@@ -1707,6 +1707,18 @@ static const ProtobufCFieldDescriptor persona__v1__model_info__field_descriptors
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "revision",
+    19,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__ModelInfo, revision),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned persona__v1__model_info__field_indices_by_name[] = {
   6,   /* field[6] = artifact_bytes */
@@ -1724,6 +1736,7 @@ static const unsigned persona__v1__model_info__field_indices_by_name[] = {
   0,   /* field[0] = name */
   5,   /* field[5] = params */
   8,   /* field[8] = published */
+  18,   /* field[18] = revision */
   13,   /* field[13] = training_seconds */
   15,   /* field[15] = users */
   1,   /* field[1] = version */
@@ -1731,7 +1744,7 @@ static const unsigned persona__v1__model_info__field_indices_by_name[] = {
 static const ProtobufCIntRange persona__v1__model_info__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 18 }
+  { 0, 19 }
 };
 const ProtobufCMessageDescriptor persona__v1__model_info__descriptor =
 {
@@ -1741,7 +1754,7 @@ const ProtobufCMessageDescriptor persona__v1__model_info__descriptor =
   "Persona__V1__ModelInfo",
   "persona.v1",
   sizeof(Persona__V1__ModelInfo),
-  18,
+  19,
   persona__v1__model_info__field_descriptors,
   persona__v1__model_info__field_indices_by_name,
   1,  persona__v1__model_info__number_ranges,
@@ -2118,7 +2131,7 @@ const ProtobufCMessageDescriptor persona__v1__rollback_model_request__descriptor
   (ProtobufCMessageInit) persona__v1__rollback_model_request__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor persona__v1__model_version__field_descriptors[2] =
+static const ProtobufCFieldDescriptor persona__v1__model_version__field_descriptors[3] =
 {
   {
     "name",
@@ -2144,15 +2157,28 @@ static const ProtobufCFieldDescriptor persona__v1__model_version__field_descript
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "revision",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__ModelVersion, revision),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned persona__v1__model_version__field_indices_by_name[] = {
   0,   /* field[0] = name */
+  2,   /* field[2] = revision */
   1,   /* field[1] = version */
 };
 static const ProtobufCIntRange persona__v1__model_version__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 2 }
+  { 0, 3 }
 };
 const ProtobufCMessageDescriptor persona__v1__model_version__descriptor =
 {
@@ -2162,7 +2188,7 @@ const ProtobufCMessageDescriptor persona__v1__model_version__descriptor =
   "Persona__V1__ModelVersion",
   "persona.v1",
   sizeof(Persona__V1__ModelVersion),
-  2,
+  3,
   persona__v1__model_version__field_descriptors,
   persona__v1__model_version__field_indices_by_name,
   1,  persona__v1__model_version__number_ranges,
