@@ -187,7 +187,7 @@ let package = Package(
             path: "Tests/RiskTests", swiftSettings: swiftSettings),
         .testTarget(
             name: "ServiceTests",
-            dependencies: ["ServiceKit", "RPC", "Wire", "TestSupport", "Ingest", "Feature", "Model", "RiskControl", "Recommend"],
+            dependencies: ["ServiceKit", "RPC", "Wire", "Store", "TestSupport", "Ingest", "Feature", "Model", "RiskControl", "Recommend"],
             path: "Tests/ServiceTests", swiftSettings: swiftSettings),
     ]
 )

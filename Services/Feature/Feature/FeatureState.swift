@@ -141,10 +141,9 @@ public final class FeatureState {
     func fold(_ e: borrowing Event, partition: Int, offset: UInt64) -> Observation? {
         if e.kind == .erasure {
             guard e.userId > 0 else { return .invalidUser }
-            // The user's events are all in this partition, below the erasure.
-            var ends = offsets
-            if partition < ends.count { ends[partition] = offset }
-            _ = erase(e.userId, ends: ends)
+            // The log keeps the erasure and ingest removes the user's earlier events from it,
+            // so a rebuild forgets them again: no list of erased ids is kept here.
+            _ = erase(e.userId, ends: nil)
             return .erasure
         }
         let kind = e.kind.rawValue
@@ -229,8 +228,9 @@ public final class FeatureState {
     }
 
     /// Erases a user: their profile, their place in the sharing counts, and (through
-    /// `ends`, the partitions' end offsets now) every event of theirs already in the log.
-    func erase(_ userID: Int64, ends: [UInt64]) -> Bool {
+    /// `ends`, the partitions' end offsets now, when given) every event of theirs already in
+    /// the log.
+    func erase(_ userID: Int64, ends: [UInt64]?) -> Bool {
         let existed = users.remove(userID) != nil
         deviceUsers.remove(userID)
         ipUsers.remove(userID)
