@@ -29,7 +29,7 @@ struct ModelsCommand: AsyncParsableCommand {
             let k = recommenders.first?.metrics.first { $0.name.hasPrefix("ndcg@") }?.name.dropFirst(5) ?? "10"
             let rows = recommenders.map { m in
                 [
-                    m.name, "v\(m.version)", m.kind.name ?? "", m.published ? "yes" : "", ProfileText.date(m.createdMs), metric(m, "ndcg@"), metric(m, "precision@"),
+                    m.name, "v\(m.version)\(m.revision > 0 ? " r\(m.revision)" : "")", m.kind.name ?? "", m.published ? "yes" : "", ProfileText.date(m.createdMs), metric(m, "ndcg@"), metric(m, "precision@"),
                     metric(m, "recall@"), metric(m, "coverage@"), "\(m.users)", "\(m.items)", "\(m.interactions)", String(format: "%.1fs", m.trainingSeconds),
                 ]
             }
@@ -41,7 +41,7 @@ struct ModelsCommand: AsyncParsableCommand {
             if !recommenders.isEmpty { print("") }
             let rows = classifiers.map { m in
                 [
-                    m.name, "v\(m.version)", m.kind.name ?? "", m.published ? "yes" : "", ProfileText.date(m.createdMs), metric(m, "roc_auc"), metric(m, "pr_auc"),
+                    m.name, "v\(m.version)\(m.revision > 0 ? " r\(m.revision)" : "")", m.kind.name ?? "", m.published ? "yes" : "", ProfileText.date(m.createdMs), metric(m, "roc_auc"), metric(m, "pr_auc"),
                     metric(m, "log_loss"), "\(m.interactions)", "\(m.items)", String(format: "%.1fs", m.trainingSeconds),
                 ]
             }

@@ -8,6 +8,10 @@ public struct FrameError: Error, Hashable, Sendable, CustomStringConvertible {
         public static let badMagic = Code(name: "bad_magic")
         public static let unsupportedVersion = Code(name: "unsupported_version")
         public static let unknownFrameKind = Code(name: "unknown_frame_kind")
+        /// A frame kind only a server sends (RESPONSE, GO_AWAY), sent by a client.
+        public static let unexpectedFrameKind = Code(name: "unexpected_frame_kind")
+        /// A REQUEST reusing the correlation id of a call still in flight.
+        public static let duplicateCorrelationID = Code(name: "duplicate_correlation_id")
         public static let frameTooLarge = Code(name: "frame_too_large")
         public static let badCompression = Code(name: "bad_compression")
         public static let truncated = Code(name: "truncated")

@@ -209,7 +209,7 @@ final class ServerConnectionHandler: ChannelInboundHandler, CoalescingFrameWrite
                 closeIfDrained()
             }
         case .response, .goAway:
-            fail(FrameError(code: .unknownFrameKind, message: "a client sent a \(frame.kind) frame"), context: context)
+            fail(FrameError(code: .unexpectedFrameKind, message: "a client sent a \(frame.kind) frame"), context: context)
         }
     }
 
@@ -239,7 +239,7 @@ final class ServerConnectionHandler: ChannelInboundHandler, CoalescingFrameWrite
             return respond(id, method: frame.method, error: RPCError(.overloaded, "\(calls.count) calls in flight on this connection"))
         }
         guard calls[id] == nil else {
-            return fail(FrameError(code: .unknownFrameKind, message: "correlation id \(id) is already in flight"), context: context)
+            return fail(FrameError(code: .duplicateCorrelationID, message: "correlation id \(id) is already in flight"), context: context)
         }
         let started = ContinuousClock.now
         let deadline = frame.deadlineMicros > 0 ? started + .microseconds(frame.deadlineMicros) : nil

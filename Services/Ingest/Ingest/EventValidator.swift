@@ -206,7 +206,8 @@ public struct EventValidator: Sendable {
             guard let l = e.label else { throw reject(.missingField, "label needs label") }
             try require(l.kind != .unspecified && l.kind.name != nil, "label.kind", e.kind)
         case .erasure:
-            break
+            // Only Ingest/Erase (admin) writes erasures: a producer cannot erase a user.
+            throw reject(.unknownKind, "erasure events are written by Ingest/Erase (admin), not appended")
         default:
             throw reject(.unknownKind, "kind \(e.kind.rawValue) is not an event kind")
         }
