@@ -143,7 +143,7 @@ import Wire
         let dir = temporaryDirectory()
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         let commits = Counter()
-        let store = try DecisionStore(path: dir + "/decisions.db") { _, _ in commits.add() }
+        let store = try DecisionStore(path: dir + "/decisions.db") { _, _, _ in commits.add() }
         try await withThrowingTaskGroup(of: Void.self) { group in
             for i in 0..<200 {
                 group.addTask {

@@ -83,11 +83,12 @@ final class ImpressionLog: @unchecked Sendable {
         }
     }
 
-    /// Flushes every `interval` until cancelled.
-    func run(interval: Duration = .milliseconds(200)) async throws {
+    /// Flushes every `interval` until cancelled; `depth` hears how many wait after each flush.
+    func run(interval: Duration = .milliseconds(200), depth: (Int) -> Void = { _ in }) async throws {
         while true {
             try await Task.sleep(for: interval)
             await flush()
+            depth(pending)
         }
     }
 }

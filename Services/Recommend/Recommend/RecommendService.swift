@@ -298,7 +298,11 @@ public struct RecommendService: PersonaService {
     public func runBackground() async throws {
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await models.follow() }
-            group.addTask { try await impressions.run() }
+            group.addTask {
+                try await impressions.run { depth in
+                    context.metrics.gauge("persona_recommend_impressions_queued", labels: [], help: "Impressions waiting to be appended to ingest").set(Int64(depth))
+                }
+            }
             group.addTask {
                 // Nothing recommend holds outlives a restart, so it follows erasures from
                 // where the log ends when it starts.

@@ -42,7 +42,8 @@ public struct RiskControlService: PersonaService {
         self.context = context
         self.settings = settings
         let metrics = context.metrics
-        store = try DecisionStore(path: context.dataDirectory.path + "/decisions.db") { rows, seconds in
+        store = try DecisionStore(path: context.dataDirectory.path + "/decisions.db") { rows, seconds, queued in
+            metrics.gauge("persona_risk_store_queue_depth", labels: [], help: "Writes waiting for the next group commit").set(Int64(queued))
             metrics.counter("persona_risk_store_commits_total", labels: [], help: "Group commits of the decision store").increment()
             metrics.counter("persona_risk_store_writes_total", labels: [], help: "Writes (decisions, labels, rules, lists) committed").increment(by: Int64(rows))
         }

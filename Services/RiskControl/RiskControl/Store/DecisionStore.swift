@@ -21,14 +21,15 @@ final class DecisionStore: @unchecked Sendable {
     private var checkpointer: Thread?
     /// Feature-name lists by id (decisions store their values in a list's order).
     private let featureSets = Mutex<(ids: [String: Int64], names: [Int64: [String]])>(([:], [:]))
-    private let onCommit: @Sendable (_ rows: Int, _ seconds: Double) -> Void
+    private let onCommit: @Sendable (_ rows: Int, _ seconds: Double, _ queued: Int) -> Void
 
     private struct Job {
         let run: (SQLiteDatabase) throws -> Void
         let done: ((any Error)?) -> Void
     }
 
-    init(path: String, onCommit: @escaping @Sendable (_ rows: Int, _ seconds: Double) -> Void = { _, _ in }) throws {
+    /// `onCommit`: after each group commit, its rows, its time and the writes queued behind it.
+    init(path: String, onCommit: @escaping @Sendable (_ rows: Int, _ seconds: Double, _ queued: Int) -> Void = { _, _, _ in }) throws {
         self.path = path
         self.onCommit = onCommit
         writer = try SQLiteDatabase(path: path)
@@ -208,7 +209,10 @@ final class DecisionStore: @unchecked Sendable {
                 errors = batch.map { _ in error }
             }
             let elapsed = start.duration(to: .now)
-            onCommit(batch.count, Double(elapsed.components.attoseconds) / 1e18 + Double(elapsed.components.seconds))
+            condition.lock()
+            let queued = jobs.count
+            condition.unlock()
+            onCommit(batch.count, Double(elapsed.components.attoseconds) / 1e18 + Double(elapsed.components.seconds), queued)
             for (job, error) in zip(batch, errors) { job.done(error) }
         }
     }
