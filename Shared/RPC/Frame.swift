@@ -19,6 +19,9 @@ public struct Frame: Sendable, Hashable {
         /// The payload on the wire starts with the caller's credential: `u8 length` and that
         /// many bytes (a token), before the message (compressed or not).
         public static let credential = Flags(rawValue: 0x02)
+        /// The payload on the wire carries the call's request id: `u8 length` and that many
+        /// bytes, after the credential (when there is one) and before the message.
+        public static let requestID = Flags(rawValue: 0x04)
     }
 
     public static let magic: UInt16 = 0x5052  // "PR"
@@ -38,10 +41,12 @@ public struct Frame: Sendable, Hashable {
     public var payload: ByteBuffer
     /// The caller's token (requests only; nil: none sent).
     public var credential: [UInt8]?
+    /// The request id the call carries across services (requests only; nil: none sent).
+    public var requestID: [UInt8]?
 
     public init(
         kind: Kind, flags: Flags = [], status: UInt8 = 0, method: UInt16, correlationID: UInt64,
-        deadlineMicros: UInt32 = 0, payload: ByteBuffer, credential: [UInt8]? = nil
+        deadlineMicros: UInt32 = 0, payload: ByteBuffer, credential: [UInt8]? = nil, requestID: [UInt8]? = nil
     ) {
         self.kind = kind
         self.flags = flags
@@ -51,6 +56,7 @@ public struct Frame: Sendable, Hashable {
         self.deadlineMicros = deadlineMicros
         self.payload = payload
         self.credential = credential
+        self.requestID = requestID
     }
 }
 

@@ -92,12 +92,19 @@ public struct FrameDecoder: ByteToMessageDecoder {
             }
             credential = bytes
         }
+        var requestID: [UInt8]?
+        if flags.contains(.requestID) {
+            guard let n = payload.readInteger(as: UInt8.self), let bytes = payload.readBytes(length: Int(n)) else {
+                throw FrameError(code: .truncated, message: "request id flag set but the payload holds no request id")
+            }
+            requestID = bytes
+        }
         if flags.contains(.lz4) {
             payload = try decompress(payload)
         }
         return Frame(
             kind: kind, flags: flags, status: status, method: method, correlationID: correlationID,
-            deadlineMicros: deadline, payload: payload, credential: credential)
+            deadlineMicros: deadline, payload: payload, credential: credential, requestID: requestID)
     }
 
     private func decompress(_ compressed: ByteBuffer) throws -> ByteBuffer {
@@ -142,16 +149,19 @@ public struct FrameEncoder: MessageToByteEncoder {
 
     public static func write(_ frame: Frame, into out: inout ByteBuffer, compressionThreshold: Int) {
         let start = out.writerIndex
-        var flags = frame.flags.subtracting([.lz4, .credential])
+        var flags = frame.flags.subtracting([.lz4, .credential, .requestID])
         let credential = frame.credential.map { Array($0.prefix(255)) }
+        let requestID = frame.requestID.map { Array($0.prefix(255)) }
         if credential != nil { flags.insert(.credential) }
-        let prefix = credential.map { 1 + $0.count } ?? 0
+        if requestID != nil { flags.insert(.requestID) }
+        let prefix = (credential.map { 1 + $0.count } ?? 0) + (requestID.map { 1 + $0.count } ?? 0)
         let length = frame.payload.readableBytes
         out.reserveCapacity(minimumWritableBytes: Frame.headerSize + prefix + length)
         writeHeader(frame, flags: flags, length: UInt32(prefix + length), into: &out)
-        if let credential {
-            out.writeInteger(UInt8(credential.count))
-            out.writeBytes(credential)
+        for field in [credential, requestID] {
+            guard let field else { continue }
+            out.writeInteger(UInt8(field.count))
+            out.writeBytes(field)
         }
         if length >= compressionThreshold, length <= LZ4Block.maxInputSize {
             let bound = LZ4Block.compressBound(length)

@@ -1,3 +1,4 @@
+public import Logging
 public import Wire
 import Synchronization
 
@@ -26,18 +27,29 @@ public struct RPCContext: Sendable {
     public var caller: (token: String, role: Role)?
     /// The caller's address.
     public var peer: String
+    /// The id of the request this call serves: the one the caller sent, else one made for
+    /// it. Calls made while serving it carry it on, and log lines written meanwhile name it.
+    public var requestID: String
     private let shuttingDown: (@Sendable () -> Bool)?
 
     public init(
         deadline: ContinuousClock.Instant?, method: String, correlationID: UInt64, caller: (token: String, role: Role)? = nil,
-        peer: String = "", shuttingDown: (@Sendable () -> Bool)? = nil
+        peer: String = "", requestID: String? = nil, shuttingDown: (@Sendable () -> Bool)? = nil
     ) {
         self.deadline = deadline
         self.method = method
         self.correlationID = correlationID
         self.caller = caller
         self.peer = peer
+        self.requestID = requestID ?? Self.newRequestID()
         self.shuttingDown = shuttingDown
+    }
+
+    /// A fresh request id: 16 hex digits.
+    public static func newRequestID() -> String {
+        let n = UInt64.random(in: 0...UInt64.max)
+        let hex = String(n, radix: 16)
+        return String(repeating: "0", count: 16 - hex.count) + hex
     }
 
     /// Says what an audited call did, in the service's words ("published rules v3"); the
@@ -79,4 +91,12 @@ public final class AuditNote: Sendable {
 
     /// The note of the audited call the current task serves, if any.
     @TaskLocal public static var current: AuditNote?
+}
+
+extension Logger.MetadataProvider {
+    /// `request_id` of the RPC the current task serves, when it serves one.
+    public static let requestID = Logger.MetadataProvider {
+        guard let context = RPCContext.current else { return [:] }
+        return ["request_id": "\(context.requestID)"]
+    }
 }

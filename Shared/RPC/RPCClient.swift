@@ -88,7 +88,10 @@ public final class RPCClient: Sendable {
         let connection = try await slot.connection(deadline: deadline)
         let id = nextCorrelationID.wrappingAdd(1, ordering: .relaxed).oldValue
         let promise = connection.channel.eventLoop.makePromise(of: Frame.self)
-        let frame = Frame(kind: .request, method: methodID, correlationID: id, deadlineMicros: micros, payload: payload, credential: config.credential ?? ProcessCredential.current)
+        // The request id of the call this task serves travels on (nil outside one: the server makes one).
+        let frame = Frame(
+            kind: .request, method: methodID, correlationID: id, deadlineMicros: micros, payload: payload,
+            credential: config.credential ?? ProcessCredential.current, requestID: RPCContext.current.map { Array($0.requestID.utf8) })
         connection.start(frame, deadline: deadline, promise: promise)
         return try await withTaskCancellationHandler {
             try await promise.futureResult.get()

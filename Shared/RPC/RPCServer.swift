@@ -245,6 +245,7 @@ final class ServerConnectionHandler: ChannelInboundHandler, CoalescingFrameWrite
         let deadline = frame.deadlineMicros > 0 ? started + .microseconds(frame.deadlineMicros) : nil
         let rpcContext = RPCContext(
             deadline: deadline, method: route.name, correlationID: id, caller: caller, peer: peer,
+            requestID: frame.requestID.flatMap { $0.isEmpty ? nil : String(decoding: $0, as: UTF8.self) },
             shuttingDown: { [server] in server.isShuttingDown })
         let payload = frame.payload
         let limits = server.config.decodingLimits

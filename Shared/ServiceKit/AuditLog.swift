@@ -23,6 +23,8 @@ public final class AuditLog: Sendable {
         var status: String
         var what: String
         var peer: String
+        /// Absent in lines written before request ids were recorded.
+        var request_id: String?
     }
 
     public init(path: String, service: String) throws {
@@ -44,7 +46,7 @@ public final class AuditLog: Sendable {
         try append(Line(
             time_ms: Int64(time.timeIntervalSince1970 * 1000), service: service, method: method,
             token_id: context?.caller?.token ?? "", role: context?.caller?.role.rawValue ?? "",
-            status: status.name ?? "\(status.rawValue)", what: what, peer: context?.peer ?? ""))
+            status: status.name ?? "\(status.rawValue)", what: what, peer: context?.peer ?? "", request_id: context?.requestID))
     }
 
     /// The entries the request asks for, oldest first: at or after `since_ms`, of one token
@@ -65,6 +67,7 @@ public final class AuditLog: Sendable {
             e.status = line.status
             e.what = line.what
             e.peer = line.peer
+            e.requestId = line.request_id ?? ""
             out.append(e)
         }
         let limit = request.limit == 0 ? 1000 : Int(request.limit)

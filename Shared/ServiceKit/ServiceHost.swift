@@ -211,11 +211,12 @@ extension ServiceHost {
     public static func main(options: ServiceOptions, settings: S.Settings) async throws {
         HugePages.adoptForHeap()
         let resolved = try options.resolve(service: S.name, defaultPort: S.defaultPort, defaultMetricsPort: S.defaultMetricsPort)
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
+        // Log lines written while serving a call name its request id (carried across services).
+        LoggingSystem.bootstrap({ label, provider in
+            var handler = StreamLogHandler.standardError(label: label, metadataProvider: provider)
             handler.logLevel = resolved.logLevel
             return handler
-        }
+        }, metadataProvider: .requestID)
         let host = try await ServiceHost(options: resolved, settings: settings)
         try await host.run()
     }

@@ -19,13 +19,19 @@ struct FrameDecoderTests {
         Frame(kind: .cancel, method: 0, correlationID: 99, payload: ByteBuffer()),
         // Compressible payload above the threshold: travels LZ4-compressed.
         Frame(kind: .request, method: 0x0102, correlationID: 7, payload: ByteBuffer(repeating: 0x61, count: 10_000)),
+        // A credential and a request id in front of the (compressed) message.
+        Frame(
+            kind: .request, method: 0x0401, correlationID: 8, payload: ByteBuffer(repeating: 0x62, count: 5_000),
+            credential: Array("0123456789abcdef".utf8), requestID: Array("3f9a0c1d2e4b5a69".utf8)),
     ]
 
     @Test("byte by byte and many frames per buffer")
     func verifier() throws {
         let pairs = Self.frames.map { frame -> (ByteBuffer, [Frame]) in
             var expected = frame
-            if frame.payload.readableBytes >= 2048 { expected.flags = .lz4 }
+            if frame.payload.readableBytes >= 2048 { expected.flags.insert(.lz4) }
+            if frame.credential != nil { expected.flags.insert(.credential) }
+            if frame.requestID != nil { expected.flags.insert(.requestID) }
             return (Self.encoded(frame), [expected])
         }
         try ByteToMessageDecoderVerifier.verifyDecoder(inputOutputPairs: pairs) { FrameDecoder() }

@@ -1,3 +1,4 @@
+import Logging
 import Foundation
 import NIOCore
 import NIOPosix
@@ -17,6 +18,8 @@ enum TestAPI {
     /// Answered on the event loop: key reversed, or INVALID_ARGUMENT when the key is "bad";
     /// `value` is the deadline the handler saw, as for `deadline`.
     static let inline = Method<KeyValue, KeyValue>(id: 0x7F03, name: "Test/Inline")
+    /// Answers the request id the handler's context holds, as `value`.
+    static let requestID = Method<KeyValue, KeyValue>(id: 0x7F04, name: "Test/RequestID")
 }
 
 final class Flag: Sendable {
@@ -44,6 +47,11 @@ func echoRouter(cancelled: Flag = Flag()) -> Router {
     router.register(TestAPI.deadline) { _ in
         var response = KeyValue()
         response.value = remainingMicros()
+        return response
+    }
+    router.register(TestAPI.requestID) { _ in
+        var response = KeyValue()
+        response.value = RPCContext.current?.requestID ?? ""
         return response
     }
     router.registerInline(TestAPI.inline) { request in
@@ -134,6 +142,36 @@ struct RPCLoopbackTests {
                 let response = try await client.call(TestAPI.deadline, KeyValue(), timeout: .seconds(5))
                 let seen = try #require(Int(response.value))
                 #expect(seen > 0 && seen <= 5_000_000)
+                await client.shutdown()
+            }
+            await downstreamClient.shutdown()
+        }
+    }
+
+    @Test("a request id is made for a call that brings none, carried to the calls made while serving it, and named in its log lines")
+    func requestIDsTravel() async throws {
+        try await withTestServer(router: echoRouter()) { downstream in
+            let downstreamClient = downstream.client()
+            var router = Router()
+            router.register(TestAPI.requestID) { _ in
+                let seen = try await downstreamClient.call(TestAPI.requestID, KeyValue())
+                var response = KeyValue()
+                response.key = RPCContext.current?.requestID ?? ""
+                response.value = seen.value
+                // What a service's log handler adds to every line written here.
+                response.value += "|" + (Logger.MetadataProvider.requestID.get()["request_id"].map { "\($0)" } ?? "")
+                return response
+            }
+            try await withTestServer(router: router) { upstream in
+                let client = upstream.client()
+                let first = try await client.call(TestAPI.requestID, KeyValue())
+                let second = try await client.call(TestAPI.requestID, KeyValue())
+                #expect(first.key.count == 16 && first.key != second.key)
+                #expect(first.value == "\(first.key)|\(first.key)", "the downstream call and the log lines carry the upstream's id")
+                // A caller serving a request of its own passes its id on.
+                let outer = RPCContext(deadline: nil, method: "Test/Outer", correlationID: 1, requestID: "order-7-checkout")
+                let carried = try await RPCContext.$current.withValue(outer) { try await client.call(TestAPI.requestID, KeyValue()) }
+                #expect(carried.key == "order-7-checkout" && carried.value.hasPrefix("order-7-checkout|"))
                 await client.shutdown()
             }
             await downstreamClient.shutdown()

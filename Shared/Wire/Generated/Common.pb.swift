@@ -301,6 +301,7 @@ public struct AuditEntry: WireMessage {
     public var status: String = ""
     public var what: String = ""
     public var peer: String = ""
+    public var requestId: String = ""
     /// Fields this build does not know, kept so a relay re-encodes them unchanged.
     public var unknownFields = UnknownFields()
     public init() {}
@@ -318,6 +319,7 @@ extension AuditEntry: CMessageConvertible {
         if !status.isEmpty { c.pointee.status = arena.string(status) }
         if !what.isEmpty { c.pointee.what = arena.string(what) }
         if !peer.isEmpty { c.pointee.peer = arena.string(peer) }
+        if !requestId.isEmpty { c.pointee.request_id = arena.string(requestId) }
         arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
     }
     init(cMessage c: UnsafePointer<Persona__V1__AuditEntry>) {
@@ -330,6 +332,7 @@ extension AuditEntry: CMessageConvertible {
         status = readString(c.pointee.status)
         what = readString(c.pointee.what)
         peer = readString(c.pointee.peer)
+        requestId = readString(c.pointee.request_id)
         unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
     static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>) -> UnsafeMutablePointer<Persona__V1__AuditEntry>? {

@@ -95,6 +95,7 @@ extension AuditEntry {
             m.status = "h\u{e9}llo \"w\\orld\" \u{1F600}"
             m.what = "h\u{e9}llo \"w\\orld\" \u{1F600}"
             m.peer = "h\u{e9}llo \"w\\orld\" \u{1F600}"
+            m.requestId = "h\u{e9}llo \"w\\orld\" \u{1F600}"
         } else {
             m.timeMs = Int64.max
             m.service = "x"
@@ -104,6 +105,7 @@ extension AuditEntry {
             m.status = "x"
             m.what = "x"
             m.peer = "x"
+            m.requestId = "x"
         }
         return m
     }

@@ -635,7 +635,7 @@ const ProtobufCMessageDescriptor persona__v1__audit_request__descriptor =
   (ProtobufCMessageInit) persona__v1__audit_request__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor persona__v1__audit_entry__field_descriptors[8] =
+static const ProtobufCFieldDescriptor persona__v1__audit_entry__field_descriptors[9] =
 {
   {
     "time_ms",
@@ -733,10 +733,23 @@ static const ProtobufCFieldDescriptor persona__v1__audit_entry__field_descriptor
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "request_id",
+    9,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__AuditEntry, request_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned persona__v1__audit_entry__field_indices_by_name[] = {
   2,   /* field[2] = method */
   7,   /* field[7] = peer */
+  8,   /* field[8] = request_id */
   4,   /* field[4] = role */
   1,   /* field[1] = service */
   5,   /* field[5] = status */
@@ -747,7 +760,7 @@ static const unsigned persona__v1__audit_entry__field_indices_by_name[] = {
 static const ProtobufCIntRange persona__v1__audit_entry__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 8 }
+  { 0, 9 }
 };
 const ProtobufCMessageDescriptor persona__v1__audit_entry__descriptor =
 {
@@ -757,7 +770,7 @@ const ProtobufCMessageDescriptor persona__v1__audit_entry__descriptor =
   "Persona__V1__AuditEntry",
   "persona.v1",
   sizeof(Persona__V1__AuditEntry),
-  8,
+  9,
   persona__v1__audit_entry__field_descriptors,
   persona__v1__audit_entry__field_indices_by_name,
   1,  persona__v1__audit_entry__number_ranges,
