@@ -99,6 +99,15 @@ struct ErasureTests {
         append.events = Self.events()
         let appended = try await ingest.call(IngestAPI.append, append, timeout: .seconds(10))
         #expect(appended.accepted == UInt32(append.events.count))
+        // A producer cannot erase: only Ingest/Erase writes erasure events.
+        var forged = AppendRequest()
+        var erasure = Event()
+        erasure.eventId = "forged-erasure"
+        erasure.kind = .erasure
+        erasure.userId = user
+        erasure.timestampMs = Int64(Date().timeIntervalSince1970 * 1000)
+        forged.events = [erasure]
+        #expect(try await ingest.call(IngestAPI.append, forged).statuses.first?.reason == .unknownKind)
         var profile = GetProfileRequest()
         profile.userId = user
         try await eventually { try await feature.call(FeatureAPI.getProfile, profile).found }

@@ -220,19 +220,20 @@ public final class IngestService: PersonaService {
         var response = ReadResponseWriter(expectedBytes: min(maxBytes, maxEvents * 128))
         // With `kinds`, only events of those kinds go out; the rest are read past.
         let kinds = Set(request.kinds)
+        func wanted(_ record: UnsafeRawBufferPointer) -> Bool {
+            kinds.isEmpty || StoredEvent.kindAndUser(of: record).map { kinds.contains($0.kind) } == true
+        }
         var read = 0
         var next = try readLog(log, request.fromOffset, maxEvents, maxBytes) {
             read += 1
-            if kinds.isEmpty || StoredEvent.kindAndUser(of: $1).map({ kinds.contains($0.kind) }) == true { response.append(offset: $0, record: $1) }
+            if wanted($1) { response.append(offset: $0, record: $1) }
         }
         if read == 0, request.waitMs > 0 {
             var wait = Duration.milliseconds(Int(request.waitMs))
             if let remaining = RPCContext.current?.remaining { wait = min(wait, remaining - .milliseconds(5)) }
             if wait > .zero {
                 await log.waitForRecords(from: request.fromOffset, timeout: wait)
-                next = try readLog(log, request.fromOffset, maxEvents, maxBytes) {
-                    if kinds.isEmpty || StoredEvent.kindAndUser(of: $1).map({ kinds.contains($0.kind) }) == true { response.append(offset: $0, record: $1) }
-                }
+                next = try readLog(log, request.fromOffset, maxEvents, maxBytes) { if wanted($1) { response.append(offset: $0, record: $1) } }
             }
         }
         return response.finish(nextOffset: next, endOffset: log.endOffset)
