@@ -27,28 +27,40 @@ public struct RPCContext: Sendable {
     public var caller: (token: String, role: Role)?
     /// The caller's address.
     public var peer: String
-    /// The id of the request this call serves: the one the caller sent, else one made for
-    /// it. Calls made while serving it carry it on, and log lines written meanwhile name it.
-    public var requestID: String
+    /// The request id the caller sent, if any.
+    private let givenRequestID: String?
+    /// What a made request id is derived from: the connection's random nonce mixed with the
+    /// correlation id (nothing is formatted unless the id is asked for).
+    private let requestNonce: UInt64
     private let shuttingDown: (@Sendable () -> Bool)?
 
+    /// `requestNonce`: random per connection; a call without a request id gets one made of it
+    /// and its correlation id.
     public init(
         deadline: ContinuousClock.Instant?, method: String, correlationID: UInt64, caller: (token: String, role: Role)? = nil,
-        peer: String = "", requestID: String? = nil, shuttingDown: (@Sendable () -> Bool)? = nil
+        peer: String = "", requestID: String? = nil, requestNonce: UInt64 = 0, shuttingDown: (@Sendable () -> Bool)? = nil
     ) {
         self.deadline = deadline
         self.method = method
         self.correlationID = correlationID
         self.caller = caller
         self.peer = peer
-        self.requestID = requestID ?? Self.newRequestID()
+        self.givenRequestID = requestID
+        self.requestNonce = requestNonce
         self.shuttingDown = shuttingDown
     }
 
-    /// A fresh request id: 16 hex digits.
-    public static func newRequestID() -> String {
-        let n = UInt64.random(in: 0...UInt64.max)
-        let hex = String(n, radix: 16)
+    /// The id of the request this call serves: the one the caller sent, else one made for
+    /// it (16 hex digits). Calls made while serving it carry it on, and log lines written
+    /// meanwhile name it.
+    public var requestID: String {
+        if let givenRequestID { return givenRequestID }
+        // SplitMix64's finaliser: distinct correlation ids give distinct ids on a connection.
+        var z = requestNonce &+ correlationID &* 0x9E37_79B9_7F4A_7C15
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        z ^= z >> 31
+        let hex = String(z, radix: 16)
         return String(repeating: "0", count: 16 - hex.count) + hex
     }
 

@@ -182,6 +182,8 @@ final class ServerConnectionHandler: ChannelInboundHandler, CoalescingFrameWrite
     var flushPending = false
     /// The peer's address, `IP:port`, handed to every call (the audit log names it).
     private var peer = ""
+    /// Request ids made for this connection's calls derive from it (`RPCContext.requestID`).
+    private let requestNonce = UInt64.random(in: 0...UInt64.max)
 
     init(server: RPCServer) {
         self.server = server
@@ -245,7 +247,7 @@ final class ServerConnectionHandler: ChannelInboundHandler, CoalescingFrameWrite
         let deadline = frame.deadlineMicros > 0 ? started + .microseconds(frame.deadlineMicros) : nil
         let rpcContext = RPCContext(
             deadline: deadline, method: route.name, correlationID: id, caller: caller, peer: peer,
-            requestID: frame.requestID.flatMap { $0.isEmpty ? nil : String(decoding: $0, as: UTF8.self) },
+            requestID: frame.requestID.flatMap { $0.isEmpty ? nil : String(decoding: $0, as: UTF8.self) }, requestNonce: requestNonce,
             shuttingDown: { [server] in server.isShuttingDown })
         let payload = frame.payload
         let limits = server.config.decodingLimits
