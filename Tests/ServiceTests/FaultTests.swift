@@ -18,23 +18,49 @@ struct FaultTests {
         let lock = NSLock()
         var events: Set<String> = []
         var orders: [String] = []
-        var late: [String] = []
+        var slow: [(String, Range<ContinuousClock.Instant>, Duration)] = []
         var lastSuccess: [String: ContinuousClock.Instant] = [:]
         var calls: [String: Int] = [:]
         var stopped = false
         var running: Bool { lock.withLock { !stopped } }
+        /// Times this test process itself stalled (other suites keep its threads busy): a
+        /// heartbeat that slept far longer than asked.
+        var stalls: [Range<ContinuousClock.Instant>] = []
 
         func timed<T>(_ what: String, timeout: Duration, _ call: () async throws -> T) async -> T? {
             let start = ContinuousClock.now
             let result = try? await call()
-            let took = start.duration(to: .now)
+            let end = ContinuousClock.now
             lock.withLock {
                 calls[what, default: 0] += 1
-                // A call ends by its deadline; the slack covers this 2-core machine's scheduling.
-                if took > timeout + .milliseconds(700) { late.append("\(what) took \(took)") }
+                if start.duration(to: end) > timeout + .milliseconds(700) { slow.append((what, start..<end, timeout)) }
                 if result != nil { lastSuccess[what] = .now }
             }
             return result
+        }
+
+        /// Calls that ran past their deadline: by more than 700 ms (this 2-core machine) plus
+        /// the time the test process could not run at all meanwhile. Read once the load stopped.
+        var late: [String] {
+            lock.withLock {
+                slow.compactMap { what, span, timeout in
+                    let stalled = stalls.reduce(Duration.zero) { sum, s in
+                        let overlap = s.clamped(to: span)
+                        return sum + overlap.lowerBound.duration(to: overlap.upperBound)
+                    }
+                    let took = span.lowerBound.duration(to: span.upperBound)
+                    return took > timeout + .milliseconds(700) + stalled ? "\(what) took \(took) (test process stalled \(stalled))" : nil
+                }
+            }
+        }
+
+        func heartbeat() async {
+            while running {
+                let start = ContinuousClock.now
+                try? await Task.sleep(for: .milliseconds(20))
+                let end = ContinuousClock.now
+                if start.duration(to: end) > .milliseconds(120) { lock.withLock { stalls.append(start..<end) } }
+            }
         }
     }
 
@@ -83,6 +109,7 @@ struct FaultTests {
         let (ingest, risk, recommend) = (client("ingest"), client("risk-control"), client("recommend", timeout: .seconds(1)))
         let load = Task {
             await withTaskGroup(of: Void.self) { group in
+                group.addTask { await seen.heartbeat() }
                 group.addTask {
                     var b = 0
                     while seen.running {
