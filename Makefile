@@ -10,7 +10,7 @@ FUZZ_RUNS ?= 200000
 # Ingest sets each event's ip_country from this table (the shared fraud case's) when present.
 IP_COUNTRY ?= $(wildcard $(CURDIR)/../shared/data/fraud/IpAddress_to_Country.csv)
 
-.PHONY: help deps build test run stop bench proto check-proto check-compose fuzz clean
+.PHONY: help deps build test run stop bench proto check-proto check-compose container-test fuzz clean
 
 help:
 	@echo "make deps         install the Debian packages Persona needs (when missing)"
@@ -22,6 +22,7 @@ help:
 	@echo "make proto        regenerate the C and Swift code from Shared/Schema"
 	@echo "make check-proto  fail when the committed generated code is stale"
 	@echo "make check-compose validate compose.yaml with Debian's docker-compose (installed when missing)"
+	@echo "make container-test the suite in podman containers built with debootstrap (root; not in make test)"
 	@echo "make fuzz         run the frame+codec fuzzer for FUZZ_RUNS iterations"
 
 deps:
@@ -44,6 +45,12 @@ check-proto: deps
 	for d in Shared/CPersonaProto/include Shared/CPersonaProto/src Shared/Wire/Generated Tests/WireTests/Generated; do \
 		diff -r $$tmp/$$d $$d || { echo "generated code in $$d is stale: run 'make proto' and commit"; exit 1; }; \
 	done && echo "generated code is up to date"
+
+# The suite in podman containers built from a debootstrapped Debian (scripts/container-test.sh);
+# not part of `make test`: it needs root, podman and debootstrap, and a Debian mirror once.
+container-test: build
+	@command -v podman >/dev/null && command -v debootstrap >/dev/null || { SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq podman debootstrap; }
+	BIN=$(BIN) scripts/container-test.sh
 
 check-compose:
 	@command -v docker-compose >/dev/null || { SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq docker-compose; }
