@@ -53,6 +53,9 @@ enum ProfileText {
         let gender = p.gender.name.map { $0.replacingOccurrences(of: "GENDER_", with: "").lowercased() } ?? "-"
         let memberships = p.segmentMemberships.isEmpty ? "" : " (" + p.segmentMemberships.enumerated().map { String(format: "%d: %.0f%%", $0, 100 * $1) }.joined(separator: ", ") + ")"
         out.append("user \(p.userId)   tags: \(p.tags.isEmpty ? "-" : p.tags.joined(separator: ", "))\(p.hasSegment ? "   segment \(p.segmentId)\(memberships)" : "")")
+        if !p.scores.isEmpty {
+            out.append("scores    " + p.scores.map { String(format: "%@ %.3f (next %d days)", $0.name, Double($0.probability), Int($0.horizonDays)) }.joined(separator: "  "))
+        }
         out.append("")
         out.append("basic     age \(p.age == 0 ? "-" : String(p.age))  gender \(gender)  region \(p.region.isEmpty ? "-" : p.region)  interests \(p.interests.isEmpty ? "-" : p.interests.joined(separator: ","))")
         out.append("          signup \(date(p.signupMs))  first seen \(date(p.firstSeenMs))  last seen \(date(p.lastSeenMs))")

@@ -4,9 +4,12 @@ import RPC
 import Wire
 
 /// `persona model report NAME [VERSION]`: one self-contained HTML file (inline SVG charts, no
-/// scripts, no external files) with a version's evaluation: metrics against the popularity
-/// baseline, metric-at-K curves, the version against the model's last versions, the
-/// training loss per iteration, the search grid, parameters and data.
+/// scripts, no external files) with a version's evaluation. A recommender's: metrics against
+/// the popularity baseline, metric-at-K curves, the version against the model's last
+/// versions, the training loss per iteration, the search grid. A classifier's: ROC and
+/// precision-recall curves, the calibration plot, the confusion matrix at each suggested
+/// threshold, feature importance (gain and permutation). A segmentation's: segment sizes and
+/// profiles, the silhouette of each k tried. All with parameters and data.
 struct ReportCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "report", abstract: "Write a model version's evaluation report as an HTML file.")
 
@@ -49,8 +52,16 @@ enum ReportHTML {
             let lift = b.flatMap { $0 > 0 ? String(format: "%.2fx", m.value / $0) : nil } ?? "-"
             return "<tr><td>\(escape(m.name))</td><td>\(number(m.value))</td><td>\(b.map(number) ?? "-")</td><td>\(lift)</td></tr>"
         }.joined()
-        let atK = report.curves.filter { $0.name != "loss" }
-        let loss = report.curves.first { $0.name == "loss" }
+        let classifier = [.gbdt, .logistic, .ftrl].contains(report.kind)
+        let segments = report.kind == .kmeans
+        let atK = report.curves.filter { $0.name != "loss" && !classifier && !segments }
+        let loss = report.curves.first { $0.name == "loss" && !$0.x.isEmpty }
+        let held = classifier ? "\(report.testPairs) held-out rows of \(report.users) users" : "\(report.users) users evaluated, \(report.testPairs) held-out pairs"
+        let metricsSection = segments ? segmentsSection(report) : """
+            <h2>Metrics on the held-out split</h2>
+            <p>\(held). Protocol: \(escape(report.protocol)).</p>
+            <table><tr><th>metric</th><th>this version</th><th>\(classifier ? "prevalence baseline" : "popularity baseline")</th><th>lift</th></tr>\(metricRows)</table>
+            """
         let recent = versions.sorted { $0.version < $1.version }.suffix(6)
         let ndcgName = report.metrics.first { $0.name.hasPrefix("ndcg@") }?.name ?? "ndcg@10"
         let versionBars = recent.map { v in (label: "v\(v.version)", value: v.metrics.first { $0.name == ndcgName }?.value ?? 0, highlight: v.version == report.version) }
@@ -68,13 +79,12 @@ enum ReportHTML {
             </style></head><body>
             <h1>\(escape(report.name)) v\(report.version) <span style="color:#888;font-weight:normal">(\(escape(report.kind.name ?? "")))</span></h1>
             <p class="sub">trained \(created)\(info.map { String(format: " in %.1f s", $0.trainingSeconds) } ?? "")\(info.map { " on \($0.interactions) interactions of \($0.users) users and \($0.items) items" } ?? "")\(info?.published == true ? " · published" : "")</p>
-            <h2>Metrics on the held-out split</h2>
-            <p>\(report.users) users evaluated, \(report.testPairs) held-out pairs. Protocol: \(escape(report.protocol)).</p>
-            <table><tr><th>metric</th><th>this version</th><th>popularity baseline</th><th>lift</th></tr>\(metricRows)</table>
+            \(metricsSection)
+            \(classifier ? classifierSection(report) : "")
             <div class="charts">
-            \(lineChart(title: "Metrics at K", xLabel: "K", series: atK.map { ($0.name, $0.x, $0.y) }))
-            \(barChart(title: "\(ndcgName) of the latest versions", bars: versionBars))
-            \(loss.map { lineChart(title: "Training loss per iteration", xLabel: "iteration", series: [("loss", $0.x, $0.y)]) } ?? "")
+            \(atK.isEmpty ? "" : lineChart(title: "Metrics at K", xLabel: "K", series: atK.map { ($0.name, $0.x, $0.y) }))
+            \(classifier || segments ? "" : barChart(title: "\(ndcgName) of the latest versions", bars: versionBars))
+            \(loss.map { lineChart(title: classifier ? "Validation loss per tree" : "Training loss per iteration", xLabel: classifier ? "tree" : "iteration", series: [("loss", $0.x, $0.y)]) } ?? "")
             </div>
             <h2>Parameters</h2>
             <table>\(params)</table>
@@ -87,6 +97,87 @@ enum ReportHTML {
             </body></html>
 
             """
+    }
+
+    /// A classifier's curves (ROC, precision-recall, calibration against the diagonal), its
+    /// confusion matrix at each suggested threshold, the thresholds and the feature importance.
+    static func classifierSection(_ report: EvaluationReport) -> String {
+        func curve(_ name: String) -> Curve? { report.curves.first { $0.name == name && !$0.x.isEmpty } }
+        func auc(_ name: String) -> String { report.metrics.first { $0.name == name }.map { String(format: " (%.4f)", $0.value) } ?? "" }
+        var charts = ""
+        if let roc = curve("roc") {
+            charts += lineChart(title: "ROC curve\(auc("roc_auc"))", xLabel: "false positive rate", series: [("model", roc.x, roc.y), ("chance", [0, 1], [0, 1])])
+        }
+        if let pr = curve("precision-recall") {
+            charts += lineChart(title: "Precision against recall\(auc("pr_auc"))", xLabel: "recall", series: [("model", pr.x, pr.y)])
+        }
+        if let cal = curve("calibration") {
+            charts += lineChart(title: "Calibration: observed rate per predicted bin", xLabel: "predicted probability", series: [("model", cal.x, cal.y), ("perfect", [0, 1], [0, 1])])
+        }
+        let confusion = report.confusion.map { c -> String in
+            let flagged = c.truePositives + c.falsePositives, positives = c.truePositives + c.falseNegatives
+            let precision = flagged == 0 ? "-" : String(format: "%.3f", Double(c.truePositives) / Double(flagged))
+            let recall = positives == 0 ? "-" : String(format: "%.3f", Double(c.truePositives) / Double(positives))
+            return """
+                <table style="display:inline-table;margin-right:24px"><tr><th colspan="3">\(escape(c.name)): p &gt;= \(String(format: "%.3f", c.probability))</th></tr>
+                <tr><th></th><th>flagged</th><th>passed</th></tr>
+                <tr><th>positive</th><td>\(c.truePositives)</td><td>\(c.falseNegatives)</td></tr>
+                <tr><th>negative</th><td>\(c.falsePositives)</td><td>\(c.trueNegatives)</td></tr>
+                <tr><td colspan="3">precision \(precision), recall \(recall)</td></tr></table>
+                """
+        }.joined()
+        let thresholds = report.thresholds.map { "<li>\(escape($0.name))</li>" }.joined()
+        // "name: gain 12.3 permutation 0.0123" as a bar per feature, the 15 with the most gain.
+        let top = report.importance.prefix(15)
+        let bars = top.map { m in (label: String(m.name.prefix { $0 != ":" }), value: m.value) }
+        let importance = top.map { m -> String in
+            let name = String(m.name.prefix { $0 != ":" })
+            let permutation = m.name.range(of: "permutation ").map { String(m.name[$0.upperBound...]) } ?? "-"
+            return "<tr><td>\(escape(name))</td><td>\(number(m.value))</td><td>\(escape(permutation))</td></tr>"
+        }.joined()
+        let confusionPart = confusion.isEmpty ? "" : "<h2>Confusion at the suggested thresholds (test rows)</h2>\(confusion)"
+        let thresholdPart = thresholds.isEmpty ? "" : "<h2>Suggested thresholds (validation rows)</h2><ul>\(thresholds)</ul>"
+        let importancePart = bars.isEmpty ? "" : """
+            <h2>Feature importance</h2><div class="charts">\(hBarChart(title: "Split gain or |coefficient| (top \(bars.count))", bars: bars))
+            <table><tr><th>feature</th><th>gain</th><th>permutation (ROC-AUC lost)</th></tr>\(importance)</table></div>
+            """
+        return "<div class=\"charts\">\(charts)</div>\n\(confusionPart)\n\(thresholdPart)\n\(importancePart)"
+    }
+
+    /// A segmentation's sizes and profiles ("segment 3: 412 users: spends ..."), and the
+    /// silhouette of each k tried.
+    static func segmentsSection(_ report: EvaluationReport) -> String {
+        let rows = report.metrics.map { m -> (id: String, users: Double, text: String) in
+            let parts = m.name.components(separatedBy: ": ")
+            return (parts.first?.replacingOccurrences(of: "segment ", with: "") ?? "", m.value, parts.dropFirst(2).joined(separator: ": "))
+        }
+        let table = rows.map { "<tr><td>\(escape($0.id))</td><td>\(Int($0.users))</td><td>\(escape($0.text))</td></tr>" }.joined()
+        let silhouette = report.curves.first { $0.name == "silhouette" && !$0.x.isEmpty }
+        return """
+            <h2>Segments</h2>
+            <p>\(report.users) users. Protocol: \(escape(report.protocol)).</p>
+            <div class="charts">
+            \(barChart(title: "Users per segment", bars: rows.map { (label: $0.id, value: $0.users, highlight: true) }))
+            \(silhouette.map { lineChart(title: "Mean silhouette per k", xLabel: "k", series: [("silhouette", $0.x, $0.y)]) } ?? "")
+            </div>
+            <table><tr><th>segment</th><th>users</th><th>what sets it apart</th></tr>\(table)</table>
+            """
+    }
+
+    /// Horizontal bars in the order given, labels on the left.
+    static func hBarChart(title: String, bars: [(label: String, value: Double)]) -> String {
+        let w = 460.0, left = 170.0, right = 56.0, top = 36.0, row = 18.0
+        let h = top + row * Double(bars.count) + 12
+        guard let most = bars.map(\.value).max(), most > 0 else { return "" }
+        var svg = "<svg width=\"\(Int(w))\" height=\"\(Int(h))\" viewBox=\"0 0 \(Int(w)) \(Int(h))\" xmlns=\"http://www.w3.org/2000/svg\" font-size=\"11\">"
+        svg += "<text x=\"\(Int(w / 2))\" y=\"20\" text-anchor=\"middle\" font-size=\"13\" font-weight=\"bold\">\(escape(title))</text>"
+        for (n, b) in bars.enumerated() {
+            let y = top + Double(n) * row, bw = b.value / most * (w - left - right)
+            svg += "<text x=\"\(left - 6)\" y=\"\(y + 12)\" text-anchor=\"end\">\(escape(b.label))</text>"
+            svg += "<rect x=\"\(left)\" y=\"\(y + 2)\" width=\"\(bw)\" height=\"\(row - 5)\" fill=\"\(palette[0])\"/>"
+            svg += "<text x=\"\(left + bw + 4)\" y=\"\(y + 12)\">\(number(b.value))</text>"
+        }
+        return svg + "</svg>"
     }
 
     /// A line chart of one or more series over a shared x axis.

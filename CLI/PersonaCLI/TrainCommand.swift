@@ -9,9 +9,9 @@ import Wire
 struct TrainCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "train",
-        abstract: "Train a recommendation model (popularity, item_knn, als, bpr, ease), a classifier (fraud: gbdt or logistic) or the customer segments, and publish it.")
+        abstract: "Train a recommendation model (popularity, item_knn, als, bpr, ease), a classifier (fraud, propensity, churn: gbdt or logistic) or the customer segments, and publish it.")
 
-    @Argument(help: "popularity, item_knn, als, bpr, ease; fraud (the gbdt learner on the labelled orders), gbdt, logistic; or segments (k-means over the profiles).")
+    @Argument(help: "popularity, item_knn, als, bpr, ease; fraud (the gbdt learner on the labelled orders), propensity (buys in the next horizon_days, default 30), churn (does nothing in them), gbdt, logistic; or segments (k-means over the profiles).")
     var kind: String
 
     @Option(help: "The model's name (default: the kind).")
@@ -34,7 +34,9 @@ struct TrainCommand: AsyncParsableCommand {
 
     @OptionGroup var endpoints: Endpoints
 
-    static let kinds = RecommenderModel.Kind.allCases.map(\.rawValue) + ["fraud", "gbdt", "logistic", "segments"]
+    static let kinds = RecommenderModel.Kind.allCases.map(\.rawValue) + ["fraud", "propensity", "churn", "gbdt", "logistic", "segments"]
+    /// The kinds that name a classifier's target; they train the gbdt learner unless `learner=` says otherwise.
+    static let targets = ["fraud", "propensity", "churn"]
 
     func validate() throws {
         guard Self.kinds.contains(kind) else { throw ValidationError("unknown kind '\(kind)'; one of \(Self.kinds.joined(separator: ", "))") }
@@ -42,7 +44,7 @@ struct TrainCommand: AsyncParsableCommand {
 
     func run() async throws {
         var request = TrainRequest()
-        request.kind = kind == "fraud" ? .gbdt : kind == "segments" ? .kmeans : ModelKind(name: kind) ?? ModelKind(rawValue: -1)
+        request.kind = Self.targets.contains(kind) ? .gbdt : kind == "segments" ? .kmeans : ModelKind(name: kind) ?? ModelKind(rawValue: -1)
         request.name = name ?? ""
         request.search = search
         request.publish = !noPublish
@@ -54,6 +56,18 @@ struct TrainCommand: AsyncParsableCommand {
             kv.key = String(p[..<eq])
             kv.value = String(p[p.index(after: eq)...])
             return kv
+        }
+        if Self.targets.contains(kind) {
+            if let learner = request.params.first(where: { $0.key == "learner" }) {
+                request.kind = learner.value == "logistic" ? .logistic : learner.value == "gbdt" ? .gbdt : ModelKind(rawValue: -1)
+                request.params.removeAll { $0.key == "learner" }
+            }
+            if !request.params.contains(where: { $0.key == "target" }) {
+                var kv = KeyValue()
+                kv.key = "target"
+                kv.value = kind
+                request.params.append(kv)
+            }
         }
         let endpoint = try endpoints.endpoint("model")
         let client = RPCClient(host: endpoint.host, port: endpoint.port)

@@ -293,6 +293,60 @@ struct FeatureServiceTests {
         }
     }
 
+    @Test("user-level export: propensity and churn labels from the horizon after each cut-off, features from before it")
+    func userLevelExport() async throws {
+        try await withIngest { ingest, port in
+            let t = Int64(Date().timeIntervalSince1970 * 1000) - 100 * day
+            let events: [Event] = [
+                // 1 buys before and inside the horizon (40, 70]: propensity 1, churn 0.
+                event(.view, user: 1, at: t, item: 9), purchase(user: 1, at: t + 10 * day, total: 5, order: "a"), purchase(user: 1, at: t + 45 * day, total: 5, order: "b"),
+                // 2 only views inside it: propensity 0, churn 0.
+                event(.view, user: 2, at: t + 5 * day, item: 9), event(.view, user: 2, at: t + 50 * day, item: 9),
+                // 3 does nothing after day 2: propensity 0, churn 1.
+                purchase(user: 3, at: t + 2 * day, total: 5, order: "c"),
+                // 4 first shows after the cut-off: no row.
+                event(.view, user: 4, at: t + 60 * day, item: 9),
+                // 5 buys only after the horizon: propensity 0, churn 1.
+                event(.view, user: 5, at: t + day, item: 9), purchase(user: 5, at: t + 80 * day, total: 5, order: "d"),
+            ]
+            try await append(ingest, events)
+            try await withFeature(ingestPort: port) { feature, _ in
+                try await waitConsumed(ingest: ingest, consumer: feature)
+                func export(_ target: String, cutoffs: UInt32 = 1) async throws -> [TrainingRow] {
+                    var r = ExportTrainingRequest()
+                    r.names = ["purchase_lifetime", "view_lifetime"]
+                    r.target = target
+                    r.horizonDays = 30
+                    r.cutoffMs = t + 40 * day
+                    r.cutoffs = cutoffs
+                    var rows: [TrainingRow] = []
+                    while true {
+                        let page = try await feature.call(FeatureAPI.exportTraining, r)
+                        rows += page.rows
+                        if page.done { return rows }
+                        r.cursor = page.nextCursor
+                    }
+                }
+                let propensity = try await export("propensity")
+                #expect(propensity.map(\.userId) == [1, 2, 3, 5])
+                #expect(propensity.map(\.label) == [1, 0, 0, 0])
+                #expect(propensity.allSatisfy { $0.timestampMs == t + 40 * day && $0.orderId.isEmpty })
+                // Features as of the cut-off: user 1's purchase on day 45 and user 2's view on day 50 are not in them.
+                #expect(propensity.map(\.values) == [[1, 1], [0, 1], [1, 0], [0, 1]])
+                let churn = try await export("churn")
+                #expect(churn.map(\.label) == [0, 0, 1, 1])
+                // Two cut-offs a horizon apart: day 10 (users 1, 2, 3, 5) then day 40; oldest first.
+                let two = try await export("propensity", cutoffs: 2)
+                #expect(two.map(\.timestampMs) == [Int64](repeating: t + 10 * day, count: 4) + [Int64](repeating: t + 40 * day, count: 4))
+                #expect(two.prefix(4).map(\.label) == [0, 0, 0, 0])
+                #expect(two.first?.values == [1, 1])
+                var bad = ExportTrainingRequest()
+                bad.target = "loyalty"
+                await #expect { try await feature.call(FeatureAPI.exportTraining, bad) } throws: { ($0 as? RPCError)?.code == .invalidArgument }
+            }
+        }
+    }
+
     @Test("freshness: an acknowledged event shows in GetProfile within a second while ingest is busy")
     func freshness() async throws {
         try await withIngest { ingest, port in

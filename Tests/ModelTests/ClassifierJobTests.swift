@@ -97,6 +97,71 @@ struct ClassifierJobTests {
         }
     }
 
+    @Test("persona train propensity and churn: users at a cut-off, labelled by the horizon after it; profiles carry the published scores and SegmentMembers lists an audience")
+    func propensityAndChurn() async throws {
+        try await withCoreSuite { ingest, feature, model in
+            // Loyal users (odd ids) buy every 6 days for 120 days; lapsed users (even ids) buy
+            // in the first 40 days, look once more on day 50 and are gone. One loyal user in
+            // ten stops at day 85, so the label is not a copy of the features.
+            let day: Int64 = 86_400_000
+            var events: [Event] = []
+            var rng = SplitMix(seed: 3)
+            for user in Int64(1)...400 {
+                let loyal = user % 2 == 1
+                let stops: Int64 = loyal ? (user % 20 == 1 ? 85 : 121) : 40
+                var d = Int64(rng.below(6))
+                while d < stops {
+                    events.append(view(user, 1 + Int64(rng.below(30)), at: baseMs + d * day))
+                    events.append(purchase(user, [1 + Int64(rng.below(30))], at: baseMs + d * day + 60_000, order: "o-\(user)-\(d)"))
+                    d += 6
+                }
+                if !loyal { events.append(view(user, 1, at: baseMs + 50 * day)) }
+            }
+            try await append(ingest.client, events.sorted { $0.timestampMs < $1.timestampMs })
+            try await waitConsumed(ingest: ingest.client, consumer: feature.client)
+
+            let id = try await train(model.client, .gbdt, name: "propensity", params: ["target": "propensity", "horizon_days": "30", "trees": "60"], publish: true)
+            let status = try await waitJob(model.client, id)
+            #expect(status.state == .succeeded, "\(status.message)")
+            var r = GetReportRequest()
+            r.name = "propensity"
+            let report = try await model.client.call(ModelAPI.getReport, r)
+            let auc = report.metrics.first { $0.name == "roc_auc" }?.value ?? 0
+            #expect(auc > 0.85, "\(report.metrics)")
+            #expect(report.testPairs == 80 && report.protocol.contains("cut-off"))
+            #expect(report.curves.contains { $0.name == "roc" && $0.x.first == 0 && $0.y.last == 1 })
+            #expect(!report.confusion.isEmpty && report.confusion.allSatisfy { $0.truePositives + $0.falsePositives + $0.falseNegatives + $0.trueNegatives == 80 })
+            #expect(report.params.contains { $0.key == "horizon_days" && $0.value == "30" })
+
+            let churn = try await waitJob(model.client, try await train(model.client, .logistic, name: "churn", params: ["target": "churn"], publish: true))
+            #expect(churn.state == .succeeded && (churn.metrics.first { $0.name == "roc_auc" }?.value ?? 0) > 0.85, "\(churn.message) \(churn.metrics)")
+
+            // The feature service follows both: a loyal user's propensity is above a lapsed one's, and the other way round for churn.
+            func scores(_ user: Int64) async throws -> [String: Float] {
+                var lookup = GetProfileRequest()
+                lookup.userId = user
+                let profile = try await feature.client.call(FeatureAPI.getProfile, lookup).profile
+                return Dictionary(profile?.scores.map { ($0.name, $0.probability) } ?? [], uniquingKeysWith: { a, _ in a })
+            }
+            let deadline = ContinuousClock.now + .seconds(20)
+            while try await scores(3).count < 2 && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(100)) }
+            let loyal = try await scores(3), lapsed = try await scores(4)
+            #expect(loyal.count == 2 && lapsed.count == 2, "\(loyal) \(lapsed)")
+            #expect(loyal["propensity", default: 0] > lapsed["propensity", default: 1] && loyal["churn", default: 1] < lapsed["churn", default: 0], "\(loyal) \(lapsed)")
+
+            // An audience: users with propensity at least 0.5, nearly all of them loyal.
+            var audience = SegmentMembersRequest()
+            audience.score = "propensity"
+            audience.minProbability = 0.5
+            audience.pageSize = 1000
+            let listed = try await feature.client.call(FeatureAPI.segmentMembers, audience).userIds
+            let loyalListed = listed.filter { $0 % 2 == 1 }.count
+            #expect(listed.count > 100 && Double(loyalListed) > 0.9 * Double(listed.count), "\(loyalListed) of \(listed.count)")
+            audience.score = "loyalty"
+            await #expect { try await feature.client.call(FeatureAPI.segmentMembers, audience) } throws: { ($0 as? RPCError)?.code == .notFound }
+        }
+    }
+
     @Test("the online model learns labels as they arrive in the log: a new version after every N labels, each learning only the orders new to it, published as a logistic classifier")
     func onlineModel() async throws {
         try await withCoreSuite(model: { $0.online(name: "fraud_online", everyLabels: 300, every: .seconds(1)) }) { ingest, feature, model in

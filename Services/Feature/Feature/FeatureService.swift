@@ -62,7 +62,7 @@ public struct FeatureService: PersonaService {
     let metrics: FeatureMetrics
     let exports: TrainingExports
     let snapshotPath: String
-    /// Follows the published segments.
+    /// Follows the published segments and user classifiers (propensity, churn).
     let segments: ModelWatcher
     let model: RPCClient
 
@@ -82,12 +82,21 @@ public struct FeatureService: PersonaService {
         self.exports = TrainingExports()
         model = RPCClient(host: settings.modelHost, port: settings.modelPort)
         let logger = context.logger
-        segments = ModelWatcher(client: model, logger: context.logger, accept: { $0 == .kmeans }) { [store] info, bytes in
-            // One segmentation serves the profiles: the one named `segments`.
-            guard info.name == "segments" else { return }
-            let segmentation = try Segmentation.decode(bytes)
-            try store.setSegmentation(segmentation)
-            logger.info("profiles carry segments v\(info.version) (\(segmentation.k) segments)")
+        segments = ModelWatcher(client: model, logger: context.logger, accept: { [.kmeans, .gbdt, .logistic].contains($0) }) { [store] info, bytes in
+            if info.kind == .kmeans {
+                // One segmentation serves the profiles: the one named `segments`.
+                guard info.name == "segments" else { return }
+                let segmentation = try Segmentation.decode(bytes)
+                try store.setSegmentation(segmentation)
+                logger.info("profiles carry segments v\(info.version) (\(segmentation.k) segments)")
+                return
+            }
+            // User-level classifiers score every profile; fraud models score orders (risk-control's).
+            let classifier = try Classifier.decode(bytes)
+            guard ["propensity", "churn"].contains(classifier.target) else { return }
+            let horizon = info.params.first { $0.key == "horizon_days" }.flatMap { UInt32($0.value) } ?? 30
+            try store.setScorer(name: info.name, classifier, horizonDays: horizon)
+            logger.info("profiles carry \(info.name) v\(info.version) (\(classifier.target), \(horizon) days)")
         }
     }
 
@@ -184,7 +193,12 @@ public struct FeatureService: PersonaService {
             after = id
         }
         let size = request.pageSize == 0 ? 100 : min(Int(request.pageSize), 10_000)
-        let (ids, more) = store.members(tag: request.tag, segment: request.segmentId, afterID: after, limit: size)
+        let audience: FeatureStore.Audience =
+            !request.score.isEmpty ? .score(request.score, atLeast: request.minProbability)
+            : !request.tag.isEmpty ? .tag(request.tag) : .segment(request.segmentId)
+        guard let (ids, more) = store.members(audience, afterID: after, limit: size) else {
+            throw RPCError(.notFound, "no published user classifier named '\(request.score)' (train one: persona train propensity or churn)")
+        }
         var response = SegmentMembersResponse()
         response.userIds = ids
         if more, let last = ids.last { response.nextPageToken = String(last) }

@@ -116,6 +116,7 @@ public final class FeatureStore: @unchecked Sendable {
 
     public func profile(_ userID: Int64) -> UserProfile? {
         let segments = segmentation
+        let scorers = userScorers
         return lock.read(state) { s in
             guard let user = s.users[userID] else { return nil }
             let view = ProfileView(user, state: s, nowMs: s.watermarkMs, cuts: s.rfmCuts(refresh: true))
@@ -125,6 +126,10 @@ public final class FeatureStore: @unchecked Sendable {
                 p.segmentId = Int32(segment)
                 p.hasSegment = true
                 p.segmentMemberships = memberships
+            }
+            if !scorers.isEmpty {
+                let all = FeatureCatalog.values(view)
+                p.scores = scorers.map { $0.score(all) }
             }
             return p
         }
@@ -158,6 +163,41 @@ public final class FeatureStore: @unchecked Sendable {
         segmentsLock.withLock { current = Segments(model: model, positions: positions) }
     }
 
+    // MARK: User scores
+
+    /// A published user-level classifier (`propensity`, `churn`) and where its features are
+    /// among `FeatureCatalog.names`.
+    struct UserScorer: Sendable {
+        let name: String
+        let model: Classifier
+        let positions: [Int]
+        let horizonDays: UInt32
+
+        func probability(_ all: [Float]) -> Float { model.probability(positions.map { all[$0] }) }
+
+        func score(_ all: [Float]) -> UserScore {
+            var s = UserScore()
+            s.name = name
+            s.probability = probability(all)
+            s.horizonDays = horizonDays
+            return s
+        }
+    }
+
+    nonisolated(unsafe) private var scorersByName: [String: UserScorer] = [:]
+
+    /// The user classifiers profiles carry now, by name.
+    var userScorers: [UserScorer] { segmentsLock.withLock { scorersByName.values.sorted { $0.name < $1.name } } }
+
+    /// Swaps in a published user classifier under `name`; one naming a feature this service
+    /// does not have is refused (the profiles keep the one they had).
+    func setScorer(name: String, _ model: Classifier, horizonDays: UInt32) throws {
+        guard case .success(let positions) = FeatureCatalog.resolve(model.features), !model.features.isEmpty else {
+            throw StoreError(.corrupt, "\(name) names features this service does not have: \(model.features)")
+        }
+        segmentsLock.withLock { scorersByName[name] = UserScorer(name: name, model: model, positions: positions, horizonDays: horizonDays) }
+    }
+
     /// Rows of the features at `positions` (of `FeatureCatalog.names`).
     func features(_ userIDs: [Int64], positions: [Int]) -> [FeatureRow] {
         let segments = segmentation
@@ -188,20 +228,37 @@ public final class FeatureStore: @unchecked Sendable {
         }
     }
 
-    /// Users with `tag` (or, with no tag, in `segment`), by id, after `afterID`.
-    func members(tag: String, segment: Int32, afterID: Int64, limit: Int) -> (ids: [Int64], more: Bool) {
+    /// Who `members` lists.
+    enum Audience {
+        case tag(String)
+        case segment(Int32)
+        /// Users whose probability under the named user classifier is at least the bound.
+        case score(String, atLeast: Float)
+    }
+
+    /// The members of `audience`, by id, after `afterID`; nil when it names a score no
+    /// published classifier gives.
+    func members(_ audience: Audience, afterID: Int64, limit: Int) -> (ids: [Int64], more: Bool)? {
         let segments = segmentation
+        var scorer: UserScorer? = nil
+        if case .score(let name, _) = audience {
+            guard let found = userScorers.first(where: { $0.name == name }) else { return nil }
+            scorer = found
+        }
         return lock.read(state) { s in
             let cuts = s.rfmCuts(refresh: true)
             var out: [Int64] = []
             for id in s.users.values.map(\.id).filter({ $0 > afterID }).sorted() {
                 let user = s.users[id]!
                 let member: Bool
-                if tag.isEmpty, let segments {
-                    member = segments.assign(ProfileView(user, state: s, nowMs: s.watermarkMs, cuts: cuts)).segment == Int(segment)
-                } else if tag.isEmpty {
+                switch audience {
+                case .score(_, let bound):
+                    member = scorer!.probability(FeatureCatalog.values(ProfileView(user, state: s, nowMs: s.watermarkMs, cuts: cuts))) >= bound
+                case .segment(let segment) where segments != nil:
+                    member = segments!.assign(ProfileView(user, state: s, nowMs: s.watermarkMs, cuts: cuts)).segment == Int(segment)
+                case .segment(let segment):
                     member = user.segment == segment
-                } else {
+                case .tag(let tag):
                     let view = ProfileView(user, state: s, nowMs: s.watermarkMs, cuts: cuts)
                     member = view.tags(view.rfm).contains(tag)
                 }

@@ -28,10 +28,11 @@ final class TrainingExports: Sendable {
             case .success(let p): positions = p
             case .failure(let unknown): throw RPCError(.invalidArgument, "unknown feature names: \(unknown.names.joined(separator: ", "))")
             }
+            let target = try UserTarget(request)
             let events = try await Self.readLog(ingest)
-            let export = Export(
-                names: positions.map { FeatureCatalog.names[$0] },
-                rows: Self.rows(events, positions: positions, fromMs: request.fromMs, toMs: request.toMs, erased: erased))
+            let rows = target.map { Self.userRows(events, positions: positions, target: $0, fromMs: request.fromMs, toMs: request.toMs, erased: erased) }
+                ?? Self.rows(events, positions: positions, fromMs: request.fromMs, toMs: request.toMs, erased: erased)
+            let export = Export(names: positions.map { FeatureCatalog.names[$0] }, rows: rows)
             id = cache.withLock { c in
                 let id = c.next
                 c.next += 1
@@ -98,6 +99,100 @@ final class TrainingExports: Sendable {
         case .falsePositive, .legitimate: 0
         default: nil
         }
+    }
+
+    /// A user-level target: what its label looks for in the horizon after each cut-off.
+    struct UserTarget {
+        enum Kind: String { case propensity, churn }
+        let kind: Kind
+        let horizonMs: Int64
+        /// The latest cut-off (nil: the last event's time minus the horizon) and how many.
+        let cutoffMs: Int64?
+        let cutoffs: Int
+
+        /// Nil for labelled orders (`fraud`, or no target).
+        init?(_ request: ExportTrainingRequest) throws {
+            guard !request.target.isEmpty, request.target != "fraud" else { return nil }
+            guard let kind = Kind(rawValue: request.target) else {
+                throw RPCError(.invalidArgument, "target '\(request.target)' is not one of: fraud, propensity, churn")
+            }
+            guard request.horizonDays <= 3650, request.cutoffs <= 100 else {
+                throw RPCError(.invalidArgument, "horizon_days \(request.horizonDays) (at most 3650) or cutoffs \(request.cutoffs) (at most 100) out of range")
+            }
+            self.kind = kind
+            horizonMs = Int64(request.horizonDays == 0 ? 30 : request.horizonDays) * 86_400_000
+            cutoffMs = request.cutoffMs == 0 ? nil : request.cutoffMs
+            cutoffs = max(1, Int(request.cutoffs))
+        }
+
+        /// Whether a user's own behaviour (not an item upsert, impression, label or erasure) counts as activity.
+        static func isActivity(_ kind: EventKind) -> Bool {
+            switch kind {
+            case .itemUpsert, .impression, .label, .erasure, .unspecified: false
+            default: true
+            }
+        }
+    }
+
+    /// Replays `events` (in time order) and, at each cut-off, cuts a row for every user seen
+    /// so far: their features as of the cut-off, and a label from their own events in the
+    /// horizon after it (a purchase for propensity; none at all for churn). Events of erased
+    /// users before their erasure count for neither.
+    static func userRows(_ events: [Located], positions: [Int], target: UserTarget, fromMs: Int64, toMs: Int64, erased: [Int64: [UInt64]]) -> [TrainingRow] {
+        guard let lastMs = events.last?.event.timestampMs else { return [] }
+        func isErased(_ l: Located) -> Bool {
+            guard let ends = erased[l.event.userId] else { return false }
+            return l.partition < ends.count && l.offset < ends[l.partition]
+        }
+        // Each user's activity (or purchase) times, ascending (the events are in time order).
+        var future: [Int64: [Int64]] = [:]
+        for l in events where l.event.userId > 0 && !isErased(l) {
+            let counts = target.kind == .propensity ? l.event.kind == .purchase : UserTarget.isActivity(l.event.kind)
+            if counts { future[l.event.userId, default: []].append(l.event.timestampMs) }
+        }
+        let latest = target.cutoffMs ?? (lastMs - target.horizonMs)
+        var cutoffs = (0..<target.cutoffs).map { latest - Int64($0) * target.horizonMs }
+            .filter { $0 >= fromMs && (toMs == 0 || $0 <= toMs) }
+        cutoffs.sort()
+        let partitions = (events.map(\.partition).max() ?? -1) + 1
+        let state = FeatureState(partitions: partitions)
+        state.erased = erased
+        var rows: [TrainingRow] = []
+        var next = 0
+        /// Rows for every user as of `cutoff` (the events up to it folded).
+        func cut(_ cutoff: Int64) {
+            let cuts = RfmCuts(users: state.users.values, nowMs: cutoff, version: state.version)
+            for user in state.users.values.sorted(by: { $0.id < $1.id }) {
+                let times = future[user.id] ?? []
+                // The first time after the cut-off: is it inside the horizon?
+                var lo = 0, hi = times.count
+                while lo < hi {
+                    let mid = (lo + hi) / 2
+                    if times[mid] <= cutoff { lo = mid + 1 } else { hi = mid }
+                }
+                let inHorizon = lo < times.count && times[lo] <= cutoff + target.horizonMs
+                let all = FeatureCatalog.values(ProfileView(user, state: state, nowMs: cutoff, cuts: cuts))
+                var row = TrainingRow()
+                row.userId = user.id
+                row.timestampMs = cutoff
+                row.values = positions.map { all[$0] }
+                row.label = (target.kind == .propensity ? inHorizon : !inHorizon) ? 1 : 0
+                rows.append(row)
+            }
+        }
+        for l in events {
+            while next < cutoffs.count, l.event.timestampMs > cutoffs[next] {
+                cut(cutoffs[next])
+                next += 1
+            }
+            if next == cutoffs.count { break }
+            _ = state.fold(l.event, partition: l.partition, offset: l.offset)
+        }
+        while next < cutoffs.count {
+            cut(cutoffs[next])
+            next += 1
+        }
+        return rows
     }
 
     /// Replays `events` (in time order) and cuts a row at each labelled purchase in range.

@@ -181,7 +181,7 @@ public struct ModelService: PersonaService {
         let name = try checkedName(request, default: parameters.target)
         let id = try jobs.submit(name: name, kind: request.kind) { id, progress in
             progress.report(0, "reading labelled rows from the feature service")
-            let rows = try blocking { try await exportTraining(from: request.dataFromMs, to: request.dataToMs) }
+            let rows = try blocking { try await exportTraining(from: request.dataFromMs, to: request.dataToMs, for: parameters) }
             let outcome = try ClassifierRun.run(parameters, rows, progress: progress)
             try progress.check()
             var info = ModelInfo()
@@ -290,11 +290,17 @@ public struct ModelService: PersonaService {
         return rows
     }
 
-    /// Every labelled row of the feature service's point-in-time export, page by page.
-    func exportTraining(from: Int64, to: Int64) async throws -> ClassifierRun.Rows {
+    /// Every row of the feature service's point-in-time export, page by page: labelled
+    /// orders, or users at cut-offs for a user-level target of `parameters`.
+    func exportTraining(from: Int64, to: Int64, for parameters: ClassifierRun.Parameters? = nil) async throws -> ClassifierRun.Rows {
         var request = ExportTrainingRequest()
         request.fromMs = from
         request.toMs = to
+        if let parameters, parameters.userLevel {
+            request.target = parameters.target
+            request.horizonDays = UInt32(parameters.horizonDays)
+            request.cutoffs = UInt32(parameters.cutoffs)
+        }
         request.chunkRows = 10_000
         var rows: [TrainingRow] = []
         var names: [String] = [], schema: UInt32 = 0

@@ -318,6 +318,7 @@ public struct UserProfile: WireMessage {
     public var riskRef: Boxed<RiskFeatures>? { _risk }
     public var recentPurchaseMs: [Int64] = []
     public var segmentMemberships: [Float] = []
+    public var scores: [UserScore] = []
     /// Fields this build does not know, kept so a relay re-encodes them unchanged.
     public var unknownFields = UnknownFields()
     public init() {}
@@ -362,6 +363,7 @@ extension UserProfile: CMessageConvertible {
         if let v = _risk { c.pointee.risk = arena.message(v.value) }
         (c.pointee.n_recent_purchase_ms, c.pointee.recent_purchase_ms) = arena.scalars(recentPurchaseMs)
         (c.pointee.n_segment_memberships, c.pointee.segment_memberships) = arena.scalars(segmentMemberships)
+        (c.pointee.n_scores, c.pointee.scores) = arena.messages(scores)
         arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
     }
     init(cMessage c: UnsafePointer<Persona__V1__UserProfile>) {
@@ -401,6 +403,7 @@ extension UserProfile: CMessageConvertible {
         _risk = c.pointee.risk.map { Boxed(RiskFeatures(cMessage: $0)) }
         recentPurchaseMs = readScalars(c.pointee.recent_purchase_ms, c.pointee.n_recent_purchase_ms)
         segmentMemberships = readScalars(c.pointee.segment_memberships, c.pointee.n_segment_memberships)
+        scores = readMessages(c.pointee.scores, c.pointee.n_scores, as: UserScore.self)
         unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
     static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>) -> UnsafeMutablePointer<Persona__V1__UserProfile>? {
@@ -408,6 +411,42 @@ extension UserProfile: CMessageConvertible {
     }
     public func serializedBytes() -> [UInt8] { packMessage(self) }
     public static func serializedBytes(each messages: [UserProfile]) -> [[UInt8]] { packMessages(messages) }
+    public init(serializedBytes bytes: UnsafeRawBufferPointer, limits: DecodingLimits) throws {
+        self = try unpackMessage(bytes, limits: limits)
+    }
+}
+
+/// proto message `persona.v1.UserScore`.
+public struct UserScore: WireMessage {
+    public var name: String = ""
+    public var probability: Float = 0
+    public var horizonDays: UInt32 = 0
+    /// Fields this build does not know, kept so a relay re-encodes them unchanged.
+    public var unknownFields = UnknownFields()
+    public init() {}
+}
+
+extension UserScore: CMessageConvertible {
+    typealias CStruct = Persona__V1__UserScore
+    func fill(_ c: UnsafeMutablePointer<Persona__V1__UserScore>, arena: Arena) {
+        persona__v1__user_score__init(c)
+        if !name.isEmpty { c.pointee.name = arena.string(name) }
+        c.pointee.probability = probability
+        c.pointee.horizon_days = horizonDays
+        arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
+    }
+    init(cMessage c: UnsafePointer<Persona__V1__UserScore>) {
+        self.init()
+        name = readString(c.pointee.name)
+        probability = c.pointee.probability
+        horizonDays = c.pointee.horizon_days
+        unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
+    }
+    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>) -> UnsafeMutablePointer<Persona__V1__UserScore>? {
+        persona__v1__user_score__unpack(allocator, count, bytes)
+    }
+    public func serializedBytes() -> [UInt8] { packMessage(self) }
+    public static func serializedBytes(each messages: [UserScore]) -> [[UInt8]] { packMessages(messages) }
     public init(serializedBytes bytes: UnsafeRawBufferPointer, limits: DecodingLimits) throws {
         self = try unpackMessage(bytes, limits: limits)
     }
@@ -812,6 +851,8 @@ public struct SegmentMembersRequest: WireMessage {
     public var segmentId: Int32 = 0
     public var pageSize: UInt32 = 0
     public var pageToken: String = ""
+    public var score: String = ""
+    public var minProbability: Float = 0
     /// Fields this build does not know, kept so a relay re-encodes them unchanged.
     public var unknownFields = UnknownFields()
     public init() {}
@@ -825,6 +866,8 @@ extension SegmentMembersRequest: CMessageConvertible {
         c.pointee.segment_id = segmentId
         c.pointee.page_size = pageSize
         if !pageToken.isEmpty { c.pointee.page_token = arena.string(pageToken) }
+        if !score.isEmpty { c.pointee.score = arena.string(score) }
+        c.pointee.min_probability = minProbability
         arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
     }
     init(cMessage c: UnsafePointer<Persona__V1__SegmentMembersRequest>) {
@@ -833,6 +876,8 @@ extension SegmentMembersRequest: CMessageConvertible {
         segmentId = c.pointee.segment_id
         pageSize = c.pointee.page_size
         pageToken = readString(c.pointee.page_token)
+        score = readString(c.pointee.score)
+        minProbability = c.pointee.min_probability
         unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
     static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>) -> UnsafeMutablePointer<Persona__V1__SegmentMembersRequest>? {
@@ -885,6 +930,10 @@ public struct ExportTrainingRequest: WireMessage {
     public var toMs: Int64 = 0
     public var chunkRows: UInt32 = 0
     public var cursor: String = ""
+    public var target: String = ""
+    public var horizonDays: UInt32 = 0
+    public var cutoffMs: Int64 = 0
+    public var cutoffs: UInt32 = 0
     /// Fields this build does not know, kept so a relay re-encodes them unchanged.
     public var unknownFields = UnknownFields()
     public init() {}
@@ -899,6 +948,10 @@ extension ExportTrainingRequest: CMessageConvertible {
         c.pointee.to_ms = toMs
         c.pointee.chunk_rows = chunkRows
         if !cursor.isEmpty { c.pointee.cursor = arena.string(cursor) }
+        if !target.isEmpty { c.pointee.target = arena.string(target) }
+        c.pointee.horizon_days = horizonDays
+        c.pointee.cutoff_ms = cutoffMs
+        c.pointee.cutoffs = cutoffs
         arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
     }
     init(cMessage c: UnsafePointer<Persona__V1__ExportTrainingRequest>) {
@@ -908,6 +961,10 @@ extension ExportTrainingRequest: CMessageConvertible {
         toMs = c.pointee.to_ms
         chunkRows = c.pointee.chunk_rows
         cursor = readString(c.pointee.cursor)
+        target = readString(c.pointee.target)
+        horizonDays = c.pointee.horizon_days
+        cutoffMs = c.pointee.cutoff_ms
+        cutoffs = c.pointee.cutoffs
         unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
     static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>) -> UnsafeMutablePointer<Persona__V1__ExportTrainingRequest>? {

@@ -890,6 +890,7 @@ public struct EvaluationReport: WireMessage {
     public var search: [Curve] = []
     public var importance: [Metric] = []
     public var thresholds: [Metric] = []
+    public var confusion: [Confusion] = []
     /// Fields this build does not know, kept so a relay re-encodes them unchanged.
     public var unknownFields = UnknownFields()
     public init() {}
@@ -914,6 +915,7 @@ extension EvaluationReport: CMessageConvertible {
         (c.pointee.n_search, c.pointee.search) = arena.messages(search)
         (c.pointee.n_importance, c.pointee.importance) = arena.messages(importance)
         (c.pointee.n_thresholds, c.pointee.thresholds) = arena.messages(thresholds)
+        (c.pointee.n_confusion, c.pointee.confusion) = arena.messages(confusion)
         arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
     }
     init(cMessage c: UnsafePointer<Persona__V1__EvaluationReport>) {
@@ -933,6 +935,7 @@ extension EvaluationReport: CMessageConvertible {
         search = readMessages(c.pointee.search, c.pointee.n_search, as: Curve.self)
         importance = readMessages(c.pointee.importance, c.pointee.n_importance, as: Metric.self)
         thresholds = readMessages(c.pointee.thresholds, c.pointee.n_thresholds, as: Metric.self)
+        confusion = readMessages(c.pointee.confusion, c.pointee.n_confusion, as: Confusion.self)
         unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
     static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>) -> UnsafeMutablePointer<Persona__V1__EvaluationReport>? {
@@ -940,6 +943,51 @@ extension EvaluationReport: CMessageConvertible {
     }
     public func serializedBytes() -> [UInt8] { packMessage(self) }
     public static func serializedBytes(each messages: [EvaluationReport]) -> [[UInt8]] { packMessages(messages) }
+    public init(serializedBytes bytes: UnsafeRawBufferPointer, limits: DecodingLimits) throws {
+        self = try unpackMessage(bytes, limits: limits)
+    }
+}
+
+/// proto message `persona.v1.Confusion`.
+public struct Confusion: WireMessage {
+    public var name: String = ""
+    public var probability: Double = 0
+    public var truePositives: UInt64 = 0
+    public var falsePositives: UInt64 = 0
+    public var falseNegatives: UInt64 = 0
+    public var trueNegatives: UInt64 = 0
+    /// Fields this build does not know, kept so a relay re-encodes them unchanged.
+    public var unknownFields = UnknownFields()
+    public init() {}
+}
+
+extension Confusion: CMessageConvertible {
+    typealias CStruct = Persona__V1__Confusion
+    func fill(_ c: UnsafeMutablePointer<Persona__V1__Confusion>, arena: Arena) {
+        persona__v1__confusion__init(c)
+        if !name.isEmpty { c.pointee.name = arena.string(name) }
+        c.pointee.probability = probability
+        c.pointee.true_positives = truePositives
+        c.pointee.false_positives = falsePositives
+        c.pointee.false_negatives = falseNegatives
+        c.pointee.true_negatives = trueNegatives
+        arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
+    }
+    init(cMessage c: UnsafePointer<Persona__V1__Confusion>) {
+        self.init()
+        name = readString(c.pointee.name)
+        probability = c.pointee.probability
+        truePositives = c.pointee.true_positives
+        falsePositives = c.pointee.false_positives
+        falseNegatives = c.pointee.false_negatives
+        trueNegatives = c.pointee.true_negatives
+        unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
+    }
+    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>) -> UnsafeMutablePointer<Persona__V1__Confusion>? {
+        persona__v1__confusion__unpack(allocator, count, bytes)
+    }
+    public func serializedBytes() -> [UInt8] { packMessage(self) }
+    public static func serializedBytes(each messages: [Confusion]) -> [[UInt8]] { packMessages(messages) }
     public init(serializedBytes bytes: UnsafeRawBufferPointer, limits: DecodingLimits) throws {
         self = try unpackMessage(bytes, limits: limits)
     }

@@ -572,6 +572,7 @@ extension UserProfile {
             m.risk = RiskFeatures.sample(1)
             m.recentPurchaseMs = [Int64.min, Int64.max]
             m.segmentMemberships = [Float.greatestFiniteMagnitude, -0.25]
+            m.scores = [UserScore.sample(1), UserScore.sample(0)]
         } else {
             m.userId = Int64.max
             m.age = Int32.max
@@ -608,6 +609,23 @@ extension UserProfile {
             m.risk = RiskFeatures.sample(0)
             m.recentPurchaseMs = [Int64.max, Int64.min]
             m.segmentMemberships = [-0.25, Float.greatestFiniteMagnitude]
+            m.scores = [UserScore.sample(0), UserScore.sample(1)]
+        }
+        return m
+    }
+}
+
+extension UserScore {
+    static func sample(_ variant: Int) -> UserScore {
+        var m = UserScore()
+        if variant == 0 {
+            m.name = "h\u{e9}llo \"w\\orld\" \u{1F600}"
+            m.probability = Float.greatestFiniteMagnitude
+            m.horizonDays = UInt32.max
+        } else {
+            m.name = "x"
+            m.probability = -0.25
+            m.horizonDays = 1
         }
         return m
     }
@@ -787,11 +805,15 @@ extension SegmentMembersRequest {
             m.segmentId = Int32.min
             m.pageSize = UInt32.max
             m.pageToken = "h\u{e9}llo \"w\\orld\" \u{1F600}"
+            m.score = "h\u{e9}llo \"w\\orld\" \u{1F600}"
+            m.minProbability = Float.greatestFiniteMagnitude
         } else {
             m.tag = "x"
             m.segmentId = Int32.max
             m.pageSize = 1
             m.pageToken = "x"
+            m.score = "x"
+            m.minProbability = -0.25
         }
         return m
     }
@@ -820,12 +842,20 @@ extension ExportTrainingRequest {
             m.toMs = Int64.min
             m.chunkRows = UInt32.max
             m.cursor = "h\u{e9}llo \"w\\orld\" \u{1F600}"
+            m.target = "h\u{e9}llo \"w\\orld\" \u{1F600}"
+            m.horizonDays = UInt32.max
+            m.cutoffMs = Int64.min
+            m.cutoffs = UInt32.max
         } else {
             m.names = ["x", "h\u{e9}llo \"w\\orld\" \u{1F600}"]
             m.fromMs = Int64.max
             m.toMs = Int64.max
             m.chunkRows = 1
             m.cursor = "x"
+            m.target = "x"
+            m.horizonDays = 1
+            m.cutoffMs = Int64.max
+            m.cutoffs = 1
         }
         return m
     }
@@ -1468,6 +1498,7 @@ extension EvaluationReport {
             m.search = [Curve.sample(1), Curve.sample(0)]
             m.importance = [Metric.sample(1), Metric.sample(0)]
             m.thresholds = [Metric.sample(1), Metric.sample(0)]
+            m.confusion = [Confusion.sample(1), Confusion.sample(0)]
         } else {
             m.name = "x"
             m.version = 1
@@ -1484,6 +1515,29 @@ extension EvaluationReport {
             m.search = [Curve.sample(0), Curve.sample(1)]
             m.importance = [Metric.sample(0), Metric.sample(1)]
             m.thresholds = [Metric.sample(0), Metric.sample(1)]
+            m.confusion = [Confusion.sample(0), Confusion.sample(1)]
+        }
+        return m
+    }
+}
+
+extension Confusion {
+    static func sample(_ variant: Int) -> Confusion {
+        var m = Confusion()
+        if variant == 0 {
+            m.name = "h\u{e9}llo \"w\\orld\" \u{1F600}"
+            m.probability = -1.5e300
+            m.truePositives = UInt64.max
+            m.falsePositives = UInt64.max
+            m.falseNegatives = UInt64.max
+            m.trueNegatives = UInt64.max
+        } else {
+            m.name = "x"
+            m.probability = Double.leastNonzeroMagnitude
+            m.truePositives = 1
+            m.falsePositives = 1
+            m.falseNegatives = 1
+            m.trueNegatives = 1
         }
         return m
     }
@@ -2269,6 +2323,7 @@ let allMessageSamples: [(protoName: String, samples: [any WireMessage])] = [
     ("persona.v1.Rfm", [Rfm.sample(0), Rfm.sample(1), Rfm()]),
     ("persona.v1.RiskFeatures", [RiskFeatures.sample(0), RiskFeatures.sample(1), RiskFeatures()]),
     ("persona.v1.UserProfile", [UserProfile.sample(0), UserProfile.sample(1), UserProfile()]),
+    ("persona.v1.UserScore", [UserScore.sample(0), UserScore.sample(1), UserScore()]),
     ("persona.v1.GetProfileRequest", [GetProfileRequest.sample(0), GetProfileRequest.sample(1), GetProfileRequest()]),
     ("persona.v1.GetProfileResponse", [GetProfileResponse.sample(0), GetProfileResponse.sample(1), GetProfileResponse()]),
     ("persona.v1.GetFeaturesRequest", [GetFeaturesRequest.sample(0), GetFeaturesRequest.sample(1), GetFeaturesRequest()]),
@@ -2321,6 +2376,7 @@ let allMessageSamples: [(protoName: String, samples: [any WireMessage])] = [
     ("persona.v1.GetReportRequest", [GetReportRequest.sample(0), GetReportRequest.sample(1), GetReportRequest()]),
     ("persona.v1.Curve", [Curve.sample(0), Curve.sample(1), Curve()]),
     ("persona.v1.EvaluationReport", [EvaluationReport.sample(0), EvaluationReport.sample(1), EvaluationReport()]),
+    ("persona.v1.Confusion", [Confusion.sample(0), Confusion.sample(1), Confusion()]),
     ("persona.v1.RecommendRequest", [RecommendRequest.sample(0), RecommendRequest.sample(1), RecommendRequest()]),
     ("persona.v1.Contribution", [Contribution.sample(0), Contribution.sample(1), Contribution()]),
     ("persona.v1.ScoredItem", [ScoredItem.sample(0), ScoredItem.sample(1), ScoredItem()]),

@@ -13,7 +13,14 @@ public enum ClassifierRun {
     /// The learner's settings, by name as `--param` gives them.
     public struct Parameters: Sendable, Equatable {
         public var learner: String
+        /// What the rows are: `fraud` (labelled orders), or a user-level target, `propensity`
+        /// (buys in the next `horizonDays`) or `churn` (does nothing in them), one row per user
+        /// at each of `cutoffs` cut-offs a horizon apart (the latest: the log's end minus the horizon).
         public var target = "fraud"
+        public var horizonDays = 30
+        public var cutoffs = 1
+        public static let targets = ["fraud", "propensity", "churn"]
+        public var userLevel: Bool { target != "fraud" }
         /// How the rows are split: `random` (a seeded shuffle: the test rows are like the
         /// rest, as the rows a published model will score) or `time` (by order time: the test
         /// rows come after every training row; with labels that arrive late, or periods
@@ -40,8 +47,10 @@ public enum ClassifierRun {
                 }
                 switch (learner, name) {
                 case (_, "target"):
-                    guard ["fraud"].contains(text) else { throw TrainingParameters.Invalid(description: "target '\(text)' is not one of: fraud") }
+                    guard Self.targets.contains(text) else { throw TrainingParameters.Invalid(description: "target '\(text)' is not one of: \(Self.targets.joined(separator: ", "))") }
                     target = text
+                case (_, "horizon_days"): horizonDays = try count(1...3650)
+                case (_, "cutoffs"): cutoffs = try count(1...100)
                 case (_, "split"):
                     guard ["time", "random"].contains(text) else { throw TrainingParameters.Invalid(description: "split '\(text)' is not time or random") }
                     split = text
@@ -64,13 +73,12 @@ public enum ClassifierRun {
         }
 
         static func names(_ learner: String) -> [String] {
-            learner == "gbdt"
-                ? ["target", "split", "positive_weight", "trees", "learning_rate", "max_leaves", "max_depth", "min_rows_in_leaf", "l2", "max_bins", "early_stopping_rounds"]
-                : ["target", "split", "positive_weight", "l2"]
+            ["target", "horizon_days", "cutoffs", "split", "positive_weight"]
+                + (learner == "gbdt" ? ["trees", "learning_rate", "max_leaves", "max_depth", "min_rows_in_leaf", "l2", "max_bins", "early_stopping_rounds"] : ["l2"])
         }
 
         var pairs: [(String, String)] {
-            var out = [("target", target), ("split", split)]
+            var out = [("target", target)] + (userLevel ? [("horizon_days", "\(horizonDays)"), ("cutoffs", "\(cutoffs)")] : []) + [("split", split)]
             if learner == "gbdt" {
                 out += [
                     ("positive_weight", "\(trees.positiveWeight)"), ("trees", "\(trees.trees)"), ("learning_rate", "\(trees.learningRate)"),
@@ -108,7 +116,10 @@ public enum ClassifierRun {
         let start = ContinuousClock.now
         let positives = data.rows.filter { $0.label > 0.5 }.count
         guard data.rows.count >= 100, positives >= 5, data.rows.count - positives >= 5 else {
-            throw TrainingRun.NoData(description: "\(data.rows.count) labelled rows (\(positives) positive): a classifier needs at least 100, with 5 of each class; import orders and their label events first")
+            let hint = p.userLevel
+                ? "users seen by the cut-off (the log must span more than the \(p.horizonDays)-day horizon, and both outcomes must occur)"
+                : "labelled orders; import orders and their label events first"
+            throw TrainingRun.NoData(description: "\(data.rows.count) rows (\(positives) positive): a classifier needs at least 100, with 5 of each class, of \(hint)")
         }
         let d = data.names.count
         let (train, valid, test) = parts(data, split: p.split)
@@ -150,9 +161,14 @@ public enum ClassifierRun {
         report.baseline = metrics([Float](repeating: 0, count: test.labels.count), [Float](repeating: prevalence, count: test.labels.count), test.labels)
         report.users = UInt32(Set(rows.map(\.userId)).count)
         report.testPairs = UInt64(test.labels.count)
-        report.protocol = "labelled orders \(p.split == "time" ? "sorted by time: the first 70% train, the next 10% validate, the last 20% test" : "shuffled (seed 7): 70% train, 10% validate, 20% test") (validation: early stopping, isotonic calibration, thresholds); features as of each order (the feature service's point-in-time export); baseline: the training prevalence for every row; published: trained again on train and test"
+        let what = p.userLevel
+            ? "one row per user at each of \(p.cutoffs) cut-off(s) \(p.horizonDays) days apart, label: \(p.target == "churn" ? "no activity" : "a purchase") in the \(p.horizonDays) days after; rows"
+            : "labelled orders"
+        let asOf = p.userLevel ? "features as of each cut-off" : "features as of each order"
+        report.protocol = "\(what) \(p.split == "time" ? "sorted by time: the first 70% train, the next 10% validate, the last 20% test" : "shuffled (seed 7): 70% train, 10% validate, 20% test") (validation: early stopping, isotonic calibration, thresholds); \(asOf) (the feature service's point-in-time export); baseline: the training prevalence for every row; published: trained again on train and test"
         report.curves = curves(testProbabilities, test.labels) + [Curve(name: "loss", x: losses.indices.map { Double($0 + 1) }, y: losses)]
         report.importance = importance(evaluated, test, features: d)
+        report.confusion = evaluated.thresholds.map { confusion($0, testProbabilities, test.labels) }
         report.createdMs = Int64(Date().timeIntervalSince1970 * 1000)
 
         // The published model: trained on the training and test parts, same validation.
@@ -211,6 +227,22 @@ public enum ClassifierRun {
         return (table(rows[..<trainEnd]), table(rows[trainEnd..<validEnd]), table(rows[validEnd...]))
     }
 
+    /// The rows flagged and not at `threshold`, against their labels.
+    static func confusion(_ threshold: Classifier.Threshold, _ probabilities: [Float], _ labels: [Float]) -> Confusion {
+        var c = Confusion()
+        c.name = threshold.name
+        c.probability = Double(threshold.probability)
+        for (p, y) in zip(probabilities, labels) {
+            switch (p >= threshold.probability, y > 0.5) {
+            case (true, true): c.truePositives += 1
+            case (true, false): c.falsePositives += 1
+            case (false, true): c.falseNegatives += 1
+            case (false, false): c.trueNegatives += 1
+            }
+        }
+        return c
+    }
+
     static func metrics(_ margins: [Float], _ probabilities: [Float], _ labels: [Float]) -> [Metric] {
         [
             Metric(name: "roc_auc", value: BinaryMetrics.rocAUC(margins, labels)), Metric(name: "pr_auc", value: BinaryMetrics.prAUC(margins, labels)),
@@ -219,17 +251,27 @@ public enum ClassifierRun {
         ]
     }
 
-    /// Precision against recall, and observed rate against predicted (ten bins).
+    /// True against false positive rate (ROC), precision against recall, and observed rate
+    /// against predicted (ten bins), on about 50 points each.
     static func curves(_ probabilities: [Float], _ labels: [Float]) -> [Curve] {
         let order = probabilities.indices.sorted { probabilities[$0] > probabilities[$1] }
         let positives = Double(max(1, labels.filter { $0 > 0.5 }.count))
-        var recall: [Double] = [], precision: [Double] = []
+        let negatives = Double(max(1, labels.count - labels.filter { $0 > 0.5 }.count))
+        var recall: [Double] = [], precision: [Double] = [], fpr: [Double] = [0], tpr: [Double] = [0]
         var tp = 0.0
+        var nextPoint = 0
+        let step = max(1, order.count / 50)
         for (k, i) in order.enumerated() {
             if labels[i] > 0.5 { tp += 1 }
-            if k % max(1, order.count / 50) == 0 || k == order.count - 1 {
+            // A point only where the next row scores lower (tied rows move together).
+            let last = k == order.count - 1
+            guard last || probabilities[order[k + 1]] < probabilities[i] else { continue }
+            if last || k >= nextPoint {
+                nextPoint = k + step
                 recall.append(tp / positives)
                 precision.append(tp / Double(k + 1))
+                fpr.append((Double(k + 1) - tp) / negatives)
+                tpr.append(tp / positives)
             }
         }
         var predicted: [Double] = [], observed: [Double] = []
@@ -239,7 +281,7 @@ public enum ClassifierRun {
             predicted.append(inBin.reduce(0.0) { $0 + Double(probabilities[$1]) } / Double(inBin.count))
             observed.append(inBin.reduce(0.0) { $0 + Double(labels[$1]) } / Double(inBin.count))
         }
-        return [Curve(name: "precision-recall", x: recall, y: precision), Curve(name: "calibration", x: predicted, y: observed)]
+        return [Curve(name: "roc", x: fpr, y: tpr), Curve(name: "precision-recall", x: recall, y: precision), Curve(name: "calibration", x: predicted, y: observed)]
     }
 
     /// Global importance: each feature's total split gain (trees) or |coefficient|

@@ -22,6 +22,7 @@ typedef struct Persona__V1__Affinity Persona__V1__Affinity;
 typedef struct Persona__V1__Rfm Persona__V1__Rfm;
 typedef struct Persona__V1__RiskFeatures Persona__V1__RiskFeatures;
 typedef struct Persona__V1__UserProfile Persona__V1__UserProfile;
+typedef struct Persona__V1__UserScore Persona__V1__UserScore;
 typedef struct Persona__V1__GetProfileRequest Persona__V1__GetProfileRequest;
 typedef struct Persona__V1__GetProfileResponse Persona__V1__GetProfileResponse;
 typedef struct Persona__V1__GetFeaturesRequest Persona__V1__GetFeaturesRequest;
@@ -196,10 +197,32 @@ struct  Persona__V1__UserProfile
    */
   size_t n_segment_memberships;
   float *segment_memberships;
+  /*
+   * With published `propensity` or `churn` classifiers: each one's calibrated probability
+   * for this user, from the features as they are now.
+   */
+  size_t n_scores;
+  Persona__V1__UserScore **scores;
 };
 #define PERSONA__V1__USER_PROFILE__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&persona__v1__user_profile__descriptor) \
-    , 0, 0, PERSONA__V1__GENDER__GENDER_UNSPECIFIED, (char *)protobuf_c_empty_string, 0,NULL, 0, 0, 0, 0,NULL, 0, 0, 0, 0, 0, 0, 0, 0, 0, NULL, 0,NULL, 0,NULL, 0,NULL, 0,NULL, 0,NULL, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0,NULL, 0,NULL, 0,NULL, 0,NULL, 0, 0, NULL, 0,NULL, 0,NULL }
+    , 0, 0, PERSONA__V1__GENDER__GENDER_UNSPECIFIED, (char *)protobuf_c_empty_string, 0,NULL, 0, 0, 0, 0,NULL, 0, 0, 0, 0, 0, 0, 0, 0, 0, NULL, 0,NULL, 0,NULL, 0,NULL, 0,NULL, 0,NULL, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0,NULL, 0,NULL, 0,NULL, 0,NULL, 0, 0, NULL, 0,NULL, 0,NULL, 0,NULL }
+
+
+/*
+ * A published user-level classifier's probability for one user (name: the model's name,
+ * `propensity` or `churn`; horizon_days: the window its label looks ahead).
+ */
+struct  Persona__V1__UserScore
+{
+  ProtobufCMessage base;
+  char *name;
+  float probability;
+  uint32_t horizon_days;
+};
+#define PERSONA__V1__USER_SCORE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&persona__v1__user_score__descriptor) \
+    , (char *)protobuf_c_empty_string, 0, 0 }
 
 
 struct  Persona__V1__GetProfileRequest
@@ -338,6 +361,11 @@ struct  Persona__V1__TopItemsResponse
     , 0,NULL }
 
 
+/*
+ * Users with `tag`; without a tag, the users of segment `segment_id`; with `score` (a
+ * published user classifier's name, `propensity` or `churn`), the users whose probability
+ * is at least `min_probability` (an audience). By user id, a page at a time.
+ */
 struct  Persona__V1__SegmentMembersRequest
 {
   ProtobufCMessage base;
@@ -345,10 +373,12 @@ struct  Persona__V1__SegmentMembersRequest
   int32_t segment_id;
   uint32_t page_size;
   char *page_token;
+  char *score;
+  float min_probability;
 };
 #define PERSONA__V1__SEGMENT_MEMBERS_REQUEST__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&persona__v1__segment_members_request__descriptor) \
-    , (char *)protobuf_c_empty_string, 0, 0, (char *)protobuf_c_empty_string }
+    , (char *)protobuf_c_empty_string, 0, 0, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0 }
 
 
 struct  Persona__V1__SegmentMembersResponse
@@ -363,6 +393,14 @@ struct  Persona__V1__SegmentMembersResponse
     , 0,NULL, (char *)protobuf_c_empty_string }
 
 
+/*
+ * Point-in-time training rows. `target` "" or "fraud": one row per labelled order, the
+ * user's features as of the order. "propensity" and "churn": one row per user seen by each
+ * cut-off, the features as of the cut-off; label 1 when the user purchases (propensity) or
+ * does nothing at all (churn) in the `horizon_days` after it (0: 30). The latest cut-off is
+ * `cutoff_ms` (0: the last event's time minus the horizon); `cutoffs` of them (0: 1) lie a
+ * horizon apart, going back. from_ms and to_ms bound the rows' times.
+ */
 struct  Persona__V1__ExportTrainingRequest
 {
   ProtobufCMessage base;
@@ -372,10 +410,14 @@ struct  Persona__V1__ExportTrainingRequest
   int64_t to_ms;
   uint32_t chunk_rows;
   char *cursor;
+  char *target;
+  uint32_t horizon_days;
+  int64_t cutoff_ms;
+  uint32_t cutoffs;
 };
 #define PERSONA__V1__EXPORT_TRAINING_REQUEST__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&persona__v1__export_training_request__descriptor) \
-    , 0,NULL, 0, 0, 0, (char *)protobuf_c_empty_string }
+    , 0,NULL, 0, 0, 0, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, 0, 0 }
 
 
 struct  Persona__V1__TrainingRow
@@ -578,6 +620,25 @@ Persona__V1__UserProfile *
                       const uint8_t       *data);
 void   persona__v1__user_profile__free_unpacked
                      (Persona__V1__UserProfile *message,
+                      ProtobufCAllocator *allocator);
+/* Persona__V1__UserScore methods */
+void   persona__v1__user_score__init
+                     (Persona__V1__UserScore         *message);
+size_t persona__v1__user_score__get_packed_size
+                     (const Persona__V1__UserScore   *message);
+size_t persona__v1__user_score__pack
+                     (const Persona__V1__UserScore   *message,
+                      uint8_t             *out);
+size_t persona__v1__user_score__pack_to_buffer
+                     (const Persona__V1__UserScore   *message,
+                      ProtobufCBuffer     *buffer);
+Persona__V1__UserScore *
+       persona__v1__user_score__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   persona__v1__user_score__free_unpacked
+                     (Persona__V1__UserScore *message,
                       ProtobufCAllocator *allocator);
 /* Persona__V1__GetProfileRequest methods */
 void   persona__v1__get_profile_request__init
@@ -960,6 +1021,9 @@ typedef void (*Persona__V1__RiskFeatures_Closure)
 typedef void (*Persona__V1__UserProfile_Closure)
                  (const Persona__V1__UserProfile *message,
                   void *closure_data);
+typedef void (*Persona__V1__UserScore_Closure)
+                 (const Persona__V1__UserScore *message,
+                  void *closure_data);
 typedef void (*Persona__V1__GetProfileRequest_Closure)
                  (const Persona__V1__GetProfileRequest *message,
                   void *closure_data);
@@ -1029,6 +1093,7 @@ extern const ProtobufCMessageDescriptor persona__v1__affinity__descriptor;
 extern const ProtobufCMessageDescriptor persona__v1__rfm__descriptor;
 extern const ProtobufCMessageDescriptor persona__v1__risk_features__descriptor;
 extern const ProtobufCMessageDescriptor persona__v1__user_profile__descriptor;
+extern const ProtobufCMessageDescriptor persona__v1__user_score__descriptor;
 extern const ProtobufCMessageDescriptor persona__v1__get_profile_request__descriptor;
 extern const ProtobufCMessageDescriptor persona__v1__get_profile_response__descriptor;
 extern const ProtobufCMessageDescriptor persona__v1__get_features_request__descriptor;

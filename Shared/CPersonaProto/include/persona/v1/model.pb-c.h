@@ -38,6 +38,7 @@ typedef struct Persona__V1__WatchModelsResponse Persona__V1__WatchModelsResponse
 typedef struct Persona__V1__GetReportRequest Persona__V1__GetReportRequest;
 typedef struct Persona__V1__Curve Persona__V1__Curve;
 typedef struct Persona__V1__EvaluationReport Persona__V1__EvaluationReport;
+typedef struct Persona__V1__Confusion Persona__V1__Confusion;
 
 
 /* --- enums --- */
@@ -419,10 +420,30 @@ struct  Persona__V1__EvaluationReport
    */
   size_t n_thresholds;
   Persona__V1__Metric **thresholds;
+  /*
+   * Classifiers: the test rows' confusion matrix at each suggested threshold.
+   */
+  size_t n_confusion;
+  Persona__V1__Confusion **confusion;
 };
 #define PERSONA__V1__EVALUATION_REPORT__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&persona__v1__evaluation_report__descriptor) \
-    , (char *)protobuf_c_empty_string, 0, (char *)protobuf_c_empty_string, 0,NULL, 0, 0,NULL, 0,NULL, PERSONA__V1__MODEL_KIND__MODEL_KIND_UNSPECIFIED, 0,NULL, 0, 0, (char *)protobuf_c_empty_string, 0,NULL, 0,NULL, 0,NULL }
+    , (char *)protobuf_c_empty_string, 0, (char *)protobuf_c_empty_string, 0,NULL, 0, 0,NULL, 0,NULL, PERSONA__V1__MODEL_KIND__MODEL_KIND_UNSPECIFIED, 0,NULL, 0, 0, (char *)protobuf_c_empty_string, 0,NULL, 0,NULL, 0,NULL, 0,NULL }
+
+
+struct  Persona__V1__Confusion
+{
+  ProtobufCMessage base;
+  char *name;
+  double probability;
+  uint64_t true_positives;
+  uint64_t false_positives;
+  uint64_t false_negatives;
+  uint64_t true_negatives;
+};
+#define PERSONA__V1__CONFUSION__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&persona__v1__confusion__descriptor) \
+    , (char *)protobuf_c_empty_string, 0, 0, 0, 0, 0 }
 
 
 /* Persona__V1__Metric methods */
@@ -843,6 +864,25 @@ Persona__V1__EvaluationReport *
 void   persona__v1__evaluation_report__free_unpacked
                      (Persona__V1__EvaluationReport *message,
                       ProtobufCAllocator *allocator);
+/* Persona__V1__Confusion methods */
+void   persona__v1__confusion__init
+                     (Persona__V1__Confusion         *message);
+size_t persona__v1__confusion__get_packed_size
+                     (const Persona__V1__Confusion   *message);
+size_t persona__v1__confusion__pack
+                     (const Persona__V1__Confusion   *message,
+                      uint8_t             *out);
+size_t persona__v1__confusion__pack_to_buffer
+                     (const Persona__V1__Confusion   *message,
+                      ProtobufCBuffer     *buffer);
+Persona__V1__Confusion *
+       persona__v1__confusion__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   persona__v1__confusion__free_unpacked
+                     (Persona__V1__Confusion *message,
+                      ProtobufCAllocator *allocator);
 /* --- per-message closures --- */
 
 typedef void (*Persona__V1__Metric_Closure)
@@ -911,6 +951,9 @@ typedef void (*Persona__V1__Curve_Closure)
 typedef void (*Persona__V1__EvaluationReport_Closure)
                  (const Persona__V1__EvaluationReport *message,
                   void *closure_data);
+typedef void (*Persona__V1__Confusion_Closure)
+                 (const Persona__V1__Confusion *message,
+                  void *closure_data);
 
 /* --- services --- */
 
@@ -941,6 +984,7 @@ extern const ProtobufCMessageDescriptor persona__v1__watch_models_response__desc
 extern const ProtobufCMessageDescriptor persona__v1__get_report_request__descriptor;
 extern const ProtobufCMessageDescriptor persona__v1__curve__descriptor;
 extern const ProtobufCMessageDescriptor persona__v1__evaluation_report__descriptor;
+extern const ProtobufCMessageDescriptor persona__v1__confusion__descriptor;
 
 PROTOBUF_C__END_DECLS
 

@@ -277,6 +277,51 @@ void   persona__v1__user_profile__free_unpacked
   assert(message->base.descriptor == &persona__v1__user_profile__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   persona__v1__user_score__init
+                     (Persona__V1__UserScore         *message)
+{
+  static const Persona__V1__UserScore init_value = PERSONA__V1__USER_SCORE__INIT;
+  *message = init_value;
+}
+size_t persona__v1__user_score__get_packed_size
+                     (const Persona__V1__UserScore *message)
+{
+  assert(message->base.descriptor == &persona__v1__user_score__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t persona__v1__user_score__pack
+                     (const Persona__V1__UserScore *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &persona__v1__user_score__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t persona__v1__user_score__pack_to_buffer
+                     (const Persona__V1__UserScore *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &persona__v1__user_score__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Persona__V1__UserScore *
+       persona__v1__user_score__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Persona__V1__UserScore *)
+     protobuf_c_message_unpack (&persona__v1__user_score__descriptor,
+                                allocator, len, data);
+}
+void   persona__v1__user_score__free_unpacked
+                     (Persona__V1__UserScore *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &persona__v1__user_score__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   persona__v1__get_profile_request__init
                      (Persona__V1__GetProfileRequest         *message)
 {
@@ -1803,7 +1848,7 @@ const ProtobufCMessageDescriptor persona__v1__risk_features__descriptor =
   (ProtobufCMessageInit) persona__v1__risk_features__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor persona__v1__user_profile__field_descriptors[35] =
+static const ProtobufCFieldDescriptor persona__v1__user_profile__field_descriptors[36] =
 {
   {
     "user_id",
@@ -2225,6 +2270,18 @@ static const ProtobufCFieldDescriptor persona__v1__user_profile__field_descripto
     0 | PROTOBUF_C_FIELD_FLAG_PACKED,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "scores",
+    36,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Persona__V1__UserProfile, n_scores),
+    offsetof(Persona__V1__UserProfile, scores),
+    &persona__v1__user_score__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned persona__v1__user_profile__field_indices_by_name[] = {
   22,   /* field[22] = active_hours */
@@ -2255,6 +2312,7 @@ static const unsigned persona__v1__user_profile__field_indices_by_name[] = {
   16,   /* field[16] = review_count */
   18,   /* field[18] = rfm */
   32,   /* field[32] = risk */
+  35,   /* field[35] = scores */
   30,   /* field[30] = segment_id */
   34,   /* field[34] = segment_memberships */
   11,   /* field[11] = sessions */
@@ -2266,7 +2324,7 @@ static const unsigned persona__v1__user_profile__field_indices_by_name[] = {
 static const ProtobufCIntRange persona__v1__user_profile__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 35 }
+  { 0, 36 }
 };
 const ProtobufCMessageDescriptor persona__v1__user_profile__descriptor =
 {
@@ -2276,11 +2334,75 @@ const ProtobufCMessageDescriptor persona__v1__user_profile__descriptor =
   "Persona__V1__UserProfile",
   "persona.v1",
   sizeof(Persona__V1__UserProfile),
-  35,
+  36,
   persona__v1__user_profile__field_descriptors,
   persona__v1__user_profile__field_indices_by_name,
   1,  persona__v1__user_profile__number_ranges,
   (ProtobufCMessageInit) persona__v1__user_profile__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor persona__v1__user_score__field_descriptors[3] =
+{
+  {
+    "name",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__UserScore, name),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "probability",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_FLOAT,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__UserScore, probability),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "horizon_days",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__UserScore, horizon_days),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned persona__v1__user_score__field_indices_by_name[] = {
+  2,   /* field[2] = horizon_days */
+  0,   /* field[0] = name */
+  1,   /* field[1] = probability */
+};
+static const ProtobufCIntRange persona__v1__user_score__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 3 }
+};
+const ProtobufCMessageDescriptor persona__v1__user_score__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "persona.v1.UserScore",
+  "UserScore",
+  "Persona__V1__UserScore",
+  "persona.v1",
+  sizeof(Persona__V1__UserScore),
+  3,
+  persona__v1__user_score__field_descriptors,
+  persona__v1__user_score__field_indices_by_name,
+  1,  persona__v1__user_score__number_ranges,
+  (ProtobufCMessageInit) persona__v1__user_score__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
 static const ProtobufCFieldDescriptor persona__v1__get_profile_request__field_descriptors[1] =
@@ -2962,7 +3084,7 @@ const ProtobufCMessageDescriptor persona__v1__top_items_response__descriptor =
   (ProtobufCMessageInit) persona__v1__top_items_response__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor persona__v1__segment_members_request__field_descriptors[4] =
+static const ProtobufCFieldDescriptor persona__v1__segment_members_request__field_descriptors[6] =
 {
   {
     "tag",
@@ -3012,17 +3134,43 @@ static const ProtobufCFieldDescriptor persona__v1__segment_members_request__fiel
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "score",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__SegmentMembersRequest, score),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "min_probability",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_FLOAT,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__SegmentMembersRequest, min_probability),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned persona__v1__segment_members_request__field_indices_by_name[] = {
+  5,   /* field[5] = min_probability */
   2,   /* field[2] = page_size */
   3,   /* field[3] = page_token */
+  4,   /* field[4] = score */
   1,   /* field[1] = segment_id */
   0,   /* field[0] = tag */
 };
 static const ProtobufCIntRange persona__v1__segment_members_request__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 4 }
+  { 0, 6 }
 };
 const ProtobufCMessageDescriptor persona__v1__segment_members_request__descriptor =
 {
@@ -3032,7 +3180,7 @@ const ProtobufCMessageDescriptor persona__v1__segment_members_request__descripto
   "Persona__V1__SegmentMembersRequest",
   "persona.v1",
   sizeof(Persona__V1__SegmentMembersRequest),
-  4,
+  6,
   persona__v1__segment_members_request__field_descriptors,
   persona__v1__segment_members_request__field_indices_by_name,
   1,  persona__v1__segment_members_request__number_ranges,
@@ -3090,7 +3238,7 @@ const ProtobufCMessageDescriptor persona__v1__segment_members_response__descript
   (ProtobufCMessageInit) persona__v1__segment_members_response__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor persona__v1__export_training_request__field_descriptors[5] =
+static const ProtobufCFieldDescriptor persona__v1__export_training_request__field_descriptors[9] =
 {
   {
     "names",
@@ -3152,18 +3300,70 @@ static const ProtobufCFieldDescriptor persona__v1__export_training_request__fiel
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "target",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__ExportTrainingRequest, target),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "horizon_days",
+    7,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__ExportTrainingRequest, horizon_days),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "cutoff_ms",
+    8,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__ExportTrainingRequest, cutoff_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "cutoffs",
+    9,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__ExportTrainingRequest, cutoffs),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned persona__v1__export_training_request__field_indices_by_name[] = {
   3,   /* field[3] = chunk_rows */
   4,   /* field[4] = cursor */
+  7,   /* field[7] = cutoff_ms */
+  8,   /* field[8] = cutoffs */
   1,   /* field[1] = from_ms */
+  6,   /* field[6] = horizon_days */
   0,   /* field[0] = names */
+  5,   /* field[5] = target */
   2,   /* field[2] = to_ms */
 };
 static const ProtobufCIntRange persona__v1__export_training_request__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 5 }
+  { 0, 9 }
 };
 const ProtobufCMessageDescriptor persona__v1__export_training_request__descriptor =
 {
@@ -3173,7 +3373,7 @@ const ProtobufCMessageDescriptor persona__v1__export_training_request__descripto
   "Persona__V1__ExportTrainingRequest",
   "persona.v1",
   sizeof(Persona__V1__ExportTrainingRequest),
-  5,
+  9,
   persona__v1__export_training_request__field_descriptors,
   persona__v1__export_training_request__field_indices_by_name,
   1,  persona__v1__export_training_request__number_ranges,

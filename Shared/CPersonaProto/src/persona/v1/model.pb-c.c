@@ -997,6 +997,51 @@ void   persona__v1__evaluation_report__free_unpacked
   assert(message->base.descriptor == &persona__v1__evaluation_report__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   persona__v1__confusion__init
+                     (Persona__V1__Confusion         *message)
+{
+  static const Persona__V1__Confusion init_value = PERSONA__V1__CONFUSION__INIT;
+  *message = init_value;
+}
+size_t persona__v1__confusion__get_packed_size
+                     (const Persona__V1__Confusion *message)
+{
+  assert(message->base.descriptor == &persona__v1__confusion__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t persona__v1__confusion__pack
+                     (const Persona__V1__Confusion *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &persona__v1__confusion__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t persona__v1__confusion__pack_to_buffer
+                     (const Persona__V1__Confusion *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &persona__v1__confusion__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Persona__V1__Confusion *
+       persona__v1__confusion__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Persona__V1__Confusion *)
+     protobuf_c_message_unpack (&persona__v1__confusion__descriptor,
+                                allocator, len, data);
+}
+void   persona__v1__confusion__free_unpacked
+                     (Persona__V1__Confusion *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &persona__v1__confusion__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 static const ProtobufCFieldDescriptor persona__v1__metric__field_descriptors[2] =
 {
   {
@@ -2399,7 +2444,7 @@ const ProtobufCMessageDescriptor persona__v1__curve__descriptor =
   (ProtobufCMessageInit) persona__v1__curve__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor persona__v1__evaluation_report__field_descriptors[15] =
+static const ProtobufCFieldDescriptor persona__v1__evaluation_report__field_descriptors[16] =
 {
   {
     "name",
@@ -2581,9 +2626,22 @@ static const ProtobufCFieldDescriptor persona__v1__evaluation_report__field_desc
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "confusion",
+    16,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Persona__V1__EvaluationReport, n_confusion),
+    offsetof(Persona__V1__EvaluationReport, confusion),
+    &persona__v1__confusion__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned persona__v1__evaluation_report__field_indices_by_name[] = {
   5,   /* field[5] = baseline */
+  15,   /* field[15] = confusion */
   4,   /* field[4] = created_ms */
   6,   /* field[6] = curves */
   2,   /* field[2] = dataset */
@@ -2602,7 +2660,7 @@ static const unsigned persona__v1__evaluation_report__field_indices_by_name[] = 
 static const ProtobufCIntRange persona__v1__evaluation_report__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 15 }
+  { 0, 16 }
 };
 const ProtobufCMessageDescriptor persona__v1__evaluation_report__descriptor =
 {
@@ -2612,11 +2670,114 @@ const ProtobufCMessageDescriptor persona__v1__evaluation_report__descriptor =
   "Persona__V1__EvaluationReport",
   "persona.v1",
   sizeof(Persona__V1__EvaluationReport),
-  15,
+  16,
   persona__v1__evaluation_report__field_descriptors,
   persona__v1__evaluation_report__field_indices_by_name,
   1,  persona__v1__evaluation_report__number_ranges,
   (ProtobufCMessageInit) persona__v1__evaluation_report__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor persona__v1__confusion__field_descriptors[6] =
+{
+  {
+    "name",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__Confusion, name),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "probability",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_DOUBLE,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__Confusion, probability),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "true_positives",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__Confusion, true_positives),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "false_positives",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__Confusion, false_positives),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "false_negatives",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__Confusion, false_negatives),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "true_negatives",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__Confusion, true_negatives),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned persona__v1__confusion__field_indices_by_name[] = {
+  4,   /* field[4] = false_negatives */
+  3,   /* field[3] = false_positives */
+  0,   /* field[0] = name */
+  1,   /* field[1] = probability */
+  5,   /* field[5] = true_negatives */
+  2,   /* field[2] = true_positives */
+};
+static const ProtobufCIntRange persona__v1__confusion__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 6 }
+};
+const ProtobufCMessageDescriptor persona__v1__confusion__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "persona.v1.Confusion",
+  "Confusion",
+  "Persona__V1__Confusion",
+  "persona.v1",
+  sizeof(Persona__V1__Confusion),
+  6,
+  persona__v1__confusion__field_descriptors,
+  persona__v1__confusion__field_indices_by_name,
+  1,  persona__v1__confusion__number_ranges,
+  (ProtobufCMessageInit) persona__v1__confusion__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
 static const ProtobufCEnumValue persona__v1__model_kind__enum_values_by_number[10] =
