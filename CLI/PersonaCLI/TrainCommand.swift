@@ -9,9 +9,9 @@ import Wire
 struct TrainCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "train",
-        abstract: "Train a recommendation model (popularity, item_knn, als, bpr, ease), a classifier (fraud, propensity, churn: gbdt or logistic) or the customer segments, and publish it.")
+        abstract: "Train a recommendation model (popularity, item_knn, als, bpr, ease, content), a classifier (fraud, propensity, churn: gbdt or logistic) or the customer segments, and publish it.")
 
-    @Argument(help: "popularity, item_knn, als, bpr, ease; fraud (the gbdt learner on the labelled orders), propensity (buys in the next horizon_days, default 30), churn (does nothing in them), gbdt, logistic; or segments (k-means over the profiles).")
+    @Argument(help: "popularity, item_knn, als, bpr, ease, content (TF-IDF over the catalogue); fraud (the gbdt learner on the labelled orders), propensity (buys in the next horizon_days, default 30), churn (does nothing in them), gbdt, logistic; or segments (k-means over the profiles).")
     var kind: String
 
     @Option(help: "The model's name (default: the kind).")

@@ -47,6 +47,16 @@ public enum ModelArtifact {
         }
         body.f32(model.foldInRegularization)
         body.f32(model.foldInAlpha)
+        // Content models only: the vocabulary, idf and item vectors (the other kinds end above).
+        if let c = model.content {
+            body.array(c.terms) { $0.string($1) }
+            body.plain(c.idf)
+            body.u32(UInt32(c.vectors.rows))
+            body.u32(UInt32(c.vectors.cols))
+            body.plain(c.vectors.rowStart.map { UInt64($0) })
+            body.plain(c.vectors.indices)
+            body.plain(c.vectors.values)
+        }
         return ArtifactContainer.seal(body.finish(), magic: "PMDL", version: formatVersion)
     }
 
@@ -69,17 +79,26 @@ public enum ModelArtifact {
             let hasBias = try r.bool()
             let bias = try r.plain(Float.self)
             model.itemBias = hasBias ? bias : nil
-            if try r.bool() {
+            /// A CSR table as `encode` writes it, checked before it is built.
+            func sparse(_ what: String) throws -> SparseMatrix {
                 let rows = Int(try r.u32()), cols = Int(try r.u32())
                 let start = try r.plain(UInt64.self).map { Int($0) }
                 let indices = try r.plain(Int32.self), values = try r.plain(Float.self)
                 guard start.count == rows + 1, start.first == 0, start.last == indices.count, indices.count == values.count,
                     zip(start, start.dropFirst()).allSatisfy({ $0 <= $1 }), indices.allSatisfy({ $0 >= 0 && Int($0) < cols })
-                else { throw Corrupt(description: "inconsistent item-item table") }
-                model.itemItem = SparseMatrix(rows: rows, cols: cols, rowStart: start, indices: indices, values: values)
+                else { throw Corrupt(description: "inconsistent \(what) table") }
+                return SparseMatrix(rows: rows, cols: cols, rowStart: start, indices: indices, values: values)
             }
+            if try r.bool() { model.itemItem = try sparse("item-item") }
             model.foldInRegularization = try r.f32()
             model.foldInAlpha = try r.f32()
+            if kind == .content {
+                let terms = try r.array { try $0.string() }
+                let idf = try r.plain(Float.self)
+                let vectors = try sparse("content vector")
+                guard idf.count == terms.count, vectors.cols == terms.count else { throw Corrupt(description: "content vocabulary and vectors disagree") }
+                model.content = ContentVectors(terms: terms, idf: idf, vectors: vectors)
+            }
             try check(model)
             model.index()
             return model
@@ -105,8 +124,9 @@ public enum ModelArtifact {
         guard m.itemCategories.count == n, m.popularity.count == n, Set(m.itemIDs).count == n else { throw Corrupt(description: "catalogue tables disagree") }
         switch m.kind {
         case .popularity: break
-        case .itemKNN, .ease:
+        case .itemKNN, .ease, .content:
             guard let w = m.itemItem, w.rows == n, w.cols == n else { throw Corrupt(description: "\(m.kind.rawValue) without an item-item table of \(n) items") }
+            guard m.kind != .content || m.content?.vectors.rows == n else { throw Corrupt(description: "content without a vector for each of \(n) items") }
         case .als, .bpr:
             guard let items = m.items, let users = m.users, items.rows == n, users.cols == items.cols, users.rows == m.userIDs.count,
                 Set(m.userIDs).count == m.userIDs.count, m.itemBias.map({ $0.count == n }) ?? true

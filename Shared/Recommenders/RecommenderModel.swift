@@ -10,6 +10,8 @@ public struct RecommenderModel: Sendable {
         case als
         case bpr
         case ease
+        /// Items like the ones a user met, by what their catalogue entries say (TF-IDF).
+        case content
     }
 
     public var kind: Kind
@@ -24,8 +26,10 @@ public struct RecommenderModel: Sendable {
     public var users: Matrix? = nil
     public var items: Matrix? = nil
     public var itemBias: [Float]? = nil
-    /// Item-kNN and EASE: row j holds the weights from item j to the items it recommends.
+    /// Item-kNN, EASE and content: row j holds the weights from item j to the items it recommends.
     public var itemItem: SparseMatrix? = nil
+    /// Content: the items' TF-IDF vectors and vocabulary (a new item is vectorised with them).
+    public var content: ContentVectors? = nil
     /// Factor models: the regularisation and confidence scale a new user's vector is
     /// folded in with (the ALS normal equations against the item factors).
     public var foldInRegularization: Float = 0.1
@@ -88,7 +92,7 @@ public struct RecommenderModel: Sendable {
         switch kind {
         case .popularity:
             scores.withMutableBase { $0.update(from: popularity, count: n) }
-        case .itemKNN, .ease:
+        case .itemKNN, .ease, .content:
             let w = itemItem!
             scores.withUnsafeMutableBufferPointer { s in
                 s.update(repeating: 0)

@@ -31,21 +31,6 @@ func withModelSuite<R>(
 }
 
 
-func fetchArtifact(_ model: RPCClient, _ name: String, version: UInt32 = 0, chunk: UInt32 = 0) async throws -> (ModelInfo, [UInt8]) {
-    var bytes: [UInt8] = []
-    var request = GetModelRequest()
-    request.name = name
-    request.version = version
-    request.maxBytes = chunk
-    while true {
-        let response = try await model.call(ModelAPI.getModel, request)
-        bytes += response.artifact
-        request.version = response.info!.version
-        request.offset = UInt64(bytes.count)
-        if bytes.count == response.totalBytes { return (response.info!, bytes) }
-    }
-}
-
 @Suite("Model service", .serialized, .timeLimit(.minutes(5)))
 struct ModelServiceTests {
     @Test("Train refuses no data (FAILED_PRECONDITION), unknown kinds, parameters, names and ranges (INVALID_ARGUMENT, naming what is valid)")

@@ -56,3 +56,19 @@ public func waitJob(_ model: RPCClient, _ id: String, until states: Set<JobState
         try await Task.sleep(for: .milliseconds(30))
     }
 }
+
+/// A model version's artifact (0: the published one), fetched in chunks of `chunk` bytes (0: the server's).
+public func fetchArtifact(_ model: RPCClient, _ name: String, version: UInt32 = 0, chunk: UInt32 = 0) async throws -> (ModelInfo, [UInt8]) {
+    var bytes: [UInt8] = []
+    var request = GetModelRequest()
+    request.name = name
+    request.version = version
+    request.maxBytes = chunk
+    while true {
+        let response = try await model.call(ModelAPI.getModel, request)
+        bytes += response.artifact
+        request.version = response.info!.version
+        request.offset = UInt64(bytes.count)
+        if bytes.count == response.totalBytes { return (response.info!, bytes) }
+    }
+}

@@ -114,8 +114,12 @@ public struct FeatureService: PersonaService {
         router.registerInline(FeatureAPI.requestFeatures) { try requestFeatures($0) }
         router.registerInline(FeatureAPI.getItems) { request in
             guard request.itemIds.count <= 10_000 else { throw RPCError(.invalidArgument, "at most 10000 items per call") }
-            let (found, missing) = store.items(request.itemIds)
             var response = GetItemsResponse()
+            if request.catalogue && request.itemIds.isEmpty {
+                (response.items, response.more) = store.catalogue(after: request.afterId, limit: request.limit == 0 ? 1000 : min(Int(request.limit), 10_000))
+                return response
+            }
+            let (found, missing) = store.items(request.itemIds)
             response.items = found
             response.missing = missing
             return response

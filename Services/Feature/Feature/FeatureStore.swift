@@ -290,6 +290,15 @@ public final class FeatureStore: @unchecked Sendable {
         }
     }
 
+    /// The catalogue (items listed by an upsert) by id: the `limit` after `after`, and
+    /// whether more follow.
+    func catalogue(after: Int64, limit: Int) -> (items: [ItemProfile], more: Bool) {
+        lock.read(state) { s in
+            let ids = s.items.values.filter { $0.inCatalog && $0.id > after }.map(\.id).sorted()
+            return (ids.prefix(limit).map { s.items[$0]!.profile(nowMs: s.watermarkMs) }, ids.count > limit)
+        }
+    }
+
     /// The `limit` items of `category` (0: all) ranked by `by` over `window`.
     func topItems(category: Int64, window: Window?, by: ItemRanking, limit: Int) -> [ItemProfile] {
         lock.read(state) { s in

@@ -315,6 +315,22 @@ public struct ModelService: PersonaService {
         return ClassifierRun.Rows(names: names, schemaVersion: schema, rows: rows)
     }
 
+    /// Every catalogue entry the feature service lists (items named by an item_upsert), page by page.
+    func readCatalogue() async throws -> [Int64: ItemDocument] {
+        var request = GetItemsRequest()
+        request.catalogue = true
+        request.limit = 10_000
+        var out: [Int64: ItemDocument] = [:]
+        while true {
+            let page = try await feature.call(FeatureAPI.getItems, request, timeout: .seconds(30))
+            for item in page.items {
+                out[item.itemId] = ItemDocument(title: item.title, tags: item.tags, category: item.categoryId, brand: item.brand, price: item.price)
+            }
+            guard page.more, let last = page.items.last?.itemId else { return out }
+            request.afterId = last
+        }
+    }
+
     /// Runs async work from a job's thread (a dispatch queue of its own, never the
     /// cooperative pool), waiting for its result.
     func blocking<T: Sendable>(_ work: @escaping @Sendable () async throws -> T) throws -> T {
@@ -333,7 +349,15 @@ public struct ModelService: PersonaService {
         progress.report(0, "reading interactions")
         let mark = erasures.mark
         let (data, offsets) = store.interactions(fromMs: request.dataFromMs, toMs: request.dataToMs, weights: parameters.weights)
-        var outcome = try TrainingRun.run(parameters, data: data, search: request.search, progress: progress)
+        var catalogue: [Int64: ItemDocument] = [:]
+        if parameters.kind == .content {
+            progress.report(0, "reading the catalogue from the feature service")
+            catalogue = try blocking { try await readCatalogue() }
+            guard !catalogue.isEmpty || data.pairs > 0 else {
+                throw TrainingRun.NoData(description: "the feature service lists no catalogue items: send item_upsert events (title, tags, category, brand, price) first")
+            }
+        }
+        var outcome = try TrainingRun.run(parameters, data: data, catalogue: catalogue, search: request.search, progress: progress)
         try progress.check()
         // Users erased while it trained leave it before it is stored.
         outcome.model.forget(erasures.since(mark, store: store))

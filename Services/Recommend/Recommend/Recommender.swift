@@ -21,6 +21,9 @@ public struct Recommender: Sendable {
     public struct Weights: Sendable, Equatable {
         public var factors: Float = 1
         public var neighbours: Float = 1
+        /// Content neighbours (TF-IDF over the catalogue) of the user's recent items; twice
+        /// this for a user with one or two recent items, whom collaborative sources know least.
+        public var content: Float = 0.3
         public var popularity: Float = 0.05
         /// Above popularity: what is active now outranks what was popular in training.
         public var trending: Float = 0.06
@@ -32,7 +35,7 @@ public struct Recommender: Sendable {
 
         public init() {}
 
-        public static let names = ["factors", "neighbours", "popularity", "trending", "category_affinity", "price_band"]
+        public static let names = ["factors", "neighbours", "content", "popularity", "trending", "category_affinity", "price_band"]
 
         /// `name=value` pairs separated by commas, e.g. `factors=1,neighbours=0.5`; names
         /// not given keep their default.
@@ -45,6 +48,7 @@ public struct Recommender: Sendable {
                 switch parts[0] {
                 case "factors": factors = v
                 case "neighbours": neighbours = v
+                case "content": content = v
                 case "popularity": popularity = v
                 case "trending": trending = v
                 case "category_affinity": categoryAffinity = v
@@ -172,6 +176,8 @@ public struct Recommender: Sendable {
 
     public var factors: PublishedModels.Loaded?
     public var neighbours: PublishedModels.Loaded?
+    /// The content model (catalogue similarity), a source of its own.
+    public var content: PublishedModels.Loaded?
     public var popularity: PublishedModels.Loaded?
     public var weights = Weights()
     public var repurchase = RepurchaseWindows()
@@ -179,16 +185,17 @@ public struct Recommender: Sendable {
     /// the factor of each tag an item has.
     public var tagFactors: [String: Float] = [:]
 
-    public init(factors: PublishedModels.Loaded?, neighbours: PublishedModels.Loaded?, popularity: PublishedModels.Loaded?) {
+    public init(factors: PublishedModels.Loaded?, neighbours: PublishedModels.Loaded?, popularity: PublishedModels.Loaded?, content: PublishedModels.Loaded? = nil) {
         self.factors = factors
         self.neighbours = neighbours
         self.popularity = popularity
+        self.content = content
     }
 
     /// The model whose name and version an answer reports: the first source that took part.
-    public var primary: PublishedModels.Loaded? { factors ?? neighbours ?? popularity }
+    public var primary: PublishedModels.Loaded? { factors ?? neighbours ?? content ?? popularity }
 
-    var models: [RecommenderModel] { [factors, neighbours, popularity].compactMap { $0?.model } }
+    var models: [RecommenderModel] { [factors, neighbours, content, popularity].compactMap { $0?.model } }
 
     /// Whether any model has items of `category`.
     public func knows(category: Int64) -> Bool { models.contains { $0.categories.contains(category) } }
@@ -261,14 +268,17 @@ public struct Recommender: Sendable {
                 }
             }
         }
-        if let k = neighbours, let w = k.model.itemItem, weights.neighbours > 0 {
+        /// The items next to the user's recent ones in an item-item table, each with the
+        /// recent item that gave it the most, scaled by the best and weighted.
+        func neighbourSource(_ k: PublishedModels.Loaded, weight: Float, reason: (String, Int64) -> String) {
+            guard let w = k.model.itemItem, weight > 0 else { return }
             let m = k.model
             var contributions: [Int32: (score: Float, bestFrom: Int64, bestScore: Float, verb: String)] = [:]
-            for (ids, weight, verb) in history.actions {
+            for (ids, actionWeight, verb) in history.actions {
                 for id in ids {
                     guard let j = m.itemIndex[id] else { continue }
                     for e in w.rowStart[Int(j)]..<w.rowStart[Int(j) + 1] {
-                        let i = w.indices[e], s = weight * w.values[e]
+                        let i = w.indices[e], s = actionWeight * w.values[e]
                         var c = contributions[i] ?? (0, id, 0, verb)
                         c.score += s
                         if s > c.bestScore { (c.bestFrom, c.bestScore, c.verb) = (id, s, verb) }
@@ -278,13 +288,18 @@ public struct Recommender: Sendable {
             }
             var ranked: [(index: Int, score: Float, reason: String)] = []
             for (i, c) in contributions where allowed(m, Int(i)) && !seen.contains(m.itemIDs[Int(i)]) {
-                ranked.append((Int(i), c.score, "because you \(c.verb) \(c.bestFrom)"))
+                ranked.append((Int(i), c.score, reason(c.verb, c.bestFrom)))
             }
             ranked.sort { $0.score != $1.score ? $0.score > $1.score : m.itemIDs[$0.index] < m.itemIDs[$1.index] }
             let best = ranked.first?.score ?? 0
             for r in ranked.prefix(pool) where best > 0 {
-                add(m.itemIDs[r.index], weights.neighbours * r.score / best, r.reason, m.kind.rawValue, category: m.itemCategories[r.index])
+                add(m.itemIDs[r.index], weight * r.score / best, r.reason, m.kind.rawValue, category: m.itemCategories[r.index])
             }
+        }
+        if let k = neighbours { neighbourSource(k, weight: weights.neighbours) { "because you \($0) \($1)" } }
+        if let c = content {
+            let few = history.touched.count <= 2
+            neighbourSource(c, weight: weights.content * (few ? 2 : 1)) { "like \($1) you \($0)" }
         }
         for list in live where weights.trending > 0 {
             let best = list.items.first?.score ?? 0
@@ -452,7 +467,26 @@ public struct Recommender: Sendable {
 
     /// Items like `itemID`: its item-kNN neighbours, else the nearest item vectors (cosine)
     /// of the factor model.
+    /// The `n` items most like `itemID`: its collaborative neighbours (item-kNN or EASE, else
+    /// the factor model's nearest items), topped up from the content model's neighbours when
+    /// those are fewer than `n` (a new or rarely met item), or the content ones alone.
     public func similar(to itemID: Int64, n: Int) -> (items: [Candidate], model: PublishedModels.Loaded?) {
+        var (items, model) = collaborativelySimilar(to: itemID, n: n)
+        if items.count < n, let c = content, let w = c.model.itemItem, let j = c.model.itemIndex[itemID] {
+            let have = Set(items.map(\.itemID)).union([itemID])
+            var row: [Candidate] = []
+            for e in w.rowStart[Int(j)]..<w.rowStart[Int(j) + 1] where !have.contains(c.model.itemIDs[Int(w.indices[e])]) {
+                let i = Int(w.indices[e])
+                row.append(Candidate(itemID: c.model.itemIDs[i], score: w.values[e], reason: "described like \(itemID)", source: "content", category: c.model.itemCategories[i]))
+            }
+            row.sort(by: Self.ranked)
+            items += row.prefix(n - items.count)
+            if model == nil, !row.isEmpty { model = c }
+        }
+        return (items, model)
+    }
+
+    func collaborativelySimilar(to itemID: Int64, n: Int) -> (items: [Candidate], model: PublishedModels.Loaded?) {
         if let k = neighbours, let w = k.model.itemItem, let j = k.model.itemIndex[itemID], w.rowStart[Int(j) + 1] > w.rowStart[Int(j)] {
             let m = k.model
             var row: [Candidate] = []

@@ -716,6 +716,9 @@ extension ItemProfile: CMessageConvertible {
 /// proto message `persona.v1.GetItemsRequest`.
 public struct GetItemsRequest: WireMessage {
     public var itemIds: [Int64] = []
+    public var catalogue: Bool = false
+    public var afterId: Int64 = 0
+    public var limit: UInt32 = 0
     /// Fields this build does not know, kept so a relay re-encodes them unchanged.
     public var unknownFields = UnknownFields()
     public init() {}
@@ -726,11 +729,17 @@ extension GetItemsRequest: CMessageConvertible {
     func fill(_ c: UnsafeMutablePointer<Persona__V1__GetItemsRequest>, arena: Arena) {
         persona__v1__get_items_request__init(c)
         (c.pointee.n_item_ids, c.pointee.item_ids) = arena.scalars(itemIds)
+        c.pointee.catalogue = catalogue ? 1 : 0
+        c.pointee.after_id = afterId
+        c.pointee.limit = limit
         arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
     }
     init(cMessage c: UnsafePointer<Persona__V1__GetItemsRequest>) {
         self.init()
         itemIds = readScalars(c.pointee.item_ids, c.pointee.n_item_ids)
+        catalogue = c.pointee.catalogue != 0
+        afterId = c.pointee.after_id
+        limit = c.pointee.limit
         unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
     static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>) -> UnsafeMutablePointer<Persona__V1__GetItemsRequest>? {
@@ -747,6 +756,7 @@ extension GetItemsRequest: CMessageConvertible {
 public struct GetItemsResponse: WireMessage {
     public var items: [ItemProfile] = []
     public var missing: [Int64] = []
+    public var more: Bool = false
     /// Fields this build does not know, kept so a relay re-encodes them unchanged.
     public var unknownFields = UnknownFields()
     public init() {}
@@ -758,12 +768,14 @@ extension GetItemsResponse: CMessageConvertible {
         persona__v1__get_items_response__init(c)
         (c.pointee.n_items, c.pointee.items) = arena.messages(items)
         (c.pointee.n_missing, c.pointee.missing) = arena.scalars(missing)
+        c.pointee.more = more ? 1 : 0
         arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
     }
     init(cMessage c: UnsafePointer<Persona__V1__GetItemsResponse>) {
         self.init()
         items = readMessages(c.pointee.items, c.pointee.n_items, as: ItemProfile.self)
         missing = readScalars(c.pointee.missing, c.pointee.n_missing)
+        more = c.pointee.more != 0
         unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
     static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>) -> UnsafeMutablePointer<Persona__V1__GetItemsResponse>? {

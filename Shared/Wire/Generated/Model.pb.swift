@@ -17,7 +17,8 @@ public struct ModelKind: RawRepresentable, Hashable, Sendable, CustomStringConve
     public static let bpr = ModelKind(rawValue: 7)
     public static let ease = ModelKind(rawValue: 8)
     public static let ftrl = ModelKind(rawValue: 9)
-    public static let allKnown: [ModelKind] = [.unspecified, .popularity, .itemKnn, .als, .logistic, .gbdt, .kmeans, .bpr, .ease, .ftrl]
+    public static let content = ModelKind(rawValue: 10)
+    public static let allKnown: [ModelKind] = [.unspecified, .popularity, .itemKnn, .als, .logistic, .gbdt, .kmeans, .bpr, .ease, .ftrl, .content]
     /// The value's proto name without the enum prefix, lower case (`add_to_cart`).
     public var name: String? {
         switch rawValue {
@@ -31,6 +32,7 @@ public struct ModelKind: RawRepresentable, Hashable, Sendable, CustomStringConve
         case 7: "bpr"
         case 8: "ease"
         case 9: "ftrl"
+        case 10: "content"
         default: nil
         }
     }
@@ -46,6 +48,7 @@ public struct ModelKind: RawRepresentable, Hashable, Sendable, CustomStringConve
         case "bpr": self = .bpr
         case "ease": self = .ease
         case "ftrl": self = .ftrl
+        case "content": self = .content
         default: return nil
         }
     }

@@ -746,8 +746,14 @@ extension GetItemsRequest {
         var m = GetItemsRequest()
         if variant == 0 {
             m.itemIds = [Int64.min, Int64.max]
+            m.catalogue = true
+            m.afterId = Int64.min
+            m.limit = UInt32.max
         } else {
             m.itemIds = [Int64.max, Int64.min]
+            m.catalogue = true
+            m.afterId = Int64.max
+            m.limit = 1
         }
         return m
     }
@@ -759,9 +765,11 @@ extension GetItemsResponse {
         if variant == 0 {
             m.items = [ItemProfile.sample(1), ItemProfile.sample(0)]
             m.missing = [Int64.min, Int64.max]
+            m.more = true
         } else {
             m.items = [ItemProfile.sample(0), ItemProfile.sample(1)]
             m.missing = [Int64.max, Int64.min]
+            m.more = true
         }
         return m
     }
@@ -1152,7 +1160,7 @@ extension TrainRequest {
         var m = TrainRequest()
         if variant == 0 {
             m.name = "h\u{e9}llo \"w\\orld\" \u{1F600}"
-            m.kind = .init(rawValue: 9)
+            m.kind = .init(rawValue: 10)
             m.params = [KeyValue.sample(1), KeyValue.sample(0)]
             m.dataFromMs = Int64.min
             m.dataToMs = Int64.min
@@ -1201,7 +1209,7 @@ extension JobStatusResponse {
         if variant == 0 {
             m.jobId = "h\u{e9}llo \"w\\orld\" \u{1F600}"
             m.name = "h\u{e9}llo \"w\\orld\" \u{1F600}"
-            m.kind = .init(rawValue: 9)
+            m.kind = .init(rawValue: 10)
             m.state = .init(rawValue: 5)
             m.progress = -1.5e300
             m.message = "h\u{e9}llo \"w\\orld\" \u{1F600}"
@@ -1265,7 +1273,7 @@ extension ModelInfo {
         if variant == 0 {
             m.name = "h\u{e9}llo \"w\\orld\" \u{1F600}"
             m.version = UInt32.max
-            m.kind = .init(rawValue: 9)
+            m.kind = .init(rawValue: 10)
             m.createdMs = Int64.min
             m.metrics = [Metric.sample(1), Metric.sample(0)]
             m.params = [KeyValue.sample(1), KeyValue.sample(0)]
@@ -1490,7 +1498,7 @@ extension EvaluationReport {
             m.createdMs = Int64.min
             m.baseline = [Metric.sample(1), Metric.sample(0)]
             m.curves = [Curve.sample(1), Curve.sample(0)]
-            m.kind = .init(rawValue: 9)
+            m.kind = .init(rawValue: 10)
             m.params = [KeyValue.sample(1), KeyValue.sample(0)]
             m.users = UInt32.max
             m.testPairs = UInt64.max

@@ -5,7 +5,10 @@ public import Recommenders
 /// Fits a recommender of the parameters' kind to interactions. Every kind fits on one
 /// thread (the job's), and reports progress and checks for cancellation between steps.
 public enum Trainer {
-    public static func train(_ p: TrainingParameters, _ data: Interactions, progress: TrainingProgress = TrainingProgress()) throws -> RecommenderModel {
+    /// `catalogue`: what the catalogue says of each item (the content kind's documents).
+    public static func train(
+        _ p: TrainingParameters, _ data: Interactions, catalogue: [Int64: ItemDocument] = [:], progress: TrainingProgress = TrainingProgress()
+    ) throws -> RecommenderModel {
         var model: RecommenderModel
         switch p.kind {
         case .popularity:
@@ -14,6 +17,7 @@ public enum Trainer {
         case .als: model = try ALS.train(p, data, progress)
         case .bpr: model = try BPR.train(p, data, progress)
         case .ease: model = try EASE.train(p, data, progress)
+        case .content: model = try Content.train(p, data, catalogue, progress)
         }
         model.index()
         progress.report(1, "fitted")

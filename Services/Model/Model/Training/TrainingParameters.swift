@@ -26,6 +26,7 @@ public struct TrainingParameters: Sendable, Equatable {
         case .als: own = ["factors": "128", "iterations": "15", "regularization": "10", "alpha": "1", "cg_steps": "3", "seed": "42"]
         case .bpr: own = ["factors": "64", "iterations": "100", "learning_rate": "0.05", "regularization": "0.01", "seed": "42"]
         case .ease: own = ["lambda": "200", "max_items": "20000", "min_users": "2", "keep": "0"]
+        case .content: own = ["neighbors": "50", "min_df": "1"]
         }
         return common.merging(own) { a, _ in a }
     }
@@ -77,6 +78,9 @@ public struct TrainingParameters: Sendable, Equatable {
             _ = try integer("max_items", 1...50_000)
             _ = try integer("min_users", 1...1_000_000)
             _ = try integer("keep", 0...50_000)
+        case .content:
+            _ = try integer("neighbors", 1...10_000)
+            _ = try integer("min_df", 1...1_000_000)
         }
     }
 
@@ -122,6 +126,8 @@ public struct TrainingParameters: Sendable, Equatable {
             return ["32", "64", "128"].flatMap { f in ["0.01", "0.05"].map { ["factors": f, "learning_rate": $0] } }
         case .ease:
             return ["50", "200", "500", "2000"].map { ["lambda": $0] }
+        case .content:
+            return ["10", "50", "200"].flatMap { n in ["1", "2"].map { ["neighbors": n, "min_df": $0] } }
         }
     }
 }

@@ -22,7 +22,9 @@ public enum TrainingRun {
     /// The K values of the report's metric-at-K curves.
     static let curveKs = [1, 2, 3, 5, 10, 15, 20, 30, 50]
 
-    public static func run(_ parameters: TrainingParameters, data: Interactions, search: Bool, progress: TrainingProgress) throws -> Outcome {
+    public static func run(
+        _ parameters: TrainingParameters, data: Interactions, catalogue: [Int64: ItemDocument] = [:], search: Bool, progress: TrainingProgress
+    ) throws -> Outcome {
         let start = ContinuousClock.now
         guard data.pairs > 0 else {
             throw NoData(description: "there are no interactions to train on in the data range: import events first (persona import FILE --format ...) or widen the range")
@@ -33,11 +35,11 @@ public enum TrainingRun {
         var searched: [Curve] = []
         if search {
             progress.step(from: 0, width: 0.5)
-            (chosen, searched) = try self.search(parameters, train, progress)
+            (chosen, searched) = try self.search(parameters, train, catalogue, progress)
         }
         progress.step(from: search ? 0.5 : 0, width: search ? 0.2 : 0.45)
         progress.resetLosses()
-        let evaluated = try Trainer.train(chosen, train, progress: progress)
+        let evaluated = try Trainer.train(chosen, train, catalogue: catalogue, progress: progress)
         let losses = progress.losses
         progress.step(from: search ? 0.7 : 0.45, width: 0.1)
         progress.report(0, "evaluating on \(test.count { !$0.isEmpty }) users")
@@ -47,7 +49,7 @@ public enum TrainingRun {
         let baseline = RankingMetrics.evaluate(lists: baselineModel.rankings(train: train, test: test, n: ks.last!), test: test, catalogue: data.items, ks: ks)
         try progress.check()
         progress.step(from: search ? 0.8 : 0.55, width: search ? 0.2 : 0.45)
-        let final = try Trainer.train(chosen, data, progress: progress)
+        let final = try Trainer.train(chosen, data, catalogue: catalogue, progress: progress)
 
         var report = EvaluationReport()
         report.kind = parameters.kind.modelKind
@@ -71,7 +73,7 @@ public enum TrainingRun {
 
     /// The parameters `--search` would choose on `train` (the benchmark times their fit alone).
     public static func searchParameters(_ base: TrainingParameters, _ train: Interactions) throws -> TrainingParameters {
-        try search(base, train, TrainingProgress()).0
+        try search(base, train, [:], TrainingProgress()).0
     }
 
     /// The parameters that differ, as `name=value` words.
@@ -82,7 +84,7 @@ public enum TrainingRun {
     /// Tries every point of the kind's grid on a validation split of `train` (its own last
     /// 20% per user) and returns the parameters with the best NDCG@K there, and each
     /// candidate as a one-point curve named by its changes.
-    static func search(_ base: TrainingParameters, _ train: Interactions, _ progress: TrainingProgress) throws -> (TrainingParameters, [Curve]) {
+    static func search(_ base: TrainingParameters, _ train: Interactions, _ catalogue: [Int64: ItemDocument], _ progress: TrainingProgress) throws -> (TrainingParameters, [Curve]) {
         let (inner, validation) = train.splitByTime()
         let grid = base.grid
         var best: (TrainingParameters, Double)? = nil
@@ -90,7 +92,7 @@ public enum TrainingRun {
         for (n, change) in grid.enumerated() {
             try progress.check()
             let candidate = try base.with(change)
-            let model = try Trainer.train(candidate, inner)
+            let model = try Trainer.train(candidate, inner, catalogue: catalogue)
             let m = RankingMetrics.evaluate(
                 lists: model.rankings(train: inner, test: validation, n: base.k), test: validation, catalogue: train.items, ks: [base.k])[0]
             let label = change.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")

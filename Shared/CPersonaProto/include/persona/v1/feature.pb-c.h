@@ -313,15 +313,23 @@ struct  Persona__V1__ItemProfile
     , 0, 0, (char *)protobuf_c_empty_string, 0, (char *)protobuf_c_empty_string, 0, (char *)protobuf_c_empty_string, 0,NULL, NULL, NULL, NULL, 0, 0, 0 }
 
 
+/*
+ * The entries of `item_ids`; or, with `catalogue` set and no ids, every item listed by an
+ * item_upsert, by id, the `limit` (0: 1000, at most 10,000) after `after_id`; `more` says
+ * whether any follow.
+ */
 struct  Persona__V1__GetItemsRequest
 {
   ProtobufCMessage base;
   size_t n_item_ids;
   int64_t *item_ids;
+  protobuf_c_boolean catalogue;
+  int64_t after_id;
+  uint32_t limit;
 };
 #define PERSONA__V1__GET_ITEMS_REQUEST__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&persona__v1__get_items_request__descriptor) \
-    , 0,NULL }
+    , 0,NULL, 0, 0, 0 }
 
 
 struct  Persona__V1__GetItemsResponse
@@ -331,10 +339,11 @@ struct  Persona__V1__GetItemsResponse
   Persona__V1__ItemProfile **items;
   size_t n_missing;
   int64_t *missing;
+  protobuf_c_boolean more;
 };
 #define PERSONA__V1__GET_ITEMS_RESPONSE__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&persona__v1__get_items_response__descriptor) \
-    , 0,NULL, 0,NULL }
+    , 0,NULL, 0,NULL, 0 }
 
 
 struct  Persona__V1__TopItemsRequest

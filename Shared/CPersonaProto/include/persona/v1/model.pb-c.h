@@ -56,7 +56,11 @@ typedef enum _Persona__V1__ModelKind {
   /*
    * Online logistic regression (FTRL-Proximal), learning from labels as they arrive.
    */
-  PERSONA__V1__MODEL_KIND__MODEL_KIND_FTRL = 9
+  PERSONA__V1__MODEL_KIND__MODEL_KIND_FTRL = 9,
+  /*
+   * Content-based item similarity: TF-IDF over the catalogue's titles, tags and attributes.
+   */
+  PERSONA__V1__MODEL_KIND__MODEL_KIND_CONTENT = 10
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(PERSONA__V1__MODEL_KIND)
 } Persona__V1__ModelKind;
 typedef enum _Persona__V1__JobState {

@@ -2880,7 +2880,7 @@ const ProtobufCMessageDescriptor persona__v1__item_profile__descriptor =
   (ProtobufCMessageInit) persona__v1__item_profile__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor persona__v1__get_items_request__field_descriptors[1] =
+static const ProtobufCFieldDescriptor persona__v1__get_items_request__field_descriptors[4] =
 {
   {
     "item_ids",
@@ -2894,14 +2894,53 @@ static const ProtobufCFieldDescriptor persona__v1__get_items_request__field_desc
     0 | PROTOBUF_C_FIELD_FLAG_PACKED,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "catalogue",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__GetItemsRequest, catalogue),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "after_id",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__GetItemsRequest, after_id),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "limit",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__GetItemsRequest, limit),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned persona__v1__get_items_request__field_indices_by_name[] = {
+  2,   /* field[2] = after_id */
+  1,   /* field[1] = catalogue */
   0,   /* field[0] = item_ids */
+  3,   /* field[3] = limit */
 };
 static const ProtobufCIntRange persona__v1__get_items_request__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 1 }
+  { 0, 4 }
 };
 const ProtobufCMessageDescriptor persona__v1__get_items_request__descriptor =
 {
@@ -2911,14 +2950,14 @@ const ProtobufCMessageDescriptor persona__v1__get_items_request__descriptor =
   "Persona__V1__GetItemsRequest",
   "persona.v1",
   sizeof(Persona__V1__GetItemsRequest),
-  1,
+  4,
   persona__v1__get_items_request__field_descriptors,
   persona__v1__get_items_request__field_indices_by_name,
   1,  persona__v1__get_items_request__number_ranges,
   (ProtobufCMessageInit) persona__v1__get_items_request__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor persona__v1__get_items_response__field_descriptors[2] =
+static const ProtobufCFieldDescriptor persona__v1__get_items_response__field_descriptors[3] =
 {
   {
     "items",
@@ -2944,15 +2983,28 @@ static const ProtobufCFieldDescriptor persona__v1__get_items_response__field_des
     0 | PROTOBUF_C_FIELD_FLAG_PACKED,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "more",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__GetItemsResponse, more),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned persona__v1__get_items_response__field_indices_by_name[] = {
   0,   /* field[0] = items */
   1,   /* field[1] = missing */
+  2,   /* field[2] = more */
 };
 static const ProtobufCIntRange persona__v1__get_items_response__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 2 }
+  { 0, 3 }
 };
 const ProtobufCMessageDescriptor persona__v1__get_items_response__descriptor =
 {
@@ -2962,7 +3014,7 @@ const ProtobufCMessageDescriptor persona__v1__get_items_response__descriptor =
   "Persona__V1__GetItemsResponse",
   "persona.v1",
   sizeof(Persona__V1__GetItemsResponse),
-  2,
+  3,
   persona__v1__get_items_response__field_descriptors,
   persona__v1__get_items_response__field_indices_by_name,
   1,  persona__v1__get_items_response__number_ranges,

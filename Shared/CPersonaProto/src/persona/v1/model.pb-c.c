@@ -2780,7 +2780,7 @@ const ProtobufCMessageDescriptor persona__v1__confusion__descriptor =
   (ProtobufCMessageInit) persona__v1__confusion__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCEnumValue persona__v1__model_kind__enum_values_by_number[10] =
+static const ProtobufCEnumValue persona__v1__model_kind__enum_values_by_number[11] =
 {
   { "MODEL_KIND_UNSPECIFIED", "PERSONA__V1__MODEL_KIND__MODEL_KIND_UNSPECIFIED", 0 },
   { "MODEL_KIND_POPULARITY", "PERSONA__V1__MODEL_KIND__MODEL_KIND_POPULARITY", 1 },
@@ -2792,14 +2792,16 @@ static const ProtobufCEnumValue persona__v1__model_kind__enum_values_by_number[1
   { "MODEL_KIND_BPR", "PERSONA__V1__MODEL_KIND__MODEL_KIND_BPR", 7 },
   { "MODEL_KIND_EASE", "PERSONA__V1__MODEL_KIND__MODEL_KIND_EASE", 8 },
   { "MODEL_KIND_FTRL", "PERSONA__V1__MODEL_KIND__MODEL_KIND_FTRL", 9 },
+  { "MODEL_KIND_CONTENT", "PERSONA__V1__MODEL_KIND__MODEL_KIND_CONTENT", 10 },
 };
 static const ProtobufCIntRange persona__v1__model_kind__value_ranges[] = {
-{0, 0},{0, 10}
+{0, 0},{0, 11}
 };
-static const ProtobufCEnumValueIndex persona__v1__model_kind__enum_values_by_name[10] =
+static const ProtobufCEnumValueIndex persona__v1__model_kind__enum_values_by_name[11] =
 {
   { "MODEL_KIND_ALS", 3 },
   { "MODEL_KIND_BPR", 7 },
+  { "MODEL_KIND_CONTENT", 10 },
   { "MODEL_KIND_EASE", 8 },
   { "MODEL_KIND_FTRL", 9 },
   { "MODEL_KIND_GBDT", 5 },
@@ -2816,9 +2818,9 @@ const ProtobufCEnumDescriptor persona__v1__model_kind__descriptor =
   "ModelKind",
   "Persona__V1__ModelKind",
   "persona.v1",
-  10,
+  11,
   persona__v1__model_kind__enum_values_by_number,
-  10,
+  11,
   persona__v1__model_kind__enum_values_by_name,
   1,
   persona__v1__model_kind__value_ranges,
