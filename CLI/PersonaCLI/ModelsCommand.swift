@@ -45,7 +45,7 @@ struct ModelsCommand: AsyncParsableCommand {
                     metric(m, "log_loss"), "\(m.interactions)", "\(m.items)", String(format: "%.1fs", m.trainingSeconds),
                 ]
             }
-            print(Table.render(header: ["NAME", "VERSION", "KIND", "PUBLISHED", "CREATED", "ROC-AUC", "PR-AUC", "LOG LOSS", "ORDERS", "FEATURES", "TRAINING"], rows: rows))
+            print(Table.render(header: ["NAME", "VERSION", "KIND", "PUBLISHED", "CREATED", "ROC-AUC", "PR-AUC", "LOG LOSS", "ROWS", "FEATURES", "TRAINING"], rows: rows))
         }
     }
 }

@@ -78,7 +78,7 @@ enum ReportHTML {
             td:nth-child(n+2) { font-variant-numeric: tabular-nums; } .charts { display: flex; flex-wrap: wrap; gap: 24px; } svg { background: #fafafa; border: 1px solid #eee; }
             </style></head><body>
             <h1>\(escape(report.name)) v\(report.version) <span style="color:#888;font-weight:normal">(\(escape(report.kind.name ?? "")))</span></h1>
-            <p class="sub">trained \(created)\(info.map { String(format: " in %.1f s", $0.trainingSeconds) } ?? "")\(info.map { " on \($0.interactions) interactions of \($0.users) users and \($0.items) items" } ?? "")\(info?.published == true ? " · published" : "")</p>
+            <p class="sub">trained \(created)\(info.map { String(format: " in %.1f s", $0.trainingSeconds) } ?? "")\(info.map { classifier ? " on \($0.interactions) rows of \($0.users) users, \($0.items) features" : " on \($0.interactions) interactions of \($0.users) users and \($0.items) items" } ?? "")\(info?.published == true ? " · published" : "")</p>
             \(metricsSection)
             \(classifier ? classifierSection(report) : "")
             <div class="charts">

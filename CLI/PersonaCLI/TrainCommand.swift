@@ -135,8 +135,10 @@ struct TrainCommand: AsyncParsableCommand {
             return
         }
         let classifier = status.kind == .gbdt || status.kind == .logistic
+        // A fraud model's rows are labelled orders; a propensity or churn model's, users at cut-offs.
+        let rowsAre = report.params.contains { $0.key == "target" && $0.value != "fraud" } ? "rows" : "labelled orders"
         let data = classifier
-            ? "\(info?.interactions ?? 0) labelled orders of \(info?.users ?? 0) users, \(info?.items ?? 0) features"
+            ? "\(info?.interactions ?? 0) \(rowsAre) of \(info?.users ?? 0) users, \(info?.items ?? 0) features"
             : "\(info?.interactions ?? 0) interactions of \(info?.users ?? 0) users and \(info?.items ?? 0) items"
         print("\(status.name) v\(status.version) (\(status.kind.name ?? "")): trained in \(String(format: "%.1f", info?.trainingSeconds ?? 0)) s on \(data)\(published ? ", published" : "")")
         print("  parameters: " + report.params.map { "\($0.key)=\($0.value)" }.joined(separator: " "))
@@ -148,7 +150,7 @@ struct TrainCommand: AsyncParsableCommand {
             for t in report.thresholds { print("    " + t.name) }
             print("  most important features:")
             for m in report.importance.prefix(8) { print("    " + m.name) }
-            print("  evaluated on \(report.testPairs) held-out orders of \(report.users) users (\(report.protocol))")
+            print("  evaluated on \(report.testPairs) held-out \(rowsAre == "rows" ? "rows" : "orders") of \(report.users) users (\(report.protocol))")
         } else {
             print("  evaluated on \(report.users) users, \(report.testPairs) held-out pairs (\(report.protocol))")
         }

@@ -72,60 +72,53 @@ struct ContentTests {
 
     @Test("persona train content: published with its report and vectors; a catalogue item nobody met is recommendable and similar by its description")
     func contentEndToEnd() async throws {
-        try await withCoreSuite { ingest, feature, model in
-            var settings = RecommendSettings()
-            settings.modelPort = model.rpcPort
-            settings.featurePort = feature.rpcPort
-            settings.ingestPort = ingest.rpcPort
-            settings.featureTimeout = .seconds(5)
-            try await withHostedService(RecommendService.self, settings: settings) { recommend in
-                // Three tastes of items with titles of their own; item 999 is upserted, never met.
-                // Each title: its taste's three words and a colour of its own.
-                let words = [["ceramic", "mug", "coffee"], ["woollen", "scarf", "winter"], ["garden", "spade", "steel"]]
-                let colours = ["red", "blue", "green", "amber", "ivory", "olive", "coral", "slate"]
-                var catalogue: [Event] = []
-                for g in 0..<3 {
-                    for k in 1...8 {
-                        catalogue.append(upsert(Int64(100 * g + k), title: "\(words[g].joined(separator: " ")) \(colours[k - 1])", category: Int64(10 + g)))
-                    }
+        try await withRecommendSuite { ingest, feature, model, recommend in
+            // Three tastes of items with titles of their own; item 999 is upserted, never met.
+            // Each title: its taste's three words and a colour of its own.
+            let words = [["ceramic", "mug", "coffee"], ["woollen", "scarf", "winter"], ["garden", "spade", "steel"]]
+            let colours = ["red", "blue", "green", "amber", "ivory", "olive", "coral", "slate"]
+            var catalogue: [Event] = []
+            for g in 0..<3 {
+                for k in 1...8 {
+                    catalogue.append(upsert(Int64(100 * g + k), title: "\(words[g].joined(separator: " ")) \(colours[k - 1])", category: Int64(10 + g)))
                 }
-                catalogue.append(upsert(999, title: "Woollen winter scarf", category: 11, at: baseMs + 1))
-                try await append(ingest.client, catalogue)
-                try await append(ingest.client, shop())
-                try await waitConsumed(ingest: ingest.client, consumer: model.client)
-                try await waitConsumed(ingest: ingest.client, consumer: feature.client)
-
-                let id = try await train(model.client, .content, publish: true)
-                let status = try await waitJob(model.client, id)
-                #expect(status.state == .succeeded && status.name == "content", "\(status.message)")
-                var r = GetReportRequest()
-                r.name = "content"
-                let report = try await model.client.call(ModelAPI.getReport, r)
-                #expect(report.kind == .content && report.metrics.contains { $0.name.hasPrefix("ndcg@") })
-                let (_, bytes) = try await fetchArtifact(model.client, "content")
-                let published = try ModelArtifact.decode(bytes)
-                #expect(published.kind == .content && published.itemIDs.contains(999) && published.content?.vectors.rows == published.itemIDs.count)
-                try await waitHealth(recommend.client, "models", "content=1")
-
-                var similar = SimilarItemsRequest()
-                similar.itemId = 999
-                similar.n = 3
-                let like999 = try await recommend.client.call(RecommendAPI.similarItems, similar).items
-                #expect(like999.count == 3 && like999.allSatisfy { (101...108).contains($0.itemId) }, "\(like999.map(\.itemId))")
-                #expect(like999.first?.reason == "described like 999")
-
-                // A new user with one view of a scarf: the never-met scarf 999 is among the answers, with a content reason.
-                try await append(ingest.client, [view(7000, 101, at: baseMs + 86_400_000, category: 11)])
-                try await waitConsumed(ingest: ingest.client, consumer: feature.client)
-                var request = RecommendRequest()
-                request.userId = 7000
-                request.n = 5
-                request.explain = true
-                let answer = try await recommend.client.call(RecommendAPI.recommend, request)
-                let new = answer.items.first { $0.itemId == 999 }
-                #expect(new?.reason == "like 101 you viewed", "\(answer.items.map { "\($0.itemId): \($0.reason)" })")
-                #expect(answer.items.allSatisfy { (101...108).contains($0.itemId) || $0.itemId == 999 }, "\(answer.items.map(\.itemId))")
             }
+            catalogue.append(upsert(999, title: "Woollen winter scarf", category: 11, at: baseMs + 1))
+            try await append(ingest.client, catalogue)
+            try await append(ingest.client, shop())
+            try await waitConsumed(ingest: ingest.client, consumer: model.client)
+            try await waitConsumed(ingest: ingest.client, consumer: feature.client)
+
+            let id = try await train(model.client, .content, publish: true)
+            let status = try await waitJob(model.client, id)
+            #expect(status.state == .succeeded && status.name == "content", "\(status.message)")
+            var r = GetReportRequest()
+            r.name = "content"
+            let report = try await model.client.call(ModelAPI.getReport, r)
+            #expect(report.kind == .content && report.metrics.contains { $0.name.hasPrefix("ndcg@") })
+            let (_, bytes) = try await fetchArtifact(model.client, "content")
+            let published = try ModelArtifact.decode(bytes)
+            #expect(published.kind == .content && published.itemIDs.contains(999) && published.content?.vectors.rows == published.itemIDs.count)
+            try await waitHealth(recommend.client, "models", "content=1")
+
+            var similar = SimilarItemsRequest()
+            similar.itemId = 999
+            similar.n = 3
+            let like999 = try await recommend.client.call(RecommendAPI.similarItems, similar).items
+            #expect(like999.count == 3 && like999.allSatisfy { (101...108).contains($0.itemId) }, "\(like999.map(\.itemId))")
+            #expect(like999.first?.reason == "described like 999")
+
+            // A new user with one view of a scarf: the never-met scarf 999 is among the answers, with a content reason.
+            try await append(ingest.client, [view(7000, 101, at: baseMs + 86_400_000, category: 11)])
+            try await waitConsumed(ingest: ingest.client, consumer: feature.client)
+            var request = RecommendRequest()
+            request.userId = 7000
+            request.n = 5
+            request.explain = true
+            let answer = try await recommend.client.call(RecommendAPI.recommend, request)
+            let new = answer.items.first { $0.itemId == 999 }
+            #expect(new?.reason == "like 101 you viewed", "\(answer.items.map { "\($0.itemId): \($0.reason)" })")
+            #expect(answer.items.allSatisfy { (101...108).contains($0.itemId) || $0.itemId == 999 }, "\(answer.items.map(\.itemId))")
         }
     }
 }

@@ -97,132 +97,124 @@ struct BlendTests {
 struct RecommendServiceTests {
     @Test("with ingest, feature and model running, a user's recommendations follow their live views and the published models")
     func endToEnd() async throws {
-        try await withCoreSuite { ingest, feature, model in
-            var settings = RecommendSettings()
-            settings.modelPort = model.rpcPort
-            settings.featurePort = feature.rpcPort
-            settings.ingestPort = ingest.rpcPort
-            // The suite runs beside the others on two cores: no feature read may time out here.
-            settings.featureTimeout = .seconds(5)
-            try await withHostedService(RecommendService.self, settings: settings) { recommend in
-                try await append(ingest.client, shop())
-                try await waitConsumed(ingest: ingest.client, consumer: model.client)
-                try await waitConsumed(ingest: ingest.client, consumer: feature.client)
-                try await publishItemKNNAndPopularity(model: model.client, recommend: recommend.client)
+        try await withRecommendSuite { ingest, feature, model, recommend in
+            try await append(ingest.client, shop())
+            try await waitConsumed(ingest: ingest.client, consumer: model.client)
+            try await waitConsumed(ingest: ingest.client, consumer: feature.client)
+            try await publishItemKNNAndPopularity(model: model.client, recommend: recommend.client)
 
-                // A new user views two items of taste 2: the next answer is of taste 2.
-                try await append(ingest.client, [view(5000, 201, at: baseMs + 86_400_000, category: 12), view(5000, 202, at: baseMs + 86_400_001, category: 12)])
-                try await waitConsumed(ingest: ingest.client, consumer: feature.client)
-                var request = RecommendRequest()
-                request.userId = 5000
-                request.n = 4
-                let answer = try await recommend.client.call(RecommendAPI.recommend, request)
-                #expect(answer.modelName == "item_knn" && answer.modelVersion == 1 && !answer.fallback && !answer.requestId.isEmpty)
-                #expect(answer.items.count == 4 && answer.items.allSatisfy { (203...208).contains($0.itemId) }, "\(answer.items.map(\.itemId))")
-                #expect(answer.items.first?.reason.hasPrefix("because you viewed 20") == true)
+            // A new user views two items of taste 2: the next answer is of taste 2.
+            try await append(ingest.client, [view(5000, 201, at: baseMs + 86_400_000, category: 12), view(5000, 202, at: baseMs + 86_400_001, category: 12)])
+            try await waitConsumed(ingest: ingest.client, consumer: feature.client)
+            var request = RecommendRequest()
+            request.userId = 5000
+            request.n = 4
+            let answer = try await recommend.client.call(RecommendAPI.recommend, request)
+            #expect(answer.modelName == "item_knn" && answer.modelVersion == 1 && !answer.fallback && !answer.requestId.isEmpty)
+            #expect(answer.items.count == 4 && answer.items.allSatisfy { (203...208).contains($0.itemId) }, "\(answer.items.map(\.itemId))")
+            #expect(answer.items.first?.reason.hasPrefix("because you viewed 20") == true)
 
-                // Impression fatigue: shown three times without a touch, an item is left out
-                // (this was the first showing; two more, then the fourth answer avoids them).
-                _ = try await recommend.client.call(RecommendAPI.recommend, request)
-                let third = try await recommend.client.call(RecommendAPI.recommend, request)
-                #expect(third.items.map(\.itemId) == answer.items.map(\.itemId))
-                let fourth = try await recommend.client.call(RecommendAPI.recommend, request)
-                #expect(Set(fourth.items.map(\.itemId)).isDisjoint(with: answer.items.map(\.itemId)), "\(fourth.items.map(\.itemId))")
+            // Impression fatigue: shown three times without a touch, an item is left out
+            // (this was the first showing; two more, then the fourth answer avoids them).
+            _ = try await recommend.client.call(RecommendAPI.recommend, request)
+            let third = try await recommend.client.call(RecommendAPI.recommend, request)
+            #expect(third.items.map(\.itemId) == answer.items.map(\.itemId))
+            let fourth = try await recommend.client.call(RecommendAPI.recommend, request)
+            #expect(Set(fourth.items.map(\.itemId)).isDisjoint(with: answer.items.map(\.itemId)), "\(fourth.items.map(\.itemId))")
 
-                // The answer comes back through the log as an impression event.
-                let served = try await impressions(ingest.client, requestID: answer.requestId)
-                #expect(served?.userId == 5000 && served?.impression?.itemIds == answer.items.map(\.itemId) && served?.impression?.modelName == "item_knn")
+            // The answer comes back through the log as an impression event.
+            let served = try await impressions(ingest.client, requestID: answer.requestId)
+            #expect(served?.userId == 5000 && served?.impression?.itemIds == answer.items.map(\.itemId) && served?.impression?.modelName == "item_knn")
 
-                var similar = SimilarItemsRequest()
-                similar.itemId = 101
-                similar.n = 3
-                #expect(try await recommend.client.call(RecommendAPI.similarItems, similar).items.allSatisfy { (101...108).contains($0.itemId) })
-                var popular = PopularRequest()
-                popular.categoryId = 11
-                popular.n = 3
-                let top = try await recommend.client.call(RecommendAPI.popular, popular).items
-                #expect(top.count == 3 && top.allSatisfy { (101...108).contains($0.itemId) && $0.reason == "popular in 11" })
-                popular.window = "lifetime"
-                #expect(try await recommend.client.call(RecommendAPI.popular, popular).items.allSatisfy { $0.source == "feature" })
-                var bad = RecommendRequest()
-                bad.userId = -1
-                await #expect { try await recommend.client.call(RecommendAPI.recommend, bad) } throws: { ($0 as? RPCError)?.code == .invalidArgument }
-                var none = RecommendRequest()
-                none.userId = 5000
-                await #expect { try await recommend.client.call(RecommendAPI.recommend, none) } throws: { ($0 as? RPCError)?.code == .invalidArgument }
-                // An unknown user is cold start, not an error.
-                var cold = RecommendRequest()
-                cold.userId = 987_654
-                cold.n = 3
-                let coldAnswer = try await recommend.client.call(RecommendAPI.recommend, cold)
-                #expect(coldAnswer.items.count == 3 && coldAnswer.fallback && coldAnswer.fallbackReason == "unknown user: popular items")
+            var similar = SimilarItemsRequest()
+            similar.itemId = 101
+            similar.n = 3
+            #expect(try await recommend.client.call(RecommendAPI.similarItems, similar).items.allSatisfy { (101...108).contains($0.itemId) })
+            var popular = PopularRequest()
+            popular.categoryId = 11
+            popular.n = 3
+            let top = try await recommend.client.call(RecommendAPI.popular, popular).items
+            #expect(top.count == 3 && top.allSatisfy { (101...108).contains($0.itemId) && $0.reason == "popular in 11" })
+            popular.window = "lifetime"
+            #expect(try await recommend.client.call(RecommendAPI.popular, popular).items.allSatisfy { $0.source == "feature" })
+            var bad = RecommendRequest()
+            bad.userId = -1
+            await #expect { try await recommend.client.call(RecommendAPI.recommend, bad) } throws: { ($0 as? RPCError)?.code == .invalidArgument }
+            var none = RecommendRequest()
+            none.userId = 5000
+            await #expect { try await recommend.client.call(RecommendAPI.recommend, none) } throws: { ($0 as? RPCError)?.code == .invalidArgument }
+            // An unknown user is cold start, not an error.
+            var cold = RecommendRequest()
+            cold.userId = 987_654
+            cold.n = 3
+            let coldAnswer = try await recommend.client.call(RecommendAPI.recommend, cold)
+            #expect(coldAnswer.items.count == 3 && coldAnswer.fallback && coldAnswer.fallbackReason == "unknown user: popular items")
 
-                // Refused with a message: an unknown category, a price range upside down, diversity past 1.
-                for change in [{ (r: inout RecommendRequest) in r.categoryIds = [99_999] }, { $0.minPrice = 50; $0.maxPrice = 10 }, { $0.diversity = 2 }] {
-                    var wrong = request
-                    change(&wrong)
-                    await #expect { try await recommend.client.call(RecommendAPI.recommend, wrong) } throws: { ($0 as? RPCError)?.code == .invalidArgument }
-                }
+            // Refused with a message: an unknown category, a price range upside down, diversity past 1.
+            for change in [{ (r: inout RecommendRequest) in r.categoryIds = [99_999] }, { $0.minPrice = 50; $0.maxPrice = 10 }, { $0.diversity = 2 }] {
+                var wrong = request
+                change(&wrong)
+                await #expect { try await recommend.client.call(RecommendAPI.recommend, wrong) } throws: { ($0 as? RPCError)?.code == .invalidArgument }
+            }
 
-                // A new item, listed by an item_upsert and viewed since, is recommended by the live
-                // trending list before any model knows it; explained on request. (The impressions
-                // served so far are stamped with the wall clock; the shop's clock stays in 2024.)
-                let nowMs = baseMs + 86_400_100
-                var listing = view(1, 0, at: nowMs, kind: .itemUpsert)
-                var upsert = ItemUpsert()
-                upsert.itemId = 900
-                upsert.categoryId = 11
-                upsert.price = 9
-                upsert.stock = 4
-                listing.item = upsert
-                try await append(ingest.client, [listing] + (0..<5).map { view(Int64(7000 + $0), 900, at: nowMs + Int64($0), category: 11) })
-                try await waitConsumed(ingest: ingest.client, consumer: feature.client)
-                var fresh = RecommendRequest()
-                fresh.userId = 6000
-                fresh.n = 3
-                fresh.categoryIds = [11]
-                fresh.explain = true
-                let withNew = try await recommend.client.call(RecommendAPI.recommend, fresh)
-                let new = try #require(withNew.items.first { $0.itemId == 900 }, "\(withNew.items.map(\.itemId))")
-                #expect(new.reason == "trending in 11" && new.categoryId == 11 && new.contributions.contains { $0.name == "trending" && $0.value > 0 })
-                #expect(withNew.items.allSatisfy { $0.categoryId == 11 })
-                fresh.maxPrice = 5
-                #expect(try await recommend.client.call(RecommendAPI.recommend, fresh).items.allSatisfy { $0.itemId != 900 })
+            // A new item, listed by an item_upsert and viewed since, is recommended by the live
+            // trending list before any model knows it; explained on request. (The impressions
+            // served so far are stamped with the wall clock; the shop's clock stays in 2024.)
+            let nowMs = baseMs + 86_400_100
+            var listing = view(1, 0, at: nowMs, kind: .itemUpsert)
+            var upsert = ItemUpsert()
+            upsert.itemId = 900
+            upsert.categoryId = 11
+            upsert.price = 9
+            upsert.stock = 4
+            listing.item = upsert
+            try await append(ingest.client, [listing] + (0..<5).map { view(Int64(7000 + $0), 900, at: nowMs + Int64($0), category: 11) })
+            try await waitConsumed(ingest: ingest.client, consumer: feature.client)
+            var fresh = RecommendRequest()
+            fresh.userId = 6000
+            fresh.n = 3
+            fresh.categoryIds = [11]
+            fresh.explain = true
+            let withNew = try await recommend.client.call(RecommendAPI.recommend, fresh)
+            let new = try #require(withNew.items.first { $0.itemId == 900 }, "\(withNew.items.map(\.itemId))")
+            #expect(new.reason == "trending in 11" && new.categoryId == 11 && new.contributions.contains { $0.name == "trending" && $0.value > 0 })
+            #expect(withNew.items.allSatisfy { $0.categoryId == 11 })
+            fresh.maxPrice = 5
+            #expect(try await recommend.client.call(RecommendAPI.recommend, fresh).items.allSatisfy { $0.itemId != 900 })
 
-                // Hot swap under load: a new item_knn version is published while callers keep
-                // asking; no call fails, and the answers move to the new version.
-                let stop = StopFlag()
-                let load = Task {
-                    var failures = 0, versions = Set<UInt32>()
-                    while !stop.isSet {
-                        await withTaskGroup(of: (Bool, UInt32).self) { group in
-                            for u in 0..<8 {
-                                group.addTask {
-                                    var r = RecommendRequest()
-                                    r.userId = Int64(1 + u)
-                                    r.n = 5
-                                    guard let a = try? await recommend.client.call(RecommendAPI.recommend, r, timeout: .seconds(2)) else { return (false, 0) }
-                                    return (true, a.modelVersion)
-                                }
-                            }
-                            for await (ok, v) in group {
-                                if ok { versions.insert(v) } else { failures += 1 }
+            // Hot swap under load: a new item_knn version is published while callers keep
+            // asking; no call fails, and the answers move to the new version.
+            let stop = StopFlag()
+            let load = Task {
+                var failures = 0, versions = Set<UInt32>()
+                while !stop.isSet {
+                    await withTaskGroup(of: (Bool, UInt32).self) { group in
+                        for u in 0..<8 {
+                            group.addTask {
+                                var r = RecommendRequest()
+                                r.userId = Int64(1 + u)
+                                r.n = 5
+                                guard let a = try? await recommend.client.call(RecommendAPI.recommend, r, timeout: .seconds(2)) else { return (false, 0) }
+                                return (true, a.modelVersion)
                             }
                         }
+                        for await (ok, v) in group {
+                            if ok { versions.insert(v) } else { failures += 1 }
+                        }
                     }
-                    return (failures, versions)
                 }
-                try await Task.sleep(for: .milliseconds(200))
-                var again = TrainRequest()
-                again.kind = .itemKnn
-                again.publish = true
-                _ = try await model.client.call(ModelAPI.train, again)
-                try await waitHealth(recommend.client, "models", "item_knn=2,popularity=1")
-                try await Task.sleep(for: .milliseconds(200))
-                stop.set()
-                let (failures, versions) = await load.value
-                #expect(failures == 0 && versions == [1, 2], "\(failures) failed calls; versions seen \(versions)")
+                return (failures, versions)
             }
+            try await Task.sleep(for: .milliseconds(200))
+            var again = TrainRequest()
+            again.kind = .itemKnn
+            again.publish = true
+            _ = try await model.client.call(ModelAPI.train, again)
+            try await waitHealth(recommend.client, "models", "item_knn=2,popularity=1")
+            try await Task.sleep(for: .milliseconds(200))
+            stop.set()
+            let (failures, versions) = await load.value
+            #expect(failures == 0 && versions == [1, 2], "\(failures) failed calls; versions seen \(versions)")
         }
     }
 }
@@ -297,6 +289,21 @@ struct RecommendFeatureDownTests {
 }
 
 /// Trains and publishes `item_knn` and `popularity`, then waits until recommend holds both.
+/// Ingest, feature and model (`withCoreSuite`) with a recommend service following them.
+func withRecommendSuite<R>(
+    _ body: (_ ingest: HostedService<IngestService>, _ feature: HostedService<FeatureService>, _ model: HostedService<ModelService>, _ recommend: HostedService<RecommendService>) async throws -> R
+) async throws -> R {
+    try await withCoreSuite { ingest, feature, model in
+        var settings = RecommendSettings()
+        settings.modelPort = model.rpcPort
+        settings.featurePort = feature.rpcPort
+        settings.ingestPort = ingest.rpcPort
+        // The suite runs beside the others on two cores: no feature read may time out here.
+        settings.featureTimeout = .seconds(5)
+        return try await withHostedService(RecommendService.self, settings: settings) { recommend in try await body(ingest, feature, model, recommend) }
+    }
+}
+
 func publishItemKNNAndPopularity(model: RPCClient, recommend: RPCClient) async throws {
     for kind in [ModelKind.itemKnn, .popularity] {
         var train = TrainRequest()
