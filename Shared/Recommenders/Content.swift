@@ -99,22 +99,19 @@ public enum Tokenizer {
 /// cosine. Kept in a content model so an item first seen after training (a new upsert) is
 /// vectorised the same way (terms the vocabulary lacks count for nothing).
 public struct ContentVectors: Sendable, Equatable {
-    public var terms: [String]
-    public var idf: [Float]
+    public let terms: [String]
+    public let idf: [Float]
     /// Row r: the vector of the model's item r (columns: indices into `terms`).
-    public var vectors: SparseMatrix
-    public private(set) var termIndex: [String: Int32] = [:]
-    /// The columns of `vectors` as rows: each term's items and weights.
-    public private(set) var postings: SparseMatrix? = nil
+    public let vectors: SparseMatrix
+    /// Derived from the above on construction: each term's column, and the columns of
+    /// `vectors` as rows (each term's items and weights).
+    let termIndex: [String: Int32]
+    let postings: SparseMatrix
 
     public init(terms: [String], idf: [Float], vectors: SparseMatrix) {
         self.terms = terms
         self.idf = idf
         self.vectors = vectors
-        index()
-    }
-
-    mutating func index() {
         termIndex = Dictionary(terms.enumerated().map { ($1, Int32($0)) }, uniquingKeysWith: { a, _ in a })
         postings = vectors.transposed
     }
@@ -162,7 +159,6 @@ public struct ContentVectors: Sendable, Equatable {
     /// The `k` items most similar to `vector` (cosine > 0), best first, ties by lower index;
     /// `excluded` items are skipped. Cost: the postings of the vector's terms.
     public func nearest(_ vector: (indices: [Int32], values: [Float]), k: Int, excluded: (Int) -> Bool = { _ in false }) -> [TopK.Entry] {
-        guard let postings else { return [] }
         var acc: [Int32: Float] = [:]
         for (t, w) in zip(vector.indices, vector.values) {
             for e in postings.rowStart[Int(t)]..<postings.rowStart[Int(t) + 1] { acc[postings.indices[e], default: 0] += w * postings.values[e] }

@@ -23,6 +23,12 @@ public final class FeatureState {
     /// Erased users, with each partition's end offset at erasure: their events below it are
     /// never folded again (a rebuild from the log does not bring them back).
     var erased: [Int64: [UInt64]] = [:]
+
+    /// Whether the event of `user` at `offset` of `partition` came before their erasure.
+    func isErased(_ user: Int64, partition: Int, offset: UInt64) -> Bool {
+        guard !erased.isEmpty, let ends = erased[user] else { return false }
+        return partition < ends.count && offset < ends[partition]
+    }
     /// Changes with every fold and erasure.
     var version: UInt64 = 0
     /// Cached cut points; refreshed by readers, hence its own lock.
@@ -156,7 +162,7 @@ public final class FeatureState {
             return nil
         }
         guard e.userId > 0 else { return .invalidUser }
-        if !erased.isEmpty, let ends = erased[e.userId], partition < ends.count, offset < ends[partition] { return .erasedUser }
+        if isErased(e.userId, partition: partition, offset: offset) { return .erasedUser }
         switch e.kind {
         case .purchase where e.orderRef == nil && e.itemId == 0: return .missingDetail
         case .payment where e.paymentRef == nil, .login where e.loginRef == nil, .review where e.reviewRef == nil, .profileUpdate where e.profileRef == nil:

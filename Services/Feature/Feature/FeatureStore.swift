@@ -121,16 +121,16 @@ public final class FeatureStore: @unchecked Sendable {
             guard let user = s.users[userID] else { return nil }
             let view = ProfileView(user, state: s, nowMs: s.watermarkMs, cuts: s.rfmCuts(refresh: true))
             var p = view.profile
+            guard segments != nil || !scorers.isEmpty else { return p }
+            // Segments and scores read the same feature values: computed once.
+            let all = FeatureCatalog.values(view)
             if let segments {
-                let (segment, memberships) = segments.assign(view)
+                let (segment, memberships) = segments.assign(all)
                 p.segmentId = Int32(segment)
                 p.hasSegment = true
                 p.segmentMemberships = memberships
             }
-            if !scorers.isEmpty {
-                let all = FeatureCatalog.values(view)
-                p.scores = scorers.map { $0.score(all) }
-            }
+            p.scores = scorers.map { $0.score(all) }
             return p
         }
     }
@@ -142,9 +142,9 @@ public final class FeatureStore: @unchecked Sendable {
         let model: Segmentation
         let positions: [Int]
 
-        func assign(_ view: ProfileView) -> (segment: Int, memberships: [Float]) {
-            let all = FeatureCatalog.values(view)
-            return model.assign(positions.map { all[$0] })
+        /// The segment of a user whose features (`FeatureCatalog.values`) are `all`.
+        func assign(_ all: [Float]) -> (segment: Int, memberships: [Float]) {
+            model.assign(positions.map { all[$0] })
         }
     }
 
@@ -213,7 +213,7 @@ public final class FeatureStore: @unchecked Sendable {
                 row.found = true
                 let view = ProfileView(user, state: s, nowMs: s.watermarkMs, cuts: cuts)
                 var all = FeatureCatalog.values(view)
-                if let segments { all[FeatureCatalog.segmentPosition] = Float(segments.assign(view).segment) }
+                if let segments { all[FeatureCatalog.segmentPosition] = Float(segments.assign(all).segment) }
                 row.values = positions.map { all[$0] }
                 return row
             }
@@ -250,17 +250,12 @@ public final class FeatureStore: @unchecked Sendable {
             var out: [Int64] = []
             for id in s.users.values.map(\.id).filter({ $0 > afterID }).sorted() {
                 let user = s.users[id]!
+                let view = ProfileView(user, state: s, nowMs: s.watermarkMs, cuts: cuts)
                 let member: Bool
                 switch audience {
-                case .score(_, let bound):
-                    member = scorer!.probability(FeatureCatalog.values(ProfileView(user, state: s, nowMs: s.watermarkMs, cuts: cuts))) >= bound
-                case .segment(let segment) where segments != nil:
-                    member = segments!.assign(ProfileView(user, state: s, nowMs: s.watermarkMs, cuts: cuts)).segment == Int(segment)
-                case .segment(let segment):
-                    member = user.segment == segment
-                case .tag(let tag):
-                    let view = ProfileView(user, state: s, nowMs: s.watermarkMs, cuts: cuts)
-                    member = view.tags(view.rfm).contains(tag)
+                case .score(_, let bound): member = scorer!.probability(FeatureCatalog.values(view)) >= bound
+                case .segment(let segment): member = segments.map { $0.assign(FeatureCatalog.values(view)).segment == Int(segment) } ?? (user.segment == segment)
+                case .tag(let tag): member = view.tags(view.rfm).contains(tag)
                 }
                 guard member else { continue }
                 if out.count == limit { return (out, true) }

@@ -140,13 +140,12 @@ final class TrainingExports: Sendable {
     /// users before their erasure count for neither.
     static func userRows(_ events: [Located], positions: [Int], target: UserTarget, fromMs: Int64, toMs: Int64, erased: [Int64: [UInt64]]) -> [TrainingRow] {
         guard let lastMs = events.last?.event.timestampMs else { return [] }
-        func isErased(_ l: Located) -> Bool {
-            guard let ends = erased[l.event.userId] else { return false }
-            return l.partition < ends.count && l.offset < ends[l.partition]
-        }
+        let partitions = (events.map(\.partition).max() ?? -1) + 1
+        let state = FeatureState(partitions: partitions)
+        state.erased = erased
         // Each user's activity (or purchase) times, ascending (the events are in time order).
         var future: [Int64: [Int64]] = [:]
-        for l in events where l.event.userId > 0 && !isErased(l) {
+        for l in events where l.event.userId > 0 && !state.isErased(l.event.userId, partition: l.partition, offset: l.offset) {
             let counts = target.kind == .propensity ? l.event.kind == .purchase : UserTarget.isActivity(l.event.kind)
             if counts { future[l.event.userId, default: []].append(l.event.timestampMs) }
         }
@@ -154,9 +153,6 @@ final class TrainingExports: Sendable {
         var cutoffs = (0..<target.cutoffs).map { latest - Int64($0) * target.horizonMs }
             .filter { $0 >= fromMs && (toMs == 0 || $0 <= toMs) }
         cutoffs.sort()
-        let partitions = (events.map(\.partition).max() ?? -1) + 1
-        let state = FeatureState(partitions: partitions)
-        state.erased = erased
         var rows: [TrainingRow] = []
         var next = 0
         /// Rows for every user as of `cutoff` (the events up to it folded).

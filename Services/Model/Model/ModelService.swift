@@ -352,10 +352,8 @@ public struct ModelService: PersonaService {
         var catalogue: [Int64: ItemDocument] = [:]
         if parameters.kind == .content {
             progress.report(0, "reading the catalogue from the feature service")
+            // Without catalogue entries the items are described by their categories alone.
             catalogue = try blocking { try await readCatalogue() }
-            guard !catalogue.isEmpty || data.pairs > 0 else {
-                throw TrainingRun.NoData(description: "the feature service lists no catalogue items: send item_upsert events (title, tags, category, brand, price) first")
-            }
         }
         var outcome = try TrainingRun.run(parameters, data: data, catalogue: catalogue, search: request.search, progress: progress)
         try progress.check()
