@@ -7,7 +7,9 @@ are measured by one function on one split).
 
 SPLIT_DIR holds train.csv (user,item,confidence-input value) and users.csv (the users to
 rank for, one index a line); the matrix is users x items with the sizes in shape.txt.
-PARAMS_JSON gives each peer's parameters (the same values Persona trains with).
+PARAMS_JSON gives each peer's parameters (the same values Persona trains with), and
+`filter_seen` (default true; a peer's own `filter_seen` overrides it): whether a user's training items are left out of their list
+(the leave-last-out protocol ranks them like any other).
 """
 import json
 import os
@@ -39,8 +41,8 @@ def load(split):
     return m, evaluated
 
 
-def rank_implicit(model, m, evaluated, n):
-    ids, _ = model.recommend(evaluated, m[evaluated], N=n, filter_already_liked_items=True)
+def rank_implicit(model, m, evaluated, n, filter_seen=True):
+    ids, _ = model.recommend(evaluated, m[evaluated], N=n, filter_already_liked_items=filter_seen)
     return [[int(i) for i in row if i >= 0] for row in ids]
 
 
@@ -104,7 +106,7 @@ def main():
                 start = time.perf_counter()
                 model.fit(fit, show_progress=False)
                 seconds = time.perf_counter() - start
-                lists = rank_implicit(model, m, evaluated, n)
+                lists = rank_implicit(model, m, evaluated, n, spec.get("filter_seen", params.get("filter_seen", True)))
             results["peers"][name] = {"seconds": seconds, "lists": lists}
             print(f"{name}: trained in {seconds:.3f} s", file=sys.stderr)
     with open(out_path, "w") as f:

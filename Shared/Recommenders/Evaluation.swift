@@ -77,7 +77,8 @@ extension RecommenderModel {
         var scores: [Float] = []
         for u in 0..<train.users where !test[u].isEmpty {
             let range = m.rowStart[u]..<m.rowStart[u + 1]
-            let history = range.map { (item: m.indices[$0], value: m.values[$0]) }
+            // The sequence model reads the history in time order.
+            let history = (kind == .sequence ? train.timeOrder(u) : Array(range)).map { (item: m.indices[$0], value: m.values[$0]) }
             score(user: userIndex[train.userIDs[u]], history: history, into: &scores)
             for j in range { scores[Int(m.indices[j])] = -.infinity }
             lists[u] = scores.withUnsafeBufferPointer { TopK.select($0, k: n) }.map(\.index)
@@ -86,3 +87,20 @@ extension RecommenderModel {
     }
 }
 
+extension RecommenderModel {
+    /// Leave-last-out lists (length `n`) for every user with a test item: each user's
+    /// training items in time order are the history (the sequence model reads them as its
+    /// input), and items they met are ranked like any other (unless `excludingSeen`).
+    public func nextItemRankings(train: Interactions, test: [[Int32]], n: Int, excludingSeen: Bool = false) -> [[Int32]] {
+        var lists = [[Int32]](repeating: [], count: train.users)
+        let m = train.matrix
+        var scores: [Float] = []
+        for u in 0..<train.users where !test[u].isEmpty {
+            let history = train.timeOrder(u).map { (item: m.indices[$0], value: m.values[$0]) }
+            score(user: userIndex[train.userIDs[u]], history: history, into: &scores)
+            if excludingSeen { for h in history { scores[Int(h.item)] = -.infinity } }
+            lists[u] = scores.withUnsafeBufferPointer { TopK.select($0, k: n) }.map(\.index)
+        }
+        return lists
+    }
+}

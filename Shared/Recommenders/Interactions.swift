@@ -29,24 +29,48 @@ public struct Interactions: Sendable {
     public static let protocolDescription =
         "per user, pairs sorted by their latest event (ties by item id); the last 20% (at least one) are the test set, the rest train; users with fewer than two items are not evaluated (their pair stays in training); full ranking over every item, training items excluded"
 
+    /// The leave-last-out protocol, in words.
+    public static let leaveLastOutDescription =
+        "per user, items in the order of their latest interaction (ties by item id); the last is the test item, the rest train (the sequence model holds out the one before it for early stopping); users with fewer than three items are not evaluated (theirs stay in training); full ranking over every item, items the user met before included"
+
     /// Splits by time per user: the last `fraction` of each user's pairs (by latest event,
     /// ties by item id; at least one) go to the test set, the rest stay. Users with fewer
     /// than two pairs keep theirs in training and have no test set. The test items of user
     /// u are `test[u]` (empty for most users of a sparse shop).
     public func splitByTime(testFraction: Double = 0.2) -> (train: Interactions, test: [[Int32]]) {
+        split { $0 < 2 ? 0 : max(1, Int((Double($0) * testFraction).rounded(.down))) }
+    }
+
+    /// Leave-last-out: each user's latest item is their test item, for users with at least
+    /// three (`leaveLastOutDescription`).
+    public func leaveLastOut() -> (train: Interactions, test: [[Int32]]) {
+        split { $0 < 3 ? 0 : 1 }
+    }
+
+    /// User u's entries (indices into `matrix.indices`) by latest event, oldest first; ties
+    /// (a basket's lines share a time) go by item id, so the order does not depend on the
+    /// order the items were first seen in.
+    public func timeOrder(_ u: Int) -> [Int] {
+        (matrix.rowStart[u]..<matrix.rowStart[u + 1]).sorted {
+            times[$0] != times[$1] ? times[$0] < times[$1] : itemIDs[Int(matrix.indices[$0])] < itemIDs[Int(matrix.indices[$1])]
+        }
+    }
+
+    /// Each user's items (dense indices) in the order of their latest interaction.
+    public var sequences: [[Int32]] {
+        (0..<users).map { u in timeOrder(u).map { matrix.indices[$0] } }
+    }
+
+    /// Holds out each user's latest `held(pairs)` pairs as their test items.
+    private func split(held: (Int) -> Int) -> (train: Interactions, test: [[Int32]]) {
         var triples: [(row: Int32, col: Int32, value: Float)] = []
         triples.reserveCapacity(pairs)
         var trainTimes: [(Int32, Int32, UInt32)] = []
         trainTimes.reserveCapacity(pairs)
         var test = [[Int32]](repeating: [], count: users)
         for u in 0..<users {
-            let range = matrix.rowStart[u]..<matrix.rowStart[u + 1]
-            // Ties (a basket's lines share a time) go by item id, so the split does not depend
-            // on the order the items were first seen in.
-            let order = range.sorted {
-                times[$0] != times[$1] ? times[$0] < times[$1] : itemIDs[Int(matrix.indices[$0])] < itemIDs[Int(matrix.indices[$1])]
-            }
-            let held = order.count < 2 ? 0 : max(1, Int((Double(order.count) * testFraction).rounded(.down)))
+            let order = timeOrder(u)
+            let held = held(order.count)
             for (n, j) in order.enumerated() {
                 if n >= order.count - held {
                     test[u].append(matrix.indices[j])

@@ -34,7 +34,8 @@ public enum ModelArtifact {
             body.plain(m?.values ?? [])
         }
         matrix(model.users)
-        matrix(model.items)
+        // The sequence model's item table is in its weights (below).
+        matrix(model.kind == .sequence ? nil : model.items)
         body.bool(model.itemBias != nil)
         body.plain(model.itemBias ?? [])
         body.bool(model.itemItem != nil)
@@ -56,6 +57,11 @@ public enum ModelArtifact {
             body.plain(c.vectors.rowStart.map { UInt64($0) })
             body.plain(c.vectors.indices)
             body.plain(c.vectors.values)
+        }
+        // Sequence models only: the network's shape and weights.
+        if let n = model.sequence {
+            for v in [n.shape.items, n.shape.dim, n.shape.maxLength, n.shape.blocks] { body.u32(UInt32(v)) }
+            body.plain(n.weights)
         }
         return ArtifactContainer.seal(body.finish(), magic: "PMDL", version: formatVersion)
     }
@@ -99,6 +105,18 @@ public enum ModelArtifact {
                 guard idf.count == terms.count, vectors.cols == terms.count else { throw Corrupt(description: "content vocabulary and vectors disagree") }
                 model.content = ContentVectors(terms: terms, idf: idf, vectors: vectors)
             }
+            if kind == .sequence {
+                let items = Int(try r.u32()), dim = Int(try r.u32()), length = Int(try r.u32()), blocks = Int(try r.u32())
+                guard items == itemIDs.count, (1...4096).contains(dim), (1...10_000).contains(length), (0...64).contains(blocks) else {
+                    throw Corrupt(description: "a sequence model of \(items) items, \(dim) dimensions, \(length) positions, \(blocks) blocks")
+                }
+                let shape = SASRec.Shape(items: items, dim: dim, maxLength: length, blocks: blocks)
+                let weights = try r.plain(Float.self)
+                guard weights.count == SASRec.parameterCount(shape) else { throw Corrupt(description: "\(weights.count) sequence weights for \(SASRec.parameterCount(shape))") }
+                let network = SASRec(shape: shape, weights: weights)
+                model.sequence = network
+                model.items = network.itemTable
+            }
             try check(model)
             model.index()
             return model
@@ -127,6 +145,8 @@ public enum ModelArtifact {
         case .itemKNN, .ease, .content:
             guard let w = m.itemItem, w.rows == n, w.cols == n else { throw Corrupt(description: "\(m.kind.rawValue) without an item-item table of \(n) items") }
             guard m.kind != .content || m.content?.vectors.rows == n else { throw Corrupt(description: "content without a vector for each of \(n) items") }
+        case .sequence:
+            guard let s = m.sequence, s.shape.items == n, m.items?.rows == n else { throw Corrupt(description: "sequence without a network over \(n) items") }
         case .als, .bpr:
             guard let items = m.items, let users = m.users, items.rows == n, users.cols == items.cols, users.rows == m.userIDs.count,
                 Set(m.userIDs).count == m.userIDs.count, m.itemBias.map({ $0.count == n }) ?? true

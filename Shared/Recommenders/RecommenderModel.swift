@@ -12,6 +12,8 @@ public struct RecommenderModel: Sendable {
         case ease
         /// Items like the ones a user met, by what their catalogue entries say (TF-IDF).
         case content
+        /// The next item after a user's latest ones (SASRec over their sequence).
+        case sequence
     }
 
     public var kind: Kind
@@ -30,6 +32,8 @@ public struct RecommenderModel: Sendable {
     public var itemItem: SparseMatrix? = nil
     /// Content: the items' TF-IDF vectors and vocabulary (a new item is vectorised with them).
     public var content: ContentVectors? = nil
+    /// Sequence: the network; `items` is its item table (what its output is scored against).
+    public var sequence: SASRec? = nil
     /// Factor models: the regularisation and confidence scale a new user's vector is
     /// folded in with (the ALS normal equations against the item factors).
     public var foldInRegularization: Float = 0.1
@@ -81,9 +85,11 @@ public struct RecommenderModel: Sendable {
     /// it has not seen, whose vector is then folded in from `history`); `history` is the
     /// user's items (dense indices) with their interaction values. `scores` is resized to
     /// the catalogue.
-    /// A factor model's query vector for a user: their row, or one folded in from `history`.
+    /// A factor model's query vector for a user: their row, or one folded in from `history`;
+    /// the sequence model's output after `history` (oldest first).
     public func userVector(user: Int32?, history: [(item: Int32, value: Float)]) -> [Float] {
-        user.map { users!.row(Int($0)) } ?? foldIn(history)
+        if let sequence { return sequence.encode(history.map(\.item)) }
+        return user.map { users!.row(Int($0)) } ?? foldIn(history)
     }
 
     public func score(user: Int32?, history: [(item: Int32, value: Float)], into scores: inout [Float]) {
@@ -104,7 +110,7 @@ public struct RecommenderModel: Sendable {
                     for e in w.rowStart[Int(j)]..<w.rowStart[Int(j) + 1] { s[Int(w.indices[e])] += v * w.values[e] }
                 }
             }
-        case .als, .bpr:
+        case .als, .bpr, .sequence:
             let items = self.items!
             let vector = userVector(user: user, history: history)
             Kernels.score(items, vector, into: &scores)

@@ -42,7 +42,7 @@ struct ModelServiceTests {
             try await append(ingest, clusteredShop(users: 20, perUser: 4))
             try await waitConsumed(ingest: ingest, consumer: model)
             await #expect { try await train(model, ModelKind(rawValue: 99)) } throws: {
-                ($0 as? RPCError)?.code == .invalidArgument && "\($0)".contains("popularity, item_knn, als, bpr, ease, content, gbdt, logistic")
+                ($0 as? RPCError)?.code == .invalidArgument && "\($0)".contains("popularity, item_knn, als, bpr, ease, content, sequence, gbdt, logistic")
             }
             await #expect { try await train(model, .als, params: ["factorz": "3"]) } throws: {
                 ($0 as? RPCError)?.code == .invalidArgument && "\($0)".contains("valid: alpha")

@@ -184,6 +184,7 @@ struct ProfileView {
         p.recentViews = user.recentViews.items.reversed()
         p.recentCarts = user.recentCarts.items.reversed()
         p.recentPurchases = user.recentPurchases.items.reversed()
+        p.recentItems = user.recentItems.items.reversed()
         p.recentPurchaseMs = user.recentPurchaseTimes.items.reversed()
         p.tags = tags(rfm)
         p.hasSegment = user.segment >= 0

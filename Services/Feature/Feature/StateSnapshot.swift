@@ -5,7 +5,7 @@ import Store
 extension FeatureState {
     static let snapshotMagic = "PFS1"
     /// 2: affinities as levels (`UserState.Affinity`); 1 (read too): as a score and its time.
-    static let snapshotVersion: UInt32 = 3
+    static let snapshotVersion: UInt32 = 4
 
     /// The snapshot in memory (tests compare states by it; the service streams it to its file
     /// with `writeSnapshot(to:)`).
@@ -169,6 +169,7 @@ extension UserState {
         w.array(recentCarts.items) { $0.i64($1) }
         w.array(recentPurchases.items) { $0.i64($1) }
         w.array(recentPurchaseTimes.items) { $0.i64($1) }
+        w.array(recentItems.items) { $0.i64($1) }
         w.i32(segment)
         w.array(recentOrders) { w, o in
             w.i64(o.ms)
@@ -229,6 +230,8 @@ extension UserState {
         recentPurchases = RecentItems(try r.array { try $0.i64() })
         // Versions before 3 kept no purchase times: unknown (0) for each purchase.
         recentPurchaseTimes = RecentItems(r.version >= 3 ? try r.array { try $0.i64() } : [Int64](repeating: 0, count: recentPurchases.items.count))
+        // Versions before 4 kept no mixed sequence: it starts empty.
+        recentItems = RecentItems(r.version >= 4 ? try r.array { try $0.i64() } : [])
         segment = try r.i32()
         recentOrders = try r.array { r in TimedAmount(ms: try r.i64(), amount: try r.f64()) }
         failures = try r.array { r in TimedKind(ms: try r.i64(), kind: try r.u8()) }

@@ -55,6 +55,9 @@ final class UserState {
     var recentViews = RecentItems()
     var recentCarts = RecentItems()
     var recentPurchases = RecentItems()
+    /// The latest items of any interaction (view, click, favourite, cart, purchase line), in
+    /// the order they came: what the sequence model reads.
+    var recentItems = RecentItems()
     /// When each of `recentPurchases` was bought (the same ring positions).
     var recentPurchaseTimes = RecentItems()
     var segment: Int32 = -1
@@ -263,6 +266,7 @@ extension UserState {
             if inOrder && e.itemId != 0 {
                 if kind == .view { recentViews.push(e.itemId) }
                 if kind == .addToCart { recentCarts.push(e.itemId) }
+                recentItems.push(e.itemId)
             }
             interact(kind, category: category, item: item, price: item?.price ?? 0, at: ts)
         case .purchase:
@@ -302,6 +306,7 @@ extension UserState {
             if inOrder {
                 recentPurchases.push(e.itemId)
                 recentPurchaseTimes.push(ts)
+                recentItems.push(e.itemId)
             }
         }
         for line in lines {
@@ -311,6 +316,7 @@ extension UserState {
             if inOrder && line.itemId != 0 {
                 recentPurchases.push(line.itemId)
                 recentPurchaseTimes.push(ts)
+                recentItems.push(line.itemId)
             }
         }
         monetary += amount

@@ -71,7 +71,8 @@ public struct RecommendService: PersonaService {
     /// The blend over what is published now.
     var recommender: Recommender {
         var r = Recommender(
-            factors: models["als"] ?? models["bpr"], neighbours: models["item_knn"] ?? models["ease"], popularity: models["popularity"], content: models["content"])
+            factors: models["als"] ?? models["bpr"], neighbours: models["item_knn"] ?? models["ease"], popularity: models["popularity"], content: models["content"],
+            sequence: models["sequence"])
         r.weights = settings.weights
         r.repurchase = settings.repurchase
         r.tagFactors = settings.tagFactors
@@ -349,7 +350,7 @@ public struct RecommendOptions: ParsableArguments, Sendable {
     @Option(help: "Leave out an item shown to a user this many times without a view, cart or purchase; 0 turns it off (env PERSONA_IMPRESSION_FATIGUE, default 3).")
     public var impressionFatigue: Int?
 
-    @Option(help: "Blend weights and boosts, name=value,... over factors, neighbours, content, popularity, trending, category_affinity, price_band (env PERSONA_RECOMMEND_WEIGHTS; default factors=1,neighbours=1,content=0.3,popularity=0.05,trending=0.06,category_affinity=0.1,price_band=0.1).")
+    @Option(help: "Blend weights and boosts, name=value,... over factors, neighbours, content, sequence, popularity, trending, category_affinity, price_band (env PERSONA_RECOMMEND_WEIGHTS; default factors=1,neighbours=1,content=0.3,sequence=1,popularity=0.05,trending=0.06,category_affinity=0.1,price_band=0.1).")
     public var weights: String?
 
     @Option(help: "How long after a purchase an item is not recommended again: default=never|Nd|Nh|Nm and CATEGORY=... overrides (env PERSONA_REPURCHASE_WINDOW, default 'default=never').")

@@ -24,6 +24,8 @@ public struct Recommender: Sendable {
         /// Content neighbours (TF-IDF over the catalogue) of the user's recent items; twice
         /// this for a user with one or two recent items, whom collaborative sources know least.
         public var content: Float = 0.3
+        /// The sequence model's next items after the user's latest ones.
+        public var sequence: Float = 1
         public var popularity: Float = 0.05
         /// Above popularity: what is active now outranks what was popular in training.
         public var trending: Float = 0.06
@@ -35,7 +37,7 @@ public struct Recommender: Sendable {
 
         public init() {}
 
-        public static let names = ["factors", "neighbours", "content", "popularity", "trending", "category_affinity", "price_band"]
+        public static let names = ["factors", "neighbours", "content", "sequence", "popularity", "trending", "category_affinity", "price_band"]
 
         /// `name=value` pairs separated by commas, e.g. `factors=1,neighbours=0.5`; names
         /// not given keep their default.
@@ -49,6 +51,7 @@ public struct Recommender: Sendable {
                 case "factors": factors = v
                 case "neighbours": neighbours = v
                 case "content": content = v
+                case "sequence": sequence = v
                 case "popularity": popularity = v
                 case "trending": trending = v
                 case "category_affinity": categoryAffinity = v
@@ -66,16 +69,19 @@ public struct Recommender: Sendable {
         public var purchases: [Int64] = []
         /// When each purchase was made (ms; 0: unknown), same order as `purchases`.
         public var purchaseMs: [Int64] = []
+        /// The latest items of any interaction, in the order they came (repeats kept).
+        public var items: [Int64] = []
 
-        public init(views: [Int64] = [], carts: [Int64] = [], purchases: [Int64] = [], purchaseMs: [Int64] = []) {
+        public init(views: [Int64] = [], carts: [Int64] = [], purchases: [Int64] = [], purchaseMs: [Int64] = [], items: [Int64] = []) {
             self.views = views
             self.carts = carts
             self.purchases = purchases
             self.purchaseMs = purchaseMs
+            self.items = items
         }
 
         public init(_ p: UserProfile) {
-            self.init(views: p.recentViews, carts: p.recentCarts, purchases: p.recentPurchases, purchaseMs: p.recentPurchaseMs)
+            self.init(views: p.recentViews, carts: p.recentCarts, purchases: p.recentPurchases, purchaseMs: p.recentPurchaseMs, items: p.recentItems)
         }
 
         /// Each kind of recent item with its weight (as in training: a purchase counts most)
@@ -178,6 +184,8 @@ public struct Recommender: Sendable {
     public var neighbours: PublishedModels.Loaded?
     /// The content model (catalogue similarity), a source of its own.
     public var content: PublishedModels.Loaded?
+    /// The sequence model (SASRec), a source of its own.
+    public var sequence: PublishedModels.Loaded?
     public var popularity: PublishedModels.Loaded?
     public var weights = Weights()
     public var repurchase = RepurchaseWindows()
@@ -185,17 +193,21 @@ public struct Recommender: Sendable {
     /// the factor of each tag an item has.
     public var tagFactors: [String: Float] = [:]
 
-    public init(factors: PublishedModels.Loaded?, neighbours: PublishedModels.Loaded?, popularity: PublishedModels.Loaded?, content: PublishedModels.Loaded? = nil) {
+    public init(
+        factors: PublishedModels.Loaded?, neighbours: PublishedModels.Loaded?, popularity: PublishedModels.Loaded?, content: PublishedModels.Loaded? = nil,
+        sequence: PublishedModels.Loaded? = nil
+    ) {
         self.factors = factors
         self.neighbours = neighbours
         self.popularity = popularity
         self.content = content
+        self.sequence = sequence
     }
 
     /// The model whose name and version an answer reports: the first source that took part.
-    public var primary: PublishedModels.Loaded? { factors ?? neighbours ?? content ?? popularity }
+    public var primary: PublishedModels.Loaded? { factors ?? neighbours ?? sequence ?? content ?? popularity }
 
-    var models: [RecommenderModel] { [factors, neighbours, content, popularity].compactMap { $0?.model } }
+    var models: [RecommenderModel] { [factors, neighbours, sequence, content, popularity].compactMap { $0?.model } }
 
     /// Whether any model has items of `category`.
     public func knows(category: Int64) -> Bool { models.contains { $0.categories.contains(category) } }
@@ -300,6 +312,26 @@ public struct Recommender: Sendable {
         if let c = content {
             let few = history.touched.count <= 2
             neighbourSource(c, weight: weights.content * (few ? 2 : 1)) { "like \($1) you \($0)" }
+        }
+        if let q = sequence, weights.sequence > 0 {
+            // The user's latest items oldest first, each at its latest place (as the model was trained).
+            let m = q.model
+            var placed = Set<Int32>(), order: [Int32] = []
+            for id in history.items {
+                if let i = m.itemIndex[id], placed.insert(i).inserted { order.append(i) }
+            }
+            order.reverse()
+            if !order.isEmpty {
+                let top = q.top(user: nil, history: order.map { (item: $0, value: 1) }, k: pool) { !allowed(m, $0) || seen.contains(m.itemIDs[$0]) }
+                let reason = "next after " + order.suffix(2).map { String(m.itemIDs[Int($0)]) }.joined(separator: ", ")
+                // Inner products may be negative: scaled to (0, 1] over the pool, the last still counting a little.
+                if let high = top.first?.score, let low = top.last?.score {
+                    for e in top {
+                        let i = Int(e.index), scaled = high > low ? 0.1 + 0.9 * (e.score - low) / (high - low) : 1
+                        add(m.itemIDs[i], weights.sequence * scaled, reason, m.kind.rawValue, category: m.itemCategories[i])
+                    }
+                }
+            }
         }
         for list in live where weights.trending > 0 {
             let best = list.items.first?.score ?? 0

@@ -319,6 +319,7 @@ public struct UserProfile: WireMessage {
     public var recentPurchaseMs: [Int64] = []
     public var segmentMemberships: [Float] = []
     public var scores: [UserScore] = []
+    public var recentItems: [Int64] = []
     /// Fields this build does not know, kept so a relay re-encodes them unchanged.
     public var unknownFields = UnknownFields()
     public init() {}
@@ -364,6 +365,7 @@ extension UserProfile: CMessageConvertible {
         (c.pointee.n_recent_purchase_ms, c.pointee.recent_purchase_ms) = arena.scalars(recentPurchaseMs)
         (c.pointee.n_segment_memberships, c.pointee.segment_memberships) = arena.scalars(segmentMemberships)
         (c.pointee.n_scores, c.pointee.scores) = arena.messages(scores)
+        (c.pointee.n_recent_items, c.pointee.recent_items) = arena.scalars(recentItems)
         arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
     }
     init(cMessage c: UnsafePointer<Persona__V1__UserProfile>) {
@@ -404,6 +406,7 @@ extension UserProfile: CMessageConvertible {
         recentPurchaseMs = readScalars(c.pointee.recent_purchase_ms, c.pointee.n_recent_purchase_ms)
         segmentMemberships = readScalars(c.pointee.segment_memberships, c.pointee.n_segment_memberships)
         scores = readMessages(c.pointee.scores, c.pointee.n_scores, as: UserScore.self)
+        recentItems = readScalars(c.pointee.recent_items, c.pointee.n_recent_items)
         unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
     static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>) -> UnsafeMutablePointer<Persona__V1__UserProfile>? {

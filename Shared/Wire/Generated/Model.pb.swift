@@ -18,7 +18,8 @@ public struct ModelKind: RawRepresentable, Hashable, Sendable, CustomStringConve
     public static let ease = ModelKind(rawValue: 8)
     public static let ftrl = ModelKind(rawValue: 9)
     public static let content = ModelKind(rawValue: 10)
-    public static let allKnown: [ModelKind] = [.unspecified, .popularity, .itemKnn, .als, .logistic, .gbdt, .kmeans, .bpr, .ease, .ftrl, .content]
+    public static let sequence = ModelKind(rawValue: 11)
+    public static let allKnown: [ModelKind] = [.unspecified, .popularity, .itemKnn, .als, .logistic, .gbdt, .kmeans, .bpr, .ease, .ftrl, .content, .sequence]
     /// The value's proto name without the enum prefix, lower case (`add_to_cart`).
     public var name: String? {
         switch rawValue {
@@ -33,6 +34,7 @@ public struct ModelKind: RawRepresentable, Hashable, Sendable, CustomStringConve
         case 8: "ease"
         case 9: "ftrl"
         case 10: "content"
+        case 11: "sequence"
         default: nil
         }
     }
@@ -49,6 +51,7 @@ public struct ModelKind: RawRepresentable, Hashable, Sendable, CustomStringConve
         case "ease": self = .ease
         case "ftrl": self = .ftrl
         case "content": self = .content
+        case "sequence": self = .sequence
         default: return nil
         }
     }
@@ -894,6 +897,7 @@ public struct EvaluationReport: WireMessage {
     public var importance: [Metric] = []
     public var thresholds: [Metric] = []
     public var confusion: [Confusion] = []
+    public var comparison: [Comparison] = []
     /// Fields this build does not know, kept so a relay re-encodes them unchanged.
     public var unknownFields = UnknownFields()
     public init() {}
@@ -919,6 +923,7 @@ extension EvaluationReport: CMessageConvertible {
         (c.pointee.n_importance, c.pointee.importance) = arena.messages(importance)
         (c.pointee.n_thresholds, c.pointee.thresholds) = arena.messages(thresholds)
         (c.pointee.n_confusion, c.pointee.confusion) = arena.messages(confusion)
+        (c.pointee.n_comparison, c.pointee.comparison) = arena.messages(comparison)
         arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
     }
     init(cMessage c: UnsafePointer<Persona__V1__EvaluationReport>) {
@@ -939,6 +944,7 @@ extension EvaluationReport: CMessageConvertible {
         importance = readMessages(c.pointee.importance, c.pointee.n_importance, as: Metric.self)
         thresholds = readMessages(c.pointee.thresholds, c.pointee.n_thresholds, as: Metric.self)
         confusion = readMessages(c.pointee.confusion, c.pointee.n_confusion, as: Confusion.self)
+        comparison = readMessages(c.pointee.comparison, c.pointee.n_comparison, as: Comparison.self)
         unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
     static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>) -> UnsafeMutablePointer<Persona__V1__EvaluationReport>? {
@@ -946,6 +952,42 @@ extension EvaluationReport: CMessageConvertible {
     }
     public func serializedBytes() -> [UInt8] { packMessage(self) }
     public static func serializedBytes(each messages: [EvaluationReport]) -> [[UInt8]] { packMessages(messages) }
+    public init(serializedBytes bytes: UnsafeRawBufferPointer, limits: DecodingLimits) throws {
+        self = try unpackMessage(bytes, limits: limits)
+    }
+}
+
+/// proto message `persona.v1.Comparison`.
+public struct Comparison: WireMessage {
+    public var model: String = ""
+    public var metrics: [Metric] = []
+    public var trainingSeconds: Double = 0
+    /// Fields this build does not know, kept so a relay re-encodes them unchanged.
+    public var unknownFields = UnknownFields()
+    public init() {}
+}
+
+extension Comparison: CMessageConvertible {
+    typealias CStruct = Persona__V1__Comparison
+    func fill(_ c: UnsafeMutablePointer<Persona__V1__Comparison>, arena: Arena) {
+        persona__v1__comparison__init(c)
+        if !model.isEmpty { c.pointee.model = arena.string(model) }
+        (c.pointee.n_metrics, c.pointee.metrics) = arena.messages(metrics)
+        c.pointee.training_seconds = trainingSeconds
+        arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
+    }
+    init(cMessage c: UnsafePointer<Persona__V1__Comparison>) {
+        self.init()
+        model = readString(c.pointee.model)
+        metrics = readMessages(c.pointee.metrics, c.pointee.n_metrics, as: Metric.self)
+        trainingSeconds = c.pointee.training_seconds
+        unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
+    }
+    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>) -> UnsafeMutablePointer<Persona__V1__Comparison>? {
+        persona__v1__comparison__unpack(allocator, count, bytes)
+    }
+    public func serializedBytes() -> [UInt8] { packMessage(self) }
+    public static func serializedBytes(each messages: [Comparison]) -> [[UInt8]] { packMessages(messages) }
     public init(serializedBytes bytes: UnsafeRawBufferPointer, limits: DecodingLimits) throws {
         self = try unpackMessage(bytes, limits: limits)
     }

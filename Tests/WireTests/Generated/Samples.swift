@@ -573,6 +573,7 @@ extension UserProfile {
             m.recentPurchaseMs = [Int64.min, Int64.max]
             m.segmentMemberships = [Float.greatestFiniteMagnitude, -0.25]
             m.scores = [UserScore.sample(1), UserScore.sample(0)]
+            m.recentItems = [Int64.min, Int64.max]
         } else {
             m.userId = Int64.max
             m.age = Int32.max
@@ -610,6 +611,7 @@ extension UserProfile {
             m.recentPurchaseMs = [Int64.max, Int64.min]
             m.segmentMemberships = [-0.25, Float.greatestFiniteMagnitude]
             m.scores = [UserScore.sample(0), UserScore.sample(1)]
+            m.recentItems = [Int64.max, Int64.min]
         }
         return m
     }
@@ -1160,7 +1162,7 @@ extension TrainRequest {
         var m = TrainRequest()
         if variant == 0 {
             m.name = "h\u{e9}llo \"w\\orld\" \u{1F600}"
-            m.kind = .init(rawValue: 10)
+            m.kind = .init(rawValue: 11)
             m.params = [KeyValue.sample(1), KeyValue.sample(0)]
             m.dataFromMs = Int64.min
             m.dataToMs = Int64.min
@@ -1209,7 +1211,7 @@ extension JobStatusResponse {
         if variant == 0 {
             m.jobId = "h\u{e9}llo \"w\\orld\" \u{1F600}"
             m.name = "h\u{e9}llo \"w\\orld\" \u{1F600}"
-            m.kind = .init(rawValue: 10)
+            m.kind = .init(rawValue: 11)
             m.state = .init(rawValue: 5)
             m.progress = -1.5e300
             m.message = "h\u{e9}llo \"w\\orld\" \u{1F600}"
@@ -1273,7 +1275,7 @@ extension ModelInfo {
         if variant == 0 {
             m.name = "h\u{e9}llo \"w\\orld\" \u{1F600}"
             m.version = UInt32.max
-            m.kind = .init(rawValue: 10)
+            m.kind = .init(rawValue: 11)
             m.createdMs = Int64.min
             m.metrics = [Metric.sample(1), Metric.sample(0)]
             m.params = [KeyValue.sample(1), KeyValue.sample(0)]
@@ -1498,7 +1500,7 @@ extension EvaluationReport {
             m.createdMs = Int64.min
             m.baseline = [Metric.sample(1), Metric.sample(0)]
             m.curves = [Curve.sample(1), Curve.sample(0)]
-            m.kind = .init(rawValue: 10)
+            m.kind = .init(rawValue: 11)
             m.params = [KeyValue.sample(1), KeyValue.sample(0)]
             m.users = UInt32.max
             m.testPairs = UInt64.max
@@ -1507,6 +1509,7 @@ extension EvaluationReport {
             m.importance = [Metric.sample(1), Metric.sample(0)]
             m.thresholds = [Metric.sample(1), Metric.sample(0)]
             m.confusion = [Confusion.sample(1), Confusion.sample(0)]
+            m.comparison = [Comparison.sample(1), Comparison.sample(0)]
         } else {
             m.name = "x"
             m.version = 1
@@ -1524,6 +1527,23 @@ extension EvaluationReport {
             m.importance = [Metric.sample(0), Metric.sample(1)]
             m.thresholds = [Metric.sample(0), Metric.sample(1)]
             m.confusion = [Confusion.sample(0), Confusion.sample(1)]
+            m.comparison = [Comparison.sample(0), Comparison.sample(1)]
+        }
+        return m
+    }
+}
+
+extension Comparison {
+    static func sample(_ variant: Int) -> Comparison {
+        var m = Comparison()
+        if variant == 0 {
+            m.model = "h\u{e9}llo \"w\\orld\" \u{1F600}"
+            m.metrics = [Metric.sample(1), Metric.sample(0)]
+            m.trainingSeconds = -1.5e300
+        } else {
+            m.model = "x"
+            m.metrics = [Metric.sample(0), Metric.sample(1)]
+            m.trainingSeconds = Double.leastNonzeroMagnitude
         }
         return m
     }
@@ -2384,6 +2404,7 @@ let allMessageSamples: [(protoName: String, samples: [any WireMessage])] = [
     ("persona.v1.GetReportRequest", [GetReportRequest.sample(0), GetReportRequest.sample(1), GetReportRequest()]),
     ("persona.v1.Curve", [Curve.sample(0), Curve.sample(1), Curve()]),
     ("persona.v1.EvaluationReport", [EvaluationReport.sample(0), EvaluationReport.sample(1), EvaluationReport()]),
+    ("persona.v1.Comparison", [Comparison.sample(0), Comparison.sample(1), Comparison()]),
     ("persona.v1.Confusion", [Confusion.sample(0), Confusion.sample(1), Confusion()]),
     ("persona.v1.RecommendRequest", [RecommendRequest.sample(0), RecommendRequest.sample(1), RecommendRequest()]),
     ("persona.v1.Contribution", [Contribution.sample(0), Contribution.sample(1), Contribution()]),

@@ -18,6 +18,7 @@ public enum Trainer {
         case .bpr: model = try BPR.train(p, data, progress)
         case .ease: model = try EASE.train(p, data, progress)
         case .content: model = try Content.train(p, data, catalogue, progress)
+        case .sequence: model = try SelfAttentive.train(p, data, progress)
         }
         model.index()
         progress.report(1, "fitted")

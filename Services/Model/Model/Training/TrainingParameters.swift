@@ -27,6 +27,11 @@ public struct TrainingParameters: Sendable, Equatable {
         case .bpr: own = ["factors": "64", "iterations": "100", "learning_rate": "0.05", "regularization": "0.01", "seed": "42"]
         case .ease: own = ["lambda": "200", "max_items": "20000", "min_users": "2", "keep": "0"]
         case .content: own = ["neighbors": "50", "min_df": "1"]
+        case .sequence:
+            own = [
+                "dim": "64", "max_length": "50", "blocks": "2", "dropout": "0.2", "learning_rate": "0.001", "batch": "128", "epochs": "200",
+                "patience": "5", "seed": "42",
+            ]
         }
         return common.merging(own) { a, _ in a }
     }
@@ -81,6 +86,16 @@ public struct TrainingParameters: Sendable, Equatable {
         case .content:
             _ = try integer("neighbors", 1...10_000)
             _ = try integer("min_df", 1...1_000_000)
+        case .sequence:
+            _ = try integer("dim", 2...1024)
+            _ = try integer("max_length", 2...1000)
+            _ = try integer("blocks", 1...16)
+            _ = try number("dropout", 0...0.9)
+            _ = try number("learning_rate", 1e-6...1)
+            _ = try integer("batch", 1...100_000)
+            _ = try integer("epochs", 1...10_000)
+            _ = try integer("patience", 1...1000)
+            _ = try integer("seed", 0...Int.max)
         }
     }
 
@@ -128,6 +143,8 @@ public struct TrainingParameters: Sendable, Equatable {
             return ["50", "200", "500", "2000"].map { ["lambda": $0] }
         case .content:
             return ["10", "50", "200"].flatMap { n in ["1", "2"].map { ["neighbors": n, "min_df": $0] } }
+        case .sequence:
+            return ["0.2", "0.5"].flatMap { p in ["32", "64"].map { ["dropout": p, "dim": $0] } }
         }
     }
 }

@@ -30,7 +30,9 @@ public enum TrainingRun {
             throw NoData(description: "there are no interactions to train on in the data range: import events first (persona import FILE --format ...) or widen the range")
         }
         let k = parameters.k
-        let (train, test) = data.splitByTime()
+        // The sequence kind is measured by leave-last-out, beside the other kinds on the same split.
+        let sequential = parameters.kind == .sequence
+        let (train, test) = split(parameters.kind, data)
         var chosen = parameters
         var searched: [Curve] = []
         if search {
@@ -39,14 +41,32 @@ public enum TrainingRun {
         }
         progress.step(from: search ? 0.5 : 0, width: search ? 0.2 : 0.45)
         progress.resetLosses()
+        let fitStart = ContinuousClock.now
         let evaluated = try Trainer.train(chosen, train, catalogue: catalogue, progress: progress)
+        let fitSeconds = fitStart.duration(to: .now) / .seconds(1)
         let losses = progress.losses
         progress.step(from: search ? 0.7 : 0.45, width: 0.1)
         progress.report(0, "evaluating on \(test.count { !$0.isEmpty }) users")
         let ks = Array(Set(curveKs + [k])).sorted()
-        let metrics = RankingMetrics.evaluate(lists: evaluated.rankings(train: train, test: test, n: ks.last!), test: test, catalogue: data.items, ks: ks)
-        let baselineModel = try Trainer.train(try TrainingParameters(kind: .popularity, [("k", "\(k)")]), train)
-        let baseline = RankingMetrics.evaluate(lists: baselineModel.rankings(train: train, test: test, n: ks.last!), test: test, catalogue: data.items, ks: ks)
+        func evaluate(_ model: RecommenderModel) -> [RankingMetrics] {
+            let lists = sequential ? model.nextItemRankings(train: train, test: test, n: ks.last!) : model.rankings(train: train, test: test, n: ks.last!)
+            return RankingMetrics.evaluate(lists: lists, test: test, catalogue: data.items, ks: ks)
+        }
+        let metrics = evaluate(evaluated)
+        let baseline = evaluate(try Trainer.train(try TrainingParameters(kind: .popularity, [("k", "\(k)")]), train))
+        var comparison: [Comparison] = []
+        if sequential {
+            comparison.append(Comparison(model: chosen.kind.rawValue, metrics: metrics.first { $0.k == k }!, seconds: fitSeconds))
+            for kind in [RecommenderModel.Kind.als, .itemKNN, .popularity] {
+                try progress.check()
+                progress.report(0.5, "fitting \(kind.rawValue) for the comparison")
+                let other = try TrainingParameters(kind: kind, TrainingParameters.common.keys.map { ($0, chosen.string($0)) })
+                let start = ContinuousClock.now
+                let model = try Trainer.train(other, train)
+                let seconds = start.duration(to: .now) / .seconds(1)
+                comparison.append(Comparison(model: kind.rawValue, metrics: evaluate(model).first { $0.k == k }!, seconds: seconds))
+            }
+        }
         try progress.check()
         progress.step(from: search ? 0.8 : 0.55, width: search ? 0.2 : 0.45)
         let final = try Trainer.train(chosen, data, catalogue: catalogue, progress: progress)
@@ -59,7 +79,8 @@ public enum TrainingRun {
         report.baseline = baselineAtK.named.map { Metric(name: $0.0, value: $0.1) }
         report.users = UInt32(atK.users)
         report.testPairs = UInt64(test.reduce(0) { $0 + $1.count })
-        report.protocol = Interactions.protocolDescription
+        report.protocol = sequential ? Interactions.leaveLastOutDescription : Interactions.protocolDescription
+        report.comparison = comparison
         let x = metrics.map { Double($0.k) }
         report.curves = [
             Curve(name: "ndcg", x: x, y: metrics.map(\.ndcg)), Curve(name: "precision", x: x, y: metrics.map(\.precision)),
@@ -85,7 +106,7 @@ public enum TrainingRun {
     /// 20% per user) and returns the parameters with the best NDCG@K there, and each
     /// candidate as a one-point curve named by its changes.
     static func search(_ base: TrainingParameters, _ train: Interactions, _ catalogue: [Int64: ItemDocument], _ progress: TrainingProgress) throws -> (TrainingParameters, [Curve]) {
-        let (inner, validation) = train.splitByTime()
+        let (inner, validation) = split(base.kind, train)
         let grid = base.grid
         var best: (TrainingParameters, Double)? = nil
         var tried: [Curve] = []
@@ -93,14 +114,30 @@ public enum TrainingRun {
             try progress.check()
             let candidate = try base.with(change)
             let model = try Trainer.train(candidate, inner, catalogue: catalogue)
-            let m = RankingMetrics.evaluate(
-                lists: model.rankings(train: inner, test: validation, n: base.k), test: validation, catalogue: train.items, ks: [base.k])[0]
+            let lists = base.kind == .sequence ? model.nextItemRankings(train: inner, test: validation, n: base.k) : model.rankings(train: inner, test: validation, n: base.k)
+            let m = RankingMetrics.evaluate(lists: lists, test: validation, catalogue: train.items, ks: [base.k])[0]
             let label = change.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
             tried.append(Curve(name: label, x: [Double(n)], y: [m.ndcg]))
             if best == nil || m.ndcg > best!.1 { best = (candidate, m.ndcg) }
             progress.report(Double(n + 1) / Double(grid.count), "search \(n + 1) of \(grid.count): \(label) ndcg@\(base.k) \(String(format: "%.4f", m.ndcg))")
         }
         return (best?.0 ?? base, tried)
+    }
+}
+
+extension TrainingRun {
+    /// The kind's evaluation split: leave-last-out for the sequence kind, by time otherwise.
+    static func split(_ kind: RecommenderModel.Kind, _ data: Interactions) -> (train: Interactions, test: [[Int32]]) {
+        kind == .sequence ? data.leaveLastOut() : data.splitByTime()
+    }
+}
+
+extension Comparison {
+    init(model: String, metrics: RankingMetrics, seconds: Double) {
+        self.init()
+        self.model = model
+        self.metrics = metrics.named.map { Metric(name: $0.0, value: $0.1) }
+        trainingSeconds = seconds
     }
 }
 

@@ -203,10 +203,16 @@ struct  Persona__V1__UserProfile
    */
   size_t n_scores;
   Persona__V1__UserScore **scores;
+  /*
+   * The latest items of any interaction (views, clicks, favourites, carts, purchase lines),
+   * newest first, repeats kept: the sequence model's input.
+   */
+  size_t n_recent_items;
+  int64_t *recent_items;
 };
 #define PERSONA__V1__USER_PROFILE__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&persona__v1__user_profile__descriptor) \
-    , 0, 0, PERSONA__V1__GENDER__GENDER_UNSPECIFIED, (char *)protobuf_c_empty_string, 0,NULL, 0, 0, 0, 0,NULL, 0, 0, 0, 0, 0, 0, 0, 0, 0, NULL, 0,NULL, 0,NULL, 0,NULL, 0,NULL, 0,NULL, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0,NULL, 0,NULL, 0,NULL, 0,NULL, 0, 0, NULL, 0,NULL, 0,NULL, 0,NULL }
+    , 0, 0, PERSONA__V1__GENDER__GENDER_UNSPECIFIED, (char *)protobuf_c_empty_string, 0,NULL, 0, 0, 0, 0,NULL, 0, 0, 0, 0, 0, 0, 0, 0, 0, NULL, 0,NULL, 0,NULL, 0,NULL, 0,NULL, 0,NULL, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0,NULL, 0,NULL, 0,NULL, 0,NULL, 0, 0, NULL, 0,NULL, 0,NULL, 0,NULL, 0,NULL }
 
 
 /*

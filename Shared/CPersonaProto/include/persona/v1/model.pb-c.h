@@ -38,6 +38,7 @@ typedef struct Persona__V1__WatchModelsResponse Persona__V1__WatchModelsResponse
 typedef struct Persona__V1__GetReportRequest Persona__V1__GetReportRequest;
 typedef struct Persona__V1__Curve Persona__V1__Curve;
 typedef struct Persona__V1__EvaluationReport Persona__V1__EvaluationReport;
+typedef struct Persona__V1__Comparison Persona__V1__Comparison;
 typedef struct Persona__V1__Confusion Persona__V1__Confusion;
 
 
@@ -60,7 +61,11 @@ typedef enum _Persona__V1__ModelKind {
   /*
    * Content-based item similarity: TF-IDF over the catalogue's titles, tags and attributes.
    */
-  PERSONA__V1__MODEL_KIND__MODEL_KIND_CONTENT = 10
+  PERSONA__V1__MODEL_KIND__MODEL_KIND_CONTENT = 10,
+  /*
+   * Self-attentive sequential recommender (SASRec): the next item after a user's latest ones.
+   */
+  PERSONA__V1__MODEL_KIND__MODEL_KIND_SEQUENCE = 11
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(PERSONA__V1__MODEL_KIND)
 } Persona__V1__ModelKind;
 typedef enum _Persona__V1__JobState {
@@ -429,10 +434,29 @@ struct  Persona__V1__EvaluationReport
    */
   size_t n_confusion;
   Persona__V1__Confusion **confusion;
+  /*
+   * Sequence models: other kinds at their defaults on the same split and protocol, each
+   * with its metrics and training seconds (the report's own model first).
+   */
+  size_t n_comparison;
+  Persona__V1__Comparison **comparison;
 };
 #define PERSONA__V1__EVALUATION_REPORT__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&persona__v1__evaluation_report__descriptor) \
-    , (char *)protobuf_c_empty_string, 0, (char *)protobuf_c_empty_string, 0,NULL, 0, 0,NULL, 0,NULL, PERSONA__V1__MODEL_KIND__MODEL_KIND_UNSPECIFIED, 0,NULL, 0, 0, (char *)protobuf_c_empty_string, 0,NULL, 0,NULL, 0,NULL, 0,NULL }
+    , (char *)protobuf_c_empty_string, 0, (char *)protobuf_c_empty_string, 0,NULL, 0, 0,NULL, 0,NULL, PERSONA__V1__MODEL_KIND__MODEL_KIND_UNSPECIFIED, 0,NULL, 0, 0, (char *)protobuf_c_empty_string, 0,NULL, 0,NULL, 0,NULL, 0,NULL, 0,NULL }
+
+
+struct  Persona__V1__Comparison
+{
+  ProtobufCMessage base;
+  char *model;
+  size_t n_metrics;
+  Persona__V1__Metric **metrics;
+  double training_seconds;
+};
+#define PERSONA__V1__COMPARISON__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&persona__v1__comparison__descriptor) \
+    , (char *)protobuf_c_empty_string, 0,NULL, 0 }
 
 
 struct  Persona__V1__Confusion
@@ -868,6 +892,25 @@ Persona__V1__EvaluationReport *
 void   persona__v1__evaluation_report__free_unpacked
                      (Persona__V1__EvaluationReport *message,
                       ProtobufCAllocator *allocator);
+/* Persona__V1__Comparison methods */
+void   persona__v1__comparison__init
+                     (Persona__V1__Comparison         *message);
+size_t persona__v1__comparison__get_packed_size
+                     (const Persona__V1__Comparison   *message);
+size_t persona__v1__comparison__pack
+                     (const Persona__V1__Comparison   *message,
+                      uint8_t             *out);
+size_t persona__v1__comparison__pack_to_buffer
+                     (const Persona__V1__Comparison   *message,
+                      ProtobufCBuffer     *buffer);
+Persona__V1__Comparison *
+       persona__v1__comparison__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   persona__v1__comparison__free_unpacked
+                     (Persona__V1__Comparison *message,
+                      ProtobufCAllocator *allocator);
 /* Persona__V1__Confusion methods */
 void   persona__v1__confusion__init
                      (Persona__V1__Confusion         *message);
@@ -955,6 +998,9 @@ typedef void (*Persona__V1__Curve_Closure)
 typedef void (*Persona__V1__EvaluationReport_Closure)
                  (const Persona__V1__EvaluationReport *message,
                   void *closure_data);
+typedef void (*Persona__V1__Comparison_Closure)
+                 (const Persona__V1__Comparison *message,
+                  void *closure_data);
 typedef void (*Persona__V1__Confusion_Closure)
                  (const Persona__V1__Confusion *message,
                   void *closure_data);
@@ -988,6 +1034,7 @@ extern const ProtobufCMessageDescriptor persona__v1__watch_models_response__desc
 extern const ProtobufCMessageDescriptor persona__v1__get_report_request__descriptor;
 extern const ProtobufCMessageDescriptor persona__v1__curve__descriptor;
 extern const ProtobufCMessageDescriptor persona__v1__evaluation_report__descriptor;
+extern const ProtobufCMessageDescriptor persona__v1__comparison__descriptor;
 extern const ProtobufCMessageDescriptor persona__v1__confusion__descriptor;
 
 PROTOBUF_C__END_DECLS

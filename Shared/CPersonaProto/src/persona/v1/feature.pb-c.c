@@ -1848,7 +1848,7 @@ const ProtobufCMessageDescriptor persona__v1__risk_features__descriptor =
   (ProtobufCMessageInit) persona__v1__risk_features__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor persona__v1__user_profile__field_descriptors[36] =
+static const ProtobufCFieldDescriptor persona__v1__user_profile__field_descriptors[37] =
 {
   {
     "user_id",
@@ -2282,6 +2282,18 @@ static const ProtobufCFieldDescriptor persona__v1__user_profile__field_descripto
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "recent_items",
+    37,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_INT64,
+    offsetof(Persona__V1__UserProfile, n_recent_items),
+    offsetof(Persona__V1__UserProfile, recent_items),
+    NULL,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_PACKED,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned persona__v1__user_profile__field_indices_by_name[] = {
   22,   /* field[22] = active_hours */
@@ -2304,6 +2316,7 @@ static const unsigned persona__v1__user_profile__field_indices_by_name[] = {
   13,   /* field[13] = purchase_interval_mean_days */
   14,   /* field[14] = purchase_interval_std_days */
   27,   /* field[27] = recent_carts */
+  36,   /* field[36] = recent_items */
   33,   /* field[33] = recent_purchase_ms */
   28,   /* field[28] = recent_purchases */
   26,   /* field[26] = recent_views */
@@ -2324,7 +2337,7 @@ static const unsigned persona__v1__user_profile__field_indices_by_name[] = {
 static const ProtobufCIntRange persona__v1__user_profile__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 36 }
+  { 0, 37 }
 };
 const ProtobufCMessageDescriptor persona__v1__user_profile__descriptor =
 {
@@ -2334,7 +2347,7 @@ const ProtobufCMessageDescriptor persona__v1__user_profile__descriptor =
   "Persona__V1__UserProfile",
   "persona.v1",
   sizeof(Persona__V1__UserProfile),
-  36,
+  37,
   persona__v1__user_profile__field_descriptors,
   persona__v1__user_profile__field_indices_by_name,
   1,  persona__v1__user_profile__number_ranges,

@@ -997,6 +997,51 @@ void   persona__v1__evaluation_report__free_unpacked
   assert(message->base.descriptor == &persona__v1__evaluation_report__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   persona__v1__comparison__init
+                     (Persona__V1__Comparison         *message)
+{
+  static const Persona__V1__Comparison init_value = PERSONA__V1__COMPARISON__INIT;
+  *message = init_value;
+}
+size_t persona__v1__comparison__get_packed_size
+                     (const Persona__V1__Comparison *message)
+{
+  assert(message->base.descriptor == &persona__v1__comparison__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t persona__v1__comparison__pack
+                     (const Persona__V1__Comparison *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &persona__v1__comparison__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t persona__v1__comparison__pack_to_buffer
+                     (const Persona__V1__Comparison *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &persona__v1__comparison__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Persona__V1__Comparison *
+       persona__v1__comparison__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Persona__V1__Comparison *)
+     protobuf_c_message_unpack (&persona__v1__comparison__descriptor,
+                                allocator, len, data);
+}
+void   persona__v1__comparison__free_unpacked
+                     (Persona__V1__Comparison *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &persona__v1__comparison__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   persona__v1__confusion__init
                      (Persona__V1__Confusion         *message)
 {
@@ -2444,7 +2489,7 @@ const ProtobufCMessageDescriptor persona__v1__curve__descriptor =
   (ProtobufCMessageInit) persona__v1__curve__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor persona__v1__evaluation_report__field_descriptors[16] =
+static const ProtobufCFieldDescriptor persona__v1__evaluation_report__field_descriptors[17] =
 {
   {
     "name",
@@ -2638,9 +2683,22 @@ static const ProtobufCFieldDescriptor persona__v1__evaluation_report__field_desc
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "comparison",
+    17,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Persona__V1__EvaluationReport, n_comparison),
+    offsetof(Persona__V1__EvaluationReport, comparison),
+    &persona__v1__comparison__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned persona__v1__evaluation_report__field_indices_by_name[] = {
   5,   /* field[5] = baseline */
+  16,   /* field[16] = comparison */
   15,   /* field[15] = confusion */
   4,   /* field[4] = created_ms */
   6,   /* field[6] = curves */
@@ -2660,7 +2718,7 @@ static const unsigned persona__v1__evaluation_report__field_indices_by_name[] = 
 static const ProtobufCIntRange persona__v1__evaluation_report__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 16 }
+  { 0, 17 }
 };
 const ProtobufCMessageDescriptor persona__v1__evaluation_report__descriptor =
 {
@@ -2670,11 +2728,75 @@ const ProtobufCMessageDescriptor persona__v1__evaluation_report__descriptor =
   "Persona__V1__EvaluationReport",
   "persona.v1",
   sizeof(Persona__V1__EvaluationReport),
-  16,
+  17,
   persona__v1__evaluation_report__field_descriptors,
   persona__v1__evaluation_report__field_indices_by_name,
   1,  persona__v1__evaluation_report__number_ranges,
   (ProtobufCMessageInit) persona__v1__evaluation_report__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor persona__v1__comparison__field_descriptors[3] =
+{
+  {
+    "model",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__Comparison, model),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "metrics",
+    2,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Persona__V1__Comparison, n_metrics),
+    offsetof(Persona__V1__Comparison, metrics),
+    &persona__v1__metric__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "training_seconds",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_DOUBLE,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__Comparison, training_seconds),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned persona__v1__comparison__field_indices_by_name[] = {
+  1,   /* field[1] = metrics */
+  0,   /* field[0] = model */
+  2,   /* field[2] = training_seconds */
+};
+static const ProtobufCIntRange persona__v1__comparison__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 3 }
+};
+const ProtobufCMessageDescriptor persona__v1__comparison__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "persona.v1.Comparison",
+  "Comparison",
+  "Persona__V1__Comparison",
+  "persona.v1",
+  sizeof(Persona__V1__Comparison),
+  3,
+  persona__v1__comparison__field_descriptors,
+  persona__v1__comparison__field_indices_by_name,
+  1,  persona__v1__comparison__number_ranges,
+  (ProtobufCMessageInit) persona__v1__comparison__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
 static const ProtobufCFieldDescriptor persona__v1__confusion__field_descriptors[6] =
@@ -2780,7 +2902,7 @@ const ProtobufCMessageDescriptor persona__v1__confusion__descriptor =
   (ProtobufCMessageInit) persona__v1__confusion__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCEnumValue persona__v1__model_kind__enum_values_by_number[11] =
+static const ProtobufCEnumValue persona__v1__model_kind__enum_values_by_number[12] =
 {
   { "MODEL_KIND_UNSPECIFIED", "PERSONA__V1__MODEL_KIND__MODEL_KIND_UNSPECIFIED", 0 },
   { "MODEL_KIND_POPULARITY", "PERSONA__V1__MODEL_KIND__MODEL_KIND_POPULARITY", 1 },
@@ -2793,11 +2915,12 @@ static const ProtobufCEnumValue persona__v1__model_kind__enum_values_by_number[1
   { "MODEL_KIND_EASE", "PERSONA__V1__MODEL_KIND__MODEL_KIND_EASE", 8 },
   { "MODEL_KIND_FTRL", "PERSONA__V1__MODEL_KIND__MODEL_KIND_FTRL", 9 },
   { "MODEL_KIND_CONTENT", "PERSONA__V1__MODEL_KIND__MODEL_KIND_CONTENT", 10 },
+  { "MODEL_KIND_SEQUENCE", "PERSONA__V1__MODEL_KIND__MODEL_KIND_SEQUENCE", 11 },
 };
 static const ProtobufCIntRange persona__v1__model_kind__value_ranges[] = {
-{0, 0},{0, 11}
+{0, 0},{0, 12}
 };
-static const ProtobufCEnumValueIndex persona__v1__model_kind__enum_values_by_name[11] =
+static const ProtobufCEnumValueIndex persona__v1__model_kind__enum_values_by_name[12] =
 {
   { "MODEL_KIND_ALS", 3 },
   { "MODEL_KIND_BPR", 7 },
@@ -2809,6 +2932,7 @@ static const ProtobufCEnumValueIndex persona__v1__model_kind__enum_values_by_nam
   { "MODEL_KIND_KMEANS", 6 },
   { "MODEL_KIND_LOGISTIC", 4 },
   { "MODEL_KIND_POPULARITY", 1 },
+  { "MODEL_KIND_SEQUENCE", 11 },
   { "MODEL_KIND_UNSPECIFIED", 0 },
 };
 const ProtobufCEnumDescriptor persona__v1__model_kind__descriptor =
@@ -2818,9 +2942,9 @@ const ProtobufCEnumDescriptor persona__v1__model_kind__descriptor =
   "ModelKind",
   "Persona__V1__ModelKind",
   "persona.v1",
-  11,
+  12,
   persona__v1__model_kind__enum_values_by_number,
-  11,
+  12,
   persona__v1__model_kind__enum_values_by_name,
   1,
   persona__v1__model_kind__value_ranges,
