@@ -81,6 +81,7 @@ enum ReportHTML {
             <p class="sub">trained \(created)\(info.map { String(format: " in %.1f s", $0.trainingSeconds) } ?? "")\(info.map { classifier ? " on \($0.interactions) rows of \($0.users) users, \($0.items) features" : " on \($0.interactions) interactions of \($0.users) users and \($0.items) items" } ?? "")\(info?.published == true ? " · published" : "")</p>
             \(metricsSection)
             \(classifier ? classifierSection(report) : "")
+            \(comparisonSection(report))
             <div class="charts">
             \(atK.isEmpty ? "" : lineChart(title: "Metrics at K", xLabel: "K", series: atK.map { ($0.name, $0.x, $0.y) }))
             \(classifier || segments ? "" : barChart(title: "\(ndcgName) of the latest versions", bars: versionBars))
@@ -165,6 +166,23 @@ enum ReportHTML {
     }
 
     /// Horizontal bars in the order given, labels on the left.
+    /// A sequence model's report: the other kinds on the same split, each one's metrics and
+    /// training time, with their NDCG as bars.
+    static func comparisonSection(_ report: EvaluationReport) -> String {
+        guard let names = report.comparison.first?.metrics.map(\.name), !names.isEmpty else { return "" }
+        let ndcgName = names.first { $0.hasPrefix("ndcg@") } ?? names[0]
+        let rows = report.comparison.map { c in
+            let values = Dictionary(c.metrics.map { ($0.name, $0.value) }, uniquingKeysWith: { a, _ in a })
+            return "<tr><td>\(escape(c.model))</td>" + names.map { "<td>\(values[$0].map(number) ?? "-")</td>" }.joined() + "<td>\(String(format: "%.2f", c.trainingSeconds))</td></tr>"
+        }.joined()
+        let bars = report.comparison.map { c in (label: c.model, value: c.metrics.first { $0.name == ndcgName }?.value ?? 0) }
+        return """
+            <h2>Beside the other kinds (same split, same protocol, their defaults)</h2>
+            <table><tr><th>model</th>\(names.map { "<th>\(escape($0))</th>" }.joined())<th>training s</th></tr>\(rows)</table>
+            \(hBarChart(title: "\(ndcgName) by model", bars: bars))
+            """
+    }
+
     static func hBarChart(title: String, bars: [(label: String, value: Double)]) -> String {
         let w = 460.0, left = 170.0, right = 56.0, top = 36.0, row = 18.0
         let h = top + row * Double(bars.count) + 12

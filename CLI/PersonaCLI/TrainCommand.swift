@@ -9,9 +9,9 @@ import Wire
 struct TrainCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "train",
-        abstract: "Train a recommendation model (popularity, item_knn, als, bpr, ease, content), a classifier (fraud, propensity, churn: gbdt or logistic) or the customer segments, and publish it.")
+        abstract: "Train a recommendation model (popularity, item_knn, als, bpr, ease, content, sequence), a classifier (fraud, propensity, churn: gbdt or logistic) or the customer segments, and publish it.")
 
-    @Argument(help: "popularity, item_knn, als, bpr, ease, content (TF-IDF over the catalogue); fraud (the gbdt learner on the labelled orders), propensity (buys in the next horizon_days, default 30), churn (does nothing in them), gbdt, logistic; or segments (k-means over the profiles).")
+    @Argument(help: "popularity, item_knn, als, bpr, ease, content (TF-IDF over the catalogue), sequence (SASRec over each user's latest items); fraud (the gbdt learner on the labelled orders), propensity (buys in the next horizon_days, default 30), churn (does nothing in them), gbdt, logistic; or segments (k-means over the profiles).")
     var kind: String
 
     @Option(help: "The model's name (default: the kind).")
@@ -153,6 +153,13 @@ struct TrainCommand: AsyncParsableCommand {
             print("  evaluated on \(report.testPairs) held-out \(rowsAre == "rows" ? "rows" : "orders") of \(report.users) users (\(report.protocol))")
         } else {
             print("  evaluated on \(report.users) users, \(report.testPairs) held-out pairs (\(report.protocol))")
+        }
+        if let names = report.comparison.first?.metrics.map(\.name).filter({ $0.hasPrefix("ndcg@") || $0.hasPrefix("hit_rate@") }), !names.isEmpty {
+            print("  beside the other kinds at their defaults, same split:")
+            let rows = report.comparison.map { c in
+                [c.model] + names.map { n in c.metrics.first { $0.name == n }.map { String(format: "%.4f", $0.value) } ?? "-" } + [String(format: "%.1f", c.trainingSeconds)]
+            }
+            print(Table.render(header: ["MODEL"] + names.map { $0.uppercased() } + ["TRAINING S"], rows: rows).split(separator: "\n").map { "    " + $0 }.joined(separator: "\n"))
         }
     }
 }
