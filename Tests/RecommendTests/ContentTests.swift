@@ -119,6 +119,24 @@ struct ContentTests {
             let new = answer.items.first { $0.itemId == 999 }
             #expect(new?.reason == "like 101 you viewed", "\(answer.items.map { "\($0.itemId): \($0.reason)" })")
             #expect(answer.items.allSatisfy { (101...108).contains($0.itemId) || $0.itemId == 999 }, "\(answer.items.map(\.itemId))")
+
+            // A brand-new scarf upserted after the content model was trained: similar and
+            // recommendable from its first upsert, with no retrain.
+            try await append(ingest.client, [upsert(1000, title: "winter scarf, woollen", category: 11, at: baseMs + 2 * 86_400_000)])
+            similar.itemId = 1000
+            var like1000: [ScoredItem] = []
+            let deadline = ContinuousClock.now + .seconds(20)
+            while like1000.isEmpty && ContinuousClock.now < deadline {
+                like1000 = try await recommend.client.call(RecommendAPI.similarItems, similar).items
+                if like1000.isEmpty { try await Task.sleep(for: .milliseconds(100)) }
+            }
+            #expect(like1000.count == 3 && like1000.allSatisfy { (101...108).contains($0.itemId) || $0.itemId == 999 } && like1000.first?.reason == "described like 1000", "\(like1000.map(\.itemId))")
+            try await append(ingest.client, [view(7001, 102, at: baseMs + 2 * 86_400_000 + 1000, category: 11)])
+            try await waitConsumed(ingest: ingest.client, consumer: feature.client)
+            request.userId = 7001
+            request.n = 10
+            let fresh = try await recommend.client.call(RecommendAPI.recommend, request).items.first { $0.itemId == 1000 }
+            #expect(fresh?.reason == "like 102 you viewed" && fresh?.source == "content", "\(String(describing: fresh))")
         }
     }
 }

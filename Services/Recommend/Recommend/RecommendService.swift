@@ -29,8 +29,10 @@ public struct RecommendService: PersonaService {
     let ingest: RPCClient
     let impressions: ImpressionLog
     let fatigue: ImpressionCounts
-    /// Reads the log's erasure events only.
-    let erasures: LogConsumer
+    /// Reads the log's erasure and item-upsert events (nothing else).
+    let log: LogConsumer
+    /// Items upserted since the content model was trained, vectorised on arrival.
+    let fresh = FreshItems()
     let erased = ErasureProgress()
 
     public init(context: ServiceContext, settings: RecommendSettings) async throws {
@@ -45,7 +47,7 @@ public struct RecommendService: PersonaService {
         live = LiveItems(feature: feature, ttl: settings.liveTTL)
         ingest = RPCClient(host: settings.ingestHost, port: settings.ingestPort)
         fatigue = ImpressionCounts(limit: settings.impressionFatigue)
-        erasures = LogConsumer(host: settings.ingestHost, port: settings.ingestPort, readEvents: 1000, readWait: .seconds(5), logger: context.logger)
+        log = LogConsumer(host: settings.ingestHost, port: settings.ingestPort, readEvents: 1000, readWait: .seconds(5), logger: context.logger)
         let metrics = context.metrics
         impressions = ImpressionLog(ingest: ingest, logger: context.logger) { n in
             metrics.counter("persona_recommend_impressions_dropped_total", labels: [], help: "Impressions dropped while ingest was away too long").increment(by: Int64(n))
@@ -73,6 +75,10 @@ public struct RecommendService: PersonaService {
         var r = Recommender(
             factors: models["als"] ?? models["bpr"], neighbours: models["item_knn"] ?? models["ease"], popularity: models["popularity"], content: models["content"],
             sequence: models["sequence"])
+        if let c = r.content {
+            let table = fresh.current
+            if table.version == c.info.version && !table.items.isEmpty { r.fresh = table }
+        }
         r.weights = settings.weights
         r.repurchase = settings.repurchase
         r.tagFactors = settings.tagFactors
@@ -305,10 +311,11 @@ public struct RecommendService: PersonaService {
                     context.metrics.gauge("persona_recommend_impressions_queued", labels: [], help: "Impressions waiting to be appended to ingest").set(Int64(depth))
                 }
             }
+            group.addTask { try await fresh.follow(log) { models["content"] } }
             group.addTask {
                 // Nothing recommend holds outlives a restart, so it follows erasures from
                 // where the log ends when it starts.
-                try await erasures.followErasures(from: erasures.endOffsets(), progress: erased) { users, _, _ in
+                try await log.followErasures(from: log.endOffsets(), progress: erased) { users, _, _ in
                     let gone = Set(users)
                     models.forget(gone)
                     fatigue.forget(gone)
@@ -328,7 +335,7 @@ public struct RecommendService: PersonaService {
         await client.shutdown()
         await feature.shutdown()
         await ingest.shutdown()
-        await erasures.ingest.shutdown()
+        await log.ingest.shutdown()
     }
 
     public func healthChecks() async -> [(String, String)] {

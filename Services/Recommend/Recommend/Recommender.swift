@@ -184,6 +184,8 @@ public struct Recommender: Sendable {
     public var neighbours: PublishedModels.Loaded?
     /// The content model (catalogue similarity), a source of its own.
     public var content: PublishedModels.Loaded?
+    /// Items upserted since the content model was trained, with their nearest of its items.
+    public var fresh: FreshItems.Table?
     /// The sequence model (SASRec), a source of its own.
     public var sequence: PublishedModels.Loaded?
     public var popularity: PublishedModels.Loaded?
@@ -280,38 +282,45 @@ public struct Recommender: Sendable {
                 }
             }
         }
-        /// The items next to the user's recent ones in an item-item table, each with the
-        /// recent item that gave it the most, scaled by the best and weighted.
-        func neighbourSource(_ k: PublishedModels.Loaded, weight: Float, reason: (String, Int64) -> String) {
+        /// The items next to the user's recent ones in an item-item table (and, for content,
+        /// the fresh items next to them), each with the recent item that gave it the most,
+        /// scaled by the best and weighted.
+        func neighbourSource(_ k: PublishedModels.Loaded, weight: Float, fresh: FreshItems.Table? = nil, reason: (String, Int64) -> String) {
             guard let w = k.model.itemItem, weight > 0 else { return }
             let m = k.model
-            var contributions: [Int32: (score: Float, bestFrom: Int64, bestScore: Float, verb: String)] = [:]
+            var contributions: [Int64: (score: Float, bestFrom: Int64, bestScore: Float, verb: String, category: Int64)] = [:]
+            func credit(_ id: Int64, _ category: Int64, _ s: Float, from: Int64, _ verb: String) {
+                var c = contributions[id] ?? (0, from, 0, verb, category)
+                c.score += s
+                if s > c.bestScore { (c.bestFrom, c.bestScore, c.verb) = (from, s, verb) }
+                contributions[id] = c
+            }
             for (ids, actionWeight, verb) in history.actions {
                 for id in ids {
                     guard let j = m.itemIndex[id] else { continue }
                     for e in w.rowStart[Int(j)]..<w.rowStart[Int(j) + 1] {
-                        let i = w.indices[e], s = actionWeight * w.values[e]
-                        var c = contributions[i] ?? (0, id, 0, verb)
-                        c.score += s
-                        if s > c.bestScore { (c.bestFrom, c.bestScore, c.verb) = (id, s, verb) }
-                        contributions[i] = c
+                        let i = Int(w.indices[e])
+                        credit(m.itemIDs[i], m.itemCategories[i], actionWeight * w.values[e], from: id, verb)
+                    }
+                    for near in fresh?.near[j] ?? [] {
+                        credit(near.id, fresh?.items[near.id]?.category ?? 0, actionWeight * near.similarity, from: id, verb)
                     }
                 }
             }
-            var ranked: [(index: Int, score: Float, reason: String)] = []
-            for (i, c) in contributions where allowed(m, Int(i)) && !seen.contains(m.itemIDs[Int(i)]) {
-                ranked.append((Int(i), c.score, reason(c.verb, c.bestFrom)))
+            var ranked: [(id: Int64, category: Int64, score: Float, reason: String)] = []
+            for (id, c) in contributions where allowed(id, category: c.category) && !seen.contains(id) {
+                ranked.append((id, c.category, c.score, reason(c.verb, c.bestFrom)))
             }
-            ranked.sort { $0.score != $1.score ? $0.score > $1.score : m.itemIDs[$0.index] < m.itemIDs[$1.index] }
+            ranked.sort { $0.score != $1.score ? $0.score > $1.score : $0.id < $1.id }
             let best = ranked.first?.score ?? 0
             for r in ranked.prefix(pool) where best > 0 {
-                add(m.itemIDs[r.index], weight * r.score / best, r.reason, m.kind.rawValue, category: m.itemCategories[r.index])
+                add(r.id, weight * r.score / best, r.reason, m.kind.rawValue, category: r.category)
             }
         }
         if let k = neighbours { neighbourSource(k, weight: weights.neighbours) { "because you \($0) \($1)" } }
         if let c = content {
             let few = history.touched.count <= 2
-            neighbourSource(c, weight: weights.content * (few ? 2 : 1)) { "like \($1) you \($0)" }
+            neighbourSource(c, weight: weights.content * (few ? 2 : 1), fresh: fresh) { "like \($1) you \($0)" }
         }
         if let q = sequence, weights.sequence > 0 {
             // The user's latest items oldest first, each at its latest place (as the model was trained).
@@ -503,6 +512,14 @@ public struct Recommender: Sendable {
     /// the factor model's nearest items), topped up from the content model's neighbours when
     /// those are fewer than `n` (a new or rarely met item), or the content ones alone.
     public func similar(to itemID: Int64, n: Int) -> (items: [Candidate], model: PublishedModels.Loaded?) {
+        // An item upserted since the content model was trained: its nearest described items.
+        if let c = content, let entry = fresh?.items[itemID] {
+            let m = c.model
+            let row = entry.neighbours.map { e in
+                Candidate(itemID: m.itemIDs[Int(e.index)], score: e.similarity, reason: "described like \(itemID)", source: "content", category: m.itemCategories[Int(e.index)])
+            }
+            return (Array(row.sorted(by: Self.ranked).prefix(n)), c)
+        }
         var (items, model) = collaborativelySimilar(to: itemID, n: n)
         if items.count < n, let c = content, let w = c.model.itemItem, let j = c.model.itemIndex[itemID] {
             let have = Set(items.map(\.itemID)).union([itemID])
