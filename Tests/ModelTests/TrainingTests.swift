@@ -148,6 +148,7 @@ struct TrainingTests {
         let small: [String: String] = switch kind {
         case .als: ["factors": "8", "iterations": "8"]
         case .bpr: ["factors": "8", "iterations": "30"]
+        case .sequence: ["dim": "16", "learning_rate": "0.01", "max_length": "10", "blocks": "1", "batch": "16", "patience": "10"]
         default: [:]
         }
         let model = try Trainer.train(try parameters(kind, small.merging(kind == .ease ? ["min_users": "1"] : [:]) { a, _ in a }), train)
@@ -171,10 +172,10 @@ struct TrainingTests {
         #expect(model.popular(category: 99, n: 5).isEmpty)
     }
 
-    @Test("the same seed gives the same model, bit for bit", arguments: [RecommenderModel.Kind.als, .bpr])
+    @Test("the same seed gives the same model, bit for bit", arguments: [RecommenderModel.Kind.als, .bpr, .sequence])
     func sameSeedSameModel(kind: RecommenderModel.Kind) throws {
         let data = interactions(clusteredShop(users: 30, perUser: 5))
-        let p = try parameters(kind, ["factors": "4", "iterations": "3"])
+        let p = try parameters(kind, kind == .sequence ? ["dim": "8", "epochs": "3", "max_length": "6"] : ["factors": "4", "iterations": "3"])
         let a = ModelArtifact.encode(try Trainer.train(p, data)), b = ModelArtifact.encode(try Trainer.train(p, data))
         #expect(a == b)
         let c = ModelArtifact.encode(try Trainer.train(try p.with(["seed": "7"]), data))
@@ -184,7 +185,7 @@ struct TrainingTests {
     @Test("artifacts round-trip bit-exactly and score the same", arguments: RecommenderModel.Kind.allCases)
     func artifactRoundTrip(kind: RecommenderModel.Kind) throws {
         let data = interactions(clusteredShop(users: 30, perUser: 5))
-        let small = kind == .als || kind == .bpr ? ["factors": "4", "iterations": "2"] : (kind == .ease ? ["min_users": "1"] : [:])
+        let small = kind == .als || kind == .bpr ? ["factors": "4", "iterations": "2"] : (kind == .ease ? ["min_users": "1"] : kind == .sequence ? ["dim": "8", "epochs": "3"] : [:])
         let model = try Trainer.train(try parameters(kind, small), data)
         let bytes = ModelArtifact.encode(model)
         let decoded = try ModelArtifact.decode(bytes)
