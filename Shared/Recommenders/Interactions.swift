@@ -11,6 +11,12 @@ public struct Interactions: Sendable {
     public var matrix: SparseMatrix
     /// Seconds since the epoch of each entry's latest event, parallel to `matrix.indices`.
     public var times: [UInt32]
+    /// Each user's latest steps in the order they came (a step: consecutive events on one
+    /// item, valued like the pairs), when the store kept them; the sequence model's input and
+    /// the leave-last-out protocol's. A user met an item again when it is in two steps.
+    public var steps: [[(item: Int32, value: Float)]]? = nil {
+        didSet { precondition(steps.map { $0.count == users } ?? true, "steps for \(steps?.count ?? 0) of \(users) users") }
+    }
 
     public init(userIDs: [Int64], itemIDs: [Int64], itemCategories: [Int64], matrix: SparseMatrix, times: [UInt32]) {
         precondition(matrix.rows == userIDs.count && matrix.cols == itemIDs.count && times.count == matrix.nonZeros && itemCategories.count == itemIDs.count)
@@ -31,7 +37,7 @@ public struct Interactions: Sendable {
 
     /// The leave-last-out protocol, in words.
     public static let leaveLastOutDescription =
-        "per user, items in the order of their latest interaction (ties by item id); the last is the test item, the rest train (the sequence model holds out the one before it for early stopping); users with fewer than three items are not evaluated (theirs stay in training); full ranking over every item, items the user met before included"
+        "per user, their latest steps in log order (a step: consecutive events on one item); the last step is the test item and leaves training (its events taken off the item's pair), the rest train (the sequence model holds out the step before it for early stopping); users with fewer than three steps are not evaluated (theirs stay in training); full ranking over every item, items the user met before included"
 
     /// Splits by time per user: the last `fraction` of each user's pairs (by latest event,
     /// ties by item id; at least one) go to the test set, the rest stay. Users with fewer
@@ -41,10 +47,37 @@ public struct Interactions: Sendable {
         split { $0 < 2 ? 0 : max(1, Int((Double($0) * testFraction).rounded(.down))) }
     }
 
-    /// Leave-last-out: each user's latest item is their test item, for users with at least
-    /// three (`leaveLastOutDescription`).
+    /// Leave-last-out (`leaveLastOutDescription`): each user's latest step is their test
+    /// item, for users with at least three steps; the step's value comes off its pair (the
+    /// pair goes when nothing is left). Without steps, the pairs in time order stand for them.
     public func leaveLastOut() -> (train: Interactions, test: [[Int32]]) {
-        split { $0 < 3 ? 0 : 1 }
+        guard let steps else { return split { $0 < 3 ? 0 : 1 } }
+        var test = [[Int32]](repeating: [], count: users)
+        var triples: [(row: Int32, col: Int32, value: Float)] = [], kept: [UInt32] = []
+        triples.reserveCapacity(pairs)
+        kept.reserveCapacity(pairs)
+        var trainSteps = steps
+        for u in 0..<users {
+            let last = steps[u].count >= 3 ? steps[u].last : nil
+            if let last {
+                test[u] = [last.item]
+                trainSteps[u].removeLast()
+            }
+            for j in matrix.rowStart[u]..<matrix.rowStart[u + 1] {
+                var value = matrix.values[j]
+                if let last, matrix.indices[j] == last.item {
+                    value -= last.value
+                    if value <= 1e-4 * matrix.values[j] { continue }
+                }
+                triples.append((Int32(u), matrix.indices[j], value))
+                kept.append(times[j])
+            }
+        }
+        // Triples were added in CSR order, which the matrix keeps.
+        var train = Interactions(
+            userIDs: userIDs, itemIDs: itemIDs, itemCategories: itemCategories, matrix: SparseMatrix(rows: users, cols: items, triples: triples), times: kept)
+        train.steps = trainSteps
+        return (train, test)
     }
 
     /// User u's entries (indices into `matrix.indices`) by latest event, oldest first; ties
@@ -56,9 +89,15 @@ public struct Interactions: Sendable {
         }
     }
 
-    /// Each user's items (dense indices) in the order of their latest interaction.
+    /// Each user's items (dense indices) in order: their steps when kept, else their pairs
+    /// by latest interaction.
     public var sequences: [[Int32]] {
-        (0..<users).map { u in timeOrder(u).map { matrix.indices[$0] } }
+        (0..<users).map(sequence)
+    }
+
+    /// User u's items in order (see `sequences`).
+    public func sequence(_ u: Int) -> [Int32] {
+        steps.map { $0[u].map(\.item) } ?? timeOrder(u).map { matrix.indices[$0] }
     }
 
     /// Holds out each user's latest `held(pairs)` pairs as their test items.

@@ -48,6 +48,41 @@ struct InteractionStoreTests {
         #expect(Array(values) == expected)
     }
 
+    @Test("steps: consecutive events on one item are one step, a return is a new one; leave-last-out takes the last step off its pair; a snapshot keeps them, an erasure empties them")
+    func steps() throws {
+        let store = InteractionStore()
+        store.fold([
+            view(1, 10, at: baseMs), view(1, 10, at: baseMs + 1000), view(1, 10, at: baseMs + 2000, kind: .addToCart), view(1, 11, at: baseMs + 3000),
+            view(1, 10, at: baseMs + 4000), purchase(1, [12], at: baseMs + 5000, order: "o1"),
+            view(2, 20, at: baseMs), view(2, 21, at: baseMs + 1000), view(2, 20, at: baseMs + 2000),
+        ])
+        let (data, _) = store.interactions()
+        let steps = try #require(data.steps)
+        func ids(_ u: Int) -> [Int64] { steps[u].map { data.itemIDs[Int($0.item)] } }
+        #expect(ids(0) == [10, 11, 10, 12] && steps[0].map(\.value) == [1 + 1 + 3, 1, 1, 5])
+        #expect(ids(1) == [20, 21, 20])
+        let (train, test) = data.leaveLastOut()
+        #expect(test.map { $0.map { data.itemIDs[Int($0)] } } == [[12], [20]])
+        // User 1's purchase of 12 leaves training; user 2 met 20 before: its pair stays, one view less.
+        func pair(_ m: Interactions, _ u: Int, _ id: Int64) -> Float? {
+            let j = (m.matrix.rowStart[u]..<m.matrix.rowStart[u + 1]).first { m.itemIDs[Int(m.matrix.indices[$0])] == id }
+            return j.map { m.matrix.values[$0] }
+        }
+        #expect(pair(train, 0, 12) == nil && pair(train, 0, 10) == 6 && pair(train, 1, 20) == 1 && pair(train, 1, 21) == 1)
+        #expect(train.sequence(0).map { data.itemIDs[Int($0)] } == [10, 11, 10])
+        let path = temporaryDirectory() + ".snapshot"
+        try store.writeSnapshot(to: path)
+        let (restored, _) = try InteractionStore.open(snapshotPath: path)
+        #expect(restored.interactions().data.steps.map { $0.map { $0.map(\.item) } } == steps.map { $0.map(\.item) })
+        var erase = Event()
+        erase.eventId = "x"
+        erase.kind = .erasure
+        erase.userId = 1
+        erase.timestampMs = baseMs + 10_000
+        store.fold([erase])
+        #expect(store.interactions().data.steps?.count == 1)
+    }
+
     @Test("an erasure event forgets the user; their later events start afresh")
     func erasure() {
         let store = InteractionStore()

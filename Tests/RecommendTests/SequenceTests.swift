@@ -41,7 +41,7 @@ struct SequenceTests {
             var r = GetReportRequest()
             r.name = "sequence"
             let report = try await model.client.call(ModelAPI.getReport, r)
-            #expect(report.kind == .sequence && report.protocol.hasPrefix("per user, items in the order of their latest interaction"))
+            #expect(report.kind == .sequence && report.protocol.hasPrefix("per user, their latest steps in log order"))
             #expect(report.comparison.map(\.model) == ["sequence", "als", "item_knn", "popularity"])
             func ndcg(_ c: Comparison) -> Double { c.metrics.first { $0.name == "ndcg@10" }?.value ?? -1 }
             // Every held-out item follows from the one before: the sequence model finds most.

@@ -11,6 +11,8 @@ public import Wire
 /// moved to a block twice the size when full, the pool compacted when moves have left too
 /// many holes), so a million pairs cost about 12 MB plus the user and item tables. Offsets are kept with
 /// the state: a snapshot holds both, and a restart resumes exactly where it left off.
+/// Beside the pairs, each user's latest `sequenceLimit` steps in log order (a step: one item
+/// and the counts of the events in a row on it), the sequence model's data; 8 bytes a step.
 public final class InteractionStore: @unchecked Sendable {
     /// One (user, item) pair: the item's dense index, the latest event's time in seconds,
     /// and counts of views (and clicks), carts, favourites (and reviews) and purchased order
@@ -20,6 +22,15 @@ public final class InteractionStore: @unchecked Sendable {
         var seconds: UInt32
         var counts: SIMD4<UInt8>
     }
+
+    /// One step of a user's sequence: consecutive events on the same item, counted by channel.
+    struct Step: BitwiseCopyable, Equatable {
+        var item: UInt32
+        var counts: SIMD4<UInt8>
+    }
+
+    /// Steps kept per user (the latest); a sequence model reads at most this many.
+    public static let sequenceLimit = 64
 
     enum Channel: Int, CaseIterable {
         case view, cart, favorite, purchase
@@ -38,6 +49,8 @@ public final class InteractionStore: @unchecked Sendable {
         var userIndex: [Int64: Int32] = [:]
         var slots: [Slot] = []
         var pool: [Pair] = []
+        /// Each user's latest steps, oldest first (up to `sequenceLimit` + 16 before a trim).
+        var steps: [[Step]] = []
         /// Freed blocks by log2 of their capacity.
         var free: [[UInt32]] = Array(repeating: [], count: 33)
         var pairs = 0
@@ -147,8 +160,10 @@ public final class InteractionStore: @unchecked Sendable {
             s.userIDs.append(userID)
             s.userIndex[userID] = u
             s.slots.append(Slot(start: 0, count: 0, capacity: 0))
+            s.steps.append([])
         }
         let c = channel.rawValue
+        if delta > 0 { step(Int(u), item, c, s) }
         // A user's pairs are sorted by item: binary search, and an insert shifts the later ones.
         var slot = s.slots[Int(u)]
         var lo = Int(slot.start), hi = Int(slot.start + slot.count)
@@ -183,6 +198,30 @@ public final class InteractionStore: @unchecked Sendable {
         s.pairs += 1
     }
 
+    /// Adds an event on `item` to user u's sequence: to the last step when it is the same
+    /// item, else as a new step (the oldest 16 go once the sequence is 16 past its limit).
+    static func step(_ u: Int, _ item: UInt32, _ channel: Int, _ s: State) {
+        if let last = s.steps[u].last, last.item == item {
+            let n = s.steps[u].count - 1
+            s.steps[u][n].counts[channel] = s.steps[u][n].counts[channel] &+ (s.steps[u][n].counts[channel] == 255 ? 0 : 1)
+            return
+        }
+        if s.steps[u].count >= sequenceLimit + 16 { s.steps[u].removeFirst(s.steps[u].count - sequenceLimit + 1) }
+        var counts = SIMD4<UInt8>()
+        counts[channel] = 1
+        s.steps[u].append(Step(item: item, counts: counts))
+    }
+
+    /// The pair of `item` in a user's block (sorted by item).
+    static func pair(_ item: UInt32, in slot: Slot, _ s: State) -> Pair? {
+        var lo = Int(slot.start), hi = Int(slot.start + slot.count)
+        while lo < hi {
+            let mid = (lo + hi) >> 1
+            if s.pool[mid].item < item { lo = mid + 1 } else { hi = mid }
+        }
+        return lo < Int(slot.start + slot.count) && s.pool[lo].item == item ? s.pool[lo] : nil
+    }
+
     /// Moves user u's pairs to a block twice the size (a freed one of that size when there is one).
     static func grow(_ u: Int, _ s: State) {
         let old = s.slots[u]
@@ -212,6 +251,7 @@ public final class InteractionStore: @unchecked Sendable {
         s.pairs -= Int(slot.count)
         release(slot, s)
         s.slots[Int(u)] = Slot(start: 0, count: 0, capacity: 0)
+        s.steps[Int(u)] = []
         s.erasures += 1
     }
 
@@ -271,7 +311,7 @@ public final class InteractionStore: @unchecked Sendable {
             let dictionaries = (s.userIndex.capacity + s.itemIndex.capacity) * 12 * 4 / 3
             let bytes = s.pool.capacity * MemoryLayout<Pair>.stride + s.slots.capacity * MemoryLayout<Slot>.stride
                 + s.userIDs.capacity * 8 + (s.itemIDs.capacity + s.itemCategories.capacity) * 8 + dictionaries
-                + s.free.reduce(0) { $0 + $1.capacity * 4 }
+                + s.free.reduce(0) { $0 + $1.capacity * 4 } + s.steps.reduce(0) { $0 + $1.capacity * MemoryLayout<Step>.stride + 32 }
             return Summary(
                 users: s.slots.count { $0.count > 0 }, items: s.itemIDs.count, pairs: s.pairs, offsets: s.offsets, latestSeconds: s.latestSeconds,
                 version: s.version, bytes: bytes)
@@ -332,7 +372,7 @@ public final class InteractionStore: @unchecked Sendable {
             // same whatever order the partitions were folded in. One pass keeps each user's
             // pairs under their store item index; the used items are then numbered by id.
             var used = [Bool](repeating: false, count: s.itemIDs.count)
-            var userIDs: [Int64] = []
+            var userIDs: [Int64] = [], users: [Int] = []
             var rowStart = [0], indices: [Int32] = [], values: [Float] = [], times: [UInt32] = []
             indices.reserveCapacity(s.pairs)
             values.reserveCapacity(s.pairs)
@@ -348,6 +388,7 @@ public final class InteractionStore: @unchecked Sendable {
                 }
                 guard indices.count > rowStart.last! else { continue }
                 userIDs.append(s.userIDs[u])
+                users.append(u)
                 rowStart.append(indices.count)
             }
             let items = used.indices.filter { used[$0] }.sorted { s.itemIDs[$0] < s.itemIDs[$1] }
@@ -364,7 +405,25 @@ public final class InteractionStore: @unchecked Sendable {
                 for (k, e) in range.enumerated() { (indices[e], values[e], times[e]) = row[k] }
             }
             let matrix = SparseMatrix(rows: userIDs.count, cols: itemIDs.count, rowStart: rowStart, indices: indices, values: values)
-            return (Interactions(userIDs: userIDs, itemIDs: itemIDs, itemCategories: categories, matrix: matrix, times: times), s.offsets)
+            var data = Interactions(userIDs: userIDs, itemIDs: itemIDs, itemCategories: categories, matrix: matrix, times: times)
+            // Each user's latest steps on the items kept, valued like the pairs (decayed by the
+            // age of the pair's latest event); a step whose pair is out of the range is left out.
+            data.steps = users.map { u in
+                var out: [(item: Int32, value: Float)] = []
+                let slot = s.slots[u]
+                for step in s.steps[u].suffix(Self.sequenceLimit) {
+                    let i = newItem[Int(step.item)]
+                    guard i >= 0, let pair = Self.pair(step.item, in: slot, s), kept(pair) != nil else { continue }
+                    let value = weights.value(step.counts, ageSeconds: end - Double(pair.seconds))
+                    if let last = out.last, last.item == i {
+                        out[out.count - 1].value += value
+                    } else {
+                        out.append((i, value))
+                    }
+                }
+                return out
+            }
+            return (data, s.offsets)
         }
     }
 
@@ -372,7 +431,8 @@ public final class InteractionStore: @unchecked Sendable {
 
     static let magic = "PMIS"
     /// 2: erased users' ids are left out, the pending erasures follow the pairs.
-    static let snapshotVersion: UInt32 = 2
+    /// 3: each kept user's steps follow the pending erasures.
+    static let snapshotVersion: UInt32 = 3
 
     /// Writes the state and its offsets to `path` atomically when it changed since
     /// `version`; returns the version written (nil when nothing changed).
@@ -395,6 +455,8 @@ public final class InteractionStore: @unchecked Sendable {
             for u in kept { pairs += s.pool[Int(s.slots[u].start)..<Int(s.slots[u].start + s.slots[u].count)] }
             w.plain(pairs)
             w.plain(s.pendingErasures)
+            w.plain(kept.map { UInt32(s.steps[$0].count) })
+            w.plain(kept.flatMap { s.steps[$0] })
             return (w.finish(), s.version)
         }
         guard let encoded else { return nil }
@@ -410,7 +472,7 @@ public final class InteractionStore: @unchecked Sendable {
 
     public static func restore(_ bytes: [UInt8]) throws -> InteractionStore {
         var r = try SnapshotReader(bytes, magic: magic)
-        guard r.version == snapshotVersion || r.version == 1 else { throw StoreError(.corrupt, "interaction snapshot version \(r.version) is not \(snapshotVersion)") }
+        guard (1...snapshotVersion).contains(r.version) else { throw StoreError(.corrupt, "interaction snapshot version \(r.version) is not \(snapshotVersion)") }
         let store = InteractionStore()
         let s = store.state
         s.offsets = try r.plain(UInt64.self)
@@ -422,6 +484,16 @@ public final class InteractionStore: @unchecked Sendable {
         let counts = try r.plain(UInt32.self)
         s.pool = try r.plain(Pair.self)
         if r.version >= 2 { s.pendingErasures = try r.plain(Int64.self) }
+        // Before version 3 no steps were kept: each user's sequence starts empty.
+        let stepCounts = r.version >= 3 ? try r.plain(UInt32.self) : [UInt32](repeating: 0, count: counts.count)
+        let steps = r.version >= 3 ? try r.plain(Step.self) : []
+        guard stepCounts.count == counts.count, stepCounts.reduce(0, { $0 + Int($1) }) == steps.count, steps.allSatisfy({ Int($0.item) < s.itemIDs.count })
+        else { throw StoreError(.corrupt, "interaction snapshot sequences disagree") }
+        var at = 0
+        s.steps = stepCounts.map { c in
+            defer { at += Int(c) }
+            return Array(steps[at..<(at + Int(c))])
+        }
         guard s.itemCategories.count == s.itemIDs.count, counts.count == s.userIDs.count, counts.reduce(0, { $0 + Int($1) }) == s.pool.count,
             s.pool.allSatisfy({ Int($0.item) < s.itemIDs.count })
         else { throw StoreError(.corrupt, "interaction snapshot tables disagree") }

@@ -323,13 +323,13 @@ public struct Recommender: Sendable {
             neighbourSource(c, weight: weights.content * (few ? 2 : 1), fresh: fresh) { "like \($1) you \($0)" }
         }
         if let q = sequence, weights.sequence > 0 {
-            // The user's latest items oldest first, each at its latest place (as the model was trained).
+            // The user's latest items oldest first, consecutive events on one item as one step
+            // (as the model was trained).
             let m = q.model
-            var placed = Set<Int32>(), order: [Int32] = []
-            for id in history.items {
-                if let i = m.itemIndex[id], placed.insert(i).inserted { order.append(i) }
+            var order: [Int32] = []
+            for id in history.items.reversed() {
+                if let i = m.itemIndex[id], order.last != i { order.append(i) }
             }
-            order.reverse()
             if !order.isEmpty {
                 let top = q.top(user: nil, history: order.map { (item: $0, value: 1) }, k: pool) { !allowed(m, $0) || seen.contains(m.itemIDs[$0]) }
                 let reason = "next after " + order.suffix(2).map { String(m.itemIDs[Int($0)]) }.joined(separator: ", ")
