@@ -10,7 +10,7 @@ FUZZ_RUNS ?= 200000
 # Ingest sets each event's ip_country from this table (the shared fraud case's) when present.
 IP_COUNTRY ?= $(wildcard $(CURDIR)/../shared/data/fraud/IpAddress_to_Country.csv)
 
-.PHONY: help deps build test run stop bench proto check-proto check-compose container-test fuzz clean
+.PHONY: help deps build test run stop bench bench-deep proto check-proto check-compose container-test fuzz clean
 
 help:
 	@echo "make deps         install the Debian packages Persona needs (when missing)"
@@ -19,6 +19,7 @@ help:
 	@echo "make run          start all five services, import the samples and train once (RETRAIN=1: again), show a profile, recommendations and a decision; data under ./data"
 	@echo "make stop         stop them gracefully (SIGTERM)"
 	@echo "make bench        benchmarks against grpc-swift-2, SQLite, implicit and numpy; results in Benchmarks/results/"
+	@echo "make bench-deep   the sequence model's training time against PyTorch (installs torch for CPU)"
 	@echo "make proto        regenerate the C and Swift code from Shared/Schema"
 	@echo "make check-proto  fail when the committed generated code is stale"
 	@echo "make check-compose validate compose.yaml with Debian's docker-compose (installed when missing)"
@@ -95,9 +96,16 @@ bench: deps
 	PERSONA_SHARED_DATA=$${PERSONA_SHARED_DATA:-../shared/data} Benchmarks/.build/release/PersonaBench store --output Benchmarks/results/store.md
 	Benchmarks/.build/release/PersonaBench feature --output Benchmarks/results/feature.md
 	PERSONA_SHARED_DATA=$${PERSONA_SHARED_DATA:-../shared/data} Benchmarks/.build/release/PersonaBench models --output Benchmarks/results/models.md
+	PERSONA_SHARED_DATA=$${PERSONA_SHARED_DATA:-../shared/data} Benchmarks/.build/release/PersonaBench sequence --output Benchmarks/results/sequence.md
 	Benchmarks/.build/release/PersonaBench topk --output Benchmarks/results/topk.md
 	Benchmarks/.build/release/PersonaBench recommend --output Benchmarks/results/recommend.md
 	PERSONA_SHARED_DATA=$${PERSONA_SHARED_DATA:-../shared/data} Benchmarks/.build/release/PersonaBench classifiers --output Benchmarks/results/classifiers.md
+
+# SASRec's training time against the same architecture in PyTorch (CPU, one thread): its own
+# target, since it installs torch (about 200 MB) into Benchmarks/results/venv-deep.
+bench-deep: deps
+	cd Benchmarks && swift build -c release
+	PERSONA_SHARED_DATA=$${PERSONA_SHARED_DATA:-../shared/data} Benchmarks/.build/release/PersonaBench deep --output Benchmarks/results/sequence-deep.md
 
 fuzz: deps
 	cd Fuzz && swift build -c debug -Xswiftc -sanitize=fuzzer,address -Xswiftc -parse-as-library

@@ -129,7 +129,7 @@ func sequenceBenchmark(output: String, sharedData: String) throws {
         Peer: implicit \(implicitVersion) (PyPI, in Benchmarks/results/venv).
 
         Protocol: \(Interactions.leaveLastOutDescription). Every list, Persona's and the peer's, is scored by Persona's `RankingMetrics` on the same split.
-        Sequences are each user's distinct items in the order of their latest interaction (the interaction store keeps one entry per user and item), so a test item is never one the user met before in this data.
+        A step is one or more events in a row on one item (the interaction store keeps each user's latest \(InteractionStore.sequenceLimit)); "seen left out" ranks the same lists with the user's training items removed, for comparison.
         Persona's models at their defaults (sequence: \(sequence.pairs.filter { !TrainingParameters.defaults(.popularity).keys.contains($0.0) }.map { "\($0.0) \($0.1)" }.joined(separator: ", "))); implicit's ALS at Persona's ALS defaults.
 
         | dataset | users | items | pairs | evaluated users |
@@ -152,5 +152,95 @@ func sequenceBenchmark(output: String, sharedData: String) throws {
         """
     try md.write(toFile: output, atomically: true, encoding: .utf8)
     try JSONEncoder().encode(["datasets": figures]).write(to: URL(fileURLWithPath: output.replacingOccurrences(of: ".md", with: ".json")))
+    say("wrote \(output)")
+}
+
+/// A venv with PyTorch for CPU (its own: the wheel is large), under Benchmarks/results/venv-deep.
+func deepPython() throws -> String {
+    let venv = "Benchmarks/results/venv-deep"
+    let python = venv + "/bin/python"
+    if !FileManager.default.fileExists(atPath: python) {
+        say("creating \(venv) with torch (CPU build) and numpy")
+        try run("/usr/bin/env", ["python3", "-m", "venv", venv])
+    }
+    if (try? run(python, ["-c", "import torch, numpy"])) == nil {
+        // PyTorch's own index has the CPU-only build; PyPI's pulls the CUDA libraries (GBs).
+        try run(python, ["-m", "pip", "install", "-q", "--index-url", "https://download.pytorch.org/whl/cpu", "torch"])
+        try run(python, ["-m", "pip", "install", "-q", "numpy"])
+    }
+    return python
+}
+
+/// `make bench-deep`: SASRec training time against the same architecture in PyTorch (CPU,
+/// one thread) on the same sequences, dimensions, blocks, batch and epochs, with no early
+/// stopping on either side; both models' lists scored on the leave-last-out split.
+func sequenceDeepBenchmark(output: String, sharedData: String, epochs: Int) throws {
+    let python = try deepPython()
+    let datasets: [(String, String, DatasetFormat)] = [
+        ("Online Retail, 11 months", "online-retail/Online_Retail_2010-12_to_2011-10.csv", .onlineRetail),
+        ("Taobao, 293 users' histories", "taobao/UserBehavior_293_users.csv", .taobao),
+    ]
+    let work = FileManager.default.temporaryDirectory.appendingPathComponent("persona-deep-bench-\(UUID().uuidString)").path
+    try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(atPath: work) }
+    let p = try TrainingParameters(kind: .sequence).with(["epochs": "\(epochs)", "patience": "\(epochs)"])
+    let length = p.int("max_length")
+    var lines: [String] = [], torchVersion = ""
+    for (title, file, format) in datasets {
+        guard let text = try? String(contentsOfFile: sharedData + "/" + file, encoding: .utf8) else {
+            say("deep bench: \(sharedData)/\(file) is missing (../shared/data): skipping \(title)")
+            continue
+        }
+        var skips = DatasetFormat.Skips()
+        let store = InteractionStore()
+        store.fold(format.events(lines: text.split(whereSeparator: \.isNewline), skips: &skips))
+        let (data, _) = store.interactions(weights: p.weights)
+        let (train, test) = data.leaveLastOut()
+        let evaluated = test.indices.filter { !test[$0].isEmpty }
+        // The sequences Persona's trainer takes (no step held out: nothing stops early).
+        let sequences = train.sequences.filter { $0.count >= 2 }.map { $0.suffix(length + 1) }
+        let dir = work + "/\(format.rawValue)"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        try sequences.map { $0.map(String.init).joined(separator: " ") }.joined(separator: "\n").write(toFile: dir + "/train.txt", atomically: true, encoding: .utf8)
+        try evaluated.map { train.sequence($0).suffix(length).map(String.init).joined(separator: " ") }.joined(separator: "\n")
+            .write(toFile: dir + "/test.txt", atomically: true, encoding: .utf8)
+        let params: [String: Any] = [
+            "items": train.items, "dim": p.int("dim"), "max_length": length, "blocks": p.int("blocks"), "dropout": p.float("dropout"),
+            "learning_rate": p.float("learning_rate"), "batch": p.int("batch"), "epochs": epochs, "seed": p.int("seed"),
+        ]
+        try JSONSerialization.data(withJSONObject: params).write(to: URL(fileURLWithPath: dir + "/params.json"))
+
+        let progress = TrainingProgress()
+        let start = ContinuousClock.now
+        let model = try Trainer.train(p, train, progress: progress)
+        let ours = start.duration(to: .now) / .seconds(1)
+        let oursRow = metricsRow(side: "Persona", name: "sequence", seconds: ours, lists: model.nextItemRankings(train: train, test: test, n: 10), test: test, items: data.items)
+        say("  \(title) Persona: \(epochs) epochs in \(String(format: "%.1f", ours)) s, ndcg@10 \(String(format: "%.4f", oursRow.ndcg))")
+        try run(python, ["Benchmarks/peers/sasrec_torch.py", dir, dir + "/out.json"])
+        let out = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/out.json"))) as! [String: Any]
+        torchVersion = out["torch_version"] as? String ?? ""
+        var lists = [[Int32]](repeating: [], count: train.users)
+        for (n, u) in evaluated.enumerated() { lists[u] = (out["lists"] as! [[Int]])[n].map { Int32($0) } }
+        let peer = metricsRow(side: "peer", name: "PyTorch SASRec", seconds: out["seconds"] as! Double, lists: lists, test: test, items: data.items)
+        say("  \(title) PyTorch: \(String(format: "%.1f", peer.seconds)) s, ndcg@10 \(String(format: "%.4f", peer.ndcg))")
+        let lossOurs = progress.losses.last ?? 0, lossPeer = (out["losses"] as? [Double])?.last ?? 0
+        lines.append(
+            "| \(title) | \(sequences.count) | \(sequences.reduce(0) { $0 + $1.count - 1 }) | \(String(format: "%.1f", ours)) | \(String(format: "%.1f", peer.seconds)) | \(String(format: "%.2fx", ours / max(peer.seconds, 1e-9))) | \(String(format: "%.4f", lossOurs)) / \(String(format: "%.4f", lossPeer)) | \(String(format: "%.4f", oursRow.ndcg)) / \(String(format: "%.4f", peer.ndcg)) |")
+    }
+    let machine = "\(ProcessInfo.processInfo.activeProcessorCount) cores, \(ProcessInfo.processInfo.physicalMemory >> 30) GiB"
+    let md = """
+        # Sequence model training against PyTorch
+
+        Run: \(ISO8601DateFormatter().string(from: Date())), \(machine), release build, one thread on each side (OpenBLAS; `torch.set_num_threads(1)`).
+        Peer: PyTorch \(torchVersion) (the CPU-only build, in Benchmarks/results/venv-deep), the same architecture in Benchmarks/peers/sasrec_torch.py.
+
+        Both sides: \(p.int("dim")) dimensions, \(p.int("blocks")) blocks, \(length) positions, dropout \(p.string("dropout")), Adam at \(p.string("learning_rate")) (betas 0.9, 0.98), batches of \(p.int("batch")) sequences, \(epochs) epochs, no early stopping, the same training sequences (the leave-last-out training steps); PyTorch pads each batch to its longest sequence and masks the padding, Persona does not pad. NDCG@10 of both on the leave-last-out test items, scored by Persona's `RankingMetrics`.
+
+        | dataset | sequences | positions an epoch | Persona s | PyTorch s | Persona / PyTorch | last epoch's loss (Persona / PyTorch) | NDCG@10 (Persona / PyTorch) |
+        | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |
+        \(lines.joined(separator: "\n"))
+
+        """
+    try md.write(toFile: output, atomically: true, encoding: .utf8)
     say("wrote \(output)")
 }

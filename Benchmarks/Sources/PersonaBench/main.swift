@@ -177,7 +177,7 @@ var decisions = 10_000_000
 var arguments = CommandLine.arguments.dropFirst().makeIterator()
 while let a = arguments.next() {
     switch a {
-    case "rpc", "store", "ingest-profile", "fold-profile", "feature", "models", "sequence", "topk", "recommend", "classifiers", "risk", "interactions-profile": mode = a
+    case "rpc", "store", "ingest-profile", "fold-profile", "feature", "models", "sequence", "deep", "topk", "recommend", "classifiers", "risk", "interactions-profile": mode = a
     case "--decisions": decisions = Int(arguments.next() ?? "") ?? decisions
     case "--output": output = arguments.next()
     case "--seconds": seconds = Double(arguments.next() ?? "") ?? seconds
@@ -188,7 +188,7 @@ while let a = arguments.next() {
     case "--taobao": taobao = true
     case "--items": items = Int(arguments.next() ?? "")
     case "--no-peers": noPeers = true
-    default: print("usage: persona-bench [rpc|store|feature|models|sequence|topk|recommend|classifiers|risk|ingest-profile|fold-profile|interactions-profile] [--output FILE] [--seconds S] [--producers N] [--users N] [--events N] [--batch N] [--taobao] [--items N] [--no-peers] [--decisions N]"); exit(2)
+    default: print("usage: persona-bench [rpc|store|feature|models|sequence|deep|topk|recommend|classifiers|risk|ingest-profile|fold-profile|interactions-profile] [--output FILE] [--seconds S] [--producers N] [--users N] [--events N] [--batch N] [--taobao] [--items N] [--no-peers] [--decisions N]"); exit(2)
     }
 }
 switch mode {
@@ -223,6 +223,9 @@ case "recommend":
         output: output ?? "Benchmarks/results/recommend.md", configurations: items.map { n in [(n, false), (n, true)] } ?? recommendConfigurations, seconds: seconds)
 case "topk":
     try topKBenchmark(output: output ?? "Benchmarks/results/topk.md", items: items.map { [$0] } ?? [100_000, 1_000_000], peers: !noPeers)
+case "deep":
+    try sequenceDeepBenchmark(
+        output: output ?? "Benchmarks/results/sequence-deep.md", sharedData: ProcessInfo.processInfo.environment["PERSONA_SHARED_DATA"] ?? "../shared/data", epochs: events ?? 20)
 case "sequence":
     try sequenceBenchmark(output: output ?? "Benchmarks/results/sequence.md", sharedData: ProcessInfo.processInfo.environment["PERSONA_SHARED_DATA"] ?? "../shared/data")
 case "models":

@@ -2,17 +2,21 @@ import Foundation
 import Math
 import Recommenders
 
-/// The sequence kind: SASRec (Shared/Math) on each user's items in the order of their
-/// latest interaction. Each user with two or more items is one training sequence (its
-/// latest `max_length` + 1 items: every position's next item is its target, with one
-/// negative drawn per epoch from the items the user never met). The latest item of each
-/// user with three or more is held out for early stopping: after every epoch, NDCG@10 of
-/// those items over the whole catalogue (items met before included); training stops after
-/// `patience` epochs without a better one and keeps the best weights. Mini-batches of
-/// `batch` sequences, shuffled each epoch; every draw from `seed`.
+/// The sequence kind: SASRec (Shared/Math) on each user's steps in log order
+/// (`Interactions.sequences`). Each user with two or more steps is one training sequence
+/// (its latest `max_length` + 1: every position's next item is its target, with one
+/// negative drawn per epoch from the items the user never met). The latest step of each
+/// user with three or more is held out for early stopping: every `evaluationSteps` Adam
+/// steps or so (every epoch when an epoch has that many batches, else every few), NDCG@10
+/// of those items over the whole catalogue (items met before included); training stops
+/// after `patience` evaluations without a better one and keeps the best weights. With `patience` at
+/// least `epochs` there is nothing to stop: no step is held out and every epoch trains.
+/// Mini-batches of `batch` sequences, shuffled each epoch; every draw from `seed`.
 enum SelfAttentive {
     /// At most this many held-out users score the catalogue after each epoch.
     static let validationUsers = 5000
+    /// About how many Adam steps lie between two validations (a small shop's epoch is a few).
+    static let evaluationSteps = 100
 
     static func train(_ p: TrainingParameters, _ data: Interactions, _ progress: TrainingProgress) throws -> RecommenderModel {
         let length = p.int("max_length"), n = data.items
@@ -22,11 +26,14 @@ enum SelfAttentive {
         var adam = SASRecOptimizer(for: network, learningRate: p.float("learning_rate"), dropout: p.float("dropout"), seed: rng.next())
 
         // Training sequences and the held-out next items.
+        let batch = p.int("batch"), epochs = p.int("epochs"), patience = p.int("patience")
+        let validating = patience < epochs
         var sequences: [[Int32]] = [], met: [Set<Int32>] = []
         var validation: [(input: [Int32], next: Int32)] = []
         for s in data.sequences where s.count >= 2 {
-            let train = s.count >= 3 ? Array(s.dropLast()) : s
-            if s.count >= 3 { validation.append((Array(train.suffix(length)), s.last!)) }
+            let held = validating && s.count >= 3
+            let train = held ? Array(s.dropLast()) : s
+            if held { validation.append((Array(train.suffix(length)), s.last!)) }
             sequences.append(Array(train.suffix(length + 1)))
             met.append(Set(s))
         }
@@ -36,10 +43,11 @@ enum SelfAttentive {
             validation.removeLast(validation.count - validationUsers)
         }
 
-        let batch = p.int("batch"), epochs = p.int("epochs"), patience = p.int("patience")
         var order = Array(sequences.indices)
         var best: (ndcg: Double, weights: [Float])? = nil
         var stale = 0
+        let batches = (order.count + batch - 1) / batch
+        let every = max(1, (evaluationSteps + batches - 1) / batches)
         for epoch in 1...epochs {
             try progress.check()
             order.shuffle(using: &rng)
@@ -55,7 +63,10 @@ enum SelfAttentive {
                 steps += 1
             }
             progress.loss(loss / Double(steps))
-            guard !validation.isEmpty else { continue }
+            guard !validation.isEmpty, epoch % every == 0 || epoch == epochs else {
+                progress.report(Double(epoch) / Double(epochs), "epoch \(epoch): loss \(String(format: "%.4f", loss / Double(steps)))")
+                continue
+            }
             let ndcg = validationNDCG(network, validation)
             progress.report(Double(epoch) / Double(epochs), "epoch \(epoch): loss \(String(format: "%.4f", loss / Double(steps))), validation ndcg@10 \(String(format: "%.4f", ndcg))")
             if best == nil || ndcg > best!.ndcg {
