@@ -1,7 +1,8 @@
-"""Draws Benchmarks/results/models.png from the figures `PersonaBench models` wrote:
-NDCG@10 against training time, one panel per dataset, Persona's models and the peers.
+"""Draws Benchmarks/results/models.png (or sequence.png) from the figures `PersonaBench
+models` (or `sequence`) wrote: NDCG@10 against training time, one panel per dataset,
+Persona's models and the peers.
 
-    python plot_models.py FIGURES_JSON OUT_PNG
+    python plot_models.py FIGURES_JSON OUT_PNG [SPLIT_NAME]
 """
 import json
 import sys
@@ -24,7 +25,7 @@ def main():
             ax.annotate(row["name"], (max(row["seconds"], 1e-3), row["ndcg"]), fontsize=8, xytext=(4, 3), textcoords="offset points")
         ax.set_xscale("log")
         ax.set_xlabel("training time, one thread (s, log scale)")
-        ax.set_ylabel("NDCG@10 on the time split")
+        ax.set_ylabel(f"NDCG@10 on the {sys.argv[3] if len(sys.argv) > 3 else 'time split'}")
         ax.set_title(panel["name"])
         ax.grid(True, alpha=0.3)
     fig.legend(handles=[plt.Line2D([], [], marker="o", color="tab:blue", linestyle="", label="Persona"),

@@ -165,7 +165,7 @@ public struct SASRecOptimizer: Sendable {
     }
 
     /// One Adam step on `batch`; returns the batch's mean loss before the step.
-    public mutating func step(_ model: inout SASRec, _ batch: [Example]) -> Float {
+    public mutating func step(_ model: inout SASRec, _ batch: [SASRec.Example]) -> Float {
         let (loss, g) = model.lossAndGradient(batch, dropout: dropout, seed: rng.next())
         steps += 1
         let c1 = 1 / (1 - pow(beta1, Float(steps))), c2 = 1 / (1 - pow(beta2, Float(steps)))
@@ -186,8 +186,6 @@ public struct SASRecOptimizer: Sendable {
         }
         return loss
     }
-
-    public typealias Example = SASRec.Example
 }
 
 extension SplitMix {

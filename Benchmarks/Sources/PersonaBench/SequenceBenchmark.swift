@@ -88,7 +88,7 @@ func sequenceBenchmark(output: String, sharedData: String) throws {
         }
         let ours = rows[0], others = rows.dropFirst()
         let bestOther = others.max { $0.ndcg < $1.ndcg }!
-        md += "\n- sequence trained \(epochs) epochs (early stopping on each user's second-latest item, patience \(sequence.int("patience")))\n"
+        md += "\n- sequence trained \(epochs) epochs (early stopping on each user's second-latest step, patience \(sequence.int("patience")) validations)\n"
         md += "- sequence NDCG@10 \(String(format: "%.4f", ours.ndcg)) against the best other, \(bestOther.side == "peer" ? "" : "Persona ")\(bestOther.name), \(String(format: "%.4f", bestOther.ndcg)) (\(String(format: "%.2f", ours.ndcg / max(bestOther.ndcg, 1e-12)))x)\n"
         sections.append(md)
     }
@@ -151,7 +151,9 @@ func sequenceBenchmark(output: String, sharedData: String) throws {
 
         """
     try md.write(toFile: output, atomically: true, encoding: .utf8)
-    try JSONEncoder().encode(["datasets": figures]).write(to: URL(fileURLWithPath: output.replacingOccurrences(of: ".md", with: ".json")))
+    let json = output.replacingOccurrences(of: ".md", with: ".json")
+    try JSONEncoder().encode(["datasets": figures]).write(to: URL(fileURLWithPath: json))
+    try run(python, ["Benchmarks/peers/plot_models.py", json, output.replacingOccurrences(of: ".md", with: ".png"), "leave-last-out split"])
     say("wrote \(output)")
 }
 
@@ -164,9 +166,14 @@ func deepPython() throws -> String {
         try run("/usr/bin/env", ["python3", "-m", "venv", venv])
     }
     if (try? run(python, ["-c", "import torch, numpy"])) == nil {
-        // PyTorch's own index has the CPU-only build; PyPI's pulls the CUDA libraries (GBs).
-        try run(python, ["-m", "pip", "install", "-q", "--index-url", "https://download.pytorch.org/whl/cpu", "torch"])
+        // The CPU-only build (PyPI's default pulls the CUDA libraries, GBs): a pinned CPU wheel
+        // from pip's find-links or extra index, else PyTorch's own CPU index, else PyPI's.
         try run(python, ["-m", "pip", "install", "-q", "numpy"])
+        if (try? run(python, ["-m", "pip", "install", "-q", "torch==2.13.0+cpu"])) == nil,
+            (try? run(python, ["-m", "pip", "install", "-q", "--extra-index-url", "https://download.pytorch.org/whl/cpu", "torch==2.13.0+cpu"])) == nil
+        {
+            try run(python, ["-m", "pip", "install", "-q", "torch"])
+        }
     }
     return python
 }
