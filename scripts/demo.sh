@@ -6,6 +6,7 @@
 #   PERSONA   the persona CLI (default: persona on PATH)
 #   DATA      where the suite keeps its state (default: ./data)
 #   DEMO_USER the user shown (default: 17850, the sample's first customer)
+#   SEQUENCE_EPOCHS  the sequence model's epochs (default: its own, 200 with early stopping)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PERSONA=${PERSONA:-persona}
@@ -21,7 +22,9 @@ if [ ! -f "$DATA/demo.done" ]; then
 fi
 if [ ! -f "$DATA/demo.done" ] || [ -n "${RETRAIN:-}" ]; then
     step "training and publishing the models"
-    for kind in popularity item_knn als fraud segments; do "$PERSONA" train "$kind"; done
+    for kind in popularity item_knn als content; do "$PERSONA" train "$kind"; done
+    "$PERSONA" train sequence ${SEQUENCE_EPOCHS:+--param epochs=$SEQUENCE_EPOCHS}
+    for kind in fraud segments; do "$PERSONA" train "$kind"; done
     "$PERSONA" risk rules publish Samples/rules.txt
     # Recommend and risk-control pick the new versions up by themselves; wait until they serve them.
     for _ in $(seq 1 100); do

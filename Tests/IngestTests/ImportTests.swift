@@ -16,9 +16,9 @@ struct ImportTests {
     }
 
     /// Runs the CLI and returns the summary's numbers.
-    static func importFile(_ name: String, format: String, port: Int, extra: [String] = []) throws -> (accepted: Int, duplicates: Int, rejected: Int, output: String) {
+    static func importFile(_ name: String, format: String, port: Int, extra: [String] = []) async throws -> (accepted: Int, duplicates: Int, rejected: Int, output: String) {
         let cli = ChildProcess.productsDirectory.appendingPathComponent("persona").path
-        let result = try runProcess(cli, ["import", fixture(name), "--format", format, "--ingest", "127.0.0.1:\(port)", "--batch-size", "64"] + extra)
+        let result = try await runProcess(cli, ["import", fixture(name), "--format", format, "--ingest", "127.0.0.1:\(port)", "--batch-size", "64"] + extra)
         let out = String(decoding: result.stdout, as: UTF8.self)
         #expect(result.status == 0, "\(out)\(result.stderr)")
         #expect(result.stderr.contains("events/s"), "a progress line is printed")
@@ -41,26 +41,26 @@ struct ImportTests {
             var total = 0
 
             let taobao = try Self.lines("taobao-300.csv")
-            var r = try Self.importFile("taobao-300.csv", format: "taobao", port: port)
+            var r = try await Self.importFile("taobao-300.csv", format: "taobao", port: port)
             #expect(r.accepted == taobao.count && r.rejected == 0)
             total += r.accepted
 
             let cdnow = try Self.lines("cdnow-200.txt").filter { !$0.contains("customer_id") }
-            r = try Self.importFile("cdnow-200.txt", format: "cdnow", port: port)
+            r = try await Self.importFile("cdnow-200.txt", format: "cdnow", port: port)
             #expect(r.accepted == cdnow.count)
             total += r.accepted
 
             let fraud = try Self.lines("fraud-100.csv").dropFirst()
-            r = try Self.importFile("fraud-100.csv", format: "fraud", port: port, extra: ["--without-labels"])
+            r = try await Self.importFile("fraud-100.csv", format: "fraud", port: port, extra: ["--without-labels"])
             #expect(r.accepted == 3 * fraud.count)
             total += r.accepted
             // Labels come on their own later; the rest is already there.
-            r = try Self.importFile("fraud-100.csv", format: "fraud", port: port)
+            r = try await Self.importFile("fraud-100.csv", format: "fraud", port: port)
             #expect(r.accepted == fraud.count && r.duplicates == 3 * fraud.count)
             total += r.accepted
 
             let ratings = try Self.lines("ratings-5.dat")
-            r = try Self.importFile("ratings-5.dat", format: "ratings", port: port)
+            r = try await Self.importFile("ratings-5.dat", format: "ratings", port: port)
             #expect(r.accepted == ratings.count - 1)
             #expect(r.output.contains("rows skipped, unparsable row: 1"))
             total += r.accepted
@@ -72,7 +72,7 @@ struct ImportTests {
             let invoices = Set(withCustomer.filter { !$0[0].hasPrefix("C") }.map { $0[0] }).count
             let refunds = withCustomer.filter { $0[0].hasPrefix("C") }.count
             let items = Set(withCustomer.map { $0[1] }).count
-            r = try Self.importFile("online-retail-400.csv", format: "online-retail", port: port)
+            r = try await Self.importFile("online-retail-400.csv", format: "online-retail", port: port)
             #expect(r.accepted == invoices + refunds + items)
             #expect(r.output.contains("row without customer id: \(retail.count - withCustomer.count)") || retail.count == withCustomer.count)
             total += r.accepted
@@ -80,7 +80,7 @@ struct ImportTests {
             #expect(try await Self.storedEvents(client) == UInt64(total))
 
             // Importing the same file again appends nothing.
-            r = try Self.importFile("taobao-300.csv", format: "taobao", port: port)
+            r = try await Self.importFile("taobao-300.csv", format: "taobao", port: port)
             #expect(r.accepted == 0 && r.duplicates == taobao.count)
             #expect(try await Self.storedEvents(client) == UInt64(total))
         }

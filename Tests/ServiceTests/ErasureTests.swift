@@ -134,7 +134,7 @@ struct ErasureTests {
 
         // Erase, through the CLI, and wait for every service to apply it.
         let cli = ChildProcess.productsDirectory.appendingPathComponent("persona").path
-        let run = try runProcess(cli, ["erase", "\(user)", "--yes", "--wait"], environment: environment)
+        let run = try await runProcess(cli, ["erase", "\(user)", "--yes", "--wait"], environment: environment)
         let said = String(decoding: run.stdout, as: UTF8.self)
         #expect(run.status == 0, "persona erase: \(run.stderr)")
         #expect(said.contains("erased user \(user)") && said.contains("applied by feature, model, risk-control and recommend"), "\(said)")

@@ -106,7 +106,7 @@ struct ProcessLifecycleTests {
         }
         let flags = zip(["--ingest", "--feature", "--model", "--risk-control", "--recommend"], ports).flatMap { [$0, "127.0.0.1:\($1)"] }
         let cli = ChildProcess.productsDirectory.appendingPathComponent("persona").path
-        let healthy = try runProcess(cli, ["health"] + flags)
+        let healthy = try await runProcess(cli, ["health"] + flags)
         let text = String(decoding: healthy.stdout, as: UTF8.self)
         #expect(healthy.status == 0, "\(text)\(healthy.stderr)")
         let lines = text.split(separator: "\n")
@@ -117,7 +117,7 @@ struct ProcessLifecycleTests {
         }
 
         processes[2].kill()
-        let degraded = try runProcess(cli, ["health", "--timeout", "0.5"] + flags)
+        let degraded = try await runProcess(cli, ["health", "--timeout", "0.5"] + flags)
         #expect(degraded.status == 1)
         let degradedText = String(decoding: degraded.stdout, as: UTF8.self)
         #expect(degradedText.split(separator: "\n").first { $0.hasPrefix("model") }?.contains("DOWN") == true)
@@ -138,15 +138,15 @@ struct ProcessLifecycleTests {
         let flags = zip(["--ingest", "--feature", "--model", "--risk-control", "--recommend"], ports).flatMap { [$0, "127.0.0.1:\($1)"] }
         let cli = ChildProcess.productsDirectory.appendingPathComponent("persona").path
         // Health stays open.
-        #expect(try runProcess(cli, ["health"] + flags).status == 0)
+        #expect(try await runProcess(cli, ["health"] + flags).status == 0)
         let wrong = temporaryDirectory() + ".secret"
         try "not-a-token-anyone-accepts".write(toFile: wrong, atomically: true, encoding: .utf8)
-        let refused = try runProcess(cli, ["risk", "rules", "show", "--token-file", wrong] + flags)
+        let refused = try await runProcess(cli, ["risk", "rules", "show", "--token-file", wrong] + flags)
         #expect(refused.status != 0 && refused.stderr.contains("UNAUTHENTICATED"), "\(refused.stderr)")
-        let shown = try runProcess(cli, ["risk", "rules", "show", "--token-file", tokens.file] + flags)
+        let shown = try await runProcess(cli, ["risk", "rules", "show", "--token-file", tokens.file] + flags)
         #expect(shown.status == 0, "\(shown.stderr)")
         #expect(String(decoding: shown.stdout, as: UTF8.self).contains("active rules v0"))
-        let models = try runProcess(cli, ["models", "--token-file", tokens.file] + flags)
+        let models = try await runProcess(cli, ["models", "--token-file", tokens.file] + flags)
         #expect(models.status == 0, "\(models.stderr)")
     }
 }

@@ -35,10 +35,12 @@ public func waitConsumed(ingest: RPCClient, consumer: RPCClient, timeout: Durati
     let info = try await ingest.call(IngestAPI.logInfo, LogInfoRequest())
     let ends = info.partitions.sorted { $0.partition < $1.partition }.map { String($0.endOffset) }.joined(separator: ",")
     let deadline = ContinuousClock.now + timeout
+    var reached = "no answer"
     while ContinuousClock.now < deadline {
         let health = try? await consumer.call(HealthAPI.check, HealthRequest(), timeout: .seconds(2))
+        if let health { reached = health.checks.map { "\($0.key)=\($0.value)" }.joined(separator: " ") }
         if health?.checks.first(where: { $0.key == "offsets" })?.value == ends { return }
         try await Task.sleep(for: .milliseconds(50))
     }
-    throw ServiceError("the consumer did not reach offsets \(ends) in time")
+    throw ServiceError("the consumer did not reach offsets \(ends) in time: its health says \(reached)")
 }

@@ -88,7 +88,7 @@ public struct RiskControlService: PersonaService {
         router.register(RiskAPI.label) { try await label($0) }
         router.register(RiskAPI.validateRules) { request in
             var response = ValidateRulesResponse()
-            switch RuleSet.compile(request.source, names: await ruleNames()) {
+            switch try await compileRules(request.source) {
             case .success(let set): response.rules = set.described
             case .failure(let invalid): response.errors = invalid.errors.map(Self.wire)
             }
@@ -367,16 +367,23 @@ public struct RiskControlService: PersonaService {
 
     // MARK: Rules
 
-    /// Every name a rule may read now: request fields, the feature service's features (or,
-    /// while it is away, the served model's).
-    func ruleNames() async -> [String: ValueType] {
-        var features = await featureNames.names(feature)
-        if features.isEmpty { features = model.current?.classifier.features ?? [] }
-        return Decide.names(features: features)
+    /// Compiles `source` against every name a rule may read now: request fields and the
+    /// feature service's features. While the feature service does not answer, the served
+    /// model's features stand in, and a set naming anything else is refused UNAVAILABLE (it
+    /// cannot be checked now) rather than called invalid.
+    func compileRules(_ source: String) async throws -> Result<RuleSet, RuleSet.Invalid> {
+        if let features = await featureNames.names(feature) {
+            return RuleSet.compile(source, names: Decide.names(features: features))
+        }
+        let result = RuleSet.compile(source, names: Decide.names(features: model.current?.classifier.features ?? []))
+        if case .failure(let invalid) = result, invalid.errors.contains(where: \.unknownName) {
+            throw RPCError(.unavailable, "the feature service did not answer with its feature names, so the rules' names cannot be checked now; try again")
+        }
+        return result
     }
 
     func publish(_ source: String, shadow: Bool) async throws -> RuleSet {
-        switch RuleSet.compile(source, names: await ruleNames()) {
+        switch try await compileRules(source) {
         case .failure(let invalid):
             badRequest("invalid_rules")
             throw RPCError(.invalidArgument, "rules not valid:\n\(invalid.description)")
@@ -475,7 +482,7 @@ public struct RiskControlService: PersonaService {
     func backtest(_ request: BacktestRequest) async throws -> BacktestResponse {
         var response = BacktestResponse()
         let candidate: RuleSet
-        switch RuleSet.compile(request.source, names: await ruleNames()) {
+        switch try await compileRules(request.source) {
         case .failure(let invalid):
             response.errors = invalid.errors.map(Self.wire)
             return response
@@ -735,12 +742,13 @@ final class AsyncLock: Sendable {
 
 /// The feature service's catalogue of names (what rules may read), fetched once it answers.
 final class FeatureNames: Sendable {
-    private let names = Mutex<[String]>([])
+    private let names = Mutex<[String]?>(nil)
 
-    func names(_ feature: RPCClient) async -> [String] {
-        let known = names.withLock { $0 }
-        if !known.isEmpty { return known }
-        guard let answer = try? await feature.call(FeatureAPI.getFeatures, GetFeaturesRequest(), timeout: .seconds(2)) else { return [] }
+    /// The feature service's names, asked once and kept; nil while it has not answered within
+    /// the call's budget (at most 10 s).
+    func names(_ feature: RPCClient) async -> [String]? {
+        if let known = names.withLock({ $0 }) { return known }
+        guard let answer = try? await feature.call(FeatureAPI.getFeatures, GetFeaturesRequest(), timeout: RPCContext.budget(.seconds(10))) else { return nil }
         names.withLock { $0 = answer.names }
         return answer.names
     }

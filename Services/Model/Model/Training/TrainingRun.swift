@@ -5,7 +5,8 @@ public import Wire
 /// One training job from data to a publishable version: split the data by time, search
 /// the kind's grid on a validation split cut from the training part (when asked), fit,
 /// evaluate on the held-out part beside the popularity baseline, and fit again on all the
-/// data so the published model knows every user's latest items.
+/// data so the published model knows every user's latest items (the sequence kind, which
+/// reads them live when it serves, publishes the evaluated network).
 public enum TrainingRun {
     public struct Outcome: Sendable {
         public var model: RecommenderModel
@@ -69,7 +70,18 @@ public enum TrainingRun {
         }
         try progress.check()
         progress.step(from: search ? 0.8 : 0.55, width: search ? 0.2 : 0.45)
-        let final = try Trainer.train(chosen, data, catalogue: catalogue, progress: progress)
+        let final: RecommenderModel
+        if sequential {
+            // The sequence model reads each user's latest steps when it serves (the feature
+            // service's, live), so it has no user state to bring up to date: the evaluated
+            // network is the one published, with the whole data's popularity for fallbacks.
+            var network = evaluated
+            network.popularity = Trainer.popularity(data)
+            network.index()
+            final = network
+        } else {
+            final = try Trainer.train(chosen, data, catalogue: catalogue, progress: progress)
+        }
 
         var report = EvaluationReport()
         report.kind = parameters.kind.modelKind

@@ -16,6 +16,8 @@ struct RuleError: Error, Equatable, CustomStringConvertible {
     var line: Int
     var column: Int
     var message: String
+    /// The error is a name the rules may not read (of all the names known when compiled).
+    var unknownName = false
 
     var description: String { "\(line):\(column): \(message)" }
 }
@@ -497,7 +499,9 @@ private struct LineParser {
             }
             if ["and", "or", "not", "in"].contains(n) { throw error("expected a value, found '\(n)'", at: t) }
             guard let type = parser.names[n] else {
-                throw error("unknown name '\(n)'\(Self.suggestion(n, parser.names.keys))", at: t)
+                var e = error("unknown name '\(n)'\(Self.suggestion(n, parser.names.keys))", at: t)
+                e.unknownName = true
+                throw e
             }
             let slot = parser.slot(n)
             read.insert(slot)
