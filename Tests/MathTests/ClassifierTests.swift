@@ -110,13 +110,38 @@ struct ClassifierTests {
         p.minRowsInLeaf = 5
         let model = BoostedTrees.train(rows: data.rows, labels: data.labels, features: 4, parameters: p)
         let shap = TreeSHAP(model)
+        #expect(shap.isTabled)
         for _ in 0..<10 {
             var row = (0..<4).map { _ in rng.unit() }
             if rng.below(3) == 0 { row[1] = .nan }
-            let phi = shap.attributions(row)
+            let phi = shap.attributions(row), paths = shap.exactByPaths(row)
             #expect(abs(shap.expected + phi.reduce(0, +) - model.margin(row)) < 1e-4)
             let brute = bruteForceShapley(model, row)
-            for f in 0..<4 { #expect(abs(phi[f] - brute[f]) < 1e-4, "feature \(f): \(phi[f]) against \(brute[f])") }
+            for f in 0..<4 {
+                #expect(abs(phi[f] - brute[f]) < 1e-4, "feature \(f): \(phi[f]) against \(brute[f])")
+                #expect(abs(paths[f] - brute[f]) < 1e-4, "feature \(f), by paths: \(paths[f]) against \(brute[f])")
+            }
+        }
+    }
+
+    @Test("the tabled TreeSHAP equals Algorithm 2 on deep trees that split on a feature again and again")
+    func shapTablesMatchPaths() {
+        var rng = SplitMix(seed: 17)
+        let data = planted(&rng, rows: 3000, features: 6) { $0[0] > 0.5 && ($0[1] > 0.3 || $0[0] > 0.8) || $0[2] < 0.1 }
+        var p = BoostedTrees.Parameters()
+        p.trees = 40
+        p.maxLeaves = 63
+        p.maxDepth = 6
+        p.minRowsInLeaf = 5
+        let model = BoostedTrees.train(rows: data.rows, labels: data.labels, features: 6, parameters: p)
+        let shap = TreeSHAP(model)
+        #expect(shap.isTabled)
+        for _ in 0..<50 {
+            var row = (0..<6).map { _ in rng.unit() }
+            if rng.below(4) == 0 { row[Int(rng.below(6))] = .nan }
+            let phi = shap.attributions(row), paths = shap.exactByPaths(row)
+            #expect(abs(shap.expected + phi.reduce(0, +) - model.margin(row)) < 1e-3)
+            for f in 0..<6 { #expect(abs(phi[f] - paths[f]) < 1e-4 * max(1, abs(paths[f])), "feature \(f): \(phi[f]) against \(paths[f])") }
         }
     }
 
