@@ -137,8 +137,10 @@ public struct BoostedTrees: Sendable, Equatable {
             }
             let tree = grower.grow(gradients: gradients, hessians: hessians)
             model.trees.append(tree)
-            rows.withBase { rp in
-                for i in 0..<n { margins[i] += tree.nodes[tree.leaf(rp + i * features)].value }
+            // Each training row's leaf is the leaf whose range of rows holds it.
+            for leaf in grower.grown {
+                let value = tree.nodes[leaf.node].value
+                for k in leaf.start..<leaf.end { margins[Int(grower.order[k])] += value }
             }
             if let validation {
                 validation.rows.withBase { vp in
@@ -181,6 +183,11 @@ struct Binning {
     let missingBin: Int
     /// The features with more than one bin: the only ones a split can use.
     var active: [Int] = []
+    /// Per feature, the bin that holds most of the rows when it holds at least
+    /// `dominantShare` of them (a count that is mostly 0), else -1: a histogram pass adds
+    /// only the other rows and gives that bin the rest of the leaf's sums.
+    var dominant: [Int] = []
+    static let dominantShare = 0.7
 
     init(rows: [Float], count: Int, features: Int, maxBins: Int) {
         self.count = count
@@ -208,10 +215,15 @@ struct Binning {
             }
             edges.append(cut)
             if !cut.isEmpty { active.append(f) }
+            var perBin = [Int](repeating: 0, count: bins + 1)
             for i in 0..<count {
                 let v = rows[i * features + f]
-                self.bins[f * count + i] = UInt8(v.isNaN ? missingBin : Self.bin(v, cut))
+                let b = v.isNaN ? missingBin : Self.bin(v, cut)
+                self.bins[f * count + i] = UInt8(b)
+                perBin[b] += 1
             }
+            let top = perBin.indices.max { perBin[$0] < perBin[$1] }!
+            dominant.append(Double(perBin[top]) >= Self.dominantShare * Double(count) ? top : -1)
         }
     }
 
@@ -236,6 +248,8 @@ struct Grower {
     /// Row indices, each leaf owning a contiguous range.
     var order: [Int32]
     let slots: Int
+    /// The last grown tree's leaves: their rows (a range of `order`) and node.
+    var grown: [(start: Int, end: Int, node: Int)] = []
 
     init(binning: Binning, parameters: BoostedTrees.Parameters) {
         self.binning = binning
@@ -289,6 +303,11 @@ struct Grower {
                 oh[k] = Double(hessians[r])
             }
         }
+        var totalG = 0.0, totalH = 0.0
+        for k in 0..<count {
+            totalG += og[k]
+            totalH += oh[k]
+        }
         binning.bins.withUnsafeBufferPointer { bins in
             rows.withUnsafeBufferPointer { rp in
                 og.withUnsafeBufferPointer { ogp in
@@ -297,12 +316,34 @@ struct Grower {
                             for f in binning.active {
                                 let column = bins.baseAddress! + f * binning.count
                                 let base = sums.baseAddress! + 3 * f * slots
+                                let dominant = binning.dominant[f]
+                                if dominant < 0 {
+                                    for k in 0..<count {
+                                        let cell = base + 3 * Int(column[Int(rp[k])])
+                                        cell[0] += ogp[k]
+                                        cell[1] += ohp[k]
+                                        cell[2] += 1
+                                    }
+                                    continue
+                                }
+                                // Mostly one bin: add the others, then that bin is the rest.
                                 for k in 0..<count {
-                                    let cell = base + 3 * Int(column[Int(rp[k])])
+                                    let b = Int(column[Int(rp[k])])
+                                    guard b != dominant else { continue }
+                                    let cell = base + 3 * b
                                     cell[0] += ogp[k]
                                     cell[1] += ohp[k]
                                     cell[2] += 1
                                 }
+                                var g = totalG, h = totalH, n = Double(count)
+                                for b in 0..<slots where b != dominant {
+                                    g -= base[3 * b]
+                                    h -= base[3 * b + 1]
+                                    n -= base[3 * b + 2]
+                                }
+                                base[3 * dominant] = g
+                                base[3 * dominant + 1] = h
+                                base[3 * dominant + 2] = n
                             }
                         }
                     }
@@ -407,6 +448,7 @@ struct Grower {
             leaves.append(Leaf(start: mid, end: leaf.end, depth: leaf.depth + 1, node: rightIndex, g: rg, h: rh, histogram: rightHist, split: bestSplit(rightHist, g: rg, h: rh, rows: leaf.end - mid)))
             count += 1
         }
+        grown = leaves.map { ($0.start, $0.end, $0.node) }
         return BoostedTrees.Tree(nodes: nodes)
     }
 
