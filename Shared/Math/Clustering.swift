@@ -18,21 +18,34 @@ public struct KMeans: Sendable, Equatable {
         self.iterations = iterations
     }
 
-    /// Fits `k` centres to `rows` (n × cols), stopping when the inertia improves by less
-    /// than `tolerance` (relative) or after `maxIterations`.
-    public static func fit(rows: [Float], cols: Int, k: Int, seed: UInt64 = 1, maxIterations: Int = 100, tolerance: Double = 1e-6) -> KMeans {
+    /// Fits `k` centres to `rows` (n × cols), stopping when no row changes its centre, when
+    /// the centres' squared moves add up to less than `tolerance` times the rows' mean
+    /// variance per column (scikit-learn's rule), or after `maxIterations`.
+    public static func fit(rows: [Float], cols: Int, k: Int, seed: UInt64 = 1, maxIterations: Int = 100, tolerance: Double = 1e-4) -> KMeans {
         let n = rows.count / max(1, cols)
         precondition(rows.count == n * cols && k >= 1 && n >= k, "k-means of \(n) rows into \(k) clusters")
         let data = Matrix(rows: n, cols: cols, values: rows)
         var rng = SplitMix(seed: seed)
         var centres = seedPlusPlus(data, k: k, rng: &rng)
-        var labels = [Int32](repeating: 0, count: n)
+        var labels = [Int32](repeating: -1, count: n), previous = labels
         var distances = [Float](repeating: 0, count: n)
-        var inertia = Double.infinity
         var iterations = 0
+        // The rows' mean variance per column: the scale the centres' moves are measured by.
+        var meanVariance = 0.0
+        for j in 0..<cols {
+            var sum = 0.0, squares = 0.0
+            for i in 0..<n {
+                let v = Double(rows[i * cols + j])
+                sum += v
+                squares += v * v
+            }
+            meanVariance += max(0, squares / Double(n) - (sum / Double(n)) * (sum / Double(n))) / Double(max(1, cols))
+        }
         for step in 1...max(1, maxIterations) {
             iterations = step
-            let current = assign(data, centres, labels: &labels, distances: &distances)
+            swap(&labels, &previous)
+            assign(data, centres, labels: &labels, distances: &distances)
+            if labels == previous { break }
             // New centres: the mean of each cluster's rows.
             var sums = [Double](repeating: 0, count: k * cols)
             var counts = [Int](repeating: 0, count: k)
@@ -52,12 +65,12 @@ public struct KMeans: Sendable, Equatable {
                     for j in 0..<cols { next[c, j] = Float(sums[c * cols + j] / Double(counts[c])) }
                 }
             }
+            var shift = 0.0
+            for i in 0..<(k * cols) { shift += Double((next.values[i] - centres.values[i]) * (next.values[i] - centres.values[i])) }
             centres = next
-            let improved = inertia - current
-            inertia = current
-            if improved >= 0 && improved <= tolerance * max(current, 1e-12) { break }
+            if shift <= tolerance * meanVariance { break }
         }
-        inertia = assign(data, centres, labels: &labels, distances: &distances)
+        let inertia = assign(data, centres, labels: &labels, distances: &distances)
         return KMeans(centres: centres, inertia: inertia, iterations: iterations)
     }
 

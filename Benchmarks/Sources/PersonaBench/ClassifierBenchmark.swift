@@ -225,7 +225,7 @@ func kmeansBenchmark(sharedData: String, python: String) async throws -> String 
 
             | side | median seconds | median inertia | best inertia | iterations (median) |
             | --- | ---: | ---: | ---: | ---: |
-            | Persona `KMeans` (relative inertia change below 1e-4 stops) | %.4f | %.1f | %.1f | %d |
+            | Persona `KMeans` (Lloyd, tolerance 1e-4: scikit-learn's stopping rule) | %.4f | %.1f | %.1f | %d |
             | scikit-learn KMeans (Lloyd, tol 1e-4) | %.4f | %.1f | %.1f | %d |
 
             Median inertia: Persona %.2f%% from scikit-learn's (goal: time at equal inertia, within 1%%). Time ratio: %.2fx scikit-learn's.
