@@ -172,7 +172,12 @@ func rpcBenchmark(output: String, seconds: Double) async throws {
 
         """, tenKBytes.count, packSeconds * 1000, 10_000 / packSeconds, Double(tenKBytes.count) / packSeconds / 1e6,
         unpackSeconds * 1000, 10_000 / unpackSeconds, Double(tenKBytes.count) / unpackSeconds / 1e6)
+    md += "\n![calls/s against gRPC, and latency distributions](\(URL(fileURLWithPath: output).deletingPathExtension().lastPathComponent).png)\n"
     print(md)
     try md.write(toFile: output, atomically: true, encoding: .utf8)
+    try drawLatencies(
+        results.map { LatencyRow(group: "\($0.payload), \($0.inFlight) in flight", system: $0.system, throughput: $0.callsPerSecond, latencies: $0.latenciesMicros) },
+        output: output, title: "Persona's RPC against grpc-swift-2, loopback, same messages and codec", peer: "grpc-swift-2", throughput: "calls/s",
+        latency: "µs per call", distributions: ["small, 16 in flight", "batch, 16 in flight"])
     print("written to \(output)")
 }

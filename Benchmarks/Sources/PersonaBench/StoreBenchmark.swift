@@ -67,8 +67,13 @@ func storeBenchmark(output: String, seconds: Double) async throws {
     md += String(
         format: "\nCRC-32C (every stored batch and snapshot): %.1f GB/s with the CPU's instruction, %.1f GB/s table-driven (%.1fx); in use: %@.\n",
         crc.instruction, crc.table, crc.instruction / crc.table, CRC32C.hardware ? "the instruction" : "the table")
+    md += "\n![appends against SQLite, and acknowledgement latency distributions](\(URL(fileURLWithPath: output).deletingPathExtension().lastPathComponent).png)\n"
     print(md)
     try md.write(toFile: output, atomically: true, encoding: .utf8)
+    try drawLatencies(
+        rows.map { LatencyRow(group: "batch \($0.batch), \($0.producers) producers", system: $0.system, throughput: $0.eventsPerSecond, latencies: $0.latenciesMillis) },
+        output: output, title: "Durable appends (acknowledged after fsync): Persona's log and ingest against SQLite", peer: "sqlite",
+        throughput: "events/s", latency: "ms to acknowledge a batch", distributions: ["batch 100, 4 producers", "batch 1000, 4 producers"])
     print("written to \(output)")
 }
 

@@ -117,6 +117,40 @@ struct Result {
     func percentile(_ p: Double) -> Double { PersonaBench.percentile(latenciesMicros, p) }
 }
 
+/// One case of a transport benchmark for `plot_latency.py`: its throughput and its latency
+/// quantiles.
+struct LatencyRow: Encodable {
+    var group: String
+    var system: String
+    var throughput: Double
+    var quantiles: [String: Double]
+
+    init(group: String, system: String, throughput: Double, latencies: [Double]) {
+        self.group = group
+        self.system = system
+        self.throughput = throughput
+        let sorted = latencies.sorted()
+        quantiles = Dictionary(uniqueKeysWithValues: [0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99, 0.999].compactMap { q in
+            sorted.isEmpty ? nil : (String(q), sorted[min(sorted.count - 1, Int(Double(sorted.count) * q))])
+        })
+    }
+}
+
+/// Writes the figures of a transport benchmark beside its results file (`.json`) and draws
+/// them (`.png`): throughput against `peer` for every case, the distributions of `distributions`.
+func drawLatencies(_ rows: [LatencyRow], output: String, title: String, peer: String, throughput: String, latency: String, distributions: [String]) throws {
+    struct Figures: Encodable {
+        var title: String, peer: String
+        var throughput_label: String, latency_label: String
+        var distributions: [String]
+        var rows: [LatencyRow]
+    }
+    let json = output.replacingOccurrences(of: ".md", with: ".json")
+    let figures = Figures(title: title, peer: peer, throughput_label: throughput, latency_label: latency, distributions: distributions, rows: rows)
+    try JSONEncoder().encode(figures).write(to: URL(fileURLWithPath: json))
+    try run(try peerPython(), ["Benchmarks/peers/plot_latency.py", json, output.replacingOccurrences(of: ".md", with: ".png")])
+}
+
 /// The `p` quantile (0...1) of `values`, nearest rank; NaN when there are none.
 func percentile(_ values: [Double], _ p: Double) -> Double {
     guard !values.isEmpty else { return .nan }

@@ -1,0 +1,65 @@
+"""Draws a transport benchmark's picture (rpc.png, store.png) from the figures
+`PersonaBench rpc` or `store` wrote: each case's throughput against the peer measured in
+the same run, and the latency distributions of the cases it names, every system's quantiles.
+
+    python plot_latency.py FIGURES_JSON OUT_PNG
+"""
+import json
+import math
+import sys
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+
+def main():
+    with open(sys.argv[1]) as f:
+        fig_data = json.load(f)
+    rows = fig_data["rows"]
+    peer = fig_data["peer"]
+    groups = list(dict.fromkeys(r["group"] for r in rows))
+    systems = [s for s in dict.fromkeys(r["system"] for r in rows) if s != peer]
+    colours = {s: f"C{i}" for i, s in enumerate(dict.fromkeys(r["system"] for r in rows))}
+    shown = fig_data["distributions"]
+    fig, axes = plt.subplots(1, 1 + len(shown), figsize=(6 + 4.5 * len(shown), 4.8))
+
+    ax = axes[0]
+    width = 0.8 / max(1, len(systems))
+    for k, system in enumerate(systems):
+        ratios = []
+        for g in groups:
+            mine = next((r for r in rows if r["group"] == g and r["system"] == system), None)
+            theirs = next((r for r in rows if r["group"] == g and r["system"] == peer), None)
+            ratios.append(mine["throughput"] / theirs["throughput"] if mine and theirs else math.nan)
+        ax.bar([i + (k - (len(systems) - 1) / 2) * width for i in range(len(groups))], ratios, width, label=system, color=colours[system])
+    ax.axhline(1, color="grey", linestyle=":", label=peer)
+    ax.set_xticks(range(len(groups)))
+    ax.set_xticklabels(groups, rotation=40, ha="right", fontsize=8)
+    ax.set_ylabel(f"{fig_data['throughput_label']}, times {peer}'s")
+    ax.set_title("throughput against the peer, same run")
+    ax.grid(True, axis="y", alpha=0.3)
+    ax.legend(fontsize=8)
+
+    # Quantiles on a "nines" axis: 0.5, 0.9, 0.99, 0.999 equally spaced.
+    for ax, g in zip(axes[1:], shown):
+        for r in (r for r in rows if r["group"] == g):
+            qs = sorted((float(q), v) for q, v in r["quantiles"].items())
+            ax.plot([-math.log10(1 - q) for q, _ in qs], [v for _, v in qs], marker="o", markersize=3,
+                    linestyle="--" if r["system"] == peer else "-", color=colours[r["system"]], label=r["system"])
+        ticks = [0.5, 0.9, 0.99, 0.999]
+        ax.set_xticks([-math.log10(1 - q) for q in ticks])
+        ax.set_xticklabels([f"p{q * 100:g}" for q in ticks])
+        ax.set_yscale("log")
+        ax.set_ylabel(fig_data["latency_label"] + " (log scale)")
+        ax.set_title(f"latency distribution: {g}")
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle(fig_data["title"])
+    fig.tight_layout()
+    fig.savefig(sys.argv[2], dpi=110)
+
+
+if __name__ == "__main__":
+    main()
