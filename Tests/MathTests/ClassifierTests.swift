@@ -102,13 +102,7 @@ struct ClassifierTests {
     func shap() {
         var rng = SplitMix(seed: 13)
         let data = planted(&rng, rows: 800, features: 4) { $0[0] > 0.5 && ($0[1] > 0.3 || $0[3] < 0.2) }
-        var p = BoostedTrees.Parameters()
-        p.trees = 6
-        p.maxLeaves = 8
-        p.maxDepth = 4
-        p.learningRate = 0.5
-        p.minRowsInLeaf = 5
-        let model = BoostedTrees.train(rows: data.rows, labels: data.labels, features: 4, parameters: p)
+        let model = treesToExplain(data, features: 4, trees: 6, leaves: 8, depth: 4, learningRate: 0.5)
         let shap = TreeSHAP(model)
         #expect(shap.isTabled)
         for _ in 0..<10 {
@@ -128,12 +122,7 @@ struct ClassifierTests {
     func shapTablesMatchPaths() {
         var rng = SplitMix(seed: 17)
         let data = planted(&rng, rows: 3000, features: 6) { $0[0] > 0.5 && ($0[1] > 0.3 || $0[0] > 0.8) || $0[2] < 0.1 }
-        var p = BoostedTrees.Parameters()
-        p.trees = 40
-        p.maxLeaves = 63
-        p.maxDepth = 6
-        p.minRowsInLeaf = 5
-        let model = BoostedTrees.train(rows: data.rows, labels: data.labels, features: 6, parameters: p)
+        let model = treesToExplain(data, features: 6, trees: 40, leaves: 63, depth: 6, learningRate: 0.05)
         let shap = TreeSHAP(model)
         #expect(shap.isTabled)
         for _ in 0..<50 {
@@ -143,6 +132,12 @@ struct ClassifierTests {
             #expect(abs(shap.expected + phi.reduce(0, +) - model.margin(row)) < 1e-3)
             for f in 0..<6 { #expect(abs(phi[f] - paths[f]) < 1e-4 * max(1, abs(paths[f])), "feature \(f): \(phi[f]) against \(paths[f])") }
         }
+    }
+
+    func treesToExplain(_ data: (rows: [Float], labels: [Float]), features: Int, trees: Int, leaves: Int, depth: Int, learningRate: Float) -> BoostedTrees {
+        var p = BoostedTrees.Parameters()
+        (p.trees, p.maxLeaves, p.maxDepth, p.learningRate, p.minRowsInLeaf) = (trees, leaves, depth, learningRate, 5)
+        return BoostedTrees.train(rows: data.rows, labels: data.labels, features: features, parameters: p)
     }
 
     /// E[f(x) | x_S] with absent features averaged over the children by cover, per tree.

@@ -14,6 +14,15 @@ func topKBenchmark(output: String, items counts: [Int] = [100_000, 1_000_000], d
     try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
     defer { try? FileManager.default.removeItem(atPath: work) }
     var rows: [String] = []
+    /// Every side's (ms per query, recall@k) at each catalogue size: the picture's points.
+    struct Point: Encodable {
+        var items: Int
+        var side: String
+        var system: String
+        var ms: Double
+        var recall: Double
+    }
+    var points: [Point] = []
     var faissVersion = ""
     for n in counts {
         var rng = SplitMix(seed: UInt64(n))
@@ -32,6 +41,7 @@ func topKBenchmark(output: String, items counts: [Int] = [100_000, 1_000_000], d
             ours.append(TopK.select(scores, k: k).map(\.index))
         }
         let oursMs = start.duration(to: .now) / .milliseconds(1) / Double(queries)
+        points.append(Point(items: n, side: "Persona", system: "exact", ms: oursMs, recall: 1))
         say("Persona exact over \(n) x \(dim): \(String(format: "%.3f", oursMs)) ms")
 
         // Persona's approximate index, with hnswlib's construction settings, at two beams.
@@ -52,6 +62,7 @@ func topKBenchmark(output: String, items counts: [Int] = [100_000, 1_000_000], d
                     hits += found.intersection(ours[qi]).count
                 }
                 let ms = t.duration(to: .now) / .milliseconds(1) / Double(queries)
+                points.append(Point(items: n, side: "Persona", system: "HNSW ef \(ef)", ms: ms, recall: Double(hits) / Double(queries * k)))
                 cells.append("ef \(ef): \(String(format: "%.3f", ms)) ms, recall \(String(format: "%.3f", Double(hits) / Double(queries * k)))")
                 say("Persona HNSW over \(n) x \(dim), ef \(ef): \(String(format: "%.3f", ms)) ms, recall@\(k) \(String(format: "%.3f", Double(hits) / Double(queries * k))), built in \(String(format: "%.0f", buildSeconds)) s")
             }
@@ -75,6 +86,10 @@ func topKBenchmark(output: String, items counts: [Int] = [100_000, 1_000_000], d
             recalled += exact.intersection(hnswIDs[q]).count
         }
         let flatMs = flat["ms_per_query"] as! Double
+        points.append(Point(items: n, side: "peer", system: "faiss flat", ms: flatMs, recall: Double(agree) / Double(queries * k)))
+        if let g = graph {
+            points.append(Point(items: n, side: "peer", system: "hnswlib ef 200", ms: g["ms_per_query"] as! Double, recall: Double(recalled) / Double(queries * k)))
+        }
         let hnswCells = graph.map { g in
             "\(String(format: "%.3f", g["ms_per_query"] as! Double)) | \(String(format: "%.3f", Double(recalled) / Double(queries * k))) | \(String(format: "%.0f", g["build_seconds"] as! Double))"
         } ?? "not run | | "
@@ -95,7 +110,12 @@ func topKBenchmark(output: String, items counts: [Int] = [100_000, 1_000_000], d
         | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |
         \(rows.joined(separator: "\n"))
 
+        ![recall@\(k) against time per query](topk.png)
+
         """
     try md.write(toFile: output, atomically: true, encoding: .utf8)
+    let json = output.replacingOccurrences(of: ".md", with: ".json")
+    try JSONEncoder().encode(["points": points]).write(to: URL(fileURLWithPath: json))
+    try run(python, ["Benchmarks/peers/plot_topk.py", json, output.replacingOccurrences(of: ".md", with: ".png")])
     say("wrote \(output)")
 }
