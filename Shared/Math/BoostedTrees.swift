@@ -369,6 +369,8 @@ struct Grower {
                 var lg = 0.0, lh = 0.0
                 var ln: Int32 = 0
                 for b in 0..<(bins - 1) {
+                    // An empty bin splits the rows as the one before it did: nothing new to try.
+                    guard cells[3 * b + 2] > 0 else { continue }
                     lg += cells[3 * b]
                     lh += cells[3 * b + 1]
                     ln += Int32(cells[3 * b + 2])

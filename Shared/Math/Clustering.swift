@@ -1,6 +1,6 @@
 import Foundation
 
-/// k-means: k-means++ seeding (Arthur and Vassilvitskii, 2007), then Lloyd steps, the
+/// k-means: greedy k-means++ seeding (Arthur and Vassilvitskii, 2007), then Lloyd steps, the
 /// squared distances of a block of rows to every centre taken from one matrix product
 /// (‖x‖² − 2·x·c + ‖c‖²). A centre left empty is moved to the row farthest from its own.
 /// Rows are row-major, `cols` values each; standardise them first when their units differ.
@@ -103,40 +103,50 @@ public struct KMeans: Sendable, Equatable {
         return inertia
     }
 
+    /// Greedy k-means++ (scikit-learn's seeding): each next centre is the best, by the
+    /// squared distances it leaves, of 2 + ln k rows drawn with probability proportional to
+    /// their squared distance from the nearest centre so far.
     static func seedPlusPlus(_ data: Matrix, k: Int, rng: inout SplitMix) -> Matrix {
         let n = data.rows, cols = data.cols
         var centres = Matrix(rows: k, cols: cols)
         let first = rng.below(n)
         for j in 0..<cols { centres[0, j] = data[first, j] }
-        var nearest = [Double](repeating: .infinity, count: n)
-        for c in 1..<max(1, k) {
-            // Distances to the newest centre lower each row's nearest.
+        let trials = 2 + Int(log(Double(k)))
+        /// Each row's squared distance to row `r`.
+        func distances(to r: Int) -> [Double] {
             data.values.withBase { x in
-                centres.values.withBase { cp in
-                    let centre = cp + (c - 1) * cols
-                    for i in 0..<n {
-                        var d: Float = 0
-                        for j in 0..<cols {
-                            let t = x[i * cols + j] - centre[j]
-                            d += t * t
-                        }
-                        nearest[i] = min(nearest[i], Double(d))
+                (0..<n).map { i in
+                    var d: Float = 0
+                    for j in 0..<cols {
+                        let t = x[i * cols + j] - x[r * cols + j]
+                        d += t * t
                     }
+                    return Double(d)
                 }
             }
+        }
+        var nearest = distances(to: first)
+        for c in 1..<max(1, k) {
             let total = nearest.reduce(0, +)
-            var pick = rng.below(n)
-            if total > 0 {
-                var target = Double(rng.next() >> 11) / Double(1 << 53) * total
-                for i in 0..<n {
-                    target -= nearest[i]
-                    if target <= 0 {
-                        pick = i
-                        break
+            var best: (row: Int, nearest: [Double], potential: Double)? = nil
+            for _ in 0..<trials {
+                var pick = rng.below(n)
+                if total > 0 {
+                    var target = Double(rng.next() >> 11) / Double(1 << 53) * total
+                    for i in 0..<n {
+                        target -= nearest[i]
+                        if target <= 0 {
+                            pick = i
+                            break
+                        }
                     }
                 }
+                let candidate = zip(nearest, distances(to: pick)).map { min($0, $1) }
+                let potential = candidate.reduce(0, +)
+                if best == nil || potential < best!.potential { best = (pick, candidate, potential) }
             }
-            for j in 0..<cols { centres[c, j] = data[pick, j] }
+            nearest = best!.nearest
+            for j in 0..<cols { centres[c, j] = data[best!.row, j] }
         }
         return centres
     }
