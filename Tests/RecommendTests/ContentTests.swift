@@ -96,6 +96,8 @@ struct ContentTests {
             r.name = "content"
             let report = try await model.client.call(ModelAPI.getReport, r)
             #expect(report.kind == .content && report.metrics.contains { $0.name.hasPrefix("ndcg@") })
+            // Beside the collaborative kinds, fitted on the same split.
+            #expect(report.comparison.map(\.model) == ["content", "als", "item_knn", "popularity"])
             let (_, bytes) = try await fetchArtifact(model.client, "content")
             let published = try ModelArtifact.decode(bytes)
             #expect(published.kind == .content && published.itemIDs.contains(999) && published.content?.vectors.rows == published.itemIDs.count)

@@ -183,11 +183,14 @@ struct RecommendServiceTests {
             #expect(try await recommend.client.call(RecommendAPI.recommend, fresh).items.allSatisfy { $0.itemId != 900 })
 
             // Hot swap under load: a new item_knn version is published while callers keep
-            // asking; no call fails, and the answers move to the new version.
-            let stop = StopFlag()
+            // asking; no call fails, and the answers move to the new version. The callers
+            // stop once asked and once they have seen it (within 30 s), however slow the
+            // machine: a version is published only after they have seen the first.
+            let stop = StopFlag(), sawFirst = StopFlag()
             let load = Task {
                 var failures = 0, versions = Set<UInt32>()
-                while !stop.isSet {
+                let deadline = ContinuousClock.now + .seconds(30)
+                while !(stop.isSet && versions.contains(2)) && ContinuousClock.now < deadline {
                     await withTaskGroup(of: (Bool, UInt32).self) { group in
                         for u in 0..<8 {
                             group.addTask {
@@ -202,16 +205,17 @@ struct RecommendServiceTests {
                             if ok { versions.insert(v) } else { failures += 1 }
                         }
                     }
+                    if versions.contains(1) { sawFirst.set() }
                 }
                 return (failures, versions)
             }
-            try await Task.sleep(for: .milliseconds(200))
+            let firstBy = ContinuousClock.now + .seconds(30)
+            while !sawFirst.isSet && ContinuousClock.now < firstBy { try await Task.sleep(for: .milliseconds(20)) }
             var again = TrainRequest()
             again.kind = .itemKnn
             again.publish = true
             _ = try await model.client.call(ModelAPI.train, again)
             try await waitHealth(recommend.client, "models", "item_knn=2,popularity=1")
-            try await Task.sleep(for: .milliseconds(200))
             stop.set()
             let (failures, versions) = await load.value
             #expect(failures == 0 && versions == [1, 2], "\(failures) failed calls; versions seen \(versions)")

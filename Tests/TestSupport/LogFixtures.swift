@@ -30,17 +30,19 @@ public func append(_ client: RPCClient, _ events: [Event], batch: Int = 1000) as
 }
 
 /// Waits until a service that folds the log (feature, model) has consumed everything ingest
-/// holds: its Health `offsets` line equals every partition's end.
+/// holds now: its Health `offsets` line is at or past every partition's end.
 public func waitConsumed(ingest: RPCClient, consumer: RPCClient, timeout: Duration = .seconds(60)) async throws {
     let info = try await ingest.call(IngestAPI.logInfo, LogInfoRequest())
-    let ends = info.partitions.sorted { $0.partition < $1.partition }.map { String($0.endOffset) }.joined(separator: ",")
+    let ends = info.partitions.sorted { $0.partition < $1.partition }.map(\.endOffset)
     let deadline = ContinuousClock.now + timeout
     var reached = "no answer"
     while ContinuousClock.now < deadline {
         let health = try? await consumer.call(HealthAPI.check, HealthRequest(), timeout: .seconds(2))
         if let health { reached = health.checks.map { "\($0.key)=\($0.value)" }.joined(separator: " ") }
-        if health?.checks.first(where: { $0.key == "offsets" })?.value == ends { return }
+        // At or past the ends: events appended since (a recommend call's impressions) count too.
+        let offsets = health?.checks.first { $0.key == "offsets" }?.value.split(separator: ",").compactMap { UInt64($0) } ?? []
+        if offsets.count == ends.count && zip(offsets, ends).allSatisfy({ $0 >= $1 }) { return }
         try await Task.sleep(for: .milliseconds(50))
     }
-    throw ServiceError("the consumer did not reach offsets \(ends) in time: its health says \(reached)")
+    throw ServiceError("the consumer did not reach offsets \(ends.map(String.init).joined(separator: ",")) in time: its health says \(reached)")
 }

@@ -3,8 +3,12 @@ public import Foundation
 /// Runs a program to completion, feeding `input` on stdin, and returns its exit status and
 /// stdout. The blocking reads and waits run on threads of their own: a test waiting for a
 /// long command must not hold one of the cooperative pool's threads (two on a two-core
-/// machine), which every other test running meanwhile needs.
+/// machine), which every other test running meanwhile needs. At most one program a core runs
+/// at once (the protoc checks alone would start a hundred), so the tests that time their
+/// own servers are not starved.
 public func runProcess(_ executable: String, _ arguments: [String], input: [UInt8] = [], environment: [String: String] = [:]) async throws -> (status: Int32, stdout: [UInt8], stderr: String) {
+    await ProcessSlots.shared.acquire()
+    defer { Task { await ProcessSlots.shared.release() } }
     nonisolated(unsafe) let process = Process()
     process.executableURL = URL(fileURLWithPath: executable)
     process.arguments = arguments
@@ -39,3 +43,25 @@ public func runProcess(_ executable: String, _ arguments: [String], input: [UInt
 /// The repository root, found from this source file's location.
 public let repositoryRoot: URL = URL(fileURLWithPath: #filePath)
     .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+/// How many programs `runProcess` may run at once, and who waits for a turn.
+actor ProcessSlots {
+    static let shared = ProcessSlots(free: max(2, ProcessInfo.processInfo.activeProcessorCount))
+
+    private var free: Int
+    private var waiting: [CheckedContinuation<Void, Never>] = []
+
+    init(free: Int) { self.free = free }
+
+    func acquire() async {
+        if free > 0 {
+            free -= 1
+            return
+        }
+        await withCheckedContinuation { waiting.append($0) }
+    }
+
+    func release() {
+        if waiting.isEmpty { free += 1 } else { waiting.removeFirst().resume() }
+    }
+}

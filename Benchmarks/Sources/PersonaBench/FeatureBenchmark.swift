@@ -66,9 +66,14 @@ func featureBenchmark(output: String, seconds: Double) async throws {
         "| probes | import rate (events/s) | p50 ms | p99 ms | max ms | goal p99 |", "| --- | --- | --- | --- | --- | --- |",
         String(format: "| %d | %.0f | %.1f | %.1f | %.1f | 1,000 ms |", served.freshness.count, served.importRate, percentile(served.freshness, 0.5), percentile(served.freshness, 0.99), served.freshness.max() ?? 0),
     ]
+    lines += ["", "![latency distributions of the reads](\(URL(fileURLWithPath: output).deletingPathExtension().lastPathComponent).png)"]
     let text = lines.joined(separator: "\n") + "\n"
     try text.write(toFile: output, atomically: true, encoding: .utf8)
     print(text)
+    try drawLatencies(
+        served.rows.map { LatencyRow(group: $0.call, system: "\($0.rate) calls/s", throughput: $0.achieved, latencies: $0.latencies) }, output: output,
+        title: "Feature reads over RPC, open loop at fixed rates", peer: nil, throughput: "calls/s", latency: "ms per call",
+        distributions: ["GetFeatures", "GetProfile"], reference: ("Feast-Redis p99, published", 1.5))
 }
 
 func residentBytes() -> Int {
@@ -214,6 +219,8 @@ struct ServedRow {
     /// The bucket bound (ms) under which the service itself answered 99% of the calls (from
     /// its event loop decoding the request to writing the answer).
     var serverP99: Double?
+    /// Every answered call's latency, ms.
+    var latencies: [Double]
 }
 
 /// The service's own histogram of `method`'s latency (`persona_rpc_duration_seconds`, from
@@ -308,7 +315,7 @@ func servedBenchmark(users: Int, seconds duration: Double) async throws -> Serve
             rows.append(
                 ServedRow(
                     call: call, rate: rate, achieved: achieved, failed: failed, p50: percentile(latencies, 0.5), p99: percentile(latencies, 0.99),
-                    p999: percentile(latencies, 0.999), serverP99: server.map { $0 * 1000 }))
+                    p999: percentile(latencies, 0.999), serverP99: server.map { $0 * 1000 }, latencies: latencies))
             say("\(call) at \(rate)/s: p50 \(percentile(latencies, 0.5)) ms, p99 \(percentile(latencies, 0.99)) ms, \(failed) failed")
         }
     }

@@ -137,16 +137,23 @@ struct LatencyRow: Encodable {
 }
 
 /// Writes the figures of a transport benchmark beside its results file (`.json`) and draws
-/// them (`.png`): throughput against `peer` for every case, the distributions of `distributions`.
-func drawLatencies(_ rows: [LatencyRow], output: String, title: String, peer: String, throughput: String, latency: String, distributions: [String]) throws {
+/// them (`.png`): throughput against `peer` for every case (when one ran), the distributions
+/// of `distributions`, and a `reference` latency (a published figure) as a line.
+func drawLatencies(
+    _ rows: [LatencyRow], output: String, title: String, peer: String?, throughput: String, latency: String, distributions: [String],
+    reference: (label: String, value: Double)? = nil
+) throws {
     struct Figures: Encodable {
-        var title: String, peer: String
+        var title: String, peer: String?
         var throughput_label: String, latency_label: String
         var distributions: [String]
+        var reference_label: String?, reference_value: Double?
         var rows: [LatencyRow]
     }
     let json = output.replacingOccurrences(of: ".md", with: ".json")
-    let figures = Figures(title: title, peer: peer, throughput_label: throughput, latency_label: latency, distributions: distributions, rows: rows)
+    let figures = Figures(
+        title: title, peer: peer, throughput_label: throughput, latency_label: latency, distributions: distributions, reference_label: reference?.label,
+        reference_value: reference?.value, rows: rows)
     try JSONEncoder().encode(figures).write(to: URL(fileURLWithPath: json))
     try run(try peerPython(), ["Benchmarks/peers/plot_latency.py", json, output.replacingOccurrences(of: ".md", with: ".png")])
 }

@@ -56,14 +56,16 @@ public enum TrainingRun {
         let metrics = evaluate(evaluated)
         let baseline = evaluate(try Trainer.train(try TrainingParameters(kind: .popularity, [("k", "\(k)")]), train))
         var comparison: [Comparison] = []
-        if sequential {
+        // The sequence and content kinds are candidate sources beside the collaborative ones:
+        // their reports show those, fitted at their defaults on the same split.
+        if sequential || parameters.kind == .content {
             comparison.append(Comparison(model: chosen.kind.rawValue, metrics: metrics.first { $0.k == k }!, seconds: fitSeconds))
             for kind in [RecommenderModel.Kind.als, .itemKNN, .popularity] {
                 try progress.check()
                 progress.report(0.5, "fitting \(kind.rawValue) for the comparison")
                 let other = try TrainingParameters(kind: kind, TrainingParameters.common.keys.map { ($0, chosen.string($0)) })
                 let start = ContinuousClock.now
-                let model = try Trainer.train(other, train)
+                let model = try Trainer.train(other, train, catalogue: catalogue)
                 let seconds = start.duration(to: .now) / .seconds(1)
                 comparison.append(Comparison(model: kind.rawValue, metrics: evaluate(model).first { $0.k == k }!, seconds: seconds))
             }
