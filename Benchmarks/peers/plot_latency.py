@@ -19,7 +19,7 @@ def main():
     with open(sys.argv[1]) as f:
         fig_data = json.load(f)
     rows = fig_data["rows"]
-    peer = fig_data["peer"]
+    peer = fig_data.get("peer")
     groups = list(dict.fromkeys(r["group"] for r in rows))
     systems = [s for s in dict.fromkeys(r["system"] for r in rows) if s != peer]
     colours = {s: f"C{i}" for i, s in enumerate(dict.fromkeys(r["system"] for r in rows))}
