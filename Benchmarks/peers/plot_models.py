@@ -7,10 +7,7 @@ Persona's models and the peers.
 import json
 import sys
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+from plotting import finish, plt, side
 
 
 def main():
@@ -21,19 +18,14 @@ def main():
     for ax, panel in zip(axes[0], panels):
         for row in panel["rows"]:
             persona = row["side"] == "Persona"
-            ax.scatter(max(row["seconds"], 1e-3), row["ndcg"], marker="o" if persona else "s", color="tab:blue" if persona else "tab:orange", s=40)
+            ax.scatter(max(row["seconds"], 1e-3), row["ndcg"], **side(persona), s=40)
             ax.annotate(row["name"], (max(row["seconds"], 1e-3), row["ndcg"]), fontsize=8, xytext=(4, 3), textcoords="offset points")
         ax.set_xscale("log")
         ax.set_xlabel("training time, one thread (s, log scale)")
         ax.set_ylabel(f"NDCG@10 on the {sys.argv[3] if len(sys.argv) > 3 else 'time split'}")
         ax.set_title(panel["name"])
         ax.grid(True, alpha=0.3)
-    fig.legend(handles=[plt.Line2D([], [], marker="o", color="tab:blue", linestyle="", label="Persona"),
-                        plt.Line2D([], [], marker="s", color="tab:orange", linestyle="", label="implicit / numpy")],
-               loc="upper right")
-    fig.suptitle(figures.get("title", "Recommenders: quality against training time"))
-    fig.tight_layout()
-    fig.savefig(sys.argv[2], dpi=110)
+    finish(fig, figures.get("title", "Recommenders: quality against training time"), sys.argv[2], peers="implicit / numpy")
 
 
 if __name__ == "__main__":

@@ -6,10 +6,7 @@ against milliseconds per query for every side, one panel per catalogue size.
 import json
 import sys
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+from plotting import finish, plt, side
 
 
 def main():
@@ -20,7 +17,7 @@ def main():
     for ax, n in zip(axes[0], sizes):
         for p in (p for p in points if p["items"] == n):
             persona = p["side"] == "Persona"
-            ax.scatter(p["ms"], p["recall"], marker="o" if persona else "s", color="tab:blue" if persona else "tab:orange")
+            ax.scatter(p["ms"], p["recall"], **side(persona))
             ax.annotate(p["system"], (p["ms"], p["recall"]), fontsize=8, xytext=(4, 3), textcoords="offset points")
         ax.axhline(0.97, color="grey", linestyle=":", linewidth=1)
         ax.set_xscale("log")
@@ -28,12 +25,7 @@ def main():
         ax.set_ylabel("recall@10 against the exact answer")
         ax.set_title(f"{n:,} items x 64")
         ax.grid(True, alpha=0.3)
-    fig.legend(handles=[plt.Line2D([], [], marker="o", color="tab:blue", linestyle="", label="Persona"),
-                        plt.Line2D([], [], marker="s", color="tab:orange", linestyle="", label="faiss / hnswlib")],
-               loc="upper right")
-    fig.suptitle("Top-10 by inner product: recall against time per query (goal line: recall 0.97)")
-    fig.tight_layout()
-    fig.savefig(sys.argv[2], dpi=110)
+    finish(fig, "Top-10 by inner product: recall against time per query (goal line: recall 0.97)", sys.argv[2], peers="faiss / hnswlib")
 
 
 if __name__ == "__main__":
