@@ -147,7 +147,7 @@ func sequenceBenchmark(output: String, sharedData: String) throws {
         | --- | ---: | ---: |
         | encode the sequence | \(String(format: "%.0f", encodeOnly.p50)) | \(String(format: "%.0f", encodeOnly.p99)) |
         | encode and score every item | \(String(format: "%.0f", exact.p50)) | \(String(format: "%.0f", exact.p99)) |
-        | encode and search the HNSW index (recommend's path above 50,000 items) | \(String(format: "%.0f", indexed.p50)) | \(String(format: "%.0f", indexed.p99)) |
+        | encode and search the HNSW index (recommend's path above `--index-above`: 50,000 here, 200,000 by default) | \(String(format: "%.0f", indexed.p50)) | \(String(format: "%.0f", indexed.p99)) |
 
         """
     try md.write(toFile: output, atomically: true, encoding: .utf8)
