@@ -9,10 +9,7 @@ import json
 import math
 import sys
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+from plotting import finish, plt
 
 
 def main():
@@ -31,9 +28,7 @@ def main():
         throughput_panel(axes.pop(0), fig_data, rows, peer, groups, systems, colours)
     for ax, g in zip(axes, shown):
         distribution_panel(ax, fig_data, rows, peer, g, colours)
-    fig.suptitle(fig_data["title"])
-    fig.tight_layout()
-    fig.savefig(sys.argv[2], dpi=110)
+    finish(fig, fig_data["title"], sys.argv[2])
 
 
 def throughput_panel(ax, fig_data, rows, peer, groups, systems, colours):

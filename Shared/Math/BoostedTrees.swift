@@ -295,18 +295,16 @@ struct Grower {
         let count = end - start
         var og = [Double](repeating: 0, count: count), oh = [Double](repeating: 0, count: count)
         var rows = [Int32](repeating: 0, count: count)
+        var totalG = 0.0, totalH = 0.0
         order.withUnsafeBufferPointer { o in
             for k in 0..<count {
                 let r = Int(o[start + k])
                 rows[k] = Int32(r)
                 og[k] = Double(gradients[r])
                 oh[k] = Double(hessians[r])
+                totalG += og[k]
+                totalH += oh[k]
             }
-        }
-        var totalG = 0.0, totalH = 0.0
-        for k in 0..<count {
-            totalG += og[k]
-            totalH += oh[k]
         }
         binning.bins.withUnsafeBufferPointer { bins in
             rows.withUnsafeBufferPointer { rp in
@@ -316,17 +314,9 @@ struct Grower {
                             for f in binning.active {
                                 let column = bins.baseAddress! + f * binning.count
                                 let base = sums.baseAddress! + 3 * f * slots
+                                // A feature mostly in one bin adds only its other rows (-1: none
+                                // is left out), then that bin takes the rest of the sums.
                                 let dominant = binning.dominant[f]
-                                if dominant < 0 {
-                                    for k in 0..<count {
-                                        let cell = base + 3 * Int(column[Int(rp[k])])
-                                        cell[0] += ogp[k]
-                                        cell[1] += ohp[k]
-                                        cell[2] += 1
-                                    }
-                                    continue
-                                }
-                                // Mostly one bin: add the others, then that bin is the rest.
                                 for k in 0..<count {
                                     let b = Int(column[Int(rp[k])])
                                     guard b != dominant else { continue }
@@ -335,6 +325,7 @@ struct Grower {
                                     cell[1] += ohp[k]
                                     cell[2] += 1
                                 }
+                                guard dominant >= 0 else { continue }
                                 var g = totalG, h = totalH, n = Double(count)
                                 for b in 0..<slots where b != dominant {
                                     g -= base[3 * b]

@@ -114,16 +114,7 @@ public struct KMeans: Sendable, Equatable {
         let trials = 2 + Int(log(Double(k)))
         /// Each row's squared distance to row `r`.
         func distances(to r: Int) -> [Double] {
-            data.values.withBase { x in
-                (0..<n).map { i in
-                    var d: Float = 0
-                    for j in 0..<cols {
-                        let t = x[i * cols + j] - x[r * cols + j]
-                        d += t * t
-                    }
-                    return Double(d)
-                }
-            }
+            data.values.withBase { x in (0..<n).map { i in Double(Vec.squaredDistance(x + i * cols, x + r * cols, cols)) } }
         }
         var nearest = distances(to: first)
         for c in 1..<max(1, k) {
@@ -154,13 +145,13 @@ public struct KMeans: Sendable, Equatable {
     /// The nearest centre of one row.
     public func cluster(_ row: [Float]) -> Int {
         var best: Float = .infinity, which = 0
-        for c in 0..<k {
-            var d: Float = 0
-            for j in 0..<centres.cols {
-                let t = row[j] - centres[c, j]
-                d += t * t
+        row.withBase { r in
+            centres.values.withBase { cp in
+                for c in 0..<k {
+                    let d = Vec.squaredDistance(r, cp + c * centres.cols, centres.cols)
+                    if d < best { (best, which) = (d, c) }
+                }
             }
-            if d < best { (best, which) = (d, c) }
         }
         return which
     }
@@ -270,13 +261,8 @@ public struct FuzzyCMeans: Sendable, Equatable {
     /// A row's degree of membership in each cluster (summing to one).
     public func memberships(_ row: [Float]) -> [Float] {
         let k = centres.rows
-        let distances = (0..<k).map { c -> Float in
-            var d: Float = 0
-            for j in 0..<centres.cols {
-                let t = row[j] - centres[c, j]
-                d += t * t
-            }
-            return d.squareRoot()
+        let distances = row.withBase { r in
+            centres.values.withBase { cp in (0..<k).map { c in Vec.squaredDistance(r, cp + c * centres.cols, centres.cols).squareRoot() } }
         }
         if let exact = distances.firstIndex(where: { $0 < 1e-12 }) {
             return (0..<k).map { $0 == exact ? 1 : 0 }

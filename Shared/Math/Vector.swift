@@ -85,6 +85,18 @@ public enum Vec {
         dot(x, x, n).squareRoot()
     }
 
+    /// ‖a − b‖² over the first `n` elements, summed in order (the clustering's distances
+    /// between a row and a centre, for short rows).
+    @inline(__always)
+    public static func squaredDistance(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) -> Float {
+        var d: Float = 0
+        for j in 0..<n {
+            let t = a[j] - b[j]
+            d += t * t
+        }
+        return d
+    }
+
     /// x·(a − b) over the first `n` elements, in one pass.
     @inline(__always)
     public static func dotDifference(_ x: UnsafePointer<Float>, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) -> Float {

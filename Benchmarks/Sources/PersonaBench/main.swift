@@ -130,9 +130,7 @@ struct LatencyRow: Encodable {
         self.system = system
         self.throughput = throughput
         let sorted = latencies.sorted()
-        quantiles = Dictionary(uniqueKeysWithValues: [0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99, 0.999].compactMap { q in
-            sorted.isEmpty ? nil : (String(q), sorted[min(sorted.count - 1, Int(Double(sorted.count) * q))])
-        })
+        quantiles = sorted.isEmpty ? [:] : Dictionary(uniqueKeysWithValues: [0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99, 0.999].map { (String($0), percentile(sorted: sorted, $0)) })
     }
 }
 
@@ -159,9 +157,11 @@ func drawLatencies(
 }
 
 /// The `p` quantile (0...1) of `values`, nearest rank; NaN when there are none.
-func percentile(_ values: [Double], _ p: Double) -> Double {
-    guard !values.isEmpty else { return .nan }
-    let sorted = values.sorted()
+func percentile(_ values: [Double], _ p: Double) -> Double { percentile(sorted: values.sorted(), p) }
+
+/// The `p` quantile of values already in ascending order.
+func percentile(sorted: [Double], _ p: Double) -> Double {
+    guard !sorted.isEmpty else { return .nan }
     return sorted[min(sorted.count - 1, Int(Double(sorted.count) * p))]
 }
 
