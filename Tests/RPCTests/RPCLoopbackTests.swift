@@ -296,7 +296,11 @@ struct RPCLoopbackTests {
 
     @Test("server restarted while a client keeps calling: the client recovers by itself")
     func clientRecoversAfterServerRestart() async throws {
-        let first = try await TestServer(router: echoRouter())
+        // A port below the ephemeral range: once the first server closes it, no outgoing
+        // connection of another test can take it before the second binds it.
+        var firstConfig = RPCServer.Config.defaults
+        firstConfig.port = freePort()
+        let first = try await TestServer(router: echoRouter(), config: firstConfig)
         let port = first.port
         var config = RPCClient.Config.defaults(host: "127.0.0.1", port: port)
         config.backoff = ReconnectBackoff(initial: .milliseconds(20), maximum: .milliseconds(200))
