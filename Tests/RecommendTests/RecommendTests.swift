@@ -45,7 +45,7 @@ func trained(_ kind: RecommenderModel.Kind, _ events: [Event], _ params: [(Strin
 @Suite("Recommend blend")
 struct BlendTests {
     @Test("a user gets items of their taste they have not met, each with a reason naming a real item; bought and excluded items never")
-    func blend() throws {
+    func blend() async throws {
         let events = shop()
         let blend = Recommender(
             factors: try trained(.als, events, [("factors", "8"), ("iterations", "6"), ("regularization", "1")]), neighbours: try trained(.itemKNN, events),
@@ -54,29 +54,29 @@ struct BlendTests {
         // Taste 1 has three items this user has not met and not excluded: 106, 107, 108.
         var excluding = Recommender.Context()
         excluding.excluding = [105]
-        let items = blend.recommend(userID: 999_999, history: history, n: 3, context: excluding)
+        let items = await blend.recommend(userID: 999_999, history: history, n: 3, context: excluding)
         #expect(items.count == 3)
         for item in items {
             #expect(![101, 102, 103, 104, 105].contains(item.itemID), "\(item)")
             #expect((101...108).contains(item.itemID), "item \(item.itemID) is not of the user's taste")
         }
         #expect(items.contains { $0.reason.hasPrefix("because you") && ["101", "102", "103", "104"].contains(String($0.reason.split(separator: " ").last!)) })
-        #expect(items == blend.recommend(userID: 999_999, history: history, n: 3, context: excluding))
+        #expect(await items == blend.recommend(userID: 999_999, history: history, n: 3, context: excluding))
         // A category filter keeps only that category's items (taste 2 is category 12).
         var only12 = Recommender.Context()
         only12.categories = [12]
-        let other = blend.recommend(userID: 999_999, history: history, n: 5, context: only12)
+        let other = await blend.recommend(userID: 999_999, history: history, n: 5, context: only12)
         #expect(other.count == 5 && other.allSatisfy { (201...208).contains($0.itemID) })
-        let longer = blend.recommend(userID: 999_999, history: history, n: 8)
+        let longer = await blend.recommend(userID: 999_999, history: history, n: 8)
         #expect(!longer.contains { [101, 102, 103, 104].contains($0.itemID) })
         // Diversity: at most two of one category, the next best instead.
         var capped = Recommender.Context()
         capped.maxPerCategory = 2
-        let diverse = blend.recommend(userID: 999_999, history: history, n: 6, context: capped)
+        let diverse = await blend.recommend(userID: 999_999, history: history, n: 6, context: capped)
         let perCategory = Dictionary(grouping: diverse) { $0.itemID / 100 }.mapValues(\.count)
         #expect(diverse.count == 6 && perCategory.values.allSatisfy { $0 <= 2 }, "\(perCategory)")
         // A user with no history and unknown to the factors gets the popular items.
-        let cold = blend.recommend(userID: 424_242, history: .init(), n: 3)
+        let cold = await blend.recommend(userID: 424_242, history: .init(), n: 3)
         #expect(cold.count == 3 && cold.allSatisfy { $0.source == "popularity" && $0.reason == "popular" })
     }
 
@@ -368,7 +368,7 @@ struct RerankTests {
     let history = Recommender.History(views: [101, 102], carts: [103])
 
     @Test("price range, stock and excluded items are left out; unknown items pass the catalogue's filters")
-    func catalogueFilters() throws {
+    func catalogueFilters() async throws {
         let b = try blend()
         var ctx = Recommender.Context()
         ctx.minPrice = 26
@@ -376,16 +376,16 @@ struct RerankTests {
         ctx.inStockOnly = true
         ctx.excluding = [107]
         let stocked = catalogue { $0[106]!.stock = 0 }
-        let items = b.recommend(userID: 999_999, history: history, n: 10, context: ctx, catalogue: stocked)
+        let items = await b.recommend(userID: 999_999, history: history, n: 10, context: ctx, catalogue: stocked)
         // In range 26...36: x06 (30) and x07 (35) of every taste; 106 has no stock, 107 is excluded.
         #expect(Set(items.map(\.itemID)) == [206, 207, 6, 7], "\(items.map(\.itemID))")
         // Nothing in the catalogue says an item fails: it passes.
-        let bare = b.recommend(userID: 999_999, history: history, n: 3, context: ctx, catalogue: [:])
+        let bare = await b.recommend(userID: 999_999, history: history, n: 3, context: ctx, catalogue: [:])
         #expect(bare.count == 3 && !bare.contains { $0.itemID == 107 })
     }
 
     @Test("a purchase is not recommended again within its repurchase window (per category), and is after it")
-    func repurchase() throws {
+    func repurchase() async throws {
         var b = try blend()
         let now: Int64 = 1_000 * 86_400_000
         var ctx = Recommender.Context()
@@ -393,20 +393,21 @@ struct RerankTests {
         ctx.categories = [11]
         let bought = Recommender.History(views: [101], purchases: [105, 106], purchaseMs: [now - 3 * 86_400_000, now - 40 * 86_400_000])
         // Default: never again.
-        #expect(!b.recommend(userID: 999_999, history: bought, n: 8, context: ctx).contains { [105, 106].contains($0.itemID) })
+        let recent = await b.recommend(userID: 999_999, history: bought, n: 8, context: ctx)
+        #expect(!recent.contains { [105, 106].contains($0.itemID) })
         b.repurchase = try Recommender.RepurchaseWindows(parsing: "default=never,11=30d")
-        let after = b.recommend(userID: 999_999, history: bought, n: 8, context: ctx).map(\.itemID)
+        let after = await b.recommend(userID: 999_999, history: bought, n: 8, context: ctx).map(\.itemID)
         #expect(after.contains(106) && !after.contains(105), "\(after)")
         #expect(throws: SettingError.self) { try Recommender.RepurchaseWindows(parsing: "11=soon") }
     }
 
     @Test("tags boost and bury, the user's categories and price band lift their items, and each boost is explained")
-    func boosts() throws {
+    func boosts() async throws {
         var b = try blend()
-        let plain = b.recommend(userID: 999_999, history: history, n: 5, catalogue: catalogue())
+        let plain = await b.recommend(userID: 999_999, history: history, n: 5, catalogue: catalogue())
         let last = try #require(plain.last)
         b.tagFactors = ["sale": 100, "clearance": 0.001]
-        let tagged = b.recommend(userID: 999_999, history: history, n: 5, catalogue: catalogue {
+        let tagged = await b.recommend(userID: 999_999, history: history, n: 5, catalogue: catalogue {
             $0[last.itemID]!.tags = ["sale"]
             $0[plain[0].itemID]!.tags = ["clearance"]
         })
@@ -422,8 +423,8 @@ struct RerankTests {
         profile.priceBands = [0, 1, 0, 0, 0]
         b.tagFactors = [:]
         b.weights.categoryAffinity = 5
-        let before = b.recommend(userID: 999_999, history: history, n: 20, catalogue: catalogue())
-        let lifted = b.recommend(userID: 999_999, history: history, n: 20, catalogue: catalogue(), profile: profile)
+        let before = await b.recommend(userID: 999_999, history: history, n: 20, catalogue: catalogue())
+        let lifted = await b.recommend(userID: 999_999, history: history, n: 20, catalogue: catalogue(), profile: profile)
         // Past the user's own taste, every category-12 item now comes before any of category 10.
         func taste2First(_ l: [Recommender.Candidate]) -> Bool {
             let others = l.filter { $0.itemID < 100 || $0.itemID > 200 }
@@ -437,22 +438,22 @@ struct RerankTests {
     }
 
     @Test("maximal marginal relevance spreads the list over the tastes; equal inputs, equal answers")
-    func diversity() throws {
+    func diversity() async throws {
         let b = try blend()
         var ctx = Recommender.Context()
         ctx.diversity = 0.9
-        let diverse = b.recommend(userID: 999_999, history: history, n: 6, context: ctx)
-        let plain = b.recommend(userID: 999_999, history: history, n: 6)
+        let diverse = await b.recommend(userID: 999_999, history: history, n: 6, context: ctx)
+        let plain = await b.recommend(userID: 999_999, history: history, n: 6)
         func tastes(_ l: [Recommender.Candidate]) -> Int { Set(l.map { $0.itemID / 100 }).count }
         #expect(diverse.count == 6 && tastes(diverse) > tastes(plain), "\(diverse.map(\.itemID)) against \(plain.map(\.itemID))")
-        #expect(diverse == b.recommend(userID: 999_999, history: history, n: 6, context: ctx))
+        #expect(await diverse == b.recommend(userID: 999_999, history: history, n: 6, context: ctx))
     }
 
     @Test("live trending lists recommend an item no model knows, with its reason; weights parse or are refused")
-    func trending() throws {
+    func trending() async throws {
         let b = try blend()
         let live = [Recommender.LiveList(name: "trending", category: 11, items: [(id: 199, category: 11, score: 40)])]
-        let cold = b.recommend(userID: 424_242, history: .init(), n: 3, live: live)
+        let cold = await b.recommend(userID: 424_242, history: .init(), n: 3, live: live)
         #expect(cold.contains { $0.itemID == 199 && $0.reason == "trending in 11" && $0.source == "trending" }, "\(cold)")
         #expect(try Recommender.Weights(parsing: "factors=2, trending=0.5").factors == 2)
         #expect(throws: SettingError.self) { try Recommender.Weights(parsing: "magic=1") }

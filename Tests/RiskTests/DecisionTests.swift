@@ -132,10 +132,10 @@ import Wire
         var p = ReasonCode()
         p.kind = .policy
         p.code = "policy:features_unavailable"
-        let json = Names.reasonsJSON([r, p])
+        let json = StoredNames.reasonsJSON([r, p])
         let parsed = try JSONSerialization.jsonObject(with: Data(json.utf8)) as! [[String: Any]]
         #expect(parsed.count == 2 && parsed[0]["kind"] as? String == "model" && parsed[0]["value"] as? Int == 1500)
-        let back = Names.reasons(json)
+        let back = StoredNames.reasons(json)
         #expect(back == [r, p])
     }
 

@@ -191,17 +191,17 @@ public struct RecommendService: PersonaService {
         let history = profile.map(Recommender.History.init) ?? .init()
         ctx.excluding = Set(request.excludeItemIds).union(fatigue.tired(user: request.userId, touched: history.touched))
         let n = Int(request.n)
-        let candidates = blend.candidates(
-            userID: request.userId, history: history, live: lists.filter { !$0.items.isEmpty }, pool: min(Self.maxItems, Recommender.poolSize(n)), context: ctx)
-        let considered = Array(candidates.prefix(Recommender.consideredSize(n)))
-        var catalogue: [Int64: ItemProfile] = [:]
-        do {
-            catalogue = try await live.items(considered.map(\.itemID), timeout: featureBudget())
-        } catch {
-            featureFailed("items", error)
-            fallbackReasons.append("feature unavailable: catalogue filters not applied")
+        let items = await blend.recommend(
+            userID: request.userId, history: history, n: n, context: ctx, live: lists.filter { !$0.items.isEmpty }, profile: profile
+        ) { ids in
+            do {
+                return try await live.items(ids, timeout: featureBudget())
+            } catch {
+                featureFailed("items", error)
+                fallbackReasons.append("feature unavailable: catalogue filters not applied")
+                return [:]
+            }
         }
-        let items = blend.rerank(considered, n: n, catalogue: catalogue, profile: profile, context: ctx)
         fatigue.shown(user: request.userId, items: items.map(\.itemID))
 
         var response = RecommendResponse()

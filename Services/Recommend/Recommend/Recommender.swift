@@ -91,6 +91,15 @@ public struct Recommender: Sendable {
         }
 
         var touched: Set<Int64> { Set(views + carts + purchases) }
+
+        /// The recent items, each with what the user did with it (a later verb wins).
+        var withVerbs: [(id: Int64, verb: String)] {
+            var verbs: [Int64: String] = [:]
+            for (ids, _, verb) in actions {
+                for id in ids { verbs[id] = verb }
+            }
+            return verbs.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
+        }
     }
 
     /// How long after a purchase an item is not recommended again, per category.
@@ -224,158 +233,61 @@ public struct Recommender: Sendable {
         return out
     }
 
+    /// The sources this recommender blends, in the order they are added: the factor model,
+    /// item-item neighbours, content neighbours, the sequence model, the live lists, popularity.
+    func sources(history: History, live: [LiveList]) -> [any CandidateSource] {
+        var out: [any CandidateSource] = []
+        if let f = factors, weights.factors > 0 { out.append(FactorSource(loaded: f, weight: weights.factors)) }
+        if let k = neighbours { out.append(NeighbourSource(loaded: k, weight: weights.neighbours) { "because you \($0) \($1)" }) }
+        if let c = content {
+            // Twice the weight for a user with one or two recent items, whom collaborative
+            // sources know least.
+            let few = history.touched.count <= 2
+            out.append(NeighbourSource(loaded: c, weight: weights.content * (few ? 2 : 1), fresh: fresh) { "like \($1) you \($0)" })
+        }
+        if let q = sequence, weights.sequence > 0 { out.append(SequenceSource(loaded: q, weight: weights.sequence)) }
+        if weights.trending > 0, !live.isEmpty { out.append(LiveSource(lists: live, weight: weights.trending)) }
+        if let p = popularity?.model ?? primary?.model, weights.popularity > 0 { out.append(PopularitySource(model: p, weight: weights.popularity)) }
+        return out
+    }
+
     /// Up to `pool` candidates per source for `userID` with `history`, blended, best first;
     /// never an item in `context.excluding`, one bought within its repurchase window, or one
     /// outside `context.categories` (by the models' categories, or the live list's).
     public func candidates(userID: Int64, history: History, live: [LiveList] = [], pool: Int, context: Context = .init()) -> [Candidate] {
-        var blended: [Int64: (score: Float, best: Float, reason: String, source: String, category: Int64, parts: [Contribution])] = [:]
-        func add(_ itemID: Int64, _ score: Float, _ reason: String, _ source: String, category: Int64) {
-            guard score > 0 else { return }
-            var entry = blended[itemID] ?? (0, 0, reason, source, category, [])
-            entry.score += score
-            entry.parts.append(Contribution(name: source, value: score, detail: reason))
-            if score > entry.best { (entry.best, entry.reason, entry.source) = (score, reason, source) }
-            if entry.category == 0 { entry.category = category }
-            blended[itemID] = entry
-        }
-        let bought = boughtRecently(history, nowMs: context.nowMs)
-        // The personal sources leave out what the user met (views, carts, purchases within
-        // their window): the list is for discovery.
-        let seen = Set(history.views + history.carts).union(bought)
-        let categories = context.categories
-        func allowed(_ id: Int64, category: Int64) -> Bool {
-            !bought.contains(id) && !context.excluding.contains(id) && (categories.isEmpty || categories.contains(category))
-        }
-        func allowed(_ m: RecommenderModel, _ i: Int) -> Bool { allowed(m.itemIDs[i], category: m.itemCategories[i]) }
-        // Recent items as (dense index, value): purchases count most, as in training.
-        func weighted(_ m: RecommenderModel) -> [(item: Int32, value: Float)] {
-            var values: [Int32: Float] = [:]
-            for (ids, w, _) in history.actions {
-                for id in ids { if let i = m.itemIndex[id] { values[i, default: 0] += w } }
-            }
-            return values.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
-        }
-        if let f = factors, weights.factors > 0 {
-            let m = f.model
-            let user = m.userIndex[userID]
-            let recent = weighted(m)
-            if user != nil || !recent.isEmpty {
-                let top = f.top(user: user, history: recent, k: pool) { !allowed(m, $0) || seen.contains(m.itemIDs[$0]) }
-                let best = top.first?.score ?? 0
-                // The reason: the recent item whose vector has the largest inner product with the candidate's.
-                let items = m.items!
-                let anchors = recentWithVerbs(history).compactMap { a in m.itemIndex[a.id].map { (index: Int($0), id: a.id, verb: a.verb) } }
-                for e in top where best > 0 {
-                    var reason = "matches your taste"
-                    var closest: Float = 0
-                    for a in anchors {
-                        let s = items.values.withUnsafeBufferPointer { v in
-                            Vec.dot(v.baseAddress! + Int(e.index) * items.cols, v.baseAddress! + a.index * items.cols, items.cols)
-                        }
-                        if s > closest {
-                            closest = s
-                            reason = "because you \(a.verb) \(a.id)"
-                        }
-                    }
-                    let i = Int(e.index)
-                    add(m.itemIDs[i], weights.factors * e.score / best, reason, m.kind.rawValue, category: m.itemCategories[i])
-                }
-            }
-        }
-        /// The items next to the user's recent ones in an item-item table (and, for content,
-        /// the fresh items next to them), each with the recent item that gave it the most,
-        /// scaled by the best and weighted.
-        func neighbourSource(_ k: PublishedModels.Loaded, weight: Float, fresh: FreshItems.Table? = nil, reason: (String, Int64) -> String) {
-            guard let w = k.model.itemItem, weight > 0 else { return }
-            let m = k.model
-            var contributions: [Int64: (score: Float, bestFrom: Int64, bestScore: Float, verb: String, category: Int64)] = [:]
-            func credit(_ id: Int64, _ category: Int64, _ s: Float, from: Int64, _ verb: String) {
-                var c = contributions[id] ?? (0, from, 0, verb, category)
-                c.score += s
-                if s > c.bestScore { (c.bestFrom, c.bestScore, c.verb) = (from, s, verb) }
-                contributions[id] = c
-            }
-            for (ids, actionWeight, verb) in history.actions {
-                for id in ids {
-                    guard let j = m.itemIndex[id] else { continue }
-                    for e in w.rowStart[Int(j)]..<w.rowStart[Int(j) + 1] {
-                        let i = Int(w.indices[e])
-                        credit(m.itemIDs[i], m.itemCategories[i], actionWeight * w.values[e], from: id, verb)
-                    }
-                    for near in fresh?.near[j] ?? [] {
-                        credit(near.id, fresh?.items[near.id]?.category ?? 0, actionWeight * near.similarity, from: id, verb)
-                    }
-                }
-            }
-            var ranked: [(id: Int64, category: Int64, score: Float, reason: String)] = []
-            for (id, c) in contributions where allowed(id, category: c.category) && !seen.contains(id) {
-                ranked.append((id, c.category, c.score, reason(c.verb, c.bestFrom)))
-            }
-            ranked.sort { $0.score != $1.score ? $0.score > $1.score : $0.id < $1.id }
-            let best = ranked.first?.score ?? 0
-            for r in ranked.prefix(pool) where best > 0 {
-                add(r.id, weight * r.score / best, r.reason, m.kind.rawValue, category: r.category)
-            }
-        }
-        if let k = neighbours { neighbourSource(k, weight: weights.neighbours) { "because you \($0) \($1)" } }
-        if let c = content {
-            let few = history.touched.count <= 2
-            neighbourSource(c, weight: weights.content * (few ? 2 : 1), fresh: fresh) { "like \($1) you \($0)" }
-        }
-        if let q = sequence, weights.sequence > 0 {
-            // The user's latest items oldest first, consecutive events on one item as one step
-            // (as the model was trained).
-            let m = q.model
-            var order: [Int32] = []
-            for id in history.items.reversed() {
-                if let i = m.itemIndex[id], order.last != i { order.append(i) }
-            }
-            if !order.isEmpty {
-                let top = q.top(user: nil, history: order.map { (item: $0, value: 1) }, k: pool) { !allowed(m, $0) || seen.contains(m.itemIDs[$0]) }
-                let reason = "next after " + order.suffix(2).map { String(m.itemIDs[Int($0)]) }.joined(separator: ", ")
-                // Inner products may be negative: scaled to (0, 1] over the pool, the last still counting a little.
-                if let high = top.first?.score, let low = top.last?.score {
-                    for e in top {
-                        let i = Int(e.index), scaled = high > low ? 0.1 + 0.9 * (e.score - low) / (high - low) : 1
-                        add(m.itemIDs[i], weights.sequence * scaled, reason, m.kind.rawValue, category: m.itemCategories[i])
-                    }
-                }
-            }
-        }
-        for list in live where weights.trending > 0 {
-            let best = list.items.first?.score ?? 0
-            let reason = list.category == 0 ? "trending now" : "trending in \(list.category)"
-            for e in list.items.prefix(pool) where best > 0 && allowed(e.id, category: e.category) {
-                add(e.id, weights.trending * e.score / best, reason, list.name, category: e.category)
-            }
-        }
-        if let p = popularity?.model ?? primary?.model, weights.popularity > 0 {
-            // One list per asked category (or the shop's), each scaled by its own best.
-            for category in categories.isEmpty ? [0] : categories.sorted() {
-                let top = p.popular(category: category, n: pool + bought.count + context.excluding.count)
-                let best = top.first?.score ?? 0
-                for e in top where best > 0 && allowed(p, Int(e.index)) {
-                    let i = Int(e.index)
-                    add(p.itemIDs[i], weights.popularity * e.score / best, category == 0 ? "popular" : "popular in \(category)", "popularity", category: p.itemCategories[i])
-                }
-            }
-        }
-        return blended.map { Candidate(itemID: $0.key, score: $0.value.score, reason: $0.value.reason, source: $0.value.source, category: $0.value.category, contributions: $0.value.parts) }
-            .sorted(by: Self.ranked)
+        let query = CandidateQuery(userID: userID, history: history, context: context, pool: pool, bought: boughtRecently(history, nowMs: context.nowMs))
+        var blend = CandidateBlend()
+        for source in sources(history: history, live: live) { source.offer(query, into: &blend) }
+        return blend.ranked
     }
 
     /// How many candidates each source offers for a list of `n`, and how many of the blend
     /// the catalogue's filters and the re-ranking consider.
-    public static func poolSize(_ n: Int) -> Int { max(50, 3 * n) }
+    public static func poolSize(_ n: Int) -> Int { min(maxPool, max(50, 3 * n)) }
+    /// The most candidates a source offers (a list is at most 500 items).
+    public static let maxPool = 500
     public static func consideredSize(_ n: Int) -> Int { max(2 * n, n + 20) }
 
-    /// Both steps: the `n` best for `userID`, from candidates over a pool of the usual size.
+    /// The whole pipeline, the one the service runs: candidates from every source over a pool
+    /// of the usual size, the catalogue entries of the best of them (`catalogue`: what the
+    /// feature service lists of those items; an item it does not list passes the catalogue's
+    /// filters), then `rerank`.
+    public func recommend(
+        userID: Int64, history: History, n: Int, context: Context = .init(), live: [LiveList] = [], profile: UserProfile? = nil,
+        catalogue: ([Int64]) async -> [Int64: ItemProfile]
+    ) async -> [Candidate] {
+        let pool = candidates(userID: userID, history: history, live: live, pool: Self.poolSize(n), context: context)
+        let considered = Array(pool.prefix(Self.consideredSize(n)))
+        let items = await catalogue(considered.map(\.itemID))
+        return rerank(considered, n: n, catalogue: items, profile: profile, context: context)
+    }
+
+    /// The pipeline with a catalogue at hand.
     public func recommend(
         userID: Int64, history: History, n: Int, context: Context = .init(), live: [LiveList] = [], catalogue: [Int64: ItemProfile] = [:],
         profile: UserProfile? = nil
-    ) -> [Candidate] {
-        let pool = candidates(userID: userID, history: history, live: live, pool: Self.poolSize(n), context: context)
-        return rerank(Array(pool.prefix(Self.consideredSize(n))), n: n, catalogue: catalogue, profile: profile, context: context)
+    ) async -> [Candidate] {
+        await recommend(userID: userID, history: history, n: n, context: context, live: live, profile: profile) { _ in catalogue }
     }
 
     /// Best first; equal scores go to the lower item id.
@@ -497,17 +409,6 @@ public struct Recommender: Sendable {
         return 0
     }
 
-    /// The user's recent items, each with what they did with it (a later verb wins).
-    func recentWithVerbs(_ h: History) -> [(id: Int64, verb: String)] {
-        var verbs: [Int64: String] = [:]
-        for (ids, _, verb) in h.actions {
-            for id in ids { verbs[id] = verb }
-        }
-        return verbs.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
-    }
-
-    /// Items like `itemID`: its item-kNN neighbours, else the nearest item vectors (cosine)
-    /// of the factor model.
     /// The `n` items most like `itemID`: its collaborative neighbours (item-kNN or EASE, else
     /// the factor model's nearest items), topped up from the content model's neighbours when
     /// those are fewer than `n` (a new or rarely met item), or the content ones alone.

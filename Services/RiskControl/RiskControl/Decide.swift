@@ -47,8 +47,8 @@ enum Decide {
         if let m = x.listMatch {
             var r = ReasonCode()
             r.kind = .list
-            r.code = "list:\(Names.list(m.list)):\(Names.field(m.field))"
-            r.description = m.reason.isEmpty ? "\(Names.field(m.field)) is on the \(Names.list(m.list)) list" : m.reason
+            r.code = "list:\(StoredNames.list(m.list)):\(StoredNames.field(m.field))"
+            r.description = m.reason.isEmpty ? "\(StoredNames.field(m.field)) is on the \(StoredNames.list(m.list)) list" : m.reason
             return m.list == .allow ? Verdict(score: 0, action: .allow, reasons: [r]) : Verdict(score: 1000, action: .decline, reasons: [r])
         }
         let base = x.probability.map { Int((Double($0) * 1000).rounded()) } ?? 0
@@ -131,7 +131,7 @@ enum Decide {
             switch name {
             case "amount": b.numbers[slot] = r.amount
             case "currency": b.strings[slot] = r.currency
-            case "kind": b.strings[slot] = Names.kind(r.kind)
+            case "kind": b.strings[slot] = StoredNames.kind(r.kind)
             case "channel": b.strings[slot] = r.channel
             case "ip_country": b.strings[slot] = r.ipCountry
             case "lines": b.numbers[slot] = Double(r.lines.count)

@@ -16,11 +16,11 @@ extension DecisionStore {
         if !q.orderId.isEmpty { clauses.append("order_id = ?"); values.append(.text(q.orderId)) }
         if q.userId != 0 { clauses.append("user_id = ?"); values.append(.integer(q.userId)) }
         if q.minScore > 0 { clauses.append("score >= ?"); values.append(.integer(Int64(q.minScore))) }
-        if q.action != .unspecified { clauses.append("action = ?"); values.append(.text(Names.action(q.action))) }
+        if q.action != .unspecified { clauses.append("action = ?"); values.append(.text(StoredNames.action(q.action))) }
         if q.fromMs != 0 { clauses.append("decided_ms >= ?"); values.append(.integer(q.fromMs)) }
         if q.toMs != 0 { clauses.append("decided_ms < ?"); values.append(.integer(q.toMs)) }
         if !q.reason.isEmpty { clauses.append("id IN (SELECT decision FROM decision_reasons WHERE code = ?)"); values.append(.text(q.reason)) }
-        if q.label != .unspecified { clauses.append("label = ?"); values.append(.text(Names.label(q.label))) }
+        if q.label != .unspecified { clauses.append("label = ?"); values.append(.text(StoredNames.label(q.label))) }
         if q.labelled { clauses.append("label IS NOT NULL") }
         let limit = q.limit == 0 ? Self.defaultPage : min(Int(q.limit), Self.maxPage)
         let order: String

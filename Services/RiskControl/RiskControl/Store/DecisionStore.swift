@@ -230,12 +230,12 @@ final class DecisionStore: @unchecked Sendable {
                   reasons, feature_set, features, request)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """).run([
-                    .text(d.orderId), .integer(d.userId), .text(Names.kind(d.kind)), .integer(d.decidedMs), .integer(d.eventMs),
-                    .integer(Int64(d.score)), .text(Names.action(d.action)), .integer(d.fraud ? 1 : 0), .real(Double(d.probability)),
+                    .text(d.orderId), .integer(d.userId), .text(StoredNames.kind(d.kind)), .integer(d.decidedMs), .integer(d.eventMs),
+                    .integer(Int64(d.score)), .text(StoredNames.action(d.action)), .integer(d.fraud ? 1 : 0), .real(Double(d.probability)),
                     .real(d.amount), .text(d.currency), .text(d.device), .text(d.ip), .text(d.instrument), .text(d.channel),
                     .text(d.modelName), .integer(Int64(d.modelVersion)), .integer(Int64(d.rulesVersion)), .integer(d.degraded ? 1 : 0),
-                    .integer(d.knownUser ? 1 : 0), .integer(Int64(d.latencyUs)), .text(Names.reasonsJSON(d.reasons)), .integer(set),
-                    d.features.isEmpty ? .null : .blob(Names.floatBytes(d.features)), .blob(requestBytes),
+                    .integer(d.knownUser ? 1 : 0), .integer(Int64(d.latencyUs)), .text(StoredNames.reasonsJSON(d.reasons)), .integer(set),
+                    d.features.isEmpty ? .null : .blob(StoredNames.floatBytes(d.features)), .blob(requestBytes),
                 ])
             let id = db.lastInsertRowID
             d.decisionId = String(id)
@@ -286,7 +286,7 @@ final class DecisionStore: @unchecked Sendable {
                     try update.run([.integer(pseudonym), .blob(request.serializedBytes()), .integer(id)])
                 }
                 changed += rows.count
-                try unlist.run([.text(Names.field(.user)), .text(String(user))])
+                try unlist.run([.text(StoredNames.field(.user)), .text(String(user))])
             }
             try db.statement("INSERT OR REPLACE INTO log_offsets (partition, next) VALUES (?, ?)").run([.integer(Int64(partition)), .integer(Int64(next))])
             return changed
@@ -324,10 +324,10 @@ final class DecisionStore: @unchecked Sendable {
     func label(orderID: String, kind: LabelKind, source: String, note: String, atMs: Int64) async throws -> Int {
         try await write { db in
             try db.statement("UPDATE decisions SET label = ?, label_source = ?, label_note = ?, labelled_ms = ? WHERE order_id = ?")
-                .run([.text(Names.label(kind)), .text(source), .text(note), .integer(atMs), .text(orderID)])
+                .run([.text(StoredNames.label(kind)), .text(source), .text(note), .integer(atMs), .text(orderID)])
             let changed = db.changes
             try db.statement("INSERT INTO labels (order_id, label, source, note, labelled_ms) VALUES (?, ?, ?, ?, ?)")
-                .run([.text(orderID), .text(Names.label(kind)), .text(source), .text(note), .integer(atMs)])
+                .run([.text(orderID), .text(StoredNames.label(kind)), .text(source), .text(note), .integer(atMs)])
             return changed
         }
     }
@@ -355,11 +355,11 @@ final class DecisionStore: @unchecked Sendable {
         d.decisionId = String(r.int(0))
         d.orderId = r.text(1)
         d.userId = r.int(2)
-        d.kind = Names.kind(r.text(3))
+        d.kind = StoredNames.kind(r.text(3))
         d.decidedMs = r.int(4)
         d.eventMs = r.int(5)
         d.score = Int32(r.int(6))
-        d.action = Names.action(r.text(7))
+        d.action = StoredNames.action(r.text(7))
         d.fraud = r.int(8) != 0
         d.probability = Float(r.double(9))
         d.amount = r.double(10)
@@ -373,13 +373,13 @@ final class DecisionStore: @unchecked Sendable {
         d.rulesVersion = UInt32(r.int(18))
         d.degraded = r.int(19) != 0
         d.latencyUs = UInt32(r.int(20))
-        d.reasons = Names.reasons(r.text(21))
+        d.reasons = StoredNames.reasons(r.text(21))
         if features {
             d.featureNames = featureNames(r.int(22))
-            d.features = Names.floats(r.blob(23))
+            d.features = StoredNames.floats(r.blob(23))
         }
         if !r.isNull(24) {
-            d.label = Names.label(r.text(24))
+            d.label = StoredNames.label(r.text(24))
             d.labelSource = r.text(25)
             d.labelNote = r.text(26)
             d.labelledMs = r.int(27)
@@ -420,12 +420,12 @@ final class DecisionStore: @unchecked Sendable {
             var removed = 0
             for e in remove {
                 try db.statement("DELETE FROM list_entries WHERE list = ? AND field = ? AND value = ?")
-                    .run([.text(Names.list(e.list)), .text(Names.field(e.field)), .text(e.value)])
+                    .run([.text(StoredNames.list(e.list)), .text(StoredNames.field(e.field)), .text(e.value)])
                 removed += db.changes
             }
             for e in add {
                 try db.statement("INSERT OR REPLACE INTO list_entries (list, field, value, reason, added_ms, expires_ms) VALUES (?, ?, ?, ?, ?, ?)")
-                    .run([.text(Names.list(e.list)), .text(Names.field(e.field)), .text(e.value), .text(e.reason), .integer(e.addedMs), .integer(e.expiresMs)])
+                    .run([.text(StoredNames.list(e.list)), .text(StoredNames.field(e.field)), .text(e.value), .text(e.reason), .integer(e.addedMs), .integer(e.expiresMs)])
             }
             return (add.count, removed)
         }
@@ -436,8 +436,8 @@ final class DecisionStore: @unchecked Sendable {
             var out: [ListEntry] = []
             try db.statement("SELECT list, field, value, reason, added_ms, expires_ms FROM list_entries ORDER BY list, field, value").query { r in
                 var e = ListEntry()
-                e.list = Names.list(r.text(0))
-                e.field = Names.field(r.text(1))
+                e.list = StoredNames.list(r.text(0))
+                e.field = StoredNames.field(r.text(1))
                 e.value = r.text(2)
                 e.reason = r.text(3)
                 e.addedMs = r.int(4)
@@ -446,93 +446,5 @@ final class DecisionStore: @unchecked Sendable {
             }
             return out
         }
-    }
-}
-
-/// How enums and lists are spelled in the database (text an analyst reads): the schema's
-/// own value names (`Action.decline.name` is "decline").
-enum Names {
-    static func action(_ a: Action) -> String { a.name ?? "unspecified" }
-    static func action(_ s: String) -> Action { Action(name: s) ?? .unspecified }
-
-    /// An unspecified kind is an order.
-    static func kind(_ k: RequestKind) -> String { k == .unspecified ? "order" : k.name ?? "order" }
-    static func kind(_ s: String) -> RequestKind { RequestKind(name: s) ?? .order }
-
-    static func label(_ k: LabelKind) -> String { k.name ?? "unspecified" }
-    static func label(_ s: String) -> LabelKind { LabelKind(name: s) ?? .unspecified }
-
-    /// Chargebacks and confirmed fraud are fraud; false positives and legitimate orders are not.
-    static func isFraud(_ k: LabelKind) -> Bool { k == .chargeback || k == .confirmedFraud }
-
-    static func list(_ k: ListKind) -> String { k == .allow ? "allow" : "block" }
-    static func list(_ s: String) -> ListKind { s == "allow" ? .allow : .block }
-
-    static func field(_ f: ListField) -> String { f.name ?? "unspecified" }
-    static func field(_ s: String) -> ListField { ListField(name: s) ?? .unspecified }
-
-    static func reasonKind(_ k: ReasonKind) -> String { k.name ?? "unspecified" }
-    static func reasonKind(_ s: String) -> ReasonKind { ReasonKind(name: s) ?? .unspecified }
-
-    private struct StoredReason: Codable {
-        var kind: String
-        var code: String
-        var description: String
-        var contribution: Double
-        var value: Double
-    }
-
-    /// `[{"kind": ..., "code": ..., "description": ..., "contribution": ..., "value": ...}, ...]`,
-    /// written by hand (every decision writes one; JSONEncoder was a tenth of the insert).
-    static func reasonsJSON(_ reasons: [ReasonCode]) -> String {
-        var out = "["
-        for (i, r) in reasons.enumerated() {
-            if i > 0 { out += "," }
-            out += "{\"kind\":\"\(reasonKind(r.kind))\",\"code\":"
-            quote(r.code, into: &out)
-            out += ",\"description\":"
-            quote(r.description, into: &out)
-            out += ",\"contribution\":\(number(r.contribution)),\"value\":\(number(r.value))}"
-        }
-        return out + "]"
-    }
-
-    private static func number(_ v: Double) -> String { v.isFinite ? (v == v.rounded() && abs(v) < 1e15 ? String(Int64(v)) : String(v)) : "0" }
-
-    private static func quote(_ s: String, into out: inout String) {
-        out += "\""
-        for c in s.unicodeScalars {
-            switch c {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            default:
-                if c.value < 0x20 { out += String(format: "\\u%04x", c.value) } else { out.unicodeScalars.append(c) }
-            }
-        }
-        out += "\""
-    }
-
-    static func reasons(_ json: String) -> [ReasonCode] {
-        guard let stored = try? JSONDecoder().decode([StoredReason].self, from: Data(json.utf8)) else { return [] }
-        return stored.map {
-            var r = ReasonCode()
-            r.kind = reasonKind($0.kind)
-            r.code = $0.code
-            r.description = $0.description
-            r.contribution = $0.contribution
-            r.value = $0.value
-            return r
-        }
-    }
-
-    static func floatBytes(_ values: [Float]) -> [UInt8] {
-        values.withUnsafeBytes { Array($0) }
-    }
-
-    static func floats(_ bytes: [UInt8]) -> [Float] {
-        bytes.withUnsafeBytes { raw in (0..<bytes.count / 4).map { raw.loadUnaligned(fromByteOffset: $0 * 4, as: Float.self) } }
     }
 }

@@ -1,0 +1,71 @@
+import Classifiers
+import Foundation
+import RPC
+import Wire
+
+/// Train for the classifiers (fraud, propensity, churn): the feature service's point-in-time
+/// rows, the learner, the stored version.
+extension ModelService {
+    /// A classifier job: `gbdt` or `logistic` on the feature service's labelled rows; the
+    /// name defaults to the target (`fraud`).
+    func trainClassifier(_ request: TrainRequest) throws -> TrainResponse {
+        let learner = request.kind == .gbdt ? "gbdt" : "logistic"
+        let parameters = try checked { try ClassifierRun.Parameters(learner: learner, request.params.map { ($0.key, $0.value) }) }
+        let name = try checkedName(request, default: parameters.target)
+        let id = try jobs.submit(name: name, kind: request.kind) { id, progress in
+            progress.report(0, "reading labelled rows from the feature service")
+            let rows = try blocking { try await exportTraining(from: request.dataFromMs, to: request.dataToMs, for: parameters) }
+            let outcome = try ClassifierRun.run(parameters, rows, progress: progress)
+            try progress.check()
+            var info = ModelInfo()
+            info.kind = request.kind
+            info.createdMs = JobBoard.nowMs
+            info.metrics = outcome.report.metrics
+            info.params = outcome.report.params
+            info.dataFromMs = request.dataFromMs
+            info.dataToMs = request.dataToMs
+            info.featureSchemaVersion = rows.schemaVersion
+            info.trainingSeconds = outcome.seconds
+            info.interactions = UInt64(rows.rows.count)
+            info.users = UInt32(outcome.users)
+            info.items = UInt32(rows.names.count)
+            info.jobId = id
+            let stored = try registry.add(name: name, artifact: outcome.classifier.encode(), info: info, report: outcome.report)
+            context.metrics.counter("persona_model_versions_total", labels: [("kind", learner)], help: "Model versions trained").increment()
+            if request.publish {
+                _ = try registry.publish(name, stored.version)
+                context.logger.info("published \(name) v\(stored.version)")
+            }
+            return (stored.version, stored.metrics)
+        }
+        context.logger.info("training job \(id): \(learner) as '\(name)'")
+        var response = TrainResponse()
+        response.jobId = id
+        return response
+    }
+
+    /// Every row of the feature service's point-in-time export, page by page: labelled
+    /// orders, or users at cut-offs for a user-level target of `parameters`.
+    func exportTraining(from: Int64, to: Int64, for parameters: ClassifierRun.Parameters? = nil) async throws -> ClassifierRun.Rows {
+        var request = ExportTrainingRequest()
+        request.fromMs = from
+        request.toMs = to
+        if let parameters, parameters.userLevel {
+            request.target = parameters.target
+            request.horizonDays = UInt32(parameters.horizonDays)
+            request.cutoffs = UInt32(parameters.cutoffs)
+        }
+        request.chunkRows = 10_000
+        var rows: [TrainingRow] = []
+        var names: [String] = [], schema: UInt32 = 0
+        while true {
+            let page = try await feature.call(FeatureAPI.exportTraining, request)
+            names = page.names
+            schema = page.schemaVersion
+            rows += page.rows
+            if page.done { break }
+            request.cursor = page.nextCursor
+        }
+        return ClassifierRun.Rows(names: names, schemaVersion: schema, rows: rows)
+    }
+}

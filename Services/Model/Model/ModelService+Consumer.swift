@@ -1,0 +1,86 @@
+import Foundation
+import RPC
+import ServiceKit
+import Wire
+
+/// The log consumer: folds every partition into the interaction store, applies erasures,
+/// writes snapshots and runs the online learner's cycles.
+extension ModelService {
+    public func runBackground() async throws {
+        let partitions = try await consumer.partitions()
+        guard store.adopt(partitions: partitions) else {
+            throw ServiceError("the interaction snapshot has \(store.summary.offsets.count) partitions but ingest has \(partitions); remove \(snapshotPath) to rebuild from the log")
+        }
+        context.logger.info("consuming \(partitions) partitions from \(settings.ingestHost):\(settings.ingestPort)")
+        // Erasures the last run folded but did not finish applying.
+        applyErasures()
+        let metrics = context.metrics
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for p in 0..<partitions {
+                group.addTask {
+                    try await consumer.consume(partition: p, offset: { store.offset(p) }, failed: { _ in
+                        metrics.counter("persona_model_read_errors_total", labels: [], help: "Failed reads from ingest (retried)").increment()
+                    }) { response, from in
+                        let labels = store.fold(response.events, partition: p, next: response.nextOffset)
+                        online?.noteLabels(labels)
+                        applyErasures()
+                        metrics.counter("persona_model_events_total", labels: [], help: "Events read from the log").increment(by: Int64(response.events.count))
+                        metrics.gauge("persona_model_consumer_lag", labels: [("partition", "\(p)")], help: "Events in the partition not yet folded")
+                            .set(Int64(clamping: response.endOffset &- max(response.nextOffset, from)))
+                    }
+                }
+            }
+            if let online {
+                group.addTask {
+                    // A catch-up cycle once the consumer has had time to read what came while
+                    // the service was down, then one whenever enough labels arrived.
+                    try await Task.sleep(for: .seconds(5))
+                    online.noteLabels(1)
+                    var last = ContinuousClock.now - online.settings.every
+                    while true {
+                        if online.due(since: last) {
+                            await learnOnline(online)
+                            last = .now
+                        }
+                        try await Task.sleep(for: .seconds(1))
+                    }
+                }
+            }
+            group.addTask {
+                var written = store.summary.version
+                while true {
+                    try await Task.sleep(for: settings.snapshotInterval)
+                    if let v = try writeSnapshot(since: written) { written = v }
+                }
+            }
+            try await group.next()
+            group.cancelAll()
+        }
+    }
+
+    /// Drops the users of erasure events just folded from every stored model, then writes
+    /// the snapshot, so that their pairs are gone from disk too. A failure is logged and
+    /// retried with the next fold.
+    func applyErasures() {
+        guard !store.pendingErasures.isEmpty else { return }
+        do {
+            let (users, versions) = try erasures.apply(store: store, registry: registry)
+            guard users > 0 else { return }
+            try writeSnapshot()
+            context.metrics.counter("persona_model_erasures_total", labels: [], help: "Users erased").increment(by: Int64(users))
+            context.logger.info("erased \(users) user(s): \(versions.count) model version(s) rewritten\(versions.isEmpty ? "" : " (" + versions.map { "\($0.name) v\($0.version) r\($0.revision)" }.joined(separator: ", ") + ")")")
+        } catch {
+            context.metrics.counter("persona_model_erasure_failures_total", labels: [], help: "Erasures that could not be applied yet (retried)").increment()
+            context.logger.error("applying an erasure failed (retried with the next fold): \(error)")
+        }
+    }
+
+    @discardableResult
+    func writeSnapshot(since version: UInt64? = nil) throws -> UInt64? {
+        guard let v = try store.writeSnapshot(to: snapshotPath, ifChangedSince: version) else { return nil }
+        let s = store.summary
+        context.metrics.gauge("persona_model_interactions", labels: [], help: "(user, item) pairs in the interaction store").set(Int64(s.pairs))
+        context.metrics.gauge("persona_model_interaction_bytes", labels: [], help: "Memory of the interaction store").set(Int64(s.bytes))
+        return v
+    }
+}

@@ -1,0 +1,213 @@
+import Math
+import Recommenders
+
+/// One source of candidates for a user: it offers up to `pool` items, each scored in [0, 1]
+/// by its own best and weighted, with the reason that names what gave it.
+protocol CandidateSource {
+    func offer(_ query: CandidateQuery, into blend: inout CandidateBlend)
+}
+
+/// What every source reads for one request: the user, their recent items, the request's
+/// filters, and what the personal sources leave out.
+struct CandidateQuery {
+    let userID: Int64
+    let history: Recommender.History
+    let context: Recommender.Context
+    let pool: Int
+    /// Purchases still within their repurchase window.
+    let bought: Set<Int64>
+    /// What the personal sources leave out (views, carts, recent purchases): the list is for
+    /// discovery.
+    let seen: Set<Int64>
+
+    init(userID: Int64, history: Recommender.History, context: Recommender.Context, pool: Int, bought: Set<Int64>) {
+        self.userID = userID
+        self.history = history
+        self.context = context
+        self.pool = pool
+        self.bought = bought
+        seen = Set(history.views + history.carts).union(bought)
+    }
+
+    /// Whether any source may offer the item: not bought recently, not excluded, in the asked
+    /// categories.
+    func allowed(_ id: Int64, category: Int64) -> Bool {
+        !bought.contains(id) && !context.excluding.contains(id) && (context.categories.isEmpty || context.categories.contains(category))
+    }
+
+    func allowed(_ m: RecommenderModel, _ i: Int) -> Bool { allowed(m.itemIDs[i], category: m.itemCategories[i]) }
+
+    /// Whether a personal source may offer the model's item `i`.
+    func personal(_ m: RecommenderModel, _ i: Int) -> Bool { allowed(m, i) && !seen.contains(m.itemIDs[i]) }
+
+    /// Recent items as (dense index, value): purchases count most, as in training.
+    func weighted(_ m: RecommenderModel) -> [(item: Int32, value: Float)] {
+        var values: [Int32: Float] = [:]
+        for (ids, w, _) in history.actions {
+            for id in ids { if let i = m.itemIndex[id] { values[i, default: 0] += w } }
+        }
+        return values.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
+    }
+}
+
+/// The candidates of every source summed per item; an item's reason and source are those of
+/// the source that gave it the most.
+struct CandidateBlend {
+    private var entries: [Int64: (score: Float, best: Float, reason: String, source: String, category: Int64, parts: [Recommender.Contribution])] = [:]
+
+    mutating func add(_ itemID: Int64, _ score: Float, _ reason: String, _ source: String, category: Int64) {
+        guard score > 0 else { return }
+        var entry = entries[itemID] ?? (0, 0, reason, source, category, [])
+        entry.score += score
+        entry.parts.append(Recommender.Contribution(name: source, value: score, detail: reason))
+        if score > entry.best { (entry.best, entry.reason, entry.source) = (score, reason, source) }
+        if entry.category == 0 { entry.category = category }
+        entries[itemID] = entry
+    }
+
+    /// Best first; equal scores go to the lower item id.
+    var ranked: [Recommender.Candidate] {
+        entries.map { id, e in
+            Recommender.Candidate(itemID: id, score: e.score, reason: e.reason, source: e.source, category: e.category, contributions: e.parts)
+        }
+        .sorted(by: Recommender.ranked)
+    }
+}
+
+/// The factor model (ALS or BPR): the user's own vector, or one folded in from their recent
+/// items; the reason is the recent item whose vector is closest to the candidate's.
+struct FactorSource: CandidateSource {
+    let loaded: PublishedModels.Loaded
+    let weight: Float
+
+    func offer(_ q: CandidateQuery, into blend: inout CandidateBlend) {
+        let m = loaded.model
+        let user = m.userIndex[q.userID]
+        let recent = q.weighted(m)
+        guard user != nil || !recent.isEmpty else { return }
+        let top = loaded.top(user: user, history: recent, k: q.pool) { !q.personal(m, $0) }
+        let best = top.first?.score ?? 0
+        guard best > 0 else { return }
+        let items = m.items!
+        let anchors = q.history.withVerbs.compactMap { a in m.itemIndex[a.id].map { (index: Int($0), id: a.id, verb: a.verb) } }
+        for e in top {
+            var reason = "matches your taste"
+            var closest: Float = 0
+            for a in anchors {
+                let s = items.values.withUnsafeBufferPointer { v in
+                    Vec.dot(v.baseAddress! + Int(e.index) * items.cols, v.baseAddress! + a.index * items.cols, items.cols)
+                }
+                if s > closest {
+                    closest = s
+                    reason = "because you \(a.verb) \(a.id)"
+                }
+            }
+            let i = Int(e.index)
+            blend.add(m.itemIDs[i], weight * e.score / best, reason, m.kind.rawValue, category: m.itemCategories[i])
+        }
+    }
+}
+
+/// An item-item table (item-kNN, EASE, or the content model's neighbours): the items next to
+/// the user's recent ones (and, for content, the items upserted since it was trained that are
+/// next to them), each credited to the recent item that gave it the most.
+struct NeighbourSource: CandidateSource {
+    let loaded: PublishedModels.Loaded
+    let weight: Float
+    var fresh: FreshItems.Table? = nil
+    /// The reason from the verb and the recent item ("because you viewed 85123").
+    let reason: (String, Int64) -> String
+
+    func offer(_ q: CandidateQuery, into blend: inout CandidateBlend) {
+        guard let w = loaded.model.itemItem, weight > 0 else { return }
+        let m = loaded.model
+        var contributions: [Int64: (score: Float, bestFrom: Int64, bestScore: Float, verb: String, category: Int64)] = [:]
+        func credit(_ id: Int64, _ category: Int64, _ s: Float, from: Int64, _ verb: String) {
+            var c = contributions[id] ?? (0, from, 0, verb, category)
+            c.score += s
+            if s > c.bestScore { (c.bestFrom, c.bestScore, c.verb) = (from, s, verb) }
+            contributions[id] = c
+        }
+        for (ids, actionWeight, verb) in q.history.actions {
+            for id in ids {
+                guard let j = m.itemIndex[id] else { continue }
+                for e in w.rowStart[Int(j)]..<w.rowStart[Int(j) + 1] {
+                    let i = Int(w.indices[e])
+                    credit(m.itemIDs[i], m.itemCategories[i], actionWeight * w.values[e], from: id, verb)
+                }
+                for near in fresh?.near[j] ?? [] {
+                    credit(near.id, fresh?.items[near.id]?.category ?? 0, actionWeight * near.similarity, from: id, verb)
+                }
+            }
+        }
+        var ranked: [(id: Int64, category: Int64, score: Float, reason: String)] = []
+        for (id, c) in contributions where q.allowed(id, category: c.category) && !q.seen.contains(id) {
+            ranked.append((id, c.category, c.score, reason(c.verb, c.bestFrom)))
+        }
+        ranked.sort { $0.score != $1.score ? $0.score > $1.score : $0.id < $1.id }
+        let best = ranked.first?.score ?? 0
+        for r in ranked.prefix(q.pool) where best > 0 {
+            blend.add(r.id, weight * r.score / best, r.reason, m.kind.rawValue, category: r.category)
+        }
+    }
+}
+
+/// The sequence model (SASRec): the next items after the user's latest ones.
+struct SequenceSource: CandidateSource {
+    let loaded: PublishedModels.Loaded
+    let weight: Float
+
+    func offer(_ q: CandidateQuery, into blend: inout CandidateBlend) {
+        // The user's latest items oldest first, consecutive events on one item as one step
+        // (as the model was trained).
+        let m = loaded.model
+        var order: [Int32] = []
+        for id in q.history.items.reversed() {
+            if let i = m.itemIndex[id], order.last != i { order.append(i) }
+        }
+        guard !order.isEmpty else { return }
+        let top = loaded.top(user: nil, history: order.map { (item: $0, value: 1) }, k: q.pool) { !q.personal(m, $0) }
+        let reason = "next after " + order.suffix(2).map { String(m.itemIDs[Int($0)]) }.joined(separator: ", ")
+        // Inner products may be negative: scaled to (0, 1] over the pool, the last still counting a little.
+        guard let high = top.first?.score, let low = top.last?.score else { return }
+        for e in top {
+            let i = Int(e.index), scaled = high > low ? 0.1 + 0.9 * (e.score - low) / (high - low) : 1
+            blend.add(m.itemIDs[i], weight * scaled, reason, m.kind.rawValue, category: m.itemCategories[i])
+        }
+    }
+}
+
+/// The feature service's live lists (trending in the shop and in categories).
+struct LiveSource: CandidateSource {
+    let lists: [Recommender.LiveList]
+    let weight: Float
+
+    func offer(_ q: CandidateQuery, into blend: inout CandidateBlend) {
+        for list in lists {
+            let best = list.items.first?.score ?? 0
+            let reason = list.category == 0 ? "trending now" : "trending in \(list.category)"
+            for e in list.items.prefix(q.pool) where best > 0 && q.allowed(e.id, category: e.category) {
+                blend.add(e.id, weight * e.score / best, reason, list.name, category: e.category)
+            }
+        }
+    }
+}
+
+/// The published popularity: one list per asked category (or the shop's), each scaled by its
+/// own best.
+struct PopularitySource: CandidateSource {
+    let model: RecommenderModel
+    let weight: Float
+
+    func offer(_ q: CandidateQuery, into blend: inout CandidateBlend) {
+        for category in q.context.categories.isEmpty ? [0] : q.context.categories.sorted() {
+            let top = model.popular(category: category, n: q.pool + q.bought.count + q.context.excluding.count)
+            let best = top.first?.score ?? 0
+            for e in top where best > 0 && q.allowed(model, Int(e.index)) {
+                let i = Int(e.index)
+                let reason = category == 0 ? "popular" : "popular in \(category)"
+                blend.add(model.itemIDs[i], weight * e.score / best, reason, "popularity", category: model.itemCategories[i])
+            }
+        }
+    }
+}

@@ -1,0 +1,50 @@
+import RPC
+import Wire
+
+/// Label: the outcome of an order goes into the log first, then onto its decisions.
+extension RiskControlService {
+    func label(_ request: LabelRequest) async throws -> LabelResponse {
+        guard !request.orderId.isEmpty else { throw refuse("missing_order", "a label names an order") }
+        guard StoredNames.label(request.kind) != "unspecified" else { throw refuse("invalid_label", "label kind must be chargeback, confirmed_fraud, false_positive or legitimate") }
+        guard request.source.utf8.count <= 256, request.note.utf8.count <= 4096 else { throw refuse("text_too_long", "source is at most 256 bytes, note at most 4096") }
+        var user = request.userId
+        if user == 0 {
+            var q = QueryDecisionsRequest()
+            q.orderId = request.orderId
+            q.limit = 1
+            q.withoutFeatures = true
+            guard let d = try store.query(q).decisions.first else {
+                throw RPCError(.notFound, "no decision for order '\(request.orderId)': give the user id to label it")
+            }
+            user = d.userId
+        }
+        guard user > 0 else { throw refuse("invalid_user", "user id must be positive") }
+        let now = Self.nowMs()
+        var e = Event()
+        e.eventId = "label:\(request.orderId):\(StoredNames.label(request.kind)):\(request.source)"
+        e.kind = .label
+        e.userId = user
+        e.timestampMs = now
+        var l = Label()
+        l.orderId = request.orderId
+        l.kind = request.kind
+        l.source = request.source
+        l.note = request.note
+        e.label = l
+        var append = AppendRequest()
+        append.events = [e]
+        // Into the log first: a label the log does not hold would never train a model.
+        let answer = try await ingest.call(IngestAPI.append, append, timeout: .seconds(5))
+        guard let status = answer.statuses.first, status.code != .rejected else {
+            throw RPCError(.invalidArgument, "ingest refused the label: \(answer.statuses.first?.detail ?? "no status")")
+        }
+        let n = try await store.label(orderID: request.orderId, kind: request.kind, source: request.source, note: request.note, atMs: now)
+        context.metrics.counter("persona_risk_labels_total", labels: [("label", StoredNames.label(request.kind))], help: "Labels taken").increment()
+        var response = LabelResponse()
+        response.applied = true
+        response.decisions = UInt32(n)
+        response.offset = status.offset
+        RPCContext.current?.audit("labelled order \(request.orderId) (user \(user)) \(StoredNames.label(request.kind)) from \(request.source.isEmpty ? "-" : request.source): \(n) decisions")
+        return response
+    }
+}

@@ -1,0 +1,77 @@
+import Foundation
+import RPC
+import Wire
+
+/// Rules: compile against the names a rule may read, publish (versioned, stored, then in
+/// force), and follow a rule file.
+extension RiskControlService {
+    /// Compiles `source` against every name a rule may read now: request fields and the
+    /// feature service's features. While the feature service does not answer, the served
+    /// model's features stand in, and a set naming anything else is refused UNAVAILABLE (it
+    /// cannot be checked now) rather than called invalid.
+    func compileRules(_ source: String) async throws -> Result<RuleSet, RuleSet.Invalid> {
+        if let features = await knownFeatures.names(feature) {
+            return RuleSet.compile(source, names: Decide.names(features: features))
+        }
+        let result = RuleSet.compile(source, names: Decide.names(features: served.current?.classifier.features ?? []))
+        if case .failure(let invalid) = result, invalid.errors.contains(where: \.unknownName) {
+            throw RPCError(.unavailable, "the feature service did not answer with its feature names, so the rules' names cannot be checked now; try again")
+        }
+        return result
+    }
+
+    func publish(_ source: String, shadow: Bool) async throws -> RuleSet {
+        switch try await compileRules(source) {
+        case .failure(let invalid):
+            badRequest("invalid_rules")
+            throw RPCError(.invalidArgument, "rules not valid:\n\(invalid.description)")
+        case .success(var set):
+            set.shadow = shadow
+            set.publishedMs = Self.nowMs()
+            set = try await rules.publish(set) { set in
+                try await store.saveRuleSet(version: set.version, source: set.source, shadow: set.shadow, publishedMs: set.publishedMs)
+            }
+            context.metrics.gauge("persona_risk_rules_version", labels: [("set", shadow ? "shadow" : "active")], help: "Version of the rule set in force").set(Int64(set.version))
+            context.logger.info("published \(shadow ? "shadow " : "")rules v\(set.version) (\(set.rules.count) rules)")
+            RPCContext.current?.audit("published \(shadow ? "shadow " : "")rules v\(set.version) (\(set.rules.count) rules)")
+            return set
+        }
+    }
+
+    static func wire(_ e: RuleError) -> Wire.RuleError {
+        var out = Wire.RuleError()
+        out.line = UInt32(e.line)
+        out.column = UInt32(e.column)
+        out.message = e.message
+        return out
+    }
+
+    static func info(_ set: RuleSet) -> RuleSetInfo {
+        var i = RuleSetInfo()
+        i.version = set.version
+        i.source = set.source
+        i.shadow = set.shadow
+        i.publishedMs = set.publishedMs
+        i.rules = set.described
+        return i
+    }
+
+    /// Publishes the rule file at start and whenever its text changes (checked every 2 s).
+    func followRulesFile(_ path: String) async throws {
+        var last: String?
+        while true {
+            try Task.checkCancellation()
+            if let text = try? String(contentsOfFile: path, encoding: .utf8), text != last {
+                last = text
+                if text != rules.current.active.source {
+                    do {
+                        _ = try await publish(text, shadow: false)
+                    } catch {
+                        context.logger.error("rule file \(path) not published: \(error)")
+                    }
+                }
+            }
+            try await Task.sleep(for: .seconds(2))
+        }
+    }
+}
