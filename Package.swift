@@ -28,45 +28,48 @@ let nio: [Target.Dependency] = [
     .product(name: "NIOPosix", package: "swift-nio"),
 ]
 
-/// A service is a library (its logic, importable by tests) plus a thin executable.
-func service(_ name: String, executable: String) -> [Target] {
+let argumentParser: Target.Dependency = .product(name: "ArgumentParser", package: "swift-argument-parser")
+let logging: Target.Dependency = .product(name: "Logging", package: "swift-log")
+let prometheus: Target.Dependency = .product(name: "Prometheus", package: "swift-prometheus")
+
+/// A service is a library (its logic, importable by tests) plus a thin executable. Each
+/// library depends on the modules it imports and no more.
+func service(_ name: String, _ dependencies: [Target.Dependency]) -> [Target] {
     [
         .target(
             name: name,
-            dependencies: [
-                "ServiceKit", "RPC", "Wire", "Store", "CMemory", "Math", "Recommenders", "Classifiers", .product(name: "Logging", package: "swift-log"),
-            ] + (name == "RiskControl" ? ["CSQLite"] : []) + [
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
-                .product(name: "Prometheus", package: "swift-prometheus"),
-            ],
+            dependencies: ["ServiceKit", "RPC", "Wire", logging, argumentParser] + dependencies,
             path: "Services/\(name)/\(name)",
             swiftSettings: swiftSettings + (["Feature", "Model"].contains(name) ? hotLoop : [])),
         .executableTarget(
             name: "\(name)Server",
-            dependencies: [
-                .target(name: name), "ServiceKit",
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            ],
+            dependencies: [.target(name: name), "ServiceKit", argumentParser],
             path: "Services/\(name)/\(name)Server",
             swiftSettings: swiftSettings),
     ]
 }
 
-let services = [
-    ("Ingest", "persona-ingest"), ("Feature", "persona-feature"), ("Model", "persona-model"),
-    ("RiskControl", "persona-risk-control"), ("Recommend", "persona-recommend"),
+let services: [(name: String, executable: String, dependencies: [Target.Dependency])] = [
+    ("Ingest", "persona-ingest", ["Store", "DataStructures", "PersonalData", prometheus]),
+    ("Feature", "persona-feature", ["Store", "CMemory", "DataStructures", "Profiles", "Classifiers", prometheus]),
+    ("Model", "persona-model", ["Store", "Math", "Recommenders", "Classifiers"]),
+    ("RiskControl", "persona-risk-control", ["Math", "Classifiers", "PersonalData", "CSQLite"]),
+    ("Recommend", "persona-recommend", ["Math", "Recommenders", "Profiles"]),
 ]
 
 let package = Package(
     name: "Persona",
     platforms: [.macOS(.v15)],
-    products: services.map { .executable(name: $0.1, targets: ["\($0.0)Server"]) } + [
+    products: services.map { .executable(name: $0.executable, targets: ["\($0.name)Server"]) } + [
         .executable(name: "persona", targets: ["PersonaCLI"]),
         .library(name: "Wire", targets: ["Wire"]),
         .library(name: "Datasets", targets: ["Datasets"]),
         .library(name: "RPC", targets: ["RPC"]),
         .library(name: "ServiceKit", targets: ["ServiceKit"]),
         .library(name: "Store", targets: ["Store"]),
+        .library(name: "DataStructures", targets: ["DataStructures"]),
+        .library(name: "PersonalData", targets: ["PersonalData"]),
+        .library(name: "Profiles", targets: ["Profiles"]),
         .library(name: "Math", targets: ["Math"]),
         .library(name: "Recommenders", targets: ["Recommenders"]),
         .library(name: "Classifiers", targets: ["Classifiers"]),
@@ -110,6 +113,18 @@ let package = Package(
         // Durable append-only segments with checksums, atomic snapshot files, recovery.
         .systemLibrary(name: "CCRC32C", path: "Shared/CCRC32C"),
         .target(name: "Store", dependencies: ["Wire", "CCRC32C"], path: "Shared/Store", swiftSettings: swiftSettings),
+        // General-purpose containers of the feature state (open-addressing tables, compact
+        // id sets) and the stable hashes ids and partitions are derived with. Cross-module
+        // optimisation lets the services specialise and inline the generic tables.
+        .target(
+            name: "DataStructures", dependencies: ["CMemory"], path: "Shared/DataStructures",
+            swiftSettings: swiftSettings + hotLoop + [.unsafeFlags(["-cross-module-optimization"], .when(configuration: .release))]),
+        // Personal identifiers: keyed pseudonyms of IPs, devices, emails and instruments, and
+        // the IP-to-country table read before an IP is pseudonymised (ingest, risk-control).
+        .target(name: "PersonalData", dependencies: ["Store"], path: "Shared/PersonalData", swiftSettings: swiftSettings),
+        // What a profile's fields mean where one service computes them and another reads
+        // them (the price bands: feature counts them, recommend boosts by them).
+        .target(name: "Profiles", path: "Shared/Profiles", swiftSettings: swiftSettings),
         // The hot numeric kernels every model trains and scores on (SIMD loops; OpenBLAS
         // for the large products and LAPACK's SPD inverse).
         .systemLibrary(name: "COpenBLAS", path: "Shared/COpenBLAS", providers: [.apt(["libopenblas-dev"])]),
@@ -131,15 +146,15 @@ let package = Package(
         // The recommenders as published and served: model tables, scoring, the artifact
         // format, the interaction matrix and the evaluation protocol (model and recommend).
         .target(
-            name: "Recommenders", dependencies: ["Math", "Store", "Wire", "RPC", .product(name: "Logging", package: "swift-log")], path: "Shared/Recommenders", swiftSettings: swiftSettings),
+            name: "Recommenders", dependencies: ["Math", "Store", "Wire", "RPC", "ServiceKit", logging], path: "Shared/Recommenders", swiftSettings: swiftSettings),
         // The classifiers as published and served: learner, calibration, thresholds and
         // their artifact format (model trains them, risk-control scores with them).
         .target(name: "Classifiers", dependencies: ["Math", "Store", "Wire"], path: "Shared/Classifiers", swiftSettings: swiftSettings),
     ]
-    + services.flatMap { service($0.0, executable: $0.1) }
+    + services.flatMap { service($0.name, $0.dependencies) }
     + [
         // The public datasets' rows as events (`persona import`, and tests that need the same events).
-        .target(name: "Datasets", dependencies: ["Wire"], path: "Shared/Datasets", swiftSettings: swiftSettings),
+        .target(name: "Datasets", dependencies: ["Wire", "DataStructures"], path: "Shared/Datasets", swiftSettings: swiftSettings),
         .executableTarget(
             name: "PersonaCLI",
             dependencies: [
@@ -172,14 +187,15 @@ let package = Package(
             dependencies: ["Recommend", "Model", "Feature", "Ingest", "Recommenders", "Math", "ServiceKit", "RPC", "Wire", "TestSupport"],
             path: "Tests/RecommendTests", swiftSettings: swiftSettings),
         .testTarget(name: "MathTests", dependencies: ["Math"], path: "Tests/MathTests", swiftSettings: swiftSettings),
+        .testTarget(name: "DataStructuresTests", dependencies: ["DataStructures"], path: "Tests/DataStructuresTests", swiftSettings: swiftSettings),
         .testTarget(
             name: "StoreTests", dependencies: ["Store", "TestSupport"],
             path: "Tests/StoreTests", swiftSettings: swiftSettings),
         .testTarget(
-            name: "IngestTests", dependencies: ["Ingest", "ServiceKit", "RPC", "Wire", "Store", "TestSupport"],
+            name: "IngestTests", dependencies: ["Ingest", "PersonalData", "ServiceKit", "RPC", "Wire", "Store", "TestSupport"],
             path: "Tests/IngestTests", swiftSettings: swiftSettings),
         .testTarget(
-            name: "FeatureTests", dependencies: ["Feature", "Math", "Ingest", "ServiceKit", "RPC", "Wire", "Store", "Datasets", "TestSupport"],
+            name: "FeatureTests", dependencies: ["Feature", "DataStructures", "Math", "Ingest", "ServiceKit", "RPC", "Wire", "Store", "Datasets", "TestSupport"],
             path: "Tests/FeatureTests", swiftSettings: swiftSettings),
         .testTarget(
             name: "RiskTests",

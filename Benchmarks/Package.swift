@@ -29,6 +29,7 @@ let package = Package(
                 .product(name: "Recommenders", package: "Persona"),
                 .product(name: "Math", package: "Persona"),
                 .product(name: "ServiceKit", package: "Persona"),
+                .product(name: "PersonalData", package: "Persona"),
                 .product(name: "RiskControl", package: "Persona"),
                 // The peer of the store benchmark: Debian's libsqlite3.
                 .product(name: "CSQLite", package: "Persona"),

@@ -1,3 +1,4 @@
+import DataStructures
 import Foundation
 public import Wire
 

@@ -15,12 +15,6 @@ public enum ModelArtifact {
         public var description: String
     }
 
-    /// The checksum the registry lists for an artifact file and its readers compare: CRC-32C
-    /// of every byte, as 8 hex digits.
-    public static func checksum(_ bytes: [UInt8]) -> String {
-        String(format: "%08x", CRC32C.checksum(bytes))
-    }
-
     public static func encode(_ model: RecommenderModel) -> [UInt8] {
         var body = SnapshotWriter(magic: "PMDB", version: formatVersion, expectedBytes: 1 << 20)
         body.string(model.kind.rawValue)

@@ -1,7 +1,8 @@
 import Foundation
-public import Math
 public import Logging
+public import Math
 public import RPC
+import ServiceKit
 public import Wire
 
 /// The published versions of the model service's recommenders, as another service holds

@@ -1,3 +1,4 @@
+import Foundation
 import Wire
 
 /// The container a published model's bytes travel in: a checksummed snapshot file (`magic`,
@@ -5,6 +6,12 @@ import Wire
 /// LZ4-compressed, the body's size, and the body. A reader gets the body back only when the
 /// checksum, magic, version and sizes all hold.
 public enum ArtifactContainer {
+    /// The checksum the registry lists for an artifact file and its readers compare: CRC-32C
+    /// of every byte, as 8 hex digits.
+    public static func checksum(_ bytes: [UInt8]) -> String {
+        String(format: "%08x", CRC32C.checksum(bytes))
+    }
+
     public static func seal(_ body: [UInt8], magic: String, version: UInt32) -> [UInt8] {
         let compressed = LZ4Block.compress(body)
         var out = SnapshotWriter(magic: magic, version: version, expectedBytes: (compressed?.count ?? body.count) + 64)

@@ -1,6 +1,7 @@
+import DataStructures
+@testable import Feature
 import Foundation
 import Math
-@testable import Feature
 import Store
 import Testing
 import TestSupport
@@ -163,33 +164,6 @@ struct FeatureStateTests {
         #expect(restored.items == Array(57...76))
         #expect(restored == recent)
         #expect(RecentItems(Array(1...30)).items == Array(11...30))
-    }
-
-    @Test("the distinct-items set agrees with a Set through inserts, the limit and a round trip")
-    func distinctSetAgreesWithSet() {
-        var rng = SplitMix(seed: 5)
-        var set = HashSet32()
-        var model = Set<Int64>()
-        var order: [Int64] = []
-        for _ in 0..<20_000 {
-            let id = Int64(1 + rng.next() % 3_000)
-            set.insert(id, limit: 2_000)
-            if model.count < 2_000 && model.insert(id).inserted { order.append(id) }
-        }
-        #expect(set.count == 2_000)
-        #expect(model.count == 2_000)
-        #expect(order.allSatisfy { set.contains($0) })
-        // Ids seen only after the limit was reached were not added.
-        let late = (1...3_000).map(Int64.init).filter { !model.contains($0) }
-        #expect(!late.isEmpty && late.allSatisfy { !set.contains($0) })
-        // Hashes listed ascending; a set rebuilt from them is equal and holds the same ids.
-        let hashes = set.hashes
-        #expect(hashes == hashes.sorted() && hashes.count == 2_000)
-        var rebuilt = HashSet32(hashes: hashes)
-        #expect(rebuilt == set)
-        rebuilt.insert(order[0], limit: 4_096)
-        #expect(rebuilt.count == 2_000)
-        #expect(HashSet32(hashes: []).count == 0)
     }
 
     /// The documented rule, written plainly.

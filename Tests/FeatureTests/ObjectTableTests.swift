@@ -1,8 +1,9 @@
+import DataStructures
 @testable import Feature
 import Testing
 import Wire
 
-@Suite("Object and sharing tables, prefetching")
+@Suite("The feature state's tables and prefetching")
 struct ObjectTableTests {
     @Test("the table agrees with a Dictionary through inserts, removals and growth")
     func agreesWithADictionary() {
@@ -30,39 +31,6 @@ struct ObjectTableTests {
                 #expect(table.count == reference.count)
                 #expect(Set(table.values.map(\.id)) == Set(reference.keys))
                 for (key, value) in reference { #expect(table[key] === value) }
-            }
-        }
-    }
-
-    @Test("the sharing table agrees with lists per key through adds, the limit, erasures and growth")
-    func sharingTableAgreesWithLists() {
-        var table = SharingTable(limit: 3)
-        var reference: [UInt64: [Int64]] = [:]
-        var rng = SystemRandomNumberGenerator()
-        for step in 0..<20_000 {
-            // Few users and many keys (key 0 included): repeats, full keys, long probe runs.
-            let key = UInt64.random(in: 0...2_500, using: &rng)
-            let user = Int64.random(in: 1...40, using: &rng)
-            if step % 500 == 499 {
-                table.remove(user)
-                for k in Array(reference.keys) {
-                    reference[k]!.removeAll { $0 == user }
-                    if reference[k]!.isEmpty { reference[k] = nil }
-                }
-            } else {
-                table.add(user, to: key)
-                if !reference[key, default: []].contains(user) && reference[key, default: []].count < 3 { reference[key, default: []].append(user) }
-            }
-            #expect(table[key] == reference[key] ?? [])
-            #expect(table.users(of: key) == reference[key]?.count ?? 0)
-            if step % 2_000 == 0 {
-                #expect(table.count == reference.count)
-                #expect(table.sortedEntries.map(\.key) == reference.keys.sorted())
-                for (k, users) in reference { #expect(table[k] == users) }
-                // A snapshot's entries give the same table back.
-                let restored = SharingTable(limit: 3, entries: table.sortedEntries)
-                #expect(restored.sortedEntries.map(\.key) == table.sortedEntries.map(\.key))
-                #expect(restored.sortedEntries.map(\.users) == table.sortedEntries.map(\.users))
             }
         }
     }
@@ -111,28 +79,6 @@ struct ObjectTableTests {
         check((0..<20).map { WindowedCounts.Bucket(minute: UInt32($0), count: 1, kind: 2, tier: 0) })
         check([Int64](1...20))
         check([(Int64, UnsafeRawPointer?)](repeating: (1, nil), count: 5))
-    }
-
-    @Test("appendSmall appends as append does, from empty, from a literal's exact capacity and from spare capacity")
-    func appendSmallAppends() {
-        var small: [Int64] = []
-        var plain: [Int64] = []
-        for i in 0..<40 {
-            small.appendSmall(Int64(i) * 3)
-            plain.append(Int64(i) * 3)
-            #expect(small == plain)
-            #expect(small.capacity >= small.count)
-        }
-        var spare: [UserState.Tally] = []
-        spare.reserveCapacity(8)
-        spare.appendSmall(UserState.Tally(value: "web", count: 1))
-        spare.appendSmall(UserState.Tally(value: "app", count: 2))
-        #expect(spare == [UserState.Tally(value: "web", count: 1), UserState.Tally(value: "app", count: 2)])
-        #expect(spare.capacity >= 8)
-        // A copy made before the append keeps its elements.
-        let before = small
-        small.appendSmall(-1)
-        #expect(before == plain && small == plain + [-1])
     }
 
     @Test("folding runs with prefetching ends in the state of folding event by event")

@@ -1,7 +1,8 @@
 import Foundation
 @testable import Ingest
-import ServiceKit
+import PersonalData
 import RPC
+import ServiceKit
 import Testing
 import Wire
 

@@ -1,5 +1,6 @@
 import Foundation
 @testable import Ingest
+import PersonalData
 import RPC
 import ServiceKit
 import Store

@@ -16,8 +16,9 @@ import Foundation
 import Ingest
 import Math
 import Model
-import RPC
+import PersonalData
 import RiskControl
+import RPC
 import ServiceKit
 import Wire
 

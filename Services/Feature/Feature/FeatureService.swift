@@ -2,7 +2,6 @@ public import ArgumentParser
 import Classifiers
 import Foundation
 import Logging
-import Recommenders
 import Prometheus
 public import RPC
 public import ServiceKit

@@ -1,3 +1,4 @@
+import DataStructures
 import Wire
 
 /// One item: its catalog fields (from item_upsert) and how users interact with it.

@@ -1,3 +1,4 @@
+import Profiles
 import Wire
 
 /// A user's profile read at one point in time (`nowMs`): windows, RFM scores, tags and risk

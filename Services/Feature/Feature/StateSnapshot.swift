@@ -1,3 +1,4 @@
+import DataStructures
 import Store
 
 /// The feature state as one snapshot file (`SnapshotWriter`): offsets and state together,

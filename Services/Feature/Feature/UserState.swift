@@ -1,5 +1,7 @@
 import CMemory
+import DataStructures
 import Foundation
+import Profiles
 import Wire
 
 /// Everything the feature service keeps about one user, folded event by event. Read-side

@@ -1,3 +1,5 @@
+import DataStructures
+
 /// The standard sliding windows of every counter. Each has a granularity: an event at time
 /// `t` counts in window `w` at time `now` when `bucket(t) > bucket(now) - length` and
 /// `bucket(t) <= bucket(now)`, where `bucket` floors to the window's granularity (UTC):

@@ -1,5 +1,7 @@
+import DataStructures
 import Foundation
 import Logging
+import PersonalData
 import Prometheus
 public import RPC
 public import ServiceKit

@@ -1,6 +1,7 @@
-public import ServiceKit
 public import ArgumentParser
 import Foundation
+public import PersonalData
+public import ServiceKit
 import Store
 
 /// Settings of the ingest service beyond the common flags. Each flag falls back to the

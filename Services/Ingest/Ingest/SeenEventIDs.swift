@@ -1,3 +1,4 @@
+import PersonalData
 import ServiceKit
 import Synchronization
 

@@ -71,7 +71,7 @@ public final class Registry: @unchecked Sendable {
             info.name = name
             info.version = version
             info.artifactBytes = UInt64(artifact.count)
-            info.checksum = ModelArtifact.checksum(artifact)
+            info.checksum = ArtifactContainer.checksum(artifact)
             info.published = false
             var report = reportTemplate
             report.name = name
@@ -145,7 +145,7 @@ public final class Registry: @unchecked Sendable {
                 guard info.revision == old.revision, let report = reports[old.name]?[old.version] else { return old }
                 info.revision += 1
                 info.artifactBytes = UInt64(scrubbed.bytes.count)
-                info.checksum = ModelArtifact.checksum(scrubbed.bytes)
+                info.checksum = ArtifactContainer.checksum(scrubbed.bytes)
                 info.users -= UInt32(min(Int(info.users), scrubbed.removed))
                 try AtomicFile.write(scrubbed.bytes, to: artifactPath(info))
                 try writeInfo(info, report)
@@ -190,7 +190,7 @@ public final class Registry: @unchecked Sendable {
             throw Failure(code: .corrupt, description: "the artifact of \(name) v\(info.version) is missing")
         }
         // The checksum covers every byte; the services that load it decode and check its tables.
-        guard ModelArtifact.checksum(bytes) == info.checksum, bytes.count == info.artifactBytes else {
+        guard ArtifactContainer.checksum(bytes) == info.checksum, bytes.count == info.artifactBytes else {
             throw Failure(code: .corrupt, description: "the artifact of \(name) v\(info.version) does not match its checksum: refusing to serve it")
         }
         lock.withLock { verified = (name, info.version, info.revision, bytes) }

@@ -1,5 +1,6 @@
 import Foundation
 import Math
+import Profiles
 public import Recommenders
 public import Wire
 

@@ -2,8 +2,8 @@ import Classifiers
 import Foundation
 import Logging
 import Math
+import PersonalData
 public import RPC
-import Recommenders
 public import ServiceKit
 import Synchronization
 import Wire

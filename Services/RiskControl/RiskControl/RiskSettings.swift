@@ -1,5 +1,6 @@
 public import ArgumentParser
 import Foundation
+public import PersonalData
 public import ServiceKit
 
 /// Settings of the risk-control service beyond the common flags.

@@ -1,4 +1,3 @@
-import Wire
 
 /// The users seen with each device or IP (keyed by the stable hash of its pseudonym), in the
 /// order they were first seen, at most `limit` per key: what "users sharing the device" reads.
@@ -8,7 +7,7 @@ import Wire
 /// `[UInt64: [Int64]]` paid a miss on its metadata, its keys, its values and the array.
 /// Open addressing with linear probing on a mix of the key; a slot is empty when its first
 /// user is 0 (user ids are positive). Only erasure removes, and it rebuilds the table.
-struct SharingTable {
+package struct SharingTable {
     private struct Slot: ProbedSlot {
         var key: UInt64
         var first: Int64
@@ -20,10 +19,10 @@ struct SharingTable {
     }
 
     private var slots = [Slot](repeating: .empty, count: 1024)
-    private(set) var count = 0
-    let limit: Int
+    package private(set) var count = 0
+    package let limit: Int
 
-    init(limit: Int) { self.limit = limit }
+    package init(limit: Int) { self.limit = limit }
 
     /// The slot holding `key`, or the empty slot where it would go.
     private func find(_ key: UInt64) -> (slot: Int, found: Bool) {
@@ -31,7 +30,7 @@ struct SharingTable {
     }
 
     /// Notes that `user` was seen with `key`.
-    mutating func add(_ user: Int64, to key: UInt64) {
+    package mutating func add(_ user: Int64, to key: UInt64) {
         precondition(user > 0, "user ids are positive")
         var (i, found) = find(key)
         if found {
@@ -55,36 +54,36 @@ struct SharingTable {
 
     /// Asks for the home slot of `key` (a fold a few events ahead will add to it).
     @inline(__always)
-    func prefetch(_ key: UInt64) {
+    package func prefetch(_ key: UInt64) {
         slots.withUnsafeBufferPointer { LinearProbing.prefetchHome(key, in: $0) }
     }
 
     /// The users seen with `key`, first seen first.
-    subscript(key: UInt64) -> [Int64] {
+    package subscript(key: UInt64) -> [Int64] {
         let (i, found) = find(key)
         guard found else { return [] }
         return Self.list(of: slots[i])
     }
 
     /// How many users were seen with `key`.
-    func users(of key: UInt64) -> Int {
+    package func users(of key: UInt64) -> Int {
         let (i, found) = find(key)
         return found ? Self.users(in: slots[i]) : 0
     }
 
     /// Whether `user` was seen with `key`.
-    func contains(_ user: Int64, in key: UInt64) -> Bool {
+    package func contains(_ user: Int64, in key: UInt64) -> Bool {
         let (i, found) = find(key)
         return found && (slots[i].first == user || (slots[i].more?.contains(user) ?? false))
     }
 
     /// Every key with its users, in key order (a snapshot's bytes do not depend on the table's history).
-    var sortedEntries: [(key: UInt64, users: [Int64])] {
+    package var sortedEntries: [(key: UInt64, users: [Int64])] {
         slots.filter { !$0.isEmpty }.sorted { $0.key < $1.key }.map { ($0.key, Self.list(of: $0)) }
     }
 
     /// A table holding `entries` (as `sortedEntries` gives them).
-    init(limit: Int, entries: [(key: UInt64, users: [Int64])]) {
+    package init(limit: Int, entries: [(key: UInt64, users: [Int64])]) {
         self.init(limit: limit)
         while entries.count * 2 > slots.count { slots = [Slot](repeating: .empty, count: slots.count * 2) }
         for e in entries where !e.users.isEmpty {
@@ -96,7 +95,7 @@ struct SharingTable {
     }
 
     /// Forgets `user` everywhere; keys left without users go. Rebuilds the table (erasure is rare).
-    mutating func remove(_ user: Int64) {
+    package mutating func remove(_ user: Int64) {
         guard slots.contains(where: { $0.first == user || ($0.more?.contains(user) ?? false) }) else { return }
         let kept = sortedEntries.map { (key: $0.key, users: $0.users.filter { $0 != user }) }
         self = SharingTable(limit: limit, entries: kept)

@@ -35,10 +35,10 @@ public struct IPCountryTable: Sendable {
 
     public init(contentsOf path: String) throws {
         guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
-            throw ServiceError("IP-to-country table \(path) cannot be read")
+            throw PersonalDataError("IP-to-country table \(path) cannot be read")
         }
         self.init(csv: text)
-        guard !ranges.isEmpty else { throw ServiceError("IP-to-country table \(path) holds no ranges") }
+        guard !ranges.isEmpty else { throw PersonalDataError("IP-to-country table \(path) holds no ranges") }
     }
 
     /// The country of a dotted IPv4 address, or nil (not IPv4, or in no range).

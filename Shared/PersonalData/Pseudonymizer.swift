@@ -62,15 +62,15 @@ public struct Pseudonymizer: Sendable {
     public static func loadKey(environment: [String: String], keyFile: String?, dataDirectory: String) throws -> [UInt8] {
         if let text = environment["PERSONA_PSEUDONYM_KEY"], !text.isEmpty {
             let bytes = Array(text.utf8)
-            guard bytes.count >= 16 else { throw ServiceError("PERSONA_PSEUDONYM_KEY must be at least 16 bytes") }
+            guard bytes.count >= 16 else { throw PersonalDataError("PERSONA_PSEUDONYM_KEY must be at least 16 bytes") }
             return bytes
         }
         let path = keyFile ?? dataDirectory + "/pseudonym.key"
         if let existing = try AtomicFile.read(path) {
-            guard existing.count >= 16 else { throw ServiceError("\(path) holds fewer than 16 bytes") }
+            guard existing.count >= 16 else { throw PersonalDataError("\(path) holds fewer than 16 bytes") }
             return existing
         }
-        guard keyFile == nil else { throw ServiceError("pseudonym key file \(path) does not exist") }
+        guard keyFile == nil else { throw PersonalDataError("pseudonym key file \(path) does not exist") }
         var rng = SystemRandomNumberGenerator()
         let key = (0..<32).map { _ in UInt8.random(in: 0...255, using: &rng) }
         try AtomicFile.write(key, to: path)

@@ -1,4 +1,5 @@
 import Foundation
+import Store
 public import Logging
 public import RPC
 public import Wire
@@ -80,7 +81,7 @@ public final class ModelWatcher: @unchecked Sendable {
         repeat {
             let chunk = try await client.call(ModelAPI.getModel, request, timeout: .seconds(30))
             guard let i = chunk.info, i.version == version || version == 0, chunk.offset == UInt64(bytes.count) else {
-                throw ModelArtifact.Corrupt(description: "chunk of \(name) out of step")
+                throw ServiceError("chunk of \(name) out of step")
             }
             guard accept(i.kind) else {
                 lock.withLock { ignored[name] = i.version }
@@ -92,10 +93,10 @@ public final class ModelWatcher: @unchecked Sendable {
             bytes += chunk.artifact
             request.offset = UInt64(bytes.count)
             if bytes.count >= chunk.totalBytes { break }
-            guard !chunk.artifact.isEmpty else { throw ModelArtifact.Corrupt(description: "empty chunk of \(name)") }
+            guard !chunk.artifact.isEmpty else { throw ServiceError("empty chunk of \(name)") }
         } while true
-        guard let info, ModelArtifact.checksum(bytes) == info.checksum else {
-            throw ModelArtifact.Corrupt(description: "\(name) v\(version) does not match its checksum")
+        guard let info, ArtifactContainer.checksum(bytes) == info.checksum else {
+            throw ServiceError("\(name) v\(version) does not match its checksum")
         }
         try await load(info, bytes)
         lock.withLock {

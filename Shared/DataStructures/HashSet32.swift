@@ -1,4 +1,3 @@
-import Wire
 
 /// A set of 64-bit ids kept as 32-bit hashes (half the memory of the ids), up to a limit
 /// after which it stops growing: counts are exact below the limit but for the rare 32-bit
@@ -9,22 +8,22 @@ import Wire
 /// ahead of the fold. (It was a sorted array: a binary search over a few kilobytes and a
 /// memmove per insert, 12% of folding a long history.) A hash of 0 marks an empty slot and
 /// is stored as 1.
-struct HashSet32: Equatable {
+package struct HashSet32: Equatable {
     /// The hashes, 0 where a slot is empty.
     private var slots: [UInt32] = []
-    private(set) var count = 0
+    package private(set) var count = 0
 
-    init() {}
+    package init() {}
 
     /// A set of `hashes` (as `hashes` lists them).
-    init(hashes: [UInt32]) {
+    package init(hashes: [UInt32]) {
         var capacity = Self.minimumCapacity
         while !Self.fits(hashes.count, in: capacity) { capacity *= 2 }
         slots = [UInt32](repeating: 0, count: capacity)
         for h in hashes { insert(hash: max(1, h), limit: .max) }
     }
 
-    static let minimumCapacity = 4
+    package static let minimumCapacity = 4
 
     /// `minimumCapacity` empty slots, made through a literal (SmallArrays.swift).
     @inline(__always)
@@ -42,7 +41,7 @@ struct HashSet32: Equatable {
         max(1, UInt32(truncatingIfNeeded: StableHash.mix64(UInt64(bitPattern: id))))
     }
 
-    mutating func insert(_ id: Int64, limit: Int) {
+    package mutating func insert(_ id: Int64, limit: Int) {
         insert(hash: Self.hash(id), limit: limit)
     }
 
@@ -58,16 +57,16 @@ struct HashSet32: Equatable {
         count += 1
     }
 
-    func contains(_ id: Int64) -> Bool {
+    package func contains(_ id: Int64) -> Bool {
         guard !slots.isEmpty else { return false }
         return slots.withUnsafeBufferPointer { LinearProbing.find(UInt64(Self.hash(id)), in: $0) }.found
     }
 
     /// The hashes held, ascending.
-    var hashes: [UInt32] { withSortedHashes { Array($0) } }
+    package var hashes: [UInt32] { withSortedHashes { Array($0) } }
 
     /// Calls `body` with the hashes held, ascending, in a temporary buffer.
-    func withSortedHashes<R>(_ body: (UnsafeMutableBufferPointer<UInt32>) throws -> R) rethrows -> R {
+    package func withSortedHashes<R>(_ body: (UnsafeMutableBufferPointer<UInt32>) throws -> R) rethrows -> R {
         try withUnsafeTemporaryAllocation(of: UInt32.self, capacity: count) { temporary in
             var buffer = temporary
             var n = 0
@@ -83,20 +82,20 @@ struct HashSet32: Equatable {
     /// Asks for the cache line where `id` would be found in a set whose slots' buffer is
     /// `slots` (the fold's last prefetch stage, once that buffer's header is in cache).
     @inline(__always)
-    static func prefetch(_ id: Int64, in slots: RawArray) {
+    package static func prefetch(_ id: Int64, in slots: RawArray) {
         guard slots.count > 0 else { return }
         LinearProbing.prefetchHome(UInt64(hash(id)), in: slots.typed(UInt32.self))
     }
 
     /// The slots' buffer (for `PrefetchLayout`).
-    var buffer: UnsafeRawPointer { bufferAddress(slots) }
+    package var buffer: UnsafeRawPointer { bufferAddress(slots) }
 
-    static func == (a: HashSet32, b: HashSet32) -> Bool { a.count == b.count && a.hashes == b.hashes }
+    package static func == (a: HashSet32, b: HashSet32) -> Bool { a.count == b.count && a.hashes == b.hashes }
 }
 
 /// A slot of `HashSet32`: the hash itself, 0 when empty.
 extension UInt32: ProbedSlot {
-    var probeKey: UInt64 { UInt64(self) }
-    var isEmpty: Bool { self == 0 }
-    static var empty: UInt32 { 0 }
+    package var probeKey: UInt64 { UInt64(self) }
+    package var isEmpty: Bool { self == 0 }
+    package static var empty: UInt32 { 0 }
 }
