@@ -7,15 +7,15 @@ import ServiceKit
 /// Where the five services listen. Each address comes from its flag, else from the
 /// environment (`PERSONA_INGEST_ADDR`, ...), else 127.0.0.1 and the default port.
 struct Endpoints: ParsableArguments {
-    @Option(help: "ingest address host:port (env PERSONA_INGEST_ADDR, default 127.0.0.1:7101).")
+    @Option(help: Peer.ingest.help("where events are appended"))
     var ingest: String?
-    @Option(help: "feature address (env PERSONA_FEATURE_ADDR, default 127.0.0.1:7102).")
+    @Option(help: Peer.feature.help("profiles and features"))
     var feature: String?
-    @Option(help: "model address (env PERSONA_MODEL_ADDR, default 127.0.0.1:7103).")
+    @Option(help: Peer.model.help("training and models"))
     var model: String?
-    @Option(help: "risk-control address (env PERSONA_RISK_CONTROL_ADDR, default 127.0.0.1:7104).")
+    @Option(help: Peer.riskControl.help("decisions, rules and lists"))
     var riskControl: String?
-    @Option(help: "recommend address (env PERSONA_RECOMMEND_ADDR, default 127.0.0.1:7105).")
+    @Option(help: Peer.recommend.help("recommendations"))
     var recommend: String?
     @Option(help: "File holding the token to present: the secret alone, or a tokens file (its admin token is used). Default: PERSONA_TOKEN (the secret), else PERSONA_TOKENS_FILE, else ./data/tokens when there is one (make run writes it).")
     var tokenFile: String?
@@ -28,10 +28,10 @@ struct Endpoints: ParsableArguments {
     }
 
     func all() throws -> [Endpoint] {
-        try [
-            endpoint("ingest", ingest, 7101), endpoint("feature", feature, 7102), endpoint("model", model, 7103),
-            endpoint("risk-control", riskControl, 7104), endpoint("recommend", recommend, 7105),
-        ]
+        try [(Peer.ingest, ingest), (.feature, feature), (.model, model), (.riskControl, riskControl), (.recommend, recommend)].map { peer, flag in
+            let (host, port) = try peer.resolve(flag: flag, environment: ProcessInfo.processInfo.environment)
+            return Endpoint(service: peer.rawValue, host: host, port: port)
+        }
     }
 
     /// The token this command presents, if any (see `--token-file`).
@@ -53,13 +53,6 @@ struct Endpoints: ParsableArguments {
         ProcessCredential.set(try credential())
         guard let e = try all().first(where: { $0.service == service }) else { throw ValidationError("no service \(service)") }
         return e
-    }
-
-    private func endpoint(_ service: String, _ flag: String?, _ port: Int) throws -> Endpoint {
-        let variable = "PERSONA_\(service.uppercased().replacingOccurrences(of: "-", with: "_"))_ADDR"
-        let text = flag ?? ProcessInfo.processInfo.environment[variable] ?? "127.0.0.1:\(port)"
-        guard let (host, p) = parseAddress(text) else { throw ValidationError("\(service): '\(text)' is not host:port") }
-        return Endpoint(service: service, host: host, port: p)
     }
 }
 

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import RPC
+import ServiceKit
 import Wire
 
 /// `persona risk ...`: the risk team's commands against risk-control.
@@ -64,7 +65,7 @@ enum RiskText {
     /// A time (`TrainCommand.time`) or an age back from now (`24h`, `7d`, `30m`).
     static func since(_ text: String) throws -> Int64 {
         if let last = text.last, let n = Double(text.dropLast()), let unit = ["m": 60_000.0, "h": 3_600_000.0, "d": 86_400_000.0][String(last)] {
-            return Int64(Date().timeIntervalSince1970 * 1000) - Int64(n * unit)
+            return WallClock.system.nowMs - Int64(n * unit)
         }
         return try TrainCommand.time(text)
     }
@@ -353,7 +354,7 @@ struct RiskLists: AsyncParsableCommand {
             e.reason = reason
             if let expires {
                 if let last = expires.last, let n = Double(expires.dropLast()), let unit = ["m": 60_000.0, "h": 3_600_000.0, "d": 86_400_000.0][String(last)] {
-                    e.expiresMs = Int64(Date().timeIntervalSince1970 * 1000) + Int64(n * unit)
+                    e.expiresMs = WallClock.system.nowMs + Int64(n * unit)
                 } else {
                     e.expiresMs = try TrainCommand.time(expires)
                 }

@@ -44,8 +44,12 @@ public final class RPCClient: Sendable {
         }
     }
 
-    public convenience init(host: String, port: Int) {
-        self.init(config: .defaults(host: host, port: port))
+    /// A client of the peer at `host:port` whose calls that set no deadline wait at most
+    /// `defaultTimeout`.
+    public convenience init(host: String, port: Int, defaultTimeout: Duration? = .seconds(30)) {
+        var config = Config.defaults(host: host, port: port)
+        config.defaultTimeout = defaultTimeout
+        self.init(config: config)
     }
 
     /// Calls `method`. The deadline is the earliest of `timeout`, the deadline of the RPC

@@ -4,7 +4,7 @@ import Foundation
 /// Settings of a service that folds the log (feature, model) beyond the common flags. Each
 /// flag falls back to the environment variable named in its help, then to its default.
 public struct ConsumerOptions: ParsableArguments, Sendable {
-    @Option(help: "Ingest address host:port to consume (env PERSONA_INGEST_ADDR, default 127.0.0.1:7101).")
+    @Option(help: Peer.ingest.help("whose log is folded"))
     public var ingest: String?
 
     @Option(help: "Seconds between snapshots of the state (env PERSONA_SNAPSHOT_SECONDS, default 10).")
@@ -19,7 +19,7 @@ public struct ConsumerOptions: ParsableArguments, Sendable {
     public func resolve(service: String, environment: [String: String]? = nil) throws -> ConsumerSettings {
         let env = environment ?? ProcessInfo.processInfo.environment
         var s = ConsumerSettings()
-        if let (host, port) = try peerAddress(flag: ingest, variable: "PERSONA_INGEST_ADDR", environment: env, service: "ingest") {
+        if let (host, port) = try Peer.ingest.address(flag: ingest, environment: env) {
             s.ingestHost = host
             s.ingestPort = port
         }
@@ -38,7 +38,7 @@ public struct ConsumerOptions: ParsableArguments, Sendable {
 /// Resolved consumer settings, with defaults.
 public struct ConsumerSettings: Sendable {
     public var ingestHost = "127.0.0.1"
-    public var ingestPort = 7101
+    public var ingestPort = Peer.ingest.defaultPort
     /// Time between snapshots; longer when encoding one takes more than a tenth of it
     /// (folding waits while a snapshot is encoded).
     public var snapshotInterval: Duration = .seconds(10)

@@ -5,10 +5,8 @@ public import RPC
 /// serves, and optional background work. `ServiceHost` does the rest (Health, metrics,
 /// signals, graceful shutdown).
 public protocol PersonaService: Sendable {
-    /// `ingest`, `feature`, `model`, `risk-control` or `recommend`.
-    static var name: String { get }
-    static var defaultPort: Int { get }
-    static var defaultMetricsPort: Int { get }
+    /// Which of the five it is: its name and default ports.
+    static var peer: Peer { get }
 
     /// The service's own settings (beyond the common flags), parsed by its executable.
     associatedtype Settings: Sendable = NoSettings
@@ -31,6 +29,11 @@ public protocol PersonaService: Sendable {
 }
 
 extension PersonaService {
+    /// `ingest`, `feature`, `model`, `risk-control` or `recommend`.
+    public static var name: String { peer.rawValue }
+    public static var defaultPort: Int { peer.defaultPort }
+    public static var defaultMetricsPort: Int { peer.defaultMetricsPort }
+
     public func runBackground() async throws {}
     public func close() async throws {}
     public func healthChecks() async -> [(String, String)] { [] }
@@ -42,12 +45,15 @@ public struct ServiceContext: Sendable {
     public var dataDirectory: DataDirectory
     public var metrics: ServiceMetrics
     public var logger: Logger
+    /// The wall clock the service stamps times with.
+    public var clock: WallClock
 
-    public init(options: ServiceOptions.Resolved, dataDirectory: DataDirectory, metrics: ServiceMetrics, logger: Logger) {
+    public init(options: ServiceOptions.Resolved, dataDirectory: DataDirectory, metrics: ServiceMetrics, logger: Logger, clock: WallClock = .system) {
         self.options = options
         self.dataDirectory = dataDirectory
         self.metrics = metrics
         self.logger = logger
+        self.clock = clock
     }
 }
 

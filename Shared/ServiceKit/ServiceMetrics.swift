@@ -91,6 +91,29 @@ public final class ServiceMetrics: RPCServerObserver {
         registry.makeGauge(descriptor: Self.descriptor(name, help: help), labels: labels)
     }
 
+    /// A call refused as invalid, by reason (`persona_<service>_bad_requests_total{reason}`,
+    /// named in full by the caller so that a grep for a metric finds it).
+    public func badRequest(_ name: String, _ reason: String) {
+        counter(name, labels: [("reason", reason)], help: "Calls refused as invalid, by reason").increment()
+    }
+
+    /// Users erased (`persona_<service>_erasures_total`).
+    public func erased(_ name: String, _ users: Int) {
+        counter(name, labels: [], help: "Users erased").increment(by: Int64(users))
+    }
+
+    /// A log consumer's read: the events it brought (`persona_<service>_events_total`) and how
+    /// far the partition is still ahead (`persona_<service>_consumer_lag{partition}`).
+    public func consumed(_ eventsName: String, _ lagName: String, events: Int, partition: Int, lag: UInt64) {
+        counter(eventsName, labels: [], help: "Events read from the log").increment(by: Int64(events))
+        gauge(lagName, labels: [("partition", "\(partition)")], help: "Events in the partition not yet folded").set(Int64(clamping: lag))
+    }
+
+    /// A read from ingest that failed and is retried (`persona_<service>_read_errors_total`).
+    public func readError(_ name: String) {
+        counter(name, labels: [], help: "Failed reads from ingest (retried)").increment()
+    }
+
     public func render() -> String { registry.emitToString() }
 
     static func descriptor(_ name: String, help: String) -> MetricNameDescriptor {

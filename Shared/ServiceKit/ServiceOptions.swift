@@ -76,11 +76,3 @@ public func parseAddress(_ text: String) -> (host: String, port: Int)? {
     }
     return (String(text[..<colon]), port)
 }
-
-/// A peer's address from its flag, else its environment variable; nil when neither is set.
-/// `service` names the peer in the error for a value that is not host:port.
-public func peerAddress(flag: String?, variable: String, environment: [String: String], service: String) throws -> (host: String, port: Int)? {
-    guard let text = flag ?? environment[variable] else { return nil }
-    guard let address = parseAddress(text) else { throw ValidationError("\(service) address '\(text)' is not host:port") }
-    return address
-}

@@ -19,7 +19,7 @@ import Wire
 public struct FeatureSettings: Sendable {
     public var consumer: ConsumerSettings
     public var modelHost = "127.0.0.1"
-    public var modelPort = 7103
+    public var modelPort = Peer.model.defaultPort
 
     public init(_ consumer: ConsumerSettings = .init()) { self.consumer = consumer }
 
@@ -32,7 +32,7 @@ public struct FeatureSettings: Sendable {
 public struct FeatureOptions: ParsableArguments, Sendable {
     @OptionGroup public var consumer: ConsumerOptions
 
-    @Option(help: "Model service address host:port, whose published segments the profiles carry (env PERSONA_MODEL_ADDR, default 127.0.0.1:7103).")
+    @Option(help: Peer.model.help("whose published segments the profiles carry"))
     public var model: String?
 
     public init() {}
@@ -40,7 +40,7 @@ public struct FeatureOptions: ParsableArguments, Sendable {
     public func resolve(environment: [String: String]? = nil) throws -> FeatureSettings {
         let env = environment ?? ProcessInfo.processInfo.environment
         var s = FeatureSettings(try consumer.resolve(service: "feature", environment: env))
-        if let (host, port) = try peerAddress(flag: model, variable: "PERSONA_MODEL_ADDR", environment: env, service: "model") {
+        if let (host, port) = try Peer.model.address(flag: model, environment: env) {
             s.modelHost = host
             s.modelPort = port
         }
@@ -49,9 +49,7 @@ public struct FeatureOptions: ParsableArguments, Sendable {
 }
 
 public struct FeatureService: PersonaService {
-    public static let name = "feature"
-    public static let defaultPort = 7102
-    public static let defaultMetricsPort = 9102
+    public static let peer = Peer.feature
 
     let context: ServiceContext
     let settings: FeatureSettings
@@ -63,7 +61,7 @@ public struct FeatureService: PersonaService {
     let snapshotPath: String
     /// Follows the published segments and user classifiers (propensity, churn).
     let segments: ModelWatcher
-    let model: RPCClient
+    let modelClient: RPCClient
 
     public init(context: ServiceContext, settings: FeatureSettings) async throws {
         self.context = context
@@ -79,9 +77,9 @@ public struct FeatureService: PersonaService {
             host: settings.ingestHost, port: settings.ingestPort, readEvents: settings.readEvents, readWait: settings.readWait, logger: context.logger)
         self.metrics = FeatureMetrics(context.metrics)
         self.exports = TrainingExports()
-        model = RPCClient(host: settings.modelHost, port: settings.modelPort)
+        modelClient = RPCClient(host: settings.modelHost, port: settings.modelPort)
         let logger = context.logger
-        segments = ModelWatcher(client: model, logger: context.logger, accept: { [.kmeans, .gbdt, .logistic].contains($0) }) { [store] info, bytes in
+        segments = ModelWatcher(client: modelClient, logger: context.logger, accept: { [.kmeans, .gbdt, .logistic].contains($0) }) { [store] info, bytes in
             if info.kind == .kmeans {
                 // One segmentation serves the profiles: the one named `segments`.
                 guard info.name == "segments" else { return }
@@ -261,13 +259,13 @@ public struct FeatureService: PersonaService {
     private func consume(partition p: Int) async throws {
         try await consumer.consume(partition: p, offset: { store.offset(p) }, failed: { _ in metrics.readError() }) { response, from in
             let seen = store.fold(response.events, partition: p, next: response.nextOffset)
-            metrics.folded(response.events.count, seen: seen)
+            metrics.observed(seen)
             if let erasures = seen[.erasure] {
                 // A forgotten user stays forgotten across a restart from the snapshot.
                 metrics.erased(erasures)
                 do { try writeSnapshot(force: true) } catch { context.logger.error("snapshot after an erasure failed: \(error)") }
             }
-            metrics.lag(partition: p, response.endOffset &- max(response.nextOffset, from))
+            metrics.consumed(events: response.events.count, partition: p, lag: response.endOffset &- max(response.nextOffset, from))
         }
     }
 
@@ -290,7 +288,7 @@ public struct FeatureService: PersonaService {
     public func close() async throws {
         try writeSnapshot(force: true)
         await ingest.shutdown()
-        await model.shutdown()
+        await modelClient.shutdown()
     }
 
     public func healthChecks() async -> [(String, String)] {
@@ -299,49 +297,5 @@ public struct FeatureService: PersonaService {
             ("users", "\(s.users)"), ("items", "\(s.items)"), ("offsets", s.offsets.map(String.init).joined(separator: ",")),
             ("event_time", s.watermarkMs == 0 ? "none" : ISO8601DateFormatter().string(from: Date(timeIntervalSince1970: Double(s.watermarkMs) / 1000))),
         ]
-    }
-}
-
-/// The feature counters: `persona_feature_events_total`, `persona_feature_observations_total{kind}`
-/// (events skipped or folded with something odd), consumer lag, snapshots.
-struct FeatureMetrics: Sendable {
-    let metrics: ServiceMetrics
-
-    init(_ metrics: ServiceMetrics) {
-        self.metrics = metrics
-    }
-
-    func folded(_ n: Int, seen: [FeatureState.Observation: Int]) {
-        metrics.counter("persona_feature_events_total", labels: [], help: "Events read from the log").increment(by: Int64(n))
-        for (o, count) in seen {
-            metrics.counter(
-                "persona_feature_observations_total", labels: [("kind", o.rawValue)],
-                help: "Events skipped (unknown_kind, invalid_user, missing_detail, erased_user) or folded with a note (unknown_item, out_of_order, erasure)"
-            ).increment(by: Int64(count))
-        }
-    }
-
-    func lag(partition: Int, _ events: UInt64) {
-        metrics.gauge("persona_feature_consumer_lag", labels: [("partition", "\(partition)")], help: "Events in the partition not yet folded").set(Int64(clamping: events))
-    }
-
-    func readError() {
-        metrics.counter("persona_feature_read_errors_total", labels: [], help: "Failed reads from ingest (retried)").increment()
-    }
-
-    func badRequest(_ reason: String) {
-        metrics.counter("persona_feature_bad_requests_total", labels: [("reason", reason)], help: "Calls refused as invalid, by reason").increment()
-    }
-
-    func erased(_ n: Int = 1) {
-        metrics.counter("persona_feature_erasures_total", labels: [], help: "Users erased").increment(by: Int64(n))
-    }
-
-    func snapshot(bytes: Int, encoding: Duration, writing: Duration) {
-        metrics.counter("persona_feature_snapshots_total", labels: [], help: "Snapshots written").increment()
-        metrics.gauge("persona_feature_snapshot_bytes", labels: [], help: "Size of the latest snapshot").set(Int64(bytes))
-        metrics.gauge("persona_feature_snapshot_encode_seconds", labels: [], help: "Time the latest snapshot took to encode and hand to the file system (folding waits)")
-            .set(encoding / .seconds(1))
-        metrics.gauge("persona_feature_snapshot_seconds", labels: [], help: "Time the latest snapshot took to fsync and put in place").set(writing / .seconds(1))
     }
 }

@@ -13,9 +13,7 @@ import Wire
 /// appended to its user's partition. An Append is answered only once its events are on
 /// disk. Consumers (the feature service) read each partition by offset.
 public final class IngestService: PersonaService {
-    public static let name = "ingest"
-    public static let defaultPort = 7101
-    public static let defaultMetricsPort = 9101
+    public static let peer = Peer.ingest
 
     let context: ServiceContext
     let settings: IngestSettings
@@ -102,7 +100,7 @@ public final class IngestService: PersonaService {
             metrics.rejectedBatch()
             throw RPCError(.invalidArgument, "batch of \(batch.count) events exceeds the limit of \(settings.maxBatchEvents)")
         }
-        let now = Int64(Date().timeIntervalSince1970 * 1000)
+        let now = context.clock.nowMs
         var statuses = AppendStatuses(count: batch.count)
         // 1. Check each event: plain ones in place, the rest as Event values, put back
         //    normalised and with their identifiers replaced.
@@ -261,7 +259,7 @@ public final class IngestService: PersonaService {
         guard request.userId > 0 else { throw RPCError(.invalidArgument, "user id must be positive, got \(request.userId)") }
         let p = partition(of: request.userId)
         let log = logs[p]
-        let now = Int64(Date().timeIntervalSince1970 * 1000)
+        let now = context.clock.nowMs
         var event = Event()
         event.eventId = "erasure:\(request.userId):\(now)"
         event.kind = .erasure
@@ -357,40 +355,4 @@ struct PartitionGroup {
 struct PartitionAppend: Sendable {
     let index: Int
     let result: Result<UInt64, any Error>
-}
-
-/// The ingest counters: `persona_ingest_events_total{result}` and
-/// `persona_ingest_rejections_total{reason}`.
-struct IngestMetrics: Sendable {
-    let metrics: ServiceMetrics
-
-    init(_ metrics: ServiceMetrics) {
-        self.metrics = metrics
-    }
-
-    func accepted(_ n: Int) {
-        metrics.counter("persona_ingest_events_total", labels: [("result", "accepted")], help: "Events appended, by result").increment(by: Int64(n))
-    }
-
-    func duplicates(_ n: Int) {
-        metrics.counter("persona_ingest_events_total", labels: [("result", "duplicate")], help: "Events appended, by result").increment(by: Int64(n))
-    }
-
-    func rejected(_ reason: RejectReason) {
-        metrics.counter("persona_ingest_events_total", labels: [("result", "rejected")], help: "Events appended, by result").increment()
-        metrics.counter("persona_ingest_rejections_total", labels: [("reason", reason.name ?? "\(reason.rawValue)")], help: "Events rejected, by reason").increment()
-    }
-
-    func rejectedBatch() {
-        metrics.counter("persona_ingest_rejections_total", labels: [("reason", "batch_too_large")], help: "Events rejected, by reason").increment()
-    }
-
-    func erased(events: Int) {
-        metrics.counter("persona_ingest_erasures_total", labels: [], help: "Users erased").increment()
-        metrics.counter("persona_ingest_erased_events_total", labels: [], help: "Stored events removed by erasures").increment(by: Int64(events))
-    }
-
-    func readError() {
-        metrics.counter("persona_ingest_read_errors_total", labels: [], help: "Reads that hit a corrupt or unreadable batch").increment()
-    }
 }

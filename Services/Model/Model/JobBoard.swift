@@ -1,4 +1,5 @@
 import Foundation
+import ServiceKit
 import Recommenders
 import Store
 import Wire
@@ -28,8 +29,12 @@ final class JobBoard: @unchecked Sendable {
     /// and metrics.
     let ended: @Sendable (JobStatusResponse) -> Void
 
-    init(path: String, ended: @escaping @Sendable (JobStatusResponse) -> Void = { _ in }) throws {
+    /// Stamps the jobs' times.
+    let clock: WallClock
+
+    init(path: String, clock: WallClock = .system, ended: @escaping @Sendable (JobStatusResponse) -> Void = { _ in }) throws {
         self.path = path
+        self.clock = clock
         self.ended = ended
         if let bytes = try AtomicFile.read(path) {
             let saved = try ListJobsResponse(serializedBytes: bytes)
@@ -38,7 +43,7 @@ final class JobBoard: @unchecked Sendable {
                     let was = status.state == .queued ? "queued" : "running"
                     status.state = .failed
                     status.message = "the model service stopped while this job was \(was); nothing was published: train again"
-                    status.finishedMs = Self.nowMs
+                    status.finishedMs = clock.nowMs
                 }
                 jobs[status.jobId] = Job(status: status, progress: TrainingProgress())
                 order.append(status.jobId)
@@ -48,22 +53,20 @@ final class JobBoard: @unchecked Sendable {
         }
     }
 
-    static var nowMs: Int64 { Int64(Date().timeIntervalSince1970 * 1000) }
-
     /// Queues `work` behind the other jobs of `kind`; returns the job's id at once.
     func submit(name: String, kind: ModelKind, _ work: @escaping Work) throws -> String {
         let kindName = kind.name ?? "\(kind.rawValue)"
         let progress = TrainingProgress()
         let (id, queue): (String, DispatchQueue) = try lock.withLock {
             counter += 1
-            let id = "\(kindName)-\(Self.nowMs)-\(counter)"
+            let id = "\(kindName)-\(clock.nowMs)-\(counter)"
             var status = JobStatusResponse()
             status.jobId = id
             status.name = name
             status.kind = kind
             status.state = .queued
             status.message = "queued"
-            status.createdMs = Self.nowMs
+            status.createdMs = clock.nowMs
             jobs[id] = Job(status: status, progress: progress)
             order.append(id)
             try save()
@@ -85,7 +88,7 @@ final class JobBoard: @unchecked Sendable {
         }
         let result = Result { try work(id, progress) }
         let final = update(id) { s in
-            s.finishedMs = Self.nowMs
+            s.finishedMs = clock.nowMs
             s.progress = progress.fraction
             switch result {
             case .success(let (version, metrics)):
@@ -136,7 +139,7 @@ final class JobBoard: @unchecked Sendable {
     func cancel(_ id: String) -> JobStatusResponse? {
         guard let progress = lock.withLock({ jobs[id]?.progress }) else { return nil }
         progress.cancel()
-        update(id) { if $0.state == .queued { $0.state = .cancelled; $0.message = "cancelled before it started"; $0.finishedMs = Self.nowMs } }
+        update(id) { if $0.state == .queued { $0.state = .cancelled; $0.message = "cancelled before it started"; $0.finishedMs = clock.nowMs } }
         return status(id)
     }
 

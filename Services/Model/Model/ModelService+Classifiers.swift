@@ -17,25 +17,12 @@ extension ModelService {
             let rows = try blocking { try await exportTraining(from: request.dataFromMs, to: request.dataToMs, for: parameters) }
             let outcome = try ClassifierRun.run(parameters, rows, progress: progress)
             try progress.check()
-            var info = ModelInfo()
-            info.kind = request.kind
-            info.createdMs = JobBoard.nowMs
-            info.metrics = outcome.report.metrics
-            info.params = outcome.report.params
-            info.dataFromMs = request.dataFromMs
-            info.dataToMs = request.dataToMs
+            var info = versionInfo(request.kind, job: id, report: outcome.report, seconds: outcome.seconds, from: request.dataFromMs, to: request.dataToMs)
             info.featureSchemaVersion = rows.schemaVersion
-            info.trainingSeconds = outcome.seconds
             info.interactions = UInt64(rows.rows.count)
             info.users = UInt32(outcome.users)
             info.items = UInt32(rows.names.count)
-            info.jobId = id
-            let stored = try registry.add(name: name, artifact: outcome.classifier.encode(), info: info, report: outcome.report)
-            context.metrics.counter("persona_model_versions_total", labels: [("kind", learner)], help: "Model versions trained").increment()
-            if request.publish {
-                _ = try registry.publish(name, stored.version)
-                context.logger.info("published \(name) v\(stored.version)")
-            }
+            let stored = try addVersion(name, artifact: outcome.classifier.encode(), info: info, report: outcome.report, kind: learner, publish: request.publish)
             return (stored.version, stored.metrics)
         }
         context.logger.info("training job \(id): \(learner) as '\(name)'")

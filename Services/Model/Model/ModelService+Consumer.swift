@@ -14,19 +14,14 @@ extension ModelService {
         context.logger.info("consuming \(partitions) partitions from \(settings.ingestHost):\(settings.ingestPort)")
         // Erasures the last run folded but did not finish applying.
         applyErasures()
-        let metrics = context.metrics
         try await withThrowingTaskGroup(of: Void.self) { group in
             for p in 0..<partitions {
                 group.addTask {
-                    try await consumer.consume(partition: p, offset: { store.offset(p) }, failed: { _ in
-                        metrics.counter("persona_model_read_errors_total", labels: [], help: "Failed reads from ingest (retried)").increment()
-                    }) { response, from in
+                    try await consumer.consume(partition: p, offset: { store.offset(p) }, failed: { _ in metrics.readError() }) { response, from in
                         let labels = store.fold(response.events, partition: p, next: response.nextOffset)
                         online?.noteLabels(labels)
                         applyErasures()
-                        metrics.counter("persona_model_events_total", labels: [], help: "Events read from the log").increment(by: Int64(response.events.count))
-                        metrics.gauge("persona_model_consumer_lag", labels: [("partition", "\(p)")], help: "Events in the partition not yet folded")
-                            .set(Int64(clamping: response.endOffset &- max(response.nextOffset, from)))
+                        metrics.consumed(events: response.events.count, partition: p, lag: response.endOffset &- max(response.nextOffset, from))
                     }
                 }
             }
@@ -67,10 +62,10 @@ extension ModelService {
             let (users, versions) = try erasures.apply(store: store, registry: registry)
             guard users > 0 else { return }
             try writeSnapshot()
-            context.metrics.counter("persona_model_erasures_total", labels: [], help: "Users erased").increment(by: Int64(users))
+            metrics.erased(users)
             context.logger.info("erased \(users) user(s): \(versions.count) model version(s) rewritten\(versions.isEmpty ? "" : " (" + versions.map { "\($0.name) v\($0.version) r\($0.revision)" }.joined(separator: ", ") + ")")")
         } catch {
-            context.metrics.counter("persona_model_erasure_failures_total", labels: [], help: "Erasures that could not be applied yet (retried)").increment()
+            metrics.erasureFailed()
             context.logger.error("applying an erasure failed (retried with the next fold): \(error)")
         }
     }
@@ -79,8 +74,7 @@ extension ModelService {
     func writeSnapshot(since version: UInt64? = nil) throws -> UInt64? {
         guard let v = try store.writeSnapshot(to: snapshotPath, ifChangedSince: version) else { return nil }
         let s = store.summary
-        context.metrics.gauge("persona_model_interactions", labels: [], help: "(user, item) pairs in the interaction store").set(Int64(s.pairs))
-        context.metrics.gauge("persona_model_interaction_bytes", labels: [], help: "Memory of the interaction store").set(Int64(s.bytes))
+        metrics.store(pairs: Int(s.pairs), bytes: Int(s.bytes))
         return v
     }
 }

@@ -12,27 +12,19 @@ extension ModelService {
         do {
             let rows = try await exportTraining(from: 0, to: 0)
             guard let outcome = try online.learn(rows) else { return }
-            var info = ModelInfo()
-            info.kind = .ftrl
-            info.createdMs = JobBoard.nowMs
-            info.metrics = outcome.metrics
             let p = online.settings.parameters
-            info.params = [("alpha", p.alpha), ("beta", p.beta), ("l1", p.l1), ("l2", p.l2)].map { KeyValue(key: $0.0, value: "\($0.1)") }
-            info.featureSchemaVersion = rows.schemaVersion
-            info.trainingSeconds = started.duration(to: .now) / .seconds(1)
-            info.interactions = UInt64(outcome.total)
-            info.items = UInt32(rows.names.count)
             var report = EvaluationReport()
             report.kind = .ftrl
             report.metrics = outcome.metrics
-            report.params = info.params
-            report.createdMs = info.createdMs
+            report.params = [("alpha", p.alpha), ("beta", p.beta), ("l1", p.l1), ("l2", p.l2)].map { KeyValue(key: $0.0, value: "\($0.1)") }
             report.protocol = "progressive validation: each of the \(outcome.learned) newly labelled orders scored by the model before it learned from it (features as of each order, from the feature service's point-in-time export), oldest first; \(outcome.total) orders learned in all"
             report.importance = Self.importance(outcome.classifier)
-            let stored = try registry.add(name: online.settings.name, artifact: outcome.classifier.encode(), info: info, report: report)
-            _ = try registry.publish(online.settings.name, stored.version)
-            context.metrics.counter("persona_model_online_rows_total", labels: [], help: "Labelled orders the online model learned from").increment(by: Int64(outcome.learned))
-            context.metrics.counter("persona_model_versions_total", labels: [("kind", "ftrl")], help: "Model versions trained").increment()
+            var info = versionInfo(.ftrl, job: "", report: report, seconds: started.duration(to: .now) / .seconds(1))
+            info.featureSchemaVersion = rows.schemaVersion
+            info.interactions = UInt64(outcome.total)
+            info.items = UInt32(rows.names.count)
+            let stored = try addVersion(online.settings.name, artifact: outcome.classifier.encode(), info: info, report: report, kind: "ftrl", publish: true)
+            metrics.learnedOnline(outcome.learned)
             context.logger.info("online model \(online.settings.name) v\(stored.version): learned \(outcome.learned) new labelled orders (\(outcome.total) in all), published")
         } catch {
             online.noteLabels(1)

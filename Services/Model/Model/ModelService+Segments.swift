@@ -12,7 +12,7 @@ extension ModelService {
         var asked: Int? = nil
         for p in request.params {
             guard p.key == "k", let v = Int(p.value), (2...50).contains(v) else {
-                badRequest("bad_parameter")
+                metrics.badRequest("bad_parameter")
                 throw RPCError(.invalidArgument, "parameter \(p.key)=\(p.value) is not valid for kmeans; valid: k (2...50; default: chosen by silhouette over 3...8)")
             }
             asked = v
@@ -51,19 +51,13 @@ extension ModelService {
                 report.curves = [curve]
             }
             report.protocol = "profiles of every user with interactions (\(features.map(\.name).joined(separator: ", ")); counts and amounts as log(1 + x)), standardised; k-means++ and Lloyd steps\(k == nil ? ", k chosen by the mean silhouette over 3...8" : ""); fuzzy c-means (m 2) memberships from the same start"
-            report.createdMs = Int64(Date().timeIntervalSince1970 * 1000)
-            var info = ModelInfo()
-            info.kind = .kmeans
-            info.createdMs = JobBoard.nowMs
-            info.metrics = [Metric(name: "k", value: Double(segmentation.k))] + (silhouettes.map { s in [Metric(name: "silhouette", value: s.score)] }.last ?? [])
-            info.params = report.params
-            info.trainingSeconds = started.duration(to: .now) / .seconds(1)
+            var info = versionInfo(.kmeans, job: id, report: report, seconds: started.duration(to: .now) / .seconds(1))
+            // The version lists k and the silhouette at that k.
+            info.metrics = [Metric(name: "k", value: Double(segmentation.k))]
+                + (silhouettes.first { $0.k == segmentation.k }.map { [Metric(name: "silhouette", value: $0.score)] } ?? [])
             info.users = UInt32(raw.count)
             info.items = UInt32(features.count)
-            info.jobId = id
-            if let best = silhouettes.first(where: { $0.k == segmentation.k }) { info.metrics = [Metric(name: "k", value: Double(segmentation.k)), Metric(name: "silhouette", value: best.score)] }
-            let stored = try registry.add(name: name, artifact: segmentation.encode(), info: info, report: report)
-            if request.publish { _ = try registry.publish(name, stored.version) }
+            let stored = try addVersion(name, artifact: segmentation.encode(), info: info, report: report, kind: "kmeans", publish: request.publish)
             return (stored.version, stored.metrics)
         }
         var response = TrainResponse()

@@ -11,7 +11,7 @@ extension ModelService {
         if request.kind == .kmeans { return try trainSegments(request) }
         let kinds = (RecommenderModel.Kind.allCases.map(\.rawValue) + ClassifierRun.Parameters.learners + ["kmeans"]).joined(separator: ", ")
         guard let kind = RecommenderModel.Kind(request.kind) else {
-            badRequest("unknown_kind")
+            metrics.badRequest("unknown_kind")
             throw RPCError(.invalidArgument, "kind '\(request.kind.name ?? String(request.kind.rawValue))' cannot be trained here; valid kinds: \(kinds)")
         }
         let parameters = try checked { try TrainingParameters(kind: kind, request.params.map { ($0.key, $0.value) }) }
@@ -33,7 +33,7 @@ extension ModelService {
         do {
             return try parse()
         } catch let invalid as TrainingParameters.Invalid {
-            badRequest("bad_parameter")
+            metrics.badRequest("bad_parameter")
             throw RPCError(.invalidArgument, invalid.description)
         }
     }
@@ -43,11 +43,11 @@ extension ModelService {
     func checkedName(_ request: TrainRequest, default fallback: String) throws -> String {
         let name = request.name.isEmpty ? fallback : request.name
         guard Registry.validName(name) else {
-            badRequest("bad_name")
+            metrics.badRequest("bad_name")
             throw RPCError(.invalidArgument, "model name '\(name)' must be letters, digits, '_' or '-' (at most 64)")
         }
         guard request.dataToMs == 0 || request.dataFromMs < request.dataToMs else {
-            badRequest("bad_range")
+            metrics.badRequest("bad_range")
             throw RPCError(.invalidArgument, "data range [\(request.dataFromMs), \(request.dataToMs)) is empty")
         }
         return name
@@ -97,26 +97,15 @@ extension ModelService {
         try progress.check()
         // Users erased while it trained leave it before it is stored.
         outcome.model.forget(erasures.since(mark, store: store))
-        var info = ModelInfo()
-        info.kind = parameters.kind.modelKind
-        info.createdMs = JobBoard.nowMs
-        info.metrics = outcome.report.metrics
-        info.params = outcome.report.params
-        info.dataFromMs = request.dataFromMs
-        info.dataToMs = request.dataToMs
+        var info = versionInfo(
+            parameters.kind.modelKind, job: id, report: outcome.report, seconds: outcome.seconds, from: request.dataFromMs, to: request.dataToMs)
         info.logOffsets = offsets
         info.featureSchemaVersion = InteractionStore.snapshotVersion
-        info.trainingSeconds = outcome.seconds
         info.interactions = UInt64(data.pairs)
         info.users = UInt32(data.users)
         info.items = UInt32(data.items)
-        info.jobId = id
-        let stored = try registry.add(name: name, artifact: ModelArtifact.encode(outcome.model), info: info, report: outcome.report)
-        context.metrics.counter("persona_model_versions_total", labels: [("kind", parameters.kind.rawValue)], help: "Model versions trained").increment()
-        if request.publish {
-            _ = try registry.publish(name, stored.version)
-            context.logger.info("published \(name) v\(stored.version)")
-        }
+        let stored = try addVersion(
+            name, artifact: ModelArtifact.encode(outcome.model), info: info, report: outcome.report, kind: parameters.kind.rawValue, publish: request.publish)
         return (stored.version, stored.metrics)
     }
 }

@@ -12,13 +12,12 @@ import Wire
 /// as jobs, keeps every version in a registry with its evaluation report, and publishes
 /// versions that other services watch for (WatchModels) and fetch in chunks (GetModel).
 public struct ModelService: PersonaService {
-    public static let name = "model"
-    public static let defaultPort = 7103
-    public static let defaultMetricsPort = 9103
+    public static let peer = Peer.model
 
     public typealias Settings = ModelSettings
 
     let context: ServiceContext
+    let metrics: ModelMetrics
     let settings: ConsumerSettings
     /// The feature service: labelled training rows for the classifiers (ExportTraining).
     let feature: RPCClient
@@ -35,9 +34,7 @@ public struct ModelService: PersonaService {
         self.context = context
         let settings = model.consumer
         self.settings = settings
-        var featureConfig = RPCClient.Config.defaults(host: model.featureHost, port: model.featurePort)
-        featureConfig.defaultTimeout = .seconds(300)
-        feature = RPCClient(config: featureConfig)
+        feature = RPCClient(host: model.featureHost, port: model.featurePort, defaultTimeout: .seconds(300))
         snapshotPath = context.dataDirectory.file("interactions.snapshot")
         let (store, restored) = try InteractionStore.open(snapshotPath: snapshotPath)
         self.store = store
@@ -52,15 +49,11 @@ public struct ModelService: PersonaService {
             guard Registry.validName(model.online.name) else { throw ServiceError("online model name '\(model.online.name)' must be letters, digits, '_' or '-'") }
             online = try OnlineLearner(settings: model.online, directory: context.dataDirectory.file("online"))
         }
-        let logger = context.logger, metrics = context.metrics
-        jobs = try JobBoard(path: context.dataDirectory.file("jobs.state")) { status in
-            let state = status.state.name ?? "\(status.state.rawValue)", kind = status.kind.name ?? ""
+        let logger = context.logger, metrics = ModelMetrics(context.metrics)
+        self.metrics = metrics
+        jobs = try JobBoard(path: context.dataDirectory.file("jobs.state"), clock: context.clock) { status in
             if status.state == .failed { logger.warning("training job \(status.jobId) failed: \(status.message)") }
-            metrics.counter("persona_model_jobs_total", labels: [("kind", kind), ("state", state)], help: "Training jobs ended, by kind and state").increment()
-            if status.state == .succeeded, status.finishedMs > status.createdMs {
-                metrics.gauge("persona_model_training_seconds", labels: [("kind", kind)], help: "How long the latest successful job of each kind took, queue included")
-                    .set(Double(status.finishedMs - status.createdMs) / 1000)
-            }
+            metrics.jobEnded(status)
         }
         consumer = LogConsumer(host: settings.ingestHost, port: settings.ingestPort, readEvents: settings.readEvents, readWait: settings.readWait, logger: context.logger)
     }
@@ -120,12 +113,44 @@ public struct ModelService: PersonaService {
             case .notFound: throw RPCError(.notFound, failure.description)
             case .invalid: throw RPCError(.invalidArgument, failure.description)
             case .corrupt:
-                context.metrics.counter("persona_model_corrupt_artifacts_total", labels: [], help: "Artifacts refused because their checksum or structure failed").increment()
+                metrics.corruptArtifact()
                 throw RPCError(.dataLoss, failure.description)
             }
         }
     }
 
+
+    /// A new version's registry entry with what every kind records: kind, time, job, the
+    /// report's metrics and parameters, training time, data range. The caller adds its own.
+    func versionInfo(
+        _ kind: ModelKind, job: String, report: EvaluationReport, seconds: Double, from: Int64 = 0, to: Int64 = 0
+    ) -> ModelInfo {
+        var info = ModelInfo()
+        info.kind = kind
+        info.createdMs = context.clock.nowMs
+        info.jobId = job
+        info.metrics = report.metrics
+        info.params = report.params
+        info.trainingSeconds = seconds
+        info.dataFromMs = from
+        info.dataToMs = to
+        return info
+    }
+
+    /// Stores a trained version, counted by `kind`, and publishes it when asked.
+    func addVersion(
+        _ name: String, artifact: [UInt8], info: ModelInfo, report: EvaluationReport, kind: String, publish: Bool
+    ) throws -> ModelInfo {
+        var report = report
+        report.createdMs = info.createdMs
+        let stored = try registry.add(name: name, artifact: artifact, info: info, report: report)
+        metrics.versionTrained(kind: kind)
+        if publish {
+            _ = try registry.publish(name, stored.version)
+            context.logger.info("published \(name) v\(stored.version)")
+        }
+        return stored
+    }
 
     func getModel(_ request: GetModelRequest) throws -> GetModelResponse {
         let (info, bytes) = try registryCall { try registry.artifact(request.name, request.version) }
@@ -162,9 +187,6 @@ public struct ModelService: PersonaService {
         }
     }
 
-    func badRequest(_ reason: String) {
-        context.metrics.counter("persona_model_bad_requests_total", labels: [("reason", reason)], help: "Calls refused as invalid, by reason").increment()
-    }
 
 
     public func close() async throws {

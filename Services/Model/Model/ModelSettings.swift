@@ -7,7 +7,7 @@ public import ServiceKit
 public struct ModelSettings: Sendable {
     public var consumer: ConsumerSettings
     public var featureHost = "127.0.0.1"
-    public var featurePort = 7102
+    public var featurePort = Peer.feature.defaultPort
     var online = OnlineLearner.Settings()
 
     public init(_ consumer: ConsumerSettings = .init()) { self.consumer = consumer }
@@ -23,7 +23,7 @@ public struct ModelSettings: Sendable {
 public struct ModelOptions: ParsableArguments, Sendable {
     @OptionGroup public var consumer: ConsumerOptions
 
-    @Option(help: "Feature service address host:port, where classifiers' labelled rows come from (env PERSONA_FEATURE_ADDR, default 127.0.0.1:7102).")
+    @Option(help: Peer.feature.help("where classifiers' labelled rows come from"))
     public var feature: String?
 
     @Option(help: "Name of the online fraud model (FTRL-Proximal, learning from label events as they arrive); 'off' for none (env PERSONA_ONLINE_MODEL, default fraud_online).")
@@ -40,7 +40,7 @@ public struct ModelOptions: ParsableArguments, Sendable {
     public func resolve(environment: [String: String]? = nil) throws -> ModelSettings {
         let env = environment ?? ProcessInfo.processInfo.environment
         var s = ModelSettings(try consumer.resolve(service: "model", environment: env))
-        if let (host, port) = try peerAddress(flag: feature, variable: "PERSONA_FEATURE_ADDR", environment: env, service: "feature") {
+        if let (host, port) = try Peer.feature.address(flag: feature, environment: env) {
             s.featureHost = host
             s.featurePort = port
         }

@@ -16,15 +16,14 @@ import Wire
 /// user's own factor vector and popularity still answer) and blends the published `als`
 /// (or `bpr`), `item_knn` (or `ease`) and `popularity` models (`Recommender`).
 public struct RecommendService: PersonaService {
-    public static let name = "recommend"
-    public static let defaultPort = 7105
-    public static let defaultMetricsPort = 9105
+    public static let peer = Peer.recommend
 
     let context: ServiceContext
+    let metrics: RecommendMetrics
     let settings: RecommendSettings
     let models: PublishedModels
     let live: LiveItems
-    let client: RPCClient
+    let modelClient: RPCClient
     let feature: RPCClient
     let ingest: RPCClient
     let impressions: ImpressionLog
@@ -38,22 +37,17 @@ public struct RecommendService: PersonaService {
     public init(context: ServiceContext, settings: RecommendSettings) async throws {
         self.context = context
         self.settings = settings
-        var config = RPCClient.Config.defaults(host: settings.modelHost, port: settings.modelPort)
-        config.defaultTimeout = .seconds(30)
-        client = RPCClient(config: config)
-        var featureConfig = RPCClient.Config.defaults(host: settings.featureHost, port: settings.featurePort)
-        featureConfig.defaultTimeout = settings.featureTimeout
-        feature = RPCClient(config: featureConfig)
+        modelClient = RPCClient(host: settings.modelHost, port: settings.modelPort, defaultTimeout: .seconds(30))
+        feature = RPCClient(host: settings.featureHost, port: settings.featurePort, defaultTimeout: settings.featureTimeout)
         live = LiveItems(feature: feature, ttl: settings.liveTTL)
         ingest = RPCClient(host: settings.ingestHost, port: settings.ingestPort)
         fatigue = ImpressionCounts(limit: settings.impressionFatigue)
         log = LogConsumer(host: settings.ingestHost, port: settings.ingestPort, readEvents: 1000, readWait: .seconds(5), logger: context.logger)
-        let metrics = context.metrics
-        impressions = ImpressionLog(ingest: ingest, logger: context.logger) { n in
-            metrics.counter("persona_recommend_impressions_dropped_total", labels: [], help: "Impressions dropped while ingest was away too long").increment(by: Int64(n))
-        }
-        models = PublishedModels(client: client, logger: context.logger, accept: { RecommenderModel.Kind($0) != nil }, indexAbove: settings.indexAbove, indexParameters: settings.index) { loaded in
-            metrics.gauge("persona_recommend_model_version", labels: [("model", loaded.info.name)], help: "Version of each model held").set(Int64(loaded.info.version))
+        let metrics = RecommendMetrics(context.metrics)
+        self.metrics = metrics
+        impressions = ImpressionLog(ingest: ingest, logger: context.logger) { n in metrics.impressionsDropped(n) }
+        models = PublishedModels(client: modelClient, logger: context.logger, accept: { RecommenderModel.Kind($0) != nil }, indexAbove: settings.indexAbove, indexParameters: settings.index) { loaded in
+            metrics.modelVersion(loaded.info)
         }
     }
 
@@ -121,7 +115,7 @@ public struct RecommendService: PersonaService {
     /// Refuses a request that cannot be answered as asked, saying why (counted by reason).
     func validate(_ r: RecommendRequest) throws {
         func refuse(_ reason: String, _ message: String) throws -> Never {
-            badRequest(reason)
+            metrics.badRequest(reason)
             throw RPCError(.invalidArgument, message)
         }
         if r.userId <= 0 { try refuse("invalid_user", "user id must be positive, got \(r.userId)") }
@@ -139,11 +133,6 @@ public struct RecommendService: PersonaService {
     /// of what the caller still waits, so the answer comes in time even when feature does not.
     func featureBudget() -> Duration { RPCContext.budget(settings.featureTimeout) }
 
-    func featureFailed(_ what: String, _ error: any Error) {
-        let code = (error as? RPCError)?.code.name ?? "UNKNOWN"
-        context.metrics.counter("persona_recommend_feature_failures_total", labels: [("read", what), ("code", code)], help: "Feature reads that failed or timed out, by read").increment()
-    }
-
     func recommend(_ request: RecommendRequest) async throws -> RecommendResponse {
         try validate(request)
         let blend = recommender
@@ -155,7 +144,7 @@ public struct RecommendService: PersonaService {
         ctx.inStockOnly = request.inStockOnly
         ctx.maxPerCategory = Int(request.maxPerCategory)
         ctx.diversity = request.diversity
-        ctx.nowMs = Int64(Date().timeIntervalSince1970 * 1000)
+        ctx.nowMs = context.clock.nowMs
 
         // The live profile, and the shop's (or the asked categories') trending lists, at once.
         var fallbackReasons: [String] = []
@@ -173,13 +162,13 @@ public struct RecommendService: PersonaService {
             if answer.found { profile = answer.profile }
         } catch {
             // Answer without the live profile: the stored factors and popularity still can.
-            featureFailed("profile", error)
+            metrics.featureFailed("profile", error)
             fallbackReasons.append("feature unavailable: no live profile")
         }
         for c in categories where !blend.knows(category: c) {
             // Unknown to every model, and the feature service (when it answered) has no item in it.
             if let list = lists.first(where: { $0.category == c }), list.items.isEmpty {
-                badRequest("unknown_category")
+                metrics.badRequest("unknown_category")
                 throw RPCError(.invalidArgument, "category \(c) is unknown: no model or catalogue item has it")
             }
         }
@@ -197,7 +186,7 @@ public struct RecommendService: PersonaService {
             do {
                 return try await live.items(ids, timeout: featureBudget())
             } catch {
-                featureFailed("items", error)
+                metrics.featureFailed("items", error)
                 fallbackReasons.append("feature unavailable: catalogue filters not applied")
                 return [:]
             }
@@ -221,7 +210,7 @@ public struct RecommendService: PersonaService {
         impressions.record(
             userID: request.userId, requestID: response.requestId, items: items.map(\.itemID), surface: request.surface, model: response.modelName,
             version: response.modelVersion, atMs: ctx.nowMs)
-        context.metrics.counter("persona_recommend_answers_total", labels: [("fallback", response.fallback ? "true" : "false")], help: "Recommend answers, by whether a fallback answered").increment()
+        metrics.answered(fallback: response.fallback)
         return response
     }
 
@@ -235,7 +224,7 @@ public struct RecommendService: PersonaService {
                         let (items, _) = try await live.top(category: c, window: "24h", limit: 50, timeout: budget)
                         return Recommender.LiveList(name: "trending", category: c, items: items.map { ($0.itemId, $0.categoryId, Float(max($0.views?.last24h ?? 0, $0.purchases?.last24h ?? 0))) })
                     } catch {
-                        featureFailed("trending", error)
+                        metrics.featureFailed("trending", error)
                         return nil
                     }
                 }
@@ -252,7 +241,7 @@ public struct RecommendService: PersonaService {
         let n = Self.count(request.n)
         var response = PopularResponse()
         guard request.categoryId >= 0 else {
-            badRequest("invalid_category")
+            metrics.badRequest("invalid_category")
             throw RPCError(.invalidArgument, "category id must be positive, got \(request.categoryId)")
         }
         if !request.window.isEmpty && request.window != "model" {
@@ -274,7 +263,7 @@ public struct RecommendService: PersonaService {
             } catch let error as RPCError where error.code == .invalidArgument {
                 throw error
             } catch {
-                featureFailed("popular", error)
+                metrics.featureFailed("popular", error)
                 context.logger.info("popular: feature did not answer (\(error)); using the published popularity")
             }
         }
@@ -299,17 +288,11 @@ public struct RecommendService: PersonaService {
         }
     }
 
-    func badRequest(_ reason: String) {
-        context.metrics.counter("persona_recommend_bad_requests_total", labels: [("reason", reason)], help: "Calls refused as invalid, by reason").increment()
-    }
-
     public func runBackground() async throws {
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await models.follow() }
             group.addTask {
-                try await impressions.run { depth in
-                    context.metrics.gauge("persona_recommend_impressions_queued", labels: [], help: "Impressions waiting to be appended to ingest").set(Int64(depth))
-                }
+                try await impressions.run { depth in metrics.impressionsQueued(depth) }
             }
             group.addTask { try await fresh.follow(log) { models["content"] } }
             group.addTask {
@@ -320,7 +303,7 @@ public struct RecommendService: PersonaService {
                     models.forget(gone)
                     fatigue.forget(gone)
                     impressions.forget(gone)
-                    context.metrics.counter("persona_recommend_erasures_total", labels: [], help: "Users erased").increment(by: Int64(gone.count))
+                    metrics.erased(gone.count)
                     context.logger.info("forgot \(gone.count) erased user(s)")
                 }
             }
@@ -332,7 +315,7 @@ public struct RecommendService: PersonaService {
     public func close() async throws {
         // What was served is in the log before the service stops, when ingest is there.
         await impressions.flush()
-        await client.shutdown()
+        await modelClient.shutdown()
         await feature.shutdown()
         await ingest.shutdown()
         await log.ingest.shutdown()
@@ -345,13 +328,13 @@ public struct RecommendService: PersonaService {
 
 /// Settings of the recommend service beyond the common flags.
 public struct RecommendOptions: ParsableArguments, Sendable {
-    @Option(help: "Model service address host:port (env PERSONA_MODEL_ADDR, default 127.0.0.1:7103).")
+    @Option(help: Peer.model.help("whose published models are served"))
     public var model: String?
 
-    @Option(help: "Feature service address host:port (env PERSONA_FEATURE_ADDR, default 127.0.0.1:7102).")
+    @Option(help: Peer.feature.help("where recent items and the catalogue are read"))
     public var feature: String?
 
-    @Option(help: "Ingest address host:port, where impressions go (env PERSONA_INGEST_ADDR, default 127.0.0.1:7101).")
+    @Option(help: Peer.ingest.help("where impressions go"))
     public var ingest: String?
 
     @Option(help: "Leave out an item shown to a user this many times without a view, cart or purchase; 0 turns it off (env PERSONA_IMPRESSION_FATIGUE, default 3).")
@@ -377,15 +360,15 @@ public struct RecommendOptions: ParsableArguments, Sendable {
     public func resolve(environment: [String: String]? = nil) throws -> RecommendSettings {
         let env = environment ?? ProcessInfo.processInfo.environment
         var s = RecommendSettings()
-        if let (host, port) = try peerAddress(flag: model, variable: "PERSONA_MODEL_ADDR", environment: env, service: "model") {
+        if let (host, port) = try Peer.model.address(flag: model, environment: env) {
             s.modelHost = host
             s.modelPort = port
         }
-        if let (host, port) = try peerAddress(flag: feature, variable: "PERSONA_FEATURE_ADDR", environment: env, service: "feature") {
+        if let (host, port) = try Peer.feature.address(flag: feature, environment: env) {
             s.featureHost = host
             s.featurePort = port
         }
-        if let (host, port) = try peerAddress(flag: ingest, variable: "PERSONA_INGEST_ADDR", environment: env, service: "ingest") {
+        if let (host, port) = try Peer.ingest.address(flag: ingest, environment: env) {
             s.ingestHost = host
             s.ingestPort = port
         }
@@ -420,11 +403,11 @@ public struct RecommendOptions: ParsableArguments, Sendable {
 
 public struct RecommendSettings: Sendable {
     public var modelHost = "127.0.0.1"
-    public var modelPort = 7103
+    public var modelPort = Peer.model.defaultPort
     public var featureHost = "127.0.0.1"
-    public var featurePort = 7102
+    public var featurePort = Peer.feature.defaultPort
     public var ingestHost = "127.0.0.1"
-    public var ingestPort = 7101
+    public var ingestPort = Peer.ingest.defaultPort
     /// Impressions without a touch after which an item is left out for that user (0: off).
     public var impressionFatigue = 3
     public var weights = Recommender.Weights()

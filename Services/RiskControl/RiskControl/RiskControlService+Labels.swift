@@ -19,7 +19,7 @@ extension RiskControlService {
             user = d.userId
         }
         guard user > 0 else { throw refuse("invalid_user", "user id must be positive") }
-        let now = Self.nowMs()
+        let now = context.clock.nowMs
         var e = Event()
         e.eventId = "label:\(request.orderId):\(StoredNames.label(request.kind)):\(request.source)"
         e.kind = .label
@@ -39,7 +39,7 @@ extension RiskControlService {
             throw RPCError(.invalidArgument, "ingest refused the label: \(answer.statuses.first?.detail ?? "no status")")
         }
         let n = try await store.label(orderID: request.orderId, kind: request.kind, source: request.source, note: request.note, atMs: now)
-        context.metrics.counter("persona_risk_labels_total", labels: [("label", StoredNames.label(request.kind))], help: "Labels taken").increment()
+        metrics.labelled(request.kind)
         var response = LabelResponse()
         response.applied = true
         response.decisions = UInt32(n)

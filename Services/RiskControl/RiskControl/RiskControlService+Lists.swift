@@ -5,7 +5,7 @@ import Wire
 /// Lists: block and allow entries, normalised and pseudonymised as requests are.
 extension RiskControlService {
     func updateLists(_ request: UpdateListsRequest) async throws -> UpdateListsResponse {
-        let now = Self.nowMs()
+        let now = context.clock.nowMs
         func normalised(_ e: ListEntry) throws -> ListEntry {
             var e = e
             guard e.list == .block || e.list == .allow else { throw refuse("invalid_list", "list must be block or allow") }

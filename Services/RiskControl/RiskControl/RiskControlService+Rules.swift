@@ -23,15 +23,15 @@ extension RiskControlService {
     func publish(_ source: String, shadow: Bool) async throws -> RuleSet {
         switch try await compileRules(source) {
         case .failure(let invalid):
-            badRequest("invalid_rules")
+            metrics.badRequest("invalid_rules")
             throw RPCError(.invalidArgument, "rules not valid:\n\(invalid.description)")
         case .success(var set):
             set.shadow = shadow
-            set.publishedMs = Self.nowMs()
+            set.publishedMs = context.clock.nowMs
             set = try await rules.publish(set) { set in
                 try await store.saveRuleSet(version: set.version, source: set.source, shadow: set.shadow, publishedMs: set.publishedMs)
             }
-            context.metrics.gauge("persona_risk_rules_version", labels: [("set", shadow ? "shadow" : "active")], help: "Version of the rule set in force").set(Int64(set.version))
+            metrics.rulesVersion(set.version, shadow: shadow)
             context.logger.info("published \(shadow ? "shadow " : "")rules v\(set.version) (\(set.rules.count) rules)")
             RPCContext.current?.audit("published \(shadow ? "shadow " : "")rules v\(set.version) (\(set.rules.count) rules)")
             return set

@@ -26,7 +26,7 @@ extension RiskControlService {
     func prepared(_ request: ScoreRequest) -> ScoreRequest {
         var r = request
         if r.kind == .unspecified { r.kind = .order }
-        if r.timestampMs == 0 { r.timestampMs = Self.nowMs() }
+        if r.timestampMs == 0 { r.timestampMs = context.clock.nowMs }
         if r.ipCountry.isEmpty, !r.ip.isEmpty, let country = settings.ipCountries?.country(of: r.ip) { r.ipCountry = country }
         r.deviceId = pseudonymizer.pseudonym(r.deviceId)
         r.ip = pseudonymizer.pseudonym(r.ip)
@@ -90,11 +90,11 @@ extension RiskControlService {
         let (active, shadow) = rules.current
         let served = self.served.current
         var x = DecisionInputs(request: r)
-        x.listMatch = lists.match(user: r.userId, device: r.deviceId, ip: r.ip, instrument: r.paymentInstrument, email: r.email, nowMs: Self.nowMs())
+        x.listMatch = lists.match(user: r.userId, device: r.deviceId, ip: r.ip, instrument: r.paymentInstrument, email: r.email, nowMs: context.clock.nowMs)
         var modelUsed: ServedClassifier.Loaded?
         var modelRow: [Float] = []
         if let hit = x.listMatch {
-            context.metrics.counter("persona_risk_list_hits_total", labels: [("list", StoredNames.list(hit.list)), ("field", StoredNames.field(hit.field))], help: "Decisions made by a list entry").increment()
+            metrics.listHit(hit)
         } else {
             let names = scoreNames.names(model: served, rules: active, shadow: shadow)
             x.featureNames = names
@@ -119,8 +119,7 @@ extension RiskControlService {
                 } catch {
                     x.features = nil
                     let code = (error as? RPCError)?.code.name ?? "UNKNOWN"
-                    context.metrics.counter("persona_risk_feature_failures_total", labels: [("code", code)], help: "Feature reads that failed or timed out").increment()
-                    context.metrics.counter("persona_risk_degraded_total", labels: [("policy", settings.failurePolicy.rawValue)], help: "Decisions made by the failure policy").increment()
+                    metrics.degraded(code: code, policy: settings.failurePolicy.rawValue)
                 }
             }
         }
@@ -142,7 +141,7 @@ extension RiskControlService {
         d.modelVersion = modelUsed?.info.version ?? 0
         d.probability = x.probability ?? 0
         d.rulesVersion = active.version
-        d.decidedMs = Self.nowMs()
+        d.decidedMs = context.clock.nowMs
         d.eventMs = r.timestampMs
         d.amount = r.amount
         d.currency = r.currency
@@ -166,7 +165,7 @@ extension RiskControlService {
             }
         }
         d.latencyUs = Self.micros(start.duration(to: .now))
-        context.metrics.counter("persona_risk_decisions_total", labels: [("action", StoredNames.action(d.action))], help: "Decisions answered, by action").increment()
+        metrics.decided(d.action)
         var response = ScoreResponse()
         response.decision = d
         return response

@@ -17,11 +17,10 @@ import Wire
 /// score with TreeSHAP, applies the lists, rules and thresholds (`Decide`), and answers only
 /// once the decision is committed to the decision store (`DecisionStore`, SQLite).
 public struct RiskControlService: PersonaService {
-    public static let name = "risk-control"
-    public static let defaultPort = 7104
-    public static let defaultMetricsPort = 9104
+    public static let peer = Peer.riskControl
 
     let context: ServiceContext
+    let metrics: RiskMetrics
     let settings: RiskSettings
     let store: DecisionStore
     let lists = RiskLists()
@@ -41,24 +40,19 @@ public struct RiskControlService: PersonaService {
     public init(context: ServiceContext, settings: RiskSettings) async throws {
         self.context = context
         self.settings = settings
-        let metrics = context.metrics
-        store = try DecisionStore(path: context.dataDirectory.path + "/decisions.db") { rows, seconds, queued in
-            metrics.gauge("persona_risk_store_queue_depth", labels: [], help: "Writes waiting for the next group commit").set(Int64(queued))
-            metrics.counter("persona_risk_store_commits_total", labels: [], help: "Group commits of the decision store").increment()
-            metrics.counter("persona_risk_store_writes_total", labels: [], help: "Writes (decisions, labels, rules, lists) committed").increment(by: Int64(rows))
+        let metrics = RiskMetrics(context.metrics)
+        self.metrics = metrics
+        store = try DecisionStore(path: context.dataDirectory.path + "/decisions.db") { rows, _, queued in
+            metrics.committed(rows: rows, queued: queued)
         }
         lists.replace(try store.listEntries())
         rules = try RuleBook(stored: try store.ruleSets())
         pseudonymizer = Pseudonymizer(
             key: try Pseudonymizer.loadKey(environment: ProcessInfo.processInfo.environment, keyFile: settings.pseudonymKeyFile, dataDirectory: context.dataDirectory.path))
-        var featureConfig = RPCClient.Config.defaults(host: settings.featureHost, port: settings.featurePort)
-        featureConfig.defaultTimeout = settings.featureTimeout
-        feature = RPCClient(config: featureConfig)
+        feature = RPCClient(host: settings.featureHost, port: settings.featurePort, defaultTimeout: settings.featureTimeout)
         ingest = RPCClient(host: settings.ingestHost, port: settings.ingestPort)
         erasures = LogConsumer(host: settings.ingestHost, port: settings.ingestPort, readEvents: 1000, readWait: .seconds(5), logger: context.logger)
-        var modelConfig = RPCClient.Config.defaults(host: settings.modelHost, port: settings.modelPort)
-        modelConfig.defaultTimeout = .seconds(30)
-        modelClient = RPCClient(config: modelConfig)
+        modelClient = RPCClient(host: settings.modelHost, port: settings.modelPort, defaultTimeout: .seconds(30))
         let served = self.served
         let wanted = settings.modelName
         let logger = context.logger
@@ -66,7 +60,7 @@ public struct RiskControlService: PersonaService {
             guard info.name == wanted else { return }
             let classifier = try Classifier.decode(bytes)
             served.set(ServedClassifier.Loaded(info: info, classifier: classifier))
-            metrics.gauge("persona_risk_model_version", labels: [("model", info.name)], help: "Version of the fraud model scored with").set(Int64(info.version))
+            metrics.modelVersion(info)
             logger.info("scoring with \(info.name) v\(info.version) (\(classifier.features.count) features)")
         }
     }
@@ -81,7 +75,7 @@ public struct RiskControlService: PersonaService {
                 response.nextPageToken = next
                 return response
             } catch let e as DecisionStore.BadQuery {
-                badRequest("page_token")
+                metrics.badRequest("page_token")
                 throw RPCError(.invalidArgument, e.description)
             }
         }
@@ -118,7 +112,7 @@ public struct RiskControlService: PersonaService {
         router.register(RiskAPI.updateLists) { try await updateLists($0) }
         router.register(RiskAPI.getLists) { request in
             var response = GetListsResponse()
-            response.entries = lists.all(includeExpired: request.includeExpired, nowMs: Self.nowMs()).filter {
+            response.entries = lists.all(includeExpired: request.includeExpired, nowMs: context.clock.nowMs).filter {
                 (request.list == .unspecified || $0.list == request.list) && (request.field == .unspecified || $0.field == request.field)
             }
             return response
@@ -127,14 +121,8 @@ public struct RiskControlService: PersonaService {
         router.register(RiskAPI.decisionStats) { try store.stats($0) }
     }
 
-    static func nowMs() -> Int64 { Int64(Date().timeIntervalSince1970 * 1000) }
-
-    func badRequest(_ reason: String) {
-        context.metrics.counter("persona_risk_bad_requests_total", labels: [("reason", reason)], help: "Calls refused as invalid, by reason").increment()
-    }
-
     func refuse(_ reason: String, _ message: String) -> RPCError {
-        badRequest(reason)
+        metrics.badRequest(reason)
         return RPCError(.invalidArgument, message)
     }
 
@@ -163,7 +151,7 @@ public struct RiskControlService: PersonaService {
         try await erasures.followErasures(from: starts!, progress: erased) { users, partition, next in
             let changed = try await store.erase(users.map { ($0, pseudonymizer.pseudonym(userID: $0)) }, partition: partition, next: next)
             lists.replace(try store.listEntries())
-            context.metrics.counter("persona_risk_erasures_total", labels: [], help: "Users erased").increment(by: Int64(users.count))
+            metrics.erased(users.count)
             context.logger.info("pseudonymised \(changed) decision(s) of \(users.count) erased user(s)")
         }
     }

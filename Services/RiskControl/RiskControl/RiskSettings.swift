@@ -5,13 +5,13 @@ public import ServiceKit
 
 /// Settings of the risk-control service beyond the common flags.
 public struct RiskOptions: ParsableArguments, Sendable {
-    @Option(help: "Feature service address host:port (env PERSONA_FEATURE_ADDR, default 127.0.0.1:7102).")
+    @Option(help: Peer.feature.help("where the features of a request are read"))
     public var feature: String?
 
-    @Option(help: "Model service address host:port (env PERSONA_MODEL_ADDR, default 127.0.0.1:7103).")
+    @Option(help: Peer.model.help("whose published fraud model is scored with"))
     public var model: String?
 
-    @Option(help: "Ingest address host:port, where labels go (env PERSONA_INGEST_ADDR, default 127.0.0.1:7101).")
+    @Option(help: Peer.ingest.help("where labels go"))
     public var ingest: String?
 
     @Option(help: "Name of the published fraud model to score with (env PERSONA_RISK_MODEL, default fraud).")
@@ -49,13 +49,13 @@ public struct RiskOptions: ParsableArguments, Sendable {
     public func resolve(environment: [String: String]? = nil) throws -> RiskSettings {
         let env = environment ?? ProcessInfo.processInfo.environment
         var s = RiskSettings()
-        if let (host, port) = try peerAddress(flag: feature, variable: "PERSONA_FEATURE_ADDR", environment: env, service: "feature") {
+        if let (host, port) = try Peer.feature.address(flag: feature, environment: env) {
             (s.featureHost, s.featurePort) = (host, port)
         }
-        if let (host, port) = try peerAddress(flag: model, variable: "PERSONA_MODEL_ADDR", environment: env, service: "model") {
+        if let (host, port) = try Peer.model.address(flag: model, environment: env) {
             (s.modelHost, s.modelPort) = (host, port)
         }
-        if let (host, port) = try peerAddress(flag: ingest, variable: "PERSONA_INGEST_ADDR", environment: env, service: "ingest") {
+        if let (host, port) = try Peer.ingest.address(flag: ingest, environment: env) {
             (s.ingestHost, s.ingestPort) = (host, port)
         }
         if let name = modelName ?? env["PERSONA_RISK_MODEL"], !name.isEmpty { s.modelName = name }
@@ -107,11 +107,11 @@ public struct RiskSettings: Sendable {
     }
 
     public var featureHost = "127.0.0.1"
-    public var featurePort = 7102
+    public var featurePort = Peer.feature.defaultPort
     public var modelHost = "127.0.0.1"
-    public var modelPort = 7103
+    public var modelPort = Peer.model.defaultPort
     public var ingestHost = "127.0.0.1"
-    public var ingestPort = 7101
+    public var ingestPort = Peer.ingest.defaultPort
     public var modelName = "fraud"
     public var reviewThreshold = 500
     public var declineThreshold = 800

@@ -169,7 +169,6 @@ public enum ClassifierRun {
         report.curves = curves(testProbabilities, test.labels) + [Curve(name: "loss", x: losses.indices.map { Double($0 + 1) }, y: losses)]
         report.importance = importance(evaluated, test, features: d)
         report.confusion = evaluated.thresholds.map { confusion($0, testProbabilities, test.labels) }
-        report.createdMs = Int64(Date().timeIntervalSince1970 * 1000)
 
         // The published model: trained on the training and test parts, same validation.
         progress.report(0.9, "training the published model on \(train.labels.count + test.labels.count) rows")

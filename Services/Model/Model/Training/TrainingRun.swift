@@ -102,7 +102,6 @@ public enum TrainingRun {
             Curve(name: "loss", x: losses.indices.map { Double($0 + 1) }, y: losses),
         ]
         report.search = searched
-        report.createdMs = Int64(Date().timeIntervalSince1970 * 1000)
         return Outcome(model: final, parameters: chosen, report: report, seconds: start.duration(to: .now) / .seconds(1))
     }
 
