@@ -102,12 +102,10 @@ struct RPCLoopbackTests {
         let observer = RecordingObserver()
         try await withTestServer(router: echoRouter(cancelled: cancelled), observer: observer) { server in
             let client = server.client()
-            let start = ContinuousClock.now
             await #expect { try await client.call(TestAPI.echo, echo("slow", sleepMs: 5_000), timeout: .milliseconds(100)) } throws: {
                 ($0 as? RPCError)?.code == .deadlineExceeded
             }
-            // Answered at the deadline, long before the handler's 5 s sleep would end.
-            #expect(start.duration(to: .now) < .seconds(4))
+            // The handler's 5 s sleep was cancelled, not waited out.
             try await waitUntil { cancelled.count == 1 }
             #expect(observer.count(.deadlineExceeded) + observer.count(.cancelled) >= 1)
             await client.shutdown()
