@@ -10,7 +10,7 @@ FUZZ_RUNS ?= 200000
 # Ingest sets each event's ip_country from this table (the shared fraud case's) when present.
 IP_COUNTRY ?= $(wildcard $(CURDIR)/../shared/data/fraud/IpAddress_to_Country.csv)
 
-.PHONY: help deps build test run stop bench bench-deep proto check-proto check-compose container-test fuzz clean
+.PHONY: help deps build test run stop bench bench-deep proto check-proto check-compose container-test fuzz docs lint format clean
 
 help:
 	@echo "make deps         install the Debian packages Persona needs (when missing)"
@@ -25,6 +25,9 @@ help:
 	@echo "make check-compose validate compose.yaml with Debian's docker-compose (installed when missing)"
 	@echo "make container-test the suite in podman containers built with debootstrap (root; not in make test)"
 	@echo "make fuzz         run the frame+codec fuzzer for FUZZ_RUNS iterations"
+	@echo "make docs         write docs/CLI.md from the commands' own help (a test compares them)"
+	@echo "make format       format the Swift sources with swift format (.swift-format)"
+	@echo "make lint         check formatting (swift format lint --strict) and line lengths"
 
 deps:
 	@missing=""; for p in $(DEBIAN_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -52,6 +55,9 @@ check-proto: deps
 container-test: build
 	@command -v podman >/dev/null && command -v debootstrap >/dev/null || { SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq podman debootstrap; }
 	BIN=$(BIN) scripts/container-test.sh
+
+docs: build
+	scripts/cli-reference.sh $(BIN) > docs/CLI.md
 
 check-compose:
 	@command -v docker-compose >/dev/null || { SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq docker-compose; }
