@@ -56,6 +56,17 @@ container-test: build
 	@command -v podman >/dev/null && command -v debootstrap >/dev/null || { SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq podman debootstrap; }
 	BIN=$(BIN) scripts/container-test.sh
 
+# The Swift sources git tracks (generated code included: scripts/protogen.py formats it).
+SWIFT_SOURCES = $(shell git ls-files '*.swift')
+
+format:
+	swift format format -i $(SWIFT_SOURCES)
+
+lint:
+	@swift format lint --strict $(SWIFT_SOURCES) && echo "swift format lint: clean"
+	@long=$$(awk 'length > 140 { print FILENAME ":" FNR ": " length " characters" }' $(SWIFT_SOURCES)); \
+	if [ -n "$$long" ]; then echo "$$long"; echo "lines over 140 characters"; exit 1; fi; echo "no line over 140 characters"
+
 docs: build
 	scripts/cli-reference.sh $(BIN) > docs/CLI.md
 

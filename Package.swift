@@ -128,7 +128,9 @@ let package = Package(
         // The hot numeric kernels every model trains and scores on (SIMD loops; OpenBLAS
         // for the large products and LAPACK's SPD inverse).
         .systemLibrary(name: "COpenBLAS", path: "Shared/COpenBLAS", providers: [.apt(["libopenblas-dev"])]),
-        .target(name: "Math", dependencies: ["COpenBLAS", "CMemory"], path: "Shared/Math", swiftSettings: swiftSettings + simd + optimisedInDebug),
+        .target(
+            name: "Math", dependencies: ["COpenBLAS", "CMemory"], path: "Shared/Math",
+            swiftSettings: swiftSettings + simd + optimisedInDebug),
         // What every service executable shares: flags, metrics endpoint, lifecycle.
         .target(
             name: "ServiceKit",
@@ -142,68 +144,85 @@ let package = Package(
             ] + nio,
             path: "Shared/ServiceKit", swiftSettings: swiftSettings),
     ]
-    + [
-        // The recommenders as published and served: model tables, scoring, the artifact
-        // format, the interaction matrix and the evaluation protocol (model and recommend).
-        .target(
-            name: "Recommenders", dependencies: ["Math", "Store", "Wire", "RPC", "ServiceKit", logging], path: "Shared/Recommenders", swiftSettings: swiftSettings),
-        // The classifiers as published and served: learner, calibration, thresholds and
-        // their artifact format (model trains them, risk-control scores with them).
-        .target(name: "Classifiers", dependencies: ["Math", "Store", "Wire"], path: "Shared/Classifiers", swiftSettings: swiftSettings),
-    ]
-    + services.flatMap { service($0.name, $0.dependencies) }
-    + [
-        // The public datasets' rows as events (`persona import`, and tests that need the same events).
-        .target(name: "Datasets", dependencies: ["Wire", "DataStructures"], path: "Shared/Datasets", swiftSettings: swiftSettings),
-        .executableTarget(
-            name: "PersonaCLI",
-            dependencies: [
-                "RPC", "Wire", "ServiceKit", "Datasets", "Recommenders",
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            ],
-            path: "CLI/PersonaCLI", swiftSettings: swiftSettings),
+        + [
+            // The recommenders as published and served: model tables, scoring, the artifact
+            // format, the interaction matrix and the evaluation protocol (model and recommend).
+            .target(
+                name: "Recommenders", dependencies: ["Math", "Store", "Wire", "RPC", "ServiceKit", logging], path: "Shared/Recommenders",
+                swiftSettings: swiftSettings),
+            // The classifiers as published and served: learner, calibration, thresholds and
+            // their artifact format (model trains them, risk-control scores with them).
+            .target(
+                name: "Classifiers", dependencies: ["Math", "Store", "Wire"], path: "Shared/Classifiers", swiftSettings: swiftSettings),
+        ]
+        + services.flatMap { service($0.name, $0.dependencies) }
+        + [
+            // The public datasets' rows as events (`persona import`, and tests that need the same events).
+            .target(name: "Datasets", dependencies: ["Wire", "DataStructures"], path: "Shared/Datasets", swiftSettings: swiftSettings),
+            .executableTarget(
+                name: "PersonaCLI",
+                dependencies: [
+                    "RPC", "Wire", "ServiceKit", "Datasets", "Recommenders",
+                    .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                ],
+                path: "CLI/PersonaCLI", swiftSettings: swiftSettings),
 
-        .target(
-            name: "TestSupport",
-            dependencies: ["RPC", "Wire", "ServiceKit", "Math", "Ingest", "Feature", "Model"] + nio,
-            path: "Tests/TestSupport", swiftSettings: swiftSettings),
-        .testTarget(
-            name: "WireTests", dependencies: ["Wire", "TestSupport"],
-            path: "Tests/WireTests", swiftSettings: swiftSettings),
-        .testTarget(
-            name: "RPCTests",
-            dependencies: [
-                "RPC", "Wire", "TestSupport",
-                .product(name: "NIOTestUtils", package: "swift-nio"),
-                .product(name: "NIOEmbedded", package: "swift-nio"),
-            ] + nio,
-            path: "Tests/RPCTests", swiftSettings: swiftSettings),
-        .testTarget(
-            name: "ModelTests",
-            dependencies: ["Model", "Recommend", "Feature", "Math", "Recommenders", "Classifiers", "Datasets", "Ingest", "ServiceKit", "RPC", "Wire", "Store", "TestSupport"],
-            path: "Tests/ModelTests", swiftSettings: swiftSettings),
-        .testTarget(
-            name: "RecommendTests",
-            dependencies: ["Recommend", "Model", "Feature", "Ingest", "Recommenders", "Math", "ServiceKit", "RPC", "Wire", "TestSupport"],
-            path: "Tests/RecommendTests", swiftSettings: swiftSettings),
-        .testTarget(name: "MathTests", dependencies: ["Math"], path: "Tests/MathTests", swiftSettings: swiftSettings),
-        .testTarget(name: "DataStructuresTests", dependencies: ["DataStructures"], path: "Tests/DataStructuresTests", swiftSettings: swiftSettings),
-        .testTarget(
-            name: "StoreTests", dependencies: ["Store", "TestSupport"],
-            path: "Tests/StoreTests", swiftSettings: swiftSettings),
-        .testTarget(
-            name: "IngestTests", dependencies: ["Ingest", "PersonalData", "ServiceKit", "RPC", "Wire", "Store", "TestSupport"],
-            path: "Tests/IngestTests", swiftSettings: swiftSettings),
-        .testTarget(
-            name: "FeatureTests", dependencies: ["Feature", "DataStructures", "Math", "Ingest", "ServiceKit", "RPC", "Wire", "Store", "Datasets", "TestSupport"],
-            path: "Tests/FeatureTests", swiftSettings: swiftSettings),
-        .testTarget(
-            name: "RiskTests",
-            dependencies: ["RiskControl", "Feature", "Model", "Ingest", "Classifiers", "Datasets", "Math", "ServiceKit", "RPC", "Wire", "TestSupport"],
-            path: "Tests/RiskTests", swiftSettings: swiftSettings),
-        .testTarget(
-            name: "ServiceTests",
-            dependencies: ["ServiceKit", "RPC", "Wire", "Store", "TestSupport", "Ingest", "Feature", "Model", "RiskControl", "Recommend"],
-            path: "Tests/ServiceTests", swiftSettings: swiftSettings),
-    ]
+            .target(
+                name: "TestSupport",
+                dependencies: ["RPC", "Wire", "ServiceKit", "Math", "Ingest", "Feature", "Model"] + nio,
+                path: "Tests/TestSupport", swiftSettings: swiftSettings),
+            .testTarget(
+                name: "WireTests", dependencies: ["Wire", "TestSupport"],
+                path: "Tests/WireTests", swiftSettings: swiftSettings),
+            .testTarget(
+                name: "RPCTests",
+                dependencies: [
+                    "RPC", "Wire", "TestSupport",
+                    .product(name: "NIOTestUtils", package: "swift-nio"),
+                    .product(name: "NIOEmbedded", package: "swift-nio"),
+                ] + nio,
+                path: "Tests/RPCTests", swiftSettings: swiftSettings),
+            .testTarget(
+                name: "ModelTests",
+                dependencies: [
+                    "Model", "Recommend", "Feature", "Math", "Recommenders", "Classifiers", "Datasets", "Ingest", "ServiceKit", "RPC",
+                    "Wire", "Store", "TestSupport",
+                ],
+                path: "Tests/ModelTests", swiftSettings: swiftSettings),
+            .testTarget(
+                name: "RecommendTests",
+                dependencies: [
+                    "Recommend", "Model", "Feature", "Ingest", "Recommenders", "Math", "ServiceKit", "RPC", "Wire", "TestSupport",
+                ],
+                path: "Tests/RecommendTests", swiftSettings: swiftSettings),
+            .testTarget(name: "MathTests", dependencies: ["Math"], path: "Tests/MathTests", swiftSettings: swiftSettings),
+            .testTarget(
+                name: "DataStructuresTests", dependencies: ["DataStructures"], path: "Tests/DataStructuresTests",
+                swiftSettings: swiftSettings),
+            .testTarget(
+                name: "StoreTests", dependencies: ["Store", "TestSupport"],
+                path: "Tests/StoreTests", swiftSettings: swiftSettings),
+            .testTarget(
+                name: "IngestTests", dependencies: ["Ingest", "PersonalData", "ServiceKit", "RPC", "Wire", "Store", "TestSupport"],
+                path: "Tests/IngestTests", swiftSettings: swiftSettings),
+            .testTarget(
+                name: "FeatureTests",
+                dependencies: [
+                    "Feature", "DataStructures", "Math", "Ingest", "ServiceKit", "RPC", "Wire", "Store", "Datasets", "TestSupport",
+                ],
+                path: "Tests/FeatureTests", swiftSettings: swiftSettings),
+            .testTarget(
+                name: "RiskTests",
+                dependencies: [
+                    "RiskControl", "Feature", "Model", "Ingest", "Classifiers", "Datasets", "Math", "ServiceKit", "RPC", "Wire",
+                    "TestSupport",
+                ],
+                path: "Tests/RiskTests", swiftSettings: swiftSettings),
+            .testTarget(
+                name: "ServiceTests",
+                dependencies: [
+                    "ServiceKit", "RPC", "Wire", "Store", "TestSupport", "Ingest", "Feature", "Model", "RiskControl", "Recommend",
+                ],
+                path: "Tests/ServiceTests", swiftSettings: swiftSettings),
+        ]
 )

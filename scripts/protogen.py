@@ -382,6 +382,11 @@ def generate(out_root):
     with open(os.path.join(samples, "Samples.swift"), "w") as fh:
         fh.write(swift_samples(parsed, enums, message_names))
 
+    # 4. The generated Swift in the repository's format (.swift-format), as the rest of the tree.
+    swift_files = [os.path.join(gen, f) for f in sorted(os.listdir(gen))] + [os.path.join(samples, "Samples.swift")]
+    subprocess.run(
+        ["swift", "format", "format", "-i", "--configuration", os.path.join(ROOT, ".swift-format")] + swift_files, check=True)
+
 
 if __name__ == "__main__":
     generate(sys.argv[1] if len(sys.argv) > 1 else ROOT)

@@ -39,11 +39,15 @@ struct AuditCommand: AsyncParsableCommand {
         if entries.isEmpty {
             print("no admin calls recorded")
         } else {
-            print(Table.render(
-                header: ["TIME", "SERVICE", "TOKEN", "ROLE", "METHOD", "STATUS", "PEER", "WHAT"],
-                rows: entries.map { e in
-                    [RiskText.time(e.timeMs), e.service, e.tokenId.isEmpty ? "-" : e.tokenId, e.role.isEmpty ? "-" : e.role, e.method, e.status, e.peer, e.what]
-                }))
+            print(
+                Table.render(
+                    header: ["TIME", "SERVICE", "TOKEN", "ROLE", "METHOD", "STATUS", "PEER", "WHAT"],
+                    rows: entries.map { e in
+                        [
+                            RiskText.time(e.timeMs), e.service, e.tokenId.isEmpty ? "-" : e.tokenId, e.role.isEmpty ? "-" : e.role,
+                            e.method, e.status, e.peer, e.what,
+                        ]
+                    }))
         }
         for line in unreachable { FileHandle.standardError.write(Data("not read: \(line)\n".utf8)) }
         if !unreachable.isEmpty { throw ExitCode(1) }

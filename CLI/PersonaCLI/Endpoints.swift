@@ -1,8 +1,8 @@
 import ArgumentParser
 import Foundation
 import RPC
-import Wire
 import ServiceKit
+import Wire
 
 /// Where the five services listen. Each address comes from its flag, else from the
 /// environment (`PERSONA_INGEST_ADDR`, ...), else 127.0.0.1 and the default port.
@@ -17,7 +17,14 @@ struct Endpoints: ParsableArguments {
     var riskControl: String?
     @Option(help: Peer.recommend.help("recommendations"))
     var recommend: String?
-    @Option(help: "File holding the token to present: the secret alone, or a tokens file (its admin token is used). Default: PERSONA_TOKEN (the secret), else PERSONA_TOKENS_FILE, else ./data/tokens when there is one (make run writes it).")
+    @Option(
+        help:
+            """
+            File holding the token to present: the secret alone, or a tokens file (its admin token is used). \
+            Default: PERSONA_TOKEN (the secret), else PERSONA_TOKENS_FILE, else ./data/tokens when there is one \
+            (make run writes it).
+            """
+    )
     var tokenFile: String?
 
     struct Endpoint {
@@ -28,7 +35,8 @@ struct Endpoints: ParsableArguments {
     }
 
     func all() throws -> [Endpoint] {
-        try [(Peer.ingest, ingest), (.feature, feature), (.model, model), (.riskControl, riskControl), (.recommend, recommend)].map { peer, flag in
+        try [(Peer.ingest, ingest), (.feature, feature), (.model, model), (.riskControl, riskControl), (.recommend, recommend)].map {
+            peer, flag in
             let (host, port) = try peer.resolve(flag: flag, environment: ProcessInfo.processInfo.environment)
             return Endpoint(service: peer.rawValue, host: host, port: port)
         }
@@ -40,7 +48,9 @@ struct Endpoints: ParsableArguments {
         if tokenFile == nil, let secret = env["PERSONA_TOKEN"], !secret.isEmpty { return Array(secret.utf8) }
         let fallback = FileManager.default.fileExists(atPath: "data/tokens") ? "data/tokens" : nil
         guard let path = tokenFile ?? env["PERSONA_TOKENS_FILE"].flatMap({ $0.isEmpty ? nil : $0 }) ?? fallback else { return nil }
-        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { throw ValidationError("cannot read the token file \(path)") }
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+            throw ValidationError("cannot read the token file \(path)")
+        }
         if let tokens = try? AccessToken.parse(text, file: path), let token = tokens.first(where: { $0.role == .admin }) ?? tokens.first {
             return token.secret
         }
@@ -86,7 +96,12 @@ extension Endpoints {
                 let offsets = health.checks.first { $0.key == check }?.value.split(separator: ",").compactMap { UInt64($0) } ?? []
                 if offsets.count == ends.count, zip(offsets, ends).allSatisfy({ $0 >= $1 }) { break }
                 guard started.duration(to: .now) < .seconds(timeout) else {
-                    throw ValidationError("\(service) has read up to \(offsets.map(String.init).joined(separator: ",")) of \(ends.map(String.init).joined(separator: ",")) after \(Int(timeout)) s")
+                    throw ValidationError(
+                        """
+                        \(service) has read up to \(offsets.map(String.init).joined(separator: ",")) of \
+                        \(ends.map(String.init).joined(separator: ",")) after \(Int(timeout)) s
+                        """
+                    )
                 }
                 try await Task.sleep(for: .milliseconds(100))
             }

@@ -36,11 +36,19 @@ struct EraseCommand: AsyncParsableCommand {
         var request = EraseRequest()
         request.userId = user
         let response = try await endpoints.call("ingest") { try await $0.call(IngestAPI.erase, request, timeout: .seconds(300)) }
-        print("erased user \(user): erasure event at partition \(response.partition) offset \(response.offset); \(response.eventsRemoved) stored events removed from \(response.segmentsRewritten) log segments")
+        print(
+            """
+            erased user \(user): erasure event at partition \(response.partition) offset \(response.offset); \
+            \(response.eventsRemoved) stored events removed from \(response.segmentsRewritten) log segments
+            """
+        )
         guard wait else { return }
         let started = ContinuousClock.now
         try await endpoints.waitUntilRead(
-            by: [("feature", "offsets"), ("model", "offsets"), ("risk-control", "erasure_offsets"), ("recommend", "erasure_offsets")], timeout: waitTimeout)
-        print(String(format: "  applied by feature, model, risk-control and recommend within %.1f s", started.duration(to: .now) / .seconds(1)))
+            by: [("feature", "offsets"), ("model", "offsets"), ("risk-control", "erasure_offsets"), ("recommend", "erasure_offsets")],
+            timeout: waitTimeout)
+        print(
+            String(
+                format: "  applied by feature, model, risk-control and recommend within %.1f s", started.duration(to: .now) / .seconds(1)))
     }
 }

@@ -8,13 +8,19 @@ import Wire
 /// `persona eval recommend --test FILE --format F`: held-out interactions of users already
 /// imported, scored through the Recommend call itself.
 struct EvalCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "eval", abstract: "Evaluate the running suite on held-out data.", subcommands: [EvalRecommend.self])
+    static let configuration = CommandConfiguration(
+        commandName: "eval", abstract: "Evaluate the running suite on held-out data.", subcommands: [EvalRecommend.self])
 }
 
 struct EvalRecommend: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "recommend",
-        abstract: "Call Recommend for every user of a held-out file and score the answers (precision, recall, NDCG, hit rate at K, coverage, fallback share).")
+        abstract:
+            """
+            Call Recommend for every user of a held-out file and score the answers (precision, recall, NDCG, hit \
+            rate at K, coverage, fallback share).
+            """
+    )
 
     @Option(help: "The held-out interactions (a dataset file of users already imported).") var test: String
     @Option(help: "Its format: taobao, online-retail, cdnow, ratings or fraud.") var format: String
@@ -57,7 +63,8 @@ struct EvalRecommend: AsyncParsableCommand {
         var users = held.keys.sorted()
         if maxUsers > 0 { users = Array(users.prefix(maxUsers)) }
         let feature = try endpoints.endpoint("feature"), recommend = try endpoints.endpoint("recommend")
-        let featureClient = RPCClient(host: feature.host, port: feature.port), recommendClient = RPCClient(host: recommend.host, port: recommend.port)
+        let featureClient = RPCClient(host: feature.host, port: feature.port),
+            recommendClient = RPCClient(host: recommend.host, port: recommend.port)
         var index: [Int64: Int32] = [:]
         func dense(_ id: Int64) -> Int32 {
             if let i = index[id] { return i }
@@ -109,13 +116,15 @@ struct EvalRecommend: AsyncParsableCommand {
         let m = RankingMetrics.evaluate(lists: lists, test: tests, catalogue: max(index.count, 1), ks: [Int(k)])[0]
         latencies.sort()
         func quantile(_ q: Double) -> String { Table.latency(latencies[min(latencies.count - 1, Int(Double(latencies.count) * q))]) }
-        print("evaluated \(m.users) users through Recommend (\(unknown) without a profile left out; held-out items they had before left out)")
-        print(Table.render(
-            header: ["METRIC", "VALUE"],
-            rows: m.named.filter { !$0.0.hasPrefix("coverage") }.map { [$0.0, String(format: "%.4f", $0.1)] } + [
-                ["fallback share", String(format: "%.4f", Double(fallbacks) / Double(lists.count))],
-                ["distinct items recommended", "\(Set(lists.joined()).count)"],
-                ["Recommend p50 / p99", "\(quantile(0.5)) / \(quantile(0.99))"],
-            ]))
+        print(
+            "evaluated \(m.users) users through Recommend (\(unknown) without a profile left out; held-out items they had before left out)")
+        print(
+            Table.render(
+                header: ["METRIC", "VALUE"],
+                rows: m.named.filter { !$0.0.hasPrefix("coverage") }.map { [$0.0, String(format: "%.4f", $0.1)] } + [
+                    ["fallback share", String(format: "%.4f", Double(fallbacks) / Double(lists.count))],
+                    ["distinct items recommended", "\(Set(lists.joined()).count)"],
+                    ["Recommend p50 / p99", "\(quantile(0.5)) / \(quantile(0.99))"],
+                ]))
     }
 }

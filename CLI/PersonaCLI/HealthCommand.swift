@@ -21,9 +21,10 @@ struct HealthCommand: AsyncParsableCommand {
             }
             return await group.reduce(into: []) { $0.append($1) }.sorted { $0.0 < $1.0 }
         }
-        print(Table.render(
-            header: ["SERVICE", "ADDRESS", "STATUS", "VERSION", "UPTIME", "IN-FLIGHT", "LATENCY", "CHECKS"],
-            rows: rows.map(\.1)))
+        print(
+            Table.render(
+                header: ["SERVICE", "ADDRESS", "STATUS", "VERSION", "UPTIME", "IN-FLIGHT", "LATENCY", "CHECKS"],
+                rows: rows.map(\.1)))
         if rows.contains(where: { !$0.2 }) { throw ExitCode(1) }
     }
 
@@ -42,10 +43,13 @@ struct HealthCommand: AsyncParsableCommand {
             let health = try await client.call(HealthAPI.check, HealthRequest(), timeout: .milliseconds(Int(timeout * 1000)))
             let latency = start.duration(to: .now)
             let checks = health.checks.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
-            return (index, [
-                health.service, endpoint.address, health.status.name?.uppercased() ?? "?", health.version,
-                Table.duration(seconds: health.uptimeSeconds), "\(health.callsInFlight)", Table.latency(latency), checks,
-            ], health.status == .serving)
+            return (
+                index,
+                [
+                    health.service, endpoint.address, health.status.name?.uppercased() ?? "?", health.version,
+                    Table.duration(seconds: health.uptimeSeconds), "\(health.callsInFlight)", Table.latency(latency), checks,
+                ], health.status == .serving
+            )
         } catch {
             let reason = (error as? RPCError)?.description ?? "\(error)"
             return (index, [endpoint.service, endpoint.address, "DOWN", "-", "-", "-", "-", reason], false)

@@ -26,7 +26,14 @@ struct ImportCommand: AsyncParsableCommand {
     @Option(help: "Events per Append call.")
     var batchSize = 2000
 
-    @Option(help: "Shift every event's time by one amount so that the file's latest event falls at this time (2010-12-07T15:00:00Z or ms): replays a dataset beside another on one shop clock, intervals kept, event ids unchanged.")
+    @Option(
+        help:
+            """
+            Shift every event's time by one amount so that the file's latest event falls at this time \
+            (2010-12-07T15:00:00Z or ms): replays a dataset beside another on one shop clock, intervals kept, event \
+            ids unchanged.
+            """
+    )
     var endAt: String?
 
     @Flag(help: "Then wait until the feature and model services have read every event of the log (up to --wait-timeout seconds).")
@@ -88,7 +95,12 @@ struct ImportCommand: AsyncParsableCommand {
         await client.shutdown()
         progress.finish()
 
-        print("imported \(file) (\(format.rawValue)): \(lines.filter { !$0.isEmpty }.count) lines -> \(events.count) events in \(progress.elapsedText)")
+        print(
+            """
+            imported \(file) (\(format.rawValue)): \(lines.filter { !$0.isEmpty }.count) lines -> \(events.count) \
+            events in \(progress.elapsedText)
+            """
+        )
         print("  accepted    \(accepted)")
         print("  duplicates  \(duplicates)")
         print("  rejected    \(rejected.values.reduce(0, +))")
@@ -134,7 +146,9 @@ struct Progress {
         let width = 30
         let filled = total == 0 ? width : width * done / total
         let bar = String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled)
-        let line = String(format: "[%@] %3d%%  %d/%d events  %.0f events/s  ETA %.0f s", bar, total == 0 ? 100 : 100 * done / total, done, total, rate, eta)
+        let line = String(
+            format: "[%@] %3d%%  %d/%d events  %.0f events/s  ETA %.0f s", bar, total == 0 ? 100 : 100 * done / total, done, total, rate,
+            eta)
         FileHandle.standardError.write(Data(((terminal ? "\r" : "") + line + (terminal ? "" : "\n")).utf8))
     }
 

@@ -29,23 +29,34 @@ struct ModelsCommand: AsyncParsableCommand {
             let k = recommenders.first?.metrics.first { $0.name.hasPrefix("ndcg@") }?.name.dropFirst(5) ?? "10"
             let rows = recommenders.map { m in
                 [
-                    m.name, "v\(m.version)\(m.revision > 0 ? " r\(m.revision)" : "")", m.kind.name ?? "", m.published ? "yes" : "", ProfileText.date(m.createdMs), metric(m, "ndcg@"), metric(m, "precision@"),
-                    metric(m, "recall@"), metric(m, "coverage@"), "\(m.users)", "\(m.items)", "\(m.interactions)", String(format: "%.1fs", m.trainingSeconds),
+                    m.name, "v\(m.version)\(m.revision > 0 ? " r\(m.revision)" : "")", m.kind.name ?? "", m.published ? "yes" : "",
+                    ProfileText.date(m.createdMs), metric(m, "ndcg@"), metric(m, "precision@"),
+                    metric(m, "recall@"), metric(m, "coverage@"), "\(m.users)", "\(m.items)", "\(m.interactions)",
+                    String(format: "%.1fs", m.trainingSeconds),
                 ]
             }
-            print(Table.render(
-                header: ["NAME", "VERSION", "KIND", "PUBLISHED", "CREATED", "NDCG@\(k)", "P@\(k)", "R@\(k)", "COVERAGE", "USERS", "ITEMS", "PAIRS", "TRAINING"],
-                rows: rows))
+            print(
+                Table.render(
+                    header: [
+                        "NAME", "VERSION", "KIND", "PUBLISHED", "CREATED", "NDCG@\(k)", "P@\(k)", "R@\(k)", "COVERAGE", "USERS", "ITEMS",
+                        "PAIRS", "TRAINING",
+                    ],
+                    rows: rows))
         }
         if !classifiers.isEmpty {
             if !recommenders.isEmpty { print("") }
             let rows = classifiers.map { m in
                 [
-                    m.name, "v\(m.version)\(m.revision > 0 ? " r\(m.revision)" : "")", m.kind.name ?? "", m.published ? "yes" : "", ProfileText.date(m.createdMs), metric(m, "roc_auc"), metric(m, "pr_auc"),
+                    m.name, "v\(m.version)\(m.revision > 0 ? " r\(m.revision)" : "")", m.kind.name ?? "", m.published ? "yes" : "",
+                    ProfileText.date(m.createdMs), metric(m, "roc_auc"), metric(m, "pr_auc"),
                     metric(m, "log_loss"), "\(m.interactions)", "\(m.items)", String(format: "%.1fs", m.trainingSeconds),
                 ]
             }
-            print(Table.render(header: ["NAME", "VERSION", "KIND", "PUBLISHED", "CREATED", "ROC-AUC", "PR-AUC", "LOG LOSS", "ROWS", "FEATURES", "TRAINING"], rows: rows))
+            print(
+                Table.render(
+                    header: [
+                        "NAME", "VERSION", "KIND", "PUBLISHED", "CREATED", "ROC-AUC", "PR-AUC", "LOG LOSS", "ROWS", "FEATURES", "TRAINING",
+                    ], rows: rows))
         }
     }
 }
@@ -57,7 +68,8 @@ struct ModelCommand: AsyncParsableCommand {
         subcommands: [ReportCommand.self, CompareCommand.self, PublishCommand.self, RollbackCommand.self])
 
     struct CompareCommand: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "compare", abstract: "Two versions' metrics and parameters side by side.")
+        static let configuration = CommandConfiguration(
+            commandName: "compare", abstract: "Two versions' metrics and parameters side by side.")
         @Argument var name: String
         @Argument var first: UInt32
         @Argument var second: UInt32
@@ -74,7 +86,10 @@ struct ModelCommand: AsyncParsableCommand {
             let bValues = Dictionary(b.metrics.map { ($0.name, $0.value) }, uniquingKeysWith: { x, _ in x })
             var rows = a.metrics.map { m -> [String] in
                 let other = bValues[m.name]
-                return [m.name, String(format: "%.4f", m.value), other.map { String(format: "%.4f", $0) } ?? "-", other.map { String(format: "%+.4f", $0 - m.value) } ?? "-"]
+                return [
+                    m.name, String(format: "%.4f", m.value), other.map { String(format: "%.4f", $0) } ?? "-",
+                    other.map { String(format: "%+.4f", $0 - m.value) } ?? "-",
+                ]
             }
             let aParams = Dictionary(a.params.map { ($0.key, $0.value) }, uniquingKeysWith: { x, _ in x })
             let bParams = Dictionary(b.params.map { ($0.key, $0.value) }, uniquingKeysWith: { x, _ in x })
@@ -102,7 +117,8 @@ struct ModelCommand: AsyncParsableCommand {
     }
 
     struct RollbackCommand: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "rollback", abstract: "Publish the version published before the current one.")
+        static let configuration = CommandConfiguration(
+            commandName: "rollback", abstract: "Publish the version published before the current one.")
         @Argument var name: String
         @Option(help: "Publish this version instead.") var to: UInt32 = 0
         @OptionGroup var endpoints: Endpoints

@@ -9,8 +9,11 @@ enum RecommendTable {
         Table.render(
             header: ["#", "ITEM", "TITLE", "CATEGORY", "SCORE", "SOURCE", "REASON"],
             rows: items.enumerated().map { n, i in
-                ["\(n + 1)", "\(i.itemId)", titles[i.itemId].map { String($0.prefix(36)) } ?? "-", i.categoryId == 0 ? "-" : "\(i.categoryId)",
-                 String(format: "%.3f", i.score), i.source, i.reason]
+                [
+                    "\(n + 1)", "\(i.itemId)", titles[i.itemId].map { String($0.prefix(36)) } ?? "-",
+                    i.categoryId == 0 ? "-" : "\(i.categoryId)",
+                    String(format: "%.3f", i.score), i.source, i.reason,
+                ]
             })
     }
 
@@ -19,9 +22,11 @@ enum RecommendTable {
         var request = GetItemsRequest()
         request.itemIds = items.map(\.itemId)
         guard !request.itemIds.isEmpty,
-              let found = try? await endpoints.call("feature", { try await $0.call(FeatureAPI.getItems, request, timeout: .seconds(2)) })
+            let found = try? await endpoints.call("feature", { try await $0.call(FeatureAPI.getItems, request, timeout: .seconds(2)) })
         else { return [:] }
-        return Dictionary(found.items.filter { !$0.title.isEmpty }.map { ($0.itemId, $0.title.trimmingCharacters(in: .whitespaces)) }, uniquingKeysWith: { a, _ in a })
+        return Dictionary(
+            found.items.filter { !$0.title.isEmpty }.map { ($0.itemId, $0.title.trimmingCharacters(in: .whitespaces)) },
+            uniquingKeysWith: { a, _ in a })
     }
 
     /// Each item's terms: the points every source gave it, then each boost's factor.
@@ -29,11 +34,12 @@ enum RecommendTable {
         var rows: [[String]] = []
         for (n, i) in items.enumerated() {
             for (k, c) in i.contributions.enumerated() {
-                let value = switch c.kind {
-                case .boost: String(format: "x%.3f", c.value)
-                case .diversity: String(format: "~%.3f", c.value)
-                default: String(format: "+%.3f", c.value)
-                }
+                let value =
+                    switch c.kind {
+                    case .boost: String(format: "x%.3f", c.value)
+                    case .diversity: String(format: "~%.3f", c.value)
+                    default: String(format: "+%.3f", c.value)
+                    }
                 rows.append([k == 0 ? "\(n + 1)" : "", k == 0 ? "\(i.itemId)" : "", c.name, value, c.detail])
             }
         }
@@ -76,7 +82,8 @@ struct RecommendCommand: AsyncParsableCommand {
         let took = ContinuousClock.now - started
         let model = response.modelName.isEmpty ? "no model published" : "\(response.modelName) v\(response.modelVersion)"
         let fallback = response.fallback ? " (fallback: \(response.fallbackReason))" : ""
-        print("user \(user): \(response.items.count) items from \(model) in \(Table.latency(took))\(fallback)  request \(response.requestId)")
+        print(
+            "user \(user): \(response.items.count) items from \(model) in \(Table.latency(took))\(fallback)  request \(response.requestId)")
         print(RecommendTable.table(response.items, titles: await RecommendTable.titles(response.items, endpoints)))
         if explain {
             print("")

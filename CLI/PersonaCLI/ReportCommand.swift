@@ -11,7 +11,8 @@ import Wire
 /// threshold, feature importance (gain and permutation). A segmentation's: segment sizes and
 /// profiles, the silhouette of each k tried. All with parameters and data.
 struct ReportCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "report", abstract: "Write a model version's evaluation report as an HTML file.")
+    static let configuration = CommandConfiguration(
+        commandName: "report", abstract: "Write a model version's evaluation report as an HTML file.")
 
     @Argument(help: "The model name.") var name: String
     @Argument(help: "The version (default: the published one, else the latest).") var version: UInt32 = 0
@@ -38,8 +39,10 @@ enum ReportHTML {
     static let palette = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b"]
 
     static func escape(_ s: String) -> String {
-        s.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;").replacingOccurrences(of: ">", with: "&gt;")
-            .replacingOccurrences(of: "\"", with: "&quot;")
+        s.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;").replacingOccurrences(
+            of: ">", with: "&gt;"
+        )
+        .replacingOccurrences(of: "\"", with: "&quot;")
     }
 
     static func number(_ v: Double) -> String { String(format: v >= 100 ? "%.0f" : (v >= 1 ? "%.2f" : "%.4f"), v) }
@@ -56,42 +59,82 @@ enum ReportHTML {
         let segments = report.kind == .kmeans
         let atK = report.curves.filter { $0.name != "loss" && !classifier && !segments }
         let loss = report.curves.first { $0.name == "loss" && !$0.x.isEmpty }
-        let held = classifier ? "\(report.testPairs) held-out rows of \(report.users) users" : "\(report.users) users evaluated, \(report.testPairs) held-out pairs"
-        let metricsSection = segments ? segmentsSection(report) : """
+        let held =
+            classifier
+            ? "\(report.testPairs) held-out rows of \(report.users) users"
+            : "\(report.users) users evaluated, \(report.testPairs) held-out pairs"
+        let metricsSection =
+            segments
+            ? segmentsSection(report)
+            : """
             <h2>Metrics on the held-out split</h2>
             <p>\(held). Protocol: \(escape(report.protocol)).</p>
-            <table><tr><th>metric</th><th>this version</th><th>\(classifier ? "prevalence baseline" : "popularity baseline")</th><th>lift</th></tr>\(metricRows)</table>
+            <table><tr><th>metric</th><th>this \
+            version</th><th>\(classifier ? "prevalence baseline" : "popularity baseline")</th><th>lift</th></tr>\(metricRows)</table>
             """
         let recent = versions.sorted { $0.version < $1.version }.suffix(6)
         let ndcgName = report.metrics.first { $0.name.hasPrefix("ndcg@") }?.name ?? "ndcg@10"
-        let versionBars = recent.map { v in (label: "v\(v.version)", value: v.metrics.first { $0.name == ndcgName }?.value ?? 0, highlight: v.version == report.version) }
+        let versionBars = recent.map { v in
+            (label: "v\(v.version)", value: v.metrics.first { $0.name == ndcgName }?.value ?? 0, highlight: v.version == report.version)
+        }
         let params = report.params.map { "<tr><td>\(escape($0.key))</td><td>\(escape($0.value))</td></tr>" }.joined()
         let search = report.search.map { "<tr><td>\(escape($0.name))</td><td>\(number($0.y.first ?? 0))</td></tr>" }.joined()
         let created = ProfileText.date(report.createdMs)
+        let took = info.map { String(format: " in %.1f s", $0.trainingSeconds) } ?? ""
+        let data =
+            info.map {
+                classifier
+                    ? " on \($0.interactions) rows of \($0.users) users, \($0.items) features"
+                    : " on \($0.interactions) interactions of \($0.users) users and \($0.items) items"
+            } ?? ""
+        let lossChart =
+            loss.map {
+                lineChart(
+                    title: classifier ? "Validation loss per tree" : "Training loss per iteration",
+                    xLabel: classifier ? "tree" : "iteration",
+                    series: [("loss", $0.x, $0.y)])
+            } ?? ""
+        let searchSection =
+            search.isEmpty
+            ? ""
+            : "<h2>Search (validation \(escape(ndcgName)) of each candidate)</h2>"
+                + "<table><tr><th>candidate</th><th>\(escape(ndcgName))</th></tr>\(search)</table>"
+        let range =
+            info.map {
+                ($0.dataFromMs == 0 ? "start" : ProfileText.date($0.dataFromMs)) + " to "
+                    + ($0.dataToMs == 0 ? "end" : ProfileText.date($0.dataToMs))
+            } ?? "-"
         return """
             <!DOCTYPE html>
             <html lang="en"><head><meta charset="utf-8"><title>\(escape(report.name)) v\(report.version): evaluation</title>
             <style>
-            body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; margin: 32px auto; max-width: 1000px; color: #222; }
-            h1 { font-size: 24px; margin-bottom: 4px; } h2 { font-size: 18px; margin-top: 32px; border-bottom: 1px solid #ddd; padding-bottom: 4px; }
-            .sub { color: #666; margin-top: 0; } table { border-collapse: collapse; margin: 8px 0; } td, th { padding: 4px 12px; border-bottom: 1px solid #eee; text-align: left; }
-            td:nth-child(n+2) { font-variant-numeric: tabular-nums; } .charts { display: flex; flex-wrap: wrap; gap: 24px; } svg { background: #fafafa; border: 1px solid #eee; }
+            body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; margin: 32px auto; max-width: \
+            1000px; color: #222; }
+            h1 { font-size: 24px; margin-bottom: 4px; } h2 { font-size: 18px; margin-top: 32px; border-bottom: 1px solid \
+            #ddd; padding-bottom: 4px; }
+            .sub { color: #666; margin-top: 0; } table { border-collapse: collapse; margin: 8px 0; } td, th { padding: \
+            4px 12px; border-bottom: 1px solid #eee; text-align: left; }
+            td:nth-child(n+2) { font-variant-numeric: tabular-nums; } .charts { display: flex; flex-wrap: wrap; gap: \
+            24px; } svg { background: #fafafa; border: 1px solid #eee; }
             </style></head><body>
-            <h1>\(escape(report.name)) v\(report.version) <span style="color:#888;font-weight:normal">(\(escape(report.kind.name ?? "")))</span></h1>
-            <p class="sub">trained \(created)\(info.map { String(format: " in %.1f s", $0.trainingSeconds) } ?? "")\(info.map { classifier ? " on \($0.interactions) rows of \($0.users) users, \($0.items) features" : " on \($0.interactions) interactions of \($0.users) users and \($0.items) items" } ?? "")\(info?.published == true ? " · published" : "")</p>
+            <h1>\(escape(report.name)) v\(report.version) <span \
+            style="color:#888;font-weight:normal">(\(escape(report.kind.name ?? "")))</span></h1>
+            <p class="sub">trained \
+            \(created)\(took)\(data)\(info?.published == true ? " · published" : "")</p>
             \(metricsSection)
             \(classifier ? classifierSection(report) : "")
             \(comparisonSection(report))
             <div class="charts">
             \(atK.isEmpty ? "" : lineChart(title: "Metrics at K", xLabel: "K", series: atK.map { ($0.name, $0.x, $0.y) }))
             \(classifier || segments ? "" : barChart(title: "\(ndcgName) of the latest versions", bars: versionBars))
-            \(loss.map { lineChart(title: classifier ? "Validation loss per tree" : "Training loss per iteration", xLabel: classifier ? "tree" : "iteration", series: [("loss", $0.x, $0.y)]) } ?? "")
+            \(lossChart)
             </div>
             <h2>Parameters</h2>
             <table>\(params)</table>
-            \(search.isEmpty ? "" : "<h2>Search (validation \(escape(ndcgName)) of each candidate)</h2><table><tr><th>candidate</th><th>\(escape(ndcgName))</th></tr>\(search)</table>")
+            \(searchSection)
             <h2>Data</h2>
-            <table><tr><td>data range</td><td>\(info.map { ($0.dataFromMs == 0 ? "start" : ProfileText.date($0.dataFromMs)) + " to " + ($0.dataToMs == 0 ? "end" : ProfileText.date($0.dataToMs)) } ?? "-")</td></tr>
+            <table><tr><td>data \
+            range</td><td>\(range)</td></tr>
             <tr><td>log offsets</td><td>\(info?.logOffsets.map(String.init).joined(separator: ", ") ?? "-")</td></tr>
             <tr><td>artifact</td><td>\(info.map { "\($0.artifactBytes) bytes, CRC-32C \($0.checksum)" } ?? "-")</td></tr>
             <tr><td>job</td><td>\(escape(info?.jobId ?? "-"))</td></tr></table>
@@ -107,20 +150,25 @@ enum ReportHTML {
         func auc(_ name: String) -> String { report.metrics.first { $0.name == name }.map { String(format: " (%.4f)", $0.value) } ?? "" }
         var charts = ""
         if let roc = curve("roc") {
-            charts += lineChart(title: "ROC curve\(auc("roc_auc"))", xLabel: "false positive rate", series: [("model", roc.x, roc.y), ("chance", [0, 1], [0, 1])])
+            charts += lineChart(
+                title: "ROC curve\(auc("roc_auc"))", xLabel: "false positive rate",
+                series: [("model", roc.x, roc.y), ("chance", [0, 1], [0, 1])])
         }
         if let pr = curve("precision-recall") {
             charts += lineChart(title: "Precision against recall\(auc("pr_auc"))", xLabel: "recall", series: [("model", pr.x, pr.y)])
         }
         if let cal = curve("calibration") {
-            charts += lineChart(title: "Calibration: observed rate per predicted bin", xLabel: "predicted probability", series: [("model", cal.x, cal.y), ("perfect", [0, 1], [0, 1])])
+            charts += lineChart(
+                title: "Calibration: observed rate per predicted bin", xLabel: "predicted probability",
+                series: [("model", cal.x, cal.y), ("perfect", [0, 1], [0, 1])])
         }
         let confusion = report.confusion.map { c -> String in
             let flagged = c.truePositives + c.falsePositives, positives = c.truePositives + c.falseNegatives
             let precision = flagged == 0 ? "-" : String(format: "%.3f", Double(c.truePositives) / Double(flagged))
             let recall = positives == 0 ? "-" : String(format: "%.3f", Double(c.truePositives) / Double(positives))
             return """
-                <table style="display:inline-table;margin-right:24px"><tr><th colspan="3">\(escape(c.name)): p &gt;= \(String(format: "%.3f", c.probability))</th></tr>
+                <table style="display:inline-table;margin-right:24px"><tr><th colspan="3">\(escape(c.name)): p &gt;= \
+                \(String(format: "%.3f", c.probability))</th></tr>
                 <tr><th></th><th>flagged</th><th>passed</th></tr>
                 <tr><th>positive</th><td>\(c.truePositives)</td><td>\(c.falseNegatives)</td></tr>
                 <tr><th>negative</th><td>\(c.falsePositives)</td><td>\(c.trueNegatives)</td></tr>
@@ -138,8 +186,12 @@ enum ReportHTML {
         }.joined()
         let confusionPart = confusion.isEmpty ? "" : "<h2>Confusion at the suggested thresholds (test rows)</h2>\(confusion)"
         let thresholdPart = thresholds.isEmpty ? "" : "<h2>Suggested thresholds (validation rows)</h2><ul>\(thresholds)</ul>"
-        let importancePart = bars.isEmpty ? "" : """
-            <h2>Feature importance</h2><div class="charts">\(hBarChart(title: "Split gain or |coefficient| (top \(bars.count))", bars: bars))
+        let importancePart =
+            bars.isEmpty
+            ? ""
+            : """
+            <h2>Feature importance</h2><div \
+            class="charts">\(hBarChart(title: "Split gain or |coefficient| (top \(bars.count))", bars: bars))
             <table><tr><th>feature</th><th>gain</th><th>permutation (ROC-AUC lost)</th></tr>\(importance)</table></div>
             """
         return "<div class=\"charts\">\(charts)</div>\n\(confusionPart)\n\(thresholdPart)\n\(importancePart)"
@@ -173,7 +225,8 @@ enum ReportHTML {
         let ndcgName = names.first { $0.hasPrefix("ndcg@") } ?? names[0]
         let rows = report.comparison.map { c in
             let values = Dictionary(c.metrics.map { ($0.name, $0.value) }, uniquingKeysWith: { a, _ in a })
-            return "<tr><td>\(escape(c.model))</td>" + names.map { "<td>\(values[$0].map(number) ?? "-")</td>" }.joined() + "<td>\(String(format: "%.2f", c.trainingSeconds))</td></tr>"
+            return "<tr><td>\(escape(c.model))</td>" + names.map { "<td>\(values[$0].map(number) ?? "-")</td>" }.joined()
+                + "<td>\(String(format: "%.2f", c.trainingSeconds))</td></tr>"
         }.joined()
         let bars = report.comparison.map { c in (label: c.model, value: c.metrics.first { $0.name == ndcgName }?.value ?? 0) }
         return """
@@ -187,7 +240,11 @@ enum ReportHTML {
         let w = 460.0, left = 170.0, right = 56.0, top = 36.0, row = 18.0
         let h = top + row * Double(bars.count) + 12
         guard let most = bars.map(\.value).max(), most > 0 else { return "" }
-        var svg = "<svg width=\"\(Int(w))\" height=\"\(Int(h))\" viewBox=\"0 0 \(Int(w)) \(Int(h))\" xmlns=\"http://www.w3.org/2000/svg\" font-size=\"11\">"
+        var svg =
+            """
+            <svg width=\"\(Int(w))\" height=\"\(Int(h))\" viewBox=\"0 0 \(Int(w)) \(Int(h))\" \
+            xmlns=\"http://www.w3.org/2000/svg\" font-size=\"11\">
+            """
         svg += "<text x=\"\(Int(w / 2))\" y=\"20\" text-anchor=\"middle\" font-size=\"13\" font-weight=\"bold\">\(escape(title))</text>"
         for (n, b) in bars.enumerated() {
             let y = top + Double(n) * row, bw = b.value / most * (w - left - right)
@@ -206,11 +263,19 @@ enum ReportHTML {
         let xSpan = max(x1 - x0, 1e-9), yTop = max(y1 * 1.1, 1e-9), yMin = min(0, ys.min() ?? 0)
         func px(_ x: Double) -> Double { left + (x - x0) / xSpan * (w - left - right) }
         func py(_ y: Double) -> Double { h - bottom - (y - yMin) / (yTop - yMin) * (h - top - bottom) }
-        var svg = "<svg width=\"\(Int(w))\" height=\"\(Int(h))\" viewBox=\"0 0 \(Int(w)) \(Int(h))\" xmlns=\"http://www.w3.org/2000/svg\" font-size=\"11\">"
+        var svg =
+            """
+            <svg width=\"\(Int(w))\" height=\"\(Int(h))\" viewBox=\"0 0 \(Int(w)) \(Int(h))\" \
+            xmlns=\"http://www.w3.org/2000/svg\" font-size=\"11\">
+            """
         svg += "<text x=\"\(Int(w / 2))\" y=\"20\" text-anchor=\"middle\" font-size=\"13\" font-weight=\"bold\">\(escape(title))</text>"
         for t in 0...4 {
             let y = yMin + (yTop - yMin) * Double(t) / 4
-            svg += "<line x1=\"\(left)\" x2=\"\(w - right)\" y1=\"\(py(y))\" y2=\"\(py(y))\" stroke=\"#e4e4e4\"/><text x=\"\(left - 6)\" y=\"\(py(y) + 4)\" text-anchor=\"end\">\(number(y))</text>"
+            svg +=
+                """
+                <line x1=\"\(left)\" x2=\"\(w - right)\" y1=\"\(py(y))\" y2=\"\(py(y))\" stroke=\"#e4e4e4\"/><text \
+                x=\"\(left - 6)\" y=\"\(py(y) + 4)\" text-anchor=\"end\">\(number(y))</text>
+                """
         }
         for t in 0...4 {
             let x = x0 + xSpan * Double(t) / 4
@@ -221,8 +286,14 @@ enum ReportHTML {
             let color = palette[n % palette.count]
             let points = zip(s.1, s.2).map { "\(px($0)),\(py($1))" }.joined(separator: " ")
             svg += "<polyline fill=\"none\" stroke=\"\(color)\" stroke-width=\"2\" points=\"\(points)\"/>"
-            for (x, y) in zip(s.1, s.2) where s.1.count <= 60 { svg += "<circle cx=\"\(px(x))\" cy=\"\(py(y))\" r=\"2.5\" fill=\"\(color)\"/>" }
-            svg += "<rect x=\"\(left + 8)\" y=\"\(top + 4 + Double(n) * 15)\" width=\"10\" height=\"10\" fill=\"\(color)\"/><text x=\"\(left + 22)\" y=\"\(top + 13 + Double(n) * 15)\">\(escape(s.0))</text>"
+            for (x, y) in zip(s.1, s.2) where s.1.count <= 60 {
+                svg += "<circle cx=\"\(px(x))\" cy=\"\(py(y))\" r=\"2.5\" fill=\"\(color)\"/>"
+            }
+            svg +=
+                """
+                <rect x=\"\(left + 8)\" y=\"\(top + 4 + Double(n) * 15)\" width=\"10\" height=\"10\" \
+                fill=\"\(color)\"/><text x=\"\(left + 22)\" y=\"\(top + 13 + Double(n) * 15)\">\(escape(s.0))</text>
+                """
         }
         return svg + "</svg>"
     }
@@ -233,11 +304,19 @@ enum ReportHTML {
         guard let top1 = bars.map(\.value).max() else { return "" }
         let yTop = max(top1 * 1.15, 1e-9)
         let slot = (w - left - right) / Double(max(bars.count, 1))
-        var svg = "<svg width=\"\(Int(w))\" height=\"\(Int(h))\" viewBox=\"0 0 \(Int(w)) \(Int(h))\" xmlns=\"http://www.w3.org/2000/svg\" font-size=\"11\">"
+        var svg =
+            """
+            <svg width=\"\(Int(w))\" height=\"\(Int(h))\" viewBox=\"0 0 \(Int(w)) \(Int(h))\" \
+            xmlns=\"http://www.w3.org/2000/svg\" font-size=\"11\">
+            """
         svg += "<text x=\"\(Int(w / 2))\" y=\"20\" text-anchor=\"middle\" font-size=\"13\" font-weight=\"bold\">\(escape(title))</text>"
         for (n, b) in bars.enumerated() {
             let bh = b.value / yTop * (h - top - bottom), x = left + Double(n) * slot + slot * 0.15
-            svg += "<rect x=\"\(x)\" y=\"\(h - bottom - bh)\" width=\"\(slot * 0.7)\" height=\"\(bh)\" fill=\"\(b.highlight ? palette[0] : "#9ecae1")\"/>"
+            svg +=
+                """
+                <rect x=\"\(x)\" y=\"\(h - bottom - bh)\" width=\"\(slot * 0.7)\" height=\"\(bh)\" \
+                fill=\"\(b.highlight ? palette[0] : "#9ecae1")\"/>
+                """
             svg += "<text x=\"\(x + slot * 0.35)\" y=\"\(h - bottom - bh - 4)\" text-anchor=\"middle\">\(number(b.value))</text>"
             svg += "<text x=\"\(x + slot * 0.35)\" y=\"\(h - bottom + 16)\" text-anchor=\"middle\">\(escape(b.label))</text>"
         }

@@ -7,7 +7,8 @@ import Wire
 /// `persona risk ...`: the risk team's commands against risk-control.
 struct RiskCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "risk", abstract: "Score, find, explain and label risk decisions; write, backtest and publish rules; keep block and allow lists.",
+        commandName: "risk",
+        abstract: "Score, find, explain and label risk decisions; write, backtest and publish rules; keep block and allow lists.",
         subcommands: [RiskScore.self, RiskQuery.self, RiskExplain.self, RiskLabel.self, RiskRules.self, RiskLists.self, RiskStats.self])
 }
 
@@ -30,7 +31,13 @@ enum RiskText {
     static func summary(_ d: Decision) -> String {
         let model = d.modelName.isEmpty ? "no model" : "\(d.modelName) v\(d.modelVersion), p=\(String(format: "%.3f", d.probability))"
         let flags = (d.fraud ? " FRAUD" : "") + (d.degraded ? " (features unavailable: failure policy)" : "")
-        return "decision \(d.decisionId.isEmpty ? "(dry run)" : d.decisionId): order \(d.orderId.isEmpty ? "-" : d.orderId) user \(d.userId) -> \(action(d.action).uppercased()) score \(d.score)\(flags)  [\(model); rules v\(d.rulesVersion); \(Table.latency(.microseconds(Int64(d.latencyUs))))]"
+        return
+            """
+            decision \(d.decisionId.isEmpty ? "(dry run)" : d.decisionId): order \
+            \(d.orderId.isEmpty ? "-" : d.orderId) user \(d.userId) -> \(action(d.action).uppercased()) score \
+            \(d.score)\(flags)  [\(model); rules v\(d.rulesVersion); \
+            \(Table.latency(.microseconds(Int64(d.latencyUs))))]
+            """
     }
 
     static func reasons(_ d: Decision) -> String {
@@ -38,7 +45,10 @@ enum RiskText {
         return Table.render(
             header: ["KIND", "CODE", "CONTRIBUTION", "VALUE", "DESCRIPTION"],
             rows: d.reasons.map { r in
-                let contribution = r.kind == .model ? String(format: "%+.3f log-odds", r.contribution) : r.kind == .rule || r.kind == .shadow ? (r.contribution == 0 ? "-" : String(format: "%+d", Int(r.contribution))) : "-"
+                let contribution =
+                    r.kind == .model
+                    ? String(format: "%+.3f log-odds", r.contribution)
+                    : r.kind == .rule || r.kind == .shadow ? (r.contribution == 0 ? "-" : String(format: "%+d", Int(r.contribution))) : "-"
                 return [kind(r.kind), r.code, contribution, r.kind == .model ? value(r.value) : "-", r.description]
             })
     }
@@ -47,24 +57,35 @@ enum RiskText {
         Table.render(
             header: ["ID", "DECIDED", "ORDER", "USER", "AMOUNT", "SCORE", "ACTION", "LABEL", "REASONS"],
             rows: decisions.map { d in
-                [d.decisionId, time(d.decidedMs), d.orderId, "\(d.userId)", String(format: "%.2f", d.amount), "\(d.score)", action(d.action), label(d.label),
-                 d.reasons.filter { $0.kind != .model }.map { $0.kind == .shadow ? "\($0.code) (shadow)" : $0.code }.joined(separator: ",")]
+                [
+                    d.decisionId, time(d.decidedMs), d.orderId, "\(d.userId)", String(format: "%.2f", d.amount), "\(d.score)",
+                    action(d.action), label(d.label),
+                    d.reasons.filter { $0.kind != .model }.map { $0.kind == .shadow ? "\($0.code) (shadow)" : $0.code }.joined(
+                        separator: ","),
+                ]
             })
     }
 
     static func parse<T>(_ text: String, _ table: [String: T], _ what: String) throws -> T {
-        guard let v = table[text.lowercased()] else { throw ValidationError("\(what) '\(text)' is not one of: \(table.keys.sorted().joined(separator: ", "))") }
+        guard let v = table[text.lowercased()] else {
+            throw ValidationError("\(what) '\(text)' is not one of: \(table.keys.sorted().joined(separator: ", "))")
+        }
         return v
     }
 
     static let actions: [String: Action] = ["allow": .allow, "review": .review, "challenge": .challenge, "decline": .decline]
-    static let labels: [String: LabelKind] = ["chargeback": .chargeback, "confirmed_fraud": .confirmedFraud, "fraud": .confirmedFraud, "false_positive": .falsePositive, "legitimate": .legitimate]
+    static let labels: [String: LabelKind] = [
+        "chargeback": .chargeback, "confirmed_fraud": .confirmedFraud, "fraud": .confirmedFraud, "false_positive": .falsePositive,
+        "legitimate": .legitimate,
+    ]
     static let fields: [String: ListField] = ["user": .user, "device": .device, "ip": .ip, "instrument": .instrument, "email": .email]
     static let listKinds: [String: ListKind] = ["block": .block, "allow": .allow]
 
     /// A time (`TrainCommand.time`) or an age back from now (`24h`, `7d`, `30m`).
     static func since(_ text: String) throws -> Int64 {
-        if let last = text.last, let n = Double(text.dropLast()), let unit = ["m": 60_000.0, "h": 3_600_000.0, "d": 86_400_000.0][String(last)] {
+        if let last = text.last, let n = Double(text.dropLast()),
+            let unit = ["m": 60_000.0, "h": 3_600_000.0, "d": 86_400_000.0][String(last)]
+        {
             return WallClock.system.nowMs - Int64(n * unit)
         }
         return try TrainCommand.time(text)
@@ -87,7 +108,8 @@ enum RiskText {
 }
 
 struct RiskScore: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "score", abstract: "Score an order (or a payment, login, signup, refund) and print the decision with its reasons.")
+    static let configuration = CommandConfiguration(
+        commandName: "score", abstract: "Score an order (or a payment, login, signup, refund) and print the decision with its reasons.")
 
     @Option(help: "The user id.") var user: Int64
     @Option(help: "The order id.") var order = ""
@@ -113,7 +135,8 @@ struct RiskScore: AsyncParsableCommand {
         r.orderId = order
         r.amount = amount
         r.currency = currency
-        r.kind = try RiskText.parse(kind, ["order": .order, "payment": .payment, "login": .login, "signup": .signup, "refund": .refund], "kind")
+        r.kind = try RiskText.parse(
+            kind, ["order": .order, "payment": .payment, "login": .login, "signup": .signup, "refund": .refund], "kind")
         r.deviceId = device
         r.ip = ip
         r.paymentInstrument = instrument
@@ -133,7 +156,8 @@ struct RiskScore: AsyncParsableCommand {
 struct RiskQuery: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "query", abstract: "Find decisions: by user, order, time, action, score, rule or reason, label.",
-        discussion: "Examples: persona risk query --user 42 --action decline --since 7d; persona risk query --min-score 800 --from 2024-03-04")
+        discussion:
+            "Examples: persona risk query --user 42 --action decline --since 7d; persona risk query --min-score 800 --from 2024-03-04")
 
     @Option(help: "The user id.") var user: Int64 = 0
     @Option(help: "The order id.") var order = ""
@@ -167,21 +191,28 @@ struct RiskQuery: AsyncParsableCommand {
         q.withoutFeatures = true
         let response = try await endpoints.call("risk-control") { try await $0.call(RiskAPI.queryDecisions, q, timeout: .seconds(10)) }
         print(RiskText.list(response.decisions))
-        print("\(response.decisions.count) decisions" + (response.nextPageToken.isEmpty ? "" : "; next page: --page \(response.nextPageToken)"))
+        print(
+            "\(response.decisions.count) decisions"
+                + (response.nextPageToken.isEmpty ? "" : "; next page: --page \(response.nextPageToken)"))
     }
 }
 
 struct RiskExplain: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "explain", abstract: "Why an order was decided as it was: every decision of it with its reasons, versions and the features it used.")
+    static let configuration = CommandConfiguration(
+        commandName: "explain",
+        abstract: "Why an order was decided as it was: every decision of it with its reasons, versions and the features it used.")
 
     @Argument(help: "The order id.") var order: String
     @OptionGroup var endpoints: Endpoints
 
     static func features(_ d: Decision) -> String {
-        guard !d.features.isEmpty else { return "no features were used" + (d.degraded ? " (the feature service did not answer in time)" : "") }
+        guard !d.features.isEmpty else {
+            return "no features were used" + (d.degraded ? " (the feature service did not answer in time)" : "")
+        }
         let shown = zip(d.featureNames, d.features).filter { $0.1 != 0 }
         let rows = shown.map { [$0.0, RiskText.value(Double($0.1))] }
-        return "features as of the request (\(shown.count) of \(d.features.count) non-zero):\n" + Table.render(header: ["FEATURE", "VALUE"], rows: rows)
+        return "features as of the request (\(shown.count) of \(d.features.count) non-zero):\n"
+            + Table.render(header: ["FEATURE", "VALUE"], rows: rows)
     }
 
     func run() async throws {
@@ -192,9 +223,19 @@ struct RiskExplain: AsyncParsableCommand {
         guard !response.decisions.isEmpty else { throw ValidationError("no decision for order '\(order)'") }
         for d in response.decisions {
             print(RiskText.summary(d))
-            print("decided \(RiskText.time(d.decidedMs)), request time \(RiskText.time(d.eventMs)), amount \(String(format: "%.2f", d.amount)) \(d.currency)")
+            print(
+                """
+                decided \(RiskText.time(d.decidedMs)), request time \(RiskText.time(d.eventMs)), amount \
+                \(String(format: "%.2f", d.amount)) \(d.currency)
+                """
+            )
             if d.label != .unspecified {
-                print("label: \(RiskText.label(d.label)) from \(d.labelSource.isEmpty ? "-" : d.labelSource) at \(RiskText.time(d.labelledMs))\(d.labelNote.isEmpty ? "" : ": \(d.labelNote)")")
+                print(
+                    """
+                    label: \(RiskText.label(d.label)) from \(d.labelSource.isEmpty ? "-" : d.labelSource) at \
+                    \(RiskText.time(d.labelledMs))\(d.labelNote.isEmpty ? "" : ": \(d.labelNote)")
+                    """
+                )
             }
             print(RiskText.reasons(d))
             print(Self.features(d))
@@ -204,7 +245,9 @@ struct RiskExplain: AsyncParsableCommand {
 }
 
 struct RiskLabel: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "label", abstract: "Label an order's outcome; the label is stored on its decisions and sent to ingest for the next training.")
+    static let configuration = CommandConfiguration(
+        commandName: "label",
+        abstract: "Label an order's outcome; the label is stored on its decisions and sent to ingest for the next training.")
 
     @Argument(help: "The order id.") var order: String
     @Argument(help: "chargeback, confirmed_fraud (or fraud), false_positive or legitimate.") var kind: String
@@ -221,13 +264,19 @@ struct RiskLabel: AsyncParsableCommand {
         r.source = source
         r.note = note
         let response = try await endpoints.call("risk-control") { try await $0.call(RiskAPI.label, r, timeout: .seconds(10)) }
-        print("labelled order \(order) \(RiskText.label(r.kind)): \(response.decisions) decision(s) updated, label event at log offset \(response.offset)")
+        print(
+            """
+            labelled order \(order) \(RiskText.label(r.kind)): \(response.decisions) decision(s) updated, label \
+            event at log offset \(response.offset)
+            """
+        )
     }
 }
 
 struct RiskRules: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "rules", abstract: "Validate, backtest, publish (or shadow) a rule file, or show the rules in force. The language is in docs/RULES.md.",
+        commandName: "rules",
+        abstract: "Validate, backtest, publish (or shadow) a rule file, or show the rules in force. The language is in docs/RULES.md.",
         subcommands: [Validate.self, Publish.self, Shadow.self, Backtest.self, Show.self])
 
     static func read(_ file: String) throws -> String {
@@ -251,7 +300,8 @@ struct RiskRules: AsyncParsableCommand {
     }
 
     struct Publish: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Publish a rule file: it decides from the next request on, without a restart.")
+        static let configuration = CommandConfiguration(
+            abstract: "Publish a rule file: it decides from the next request on, without a restart.")
         @Argument(help: "The rule file.") var file: String
         @Flag(help: "Publish as the shadow set: evaluated and recorded, not acted on.") var shadow = false
         @OptionGroup var endpoints: Endpoints
@@ -277,7 +327,8 @@ struct RiskRules: AsyncParsableCommand {
     }
 
     struct Backtest: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Replay a candidate rule file over stored decisions and their labels; print what would change.")
+        static let configuration = CommandConfiguration(
+            abstract: "Replay a candidate rule file over stored decisions and their labels; print what would change.")
         @Argument(help: "The rule file.") var file: String
         @Option(help: "Decisions at or after (a time or an age such as 30d).") var since: String?
         @Option(help: "Decisions before this time.") var to: String?
@@ -293,18 +344,33 @@ struct RiskRules: AsyncParsableCommand {
             let b = try await endpoints.call("risk-control") { try await $0.call(RiskAPI.backtest, r, timeout: .seconds(120)) }
             guard b.errors.isEmpty else { throw ValidationError(RiskText.errors(b.errors, file: file)) }
             print("\(b.decisions) decisions replayed (\(b.degraded) made without features), \(b.flipped) would change")
-            print(Table.render(header: ["FROM", "TO", "DECISIONS"], rows: b.changes.map { [RiskText.action($0.from), RiskText.action($0.to), "\($0.count)"] }))
+            print(
+                Table.render(
+                    header: ["FROM", "TO", "DECISIONS"],
+                    rows: b.changes.map { [RiskText.action($0.from), RiskText.action($0.to), "\($0.count)"] }))
             print("")
             func row(_ name: String, _ o: LabelledOutcome?) -> [String] {
                 guard let o else { return [name] }
-                return [name, "\(o.labelled)", "\(o.fraud)", "\(o.flagged)", String(format: "%.3f", o.precision), String(format: "%.3f", o.recall), String(format: "%.2f%%", 100 * o.declineRate)]
+                return [
+                    name, "\(o.labelled)", "\(o.fraud)", "\(o.flagged)", String(format: "%.3f", o.precision),
+                    String(format: "%.3f", o.recall), String(format: "%.2f%%", 100 * o.declineRate),
+                ]
             }
-            print(Table.render(header: ["RULES", "LABELLED", "FRAUD", "FLAGGED", "PRECISION", "RECALL", "DECLINE RATE"], rows: [row("in force", b.current), row("candidate", b.candidate)]))
+            print(
+                Table.render(
+                    header: ["RULES", "LABELLED", "FRAUD", "FLAGGED", "PRECISION", "RECALL", "DECLINE RATE"],
+                    rows: [row("in force", b.current), row("candidate", b.candidate)]))
             if !b.examples.isEmpty {
                 print("")
-                print(Table.render(header: ["ORDER", "FROM", "TO", "SCORE", "LABEL"], rows: b.examples.map { f in
-                    [f.orderId, RiskText.action(f.from), RiskText.action(f.to), "\(f.fromScore) -> \(f.toScore)", RiskText.label(f.label)]
-                }))
+                print(
+                    Table.render(
+                        header: ["ORDER", "FROM", "TO", "SCORE", "LABEL"],
+                        rows: b.examples.map { f in
+                            [
+                                f.orderId, RiskText.action(f.from), RiskText.action(f.to), "\(f.fromScore) -> \(f.toScore)",
+                                RiskText.label(f.label),
+                            ]
+                        }))
             }
         }
     }
@@ -320,7 +386,12 @@ struct RiskRules: AsyncParsableCommand {
             r.version = version
             let response = try await endpoints.call("risk-control") { try await $0.call(RiskAPI.getRules, r) }
             for set in response.sets {
-                print("\(set.shadow ? "shadow" : "active") rules v\(set.version), published \(RiskText.time(set.publishedMs)): \(set.rules.count) rules")
+                print(
+                    """
+                    \(set.shadow ? "shadow" : "active") rules v\(set.version), published \
+                    \(RiskText.time(set.publishedMs)): \(set.rules.count) rules
+                    """
+                )
                 print(source ? set.source : RiskText.rules(set.rules))
             }
         }
@@ -329,7 +400,8 @@ struct RiskRules: AsyncParsableCommand {
 
 struct RiskLists: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "lists", abstract: "Block and allow lists of users, devices, IPs, instruments and e-mails, checked before rules and model.",
+        commandName: "lists",
+        abstract: "Block and allow lists of users, devices, IPs, instruments and e-mails, checked before rules and model.",
         subcommands: [Add.self, Remove.self, Show.self])
 
     static func entry(_ list: String, _ field: String, _ value: String) throws -> ListEntry {
@@ -341,7 +413,8 @@ struct RiskLists: AsyncParsableCommand {
     }
 
     struct Add: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Add an entry: persona risk lists add block device DEVICE_ID --reason '...' --expires 30d")
+        static let configuration = CommandConfiguration(
+            abstract: "Add an entry: persona risk lists add block device DEVICE_ID --reason '...' --expires 30d")
         @Argument(help: "block or allow.") var list: String
         @Argument(help: "user, device, ip, instrument or email.") var field: String
         @Argument(help: "The value (raw; stored pseudonymised, as ingest stores the log).") var value: String
@@ -353,7 +426,9 @@ struct RiskLists: AsyncParsableCommand {
             var e = try RiskLists.entry(list, field, value)
             e.reason = reason
             if let expires {
-                if let last = expires.last, let n = Double(expires.dropLast()), let unit = ["m": 60_000.0, "h": 3_600_000.0, "d": 86_400_000.0][String(last)] {
+                if let last = expires.last, let n = Double(expires.dropLast()),
+                    let unit = ["m": 60_000.0, "h": 3_600_000.0, "d": 86_400_000.0][String(last)]
+                {
                     e.expiresMs = WallClock.system.nowMs + Int64(n * unit)
                 } else {
                     e.expiresMs = try TrainCommand.time(expires)
@@ -362,7 +437,12 @@ struct RiskLists: AsyncParsableCommand {
             var r = UpdateListsRequest()
             r.add = [e]
             let response = try await endpoints.call("risk-control") { try await $0.call(RiskAPI.updateLists, r) }
-            print("added to the \(list) list: \(field) \(value)\(e.expiresMs > 0 ? " until \(RiskText.time(e.expiresMs))" : ""); \(response.size) entries")
+            print(
+                """
+                added to the \(list) list: \(field) \
+                \(value)\(e.expiresMs > 0 ? " until \(RiskText.time(e.expiresMs))" : ""); \(response.size) entries
+                """
+            )
         }
     }
 
@@ -390,15 +470,23 @@ struct RiskLists: AsyncParsableCommand {
             var r = GetListsRequest()
             r.includeExpired = expired
             let response = try await endpoints.call("risk-control") { try await $0.call(RiskAPI.getLists, r) }
-            print(Table.render(header: ["LIST", "FIELD", "VALUE", "ADDED", "EXPIRES", "REASON"], rows: response.entries.map { e in
-                [e.list == .allow ? "allow" : "block", e.field.name ?? "-", e.value, RiskText.time(e.addedMs), e.expiresMs == 0 ? "never" : RiskText.time(e.expiresMs), e.reason]
-            }))
+            print(
+                Table.render(
+                    header: ["LIST", "FIELD", "VALUE", "ADDED", "EXPIRES", "REASON"],
+                    rows: response.entries.map { e in
+                        [
+                            e.list == .allow ? "allow" : "block", e.field.name ?? "-", e.value, RiskText.time(e.addedMs),
+                            e.expiresMs == 0 ? "never" : RiskText.time(e.expiresMs), e.reason,
+                        ]
+                    }))
         }
     }
 }
 
 struct RiskStats: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "stats", abstract: "Decisions and declines per hour, the score histogram, and precision and recall of past decisions against their labels.")
+    static let configuration = CommandConfiguration(
+        commandName: "stats",
+        abstract: "Decisions and declines per hour, the score histogram, and precision and recall of past decisions against their labels.")
 
     @Option(help: "Decided at or after (a time or an age such as 24h).") var since = "24h"
     @Option(help: "Decided before this time.") var to: String?
@@ -411,15 +499,33 @@ struct RiskStats: AsyncParsableCommand {
         r.toMs = try to.map(TrainCommand.time) ?? 0
         r.bucketMs = bucketMinutes * 60_000
         let s = try await endpoints.call("risk-control") { try await $0.call(RiskAPI.decisionStats, r, timeout: .seconds(60)) }
-        print(Table.render(header: ["FROM", "DECISIONS", "REVIEWS", "CHALLENGES", "DECLINES"], rows: s.buckets.map {
-            [RiskText.time($0.startMs), "\($0.decisions)", "\($0.reviews)", "\($0.challenges)", "\($0.declines)"]
-        }))
+        print(
+            Table.render(
+                header: ["FROM", "DECISIONS", "REVIEWS", "CHALLENGES", "DECLINES"],
+                rows: s.buckets.map {
+                    [RiskText.time($0.startMs), "\($0.decisions)", "\($0.reviews)", "\($0.challenges)", "\($0.declines)"]
+                }))
         print("")
-        print(Table.render(header: ["SCORE", "DECISIONS"], rows: s.scoreHistogram.enumerated().map { ["\($0.offset * 100)-\($0.offset == 9 ? 1000 : $0.offset * 100 + 99)", "\($0.element)"] }))
+        print(
+            Table.render(
+                header: ["SCORE", "DECISIONS"],
+                rows: s.scoreHistogram.enumerated().map {
+                    ["\($0.offset * 100)-\($0.offset == 9 ? 1000 : $0.offset * 100 + 99)", "\($0.element)"]
+                }))
         if let o = s.outcome {
             print("")
-            print("\(o.decisions) decisions, \(o.declined) declined (\(String(format: "%.2f%%", 100 * o.declineRate))); \(o.labelled) labelled, \(o.fraud) fraud")
-            print("flagged (review, challenge, decline) against fraud labels: precision \(String(format: "%.3f", o.precision)), recall \(String(format: "%.3f", o.recall))")
+            print(
+                """
+                \(o.decisions) decisions, \(o.declined) declined (\(String(format: "%.2f%%", 100 * o.declineRate))); \
+                \(o.labelled) labelled, \(o.fraud) fraud
+                """
+            )
+            print(
+                """
+                flagged (review, challenge, decline) against fraud labels: precision \
+                \(String(format: "%.3f", o.precision)), recall \(String(format: "%.3f", o.recall))
+                """
+            )
         }
     }
 }

@@ -26,7 +26,9 @@ extension SegmentsCommand {
         @OptionGroup var endpoints: Endpoints
 
         func validate() throws {
-            guard [segment != nil, tag != nil, score != nil].filter({ $0 }).count == 1 else { throw ValidationError("give one of --segment, --tag or --score") }
+            guard [segment != nil, tag != nil, score != nil].filter({ $0 }).count == 1 else {
+                throw ValidationError("give one of --segment, --tag or --score")
+            }
             guard (0...1).contains(min) else { throw ValidationError("--min must be within 0...1") }
             guard limit > 0 else { throw ValidationError("--limit must be positive") }
         }
@@ -41,14 +43,18 @@ extension SegmentsCommand {
             var more = false
             repeat {
                 request.pageSize = UInt32(Swift.min(10_000, limit - users.count))
-                let page = try await endpoints.call("feature") { try await $0.call(FeatureAPI.segmentMembers, request, timeout: .seconds(30)) }
+                let page = try await endpoints.call("feature") {
+                    try await $0.call(FeatureAPI.segmentMembers, request, timeout: .seconds(30))
+                }
                 users += page.userIds
                 request.pageToken = page.nextPageToken
                 more = !page.nextPageToken.isEmpty
             } while more && users.count < limit
             let what = score.map { String(format: "%@ >= %.2f", $0, Double(min)) } ?? tag.map { "tag \($0)" } ?? "segment \(segment ?? 0)"
             print("\(users.count)\(more ? "+" : "") users with \(what)")
-            for chunk in stride(from: 0, to: users.count, by: 10) { print(users[chunk..<Swift.min(users.count, chunk + 10)].map(String.init).joined(separator: " ")) }
+            for chunk in stride(from: 0, to: users.count, by: 10) {
+                print(users[chunk..<Swift.min(users.count, chunk + 10)].map(String.init).joined(separator: " "))
+            }
         }
     }
 }
@@ -71,13 +77,18 @@ extension SegmentsCommand {
                 throw ExitCode(1)
             }
             print("\(name) v\(report.version): \(report.params.first { $0.key == "k" }?.value ?? "?") segments of \(report.users) users")
-            print(Table.render(
-                header: ["SEGMENT", "USERS", "WHAT SETS IT APART"],
-                rows: report.metrics.map { m in
-                    // "segment 3: 412 users: spends ..." as its three columns.
-                    let parts = m.name.components(separatedBy: ": ")
-                    return [parts.first?.replacingOccurrences(of: "segment ", with: "") ?? "", parts.count > 1 ? parts[1].replacingOccurrences(of: " users", with: "") : "", parts.dropFirst(2).joined(separator: ": ")]
-                }))
+            print(
+                Table.render(
+                    header: ["SEGMENT", "USERS", "WHAT SETS IT APART"],
+                    rows: report.metrics.map { m in
+                        // "segment 3: 412 users: spends ..." as its three columns.
+                        let parts = m.name.components(separatedBy: ": ")
+                        return [
+                            parts.first?.replacingOccurrences(of: "segment ", with: "") ?? "",
+                            parts.count > 1 ? parts[1].replacingOccurrences(of: " users", with: "") : "",
+                            parts.dropFirst(2).joined(separator: ": "),
+                        ]
+                    }))
         }
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+
 /// Plain-text tables and human-readable numbers for terminal output.
 enum Table {
     static func render(header: [String], rows: [[String]]) -> String {

@@ -9,9 +9,22 @@ import Wire
 struct TrainCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "train",
-        abstract: "Train a recommendation model (popularity, item_knn, als, bpr, ease, content, sequence), a classifier (fraud, propensity, churn: gbdt or logistic) or the customer segments, and publish it.")
+        abstract:
+            """
+            Train a recommendation model (popularity, item_knn, als, bpr, ease, content, sequence), a classifier \
+            (fraud, propensity, churn: gbdt or logistic) or the customer segments, and publish it.
+            """
+    )
 
-    @Argument(help: "popularity, item_knn, als, bpr, ease, content (TF-IDF over the catalogue), sequence (SASRec over each user's latest items); fraud (the gbdt learner on the labelled orders), propensity (buys in the next horizon_days, default 30), churn (does nothing in them), gbdt, logistic; or segments (k-means over the profiles).")
+    @Argument(
+        help:
+            """
+            popularity, item_knn, als, bpr, ease, content (TF-IDF over the catalogue), sequence (SASRec over each \
+            user's latest items); fraud (the gbdt learner on the labelled orders), propensity (buys in the next \
+            horizon_days, default 30), churn (does nothing in them), gbdt, logistic; or segments (k-means over the \
+            profiles).
+            """
+    )
     var kind: String
 
     @Option(help: "The model's name (default: the kind).")
@@ -39,7 +52,9 @@ struct TrainCommand: AsyncParsableCommand {
     static let targets = ["fraud", "propensity", "churn"]
 
     func validate() throws {
-        guard Self.kinds.contains(kind) else { throw ValidationError("unknown kind '\(kind)'; one of \(Self.kinds.joined(separator: ", "))") }
+        guard Self.kinds.contains(kind) else {
+            throw ValidationError("unknown kind '\(kind)'; one of \(Self.kinds.joined(separator: ", "))")
+        }
     }
 
     func run() async throws {
@@ -127,7 +142,13 @@ struct TrainCommand: AsyncParsableCommand {
         await client.shutdown()
         let published = info?.published == true
         if status.kind == .kmeans {
-            print("\(status.name) v\(status.version) (kmeans): \(report.params.first { $0.key == "k" }?.value ?? "?") segments of \(report.users) users in \(String(format: "%.1f", info?.trainingSeconds ?? 0)) s\(published ? ", published" : "")")
+            print(
+                """
+                \(status.name) v\(status.version) (kmeans): \(report.params.first { $0.key == "k" }?.value ?? "?") \
+                segments of \(report.users) users in \(String(format: "%.1f", info?.trainingSeconds ?? 0)) \
+                s\(published ? ", published" : "")
+                """
+            )
             if let s = report.curves.first(where: { $0.name == "silhouette" }) {
                 print("  silhouette by k: " + zip(s.x, s.y).map { String(format: "%.0f: %.3f", $0, $1) }.joined(separator: "  "))
             }
@@ -137,29 +158,52 @@ struct TrainCommand: AsyncParsableCommand {
         let classifier = status.kind == .gbdt || status.kind == .logistic
         // A fraud model's rows are labelled orders; a propensity or churn model's, users at cut-offs.
         let rowsAre = report.params.contains { $0.key == "target" && $0.value != "fraud" } ? "rows" : "labelled orders"
-        let data = classifier
+        let data =
+            classifier
             ? "\(info?.interactions ?? 0) \(rowsAre) of \(info?.users ?? 0) users, \(info?.items ?? 0) features"
             : "\(info?.interactions ?? 0) interactions of \(info?.users ?? 0) users and \(info?.items ?? 0) items"
-        print("\(status.name) v\(status.version) (\(status.kind.name ?? "")): trained in \(String(format: "%.1f", info?.trainingSeconds ?? 0)) s on \(data)\(published ? ", published" : "")")
+        print(
+            """
+            \(status.name) v\(status.version) (\(status.kind.name ?? "")): trained in \
+            \(String(format: "%.1f", info?.trainingSeconds ?? 0)) s on \(data)\(published ? ", published" : "")
+            """
+        )
         print("  parameters: " + report.params.map { "\($0.key)=\($0.value)" }.joined(separator: " "))
         let baseline = Dictionary(report.baseline.map { ($0.name, $0.value) }, uniquingKeysWith: { a, _ in a })
-        let rows = report.metrics.map { m in [m.name, String(format: "%.4f", m.value), baseline[m.name].map { String(format: "%.4f", $0) } ?? "-"] }
-        print(Table.render(header: ["METRIC", "MODEL", classifier ? "PREVALENCE" : "POPULARITY"], rows: rows).split(separator: "\n").map { "  " + $0 }.joined(separator: "\n"))
+        let rows = report.metrics.map { m in
+            [m.name, String(format: "%.4f", m.value), baseline[m.name].map { String(format: "%.4f", $0) } ?? "-"]
+        }
+        print(
+            Table.render(header: ["METRIC", "MODEL", classifier ? "PREVALENCE" : "POPULARITY"], rows: rows).split(separator: "\n").map {
+                "  " + $0
+            }.joined(separator: "\n"))
         if classifier {
             print("  thresholds (calibrated probability, on the validation rows):")
             for t in report.thresholds { print("    " + t.name) }
             print("  most important features:")
             for m in report.importance.prefix(8) { print("    " + m.name) }
-            print("  evaluated on \(report.testPairs) held-out \(rowsAre == "rows" ? "rows" : "orders") of \(report.users) users (\(report.protocol))")
+            print(
+                """
+                  evaluated on \(report.testPairs) held-out \(rowsAre == "rows" ? "rows" : "orders") of \
+                \(report.users) users (\(report.protocol))
+                """
+            )
         } else {
             print("  evaluated on \(report.users) users, \(report.testPairs) held-out pairs (\(report.protocol))")
         }
-        if let names = report.comparison.first?.metrics.map(\.name).filter({ $0.hasPrefix("ndcg@") || $0.hasPrefix("hit_rate@") }), !names.isEmpty {
+        if let names = report.comparison.first?.metrics.map(\.name).filter({ $0.hasPrefix("ndcg@") || $0.hasPrefix("hit_rate@") }),
+            !names.isEmpty
+        {
             print("  beside the other kinds at their defaults, same split:")
             let rows = report.comparison.map { c in
-                [c.model] + names.map { n in c.metrics.first { $0.name == n }.map { String(format: "%.4f", $0.value) } ?? "-" } + [String(format: "%.1f", c.trainingSeconds)]
+                [c.model] + names.map { n in c.metrics.first { $0.name == n }.map { String(format: "%.4f", $0.value) } ?? "-" } + [
+                    String(format: "%.1f", c.trainingSeconds)
+                ]
             }
-            print(Table.render(header: ["MODEL"] + names.map { $0.uppercased() } + ["TRAINING S"], rows: rows).split(separator: "\n").map { "    " + $0 }.joined(separator: "\n"))
+            print(
+                Table.render(header: ["MODEL"] + names.map { $0.uppercased() } + ["TRAINING S"], rows: rows).split(separator: "\n").map {
+                    "    " + $0
+                }.joined(separator: "\n"))
         }
     }
 }
@@ -172,7 +216,10 @@ struct ProgressBar {
 
     mutating func draw(fraction: Double, text: String) {
         let now = ContinuousClock.now
-        guard last.duration(to: now) > (terminal ? .milliseconds(150) : .seconds(3)) || (!terminal && text != lastText && last.duration(to: now) > .seconds(1)) else { return }
+        guard
+            last.duration(to: now) > (terminal ? .milliseconds(150) : .seconds(3))
+                || (!terminal && text != lastText && last.duration(to: now) > .seconds(1))
+        else { return }
         last = now
         lastText = text
         let width = 30, filled = Int((fraction * Double(width)).rounded(.down))

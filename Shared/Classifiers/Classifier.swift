@@ -48,7 +48,10 @@ public struct Classifier: Sendable, Equatable {
     public var calibration: IsotonicCalibration
     public var thresholds: [Threshold]
 
-    public init(target: String, features: [String], schemaVersion: UInt32, learner: Learner, calibration: IsotonicCalibration, thresholds: [Threshold] = []) {
+    public init(
+        target: String, features: [String], schemaVersion: UInt32, learner: Learner, calibration: IsotonicCalibration,
+        thresholds: [Threshold] = []
+    ) {
         self.target = target
         self.features = features
         self.schemaVersion = schemaVersion
@@ -132,7 +135,8 @@ public struct Classifier: Sendable, Equatable {
 
     public static func decode(_ bytes: [UInt8]) throws -> Classifier {
         do {
-            var r = try SnapshotReader(try ArtifactContainer.open(bytes, magic: "PCLF", version: formatVersion, maxBytes: 1 << 30), magic: "PCLB")
+            var r = try SnapshotReader(
+                try ArtifactContainer.open(bytes, magic: "PCLF", version: formatVersion, maxBytes: 1 << 30), magic: "PCLB")
             let target = try r.string()
             let features = try r.array { try $0.string() }
             let schema = try r.u32()
@@ -146,23 +150,34 @@ public struct Classifier: Sendable, Equatable {
                     let left = try r.plain(Int32.self), right = try r.plain(Int32.self), value = try r.plain(Float.self)
                     let cover = try r.plain(Float.self), gain = try r.plain(Float.self)
                     let n = feature.count
-                    guard n > 0, [threshold.count, missing.count, left.count, right.count, value.count, cover.count, gain.count].allSatisfy({ $0 == n }) else {
+                    guard n > 0,
+                        [threshold.count, missing.count, left.count, right.count, value.count, cover.count, gain.count].allSatisfy({
+                            $0 == n
+                        })
+                    else {
                         throw Corrupt(description: "a tree's tables disagree")
                     }
                     var nodes: [BoostedTrees.Node] = []
                     for i in 0..<n {
                         // Children come after their parent: every walk ends at a leaf.
                         if feature[i] >= 0 {
-                            guard Int(feature[i]) < d, left[i] > Int32(i), right[i] > Int32(i), Int(left[i]) < n, Int(right[i]) < n else { throw Corrupt(description: "a tree's links are broken") }
+                            guard Int(feature[i]) < d, left[i] > Int32(i), right[i] > Int32(i), Int(left[i]) < n, Int(right[i]) < n else {
+                                throw Corrupt(description: "a tree's links are broken")
+                            }
                         }
-                        nodes.append(.init(feature: feature[i], threshold: threshold[i], missingLeft: missing[i] != 0, left: left[i], right: right[i], value: value[i], cover: cover[i], gain: gain[i]))
+                        nodes.append(
+                            .init(
+                                feature: feature[i], threshold: threshold[i], missingLeft: missing[i] != 0, left: left[i], right: right[i],
+                                value: value[i], cover: cover[i], gain: gain[i]))
                     }
                     return BoostedTrees.Tree(nodes: nodes)
                 }
                 guard d == features.count else { throw Corrupt(description: "trees over \(d) features, \(features.count) named") }
                 learner = .trees(BoostedTrees(features: d, base: base, trees: trees))
             case "logistic":
-                let l = LogisticRegression(means: try r.plain(Float.self), scales: try r.plain(Float.self), coefficients: try r.plain(Float.self), intercept: try r.f32())
+                let l = LogisticRegression(
+                    means: try r.plain(Float.self), scales: try r.plain(Float.self), coefficients: try r.plain(Float.self),
+                    intercept: try r.f32())
                 guard l.means.count == features.count, l.scales.count == features.count, l.coefficients.count == features.count else {
                     throw Corrupt(description: "logistic tables disagree with \(features.count) features")
                 }
@@ -171,11 +186,15 @@ public struct Classifier: Sendable, Equatable {
                 throw Corrupt(description: "unknown learner '\(other)'")
             }
             let calibration = IsotonicCalibration(bounds: try r.plain(Float.self), probabilities: try r.plain(Float.self))
-            guard calibration.bounds.count == calibration.probabilities.count else { throw Corrupt(description: "calibration tables disagree") }
+            guard calibration.bounds.count == calibration.probabilities.count else {
+                throw Corrupt(description: "calibration tables disagree")
+            }
             let thresholds = try r.array { r in
                 Threshold(name: try r.string(), probability: try r.f32(), precision: try r.f64(), recall: try r.f64(), flagged: try r.f64())
             }
-            return Classifier(target: target, features: features, schemaVersion: schema, learner: learner, calibration: calibration, thresholds: thresholds)
+            return Classifier(
+                target: target, features: features, schemaVersion: schema, learner: learner, calibration: calibration,
+                thresholds: thresholds)
         } catch let error as StoreError {
             throw Corrupt(description: "\(error)")
         } catch let error as WireError {

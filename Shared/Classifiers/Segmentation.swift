@@ -21,7 +21,8 @@ public struct Segmentation: Sendable, Equatable {
     public var overall: [Float]
 
     public init(
-        features: [String], logged: [Bool], means: [Float], scales: [Float], centres: Matrix, fuzzyCentres: Matrix, sizes: [Int], medians: [[Float]], overall: [Float]
+        features: [String], logged: [Bool], means: [Float], scales: [Float], centres: Matrix, fuzzyCentres: Matrix, sizes: [Int],
+        medians: [[Float]], overall: [Float]
     ) {
         self.features = features
         self.logged = logged
@@ -67,7 +68,9 @@ public struct Segmentation: Sendable, Equatable {
         var parts: [String] = []
         if let (spend, all) = value("monetary"), all > 0 { parts.append(String(format: "spends %.1fx the median", spend / all)) }
         if let (orders, _) = value("frequency") { parts.append(orders == 1 ? "1 order" : String(format: "%.0f orders", orders)) }
-        if let (interval, _) = value("purchase_interval_mean_days"), interval > 0 { parts.append(String(format: "buys every %.0f days", interval)) }
+        if let (interval, _) = value("purchase_interval_mean_days"), interval > 0 {
+            parts.append(String(format: "buys every %.0f days", interval))
+        }
         if let (recency, _) = value("recency_days") { parts.append(String(format: "last seen %.0f days ago", recency)) }
         if let (items, _) = value("distinct_items"), items > 0 { parts.append(String(format: "%.0f distinct items viewed", items)) }
         return parts.joined(separator: ", ")
@@ -98,14 +101,18 @@ public struct Segmentation: Sendable, Equatable {
     public static func decode(_ bytes: [UInt8]) throws -> Segmentation {
         do {
             var r = try SnapshotReader(bytes, magic: "PSEG")
-            guard r.version == formatVersion else { throw Classifier.Corrupt(description: "segmentation format \(r.version) is not \(formatVersion)") }
+            guard r.version == formatVersion else {
+                throw Classifier.Corrupt(description: "segmentation format \(r.version) is not \(formatVersion)")
+            }
             let features = try r.array { try $0.string() }
             let logged = try r.plain(UInt8.self).map { $0 != 0 }
             let means = try r.plain(Float.self), scales = try r.plain(Float.self)
             func matrix() throws -> Matrix {
                 let rows = Int(try r.u32()), cols = Int(try r.u32())
                 let values = try r.plain(Float.self)
-                guard values.count == rows * cols, cols == features.count, rows > 0 else { throw Classifier.Corrupt(description: "segment centres disagree") }
+                guard values.count == rows * cols, cols == features.count, rows > 0 else {
+                    throw Classifier.Corrupt(description: "segment centres disagree")
+                }
                 return Matrix(rows: rows, cols: cols, values: values)
             }
             let centres = try matrix(), fuzzy = try matrix()
@@ -113,10 +120,13 @@ public struct Segmentation: Sendable, Equatable {
             let medians = try r.array { try $0.plain(Float.self) }
             let overall = try r.plain(Float.self)
             let d = features.count
-            guard logged.count == d, means.count == d, scales.count == d, scales.allSatisfy({ $0 > 0 }), fuzzy.rows == centres.rows, sizes.count == centres.rows,
+            guard logged.count == d, means.count == d, scales.count == d, scales.allSatisfy({ $0 > 0 }), fuzzy.rows == centres.rows,
+                sizes.count == centres.rows,
                 medians.count == centres.rows, medians.allSatisfy({ $0.count == d }), overall.count == d
             else { throw Classifier.Corrupt(description: "segmentation tables disagree") }
-            return Segmentation(features: features, logged: logged, means: means, scales: scales, centres: centres, fuzzyCentres: fuzzy, sizes: sizes, medians: medians, overall: overall)
+            return Segmentation(
+                features: features, logged: logged, means: means, scales: scales, centres: centres, fuzzyCentres: fuzzy, sizes: sizes,
+                medians: medians, overall: overall)
         } catch let error as StoreError {
             throw Classifier.Corrupt(description: "\(error)")
         } catch let error as WireError {
@@ -126,15 +136,20 @@ public struct Segmentation: Sendable, Equatable {
 
     /// Fits segments to raw profile rows (`features` order): standardised, k chosen by
     /// silhouette over `range` unless `k` is given.
-    public static func fit(raw: [[Float]], features: [(name: String, logged: Bool)] = defaultFeatures, k: Int? = nil, range: ClosedRange<Int> = 3...8, seed: UInt64 = 1)
+    public static func fit(
+        raw: [[Float]], features: [(name: String, logged: Bool)] = defaultFeatures, k: Int? = nil, range: ClosedRange<Int> = 3...8,
+        seed: UInt64 = 1
+    )
         -> (segmentation: Segmentation, silhouettes: [(k: Int, score: Double)], labels: [Int32])
     {
         let d = features.count, n = raw.count
         var means = [Float](repeating: 0, count: d), scales = [Float](repeating: 1, count: d)
-        let transformed = raw.map { row in row.indices.map { j -> Float in
-            let v = row[j].isFinite ? row[j] : 0
-            return features[j].logged ? log1p(max(0, v)) : v
-        } }
+        let transformed = raw.map { row in
+            row.indices.map { j -> Float in
+                let v = row[j].isFinite ? row[j] : 0
+                return features[j].logged ? log1p(max(0, v)) : v
+            }
+        }
         for j in 0..<d {
             let column = transformed.map { $0[j] }
             let mean = column.reduce(0, +) / Float(max(1, n))
@@ -148,16 +163,19 @@ public struct Segmentation: Sendable, Equatable {
         if let k {
             model = KMeans.fit(rows: rows, cols: d, k: min(k, n), seed: seed)
         } else {
-            (model, silhouettes) = KMeans.choose(rows: rows, cols: d, range: range.lowerBound...min(range.upperBound, max(range.lowerBound, n - 1)), seed: seed)
+            (model, silhouettes) = KMeans.choose(
+                rows: rows, cols: d, range: range.lowerBound...min(range.upperBound, max(range.lowerBound, n - 1)), seed: seed)
         }
         let labels = model.clusters(rows: rows)
         let fuzzy = FuzzyCMeans.fit(rows: rows, cols: d, k: model.k, seed: seed)
         func median(_ v: [Float]) -> Float { v.isEmpty ? 0 : v.sorted()[v.count / 2] }
         let sizes = (0..<model.k).map { c in labels.filter { $0 == Int32(c) }.count }
-        let medians = (0..<model.k).map { c in (0..<d).map { j in median(raw.indices.filter { labels[$0] == Int32(c) }.map { raw[$0][j] }) } }
+        let medians = (0..<model.k).map { c in (0..<d).map { j in median(raw.indices.filter { labels[$0] == Int32(c) }.map { raw[$0][j] }) }
+        }
         let overall = (0..<d).map { j in median(raw.map { $0[j] }) }
         let s = Segmentation(
-            features: features.map(\.name), logged: features.map(\.logged), means: means, scales: scales, centres: model.centres, fuzzyCentres: fuzzy.centres,
+            features: features.map(\.name), logged: features.map(\.logged), means: means, scales: scales, centres: model.centres,
+            fuzzyCentres: fuzzy.centres,
             sizes: sizes, medians: medians, overall: overall)
         return (s, silhouettes, labels)
     }

@@ -1,4 +1,3 @@
-
 /// A set of 64-bit ids kept as 32-bit hashes (half the memory of the ids), up to a limit
 /// after which it stops growing: counts are exact below the limit but for the rare 32-bit
 /// collision.

@@ -198,7 +198,10 @@ package struct PrefetchLayout {
         var offsets: [Int] = []
         for address in addresses {
             // The first two words are the object's header.
-            guard let offset = stride(from: 16, to: size - 7, by: 8).first(where: { base.load(fromByteOffset: $0, as: UnsafeRawPointer.self) == address })
+            guard
+                let offset = stride(from: 16, to: size - 7, by: 8).first(where: {
+                    base.load(fromByteOffset: $0, as: UnsafeRawPointer.self) == address
+                })
             else {
                 offsets = []
                 break

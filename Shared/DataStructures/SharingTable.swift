@@ -1,4 +1,3 @@
-
 /// The users seen with each device or IP (keyed by the stable hash of its pseudonym), in the
 /// order they were first seen, at most `limit` per key: what "users sharing the device" reads.
 ///

@@ -246,7 +246,9 @@ public enum DatasetFormat: String, CaseIterable, Sendable {
         var out: [Event] = []
         for (n, line) in lines.enumerated() where !line.isEmpty {
             let f = line.components(separatedBy: "::")
-            guard f.count == 4, let user = Int64(f[0]), let item = Int64(f[1]), let rating = Double(f[2]), let ts = Int64(f[3].trimmingCharacters(in: .whitespaces)) else {
+            guard f.count == 4, let user = Int64(f[0]), let item = Int64(f[1]), let rating = Double(f[2]),
+                let ts = Int64(f[3].trimmingCharacters(in: .whitespaces))
+            else {
                 skips.skip("unparsable row")
                 continue
             }

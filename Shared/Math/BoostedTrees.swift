@@ -43,7 +43,8 @@ public struct BoostedTrees: Sendable, Equatable {
         public var cover: Float
         public var gain: Float
 
-        public init(feature: Int32, threshold: Float, missingLeft: Bool, left: Int32, right: Int32, value: Float, cover: Float, gain: Float) {
+        public init(feature: Int32, threshold: Float, missingLeft: Bool, left: Int32, right: Int32, value: Float, cover: Float, gain: Float)
+        {
             self.feature = feature
             self.threshold = threshold
             self.missingLeft = missingLeft
@@ -110,7 +111,8 @@ public struct BoostedTrees: Sendable, Equatable {
     /// Trains on `rows` (row-major, `features` columns, NaN for missing) with labels 0/1;
     /// `validation` rows, when given, decide how many trees to keep.
     public static func train(
-        rows: [Float], labels: [Float], features: Int, parameters p: Parameters = .init(), validation: (rows: [Float], labels: [Float])? = nil,
+        rows: [Float], labels: [Float], features: Int, parameters p: Parameters = .init(),
+        validation: (rows: [Float], labels: [Float])? = nil,
         progress: (Int) -> Bool = { _ in true }
     ) -> BoostedTrees {
         let n = labels.count
@@ -388,7 +390,9 @@ struct Grower {
         }
         var nodes: [BoostedTrees.Node] = [leafNode(g, h)]
         let rootHist = histogram(0, n, gradients, hessians)
-        var leaves = [Leaf(start: 0, end: n, depth: 0, node: 0, g: g, h: h, histogram: rootHist, split: bestSplit(rootHist, g: g, h: h, rows: n))]
+        var leaves = [
+            Leaf(start: 0, end: n, depth: 0, node: 0, g: g, h: h, histogram: rootHist, split: bestSplit(rootHist, g: g, h: h, rows: n))
+        ]
         var count = 1
         while count < p.maxLeaves {
             // The leaf whose split gains most (ties: the earliest).
@@ -437,8 +441,14 @@ struct Grower {
             nodes[leaf.node].right = Int32(rightIndex)
             nodes[leaf.node].gain = Float(s.gain)
             nodes[leaf.node].value = 0
-            leaves.append(Leaf(start: leaf.start, end: mid, depth: leaf.depth + 1, node: leftIndex, g: lg, h: lh, histogram: leftHist, split: bestSplit(leftHist, g: lg, h: lh, rows: mid - leaf.start)))
-            leaves.append(Leaf(start: mid, end: leaf.end, depth: leaf.depth + 1, node: rightIndex, g: rg, h: rh, histogram: rightHist, split: bestSplit(rightHist, g: rg, h: rh, rows: leaf.end - mid)))
+            leaves.append(
+                Leaf(
+                    start: leaf.start, end: mid, depth: leaf.depth + 1, node: leftIndex, g: lg, h: lh, histogram: leftHist,
+                    split: bestSplit(leftHist, g: lg, h: lh, rows: mid - leaf.start)))
+            leaves.append(
+                Leaf(
+                    start: mid, end: leaf.end, depth: leaf.depth + 1, node: rightIndex, g: rg, h: rh, histogram: rightHist,
+                    split: bestSplit(rightHist, g: rg, h: rh, rows: leaf.end - mid)))
             count += 1
         }
         grown = leaves.map { ($0.start, $0.end, $0.node) }

@@ -21,7 +21,8 @@ public struct KMeans: Sendable, Equatable {
     /// Fits `k` centres to `rows` (n × cols), stopping when no row changes its centre, when
     /// the centres' squared moves add up to less than `tolerance` times the rows' mean
     /// variance per column (scikit-learn's rule), or after `maxIterations`.
-    public static func fit(rows: [Float], cols: Int, k: Int, seed: UInt64 = 1, maxIterations: Int = 100, tolerance: Double = 1e-4) -> KMeans {
+    public static func fit(rows: [Float], cols: Int, k: Int, seed: UInt64 = 1, maxIterations: Int = 100, tolerance: Double = 1e-4) -> KMeans
+    {
         let n = rows.count / max(1, cols)
         precondition(rows.count == n * cols && k >= 1 && n >= k, "k-means of \(n) rows into \(k) clusters")
         let data = Matrix(rows: n, cols: cols, values: rows)
@@ -202,9 +203,13 @@ public struct KMeans: Sendable, Equatable {
 
     /// The k in `range` whose clustering has the best silhouette, and that clustering (with
     /// fewer rows than the range starts at, one cluster per row).
-    public static func choose(rows: [Float], cols: Int, range: ClosedRange<Int>, seed: UInt64 = 1) -> (model: KMeans, silhouettes: [(k: Int, score: Double)]) {
+    public static func choose(rows: [Float], cols: Int, range: ClosedRange<Int>, seed: UInt64 = 1) -> (
+        model: KMeans, silhouettes: [(k: Int, score: Double)]
+    ) {
         let n = rows.count / max(1, cols)
-        guard n >= max(2, range.lowerBound) else { return (fit(rows: rows, cols: cols, k: max(1, min(n, range.lowerBound)), seed: seed), []) }
+        guard n >= max(2, range.lowerBound) else {
+            return (fit(rows: rows, cols: cols, k: max(1, min(n, range.lowerBound)), seed: seed), [])
+        }
         var best: (KMeans, Double)? = nil
         var scores: [(Int, Double)] = []
         for k in range where k <= rows.count / cols {
@@ -229,7 +234,9 @@ public struct FuzzyCMeans: Sendable, Equatable {
         self.fuzziness = fuzziness
     }
 
-    public static func fit(rows: [Float], cols: Int, k: Int, fuzziness m: Float = 2, seed: UInt64 = 1, maxIterations: Int = 100, tolerance: Float = 1e-5) -> FuzzyCMeans {
+    public static func fit(
+        rows: [Float], cols: Int, k: Int, fuzziness m: Float = 2, seed: UInt64 = 1, maxIterations: Int = 100, tolerance: Float = 1e-5
+    ) -> FuzzyCMeans {
         let n = rows.count / cols
         var model = FuzzyCMeans(centres: KMeans.fit(rows: rows, cols: cols, k: k, seed: seed).centres, fuzziness: m)
         for _ in 0..<maxIterations {

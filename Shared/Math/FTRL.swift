@@ -94,7 +94,8 @@ public struct FTRLProximal: Sendable, Equatable {
 
     /// The current weights as a logistic model on the same standardisation.
     public func logistic() -> LogisticRegression {
-        LogisticRegression(means: means, scales: scales, coefficients: (0..<features).map { Float(weight($0)) }, intercept: Float(weight(features)))
+        LogisticRegression(
+            means: means, scales: scales, coefficients: (0..<features).map { Float(weight($0)) }, intercept: Float(weight(features)))
     }
 
     // MARK: State on disk
@@ -141,7 +142,8 @@ public struct FTRLProximal: Sendable, Equatable {
         p.beta = try f64()
         p.l1 = try f64()
         p.l2 = try f64()
-        var learner = FTRLProximal(means: try (0..<d).map { _ in Float(try f64()) }, scales: try (0..<d).map { _ in Float(try f64()) }, parameters: p)
+        var learner = FTRLProximal(
+            means: try (0..<d).map { _ in Float(try f64()) }, scales: try (0..<d).map { _ in Float(try f64()) }, parameters: p)
         learner.z = try (0...d).map { _ in try f64() }
         learner.n = try (0...d).map { _ in try f64() }
         learner.rows = rows

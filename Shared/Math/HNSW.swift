@@ -136,7 +136,9 @@ public final class HNSW: @unchecked Sendable {
     }
 
     /// The `ef` nearest nodes found from `entry` on `level` (unordered), plus the entries.
-    func searchLayer(_ q: UnsafePointer<Float>, entry: (Float, Int32), ef: Int, level: Int, visited: VisitedPool.Marks, more: [(Float, Int32)] = []) -> [(Float, Int32)] {
+    func searchLayer(
+        _ q: UnsafePointer<Float>, entry: (Float, Int32), ef: Int, level: Int, visited: VisitedPool.Marks, more: [(Float, Int32)] = []
+    ) -> [(Float, Int32)] {
         visited.next()
         var candidates = Heap(nearestFirst: true, capacity: 4 * ef)
         var results = Heap(nearestFirst: false, capacity: ef + 1)
@@ -179,7 +181,8 @@ public final class HNSW: @unchecked Sendable {
             for l in stride(from: topLevel, to: level, by: -1) { greedy(q, from: &current, distance: &best, level: l) }
             var entries: [(Float, Int32)] = [(best, current)]
             for l in stride(from: min(level, topLevel), through: 0, by: -1) {
-                let found = searchLayer(q, entry: entries[0], ef: parameters.efConstruction, level: l, visited: visited, more: Array(entries.dropFirst()))
+                let found = searchLayer(
+                    q, entry: entries[0], ef: parameters.efConstruction, level: l, visited: visited, more: Array(entries.dropFirst()))
                 let cap = l == 0 ? 2 * m : m
                 let chosen = select(found, cap: m)
                 setLinks(node, level: l, chosen.map(\.1))

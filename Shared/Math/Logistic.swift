@@ -64,7 +64,9 @@ public struct LogisticRegression: Sendable, Equatable {
         return (means, scales)
     }
 
-    public static func train(rows: [Float], labels: [Float], features d: Int, parameters p: Parameters = .init()) throws -> LogisticRegression {
+    public static func train(rows: [Float], labels: [Float], features d: Int, parameters p: Parameters = .init()) throws
+        -> LogisticRegression
+    {
         let n = labels.count
         precondition(rows.count == n * d && n > 0)
         let (means, scales) = standardisation(rows, features: d)
@@ -228,7 +230,9 @@ public enum BinaryMetrics {
     /// The lowest score threshold whose precision on (scores, labels) is at least `precision`
     /// (flagging every row at or above it), with the recall and the share flagged there; nil
     /// when no threshold reaches it.
-    public static func threshold(forPrecision precision: Double, _ scores: [Float], _ labels: [Float]) -> (threshold: Float, recall: Double, flagged: Double)? {
+    public static func threshold(forPrecision precision: Double, _ scores: [Float], _ labels: [Float]) -> (
+        threshold: Float, recall: Double, flagged: Double
+    )? {
         let order = scores.indices.sorted { scores[$0] > scores[$1] }
         let positives = Double(labels.filter { $0 > 0.5 }.count)
         var tp = 0.0, best: (Float, Double, Double)? = nil

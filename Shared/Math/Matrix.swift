@@ -100,7 +100,10 @@ public enum Kernels {
     }
 
     /// C = alpha·op(A)·op(B) + beta·C through OpenBLAS's `cblas_sgemm` (row-major).
-    public static func gemm(_ a: Matrix, transposeA: Bool = false, _ b: Matrix, transposeB: Bool = false, alpha: Float = 1, beta: Float = 0, into c: inout Matrix) {
+    public static func gemm(
+        _ a: Matrix, transposeA: Bool = false, _ b: Matrix, transposeB: Bool = false, alpha: Float = 1, beta: Float = 0,
+        into c: inout Matrix
+    ) {
         _ = singleThreaded
         let m = transposeA ? a.cols : a.rows, k = transposeA ? a.rows : a.cols
         let kb = transposeB ? b.cols : b.rows, n = transposeB ? b.rows : b.cols
@@ -188,7 +191,9 @@ public enum Kernels {
         guard rows > 0, cols > 0 else { return g }
         x.withUnsafeBufferPointer { xp in
             g.withUnsafeMutableBufferPointer { gp in
-                cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, Int32(cols), Int32(rows), 1, xp.baseAddress, Int32(cols), 0, gp.baseAddress, Int32(cols))
+                cblas_dsyrk(
+                    CblasRowMajor, CblasUpper, CblasTrans, Int32(cols), Int32(rows), 1, xp.baseAddress, Int32(cols), 0, gp.baseAddress,
+                    Int32(cols))
             }
         }
         for i in 0..<cols {
@@ -221,7 +226,9 @@ public enum Kernels {
     public static func score(_ table: Matrix, _ query: [Float], rowNorms: [Float]? = nil, into scores: inout [Float]) {
         precondition(query.count == table.cols, "scoring \(query.count) elements against \(table.cols) columns")
         if scores.count != table.rows { scores = [Float](repeating: 0, count: table.rows) }
-        table.values.withBase { tp in query.withBase { qp in scores.withMutableBase { gemv(tp, rows: table.rows, cols: table.cols, qp, $0) } } }
+        table.values.withBase { tp in
+            query.withBase { qp in scores.withMutableBase { gemv(tp, rows: table.rows, cols: table.cols, qp, $0) } }
+        }
         guard let rowNorms else { return }
         let q = query.withBase { Vec.norm($0, query.count) }
         for r in 0..<table.rows {

@@ -73,7 +73,9 @@ public struct SASRec: Sendable, Equatable {
             for _ in 0..<s.blocks {
                 var b = Block()
                 (b.ln1g, b.ln1b) = (take(d), take(d))
-                (b.wq, b.bq, b.wk, b.bk, b.wv, b.bv, b.wo, b.bo) = (take(d * d), take(d), take(d * d), take(d), take(d * d), take(d), take(d * d), take(d))
+                (b.wq, b.bq, b.wk, b.bk, b.wv, b.bv, b.wo, b.bo) = (
+                    take(d * d), take(d), take(d * d), take(d), take(d * d), take(d), take(d * d), take(d)
+                )
                 (b.ln2g, b.ln2b) = (take(d), take(d))
                 (b.w1, b.b1, b.w2, b.b2) = (take(d * d), take(d), take(d * d), take(d))
                 blocks.append(b)
@@ -447,8 +449,12 @@ private final class Pass {
                         dA.withUnsafeMutableBufferPointer { DA in
                             dropped.withUnsafeBufferPointer { AD in
                                 dv.withUnsafeMutableBufferPointer { DV in
-                                    gemm(false, true, len, len, d, 1, DO.baseAddress! + r0, d, V.baseAddress! + r0, d, 0, DA.baseAddress!, len)
-                                    gemm(true, false, len, d, len, 1, AD.baseAddress!, len, DO.baseAddress! + r0, d, 0, DV.baseAddress! + r0, d)
+                                    gemm(
+                                        false, true, len, len, d, 1, DO.baseAddress! + r0, d, V.baseAddress! + r0, d, 0, DA.baseAddress!,
+                                        len)
+                                    gemm(
+                                        true, false, len, d, len, 1, AD.baseAddress!, len, DO.baseAddress! + r0, d, 0, DV.baseAddress! + r0,
+                                        d)
                                 }
                             }
                         }
@@ -468,8 +474,12 @@ private final class Pass {
                         c.q.withUnsafeBufferPointer { Q in
                             dq.withUnsafeMutableBufferPointer { DQ in
                                 dk.withUnsafeMutableBufferPointer { DK in
-                                    gemm(false, false, len, d, len, invSqrt, DS.baseAddress!, len, K.baseAddress! + r0, d, 0, DQ.baseAddress! + r0, d)
-                                    gemm(true, false, len, d, len, invSqrt, DS.baseAddress!, len, Q.baseAddress! + r0, d, 0, DK.baseAddress! + r0, d)
+                                    gemm(
+                                        false, false, len, d, len, invSqrt, DS.baseAddress!, len, K.baseAddress! + r0, d, 0,
+                                        DQ.baseAddress! + r0, d)
+                                    gemm(
+                                        true, false, len, d, len, invSqrt, DS.baseAddress!, len, Q.baseAddress! + r0, d, 0,
+                                        DK.baseAddress! + r0, d)
                                 }
                             }
                         }
@@ -503,11 +513,13 @@ private final class Pass {
 /// C = alpha·op(A)·op(B) + beta·C, row-major, on OpenBLAS (one thread).
 @inline(__always)
 private func gemm(
-    _ ta: Bool, _ tb: Bool, _ m: Int, _ n: Int, _ k: Int, _ alpha: Float, _ a: UnsafePointer<Float>, _ lda: Int, _ b: UnsafePointer<Float>, _ ldb: Int,
+    _ ta: Bool, _ tb: Bool, _ m: Int, _ n: Int, _ k: Int, _ alpha: Float, _ a: UnsafePointer<Float>, _ lda: Int, _ b: UnsafePointer<Float>,
+    _ ldb: Int,
     _ beta: Float, _ c: UnsafeMutablePointer<Float>, _ ldc: Int
 ) {
     _ = Kernels.singleThreaded
     cblas_sgemm(
-        CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb),
+        CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda),
+        b, Int32(ldb),
         beta, c, Int32(ldc))
 }

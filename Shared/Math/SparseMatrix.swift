@@ -9,7 +9,8 @@ public struct SparseMatrix: Sendable, Equatable {
     public var values: [Float]
 
     public init(rows: Int, cols: Int, rowStart: [Int], indices: [Int32], values: [Float]) {
-        precondition(rowStart.count == rows + 1 && indices.count == values.count && rowStart.last == indices.count, "inconsistent CSR arrays")
+        precondition(
+            rowStart.count == rows + 1 && indices.count == values.count && rowStart.last == indices.count, "inconsistent CSR arrays")
         self.rows = rows
         self.cols = cols
         self.rowStart = rowStart
@@ -27,7 +28,8 @@ public struct SparseMatrix: Sendable, Equatable {
         values.reserveCapacity(sorted.count)
         var last: (Int32, Int32)? = nil
         for t in sorted {
-            precondition(Int(t.row) < rows && Int(t.col) < cols && t.row >= 0 && t.col >= 0, "entry (\(t.row), \(t.col)) outside \(rows)x\(cols)")
+            precondition(
+                Int(t.row) < rows && Int(t.col) < cols && t.row >= 0 && t.col >= 0, "entry (\(t.row), \(t.col)) outside \(rows)x\(cols)")
             if let l = last, l == (t.row, t.col) {
                 values[values.count - 1] += t.value
                 continue

@@ -82,7 +82,8 @@ public struct TreeSHAP: Sendable {
     }
 
     private func recurse(
-        _ t: BoostedTrees.Tree, _ x: UnsafePointer<Float>, _ phi: inout [Double], _ parentPath: UnsafeMutablePointer<PathElement>, node: Int, depth: Int,
+        _ t: BoostedTrees.Tree, _ x: UnsafePointer<Float>, _ phi: inout [Double], _ parentPath: UnsafeMutablePointer<PathElement>,
+        node: Int, depth: Int,
         zero: Double, one: Double, feature: Int32
     ) {
         let path = parentPath + depth + 1

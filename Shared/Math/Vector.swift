@@ -120,7 +120,8 @@ public enum Vec {
     /// a ← d·a + g·x,  b ← d·b − g·x,  x ← d·x + g·(a − b).
     @inline(__always)
     public static func pairwiseStep(
-        _ x: UnsafeMutablePointer<Float>, _ a: UnsafeMutablePointer<Float>, _ b: UnsafeMutablePointer<Float>, _ n: Int, decay: Float, step: Float
+        _ x: UnsafeMutablePointer<Float>, _ a: UnsafeMutablePointer<Float>, _ b: UnsafeMutablePointer<Float>, _ n: Int, decay: Float,
+        step: Float
     ) {
         let d = Lanes(repeating: decay), g = Lanes(repeating: step)
         var i = 0

@@ -24,9 +24,14 @@ public struct IPCountryTable: Sendable {
         var ranges: [Range] = []
         for line in csv.split(whereSeparator: \.isNewline) {
             let fields = line.split(separator: ",", omittingEmptySubsequences: false)
-            guard fields.count == 3, let lo = Double(fields[0]), let hi = Double(fields[1]), lo >= 0, hi <= Double(UInt32.max), lo <= hi else { continue }
+            guard fields.count == 3, let lo = Double(fields[0]), let hi = Double(fields[1]), lo >= 0, hi <= Double(UInt32.max), lo <= hi
+            else { continue }
             let name = fields[2].trimmingCharacters(in: .whitespaces)
-            let index = names[name] ?? { countries.append(name); names[name] = countries.count - 1; return countries.count - 1 }()
+            let index =
+                names[name]
+                ?? {
+                    countries.append(name); names[name] = countries.count - 1; return countries.count - 1
+                }()
             ranges.append(Range(lower: UInt32(lo), upper: UInt32(hi), country: index))
         }
         self.ranges = ranges.sorted { $0.lower < $1.lower }

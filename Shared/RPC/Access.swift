@@ -34,7 +34,9 @@ public enum AccessTable {
 
     /// The calls written to the audit log (who, what, when): the admin-only ones that change
     /// state, and the risk team's rule, list and label changes.
-    public static let audited: Set<UInt16> = adminOnly.subtracting([AuditAPI.read.id]).union([RiskAPI.publishRules.id, RiskAPI.updateLists.id, RiskAPI.label.id])
+    public static let audited: Set<UInt16> = adminOnly.subtracting([AuditAPI.read.id]).union([
+        RiskAPI.publishRules.id, RiskAPI.updateLists.id, RiskAPI.label.id,
+    ])
 
     public static let roles: [UInt16: Set<Role>] = {
         var t: [UInt16: Set<Role>] = [:]
@@ -42,18 +44,22 @@ public enum AccessTable {
         allow([.producer, .service], [IngestAPI.append.id])
         allow([.consumer, .service], [IngestAPI.read.id, IngestAPI.logInfo.id])
         // Read by services (recommend, risk-control, model) and by analysts.
-        allow([.service, .analyst], [
-            FeatureAPI.getProfile.id, FeatureAPI.getFeatures.id, FeatureAPI.getItems.id, FeatureAPI.topItems.id,
-            FeatureAPI.segmentMembers.id,
-        ])
+        allow(
+            [.service, .analyst],
+            [
+                FeatureAPI.getProfile.id, FeatureAPI.getFeatures.id, FeatureAPI.getItems.id, FeatureAPI.topItems.id,
+                FeatureAPI.segmentMembers.id,
+            ])
         allow([.service], [FeatureAPI.exportTraining.id, FeatureAPI.requestFeatures.id])
         allow([.service, .analyst], [ModelAPI.listModels.id, ModelAPI.getReport.id, ModelAPI.jobStatus.id, ModelAPI.listJobs.id])
         allow([.service], [ModelAPI.getModel.id, ModelAPI.watchModels.id])
         allow([.service, .analyst], [RiskAPI.score.id])
-        allow([.analyst], [
-            RiskAPI.queryDecisions.id, RiskAPI.label.id, RiskAPI.validateRules.id, RiskAPI.publishRules.id, RiskAPI.getRules.id,
-            RiskAPI.updateLists.id, RiskAPI.getLists.id, RiskAPI.backtest.id, RiskAPI.decisionStats.id,
-        ])
+        allow(
+            [.analyst],
+            [
+                RiskAPI.queryDecisions.id, RiskAPI.label.id, RiskAPI.validateRules.id, RiskAPI.publishRules.id, RiskAPI.getRules.id,
+                RiskAPI.updateLists.id, RiskAPI.getLists.id, RiskAPI.backtest.id, RiskAPI.decisionStats.id,
+            ])
         allow([.service, .analyst], [RecommendAPI.recommend.id, RecommendAPI.similarItems.id, RecommendAPI.popular.id])
         return t
     }()
@@ -87,10 +93,13 @@ public struct AccessToken: Sendable, Equatable {
             let fields = line.split(whereSeparator: { $0 == " " || $0 == "\t" }).map(String.init)
             if fields.isEmpty { continue }
             guard fields.count == 3, let role = Role(rawValue: fields[0]) else {
-                throw AccessError("\(file):\(n + 1): expected ROLE ID SECRET with ROLE one of \(Role.allCases.map(\.rawValue).joined(separator: ", "))")
+                throw AccessError(
+                    "\(file):\(n + 1): expected ROLE ID SECRET with ROLE one of \(Role.allCases.map(\.rawValue).joined(separator: ", "))")
             }
             guard (16...255).contains(fields[2].utf8.count) else { throw AccessError("\(file):\(n + 1): a secret is 16 to 255 bytes") }
-            guard !out.contains(where: { $0.id == fields[1] }) else { throw AccessError("\(file):\(n + 1): token id '\(fields[1])' is used twice") }
+            guard !out.contains(where: { $0.id == fields[1] }) else {
+                throw AccessError("\(file):\(n + 1): token id '\(fields[1])' is used twice")
+            }
             out.append(AccessToken(id: fields[1], role: role, secret: Array(fields[2].utf8)))
         }
         return out
@@ -137,7 +146,8 @@ public final class AccessPolicy: Sendable {
             return hit
         }
         guard let token = found else { return .unauthenticated }
-        return AccessTable.allows(token.role, method) ? .allowed(token: token.id, role: token.role) : .denied(token: token.id, role: token.role)
+        return AccessTable.allows(token.role, method)
+            ? .allowed(token: token.id, role: token.role) : .denied(token: token.id, role: token.role)
     }
 
     /// Constant-time equality (for equal lengths).

@@ -78,7 +78,6 @@ final class ClientConnectionHandler: ChannelInboundHandler, CoalescingFrameWrite
         closeIfGoingAway()
     }
 
-
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let frame = unwrapInboundIn(data)
         switch frame.kind {

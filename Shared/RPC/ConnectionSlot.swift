@@ -108,7 +108,8 @@ final class ConnectionSlot: Sendable {
             .connect(host: host, port: port)
             .flatMapThrowing { channel in
                 let handler = try channel.pipeline.syncOperations.handler(type: ClientConnectionHandler.self)
-                return ClientConnection(channel: channel, handler: NIOLoopBound(handler, eventLoop: channel.eventLoop), state: connectionState)
+                return ClientConnection(
+                    channel: channel, handler: NIOLoopBound(handler, eventLoop: channel.eventLoop), state: connectionState)
             }
         connected.whenComplete { [self] result in
             switch result {

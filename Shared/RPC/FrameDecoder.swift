@@ -63,7 +63,8 @@ public struct FrameDecoder: ByteToMessageDecoder {
         if buffer.readableBytes >= 2, let magic = buffer.getInteger(at: buffer.readerIndex, as: UInt16.self), magic != Frame.magic {
             throw FrameError(code: .badMagic, message: "expected 0x5052, got 0x\(String(magic, radix: 16))")
         }
-        if buffer.readableBytes >= 3, let version = buffer.getInteger(at: buffer.readerIndex + 2, as: UInt8.self), version != Frame.version {
+        if buffer.readableBytes >= 3, let version = buffer.getInteger(at: buffer.readerIndex + 2, as: UInt8.self), version != Frame.version
+        {
             throw FrameError(code: .unsupportedVersion, message: "version \(version), this peer speaks \(Frame.version)")
         }
         guard buffer.readableBytes >= Frame.headerSize else { return nil }

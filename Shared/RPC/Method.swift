@@ -1,6 +1,6 @@
 public import Logging
-public import Wire
 import Synchronization
+public import Wire
 
 /// One RPC method: its id on the wire and its request and response types.
 /// The method ids of all services are listed in `Methods.swift` and docs/PROTOCOL.md.

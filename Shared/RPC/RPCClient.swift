@@ -68,7 +68,8 @@ public final class RPCClient: Sendable {
         let frame = try await call(methodID: method.id, payload: payload, timeout: timeout)
         guard frame.status == 0 else {
             let status = try? frame.payload.withUnsafeReadableBytes { try ErrorStatus(serializedBytes: $0, limits: config.decodingLimits) }
-            throw RPCError(StatusCode(rawValue: Int32(frame.status)), status?.message ?? "status \(frame.status)", details: status?.details ?? [])
+            throw RPCError(
+                StatusCode(rawValue: Int32(frame.status)), status?.message ?? "status \(frame.status)", details: status?.details ?? [])
         }
         do {
             return try frame.payload.withUnsafeReadableBytes { try Response(serializedBytes: $0, limits: config.decodingLimits) }

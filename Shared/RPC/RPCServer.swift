@@ -224,16 +224,22 @@ final class ServerConnectionHandler: ChannelInboundHandler, CoalescingFrameWrite
         }
         guard let route else {
             server.observer.callRefused(method: "unknown", status: .unimplemented)
-            return respond(id, method: frame.method, error: RPCError(.unimplemented, "no method with id 0x\(String(frame.method, radix: 16))"))
+            return respond(
+                id, method: frame.method, error: RPCError(.unimplemented, "no method with id 0x\(String(frame.method, radix: 16))"))
         }
         var caller: (token: String, role: Role)?
         if let access = server.config.access {
             switch access.check(method: frame.method, credential: frame.credential) {
             case .allowed(let token, let role): if let token, let role { caller = (token, role) }
             case .unauthenticated:
-                return refuse(id, frame.method, route.name, role: nil, RPCError(.unauthenticated, "\(route.name) needs a token (none given, or not one this service accepts)"), access, context)
+                return refuse(
+                    id, frame.method, route.name, role: nil,
+                    RPCError(.unauthenticated, "\(route.name) needs a token (none given, or not one this service accepts)"), access, context
+                )
             case .denied(let token, let role):
-                return refuse(id, frame.method, route.name, role: role, RPCError(.permissionDenied, "token '\(token)' (\(role.rawValue)) may not call \(route.name)"), access, context)
+                return refuse(
+                    id, frame.method, route.name, role: role,
+                    RPCError(.permissionDenied, "token '\(token)' (\(role.rawValue)) may not call \(route.name)"), access, context)
             }
         }
         guard calls.count < server.config.maxConcurrentCallsPerConnection else {
@@ -264,9 +270,10 @@ final class ServerConnectionHandler: ChannelInboundHandler, CoalescingFrameWrite
         let task = Task {
             let result: Result<ByteBuffer, any Error>
             do {
-                result = .success(try await RPCContext.$current.withValue(rpcContext) {
-                    try await route.handle(payload, limits)
-                })
+                result = .success(
+                    try await RPCContext.$current.withValue(rpcContext) {
+                        try await route.handle(payload, limits)
+                    })
             } catch {
                 result = .failure(error)
             }
@@ -274,7 +281,8 @@ final class ServerConnectionHandler: ChannelInboundHandler, CoalescingFrameWrite
         }
         let timer = deadline.map { _ in
             loop.scheduleTask(in: .microseconds(Int64(frame.deadlineMicros))) {
-                bound.value.finish(id, method: method, result: .failure(RPCError(.deadlineExceeded, "deadline of \(frame.deadlineMicros) µs exceeded")))
+                bound.value.finish(
+                    id, method: method, result: .failure(RPCError(.deadlineExceeded, "deadline of \(frame.deadlineMicros) µs exceeded")))
             }
         }
         calls[id] = Call(task: task, timer: timer, method: route.name, started: started)
@@ -289,7 +297,8 @@ final class ServerConnectionHandler: ChannelInboundHandler, CoalescingFrameWrite
     }
 
     /// Sends the response of a call that is over, and records it.
-    private func answer(_ id: UInt64, method: UInt16, name: String, started: ContinuousClock.Instant, result: Result<ByteBuffer, any Error>) {
+    private func answer(_ id: UInt64, method: UInt16, name: String, started: ContinuousClock.Instant, result: Result<ByteBuffer, any Error>)
+    {
         switch result {
         case .success(let payload):
             server.observer.callFinished(method: name, status: .ok, duration: started.duration(to: .now))
@@ -311,7 +320,10 @@ final class ServerConnectionHandler: ChannelInboundHandler, CoalescingFrameWrite
 
     /// Answers a call the access policy refused, counted by method and role; a connection
     /// refused `refusalLimit` times within `refusalWindow` is told why and closed.
-    private func refuse(_ id: UInt64, _ method: UInt16, _ name: String, role: Role?, _ error: RPCError, _ access: AccessPolicy, _ context: ChannelHandlerContext) {
+    private func refuse(
+        _ id: UInt64, _ method: UInt16, _ name: String, role: Role?, _ error: RPCError, _ access: AccessPolicy,
+        _ context: ChannelHandlerContext
+    ) {
         server.observer.callRefused(method: name, status: error.code)
         server.observer.accessRefused(method: name, role: role?.rawValue ?? "none", status: error.code)
         respond(id, method: method, error: error)
@@ -319,21 +331,25 @@ final class ServerConnectionHandler: ChannelInboundHandler, CoalescingFrameWrite
         refusals.append(now)
         refusals.removeAll { $0 < now - access.refusalWindow }
         guard refusals.count >= access.refusalLimit else { return }
-        server.logger.notice("closing connection after \(refusals.count) refused calls", metadata: ["peer": "\(context.remoteAddress.map { "\($0)" } ?? "?")"])
+        server.logger.notice(
+            "closing connection after \(refusals.count) refused calls",
+            metadata: ["peer": "\(context.remoteAddress.map { "\($0)" } ?? "?")"])
         var status = ErrorStatus()
         status.code = error.code
         status.message = "\(refusals.count) calls refused within \(access.refusalWindow): closing"
-        let frame = Frame(kind: .goAway, status: UInt8(truncatingIfNeeded: error.code.rawValue), method: 0, correlationID: 0, payload: ByteBuffer(bytes: status.serializedBytes()))
+        let frame = Frame(
+            kind: .goAway, status: UInt8(truncatingIfNeeded: error.code.rawValue), method: 0, correlationID: 0,
+            payload: ByteBuffer(bytes: status.serializedBytes()))
         let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
         context.writeAndFlush(wrapOutboundOut(frame)).whenComplete { _ in bound.value.close(promise: nil) }
     }
 
     private func respond(_ id: UInt64, method: UInt16, error: RPCError) {
-        send(Frame(
-            kind: .response, status: UInt8(truncatingIfNeeded: error.code.rawValue), method: method,
-            correlationID: id, payload: ByteBuffer(bytes: error.errorStatus.serializedBytes())))
+        send(
+            Frame(
+                kind: .response, status: UInt8(truncatingIfNeeded: error.code.rawValue), method: method,
+                correlationID: id, payload: ByteBuffer(bytes: error.errorStatus.serializedBytes())))
     }
-
 
     func startDraining() {
         guard !draining else { return }
@@ -341,7 +357,10 @@ final class ServerConnectionHandler: ChannelInboundHandler, CoalescingFrameWrite
         var status = ErrorStatus()
         status.code = .unavailable
         status.message = "server is shutting down"
-        send(Frame(kind: .goAway, status: UInt8(StatusCode.unavailable.rawValue), method: 0, correlationID: 0, payload: ByteBuffer(bytes: status.serializedBytes())))
+        send(
+            Frame(
+                kind: .goAway, status: UInt8(StatusCode.unavailable.rawValue), method: 0, correlationID: 0,
+                payload: ByteBuffer(bytes: status.serializedBytes())))
         context?.eventLoop.assumeIsolated().scheduleTask(in: .milliseconds(200)) {
             self.lingerOver = true
             self.closeIfDrained()
@@ -375,11 +394,15 @@ final class ServerConnectionHandler: ChannelInboundHandler, CoalescingFrameWrite
     /// Protocol violation: count it, tell the peer why, close this connection only.
     private func fail(_ error: FrameError, context: ChannelHandlerContext) {
         server.observer.protocolError(error.code)
-        server.logger.notice("closing connection after protocol error", metadata: ["error": "\(error)", "peer": "\(context.remoteAddress.map { "\($0)" } ?? "?")"])
+        server.logger.notice(
+            "closing connection after protocol error",
+            metadata: ["error": "\(error)", "peer": "\(context.remoteAddress.map { "\($0)" } ?? "?")"])
         var status = ErrorStatus()
         status.code = .protocolError
         status.message = error.description
-        let frame = Frame(kind: .goAway, status: UInt8(StatusCode.protocolError.rawValue), method: 0, correlationID: 0, payload: ByteBuffer(bytes: status.serializedBytes()))
+        let frame = Frame(
+            kind: .goAway, status: UInt8(StatusCode.protocolError.rawValue), method: 0, correlationID: 0,
+            payload: ByteBuffer(bytes: status.serializedBytes()))
         let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
         context.writeAndFlush(wrapOutboundOut(frame)).whenComplete { _ in bound.value.close(promise: nil) }
     }

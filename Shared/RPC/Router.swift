@@ -54,10 +54,11 @@ public struct Router: Sendable {
         decodingWith decode: @escaping @Sendable (UnsafeRawBufferPointer, DecodingLimits) throws -> Decoded,
         _ handler: @escaping @Sendable (sending Decoded) async throws -> Encoded<Response>
     ) {
-        add(Route(name: method.name) { payload, limits in
-            let request = try Self.decode(payload, limits, decode, as: Request.self)
-            return ByteBuffer(bytes: try await handler(request).bytes)
-        }, for: method.id)
+        add(
+            Route(name: method.name) { payload, limits in
+                let request = try Self.decode(payload, limits, decode, as: Request.self)
+                return ByteBuffer(bytes: try await handler(request).bytes)
+            }, for: method.id)
     }
 
     private mutating func add(_ route: Route, for id: UInt16) {

@@ -137,7 +137,9 @@ public struct ContentVectors: Sendable, Equatable {
             values += v
             rowStart.append(indices.count)
         }
-        return ContentVectors(terms: terms, idf: idf, vectors: SparseMatrix(rows: documents.count, cols: terms.count, rowStart: rowStart, indices: indices, values: values))
+        return ContentVectors(
+            terms: terms, idf: idf,
+            vectors: SparseMatrix(rows: documents.count, cols: terms.count, rowStart: rowStart, indices: indices, values: values))
     }
 
     /// The L2-normalised TF-IDF vector of `terms` (columns ascending).
@@ -161,7 +163,9 @@ public struct ContentVectors: Sendable, Equatable {
     public func nearest(_ vector: (indices: [Int32], values: [Float]), k: Int, excluded: (Int) -> Bool = { _ in false }) -> [TopK.Entry] {
         var acc: [Int32: Float] = [:]
         for (t, w) in zip(vector.indices, vector.values) {
-            for e in postings.rowStart[Int(t)]..<postings.rowStart[Int(t) + 1] { acc[postings.indices[e], default: 0] += w * postings.values[e] }
+            for e in postings.rowStart[Int(t)]..<postings.rowStart[Int(t) + 1] {
+                acc[postings.indices[e], default: 0] += w * postings.values[e]
+            }
         }
         let entries = acc.compactMap { $0.value > 1e-6 && !excluded(Int($0.key)) ? TopK.Entry(index: $0.key, score: $0.value) : nil }
         return TopK.best(entries, k: k).sorted { $0.score != $1.score ? $0.score > $1.score : $0.index < $1.index }

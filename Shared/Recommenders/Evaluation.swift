@@ -78,7 +78,9 @@ extension RecommenderModel {
         for u in 0..<train.users where !test[u].isEmpty {
             let range = m.rowStart[u]..<m.rowStart[u + 1]
             // The sequence model reads the history in time order.
-            let history = kind == .sequence ? train.sequence(u).map { (item: $0, value: Float(1)) } : range.map { (item: m.indices[$0], value: m.values[$0]) }
+            let history =
+                kind == .sequence
+                ? train.sequence(u).map { (item: $0, value: Float(1)) } : range.map { (item: m.indices[$0], value: m.values[$0]) }
             score(user: userIndex[train.userIDs[u]], history: history, into: &scores)
             for j in range { scores[Int(m.indices[j])] = -.infinity }
             lists[u] = scores.withUnsafeBufferPointer { TopK.select($0, k: n) }.map(\.index)
@@ -97,7 +99,10 @@ extension RecommenderModel {
         var scores: [Float] = []
         for u in 0..<train.users where !test[u].isEmpty {
             // The sequence model reads the user's steps in order; the others their pairs.
-            let history = kind == .sequence ? train.sequence(u).map { (item: $0, value: Float(1)) } : (m.rowStart[u]..<m.rowStart[u + 1]).map { (item: m.indices[$0], value: m.values[$0]) }
+            let history =
+                kind == .sequence
+                ? train.sequence(u).map { (item: $0, value: Float(1)) }
+                : (m.rowStart[u]..<m.rowStart[u + 1]).map { (item: m.indices[$0], value: m.values[$0]) }
             score(user: userIndex[train.userIDs[u]], history: history, into: &scores)
             if excludingSeen { for h in history { scores[Int(h.item)] = -.infinity } }
             lists[u] = scores.withUnsafeBufferPointer { TopK.select($0, k: n) }.map(\.index)

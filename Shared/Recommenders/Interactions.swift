@@ -19,7 +19,9 @@ public struct Interactions: Sendable {
     }
 
     public init(userIDs: [Int64], itemIDs: [Int64], itemCategories: [Int64], matrix: SparseMatrix, times: [UInt32]) {
-        precondition(matrix.rows == userIDs.count && matrix.cols == itemIDs.count && times.count == matrix.nonZeros && itemCategories.count == itemIDs.count)
+        precondition(
+            matrix.rows == userIDs.count && matrix.cols == itemIDs.count && times.count == matrix.nonZeros
+                && itemCategories.count == itemIDs.count)
         self.userIDs = userIDs
         self.itemIDs = itemIDs
         self.itemCategories = itemCategories
@@ -33,11 +35,20 @@ public struct Interactions: Sendable {
 
     /// The protocol every evaluation uses, in words (reports print it).
     public static let protocolDescription =
-        "per user, pairs sorted by their latest event (ties by item id); the last 20% (at least one) are the test set, the rest train; users with fewer than two items are not evaluated (their pair stays in training); full ranking over every item, training items excluded"
+        """
+        per user, pairs sorted by their latest event (ties by item id); the last 20% (at least one) are the test \
+        set, the rest train; users with fewer than two items are not evaluated (their pair stays in training); full \
+        ranking over every item, training items excluded
+        """
 
     /// The leave-last-out protocol, in words.
     public static let leaveLastOutDescription =
-        "per user, their latest steps in log order (a step: consecutive events on one item); the last step is the test item and leaves training (its events taken off the item's pair), the rest train (the sequence model holds out the step before it for early stopping); users with fewer than three steps are not evaluated (theirs stay in training); full ranking over every item, items the user met before included"
+        """
+        per user, their latest steps in log order (a step: consecutive events on one item); the last step is the \
+        test item and leaves training (its events taken off the item's pair), the rest train (the sequence model \
+        holds out the step before it for early stopping); users with fewer than three steps are not evaluated \
+        (theirs stay in training); full ranking over every item, items the user met before included
+        """
 
     /// Splits by time per user: the last `fraction` of each user's pairs (by latest event,
     /// ties by item id; at least one) go to the test set, the rest stay. Users with fewer
@@ -75,7 +86,8 @@ public struct Interactions: Sendable {
         }
         // Triples were added in CSR order, which the matrix keeps.
         var train = Interactions(
-            userIDs: userIDs, itemIDs: itemIDs, itemCategories: itemCategories, matrix: SparseMatrix(rows: users, cols: items, triples: triples), times: kept)
+            userIDs: userIDs, itemIDs: itemIDs, itemCategories: itemCategories,
+            matrix: SparseMatrix(rows: users, cols: items, triples: triples), times: kept)
         train.steps = trainSteps
         return (train, test)
     }
@@ -121,6 +133,9 @@ public struct Interactions: Sendable {
         }
         let train = SparseMatrix(rows: users, cols: items, triples: triples)
         trainTimes.sort { $0.0 != $1.0 ? $0.0 < $1.0 : $0.1 < $1.1 }
-        return (Interactions(userIDs: userIDs, itemIDs: itemIDs, itemCategories: itemCategories, matrix: train, times: trainTimes.map(\.2)), test)
+        return (
+            Interactions(userIDs: userIDs, itemIDs: itemIDs, itemCategories: itemCategories, matrix: train, times: trainTimes.map(\.2)),
+            test
+        )
     }
 }

@@ -63,10 +63,12 @@ public enum ModelArtifact {
     /// The model in `bytes`, indexed and ready to score.
     public static func decode(_ bytes: [UInt8]) throws -> RecommenderModel {
         do {
-            var r = try SnapshotReader(try ArtifactContainer.open(bytes, magic: "PMDL", version: formatVersion, maxBytes: 1 << 34), magic: "PMDB")
+            var r = try SnapshotReader(
+                try ArtifactContainer.open(bytes, magic: "PMDL", version: formatVersion, maxBytes: 1 << 34), magic: "PMDB")
             guard let kind = RecommenderModel.Kind(rawValue: try r.string()) else { throw Corrupt(description: "unknown model kind") }
             let itemIDs = try r.plain(Int64.self)
-            var model = RecommenderModel(kind: kind, itemIDs: itemIDs, itemCategories: try r.plain(Int64.self), popularity: try r.plain(Float.self))
+            var model = RecommenderModel(
+                kind: kind, itemIDs: itemIDs, itemCategories: try r.plain(Int64.self), popularity: try r.plain(Float.self))
             model.userIDs = try r.plain(Int64.self)
             func matrix() throws -> Matrix? {
                 let rows = Int(try r.u32()), cols = Int(try r.u32())
@@ -96,17 +98,22 @@ public enum ModelArtifact {
                 let terms = try r.array { try $0.string() }
                 let idf = try r.plain(Float.self)
                 let vectors = try sparse("content vector")
-                guard idf.count == terms.count, vectors.cols == terms.count else { throw Corrupt(description: "content vocabulary and vectors disagree") }
+                guard idf.count == terms.count, vectors.cols == terms.count else {
+                    throw Corrupt(description: "content vocabulary and vectors disagree")
+                }
                 model.content = ContentVectors(terms: terms, idf: idf, vectors: vectors)
             }
             if kind == .sequence {
                 let items = Int(try r.u32()), dim = Int(try r.u32()), length = Int(try r.u32()), blocks = Int(try r.u32())
                 guard items == itemIDs.count, (1...4096).contains(dim), (1...10_000).contains(length), (0...64).contains(blocks) else {
-                    throw Corrupt(description: "a sequence model of \(items) items, \(dim) dimensions, \(length) positions, \(blocks) blocks")
+                    throw Corrupt(
+                        description: "a sequence model of \(items) items, \(dim) dimensions, \(length) positions, \(blocks) blocks")
                 }
                 let shape = SASRec.Shape(items: items, dim: dim, maxLength: length, blocks: blocks)
                 let weights = try r.plain(Float.self)
-                guard weights.count == SASRec.parameterCount(shape) else { throw Corrupt(description: "\(weights.count) sequence weights for \(SASRec.parameterCount(shape))") }
+                guard weights.count == SASRec.parameterCount(shape) else {
+                    throw Corrupt(description: "\(weights.count) sequence weights for \(SASRec.parameterCount(shape))")
+                }
                 let network = SASRec(shape: shape, weights: weights)
                 model.sequence = network
                 model.items = network.itemTable
@@ -133,14 +140,22 @@ public enum ModelArtifact {
     /// buggy writer got wrong must still not crash a server).
     private static func check(_ m: RecommenderModel) throws {
         let n = m.itemIDs.count
-        guard m.itemCategories.count == n, m.popularity.count == n, Set(m.itemIDs).count == n else { throw Corrupt(description: "catalogue tables disagree") }
+        guard m.itemCategories.count == n, m.popularity.count == n, Set(m.itemIDs).count == n else {
+            throw Corrupt(description: "catalogue tables disagree")
+        }
         switch m.kind {
         case .popularity: break
         case .itemKNN, .ease, .content:
-            guard let w = m.itemItem, w.rows == n, w.cols == n else { throw Corrupt(description: "\(m.kind.rawValue) without an item-item table of \(n) items") }
-            guard m.kind != .content || m.content?.vectors.rows == n else { throw Corrupt(description: "content without a vector for each of \(n) items") }
+            guard let w = m.itemItem, w.rows == n, w.cols == n else {
+                throw Corrupt(description: "\(m.kind.rawValue) without an item-item table of \(n) items")
+            }
+            guard m.kind != .content || m.content?.vectors.rows == n else {
+                throw Corrupt(description: "content without a vector for each of \(n) items")
+            }
         case .sequence:
-            guard let s = m.sequence, s.shape.items == n, m.items?.rows == n else { throw Corrupt(description: "sequence without a network over \(n) items") }
+            guard let s = m.sequence, s.shape.items == n, m.items?.rows == n else {
+                throw Corrupt(description: "sequence without a network over \(n) items")
+            }
         case .als, .bpr:
             guard let items = m.items, let users = m.users, items.rows == n, users.cols == items.cols, users.rows == m.userIDs.count,
                 Set(m.userIDs).count == m.userIDs.count, m.itemBias.map({ $0.count == n }) ?? true

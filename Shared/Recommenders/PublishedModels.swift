@@ -71,7 +71,8 @@ public final class PublishedModels: @unchecked Sendable {
         self.indexAbove = indexAbove
         self.indexParameters = indexParameters
         self.swapped = swapped
-        watcher = ModelWatcher(client: client, logger: logger, accept: accept) { [unowned self] info, bytes in try self.swapIn(info, bytes) }
+        watcher = ModelWatcher(client: client, logger: logger, accept: accept) { [unowned self] info, bytes in try self.swapIn(info, bytes)
+        }
     }
 
     /// The published version of `name` now, if one is loaded.
@@ -101,7 +102,8 @@ public final class PublishedModels: @unchecked Sendable {
         let loaded = Loaded(info: info, model: model, indexAbove: indexAbove, parameters: indexParameters)
         let indexed = loaded.index.map { _ in ", indexed in \(ContinuousClock.now - started)" } ?? ""
         lock.withLock { models[info.name] = loaded }
-        logger.info("loaded \(info.name) v\(info.version) (\(info.kind.name ?? ""), \(model.itemIDs.count) items, \(bytes.count) bytes\(indexed))")
+        logger.info(
+            "loaded \(info.name) v\(info.version) (\(info.kind.name ?? ""), \(model.itemIDs.count) items, \(bytes.count) bytes\(indexed))")
         swapped(loaded)
     }
 }

@@ -159,7 +159,8 @@ public struct RecommenderModel: Sendable {
     }
 
     /// The top `n` items for a user, excluding `excluded` item indices, best first.
-    public func recommend(user: Int32?, history: [(item: Int32, value: Float)], n: Int, excluding excluded: Set<Int32> = []) -> [TopK.Entry] {
+    public func recommend(user: Int32?, history: [(item: Int32, value: Float)], n: Int, excluding excluded: Set<Int32> = []) -> [TopK.Entry]
+    {
         var scores: [Float] = []
         score(user: user, history: history, into: &scores)
         return TopK.select(scores, k: n) { excluded.contains(Int32($0)) }

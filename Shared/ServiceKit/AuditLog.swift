@@ -43,10 +43,11 @@ public final class AuditLog: Sendable {
     /// Records one call that ran: who made it (from the call's context), what it did (or why
     /// it was refused) and the status it ended with.
     func record(method: String, status: StatusCode, what: String, context: RPCContext?, time: Date = Date()) throws {
-        try append(Line(
-            time_ms: Int64(time.timeIntervalSince1970 * 1000), service: service, method: method,
-            token_id: context?.caller?.token ?? "", role: context?.caller?.role.rawValue ?? "",
-            status: status.name ?? "\(status.rawValue)", what: what, peer: context?.peer ?? "", request_id: context?.requestID))
+        try append(
+            Line(
+                time_ms: Int64(time.timeIntervalSince1970 * 1000), service: service, method: method,
+                token_id: context?.caller?.token ?? "", role: context?.caller?.role.rawValue ?? "",
+                status: status.name ?? "\(status.rawValue)", what: what, peer: context?.peer ?? "", request_id: context?.requestID))
     }
 
     /// The entries the request asks for, oldest first: at or after `since_ms`, of one token
@@ -81,18 +82,23 @@ public final class AuditLog: Sendable {
         router.wrap(AccessTable.audited) { [self] method, handler in
             let note = AuditNote()
             let result: Result<ByteBuffer, any Error>
-            do { result = .success(try await AuditNote.$current.withValue(note) { try await handler() }) } catch { result = .failure(error) }
-            let (status, failure): (StatusCode, String?) = switch result {
-            case .success: (.ok, nil)
-            case .failure(let e as RPCError): (e.code, e.message)
-            case .failure(is CancellationError): (.cancelled, nil)
-            case .failure: (.internal, nil)
+            do { result = .success(try await AuditNote.$current.withValue(note) { try await handler() }) } catch {
+                result = .failure(error)
             }
+            let (status, failure): (StatusCode, String?) =
+                switch result {
+                case .success: (.ok, nil)
+                case .failure(let e as RPCError): (e.code, e.message)
+                case .failure(is CancellationError): (.cancelled, nil)
+                case .failure: (.internal, nil)
+                }
             do {
                 try record(method: method, status: status, what: note.text ?? failure ?? "", context: RPCContext.current)
-                metrics.counter("persona_audit_entries_total", labels: [("method", method)], help: "Admin calls written to the audit log").increment()
+                metrics.counter("persona_audit_entries_total", labels: [("method", method)], help: "Admin calls written to the audit log")
+                    .increment()
             } catch {
-                metrics.counter("persona_audit_errors_total", labels: [], help: "Admin calls whose audit entry could not be written").increment()
+                metrics.counter("persona_audit_errors_total", labels: [], help: "Admin calls whose audit entry could not be written")
+                    .increment()
                 throw RPCError(.internal, "the call ran but its audit entry could not be written: \(error)")
             }
             return try result.get()

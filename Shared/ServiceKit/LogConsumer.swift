@@ -1,6 +1,6 @@
-import Synchronization
 public import Logging
 public import RPC
+import Synchronization
 public import Wire
 
 /// How the services that fold the ingest log (feature, model) read it: every partition from

@@ -1,7 +1,7 @@
 import Foundation
-import Store
 public import Logging
 public import RPC
+import Store
 public import Wire
 
 /// Follows the model service's published versions as another service holds them: a long
@@ -54,7 +54,9 @@ public final class ModelWatcher: @unchecked Sendable {
                 backoff.reset()
                 let known = lock.withLock { (loaded, revisions) }
                 for v in response.published
-                where (known.0[v.name] != v.version || (known.1[v.name] ?? 0) != v.revision) && lock.withLock({ ignored[v.name] }) != v.version {
+                where (known.0[v.name] != v.version || (known.1[v.name] ?? 0) != v.revision)
+                    && lock.withLock({ ignored[v.name] }) != v.version
+                {
                     do {
                         try await fetchAndLoad(v.name, version: v.version)
                     } catch {

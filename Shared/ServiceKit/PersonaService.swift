@@ -48,7 +48,9 @@ public struct ServiceContext: Sendable {
     /// The wall clock the service stamps times with.
     public var clock: WallClock
 
-    public init(options: ServiceOptions.Resolved, dataDirectory: DataDirectory, metrics: ServiceMetrics, logger: Logger, clock: WallClock = .system) {
+    public init(
+        options: ServiceOptions.Resolved, dataDirectory: DataDirectory, metrics: ServiceMetrics, logger: Logger, clock: WallClock = .system
+    ) {
         self.options = options
         self.dataDirectory = dataDirectory
         self.metrics = metrics

@@ -22,7 +22,9 @@ public final class ServiceHost<S: PersonaService>: Sendable {
     let access: (policy: AccessPolicy, file: String)?
 
     static func readTokens(_ file: String) throws -> [AccessToken] {
-        guard let text = try? String(contentsOfFile: file, encoding: .utf8) else { throw ServiceError("cannot read the tokens file \(file)") }
+        guard let text = try? String(contentsOfFile: file, encoding: .utf8) else {
+            throw ServiceError("cannot read the tokens file \(file)")
+        }
         do { return try AccessToken.parse(text, file: file) } catch let e as AccessError { throw ServiceError(e.description) }
     }
 
@@ -83,7 +85,9 @@ public final class ServiceHost<S: PersonaService>: Sendable {
             response.callsInFlight = UInt64(max(0, metrics.callsInFlight - 1))
             var checks = [("data_dir", directory.isWritable ? "writable" : "NOT WRITABLE")]
             checks += await service.healthChecks()
-            response.checks = checks.map { var kv = KeyValue(); kv.key = $0.0; kv.value = $0.1; return kv }
+            response.checks = checks.map {
+                var kv = KeyValue(); kv.key = $0.0; kv.value = $0.1; return kv
+            }
             return response
         }
         service.register(in: &router)
@@ -99,8 +103,13 @@ public final class ServiceHost<S: PersonaService>: Sendable {
             rpcConfig.access = policy
             access = (policy, file)
             // The calls this service makes carry its own token: PERSONA_SERVICE_TOKEN, else the file's first service token.
-            let own = ProcessInfo.processInfo.environment["PERSONA_SERVICE_TOKEN"].map { Array($0.utf8) } ?? tokens.first { $0.role == .service }?.secret
-            guard let own else { throw ServiceError("\(file) holds no service token, and PERSONA_SERVICE_TOKEN is not set: this service could not call the others") }
+            let own =
+                ProcessInfo.processInfo.environment["PERSONA_SERVICE_TOKEN"].map { Array($0.utf8) }
+                ?? tokens.first { $0.role == .service }?.secret
+            guard let own else {
+                throw ServiceError(
+                    "\(file) holds no service token, and PERSONA_SERVICE_TOKEN is not set: this service could not call the others")
+            }
             ProcessCredential.set(own)
             logger.info("access control on", metadata: ["tokens": "\(tokens.count)", "file": "\(file)"])
         } else {
@@ -111,7 +120,8 @@ public final class ServiceHost<S: PersonaService>: Sendable {
             host: options.host, port: options.metricsPort, metrics: { metrics.render() },
             health: {
                 let ok = !draining.isSet && directory.isWritable
-                return (ok, #"{"service":"\#(S.name)","status":"\#(ok ? "serving" : "not_serving")","uptime_seconds":\#(Int(Date().timeIntervalSince(startedAt)))}"#)
+                let uptime = Int(Date().timeIntervalSince(startedAt))
+                return (ok, #"{"service":"\#(S.name)","status":"\#(ok ? "serving" : "not_serving")","uptime_seconds":\#(uptime)}"#)
             },
             logger: logger)
     }
@@ -122,7 +132,12 @@ public final class ServiceHost<S: PersonaService>: Sendable {
     public func start() async throws -> (rpc: Int, metrics: Int) {
         let address = try await rpc.start()
         let metricsPort = try await http.start()
-        context.logger.info("\(S.name) started", metadata: ["rpc": "\(address)", "metrics": "\(metricsPort)", "data": "\(context.dataDirectory.path)", "huge_pages": "\(HugePages.inUse)"])
+        context.logger.info(
+            "\(S.name) started",
+            metadata: [
+                "rpc": "\(address)", "metrics": "\(metricsPort)", "data": "\(context.dataDirectory.path)",
+                "huge_pages": "\(HugePages.inUse)",
+            ])
         return (address.port!, metricsPort)
     }
 
@@ -212,11 +227,12 @@ extension ServiceHost {
         HugePages.adoptForHeap()
         let resolved = try options.resolve(service: S.name, defaultPort: S.defaultPort, defaultMetricsPort: S.defaultMetricsPort)
         // Log lines written while serving a call name its request id (carried across services).
-        LoggingSystem.bootstrap({ label, provider in
-            var handler = StreamLogHandler.standardError(label: label, metadataProvider: provider)
-            handler.logLevel = resolved.logLevel
-            return handler
-        }, metadataProvider: .requestID)
+        LoggingSystem.bootstrap(
+            { label, provider in
+                var handler = StreamLogHandler.standardError(label: label, metadataProvider: provider)
+                handler.logLevel = resolved.logLevel
+                return handler
+            }, metadataProvider: .requestID)
         let host = try await ServiceHost(options: resolved, settings: settings)
         try await host.run()
     }

@@ -49,7 +49,8 @@ public final class ServiceMetrics: RPCServerObserver {
             cache[method] = h
             return h
         }
-        histogram.recordNanoseconds(Int64(clamping: duration.components.seconds * 1_000_000_000 + duration.components.attoseconds / 1_000_000_000))
+        histogram.recordNanoseconds(
+            Int64(clamping: duration.components.seconds * 1_000_000_000 + duration.components.attoseconds / 1_000_000_000))
     }
 
     public func callRefused(method: String, status: StatusCode) {
@@ -71,7 +72,10 @@ public final class ServiceMetrics: RPCServerObserver {
     }
 
     public func protocolError(_ code: FrameError.Code) {
-        counter("persona_rpc_protocol_errors_total", labels: [("reason", code.name)], help: "Connections closed because the peer sent bytes that are not frames").increment()
+        counter(
+            "persona_rpc_protocol_errors_total", labels: [("reason", code.name)],
+            help: "Connections closed because the peer sent bytes that are not frames"
+        ).increment()
     }
 
     /// A labelled counter, created on first use and cached.

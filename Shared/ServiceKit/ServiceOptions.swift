@@ -21,7 +21,13 @@ public struct ServiceOptions: ParsableArguments, Sendable {
     @Option(help: "trace, debug, info, notice, warning, error or critical (env PERSONA_LOG_LEVEL, default info).")
     public var logLevel: String?
 
-    @Option(help: "Tokens file (ROLE ID SECRET a line): every call but Health needs a token of a role its method allows; re-read when it changes. Without one, calls are not checked (env PERSONA_TOKENS_FILE).")
+    @Option(
+        help:
+            """
+            Tokens file (ROLE ID SECRET a line): every call but Health needs a token of a role its method allows; \
+            re-read when it changes. Without one, calls are not checked (env PERSONA_TOKENS_FILE).
+            """
+    )
     public var tokensFile: String?
 
     public init() {}
@@ -45,7 +51,8 @@ public struct ServiceOptions: ParsableArguments, Sendable {
         }
     }
 
-    public func resolve(service: String, defaultPort: Int, defaultMetricsPort: Int, environment: [String: String]? = nil) throws -> Resolved {
+    public func resolve(service: String, defaultPort: Int, defaultMetricsPort: Int, environment: [String: String]? = nil) throws -> Resolved
+    {
         let environment = environment ?? ProcessInfo.processInfo.environment
         func int(_ flag: Int?, _ name: String, _ fallback: Int) throws -> Int {
             if let flag { return flag }

@@ -90,7 +90,8 @@ struct Batch {
     /// Whether `b` (a whole batch) matches its checksum.
     static func verify(_ b: UnsafeRawBufferPointer, header: Header) -> Bool {
         guard b.count == header.totalLength else { return false }
-        let crc = CRC32C.checksum(UnsafeRawBufferPointer(rebasing: b[8..<16]), continuing: CRC32C.checksum(UnsafeRawBufferPointer(rebasing: b[16...])))
+        let crc = CRC32C.checksum(
+            UnsafeRawBufferPointer(rebasing: b[8..<16]), continuing: CRC32C.checksum(UnsafeRawBufferPointer(rebasing: b[16...])))
         return crc == header.crc
     }
 
@@ -99,7 +100,9 @@ struct Batch {
     static func forEachRecord(
         _ b: UnsafeRawBufferPointer, header: Header, maxRawLength: Int, _ body: (Int, UnsafeRawBufferPointer) throws -> Void
     ) throws {
-        guard header.rawLength <= maxRawLength else { throw StoreError(.corrupt, "batch at offset \(header.baseOffset) claims \(header.rawLength) bytes") }
+        guard header.rawLength <= maxRawLength else {
+            throw StoreError(.corrupt, "batch at offset \(header.baseOffset) claims \(header.rawLength) bytes")
+        }
         let stored = UnsafeRawBufferPointer(rebasing: b[Batch.headerSize...])
         func split(_ raw: UnsafeRawBufferPointer) throws {
             var i = 0
@@ -107,7 +110,9 @@ struct Batch {
                 guard i + 4 <= raw.count else { throw StoreError(.corrupt, "batch at offset \(header.baseOffset) is short") }
                 let length = Int(UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: i, as: UInt32.self)))
                 i += 4
-                guard length <= raw.count - i else { throw StoreError(.corrupt, "record in batch at offset \(header.baseOffset) overruns it") }
+                guard length <= raw.count - i else {
+                    throw StoreError(.corrupt, "record in batch at offset \(header.baseOffset) overruns it")
+                }
                 try body(n, UnsafeRawBufferPointer(rebasing: raw[i..<(i + length)]))
                 i += length
             }

@@ -118,14 +118,17 @@ public final class SegmentedLog: Sendable {
             let path = config.directory + "/" + name
             let fd = try FileIO.open(path, flags: O_RDWR)
             let segment = Segment(baseOffset: base, path: path, fd: fd, size: try FileIO.size(fd, path: path))
-            nextOffset = try recover(segment, isLast: i == names.count - 1, config: config, expected: max(nextOffset, base), report: &report)
+            nextOffset = try recover(
+                segment, isLast: i == names.count - 1, config: config, expected: max(nextOffset, base), report: &report)
             segments.append(segment)
         }
         report.segments = segments.count
         if segments.isEmpty {
             segments.append(try createSegment(baseOffset: 0, config: config))
         }
-        let log = SegmentedLog(config: config, state: State(segments: segments, nextOffset: nextOffset, lastIndexedPosition: segments.last!.index.last?.position ?? 0))
+        let log = SegmentedLog(
+            config: config,
+            state: State(segments: segments, nextOffset: nextOffset, lastIndexedPosition: segments.last!.index.last?.position ?? 0))
         return (log, report)
     }
 
@@ -136,7 +139,8 @@ public final class SegmentedLog: Sendable {
     }
 
     private static func createSegment(baseOffset: UInt64, config: Config) throws -> Segment {
-        let path = config.directory + "/" + String(repeating: "0", count: max(0, 20 - String(baseOffset).count)) + String(baseOffset) + ".log"
+        let path =
+            config.directory + "/" + String(repeating: "0", count: max(0, 20 - String(baseOffset).count)) + String(baseOffset) + ".log"
         let fd = try FileIO.open(path, flags: O_RDWR | O_CREAT)
         try FileIO.syncDirectory(config.directory)
         return Segment(baseOffset: baseOffset, path: path, fd: fd, size: 0)
@@ -144,7 +148,9 @@ public final class SegmentedLog: Sendable {
 
     /// Scans one segment: builds its index, verifies every batch, cuts a torn tail of the
     /// last segment. Returns the offset after its last good batch.
-    private static func recover(_ segment: Segment, isLast: Bool, config: Config, expected: UInt64, report: inout RecoveryReport) throws -> UInt64 {
+    private static func recover(_ segment: Segment, isLast: Bool, config: Config, expected: UInt64, report: inout RecoveryReport) throws
+        -> UInt64
+    {
         let bytes = try FileIO.read(segment.fd, count: segment.size, at: 0, path: segment.path)
         var position = 0
         var next = expected
@@ -168,7 +174,8 @@ public final class SegmentedLog: Sendable {
                 // Not a good batch here. Look for the next good one after it.
                 let resume = nextGoodBatch(all, after: position, minOffset: next, config: config)
                 if let resume {
-                    report.corruptBatches.append((segment.path, position, "checksum or header mismatch; \(resume - position) bytes skipped"))
+                    report.corruptBatches.append(
+                        (segment.path, position, "checksum or header mismatch; \(resume - position) bytes skipped"))
                     segment.corrupt.append(position..<resume)
                     position = resume
                 } else if isLast {
@@ -180,7 +187,8 @@ public final class SegmentedLog: Sendable {
                     segment.size = position
                     break
                 } else {
-                    report.corruptBatches.append((segment.path, position, "unreadable to the end of the segment (\(all.count - position) bytes)"))
+                    report.corruptBatches.append(
+                        (segment.path, position, "unreadable to the end of the segment (\(all.count - position) bytes)"))
                     segment.corrupt.append(position..<all.count)
                     break
                 }
@@ -358,7 +366,8 @@ public final class SegmentedLog: Sendable {
                 let whole = try FileIO.read(segment.fd, count: header.totalLength, at: position, path: segment.path)
                 try whole.withUnsafeBytes { b in
                     guard Batch.verify(b, header: header) else {
-                        throw StoreError(.corrupt, "\(segment.path): batch at byte \(position) (offset \(header.baseOffset)) fails its checksum")
+                        throw StoreError(
+                            .corrupt, "\(segment.path): batch at byte \(position) (offset \(header.baseOffset)) fails its checksum")
                     }
                     try Batch.forEachRecord(b, header: header, maxRawLength: config.maxBatchBytes) { i, record in
                         let o = header.baseOffset + UInt64(i)

@@ -139,11 +139,12 @@ final class Arena {
         let array = allocate(ProtobufCMessageUnknownField.self, count: unknown.fields.count)
         for (i, f) in unknown.fields.enumerated() {
             let (len, data) = scalars(f.data)
-            (array + i).initialize(to: ProtobufCMessageUnknownField(
-                tag: f.number,
-                wire_type: ProtobufCWireType(rawValue: .init(f.wireType)),
-                len: len,
-                data: data))
+            (array + i).initialize(
+                to: ProtobufCMessageUnknownField(
+                    tag: f.number,
+                    wire_type: ProtobufCWireType(rawValue: .init(f.wireType)),
+                    len: len,
+                    data: data))
         }
         base.pointee.n_unknown_fields = UInt32(unknown.fields.count)
         base.pointee.unknown_fields = array

@@ -8,7 +8,8 @@ protocol CMessageConvertible: WireMessage {
     func fill(_ c: UnsafeMutablePointer<CStruct>, arena: Arena)
     init(cMessage: UnsafePointer<CStruct>)
     /// The protoc-c `*__unpack` function of this message.
-    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>) -> UnsafeMutablePointer<CStruct>?
+    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
+        -> UnsafeMutablePointer<CStruct>?
 }
 
 func packMessage<M: CMessageConvertible>(_ message: M) -> [UInt8] {

@@ -1,5 +1,5 @@
-internal import CProtobufC
 internal import CPersonaProto
+internal import CProtobufC
 
 #if canImport(Glibc)
 import Glibc

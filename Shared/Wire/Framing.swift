@@ -201,19 +201,27 @@ extension StoredEvent {
     /// well-formed message or hold no event.
     public static func kindAndUser(of encoded: UnsafeRawBufferPointer) -> (kind: EventKind, userID: Int64)? {
         var event: Range<Int>?
-        guard Framing.forEachField(in: encoded, { field, value in
-            if field == 3, case .bytes(let r) = value { event = r }
-        }), let event else { return nil }
+        guard
+            Framing.forEachField(
+                in: encoded,
+                { field, value in
+                    if field == 3, case .bytes(let r) = value { event = r }
+                }), let event
+        else { return nil }
         var kind: Int32 = 0
         var user: Int64 = 0
         // Event: kind = 2, user_id = 3.
-        guard Framing.forEachField(in: UnsafeRawBufferPointer(rebasing: encoded[event]), { field, value in
-            switch (field, value) {
-            case (2, .varint(let v)): kind = Int32(truncatingIfNeeded: v)
-            case (3, .varint(let v)): user = Int64(bitPattern: v)
-            default: break
-            }
-        }) else { return nil }
+        guard
+            Framing.forEachField(
+                in: UnsafeRawBufferPointer(rebasing: encoded[event]),
+                { field, value in
+                    switch (field, value) {
+                    case (2, .varint(let v)): kind = Int32(truncatingIfNeeded: v)
+                    case (3, .varint(let v)): user = Int64(bitPattern: v)
+                    default: break
+                    }
+                })
+        else { return nil }
         return (EventKind(rawValue: kind), user)
     }
 }

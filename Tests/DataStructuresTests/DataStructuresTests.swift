@@ -89,7 +89,9 @@ struct DataStructuresTests {
                 }
             } else {
                 table.add(user, to: key)
-                if !reference[key, default: []].contains(user) && reference[key, default: []].count < 3 { reference[key, default: []].append(user) }
+                if !reference[key, default: []].contains(user) && reference[key, default: []].count < 3 {
+                    reference[key, default: []].append(user)
+                }
             }
             #expect(table[key] == reference[key] ?? [])
             #expect(table.users(of: key) == reference[key]?.count ?? 0)

@@ -1,8 +1,8 @@
 import Foundation
 import Math
 import RPC
-import Testing
 import TestSupport
+import Testing
 import Wire
 
 /// A real feature process, killed with SIGKILL at random moments while it consumes a real
@@ -20,7 +20,8 @@ struct FeatureCrashTests {
         var rng = SplitMix(seed: 11)
         let sampleUsers = (0..<400).map { _ in users[Int(rng.next() % UInt64(users.count))] }
         let ingestPort = freePort()
-        let ingestProcess = try ChildProcess("persona-ingest", ["--port", "\(ingestPort)", "--metrics-port", "0", "--data-dir", temporaryDirectory()])
+        let ingestProcess = try ChildProcess(
+            "persona-ingest", ["--port", "\(ingestPort)", "--metrics-port", "0", "--data-dir", temporaryDirectory()])
         defer { ingestProcess.kill() }
         let ingest = RPCClient(host: "127.0.0.1", port: ingestPort)
         defer { Task { await ingest.shutdown() } }
@@ -53,7 +54,9 @@ struct FeatureCrashTests {
             _ = await feature.waitForExit()
             let offsets = health?.checks.first { $0.key == "offsets" }?.value.split(separator: ",").compactMap { Int($0) } ?? []
             consumed.append(offsets.reduce(0, +))
-            if FileManager.default.fileExists(atPath: featureDir + "/state.snapshot") && (1..<events.count).contains(offsets.reduce(0, +)) { midway += 1 }
+            if FileManager.default.fileExists(atPath: featureDir + "/state.snapshot") && (1..<events.count).contains(offsets.reduce(0, +)) {
+                midway += 1
+            }
         }
         try await appending.value
         #expect(midway > 0, "no kill came mid-way after a snapshot (events consumed at each kill: \(consumed))")

@@ -1,10 +1,11 @@
 import Foundation
-@testable import Feature
 import RPC
 import ServiceKit
-import Testing
 import TestSupport
+import Testing
 import Wire
+
+@testable import Feature
 
 @Suite("Feature service", .serialized, .timeLimit(.minutes(5)))
 struct FeatureServiceTests {
@@ -135,10 +136,12 @@ struct FeatureServiceTests {
     func getFeatures() async throws {
         try await withIngest { ingest, port in
             let t = Int64(Date().timeIntervalSince1970 * 1000) - hour
-            try await append(ingest, [
-                purchase(user: 1, at: t, total: 30), purchase(user: 1, at: t + minute, total: 50),
-                event(.view, user: 2, at: t + 2 * minute, item: 4),
-            ])
+            try await append(
+                ingest,
+                [
+                    purchase(user: 1, at: t, total: 30), purchase(user: 1, at: t + minute, total: 50),
+                    event(.view, user: 2, at: t + 2 * minute, item: 4),
+                ])
             try await withFeature(ingestPort: port) { feature, _ in
                 try await waitConsumed(ingest: ingest, consumer: feature)
                 var r = GetFeaturesRequest()
@@ -299,7 +302,8 @@ struct FeatureServiceTests {
             let t = Int64(Date().timeIntervalSince1970 * 1000) - 100 * day
             let events: [Event] = [
                 // 1 buys before and inside the horizon (40, 70]: propensity 1, churn 0.
-                event(.view, user: 1, at: t, item: 9), purchase(user: 1, at: t + 10 * day, total: 5, order: "a"), purchase(user: 1, at: t + 45 * day, total: 5, order: "b"),
+                event(.view, user: 1, at: t, item: 9), purchase(user: 1, at: t + 10 * day, total: 5, order: "a"),
+                purchase(user: 1, at: t + 45 * day, total: 5, order: "b"),
                 // 2 only views inside it: propensity 0, churn 0.
                 event(.view, user: 2, at: t + 5 * day, item: 9), event(.view, user: 2, at: t + 50 * day, item: 9),
                 // 3 does nothing after day 2: propensity 0, churn 1.
@@ -342,7 +346,9 @@ struct FeatureServiceTests {
                 #expect(two.first?.values == [1, 1])
                 var bad = ExportTrainingRequest()
                 bad.target = "loyalty"
-                await #expect { try await feature.call(FeatureAPI.exportTraining, bad) } throws: { ($0 as? RPCError)?.code == .invalidArgument }
+                await #expect { try await feature.call(FeatureAPI.exportTraining, bad) } throws: {
+                    ($0 as? RPCError)?.code == .invalidArgument
+                }
             }
         }
     }
@@ -356,7 +362,9 @@ struct FeatureServiceTests {
                     var n = 0
                     while !Task.isCancelled {
                         let now = Int64(Date().timeIntervalSince1970 * 1000)
-                        let batch = (0..<500).map { i in event(.view, user: Int64(1000 + (n + i) % 1000), at: now, item: Int64(i + 1), id: "load-\(n + i)") }
+                        let batch = (0..<500).map { i in
+                            event(.view, user: Int64(1000 + (n + i) % 1000), at: now, item: Int64(i + 1), id: "load-\(n + i)")
+                        }
                         try await append(ingest, batch)
                         n += 500
                     }

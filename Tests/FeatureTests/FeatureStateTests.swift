@@ -1,11 +1,12 @@
 import DataStructures
-@testable import Feature
 import Foundation
 import Math
 import Store
-import Testing
 import TestSupport
+import Testing
 import Wire
+
+@testable import Feature
 
 @Suite("Feature state")
 struct FeatureStateTests {
@@ -71,7 +72,9 @@ struct FeatureStateTests {
                     b.tier = tier
                     b.minute = b.minute / WindowedCounts.minutes(ofTier: tier) * WindowedCounts.minutes(ofTier: tier)
                 }
-                if let j = kept.lastIndex(where: { $0.minute == b.minute && $0.kind == b.kind && $0.tier == b.tier }), kept[j].count <= UInt32.max - b.count {
+                if let j = kept.lastIndex(where: { $0.minute == b.minute && $0.kind == b.kind && $0.tier == b.tier }),
+                    kept[j].count <= UInt32.max - b.count
+                {
                     kept[j].count += b.count
                 } else {
                     kept.append(b)
@@ -168,12 +171,13 @@ struct FeatureStateTests {
 
     /// The documented rule, written plainly.
     static func inWindow(_ t: Int64, _ w: Window, now: Int64) -> Bool {
-        let (size, length): (Int64, Int64) = switch w {
-        case .hour1: (minute, 60)
-        case .hours24: (hour, 24)
-        case .days7: (day, 7)
-        case .days30: (day, 30)
-        }
+        let (size, length): (Int64, Int64) =
+            switch w {
+            case .hour1: (minute, 60)
+            case .hours24: (hour, 24)
+            case .days7: (day, 7)
+            case .days30: (day, 30)
+            }
         return t / size <= now / size && t / size > now / size - length
     }
 
@@ -222,7 +226,10 @@ struct FeatureStateTests {
         #expect(!tags(8).contains("loyal"))
         // Two purchases under 10 each: a bargain hunter.
         let cheap = FeatureState(partitions: 1)
-        cheap.foldAll([purchase(user: 5, at: monday, total: 4), purchase(user: 5, at: monday + day, total: 6), purchase(user: 6, at: monday, total: 500)])
+        cheap.foldAll([
+            purchase(user: 5, at: monday, total: 4), purchase(user: 5, at: monday + day, total: 6),
+            purchase(user: 6, at: monday, total: 500),
+        ])
         #expect(cheap.view(5)!.tags(cheap.view(5)!.rfm).contains("bargain-hunter"))
         #expect(!cheap.view(6)!.tags(cheap.view(6)!.rfm).contains("bargain-hunter"))
     }
@@ -344,7 +351,8 @@ struct FeatureStateTests {
         var events: [Event] = []
         for u in Int64(1)...50 {
             for k in 0..<Int64(u % 7 + 1) {
-                var e = event(k % 3 == 0 ? .addToCart : .view, user: u, at: monday + u * minute + k * hour, item: k + 1, category: k % 4 + 1)
+                var e = event(
+                    k % 3 == 0 ? .addToCart : .view, user: u, at: monday + u * minute + k * hour, item: k + 1, category: k % 4 + 1)
                 e.deviceId = "p:d\(u % 5)"
                 e.ip = "p:i\(u % 3)"
                 e.channel = k % 2 == 0 ? "app" : "web"

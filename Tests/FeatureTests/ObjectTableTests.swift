@@ -1,7 +1,8 @@
 import DataStructures
-@testable import Feature
 import Testing
 import Wire
+
+@testable import Feature
 
 @Suite("The feature state's tables and prefetching")
 struct ObjectTableTests {
@@ -88,7 +89,9 @@ struct ObjectTableTests {
         let kinds: [EventKind] = [.view, .click, .addToCart, .favorite, .purchase, .itemUpsert]
         for i in 0..<3_000 {
             let kind = kinds.randomElement(using: &rng)!
-            var e = event(kind, user: Int64.random(in: 1...300, using: &rng), at: monday + Int64(i) * 7_000, item: Int64.random(in: 1...50, using: &rng))
+            var e = event(
+                kind, user: Int64.random(in: 1...300, using: &rng), at: monday + Int64(i) * 7_000,
+                item: Int64.random(in: 1...50, using: &rng))
             if kind == .itemUpsert {
                 var u = ItemUpsert()
                 u.itemId = e.itemId

@@ -1,11 +1,12 @@
 import Datasets
 import Foundation
-@testable import Feature
 import Ingest
 import RPC
 import ServiceKit
 import TestSupport
 import Wire
+
+@testable import Feature
 
 let minute: Int64 = 60_000
 let hour: Int64 = 3_600_000
@@ -114,7 +115,9 @@ func withIngest<R>(dataDir: String = temporaryDirectory(), _ body: (RPCClient, I
 }
 
 /// An in-process feature service consuming the ingest at `ingestPort`, stopped after `body`.
-func withFeature<R>(ingestPort: Int, dataDir: String = temporaryDirectory(), _ body: (RPCClient, ServiceHost<FeatureService>) async throws -> R) async throws -> R {
+func withFeature<R>(
+    ingestPort: Int, dataDir: String = temporaryDirectory(), _ body: (RPCClient, ServiceHost<FeatureService>) async throws -> R
+) async throws -> R {
     var settings = FeatureSettings()
     settings.ingestPort = ingestPort
     settings.readWait = .milliseconds(200)

@@ -1,8 +1,8 @@
 import Foundation
 import RPC
 import Synchronization
-import Testing
 import TestSupport
+import Testing
 import Wire
 
 /// A real ingest process under continuous appends, killed with SIGKILL at random moments.
@@ -20,7 +20,8 @@ struct CrashSafetyTests {
         var rng = SystemRandomNumberGenerator()
         var outputs = ""
         for round in 0..<20 {
-            let process = try ChildProcess("persona-ingest", ["--port", "\(port)", "--metrics-port", "0", "--data-dir", dir, "--partitions", "4"])
+            let process = try ChildProcess(
+                "persona-ingest", ["--port", "\(port)", "--metrics-port", "0", "--data-dir", dir, "--partitions", "4"])
             defer { process.kill() }
             var config = RPCClient.Config.defaults(host: "127.0.0.1", port: port)
             config.backoff = ReconnectBackoff(initial: .milliseconds(10), maximum: .milliseconds(100))
@@ -75,7 +76,8 @@ struct CrashSafetyTests {
         }
 
         // Restart once more and read everything back.
-        let process = try ChildProcess("persona-ingest", ["--port", "\(port)", "--metrics-port", "0", "--data-dir", dir, "--partitions", "4"])
+        let process = try ChildProcess(
+            "persona-ingest", ["--port", "\(port)", "--metrics-port", "0", "--data-dir", dir, "--partitions", "4"])
         defer { process.kill() }
         let client = RPCClient(host: "127.0.0.1", port: port)
         try await waitHealthy(client)

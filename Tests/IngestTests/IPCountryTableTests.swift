@@ -1,10 +1,11 @@
 import Foundation
-@testable import Ingest
 import PersonalData
 import RPC
 import ServiceKit
 import Testing
 import Wire
+
+@testable import Ingest
 
 @Suite("IP to country")
 struct IPCountryTableTests {

@@ -1,8 +1,8 @@
 import Foundation
 import Ingest
 import RPC
-import Testing
 import TestSupport
+import Testing
 import Wire
 
 /// `persona import` against a running ingest, for each dataset format, with the counts
@@ -16,9 +16,12 @@ struct ImportTests {
     }
 
     /// Runs the CLI and returns the summary's numbers.
-    static func importFile(_ name: String, format: String, port: Int, extra: [String] = []) async throws -> (accepted: Int, duplicates: Int, rejected: Int, output: String) {
+    static func importFile(_ name: String, format: String, port: Int, extra: [String] = []) async throws -> (
+        accepted: Int, duplicates: Int, rejected: Int, output: String
+    ) {
         let cli = ChildProcess.productsDirectory.appendingPathComponent("persona").path
-        let result = try await runProcess(cli, ["import", fixture(name), "--format", format, "--ingest", "127.0.0.1:\(port)", "--batch-size", "64"] + extra)
+        let result = try await runProcess(
+            cli, ["import", fixture(name), "--format", format, "--ingest", "127.0.0.1:\(port)", "--batch-size", "64"] + extra)
         let out = String(decoding: result.stdout, as: UTF8.self)
         #expect(result.status == 0, "\(out)\(result.stderr)")
         #expect(result.stderr.contains("events/s"), "a progress line is printed")
@@ -67,14 +70,17 @@ struct ImportTests {
 
             // Online Retail: one purchase per invoice, one refund per cancelled line, one
             // catalog entry per stock code; rows without a customer are skipped.
-            let retail = try Self.lines("online-retail-400.csv").dropFirst().map { $0.split(separator: ",", omittingEmptySubsequences: false).map(String.init) }
+            let retail = try Self.lines("online-retail-400.csv").dropFirst().map {
+                $0.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
+            }
             let withCustomer = retail.filter { !$0[$0.count - 2].isEmpty }
             let invoices = Set(withCustomer.filter { !$0[0].hasPrefix("C") }.map { $0[0] }).count
             let refunds = withCustomer.filter { $0[0].hasPrefix("C") }.count
             let items = Set(withCustomer.map { $0[1] }).count
             r = try await Self.importFile("online-retail-400.csv", format: "online-retail", port: port)
             #expect(r.accepted == invoices + refunds + items)
-            #expect(r.output.contains("row without customer id: \(retail.count - withCustomer.count)") || retail.count == withCustomer.count)
+            #expect(
+                r.output.contains("row without customer id: \(retail.count - withCustomer.count)") || retail.count == withCustomer.count)
             total += r.accepted
 
             #expect(try await Self.storedEvents(client) == UInt64(total))

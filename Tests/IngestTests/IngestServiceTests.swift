@@ -1,12 +1,13 @@
 import Foundation
-@testable import Ingest
 import PersonalData
 import RPC
 import ServiceKit
 import Store
-import Testing
 import TestSupport
+import Testing
 import Wire
+
+@testable import Ingest
 
 let nowMs = Int64(Date().timeIntervalSince1970 * 1000)
 
@@ -23,7 +24,10 @@ func view(_ id: String, user: Int64, item: Int64 = 7, at: Int64 = nowMs) -> Even
 }
 
 /// An in-process ingest service on free ports, stopped after `body`.
-func withIngest(dataDir: String = temporaryDirectory(), settings: IngestSettings = IngestSettings(), _ body: (RPCClient, ServiceHost<IngestService>) async throws -> Void) async throws {
+func withIngest(
+    dataDir: String = temporaryDirectory(), settings: IngestSettings = IngestSettings(),
+    _ body: (RPCClient, ServiceHost<IngestService>) async throws -> Void
+) async throws {
     try await withHostedService(IngestService.self, settings: settings, dataDir: dataDir) { try await body($0.client, $0.host) }
 }
 
@@ -72,13 +76,44 @@ struct IngestServiceTests {
             (bad("b5") { $0.kind = EventKind(rawValue: 99) }, .unknownKind),
             (bad("b6") { $0.itemId = 0 }, .missingField),
             (bad("b7") { $0.kind = .purchase }, .missingField),
-            (bad("b8") { $0.kind = .purchase; var o = Order(); o.orderId = "o"; var l = OrderLine(); l.itemId = 1; l.quantity = 1; l.unitPrice = .nan; o.lines = [l]; $0.order = o }, .invalidAmount),
-            (bad("b9") { $0.kind = .payment; var p = Payment(); p.orderId = "o"; p.amount = -1; $0.payment = p }, .invalidAmount),
-            (bad("b10") { $0.kind = .review; var r = Review(); r.itemId = 1; r.rating = 6; $0.review = r }, .ratingOutOfRange),
-            (bad("b11") { $0.kind = .purchase; var o = Order(); o.orderId = "o"; var l = OrderLine(); l.itemId = 1; l.quantity = 1_000_000; o.lines = [l]; $0.order = o }, .invalidQuantity),
-            (bad("b12") { $0.kind = .review; var r = Review(); r.itemId = 1; r.rating = 4; r.text = String(repeating: "x", count: 20_000); $0.review = r }, .textTooLong),
-            (bad("b13") { $0.kind = .search; $0.search = Search() }, .missingField),
-            (bad("b14") { $0.kind = .payment; var p = Payment(); p.orderId = "o"; p.amount = .infinity; $0.payment = p }, .invalidAmount),
+            (
+                bad("b8") {
+                    $0.kind = .purchase; var o = Order(); o.orderId = "o"; var l = OrderLine(); l.itemId = 1; l.quantity = 1;
+                    l.unitPrice = .nan; o.lines = [l]; $0.order = o
+                }, .invalidAmount
+            ),
+            (
+                bad("b9") {
+                    $0.kind = .payment; var p = Payment(); p.orderId = "o"; p.amount = -1; $0.payment = p
+                }, .invalidAmount
+            ),
+            (
+                bad("b10") {
+                    $0.kind = .review; var r = Review(); r.itemId = 1; r.rating = 6; $0.review = r
+                }, .ratingOutOfRange
+            ),
+            (
+                bad("b11") {
+                    $0.kind = .purchase; var o = Order(); o.orderId = "o"; var l = OrderLine(); l.itemId = 1; l.quantity = 1_000_000;
+                    o.lines = [l]; $0.order = o
+                }, .invalidQuantity
+            ),
+            (
+                bad("b12") {
+                    $0.kind = .review; var r = Review(); r.itemId = 1; r.rating = 4; r.text = String(repeating: "x", count: 20_000);
+                    $0.review = r
+                }, .textTooLong
+            ),
+            (
+                bad("b13") {
+                    $0.kind = .search; $0.search = Search()
+                }, .missingField
+            ),
+            (
+                bad("b14") {
+                    $0.kind = .payment; var p = Payment(); p.orderId = "o"; p.amount = .infinity; $0.payment = p
+                }, .invalidAmount
+            ),
         ]
         try await withIngest { client, host in
             var good = view("good-1", user: 5)
@@ -200,7 +235,9 @@ struct IngestServiceTests {
             #expect(stored.count == 21)
             // Per-user order is preserved within the user's partition.
             for user in 1...5 {
-                let seq = stored.filter { $0.event!.userId == Int64(user) && $0.event!.eventId != "late" }.map { Int($0.event!.eventId.dropFirst())! }
+                let seq = stored.filter { $0.event!.userId == Int64(user) && $0.event!.eventId != "late" }.map {
+                    Int($0.event!.eventId.dropFirst())!
+                }
                 #expect(seq == seq.sorted())
             }
         }

@@ -1,9 +1,10 @@
 import Foundation
-@testable import Ingest
 import PersonalData
 import ServiceKit
 import Testing
 import Wire
+
+@testable import Ingest
 
 /// Ingest checks plain events (views, clicks, carts, favourites with clean strings) in place
 /// in their decoded batch, and every other event as an `Event` value. Both must give the
@@ -15,9 +16,15 @@ struct PlainPathTests {
         var rng = SystemRandomNumberGenerator()
         let clean = ["", "", "abc", "web", "10.0.0.1", "dev-9", "sess-1"]
         let dirty = ["Web", " app", "app ", "2001:DB8::1", "x\u{301}", "é", "sess\t1", String(repeating: "k", count: 1_200)]
-        func text() -> String { Int.random(in: 0..<12, using: &rng) == 0 ? dirty.randomElement(using: &rng)! : clean.randomElement(using: &rng)! }
-        func pick<T>(_ valid: T, _ invalid: [T]) -> T { Int.random(in: 0..<8, using: &rng) == 0 ? invalid.randomElement(using: &rng)! : valid }
-        let kinds: [EventKind] = [.view, .click, .addToCart, .removeFromCart, .favorite, .view, .view, .search, .login, .register, EventKind(rawValue: 77)]
+        func text() -> String {
+            Int.random(in: 0..<12, using: &rng) == 0 ? dirty.randomElement(using: &rng)! : clean.randomElement(using: &rng)!
+        }
+        func pick<T>(_ valid: T, _ invalid: [T]) -> T {
+            Int.random(in: 0..<8, using: &rng) == 0 ? invalid.randomElement(using: &rng)! : valid
+        }
+        let kinds: [EventKind] = [
+            .view, .click, .addToCart, .removeFromCart, .favorite, .view, .view, .search, .login, .register, EventKind(rawValue: 77),
+        ]
         return (0..<count).map { n in
             var e = Event()
             e.eventId = pick("id-\(n)", ["", " id-\(n)", "\u{301}\(n)"])

@@ -41,7 +41,12 @@ struct ClassifierTests {
         #expect(model.margin([.nan, 0.8, 0.1]).isFinite)
     }
 
-    @Test("FTRL-Proximal converges on a stream: the log loss falls to near the true model's, weights take the planted signs, L1 zeroes the noise, its state round-trips")
+    @Test(
+        """
+        FTRL-Proximal converges on a stream: the log loss falls to near the true model's, weights take the planted \
+        signs, L1 zeroes the noise, its state round-trips
+        """
+    )
     func ftrlOnAStream() throws {
         var rng = SplitMix(seed: 11)
         // y ~ Bernoulli(sigmoid(4 x0 - 3 x1 - 0.5)), x2 and x3 noise.
@@ -59,10 +64,11 @@ struct ClassifierTests {
             losses.append(y == 1 ? -log(p) : -log(1 - p))
         }
         func mean(_ x: ArraySlice<Double>) -> Double { x.reduce(0, +) / Double(x.count) }
-        let best = mean(zip(rows, labels).map { r, y -> Double in
-            let p = 1 / (1 + exp(-truth(r)))
-            return y == 1 ? -log(p) : -log(1 - p)
-        }[15_000...])
+        let best = mean(
+            zip(rows, labels).map { r, y -> Double in
+                let p = 1 / (1 + exp(-truth(r)))
+                return y == 1 ? -log(p) : -log(1 - p)
+            }[15_000...])
         #expect(mean(losses[..<1000]) > mean(losses[15_000...]))
         #expect(mean(losses[15_000...]) < best + 0.02, "\(mean(losses[15_000...])) vs the true model's \(best)")
         let model = learner.logistic()
@@ -88,7 +94,8 @@ struct ClassifierTests {
         var p = BoostedTrees.Parameters()
         p.trees = 400
         p.learningRate = 0.2
-        let model = BoostedTrees.train(rows: train.rows, labels: train.labels, features: 5, parameters: p, validation: (valid.rows, valid.labels))
+        let model = BoostedTrees.train(
+            rows: train.rows, labels: train.labels, features: 5, parameters: p, validation: (valid.rows, valid.labels))
         let test = planted(&rng, rows: 2000, features: 5, rule: rule)
         #expect(accuracy({ model.probability($0) }, test, features: 5) >= 0.98)
         #expect(model.probability([.nan, 0.9, 0.1, 0.2, 0.5]) > 0.9)
@@ -134,7 +141,9 @@ struct ClassifierTests {
         }
     }
 
-    func treesToExplain(_ data: (rows: [Float], labels: [Float]), features: Int, trees: Int, leaves: Int, depth: Int, learningRate: Float) -> BoostedTrees {
+    func treesToExplain(_ data: (rows: [Float], labels: [Float]), features: Int, trees: Int, leaves: Int, depth: Int, learningRate: Float)
+        -> BoostedTrees
+    {
         var p = BoostedTrees.Parameters()
         (p.trees, p.maxLeaves, p.maxDepth, p.learningRate, p.minRowsInLeaf) = (trees, leaves, depth, learningRate, 5)
         return BoostedTrees.train(rows: data.rows, labels: data.labels, features: features, parameters: p)

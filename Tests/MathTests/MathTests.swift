@@ -54,15 +54,25 @@ struct VectorTests {
             let norm = a.withUnsafeBufferPointer { $0.baseAddress.map { Vec.norm($0, n) } ?? 0 }
             #expect(close(norm, Reference.dot(a, a).squareRoot()), "norm at \(n)")
             let c = rng.floats(n)
-            let dd = a.withUnsafeBufferPointer { ap in b.withUnsafeBufferPointer { bp in c.withUnsafeBufferPointer { cp in
-                Vec.dotDifference(ap.baseAddress ?? UnsafePointer(bitPattern: 16)!, bp.baseAddress ?? UnsafePointer(bitPattern: 16)!, cp.baseAddress ?? UnsafePointer(bitPattern: 16)!, n)
-            } } }
+            let dd = a.withUnsafeBufferPointer { ap in
+                b.withUnsafeBufferPointer { bp in
+                    c.withUnsafeBufferPointer { cp in
+                        Vec.dotDifference(
+                            ap.baseAddress ?? UnsafePointer(bitPattern: 16)!, bp.baseAddress ?? UnsafePointer(bitPattern: 16)!,
+                            cp.baseAddress ?? UnsafePointer(bitPattern: 16)!, n)
+                    }
+                }
+            }
             #expect(close(dd, Reference.dot(a, zip(b, c).map { $0 - $1 })), "dotDifference at \(n)")
             var (xs, ys, zs) = (a, b, c)
             if n > 0 {
-                xs.withUnsafeMutableBufferPointer { xp in ys.withUnsafeMutableBufferPointer { yp in zs.withUnsafeMutableBufferPointer { zp in
-                    Vec.pairwiseStep(xp.baseAddress!, yp.baseAddress!, zp.baseAddress!, n, decay: 0.9, step: 0.3)
-                } } }
+                xs.withUnsafeMutableBufferPointer { xp in
+                    ys.withUnsafeMutableBufferPointer { yp in
+                        zs.withUnsafeMutableBufferPointer { zp in
+                            Vec.pairwiseStep(xp.baseAddress!, yp.baseAddress!, zp.baseAddress!, n, decay: 0.9, step: 0.3)
+                        }
+                    }
+                }
             }
             #expect(close(ys, (0..<n).map { 0.9 * b[$0] + 0.3 * a[$0] }), "pairwiseStep a at \(n)")
             #expect(close(zs, (0..<n).map { 0.9 * c[$0] - 0.3 * a[$0] }), "pairwiseStep b at \(n)")
@@ -162,7 +172,8 @@ struct SolverTests {
                 b.withUnsafeBufferPointer { bp in
                     x.withUnsafeMutableBufferPointer { xp in
                         scratch.withUnsafeMutableBufferPointer { sp in
-                            Solvers.conjugateGradient(n: n, b: bp.baseAddress!, x: xp.baseAddress!, steps: 3 * n, scratch: sp.baseAddress!) { p, out in
+                            Solvers.conjugateGradient(n: n, b: bp.baseAddress!, x: xp.baseAddress!, steps: 3 * n, scratch: sp.baseAddress!)
+                            { p, out in
                                 Kernels.gemv(ap.baseAddress!, rows: n, cols: n, p, out)
                             }
                         }
@@ -199,7 +210,8 @@ struct SolverTests {
                 observed.withUnsafeBufferPointer { op in
                     conf.withUnsafeBufferPointer { cp in
                         Solvers.implicitRowCG(
-                            x: &x, k: k, y: yp.baseAddress!, yty: gp.baseAddress!, regularization: reg, indices: op, confidences: cp, steps: 40,
+                            x: &x, k: k, y: yp.baseAddress!, yty: gp.baseAddress!, regularization: reg, indices: op, confidences: cp,
+                            steps: 40,
                             scratch: &scratch)
                     }
                 }
@@ -241,7 +253,9 @@ struct SelectionTests {
                     .sorted { $0.element != $1.element ? $0.element > $1.element : $0.offset < $1.offset }
                     .prefix(k).map { TopK.Entry(index: Int32($0.offset), score: $0.element) }
                 #expect(got == Array(expected), "top \(k) of \(n)")
-                let entries = scores.enumerated().filter { $0.offset % 7 != 0 && $0.element > -.infinity }.map { TopK.Entry(index: Int32($0.offset), score: $0.element) }
+                let entries = scores.enumerated().filter { $0.offset % 7 != 0 && $0.element > -.infinity }.map {
+                    TopK.Entry(index: Int32($0.offset), score: $0.element)
+                }
                 #expect(TopK.best(entries.shuffled(), k: k).map(\.score) == Array(expected).map(\.score), "best \(k) of \(n) entries")
             }
         }

@@ -18,11 +18,14 @@ struct SASRecTests {
     /// Each layer's parameter ranges in the weights (the layout's order).
     func layers() -> [(String, Range<Int>)] {
         let d = shape.dim
-        var out: [(String, Range<Int>)] = [("item embeddings", 0..<(shape.items * d)), ("positions", (shape.items * d)..<((shape.items + shape.maxLength) * d))]
+        var out: [(String, Range<Int>)] = [
+            ("item embeddings", 0..<(shape.items * d)), ("positions", (shape.items * d)..<((shape.items + shape.maxLength) * d)),
+        ]
         var at = (shape.items + shape.maxLength) * d
         for b in 0..<shape.blocks {
             for (name, size) in [
-                ("norm 1", 2 * d), ("query", d * d + d), ("key", d * d + d), ("value", d * d + d), ("attention output", d * d + d), ("norm 2", 2 * d),
+                ("norm 1", 2 * d), ("query", d * d + d), ("key", d * d + d), ("value", d * d + d), ("attention output", d * d + d),
+                ("norm 2", 2 * d),
                 ("feed-forward 1", d * d + d), ("feed-forward 2", d * d + d),
             ] {
                 out.append(("block \(b) \(name)", at..<(at + size)))
@@ -51,7 +54,9 @@ struct SASRecTests {
                 var plus = model, minus = model
                 plus.weights[i] += eps
                 minus.weights[i] -= eps
-                let numeric = (plus.lossAndGradient(batch, dropout: 0.3, seed: seed).loss - minus.lossAndGradient(batch, dropout: 0.3, seed: seed).loss) / (2 * eps)
+                let numeric =
+                    (plus.lossAndGradient(batch, dropout: 0.3, seed: seed).loss
+                        - minus.lossAndGradient(batch, dropout: 0.3, seed: seed).loss) / (2 * eps)
                 worst = max(worst, abs(numeric - gradient[i]) / (1e-3 + 0.02 * abs(numeric)))
                 norm += gradient[i] * gradient[i]
             }
@@ -91,7 +96,9 @@ struct SASRecTests {
         for _ in 0..<300 {
             let batch = (0..<16).map { _ in
                 let s = sequence()
-                return SASRec.Example(input: Array(s.dropLast()), targets: Array(s.dropFirst()), negatives: s.dropFirst().map { t in Int32((Int(t) + 1 + rng.below(9)) % 10) })
+                return SASRec.Example(
+                    input: Array(s.dropLast()), targets: Array(s.dropFirst()),
+                    negatives: s.dropFirst().map { t in Int32((Int(t) + 1 + rng.below(9)) % 10) })
             }
             losses.append(adam.step(&model, batch))
         }

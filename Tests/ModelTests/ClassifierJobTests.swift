@@ -4,16 +4,22 @@ import Feature
 import Foundation
 import Ingest
 import Math
-@testable import Model
 import RPC
 import ServiceKit
-import Testing
 import TestSupport
+import Testing
 import Wire
+
+@testable import Model
 
 @Suite("Classifier jobs", .serialized, .timeLimit(.minutes(3)))
 struct ClassifierJobTests {
-    @Test("persona train fraud: point-in-time rows from the feature service, a calibrated gbdt that finds the planted pattern, published with its report; logistic and segments too")
+    @Test(
+        """
+        persona train fraud: point-in-time rows from the feature service, a calibrated gbdt that finds the planted \
+        pattern, published with its report; logistic and segments too
+        """
+    )
     func fraudJob() async throws {
         try await withCoreSuite { ingest, feature, model in
             var skips = DatasetFormat.Skips()
@@ -34,9 +40,13 @@ struct ClassifierJobTests {
             #expect(metric["roc_auc"]! > 0.9 && metric["pr_auc"]! > 0.6, "\(metric)")
             #expect(metric["log_loss"]! < baseline["log_loss"]!)
             #expect(report.testPairs == 240 && !report.thresholds.isEmpty && !report.importance.isEmpty)
-            // What sets the pattern apart leads the importance: how soon after signup (or a signup in the last hour), how shared the device.
+            // What sets the pattern apart leads the importance: how soon after signup (or a signup
+            // in the last hour), how shared the device.
             let top = report.importance.prefix(3).map(\.name).joined(separator: " ")
-            #expect(["account_age", "seconds_since_signup", "register_1h", "register_24h", "users_sharing_device"].contains { top.contains($0) }, "\(top)")
+            #expect(
+                ["account_age", "seconds_since_signup", "register_1h", "register_24h", "users_sharing_device"].contains {
+                    top.contains($0)
+                }, "\(top)")
 
             // The published artifact decodes, scores and explains.
             let (info, bytes) = try await fetchArtifact(model.client, "fraud")
@@ -80,10 +90,16 @@ struct ClassifierJobTests {
             members.segmentId = carried.segmentId
             members.pageSize = 2000
             let listed = try await feature.client.call(FeatureAPI.segmentMembers, members).userIds
-            #expect(listed.contains(1000) && listed.count == segmentation.sizes[Int(carried.segmentId)], "\(listed.count) listed, \(segmentation.sizes)")
+            #expect(
+                listed.contains(1000) && listed.count == segmentation.sizes[Int(carried.segmentId)],
+                "\(listed.count) listed, \(segmentation.sizes)")
             let chosen = try await waitJob(model.client, try await train(model.client, .kmeans, name: "segments-auto"))
-            #expect(chosen.state == .succeeded && (3...8).contains(Int(chosen.metrics.first { $0.name == "k" }?.value ?? 0)), "\(chosen.metrics)")
-            await #expect { try await train(model.client, .kmeans, params: ["k": "1"]) } throws: { ($0 as? RPCError)?.code == .invalidArgument }
+            #expect(
+                chosen.state == .succeeded && (3...8).contains(Int(chosen.metrics.first { $0.name == "k" }?.value ?? 0)),
+                "\(chosen.metrics)")
+            await #expect { try await train(model.client, .kmeans, params: ["k": "1"]) } throws: {
+                ($0 as? RPCError)?.code == .invalidArgument
+            }
 
             var bad = TrainRequest()
             bad.kind = .gbdt
@@ -97,7 +113,12 @@ struct ClassifierJobTests {
         }
     }
 
-    @Test("persona train propensity and churn: users at a cut-off, labelled by the horizon after it; profiles carry the published scores and SegmentMembers lists an audience")
+    @Test(
+        """
+        persona train propensity and churn: users at a cut-off, labelled by the horizon after it; profiles carry the \
+        published scores and SegmentMembers lists an audience
+        """
+    )
     func propensityAndChurn() async throws {
         try await withCoreSuite { ingest, feature, model in
             // Loyal users (odd ids) buy every 6 days for 120 days; lapsed users (even ids) buy
@@ -120,7 +141,9 @@ struct ClassifierJobTests {
             try await append(ingest.client, events.sorted { $0.timestampMs < $1.timestampMs })
             try await waitConsumed(ingest: ingest.client, consumer: feature.client)
 
-            let id = try await train(model.client, .gbdt, name: "propensity", params: ["target": "propensity", "horizon_days": "30", "trees": "60"], publish: true)
+            let id = try await train(
+                model.client, .gbdt, name: "propensity", params: ["target": "propensity", "horizon_days": "30", "trees": "60"],
+                publish: true)
             let status = try await waitJob(model.client, id)
             #expect(status.state == .succeeded, "\(status.message)")
             var r = GetReportRequest()
@@ -130,11 +153,16 @@ struct ClassifierJobTests {
             #expect(auc > 0.85, "\(report.metrics)")
             #expect(report.testPairs == 80 && report.protocol.contains("cut-off"))
             #expect(report.curves.contains { $0.name == "roc" && $0.x.first == 0 && $0.y.last == 1 })
-            #expect(!report.confusion.isEmpty && report.confusion.allSatisfy { $0.truePositives + $0.falsePositives + $0.falseNegatives + $0.trueNegatives == 80 })
+            #expect(
+                !report.confusion.isEmpty
+                    && report.confusion.allSatisfy { $0.truePositives + $0.falsePositives + $0.falseNegatives + $0.trueNegatives == 80 })
             #expect(report.params.contains { $0.key == "horizon_days" && $0.value == "30" })
 
-            let churn = try await waitJob(model.client, try await train(model.client, .logistic, name: "churn", params: ["target": "churn"], publish: true))
-            #expect(churn.state == .succeeded && (churn.metrics.first { $0.name == "roc_auc" }?.value ?? 0) > 0.85, "\(churn.message) \(churn.metrics)")
+            let churn = try await waitJob(
+                model.client, try await train(model.client, .logistic, name: "churn", params: ["target": "churn"], publish: true))
+            #expect(
+                churn.state == .succeeded && (churn.metrics.first { $0.name == "roc_auc" }?.value ?? 0) > 0.85,
+                "\(churn.message) \(churn.metrics)")
 
             // The feature service follows both: a loyal user's propensity is above a lapsed one's, and the other way round for churn.
             func scores(_ user: Int64) async throws -> [String: Float] {
@@ -147,7 +175,9 @@ struct ClassifierJobTests {
             while try await scores(3).count < 2 && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(100)) }
             let loyal = try await scores(3), lapsed = try await scores(4)
             #expect(loyal.count == 2 && lapsed.count == 2, "\(loyal) \(lapsed)")
-            #expect(loyal["propensity", default: 0] > lapsed["propensity", default: 1] && loyal["churn", default: 1] < lapsed["churn", default: 0], "\(loyal) \(lapsed)")
+            #expect(
+                loyal["propensity", default: 0] > lapsed["propensity", default: 1]
+                    && loyal["churn", default: 1] < lapsed["churn", default: 0], "\(loyal) \(lapsed)")
 
             // An audience: users with propensity at least 0.5, nearly all of them loyal.
             var audience = SegmentMembersRequest()
@@ -158,13 +188,21 @@ struct ClassifierJobTests {
             let loyalListed = listed.filter { $0 % 2 == 1 }.count
             #expect(listed.count > 100 && Double(loyalListed) > 0.9 * Double(listed.count), "\(loyalListed) of \(listed.count)")
             audience.score = "loyalty"
-            await #expect { try await feature.client.call(FeatureAPI.segmentMembers, audience) } throws: { ($0 as? RPCError)?.code == .notFound }
+            await #expect { try await feature.client.call(FeatureAPI.segmentMembers, audience) } throws: {
+                ($0 as? RPCError)?.code == .notFound
+            }
         }
     }
 
-    @Test("the online model learns labels as they arrive in the log: a new version after every N labels, each learning only the orders new to it, published as a logistic classifier")
+    @Test(
+        """
+        the online model learns labels as they arrive in the log: a new version after every N labels, each learning \
+        only the orders new to it, published as a logistic classifier
+        """
+    )
     func onlineModel() async throws {
-        try await withCoreSuite(model: { $0.online(name: "fraud_online", everyLabels: 300, every: .seconds(1)) }) { ingest, feature, model in
+        try await withCoreSuite(model: { $0.online(name: "fraud_online", everyLabels: 300, every: .seconds(1)) }) {
+            ingest, feature, model in
             var skips = DatasetFormat.Skips()
             let events = DatasetFormat.fraud.events(lines: plantedFraudRows(1200), skips: &skips).sorted { $0.timestampMs < $1.timestampMs }
             let half = events.count / 2
@@ -188,12 +226,16 @@ struct ClassifierJobTests {
             try await append(ingest.client, Array(events[..<half]), batch: half)
             let first = try await waitVersion(1)
             #expect(first.kind == .ftrl && first.published)
-            #expect(metric(first, "rows_learned") == Double(firstLabels) && metric(first, "rows_total") == Double(firstLabels), "\(first.metrics)")
+            #expect(
+                metric(first, "rows_learned") == Double(firstLabels) && metric(first, "rows_total") == Double(firstLabels),
+                "\(first.metrics)")
 
             try await append(ingest.client, Array(events[half...]), batch: events.count - half)
             let second = try await waitVersion(2)
             let all = events.filter { $0.kind == .label }.count
-            #expect(metric(second, "rows_learned") == Double(all - firstLabels) && metric(second, "rows_total") == Double(all), "\(second.metrics)")
+            #expect(
+                metric(second, "rows_learned") == Double(all - firstLabels) && metric(second, "rows_total") == Double(all),
+                "\(second.metrics)")
             // Scored before it learned them, the second half's orders are told apart already.
             #expect((metric(second, "progressive_roc_auc") ?? 0) > 0.85, "\(second.metrics)")
 

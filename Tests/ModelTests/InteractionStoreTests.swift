@@ -1,10 +1,11 @@
 import Foundation
 import Math
-@testable import Model
 import Recommenders
-import Testing
 import TestSupport
+import Testing
 import Wire
+
+@testable import Model
 
 @Suite("Interaction store")
 struct InteractionStoreTests {
@@ -48,11 +49,17 @@ struct InteractionStoreTests {
         #expect(Array(values) == expected)
     }
 
-    @Test("steps: consecutive events on one item are one step, a return is a new one; leave-last-out takes the last step off its pair; a snapshot keeps them, an erasure empties them")
+    @Test(
+        """
+        steps: consecutive events on one item are one step, a return is a new one; leave-last-out takes the last \
+        step off its pair; a snapshot keeps them, an erasure empties them
+        """
+    )
     func steps() throws {
         let store = InteractionStore()
         store.fold([
-            view(1, 10, at: baseMs), view(1, 10, at: baseMs + 1000), view(1, 10, at: baseMs + 2000, kind: .addToCart), view(1, 11, at: baseMs + 3000),
+            view(1, 10, at: baseMs), view(1, 10, at: baseMs + 1000), view(1, 10, at: baseMs + 2000, kind: .addToCart),
+            view(1, 11, at: baseMs + 3000),
             view(1, 10, at: baseMs + 4000), purchase(1, [12], at: baseMs + 5000, order: "o1"),
             view(2, 20, at: baseMs), view(2, 21, at: baseMs + 1000), view(2, 20, at: baseMs + 2000),
         ])
@@ -104,7 +111,10 @@ struct InteractionStoreTests {
         let store = InteractionStore()
         var rng = SplitMix(seed: 9)
         var events: [Event] = []
-        for n in 0..<5000 { events.append(view(Int64(1 + rng.below(300)), Int64(1 + rng.below(400)), at: baseMs + Int64(n) * 1000, category: Int64(rng.below(5)))) }
+        for n in 0..<5000 {
+            events.append(
+                view(Int64(1 + rng.below(300)), Int64(1 + rng.below(400)), at: baseMs + Int64(n) * 1000, category: Int64(rng.below(5))))
+        }
         store.fold(events)
         func listing(_ s: InteractionStore) -> [String] {
             (1...300).flatMap { u in s.pairs(of: Int64(u)).map { "\(u):\($0.item):\($0.counts):\($0.seconds)" } }

@@ -2,8 +2,8 @@ import Foundation
 import Math
 import Model
 import RPC
-import Testing
 import TestSupport
+import Testing
 import Wire
 
 /// Real model processes killed with SIGKILL: while they consume a growing log, and in the
@@ -19,7 +19,10 @@ struct ModelCrashTests {
     }
 
     func modelArguments(dir: String, port: Int, ingestPort: Int) -> [String] {
-        ["--port", "\(port)", "--metrics-port", "0", "--data-dir", dir, "--ingest", "127.0.0.1:\(ingestPort)", "--read-events", "20", "--snapshot-seconds", "1", "--feature", "127.0.0.1:\(freePort())"]
+        [
+            "--port", "\(port)", "--metrics-port", "0", "--data-dir", dir, "--ingest", "127.0.0.1:\(ingestPort)", "--read-events", "20",
+            "--snapshot-seconds", "1", "--feature", "127.0.0.1:\(freePort())",
+        ]
     }
 
     /// Runs a model process on `dir` until it has consumed the whole log, then stops it with
@@ -60,8 +63,11 @@ struct ModelCrashTests {
             try await Task.sleep(for: .milliseconds(Int64(600 + rng.below(1200))))
             let health = try? await probe.call(HealthAPI.check, HealthRequest(), timeout: .milliseconds(300))
             model.kill()
-            let consumed = health?.checks.first { $0.key == "offsets" }?.value.split(separator: ",").compactMap { Int($0) }.reduce(0, +) ?? 0
-            if FileManager.default.fileExists(atPath: dir + "/interactions.snapshot") && (1..<events.count).contains(consumed) { midway += 1 }
+            let consumed =
+                health?.checks.first { $0.key == "offsets" }?.value.split(separator: ",").compactMap { Int($0) }.reduce(0, +) ?? 0
+            if FileManager.default.fileExists(atPath: dir + "/interactions.snapshot") && (1..<events.count).contains(consumed) {
+                midway += 1
+            }
         }
         try await appending.value
         #expect(midway > 0, "no kill came mid-way after a snapshot")
@@ -98,7 +104,8 @@ struct ModelCrashTests {
         defer { second.kill() }
         try await waitHealthy(client)
         let status = try await waitJob(client, id, timeout: .seconds(5))
-        #expect(status.state == .failed && status.message.contains("stopped while this job was running"), "\(status.state): \(status.message)")
+        #expect(
+            status.state == .failed && status.message.contains("stopped while this job was running"), "\(status.state): \(status.message)")
         var list = ListModelsRequest()
         list.name = "killed"
         #expect(try await client.call(ModelAPI.listModels, list).models.isEmpty)

@@ -1,21 +1,24 @@
 import Foundation
-#if canImport(FoundationNetworking)
-import FoundationNetworking
-#endif
 import Ingest
-@testable import Model
 import RPC
 import Recommend
 import Recommenders
 import ServiceKit
-import Testing
 import TestSupport
+import Testing
 import Wire
+
+@testable import Model
+
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
 
 /// In-process ingest and model services on free ports, stopped after `body` (which also
 /// gets the model service's RPC and metrics ports).
 func withModelSuite<R>(
-    modelDir: String = temporaryDirectory(), _ body: (_ ingest: RPCClient, _ model: RPCClient, _ modelPort: Int, _ metricsPort: Int) async throws -> R
+    modelDir: String = temporaryDirectory(),
+    _ body: (_ ingest: RPCClient, _ model: RPCClient, _ modelPort: Int, _ metricsPort: Int) async throws -> R
 ) async throws -> R {
     try await withHostedService(IngestService.self, settings: IngestSettings()) { ingest in
         var settings = ModelService.Settings()
@@ -30,10 +33,10 @@ func withModelSuite<R>(
     }
 }
 
-
 @Suite("Model service", .serialized, .timeLimit(.minutes(5)))
 struct ModelServiceTests {
-    @Test("Train refuses no data (FAILED_PRECONDITION), unknown kinds, parameters, names and ranges (INVALID_ARGUMENT, naming what is valid)")
+    @Test(
+        "Train refuses no data (FAILED_PRECONDITION), unknown kinds, parameters, names and ranges (INVALID_ARGUMENT, naming what is valid)")
     func refusals() async throws {
         try await withModelSuite { ingest, model, _, _ in
             await #expect { try await train(model, .als) } throws: {
@@ -42,7 +45,8 @@ struct ModelServiceTests {
             try await append(ingest, clusteredShop(users: 20, perUser: 4))
             try await waitConsumed(ingest: ingest, consumer: model)
             await #expect { try await train(model, ModelKind(rawValue: 99)) } throws: {
-                ($0 as? RPCError)?.code == .invalidArgument && "\($0)".contains("popularity, item_knn, als, bpr, ease, content, sequence, gbdt, logistic")
+                ($0 as? RPCError)?.code == .invalidArgument
+                    && "\($0)".contains("popularity, item_knn, als, bpr, ease, content, sequence, gbdt, logistic")
             }
             await #expect { try await train(model, .als, params: ["factorz": "3"]) } throws: {
                 ($0 as? RPCError)?.code == .invalidArgument && "\($0)".contains("valid: alpha")
@@ -75,7 +79,9 @@ struct ModelServiceTests {
             var list = ListModelsRequest()
             list.name = "knn"
             let listed = try await model.call(ModelAPI.listModels, list).models
-            #expect(listed.count == 1 && listed[0].published && listed[0].kind == .itemKnn && listed[0].interactions > 0 && listed[0].logOffsets.count == 4)
+            #expect(
+                listed.count == 1 && listed[0].published && listed[0].kind == .itemKnn && listed[0].interactions > 0
+                    && listed[0].logOffsets.count == 4)
 
             // Streamed in small chunks, the bytes are the artifact its checksum names.
             let (info, bytes) = try await fetchArtifact(model, "knn", chunk: 1000)
@@ -93,7 +99,8 @@ struct ModelServiceTests {
                 w.waitMs = 20_000
                 return try await model.call(ModelAPI.watchModels, w, timeout: .seconds(30))
             }
-            let second = try await waitJob(model, try await train(model, .itemKnn, name: "knn", params: ["similarity": "cosine"], publish: true))
+            let second = try await waitJob(
+                model, try await train(model, .itemKnn, name: "knn", params: ["similarity": "cosine"], publish: true))
             #expect(second.version == 2)
             let seen = try await watcher.value
             #expect(seen.published.first { $0.name == "knn" }?.version == 2)
@@ -115,7 +122,8 @@ struct ModelServiceTests {
             r.name = "knn"
             r.version = 1
             let report = try await model.call(ModelAPI.getReport, r)
-            let ndcg = report.metrics.first { $0.name == "ndcg@10" }!.value, baseline = report.baseline.first { $0.name == "ndcg@10" }!.value
+            let ndcg = report.metrics.first { $0.name == "ndcg@10" }!.value,
+                baseline = report.baseline.first { $0.name == "ndcg@10" }!.value
             #expect(ndcg > baseline)
             #expect(report.curves.contains { $0.name == "ndcg" && $0.x.count > 3 } && report.users > 50)
 
@@ -136,8 +144,10 @@ struct ModelServiceTests {
             try await withHostedService(RecommendService.self, settings: settings) { recommend in
                 _ = try await waitJob(model, try await train(model, .popularity, name: "pop", publish: true))
                 try await waitHealth(recommend.client, "models", "pop=1")
-                _ = try await waitJob(model, try await train(model, .als, name: "als", params: ["factors": "4", "iterations": "2"], publish: true))
-                _ = try await waitJob(model, try await train(model, .popularity, name: "pop", params: ["half_life_days": "7"], publish: true))
+                _ = try await waitJob(
+                    model, try await train(model, .als, name: "als", params: ["factors": "4", "iterations": "2"], publish: true))
+                _ = try await waitJob(
+                    model, try await train(model, .popularity, name: "pop", params: ["half_life_days": "7"], publish: true))
                 try await waitHealth(recommend.client, "models", "als=1,pop=2")
             }
         }
@@ -193,7 +203,9 @@ struct ModelServiceTests {
             await #expect { try await model.call(ModelAPI.publish, publish) } throws: { ($0 as? RPCError)?.code == .dataLoss }
             let (metrics, _) = try await URLSession.shared.data(from: URL(string: "http://127.0.0.1:\(metricsPort)/metrics")!)
             let text = String(decoding: metrics, as: UTF8.self)
-            #expect(text.contains("persona_model_corrupt_artifacts_total 2"), "\(text.split(separator: "\n").filter { $0.hasPrefix("persona_model") })")
+            #expect(
+                text.contains("persona_model_corrupt_artifacts_total 2"),
+                "\(text.split(separator: "\n").filter { $0.hasPrefix("persona_model") })")
             #expect(text.contains("persona_model_jobs_total{kind=\"popularity\",state=\"succeeded\"} 1"))
         }
     }

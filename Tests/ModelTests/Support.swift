@@ -1,13 +1,13 @@
 import Foundation
 import Math
-@testable import Model
 import Recommenders
 import TestSupport
 import Wire
 
+@testable import Model
+
 /// 2024-03-04 00:00:00 UTC.
 let baseMs: Int64 = 1_709_510_400_000
-
 
 func purchase(_ user: Int64, _ items: [Int64], at ms: Int64, order: String) -> Event {
     var e = Event()
@@ -32,7 +32,9 @@ func purchase(_ user: Int64, _ items: [Int64], at ms: Int64, order: String) -> E
 /// A shop with `groups` tastes: each user belongs to a group and views items of that group's
 /// block (and a few random ones), in time order; items are 1-based ids. Users of a group
 /// share items, so the held-out ones are predictable from the others.
-func clusteredShop(users: Int = 60, itemsPerGroup: Int = 12, groups: Int = 3, perUser: Int = 8, noise: Float = 0.1, seed: UInt64 = 1) -> [Event] {
+func clusteredShop(users: Int = 60, itemsPerGroup: Int = 12, groups: Int = 3, perUser: Int = 8, noise: Float = 0.1, seed: UInt64 = 1)
+    -> [Event]
+{
     var rng = SplitMix(seed: seed)
     var events: [Event] = []
     for u in 1...users {

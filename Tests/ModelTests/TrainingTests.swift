@@ -1,10 +1,11 @@
 import Foundation
 import Math
-@testable import Model
 import Recommenders
-import Testing
 import TestSupport
+import Testing
 import Wire
+
+@testable import Model
 
 @Suite("Recommender training")
 struct TrainingTests {
@@ -30,9 +31,11 @@ struct TrainingTests {
         }
         let matrix = SparseMatrix(rows: users, cols: items, triples: triples)
         let data = Interactions(
-            userIDs: (1...users).map(Int64.init), itemIDs: (1...items).map(Int64.init), itemCategories: Array(repeating: 0, count: items), matrix: matrix,
+            userIDs: (1...users).map(Int64.init), itemIDs: (1...items).map(Int64.init), itemCategories: Array(repeating: 0, count: items),
+            matrix: matrix,
             times: Array(repeating: 0, count: matrix.nonZeros))
-        let model = try Trainer.train(try parameters(.als, ["factors": "8", "iterations": "15", "regularization": "0.05", "alpha": "10"]), data)
+        let model = try Trainer.train(
+            try parameters(.als, ["factors": "8", "iterations": "15", "regularization": "0.05", "alpha": "10"]), data)
         func score(_ a: Int, _ b: Int) -> Float { Vec.dot(model.users!.row(a), model.items!.row(b)) }
         // AUC of held-out strong cells against cells with no planted signal.
         var wins = 0, total = 0
@@ -59,7 +62,9 @@ struct TrainingTests {
         for u in 0..<data.users {
             let range = data.matrix.rowStart[u]..<data.matrix.rowStart[u + 1]
             for a in range {
-                for b in range { g[Int(data.matrix.indices[a])][Int(data.matrix.indices[b])] += Double(data.matrix.values[a] * data.matrix.values[b]) }
+                for b in range {
+                    g[Int(data.matrix.indices[a])][Int(data.matrix.indices[b])] += Double(data.matrix.values[a] * data.matrix.values[b])
+                }
             }
         }
         for i in 0..<n { g[i][i] += lambda }
@@ -97,7 +102,9 @@ struct TrainingTests {
         let n = data.items
         var columns = [[Float]](repeating: [Float](repeating: 0, count: data.users), count: n)
         for u in 0..<data.users {
-            for e in data.matrix.rowStart[u]..<data.matrix.rowStart[u + 1] { columns[Int(data.matrix.indices[e])][u] = data.matrix.values[e] }
+            for e in data.matrix.rowStart[u]..<data.matrix.rowStart[u + 1] {
+                columns[Int(data.matrix.indices[e])][u] = data.matrix.values[e]
+            }
         }
         func cosine(_ a: [Float], _ b: [Float]) -> Float {
             var d: Float = 0, na: Float = 0, nb: Float = 0
@@ -141,20 +148,25 @@ struct TrainingTests {
         #expect(abs(m.coverage - 6.0 / 10) < 1e-12)
     }
 
-    @Test("every kind beats random and the popularity baseline on a shop with tastes", arguments: RecommenderModel.Kind.allCases.filter { $0 != .popularity })
+    @Test(
+        "every kind beats random and the popularity baseline on a shop with tastes",
+        arguments: RecommenderModel.Kind.allCases.filter { $0 != .popularity })
     func kindsLearn(kind: RecommenderModel.Kind) throws {
         let data = interactions(clusteredShop(users: 90, itemsPerGroup: 10, groups: 3, perUser: 8))
         let (train, test) = data.splitByTime()
-        let small: [String: String] = switch kind {
-        case .als: ["factors": "8", "iterations": "8"]
-        case .bpr: ["factors": "8", "iterations": "30"]
-        case .sequence: ["dim": "16", "learning_rate": "0.01", "max_length": "10", "blocks": "1", "batch": "16", "patience": "10"]
-        default: [:]
-        }
+        let small: [String: String] =
+            switch kind {
+            case .als: ["factors": "8", "iterations": "8"]
+            case .bpr: ["factors": "8", "iterations": "30"]
+            case .sequence: ["dim": "16", "learning_rate": "0.01", "max_length": "10", "blocks": "1", "batch": "16", "patience": "10"]
+            default: [:]
+            }
         let model = try Trainer.train(try parameters(kind, small.merging(kind == .ease ? ["min_users": "1"] : [:]) { a, _ in a }), train)
         let baseline = try Trainer.train(try parameters(.popularity), train)
-        let m = RankingMetrics.evaluate(lists: model.rankings(train: train, test: test, n: 5), test: test, catalogue: data.items, ks: [5])[0]
-        let b = RankingMetrics.evaluate(lists: baseline.rankings(train: train, test: test, n: 5), test: test, catalogue: data.items, ks: [5])[0]
+        let m = RankingMetrics.evaluate(lists: model.rankings(train: train, test: test, n: 5), test: test, catalogue: data.items, ks: [5])[
+            0]
+        let b = RankingMetrics.evaluate(
+            lists: baseline.rankings(train: train, test: test, n: 5), test: test, catalogue: data.items, ks: [5])[0]
         #expect(m.users > 50)
         #expect(m.ndcg > b.ndcg, "\(kind.rawValue) ndcg@5 \(m.ndcg) against popularity \(b.ndcg)")
         #expect(m.hitRate > 0.5, "\(kind.rawValue) hit rate \(m.hitRate)")
@@ -162,8 +174,12 @@ struct TrainingTests {
 
     @Test("popularity, global and per category")
     func popularityPerCategory() throws {
-        var events = [view(1, 10, at: baseMs, category: 7), view(2, 10, at: baseMs + 1, category: 7), view(1, 11, at: baseMs + 2, category: 8)]
-        events += [view(3, 11, at: baseMs + 3, category: 8), view(4, 11, at: baseMs + 4, category: 8), view(3, 12, at: baseMs + 5, category: 7)]
+        var events = [
+            view(1, 10, at: baseMs, category: 7), view(2, 10, at: baseMs + 1, category: 7), view(1, 11, at: baseMs + 2, category: 8),
+        ]
+        events += [
+            view(3, 11, at: baseMs + 3, category: 8), view(4, 11, at: baseMs + 4, category: 8), view(3, 12, at: baseMs + 5, category: 7),
+        ]
         let data = interactions(events)
         let model = try Trainer.train(try parameters(.popularity), data)
         func ids(_ entries: [TopK.Entry]) -> [Int64] { entries.map { data.itemIDs[Int($0.index)] } }
@@ -175,7 +191,8 @@ struct TrainingTests {
     @Test("the same seed gives the same model, bit for bit", arguments: [RecommenderModel.Kind.als, .bpr, .sequence])
     func sameSeedSameModel(kind: RecommenderModel.Kind) throws {
         let data = interactions(clusteredShop(users: 30, perUser: 5))
-        let p = try parameters(kind, kind == .sequence ? ["dim": "8", "epochs": "3", "max_length": "6"] : ["factors": "4", "iterations": "3"])
+        let p = try parameters(
+            kind, kind == .sequence ? ["dim": "8", "epochs": "3", "max_length": "6"] : ["factors": "4", "iterations": "3"])
         let a = ModelArtifact.encode(try Trainer.train(p, data)), b = ModelArtifact.encode(try Trainer.train(p, data))
         #expect(a == b)
         let c = ModelArtifact.encode(try Trainer.train(try p.with(["seed": "7"]), data))
@@ -185,7 +202,10 @@ struct TrainingTests {
     @Test("artifacts round-trip bit-exactly and score the same", arguments: RecommenderModel.Kind.allCases)
     func artifactRoundTrip(kind: RecommenderModel.Kind) throws {
         let data = interactions(clusteredShop(users: 30, perUser: 5))
-        let small = kind == .als || kind == .bpr ? ["factors": "4", "iterations": "2"] : (kind == .ease ? ["min_users": "1"] : kind == .sequence ? ["dim": "8", "epochs": "3"] : [:])
+        let small =
+            kind == .als || kind == .bpr
+            ? ["factors": "4", "iterations": "2"]
+            : (kind == .ease ? ["min_users": "1"] : kind == .sequence ? ["dim": "8", "epochs": "3"] : [:])
         let model = try Trainer.train(try parameters(kind, small), data)
         let bytes = ModelArtifact.encode(model)
         let decoded = try ModelArtifact.decode(bytes)
@@ -265,7 +285,8 @@ struct TrainingTests {
         let progress = TrainingProgress()
         progress.cancel()
         #expect(throws: TrainingProgress.Cancelled.self) {
-            try Trainer.train(try parameters(.als, ["factors": "4"]), interactions(clusteredShop(users: 20, perUser: 4)), progress: progress)
+            try Trainer.train(
+                try parameters(.als, ["factors": "4"]), interactions(clusteredShop(users: 20, perUser: 4)), progress: progress)
         }
     }
 }

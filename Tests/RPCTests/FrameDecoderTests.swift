@@ -3,6 +3,7 @@ import NIOEmbedded
 import NIOTestUtils
 import Testing
 import Wire
+
 @testable import RPC
 
 @Suite("Frame decoder")
@@ -38,13 +39,16 @@ struct FrameDecoderTests {
     }
 
     @Test func headerLayoutIsAsDocumented() {
-        let frame = Frame(kind: .request, method: 0x0401, correlationID: 0x0102030405060708, deadlineMicros: 0x000F4240, payload: ByteBuffer(bytes: [0xAA]))
+        let frame = Frame(
+            kind: .request, method: 0x0401, correlationID: 0x0102030405060708, deadlineMicros: 0x000F4240,
+            payload: ByteBuffer(bytes: [0xAA]))
         let bytes = Array(Self.encoded(frame).readableBytesView)
-        #expect(bytes == [
-            0x50, 0x52, 0x01, 0x01, 0x00, 0x00, 0x04, 0x01,
-            0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08,
-            0x00, 0x0F, 0x42, 0x40, 0x00, 0x00, 0x00, 0x01, 0xAA,
-        ])
+        #expect(
+            bytes == [
+                0x50, 0x52, 0x01, 0x01, 0x00, 0x00, 0x04, 0x01,
+                0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08,
+                0x00, 0x0F, 0x42, 0x40, 0x00, 0x00, 0x00, 0x01, 0xAA,
+            ])
     }
 
     @Test func compressedOnlyWhenItShrinks() throws {

@@ -1,8 +1,9 @@
 import Foundation
 import NIOCore
-import Testing
 import TestSupport
+import Testing
 import Wire
+
 @testable import RPC
 
 /// Replays the fuzzer's seeds and every input it ever crashed on (Fuzz/regressions) through
@@ -32,7 +33,8 @@ struct FuzzRegressionTests {
     @Test func everyRecordedInputIsHandledWithoutCrashing() throws {
         for url in Self.inputs("regressions") + Self.inputs("seeds") {
             var buffer = ByteBuffer(bytes: try Data(contentsOf: url))
-            let decoder = FrameDecoder(limits: FrameLimits(maxPayloadBytes: 1 << 20, maxDecompressedBytes: 4 << 20, compressionThreshold: 2048))
+            let decoder = FrameDecoder(
+                limits: FrameLimits(maxPayloadBytes: 1 << 20, maxDecompressedBytes: 4 << 20, compressionThreshold: 2048))
             while let frame = try? decoder.decodeFrame(&buffer) {
                 frame.payload.withUnsafeReadableBytes { bytes in
                     _ = try? AppendRequest(serializedBytes: bytes, limits: .default)

@@ -1,7 +1,8 @@
 import NIOCore
-import Testing
 import TestSupport
+import Testing
 import Wire
+
 @testable import RPC
 
 /// The hex dumps in docs/PROTOCOL.md, sent to and received from a real server.
@@ -61,7 +62,9 @@ struct ProtocolDocumentTests {
         request.currency = "EUR"
         var out = ByteBuffer()
         FrameEncoder.write(
-            Frame(kind: .request, method: RiskAPI.score.id, correlationID: 7, deadlineMicros: 5_000_000, payload: ByteBuffer(bytes: request.serializedBytes())),
+            Frame(
+                kind: .request, method: RiskAPI.score.id, correlationID: 7, deadlineMicros: 5_000_000,
+                payload: ByteBuffer(bytes: request.serializedBytes())),
             into: &out, compressionThreshold: 2048)
         #expect(Array(out.readableBytesView) == Self.request)
     }

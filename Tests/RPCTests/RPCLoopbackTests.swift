@@ -1,11 +1,12 @@
-import Logging
 import Foundation
+import Logging
 import NIOCore
 import NIOPosix
 import Synchronization
-import Testing
 import TestSupport
+import Testing
 import Wire
+
 @testable import RPC
 
 /// Test methods carried over real loopback sockets.
@@ -280,7 +281,8 @@ struct RPCLoopbackTests {
 
             // An oversized frame is refused from its header; the body is never sent.
             var header = ByteBuffer()
-            FrameEncoder.write(Frame(kind: .request, method: 1, correlationID: 1, payload: ByteBuffer()), into: &header, compressionThreshold: .max)
+            FrameEncoder.write(
+                Frame(kind: .request, method: 1, correlationID: 1, payload: ByteBuffer()), into: &header, compressionThreshold: .max)
             header.setInteger(UInt32(1 << 30), at: 20)
             let refused = try await RawSocket.exchange(port: server.port, send: Array(header.readableBytesView))
             #expect(refused.count >= Frame.headerSize && refused[3] == Frame.Kind.goAway.rawValue)
@@ -355,7 +357,9 @@ enum RawSocket {
         let received = Received()
         let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(Collector(received: received, count: count)) }
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(Collector(received: received, count: count))
+                }
             }
             .connect(host: "127.0.0.1", port: port).get()
         try await channel.writeAndFlush(ByteBuffer(bytes: bytes))
@@ -379,7 +383,9 @@ enum RawSocket {
         }
         func channelRead(context: ChannelHandlerContext, data: NIOAny) {
             let buffer = unwrapInboundIn(data)
-            let total = received.bytes.withLock { $0 += buffer.readableBytesView; return $0.count }
+            let total = received.bytes.withLock {
+                $0 += buffer.readableBytesView; return $0.count
+            }
             if total >= count { context.close(promise: nil) }
         }
     }

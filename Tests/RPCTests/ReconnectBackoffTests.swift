@@ -1,4 +1,5 @@
 import Testing
+
 @testable import RPC
 
 @Suite("Reconnect backoff")
@@ -6,7 +7,9 @@ struct ReconnectBackoffTests {
     @Test func growsExponentiallyWithinJitterAndCaps() {
         var backoff = ReconnectBackoff(initial: .milliseconds(100), maximum: .seconds(1), multiplier: 2, jitter: 0.2)
         var rng = SystemRandomNumberGenerator()
-        let expected: [Duration] = [.milliseconds(100), .milliseconds(200), .milliseconds(400), .milliseconds(800), .seconds(1), .seconds(1)]
+        let expected: [Duration] = [
+            .milliseconds(100), .milliseconds(200), .milliseconds(400), .milliseconds(800), .seconds(1), .seconds(1),
+        ]
         for base in expected {
             let delay = backoff.nextDelay(using: &rng)
             #expect(delay >= base * 0.8 && delay <= base * 1.2)

@@ -4,12 +4,13 @@ import Ingest
 import Math
 import Model
 import RPC
-@testable import Recommend
 import Recommenders
 import ServiceKit
-import Testing
 import TestSupport
+import Testing
 import Wire
+
+@testable import Recommend
 
 /// An item_upsert of `item` with its catalogue fields.
 func upsert(_ item: Int64, title: String, category: Int64, tags: [String] = [], price: Double = 5, at ms: Int64 = baseMs) -> Event {
@@ -70,7 +71,12 @@ struct ContentTests {
         #expect(vectors.nearest(vectors.vector(ItemDocument(title: "nothing known")), k: 3).isEmpty)
     }
 
-    @Test("persona train content: published with its report and vectors; a catalogue item nobody met is recommendable and similar by its description")
+    @Test(
+        """
+        persona train content: published with its report and vectors; a catalogue item nobody met is recommendable \
+        and similar by its description
+        """
+    )
     func contentEndToEnd() async throws {
         try await withRecommendSuite { ingest, feature, model, recommend in
             // Three tastes of items with titles of their own; item 999 is upserted, never met.
@@ -80,7 +86,8 @@ struct ContentTests {
             var catalogue: [Event] = []
             for g in 0..<3 {
                 for k in 1...8 {
-                    catalogue.append(upsert(Int64(100 * g + k), title: "\(words[g].joined(separator: " ")) \(colours[k - 1])", category: Int64(10 + g)))
+                    catalogue.append(
+                        upsert(Int64(100 * g + k), title: "\(words[g].joined(separator: " ")) \(colours[k - 1])", category: Int64(10 + g)))
                 }
             }
             catalogue.append(upsert(999, title: "Woollen winter scarf", category: 11, at: baseMs + 1))
@@ -100,7 +107,8 @@ struct ContentTests {
             #expect(report.comparison.map(\.model) == ["content", "als", "item_knn", "popularity"])
             let (_, bytes) = try await fetchArtifact(model.client, "content")
             let published = try ModelArtifact.decode(bytes)
-            #expect(published.kind == .content && published.itemIDs.contains(999) && published.content?.vectors.rows == published.itemIDs.count)
+            #expect(
+                published.kind == .content && published.itemIDs.contains(999) && published.content?.vectors.rows == published.itemIDs.count)
             try await waitHealth(recommend.client, "models", "content=1")
 
             var similar = SimilarItemsRequest()
@@ -132,7 +140,9 @@ struct ContentTests {
                 like1000 = try await recommend.client.call(RecommendAPI.similarItems, similar).items
                 if like1000.isEmpty { try await Task.sleep(for: .milliseconds(100)) }
             }
-            #expect(like1000.count == 3 && like1000.allSatisfy { (101...108).contains($0.itemId) || $0.itemId == 999 } && like1000.first?.reason == "described like 1000", "\(like1000.map(\.itemId))")
+            #expect(
+                like1000.count == 3 && like1000.allSatisfy { (101...108).contains($0.itemId) || $0.itemId == 999 }
+                    && like1000.first?.reason == "described like 1000", "\(like1000.map(\.itemId))")
             try await append(ingest.client, [view(7001, 102, at: baseMs + 2 * 86_400_000 + 1000, category: 11)])
             try await waitConsumed(ingest: ingest.client, consumer: feature.client)
             request.userId = 7001

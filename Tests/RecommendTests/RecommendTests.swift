@@ -4,16 +4,16 @@ import Ingest
 import Math
 import Model
 import RPC
-@testable import Recommend
 import Recommenders
 import ServiceKit
-import Testing
 import TestSupport
+import Testing
 import Wire
+
+@testable import Recommend
 
 /// 2024-03-04 00:00:00 UTC.
 let baseMs: Int64 = 1_709_510_400_000
-
 
 /// Three tastes: users of group g view items 100g+1 ... 100g+8 (category 10+g), in time order.
 func shop(users: Int = 60) -> [Event] {
@@ -48,7 +48,8 @@ struct BlendTests {
     func blend() async throws {
         let events = shop()
         let blend = Recommender(
-            factors: try trained(.als, events, [("factors", "8"), ("iterations", "6"), ("regularization", "1")]), neighbours: try trained(.itemKNN, events),
+            factors: try trained(.als, events, [("factors", "8"), ("iterations", "6"), ("regularization", "1")]),
+            neighbours: try trained(.itemKNN, events),
             popularity: try trained(.popularity, events))
         let history = Recommender.History(views: [101, 102], carts: [103], purchases: [104])
         // Taste 1 has three items this user has not met and not excluded: 106, 107, 108.
@@ -60,7 +61,10 @@ struct BlendTests {
             #expect(![101, 102, 103, 104, 105].contains(item.itemID), "\(item)")
             #expect((101...108).contains(item.itemID), "item \(item.itemID) is not of the user's taste")
         }
-        #expect(items.contains { $0.reason.hasPrefix("because you") && ["101", "102", "103", "104"].contains(String($0.reason.split(separator: " ").last!)) })
+        #expect(
+            items.contains {
+                $0.reason.hasPrefix("because you") && ["101", "102", "103", "104"].contains(String($0.reason.split(separator: " ").last!))
+            })
         #expect(await items == blend.recommend(userID: 999_999, history: history, n: 3, context: excluding))
         // A category filter keeps only that category's items (taste 2 is category 12).
         var only12 = Recommender.Context()
@@ -86,7 +90,9 @@ struct BlendTests {
         let knn = Recommender(factors: nil, neighbours: try trained(.itemKNN, events), popularity: nil)
         let (items, model) = knn.similar(to: 201, n: 3)
         #expect(model?.model.kind == .itemKNN && items.count == 3 && items.allSatisfy { (201...208).contains($0.itemID) })
-        let als = Recommender(factors: try trained(.als, events, [("factors", "8"), ("iterations", "6"), ("regularization", "1")]), neighbours: nil, popularity: nil)
+        let als = Recommender(
+            factors: try trained(.als, events, [("factors", "8"), ("iterations", "6"), ("regularization", "1")]), neighbours: nil,
+            popularity: nil)
         let (near, _) = als.similar(to: 201, n: 3)
         #expect(near.count == 3 && !near.contains { $0.itemID == 201 })
         #expect(knn.similar(to: 77_777, n: 3).items.isEmpty)
@@ -104,7 +110,9 @@ struct RecommendServiceTests {
             try await publishItemKNNAndPopularity(model: model.client, recommend: recommend.client)
 
             // A new user views two items of taste 2: the next answer is of taste 2.
-            try await append(ingest.client, [view(5000, 201, at: baseMs + 86_400_000, category: 12), view(5000, 202, at: baseMs + 86_400_001, category: 12)])
+            try await append(
+                ingest.client,
+                [view(5000, 201, at: baseMs + 86_400_000, category: 12), view(5000, 202, at: baseMs + 86_400_001, category: 12)])
             try await waitConsumed(ingest: ingest.client, consumer: feature.client)
             var request = RecommendRequest()
             request.userId = 5000
@@ -124,12 +132,15 @@ struct RecommendServiceTests {
 
             // The answer comes back through the log as an impression event.
             let served = try await impressions(ingest.client, requestID: answer.requestId)
-            #expect(served?.userId == 5000 && served?.impression?.itemIds == answer.items.map(\.itemId) && served?.impression?.modelName == "item_knn")
+            #expect(
+                served?.userId == 5000 && served?.impression?.itemIds == answer.items.map(\.itemId)
+                    && served?.impression?.modelName == "item_knn")
 
             var similar = SimilarItemsRequest()
             similar.itemId = 101
             similar.n = 3
-            #expect(try await recommend.client.call(RecommendAPI.similarItems, similar).items.allSatisfy { (101...108).contains($0.itemId) })
+            #expect(
+                try await recommend.client.call(RecommendAPI.similarItems, similar).items.allSatisfy { (101...108).contains($0.itemId) })
             var popular = PopularRequest()
             popular.categoryId = 11
             popular.n = 3
@@ -139,10 +150,14 @@ struct RecommendServiceTests {
             #expect(try await recommend.client.call(RecommendAPI.popular, popular).items.allSatisfy { $0.source == "feature" })
             var bad = RecommendRequest()
             bad.userId = -1
-            await #expect { try await recommend.client.call(RecommendAPI.recommend, bad) } throws: { ($0 as? RPCError)?.code == .invalidArgument }
+            await #expect { try await recommend.client.call(RecommendAPI.recommend, bad) } throws: {
+                ($0 as? RPCError)?.code == .invalidArgument
+            }
             var none = RecommendRequest()
             none.userId = 5000
-            await #expect { try await recommend.client.call(RecommendAPI.recommend, none) } throws: { ($0 as? RPCError)?.code == .invalidArgument }
+            await #expect { try await recommend.client.call(RecommendAPI.recommend, none) } throws: {
+                ($0 as? RPCError)?.code == .invalidArgument
+            }
             // An unknown user is cold start, not an error.
             var cold = RecommendRequest()
             cold.userId = 987_654
@@ -151,10 +166,17 @@ struct RecommendServiceTests {
             #expect(coldAnswer.items.count == 3 && coldAnswer.fallback && coldAnswer.fallbackReason == "unknown user: popular items")
 
             // Refused with a message: an unknown category, a price range upside down, diversity past 1.
-            for change in [{ (r: inout RecommendRequest) in r.categoryIds = [99_999] }, { $0.minPrice = 50; $0.maxPrice = 10 }, { $0.diversity = 2 }] {
+            for change in [
+                { (r: inout RecommendRequest) in r.categoryIds = [99_999] },
+                {
+                    $0.minPrice = 50; $0.maxPrice = 10
+                }, { $0.diversity = 2 },
+            ] {
                 var wrong = request
                 change(&wrong)
-                await #expect { try await recommend.client.call(RecommendAPI.recommend, wrong) } throws: { ($0 as? RPCError)?.code == .invalidArgument }
+                await #expect { try await recommend.client.call(RecommendAPI.recommend, wrong) } throws: {
+                    ($0 as? RPCError)?.code == .invalidArgument
+                }
             }
 
             // A new item, listed by an item_upsert and viewed since, is recommended by the live
@@ -177,7 +199,9 @@ struct RecommendServiceTests {
             fresh.explain = true
             let withNew = try await recommend.client.call(RecommendAPI.recommend, fresh)
             let new = try #require(withNew.items.first { $0.itemId == 900 }, "\(withNew.items.map(\.itemId))")
-            #expect(new.reason == "trending in 11" && new.categoryId == 11 && new.contributions.contains { $0.name == "trending" && $0.value > 0 })
+            #expect(
+                new.reason == "trending in 11" && new.categoryId == 11
+                    && new.contributions.contains { $0.name == "trending" && $0.value > 0 })
             #expect(withNew.items.allSatisfy { $0.categoryId == 11 })
             fresh.maxPrice = 5
             #expect(try await recommend.client.call(RecommendAPI.recommend, fresh).items.allSatisfy { $0.itemId != 900 })
@@ -197,7 +221,9 @@ struct RecommendServiceTests {
                                 var r = RecommendRequest()
                                 r.userId = Int64(1 + u)
                                 r.n = 5
-                                guard let a = try? await recommend.client.call(RecommendAPI.recommend, r, timeout: .seconds(2)) else { return (false, 0) }
+                                guard let a = try? await recommend.client.call(RecommendAPI.recommend, r, timeout: .seconds(2)) else {
+                                    return (false, 0)
+                                }
                                 return (true, a.modelVersion)
                             }
                         }
@@ -234,7 +260,10 @@ struct RecommendFeatureDownTests {
             let featurePort = freePort()
             let featureProcess = try ChildProcess(
                 "persona-feature",
-                ["--port", "\(featurePort)", "--metrics-port", "0", "--data-dir", temporaryDirectory(), "--ingest", "127.0.0.1:\(ingest.rpcPort)", "--model", "127.0.0.1:\(freePort())"])
+                [
+                    "--port", "\(featurePort)", "--metrics-port", "0", "--data-dir", temporaryDirectory(), "--ingest",
+                    "127.0.0.1:\(ingest.rpcPort)", "--model", "127.0.0.1:\(freePort())",
+                ])
             defer { featureProcess.kill() }
             let featureClient = RPCClient(host: "127.0.0.1", port: featurePort)
             defer { Task { await featureClient.shutdown() } }
@@ -295,7 +324,10 @@ struct RecommendFeatureDownTests {
 /// Trains and publishes `item_knn` and `popularity`, then waits until recommend holds both.
 /// Ingest, feature and model (`withCoreSuite`) with a recommend service following them.
 func withRecommendSuite<R>(
-    _ body: (_ ingest: HostedService<IngestService>, _ feature: HostedService<FeatureService>, _ model: HostedService<ModelService>, _ recommend: HostedService<RecommendService>) async throws -> R
+    _ body: (
+        _ ingest: HostedService<IngestService>, _ feature: HostedService<FeatureService>, _ model: HostedService<ModelService>,
+        _ recommend: HostedService<RecommendService>
+    ) async throws -> R
 ) async throws -> R {
     try await withCoreSuite { ingest, feature, model in
         var settings = RecommendSettings()
@@ -304,7 +336,9 @@ func withRecommendSuite<R>(
         settings.ingestPort = ingest.rpcPort
         // The suite runs beside the others on two cores: no feature read may time out here.
         settings.featureTimeout = .seconds(5)
-        return try await withHostedService(RecommendService.self, settings: settings) { recommend in try await body(ingest, feature, model, recommend) }
+        return try await withHostedService(RecommendService.self, settings: settings) { recommend in
+            try await body(ingest, feature, model, recommend)
+        }
     }
 }
 
@@ -342,7 +376,8 @@ struct RerankTests {
 
     func blend() throws -> Recommender {
         Recommender(
-            factors: try trained(.als, events, [("factors", "8"), ("iterations", "6"), ("regularization", "1")]), neighbours: try trained(.itemKNN, events),
+            factors: try trained(.als, events, [("factors", "8"), ("iterations", "6"), ("regularization", "1")]),
+            neighbours: try trained(.itemKNN, events),
             popularity: try trained(.popularity, events))
     }
 
@@ -407,11 +442,15 @@ struct RerankTests {
         let plain = await b.recommend(userID: 999_999, history: history, n: 5, catalogue: catalogue())
         let last = try #require(plain.last)
         b.tagFactors = ["sale": 100, "clearance": 0.001]
-        let tagged = await b.recommend(userID: 999_999, history: history, n: 5, catalogue: catalogue {
-            $0[last.itemID]!.tags = ["sale"]
-            $0[plain[0].itemID]!.tags = ["clearance"]
-        })
-        #expect(tagged.first?.itemID == last.itemID && tagged.first?.contributions.contains { $0.name == "tag:sale" && $0.value == 100 } == true)
+        let tagged = await b.recommend(
+            userID: 999_999, history: history, n: 5,
+            catalogue: catalogue {
+                $0[last.itemID]!.tags = ["sale"]
+                $0[plain[0].itemID]!.tags = ["clearance"]
+            })
+        #expect(
+            tagged.first?.itemID == last.itemID && tagged.first?.contributions.contains { $0.name == "tag:sale" && $0.value == 100 } == true
+        )
         #expect(!tagged.prefix(4).contains { $0.itemID == plain[0].itemID })
 
         // A user whose activity is all in category 12 and the 20–50 band sees those items lifted.
@@ -432,7 +471,8 @@ struct RerankTests {
         }
         #expect(!taste2First(before) && taste2First(lifted), "\(before.map(\.itemID)) then \(lifted.map(\.itemID))")
         let now = try #require(lifted.firstIndex { $0.itemID > 200 })
-        #expect(lifted[now].contributions.contains { $0.name == "category_affinity" && $0.detail == "category 12 is 100% of your activity" })
+        #expect(
+            lifted[now].contributions.contains { $0.name == "category_affinity" && $0.detail == "category 12 is 100% of your activity" })
         let inBand = lifted.filter { (10..<50).contains(catalogue()[$0.itemID]!.price) }
         #expect(!inBand.isEmpty && inBand.allSatisfy { $0.contributions.contains { $0.name == "price_band" } })
     }

@@ -1,8 +1,9 @@
 import Foundation
-@testable import RiskControl
-import Testing
 import TestSupport
+import Testing
 import Wire
+
+@testable import RiskControl
 
 /// The decision function (lists, model score, rules, thresholds, failure policy) and the
 /// decision store (group commit, queries, labels, durability).
@@ -49,7 +50,9 @@ import Wire
 
     @Test func theModelsProbabilityMapsMonotonicallyAndThresholdsDecide() throws {
         let none = RuleSet.empty
-        let scores = [Float(0), 0.2, 0.4999, 0.5, 0.79, 0.8, 1].map { Decide.decide(Self.inputs(probability: $0), rules: none, shadow: nil, policy: Self.policy) }
+        let scores = [Float(0), 0.2, 0.4999, 0.5, 0.79, 0.8, 1].map {
+            Decide.decide(Self.inputs(probability: $0), rules: none, shadow: nil, policy: Self.policy)
+        }
         #expect(scores.map(\.score) == [0, 200, 500, 500, 790, 800, 1000])
         #expect(scores.map(\.action) == [.allow, .allow, .review, .review, .review, .decline, .decline])
         // A rule set's thresholds override the configured ones.
@@ -59,7 +62,8 @@ import Wire
     }
 
     @Test func ruleModifiersAddAndTheFirstActionWins() throws {
-        let rules = try Self.rules("""
+        let rules = try Self.rules(
+            """
             bump: amount > 50 => score +250 "large"
             cut: amount > 50 => score -100
             stop: amount > 90 => challenge priority 5
@@ -84,13 +88,16 @@ import Wire
     }
 
     @Test func withoutFeaturesTheFailurePolicyDecides() throws {
-        let rules = try Self.rules("""
+        let rules = try Self.rules(
+            """
             big: amount > 1000 => review
             young: account_age_days < 1 => decline
             """)
         let open = Decide.decide(Self.inputs(amount: 10, features: nil), rules: rules, shadow: nil, policy: Self.policy)
         #expect(open.action == .allow && open.reasons.map(\.code) == ["policy:features_unavailable"])
-        let closed = Decide.decide(Self.inputs(amount: 10, features: nil), rules: rules, shadow: nil, policy: DecisionPolicy(review: 500, decline: 800, failOpen: false))
+        let closed = Decide.decide(
+            Self.inputs(amount: 10, features: nil), rules: rules, shadow: nil,
+            policy: DecisionPolicy(review: 500, decline: 800, failOpen: false))
         #expect(closed.action == .decline)
         // A rule over the request alone still decides; one over features is not evaluated.
         let big = Decide.decide(Self.inputs(amount: 5000, features: nil), rules: rules, shadow: nil, policy: Self.policy)
@@ -147,7 +154,9 @@ import Wire
         try await withThrowingTaskGroup(of: Void.self) { group in
             for i in 0..<200 {
                 group.addTask {
-                    let stored = try await store.append(Self.decision(i, user: Int64(1 + i % 4), action: i % 10 == 0 ? .decline : .allow, score: Int32(i * 5)), request: ScoreRequest())
+                    let stored = try await store.append(
+                        Self.decision(i, user: Int64(1 + i % 4), action: i % 10 == 0 ? .decline : .allow, score: Int32(i * 5)),
+                        request: ScoreRequest())
                     #expect(!stored.decisionId.isEmpty)
                 }
             }
@@ -174,7 +183,9 @@ import Wire
         defer { store.close() }
         for i in 0..<30 {
             let action: Action = i % 3 == 0 ? .decline : i % 3 == 1 ? .review : .allow
-            _ = try await store.append(Self.decision(i, user: i < 10 ? 42 : 7, action: action, score: Int32(i * 30), reasons: i % 5 == 0 ? ["velocity"] : []), request: ScoreRequest())
+            _ = try await store.append(
+                Self.decision(i, user: i < 10 ? 42 : 7, action: action, score: Int32(i * 30), reasons: i % 5 == 0 ? ["velocity"] : []),
+                request: ScoreRequest())
         }
         func query(_ edit: (inout QueryDecisionsRequest) -> Void) throws -> [Decision] {
             var q = QueryDecisionsRequest()
@@ -183,13 +194,22 @@ import Wire
             return try store.query(q).decisions
         }
         #expect(try query { $0.userId = 42 }.count == 10)
-        #expect(try query { $0.userId = 42; $0.action = .decline }.map(\.orderId) == ["order-9", "order-6", "order-3", "order-0"])
+        #expect(
+            try query {
+                $0.userId = 42; $0.action = .decline
+            }.map(\.orderId) == ["order-9", "order-6", "order-3", "order-0"])
         #expect(try query { $0.minScore = 800 }.allSatisfy { $0.score >= 800 })
         #expect(try query { $0.minScore = 800 }.count == 3)
         #expect(try query { $0.reason = "velocity" }.count == 6)
         #expect(try query { $0.orderId = "order-12" }.map(\.userId) == [7])
-        #expect(try query { $0.fromMs = Self.base + 10 * 60_000; $0.toMs = Self.base + 20 * 60_000 }.count == 10)
-        #expect(try query { $0.order = .score; $0.limit = 3 }.map(\.score) == [870, 840, 810])
+        #expect(
+            try query {
+                $0.fromMs = Self.base + 10 * 60_000; $0.toMs = Self.base + 20 * 60_000
+            }.count == 10)
+        #expect(
+            try query {
+                $0.order = .score; $0.limit = 3
+            }.map(\.score) == [870, 840, 810])
 
         // Pages: every decision once, in order, for each sort.
         for order in [DecisionOrder.newest, .oldest, .score] {

@@ -1,17 +1,19 @@
 import Datasets
 import Feature
 import Foundation
-#if canImport(FoundationNetworking)
-import FoundationNetworking
-#endif
 import Ingest
 import Model
 import RPC
-@testable import RiskControl
 import ServiceKit
-import Testing
 import TestSupport
+import Testing
 import Wire
+
+@testable import RiskControl
+
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
 
 /// 2024-03-04 00:00:00 UTC.
 let baseMs: Int64 = 1_709_510_400_000
@@ -31,7 +33,9 @@ var ingestSettings: IngestSettings {
 }
 
 /// Settings for a risk-control talking to these peers, with the pseudonym key ingest uses.
-func riskSettings(feature: Int, ingest: Int = freePort(), model: Int = freePort(), _ edit: (inout RiskSettings) -> Void = { _ in }) -> RiskSettings {
+func riskSettings(feature: Int, ingest: Int = freePort(), model: Int = freePort(), _ edit: (inout RiskSettings) -> Void = { _ in })
+    -> RiskSettings
+{
     var s = RiskSettings()
     (s.featurePort, s.ingestPort, s.modelPort) = (feature, ingest, model)
     s.pseudonymKeyFile = sharedKeyFile
@@ -40,7 +44,9 @@ func riskSettings(feature: Int, ingest: Int = freePort(), model: Int = freePort(
     return s
 }
 
-func event(_ kind: EventKind, user: Int64, at ms: Int64, device: String = "", ip: String = "", order: String = "", amount: Double = 0) -> Event {
+func event(_ kind: EventKind, user: Int64, at ms: Int64, device: String = "", ip: String = "", order: String = "", amount: Double = 0)
+    -> Event
+{
     var e = Event()
     e.eventId = "\(kind.rawValue)-\(user)-\(ms)"
     e.kind = kind
@@ -103,15 +109,22 @@ func metricsText(_ port: Int) async throws -> String {
 
 @Suite("Risk-control service", .serialized, .timeLimit(.minutes(4)))
 struct RiskServiceTests {
-    @Test("Score reads features as of the request (a device the log has not seen with this user counts them in), rules and lists decide, decisions are queried, labelled into the log and backtested")
+    @Test(
+        """
+        Score reads features as of the request (a device the log has not seen with this user counts them in), rules \
+        and lists decide, decisions are queried, labelled into the log and backtested
+        """
+    )
     func scoreQueryLabelBacktest() async throws {
         try await withCoreSuite(ingest: ingestSettings) { ingest, feature, _ in
             // Users 1 and 2 were seen with the same device; user 3 is new.
-            try await append(ingest.client, [
-                event(.register, user: 1, at: baseMs, device: "ring-device", ip: "10.0.0.1"),
-                event(.login, user: 1, at: baseMs + 1000, device: "ring-device", ip: "10.0.0.1"),
-                event(.purchase, user: 2, at: baseMs + 2000, device: "ring-device", ip: "10.0.0.2", order: "old-1", amount: 30),
-            ])
+            try await append(
+                ingest.client,
+                [
+                    event(.register, user: 1, at: baseMs, device: "ring-device", ip: "10.0.0.1"),
+                    event(.login, user: 1, at: baseMs + 1000, device: "ring-device", ip: "10.0.0.1"),
+                    event(.purchase, user: 2, at: baseMs + 2000, device: "ring-device", ip: "10.0.0.2", order: "old-1", amount: 30),
+                ])
             try await waitConsumed(ingest: ingest.client, consumer: feature.client)
             let settings = riskSettings(feature: feature.rpcPort, ingest: ingest.rpcPort)
             try await withHostedService(RiskControlService.self, settings: settings) { risk in
@@ -124,14 +137,19 @@ struct RiskServiceTests {
                 #expect(validated.errors[0].message.contains("did you mean 'users_sharing_device'"))
                 await #expect { try await client.call(RiskAPI.publishRules, bad) } throws: { ($0 as? RPCError)?.code == .invalidArgument }
 
-                let v1 = try await publishRules(client, """
+                let v1 = try await publishRules(
+                    client,
+                    """
                     ring: users_sharing_device >= 2 => review, score +300 "device shared with other accounts"
                     big_new: amount > 5000 and not known_user => decline "new account, high amount"
                     """)
                 #expect(v1 == 1)
 
-                let ringed = try await score(client, scoreRequest(user: 3, order: "o-3", amount: 50, at: baseMs + 3000, device: "ring-device", ip: "10.9.9.9"))
-                #expect(featureValue(ringed, "users_sharing_device") == 2, "users 1 and 2, plus this one: \(ringed.featureNames) \(ringed.features)")
+                let ringed = try await score(
+                    client, scoreRequest(user: 3, order: "o-3", amount: 50, at: baseMs + 3000, device: "ring-device", ip: "10.9.9.9"))
+                #expect(
+                    featureValue(ringed, "users_sharing_device") == 2,
+                    "users 1 and 2, plus this one: \(ringed.featureNames) \(ringed.features)")
                 #expect(featureValue(ringed, "users_sharing_ip") == nil)
                 #expect(ringed.action == .review && ringed.score == 300 && !ringed.fraud)
                 #expect(ringed.reasons.map(\.code) == ["ring"] && ringed.reasons[0].kind == .rule)
@@ -139,12 +157,14 @@ struct RiskServiceTests {
                 // Stored pseudonymised, as ingest stores the log.
                 #expect(ringed.device.hasPrefix("p:") && ringed.device != "ring-device")
 
-                let fresh = try await score(client, scoreRequest(user: 4, order: "o-4", amount: 9000, at: baseMs + 4000, device: "fresh-device"))
+                let fresh = try await score(
+                    client, scoreRequest(user: 4, order: "o-4", amount: 9000, at: baseMs + 4000, device: "fresh-device"))
                 #expect(featureValue(fresh, "users_sharing_device") == 0)
                 #expect(fresh.action == .decline && fresh.fraud && fresh.reasons.map(\.code) == ["big_new"])
 
                 // A known user passes the same amount.
-                let known = try await score(client, scoreRequest(user: 2, order: "o-2", amount: 9000, at: baseMs + 5000, device: "other-device"))
+                let known = try await score(
+                    client, scoreRequest(user: 2, order: "o-2", amount: 9000, at: baseMs + 5000, device: "other-device"))
                 #expect(known.knownUser && known.action == .allow, "\(known.reasons)")
 
                 // Lists come first: block the fresh device, allow user 3.
@@ -160,10 +180,12 @@ struct RiskServiceTests {
                 allow.value = "3"
                 lists.add = [block, allow]
                 #expect(try await client.call(RiskAPI.updateLists, lists).size == 2)
-                let blocked = try await score(client, scoreRequest(user: 5, order: "o-5", amount: 1, at: baseMs + 6000, device: "fresh-device"))
+                let blocked = try await score(
+                    client, scoreRequest(user: 5, order: "o-5", amount: 1, at: baseMs + 6000, device: "fresh-device"))
                 #expect(blocked.action == .decline && blocked.score == 1000 && blocked.reasons.map(\.code) == ["list:block:device"])
                 #expect(blocked.reasons[0].description == "seen in a chargeback ring")
-                let allowed = try await score(client, scoreRequest(user: 3, order: "o-3b", amount: 9000, at: baseMs + 7000, device: "ring-device"))
+                let allowed = try await score(
+                    client, scoreRequest(user: 3, order: "o-3b", amount: 9000, at: baseMs + 7000, device: "ring-device"))
                 #expect(allowed.action == .allow && allowed.reasons.map(\.code) == ["list:allow:user"])
                 let entries = try await client.call(RiskAPI.getLists, GetListsRequest()).entries
                 #expect(entries.count == 2 && entries.contains { $0.field == .device && $0.value.hasPrefix("p:") })
@@ -173,7 +195,8 @@ struct RiskServiceTests {
                 block.expiresMs = 1
                 expired.add = [block]
                 _ = try await client.call(RiskAPI.updateLists, expired)
-                let notBlocked = try await score(client, scoreRequest(user: 6, order: "o-6", amount: 1, at: baseMs + 8000, device: "old-device"))
+                let notBlocked = try await score(
+                    client, scoreRequest(user: 6, order: "o-6", amount: 1, at: baseMs + 8000, device: "old-device"))
                 #expect(notBlocked.action == .allow)
 
                 // A dry run answers and stores nothing.
@@ -205,7 +228,8 @@ struct RiskServiceTests {
                 #expect(labelled.applied && labelled.decisions == 1)
                 #expect(try await query { $0.label = .chargeback }.map(\.orderId) == ["o-4"])
                 let logged = try await readLog(ingest.client).filter { $0.kind == .label }
-                #expect(logged.count == 1 && logged[0].label?.orderId == "o-4" && logged[0].userId == 4 && logged[0].label?.kind == .chargeback)
+                #expect(
+                    logged.count == 1 && logged[0].label?.orderId == "o-4" && logged[0].userId == 4 && logged[0].label?.kind == .chargeback)
                 label.orderId = "nobody-scored-this"
                 await #expect { try await client.call(RiskAPI.label, label) } throws: { ($0 as? RPCError)?.code == .notFound }
                 label.orderId = "o-3"
@@ -221,7 +245,8 @@ struct RiskServiceTests {
                 #expect(report.flipped == 1 && report.examples.map(\.orderId) == ["o-3"] && report.examples.first?.to == .decline)
                 #expect(report.examples.first?.label == .legitimate)
                 let current = try #require(report.current), candidate = try #require(report.candidate)
-                #expect(current.labelled == 2 && current.fraud == 1 && current.flagged == 2 && current.precision == 0.5 && current.recall == 1)
+                #expect(
+                    current.labelled == 2 && current.fraud == 1 && current.flagged == 2 && current.precision == 0.5 && current.recall == 1)
                 #expect(candidate.declined == current.declined + 1)
                 backtest.source = "nonsense =>"
                 #expect(try await client.call(RiskAPI.backtest, backtest).errors.count == 1)
@@ -238,14 +263,23 @@ struct RiskServiceTests {
                 #expect(metrics.contains("persona_risk_list_hits_total"))
 
                 // Bad input: a typed error, counted.
-                await #expect { try await score(client, scoreRequest(user: 0, order: "x", amount: 1, at: baseMs)) } throws: { ($0 as? RPCError)?.code == .invalidArgument }
-                await #expect { try await score(client, scoreRequest(user: 1, order: "x", amount: -5, at: baseMs)) } throws: { ($0 as? RPCError)?.code == .invalidArgument }
+                await #expect { try await score(client, scoreRequest(user: 0, order: "x", amount: 1, at: baseMs)) } throws: {
+                    ($0 as? RPCError)?.code == .invalidArgument
+                }
+                await #expect { try await score(client, scoreRequest(user: 1, order: "x", amount: -5, at: baseMs)) } throws: {
+                    ($0 as? RPCError)?.code == .invalidArgument
+                }
                 #expect(try await metricsText(risk.metricsPort).contains("persona_risk_bad_requests_total{reason=\"invalid_amount\"} 1"))
             }
         }
     }
 
-    @Test("the published fraud model scores each request, its TreeSHAP reasons name the features that pushed it, and a new version is swapped in without a restart")
+    @Test(
+        """
+        the published fraud model scores each request, its TreeSHAP reasons name the features that pushed it, and a \
+        new version is swapped in without a restart
+        """
+    )
     func modelScores() async throws {
         try await withCoreSuite(ingest: ingestSettings) { ingest, feature, model in
             var skips = DatasetFormat.Skips()
@@ -254,22 +288,30 @@ struct RiskServiceTests {
             try await waitConsumed(ingest: ingest.client, consumer: feature.client)
             let job = try await waitJob(model.client, try await train(model.client, .gbdt, params: ["trees": "60"], publish: true))
             #expect(job.state == .succeeded, "\(job.message)")
-            try await withHostedService(RiskControlService.self, settings: riskSettings(feature: feature.rpcPort, ingest: ingest.rpcPort, model: model.rpcPort)) { risk in
+            try await withHostedService(
+                RiskControlService.self, settings: riskSettings(feature: feature.rpcPort, ingest: ingest.rpcPort, model: model.rpcPort)
+            ) { risk in
                 try await waitHealth(risk.client, "model", "fraud=1")
                 // The planted pattern: a purchase seconds after signup, on a device other accounts used.
                 let end = events.last!.timestampMs
                 let signup = event(.register, user: 90_001, at: end + 1000, device: "fresh-1")
                 try await append(ingest.client, [signup])
                 try await waitConsumed(ingest: ingest.client, consumer: feature.client)
-                let ring = try await score(risk.client, scoreRequest(user: 90_001, order: "r-1", amount: 40, at: end + 31_000, device: "RING3"))
-                let calm = try await score(risk.client, scoreRequest(user: 1000, order: "c-1", amount: 40, at: end + 5 * 86_400_000, device: "DEV0"))
+                let ring = try await score(
+                    risk.client, scoreRequest(user: 90_001, order: "r-1", amount: 40, at: end + 31_000, device: "RING3"))
+                let calm = try await score(
+                    risk.client, scoreRequest(user: 1000, order: "c-1", amount: 40, at: end + 5 * 86_400_000, device: "DEV0"))
                 #expect(ring.modelName == "fraud" && ring.modelVersion == 1)
                 #expect(ring.probability > calm.probability + 0.3, "ring \(ring.probability) calm \(calm.probability)")
                 #expect(ring.score == Int32((Double(ring.probability) * 1000).rounded()))
                 let reasons = ring.reasons.filter { $0.kind == .model }
                 #expect(!reasons.isEmpty && reasons.count <= 3 && reasons.allSatisfy { $0.contribution > 0 })
                 #expect(zip(reasons, reasons.dropFirst()).allSatisfy { $0.contribution >= $1.contribution })
-                #expect(reasons.contains { ["account_age_days", "seconds_since_signup", "register_1h", "register_24h", "users_sharing_device"].contains($0.code) }, "\(reasons.map(\.code))")
+                #expect(
+                    reasons.contains {
+                        ["account_age_days", "seconds_since_signup", "register_1h", "register_24h", "users_sharing_device"].contains(
+                            $0.code)
+                    }, "\(reasons.map(\.code))")
                 // Each reason's value is the feature's value the decision stored.
                 for r in reasons { #expect(Double(featureValue(ring, r.code)!) == r.value) }
 
@@ -287,7 +329,9 @@ struct RiskServiceTests {
         }
     }
 
-    @Test("with the feature service gone, decisions are made by the fail-open or fail-closed policy, never DEADLINE_EXCEEDED, and are counted")
+    @Test(
+        "with the feature service gone, decisions are made by the fail-open or fail-closed policy, never DEADLINE_EXCEEDED, and are counted"
+    )
     func failurePolicy() async throws {
         let featurePort = freePort()
         let ingest = freePort()
@@ -295,7 +339,12 @@ struct RiskServiceTests {
             let settings = riskSettings(feature: featurePort, ingest: ingest) { $0.failurePolicy = policy }
             try await withHostedService(RiskControlService.self, settings: settings) { risk in
                 // Rules are published while the feature service is there (it names the features).
-                try await withHostedService(FeatureService.self, settings: { var f = FeatureSettings(); f.ingestPort = ingest; f.modelPort = freePort(); return f }(), port: featurePort) { _ in
+                try await withHostedService(
+                    FeatureService.self,
+                    settings: {
+                        var f = FeatureSettings(); f.ingestPort = ingest; f.modelPort = freePort(); return f
+                    }(), port: featurePort
+                ) { _ in
                     _ = try await publishRules(risk.client, "young: account_age_days < 1 => review\nhuge: amount > 10000 => decline")
                 }
                 // The contract: the feature read gives up within its budget (never past half the
@@ -304,7 +353,8 @@ struct RiskServiceTests {
                 #expect(d.degraded && d.reasons.last?.code == "policy:features_unavailable")
                 #expect(d.action == (policy == .open ? .allow : .decline))
                 // A rule over the request alone still decides.
-                let huge = try await score(risk.client, scoreRequest(user: 1, order: "p-2", amount: 20_000, at: baseMs), timeout: .seconds(10))
+                let huge = try await score(
+                    risk.client, scoreRequest(user: 1, order: "p-2", amount: 20_000, at: baseMs), timeout: .seconds(10))
                 #expect(huge.action == .decline && huge.reasons.first?.code == "huge")
                 #expect(try await metricsText(risk.metricsPort).contains("persona_risk_degraded_total{policy=\"\(policy.rawValue)\"} 2"))
             }
@@ -316,10 +366,12 @@ struct RiskServiceTests {
         let dir = temporaryDirectory()
         let port = freePort()
         func start() throws -> ChildProcess {
-            try ChildProcess("persona-risk-control", [
-                "--port", "\(port)", "--metrics-port", "0", "--data-dir", dir, "--feature", "127.0.0.1:\(freePort())",
-                "--model", "127.0.0.1:\(freePort())", "--ingest", "127.0.0.1:\(freePort())",
-            ])
+            try ChildProcess(
+                "persona-risk-control",
+                [
+                    "--port", "\(port)", "--metrics-port", "0", "--data-dir", dir, "--feature", "127.0.0.1:\(freePort())",
+                    "--model", "127.0.0.1:\(freePort())", "--ingest", "127.0.0.1:\(freePort())",
+                ])
         }
         let first = try start()
         defer { first.kill() }
@@ -329,7 +381,9 @@ struct RiskServiceTests {
         var ids: [String] = []
         try await withThrowingTaskGroup(of: String.self) { group in
             for i in 0..<20 {
-                group.addTask { try await score(client, scoreRequest(user: Int64(1 + i), order: "k-\(i)", amount: Double(i), at: baseMs)).decisionId }
+                group.addTask {
+                    try await score(client, scoreRequest(user: Int64(1 + i), order: "k-\(i)", amount: Double(i), at: baseMs)).decisionId
+                }
             }
             for try await id in group { ids.append(id) }
         }
@@ -352,7 +406,9 @@ struct RiskServiceTests {
         let stored = try await client.call(RiskAPI.queryDecisions, q).decisions
         #expect(Set(stored.map(\.decisionId)) == Set(ids))
         let health = try await client.call(HealthAPI.check, HealthRequest())
-        #expect(health.checks.contains { $0.key == "rules" && $0.value == "1" } && health.checks.contains { $0.key == "lists" && $0.value == "1" })
+        #expect(
+            health.checks.contains { $0.key == "rules" && $0.value == "1" }
+                && health.checks.contains { $0.key == "lists" && $0.value == "1" })
         let blocked = try await score(client, scoreRequest(user: 99, order: "k-99", amount: 1, at: baseMs, ip: "10.6.6.6"))
         #expect(blocked.action == .decline)
         let reviewed = try await score(client, scoreRequest(user: 98, order: "k-98", amount: 20, at: baseMs))

@@ -1,6 +1,7 @@
-@testable import RiskControl
 import Testing
 import Wire
+
+@testable import RiskControl
 
 /// The rule language: parsing, evaluation, and every validation error with its position.
 @Suite struct RuleTests {
@@ -42,7 +43,8 @@ import Wire
     }
 
     @Test func operatorsPrecedenceAndFunctions() throws {
-        let set = try Self.compile("""
+        let set = try Self.compile(
+            """
             # arithmetic binds tighter than comparison, and tighter than or
             a: amount * 2 + 1 > 201 or false => score +10
             b: not (amount >= 100) => review
@@ -61,7 +63,8 @@ import Wire
     }
 
     @Test func orderIsPriorityThenLine() throws {
-        let set = try Self.compile("""
+        let set = try Self.compile(
+            """
             low: amount > 0 => review
             high: amount > 0 => decline priority 10
             neg: amount > 0 => allow priority -1
@@ -70,7 +73,8 @@ import Wire
     }
 
     @Test func outcomesThresholdsAndShadow() throws {
-        let set = try Self.compile("""
+        let set = try Self.compile(
+            """
             threshold review 300
             threshold decline 700
             both: amount > 10 => review, score +150 "two things"
@@ -84,7 +88,8 @@ import Wire
     }
 
     @Test func rulesContinueInsideParentheses() throws {
-        let set = try Self.compile("""
+        let set = try Self.compile(
+            """
             long: (amount > 10 and
                    orders_1h > 1) => review
             """)
@@ -93,7 +98,8 @@ import Wire
     }
 
     @Test func aRuleReadingAnUnavailableFeatureDoesNotFire() throws {
-        let set = try Self.compile("""
+        let set = try Self.compile(
+            """
             request_only: amount > 10 => review
             needs_feature: amount > 10 and account_age_days < 1 => decline
             """)
@@ -105,31 +111,32 @@ import Wire
     }
 
     /// Every validation error, with the line and column it names.
-    @Test(arguments: [
-        ("amount > => decline", 1, 10, "expected a value"),
-        ("amount > 10 => deny", 1, 16, "unknown outcome 'deny'"),
-        ("amount > 10 decline", 1, 13, "expected '=>'"),
-        ("amout > 10 => decline", 1, 1, "unknown name 'amout', did you mean 'amount'?"),
-        ("amount + 1 => decline", 1, 1, "condition must be true or false"),
-        ("currency > \"EUR\" => review", 1, 10, "orders numbers"),
-        ("amount == \"EUR\" => review", 1, 8, "compares a number with a string"),
-        ("amount and true => review", 1, 8, "'and' joins conditions"),
-        ("currency * 2 > 1 => review", 1, 10, "'*' works on numbers"),
-        ("amount = 5 => review", 1, 8, "'=' is not an operator"),
-        ("amount > 5 => review \"open", 1, 22, "string not closed"),
-        ("amount > 5 => score 5", 1, 21, "expected '+' or '-'"),
-        ("amount > 5 => review, decline", 1, 23, "a rule has one action"),
-        ("amount > 5 => review priority high", 1, 31, "a priority is a whole number"),
-        ("amount > 5 => review extra", 1, 22, "unexpected 'extra'"),
-        ("currency in (1, \"a\") => review", 1, 10, "a list mixes numbers and strings"),
-        ("amount in (\"a\") => review", 1, 8, "'in' looks for a number"),
-        ("abs(1, 2) > 0 => review", 1, 1, "abs(...) takes one number"),
-        ("amount > 1 $ => review", 1, 12, "unexpected character '$'"),
-        ("threshold review 2000", 1, 18, "a threshold is a whole number"),
-        ("x: amount > 1 => review\nx: amount > 2 => review", 2, 1, "rule name 'x' is used twice"),
-        ("threshold decline 100\nthreshold review 200", 2, 1, "review threshold 200 is above decline threshold 100"),
-        ("ok: amount > 1 => review\n\n  bad: amount >> 1 => review", 3, 16, "expected a value"),
-    ] as [(String, Int, Int, String)])
+    @Test(
+        arguments: [
+            ("amount > => decline", 1, 10, "expected a value"),
+            ("amount > 10 => deny", 1, 16, "unknown outcome 'deny'"),
+            ("amount > 10 decline", 1, 13, "expected '=>'"),
+            ("amout > 10 => decline", 1, 1, "unknown name 'amout', did you mean 'amount'?"),
+            ("amount + 1 => decline", 1, 1, "condition must be true or false"),
+            ("currency > \"EUR\" => review", 1, 10, "orders numbers"),
+            ("amount == \"EUR\" => review", 1, 8, "compares a number with a string"),
+            ("amount and true => review", 1, 8, "'and' joins conditions"),
+            ("currency * 2 > 1 => review", 1, 10, "'*' works on numbers"),
+            ("amount = 5 => review", 1, 8, "'=' is not an operator"),
+            ("amount > 5 => review \"open", 1, 22, "string not closed"),
+            ("amount > 5 => score 5", 1, 21, "expected '+' or '-'"),
+            ("amount > 5 => review, decline", 1, 23, "a rule has one action"),
+            ("amount > 5 => review priority high", 1, 31, "a priority is a whole number"),
+            ("amount > 5 => review extra", 1, 22, "unexpected 'extra'"),
+            ("currency in (1, \"a\") => review", 1, 10, "a list mixes numbers and strings"),
+            ("amount in (\"a\") => review", 1, 8, "'in' looks for a number"),
+            ("abs(1, 2) > 0 => review", 1, 1, "abs(...) takes one number"),
+            ("amount > 1 $ => review", 1, 12, "unexpected character '$'"),
+            ("threshold review 2000", 1, 18, "a threshold is a whole number"),
+            ("x: amount > 1 => review\nx: amount > 2 => review", 2, 1, "rule name 'x' is used twice"),
+            ("threshold decline 100\nthreshold review 200", 2, 1, "review threshold 200 is above decline threshold 100"),
+            ("ok: amount > 1 => review\n\n  bad: amount >> 1 => review", 3, 16, "expected a value"),
+        ] as [(String, Int, Int, String)])
     func validationErrorsNameTheirPosition(_ source: String, _ line: Int, _ column: Int, _ message: String) {
         let errors = Self.errors(source)
         #expect(errors.count == 1, "\(source): \(errors)")

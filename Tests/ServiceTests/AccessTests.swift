@@ -1,25 +1,28 @@
 import Feature
 import Foundation
-#if canImport(FoundationNetworking)
-import FoundationNetworking
-#endif
 import Ingest
 import Model
 import NIOCore
+import RPC
 import Recommend
 import RiskControl
-import RPC
 import ServiceKit
-import Testing
 import TestSupport
+import Testing
 import Wire
+
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
 
 /// Every method in docs/PROTOCOL.md's table: id and name.
 func documentedMethods() throws -> [(id: UInt16, name: String)] {
     let text = try String(contentsOf: repositoryRoot.appendingPathComponent("docs/PROTOCOL.md"), encoding: .utf8)
     return text.split(separator: "\n").compactMap { line in
         let cells = line.split(separator: "|").map { $0.trimmingCharacters(in: .whitespaces) }
-        guard cells.count >= 2, cells[0].hasPrefix("0x"), let id = UInt16(cells[0].dropFirst(2), radix: 16), cells[1].contains("/") else { return nil }
+        guard cells.count >= 2, cells[0].hasPrefix("0x"), let id = UInt16(cells[0].dropFirst(2), radix: 16), cells[1].contains("/") else {
+            return nil
+        }
         return (id, cells[1])
     }
 }
@@ -68,7 +71,8 @@ struct AccessTests {
         for m in methods {
             let placed = AccessTable.open.contains(m.id) || AccessTable.adminOnly.contains(m.id) || AccessTable.roles[m.id] != nil
             #expect(placed, "\(m.name) (0x\(String(m.id, radix: 16))) has no role")
-            #expect(!(AccessTable.adminOnly.contains(m.id) && AccessTable.roles[m.id] != nil), "\(m.name) is both admin's alone and others'")
+            #expect(
+                !(AccessTable.adminOnly.contains(m.id) && AccessTable.roles[m.id] != nil), "\(m.name) is both admin's alone and others'")
         }
     }
 
@@ -76,7 +80,8 @@ struct AccessTests {
     func credentialInTheFrame() throws {
         for size in [10, 10_000] {
             let payload = ByteBuffer(bytes: [UInt8](repeating: 7, count: size))
-            let frame = Frame(kind: .request, method: 0x0401, correlationID: 9, payload: payload, credential: Array("a-token-of-16-bytes".utf8))
+            let frame = Frame(
+                kind: .request, method: 0x0401, correlationID: 9, payload: payload, credential: Array("a-token-of-16-bytes".utf8))
             var out = ByteBuffer()
             FrameEncoder.write(frame, into: &out, compressionThreshold: 2048)
             #expect(out.getInteger(at: 4, as: UInt8.self)! & 0x02 != 0)
@@ -85,14 +90,20 @@ struct AccessTests {
             #expect(back.credential == Array("a-token-of-16-bytes".utf8) && back.payload == payload)
         }
         var bare = ByteBuffer()
-        FrameEncoder.write(Frame(kind: .request, method: 1, correlationID: 1, payload: ByteBuffer(bytes: [1, 2])), into: &bare, compressionThreshold: 2048)
+        FrameEncoder.write(
+            Frame(kind: .request, method: 1, correlationID: 1, payload: ByteBuffer(bytes: [1, 2])), into: &bare, compressionThreshold: 2048)
         #expect(bare.getInteger(at: 4, as: UInt8.self)! & 0x02 == 0)
         #expect(try FrameDecoder().decodeFrame(&bare)?.credential == nil)
     }
 
     @Test("tokens files: roles, ids, comments; bad lines name their line")
     func tokensFile() throws {
-        let tokens = try AccessToken.parse("# rotation in progress\nservice svc-old 0123456789abcdef0123\nservice svc-new fedcba9876543210fedc # added today\nadmin ops 0123456789abcdefXYZ\n")
+        let tokens = try AccessToken.parse(
+            """
+            # rotation in progress\nservice svc-old 0123456789abcdef0123\nservice svc-new fedcba9876543210fedc # \
+            added today\nadmin ops 0123456789abcdefXYZ\n
+            """
+        )
         #expect(tokens.map(\.id) == ["svc-old", "svc-new", "ops"] && tokens[2].role == .admin)
         #expect(throws: AccessError.self) { try AccessToken.parse("root x 0123456789abcdef") }
         #expect(throws: AccessError.self) { try AccessToken.parse("admin x short") }
@@ -101,20 +112,27 @@ struct AccessTests {
         #expect(policy.check(method: HealthAPI.check.id, credential: nil) == .allowed(token: nil, role: nil))
         #expect(policy.check(method: RiskAPI.score.id, credential: nil) == .unauthenticated)
         #expect(policy.check(method: RiskAPI.score.id, credential: Array("0123456789abcdef0124".utf8)) == .unauthenticated)
-        #expect(policy.check(method: RiskAPI.score.id, credential: Array("0123456789abcdef0123".utf8)) == .allowed(token: "svc-old", role: .service))
-        #expect(policy.check(method: ModelAPI.train.id, credential: Array("fedcba9876543210fedc".utf8)) == .denied(token: "svc-new", role: .service))
-        #expect(policy.check(method: ModelAPI.train.id, credential: Array("0123456789abcdefXYZ".utf8)) == .allowed(token: "ops", role: .admin))
+        #expect(
+            policy.check(method: RiskAPI.score.id, credential: Array("0123456789abcdef0123".utf8))
+                == .allowed(token: "svc-old", role: .service))
+        #expect(
+            policy.check(method: ModelAPI.train.id, credential: Array("fedcba9876543210fedc".utf8))
+                == .denied(token: "svc-new", role: .service))
+        #expect(
+            policy.check(method: ModelAPI.train.id, credential: Array("0123456789abcdefXYZ".utf8)) == .allowed(token: "ops", role: .admin))
     }
 
     /// Each service, its methods called with no token, a token of a role the table does not
     /// allow, and one it does.
-    @Test("every method of every service: no token UNAUTHENTICATED, a wrong role PERMISSION_DENIED, the right role through; refusals counted")
+    @Test(
+        "every method of every service: no token UNAUTHENTICATED, a wrong role PERMISSION_DENIED, the right role through; refusals counted")
     func everyMethodOfEveryService() async throws {
         let tokens = try RoleTokens()
         let methods = try documentedMethods()
         defer { ProcessCredential.set(nil) }
         func check<S: PersonaService>(_ type: S.Type, _ settings: S.Settings, _ prefix: UInt16) async throws {
-            let options = ServiceOptions.Resolved(host: "127.0.0.1", port: 0, metricsPort: 0, dataDir: temporaryDirectory(), logLevel: .error, tokensFile: tokens.file)
+            let options = ServiceOptions.Resolved(
+                host: "127.0.0.1", port: 0, metricsPort: 0, dataDir: temporaryDirectory(), logLevel: .error, tokensFile: tokens.file)
             let host = try await ServiceHost<S>(options: options, settings: settings)
             let (port, metricsPort) = try await host.start()
             let running = Task { try await host.run(handleSignals: false) }
@@ -122,7 +140,9 @@ struct AccessTests {
             // Serving before the first refusal is asked for (a loaded machine is slow to start one).
             try await eventually { await rawCall(port, HealthAPI.check.id, credential: nil) == .ok }
             for m in methods where m.id >> 8 == prefix {
-                let right: Role = AccessTable.adminOnly.contains(m.id) ? .admin : AccessTable.roles[m.id]?.sorted { $0.rawValue < $1.rawValue }.first ?? .admin
+                let right: Role =
+                    AccessTable.adminOnly.contains(m.id)
+                    ? .admin : AccessTable.roles[m.id]?.sorted { $0.rawValue < $1.rawValue }.first ?? .admin
                 let bare = await rawCall(port, m.id, credential: nil)
                 #expect(bare == .unauthenticated, "\(m.name) without a token: \(bare)")
                 if let wrong = Role.allCases.first(where: { !AccessTable.allows($0, m.id) }) {
@@ -163,7 +183,8 @@ struct AccessTests {
         let old = "analyst-old-0123456789", new = "analyst-new-9876543210"
         try "service svc service-secret-0123456789\nanalyst a-old \(old)\n".write(toFile: file, atomically: true, encoding: .utf8)
         defer { ProcessCredential.set(nil) }
-        let options = ServiceOptions.Resolved(host: "127.0.0.1", port: 0, metricsPort: 0, dataDir: temporaryDirectory(), logLevel: .error, tokensFile: file)
+        let options = ServiceOptions.Resolved(
+            host: "127.0.0.1", port: 0, metricsPort: 0, dataDir: temporaryDirectory(), logLevel: .error, tokensFile: file)
         var settings = RiskSettings()
         (settings.featurePort, settings.modelPort, settings.ingestPort) = (freePort(), freePort(), freePort())
         let host = try await ServiceHost<RiskControlService>(options: options, settings: settings)
@@ -172,7 +193,8 @@ struct AccessTests {
         defer { host.shutdown() }
         #expect(await rawCall(port, RiskAPI.getLists.id, credential: Array(old.utf8)) == .ok)
         #expect(await rawCall(port, RiskAPI.getLists.id, credential: Array(new.utf8)) == .unauthenticated)
-        try "service svc service-secret-0123456789\nanalyst a-old \(old)\nanalyst a-new \(new)\n".write(toFile: file, atomically: true, encoding: .utf8)
+        try "service svc service-secret-0123456789\nanalyst a-old \(old)\nanalyst a-new \(new)\n".write(
+            toFile: file, atomically: true, encoding: .utf8)
         try await eventually { await rawCall(port, RiskAPI.getLists.id, credential: Array(new.utf8)) == .ok }
         #expect(await rawCall(port, RiskAPI.getLists.id, credential: Array(old.utf8)) == .ok)
         try "service svc service-secret-0123456789\nanalyst a-new \(new)\n".write(toFile: file, atomically: true, encoding: .utf8)
@@ -186,7 +208,8 @@ struct AccessTests {
     func burstClosesTheConnection() async throws {
         let tokens = try RoleTokens()
         defer { ProcessCredential.set(nil) }
-        let options = ServiceOptions.Resolved(host: "127.0.0.1", port: 0, metricsPort: 0, dataDir: temporaryDirectory(), logLevel: .error, tokensFile: tokens.file)
+        let options = ServiceOptions.Resolved(
+            host: "127.0.0.1", port: 0, metricsPort: 0, dataDir: temporaryDirectory(), logLevel: .error, tokensFile: tokens.file)
         let host = try await ServiceHost<IngestService>(options: options, settings: IngestSettings())
         let (port, _) = try await host.start()
         let running = Task { try await host.run(handleSignals: false) }
@@ -194,7 +217,9 @@ struct AccessTests {
         // 30 calls without a token on one raw connection: 20 refusals, then GO_AWAY and the close.
         var bytes = ByteBuffer()
         for i in 0..<30 {
-            FrameEncoder.write(Frame(kind: .request, method: IngestAPI.logInfo.id, correlationID: UInt64(i + 1), payload: ByteBuffer()), into: &bytes, compressionThreshold: 2048)
+            FrameEncoder.write(
+                Frame(kind: .request, method: IngestAPI.logInfo.id, correlationID: UInt64(i + 1), payload: ByteBuffer()), into: &bytes,
+                compressionThreshold: 2048)
         }
         let frames = try exchange(port: port, Array(bytes.readableBytesView))
         let refused = frames.filter { $0.kind == .response && $0.status == UInt8(StatusCode.unauthenticated.rawValue) }
@@ -208,8 +233,10 @@ struct AccessTests {
 @Suite("Audit log", .serialized, .timeLimit(.minutes(2)))
 struct AuditTests {
     /// A risk-control host on `dir` with the role tokens.
-    static func riskHost(_ dir: String, _ tokens: RoleTokens) async throws -> (ServiceHost<RiskControlService>, Int, Task<Void, any Error>) {
-        let options = ServiceOptions.Resolved(host: "127.0.0.1", port: 0, metricsPort: 0, dataDir: dir, logLevel: .error, tokensFile: tokens.file)
+    static func riskHost(_ dir: String, _ tokens: RoleTokens) async throws -> (ServiceHost<RiskControlService>, Int, Task<Void, any Error>)
+    {
+        let options = ServiceOptions.Resolved(
+            host: "127.0.0.1", port: 0, metricsPort: 0, dataDir: dir, logLevel: .error, tokensFile: tokens.file)
         var settings = RiskSettings()
         (settings.featurePort, settings.modelPort, settings.ingestPort) = (freePort(), freePort(), freePort())
         let host = try await ServiceHost<RiskControlService>(options: options, settings: settings)
@@ -223,7 +250,8 @@ struct AuditTests {
         return RPCClient(config: config)
     }
 
-    @Test("admin calls are recorded with token id, what and status, before they are answered; the log survives a restart and holds no secret")
+    @Test(
+        "admin calls are recorded with token id, what and status, before they are answered; the log survives a restart and holds no secret")
     func adminCallsAreAudited() async throws {
         let tokens = try RoleTokens()
         let dir = temporaryDirectory()
@@ -246,8 +274,12 @@ struct AuditTests {
         #expect(entries.map(\.method) == ["Risk/PublishRules", "Risk/UpdateLists", "Risk/PublishRules"])
         #expect(entries.map(\.tokenId) == ["admin-1", "analyst-1", "analyst-1"])
         #expect(entries.map(\.status) == ["ok", "ok", "invalid_argument"])
-        #expect(entries[0].what == "published rules v1 (1 rules)" && entries[0].service == "risk-control" && entries[0].peer.hasPrefix("127.0.0.1:"))
-        #expect(entries[1].what.hasPrefix("added block device ") && entries[1].what.contains("(chargebacks)") && !entries[1].what.contains("dev-raw-42"))
+        #expect(
+            entries[0].what == "published rules v1 (1 rules)" && entries[0].service == "risk-control"
+                && entries[0].peer.hasPrefix("127.0.0.1:"))
+        #expect(
+            entries[1].what.hasPrefix("added block device ") && entries[1].what.contains("(chargebacks)")
+                && !entries[1].what.contains("dev-raw-42"))
         #expect(entries[2].what.contains("rules not valid"))
         var byToken = AuditRequest()
         byToken.tokenId = "admin-1"
@@ -299,7 +331,9 @@ func exchange(port: Int, _ bytes: [UInt8]) throws -> [Frame] {
     address.sin_family = sa_family_t(AF_INET)
     address.sin_port = in_port_t(UInt16(port).bigEndian)
     address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    let connected = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+    let connected = withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+    }
     guard connected == 0 else { throw ServiceError("cannot connect") }
     var limit = timeval(tv_sec: 5, tv_usec: 0)
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))

@@ -1,6 +1,6 @@
 import Foundation
-import Testing
 import TestSupport
+import Testing
 
 /// docs/CLI.md is generated from the programs' own help, so it cannot drift from them.
 @Suite("Command reference")

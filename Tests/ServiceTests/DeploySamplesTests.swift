@@ -1,6 +1,6 @@
 import Foundation
-import Testing
 import TestSupport
+import Testing
 
 /// deploy/: the Prometheus configuration, alert rules and Grafana dashboard name metrics and
 /// ports the services really have.
@@ -38,7 +38,8 @@ struct DeploySamplesTests {
         let dashboard = try JSONSerialization.jsonObject(with: Data(try Self.read("deploy/grafana-dashboard.json").utf8)) as? [String: Any]
         let panels = dashboard?["panels"] as? [[String: Any]] ?? []
         #expect(panels.count >= 10)
-        let used = Self.names(in: try Self.read("deploy/grafana-dashboard.json") + (try Self.read("deploy/persona-alerts.yml")), quoted: false)
+        let used = Self.names(
+            in: try Self.read("deploy/grafana-dashboard.json") + (try Self.read("deploy/persona-alerts.yml")), quoted: false)
         #expect(!used.isEmpty)
         for name in used {
             let base = name.replacingOccurrences(of: "_bucket", with: "")

@@ -1,8 +1,8 @@
 import Foundation
 import RPC
 import Store
-import Testing
 import TestSupport
+import Testing
 import Wire
 
 #if canImport(Glibc)
@@ -72,14 +72,21 @@ struct ErasureTests {
         return events
     }
 
-    @Test("persona erase: the profile, interactions, factor rows, impressions and stored events go; decisions stay, pseudonymised; no file of any service holds the user")
+    @Test(
+        """
+        persona erase: the profile, interactions, factor rows, impressions and stored events go; decisions stay, \
+        pseudonymised; no file of any service holds the user
+        """
+    )
     func eraseEverywhere() async throws {
         let user = Self.user
         let names = ["ingest", "feature", "model", "risk-control", "recommend"]
         let ports = Dictionary(uniqueKeysWithValues: names.map { ($0, freePort()) })
         let dataDirs = Dictionary(uniqueKeysWithValues: names.map { ($0, temporaryDirectory()) })
         var environment: [String: String] = [:]
-        for name in names { environment["PERSONA_\(name.uppercased().replacingOccurrences(of: "-", with: "_"))_ADDR"] = "127.0.0.1:\(ports[name]!)" }
+        for name in names {
+            environment["PERSONA_\(name.uppercased().replacingOccurrences(of: "-", with: "_"))_ADDR"] = "127.0.0.1:\(ports[name]!)"
+        }
         let processes = try names.map { name in
             try ChildProcess(
                 "persona-\(name)",
@@ -92,7 +99,9 @@ struct ErasureTests {
             clients[name] = RPCClient(host: "127.0.0.1", port: ports[name]!)
             _ = try await waitHealthy(clients[name]!)
         }
-        let (ingest, feature, model, risk, recommend) = (clients["ingest"]!, clients["feature"]!, clients["model"]!, clients["risk-control"]!, clients["recommend"]!)
+        let (ingest, feature, model, risk, recommend) = (
+            clients["ingest"]!, clients["feature"]!, clients["model"]!, clients["risk-control"]!, clients["recommend"]!
+        )
 
         // The user's history, a decision, an ALS model with their row, a served answer.
         var append = AppendRequest()
@@ -118,9 +127,12 @@ struct ErasureTests {
         score.currency = "EUR"
         score.deviceId = "device-\(user)"
         _ = try await risk.call(RiskAPI.score, score, timeout: .seconds(5))
-        let ends = try await ingest.call(IngestAPI.logInfo, LogInfoRequest()).partitions.sorted { $0.partition < $1.partition }.map(\.endOffset)
+        let ends = try await ingest.call(IngestAPI.logInfo, LogInfoRequest()).partitions.sorted { $0.partition < $1.partition }.map(
+            \.endOffset)
         try await eventually {
-            let offsets = try await model.call(HealthAPI.check, HealthRequest()).checks.first { $0.key == "offsets" }?.value.split(separator: ",").compactMap { UInt64($0) }
+            let offsets = try await model.call(HealthAPI.check, HealthRequest()).checks.first { $0.key == "offsets" }?.value.split(
+                separator: ","
+            ).compactMap { UInt64($0) }
             return offsets.map { zip($0, ends).allSatisfy { $0 >= $1 } } ?? false
         }
         let job = try await train(model, .als, params: ["factors": "8", "iterations": "5"], publish: true)
@@ -142,7 +154,9 @@ struct ErasureTests {
         #expect(removed >= Self.events().filter { $0.userId == user }.count, "\(said)")
 
         #expect(try await feature.call(FeatureAPI.getProfile, profile).found == false)
-        try await eventually { try await model.call(ModelAPI.listModels, ListModelsRequest()).models.first { $0.name == "als" }?.revision == 1 }
+        try await eventually {
+            try await model.call(ModelAPI.listModels, ListModelsRequest()).models.first { $0.name == "als" }?.revision == 1
+        }
         var byUser = QueryDecisionsRequest()
         byUser.userId = user
         #expect(try await risk.call(RiskAPI.queryDecisions, byUser).decisions.isEmpty)
@@ -172,7 +186,8 @@ struct ErasureTests {
                 files += 1
                 var bytes = Array(try Data(contentsOf: URL(fileURLWithPath: path)))
                 if relative.hasSuffix(".model") {
-                    bytes = (try? ArtifactContainer.open(bytes, magic: "PMDL", version: 1, maxBytes: 1 << 30))
+                    bytes =
+                        (try? ArtifactContainer.open(bytes, magic: "PMDL", version: 1, maxBytes: 1 << 30))
                         ?? (try? ArtifactContainer.open(bytes, magic: "PCLF", version: 2, maxBytes: 1 << 30))
                         ?? (try? ArtifactContainer.open(bytes, magic: "PCLF", version: 1, maxBytes: 1 << 30)) ?? bytes
                 }
@@ -198,7 +213,9 @@ struct ErasureTests {
                             #expect(!holds, "\(partition) holds '\(String(decoding: marker, as: UTF8.self))' at \(offset)")
                         }
                         let stored = try StoredEvent(serializedBytes: record)
-                        if stored.event?.userId == user { #expect(stored.event?.kind == .erasure, "\(partition) at \(offset): \(stored.event?.kind.name ?? "")") }
+                        if stored.event?.userId == user {
+                            #expect(stored.event?.kind == .erasure, "\(partition) at \(offset): \(stored.event?.kind.name ?? "")")
+                        }
                     }
                     next = r.nextOffset
                 }

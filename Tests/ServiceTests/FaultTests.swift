@@ -1,7 +1,7 @@
 import Foundation
 import RPC
-import Testing
 import TestSupport
+import Testing
 import Wire
 
 #if canImport(Glibc)
@@ -68,22 +68,31 @@ struct FaultTests {
         (0..<25).map { k in
             let i = b * 25 + k
             let user = Int64(1 + (i * 7) % 60), item = Int64(1 + (i * 13) % 40)
-            var e = view(user, item, at: 1_764_000_000_000 + Int64(i) * 1000, category: 100 + item % 4, kind: i % 9 == 0 ? .addToCart : .view)
+            var e = view(
+                user, item, at: 1_764_000_000_000 + Int64(i) * 1000, category: 100 + item % 4, kind: i % 9 == 0 ? .addToCart : .view)
             e.eventId = "fault-\(i)"
             return e
         }
     }
 
-    @Test("SIGKILL each service in turn under load: no acknowledged event or decision lost, no call past its deadline, clients reconnect, profiles and interactions converge to a run without faults")
+    @Test(
+        """
+        SIGKILL each service in turn under load: no acknowledged event or decision lost, no call past its deadline, \
+        clients reconnect, profiles and interactions converge to a run without faults
+        """
+    )
     func killEachInTurn() async throws {
         let names = ["ingest", "feature", "model", "risk-control", "recommend"]
         let ports = Dictionary(uniqueKeysWithValues: names.map { ($0, freePort()) })
         let dirs = Dictionary(uniqueKeysWithValues: names.map { ($0, temporaryDirectory()) })
         var environment: [String: String] = [:]
-        for name in names { environment["PERSONA_\(name.uppercased().replacingOccurrences(of: "-", with: "_"))_ADDR"] = "127.0.0.1:\(ports[name]!)" }
+        for name in names {
+            environment["PERSONA_\(name.uppercased().replacingOccurrences(of: "-", with: "_"))_ADDR"] = "127.0.0.1:\(ports[name]!)"
+        }
         func start(_ name: String, port: Int? = nil, dir: String? = nil) throws -> ChildProcess {
             try ChildProcess(
-                "persona-\(name)", ["--port", "\(port ?? ports[name]!)", "--metrics-port", "0", "--data-dir", dir ?? dirs[name]!, "--log-level", "warning"],
+                "persona-\(name)",
+                ["--port", "\(port ?? ports[name]!)", "--metrics-port", "0", "--data-dir", dir ?? dirs[name]!, "--log-level", "warning"],
                 environment: environment)
         }
         var processes = try Dictionary(uniqueKeysWithValues: names.map { ($0, try start($0)) })
@@ -115,7 +124,9 @@ struct FaultTests {
                     while seen.running {
                         var request = AppendRequest()
                         request.events = Self.batch(b)
-                        if let answer = await seen.timed("append", timeout: .seconds(2), { try await ingest.call(IngestAPI.append, request, timeout: .seconds(2)) }) {
+                        if let answer = await seen.timed(
+                            "append", timeout: .seconds(2), { try await ingest.call(IngestAPI.append, request, timeout: .seconds(2)) })
+                        {
                             #expect(answer.rejected == 0)
                             seen.lock.withLock { seen.events.formUnion(request.events.map(\.eventId)) }
                             b += 1
@@ -132,7 +143,9 @@ struct FaultTests {
                         score.amount = Double(10 + k % 90)
                         score.currency = "EUR"
                         k += 1
-                        if await seen.timed("score", timeout: .seconds(2), { try await risk.call(RiskAPI.score, score, timeout: .seconds(2)) }) != nil {
+                        if await seen.timed(
+                            "score", timeout: .seconds(2), { try await risk.call(RiskAPI.score, score, timeout: .seconds(2)) }) != nil
+                        {
                             seen.lock.withLock { seen.orders.append(score.orderId) }
                         }
                         try? await Task.sleep(for: .milliseconds(20))
@@ -145,7 +158,9 @@ struct FaultTests {
                         ask.userId = Int64(1 + k % 60)
                         ask.n = 5
                         k += 1
-                        _ = await seen.timed("recommend", timeout: .seconds(1), { try await recommend.call(RecommendAPI.recommend, ask, timeout: .seconds(1)) })
+                        _ = await seen.timed(
+                            "recommend", timeout: .seconds(1),
+                            { try await recommend.call(RecommendAPI.recommend, ask, timeout: .seconds(1)) })
                         try? await Task.sleep(for: .milliseconds(20))
                     }
                 }
@@ -198,7 +213,8 @@ struct FaultTests {
         let (freshFeaturePort, freshModelPort) = (freePort(), freePort())
         extra.append(try start("feature", port: freshFeaturePort, dir: temporaryDirectory()))
         extra.append(try start("model", port: freshModelPort, dir: temporaryDirectory()))
-        let freshFeature = RPCClient(host: "127.0.0.1", port: freshFeaturePort), freshModel = RPCClient(host: "127.0.0.1", port: freshModelPort)
+        let freshFeature = RPCClient(host: "127.0.0.1", port: freshFeaturePort),
+            freshModel = RPCClient(host: "127.0.0.1", port: freshModelPort)
         _ = try await waitHealthy(freshFeature)
         _ = try await waitHealthy(freshModel)
         try await waitConsumed(ingest: ingest, consumer: freshFeature, timeout: .seconds(60))
@@ -212,7 +228,9 @@ struct FaultTests {
         }
         #expect(differing.isEmpty, "profiles differ from a run without faults: users \(differing.prefix(10))")
         func interactions(_ c: RPCClient) async throws -> [String] {
-            try await c.call(HealthAPI.check, HealthRequest()).checks.filter { ["users", "items", "interactions", "offsets"].contains($0.key) }.map { "\($0.key)=\($0.value)" }
+            try await c.call(HealthAPI.check, HealthRequest()).checks.filter {
+                ["users", "items", "interactions", "offsets"].contains($0.key)
+            }.map { "\($0.key)=\($0.value)" }
         }
         #expect(try await interactions(model) == interactions(freshModel))
         for c in [ingest, risk, recommend, feature, model, freshFeature, freshModel] { await c.shutdown() }

@@ -1,7 +1,7 @@
 import Foundation
 import RPC
-import Testing
 import TestSupport
+import Testing
 import Wire
 
 /// The service executables as real processes: signals, SIGKILL, restart.
@@ -9,7 +9,9 @@ import Wire
 struct ProcessLifecycleTests {
     static func start(_ product: String, port: Int, metricsPort: Int, dataDir: String, tokens: String? = nil) throws -> ChildProcess {
         try ChildProcess(
-            product, ["--port", "\(port)", "--metrics-port", "\(metricsPort)", "--data-dir", dataDir, "--log-level", "info"] + (tokens.map { ["--tokens-file", $0] } ?? []))
+            product,
+            ["--port", "\(port)", "--metrics-port", "\(metricsPort)", "--data-dir", dataDir, "--log-level", "info"]
+                + (tokens.map { ["--tokens-file", $0] } ?? []))
     }
 
     @Test("SIGTERM: stop accepting, finish in-flight calls, exit 0")
@@ -30,22 +32,30 @@ struct ProcessLifecycleTests {
     func hugePagesForTheHeap() async throws {
         let mode = try String(contentsOfFile: "/sys/kernel/mm/transparent_hugepage/enabled", encoding: .utf8)
         let inherited = ProcessInfo.processInfo.environment["GLIBC_TUNABLES"]
-        let expected = inherited.map { "GLIBC_TUNABLES=\($0)" } ?? (mode.contains("[never]") ? nil : "GLIBC_TUNABLES=glibc.malloc.hugetlb=1:glibc.malloc.arena_max=1")
-        for (environment, tunables) in [([String: String](), expected), (["GLIBC_TUNABLES": "glibc.malloc.arena_max=2"], "GLIBC_TUNABLES=glibc.malloc.arena_max=2")] {
+        let expected =
+            inherited.map { "GLIBC_TUNABLES=\($0)" }
+            ?? (mode.contains("[never]") ? nil : "GLIBC_TUNABLES=glibc.malloc.hugetlb=1:glibc.malloc.arena_max=1")
+        for (environment, tunables) in [
+            ([String: String](), expected), (["GLIBC_TUNABLES": "glibc.malloc.arena_max=2"], "GLIBC_TUNABLES=glibc.malloc.arena_max=2"),
+        ] {
             let port = freePort()
             let process = try ChildProcess(
-                "persona-risk-control", ["--port", "\(port)", "--metrics-port", "0", "--data-dir", temporaryDirectory(), "--log-level", "info"],
+                "persona-risk-control",
+                ["--port", "\(port)", "--metrics-port", "0", "--data-dir", temporaryDirectory(), "--log-level", "info"],
                 environment: environment)
             defer { process.kill() }
             let client = RPCClient(host: "127.0.0.1", port: port)
             _ = try await waitHealthy(client)
             // The same pid, now running with the tunable (exec keeps the process).
-            let variables = try String(contentsOfFile: "/proc/\(process.pid)/environ", encoding: .utf8).split(separator: "\0").map(String.init)
+            let variables = try String(contentsOfFile: "/proc/\(process.pid)/environ", encoding: .utf8).split(separator: "\0").map(
+                String.init)
             // glibc 2.36 rewrites the variable in the environment it hands the process so that it
             // shows only the first tunable of a list (it still applies all of them).
             let found = variables.filter { $0.hasPrefix("GLIBC_TUNABLES=") }
             #expect(found.count == (tunables == nil ? 0 : 1))
-            if let tunables, let value = found.first { #expect(value.count > "GLIBC_TUNABLES=".count && tunables.hasPrefix(value), "\(value)") }
+            if let tunables, let value = found.first {
+                #expect(value.count > "GLIBC_TUNABLES=".count && tunables.hasPrefix(value), "\(value)")
+            }
             let inUse = tunables?.contains("glibc.malloc.hugetlb=1") ?? false
             #expect(process.output.contains("huge_pages=\(inUse)"), "output:\n\(process.output)")
             await client.shutdown()
@@ -128,7 +138,9 @@ struct ProcessLifecycleTests {
         let tokens = try RoleTokens()
         let names = ["persona-ingest", "persona-feature", "persona-model", "persona-risk-control", "persona-recommend"]
         let ports = names.map { _ in freePort() }
-        let processes = try zip(names, ports).map { try Self.start($0, port: $1, metricsPort: freePort(), dataDir: temporaryDirectory(), tokens: tokens.file) }
+        let processes = try zip(names, ports).map {
+            try Self.start($0, port: $1, metricsPort: freePort(), dataDir: temporaryDirectory(), tokens: tokens.file)
+        }
         defer { processes.forEach { $0.kill() } }
         for port in ports {
             let client = RPCClient(host: "127.0.0.1", port: port)

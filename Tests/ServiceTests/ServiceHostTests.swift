@@ -3,16 +3,18 @@ import Foundation
 import FoundationNetworking
 import Ingest
 import Model
+import RPC
 import Recommend
 import RiskControl
-import RPC
 import ServiceKit
-import Testing
 import TestSupport
+import Testing
 import Wire
 
 /// Starts `S` in-process on free ports, runs `body`, then shuts it down gracefully.
-func withService<S: PersonaService>(_ type: S.Type, settings: S.Settings, _ body: (ServiceHost<S>, Int, Int) async throws -> Void) async throws {
+func withService<S: PersonaService>(_ type: S.Type, settings: S.Settings, _ body: (ServiceHost<S>, Int, Int) async throws -> Void)
+    async throws
+{
     try await withHostedService(type, settings: settings) { try await body($0.host, $0.rpcPort, $0.metricsPort) }
 }
 
@@ -26,8 +28,12 @@ struct ServiceHostTests {
     @Test func ingestAnswersHealthAndExportsMetrics() async throws { try await check(IngestService.self, settings: IngestSettings()) }
     @Test func featureAnswersHealthAndExportsMetrics() async throws { try await check(FeatureService.self, settings: FeatureSettings()) }
     @Test func modelAnswersHealthAndExportsMetrics() async throws { try await check(ModelService.self, settings: ModelService.Settings()) }
-    @Test func riskControlAnswersHealthAndExportsMetrics() async throws { try await check(RiskControlService.self, settings: isolatedRiskSettings()) }
-    @Test func recommendAnswersHealthAndExportsMetrics() async throws { try await check(RecommendService.self, settings: RecommendSettings()) }
+    @Test func riskControlAnswersHealthAndExportsMetrics() async throws {
+        try await check(RiskControlService.self, settings: isolatedRiskSettings())
+    }
+    @Test func recommendAnswersHealthAndExportsMetrics() async throws {
+        try await check(RecommendService.self, settings: RecommendSettings())
+    }
 
     /// Peers on free ports, so a suite running on the default ports is never reached.
     private func isolatedRiskSettings() -> RiskSettings {
@@ -43,7 +49,9 @@ struct ServiceHostTests {
             #expect(health.service == S.name)
             #expect(health.status == .serving)
             #expect(health.checks.contains { $0.key == "data_dir" && $0.value == "writable" })
-            await #expect { try await client.call(TestMethods.unknown, HealthRequest()) } throws: { ($0 as? RPCError)?.code == .unimplemented }
+            await #expect { try await client.call(TestMethods.unknown, HealthRequest()) } throws: {
+                ($0 as? RPCError)?.code == .unimplemented
+            }
             await client.shutdown()
 
             let page = try await httpGet(port: metrics, path: "/metrics")
@@ -74,9 +82,12 @@ struct ServiceHostTests {
         options.port = 9999
         let fromFlag = try options.resolve(service: "ingest", defaultPort: 7101, defaultMetricsPort: 9101, environment: env)
         #expect(fromFlag.port == 9999)
-        let defaults = try ServiceOptions.parse([]).resolve(service: "ingest", defaultPort: 7101, defaultMetricsPort: 9101, environment: [:])
+        let defaults = try ServiceOptions.parse([]).resolve(
+            service: "ingest", defaultPort: 7101, defaultMetricsPort: 9101, environment: [:])
         #expect(defaults.port == 7101 && defaults.metricsPort == 9101 && defaults.dataDir == "data/ingest" && defaults.host == "127.0.0.1")
-        #expect(throws: (any Error).self) { try ServiceOptions.parse([]).resolve(service: "x", defaultPort: 1, defaultMetricsPort: 2, environment: ["PERSONA_PORT": "http"]) }
+        #expect(throws: (any Error).self) {
+            try ServiceOptions.parse([]).resolve(service: "x", defaultPort: 1, defaultMetricsPort: 2, environment: ["PERSONA_PORT": "http"])
+        }
     }
 }
 

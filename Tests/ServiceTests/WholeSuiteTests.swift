@@ -1,23 +1,32 @@
 import Foundation
 import RPC
-import Testing
 import TestSupport
+import Testing
 import Wire
 
 /// All five services as real processes on loopback, with tokens on: the job `make run` does,
 /// then the risk team's loop (query, label) and the audit.
 @Suite("The whole suite", .serialized, .timeLimit(.minutes(5)))
 struct WholeSuiteTests {
-    @Test("make run's demo against five processes with tokens: import, train, publish; recommend and risk-control answer with the new versions; a decision is queried and labelled and the label reaches the log; the audit names every admin call")
+    @Test(
+        """
+        make run's demo against five processes with tokens: import, train, publish; recommend and risk-control \
+        answer with the new versions; a decision is queried and labelled and the label reaches the log; the audit \
+        names every admin call
+        """
+    )
     func wholeSuite() async throws {
         let tokens = try RoleTokens()
         let names = ["ingest", "feature", "model", "risk-control", "recommend"]
         let ports = Dictionary(uniqueKeysWithValues: names.map { ($0, freePort()) })
         var environment = ["PERSONA_TOKENS_FILE": tokens.file]
-        for name in names { environment["PERSONA_\(name.uppercased().replacingOccurrences(of: "-", with: "_"))_ADDR"] = "127.0.0.1:\(ports[name]!)" }
+        for name in names {
+            environment["PERSONA_\(name.uppercased().replacingOccurrences(of: "-", with: "_"))_ADDR"] = "127.0.0.1:\(ports[name]!)"
+        }
         let processes = try names.map { name in
             try ChildProcess(
-                "persona-\(name)", ["--port", "\(ports[name]!)", "--metrics-port", "0", "--data-dir", temporaryDirectory(), "--log-level", "info"],
+                "persona-\(name)",
+                ["--port", "\(ports[name]!)", "--metrics-port", "0", "--data-dir", temporaryDirectory(), "--log-level", "info"],
                 environment: environment)
         }
         defer { processes.forEach { $0.kill() } }
@@ -46,7 +55,9 @@ struct WholeSuiteTests {
         let shown = String(decoding: demo.stdout, as: UTF8.self)
         #expect(demo.status == 0, "demo: \(demo.stderr)\n\(shown)")
         #expect(shown.contains("accepted    2562") && shown.contains("read by feature and model"))
-        for kind in ["popularity", "item_knn", "als", "content", "sequence", "fraud", "segments"] { #expect(shown.contains("\(kind) v1 ("), "\(kind) not trained") }
+        for kind in ["popularity", "item_knn", "als", "content", "sequence", "fraud", "segments"] {
+            #expect(shown.contains("\(kind) v1 ("), "\(kind) not trained")
+        }
         #expect(shown.contains("user 17850   tags:"))
         #expect(shown.contains("user 17850: 5 items from als v1"))
         // Items are shown with their catalogue titles (the sample's item_upsert events).
@@ -101,7 +112,9 @@ struct WholeSuiteTests {
                 read.fromOffset = offset
                 let batch = try await ingest.call(IngestAPI.read, read, timeout: .seconds(5)).events
                 guard let last = batch.last else { break }
-                found = batch.contains { $0.event?.kind == .label && $0.event?.label?.orderId == order && $0.event?.label?.source == "suite-test" }
+                found = batch.contains {
+                    $0.event?.kind == .label && $0.event?.label?.orderId == order && $0.event?.label?.source == "suite-test"
+                }
                 offset = last.offset + 1
             }
         }

@@ -9,7 +9,8 @@ import ServiceKit
 public func withCoreSuite<R>(
     ingest ingestSettings: IngestSettings = IngestSettings(),
     model configure: (inout ModelSettings) -> Void = { _ in },
-    _ body: (_ ingest: HostedService<IngestService>, _ feature: HostedService<FeatureService>, _ model: HostedService<ModelService>) async throws -> R
+    _ body: (_ ingest: HostedService<IngestService>, _ feature: HostedService<FeatureService>, _ model: HostedService<ModelService>)
+        async throws -> R
 ) async throws -> R {
     try await withHostedService(IngestService.self, settings: ingestSettings) { ingest in
         var consumer = ConsumerSettings()

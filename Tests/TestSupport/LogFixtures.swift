@@ -44,5 +44,6 @@ public func waitConsumed(ingest: RPCClient, consumer: RPCClient, timeout: Durati
         if offsets.count == ends.count && zip(offsets, ends).allSatisfy({ $0 >= $1 }) { return }
         try await Task.sleep(for: .milliseconds(50))
     }
-    throw ServiceError("the consumer did not reach offsets \(ends.map(String.init).joined(separator: ",")) in time: its health says \(reached)")
+    throw ServiceError(
+        "the consumer did not reach offsets \(ends.map(String.init).joined(separator: ",")) in time: its health says \(reached)")
 }

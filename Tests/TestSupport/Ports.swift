@@ -1,7 +1,8 @@
+import Synchronization
+
 #if canImport(Glibc)
 import Glibc
 #endif
-import Synchronization
 
 /// The next port `freePort` tries: below Linux's ephemeral range (32768 and up), so neither
 /// the kernel's port-0 binds nor the tests' outgoing connections can take a port handed out

@@ -6,7 +6,9 @@ public import Foundation
 /// machine), which every other test running meanwhile needs. At most one program a core runs
 /// at once (the protoc checks alone would start a hundred), so the tests that time their
 /// own servers are not starved.
-public func runProcess(_ executable: String, _ arguments: [String], input: [UInt8] = [], environment: [String: String] = [:]) async throws -> (status: Int32, stdout: [UInt8], stderr: String) {
+public func runProcess(_ executable: String, _ arguments: [String], input: [UInt8] = [], environment: [String: String] = [:]) async throws
+    -> (status: Int32, stdout: [UInt8], stderr: String)
+{
     await ProcessSlots.shared.acquire()
     defer { Task { await ProcessSlots.shared.release() } }
     nonisolated(unsafe) let process = Process()

@@ -23,13 +23,16 @@ public func plantedFraudRows(_ n: Int) -> [Substring] {
         let purchase = signup.addingTimeInterval(looksFraud ? 30 : Double(1 + rng.below(3)) * day)
         let device = looksFraud ? "RING\(i / 3)" : "DEV\(i)"
         let value = 10 + rng.below(90)
-        lines.append("\(1000 + i),\(formatter.string(from: signup)),\(formatter.string(from: purchase)),\(value),\(device),SEO,Chrome,M,\(20 + rng.below(40)),\(100_000 + i),\(fraud ? 1 : 0)")
+        let times = "\(formatter.string(from: signup)),\(formatter.string(from: purchase))"
+        lines.append("\(1000 + i),\(times),\(value),\(device),SEO,Chrome,M,\(20 + rng.below(40)),\(100_000 + i),\(fraud ? 1 : 0)")
     }
     return lines
 }
 
 /// Starts a training job; returns its id.
-public func train(_ model: RPCClient, _ kind: ModelKind, name: String = "", params: [String: String] = [:], publish: Bool = false, search: Bool = false) async throws -> String {
+public func train(
+    _ model: RPCClient, _ kind: ModelKind, name: String = "", params: [String: String] = [:], publish: Bool = false, search: Bool = false
+) async throws -> String {
     var request = TrainRequest()
     request.kind = kind
     request.name = name
@@ -45,7 +48,9 @@ public func train(_ model: RPCClient, _ kind: ModelKind, name: String = "", para
 }
 
 /// Polls a job until it is in one of `states`.
-public func waitJob(_ model: RPCClient, _ id: String, until states: Set<JobState> = [.succeeded, .failed, .cancelled], timeout: Duration = .seconds(120)) async throws -> JobStatusResponse {
+public func waitJob(
+    _ model: RPCClient, _ id: String, until states: Set<JobState> = [.succeeded, .failed, .cancelled], timeout: Duration = .seconds(120)
+) async throws -> JobStatusResponse {
     var request = JobStatusRequest()
     request.jobId = id
     let deadline = ContinuousClock.now + timeout

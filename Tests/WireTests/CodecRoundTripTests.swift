@@ -1,6 +1,7 @@
 import Foundation
-import Testing
 import TestSupport
+import Testing
+
 @testable import Wire
 
 @Suite("Codec round trips")
@@ -128,7 +129,9 @@ struct BatchEncodingTests {
         var large = Event()
         large.eventId = String(repeating: "x", count: 20_000)  // bigger than an arena block
         var order = Order()
-        order.lines = (0..<500).map { var l = OrderLine(); l.itemId = Int64($0 + 1); return l }
+        order.lines = (0..<500).map {
+            var l = OrderLine(); l.itemId = Int64($0 + 1); return l
+        }
         large.order = order
         let messages = [small, large, small, Event(), large, small]
         #expect(Event.serializedBytes(each: messages) == messages.map { $0.serializedBytes() })
@@ -156,7 +159,9 @@ struct FramingTests {
         }
         let framed = writer.finish(nextOffset: 99_000_000_000, endOffset: 0)
         var expected = ReadResponse()
-        expected.events = zip(offsets, stored).map { var s = $1; s.offset = $0; return s }
+        expected.events = zip(offsets, stored).map {
+            var s = $1; s.offset = $0; return s
+        }
         expected.nextOffset = 99_000_000_000
         #expect(framed.bytes == expected.serializedBytes())
         #expect(try ReadResponse(serializedBytes: framed.bytes) == expected)
@@ -196,7 +201,9 @@ struct FramingTests {
         cases.append(noEvent)
         for stored in cases {
             let bytes = stored.serializedBytes()
-            let read = bytes.withUnsafeBytes { b in StoredEvent.idAndIngestionTime(of: b).map { (String(decoding: $0.eventID, as: UTF8.self), $0.ingestedAtMs) } }
+            let read = bytes.withUnsafeBytes { b in
+                StoredEvent.idAndIngestionTime(of: b).map { (String(decoding: $0.eventID, as: UTF8.self), $0.ingestedAtMs) }
+            }
             #expect(read?.0 == (stored.event?.eventId ?? ""))
             #expect(read?.1 == stored.ingestedAtMs)
             // Cut anywhere inside, the bytes are refused (or read as a shorter well-formed
@@ -208,7 +215,8 @@ struct FramingTests {
         }
         // Fixed-width fields are stepped over: field 4 fixed64, field 5 fixed32, then
         // ingested_at_ms = 5 and an event with id "x".
-        let mixed: [UInt8] = [0x21] + [UInt8](repeating: 0xFF, count: 8) + [0x2D, 0x01, 0x02, 0x03, 0x04, 0x10, 0x05, 0x1A, 0x03, 0x0A, 0x01, 0x78]
+        let mixed: [UInt8] =
+            [0x21] + [UInt8](repeating: 0xFF, count: 8) + [0x2D, 0x01, 0x02, 0x03, 0x04, 0x10, 0x05, 0x1A, 0x03, 0x0A, 0x01, 0x78]
         let read = mixed.withUnsafeBytes { b in StoredEvent.idAndIngestionTime(of: b).map { (Array($0.eventID), $0.ingestedAtMs) } }
         #expect(read?.0 == [0x78] && read?.1 == 5)
         #expect([0x1A, 0x05, 0x0A].withUnsafeBytes { StoredEvent.idAndIngestionTime(of: $0) } == nil)  // event longer than the bytes
@@ -217,7 +225,9 @@ struct FramingTests {
 
     @Test func rangesOfOnlyOneRepeatedField() {
         var request = AppendRequest()
-        request.events = (0..<3).map { var e = Event(); e.eventId = String(repeating: "x", count: $0 * 100); return e }
+        request.events = (0..<3).map {
+            var e = Event(); e.eventId = String(repeating: "x", count: $0 * 100); return e
+        }
         let bytes = request.serializedBytes()
         let ranges = bytes.withUnsafeBytes { Framing.ranges(ofOnly: 1, in: $0) }
         #expect(ranges?.map { Array(bytes[$0]) } == request.events.map { $0.serializedBytes() })

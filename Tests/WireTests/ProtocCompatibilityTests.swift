@@ -1,6 +1,6 @@
 import Foundation
-import Testing
 import TestSupport
+import Testing
 import Wire
 
 /// Our bytes checked against Google's own implementation: `protoc --decode` reads what we

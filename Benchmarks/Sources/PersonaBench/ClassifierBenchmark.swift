@@ -59,7 +59,12 @@ func classifierBenchmark(output: String, sharedData: String) async throws {
     let data = ClassifierRun.Rows(names: names, schemaVersion: schema, rows: exported)
     let (train, valid, test) = ClassifierRun.parts(data, split: "random")
     let d = names.count
-    say("classifiers: \(exported.count) labelled orders exported, \(d) features; \(train.labels.count) train, \(valid.labels.count) validate, \(test.labels.count) test")
+    say(
+        """
+        classifiers: \(exported.count) labelled orders exported, \(d) features; \(train.labels.count) train, \
+        \(valid.labels.count) validate, \(test.labels.count) test
+        """
+    )
 
     // Persona, same parameters as `persona train fraud` (the defaults).
     let parameters = try ClassifierRun.Parameters(learner: "gbdt")
@@ -114,21 +119,40 @@ func classifierBenchmark(output: String, sharedData: String) async throws {
     let lgbm = peer("lightgbm"), hist = peer("sklearn_hist"), lr = peer("sklearn_logistic")
     let table = [
         Row(side: "Persona", name: "gbdt (\(trees.trees.count) trees)", seconds: treeSeconds, scores: ourTrees),
-        Row(side: "peer", name: "LightGBM \(out["lightgbm_version"] as! String) (\((out["lightgbm"] as! [String: Any])["trees"] as! Int) trees)", seconds: lgbm.seconds, scores: lgbm.test),
-        Row(side: "peer", name: "scikit-learn HistGradientBoosting (\((out["sklearn_hist"] as! [String: Any])["trees"] as! Int) trees)", seconds: hist.seconds, scores: hist.test),
+        Row(
+            side: "peer",
+            name: "LightGBM \(out["lightgbm_version"] as! String) (\((out["lightgbm"] as! [String: Any])["trees"] as! Int) trees)",
+            seconds: lgbm.seconds, scores: lgbm.test),
+        Row(
+            side: "peer", name: "scikit-learn HistGradientBoosting (\((out["sklearn_hist"] as! [String: Any])["trees"] as! Int) trees)",
+            seconds: hist.seconds, scores: hist.test),
         Row(side: "Persona", name: "logistic", seconds: logisticSeconds, scores: ourLogistic),
-        Row(side: "peer", name: "scikit-learn LogisticRegression \(out["sklearn_version"] as! String)", seconds: lr.seconds, scores: lr.test),
+        Row(
+            side: "peer", name: "scikit-learn LogisticRegression \(out["sklearn_version"] as! String)", seconds: lr.seconds, scores: lr.test
+        ),
     ]
     var lines = ""
     var figures: [[String: Any]] = []
     for r in table {
-        let roc = BinaryMetrics.rocAUC(r.scores, test.labels), pr = BinaryMetrics.prAUC(r.scores, test.labels), loss = BinaryMetrics.logLoss(r.scores, test.labels)
-        lines += String(format: "| %@ | %@ | %.2f | %.4f | %.4f | %.4f |\n", r.side as NSString, r.name as NSString, r.seconds, roc, pr, loss)
+        let roc = BinaryMetrics.rocAUC(r.scores, test.labels), pr = BinaryMetrics.prAUC(r.scores, test.labels),
+            loss = BinaryMetrics.logLoss(r.scores, test.labels)
+        lines += String(
+            format: "| %@ | %@ | %.2f | %.4f | %.4f | %.4f |\n", r.side as NSString, r.name as NSString, r.seconds, roc, pr, loss)
         figures.append(["name": r.name, "side": r.side, "seconds": r.seconds, "roc_auc": roc, "pr_auc": pr, "log_loss": loss])
-        say("\(r.name): \(String(format: "%.2f", r.seconds)) s, ROC-AUC \(String(format: "%.4f", roc)), PR-AUC \(String(format: "%.4f", pr)), log loss \(String(format: "%.4f", loss))")
+        say(
+            """
+            \(r.name): \(String(format: "%.2f", r.seconds)) s, ROC-AUC \(String(format: "%.4f", roc)), PR-AUC \
+            \(String(format: "%.4f", pr)), log loss \(String(format: "%.4f", loss))
+            """
+        )
     }
     let p50 = micros[micros.count / 2], p99 = micros[Int(Double(micros.count) * 0.99)]
-    say("TreeSHAP over \(deep.trees.count) trees of depth \(shapParameters.maxDepth): p50 \(String(format: "%.1f", p50)) µs, p99 \(String(format: "%.1f", p99)) µs")
+    say(
+        """
+        TreeSHAP over \(deep.trees.count) trees of depth \(shapParameters.maxDepth): p50 \
+        \(String(format: "%.1f", p50)) µs, p99 \(String(format: "%.1f", p99)) µs
+        """
+    )
     let segments = try await kmeansBenchmark(sharedData: sharedData, python: python)
     let machine = "\(ProcessInfo.processInfo.activeProcessorCount) cores, \(ProcessInfo.processInfo.physicalMemory >> 30) GiB"
     let positives = Int(test.labels.reduce(0, +))
@@ -136,14 +160,24 @@ func classifierBenchmark(output: String, sharedData: String) async throws {
         # Fraud classifiers
 
         Run: \(ISO8601DateFormatter().string(from: Date())), \(machine), release build, one thread on every side.
-        Rows: ../shared/data/fraud/Fraud_Data_train.csv imported through ingest in time order, folded by the feature service, exported as point-in-time rows (ExportTraining: every labelled order's \(d) features as of its time); split as `persona train fraud` splits (seeded shuffle: \(train.labels.count) train, \(valid.labels.count) validation, \(test.labels.count) test with \(positives) frauds).
-        Every side: 300 trees at most, learning rate 0.05, 31 leaves, depth 8, 20 rows a leaf, L2 1, 255 bins, early stopping after 30 rounds (Persona and LightGBM on the validation rows; HistGradientBoosting on its own 12.5% of the training rows, as it cannot take a validation set). Persona's probabilities are isotonic-calibrated on the validation rows (as published); the peers' are their own predict_proba. Scores are measured by the same code (Shared/Math `BinaryMetrics`).
+        Rows: ../shared/data/fraud/Fraud_Data_train.csv imported through ingest in time order, folded by the feature \
+        service, exported as point-in-time rows (ExportTraining: every labelled order's \(d) features as of its time); \
+        split as `persona train fraud` splits (seeded shuffle: \(train.labels.count) train, \(valid.labels.count) \
+        validation, \(test.labels.count) test with \(positives) frauds).
+        Every side: 300 trees at most, learning rate 0.05, 31 leaves, depth 8, 20 rows a leaf, L2 1, 255 bins, early \
+        stopping after 30 rounds (Persona and LightGBM on the validation rows; HistGradientBoosting on its own 12.5% of \
+        the training rows, as it cannot take a validation set). Persona's probabilities are isotonic-calibrated on the \
+        validation rows (as published); the peers' are their own predict_proba. Scores are measured by the same code \
+        (Shared/Math `BinaryMetrics`).
         Goal (issue): ROC-AUC and PR-AUC at least the best peer's, training time at most LightGBM's.
 
         | side | model | training s | ROC-AUC | PR-AUC | log loss |
         | --- | --- | ---: | ---: | ---: | ---: |
         \(lines)
-        TreeSHAP per prediction (\(deep.trees.count) trees of depth 6, one row at a time, \(micros.count) rows): Persona p50 \(String(format: "%.1f", p50)) µs, p99 \(String(format: "%.1f", p99)) µs; LightGBM's `pred_contrib` p50 \(String(format: "%.1f", lightShap["p50"]!)) µs, p99 \(String(format: "%.1f", lightShap["p99"]!)) µs (its call overhead included). Goal: p99 below 50 µs.
+        TreeSHAP per prediction (\(deep.trees.count) trees of depth 6, one row at a time, \(micros.count) rows): Persona \
+        p50 \(String(format: "%.1f", p50)) µs, p99 \(String(format: "%.1f", p99)) µs; LightGBM's `pred_contrib` p50 \
+        \(String(format: "%.1f", lightShap["p50"]!)) µs, p99 \(String(format: "%.1f", lightShap["p99"]!)) µs (its call \
+        overhead included). Goal: p99 below 50 µs.
 
         ![ROC-AUC and PR-AUC against training time](classifiers.png)
 
@@ -173,10 +207,15 @@ func kmeansBenchmark(sharedData: String, python: String) async throws -> String 
     let ingestClient = RPCClient(host: "127.0.0.1", port: ingest.port)
     let featureClient = RPCClient(host: "127.0.0.1", port: feature.port)
     var skips = DatasetFormat.Skips()
-    let events = DatasetFormat.onlineRetail.events(lines: try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n"), skips: &skips)
-        .sorted { $0.timestampMs < $1.timestampMs }
+    let events = DatasetFormat.onlineRetail.events(
+        lines: try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n"), skips: &skips
+    )
+    .sorted { $0.timestampMs < $1.timestampMs }
     try await appendAndFold(events, ingest: ingestClient, feature: featureClient, batch: 2000)
-    let names = ["recency_days", "frequency", "monetary", "average_order_value", "distinct_items", "sessions", "purchase_interval_mean_days", "days_since_first_seen"]
+    let names = [
+        "recency_days", "frequency", "monetary", "average_order_value", "distinct_items", "sessions", "purchase_interval_mean_days",
+        "days_since_first_seen",
+    ]
     let logged: Set<String> = ["frequency", "monetary", "average_order_value", "distinct_items", "sessions"]
     let users = Array(Set(events.map(\.userId))).sorted()
     var raw: [[Float]] = []
@@ -212,16 +251,27 @@ func kmeansBenchmark(sharedData: String, python: String) async throws -> String 
     defer { try? FileManager.default.removeItem(atPath: work) }
     try rows.withUnsafeBytes { try Data($0).write(to: URL(fileURLWithPath: work + "/rows.f32")) }
     try run(python, ["Benchmarks/peers/kmeans.py", work + "/rows.f32", "\(cols)", "\(k)", work + "/out.json"])
-    let peer = ((try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: work + "/out.json"))) as! [String: Any])["runs"] as! [[String: Any]])
+    let peer =
+        ((try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: work + "/out.json"))) as! [String: Any])["runs"]
+        as! [[String: Any]])
         .map { (seconds: $0["seconds"] as! Double, inertia: $0["inertia"] as! Double, iterations: $0["iterations"] as! Int) }
     func median(_ v: [Double]) -> Double { v.sorted()[v.count / 2] }
     let ourTime = median(ours.map(\.seconds)), peerTime = median(peer.map(\.seconds))
     let ourBest = ours.map(\.inertia).min()!, peerBest = peer.map(\.inertia).min()!
     let ourMedian = median(ours.map(\.inertia)), peerMedian = median(peer.map(\.inertia))
-    say(String(format: "k-means over %d profiles x %d: Persona %.3f s (inertia median %.1f, best %.1f), scikit-learn %.3f s (median %.1f, best %.1f)", raw.count, cols, ourTime, ourMedian, ourBest, peerTime, peerMedian, peerBest))
+    say(
+        String(
+            format:
+                """
+                k-means over %d profiles x %d: Persona %.3f s (inertia median %.1f, best %.1f), scikit-learn %.3f s \
+                (median %.1f, best %.1f)
+                """,
+            raw.count, cols, ourTime, ourMedian, ourBest, peerTime, peerMedian, peerBest))
     return String(
         format: """
-            %d Online Retail customers' profiles from the feature service (GetFeatures: %@; the counts and amounts as log(1 + x), then standardised), k = %d, twenty seeds per side (iterations vary widely with the start), one greedy k-means++ start each, one thread.
+            %d Online Retail customers' profiles from the feature service (GetFeatures: %@; the counts and amounts as \
+            log(1 + x), then standardised), k = %d, twenty seeds per side (iterations vary widely with the start), one \
+            greedy k-means++ start each, one thread.
 
             | side | median seconds | median inertia | best inertia | iterations (median) |
             | --- | ---: | ---: | ---: | ---: |
@@ -229,7 +279,8 @@ func kmeansBenchmark(sharedData: String, python: String) async throws -> String 
             | scikit-learn KMeans (Lloyd, tol 1e-4) | %.4f | %.1f | %.1f | %d |
 
             Median inertia: Persona %.2f%% from scikit-learn's (goal: time at equal inertia, within 1%%). Time ratio: %.2fx scikit-learn's.
-            """, raw.count, names.joined(separator: ", ") as NSString, k, ourTime, ourMedian, ourBest, ours.map(\.iterations).sorted()[2], peerTime, peerMedian, peerBest,
+            """, raw.count, names.joined(separator: ", ") as NSString, k, ourTime, ourMedian, ourBest, ours.map(\.iterations).sorted()[2],
+        peerTime, peerMedian, peerBest,
         peer.map(\.iterations).sorted()[2], 100 * (ourMedian - peerMedian) / peerMedian, ourTime / peerTime)
 }
 

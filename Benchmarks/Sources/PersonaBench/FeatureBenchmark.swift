@@ -16,7 +16,9 @@ import Wire
 func featureBenchmark(output: String, seconds: Double) async throws {
     var lines: [String] = []
     let fold = foldBenchmark(users: 1_000_000, events: 5_000_000)
-    say(String(format: "fold: %.0f events/s on one core, %.0f bytes per user (%d users)", fold.eventsPerSecond, fold.bytesPerUser, fold.users))
+    say(
+        String(
+            format: "fold: %.0f events/s on one core, %.0f bytes per user (%d users)", fold.eventsPerSecond, fold.bytesPerUser, fold.users))
     // The same traffic over few users, each with a long history (100 events): no users are
     // created, but the per-user lists are long (distinct items, affinities, window buckets).
     let hot = foldBenchmark(users: 10_000, events: 1_000_000)
@@ -28,21 +30,43 @@ func featureBenchmark(output: String, seconds: Double) async throws {
     let served = try await servedBenchmark(users: 50_000, seconds: seconds)
     lines += [
         "# Feature service benchmark", "",
-        "Run: \(ISO8601DateFormatter().string(from: Date())), \(ProcessInfo.processInfo.activeProcessorCount) cores, release build, loopback.",
+        """
+        Run: \(ISO8601DateFormatter().string(from: Date())), \(ProcessInfo.processInfo.activeProcessorCount) cores, \
+        release build, loopback.
+        """,
         "", "## Folding and memory", "",
-        "Synthetic shop traffic folded straight into the state on one thread, in batches of \(FeatureSettings().readEvents) (what the service reads from ingest at a time; generating a batch is not timed; heap on huge pages, as the services run):",
+        """
+        Synthetic shop traffic folded straight into the state on one thread, in batches of \
+        \(FeatureSettings().readEvents) (what the service reads from ingest at a time; generating a batch is not \
+        timed; heap on huge pages, as the services run):
+        """,
         "70% views, 10% carts, 5% favourites, 5% searches, 5% purchases, 5% logins; every event with a device, an IP and a channel.",
         "", "| measure | Persona | goal |", "| --- | --- | --- |",
-        String(format: "| events folded per second, one core (%d users, %d events) | %.0f | 2,000,000 |", fold.users, fold.events, fold.eventsPerSecond),
-        String(format: "| the same with %d users, %d events (100 events per user: no new users, long per-user lists) | %.0f | |", hot.users, hot.events, hot.eventsPerSecond),
-        String(format: "| the real Taobao slice (%d events of %d users, into an empty state; best of 5) | %.0f | |", taobao.events, taobao.users, taobao.eventsPerSecond),
-        String(format: "| memory per user (RSS growth / users, %d users, %d events) | %.0f bytes | 2,048 bytes |", fold.users, fold.events, fold.bytesPerUser),
+        String(
+            format: "| events folded per second, one core (%d users, %d events) | %.0f | 2,000,000 |", fold.users, fold.events,
+            fold.eventsPerSecond),
+        String(
+            format: "| the same with %d users, %d events (100 events per user: no new users, long per-user lists) | %.0f | |", hot.users,
+            hot.events, hot.eventsPerSecond),
+        String(
+            format: "| the real Taobao slice (%d events of %d users, into an empty state; best of 5) | %.0f | |", taobao.events,
+            taobao.users, taobao.eventsPerSecond),
+        String(
+            format: "| memory per user (RSS growth / users, %d users, %d events) | %.0f bytes | 2,048 bytes |", fold.users, fold.events,
+            fold.bytesPerUser),
         "",
         String(
-            format: "Snapshot of that state: %.0f MB, encoded and streamed to its file in %.2f s (folding waits that long, calls do not), fsynced and renamed in %.2f s, restored in %.2f s.",
+            format:
+                """
+                Snapshot of that state: %.0f MB, encoded and streamed to its file in %.2f s (folding waits that \
+                long, calls do not), fsynced and renamed in %.2f s, restored in %.2f s.
+                """,
             Double(fold.snapshot.bytes) / 1e6, fold.snapshot.encodeSeconds, fold.snapshot.writeSeconds, fold.snapshot.restoreSeconds),
         "", "## Reads over RPC", "",
-        "\(served.users) users with \(served.events) events folded; calls sent at a fixed rate for \(Int(seconds)) s each over one connection by a",
+        """
+        \(served.users) users with \(served.events) events folded; calls sent at a fixed rate for \(Int(seconds)) s \
+        each over one connection by a
+        """,
         "blocking client (`PacedClient`: a sender thread writes each ready-encoded request at its scheduled time, a receiver thread",
         "times each answer from that time, so a stall is not hidden; wrk2's method), in the same process as the service;",
         "GetFeatures asks for one user's 24 risk features (what risk-control asks per order).",
@@ -56,7 +80,8 @@ func featureBenchmark(output: String, seconds: Double) async throws {
     for r in served.rows {
         lines.append(
             String(
-                format: "| %@ | %d | %.0f | %d | %.3f | %.3f | %.3f | %.2fx | ≤ %@ |", r.call, r.rate, r.achieved, r.failed, r.p50, r.p99, r.p999, r.p99 / 1.5,
+                format: "| %@ | %d | %.0f | %d | %.3f | %.3f | %.3f | %.2fx | ≤ %@ |", r.call, r.rate, r.achieved, r.failed, r.p50, r.p99,
+                r.p999, r.p99 / 1.5,
                 r.serverP99.map { String(format: "%g", $0) } ?? "?"))
     }
     lines += [
@@ -64,14 +89,17 @@ func featureBenchmark(output: String, seconds: Double) async throws {
         "A probe event appended every 20 ms while \(served.importers) producers import batches of 1,000 at full speed;",
         "delay from ingest's acknowledgement to the event showing in GetProfile.", "",
         "| probes | import rate (events/s) | p50 ms | p99 ms | max ms | goal p99 |", "| --- | --- | --- | --- | --- | --- |",
-        String(format: "| %d | %.0f | %.1f | %.1f | %.1f | 1,000 ms |", served.freshness.count, served.importRate, percentile(served.freshness, 0.5), percentile(served.freshness, 0.99), served.freshness.max() ?? 0),
+        String(
+            format: "| %d | %.0f | %.1f | %.1f | %.1f | 1,000 ms |", served.freshness.count, served.importRate,
+            percentile(served.freshness, 0.5), percentile(served.freshness, 0.99), served.freshness.max() ?? 0),
     ]
     lines += ["", "![latency distributions of the reads](\(URL(fileURLWithPath: output).deletingPathExtension().lastPathComponent).png)"]
     let text = lines.joined(separator: "\n") + "\n"
     try text.write(toFile: output, atomically: true, encoding: .utf8)
     print(text)
     try drawLatencies(
-        served.rows.map { LatencyRow(group: $0.call, system: "\($0.rate) calls/s", throughput: $0.achieved, latencies: $0.latencies) }, output: output,
+        served.rows.map { LatencyRow(group: $0.call, system: "\($0.rate) calls/s", throughput: $0.achieved, latencies: $0.latencies) },
+        output: output,
         title: "Feature reads over RPC, open loop at fixed rates", peer: nil, throughput: "calls/s", latency: "ms per call",
         distributions: ["GetFeatures", "GetProfile"], reference: ("Feast-Redis p99, published", 1.5))
 }
@@ -164,7 +192,8 @@ func foldBenchmark(users: Int, events total: Int, batch: Int? = nil) -> FoldResu
         eventsPerSecond: Double(total) / seconds(folding), bytesPerUser: Double(after - before) / Double(summary.users),
         users: summary.users, events: total,
         snapshot: SnapshotTimes(
-            bytes: written.bytes, encodeSeconds: seconds(written.encoding), writeSeconds: seconds(written.writing), restoreSeconds: restoreSeconds))
+            bytes: written.bytes, encodeSeconds: seconds(written.encoding), writeSeconds: seconds(written.writing),
+            restoreSeconds: restoreSeconds))
 }
 
 /// The time `store` takes to fold events `0..<total` (made by `event`), handed to it `batch`
@@ -311,10 +340,12 @@ func servedBenchmark(users: Int, seconds duration: Double) async throws -> Serve
             let methodID = call == "GetFeatures" ? FeatureAPI.getFeatures.id : FeatureAPI.getProfile.id
             let outcome = try PacedClient.run(port: featurePort, method: methodID, rate: rate, payloads: payloads)
             let (latencies, achieved, failed) = (outcome.latencies, outcome.answeredPerSecond, outcome.failed)
-            let server = bucketQuantile(0.99, from: serverBefore, to: serverLatencyBuckets(featureService.host.context.metrics, method: method))
+            let server = bucketQuantile(
+                0.99, from: serverBefore, to: serverLatencyBuckets(featureService.host.context.metrics, method: method))
             rows.append(
                 ServedRow(
-                    call: call, rate: rate, achieved: achieved, failed: failed, p50: percentile(latencies, 0.5), p99: percentile(latencies, 0.99),
+                    call: call, rate: rate, achieved: achieved, failed: failed, p50: percentile(latencies, 0.5),
+                    p99: percentile(latencies, 0.99),
                     p999: percentile(latencies, 0.999), serverP99: server.map { $0 * 1000 }, latencies: latencies))
             say("\(call) at \(rate)/s: p50 \(percentile(latencies, 0.5)) ms, p99 \(percentile(latencies, 0.99)) ms, \(failed) failed")
         }
@@ -368,7 +399,9 @@ func servedBenchmark(users: Int, seconds duration: Double) async throws -> Serve
         probe += 1
         var r = GetProfileRequest()
         r.userId = probeUser
-        while try await feature.call(FeatureAPI.getProfile, r).profile?.counts.first(where: { $0.kind == .search })?.counts?.lifetime ?? 0 < UInt64(probe) {
+        while try await feature.call(FeatureAPI.getProfile, r).profile?.counts.first(where: { $0.kind == .search })?.counts?.lifetime ?? 0
+            < UInt64(probe)
+        {
             try await Task.sleep(for: .milliseconds(1))
         }
         freshness.append(seconds(acked.duration(to: .now)) * 1000)

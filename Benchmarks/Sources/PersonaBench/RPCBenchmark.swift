@@ -74,16 +74,18 @@ func rpcBenchmark(output: String, seconds: Double) async throws {
                 var config = RPCClient.Config.defaults(host: "127.0.0.1", port: checkedPort)
                 config.credential = secret
                 let withToken = RPCClient(config: config)
-                results.append(try await measure(system: "persona (tokens)", payload: payload, inFlight: n, seconds: seconds) { i in
-                    _ = try await withToken.call(RiskAPI.score, small[i % small.count], timeout: .seconds(10))
-                })
+                results.append(
+                    try await measure(system: "persona (tokens)", payload: payload, inFlight: n, seconds: seconds) { i in
+                        _ = try await withToken.call(RiskAPI.score, small[i % small.count], timeout: .seconds(10))
+                    })
                 await withToken.shutdown()
             }
             if payload == "batch" {
                 let raw = personaClient(compression: false)
-                results.append(try await measure(system: "persona (no LZ4)", payload: payload, inFlight: n, seconds: seconds) { _ in
-                    _ = try await raw.call(IngestAPI.append, large, timeout: .seconds(30))
-                })
+                results.append(
+                    try await measure(system: "persona (no LZ4)", payload: payload, inFlight: n, seconds: seconds) { _ in
+                        _ = try await raw.call(IngestAPI.append, large, timeout: .seconds(30))
+                    })
                 await raw.shutdown()
             }
             let r2: Result
@@ -106,7 +108,10 @@ func rpcBenchmark(output: String, seconds: Double) async throws {
             }
             results.append(r2)
             for r in results.suffix(3) {
-                print(String(format: "%-18@ %-6@ in-flight %3d: %9.0f calls/s  p50 %8.0f µs  p99 %8.0f µs", r.system as NSString, r.payload as NSString, r.inFlight, r.callsPerSecond, r.percentile(0.5), r.percentile(0.99)))
+                print(
+                    String(
+                        format: "%-18@ %-6@ in-flight %3d: %9.0f calls/s  p50 %8.0f µs  p99 %8.0f µs", r.system as NSString,
+                        r.payload as NSString, r.inFlight, r.callsPerSecond, r.percentile(0.5), r.percentile(0.99)))
             }
         }
     }
@@ -136,48 +141,65 @@ func rpcBenchmark(output: String, seconds: Double) async throws {
     // MARK: Report
 
     var md = """
-    # RPC benchmark: Persona binary RPC vs grpc-swift-2
+        # RPC benchmark: Persona binary RPC vs grpc-swift-2
 
-    Loopback, one connection per client, one process, \(ProcessInfo.processInfo.activeProcessorCount) cores, \(seconds) s per case after a 0.3 s warm-up.
-    Both systems carry the same protobuf-c-encoded messages (our codec is gRPC's serializer).
-    Small request: ScoreRequest, \(smallBytes) B. Batch: AppendRequest of \(large.events.count) events, \(largeBytes) B
-    (Persona LZ4-compresses payloads over 2 KiB by default; the "no LZ4" rows turn that off).
+        Loopback, one connection per client, one process, \(ProcessInfo.processInfo.activeProcessorCount) cores, \
+        \(seconds) s per case after a 0.3 s warm-up.
+        Both systems carry the same protobuf-c-encoded messages (our codec is gRPC's serializer).
+        Small request: ScoreRequest, \(smallBytes) B. Batch: AppendRequest of \(large.events.count) events, \(largeBytes) B
+        (Persona LZ4-compresses payloads over 2 KiB by default; the "no LZ4" rows turn that off).
 
-    | payload | in flight | system | calls/s | p50 µs | p99 µs | calls/s vs gRPC | p99 vs gRPC |
-    | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: |
+        | payload | in flight | system | calls/s | p50 µs | p99 µs | calls/s vs gRPC | p99 vs gRPC |
+        | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: |
 
-    """
+        """
     for r in results {
         let peer = results.first { $0.system == "grpc-swift-2" && $0.payload == r.payload && $0.inFlight == r.inFlight }!
         md += String(
             format: "| %@ | %d | %@ | %.0f | %.0f | %.0f | %.2fx | %.2fx |\n", r.payload as NSString, r.inFlight, r.system as NSString,
-            r.callsPerSecond, r.percentile(0.5), r.percentile(0.99), r.callsPerSecond / peer.callsPerSecond, r.percentile(0.99) / peer.percentile(0.99))
+            r.callsPerSecond, r.percentile(0.5), r.percentile(0.99), r.callsPerSecond / peer.callsPerSecond,
+            r.percentile(0.99) / peer.percentile(0.99))
     }
     if let open = results.first(where: { $0.system == "persona" && $0.payload == "small" && $0.inFlight == 64 }),
         let tokens = results.first(where: { $0.system == "persona (tokens)" && $0.payload == "small" && $0.inFlight == 64 })
     {
         md += String(
-            format: "\nAccess control (docs/PROTOCOL.md): the small call at 64 in flight with a token on every call, checked against the role table, %.0f calls/s against %.0f without: %.1f%% %@ (goal: at most 3%% fewer).\n",
-            tokens.callsPerSecond, open.callsPerSecond, abs(100 * (1 - tokens.callsPerSecond / open.callsPerSecond)), (tokens.callsPerSecond < open.callsPerSecond ? "fewer" : "more") as NSString)
+            format:
+                """
+                \nAccess control (docs/PROTOCOL.md): the small call at 64 in flight with a token on every call, \
+                checked against the role table, %.0f calls/s against %.0f without: %.1f%% %@ (goal: at most 3%% \
+                fewer).\n
+                """,
+            tokens.callsPerSecond, open.callsPerSecond, abs(100 * (1 - tokens.callsPerSecond / open.callsPerSecond)),
+            (tokens.callsPerSecond < open.callsPerSecond ? "fewer" : "more") as NSString)
     }
     md += String(
         format: """
 
-        ## Codec (libprotobuf-c through Wire), 10,000-event batch of %d bytes
+            ## Codec (libprotobuf-c through Wire), 10,000-event batch of %d bytes
 
-        | operation | ms per batch | events/s | MB/s |
-        | --- | ---: | ---: | ---: |
-        | pack | %.2f | %.0f | %.0f |
-        | unpack | %.2f | %.0f | %.0f |
+            | operation | ms per batch | events/s | MB/s |
+            | --- | ---: | ---: | ---: |
+            | pack | %.2f | %.0f | %.0f |
+            | unpack | %.2f | %.0f | %.0f |
 
-        """, tenKBytes.count, packSeconds * 1000, 10_000 / packSeconds, Double(tenKBytes.count) / packSeconds / 1e6,
+            """, tenKBytes.count, packSeconds * 1000, 10_000 / packSeconds, Double(tenKBytes.count) / packSeconds / 1e6,
         unpackSeconds * 1000, 10_000 / unpackSeconds, Double(tenKBytes.count) / unpackSeconds / 1e6)
-    md += "\n![calls/s against gRPC, and latency distributions](\(URL(fileURLWithPath: output).deletingPathExtension().lastPathComponent).png)\n"
+    md +=
+        """
+        \n![calls/s against gRPC, and latency \
+        distributions](\(URL(fileURLWithPath: output).deletingPathExtension().lastPathComponent).png)\n
+        """
     print(md)
     try md.write(toFile: output, atomically: true, encoding: .utf8)
     try drawLatencies(
-        results.map { LatencyRow(group: "\($0.payload), \($0.inFlight) in flight", system: $0.system, throughput: $0.callsPerSecond, latencies: $0.latenciesMicros) },
-        output: output, title: "Persona's RPC against grpc-swift-2, loopback, same messages and codec", peer: "grpc-swift-2", throughput: "calls/s",
+        results.map {
+            LatencyRow(
+                group: "\($0.payload), \($0.inFlight) in flight", system: $0.system, throughput: $0.callsPerSecond,
+                latencies: $0.latenciesMicros)
+        },
+        output: output, title: "Persona's RPC against grpc-swift-2, loopback, same messages and codec", peer: "grpc-swift-2",
+        throughput: "calls/s",
         latency: "µs per call", distributions: ["small, 16 in flight", "batch, 16 in flight"])
     print("written to \(output)")
 }

@@ -18,7 +18,9 @@ import Wire
 /// serves it exactly), indexed at a million.
 let recommendConfigurations: [(items: Int, indexed: Bool)] = [(100_000, false), (100_000, true), (1_000_000, true)]
 
-func recommendBenchmark(output: String, configurations: [(items: Int, indexed: Bool)] = recommendConfigurations, seconds: Double) async throws {
+func recommendBenchmark(output: String, configurations: [(items: Int, indexed: Bool)] = recommendConfigurations, seconds: Double)
+    async throws
+{
     let dim = 64, users = 10_000
     var rows: [(items: Int, serving: String, results: [Result], indexSeconds: Double)] = []
     for (n, indexed) in configurations {
@@ -77,7 +79,12 @@ func recommendBenchmark(output: String, configurations: [(items: Int, indexed: B
         }
         let indexSeconds = loadStarted.duration(to: .now) / .seconds(1)
         let serving = indexed ? "HNSW (M 16, ef_construction 100, ef 100)" : "exact"
-        say("recommend: \(n) items x \(dim) loaded and \(serving == "exact" ? "served exactly" : "indexed") in \(String(format: "%.0f", indexSeconds)) s")
+        say(
+            """
+            recommend: \(n) items x \(dim) loaded and \(serving == "exact" ? "served exactly" : "indexed") in \
+            \(String(format: "%.0f", indexSeconds)) s
+            """
+        )
 
         var results: [Result] = []
         for inFlight in [1, 4, 16, 64] {
@@ -89,7 +96,10 @@ func recommendBenchmark(output: String, configurations: [(items: Int, indexed: B
                 _ = try await client.call(RecommendAPI.recommend, request, timeout: .seconds(5))
             }
             results.append(r)
-            say(String(format: "recommend over %d items, %2d in flight: %7.0f calls/s  p50 %6.0f µs  p99 %6.0f µs", n, inFlight, r.callsPerSecond, r.percentile(0.5), r.percentile(0.99)))
+            say(
+                String(
+                    format: "recommend over %d items, %2d in flight: %7.0f calls/s  p50 %6.0f µs  p99 %6.0f µs", n, inFlight,
+                    r.callsPerSecond, r.percentile(0.5), r.percentile(0.99)))
         }
         rows.append((n, serving, results, indexSeconds))
         await client.shutdown()
@@ -107,20 +117,32 @@ func recommendBenchmark(output: String, configurations: [(items: Int, indexed: B
     for row in rows {
         for r in row.results {
             table += String(
-                format: "| %d x 64 | %@ | %d | %.0f | %.2f | %.2f |\n", row.items, row.serving as NSString, r.inFlight, r.callsPerSecond, r.percentile(0.5) / 1000,
+                format: "| %d x 64 | %@ | %d | %.0f | %.2f | %.2f |\n", row.items, row.serving as NSString, r.inFlight, r.callsPerSecond,
+                r.percentile(0.5) / 1000,
                 r.percentile(0.99) / 1000)
-            figures.append(["items": row.items, "serving": row.serving.hasPrefix("HNSW") ? "HNSW" : "exact", "in_flight": r.inFlight, "p50_ms": r.percentile(0.5) / 1000, "p99_ms": r.percentile(0.99) / 1000, "calls_per_second": r.callsPerSecond])
+            figures.append([
+                "items": row.items, "serving": row.serving.hasPrefix("HNSW") ? "HNSW" : "exact", "in_flight": r.inFlight,
+                "p50_ms": r.percentile(0.5) / 1000, "p99_ms": r.percentile(0.99) / 1000, "calls_per_second": r.callsPerSecond,
+            ])
         }
     }
-    let loads = rows.map { "\($0.items) items \($0.serving.hasPrefix("HNSW") ? "indexed" : "exact"): \(String(format: "%.0f", $0.indexSeconds)) s" }.joined(separator: ", ")
+    let loads = rows.map {
+        "\($0.items) items \($0.serving.hasPrefix("HNSW") ? "indexed" : "exact"): \(String(format: "%.0f", $0.indexSeconds)) s"
+    }.joined(separator: ", ")
     let md = """
         # Recommend over RPC
 
-        Run: \(ISO8601DateFormatter().string(from: Date())), \(machine), release build. Ingest, feature, model and recommend run in one process on loopback; the client is in the same process (closed loop: each of N callers sends its next call when the last is answered), \(Int(seconds)) s per row.
-        Each call is Recommend(user, n 10) for one of 10,000 users with five recent views: recommend reads the live profile and the candidates' catalogue entries from the feature service over RPC, scores the published ALS model (64 factors; exact below `--index-above`, 200,000 by default, the HNSW index above), adds item trending lists (cached 2 s), filters, boosts and answers, and records the impression for ingest.
+        Run: \(ISO8601DateFormatter().string(from: Date())), \(machine), release build. Ingest, feature, model and \
+        recommend run in one process on loopback; the client is in the same process (closed loop: each of N callers \
+        sends its next call when the last is answered), \(Int(seconds)) s per row.
+        Each call is Recommend(user, n 10) for one of 10,000 users with five recent views: recommend reads the live \
+        profile and the candidates' catalogue entries from the feature service over RPC, scores the published ALS model \
+        (64 factors; exact below `--index-above`, 200,000 by default, the HNSW index above), adds item trending lists \
+        (cached 2 s), filters, boosts and answers, and records the impression for ingest.
         Model publish to first answer (fetch in 4 MB chunks, checksum, decode, index): \(loads).
 
-        Peer: Gorse publishes 2.2 ms for its item-based recommendation; quoted, not run here (it needs its own database servers). Goal (issue): p99 at most 2 ms at 100,000 items, feature fetch included.
+        Peer: Gorse publishes 2.2 ms for its item-based recommendation; quoted, not run here (it needs its own database \
+        servers). Goal (issue): p99 at most 2 ms at 100,000 items, feature fetch included.
 
         | items | serving | in flight | calls/s | p50 ms | p99 ms |
         | --- | --- | ---: | ---: | ---: | ---: |

@@ -17,8 +17,8 @@ import Ingest
 import Math
 import Model
 import PersonalData
-import RiskControl
 import RPC
+import RiskControl
 import ServiceKit
 import Wire
 
@@ -76,7 +76,8 @@ func riskBenchmark(output: String, sharedData: String, stored: Int, seconds: Dou
     featureConfig.defaultTimeout = .seconds(300)
     let featureClient = RPCClient(config: featureConfig)
     let modelClient = RPCClient(host: "127.0.0.1", port: model.port)
-    try await appendAndFold(trainRows.flatMap { $0 }.sorted { $0.timestampMs < $1.timestampMs }, ingest: ingestClient, feature: featureClient)
+    try await appendAndFold(
+        trainRows.flatMap { $0 }.sorted { $0.timestampMs < $1.timestampMs }, ingest: ingestClient, feature: featureClient)
 
     // The fraud model, as `persona train fraud` trains and publishes it.
     var train = TrainRequest()
@@ -108,7 +109,8 @@ func riskBenchmark(output: String, sharedData: String, stored: Int, seconds: Dou
         if page.done { break }
         export.cursor = page.nextCursor
     }
-    let (fitPart, validPart, testPart) = ClassifierRun.parts(ClassifierRun.Rows(names: names, schemaVersion: schema, rows: exported), split: "random")
+    let (fitPart, validPart, testPart) = ClassifierRun.parts(
+        ClassifierRun.Rows(names: names, schemaVersion: schema, rows: exported), split: "random")
 
     // Where it is served: a shop's live suite (its own ingest and feature service) that
     // sees every order in time order, the training part's with their outcomes and the
@@ -129,7 +131,9 @@ func riskBenchmark(output: String, sharedData: String, stored: Int, seconds: Dou
     let riskDir = work + "/risk-control"
     var risk = try await HostedBenchService<RiskControlService>.start(settings: riskSettings, directory: riskDir)
     var riskClient = RPCClient(host: "127.0.0.1", port: risk.port)
-    while try await riskClient.call(HealthAPI.check, HealthRequest()).checks.first(where: { $0.key == "model" })?.value.hasPrefix("fraud=") != true {
+    while try await riskClient.call(HealthAPI.check, HealthRequest()).checks.first(where: { $0.key == "model" })?.value.hasPrefix("fraud=")
+        != true
+    {
         try await Task.sleep(for: .milliseconds(50))
     }
 
@@ -171,9 +175,13 @@ func riskBenchmark(output: String, sharedData: String, stored: Int, seconds: Dou
             r.sessionId = buy.sessionId
             r.timestampMs = buy.timestampMs
             let t = ContinuousClock.now
-            guard let d = try await riskClient.call(RiskAPI.score, r, timeout: .seconds(5)).decision else { throw ServiceError("Score answered no decision") }
+            guard let d = try await riskClient.call(RiskAPI.score, r, timeout: .seconds(5)).decision else {
+                throw ServiceError("Score answered no decision")
+            }
             scoreLatencies.append(t.duration(to: .now) / .milliseconds(1))
-            guard !d.degraded, d.modelName == "fraud" else { throw ServiceError("decision for \(r.orderId) made without the model or features: \(d.reasons.map(\.code))") }
+            guard !d.degraded, d.modelName == "fraud" else {
+                throw ServiceError("decision for \(r.orderId) made without the model or features: \(d.reasons.map(\.code))")
+            }
             scores.append(Float(d.score))
             probabilities.append(d.probability)
             labels.append(label)
@@ -201,8 +209,15 @@ func riskBenchmark(output: String, sharedData: String, stored: Int, seconds: Dou
     let out = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: peerDir + "/out.json"))) as! [String: Any]
     func peerScores(_ key: String) -> [Float] { ((out[key] as! [String: Any])["test"] as! [Double]).map(Float.init) }
     struct Quality { var name: String; var roc: Double; var pr: Double }
-    var quality = [Quality(name: "Persona: Score over RPC (score 0-1000)", roc: BinaryMetrics.rocAUC(scores, labels), pr: BinaryMetrics.prAUC(scores, labels))]
-    for (key, name) in [("lightgbm", "LightGBM \(out["lightgbm_version"] as! String)"), ("sklearn_hist", "scikit-learn HistGradientBoosting"), ("sklearn_logistic", "scikit-learn LogisticRegression")] {
+    var quality = [
+        Quality(
+            name: "Persona: Score over RPC (score 0-1000)", roc: BinaryMetrics.rocAUC(scores, labels),
+            pr: BinaryMetrics.prAUC(scores, labels))
+    ]
+    for (key, name) in [
+        ("lightgbm", "LightGBM \(out["lightgbm_version"] as! String)"), ("sklearn_hist", "scikit-learn HistGradientBoosting"),
+        ("sklearn_logistic", "scikit-learn LogisticRegression"),
+    ] {
         let s = peerScores(key)
         quality.append(Quality(name: name, roc: BinaryMetrics.rocAUC(s, labels), pr: BinaryMetrics.prAUC(s, labels)))
     }
@@ -244,13 +259,25 @@ func riskBenchmark(output: String, sharedData: String, stored: Int, seconds: Dou
         let scoreBefore = serverLatencyBuckets(risk.host.context.metrics, method: RiskAPI.score.name)
         let featuresBefore = serverLatencyBuckets(liveFeature.host.context.metrics, method: FeatureAPI.requestFeatures.name)
         let outcome = try PacedClient.run(port: risk.port, method: RiskAPI.score.id, rate: rate, payloads: payloads)
-        let serverScore = bucketQuantile(0.99, from: scoreBefore, to: serverLatencyBuckets(risk.host.context.metrics, method: RiskAPI.score.name))
-        let serverFeatures = bucketQuantile(0.99, from: featuresBefore, to: serverLatencyBuckets(liveFeature.host.context.metrics, method: FeatureAPI.requestFeatures.name))
+        let serverScore = bucketQuantile(
+            0.99, from: scoreBefore, to: serverLatencyBuckets(risk.host.context.metrics, method: RiskAPI.score.name))
+        let serverFeatures = bucketQuantile(
+            0.99, from: featuresBefore, to: serverLatencyBuckets(liveFeature.host.context.metrics, method: FeatureAPI.requestFeatures.name))
         let l = Load(
-            rate: rate, dryRun: dry, p50: percentile(outcome.latencies, 0.5), p99: percentile(outcome.latencies, 0.99), p999: percentile(outcome.latencies, 0.999),
-            achieved: outcome.answeredPerSecond, failed: outcome.failed, serverScoreP99: serverScore.map { $0 * 1000 }, serverFeaturesP99: serverFeatures.map { $0 * 1000 })
+            rate: rate, dryRun: dry, p50: percentile(outcome.latencies, 0.5), p99: percentile(outcome.latencies, 0.99),
+            p999: percentile(outcome.latencies, 0.999),
+            achieved: outcome.answeredPerSecond, failed: outcome.failed, serverScoreP99: serverScore.map { $0 * 1000 },
+            serverFeaturesP99: serverFeatures.map { $0 * 1000 })
         loads.append(l)
-        say(String(format: "risk: Score%@ at %d/s: p50 %.2f ms, p99 %.2f ms, p99.9 %.2f ms, %.0f answered/s, %d failed; server-side p99 (bucket bound): Score %@ ms, RequestFeatures %@ ms", dry ? " (dry run)" : "", rate, l.p50, l.p99, l.p999, l.achieved, l.failed, l.serverScoreP99.map { String(format: "%g", $0) } ?? "?", l.serverFeaturesP99.map { String(format: "%g", $0) } ?? "?"))
+        say(
+            String(
+                format:
+                    """
+                    risk: Score%@ at %d/s: p50 %.2f ms, p99 %.2f ms, p99.9 %.2f ms, %.0f answered/s, %d failed; \
+                    server-side p99 (bucket bound): Score %@ ms, RequestFeatures %@ ms
+                    """,
+                dry ? " (dry run)" : "", rate, l.p50, l.p99, l.p999, l.achieved, l.failed,
+                l.serverScoreP99.map { String(format: "%g", $0) } ?? "?", l.serverFeaturesP99.map { String(format: "%g", $0) } ?? "?"))
         try await Task.sleep(for: .seconds(1))
     }
 
@@ -266,12 +293,45 @@ func riskBenchmark(output: String, sharedData: String, stored: Int, seconds: Dou
     var rng = SplitMix(seed: 5)
     let nowMs = Int64(Date().timeIntervalSince1970 * 1000)
     let queries: [(String, () -> QueryDecisionsRequest)] = [
-        ("one user's decisions", { var q = QueryDecisionsRequest(); q.userId = Int64(1 + rng.below(filled.users)); q.withoutFeatures = true; return q }),
-        ("one order (with features)", { var q = QueryDecisionsRequest(); q.orderId = "bulk-\(rng.below(filled.count))"; return q }),
-        ("a user's declines this week", { var q = QueryDecisionsRequest(); q.userId = Int64(1 + rng.below(filled.users)); q.action = .decline; q.fromMs = nowMs - 7 * 86_400_000; q.withoutFeatures = true; return q }),
-        ("score >= 900 since a day, newest 50", { var q = QueryDecisionsRequest(); q.minScore = 900; q.fromMs = nowMs - 86_400_000; q.limit = 50; q.withoutFeatures = true; return q }),
-        ("a rule fired, newest 50", { var q = QueryDecisionsRequest(); q.reason = "velocity_\(rng.below(20))"; q.limit = 50; q.withoutFeatures = true; return q }),
-        ("highest scores, page 2", { var q = QueryDecisionsRequest(); q.order = .score; q.limit = 50; q.pageToken = "990:\(filled.count - rng.below(1000))"; q.withoutFeatures = true; return q }),
+        (
+            "one user's decisions",
+            {
+                var q = QueryDecisionsRequest(); q.userId = Int64(1 + rng.below(filled.users)); q.withoutFeatures = true; return q
+            }
+        ),
+        (
+            "one order (with features)",
+            {
+                var q = QueryDecisionsRequest(); q.orderId = "bulk-\(rng.below(filled.count))"; return q
+            }
+        ),
+        (
+            "a user's declines this week",
+            {
+                var q = QueryDecisionsRequest(); q.userId = Int64(1 + rng.below(filled.users)); q.action = .decline;
+                q.fromMs = nowMs - 7 * 86_400_000; q.withoutFeatures = true; return q
+            }
+        ),
+        (
+            "score >= 900 since a day, newest 50",
+            {
+                var q = QueryDecisionsRequest(); q.minScore = 900; q.fromMs = nowMs - 86_400_000; q.limit = 50; q.withoutFeatures = true;
+                return q
+            }
+        ),
+        (
+            "a rule fired, newest 50",
+            {
+                var q = QueryDecisionsRequest(); q.reason = "velocity_\(rng.below(20))"; q.limit = 50; q.withoutFeatures = true; return q
+            }
+        ),
+        (
+            "highest scores, page 2",
+            {
+                var q = QueryDecisionsRequest(); q.order = .score; q.limit = 50; q.pageToken = "990:\(filled.count - rng.below(1000))";
+                q.withoutFeatures = true; return q
+            }
+        ),
     ]
     var queryRows: [(name: String, p50: Double, p99: Double, rows: Double)] = []
     for (name, make) in queries {
@@ -285,7 +345,10 @@ func riskBenchmark(output: String, sharedData: String, stored: Int, seconds: Dou
             times.append(t.duration(to: .now) / .milliseconds(1))
         }
         queryRows.append((name, percentile(times, 0.5), percentile(times, 0.99), Double(found) / 300))
-        say(String(format: "risk: QueryDecisions %@: p50 %.2f ms, p99 %.2f ms, %.1f decisions a page", name as NSString, percentile(times, 0.5), percentile(times, 0.99), Double(found) / 300))
+        say(
+            String(
+                format: "risk: QueryDecisions %@: p50 %.2f ms, p99 %.2f ms, %.1f decisions a page", name as NSString,
+                percentile(times, 0.5), percentile(times, 0.99), Double(found) / 300))
     }
     await riskClient.shutdown()
     try await risk.stop()
@@ -299,19 +362,33 @@ func riskBenchmark(output: String, sharedData: String, stored: Int, seconds: Dou
     let machine = "\(ProcessInfo.processInfo.activeProcessorCount) cores, \(ProcessInfo.processInfo.physicalMemory >> 30) GiB"
     let qualityLines = quality.map { String(format: "| %@ | %.4f | %.4f |", $0.name as NSString, $0.roc, $0.pr) }.joined(separator: "\n")
     let loadLines = loads.map {
-        String(format: "| %d%@ | %.0f | %.2f | %.2f | %.2f | %d | %@ | %@ |", $0.rate, $0.dryRun ? " (dry run: no decision write)" : "", $0.achieved, $0.p50, $0.p99, $0.p999, $0.failed,
+        String(
+            format: "| %d%@ | %.0f | %.2f | %.2f | %.2f | %d | %@ | %@ |", $0.rate, $0.dryRun ? " (dry run: no decision write)" : "",
+            $0.achieved, $0.p50, $0.p99, $0.p999, $0.failed,
             $0.serverScoreP99.map { String(format: "≤ %g", $0) } ?? "?", $0.serverFeaturesP99.map { String(format: "≤ %g", $0) } ?? "?")
     }.joined(separator: "\n")
-    let queryLines = queryRows.map { String(format: "| %@ | %.1f | %.2f | %.2f |", $0.name as NSString, $0.rows, $0.p50, $0.p99) }.joined(separator: "\n")
+    let queryLines = queryRows.map { String(format: "| %@ | %.1f | %.2f | %.2f |", $0.name as NSString, $0.rows, $0.p50, $0.p99) }.joined(
+        separator: "\n")
     let sorted = scoreLatencies.sorted()
     let md = """
         # Risk-control
 
-        Run: \(ISO8601DateFormatter().string(from: Date())), \(machine), release build; ingest, feature, model and risk-control in one process on loopback; the peers one thread each.
+        Run: \(ISO8601DateFormatter().string(from: Date())), \(machine), release build; ingest, feature, model and \
+        risk-control in one process on loopback; the peers one thread each.
 
         ## Fraud decisions on held-back orders
 
-        ../shared/data/fraud/Fraud_Data_train.csv split by a seeded shuffle: \(trainRows.count) orders imported through ingest with their labels; the fraud model (`persona train fraud`: gradient-boosted trees, isotonic calibration) trained on the feature service's point-in-time rows and published (\(String(format: "%.1f", trainSeconds)) s). Then a live suite (its own ingest and feature service, risk-control following the published model) sees every order in time order: the training part's events with their outcomes, and for each of the \(heldRows.count) held-back orders (\(frauds) frauds) its signup as events, then Score with the purchase's device and IP, then the purchase event (\(String(format: "%.1f", replaySeconds)) s; Score p50 \(String(format: "%.2f", percentile(sorted, 0.5))) ms one at a time). Persona's figures are from the scores Score returned; the peers are trained on the model's rows (its train and test parts, early stopping on its validation part, as the published model is trained) and score the feature rows the decisions stored. Goal: AUC at least the best peer's.
+        ../shared/data/fraud/Fraud_Data_train.csv split by a seeded shuffle: \(trainRows.count) orders imported through \
+        ingest with their labels; the fraud model (`persona train fraud`: gradient-boosted trees, isotonic calibration) \
+        trained on the feature service's point-in-time rows and published (\(String(format: "%.1f", trainSeconds)) s). \
+        Then a live suite (its own ingest and feature service, risk-control following the published model) sees every \
+        order in time order: the training part's events with their outcomes, and for each of the \(heldRows.count) \
+        held-back orders (\(frauds) frauds) its signup as events, then Score with the purchase's device and IP, then the \
+        purchase event (\(String(format: "%.1f", replaySeconds)) s; Score p50 \
+        \(String(format: "%.2f", percentile(sorted, 0.5))) ms one at a time). Persona's figures are from the scores \
+        Score returned; the peers are trained on the model's rows (its train and test parts, early stopping on its \
+        validation part, as the published model is trained) and score the feature rows the decisions stored. Goal: AUC \
+        at least the best peer's.
 
         | scored by | ROC-AUC | PR-AUC |
         | --- | ---: | ---: |
@@ -319,9 +396,13 @@ func riskBenchmark(output: String, sharedData: String, stored: Int, seconds: Dou
 
         ## Score latency, open loop
 
-        Score over RPC at a fixed rate for \(Int(seconds)) s each (requests of the replayed users with their devices and IPs), latency from each call's scheduled send: the feature read (RequestFeatures), the model, TreeSHAP reasons, rules and the durable decision write (SQLite WAL, fsync'd group commit) included. Goal: p99 at most 2 ms at 5,000/s.
+        Score over RPC at a fixed rate for \(Int(seconds)) s each (requests of the replayed users with their devices and \
+        IPs), latency from each call's scheduled send: the feature read (RequestFeatures), the model, TreeSHAP reasons, \
+        rules and the durable decision write (SQLite WAL, fsync'd group commit) included. Goal: p99 at most 2 ms at \
+        5,000/s.
 
-        The last two columns are the services' own p99 (the bound of the histogram bucket it falls in), from a request frame decoded to its answer written: risk-control's Score, and the feature read inside it.
+        The last two columns are the services' own p99 (the bound of the histogram bucket it falls in), from a request \
+        frame decoded to its answer written: risk-control's Score, and the feature read inside it.
 
         | rate /s | answered /s | p50 ms | p99 ms | p99.9 ms | failed | Score p99 in risk-control ms | RequestFeatures p99 in feature ms |
         | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |
@@ -329,7 +410,9 @@ func riskBenchmark(output: String, sharedData: String, stored: Int, seconds: Dou
 
         ## QueryDecisions over \(filled.count) stored decisions
 
-        The store filled to \(filled.count) decisions of \(filled.users) users (\(filled.bytes >> 20) MiB, each with its \(names.count) feature values) in the schema docs/RISK.md documents; 300 calls of each kind one at a time over RPC after 20 to warm. Goal: p99 under 50 ms.
+        The store filled to \(filled.count) decisions of \(filled.users) users (\(filled.bytes >> 20) MiB, each with its \
+        \(names.count) feature values) in the schema docs/RISK.md documents; 300 calls of each kind one at a time over \
+        RPC after 20 to warm. Goal: p99 under 50 ms.
 
         | query | decisions a page | p50 ms | p99 ms |
         | --- | ---: | ---: | ---: |
@@ -357,7 +440,9 @@ func fillDecisions(path: String, to count: Int, features: [String]) throws -> (c
     guard sqlite3_open(path, &db) == SQLITE_OK, let db else { throw ServiceError("cannot open \(path)") }
     defer { sqlite3_close(db) }
     func exec(_ sql: String) throws {
-        guard sqlite3_exec(db, sql, nil, nil, nil) == SQLITE_OK else { throw ServiceError("\(sql): \(String(cString: sqlite3_errmsg(db)))") }
+        guard sqlite3_exec(db, sql, nil, nil, nil) == SQLITE_OK else {
+            throw ServiceError("\(sql): \(String(cString: sqlite3_errmsg(db)))")
+        }
     }
     try exec("PRAGMA synchronous=OFF; PRAGMA cache_size=-1000000")
     var have: Int64 = 0
@@ -373,9 +458,13 @@ func fillDecisions(path: String, to count: Int, features: [String]) throws -> (c
     let users = max(1, count / 10)
     let transient = unsafeBitCast(-1, to: sqlite3_destructor_type.self)
     var insert: OpaquePointer?, reason: OpaquePointer?
-    sqlite3_prepare_v2(db, """
-        INSERT INTO decisions (order_id, user_id, kind, decided_ms, event_ms, score, action, fraud, probability, amount, currency, device, ip,
-          instrument, channel, model_name, model_version, rules_version, degraded, known_user, latency_us, reasons, feature_set, features, request)
+    sqlite3_prepare_v2(
+        db,
+        """
+        INSERT INTO decisions (order_id, user_id, kind, decided_ms, event_ms, score, action, fraud, probability, amount, \
+        currency, device, ip,
+          instrument, channel, model_name, model_version, rules_version, degraded, known_user, latency_us, reasons, \
+          feature_set, features, request)
         VALUES (?, ?, 'order', ?, ?, ?, ?, ?, ?, ?, 'USD', ?, ?, '', 'web', 'fraud', 1, 1, 0, 1, 900, ?, ?, ?, ?)
         """, -1, &insert, nil)
     sqlite3_prepare_v2(db, "INSERT INTO decision_reasons (code, decision) VALUES (?, ?)", -1, &reason, nil)

@@ -29,17 +29,22 @@ func storeBenchmark(output: String, seconds: Double) async throws {
             let persona = try await appendPersona(records, batch: batch, producers: producers, seconds: seconds)
             let sqlite = try appendSQLite(records, batch: batch, producers: producers, seconds: seconds)
             // The largest log of the run is also restarted: how long until ingest answers again.
-            let ingest = try await appendIngest(events, batch: batch, producers: producers, seconds: seconds, measureRestart: batch == 1000 && producers == 8)
+            let ingest = try await appendIngest(
+                events, batch: batch, producers: producers, seconds: seconds, measureRestart: batch == 1000 && producers == 8)
             rows += [persona, sqlite, ingest]
             for r in [persona, sqlite, ingest] {
-                print(String(format: "%-7@ batch %4d  producers %d: %10.0f events/s  p99 ack %7.2f ms  read %10.0f events/s", r.system as NSString, batch, producers, r.eventsPerSecond, r.p99Millis, r.readEventsPerSecond))
+                print(
+                    String(
+                        format: "%-7@ batch %4d  producers %d: %10.0f events/s  p99 ack %7.2f ms  read %10.0f events/s",
+                        r.system as NSString, batch, producers, r.eventsPerSecond, r.p99Millis, r.readEventsPerSecond))
             }
         }
     }
     var md = """
         # Store benchmark: durable appends, Persona segmented log vs SQLite
 
-        \(ProcessInfo.processInfo.activeProcessorCount) cores; \(seconds) s per case; Taobao UserBehavior events encoded as ingest stores them
+        \(ProcessInfo.processInfo.activeProcessorCount) cores; \(seconds) s per case; Taobao UserBehavior events encoded \
+        as ingest stores them
         (\(meanBytes) B each on average). Every append is acknowledged only after fsync (Persona: fdatasync with group
         commit; SQLite: WAL, synchronous=FULL, one transaction per batch, producers share one connection).
         Reads: every event written in the case, read back in order. The "ingest" rows are the whole service
@@ -55,23 +60,41 @@ func storeBenchmark(output: String, seconds: Double) async throws {
     for r in rows {
         let peer = rows.first { $0.system == "sqlite" && $0.batch == r.batch && $0.producers == r.producers }!
         md += String(
-            format: "| %d | %d | %@ | %.0f | %.2f | %.0f | %.2fx | %.2fx |\n", r.batch, r.producers, r.system as NSString, r.eventsPerSecond,
+            format: "| %d | %d | %@ | %.0f | %.2f | %.0f | %.2fx | %.2fx |\n", r.batch, r.producers, r.system as NSString,
+            r.eventsPerSecond,
             r.p99Millis, r.readEventsPerSecond, r.eventsPerSecond / peer.eventsPerSecond, r.readEventsPerSecond / peer.readEventsPerSecond)
     }
     if let r = rows.first(where: { $0.restartSeconds != nil }), let restart = r.restartSeconds {
         md += String(
-            format: "\nRestart: ingest on the log of the batch %d, %d producers case (%d events in %d partitions) is ready again in %.2f s,\nrecovery and the duplicate-id memory (every stored event id read back) included: %.0f stored events/s.\n",
+            format:
+                """
+                \nRestart: ingest on the log of the batch %d, %d producers case (%d events in %d partitions) is \
+                ready again in %.2f s,\nrecovery and the duplicate-id memory (every stored event id read back) \
+                included: %.0f stored events/s.\n
+                """,
             r.batch, r.producers, r.events, ingestPartitions, restart, Double(r.events) / restart)
     }
     let crc = checksumSpeeds()
     md += String(
-        format: "\nCRC-32C (every stored batch and snapshot): %.1f GB/s with the CPU's instruction, %.1f GB/s table-driven (%.1fx); in use: %@.\n",
+        format:
+            """
+            \nCRC-32C (every stored batch and snapshot): %.1f GB/s with the CPU's instruction, %.1f GB/s \
+            table-driven (%.1fx); in use: %@.\n
+            """,
         crc.instruction, crc.table, crc.instruction / crc.table, CRC32C.hardware ? "the instruction" : "the table")
-    md += "\n![appends against SQLite, and acknowledgement latency distributions](\(URL(fileURLWithPath: output).deletingPathExtension().lastPathComponent).png)\n"
+    md +=
+        """
+        \n![appends against SQLite, and acknowledgement latency \
+        distributions](\(URL(fileURLWithPath: output).deletingPathExtension().lastPathComponent).png)\n
+        """
     print(md)
     try md.write(toFile: output, atomically: true, encoding: .utf8)
     try drawLatencies(
-        rows.map { LatencyRow(group: "batch \($0.batch), \($0.producers) producers", system: $0.system, throughput: $0.eventsPerSecond, latencies: $0.latenciesMillis) },
+        rows.map {
+            LatencyRow(
+                group: "batch \($0.batch), \($0.producers) producers", system: $0.system, throughput: $0.eventsPerSecond,
+                latencies: $0.latenciesMillis)
+        },
         output: output, title: "Durable appends (acknowledged after fsync): Persona's log and ingest against SQLite", peer: "sqlite",
         throughput: "events/s", latency: "ms to acknowledge a batch", distributions: ["batch 100, 4 producers", "batch 1000, 4 producers"])
     print("written to \(output)")
@@ -183,7 +206,9 @@ func appendPersona(_ records: [[UInt8]], batch: Int, producers: Int, seconds dur
     precondition(read == total, "read \(read) of \(total)")
     let readSeconds = seconds(readStart.duration(to: .now))
     await log.close()
-    return StoreResult(system: "persona", batch: batch, producers: producers, events: total, seconds: elapsed, latenciesMillis: latencies, readSeconds: readSeconds)
+    return StoreResult(
+        system: "persona", batch: batch, producers: producers, events: total, seconds: elapsed, latenciesMillis: latencies,
+        readSeconds: readSeconds)
 }
 
 /// One SQLite connection shared by the producer threads (SQLite has one writer anyway).
@@ -197,7 +222,9 @@ final class SQLiteLog: @unchecked Sendable {
         try exec("PRAGMA journal_mode=WAL")
         try exec("PRAGMA synchronous=FULL")
         try exec("CREATE TABLE events (offset INTEGER PRIMARY KEY, data BLOB NOT NULL)")
-        guard sqlite3_prepare_v2(db, "INSERT INTO events (data) VALUES (?)", -1, &insert, nil) == SQLITE_OK else { throw BenchError("prepare failed") }
+        guard sqlite3_prepare_v2(db, "INSERT INTO events (data) VALUES (?)", -1, &insert, nil) == SQLITE_OK else {
+            throw BenchError("prepare failed")
+        }
     }
 
     deinit {
@@ -224,7 +251,10 @@ final class SQLiteLog: @unchecked Sendable {
 
     func readAll() throws -> Int {
         var stmt: OpaquePointer?
-        guard sqlite3_prepare_v2(db, "SELECT offset, data FROM events WHERE offset > ? ORDER BY offset LIMIT 10000", -1, &stmt, nil) == SQLITE_OK else {
+        guard
+            sqlite3_prepare_v2(db, "SELECT offset, data FROM events WHERE offset > ? ORDER BY offset LIMIT 10000", -1, &stmt, nil)
+                == SQLITE_OK
+        else {
             throw BenchError("prepare failed")
         }
         defer { sqlite3_finalize(stmt) }
@@ -297,7 +327,9 @@ let ingestPartitions = 4
 /// batches once, and before every send writes the send's serial number into each event id
 /// (a fixed-width field), so the server sees new events every time while the producers,
 /// which share the machine's two cores with it, spend almost nothing.
-func appendIngest(_ events: [Event], batch: Int, producers: Int, seconds duration: Double, measureRestart: Bool = false) async throws -> StoreResult {
+func appendIngest(_ events: [Event], batch: Int, producers: Int, seconds duration: Double, measureRestart: Bool = false) async throws
+    -> StoreResult
+{
     var settings = IngestSettings()
     settings.partitions = ingestPartitions
     let service = try await HostedBenchService<IngestService>.start(settings: settings)
@@ -328,7 +360,9 @@ func appendIngest(_ events: [Event], batch: Int, producers: Int, seconds duratio
                 return (latencies, sent)
             }
         }
-        return try await group.reduce(into: ([Double](), 0)) { $0.0 += $1.0; $0.1 += $1.1 }
+        return try await group.reduce(into: ([Double](), 0)) {
+            $0.0 += $1.0; $0.1 += $1.1
+        }
     }
     let elapsed = seconds(start.duration(to: .now))
     let client = RPCClient(host: "127.0.0.1", port: port)
@@ -362,7 +396,8 @@ func appendIngest(_ events: [Event], batch: Int, producers: Int, seconds duratio
         try await service.stop()
     }
     return StoreResult(
-        system: "ingest", batch: batch, producers: producers, events: total, seconds: elapsed, latenciesMillis: latencies, readSeconds: readSeconds,
+        system: "ingest", batch: batch, producers: producers, events: total, seconds: elapsed, latenciesMillis: latencies,
+        readSeconds: readSeconds,
         restartSeconds: restartSeconds)
 }
 

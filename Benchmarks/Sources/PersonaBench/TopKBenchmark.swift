@@ -5,7 +5,9 @@
 import Foundation
 import Math
 
-func topKBenchmark(output: String, items counts: [Int] = [100_000, 1_000_000], dim: Int = 64, queries: Int = 200, k: Int = 10, peers: Bool = true) throws {
+func topKBenchmark(
+    output: String, items counts: [Int] = [100_000, 1_000_000], dim: Int = 64, queries: Int = 200, k: Int = 10, peers: Bool = true
+) throws {
     let python = try peerPython()
     if (try? run(python, ["-c", "import faiss, hnswlib"])) == nil {
         try run(python, ["-m", "pip", "install", "-q", "faiss-cpu", "hnswlib"])
@@ -63,8 +65,15 @@ func topKBenchmark(output: String, items counts: [Int] = [100_000, 1_000_000], d
                 }
                 let ms = t.duration(to: .now) / .milliseconds(1) / Double(queries)
                 points.append(Point(items: n, side: "Persona", system: "HNSW ef \(ef)", ms: ms, recall: Double(hits) / Double(queries * k)))
-                cells.append("ef \(ef): \(String(format: "%.3f", ms)) ms, recall \(String(format: "%.3f", Double(hits) / Double(queries * k)))")
-                say("Persona HNSW over \(n) x \(dim), ef \(ef): \(String(format: "%.3f", ms)) ms, recall@\(k) \(String(format: "%.3f", Double(hits) / Double(queries * k))), built in \(String(format: "%.0f", buildSeconds)) s")
+                cells.append(
+                    "ef \(ef): \(String(format: "%.3f", ms)) ms, recall \(String(format: "%.3f", Double(hits) / Double(queries * k)))")
+                say(
+                    """
+                    Persona HNSW over \(n) x \(dim), ef \(ef): \(String(format: "%.3f", ms)) ms, recall@\(k) \
+                    \(String(format: "%.3f", Double(hits) / Double(queries * k))), built in \
+                    \(String(format: "%.0f", buildSeconds)) s
+                    """
+                )
             }
             graphCells = "\(cells[0]) | \(cells[1]) | \(String(format: "%.0f", buildSeconds)) | "
         }
@@ -73,7 +82,10 @@ func topKBenchmark(output: String, items counts: [Int] = [100_000, 1_000_000], d
         // it runs on the smaller set only.
         let hnsw = n <= 200_000
         guard peers else { continue }
-        try run(python, ["Benchmarks/peers/topk.py", work + "/items.f32", work + "/queries.f32", "\(dim)", "\(k)", work + "/out.json"] + (hnsw ? [] : ["--no-hnsw"]))
+        try run(
+            python,
+            ["Benchmarks/peers/topk.py", work + "/items.f32", work + "/queries.f32", "\(dim)", "\(k)", work + "/out.json"]
+                + (hnsw ? [] : ["--no-hnsw"]))
         let out = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: work + "/out.json"))) as! [String: Any]
         faissVersion = out["faiss_version"] as? String ?? ""
         let flat = out["faiss_flat"] as! [String: Any], graph = out["hnswlib"] as? [String: Any]
@@ -88,25 +100,49 @@ func topKBenchmark(output: String, items counts: [Int] = [100_000, 1_000_000], d
         let flatMs = flat["ms_per_query"] as! Double
         points.append(Point(items: n, side: "peer", system: "faiss flat", ms: flatMs, recall: Double(agree) / Double(queries * k)))
         if let g = graph {
-            points.append(Point(items: n, side: "peer", system: "hnswlib ef 200", ms: g["ms_per_query"] as! Double, recall: Double(recalled) / Double(queries * k)))
+            points.append(
+                Point(
+                    items: n, side: "peer", system: "hnswlib ef 200", ms: g["ms_per_query"] as! Double,
+                    recall: Double(recalled) / Double(queries * k)))
         }
-        let hnswCells = graph.map { g in
-            "\(String(format: "%.3f", g["ms_per_query"] as! Double)) | \(String(format: "%.3f", Double(recalled) / Double(queries * k))) | \(String(format: "%.0f", g["build_seconds"] as! Double))"
-        } ?? "not run | | "
-        rows.append("| \(n) x \(dim) | \(String(format: "%.3f", oursMs)) | \(String(format: "%.3f", flatMs)) | \(String(format: "%.2fx", flatMs / oursMs)) | \(String(format: "%.3f", Double(agree) / Double(queries * k))) | \(graphCells)\(hnswCells) |")
+        let hnswCells =
+            graph.map { g in
+                """
+                \(String(format: "%.3f", g["ms_per_query"] as! Double)) | \
+                \(String(format: "%.3f", Double(recalled) / Double(queries * k))) | \
+                \(String(format: "%.0f", g["build_seconds"] as! Double))
+                """
+            } ?? "not run | | "
+        rows.append(
+            """
+            | \(n) x \(dim) | \(String(format: "%.3f", oursMs)) | \(String(format: "%.3f", flatMs)) | \
+            \(String(format: "%.2fx", flatMs / oursMs)) | \
+            \(String(format: "%.3f", Double(agree) / Double(queries * k))) | \(graphCells)\(hnswCells) |
+            """
+        )
         say("top-\(k) over \(n) x \(dim): Persona \(String(format: "%.3f", oursMs)) ms, faiss flat \(String(format: "%.3f", flatMs)) ms")
     }
     let machine = "\(ProcessInfo.processInfo.activeProcessorCount) cores, \(ProcessInfo.processInfo.physicalMemory >> 30) GiB"
     let md = """
         # Top-K serving kernel benchmark
 
-        Run: \(ISO8601DateFormatter().string(from: Date())), \(machine), release build, one thread on every side, one query at a time (\(queries) queries), top \(k) by inner product.
-        Persona exact: `Kernels.score` (its own SIMD gemv) then `TopK.select` (bounded heap), as Recommend scores a factor model up to `--index-above` items. Persona approximate: `HNSW` (Shared/Math; inner product served as Euclidean search over norm-augmented vectors; M 16, ef_construction 200, searched at ef 100 and 200), as Recommend serves a larger catalogue. Peers: faiss \(faissVersion) IndexFlatIP (exact) and hnswlib (inner-product space; M 16, ef_construction 200, ef 200), PyPI, in Benchmarks/results/venv. Both graph builds run on one thread (about 8 minutes each at a million items here), so the graphs run on the smaller set; recall is against the exact answer.
+        Run: \(ISO8601DateFormatter().string(from: Date())), \(machine), release build, one thread on every side, one \
+        query at a time (\(queries) queries), top \(k) by inner product.
+        Persona exact: `Kernels.score` (its own SIMD gemv) then `TopK.select` (bounded heap), as Recommend scores a \
+        factor model up to `--index-above` items. Persona approximate: `HNSW` (Shared/Math; inner product served as \
+        Euclidean search over norm-augmented vectors; M 16, ef_construction 200, searched at ef 100 and 200), as \
+        Recommend serves a larger catalogue. Peers: faiss \(faissVersion) IndexFlatIP (exact) and hnswlib (inner-product \
+        space; M 16, ef_construction 200, ef 200), PyPI, in Benchmarks/results/venv. Both graph builds run on one thread \
+        (about 8 minutes each at a million items here), so the graphs run on the smaller set; recall is against the \
+        exact answer.
         Goals (issue): exact top-10 at 1,000,000 x 64 faster than faiss; approximate recall@10 at least 0.97 at no more than 0.3 ms a query.
 
-        Both exact sides read every vector once per query (256 MB at a million items): memory bandwidth bounds them alike. The vectors are random (sums of uniforms), the hardest case for a graph index; a trained model's clustered vectors are kinder to it.
+        Both exact sides read every vector once per query (256 MB at a million items): memory bandwidth bounds them \
+        alike. The vectors are random (sums of uniforms), the hardest case for a graph index; a trained model's \
+        clustered vectors are kinder to it.
 
-        | items | Persona exact ms/query | faiss flat ms/query | faiss / Persona | agreement with faiss | Persona HNSW | Persona HNSW | Persona build s | hnswlib ms/query | hnswlib recall@10 | hnswlib build s |
+        | items | Persona exact ms/query | faiss flat ms/query | faiss / Persona | agreement with faiss | Persona HNSW | \
+        Persona HNSW | Persona build s | hnswlib ms/query | hnswlib recall@10 | hnswlib build s |
         | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |
         \(rows.joined(separator: "\n"))
 

@@ -130,7 +130,11 @@ struct LatencyRow: Encodable {
         self.system = system
         self.throughput = throughput
         let sorted = latencies.sorted()
-        quantiles = sorted.isEmpty ? [:] : Dictionary(uniqueKeysWithValues: [0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99, 0.999].map { (String($0), percentile(sorted: sorted, $0)) })
+        quantiles =
+            sorted.isEmpty
+            ? [:]
+            : Dictionary(
+                uniqueKeysWithValues: [0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99, 0.999].map { (String($0), percentile(sorted: sorted, $0)) })
     }
 }
 
@@ -150,7 +154,8 @@ func drawLatencies(
     }
     let json = output.replacingOccurrences(of: ".md", with: ".json")
     let figures = Figures(
-        title: title, peer: peer, throughput_label: throughput, latency_label: latency, distributions: distributions, reference_label: reference?.label,
+        title: title, peer: peer, throughput_label: throughput, latency_label: latency, distributions: distributions,
+        reference_label: reference?.label,
         reference_value: reference?.value, rows: rows)
     try JSONEncoder().encode(figures).write(to: URL(fileURLWithPath: json))
     try run(try peerPython(), ["Benchmarks/peers/plot_latency.py", json, output.replacingOccurrences(of: ".md", with: ".png")])
@@ -166,12 +171,16 @@ func percentile(sorted: [Double], _ p: Double) -> Double {
 }
 
 /// Runs `inFlight` workers calling `call` back to back for `seconds` (after a short warm-up).
-func measure(system: String, payload: String, inFlight: Int, seconds: Double, _ call: @escaping @Sendable (Int) async throws -> Void) async throws -> Result {
+func measure(system: String, payload: String, inFlight: Int, seconds: Double, _ call: @escaping @Sendable (Int) async throws -> Void)
+    async throws -> Result
+{
     // Warm-up: connections, caches, allocator.
     let warmEnd = ContinuousClock.now + .milliseconds(300)
     try await withThrowingTaskGroup(of: Void.self) { group in
         for w in 0..<inFlight {
-            group.addTask { var i = w; while ContinuousClock.now < warmEnd { try await call(i); i += inFlight } }
+            group.addTask {
+                var i = w; while ContinuousClock.now < warmEnd { try await call(i); i += inFlight }
+            }
         }
         try await group.waitForAll()
     }
@@ -218,7 +227,9 @@ var decisions = 10_000_000
 var arguments = CommandLine.arguments.dropFirst().makeIterator()
 while let a = arguments.next() {
     switch a {
-    case "rpc", "store", "ingest-profile", "fold-profile", "feature", "models", "sequence", "deep", "topk", "recommend", "classifiers", "risk", "interactions-profile": mode = a
+    case "rpc", "store", "ingest-profile", "fold-profile", "feature", "models", "sequence", "deep", "topk", "recommend", "classifiers",
+        "risk", "interactions-profile":
+        mode = a
     case "--decisions": decisions = Int(arguments.next() ?? "") ?? decisions
     case "--output": output = arguments.next()
     case "--seconds": seconds = Double(arguments.next() ?? "") ?? seconds
@@ -229,7 +240,15 @@ while let a = arguments.next() {
     case "--taobao": taobao = true
     case "--items": items = Int(arguments.next() ?? "")
     case "--no-peers": noPeers = true
-    default: print("usage: persona-bench [rpc|store|feature|models|sequence|deep|topk|recommend|classifiers|risk|ingest-profile|fold-profile|interactions-profile] [--output FILE] [--seconds S] [--producers N] [--users N] [--events N] [--batch N] [--taobao] [--items N] [--no-peers] [--decisions N]"); exit(2)
+    default:
+        print(
+            """
+            usage: persona-bench \
+            [rpc|store|feature|models|sequence|deep|topk|recommend|classifiers|risk|ingest-profile|fold-profile|interactions-profile] \
+            [--output FILE] [--seconds S] [--producers N] [--users N] [--events N] [--batch N] [--taobao] [--items \
+            N] [--no-peers] [--decisions N]
+            """
+        ); exit(2)
     }
 }
 switch mode {
@@ -244,33 +263,52 @@ case "fold-profile" where taobao:
 case "fold-profile":
     // Only the fold, for profilers: 1 million users and 5 events per user unless told.
     let r = foldBenchmark(users: users, events: events ?? 5 * users, batch: batch)
-    print("fold: \(Int(r.eventsPerSecond)) events/s, \(Int(r.bytesPerUser)) bytes per user; snapshot \(r.snapshot.bytes / 1_000_000) MB: encoded in \(r.snapshot.encodeSeconds) s, written in \(r.snapshot.writeSeconds) s, restored in \(r.snapshot.restoreSeconds) s")
+    print(
+        """
+        fold: \(Int(r.eventsPerSecond)) events/s, \(Int(r.bytesPerUser)) bytes per user; snapshot \
+        \(r.snapshot.bytes / 1_000_000) MB: encoded in \(r.snapshot.encodeSeconds) s, written in \
+        \(r.snapshot.writeSeconds) s, restored in \(r.snapshot.restoreSeconds) s
+        """
+    )
 case "feature":
     try await featureBenchmark(output: output ?? "Benchmarks/results/feature.md", seconds: seconds)
 case "interactions-profile":
     // Only the model service's interaction store, for profilers: the Online Retail invoices.
-    let path = (ProcessInfo.processInfo.environment["PERSONA_SHARED_DATA"] ?? "../shared/data") + "/online-retail/Online_Retail_2010-12_to_2011-10.csv"
+    let path =
+        (ProcessInfo.processInfo.environment["PERSONA_SHARED_DATA"] ?? "../shared/data")
+        + "/online-retail/Online_Retail_2010-12_to_2011-10.csv"
     var skips = DatasetFormat.Skips()
-    let f = storeFigures(DatasetFormat.onlineRetail.events(lines: try String(contentsOfFile: path, encoding: .utf8).split(whereSeparator: \.isNewline), skips: &skips))
+    let f = storeFigures(
+        DatasetFormat.onlineRetail.events(
+            lines: try String(contentsOfFile: path, encoding: .utf8).split(whereSeparator: \.isNewline), skips: &skips))
     print("interaction store, Online Retail: \(Int(f.eventsPerSecond)) events/s, \(String(format: "%.1f", f.bytesPerPair)) bytes per pair")
 case "classifiers":
-    try await classifierBenchmark(output: output ?? "Benchmarks/results/classifiers.md", sharedData: ProcessInfo.processInfo.environment["PERSONA_SHARED_DATA"] ?? "../shared/data")
+    try await classifierBenchmark(
+        output: output ?? "Benchmarks/results/classifiers.md",
+        sharedData: ProcessInfo.processInfo.environment["PERSONA_SHARED_DATA"] ?? "../shared/data")
 case "risk":
     try await riskBenchmark(
-        output: output ?? "Benchmarks/results/risk.md", sharedData: ProcessInfo.processInfo.environment["PERSONA_SHARED_DATA"] ?? "../shared/data",
+        output: output ?? "Benchmarks/results/risk.md",
+        sharedData: ProcessInfo.processInfo.environment["PERSONA_SHARED_DATA"] ?? "../shared/data",
         stored: decisions, seconds: max(seconds, 5))
 case "recommend":
     try await recommendBenchmark(
-        output: output ?? "Benchmarks/results/recommend.md", configurations: items.map { n in [(n, false), (n, true)] } ?? recommendConfigurations, seconds: seconds)
+        output: output ?? "Benchmarks/results/recommend.md",
+        configurations: items.map { n in [(n, false), (n, true)] } ?? recommendConfigurations, seconds: seconds)
 case "topk":
     try topKBenchmark(output: output ?? "Benchmarks/results/topk.md", items: items.map { [$0] } ?? [100_000, 1_000_000], peers: !noPeers)
 case "deep":
     try sequenceDeepBenchmark(
-        output: output ?? "Benchmarks/results/sequence-deep.md", sharedData: ProcessInfo.processInfo.environment["PERSONA_SHARED_DATA"] ?? "../shared/data", epochs: events ?? 20)
+        output: output ?? "Benchmarks/results/sequence-deep.md",
+        sharedData: ProcessInfo.processInfo.environment["PERSONA_SHARED_DATA"] ?? "../shared/data", epochs: events ?? 20)
 case "sequence":
-    try sequenceBenchmark(output: output ?? "Benchmarks/results/sequence.md", sharedData: ProcessInfo.processInfo.environment["PERSONA_SHARED_DATA"] ?? "../shared/data")
+    try sequenceBenchmark(
+        output: output ?? "Benchmarks/results/sequence.md",
+        sharedData: ProcessInfo.processInfo.environment["PERSONA_SHARED_DATA"] ?? "../shared/data")
 case "models":
-    try modelBenchmark(output: output ?? "Benchmarks/results/models.md", sharedData: ProcessInfo.processInfo.environment["PERSONA_SHARED_DATA"] ?? "../shared/data")
+    try modelBenchmark(
+        output: output ?? "Benchmarks/results/models.md",
+        sharedData: ProcessInfo.processInfo.environment["PERSONA_SHARED_DATA"] ?? "../shared/data")
 case "store":
     try await storeBenchmark(output: output ?? "Benchmarks/results/store.md", seconds: seconds)
 default:

@@ -50,7 +50,8 @@ public enum FeatureCatalog {
         let u = v.user
         let rfm = v.rfm
         out += [
-            Float(u.age), Float(Double(v.nowMs - u.firstSeenMs) / ProfileView.dayMs), Float(Double(v.nowMs - u.lastSeenMs) / ProfileView.dayMs),
+            Float(u.age), Float(Double(v.nowMs - u.firstSeenMs) / ProfileView.dayMs),
+            Float(Double(v.nowMs - u.lastSeenMs) / ProfileView.dayMs),
             Float(u.viewedItems.count), Float(u.viewedCategories.count), Float(u.sessions), Float(v.browseDepth),
             Float(u.purchaseIntervals.mean), Float(u.purchaseIntervals.std), Float(v.returnRate), Float(v.lifetime(.review)),
             Float(v.meanRating), Float(rfm.recencyDays), Float(rfm.frequency), Float(rfm.monetary), Float(rfm.averageOrderValue),

@@ -14,12 +14,18 @@ struct FeatureMetrics: Sendable {
         for (o, count) in seen {
             metrics.counter(
                 "persona_feature_observations_total", labels: [("kind", o.rawValue)],
-                help: "Events skipped (unknown_kind, invalid_user, missing_detail, erased_user) or folded with a note (unknown_item, out_of_order, erasure)"
+                help:
+                    """
+                    Events skipped (unknown_kind, invalid_user, missing_detail, erased_user) or folded with a note \
+                    (unknown_item, out_of_order, erasure)
+                    """
             ).increment(by: Int64(count))
         }
     }
 
-    func consumed(events: Int, partition: Int, lag: UInt64) { metrics.consumed("persona_feature_events_total", "persona_feature_consumer_lag", events: events, partition: partition, lag: lag) }
+    func consumed(events: Int, partition: Int, lag: UInt64) {
+        metrics.consumed("persona_feature_events_total", "persona_feature_consumer_lag", events: events, partition: partition, lag: lag)
+    }
 
     func readError() { metrics.readError("persona_feature_read_errors_total") }
 
@@ -30,8 +36,12 @@ struct FeatureMetrics: Sendable {
     func snapshot(bytes: Int, encoding: Duration, writing: Duration) {
         metrics.counter("persona_feature_snapshots_total", labels: [], help: "Snapshots written").increment()
         metrics.gauge("persona_feature_snapshot_bytes", labels: [], help: "Size of the latest snapshot").set(Int64(bytes))
-        metrics.gauge("persona_feature_snapshot_encode_seconds", labels: [], help: "Time the latest snapshot took to encode and hand to the file system (folding waits)")
-            .set(encoding / .seconds(1))
-        metrics.gauge("persona_feature_snapshot_seconds", labels: [], help: "Time the latest snapshot took to fsync and put in place").set(writing / .seconds(1))
+        metrics.gauge(
+            "persona_feature_snapshot_encode_seconds", labels: [],
+            help: "Time the latest snapshot took to encode and hand to the file system (folding waits)"
+        )
+        .set(encoding / .seconds(1))
+        metrics.gauge("persona_feature_snapshot_seconds", labels: [], help: "Time the latest snapshot took to fsync and put in place").set(
+            writing / .seconds(1))
     }
 }

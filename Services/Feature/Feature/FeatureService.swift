@@ -74,12 +74,14 @@ public struct FeatureService: PersonaService {
             context.logger.info("restored \(summary.users) users and \(summary.items) items at offsets \(summary.offsets)")
         }
         self.consumer = LogConsumer(
-            host: settings.ingestHost, port: settings.ingestPort, readEvents: settings.readEvents, readWait: settings.readWait, logger: context.logger)
+            host: settings.ingestHost, port: settings.ingestPort, readEvents: settings.readEvents, readWait: settings.readWait,
+            logger: context.logger)
         self.metrics = FeatureMetrics(context.metrics)
         self.exports = TrainingExports()
         modelClient = RPCClient(host: settings.modelHost, port: settings.modelPort)
         let logger = context.logger
-        segments = ModelWatcher(client: modelClient, logger: context.logger, accept: { [.kmeans, .gbdt, .logistic].contains($0) }) { [store] info, bytes in
+        segments = ModelWatcher(client: modelClient, logger: context.logger, accept: { [.kmeans, .gbdt, .logistic].contains($0) }) {
+            [store] info, bytes in
             if info.kind == .kmeans {
                 // One segmentation serves the profiles: the one named `segments`.
                 guard info.name == "segments" else { return }
@@ -113,7 +115,8 @@ public struct FeatureService: PersonaService {
             guard request.itemIds.count <= 10_000 else { throw RPCError(.invalidArgument, "at most 10000 items per call") }
             var response = GetItemsResponse()
             if request.catalogue && request.itemIds.isEmpty {
-                (response.items, response.more) = store.catalogue(after: request.afterId, limit: request.limit == 0 ? 1000 : min(Int(request.limit), 10_000))
+                (response.items, response.more) = store.catalogue(
+                    after: request.afterId, limit: request.limit == 0 ? 1000 : min(Int(request.limit), 10_000))
                 return response
             }
             let (found, missing) = store.items(request.itemIds)
@@ -133,7 +136,13 @@ public struct FeatureService: PersonaService {
         case .success(let p): return p
         case .failure(let unknown):
             metrics.badRequest("unknown_feature")
-            throw RPCError(.invalidArgument, "unknown feature names: \(unknown.names.joined(separator: ", ")) (schema version \(FeatureCatalog.schemaVersion) has \(FeatureCatalog.names.count) features)")
+            throw RPCError(
+                .invalidArgument,
+                """
+                unknown feature names: \(unknown.names.joined(separator: ", ")) (schema version \
+                \(FeatureCatalog.schemaVersion) has \(FeatureCatalog.names.count) features)
+                """
+            )
         }
     }
 
@@ -145,7 +154,9 @@ public struct FeatureService: PersonaService {
         }
         guard [.purchase, .payment, .login, .register, .refund].contains(event.kind) else {
             metrics.badRequest("invalid_kind")
-            throw RPCError(.invalidArgument, "a request's event is a purchase, payment, login, register or refund, not \(event.kind.name ?? "\(event.kind.rawValue)")")
+            throw RPCError(
+                .invalidArgument,
+                "a request's event is a purchase, payment, login, register or refund, not \(event.kind.name ?? "\(event.kind.rawValue)")")
         }
         let (values, known) = store.requestFeatures(event, positions: positions)
         var response = RequestFeaturesResponse()
@@ -180,25 +191,31 @@ public struct FeatureService: PersonaService {
         }
         guard let by = request.by.isEmpty ? .views : ItemRanking(rawValue: request.by) else {
             metrics.badRequest("bad_ranking")
-            throw RPCError(.invalidArgument, "by '\(request.by)' is not one of \(ItemRanking.allCases.map(\.rawValue).joined(separator: ", "))")
+            throw RPCError(
+                .invalidArgument, "by '\(request.by)' is not one of \(ItemRanking.allCases.map(\.rawValue).joined(separator: ", "))")
         }
         var response = TopItemsResponse()
-        response.items = store.topItems(category: request.categoryId, window: window, by: by, limit: request.limit == 0 ? 10 : min(Int(request.limit), 1000))
+        response.items = store.topItems(
+            category: request.categoryId, window: window, by: by, limit: request.limit == 0 ? 10 : min(Int(request.limit), 1000))
         return response
     }
 
     func segmentMembers(_ request: SegmentMembersRequest) throws -> SegmentMembersResponse {
         var after: Int64 = 0
         if !request.pageToken.isEmpty {
-            guard let id = Int64(request.pageToken) else { throw RPCError(.invalidArgument, "page token '\(request.pageToken)' is not one this service gave") }
+            guard let id = Int64(request.pageToken) else {
+                throw RPCError(.invalidArgument, "page token '\(request.pageToken)' is not one this service gave")
+            }
             after = id
         }
         let size = request.pageSize == 0 ? 100 : min(Int(request.pageSize), 10_000)
         let audience: FeatureStore.Audience =
-            !request.score.isEmpty ? .score(request.score, atLeast: request.minProbability)
+            !request.score.isEmpty
+            ? .score(request.score, atLeast: request.minProbability)
             : !request.tag.isEmpty ? .tag(request.tag) : .segment(request.segmentId)
         guard let (ids, more) = store.members(audience, afterID: after, limit: size) else {
-            throw RPCError(.notFound, "no published user classifier named '\(request.score)' (train one: persona train propensity or churn)")
+            throw RPCError(
+                .notFound, "no published user classifier named '\(request.score)' (train one: persona train propensity or churn)")
         }
         var response = SegmentMembersResponse()
         response.userIds = ids
@@ -229,7 +246,12 @@ public struct FeatureService: PersonaService {
     public func runBackground() async throws {
         let partitions = try await consumer.partitions()
         guard store.adopt(partitions: partitions) else {
-            throw ServiceError("the snapshot has \(store.summary.offsets.count) partitions but ingest has \(partitions); remove \(snapshotPath) to rebuild from the log")
+            throw ServiceError(
+                """
+                the snapshot has \(store.summary.offsets.count) partitions but ingest has \(partitions); remove \
+                \(snapshotPath) to rebuild from the log
+                """
+            )
         }
         context.logger.info("consuming \(partitions) partitions from \(settings.ingestHost):\(settings.ingestPort)")
         try await withThrowingTaskGroup(of: Void.self) { group in
@@ -295,7 +317,10 @@ public struct FeatureService: PersonaService {
         let s = store.summary
         return [
             ("users", "\(s.users)"), ("items", "\(s.items)"), ("offsets", s.offsets.map(String.init).joined(separator: ",")),
-            ("event_time", s.watermarkMs == 0 ? "none" : ISO8601DateFormatter().string(from: Date(timeIntervalSince1970: Double(s.watermarkMs) / 1000))),
+            (
+                "event_time",
+                s.watermarkMs == 0 ? "none" : ISO8601DateFormatter().string(from: Date(timeIntervalSince1970: Double(s.watermarkMs) / 1000))
+            ),
         ]
     }
 }

@@ -166,7 +166,8 @@ public final class FeatureState {
         if isErased(e.userId, partition: partition, offset: offset) { return .erasedUser }
         switch e.kind {
         case .purchase where e.orderRef == nil && e.itemId == 0: return .missingDetail
-        case .payment where e.paymentRef == nil, .login where e.loginRef == nil, .review where e.reviewRef == nil, .profileUpdate where e.profileRef == nil:
+        case .payment where e.paymentRef == nil, .login where e.loginRef == nil, .review where e.reviewRef == nil,
+            .profileUpdate where e.profileRef == nil:
             return .missingDetail
         default: break
         }
@@ -177,12 +178,14 @@ public final class FeatureState {
         let activity = e.kind != .label && e.kind != .impression
         if activity && e.timestampMs > watermarkMs { watermarkMs = e.timestampMs }
         let now = watermarkMs
-        let user = users[e.userId] ?? {
-            let u = UserState(id: e.userId)
-            u.partition = UInt16(clamping: partition)
-            users.insert(u)
-            return u
-        }()
+        let user =
+            users[e.userId]
+            ?? {
+                let u = UserState(id: e.userId)
+                u.partition = UInt16(clamping: partition)
+                users.insert(u)
+                return u
+            }()
         let inOrder = !activity || e.timestampMs >= user.lastSeenMs
         var observation: Observation? = inOrder ? nil : .outOfOrder
         // The item of an interaction, looked up once for the user's fold and the item's statistics.
@@ -324,4 +327,3 @@ struct RfmCuts: Equatable {
         return (Int32(r), Int32(fs), Int32(ms))
     }
 }
-

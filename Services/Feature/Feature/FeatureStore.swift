@@ -39,7 +39,9 @@ public final class FeatureStore: @unchecked Sendable {
     }
 
     public var summary: Summary {
-        lock.read(state) { s in Summary(users: s.users.count, items: s.items.count, watermarkMs: s.watermarkMs, offsets: s.offsets, version: s.version) }
+        lock.read(state) { s in
+            Summary(users: s.users.count, items: s.items.count, watermarkMs: s.watermarkMs, offsets: s.offsets, version: s.version)
+        }
     }
 
     /// Sets the partition count on first start; false when the snapshot has another one.
@@ -109,7 +111,8 @@ public final class FeatureStore: @unchecked Sendable {
         guard let streamed else { return nil }
         let encoded = ContinuousClock.now
         try streamed.file.commit()
-        return SnapshotWrite(bytes: streamed.bytes, version: streamed.version, encoding: start.duration(to: encoded), writing: encoded.duration(to: .now))
+        return SnapshotWrite(
+            bytes: streamed.bytes, version: streamed.version, encoding: start.duration(to: encoded), writing: encoded.duration(to: .now))
     }
 
     // MARK: Users
@@ -254,7 +257,8 @@ public final class FeatureStore: @unchecked Sendable {
                 let member: Bool
                 switch audience {
                 case .score(_, let bound): member = scorer!.probability(FeatureCatalog.values(view)) >= bound
-                case .segment(let segment): member = segments.map { $0.assign(FeatureCatalog.values(view)).segment == Int(segment) } ?? (user.segment == segment)
+                case .segment(let segment):
+                    member = segments.map { $0.assign(FeatureCatalog.values(view)).segment == Int(segment) } ?? (user.segment == segment)
                 case .tag(let tag): member = view.tags(view.rfm).contains(tag)
                 }
                 guard member else { continue }

@@ -69,7 +69,7 @@ struct ProfileView {
     /// - high-value: monetary score 5 (the top fifth of spenders)
     /// - loyal: frequency score 4+ and recency score 3+
     /// - bargain-hunter: 2+ purchases, and 60% or more of the weight of priced interactions
-///   (views, carts, purchases; `UserState.weight`) under 50
+    ///   (views, carts, purchases; `UserState.weight`) under 50
     func tags(_ rfm: Rfm) -> [String] {
         var tags: [String] = []
         let sinceSignup = Double(nowMs - signupMs) / Self.dayMs
@@ -119,7 +119,9 @@ struct ProfileView {
             case nil: break
             }
         }
-        if user.lastDevice != 0 { r.usersSharingDevice = UInt32(max(0, state.deviceUsers.users(of: user.lastDevice) + (joining.device ? 1 : 0) - 1)) }
+        if user.lastDevice != 0 {
+            r.usersSharingDevice = UInt32(max(0, state.deviceUsers.users(of: user.lastDevice) + (joining.device ? 1 : 0) - 1))
+        }
         if user.lastIP != 0 { r.usersSharingIp = UInt32(max(0, state.ipUsers.users(of: user.lastIP) + (joining.ip ? 1 : 0) - 1)) }
         for f in user.failures where f.ms <= nowMs && nowMs - f.ms < 3_600_000 {
             if f.kind == UInt8(EventKind.payment.rawValue) { r.failedPayments1h += 1 }
@@ -130,7 +132,8 @@ struct ProfileView {
         r.firstPurchase = user.orders == 1
         r.newDevice = user.newDevice
         r.ipCountry = user.lastIPCountry
-        r.ipCountryMismatch = !user.region.isEmpty && !user.lastIPCountry.isEmpty && user.region.lowercased() != user.lastIPCountry.lowercased()
+        r.ipCountryMismatch =
+            !user.region.isEmpty && !user.lastIPCountry.isEmpty && user.region.lowercased() != user.lastIPCountry.lowercased()
         return r
     }
 

@@ -10,8 +10,13 @@ extension FeatureState {
         let user = existing?.copy() ?? UserState(id: e.userId)
         var joins = ProfileView.Joining()
         let (devices, ips) = (deviceUsers, ipUsers)
-        user.fold(e, nowMs: max(watermarkMs, e.timestampMs), inOrder: e.timestampMs >= user.lastSeenMs, catalog: { self.items[$0] }) { hash, kind in
-            if kind == .device { joins.device = !devices.contains(e.userId, in: hash) } else { joins.ip = !ips.contains(e.userId, in: hash) }
+        user.fold(e, nowMs: max(watermarkMs, e.timestampMs), inOrder: e.timestampMs >= user.lastSeenMs, catalog: { self.items[$0] }) {
+            hash, kind in
+            if kind == .device {
+                joins.device = !devices.contains(e.userId, in: hash)
+            } else {
+                joins.ip = !ips.contains(e.userId, in: hash)
+            }
         }
         var view = ProfileView(user, state: self, nowMs: e.timestampMs, cuts: rfmCuts(refresh: true))
         view.joining = joins

@@ -57,7 +57,9 @@ extension FeatureState {
 
     static func restore(_ bytes: [UInt8]) throws -> FeatureState {
         var r = try SnapshotReader(bytes, magic: snapshotMagic)
-        guard (1...snapshotVersion).contains(r.version) else { throw StoreError(.corrupt, "feature snapshot version \(r.version) is not 1...\(snapshotVersion)") }
+        guard (1...snapshotVersion).contains(r.version) else {
+            throw StoreError(.corrupt, "feature snapshot version \(r.version) is not 1...\(snapshotVersion)")
+        }
         let offsets = try r.array { try $0.u64() }
         let s = FeatureState(partitions: offsets.count)
         s.offsets = offsets
@@ -93,9 +95,10 @@ extension WindowedCounts {
     }
 
     init(from r: inout SnapshotReader) throws {
-        self.init(buckets: try r.array { r in
-            Bucket(minute: try r.u32(), count: UInt32(clamping: try r.count()), kind: try r.u8(), tier: try r.u8())
-        })
+        self.init(
+            buckets: try r.array { r in
+                Bucket(minute: try r.u32(), count: UInt32(clamping: try r.count()), kind: try r.u8(), tier: try r.u8())
+            })
     }
 }
 
@@ -217,7 +220,8 @@ extension UserState {
         ratingSum = try r.f64()
         monetary = try r.f64()
         let affinity = { (r: inout SnapshotReader) throws -> Affinity in
-            r.version == 1 ? Affinity(id: try r.i64(), score: try r.f64(), atMs: try r.i64()) : Affinity(id: try r.i64(), level: try r.f64())
+            r.version == 1
+                ? Affinity(id: try r.i64(), score: try r.f64(), atMs: try r.i64()) : Affinity(id: try r.i64(), level: try r.f64())
         }
         categories = try r.array(affinity)
         brands = try r.array(affinity)
@@ -230,7 +234,8 @@ extension UserState {
         recentCarts = RecentItems(try r.array { try $0.i64() })
         recentPurchases = RecentItems(try r.array { try $0.i64() })
         // Versions before 3 kept no purchase times: unknown (0) for each purchase.
-        recentPurchaseTimes = RecentItems(r.version >= 3 ? try r.array { try $0.i64() } : [Int64](repeating: 0, count: recentPurchases.items.count))
+        recentPurchaseTimes = RecentItems(
+            r.version >= 3 ? try r.array { try $0.i64() } : [Int64](repeating: 0, count: recentPurchases.items.count))
         // Versions before 4 kept no mixed sequence: it starts empty.
         recentItems = RecentItems(r.version >= 4 ? try r.array { try $0.i64() } : [])
         segment = try r.i32()
@@ -291,7 +296,9 @@ extension SnapshotWriter {
 
 extension SnapshotReader {
     /// Reads what `counts(_:noneWhenZero:)` wrote; any other length is corrupt.
-    mutating func counts<let n: Int, T: FixedWidthInteger & UnsignedInteger>(into values: inout InlineArray<n, T>, of what: @autoclosure () -> String, noneWhenZero: Bool = false) throws {
+    mutating func counts<let n: Int, T: FixedWidthInteger & UnsignedInteger>(
+        into values: inout InlineArray<n, T>, of what: @autoclosure () -> String, noneWhenZero: Bool = false
+    ) throws {
         let stored = try count()
         if noneWhenZero && stored == 0 { return }
         guard stored == n else { throw StoreError(.corrupt, "\(what()): \(stored) counters, not \(n)") }

@@ -1,5 +1,5 @@
-import Synchronization
 import RPC
+import Synchronization
 import Wire
 
 /// Point-in-time training rows: for every labelled order, the features of its user as they
@@ -30,7 +30,10 @@ final class TrainingExports: Sendable {
             }
             let target = try UserTarget(request)
             let events = try await Self.readLog(ingest)
-            let rows = target.map { Self.userRows(events, positions: positions, target: $0, fromMs: request.fromMs, toMs: request.toMs, erased: erased) }
+            let rows =
+                target.map {
+                    Self.userRows(events, positions: positions, target: $0, fromMs: request.fromMs, toMs: request.toMs, erased: erased)
+                }
                 ?? Self.rows(events, positions: positions, fromMs: request.fromMs, toMs: request.toMs, erased: erased)
             let export = Export(names: positions.map { FeatureCatalog.names[$0] }, rows: rows)
             id = cache.withLock { c in
@@ -117,7 +120,9 @@ final class TrainingExports: Sendable {
                 throw RPCError(.invalidArgument, "target '\(request.target)' is not one of: fraud, propensity, churn")
             }
             guard request.horizonDays <= 3650, request.cutoffs <= 100 else {
-                throw RPCError(.invalidArgument, "horizon_days \(request.horizonDays) (at most 3650) or cutoffs \(request.cutoffs) (at most 100) out of range")
+                throw RPCError(
+                    .invalidArgument,
+                    "horizon_days \(request.horizonDays) (at most 3650) or cutoffs \(request.cutoffs) (at most 100) out of range")
             }
             self.kind = kind
             horizonMs = Int64(request.horizonDays == 0 ? 30 : request.horizonDays) * 86_400_000
@@ -138,7 +143,9 @@ final class TrainingExports: Sendable {
     /// so far: their features as of the cut-off, and a label from their own events in the
     /// horizon after it (a purchase for propensity; none at all for churn). Events of erased
     /// users before their erasure count for neither.
-    static func userRows(_ events: [Located], positions: [Int], target: UserTarget, fromMs: Int64, toMs: Int64, erased: [Int64: [UInt64]]) -> [TrainingRow] {
+    static func userRows(_ events: [Located], positions: [Int], target: UserTarget, fromMs: Int64, toMs: Int64, erased: [Int64: [UInt64]])
+        -> [TrainingRow]
+    {
         guard let lastMs = events.last?.event.timestampMs else { return [] }
         let partitions = (events.map(\.partition).max() ?? -1) + 1
         let state = FeatureState(partitions: partitions)

@@ -304,7 +304,8 @@ extension UserState {
         if amount == 0 { amount = lines.reduce(0) { $0 + $1.unitPrice * Double(max(1, $1.quantity)) } }
         if lines.isEmpty && e.itemId != 0 {
             let item = catalog(e.itemId)
-            interact(.purchase, category: e.categoryId != 0 ? e.categoryId : item?.categoryId ?? 0, item: item, price: item?.price ?? 0, at: ts)
+            interact(
+                .purchase, category: e.categoryId != 0 ? e.categoryId : item?.categoryId ?? 0, item: item, price: item?.price ?? 0, at: ts)
             if inOrder {
                 recentPurchases.push(e.itemId)
                 recentPurchaseTimes.push(ts)

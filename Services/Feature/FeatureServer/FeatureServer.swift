@@ -5,7 +5,8 @@ import ServiceKit
 /// `persona-feature`: runs the feature service until SIGTERM or SIGINT.
 @main
 struct FeatureServer: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "persona-feature", abstract: "Persona feature service: live user and item profiles.")
+    static let configuration = CommandConfiguration(
+        commandName: "persona-feature", abstract: "Persona feature service: live user and item profiles.")
 
     @OptionGroup var options: ServiceOptions
     @OptionGroup var feature: FeatureOptions

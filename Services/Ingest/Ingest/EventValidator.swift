@@ -134,7 +134,9 @@ public struct EventValidator: Sendable {
     }
 
     private func amount(_ value: Double, _ field: String) throws {
-        guard value.isFinite, value >= 0 else { throw reject(.invalidAmount, "\(field) must be a finite, non-negative amount, got \(value)") }
+        guard value.isFinite, value >= 0 else {
+            throw reject(.invalidAmount, "\(field) must be a finite, non-negative amount, got \(value)")
+        }
     }
 
     private func quantity(_ value: Int32, _ field: String, allowZero: Bool) throws {

@@ -42,7 +42,8 @@ public final class IngestService: PersonaService {
         self.logs = logs
         self.validator = EventValidator(rules: settings.rules)
         self.pseudonymizer = Pseudonymizer(
-            key: try Pseudonymizer.loadKey(environment: ProcessInfo.processInfo.environment, keyFile: settings.pseudonymKeyFile, dataDirectory: data.path))
+            key: try Pseudonymizer.loadKey(
+                environment: ProcessInfo.processInfo.environment, keyFile: settings.pseudonymKeyFile, dataDirectory: data.path))
         self.seen = SeenEventIDs(capacity: settings.dedupCapacity, maxAgeMs: settings.dedupAge.map { Int64($0.components.seconds * 1000) })
         self.metrics = IngestMetrics(context.metrics)
         try rebuildSeenIDs()
@@ -52,7 +53,8 @@ public final class IngestService: PersonaService {
         if let stored = try AtomicFile.read(metaPath) {
             let text = String(decoding: stored, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
             guard Int(text) == partitions else {
-                throw ServiceError("this log has \(text) partitions; started with \(partitions). Partition count cannot change once data exists.")
+                throw ServiceError(
+                    "this log has \(text) partitions; started with \(partitions). Partition count cannot change once data exists.")
             }
         } else {
             try AtomicFile.write(Array("\(partitions)\n".utf8), to: metaPath)
@@ -175,7 +177,9 @@ public final class IngestService: PersonaService {
         }
         if let failure {
             context.logger.error("append failed", metadata: ["error": "\(failure)"])
-            throw RPCError(.unavailable, "could not write the log: \(failure); events of other partitions may be stored, retry the batch (duplicates are detected)")
+            throw RPCError(
+                .unavailable,
+                "could not write the log: \(failure); events of other partitions may be stored, retry the batch (duplicates are detected)")
         }
         return statuses.encoded()
     }
@@ -233,7 +237,9 @@ public final class IngestService: PersonaService {
             if let remaining = RPCContext.current?.remaining { wait = min(wait, remaining - .milliseconds(5)) }
             if wait > .zero {
                 await log.waitForRecords(from: request.fromOffset, timeout: wait)
-                next = try readLog(log, request.fromOffset, maxEvents, maxBytes) { if wanted($1) { response.append(offset: $0, record: $1) } }
+                next = try readLog(log, request.fromOffset, maxEvents, maxBytes) {
+                    if wanted($1) { response.append(offset: $0, record: $1) }
+                }
             }
         }
         return response.finish(nextOffset: next, endOffset: log.endOffset)
@@ -283,10 +289,21 @@ public final class IngestService: PersonaService {
             report = try log.scrub(below: offset) { _, bytes in StoredEvent.kindAndUser(of: bytes)?.userID == user }
         } catch {
             context.logger.error("rewriting the log for an erasure failed", metadata: ["error": "\(error)"])
-            throw RPCError(.internal, "the erasure event is stored (offset \(offset)) but the user's earlier events could not be removed: \(error); repeat the call")
+            throw RPCError(
+                .internal,
+                """
+                the erasure event is stored (offset \(offset)) but the user's earlier events could not be removed: \
+                \(error); repeat the call
+                """
+            )
         }
         metrics.erased(events: report.records)
-        RPCContext.current?.audit("erased user \(user): erasure at partition \(p) offset \(offset), \(report.records) events removed from \(report.segments) segments")
+        RPCContext.current?.audit(
+            """
+            erased user \(user): erasure at partition \(p) offset \(offset), \(report.records) events removed from \
+            \(report.segments) segments
+            """
+        )
         var response = EraseResponse()
         response.partition = UInt32(p)
         response.offset = offset

@@ -16,7 +16,8 @@ public struct IngestOptions: ParsableArguments, Sendable {
     @Option(help: "Event ids remembered for duplicate detection (env PERSONA_DEDUP_CAPACITY, default 20000000).")
     public var dedupCapacity: Int?
 
-    @Option(help: "Forget event ids ingested longer ago than this many hours (env PERSONA_DEDUP_HOURS, default: only the count bounds them).")
+    @Option(
+        help: "Forget event ids ingested longer ago than this many hours (env PERSONA_DEDUP_HOURS, default: only the count bounds them).")
     public var dedupHours: Int?
 
     @Option(help: "Most events in one Append call (env PERSONA_MAX_BATCH_EVENTS, default 10000).")
@@ -25,7 +26,13 @@ public struct IngestOptions: ParsableArguments, Sendable {
     @Option(help: "File holding the pseudonymisation key (env PERSONA_PSEUDONYM_KEY_FILE; PERSONA_PSEUDONYM_KEY gives the key itself).")
     public var pseudonymKeyFile: String?
 
-    @Option(help: "IPv4-to-country CSV (lower,upper,country) used to set each event's ip_country before the IP is pseudonymised (env PERSONA_IP_COUNTRY_FILE).")
+    @Option(
+        help:
+            """
+            IPv4-to-country CSV (lower,upper,country) used to set each event's ip_country before the IP is \
+            pseudonymised (env PERSONA_IP_COUNTRY_FILE).
+            """
+    )
     public var ipCountryFile: String?
 
     @Option(help: "Segment size in MiB (env PERSONA_SEGMENT_MB, default 128).")

@@ -309,11 +309,13 @@ public final class InteractionStore: @unchecked Sendable {
         lock.read(state) { s in
             // Dictionary storage: a key and a value per bucket, buckets at most 3/4 full.
             let dictionaries = (s.userIndex.capacity + s.itemIndex.capacity) * 12 * 4 / 3
-            let bytes = s.pool.capacity * MemoryLayout<Pair>.stride + s.slots.capacity * MemoryLayout<Slot>.stride
+            let bytes =
+                s.pool.capacity * MemoryLayout<Pair>.stride + s.slots.capacity * MemoryLayout<Slot>.stride
                 + s.userIDs.capacity * 8 + (s.itemIDs.capacity + s.itemCategories.capacity) * 8 + dictionaries
                 + s.free.reduce(0) { $0 + $1.capacity * 4 } + s.steps.reduce(0) { $0 + $1.capacity * MemoryLayout<Step>.stride + 32 }
             return Summary(
-                users: s.slots.count { $0.count > 0 }, items: s.itemIDs.count, pairs: s.pairs, offsets: s.offsets, latestSeconds: s.latestSeconds,
+                users: s.slots.count { $0.count > 0 }, items: s.itemIDs.count, pairs: s.pairs, offsets: s.offsets,
+                latestSeconds: s.latestSeconds,
                 version: s.version, bytes: bytes)
         }
     }
@@ -350,7 +352,9 @@ public final class InteractionStore: @unchecked Sendable {
             out.reserveCapacity(s.pairs)
             for (u, slot) in s.slots.enumerated() {
                 for p in s.pool[Int(slot.start)..<Int(slot.start + slot.count)] {
-                    out.append("\(s.userIDs[u]) \(s.itemIDs[Int(p.item)]) \(p.counts[0]),\(p.counts[1]),\(p.counts[2]),\(p.counts[3]) \(p.seconds)")
+                    out.append(
+                        "\(s.userIDs[u]) \(s.itemIDs[Int(p.item)]) \(p.counts[0]),\(p.counts[1]),\(p.counts[2]),\(p.counts[3]) \(p.seconds)"
+                    )
                 }
             }
             return out.sorted()
@@ -359,7 +363,9 @@ public final class InteractionStore: @unchecked Sendable {
 
     /// The training matrix: every pair whose latest event is in [fromMs, toMs) (0: no
     /// bound), valued by `weights`, over the users and items that have one, both in id order.
-    public func interactions(fromMs: Int64 = 0, toMs: Int64 = 0, weights: InteractionWeights = .defaults) -> (data: Interactions, offsets: [UInt64]) {
+    public func interactions(fromMs: Int64 = 0, toMs: Int64 = 0, weights: InteractionWeights = .defaults) -> (
+        data: Interactions, offsets: [UInt64]
+    ) {
         lock.read(state) { s in
             let from = UInt32(clamping: fromMs / 1000), to = toMs == 0 ? UInt32.max : UInt32(clamping: toMs / 1000)
             let end = Double(min(to, s.latestSeconds))
@@ -440,7 +446,8 @@ public final class InteractionStore: @unchecked Sendable {
     public func writeSnapshot(to path: String, ifChangedSince version: UInt64? = nil) throws -> UInt64? {
         let encoded: (bytes: [UInt8], version: UInt64)? = lock.read(state) { s in
             guard s.version != version else { return nil }
-            var w = SnapshotWriter(magic: Self.magic, version: Self.snapshotVersion, expectedBytes: s.pairs * 16 + s.userIDs.count * 12 + 4096)
+            var w = SnapshotWriter(
+                magic: Self.magic, version: Self.snapshotVersion, expectedBytes: s.pairs * 16 + s.userIDs.count * 12 + 4096)
             w.plain(s.offsets)
             w.u32(s.latestSeconds)
             w.u64(UInt64(s.erasures))
@@ -472,7 +479,9 @@ public final class InteractionStore: @unchecked Sendable {
 
     public static func restore(_ bytes: [UInt8]) throws -> InteractionStore {
         var r = try SnapshotReader(bytes, magic: magic)
-        guard (1...snapshotVersion).contains(r.version) else { throw StoreError(.corrupt, "interaction snapshot version \(r.version) is not \(snapshotVersion)") }
+        guard (1...snapshotVersion).contains(r.version) else {
+            throw StoreError(.corrupt, "interaction snapshot version \(r.version) is not \(snapshotVersion)")
+        }
         let store = InteractionStore()
         let s = store.state
         s.offsets = try r.plain(UInt64.self)
@@ -487,14 +496,16 @@ public final class InteractionStore: @unchecked Sendable {
         // Before version 3 no steps were kept: each user's sequence starts empty.
         let stepCounts = r.version >= 3 ? try r.plain(UInt32.self) : [UInt32](repeating: 0, count: counts.count)
         let steps = r.version >= 3 ? try r.plain(Step.self) : []
-        guard stepCounts.count == counts.count, stepCounts.reduce(0, { $0 + Int($1) }) == steps.count, steps.allSatisfy({ Int($0.item) < s.itemIDs.count })
+        guard stepCounts.count == counts.count, stepCounts.reduce(0, { $0 + Int($1) }) == steps.count,
+            steps.allSatisfy({ Int($0.item) < s.itemIDs.count })
         else { throw StoreError(.corrupt, "interaction snapshot sequences disagree") }
         var at = 0
         s.steps = stepCounts.map { c in
             defer { at += Int(c) }
             return Array(steps[at..<(at + Int(c))])
         }
-        guard s.itemCategories.count == s.itemIDs.count, counts.count == s.userIDs.count, counts.reduce(0, { $0 + Int($1) }) == s.pool.count,
+        guard s.itemCategories.count == s.itemIDs.count, counts.count == s.userIDs.count,
+            counts.reduce(0, { $0 + Int($1) }) == s.pool.count,
             s.pool.allSatisfy({ Int($0.item) < s.itemIDs.count })
         else { throw StoreError(.corrupt, "interaction snapshot tables disagree") }
         var start: UInt32 = 0

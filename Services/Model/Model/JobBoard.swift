@@ -1,6 +1,6 @@
 import Foundation
-import ServiceKit
 import Recommenders
+import ServiceKit
 import Store
 import Wire
 
@@ -83,7 +83,14 @@ final class JobBoard: @unchecked Sendable {
     }
 
     private func run(_ id: String, _ progress: TrainingProgress, _ work: Work) {
-        guard update(id, { $0.state = progress.isCancelled ? .cancelled : .running; $0.message = progress.isCancelled ? "cancelled before it started" : "starting" }) == .running else {
+        guard
+            update(
+                id,
+                {
+                    $0.state = progress.isCancelled ? .cancelled : .running;
+                    $0.message = progress.isCancelled ? "cancelled before it started" : "starting"
+                }) == .running
+        else {
             return
         }
         let result = Result { try work(id, progress) }
@@ -139,7 +146,9 @@ final class JobBoard: @unchecked Sendable {
     func cancel(_ id: String) -> JobStatusResponse? {
         guard let progress = lock.withLock({ jobs[id]?.progress }) else { return nil }
         progress.cancel()
-        update(id) { if $0.state == .queued { $0.state = .cancelled; $0.message = "cancelled before it started"; $0.finishedMs = clock.nowMs } }
+        update(id) {
+            if $0.state == .queued { $0.state = .cancelled; $0.message = "cancelled before it started"; $0.finishedMs = clock.nowMs }
+        }
         return status(id)
     }
 

@@ -12,10 +12,15 @@ struct ModelMetrics: Sendable {
 
     func jobEnded(_ status: JobStatusResponse) {
         let state = status.state.name ?? "\(status.state.rawValue)", kind = status.kind.name ?? ""
-        metrics.counter("persona_model_jobs_total", labels: [("kind", kind), ("state", state)], help: "Training jobs ended, by kind and state").increment()
+        metrics.counter(
+            "persona_model_jobs_total", labels: [("kind", kind), ("state", state)], help: "Training jobs ended, by kind and state"
+        ).increment()
         if status.state == .succeeded, status.finishedMs > status.createdMs {
-            metrics.gauge("persona_model_training_seconds", labels: [("kind", kind)], help: "How long the latest successful job of each kind took, queue included")
-                .set(Double(status.finishedMs - status.createdMs) / 1000)
+            metrics.gauge(
+                "persona_model_training_seconds", labels: [("kind", kind)],
+                help: "How long the latest successful job of each kind took, queue included"
+            )
+            .set(Double(status.finishedMs - status.createdMs) / 1000)
         }
     }
 
@@ -24,17 +29,22 @@ struct ModelMetrics: Sendable {
     }
 
     func corruptArtifact() {
-        metrics.counter("persona_model_corrupt_artifacts_total", labels: [], help: "Artifacts refused because their checksum or structure failed").increment()
+        metrics.counter(
+            "persona_model_corrupt_artifacts_total", labels: [], help: "Artifacts refused because their checksum or structure failed"
+        ).increment()
     }
 
-    func consumed(events: Int, partition: Int, lag: UInt64) { metrics.consumed("persona_model_events_total", "persona_model_consumer_lag", events: events, partition: partition, lag: lag) }
+    func consumed(events: Int, partition: Int, lag: UInt64) {
+        metrics.consumed("persona_model_events_total", "persona_model_consumer_lag", events: events, partition: partition, lag: lag)
+    }
 
     func readError() { metrics.readError("persona_model_read_errors_total") }
 
     func erased(_ users: Int) { metrics.erased("persona_model_erasures_total", users) }
 
     func erasureFailed() {
-        metrics.counter("persona_model_erasure_failures_total", labels: [], help: "Erasures that could not be applied yet (retried)").increment()
+        metrics.counter("persona_model_erasure_failures_total", labels: [], help: "Erasures that could not be applied yet (retried)")
+            .increment()
     }
 
     func store(pairs: Int, bytes: Int) {
@@ -43,6 +53,7 @@ struct ModelMetrics: Sendable {
     }
 
     func learnedOnline(_ rows: Int) {
-        metrics.counter("persona_model_online_rows_total", labels: [], help: "Labelled orders the online model learned from").increment(by: Int64(rows))
+        metrics.counter("persona_model_online_rows_total", labels: [], help: "Labelled orders the online model learned from").increment(
+            by: Int64(rows))
     }
 }

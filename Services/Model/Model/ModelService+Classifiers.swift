@@ -17,12 +17,14 @@ extension ModelService {
             let rows = try blocking { try await exportTraining(from: request.dataFromMs, to: request.dataToMs, for: parameters) }
             let outcome = try ClassifierRun.run(parameters, rows, progress: progress)
             try progress.check()
-            var info = versionInfo(request.kind, job: id, report: outcome.report, seconds: outcome.seconds, from: request.dataFromMs, to: request.dataToMs)
+            var info = versionInfo(
+                request.kind, job: id, report: outcome.report, seconds: outcome.seconds, from: request.dataFromMs, to: request.dataToMs)
             info.featureSchemaVersion = rows.schemaVersion
             info.interactions = UInt64(rows.rows.count)
             info.users = UInt32(outcome.users)
             info.items = UInt32(rows.names.count)
-            let stored = try addVersion(name, artifact: outcome.classifier.encode(), info: info, report: outcome.report, kind: learner, publish: request.publish)
+            let stored = try addVersion(
+                name, artifact: outcome.classifier.encode(), info: info, report: outcome.report, kind: learner, publish: request.publish)
             return (stored.version, stored.metrics)
         }
         context.logger.info("training job \(id): \(learner) as '\(name)'")

@@ -9,7 +9,12 @@ extension ModelService {
     public func runBackground() async throws {
         let partitions = try await consumer.partitions()
         guard store.adopt(partitions: partitions) else {
-            throw ServiceError("the interaction snapshot has \(store.summary.offsets.count) partitions but ingest has \(partitions); remove \(snapshotPath) to rebuild from the log")
+            throw ServiceError(
+                """
+                the interaction snapshot has \(store.summary.offsets.count) partitions but ingest has \(partitions); \
+                remove \(snapshotPath) to rebuild from the log
+                """
+            )
         }
         context.logger.info("consuming \(partitions) partitions from \(settings.ingestHost):\(settings.ingestPort)")
         // Erasures the last run folded but did not finish applying.
@@ -17,11 +22,13 @@ extension ModelService {
         try await withThrowingTaskGroup(of: Void.self) { group in
             for p in 0..<partitions {
                 group.addTask {
-                    try await consumer.consume(partition: p, offset: { store.offset(p) }, failed: { _ in metrics.readError() }) { response, from in
+                    try await consumer.consume(partition: p, offset: { store.offset(p) }, failed: { _ in metrics.readError() }) {
+                        response, from in
                         let labels = store.fold(response.events, partition: p, next: response.nextOffset)
                         online?.noteLabels(labels)
                         applyErasures()
-                        metrics.consumed(events: response.events.count, partition: p, lag: response.endOffset &- max(response.nextOffset, from))
+                        metrics.consumed(
+                            events: response.events.count, partition: p, lag: response.endOffset &- max(response.nextOffset, from))
                     }
                 }
             }
@@ -63,7 +70,9 @@ extension ModelService {
             guard users > 0 else { return }
             try writeSnapshot()
             metrics.erased(users)
-            context.logger.info("erased \(users) user(s): \(versions.count) model version(s) rewritten\(versions.isEmpty ? "" : " (" + versions.map { "\($0.name) v\($0.version) r\($0.revision)" }.joined(separator: ", ") + ")")")
+            let rewritten = versions.map { "\($0.name) v\($0.version) r\($0.revision)" }.joined(separator: ", ")
+            context.logger.info(
+                "erased \(users) user(s): \(versions.count) model version(s) rewritten\(versions.isEmpty ? "" : " (\(rewritten))")")
         } catch {
             metrics.erasureFailed()
             context.logger.error("applying an erasure failed (retried with the next fold): \(error)")

@@ -17,15 +17,26 @@ extension ModelService {
             report.kind = .ftrl
             report.metrics = outcome.metrics
             report.params = [("alpha", p.alpha), ("beta", p.beta), ("l1", p.l1), ("l2", p.l2)].map { KeyValue(key: $0.0, value: "\($0.1)") }
-            report.protocol = "progressive validation: each of the \(outcome.learned) newly labelled orders scored by the model before it learned from it (features as of each order, from the feature service's point-in-time export), oldest first; \(outcome.total) orders learned in all"
+            report.protocol =
+                """
+                progressive validation: each of the \(outcome.learned) newly labelled orders scored by the model \
+                before it learned from it (features as of each order, from the feature service's point-in-time \
+                export), oldest first; \(outcome.total) orders learned in all
+                """
             report.importance = Self.importance(outcome.classifier)
             var info = versionInfo(.ftrl, job: "", report: report, seconds: started.duration(to: .now) / .seconds(1))
             info.featureSchemaVersion = rows.schemaVersion
             info.interactions = UInt64(outcome.total)
             info.items = UInt32(rows.names.count)
-            let stored = try addVersion(online.settings.name, artifact: outcome.classifier.encode(), info: info, report: report, kind: "ftrl", publish: true)
+            let stored = try addVersion(
+                online.settings.name, artifact: outcome.classifier.encode(), info: info, report: report, kind: "ftrl", publish: true)
             metrics.learnedOnline(outcome.learned)
-            context.logger.info("online model \(online.settings.name) v\(stored.version): learned \(outcome.learned) new labelled orders (\(outcome.total) in all), published")
+            context.logger.info(
+                """
+                online model \(online.settings.name) v\(stored.version): learned \(outcome.learned) new labelled \
+                orders (\(outcome.total) in all), published
+                """
+            )
         } catch {
             online.noteLabels(1)
             context.logger.warning("online model \(online.settings.name): cycle failed, retried: \(error)")

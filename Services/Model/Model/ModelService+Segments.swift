@@ -13,7 +13,9 @@ extension ModelService {
         for p in request.params {
             guard p.key == "k", let v = Int(p.value), (2...50).contains(v) else {
                 metrics.badRequest("bad_parameter")
-                throw RPCError(.invalidArgument, "parameter \(p.key)=\(p.value) is not valid for kmeans; valid: k (2...50; default: chosen by silhouette over 3...8)")
+                throw RPCError(
+                    .invalidArgument,
+                    "parameter \(p.key)=\(p.value) is not valid for kmeans; valid: k (2...50; default: chosen by silhouette over 3...8)")
             }
             asked = v
         }
@@ -29,7 +31,8 @@ extension ModelService {
             let features = Segmentation.defaultFeatures
             let raw = try blocking { try await profileRows(users, names: features.map(\.name)) }
             guard raw.count >= 10 else {
-                throw TrainingRun.NoData(description: "the feature service has profiles of \(raw.count) of the \(users.count) users: segments need at least 10")
+                throw TrainingRun.NoData(
+                    description: "the feature service has profiles of \(raw.count) of the \(users.count) users: segments need at least 10")
             }
             progress.report(0.3, "clustering \(raw.count) profiles")
             let (segmentation, silhouettes, _) = Segmentation.fit(raw: raw, features: features, k: k)
@@ -50,14 +53,22 @@ extension ModelService {
                 curve.y = silhouettes.map(\.score)
                 report.curves = [curve]
             }
-            report.protocol = "profiles of every user with interactions (\(features.map(\.name).joined(separator: ", ")); counts and amounts as log(1 + x)), standardised; k-means++ and Lloyd steps\(k == nil ? ", k chosen by the mean silhouette over 3...8" : ""); fuzzy c-means (m 2) memberships from the same start"
+            report.protocol =
+                """
+                profiles of every user with interactions (\(features.map(\.name).joined(separator: ", ")); counts \
+                and amounts as log(1 + x)), standardised; k-means++ and Lloyd \
+                steps\(k == nil ? ", k chosen by the mean silhouette over 3...8" : ""); fuzzy c-means (m 2) \
+                memberships from the same start
+                """
             var info = versionInfo(.kmeans, job: id, report: report, seconds: started.duration(to: .now) / .seconds(1))
             // The version lists k and the silhouette at that k.
-            info.metrics = [Metric(name: "k", value: Double(segmentation.k))]
+            info.metrics =
+                [Metric(name: "k", value: Double(segmentation.k))]
                 + (silhouettes.first { $0.k == segmentation.k }.map { [Metric(name: "silhouette", value: $0.score)] } ?? [])
             info.users = UInt32(raw.count)
             info.items = UInt32(features.count)
-            let stored = try addVersion(name, artifact: segmentation.encode(), info: info, report: report, kind: "kmeans", publish: request.publish)
+            let stored = try addVersion(
+                name, artifact: segmentation.encode(), info: info, report: report, kind: "kmeans", publish: request.publish)
             return (stored.version, stored.metrics)
         }
         var response = TrainResponse()

@@ -9,15 +9,24 @@ extension ModelService {
     func train(_ request: TrainRequest) throws -> TrainResponse {
         if request.kind == .gbdt || request.kind == .logistic { return try trainClassifier(request) }
         if request.kind == .kmeans { return try trainSegments(request) }
-        let kinds = (RecommenderModel.Kind.allCases.map(\.rawValue) + ClassifierRun.Parameters.learners + ["kmeans"]).joined(separator: ", ")
+        let kinds = (RecommenderModel.Kind.allCases.map(\.rawValue) + ClassifierRun.Parameters.learners + ["kmeans"]).joined(
+            separator: ", ")
         guard let kind = RecommenderModel.Kind(request.kind) else {
             metrics.badRequest("unknown_kind")
-            throw RPCError(.invalidArgument, "kind '\(request.kind.name ?? String(request.kind.rawValue))' cannot be trained here; valid kinds: \(kinds)")
+            throw RPCError(
+                .invalidArgument,
+                "kind '\(request.kind.name ?? String(request.kind.rawValue))' cannot be trained here; valid kinds: \(kinds)")
         }
         let parameters = try checked { try TrainingParameters(kind: kind, request.params.map { ($0.key, $0.value) }) }
         let name = try checkedName(request, default: kind.rawValue)
         guard store.summary.pairs > 0 else {
-            throw RPCError(.failedPrecondition, "the model service holds no interactions yet: import events (persona import FILE --format ...) and wait for them to be consumed, then train again")
+            throw RPCError(
+                .failedPrecondition,
+                """
+                the model service holds no interactions yet: import events (persona import FILE --format ...) and \
+                wait for them to be consumed, then train again
+                """
+            )
         }
         let id = try jobs.submit(name: name, kind: kind.modelKind) { id, progress in
             try runJob(request, id: id, name: name, parameters: parameters, progress: progress)
@@ -62,7 +71,8 @@ extension ModelService {
         while true {
             let page = try await feature.call(FeatureAPI.getItems, request, timeout: .seconds(30))
             for item in page.items {
-                out[item.itemId] = ItemDocument(title: item.title, tags: item.tags, category: item.categoryId, brand: item.brand, price: item.price)
+                out[item.itemId] = ItemDocument(
+                    title: item.title, tags: item.tags, category: item.categoryId, brand: item.brand, price: item.price)
             }
             guard page.more, let last = page.items.last?.itemId else { return out }
             request.afterId = last
@@ -83,7 +93,9 @@ extension ModelService {
     }
 
     /// The work of one job (on its kind's thread): data, fit, evaluate, store, publish.
-    func runJob(_ request: TrainRequest, id: String, name: String, parameters: TrainingParameters, progress: TrainingProgress) throws -> (version: UInt32, metrics: [Metric]) {
+    func runJob(_ request: TrainRequest, id: String, name: String, parameters: TrainingParameters, progress: TrainingProgress) throws -> (
+        version: UInt32, metrics: [Metric]
+    ) {
         progress.report(0, "reading interactions")
         let mark = erasures.mark
         let (data, offsets) = store.interactions(fromMs: request.dataFromMs, toMs: request.dataToMs, weights: parameters.weights)
@@ -98,14 +110,16 @@ extension ModelService {
         // Users erased while it trained leave it before it is stored.
         outcome.model.forget(erasures.since(mark, store: store))
         var info = versionInfo(
-            parameters.kind.modelKind, job: id, report: outcome.report, seconds: outcome.seconds, from: request.dataFromMs, to: request.dataToMs)
+            parameters.kind.modelKind, job: id, report: outcome.report, seconds: outcome.seconds, from: request.dataFromMs,
+            to: request.dataToMs)
         info.logOffsets = offsets
         info.featureSchemaVersion = InteractionStore.snapshotVersion
         info.interactions = UInt64(data.pairs)
         info.users = UInt32(data.users)
         info.items = UInt32(data.items)
         let stored = try addVersion(
-            name, artifact: ModelArtifact.encode(outcome.model), info: info, report: outcome.report, kind: parameters.kind.rawValue, publish: request.publish)
+            name, artifact: ModelArtifact.encode(outcome.model), info: info, report: outcome.report, kind: parameters.kind.rawValue,
+            publish: request.publish)
         return (stored.version, stored.metrics)
     }
 }

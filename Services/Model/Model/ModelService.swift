@@ -46,7 +46,9 @@ public struct ModelService: PersonaService {
         if model.online.name.isEmpty {
             online = nil
         } else {
-            guard Registry.validName(model.online.name) else { throw ServiceError("online model name '\(model.online.name)' must be letters, digits, '_' or '-'") }
+            guard Registry.validName(model.online.name) else {
+                throw ServiceError("online model name '\(model.online.name)' must be letters, digits, '_' or '-'")
+            }
             online = try OnlineLearner(settings: model.online, directory: context.dataDirectory.file("online"))
         }
         let logger = context.logger, metrics = ModelMetrics(context.metrics)
@@ -55,13 +57,21 @@ public struct ModelService: PersonaService {
             if status.state == .failed { logger.warning("training job \(status.jobId) failed: \(status.message)") }
             metrics.jobEnded(status)
         }
-        consumer = LogConsumer(host: settings.ingestHost, port: settings.ingestPort, readEvents: settings.readEvents, readWait: settings.readWait, logger: context.logger)
+        consumer = LogConsumer(
+            host: settings.ingestHost, port: settings.ingestPort, readEvents: settings.readEvents, readWait: settings.readWait,
+            logger: context.logger)
     }
 
     public func register(in router: inout Router) {
         router.register(ModelAPI.train) { request in
             let response = try train(request)
-            RPCContext.current?.audit("train \(request.kind.name ?? "?")\(request.name.isEmpty ? "" : " as '\(request.name)'")\(request.search ? " with search" : ""): job \(response.jobId)")
+            RPCContext.current?.audit(
+                """
+                train \
+                \(request.kind.name ?? "?")\(request.name.isEmpty ? "" : " as '\(request.name)'")\(request.search ? " with search" : ""): \
+                job \(response.jobId)
+                """
+            )
             return response
         }
         router.registerInline(ModelAPI.jobStatus) { request in
@@ -119,7 +129,6 @@ public struct ModelService: PersonaService {
         }
     }
 
-
     /// A new version's registry entry with what every kind records: kind, time, job, the
     /// report's metrics and parameters, training time, data range. The caller adds its own.
     func versionInfo(
@@ -176,7 +185,8 @@ public struct ModelService: PersonaService {
         while true {
             let published = registry.publishedVersions
             let names = Set(published.map(\.name))
-            let changed = published.contains { v in known[v.name].map { $0 != (v.version, v.revision) } ?? true }
+            let changed =
+                published.contains { v in known[v.name].map { $0 != (v.version, v.revision) } ?? true }
                 || known.contains { $0.value.0 != 0 && !names.contains($0.key) }
             if changed || ContinuousClock.now >= end || RPCContext.current?.isShuttingDown == true {
                 var response = WatchModelsResponse()
@@ -186,8 +196,6 @@ public struct ModelService: PersonaService {
             try await Task.sleep(for: .milliseconds(20))
         }
     }
-
-
 
     public func close() async throws {
         jobs.shutdown()

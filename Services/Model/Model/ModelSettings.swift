@@ -26,7 +26,13 @@ public struct ModelOptions: ParsableArguments, Sendable {
     @Option(help: Peer.feature.help("where classifiers' labelled rows come from"))
     public var feature: String?
 
-    @Option(help: "Name of the online fraud model (FTRL-Proximal, learning from label events as they arrive); 'off' for none (env PERSONA_ONLINE_MODEL, default fraud_online).")
+    @Option(
+        help:
+            """
+            Name of the online fraud model (FTRL-Proximal, learning from label events as they arrive); 'off' for \
+            none (env PERSONA_ONLINE_MODEL, default fraud_online).
+            """
+    )
     public var onlineModel: String?
 
     @Option(help: "The online model publishes a new version after this many new labels (env PERSONA_ONLINE_EVERY_LABELS, default 100)...")
@@ -47,7 +53,9 @@ public struct ModelOptions: ParsableArguments, Sendable {
         let name = onlineModel ?? env["PERSONA_ONLINE_MODEL"] ?? "fraud_online"
         let labels = onlineEveryLabels ?? env["PERSONA_ONLINE_EVERY_LABELS"].flatMap { Int($0) } ?? 100
         let seconds = onlineEverySeconds ?? env["PERSONA_ONLINE_EVERY_SECONDS"].flatMap { Double($0) } ?? 300
-        guard labels >= 1, seconds > 0 else { throw ValidationError("the online model publishes after at least 1 label and a positive number of seconds") }
+        guard labels >= 1, seconds > 0 else {
+            throw ValidationError("the online model publishes after at least 1 label and a positive number of seconds")
+        }
         s.online(name: name == "off" ? "" : name, everyLabels: labels, every: .milliseconds(Int64(seconds * 1000)))
         return s
     }

@@ -75,7 +75,9 @@ final class OnlineLearner: Sendable {
                 // Another feature catalogue: the old weights mean nothing for it.
                 s = State(names: rows.names, schemaVersion: rows.schemaVersion)
             }
-            let fresh = rows.rows.filter { !s.learned.contains(Self.key($0)) }.sorted { ($0.timestampMs, $0.orderId) < ($1.timestampMs, $1.orderId) }
+            let fresh = rows.rows.filter { !s.learned.contains(Self.key($0)) }.sorted {
+                ($0.timestampMs, $0.orderId) < ($1.timestampMs, $1.orderId)
+            }
             guard !fresh.isEmpty else { return nil }
             let d = rows.names.count
             var learner = s.learner ?? FTRLProximal(standardisingBy: fresh.flatMap(\.values), features: d, parameters: settings.parameters)

@@ -38,12 +38,15 @@ public final class Registry: @unchecked Sendable {
                 reports[name, default: [:]][info.version] = report
             }
             if let text = try AtomicFile.read(dir + "/published") {
-                history[name] = String(decoding: text, as: UTF8.self).split(separator: "\n").compactMap { UInt32($0) }.filter { infos[name]?[$0] != nil }
+                history[name] = String(decoding: text, as: UTF8.self).split(separator: "\n").compactMap { UInt32($0) }.filter {
+                    infos[name]?[$0] != nil
+                }
             }
             // An artifact no info names is one an erasure replaced (a crash came between the
             // info and the removal): it may hold an erased user, so it goes.
             let named = Set((infos[name] ?? [:]).values.map { artifactPath($0) })
-            for file in try FileManager.default.contentsOfDirectory(atPath: dir) where file.hasSuffix(".model") && !named.contains(dir + "/" + file) {
+            for file in try FileManager.default.contentsOfDirectory(atPath: dir)
+            where file.hasSuffix(".model") && !named.contains(dir + "/" + file) {
                 try FileManager.default.removeItem(atPath: dir + "/" + file)
             }
         }
@@ -51,7 +54,8 @@ public final class Registry: @unchecked Sendable {
 
     /// Model names: letters, digits, `_` and `-`, up to 64 characters.
     public static func validName(_ name: String) -> Bool {
-        !name.isEmpty && name.utf8.count <= 64 && name.utf8.allSatisfy { $0 == 95 || $0 == 45 || (48...57).contains($0) || (65...90).contains($0) || (97...122).contains($0) }
+        !name.isEmpty && name.utf8.count <= 64
+            && name.utf8.allSatisfy { $0 == 95 || $0 == 45 || (48...57).contains($0) || (65...90).contains($0) || (97...122).contains($0) }
     }
 
     private func directory(_ name: String) -> String { root + "/" + name }
@@ -63,8 +67,11 @@ public final class Registry: @unchecked Sendable {
     }
 
     /// Stores a new version of `name` and returns its info (version = the next number).
-    public func add(name: String, artifact: [UInt8], info template: ModelInfo, report reportTemplate: EvaluationReport) throws -> ModelInfo {
-        guard Self.validName(name) else { throw Failure(code: .invalid, description: "model name '\(name)' must be letters, digits, '_' or '-'") }
+    public func add(name: String, artifact: [UInt8], info template: ModelInfo, report reportTemplate: EvaluationReport) throws -> ModelInfo
+    {
+        guard Self.validName(name) else {
+            throw Failure(code: .invalid, description: "model name '\(name)' must be letters, digits, '_' or '-'")
+        }
         return try lock.withLock {
             let version = (infos[name]?.keys.max() ?? 0) + 1
             var info = template
@@ -139,7 +146,9 @@ public final class Registry: @unchecked Sendable {
         let candidates = lock.withLock { infos.values.flatMap(\.values).filter { $0.kind == .als || $0.kind == .bpr } }
         var rewritten: [ModelInfo] = []
         for old in candidates {
-            guard let bytes = try AtomicFile.read(artifactPath(old)), let scrubbed = try ModelArtifact.erasing(erased, from: bytes) else { continue }
+            guard let bytes = try AtomicFile.read(artifactPath(old)), let scrubbed = try ModelArtifact.erasing(erased, from: bytes) else {
+                continue
+            }
             let info = try lock.withLock {
                 var info = infos[old.name]?[old.version] ?? old
                 guard info.revision == old.revision, let report = reports[old.name]?[old.version] else { return old }
@@ -185,13 +194,16 @@ public final class Registry: @unchecked Sendable {
     /// fails is refused as corrupt, never served.
     public func artifact(_ name: String, _ version: UInt32) throws -> (ModelInfo, [UInt8]) {
         let info = try self.info(name, version)
-        if let v = lock.withLock({ verified }), v.name == name, v.version == info.version, v.revision == info.revision { return (info, v.bytes) }
+        if let v = lock.withLock({ verified }), v.name == name, v.version == info.version, v.revision == info.revision {
+            return (info, v.bytes)
+        }
         guard let bytes = try AtomicFile.read(artifactPath(info)) else {
             throw Failure(code: .corrupt, description: "the artifact of \(name) v\(info.version) is missing")
         }
         // The checksum covers every byte; the services that load it decode and check its tables.
         guard ArtifactContainer.checksum(bytes) == info.checksum, bytes.count == info.artifactBytes else {
-            throw Failure(code: .corrupt, description: "the artifact of \(name) v\(info.version) does not match its checksum: refusing to serve it")
+            throw Failure(
+                code: .corrupt, description: "the artifact of \(name) v\(info.version) does not match its checksum: refusing to serve it")
         }
         lock.withLock { verified = (name, info.version, info.revision, bytes) }
         return (info, bytes)

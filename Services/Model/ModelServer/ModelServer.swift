@@ -5,7 +5,8 @@ import ServiceKit
 /// `persona-model`: runs the model service until SIGTERM or SIGINT.
 @main
 struct ModelServer: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "persona-model", abstract: "Persona model service: training jobs, versioned models.")
+    static let configuration = CommandConfiguration(
+        commandName: "persona-model", abstract: "Persona model service: training jobs, versioned models.")
 
     @OptionGroup var options: ServiceOptions
     @OptionGroup var model: ModelOptions

@@ -53,7 +53,8 @@ struct CandidateQuery {
 /// The candidates of every source summed per item; an item's reason and source are those of
 /// the source that gave it the most.
 struct CandidateBlend {
-    private var entries: [Int64: (score: Float, best: Float, reason: String, source: String, category: Int64, parts: [Recommender.Contribution])] = [:]
+    private var entries:
+        [Int64: (score: Float, best: Float, reason: String, source: String, category: Int64, parts: [Recommender.Contribution])] = [:]
 
     mutating func add(_ itemID: Int64, _ score: Float, _ reason: String, _ source: String, category: Int64) {
         guard score > 0 else { return }
@@ -68,7 +69,8 @@ struct CandidateBlend {
     /// Best first; equal scores go to the lower item id.
     var ranked: [Recommender.Candidate] {
         entries.map { id, e in
-            Recommender.Candidate(itemID: id, score: e.score, reason: e.reason, source: e.source, category: e.category, contributions: e.parts)
+            Recommender.Candidate(
+                itemID: id, score: e.score, reason: e.reason, source: e.source, category: e.category, contributions: e.parts)
         }
         .sorted(by: Recommender.ranked)
     }

@@ -39,7 +39,8 @@ public final class FreshItems: @unchecked Sendable {
     @discardableResult
     public func add(_ upsert: ItemUpsert, content model: RecommenderModel, version: UInt32) -> Bool {
         guard upsert.itemId > 0, model.itemIndex[upsert.itemId] == nil, let vectors = model.content else { return false }
-        let document = ItemDocument(title: upsert.title, tags: upsert.tags, category: upsert.categoryId, brand: upsert.brand, price: upsert.price)
+        let document = ItemDocument(
+            title: upsert.title, tags: upsert.tags, category: upsert.categoryId, brand: upsert.brand, price: upsert.price)
         let found = vectors.nearest(vectors.vector(document), k: Self.neighbours).filter { $0.score > 0 }
         return lock.withLock {
             guard table.version == version else { return false }

@@ -73,7 +73,8 @@ final class ImpressionLog: @unchecked Sendable {
                 let answer = try await ingest.call(IngestAPI.append, request, timeout: .seconds(5))
                 sent += next.count
                 if answer.rejected > 0 {
-                    logger.warning("ingest rejected \(answer.rejected) impressions: \(answer.statuses.first { $0.code == .rejected }?.detail ?? "")")
+                    logger.warning(
+                        "ingest rejected \(answer.rejected) impressions: \(answer.statuses.first { $0.code == .rejected }?.detail ?? "")")
                 }
             } catch {
                 lock.withLock { waiting.insert(contentsOf: next, at: 0) }

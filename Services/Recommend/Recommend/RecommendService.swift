@@ -42,11 +42,15 @@ public struct RecommendService: PersonaService {
         live = LiveItems(feature: feature, ttl: settings.liveTTL)
         ingest = RPCClient(host: settings.ingestHost, port: settings.ingestPort)
         fatigue = ImpressionCounts(limit: settings.impressionFatigue)
-        log = LogConsumer(host: settings.ingestHost, port: settings.ingestPort, readEvents: 1000, readWait: .seconds(5), logger: context.logger)
+        log = LogConsumer(
+            host: settings.ingestHost, port: settings.ingestPort, readEvents: 1000, readWait: .seconds(5), logger: context.logger)
         let metrics = RecommendMetrics(context.metrics)
         self.metrics = metrics
         impressions = ImpressionLog(ingest: ingest, logger: context.logger) { n in metrics.impressionsDropped(n) }
-        models = PublishedModels(client: modelClient, logger: context.logger, accept: { RecommenderModel.Kind($0) != nil }, indexAbove: settings.indexAbove, indexParameters: settings.index) { loaded in
+        models = PublishedModels(
+            client: modelClient, logger: context.logger, accept: { RecommenderModel.Kind($0) != nil }, indexAbove: settings.indexAbove,
+            indexParameters: settings.index
+        ) { loaded in
             metrics.modelVersion(loaded.info)
         }
     }
@@ -67,7 +71,8 @@ public struct RecommendService: PersonaService {
     /// The blend over what is published now.
     var recommender: Recommender {
         var r = Recommender(
-            factors: models["als"] ?? models["bpr"], neighbours: models["item_knn"] ?? models["ease"], popularity: models["popularity"], content: models["content"],
+            factors: models["als"] ?? models["bpr"], neighbours: models["item_knn"] ?? models["ease"], popularity: models["popularity"],
+            content: models["content"],
             sequence: models["sequence"])
         if let c = r.content {
             let table = fresh.current
@@ -120,13 +125,19 @@ public struct RecommendService: PersonaService {
         }
         if r.userId <= 0 { try refuse("invalid_user", "user id must be positive, got \(r.userId)") }
         if !(1...Self.maxItems).contains(Int(r.n)) { try refuse("invalid_n", "n must be 1...\(Self.maxItems), got \(r.n)") }
-        if let c = Self.categories(r).first(where: { $0 <= 0 }) { try refuse("invalid_category", "category ids must be positive, got \(c)") }
+        if let c = Self.categories(r).first(where: { $0 <= 0 }) {
+            try refuse("invalid_category", "category ids must be positive, got \(c)")
+        }
         if !r.minPrice.isFinite || !r.maxPrice.isFinite || r.minPrice < 0 || r.maxPrice < 0 {
             try refuse("invalid_price", "prices must be finite and >= 0, got \(r.minPrice)...\(r.maxPrice)")
         }
-        if r.maxPrice > 0 && r.minPrice > r.maxPrice { try refuse("invalid_price", "price range is upside down: min \(r.minPrice) > max \(r.maxPrice)") }
+        if r.maxPrice > 0 && r.minPrice > r.maxPrice {
+            try refuse("invalid_price", "price range is upside down: min \(r.minPrice) > max \(r.maxPrice)")
+        }
         if !(0...1).contains(r.diversity) { try refuse("invalid_diversity", "diversity must be 0...1, got \(r.diversity)") }
-        if r.excludeItemIds.count > 10_000 { try refuse("too_many_exclusions", "at most 10000 excluded items, got \(r.excludeItemIds.count)") }
+        if r.excludeItemIds.count > 10_000 {
+            try refuse("too_many_exclusions", "at most 10000 excluded items, got \(r.excludeItemIds.count)")
+        }
     }
 
     /// How long one feature read may take: the configured timeout, and never more than half
@@ -174,7 +185,9 @@ public struct RecommendService: PersonaService {
         }
         if categories.isEmpty, let p = profile {
             // Trending in the user's two strongest categories: the cold-start mix's first part.
-            let interests = p.categories.sorted { $0.score != $1.score ? $0.score > $1.score : $0.id < $1.id }.prefix(2).map(\.id).filter { $0 > 0 }
+            let interests = p.categories.sorted { $0.score != $1.score ? $0.score > $1.score : $0.id < $1.id }.prefix(2).map(\.id).filter {
+                $0 > 0
+            }
             if !interests.isEmpty { lists += await trending(interests, budget: featureBudget()) }
         }
         let history = profile.map(Recommender.History.init) ?? .init()
@@ -208,7 +221,8 @@ public struct RecommendService: PersonaService {
         response.fallback = !fallbackReasons.isEmpty
         response.fallbackReason = fallbackReasons.joined(separator: "; ")
         impressions.record(
-            userID: request.userId, requestID: response.requestId, items: items.map(\.itemID), surface: request.surface, model: response.modelName,
+            userID: request.userId, requestID: response.requestId, items: items.map(\.itemID), surface: request.surface,
+            model: response.modelName,
             version: response.modelVersion, atMs: ctx.nowMs)
         metrics.answered(fallback: response.fallback)
         return response
@@ -222,7 +236,9 @@ public struct RecommendService: PersonaService {
                 group.addTask {
                     do {
                         let (items, _) = try await live.top(category: c, window: "24h", limit: 50, timeout: budget)
-                        return Recommender.LiveList(name: "trending", category: c, items: items.map { ($0.itemId, $0.categoryId, Float(max($0.views?.last24h ?? 0, $0.purchases?.last24h ?? 0))) })
+                        return Recommender.LiveList(
+                            name: "trending", category: c,
+                            items: items.map { ($0.itemId, $0.categoryId, Float(max($0.views?.last24h ?? 0, $0.purchases?.last24h ?? 0))) })
                     } catch {
                         metrics.featureFailed("trending", error)
                         return nil
@@ -246,7 +262,8 @@ public struct RecommendService: PersonaService {
         }
         if !request.window.isEmpty && request.window != "model" {
             do {
-                let (items, by) = try await live.top(category: request.categoryId, window: request.window, limit: n, timeout: featureBudget())
+                let (items, by) = try await live.top(
+                    category: request.categoryId, window: request.window, limit: n, timeout: featureBudget())
                 if !items.isEmpty {
                     response.items = items.map { item in
                         var s = ScoredItem()
@@ -254,7 +271,12 @@ public struct RecommendService: PersonaService {
                         s.categoryId = item.categoryId
                         let counts = by == "views" ? item.views : item.purchases
                         s.score = Float(counts.map { Self.count($0, request.window) } ?? 0)
-                        s.reason = "most \(by == "views" ? "viewed" : "bought")\(request.categoryId == 0 ? "" : " in \(request.categoryId)") over \(request.window)"
+                        s.reason =
+                            """
+                            most \
+                            \(by == "views" ? "viewed" : "bought")\(request.categoryId == 0 ? "" : " in \(request.categoryId)") \
+                            over \(request.window)
+                            """
                         s.source = "feature"
                         return s
                     }
@@ -270,9 +292,11 @@ public struct RecommendService: PersonaService {
         guard let model = (models["popularity"] ?? recommender.primary)?.model else { return response }
         response.items = model.popular(category: request.categoryId, n: n).map { e in
             let i = Int(e.index)
-            return Self.scored(.init(
-                itemID: model.itemIDs[i], score: e.score, reason: request.categoryId == 0 ? "popular" : "popular in \(request.categoryId)",
-                source: "popularity", category: model.itemCategories[i]))
+            return Self.scored(
+                .init(
+                    itemID: model.itemIDs[i], score: e.score,
+                    reason: request.categoryId == 0 ? "popular" : "popular in \(request.categoryId)",
+                    source: "popularity", category: model.itemCategories[i]))
         }
         return response
     }
@@ -337,22 +361,53 @@ public struct RecommendOptions: ParsableArguments, Sendable {
     @Option(help: Peer.ingest.help("where impressions go"))
     public var ingest: String?
 
-    @Option(help: "Leave out an item shown to a user this many times without a view, cart or purchase; 0 turns it off (env PERSONA_IMPRESSION_FATIGUE, default 3).")
+    @Option(
+        help:
+            """
+            Leave out an item shown to a user this many times without a view, cart or purchase; 0 turns it off (env \
+            PERSONA_IMPRESSION_FATIGUE, default 3).
+            """
+    )
     public var impressionFatigue: Int?
 
-    @Option(help: "Blend weights and boosts, name=value,... over factors, neighbours, content, sequence, popularity, trending, category_affinity, price_band (env PERSONA_RECOMMEND_WEIGHTS; default factors=1,neighbours=1,content=0.3,sequence=1,popularity=0.05,trending=0.06,category_affinity=0.1,price_band=0.1).")
+    @Option(
+        help:
+            """
+            Blend weights and boosts, name=value,... over factors, neighbours, content, sequence, popularity, \
+            trending, category_affinity, price_band (env PERSONA_RECOMMEND_WEIGHTS; default \
+            factors=1,neighbours=1,content=0.3,sequence=1,popularity=0.05,trending=0.06,category_affinity=0.1,price_band=0.1).
+            """
+    )
     public var weights: String?
 
-    @Option(help: "How long after a purchase an item is not recommended again: default=never|Nd|Nh|Nm and CATEGORY=... overrides (env PERSONA_REPURCHASE_WINDOW, default 'default=never').")
+    @Option(
+        help:
+            """
+            How long after a purchase an item is not recommended again: default=never|Nd|Nh|Nm and CATEGORY=... \
+            overrides (env PERSONA_REPURCHASE_WINDOW, default 'default=never').
+            """
+    )
     public var repurchaseWindow: String?
 
     @Option(help: "Business boosts and burials by catalogue tag: tag=factor,... (> 1 boosts, < 1 buries; env PERSONA_TAG_FACTORS).")
     public var tagFactors: String?
 
-    @Option(help: "Longest wait for one feature read in milliseconds, never past half the caller's deadline (env PERSONA_FEATURE_TIMEOUT_MS, default 100).")
+    @Option(
+        help:
+            """
+            Longest wait for one feature read in milliseconds, never past half the caller's deadline (env \
+            PERSONA_FEATURE_TIMEOUT_MS, default 100).
+            """
+    )
     public var featureTimeoutMs: Int?
 
-    @Option(help: "Factor models with more items than this are served from an approximate HNSW index, built on load (env PERSONA_INDEX_ABOVE, default 200000).")
+    @Option(
+        help:
+            """
+            Factor models with more items than this are served from an approximate HNSW index, built on load (env \
+            PERSONA_INDEX_ABOVE, default 200000).
+            """
+    )
     public var indexAbove: Int?
 
     public init() {}
@@ -385,12 +440,16 @@ public struct RecommendOptions: ParsableArguments, Sendable {
         if let text = tagFactors ?? env["PERSONA_TAG_FACTORS"] {
             for pair in text.split(separator: ",") {
                 let parts = pair.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
-                guard parts.count == 2, !parts[0].isEmpty, let f = Float(parts[1]), f.isFinite, f >= 0 else { throw ValidationError("tag factor '\(pair)' is not tag=factor with a factor >= 0") }
+                guard parts.count == 2, !parts[0].isEmpty, let f = Float(parts[1]), f.isFinite, f >= 0 else {
+                    throw ValidationError("tag factor '\(pair)' is not tag=factor with a factor >= 0")
+                }
                 s.tagFactors[parts[0]] = f
             }
         }
         if let text = featureTimeoutMs.map(String.init) ?? env["PERSONA_FEATURE_TIMEOUT_MS"] {
-            guard let ms = Int(text), (1...60_000).contains(ms) else { throw ValidationError("feature timeout '\(text)' is not 1...60000 ms") }
+            guard let ms = Int(text), (1...60_000).contains(ms) else {
+                throw ValidationError("feature timeout '\(text)' is not 1...60000 ms")
+            }
             s.featureTimeout = .milliseconds(ms)
         }
         if let text = indexAbove.map(String.init) ?? env["PERSONA_INDEX_ABOVE"] {

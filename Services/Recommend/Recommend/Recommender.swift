@@ -38,7 +38,9 @@ public struct Recommender: Sendable {
 
         public init() {}
 
-        public static let names = ["factors", "neighbours", "content", "sequence", "popularity", "trending", "category_affinity", "price_band"]
+        public static let names = [
+            "factors", "neighbours", "content", "sequence", "popularity", "trending", "category_affinity", "price_band",
+        ]
 
         /// `name=value` pairs separated by commas, e.g. `factors=1,neighbours=0.5`; names
         /// not given keep their default.
@@ -82,7 +84,9 @@ public struct Recommender: Sendable {
         }
 
         public init(_ p: UserProfile) {
-            self.init(views: p.recentViews, carts: p.recentCarts, purchases: p.recentPurchases, purchaseMs: p.recentPurchaseMs, items: p.recentItems)
+            self.init(
+                views: p.recentViews, carts: p.recentCarts, purchases: p.recentPurchases, purchaseMs: p.recentPurchaseMs,
+                items: p.recentItems)
         }
 
         /// Each kind of recent item with its weight (as in training: a purchase counts most)
@@ -119,7 +123,9 @@ public struct Recommender: Sendable {
                 let ms: Int64?
                 if parts[1] == "never" {
                     ms = nil
-                } else if let unit = parts[1].last, let n = Int64(parts[1].dropLast()), n >= 0, let scale = ["d": 86_400_000, "h": 3_600_000, "m": 60_000][unit] {
+                } else if let unit = parts[1].last, let n = Int64(parts[1].dropLast()), n >= 0,
+                    let scale = ["d": 86_400_000, "h": 3_600_000, "m": 60_000][unit]
+                {
                     ms = n * Int64(scale)
                 } else {
                     throw SettingError("repurchase window '\(parts[1])' is not 'never' or a number with d, h or m")
@@ -206,7 +212,8 @@ public struct Recommender: Sendable {
     public var tagFactors: [String: Float] = [:]
 
     public init(
-        factors: PublishedModels.Loaded?, neighbours: PublishedModels.Loaded?, popularity: PublishedModels.Loaded?, content: PublishedModels.Loaded? = nil,
+        factors: PublishedModels.Loaded?, neighbours: PublishedModels.Loaded?, popularity: PublishedModels.Loaded?,
+        content: PublishedModels.Loaded? = nil,
         sequence: PublishedModels.Loaded? = nil
     ) {
         self.factors = factors
@@ -248,7 +255,9 @@ public struct Recommender: Sendable {
         }
         if let q = sequence, weights.sequence > 0 { out.append(SequenceSource(loaded: q, weight: weights.sequence)) }
         if weights.trending > 0, !live.isEmpty { out.append(LiveSource(lists: live, weight: weights.trending)) }
-        if let p = popularity?.model ?? primary?.model, weights.popularity > 0 { out.append(PopularitySource(model: p, weight: weights.popularity)) }
+        if let p = popularity?.model ?? primary?.model, weights.popularity > 0 {
+            out.append(PopularitySource(model: p, weight: weights.popularity))
+        }
         return out
     }
 
@@ -256,7 +265,8 @@ public struct Recommender: Sendable {
     /// never an item in `context.excluding`, one bought within its repurchase window, or one
     /// outside `context.categories` (by the models' categories, or the live list's).
     public func candidates(userID: Int64, history: History, live: [LiveList] = [], pool: Int, context: Context = .init()) -> [Candidate] {
-        let query = CandidateQuery(userID: userID, history: history, context: context, pool: pool, bought: boughtRecently(history, nowMs: context.nowMs))
+        let query = CandidateQuery(
+            userID: userID, history: history, context: context, pool: pool, bought: boughtRecently(history, nowMs: context.nowMs))
         var blend = CandidateBlend()
         for source in sources(history: history, live: live) { source.offer(query, into: &blend) }
         return blend.ranked
@@ -298,7 +308,9 @@ public struct Recommender: Sendable {
     /// `catalogue` holds what the feature service knows of the candidates (an item it does
     /// not list passes the price and stock filters: nothing says it fails them); `profile`
     /// gives the user's category and price-band shares.
-    public func rerank(_ candidates: [Candidate], n: Int, catalogue: [Int64: ItemProfile], profile: UserProfile?, context: Context) -> [Candidate] {
+    public func rerank(_ candidates: [Candidate], n: Int, catalogue: [Int64: ItemProfile], profile: UserProfile?, context: Context)
+        -> [Candidate]
+    {
         let affinity = profile.map(Self.categoryShares) ?? [:]
         let bands = profile.map(Self.priceBandShares) ?? []
         var kept: [Candidate] = []
@@ -311,14 +323,18 @@ public struct Recommender: Sendable {
                 if !context.categories.isEmpty && !context.categories.contains(c.category) { continue }
                 if weights.priceBand > 0, item.price > 0, !bands.isEmpty {
                     let share = bands[PriceBands.band(item.price)]
-                    if share > 0 { boost(&c, "price_band", 1 + weights.priceBand * share, "\(percent(share)) of your activity is in this price band") }
+                    if share > 0 {
+                        boost(&c, "price_band", 1 + weights.priceBand * share, "\(percent(share)) of your activity is in this price band")
+                    }
                 }
                 for tag in item.tags {
                     if let f = tagFactors[tag] { boost(&c, "tag:\(tag)", f, f >= 1 ? "promoted (\(tag))" : "buried (\(tag))") }
                 }
             }
             if weights.categoryAffinity > 0, let share = affinity[c.category], share > 0 {
-                boost(&c, "category_affinity", 1 + weights.categoryAffinity * share, "category \(c.category) is \(percent(share)) of your activity")
+                boost(
+                    &c, "category_affinity", 1 + weights.categoryAffinity * share,
+                    "category \(c.category) is \(percent(share)) of your activity")
             }
             kept.append(c)
         }
@@ -369,7 +385,9 @@ public struct Recommender: Sendable {
         let norms = vectors.map { v in v.map { Vec.dot($0, $0).squareRoot() } ?? 0 }
         func similarity(_ a: Int, _ b: Int) -> Float {
             if let va = vectors[a], let vb = vectors[b], norms[a] > 0, norms[b] > 0 {
-                return va.withUnsafeBufferPointer { pa in vb.withUnsafeBufferPointer { pb in Vec.dot(pa.baseAddress!, pb.baseAddress!, va.count) } } / (norms[a] * norms[b])
+                return va.withUnsafeBufferPointer { pa in
+                    vb.withUnsafeBufferPointer { pb in Vec.dot(pa.baseAddress!, pb.baseAddress!, va.count) }
+                } / (norms[a] * norms[b])
             }
             return pool[a].category != 0 && pool[a].category == pool[b].category ? 1 : 0
         }
@@ -382,7 +400,9 @@ public struct Recommender: Sendable {
             var pickValue = -Float.infinity
             for (slot, i) in left.enumerated() {
                 let c = pool[i]
-                if context.maxPerCategory > 0 && c.category != 0 && perCategory[c.category, default: 0] >= context.maxPerCategory { continue }
+                if context.maxPerCategory > 0 && c.category != 0 && perCategory[c.category, default: 0] >= context.maxPerCategory {
+                    continue
+                }
                 let penalty = chosen.isEmpty ? 0 : closest[i]
                 let value = (1 - lambda) * c.score / best - lambda * penalty
                 if value > pickValue { (pick, pickValue) = (slot, value) }
@@ -396,7 +416,8 @@ public struct Recommender: Sendable {
         return chosen.enumerated().map { rank, i in
             var c = pool[i]
             if rank > 0 && closest[i] > 0 {
-                c.contributions.append(Contribution(name: "diversity", value: closest[i], detail: "similarity to a higher item", kind: .diversity))
+                c.contributions.append(
+                    Contribution(name: "diversity", value: closest[i], detail: "similarity to a higher item", kind: .diversity))
             }
             return c
         }
@@ -418,7 +439,9 @@ public struct Recommender: Sendable {
         if let c = content, let entry = fresh?.items[itemID] {
             let m = c.model
             let row = entry.neighbours.map { e in
-                Candidate(itemID: m.itemIDs[Int(e.index)], score: e.similarity, reason: "described like \(itemID)", source: "content", category: m.itemCategories[Int(e.index)])
+                Candidate(
+                    itemID: m.itemIDs[Int(e.index)], score: e.similarity, reason: "described like \(itemID)", source: "content",
+                    category: m.itemCategories[Int(e.index)])
             }
             return (Array(row.sorted(by: Self.ranked).prefix(n)), c)
         }
@@ -428,7 +451,10 @@ public struct Recommender: Sendable {
             var row: [Candidate] = []
             for e in w.rowStart[Int(j)]..<w.rowStart[Int(j) + 1] where !have.contains(c.model.itemIDs[Int(w.indices[e])]) {
                 let i = Int(w.indices[e])
-                row.append(Candidate(itemID: c.model.itemIDs[i], score: w.values[e], reason: "described like \(itemID)", source: "content", category: c.model.itemCategories[i]))
+                row.append(
+                    Candidate(
+                        itemID: c.model.itemIDs[i], score: w.values[e], reason: "described like \(itemID)", source: "content",
+                        category: c.model.itemCategories[i]))
             }
             row.sort(by: Self.ranked)
             items += row.prefix(n - items.count)
@@ -443,7 +469,10 @@ public struct Recommender: Sendable {
             var row: [Candidate] = []
             for e in w.rowStart[Int(j)]..<w.rowStart[Int(j) + 1] {
                 let i = Int(w.indices[e])
-                row.append(Candidate(itemID: m.itemIDs[i], score: w.values[e], reason: "bought or viewed together with \(itemID)", source: m.kind.rawValue, category: m.itemCategories[i]))
+                row.append(
+                    Candidate(
+                        itemID: m.itemIDs[i], score: w.values[e], reason: "bought or viewed together with \(itemID)",
+                        source: m.kind.rawValue, category: m.itemCategories[i]))
             }
             row.sort(by: Self.ranked)
             return (Array(row.prefix(n)), k)
@@ -452,10 +481,14 @@ public struct Recommender: Sendable {
             var scores: [Float] = []
             Kernels.score(items, items.row(Int(j)), rowNorms: Kernels.norms(items), into: &scores)
             let top = TopK.select(scores, k: n) { $0 == Int(j) }
-            return (top.map { e in
-                let i = Int(e.index)
-                return Candidate(itemID: f.model.itemIDs[i], score: e.score, reason: "liked by the same shoppers as \(itemID)", source: f.model.kind.rawValue, category: f.model.itemCategories[i])
-            }, f)
+            return (
+                top.map { e in
+                    let i = Int(e.index)
+                    return Candidate(
+                        itemID: f.model.itemIDs[i], score: e.score, reason: "liked by the same shoppers as \(itemID)",
+                        source: f.model.kind.rawValue, category: f.model.itemCategories[i])
+                }, f
+            )
         }
         return ([], nil)
     }

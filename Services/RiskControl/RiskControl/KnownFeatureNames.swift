@@ -10,7 +10,8 @@ final class KnownFeatureNames: Sendable {
     /// the call's budget (at most 10 s).
     func names(_ feature: RPCClient) async -> [String]? {
         if let known = names.withLock({ $0 }) { return known }
-        guard let answer = try? await feature.call(FeatureAPI.getFeatures, GetFeaturesRequest(), timeout: RPCContext.budget(.seconds(10))) else { return nil }
+        guard let answer = try? await feature.call(FeatureAPI.getFeatures, GetFeaturesRequest(), timeout: RPCContext.budget(.seconds(10)))
+        else { return nil }
         names.withLock { $0 = answer.names }
         return answer.names
     }

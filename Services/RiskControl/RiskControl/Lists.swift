@@ -43,7 +43,9 @@ final class RiskLists: Sendable {
     /// The first live entry matching the request's identifiers (pseudonyms), block lists
     /// before allow lists, in the order user, device, IP, instrument, email.
     func match(user: Int64, device: String, ip: String, instrument: String, email: String, nowMs: Int64) -> ListEntry? {
-        let fields: [(ListField, String)] = [(.user, user > 0 ? String(user) : ""), (.device, device), (.ip, ip), (.instrument, instrument), (.email, email)]
+        let fields: [(ListField, String)] = [
+            (.user, user > 0 ? String(user) : ""), (.device, device), (.ip, ip), (.instrument, instrument), (.email, email),
+        ]
         return entries.withLock { e in
             guard !e.isEmpty else { return nil }
             for list in [ListKind.block, .allow] {

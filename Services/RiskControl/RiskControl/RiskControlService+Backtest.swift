@@ -14,7 +14,8 @@ extension RiskControlService {
         }
         let limit = request.limit == 0 ? 100_000 : min(Int(request.limit), 1_000_000)
         let history = try store.history(fromMs: request.fromMs, toMs: request.toMs, limit: limit)
-        let policy = DecisionPolicy(review: settings.reviewThreshold, decline: settings.declineThreshold, failOpen: settings.failurePolicy == .open)
+        let policy = DecisionPolicy(
+            review: settings.reviewThreshold, decline: settings.declineThreshold, failOpen: settings.failurePolicy == .open)
         var changes: [[UInt32]] = Array(repeating: Array(repeating: 0, count: 5), count: 5)
         var current = (labelled: Int64(0), fraud: Int64(0), flagged: Int64(0), flaggedFraud: Int64(0), declined: Int64(0))
         var proposed = current
@@ -75,8 +76,12 @@ extension RiskControlService {
             }
         }
         let n = Int64(history.count)
-        response.current = DecisionStore.outcome(decisions: n, declined: current.declined, labelled: current.labelled, fraud: current.fraud, flagged: current.flagged, flaggedFraud: current.flaggedFraud)
-        response.candidate = DecisionStore.outcome(decisions: n, declined: proposed.declined, labelled: proposed.labelled, fraud: proposed.fraud, flagged: proposed.flagged, flaggedFraud: proposed.flaggedFraud)
+        response.current = DecisionStore.outcome(
+            decisions: n, declined: current.declined, labelled: current.labelled, fraud: current.fraud, flagged: current.flagged,
+            flaggedFraud: current.flaggedFraud)
+        response.candidate = DecisionStore.outcome(
+            decisions: n, declined: proposed.declined, labelled: proposed.labelled, fraud: proposed.fraud, flagged: proposed.flagged,
+            flaggedFraud: proposed.flaggedFraud)
         return response
     }
 }

@@ -5,8 +5,12 @@ import Wire
 extension RiskControlService {
     func label(_ request: LabelRequest) async throws -> LabelResponse {
         guard !request.orderId.isEmpty else { throw refuse("missing_order", "a label names an order") }
-        guard StoredNames.label(request.kind) != "unspecified" else { throw refuse("invalid_label", "label kind must be chargeback, confirmed_fraud, false_positive or legitimate") }
-        guard request.source.utf8.count <= 256, request.note.utf8.count <= 4096 else { throw refuse("text_too_long", "source is at most 256 bytes, note at most 4096") }
+        guard StoredNames.label(request.kind) != "unspecified" else {
+            throw refuse("invalid_label", "label kind must be chargeback, confirmed_fraud, false_positive or legitimate")
+        }
+        guard request.source.utf8.count <= 256, request.note.utf8.count <= 4096 else {
+            throw refuse("text_too_long", "source is at most 256 bytes, note at most 4096")
+        }
         var user = request.userId
         if user == 0 {
             var q = QueryDecisionsRequest()
@@ -44,7 +48,12 @@ extension RiskControlService {
         response.applied = true
         response.decisions = UInt32(n)
         response.offset = status.offset
-        RPCContext.current?.audit("labelled order \(request.orderId) (user \(user)) \(StoredNames.label(request.kind)) from \(request.source.isEmpty ? "-" : request.source): \(n) decisions")
+        RPCContext.current?.audit(
+            """
+            labelled order \(request.orderId) (user \(user)) \(StoredNames.label(request.kind)) from \
+            \(request.source.isEmpty ? "-" : request.source): \(n) decisions
+            """
+        )
         return response
     }
 }

@@ -13,7 +13,9 @@ extension RiskControlService {
             guard !value.isEmpty, value.utf8.count <= 256 else { throw refuse("invalid_value", "a list value is 1...256 bytes") }
             switch e.field {
             case .user:
-                guard let id = Int64(value), id > 0 else { throw refuse("invalid_value", "a user entry is a positive user id, got '\(value)'") }
+                guard let id = Int64(value), id > 0 else {
+                    throw refuse("invalid_value", "a user entry is a positive user id, got '\(value)'")
+                }
                 e.value = String(id)
             case .device, .ip, .instrument, .email:
                 e.value = pseudonymizer.pseudonym(value)
@@ -33,7 +35,8 @@ extension RiskControlService {
         response.added = UInt32(added)
         response.removed = UInt32(removed)
         func described(_ e: ListEntry) -> String {
-            "\(StoredNames.list(e.list)) \(StoredNames.field(e.field)) \(e.value)" + (e.reason.isEmpty ? "" : " (\(e.reason))") + (e.expiresMs > 0 ? " until \(e.expiresMs)" : "")
+            "\(StoredNames.list(e.list)) \(StoredNames.field(e.field)) \(e.value)" + (e.reason.isEmpty ? "" : " (\(e.reason))")
+                + (e.expiresMs > 0 ? " until \(e.expiresMs)" : "")
         }
         var what: [String] = []
         if !add.isEmpty { what.append("added " + add.map(described).joined(separator: ", ")) }

@@ -15,7 +15,9 @@ extension RiskControlService {
         }
         let result = RuleSet.compile(source, names: Decide.names(features: served.current?.classifier.features ?? []))
         if case .failure(let invalid) = result, invalid.errors.contains(where: \.unknownName) {
-            throw RPCError(.unavailable, "the feature service did not answer with its feature names, so the rules' names cannot be checked now; try again")
+            throw RPCError(
+                .unavailable,
+                "the feature service did not answer with its feature names, so the rules' names cannot be checked now; try again")
         }
         return result
     }

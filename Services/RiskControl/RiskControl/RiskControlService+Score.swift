@@ -16,7 +16,8 @@ extension RiskControlService {
         if r.timestampMs < 0 { throw refuse("invalid_time", "timestamp must be >= 0 (0: now), got \(r.timestampMs)") }
         if r.kind.rawValue < 0 || r.kind.rawValue > 5 { throw refuse("invalid_kind", "unknown request kind \(r.kind.rawValue)") }
         if r.lines.count > 1000 { throw refuse("too_many_lines", "at most 1000 order lines, got \(r.lines.count)") }
-        for text in [r.orderId, r.currency, r.deviceId, r.ip, r.paymentInstrument, r.channel, r.email, r.ipCountry, r.sessionId] where text.utf8.count > 256 {
+        for text in [r.orderId, r.currency, r.deviceId, r.ip, r.paymentInstrument, r.channel, r.email, r.ipCountry, r.sessionId]
+        where text.utf8.count > 256 {
             throw refuse("text_too_long", "a request's text fields are at most 256 bytes")
         }
     }
@@ -90,7 +91,8 @@ extension RiskControlService {
         let (active, shadow) = rules.current
         let served = self.served.current
         var x = DecisionInputs(request: r)
-        x.listMatch = lists.match(user: r.userId, device: r.deviceId, ip: r.ip, instrument: r.paymentInstrument, email: r.email, nowMs: context.clock.nowMs)
+        x.listMatch = lists.match(
+            user: r.userId, device: r.deviceId, ip: r.ip, instrument: r.paymentInstrument, email: r.email, nowMs: context.clock.nowMs)
         var modelUsed: ServedClassifier.Loaded?
         var modelRow: [Float] = []
         if let hit = x.listMatch {
@@ -114,7 +116,12 @@ extension RiskControlService {
                         modelRow = row
                         modelUsed = served
                     } else if served != nil {
-                        context.logger.warning("the fraud model's feature schema \(served!.classifier.schemaVersion) is not the feature service's \(answer.schemaVersion): scoring without it")
+                        context.logger.warning(
+                            """
+                            the fraud model's feature schema \(served!.classifier.schemaVersion) is not the feature \
+                            service's \(answer.schemaVersion): scoring without it
+                            """
+                        )
                     }
                 } catch {
                     x.features = nil
@@ -123,7 +130,8 @@ extension RiskControlService {
                 }
             }
         }
-        let policy = DecisionPolicy(review: settings.reviewThreshold, decline: settings.declineThreshold, failOpen: settings.failurePolicy == .open)
+        let policy = DecisionPolicy(
+            review: settings.reviewThreshold, decline: settings.declineThreshold, failOpen: settings.failurePolicy == .open)
         var verdict = Decide.decide(x, rules: active, shadow: shadow, policy: policy)
         // The model's reasons (TreeSHAP, the costliest step) for what is flagged, or for all.
         if let served = modelUsed, settings.explain == .all || request.explain || verdict.action != .allow {
@@ -171,5 +179,7 @@ extension RiskControlService {
         return response
     }
 
-    static func micros(_ d: Duration) -> UInt32 { UInt32(clamping: d.components.seconds * 1_000_000 + d.components.attoseconds / 1_000_000_000_000) }
+    static func micros(_ d: Duration) -> UInt32 {
+        UInt32(clamping: d.components.seconds * 1_000_000 + d.components.attoseconds / 1_000_000_000_000)
+    }
 }

@@ -48,10 +48,13 @@ public struct RiskControlService: PersonaService {
         lists.replace(try store.listEntries())
         rules = try RuleBook(stored: try store.ruleSets())
         pseudonymizer = Pseudonymizer(
-            key: try Pseudonymizer.loadKey(environment: ProcessInfo.processInfo.environment, keyFile: settings.pseudonymKeyFile, dataDirectory: context.dataDirectory.path))
+            key: try Pseudonymizer.loadKey(
+                environment: ProcessInfo.processInfo.environment, keyFile: settings.pseudonymKeyFile,
+                dataDirectory: context.dataDirectory.path))
         feature = RPCClient(host: settings.featureHost, port: settings.featurePort, defaultTimeout: settings.featureTimeout)
         ingest = RPCClient(host: settings.ingestHost, port: settings.ingestPort)
-        erasures = LogConsumer(host: settings.ingestHost, port: settings.ingestPort, readEvents: 1000, readWait: .seconds(5), logger: context.logger)
+        erasures = LogConsumer(
+            host: settings.ingestHost, port: settings.ingestPort, readEvents: 1000, readWait: .seconds(5), logger: context.logger)
         modelClient = RPCClient(host: settings.modelHost, port: settings.modelPort, defaultTimeout: .seconds(30))
         let served = self.served
         let wanted = settings.modelName

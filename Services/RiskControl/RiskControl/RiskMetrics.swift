@@ -11,7 +11,9 @@ struct RiskMetrics: Sendable {
     func badRequest(_ reason: String) { metrics.badRequest("persona_risk_bad_requests_total", reason) }
 
     func decided(_ action: Action) {
-        metrics.counter("persona_risk_decisions_total", labels: [("action", StoredNames.action(action))], help: "Decisions answered, by action").increment()
+        metrics.counter(
+            "persona_risk_decisions_total", labels: [("action", StoredNames.action(action))], help: "Decisions answered, by action"
+        ).increment()
     }
 
     func listHit(_ entry: ListEntry) {
@@ -23,22 +25,28 @@ struct RiskMetrics: Sendable {
 
     /// A feature read that failed or timed out, so the failure policy decided.
     func degraded(code: String, policy: String) {
-        metrics.counter("persona_risk_feature_failures_total", labels: [("code", code)], help: "Feature reads that failed or timed out").increment()
-        metrics.counter("persona_risk_degraded_total", labels: [("policy", policy)], help: "Decisions made by the failure policy").increment()
+        metrics.counter("persona_risk_feature_failures_total", labels: [("code", code)], help: "Feature reads that failed or timed out")
+            .increment()
+        metrics.counter("persona_risk_degraded_total", labels: [("policy", policy)], help: "Decisions made by the failure policy")
+            .increment()
     }
 
     func committed(rows: Int, queued: Int) {
         metrics.gauge("persona_risk_store_queue_depth", labels: [], help: "Writes waiting for the next group commit").set(Int64(queued))
         metrics.counter("persona_risk_store_commits_total", labels: [], help: "Group commits of the decision store").increment()
-        metrics.counter("persona_risk_store_writes_total", labels: [], help: "Writes (decisions, labels, rules, lists) committed").increment(by: Int64(rows))
+        metrics.counter("persona_risk_store_writes_total", labels: [], help: "Writes (decisions, labels, rules, lists) committed")
+            .increment(by: Int64(rows))
     }
 
     func modelVersion(_ info: ModelInfo) {
-        metrics.gauge("persona_risk_model_version", labels: [("model", info.name)], help: "Version of the fraud model scored with").set(Int64(info.version))
+        metrics.gauge("persona_risk_model_version", labels: [("model", info.name)], help: "Version of the fraud model scored with").set(
+            Int64(info.version))
     }
 
     func rulesVersion(_ version: UInt32, shadow: Bool) {
-        metrics.gauge("persona_risk_rules_version", labels: [("set", shadow ? "shadow" : "active")], help: "Version of the rule set in force").set(Int64(version))
+        metrics.gauge(
+            "persona_risk_rules_version", labels: [("set", shadow ? "shadow" : "active")], help: "Version of the rule set in force"
+        ).set(Int64(version))
     }
 
     func labelled(_ kind: LabelKind) {

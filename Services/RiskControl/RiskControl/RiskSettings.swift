@@ -20,13 +20,21 @@ public struct RiskOptions: ParsableArguments, Sendable {
     @Option(help: "Score (0-1000) from which a decision is review (env PERSONA_RISK_REVIEW_THRESHOLD, default 500).")
     public var reviewThreshold: Int?
 
-    @Option(help: "Score from which a decision is decline; at least the review threshold (env PERSONA_RISK_DECLINE_THRESHOLD, default 800).")
+    @Option(
+        help: "Score from which a decision is decline; at least the review threshold (env PERSONA_RISK_DECLINE_THRESHOLD, default 800).")
     public var declineThreshold: Int?
 
-    @Option(help: "When the features cannot be read in time: open (allow) or closed (decline) (env PERSONA_RISK_FAILURE_POLICY, default open).")
+    @Option(
+        help: "When the features cannot be read in time: open (allow) or closed (decline) (env PERSONA_RISK_FAILURE_POLICY, default open).")
     public var failurePolicy: String?
 
-    @Option(help: "Longest wait for the features in milliseconds, never past half the caller's deadline (env PERSONA_FEATURE_TIMEOUT_MS, default 50).")
+    @Option(
+        help:
+            """
+            Longest wait for the features in milliseconds, never past half the caller's deadline (env \
+            PERSONA_FEATURE_TIMEOUT_MS, default 50).
+            """
+    )
     public var featureTimeoutMs: Int?
 
     @Option(help: "A rule file to publish at start and again whenever it changes (env PERSONA_RISK_RULES).")
@@ -41,7 +49,13 @@ public struct RiskOptions: ParsableArguments, Sendable {
     @Option(help: "How many features, the strongest first, a decision names as its model reasons (env PERSONA_RISK_REASONS, default 3).")
     public var reasons: Int?
 
-    @Option(help: "Which decisions get the model's reasons (TreeSHAP): flagged (review, challenge, decline) or all (env PERSONA_RISK_EXPLAIN, default flagged).")
+    @Option(
+        help:
+            """
+            Which decisions get the model's reasons (TreeSHAP): flagged (review, challenge, decline) or all (env \
+            PERSONA_RISK_EXPLAIN, default flagged).
+            """
+    )
     public var explain: String?
 
     public init() {}
@@ -70,16 +84,22 @@ public struct RiskOptions: ParsableArguments, Sendable {
             throw ValidationError("the review threshold (\(s.reviewThreshold)) is above the decline threshold (\(s.declineThreshold))")
         }
         if let text = failurePolicy ?? env["PERSONA_RISK_FAILURE_POLICY"] {
-            guard let p = RiskSettings.FailurePolicy(rawValue: text) else { throw ValidationError("failure policy '\(text)' is not open or closed") }
+            guard let p = RiskSettings.FailurePolicy(rawValue: text) else {
+                throw ValidationError("failure policy '\(text)' is not open or closed")
+            }
             s.failurePolicy = p
         }
         if let text = featureTimeoutMs.map(String.init) ?? env["PERSONA_FEATURE_TIMEOUT_MS"] {
-            guard let ms = Int(text), ms > 0 else { throw ValidationError("feature timeout '\(text)' is not a positive number of milliseconds") }
+            guard let ms = Int(text), ms > 0 else {
+                throw ValidationError("feature timeout '\(text)' is not a positive number of milliseconds")
+            }
             s.featureTimeout = .milliseconds(ms)
         }
         if let path = rules ?? env["PERSONA_RISK_RULES"], !path.isEmpty { s.rulesFile = path }
         s.pseudonymKeyFile = pseudonymKeyFile ?? env["PERSONA_PSEUDONYM_KEY_FILE"]
-        if let path = ipCountryFile ?? env["PERSONA_IP_COUNTRY_FILE"], !path.isEmpty { s.ipCountries = try IPCountryTable(contentsOf: path) }
+        if let path = ipCountryFile ?? env["PERSONA_IP_COUNTRY_FILE"], !path.isEmpty {
+            s.ipCountries = try IPCountryTable(contentsOf: path)
+        }
         if let text = reasons.map(String.init) ?? env["PERSONA_RISK_REASONS"] {
             guard let n = Int(text), (0...20).contains(n) else { throw ValidationError("reasons '\(text)' is not 0...20") }
             s.modelReasons = n

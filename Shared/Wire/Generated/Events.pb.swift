@@ -25,7 +25,10 @@ public struct EventKind: RawRepresentable, Hashable, Sendable, CustomStringConve
     public static let impression = EventKind(rawValue: 15)
     public static let label = EventKind(rawValue: 16)
     public static let erasure = EventKind(rawValue: 17)
-    public static let allKnown: [EventKind] = [.unspecified, .view, .click, .search, .addToCart, .removeFromCart, .favorite, .purchase, .payment, .refund, .review, .login, .register, .profileUpdate, .itemUpsert, .impression, .label, .erasure]
+    public static let allKnown: [EventKind] = [
+        .unspecified, .view, .click, .search, .addToCart, .removeFromCart, .favorite, .purchase, .payment, .refund, .review, .login,
+        .register, .profileUpdate, .itemUpsert, .impression, .label, .erasure,
+    ]
     /// The value's proto name without the enum prefix, lower case (`add_to_cart`).
     public var name: String? {
         switch rawValue {
@@ -172,7 +175,9 @@ extension OrderLine: CMessageConvertible {
         categoryId = c.pointee.category_id
         unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
-    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>) -> UnsafeMutablePointer<Persona__V1__OrderLine>? {
+    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
+        -> UnsafeMutablePointer<Persona__V1__OrderLine>?
+    {
         persona__v1__order_line__unpack(allocator, count, bytes)
     }
     public func serializedBytes() -> [UInt8] { packMessage(self) }
@@ -211,7 +216,9 @@ extension Order: CMessageConvertible {
         currency = readString(c.pointee.currency)
         unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
-    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>) -> UnsafeMutablePointer<Persona__V1__Order>? {
+    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
+        -> UnsafeMutablePointer<Persona__V1__Order>?
+    {
         persona__v1__order__unpack(allocator, count, bytes)
     }
     public func serializedBytes() -> [UInt8] { packMessage(self) }
@@ -259,7 +266,9 @@ extension Payment: CMessageConvertible {
         failureReason = readString(c.pointee.failure_reason)
         unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
-    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>) -> UnsafeMutablePointer<Persona__V1__Payment>? {
+    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
+        -> UnsafeMutablePointer<Persona__V1__Payment>?
+    {
         persona__v1__payment__unpack(allocator, count, bytes)
     }
     public func serializedBytes() -> [UInt8] { packMessage(self) }
@@ -301,7 +310,9 @@ extension Refund: CMessageConvertible {
         reason = readString(c.pointee.reason)
         unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
-    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>) -> UnsafeMutablePointer<Persona__V1__Refund>? {
+    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
+        -> UnsafeMutablePointer<Persona__V1__Refund>?
+    {
         persona__v1__refund__unpack(allocator, count, bytes)
     }
     public func serializedBytes() -> [UInt8] { packMessage(self) }
@@ -337,7 +348,9 @@ extension Review: CMessageConvertible {
         text = readString(c.pointee.text)
         unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
-    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>) -> UnsafeMutablePointer<Persona__V1__Review>? {
+    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
+        -> UnsafeMutablePointer<Persona__V1__Review>?
+    {
         persona__v1__review__unpack(allocator, count, bytes)
     }
     public func serializedBytes() -> [UInt8] { packMessage(self) }
@@ -370,7 +383,9 @@ extension Search: CMessageConvertible {
         resultCount = c.pointee.result_count
         unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
-    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>) -> UnsafeMutablePointer<Persona__V1__Search>? {
+    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
+        -> UnsafeMutablePointer<Persona__V1__Search>?
+    {
         persona__v1__search__unpack(allocator, count, bytes)
     }
     public func serializedBytes() -> [UInt8] { packMessage(self) }
@@ -403,7 +418,9 @@ extension Login: CMessageConvertible {
         method = readString(c.pointee.method)
         unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
-    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>) -> UnsafeMutablePointer<Persona__V1__Login>? {
+    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
+        -> UnsafeMutablePointer<Persona__V1__Login>?
+    {
         persona__v1__login__unpack(allocator, count, bytes)
     }
     public func serializedBytes() -> [UInt8] { packMessage(self) }
@@ -436,7 +453,9 @@ extension Register: CMessageConvertible {
         referrer = readString(c.pointee.referrer)
         unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
-    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>) -> UnsafeMutablePointer<Persona__V1__Register>? {
+    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
+        -> UnsafeMutablePointer<Persona__V1__Register>?
+    {
         persona__v1__register__unpack(allocator, count, bytes)
     }
     public func serializedBytes() -> [UInt8] { packMessage(self) }
@@ -475,7 +494,9 @@ extension ProfileUpdate: CMessageConvertible {
         interests = readStrings(c.pointee.interests, c.pointee.n_interests)
         unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
-    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>) -> UnsafeMutablePointer<Persona__V1__ProfileUpdate>? {
+    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
+        -> UnsafeMutablePointer<Persona__V1__ProfileUpdate>?
+    {
         persona__v1__profile_update__unpack(allocator, count, bytes)
     }
     public func serializedBytes() -> [UInt8] { packMessage(self) }
@@ -526,7 +547,9 @@ extension ItemUpsert: CMessageConvertible {
         tags = readStrings(c.pointee.tags, c.pointee.n_tags)
         unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
-    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>) -> UnsafeMutablePointer<Persona__V1__ItemUpsert>? {
+    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
+        -> UnsafeMutablePointer<Persona__V1__ItemUpsert>?
+    {
         persona__v1__item_upsert__unpack(allocator, count, bytes)
     }
     public func serializedBytes() -> [UInt8] { packMessage(self) }
@@ -568,7 +591,9 @@ extension Impression: CMessageConvertible {
         modelVersion = c.pointee.model_version
         unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
-    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>) -> UnsafeMutablePointer<Persona__V1__Impression>? {
+    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
+        -> UnsafeMutablePointer<Persona__V1__Impression>?
+    {
         persona__v1__impression__unpack(allocator, count, bytes)
     }
     public func serializedBytes() -> [UInt8] { packMessage(self) }
@@ -607,7 +632,9 @@ extension Label: CMessageConvertible {
         note = readString(c.pointee.note)
         unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
-    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>) -> UnsafeMutablePointer<Persona__V1__Label>? {
+    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
+        -> UnsafeMutablePointer<Persona__V1__Label>?
+    {
         persona__v1__label__unpack(allocator, count, bytes)
     }
     public func serializedBytes() -> [UInt8] { packMessage(self) }
@@ -769,7 +796,9 @@ extension Event: CMessageConvertible {
         _label = c.pointee.label.map { Boxed(Label(cMessage: $0)) }
         unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
-    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>) -> UnsafeMutablePointer<Persona__V1__Event>? {
+    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
+        -> UnsafeMutablePointer<Persona__V1__Event>?
+    {
         persona__v1__event__unpack(allocator, count, bytes)
     }
     public func serializedBytes() -> [UInt8] { packMessage(self) }

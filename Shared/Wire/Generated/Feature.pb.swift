@@ -34,7 +34,9 @@ extension WindowCounts: CMessageConvertible {
         lifetime = c.pointee.lifetime
         unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
-    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>) -> UnsafeMutablePointer<Persona__V1__WindowCounts>? {
+    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
+        -> UnsafeMutablePointer<Persona__V1__WindowCounts>?
+    {
         persona__v1__window_counts__unpack(allocator, count, bytes)
     }
     public func serializedBytes() -> [UInt8] { packMessage(self) }
@@ -73,7 +75,9 @@ extension KindCounts: CMessageConvertible {
         _counts = c.pointee.counts.map { Boxed(WindowCounts(cMessage: $0)) }
         unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
-    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>) -> UnsafeMutablePointer<Persona__V1__KindCounts>? {
+    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
+        -> UnsafeMutablePointer<Persona__V1__KindCounts>?
+    {
         persona__v1__kind_counts__unpack(allocator, count, bytes)
     }
     public func serializedBytes() -> [UInt8] { packMessage(self) }
@@ -109,7 +113,9 @@ extension Affinity: CMessageConvertible {
         score = c.pointee.score
         unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
-    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>) -> UnsafeMutablePointer<Persona__V1__Affinity>? {
+    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
+        -> UnsafeMutablePointer<Persona__V1__Affinity>?
+    {
         persona__v1__affinity__unpack(allocator, count, bytes)
     }
     public func serializedBytes() -> [UInt8] { packMessage(self) }
@@ -157,7 +163,9 @@ extension Rfm: CMessageConvertible {
         averageOrderValue = c.pointee.average_order_value
         unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
-    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>) -> UnsafeMutablePointer<Persona__V1__Rfm>? {
+    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
+        -> UnsafeMutablePointer<Persona__V1__Rfm>?
+    {
         persona__v1__rfm__unpack(allocator, count, bytes)
     }
     public func serializedBytes() -> [UInt8] { packMessage(self) }
@@ -259,7 +267,9 @@ extension RiskFeatures: CMessageConvertible {
         ipCountryMismatch = c.pointee.ip_country_mismatch != 0
         unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
-    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>) -> UnsafeMutablePointer<Persona__V1__RiskFeatures>? {
+    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
+        -> UnsafeMutablePointer<Persona__V1__RiskFeatures>?
+    {
         persona__v1__risk_features__unpack(allocator, count, bytes)
     }
     public func serializedBytes() -> [UInt8] { packMessage(self) }
@@ -409,7 +419,9 @@ extension UserProfile: CMessageConvertible {
         recentItems = readScalars(c.pointee.recent_items, c.pointee.n_recent_items)
         unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
-    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>) -> UnsafeMutablePointer<Persona__V1__UserProfile>? {
+    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
+        -> UnsafeMutablePointer<Persona__V1__UserProfile>?
+    {
         persona__v1__user_profile__unpack(allocator, count, bytes)
     }
     public func serializedBytes() -> [UInt8] { packMessage(self) }
@@ -445,7 +457,9 @@ extension UserScore: CMessageConvertible {
         horizonDays = c.pointee.horizon_days
         unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
-    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>) -> UnsafeMutablePointer<Persona__V1__UserScore>? {
+    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
+        -> UnsafeMutablePointer<Persona__V1__UserScore>?
+    {
         persona__v1__user_score__unpack(allocator, count, bytes)
     }
     public func serializedBytes() -> [UInt8] { packMessage(self) }
@@ -475,7 +489,9 @@ extension GetProfileRequest: CMessageConvertible {
         userId = c.pointee.user_id
         unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
-    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>) -> UnsafeMutablePointer<Persona__V1__GetProfileRequest>? {
+    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
+        -> UnsafeMutablePointer<Persona__V1__GetProfileRequest>?
+    {
         persona__v1__get_profile_request__unpack(allocator, count, bytes)
     }
     public func serializedBytes() -> [UInt8] { packMessage(self) }
@@ -514,7 +530,9 @@ extension GetProfileResponse: CMessageConvertible {
         _profile = c.pointee.profile.map { Boxed(UserProfile(cMessage: $0)) }
         unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
-    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>) -> UnsafeMutablePointer<Persona__V1__GetProfileResponse>? {
+    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
+        -> UnsafeMutablePointer<Persona__V1__GetProfileResponse>?
+    {
         persona__v1__get_profile_response__unpack(allocator, count, bytes)
     }
     public func serializedBytes() -> [UInt8] { packMessage(self) }
@@ -547,7 +565,9 @@ extension GetFeaturesRequest: CMessageConvertible {
         names = readStrings(c.pointee.names, c.pointee.n_names)
         unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
-    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>) -> UnsafeMutablePointer<Persona__V1__GetFeaturesRequest>? {
+    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
+        -> UnsafeMutablePointer<Persona__V1__GetFeaturesRequest>?
+    {
         persona__v1__get_features_request__unpack(allocator, count, bytes)
     }
     public func serializedBytes() -> [UInt8] { packMessage(self) }
@@ -583,7 +603,9 @@ extension FeatureRow: CMessageConvertible {
         values = readScalars(c.pointee.values, c.pointee.n_values)
         unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
-    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>) -> UnsafeMutablePointer<Persona__V1__FeatureRow>? {
+    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
+        -> UnsafeMutablePointer<Persona__V1__FeatureRow>?
+    {
         persona__v1__feature_row__unpack(allocator, count, bytes)
     }
     public func serializedBytes() -> [UInt8] { packMessage(self) }
@@ -619,7 +641,9 @@ extension GetFeaturesResponse: CMessageConvertible {
         rows = readMessages(c.pointee.rows, c.pointee.n_rows, as: FeatureRow.self)
         unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
-    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>) -> UnsafeMutablePointer<Persona__V1__GetFeaturesResponse>? {
+    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
+        -> UnsafeMutablePointer<Persona__V1__GetFeaturesResponse>?
+    {
         persona__v1__get_features_response__unpack(allocator, count, bytes)
     }
     public func serializedBytes() -> [UInt8] { packMessage(self) }
@@ -706,7 +730,9 @@ extension ItemProfile: CMessageConvertible {
         inCatalog = c.pointee.in_catalog != 0
         unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
-    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>) -> UnsafeMutablePointer<Persona__V1__ItemProfile>? {
+    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
+        -> UnsafeMutablePointer<Persona__V1__ItemProfile>?
+    {
         persona__v1__item_profile__unpack(allocator, count, bytes)
     }
     public func serializedBytes() -> [UInt8] { packMessage(self) }
@@ -745,7 +771,9 @@ extension GetItemsRequest: CMessageConvertible {
         limit = c.pointee.limit
         unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
-    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>) -> UnsafeMutablePointer<Persona__V1__GetItemsRequest>? {
+    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
+        -> UnsafeMutablePointer<Persona__V1__GetItemsRequest>?
+    {
         persona__v1__get_items_request__unpack(allocator, count, bytes)
     }
     public func serializedBytes() -> [UInt8] { packMessage(self) }
@@ -781,7 +809,9 @@ extension GetItemsResponse: CMessageConvertible {
         more = c.pointee.more != 0
         unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
-    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>) -> UnsafeMutablePointer<Persona__V1__GetItemsResponse>? {
+    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
+        -> UnsafeMutablePointer<Persona__V1__GetItemsResponse>?
+    {
         persona__v1__get_items_response__unpack(allocator, count, bytes)
     }
     public func serializedBytes() -> [UInt8] { packMessage(self) }
@@ -820,7 +850,9 @@ extension TopItemsRequest: CMessageConvertible {
         limit = c.pointee.limit
         unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
-    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>) -> UnsafeMutablePointer<Persona__V1__TopItemsRequest>? {
+    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
+        -> UnsafeMutablePointer<Persona__V1__TopItemsRequest>?
+    {
         persona__v1__top_items_request__unpack(allocator, count, bytes)
     }
     public func serializedBytes() -> [UInt8] { packMessage(self) }
@@ -850,7 +882,9 @@ extension TopItemsResponse: CMessageConvertible {
         items = readMessages(c.pointee.items, c.pointee.n_items, as: ItemProfile.self)
         unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
-    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>) -> UnsafeMutablePointer<Persona__V1__TopItemsResponse>? {
+    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
+        -> UnsafeMutablePointer<Persona__V1__TopItemsResponse>?
+    {
         persona__v1__top_items_response__unpack(allocator, count, bytes)
     }
     public func serializedBytes() -> [UInt8] { packMessage(self) }
@@ -895,7 +929,9 @@ extension SegmentMembersRequest: CMessageConvertible {
         minProbability = c.pointee.min_probability
         unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
-    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>) -> UnsafeMutablePointer<Persona__V1__SegmentMembersRequest>? {
+    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
+        -> UnsafeMutablePointer<Persona__V1__SegmentMembersRequest>?
+    {
         persona__v1__segment_members_request__unpack(allocator, count, bytes)
     }
     public func serializedBytes() -> [UInt8] { packMessage(self) }
@@ -928,7 +964,9 @@ extension SegmentMembersResponse: CMessageConvertible {
         nextPageToken = readString(c.pointee.next_page_token)
         unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
-    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>) -> UnsafeMutablePointer<Persona__V1__SegmentMembersResponse>? {
+    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
+        -> UnsafeMutablePointer<Persona__V1__SegmentMembersResponse>?
+    {
         persona__v1__segment_members_response__unpack(allocator, count, bytes)
     }
     public func serializedBytes() -> [UInt8] { packMessage(self) }
@@ -982,7 +1020,9 @@ extension ExportTrainingRequest: CMessageConvertible {
         cutoffs = c.pointee.cutoffs
         unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
-    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>) -> UnsafeMutablePointer<Persona__V1__ExportTrainingRequest>? {
+    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
+        -> UnsafeMutablePointer<Persona__V1__ExportTrainingRequest>?
+    {
         persona__v1__export_training_request__unpack(allocator, count, bytes)
     }
     public func serializedBytes() -> [UInt8] { packMessage(self) }
@@ -1024,7 +1064,9 @@ extension TrainingRow: CMessageConvertible {
         label = c.pointee.label
         unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
-    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>) -> UnsafeMutablePointer<Persona__V1__TrainingRow>? {
+    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
+        -> UnsafeMutablePointer<Persona__V1__TrainingRow>?
+    {
         persona__v1__training_row__unpack(allocator, count, bytes)
     }
     public func serializedBytes() -> [UInt8] { packMessage(self) }
@@ -1066,7 +1108,9 @@ extension ExportTrainingResponse: CMessageConvertible {
         done = c.pointee.done != 0
         unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
-    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>) -> UnsafeMutablePointer<Persona__V1__ExportTrainingResponse>? {
+    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
+        -> UnsafeMutablePointer<Persona__V1__ExportTrainingResponse>?
+    {
         persona__v1__export_training_response__unpack(allocator, count, bytes)
     }
     public func serializedBytes() -> [UInt8] { packMessage(self) }
@@ -1096,7 +1140,9 @@ extension DeleteUserRequest: CMessageConvertible {
         userId = c.pointee.user_id
         unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
-    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>) -> UnsafeMutablePointer<Persona__V1__DeleteUserRequest>? {
+    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
+        -> UnsafeMutablePointer<Persona__V1__DeleteUserRequest>?
+    {
         persona__v1__delete_user_request__unpack(allocator, count, bytes)
     }
     public func serializedBytes() -> [UInt8] { packMessage(self) }
@@ -1126,7 +1172,9 @@ extension DeleteUserResponse: CMessageConvertible {
         deleted = c.pointee.deleted != 0
         unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
-    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>) -> UnsafeMutablePointer<Persona__V1__DeleteUserResponse>? {
+    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
+        -> UnsafeMutablePointer<Persona__V1__DeleteUserResponse>?
+    {
         persona__v1__delete_user_response__unpack(allocator, count, bytes)
     }
     public func serializedBytes() -> [UInt8] { packMessage(self) }
@@ -1165,7 +1213,9 @@ extension RequestFeaturesRequest: CMessageConvertible {
         names = readStrings(c.pointee.names, c.pointee.n_names)
         unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
-    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>) -> UnsafeMutablePointer<Persona__V1__RequestFeaturesRequest>? {
+    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
+        -> UnsafeMutablePointer<Persona__V1__RequestFeaturesRequest>?
+    {
         persona__v1__request_features_request__unpack(allocator, count, bytes)
     }
     public func serializedBytes() -> [UInt8] { packMessage(self) }
@@ -1204,7 +1254,9 @@ extension RequestFeaturesResponse: CMessageConvertible {
         knownUser = c.pointee.known_user != 0
         unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
-    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>) -> UnsafeMutablePointer<Persona__V1__RequestFeaturesResponse>? {
+    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
+        -> UnsafeMutablePointer<Persona__V1__RequestFeaturesResponse>?
+    {
         persona__v1__request_features_response__unpack(allocator, count, bytes)
     }
     public func serializedBytes() -> [UInt8] { packMessage(self) }

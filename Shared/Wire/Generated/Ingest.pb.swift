@@ -47,7 +47,10 @@ public struct RejectReason: RawRepresentable, Hashable, Sendable, CustomStringCo
     public static let textTooLong = RejectReason(rawValue: 8)
     public static let unknownKind = RejectReason(rawValue: 9)
     public static let missingEventId = RejectReason(rawValue: 10)
-    public static let allKnown: [RejectReason] = [.none, .missingField, .invalidUser, .timestampInFuture, .timestampTooOld, .invalidAmount, .ratingOutOfRange, .invalidQuantity, .textTooLong, .unknownKind, .missingEventId]
+    public static let allKnown: [RejectReason] = [
+        .none, .missingField, .invalidUser, .timestampInFuture, .timestampTooOld, .invalidAmount, .ratingOutOfRange, .invalidQuantity,
+        .textTooLong, .unknownKind, .missingEventId,
+    ]
     /// The value's proto name without the enum prefix, lower case (`add_to_cart`).
     public var name: String? {
         switch rawValue {
@@ -104,7 +107,9 @@ extension AppendRequest: CMessageConvertible {
         events = readMessages(c.pointee.events, c.pointee.n_events, as: Event.self)
         unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
-    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>) -> UnsafeMutablePointer<Persona__V1__AppendRequest>? {
+    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
+        -> UnsafeMutablePointer<Persona__V1__AppendRequest>?
+    {
         persona__v1__append_request__unpack(allocator, count, bytes)
     }
     public func serializedBytes() -> [UInt8] { packMessage(self) }
@@ -146,7 +151,9 @@ extension EventStatus: CMessageConvertible {
         offset = c.pointee.offset
         unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
-    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>) -> UnsafeMutablePointer<Persona__V1__EventStatus>? {
+    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
+        -> UnsafeMutablePointer<Persona__V1__EventStatus>?
+    {
         persona__v1__event_status__unpack(allocator, count, bytes)
     }
     public func serializedBytes() -> [UInt8] { packMessage(self) }
@@ -185,7 +192,9 @@ extension AppendResponse: CMessageConvertible {
         rejected = c.pointee.rejected
         unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
-    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>) -> UnsafeMutablePointer<Persona__V1__AppendResponse>? {
+    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
+        -> UnsafeMutablePointer<Persona__V1__AppendResponse>?
+    {
         persona__v1__append_response__unpack(allocator, count, bytes)
     }
     public func serializedBytes() -> [UInt8] { packMessage(self) }
@@ -230,7 +239,9 @@ extension ReadRequest: CMessageConvertible {
         kinds = readEnums(c.pointee.kinds, c.pointee.n_kinds).map(EventKind.init(rawValue:))
         unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
-    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>) -> UnsafeMutablePointer<Persona__V1__ReadRequest>? {
+    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
+        -> UnsafeMutablePointer<Persona__V1__ReadRequest>?
+    {
         persona__v1__read_request__unpack(allocator, count, bytes)
     }
     public func serializedBytes() -> [UInt8] { packMessage(self) }
@@ -272,7 +283,9 @@ extension StoredEvent: CMessageConvertible {
         _event = c.pointee.event.map { Boxed(Event(cMessage: $0)) }
         unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
-    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>) -> UnsafeMutablePointer<Persona__V1__StoredEvent>? {
+    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
+        -> UnsafeMutablePointer<Persona__V1__StoredEvent>?
+    {
         persona__v1__stored_event__unpack(allocator, count, bytes)
     }
     public func serializedBytes() -> [UInt8] { packMessage(self) }
@@ -308,7 +321,9 @@ extension ReadResponse: CMessageConvertible {
         endOffset = c.pointee.end_offset
         unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
-    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>) -> UnsafeMutablePointer<Persona__V1__ReadResponse>? {
+    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
+        -> UnsafeMutablePointer<Persona__V1__ReadResponse>?
+    {
         persona__v1__read_response__unpack(allocator, count, bytes)
     }
     public func serializedBytes() -> [UInt8] { packMessage(self) }
@@ -350,7 +365,9 @@ extension PartitionInfo: CMessageConvertible {
         segments = c.pointee.segments
         unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
-    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>) -> UnsafeMutablePointer<Persona__V1__PartitionInfo>? {
+    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
+        -> UnsafeMutablePointer<Persona__V1__PartitionInfo>?
+    {
         persona__v1__partition_info__unpack(allocator, count, bytes)
     }
     public func serializedBytes() -> [UInt8] { packMessage(self) }
@@ -377,7 +394,9 @@ extension LogInfoRequest: CMessageConvertible {
         self.init()
         unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
-    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>) -> UnsafeMutablePointer<Persona__V1__LogInfoRequest>? {
+    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
+        -> UnsafeMutablePointer<Persona__V1__LogInfoRequest>?
+    {
         persona__v1__log_info_request__unpack(allocator, count, bytes)
     }
     public func serializedBytes() -> [UInt8] { packMessage(self) }
@@ -407,7 +426,9 @@ extension LogInfoResponse: CMessageConvertible {
         partitions = readMessages(c.pointee.partitions, c.pointee.n_partitions, as: PartitionInfo.self)
         unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
-    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>) -> UnsafeMutablePointer<Persona__V1__LogInfoResponse>? {
+    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
+        -> UnsafeMutablePointer<Persona__V1__LogInfoResponse>?
+    {
         persona__v1__log_info_response__unpack(allocator, count, bytes)
     }
     public func serializedBytes() -> [UInt8] { packMessage(self) }
@@ -437,7 +458,9 @@ extension EraseRequest: CMessageConvertible {
         userId = c.pointee.user_id
         unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
-    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>) -> UnsafeMutablePointer<Persona__V1__EraseRequest>? {
+    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
+        -> UnsafeMutablePointer<Persona__V1__EraseRequest>?
+    {
         persona__v1__erase_request__unpack(allocator, count, bytes)
     }
     public func serializedBytes() -> [UInt8] { packMessage(self) }
@@ -476,7 +499,9 @@ extension EraseResponse: CMessageConvertible {
         eventsRemoved = c.pointee.events_removed
         unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
-    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>) -> UnsafeMutablePointer<Persona__V1__EraseResponse>? {
+    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
+        -> UnsafeMutablePointer<Persona__V1__EraseResponse>?
+    {
         persona__v1__erase_response__unpack(allocator, count, bytes)
     }
     public func serializedBytes() -> [UInt8] { packMessage(self) }

@@ -87,7 +87,9 @@ extension RecommendRequest: CMessageConvertible {
         diversity = c.pointee.diversity
         unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
-    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>) -> UnsafeMutablePointer<Persona__V1__RecommendRequest>? {
+    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
+        -> UnsafeMutablePointer<Persona__V1__RecommendRequest>?
+    {
         persona__v1__recommend_request__unpack(allocator, count, bytes)
     }
     public func serializedBytes() -> [UInt8] { packMessage(self) }
@@ -126,7 +128,9 @@ extension Contribution: CMessageConvertible {
         kind = ContributionKind(rawValue: Int32(truncatingIfNeeded: c.pointee.kind.rawValue))
         unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
-    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>) -> UnsafeMutablePointer<Persona__V1__Contribution>? {
+    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
+        -> UnsafeMutablePointer<Persona__V1__Contribution>?
+    {
         persona__v1__contribution__unpack(allocator, count, bytes)
     }
     public func serializedBytes() -> [UInt8] { packMessage(self) }
@@ -171,7 +175,9 @@ extension ScoredItem: CMessageConvertible {
         categoryId = c.pointee.category_id
         unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
-    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>) -> UnsafeMutablePointer<Persona__V1__ScoredItem>? {
+    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
+        -> UnsafeMutablePointer<Persona__V1__ScoredItem>?
+    {
         persona__v1__scored_item__unpack(allocator, count, bytes)
     }
     public func serializedBytes() -> [UInt8] { packMessage(self) }
@@ -216,7 +222,9 @@ extension RecommendResponse: CMessageConvertible {
         fallbackReason = readString(c.pointee.fallback_reason)
         unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
-    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>) -> UnsafeMutablePointer<Persona__V1__RecommendResponse>? {
+    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
+        -> UnsafeMutablePointer<Persona__V1__RecommendResponse>?
+    {
         persona__v1__recommend_response__unpack(allocator, count, bytes)
     }
     public func serializedBytes() -> [UInt8] { packMessage(self) }
@@ -249,7 +257,9 @@ extension SimilarItemsRequest: CMessageConvertible {
         n = c.pointee.n
         unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
-    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>) -> UnsafeMutablePointer<Persona__V1__SimilarItemsRequest>? {
+    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
+        -> UnsafeMutablePointer<Persona__V1__SimilarItemsRequest>?
+    {
         persona__v1__similar_items_request__unpack(allocator, count, bytes)
     }
     public func serializedBytes() -> [UInt8] { packMessage(self) }
@@ -279,7 +289,9 @@ extension SimilarItemsResponse: CMessageConvertible {
         items = readMessages(c.pointee.items, c.pointee.n_items, as: ScoredItem.self)
         unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
-    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>) -> UnsafeMutablePointer<Persona__V1__SimilarItemsResponse>? {
+    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
+        -> UnsafeMutablePointer<Persona__V1__SimilarItemsResponse>?
+    {
         persona__v1__similar_items_response__unpack(allocator, count, bytes)
     }
     public func serializedBytes() -> [UInt8] { packMessage(self) }
@@ -315,7 +327,9 @@ extension PopularRequest: CMessageConvertible {
         window = readString(c.pointee.window)
         unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
-    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>) -> UnsafeMutablePointer<Persona__V1__PopularRequest>? {
+    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
+        -> UnsafeMutablePointer<Persona__V1__PopularRequest>?
+    {
         persona__v1__popular_request__unpack(allocator, count, bytes)
     }
     public func serializedBytes() -> [UInt8] { packMessage(self) }
@@ -345,7 +359,9 @@ extension PopularResponse: CMessageConvertible {
         items = readMessages(c.pointee.items, c.pointee.n_items, as: ScoredItem.self)
         unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
-    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>) -> UnsafeMutablePointer<Persona__V1__PopularResponse>? {
+    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
+        -> UnsafeMutablePointer<Persona__V1__PopularResponse>?
+    {
         persona__v1__popular_response__unpack(allocator, count, bytes)
     }
     public func serializedBytes() -> [UInt8] { packMessage(self) }

@@ -2370,7 +2370,10 @@ let allMessageSamples: [(protoName: String, samples: [any WireMessage])] = [
     ("persona.v1.DeleteUserRequest", [DeleteUserRequest.sample(0), DeleteUserRequest.sample(1), DeleteUserRequest()]),
     ("persona.v1.DeleteUserResponse", [DeleteUserResponse.sample(0), DeleteUserResponse.sample(1), DeleteUserResponse()]),
     ("persona.v1.RequestFeaturesRequest", [RequestFeaturesRequest.sample(0), RequestFeaturesRequest.sample(1), RequestFeaturesRequest()]),
-    ("persona.v1.RequestFeaturesResponse", [RequestFeaturesResponse.sample(0), RequestFeaturesResponse.sample(1), RequestFeaturesResponse()]),
+    (
+        "persona.v1.RequestFeaturesResponse",
+        [RequestFeaturesResponse.sample(0), RequestFeaturesResponse.sample(1), RequestFeaturesResponse()]
+    ),
     ("persona.v1.AppendRequest", [AppendRequest.sample(0), AppendRequest.sample(1), AppendRequest()]),
     ("persona.v1.EventStatus", [EventStatus.sample(0), EventStatus.sample(1), EventStatus()]),
     ("persona.v1.AppendResponse", [AppendResponse.sample(0), AppendResponse.sample(1), AppendResponse()]),

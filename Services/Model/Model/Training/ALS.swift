@@ -41,7 +41,8 @@ enum ALS {
 
     /// One half-step: every row of `solving` against the `fixed` factors (`gram` is their YᵀY).
     static func solve(
-        _ solving: inout Matrix, fixed: Matrix, gram: Matrix, rows: SparseMatrix, confidences: [Float], reg: Float, steps: Int, _ scratch: inout [Float]
+        _ solving: inout Matrix, fixed: Matrix, gram: Matrix, rows: SparseMatrix, confidences: [Float], reg: Float, steps: Int,
+        _ scratch: inout [Float]
     ) {
         let k = fixed.cols
         fixed.values.withBase { yp in
@@ -54,7 +55,8 @@ enum ALS {
                                     let range = rows.rowStart[r]..<rows.rowStart[r + 1]
                                     Solvers.implicitRowCG(
                                         x: xp + r * k, k: k, y: yp, yty: gp, regularization: reg,
-                                        indices: UnsafeBufferPointer(rebasing: idx[range]), confidences: UnsafeBufferPointer(rebasing: conf[range]),
+                                        indices: UnsafeBufferPointer(rebasing: idx[range]),
+                                        confidences: UnsafeBufferPointer(rebasing: conf[range]),
                                         steps: steps, scratch: sp)
                                 }
                             }

@@ -1,5 +1,5 @@
-import Foundation
 public import Classifiers
+import Foundation
 public import Math
 public import Wire
 
@@ -38,21 +38,31 @@ public enum ClassifierRun {
             // calibration, not weighting, makes the probabilities right.
             for (name, text) in pairs {
                 func number() throws -> Double {
-                    guard let v = Double(text), v.isFinite, v >= 0 else { throw TrainingParameters.Invalid(description: "parameter \(name)=\(text) is not a number >= 0") }
+                    guard let v = Double(text), v.isFinite, v >= 0 else {
+                        throw TrainingParameters.Invalid(description: "parameter \(name)=\(text) is not a number >= 0")
+                    }
                     return v
                 }
                 func count(_ range: ClosedRange<Int>) throws -> Int {
-                    guard let v = Int(text), range.contains(v) else { throw TrainingParameters.Invalid(description: "parameter \(name)=\(text) is not \(range.lowerBound)...\(range.upperBound)") }
+                    guard let v = Int(text), range.contains(v) else {
+                        throw TrainingParameters.Invalid(
+                            description: "parameter \(name)=\(text) is not \(range.lowerBound)...\(range.upperBound)")
+                    }
                     return v
                 }
                 switch (learner, name) {
                 case (_, "target"):
-                    guard Self.targets.contains(text) else { throw TrainingParameters.Invalid(description: "target '\(text)' is not one of: \(Self.targets.joined(separator: ", "))") }
+                    guard Self.targets.contains(text) else {
+                        throw TrainingParameters.Invalid(
+                            description: "target '\(text)' is not one of: \(Self.targets.joined(separator: ", "))")
+                    }
                     target = text
                 case (_, "horizon_days"): horizonDays = try count(1...3650)
                 case (_, "cutoffs"): cutoffs = try count(1...100)
                 case (_, "split"):
-                    guard ["time", "random"].contains(text) else { throw TrainingParameters.Invalid(description: "split '\(text)' is not time or random") }
+                    guard ["time", "random"].contains(text) else {
+                        throw TrainingParameters.Invalid(description: "split '\(text)' is not time or random")
+                    }
                     split = text
                 case (_, "positive_weight"):
                     trees.positiveWeight = Float(try number())
@@ -67,22 +77,29 @@ public enum ClassifierRun {
                 case ("gbdt", "early_stopping_rounds"): trees.earlyStoppingRounds = try count(1...5000)
                 case ("logistic", "l2"): logistic.l2 = try number()
                 default:
-                    throw TrainingParameters.Invalid(description: "unknown parameter '\(name)' for \(learner); valid: \(Self.names(learner).joined(separator: ", "))")
+                    throw TrainingParameters.Invalid(
+                        description: "unknown parameter '\(name)' for \(learner); valid: \(Self.names(learner).joined(separator: ", "))")
                 }
             }
         }
 
         static func names(_ learner: String) -> [String] {
             ["target", "horizon_days", "cutoffs", "split", "positive_weight"]
-                + (learner == "gbdt" ? ["trees", "learning_rate", "max_leaves", "max_depth", "min_rows_in_leaf", "l2", "max_bins", "early_stopping_rounds"] : ["l2"])
+                + (learner == "gbdt"
+                    ? ["trees", "learning_rate", "max_leaves", "max_depth", "min_rows_in_leaf", "l2", "max_bins", "early_stopping_rounds"]
+                    : ["l2"])
         }
 
         var pairs: [(String, String)] {
-            var out = [("target", target)] + (userLevel ? [("horizon_days", "\(horizonDays)"), ("cutoffs", "\(cutoffs)")] : []) + [("split", split)]
+            var out =
+                [("target", target)] + (userLevel ? [("horizon_days", "\(horizonDays)"), ("cutoffs", "\(cutoffs)")] : []) + [
+                    ("split", split)
+                ]
             if learner == "gbdt" {
                 out += [
                     ("positive_weight", "\(trees.positiveWeight)"), ("trees", "\(trees.trees)"), ("learning_rate", "\(trees.learningRate)"),
-                    ("max_leaves", "\(trees.maxLeaves)"), ("max_depth", "\(trees.maxDepth)"), ("min_rows_in_leaf", "\(trees.minRowsInLeaf)"),
+                    ("max_leaves", "\(trees.maxLeaves)"), ("max_depth", "\(trees.maxDepth)"),
+                    ("min_rows_in_leaf", "\(trees.minRowsInLeaf)"),
                     ("l2", "\(trees.l2)"), ("max_bins", "\(trees.maxBins)"), ("early_stopping_rounds", "\(trees.earlyStoppingRounds)"),
                 ]
             } else {
@@ -116,22 +133,34 @@ public enum ClassifierRun {
         let start = ContinuousClock.now
         let positives = data.rows.filter { $0.label > 0.5 }.count
         guard data.rows.count >= 100, positives >= 5, data.rows.count - positives >= 5 else {
-            let hint = p.userLevel
+            let hint =
+                p.userLevel
                 ? "users seen by the cut-off (the log must span more than the \(p.horizonDays)-day horizon, and both outcomes must occur)"
                 : "labelled orders; import orders and their label events first"
-            throw TrainingRun.NoData(description: "\(data.rows.count) rows (\(positives) positive): a classifier needs at least 100, with 5 of each class, of \(hint)")
+            throw TrainingRun.NoData(
+                description:
+                    "\(data.rows.count) rows (\(positives) positive): a classifier needs at least 100, with 5 of each class, of \(hint)")
         }
         let d = data.names.count
         let (train, valid, test) = parts(data, split: p.split)
         let rows = data.rows
-        progress.report(0.05, "\(rows.count) labelled rows (\(positives) positive): \(train.labels.count) train, \(valid.labels.count) validate, \(test.labels.count) test")
+        progress.report(
+            0.05,
+            """
+            \(rows.count) labelled rows (\(positives) positive): \(train.labels.count) train, \(valid.labels.count) \
+            validate, \(test.labels.count) test
+            """
+        )
         /// The learner fitted to `t`, early-stopped on the validation rows; `shown` reports its trees as progress.
         func fit(_ t: Table, shown: Bool) throws -> Classifier.Learner {
-            guard p.learner == "gbdt" else { return .logistic(try LogisticRegression.train(rows: t.rows, labels: t.labels, features: d, parameters: p.logistic)) }
-            return .trees(BoostedTrees.train(rows: t.rows, labels: t.labels, features: d, parameters: p.trees, validation: valid) { done in
-                if shown { progress.report(0.05 + 0.75 * Double(done) / Double(p.trees.trees), "tree \(done)") }
-                return !progress.isCancelled
-            })
+            guard p.learner == "gbdt" else {
+                return .logistic(try LogisticRegression.train(rows: t.rows, labels: t.labels, features: d, parameters: p.logistic))
+            }
+            return .trees(
+                BoostedTrees.train(rows: t.rows, labels: t.labels, features: d, parameters: p.trees, validation: valid) { done in
+                    if shown { progress.report(0.05 + 0.75 * Double(done) / Double(p.trees.trees), "tree \(done)") }
+                    return !progress.isCancelled
+                })
         }
         let learner = try fit(train, shown: true)
         try progress.check()
@@ -142,7 +171,8 @@ public enum ClassifierRun {
         /// The learner with its isotonic calibration and thresholds, both from the validation rows.
         func calibrated(_ learner: Classifier.Learner) -> Classifier {
             var c = Classifier(
-                target: p.target, features: data.names, schemaVersion: data.schemaVersion, learner: learner, calibration: IsotonicCalibration(bounds: [], probabilities: []))
+                target: p.target, features: data.names, schemaVersion: data.schemaVersion, learner: learner,
+                calibration: IsotonicCalibration(bounds: [], probabilities: []))
             let m = margins(c, valid)
             c.calibration = IsotonicCalibration(scores: m, labels: valid.labels)
             c.thresholds = suggestedThresholds(m.map(c.calibration.probability), valid.labels)
@@ -158,14 +188,29 @@ public enum ClassifierRun {
         report.kind = p.learner == "gbdt" ? .gbdt : .logistic
         report.params = p.pairs.map { KeyValue(key: $0.0, value: $0.1) }
         report.metrics = metrics(testMargins, testProbabilities, test.labels)
-        report.baseline = metrics([Float](repeating: 0, count: test.labels.count), [Float](repeating: prevalence, count: test.labels.count), test.labels)
+        report.baseline = metrics(
+            [Float](repeating: 0, count: test.labels.count), [Float](repeating: prevalence, count: test.labels.count), test.labels)
         report.users = UInt32(Set(rows.map(\.userId)).count)
         report.testPairs = UInt64(test.labels.count)
-        let what = p.userLevel
-            ? "one row per user at each of \(p.cutoffs) cut-off(s) \(p.horizonDays) days apart, label: \(p.target == "churn" ? "no activity" : "a purchase") in the \(p.horizonDays) days after; rows"
+        let what =
+            p.userLevel
+            ? """
+            one row per user at each of \(p.cutoffs) cut-off(s) \(p.horizonDays) days apart, label: \
+            \(p.target == "churn" ? "no activity" : "a purchase") in the \(p.horizonDays) days after; rows
+            """
             : "labelled orders"
         let asOf = p.userLevel ? "features as of each cut-off" : "features as of each order"
-        report.protocol = "\(what) \(p.split == "time" ? "sorted by time: the first 70% train, the next 10% validate, the last 20% test" : "shuffled (seed 7): 70% train, 10% validate, 20% test") (validation: early stopping, isotonic calibration, thresholds); \(asOf) (the feature service's point-in-time export); baseline: the training prevalence for every row; published: trained again on train and test"
+        let split =
+            p.split == "time"
+            ? "sorted by time: the first 70% train, the next 10% validate, the last 20% test"
+            : "shuffled (seed 7): 70% train, 10% validate, 20% test"
+        report.protocol =
+            """
+            \(what) \(split) \
+            (validation: early stopping, isotonic calibration, thresholds); \(asOf) (the feature service's \
+            point-in-time export); baseline: the training prevalence for every row; published: trained again on \
+            train and test
+            """
         report.curves = curves(testProbabilities, test.labels) + [Curve(name: "loss", x: losses.indices.map { Double($0 + 1) }, y: losses)]
         report.importance = importance(evaluated, test, features: d)
         report.confusion = evaluated.thresholds.map { confusion($0, testProbabilities, test.labels) }
@@ -178,7 +223,12 @@ public enum ClassifierRun {
         let classifier = calibrated(final)
         report.thresholds = classifier.thresholds.map { t in
             var m = Metric()
-            m.name = "\(t.name): p >= \(String(format: "%.3f", t.probability)), precision \(String(format: "%.3f", t.precision)), recall \(String(format: "%.3f", t.recall)), flagged \(String(format: "%.2f%%", 100 * t.flagged))"
+            m.name =
+                """
+                \(t.name): p >= \(String(format: "%.3f", t.probability)), precision \
+                \(String(format: "%.3f", t.precision)), recall \(String(format: "%.3f", t.recall)), flagged \
+                \(String(format: "%.2f%%", 100 * t.flagged))
+                """
             m.value = Double(t.probability)
             return m
         }
@@ -197,9 +247,11 @@ public enum ClassifierRun {
             let threshold = BinaryMetrics.threshold(forShare: share, probabilities)
             let flagged = probabilities.indices.filter { probabilities[$0] >= threshold }
             let hits = flagged.filter { labels[$0] > 0.5 }.count
-            thresholds.append(.init(
-                name: "review \(Int(share * 100))%", probability: threshold, precision: flagged.isEmpty ? 0 : Double(hits) / Double(flagged.count),
-                recall: Double(hits) / Double(all), flagged: Double(flagged.count) / Double(max(1, probabilities.count))))
+            thresholds.append(
+                .init(
+                    name: "review \(Int(share * 100))%", probability: threshold,
+                    precision: flagged.isEmpty ? 0 : Double(hits) / Double(flagged.count),
+                    recall: Double(hits) / Double(all), flagged: Double(flagged.count) / Double(max(1, probabilities.count))))
         }
         return thresholds
     }
@@ -244,7 +296,8 @@ public enum ClassifierRun {
 
     static func metrics(_ margins: [Float], _ probabilities: [Float], _ labels: [Float]) -> [Metric] {
         [
-            Metric(name: "roc_auc", value: BinaryMetrics.rocAUC(margins, labels)), Metric(name: "pr_auc", value: BinaryMetrics.prAUC(margins, labels)),
+            Metric(name: "roc_auc", value: BinaryMetrics.rocAUC(margins, labels)),
+            Metric(name: "pr_auc", value: BinaryMetrics.prAUC(margins, labels)),
             Metric(name: "log_loss", value: BinaryMetrics.logLoss(probabilities, labels)),
             Metric(name: "positives", value: Double(labels.filter { $0 > 0.5 }.count)), Metric(name: "rows", value: Double(labels.count)),
         ]
@@ -280,7 +333,10 @@ public enum ClassifierRun {
             predicted.append(inBin.reduce(0.0) { $0 + Double(probabilities[$1]) } / Double(inBin.count))
             observed.append(inBin.reduce(0.0) { $0 + Double(labels[$1]) } / Double(inBin.count))
         }
-        return [Curve(name: "roc", x: fpr, y: tpr), Curve(name: "precision-recall", x: recall, y: precision), Curve(name: "calibration", x: predicted, y: observed)]
+        return [
+            Curve(name: "roc", x: fpr, y: tpr), Curve(name: "precision-recall", x: recall, y: precision),
+            Curve(name: "calibration", x: predicted, y: observed),
+        ]
     }
 
     /// Global importance: each feature's total split gain (trees) or |coefficient|

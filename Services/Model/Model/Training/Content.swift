@@ -9,11 +9,15 @@ import Recommenders
 /// interacted with yet: those are recommendable from their first upsert on. A user's score
 /// for item i is Σⱼ value(u, j)·cos(j, i) over their items j, as item-kNN's.
 enum Content {
-    static func train(_ p: TrainingParameters, _ data: Interactions, _ catalogue: [Int64: ItemDocument], _ progress: TrainingProgress) throws -> RecommenderModel {
+    static func train(_ p: TrainingParameters, _ data: Interactions, _ catalogue: [Int64: ItemDocument], _ progress: TrainingProgress)
+        throws -> RecommenderModel
+    {
         let known = Set(data.itemIDs)
         let extra = catalogue.keys.filter { !known.contains($0) }.sorted()
         let ids = data.itemIDs + extra
-        let documents = data.itemIDs.enumerated().map { i, id in catalogue[id] ?? ItemDocument(category: data.itemCategories[i]) } + extra.map { catalogue[$0]! }
+        let documents =
+            data.itemIDs.enumerated().map { i, id in catalogue[id] ?? ItemDocument(category: data.itemCategories[i]) }
+            + extra.map { catalogue[$0]! }
         progress.report(0, "vectorising \(ids.count) items (\(extra.count) without interactions)")
         let vectors = ContentVectors.fit(documents, minDF: p.int("min_df"))
         try progress.check()
@@ -22,7 +26,8 @@ enum Content {
             progress.report(Double(i) / Double(max(1, ids.count)), "content neighbours of item \(i) of \(ids.count)")
         }
         var model = RecommenderModel(
-            kind: .content, itemIDs: ids, itemCategories: documents.map(\.category), popularity: Trainer.popularity(data) + [Float](repeating: 0, count: extra.count))
+            kind: .content, itemIDs: ids, itemCategories: documents.map(\.category),
+            popularity: Trainer.popularity(data) + [Float](repeating: 0, count: extra.count))
         model.itemItem = table
         model.content = vectors
         return model

@@ -33,8 +33,10 @@ enum EASE {
                 localRow.removeAll(keepingCapacity: true)
                 for li in 0..<n where li != lj { localRow.append((Int32(covered[li]), Float(-g[lj * n + li] / g[li * n + li]))) }
                 // `covered` ascends, so the row does too; a cut one is sorted again.
-                let kept = keep == 0 || localRow.count <= keep
-                    ? localRow : localRow.sorted { abs($0.1) != abs($1.1) ? abs($0.1) > abs($1.1) : $0.0 < $1.0 }.prefix(keep).sorted { $0.0 < $1.0 }
+                let kept =
+                    keep == 0 || localRow.count <= keep
+                    ? localRow
+                    : localRow.sorted { abs($0.1) != abs($1.1) ? abs($0.1) > abs($1.1) : $0.0 < $1.0 }.prefix(keep).sorted { $0.0 < $1.0 }
                 for (i, v) in kept {
                     indices.append(i)
                     values.append(v)

@@ -37,7 +37,9 @@ enum SelfAttentive {
             sequences.append(Array(train.suffix(length + 1)))
             met.append(Set(s))
         }
-        guard !sequences.isEmpty else { throw TrainingRun.NoData(description: "no user has two or more items: a sequence model needs sequences") }
+        guard !sequences.isEmpty else {
+            throw TrainingRun.NoData(description: "no user has two or more items: a sequence model needs sequences")
+        }
         if validation.count > validationUsers {
             validation.shuffle(using: &rng)
             validation.removeLast(validation.count - validationUsers)
@@ -68,7 +70,9 @@ enum SelfAttentive {
                 continue
             }
             let ndcg = validationNDCG(network, validation)
-            progress.report(Double(epoch) / Double(epochs), "epoch \(epoch): loss \(String(format: "%.4f", loss / Double(steps))), validation ndcg@10 \(String(format: "%.4f", ndcg))")
+            progress.report(
+                Double(epoch) / Double(epochs),
+                "epoch \(epoch): loss \(String(format: "%.4f", loss / Double(steps))), validation ndcg@10 \(String(format: "%.4f", ndcg))")
             if best == nil || ndcg > best!.ndcg {
                 best = (ndcg, network.weights)
                 stale = 0

@@ -7,12 +7,14 @@ public import Recommenders
 public enum Trainer {
     /// `catalogue`: what the catalogue says of each item (the content kind's documents).
     public static func train(
-        _ p: TrainingParameters, _ data: Interactions, catalogue: [Int64: ItemDocument] = [:], progress: TrainingProgress = TrainingProgress()
+        _ p: TrainingParameters, _ data: Interactions, catalogue: [Int64: ItemDocument] = [:],
+        progress: TrainingProgress = TrainingProgress()
     ) throws -> RecommenderModel {
         var model: RecommenderModel
         switch p.kind {
         case .popularity:
-            model = RecommenderModel(kind: .popularity, itemIDs: data.itemIDs, itemCategories: data.itemCategories, popularity: popularity(data))
+            model = RecommenderModel(
+                kind: .popularity, itemIDs: data.itemIDs, itemCategories: data.itemCategories, popularity: popularity(data))
         case .itemKNN: model = try ItemKNN.train(p, data, progress)
         case .als: model = try ALS.train(p, data, progress)
         case .bpr: model = try BPR.train(p, data, progress)

@@ -41,7 +41,8 @@ public struct TrainingParameters: Sendable, Equatable {
         var values = Self.defaults(kind)
         for (name, value) in given {
             guard values[name] != nil else {
-                throw Invalid(description: "\(kind.rawValue) has no parameter '\(name)'; valid: \(values.keys.sorted().joined(separator: ", "))")
+                throw Invalid(
+                    description: "\(kind.rawValue) has no parameter '\(name)'; valid: \(values.keys.sorted().joined(separator: ", "))")
             }
             values[name] = value.trimmingCharacters(in: .whitespaces)
         }
@@ -136,7 +137,9 @@ public struct TrainingParameters: Sendable, Equatable {
         case .itemKNN:
             return ["cosine", "bm25"].flatMap { s in ["20", "100", "400"].map { ["similarity": s, "neighbors": $0] } }
         case .als:
-            return ["64", "128"].flatMap { f in ["1", "10", "30"].flatMap { r in ["0.5", "2"].map { ["factors": f, "regularization": r, "alpha": $0] } } }
+            return ["64", "128"].flatMap { f in
+                ["1", "10", "30"].flatMap { r in ["0.5", "2"].map { ["factors": f, "regularization": r, "alpha": $0] } }
+            }
         case .bpr:
             return ["32", "64", "128"].flatMap { f in ["0.01", "0.05"].map { ["factors": f, "learning_rate": $0] } }
         case .ease:

@@ -24,11 +24,18 @@ public enum TrainingRun {
     static let curveKs = [1, 2, 3, 5, 10, 15, 20, 30, 50]
 
     public static func run(
-        _ parameters: TrainingParameters, data: Interactions, catalogue: [Int64: ItemDocument] = [:], search: Bool, progress: TrainingProgress
+        _ parameters: TrainingParameters, data: Interactions, catalogue: [Int64: ItemDocument] = [:], search: Bool,
+        progress: TrainingProgress
     ) throws -> Outcome {
         let start = ContinuousClock.now
         guard data.pairs > 0 else {
-            throw NoData(description: "there are no interactions to train on in the data range: import events first (persona import FILE --format ...) or widen the range")
+            throw NoData(
+                description:
+                    """
+                    there are no interactions to train on in the data range: import events first (persona import \
+                    FILE --format ...) or widen the range
+                    """
+            )
         }
         let k = parameters.k
         // The sequence kind is measured by leave-last-out, beside the other kinds on the same split.
@@ -50,7 +57,9 @@ public enum TrainingRun {
         progress.report(0, "evaluating on \(test.count { !$0.isEmpty }) users")
         let ks = Array(Set(curveKs + [k])).sorted()
         func evaluate(_ model: RecommenderModel) -> [RankingMetrics] {
-            let lists = sequential ? model.nextItemRankings(train: train, test: test, n: ks.last!) : model.rankings(train: train, test: test, n: ks.last!)
+            let lists =
+                sequential
+                ? model.nextItemRankings(train: train, test: test, n: ks.last!) : model.rankings(train: train, test: test, n: ks.last!)
             return RankingMetrics.evaluate(lists: lists, test: test, catalogue: data.items, ks: ks)
         }
         let metrics = evaluate(evaluated)
@@ -118,7 +127,9 @@ public enum TrainingRun {
     /// Tries every point of the kind's grid on a validation split of `train` (its own last
     /// 20% per user) and returns the parameters with the best NDCG@K there, and each
     /// candidate as a one-point curve named by its changes.
-    static func search(_ base: TrainingParameters, _ train: Interactions, _ catalogue: [Int64: ItemDocument], _ progress: TrainingProgress) throws -> (TrainingParameters, [Curve]) {
+    static func search(_ base: TrainingParameters, _ train: Interactions, _ catalogue: [Int64: ItemDocument], _ progress: TrainingProgress)
+        throws -> (TrainingParameters, [Curve])
+    {
         let (inner, validation) = split(base.kind, train)
         let grid = base.grid
         var best: (TrainingParameters, Double)? = nil
@@ -127,12 +138,17 @@ public enum TrainingRun {
             try progress.check()
             let candidate = try base.with(change)
             let model = try Trainer.train(candidate, inner, catalogue: catalogue)
-            let lists = base.kind == .sequence ? model.nextItemRankings(train: inner, test: validation, n: base.k) : model.rankings(train: inner, test: validation, n: base.k)
+            let lists =
+                base.kind == .sequence
+                ? model.nextItemRankings(train: inner, test: validation, n: base.k)
+                : model.rankings(train: inner, test: validation, n: base.k)
             let m = RankingMetrics.evaluate(lists: lists, test: validation, catalogue: train.items, ks: [base.k])[0]
             let label = change.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
             tried.append(Curve(name: label, x: [Double(n)], y: [m.ndcg]))
             if best == nil || m.ndcg > best!.1 { best = (candidate, m.ndcg) }
-            progress.report(Double(n + 1) / Double(grid.count), "search \(n + 1) of \(grid.count): \(label) ndcg@\(base.k) \(String(format: "%.4f", m.ndcg))")
+            progress.report(
+                Double(n + 1) / Double(grid.count),
+                "search \(n + 1) of \(grid.count): \(label) ndcg@\(base.k) \(String(format: "%.4f", m.ndcg))")
         }
         return (best?.0 ?? base, tried)
     }
@@ -178,4 +194,3 @@ extension KeyValue {
         self.value = value
     }
 }
-

@@ -114,7 +114,8 @@ struct RuleParser {
                     let (which, value) = try p.threshold()
                     if which == "review" { thresholds.review = value } else { thresholds.decline = value }
                     if let r = thresholds.review, let d = thresholds.decline, r > d {
-                        throw RuleError(line: line[0].line, column: line[0].column, message: "review threshold \(r) is above decline threshold \(d)")
+                        throw RuleError(
+                            line: line[0].line, column: line[0].column, message: "review threshold \(r) is above decline threshold \(d)")
                     }
                     continue
                 }
@@ -128,7 +129,8 @@ struct RuleParser {
                     throw RuleError(line: rule.line, column: line[0].column, message: "rule name '\(rule.id)' is used twice")
                 }
                 let text = rule.line - 1 < sourceLines.count ? sourceLines[rule.line - 1] : ""
-                rule.expression = String(text.drop { $0 == " " || $0 == "\t" }.reversed().drop { $0 == " " || $0 == "\t" || $0 == "\r" }.reversed())
+                rule.expression = String(
+                    text.drop { $0 == " " || $0 == "\t" }.reversed().drop { $0 == " " || $0 == "\t" || $0 == "\r" }.reversed())
                 rules.append(rule)
             } catch let e as RuleError {
                 self.slotNames = p.parser.slotNames
@@ -312,7 +314,9 @@ private struct LineParser {
         var action: Action?
         var delta = 0
         repeat {
-            guard case .name(let word)? = current?.kind else { throw error("expected an outcome (allow, review, challenge, decline or score +N), found \(describe(current))") }
+            guard case .name(let word)? = current?.kind else {
+                throw error("expected an outcome (allow, review, challenge, decline or score +N), found \(describe(current))")
+            }
             let at = current
             i += 1
             switch word {
@@ -321,7 +325,13 @@ private struct LineParser {
                 action = word == "allow" ? .allow : word == "review" ? .review : word == "challenge" ? .challenge : .decline
             case "score":
                 let sign: Double
-                if take("+") { sign = 1 } else if take("-") { sign = -1 } else { throw error("expected '+' or '-' after 'score', found \(describe(current))") }
+                if take("+") {
+                    sign = 1
+                } else if take("-") {
+                    sign = -1
+                } else {
+                    throw error("expected '+' or '-' after 'score', found \(describe(current))")
+                }
                 guard case .number(let v)? = current?.kind, v == v.rounded(), v <= 1000 else {
                     throw error("a score modifier is a whole number up to 1000, found \(describe(current))")
                 }
@@ -340,7 +350,9 @@ private struct LineParser {
         if takeName("priority") {
             var sign = 1
             if take("-") { sign = -1 }
-            guard case .number(let v)? = current?.kind, v == v.rounded(), v <= 1_000_000 else { throw error("a priority is a whole number, found \(describe(current))") }
+            guard case .number(let v)? = current?.kind, v == v.rounded(), v <= 1_000_000 else {
+                throw error("a priority is a whole number, found \(describe(current))")
+            }
             priority = sign * Int(v)
             i += 1
         }
@@ -419,7 +431,9 @@ private struct LineParser {
                 default: throw error("a list holds numbers or strings, found \(describe(current))")
                 }
                 i += 1
-                guard numbers.count + strings.count <= RuleParser.maxListLength else { throw error("a list holds at most \(RuleParser.maxListLength) values") }
+                guard numbers.count + strings.count <= RuleParser.maxListLength else {
+                    throw error("a list holds at most \(RuleParser.maxListLength) values")
+                }
             } while take(",")
             try expect(")", "')' closing the list")
             guard numbers.isEmpty || strings.isEmpty else { throw error("a list mixes numbers and strings", at: at) }
@@ -494,7 +508,9 @@ private struct LineParser {
                 repeat { args.append(try expression()) } while take(",")
                 try expect(")", "')' closing \(n)(...)")
                 guard args.allSatisfy({ type($0) == .number }) else { throw error("\(n)(...) takes numbers", at: t) }
-                guard f == .abs ? args.count == 1 : args.count >= 2 else { throw error(f == .abs ? "abs(...) takes one number" : "\(n)(...) takes two numbers or more", at: t) }
+                guard f == .abs ? args.count == 1 : args.count >= 2 else {
+                    throw error(f == .abs ? "abs(...) takes one number" : "\(n)(...) takes two numbers or more", at: t)
+                }
                 return try node(.call(f, args))
             }
             if ["and", "or", "not", "in"].contains(n) { throw error("expected a value, found '\(n)'", at: t) }
@@ -518,11 +534,15 @@ private struct LineParser {
     }
 
     func requireBool(_ a: Expr, _ b: Expr, _ op: String, _ at: Token?) throws {
-        guard type(a) == .bool, type(b) == .bool else { throw error("'\(op)' joins conditions (true or false), not a \(type(a) == .bool ? type(b).rawValue : type(a).rawValue)", at: at) }
+        guard type(a) == .bool, type(b) == .bool else {
+            throw error("'\(op)' joins conditions (true or false), not a \(type(a) == .bool ? type(b).rawValue : type(a).rawValue)", at: at)
+        }
     }
 
     func requireNumbers(_ a: Expr, _ b: Expr, _ op: String, _ at: Token?) throws {
-        guard type(a) == .number, type(b) == .number else { throw error("'\(op)' works on numbers, not a \(type(a) == .number ? type(b).rawValue : type(a).rawValue)", at: at) }
+        guard type(a) == .number, type(b) == .number else {
+            throw error("'\(op)' works on numbers, not a \(type(a) == .number ? type(b).rawValue : type(a).rawValue)", at: at)
+        }
     }
 
     func type(_ e: Expr) -> ValueType { RuleSet.type(e) }

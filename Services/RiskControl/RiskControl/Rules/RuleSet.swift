@@ -61,7 +61,10 @@ struct RuleSet: Sendable {
     func evaluate(_ b: Bindings) -> [Fired] {
         var fired: [Fired] = []
         for r in rules where r.slots.allSatisfy({ b.present[$0] }) && Self.truth(r.condition, b) {
-            fired.append(Fired(id: r.id, action: r.action, scoreDelta: r.scoreDelta, description: r.description, priority: r.priority, shadow: r.shadow || shadow))
+            fired.append(
+                Fired(
+                    id: r.id, action: r.action, scoreDelta: r.scoreDelta, description: r.description, priority: r.priority,
+                    shadow: r.shadow || shadow))
         }
         return fired
     }

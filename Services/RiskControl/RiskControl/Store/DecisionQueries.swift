@@ -19,7 +19,9 @@ extension DecisionStore {
         if q.action != .unspecified { clauses.append("action = ?"); values.append(.text(StoredNames.action(q.action))) }
         if q.fromMs != 0 { clauses.append("decided_ms >= ?"); values.append(.integer(q.fromMs)) }
         if q.toMs != 0 { clauses.append("decided_ms < ?"); values.append(.integer(q.toMs)) }
-        if !q.reason.isEmpty { clauses.append("id IN (SELECT decision FROM decision_reasons WHERE code = ?)"); values.append(.text(q.reason)) }
+        if !q.reason.isEmpty {
+            clauses.append("id IN (SELECT decision FROM decision_reasons WHERE code = ?)"); values.append(.text(q.reason))
+        }
         if q.label != .unspecified { clauses.append("label = ?"); values.append(.text(StoredNames.label(q.label))) }
         if q.labelled { clauses.append("label IS NOT NULL") }
         let limit = q.limit == 0 ? Self.defaultPage : min(Int(q.limit), Self.maxPage)
@@ -29,26 +31,37 @@ extension DecisionStore {
             order = "score DESC, id DESC"
             if !q.pageToken.isEmpty {
                 let parts = q.pageToken.split(separator: ":")
-                guard parts.count == 2, let score = Int64(parts[0]), let id = Int64(parts[1]) else { throw BadQuery(description: "page token '\(q.pageToken)' is not one this service gave") }
+                guard parts.count == 2, let score = Int64(parts[0]), let id = Int64(parts[1]) else {
+                    throw BadQuery(description: "page token '\(q.pageToken)' is not one this service gave")
+                }
                 clauses.append("(score < ? OR (score = ? AND id < ?))")
                 values += [.integer(score), .integer(score), .integer(id)]
             }
         case .oldest:
             order = "id ASC"
             if !q.pageToken.isEmpty {
-                guard let id = Int64(q.pageToken) else { throw BadQuery(description: "page token '\(q.pageToken)' is not one this service gave") }
+                guard let id = Int64(q.pageToken) else {
+                    throw BadQuery(description: "page token '\(q.pageToken)' is not one this service gave")
+                }
                 clauses.append("id > ?")
                 values.append(.integer(id))
             }
         default:
             order = "id DESC"
             if !q.pageToken.isEmpty {
-                guard let id = Int64(q.pageToken) else { throw BadQuery(description: "page token '\(q.pageToken)' is not one this service gave") }
+                guard let id = Int64(q.pageToken) else {
+                    throw BadQuery(description: "page token '\(q.pageToken)' is not one this service gave")
+                }
                 clauses.append("id < ?")
                 values.append(.integer(id))
             }
         }
-        let sql = "SELECT \(Self.columns) FROM decisions\(clauses.isEmpty ? "" : " WHERE " + clauses.joined(separator: " AND ")) ORDER BY \(order) LIMIT \(limit + 1)"
+        let sql =
+            """
+            SELECT \(Self.columns) FROM \
+            decisions\(clauses.isEmpty ? "" : " WHERE " + clauses.joined(separator: " AND ")) ORDER BY \(order) \
+            LIMIT \(limit + 1)
+            """
         var out: [Decision] = []
         try read { db in
             try db.statement(sql).query(values) { r in out.append(decision(from: r, features: !q.withoutFeatures)) }
@@ -73,10 +86,13 @@ extension DecisionStore {
         var response = DecisionStatsResponse()
         response.scoreHistogram = [UInt32](repeating: 0, count: 10)
         try read { db in
-            try db.statement("""
-                SELECT (decided_ms / \(bucket)) * \(bucket) AS b, count(*), sum(action = 'decline'), sum(action = 'review'), sum(action = 'challenge')
+            try db.statement(
+                """
+                SELECT (decided_ms / \(bucket)) * \(bucket) AS b, count(*), sum(action = 'decline'), sum(action = \
+                'review'), sum(action = 'challenge')
                 FROM decisions\(filter) GROUP BY b ORDER BY b
-                """).query(values) { r in
+                """
+            ).query(values) { r in
                 var b = DecisionBucket()
                 b.startMs = r.int(0)
                 b.decisions = UInt32(r.int(1))
@@ -88,18 +104,23 @@ extension DecisionStore {
             try db.statement("SELECT min(score / 100, 9), count(*) FROM decisions\(filter) GROUP BY 1").query(values) { r in
                 response.scoreHistogram[Int(max(0, min(9, r.int(0))))] = UInt32(r.int(1))
             }
-            try db.statement("""
+            try db.statement(
+                """
                 SELECT count(*), sum(action = 'decline'), sum(label IS NOT NULL), sum(label IN ('chargeback', 'confirmed_fraud')),
                   sum(label IS NOT NULL AND action != 'allow'), sum(label IN ('chargeback', 'confirmed_fraud') AND action != 'allow')
                 FROM decisions\(filter)
-                """).query(values) { r in
-                response.outcome = Self.outcome(decisions: r.int(0), declined: r.int(1), labelled: r.int(2), fraud: r.int(3), flagged: r.int(4), flaggedFraud: r.int(5))
+                """
+            ).query(values) { r in
+                response.outcome = Self.outcome(
+                    decisions: r.int(0), declined: r.int(1), labelled: r.int(2), fraud: r.int(3), flagged: r.int(4), flaggedFraud: r.int(5))
             }
         }
         return response
     }
 
-    static func outcome(decisions: Int64, declined: Int64, labelled: Int64, fraud: Int64, flagged: Int64, flaggedFraud: Int64) -> LabelledOutcome {
+    static func outcome(decisions: Int64, declined: Int64, labelled: Int64, fraud: Int64, flagged: Int64, flaggedFraud: Int64)
+        -> LabelledOutcome
+    {
         var o = LabelledOutcome()
         o.decisions = UInt32(decisions)
         o.declined = UInt32(declined)
@@ -125,7 +146,12 @@ extension DecisionStore {
         var values: [SQLiteValue] = []
         if fromMs != 0 { clauses.append("decided_ms >= ?"); values.append(.integer(fromMs)) }
         if toMs != 0 { clauses.append("decided_ms < ?"); values.append(.integer(toMs)) }
-        let sql = "SELECT \(Self.columns) FROM decisions\(clauses.isEmpty ? "" : " WHERE " + clauses.joined(separator: " AND ")) ORDER BY id DESC LIMIT \(limit)"
+        let sql =
+            """
+            SELECT \(Self.columns) FROM \
+            decisions\(clauses.isEmpty ? "" : " WHERE " + clauses.joined(separator: " AND ")) ORDER BY id DESC LIMIT \
+            \(limit)
+            """
         var out: [Stored] = []
         try read { db in
             try db.statement(sql).query(values) { r in

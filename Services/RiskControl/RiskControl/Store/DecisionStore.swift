@@ -159,9 +159,11 @@ final class DecisionStore: @unchecked Sendable {
     func write<T: Sendable>(_ body: @escaping @Sendable (SQLiteDatabase) throws -> T) async throws -> T {
         try await withCheckedThrowingContinuation { (c: CheckedContinuation<T, any Error>) in
             nonisolated(unsafe) var result: T?
-            let job = Job(run: { db in result = try body(db) }, done: { error in
-                if let error { c.resume(throwing: error) } else { c.resume(returning: result!) }
-            })
+            let job = Job(
+                run: { db in result = try body(db) },
+                done: { error in
+                    if let error { c.resume(throwing: error) } else { c.resume(returning: result!) }
+                })
             condition.lock()
             if closed {
                 condition.unlock()
@@ -224,19 +226,21 @@ final class DecisionStore: @unchecked Sendable {
         return try await write { db in
             var d = d
             let set = try self.featureSet(names, db)
-            try db.statement("""
+            try db.statement(
+                """
                 INSERT INTO decisions (order_id, user_id, kind, decided_ms, event_ms, score, action, fraud, probability, amount,
                   currency, device, ip, instrument, channel, model_name, model_version, rules_version, degraded, known_user, latency_us,
                   reasons, feature_set, features, request)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                """).run([
-                    .text(d.orderId), .integer(d.userId), .text(StoredNames.kind(d.kind)), .integer(d.decidedMs), .integer(d.eventMs),
-                    .integer(Int64(d.score)), .text(StoredNames.action(d.action)), .integer(d.fraud ? 1 : 0), .real(Double(d.probability)),
-                    .real(d.amount), .text(d.currency), .text(d.device), .text(d.ip), .text(d.instrument), .text(d.channel),
-                    .text(d.modelName), .integer(Int64(d.modelVersion)), .integer(Int64(d.rulesVersion)), .integer(d.degraded ? 1 : 0),
-                    .integer(d.knownUser ? 1 : 0), .integer(Int64(d.latencyUs)), .text(StoredNames.reasonsJSON(d.reasons)), .integer(set),
-                    d.features.isEmpty ? .null : .blob(StoredNames.floatBytes(d.features)), .blob(requestBytes),
-                ])
+                """
+            ).run([
+                .text(d.orderId), .integer(d.userId), .text(StoredNames.kind(d.kind)), .integer(d.decidedMs), .integer(d.eventMs),
+                .integer(Int64(d.score)), .text(StoredNames.action(d.action)), .integer(d.fraud ? 1 : 0), .real(Double(d.probability)),
+                .real(d.amount), .text(d.currency), .text(d.device), .text(d.ip), .text(d.instrument), .text(d.channel),
+                .text(d.modelName), .integer(Int64(d.modelVersion)), .integer(Int64(d.rulesVersion)), .integer(d.degraded ? 1 : 0),
+                .integer(d.knownUser ? 1 : 0), .integer(Int64(d.latencyUs)), .text(StoredNames.reasonsJSON(d.reasons)), .integer(set),
+                d.features.isEmpty ? .null : .blob(StoredNames.floatBytes(d.features)), .blob(requestBytes),
+            ])
             let id = db.lastInsertRowID
             d.decisionId = String(id)
             let reason = try db.statement("INSERT OR IGNORE INTO decision_reasons (code, decision) VALUES (?, ?)")
@@ -288,7 +292,9 @@ final class DecisionStore: @unchecked Sendable {
                 changed += rows.count
                 try unlist.run([.text(StoredNames.field(.user)), .text(String(user))])
             }
-            try db.statement("INSERT OR REPLACE INTO log_offsets (partition, next) VALUES (?, ?)").run([.integer(Int64(partition)), .integer(Int64(next))])
+            try db.statement("INSERT OR REPLACE INTO log_offsets (partition, next) VALUES (?, ?)").run([
+                .integer(Int64(partition)), .integer(Int64(next)),
+            ])
             return changed
         }
         let db = try SQLiteDatabase(path: path)
@@ -424,8 +430,13 @@ final class DecisionStore: @unchecked Sendable {
                 removed += db.changes
             }
             for e in add {
-                try db.statement("INSERT OR REPLACE INTO list_entries (list, field, value, reason, added_ms, expires_ms) VALUES (?, ?, ?, ?, ?, ?)")
-                    .run([.text(StoredNames.list(e.list)), .text(StoredNames.field(e.field)), .text(e.value), .text(e.reason), .integer(e.addedMs), .integer(e.expiresMs)])
+                try db.statement(
+                    "INSERT OR REPLACE INTO list_entries (list, field, value, reason, added_ms, expires_ms) VALUES (?, ?, ?, ?, ?, ?)"
+                )
+                .run([
+                    .text(StoredNames.list(e.list)), .text(StoredNames.field(e.field)), .text(e.value), .text(e.reason),
+                    .integer(e.addedMs), .integer(e.expiresMs),
+                ])
             }
             return (add.count, removed)
         }
@@ -434,7 +445,8 @@ final class DecisionStore: @unchecked Sendable {
     func listEntries() throws -> [ListEntry] {
         try read { db in
             var out: [ListEntry] = []
-            try db.statement("SELECT list, field, value, reason, added_ms, expires_ms FROM list_entries ORDER BY list, field, value").query { r in
+            try db.statement("SELECT list, field, value, reason, added_ms, expires_ms FROM list_entries ORDER BY list, field, value").query
+            { r in
                 var e = ListEntry()
                 e.list = StoredNames.list(r.text(0))
                 e.field = StoredNames.field(r.text(1))

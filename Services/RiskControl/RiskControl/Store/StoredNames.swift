@@ -49,7 +49,9 @@ enum StoredNames {
         return out + "]"
     }
 
-    private static func number(_ v: Double) -> String { v.isFinite ? (v == v.rounded() && abs(v) < 1e15 ? String(Int64(v)) : String(v)) : "0" }
+    private static func number(_ v: Double) -> String {
+        v.isFinite ? (v == v.rounded() && abs(v) < 1e15 ? String(Int64(v)) : String(v)) : "0"
+    }
 
     private static func quote(_ s: String, into out: inout String) {
         out += "\""
