@@ -1,11 +1,13 @@
 // swift-tools-version: 6.1
 import PackageDescription
 
-/// One settings array for every Swift target: Swift 6 language mode (strict concurrency).
+/// One settings array for every Swift target: Swift 6 language mode (strict concurrency), and
+/// warnings as errors, so the build stays free of them.
 let swiftSettings: [SwiftSetting] = [
     .swiftLanguageMode(.v6),
     .enableUpcomingFeature("ExistentialAny"),
     .enableUpcomingFeature("InternalImportsByDefault"),
+    .unsafeFlags(["-warnings-as-errors"]),
 ]
 
 /// The feature service's fold and the model service's interaction store and trainers are hot

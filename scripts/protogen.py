@@ -306,15 +306,19 @@ def swift_samples(parsed, enums, message_names):
             names.append(name)
             out.append(f"extension {name} {{")
             out.append(f"    static func sample(_ variant: Int) -> {name} {{")
-            out.append(f"        var m = {name}()")
-            out.append("        if variant == 0 {")
-            for f in fields:
-                out.append(f"            m.{f.swift_name} = {sample_value(f, 0, enums, message_names)}")
-            out.append("        } else {")
-            for f in fields:
-                out.append(f"            m.{f.swift_name} = {sample_value(f, 1, enums, message_names)}")
-            out.append("        }")
-            out.append("        return m")
+            if not fields:
+                # A message without fields has one sample, its empty value.
+                out.append(f"        {name}()")
+            else:
+                out.append(f"        var m = {name}()")
+                out.append("        if variant == 0 {")
+                for f in fields:
+                    out.append(f"            m.{f.swift_name} = {sample_value(f, 0, enums, message_names)}")
+                out.append("        } else {")
+                for f in fields:
+                    out.append(f"            m.{f.swift_name} = {sample_value(f, 1, enums, message_names)}")
+                out.append("        }")
+                out.append("        return m")
             out.append("    }")
             out.append("}")
             out.append("")

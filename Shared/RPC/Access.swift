@@ -1,6 +1,6 @@
 import Foundation
 import Synchronization
-public import Wire
+import Wire
 
 /// Who may call what (docs/PROTOCOL.md, "Access control"). A call carries a token (the frame's
 /// credential); the server finds the token's role and lets the call through when the method's

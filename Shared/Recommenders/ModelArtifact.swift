@@ -1,5 +1,5 @@
 import Foundation
-public import Math
+import Math
 import Store
 import Wire
 

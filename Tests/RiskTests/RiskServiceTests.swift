@@ -21,7 +21,7 @@ let baseMs: Int64 = 1_709_510_400_000
 /// One pseudonym key file for ingest and risk-control, as a suite shares it.
 let sharedKeyFile: String = {
     let path = temporaryDirectory() + ".key"
-    FileManager.default.createFile(atPath: path, contents: Data((0..<32).map { UInt8($0 * 7 + 3) }))
+    try! Data((0..<32).map { UInt8($0 * 7 + 3) }).write(to: URL(fileURLWithPath: path))
     return path
 }()
 

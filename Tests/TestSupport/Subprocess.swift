@@ -11,7 +11,7 @@ public func runProcess(_ executable: String, _ arguments: [String], input: [UInt
 {
     await ProcessSlots.shared.acquire()
     defer { Task { await ProcessSlots.shared.release() } }
-    nonisolated(unsafe) let process = Process()
+    let process = Process()
     process.executableURL = URL(fileURLWithPath: executable)
     process.arguments = arguments
     if !environment.isEmpty { process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }

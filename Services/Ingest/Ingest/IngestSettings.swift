@@ -1,7 +1,7 @@
 public import ArgumentParser
 import Foundation
 public import PersonalData
-public import ServiceKit
+import ServiceKit
 import Store
 
 /// Settings of the ingest service beyond the common flags. Each flag falls back to the

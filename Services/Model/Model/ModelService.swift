@@ -1,4 +1,4 @@
-public import ArgumentParser
+import ArgumentParser
 import Classifiers
 import Foundation
 import Logging

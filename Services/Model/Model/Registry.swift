@@ -1,5 +1,5 @@
 import Foundation
-public import Recommenders
+import Recommenders
 import Store
 public import Wire
 

@@ -1,7 +1,7 @@
 public import ArgumentParser
 import Foundation
 public import PersonalData
-public import ServiceKit
+import ServiceKit
 
 /// Settings of the risk-control service beyond the common flags.
 public struct RiskOptions: ParsableArguments, Sendable {

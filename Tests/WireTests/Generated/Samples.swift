@@ -35,11 +35,7 @@ extension ErrorStatus {
 
 extension HealthRequest {
     static func sample(_ variant: Int) -> HealthRequest {
-        var m = HealthRequest()
-        if variant == 0 {
-        } else {
-        }
-        return m
+        HealthRequest()
     }
 }
 
@@ -1093,11 +1089,7 @@ extension PartitionInfo {
 
 extension LogInfoRequest {
     static func sample(_ variant: Int) -> LogInfoRequest {
-        var m = LogInfoRequest()
-        if variant == 0 {
-        } else {
-        }
-        return m
+        LogInfoRequest()
     }
 }
 
@@ -1249,11 +1241,7 @@ extension CancelJobRequest {
 
 extension ListJobsRequest {
     static func sample(_ variant: Int) -> ListJobsRequest {
-        var m = ListJobsRequest()
-        if variant == 0 {
-        } else {
-        }
-        return m
+        ListJobsRequest()
     }
 }
 

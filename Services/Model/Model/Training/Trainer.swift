@@ -1,5 +1,5 @@
 import Foundation
-public import Math
+import Math
 public import Recommenders
 
 /// Fits a recommender of the parameters' kind to interactions. Every kind fits on one

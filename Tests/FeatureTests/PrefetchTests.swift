@@ -4,38 +4,8 @@ import Wire
 
 @testable import Feature
 
-@Suite("The feature state's tables and prefetching")
-struct ObjectTableTests {
-    @Test("the table agrees with a Dictionary through inserts, removals and growth")
-    func agreesWithADictionary() {
-        var table = ObjectTable<ItemState>()
-        var reference: [Int64: ItemState] = [:]
-        var rng = SystemRandomNumberGenerator()
-        for step in 0..<30_000 {
-            // Ids from a small range, negative ones included: long probe runs, frequent hits.
-            var id = Int64.random(in: -3_000...3_000, using: &rng)
-            if id == 0 { id = 1 }
-            if step == 15_000 { table.reserveCapacity(50_000) }  // regrown in one go, mid-run
-            if step % 3 == 2 {
-                let removed = table.remove(id)
-                #expect(removed === reference.removeValue(forKey: id))
-            } else if reference[id] == nil {
-                let item = ItemState(id: id)
-                table.insert(item)
-                reference[id] = item
-            }
-            #expect(table[id] === reference[id])
-            let pointer = table.prefetchObject(id, ItemState.prefetchLayout)
-            #expect(pointer == reference[id].map { UnsafeRawPointer(Unmanaged.passUnretained($0).toOpaque()) })
-            if step % 3_000 == 0 {
-                #expect(table[0] == nil && table.prefetchObject(0, ItemState.prefetchLayout) == nil)
-                #expect(table.count == reference.count)
-                #expect(Set(table.values.map(\.id)) == Set(reference.keys))
-                for (key, value) in reference { #expect(table[key] === value) }
-            }
-        }
-    }
-
+@Suite("Prefetching the feature state")
+struct PrefetchTests {
     @Test("the prefetch layouts find every array a fold writes, in every instance")
     func layoutsFindTheArrays() {
         let users = UserState.prefetchLayout
