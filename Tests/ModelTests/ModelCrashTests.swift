@@ -74,7 +74,7 @@ struct ModelCrashTests {
         let crashed = try await consumeAndStop(dir: dir, ingest: ingest, ingestPort: ingestPort)
         let reference = try await consumeAndStop(dir: temporaryDirectory(), ingest: ingest, ingestPort: ingestPort)
         // Partitions fold concurrently, so dense indices differ between runs: compare content.
-        let a = try InteractionStore.restore(crashed), b = try InteractionStore.restore(reference)
+        let a = try InteractionTable.restore(crashed), b = try InteractionTable.restore(reference)
         #expect(a.summary.offsets == b.summary.offsets)
         let pa = a.canonicalPairs, pb = b.canonicalPairs
         #expect(pa.count == pb.count && pa.count > 10_000)

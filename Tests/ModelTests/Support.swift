@@ -55,7 +55,7 @@ func clusteredShop(users: Int = 60, itemsPerGroup: Int = 12, groups: Int = 3, pe
 }
 
 func interactions(_ events: [Event], weights: InteractionWeights = .defaults) -> Interactions {
-    let store = InteractionStore()
+    let store = InteractionTable()
     store.fold(events)
     return store.interactions(weights: weights).data
 }

@@ -32,7 +32,7 @@ func shop(users: Int = 60) -> [Event] {
 }
 
 func trained(_ kind: RecommenderModel.Kind, _ events: [Event], _ params: [(String, String)] = []) throws -> PublishedModels.Loaded {
-    let store = InteractionStore()
+    let store = InteractionTable()
     store.fold(events)
     let p = try TrainingParameters(kind: kind, params)
     let model = try Trainer.train(p, store.interactions(weights: p.weights).data)

@@ -150,7 +150,7 @@ import Wire
         let dir = temporaryDirectory()
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         let commits = Counter()
-        let store = try DecisionStore(path: dir + "/decisions.db") { _, _, _ in commits.add() }
+        let store = try DecisionDatabase(path: dir + "/decisions.db") { _, _, _ in commits.add() }
         try await withThrowingTaskGroup(of: Void.self) { group in
             for i in 0..<200 {
                 group.addTask {
@@ -165,7 +165,7 @@ import Wire
         #expect(commits.value < 200, "group commit: \(commits.value) commits for 200 decisions")
         store.close()
 
-        let reopened = try DecisionStore(path: dir + "/decisions.db")
+        let reopened = try DecisionDatabase(path: dir + "/decisions.db")
         defer { reopened.close() }
         var q = QueryDecisionsRequest()
         q.limit = 1000
@@ -179,7 +179,7 @@ import Wire
     @Test func queriesFilterPageAndAggregate() async throws {
         let dir = temporaryDirectory()
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        let store = try DecisionStore(path: dir + "/decisions.db")
+        let store = try DecisionDatabase(path: dir + "/decisions.db")
         defer { store.close() }
         for i in 0..<30 {
             let action: Action = i % 3 == 0 ? .decline : i % 3 == 1 ? .review : .allow
@@ -228,7 +228,7 @@ import Wire
         }
         var bad = QueryDecisionsRequest()
         bad.pageToken = "nonsense"
-        #expect(throws: DecisionStore.BadQuery.self) { try store.query(bad) }
+        #expect(throws: DecisionDatabase.BadQuery.self) { try store.query(bad) }
 
         // Labels land on the order's decisions.
         #expect(try await store.label(orderID: "order-3", kind: .chargeback, source: "bank", note: "cb 1", atMs: 1) == 1)

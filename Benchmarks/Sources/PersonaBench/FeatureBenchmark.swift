@@ -175,7 +175,7 @@ struct SnapshotTimes {
 /// the snapshot of that state.
 func foldBenchmark(users: Int, events total: Int, batch: Int? = nil) -> FoldResult {
     let before = residentBytes()
-    let store = FeatureStore(partitions: 1)
+    let store = LiveFeatures(partitions: 1)
     let folding = timedFold(into: store, total, batch: batch) { syntheticEvent($0, users: users, startMs: 1_700_000_000_000) }
     let after = residentBytes()
     let summary = store.summary
@@ -184,7 +184,7 @@ func foldBenchmark(users: Int, events total: Int, batch: Int? = nil) -> FoldResu
     let path = temporaryBenchDirectory("snapshot") + "/state.snapshot"
     let written = try! store.writeSnapshot(to: path)!
     let t2 = ContinuousClock.now
-    let restored = try! FeatureStore.restore(AtomicFile.read(path)!)
+    let restored = try! LiveFeatures.restore(AtomicFile.read(path)!)
     let restoreSeconds = seconds(t2.duration(to: .now))
     precondition(restored.summary.users == summary.users)
     try? FileManager.default.removeItem(atPath: (path as NSString).deletingLastPathComponent)
@@ -199,7 +199,7 @@ func foldBenchmark(users: Int, events total: Int, batch: Int? = nil) -> FoldResu
 /// The time `store` takes to fold events `0..<total` (made by `event`), handed to it `batch`
 /// at a time: by default the batch the service reads from ingest, made just before it is
 /// folded, as the service decodes a batch just before folding it. Making them is not timed.
-func timedFold(into store: FeatureStore, _ total: Int, batch: Int? = nil, event: (Int) -> StoredEvent) -> Duration {
+func timedFold(into store: LiveFeatures, _ total: Int, batch: Int? = nil, event: (Int) -> StoredEvent) -> Duration {
     let chunk = batch ?? FeatureSettings().readEvents
     var folding = Duration.zero
     var i = 0
@@ -224,7 +224,7 @@ func taobaoFoldBenchmark(rounds: Int = 5) throws -> (eventsPerSecond: Double, ev
     var best = 0.0
     var users = 0
     for _ in 0..<rounds {
-        let store = FeatureStore(partitions: 1)
+        let store = LiveFeatures(partitions: 1)
         let folding = timedFold(into: store, events.count) { i in
             var stored = StoredEvent()
             stored.offset = UInt64(i)

@@ -73,9 +73,9 @@ func metricsRow(side: String, name: String, seconds: Double, lists: [[Int32]], t
 /// memory per pair after compaction.
 func storeFigures(_ events: [Event]) -> (eventsPerSecond: Double, bytesPerPair: Double, pairs: Int) {
     var best = Duration.seconds(1000)
-    var store = InteractionStore()
+    var store = InteractionTable()
     for _ in 0..<3 {
-        store = InteractionStore()
+        store = InteractionTable()
         let start = ContinuousClock.now
         store.fold(events)
         best = min(best, start.duration(to: .now))
@@ -106,7 +106,7 @@ func modelBenchmark(output: String, sharedData: String) throws {
         }
         var skips = DatasetFormat.Skips()
         let events = format.events(lines: text.split(whereSeparator: \.isNewline), skips: &skips)
-        let store = InteractionStore()
+        let store = InteractionTable()
         store.fold(events)
         let figures0 = storeFigures(events)
         storeLines.append(

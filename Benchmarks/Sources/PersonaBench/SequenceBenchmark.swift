@@ -29,7 +29,7 @@ func sequenceBenchmark(output: String, sharedData: String) throws {
             continue
         }
         var skips = DatasetFormat.Skips()
-        let store = InteractionStore()
+        let store = InteractionTable()
         store.fold(format.events(lines: text.split(whereSeparator: \.isNewline), skips: &skips))
         let (data, _) = store.interactions(weights: sequence.weights)
         let (train, test) = data.leaveLastOut()
@@ -176,7 +176,7 @@ func sequenceBenchmark(output: String, sharedData: String) throws {
         Protocol: \(Interactions.leaveLastOutDescription). Every list, Persona's and the peer's, is scored by Persona's \
         `RankingMetrics` on the same split.
         A step is one or more events in a row on one item (the interaction store keeps each user's latest \
-        \(InteractionStore.sequenceLimit)); "seen left out" ranks the same lists with the user's training items removed, \
+        \(InteractionTable.sequenceLimit)); "seen left out" ranks the same lists with the user's training items removed, \
         for comparison.
         Persona's models at their defaults (sequence: \
         \(sequenceParameters)); \
@@ -254,7 +254,7 @@ func sequenceDeepBenchmark(output: String, sharedData: String, epochs: Int) thro
             continue
         }
         var skips = DatasetFormat.Skips()
-        let store = InteractionStore()
+        let store = InteractionTable()
         store.fold(format.events(lines: text.split(whereSeparator: \.isNewline), skips: &skips))
         let (data, _) = store.interactions(weights: p.weights)
         let (train, test) = data.leaveLastOut()

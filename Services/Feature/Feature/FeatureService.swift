@@ -17,7 +17,7 @@ public struct FeatureService: PersonaService {
 
     let context: ServiceContext
     let settings: FeatureSettings
-    let store: FeatureStore
+    let live: LiveFeatures
     let consumer: LogConsumer
     var ingest: RPCClient { consumer.ingest }
     let metrics: FeatureMetrics
@@ -31,9 +31,9 @@ public struct FeatureService: PersonaService {
         self.context = context
         self.settings = settings
         self.snapshotPath = context.dataDirectory.file("state.snapshot")
-        let (store, restored) = try FeatureStore.open(snapshotPath: snapshotPath)
-        self.store = store
-        let summary = store.summary
+        let (live, restored) = try LiveFeatures.open(snapshotPath: snapshotPath)
+        self.live = live
+        let summary = live.summary
         if restored {
             context.logger.info("restored \(summary.users) users and \(summary.items) items at offsets \(summary.offsets)")
         }
@@ -45,12 +45,12 @@ public struct FeatureService: PersonaService {
         modelClient = RPCClient(host: settings.modelHost, port: settings.modelPort)
         let logger = context.logger
         segments = ModelWatcher(client: modelClient, logger: context.logger, accept: { [.kmeans, .gbdt, .logistic].contains($0) }) {
-            [store] info, bytes in
+            [live] info, bytes in
             if info.kind == .kmeans {
                 // One segmentation serves the profiles: the one named `segments`.
                 guard info.name == "segments" else { return }
                 let segmentation = try Segmentation.decode(bytes)
-                try store.setSegmentation(segmentation)
+                try live.setSegmentation(segmentation)
                 logger.info("profiles carry segments v\(info.version) (\(segmentation.k) segments)")
                 return
             }
@@ -58,7 +58,7 @@ public struct FeatureService: PersonaService {
             let classifier = try Classifier.decode(bytes)
             guard ["propensity", "churn"].contains(classifier.target) else { return }
             let horizon = info.params.first { $0.key == "horizon_days" }.flatMap { UInt32($0.value) } ?? 30
-            try store.setScorer(name: info.name, classifier, horizonDays: horizon)
+            try live.setScorer(name: info.name, classifier, horizonDays: horizon)
             logger.info("profiles carry \(info.name) v\(info.version) (\(classifier.target), \(horizon) days)")
         }
     }
@@ -67,7 +67,7 @@ public struct FeatureService: PersonaService {
         // Point lookups answer on the event loop (short read lock, no I/O); the rest run as tasks.
         router.registerInline(FeatureAPI.getProfile) { request in
             var response = GetProfileResponse()
-            if let profile = store.profile(request.userId) {
+            if let profile = live.profile(request.userId) {
                 response.found = true
                 response.profile = profile
             }
@@ -79,11 +79,11 @@ public struct FeatureService: PersonaService {
             guard request.itemIds.count <= 10_000 else { throw RPCError(.invalidArgument, "at most 10000 items per call") }
             var response = GetItemsResponse()
             if request.catalogue && request.itemIds.isEmpty {
-                (response.items, response.more) = store.catalogue(
+                (response.items, response.more) = live.catalogue(
                     after: request.afterId, limit: request.limit == 0 ? 1000 : min(Int(request.limit), 10_000))
                 return response
             }
-            let (found, missing) = store.items(request.itemIds)
+            let (found, missing) = live.items(request.itemIds)
             response.items = found
             response.missing = missing
             return response
@@ -122,7 +122,7 @@ public struct FeatureService: PersonaService {
                 .invalidArgument,
                 "a request's event is a purchase, payment, login, register or refund, not \(event.kind.name ?? "\(event.kind.rawValue)")")
         }
-        let (values, known) = store.requestFeatures(event, positions: positions)
+        let (values, known) = live.requestFeatures(event, positions: positions)
         var response = RequestFeaturesResponse()
         response.schemaVersion = FeatureCatalog.schemaVersion
         response.names = positions.map { FeatureCatalog.names[$0] }
@@ -137,7 +137,7 @@ public struct FeatureService: PersonaService {
         var response = GetFeaturesResponse()
         response.schemaVersion = FeatureCatalog.schemaVersion
         response.names = positions.map { FeatureCatalog.names[$0] }
-        response.rows = store.features(request.userIds, positions: positions)
+        response.rows = live.features(request.userIds, positions: positions)
         return response
     }
 
@@ -159,7 +159,7 @@ public struct FeatureService: PersonaService {
                 .invalidArgument, "by '\(request.by)' is not one of \(ItemRanking.allCases.map(\.rawValue).joined(separator: ", "))")
         }
         var response = TopItemsResponse()
-        response.items = store.topItems(
+        response.items = live.topItems(
             category: request.categoryId, window: window, by: by, limit: request.limit == 0 ? 10 : min(Int(request.limit), 1000))
         return response
     }
@@ -173,11 +173,11 @@ public struct FeatureService: PersonaService {
             after = id
         }
         let size = request.pageSize == 0 ? 100 : min(Int(request.pageSize), 10_000)
-        let audience: FeatureStore.Audience =
+        let audience: LiveFeatures.Audience =
             !request.score.isEmpty
             ? .score(request.score, atLeast: request.minProbability)
             : !request.tag.isEmpty ? .tag(request.tag) : .segment(request.segmentId)
-        guard let (ids, more) = store.members(audience, afterID: after, limit: size) else {
+        guard let (ids, more) = live.members(audience, afterID: after, limit: size) else {
             throw RPCError(
                 .notFound, "no published user classifier named '\(request.score)' (train one: persona train propensity or churn)")
         }
@@ -193,7 +193,7 @@ public struct FeatureService: PersonaService {
         let info = try await ingest.call(IngestAPI.logInfo, LogInfoRequest())
         let ends = info.partitions.sorted { $0.partition < $1.partition }.map(\.endOffset)
         var response = DeleteUserResponse()
-        response.deleted = store.erase(request.userId, ends: ends)
+        response.deleted = live.erase(request.userId, ends: ends)
         // The erasure is durable before it is acknowledged.
         try writeSnapshot(force: true)
         metrics.erased()
@@ -202,17 +202,17 @@ public struct FeatureService: PersonaService {
     }
 
     func exportTraining(_ request: ExportTrainingRequest) async throws -> ExportTrainingResponse {
-        try await exports.page(request, ingest: ingest, erased: store.erased)
+        try await exports.page(request, ingest: ingest, erased: live.erased)
     }
 
     // MARK: Consuming
 
     public func runBackground() async throws {
         let partitions = try await consumer.partitions()
-        guard store.adopt(partitions: partitions) else {
+        guard live.adopt(partitions: partitions) else {
             throw ServiceError(
                 """
-                the snapshot has \(store.summary.offsets.count) partitions but ingest has \(partitions); remove \
+                the snapshot has \(live.summary.offsets.count) partitions but ingest has \(partitions); remove \
                 \(snapshotPath) to rebuild from the log
                 """
             )
@@ -227,7 +227,7 @@ public struct FeatureService: PersonaService {
                 do { try await segments.follow() } catch is CancellationError {}
             }
             group.addTask {
-                var written = store.summary.version
+                var written = live.summary.version
                 var pause = Duration.zero
                 while true {
                     try await Task.sleep(for: Self.snapshotDelay(interval: settings.snapshotInterval, lastEncoding: pause))
@@ -243,8 +243,8 @@ public struct FeatureService: PersonaService {
     }
 
     private func consume(partition p: Int) async throws {
-        try await consumer.consume(partition: p, offset: { store.offset(p) }, failed: { _ in metrics.readError() }) { response, from in
-            let seen = store.fold(response.events, partition: p, next: response.nextOffset)
+        try await consumer.consume(partition: p, offset: { live.offset(p) }, failed: { _ in metrics.readError() }) { response, from in
+            let seen = live.fold(response.events, partition: p, next: response.nextOffset)
             metrics.observed(seen)
             if let erasures = seen[.erasure] {
                 // A forgotten user stays forgotten across a restart from the snapshot.
@@ -266,7 +266,7 @@ public struct FeatureService: PersonaService {
     /// and how long encoding it took (folding waited that long).
     @discardableResult
     func writeSnapshot(since version: UInt64? = nil, force: Bool = false) throws -> (version: UInt64, encoding: Duration)? {
-        guard let w = try store.writeSnapshot(to: snapshotPath, ifChangedSince: force ? nil : version) else { return nil }
+        guard let w = try live.writeSnapshot(to: snapshotPath, ifChangedSince: force ? nil : version) else { return nil }
         metrics.snapshot(bytes: w.bytes, encoding: w.encoding, writing: w.writing)
         return (w.version, w.encoding)
     }
@@ -278,7 +278,7 @@ public struct FeatureService: PersonaService {
     }
 
     public func healthChecks() async -> [(String, String)] {
-        let s = store.summary
+        let s = live.summary
         return [
             ("users", "\(s.users)"), ("items", "\(s.items)"), ("offsets", s.offsets.map(String.init).joined(separator: ",")),
             (

@@ -6,7 +6,7 @@ import Wire
 /// consumer's offset in each ingest partition. Folding is deterministic for each user
 /// (a user's events live in one partition, in order), so a restart from a snapshot plus
 /// the log, or a rebuild from the log alone, gives the same profiles. Not thread-safe:
-/// `FeatureStore` guards it.
+/// `LiveFeatures` guards it.
 public final class FeatureState {
     var users = ObjectTable<UserState>()
     var items = ObjectTable<ItemState>()

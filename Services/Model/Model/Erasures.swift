@@ -17,13 +17,13 @@ final class Erasures: @unchecked Sendable {
 
     /// Applies the store's pending erasures; returns the versions rewritten (empty when
     /// nothing was pending).
-    func apply(store: InteractionStore, registry: Registry) throws -> (users: Int, versions: [ModelInfo]) {
+    func apply(table: InteractionTable, registry: Registry) throws -> (users: Int, versions: [ModelInfo]) {
         try lock.withLock {
-            let pending = store.pendingErasures
+            let pending = table.pendingErasures
             guard !pending.isEmpty else { return (0, []) }
             let rewritten = try registry.erase(Set(pending))
             applied += pending
-            store.erasuresApplied(pending)
+            table.erasuresApplied(pending)
             return (pending.count, rewritten)
         }
     }
@@ -32,7 +32,7 @@ final class Erasures: @unchecked Sendable {
     var mark: Int { lock.withLock { applied.count } }
 
     /// The users applied since `mark`, plus those still pending.
-    func since(_ mark: Int, store: InteractionStore) -> Set<Int64> {
-        lock.withLock { Set(applied[min(mark, applied.count)...]) }.union(store.pendingErasures)
+    func since(_ mark: Int, table: InteractionTable) -> Set<Int64> {
+        lock.withLock { Set(applied[min(mark, applied.count)...]) }.union(table.pendingErasures)
     }
 }

@@ -47,9 +47,9 @@ struct ModelMetrics: Sendable {
             .increment()
     }
 
-    func store(pairs: Int, bytes: Int) {
-        metrics.gauge("persona_model_interactions", labels: [], help: "(user, item) pairs in the interaction store").set(Int64(pairs))
-        metrics.gauge("persona_model_interaction_bytes", labels: [], help: "Memory of the interaction store").set(Int64(bytes))
+    func interactions(pairs: Int, bytes: Int) {
+        metrics.gauge("persona_model_interactions", labels: [], help: "(user, item) pairs in the interaction table").set(Int64(pairs))
+        metrics.gauge("persona_model_interaction_bytes", labels: [], help: "Memory of the interaction table").set(Int64(bytes))
     }
 
     func learnedOnline(_ rows: Int) {

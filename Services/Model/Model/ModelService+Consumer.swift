@@ -8,10 +8,10 @@ import Wire
 extension ModelService {
     public func runBackground() async throws {
         let partitions = try await consumer.partitions()
-        guard store.adopt(partitions: partitions) else {
+        guard table.adopt(partitions: partitions) else {
             throw ServiceError(
                 """
-                the interaction snapshot has \(store.summary.offsets.count) partitions but ingest has \(partitions); \
+                the interaction snapshot has \(table.summary.offsets.count) partitions but ingest has \(partitions); \
                 remove \(snapshotPath) to rebuild from the log
                 """
             )
@@ -22,9 +22,9 @@ extension ModelService {
         try await withThrowingTaskGroup(of: Void.self) { group in
             for p in 0..<partitions {
                 group.addTask {
-                    try await consumer.consume(partition: p, offset: { store.offset(p) }, failed: { _ in metrics.readError() }) {
+                    try await consumer.consume(partition: p, offset: { table.offset(p) }, failed: { _ in metrics.readError() }) {
                         response, from in
-                        let labels = store.fold(response.events, partition: p, next: response.nextOffset)
+                        let labels = table.fold(response.events, partition: p, next: response.nextOffset)
                         online?.noteLabels(labels)
                         applyErasures()
                         metrics.consumed(
@@ -49,7 +49,7 @@ extension ModelService {
                 }
             }
             group.addTask {
-                var written = store.summary.version
+                var written = table.summary.version
                 while true {
                     try await Task.sleep(for: settings.snapshotInterval)
                     if let v = try writeSnapshot(since: written) { written = v }
@@ -64,9 +64,9 @@ extension ModelService {
     /// the snapshot, so that their pairs are gone from disk too. A failure is logged and
     /// retried with the next fold.
     func applyErasures() {
-        guard !store.pendingErasures.isEmpty else { return }
+        guard !table.pendingErasures.isEmpty else { return }
         do {
-            let (users, versions) = try erasures.apply(store: store, registry: registry)
+            let (users, versions) = try erasures.apply(table: table, registry: registry)
             guard users > 0 else { return }
             try writeSnapshot()
             metrics.erased(users)
@@ -81,9 +81,9 @@ extension ModelService {
 
     @discardableResult
     func writeSnapshot(since version: UInt64? = nil) throws -> UInt64? {
-        guard let v = try store.writeSnapshot(to: snapshotPath, ifChangedSince: version) else { return nil }
-        let s = store.summary
-        metrics.store(pairs: Int(s.pairs), bytes: Int(s.bytes))
+        guard let v = try table.writeSnapshot(to: snapshotPath, ifChangedSince: version) else { return nil }
+        let s = table.summary
+        metrics.interactions(pairs: Int(s.pairs), bytes: Int(s.bytes))
         return v
     }
 }

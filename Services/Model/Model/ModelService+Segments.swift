@@ -21,7 +21,7 @@ extension ModelService {
         }
         let k = asked
         let name = try checkedName(request, default: "segments")
-        let users = store.interactions().data.userIDs
+        let users = table.interactions().data.userIDs
         guard users.count >= 10 else {
             throw RPCError(.failedPrecondition, "\(users.count) users with interactions: segments need at least 10; import events first")
         }

@@ -19,7 +19,7 @@ extension ModelService {
         }
         let parameters = try checked { try TrainingParameters(kind: kind, request.params.map { ($0.key, $0.value) }) }
         let name = try checkedName(request, default: kind.rawValue)
-        guard store.summary.pairs > 0 else {
+        guard table.summary.pairs > 0 else {
             throw RPCError(
                 .failedPrecondition,
                 """
@@ -98,7 +98,7 @@ extension ModelService {
     ) {
         progress.report(0, "reading interactions")
         let mark = erasures.mark
-        let (data, offsets) = store.interactions(fromMs: request.dataFromMs, toMs: request.dataToMs, weights: parameters.weights)
+        let (data, offsets) = table.interactions(fromMs: request.dataFromMs, toMs: request.dataToMs, weights: parameters.weights)
         var catalogue: [Int64: ItemDocument] = [:]
         if parameters.kind == .content {
             progress.report(0, "reading the catalogue from the feature service")
@@ -108,12 +108,12 @@ extension ModelService {
         var outcome = try TrainingRun.run(parameters, data: data, catalogue: catalogue, search: request.search, progress: progress)
         try progress.check()
         // Users erased while it trained leave it before it is stored.
-        outcome.model.forget(erasures.since(mark, store: store))
+        outcome.model.forget(erasures.since(mark, table: table))
         var info = versionInfo(
             parameters.kind.modelKind, job: id, report: outcome.report, seconds: outcome.seconds, from: request.dataFromMs,
             to: request.dataToMs)
         info.logOffsets = offsets
-        info.featureSchemaVersion = InteractionStore.snapshotVersion
+        info.featureSchemaVersion = InteractionTable.snapshotVersion
         info.interactions = UInt64(data.pairs)
         info.users = UInt32(data.users)
         info.items = UInt32(data.items)

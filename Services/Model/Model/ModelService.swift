@@ -21,7 +21,7 @@ public struct ModelService: PersonaService {
     let settings: ConsumerSettings
     /// The feature service: labelled training rows for the classifiers (ExportTraining).
     let feature: RPCClient
-    let store: InteractionStore
+    let table: InteractionTable
     let registry: Registry
     let jobs: JobBoard
     let consumer: LogConsumer
@@ -36,10 +36,10 @@ public struct ModelService: PersonaService {
         self.settings = settings
         feature = RPCClient(host: model.featureHost, port: model.featurePort, defaultTimeout: .seconds(300))
         snapshotPath = context.dataDirectory.file("interactions.snapshot")
-        let (store, restored) = try InteractionStore.open(snapshotPath: snapshotPath)
-        self.store = store
+        let (table, restored) = try InteractionTable.open(snapshotPath: snapshotPath)
+        self.table = table
         if restored {
-            let s = store.summary
+            let s = table.summary
             context.logger.info("restored \(s.pairs) interactions of \(s.users) users at offsets \(s.offsets)")
         }
         registry = try Registry(directory: context.dataDirectory.file("registry"))
@@ -205,7 +205,7 @@ public struct ModelService: PersonaService {
     }
 
     public func healthChecks() async -> [(String, String)] {
-        let s = store.summary
+        let s = table.summary
         return [
             ("users", "\(s.users)"), ("items", "\(s.items)"), ("interactions", "\(s.pairs)"),
             ("offsets", s.offsets.map(String.init).joined(separator: ",")),

@@ -13,7 +13,7 @@ extension RiskControlService {
         case .success(let set): candidate = set
         }
         let limit = request.limit == 0 ? 100_000 : min(Int(request.limit), 1_000_000)
-        let history = try store.history(fromMs: request.fromMs, toMs: request.toMs, limit: limit)
+        let history = try database.history(fromMs: request.fromMs, toMs: request.toMs, limit: limit)
         let policy = DecisionPolicy(
             review: settings.reviewThreshold, decline: settings.declineThreshold, failOpen: settings.failurePolicy == .open)
         var changes: [[UInt32]] = Array(repeating: Array(repeating: 0, count: 5), count: 5)
@@ -76,10 +76,10 @@ extension RiskControlService {
             }
         }
         let n = Int64(history.count)
-        response.current = DecisionStore.outcome(
+        response.current = DecisionDatabase.outcome(
             decisions: n, declined: current.declined, labelled: current.labelled, fraud: current.fraud, flagged: current.flagged,
             flaggedFraud: current.flaggedFraud)
-        response.candidate = DecisionStore.outcome(
+        response.candidate = DecisionDatabase.outcome(
             decisions: n, declined: proposed.declined, labelled: proposed.labelled, fraud: proposed.fraud, flagged: proposed.flagged,
             flaggedFraud: proposed.flaggedFraud)
         return response

@@ -17,7 +17,7 @@ extension RiskControlService {
             q.orderId = request.orderId
             q.limit = 1
             q.withoutFeatures = true
-            guard let d = try store.query(q).decisions.first else {
+            guard let d = try database.query(q).decisions.first else {
                 throw RPCError(.notFound, "no decision for order '\(request.orderId)': give the user id to label it")
             }
             user = d.userId
@@ -42,7 +42,8 @@ extension RiskControlService {
         guard let status = answer.statuses.first, status.code != .rejected else {
             throw RPCError(.invalidArgument, "ingest refused the label: \(answer.statuses.first?.detail ?? "no status")")
         }
-        let n = try await store.label(orderID: request.orderId, kind: request.kind, source: request.source, note: request.note, atMs: now)
+        let n = try await database.label(
+            orderID: request.orderId, kind: request.kind, source: request.source, note: request.note, atMs: now)
         metrics.labelled(request.kind)
         var response = LabelResponse()
         response.applied = true

@@ -28,7 +28,7 @@ extension RiskControlService {
         }
         let add = try request.add.map(normalised)
         let remove = try request.remove.map(normalised)
-        let (added, removed) = try await store.updateLists(add: add, remove: remove)
+        let (added, removed) = try await database.updateLists(add: add, remove: remove)
         lists.apply(add: add, remove: remove)
         var response = UpdateListsResponse()
         response.size = UInt32(lists.count)

@@ -31,7 +31,7 @@ extension RiskControlService {
             set.shadow = shadow
             set.publishedMs = context.clock.nowMs
             set = try await rules.publish(set) { set in
-                try await store.saveRuleSet(version: set.version, source: set.source, shadow: set.shadow, publishedMs: set.publishedMs)
+                try await database.saveRuleSet(version: set.version, source: set.source, shadow: set.shadow, publishedMs: set.publishedMs)
             }
             metrics.rulesVersion(set.version, shadow: shadow)
             context.logger.info("published \(shadow ? "shadow " : "")rules v\(set.version) (\(set.rules.count) rules)")

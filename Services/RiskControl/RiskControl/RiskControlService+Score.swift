@@ -166,7 +166,7 @@ extension RiskControlService {
         d.latencyUs = Self.micros(start.duration(to: .now))
         if !request.dryRun {
             do {
-                d = try await store.append(d, request: r)
+                d = try await database.append(d, request: r)
             } catch {
                 context.logger.error("decision for order '\(r.orderId)' not stored: \(error)")
                 throw RPCError(.unavailable, "the decision could not be stored: \(error)")

@@ -15,14 +15,14 @@ import Wire
 /// (RequestFeatures, within the caller's deadline), scores them with the published fraud
 /// model (followed through WatchModels and swapped in without a restart), explains the
 /// score with TreeSHAP, applies the lists, rules and thresholds (`Decide`), and answers only
-/// once the decision is committed to the decision store (`DecisionStore`, SQLite).
+/// once the decision is committed to the decision store (`DecisionDatabase`, SQLite).
 public struct RiskControlService: PersonaService {
     public static let peer = Peer.riskControl
 
     let context: ServiceContext
     let metrics: RiskMetrics
     let settings: RiskSettings
-    let store: DecisionStore
+    let database: DecisionDatabase
     let lists = RiskLists()
     let rules: RuleBook
     let served = ServedClassifier()
@@ -42,11 +42,11 @@ public struct RiskControlService: PersonaService {
         self.settings = settings
         let metrics = RiskMetrics(context.metrics)
         self.metrics = metrics
-        store = try DecisionStore(path: context.dataDirectory.path + "/decisions.db") { rows, _, queued in
+        database = try DecisionDatabase(path: context.dataDirectory.path + "/decisions.db") { rows, _, queued in
             metrics.committed(rows: rows, queued: queued)
         }
-        lists.replace(try store.listEntries())
-        rules = try RuleBook(stored: try store.ruleSets())
+        lists.replace(try database.listEntries())
+        rules = try RuleBook(stored: try database.ruleSets())
         pseudonymizer = Pseudonymizer(
             key: try Pseudonymizer.loadKey(
                 environment: ProcessInfo.processInfo.environment, keyFile: settings.pseudonymKeyFile,
@@ -72,12 +72,12 @@ public struct RiskControlService: PersonaService {
         router.register(RiskAPI.score) { try await score($0) }
         router.register(RiskAPI.queryDecisions) { request in
             do {
-                let (decisions, next) = try store.query(request)
+                let (decisions, next) = try database.query(request)
                 var response = QueryDecisionsResponse()
                 response.decisions = decisions
                 response.nextPageToken = next
                 return response
-            } catch let e as DecisionStore.BadQuery {
+            } catch let e as DecisionDatabase.BadQuery {
                 metrics.badRequest("page_token")
                 throw RPCError(.invalidArgument, e.description)
             }
@@ -101,7 +101,7 @@ public struct RiskControlService: PersonaService {
         router.register(RiskAPI.getRules) { request in
             var response = GetRulesResponse()
             if request.version != 0 {
-                guard let stored = try store.ruleSets().first(where: { $0.version == request.version }) else {
+                guard let stored = try database.ruleSets().first(where: { $0.version == request.version }) else {
                     throw RPCError(.notFound, "no rule set version \(request.version)")
                 }
                 let set = RuleBook.lenient(stored)
@@ -121,7 +121,7 @@ public struct RiskControlService: PersonaService {
             return response
         }
         router.register(RiskAPI.backtest) { try await backtest($0) }
-        router.register(RiskAPI.decisionStats) { try store.stats($0) }
+        router.register(RiskAPI.decisionStats) { try database.stats($0) }
     }
 
     func refuse(_ reason: String, _ message: String) -> RPCError {
@@ -145,22 +145,23 @@ public struct RiskControlService: PersonaService {
     /// is kept with the decisions; on its first start it begins at the log's end (decisions
     /// stored before then belong to users not yet erased).
     func followErasures() async throws {
-        var starts = try store.logOffsets()
+        var starts = try database.logOffsets()
         if starts == nil {
             let ends = try await erasures.endOffsets()
-            try await store.setLogOffsets(ends)
+            try await database.setLogOffsets(ends)
             starts = ends
         }
         try await erasures.followErasures(from: starts!, progress: erased) { users, partition, next in
-            let changed = try await store.erase(users.map { ($0, pseudonymizer.pseudonym(userID: $0)) }, partition: partition, next: next)
-            lists.replace(try store.listEntries())
+            let changed = try await database.erase(
+                users.map { ($0, pseudonymizer.pseudonym(userID: $0)) }, partition: partition, next: next)
+            lists.replace(try database.listEntries())
             metrics.erased(users.count)
             context.logger.info("pseudonymised \(changed) decision(s) of \(users.count) erased user(s)")
         }
     }
 
     public func close() async throws {
-        store.close()
+        database.close()
         await erasures.ingest.shutdown()
         await feature.shutdown()
         await ingest.shutdown()

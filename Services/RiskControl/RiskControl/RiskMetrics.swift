@@ -33,7 +33,7 @@ struct RiskMetrics: Sendable {
 
     func committed(rows: Int, queued: Int) {
         metrics.gauge("persona_risk_store_queue_depth", labels: [], help: "Writes waiting for the next group commit").set(Int64(queued))
-        metrics.counter("persona_risk_store_commits_total", labels: [], help: "Group commits of the decision store").increment()
+        metrics.counter("persona_risk_store_commits_total", labels: [], help: "Group commits of the decision database").increment()
         metrics.counter("persona_risk_store_writes_total", labels: [], help: "Writes (decisions, labels, rules, lists) committed")
             .increment(by: Int64(rows))
     }

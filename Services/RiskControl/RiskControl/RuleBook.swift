@@ -6,7 +6,7 @@ final class RuleBook: Sendable {
     private let state: Mutex<(active: RuleSet, shadow: RuleSet?, latest: UInt32)>
     private let publishing = AsyncLock()
 
-    init(stored: [DecisionStore.StoredRuleSet]) throws {
+    init(stored: [DecisionDatabase.StoredRuleSet]) throws {
         var active = RuleSet.empty
         var shadow: RuleSet?
         for s in stored {
@@ -17,7 +17,7 @@ final class RuleBook: Sendable {
     }
 
     /// A stored set compiled with every unknown name taken as a numeric feature.
-    static func lenient(_ s: DecisionStore.StoredRuleSet) -> RuleSet {
+    static func lenient(_ s: DecisionDatabase.StoredRuleSet) -> RuleSet {
         var names = Decide.requestFields
         // Names the set reads that are not request fields are features (numbers).
         if let tokens = try? Lexer.tokens(s.source) {

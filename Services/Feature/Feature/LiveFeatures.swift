@@ -8,7 +8,7 @@ public import Wire
 /// answer. Folding takes the write side; queries and snapshots take the read side, so a
 /// snapshot of a large state pauses folding but never the calls. Every read is at the
 /// state's event-time clock (`FeatureState.watermarkMs`).
-public final class FeatureStore: @unchecked Sendable {
+public final class LiveFeatures: @unchecked Sendable {
     private let state: FeatureState
     private let lock = ReadWriteLock()
 
@@ -23,11 +23,11 @@ public final class FeatureStore: @unchecked Sendable {
     }
 
     /// Opens the snapshot at `path`, or starts empty with `partitions` offsets.
-    static func open(snapshotPath: String) throws -> (FeatureStore, restored: Bool) {
+    static func open(snapshotPath: String) throws -> (LiveFeatures, restored: Bool) {
         if let bytes = try AtomicFile.read(snapshotPath) {
             return (try restore(bytes), true)
         }
-        return (FeatureStore(FeatureState(partitions: 0)), false)
+        return (LiveFeatures(FeatureState(partitions: 0)), false)
     }
 
     public struct Summary: Sendable {
@@ -83,8 +83,8 @@ public final class FeatureStore: @unchecked Sendable {
 
     /// A store restored from a snapshot file's bytes (`writeSnapshot(to:)`; as the service
     /// does on start).
-    public static func restore(_ bytes: [UInt8]) throws -> FeatureStore {
-        FeatureStore(try FeatureState.restore(bytes))
+    public static func restore(_ bytes: [UInt8]) throws -> LiveFeatures {
+        LiveFeatures(try FeatureState.restore(bytes))
     }
 
     /// What writing a snapshot took.

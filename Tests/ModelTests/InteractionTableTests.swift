@@ -8,10 +8,10 @@ import Wire
 @testable import Model
 
 @Suite("Interaction store")
-struct InteractionStoreTests {
+struct InteractionTableTests {
     @Test("each kind of interaction lands in its channel; refunds take a purchase back; the latest time is kept")
     func channels() {
-        let store = InteractionStore()
+        let store = InteractionTable()
         var review = Event()
         review.eventId = "r1"
         review.kind = .review
@@ -56,7 +56,7 @@ struct InteractionStoreTests {
         """
     )
     func steps() throws {
-        let store = InteractionStore()
+        let store = InteractionTable()
         store.fold([
             view(1, 10, at: baseMs), view(1, 10, at: baseMs + 1000), view(1, 10, at: baseMs + 2000, kind: .addToCart),
             view(1, 11, at: baseMs + 3000),
@@ -79,7 +79,7 @@ struct InteractionStoreTests {
         #expect(train.sequence(0).map { data.itemIDs[Int($0)] } == [10, 11, 10])
         let path = temporaryDirectory() + ".snapshot"
         try store.writeSnapshot(to: path)
-        let (restored, _) = try InteractionStore.open(snapshotPath: path)
+        let (restored, _) = try InteractionTable.open(snapshotPath: path)
         #expect(restored.interactions().data.steps.map { $0.map { $0.map(\.item) } } == steps.map { $0.map(\.item) })
         var erase = Event()
         erase.eventId = "x"
@@ -92,7 +92,7 @@ struct InteractionStoreTests {
 
     @Test("an erasure event forgets the user; their later events start afresh")
     func erasure() {
-        let store = InteractionStore()
+        let store = InteractionTable()
         var erase = Event()
         erase.eventId = "x"
         erase.kind = .erasure
@@ -108,7 +108,7 @@ struct InteractionStoreTests {
 
     @Test("a snapshot restores the same store, offsets included; compaction keeps every pair")
     func snapshotRoundTrip() throws {
-        let store = InteractionStore()
+        let store = InteractionTable()
         var rng = SplitMix(seed: 9)
         var events: [Event] = []
         for n in 0..<5000 {
@@ -116,14 +116,14 @@ struct InteractionStoreTests {
                 view(Int64(1 + rng.below(300)), Int64(1 + rng.below(400)), at: baseMs + Int64(n) * 1000, category: Int64(rng.below(5))))
         }
         store.fold(events)
-        func listing(_ s: InteractionStore) -> [String] {
+        func listing(_ s: InteractionTable) -> [String] {
             (1...300).flatMap { u in s.pairs(of: Int64(u)).map { "\(u):\($0.item):\($0.counts):\($0.seconds)" } }
         }
         let before = listing(store)
         let path = temporaryDirectory() + ".snapshot"
         defer { try? FileManager.default.removeItem(atPath: path) }
         try store.writeSnapshot(to: path)
-        let (restored, found) = try InteractionStore.open(snapshotPath: path)
+        let (restored, found) = try InteractionTable.open(snapshotPath: path)
         #expect(found)
         #expect(listing(restored) == before)
         #expect(restored.summary.offsets == store.summary.offsets && restored.summary.pairs == store.summary.pairs)
@@ -133,7 +133,7 @@ struct InteractionStoreTests {
         // A corrupted snapshot is refused, not half read.
         var bytes = try Data(contentsOf: URL(fileURLWithPath: path))
         bytes[bytes.count / 2] ^= 0x40
-        #expect(throws: (any Error).self) { try InteractionStore.restore(Array(bytes)) }
+        #expect(throws: (any Error).self) { try InteractionTable.restore(Array(bytes)) }
     }
 
     @Test("the training matrix is the same whatever order the users' events were folded in")
@@ -141,7 +141,7 @@ struct InteractionStoreTests {
         let events = clusteredShop(users: 50, perUser: 6)
         // Each user's events keep their order (as within a partition); users interleave differently.
         let byUser = Dictionary(grouping: events, by: \.userId)
-        let a = InteractionStore(), b = InteractionStore()
+        let a = InteractionTable(), b = InteractionTable()
         a.fold(events)
         b.fold(byUser.keys.sorted(by: >).flatMap { byUser[$0]! })
         let da = a.interactions().data, db = b.interactions().data
@@ -151,7 +151,7 @@ struct InteractionStoreTests {
 
     @Test("a data range keeps the pairs whose latest event falls in it")
     func dataRange() {
-        let store = InteractionStore()
+        let store = InteractionTable()
         store.fold([view(1, 10, at: baseMs), view(1, 11, at: baseMs + 86_400_000), view(2, 10, at: baseMs + 2 * 86_400_000)])
         let (data, _) = store.interactions(fromMs: baseMs + 1000, toMs: baseMs + 2 * 86_400_000)
         #expect(data.userIDs == [1] && data.itemIDs == [11])

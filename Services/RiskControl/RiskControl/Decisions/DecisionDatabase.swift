@@ -10,7 +10,7 @@ import Wire
 /// commit in one transaction (group commit): concurrent decisions share an fsync, and a
 /// decision is answered only after the commit that holds it. Reads use their own
 /// connections (WAL lets them run beside the writer).
-final class DecisionStore: @unchecked Sendable {
+final class DecisionDatabase: @unchecked Sendable {
     let path: String
     private let writer: SQLiteDatabase
     private let readers = Mutex<[SQLiteDatabase]>([])
@@ -45,7 +45,7 @@ final class DecisionStore: @unchecked Sendable {
             }
         }
         let t = Thread { [unowned self] in self.writeLoop() }
-        t.name = "decision-store"
+        t.name = "decision-database"
         thread = t
         t.start()
         let c = Thread { [unowned self] in self.checkpointLoop() }
@@ -177,7 +177,7 @@ final class DecisionStore: @unchecked Sendable {
     }
 
     struct StoreClosed: Error, CustomStringConvertible {
-        var description: String { "the decision store is closed" }
+        var description: String { "the decision database is closed" }
     }
 
     private func writeLoop() {

@@ -13,7 +13,7 @@ public import Wire
 /// the state: a snapshot holds both, and a restart resumes exactly where it left off.
 /// Beside the pairs, each user's latest `sequenceLimit` steps in log order (a step: one item
 /// and the counts of the events in a row on it), the sequence model's data; 8 bytes a step.
-public final class InteractionStore: @unchecked Sendable {
+public final class InteractionTable: @unchecked Sendable {
     /// One (user, item) pair: the item's dense index, the latest event's time in seconds,
     /// and counts of views (and clicks), carts, favourites (and reviews) and purchased order
     /// lines (less refunds), each saturating at 255 (a confidence gains little past that).
@@ -472,18 +472,18 @@ public final class InteractionStore: @unchecked Sendable {
     }
 
     /// The store saved at `path`, or an empty one when there is no file.
-    public static func open(snapshotPath path: String) throws -> (InteractionStore, restored: Bool) {
-        guard let bytes = try AtomicFile.read(path) else { return (InteractionStore(), false) }
+    public static func open(snapshotPath path: String) throws -> (InteractionTable, restored: Bool) {
+        guard let bytes = try AtomicFile.read(path) else { return (InteractionTable(), false) }
         return (try restore(bytes), true)
     }
 
-    public static func restore(_ bytes: [UInt8]) throws -> InteractionStore {
+    public static func restore(_ bytes: [UInt8]) throws -> InteractionTable {
         var r = try SnapshotReader(bytes, magic: magic)
         guard (1...snapshotVersion).contains(r.version) else {
             throw StoreError(.corrupt, "interaction snapshot version \(r.version) is not \(snapshotVersion)")
         }
-        let store = InteractionStore()
-        let s = store.state
+        let table = InteractionTable()
+        let s = table.state
         s.offsets = try r.plain(UInt64.self)
         s.latestSeconds = try r.u32()
         s.erasures = Int(try r.u64())
@@ -520,7 +520,7 @@ public final class InteractionStore: @unchecked Sendable {
         }
         s.userIndex = Dictionary(uniqueKeysWithValues: s.userIDs.enumerated().map { ($1, Int32($0)) })
         s.itemIndex = Dictionary(uniqueKeysWithValues: s.itemIDs.enumerated().map { ($1, Int32($0)) })
-        return store
+        return table
     }
 }
 

@@ -1,7 +1,7 @@
 import Wire
 
 /// QueryDecisions, DecisionStats and the backtest's history, as SQL over the decision store.
-extension DecisionStore {
+extension DecisionDatabase {
     static let defaultPage = 50
     static let maxPage = 1000
 
