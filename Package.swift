@@ -171,7 +171,7 @@ let package = Package(
 
             .target(
                 name: "TestSupport",
-                dependencies: ["RPC", "Wire", "ServiceKit", "Math", "Ingest", "Feature", "Model"] + nio,
+                dependencies: ["RPC", "Wire", "ServiceKit", "Math", "Ingest", "Feature", "Model", logging] + nio,
                 path: "Tests/TestSupport", swiftSettings: swiftSettings),
             .testTarget(
                 name: "WireTests", dependencies: ["Wire", "TestSupport"],
@@ -179,7 +179,7 @@ let package = Package(
             .testTarget(
                 name: "RPCTests",
                 dependencies: [
-                    "RPC", "Wire", "TestSupport",
+                    "RPC", "Wire", "TestSupport", logging,
                     .product(name: "NIOTestUtils", package: "swift-nio"),
                     .product(name: "NIOEmbedded", package: "swift-nio"),
                 ] + nio,
@@ -188,7 +188,7 @@ let package = Package(
                 name: "ModelTests",
                 dependencies: [
                     "Model", "Recommend", "Feature", "Math", "Recommenders", "Classifiers", "Datasets", "Ingest", "ServiceKit", "RPC",
-                    "Wire", "Store", "TestSupport",
+                    "Wire", "TestSupport",
                 ],
                 path: "Tests/ModelTests", swiftSettings: swiftSettings),
             .testTarget(
@@ -202,7 +202,7 @@ let package = Package(
                 name: "DataStructuresTests", dependencies: ["DataStructures"], path: "Tests/DataStructuresTests",
                 swiftSettings: swiftSettings),
             .testTarget(
-                name: "StoreTests", dependencies: ["Store", "TestSupport"],
+                name: "StoreTests", dependencies: ["Store"],
                 path: "Tests/StoreTests", swiftSettings: swiftSettings),
             .testTarget(
                 name: "IngestTests", dependencies: ["Ingest", "PersonalData", "ServiceKit", "RPC", "Wire", "Store", "TestSupport"],
@@ -216,15 +216,14 @@ let package = Package(
             .testTarget(
                 name: "RiskTests",
                 dependencies: [
-                    "RiskControl", "Feature", "Model", "Ingest", "Classifiers", "Datasets", "Math", "ServiceKit", "RPC", "Wire",
-                    "TestSupport",
+                    "RiskControl", "Feature", "Model", "Ingest", "Datasets", "ServiceKit", "RPC", "Wire", "TestSupport",
                 ],
                 path: "Tests/RiskTests", swiftSettings: swiftSettings),
             .testTarget(
                 name: "ServiceTests",
                 dependencies: [
                     "ServiceKit", "RPC", "Wire", "Store", "TestSupport", "Ingest", "Feature", "Model", "RiskControl", "Recommend",
-                ],
+                ] + nio,
                 path: "Tests/ServiceTests", swiftSettings: swiftSettings),
         ]
 )
