@@ -513,5 +513,5 @@ func fillDecisions(path: String, to count: Int, features: [String]) throws -> (c
     }
     try exec("COMMIT; PRAGMA wal_checkpoint(TRUNCATE)")
     let bytes = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
-    return (max(Int(have), count), users, bytes ?? 0)
+    return (max(Int(have), count), users, bytes)
 }
