@@ -116,8 +116,9 @@ let package = Package(
         .systemLibrary(name: "CCRC32C", path: "Shared/CCRC32C"),
         .target(name: "Store", dependencies: ["Wire", "CCRC32C"], path: "Shared/Store", swiftSettings: swiftSettings),
         // General-purpose containers of the feature state (open-addressing tables, compact
-        // id sets) and the stable hashes ids and partitions are derived with. Cross-module
-        // optimisation lets the services specialise and inline the generic tables.
+        // id sets) and the stable hashes ids and partitions are derived with. Their API is
+        // public and the module built with cross-module optimisation, so that the feature
+        // fold still specialises and inlines them (as `package` API it folded 2.6x slower).
         .target(
             name: "DataStructures", dependencies: ["CMemory"], path: "Shared/DataStructures",
             swiftSettings: swiftSettings + hotLoop + [.unsafeFlags(["-cross-module-optimization"], .when(configuration: .release))]),

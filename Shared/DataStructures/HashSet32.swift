@@ -7,22 +7,22 @@
 /// ahead of the fold. (It was a sorted array: a binary search over a few kilobytes and a
 /// memmove per insert, 12% of folding a long history.) A hash of 0 marks an empty slot and
 /// is stored as 1.
-package struct HashSet32: Equatable {
+public struct HashSet32: Equatable, Sendable {
     /// The hashes, 0 where a slot is empty.
     private var slots: [UInt32] = []
-    package private(set) var count = 0
+    public private(set) var count = 0
 
-    package init() {}
+    public init() {}
 
     /// A set of `hashes` (as `hashes` lists them).
-    package init(hashes: [UInt32]) {
+    public init(hashes: [UInt32]) {
         var capacity = Self.minimumCapacity
         while !Self.fits(hashes.count, in: capacity) { capacity *= 2 }
         slots = [UInt32](repeating: 0, count: capacity)
         for h in hashes { insert(hash: max(1, h), limit: .max) }
     }
 
-    package static let minimumCapacity = 4
+    public static let minimumCapacity = 4
 
     /// `minimumCapacity` empty slots, made through a literal (SmallArrays.swift).
     @inline(__always)
@@ -40,7 +40,7 @@ package struct HashSet32: Equatable {
         max(1, UInt32(truncatingIfNeeded: StableHash.mix64(UInt64(bitPattern: id))))
     }
 
-    package mutating func insert(_ id: Int64, limit: Int) {
+    public mutating func insert(_ id: Int64, limit: Int) {
         insert(hash: Self.hash(id), limit: limit)
     }
 
@@ -56,16 +56,16 @@ package struct HashSet32: Equatable {
         count += 1
     }
 
-    package func contains(_ id: Int64) -> Bool {
+    public func contains(_ id: Int64) -> Bool {
         guard !slots.isEmpty else { return false }
         return slots.withUnsafeBufferPointer { LinearProbing.find(UInt64(Self.hash(id)), in: $0) }.found
     }
 
     /// The hashes held, ascending.
-    package var hashes: [UInt32] { withSortedHashes { Array($0) } }
+    public var hashes: [UInt32] { withSortedHashes { Array($0) } }
 
     /// Calls `body` with the hashes held, ascending, in a temporary buffer.
-    package func withSortedHashes<R>(_ body: (UnsafeMutableBufferPointer<UInt32>) throws -> R) rethrows -> R {
+    public func withSortedHashes<R>(_ body: (UnsafeMutableBufferPointer<UInt32>) throws -> R) rethrows -> R {
         try withUnsafeTemporaryAllocation(of: UInt32.self, capacity: count) { temporary in
             var buffer = temporary
             var n = 0
@@ -81,20 +81,20 @@ package struct HashSet32: Equatable {
     /// Asks for the cache line where `id` would be found in a set whose slots' buffer is
     /// `slots` (the fold's last prefetch stage, once that buffer's header is in cache).
     @inline(__always)
-    package static func prefetch(_ id: Int64, in slots: RawArray) {
+    public static func prefetch(_ id: Int64, in slots: RawArray) {
         guard slots.count > 0 else { return }
         LinearProbing.prefetchHome(UInt64(hash(id)), in: slots.typed(UInt32.self))
     }
 
     /// The slots' buffer (for `PrefetchLayout`).
-    package var buffer: UnsafeRawPointer { bufferAddress(slots) }
+    public var buffer: UnsafeRawPointer { bufferAddress(slots) }
 
-    package static func == (a: HashSet32, b: HashSet32) -> Bool { a.count == b.count && a.hashes == b.hashes }
+    public static func == (a: HashSet32, b: HashSet32) -> Bool { a.count == b.count && a.hashes == b.hashes }
 }
 
 /// A slot of `HashSet32`: the hash itself, 0 when empty.
 extension UInt32: ProbedSlot {
-    package var probeKey: UInt64 { UInt64(self) }
-    package var isEmpty: Bool { self == 0 }
-    package static var empty: UInt32 { 0 }
+    public var probeKey: UInt64 { UInt64(self) }
+    public var isEmpty: Bool { self == 0 }
+    public static var empty: UInt32 { 0 }
 }

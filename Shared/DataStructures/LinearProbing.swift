@@ -1,7 +1,7 @@
 import CMemory
 
 /// A slot of an open-addressing table (`ObjectTable`, `SharingTable`).
-package protocol ProbedSlot {
+public protocol ProbedSlot {
     /// The slot's key (meaningful when it is occupied).
     var probeKey: UInt64 { get }
     var isEmpty: Bool { get }
@@ -10,16 +10,16 @@ package protocol ProbedSlot {
 
 /// Open addressing with linear probing on a mix of the key, over a power-of-two number of
 /// slots: what the feature state's tables share.
-package enum LinearProbing {
+public enum LinearProbing {
     /// Where the search for `key` starts.
     @inline(__always)
-    package static func home(_ key: UInt64, mask: Int) -> Int {
+    public static func home(_ key: UInt64, mask: Int) -> Int {
         Int(truncatingIfNeeded: StableHash.mix64(key)) & mask
     }
 
     /// The slot holding `key`, or the empty slot where it would go.
     @inline(__always)
-    package static func find<Slot: ProbedSlot>(_ key: UInt64, in s: UnsafeBufferPointer<Slot>) -> (slot: Int, found: Bool) {
+    public static func find<Slot: ProbedSlot>(_ key: UInt64, in s: UnsafeBufferPointer<Slot>) -> (slot: Int, found: Bool) {
         let mask = s.count - 1
         var i = home(key, mask: mask)
         while true {
@@ -31,13 +31,13 @@ package enum LinearProbing {
 
     /// Asks for the cache line of `key`'s home slot (a lookup a few steps later finds it there).
     @inline(__always)
-    package static func prefetchHome<Slot>(_ key: UInt64, in s: UnsafeBufferPointer<Slot>) {
+    public static func prefetchHome<Slot>(_ key: UInt64, in s: UnsafeBufferPointer<Slot>) {
         persona_prefetch(s.baseAddress! + home(key, mask: s.count - 1))
     }
 
     /// Places the occupied slots in a table twice the size. Slots are moved (swapped with
     /// the new table's empty ones), not copied: a copy retained whatever a slot references.
-    package static func double<Slot: ProbedSlot>(_ slots: inout [Slot]) {
+    public static func double<Slot: ProbedSlot>(_ slots: inout [Slot]) {
         var bigger = [Slot](repeating: .empty, count: slots.count * 2)
         let mask = bigger.count - 1
         slots.withUnsafeMutableBufferPointer { old in

@@ -1,7 +1,7 @@
 import CMemory
 
 /// What `ObjectTable` keeps: a class with a non-zero 64-bit id.
-package protocol Identified: AnyObject {
+public protocol Identified: AnyObject {
     var id: Int64 { get }
 }
 
@@ -16,7 +16,7 @@ package protocol Identified: AnyObject {
 ///
 /// Open addressing with linear probing on a mix of the id, deletion by backward shift. Id 0
 /// marks an empty slot and is never stored.
-package struct ObjectTable<Object: Identified> {
+public struct ObjectTable<Object: Identified> {
     private struct Slot: ProbedSlot {
         var id: Int64
         var object: Unmanaged<Object>?
@@ -33,7 +33,7 @@ package struct ObjectTable<Object: Identified> {
     /// and stage). Follows every change of `slots`.
     private var slotBuffer: RawArray
 
-    package init() {
+    public init() {
         slotBuffer = RawArray(storage: bufferAddress(slots))
     }
 
@@ -41,10 +41,10 @@ package struct ObjectTable<Object: Identified> {
     @inline(__always)
     private var slotPointer: UnsafeBufferPointer<Slot> { slotBuffer.typed(Slot.self) }
     /// The objects, owned here; erasure moves the last one into the hole.
-    package private(set) var values: [Object] = []
+    public private(set) var values: [Object] = []
 
-    package var count: Int { values.count }
-    package var isEmpty: Bool { values.isEmpty }
+    public var count: Int { values.count }
+    public var isEmpty: Bool { values.isEmpty }
 
     @inline(__always)
     private static func home(_ id: Int64, mask: Int) -> Int {
@@ -57,12 +57,12 @@ package struct ObjectTable<Object: Identified> {
         return LinearProbing.find(UInt64(bitPattern: id), in: slotPointer)
     }
 
-    package subscript(id: Int64) -> Object? {
+    public subscript(id: Int64) -> Object? {
         let (slot, found) = find(id)
         return found ? slotPointer[slot].object!.takeUnretainedValue() : nil
     }
 
-    package mutating func insert(_ object: Object) {
+    public mutating func insert(_ object: Object) {
         precondition(object.id != 0, "id 0 marks an empty slot")
         var (slot, found) = find(object.id)
         precondition(!found, "id \(object.id) is already in the table")
@@ -76,7 +76,7 @@ package struct ObjectTable<Object: Identified> {
 
     /// Makes room for `count` objects in all, so that adding them does not grow the table
     /// step by step (a snapshot's restore knows how many users it holds).
-    package mutating func reserveCapacity(_ count: Int) {
+    public mutating func reserveCapacity(_ count: Int) {
         values.reserveCapacity(count)
         while count * 2 > slots.count { LinearProbing.double(&slots) }
     }
@@ -84,7 +84,7 @@ package struct ObjectTable<Object: Identified> {
     /// Removes and returns the object with `id`. Linear in the count (the object's place in
     /// `values` is searched for): only a user's erasure removes.
     @discardableResult
-    package mutating func remove(_ id: Int64) -> Object? {
+    public mutating func remove(_ id: Int64) -> Object? {
         var (hole, found) = find(id)
         guard found else { return nil }
         let object = slots[hole].object!.takeUnretainedValue()
@@ -115,7 +115,7 @@ package struct ObjectTable<Object: Identified> {
     /// (`layout`'s object lines, then its buffers). The ids come from the slots, so sorting
     /// touches no object: a snapshot of a million users otherwise paid a cold miss, and a
     /// retain, per comparison.
-    package func forEachInIDOrder(prefetching layout: PrefetchLayout, _ body: (Object) throws -> Void) rethrows {
+    public func forEachInIDOrder(prefetching layout: PrefetchLayout, _ body: (Object) throws -> Void) rethrows {
         var order: [(id: Int64, object: Unmanaged<Object>)] = []
         order.reserveCapacity(values.count)
         for slot in slots where !slot.isEmpty { order.append((slot.id, slot.object!)) }
@@ -132,7 +132,7 @@ package struct ObjectTable<Object: Identified> {
 
     /// Stage 1 of a lookup that only prefetches: asks for the home slot of `id`.
     @inline(__always)
-    package func prefetchSlot(_ id: Int64) {
+    public func prefetchSlot(_ id: Int64) {
         LinearProbing.prefetchHome(UInt64(bitPattern: id), in: slotPointer)
     }
 
@@ -140,7 +140,7 @@ package struct ObjectTable<Object: Identified> {
     /// when absent), with the cache lines of `layout` that belong to the object asked for.
     /// The pointer is good while the object stays in the table.
     @inline(__always)
-    package func prefetchObject(_ id: Int64, _ layout: PrefetchLayout) -> UnsafeRawPointer? {
+    public func prefetchObject(_ id: Int64, _ layout: PrefetchLayout) -> UnsafeRawPointer? {
         let (slot, found) = find(id)
         guard found else { return nil }
         let object = UnsafeRawPointer(slotPointer[slot].object!.toOpaque())
@@ -158,34 +158,34 @@ package struct ObjectTable<Object: Identified> {
 /// arrays must be distinct, non-empty ones. When any buffer is not found, `buffers` is empty:
 /// a layout this does not understand turns buffer prefetching off rather than reading the
 /// wrong words.
-package struct PrefetchLayout {
-    package let lines: Int
-    package let buffers: [Int]
+public struct PrefetchLayout: Sendable {
+    public let lines: Int
+    public let buffers: [Int]
 
     /// How many objects (or events) apart the stages of a prefetched walk run.
-    package static let distance = 8
+    public static let distance = 8
 
     /// Asks for the object's own cache lines.
     @inline(__always)
-    package func prefetchLines(of object: UnsafeRawPointer) {
+    public func prefetchLines(of object: UnsafeRawPointer) {
         for line in 0..<lines { persona_prefetch(object + 64 * line) }
     }
 
     /// The array whose buffer is the `index`th of `buffers`, read from the object's memory
     /// (no retain). The object's lines must be in cache.
     @inline(__always)
-    package func array(_ index: Int, of object: UnsafeRawPointer) -> RawArray {
+    public func array(_ index: Int, of object: UnsafeRawPointer) -> RawArray {
         RawArray(storage: object.load(fromByteOffset: buffers[index], as: UnsafeRawPointer.self))
     }
 
     /// Stage 3, once the object's own lines have arrived: asks for the first line of each of
     /// its array buffers (their header and first elements).
     @inline(__always)
-    package func prefetchBuffers(of object: UnsafeRawPointer) {
+    public func prefetchBuffers(of object: UnsafeRawPointer) {
         for index in buffers.indices { persona_prefetch(array(index, of: object).storage) }
     }
 
-    package init(_ probe: AnyObject, buffers addresses: [UnsafeRawPointer]) {
+    public init(_ probe: AnyObject, buffers addresses: [UnsafeRawPointer]) {
         let base = UnsafeRawPointer(Unmanaged.passUnretained(probe).toOpaque())
         #if os(Linux)
         let size = malloc_usable_size(UnsafeMutableRawPointer(mutating: base))
@@ -216,34 +216,34 @@ package struct PrefetchLayout {
 /// an array stored in a class retains its buffer, an atomic write per array per event.
 /// On 64-bit platforms the buffer is an object: a 16-byte header, the count, the capacity
 /// word, then the elements (checked by a test, for each element type read this way).
-package struct RawArray {
-    package let storage: UnsafeRawPointer
+public struct RawArray {
+    public let storage: UnsafeRawPointer
 
-    package init(storage: UnsafeRawPointer) { self.storage = storage }
-
-    @inline(__always)
-    package var count: Int { storage.load(fromByteOffset: 16, as: Int.self) }
+    public init(storage: UnsafeRawPointer) { self.storage = storage }
 
     @inline(__always)
-    package var elements: UnsafeRawPointer { storage + 32 }
+    public var count: Int { storage.load(fromByteOffset: 16, as: Int.self) }
+
+    @inline(__always)
+    public var elements: UnsafeRawPointer { storage + 32 }
 
     /// The elements, as the `T`s they are.
     @inline(__always)
-    package func typed<T>(_: T.Type) -> UnsafeBufferPointer<T> {
+    public func typed<T>(_: T.Type) -> UnsafeBufferPointer<T> {
         UnsafeBufferPointer(start: elements.assumingMemoryBound(to: T.self), count: count)
     }
 
     /// Asks for every cache line of the first `count` elements of `stride` bytes each from
     /// element `first`.
     @inline(__always)
-    package func prefetch(from first: Int, count: Int, stride: Int) {
+    public func prefetch(from first: Int, count: Int, stride: Int) {
         prefetchLines(of: UnsafeRawBufferPointer(start: elements + first * stride, count: count * stride))
     }
 }
 
 /// Asks for every cache line that `bytes` overlaps, from the line holding its first byte.
 @inline(__always)
-package func prefetchLines(of bytes: UnsafeRawBufferPointer) {
+public func prefetchLines(of bytes: UnsafeRawBufferPointer) {
     guard let base = bytes.baseAddress, !bytes.isEmpty else { return }
     var line = UInt(bitPattern: base) & ~63
     let end = UInt(bitPattern: base + bytes.count)
@@ -254,6 +254,6 @@ package func prefetchLines(of bytes: UnsafeRawBufferPointer) {
 }
 
 /// The address of an array's buffer (what an array value stores).
-package func bufferAddress<T>(_ array: [T]) -> UnsafeRawPointer {
+public func bufferAddress<T>(_ array: [T]) -> UnsafeRawPointer {
     withUnsafeBytes(of: array) { $0.load(as: UnsafeRawPointer.self) }
 }

@@ -6,7 +6,7 @@
 /// `[UInt64: [Int64]]` paid a miss on its metadata, its keys, its values and the array.
 /// Open addressing with linear probing on a mix of the key; a slot is empty when its first
 /// user is 0 (user ids are positive). Only erasure removes, and it rebuilds the table.
-package struct SharingTable {
+public struct SharingTable: Sendable {
     private struct Slot: ProbedSlot {
         var key: UInt64
         var first: Int64
@@ -18,10 +18,10 @@ package struct SharingTable {
     }
 
     private var slots = [Slot](repeating: .empty, count: 1024)
-    package private(set) var count = 0
-    package let limit: Int
+    public private(set) var count = 0
+    public let limit: Int
 
-    package init(limit: Int) { self.limit = limit }
+    public init(limit: Int) { self.limit = limit }
 
     /// The slot holding `key`, or the empty slot where it would go.
     private func find(_ key: UInt64) -> (slot: Int, found: Bool) {
@@ -29,7 +29,7 @@ package struct SharingTable {
     }
 
     /// Notes that `user` was seen with `key`.
-    package mutating func add(_ user: Int64, to key: UInt64) {
+    public mutating func add(_ user: Int64, to key: UInt64) {
         precondition(user > 0, "user ids are positive")
         var (i, found) = find(key)
         if found {
@@ -53,36 +53,36 @@ package struct SharingTable {
 
     /// Asks for the home slot of `key` (a fold a few events ahead will add to it).
     @inline(__always)
-    package func prefetch(_ key: UInt64) {
+    public func prefetch(_ key: UInt64) {
         slots.withUnsafeBufferPointer { LinearProbing.prefetchHome(key, in: $0) }
     }
 
     /// The users seen with `key`, first seen first.
-    package subscript(key: UInt64) -> [Int64] {
+    public subscript(key: UInt64) -> [Int64] {
         let (i, found) = find(key)
         guard found else { return [] }
         return Self.list(of: slots[i])
     }
 
     /// How many users were seen with `key`.
-    package func users(of key: UInt64) -> Int {
+    public func users(of key: UInt64) -> Int {
         let (i, found) = find(key)
         return found ? Self.users(in: slots[i]) : 0
     }
 
     /// Whether `user` was seen with `key`.
-    package func contains(_ user: Int64, in key: UInt64) -> Bool {
+    public func contains(_ user: Int64, in key: UInt64) -> Bool {
         let (i, found) = find(key)
         return found && (slots[i].first == user || (slots[i].more?.contains(user) ?? false))
     }
 
     /// Every key with its users, in key order (a snapshot's bytes do not depend on the table's history).
-    package var sortedEntries: [(key: UInt64, users: [Int64])] {
+    public var sortedEntries: [(key: UInt64, users: [Int64])] {
         slots.filter { !$0.isEmpty }.sorted { $0.key < $1.key }.map { ($0.key, Self.list(of: $0)) }
     }
 
     /// A table holding `entries` (as `sortedEntries` gives them).
-    package init(limit: Int, entries: [(key: UInt64, users: [Int64])]) {
+    public init(limit: Int, entries: [(key: UInt64, users: [Int64])]) {
         self.init(limit: limit)
         while entries.count * 2 > slots.count { slots = [Slot](repeating: .empty, count: slots.count * 2) }
         for e in entries where !e.users.isEmpty {
@@ -94,7 +94,7 @@ package struct SharingTable {
     }
 
     /// Forgets `user` everywhere; keys left without users go. Rebuilds the table (erasure is rare).
-    package mutating func remove(_ user: Int64) {
+    public mutating func remove(_ user: Int64) {
         guard slots.contains(where: { $0.first == user || ($0.more?.contains(user) ?? false) }) else { return }
         let kept = sortedEntries.map { (key: $0.key, users: $0.users.filter { $0 != user }) }
         self = SharingTable(limit: limit, entries: kept)

@@ -9,7 +9,7 @@ extension Array {
     /// `append(element)`, with the first two elements placed through array literals when the
     /// array has no room for them (spare capacity is used as `append` uses it).
     @inline(__always)
-    package mutating func appendSmall(_ element: Element) {
+    public mutating func appendSmall(_ element: Element) {
         switch count {
         case 0 where capacity == 0: self = [element]
         case 1 where capacity < 2: self = [self[0], element]
