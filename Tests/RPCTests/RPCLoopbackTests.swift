@@ -363,7 +363,9 @@ enum RawSocket {
             }
             .connect(host: "127.0.0.1", port: port).get()
         try await channel.writeAndFlush(ByteBuffer(bytes: bytes))
-        let timeout = channel.eventLoop.scheduleTask(in: .seconds(2)) { channel.close(promise: nil) }
+        // Every use expects the server to answer `count` bytes or close: the timer only ends a
+        // broken exchange, so it leaves a busy machine plenty of time.
+        let timeout = channel.eventLoop.scheduleTask(in: .seconds(30)) { channel.close(promise: nil) }
         try await channel.closeFuture.get()
         timeout.cancel()
         return received.bytes.withLock { $0 }
