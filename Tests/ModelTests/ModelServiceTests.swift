@@ -165,7 +165,7 @@ struct ModelServiceTests {
             var during = running
             let deadline = ContinuousClock.now + .seconds(30)
             while !during.message.contains("BPR iteration"), ContinuousClock.now < deadline {
-                _ = try await model.call(HealthAPI.check, HealthRequest(), timeout: .seconds(1))
+                _ = try await model.call(HealthAPI.check, HealthRequest(), timeout: .seconds(10))
                 try await Task.sleep(for: .milliseconds(50))
                 during = try await waitJob(model, id, until: [.running])
             }

@@ -55,7 +55,7 @@ public func waitJob(
     request.jobId = id
     let deadline = ContinuousClock.now + timeout
     while true {
-        let status = try await model.call(ModelAPI.jobStatus, request, timeout: .seconds(2))
+        let status = try await model.call(ModelAPI.jobStatus, request, timeout: .seconds(10))
         if states.contains(status.state) { return status }
         guard ContinuousClock.now < deadline else { throw ServiceError("job \(id) still \(status.state) (\(status.message))") }
         try await Task.sleep(for: .milliseconds(30))
