@@ -116,9 +116,10 @@ struct ContentTests {
             similar.n = 3
             let like999 = try await recommend.client.call(RecommendAPI.similarItems, similar).items
             #expect(like999.count == 3 && like999.allSatisfy { (101...108).contains($0.itemId) }, "\(like999.map(\.itemId))")
-            #expect(like999.first?.reason == "described like 999")
+            #expect(like999.first?.reason == #"described like "Woollen winter scarf""#)
 
-            // A new user with one view of a scarf: the never-met scarf 999 is among the answers, with a content reason.
+            // A new user with one view of a scarf: the never-met scarf 999 is among the answers, with a content reason
+            // naming the scarf they viewed by its title.
             try await append(ingest.client, [view(7000, 101, at: baseMs + 86_400_000, category: 11)])
             try await waitConsumed(ingest: ingest.client, consumer: feature.client)
             var request = RecommendRequest()
@@ -127,7 +128,7 @@ struct ContentTests {
             request.explain = true
             let answer = try await recommend.client.call(RecommendAPI.recommend, request)
             let new = answer.items.first { $0.itemId == 999 }
-            #expect(new?.reason == "like 101 you viewed", "\(answer.items.map { "\($0.itemId): \($0.reason)" })")
+            #expect(new?.reason == #"like "woollen scarf winter red" you viewed"#, "\(answer.items.map { "\($0.itemId): \($0.reason)" })")
             #expect(answer.items.allSatisfy { (101...108).contains($0.itemId) || $0.itemId == 999 }, "\(answer.items.map(\.itemId))")
 
             // A brand-new scarf upserted after the content model was trained: similar and
@@ -142,13 +143,15 @@ struct ContentTests {
             }
             #expect(
                 like1000.count == 3 && like1000.allSatisfy { (101...108).contains($0.itemId) || $0.itemId == 999 }
-                    && like1000.first?.reason == "described like 1000", "\(like1000.map(\.itemId))")
+                    && like1000.first?.reason == #"described like "winter scarf, woollen""#, "\(like1000.map(\.itemId))")
             try await append(ingest.client, [view(7001, 102, at: baseMs + 2 * 86_400_000 + 1000, category: 11)])
             try await waitConsumed(ingest: ingest.client, consumer: feature.client)
             request.userId = 7001
             request.n = 10
             let fresh = try await recommend.client.call(RecommendAPI.recommend, request).items.first { $0.itemId == 1000 }
-            #expect(fresh?.reason == "like 102 you viewed" && fresh?.source == "content", "\(String(describing: fresh))")
+            #expect(
+                fresh?.reason == #"like "woollen scarf winter blue" you viewed"# && fresh?.source == "content",
+                "\(String(describing: fresh))")
         }
     }
 }

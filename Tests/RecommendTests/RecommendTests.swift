@@ -500,3 +500,16 @@ struct RerankTests {
         #expect(throws: SettingError.self) { try Recommender.Weights(parsing: "factors=-1") }
     }
 }
+
+@Suite("Reasons name items")
+struct ItemNamesTests {
+    @Test("a marked item is named by its title in quotes, else by its id; text without marks is as it was")
+    func resolve() {
+        let text = "next after \(ItemNames.mark(12)), \(ItemNames.mark(345))"
+        #expect(ItemNames.items(in: text) == [12, 345])
+        #expect(ItemNames.resolve(text, titles: [12: "RED MUG"]) == #"next after "RED MUG", 345"#)
+        #expect(ItemNames.resolve(text, titles: [12: ""]) == "next after 12, 345")
+        #expect(ItemNames.resolve("trending now", titles: [1: "x"]) == "trending now")
+        #expect(ItemNames.items(in: "popular in 12").isEmpty)
+    }
+}

@@ -101,7 +101,7 @@ struct FactorSource: CandidateSource {
                 }
                 if s > closest {
                     closest = s
-                    reason = "because you \(a.verb) \(a.id)"
+                    reason = "because you \(a.verb) \(ItemNames.mark(a.id))"
                 }
             }
             let i = Int(e.index)
@@ -169,7 +169,7 @@ struct SequenceSource: CandidateSource {
         }
         guard !order.isEmpty else { return }
         let top = loaded.top(user: nil, history: order.map { (item: $0, value: 1) }, k: q.pool) { !q.personal(m, $0) }
-        let reason = "next after " + order.suffix(2).map { String(m.itemIDs[Int($0)]) }.joined(separator: ", ")
+        let reason = "next after " + order.suffix(2).map { ItemNames.mark(m.itemIDs[Int($0)]) }.joined(separator: ", ")
         // Inner products may be negative: scaled to (0, 1] over the pool, the last still counting a little.
         guard let high = top.first?.score, let low = top.last?.score else { return }
         for e in top {

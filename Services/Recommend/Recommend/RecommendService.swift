@@ -59,7 +59,9 @@ public struct RecommendService: PersonaService {
         router.register(RecommendAPI.recommend) { try await recommend($0) }
         router.register(RecommendAPI.similarItems) { request in
             guard request.itemId > 0 else { throw RPCError(.invalidArgument, "item id must be positive") }
-            let (items, model) = recommender.similar(to: request.itemId, n: Self.count(request.n))
+            // Reasons name the item by its title when the feature service lists it in time.
+            let title = (try? await live.items([request.itemId], timeout: featureBudget()))?[request.itemId]?.title ?? ""
+            let (items, model) = recommender.similar(to: request.itemId, n: Self.count(request.n), title: title)
             var response = SimilarItemsResponse()
             response.items = items.map { Self.scored($0) }
             if model == nil { context.logger.debug("no neighbours for item \(request.itemId)") }

@@ -8,13 +8,20 @@ extension Recommender {
     /// The `n` items most like `itemID`: its collaborative neighbours (item-kNN or EASE, else
     /// the factor model's nearest items), topped up from the content model's neighbours when
     /// those are fewer than `n` (a new or rarely met item), or the content ones alone.
-    public func similar(to itemID: Int64, n: Int) -> (items: [Candidate], model: PublishedModels.Loaded?) {
+    /// The items like `itemID`, their reasons naming it by `title` when one is given.
+    public func similar(to itemID: Int64, n: Int, title: String = "") -> (items: [Candidate], model: PublishedModels.Loaded?) {
+        let (items, model) = similarItems(to: itemID, n: n)
+        return (items.map { ItemNames.resolve($0, titles: [itemID: title]) }, model)
+    }
+
+    func similarItems(to itemID: Int64, n: Int) -> (items: [Candidate], model: PublishedModels.Loaded?) {
         // An item upserted since the content model was trained: its nearest described items.
         if let c = content, let entry = fresh?.items[itemID] {
             let m = c.model
             let row = entry.neighbours.map { e in
                 Candidate(
-                    itemID: m.itemIDs[Int(e.index)], score: e.similarity, reason: "described like \(itemID)", source: "content",
+                    itemID: m.itemIDs[Int(e.index)], score: e.similarity, reason: "described like \(ItemNames.mark(itemID))",
+                    source: "content",
                     category: m.itemCategories[Int(e.index)])
             }
             return (Array(row.sorted(by: Self.ranked).prefix(n)), c)
@@ -27,7 +34,8 @@ extension Recommender {
                 let i = Int(w.indices[e])
                 row.append(
                     Candidate(
-                        itemID: c.model.itemIDs[i], score: w.values[e], reason: "described like \(itemID)", source: "content",
+                        itemID: c.model.itemIDs[i], score: w.values[e], reason: "described like \(ItemNames.mark(itemID))",
+                        source: "content",
                         category: c.model.itemCategories[i]))
             }
             row.sort(by: Self.ranked)
@@ -45,7 +53,7 @@ extension Recommender {
                 let i = Int(w.indices[e])
                 row.append(
                     Candidate(
-                        itemID: m.itemIDs[i], score: w.values[e], reason: "bought or viewed together with \(itemID)",
+                        itemID: m.itemIDs[i], score: w.values[e], reason: "bought or viewed together with \(ItemNames.mark(itemID))",
                         source: m.kind.rawValue, category: m.itemCategories[i]))
             }
             row.sort(by: Self.ranked)
@@ -59,7 +67,7 @@ extension Recommender {
                 top.map { e in
                     let i = Int(e.index)
                     return Candidate(
-                        itemID: f.model.itemIDs[i], score: e.score, reason: "liked by the same shoppers as \(itemID)",
+                        itemID: f.model.itemIDs[i], score: e.score, reason: "liked by the same shoppers as \(ItemNames.mark(itemID))",
                         source: f.model.kind.rawValue, category: f.model.itemCategories[i])
                 }, f
             )

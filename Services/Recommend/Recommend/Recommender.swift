@@ -68,12 +68,16 @@ public struct Recommender: Sendable {
     func sources(history: History, live: [LiveList]) -> [any CandidateSource] {
         var out: [any CandidateSource] = []
         if let f = factors, weights.factors > 0 { out.append(FactorSource(loaded: f, weight: weights.factors)) }
-        if let k = neighbours { out.append(NeighbourSource(loaded: k, weight: weights.neighbours) { "because you \($0) \($1)" }) }
+        if let k = neighbours {
+            out.append(NeighbourSource(loaded: k, weight: weights.neighbours) { "because you \($0) \(ItemNames.mark($1))" })
+        }
         if let c = content {
             // Twice the weight for a user with one or two recent items, whom collaborative
             // sources know least.
             let few = history.touched.count <= 2
-            out.append(NeighbourSource(loaded: c, weight: weights.content * (few ? 2 : 1), fresh: fresh) { "like \($1) you \($0)" })
+            out.append(
+                NeighbourSource(loaded: c, weight: weights.content * (few ? 2 : 1), fresh: fresh) { "like \(ItemNames.mark($1)) you \($0)" }
+            )
         }
         if let q = sequence, weights.sequence > 0 { out.append(SequenceSource(loaded: q, weight: weights.sequence)) }
         if weights.trending > 0, !live.isEmpty { out.append(LiveSource(lists: live, weight: weights.trending)) }
@@ -102,17 +106,21 @@ public struct Recommender: Sendable {
     public static func consideredSize(_ n: Int) -> Int { max(2 * n, n + 20) }
 
     /// The whole pipeline, the one the service runs: candidates from every source over a pool
-    /// of the usual size, the catalogue entries of the best of them (`catalogue`: what the
-    /// feature service lists of those items; an item it does not list passes the catalogue's
-    /// filters), then `rerank`.
+    /// of the usual size, the catalogue entries of the best of them and of the items their
+    /// reasons name (`catalogue`: what the feature service lists of those items; an item it
+    /// does not list passes the catalogue's filters), then `rerank`, the reasons naming items
+    /// by their titles.
     public func recommend(
         userID: Int64, history: History, n: Int, context: Context = .init(), live: [LiveList] = [], profile: UserProfile? = nil,
         catalogue: ([Int64]) async -> [Int64: ItemProfile]
     ) async -> [Candidate] {
         let pool = candidates(userID: userID, history: history, live: live, pool: Self.poolSize(n), context: context)
         let considered = Array(pool.prefix(Self.consideredSize(n)))
-        let items = await catalogue(considered.map(\.itemID))
-        return rerank(considered, n: n, catalogue: items, profile: profile, context: context)
+        // One read: the candidates' entries, and those of the items their reasons name.
+        let named = ItemNames.items(in: considered).subtracting(considered.map(\.itemID))
+        let items = await catalogue(considered.map(\.itemID) + named.sorted())
+        let titles = items.mapValues(\.title)
+        return rerank(considered, n: n, catalogue: items, profile: profile, context: context).map { ItemNames.resolve($0, titles: titles) }
     }
 
     /// The pipeline with a catalogue at hand.
