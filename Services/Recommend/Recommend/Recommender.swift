@@ -11,7 +11,7 @@ public import Wire
 ///    recent items), item-kNN neighbours of their recent views, carts and purchases, items
 ///    trending in their categories and the shop, and popularity. Each source's scores are
 ///    scaled to [0, 1] by its best candidate and weighted (`Weights`); an item's reason names
-///    the source that gave it the most ("because you viewed 1866283", "trending in 11").
+///    the source that gave it the most (`because you viewed "RED MUG"`, "trending in 11").
 /// 2. `rerank`: the filters that need the catalogue (price range, stock, categories), the
 ///    boosts (the user's category affinity and price band, business tags), then diversity
 ///    (at most M per category, maximal marginal relevance).
