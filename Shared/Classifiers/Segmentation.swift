@@ -72,7 +72,7 @@ public struct Segmentation: Sendable, Equatable {
             parts.append(String(format: "buys every %.0f days", interval))
         }
         if let (recency, _) = value("recency_days") { parts.append(String(format: "last seen %.0f days ago", recency)) }
-        if let (items, _) = value("distinct_items"), items > 0 { parts.append(String(format: "%.0f distinct items viewed", items)) }
+        if let (items, _) = value("distinct_items"), items > 0 { parts.append(String(format: "%.0f distinct items", items)) }
         return parts.joined(separator: ", ")
     }
 

@@ -45,8 +45,9 @@ struct FeatureServiceTests {
                 #expect(c.last30d == UInt32(times.filter { FeatureStateTests.inWindow($0, .days30, now: now) }.count), ctx)
             }
             let views = mine.filter { $0.behavior == "pv" }
-            #expect(p.distinctItems == UInt32(Set(views.map(\.item)).count), ctx)
-            #expect(p.distinctCategories == UInt32(Set(views.map(\.category)).count), ctx)
+            // Every item met counts, viewed or carted, favourited or bought.
+            #expect(p.distinctItems == UInt32(Set(mine.map(\.item)).count), ctx)
+            #expect(p.distinctCategories == UInt32(Set(mine.map(\.category)).count), ctx)
             #expect(p.recentViews == Array(views.map(\.item).suffix(20).reversed()), ctx)
             #expect(p.recentCarts == Array(mine.filter { $0.behavior == "cart" }.map(\.item).suffix(20).reversed()), ctx)
             let buys = mine.filter { $0.behavior == "buy" }

@@ -31,6 +31,21 @@ struct FeatureStateTests {
         #expect(state.users[1]!.lifetime[Int(EventKind.view.rawValue)] == 9)
     }
 
+    @Test("distinct items and categories count every item met: bought ones too, each once")
+    func distinctItemsCountEveryItemMet() {
+        let state = FeatureState(partitions: 1)
+        // A shopper who only buys (as Online Retail's customers do), then views one of the items.
+        var events = [1, 2, 3, 2].enumerated().map { i, item in
+            purchase(user: 5, at: monday + Int64(i) * hour, total: 10, item: Int64(item))
+        }
+        events.append(event(.view, user: 5, at: monday + 5 * hour, item: 3, category: 40))
+        events.append(event(.addToCart, user: 5, at: monday + 6 * hour, item: 4, category: 41))
+        state.foldAll(events)
+        let user = state.users[5]!
+        #expect(user.distinctItems.count == 4)
+        #expect(user.distinctCategories.count == 2)
+    }
+
     @Test("bucket merging never changes an answer: 20,000 random events against a plain recount")
     func windowsMatchRecount() {
         var rng = SplitMix(seed: 7)

@@ -4,7 +4,9 @@ import Wire
 /// floats in the order the caller asks for; `schemaVersion` changes whenever a name's
 /// meaning changes, so a model trained on one version is never fed another.
 public enum FeatureCatalog {
-    public static let schemaVersion: UInt32 = 1
+    /// 2: `distinct_items` and `distinct_categories` count every item (and category) a user
+    /// met, bought ones included, where 1 counted the viewed ones only.
+    public static let schemaVersion: UInt32 = 2
 
     /// `<kind>_<window>` for every event kind (`view_1h`, `purchase_lifetime`, ...), then
     /// the profile's numbers, then the risk features. Booleans are 0 or 1.
@@ -52,7 +54,7 @@ public enum FeatureCatalog {
         out += [
             Float(u.age), Float(Double(v.nowMs - u.firstSeenMs) / ProfileView.dayMs),
             Float(Double(v.nowMs - u.lastSeenMs) / ProfileView.dayMs),
-            Float(u.viewedItems.count), Float(u.viewedCategories.count), Float(u.sessions), Float(v.browseDepth),
+            Float(u.distinctItems.count), Float(u.distinctCategories.count), Float(u.sessions), Float(v.browseDepth),
             Float(u.purchaseIntervals.mean), Float(u.purchaseIntervals.std), Float(v.returnRate), Float(v.lifetime(.review)),
             Float(v.meanRating), Float(rfm.recencyDays), Float(rfm.frequency), Float(rfm.monetary), Float(rfm.averageOrderValue),
             Float(rfm.rScore), Float(rfm.fScore), Float(rfm.mScore), Float(u.segment),

@@ -156,8 +156,8 @@ struct ProfileView {
             c.counts = windowCounts(counts[k], lifetime: UInt64(user.lifetime[k]))
             p.counts.append(c)
         }
-        p.distinctItems = UInt32(user.viewedItems.count)
-        p.distinctCategories = UInt32(user.viewedCategories.count)
+        p.distinctItems = UInt32(user.distinctItems.count)
+        p.distinctCategories = UInt32(user.distinctCategories.count)
         p.sessions = user.sessions
         p.browseDepth = browseDepth
         p.purchaseIntervalMeanDays = user.purchaseIntervals.mean

@@ -35,8 +35,8 @@ final class UserState {
     /// follow while folding. 32 bits each (a line less of the object to fetch per event),
     /// saturating at 4,294,967,295 events of one kind.
     var lifetime = InlineArray<17, UInt32>(repeating: 0)
-    var viewedItems = HashSet32()
-    var viewedCategories = HashSet32()
+    var distinctItems = HashSet32()
+    var distinctCategories = HashSet32()
     var sessions: UInt32 = 0
     var lastSession: UInt64 = 0
     var lastActivityMs: Int64 = 0
@@ -144,7 +144,7 @@ extension UserState.Affinity {
 extension UserState: Identified {
     /// The arrays the prefetch stages read, by their place in `prefetchLayout.buffers`.
     enum Prefetched: Int, CaseIterable {
-        case windows, viewedItems, viewedCategories, categories, brands, priceBands, channels, devices
+        case windows, distinctItems, distinctCategories, categories, brands, priceBands, channels, devices
         case identifiers, knownDevices, recentViews, recentOrders, failures
     }
 
@@ -152,8 +152,8 @@ extension UserState: Identified {
     static let prefetchLayout: PrefetchLayout = {
         let p = UserState(id: 1)
         p.windows = WindowedCounts(buckets: [.init(minute: 0, count: 1, kind: 0, tier: 0)])
-        p.viewedItems = HashSet32(hashes: [1])
-        p.viewedCategories = HashSet32(hashes: [2])
+        p.distinctItems = HashSet32(hashes: [1])
+        p.distinctCategories = HashSet32(hashes: [2])
         p.categories = [Affinity(id: 1, level: 0)]
         p.brands = [Affinity(id: 2, level: 0)]
         p.priceBands = [1]
@@ -167,8 +167,8 @@ extension UserState: Identified {
         let buffers = Prefetched.allCases.map { array -> UnsafeRawPointer in
             switch array {
             case .windows: bufferAddress(p.windows.buckets)
-            case .viewedItems: p.viewedItems.buffer
-            case .viewedCategories: p.viewedCategories.buffer
+            case .distinctItems: p.distinctItems.buffer
+            case .distinctCategories: p.distinctCategories.buffer
             case .categories: bufferAddress(p.categories)
             case .brands: bufferAddress(p.brands)
             case .priceBands: bufferAddress(p.priceBands)
@@ -197,10 +197,8 @@ extension UserState {
         func array(_ a: Prefetched) -> RawArray { layout.array(a.rawValue, of: object) }
         WindowedCounts.prefetchNewest(array(.windows))
         guard weight(kind) > 0 else { return }
-        if kind == .view || kind == .click {
-            if item != 0 { HashSet32.prefetch(item, in: array(.viewedItems)) }
-            if category != 0 { HashSet32.prefetch(category, in: array(.viewedCategories)) }
-        }
+        if item != 0 { HashSet32.prefetch(item, in: array(.distinctItems)) }
+        if category != 0 { HashSet32.prefetch(category, in: array(.distinctCategories)) }
         let categories = array(.categories)
         let brands = array(.brands)
         categories.prefetch(from: 0, count: categories.count, stride: MemoryLayout<Affinity>.stride)
@@ -261,10 +259,7 @@ extension UserState {
         case .view, .click, .favorite, .addToCart:
             let item = catalog(e.itemId)
             let category = e.categoryId != 0 ? e.categoryId : item?.categoryId ?? 0
-            if kind == .view || kind == .click {
-                if e.itemId != 0 { viewedItems.insert(e.itemId, limit: Self.distinctLimit) }
-                if category != 0 { viewedCategories.insert(category, limit: Self.distinctLimit) }
-            }
+            met(e.itemId, category: category)
             if inOrder && e.itemId != 0 {
                 if kind == .view { recentViews.push(e.itemId) }
                 if kind == .addToCart { recentCarts.push(e.itemId) }
@@ -297,6 +292,13 @@ extension UserState {
         prune(nowMs: nowMs)
     }
 
+    /// Counts the item and its category among those the user met (viewed, clicked, favourited,
+    /// carted or bought): the profile's distinct items and categories.
+    private func met(_ item: Int64, category: Int64) {
+        if item != 0 { distinctItems.insert(item, limit: Self.distinctLimit) }
+        if category != 0 { distinctCategories.insert(category, limit: Self.distinctLimit) }
+    }
+
     private func foldPurchase(_ e: borrowing Event, inOrder: Bool, catalog: (Int64) -> ItemState?) {
         let ts = e.timestampMs
         let lines = e.orderRef?.value.lines ?? []
@@ -304,8 +306,9 @@ extension UserState {
         if amount == 0 { amount = lines.reduce(0) { $0 + $1.unitPrice * Double(max(1, $1.quantity)) } }
         if lines.isEmpty && e.itemId != 0 {
             let item = catalog(e.itemId)
-            interact(
-                .purchase, category: e.categoryId != 0 ? e.categoryId : item?.categoryId ?? 0, item: item, price: item?.price ?? 0, at: ts)
+            let category = e.categoryId != 0 ? e.categoryId : item?.categoryId ?? 0
+            met(e.itemId, category: category)
+            interact(.purchase, category: category, item: item, price: item?.price ?? 0, at: ts)
             if inOrder {
                 recentPurchases.push(e.itemId)
                 recentPurchaseTimes.push(ts)
@@ -315,6 +318,7 @@ extension UserState {
         for line in lines {
             let item = catalog(line.itemId)
             let category = line.categoryId != 0 ? line.categoryId : item?.categoryId ?? 0
+            met(line.itemId, category: category)
             interact(.purchase, category: category, item: item, price: line.unitPrice != 0 ? line.unitPrice : item?.price ?? 0, at: ts)
             if inOrder && line.itemId != 0 {
                 recentPurchases.push(line.itemId)
