@@ -149,6 +149,32 @@ struct InteractionTableTests {
         #expect(da.userIDs == da.userIDs.sorted() && da.itemIDs == da.itemIDs.sorted())
     }
 
+    @Test("sequences follow event time: a late event takes its place, and a history folded in any order gives the same steps")
+    func sequencesFollowEventTime() throws {
+        // A late view of 10 joins the step of 10 it follows in time; a late view of 12 goes between.
+        let late = InteractionTable()
+        late.fold([
+            view(1, 10, at: baseMs), view(1, 11, at: baseMs + 20_000), view(1, 10, at: baseMs + 5000), view(1, 12, at: baseMs + 10_000),
+        ])
+        let lateData = late.interactions().data
+        #expect(try #require(lateData.steps)[0].map { lateData.itemIDs[Int($0.item)] } == [10, 12, 11])
+        #expect(lateData.leaveLastOut().test.map { $0.map { lateData.itemIDs[Int($0)] } } == [[11]])
+
+        // Each user's events reversed or shuffled (a ratings export sorted by user, not by time).
+        let events = clusteredShop(users: 40, perUser: 8)
+        var rng = SystemRandomNumberGenerator()
+        let shuffled = Dictionary(grouping: events, by: \.userId).sorted { $0.key < $1.key }.flatMap { $0.value.shuffled(using: &rng) }
+        let a = InteractionTable(), b = InteractionTable()
+        a.fold(events)
+        b.fold(shuffled)
+        let da = a.interactions().data, db = b.interactions().data
+        let stepsA = try #require(da.steps), stepsB = try #require(db.steps)
+        #expect(da.userIDs == db.userIDs && da.itemIDs == db.itemIDs)
+        #expect(stepsA.map { $0.map(\.item) } == stepsB.map { $0.map(\.item) })
+        #expect(stepsA.map { $0.map(\.value) } == stepsB.map { $0.map(\.value) })
+        #expect(da.leaveLastOut().test == db.leaveLastOut().test)
+    }
+
     @Test("a data range keeps the pairs whose latest event falls in it")
     func dataRange() {
         let store = InteractionTable()

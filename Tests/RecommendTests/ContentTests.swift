@@ -134,6 +134,8 @@ struct ContentTests {
             // A brand-new scarf upserted after the content model was trained: similar and
             // recommendable from its first upsert, with no retrain.
             try await append(ingest.client, [upsert(1000, title: "winter scarf, woollen", category: 11, at: baseMs + 2 * 86_400_000)])
+            // The reasons name it by the title the feature service lists once it has read the upsert.
+            try await waitConsumed(ingest: ingest.client, consumer: feature.client)
             similar.itemId = 1000
             var like1000: [ScoredItem] = []
             let deadline = ContinuousClock.now + .seconds(20)
@@ -143,7 +145,8 @@ struct ContentTests {
             }
             #expect(
                 like1000.count == 3 && like1000.allSatisfy { (101...108).contains($0.itemId) || $0.itemId == 999 }
-                    && like1000.first?.reason == #"described like "winter scarf, woollen""#, "\(like1000.map(\.itemId))")
+                    && like1000.first?.reason == #"described like "winter scarf, woollen""#,
+                "\(like1000.map { "\($0.itemId): \($0.reason)" })")
             try await append(ingest.client, [view(7001, 102, at: baseMs + 2 * 86_400_000 + 1000, category: 11)])
             try await waitConsumed(ingest: ingest.client, consumer: feature.client)
             request.userId = 7001

@@ -11,8 +11,10 @@ public import Wire
 /// moved to a block twice the size when full, the pool compacted when moves have left too
 /// many holes), so a million pairs cost about 12 MB plus the user and item tables. Offsets are kept with
 /// the state: a snapshot holds both, and a restart resumes exactly where it left off.
-/// Beside the pairs, each user's latest `sequenceLimit` steps in log order (a step: one item
-/// and the counts of the events in a row on it), the sequence model's data; 8 bytes a step.
+/// Beside the pairs, each user's latest `sequenceLimit` steps in event-time order (a step: one
+/// item and the counts of the events in a row on it), the sequence model's data; 12 bytes a
+/// step. A late event takes its place by its timestamp, so a history imported in any order
+/// gives the same sequences.
 public final class InteractionTable: @unchecked Sendable {
     /// One (user, item) pair: the item's dense index, the latest event's time in seconds,
     /// and counts of views (and clicks), carts, favourites (and reviews) and purchased order
@@ -23,8 +25,16 @@ public final class InteractionTable: @unchecked Sendable {
         var counts: SIMD4<UInt8>
     }
 
-    /// One step of a user's sequence: consecutive events on the same item, counted by channel.
+    /// One step of a user's sequence: consecutive events on the same item, counted by channel,
+    /// and the time of its latest event.
     struct Step: BitwiseCopyable, Equatable {
+        var item: UInt32
+        var counts: SIMD4<UInt8>
+        var seconds: UInt32
+    }
+
+    /// A step as snapshots before version 4 stored it (no time).
+    struct UntimedStep: BitwiseCopyable {
         var item: UInt32
         var counts: SIMD4<UInt8>
     }
@@ -163,7 +173,7 @@ public final class InteractionTable: @unchecked Sendable {
             s.steps.append([])
         }
         let c = channel.rawValue
-        if delta > 0 { step(Int(u), item, c, s) }
+        if delta > 0 { step(Int(u), item, c, seconds, s) }
         // A user's pairs are sorted by item: binary search, and an insert shifts the later ones.
         var slot = s.slots[Int(u)]
         var lo = Int(slot.start), hi = Int(slot.start + slot.count)
@@ -198,18 +208,30 @@ public final class InteractionTable: @unchecked Sendable {
         s.pairs += 1
     }
 
-    /// Adds an event on `item` to user u's sequence: to the last step when it is the same
-    /// item, else as a new step (the oldest 16 go once the sequence is 16 past its limit).
-    static func step(_ u: Int, _ item: UInt32, _ channel: Int, _ s: State) {
-        if let last = s.steps[u].last, last.item == item {
-            let n = s.steps[u].count - 1
-            s.steps[u][n].counts[channel] = s.steps[u][n].counts[channel] &+ (s.steps[u][n].counts[channel] == 255 ? 0 : 1)
-            return
+    /// Adds an event on `item` at `seconds` to user u's sequence, in time order: after every
+    /// step at or before its second (events of one second keep their log order). It joins the
+    /// step before or after that place when that step is on the same item, else it is a new
+    /// step; an event older than every step of a full sequence is left out, and the oldest 16
+    /// go once the sequence is 16 past its limit. Events in time order append, as they did.
+    static func step(_ u: Int, _ item: UInt32, _ channel: Int, _ seconds: UInt32, _ s: State) {
+        var at = s.steps[u].count
+        while at > 0 && s.steps[u][at - 1].seconds > seconds { at -= 1 }
+        func count(_ k: Int) {
+            s.steps[u][k].counts[channel] = s.steps[u][k].counts[channel] &+ (s.steps[u][k].counts[channel] == 255 ? 0 : 1)
+            s.steps[u][k].seconds = max(s.steps[u][k].seconds, seconds)
         }
-        if s.steps[u].count >= sequenceLimit + 16 { s.steps[u].removeFirst(s.steps[u].count - sequenceLimit + 1) }
+        if at > 0 && s.steps[u][at - 1].item == item { return count(at - 1) }
+        if at < s.steps[u].count && s.steps[u][at].item == item { return count(at) }
+        if at == 0 && s.steps[u].count >= sequenceLimit { return }
+        if s.steps[u].count >= sequenceLimit + 16 {
+            let drop = s.steps[u].count - sequenceLimit + 1
+            s.steps[u].removeFirst(drop)
+            at -= drop
+            if at < 0 { return }
+        }
         var counts = SIMD4<UInt8>()
         counts[channel] = 1
-        s.steps[u].append(Step(item: item, counts: counts))
+        s.steps[u].insert(Step(item: item, counts: counts, seconds: seconds), at: at)
     }
 
     /// The pair of `item` in a user's block (sorted by item).
@@ -438,7 +460,8 @@ public final class InteractionTable: @unchecked Sendable {
     static let magic = "PMIS"
     /// 2: erased users' ids are left out, the pending erasures follow the pairs.
     /// 3: each kept user's steps follow the pending erasures.
-    static let snapshotVersion: UInt32 = 3
+    /// 4: each step carries the time of its latest event.
+    static let snapshotVersion: UInt32 = 4
 
     /// Writes the state and its offsets to `path` atomically when it changed since
     /// `version`; returns the version written (nil when nothing changed).
@@ -495,7 +518,11 @@ public final class InteractionTable: @unchecked Sendable {
         if r.version >= 2 { s.pendingErasures = try r.plain(Int64.self) }
         // Before version 3 no steps were kept: each user's sequence starts empty.
         let stepCounts = r.version >= 3 ? try r.plain(UInt32.self) : [UInt32](repeating: 0, count: counts.count)
-        let steps = r.version >= 3 ? try r.plain(Step.self) : []
+        let steps: [Step] =
+            r.version >= 4
+            ? try r.plain(Step.self)
+            // Version 3 steps have no time: they keep their order, as of the user's start.
+            : r.version == 3 ? try r.plain(UntimedStep.self).map { Step(item: $0.item, counts: $0.counts, seconds: 0) } : []
         guard stepCounts.count == counts.count, stepCounts.reduce(0, { $0 + Int($1) }) == steps.count,
             steps.allSatisfy({ Int($0.item) < s.itemIDs.count })
         else { throw StoreError(.corrupt, "interaction snapshot sequences disagree") }
