@@ -165,6 +165,31 @@ struct FeatureStateTests {
         #expect(abs(old.decayed(to: monday + Int64(halfLife)) - 1.75) <= 1e-12)
     }
 
+    @Test("the mixed sequence follows event time: a history folded in any order gives the same latest 20")
+    func sequenceFollowsEventTime() throws {
+        // 40 events of one user a minute apart (views, carts, one-line purchases), folded in
+        // time order and shuffled: the profile's recent items are the same, newest first.
+        let events: [Event] = (0..<40).map { n in
+            let at = monday + Int64(n) * minute
+            return n % 7 == 0
+                ? purchase(user: 9, at: at, total: 5, item: Int64(100 + n))
+                : event(n % 3 == 0 ? .addToCart : .view, user: 9, at: at, item: Int64(100 + n))
+        }
+        var rng = SystemRandomNumberGenerator()
+        let a = FeatureState(partitions: 1), b = FeatureState(partitions: 1)
+        a.foldAll(events)
+        b.foldAll(events.shuffled(using: &rng))
+        let pa = try #require(a.view(9)).profile, pb = try #require(b.view(9)).profile
+        #expect(pa.recentItems == (120..<140).reversed().map { Int64($0) })
+        #expect(pb.recentItems == pa.recentItems)
+        // A late event older than the whole full list is left out; one inside it takes its place.
+        var recent = TimedRecentItems(items: Array(1...20), seconds: (1...20).map { UInt32($0 * 10) })
+        recent.insert(99, atMs: 5_000)
+        #expect(recent.items == Array(1...20))
+        recent.insert(98, atMs: 105_000)
+        #expect(recent.items == Array(2...10) + [98] + Array(11...20))
+    }
+
     @Test("recent items keep the latest 20, oldest first, through the ring's wrap and a round trip")
     func recentItemsRing() {
         var recent = RecentItems()

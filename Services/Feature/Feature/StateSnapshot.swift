@@ -6,7 +6,8 @@ import Store
 extension FeatureState {
     static let snapshotMagic = "PFS1"
     /// 2: affinities as levels (`UserState.Affinity`); 1 (read too): as a score and its time.
-    static let snapshotVersion: UInt32 = 4
+    /// 5: the mixed sequence keeps the second of each item, in event-time order.
+    static let snapshotVersion: UInt32 = 5
 
     /// The snapshot in memory (tests compare states by it; the service streams it to its file
     /// with `writeSnapshot(to:)`).
@@ -174,6 +175,7 @@ extension UserState {
         w.array(recentPurchases.items) { $0.i64($1) }
         w.array(recentPurchaseTimes.items) { $0.i64($1) }
         w.array(recentItems.items) { $0.i64($1) }
+        w.array(recentItems.seconds) { $0.u32($1) }
         w.i32(segment)
         w.array(recentOrders) { w, o in
             w.i64(o.ms)
@@ -237,7 +239,9 @@ extension UserState {
         recentPurchaseTimes = RecentItems(
             r.version >= 3 ? try r.array { try $0.i64() } : [Int64](repeating: 0, count: recentPurchases.items.count))
         // Versions before 4 kept no mixed sequence: it starts empty.
-        recentItems = RecentItems(r.version >= 4 ? try r.array { try $0.i64() } : [])
+        let sequence = r.version >= 4 ? try r.array { try $0.i64() } : []
+        // Versions before 5 kept no times: the sequence keeps its order, as of the start.
+        recentItems = TimedRecentItems(items: sequence, seconds: r.version >= 5 ? try r.array { try $0.u32() } : [])
         segment = try r.i32()
         recentOrders = try r.array { r in TimedAmount(ms: try r.i64(), amount: try r.f64()) }
         failures = try r.array { r in TimedKind(ms: try r.i64(), kind: try r.u8()) }

@@ -58,8 +58,8 @@ final class UserState {
     var recentCarts = RecentItems()
     var recentPurchases = RecentItems()
     /// The latest items of any interaction (view, click, favourite, cart, purchase line), in
-    /// the order they came: what the sequence model reads.
-    var recentItems = RecentItems()
+    /// event-time order: what the sequence model reads.
+    var recentItems = TimedRecentItems()
     /// When each of `recentPurchases` was bought (the same ring positions).
     var recentPurchaseTimes = RecentItems()
     var segment: Int32 = -1
@@ -263,8 +263,9 @@ extension UserState {
             if inOrder && e.itemId != 0 {
                 if kind == .view { recentViews.push(e.itemId) }
                 if kind == .addToCart { recentCarts.push(e.itemId) }
-                recentItems.push(e.itemId)
             }
+            // The sequence takes a late event at its place in time.
+            if e.itemId != 0 { recentItems.insert(e.itemId, atMs: ts) }
             interact(kind, category: category, item: item, price: item?.price ?? 0, at: ts)
         case .purchase:
             foldPurchase(e, inOrder: inOrder, catalog: catalog)
@@ -312,8 +313,8 @@ extension UserState {
             if inOrder {
                 recentPurchases.push(e.itemId)
                 recentPurchaseTimes.push(ts)
-                recentItems.push(e.itemId)
             }
+            recentItems.insert(e.itemId, atMs: ts)
         }
         for line in lines {
             let item = catalog(line.itemId)
@@ -323,8 +324,8 @@ extension UserState {
             if inOrder && line.itemId != 0 {
                 recentPurchases.push(line.itemId)
                 recentPurchaseTimes.push(ts)
-                recentItems.push(line.itemId)
             }
+            if line.itemId != 0 { recentItems.insert(line.itemId, atMs: ts) }
         }
         monetary += amount
         if inOrder {
@@ -464,6 +465,63 @@ struct RecentItems: Equatable {
 
     /// The ring's buffer (for `PrefetchLayout`).
     var buffer: UnsafeRawPointer { bufferAddress(ring) }
+}
+
+/// The latest `UserState.recentLimit` items of any kind in event-time order, each with the
+/// second it was met: a late event takes its place by its time (events of one second keep
+/// their order); one older than every item of a full list is left out. A ring, as
+/// `RecentItems`, while events come in time order (an append overwrites the oldest); a late
+/// event lays the ring out oldest first before it is inserted.
+struct TimedRecentItems: Equatable {
+    private var ring: [Int64] = []
+    private var times: [UInt32] = []
+    /// Where the oldest item is, once the ring is full.
+    private var head = 0
+
+    init() {}
+
+    /// A restored list: the latest `recentLimit` of `items`, with their seconds (0: unknown).
+    init(items: [Int64], seconds: [UInt32]) {
+        let n = min(items.count, UserState.recentLimit)
+        ring = Array(items.suffix(n))
+        times = seconds.count == items.count ? Array(seconds.suffix(n)) : [UInt32](repeating: 0, count: n)
+    }
+
+    /// Oldest first.
+    var items: [Int64] { Array(ring[head...] + ring[..<head]) }
+    var seconds: [UInt32] { Array(times[head...] + times[..<head]) }
+
+    /// The second of the newest item (0 when there is none).
+    private var newest: UInt32 { times.isEmpty ? 0 : times[(head + times.count - 1) % times.count] }
+
+    mutating func insert(_ item: Int64, atMs ms: Int64) {
+        let second = UInt32(clamping: max(0, ms / 1000))
+        if times.isEmpty || second >= newest {
+            guard ring.count == UserState.recentLimit else {
+                ring.appendSmall(item)
+                times.appendSmall(second)
+                return
+            }
+            ring[head] = item
+            times[head] = second
+            head = head + 1 == ring.count ? 0 : head + 1
+            return
+        }
+        // A late event: oldest first, then its place by time.
+        var items = self.items, seconds = self.seconds
+        var at = items.count
+        while at > 0 && seconds[at - 1] > second { at -= 1 }
+        if at == 0 && items.count >= UserState.recentLimit { return }
+        items.insert(item, at: at)
+        seconds.insert(second, at: at)
+        if items.count > UserState.recentLimit {
+            items.removeFirst()
+            seconds.removeFirst()
+        }
+        (ring, times, head) = (items, seconds, 0)
+    }
+
+    static func == (a: Self, b: Self) -> Bool { a.items == b.items && a.seconds == b.seconds }
 }
 
 /// Mean and spread of a stream (Welford).
