@@ -17,9 +17,7 @@ public struct LogConsumer: Sendable {
     let logger: Logger
 
     public init(host: String, port: Int, readEvents: Int, readWait: Duration, logger: Logger) {
-        var config = RPCClient.Config.defaults(host: host, port: port)
-        config.defaultTimeout = .seconds(10)
-        self.ingest = RPCClient(config: config)
+        self.ingest = RPCClient(host: host, port: port, defaultTimeout: .seconds(10))
         self.host = host
         self.port = port
         self.readEvents = readEvents

@@ -438,28 +438,31 @@ extension UserState {
     }
 }
 
-/// The latest `UserState.recentLimit` items of one kind. A ring once full: a push overwrites
+/// The latest `UserState.recentLimit` values of one list. A ring once full: a push overwrites
 /// the oldest instead of shifting the other 19 down.
-struct RecentItems: Equatable {
-    private var ring: [Int64] = []
-    /// Where the oldest item is, once the ring is full.
+struct RecentRing<Element: Equatable>: Equatable {
+    private var ring: [Element] = []
+    /// Where the oldest value is, once the ring is full.
     private var head: UInt8 = 0
 
     init() {}
 
-    /// The latest items of `items` (oldest first).
-    init(_ items: [Int64]) {
-        ring = Array(items.suffix(UserState.recentLimit))
+    /// The latest values of `values` (oldest first).
+    init(_ values: [Element]) {
+        ring = Array(values.suffix(UserState.recentLimit))
     }
 
-    mutating func push(_ item: Int64) {
-        guard ring.count == UserState.recentLimit else { return ring.appendSmall(item) }
-        ring[Int(head)] = item
+    mutating func push(_ value: Element) {
+        guard ring.count == UserState.recentLimit else { return ring.appendSmall(value) }
+        ring[Int(head)] = value
         head = Int(head) + 1 == ring.count ? 0 : head + 1
     }
 
     /// Oldest first.
-    var items: [Int64] { Array(ring[Int(head)...] + ring[..<Int(head)]) }
+    var items: [Element] { Array(ring[Int(head)...] + ring[..<Int(head)]) }
+
+    /// The newest value.
+    var newest: Element? { ring.isEmpty ? nil : ring[(Int(head) + ring.count - 1) % ring.count] }
 
     static func == (a: Self, b: Self) -> Bool { a.items == b.items }
 
@@ -467,61 +470,45 @@ struct RecentItems: Equatable {
     var buffer: UnsafeRawPointer { bufferAddress(ring) }
 }
 
+/// The latest items of one kind (or purchase times), in the order they came.
+typealias RecentItems = RecentRing<Int64>
+
 /// The latest `UserState.recentLimit` items of any kind in event-time order, each with the
 /// second it was met: a late event takes its place by its time (events of one second keep
-/// their order); one older than every item of a full list is left out. A ring, as
-/// `RecentItems`, while events come in time order (an append overwrites the oldest); a late
-/// event lays the ring out oldest first before it is inserted.
+/// their order); one older than every item of a full list is left out. Two rings while events
+/// come in time order; a late event lays them out oldest first and inserts.
 struct TimedRecentItems: Equatable {
-    private var ring: [Int64] = []
-    private var times: [UInt32] = []
-    /// Where the oldest item is, once the ring is full.
-    private var head = 0
+    private var ring = RecentRing<Int64>()
+    private var times = RecentRing<UInt32>()
 
     init() {}
 
     /// A restored list: the latest `recentLimit` of `items`, with their seconds (0: unknown).
     init(items: [Int64], seconds: [UInt32]) {
-        let n = min(items.count, UserState.recentLimit)
-        ring = Array(items.suffix(n))
-        times = seconds.count == items.count ? Array(seconds.suffix(n)) : [UInt32](repeating: 0, count: n)
+        ring = RecentRing(items)
+        times = RecentRing(seconds.count == items.count ? seconds : [UInt32](repeating: 0, count: items.count))
     }
 
     /// Oldest first.
-    var items: [Int64] { Array(ring[head...] + ring[..<head]) }
-    var seconds: [UInt32] { Array(times[head...] + times[..<head]) }
-
-    /// The second of the newest item (0 when there is none).
-    private var newest: UInt32 { times.isEmpty ? 0 : times[(head + times.count - 1) % times.count] }
+    var items: [Int64] { ring.items }
+    var seconds: [UInt32] { times.items }
 
     mutating func insert(_ item: Int64, atMs ms: Int64) {
         let second = UInt32(clamping: max(0, ms / 1000))
-        if times.isEmpty || second >= newest {
-            guard ring.count == UserState.recentLimit else {
-                ring.appendSmall(item)
-                times.appendSmall(second)
-                return
-            }
-            ring[head] = item
-            times[head] = second
-            head = head + 1 == ring.count ? 0 : head + 1
+        guard let newest = times.newest, second < newest else {
+            ring.push(item)
+            times.push(second)
             return
         }
         // A late event: oldest first, then its place by time.
-        var items = self.items, seconds = self.seconds
+        var items = ring.items, seconds = times.items
         var at = items.count
         while at > 0 && seconds[at - 1] > second { at -= 1 }
         if at == 0 && items.count >= UserState.recentLimit { return }
         items.insert(item, at: at)
         seconds.insert(second, at: at)
-        if items.count > UserState.recentLimit {
-            items.removeFirst()
-            seconds.removeFirst()
-        }
-        (ring, times, head) = (items, seconds, 0)
+        (ring, times) = (RecentRing(items), RecentRing(seconds))
     }
-
-    static func == (a: Self, b: Self) -> Bool { a.items == b.items && a.seconds == b.seconds }
 }
 
 /// Mean and spread of a stream (Welford).

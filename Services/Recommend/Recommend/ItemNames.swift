@@ -9,15 +9,22 @@ public enum ItemNames {
     /// The item as a reason writes it before it is named.
     static func mark(_ id: Int64) -> String { "\(open)\(id)\(close)" }
 
+    /// Walks `text`: `plain` hears each run of plain text, `marked` each marked item's digits.
+    private static func walk(_ text: String, plain: (Substring) -> Void, marked: (Substring) -> Void) {
+        var rest = Substring(text)
+        while let start = rest.firstIndex(of: open), let end = rest[start...].firstIndex(of: close) {
+            plain(rest[..<start])
+            marked(rest[rest.index(after: start)..<end])
+            rest = rest[rest.index(after: end)...]
+        }
+        plain(rest)
+    }
+
     /// The items `text` marks.
     static func items(in text: String) -> [Int64] {
         guard text.contains(open) else { return [] }
         var out: [Int64] = []
-        var rest = Substring(text)
-        while let start = rest.firstIndex(of: open), let end = rest[start...].firstIndex(of: close) {
-            if let id = Int64(rest[rest.index(after: start)..<end]) { out.append(id) }
-            rest = rest[rest.index(after: end)...]
-        }
+        walk(text, plain: { _ in }, marked: { if let id = Int64($0) { out.append(id) } })
         return out
     }
 
@@ -25,18 +32,10 @@ public enum ItemNames {
     public static func resolve(_ text: String, titles: [Int64: String]) -> String {
         guard text.contains(open) else { return text }
         var out = ""
-        var rest = Substring(text)
-        while let start = rest.firstIndex(of: open), let end = rest[start...].firstIndex(of: close) {
-            out += rest[..<start]
-            let digits = rest[rest.index(after: start)..<end]
-            if let id = Int64(digits), let title = titles[id], !title.isEmpty {
-                out += "\"\(title)\""
-            } else {
-                out += digits
-            }
-            rest = rest[rest.index(after: end)...]
+        walk(text, plain: { out += $0 }) { digits in
+            if let id = Int64(digits), let title = titles[id], !title.isEmpty { out += "\"\(title)\"" } else { out += digits }
         }
-        return out + rest
+        return out
     }
 
     /// The candidate with its reason and every term's detail named.
