@@ -165,7 +165,7 @@ let package = Package(
             .executableTarget(
                 name: "PersonaCLI",
                 dependencies: [
-                    "RPC", "Wire", "ServiceKit", "Datasets", "Recommenders",
+                    "RPC", "Wire", "ServiceKit", "Datasets", "Math", "Recommenders",
                     .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 ],
                 path: "CLI/PersonaCLI", swiftSettings: swiftSettings),
@@ -209,9 +209,13 @@ let package = Package(
                 name: "IngestTests", dependencies: ["Ingest", "PersonalData", "ServiceKit", "RPC", "Wire", "Store", "TestSupport"],
                 path: "Tests/IngestTests", swiftSettings: swiftSettings),
             .testTarget(
+                name: "DatasetsTests", dependencies: ["Datasets"],
+                path: "Tests/DatasetsTests", swiftSettings: swiftSettings),
+            .testTarget(
                 name: "FeatureTests",
                 dependencies: [
-                    "Feature", "DataStructures", "Math", "Ingest", "ServiceKit", "RPC", "Wire", "Store", "Datasets", "TestSupport",
+                    "Feature", "DataStructures", "Math", "Ingest", "ServiceKit", "RPC", "Wire", "Store", "Datasets", "Profiles",
+                    "TestSupport",
                 ],
                 path: "Tests/FeatureTests", swiftSettings: swiftSettings),
             .testTarget(

@@ -9,7 +9,8 @@ import Wire
 /// imported, scored through the Recommend call itself.
 struct EvalCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "eval", abstract: "Evaluate the running suite on held-out data.", subcommands: [EvalRecommend.self])
+        commandName: "eval", abstract: "Evaluate the running suite on held-out data.",
+        subcommands: [EvalSplit.self, EvalRecommend.self, EvalFraud.self])
 }
 
 struct EvalRecommend: AsyncParsableCommand {
@@ -24,6 +25,12 @@ struct EvalRecommend: AsyncParsableCommand {
 
     @Option(help: "The held-out interactions (a dataset file of users already imported).") var test: String
     @Option(help: "Its format: taobao, online-retail, cdnow, ratings or fraud.") var format: String
+    @Option(
+        help: """
+            The training part the suite imported: a user's items in it are what they had before (default: the items \
+            in their profile's recent lists).
+            """
+    ) var train: String?
     @Option(name: .shortAndLong, help: "K, the length of each list.") var k: UInt32 = 10
     @Option(help: "At most this many users (0: every one), the first by id.") var maxUsers = 0
     @OptionGroup var endpoints: Endpoints
@@ -55,11 +62,17 @@ struct EvalRecommend: AsyncParsableCommand {
         return out
     }
 
-    func run() async throws {
-        guard let data = FileManager.default.contents(atPath: test) else { throw ValidationError("cannot read \(test)") }
+    /// The items of each user in a dataset file.
+    func items(file: String) throws -> [Int64: Set<Int64>] {
+        guard let data = FileManager.default.contents(atPath: file) else { throw ValidationError("cannot read \(file)") }
         var skips = DatasetFormat.Skips()
         let lines = String(decoding: data, as: UTF8.self).split(whereSeparator: \.isNewline)
-        let held = Self.items(DatasetFormat(rawValue: format)!.events(lines: lines, skips: &skips))
+        return Self.items(DatasetFormat(rawValue: format)!.events(lines: lines, skips: &skips))
+    }
+
+    func run() async throws {
+        let held = try items(file: test)
+        let before = try train.map { try items(file: $0) }
         var users = held.keys.sorted()
         if maxUsers > 0 { users = Array(users.prefix(maxUsers)) }
         let feature = try endpoints.endpoint("feature"), recommend = try endpoints.endpoint("recommend")
@@ -86,7 +99,7 @@ struct EvalRecommend: AsyncParsableCommand {
                     unknown += 1
                     continue
                 }
-                let had = Set(p.recentViews + p.recentCarts + p.recentPurchases)
+                let had = before?[user] ?? Set(p.recentViews + p.recentCarts + p.recentPurchases)
                 let expected = held[user]!.subtracting(had)
                 guard !expected.isEmpty else { continue }
                 var request = RecommendRequest()
@@ -117,7 +130,11 @@ struct EvalRecommend: AsyncParsableCommand {
         latencies.sort()
         func quantile(_ q: Double) -> String { Table.latency(latencies[min(latencies.count - 1, Int(Double(latencies.count) * q))]) }
         print(
-            "evaluated \(m.users) users through Recommend (\(unknown) without a profile left out; held-out items they had before left out)")
+            """
+            evaluated \(m.users) users through Recommend (\(unknown) without a profile left out; held-out items they had \
+            before left out)
+            """
+        )
         print(
             Table.render(
                 header: ["METRIC", "VALUE"],

@@ -288,6 +288,7 @@ public enum DatasetFormat: String, CaseIterable, Sendable {
             register.deviceId = f[4]
             register.ip = dotted
             register.channel = f[5].lowercased()
+            register.userAgent = f[6]
             register.register = Register()
             out.append(register)
 
@@ -302,7 +303,7 @@ public enum DatasetFormat: String, CaseIterable, Sendable {
             buy.deviceId = f[4]
             buy.ip = dotted
             buy.channel = f[5].lowercased()
-            buy.sessionId = f[6].lowercased()
+            buy.userAgent = f[6]
             var order = Order()
             order.orderId = "fraud-\(user)"
             order.currency = "USD"

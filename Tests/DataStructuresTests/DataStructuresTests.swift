@@ -75,30 +75,38 @@ struct DataStructuresTests {
     @Test("the sharing table agrees with lists per key through adds, the limit, erasures and growth")
     func sharingTableAgreesWithLists() {
         var table = SharingTable(limit: 3)
-        var reference: [UInt64: [Int64]] = [:]
+        // Per key: each user with the earliest time it was added at.
+        var reference: [UInt64: [(user: Int64, ms: Int64)]] = [:]
         var rng = SystemRandomNumberGenerator()
         for step in 0..<20_000 {
             // Few users and many keys (key 0 included): repeats, full keys, long probe runs.
             let key = UInt64.random(in: 0...2_500, using: &rng)
             let user = Int64.random(in: 1...40, using: &rng)
+            let ms = Int64.random(in: 0...1_000, using: &rng)
             if step % 500 == 499 {
                 table.remove(user)
                 for k in Array(reference.keys) {
-                    reference[k]!.removeAll { $0 == user }
+                    reference[k]!.removeAll { $0.user == user }
                     if reference[k]!.isEmpty { reference[k] = nil }
                 }
             } else {
-                table.add(user, to: key)
-                if !reference[key, default: []].contains(user) && reference[key, default: []].count < 3 {
-                    reference[key, default: []].append(user)
+                table.add(user, to: key, at: ms)
+                if let i = reference[key, default: []].firstIndex(where: { $0.user == user }) {
+                    reference[key]![i].ms = min(reference[key]![i].ms, ms)
+                } else if reference[key, default: []].count < 3 {
+                    reference[key, default: []].append((user, ms))
                 }
             }
-            #expect(table[key] == reference[key] ?? [])
-            #expect(table.users(of: key) == reference[key]?.count ?? 0)
+            let expected = reference[key] ?? []
+            #expect(table[key].map(\.user) == expected.map(\.user))
+            #expect(table[key].map(\.firstMs) == expected.map(\.ms))
+            #expect(table.users(of: key) == expected.count)
+            // As of a time: the others first seen by then.
+            let asOf = Int64.random(in: 0...1_000, using: &rng)
+            #expect(table.others(of: key, than: user, asOf: asOf) == expected.filter { $0.user != user && $0.ms <= asOf }.count)
             if step % 2_000 == 0 {
                 #expect(table.count == reference.count)
                 #expect(table.sortedEntries.map(\.key) == reference.keys.sorted())
-                for (k, users) in reference { #expect(table[k] == users) }
                 // A snapshot's entries give the same table back.
                 let restored = SharingTable(limit: 3, entries: table.sortedEntries)
                 #expect(restored.sortedEntries.map(\.key) == table.sortedEntries.map(\.key))

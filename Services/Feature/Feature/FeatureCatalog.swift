@@ -1,3 +1,4 @@
+import Profiles
 import Wire
 
 /// The numeric features GetFeatures and the training export serve, by name. Rows are dense
@@ -5,8 +6,11 @@ import Wire
 /// meaning changes, so a model trained on one version is never fed another.
 public enum FeatureCatalog {
     /// 2: `distinct_items` and `distinct_categories` count every item (and category) a user
-    /// met, bought ones included, where 1 counted the viewed ones only.
-    public static let schemaVersion: UInt32 = 2
+    /// met, bought ones included, where 1 counted the viewed ones only. 3: the request's
+    /// context (`order_amount`, `hour_of_day`, `day_of_week`, gender, channel and browser
+    /// families) added, and `users_sharing_device`/`_ip` count the users seen by the row's
+    /// time, whatever order the events arrived in.
+    public static let schemaVersion: UInt32 = 3
 
     /// `<kind>_<window>` for every event kind (`view_1h`, `purchase_lifetime`, ...), then
     /// the profile's numbers, then the risk features. Booleans are 0 or 1.
@@ -30,6 +34,10 @@ public enum FeatureCatalog {
             "users_sharing_ip", "failed_payments_1h", "failed_logins_1h", "amount_zscore", "first_purchase", "new_device",
             "ip_country_mismatch",
         ]
+        // The request's context, as of its time: what this order is, when, by whom, from where.
+        names += ["order_amount", "hour_of_day", "day_of_week", "gender_female", "gender_male"]
+        names += ChannelFamily.allCases.dropFirst().map { "channel_\($0.name)" }
+        names += BrowserFamily.allCases.dropFirst().map { "browser_\($0.name)" }
         return names
     }()
 
@@ -68,6 +76,15 @@ public enum FeatureCatalog {
             Float(r.failedPayments1h), Float(r.failedLogins1h), Float(r.amountZscore), r.firstPurchase ? 1 : 0, r.newDevice ? 1 : 0,
             r.ipCountryMismatch ? 1 : 0,
         ]
+        let seconds = Double(v.nowMs) / 1000
+        out += [
+            Float(u.lastOrderAmount), Float((seconds / 3600).rounded(.down).truncatingRemainder(dividingBy: 24)),
+            // 1970-01-01 was a Thursday: Monday is 0.
+            Float(((seconds / 86_400).rounded(.down) + 3).truncatingRemainder(dividingBy: 7)),
+            u.gender == Gender.female.rawValue ? 1 : 0, u.gender == Gender.male.rawValue ? 1 : 0,
+        ]
+        for c in ChannelFamily.allCases.dropFirst() { out.append(u.lastChannel == c.rawValue ? 1 : 0) }
+        for b in BrowserFamily.allCases.dropFirst() { out.append(u.lastBrowser == b.rawValue ? 1 : 0) }
         return out
     }
 

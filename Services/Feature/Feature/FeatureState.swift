@@ -195,7 +195,8 @@ public final class FeatureState {
         default: eventItem = nil
         }
         user.fold(e, nowMs: now, inOrder: inOrder, catalog: { id in id == eventItem?.id ? eventItem : self.items[id] }) { hash, kind in
-            if kind == .device { self.deviceUsers.add(user.id, to: hash) } else { self.ipUsers.add(user.id, to: hash) }
+            let ms = e.timestampMs
+            if kind == .device { self.deviceUsers.add(user.id, to: hash, at: ms) } else { self.ipUsers.add(user.id, to: hash, at: ms) }
         }
 
         // Item statistics.

@@ -12,14 +12,6 @@ struct ProfileView {
     let state: FeatureState
     let nowMs: Int64
     let cuts: RfmCuts
-    /// The device and IP a request being scored joins (not yet in the sharing tables).
-    var joining = Joining()
-
-    struct Joining {
-        var device = false
-        var ip = false
-    }
-
     init(_ user: UserState, state: FeatureState, nowMs: Int64, cuts: RfmCuts) {
         self.user = user
         self.state = state
@@ -120,9 +112,9 @@ struct ProfileView {
             }
         }
         if user.lastDevice != 0 {
-            r.usersSharingDevice = UInt32(max(0, state.deviceUsers.users(of: user.lastDevice) + (joining.device ? 1 : 0) - 1))
+            r.usersSharingDevice = UInt32(state.deviceUsers.others(of: user.lastDevice, than: user.id, asOf: nowMs))
         }
-        if user.lastIP != 0 { r.usersSharingIp = UInt32(max(0, state.ipUsers.users(of: user.lastIP) + (joining.ip ? 1 : 0) - 1)) }
+        if user.lastIP != 0 { r.usersSharingIp = UInt32(state.ipUsers.others(of: user.lastIP, than: user.id, asOf: nowMs)) }
         for f in user.failures where f.ms <= nowMs && nowMs - f.ms < 3_600_000 {
             if f.kind == UInt8(EventKind.payment.rawValue) { r.failedPayments1h += 1 }
             if f.kind == UInt8(EventKind.login.rawValue) { r.failedLogins1h += 1 }

@@ -8,18 +8,13 @@ extension FeatureState {
     func valuesAsIf(_ e: borrowing Event) -> (values: [Float], known: Bool) {
         let existing = users[e.userId]
         let user = existing?.copy() ?? UserState(id: e.userId)
-        var joins = ProfileView.Joining()
-        let (devices, ips) = (deviceUsers, ipUsers)
-        user.fold(e, nowMs: max(watermarkMs, e.timestampMs), inOrder: e.timestampMs >= user.lastSeenMs, catalog: { self.items[$0] }) {
-            hash, kind in
-            if kind == .device {
-                joins.device = !devices.contains(e.userId, in: hash)
-            } else {
-                joins.ip = !ips.contains(e.userId, in: hash)
-            }
-        }
-        var view = ProfileView(user, state: self, nowMs: e.timestampMs, cuts: rfmCuts(refresh: true))
-        view.joining = joins
+        // The sharing tables are left as they are: "users sharing the device" counts the
+        // others seen with it by the request's time, whether or not this user was.
+        // Folded at the request's own time (not the log's latest), as the export folds the
+        // order while replaying the log up to it: a backfill or a late request loses nothing
+        // to windows that the rest of the log has moved past.
+        user.fold(e, nowMs: e.timestampMs, inOrder: e.timestampMs >= user.lastSeenMs, catalog: { self.items[$0] }) { _, _ in }
+        let view = ProfileView(user, state: self, nowMs: e.timestampMs, cuts: rfmCuts(refresh: true))
         return (FeatureCatalog.values(view), existing != nil)
     }
 }

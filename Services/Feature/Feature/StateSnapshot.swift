@@ -7,7 +7,7 @@ extension FeatureState {
     static let snapshotMagic = "PFS1"
     /// 2: affinities as levels (`UserState.Affinity`); 1 (read too): as a score and its time.
     /// 5: the mixed sequence keeps the second of each item, in event-time order.
-    static let snapshotVersion: UInt32 = 5
+    static let snapshotVersion: UInt32 = 6
 
     /// The snapshot in memory (tests compare states by it; the service streams it to its file
     /// with `writeSnapshot(to:)`).
@@ -50,7 +50,10 @@ extension FeatureState {
             w.count(entries.count)
             for e in entries {
                 w.u64(e.key)
-                w.array(e.users) { $0.i64($1) }
+                w.array(e.users) {
+                    $0.i64($1.user)
+                    $0.i64($1.firstMs)
+                }
                 try w.flushIfFull()
             }
         }
@@ -76,7 +79,14 @@ extension FeatureState {
         s.items.reserveCapacity(items.count)
         for i in items { s.items.insert(i) }
         for k in 0..<2 {
-            let entries = try r.array { r in (key: try r.u64(), users: try r.array { try $0.i64() }) }
+            // Before version 6 a sighting had no time: seen since ever.
+            let timed = r.version >= 6
+            let entries = try r.array { r in
+                (
+                    key: try r.u64(),
+                    users: try r.array { SharingTable.Sighting(user: try $0.i64(), firstMs: timed ? try $0.i64() : .min) }
+                )
+            }
             let table = SharingTable(limit: sharingLimit, entries: entries)
             if k == 0 { s.deviceUsers = table } else { s.ipUsers = table }
         }
@@ -198,6 +208,8 @@ extension UserState {
         priorOrders.write(&w)
         w.f64(lastOrderAmount)
         w.u32(orders)
+        w.u8(lastChannel)
+        w.u8(lastBrowser)
     }
 
     convenience init(from r: inout SnapshotReader) throws {
@@ -254,6 +266,11 @@ extension UserState {
         priorOrders = try RunningStats(from: &r)
         lastOrderAmount = try r.f64()
         orders = try r.u32()
+        // Versions before 6 kept no families: other until the next event.
+        if r.version >= 6 {
+            lastChannel = try r.u8()
+            lastBrowser = try r.u8()
+        }
     }
 }
 

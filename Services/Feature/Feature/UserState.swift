@@ -81,6 +81,9 @@ final class UserState {
     var priorOrders = RunningStats()
     var lastOrderAmount: Double = 0
     var orders: UInt32 = 0
+    /// The latest event's channel family and browser family (`ChannelFamily`, `BrowserFamily`).
+    var lastChannel: UInt8 = 0
+    var lastBrowser: UInt8 = 0
 
     init(id: Int64) { self.id = id }
 
@@ -236,7 +239,11 @@ extension UserState {
         if firstSeenMs == 0 || ts < firstSeenMs { firstSeenMs = ts }
         if ts > lastSeenMs { lastSeenMs = ts }
         countClock(ts)
-        if !e.channel.isEmpty { Self.tally(&channels, e.channel) }
+        if !e.channel.isEmpty {
+            Self.tally(&channels, e.channel)
+            if inOrder { lastChannel = ChannelFamily(channel: e.channel).rawValue }
+        }
+        if !e.userAgent.isEmpty, inOrder { lastBrowser = BrowserFamily(userAgent: e.userAgent).rawValue }
         if !e.deviceId.isEmpty {
             let device = StableHash.fnv1a(e.deviceId)
             Self.tally(&devices, e.deviceId)
@@ -246,11 +253,11 @@ extension UserState {
                 if knownDevices.count > Self.deviceMemory { knownDevices.removeFirst() }
             }
             lastDevice = device
-            if use(device, .device, ts, nowMs: nowMs) { share(device, .device) }
+            if use(device, .device, ts, nowMs: nowMs) || !inOrder { share(device, .device) }
         }
         if !e.ip.isEmpty {
             lastIP = StableHash.fnv1a(e.ip)
-            if use(lastIP, .ip, ts, nowMs: nowMs) { share(lastIP, .ip) }
+            if use(lastIP, .ip, ts, nowMs: nowMs) || !inOrder { share(lastIP, .ip) }
         }
         if !e.ipCountry.isEmpty { lastIPCountry = e.ipCountry }
         if inOrder { countSession(e) }

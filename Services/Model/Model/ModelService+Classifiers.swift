@@ -55,6 +55,18 @@ extension ModelService {
             if page.done { break }
             request.cursor = page.nextCursor
         }
+        if parameters?.userLevel ?? false { return ClassifierRun.Rows(names: names, schemaVersion: schema, rows: rows) }
+        // An order is judged on what is known of it and its user, not on where the user
+        // ranked among everyone: those ranks move with the whole population, so the export's
+        // (refreshed every few hundred rows) and Score's (as of now) would disagree.
+        let kept = names.indices.filter { !Self.populationRanks.contains(names[$0]) }
+        if kept.count < names.count {
+            for i in rows.indices { rows[i].values = kept.map { rows[i].values[$0] } }
+            names = kept.map { names[$0] }
+        }
         return ClassifierRun.Rows(names: names, schemaVersion: schema, rows: rows)
     }
+
+    /// Features that rank a user among all users (RFM scores, the segment).
+    static let populationRanks: Set<String> = ["r_score", "f_score", "m_score", "segment_id"]
 }

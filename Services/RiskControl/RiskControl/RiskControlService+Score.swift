@@ -45,6 +45,7 @@ extension RiskControlService {
         e.ip = r.ip
         e.ipCountry = r.ipCountry
         e.channel = r.channel
+        e.userAgent = r.userAgent
         e.sessionId = r.sessionId
         switch r.kind {
         case .payment:

@@ -658,6 +658,7 @@ public struct Event: WireMessage {
     public var categoryId: Int64 = 0
     public var quantity: Int32 = 0
     public var ipCountry: String = ""
+    public var userAgent: String = ""
     public var order: Order? {
         get { _order?.value }
         set { _order = newValue.map(Boxed.init) }
@@ -756,6 +757,7 @@ extension Event: CMessageConvertible {
         c.pointee.category_id = categoryId
         c.pointee.quantity = quantity
         if !ipCountry.isEmpty { c.pointee.ip_country = arena.string(ipCountry) }
+        if !userAgent.isEmpty { c.pointee.user_agent = arena.string(userAgent) }
         if let v = _order { c.pointee.order = arena.message(v.value) }
         if let v = _payment { c.pointee.payment = arena.message(v.value) }
         if let v = _refund { c.pointee.refund = arena.message(v.value) }
@@ -783,6 +785,7 @@ extension Event: CMessageConvertible {
         categoryId = c.pointee.category_id
         quantity = c.pointee.quantity
         ipCountry = readString(c.pointee.ip_country)
+        userAgent = readString(c.pointee.user_agent)
         _order = c.pointee.order.map { Boxed(Order(cMessage: $0)) }
         _payment = c.pointee.payment.map { Boxed(Payment(cMessage: $0)) }
         _refund = c.pointee.refund.map { Boxed(Refund(cMessage: $0)) }

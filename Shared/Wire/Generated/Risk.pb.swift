@@ -227,6 +227,7 @@ public struct ScoreRequest: WireMessage {
     public var dryRun: Bool = false
     public var sessionId: String = ""
     public var explain: Bool = false
+    public var userAgent: String = ""
     /// Fields this build does not know, kept so a relay re-encodes them unchanged.
     public var unknownFields = UnknownFields()
     public init() {}
@@ -252,6 +253,7 @@ extension ScoreRequest: CMessageConvertible {
         c.pointee.dry_run = dryRun ? 1 : 0
         if !sessionId.isEmpty { c.pointee.session_id = arena.string(sessionId) }
         c.pointee.explain = explain ? 1 : 0
+        if !userAgent.isEmpty { c.pointee.user_agent = arena.string(userAgent) }
         arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
     }
     init(cMessage c: UnsafePointer<Persona__V1__ScoreRequest>) {
@@ -272,6 +274,7 @@ extension ScoreRequest: CMessageConvertible {
         dryRun = c.pointee.dry_run != 0
         sessionId = readString(c.pointee.session_id)
         explain = c.pointee.explain != 0
+        userAgent = readString(c.pointee.user_agent)
         unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
     static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)

@@ -355,6 +355,7 @@ extension Event {
             m.categoryId = Int64.min
             m.quantity = Int32.min
             m.ipCountry = "h\u{e9}llo \"w\\orld\" \u{1F600}"
+            m.userAgent = "h\u{e9}llo \"w\\orld\" \u{1F600}"
             m.order = Order.sample(1)
             m.payment = Payment.sample(1)
             m.refund = Refund.sample(1)
@@ -379,6 +380,7 @@ extension Event {
             m.categoryId = Int64.max
             m.quantity = Int32.max
             m.ipCountry = "x"
+            m.userAgent = "x"
             m.order = Order.sample(0)
             m.payment = Payment.sample(0)
             m.refund = Refund.sample(0)
@@ -1731,6 +1733,7 @@ extension ScoreRequest {
             m.dryRun = true
             m.sessionId = "h\u{e9}llo \"w\\orld\" \u{1F600}"
             m.explain = true
+            m.userAgent = "h\u{e9}llo \"w\\orld\" \u{1F600}"
         } else {
             m.orderId = "x"
             m.userId = Int64.max
@@ -1748,6 +1751,7 @@ extension ScoreRequest {
             m.dryRun = true
             m.sessionId = "x"
             m.explain = true
+            m.userAgent = "x"
         }
         return m
     }

@@ -271,6 +271,10 @@ struct  Persona__V1__Event
    * pseudonymised (risk features compare it with the profile's region).
    */
   char *ip_country;
+  /*
+   * The client's user agent (or just its browser's name): risk features read its browser family.
+   */
+  char *user_agent;
   Persona__V1__Order *order;
   Persona__V1__Payment *payment;
   Persona__V1__Refund *refund;
@@ -285,7 +289,7 @@ struct  Persona__V1__Event
 };
 #define PERSONA__V1__EVENT__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&persona__v1__event__descriptor) \
-    , (char *)protobuf_c_empty_string, PERSONA__V1__EVENT_KIND__EVENT_KIND_UNSPECIFIED, 0, 0, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, 0, 0, (char *)protobuf_c_empty_string, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL }
+    , (char *)protobuf_c_empty_string, PERSONA__V1__EVENT_KIND__EVENT_KIND_UNSPECIFIED, 0, 0, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, 0, 0, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL }
 
 
 /* Persona__V1__OrderLine methods */

@@ -154,10 +154,14 @@ struct  Persona__V1__ScoreRequest
    * flagged gives them to reviews, challenges and declines only).
    */
   protobuf_c_boolean explain;
+  /*
+   * The client's user agent (or just its browser's name), as the events carry it.
+   */
+  char *user_agent;
 };
 #define PERSONA__V1__SCORE_REQUEST__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&persona__v1__score_request__descriptor) \
-    , (char *)protobuf_c_empty_string, 0, 0, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, 0,NULL, PERSONA__V1__REQUEST_KIND__REQUEST_KIND_UNSPECIFIED, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, (char *)protobuf_c_empty_string, 0 }
+    , (char *)protobuf_c_empty_string, 0, 0, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, 0,NULL, PERSONA__V1__REQUEST_KIND__REQUEST_KIND_UNSPECIFIED, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, (char *)protobuf_c_empty_string, 0, (char *)protobuf_c_empty_string }
 
 
 struct  Persona__V1__ReasonCode

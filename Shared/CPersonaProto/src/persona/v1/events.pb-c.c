@@ -1542,7 +1542,7 @@ const ProtobufCMessageDescriptor persona__v1__label__descriptor =
   (ProtobufCMessageInit) persona__v1__label__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor persona__v1__event__field_descriptors[23] =
+static const ProtobufCFieldDescriptor persona__v1__event__field_descriptors[24] =
 {
   {
     "event_id",
@@ -1689,6 +1689,18 @@ static const ProtobufCFieldDescriptor persona__v1__event__field_descriptors[23] 
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
   {
+    "user_agent",
+    13,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__Event, user_agent),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
     "order",
     20,
     PROTOBUF_C_LABEL_NONE,
@@ -1826,31 +1838,32 @@ static const unsigned persona__v1__event__field_indices_by_name[] = {
   7,   /* field[7] = channel */
   5,   /* field[5] = device_id */
   0,   /* field[0] = event_id */
-  21,   /* field[21] = impression */
+  22,   /* field[22] = impression */
   6,   /* field[6] = ip */
   11,   /* field[11] = ip_country */
-  20,   /* field[20] = item */
+  21,   /* field[21] = item */
   8,   /* field[8] = item_id */
   1,   /* field[1] = kind */
-  22,   /* field[22] = label */
-  17,   /* field[17] = login */
-  12,   /* field[12] = order */
-  13,   /* field[13] = payment */
-  19,   /* field[19] = profile */
+  23,   /* field[23] = label */
+  18,   /* field[18] = login */
+  13,   /* field[13] = order */
+  14,   /* field[14] = payment */
+  20,   /* field[20] = profile */
   10,   /* field[10] = quantity */
-  14,   /* field[14] = refund */
-  18,   /* field[18] = register */
-  15,   /* field[15] = review */
-  16,   /* field[16] = search */
+  15,   /* field[15] = refund */
+  19,   /* field[19] = register */
+  16,   /* field[16] = review */
+  17,   /* field[17] = search */
   4,   /* field[4] = session_id */
   3,   /* field[3] = timestamp_ms */
+  12,   /* field[12] = user_agent */
   2,   /* field[2] = user_id */
 };
 static const ProtobufCIntRange persona__v1__event__number_ranges[2 + 1] =
 {
   { 1, 0 },
-  { 20, 12 },
-  { 0, 23 }
+  { 20, 13 },
+  { 0, 24 }
 };
 const ProtobufCMessageDescriptor persona__v1__event__descriptor =
 {
@@ -1860,7 +1873,7 @@ const ProtobufCMessageDescriptor persona__v1__event__descriptor =
   "Persona__V1__Event",
   "persona.v1",
   sizeof(Persona__V1__Event),
-  23,
+  24,
   persona__v1__event__field_descriptors,
   persona__v1__event__field_indices_by_name,
   2,  persona__v1__event__number_ranges,

@@ -1312,7 +1312,7 @@ void   persona__v1__decision_stats_response__free_unpacked
   assert(message->base.descriptor == &persona__v1__decision_stats_response__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
-static const ProtobufCFieldDescriptor persona__v1__score_request__field_descriptors[16] =
+static const ProtobufCFieldDescriptor persona__v1__score_request__field_descriptors[17] =
 {
   {
     "order_id",
@@ -1506,6 +1506,18 @@ static const ProtobufCFieldDescriptor persona__v1__score_request__field_descript
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "user_agent",
+    17,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__ScoreRequest, user_agent),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned persona__v1__score_request__field_indices_by_name[] = {
   2,   /* field[2] = amount */
@@ -1523,12 +1535,13 @@ static const unsigned persona__v1__score_request__field_indices_by_name[] = {
   6,   /* field[6] = payment_instrument */
   14,   /* field[14] = session_id */
   8,   /* field[8] = timestamp_ms */
+  16,   /* field[16] = user_agent */
   1,   /* field[1] = user_id */
 };
 static const ProtobufCIntRange persona__v1__score_request__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 16 }
+  { 0, 17 }
 };
 const ProtobufCMessageDescriptor persona__v1__score_request__descriptor =
 {
@@ -1538,7 +1551,7 @@ const ProtobufCMessageDescriptor persona__v1__score_request__descriptor =
   "Persona__V1__ScoreRequest",
   "persona.v1",
   sizeof(Persona__V1__ScoreRequest),
-  16,
+  17,
   persona__v1__score_request__field_descriptors,
   persona__v1__score_request__field_indices_by_name,
   1,  persona__v1__score_request__number_ranges,
