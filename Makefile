@@ -10,7 +10,7 @@ FUZZ_RUNS ?= 200000
 # Ingest sets each event's ip_country from this table (the shared fraud case's) when present.
 IP_COUNTRY ?= $(wildcard $(CURDIR)/../shared/data/fraud/IpAddress_to_Country.csv)
 
-.PHONY: help deps build test run stop bench bench-deep proto check-proto check-compose container-test fuzz docs lint format clean
+.PHONY: help deps build test run stop bench trial bench-deep proto check-proto check-compose container-test fuzz docs lint format clean
 
 help:
 	@echo "make deps         install the Debian packages Persona needs (when missing)"
@@ -19,6 +19,7 @@ help:
 	@echo "make run          start all five services, import the samples and train once (RETRAIN=1: again), show a profile, recommendations and a decision; data under ./data"
 	@echo "make stop         stop them gracefully (SIGTERM)"
 	@echo "make bench        benchmarks against grpc-swift-2, SQLite, implicit and numpy; results in Benchmarks/results/"
+	@echo "make trial        the served answers on held-out splits of the shared data, beside simple peers (Benchmarks/results/trial.md)"
 	@echo "make bench-deep   the sequence model's training time against PyTorch (installs torch for CPU)"
 	@echo "make proto        regenerate the C and Swift code from Shared/Schema"
 	@echo "make check-proto  fail when the committed generated code is stale"
@@ -117,6 +118,14 @@ bench: deps
 	Benchmarks/.build/release/PersonaBench topk --output Benchmarks/results/topk.md
 	Benchmarks/.build/release/PersonaBench recommend --output Benchmarks/results/recommend.md
 	PERSONA_SHARED_DATA=$${PERSONA_SHARED_DATA:-../shared/data} Benchmarks/.build/release/PersonaBench classifiers --output Benchmarks/results/classifiers.md
+	$(MAKE) trial
+
+# A shop's trial (scripts/trial.sh): split the shared data, import the training part into a
+# fresh suite, train with the defaults, judge the served calls on the rest, peers beside.
+trial: build
+	@[ -x Benchmarks/results/venv/bin/python ] && Benchmarks/results/venv/bin/python -c "import implicit, sklearn, threadpoolctl" 2>/dev/null || { \
+		python3 -m venv Benchmarks/results/venv && Benchmarks/results/venv/bin/python -m pip install -q implicit==0.7.3 numpy scipy scikit-learn threadpoolctl; }
+	BIN=$(BIN) SHARED=$${PERSONA_SHARED_DATA:-../shared/data} scripts/trial.sh
 
 # SASRec's training time against the same architecture in PyTorch (CPU, one thread): its own
 # target, since it installs torch (about 200 MB) into Benchmarks/results/venv-deep.

@@ -56,7 +56,7 @@ let services: [(name: String, executable: String, dependencies: [Target.Dependen
     ("Feature", "persona-feature", ["Store", "CMemory", "DataStructures", "Profiles", "Classifiers", prometheus]),
     ("Model", "persona-model", ["Store", "Math", "Recommenders", "Classifiers"]),
     ("RiskControl", "persona-risk-control", ["Math", "Classifiers", "PersonalData", "CSQLite"]),
-    ("Recommend", "persona-recommend", ["Math", "Recommenders", "Profiles"]),
+    ("Recommend", "persona-recommend", ["Math", "Recommenders", "Profiles", "DataStructures"]),
 ]
 
 let package = Package(
@@ -195,7 +195,8 @@ let package = Package(
             .testTarget(
                 name: "RecommendTests",
                 dependencies: [
-                    "Recommend", "Model", "Feature", "Ingest", "Recommenders", "Math", "ServiceKit", "RPC", "Wire", "TestSupport",
+                    "Recommend", "Model", "Feature", "Ingest", "Recommenders", "Math", "DataStructures", "ServiceKit", "RPC", "Wire",
+                    "TestSupport",
                 ],
                 path: "Tests/RecommendTests", swiftSettings: swiftSettings),
             .testTarget(name: "MathTests", dependencies: ["Math"], path: "Tests/MathTests", swiftSettings: swiftSettings),

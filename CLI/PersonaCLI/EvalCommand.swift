@@ -86,8 +86,10 @@ struct EvalRecommend: AsyncParsableCommand {
             return i
         }
         var lists: [[Int32]] = [], tests: [[Int32]] = []
-        var fallbacks = 0, unknown = 0
+        var fallbacks = 0, unknown = 0, repeats = 0, recommended = 0
         var latencies: [Duration] = []
+        // By how many items the user had: a long history must not make the call slower.
+        var byHistory: [(items: Int, latency: Duration)] = []
         var bar = ProgressBar()
         do {
             for (n, user) in users.enumerated() {
@@ -109,7 +111,10 @@ struct EvalRecommend: AsyncParsableCommand {
                 let start = ContinuousClock.now
                 let answer = try await recommendClient.call(RecommendAPI.recommend, request, timeout: .seconds(5))
                 latencies.append(start.duration(to: .now))
+                byHistory.append((had.count, latencies.last!))
                 if answer.fallback { fallbacks += 1 }
+                repeats += answer.items.filter { had.contains($0.itemId) }.count
+                recommended += answer.items.count
                 lists.append(answer.items.map { dense($0.itemId) })
                 tests.append(expected.sorted().map(dense))
                 bar.draw(fraction: Double(n + 1) / Double(users.count), text: "\(n + 1)/\(users.count) users")
@@ -127,8 +132,13 @@ struct EvalRecommend: AsyncParsableCommand {
             throw ExitCode(1)
         }
         let m = RankingMetrics.evaluate(lists: lists, test: tests, catalogue: max(index.count, 1), ks: [Int(k)])[0]
-        latencies.sort()
-        func quantile(_ q: Double) -> String { Table.latency(latencies[min(latencies.count - 1, Int(Double(latencies.count) * q))]) }
+        func quantiles(_ of: [Duration]) -> String {
+            guard !of.isEmpty else { return "-" }
+            let sorted = of.sorted()
+            func q(_ q: Double) -> String { Table.latency(sorted[min(sorted.count - 1, Int(Double(sorted.count) * q))]) }
+            return "\(q(0.5)) / \(q(0.99)) (\(sorted.count) calls)"
+        }
+        let short = byHistory.filter { $0.items < 10 }.map(\.latency), long = byHistory.filter { $0.items >= 100 }.map(\.latency)
         print(
             """
             evaluated \(m.users) users through Recommend (\(unknown) without a profile left out; held-out items they had \
@@ -141,7 +151,10 @@ struct EvalRecommend: AsyncParsableCommand {
                 rows: m.named.filter { !$0.0.hasPrefix("coverage") }.map { [$0.0, String(format: "%.4f", $0.1)] } + [
                     ["fallback share", String(format: "%.4f", Double(fallbacks) / Double(lists.count))],
                     ["distinct items recommended", "\(Set(lists.joined()).count)"],
-                    ["Recommend p50 / p99", "\(quantile(0.5)) / \(quantile(0.99))"],
+                    ["share of items the user had", String(format: "%.4f", Double(repeats) / Double(max(recommended, 1)))],
+                    ["Recommend p50 / p99", quantiles(latencies)],
+                    ["  users who had under 10 items", quantiles(short)],
+                    ["  users who had 100 or more", quantiles(long)],
                 ]))
     }
 }

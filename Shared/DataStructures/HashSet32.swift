@@ -24,6 +24,17 @@ public struct HashSet32: Equatable, Sendable {
 
     public static let minimumCapacity = 4
 
+    /// The set whose open-addressing table is `table` (as `table` gives it, sent over the
+    /// wire): nil unless its length is 0 or a power of two with a free slot.
+    public init?(table: [UInt32]) {
+        guard table.isEmpty || (table.count & (table.count - 1) == 0 && table.contains(0)) else { return nil }
+        slots = table
+        count = table.count { $0 != 0 }
+    }
+
+    /// The open-addressing table itself (0: an empty slot), for `init(table:)` elsewhere.
+    public var table: [UInt32] { slots }
+
     /// `minimumCapacity` empty slots, made through a literal (SmallArrays.swift).
     @inline(__always)
     private static func emptySlots() -> [UInt32] {

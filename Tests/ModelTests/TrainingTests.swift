@@ -231,9 +231,10 @@ struct TrainingTests {
 
     @Test("parameters: unknown names and bad values are refused, naming what is valid")
     func parameterChecks() throws {
-        #expect { try parameters(.als, ["factor": "8"]) } throws: { "\($0)".contains("valid: alpha, cg_steps, factors") }
+        #expect { try parameters(.als, ["factor": "8"]) } throws: { "\($0)".contains("valid: alpha, cg_steps, confidence, factors") }
         #expect { try parameters(.als, ["factors": "0"]) } throws: { "\($0)".contains("factors") }
         #expect { try parameters(.itemKNN, ["similarity": "jaccard"]) } throws: { "\($0)".contains("cosine, bm25") }
+        #expect { try parameters(.als, ["confidence": "log"]) } throws: { "\($0)".contains("relative, linear") }
         #expect(try parameters(.bpr).int("iterations") == 100)
         #expect(try parameters(.als, ["weight_purchase": "9"]).weights.purchase == 9)
     }

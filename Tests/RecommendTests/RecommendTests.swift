@@ -1,3 +1,4 @@
+import DataStructures
 import Feature
 import Foundation
 import Ingest
@@ -434,6 +435,33 @@ struct RerankTests {
         let after = await b.recommend(userID: 999_999, history: bought, n: 8, context: ctx).map(\.itemID)
         #expect(after.contains(106) && !after.contains(105), "\(after)")
         #expect(throws: SettingError.self) { try Recommender.RepurchaseWindows(parsing: "11=soon") }
+    }
+
+    @Test("every item the user ever met is left out (the profile's table), but a purchase past its repurchase window comes back")
+    func metItemsLeftOut() async throws {
+        var b = try blend()
+        let now: Int64 = 1_000 * 86_400_000
+        var ctx = Recommender.Context()
+        ctx.nowMs = now
+        ctx.categories = [11]
+        // 107 and 108 were met long ago: in no recent list, only in the table of every item met.
+        var met = HashSet32()
+        for id: Int64 in [101, 106, 107, 108] { met.insert(id, limit: 4096) }
+        var history = Recommender.History(views: [101], purchases: [106], purchaseMs: [now - 40 * 86_400_000])
+        let recentOnly = await b.recommend(userID: 999_999, history: history, n: 8, context: ctx).map(\.itemID)
+        #expect(recentOnly.contains(107) || recentOnly.contains(108), "\(recentOnly)")
+        // As the profile sends it: the table itself.
+        history.met = HashSet32(table: met.table)
+        #expect(history.met?.count == 4)
+        let everything = await b.recommend(userID: 999_999, history: history, n: 8, context: ctx).map(\.itemID)
+        #expect(!everything.contains { [101, 106, 107, 108].contains($0) }, "\(everything)")
+        #expect(!everything.isEmpty)
+        b.repurchase = try Recommender.RepurchaseWindows(parsing: "default=never,11=30d")
+        let again = await b.recommend(userID: 999_999, history: history, n: 8, context: ctx).map(\.itemID)
+        #expect(again.contains(106) && !again.contains { [101, 107, 108].contains($0) }, "\(again)")
+        // A table that is not one (no power of two, or no free slot) is refused.
+        #expect(HashSet32(table: [1, 2, 3]) == nil)
+        #expect(HashSet32(table: [1, 2]) == nil)
     }
 
     @Test("tags boost and bury, the user's categories and price band lift their items, and each boost is explained")

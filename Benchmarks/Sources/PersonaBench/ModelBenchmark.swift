@@ -167,7 +167,7 @@ func modelBenchmark(output: String, sharedData: String) throws {
         let peers: [String: [String: Any]] = [
             "implicit ALS": [
                 "kind": "als", "factors": als.int("factors"), "iterations": als.int("iterations"),
-                "regularization": als.float("regularization"), "alpha": als.float("alpha"),
+                "regularization": als.float("regularization"), "alpha": als.confidenceScale(train.matrix.values),
             ],
             "implicit BPR": [
                 "kind": "bpr", "factors": bpr.int("factors"), "iterations": bpr.int("iterations"),
@@ -279,7 +279,7 @@ func modelBenchmark(output: String, sharedData: String) throws {
         Protocol: \(Interactions.protocolDescription). Every list, Persona's and the peers', is scored by Persona's \
         `RankingMetrics` on the same split.
         Interaction values: view 1, cart 3, favourite 2, purchase 5 per event (the defaults); ALS confidence 1 + \
-        alpha·value (alpha 1), given to implicit as its confidence matrix.
+        alpha·value/median value (alpha 1), given to implicit as its confidence matrix.
         Peers run at the parameters Persona's defaults use: ALS 128 factors, 15 iterations, regularization 10, CG (3 \
         steps); BPR 64 factors, 100 iterations, learning rate 0.05, regularization 0.01; item-kNN 100 neighbours (BM25 \
         K1 100, B 0.8); EASE lambda 200 over the items at least two users have (both keep every weight).

@@ -78,11 +78,11 @@ func sequenceBenchmark(output: String, sharedData: String) throws {
         let peers: [String: [String: Any]] = [
             "implicit ALS": [
                 "kind": "als", "factors": als.int("factors"), "iterations": als.int("iterations"),
-                "regularization": als.float("regularization"), "alpha": als.float("alpha"),
+                "regularization": als.float("regularization"), "alpha": als.confidenceScale(train.matrix.values),
             ],
             "implicit ALS, seen left out": [
                 "kind": "als", "factors": als.int("factors"), "iterations": als.int("iterations"),
-                "regularization": als.float("regularization"), "alpha": als.float("alpha"),
+                "regularization": als.float("regularization"), "alpha": als.confidenceScale(train.matrix.values),
                 "filter_seen": true,
             ],
         ]

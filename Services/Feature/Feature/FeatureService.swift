@@ -67,7 +67,7 @@ public struct FeatureService: PersonaService {
         // Point lookups answer on the event loop (short read lock, no I/O); the rest run as tasks.
         router.registerInline(FeatureAPI.getProfile) { request in
             var response = GetProfileResponse()
-            if let profile = live.profile(request.userId) {
+            if let profile = live.profile(request.userId, withMetItems: request.withMetItems) {
                 response.found = true
                 response.profile = profile
             }

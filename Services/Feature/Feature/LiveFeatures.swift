@@ -117,13 +117,14 @@ public final class LiveFeatures: @unchecked Sendable {
 
     // MARK: Users
 
-    public func profile(_ userID: Int64) -> UserProfile? {
+    public func profile(_ userID: Int64, withMetItems: Bool = false) -> UserProfile? {
         let segments = segmentation
         let scorers = userScorers
         return lock.read(state) { s in
             guard let user = s.users[userID] else { return nil }
             let view = ProfileView(user, state: s, nowMs: s.watermarkMs, cuts: s.rfmCuts(refresh: true))
             var p = view.profile
+            if withMetItems { p.metItemsTable = user.distinctItems.table }
             guard segments != nil || !scorers.isEmpty else { return p }
             // Segments and scores read the same feature values: computed once.
             let all = FeatureCatalog.values(view)

@@ -16,9 +16,10 @@ struct CandidateQuery {
     let pool: Int
     /// Purchases still within their repurchase window.
     let bought: Set<Int64>
-    /// What the personal sources leave out (views, carts, recent purchases): the list is for
-    /// discovery.
-    let seen: Set<Int64>
+    /// Recent views and carts, and purchases within their repurchase window.
+    private let recent: Set<Int64>
+    /// Recent purchases whose repurchase window has passed: offered again.
+    private let rebuyable: Set<Int64>
 
     init(userID: Int64, history: Recommender.History, context: Recommender.Context, pool: Int, bought: Set<Int64>) {
         self.userID = userID
@@ -26,19 +27,26 @@ struct CandidateQuery {
         self.context = context
         self.pool = pool
         self.bought = bought
-        seen = Set(history.views + history.carts).union(bought)
+        recent = Set(history.views + history.carts).union(bought)
+        rebuyable = Set(history.purchases).subtracting(bought)
     }
 
-    /// Whether any source may offer the item: not bought recently, not excluded, in the asked
-    /// categories.
+    /// Whether the user met the item (recently, or ever when the profile sent its table of
+    /// every item met): the list is for discovery, so no source offers it, unless it is a
+    /// purchase whose repurchase window has passed. Constant time, however long the history.
+    func seen(_ id: Int64) -> Bool {
+        recent.contains(id) || (history.met?.contains(id) ?? false) && !rebuyable.contains(id)
+    }
+
+    /// Whether any source may offer the item: not met, not excluded, in the asked categories.
     func allowed(_ id: Int64, category: Int64) -> Bool {
-        !bought.contains(id) && !context.excluding.contains(id) && (context.categories.isEmpty || context.categories.contains(category))
+        !seen(id) && !context.excluding.contains(id) && (context.categories.isEmpty || context.categories.contains(category))
     }
 
     func allowed(_ m: RecommenderModel, _ i: Int) -> Bool { allowed(m.itemIDs[i], category: m.itemCategories[i]) }
 
     /// Whether a personal source may offer the model's item `i`.
-    func personal(_ m: RecommenderModel, _ i: Int) -> Bool { allowed(m, i) && !seen.contains(m.itemIDs[i]) }
+    func personal(_ m: RecommenderModel, _ i: Int) -> Bool { allowed(m, i) }
 
     /// Recent items as (dense index, value): purchases count most, as in training.
     func weighted(_ m: RecommenderModel) -> [(item: Int32, value: Float)] {
@@ -143,7 +151,7 @@ struct NeighbourSource: CandidateSource {
             }
         }
         var ranked: [(id: Int64, category: Int64, score: Float, reason: String)] = []
-        for (id, c) in contributions where q.allowed(id, category: c.category) && !q.seen.contains(id) {
+        for (id, c) in contributions where q.allowed(id, category: c.category) {
             ranked.append((id, c.category, c.score, reason(c.verb, c.bestFrom)))
         }
         ranked.sort { $0.score != $1.score ? $0.score > $1.score : $0.id < $1.id }

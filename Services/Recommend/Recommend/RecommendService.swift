@@ -166,6 +166,7 @@ public struct RecommendService: PersonaService {
         async let lookup: GetProfileResponse = {
             var r = GetProfileRequest()
             r.userId = request.userId
+            r.withMetItems = true
             return try await feature.call(FeatureAPI.getProfile, r, timeout: budget)
         }()
         var lists = await trending(listCategories, budget: budget)

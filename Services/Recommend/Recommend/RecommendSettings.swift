@@ -29,7 +29,7 @@ public struct RecommendOptions: ParsableArguments, Sendable {
             """
             Blend weights and boosts, name=value,... over factors, neighbours, content, sequence, popularity, \
             trending, category_affinity, price_band (env PERSONA_RECOMMEND_WEIGHTS; default \
-            factors=1,neighbours=1,content=0.3,sequence=1,popularity=0.05,trending=0.06,category_affinity=0.1,price_band=0.1).
+            factors=1,neighbours=0.3,content=0.1,sequence=0.3,popularity=0.05,trending=0.06,category_affinity=0.1,price_band=0.1).
             """
     )
     public var weights: String?

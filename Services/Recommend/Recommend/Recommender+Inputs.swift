@@ -1,3 +1,4 @@
+public import DataStructures
 import Foundation
 import Recommenders
 public import Wire
@@ -8,12 +9,12 @@ extension Recommender {
     /// The weight of each source in the blend, and the strength of each boost.
     public struct Weights: Sendable, Equatable {
         public var factors: Float = 1
-        public var neighbours: Float = 1
+        public var neighbours: Float = 0.3
         /// Content neighbours (TF-IDF over the catalogue) of the user's recent items; twice
         /// this for a user with one or two recent items, whom collaborative sources know least.
-        public var content: Float = 0.3
+        public var content: Float = 0.1
         /// The sequence model's next items after the user's latest ones.
-        public var sequence: Float = 1
+        public var sequence: Float = 0.3
         public var popularity: Float = 0.05
         /// Above popularity: what is active now outranks what was popular in training.
         public var trending: Float = 0.06
@@ -61,6 +62,9 @@ extension Recommender {
         public var purchaseMs: [Int64] = []
         /// The latest items of any interaction, in the order they came (repeats kept).
         public var items: [Int64] = []
+        /// Every item the user met, when the profile carried the table (nil: only the recent
+        /// lists are known).
+        public var met: HashSet32? = nil
 
         public init(views: [Int64] = [], carts: [Int64] = [], purchases: [Int64] = [], purchaseMs: [Int64] = [], items: [Int64] = []) {
             self.views = views
@@ -74,6 +78,7 @@ extension Recommender {
             self.init(
                 views: p.recentViews, carts: p.recentCarts, purchases: p.recentPurchases, purchaseMs: p.recentPurchaseMs,
                 items: p.recentItems)
+            met = p.metItemsTable.isEmpty ? nil : HashSet32(table: p.metItemsTable)
         }
 
         /// Each kind of recent item with its weight (as in training: a purchase counts most)

@@ -330,6 +330,7 @@ public struct UserProfile: WireMessage {
     public var segmentMemberships: [Float] = []
     public var scores: [UserScore] = []
     public var recentItems: [Int64] = []
+    public var metItemsTable: [UInt32] = []
     /// Fields this build does not know, kept so a relay re-encodes them unchanged.
     public var unknownFields = UnknownFields()
     public init() {}
@@ -376,6 +377,7 @@ extension UserProfile: CMessageConvertible {
         (c.pointee.n_segment_memberships, c.pointee.segment_memberships) = arena.scalars(segmentMemberships)
         (c.pointee.n_scores, c.pointee.scores) = arena.messages(scores)
         (c.pointee.n_recent_items, c.pointee.recent_items) = arena.scalars(recentItems)
+        (c.pointee.n_met_items_table, c.pointee.met_items_table) = arena.scalars(metItemsTable)
         arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
     }
     init(cMessage c: UnsafePointer<Persona__V1__UserProfile>) {
@@ -417,6 +419,7 @@ extension UserProfile: CMessageConvertible {
         segmentMemberships = readScalars(c.pointee.segment_memberships, c.pointee.n_segment_memberships)
         scores = readMessages(c.pointee.scores, c.pointee.n_scores, as: UserScore.self)
         recentItems = readScalars(c.pointee.recent_items, c.pointee.n_recent_items)
+        metItemsTable = readScalars(c.pointee.met_items_table, c.pointee.n_met_items_table)
         unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
     static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
@@ -472,6 +475,7 @@ extension UserScore: CMessageConvertible {
 /// proto message `persona.v1.GetProfileRequest`.
 public struct GetProfileRequest: WireMessage {
     public var userId: Int64 = 0
+    public var withMetItems: Bool = false
     /// Fields this build does not know, kept so a relay re-encodes them unchanged.
     public var unknownFields = UnknownFields()
     public init() {}
@@ -482,11 +486,13 @@ extension GetProfileRequest: CMessageConvertible {
     func fill(_ c: UnsafeMutablePointer<Persona__V1__GetProfileRequest>, arena: Arena) {
         persona__v1__get_profile_request__init(c)
         c.pointee.user_id = userId
+        c.pointee.with_met_items = withMetItems ? 1 : 0
         arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
     }
     init(cMessage c: UnsafePointer<Persona__V1__GetProfileRequest>) {
         self.init()
         userId = c.pointee.user_id
+        withMetItems = c.pointee.with_met_items != 0
         unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
     static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)

@@ -572,6 +572,7 @@ extension UserProfile {
             m.segmentMemberships = [Float.greatestFiniteMagnitude, -0.25]
             m.scores = [UserScore.sample(1), UserScore.sample(0)]
             m.recentItems = [Int64.min, Int64.max]
+            m.metItemsTable = [UInt32.max, 1]
         } else {
             m.userId = Int64.max
             m.age = Int32.max
@@ -610,6 +611,7 @@ extension UserProfile {
             m.segmentMemberships = [-0.25, Float.greatestFiniteMagnitude]
             m.scores = [UserScore.sample(0), UserScore.sample(1)]
             m.recentItems = [Int64.max, Int64.min]
+            m.metItemsTable = [1, UInt32.max]
         }
         return m
     }
@@ -636,8 +638,10 @@ extension GetProfileRequest {
         var m = GetProfileRequest()
         if variant == 0 {
             m.userId = Int64.min
+            m.withMetItems = true
         } else {
             m.userId = Int64.max
+            m.withMetItems = true
         }
         return m
     }

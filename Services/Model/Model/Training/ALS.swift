@@ -4,11 +4,13 @@ import Recommenders
 /// Implicit-feedback alternating least squares (Hu, Koren and Volinsky, 2008), each row
 /// solved by a few conjugate-gradient steps from its previous value instead of a Cholesky
 /// factorisation (Takács, Pilászy and Tikk, 2011), as `implicit` does. The confidence of a
-/// pair is 1 + alpha·value; the loss per iteration is implicit's.
+/// pair is 1 + alpha·value/typical, where typical is the median pair's value
+/// (`confidence=relative`, the default), or 1 + alpha·value (`confidence=linear`); the loss
+/// per iteration is implicit's.
 enum ALS {
     static func train(_ p: TrainingParameters, _ data: Interactions, _ progress: TrainingProgress) throws -> RecommenderModel {
         let k = p.int("factors"), iterations = p.int("iterations"), steps = p.int("cg_steps")
-        let reg = p.float("regularization"), alpha = p.float("alpha")
+        let reg = p.float("regularization")
         var rng = SplitMix(seed: UInt64(p.int("seed")))
         // Small positive starting factors, as implicit's.
         var x = Matrix.random(rows: data.users, cols: k, scale: 0.005, &rng)
@@ -17,6 +19,7 @@ enum ALS {
         for i in y.values.indices { y.values[i] += 0.005 }
         let ui = data.matrix
         let iu = ui.transposed
+        let alpha = p.confidenceScale(ui.values)
         let cUI = ui.values.map { alpha * $0 }, cIU = iu.values.map { alpha * $0 }
         var scratch = [Float](repeating: 0, count: 4 * k)
         // YᵀY after the item half-step serves the loss and the next user half-step alike.

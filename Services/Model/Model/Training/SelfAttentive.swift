@@ -9,7 +9,8 @@ import Recommenders
 /// user with three or more is held out for early stopping: every `evaluationSteps` Adam
 /// steps or so (every epoch when an epoch has that many batches, else every few), NDCG@10
 /// of those items over the whole catalogue (items met before included); training stops
-/// after `patience` evaluations without a better one and keeps the best weights. With `patience` at
+/// after `patience` evaluations without a better one, or a quarter of the evaluations so far
+/// when that is more, and keeps the best weights. With `patience` at
 /// least `epochs` there is nothing to stop: no step is held out and every epoch trains.
 /// Mini-batches of `batch` sequences, shuffled each epoch; every draw from `seed`.
 enum SelfAttentive {
@@ -78,7 +79,10 @@ enum SelfAttentive {
                 stale = 0
             } else {
                 stale += 1
-                if stale >= patience { break }
+                // A model still learning improves in bursts between noisy evaluations: the
+                // patience grows with the run (a quarter of the evaluations so far), so a long
+                // climb is not cut at its first plateau.
+                if stale >= max(patience, epoch / every / 4) { break }
             }
         }
         if let best { network.weights = best.weights }

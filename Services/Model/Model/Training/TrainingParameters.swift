@@ -23,7 +23,11 @@ public struct TrainingParameters: Sendable, Equatable {
         switch kind {
         case .popularity: own = [:]
         case .itemKNN: own = ["similarity": "bm25", "neighbors": "100", "bm25_k1": "100", "bm25_b": "0.8"]
-        case .als: own = ["factors": "128", "iterations": "15", "regularization": "10", "alpha": "1", "cg_steps": "3", "seed": "42"]
+        case .als:
+            own = [
+                "factors": "128", "iterations": "15", "regularization": "10", "alpha": "1", "cg_steps": "3", "seed": "42",
+                "confidence": "relative",
+            ]
         case .bpr: own = ["factors": "64", "iterations": "100", "learning_rate": "0.05", "regularization": "0.01", "seed": "42"]
         case .ease: own = ["lambda": "200", "max_items": "20000", "min_users": "2", "keep": "0"]
         case .content: own = ["neighbors": "50", "min_df": "1"]
@@ -72,6 +76,9 @@ public struct TrainingParameters: Sendable, Equatable {
             _ = try number("regularization", 0...1e6)
             _ = try number("alpha", 0...1e6)
             _ = try integer("cg_steps", 1...100)
+            guard ["relative", "linear"].contains(values["confidence"]!) else {
+                throw Invalid(description: "confidence '\(values["confidence"]!)' is not one of relative, linear")
+            }
             _ = try integer("seed", 0...Int.max)
         case .bpr:
             _ = try integer("factors", 1...1024)
@@ -119,6 +126,17 @@ public struct TrainingParameters: Sendable, Equatable {
     public func float(_ name: String) -> Float { Float(values[name]!)! }
     public func string(_ name: String) -> String { values[name]! }
 
+    /// What ALS multiplies a pair's value by: `alpha` over the median pair's value
+    /// (`confidence=relative`, the default: alpha means the same for a typical pair whatever
+    /// the shop's weights and repeat rates make of the values, a purchase-only shop's pairs
+    /// all worth 5 or more, a browsing shop's about 1), or `alpha` itself (`linear`).
+    public func confidenceScale(_ values: [Float]) -> Float {
+        let alpha = float("alpha")
+        guard string("confidence") == "relative" else { return alpha }
+        let positive = values.filter { $0 > 0 }.sorted()
+        return positive.isEmpty ? alpha : alpha / positive[positive.count / 2]
+    }
+
     public var weights: InteractionWeights {
         InteractionWeights(
             view: float("weight_view"), cart: float("weight_cart"), favorite: float("weight_favorite"), purchase: float("weight_purchase"),
@@ -138,7 +156,7 @@ public struct TrainingParameters: Sendable, Equatable {
             return ["cosine", "bm25"].flatMap { s in ["20", "100", "400"].map { ["similarity": s, "neighbors": $0] } }
         case .als:
             return ["64", "128"].flatMap { f in
-                ["1", "10", "30"].flatMap { r in ["0.5", "2"].map { ["factors": f, "regularization": r, "alpha": $0] } }
+                ["1", "10", "30"].flatMap { r in ["0.5", "1", "2"].map { ["factors": f, "regularization": r, "alpha": $0] } }
             }
         case .bpr:
             return ["32", "64", "128"].flatMap { f in ["0.01", "0.05"].map { ["factors": f, "learning_rate": $0] } }

@@ -209,10 +209,18 @@ struct  Persona__V1__UserProfile
    */
   size_t n_recent_items;
   int64_t *recent_items;
+  /*
+   * With with_met_items: every item the user met (viewed, clicked, favoured, carted, bought;
+   * at most 4,096), as the feature service's open-addressing table of 32-bit item hashes
+   * (DataStructures' HashSet32; 0 is an empty slot; the length a power of two): a caller asks
+   * whether an item is in it in constant time, however long the history.
+   */
+  size_t n_met_items_table;
+  uint32_t *met_items_table;
 };
 #define PERSONA__V1__USER_PROFILE__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&persona__v1__user_profile__descriptor) \
-    , 0, 0, PERSONA__V1__GENDER__GENDER_UNSPECIFIED, (char *)protobuf_c_empty_string, 0,NULL, 0, 0, 0, 0,NULL, 0, 0, 0, 0, 0, 0, 0, 0, 0, NULL, 0,NULL, 0,NULL, 0,NULL, 0,NULL, 0,NULL, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0,NULL, 0,NULL, 0,NULL, 0,NULL, 0, 0, NULL, 0,NULL, 0,NULL, 0,NULL, 0,NULL }
+    , 0, 0, PERSONA__V1__GENDER__GENDER_UNSPECIFIED, (char *)protobuf_c_empty_string, 0,NULL, 0, 0, 0, 0,NULL, 0, 0, 0, 0, 0, 0, 0, 0, 0, NULL, 0,NULL, 0,NULL, 0,NULL, 0,NULL, 0,NULL, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0,NULL, 0,NULL, 0,NULL, 0,NULL, 0, 0, NULL, 0,NULL, 0,NULL, 0,NULL, 0,NULL, 0,NULL }
 
 
 /*
@@ -235,10 +243,14 @@ struct  Persona__V1__GetProfileRequest
 {
   ProtobufCMessage base;
   int64_t user_id;
+  /*
+   * Also send met_items_table (recommend does: its lists leave out every item the user met).
+   */
+  protobuf_c_boolean with_met_items;
 };
 #define PERSONA__V1__GET_PROFILE_REQUEST__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&persona__v1__get_profile_request__descriptor) \
-    , 0 }
+    , 0, 0 }
 
 
 struct  Persona__V1__GetProfileResponse

@@ -1848,7 +1848,7 @@ const ProtobufCMessageDescriptor persona__v1__risk_features__descriptor =
   (ProtobufCMessageInit) persona__v1__risk_features__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor persona__v1__user_profile__field_descriptors[37] =
+static const ProtobufCFieldDescriptor persona__v1__user_profile__field_descriptors[38] =
 {
   {
     "user_id",
@@ -2294,6 +2294,18 @@ static const ProtobufCFieldDescriptor persona__v1__user_profile__field_descripto
     0 | PROTOBUF_C_FIELD_FLAG_PACKED,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "met_items_table",
+    38,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_FIXED32,
+    offsetof(Persona__V1__UserProfile, n_met_items_table),
+    offsetof(Persona__V1__UserProfile, met_items_table),
+    NULL,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_PACKED,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned persona__v1__user_profile__field_indices_by_name[] = {
   22,   /* field[22] = active_hours */
@@ -2310,6 +2322,7 @@ static const unsigned persona__v1__user_profile__field_indices_by_name[] = {
   4,   /* field[4] = interests */
   7,   /* field[7] = last_seen_ms */
   17,   /* field[17] = mean_rating */
+  37,   /* field[37] = met_items_table */
   24,   /* field[24] = preferred_channel */
   25,   /* field[25] = preferred_device */
   21,   /* field[21] = price_bands */
@@ -2337,7 +2350,7 @@ static const unsigned persona__v1__user_profile__field_indices_by_name[] = {
 static const ProtobufCIntRange persona__v1__user_profile__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 37 }
+  { 0, 38 }
 };
 const ProtobufCMessageDescriptor persona__v1__user_profile__descriptor =
 {
@@ -2347,7 +2360,7 @@ const ProtobufCMessageDescriptor persona__v1__user_profile__descriptor =
   "Persona__V1__UserProfile",
   "persona.v1",
   sizeof(Persona__V1__UserProfile),
-  37,
+  38,
   persona__v1__user_profile__field_descriptors,
   persona__v1__user_profile__field_indices_by_name,
   1,  persona__v1__user_profile__number_ranges,
@@ -2418,7 +2431,7 @@ const ProtobufCMessageDescriptor persona__v1__user_score__descriptor =
   (ProtobufCMessageInit) persona__v1__user_score__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor persona__v1__get_profile_request__field_descriptors[1] =
+static const ProtobufCFieldDescriptor persona__v1__get_profile_request__field_descriptors[2] =
 {
   {
     "user_id",
@@ -2432,14 +2445,27 @@ static const ProtobufCFieldDescriptor persona__v1__get_profile_request__field_de
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "with_met_items",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__GetProfileRequest, with_met_items),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned persona__v1__get_profile_request__field_indices_by_name[] = {
   0,   /* field[0] = user_id */
+  1,   /* field[1] = with_met_items */
 };
 static const ProtobufCIntRange persona__v1__get_profile_request__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 1 }
+  { 0, 2 }
 };
 const ProtobufCMessageDescriptor persona__v1__get_profile_request__descriptor =
 {
@@ -2449,7 +2475,7 @@ const ProtobufCMessageDescriptor persona__v1__get_profile_request__descriptor =
   "Persona__V1__GetProfileRequest",
   "persona.v1",
   sizeof(Persona__V1__GetProfileRequest),
-  1,
+  2,
   persona__v1__get_profile_request__field_descriptors,
   persona__v1__get_profile_request__field_indices_by_name,
   1,  persona__v1__get_profile_request__number_ranges,
