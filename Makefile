@@ -25,7 +25,7 @@ help:
 	@echo "make check-proto  fail when the committed generated code is stale"
 	@echo "make check-compose validate compose.yaml with Debian's docker-compose (installed when missing)"
 	@echo "make container-test the suite in podman containers built with debootstrap (root; not in make test)"
-	@echo "make fuzz         run the frame+codec fuzzer for FUZZ_RUNS iterations"
+	@echo "make fuzz         run every fuzz target (frames and codec, rules language, dataset importers) for FUZZ_RUNS inputs each"
 	@echo "make docs         write docs/CLI.md from the commands' own help (a test compares them)"
 	@echo "make format       format the Swift sources with swift format (.swift-format)"
 	@echo "make lint         check formatting (swift format lint --strict) and line lengths"
@@ -133,10 +133,18 @@ bench-deep: deps
 	cd Benchmarks && swift build -c release
 	PERSONA_SHARED_DATA=$${PERSONA_SHARED_DATA:-../shared/data} Benchmarks/.build/release/PersonaBench deep --output Benchmarks/results/sequence-deep.md
 
+# Each fuzz target (Fuzz/Sources) with its seeds and the longest input it is given.
+FUZZERS = FrameFuzzer:frames:4096 RulesFuzzer:rules:4096 ImportFuzzer:import:8192
+
 fuzz: deps
 	cd Fuzz && swift build -c debug -Xswiftc -sanitize=fuzzer,address -Xswiftc -parse-as-library
-	mkdir -p Fuzz/corpus && cp -n Fuzz/seeds/* Fuzz/corpus/ 2>/dev/null || true
-	Fuzz/.build/debug/FrameFuzzer -runs=$(FUZZ_RUNS) -max_len=4096 -timeout=10 Fuzz/corpus
+	@for f in $(FUZZERS); do \
+		IFS=: read name corpus length <<< "$$f"; \
+		mkdir -p Fuzz/corpus/$$corpus && cp -n Fuzz/seeds/$$corpus/* Fuzz/corpus/$$corpus/ 2>/dev/null; \
+		echo "== $$name: $(FUZZ_RUNS) inputs"; \
+		Fuzz/.build/debug/$$name -runs=$(FUZZ_RUNS) -max_len=$$length -timeout=10 -print_final_stats=1 Fuzz/corpus/$$corpus 2>&1 | grep -E "^(stat::number_of_executed_units|#[0-9]+ *DONE)|ERROR|SUMMARY|Test unit written" ; \
+		[ $${PIPESTATUS[0]} -eq 0 ] || { echo "$$name found a crash: move the crash-* file into Fuzz/regressions/$$corpus"; exit 1; }; \
+	done
 
 clean:
 	rm -rf .build Benchmarks/.build Fuzz/.build

@@ -210,7 +210,7 @@ let package = Package(
                 name: "IngestTests", dependencies: ["Ingest", "PersonalData", "ServiceKit", "RPC", "Wire", "Store", "TestSupport"],
                 path: "Tests/IngestTests", swiftSettings: swiftSettings),
             .testTarget(
-                name: "DatasetsTests", dependencies: ["Datasets"],
+                name: "DatasetsTests", dependencies: ["Datasets", "TestSupport"],
                 path: "Tests/DatasetsTests", swiftSettings: swiftSettings),
             .testTarget(
                 name: "FeatureTests",

@@ -38,6 +38,12 @@ public enum DatasetFormat: String, CaseIterable, Sendable {
         }
     }
 
+    /// Unix seconds as milliseconds, for times from 1970 to the end of 9999 (nil otherwise:
+    /// a garbled number would overflow, and no shop's event is dated there).
+    static func milliseconds(unixSeconds s: Int64) -> Int64? {
+        (0...253_402_300_799).contains(s) ? s * 1000 : nil
+    }
+
     private func id(_ line: Int, _ text: Substring, _ suffix: String = "") -> String {
         "\(rawValue):\(line + 1):\(String(StableHash.fnv1a(text), radix: 16))\(suffix)"
     }
@@ -59,8 +65,12 @@ public enum DatasetFormat: String, CaseIterable, Sendable {
         out.reserveCapacity(lines.count)
         for (n, line) in lines.enumerated() where !line.isEmpty {
             let f = line.split(separator: ",", omittingEmptySubsequences: false)
-            guard f.count == 5, let user = Int64(f[0]), let item = Int64(f[1]), let category = Int64(f[2]), let ts = Int64(f[4]) else {
+            guard f.count == 5, let user = Int64(f[0]), let item = Int64(f[1]), let category = Int64(f[2]), let s = Int64(f[4]) else {
                 skips.skip("unparsable row")
+                continue
+            }
+            guard let ms = Self.milliseconds(unixSeconds: s) else {
+                skips.skip("time out of range")
                 continue
             }
             let kind: EventKind
@@ -73,7 +83,7 @@ public enum DatasetFormat: String, CaseIterable, Sendable {
                 skips.skip("unknown behavior")
                 continue
             }
-            var e = event(kind, id(n, line), user: user, at: ts * 1000)
+            var e = event(kind, id(n, line), user: user, at: ms)
             e.itemId = item
             e.categoryId = category
             if kind == .purchase {
@@ -247,12 +257,16 @@ public enum DatasetFormat: String, CaseIterable, Sendable {
         for (n, line) in lines.enumerated() where !line.isEmpty {
             let f = line.components(separatedBy: "::")
             guard f.count == 4, let user = Int64(f[0]), let item = Int64(f[1]), let rating = Double(f[2]),
-                let ts = Int64(f[3].trimmingCharacters(in: .whitespaces))
+                let s = Int64(f[3].trimmingCharacters(in: .whitespaces))
             else {
                 skips.skip("unparsable row")
                 continue
             }
-            var e = event(.review, id(n, line), user: user, at: ts * 1000)
+            guard let ms = Self.milliseconds(unixSeconds: s) else {
+                skips.skip("time out of range")
+                continue
+            }
+            var e = event(.review, id(n, line), user: user, at: ms)
             e.itemId = item
             var r = Review()
             r.itemId = item

@@ -6,18 +6,12 @@ import Wire
 
 @testable import RPC
 
-/// Replays the fuzzer's seeds and every input it ever crashed on (Fuzz/regressions) through
-/// the frame decoder and message unpacking, as the fuzzer does.
+/// Replays the frame fuzzer's seeds and every input it ever crashed on (Fuzz/regressions/frames)
+/// through the frame decoder and message unpacking, as the fuzzer does.
 @Suite("Fuzz regressions")
 struct FuzzRegressionTests {
-    static func inputs(_ folder: String) -> [URL] {
-        let dir = repositoryRoot.appendingPathComponent("Fuzz/\(folder)")
-        let names = (try? FileManager.default.contentsOfDirectory(atPath: dir.path)) ?? []
-        return names.filter { !$0.hasSuffix(".md") }.sorted().map { dir.appendingPathComponent($0) }
-    }
-
     @Test func seedsAreValidFrames() throws {
-        let seeds = Self.inputs("seeds")
+        let seeds = fuzzInputs("seeds/frames")
         #expect(seeds.count >= 3)
         for url in seeds {
             var buffer = ByteBuffer(bytes: try Data(contentsOf: url))
@@ -31,7 +25,7 @@ struct FuzzRegressionTests {
     }
 
     @Test func everyRecordedInputIsHandledWithoutCrashing() throws {
-        for url in Self.inputs("regressions") + Self.inputs("seeds") {
+        for url in fuzzInputs("regressions/frames") + fuzzInputs("seeds/frames") {
             var buffer = ByteBuffer(bytes: try Data(contentsOf: url))
             let decoder = FrameDecoder(
                 limits: FrameLimits(maxPayloadBytes: 1 << 20, maxDecompressedBytes: 4 << 20, compressionThreshold: 2048))

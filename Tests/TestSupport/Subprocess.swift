@@ -67,3 +67,11 @@ actor ProcessSlots {
         if waiting.isEmpty { free += 1 } else { waiting.removeFirst().resume() }
     }
 }
+
+/// The files of a fuzz target's seeds or regressions folder (`Fuzz/seeds/rules`, ...), in
+/// name order, hidden files left out.
+public func fuzzInputs(_ folder: String) -> [URL] {
+    let dir = repositoryRoot.appendingPathComponent("Fuzz/\(folder)")
+    let names = (try? FileManager.default.contentsOfDirectory(atPath: dir.path)) ?? []
+    return names.filter { !$0.hasPrefix(".") }.sorted().map { dir.appendingPathComponent($0) }
+}

@@ -1,3 +1,4 @@
+import FuzzDriver
 import NIOCore
 import RPC
 import Wire
@@ -50,18 +51,9 @@ func unpackAll(_ bytes: UnsafeRawBufferPointer) {
     _ = try? HealthResponse(serializedBytes: bytes, limits: limits)
 }
 
-/// libFuzzer's driver, exported by the fuzzer runtime.
-@_silgen_name("LLVMFuzzerRunDriver")
-func LLVMFuzzerRunDriver(
-    _ argc: UnsafeMutablePointer<CInt>, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>,
-    _ callback: @convention(c) (UnsafePointer<UInt8>, Int) -> CInt
-) -> CInt
-
 /// SwiftPM links executables with `main` renamed to `<Target>_main`; this is that entry
 /// point, handing control to libFuzzer's driver.
 @_cdecl("FrameFuzzer_main")
 public func fuzzerMain(_ argc: CInt, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> CInt {
-    var argc = argc
-    var argv = argv
-    return LLVMFuzzerRunDriver(&argc, &argv) { data, size in fuzz(data, size) }
+    runFuzzer(argc, argv) { data, size in fuzz(data, size) }
 }

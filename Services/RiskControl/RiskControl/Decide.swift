@@ -51,7 +51,8 @@ enum Decide {
             r.description = m.reason.isEmpty ? "\(StoredNames.field(m.field)) is on the \(StoredNames.list(m.list)) list" : m.reason
             return m.list == .allow ? Verdict(score: 0, action: .allow, reasons: [r]) : Verdict(score: 1000, action: .decline, reasons: [r])
         }
-        let base = x.probability.map { Int((Double($0) * 1000).rounded()) } ?? 0
+        // A probability outside 0...1 (a model fed infinities) is clamped; NaN counts as none.
+        let base = x.probability.map { $0.isNaN ? 0 : Int((Double(min(max($0, 0), 1)) * 1000).rounded()) } ?? 0
         var reasons: [ReasonCode] = []
         var delta = 0
         var override: Action?
