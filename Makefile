@@ -54,7 +54,7 @@ check-proto: deps
 # The suite in podman containers built from a debootstrapped Debian (scripts/container-test.sh);
 # not part of `make test`: it needs root, podman and debootstrap, and a Debian mirror once.
 container-test: build
-	@command -v podman >/dev/null && command -v debootstrap >/dev/null || { SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq podman debootstrap; }
+	@command -v podman >/dev/null && command -v debootstrap >/dev/null && command -v runc >/dev/null || { SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq podman debootstrap runc; }
 	BIN=$(BIN) scripts/container-test.sh
 
 # The Swift sources git tracks (generated code included: scripts/protogen.py formats it).

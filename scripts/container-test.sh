@@ -52,6 +52,32 @@ cp Samples/online-retail-2010-12.csv "$STAGE/samples/"
 tar -C "$STAGE" -c . | podman import -q - "$IMAGE" > /dev/null
 rm -rf "$STAGE"
 
+# The OCI runtime: podman's default (crun on Debian) refuses every container on a host whose
+# cgroups are in hybrid mode ("cgroups in hybrid mode not supported"), where runc works.
+# Each runtime installed is tried with a throwaway container, the default first.
+RUNTIME=()
+errors=""
+for candidate in "" runc crun; do
+    if [ -n "$candidate" ]; then
+        command -v "$candidate" > /dev/null || continue
+        args=(--runtime "$(command -v "$candidate")")
+    else
+        args=()
+    fi
+    if out=$(podman run --rm "${args[@]}" "${LIMITS[@]}" "$IMAGE" /bin/true 2>&1); then
+        RUNTIME=("${args[@]}")
+        echo "== OCI runtime: ${candidate:-podman's default ($(podman info --format '{{.Host.OCIRuntime.Name}}' 2>/dev/null))}"
+        break
+    fi
+    errors+="  ${candidate:-default}: $(tail -1 <<< "$out")"$'\n'
+    RUNTIME=(none)
+done
+if [ "${RUNTIME[0]:-}" = none ]; then
+    printf 'container-test FAILED: no OCI runtime here can start a container:\n%s' "$errors"
+    echo "(on a host with cgroups in hybrid mode, install runc: apt-get install runc)"
+    exit 1
+fi
+
 echo "== five services on network $NET"
 podman network create "$NET" > /dev/null
 ENV=(-e PERSONA_HOST=0.0.0.0 -e PERSONA_DATA_DIR=/data -e PERSONA_PSEUDONYM_KEY="$KEY" -e OPENBLAS_CORETYPE="${OPENBLAS_CORETYPE:-}")
@@ -61,11 +87,11 @@ for s in "${SERVICES[@]}"; do
 done
 for s in "${SERVICES[@]}"; do
     name=${s%%:*}
-    podman run -d "${LIMITS[@]}" --network "$NET" --name "ct-$name-$$" "${ENV[@]}" -e PERSONA_PORT="${s##*:}" \
+    podman run -d "${RUNTIME[@]}" "${LIMITS[@]}" --network "$NET" --name "ct-$name-$$" "${ENV[@]}" -e PERSONA_PORT="${s##*:}" \
         "$IMAGE" "/usr/local/bin/persona-$name" > /dev/null
 done
 
-persona() { podman run --rm "${LIMITS[@]}" --network "$NET" "${ENV[@]}" "$IMAGE" /usr/local/bin/persona "$@"; }
+persona() { podman run --rm "${RUNTIME[@]}" "${LIMITS[@]}" --network "$NET" "${ENV[@]}" "$IMAGE" /usr/local/bin/persona "$@"; }
 fail() { echo "container-test FAILED: $*"; for s in "${SERVICES[@]}"; do echo "-- ${s%%:*}"; podman logs --tail 20 "ct-${s%%:*}-$$" 2>&1; done; exit 1; }
 
 echo "== health of every service, by name"

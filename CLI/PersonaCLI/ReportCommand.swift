@@ -45,7 +45,37 @@ enum ReportHTML {
         .replacingOccurrences(of: "\"", with: "&quot;")
     }
 
-    static func number(_ v: Double) -> String { String(format: v >= 100 ? "%.0f" : (v >= 1 ? "%.2f" : "%.4f"), v) }
+    /// A value as a table or a bar shows it: whole numbers whole ("20", not "20.00"), else
+    /// with the decimals its size needs.
+    static func number(_ v: Double) -> String {
+        guard v.isFinite else { return "-" }
+        if v == v.rounded() && abs(v) < 1e15 { return String(format: "%.0f", v) }
+        let a = abs(v)
+        return String(format: a >= 100 ? "%.0f" : (a >= 1 ? "%.2f" : "%.4f"), v)
+    }
+
+    /// Axis ticks over lo...hi at a round step (1, 2 or 5 times a power of ten), each labelled
+    /// with just the decimals the step needs ("0.2 0.4", not "0.2000 0.4000"). A range of
+    /// one value is widened around it, so its axis never reads "1.00 1.00 1.00".
+    static func ticks(_ lo: Double, _ hi: Double) -> (lo: Double, hi: Double, values: [Double], labels: [String]) {
+        var (lo, hi) = (lo, hi)
+        if !(hi - lo > 1e-12) {
+            // One value: from zero up past it (or around it, below zero).
+            if lo >= 0 {
+                (lo, hi) = (0, lo > 0 ? lo * 1.2 : 1)
+            } else {
+                let pad = max(abs(lo) * 0.1, 0.5)
+                (lo, hi) = (lo - pad, hi + pad)
+            }
+        }
+        let rough = (hi - lo) / 5
+        let power = pow(10, (log10(rough)).rounded(.down))
+        let step = [1.0, 2, 5, 10].map { $0 * power }.first { $0 >= rough } ?? 10 * power
+        let first = Int((lo / step).rounded(.down)), last = Int((hi / step).rounded(.up))
+        let decimals = max(0, Int(-log10(step).rounded(.down)))
+        let values = (first...last).map { Double($0) * step }
+        return (values[0], values[values.count - 1], values, values.map { String(format: "%.\(decimals)f", abs($0) < step / 2 ? 0 : $0) })
+    }
 
     static func render(_ report: EvaluationReport, versions: [ModelInfo]) -> String {
         let info = versions.first { $0.version == report.version }
@@ -115,7 +145,7 @@ enum ReportHTML {
             .sub { color: #666; margin-top: 0; } table { border-collapse: collapse; margin: 8px 0; } td, th { padding: \
             4px 12px; border-bottom: 1px solid #eee; text-align: left; }
             td:nth-child(n+2) { font-variant-numeric: tabular-nums; } .charts { display: flex; flex-wrap: wrap; gap: \
-            24px; } svg { background: #fafafa; border: 1px solid #eee; }
+            24px; } svg { background: #fafafa; border: 1px solid #eee; } .note { color: #8a4b00; max-width: 940px; }
             </style></head><body>
             <h1>\(escape(report.name)) v\(report.version) <span \
             style="color:#888;font-weight:normal">(\(escape(report.kind.name ?? "")))</span></h1>
@@ -152,15 +182,26 @@ enum ReportHTML {
         if let roc = curve("roc") {
             charts += lineChart(
                 title: "ROC curve\(auc("roc_auc"))", xLabel: "false positive rate",
-                series: [("model", roc.x, roc.y), ("chance", [0, 1], [0, 1])])
+                series: [("model", roc.x, roc.y), ("chance", [0, 1], [0, 1])], unit: true)
         }
         if let pr = curve("precision-recall") {
-            charts += lineChart(title: "Precision against recall\(auc("pr_auc"))", xLabel: "recall", series: [("model", pr.x, pr.y)])
+            charts += lineChart(
+                title: "Precision against recall\(auc("pr_auc"))", xLabel: "recall", series: [("model", pr.x, pr.y)], unit: true)
         }
         if let cal = curve("calibration") {
             charts += lineChart(
                 title: "Calibration: observed rate per predicted bin", xLabel: "predicted probability",
-                series: [("model", cal.x, cal.y), ("perfect", [0, 1], [0, 1])])
+                series: [("model", cal.x, cal.y), ("perfect", [0, 1], [0, 1])], unit: true)
+        }
+        // Curves from a handful of rows say little: say so where they are drawn.
+        let positives = Int(report.metrics.first { $0.name == "positives" }?.value ?? 0)
+        let points = curve("roc")?.x.count ?? 0
+        if report.testPairs < 200 || positives < 20 || (points > 0 && points < 5) {
+            charts +=
+                """
+                <p class="note">Only \(report.testPairs) held-out rows (\(positives) positive) and \(points) points on the ROC \
+                curve: too few for these curves and metrics to mean much; another few rows could move them a long way.</p>
+                """
         }
         let confusion = report.confusion.map { c -> String in
             let flagged = c.truePositives + c.falsePositives, positives = c.truePositives + c.falseNegatives
@@ -255,12 +296,14 @@ enum ReportHTML {
         return svg + "</svg>"
     }
 
-    /// A line chart of one or more series over a shared x axis.
-    static func lineChart(title: String, xLabel: String, series: [(String, [Double], [Double])]) -> String {
+    /// A line chart of one or more series over a shared x axis; `unit`: both axes 0...1 (ROC,
+    /// precision-recall, calibration), whatever the points.
+    static func lineChart(title: String, xLabel: String, series: [(String, [Double], [Double])], unit: Bool = false) -> String {
         let w = 460.0, h = 300.0, left = 56.0, right = 16.0, top = 36.0, bottom = 44.0
-        let xs = series.flatMap(\.1), ys = series.flatMap(\.2)
-        guard let x0 = xs.min(), let x1 = xs.max(), let y1 = ys.max() else { return "" }
-        let xSpan = max(x1 - x0, 1e-9), yTop = max(y1 * 1.1, 1e-9), yMin = min(0, ys.min() ?? 0)
+        let xs = series.flatMap(\.1).filter(\.isFinite), ys = series.flatMap(\.2).filter(\.isFinite)
+        guard let xMin = xs.min(), let xMax = xs.max(), let yLow = ys.min(), let yHigh = ys.max() else { return "" }
+        let xAxis = unit ? ticks(0, 1) : ticks(xMin, xMax), yAxis = unit ? ticks(0, 1) : ticks(min(0, yLow), yHigh)
+        let x0 = xAxis.lo, xSpan = xAxis.hi - xAxis.lo, yMin = yAxis.lo, yTop = yAxis.hi
         func px(_ x: Double) -> Double { left + (x - x0) / xSpan * (w - left - right) }
         func py(_ y: Double) -> Double { h - bottom - (y - yMin) / (yTop - yMin) * (h - top - bottom) }
         var svg =
@@ -269,24 +312,22 @@ enum ReportHTML {
             xmlns=\"http://www.w3.org/2000/svg\" font-size=\"11\">
             """
         svg += "<text x=\"\(Int(w / 2))\" y=\"20\" text-anchor=\"middle\" font-size=\"13\" font-weight=\"bold\">\(escape(title))</text>"
-        for t in 0...4 {
-            let y = yMin + (yTop - yMin) * Double(t) / 4
+        for (y, label) in zip(yAxis.values, yAxis.labels) {
             svg +=
                 """
                 <line x1=\"\(left)\" x2=\"\(w - right)\" y1=\"\(py(y))\" y2=\"\(py(y))\" stroke=\"#e4e4e4\"/><text \
-                x=\"\(left - 6)\" y=\"\(py(y) + 4)\" text-anchor=\"end\">\(number(y))</text>
+                x=\"\(left - 6)\" y=\"\(py(y) + 4)\" text-anchor=\"end\">\(label)</text>
                 """
         }
-        for t in 0...4 {
-            let x = x0 + xSpan * Double(t) / 4
-            svg += "<text x=\"\(px(x))\" y=\"\(h - bottom + 16)\" text-anchor=\"middle\">\(number(x))</text>"
+        for (x, label) in zip(xAxis.values, xAxis.labels) {
+            svg += "<text x=\"\(px(x))\" y=\"\(h - bottom + 16)\" text-anchor=\"middle\">\(label)</text>"
         }
         svg += "<text x=\"\(Int((left + w - right) / 2))\" y=\"\(Int(h - 8))\" text-anchor=\"middle\">\(escape(xLabel))</text>"
         for (n, s) in series.enumerated() {
             let color = palette[n % palette.count]
-            let points = zip(s.1, s.2).map { "\(px($0)),\(py($1))" }.joined(separator: " ")
+            let points = zip(s.1, s.2).filter { $0.isFinite && $1.isFinite }.map { "\(px($0)),\(py($1))" }.joined(separator: " ")
             svg += "<polyline fill=\"none\" stroke=\"\(color)\" stroke-width=\"2\" points=\"\(points)\"/>"
-            for (x, y) in zip(s.1, s.2) where s.1.count <= 60 {
+            for (x, y) in zip(s.1, s.2) where s.1.count <= 60 && x.isFinite && y.isFinite {
                 svg += "<circle cx=\"\(px(x))\" cy=\"\(py(y))\" r=\"2.5\" fill=\"\(color)\"/>"
             }
             svg +=

@@ -38,7 +38,7 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
         r.currency = ["USD", "EUR", "", "GBP"][Int(next() % 4)]
         r.channel = ["ads", "seo", "", "direct"][Int(next() % 4)]
         r.timestampMs = Int64(bitPattern: next()) % 4_000_000_000_000
-        r.kind = RequestKind(rawValue: Int32(next() % 6)) ?? .order
+        r.kind = RequestKind(rawValue: Int32(next() % 6))
         r.deviceId = next() % 2 == 0 ? "d" : ""
         var x = DecisionInputs(request: r)
         x.featureNames = FeatureCatalog.names
