@@ -66,7 +66,9 @@ for candidate in "" runc crun; do
     fi
     if out=$(podman run --rm "${args[@]}" "${LIMITS[@]}" "$IMAGE" /bin/true 2>&1); then
         RUNTIME=("${args[@]}")
-        echo "== OCI runtime: ${candidate:-podman's default ($(podman info --format '{{.Host.OCIRuntime.Name}}' 2>/dev/null))}"
+        name=$candidate
+        [ -n "$name" ] || name="the default, $(podman info --format '{{.Host.OCIRuntime.Name}}' 2> /dev/null)"
+        echo "== OCI runtime: $name"
         break
     fi
     errors+="  ${candidate:-default}: $(tail -1 <<< "$out")"$'\n'

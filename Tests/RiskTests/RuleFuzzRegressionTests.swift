@@ -22,6 +22,18 @@ struct RuleFuzzRegressionTests {
         }
     }
 
+    @Test("a chain of 'not' or '-' counts as nesting: past 48 it is refused, never recursed into")
+    func longChainsAreRefused() throws {
+        let text = try String(contentsOf: repositoryRoot.appendingPathComponent("Fuzz/regressions/rules/long-chains.txt"), encoding: .utf8)
+        guard case .failure(let invalid) = RuleSet.compile(text, names: Self.names) else {
+            Issue.record("30,000 signs in a row compiled")
+            return
+        }
+        #expect(invalid.errors.count == 2 && invalid.errors.allSatisfy { "\($0)".contains("nested deeper than 48") }, "\(invalid)")
+        let chain = String(repeating: "-", count: 40)
+        #expect(throws: Never.self) { try RuleSet.compile("ok: amount > \(chain)1 => review", names: Self.names).get() }
+    }
+
     @Test("every recorded rule set is refused with errors or decides within 0...1000, NaN and infinities included")
     func recordedInputsDecide() throws {
         for url in fuzzInputs("regressions/rules") + fuzzInputs("seeds/rules") {

@@ -6,8 +6,9 @@ import Wire
 @testable import RiskControl
 
 /// One fuzz input: a rule set's text, as an analyst might type it. It is parsed and checked
-/// against every name a Score can bind; a set that compiles must keep the documented bounds
-/// (at most 1,000 rules, 256 terms and 48 levels of nesting a rule) and is then decided on
+/// against every name a Score can bind (a chain of `not` or `-` as deep as parentheses, at
+/// most 48); a set that compiles must keep the documented bounds (at most 1,000 rules and
+/// 256 terms a rule) and is then decided on
 /// requests drawn from the input (any values, NaN and infinities included): every decision
 /// has a score in 0...1000 and takes well under a second. Errors are expected; crashes,
 /// hangs and sanitizer reports are not. Crashes found become regression tests in
@@ -18,7 +19,7 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     guard case .success(let set) = RuleSet.compile(String(decoding: bytes, as: UTF8.self), names: names) else { return 0 }
     precondition(set.rules.count <= RuleParser.maxRules, "\(set.rules.count) rules")
     for rule in set.rules {
-        precondition(depth(rule.condition) <= RuleParser.maxDepth + 1, "rule \(rule.id) nests \(depth(rule.condition)) deep")
+        precondition(terms(rule.condition) <= RuleParser.maxNodes, "rule \(rule.id) has \(terms(rule.condition)) terms")
     }
     var state = bytes.reduce(UInt64(14_695_981_039_346_656_037)) { ($0 ^ UInt64($1)) &* 1_099_511_628_211 }
     func next() -> UInt64 {
@@ -57,12 +58,13 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
 let names = Decide.names(features: FeatureCatalog.names)
 let policy = DecisionPolicy(review: 400, decline: 800, failOpen: true)
 
-func depth(_ e: Expr) -> Int {
+/// The terms of a condition: each value, name, operator and call.
+func terms(_ e: Expr) -> Int {
     switch e {
     case .number, .string, .bool, .variable: 1
-    case .not(let a), .negate(let a), .numberIn(let a, _, _), .stringIn(let a, _, _): 1 + depth(a)
-    case .and(let a, let b), .or(let a, let b), .compare(_, let a, let b), .arith(_, let a, let b): 1 + max(depth(a), depth(b))
-    case .call(_, let args): 1 + (args.map(depth).max() ?? 0)
+    case .not(let a), .negate(let a), .numberIn(let a, _, _), .stringIn(let a, _, _): 1 + terms(a)
+    case .and(let a, let b), .or(let a, let b), .compare(_, let a, let b), .arith(_, let a, let b): 1 + terms(a) + terms(b)
+    case .call(_, let args): 1 + args.map(terms).reduce(0, +)
     }
 }
 

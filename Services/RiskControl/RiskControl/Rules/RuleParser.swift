@@ -364,10 +364,20 @@ private struct LineParser {
 
     // Precedence, lowest first: or, and, not, comparison/in, + -, * / %, unary minus.
 
-    mutating func expression() throws -> Expr {
+    /// One level deeper for `body`: parentheses, and each `not` or unary `-` (a chain of
+    /// them recurses as parentheses do), at most `maxDepth` in all.
+    mutating func nested(_ body: (inout Self) throws -> Expr) throws -> Expr {
         depth += 1
         defer { depth -= 1 }
         guard depth <= RuleParser.maxDepth else { throw error("expression nested deeper than \(RuleParser.maxDepth)") }
+        return try body(&self)
+    }
+
+    mutating func expression() throws -> Expr {
+        try nested { try $0.disjunction() }
+    }
+
+    mutating func disjunction() throws -> Expr {
         var left = try conjunction()
         while case .name("or")? = current?.kind {
             let at = current
@@ -395,7 +405,7 @@ private struct LineParser {
         if case .name("not")? = current?.kind {
             let at = current
             i += 1
-            let inner = try negation()
+            let inner = try nested { try $0.negation() }
             guard type(inner) == .bool else { throw error("'not' needs true or false, not a \(type(inner).rawValue)", at: at) }
             return try node(.not(inner))
         }
@@ -473,7 +483,7 @@ private struct LineParser {
     mutating func unary() throws -> Expr {
         if take("-") {
             let at = tokens[i - 1]
-            let inner = try unary()
+            let inner = try nested { try $0.unary() }
             guard type(inner) == .number else { throw error("'-' needs a number, not a \(type(inner).rawValue)", at: at) }
             return try node(.negate(inner))
         }
