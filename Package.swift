@@ -128,6 +128,8 @@ let package = Package(
         // What a profile's fields mean where one service computes them and another reads
         // them (the price bands: feature counts them, recommend boosts by them).
         .target(name: "Profiles", path: "Shared/Profiles", swiftSettings: swiftSettings),
+        // The SVG charts and number formats of the HTML reports.
+        .target(name: "Charts", path: "Shared/Charts", swiftSettings: swiftSettings),
         // The hot numeric kernels every model trains and scores on (SIMD loops; OpenBLAS
         // for the large products and LAPACK's SPD inverse).
         .systemLibrary(name: "COpenBLAS", path: "Shared/COpenBLAS", providers: [.apt(["libopenblas-dev"])]),
@@ -165,7 +167,7 @@ let package = Package(
             .executableTarget(
                 name: "PersonaCLI",
                 dependencies: [
-                    "RPC", "Wire", "ServiceKit", "Datasets", "Math", "Recommenders",
+                    "RPC", "Wire", "ServiceKit", "Datasets", "Math", "Recommenders", "Charts",
                     .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 ],
                 path: "CLI/PersonaCLI", swiftSettings: swiftSettings),
@@ -209,6 +211,9 @@ let package = Package(
             .testTarget(
                 name: "IngestTests", dependencies: ["Ingest", "PersonalData", "ServiceKit", "RPC", "Wire", "Store", "TestSupport"],
                 path: "Tests/IngestTests", swiftSettings: swiftSettings),
+            .testTarget(
+                name: "ChartsTests", dependencies: ["Charts"],
+                path: "Tests/ChartsTests", swiftSettings: swiftSettings),
             .testTarget(
                 name: "DatasetsTests", dependencies: ["Datasets", "TestSupport"],
                 path: "Tests/DatasetsTests", swiftSettings: swiftSettings),
