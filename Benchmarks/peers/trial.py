@@ -31,6 +31,8 @@ import numpy as np  # noqa: E402
 import scipy.sparse as sp  # noqa: E402
 from threadpoolctl import threadpool_limits  # noqa: E402
 
+from recommenders import ease  # noqa: E402  (the models benchmark's EASE, the same code)
+
 
 def interactions(fmt, path):
     """(user, item) pairs of a file, as strings, in file order (Persona's `eval recommend` reads
@@ -98,21 +100,8 @@ def recommend(fmt, train_path, test_path, out_path, k=10):
         # be learnt from, and a dense inverse over every item of a long tail does not fit).
         columns = np.flatnonzero(np.diff(m.tocsc().indptr) >= 2)
         for lam in (100.0, 500.0):
-            start = time.perf_counter()
-            x = m[:, columns].astype(np.float64)
-            g = (x.T @ x).toarray()
-            g[np.diag_indices_from(g)] += lam
-            p = np.linalg.inv(g)
-            b = p / (-np.diag(p))
-            b[np.diag_indices_from(b)] = 0
-            scores = np.asarray(x[index] @ b)
-            lists = []
-            for r, u in enumerate(index):
-                s = scores[r]
-                s[x[u].indices] = -np.inf
-                top = np.argpartition(-s, min(k, len(s) - 1))[:k]
-                lists.append(columns[top[np.argsort(-s[top], kind="stable")]].tolist())
-            out["peers"][f"EASE (lambda {lam:g})"] = score(lists, time.perf_counter() - start)
+            seconds, lists = ease(m, index, k, lam, columns)
+            out["peers"][f"EASE (lambda {lam:g})"] = score(lists, seconds)
         from implicit.als import AlternatingLeastSquares
         for factors, reg, alpha in ((64, 0.01, 1.0), (128, 10.0, 1.0)):
             start = time.perf_counter()
