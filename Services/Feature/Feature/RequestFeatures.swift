@@ -8,11 +8,10 @@ extension FeatureState {
     func valuesAsIf(_ e: borrowing Event) -> (values: [Float], known: Bool) {
         let existing = users[e.userId]
         let user = existing?.copy() ?? UserState(id: e.userId)
-        // The sharing tables are left as they are: "users sharing the device" counts the
-        // others seen with it by the request's time, whether or not this user was.
         // Folded at the request's own time (not the log's latest), as the export folds the
         // order while replaying the log up to it: a backfill or a late request loses nothing
-        // to windows that the rest of the log has moved past.
+        // to windows that the rest of the log has moved past. The sharing tables are left as
+        // they are: "users sharing the device" counts the others seen with it by then.
         user.fold(e, nowMs: e.timestampMs, inOrder: e.timestampMs >= user.lastSeenMs, catalog: { self.items[$0] }) { _, _ in }
         let view = ProfileView(user, state: self, nowMs: e.timestampMs, cuts: rfmCuts(refresh: true))
         return (FeatureCatalog.values(view), existing != nil)

@@ -45,9 +45,6 @@ struct CandidateQuery {
 
     func allowed(_ m: RecommenderModel, _ i: Int) -> Bool { allowed(m.itemIDs[i], category: m.itemCategories[i]) }
 
-    /// Whether a personal source may offer the model's item `i`.
-    func personal(_ m: RecommenderModel, _ i: Int) -> Bool { allowed(m, i) }
-
     /// Recent items as (dense index, value): purchases count most, as in training.
     func weighted(_ m: RecommenderModel) -> [(item: Int32, value: Float)] {
         var values: [Int32: Float] = [:]
@@ -95,7 +92,7 @@ struct FactorSource: CandidateSource {
         let user = m.userIndex[q.userID]
         let recent = q.weighted(m)
         guard user != nil || !recent.isEmpty else { return }
-        let top = loaded.top(user: user, history: recent, k: q.pool) { !q.personal(m, $0) }
+        let top = loaded.top(user: user, history: recent, k: q.pool) { !q.allowed(m, $0) }
         let best = top.first?.score ?? 0
         guard best > 0 else { return }
         let items = m.items!
@@ -176,7 +173,7 @@ struct SequenceSource: CandidateSource {
             if let i = m.itemIndex[id], order.last != i { order.append(i) }
         }
         guard !order.isEmpty else { return }
-        let top = loaded.top(user: nil, history: order.map { (item: $0, value: 1) }, k: q.pool) { !q.personal(m, $0) }
+        let top = loaded.top(user: nil, history: order.map { (item: $0, value: 1) }, k: q.pool) { !q.allowed(m, $0) }
         let reason = "next after " + order.suffix(2).map { ItemNames.mark(m.itemIDs[Int($0)]) }.joined(separator: ", ")
         // Inner products may be negative: scaled to (0, 1] over the pool, the last still counting a little.
         guard let high = top.first?.score, let low = top.last?.score else { return }
