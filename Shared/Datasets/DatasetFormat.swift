@@ -149,7 +149,9 @@ public enum DatasetFormat: String, CaseIterable, Sendable {
                     var r = Refund()
                     r.orderId = String(c.invoice.dropFirst())
                     r.itemId = Self.itemID(row[1])
-                    r.quantity = Int32(clamping: -(Int(row[3]) ?? 0))
+                    // A cancellation's quantity is negative; its refund counts it positive.
+                    let quantity = Int32(clamping: Int(row[3]) ?? 0)
+                    r.quantity = quantity == .min ? .max : -quantity
                     r.amount = Double(r.quantity) * (Double(row[5]) ?? 0)
                     r.reason = "cancelled"
                     e.refund = r
@@ -266,6 +268,10 @@ public enum DatasetFormat: String, CaseIterable, Sendable {
                 skips.skip("time out of range")
                 continue
             }
+            guard (-1000...1000).contains(rating) else {
+                skips.skip("rating out of range")
+                continue
+            }
             var e = event(.review, id(n, line), user: user, at: ms)
             e.itemId = item
             var r = Review()
@@ -293,7 +299,12 @@ public enum DatasetFormat: String, CaseIterable, Sendable {
                 skips.skip("unparsable row")
                 continue
             }
-            let ip = UInt32(clamping: Int64(ipNumber))
+            // The sheet wrote IPv4 addresses as decimals; anything else is not an address.
+            guard (0...4_294_967_295).contains(ipNumber) else {
+                skips.skip("ip address out of range")
+                continue
+            }
+            let ip = UInt32(ipNumber)
             let dotted = "\(ip >> 24).\(ip >> 16 & 255).\(ip >> 8 & 255).\(ip & 255)"
             let signupMs = Int64(signup.timeIntervalSince1970 * 1000)
             let purchaseMs = Int64(purchase.timeIntervalSince1970 * 1000)
