@@ -44,6 +44,13 @@ public enum DatasetFormat: String, CaseIterable, Sendable {
         (0...253_402_300_799).contains(s) ? s * 1000 : nil
     }
 
+    /// A parsed date as milliseconds, for dates from 1970 to the end of 9999 (nil otherwise:
+    /// a lenient parser takes years of any length).
+    static func milliseconds(_ date: Date) -> Int64? {
+        let s = date.timeIntervalSince1970
+        return (0...253_402_300_799).contains(s) ? Int64(s * 1000) : nil
+    }
+
     private func id(_ line: Int, _ text: Substring, _ suffix: String = "") -> String {
         "\(rawValue):\(line + 1):\(String(StableHash.fnv1a(text), radix: 16))\(suffix)"
     }
@@ -129,7 +136,10 @@ public enum DatasetFormat: String, CaseIterable, Sendable {
                 skips.byReason["unparsable date", default: 0] += c.rows.count
                 return
             }
-            let at = Int64(date.timeIntervalSince1970 * 1000)
+            guard let at = Self.milliseconds(date) else {
+                skips.byReason["time out of range", default: 0] += c.rows.count
+                return
+            }
             for row in c.rows where !seenItems.contains(row[1]) {
                 seenItems.insert(row[1])
                 var e = event(.itemUpsert, "\(rawValue):item:\(row[1])", user: 0, at: at)
@@ -230,13 +240,18 @@ public enum DatasetFormat: String, CaseIterable, Sendable {
         for (n, line) in lines.enumerated() {
             let f = line.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\r" })
             if f.isEmpty || f[0] == "customer_id" { continue }
-            guard f.count == 4, let user = Int64(f[0]), let day = Int(f[1]), let cds = Int32(f[2]), let dollars = Double(f[3]),
+            guard f.count == 4, let user = Int64(f[0]), let day = Int(f[1]), (1970_01_01...9999_12_31).contains(day),
+                let cds = Int32(f[2]), let dollars = Double(f[3]),
                 let date = calendar.date(from: DateComponents(year: day / 10000, month: day / 100 % 100, day: day % 100))
             else {
                 skips.skip("unparsable row")
                 continue
             }
-            var e = event(.purchase, id(n, line), user: user, at: Int64(date.timeIntervalSince1970 * 1000))
+            guard let at = Self.milliseconds(date) else {
+                skips.skip("time out of range")
+                continue
+            }
+            var e = event(.purchase, id(n, line), user: user, at: at)
             var order = Order()
             order.orderId = "cdnow-\(n + 1)"
             order.currency = "USD"
@@ -306,8 +321,10 @@ public enum DatasetFormat: String, CaseIterable, Sendable {
             }
             let ip = UInt32(ipNumber)
             let dotted = "\(ip >> 24).\(ip >> 16 & 255).\(ip >> 8 & 255).\(ip & 255)"
-            let signupMs = Int64(signup.timeIntervalSince1970 * 1000)
-            let purchaseMs = Int64(purchase.timeIntervalSince1970 * 1000)
+            guard let signupMs = Self.milliseconds(signup), let purchaseMs = Self.milliseconds(purchase) else {
+                skips.skip("time out of range")
+                continue
+            }
 
             var register = event(.register, id(n, line, ":register"), user: user, at: signupMs)
             register.deviceId = f[4]
