@@ -109,6 +109,9 @@ persona import /samples/online-retail-2010-12.csv --format online-retail --wait 
 persona profile 17850 | head -1 | grep -q "user 17850" || fail "feature: profile"
 persona train popularity > /dev/null || fail "model: train"
 for _ in $(seq 1 50); do persona recommend 17850 -n 3 2> /dev/null | grep -q "popularity v1" && break; sleep 0.5; done
-persona recommend 17850 -n 3 | tee /dev/stderr | grep -q "popularity v1" || fail "recommend: no answer from the new model"
-persona risk score --user 17850 --order ct-1 --amount 25 | tee /dev/stderr | grep -q "^decision " || fail "risk-control: score"
+# Shown, then checked (not tee /dev/stderr: where stderr is a file, that truncates it).
+answer=$(persona recommend 17850 -n 3) && echo "$answer"
+grep -q "popularity v1" <<< "$answer" || fail "recommend: no answer from the new model"
+answer=$(persona risk score --user 17850 --order ct-1 --amount 25) && echo "$answer"
+grep -q "^decision " <<< "$answer" || fail "risk-control: score"
 echo "container-test passed: five services in podman found each other by name and answered"
