@@ -64,10 +64,8 @@ struct EvalRecommend: AsyncParsableCommand {
 
     /// The items of each user in a dataset file.
     func items(file: String) throws -> [Int64: Set<Int64>] {
-        guard let data = FileManager.default.contents(atPath: file) else { throw ValidationError("cannot read \(file)") }
         var skips = DatasetFormat.Skips()
-        let lines = String(decoding: data, as: UTF8.self).split(whereSeparator: \.isNewline)
-        return Self.items(DatasetFormat(rawValue: format)!.events(lines: lines, skips: &skips))
+        return Self.items(DatasetFormat(rawValue: format)!.events(lines: try ImportCommand.lines(of: file), skips: &skips))
     }
 
     func run() async throws {
@@ -132,12 +130,6 @@ struct EvalRecommend: AsyncParsableCommand {
             throw ExitCode(1)
         }
         let m = RankingMetrics.evaluate(lists: lists, test: tests, catalogue: max(index.count, 1), ks: [Int(k)])[0]
-        func quantiles(_ of: [Duration]) -> String {
-            guard !of.isEmpty else { return "-" }
-            let sorted = of.sorted()
-            func q(_ q: Double) -> String { Table.latency(sorted[min(sorted.count - 1, Int(Double(sorted.count) * q))]) }
-            return "\(q(0.5)) / \(q(0.99)) (\(sorted.count) calls)"
-        }
         let short = byHistory.filter { $0.items < 10 }.map(\.latency), long = byHistory.filter { $0.items >= 100 }.map(\.latency)
         print(
             """
@@ -152,9 +144,9 @@ struct EvalRecommend: AsyncParsableCommand {
                     ["fallback share", String(format: "%.4f", Double(fallbacks) / Double(lists.count))],
                     ["distinct items recommended", "\(Set(lists.joined()).count)"],
                     ["share of items the user had", String(format: "%.4f", Double(repeats) / Double(max(recommended, 1)))],
-                    ["Recommend p50 / p99", quantiles(latencies)],
-                    ["  users who had under 10 items", quantiles(short)],
-                    ["  users who had 100 or more", quantiles(long)],
+                    ["Recommend p50 / p99", Table.quantiles(latencies)],
+                    ["  users who had under 10 items", Table.quantiles(short)],
+                    ["  users who had 100 or more", Table.quantiles(long)],
                 ]))
     }
 }

@@ -27,10 +27,8 @@ struct EvalFraud: AsyncParsableCommand {
     @OptionGroup var endpoints: Endpoints
 
     func run() async throws {
-        guard let data = FileManager.default.contents(atPath: test) else { throw ValidationError("cannot read \(test)") }
         var skips = DatasetFormat.Skips()
-        let lines = String(decoding: data, as: UTF8.self).split(omittingEmptySubsequences: false, whereSeparator: \.isNewline)
-        let events = DatasetFormat.fraud.events(lines: lines, options: .init(withLabels: true), skips: &skips)
+        let events = DatasetFormat.fraud.events(lines: try ImportCommand.lines(of: test), options: .init(withLabels: true), skips: &skips)
         var labels: [String: Float] = [:]
         for e in events where e.kind == .label {
             if let l = e.label { labels[l.orderId] = l.kind == .confirmedFraud || l.kind == .chargeback ? 1 : 0 }
@@ -80,8 +78,6 @@ struct EvalFraud: AsyncParsableCommand {
             print("no order in \(test)")
             throw ExitCode(1)
         }
-        latencies.sort()
-        func quantile(_ q: Double) -> String { Table.latency(latencies[min(latencies.count - 1, Int(Double(latencies.count) * q))]) }
         let frauds = truth.filter { $0 > 0.5 }.count
         print("replayed \(scores.count) orders (\(frauds) fraudulent) through Score")
         print(
@@ -93,7 +89,7 @@ struct EvalFraud: AsyncParsableCommand {
                     ["ROC-AUC (probability)", String(format: "%.4f", BinaryMetrics.rocAUC(probabilities, truth))],
                     ["PR-AUC (probability)", String(format: "%.4f", BinaryMetrics.prAUC(probabilities, truth))],
                     ["fraud share", String(format: "%.4f", Double(frauds) / Double(scores.count))],
-                    ["Score p50 / p99", "\(quantile(0.5)) / \(quantile(0.99))"],
+                    ["Score p50 / p99", Table.quantiles(latencies)],
                 ]))
     }
 

@@ -40,10 +40,8 @@ struct EvalSplit: ParsableCommand {
     }
 
     func run() throws {
-        guard let data = FileManager.default.contents(atPath: file) else { throw ValidationError("cannot read \(file)") }
-        let text = String(decoding: data, as: UTF8.self)
         // As `persona import` reads it, so line numbers (and the rows they name) agree.
-        let lines = text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline)
+        let lines = try ImportCommand.lines(of: file)
         let rule: DatasetSplit.Rule
         if let at {
             rule = .time(at: try TrainCommand.time(at), until: try until.map(TrainCommand.time))

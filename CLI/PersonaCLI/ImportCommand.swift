@@ -53,10 +53,7 @@ struct ImportCommand: AsyncParsableCommand {
 
     func run() async throws {
         let format = DatasetFormat(rawValue: format)!
-        guard let data = FileManager.default.contents(atPath: file) else { throw ValidationError("cannot read \(file)") }
-        let text = String(decoding: data, as: UTF8.self)
-        // Character-wise: "\r\n" is one Character, so split on isNewline, not on "\n".
-        let lines = text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline)
+        let lines = try Self.lines(of: file)
         var skips = DatasetFormat.Skips()
         var events = format.events(lines: lines, options: .init(withLabels: !withoutLabels), skips: &skips)
         if let endAt, let latest = events.map(\.timestampMs).max() {
@@ -111,6 +108,14 @@ struct ImportCommand: AsyncParsableCommand {
             print("  rows skipped, \(reason): \(n)")
         }
         if wait { try await waitConsumed() }
+    }
+
+    /// A dataset file's lines as import reads them (empty lines kept, so a line's number,
+    /// which event ids carry, is the same wherever the file is read: eval split and eval).
+    static func lines(of path: String) throws -> [Substring] {
+        guard let data = FileManager.default.contents(atPath: path) else { throw ValidationError("cannot read \(path)") }
+        // Character-wise: "\r\n" is one Character, so split on isNewline, not on "\n".
+        return String(decoding: data, as: UTF8.self).split(omittingEmptySubsequences: false, whereSeparator: \.isNewline)
     }
 
     func waitConsumed() async throws {

@@ -24,4 +24,12 @@ enum Table {
         let micros = d.components.seconds * 1_000_000 + d.components.attoseconds / 1_000_000_000_000
         return micros < 1000 ? "\(micros)µs" : String(format: "%.1fms", Double(micros) / 1000)
     }
+
+    /// "p50 / p99 (N calls)" of call latencies (nearest rank); "-" for none.
+    static func quantiles(_ latencies: [Duration]) -> String {
+        guard !latencies.isEmpty else { return "-" }
+        let sorted = latencies.sorted()
+        func q(_ q: Double) -> String { latency(sorted[min(sorted.count - 1, Int(Double(sorted.count) * q))]) }
+        return "\(q(0.5)) / \(q(0.99)) (\(sorted.count) calls)"
+    }
 }

@@ -27,9 +27,10 @@ public struct HashSet32: Equatable, Sendable {
     /// The set whose open-addressing table is `table` (as `table` gives it, sent over the
     /// wire): nil unless its length is 0 or a power of two with a free slot.
     public init?(table: [UInt32]) {
-        guard table.isEmpty || (table.count & (table.count - 1) == 0 && table.contains(0)) else { return nil }
+        let held = table.count { $0 != 0 }
+        guard table.isEmpty || (table.count & (table.count - 1) == 0 && held < table.count) else { return nil }
         slots = table
-        count = table.count { $0 != 0 }
+        count = held
     }
 
     /// The open-addressing table itself (0: an empty slot), for `init(table:)` elsewhere.

@@ -86,12 +86,6 @@ public struct SharingTable: Sendable {
         return Self.list(of: slots[i])
     }
 
-    /// How many users were seen with `key`, ever.
-    public func users(of key: UInt64) -> Int {
-        let (i, found) = find(key)
-        return found ? Self.users(in: slots[i]) : 0
-    }
-
     /// How many users other than `user` had been seen with `key` by `ms`.
     public func others(of key: UInt64, than user: Int64, asOf ms: Int64) -> Int {
         let (i, found) = find(key)
@@ -100,12 +94,6 @@ public struct SharingTable: Sendable {
         var n = s.first.user != user && s.first.firstMs <= ms ? 1 : 0
         if let more = s.more { for m in more where m.user != user && m.firstMs <= ms { n += 1 } }
         return n
-    }
-
-    /// Whether `user` was seen with `key`.
-    public func contains(_ user: Int64, in key: UInt64) -> Bool {
-        let (i, found) = find(key)
-        return found && (slots[i].first.user == user || (slots[i].more?.contains { $0.user == user } ?? false))
     }
 
     /// Every key with its users, in key order (a snapshot's bytes do not depend on the table's history).

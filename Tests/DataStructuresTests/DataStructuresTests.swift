@@ -100,7 +100,7 @@ struct DataStructuresTests {
             let expected = reference[key] ?? []
             #expect(table[key].map(\.user) == expected.map(\.user))
             #expect(table[key].map(\.firstMs) == expected.map(\.ms))
-            #expect(table.users(of: key) == expected.count)
+            #expect(table[key].count == expected.count)
             // As of a time: the others first seen by then.
             let asOf = Int64.random(in: 0...1_000, using: &rng)
             #expect(table.others(of: key, than: user, asOf: asOf) == expected.filter { $0.user != user && $0.ms <= asOf }.count)

@@ -76,11 +76,8 @@ public enum FeatureCatalog {
             Float(r.failedPayments1h), Float(r.failedLogins1h), Float(r.amountZscore), r.firstPurchase ? 1 : 0, r.newDevice ? 1 : 0,
             r.ipCountryMismatch ? 1 : 0,
         ]
-        let seconds = Double(v.nowMs) / 1000
         out += [
-            Float(u.lastOrderAmount), Float((seconds / 3600).rounded(.down).truncatingRemainder(dividingBy: 24)),
-            // 1970-01-01 was a Thursday: Monday is 0.
-            Float(((seconds / 86_400).rounded(.down) + 3).truncatingRemainder(dividingBy: 7)),
+            Float(u.lastOrderAmount), Float(ClockFields.hour(ms: v.nowMs)), Float(ClockFields.weekday(ms: v.nowMs)),
             u.gender == Gender.female.rawValue ? 1 : 0, u.gender == Gender.male.rawValue ? 1 : 0,
         ]
         for c in ChannelFamily.allCases.dropFirst() { out.append(u.lastChannel == c.rawValue ? 1 : 0) }

@@ -363,12 +363,8 @@ extension UserState {
     }
 
     private func countClock(_ ts: Int64) {
-        let seconds = ts / 1000
-        let hour = Int(((seconds / 3600) % 24 + 24) % 24)
-        // 1970-01-01 was a Thursday; index 0 is Monday.
-        let weekday = Int(((seconds / 86_400 + 3) % 7 + 7) % 7)
-        clock[hour] &+= 1
-        clock[24 + weekday] &+= 1
+        clock[ClockFields.hour(ms: ts)] &+= 1
+        clock[24 + ClockFields.weekday(ms: ts)] &+= 1
     }
 
     private func countSession(_ e: borrowing Event) {

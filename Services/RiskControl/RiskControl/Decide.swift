@@ -1,4 +1,5 @@
 import Foundation
+import Profiles
 import Wire
 
 /// What one decision is made from: the request, its features as of the request (nil when
@@ -126,7 +127,6 @@ enum Decide {
         guard !rules.slotNames.isEmpty else { return b }
         let r = x.request
         let ms = r.timestampMs
-        let seconds = Double(ms) / 1000
         for (slot, name) in rules.slotNames.enumerated() {
             var present = true
             switch name {
@@ -137,9 +137,8 @@ enum Decide {
             case "ip_country": b.strings[slot] = r.ipCountry
             case "lines": b.numbers[slot] = Double(r.lines.count)
             case "quantity": b.numbers[slot] = Double(r.lines.reduce(0) { $0 + Int($1.quantity) })
-            case "hour": b.numbers[slot] = (seconds / 3600).rounded(.down).truncatingRemainder(dividingBy: 24)
-            // 1970-01-01 was a Thursday: Monday is 0.
-            case "weekday": b.numbers[slot] = ((seconds / 86_400).rounded(.down) + 3).truncatingRemainder(dividingBy: 7)
+            case "hour": b.numbers[slot] = Double(ClockFields.hour(ms: ms))
+            case "weekday": b.numbers[slot] = Double(ClockFields.weekday(ms: ms))
             case "user_id": b.numbers[slot] = Double(r.userId)
             case "has_device": b.numbers[slot] = r.deviceId.isEmpty ? 0 : 1
             case "has_ip": b.numbers[slot] = r.ip.isEmpty ? 0 : 1

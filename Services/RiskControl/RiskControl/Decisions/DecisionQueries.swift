@@ -25,33 +25,28 @@ extension DecisionDatabase {
         if q.label != .unspecified { clauses.append("label = ?"); values.append(.text(StoredNames.label(q.label))) }
         if q.labelled { clauses.append("label IS NOT NULL") }
         let limit = q.limit == 0 ? Self.defaultPage : min(Int(q.limit), Self.maxPage)
+        // A page token is where the previous page ended: "SCORE:ID" by score, else "ID".
+        let token = q.pageToken.split(separator: ":").map { Int64($0) }
+        guard q.pageToken.isEmpty || (token.count == (q.order == .score ? 2 : 1) && !token.contains(nil)) else {
+            throw BadQuery(description: "page token '\(q.pageToken)' is not one this service gave")
+        }
         let order: String
         switch q.order {
         case .score:
             order = "score DESC, id DESC"
-            if !q.pageToken.isEmpty {
-                let parts = q.pageToken.split(separator: ":")
-                guard parts.count == 2, let score = Int64(parts[0]), let id = Int64(parts[1]) else {
-                    throw BadQuery(description: "page token '\(q.pageToken)' is not one this service gave")
-                }
+            if let score = token.first ?? nil, let id = token.last ?? nil {
                 clauses.append("(score < ? OR (score = ? AND id < ?))")
                 values += [.integer(score), .integer(score), .integer(id)]
             }
         case .oldest:
             order = "id ASC"
-            if !q.pageToken.isEmpty {
-                guard let id = Int64(q.pageToken) else {
-                    throw BadQuery(description: "page token '\(q.pageToken)' is not one this service gave")
-                }
+            if let id = token.first ?? nil {
                 clauses.append("id > ?")
                 values.append(.integer(id))
             }
         default:
             order = "id DESC"
-            if !q.pageToken.isEmpty {
-                guard let id = Int64(q.pageToken) else {
-                    throw BadQuery(description: "page token '\(q.pageToken)' is not one this service gave")
-                }
+            if let id = token.first ?? nil {
                 clauses.append("id < ?")
                 values.append(.integer(id))
             }
