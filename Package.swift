@@ -153,7 +153,8 @@ let package = Package(
             // The recommenders as published and served: model tables, scoring, the artifact
             // format, the interaction matrix and the evaluation protocol (model and recommend).
             .target(
-                name: "Recommenders", dependencies: ["Math", "Store", "Wire", "RPC", "ServiceKit", logging], path: "Shared/Recommenders",
+                name: "Recommenders", dependencies: ["Math", "Classifiers", "Store", "Wire", "RPC", "ServiceKit", logging],
+                path: "Shared/Recommenders",
                 swiftSettings: swiftSettings),
             // The classifiers as published and served: learner, calibration, thresholds and
             // their artifact format (model trains them, risk-control scores with them).

@@ -58,9 +58,12 @@ wait_served() {
     echo "not served after 30 s: $1"; persona health; exit 1
 }
 
+# The sources with their defaults, then the ranker that learns how to rank their candidates together.
 train_recommenders() {
     for kind in popularity item_knn als content sequence; do persona train "$kind"; done
     wait_served "models=.*sequence="
+    persona train ranker
+    wait_served "models=.*ranker="
 }
 
 {

@@ -11,8 +11,8 @@ struct TrainCommand: AsyncParsableCommand {
         commandName: "train",
         abstract:
             """
-            Train a recommendation model (popularity, item_knn, als, bpr, ease, content, sequence), a classifier \
-            (fraud, propensity, churn: gbdt or logistic) or the customer segments, and publish it.
+            Train a recommendation model (popularity, item_knn, als, bpr, ease, content, sequence), the ranker over \
+            them, a classifier (fraud, propensity, churn: gbdt or logistic) or the customer segments, and publish it.
             """
     )
 
@@ -20,7 +20,8 @@ struct TrainCommand: AsyncParsableCommand {
         help:
             """
             popularity, item_knn, als, bpr, ease, content (TF-IDF over the catalogue), sequence (SASRec over each \
-            user's latest items); fraud (the gbdt learner on the labelled orders), propensity (buys in the next \
+            user's latest items); ranker (learns on a validation period how to rank the published recommenders' \
+            candidates together); fraud (the gbdt learner on the labelled orders), propensity (buys in the next \
             horizon_days, default 30), churn (does nothing in them), gbdt, logistic; or segments (k-means over the \
             profiles).
             """

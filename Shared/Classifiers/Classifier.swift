@@ -1,6 +1,6 @@
 import Foundation
 public import Math
-import Store
+public import Store
 import Wire
 
 /// A trained binary classifier as the model service publishes it and risk-control serves
@@ -98,18 +98,7 @@ public struct Classifier: Sendable, Equatable {
         switch learner {
         case .trees(let t):
             w.string("gbdt")
-            w.u32(UInt32(t.features))
-            w.f32(t.base)
-            w.array(t.trees) { w, tree in
-                w.plain(tree.nodes.map(\.feature))
-                w.plain(tree.nodes.map(\.threshold))
-                w.plain(tree.nodes.map { $0.missingLeft ? UInt8(1) : 0 })
-                w.plain(tree.nodes.map(\.left))
-                w.plain(tree.nodes.map(\.right))
-                w.plain(tree.nodes.map(\.value))
-                w.plain(tree.nodes.map(\.cover))
-                w.plain(tree.nodes.map(\.gain))
-            }
+            t.write(to: &w)
         case .logistic(let l):
             w.string("logistic")
             w.plain(l.means)
@@ -143,37 +132,11 @@ public struct Classifier: Sendable, Equatable {
             let learner: Learner
             switch try r.string() {
             case "gbdt":
-                let d = Int(try r.u32())
-                let base = try r.f32()
-                let trees = try r.array { r -> BoostedTrees.Tree in
-                    let feature = try r.plain(Int32.self), threshold = try r.plain(Float.self), missing = try r.plain(UInt8.self)
-                    let left = try r.plain(Int32.self), right = try r.plain(Int32.self), value = try r.plain(Float.self)
-                    let cover = try r.plain(Float.self), gain = try r.plain(Float.self)
-                    let n = feature.count
-                    guard n > 0,
-                        [threshold.count, missing.count, left.count, right.count, value.count, cover.count, gain.count].allSatisfy({
-                            $0 == n
-                        })
-                    else {
-                        throw Corrupt(description: "a tree's tables disagree")
-                    }
-                    var nodes: [BoostedTrees.Node] = []
-                    for i in 0..<n {
-                        // Children come after their parent: every walk ends at a leaf.
-                        if feature[i] >= 0 {
-                            guard Int(feature[i]) < d, left[i] > Int32(i), right[i] > Int32(i), Int(left[i]) < n, Int(right[i]) < n else {
-                                throw Corrupt(description: "a tree's links are broken")
-                            }
-                        }
-                        nodes.append(
-                            .init(
-                                feature: feature[i], threshold: threshold[i], missingLeft: missing[i] != 0, left: left[i], right: right[i],
-                                value: value[i], cover: cover[i], gain: gain[i]))
-                    }
-                    return BoostedTrees.Tree(nodes: nodes)
+                let trees = try BoostedTrees.read(from: &r)
+                guard trees.features == features.count else {
+                    throw Corrupt(description: "trees over \(trees.features) features, \(features.count) named")
                 }
-                guard d == features.count else { throw Corrupt(description: "trees over \(d) features, \(features.count) named") }
-                learner = .trees(BoostedTrees(features: d, base: base, trees: trees))
+                learner = .trees(trees)
             case "logistic":
                 let l = LogisticRegression(
                     means: try r.plain(Float.self), scales: try r.plain(Float.self), coefficients: try r.plain(Float.self),
@@ -200,5 +163,56 @@ public struct Classifier: Sendable, Equatable {
         } catch let error as WireError {
             throw Corrupt(description: "\(error)")
         }
+    }
+}
+
+extension BoostedTrees {
+    /// The trees as an artifact's body holds them: feature count, base margin, then each
+    /// tree's node tables column by column.
+    public func write(to w: inout SnapshotWriter) {
+        w.u32(UInt32(features))
+        w.f32(base)
+        w.array(trees) { w, tree in
+            w.plain(tree.nodes.map(\.feature))
+            w.plain(tree.nodes.map(\.threshold))
+            w.plain(tree.nodes.map { $0.missingLeft ? UInt8(1) : 0 })
+            w.plain(tree.nodes.map(\.left))
+            w.plain(tree.nodes.map(\.right))
+            w.plain(tree.nodes.map(\.value))
+            w.plain(tree.nodes.map(\.cover))
+            w.plain(tree.nodes.map(\.gain))
+        }
+    }
+
+    /// Trees as `write` wrote them, refused when a table or link does not hold.
+    public static func read(from r: inout SnapshotReader) throws -> BoostedTrees {
+        let d = Int(try r.u32())
+        let base = try r.f32()
+        let trees = try r.array { r -> BoostedTrees.Tree in
+            let feature = try r.plain(Int32.self), threshold = try r.plain(Float.self), missing = try r.plain(UInt8.self)
+            let left = try r.plain(Int32.self), right = try r.plain(Int32.self), value = try r.plain(Float.self)
+            let cover = try r.plain(Float.self), gain = try r.plain(Float.self)
+            let n = feature.count
+            guard n > 0,
+                [threshold.count, missing.count, left.count, right.count, value.count, cover.count, gain.count].allSatisfy({ $0 == n })
+            else {
+                throw Classifier.Corrupt(description: "a tree's tables disagree")
+            }
+            var nodes: [BoostedTrees.Node] = []
+            for i in 0..<n {
+                // Children come after their parent: every walk ends at a leaf.
+                if feature[i] >= 0 {
+                    guard Int(feature[i]) < d, left[i] > Int32(i), right[i] > Int32(i), Int(left[i]) < n, Int(right[i]) < n else {
+                        throw Classifier.Corrupt(description: "a tree's links are broken")
+                    }
+                }
+                nodes.append(
+                    .init(
+                        feature: feature[i], threshold: threshold[i], missingLeft: missing[i] != 0, left: left[i], right: right[i],
+                        value: value[i], cover: cover[i], gain: gain[i]))
+            }
+            return BoostedTrees.Tree(nodes: nodes)
+        }
+        return BoostedTrees(features: d, base: base, trees: trees)
     }
 }

@@ -1,7 +1,7 @@
 import Foundation
 
-/// Histogram gradient-boosted decision trees for binary classification (log loss), the
-/// kind LightGBM and scikit-learn's HistGradientBoosting are.
+/// Histogram gradient-boosted decision trees for binary classification (log loss) and for
+/// ranking (LambdaMART), the kind LightGBM and scikit-learn's HistGradientBoosting are.
 ///
 /// - Every feature is cut into at most `maxBins` quantile bins once; a missing value (NaN)
 ///   has its own bin, and each split learns which side missing values go.
@@ -79,7 +79,7 @@ public struct BoostedTrees: Sendable, Equatable {
     /// The margin before any tree: the log-odds of the (weighted) positive rate.
     public var base: Float
     public var trees: [Tree]
-    /// Validation log loss after each tree (empty without validation rows).
+    /// Validation loss after each tree (log loss; a ranker's −NDCG), empty without validation rows.
     public var validationLoss: [Double] = []
 
     public init(features: Int, base: Float, trees: [Tree]) {
@@ -123,21 +123,56 @@ public struct BoostedTrees: Sendable, Equatable {
         let weightedPositive = zip(labels, weights).reduce(Float(0)) { $0 + $1.0 * $1.1 }
         let total = weights.reduce(0, +)
         let rate = min(max(weightedPositive / total, 1e-6), 1 - 1e-6)
-        let base = log(rate / (1 - rate))
+        return boost(
+            rows: rows, count: n, features: features, base: log(rate / (1 - rate)), parameters: p,
+            gradients: { margins, g, h in
+                for i in 0..<n {
+                    let q = sigmoid(margins[i])
+                    g[i] = weights[i] * (q - labels[i])
+                    h[i] = max(weights[i] * q * (1 - q), 1e-12)
+                }
+            },
+            validation: validation.map { v in (v.rows, v.labels.count, { logLoss($0, v.labels) }) }, progress: progress)
+    }
+
+    /// A ranker (LambdaMART: Burges, 2010): rows come in groups (`groups[g]..<groups[g + 1]`,
+    /// one per query, here a user's candidates), `relevance` ≥ 0 per row; each pair in a group
+    /// whose relevance differs pulls the better one up by how much swapping the two would
+    /// change the group's NDCG@`k`. The margin orders a group's rows; its value means nothing
+    /// across groups. `validation` groups keep the number of trees with their best NDCG@`k`.
+    public static func trainRanker(
+        rows: [Float], relevance: [Float], groups: [Int], features: Int, k: Int = 10, parameters p: Parameters = .init(),
+        validation: (rows: [Float], relevance: [Float], groups: [Int])? = nil,
+        progress: (Int) -> Bool = { _ in true }
+    ) -> BoostedTrees {
+        let n = relevance.count
+        precondition(rows.count == n * features && n > 0 && groups.first == 0 && groups.last == n)
+        return boost(
+            rows: rows, count: n, features: features, base: 0, parameters: p,
+            gradients: { margins, g, h in lambdaGradients(margins, relevance, groups, k: k, &g, &h) },
+            validation: validation.map { v in (v.rows, v.relevance.count, { -ndcg($0, v.relevance, v.groups, k: k) }) },
+            progress: progress)
+    }
+
+    /// The boosting loop every objective shares: each round `gradients` fills the rows'
+    /// gradients and hessians at the current margins, a tree is grown on them and added;
+    /// `validation`'s loss (lower is better) of its margins picks how many trees to keep.
+    static func boost(
+        rows: [Float], count n: Int, features: Int, base: Float, parameters p: Parameters,
+        gradients: ([Float], inout [Float], inout [Float]) -> Void,
+        validation: (rows: [Float], count: Int, loss: ([Float]) -> Double)?,
+        progress: (Int) -> Bool
+    ) -> BoostedTrees {
         let binning = Binning(rows: rows, count: n, features: features, maxBins: p.maxBins)
         var grower = Grower(binning: binning, parameters: p)
         var model = BoostedTrees(features: features, base: base, trees: [])
         var margins = [Float](repeating: base, count: n)
-        var gradients = [Float](repeating: 0, count: n), hessians = [Float](repeating: 0, count: n)
-        var validationMargins = validation.map { [Float](repeating: base, count: $0.labels.count) } ?? []
+        var g = [Float](repeating: 0, count: n), h = [Float](repeating: 0, count: n)
+        var validationMargins = validation.map { [Float](repeating: base, count: $0.count) } ?? []
         var best = (loss: Double.infinity, trees: 0)
         for round in 0..<p.trees {
-            for i in 0..<n {
-                let q = sigmoid(margins[i])
-                gradients[i] = weights[i] * (q - labels[i])
-                hessians[i] = max(weights[i] * q * (1 - q), 1e-12)
-            }
-            let tree = grower.grow(gradients: gradients, hessians: hessians)
+            gradients(margins, &g, &h)
+            let tree = grower.grow(gradients: g, hessians: h)
             model.trees.append(tree)
             // Each training row's leaf is the leaf whose range of rows holds it.
             for leaf in grower.grown {
@@ -146,9 +181,9 @@ public struct BoostedTrees: Sendable, Equatable {
             }
             if let validation {
                 validation.rows.withBase { vp in
-                    for i in 0..<validation.labels.count { validationMargins[i] += tree.nodes[tree.leaf(vp + i * features)].value }
+                    for i in 0..<validation.count { validationMargins[i] += tree.nodes[tree.leaf(vp + i * features)].value }
                 }
-                let loss = logLoss(validationMargins, validation.labels)
+                let loss = validation.loss(validationMargins)
                 model.validationLoss.append(loss)
                 if loss < best.loss - 1e-9 { best = (loss, round + 1) }
                 if round + 1 - best.trees >= p.earlyStoppingRounds { break }
@@ -157,6 +192,60 @@ public struct BoostedTrees: Sendable, Equatable {
         }
         if validation != nil && best.trees > 0 { model.trees.removeLast(model.trees.count - best.trees) }
         return model
+    }
+
+    /// LambdaRank's gradients and hessians: for each pair (i, j) of a group with
+    /// relevance i > j, ρ = σ(s_j − s_i) weighted by |ΔNDCG@k| of swapping their places
+    /// (the places the current margins give; pairs both below k change nothing).
+    static func lambdaGradients(
+        _ margins: [Float], _ relevance: [Float], _ groups: [Int], k: Int, _ g: inout [Float], _ h: inout [Float]
+    ) {
+        for i in g.indices { (g[i], h[i]) = (0, 1e-12) }
+        var place: [Int] = []
+        for q in 0..<(groups.count - 1) {
+            let range = groups[q]..<groups[q + 1]
+            let ideal = idealDCG(range.map { relevance[$0] }, k: k)
+            guard ideal > 0 else { continue }
+            let order = range.sorted { margins[$0] != margins[$1] ? margins[$0] > margins[$1] : $0 < $1 }
+            place = [Int](repeating: 0, count: range.count)
+            for (r, i) in order.enumerated() { place[i - range.lowerBound] = r }
+            for i in range where relevance[i] > 0 {
+                let pi = place[i - range.lowerBound]
+                for j in range where relevance[j] < relevance[i] {
+                    let pj = place[j - range.lowerBound]
+                    guard pi < k || pj < k else { continue }
+                    let gain = Float(pow(2, Double(relevance[i])) - pow(2, Double(relevance[j])))
+                    let discount = Float(1 / log2(Double(pi) + 2) - 1 / log2(Double(pj) + 2))
+                    let delta = abs(gain * discount) / Float(ideal)
+                    let rho = sigmoid(margins[j] - margins[i])
+                    g[i] -= rho * delta
+                    g[j] += rho * delta
+                    let curvature = max(rho * (1 - rho) * delta, 1e-12)
+                    h[i] += curvature
+                    h[j] += curvature
+                }
+            }
+        }
+    }
+
+    static func idealDCG(_ relevance: [Float], k: Int) -> Double {
+        relevance.sorted(by: >).prefix(k).enumerated().reduce(0.0) { $0 + (pow(2, Double($1.element)) - 1) / log2(Double($1.offset) + 2) }
+    }
+
+    /// Mean NDCG@k over the groups with a relevant row, rows ordered by margin (ties: first row).
+    public static func ndcg(_ margins: [Float], _ relevance: [Float], _ groups: [Int], k: Int) -> Double {
+        var total = 0.0, counted = 0
+        for q in 0..<(groups.count - 1) {
+            let range = groups[q]..<groups[q + 1]
+            let ideal = idealDCG(range.map { relevance[$0] }, k: k)
+            guard ideal > 0 else { continue }
+            let order = range.sorted { margins[$0] != margins[$1] ? margins[$0] > margins[$1] : $0 < $1 }
+            var dcg = 0.0
+            for (r, i) in order.prefix(k).enumerated() { dcg += (pow(2, Double(relevance[i])) - 1) / log2(Double(r) + 2) }
+            total += dcg / ideal
+            counted += 1
+        }
+        return counted == 0 ? 0 : total / Double(counted)
     }
 
     /// Mean log loss of margins against 0/1 labels.

@@ -41,6 +41,14 @@ public struct Interactions: Sendable {
         ranking over every item, training items excluded
         """
 
+    /// The period protocol (`splitByPeriod`), in words.
+    public static let periodDescription =
+        """
+        one cut for every user at the time that leaves the last 20% of the pairs after it; a user's pairs whose latest \
+        event is after the cut are their test items (users with nothing before it are not evaluated); full ranking over \
+        every item, training items excluded
+        """
+
     /// The leave-last-out protocol, in words.
     public static let leaveLastOutDescription =
         """
@@ -112,18 +120,39 @@ public struct Interactions: Sendable {
         steps.map { $0[u].map(\.item) } ?? timeOrder(u).map { matrix.indices[$0] }
     }
 
+    /// Splits at one moment for every user: the pairs whose latest event comes in the last
+    /// `fraction` of the pairs' times (a period, as a shop lives it: what each user met for
+    /// the first time after the cut) are the test items; the rest train. Users with nothing
+    /// before the cut have no test items (theirs stay in training).
+    public func splitByPeriod(testFraction: Double = 0.2) -> (train: Interactions, test: [[Int32]]) {
+        guard pairs > 0 else { return (self, [[Int32]](repeating: [], count: users)) }
+        let sorted = times.sorted()
+        let cut = sorted[min(sorted.count - 1, Int(Double(sorted.count) * (1 - testFraction)))]
+        // Only users with something before the cut are tested.
+        let tested = (0..<users).map { u in (matrix.rowStart[u]..<matrix.rowStart[u + 1]).contains { times[$0] < cut } }
+        return split { u, j in tested[u] && times[j] >= cut }
+    }
+
     /// Holds out each user's latest `held(pairs)` pairs as their test items.
     private func split(held: (Int) -> Int) -> (train: Interactions, test: [[Int32]]) {
+        var tested = Set<Int>()
+        for u in 0..<users {
+            let order = timeOrder(u)
+            tested.formUnion(order.suffix(held(order.count)))
+        }
+        return split { _, j in tested.contains(j) }
+    }
+
+    /// Holds out the pairs `isTest(user, entry)` says are test items.
+    private func split(isTest: (Int, Int) -> Bool) -> (train: Interactions, test: [[Int32]]) {
         var triples: [(row: Int32, col: Int32, value: Float)] = []
         triples.reserveCapacity(pairs)
         var trainTimes: [(Int32, Int32, UInt32)] = []
         trainTimes.reserveCapacity(pairs)
         var test = [[Int32]](repeating: [], count: users)
         for u in 0..<users {
-            let order = timeOrder(u)
-            let held = held(order.count)
-            for (n, j) in order.enumerated() {
-                if n >= order.count - held {
+            for j in timeOrder(u) {
+                if isTest(u, j) {
                     test[u].append(matrix.indices[j])
                 } else {
                     triples.append((Int32(u), matrix.indices[j], matrix.values[j]))

@@ -1,3 +1,4 @@
+import Classifiers
 import Foundation
 import Math
 import Store
@@ -56,6 +57,11 @@ public enum ModelArtifact {
         if let n = model.sequence {
             for v in [n.shape.items, n.shape.dim, n.shape.maxLength, n.shape.blocks] { body.u32(UInt32(v)) }
             body.plain(n.weights)
+        }
+        // Rankers only: the feature names and the trees.
+        if let t = model.ranker {
+            body.array(model.rankerFeatures) { $0.string($1) }
+            t.write(to: &body)
         }
         return ArtifactContainer.seal(body.finish(), magic: "PMDL", version: formatVersion)
     }
@@ -118,6 +124,10 @@ public enum ModelArtifact {
                 model.sequence = network
                 model.items = network.itemTable
             }
+            if kind == .ranker {
+                model.rankerFeatures = try r.array { try $0.string() }
+                model.ranker = try BoostedTrees.read(from: &r)
+            }
             try check(model)
             model.index()
             return model
@@ -125,6 +135,8 @@ public enum ModelArtifact {
             throw Corrupt(description: "\(error)")
         } catch let error as WireError {
             throw Corrupt(description: "\(error)")
+        } catch let error as Classifier.Corrupt {
+            throw Corrupt(description: error.description)
         }
     }
 
@@ -155,6 +167,10 @@ public enum ModelArtifact {
         case .sequence:
             guard let s = m.sequence, s.shape.items == n, m.items?.rows == n else {
                 throw Corrupt(description: "sequence without a network over \(n) items")
+            }
+        case .ranker:
+            guard let t = m.ranker, t.features == m.rankerFeatures.count else {
+                throw Corrupt(description: "a ranker whose trees and feature names disagree")
             }
         case .als, .bpr:
             guard let items = m.items, let users = m.users, items.rows == n, users.cols == items.cols, users.rows == m.userIDs.count,

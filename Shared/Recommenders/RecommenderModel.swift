@@ -14,6 +14,9 @@ public struct RecommenderModel: Sendable {
         case content
         /// The next item after a user's latest ones (SASRec over their sequence).
         case sequence
+        /// The learned second stage: how to rank the other kinds' candidates together
+        /// (`Ranking`); it has no items of its own.
+        case ranker
     }
 
     public var kind: Kind
@@ -34,6 +37,9 @@ public struct RecommenderModel: Sendable {
     public var content: ContentVectors? = nil
     /// Sequence: the network; `items` is its item table (what its output is scored against).
     public var sequence: SASRec? = nil
+    /// Ranker: LambdaMART trees over `rankerFeatures` (`Ranking.featureNames` when trained).
+    public var ranker: BoostedTrees? = nil
+    public var rankerFeatures: [String] = []
     /// Factor models: the regularisation and confidence scale a new user's vector is
     /// folded in with (the ALS normal equations against the item factors).
     public var foldInRegularization: Float = 0.1
@@ -96,7 +102,7 @@ public struct RecommenderModel: Sendable {
         let n = itemIDs.count
         if scores.count != n { scores = [Float](repeating: 0, count: n) }
         switch kind {
-        case .popularity:
+        case .popularity, .ranker:
             scores.withMutableBase { $0.update(from: popularity, count: n) }
         case .itemKNN, .ease, .content:
             let w = itemItem!

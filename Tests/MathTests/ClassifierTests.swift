@@ -105,6 +105,48 @@ struct ClassifierTests {
         #expect(gain[3] < gain[0] && gain[4] < gain[1], "\(gain)")
     }
 
+    @Test(
+        """
+        LambdaMART ranks each group by a planted non-linear relevance far better than any one feature does, \
+        and keeps the trees with the best validation NDCG
+        """
+    )
+    func ranker() {
+        var rng = SplitMix(seed: 21)
+        // Groups of 30 rows; a row is relevant when x0 is high and x1 is not, or x2 is very high:
+        // no single column orders the group.
+        func groups(_ count: Int) -> (rows: [Float], relevance: [Float], groups: [Int]) {
+            var rows: [Float] = [], relevance: [Float] = [], starts = [0]
+            for _ in 0..<count {
+                for _ in 0..<30 {
+                    let r = (0..<4).map { _ in rng.unit() }
+                    rows += r
+                    relevance.append((r[0] > 0.7 && r[1] < 0.5) || r[2] > 0.95 ? 1 : 0)
+                }
+                starts.append(relevance.count)
+            }
+            return (rows, relevance, starts)
+        }
+        let train = groups(300), valid = groups(100), test = groups(200)
+        var p = BoostedTrees.Parameters()
+        p.trees = 200
+        p.learningRate = 0.1
+        p.maxLeaves = 15
+        p.l2 = 0.1
+        let model = BoostedTrees.trainRanker(
+            rows: train.rows, relevance: train.relevance, groups: train.groups, features: 4, k: 10, parameters: p,
+            validation: (valid.rows, valid.relevance, valid.groups))
+        let margins = (0..<test.relevance.count).map { i in model.margin(Array(test.rows[(i * 4)..<(i * 4 + 4)])) }
+        let learned = BoostedTrees.ndcg(margins, test.relevance, test.groups, k: 10)
+        let byColumn = (0..<4).map { f in
+            BoostedTrees.ndcg((0..<test.relevance.count).map { test.rows[$0 * 4 + f] }, test.relevance, test.groups, k: 10)
+        }
+        #expect(learned > 0.95 && learned > byColumn.max()! + 0.2, "learned \(learned), by one column \(byColumn)")
+        #expect(model.validationLoss.count >= model.trees.count && model.trees.count > 0)
+        // The relevant rows' margins sit above the rest's in a group.
+        #expect(model.margin([0.9, 0.1, 0.2, 0.5]) > model.margin([0.2, 0.9, 0.2, 0.5]))
+    }
+
     @Test("TreeSHAP attributions sum to the margin and equal brute-force Shapley values on small trees")
     func shap() {
         var rng = SplitMix(seed: 13)

@@ -46,7 +46,11 @@ struct ModelServiceTests {
             try await waitConsumed(ingest: ingest, consumer: model)
             await #expect { try await train(model, ModelKind(rawValue: 99)) } throws: {
                 ($0 as? RPCError)?.code == .invalidArgument
-                    && "\($0)".contains("popularity, item_knn, als, bpr, ease, content, sequence, gbdt, logistic")
+                    && "\($0)".contains("popularity, item_knn, als, bpr, ease, content, sequence, ranker, gbdt, logistic")
+            }
+            // A ranker needs published sources to rank, and has no grid to search.
+            await #expect { try await train(model, .ranker) } throws: {
+                ($0 as? RPCError)?.code == .failedPrecondition && "\($0)".contains("publish some first")
             }
             await #expect { try await train(model, .als, params: ["factorz": "3"]) } throws: {
                 ($0 as? RPCError)?.code == .invalidArgument && "\($0)".contains("valid: alpha")
@@ -149,6 +153,17 @@ struct ModelServiceTests {
                 _ = try await waitJob(
                     model, try await train(model, .popularity, name: "pop", params: ["half_life_days": "7"], publish: true))
                 try await waitHealth(recommend.client, "models", "als=1,pop=2")
+                // The ranker learns over what recommend serves (the published ALS at its parameters, popularity).
+                await #expect { try await train(model, .ranker, search: true) } throws: { ($0 as? RPCError)?.code == .invalidArgument }
+                let ranker = try await waitJob(
+                    model, try await train(model, .ranker, params: ["trees": "20", "min_rows": "5"], publish: true))
+                #expect(ranker.state == .succeeded, "\(ranker.message)")
+                try await waitHealth(recommend.client, "models", "als=1,pop=2,ranker=1")
+                var r = GetReportRequest()
+                r.name = "ranker"
+                let report = try await model.call(ModelAPI.getReport, r)
+                #expect(report.comparison.map(\.model) == ["ranker", "fixed weights", "als alone", "popularity alone"])
+                #expect(report.params.contains { $0.key == "source_factors" && $0.value == "als factors=4 iterations=2" })
             }
         }
     }

@@ -85,6 +85,41 @@ struct BlendTests {
         #expect(cold.count == 3 && cold.allSatisfy { $0.source == "popularity" && $0.reason == "popular" })
     }
 
+    @Test("a published ranker orders the candidates by its trees over the sources' offers; without one the fixed blend does")
+    func rankerOrders() throws {
+        let events = shop()
+        var blend = Recommender(
+            factors: try trained(.als, events, [("factors", "8"), ("iterations", "6"), ("regularization", "1")]),
+            neighbours: try trained(.itemKNN, events), popularity: try trained(.popularity, events))
+        let history = Recommender.History(views: [101, 102])
+        let fixed = blend.candidates(userID: 999_999, history: history, pool: 50)
+        // One tree: the popularity source's scaled score above 0.5 is worth +1, the rest −1.
+        let feature = Int32(Ranking.featureNames.firstIndex(of: "popularity_score")!)
+        let tree = BoostedTrees.Tree(nodes: [
+            .init(feature: feature, threshold: 0.5, missingLeft: true, left: 1, right: 2, value: 0, cover: 1, gain: 1),
+            .init(feature: -1, threshold: 0, missingLeft: false, left: -1, right: -1, value: -1, cover: 1, gain: 0),
+            .init(feature: -1, threshold: 0, missingLeft: false, left: -1, right: -1, value: 1, cover: 1, gain: 0),
+        ])
+        var model = RecommenderModel(kind: .ranker, itemIDs: [], itemCategories: [], popularity: [])
+        model.ranker = BoostedTrees(features: Ranking.featureNames.count, base: 0, trees: [tree])
+        model.rankerFeatures = Ranking.featureNames
+        model.index()
+        blend.ranker = PublishedModels.Loaded(info: ModelInfo(), model: model)
+        let ranked = blend.candidates(userID: 999_999, history: history, pool: 50)
+        #expect(Set(ranked.map(\.itemID)) == Set(fixed.map(\.itemID)))
+        func popular(_ c: Recommender.Candidate) -> Bool {
+            (c.contributions.first { $0.name == "popularity" }?.value ?? 0) > 0.5 * blend.weights.popularity
+        }
+        let split = ranked.firstIndex { !popular($0) } ?? ranked.count
+        #expect(split > 0 && ranked[split...].allSatisfy { !popular($0) }, "\(ranked.map { ($0.itemID, $0.score) })")
+        #expect(abs(ranked[0].score - sigmoid(1)) < 1e-6 && ranked.last!.score < 0.5)
+        #expect(!popular(fixed[0]) || fixed.prefix(split) != ranked.prefix(split))
+        // A ranker over other features (an older schema) is not used: the fixed blend answers.
+        model.rankerFeatures = Ranking.featureNames.reversed()
+        blend.ranker = PublishedModels.Loaded(info: ModelInfo(), model: model)
+        #expect(blend.candidates(userID: 999_999, history: history, pool: 50) == fixed)
+    }
+
     @Test("similar items come from item-kNN, else from the factor vectors")
     func similar() throws {
         let events = shop()

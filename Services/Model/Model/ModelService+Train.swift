@@ -19,6 +19,17 @@ extension ModelService {
         }
         let parameters = try checked { try TrainingParameters(kind: kind, request.params.map { ($0.key, $0.value) }) }
         let name = try checkedName(request, default: kind.rawValue)
+        if kind == .ranker {
+            guard !request.search else {
+                metrics.badRequest("bad_parameter")
+                throw RPCError(.invalidArgument, "the ranker stops early on its own validation users: train it without --search")
+            }
+            guard !rankerSources().isEmpty else {
+                throw RPCError(
+                    .failedPrecondition,
+                    "a ranker ranks the published recommenders' candidates: publish some first (persona train als, persona train item_knn)")
+            }
+        }
         guard table.summary.pairs > 0 else {
             throw RPCError(
                 .failedPrecondition,
@@ -100,12 +111,16 @@ extension ModelService {
         let mark = erasures.mark
         let (data, offsets) = table.interactions(fromMs: request.dataFromMs, toMs: request.dataToMs, weights: parameters.weights)
         var catalogue: [Int64: ItemDocument] = [:]
-        if parameters.kind == .content {
+        let sources = parameters.kind == .ranker ? rankerSources() : []
+        if parameters.kind == .content || sources.contains(where: { $0.role == .content }) {
             progress.report(0, "reading the catalogue from the feature service")
             // Without catalogue entries the items are described by their categories alone.
             catalogue = try blocking { try await readCatalogue() }
         }
-        var outcome = try TrainingRun.run(parameters, data: data, catalogue: catalogue, search: request.search, progress: progress)
+        var outcome =
+            parameters.kind == .ranker
+            ? try RankerRun.run(parameters, sources: sources, data: data, catalogue: catalogue, progress: progress)
+            : try TrainingRun.run(parameters, data: data, catalogue: catalogue, search: request.search, progress: progress)
         try progress.check()
         // Users erased while it trained leave it before it is stored.
         outcome.model.forget(erasures.since(mark, table: table))
@@ -121,5 +136,24 @@ extension ModelService {
             name, artifact: ModelArtifact.encode(outcome.model), info: info, report: outcome.report, kind: parameters.kind.rawValue,
             publish: request.publish)
         return (stored.version, stored.metrics)
+    }
+
+    /// The sources a ranker learns over: for each role, the model recommend serves in it (by
+    /// name, as recommend picks them: `als` else `bpr`, `item_knn` else `ease`, `content`,
+    /// `sequence`), at its published version's parameters; popularity always. None when no
+    /// personal source is published.
+    func rankerSources() -> [RankerRun.Source] {
+        let published = registry.published
+        var out: [RankerRun.Source] = []
+        for names in [["als", "bpr"], ["item_knn", "ease"], ["content"], ["sequence"]] {
+            guard let name = names.first(where: { published[$0] != nil }), let report = try? registry.report(name, 0),
+                let kind = RecommenderModel.Kind(report.kind),
+                let p = try? TrainingParameters(kind: kind, report.params.map { ($0.key, $0.value) }),
+                let source = try? RankerRun.Source(p)
+            else { continue }
+            out.append(source)
+        }
+        guard !out.isEmpty else { return [] }
+        return out + [try! RankerRun.Source(TrainingParameters(kind: .popularity))]
     }
 }

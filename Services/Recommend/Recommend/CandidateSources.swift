@@ -55,27 +55,45 @@ struct CandidateQuery {
     }
 }
 
-/// The candidates of every source summed per item; an item's reason and source are those of
-/// the source that gave it the most.
+/// The candidates of every source per item: their weighted scores summed (the fixed blend),
+/// and what each role offered (a ranker's features); an item's reason and source are those
+/// of the source that gave it the most.
 struct CandidateBlend {
-    private var entries:
-        [Int64: (score: Float, best: Float, reason: String, source: String, category: Int64, parts: [Recommender.Contribution])] = [:]
+    struct Entry {
+        var score: Float = 0
+        var best: Float = 0
+        var reason: String
+        var source: String
+        var category: Int64
+        var parts: [Recommender.Contribution] = []
+        var offers = Ranking.Offers()
+    }
 
-    mutating func add(_ itemID: Int64, _ score: Float, _ reason: String, _ source: String, category: Int64) {
+    private(set) var entries: [Int64: Entry] = [:]
+
+    /// `scaled` is the source's own score scaled to [0, 1], `rank` the item's place in its
+    /// list; `role` nil for a source a ranker does not know (the live lists).
+    mutating func add(
+        _ itemID: Int64, role: Ranking.Role?, scaled: Float, rank: Int, weight: Float, _ reason: String, _ source: String, category: Int64
+    ) {
+        let score = weight * scaled
         guard score > 0 else { return }
-        var entry = entries[itemID] ?? (0, 0, reason, source, category, [])
+        var entry = entries[itemID] ?? Entry(reason: reason, source: source, category: category)
         entry.score += score
         entry.parts.append(Recommender.Contribution(name: source, value: score, detail: reason))
         if score > entry.best { (entry.best, entry.reason, entry.source) = (score, reason, source) }
         if entry.category == 0 { entry.category = category }
+        if let role { entry.offers.add(role, score: scaled, rank: rank) }
         entries[itemID] = entry
     }
 
-    /// Best first; equal scores go to the lower item id.
-    var ranked: [Recommender.Candidate] {
+    /// Best first by the fixed blend, or by `score` of each item's entry when given (a
+    /// ranker); equal scores go to the lower item id.
+    func ranked(by score: ((Int64, Entry) -> Float)? = nil) -> [Recommender.Candidate] {
         entries.map { id, e in
             Recommender.Candidate(
-                itemID: id, score: e.score, reason: e.reason, source: e.source, category: e.category, contributions: e.parts)
+                itemID: id, score: score?(id, e) ?? e.score, reason: e.reason, source: e.source, category: e.category,
+                contributions: e.parts)
         }
         .sorted(by: Recommender.ranked)
     }
@@ -93,11 +111,10 @@ struct FactorSource: CandidateSource {
         let recent = q.weighted(m)
         guard user != nil || !recent.isEmpty else { return }
         let top = loaded.top(user: user, history: recent, k: q.pool) { !q.allowed(m, $0) }
-        let best = top.first?.score ?? 0
-        guard best > 0 else { return }
+        guard let scaled = Ranking.byBest(top.map(\.score)) else { return }
         let items = m.items!
         let anchors = q.history.withVerbs.compactMap { a in m.itemIndex[a.id].map { (index: Int($0), id: a.id, verb: a.verb) } }
-        for e in top {
+        for (rank, e) in top.enumerated() {
             var reason = "matches your taste"
             var closest: Float = 0
             for a in anchors {
@@ -110,7 +127,9 @@ struct FactorSource: CandidateSource {
                 }
             }
             let i = Int(e.index)
-            blend.add(m.itemIDs[i], weight * e.score / best, reason, m.kind.rawValue, category: m.itemCategories[i])
+            blend.add(
+                m.itemIDs[i], role: .factors, scaled: scaled[rank], rank: rank, weight: weight, reason, m.kind.rawValue,
+                category: m.itemCategories[i])
         }
     }
 }
@@ -120,6 +139,7 @@ struct FactorSource: CandidateSource {
 /// next to them), each credited to the recent item that gave it the most.
 struct NeighbourSource: CandidateSource {
     let loaded: PublishedModels.Loaded
+    let role: Ranking.Role
     let weight: Float
     var fresh: FreshItems.Table? = nil
     /// The reason from the verb and the recent item ("because you viewed 85123").
@@ -152,9 +172,10 @@ struct NeighbourSource: CandidateSource {
             ranked.append((id, c.category, c.score, reason(c.verb, c.bestFrom)))
         }
         ranked.sort { $0.score != $1.score ? $0.score > $1.score : $0.id < $1.id }
-        let best = ranked.first?.score ?? 0
-        for r in ranked.prefix(q.pool) where best > 0 {
-            blend.add(r.id, weight * r.score / best, r.reason, m.kind.rawValue, category: r.category)
+        let top = ranked.prefix(q.pool)
+        guard let scaled = Ranking.byBest(top.map(\.score)) else { return }
+        for (rank, r) in top.enumerated() {
+            blend.add(r.id, role: role, scaled: scaled[rank], rank: rank, weight: weight, r.reason, m.kind.rawValue, category: r.category)
         }
     }
 }
@@ -176,10 +197,12 @@ struct SequenceSource: CandidateSource {
         let top = loaded.top(user: nil, history: order.map { (item: $0, value: 1) }, k: q.pool) { !q.allowed(m, $0) }
         let reason = "next after " + order.suffix(2).map { ItemNames.mark(m.itemIDs[Int($0)]) }.joined(separator: ", ")
         // Inner products may be negative: scaled to (0, 1] over the pool, the last still counting a little.
-        guard let high = top.first?.score, let low = top.last?.score else { return }
-        for e in top {
-            let i = Int(e.index), scaled = high > low ? 0.1 + 0.9 * (e.score - low) / (high - low) : 1
-            blend.add(m.itemIDs[i], weight * scaled, reason, m.kind.rawValue, category: m.itemCategories[i])
+        guard let scaled = Ranking.byRange(top.map(\.score)) else { return }
+        for (rank, e) in top.enumerated() {
+            let i = Int(e.index)
+            blend.add(
+                m.itemIDs[i], role: .sequence, scaled: scaled[rank], rank: rank, weight: weight, reason, m.kind.rawValue,
+                category: m.itemCategories[i])
         }
     }
 }
@@ -193,8 +216,8 @@ struct LiveSource: CandidateSource {
         for list in lists {
             let best = list.items.first?.score ?? 0
             let reason = list.category == 0 ? "trending now" : "trending in \(list.category)"
-            for e in list.items.prefix(q.pool) where best > 0 && q.allowed(e.id, category: e.category) {
-                blend.add(e.id, weight * e.score / best, reason, list.name, category: e.category)
+            for (rank, e) in list.items.prefix(q.pool).enumerated() where best > 0 && q.allowed(e.id, category: e.category) {
+                blend.add(e.id, role: nil, scaled: e.score / best, rank: rank, weight: weight, reason, list.name, category: e.category)
             }
         }
     }
@@ -209,11 +232,14 @@ struct PopularitySource: CandidateSource {
     func offer(_ q: CandidateQuery, into blend: inout CandidateBlend) {
         for category in q.context.categories.isEmpty ? [0] : q.context.categories.sorted() {
             let top = model.popular(category: category, n: q.pool + q.bought.count + q.context.excluding.count)
-            let best = top.first?.score ?? 0
-            for e in top where best > 0 && q.allowed(model, Int(e.index)) {
+            let allowed = top.filter { q.allowed(model, Int($0.index)) }.prefix(q.pool)
+            guard let scaled = Ranking.byBest(allowed.map(\.score)) else { continue }
+            for (rank, e) in allowed.enumerated() {
                 let i = Int(e.index)
                 let reason = category == 0 ? "popular" : "popular in \(category)"
-                blend.add(model.itemIDs[i], weight * e.score / best, reason, "popularity", category: model.itemCategories[i])
+                blend.add(
+                    model.itemIDs[i], role: .popularity, scaled: scaled[rank], rank: rank, weight: weight, reason, "popularity",
+                    category: model.itemCategories[i])
             }
         }
     }

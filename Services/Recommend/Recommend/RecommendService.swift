@@ -76,6 +76,7 @@ public struct RecommendService: PersonaService {
             factors: models["als"] ?? models["bpr"], neighbours: models["item_knn"] ?? models["ease"], popularity: models["popularity"],
             content: models["content"],
             sequence: models["sequence"])
+        r.ranker = models["ranker"]
         if let c = r.content {
             let table = fresh.current
             if table.version == c.info.version && !table.items.isEmpty { r.fresh = table }

@@ -27,6 +27,9 @@ public struct Recommender: Sendable {
     /// The sequence model (SASRec), a source of its own.
     public var sequence: PublishedModels.Loaded?
     public var popularity: PublishedModels.Loaded?
+    /// The learned second stage (`Ranking`): when published, it orders the candidates in
+    /// place of the weighted sum (the weights still say which sources take part).
+    public var ranker: PublishedModels.Loaded?
     public var weights = Weights()
     public var repurchase = RepurchaseWindows()
     /// Business boosts (> 1) and burials (< 1) by catalogue tag: the score is multiplied by
@@ -69,14 +72,17 @@ public struct Recommender: Sendable {
         var out: [any CandidateSource] = []
         if let f = factors, weights.factors > 0 { out.append(FactorSource(loaded: f, weight: weights.factors)) }
         if let k = neighbours {
-            out.append(NeighbourSource(loaded: k, weight: weights.neighbours) { "because you \($0) \(ItemNames.mark($1))" })
+            out.append(
+                NeighbourSource(loaded: k, role: .neighbours, weight: weights.neighbours) { "because you \($0) \(ItemNames.mark($1))" })
         }
         if let c = content {
             // Twice the weight for a user with one or two recent items, whom collaborative
             // sources know least.
             let few = history.touched.count <= 2
             out.append(
-                NeighbourSource(loaded: c, weight: weights.content * (few ? 2 : 1), fresh: fresh) { "like \(ItemNames.mark($1)) you \($0)" }
+                NeighbourSource(loaded: c, role: .content, weight: weights.content * (few ? 2 : 1), fresh: fresh) {
+                    "like \(ItemNames.mark($1)) you \($0)"
+                }
             )
         }
         if let q = sequence, weights.sequence > 0 { out.append(SequenceSource(loaded: q, weight: weights.sequence)) }
@@ -95,7 +101,19 @@ public struct Recommender: Sendable {
             userID: userID, history: history, context: context, pool: pool, bought: boughtRecently(history, nowMs: context.nowMs))
         var blend = CandidateBlend()
         for source in sources(history: history, live: live) { source.offer(query, into: &blend) }
-        return blend.ranked
+        guard let trees = ranker?.model.ranker, ranker?.model.rankerFeatures == Ranking.featureNames else { return blend.ranked() }
+        // The ranker's row of each candidate, as `RankerRun` built them in training.
+        let touched = history.touched
+        var perCategory: [Int64: Int] = [:]
+        for id in touched { perCategory[categoryOf(id), default: 0] += 1 }
+        let counts = popularity?.model ?? primary?.model
+        return blend.ranked { id, e in
+            // An item only the live lists offered is nothing the ranker learned from: after the rest.
+            guard e.offers.count > 0 else { return 0 }
+            let share = Float(perCategory[e.category] ?? 0) / Float(max(1, touched.count))
+            let popular = counts.flatMap { m in m.itemIndex[id].map { m.popularity[Int($0)] } } ?? 0
+            return Ranking.score(trees, Ranking.row(e.offers, popularity: popular, history: touched.count, categoryShare: share))
+        }
     }
 
     /// How many candidates each source offers for a list of `n`, and how many of the blend

@@ -19,8 +19,9 @@ public struct ModelKind: RawRepresentable, Hashable, Sendable, CustomStringConve
     public static let ftrl = ModelKind(rawValue: 9)
     public static let content = ModelKind(rawValue: 10)
     public static let sequence = ModelKind(rawValue: 11)
+    public static let ranker = ModelKind(rawValue: 12)
     public static let allKnown: [ModelKind] = [
-        .unspecified, .popularity, .itemKnn, .als, .logistic, .gbdt, .kmeans, .bpr, .ease, .ftrl, .content, .sequence,
+        .unspecified, .popularity, .itemKnn, .als, .logistic, .gbdt, .kmeans, .bpr, .ease, .ftrl, .content, .sequence, .ranker,
     ]
     /// The value's proto name without the enum prefix, lower case (`add_to_cart`).
     public var name: String? {
@@ -37,6 +38,7 @@ public struct ModelKind: RawRepresentable, Hashable, Sendable, CustomStringConve
         case 9: "ftrl"
         case 10: "content"
         case 11: "sequence"
+        case 12: "ranker"
         default: nil
         }
     }
@@ -54,6 +56,7 @@ public struct ModelKind: RawRepresentable, Hashable, Sendable, CustomStringConve
         case "ftrl": self = .ftrl
         case "content": self = .content
         case "sequence": self = .sequence
+        case "ranker": self = .ranker
         default: return nil
         }
     }

@@ -1160,7 +1160,7 @@ extension TrainRequest {
         var m = TrainRequest()
         if variant == 0 {
             m.name = "h\u{e9}llo \"w\\orld\" \u{1F600}"
-            m.kind = .init(rawValue: 11)
+            m.kind = .init(rawValue: 12)
             m.params = [KeyValue.sample(1), KeyValue.sample(0)]
             m.dataFromMs = Int64.min
             m.dataToMs = Int64.min
@@ -1209,7 +1209,7 @@ extension JobStatusResponse {
         if variant == 0 {
             m.jobId = "h\u{e9}llo \"w\\orld\" \u{1F600}"
             m.name = "h\u{e9}llo \"w\\orld\" \u{1F600}"
-            m.kind = .init(rawValue: 11)
+            m.kind = .init(rawValue: 12)
             m.state = .init(rawValue: 5)
             m.progress = -1.5e300
             m.message = "h\u{e9}llo \"w\\orld\" \u{1F600}"
@@ -1269,7 +1269,7 @@ extension ModelInfo {
         if variant == 0 {
             m.name = "h\u{e9}llo \"w\\orld\" \u{1F600}"
             m.version = UInt32.max
-            m.kind = .init(rawValue: 11)
+            m.kind = .init(rawValue: 12)
             m.createdMs = Int64.min
             m.metrics = [Metric.sample(1), Metric.sample(0)]
             m.params = [KeyValue.sample(1), KeyValue.sample(0)]
@@ -1494,7 +1494,7 @@ extension EvaluationReport {
             m.createdMs = Int64.min
             m.baseline = [Metric.sample(1), Metric.sample(0)]
             m.curves = [Curve.sample(1), Curve.sample(0)]
-            m.kind = .init(rawValue: 11)
+            m.kind = .init(rawValue: 12)
             m.params = [KeyValue.sample(1), KeyValue.sample(0)]
             m.users = UInt32.max
             m.testPairs = UInt64.max

@@ -21,6 +21,8 @@ public enum Trainer {
         case .ease: model = try EASE.train(p, data, progress)
         case .content: model = try Content.train(p, data, catalogue, progress)
         case .sequence: model = try SelfAttentive.train(p, data, progress)
+        case .ranker:
+            throw TrainingRun.NoData(description: "a ranker is learned over its sources' candidates (RankerRun), not fitted alone")
         }
         model.index()
         progress.report(1, "fitted")

@@ -36,6 +36,10 @@ public struct TrainingParameters: Sendable, Equatable {
                 "dim": "64", "max_length": "50", "blocks": "2", "dropout": "0.2", "learning_rate": "0.001", "batch": "128", "epochs": "200",
                 "patience": "5", "seed": "42",
             ]
+        case .ranker:
+            own = [
+                "trees": "300", "learning_rate": "0.05", "leaves": "15", "min_rows": "20", "pool": "50", "max_users": "5000", "seed": "42",
+            ]
         }
         return common.merging(own) { a, _ in a }
     }
@@ -104,6 +108,14 @@ public struct TrainingParameters: Sendable, Equatable {
             _ = try integer("epochs", 1...10_000)
             _ = try integer("patience", 1...1000)
             _ = try integer("seed", 0...Int.max)
+        case .ranker:
+            _ = try integer("trees", 1...5000)
+            _ = try number("learning_rate", 1e-4...1)
+            _ = try integer("leaves", 2...255)
+            _ = try integer("min_rows", 1...100_000)
+            _ = try integer("pool", 10...500)
+            _ = try integer("max_users", 10...10_000_000)
+            _ = try integer("seed", 0...Int.max)
         }
     }
 
@@ -166,6 +178,9 @@ public struct TrainingParameters: Sendable, Equatable {
             return ["10", "50", "200"].flatMap { n in ["1", "2"].map { ["neighbors": n, "min_df": $0] } }
         case .sequence:
             return ["0.2", "0.5"].flatMap { p in ["32", "64"].map { ["dropout": p, "dim": $0] } }
+        case .ranker:
+            // The ranker stops early on its own validation users; it has nothing to search.
+            return []
         }
     }
 }

@@ -65,7 +65,11 @@ typedef enum _Persona__V1__ModelKind {
   /*
    * Self-attentive sequential recommender (SASRec): the next item after a user's latest ones.
    */
-  PERSONA__V1__MODEL_KIND__MODEL_KIND_SEQUENCE = 11
+  PERSONA__V1__MODEL_KIND__MODEL_KIND_SEQUENCE = 11,
+  /*
+   * Learned second stage of recommend: LambdaMART over the sources' scores and places.
+   */
+  PERSONA__V1__MODEL_KIND__MODEL_KIND_RANKER = 12
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(PERSONA__V1__MODEL_KIND)
 } Persona__V1__ModelKind;
 typedef enum _Persona__V1__JobState {

@@ -2902,7 +2902,7 @@ const ProtobufCMessageDescriptor persona__v1__confusion__descriptor =
   (ProtobufCMessageInit) persona__v1__confusion__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCEnumValue persona__v1__model_kind__enum_values_by_number[12] =
+static const ProtobufCEnumValue persona__v1__model_kind__enum_values_by_number[13] =
 {
   { "MODEL_KIND_UNSPECIFIED", "PERSONA__V1__MODEL_KIND__MODEL_KIND_UNSPECIFIED", 0 },
   { "MODEL_KIND_POPULARITY", "PERSONA__V1__MODEL_KIND__MODEL_KIND_POPULARITY", 1 },
@@ -2916,11 +2916,12 @@ static const ProtobufCEnumValue persona__v1__model_kind__enum_values_by_number[1
   { "MODEL_KIND_FTRL", "PERSONA__V1__MODEL_KIND__MODEL_KIND_FTRL", 9 },
   { "MODEL_KIND_CONTENT", "PERSONA__V1__MODEL_KIND__MODEL_KIND_CONTENT", 10 },
   { "MODEL_KIND_SEQUENCE", "PERSONA__V1__MODEL_KIND__MODEL_KIND_SEQUENCE", 11 },
+  { "MODEL_KIND_RANKER", "PERSONA__V1__MODEL_KIND__MODEL_KIND_RANKER", 12 },
 };
 static const ProtobufCIntRange persona__v1__model_kind__value_ranges[] = {
-{0, 0},{0, 12}
+{0, 0},{0, 13}
 };
-static const ProtobufCEnumValueIndex persona__v1__model_kind__enum_values_by_name[12] =
+static const ProtobufCEnumValueIndex persona__v1__model_kind__enum_values_by_name[13] =
 {
   { "MODEL_KIND_ALS", 3 },
   { "MODEL_KIND_BPR", 7 },
@@ -2932,6 +2933,7 @@ static const ProtobufCEnumValueIndex persona__v1__model_kind__enum_values_by_nam
   { "MODEL_KIND_KMEANS", 6 },
   { "MODEL_KIND_LOGISTIC", 4 },
   { "MODEL_KIND_POPULARITY", 1 },
+  { "MODEL_KIND_RANKER", 12 },
   { "MODEL_KIND_SEQUENCE", 11 },
   { "MODEL_KIND_UNSPECIFIED", 0 },
 };
@@ -2942,9 +2944,9 @@ const ProtobufCEnumDescriptor persona__v1__model_kind__descriptor =
   "ModelKind",
   "Persona__V1__ModelKind",
   "persona.v1",
-  12,
+  13,
   persona__v1__model_kind__enum_values_by_number,
-  12,
+  13,
   persona__v1__model_kind__enum_values_by_name,
   1,
   persona__v1__model_kind__value_ranges,
