@@ -33,6 +33,13 @@ public enum RankerRun {
             self.role = role
             self.parameters = parameters
         }
+
+        /// The kind and the parameters it changes from the defaults (`als factors=4`).
+        var described: String {
+            let defaults = (try? TrainingParameters(kind: parameters.kind)) ?? parameters
+            return ([parameters.kind.rawValue, TrainingRun.changed(from: defaults, to: parameters)].filter { !$0.isEmpty }).joined(
+                separator: " ")
+        }
     }
 
     /// Users' candidate groups: their rows of `Ranking.featureNames`, relevance, the items
@@ -237,13 +244,7 @@ public enum RankerRun {
         report.kind = p.kind.modelKind
         report.params =
             p.pairs.map { KeyValue(key: $0.0, value: $0.1) }
-            + sources.map {
-                KeyValue(
-                    key: "source_\($0.role.name)",
-                    value:
-                        "\($0.parameters.kind.rawValue) \(TrainingRun.changed(from: try! TrainingParameters(kind: $0.parameters.kind), to: $0.parameters))"
-                )
-            }
+            + sources.map { KeyValue(key: "source_\($0.role.name)", value: $0.described) }
         let atK = ranked.first { $0.k == k }!, baselineAtK = baseline.first { $0.k == k }!
         report.metrics = atK.named.map { Metric(name: $0.0, value: $0.1) }
         report.baseline = baselineAtK.named.map { Metric(name: $0.0, value: $0.1) }
