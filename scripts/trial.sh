@@ -58,12 +58,9 @@ wait_served() {
     echo "not served after 30 s: $1"; persona health; exit 1
 }
 
-# The sources with their defaults, then the ranker that learns how to rank their candidates together.
 train_recommenders() {
     for kind in popularity item_knn als content sequence; do persona train "$kind"; done
     wait_served "models=.*sequence="
-    persona train ranker
-    wait_served "models=.*ranker="
 }
 
 {
@@ -83,17 +80,26 @@ recommend_check() { # name format file split-args...
     persona import "$WORK/$name-train.csv" --format "$format" --wait
     train_recommenders
     persona eval recommend --test "$WORK/$name-test.csv" --train "$WORK/$name-train.csv" --format "$format" | tee "$WORK/$name.eval"
+    # The same suite again with the learned second stage over those sources (where the data can teach one).
+    if persona train ranker; then
+        wait_served "models=.*ranker="
+        persona eval recommend --test "$WORK/$name-test.csv" --train "$WORK/$name-train.csv" --format "$format" | tee "$WORK/$name.ranker.eval"
+    fi
     stop_suite
     "$PYTHON" Benchmarks/peers/trial.py recommend "$format" "$WORK/$name-train.csv" "$WORK/$name-test.csv" "$WORK/$name.json"
-    "$PYTHON" - "$WORK/$name.eval" "$WORK/$name.json" "$name" >> "$WORK/results.md" <<'PY'
-import json, re, sys
+    "$PYTHON" - "$WORK/$name.eval" "$WORK/$name.json" "$name" "$WORK/$name.ranker.eval" >> "$WORK/results.md" <<'PY'
+import json, os, re, sys
 text, peers, name = open(sys.argv[1]).read(), json.load(open(sys.argv[2])), sys.argv[3]
-value = lambda key: re.search(rf"^{re.escape(key)}\s+(\S+)", text, re.M).group(1)
+ranked = open(sys.argv[4]).read() if os.path.exists(sys.argv[4]) else None
+value = lambda key, text=text: re.search(rf"^{re.escape(key)}\s+(\S+)", text, re.M).group(1)
 users = re.search(r"evaluated (\d+) users", text).group(1)
 latency = re.search(r"Recommend p50 / p99\s+(.+)$", text, re.M).group(1).strip()
 print(f"\n## {name}: NDCG@10 of Recommend ({users} users served; the peers rank for {peers['users']})\n")
 print("| | NDCG@10 | recall@10 | hit rate@10 | |\n| --- | ---: | ---: | ---: | --- |")
 print(f"| Persona, served | {float(value('ndcg@10')):.4f} | {float(value('recall@10')):.4f} | {float(value('hit_rate@10')):.4f} | p50 / p99 {latency} |")
+if ranked:
+    at = re.search(r"Recommend p50 / p99\s+(.+)$", ranked, re.M).group(1).strip()
+    print(f"| Persona, served with `persona train ranker` | {float(value('ndcg@10', ranked)):.4f} | {float(value('recall@10', ranked)):.4f} | {float(value('hit_rate@10', ranked)):.4f} | p50 / p99 {at} |")
 best = max(p["ndcg"] for p in peers["peers"].values())
 for peer, p in peers["peers"].items():
     print(f"| {peer} | {p['ndcg']:.4f} | {p['recall']:.4f} | {p['hit_rate']:.4f} | trained and ranked in {p['seconds']:.1f} s |")
