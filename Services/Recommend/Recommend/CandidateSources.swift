@@ -69,7 +69,7 @@ struct CandidateBlend {
         var offers = Ranking.Offers()
     }
 
-    private(set) var entries: [Int64: Entry] = [:]
+    private var entries: [Int64: Entry] = [:]
 
     /// `scaled` is the source's own score scaled to [0, 1], `rank` the item's place in its
     /// list; `role` nil for a source a ranker does not know (the live lists).

@@ -8,14 +8,14 @@ public import Wire
 extension Recommender {
     /// The weight of each source in the blend, and the strength of each boost.
     public struct Weights: Sendable, Equatable {
-        public var factors: Float = 1
-        public var neighbours: Float = 0.3
+        public var factors = Ranking.Role.factors.defaultWeight
+        public var neighbours = Ranking.Role.neighbours.defaultWeight
         /// Content neighbours (TF-IDF over the catalogue) of the user's recent items; twice
         /// this for a user with one or two recent items, whom collaborative sources know least.
-        public var content: Float = 0.1
+        public var content = Ranking.Role.content.defaultWeight
         /// The sequence model's next items after the user's latest ones.
-        public var sequence: Float = 0.3
-        public var popularity: Float = 0.05
+        public var sequence = Ranking.Role.sequence.defaultWeight
+        public var popularity = Ranking.Role.popularity.defaultWeight
         /// Above popularity: what is active now outranks what was popular in training.
         public var trending: Float = 0.06
         /// An item's score is multiplied by 1 + this × the share of the user's activity in

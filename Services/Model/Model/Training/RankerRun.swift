@@ -199,7 +199,7 @@ public enum RankerRun {
         _ p: TrainingParameters, sources: [Source], data: Interactions, catalogue: [Int64: ItemDocument] = [:], progress: TrainingProgress
     ) throws -> TrainingRun.Outcome {
         let start = ContinuousClock.now
-        guard data.pairs > 0 else { throw TrainingRun.NoData(description: "there are no interactions to train on in the data range") }
+        try TrainingRun.requireData(data)
         let k = p.k
         let (train, test) = data.splitByPeriod()
         let (inner, validation) = train.splitByPeriod()

@@ -28,15 +28,7 @@ public enum TrainingRun {
         progress: TrainingProgress
     ) throws -> Outcome {
         let start = ContinuousClock.now
-        guard data.pairs > 0 else {
-            throw NoData(
-                description:
-                    """
-                    there are no interactions to train on in the data range: import events first (persona import \
-                    FILE --format ...) or widen the range
-                    """
-            )
-        }
+        try requireData(data)
         let k = parameters.k
         // The sequence kind is measured by leave-last-out, beside the other kinds on the same split.
         let sequential = parameters.kind == .sequence
@@ -112,6 +104,18 @@ public enum TrainingRun {
         ]
         report.search = searched
         return Outcome(model: final, parameters: chosen, report: report, seconds: start.duration(to: .now) / .seconds(1))
+    }
+
+    /// Refuses training data that cannot make a model, saying what to do.
+    static func requireData(_ data: Interactions) throws {
+        guard data.pairs == 0 else { return }
+        throw NoData(
+            description:
+                """
+                there are no interactions to train on in the data range: import events first (persona import \
+                FILE --format ...) or widen the range
+                """
+        )
     }
 
     /// The parameters `--search` would choose on `train` (the benchmark times their fit alone).
