@@ -18,7 +18,7 @@ help:
 	@echo "make test         check generated code, then run the whole test suite"
 	@echo "make run          start all five services, import the samples and train once (RETRAIN=1: again), show a profile, recommendations and a decision; data under ./data"
 	@echo "make stop         stop them gracefully (SIGTERM)"
-	@echo "make bench        benchmarks against grpc-swift-2, SQLite, implicit and numpy; results in Benchmarks/results/"
+	@echo "make bench        benchmarks against grpc-swift-2, libprotobuf-c, SQLite, implicit and numpy; results in Benchmarks/results/"
 	@echo "make trial        the served answers on held-out splits of the shared data, beside simple peers (Benchmarks/results/trial.md)"
 	@echo "make bench-deep   the sequence model's training time against PyTorch (installs torch for CPU)"
 	@echo "make proto        regenerate the C and Swift code from Shared/Schema"
@@ -111,6 +111,7 @@ bench: deps
 	@dpkg -s libsqlite3-dev >/dev/null 2>&1 || { SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); $$SUDO apt-get install -y -qq libsqlite3-dev; }
 	cd Benchmarks && swift build -c release
 	Benchmarks/.build/release/PersonaBench rpc --output Benchmarks/results/rpc.md
+	Benchmarks/.build/release/PersonaBench codec --output Benchmarks/results/codec.md
 	PERSONA_SHARED_DATA=$${PERSONA_SHARED_DATA:-../shared/data} Benchmarks/.build/release/PersonaBench store --output Benchmarks/results/store.md
 	Benchmarks/.build/release/PersonaBench feature --output Benchmarks/results/feature.md
 	PERSONA_SHARED_DATA=$${PERSONA_SHARED_DATA:-../shared/data} Benchmarks/.build/release/PersonaBench models --output Benchmarks/results/models.md

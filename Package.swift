@@ -81,6 +81,8 @@ let package = Package(
         .library(name: "Recommend", targets: ["Recommend"]),
         .library(name: "RiskControl", targets: ["RiskControl"]),
         .library(name: "CSQLite", targets: ["CSQLite"]),
+        // The protoc-c output, for the codec benchmark's raw libprotobuf-c peer.
+        .library(name: "CPersonaProto", targets: ["CPersonaProto"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),

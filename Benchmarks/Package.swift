@@ -33,12 +33,17 @@ let package = Package(
                 .product(name: "RiskControl", package: "Persona"),
                 // The peer of the store benchmark: Debian's libsqlite3.
                 .product(name: "CSQLite", package: "Persona"),
+                "CCodecBaseline",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2Posix", package: "grpc-swift-nio-transport"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             path: "Sources/PersonaBench",
-            swiftSettings: [.swiftLanguageMode(.v6)])
+            swiftSettings: [.swiftLanguageMode(.v6)]),
+        // The codec benchmark's peer: libprotobuf-c on its own, timed in C.
+        .target(
+            name: "CCodecBaseline", dependencies: [.product(name: "CPersonaProto", package: "Persona")],
+            path: "Sources/CCodecBaseline", cSettings: [.unsafeFlags(["-O2"])]),
     ]
 )

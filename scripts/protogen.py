@@ -163,51 +163,52 @@ def swift_message(name, fields, enum_names, message_names):
     for f in fields:
         t = f.type.split(".")[-1]
         c = f"c.pointee.{f.c_name}"
+        v = f"m.pointee.{f.swift_name}"
         if t == "bool":
             if f.repeated:
                 sys.exit(f"repeated bool unsupported ({name}.{f.name})")
             decl.append(f"    public var {f.swift_name}: Bool = false")
-            fill.append(f"        {c} = {f.swift_name} ? 1 : 0")
-            read.append(f"        {f.swift_name} = {c} != 0")
+            fill.append(f"        {c} = {v} ? 1 : 0")
+            read.append(f"        {v} = {c} != 0")
         elif t in SCALARS:
             st, default = SCALARS[t]
             if f.repeated:
                 decl.append(f"    public var {f.swift_name}: [{st}] = []")
-                fill.append(f"        (c.pointee.n_{f.c_name}, {c}) = arena.scalars({f.swift_name})")
-                read.append(f"        {f.swift_name} = readScalars({c}, c.pointee.n_{f.c_name})")
+                fill.append(f"        (c.pointee.n_{f.c_name}, {c}) = arena.scalars({v})")
+                read.append(f"        {v} = readScalars({c}, c.pointee.n_{f.c_name})")
             else:
                 decl.append(f"    public var {f.swift_name}: {st} = {default}")
-                fill.append(f"        {c} = {f.swift_name}")
-                read.append(f"        {f.swift_name} = {c}")
+                fill.append(f"        {c} = {v}")
+                read.append(f"        {v} = {c}")
         elif t == "string":
             if f.repeated:
                 decl.append(f"    public var {f.swift_name}: [String] = []")
-                fill.append(f"        (c.pointee.n_{f.c_name}, {c}) = arena.strings({f.swift_name})")
-                read.append(f"        {f.swift_name} = readStrings({c}, c.pointee.n_{f.c_name})")
+                fill.append(f"        (c.pointee.n_{f.c_name}, {c}) = arena.strings({v})")
+                read.append(f"        {v} = readStrings({c}, c.pointee.n_{f.c_name})")
             else:
                 decl.append(f"    public var {f.swift_name}: String = \"\"")
-                fill.append(f"        if !{f.swift_name}.isEmpty {{ {c} = arena.string({f.swift_name}) }}")
-                read.append(f"        {f.swift_name} = readString({c})")
+                fill.append(f"        if !{v}.isEmpty {{ {c} = arena.string({v}) }}")
+                read.append(f"        {v} = readString({c})")
         elif t == "bytes":
             if f.repeated:
                 sys.exit(f"repeated bytes unsupported ({name}.{f.name})")
             decl.append(f"    public var {f.swift_name}: [UInt8] = []")
-            fill.append(f"        {c} = arena.binary({f.swift_name})")
-            read.append(f"        {f.swift_name} = readBinary({c})")
+            fill.append(f"        {c} = arena.binary({v})")
+            read.append(f"        {v} = readBinary({c})")
         elif t in enum_names:
             if f.repeated:
                 decl.append(f"    public var {f.swift_name}: [{t}] = []")
-                fill.append(f"        (c.pointee.n_{f.c_name}, {c}) = arena.enums({f.swift_name}.map(\\.rawValue), as: {C_PREFIX}{t}.self)")
-                read.append(f"        {f.swift_name} = readEnums({c}, c.pointee.n_{f.c_name}).map({t}.init(rawValue:))")
+                fill.append(f"        (c.pointee.n_{f.c_name}, {c}) = arena.enums({v}.map(\\.rawValue), as: {C_PREFIX}{t}.self)")
+                read.append(f"        {v} = readEnums({c}, c.pointee.n_{f.c_name}).map({t}.init(rawValue:))")
             else:
                 decl.append(f"    public var {f.swift_name}: {t} = {t}(rawValue: 0)")
-                fill.append(f"        {c} = .init(rawValue: .init(truncatingIfNeeded: {f.swift_name}.rawValue))")
-                read.append(f"        {f.swift_name} = {t}(rawValue: Int32(truncatingIfNeeded: {c}.rawValue))")
+                fill.append(f"        {c} = .init(rawValue: .init(truncatingIfNeeded: {v}.rawValue))")
+                read.append(f"        {v} = {t}(rawValue: Int32(truncatingIfNeeded: {c}.rawValue))")
         elif t in message_names:
             if f.repeated:
                 decl.append(f"    public var {f.swift_name}: [{t}] = []")
-                fill.append(f"        (c.pointee.n_{f.c_name}, {c}) = arena.messages({f.swift_name})")
-                read.append(f"        {f.swift_name} = readMessages({c}, c.pointee.n_{f.c_name}, as: {t}.self)")
+                fill.append(f"        (c.pointee.n_{f.c_name}, {c}) = arena.messages({v})")
+                read.append(f"        {v} = readMessages({c}, c.pointee.n_{f.c_name}, as: {t}.self)")
             else:
                 # Boxed: keeps messages with many sub-messages small and cheap to copy.
                 plain = f.swift_name.strip("`")
@@ -218,8 +219,8 @@ def swift_message(name, fields, enum_names, message_names):
                 decl.append(f"    private var _{plain}: Boxed<{t}>? = nil")
                 decl.append(f"    /// `{plain}` where it is stored (read `.value`): no copy of the message and its fields.")
                 decl.append(f"    public var {plain}Ref: Boxed<{t}>? {{ _{plain} }}")
-                fill.append(f"        if let v = _{plain} {{ {c} = arena.message(v.value) }}")
-                read.append(f"        _{plain} = {c}.map {{ Boxed({t}(cMessage: $0)) }}")
+                fill.append(f"        if let box = m.pointee._{plain} {{ {c} = arena.message(box) }}")
+                read.append(f"        m.pointee._{plain} = {c}.map {{ Boxed({t}(cMessage: $0)) }}")
         else:
             sys.exit(f"unknown type {f.type} in {name}.{f.name}")
     out = [
@@ -233,15 +234,18 @@ def swift_message(name, fields, enum_names, message_names):
         "",
         f"extension {name}: CMessageConvertible {{",
         f"    typealias CStruct = {cname}",
-        f"    func fill(_ c: UnsafeMutablePointer<{cname}>, arena: Arena) {{",
+        f"    static func fill(_ m: UnsafePointer<{name}>, _ c: UnsafeMutablePointer<{cname}>, arena: Arena) {{",
         f"        {fn}__init(c)",
         *fill,
-        "        arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))",
+        "        arena.storeUnknownFields(m.pointee.unknownFields, in: UnsafeMutableRawPointer(c))",
         "    }",
         f"    init(cMessage c: UnsafePointer<{cname}>) {{",
         "        self.init()",
+        "        Self.read(c, into: &self)",
+        "    }",
+        f"    static func read(_ c: UnsafePointer<{cname}>, into m: UnsafeMutablePointer<{name}>) {{",
         *read,
-        "        unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))",
+        "        m.pointee.unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))",
         "    }",
         f"    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>) -> UnsafeMutablePointer<{cname}>? {{",
         f"        {fn}__unpack(allocator, count, bytes)",

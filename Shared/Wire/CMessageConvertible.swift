@@ -4,9 +4,14 @@ internal import CProtobufC
 /// outside Wire sees a C type.
 protocol CMessageConvertible: WireMessage {
     associatedtype CStruct
-    /// Initialises `c` (whose memory lives in `arena`) from `self`.
-    func fill(_ c: UnsafeMutablePointer<CStruct>, arena: Arena)
+    /// Initialises `c` (whose memory lives in `arena`) from the message at `m`. It reads the
+    /// message where it lies: a method on `self` had each message copied first (its strings
+    /// and boxes retained and released), a fifth of a batch's encode.
+    static func fill(_ m: UnsafePointer<Self>, _ c: UnsafeMutablePointer<CStruct>, arena: Arena)
     init(cMessage: UnsafePointer<CStruct>)
+    /// Sets the fields of the message at `m` (a default value) from `c`, in place: an
+    /// initialiser's result is copied out whole, its strings and boxes retained and released.
+    static func read(_ c: UnsafePointer<CStruct>, into m: UnsafeMutablePointer<Self>)
     /// The protoc-c `*__unpack` function of this message.
     static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
         -> UnsafeMutablePointer<CStruct>?
@@ -44,13 +49,13 @@ func unpackMessage<M: CMessageConvertible>(_ bytes: UnsafeRawBufferPointer, limi
 /// Runs a protoc-c `*__unpack` over `bytes` into a new arena, under `limits`. The C tree lives
 /// as long as the returned arena.
 func unpackC<CStruct>(
-    _ bytes: UnsafeRawBufferPointer, limits: DecodingLimits, name: String, blockSize: Int = 8 << 10,
+    _ bytes: UnsafeRawBufferPointer, limits: DecodingLimits, name: String,
     _ unpack: (UnsafeMutablePointer<ProtobufCAllocator>, Int, UnsafePointer<UInt8>) -> UnsafeMutablePointer<CStruct>?
 ) throws -> (Arena, UnsafeMutablePointer<CStruct>) {
     guard bytes.count <= limits.maxMessageBytes else {
         throw WireError(code: .tooLarge, message: "\(bytes.count) bytes exceeds the limit of \(limits.maxMessageBytes)")
     }
-    let arena = Arena(blockSize: blockSize, budget: limits.allocationBudget(for: bytes.count))
+    let arena = Arena(budget: limits.allocationBudget(for: bytes.count))
     // libprotobuf-c wants a non-null pointer even for an empty message.
     var empty: UInt8 = 0
     let c = withUnsafePointer(to: &empty) { emptyPointer in
@@ -102,8 +107,10 @@ func readMessages<M: CMessageConvertible>(
     guard let p, count > 0 else { return [] }
     // Built in place: no intermediate copies of (possibly large) message values.
     return [M](unsafeUninitializedCapacity: count) { buffer, initialized in
+        let base = buffer.baseAddress.unsafelyUnwrapped
         for i in 0..<count {
-            (buffer.baseAddress! + i).initialize(to: p[i].map { M(cMessage: $0) } ?? M())
+            (base + i).initialize(to: M())
+            if let c = p[i] { M.read(c, into: base + i) }
         }
         initialized = count
     }

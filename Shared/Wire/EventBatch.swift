@@ -49,9 +49,7 @@ public final class EventBatch {
 
     /// Decodes an `AppendRequest`, under the same limits as `AppendRequest(serializedBytes:)`.
     public init(appendRequest bytes: UnsafeRawBufferPointer, limits: DecodingLimits = .default) throws {
-        // Bigger arena blocks than one message needs: a batch is thousands of events.
-        let (arena, request) = try unpackC(
-            bytes, limits: limits, name: "AppendRequest", blockSize: 64 << 10, persona__v1__append_request__unpack)
+        let (arena, request) = try unpackC(bytes, limits: limits, name: "AppendRequest", persona__v1__append_request__unpack)
         self.arena = arena
         self.events = request.pointee.events
         self.count = request.pointee.n_events

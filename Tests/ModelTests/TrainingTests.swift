@@ -312,6 +312,28 @@ struct TrainingTests {
         #expect(train.pairs + test.reduce(0) { $0 + $1.count } == data.pairs)
     }
 
+    @Test("the search validates on a later period, or on each user's latest pairs when the period tests too few")
+    func searchSplit() {
+        var events: [Event] = []
+        // User u is active from second 2u to 2u + 48: the early ones end before the period cut.
+        for u in 0..<20 {
+            for n in 0..<5 { events.append(view(Int64(u + 1), Int64(100 + n), at: baseMs + Int64(u * 2 + n * 12) * 1000)) }
+        }
+        let spread = interactions(events)
+        let (_, period) = TrainingRun.searchSplit(.als, spread)
+        #expect(period == spread.splitByPeriod().test && period != spread.splitByTime().test)
+        // Every event at one moment: the period split tests nobody, so each user's latest pairs are used.
+        let flat = interactions(
+            events.map { e in
+                var e = e
+                e.timestampMs = baseMs
+                return e
+            })
+        #expect(flat.splitByPeriod().test.allSatisfy { $0.isEmpty })
+        #expect(TrainingRun.searchSplit(.als, flat).test == flat.splitByTime().test)
+        #expect(TrainingRun.searchSplit(.sequence, spread).test == spread.leaveLastOut().test)
+    }
+
     @Test("a search keeps the grid point with the best validation NDCG and reports every candidate")
     func search() throws {
         let data = interactions(clusteredShop(users: 60, perUser: 6))

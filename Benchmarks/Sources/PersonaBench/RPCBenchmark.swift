@@ -125,19 +125,6 @@ func rpcBenchmark(output: String, seconds: Double) async throws {
     _ = await grpcServerTask.result
     _ = await personaTask.result
 
-    // Codec: pack and unpack a 10,000-event batch.
-    let tenK = eventBatch(events: 10_000)
-    let tenKBytes = tenK.serializedBytes()
-    func timeIt(_ n: Int, _ body: () throws -> Void) rethrows -> Double {
-        let t0 = ContinuousClock.now
-        for _ in 0..<n { try body() }
-        let d = t0.duration(to: .now)
-        return (Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18) / Double(n)
-    }
-    _ = timeIt(3) { _ = tenK.serializedBytes() }
-    let packSeconds = timeIt(20) { _ = tenK.serializedBytes() }
-    let unpackSeconds = try timeIt(20) { _ = try AppendRequest(serializedBytes: tenKBytes) }
-
     // MARK: Report
 
     var md = """
@@ -173,18 +160,6 @@ func rpcBenchmark(output: String, seconds: Double) async throws {
             tokens.callsPerSecond, open.callsPerSecond, abs(100 * (1 - tokens.callsPerSecond / open.callsPerSecond)),
             (tokens.callsPerSecond < open.callsPerSecond ? "fewer" : "more") as NSString)
     }
-    md += String(
-        format: """
-
-            ## Codec (libprotobuf-c through Wire), 10,000-event batch of %d bytes
-
-            | operation | ms per batch | events/s | MB/s |
-            | --- | ---: | ---: | ---: |
-            | pack | %.2f | %.0f | %.0f |
-            | unpack | %.2f | %.0f | %.0f |
-
-            """, tenKBytes.count, packSeconds * 1000, 10_000 / packSeconds, Double(tenKBytes.count) / packSeconds / 1e6,
-        unpackSeconds * 1000, 10_000 / unpackSeconds, Double(tenKBytes.count) / unpackSeconds / 1e6)
     md +=
         """
         \n![calls/s against gRPC, and latency \

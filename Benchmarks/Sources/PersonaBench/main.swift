@@ -1,6 +1,6 @@
 // persona-bench: Persona's binary RPC against grpc-swift-2 on loopback, same process, same
 // messages, same codec (our protobuf-c codec plugged into gRPC as its serializer), so the
-// transport is the only difference. Also times the codec on a 10,000-event batch.
+// transport is the only difference. `codec` times Wire against libprotobuf-c alone.
 //
 //   persona-bench [--output FILE] [--seconds S] [--producers N]
 import Datasets
@@ -227,7 +227,8 @@ var decisions = 10_000_000
 var arguments = CommandLine.arguments.dropFirst().makeIterator()
 while let a = arguments.next() {
     switch a {
-    case "rpc", "store", "ingest-profile", "fold-profile", "feature", "models", "sequence", "deep", "topk", "recommend", "classifiers",
+    case "rpc", "codec", "codec-pack-profile", "codec-unpack-profile", "store", "ingest-profile", "fold-profile", "feature", "models",
+        "sequence", "deep", "topk", "recommend", "classifiers",
         "risk", "interactions-profile":
         mode = a
     case "--decisions": decisions = Int(arguments.next() ?? "") ?? decisions
@@ -244,7 +245,8 @@ while let a = arguments.next() {
         print(
             """
             usage: persona-bench \
-            [rpc|store|feature|models|sequence|deep|topk|recommend|classifiers|risk|ingest-profile|fold-profile|interactions-profile] \
+            [rpc|codec|store|feature|models|sequence|deep|topk|recommend|classifiers|risk] \
+            [ingest-profile|fold-profile|interactions-profile|codec-pack-profile|codec-unpack-profile] \
             [--output FILE] [--seconds S] [--producers N] [--users N] [--events N] [--batch N] [--taobao] [--items \
             N] [--no-peers] [--decisions N]
             """
@@ -309,6 +311,15 @@ case "models":
     try modelBenchmark(
         output: output ?? "Benchmarks/results/models.md",
         sharedData: ProcessInfo.processInfo.environment["PERSONA_SHARED_DATA"] ?? "../shared/data")
+case "codec-pack-profile", "codec-unpack-profile":
+    // Only Wire's pack or unpack of the 10,000-event batch, 300 times, for profilers.
+    let batch = events.map { eventBatch(events: $0) } ?? purchaseBatch(events: 10_000)
+    let bytes = batch.serializedBytes()
+    for _ in 0..<300 {
+        if mode == "codec-pack-profile" { _ = batch.serializedBytes() } else { _ = try AppendRequest(serializedBytes: bytes) }
+    }
+case "codec":
+    try codecBenchmark(output: output ?? "Benchmarks/results/codec.md", events: events ?? 10_000)
 case "store":
     try await storeBenchmark(output: output ?? "Benchmarks/results/store.md", seconds: seconds)
 default:

@@ -126,17 +126,20 @@ public struct KeyValue: WireMessage {
 
 extension KeyValue: CMessageConvertible {
     typealias CStruct = Persona__V1__KeyValue
-    func fill(_ c: UnsafeMutablePointer<Persona__V1__KeyValue>, arena: Arena) {
+    static func fill(_ m: UnsafePointer<KeyValue>, _ c: UnsafeMutablePointer<Persona__V1__KeyValue>, arena: Arena) {
         persona__v1__key_value__init(c)
-        if !key.isEmpty { c.pointee.key = arena.string(key) }
-        if !value.isEmpty { c.pointee.value = arena.string(value) }
-        arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
+        if !m.pointee.key.isEmpty { c.pointee.key = arena.string(m.pointee.key) }
+        if !m.pointee.value.isEmpty { c.pointee.value = arena.string(m.pointee.value) }
+        arena.storeUnknownFields(m.pointee.unknownFields, in: UnsafeMutableRawPointer(c))
     }
     init(cMessage c: UnsafePointer<Persona__V1__KeyValue>) {
         self.init()
-        key = readString(c.pointee.key)
-        value = readString(c.pointee.value)
-        unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
+        Self.read(c, into: &self)
+    }
+    static func read(_ c: UnsafePointer<Persona__V1__KeyValue>, into m: UnsafeMutablePointer<KeyValue>) {
+        m.pointee.key = readString(c.pointee.key)
+        m.pointee.value = readString(c.pointee.value)
+        m.pointee.unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
     static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
         -> UnsafeMutablePointer<Persona__V1__KeyValue>?
@@ -162,19 +165,22 @@ public struct ErrorStatus: WireMessage {
 
 extension ErrorStatus: CMessageConvertible {
     typealias CStruct = Persona__V1__ErrorStatus
-    func fill(_ c: UnsafeMutablePointer<Persona__V1__ErrorStatus>, arena: Arena) {
+    static func fill(_ m: UnsafePointer<ErrorStatus>, _ c: UnsafeMutablePointer<Persona__V1__ErrorStatus>, arena: Arena) {
         persona__v1__error_status__init(c)
-        c.pointee.code = .init(rawValue: .init(truncatingIfNeeded: code.rawValue))
-        if !message.isEmpty { c.pointee.message = arena.string(message) }
-        (c.pointee.n_details, c.pointee.details) = arena.messages(details)
-        arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
+        c.pointee.code = .init(rawValue: .init(truncatingIfNeeded: m.pointee.code.rawValue))
+        if !m.pointee.message.isEmpty { c.pointee.message = arena.string(m.pointee.message) }
+        (c.pointee.n_details, c.pointee.details) = arena.messages(m.pointee.details)
+        arena.storeUnknownFields(m.pointee.unknownFields, in: UnsafeMutableRawPointer(c))
     }
     init(cMessage c: UnsafePointer<Persona__V1__ErrorStatus>) {
         self.init()
-        code = StatusCode(rawValue: Int32(truncatingIfNeeded: c.pointee.code.rawValue))
-        message = readString(c.pointee.message)
-        details = readMessages(c.pointee.details, c.pointee.n_details, as: KeyValue.self)
-        unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
+        Self.read(c, into: &self)
+    }
+    static func read(_ c: UnsafePointer<Persona__V1__ErrorStatus>, into m: UnsafeMutablePointer<ErrorStatus>) {
+        m.pointee.code = StatusCode(rawValue: Int32(truncatingIfNeeded: c.pointee.code.rawValue))
+        m.pointee.message = readString(c.pointee.message)
+        m.pointee.details = readMessages(c.pointee.details, c.pointee.n_details, as: KeyValue.self)
+        m.pointee.unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
     static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
         -> UnsafeMutablePointer<Persona__V1__ErrorStatus>?
@@ -197,13 +203,16 @@ public struct HealthRequest: WireMessage {
 
 extension HealthRequest: CMessageConvertible {
     typealias CStruct = Persona__V1__HealthRequest
-    func fill(_ c: UnsafeMutablePointer<Persona__V1__HealthRequest>, arena: Arena) {
+    static func fill(_ m: UnsafePointer<HealthRequest>, _ c: UnsafeMutablePointer<Persona__V1__HealthRequest>, arena: Arena) {
         persona__v1__health_request__init(c)
-        arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
+        arena.storeUnknownFields(m.pointee.unknownFields, in: UnsafeMutableRawPointer(c))
     }
     init(cMessage c: UnsafePointer<Persona__V1__HealthRequest>) {
         self.init()
-        unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
+        Self.read(c, into: &self)
+    }
+    static func read(_ c: UnsafePointer<Persona__V1__HealthRequest>, into m: UnsafeMutablePointer<HealthRequest>) {
+        m.pointee.unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
     static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
         -> UnsafeMutablePointer<Persona__V1__HealthRequest>?
@@ -233,27 +242,30 @@ public struct HealthResponse: WireMessage {
 
 extension HealthResponse: CMessageConvertible {
     typealias CStruct = Persona__V1__HealthResponse
-    func fill(_ c: UnsafeMutablePointer<Persona__V1__HealthResponse>, arena: Arena) {
+    static func fill(_ m: UnsafePointer<HealthResponse>, _ c: UnsafeMutablePointer<Persona__V1__HealthResponse>, arena: Arena) {
         persona__v1__health_response__init(c)
-        if !service.isEmpty { c.pointee.service = arena.string(service) }
-        c.pointee.status = .init(rawValue: .init(truncatingIfNeeded: status.rawValue))
-        if !version.isEmpty { c.pointee.version = arena.string(version) }
-        c.pointee.started_at_ms = startedAtMs
-        c.pointee.uptime_seconds = uptimeSeconds
-        c.pointee.calls_in_flight = callsInFlight
-        (c.pointee.n_checks, c.pointee.checks) = arena.messages(checks)
-        arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
+        if !m.pointee.service.isEmpty { c.pointee.service = arena.string(m.pointee.service) }
+        c.pointee.status = .init(rawValue: .init(truncatingIfNeeded: m.pointee.status.rawValue))
+        if !m.pointee.version.isEmpty { c.pointee.version = arena.string(m.pointee.version) }
+        c.pointee.started_at_ms = m.pointee.startedAtMs
+        c.pointee.uptime_seconds = m.pointee.uptimeSeconds
+        c.pointee.calls_in_flight = m.pointee.callsInFlight
+        (c.pointee.n_checks, c.pointee.checks) = arena.messages(m.pointee.checks)
+        arena.storeUnknownFields(m.pointee.unknownFields, in: UnsafeMutableRawPointer(c))
     }
     init(cMessage c: UnsafePointer<Persona__V1__HealthResponse>) {
         self.init()
-        service = readString(c.pointee.service)
-        status = ServingStatus(rawValue: Int32(truncatingIfNeeded: c.pointee.status.rawValue))
-        version = readString(c.pointee.version)
-        startedAtMs = c.pointee.started_at_ms
-        uptimeSeconds = c.pointee.uptime_seconds
-        callsInFlight = c.pointee.calls_in_flight
-        checks = readMessages(c.pointee.checks, c.pointee.n_checks, as: KeyValue.self)
-        unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
+        Self.read(c, into: &self)
+    }
+    static func read(_ c: UnsafePointer<Persona__V1__HealthResponse>, into m: UnsafeMutablePointer<HealthResponse>) {
+        m.pointee.service = readString(c.pointee.service)
+        m.pointee.status = ServingStatus(rawValue: Int32(truncatingIfNeeded: c.pointee.status.rawValue))
+        m.pointee.version = readString(c.pointee.version)
+        m.pointee.startedAtMs = c.pointee.started_at_ms
+        m.pointee.uptimeSeconds = c.pointee.uptime_seconds
+        m.pointee.callsInFlight = c.pointee.calls_in_flight
+        m.pointee.checks = readMessages(c.pointee.checks, c.pointee.n_checks, as: KeyValue.self)
+        m.pointee.unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
     static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
         -> UnsafeMutablePointer<Persona__V1__HealthResponse>?
@@ -279,19 +291,22 @@ public struct AuditRequest: WireMessage {
 
 extension AuditRequest: CMessageConvertible {
     typealias CStruct = Persona__V1__AuditRequest
-    func fill(_ c: UnsafeMutablePointer<Persona__V1__AuditRequest>, arena: Arena) {
+    static func fill(_ m: UnsafePointer<AuditRequest>, _ c: UnsafeMutablePointer<Persona__V1__AuditRequest>, arena: Arena) {
         persona__v1__audit_request__init(c)
-        c.pointee.since_ms = sinceMs
-        c.pointee.limit = limit
-        if !tokenId.isEmpty { c.pointee.token_id = arena.string(tokenId) }
-        arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
+        c.pointee.since_ms = m.pointee.sinceMs
+        c.pointee.limit = m.pointee.limit
+        if !m.pointee.tokenId.isEmpty { c.pointee.token_id = arena.string(m.pointee.tokenId) }
+        arena.storeUnknownFields(m.pointee.unknownFields, in: UnsafeMutableRawPointer(c))
     }
     init(cMessage c: UnsafePointer<Persona__V1__AuditRequest>) {
         self.init()
-        sinceMs = c.pointee.since_ms
-        limit = c.pointee.limit
-        tokenId = readString(c.pointee.token_id)
-        unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
+        Self.read(c, into: &self)
+    }
+    static func read(_ c: UnsafePointer<Persona__V1__AuditRequest>, into m: UnsafeMutablePointer<AuditRequest>) {
+        m.pointee.sinceMs = c.pointee.since_ms
+        m.pointee.limit = c.pointee.limit
+        m.pointee.tokenId = readString(c.pointee.token_id)
+        m.pointee.unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
     static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
         -> UnsafeMutablePointer<Persona__V1__AuditRequest>?
@@ -323,31 +338,34 @@ public struct AuditEntry: WireMessage {
 
 extension AuditEntry: CMessageConvertible {
     typealias CStruct = Persona__V1__AuditEntry
-    func fill(_ c: UnsafeMutablePointer<Persona__V1__AuditEntry>, arena: Arena) {
+    static func fill(_ m: UnsafePointer<AuditEntry>, _ c: UnsafeMutablePointer<Persona__V1__AuditEntry>, arena: Arena) {
         persona__v1__audit_entry__init(c)
-        c.pointee.time_ms = timeMs
-        if !service.isEmpty { c.pointee.service = arena.string(service) }
-        if !method.isEmpty { c.pointee.method = arena.string(method) }
-        if !tokenId.isEmpty { c.pointee.token_id = arena.string(tokenId) }
-        if !role.isEmpty { c.pointee.role = arena.string(role) }
-        if !status.isEmpty { c.pointee.status = arena.string(status) }
-        if !what.isEmpty { c.pointee.what = arena.string(what) }
-        if !peer.isEmpty { c.pointee.peer = arena.string(peer) }
-        if !requestId.isEmpty { c.pointee.request_id = arena.string(requestId) }
-        arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
+        c.pointee.time_ms = m.pointee.timeMs
+        if !m.pointee.service.isEmpty { c.pointee.service = arena.string(m.pointee.service) }
+        if !m.pointee.method.isEmpty { c.pointee.method = arena.string(m.pointee.method) }
+        if !m.pointee.tokenId.isEmpty { c.pointee.token_id = arena.string(m.pointee.tokenId) }
+        if !m.pointee.role.isEmpty { c.pointee.role = arena.string(m.pointee.role) }
+        if !m.pointee.status.isEmpty { c.pointee.status = arena.string(m.pointee.status) }
+        if !m.pointee.what.isEmpty { c.pointee.what = arena.string(m.pointee.what) }
+        if !m.pointee.peer.isEmpty { c.pointee.peer = arena.string(m.pointee.peer) }
+        if !m.pointee.requestId.isEmpty { c.pointee.request_id = arena.string(m.pointee.requestId) }
+        arena.storeUnknownFields(m.pointee.unknownFields, in: UnsafeMutableRawPointer(c))
     }
     init(cMessage c: UnsafePointer<Persona__V1__AuditEntry>) {
         self.init()
-        timeMs = c.pointee.time_ms
-        service = readString(c.pointee.service)
-        method = readString(c.pointee.method)
-        tokenId = readString(c.pointee.token_id)
-        role = readString(c.pointee.role)
-        status = readString(c.pointee.status)
-        what = readString(c.pointee.what)
-        peer = readString(c.pointee.peer)
-        requestId = readString(c.pointee.request_id)
-        unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
+        Self.read(c, into: &self)
+    }
+    static func read(_ c: UnsafePointer<Persona__V1__AuditEntry>, into m: UnsafeMutablePointer<AuditEntry>) {
+        m.pointee.timeMs = c.pointee.time_ms
+        m.pointee.service = readString(c.pointee.service)
+        m.pointee.method = readString(c.pointee.method)
+        m.pointee.tokenId = readString(c.pointee.token_id)
+        m.pointee.role = readString(c.pointee.role)
+        m.pointee.status = readString(c.pointee.status)
+        m.pointee.what = readString(c.pointee.what)
+        m.pointee.peer = readString(c.pointee.peer)
+        m.pointee.requestId = readString(c.pointee.request_id)
+        m.pointee.unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
     static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
         -> UnsafeMutablePointer<Persona__V1__AuditEntry>?
@@ -371,15 +389,18 @@ public struct AuditResponse: WireMessage {
 
 extension AuditResponse: CMessageConvertible {
     typealias CStruct = Persona__V1__AuditResponse
-    func fill(_ c: UnsafeMutablePointer<Persona__V1__AuditResponse>, arena: Arena) {
+    static func fill(_ m: UnsafePointer<AuditResponse>, _ c: UnsafeMutablePointer<Persona__V1__AuditResponse>, arena: Arena) {
         persona__v1__audit_response__init(c)
-        (c.pointee.n_entries, c.pointee.entries) = arena.messages(entries)
-        arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
+        (c.pointee.n_entries, c.pointee.entries) = arena.messages(m.pointee.entries)
+        arena.storeUnknownFields(m.pointee.unknownFields, in: UnsafeMutableRawPointer(c))
     }
     init(cMessage c: UnsafePointer<Persona__V1__AuditResponse>) {
         self.init()
-        entries = readMessages(c.pointee.entries, c.pointee.n_entries, as: AuditEntry.self)
-        unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
+        Self.read(c, into: &self)
+    }
+    static func read(_ c: UnsafePointer<Persona__V1__AuditResponse>, into m: UnsafeMutablePointer<AuditResponse>) {
+        m.pointee.entries = readMessages(c.pointee.entries, c.pointee.n_entries, as: AuditEntry.self)
+        m.pointee.unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
     static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
         -> UnsafeMutablePointer<Persona__V1__AuditResponse>?

@@ -159,21 +159,24 @@ public struct OrderLine: WireMessage {
 
 extension OrderLine: CMessageConvertible {
     typealias CStruct = Persona__V1__OrderLine
-    func fill(_ c: UnsafeMutablePointer<Persona__V1__OrderLine>, arena: Arena) {
+    static func fill(_ m: UnsafePointer<OrderLine>, _ c: UnsafeMutablePointer<Persona__V1__OrderLine>, arena: Arena) {
         persona__v1__order_line__init(c)
-        c.pointee.item_id = itemId
-        c.pointee.quantity = quantity
-        c.pointee.unit_price = unitPrice
-        c.pointee.category_id = categoryId
-        arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
+        c.pointee.item_id = m.pointee.itemId
+        c.pointee.quantity = m.pointee.quantity
+        c.pointee.unit_price = m.pointee.unitPrice
+        c.pointee.category_id = m.pointee.categoryId
+        arena.storeUnknownFields(m.pointee.unknownFields, in: UnsafeMutableRawPointer(c))
     }
     init(cMessage c: UnsafePointer<Persona__V1__OrderLine>) {
         self.init()
-        itemId = c.pointee.item_id
-        quantity = c.pointee.quantity
-        unitPrice = c.pointee.unit_price
-        categoryId = c.pointee.category_id
-        unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
+        Self.read(c, into: &self)
+    }
+    static func read(_ c: UnsafePointer<Persona__V1__OrderLine>, into m: UnsafeMutablePointer<OrderLine>) {
+        m.pointee.itemId = c.pointee.item_id
+        m.pointee.quantity = c.pointee.quantity
+        m.pointee.unitPrice = c.pointee.unit_price
+        m.pointee.categoryId = c.pointee.category_id
+        m.pointee.unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
     static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
         -> UnsafeMutablePointer<Persona__V1__OrderLine>?
@@ -200,21 +203,24 @@ public struct Order: WireMessage {
 
 extension Order: CMessageConvertible {
     typealias CStruct = Persona__V1__Order
-    func fill(_ c: UnsafeMutablePointer<Persona__V1__Order>, arena: Arena) {
+    static func fill(_ m: UnsafePointer<Order>, _ c: UnsafeMutablePointer<Persona__V1__Order>, arena: Arena) {
         persona__v1__order__init(c)
-        if !orderId.isEmpty { c.pointee.order_id = arena.string(orderId) }
-        (c.pointee.n_lines, c.pointee.lines) = arena.messages(lines)
-        c.pointee.total = total
-        if !currency.isEmpty { c.pointee.currency = arena.string(currency) }
-        arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
+        if !m.pointee.orderId.isEmpty { c.pointee.order_id = arena.string(m.pointee.orderId) }
+        (c.pointee.n_lines, c.pointee.lines) = arena.messages(m.pointee.lines)
+        c.pointee.total = m.pointee.total
+        if !m.pointee.currency.isEmpty { c.pointee.currency = arena.string(m.pointee.currency) }
+        arena.storeUnknownFields(m.pointee.unknownFields, in: UnsafeMutableRawPointer(c))
     }
     init(cMessage c: UnsafePointer<Persona__V1__Order>) {
         self.init()
-        orderId = readString(c.pointee.order_id)
-        lines = readMessages(c.pointee.lines, c.pointee.n_lines, as: OrderLine.self)
-        total = c.pointee.total
-        currency = readString(c.pointee.currency)
-        unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
+        Self.read(c, into: &self)
+    }
+    static func read(_ c: UnsafePointer<Persona__V1__Order>, into m: UnsafeMutablePointer<Order>) {
+        m.pointee.orderId = readString(c.pointee.order_id)
+        m.pointee.lines = readMessages(c.pointee.lines, c.pointee.n_lines, as: OrderLine.self)
+        m.pointee.total = c.pointee.total
+        m.pointee.currency = readString(c.pointee.currency)
+        m.pointee.unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
     static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
         -> UnsafeMutablePointer<Persona__V1__Order>?
@@ -244,27 +250,30 @@ public struct Payment: WireMessage {
 
 extension Payment: CMessageConvertible {
     typealias CStruct = Persona__V1__Payment
-    func fill(_ c: UnsafeMutablePointer<Persona__V1__Payment>, arena: Arena) {
+    static func fill(_ m: UnsafePointer<Payment>, _ c: UnsafeMutablePointer<Persona__V1__Payment>, arena: Arena) {
         persona__v1__payment__init(c)
-        if !orderId.isEmpty { c.pointee.order_id = arena.string(orderId) }
-        if !method.isEmpty { c.pointee.method = arena.string(method) }
-        if !instrument.isEmpty { c.pointee.instrument = arena.string(instrument) }
-        c.pointee.amount = amount
-        if !currency.isEmpty { c.pointee.currency = arena.string(currency) }
-        c.pointee.success = success ? 1 : 0
-        if !failureReason.isEmpty { c.pointee.failure_reason = arena.string(failureReason) }
-        arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
+        if !m.pointee.orderId.isEmpty { c.pointee.order_id = arena.string(m.pointee.orderId) }
+        if !m.pointee.method.isEmpty { c.pointee.method = arena.string(m.pointee.method) }
+        if !m.pointee.instrument.isEmpty { c.pointee.instrument = arena.string(m.pointee.instrument) }
+        c.pointee.amount = m.pointee.amount
+        if !m.pointee.currency.isEmpty { c.pointee.currency = arena.string(m.pointee.currency) }
+        c.pointee.success = m.pointee.success ? 1 : 0
+        if !m.pointee.failureReason.isEmpty { c.pointee.failure_reason = arena.string(m.pointee.failureReason) }
+        arena.storeUnknownFields(m.pointee.unknownFields, in: UnsafeMutableRawPointer(c))
     }
     init(cMessage c: UnsafePointer<Persona__V1__Payment>) {
         self.init()
-        orderId = readString(c.pointee.order_id)
-        method = readString(c.pointee.method)
-        instrument = readString(c.pointee.instrument)
-        amount = c.pointee.amount
-        currency = readString(c.pointee.currency)
-        success = c.pointee.success != 0
-        failureReason = readString(c.pointee.failure_reason)
-        unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
+        Self.read(c, into: &self)
+    }
+    static func read(_ c: UnsafePointer<Persona__V1__Payment>, into m: UnsafeMutablePointer<Payment>) {
+        m.pointee.orderId = readString(c.pointee.order_id)
+        m.pointee.method = readString(c.pointee.method)
+        m.pointee.instrument = readString(c.pointee.instrument)
+        m.pointee.amount = c.pointee.amount
+        m.pointee.currency = readString(c.pointee.currency)
+        m.pointee.success = c.pointee.success != 0
+        m.pointee.failureReason = readString(c.pointee.failure_reason)
+        m.pointee.unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
     static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
         -> UnsafeMutablePointer<Persona__V1__Payment>?
@@ -292,23 +301,26 @@ public struct Refund: WireMessage {
 
 extension Refund: CMessageConvertible {
     typealias CStruct = Persona__V1__Refund
-    func fill(_ c: UnsafeMutablePointer<Persona__V1__Refund>, arena: Arena) {
+    static func fill(_ m: UnsafePointer<Refund>, _ c: UnsafeMutablePointer<Persona__V1__Refund>, arena: Arena) {
         persona__v1__refund__init(c)
-        if !orderId.isEmpty { c.pointee.order_id = arena.string(orderId) }
-        c.pointee.item_id = itemId
-        c.pointee.quantity = quantity
-        c.pointee.amount = amount
-        if !reason.isEmpty { c.pointee.reason = arena.string(reason) }
-        arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
+        if !m.pointee.orderId.isEmpty { c.pointee.order_id = arena.string(m.pointee.orderId) }
+        c.pointee.item_id = m.pointee.itemId
+        c.pointee.quantity = m.pointee.quantity
+        c.pointee.amount = m.pointee.amount
+        if !m.pointee.reason.isEmpty { c.pointee.reason = arena.string(m.pointee.reason) }
+        arena.storeUnknownFields(m.pointee.unknownFields, in: UnsafeMutableRawPointer(c))
     }
     init(cMessage c: UnsafePointer<Persona__V1__Refund>) {
         self.init()
-        orderId = readString(c.pointee.order_id)
-        itemId = c.pointee.item_id
-        quantity = c.pointee.quantity
-        amount = c.pointee.amount
-        reason = readString(c.pointee.reason)
-        unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
+        Self.read(c, into: &self)
+    }
+    static func read(_ c: UnsafePointer<Persona__V1__Refund>, into m: UnsafeMutablePointer<Refund>) {
+        m.pointee.orderId = readString(c.pointee.order_id)
+        m.pointee.itemId = c.pointee.item_id
+        m.pointee.quantity = c.pointee.quantity
+        m.pointee.amount = c.pointee.amount
+        m.pointee.reason = readString(c.pointee.reason)
+        m.pointee.unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
     static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
         -> UnsafeMutablePointer<Persona__V1__Refund>?
@@ -334,19 +346,22 @@ public struct Review: WireMessage {
 
 extension Review: CMessageConvertible {
     typealias CStruct = Persona__V1__Review
-    func fill(_ c: UnsafeMutablePointer<Persona__V1__Review>, arena: Arena) {
+    static func fill(_ m: UnsafePointer<Review>, _ c: UnsafeMutablePointer<Persona__V1__Review>, arena: Arena) {
         persona__v1__review__init(c)
-        c.pointee.item_id = itemId
-        c.pointee.rating = rating
-        if !text.isEmpty { c.pointee.text = arena.string(text) }
-        arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
+        c.pointee.item_id = m.pointee.itemId
+        c.pointee.rating = m.pointee.rating
+        if !m.pointee.text.isEmpty { c.pointee.text = arena.string(m.pointee.text) }
+        arena.storeUnknownFields(m.pointee.unknownFields, in: UnsafeMutableRawPointer(c))
     }
     init(cMessage c: UnsafePointer<Persona__V1__Review>) {
         self.init()
-        itemId = c.pointee.item_id
-        rating = c.pointee.rating
-        text = readString(c.pointee.text)
-        unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
+        Self.read(c, into: &self)
+    }
+    static func read(_ c: UnsafePointer<Persona__V1__Review>, into m: UnsafeMutablePointer<Review>) {
+        m.pointee.itemId = c.pointee.item_id
+        m.pointee.rating = c.pointee.rating
+        m.pointee.text = readString(c.pointee.text)
+        m.pointee.unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
     static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
         -> UnsafeMutablePointer<Persona__V1__Review>?
@@ -371,17 +386,20 @@ public struct Search: WireMessage {
 
 extension Search: CMessageConvertible {
     typealias CStruct = Persona__V1__Search
-    func fill(_ c: UnsafeMutablePointer<Persona__V1__Search>, arena: Arena) {
+    static func fill(_ m: UnsafePointer<Search>, _ c: UnsafeMutablePointer<Persona__V1__Search>, arena: Arena) {
         persona__v1__search__init(c)
-        if !query.isEmpty { c.pointee.query = arena.string(query) }
-        c.pointee.result_count = resultCount
-        arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
+        if !m.pointee.query.isEmpty { c.pointee.query = arena.string(m.pointee.query) }
+        c.pointee.result_count = m.pointee.resultCount
+        arena.storeUnknownFields(m.pointee.unknownFields, in: UnsafeMutableRawPointer(c))
     }
     init(cMessage c: UnsafePointer<Persona__V1__Search>) {
         self.init()
-        query = readString(c.pointee.query)
-        resultCount = c.pointee.result_count
-        unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
+        Self.read(c, into: &self)
+    }
+    static func read(_ c: UnsafePointer<Persona__V1__Search>, into m: UnsafeMutablePointer<Search>) {
+        m.pointee.query = readString(c.pointee.query)
+        m.pointee.resultCount = c.pointee.result_count
+        m.pointee.unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
     static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
         -> UnsafeMutablePointer<Persona__V1__Search>?
@@ -406,17 +424,20 @@ public struct Login: WireMessage {
 
 extension Login: CMessageConvertible {
     typealias CStruct = Persona__V1__Login
-    func fill(_ c: UnsafeMutablePointer<Persona__V1__Login>, arena: Arena) {
+    static func fill(_ m: UnsafePointer<Login>, _ c: UnsafeMutablePointer<Persona__V1__Login>, arena: Arena) {
         persona__v1__login__init(c)
-        c.pointee.success = success ? 1 : 0
-        if !method.isEmpty { c.pointee.method = arena.string(method) }
-        arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
+        c.pointee.success = m.pointee.success ? 1 : 0
+        if !m.pointee.method.isEmpty { c.pointee.method = arena.string(m.pointee.method) }
+        arena.storeUnknownFields(m.pointee.unknownFields, in: UnsafeMutableRawPointer(c))
     }
     init(cMessage c: UnsafePointer<Persona__V1__Login>) {
         self.init()
-        success = c.pointee.success != 0
-        method = readString(c.pointee.method)
-        unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
+        Self.read(c, into: &self)
+    }
+    static func read(_ c: UnsafePointer<Persona__V1__Login>, into m: UnsafeMutablePointer<Login>) {
+        m.pointee.success = c.pointee.success != 0
+        m.pointee.method = readString(c.pointee.method)
+        m.pointee.unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
     static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
         -> UnsafeMutablePointer<Persona__V1__Login>?
@@ -441,17 +462,20 @@ public struct Register: WireMessage {
 
 extension Register: CMessageConvertible {
     typealias CStruct = Persona__V1__Register
-    func fill(_ c: UnsafeMutablePointer<Persona__V1__Register>, arena: Arena) {
+    static func fill(_ m: UnsafePointer<Register>, _ c: UnsafeMutablePointer<Persona__V1__Register>, arena: Arena) {
         persona__v1__register__init(c)
-        if !email.isEmpty { c.pointee.email = arena.string(email) }
-        if !referrer.isEmpty { c.pointee.referrer = arena.string(referrer) }
-        arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
+        if !m.pointee.email.isEmpty { c.pointee.email = arena.string(m.pointee.email) }
+        if !m.pointee.referrer.isEmpty { c.pointee.referrer = arena.string(m.pointee.referrer) }
+        arena.storeUnknownFields(m.pointee.unknownFields, in: UnsafeMutableRawPointer(c))
     }
     init(cMessage c: UnsafePointer<Persona__V1__Register>) {
         self.init()
-        email = readString(c.pointee.email)
-        referrer = readString(c.pointee.referrer)
-        unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
+        Self.read(c, into: &self)
+    }
+    static func read(_ c: UnsafePointer<Persona__V1__Register>, into m: UnsafeMutablePointer<Register>) {
+        m.pointee.email = readString(c.pointee.email)
+        m.pointee.referrer = readString(c.pointee.referrer)
+        m.pointee.unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
     static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
         -> UnsafeMutablePointer<Persona__V1__Register>?
@@ -478,21 +502,24 @@ public struct ProfileUpdate: WireMessage {
 
 extension ProfileUpdate: CMessageConvertible {
     typealias CStruct = Persona__V1__ProfileUpdate
-    func fill(_ c: UnsafeMutablePointer<Persona__V1__ProfileUpdate>, arena: Arena) {
+    static func fill(_ m: UnsafePointer<ProfileUpdate>, _ c: UnsafeMutablePointer<Persona__V1__ProfileUpdate>, arena: Arena) {
         persona__v1__profile_update__init(c)
-        c.pointee.age = age
-        c.pointee.gender = .init(rawValue: .init(truncatingIfNeeded: gender.rawValue))
-        if !region.isEmpty { c.pointee.region = arena.string(region) }
-        (c.pointee.n_interests, c.pointee.interests) = arena.strings(interests)
-        arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
+        c.pointee.age = m.pointee.age
+        c.pointee.gender = .init(rawValue: .init(truncatingIfNeeded: m.pointee.gender.rawValue))
+        if !m.pointee.region.isEmpty { c.pointee.region = arena.string(m.pointee.region) }
+        (c.pointee.n_interests, c.pointee.interests) = arena.strings(m.pointee.interests)
+        arena.storeUnknownFields(m.pointee.unknownFields, in: UnsafeMutableRawPointer(c))
     }
     init(cMessage c: UnsafePointer<Persona__V1__ProfileUpdate>) {
         self.init()
-        age = c.pointee.age
-        gender = Gender(rawValue: Int32(truncatingIfNeeded: c.pointee.gender.rawValue))
-        region = readString(c.pointee.region)
-        interests = readStrings(c.pointee.interests, c.pointee.n_interests)
-        unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
+        Self.read(c, into: &self)
+    }
+    static func read(_ c: UnsafePointer<Persona__V1__ProfileUpdate>, into m: UnsafeMutablePointer<ProfileUpdate>) {
+        m.pointee.age = c.pointee.age
+        m.pointee.gender = Gender(rawValue: Int32(truncatingIfNeeded: c.pointee.gender.rawValue))
+        m.pointee.region = readString(c.pointee.region)
+        m.pointee.interests = readStrings(c.pointee.interests, c.pointee.n_interests)
+        m.pointee.unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
     static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
         -> UnsafeMutablePointer<Persona__V1__ProfileUpdate>?
@@ -523,29 +550,32 @@ public struct ItemUpsert: WireMessage {
 
 extension ItemUpsert: CMessageConvertible {
     typealias CStruct = Persona__V1__ItemUpsert
-    func fill(_ c: UnsafeMutablePointer<Persona__V1__ItemUpsert>, arena: Arena) {
+    static func fill(_ m: UnsafePointer<ItemUpsert>, _ c: UnsafeMutablePointer<Persona__V1__ItemUpsert>, arena: Arena) {
         persona__v1__item_upsert__init(c)
-        c.pointee.item_id = itemId
-        c.pointee.category_id = categoryId
-        if !brand.isEmpty { c.pointee.brand = arena.string(brand) }
-        c.pointee.price = price
-        if !currency.isEmpty { c.pointee.currency = arena.string(currency) }
-        c.pointee.stock = stock
-        if !title.isEmpty { c.pointee.title = arena.string(title) }
-        (c.pointee.n_tags, c.pointee.tags) = arena.strings(tags)
-        arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
+        c.pointee.item_id = m.pointee.itemId
+        c.pointee.category_id = m.pointee.categoryId
+        if !m.pointee.brand.isEmpty { c.pointee.brand = arena.string(m.pointee.brand) }
+        c.pointee.price = m.pointee.price
+        if !m.pointee.currency.isEmpty { c.pointee.currency = arena.string(m.pointee.currency) }
+        c.pointee.stock = m.pointee.stock
+        if !m.pointee.title.isEmpty { c.pointee.title = arena.string(m.pointee.title) }
+        (c.pointee.n_tags, c.pointee.tags) = arena.strings(m.pointee.tags)
+        arena.storeUnknownFields(m.pointee.unknownFields, in: UnsafeMutableRawPointer(c))
     }
     init(cMessage c: UnsafePointer<Persona__V1__ItemUpsert>) {
         self.init()
-        itemId = c.pointee.item_id
-        categoryId = c.pointee.category_id
-        brand = readString(c.pointee.brand)
-        price = c.pointee.price
-        currency = readString(c.pointee.currency)
-        stock = c.pointee.stock
-        title = readString(c.pointee.title)
-        tags = readStrings(c.pointee.tags, c.pointee.n_tags)
-        unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
+        Self.read(c, into: &self)
+    }
+    static func read(_ c: UnsafePointer<Persona__V1__ItemUpsert>, into m: UnsafeMutablePointer<ItemUpsert>) {
+        m.pointee.itemId = c.pointee.item_id
+        m.pointee.categoryId = c.pointee.category_id
+        m.pointee.brand = readString(c.pointee.brand)
+        m.pointee.price = c.pointee.price
+        m.pointee.currency = readString(c.pointee.currency)
+        m.pointee.stock = c.pointee.stock
+        m.pointee.title = readString(c.pointee.title)
+        m.pointee.tags = readStrings(c.pointee.tags, c.pointee.n_tags)
+        m.pointee.unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
     static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
         -> UnsafeMutablePointer<Persona__V1__ItemUpsert>?
@@ -573,23 +603,26 @@ public struct Impression: WireMessage {
 
 extension Impression: CMessageConvertible {
     typealias CStruct = Persona__V1__Impression
-    func fill(_ c: UnsafeMutablePointer<Persona__V1__Impression>, arena: Arena) {
+    static func fill(_ m: UnsafePointer<Impression>, _ c: UnsafeMutablePointer<Persona__V1__Impression>, arena: Arena) {
         persona__v1__impression__init(c)
-        if !requestId.isEmpty { c.pointee.request_id = arena.string(requestId) }
-        (c.pointee.n_item_ids, c.pointee.item_ids) = arena.scalars(itemIds)
-        if !surface.isEmpty { c.pointee.surface = arena.string(surface) }
-        if !modelName.isEmpty { c.pointee.model_name = arena.string(modelName) }
-        c.pointee.model_version = modelVersion
-        arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
+        if !m.pointee.requestId.isEmpty { c.pointee.request_id = arena.string(m.pointee.requestId) }
+        (c.pointee.n_item_ids, c.pointee.item_ids) = arena.scalars(m.pointee.itemIds)
+        if !m.pointee.surface.isEmpty { c.pointee.surface = arena.string(m.pointee.surface) }
+        if !m.pointee.modelName.isEmpty { c.pointee.model_name = arena.string(m.pointee.modelName) }
+        c.pointee.model_version = m.pointee.modelVersion
+        arena.storeUnknownFields(m.pointee.unknownFields, in: UnsafeMutableRawPointer(c))
     }
     init(cMessage c: UnsafePointer<Persona__V1__Impression>) {
         self.init()
-        requestId = readString(c.pointee.request_id)
-        itemIds = readScalars(c.pointee.item_ids, c.pointee.n_item_ids)
-        surface = readString(c.pointee.surface)
-        modelName = readString(c.pointee.model_name)
-        modelVersion = c.pointee.model_version
-        unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
+        Self.read(c, into: &self)
+    }
+    static func read(_ c: UnsafePointer<Persona__V1__Impression>, into m: UnsafeMutablePointer<Impression>) {
+        m.pointee.requestId = readString(c.pointee.request_id)
+        m.pointee.itemIds = readScalars(c.pointee.item_ids, c.pointee.n_item_ids)
+        m.pointee.surface = readString(c.pointee.surface)
+        m.pointee.modelName = readString(c.pointee.model_name)
+        m.pointee.modelVersion = c.pointee.model_version
+        m.pointee.unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
     static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
         -> UnsafeMutablePointer<Persona__V1__Impression>?
@@ -616,21 +649,24 @@ public struct Label: WireMessage {
 
 extension Label: CMessageConvertible {
     typealias CStruct = Persona__V1__Label
-    func fill(_ c: UnsafeMutablePointer<Persona__V1__Label>, arena: Arena) {
+    static func fill(_ m: UnsafePointer<Label>, _ c: UnsafeMutablePointer<Persona__V1__Label>, arena: Arena) {
         persona__v1__label__init(c)
-        if !orderId.isEmpty { c.pointee.order_id = arena.string(orderId) }
-        c.pointee.kind = .init(rawValue: .init(truncatingIfNeeded: kind.rawValue))
-        if !source.isEmpty { c.pointee.source = arena.string(source) }
-        if !note.isEmpty { c.pointee.note = arena.string(note) }
-        arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
+        if !m.pointee.orderId.isEmpty { c.pointee.order_id = arena.string(m.pointee.orderId) }
+        c.pointee.kind = .init(rawValue: .init(truncatingIfNeeded: m.pointee.kind.rawValue))
+        if !m.pointee.source.isEmpty { c.pointee.source = arena.string(m.pointee.source) }
+        if !m.pointee.note.isEmpty { c.pointee.note = arena.string(m.pointee.note) }
+        arena.storeUnknownFields(m.pointee.unknownFields, in: UnsafeMutableRawPointer(c))
     }
     init(cMessage c: UnsafePointer<Persona__V1__Label>) {
         self.init()
-        orderId = readString(c.pointee.order_id)
-        kind = LabelKind(rawValue: Int32(truncatingIfNeeded: c.pointee.kind.rawValue))
-        source = readString(c.pointee.source)
-        note = readString(c.pointee.note)
-        unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
+        Self.read(c, into: &self)
+    }
+    static func read(_ c: UnsafePointer<Persona__V1__Label>, into m: UnsafeMutablePointer<Label>) {
+        m.pointee.orderId = readString(c.pointee.order_id)
+        m.pointee.kind = LabelKind(rawValue: Int32(truncatingIfNeeded: c.pointee.kind.rawValue))
+        m.pointee.source = readString(c.pointee.source)
+        m.pointee.note = readString(c.pointee.note)
+        m.pointee.unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
     static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
         -> UnsafeMutablePointer<Persona__V1__Label>?
@@ -743,61 +779,64 @@ public struct Event: WireMessage {
 
 extension Event: CMessageConvertible {
     typealias CStruct = Persona__V1__Event
-    func fill(_ c: UnsafeMutablePointer<Persona__V1__Event>, arena: Arena) {
+    static func fill(_ m: UnsafePointer<Event>, _ c: UnsafeMutablePointer<Persona__V1__Event>, arena: Arena) {
         persona__v1__event__init(c)
-        if !eventId.isEmpty { c.pointee.event_id = arena.string(eventId) }
-        c.pointee.kind = .init(rawValue: .init(truncatingIfNeeded: kind.rawValue))
-        c.pointee.user_id = userId
-        c.pointee.timestamp_ms = timestampMs
-        if !sessionId.isEmpty { c.pointee.session_id = arena.string(sessionId) }
-        if !deviceId.isEmpty { c.pointee.device_id = arena.string(deviceId) }
-        if !ip.isEmpty { c.pointee.ip = arena.string(ip) }
-        if !channel.isEmpty { c.pointee.channel = arena.string(channel) }
-        c.pointee.item_id = itemId
-        c.pointee.category_id = categoryId
-        c.pointee.quantity = quantity
-        if !ipCountry.isEmpty { c.pointee.ip_country = arena.string(ipCountry) }
-        if !userAgent.isEmpty { c.pointee.user_agent = arena.string(userAgent) }
-        if let v = _order { c.pointee.order = arena.message(v.value) }
-        if let v = _payment { c.pointee.payment = arena.message(v.value) }
-        if let v = _refund { c.pointee.refund = arena.message(v.value) }
-        if let v = _review { c.pointee.review = arena.message(v.value) }
-        if let v = _search { c.pointee.search = arena.message(v.value) }
-        if let v = _login { c.pointee.login = arena.message(v.value) }
-        if let v = _register { c.pointee.register_ = arena.message(v.value) }
-        if let v = _profile { c.pointee.profile = arena.message(v.value) }
-        if let v = _item { c.pointee.item = arena.message(v.value) }
-        if let v = _impression { c.pointee.impression = arena.message(v.value) }
-        if let v = _label { c.pointee.label = arena.message(v.value) }
-        arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
+        if !m.pointee.eventId.isEmpty { c.pointee.event_id = arena.string(m.pointee.eventId) }
+        c.pointee.kind = .init(rawValue: .init(truncatingIfNeeded: m.pointee.kind.rawValue))
+        c.pointee.user_id = m.pointee.userId
+        c.pointee.timestamp_ms = m.pointee.timestampMs
+        if !m.pointee.sessionId.isEmpty { c.pointee.session_id = arena.string(m.pointee.sessionId) }
+        if !m.pointee.deviceId.isEmpty { c.pointee.device_id = arena.string(m.pointee.deviceId) }
+        if !m.pointee.ip.isEmpty { c.pointee.ip = arena.string(m.pointee.ip) }
+        if !m.pointee.channel.isEmpty { c.pointee.channel = arena.string(m.pointee.channel) }
+        c.pointee.item_id = m.pointee.itemId
+        c.pointee.category_id = m.pointee.categoryId
+        c.pointee.quantity = m.pointee.quantity
+        if !m.pointee.ipCountry.isEmpty { c.pointee.ip_country = arena.string(m.pointee.ipCountry) }
+        if !m.pointee.userAgent.isEmpty { c.pointee.user_agent = arena.string(m.pointee.userAgent) }
+        if let box = m.pointee._order { c.pointee.order = arena.message(box) }
+        if let box = m.pointee._payment { c.pointee.payment = arena.message(box) }
+        if let box = m.pointee._refund { c.pointee.refund = arena.message(box) }
+        if let box = m.pointee._review { c.pointee.review = arena.message(box) }
+        if let box = m.pointee._search { c.pointee.search = arena.message(box) }
+        if let box = m.pointee._login { c.pointee.login = arena.message(box) }
+        if let box = m.pointee._register { c.pointee.register_ = arena.message(box) }
+        if let box = m.pointee._profile { c.pointee.profile = arena.message(box) }
+        if let box = m.pointee._item { c.pointee.item = arena.message(box) }
+        if let box = m.pointee._impression { c.pointee.impression = arena.message(box) }
+        if let box = m.pointee._label { c.pointee.label = arena.message(box) }
+        arena.storeUnknownFields(m.pointee.unknownFields, in: UnsafeMutableRawPointer(c))
     }
     init(cMessage c: UnsafePointer<Persona__V1__Event>) {
         self.init()
-        eventId = readString(c.pointee.event_id)
-        kind = EventKind(rawValue: Int32(truncatingIfNeeded: c.pointee.kind.rawValue))
-        userId = c.pointee.user_id
-        timestampMs = c.pointee.timestamp_ms
-        sessionId = readString(c.pointee.session_id)
-        deviceId = readString(c.pointee.device_id)
-        ip = readString(c.pointee.ip)
-        channel = readString(c.pointee.channel)
-        itemId = c.pointee.item_id
-        categoryId = c.pointee.category_id
-        quantity = c.pointee.quantity
-        ipCountry = readString(c.pointee.ip_country)
-        userAgent = readString(c.pointee.user_agent)
-        _order = c.pointee.order.map { Boxed(Order(cMessage: $0)) }
-        _payment = c.pointee.payment.map { Boxed(Payment(cMessage: $0)) }
-        _refund = c.pointee.refund.map { Boxed(Refund(cMessage: $0)) }
-        _review = c.pointee.review.map { Boxed(Review(cMessage: $0)) }
-        _search = c.pointee.search.map { Boxed(Search(cMessage: $0)) }
-        _login = c.pointee.login.map { Boxed(Login(cMessage: $0)) }
-        _register = c.pointee.register_.map { Boxed(Register(cMessage: $0)) }
-        _profile = c.pointee.profile.map { Boxed(ProfileUpdate(cMessage: $0)) }
-        _item = c.pointee.item.map { Boxed(ItemUpsert(cMessage: $0)) }
-        _impression = c.pointee.impression.map { Boxed(Impression(cMessage: $0)) }
-        _label = c.pointee.label.map { Boxed(Label(cMessage: $0)) }
-        unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
+        Self.read(c, into: &self)
+    }
+    static func read(_ c: UnsafePointer<Persona__V1__Event>, into m: UnsafeMutablePointer<Event>) {
+        m.pointee.eventId = readString(c.pointee.event_id)
+        m.pointee.kind = EventKind(rawValue: Int32(truncatingIfNeeded: c.pointee.kind.rawValue))
+        m.pointee.userId = c.pointee.user_id
+        m.pointee.timestampMs = c.pointee.timestamp_ms
+        m.pointee.sessionId = readString(c.pointee.session_id)
+        m.pointee.deviceId = readString(c.pointee.device_id)
+        m.pointee.ip = readString(c.pointee.ip)
+        m.pointee.channel = readString(c.pointee.channel)
+        m.pointee.itemId = c.pointee.item_id
+        m.pointee.categoryId = c.pointee.category_id
+        m.pointee.quantity = c.pointee.quantity
+        m.pointee.ipCountry = readString(c.pointee.ip_country)
+        m.pointee.userAgent = readString(c.pointee.user_agent)
+        m.pointee._order = c.pointee.order.map { Boxed(Order(cMessage: $0)) }
+        m.pointee._payment = c.pointee.payment.map { Boxed(Payment(cMessage: $0)) }
+        m.pointee._refund = c.pointee.refund.map { Boxed(Refund(cMessage: $0)) }
+        m.pointee._review = c.pointee.review.map { Boxed(Review(cMessage: $0)) }
+        m.pointee._search = c.pointee.search.map { Boxed(Search(cMessage: $0)) }
+        m.pointee._login = c.pointee.login.map { Boxed(Login(cMessage: $0)) }
+        m.pointee._register = c.pointee.register_.map { Boxed(Register(cMessage: $0)) }
+        m.pointee._profile = c.pointee.profile.map { Boxed(ProfileUpdate(cMessage: $0)) }
+        m.pointee._item = c.pointee.item.map { Boxed(ItemUpsert(cMessage: $0)) }
+        m.pointee._impression = c.pointee.impression.map { Boxed(Impression(cMessage: $0)) }
+        m.pointee._label = c.pointee.label.map { Boxed(Label(cMessage: $0)) }
+        m.pointee.unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
     static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
         -> UnsafeMutablePointer<Persona__V1__Event>?

@@ -16,23 +16,26 @@ public struct WindowCounts: WireMessage {
 
 extension WindowCounts: CMessageConvertible {
     typealias CStruct = Persona__V1__WindowCounts
-    func fill(_ c: UnsafeMutablePointer<Persona__V1__WindowCounts>, arena: Arena) {
+    static func fill(_ m: UnsafePointer<WindowCounts>, _ c: UnsafeMutablePointer<Persona__V1__WindowCounts>, arena: Arena) {
         persona__v1__window_counts__init(c)
-        c.pointee.last_1h = last1h
-        c.pointee.last_24h = last24h
-        c.pointee.last_7d = last7d
-        c.pointee.last_30d = last30d
-        c.pointee.lifetime = lifetime
-        arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
+        c.pointee.last_1h = m.pointee.last1h
+        c.pointee.last_24h = m.pointee.last24h
+        c.pointee.last_7d = m.pointee.last7d
+        c.pointee.last_30d = m.pointee.last30d
+        c.pointee.lifetime = m.pointee.lifetime
+        arena.storeUnknownFields(m.pointee.unknownFields, in: UnsafeMutableRawPointer(c))
     }
     init(cMessage c: UnsafePointer<Persona__V1__WindowCounts>) {
         self.init()
-        last1h = c.pointee.last_1h
-        last24h = c.pointee.last_24h
-        last7d = c.pointee.last_7d
-        last30d = c.pointee.last_30d
-        lifetime = c.pointee.lifetime
-        unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
+        Self.read(c, into: &self)
+    }
+    static func read(_ c: UnsafePointer<Persona__V1__WindowCounts>, into m: UnsafeMutablePointer<WindowCounts>) {
+        m.pointee.last1h = c.pointee.last_1h
+        m.pointee.last24h = c.pointee.last_24h
+        m.pointee.last7d = c.pointee.last_7d
+        m.pointee.last30d = c.pointee.last_30d
+        m.pointee.lifetime = c.pointee.lifetime
+        m.pointee.unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
     static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
         -> UnsafeMutablePointer<Persona__V1__WindowCounts>?
@@ -63,17 +66,20 @@ public struct KindCounts: WireMessage {
 
 extension KindCounts: CMessageConvertible {
     typealias CStruct = Persona__V1__KindCounts
-    func fill(_ c: UnsafeMutablePointer<Persona__V1__KindCounts>, arena: Arena) {
+    static func fill(_ m: UnsafePointer<KindCounts>, _ c: UnsafeMutablePointer<Persona__V1__KindCounts>, arena: Arena) {
         persona__v1__kind_counts__init(c)
-        c.pointee.kind = .init(rawValue: .init(truncatingIfNeeded: kind.rawValue))
-        if let v = _counts { c.pointee.counts = arena.message(v.value) }
-        arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
+        c.pointee.kind = .init(rawValue: .init(truncatingIfNeeded: m.pointee.kind.rawValue))
+        if let box = m.pointee._counts { c.pointee.counts = arena.message(box) }
+        arena.storeUnknownFields(m.pointee.unknownFields, in: UnsafeMutableRawPointer(c))
     }
     init(cMessage c: UnsafePointer<Persona__V1__KindCounts>) {
         self.init()
-        kind = EventKind(rawValue: Int32(truncatingIfNeeded: c.pointee.kind.rawValue))
-        _counts = c.pointee.counts.map { Boxed(WindowCounts(cMessage: $0)) }
-        unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
+        Self.read(c, into: &self)
+    }
+    static func read(_ c: UnsafePointer<Persona__V1__KindCounts>, into m: UnsafeMutablePointer<KindCounts>) {
+        m.pointee.kind = EventKind(rawValue: Int32(truncatingIfNeeded: c.pointee.kind.rawValue))
+        m.pointee._counts = c.pointee.counts.map { Boxed(WindowCounts(cMessage: $0)) }
+        m.pointee.unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
     static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
         -> UnsafeMutablePointer<Persona__V1__KindCounts>?
@@ -99,19 +105,22 @@ public struct Affinity: WireMessage {
 
 extension Affinity: CMessageConvertible {
     typealias CStruct = Persona__V1__Affinity
-    func fill(_ c: UnsafeMutablePointer<Persona__V1__Affinity>, arena: Arena) {
+    static func fill(_ m: UnsafePointer<Affinity>, _ c: UnsafeMutablePointer<Persona__V1__Affinity>, arena: Arena) {
         persona__v1__affinity__init(c)
-        c.pointee.id = id
-        if !name.isEmpty { c.pointee.name = arena.string(name) }
-        c.pointee.score = score
-        arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
+        c.pointee.id = m.pointee.id
+        if !m.pointee.name.isEmpty { c.pointee.name = arena.string(m.pointee.name) }
+        c.pointee.score = m.pointee.score
+        arena.storeUnknownFields(m.pointee.unknownFields, in: UnsafeMutableRawPointer(c))
     }
     init(cMessage c: UnsafePointer<Persona__V1__Affinity>) {
         self.init()
-        id = c.pointee.id
-        name = readString(c.pointee.name)
-        score = c.pointee.score
-        unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
+        Self.read(c, into: &self)
+    }
+    static func read(_ c: UnsafePointer<Persona__V1__Affinity>, into m: UnsafeMutablePointer<Affinity>) {
+        m.pointee.id = c.pointee.id
+        m.pointee.name = readString(c.pointee.name)
+        m.pointee.score = c.pointee.score
+        m.pointee.unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
     static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
         -> UnsafeMutablePointer<Persona__V1__Affinity>?
@@ -141,27 +150,30 @@ public struct Rfm: WireMessage {
 
 extension Rfm: CMessageConvertible {
     typealias CStruct = Persona__V1__Rfm
-    func fill(_ c: UnsafeMutablePointer<Persona__V1__Rfm>, arena: Arena) {
+    static func fill(_ m: UnsafePointer<Rfm>, _ c: UnsafeMutablePointer<Persona__V1__Rfm>, arena: Arena) {
         persona__v1__rfm__init(c)
-        c.pointee.recency_days = recencyDays
-        c.pointee.frequency = frequency
-        c.pointee.monetary = monetary
-        c.pointee.r_score = rScore
-        c.pointee.f_score = fScore
-        c.pointee.m_score = mScore
-        c.pointee.average_order_value = averageOrderValue
-        arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
+        c.pointee.recency_days = m.pointee.recencyDays
+        c.pointee.frequency = m.pointee.frequency
+        c.pointee.monetary = m.pointee.monetary
+        c.pointee.r_score = m.pointee.rScore
+        c.pointee.f_score = m.pointee.fScore
+        c.pointee.m_score = m.pointee.mScore
+        c.pointee.average_order_value = m.pointee.averageOrderValue
+        arena.storeUnknownFields(m.pointee.unknownFields, in: UnsafeMutableRawPointer(c))
     }
     init(cMessage c: UnsafePointer<Persona__V1__Rfm>) {
         self.init()
-        recencyDays = c.pointee.recency_days
-        frequency = c.pointee.frequency
-        monetary = c.pointee.monetary
-        rScore = c.pointee.r_score
-        fScore = c.pointee.f_score
-        mScore = c.pointee.m_score
-        averageOrderValue = c.pointee.average_order_value
-        unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
+        Self.read(c, into: &self)
+    }
+    static func read(_ c: UnsafePointer<Persona__V1__Rfm>, into m: UnsafeMutablePointer<Rfm>) {
+        m.pointee.recencyDays = c.pointee.recency_days
+        m.pointee.frequency = c.pointee.frequency
+        m.pointee.monetary = c.pointee.monetary
+        m.pointee.rScore = c.pointee.r_score
+        m.pointee.fScore = c.pointee.f_score
+        m.pointee.mScore = c.pointee.m_score
+        m.pointee.averageOrderValue = c.pointee.average_order_value
+        m.pointee.unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
     static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
         -> UnsafeMutablePointer<Persona__V1__Rfm>?
@@ -209,63 +221,66 @@ public struct RiskFeatures: WireMessage {
 
 extension RiskFeatures: CMessageConvertible {
     typealias CStruct = Persona__V1__RiskFeatures
-    func fill(_ c: UnsafeMutablePointer<Persona__V1__RiskFeatures>, arena: Arena) {
+    static func fill(_ m: UnsafePointer<RiskFeatures>, _ c: UnsafeMutablePointer<Persona__V1__RiskFeatures>, arena: Arena) {
         persona__v1__risk_features__init(c)
-        c.pointee.account_age_days = accountAgeDays
-        c.pointee.seconds_since_signup = secondsSinceSignup
-        c.pointee.orders_1m = orders1m
-        c.pointee.orders_10m = orders10m
-        c.pointee.orders_1h = orders1h
-        c.pointee.orders_24h = orders24h
-        c.pointee.amount_1m = amount1m
-        c.pointee.amount_10m = amount10m
-        c.pointee.amount_1h = amount1h
-        c.pointee.amount_24h = amount24h
-        c.pointee.distinct_devices_24h = distinctDevices24h
-        c.pointee.distinct_devices_7d = distinctDevices7d
-        c.pointee.distinct_ips_24h = distinctIps24h
-        c.pointee.distinct_ips_7d = distinctIps7d
-        c.pointee.distinct_instruments_24h = distinctInstruments24h
-        c.pointee.distinct_instruments_7d = distinctInstruments7d
-        c.pointee.users_sharing_device = usersSharingDevice
-        c.pointee.users_sharing_ip = usersSharingIp
-        c.pointee.failed_payments_1h = failedPayments1h
-        c.pointee.failed_logins_1h = failedLogins1h
-        c.pointee.amount_zscore = amountZscore
-        c.pointee.first_purchase = firstPurchase ? 1 : 0
-        c.pointee.new_device = newDevice ? 1 : 0
-        if !ipCountry.isEmpty { c.pointee.ip_country = arena.string(ipCountry) }
-        c.pointee.ip_country_mismatch = ipCountryMismatch ? 1 : 0
-        arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
+        c.pointee.account_age_days = m.pointee.accountAgeDays
+        c.pointee.seconds_since_signup = m.pointee.secondsSinceSignup
+        c.pointee.orders_1m = m.pointee.orders1m
+        c.pointee.orders_10m = m.pointee.orders10m
+        c.pointee.orders_1h = m.pointee.orders1h
+        c.pointee.orders_24h = m.pointee.orders24h
+        c.pointee.amount_1m = m.pointee.amount1m
+        c.pointee.amount_10m = m.pointee.amount10m
+        c.pointee.amount_1h = m.pointee.amount1h
+        c.pointee.amount_24h = m.pointee.amount24h
+        c.pointee.distinct_devices_24h = m.pointee.distinctDevices24h
+        c.pointee.distinct_devices_7d = m.pointee.distinctDevices7d
+        c.pointee.distinct_ips_24h = m.pointee.distinctIps24h
+        c.pointee.distinct_ips_7d = m.pointee.distinctIps7d
+        c.pointee.distinct_instruments_24h = m.pointee.distinctInstruments24h
+        c.pointee.distinct_instruments_7d = m.pointee.distinctInstruments7d
+        c.pointee.users_sharing_device = m.pointee.usersSharingDevice
+        c.pointee.users_sharing_ip = m.pointee.usersSharingIp
+        c.pointee.failed_payments_1h = m.pointee.failedPayments1h
+        c.pointee.failed_logins_1h = m.pointee.failedLogins1h
+        c.pointee.amount_zscore = m.pointee.amountZscore
+        c.pointee.first_purchase = m.pointee.firstPurchase ? 1 : 0
+        c.pointee.new_device = m.pointee.newDevice ? 1 : 0
+        if !m.pointee.ipCountry.isEmpty { c.pointee.ip_country = arena.string(m.pointee.ipCountry) }
+        c.pointee.ip_country_mismatch = m.pointee.ipCountryMismatch ? 1 : 0
+        arena.storeUnknownFields(m.pointee.unknownFields, in: UnsafeMutableRawPointer(c))
     }
     init(cMessage c: UnsafePointer<Persona__V1__RiskFeatures>) {
         self.init()
-        accountAgeDays = c.pointee.account_age_days
-        secondsSinceSignup = c.pointee.seconds_since_signup
-        orders1m = c.pointee.orders_1m
-        orders10m = c.pointee.orders_10m
-        orders1h = c.pointee.orders_1h
-        orders24h = c.pointee.orders_24h
-        amount1m = c.pointee.amount_1m
-        amount10m = c.pointee.amount_10m
-        amount1h = c.pointee.amount_1h
-        amount24h = c.pointee.amount_24h
-        distinctDevices24h = c.pointee.distinct_devices_24h
-        distinctDevices7d = c.pointee.distinct_devices_7d
-        distinctIps24h = c.pointee.distinct_ips_24h
-        distinctIps7d = c.pointee.distinct_ips_7d
-        distinctInstruments24h = c.pointee.distinct_instruments_24h
-        distinctInstruments7d = c.pointee.distinct_instruments_7d
-        usersSharingDevice = c.pointee.users_sharing_device
-        usersSharingIp = c.pointee.users_sharing_ip
-        failedPayments1h = c.pointee.failed_payments_1h
-        failedLogins1h = c.pointee.failed_logins_1h
-        amountZscore = c.pointee.amount_zscore
-        firstPurchase = c.pointee.first_purchase != 0
-        newDevice = c.pointee.new_device != 0
-        ipCountry = readString(c.pointee.ip_country)
-        ipCountryMismatch = c.pointee.ip_country_mismatch != 0
-        unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
+        Self.read(c, into: &self)
+    }
+    static func read(_ c: UnsafePointer<Persona__V1__RiskFeatures>, into m: UnsafeMutablePointer<RiskFeatures>) {
+        m.pointee.accountAgeDays = c.pointee.account_age_days
+        m.pointee.secondsSinceSignup = c.pointee.seconds_since_signup
+        m.pointee.orders1m = c.pointee.orders_1m
+        m.pointee.orders10m = c.pointee.orders_10m
+        m.pointee.orders1h = c.pointee.orders_1h
+        m.pointee.orders24h = c.pointee.orders_24h
+        m.pointee.amount1m = c.pointee.amount_1m
+        m.pointee.amount10m = c.pointee.amount_10m
+        m.pointee.amount1h = c.pointee.amount_1h
+        m.pointee.amount24h = c.pointee.amount_24h
+        m.pointee.distinctDevices24h = c.pointee.distinct_devices_24h
+        m.pointee.distinctDevices7d = c.pointee.distinct_devices_7d
+        m.pointee.distinctIps24h = c.pointee.distinct_ips_24h
+        m.pointee.distinctIps7d = c.pointee.distinct_ips_7d
+        m.pointee.distinctInstruments24h = c.pointee.distinct_instruments_24h
+        m.pointee.distinctInstruments7d = c.pointee.distinct_instruments_7d
+        m.pointee.usersSharingDevice = c.pointee.users_sharing_device
+        m.pointee.usersSharingIp = c.pointee.users_sharing_ip
+        m.pointee.failedPayments1h = c.pointee.failed_payments_1h
+        m.pointee.failedLogins1h = c.pointee.failed_logins_1h
+        m.pointee.amountZscore = c.pointee.amount_zscore
+        m.pointee.firstPurchase = c.pointee.first_purchase != 0
+        m.pointee.newDevice = c.pointee.new_device != 0
+        m.pointee.ipCountry = readString(c.pointee.ip_country)
+        m.pointee.ipCountryMismatch = c.pointee.ip_country_mismatch != 0
+        m.pointee.unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
     static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
         -> UnsafeMutablePointer<Persona__V1__RiskFeatures>?
@@ -338,89 +353,92 @@ public struct UserProfile: WireMessage {
 
 extension UserProfile: CMessageConvertible {
     typealias CStruct = Persona__V1__UserProfile
-    func fill(_ c: UnsafeMutablePointer<Persona__V1__UserProfile>, arena: Arena) {
+    static func fill(_ m: UnsafePointer<UserProfile>, _ c: UnsafeMutablePointer<Persona__V1__UserProfile>, arena: Arena) {
         persona__v1__user_profile__init(c)
-        c.pointee.user_id = userId
-        c.pointee.age = age
-        c.pointee.gender = .init(rawValue: .init(truncatingIfNeeded: gender.rawValue))
-        if !region.isEmpty { c.pointee.region = arena.string(region) }
-        (c.pointee.n_interests, c.pointee.interests) = arena.strings(interests)
-        c.pointee.signup_ms = signupMs
-        c.pointee.first_seen_ms = firstSeenMs
-        c.pointee.last_seen_ms = lastSeenMs
-        (c.pointee.n_counts, c.pointee.counts) = arena.messages(counts)
-        c.pointee.distinct_items = distinctItems
-        c.pointee.distinct_categories = distinctCategories
-        c.pointee.sessions = sessions
-        c.pointee.browse_depth = browseDepth
-        c.pointee.purchase_interval_mean_days = purchaseIntervalMeanDays
-        c.pointee.purchase_interval_std_days = purchaseIntervalStdDays
-        c.pointee.return_rate = returnRate
-        c.pointee.review_count = reviewCount
-        c.pointee.mean_rating = meanRating
-        if let v = _rfm { c.pointee.rfm = arena.message(v.value) }
-        (c.pointee.n_categories, c.pointee.categories) = arena.messages(categories)
-        (c.pointee.n_brands, c.pointee.brands) = arena.messages(brands)
-        (c.pointee.n_price_bands, c.pointee.price_bands) = arena.scalars(priceBands)
-        (c.pointee.n_active_hours, c.pointee.active_hours) = arena.scalars(activeHours)
-        (c.pointee.n_weekdays, c.pointee.weekdays) = arena.scalars(weekdays)
-        if !preferredChannel.isEmpty { c.pointee.preferred_channel = arena.string(preferredChannel) }
-        if !preferredDevice.isEmpty { c.pointee.preferred_device = arena.string(preferredDevice) }
-        (c.pointee.n_recent_views, c.pointee.recent_views) = arena.scalars(recentViews)
-        (c.pointee.n_recent_carts, c.pointee.recent_carts) = arena.scalars(recentCarts)
-        (c.pointee.n_recent_purchases, c.pointee.recent_purchases) = arena.scalars(recentPurchases)
-        (c.pointee.n_tags, c.pointee.tags) = arena.strings(tags)
-        c.pointee.segment_id = segmentId
-        c.pointee.has_segment = hasSegment ? 1 : 0
-        if let v = _risk { c.pointee.risk = arena.message(v.value) }
-        (c.pointee.n_recent_purchase_ms, c.pointee.recent_purchase_ms) = arena.scalars(recentPurchaseMs)
-        (c.pointee.n_segment_memberships, c.pointee.segment_memberships) = arena.scalars(segmentMemberships)
-        (c.pointee.n_scores, c.pointee.scores) = arena.messages(scores)
-        (c.pointee.n_recent_items, c.pointee.recent_items) = arena.scalars(recentItems)
-        (c.pointee.n_met_items_table, c.pointee.met_items_table) = arena.scalars(metItemsTable)
-        arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
+        c.pointee.user_id = m.pointee.userId
+        c.pointee.age = m.pointee.age
+        c.pointee.gender = .init(rawValue: .init(truncatingIfNeeded: m.pointee.gender.rawValue))
+        if !m.pointee.region.isEmpty { c.pointee.region = arena.string(m.pointee.region) }
+        (c.pointee.n_interests, c.pointee.interests) = arena.strings(m.pointee.interests)
+        c.pointee.signup_ms = m.pointee.signupMs
+        c.pointee.first_seen_ms = m.pointee.firstSeenMs
+        c.pointee.last_seen_ms = m.pointee.lastSeenMs
+        (c.pointee.n_counts, c.pointee.counts) = arena.messages(m.pointee.counts)
+        c.pointee.distinct_items = m.pointee.distinctItems
+        c.pointee.distinct_categories = m.pointee.distinctCategories
+        c.pointee.sessions = m.pointee.sessions
+        c.pointee.browse_depth = m.pointee.browseDepth
+        c.pointee.purchase_interval_mean_days = m.pointee.purchaseIntervalMeanDays
+        c.pointee.purchase_interval_std_days = m.pointee.purchaseIntervalStdDays
+        c.pointee.return_rate = m.pointee.returnRate
+        c.pointee.review_count = m.pointee.reviewCount
+        c.pointee.mean_rating = m.pointee.meanRating
+        if let box = m.pointee._rfm { c.pointee.rfm = arena.message(box) }
+        (c.pointee.n_categories, c.pointee.categories) = arena.messages(m.pointee.categories)
+        (c.pointee.n_brands, c.pointee.brands) = arena.messages(m.pointee.brands)
+        (c.pointee.n_price_bands, c.pointee.price_bands) = arena.scalars(m.pointee.priceBands)
+        (c.pointee.n_active_hours, c.pointee.active_hours) = arena.scalars(m.pointee.activeHours)
+        (c.pointee.n_weekdays, c.pointee.weekdays) = arena.scalars(m.pointee.weekdays)
+        if !m.pointee.preferredChannel.isEmpty { c.pointee.preferred_channel = arena.string(m.pointee.preferredChannel) }
+        if !m.pointee.preferredDevice.isEmpty { c.pointee.preferred_device = arena.string(m.pointee.preferredDevice) }
+        (c.pointee.n_recent_views, c.pointee.recent_views) = arena.scalars(m.pointee.recentViews)
+        (c.pointee.n_recent_carts, c.pointee.recent_carts) = arena.scalars(m.pointee.recentCarts)
+        (c.pointee.n_recent_purchases, c.pointee.recent_purchases) = arena.scalars(m.pointee.recentPurchases)
+        (c.pointee.n_tags, c.pointee.tags) = arena.strings(m.pointee.tags)
+        c.pointee.segment_id = m.pointee.segmentId
+        c.pointee.has_segment = m.pointee.hasSegment ? 1 : 0
+        if let box = m.pointee._risk { c.pointee.risk = arena.message(box) }
+        (c.pointee.n_recent_purchase_ms, c.pointee.recent_purchase_ms) = arena.scalars(m.pointee.recentPurchaseMs)
+        (c.pointee.n_segment_memberships, c.pointee.segment_memberships) = arena.scalars(m.pointee.segmentMemberships)
+        (c.pointee.n_scores, c.pointee.scores) = arena.messages(m.pointee.scores)
+        (c.pointee.n_recent_items, c.pointee.recent_items) = arena.scalars(m.pointee.recentItems)
+        (c.pointee.n_met_items_table, c.pointee.met_items_table) = arena.scalars(m.pointee.metItemsTable)
+        arena.storeUnknownFields(m.pointee.unknownFields, in: UnsafeMutableRawPointer(c))
     }
     init(cMessage c: UnsafePointer<Persona__V1__UserProfile>) {
         self.init()
-        userId = c.pointee.user_id
-        age = c.pointee.age
-        gender = Gender(rawValue: Int32(truncatingIfNeeded: c.pointee.gender.rawValue))
-        region = readString(c.pointee.region)
-        interests = readStrings(c.pointee.interests, c.pointee.n_interests)
-        signupMs = c.pointee.signup_ms
-        firstSeenMs = c.pointee.first_seen_ms
-        lastSeenMs = c.pointee.last_seen_ms
-        counts = readMessages(c.pointee.counts, c.pointee.n_counts, as: KindCounts.self)
-        distinctItems = c.pointee.distinct_items
-        distinctCategories = c.pointee.distinct_categories
-        sessions = c.pointee.sessions
-        browseDepth = c.pointee.browse_depth
-        purchaseIntervalMeanDays = c.pointee.purchase_interval_mean_days
-        purchaseIntervalStdDays = c.pointee.purchase_interval_std_days
-        returnRate = c.pointee.return_rate
-        reviewCount = c.pointee.review_count
-        meanRating = c.pointee.mean_rating
-        _rfm = c.pointee.rfm.map { Boxed(Rfm(cMessage: $0)) }
-        categories = readMessages(c.pointee.categories, c.pointee.n_categories, as: Affinity.self)
-        brands = readMessages(c.pointee.brands, c.pointee.n_brands, as: Affinity.self)
-        priceBands = readScalars(c.pointee.price_bands, c.pointee.n_price_bands)
-        activeHours = readScalars(c.pointee.active_hours, c.pointee.n_active_hours)
-        weekdays = readScalars(c.pointee.weekdays, c.pointee.n_weekdays)
-        preferredChannel = readString(c.pointee.preferred_channel)
-        preferredDevice = readString(c.pointee.preferred_device)
-        recentViews = readScalars(c.pointee.recent_views, c.pointee.n_recent_views)
-        recentCarts = readScalars(c.pointee.recent_carts, c.pointee.n_recent_carts)
-        recentPurchases = readScalars(c.pointee.recent_purchases, c.pointee.n_recent_purchases)
-        tags = readStrings(c.pointee.tags, c.pointee.n_tags)
-        segmentId = c.pointee.segment_id
-        hasSegment = c.pointee.has_segment != 0
-        _risk = c.pointee.risk.map { Boxed(RiskFeatures(cMessage: $0)) }
-        recentPurchaseMs = readScalars(c.pointee.recent_purchase_ms, c.pointee.n_recent_purchase_ms)
-        segmentMemberships = readScalars(c.pointee.segment_memberships, c.pointee.n_segment_memberships)
-        scores = readMessages(c.pointee.scores, c.pointee.n_scores, as: UserScore.self)
-        recentItems = readScalars(c.pointee.recent_items, c.pointee.n_recent_items)
-        metItemsTable = readScalars(c.pointee.met_items_table, c.pointee.n_met_items_table)
-        unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
+        Self.read(c, into: &self)
+    }
+    static func read(_ c: UnsafePointer<Persona__V1__UserProfile>, into m: UnsafeMutablePointer<UserProfile>) {
+        m.pointee.userId = c.pointee.user_id
+        m.pointee.age = c.pointee.age
+        m.pointee.gender = Gender(rawValue: Int32(truncatingIfNeeded: c.pointee.gender.rawValue))
+        m.pointee.region = readString(c.pointee.region)
+        m.pointee.interests = readStrings(c.pointee.interests, c.pointee.n_interests)
+        m.pointee.signupMs = c.pointee.signup_ms
+        m.pointee.firstSeenMs = c.pointee.first_seen_ms
+        m.pointee.lastSeenMs = c.pointee.last_seen_ms
+        m.pointee.counts = readMessages(c.pointee.counts, c.pointee.n_counts, as: KindCounts.self)
+        m.pointee.distinctItems = c.pointee.distinct_items
+        m.pointee.distinctCategories = c.pointee.distinct_categories
+        m.pointee.sessions = c.pointee.sessions
+        m.pointee.browseDepth = c.pointee.browse_depth
+        m.pointee.purchaseIntervalMeanDays = c.pointee.purchase_interval_mean_days
+        m.pointee.purchaseIntervalStdDays = c.pointee.purchase_interval_std_days
+        m.pointee.returnRate = c.pointee.return_rate
+        m.pointee.reviewCount = c.pointee.review_count
+        m.pointee.meanRating = c.pointee.mean_rating
+        m.pointee._rfm = c.pointee.rfm.map { Boxed(Rfm(cMessage: $0)) }
+        m.pointee.categories = readMessages(c.pointee.categories, c.pointee.n_categories, as: Affinity.self)
+        m.pointee.brands = readMessages(c.pointee.brands, c.pointee.n_brands, as: Affinity.self)
+        m.pointee.priceBands = readScalars(c.pointee.price_bands, c.pointee.n_price_bands)
+        m.pointee.activeHours = readScalars(c.pointee.active_hours, c.pointee.n_active_hours)
+        m.pointee.weekdays = readScalars(c.pointee.weekdays, c.pointee.n_weekdays)
+        m.pointee.preferredChannel = readString(c.pointee.preferred_channel)
+        m.pointee.preferredDevice = readString(c.pointee.preferred_device)
+        m.pointee.recentViews = readScalars(c.pointee.recent_views, c.pointee.n_recent_views)
+        m.pointee.recentCarts = readScalars(c.pointee.recent_carts, c.pointee.n_recent_carts)
+        m.pointee.recentPurchases = readScalars(c.pointee.recent_purchases, c.pointee.n_recent_purchases)
+        m.pointee.tags = readStrings(c.pointee.tags, c.pointee.n_tags)
+        m.pointee.segmentId = c.pointee.segment_id
+        m.pointee.hasSegment = c.pointee.has_segment != 0
+        m.pointee._risk = c.pointee.risk.map { Boxed(RiskFeatures(cMessage: $0)) }
+        m.pointee.recentPurchaseMs = readScalars(c.pointee.recent_purchase_ms, c.pointee.n_recent_purchase_ms)
+        m.pointee.segmentMemberships = readScalars(c.pointee.segment_memberships, c.pointee.n_segment_memberships)
+        m.pointee.scores = readMessages(c.pointee.scores, c.pointee.n_scores, as: UserScore.self)
+        m.pointee.recentItems = readScalars(c.pointee.recent_items, c.pointee.n_recent_items)
+        m.pointee.metItemsTable = readScalars(c.pointee.met_items_table, c.pointee.n_met_items_table)
+        m.pointee.unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
     static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
         -> UnsafeMutablePointer<Persona__V1__UserProfile>?
@@ -446,19 +464,22 @@ public struct UserScore: WireMessage {
 
 extension UserScore: CMessageConvertible {
     typealias CStruct = Persona__V1__UserScore
-    func fill(_ c: UnsafeMutablePointer<Persona__V1__UserScore>, arena: Arena) {
+    static func fill(_ m: UnsafePointer<UserScore>, _ c: UnsafeMutablePointer<Persona__V1__UserScore>, arena: Arena) {
         persona__v1__user_score__init(c)
-        if !name.isEmpty { c.pointee.name = arena.string(name) }
-        c.pointee.probability = probability
-        c.pointee.horizon_days = horizonDays
-        arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
+        if !m.pointee.name.isEmpty { c.pointee.name = arena.string(m.pointee.name) }
+        c.pointee.probability = m.pointee.probability
+        c.pointee.horizon_days = m.pointee.horizonDays
+        arena.storeUnknownFields(m.pointee.unknownFields, in: UnsafeMutableRawPointer(c))
     }
     init(cMessage c: UnsafePointer<Persona__V1__UserScore>) {
         self.init()
-        name = readString(c.pointee.name)
-        probability = c.pointee.probability
-        horizonDays = c.pointee.horizon_days
-        unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
+        Self.read(c, into: &self)
+    }
+    static func read(_ c: UnsafePointer<Persona__V1__UserScore>, into m: UnsafeMutablePointer<UserScore>) {
+        m.pointee.name = readString(c.pointee.name)
+        m.pointee.probability = c.pointee.probability
+        m.pointee.horizonDays = c.pointee.horizon_days
+        m.pointee.unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
     static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
         -> UnsafeMutablePointer<Persona__V1__UserScore>?
@@ -483,17 +504,20 @@ public struct GetProfileRequest: WireMessage {
 
 extension GetProfileRequest: CMessageConvertible {
     typealias CStruct = Persona__V1__GetProfileRequest
-    func fill(_ c: UnsafeMutablePointer<Persona__V1__GetProfileRequest>, arena: Arena) {
+    static func fill(_ m: UnsafePointer<GetProfileRequest>, _ c: UnsafeMutablePointer<Persona__V1__GetProfileRequest>, arena: Arena) {
         persona__v1__get_profile_request__init(c)
-        c.pointee.user_id = userId
-        c.pointee.with_met_items = withMetItems ? 1 : 0
-        arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
+        c.pointee.user_id = m.pointee.userId
+        c.pointee.with_met_items = m.pointee.withMetItems ? 1 : 0
+        arena.storeUnknownFields(m.pointee.unknownFields, in: UnsafeMutableRawPointer(c))
     }
     init(cMessage c: UnsafePointer<Persona__V1__GetProfileRequest>) {
         self.init()
-        userId = c.pointee.user_id
-        withMetItems = c.pointee.with_met_items != 0
-        unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
+        Self.read(c, into: &self)
+    }
+    static func read(_ c: UnsafePointer<Persona__V1__GetProfileRequest>, into m: UnsafeMutablePointer<GetProfileRequest>) {
+        m.pointee.userId = c.pointee.user_id
+        m.pointee.withMetItems = c.pointee.with_met_items != 0
+        m.pointee.unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
     static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
         -> UnsafeMutablePointer<Persona__V1__GetProfileRequest>?
@@ -524,17 +548,20 @@ public struct GetProfileResponse: WireMessage {
 
 extension GetProfileResponse: CMessageConvertible {
     typealias CStruct = Persona__V1__GetProfileResponse
-    func fill(_ c: UnsafeMutablePointer<Persona__V1__GetProfileResponse>, arena: Arena) {
+    static func fill(_ m: UnsafePointer<GetProfileResponse>, _ c: UnsafeMutablePointer<Persona__V1__GetProfileResponse>, arena: Arena) {
         persona__v1__get_profile_response__init(c)
-        c.pointee.found = found ? 1 : 0
-        if let v = _profile { c.pointee.profile = arena.message(v.value) }
-        arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
+        c.pointee.found = m.pointee.found ? 1 : 0
+        if let box = m.pointee._profile { c.pointee.profile = arena.message(box) }
+        arena.storeUnknownFields(m.pointee.unknownFields, in: UnsafeMutableRawPointer(c))
     }
     init(cMessage c: UnsafePointer<Persona__V1__GetProfileResponse>) {
         self.init()
-        found = c.pointee.found != 0
-        _profile = c.pointee.profile.map { Boxed(UserProfile(cMessage: $0)) }
-        unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
+        Self.read(c, into: &self)
+    }
+    static func read(_ c: UnsafePointer<Persona__V1__GetProfileResponse>, into m: UnsafeMutablePointer<GetProfileResponse>) {
+        m.pointee.found = c.pointee.found != 0
+        m.pointee._profile = c.pointee.profile.map { Boxed(UserProfile(cMessage: $0)) }
+        m.pointee.unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
     static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
         -> UnsafeMutablePointer<Persona__V1__GetProfileResponse>?
@@ -559,17 +586,20 @@ public struct GetFeaturesRequest: WireMessage {
 
 extension GetFeaturesRequest: CMessageConvertible {
     typealias CStruct = Persona__V1__GetFeaturesRequest
-    func fill(_ c: UnsafeMutablePointer<Persona__V1__GetFeaturesRequest>, arena: Arena) {
+    static func fill(_ m: UnsafePointer<GetFeaturesRequest>, _ c: UnsafeMutablePointer<Persona__V1__GetFeaturesRequest>, arena: Arena) {
         persona__v1__get_features_request__init(c)
-        (c.pointee.n_user_ids, c.pointee.user_ids) = arena.scalars(userIds)
-        (c.pointee.n_names, c.pointee.names) = arena.strings(names)
-        arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
+        (c.pointee.n_user_ids, c.pointee.user_ids) = arena.scalars(m.pointee.userIds)
+        (c.pointee.n_names, c.pointee.names) = arena.strings(m.pointee.names)
+        arena.storeUnknownFields(m.pointee.unknownFields, in: UnsafeMutableRawPointer(c))
     }
     init(cMessage c: UnsafePointer<Persona__V1__GetFeaturesRequest>) {
         self.init()
-        userIds = readScalars(c.pointee.user_ids, c.pointee.n_user_ids)
-        names = readStrings(c.pointee.names, c.pointee.n_names)
-        unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
+        Self.read(c, into: &self)
+    }
+    static func read(_ c: UnsafePointer<Persona__V1__GetFeaturesRequest>, into m: UnsafeMutablePointer<GetFeaturesRequest>) {
+        m.pointee.userIds = readScalars(c.pointee.user_ids, c.pointee.n_user_ids)
+        m.pointee.names = readStrings(c.pointee.names, c.pointee.n_names)
+        m.pointee.unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
     static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
         -> UnsafeMutablePointer<Persona__V1__GetFeaturesRequest>?
@@ -595,19 +625,22 @@ public struct FeatureRow: WireMessage {
 
 extension FeatureRow: CMessageConvertible {
     typealias CStruct = Persona__V1__FeatureRow
-    func fill(_ c: UnsafeMutablePointer<Persona__V1__FeatureRow>, arena: Arena) {
+    static func fill(_ m: UnsafePointer<FeatureRow>, _ c: UnsafeMutablePointer<Persona__V1__FeatureRow>, arena: Arena) {
         persona__v1__feature_row__init(c)
-        c.pointee.user_id = userId
-        c.pointee.found = found ? 1 : 0
-        (c.pointee.n_values, c.pointee.values) = arena.scalars(values)
-        arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
+        c.pointee.user_id = m.pointee.userId
+        c.pointee.found = m.pointee.found ? 1 : 0
+        (c.pointee.n_values, c.pointee.values) = arena.scalars(m.pointee.values)
+        arena.storeUnknownFields(m.pointee.unknownFields, in: UnsafeMutableRawPointer(c))
     }
     init(cMessage c: UnsafePointer<Persona__V1__FeatureRow>) {
         self.init()
-        userId = c.pointee.user_id
-        found = c.pointee.found != 0
-        values = readScalars(c.pointee.values, c.pointee.n_values)
-        unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
+        Self.read(c, into: &self)
+    }
+    static func read(_ c: UnsafePointer<Persona__V1__FeatureRow>, into m: UnsafeMutablePointer<FeatureRow>) {
+        m.pointee.userId = c.pointee.user_id
+        m.pointee.found = c.pointee.found != 0
+        m.pointee.values = readScalars(c.pointee.values, c.pointee.n_values)
+        m.pointee.unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
     static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
         -> UnsafeMutablePointer<Persona__V1__FeatureRow>?
@@ -633,19 +666,22 @@ public struct GetFeaturesResponse: WireMessage {
 
 extension GetFeaturesResponse: CMessageConvertible {
     typealias CStruct = Persona__V1__GetFeaturesResponse
-    func fill(_ c: UnsafeMutablePointer<Persona__V1__GetFeaturesResponse>, arena: Arena) {
+    static func fill(_ m: UnsafePointer<GetFeaturesResponse>, _ c: UnsafeMutablePointer<Persona__V1__GetFeaturesResponse>, arena: Arena) {
         persona__v1__get_features_response__init(c)
-        c.pointee.schema_version = schemaVersion
-        (c.pointee.n_names, c.pointee.names) = arena.strings(names)
-        (c.pointee.n_rows, c.pointee.rows) = arena.messages(rows)
-        arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
+        c.pointee.schema_version = m.pointee.schemaVersion
+        (c.pointee.n_names, c.pointee.names) = arena.strings(m.pointee.names)
+        (c.pointee.n_rows, c.pointee.rows) = arena.messages(m.pointee.rows)
+        arena.storeUnknownFields(m.pointee.unknownFields, in: UnsafeMutableRawPointer(c))
     }
     init(cMessage c: UnsafePointer<Persona__V1__GetFeaturesResponse>) {
         self.init()
-        schemaVersion = c.pointee.schema_version
-        names = readStrings(c.pointee.names, c.pointee.n_names)
-        rows = readMessages(c.pointee.rows, c.pointee.n_rows, as: FeatureRow.self)
-        unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
+        Self.read(c, into: &self)
+    }
+    static func read(_ c: UnsafePointer<Persona__V1__GetFeaturesResponse>, into m: UnsafeMutablePointer<GetFeaturesResponse>) {
+        m.pointee.schemaVersion = c.pointee.schema_version
+        m.pointee.names = readStrings(c.pointee.names, c.pointee.n_names)
+        m.pointee.rows = readMessages(c.pointee.rows, c.pointee.n_rows, as: FeatureRow.self)
+        m.pointee.unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
     static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
         -> UnsafeMutablePointer<Persona__V1__GetFeaturesResponse>?
@@ -700,41 +736,44 @@ public struct ItemProfile: WireMessage {
 
 extension ItemProfile: CMessageConvertible {
     typealias CStruct = Persona__V1__ItemProfile
-    func fill(_ c: UnsafeMutablePointer<Persona__V1__ItemProfile>, arena: Arena) {
+    static func fill(_ m: UnsafePointer<ItemProfile>, _ c: UnsafeMutablePointer<Persona__V1__ItemProfile>, arena: Arena) {
         persona__v1__item_profile__init(c)
-        c.pointee.item_id = itemId
-        c.pointee.category_id = categoryId
-        if !brand.isEmpty { c.pointee.brand = arena.string(brand) }
-        c.pointee.price = price
-        if !currency.isEmpty { c.pointee.currency = arena.string(currency) }
-        c.pointee.stock = stock
-        if !title.isEmpty { c.pointee.title = arena.string(title) }
-        (c.pointee.n_tags, c.pointee.tags) = arena.strings(tags)
-        if let v = _views { c.pointee.views = arena.message(v.value) }
-        if let v = _carts { c.pointee.carts = arena.message(v.value) }
-        if let v = _purchases { c.pointee.purchases = arena.message(v.value) }
-        c.pointee.conversion_rate = conversionRate
-        c.pointee.trending_score = trendingScore
-        c.pointee.in_catalog = inCatalog ? 1 : 0
-        arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
+        c.pointee.item_id = m.pointee.itemId
+        c.pointee.category_id = m.pointee.categoryId
+        if !m.pointee.brand.isEmpty { c.pointee.brand = arena.string(m.pointee.brand) }
+        c.pointee.price = m.pointee.price
+        if !m.pointee.currency.isEmpty { c.pointee.currency = arena.string(m.pointee.currency) }
+        c.pointee.stock = m.pointee.stock
+        if !m.pointee.title.isEmpty { c.pointee.title = arena.string(m.pointee.title) }
+        (c.pointee.n_tags, c.pointee.tags) = arena.strings(m.pointee.tags)
+        if let box = m.pointee._views { c.pointee.views = arena.message(box) }
+        if let box = m.pointee._carts { c.pointee.carts = arena.message(box) }
+        if let box = m.pointee._purchases { c.pointee.purchases = arena.message(box) }
+        c.pointee.conversion_rate = m.pointee.conversionRate
+        c.pointee.trending_score = m.pointee.trendingScore
+        c.pointee.in_catalog = m.pointee.inCatalog ? 1 : 0
+        arena.storeUnknownFields(m.pointee.unknownFields, in: UnsafeMutableRawPointer(c))
     }
     init(cMessage c: UnsafePointer<Persona__V1__ItemProfile>) {
         self.init()
-        itemId = c.pointee.item_id
-        categoryId = c.pointee.category_id
-        brand = readString(c.pointee.brand)
-        price = c.pointee.price
-        currency = readString(c.pointee.currency)
-        stock = c.pointee.stock
-        title = readString(c.pointee.title)
-        tags = readStrings(c.pointee.tags, c.pointee.n_tags)
-        _views = c.pointee.views.map { Boxed(WindowCounts(cMessage: $0)) }
-        _carts = c.pointee.carts.map { Boxed(WindowCounts(cMessage: $0)) }
-        _purchases = c.pointee.purchases.map { Boxed(WindowCounts(cMessage: $0)) }
-        conversionRate = c.pointee.conversion_rate
-        trendingScore = c.pointee.trending_score
-        inCatalog = c.pointee.in_catalog != 0
-        unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
+        Self.read(c, into: &self)
+    }
+    static func read(_ c: UnsafePointer<Persona__V1__ItemProfile>, into m: UnsafeMutablePointer<ItemProfile>) {
+        m.pointee.itemId = c.pointee.item_id
+        m.pointee.categoryId = c.pointee.category_id
+        m.pointee.brand = readString(c.pointee.brand)
+        m.pointee.price = c.pointee.price
+        m.pointee.currency = readString(c.pointee.currency)
+        m.pointee.stock = c.pointee.stock
+        m.pointee.title = readString(c.pointee.title)
+        m.pointee.tags = readStrings(c.pointee.tags, c.pointee.n_tags)
+        m.pointee._views = c.pointee.views.map { Boxed(WindowCounts(cMessage: $0)) }
+        m.pointee._carts = c.pointee.carts.map { Boxed(WindowCounts(cMessage: $0)) }
+        m.pointee._purchases = c.pointee.purchases.map { Boxed(WindowCounts(cMessage: $0)) }
+        m.pointee.conversionRate = c.pointee.conversion_rate
+        m.pointee.trendingScore = c.pointee.trending_score
+        m.pointee.inCatalog = c.pointee.in_catalog != 0
+        m.pointee.unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
     static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
         -> UnsafeMutablePointer<Persona__V1__ItemProfile>?
@@ -761,21 +800,24 @@ public struct GetItemsRequest: WireMessage {
 
 extension GetItemsRequest: CMessageConvertible {
     typealias CStruct = Persona__V1__GetItemsRequest
-    func fill(_ c: UnsafeMutablePointer<Persona__V1__GetItemsRequest>, arena: Arena) {
+    static func fill(_ m: UnsafePointer<GetItemsRequest>, _ c: UnsafeMutablePointer<Persona__V1__GetItemsRequest>, arena: Arena) {
         persona__v1__get_items_request__init(c)
-        (c.pointee.n_item_ids, c.pointee.item_ids) = arena.scalars(itemIds)
-        c.pointee.catalogue = catalogue ? 1 : 0
-        c.pointee.after_id = afterId
-        c.pointee.limit = limit
-        arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
+        (c.pointee.n_item_ids, c.pointee.item_ids) = arena.scalars(m.pointee.itemIds)
+        c.pointee.catalogue = m.pointee.catalogue ? 1 : 0
+        c.pointee.after_id = m.pointee.afterId
+        c.pointee.limit = m.pointee.limit
+        arena.storeUnknownFields(m.pointee.unknownFields, in: UnsafeMutableRawPointer(c))
     }
     init(cMessage c: UnsafePointer<Persona__V1__GetItemsRequest>) {
         self.init()
-        itemIds = readScalars(c.pointee.item_ids, c.pointee.n_item_ids)
-        catalogue = c.pointee.catalogue != 0
-        afterId = c.pointee.after_id
-        limit = c.pointee.limit
-        unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
+        Self.read(c, into: &self)
+    }
+    static func read(_ c: UnsafePointer<Persona__V1__GetItemsRequest>, into m: UnsafeMutablePointer<GetItemsRequest>) {
+        m.pointee.itemIds = readScalars(c.pointee.item_ids, c.pointee.n_item_ids)
+        m.pointee.catalogue = c.pointee.catalogue != 0
+        m.pointee.afterId = c.pointee.after_id
+        m.pointee.limit = c.pointee.limit
+        m.pointee.unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
     static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
         -> UnsafeMutablePointer<Persona__V1__GetItemsRequest>?
@@ -801,19 +843,22 @@ public struct GetItemsResponse: WireMessage {
 
 extension GetItemsResponse: CMessageConvertible {
     typealias CStruct = Persona__V1__GetItemsResponse
-    func fill(_ c: UnsafeMutablePointer<Persona__V1__GetItemsResponse>, arena: Arena) {
+    static func fill(_ m: UnsafePointer<GetItemsResponse>, _ c: UnsafeMutablePointer<Persona__V1__GetItemsResponse>, arena: Arena) {
         persona__v1__get_items_response__init(c)
-        (c.pointee.n_items, c.pointee.items) = arena.messages(items)
-        (c.pointee.n_missing, c.pointee.missing) = arena.scalars(missing)
-        c.pointee.more = more ? 1 : 0
-        arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
+        (c.pointee.n_items, c.pointee.items) = arena.messages(m.pointee.items)
+        (c.pointee.n_missing, c.pointee.missing) = arena.scalars(m.pointee.missing)
+        c.pointee.more = m.pointee.more ? 1 : 0
+        arena.storeUnknownFields(m.pointee.unknownFields, in: UnsafeMutableRawPointer(c))
     }
     init(cMessage c: UnsafePointer<Persona__V1__GetItemsResponse>) {
         self.init()
-        items = readMessages(c.pointee.items, c.pointee.n_items, as: ItemProfile.self)
-        missing = readScalars(c.pointee.missing, c.pointee.n_missing)
-        more = c.pointee.more != 0
-        unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
+        Self.read(c, into: &self)
+    }
+    static func read(_ c: UnsafePointer<Persona__V1__GetItemsResponse>, into m: UnsafeMutablePointer<GetItemsResponse>) {
+        m.pointee.items = readMessages(c.pointee.items, c.pointee.n_items, as: ItemProfile.self)
+        m.pointee.missing = readScalars(c.pointee.missing, c.pointee.n_missing)
+        m.pointee.more = c.pointee.more != 0
+        m.pointee.unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
     static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
         -> UnsafeMutablePointer<Persona__V1__GetItemsResponse>?
@@ -840,21 +885,24 @@ public struct TopItemsRequest: WireMessage {
 
 extension TopItemsRequest: CMessageConvertible {
     typealias CStruct = Persona__V1__TopItemsRequest
-    func fill(_ c: UnsafeMutablePointer<Persona__V1__TopItemsRequest>, arena: Arena) {
+    static func fill(_ m: UnsafePointer<TopItemsRequest>, _ c: UnsafeMutablePointer<Persona__V1__TopItemsRequest>, arena: Arena) {
         persona__v1__top_items_request__init(c)
-        c.pointee.category_id = categoryId
-        if !window.isEmpty { c.pointee.window = arena.string(window) }
-        if !by.isEmpty { c.pointee.by = arena.string(by) }
-        c.pointee.limit = limit
-        arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
+        c.pointee.category_id = m.pointee.categoryId
+        if !m.pointee.window.isEmpty { c.pointee.window = arena.string(m.pointee.window) }
+        if !m.pointee.by.isEmpty { c.pointee.by = arena.string(m.pointee.by) }
+        c.pointee.limit = m.pointee.limit
+        arena.storeUnknownFields(m.pointee.unknownFields, in: UnsafeMutableRawPointer(c))
     }
     init(cMessage c: UnsafePointer<Persona__V1__TopItemsRequest>) {
         self.init()
-        categoryId = c.pointee.category_id
-        window = readString(c.pointee.window)
-        by = readString(c.pointee.by)
-        limit = c.pointee.limit
-        unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
+        Self.read(c, into: &self)
+    }
+    static func read(_ c: UnsafePointer<Persona__V1__TopItemsRequest>, into m: UnsafeMutablePointer<TopItemsRequest>) {
+        m.pointee.categoryId = c.pointee.category_id
+        m.pointee.window = readString(c.pointee.window)
+        m.pointee.by = readString(c.pointee.by)
+        m.pointee.limit = c.pointee.limit
+        m.pointee.unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
     static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
         -> UnsafeMutablePointer<Persona__V1__TopItemsRequest>?
@@ -878,15 +926,18 @@ public struct TopItemsResponse: WireMessage {
 
 extension TopItemsResponse: CMessageConvertible {
     typealias CStruct = Persona__V1__TopItemsResponse
-    func fill(_ c: UnsafeMutablePointer<Persona__V1__TopItemsResponse>, arena: Arena) {
+    static func fill(_ m: UnsafePointer<TopItemsResponse>, _ c: UnsafeMutablePointer<Persona__V1__TopItemsResponse>, arena: Arena) {
         persona__v1__top_items_response__init(c)
-        (c.pointee.n_items, c.pointee.items) = arena.messages(items)
-        arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
+        (c.pointee.n_items, c.pointee.items) = arena.messages(m.pointee.items)
+        arena.storeUnknownFields(m.pointee.unknownFields, in: UnsafeMutableRawPointer(c))
     }
     init(cMessage c: UnsafePointer<Persona__V1__TopItemsResponse>) {
         self.init()
-        items = readMessages(c.pointee.items, c.pointee.n_items, as: ItemProfile.self)
-        unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
+        Self.read(c, into: &self)
+    }
+    static func read(_ c: UnsafePointer<Persona__V1__TopItemsResponse>, into m: UnsafeMutablePointer<TopItemsResponse>) {
+        m.pointee.items = readMessages(c.pointee.items, c.pointee.n_items, as: ItemProfile.self)
+        m.pointee.unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
     static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
         -> UnsafeMutablePointer<Persona__V1__TopItemsResponse>?
@@ -915,25 +966,29 @@ public struct SegmentMembersRequest: WireMessage {
 
 extension SegmentMembersRequest: CMessageConvertible {
     typealias CStruct = Persona__V1__SegmentMembersRequest
-    func fill(_ c: UnsafeMutablePointer<Persona__V1__SegmentMembersRequest>, arena: Arena) {
+    static func fill(_ m: UnsafePointer<SegmentMembersRequest>, _ c: UnsafeMutablePointer<Persona__V1__SegmentMembersRequest>, arena: Arena)
+    {
         persona__v1__segment_members_request__init(c)
-        if !tag.isEmpty { c.pointee.tag = arena.string(tag) }
-        c.pointee.segment_id = segmentId
-        c.pointee.page_size = pageSize
-        if !pageToken.isEmpty { c.pointee.page_token = arena.string(pageToken) }
-        if !score.isEmpty { c.pointee.score = arena.string(score) }
-        c.pointee.min_probability = minProbability
-        arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
+        if !m.pointee.tag.isEmpty { c.pointee.tag = arena.string(m.pointee.tag) }
+        c.pointee.segment_id = m.pointee.segmentId
+        c.pointee.page_size = m.pointee.pageSize
+        if !m.pointee.pageToken.isEmpty { c.pointee.page_token = arena.string(m.pointee.pageToken) }
+        if !m.pointee.score.isEmpty { c.pointee.score = arena.string(m.pointee.score) }
+        c.pointee.min_probability = m.pointee.minProbability
+        arena.storeUnknownFields(m.pointee.unknownFields, in: UnsafeMutableRawPointer(c))
     }
     init(cMessage c: UnsafePointer<Persona__V1__SegmentMembersRequest>) {
         self.init()
-        tag = readString(c.pointee.tag)
-        segmentId = c.pointee.segment_id
-        pageSize = c.pointee.page_size
-        pageToken = readString(c.pointee.page_token)
-        score = readString(c.pointee.score)
-        minProbability = c.pointee.min_probability
-        unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
+        Self.read(c, into: &self)
+    }
+    static func read(_ c: UnsafePointer<Persona__V1__SegmentMembersRequest>, into m: UnsafeMutablePointer<SegmentMembersRequest>) {
+        m.pointee.tag = readString(c.pointee.tag)
+        m.pointee.segmentId = c.pointee.segment_id
+        m.pointee.pageSize = c.pointee.page_size
+        m.pointee.pageToken = readString(c.pointee.page_token)
+        m.pointee.score = readString(c.pointee.score)
+        m.pointee.minProbability = c.pointee.min_probability
+        m.pointee.unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
     static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
         -> UnsafeMutablePointer<Persona__V1__SegmentMembersRequest>?
@@ -958,17 +1013,22 @@ public struct SegmentMembersResponse: WireMessage {
 
 extension SegmentMembersResponse: CMessageConvertible {
     typealias CStruct = Persona__V1__SegmentMembersResponse
-    func fill(_ c: UnsafeMutablePointer<Persona__V1__SegmentMembersResponse>, arena: Arena) {
+    static func fill(
+        _ m: UnsafePointer<SegmentMembersResponse>, _ c: UnsafeMutablePointer<Persona__V1__SegmentMembersResponse>, arena: Arena
+    ) {
         persona__v1__segment_members_response__init(c)
-        (c.pointee.n_user_ids, c.pointee.user_ids) = arena.scalars(userIds)
-        if !nextPageToken.isEmpty { c.pointee.next_page_token = arena.string(nextPageToken) }
-        arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
+        (c.pointee.n_user_ids, c.pointee.user_ids) = arena.scalars(m.pointee.userIds)
+        if !m.pointee.nextPageToken.isEmpty { c.pointee.next_page_token = arena.string(m.pointee.nextPageToken) }
+        arena.storeUnknownFields(m.pointee.unknownFields, in: UnsafeMutableRawPointer(c))
     }
     init(cMessage c: UnsafePointer<Persona__V1__SegmentMembersResponse>) {
         self.init()
-        userIds = readScalars(c.pointee.user_ids, c.pointee.n_user_ids)
-        nextPageToken = readString(c.pointee.next_page_token)
-        unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
+        Self.read(c, into: &self)
+    }
+    static func read(_ c: UnsafePointer<Persona__V1__SegmentMembersResponse>, into m: UnsafeMutablePointer<SegmentMembersResponse>) {
+        m.pointee.userIds = readScalars(c.pointee.user_ids, c.pointee.n_user_ids)
+        m.pointee.nextPageToken = readString(c.pointee.next_page_token)
+        m.pointee.unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
     static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
         -> UnsafeMutablePointer<Persona__V1__SegmentMembersResponse>?
@@ -1000,31 +1060,35 @@ public struct ExportTrainingRequest: WireMessage {
 
 extension ExportTrainingRequest: CMessageConvertible {
     typealias CStruct = Persona__V1__ExportTrainingRequest
-    func fill(_ c: UnsafeMutablePointer<Persona__V1__ExportTrainingRequest>, arena: Arena) {
+    static func fill(_ m: UnsafePointer<ExportTrainingRequest>, _ c: UnsafeMutablePointer<Persona__V1__ExportTrainingRequest>, arena: Arena)
+    {
         persona__v1__export_training_request__init(c)
-        (c.pointee.n_names, c.pointee.names) = arena.strings(names)
-        c.pointee.from_ms = fromMs
-        c.pointee.to_ms = toMs
-        c.pointee.chunk_rows = chunkRows
-        if !cursor.isEmpty { c.pointee.cursor = arena.string(cursor) }
-        if !target.isEmpty { c.pointee.target = arena.string(target) }
-        c.pointee.horizon_days = horizonDays
-        c.pointee.cutoff_ms = cutoffMs
-        c.pointee.cutoffs = cutoffs
-        arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
+        (c.pointee.n_names, c.pointee.names) = arena.strings(m.pointee.names)
+        c.pointee.from_ms = m.pointee.fromMs
+        c.pointee.to_ms = m.pointee.toMs
+        c.pointee.chunk_rows = m.pointee.chunkRows
+        if !m.pointee.cursor.isEmpty { c.pointee.cursor = arena.string(m.pointee.cursor) }
+        if !m.pointee.target.isEmpty { c.pointee.target = arena.string(m.pointee.target) }
+        c.pointee.horizon_days = m.pointee.horizonDays
+        c.pointee.cutoff_ms = m.pointee.cutoffMs
+        c.pointee.cutoffs = m.pointee.cutoffs
+        arena.storeUnknownFields(m.pointee.unknownFields, in: UnsafeMutableRawPointer(c))
     }
     init(cMessage c: UnsafePointer<Persona__V1__ExportTrainingRequest>) {
         self.init()
-        names = readStrings(c.pointee.names, c.pointee.n_names)
-        fromMs = c.pointee.from_ms
-        toMs = c.pointee.to_ms
-        chunkRows = c.pointee.chunk_rows
-        cursor = readString(c.pointee.cursor)
-        target = readString(c.pointee.target)
-        horizonDays = c.pointee.horizon_days
-        cutoffMs = c.pointee.cutoff_ms
-        cutoffs = c.pointee.cutoffs
-        unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
+        Self.read(c, into: &self)
+    }
+    static func read(_ c: UnsafePointer<Persona__V1__ExportTrainingRequest>, into m: UnsafeMutablePointer<ExportTrainingRequest>) {
+        m.pointee.names = readStrings(c.pointee.names, c.pointee.n_names)
+        m.pointee.fromMs = c.pointee.from_ms
+        m.pointee.toMs = c.pointee.to_ms
+        m.pointee.chunkRows = c.pointee.chunk_rows
+        m.pointee.cursor = readString(c.pointee.cursor)
+        m.pointee.target = readString(c.pointee.target)
+        m.pointee.horizonDays = c.pointee.horizon_days
+        m.pointee.cutoffMs = c.pointee.cutoff_ms
+        m.pointee.cutoffs = c.pointee.cutoffs
+        m.pointee.unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
     static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
         -> UnsafeMutablePointer<Persona__V1__ExportTrainingRequest>?
@@ -1052,23 +1116,26 @@ public struct TrainingRow: WireMessage {
 
 extension TrainingRow: CMessageConvertible {
     typealias CStruct = Persona__V1__TrainingRow
-    func fill(_ c: UnsafeMutablePointer<Persona__V1__TrainingRow>, arena: Arena) {
+    static func fill(_ m: UnsafePointer<TrainingRow>, _ c: UnsafeMutablePointer<Persona__V1__TrainingRow>, arena: Arena) {
         persona__v1__training_row__init(c)
-        c.pointee.user_id = userId
-        c.pointee.timestamp_ms = timestampMs
-        if !orderId.isEmpty { c.pointee.order_id = arena.string(orderId) }
-        (c.pointee.n_values, c.pointee.values) = arena.scalars(values)
-        c.pointee.label = label
-        arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
+        c.pointee.user_id = m.pointee.userId
+        c.pointee.timestamp_ms = m.pointee.timestampMs
+        if !m.pointee.orderId.isEmpty { c.pointee.order_id = arena.string(m.pointee.orderId) }
+        (c.pointee.n_values, c.pointee.values) = arena.scalars(m.pointee.values)
+        c.pointee.label = m.pointee.label
+        arena.storeUnknownFields(m.pointee.unknownFields, in: UnsafeMutableRawPointer(c))
     }
     init(cMessage c: UnsafePointer<Persona__V1__TrainingRow>) {
         self.init()
-        userId = c.pointee.user_id
-        timestampMs = c.pointee.timestamp_ms
-        orderId = readString(c.pointee.order_id)
-        values = readScalars(c.pointee.values, c.pointee.n_values)
-        label = c.pointee.label
-        unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
+        Self.read(c, into: &self)
+    }
+    static func read(_ c: UnsafePointer<Persona__V1__TrainingRow>, into m: UnsafeMutablePointer<TrainingRow>) {
+        m.pointee.userId = c.pointee.user_id
+        m.pointee.timestampMs = c.pointee.timestamp_ms
+        m.pointee.orderId = readString(c.pointee.order_id)
+        m.pointee.values = readScalars(c.pointee.values, c.pointee.n_values)
+        m.pointee.label = c.pointee.label
+        m.pointee.unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
     static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
         -> UnsafeMutablePointer<Persona__V1__TrainingRow>?
@@ -1096,23 +1163,28 @@ public struct ExportTrainingResponse: WireMessage {
 
 extension ExportTrainingResponse: CMessageConvertible {
     typealias CStruct = Persona__V1__ExportTrainingResponse
-    func fill(_ c: UnsafeMutablePointer<Persona__V1__ExportTrainingResponse>, arena: Arena) {
+    static func fill(
+        _ m: UnsafePointer<ExportTrainingResponse>, _ c: UnsafeMutablePointer<Persona__V1__ExportTrainingResponse>, arena: Arena
+    ) {
         persona__v1__export_training_response__init(c)
-        c.pointee.schema_version = schemaVersion
-        (c.pointee.n_names, c.pointee.names) = arena.strings(names)
-        (c.pointee.n_rows, c.pointee.rows) = arena.messages(rows)
-        if !nextCursor.isEmpty { c.pointee.next_cursor = arena.string(nextCursor) }
-        c.pointee.done = done ? 1 : 0
-        arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
+        c.pointee.schema_version = m.pointee.schemaVersion
+        (c.pointee.n_names, c.pointee.names) = arena.strings(m.pointee.names)
+        (c.pointee.n_rows, c.pointee.rows) = arena.messages(m.pointee.rows)
+        if !m.pointee.nextCursor.isEmpty { c.pointee.next_cursor = arena.string(m.pointee.nextCursor) }
+        c.pointee.done = m.pointee.done ? 1 : 0
+        arena.storeUnknownFields(m.pointee.unknownFields, in: UnsafeMutableRawPointer(c))
     }
     init(cMessage c: UnsafePointer<Persona__V1__ExportTrainingResponse>) {
         self.init()
-        schemaVersion = c.pointee.schema_version
-        names = readStrings(c.pointee.names, c.pointee.n_names)
-        rows = readMessages(c.pointee.rows, c.pointee.n_rows, as: TrainingRow.self)
-        nextCursor = readString(c.pointee.next_cursor)
-        done = c.pointee.done != 0
-        unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
+        Self.read(c, into: &self)
+    }
+    static func read(_ c: UnsafePointer<Persona__V1__ExportTrainingResponse>, into m: UnsafeMutablePointer<ExportTrainingResponse>) {
+        m.pointee.schemaVersion = c.pointee.schema_version
+        m.pointee.names = readStrings(c.pointee.names, c.pointee.n_names)
+        m.pointee.rows = readMessages(c.pointee.rows, c.pointee.n_rows, as: TrainingRow.self)
+        m.pointee.nextCursor = readString(c.pointee.next_cursor)
+        m.pointee.done = c.pointee.done != 0
+        m.pointee.unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
     static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
         -> UnsafeMutablePointer<Persona__V1__ExportTrainingResponse>?
@@ -1136,15 +1208,18 @@ public struct DeleteUserRequest: WireMessage {
 
 extension DeleteUserRequest: CMessageConvertible {
     typealias CStruct = Persona__V1__DeleteUserRequest
-    func fill(_ c: UnsafeMutablePointer<Persona__V1__DeleteUserRequest>, arena: Arena) {
+    static func fill(_ m: UnsafePointer<DeleteUserRequest>, _ c: UnsafeMutablePointer<Persona__V1__DeleteUserRequest>, arena: Arena) {
         persona__v1__delete_user_request__init(c)
-        c.pointee.user_id = userId
-        arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
+        c.pointee.user_id = m.pointee.userId
+        arena.storeUnknownFields(m.pointee.unknownFields, in: UnsafeMutableRawPointer(c))
     }
     init(cMessage c: UnsafePointer<Persona__V1__DeleteUserRequest>) {
         self.init()
-        userId = c.pointee.user_id
-        unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
+        Self.read(c, into: &self)
+    }
+    static func read(_ c: UnsafePointer<Persona__V1__DeleteUserRequest>, into m: UnsafeMutablePointer<DeleteUserRequest>) {
+        m.pointee.userId = c.pointee.user_id
+        m.pointee.unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
     static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
         -> UnsafeMutablePointer<Persona__V1__DeleteUserRequest>?
@@ -1168,15 +1243,18 @@ public struct DeleteUserResponse: WireMessage {
 
 extension DeleteUserResponse: CMessageConvertible {
     typealias CStruct = Persona__V1__DeleteUserResponse
-    func fill(_ c: UnsafeMutablePointer<Persona__V1__DeleteUserResponse>, arena: Arena) {
+    static func fill(_ m: UnsafePointer<DeleteUserResponse>, _ c: UnsafeMutablePointer<Persona__V1__DeleteUserResponse>, arena: Arena) {
         persona__v1__delete_user_response__init(c)
-        c.pointee.deleted = deleted ? 1 : 0
-        arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
+        c.pointee.deleted = m.pointee.deleted ? 1 : 0
+        arena.storeUnknownFields(m.pointee.unknownFields, in: UnsafeMutableRawPointer(c))
     }
     init(cMessage c: UnsafePointer<Persona__V1__DeleteUserResponse>) {
         self.init()
-        deleted = c.pointee.deleted != 0
-        unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
+        Self.read(c, into: &self)
+    }
+    static func read(_ c: UnsafePointer<Persona__V1__DeleteUserResponse>, into m: UnsafeMutablePointer<DeleteUserResponse>) {
+        m.pointee.deleted = c.pointee.deleted != 0
+        m.pointee.unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
     static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
         -> UnsafeMutablePointer<Persona__V1__DeleteUserResponse>?
@@ -1207,17 +1285,22 @@ public struct RequestFeaturesRequest: WireMessage {
 
 extension RequestFeaturesRequest: CMessageConvertible {
     typealias CStruct = Persona__V1__RequestFeaturesRequest
-    func fill(_ c: UnsafeMutablePointer<Persona__V1__RequestFeaturesRequest>, arena: Arena) {
+    static func fill(
+        _ m: UnsafePointer<RequestFeaturesRequest>, _ c: UnsafeMutablePointer<Persona__V1__RequestFeaturesRequest>, arena: Arena
+    ) {
         persona__v1__request_features_request__init(c)
-        if let v = _event { c.pointee.event = arena.message(v.value) }
-        (c.pointee.n_names, c.pointee.names) = arena.strings(names)
-        arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
+        if let box = m.pointee._event { c.pointee.event = arena.message(box) }
+        (c.pointee.n_names, c.pointee.names) = arena.strings(m.pointee.names)
+        arena.storeUnknownFields(m.pointee.unknownFields, in: UnsafeMutableRawPointer(c))
     }
     init(cMessage c: UnsafePointer<Persona__V1__RequestFeaturesRequest>) {
         self.init()
-        _event = c.pointee.event.map { Boxed(Event(cMessage: $0)) }
-        names = readStrings(c.pointee.names, c.pointee.n_names)
-        unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
+        Self.read(c, into: &self)
+    }
+    static func read(_ c: UnsafePointer<Persona__V1__RequestFeaturesRequest>, into m: UnsafeMutablePointer<RequestFeaturesRequest>) {
+        m.pointee._event = c.pointee.event.map { Boxed(Event(cMessage: $0)) }
+        m.pointee.names = readStrings(c.pointee.names, c.pointee.n_names)
+        m.pointee.unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
     static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
         -> UnsafeMutablePointer<Persona__V1__RequestFeaturesRequest>?
@@ -1244,21 +1327,26 @@ public struct RequestFeaturesResponse: WireMessage {
 
 extension RequestFeaturesResponse: CMessageConvertible {
     typealias CStruct = Persona__V1__RequestFeaturesResponse
-    func fill(_ c: UnsafeMutablePointer<Persona__V1__RequestFeaturesResponse>, arena: Arena) {
+    static func fill(
+        _ m: UnsafePointer<RequestFeaturesResponse>, _ c: UnsafeMutablePointer<Persona__V1__RequestFeaturesResponse>, arena: Arena
+    ) {
         persona__v1__request_features_response__init(c)
-        c.pointee.schema_version = schemaVersion
-        (c.pointee.n_names, c.pointee.names) = arena.strings(names)
-        (c.pointee.n_values, c.pointee.values) = arena.scalars(values)
-        c.pointee.known_user = knownUser ? 1 : 0
-        arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
+        c.pointee.schema_version = m.pointee.schemaVersion
+        (c.pointee.n_names, c.pointee.names) = arena.strings(m.pointee.names)
+        (c.pointee.n_values, c.pointee.values) = arena.scalars(m.pointee.values)
+        c.pointee.known_user = m.pointee.knownUser ? 1 : 0
+        arena.storeUnknownFields(m.pointee.unknownFields, in: UnsafeMutableRawPointer(c))
     }
     init(cMessage c: UnsafePointer<Persona__V1__RequestFeaturesResponse>) {
         self.init()
-        schemaVersion = c.pointee.schema_version
-        names = readStrings(c.pointee.names, c.pointee.n_names)
-        values = readScalars(c.pointee.values, c.pointee.n_values)
-        knownUser = c.pointee.known_user != 0
-        unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
+        Self.read(c, into: &self)
+    }
+    static func read(_ c: UnsafePointer<Persona__V1__RequestFeaturesResponse>, into m: UnsafeMutablePointer<RequestFeaturesResponse>) {
+        m.pointee.schemaVersion = c.pointee.schema_version
+        m.pointee.names = readStrings(c.pointee.names, c.pointee.n_names)
+        m.pointee.values = readScalars(c.pointee.values, c.pointee.n_values)
+        m.pointee.knownUser = c.pointee.known_user != 0
+        m.pointee.unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
     static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
         -> UnsafeMutablePointer<Persona__V1__RequestFeaturesResponse>?

@@ -97,15 +97,18 @@ public struct AppendRequest: WireMessage {
 
 extension AppendRequest: CMessageConvertible {
     typealias CStruct = Persona__V1__AppendRequest
-    func fill(_ c: UnsafeMutablePointer<Persona__V1__AppendRequest>, arena: Arena) {
+    static func fill(_ m: UnsafePointer<AppendRequest>, _ c: UnsafeMutablePointer<Persona__V1__AppendRequest>, arena: Arena) {
         persona__v1__append_request__init(c)
-        (c.pointee.n_events, c.pointee.events) = arena.messages(events)
-        arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
+        (c.pointee.n_events, c.pointee.events) = arena.messages(m.pointee.events)
+        arena.storeUnknownFields(m.pointee.unknownFields, in: UnsafeMutableRawPointer(c))
     }
     init(cMessage c: UnsafePointer<Persona__V1__AppendRequest>) {
         self.init()
-        events = readMessages(c.pointee.events, c.pointee.n_events, as: Event.self)
-        unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
+        Self.read(c, into: &self)
+    }
+    static func read(_ c: UnsafePointer<Persona__V1__AppendRequest>, into m: UnsafeMutablePointer<AppendRequest>) {
+        m.pointee.events = readMessages(c.pointee.events, c.pointee.n_events, as: Event.self)
+        m.pointee.unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
     static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
         -> UnsafeMutablePointer<Persona__V1__AppendRequest>?
@@ -133,23 +136,26 @@ public struct EventStatus: WireMessage {
 
 extension EventStatus: CMessageConvertible {
     typealias CStruct = Persona__V1__EventStatus
-    func fill(_ c: UnsafeMutablePointer<Persona__V1__EventStatus>, arena: Arena) {
+    static func fill(_ m: UnsafePointer<EventStatus>, _ c: UnsafeMutablePointer<Persona__V1__EventStatus>, arena: Arena) {
         persona__v1__event_status__init(c)
-        c.pointee.code = .init(rawValue: .init(truncatingIfNeeded: code.rawValue))
-        c.pointee.reason = .init(rawValue: .init(truncatingIfNeeded: reason.rawValue))
-        if !detail.isEmpty { c.pointee.detail = arena.string(detail) }
-        c.pointee.partition = partition
-        c.pointee.offset = offset
-        arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
+        c.pointee.code = .init(rawValue: .init(truncatingIfNeeded: m.pointee.code.rawValue))
+        c.pointee.reason = .init(rawValue: .init(truncatingIfNeeded: m.pointee.reason.rawValue))
+        if !m.pointee.detail.isEmpty { c.pointee.detail = arena.string(m.pointee.detail) }
+        c.pointee.partition = m.pointee.partition
+        c.pointee.offset = m.pointee.offset
+        arena.storeUnknownFields(m.pointee.unknownFields, in: UnsafeMutableRawPointer(c))
     }
     init(cMessage c: UnsafePointer<Persona__V1__EventStatus>) {
         self.init()
-        code = AppendCode(rawValue: Int32(truncatingIfNeeded: c.pointee.code.rawValue))
-        reason = RejectReason(rawValue: Int32(truncatingIfNeeded: c.pointee.reason.rawValue))
-        detail = readString(c.pointee.detail)
-        partition = c.pointee.partition
-        offset = c.pointee.offset
-        unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
+        Self.read(c, into: &self)
+    }
+    static func read(_ c: UnsafePointer<Persona__V1__EventStatus>, into m: UnsafeMutablePointer<EventStatus>) {
+        m.pointee.code = AppendCode(rawValue: Int32(truncatingIfNeeded: c.pointee.code.rawValue))
+        m.pointee.reason = RejectReason(rawValue: Int32(truncatingIfNeeded: c.pointee.reason.rawValue))
+        m.pointee.detail = readString(c.pointee.detail)
+        m.pointee.partition = c.pointee.partition
+        m.pointee.offset = c.pointee.offset
+        m.pointee.unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
     static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
         -> UnsafeMutablePointer<Persona__V1__EventStatus>?
@@ -176,21 +182,24 @@ public struct AppendResponse: WireMessage {
 
 extension AppendResponse: CMessageConvertible {
     typealias CStruct = Persona__V1__AppendResponse
-    func fill(_ c: UnsafeMutablePointer<Persona__V1__AppendResponse>, arena: Arena) {
+    static func fill(_ m: UnsafePointer<AppendResponse>, _ c: UnsafeMutablePointer<Persona__V1__AppendResponse>, arena: Arena) {
         persona__v1__append_response__init(c)
-        (c.pointee.n_statuses, c.pointee.statuses) = arena.messages(statuses)
-        c.pointee.accepted = accepted
-        c.pointee.duplicates = duplicates
-        c.pointee.rejected = rejected
-        arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
+        (c.pointee.n_statuses, c.pointee.statuses) = arena.messages(m.pointee.statuses)
+        c.pointee.accepted = m.pointee.accepted
+        c.pointee.duplicates = m.pointee.duplicates
+        c.pointee.rejected = m.pointee.rejected
+        arena.storeUnknownFields(m.pointee.unknownFields, in: UnsafeMutableRawPointer(c))
     }
     init(cMessage c: UnsafePointer<Persona__V1__AppendResponse>) {
         self.init()
-        statuses = readMessages(c.pointee.statuses, c.pointee.n_statuses, as: EventStatus.self)
-        accepted = c.pointee.accepted
-        duplicates = c.pointee.duplicates
-        rejected = c.pointee.rejected
-        unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
+        Self.read(c, into: &self)
+    }
+    static func read(_ c: UnsafePointer<Persona__V1__AppendResponse>, into m: UnsafeMutablePointer<AppendResponse>) {
+        m.pointee.statuses = readMessages(c.pointee.statuses, c.pointee.n_statuses, as: EventStatus.self)
+        m.pointee.accepted = c.pointee.accepted
+        m.pointee.duplicates = c.pointee.duplicates
+        m.pointee.rejected = c.pointee.rejected
+        m.pointee.unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
     static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
         -> UnsafeMutablePointer<Persona__V1__AppendResponse>?
@@ -219,25 +228,28 @@ public struct ReadRequest: WireMessage {
 
 extension ReadRequest: CMessageConvertible {
     typealias CStruct = Persona__V1__ReadRequest
-    func fill(_ c: UnsafeMutablePointer<Persona__V1__ReadRequest>, arena: Arena) {
+    static func fill(_ m: UnsafePointer<ReadRequest>, _ c: UnsafeMutablePointer<Persona__V1__ReadRequest>, arena: Arena) {
         persona__v1__read_request__init(c)
-        c.pointee.partition = partition
-        c.pointee.from_offset = fromOffset
-        c.pointee.max_events = maxEvents
-        c.pointee.max_bytes = maxBytes
-        c.pointee.wait_ms = waitMs
-        (c.pointee.n_kinds, c.pointee.kinds) = arena.enums(kinds.map(\.rawValue), as: Persona__V1__EventKind.self)
-        arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
+        c.pointee.partition = m.pointee.partition
+        c.pointee.from_offset = m.pointee.fromOffset
+        c.pointee.max_events = m.pointee.maxEvents
+        c.pointee.max_bytes = m.pointee.maxBytes
+        c.pointee.wait_ms = m.pointee.waitMs
+        (c.pointee.n_kinds, c.pointee.kinds) = arena.enums(m.pointee.kinds.map(\.rawValue), as: Persona__V1__EventKind.self)
+        arena.storeUnknownFields(m.pointee.unknownFields, in: UnsafeMutableRawPointer(c))
     }
     init(cMessage c: UnsafePointer<Persona__V1__ReadRequest>) {
         self.init()
-        partition = c.pointee.partition
-        fromOffset = c.pointee.from_offset
-        maxEvents = c.pointee.max_events
-        maxBytes = c.pointee.max_bytes
-        waitMs = c.pointee.wait_ms
-        kinds = readEnums(c.pointee.kinds, c.pointee.n_kinds).map(EventKind.init(rawValue:))
-        unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
+        Self.read(c, into: &self)
+    }
+    static func read(_ c: UnsafePointer<Persona__V1__ReadRequest>, into m: UnsafeMutablePointer<ReadRequest>) {
+        m.pointee.partition = c.pointee.partition
+        m.pointee.fromOffset = c.pointee.from_offset
+        m.pointee.maxEvents = c.pointee.max_events
+        m.pointee.maxBytes = c.pointee.max_bytes
+        m.pointee.waitMs = c.pointee.wait_ms
+        m.pointee.kinds = readEnums(c.pointee.kinds, c.pointee.n_kinds).map(EventKind.init(rawValue:))
+        m.pointee.unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
     static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
         -> UnsafeMutablePointer<Persona__V1__ReadRequest>?
@@ -269,19 +281,22 @@ public struct StoredEvent: WireMessage {
 
 extension StoredEvent: CMessageConvertible {
     typealias CStruct = Persona__V1__StoredEvent
-    func fill(_ c: UnsafeMutablePointer<Persona__V1__StoredEvent>, arena: Arena) {
+    static func fill(_ m: UnsafePointer<StoredEvent>, _ c: UnsafeMutablePointer<Persona__V1__StoredEvent>, arena: Arena) {
         persona__v1__stored_event__init(c)
-        c.pointee.offset = offset
-        c.pointee.ingested_at_ms = ingestedAtMs
-        if let v = _event { c.pointee.event = arena.message(v.value) }
-        arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
+        c.pointee.offset = m.pointee.offset
+        c.pointee.ingested_at_ms = m.pointee.ingestedAtMs
+        if let box = m.pointee._event { c.pointee.event = arena.message(box) }
+        arena.storeUnknownFields(m.pointee.unknownFields, in: UnsafeMutableRawPointer(c))
     }
     init(cMessage c: UnsafePointer<Persona__V1__StoredEvent>) {
         self.init()
-        offset = c.pointee.offset
-        ingestedAtMs = c.pointee.ingested_at_ms
-        _event = c.pointee.event.map { Boxed(Event(cMessage: $0)) }
-        unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
+        Self.read(c, into: &self)
+    }
+    static func read(_ c: UnsafePointer<Persona__V1__StoredEvent>, into m: UnsafeMutablePointer<StoredEvent>) {
+        m.pointee.offset = c.pointee.offset
+        m.pointee.ingestedAtMs = c.pointee.ingested_at_ms
+        m.pointee._event = c.pointee.event.map { Boxed(Event(cMessage: $0)) }
+        m.pointee.unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
     static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
         -> UnsafeMutablePointer<Persona__V1__StoredEvent>?
@@ -307,19 +322,22 @@ public struct ReadResponse: WireMessage {
 
 extension ReadResponse: CMessageConvertible {
     typealias CStruct = Persona__V1__ReadResponse
-    func fill(_ c: UnsafeMutablePointer<Persona__V1__ReadResponse>, arena: Arena) {
+    static func fill(_ m: UnsafePointer<ReadResponse>, _ c: UnsafeMutablePointer<Persona__V1__ReadResponse>, arena: Arena) {
         persona__v1__read_response__init(c)
-        (c.pointee.n_events, c.pointee.events) = arena.messages(events)
-        c.pointee.next_offset = nextOffset
-        c.pointee.end_offset = endOffset
-        arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
+        (c.pointee.n_events, c.pointee.events) = arena.messages(m.pointee.events)
+        c.pointee.next_offset = m.pointee.nextOffset
+        c.pointee.end_offset = m.pointee.endOffset
+        arena.storeUnknownFields(m.pointee.unknownFields, in: UnsafeMutableRawPointer(c))
     }
     init(cMessage c: UnsafePointer<Persona__V1__ReadResponse>) {
         self.init()
-        events = readMessages(c.pointee.events, c.pointee.n_events, as: StoredEvent.self)
-        nextOffset = c.pointee.next_offset
-        endOffset = c.pointee.end_offset
-        unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
+        Self.read(c, into: &self)
+    }
+    static func read(_ c: UnsafePointer<Persona__V1__ReadResponse>, into m: UnsafeMutablePointer<ReadResponse>) {
+        m.pointee.events = readMessages(c.pointee.events, c.pointee.n_events, as: StoredEvent.self)
+        m.pointee.nextOffset = c.pointee.next_offset
+        m.pointee.endOffset = c.pointee.end_offset
+        m.pointee.unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
     static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
         -> UnsafeMutablePointer<Persona__V1__ReadResponse>?
@@ -347,23 +365,26 @@ public struct PartitionInfo: WireMessage {
 
 extension PartitionInfo: CMessageConvertible {
     typealias CStruct = Persona__V1__PartitionInfo
-    func fill(_ c: UnsafeMutablePointer<Persona__V1__PartitionInfo>, arena: Arena) {
+    static func fill(_ m: UnsafePointer<PartitionInfo>, _ c: UnsafeMutablePointer<Persona__V1__PartitionInfo>, arena: Arena) {
         persona__v1__partition_info__init(c)
-        c.pointee.partition = partition
-        c.pointee.start_offset = startOffset
-        c.pointee.end_offset = endOffset
-        c.pointee.bytes = bytes
-        c.pointee.segments = segments
-        arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
+        c.pointee.partition = m.pointee.partition
+        c.pointee.start_offset = m.pointee.startOffset
+        c.pointee.end_offset = m.pointee.endOffset
+        c.pointee.bytes = m.pointee.bytes
+        c.pointee.segments = m.pointee.segments
+        arena.storeUnknownFields(m.pointee.unknownFields, in: UnsafeMutableRawPointer(c))
     }
     init(cMessage c: UnsafePointer<Persona__V1__PartitionInfo>) {
         self.init()
-        partition = c.pointee.partition
-        startOffset = c.pointee.start_offset
-        endOffset = c.pointee.end_offset
-        bytes = c.pointee.bytes
-        segments = c.pointee.segments
-        unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
+        Self.read(c, into: &self)
+    }
+    static func read(_ c: UnsafePointer<Persona__V1__PartitionInfo>, into m: UnsafeMutablePointer<PartitionInfo>) {
+        m.pointee.partition = c.pointee.partition
+        m.pointee.startOffset = c.pointee.start_offset
+        m.pointee.endOffset = c.pointee.end_offset
+        m.pointee.bytes = c.pointee.bytes
+        m.pointee.segments = c.pointee.segments
+        m.pointee.unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
     static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
         -> UnsafeMutablePointer<Persona__V1__PartitionInfo>?
@@ -386,13 +407,16 @@ public struct LogInfoRequest: WireMessage {
 
 extension LogInfoRequest: CMessageConvertible {
     typealias CStruct = Persona__V1__LogInfoRequest
-    func fill(_ c: UnsafeMutablePointer<Persona__V1__LogInfoRequest>, arena: Arena) {
+    static func fill(_ m: UnsafePointer<LogInfoRequest>, _ c: UnsafeMutablePointer<Persona__V1__LogInfoRequest>, arena: Arena) {
         persona__v1__log_info_request__init(c)
-        arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
+        arena.storeUnknownFields(m.pointee.unknownFields, in: UnsafeMutableRawPointer(c))
     }
     init(cMessage c: UnsafePointer<Persona__V1__LogInfoRequest>) {
         self.init()
-        unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
+        Self.read(c, into: &self)
+    }
+    static func read(_ c: UnsafePointer<Persona__V1__LogInfoRequest>, into m: UnsafeMutablePointer<LogInfoRequest>) {
+        m.pointee.unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
     static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
         -> UnsafeMutablePointer<Persona__V1__LogInfoRequest>?
@@ -416,15 +440,18 @@ public struct LogInfoResponse: WireMessage {
 
 extension LogInfoResponse: CMessageConvertible {
     typealias CStruct = Persona__V1__LogInfoResponse
-    func fill(_ c: UnsafeMutablePointer<Persona__V1__LogInfoResponse>, arena: Arena) {
+    static func fill(_ m: UnsafePointer<LogInfoResponse>, _ c: UnsafeMutablePointer<Persona__V1__LogInfoResponse>, arena: Arena) {
         persona__v1__log_info_response__init(c)
-        (c.pointee.n_partitions, c.pointee.partitions) = arena.messages(partitions)
-        arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
+        (c.pointee.n_partitions, c.pointee.partitions) = arena.messages(m.pointee.partitions)
+        arena.storeUnknownFields(m.pointee.unknownFields, in: UnsafeMutableRawPointer(c))
     }
     init(cMessage c: UnsafePointer<Persona__V1__LogInfoResponse>) {
         self.init()
-        partitions = readMessages(c.pointee.partitions, c.pointee.n_partitions, as: PartitionInfo.self)
-        unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
+        Self.read(c, into: &self)
+    }
+    static func read(_ c: UnsafePointer<Persona__V1__LogInfoResponse>, into m: UnsafeMutablePointer<LogInfoResponse>) {
+        m.pointee.partitions = readMessages(c.pointee.partitions, c.pointee.n_partitions, as: PartitionInfo.self)
+        m.pointee.unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
     static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
         -> UnsafeMutablePointer<Persona__V1__LogInfoResponse>?
@@ -448,15 +475,18 @@ public struct EraseRequest: WireMessage {
 
 extension EraseRequest: CMessageConvertible {
     typealias CStruct = Persona__V1__EraseRequest
-    func fill(_ c: UnsafeMutablePointer<Persona__V1__EraseRequest>, arena: Arena) {
+    static func fill(_ m: UnsafePointer<EraseRequest>, _ c: UnsafeMutablePointer<Persona__V1__EraseRequest>, arena: Arena) {
         persona__v1__erase_request__init(c)
-        c.pointee.user_id = userId
-        arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
+        c.pointee.user_id = m.pointee.userId
+        arena.storeUnknownFields(m.pointee.unknownFields, in: UnsafeMutableRawPointer(c))
     }
     init(cMessage c: UnsafePointer<Persona__V1__EraseRequest>) {
         self.init()
-        userId = c.pointee.user_id
-        unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
+        Self.read(c, into: &self)
+    }
+    static func read(_ c: UnsafePointer<Persona__V1__EraseRequest>, into m: UnsafeMutablePointer<EraseRequest>) {
+        m.pointee.userId = c.pointee.user_id
+        m.pointee.unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
     static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
         -> UnsafeMutablePointer<Persona__V1__EraseRequest>?
@@ -483,21 +513,24 @@ public struct EraseResponse: WireMessage {
 
 extension EraseResponse: CMessageConvertible {
     typealias CStruct = Persona__V1__EraseResponse
-    func fill(_ c: UnsafeMutablePointer<Persona__V1__EraseResponse>, arena: Arena) {
+    static func fill(_ m: UnsafePointer<EraseResponse>, _ c: UnsafeMutablePointer<Persona__V1__EraseResponse>, arena: Arena) {
         persona__v1__erase_response__init(c)
-        c.pointee.partition = partition
-        c.pointee.offset = offset
-        c.pointee.segments_rewritten = segmentsRewritten
-        c.pointee.events_removed = eventsRemoved
-        arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
+        c.pointee.partition = m.pointee.partition
+        c.pointee.offset = m.pointee.offset
+        c.pointee.segments_rewritten = m.pointee.segmentsRewritten
+        c.pointee.events_removed = m.pointee.eventsRemoved
+        arena.storeUnknownFields(m.pointee.unknownFields, in: UnsafeMutableRawPointer(c))
     }
     init(cMessage c: UnsafePointer<Persona__V1__EraseResponse>) {
         self.init()
-        partition = c.pointee.partition
-        offset = c.pointee.offset
-        segmentsRewritten = c.pointee.segments_rewritten
-        eventsRemoved = c.pointee.events_removed
-        unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
+        Self.read(c, into: &self)
+    }
+    static func read(_ c: UnsafePointer<Persona__V1__EraseResponse>, into m: UnsafeMutablePointer<EraseResponse>) {
+        m.pointee.partition = c.pointee.partition
+        m.pointee.offset = c.pointee.offset
+        m.pointee.segmentsRewritten = c.pointee.segments_rewritten
+        m.pointee.eventsRemoved = c.pointee.events_removed
+        m.pointee.unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
     static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
         -> UnsafeMutablePointer<Persona__V1__EraseResponse>?

@@ -112,17 +112,20 @@ public struct Metric: WireMessage {
 
 extension Metric: CMessageConvertible {
     typealias CStruct = Persona__V1__Metric
-    func fill(_ c: UnsafeMutablePointer<Persona__V1__Metric>, arena: Arena) {
+    static func fill(_ m: UnsafePointer<Metric>, _ c: UnsafeMutablePointer<Persona__V1__Metric>, arena: Arena) {
         persona__v1__metric__init(c)
-        if !name.isEmpty { c.pointee.name = arena.string(name) }
-        c.pointee.value = value
-        arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
+        if !m.pointee.name.isEmpty { c.pointee.name = arena.string(m.pointee.name) }
+        c.pointee.value = m.pointee.value
+        arena.storeUnknownFields(m.pointee.unknownFields, in: UnsafeMutableRawPointer(c))
     }
     init(cMessage c: UnsafePointer<Persona__V1__Metric>) {
         self.init()
-        name = readString(c.pointee.name)
-        value = c.pointee.value
-        unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
+        Self.read(c, into: &self)
+    }
+    static func read(_ c: UnsafePointer<Persona__V1__Metric>, into m: UnsafeMutablePointer<Metric>) {
+        m.pointee.name = readString(c.pointee.name)
+        m.pointee.value = c.pointee.value
+        m.pointee.unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
     static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
         -> UnsafeMutablePointer<Persona__V1__Metric>?
@@ -152,27 +155,30 @@ public struct TrainRequest: WireMessage {
 
 extension TrainRequest: CMessageConvertible {
     typealias CStruct = Persona__V1__TrainRequest
-    func fill(_ c: UnsafeMutablePointer<Persona__V1__TrainRequest>, arena: Arena) {
+    static func fill(_ m: UnsafePointer<TrainRequest>, _ c: UnsafeMutablePointer<Persona__V1__TrainRequest>, arena: Arena) {
         persona__v1__train_request__init(c)
-        if !name.isEmpty { c.pointee.name = arena.string(name) }
-        c.pointee.kind = .init(rawValue: .init(truncatingIfNeeded: kind.rawValue))
-        (c.pointee.n_params, c.pointee.params) = arena.messages(params)
-        c.pointee.data_from_ms = dataFromMs
-        c.pointee.data_to_ms = dataToMs
-        c.pointee.search = search ? 1 : 0
-        c.pointee.publish = publish ? 1 : 0
-        arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
+        if !m.pointee.name.isEmpty { c.pointee.name = arena.string(m.pointee.name) }
+        c.pointee.kind = .init(rawValue: .init(truncatingIfNeeded: m.pointee.kind.rawValue))
+        (c.pointee.n_params, c.pointee.params) = arena.messages(m.pointee.params)
+        c.pointee.data_from_ms = m.pointee.dataFromMs
+        c.pointee.data_to_ms = m.pointee.dataToMs
+        c.pointee.search = m.pointee.search ? 1 : 0
+        c.pointee.publish = m.pointee.publish ? 1 : 0
+        arena.storeUnknownFields(m.pointee.unknownFields, in: UnsafeMutableRawPointer(c))
     }
     init(cMessage c: UnsafePointer<Persona__V1__TrainRequest>) {
         self.init()
-        name = readString(c.pointee.name)
-        kind = ModelKind(rawValue: Int32(truncatingIfNeeded: c.pointee.kind.rawValue))
-        params = readMessages(c.pointee.params, c.pointee.n_params, as: KeyValue.self)
-        dataFromMs = c.pointee.data_from_ms
-        dataToMs = c.pointee.data_to_ms
-        search = c.pointee.search != 0
-        publish = c.pointee.publish != 0
-        unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
+        Self.read(c, into: &self)
+    }
+    static func read(_ c: UnsafePointer<Persona__V1__TrainRequest>, into m: UnsafeMutablePointer<TrainRequest>) {
+        m.pointee.name = readString(c.pointee.name)
+        m.pointee.kind = ModelKind(rawValue: Int32(truncatingIfNeeded: c.pointee.kind.rawValue))
+        m.pointee.params = readMessages(c.pointee.params, c.pointee.n_params, as: KeyValue.self)
+        m.pointee.dataFromMs = c.pointee.data_from_ms
+        m.pointee.dataToMs = c.pointee.data_to_ms
+        m.pointee.search = c.pointee.search != 0
+        m.pointee.publish = c.pointee.publish != 0
+        m.pointee.unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
     static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
         -> UnsafeMutablePointer<Persona__V1__TrainRequest>?
@@ -196,15 +202,18 @@ public struct TrainResponse: WireMessage {
 
 extension TrainResponse: CMessageConvertible {
     typealias CStruct = Persona__V1__TrainResponse
-    func fill(_ c: UnsafeMutablePointer<Persona__V1__TrainResponse>, arena: Arena) {
+    static func fill(_ m: UnsafePointer<TrainResponse>, _ c: UnsafeMutablePointer<Persona__V1__TrainResponse>, arena: Arena) {
         persona__v1__train_response__init(c)
-        if !jobId.isEmpty { c.pointee.job_id = arena.string(jobId) }
-        arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
+        if !m.pointee.jobId.isEmpty { c.pointee.job_id = arena.string(m.pointee.jobId) }
+        arena.storeUnknownFields(m.pointee.unknownFields, in: UnsafeMutableRawPointer(c))
     }
     init(cMessage c: UnsafePointer<Persona__V1__TrainResponse>) {
         self.init()
-        jobId = readString(c.pointee.job_id)
-        unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
+        Self.read(c, into: &self)
+    }
+    static func read(_ c: UnsafePointer<Persona__V1__TrainResponse>, into m: UnsafeMutablePointer<TrainResponse>) {
+        m.pointee.jobId = readString(c.pointee.job_id)
+        m.pointee.unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
     static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
         -> UnsafeMutablePointer<Persona__V1__TrainResponse>?
@@ -228,15 +237,18 @@ public struct JobStatusRequest: WireMessage {
 
 extension JobStatusRequest: CMessageConvertible {
     typealias CStruct = Persona__V1__JobStatusRequest
-    func fill(_ c: UnsafeMutablePointer<Persona__V1__JobStatusRequest>, arena: Arena) {
+    static func fill(_ m: UnsafePointer<JobStatusRequest>, _ c: UnsafeMutablePointer<Persona__V1__JobStatusRequest>, arena: Arena) {
         persona__v1__job_status_request__init(c)
-        if !jobId.isEmpty { c.pointee.job_id = arena.string(jobId) }
-        arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
+        if !m.pointee.jobId.isEmpty { c.pointee.job_id = arena.string(m.pointee.jobId) }
+        arena.storeUnknownFields(m.pointee.unknownFields, in: UnsafeMutableRawPointer(c))
     }
     init(cMessage c: UnsafePointer<Persona__V1__JobStatusRequest>) {
         self.init()
-        jobId = readString(c.pointee.job_id)
-        unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
+        Self.read(c, into: &self)
+    }
+    static func read(_ c: UnsafePointer<Persona__V1__JobStatusRequest>, into m: UnsafeMutablePointer<JobStatusRequest>) {
+        m.pointee.jobId = readString(c.pointee.job_id)
+        m.pointee.unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
     static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
         -> UnsafeMutablePointer<Persona__V1__JobStatusRequest>?
@@ -269,33 +281,36 @@ public struct JobStatusResponse: WireMessage {
 
 extension JobStatusResponse: CMessageConvertible {
     typealias CStruct = Persona__V1__JobStatusResponse
-    func fill(_ c: UnsafeMutablePointer<Persona__V1__JobStatusResponse>, arena: Arena) {
+    static func fill(_ m: UnsafePointer<JobStatusResponse>, _ c: UnsafeMutablePointer<Persona__V1__JobStatusResponse>, arena: Arena) {
         persona__v1__job_status_response__init(c)
-        if !jobId.isEmpty { c.pointee.job_id = arena.string(jobId) }
-        if !name.isEmpty { c.pointee.name = arena.string(name) }
-        c.pointee.kind = .init(rawValue: .init(truncatingIfNeeded: kind.rawValue))
-        c.pointee.state = .init(rawValue: .init(truncatingIfNeeded: state.rawValue))
-        c.pointee.progress = progress
-        if !message.isEmpty { c.pointee.message = arena.string(message) }
-        c.pointee.created_ms = createdMs
-        c.pointee.finished_ms = finishedMs
-        c.pointee.version = version
-        (c.pointee.n_metrics, c.pointee.metrics) = arena.messages(metrics)
-        arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
+        if !m.pointee.jobId.isEmpty { c.pointee.job_id = arena.string(m.pointee.jobId) }
+        if !m.pointee.name.isEmpty { c.pointee.name = arena.string(m.pointee.name) }
+        c.pointee.kind = .init(rawValue: .init(truncatingIfNeeded: m.pointee.kind.rawValue))
+        c.pointee.state = .init(rawValue: .init(truncatingIfNeeded: m.pointee.state.rawValue))
+        c.pointee.progress = m.pointee.progress
+        if !m.pointee.message.isEmpty { c.pointee.message = arena.string(m.pointee.message) }
+        c.pointee.created_ms = m.pointee.createdMs
+        c.pointee.finished_ms = m.pointee.finishedMs
+        c.pointee.version = m.pointee.version
+        (c.pointee.n_metrics, c.pointee.metrics) = arena.messages(m.pointee.metrics)
+        arena.storeUnknownFields(m.pointee.unknownFields, in: UnsafeMutableRawPointer(c))
     }
     init(cMessage c: UnsafePointer<Persona__V1__JobStatusResponse>) {
         self.init()
-        jobId = readString(c.pointee.job_id)
-        name = readString(c.pointee.name)
-        kind = ModelKind(rawValue: Int32(truncatingIfNeeded: c.pointee.kind.rawValue))
-        state = JobState(rawValue: Int32(truncatingIfNeeded: c.pointee.state.rawValue))
-        progress = c.pointee.progress
-        message = readString(c.pointee.message)
-        createdMs = c.pointee.created_ms
-        finishedMs = c.pointee.finished_ms
-        version = c.pointee.version
-        metrics = readMessages(c.pointee.metrics, c.pointee.n_metrics, as: Metric.self)
-        unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
+        Self.read(c, into: &self)
+    }
+    static func read(_ c: UnsafePointer<Persona__V1__JobStatusResponse>, into m: UnsafeMutablePointer<JobStatusResponse>) {
+        m.pointee.jobId = readString(c.pointee.job_id)
+        m.pointee.name = readString(c.pointee.name)
+        m.pointee.kind = ModelKind(rawValue: Int32(truncatingIfNeeded: c.pointee.kind.rawValue))
+        m.pointee.state = JobState(rawValue: Int32(truncatingIfNeeded: c.pointee.state.rawValue))
+        m.pointee.progress = c.pointee.progress
+        m.pointee.message = readString(c.pointee.message)
+        m.pointee.createdMs = c.pointee.created_ms
+        m.pointee.finishedMs = c.pointee.finished_ms
+        m.pointee.version = c.pointee.version
+        m.pointee.metrics = readMessages(c.pointee.metrics, c.pointee.n_metrics, as: Metric.self)
+        m.pointee.unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
     static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
         -> UnsafeMutablePointer<Persona__V1__JobStatusResponse>?
@@ -319,15 +334,18 @@ public struct CancelJobRequest: WireMessage {
 
 extension CancelJobRequest: CMessageConvertible {
     typealias CStruct = Persona__V1__CancelJobRequest
-    func fill(_ c: UnsafeMutablePointer<Persona__V1__CancelJobRequest>, arena: Arena) {
+    static func fill(_ m: UnsafePointer<CancelJobRequest>, _ c: UnsafeMutablePointer<Persona__V1__CancelJobRequest>, arena: Arena) {
         persona__v1__cancel_job_request__init(c)
-        if !jobId.isEmpty { c.pointee.job_id = arena.string(jobId) }
-        arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
+        if !m.pointee.jobId.isEmpty { c.pointee.job_id = arena.string(m.pointee.jobId) }
+        arena.storeUnknownFields(m.pointee.unknownFields, in: UnsafeMutableRawPointer(c))
     }
     init(cMessage c: UnsafePointer<Persona__V1__CancelJobRequest>) {
         self.init()
-        jobId = readString(c.pointee.job_id)
-        unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
+        Self.read(c, into: &self)
+    }
+    static func read(_ c: UnsafePointer<Persona__V1__CancelJobRequest>, into m: UnsafeMutablePointer<CancelJobRequest>) {
+        m.pointee.jobId = readString(c.pointee.job_id)
+        m.pointee.unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
     static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
         -> UnsafeMutablePointer<Persona__V1__CancelJobRequest>?
@@ -350,13 +368,16 @@ public struct ListJobsRequest: WireMessage {
 
 extension ListJobsRequest: CMessageConvertible {
     typealias CStruct = Persona__V1__ListJobsRequest
-    func fill(_ c: UnsafeMutablePointer<Persona__V1__ListJobsRequest>, arena: Arena) {
+    static func fill(_ m: UnsafePointer<ListJobsRequest>, _ c: UnsafeMutablePointer<Persona__V1__ListJobsRequest>, arena: Arena) {
         persona__v1__list_jobs_request__init(c)
-        arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
+        arena.storeUnknownFields(m.pointee.unknownFields, in: UnsafeMutableRawPointer(c))
     }
     init(cMessage c: UnsafePointer<Persona__V1__ListJobsRequest>) {
         self.init()
-        unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
+        Self.read(c, into: &self)
+    }
+    static func read(_ c: UnsafePointer<Persona__V1__ListJobsRequest>, into m: UnsafeMutablePointer<ListJobsRequest>) {
+        m.pointee.unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
     static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
         -> UnsafeMutablePointer<Persona__V1__ListJobsRequest>?
@@ -380,15 +401,18 @@ public struct ListJobsResponse: WireMessage {
 
 extension ListJobsResponse: CMessageConvertible {
     typealias CStruct = Persona__V1__ListJobsResponse
-    func fill(_ c: UnsafeMutablePointer<Persona__V1__ListJobsResponse>, arena: Arena) {
+    static func fill(_ m: UnsafePointer<ListJobsResponse>, _ c: UnsafeMutablePointer<Persona__V1__ListJobsResponse>, arena: Arena) {
         persona__v1__list_jobs_response__init(c)
-        (c.pointee.n_jobs, c.pointee.jobs) = arena.messages(jobs)
-        arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
+        (c.pointee.n_jobs, c.pointee.jobs) = arena.messages(m.pointee.jobs)
+        arena.storeUnknownFields(m.pointee.unknownFields, in: UnsafeMutableRawPointer(c))
     }
     init(cMessage c: UnsafePointer<Persona__V1__ListJobsResponse>) {
         self.init()
-        jobs = readMessages(c.pointee.jobs, c.pointee.n_jobs, as: JobStatusResponse.self)
-        unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
+        Self.read(c, into: &self)
+    }
+    static func read(_ c: UnsafePointer<Persona__V1__ListJobsResponse>, into m: UnsafeMutablePointer<ListJobsResponse>) {
+        m.pointee.jobs = readMessages(c.pointee.jobs, c.pointee.n_jobs, as: JobStatusResponse.self)
+        m.pointee.unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
     static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
         -> UnsafeMutablePointer<Persona__V1__ListJobsResponse>?
@@ -430,51 +454,54 @@ public struct ModelInfo: WireMessage {
 
 extension ModelInfo: CMessageConvertible {
     typealias CStruct = Persona__V1__ModelInfo
-    func fill(_ c: UnsafeMutablePointer<Persona__V1__ModelInfo>, arena: Arena) {
+    static func fill(_ m: UnsafePointer<ModelInfo>, _ c: UnsafeMutablePointer<Persona__V1__ModelInfo>, arena: Arena) {
         persona__v1__model_info__init(c)
-        if !name.isEmpty { c.pointee.name = arena.string(name) }
-        c.pointee.version = version
-        c.pointee.kind = .init(rawValue: .init(truncatingIfNeeded: kind.rawValue))
-        c.pointee.created_ms = createdMs
-        (c.pointee.n_metrics, c.pointee.metrics) = arena.messages(metrics)
-        (c.pointee.n_params, c.pointee.params) = arena.messages(params)
-        c.pointee.artifact_bytes = artifactBytes
-        if !checksum.isEmpty { c.pointee.checksum = arena.string(checksum) }
-        c.pointee.published = published ? 1 : 0
-        c.pointee.data_from_ms = dataFromMs
-        c.pointee.data_to_ms = dataToMs
-        (c.pointee.n_log_offsets, c.pointee.log_offsets) = arena.scalars(logOffsets)
-        c.pointee.feature_schema_version = featureSchemaVersion
-        c.pointee.training_seconds = trainingSeconds
-        c.pointee.interactions = interactions
-        c.pointee.users = users
-        c.pointee.items = items
-        if !jobId.isEmpty { c.pointee.job_id = arena.string(jobId) }
-        c.pointee.revision = revision
-        arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
+        if !m.pointee.name.isEmpty { c.pointee.name = arena.string(m.pointee.name) }
+        c.pointee.version = m.pointee.version
+        c.pointee.kind = .init(rawValue: .init(truncatingIfNeeded: m.pointee.kind.rawValue))
+        c.pointee.created_ms = m.pointee.createdMs
+        (c.pointee.n_metrics, c.pointee.metrics) = arena.messages(m.pointee.metrics)
+        (c.pointee.n_params, c.pointee.params) = arena.messages(m.pointee.params)
+        c.pointee.artifact_bytes = m.pointee.artifactBytes
+        if !m.pointee.checksum.isEmpty { c.pointee.checksum = arena.string(m.pointee.checksum) }
+        c.pointee.published = m.pointee.published ? 1 : 0
+        c.pointee.data_from_ms = m.pointee.dataFromMs
+        c.pointee.data_to_ms = m.pointee.dataToMs
+        (c.pointee.n_log_offsets, c.pointee.log_offsets) = arena.scalars(m.pointee.logOffsets)
+        c.pointee.feature_schema_version = m.pointee.featureSchemaVersion
+        c.pointee.training_seconds = m.pointee.trainingSeconds
+        c.pointee.interactions = m.pointee.interactions
+        c.pointee.users = m.pointee.users
+        c.pointee.items = m.pointee.items
+        if !m.pointee.jobId.isEmpty { c.pointee.job_id = arena.string(m.pointee.jobId) }
+        c.pointee.revision = m.pointee.revision
+        arena.storeUnknownFields(m.pointee.unknownFields, in: UnsafeMutableRawPointer(c))
     }
     init(cMessage c: UnsafePointer<Persona__V1__ModelInfo>) {
         self.init()
-        name = readString(c.pointee.name)
-        version = c.pointee.version
-        kind = ModelKind(rawValue: Int32(truncatingIfNeeded: c.pointee.kind.rawValue))
-        createdMs = c.pointee.created_ms
-        metrics = readMessages(c.pointee.metrics, c.pointee.n_metrics, as: Metric.self)
-        params = readMessages(c.pointee.params, c.pointee.n_params, as: KeyValue.self)
-        artifactBytes = c.pointee.artifact_bytes
-        checksum = readString(c.pointee.checksum)
-        published = c.pointee.published != 0
-        dataFromMs = c.pointee.data_from_ms
-        dataToMs = c.pointee.data_to_ms
-        logOffsets = readScalars(c.pointee.log_offsets, c.pointee.n_log_offsets)
-        featureSchemaVersion = c.pointee.feature_schema_version
-        trainingSeconds = c.pointee.training_seconds
-        interactions = c.pointee.interactions
-        users = c.pointee.users
-        items = c.pointee.items
-        jobId = readString(c.pointee.job_id)
-        revision = c.pointee.revision
-        unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
+        Self.read(c, into: &self)
+    }
+    static func read(_ c: UnsafePointer<Persona__V1__ModelInfo>, into m: UnsafeMutablePointer<ModelInfo>) {
+        m.pointee.name = readString(c.pointee.name)
+        m.pointee.version = c.pointee.version
+        m.pointee.kind = ModelKind(rawValue: Int32(truncatingIfNeeded: c.pointee.kind.rawValue))
+        m.pointee.createdMs = c.pointee.created_ms
+        m.pointee.metrics = readMessages(c.pointee.metrics, c.pointee.n_metrics, as: Metric.self)
+        m.pointee.params = readMessages(c.pointee.params, c.pointee.n_params, as: KeyValue.self)
+        m.pointee.artifactBytes = c.pointee.artifact_bytes
+        m.pointee.checksum = readString(c.pointee.checksum)
+        m.pointee.published = c.pointee.published != 0
+        m.pointee.dataFromMs = c.pointee.data_from_ms
+        m.pointee.dataToMs = c.pointee.data_to_ms
+        m.pointee.logOffsets = readScalars(c.pointee.log_offsets, c.pointee.n_log_offsets)
+        m.pointee.featureSchemaVersion = c.pointee.feature_schema_version
+        m.pointee.trainingSeconds = c.pointee.training_seconds
+        m.pointee.interactions = c.pointee.interactions
+        m.pointee.users = c.pointee.users
+        m.pointee.items = c.pointee.items
+        m.pointee.jobId = readString(c.pointee.job_id)
+        m.pointee.revision = c.pointee.revision
+        m.pointee.unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
     static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
         -> UnsafeMutablePointer<Persona__V1__ModelInfo>?
@@ -498,15 +525,18 @@ public struct ListModelsRequest: WireMessage {
 
 extension ListModelsRequest: CMessageConvertible {
     typealias CStruct = Persona__V1__ListModelsRequest
-    func fill(_ c: UnsafeMutablePointer<Persona__V1__ListModelsRequest>, arena: Arena) {
+    static func fill(_ m: UnsafePointer<ListModelsRequest>, _ c: UnsafeMutablePointer<Persona__V1__ListModelsRequest>, arena: Arena) {
         persona__v1__list_models_request__init(c)
-        if !name.isEmpty { c.pointee.name = arena.string(name) }
-        arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
+        if !m.pointee.name.isEmpty { c.pointee.name = arena.string(m.pointee.name) }
+        arena.storeUnknownFields(m.pointee.unknownFields, in: UnsafeMutableRawPointer(c))
     }
     init(cMessage c: UnsafePointer<Persona__V1__ListModelsRequest>) {
         self.init()
-        name = readString(c.pointee.name)
-        unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
+        Self.read(c, into: &self)
+    }
+    static func read(_ c: UnsafePointer<Persona__V1__ListModelsRequest>, into m: UnsafeMutablePointer<ListModelsRequest>) {
+        m.pointee.name = readString(c.pointee.name)
+        m.pointee.unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
     static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
         -> UnsafeMutablePointer<Persona__V1__ListModelsRequest>?
@@ -530,15 +560,18 @@ public struct ListModelsResponse: WireMessage {
 
 extension ListModelsResponse: CMessageConvertible {
     typealias CStruct = Persona__V1__ListModelsResponse
-    func fill(_ c: UnsafeMutablePointer<Persona__V1__ListModelsResponse>, arena: Arena) {
+    static func fill(_ m: UnsafePointer<ListModelsResponse>, _ c: UnsafeMutablePointer<Persona__V1__ListModelsResponse>, arena: Arena) {
         persona__v1__list_models_response__init(c)
-        (c.pointee.n_models, c.pointee.models) = arena.messages(models)
-        arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
+        (c.pointee.n_models, c.pointee.models) = arena.messages(m.pointee.models)
+        arena.storeUnknownFields(m.pointee.unknownFields, in: UnsafeMutableRawPointer(c))
     }
     init(cMessage c: UnsafePointer<Persona__V1__ListModelsResponse>) {
         self.init()
-        models = readMessages(c.pointee.models, c.pointee.n_models, as: ModelInfo.self)
-        unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
+        Self.read(c, into: &self)
+    }
+    static func read(_ c: UnsafePointer<Persona__V1__ListModelsResponse>, into m: UnsafeMutablePointer<ListModelsResponse>) {
+        m.pointee.models = readMessages(c.pointee.models, c.pointee.n_models, as: ModelInfo.self)
+        m.pointee.unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
     static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
         -> UnsafeMutablePointer<Persona__V1__ListModelsResponse>?
@@ -565,21 +598,24 @@ public struct GetModelRequest: WireMessage {
 
 extension GetModelRequest: CMessageConvertible {
     typealias CStruct = Persona__V1__GetModelRequest
-    func fill(_ c: UnsafeMutablePointer<Persona__V1__GetModelRequest>, arena: Arena) {
+    static func fill(_ m: UnsafePointer<GetModelRequest>, _ c: UnsafeMutablePointer<Persona__V1__GetModelRequest>, arena: Arena) {
         persona__v1__get_model_request__init(c)
-        if !name.isEmpty { c.pointee.name = arena.string(name) }
-        c.pointee.version = version
-        c.pointee.offset = offset
-        c.pointee.max_bytes = maxBytes
-        arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
+        if !m.pointee.name.isEmpty { c.pointee.name = arena.string(m.pointee.name) }
+        c.pointee.version = m.pointee.version
+        c.pointee.offset = m.pointee.offset
+        c.pointee.max_bytes = m.pointee.maxBytes
+        arena.storeUnknownFields(m.pointee.unknownFields, in: UnsafeMutableRawPointer(c))
     }
     init(cMessage c: UnsafePointer<Persona__V1__GetModelRequest>) {
         self.init()
-        name = readString(c.pointee.name)
-        version = c.pointee.version
-        offset = c.pointee.offset
-        maxBytes = c.pointee.max_bytes
-        unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
+        Self.read(c, into: &self)
+    }
+    static func read(_ c: UnsafePointer<Persona__V1__GetModelRequest>, into m: UnsafeMutablePointer<GetModelRequest>) {
+        m.pointee.name = readString(c.pointee.name)
+        m.pointee.version = c.pointee.version
+        m.pointee.offset = c.pointee.offset
+        m.pointee.maxBytes = c.pointee.max_bytes
+        m.pointee.unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
     static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
         -> UnsafeMutablePointer<Persona__V1__GetModelRequest>?
@@ -612,21 +648,24 @@ public struct GetModelResponse: WireMessage {
 
 extension GetModelResponse: CMessageConvertible {
     typealias CStruct = Persona__V1__GetModelResponse
-    func fill(_ c: UnsafeMutablePointer<Persona__V1__GetModelResponse>, arena: Arena) {
+    static func fill(_ m: UnsafePointer<GetModelResponse>, _ c: UnsafeMutablePointer<Persona__V1__GetModelResponse>, arena: Arena) {
         persona__v1__get_model_response__init(c)
-        if let v = _info { c.pointee.info = arena.message(v.value) }
-        c.pointee.artifact = arena.binary(artifact)
-        c.pointee.offset = offset
-        c.pointee.total_bytes = totalBytes
-        arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
+        if let box = m.pointee._info { c.pointee.info = arena.message(box) }
+        c.pointee.artifact = arena.binary(m.pointee.artifact)
+        c.pointee.offset = m.pointee.offset
+        c.pointee.total_bytes = m.pointee.totalBytes
+        arena.storeUnknownFields(m.pointee.unknownFields, in: UnsafeMutableRawPointer(c))
     }
     init(cMessage c: UnsafePointer<Persona__V1__GetModelResponse>) {
         self.init()
-        _info = c.pointee.info.map { Boxed(ModelInfo(cMessage: $0)) }
-        artifact = readBinary(c.pointee.artifact)
-        offset = c.pointee.offset
-        totalBytes = c.pointee.total_bytes
-        unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
+        Self.read(c, into: &self)
+    }
+    static func read(_ c: UnsafePointer<Persona__V1__GetModelResponse>, into m: UnsafeMutablePointer<GetModelResponse>) {
+        m.pointee._info = c.pointee.info.map { Boxed(ModelInfo(cMessage: $0)) }
+        m.pointee.artifact = readBinary(c.pointee.artifact)
+        m.pointee.offset = c.pointee.offset
+        m.pointee.totalBytes = c.pointee.total_bytes
+        m.pointee.unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
     static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
         -> UnsafeMutablePointer<Persona__V1__GetModelResponse>?
@@ -651,17 +690,20 @@ public struct PublishModelRequest: WireMessage {
 
 extension PublishModelRequest: CMessageConvertible {
     typealias CStruct = Persona__V1__PublishModelRequest
-    func fill(_ c: UnsafeMutablePointer<Persona__V1__PublishModelRequest>, arena: Arena) {
+    static func fill(_ m: UnsafePointer<PublishModelRequest>, _ c: UnsafeMutablePointer<Persona__V1__PublishModelRequest>, arena: Arena) {
         persona__v1__publish_model_request__init(c)
-        if !name.isEmpty { c.pointee.name = arena.string(name) }
-        c.pointee.version = version
-        arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
+        if !m.pointee.name.isEmpty { c.pointee.name = arena.string(m.pointee.name) }
+        c.pointee.version = m.pointee.version
+        arena.storeUnknownFields(m.pointee.unknownFields, in: UnsafeMutableRawPointer(c))
     }
     init(cMessage c: UnsafePointer<Persona__V1__PublishModelRequest>) {
         self.init()
-        name = readString(c.pointee.name)
-        version = c.pointee.version
-        unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
+        Self.read(c, into: &self)
+    }
+    static func read(_ c: UnsafePointer<Persona__V1__PublishModelRequest>, into m: UnsafeMutablePointer<PublishModelRequest>) {
+        m.pointee.name = readString(c.pointee.name)
+        m.pointee.version = c.pointee.version
+        m.pointee.unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
     static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
         -> UnsafeMutablePointer<Persona__V1__PublishModelRequest>?
@@ -691,15 +733,18 @@ public struct PublishModelResponse: WireMessage {
 
 extension PublishModelResponse: CMessageConvertible {
     typealias CStruct = Persona__V1__PublishModelResponse
-    func fill(_ c: UnsafeMutablePointer<Persona__V1__PublishModelResponse>, arena: Arena) {
+    static func fill(_ m: UnsafePointer<PublishModelResponse>, _ c: UnsafeMutablePointer<Persona__V1__PublishModelResponse>, arena: Arena) {
         persona__v1__publish_model_response__init(c)
-        if let v = _info { c.pointee.info = arena.message(v.value) }
-        arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
+        if let box = m.pointee._info { c.pointee.info = arena.message(box) }
+        arena.storeUnknownFields(m.pointee.unknownFields, in: UnsafeMutableRawPointer(c))
     }
     init(cMessage c: UnsafePointer<Persona__V1__PublishModelResponse>) {
         self.init()
-        _info = c.pointee.info.map { Boxed(ModelInfo(cMessage: $0)) }
-        unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
+        Self.read(c, into: &self)
+    }
+    static func read(_ c: UnsafePointer<Persona__V1__PublishModelResponse>, into m: UnsafeMutablePointer<PublishModelResponse>) {
+        m.pointee._info = c.pointee.info.map { Boxed(ModelInfo(cMessage: $0)) }
+        m.pointee.unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
     static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
         -> UnsafeMutablePointer<Persona__V1__PublishModelResponse>?
@@ -724,17 +769,20 @@ public struct RollbackModelRequest: WireMessage {
 
 extension RollbackModelRequest: CMessageConvertible {
     typealias CStruct = Persona__V1__RollbackModelRequest
-    func fill(_ c: UnsafeMutablePointer<Persona__V1__RollbackModelRequest>, arena: Arena) {
+    static func fill(_ m: UnsafePointer<RollbackModelRequest>, _ c: UnsafeMutablePointer<Persona__V1__RollbackModelRequest>, arena: Arena) {
         persona__v1__rollback_model_request__init(c)
-        if !name.isEmpty { c.pointee.name = arena.string(name) }
-        c.pointee.version = version
-        arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
+        if !m.pointee.name.isEmpty { c.pointee.name = arena.string(m.pointee.name) }
+        c.pointee.version = m.pointee.version
+        arena.storeUnknownFields(m.pointee.unknownFields, in: UnsafeMutableRawPointer(c))
     }
     init(cMessage c: UnsafePointer<Persona__V1__RollbackModelRequest>) {
         self.init()
-        name = readString(c.pointee.name)
-        version = c.pointee.version
-        unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
+        Self.read(c, into: &self)
+    }
+    static func read(_ c: UnsafePointer<Persona__V1__RollbackModelRequest>, into m: UnsafeMutablePointer<RollbackModelRequest>) {
+        m.pointee.name = readString(c.pointee.name)
+        m.pointee.version = c.pointee.version
+        m.pointee.unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
     static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
         -> UnsafeMutablePointer<Persona__V1__RollbackModelRequest>?
@@ -760,19 +808,22 @@ public struct ModelVersion: WireMessage {
 
 extension ModelVersion: CMessageConvertible {
     typealias CStruct = Persona__V1__ModelVersion
-    func fill(_ c: UnsafeMutablePointer<Persona__V1__ModelVersion>, arena: Arena) {
+    static func fill(_ m: UnsafePointer<ModelVersion>, _ c: UnsafeMutablePointer<Persona__V1__ModelVersion>, arena: Arena) {
         persona__v1__model_version__init(c)
-        if !name.isEmpty { c.pointee.name = arena.string(name) }
-        c.pointee.version = version
-        c.pointee.revision = revision
-        arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
+        if !m.pointee.name.isEmpty { c.pointee.name = arena.string(m.pointee.name) }
+        c.pointee.version = m.pointee.version
+        c.pointee.revision = m.pointee.revision
+        arena.storeUnknownFields(m.pointee.unknownFields, in: UnsafeMutableRawPointer(c))
     }
     init(cMessage c: UnsafePointer<Persona__V1__ModelVersion>) {
         self.init()
-        name = readString(c.pointee.name)
-        version = c.pointee.version
-        revision = c.pointee.revision
-        unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
+        Self.read(c, into: &self)
+    }
+    static func read(_ c: UnsafePointer<Persona__V1__ModelVersion>, into m: UnsafeMutablePointer<ModelVersion>) {
+        m.pointee.name = readString(c.pointee.name)
+        m.pointee.version = c.pointee.version
+        m.pointee.revision = c.pointee.revision
+        m.pointee.unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
     static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
         -> UnsafeMutablePointer<Persona__V1__ModelVersion>?
@@ -797,17 +848,20 @@ public struct WatchModelsRequest: WireMessage {
 
 extension WatchModelsRequest: CMessageConvertible {
     typealias CStruct = Persona__V1__WatchModelsRequest
-    func fill(_ c: UnsafeMutablePointer<Persona__V1__WatchModelsRequest>, arena: Arena) {
+    static func fill(_ m: UnsafePointer<WatchModelsRequest>, _ c: UnsafeMutablePointer<Persona__V1__WatchModelsRequest>, arena: Arena) {
         persona__v1__watch_models_request__init(c)
-        (c.pointee.n_known, c.pointee.known) = arena.messages(known)
-        c.pointee.wait_ms = waitMs
-        arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
+        (c.pointee.n_known, c.pointee.known) = arena.messages(m.pointee.known)
+        c.pointee.wait_ms = m.pointee.waitMs
+        arena.storeUnknownFields(m.pointee.unknownFields, in: UnsafeMutableRawPointer(c))
     }
     init(cMessage c: UnsafePointer<Persona__V1__WatchModelsRequest>) {
         self.init()
-        known = readMessages(c.pointee.known, c.pointee.n_known, as: ModelVersion.self)
-        waitMs = c.pointee.wait_ms
-        unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
+        Self.read(c, into: &self)
+    }
+    static func read(_ c: UnsafePointer<Persona__V1__WatchModelsRequest>, into m: UnsafeMutablePointer<WatchModelsRequest>) {
+        m.pointee.known = readMessages(c.pointee.known, c.pointee.n_known, as: ModelVersion.self)
+        m.pointee.waitMs = c.pointee.wait_ms
+        m.pointee.unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
     static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
         -> UnsafeMutablePointer<Persona__V1__WatchModelsRequest>?
@@ -831,15 +885,18 @@ public struct WatchModelsResponse: WireMessage {
 
 extension WatchModelsResponse: CMessageConvertible {
     typealias CStruct = Persona__V1__WatchModelsResponse
-    func fill(_ c: UnsafeMutablePointer<Persona__V1__WatchModelsResponse>, arena: Arena) {
+    static func fill(_ m: UnsafePointer<WatchModelsResponse>, _ c: UnsafeMutablePointer<Persona__V1__WatchModelsResponse>, arena: Arena) {
         persona__v1__watch_models_response__init(c)
-        (c.pointee.n_published, c.pointee.published) = arena.messages(published)
-        arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
+        (c.pointee.n_published, c.pointee.published) = arena.messages(m.pointee.published)
+        arena.storeUnknownFields(m.pointee.unknownFields, in: UnsafeMutableRawPointer(c))
     }
     init(cMessage c: UnsafePointer<Persona__V1__WatchModelsResponse>) {
         self.init()
-        published = readMessages(c.pointee.published, c.pointee.n_published, as: ModelVersion.self)
-        unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
+        Self.read(c, into: &self)
+    }
+    static func read(_ c: UnsafePointer<Persona__V1__WatchModelsResponse>, into m: UnsafeMutablePointer<WatchModelsResponse>) {
+        m.pointee.published = readMessages(c.pointee.published, c.pointee.n_published, as: ModelVersion.self)
+        m.pointee.unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
     static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
         -> UnsafeMutablePointer<Persona__V1__WatchModelsResponse>?
@@ -864,17 +921,20 @@ public struct GetReportRequest: WireMessage {
 
 extension GetReportRequest: CMessageConvertible {
     typealias CStruct = Persona__V1__GetReportRequest
-    func fill(_ c: UnsafeMutablePointer<Persona__V1__GetReportRequest>, arena: Arena) {
+    static func fill(_ m: UnsafePointer<GetReportRequest>, _ c: UnsafeMutablePointer<Persona__V1__GetReportRequest>, arena: Arena) {
         persona__v1__get_report_request__init(c)
-        if !name.isEmpty { c.pointee.name = arena.string(name) }
-        c.pointee.version = version
-        arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
+        if !m.pointee.name.isEmpty { c.pointee.name = arena.string(m.pointee.name) }
+        c.pointee.version = m.pointee.version
+        arena.storeUnknownFields(m.pointee.unknownFields, in: UnsafeMutableRawPointer(c))
     }
     init(cMessage c: UnsafePointer<Persona__V1__GetReportRequest>) {
         self.init()
-        name = readString(c.pointee.name)
-        version = c.pointee.version
-        unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
+        Self.read(c, into: &self)
+    }
+    static func read(_ c: UnsafePointer<Persona__V1__GetReportRequest>, into m: UnsafeMutablePointer<GetReportRequest>) {
+        m.pointee.name = readString(c.pointee.name)
+        m.pointee.version = c.pointee.version
+        m.pointee.unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
     static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
         -> UnsafeMutablePointer<Persona__V1__GetReportRequest>?
@@ -900,19 +960,22 @@ public struct Curve: WireMessage {
 
 extension Curve: CMessageConvertible {
     typealias CStruct = Persona__V1__Curve
-    func fill(_ c: UnsafeMutablePointer<Persona__V1__Curve>, arena: Arena) {
+    static func fill(_ m: UnsafePointer<Curve>, _ c: UnsafeMutablePointer<Persona__V1__Curve>, arena: Arena) {
         persona__v1__curve__init(c)
-        if !name.isEmpty { c.pointee.name = arena.string(name) }
-        (c.pointee.n_x, c.pointee.x) = arena.scalars(x)
-        (c.pointee.n_y, c.pointee.y) = arena.scalars(y)
-        arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
+        if !m.pointee.name.isEmpty { c.pointee.name = arena.string(m.pointee.name) }
+        (c.pointee.n_x, c.pointee.x) = arena.scalars(m.pointee.x)
+        (c.pointee.n_y, c.pointee.y) = arena.scalars(m.pointee.y)
+        arena.storeUnknownFields(m.pointee.unknownFields, in: UnsafeMutableRawPointer(c))
     }
     init(cMessage c: UnsafePointer<Persona__V1__Curve>) {
         self.init()
-        name = readString(c.pointee.name)
-        x = readScalars(c.pointee.x, c.pointee.n_x)
-        y = readScalars(c.pointee.y, c.pointee.n_y)
-        unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
+        Self.read(c, into: &self)
+    }
+    static func read(_ c: UnsafePointer<Persona__V1__Curve>, into m: UnsafeMutablePointer<Curve>) {
+        m.pointee.name = readString(c.pointee.name)
+        m.pointee.x = readScalars(c.pointee.x, c.pointee.n_x)
+        m.pointee.y = readScalars(c.pointee.y, c.pointee.n_y)
+        m.pointee.unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
     static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
         -> UnsafeMutablePointer<Persona__V1__Curve>?
@@ -952,47 +1015,50 @@ public struct EvaluationReport: WireMessage {
 
 extension EvaluationReport: CMessageConvertible {
     typealias CStruct = Persona__V1__EvaluationReport
-    func fill(_ c: UnsafeMutablePointer<Persona__V1__EvaluationReport>, arena: Arena) {
+    static func fill(_ m: UnsafePointer<EvaluationReport>, _ c: UnsafeMutablePointer<Persona__V1__EvaluationReport>, arena: Arena) {
         persona__v1__evaluation_report__init(c)
-        if !name.isEmpty { c.pointee.name = arena.string(name) }
-        c.pointee.version = version
-        if !dataset.isEmpty { c.pointee.dataset = arena.string(dataset) }
-        (c.pointee.n_metrics, c.pointee.metrics) = arena.messages(metrics)
-        c.pointee.created_ms = createdMs
-        (c.pointee.n_baseline, c.pointee.baseline) = arena.messages(baseline)
-        (c.pointee.n_curves, c.pointee.curves) = arena.messages(curves)
-        c.pointee.kind = .init(rawValue: .init(truncatingIfNeeded: kind.rawValue))
-        (c.pointee.n_params, c.pointee.params) = arena.messages(params)
-        c.pointee.users = users
-        c.pointee.test_pairs = testPairs
-        if !`protocol`.isEmpty { c.pointee.protocol = arena.string(`protocol`) }
-        (c.pointee.n_search, c.pointee.search) = arena.messages(search)
-        (c.pointee.n_importance, c.pointee.importance) = arena.messages(importance)
-        (c.pointee.n_thresholds, c.pointee.thresholds) = arena.messages(thresholds)
-        (c.pointee.n_confusion, c.pointee.confusion) = arena.messages(confusion)
-        (c.pointee.n_comparison, c.pointee.comparison) = arena.messages(comparison)
-        arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
+        if !m.pointee.name.isEmpty { c.pointee.name = arena.string(m.pointee.name) }
+        c.pointee.version = m.pointee.version
+        if !m.pointee.dataset.isEmpty { c.pointee.dataset = arena.string(m.pointee.dataset) }
+        (c.pointee.n_metrics, c.pointee.metrics) = arena.messages(m.pointee.metrics)
+        c.pointee.created_ms = m.pointee.createdMs
+        (c.pointee.n_baseline, c.pointee.baseline) = arena.messages(m.pointee.baseline)
+        (c.pointee.n_curves, c.pointee.curves) = arena.messages(m.pointee.curves)
+        c.pointee.kind = .init(rawValue: .init(truncatingIfNeeded: m.pointee.kind.rawValue))
+        (c.pointee.n_params, c.pointee.params) = arena.messages(m.pointee.params)
+        c.pointee.users = m.pointee.users
+        c.pointee.test_pairs = m.pointee.testPairs
+        if !m.pointee.`protocol`.isEmpty { c.pointee.protocol = arena.string(m.pointee.`protocol`) }
+        (c.pointee.n_search, c.pointee.search) = arena.messages(m.pointee.search)
+        (c.pointee.n_importance, c.pointee.importance) = arena.messages(m.pointee.importance)
+        (c.pointee.n_thresholds, c.pointee.thresholds) = arena.messages(m.pointee.thresholds)
+        (c.pointee.n_confusion, c.pointee.confusion) = arena.messages(m.pointee.confusion)
+        (c.pointee.n_comparison, c.pointee.comparison) = arena.messages(m.pointee.comparison)
+        arena.storeUnknownFields(m.pointee.unknownFields, in: UnsafeMutableRawPointer(c))
     }
     init(cMessage c: UnsafePointer<Persona__V1__EvaluationReport>) {
         self.init()
-        name = readString(c.pointee.name)
-        version = c.pointee.version
-        dataset = readString(c.pointee.dataset)
-        metrics = readMessages(c.pointee.metrics, c.pointee.n_metrics, as: Metric.self)
-        createdMs = c.pointee.created_ms
-        baseline = readMessages(c.pointee.baseline, c.pointee.n_baseline, as: Metric.self)
-        curves = readMessages(c.pointee.curves, c.pointee.n_curves, as: Curve.self)
-        kind = ModelKind(rawValue: Int32(truncatingIfNeeded: c.pointee.kind.rawValue))
-        params = readMessages(c.pointee.params, c.pointee.n_params, as: KeyValue.self)
-        users = c.pointee.users
-        testPairs = c.pointee.test_pairs
-        `protocol` = readString(c.pointee.protocol)
-        search = readMessages(c.pointee.search, c.pointee.n_search, as: Curve.self)
-        importance = readMessages(c.pointee.importance, c.pointee.n_importance, as: Metric.self)
-        thresholds = readMessages(c.pointee.thresholds, c.pointee.n_thresholds, as: Metric.self)
-        confusion = readMessages(c.pointee.confusion, c.pointee.n_confusion, as: Confusion.self)
-        comparison = readMessages(c.pointee.comparison, c.pointee.n_comparison, as: Comparison.self)
-        unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
+        Self.read(c, into: &self)
+    }
+    static func read(_ c: UnsafePointer<Persona__V1__EvaluationReport>, into m: UnsafeMutablePointer<EvaluationReport>) {
+        m.pointee.name = readString(c.pointee.name)
+        m.pointee.version = c.pointee.version
+        m.pointee.dataset = readString(c.pointee.dataset)
+        m.pointee.metrics = readMessages(c.pointee.metrics, c.pointee.n_metrics, as: Metric.self)
+        m.pointee.createdMs = c.pointee.created_ms
+        m.pointee.baseline = readMessages(c.pointee.baseline, c.pointee.n_baseline, as: Metric.self)
+        m.pointee.curves = readMessages(c.pointee.curves, c.pointee.n_curves, as: Curve.self)
+        m.pointee.kind = ModelKind(rawValue: Int32(truncatingIfNeeded: c.pointee.kind.rawValue))
+        m.pointee.params = readMessages(c.pointee.params, c.pointee.n_params, as: KeyValue.self)
+        m.pointee.users = c.pointee.users
+        m.pointee.testPairs = c.pointee.test_pairs
+        m.pointee.`protocol` = readString(c.pointee.protocol)
+        m.pointee.search = readMessages(c.pointee.search, c.pointee.n_search, as: Curve.self)
+        m.pointee.importance = readMessages(c.pointee.importance, c.pointee.n_importance, as: Metric.self)
+        m.pointee.thresholds = readMessages(c.pointee.thresholds, c.pointee.n_thresholds, as: Metric.self)
+        m.pointee.confusion = readMessages(c.pointee.confusion, c.pointee.n_confusion, as: Confusion.self)
+        m.pointee.comparison = readMessages(c.pointee.comparison, c.pointee.n_comparison, as: Comparison.self)
+        m.pointee.unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
     static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
         -> UnsafeMutablePointer<Persona__V1__EvaluationReport>?
@@ -1018,19 +1084,22 @@ public struct Comparison: WireMessage {
 
 extension Comparison: CMessageConvertible {
     typealias CStruct = Persona__V1__Comparison
-    func fill(_ c: UnsafeMutablePointer<Persona__V1__Comparison>, arena: Arena) {
+    static func fill(_ m: UnsafePointer<Comparison>, _ c: UnsafeMutablePointer<Persona__V1__Comparison>, arena: Arena) {
         persona__v1__comparison__init(c)
-        if !model.isEmpty { c.pointee.model = arena.string(model) }
-        (c.pointee.n_metrics, c.pointee.metrics) = arena.messages(metrics)
-        c.pointee.training_seconds = trainingSeconds
-        arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
+        if !m.pointee.model.isEmpty { c.pointee.model = arena.string(m.pointee.model) }
+        (c.pointee.n_metrics, c.pointee.metrics) = arena.messages(m.pointee.metrics)
+        c.pointee.training_seconds = m.pointee.trainingSeconds
+        arena.storeUnknownFields(m.pointee.unknownFields, in: UnsafeMutableRawPointer(c))
     }
     init(cMessage c: UnsafePointer<Persona__V1__Comparison>) {
         self.init()
-        model = readString(c.pointee.model)
-        metrics = readMessages(c.pointee.metrics, c.pointee.n_metrics, as: Metric.self)
-        trainingSeconds = c.pointee.training_seconds
-        unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
+        Self.read(c, into: &self)
+    }
+    static func read(_ c: UnsafePointer<Persona__V1__Comparison>, into m: UnsafeMutablePointer<Comparison>) {
+        m.pointee.model = readString(c.pointee.model)
+        m.pointee.metrics = readMessages(c.pointee.metrics, c.pointee.n_metrics, as: Metric.self)
+        m.pointee.trainingSeconds = c.pointee.training_seconds
+        m.pointee.unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
     static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
         -> UnsafeMutablePointer<Persona__V1__Comparison>?
@@ -1059,25 +1128,28 @@ public struct Confusion: WireMessage {
 
 extension Confusion: CMessageConvertible {
     typealias CStruct = Persona__V1__Confusion
-    func fill(_ c: UnsafeMutablePointer<Persona__V1__Confusion>, arena: Arena) {
+    static func fill(_ m: UnsafePointer<Confusion>, _ c: UnsafeMutablePointer<Persona__V1__Confusion>, arena: Arena) {
         persona__v1__confusion__init(c)
-        if !name.isEmpty { c.pointee.name = arena.string(name) }
-        c.pointee.probability = probability
-        c.pointee.true_positives = truePositives
-        c.pointee.false_positives = falsePositives
-        c.pointee.false_negatives = falseNegatives
-        c.pointee.true_negatives = trueNegatives
-        arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
+        if !m.pointee.name.isEmpty { c.pointee.name = arena.string(m.pointee.name) }
+        c.pointee.probability = m.pointee.probability
+        c.pointee.true_positives = m.pointee.truePositives
+        c.pointee.false_positives = m.pointee.falsePositives
+        c.pointee.false_negatives = m.pointee.falseNegatives
+        c.pointee.true_negatives = m.pointee.trueNegatives
+        arena.storeUnknownFields(m.pointee.unknownFields, in: UnsafeMutableRawPointer(c))
     }
     init(cMessage c: UnsafePointer<Persona__V1__Confusion>) {
         self.init()
-        name = readString(c.pointee.name)
-        probability = c.pointee.probability
-        truePositives = c.pointee.true_positives
-        falsePositives = c.pointee.false_positives
-        falseNegatives = c.pointee.false_negatives
-        trueNegatives = c.pointee.true_negatives
-        unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
+        Self.read(c, into: &self)
+    }
+    static func read(_ c: UnsafePointer<Persona__V1__Confusion>, into m: UnsafeMutablePointer<Confusion>) {
+        m.pointee.name = readString(c.pointee.name)
+        m.pointee.probability = c.pointee.probability
+        m.pointee.truePositives = c.pointee.true_positives
+        m.pointee.falsePositives = c.pointee.false_positives
+        m.pointee.falseNegatives = c.pointee.false_negatives
+        m.pointee.trueNegatives = c.pointee.true_negatives
+        m.pointee.unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
     static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
         -> UnsafeMutablePointer<Persona__V1__Confusion>?

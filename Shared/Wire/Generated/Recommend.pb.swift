@@ -53,39 +53,42 @@ public struct RecommendRequest: WireMessage {
 
 extension RecommendRequest: CMessageConvertible {
     typealias CStruct = Persona__V1__RecommendRequest
-    func fill(_ c: UnsafeMutablePointer<Persona__V1__RecommendRequest>, arena: Arena) {
+    static func fill(_ m: UnsafePointer<RecommendRequest>, _ c: UnsafeMutablePointer<Persona__V1__RecommendRequest>, arena: Arena) {
         persona__v1__recommend_request__init(c)
-        c.pointee.user_id = userId
-        c.pointee.n = n
-        if !surface.isEmpty { c.pointee.surface = arena.string(surface) }
-        (c.pointee.n_exclude_item_ids, c.pointee.exclude_item_ids) = arena.scalars(excludeItemIds)
-        c.pointee.category_id = categoryId
-        if !requestId.isEmpty { c.pointee.request_id = arena.string(requestId) }
-        c.pointee.max_per_category = maxPerCategory
-        (c.pointee.n_category_ids, c.pointee.category_ids) = arena.scalars(categoryIds)
-        c.pointee.min_price = minPrice
-        c.pointee.max_price = maxPrice
-        c.pointee.in_stock_only = inStockOnly ? 1 : 0
-        c.pointee.explain = explain ? 1 : 0
-        c.pointee.diversity = diversity
-        arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
+        c.pointee.user_id = m.pointee.userId
+        c.pointee.n = m.pointee.n
+        if !m.pointee.surface.isEmpty { c.pointee.surface = arena.string(m.pointee.surface) }
+        (c.pointee.n_exclude_item_ids, c.pointee.exclude_item_ids) = arena.scalars(m.pointee.excludeItemIds)
+        c.pointee.category_id = m.pointee.categoryId
+        if !m.pointee.requestId.isEmpty { c.pointee.request_id = arena.string(m.pointee.requestId) }
+        c.pointee.max_per_category = m.pointee.maxPerCategory
+        (c.pointee.n_category_ids, c.pointee.category_ids) = arena.scalars(m.pointee.categoryIds)
+        c.pointee.min_price = m.pointee.minPrice
+        c.pointee.max_price = m.pointee.maxPrice
+        c.pointee.in_stock_only = m.pointee.inStockOnly ? 1 : 0
+        c.pointee.explain = m.pointee.explain ? 1 : 0
+        c.pointee.diversity = m.pointee.diversity
+        arena.storeUnknownFields(m.pointee.unknownFields, in: UnsafeMutableRawPointer(c))
     }
     init(cMessage c: UnsafePointer<Persona__V1__RecommendRequest>) {
         self.init()
-        userId = c.pointee.user_id
-        n = c.pointee.n
-        surface = readString(c.pointee.surface)
-        excludeItemIds = readScalars(c.pointee.exclude_item_ids, c.pointee.n_exclude_item_ids)
-        categoryId = c.pointee.category_id
-        requestId = readString(c.pointee.request_id)
-        maxPerCategory = c.pointee.max_per_category
-        categoryIds = readScalars(c.pointee.category_ids, c.pointee.n_category_ids)
-        minPrice = c.pointee.min_price
-        maxPrice = c.pointee.max_price
-        inStockOnly = c.pointee.in_stock_only != 0
-        explain = c.pointee.explain != 0
-        diversity = c.pointee.diversity
-        unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
+        Self.read(c, into: &self)
+    }
+    static func read(_ c: UnsafePointer<Persona__V1__RecommendRequest>, into m: UnsafeMutablePointer<RecommendRequest>) {
+        m.pointee.userId = c.pointee.user_id
+        m.pointee.n = c.pointee.n
+        m.pointee.surface = readString(c.pointee.surface)
+        m.pointee.excludeItemIds = readScalars(c.pointee.exclude_item_ids, c.pointee.n_exclude_item_ids)
+        m.pointee.categoryId = c.pointee.category_id
+        m.pointee.requestId = readString(c.pointee.request_id)
+        m.pointee.maxPerCategory = c.pointee.max_per_category
+        m.pointee.categoryIds = readScalars(c.pointee.category_ids, c.pointee.n_category_ids)
+        m.pointee.minPrice = c.pointee.min_price
+        m.pointee.maxPrice = c.pointee.max_price
+        m.pointee.inStockOnly = c.pointee.in_stock_only != 0
+        m.pointee.explain = c.pointee.explain != 0
+        m.pointee.diversity = c.pointee.diversity
+        m.pointee.unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
     static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
         -> UnsafeMutablePointer<Persona__V1__RecommendRequest>?
@@ -112,21 +115,24 @@ public struct Contribution: WireMessage {
 
 extension Contribution: CMessageConvertible {
     typealias CStruct = Persona__V1__Contribution
-    func fill(_ c: UnsafeMutablePointer<Persona__V1__Contribution>, arena: Arena) {
+    static func fill(_ m: UnsafePointer<Contribution>, _ c: UnsafeMutablePointer<Persona__V1__Contribution>, arena: Arena) {
         persona__v1__contribution__init(c)
-        if !name.isEmpty { c.pointee.name = arena.string(name) }
-        c.pointee.value = value
-        if !detail.isEmpty { c.pointee.detail = arena.string(detail) }
-        c.pointee.kind = .init(rawValue: .init(truncatingIfNeeded: kind.rawValue))
-        arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
+        if !m.pointee.name.isEmpty { c.pointee.name = arena.string(m.pointee.name) }
+        c.pointee.value = m.pointee.value
+        if !m.pointee.detail.isEmpty { c.pointee.detail = arena.string(m.pointee.detail) }
+        c.pointee.kind = .init(rawValue: .init(truncatingIfNeeded: m.pointee.kind.rawValue))
+        arena.storeUnknownFields(m.pointee.unknownFields, in: UnsafeMutableRawPointer(c))
     }
     init(cMessage c: UnsafePointer<Persona__V1__Contribution>) {
         self.init()
-        name = readString(c.pointee.name)
-        value = c.pointee.value
-        detail = readString(c.pointee.detail)
-        kind = ContributionKind(rawValue: Int32(truncatingIfNeeded: c.pointee.kind.rawValue))
-        unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
+        Self.read(c, into: &self)
+    }
+    static func read(_ c: UnsafePointer<Persona__V1__Contribution>, into m: UnsafeMutablePointer<Contribution>) {
+        m.pointee.name = readString(c.pointee.name)
+        m.pointee.value = c.pointee.value
+        m.pointee.detail = readString(c.pointee.detail)
+        m.pointee.kind = ContributionKind(rawValue: Int32(truncatingIfNeeded: c.pointee.kind.rawValue))
+        m.pointee.unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
     static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
         -> UnsafeMutablePointer<Persona__V1__Contribution>?
@@ -155,25 +161,28 @@ public struct ScoredItem: WireMessage {
 
 extension ScoredItem: CMessageConvertible {
     typealias CStruct = Persona__V1__ScoredItem
-    func fill(_ c: UnsafeMutablePointer<Persona__V1__ScoredItem>, arena: Arena) {
+    static func fill(_ m: UnsafePointer<ScoredItem>, _ c: UnsafeMutablePointer<Persona__V1__ScoredItem>, arena: Arena) {
         persona__v1__scored_item__init(c)
-        c.pointee.item_id = itemId
-        c.pointee.score = score
-        if !reason.isEmpty { c.pointee.reason = arena.string(reason) }
-        if !source.isEmpty { c.pointee.source = arena.string(source) }
-        (c.pointee.n_contributions, c.pointee.contributions) = arena.messages(contributions)
-        c.pointee.category_id = categoryId
-        arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
+        c.pointee.item_id = m.pointee.itemId
+        c.pointee.score = m.pointee.score
+        if !m.pointee.reason.isEmpty { c.pointee.reason = arena.string(m.pointee.reason) }
+        if !m.pointee.source.isEmpty { c.pointee.source = arena.string(m.pointee.source) }
+        (c.pointee.n_contributions, c.pointee.contributions) = arena.messages(m.pointee.contributions)
+        c.pointee.category_id = m.pointee.categoryId
+        arena.storeUnknownFields(m.pointee.unknownFields, in: UnsafeMutableRawPointer(c))
     }
     init(cMessage c: UnsafePointer<Persona__V1__ScoredItem>) {
         self.init()
-        itemId = c.pointee.item_id
-        score = c.pointee.score
-        reason = readString(c.pointee.reason)
-        source = readString(c.pointee.source)
-        contributions = readMessages(c.pointee.contributions, c.pointee.n_contributions, as: Contribution.self)
-        categoryId = c.pointee.category_id
-        unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
+        Self.read(c, into: &self)
+    }
+    static func read(_ c: UnsafePointer<Persona__V1__ScoredItem>, into m: UnsafeMutablePointer<ScoredItem>) {
+        m.pointee.itemId = c.pointee.item_id
+        m.pointee.score = c.pointee.score
+        m.pointee.reason = readString(c.pointee.reason)
+        m.pointee.source = readString(c.pointee.source)
+        m.pointee.contributions = readMessages(c.pointee.contributions, c.pointee.n_contributions, as: Contribution.self)
+        m.pointee.categoryId = c.pointee.category_id
+        m.pointee.unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
     static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
         -> UnsafeMutablePointer<Persona__V1__ScoredItem>?
@@ -202,25 +211,28 @@ public struct RecommendResponse: WireMessage {
 
 extension RecommendResponse: CMessageConvertible {
     typealias CStruct = Persona__V1__RecommendResponse
-    func fill(_ c: UnsafeMutablePointer<Persona__V1__RecommendResponse>, arena: Arena) {
+    static func fill(_ m: UnsafePointer<RecommendResponse>, _ c: UnsafeMutablePointer<Persona__V1__RecommendResponse>, arena: Arena) {
         persona__v1__recommend_response__init(c)
-        (c.pointee.n_items, c.pointee.items) = arena.messages(items)
-        if !requestId.isEmpty { c.pointee.request_id = arena.string(requestId) }
-        if !modelName.isEmpty { c.pointee.model_name = arena.string(modelName) }
-        c.pointee.model_version = modelVersion
-        c.pointee.fallback = fallback ? 1 : 0
-        if !fallbackReason.isEmpty { c.pointee.fallback_reason = arena.string(fallbackReason) }
-        arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
+        (c.pointee.n_items, c.pointee.items) = arena.messages(m.pointee.items)
+        if !m.pointee.requestId.isEmpty { c.pointee.request_id = arena.string(m.pointee.requestId) }
+        if !m.pointee.modelName.isEmpty { c.pointee.model_name = arena.string(m.pointee.modelName) }
+        c.pointee.model_version = m.pointee.modelVersion
+        c.pointee.fallback = m.pointee.fallback ? 1 : 0
+        if !m.pointee.fallbackReason.isEmpty { c.pointee.fallback_reason = arena.string(m.pointee.fallbackReason) }
+        arena.storeUnknownFields(m.pointee.unknownFields, in: UnsafeMutableRawPointer(c))
     }
     init(cMessage c: UnsafePointer<Persona__V1__RecommendResponse>) {
         self.init()
-        items = readMessages(c.pointee.items, c.pointee.n_items, as: ScoredItem.self)
-        requestId = readString(c.pointee.request_id)
-        modelName = readString(c.pointee.model_name)
-        modelVersion = c.pointee.model_version
-        fallback = c.pointee.fallback != 0
-        fallbackReason = readString(c.pointee.fallback_reason)
-        unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
+        Self.read(c, into: &self)
+    }
+    static func read(_ c: UnsafePointer<Persona__V1__RecommendResponse>, into m: UnsafeMutablePointer<RecommendResponse>) {
+        m.pointee.items = readMessages(c.pointee.items, c.pointee.n_items, as: ScoredItem.self)
+        m.pointee.requestId = readString(c.pointee.request_id)
+        m.pointee.modelName = readString(c.pointee.model_name)
+        m.pointee.modelVersion = c.pointee.model_version
+        m.pointee.fallback = c.pointee.fallback != 0
+        m.pointee.fallbackReason = readString(c.pointee.fallback_reason)
+        m.pointee.unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
     static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
         -> UnsafeMutablePointer<Persona__V1__RecommendResponse>?
@@ -245,17 +257,20 @@ public struct SimilarItemsRequest: WireMessage {
 
 extension SimilarItemsRequest: CMessageConvertible {
     typealias CStruct = Persona__V1__SimilarItemsRequest
-    func fill(_ c: UnsafeMutablePointer<Persona__V1__SimilarItemsRequest>, arena: Arena) {
+    static func fill(_ m: UnsafePointer<SimilarItemsRequest>, _ c: UnsafeMutablePointer<Persona__V1__SimilarItemsRequest>, arena: Arena) {
         persona__v1__similar_items_request__init(c)
-        c.pointee.item_id = itemId
-        c.pointee.n = n
-        arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
+        c.pointee.item_id = m.pointee.itemId
+        c.pointee.n = m.pointee.n
+        arena.storeUnknownFields(m.pointee.unknownFields, in: UnsafeMutableRawPointer(c))
     }
     init(cMessage c: UnsafePointer<Persona__V1__SimilarItemsRequest>) {
         self.init()
-        itemId = c.pointee.item_id
-        n = c.pointee.n
-        unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
+        Self.read(c, into: &self)
+    }
+    static func read(_ c: UnsafePointer<Persona__V1__SimilarItemsRequest>, into m: UnsafeMutablePointer<SimilarItemsRequest>) {
+        m.pointee.itemId = c.pointee.item_id
+        m.pointee.n = c.pointee.n
+        m.pointee.unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
     static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
         -> UnsafeMutablePointer<Persona__V1__SimilarItemsRequest>?
@@ -279,15 +294,18 @@ public struct SimilarItemsResponse: WireMessage {
 
 extension SimilarItemsResponse: CMessageConvertible {
     typealias CStruct = Persona__V1__SimilarItemsResponse
-    func fill(_ c: UnsafeMutablePointer<Persona__V1__SimilarItemsResponse>, arena: Arena) {
+    static func fill(_ m: UnsafePointer<SimilarItemsResponse>, _ c: UnsafeMutablePointer<Persona__V1__SimilarItemsResponse>, arena: Arena) {
         persona__v1__similar_items_response__init(c)
-        (c.pointee.n_items, c.pointee.items) = arena.messages(items)
-        arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
+        (c.pointee.n_items, c.pointee.items) = arena.messages(m.pointee.items)
+        arena.storeUnknownFields(m.pointee.unknownFields, in: UnsafeMutableRawPointer(c))
     }
     init(cMessage c: UnsafePointer<Persona__V1__SimilarItemsResponse>) {
         self.init()
-        items = readMessages(c.pointee.items, c.pointee.n_items, as: ScoredItem.self)
-        unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
+        Self.read(c, into: &self)
+    }
+    static func read(_ c: UnsafePointer<Persona__V1__SimilarItemsResponse>, into m: UnsafeMutablePointer<SimilarItemsResponse>) {
+        m.pointee.items = readMessages(c.pointee.items, c.pointee.n_items, as: ScoredItem.self)
+        m.pointee.unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
     static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
         -> UnsafeMutablePointer<Persona__V1__SimilarItemsResponse>?
@@ -313,19 +331,22 @@ public struct PopularRequest: WireMessage {
 
 extension PopularRequest: CMessageConvertible {
     typealias CStruct = Persona__V1__PopularRequest
-    func fill(_ c: UnsafeMutablePointer<Persona__V1__PopularRequest>, arena: Arena) {
+    static func fill(_ m: UnsafePointer<PopularRequest>, _ c: UnsafeMutablePointer<Persona__V1__PopularRequest>, arena: Arena) {
         persona__v1__popular_request__init(c)
-        c.pointee.category_id = categoryId
-        c.pointee.n = n
-        if !window.isEmpty { c.pointee.window = arena.string(window) }
-        arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
+        c.pointee.category_id = m.pointee.categoryId
+        c.pointee.n = m.pointee.n
+        if !m.pointee.window.isEmpty { c.pointee.window = arena.string(m.pointee.window) }
+        arena.storeUnknownFields(m.pointee.unknownFields, in: UnsafeMutableRawPointer(c))
     }
     init(cMessage c: UnsafePointer<Persona__V1__PopularRequest>) {
         self.init()
-        categoryId = c.pointee.category_id
-        n = c.pointee.n
-        window = readString(c.pointee.window)
-        unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
+        Self.read(c, into: &self)
+    }
+    static func read(_ c: UnsafePointer<Persona__V1__PopularRequest>, into m: UnsafeMutablePointer<PopularRequest>) {
+        m.pointee.categoryId = c.pointee.category_id
+        m.pointee.n = c.pointee.n
+        m.pointee.window = readString(c.pointee.window)
+        m.pointee.unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
     static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
         -> UnsafeMutablePointer<Persona__V1__PopularRequest>?
@@ -349,15 +370,18 @@ public struct PopularResponse: WireMessage {
 
 extension PopularResponse: CMessageConvertible {
     typealias CStruct = Persona__V1__PopularResponse
-    func fill(_ c: UnsafeMutablePointer<Persona__V1__PopularResponse>, arena: Arena) {
+    static func fill(_ m: UnsafePointer<PopularResponse>, _ c: UnsafeMutablePointer<Persona__V1__PopularResponse>, arena: Arena) {
         persona__v1__popular_response__init(c)
-        (c.pointee.n_items, c.pointee.items) = arena.messages(items)
-        arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
+        (c.pointee.n_items, c.pointee.items) = arena.messages(m.pointee.items)
+        arena.storeUnknownFields(m.pointee.unknownFields, in: UnsafeMutableRawPointer(c))
     }
     init(cMessage c: UnsafePointer<Persona__V1__PopularResponse>) {
         self.init()
-        items = readMessages(c.pointee.items, c.pointee.n_items, as: ScoredItem.self)
-        unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
+        Self.read(c, into: &self)
+    }
+    static func read(_ c: UnsafePointer<Persona__V1__PopularResponse>, into m: UnsafeMutablePointer<PopularResponse>) {
+        m.pointee.items = readMessages(c.pointee.items, c.pointee.n_items, as: ScoredItem.self)
+        m.pointee.unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
     static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
         -> UnsafeMutablePointer<Persona__V1__PopularResponse>?

@@ -235,47 +235,50 @@ public struct ScoreRequest: WireMessage {
 
 extension ScoreRequest: CMessageConvertible {
     typealias CStruct = Persona__V1__ScoreRequest
-    func fill(_ c: UnsafeMutablePointer<Persona__V1__ScoreRequest>, arena: Arena) {
+    static func fill(_ m: UnsafePointer<ScoreRequest>, _ c: UnsafeMutablePointer<Persona__V1__ScoreRequest>, arena: Arena) {
         persona__v1__score_request__init(c)
-        if !orderId.isEmpty { c.pointee.order_id = arena.string(orderId) }
-        c.pointee.user_id = userId
-        c.pointee.amount = amount
-        if !currency.isEmpty { c.pointee.currency = arena.string(currency) }
-        if !deviceId.isEmpty { c.pointee.device_id = arena.string(deviceId) }
-        if !ip.isEmpty { c.pointee.ip = arena.string(ip) }
-        if !paymentInstrument.isEmpty { c.pointee.payment_instrument = arena.string(paymentInstrument) }
-        if !channel.isEmpty { c.pointee.channel = arena.string(channel) }
-        c.pointee.timestamp_ms = timestampMs
-        (c.pointee.n_lines, c.pointee.lines) = arena.messages(lines)
-        c.pointee.kind = .init(rawValue: .init(truncatingIfNeeded: kind.rawValue))
-        if !email.isEmpty { c.pointee.email = arena.string(email) }
-        if !ipCountry.isEmpty { c.pointee.ip_country = arena.string(ipCountry) }
-        c.pointee.dry_run = dryRun ? 1 : 0
-        if !sessionId.isEmpty { c.pointee.session_id = arena.string(sessionId) }
-        c.pointee.explain = explain ? 1 : 0
-        if !userAgent.isEmpty { c.pointee.user_agent = arena.string(userAgent) }
-        arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
+        if !m.pointee.orderId.isEmpty { c.pointee.order_id = arena.string(m.pointee.orderId) }
+        c.pointee.user_id = m.pointee.userId
+        c.pointee.amount = m.pointee.amount
+        if !m.pointee.currency.isEmpty { c.pointee.currency = arena.string(m.pointee.currency) }
+        if !m.pointee.deviceId.isEmpty { c.pointee.device_id = arena.string(m.pointee.deviceId) }
+        if !m.pointee.ip.isEmpty { c.pointee.ip = arena.string(m.pointee.ip) }
+        if !m.pointee.paymentInstrument.isEmpty { c.pointee.payment_instrument = arena.string(m.pointee.paymentInstrument) }
+        if !m.pointee.channel.isEmpty { c.pointee.channel = arena.string(m.pointee.channel) }
+        c.pointee.timestamp_ms = m.pointee.timestampMs
+        (c.pointee.n_lines, c.pointee.lines) = arena.messages(m.pointee.lines)
+        c.pointee.kind = .init(rawValue: .init(truncatingIfNeeded: m.pointee.kind.rawValue))
+        if !m.pointee.email.isEmpty { c.pointee.email = arena.string(m.pointee.email) }
+        if !m.pointee.ipCountry.isEmpty { c.pointee.ip_country = arena.string(m.pointee.ipCountry) }
+        c.pointee.dry_run = m.pointee.dryRun ? 1 : 0
+        if !m.pointee.sessionId.isEmpty { c.pointee.session_id = arena.string(m.pointee.sessionId) }
+        c.pointee.explain = m.pointee.explain ? 1 : 0
+        if !m.pointee.userAgent.isEmpty { c.pointee.user_agent = arena.string(m.pointee.userAgent) }
+        arena.storeUnknownFields(m.pointee.unknownFields, in: UnsafeMutableRawPointer(c))
     }
     init(cMessage c: UnsafePointer<Persona__V1__ScoreRequest>) {
         self.init()
-        orderId = readString(c.pointee.order_id)
-        userId = c.pointee.user_id
-        amount = c.pointee.amount
-        currency = readString(c.pointee.currency)
-        deviceId = readString(c.pointee.device_id)
-        ip = readString(c.pointee.ip)
-        paymentInstrument = readString(c.pointee.payment_instrument)
-        channel = readString(c.pointee.channel)
-        timestampMs = c.pointee.timestamp_ms
-        lines = readMessages(c.pointee.lines, c.pointee.n_lines, as: OrderLine.self)
-        kind = RequestKind(rawValue: Int32(truncatingIfNeeded: c.pointee.kind.rawValue))
-        email = readString(c.pointee.email)
-        ipCountry = readString(c.pointee.ip_country)
-        dryRun = c.pointee.dry_run != 0
-        sessionId = readString(c.pointee.session_id)
-        explain = c.pointee.explain != 0
-        userAgent = readString(c.pointee.user_agent)
-        unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
+        Self.read(c, into: &self)
+    }
+    static func read(_ c: UnsafePointer<Persona__V1__ScoreRequest>, into m: UnsafeMutablePointer<ScoreRequest>) {
+        m.pointee.orderId = readString(c.pointee.order_id)
+        m.pointee.userId = c.pointee.user_id
+        m.pointee.amount = c.pointee.amount
+        m.pointee.currency = readString(c.pointee.currency)
+        m.pointee.deviceId = readString(c.pointee.device_id)
+        m.pointee.ip = readString(c.pointee.ip)
+        m.pointee.paymentInstrument = readString(c.pointee.payment_instrument)
+        m.pointee.channel = readString(c.pointee.channel)
+        m.pointee.timestampMs = c.pointee.timestamp_ms
+        m.pointee.lines = readMessages(c.pointee.lines, c.pointee.n_lines, as: OrderLine.self)
+        m.pointee.kind = RequestKind(rawValue: Int32(truncatingIfNeeded: c.pointee.kind.rawValue))
+        m.pointee.email = readString(c.pointee.email)
+        m.pointee.ipCountry = readString(c.pointee.ip_country)
+        m.pointee.dryRun = c.pointee.dry_run != 0
+        m.pointee.sessionId = readString(c.pointee.session_id)
+        m.pointee.explain = c.pointee.explain != 0
+        m.pointee.userAgent = readString(c.pointee.user_agent)
+        m.pointee.unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
     static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
         -> UnsafeMutablePointer<Persona__V1__ScoreRequest>?
@@ -303,23 +306,26 @@ public struct ReasonCode: WireMessage {
 
 extension ReasonCode: CMessageConvertible {
     typealias CStruct = Persona__V1__ReasonCode
-    func fill(_ c: UnsafeMutablePointer<Persona__V1__ReasonCode>, arena: Arena) {
+    static func fill(_ m: UnsafePointer<ReasonCode>, _ c: UnsafeMutablePointer<Persona__V1__ReasonCode>, arena: Arena) {
         persona__v1__reason_code__init(c)
-        if !code.isEmpty { c.pointee.code = arena.string(code) }
-        if !description.isEmpty { c.pointee.description = arena.string(description) }
-        c.pointee.contribution = contribution
-        c.pointee.kind = .init(rawValue: .init(truncatingIfNeeded: kind.rawValue))
-        c.pointee.value = value
-        arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
+        if !m.pointee.code.isEmpty { c.pointee.code = arena.string(m.pointee.code) }
+        if !m.pointee.description.isEmpty { c.pointee.description = arena.string(m.pointee.description) }
+        c.pointee.contribution = m.pointee.contribution
+        c.pointee.kind = .init(rawValue: .init(truncatingIfNeeded: m.pointee.kind.rawValue))
+        c.pointee.value = m.pointee.value
+        arena.storeUnknownFields(m.pointee.unknownFields, in: UnsafeMutableRawPointer(c))
     }
     init(cMessage c: UnsafePointer<Persona__V1__ReasonCode>) {
         self.init()
-        code = readString(c.pointee.code)
-        description = readString(c.pointee.description)
-        contribution = c.pointee.contribution
-        kind = ReasonKind(rawValue: Int32(truncatingIfNeeded: c.pointee.kind.rawValue))
-        value = c.pointee.value
-        unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
+        Self.read(c, into: &self)
+    }
+    static func read(_ c: UnsafePointer<Persona__V1__ReasonCode>, into m: UnsafeMutablePointer<ReasonCode>) {
+        m.pointee.code = readString(c.pointee.code)
+        m.pointee.description = readString(c.pointee.description)
+        m.pointee.contribution = c.pointee.contribution
+        m.pointee.kind = ReasonKind(rawValue: Int32(truncatingIfNeeded: c.pointee.kind.rawValue))
+        m.pointee.value = c.pointee.value
+        m.pointee.unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
     static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
         -> UnsafeMutablePointer<Persona__V1__ReasonCode>?
@@ -371,71 +377,74 @@ public struct Decision: WireMessage {
 
 extension Decision: CMessageConvertible {
     typealias CStruct = Persona__V1__Decision
-    func fill(_ c: UnsafeMutablePointer<Persona__V1__Decision>, arena: Arena) {
+    static func fill(_ m: UnsafePointer<Decision>, _ c: UnsafeMutablePointer<Persona__V1__Decision>, arena: Arena) {
         persona__v1__decision__init(c)
-        if !decisionId.isEmpty { c.pointee.decision_id = arena.string(decisionId) }
-        if !orderId.isEmpty { c.pointee.order_id = arena.string(orderId) }
-        c.pointee.user_id = userId
-        c.pointee.score = score
-        c.pointee.action = .init(rawValue: .init(truncatingIfNeeded: action.rawValue))
-        (c.pointee.n_reasons, c.pointee.reasons) = arena.messages(reasons)
-        if !modelName.isEmpty { c.pointee.model_name = arena.string(modelName) }
-        c.pointee.model_version = modelVersion
-        c.pointee.rules_version = rulesVersion
-        c.pointee.decided_ms = decidedMs
-        c.pointee.amount = amount
-        (c.pointee.n_feature_names, c.pointee.feature_names) = arena.strings(featureNames)
-        (c.pointee.n_features, c.pointee.features) = arena.scalars(features)
-        c.pointee.label = .init(rawValue: .init(truncatingIfNeeded: label.rawValue))
-        c.pointee.fraud = fraud ? 1 : 0
-        c.pointee.probability = probability
-        c.pointee.kind = .init(rawValue: .init(truncatingIfNeeded: kind.rawValue))
-        c.pointee.latency_us = latencyUs
-        if !labelSource.isEmpty { c.pointee.label_source = arena.string(labelSource) }
-        if !labelNote.isEmpty { c.pointee.label_note = arena.string(labelNote) }
-        c.pointee.labelled_ms = labelledMs
-        if !currency.isEmpty { c.pointee.currency = arena.string(currency) }
-        if !device.isEmpty { c.pointee.device = arena.string(device) }
-        if !ip.isEmpty { c.pointee.ip = arena.string(ip) }
-        if !instrument.isEmpty { c.pointee.instrument = arena.string(instrument) }
-        if !channel.isEmpty { c.pointee.channel = arena.string(channel) }
-        c.pointee.degraded = degraded ? 1 : 0
-        c.pointee.event_ms = eventMs
-        c.pointee.known_user = knownUser ? 1 : 0
-        arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
+        if !m.pointee.decisionId.isEmpty { c.pointee.decision_id = arena.string(m.pointee.decisionId) }
+        if !m.pointee.orderId.isEmpty { c.pointee.order_id = arena.string(m.pointee.orderId) }
+        c.pointee.user_id = m.pointee.userId
+        c.pointee.score = m.pointee.score
+        c.pointee.action = .init(rawValue: .init(truncatingIfNeeded: m.pointee.action.rawValue))
+        (c.pointee.n_reasons, c.pointee.reasons) = arena.messages(m.pointee.reasons)
+        if !m.pointee.modelName.isEmpty { c.pointee.model_name = arena.string(m.pointee.modelName) }
+        c.pointee.model_version = m.pointee.modelVersion
+        c.pointee.rules_version = m.pointee.rulesVersion
+        c.pointee.decided_ms = m.pointee.decidedMs
+        c.pointee.amount = m.pointee.amount
+        (c.pointee.n_feature_names, c.pointee.feature_names) = arena.strings(m.pointee.featureNames)
+        (c.pointee.n_features, c.pointee.features) = arena.scalars(m.pointee.features)
+        c.pointee.label = .init(rawValue: .init(truncatingIfNeeded: m.pointee.label.rawValue))
+        c.pointee.fraud = m.pointee.fraud ? 1 : 0
+        c.pointee.probability = m.pointee.probability
+        c.pointee.kind = .init(rawValue: .init(truncatingIfNeeded: m.pointee.kind.rawValue))
+        c.pointee.latency_us = m.pointee.latencyUs
+        if !m.pointee.labelSource.isEmpty { c.pointee.label_source = arena.string(m.pointee.labelSource) }
+        if !m.pointee.labelNote.isEmpty { c.pointee.label_note = arena.string(m.pointee.labelNote) }
+        c.pointee.labelled_ms = m.pointee.labelledMs
+        if !m.pointee.currency.isEmpty { c.pointee.currency = arena.string(m.pointee.currency) }
+        if !m.pointee.device.isEmpty { c.pointee.device = arena.string(m.pointee.device) }
+        if !m.pointee.ip.isEmpty { c.pointee.ip = arena.string(m.pointee.ip) }
+        if !m.pointee.instrument.isEmpty { c.pointee.instrument = arena.string(m.pointee.instrument) }
+        if !m.pointee.channel.isEmpty { c.pointee.channel = arena.string(m.pointee.channel) }
+        c.pointee.degraded = m.pointee.degraded ? 1 : 0
+        c.pointee.event_ms = m.pointee.eventMs
+        c.pointee.known_user = m.pointee.knownUser ? 1 : 0
+        arena.storeUnknownFields(m.pointee.unknownFields, in: UnsafeMutableRawPointer(c))
     }
     init(cMessage c: UnsafePointer<Persona__V1__Decision>) {
         self.init()
-        decisionId = readString(c.pointee.decision_id)
-        orderId = readString(c.pointee.order_id)
-        userId = c.pointee.user_id
-        score = c.pointee.score
-        action = Action(rawValue: Int32(truncatingIfNeeded: c.pointee.action.rawValue))
-        reasons = readMessages(c.pointee.reasons, c.pointee.n_reasons, as: ReasonCode.self)
-        modelName = readString(c.pointee.model_name)
-        modelVersion = c.pointee.model_version
-        rulesVersion = c.pointee.rules_version
-        decidedMs = c.pointee.decided_ms
-        amount = c.pointee.amount
-        featureNames = readStrings(c.pointee.feature_names, c.pointee.n_feature_names)
-        features = readScalars(c.pointee.features, c.pointee.n_features)
-        label = LabelKind(rawValue: Int32(truncatingIfNeeded: c.pointee.label.rawValue))
-        fraud = c.pointee.fraud != 0
-        probability = c.pointee.probability
-        kind = RequestKind(rawValue: Int32(truncatingIfNeeded: c.pointee.kind.rawValue))
-        latencyUs = c.pointee.latency_us
-        labelSource = readString(c.pointee.label_source)
-        labelNote = readString(c.pointee.label_note)
-        labelledMs = c.pointee.labelled_ms
-        currency = readString(c.pointee.currency)
-        device = readString(c.pointee.device)
-        ip = readString(c.pointee.ip)
-        instrument = readString(c.pointee.instrument)
-        channel = readString(c.pointee.channel)
-        degraded = c.pointee.degraded != 0
-        eventMs = c.pointee.event_ms
-        knownUser = c.pointee.known_user != 0
-        unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
+        Self.read(c, into: &self)
+    }
+    static func read(_ c: UnsafePointer<Persona__V1__Decision>, into m: UnsafeMutablePointer<Decision>) {
+        m.pointee.decisionId = readString(c.pointee.decision_id)
+        m.pointee.orderId = readString(c.pointee.order_id)
+        m.pointee.userId = c.pointee.user_id
+        m.pointee.score = c.pointee.score
+        m.pointee.action = Action(rawValue: Int32(truncatingIfNeeded: c.pointee.action.rawValue))
+        m.pointee.reasons = readMessages(c.pointee.reasons, c.pointee.n_reasons, as: ReasonCode.self)
+        m.pointee.modelName = readString(c.pointee.model_name)
+        m.pointee.modelVersion = c.pointee.model_version
+        m.pointee.rulesVersion = c.pointee.rules_version
+        m.pointee.decidedMs = c.pointee.decided_ms
+        m.pointee.amount = c.pointee.amount
+        m.pointee.featureNames = readStrings(c.pointee.feature_names, c.pointee.n_feature_names)
+        m.pointee.features = readScalars(c.pointee.features, c.pointee.n_features)
+        m.pointee.label = LabelKind(rawValue: Int32(truncatingIfNeeded: c.pointee.label.rawValue))
+        m.pointee.fraud = c.pointee.fraud != 0
+        m.pointee.probability = c.pointee.probability
+        m.pointee.kind = RequestKind(rawValue: Int32(truncatingIfNeeded: c.pointee.kind.rawValue))
+        m.pointee.latencyUs = c.pointee.latency_us
+        m.pointee.labelSource = readString(c.pointee.label_source)
+        m.pointee.labelNote = readString(c.pointee.label_note)
+        m.pointee.labelledMs = c.pointee.labelled_ms
+        m.pointee.currency = readString(c.pointee.currency)
+        m.pointee.device = readString(c.pointee.device)
+        m.pointee.ip = readString(c.pointee.ip)
+        m.pointee.instrument = readString(c.pointee.instrument)
+        m.pointee.channel = readString(c.pointee.channel)
+        m.pointee.degraded = c.pointee.degraded != 0
+        m.pointee.eventMs = c.pointee.event_ms
+        m.pointee.knownUser = c.pointee.known_user != 0
+        m.pointee.unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
     static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
         -> UnsafeMutablePointer<Persona__V1__Decision>?
@@ -465,15 +474,18 @@ public struct ScoreResponse: WireMessage {
 
 extension ScoreResponse: CMessageConvertible {
     typealias CStruct = Persona__V1__ScoreResponse
-    func fill(_ c: UnsafeMutablePointer<Persona__V1__ScoreResponse>, arena: Arena) {
+    static func fill(_ m: UnsafePointer<ScoreResponse>, _ c: UnsafeMutablePointer<Persona__V1__ScoreResponse>, arena: Arena) {
         persona__v1__score_response__init(c)
-        if let v = _decision { c.pointee.decision = arena.message(v.value) }
-        arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
+        if let box = m.pointee._decision { c.pointee.decision = arena.message(box) }
+        arena.storeUnknownFields(m.pointee.unknownFields, in: UnsafeMutableRawPointer(c))
     }
     init(cMessage c: UnsafePointer<Persona__V1__ScoreResponse>) {
         self.init()
-        _decision = c.pointee.decision.map { Boxed(Decision(cMessage: $0)) }
-        unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
+        Self.read(c, into: &self)
+    }
+    static func read(_ c: UnsafePointer<Persona__V1__ScoreResponse>, into m: UnsafeMutablePointer<ScoreResponse>) {
+        m.pointee._decision = c.pointee.decision.map { Boxed(Decision(cMessage: $0)) }
+        m.pointee.unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
     static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
         -> UnsafeMutablePointer<Persona__V1__ScoreResponse>?
@@ -509,39 +521,43 @@ public struct QueryDecisionsRequest: WireMessage {
 
 extension QueryDecisionsRequest: CMessageConvertible {
     typealias CStruct = Persona__V1__QueryDecisionsRequest
-    func fill(_ c: UnsafeMutablePointer<Persona__V1__QueryDecisionsRequest>, arena: Arena) {
+    static func fill(_ m: UnsafePointer<QueryDecisionsRequest>, _ c: UnsafeMutablePointer<Persona__V1__QueryDecisionsRequest>, arena: Arena)
+    {
         persona__v1__query_decisions_request__init(c)
-        if !orderId.isEmpty { c.pointee.order_id = arena.string(orderId) }
-        c.pointee.user_id = userId
-        c.pointee.min_score = minScore
-        c.pointee.action = .init(rawValue: .init(truncatingIfNeeded: action.rawValue))
-        c.pointee.from_ms = fromMs
-        c.pointee.to_ms = toMs
-        c.pointee.limit = limit
-        if !pageToken.isEmpty { c.pointee.page_token = arena.string(pageToken) }
-        if !reason.isEmpty { c.pointee.reason = arena.string(reason) }
-        c.pointee.label = .init(rawValue: .init(truncatingIfNeeded: label.rawValue))
-        c.pointee.labelled = labelled ? 1 : 0
-        c.pointee.order = .init(rawValue: .init(truncatingIfNeeded: order.rawValue))
-        c.pointee.without_features = withoutFeatures ? 1 : 0
-        arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
+        if !m.pointee.orderId.isEmpty { c.pointee.order_id = arena.string(m.pointee.orderId) }
+        c.pointee.user_id = m.pointee.userId
+        c.pointee.min_score = m.pointee.minScore
+        c.pointee.action = .init(rawValue: .init(truncatingIfNeeded: m.pointee.action.rawValue))
+        c.pointee.from_ms = m.pointee.fromMs
+        c.pointee.to_ms = m.pointee.toMs
+        c.pointee.limit = m.pointee.limit
+        if !m.pointee.pageToken.isEmpty { c.pointee.page_token = arena.string(m.pointee.pageToken) }
+        if !m.pointee.reason.isEmpty { c.pointee.reason = arena.string(m.pointee.reason) }
+        c.pointee.label = .init(rawValue: .init(truncatingIfNeeded: m.pointee.label.rawValue))
+        c.pointee.labelled = m.pointee.labelled ? 1 : 0
+        c.pointee.order = .init(rawValue: .init(truncatingIfNeeded: m.pointee.order.rawValue))
+        c.pointee.without_features = m.pointee.withoutFeatures ? 1 : 0
+        arena.storeUnknownFields(m.pointee.unknownFields, in: UnsafeMutableRawPointer(c))
     }
     init(cMessage c: UnsafePointer<Persona__V1__QueryDecisionsRequest>) {
         self.init()
-        orderId = readString(c.pointee.order_id)
-        userId = c.pointee.user_id
-        minScore = c.pointee.min_score
-        action = Action(rawValue: Int32(truncatingIfNeeded: c.pointee.action.rawValue))
-        fromMs = c.pointee.from_ms
-        toMs = c.pointee.to_ms
-        limit = c.pointee.limit
-        pageToken = readString(c.pointee.page_token)
-        reason = readString(c.pointee.reason)
-        label = LabelKind(rawValue: Int32(truncatingIfNeeded: c.pointee.label.rawValue))
-        labelled = c.pointee.labelled != 0
-        order = DecisionOrder(rawValue: Int32(truncatingIfNeeded: c.pointee.order.rawValue))
-        withoutFeatures = c.pointee.without_features != 0
-        unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
+        Self.read(c, into: &self)
+    }
+    static func read(_ c: UnsafePointer<Persona__V1__QueryDecisionsRequest>, into m: UnsafeMutablePointer<QueryDecisionsRequest>) {
+        m.pointee.orderId = readString(c.pointee.order_id)
+        m.pointee.userId = c.pointee.user_id
+        m.pointee.minScore = c.pointee.min_score
+        m.pointee.action = Action(rawValue: Int32(truncatingIfNeeded: c.pointee.action.rawValue))
+        m.pointee.fromMs = c.pointee.from_ms
+        m.pointee.toMs = c.pointee.to_ms
+        m.pointee.limit = c.pointee.limit
+        m.pointee.pageToken = readString(c.pointee.page_token)
+        m.pointee.reason = readString(c.pointee.reason)
+        m.pointee.label = LabelKind(rawValue: Int32(truncatingIfNeeded: c.pointee.label.rawValue))
+        m.pointee.labelled = c.pointee.labelled != 0
+        m.pointee.order = DecisionOrder(rawValue: Int32(truncatingIfNeeded: c.pointee.order.rawValue))
+        m.pointee.withoutFeatures = c.pointee.without_features != 0
+        m.pointee.unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
     static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
         -> UnsafeMutablePointer<Persona__V1__QueryDecisionsRequest>?
@@ -566,17 +582,22 @@ public struct QueryDecisionsResponse: WireMessage {
 
 extension QueryDecisionsResponse: CMessageConvertible {
     typealias CStruct = Persona__V1__QueryDecisionsResponse
-    func fill(_ c: UnsafeMutablePointer<Persona__V1__QueryDecisionsResponse>, arena: Arena) {
+    static func fill(
+        _ m: UnsafePointer<QueryDecisionsResponse>, _ c: UnsafeMutablePointer<Persona__V1__QueryDecisionsResponse>, arena: Arena
+    ) {
         persona__v1__query_decisions_response__init(c)
-        (c.pointee.n_decisions, c.pointee.decisions) = arena.messages(decisions)
-        if !nextPageToken.isEmpty { c.pointee.next_page_token = arena.string(nextPageToken) }
-        arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
+        (c.pointee.n_decisions, c.pointee.decisions) = arena.messages(m.pointee.decisions)
+        if !m.pointee.nextPageToken.isEmpty { c.pointee.next_page_token = arena.string(m.pointee.nextPageToken) }
+        arena.storeUnknownFields(m.pointee.unknownFields, in: UnsafeMutableRawPointer(c))
     }
     init(cMessage c: UnsafePointer<Persona__V1__QueryDecisionsResponse>) {
         self.init()
-        decisions = readMessages(c.pointee.decisions, c.pointee.n_decisions, as: Decision.self)
-        nextPageToken = readString(c.pointee.next_page_token)
-        unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
+        Self.read(c, into: &self)
+    }
+    static func read(_ c: UnsafePointer<Persona__V1__QueryDecisionsResponse>, into m: UnsafeMutablePointer<QueryDecisionsResponse>) {
+        m.pointee.decisions = readMessages(c.pointee.decisions, c.pointee.n_decisions, as: Decision.self)
+        m.pointee.nextPageToken = readString(c.pointee.next_page_token)
+        m.pointee.unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
     static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
         -> UnsafeMutablePointer<Persona__V1__QueryDecisionsResponse>?
@@ -604,23 +625,26 @@ public struct LabelRequest: WireMessage {
 
 extension LabelRequest: CMessageConvertible {
     typealias CStruct = Persona__V1__LabelRequest
-    func fill(_ c: UnsafeMutablePointer<Persona__V1__LabelRequest>, arena: Arena) {
+    static func fill(_ m: UnsafePointer<LabelRequest>, _ c: UnsafeMutablePointer<Persona__V1__LabelRequest>, arena: Arena) {
         persona__v1__label_request__init(c)
-        if !orderId.isEmpty { c.pointee.order_id = arena.string(orderId) }
-        c.pointee.user_id = userId
-        c.pointee.kind = .init(rawValue: .init(truncatingIfNeeded: kind.rawValue))
-        if !source.isEmpty { c.pointee.source = arena.string(source) }
-        if !note.isEmpty { c.pointee.note = arena.string(note) }
-        arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
+        if !m.pointee.orderId.isEmpty { c.pointee.order_id = arena.string(m.pointee.orderId) }
+        c.pointee.user_id = m.pointee.userId
+        c.pointee.kind = .init(rawValue: .init(truncatingIfNeeded: m.pointee.kind.rawValue))
+        if !m.pointee.source.isEmpty { c.pointee.source = arena.string(m.pointee.source) }
+        if !m.pointee.note.isEmpty { c.pointee.note = arena.string(m.pointee.note) }
+        arena.storeUnknownFields(m.pointee.unknownFields, in: UnsafeMutableRawPointer(c))
     }
     init(cMessage c: UnsafePointer<Persona__V1__LabelRequest>) {
         self.init()
-        orderId = readString(c.pointee.order_id)
-        userId = c.pointee.user_id
-        kind = LabelKind(rawValue: Int32(truncatingIfNeeded: c.pointee.kind.rawValue))
-        source = readString(c.pointee.source)
-        note = readString(c.pointee.note)
-        unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
+        Self.read(c, into: &self)
+    }
+    static func read(_ c: UnsafePointer<Persona__V1__LabelRequest>, into m: UnsafeMutablePointer<LabelRequest>) {
+        m.pointee.orderId = readString(c.pointee.order_id)
+        m.pointee.userId = c.pointee.user_id
+        m.pointee.kind = LabelKind(rawValue: Int32(truncatingIfNeeded: c.pointee.kind.rawValue))
+        m.pointee.source = readString(c.pointee.source)
+        m.pointee.note = readString(c.pointee.note)
+        m.pointee.unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
     static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
         -> UnsafeMutablePointer<Persona__V1__LabelRequest>?
@@ -646,19 +670,22 @@ public struct LabelResponse: WireMessage {
 
 extension LabelResponse: CMessageConvertible {
     typealias CStruct = Persona__V1__LabelResponse
-    func fill(_ c: UnsafeMutablePointer<Persona__V1__LabelResponse>, arena: Arena) {
+    static func fill(_ m: UnsafePointer<LabelResponse>, _ c: UnsafeMutablePointer<Persona__V1__LabelResponse>, arena: Arena) {
         persona__v1__label_response__init(c)
-        c.pointee.applied = applied ? 1 : 0
-        c.pointee.decisions = decisions
-        c.pointee.offset = offset
-        arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
+        c.pointee.applied = m.pointee.applied ? 1 : 0
+        c.pointee.decisions = m.pointee.decisions
+        c.pointee.offset = m.pointee.offset
+        arena.storeUnknownFields(m.pointee.unknownFields, in: UnsafeMutableRawPointer(c))
     }
     init(cMessage c: UnsafePointer<Persona__V1__LabelResponse>) {
         self.init()
-        applied = c.pointee.applied != 0
-        decisions = c.pointee.decisions
-        offset = c.pointee.offset
-        unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
+        Self.read(c, into: &self)
+    }
+    static func read(_ c: UnsafePointer<Persona__V1__LabelResponse>, into m: UnsafeMutablePointer<LabelResponse>) {
+        m.pointee.applied = c.pointee.applied != 0
+        m.pointee.decisions = c.pointee.decisions
+        m.pointee.offset = c.pointee.offset
+        m.pointee.unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
     static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
         -> UnsafeMutablePointer<Persona__V1__LabelResponse>?
@@ -690,31 +717,34 @@ public struct Rule: WireMessage {
 
 extension Rule: CMessageConvertible {
     typealias CStruct = Persona__V1__Rule
-    func fill(_ c: UnsafeMutablePointer<Persona__V1__Rule>, arena: Arena) {
+    static func fill(_ m: UnsafePointer<Rule>, _ c: UnsafeMutablePointer<Persona__V1__Rule>, arena: Arena) {
         persona__v1__rule__init(c)
-        if !id.isEmpty { c.pointee.id = arena.string(id) }
-        if !expression.isEmpty { c.pointee.expression = arena.string(expression) }
-        c.pointee.action = .init(rawValue: .init(truncatingIfNeeded: action.rawValue))
-        c.pointee.priority = priority
-        c.pointee.enabled = enabled ? 1 : 0
-        c.pointee.score_delta = scoreDelta
-        if !description.isEmpty { c.pointee.description = arena.string(description) }
-        c.pointee.line = line
-        c.pointee.shadow = shadow ? 1 : 0
-        arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
+        if !m.pointee.id.isEmpty { c.pointee.id = arena.string(m.pointee.id) }
+        if !m.pointee.expression.isEmpty { c.pointee.expression = arena.string(m.pointee.expression) }
+        c.pointee.action = .init(rawValue: .init(truncatingIfNeeded: m.pointee.action.rawValue))
+        c.pointee.priority = m.pointee.priority
+        c.pointee.enabled = m.pointee.enabled ? 1 : 0
+        c.pointee.score_delta = m.pointee.scoreDelta
+        if !m.pointee.description.isEmpty { c.pointee.description = arena.string(m.pointee.description) }
+        c.pointee.line = m.pointee.line
+        c.pointee.shadow = m.pointee.shadow ? 1 : 0
+        arena.storeUnknownFields(m.pointee.unknownFields, in: UnsafeMutableRawPointer(c))
     }
     init(cMessage c: UnsafePointer<Persona__V1__Rule>) {
         self.init()
-        id = readString(c.pointee.id)
-        expression = readString(c.pointee.expression)
-        action = Action(rawValue: Int32(truncatingIfNeeded: c.pointee.action.rawValue))
-        priority = c.pointee.priority
-        enabled = c.pointee.enabled != 0
-        scoreDelta = c.pointee.score_delta
-        description = readString(c.pointee.description)
-        line = c.pointee.line
-        shadow = c.pointee.shadow != 0
-        unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
+        Self.read(c, into: &self)
+    }
+    static func read(_ c: UnsafePointer<Persona__V1__Rule>, into m: UnsafeMutablePointer<Rule>) {
+        m.pointee.id = readString(c.pointee.id)
+        m.pointee.expression = readString(c.pointee.expression)
+        m.pointee.action = Action(rawValue: Int32(truncatingIfNeeded: c.pointee.action.rawValue))
+        m.pointee.priority = c.pointee.priority
+        m.pointee.enabled = c.pointee.enabled != 0
+        m.pointee.scoreDelta = c.pointee.score_delta
+        m.pointee.description = readString(c.pointee.description)
+        m.pointee.line = c.pointee.line
+        m.pointee.shadow = c.pointee.shadow != 0
+        m.pointee.unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
     static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
         -> UnsafeMutablePointer<Persona__V1__Rule>?
@@ -740,19 +770,22 @@ public struct RuleError: WireMessage {
 
 extension RuleError: CMessageConvertible {
     typealias CStruct = Persona__V1__RuleError
-    func fill(_ c: UnsafeMutablePointer<Persona__V1__RuleError>, arena: Arena) {
+    static func fill(_ m: UnsafePointer<RuleError>, _ c: UnsafeMutablePointer<Persona__V1__RuleError>, arena: Arena) {
         persona__v1__rule_error__init(c)
-        c.pointee.line = line
-        c.pointee.column = column
-        if !message.isEmpty { c.pointee.message = arena.string(message) }
-        arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
+        c.pointee.line = m.pointee.line
+        c.pointee.column = m.pointee.column
+        if !m.pointee.message.isEmpty { c.pointee.message = arena.string(m.pointee.message) }
+        arena.storeUnknownFields(m.pointee.unknownFields, in: UnsafeMutableRawPointer(c))
     }
     init(cMessage c: UnsafePointer<Persona__V1__RuleError>) {
         self.init()
-        line = c.pointee.line
-        column = c.pointee.column
-        message = readString(c.pointee.message)
-        unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
+        Self.read(c, into: &self)
+    }
+    static func read(_ c: UnsafePointer<Persona__V1__RuleError>, into m: UnsafeMutablePointer<RuleError>) {
+        m.pointee.line = c.pointee.line
+        m.pointee.column = c.pointee.column
+        m.pointee.message = readString(c.pointee.message)
+        m.pointee.unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
     static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
         -> UnsafeMutablePointer<Persona__V1__RuleError>?
@@ -777,17 +810,20 @@ public struct RulesSource: WireMessage {
 
 extension RulesSource: CMessageConvertible {
     typealias CStruct = Persona__V1__RulesSource
-    func fill(_ c: UnsafeMutablePointer<Persona__V1__RulesSource>, arena: Arena) {
+    static func fill(_ m: UnsafePointer<RulesSource>, _ c: UnsafeMutablePointer<Persona__V1__RulesSource>, arena: Arena) {
         persona__v1__rules_source__init(c)
-        if !source.isEmpty { c.pointee.source = arena.string(source) }
-        c.pointee.shadow = shadow ? 1 : 0
-        arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
+        if !m.pointee.source.isEmpty { c.pointee.source = arena.string(m.pointee.source) }
+        c.pointee.shadow = m.pointee.shadow ? 1 : 0
+        arena.storeUnknownFields(m.pointee.unknownFields, in: UnsafeMutableRawPointer(c))
     }
     init(cMessage c: UnsafePointer<Persona__V1__RulesSource>) {
         self.init()
-        source = readString(c.pointee.source)
-        shadow = c.pointee.shadow != 0
-        unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
+        Self.read(c, into: &self)
+    }
+    static func read(_ c: UnsafePointer<Persona__V1__RulesSource>, into m: UnsafeMutablePointer<RulesSource>) {
+        m.pointee.source = readString(c.pointee.source)
+        m.pointee.shadow = c.pointee.shadow != 0
+        m.pointee.unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
     static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
         -> UnsafeMutablePointer<Persona__V1__RulesSource>?
@@ -812,17 +848,21 @@ public struct ValidateRulesResponse: WireMessage {
 
 extension ValidateRulesResponse: CMessageConvertible {
     typealias CStruct = Persona__V1__ValidateRulesResponse
-    func fill(_ c: UnsafeMutablePointer<Persona__V1__ValidateRulesResponse>, arena: Arena) {
+    static func fill(_ m: UnsafePointer<ValidateRulesResponse>, _ c: UnsafeMutablePointer<Persona__V1__ValidateRulesResponse>, arena: Arena)
+    {
         persona__v1__validate_rules_response__init(c)
-        (c.pointee.n_errors, c.pointee.errors) = arena.messages(errors)
-        (c.pointee.n_rules, c.pointee.rules) = arena.messages(rules)
-        arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
+        (c.pointee.n_errors, c.pointee.errors) = arena.messages(m.pointee.errors)
+        (c.pointee.n_rules, c.pointee.rules) = arena.messages(m.pointee.rules)
+        arena.storeUnknownFields(m.pointee.unknownFields, in: UnsafeMutableRawPointer(c))
     }
     init(cMessage c: UnsafePointer<Persona__V1__ValidateRulesResponse>) {
         self.init()
-        errors = readMessages(c.pointee.errors, c.pointee.n_errors, as: RuleError.self)
-        rules = readMessages(c.pointee.rules, c.pointee.n_rules, as: Rule.self)
-        unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
+        Self.read(c, into: &self)
+    }
+    static func read(_ c: UnsafePointer<Persona__V1__ValidateRulesResponse>, into m: UnsafeMutablePointer<ValidateRulesResponse>) {
+        m.pointee.errors = readMessages(c.pointee.errors, c.pointee.n_errors, as: RuleError.self)
+        m.pointee.rules = readMessages(c.pointee.rules, c.pointee.n_rules, as: Rule.self)
+        m.pointee.unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
     static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
         -> UnsafeMutablePointer<Persona__V1__ValidateRulesResponse>?
@@ -847,17 +887,20 @@ public struct PublishRulesResponse: WireMessage {
 
 extension PublishRulesResponse: CMessageConvertible {
     typealias CStruct = Persona__V1__PublishRulesResponse
-    func fill(_ c: UnsafeMutablePointer<Persona__V1__PublishRulesResponse>, arena: Arena) {
+    static func fill(_ m: UnsafePointer<PublishRulesResponse>, _ c: UnsafeMutablePointer<Persona__V1__PublishRulesResponse>, arena: Arena) {
         persona__v1__publish_rules_response__init(c)
-        c.pointee.version = version
-        (c.pointee.n_rules, c.pointee.rules) = arena.messages(rules)
-        arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
+        c.pointee.version = m.pointee.version
+        (c.pointee.n_rules, c.pointee.rules) = arena.messages(m.pointee.rules)
+        arena.storeUnknownFields(m.pointee.unknownFields, in: UnsafeMutableRawPointer(c))
     }
     init(cMessage c: UnsafePointer<Persona__V1__PublishRulesResponse>) {
         self.init()
-        version = c.pointee.version
-        rules = readMessages(c.pointee.rules, c.pointee.n_rules, as: Rule.self)
-        unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
+        Self.read(c, into: &self)
+    }
+    static func read(_ c: UnsafePointer<Persona__V1__PublishRulesResponse>, into m: UnsafeMutablePointer<PublishRulesResponse>) {
+        m.pointee.version = c.pointee.version
+        m.pointee.rules = readMessages(c.pointee.rules, c.pointee.n_rules, as: Rule.self)
+        m.pointee.unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
     static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
         -> UnsafeMutablePointer<Persona__V1__PublishRulesResponse>?
@@ -881,15 +924,18 @@ public struct GetRulesRequest: WireMessage {
 
 extension GetRulesRequest: CMessageConvertible {
     typealias CStruct = Persona__V1__GetRulesRequest
-    func fill(_ c: UnsafeMutablePointer<Persona__V1__GetRulesRequest>, arena: Arena) {
+    static func fill(_ m: UnsafePointer<GetRulesRequest>, _ c: UnsafeMutablePointer<Persona__V1__GetRulesRequest>, arena: Arena) {
         persona__v1__get_rules_request__init(c)
-        c.pointee.version = version
-        arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
+        c.pointee.version = m.pointee.version
+        arena.storeUnknownFields(m.pointee.unknownFields, in: UnsafeMutableRawPointer(c))
     }
     init(cMessage c: UnsafePointer<Persona__V1__GetRulesRequest>) {
         self.init()
-        version = c.pointee.version
-        unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
+        Self.read(c, into: &self)
+    }
+    static func read(_ c: UnsafePointer<Persona__V1__GetRulesRequest>, into m: UnsafeMutablePointer<GetRulesRequest>) {
+        m.pointee.version = c.pointee.version
+        m.pointee.unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
     static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
         -> UnsafeMutablePointer<Persona__V1__GetRulesRequest>?
@@ -917,23 +963,26 @@ public struct RuleSetInfo: WireMessage {
 
 extension RuleSetInfo: CMessageConvertible {
     typealias CStruct = Persona__V1__RuleSetInfo
-    func fill(_ c: UnsafeMutablePointer<Persona__V1__RuleSetInfo>, arena: Arena) {
+    static func fill(_ m: UnsafePointer<RuleSetInfo>, _ c: UnsafeMutablePointer<Persona__V1__RuleSetInfo>, arena: Arena) {
         persona__v1__rule_set_info__init(c)
-        c.pointee.version = version
-        if !source.isEmpty { c.pointee.source = arena.string(source) }
-        c.pointee.shadow = shadow ? 1 : 0
-        c.pointee.published_ms = publishedMs
-        (c.pointee.n_rules, c.pointee.rules) = arena.messages(rules)
-        arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
+        c.pointee.version = m.pointee.version
+        if !m.pointee.source.isEmpty { c.pointee.source = arena.string(m.pointee.source) }
+        c.pointee.shadow = m.pointee.shadow ? 1 : 0
+        c.pointee.published_ms = m.pointee.publishedMs
+        (c.pointee.n_rules, c.pointee.rules) = arena.messages(m.pointee.rules)
+        arena.storeUnknownFields(m.pointee.unknownFields, in: UnsafeMutableRawPointer(c))
     }
     init(cMessage c: UnsafePointer<Persona__V1__RuleSetInfo>) {
         self.init()
-        version = c.pointee.version
-        source = readString(c.pointee.source)
-        shadow = c.pointee.shadow != 0
-        publishedMs = c.pointee.published_ms
-        rules = readMessages(c.pointee.rules, c.pointee.n_rules, as: Rule.self)
-        unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
+        Self.read(c, into: &self)
+    }
+    static func read(_ c: UnsafePointer<Persona__V1__RuleSetInfo>, into m: UnsafeMutablePointer<RuleSetInfo>) {
+        m.pointee.version = c.pointee.version
+        m.pointee.source = readString(c.pointee.source)
+        m.pointee.shadow = c.pointee.shadow != 0
+        m.pointee.publishedMs = c.pointee.published_ms
+        m.pointee.rules = readMessages(c.pointee.rules, c.pointee.n_rules, as: Rule.self)
+        m.pointee.unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
     static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
         -> UnsafeMutablePointer<Persona__V1__RuleSetInfo>?
@@ -957,15 +1006,18 @@ public struct GetRulesResponse: WireMessage {
 
 extension GetRulesResponse: CMessageConvertible {
     typealias CStruct = Persona__V1__GetRulesResponse
-    func fill(_ c: UnsafeMutablePointer<Persona__V1__GetRulesResponse>, arena: Arena) {
+    static func fill(_ m: UnsafePointer<GetRulesResponse>, _ c: UnsafeMutablePointer<Persona__V1__GetRulesResponse>, arena: Arena) {
         persona__v1__get_rules_response__init(c)
-        (c.pointee.n_sets, c.pointee.sets) = arena.messages(sets)
-        arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
+        (c.pointee.n_sets, c.pointee.sets) = arena.messages(m.pointee.sets)
+        arena.storeUnknownFields(m.pointee.unknownFields, in: UnsafeMutableRawPointer(c))
     }
     init(cMessage c: UnsafePointer<Persona__V1__GetRulesResponse>) {
         self.init()
-        sets = readMessages(c.pointee.sets, c.pointee.n_sets, as: RuleSetInfo.self)
-        unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
+        Self.read(c, into: &self)
+    }
+    static func read(_ c: UnsafePointer<Persona__V1__GetRulesResponse>, into m: UnsafeMutablePointer<GetRulesResponse>) {
+        m.pointee.sets = readMessages(c.pointee.sets, c.pointee.n_sets, as: RuleSetInfo.self)
+        m.pointee.unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
     static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
         -> UnsafeMutablePointer<Persona__V1__GetRulesResponse>?
@@ -992,21 +1044,24 @@ public struct BacktestRequest: WireMessage {
 
 extension BacktestRequest: CMessageConvertible {
     typealias CStruct = Persona__V1__BacktestRequest
-    func fill(_ c: UnsafeMutablePointer<Persona__V1__BacktestRequest>, arena: Arena) {
+    static func fill(_ m: UnsafePointer<BacktestRequest>, _ c: UnsafeMutablePointer<Persona__V1__BacktestRequest>, arena: Arena) {
         persona__v1__backtest_request__init(c)
-        if !source.isEmpty { c.pointee.source = arena.string(source) }
-        c.pointee.from_ms = fromMs
-        c.pointee.to_ms = toMs
-        c.pointee.limit = limit
-        arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
+        if !m.pointee.source.isEmpty { c.pointee.source = arena.string(m.pointee.source) }
+        c.pointee.from_ms = m.pointee.fromMs
+        c.pointee.to_ms = m.pointee.toMs
+        c.pointee.limit = m.pointee.limit
+        arena.storeUnknownFields(m.pointee.unknownFields, in: UnsafeMutableRawPointer(c))
     }
     init(cMessage c: UnsafePointer<Persona__V1__BacktestRequest>) {
         self.init()
-        source = readString(c.pointee.source)
-        fromMs = c.pointee.from_ms
-        toMs = c.pointee.to_ms
-        limit = c.pointee.limit
-        unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
+        Self.read(c, into: &self)
+    }
+    static func read(_ c: UnsafePointer<Persona__V1__BacktestRequest>, into m: UnsafeMutablePointer<BacktestRequest>) {
+        m.pointee.source = readString(c.pointee.source)
+        m.pointee.fromMs = c.pointee.from_ms
+        m.pointee.toMs = c.pointee.to_ms
+        m.pointee.limit = c.pointee.limit
+        m.pointee.unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
     static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
         -> UnsafeMutablePointer<Persona__V1__BacktestRequest>?
@@ -1032,19 +1087,22 @@ public struct ActionChange: WireMessage {
 
 extension ActionChange: CMessageConvertible {
     typealias CStruct = Persona__V1__ActionChange
-    func fill(_ c: UnsafeMutablePointer<Persona__V1__ActionChange>, arena: Arena) {
+    static func fill(_ m: UnsafePointer<ActionChange>, _ c: UnsafeMutablePointer<Persona__V1__ActionChange>, arena: Arena) {
         persona__v1__action_change__init(c)
-        c.pointee.from = .init(rawValue: .init(truncatingIfNeeded: from.rawValue))
-        c.pointee.to = .init(rawValue: .init(truncatingIfNeeded: to.rawValue))
-        c.pointee.count = count
-        arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
+        c.pointee.from = .init(rawValue: .init(truncatingIfNeeded: m.pointee.from.rawValue))
+        c.pointee.to = .init(rawValue: .init(truncatingIfNeeded: m.pointee.to.rawValue))
+        c.pointee.count = m.pointee.count
+        arena.storeUnknownFields(m.pointee.unknownFields, in: UnsafeMutableRawPointer(c))
     }
     init(cMessage c: UnsafePointer<Persona__V1__ActionChange>) {
         self.init()
-        from = Action(rawValue: Int32(truncatingIfNeeded: c.pointee.from.rawValue))
-        to = Action(rawValue: Int32(truncatingIfNeeded: c.pointee.to.rawValue))
-        count = c.pointee.count
-        unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
+        Self.read(c, into: &self)
+    }
+    static func read(_ c: UnsafePointer<Persona__V1__ActionChange>, into m: UnsafeMutablePointer<ActionChange>) {
+        m.pointee.from = Action(rawValue: Int32(truncatingIfNeeded: c.pointee.from.rawValue))
+        m.pointee.to = Action(rawValue: Int32(truncatingIfNeeded: c.pointee.to.rawValue))
+        m.pointee.count = c.pointee.count
+        m.pointee.unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
     static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
         -> UnsafeMutablePointer<Persona__V1__ActionChange>?
@@ -1073,25 +1131,28 @@ public struct Flip: WireMessage {
 
 extension Flip: CMessageConvertible {
     typealias CStruct = Persona__V1__Flip
-    func fill(_ c: UnsafeMutablePointer<Persona__V1__Flip>, arena: Arena) {
+    static func fill(_ m: UnsafePointer<Flip>, _ c: UnsafeMutablePointer<Persona__V1__Flip>, arena: Arena) {
         persona__v1__flip__init(c)
-        if !orderId.isEmpty { c.pointee.order_id = arena.string(orderId) }
-        c.pointee.from = .init(rawValue: .init(truncatingIfNeeded: from.rawValue))
-        c.pointee.to = .init(rawValue: .init(truncatingIfNeeded: to.rawValue))
-        c.pointee.label = .init(rawValue: .init(truncatingIfNeeded: label.rawValue))
-        c.pointee.from_score = fromScore
-        c.pointee.to_score = toScore
-        arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
+        if !m.pointee.orderId.isEmpty { c.pointee.order_id = arena.string(m.pointee.orderId) }
+        c.pointee.from = .init(rawValue: .init(truncatingIfNeeded: m.pointee.from.rawValue))
+        c.pointee.to = .init(rawValue: .init(truncatingIfNeeded: m.pointee.to.rawValue))
+        c.pointee.label = .init(rawValue: .init(truncatingIfNeeded: m.pointee.label.rawValue))
+        c.pointee.from_score = m.pointee.fromScore
+        c.pointee.to_score = m.pointee.toScore
+        arena.storeUnknownFields(m.pointee.unknownFields, in: UnsafeMutableRawPointer(c))
     }
     init(cMessage c: UnsafePointer<Persona__V1__Flip>) {
         self.init()
-        orderId = readString(c.pointee.order_id)
-        from = Action(rawValue: Int32(truncatingIfNeeded: c.pointee.from.rawValue))
-        to = Action(rawValue: Int32(truncatingIfNeeded: c.pointee.to.rawValue))
-        label = LabelKind(rawValue: Int32(truncatingIfNeeded: c.pointee.label.rawValue))
-        fromScore = c.pointee.from_score
-        toScore = c.pointee.to_score
-        unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
+        Self.read(c, into: &self)
+    }
+    static func read(_ c: UnsafePointer<Persona__V1__Flip>, into m: UnsafeMutablePointer<Flip>) {
+        m.pointee.orderId = readString(c.pointee.order_id)
+        m.pointee.from = Action(rawValue: Int32(truncatingIfNeeded: c.pointee.from.rawValue))
+        m.pointee.to = Action(rawValue: Int32(truncatingIfNeeded: c.pointee.to.rawValue))
+        m.pointee.label = LabelKind(rawValue: Int32(truncatingIfNeeded: c.pointee.label.rawValue))
+        m.pointee.fromScore = c.pointee.from_score
+        m.pointee.toScore = c.pointee.to_score
+        m.pointee.unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
     static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
         -> UnsafeMutablePointer<Persona__V1__Flip>?
@@ -1123,31 +1184,34 @@ public struct LabelledOutcome: WireMessage {
 
 extension LabelledOutcome: CMessageConvertible {
     typealias CStruct = Persona__V1__LabelledOutcome
-    func fill(_ c: UnsafeMutablePointer<Persona__V1__LabelledOutcome>, arena: Arena) {
+    static func fill(_ m: UnsafePointer<LabelledOutcome>, _ c: UnsafeMutablePointer<Persona__V1__LabelledOutcome>, arena: Arena) {
         persona__v1__labelled_outcome__init(c)
-        c.pointee.labelled = labelled
-        c.pointee.fraud = fraud
-        c.pointee.flagged = flagged
-        c.pointee.flagged_fraud = flaggedFraud
-        c.pointee.precision = precision
-        c.pointee.recall = recall
-        c.pointee.declined = declined
-        c.pointee.decline_rate = declineRate
-        c.pointee.decisions = decisions
-        arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
+        c.pointee.labelled = m.pointee.labelled
+        c.pointee.fraud = m.pointee.fraud
+        c.pointee.flagged = m.pointee.flagged
+        c.pointee.flagged_fraud = m.pointee.flaggedFraud
+        c.pointee.precision = m.pointee.precision
+        c.pointee.recall = m.pointee.recall
+        c.pointee.declined = m.pointee.declined
+        c.pointee.decline_rate = m.pointee.declineRate
+        c.pointee.decisions = m.pointee.decisions
+        arena.storeUnknownFields(m.pointee.unknownFields, in: UnsafeMutableRawPointer(c))
     }
     init(cMessage c: UnsafePointer<Persona__V1__LabelledOutcome>) {
         self.init()
-        labelled = c.pointee.labelled
-        fraud = c.pointee.fraud
-        flagged = c.pointee.flagged
-        flaggedFraud = c.pointee.flagged_fraud
-        precision = c.pointee.precision
-        recall = c.pointee.recall
-        declined = c.pointee.declined
-        declineRate = c.pointee.decline_rate
-        decisions = c.pointee.decisions
-        unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
+        Self.read(c, into: &self)
+    }
+    static func read(_ c: UnsafePointer<Persona__V1__LabelledOutcome>, into m: UnsafeMutablePointer<LabelledOutcome>) {
+        m.pointee.labelled = c.pointee.labelled
+        m.pointee.fraud = c.pointee.fraud
+        m.pointee.flagged = c.pointee.flagged
+        m.pointee.flaggedFraud = c.pointee.flagged_fraud
+        m.pointee.precision = c.pointee.precision
+        m.pointee.recall = c.pointee.recall
+        m.pointee.declined = c.pointee.declined
+        m.pointee.declineRate = c.pointee.decline_rate
+        m.pointee.decisions = c.pointee.decisions
+        m.pointee.unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
     static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
         -> UnsafeMutablePointer<Persona__V1__LabelledOutcome>?
@@ -1190,29 +1254,32 @@ public struct BacktestResponse: WireMessage {
 
 extension BacktestResponse: CMessageConvertible {
     typealias CStruct = Persona__V1__BacktestResponse
-    func fill(_ c: UnsafeMutablePointer<Persona__V1__BacktestResponse>, arena: Arena) {
+    static func fill(_ m: UnsafePointer<BacktestResponse>, _ c: UnsafeMutablePointer<Persona__V1__BacktestResponse>, arena: Arena) {
         persona__v1__backtest_response__init(c)
-        c.pointee.decisions = decisions
-        c.pointee.flipped = flipped
-        (c.pointee.n_changes, c.pointee.changes) = arena.messages(changes)
-        if let v = _current { c.pointee.current = arena.message(v.value) }
-        if let v = _candidate { c.pointee.candidate = arena.message(v.value) }
-        (c.pointee.n_examples, c.pointee.examples) = arena.messages(examples)
-        (c.pointee.n_errors, c.pointee.errors) = arena.messages(errors)
-        c.pointee.degraded = degraded
-        arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
+        c.pointee.decisions = m.pointee.decisions
+        c.pointee.flipped = m.pointee.flipped
+        (c.pointee.n_changes, c.pointee.changes) = arena.messages(m.pointee.changes)
+        if let box = m.pointee._current { c.pointee.current = arena.message(box) }
+        if let box = m.pointee._candidate { c.pointee.candidate = arena.message(box) }
+        (c.pointee.n_examples, c.pointee.examples) = arena.messages(m.pointee.examples)
+        (c.pointee.n_errors, c.pointee.errors) = arena.messages(m.pointee.errors)
+        c.pointee.degraded = m.pointee.degraded
+        arena.storeUnknownFields(m.pointee.unknownFields, in: UnsafeMutableRawPointer(c))
     }
     init(cMessage c: UnsafePointer<Persona__V1__BacktestResponse>) {
         self.init()
-        decisions = c.pointee.decisions
-        flipped = c.pointee.flipped
-        changes = readMessages(c.pointee.changes, c.pointee.n_changes, as: ActionChange.self)
-        _current = c.pointee.current.map { Boxed(LabelledOutcome(cMessage: $0)) }
-        _candidate = c.pointee.candidate.map { Boxed(LabelledOutcome(cMessage: $0)) }
-        examples = readMessages(c.pointee.examples, c.pointee.n_examples, as: Flip.self)
-        errors = readMessages(c.pointee.errors, c.pointee.n_errors, as: RuleError.self)
-        degraded = c.pointee.degraded
-        unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
+        Self.read(c, into: &self)
+    }
+    static func read(_ c: UnsafePointer<Persona__V1__BacktestResponse>, into m: UnsafeMutablePointer<BacktestResponse>) {
+        m.pointee.decisions = c.pointee.decisions
+        m.pointee.flipped = c.pointee.flipped
+        m.pointee.changes = readMessages(c.pointee.changes, c.pointee.n_changes, as: ActionChange.self)
+        m.pointee._current = c.pointee.current.map { Boxed(LabelledOutcome(cMessage: $0)) }
+        m.pointee._candidate = c.pointee.candidate.map { Boxed(LabelledOutcome(cMessage: $0)) }
+        m.pointee.examples = readMessages(c.pointee.examples, c.pointee.n_examples, as: Flip.self)
+        m.pointee.errors = readMessages(c.pointee.errors, c.pointee.n_errors, as: RuleError.self)
+        m.pointee.degraded = c.pointee.degraded
+        m.pointee.unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
     static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
         -> UnsafeMutablePointer<Persona__V1__BacktestResponse>?
@@ -1241,25 +1308,28 @@ public struct ListEntry: WireMessage {
 
 extension ListEntry: CMessageConvertible {
     typealias CStruct = Persona__V1__ListEntry
-    func fill(_ c: UnsafeMutablePointer<Persona__V1__ListEntry>, arena: Arena) {
+    static func fill(_ m: UnsafePointer<ListEntry>, _ c: UnsafeMutablePointer<Persona__V1__ListEntry>, arena: Arena) {
         persona__v1__list_entry__init(c)
-        c.pointee.list = .init(rawValue: .init(truncatingIfNeeded: list.rawValue))
-        c.pointee.field = .init(rawValue: .init(truncatingIfNeeded: field.rawValue))
-        if !value.isEmpty { c.pointee.value = arena.string(value) }
-        if !reason.isEmpty { c.pointee.reason = arena.string(reason) }
-        c.pointee.expires_ms = expiresMs
-        c.pointee.added_ms = addedMs
-        arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
+        c.pointee.list = .init(rawValue: .init(truncatingIfNeeded: m.pointee.list.rawValue))
+        c.pointee.field = .init(rawValue: .init(truncatingIfNeeded: m.pointee.field.rawValue))
+        if !m.pointee.value.isEmpty { c.pointee.value = arena.string(m.pointee.value) }
+        if !m.pointee.reason.isEmpty { c.pointee.reason = arena.string(m.pointee.reason) }
+        c.pointee.expires_ms = m.pointee.expiresMs
+        c.pointee.added_ms = m.pointee.addedMs
+        arena.storeUnknownFields(m.pointee.unknownFields, in: UnsafeMutableRawPointer(c))
     }
     init(cMessage c: UnsafePointer<Persona__V1__ListEntry>) {
         self.init()
-        list = ListKind(rawValue: Int32(truncatingIfNeeded: c.pointee.list.rawValue))
-        field = ListField(rawValue: Int32(truncatingIfNeeded: c.pointee.field.rawValue))
-        value = readString(c.pointee.value)
-        reason = readString(c.pointee.reason)
-        expiresMs = c.pointee.expires_ms
-        addedMs = c.pointee.added_ms
-        unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
+        Self.read(c, into: &self)
+    }
+    static func read(_ c: UnsafePointer<Persona__V1__ListEntry>, into m: UnsafeMutablePointer<ListEntry>) {
+        m.pointee.list = ListKind(rawValue: Int32(truncatingIfNeeded: c.pointee.list.rawValue))
+        m.pointee.field = ListField(rawValue: Int32(truncatingIfNeeded: c.pointee.field.rawValue))
+        m.pointee.value = readString(c.pointee.value)
+        m.pointee.reason = readString(c.pointee.reason)
+        m.pointee.expiresMs = c.pointee.expires_ms
+        m.pointee.addedMs = c.pointee.added_ms
+        m.pointee.unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
     static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
         -> UnsafeMutablePointer<Persona__V1__ListEntry>?
@@ -1284,17 +1354,20 @@ public struct UpdateListsRequest: WireMessage {
 
 extension UpdateListsRequest: CMessageConvertible {
     typealias CStruct = Persona__V1__UpdateListsRequest
-    func fill(_ c: UnsafeMutablePointer<Persona__V1__UpdateListsRequest>, arena: Arena) {
+    static func fill(_ m: UnsafePointer<UpdateListsRequest>, _ c: UnsafeMutablePointer<Persona__V1__UpdateListsRequest>, arena: Arena) {
         persona__v1__update_lists_request__init(c)
-        (c.pointee.n_add, c.pointee.add) = arena.messages(add)
-        (c.pointee.n_remove, c.pointee.remove) = arena.messages(remove)
-        arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
+        (c.pointee.n_add, c.pointee.add) = arena.messages(m.pointee.add)
+        (c.pointee.n_remove, c.pointee.remove) = arena.messages(m.pointee.remove)
+        arena.storeUnknownFields(m.pointee.unknownFields, in: UnsafeMutableRawPointer(c))
     }
     init(cMessage c: UnsafePointer<Persona__V1__UpdateListsRequest>) {
         self.init()
-        add = readMessages(c.pointee.add, c.pointee.n_add, as: ListEntry.self)
-        remove = readMessages(c.pointee.remove, c.pointee.n_remove, as: ListEntry.self)
-        unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
+        Self.read(c, into: &self)
+    }
+    static func read(_ c: UnsafePointer<Persona__V1__UpdateListsRequest>, into m: UnsafeMutablePointer<UpdateListsRequest>) {
+        m.pointee.add = readMessages(c.pointee.add, c.pointee.n_add, as: ListEntry.self)
+        m.pointee.remove = readMessages(c.pointee.remove, c.pointee.n_remove, as: ListEntry.self)
+        m.pointee.unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
     static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
         -> UnsafeMutablePointer<Persona__V1__UpdateListsRequest>?
@@ -1320,19 +1393,22 @@ public struct UpdateListsResponse: WireMessage {
 
 extension UpdateListsResponse: CMessageConvertible {
     typealias CStruct = Persona__V1__UpdateListsResponse
-    func fill(_ c: UnsafeMutablePointer<Persona__V1__UpdateListsResponse>, arena: Arena) {
+    static func fill(_ m: UnsafePointer<UpdateListsResponse>, _ c: UnsafeMutablePointer<Persona__V1__UpdateListsResponse>, arena: Arena) {
         persona__v1__update_lists_response__init(c)
-        c.pointee.size = size
-        c.pointee.added = added
-        c.pointee.removed = removed
-        arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
+        c.pointee.size = m.pointee.size
+        c.pointee.added = m.pointee.added
+        c.pointee.removed = m.pointee.removed
+        arena.storeUnknownFields(m.pointee.unknownFields, in: UnsafeMutableRawPointer(c))
     }
     init(cMessage c: UnsafePointer<Persona__V1__UpdateListsResponse>) {
         self.init()
-        size = c.pointee.size
-        added = c.pointee.added
-        removed = c.pointee.removed
-        unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
+        Self.read(c, into: &self)
+    }
+    static func read(_ c: UnsafePointer<Persona__V1__UpdateListsResponse>, into m: UnsafeMutablePointer<UpdateListsResponse>) {
+        m.pointee.size = c.pointee.size
+        m.pointee.added = c.pointee.added
+        m.pointee.removed = c.pointee.removed
+        m.pointee.unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
     static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
         -> UnsafeMutablePointer<Persona__V1__UpdateListsResponse>?
@@ -1358,19 +1434,22 @@ public struct GetListsRequest: WireMessage {
 
 extension GetListsRequest: CMessageConvertible {
     typealias CStruct = Persona__V1__GetListsRequest
-    func fill(_ c: UnsafeMutablePointer<Persona__V1__GetListsRequest>, arena: Arena) {
+    static func fill(_ m: UnsafePointer<GetListsRequest>, _ c: UnsafeMutablePointer<Persona__V1__GetListsRequest>, arena: Arena) {
         persona__v1__get_lists_request__init(c)
-        c.pointee.list = .init(rawValue: .init(truncatingIfNeeded: list.rawValue))
-        c.pointee.field = .init(rawValue: .init(truncatingIfNeeded: field.rawValue))
-        c.pointee.include_expired = includeExpired ? 1 : 0
-        arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
+        c.pointee.list = .init(rawValue: .init(truncatingIfNeeded: m.pointee.list.rawValue))
+        c.pointee.field = .init(rawValue: .init(truncatingIfNeeded: m.pointee.field.rawValue))
+        c.pointee.include_expired = m.pointee.includeExpired ? 1 : 0
+        arena.storeUnknownFields(m.pointee.unknownFields, in: UnsafeMutableRawPointer(c))
     }
     init(cMessage c: UnsafePointer<Persona__V1__GetListsRequest>) {
         self.init()
-        list = ListKind(rawValue: Int32(truncatingIfNeeded: c.pointee.list.rawValue))
-        field = ListField(rawValue: Int32(truncatingIfNeeded: c.pointee.field.rawValue))
-        includeExpired = c.pointee.include_expired != 0
-        unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
+        Self.read(c, into: &self)
+    }
+    static func read(_ c: UnsafePointer<Persona__V1__GetListsRequest>, into m: UnsafeMutablePointer<GetListsRequest>) {
+        m.pointee.list = ListKind(rawValue: Int32(truncatingIfNeeded: c.pointee.list.rawValue))
+        m.pointee.field = ListField(rawValue: Int32(truncatingIfNeeded: c.pointee.field.rawValue))
+        m.pointee.includeExpired = c.pointee.include_expired != 0
+        m.pointee.unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
     static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
         -> UnsafeMutablePointer<Persona__V1__GetListsRequest>?
@@ -1394,15 +1473,18 @@ public struct GetListsResponse: WireMessage {
 
 extension GetListsResponse: CMessageConvertible {
     typealias CStruct = Persona__V1__GetListsResponse
-    func fill(_ c: UnsafeMutablePointer<Persona__V1__GetListsResponse>, arena: Arena) {
+    static func fill(_ m: UnsafePointer<GetListsResponse>, _ c: UnsafeMutablePointer<Persona__V1__GetListsResponse>, arena: Arena) {
         persona__v1__get_lists_response__init(c)
-        (c.pointee.n_entries, c.pointee.entries) = arena.messages(entries)
-        arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
+        (c.pointee.n_entries, c.pointee.entries) = arena.messages(m.pointee.entries)
+        arena.storeUnknownFields(m.pointee.unknownFields, in: UnsafeMutableRawPointer(c))
     }
     init(cMessage c: UnsafePointer<Persona__V1__GetListsResponse>) {
         self.init()
-        entries = readMessages(c.pointee.entries, c.pointee.n_entries, as: ListEntry.self)
-        unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
+        Self.read(c, into: &self)
+    }
+    static func read(_ c: UnsafePointer<Persona__V1__GetListsResponse>, into m: UnsafeMutablePointer<GetListsResponse>) {
+        m.pointee.entries = readMessages(c.pointee.entries, c.pointee.n_entries, as: ListEntry.self)
+        m.pointee.unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
     static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
         -> UnsafeMutablePointer<Persona__V1__GetListsResponse>?
@@ -1428,19 +1510,22 @@ public struct DecisionStatsRequest: WireMessage {
 
 extension DecisionStatsRequest: CMessageConvertible {
     typealias CStruct = Persona__V1__DecisionStatsRequest
-    func fill(_ c: UnsafeMutablePointer<Persona__V1__DecisionStatsRequest>, arena: Arena) {
+    static func fill(_ m: UnsafePointer<DecisionStatsRequest>, _ c: UnsafeMutablePointer<Persona__V1__DecisionStatsRequest>, arena: Arena) {
         persona__v1__decision_stats_request__init(c)
-        c.pointee.from_ms = fromMs
-        c.pointee.to_ms = toMs
-        c.pointee.bucket_ms = bucketMs
-        arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
+        c.pointee.from_ms = m.pointee.fromMs
+        c.pointee.to_ms = m.pointee.toMs
+        c.pointee.bucket_ms = m.pointee.bucketMs
+        arena.storeUnknownFields(m.pointee.unknownFields, in: UnsafeMutableRawPointer(c))
     }
     init(cMessage c: UnsafePointer<Persona__V1__DecisionStatsRequest>) {
         self.init()
-        fromMs = c.pointee.from_ms
-        toMs = c.pointee.to_ms
-        bucketMs = c.pointee.bucket_ms
-        unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
+        Self.read(c, into: &self)
+    }
+    static func read(_ c: UnsafePointer<Persona__V1__DecisionStatsRequest>, into m: UnsafeMutablePointer<DecisionStatsRequest>) {
+        m.pointee.fromMs = c.pointee.from_ms
+        m.pointee.toMs = c.pointee.to_ms
+        m.pointee.bucketMs = c.pointee.bucket_ms
+        m.pointee.unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
     static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
         -> UnsafeMutablePointer<Persona__V1__DecisionStatsRequest>?
@@ -1468,23 +1553,26 @@ public struct DecisionBucket: WireMessage {
 
 extension DecisionBucket: CMessageConvertible {
     typealias CStruct = Persona__V1__DecisionBucket
-    func fill(_ c: UnsafeMutablePointer<Persona__V1__DecisionBucket>, arena: Arena) {
+    static func fill(_ m: UnsafePointer<DecisionBucket>, _ c: UnsafeMutablePointer<Persona__V1__DecisionBucket>, arena: Arena) {
         persona__v1__decision_bucket__init(c)
-        c.pointee.start_ms = startMs
-        c.pointee.decisions = decisions
-        c.pointee.declines = declines
-        c.pointee.reviews = reviews
-        c.pointee.challenges = challenges
-        arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
+        c.pointee.start_ms = m.pointee.startMs
+        c.pointee.decisions = m.pointee.decisions
+        c.pointee.declines = m.pointee.declines
+        c.pointee.reviews = m.pointee.reviews
+        c.pointee.challenges = m.pointee.challenges
+        arena.storeUnknownFields(m.pointee.unknownFields, in: UnsafeMutableRawPointer(c))
     }
     init(cMessage c: UnsafePointer<Persona__V1__DecisionBucket>) {
         self.init()
-        startMs = c.pointee.start_ms
-        decisions = c.pointee.decisions
-        declines = c.pointee.declines
-        reviews = c.pointee.reviews
-        challenges = c.pointee.challenges
-        unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
+        Self.read(c, into: &self)
+    }
+    static func read(_ c: UnsafePointer<Persona__V1__DecisionBucket>, into m: UnsafeMutablePointer<DecisionBucket>) {
+        m.pointee.startMs = c.pointee.start_ms
+        m.pointee.decisions = c.pointee.decisions
+        m.pointee.declines = c.pointee.declines
+        m.pointee.reviews = c.pointee.reviews
+        m.pointee.challenges = c.pointee.challenges
+        m.pointee.unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
     static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
         -> UnsafeMutablePointer<Persona__V1__DecisionBucket>?
@@ -1516,19 +1604,23 @@ public struct DecisionStatsResponse: WireMessage {
 
 extension DecisionStatsResponse: CMessageConvertible {
     typealias CStruct = Persona__V1__DecisionStatsResponse
-    func fill(_ c: UnsafeMutablePointer<Persona__V1__DecisionStatsResponse>, arena: Arena) {
+    static func fill(_ m: UnsafePointer<DecisionStatsResponse>, _ c: UnsafeMutablePointer<Persona__V1__DecisionStatsResponse>, arena: Arena)
+    {
         persona__v1__decision_stats_response__init(c)
-        (c.pointee.n_buckets, c.pointee.buckets) = arena.messages(buckets)
-        (c.pointee.n_score_histogram, c.pointee.score_histogram) = arena.scalars(scoreHistogram)
-        if let v = _outcome { c.pointee.outcome = arena.message(v.value) }
-        arena.storeUnknownFields(unknownFields, in: UnsafeMutableRawPointer(c))
+        (c.pointee.n_buckets, c.pointee.buckets) = arena.messages(m.pointee.buckets)
+        (c.pointee.n_score_histogram, c.pointee.score_histogram) = arena.scalars(m.pointee.scoreHistogram)
+        if let box = m.pointee._outcome { c.pointee.outcome = arena.message(box) }
+        arena.storeUnknownFields(m.pointee.unknownFields, in: UnsafeMutableRawPointer(c))
     }
     init(cMessage c: UnsafePointer<Persona__V1__DecisionStatsResponse>) {
         self.init()
-        buckets = readMessages(c.pointee.buckets, c.pointee.n_buckets, as: DecisionBucket.self)
-        scoreHistogram = readScalars(c.pointee.score_histogram, c.pointee.n_score_histogram)
-        _outcome = c.pointee.outcome.map { Boxed(LabelledOutcome(cMessage: $0)) }
-        unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
+        Self.read(c, into: &self)
+    }
+    static func read(_ c: UnsafePointer<Persona__V1__DecisionStatsResponse>, into m: UnsafeMutablePointer<DecisionStatsResponse>) {
+        m.pointee.buckets = readMessages(c.pointee.buckets, c.pointee.n_buckets, as: DecisionBucket.self)
+        m.pointee.scoreHistogram = readScalars(c.pointee.score_histogram, c.pointee.n_score_histogram)
+        m.pointee._outcome = c.pointee.outcome.map { Boxed(LabelledOutcome(cMessage: $0)) }
+        m.pointee.unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
     static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
         -> UnsafeMutablePointer<Persona__V1__DecisionStatsResponse>?

@@ -128,13 +128,13 @@ public enum TrainingRun {
         b.pairs.filter { a.values[$0.0] != $0.1 }.map { "\($0.0)=\($0.1)" }.joined(separator: " ")
     }
 
-    /// Tries every point of the kind's grid on a validation split of `train` (its own last
-    /// 20% per user) and returns the parameters with the best NDCG@K there, and each
+    /// Tries every point of the kind's grid on a validation split of `train`
+    /// (`searchSplit`) and returns the parameters with the best NDCG@K there, and each
     /// candidate as a one-point curve named by its changes.
     static func search(_ base: TrainingParameters, _ train: Interactions, _ catalogue: [Int64: ItemDocument], _ progress: TrainingProgress)
         throws -> (TrainingParameters, [Curve])
     {
-        let (inner, validation) = split(base.kind, train)
+        let (inner, validation) = searchSplit(base.kind, train)
         let grid = base.grid
         var best: (TrainingParameters, Double)? = nil
         var tried: [Curve] = []
@@ -162,6 +162,20 @@ extension TrainingRun {
     /// The kind's evaluation split: leave-last-out for the sequence kind, by time otherwise.
     static func split(_ kind: RecommenderModel.Kind, _ data: Interactions) -> (train: Interactions, test: [[Int32]]) {
         kind == .sequence ? data.leaveLastOut() : data.splitByTime()
+    }
+
+    /// The search's validation split: leave-last-out for the sequence kind; otherwise one
+    /// time cut for every user (`splitByPeriod`), so that the parameters are judged on a
+    /// later period, as the published model will meet it. Where that cut tests fewer than
+    /// `minimumShare` of the users (a shop whose events share one time, or a short tail),
+    /// each user's own latest pairs stand in for it.
+    static func searchSplit(_ kind: RecommenderModel.Kind, _ data: Interactions, minimumShare: Double = 0.05)
+        -> (train: Interactions, test: [[Int32]])
+    {
+        guard kind != .sequence else { return data.leaveLastOut() }
+        let period = data.splitByPeriod()
+        let tested = period.test.count { !$0.isEmpty }
+        return tested > 0 && Double(tested) >= minimumShare * Double(data.users) ? period : data.splitByTime()
     }
 }
 
