@@ -5,7 +5,7 @@ BIN = $(shell swift build -c $(CONFIG) --show-bin-path 2>/dev/null)
 DATA ?= $(CURDIR)/data
 RUN = $(CURDIR)/run
 SERVICES = ingest:7101:9101 feature:7102:9102 model:7103:9103 risk-control:7104:9104 recommend:7105:9105
-DEBIAN_PACKAGES = libopenblas-dev libsqlite3-dev libprotobuf-c-dev protobuf-c-compiler liblz4-dev protobuf-compiler pkg-config python3 curl
+DEBIAN_PACKAGES = libopenblas-dev libsqlite3-dev libprotobuf-c-dev protobuf-c-compiler liblz4-dev libnats-dev nats-server protobuf-compiler pkg-config python3 curl
 FUZZ_RUNS ?= 200000
 # Ingest sets each event's ip_country from this table (the shared fraud case's) when present.
 IP_COUNTRY ?= $(wildcard $(CURDIR)/../shared/data/fraud/IpAddress_to_Country.csv)

@@ -52,7 +52,7 @@ func service(_ name: String, _ dependencies: [Target.Dependency]) -> [Target] {
 }
 
 let services: [(name: String, executable: String, dependencies: [Target.Dependency])] = [
-    ("Ingest", "persona-ingest", ["Store", "DataStructures", "PersonalData", prometheus]),
+    ("Ingest", "persona-ingest", ["Store", "EventLog", "DataStructures", "PersonalData", prometheus]),
     ("Feature", "persona-feature", ["Store", "CMemory", "DataStructures", "Profiles", "Classifiers", prometheus]),
     ("Model", "persona-model", ["Store", "Math", "Recommenders", "Classifiers"]),
     ("RiskControl", "persona-risk-control", ["Math", "Classifiers", "PersonalData", "Profiles", "CSQLite"]),
@@ -69,6 +69,7 @@ let package = Package(
         .library(name: "RPC", targets: ["RPC"]),
         .library(name: "ServiceKit", targets: ["ServiceKit"]),
         .library(name: "Store", targets: ["Store"]),
+        .library(name: "EventLog", targets: ["EventLog"]),
         .library(name: "DataStructures", targets: ["DataStructures"]),
         .library(name: "PersonalData", targets: ["PersonalData"]),
         .library(name: "Profiles", targets: ["Profiles"]),
@@ -100,6 +101,8 @@ let package = Package(
             name: "CLZ4", path: "Shared/CLZ4", pkgConfig: "liblz4",
             providers: [.apt(["liblz4-dev"])]),
         .target(name: "CPersonaProto", dependencies: ["CProtobufC"], path: "Shared/CPersonaProto"),
+        // The NATS C client (JetStream): the replicated engine of the event log.
+        .systemLibrary(name: "CNATS", path: "Shared/CNATS", pkgConfig: "libnats", providers: [.apt(["libnats-dev"])]),
         // Debian's libsqlite3: risk-control's decision store (and the store benchmark's peer).
         .systemLibrary(name: "CSQLite", path: "Shared/CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
         // A cache prefetch hint and glibc's malloc.h (the feature fold, the services' heap settings).
@@ -117,6 +120,8 @@ let package = Package(
         // Durable append-only segments with checksums, atomic snapshot files, recovery.
         .systemLibrary(name: "CCRC32C", path: "Shared/CCRC32C"),
         .target(name: "Store", dependencies: ["Wire", "CCRC32C"], path: "Shared/Store", swiftSettings: swiftSettings),
+        // The event log behind one interface: the embedded segmented log or NATS JetStream.
+        .target(name: "EventLog", dependencies: ["Store", "CNATS"], path: "Shared/EventLog", swiftSettings: swiftSettings),
         // General-purpose containers of the feature state (open-addressing tables, compact
         // id sets) and the stable hashes ids and partitions are derived with. Their API is
         // public and the module built with cross-module optimisation, so that the feature
@@ -212,8 +217,12 @@ let package = Package(
                 name: "StoreTests", dependencies: ["Store"],
                 path: "Tests/StoreTests", swiftSettings: swiftSettings),
             .testTarget(
-                name: "IngestTests", dependencies: ["Ingest", "PersonalData", "ServiceKit", "RPC", "Wire", "Store", "TestSupport"],
+                name: "IngestTests",
+                dependencies: ["Ingest", "EventLog", "PersonalData", "ServiceKit", "RPC", "Wire", "Store", "TestSupport"],
                 path: "Tests/IngestTests", swiftSettings: swiftSettings),
+            .testTarget(
+                name: "EventLogTests", dependencies: ["EventLog", "Store", "TestSupport"],
+                path: "Tests/EventLogTests", swiftSettings: swiftSettings),
             .testTarget(
                 name: "ChartsTests", dependencies: ["Charts"],
                 path: "Tests/ChartsTests", swiftSettings: swiftSettings),
@@ -223,8 +232,8 @@ let package = Package(
             .testTarget(
                 name: "FeatureTests",
                 dependencies: [
-                    "Feature", "DataStructures", "Math", "Ingest", "ServiceKit", "RPC", "Wire", "Store", "Datasets", "Profiles",
-                    "TestSupport",
+                    "Feature", "DataStructures", "Math", "Ingest", "EventLog", "ServiceKit", "RPC", "Wire", "Store", "Datasets",
+                    "Profiles", "TestSupport",
                 ],
                 path: "Tests/FeatureTests", swiftSettings: swiftSettings),
             .testTarget(

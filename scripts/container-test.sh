@@ -30,7 +30,7 @@ if [ ! -f "$ROOTFS/.complete" ]; then
     echo "== debootstrap: Debian bookworm with the runtime libraries (once; cached in $ROOTFS)"
     rm -rf "$ROOTFS"
     mkdir -p "$WORK"
-    debootstrap --variant=minbase --include=libprotobuf-c1,liblz4-1,libsqlite3-0,libopenblas0-pthread,ca-certificates \
+    debootstrap --variant=minbase --include=libprotobuf-c1,liblz4-1,libnats3.4,libsqlite3-0,libopenblas0-pthread,ca-certificates \
         bookworm "$ROOTFS" http://deb.debian.org/debian > "$WORK/debootstrap.log"
     touch "$ROOTFS/.complete"
 fi

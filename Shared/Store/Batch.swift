@@ -167,6 +167,10 @@ public struct StoreError: Error, Hashable, Sendable, CustomStringConvertible {
         public static let outOfRange = Code(name: "out_of_range")
         public static let closed = Code(name: "closed")
         public static let tooLarge = Code(name: "too_large")
+        /// A setting or argument the store cannot work with.
+        public static let invalidArgument = Code(name: "invalid_argument")
+        /// A remote log engine did not answer or did not acknowledge in time.
+        public static let unavailable = Code(name: "unavailable")
         public var description: String { name }
     }
 

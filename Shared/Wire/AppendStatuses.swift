@@ -39,6 +39,17 @@ public struct AppendStatuses: Sendable {
         accepted += UInt32(indexes.count)
     }
 
+    /// Accepts the events at `indexes`, stored at `stored` (one offset each, in order).
+    public mutating func accept(_ indexes: [Int], partition: UInt32, offsets stored: [UInt64]) {
+        precondition(indexes.count == stored.count, "one offset per accepted event")
+        for (n, i) in indexes.enumerated() {
+            codes[i] = .accepted
+            partitions[i] = partition
+            offsets[i] = stored[n]
+        }
+        accepted += UInt32(indexes.count)
+    }
+
     /// The statuses as an `AppendResponse` value (what `encoded()` encodes).
     public var response: AppendResponse {
         var r = AppendResponse()

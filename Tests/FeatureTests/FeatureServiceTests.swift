@@ -1,4 +1,6 @@
+import EventLog
 import Foundation
+import Ingest
 import RPC
 import ServiceKit
 import TestSupport
@@ -9,12 +11,18 @@ import Wire
 
 @Suite("Feature service", .serialized, .timeLimit(.minutes(5)))
 struct FeatureServiceTests {
-    @Test("profiles of the 43 Taobao users equal a plain recount of the file")
-    func taobaoRecount() async throws {
+    @Test(
+        "profiles of the 43 Taobao users equal a plain recount of the file, on the embedded log and on a three-server JetStream cluster",
+        arguments: ["file", "jetstream"])
+    func taobaoRecount(log: String) async throws {
         let rows = try TaobaoRow.load()
         let events = TaobaoRow.events(try TaobaoRow.lines(TaobaoRow.sample43))
         let users = Array(Set(rows.map(\.user))).sorted()
-        let got = try await withIngest { ingest, port in
+        var settings = IngestSettings()
+        let nats = log == "jetstream" ? try NATSServers(count: 3) : nil
+        defer { nats?.stop() }
+        if let nats { settings.log = try LogChoice(parsing: nats.url) }
+        let got = try await withIngest(settings: settings) { ingest, port in
             try await append(ingest, events)
             return try await withFeature(ingestPort: port) { feature, _ in
                 try await waitConsumed(ingest: ingest, consumer: feature)

@@ -110,8 +110,10 @@ struct TaobaoRow {
 }
 
 /// An in-process ingest service on free ports, stopped after `body` (which gets its client and port).
-func withIngest<R>(dataDir: String = temporaryDirectory(), _ body: (RPCClient, Int) async throws -> R) async throws -> R {
-    try await withHostedService(IngestService.self, settings: IngestSettings(), dataDir: dataDir) { try await body($0.client, $0.rpcPort) }
+func withIngest<R>(
+    dataDir: String = temporaryDirectory(), settings: IngestSettings = IngestSettings(), _ body: (RPCClient, Int) async throws -> R
+) async throws -> R {
+    try await withHostedService(IngestService.self, settings: settings, dataDir: dataDir) { try await body($0.client, $0.rpcPort) }
 }
 
 /// An in-process feature service consuming the ingest at `ingestPort`, stopped after `body`.

@@ -1,4 +1,5 @@
 import DataStructures
+import EventLog
 import Foundation
 import Logging
 import PersonalData
@@ -10,14 +11,15 @@ import Wire
 
 /// The ingest service: owns the durable event log. Producers append batches of events;
 /// each event is validated, pseudonymised, checked against the ids already seen, and
-/// appended to its user's partition. An Append is answered only once its events are on
-/// disk. Consumers (the feature service) read each partition by offset.
+/// appended to its user's partition of the event log (`EventLog`: the embedded segmented
+/// log, or a replicated JetStream stream). An Append is answered only once the log holds
+/// its events durably. Consumers (feature, model, ...) read each partition by offset here.
 public final class IngestService: PersonaService {
     public static let peer = Peer.ingest
 
     let context: ServiceContext
     let settings: IngestSettings
-    let logs: [SegmentedLog]
+    let log: any EventLog
     let validator: EventValidator
     let pseudonymizer: Pseudonymizer
     let seen: SeenEventIDs
@@ -27,26 +29,35 @@ public final class IngestService: PersonaService {
         self.context = context
         self.settings = settings
         let data = context.dataDirectory
-        try Self.checkPartitionCount(settings.partitions, metaPath: data.file("partitions"))
-        var logs: [SegmentedLog] = []
-        for p in 0..<settings.partitions {
-            var config = SegmentedLog.Config.defaults(directory: data.file(String(format: "partition-%03d", p)))
-            config.segmentBytes = settings.segmentBytes
-            config.retentionBytes = settings.retentionBytes
-            config.retentionAge = settings.retentionAge
-            let (log, report) = try SegmentedLog.open(config)
-            let level: Logger.Level = report.corruptBatches.isEmpty && report.truncatedBytes == 0 ? .info : .warning
-            context.logger.log(level: level, "partition \(p) recovered: \(report)")
-            logs.append(log)
+        switch settings.log {
+        case .file:
+            try Self.checkPartitionCount(settings.partitions, metaPath: data.file("partitions"))
+            log = try FileEventLog(
+                directory: data.path, partitions: settings.partitions,
+                configure: { config in
+                    config.segmentBytes = settings.segmentBytes
+                    config.retentionBytes = settings.retentionBytes
+                    config.retentionAge = settings.retentionAge
+                },
+                recovered: { p, report in
+                    let level: Logger.Level = report.corruptBatches.isEmpty && report.truncatedBytes == 0 ? .info : .warning
+                    context.logger.log(level: level, "partition \(p) recovered: \(report)")
+                })
+        case .nats(let servers):
+            var config = JetStreamLog.Config(servers: servers, partitions: settings.partitions)
+            config.replicas = settings.logReplicas
+            config.maxAge = settings.retentionAge
+            config.maxBytes = settings.retentionBytes.map { $0 * settings.partitions }
+            log = try JetStreamLog(config)
+            context.logger.info("event log: \(log.description)")
         }
-        self.logs = logs
         self.validator = EventValidator(rules: settings.rules)
         self.pseudonymizer = Pseudonymizer(
             key: try Pseudonymizer.loadKey(
                 environment: ProcessInfo.processInfo.environment, keyFile: settings.pseudonymKeyFile, dataDirectory: data.path))
         self.seen = SeenEventIDs(capacity: settings.dedupCapacity, maxAgeMs: settings.dedupAge.map { Int64($0.components.seconds * 1000) })
         self.metrics = IngestMetrics(context.metrics)
-        try rebuildSeenIDs()
+        try await rebuildSeenIDs()
     }
 
     private static func checkPartitionCount(_ partitions: Int, metaPath: String) throws {
@@ -62,17 +73,17 @@ public final class IngestService: PersonaService {
     }
 
     /// Duplicate detection survives restarts: every stored event's id is read back.
-    private func rebuildSeenIDs() throws {
+    private func rebuildSeenIDs() async throws {
         let start = ContinuousClock.now
-        for log in logs {
-            var next = log.startOffset
+        for p in 0..<log.partitions {
+            var next = try await log.bounds(p).start
             var ids: [SeenEventIDs.ID] = []
             var times: [Int64] = []
             while true {
                 ids.removeAll(keepingCapacity: true)
                 times.removeAll(keepingCapacity: true)
                 let from = next
-                next = try log.forEachRecord(from: from, maxRecords: 10_000, maxBytes: 32 << 20) { _, bytes in
+                next = try await log.read(p, from: from, maxRecords: 10_000, maxBytes: 32 << 20, wait: .zero) { _, bytes in
                     // Only the id and ingestion time are read, not the whole event.
                     guard let (id, at) = StoredEvent.idAndIngestionTime(of: bytes) else { return }
                     ids.append(SeenEventIDs.ID(id))
@@ -88,13 +99,13 @@ public final class IngestService: PersonaService {
     public func register(in router: inout Router) {
         router.register(IngestAPI.append, decodingWith: { try EventBatch(appendRequest: $0, limits: $1) }) { try await self.append($0) }
         router.register(IngestAPI.read) { try await self.read($0) }
-        router.register(IngestAPI.logInfo) { _ in self.logInfo() }
+        router.register(IngestAPI.logInfo) { _ in try await self.logInfo() }
         router.register(IngestAPI.erase) { try await self.erase($0) }
     }
 
     /// Stable partition of a user: per-user order is preserved within it.
     func partition(of userID: Int64) -> Int {
-        Int(StableHash.mix64(UInt64(bitPattern: userID)) % UInt64(logs.count))
+        Int(StableHash.mix64(UInt64(bitPattern: userID)) % UInt64(log.partitions))
     }
 
     func append(_ batch: EventBatch) async throws -> Encoded<AppendResponse> {
@@ -134,8 +145,8 @@ public final class IngestService: PersonaService {
         // 2. Duplicates, the whole batch under one lock.
         let fresh = seen.insert(ids, atMs: now)
         // 3. Identifiers replaced, then each event encoded into its partition's batch.
-        var groups: [PartitionGroup?] = Array(repeating: nil, count: logs.count)
-        let expected = batch.count / logs.count + 1
+        var groups: [PartitionGroup?] = Array(repeating: nil, count: log.partitions)
+        let expected = batch.count / log.partitions + 1
         for (k, i) in admitted.enumerated() {
             guard fresh[k] else {
                 statuses.duplicate(i)
@@ -149,12 +160,16 @@ public final class IngestService: PersonaService {
         if statuses.duplicates > 0 { metrics.duplicates(Int(statuses.duplicates)) }
         // One batch per partition, appended concurrently; each answer carries its index.
         let batches = groups.compactMap { $0 }
+        let log = log
         let results = await withTaskGroup(of: PartitionAppend.self) { group in
             for (k, batch) in batches.enumerated() {
-                let log = logs[batch.partition]
                 let records = batch.records
+                let messageIDs = log.usesMessageIDs ? batch.ids.map(\.messageID) : []
                 group.addTask {
-                    do { return PartitionAppend(index: k, result: .success(try await log.append(records))) } catch {
+                    do {
+                        return PartitionAppend(
+                            index: k, result: .success(try await log.append(records, messageIDs: messageIDs, to: batch.partition)))
+                    } catch {
                         return PartitionAppend(index: k, result: .failure(error))
                     }
                 }
@@ -167,8 +182,8 @@ public final class IngestService: PersonaService {
         for appended in results {
             let batch = batches[appended.index]
             switch appended.result {
-            case .success(let first):
-                statuses.accept(batch.indexes, partition: UInt32(batch.partition), firstOffset: first)
+            case .success(let offsets):
+                statuses.accept(batch.indexes, partition: UInt32(batch.partition), offsets: offsets)
                 metrics.accepted(batch.indexes.count)
             case .failure(let error):
                 seen.remove(batch.ids)
@@ -214,45 +229,28 @@ public final class IngestService: PersonaService {
     }
 
     func read(_ request: ReadRequest) async throws -> Encoded<ReadResponse> {
-        guard Int(request.partition) < logs.count else {
-            throw RPCError(.invalidArgument, "partition \(request.partition) does not exist (there are \(logs.count))")
+        guard Int(request.partition) < log.partitions else {
+            throw RPCError(.invalidArgument, "partition \(request.partition) does not exist (there are \(log.partitions))")
         }
-        let log = logs[Int(request.partition)]
+        let p = Int(request.partition)
         let maxEvents = request.maxEvents == 0 ? 1000 : min(Int(request.maxEvents), 10_000)
         let maxBytes = request.maxBytes == 0 ? 4 << 20 : min(Int(request.maxBytes), 16 << 20)
-        // Records go out as stored: each is a StoredEvent ingest encoded (checksummed on disk).
+        // Records go out as stored: each is a StoredEvent ingest encoded.
         var response = ReadResponseWriter(expectedBytes: min(maxBytes, maxEvents * 128))
         // With `kinds`, only events of those kinds go out; the rest are read past.
         let kinds = Set(request.kinds)
-        func wanted(_ record: UnsafeRawBufferPointer) -> Bool {
-            kinds.isEmpty || StoredEvent.kindAndUser(of: record).map { kinds.contains($0.kind) } == true
-        }
-        var read = 0
-        var next = try readLog(log, request.fromOffset, maxEvents, maxBytes) {
-            read += 1
-            if wanted($1) { response.append(offset: $0, record: $1) }
-        }
-        if read == 0, request.waitMs > 0 {
-            var wait = Duration.milliseconds(Int(request.waitMs))
-            if let remaining = RPCContext.current?.remaining { wait = min(wait, remaining - .milliseconds(5)) }
-            if wait > .zero {
-                await log.waitForRecords(from: request.fromOffset, timeout: wait)
-                next = try readLog(log, request.fromOffset, maxEvents, maxBytes) {
-                    if wanted($1) { response.append(offset: $0, record: $1) }
+        var wait = Duration.milliseconds(Int(request.waitMs))
+        if let remaining = RPCContext.current?.remaining { wait = min(wait, remaining - .milliseconds(5)) }
+        do {
+            let next = try await log.read(p, from: request.fromOffset, maxRecords: maxEvents, maxBytes: maxBytes, wait: max(wait, .zero)) {
+                if kinds.isEmpty || StoredEvent.kindAndUser(of: $1).map({ kinds.contains($0.kind) }) == true {
+                    response.append(offset: $0, record: $1)
                 }
             }
-        }
-        return response.finish(nextOffset: next, endOffset: log.endOffset)
-    }
-
-    private func readLog(
-        _ log: SegmentedLog, _ from: UInt64, _ maxEvents: Int, _ maxBytes: Int, _ body: (UInt64, UnsafeRawBufferPointer) -> Void
-    ) throws -> UInt64 {
-        do {
-            return try log.forEachRecord(from: from, maxRecords: maxEvents, maxBytes: maxBytes, body)
+            return response.finish(nextOffset: next, endOffset: try await log.bounds(p).end)
         } catch let error as StoreError {
             metrics.readError()
-            throw RPCError(error.code == .corrupt ? .dataLoss : .internal, error.description)
+            throw RPCError(error.code == .corrupt ? .dataLoss : error.code == .unavailable ? .unavailable : .internal, error.description)
         }
     }
 
@@ -264,7 +262,6 @@ public final class IngestService: PersonaService {
     func erase(_ request: EraseRequest) async throws -> EraseResponse {
         guard request.userId > 0 else { throw RPCError(.invalidArgument, "user id must be positive, got \(request.userId)") }
         let p = partition(of: request.userId)
-        let log = logs[p]
         let now = context.clock.nowMs
         var event = Event()
         event.eventId = "erasure:\(request.userId):\(now)"
@@ -274,20 +271,18 @@ public final class IngestService: PersonaService {
         var stored = StoredEvent()
         stored.ingestedAtMs = now
         stored.event = event
-        let offset: UInt64
-        do {
-            offset = try await log.append([stored.serializedBytes()])
-            try await log.roll()
-        } catch {
-            context.logger.error("erasure of a user failed", metadata: ["error": "\(error)"])
-            throw RPCError(.unavailable, "could not write the erasure: \(error); repeat the call")
-        }
-        _ = seen.insert(SeenEventIDs.ID(event.eventId), atMs: now)
         let user = request.userId
-        let report: SegmentedLog.ScrubReport
+        let report: (offset: UInt64, records: Int, segments: Int)
         do {
-            report = try log.scrub(below: offset) { _, bytes in StoredEvent.kindAndUser(of: bytes)?.userID == user }
-        } catch {
+            report = try await log.erase(appending: stored.serializedBytes(), messageID: SeenEventIDs.ID(event.eventId).messageID, to: p) {
+                _, bytes in StoredEvent.kindAndUser(of: bytes)?.userID == user
+            }
+        } catch let error as EraseError {
+            guard let offset = error.storedAt else {
+                context.logger.error("erasure of a user failed", metadata: ["error": "\(error)"])
+                throw RPCError(.unavailable, "could not write the erasure: \(error); repeat the call")
+            }
+            _ = seen.insert(SeenEventIDs.ID(event.eventId), atMs: now)
             context.logger.error("rewriting the log for an erasure failed", metadata: ["error": "\(error)"])
             throw RPCError(
                 .internal,
@@ -297,6 +292,8 @@ public final class IngestService: PersonaService {
                 """
             )
         }
+        let offset = report.offset
+        _ = seen.insert(SeenEventIDs.ID(event.eventId), atMs: now)
         metrics.erased(events: report.records)
         RPCContext.current?.audit(
             """
@@ -312,17 +309,18 @@ public final class IngestService: PersonaService {
         return response
     }
 
-    func logInfo() -> LogInfoResponse {
+    func logInfo() async throws -> LogInfoResponse {
         var response = LogInfoResponse()
-        response.partitions = logs.enumerated().map { p, log in
+        for p in 0..<log.partitions {
             var info = PartitionInfo()
             info.partition = UInt32(p)
-            info.startOffset = log.startOffset
-            info.endOffset = log.endOffset
-            let stats = log.stats
+            let (start, end) = try await log.bounds(p)
+            info.startOffset = start
+            info.endOffset = end
+            let stats = log.stats(p)
             info.bytes = UInt64(stats.bytes)
             info.segments = UInt32(stats.segments)
-            return info
+            response.partitions.append(info)
         }
         return response
     }
@@ -330,18 +328,30 @@ public final class IngestService: PersonaService {
     public func runBackground() async throws {
         // Retention runs once a minute.
         while !Task.isCancelled {
-            for log in logs { _ = try? log.enforceRetention() }
+            log.enforceRetention()
             try await Task.sleep(for: .seconds(60))
         }
     }
 
     public func close() async throws {
-        for log in logs { await log.close() }
+        await log.close()
     }
 
     public func healthChecks() async -> [(String, String)] {
-        let end = logs.reduce(UInt64(0)) { $0 + $1.endOffset }
-        return [("partitions", "\(logs.count)"), ("events", "\(end)"), ("dedup_ids", "\(seen.count)")]
+        var checks = [("log", log.description), ("partitions", "\(log.partitions)")]
+        do {
+            var events: UInt64 = 0
+            for p in 0..<log.partitions {
+                let (start, end) = try await log.bounds(p)
+                events += end - min(start, end)
+            }
+            // The file log's offsets count events; JetStream's are the stream's sequences.
+            if !log.usesMessageIDs { checks.append(("events", "\(events)")) }
+        } catch {
+            checks.append(("log_unreachable", "\(error)"))
+        }
+        checks.append(("dedup_ids", "\(seen.count)"))
+        return checks
     }
 }
 
@@ -368,8 +378,16 @@ struct PartitionGroup {
     }
 }
 
-/// The outcome of one partition's part of an Append.
+/// The outcome of one partition's part of an Append: each event's offset.
 struct PartitionAppend: Sendable {
     let index: Int
-    let result: Result<UInt64, any Error>
+    let result: Result<[UInt64], any Error>
+}
+
+extension SeenEventIDs.ID {
+    /// The id's hash in hex: the message id JetStream de-duplicates by (the same for the
+    /// same event id, whatever its length).
+    var messageID: String {
+        String(a, radix: 16) + "-" + String(b, radix: 16)
+    }
 }

@@ -1,0 +1,109 @@
+import Foundation
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Real `nats-server` processes with JetStream on loopback, each with its own ports and store
+/// folder: one server, or a cluster of several (a RAFT group for replicated streams). Tests
+/// SIGKILL and restart single servers; `stop()` ends every one (call it in a `defer`).
+public final class NATSServers: @unchecked Sendable {
+    public struct Node {
+        public let name: String
+        public let port: Int
+        public let clusterPort: Int
+        public let storeDirectory: String
+        var process: Process?
+    }
+
+    public private(set) var nodes: [Node]
+    private let directory: String
+
+    /// Where Debian puts the server (`apt-get install nats-server`), else the PATH's.
+    public static var executable: String? {
+        for path in ["/usr/sbin/nats-server", "/usr/bin/nats-server", "/usr/local/bin/nats-server"]
+        where FileManager.default.isExecutableFile(atPath: path) {
+            return path
+        }
+        return nil
+    }
+
+    /// Starts `count` servers (clustered when more than one) and waits until each accepts
+    /// connections.
+    public init(count: Int) throws {
+        guard Self.executable != nil else {
+            throw CocoaError(
+                .fileNoSuchFile, userInfo: [NSLocalizedDescriptionKey: "nats-server is not installed (apt-get install nats-server)"])
+        }
+        let directory = temporaryDirectory()
+        self.directory = directory
+        nodes = (0..<count).map { i in
+            Node(name: "n\(i)", port: freePort(), clusterPort: freePort(), storeDirectory: "\(directory)/n\(i)", process: nil)
+        }
+        for i in nodes.indices { try start(i) }
+    }
+
+    deinit { stop() }
+
+    /// The servers as `--log` names them: `nats://127.0.0.1:p1,127.0.0.1:p2,...`.
+    public var url: String { "nats://" + nodes.map { "127.0.0.1:\($0.port)" }.joined(separator: ",") }
+
+    /// Each server's URL, as `JetStreamLog.Config` takes them.
+    public var servers: [String] { nodes.map { "nats://127.0.0.1:\($0.port)" } }
+
+    /// (Re)starts server `i` on its ports and store folder, and waits until it accepts
+    /// connections.
+    public func start(_ i: Int) throws {
+        let node = nodes[i]
+        try FileManager.default.createDirectory(atPath: node.storeDirectory, withIntermediateDirectories: true)
+        var arguments = ["-a", "127.0.0.1", "-p", "\(node.port)", "-js", "-sd", node.storeDirectory, "--server_name", node.name]
+        if nodes.count > 1 {
+            let routes = nodes.enumerated().filter { $0.offset != i }.map { "nats://127.0.0.1:\($0.element.clusterPort)" }
+            arguments += [
+                "--cluster_name", "persona", "--cluster", "nats://127.0.0.1:\(node.clusterPort)", "--routes", routes.joined(separator: ","),
+            ]
+        }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: Self.executable!)
+        process.arguments = arguments
+        let log = FileHandle(forWritingAtPath: "/dev/null")
+        process.standardOutput = log
+        process.standardError = log
+        try process.run()
+        nodes[i].process = process
+        let deadline = Date().addingTimeInterval(10)
+        while !Self.accepts(port: node.port) {
+            guard Date() < deadline, process.isRunning else {
+                throw CocoaError(.fileReadUnknown, userInfo: [NSLocalizedDescriptionKey: "nats-server \(node.name) did not start"])
+            }
+            Thread.sleep(forTimeInterval: 0.05)
+        }
+    }
+
+    /// SIGKILL server `i` (its store folder stays for a restart).
+    public func kill(_ i: Int) {
+        guard let process = nodes[i].process, process.isRunning else { return }
+        Glibc.kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+        nodes[i].process = nil
+    }
+
+    /// Stops every server and removes their store folders.
+    public func stop() {
+        for i in nodes.indices { kill(i) }
+        try? FileManager.default.removeItem(atPath: directory)
+    }
+
+    private static func accepts(port: Int) -> Bool {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = UInt16(port).bigEndian
+        return withUnsafeMutablePointer(to: &address) { p in
+            p.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
+        }
+    }
+}
