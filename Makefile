@@ -112,6 +112,7 @@ bench: deps
 	cd Benchmarks && swift build -c release
 	Benchmarks/.build/release/PersonaBench rpc --output Benchmarks/results/rpc.md
 	Benchmarks/.build/release/PersonaBench codec --output Benchmarks/results/codec.md
+	PERSONA_SHARED_DATA=$${PERSONA_SHARED_DATA:-../shared/data} Benchmarks/.build/release/PersonaBench log --output Benchmarks/results/log.md
 	PERSONA_SHARED_DATA=$${PERSONA_SHARED_DATA:-../shared/data} Benchmarks/.build/release/PersonaBench store --output Benchmarks/results/store.md
 	Benchmarks/.build/release/PersonaBench feature --output Benchmarks/results/feature.md
 	PERSONA_SHARED_DATA=$${PERSONA_SHARED_DATA:-../shared/data} Benchmarks/.build/release/PersonaBench models --output Benchmarks/results/models.md

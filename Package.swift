@@ -70,6 +70,8 @@ let package = Package(
         .library(name: "ServiceKit", targets: ["ServiceKit"]),
         .library(name: "Store", targets: ["Store"]),
         .library(name: "EventLog", targets: ["EventLog"]),
+        // The tests' helpers (in-process services, nats-server processes), for the benchmarks.
+        .library(name: "TestSupport", targets: ["TestSupport"]),
         .library(name: "DataStructures", targets: ["DataStructures"]),
         .library(name: "PersonalData", targets: ["PersonalData"]),
         .library(name: "Profiles", targets: ["Profiles"]),

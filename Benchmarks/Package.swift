@@ -34,6 +34,9 @@ let package = Package(
                 // The peer of the store benchmark: Debian's libsqlite3.
                 .product(name: "CSQLite", package: "Persona"),
                 "CCodecBaseline",
+                .product(name: "EventLog", package: "Persona"),
+                // Real nats-server processes for the log benchmark (the tests' helper).
+                .product(name: "TestSupport", package: "Persona"),
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2Posix", package: "grpc-swift-nio-transport"),
                 .product(name: "NIOCore", package: "swift-nio"),

@@ -93,15 +93,20 @@ public enum LogChoice: Sendable, Equatable, CustomStringConvertible {
 }
 
 extension Records {
-    /// Each record's bytes, in order (valid only during `body`).
+    /// Each record's bytes, in order (valid only during `each`).
     public func forEach(_ each: (UnsafeRawBufferPointer) throws -> Void) rethrows {
-        try body.withUnsafeBytes { all in
-            var at = 0
-            while at + 4 <= all.count {
-                let length = Int(UInt32(littleEndian: all.loadUnaligned(fromByteOffset: at, as: UInt32.self)))
-                try each(UnsafeRawBufferPointer(rebasing: all[(at + 4)..<(at + 4 + length)]))
-                at += 4 + length
-            }
+        try body.withUnsafeBytes { try Self.forEach(in: $0, each) }
+    }
+
+    /// Each record of an encoded `body` (lengths and bytes), in order; a truncated tail is
+    /// left out.
+    public static func forEach(in body: UnsafeRawBufferPointer, _ each: (UnsafeRawBufferPointer) throws -> Void) rethrows {
+        var at = 0
+        while at + 4 <= body.count {
+            let length = Int(UInt32(littleEndian: body.loadUnaligned(fromByteOffset: at, as: UInt32.self)))
+            guard at + 4 + length <= body.count else { return }
+            try each(UnsafeRawBufferPointer(rebasing: body[(at + 4)..<(at + 4 + length)]))
+            at += 4 + length
         }
     }
 }

@@ -32,6 +32,8 @@ public final class JetStreamLog: EventLog, @unchecked Sendable {
         public var duplicateWindow: Duration = .seconds(120)
         /// How long an append waits for its acknowledgements.
         public var ackTimeout: Duration = .seconds(10)
+        /// Largest message published (nats-server's default payload limit is 1 MiB).
+        public var maxMessageBytes = 900 << 10
 
         public init(servers: [String], partitions: Int) {
             self.servers = servers
@@ -177,51 +179,75 @@ public final class JetStreamLog: EventLog, @unchecked Sendable {
 
     // MARK: Appending
 
-    /// Publishes the records and waits for every acknowledgement. While a server is down the
-    /// stream's leader may move (a second or two without one): a publish that found none is
-    /// sent again, whole, until `ackTimeout` has passed. The message ids make that safe: a
-    /// record already stored is answered with its sequence, not stored again.
+    /// A record's offset: its message's stream sequence, then its place in the message.
+    static func offset(sequence: UInt64, index: Int) -> UInt64 { sequence << 16 | UInt64(index) }
+    static func sequence(of offset: UInt64) -> UInt64 { offset >> 16 }
+    static func index(of offset: UInt64) -> Int { Int(offset & 0xFFFF) }
+
+    /// Publishes the records as few messages (each a run of consecutive records up to
+    /// `maxMessageBytes`, the server's payload limit, and 65,535 records), one after
+    /// another, and answers once each is acknowledged. A message is stored whole or not at
+    /// all, so the partition keeps the records' order even when a publish fails.
+    ///
+    /// While a server is down the stream may be without a leader for a second or two: a
+    /// publish that found none is sent again until `ackTimeout` has passed. A message's id
+    /// (its first record's id and its length) makes that safe: JetStream answers a message
+    /// it already holds with its sequence, and stores nothing again.
     public func append(_ records: Records, messageIDs: [String], to p: Int) async throws -> [UInt64] {
         precondition(messageIDs.count == records.count, "one message id per record")
         guard !records.isEmpty else { return [] }
-        let deadline = ContinuousClock.now + config.ackTimeout
-        while true {
-            do {
-                return try await publish(records, messageIDs: messageIDs, to: p, timeout: deadline - ContinuousClock.now)
-            } catch let error as StoreError where error.code == .unavailable && ContinuousClock.now + .milliseconds(200) < deadline {
-                try await Task.sleep(for: .milliseconds(200))
-            }
+        var offsets: [UInt64] = []
+        offsets.reserveCapacity(records.count)
+        var message = Records(), first = 0, k = 0
+        func send() async throws {
+            let id = "\(messageIDs[first])+\(message.count)", body = message.body, timeout = config.ackTimeout
+            let sequence = try await retrying { try await self.publish(body, id: id, to: p, timeout: timeout) }
+            offsets += (0..<message.count).map { Self.offset(sequence: sequence, index: $0) }
         }
+        var chunks: [(Records, Int)] = []
+        records.forEach { bytes in
+            if !message.isEmpty, message.body.count + 4 + bytes.count > config.maxMessageBytes || message.count == 0xFFFF {
+                chunks.append((message, first))
+                message = Records()
+                first = k
+            }
+            message.append { $0.append(contentsOf: bytes) }
+            k += 1
+        }
+        chunks.append((message, first))
+        for (chunk, start) in chunks {
+            message = chunk
+            first = start
+            try await send()
+        }
+        return offsets
     }
 
-    private func publish(_ records: Records, messageIDs: [String], to p: Int, timeout: Duration) async throws -> [UInt64] {
-        let batch = PendingBatch(count: records.count)
+    /// Publishes one message and returns its sequence once JetStream acknowledged it.
+    private func publish(_ body: [UInt8], id: String, to p: Int, timeout: Duration) async throws -> UInt64 {
+        let batch = PendingBatch(count: 1)
         let subject = subject(p)
         let router = router, js = js
         return try await withCheckedThrowingContinuation { continuation in
             batch.start(continuation)
-            var k = 0
-            records.forEach { bytes in
-                defer { k += 1 }
-                var msg: OpaquePointer?
-                let made = natsMsg_Create(&msg, subject, nil, bytes.baseAddress, Int32(bytes.count))
-                guard made == NATS_OK, let created = msg else {
-                    batch.settle(k, sequence: nil, error: "message: \(String(cString: natsStatus_GetText(made)))")
-                    return
-                }
-                // Known to the router before the acknowledgement can arrive.
-                router.expect(created, batch, k)
-                var options = jsPubOptions()
-                jsPubOptions_Init(&options)
-                let status = messageIDs[k].withCString { id in
-                    options.MsgId = id
-                    return js_PublishMsgAsync(js, &msg, &options)
-                }
-                if status != NATS_OK {
-                    router.forget(created)
-                    natsMsg_Destroy(msg)
-                    batch.settle(k, sequence: nil, error: "publish: \(String(cString: natsStatus_GetText(status)))")
-                }
+            var msg: OpaquePointer?
+            let made = body.withUnsafeBytes { natsMsg_Create(&msg, subject, nil, $0.baseAddress, Int32($0.count)) }
+            guard made == NATS_OK, let created = msg else {
+                batch.settle(0, sequence: nil, error: "message: \(String(cString: natsStatus_GetText(made)))")
+                return
+            }
+            // Known to the router before the acknowledgement can arrive.
+            router.expect(created, batch, 0)
+            var options = jsPubOptions()
+            jsPubOptions_Init(&options)
+            let status = id.withCString { id in
+                options.MsgId = id
+                return js_PublishMsgAsync(js, &msg, &options)
+            }
+            if status != NATS_OK {
+                router.forget(created)
+                natsMsg_Destroy(msg)
+                batch.settle(0, sequence: nil, error: "publish: \(String(cString: natsStatus_GetText(status)))")
             }
             batch.setTimer(
                 Task {
@@ -229,7 +255,7 @@ public final class JetStreamLog: EventLog, @unchecked Sendable {
                     guard !Task.isCancelled else { return }
                     if batch.fail("no acknowledgement from JetStream within \(timeout)") { router.forget(batch) }
                 })
-        }
+        }.first!
     }
 
     // MARK: Reading
@@ -238,10 +264,10 @@ public final class JetStreamLog: EventLog, @unchecked Sendable {
     final class Reader: @unchecked Sendable {
         let subscription: OpaquePointer
         var next: UInt64
-        /// Records on the subject after the last one read (nil before the first).
+        /// Messages on the subject after the last one read (nil before the first).
         var pending: UInt64?
-        /// A record read but not handed out (it would have passed a read's byte budget).
-        var held: (UInt64, [UInt8])?
+        /// The rest of a message a read stopped in (its byte budget was spent).
+        var held: (sequence: UInt64, records: [[UInt8]], from: Int)?
 
         init(subscription: OpaquePointer, next: UInt64) {
             self.subscription = subscription
@@ -258,12 +284,19 @@ public final class JetStreamLog: EventLog, @unchecked Sendable {
         _ p: Int, from offset: UInt64, maxRecords: Int, maxBytes: Int, wait: Duration,
         _ body: (UInt64, UnsafeRawBufferPointer) -> Void
     ) async throws -> UInt64 {
-        let reader = try await takeReader(p, at: offset)
-        // Caught up at its last read: whether records came since, the partition's end says
-        // (a read that may wait instead waits for the consumer's next delivery).
-        if reader.pending == 0, wait == .zero, reader.held == nil, try await bounds(p).end > reader.next { reader.pending = nil }
-        let (records, next) = try await blocking { [self] in
-            try self.read(reader, maxRecords: maxRecords, maxBytes: maxBytes, wait: wait)
+        let reader = try await retrying { try await self.takeReader(p, at: offset) }
+        let records: [(UInt64, [UInt8])], next: UInt64
+        do {
+            // Caught up at its last read: whether records came since, the partition's end says
+            // (a read that may wait instead waits for the consumer's next delivery).
+            if reader.pending == 0, wait == .zero, reader.held == nil, try await bounds(p).end > reader.next { reader.pending = nil }
+            (records, next) = try await blocking { [self] in
+                try self.read(reader, maxRecords: maxRecords, maxBytes: maxBytes, wait: wait)
+            }
+        } catch {
+            // Where that consumer stands is not known: the next read starts a new one.
+            reader.destroy()
+            throw error
         }
         reader.next = next
         giveBack(reader, p)
@@ -285,9 +318,10 @@ public final class JetStreamLog: EventLog, @unchecked Sendable {
             var options = jsSubOptions()
             jsSubOptions_Init(&options)
             options.Ordered = true
-            if offset > 1 {
+            let sequence = Self.sequence(of: offset)
+            if sequence > 1 {
                 options.Config.DeliverPolicy = js_DeliverByStartSequence
-                options.Config.OptStartSeq = offset
+                options.Config.OptStartSeq = sequence
             } else {
                 options.Config.DeliverPolicy = js_DeliverAll
             }
@@ -315,21 +349,24 @@ public final class JetStreamLog: EventLog, @unchecked Sendable {
         var out: [(UInt64, [UInt8])] = []
         var bytes = 0
         var next = reader.next
-        func take(_ record: (UInt64, [UInt8])) -> Bool {
-            if !out.isEmpty, bytes + record.1.count > maxBytes {
-                reader.held = record
-                return false
+        /// Hands out the records of message `sequence` from `from` on, while the budget lasts.
+        func take(_ sequence: UInt64, _ records: [[UInt8]], from: Int) -> Bool {
+            for i in from..<records.count {
+                if !out.isEmpty, out.count >= maxRecords || bytes + records[i].count > maxBytes {
+                    reader.held = (sequence, records, i)
+                    return false
+                }
+                out.append((Self.offset(sequence: sequence, index: i), records[i]))
+                bytes += records[i].count
+                next = i + 1 < records.count ? Self.offset(sequence: sequence, index: i + 1) : Self.offset(sequence: sequence + 1, index: 0)
             }
-            out.append(record)
-            bytes += record.1.count
-            next = record.0 + 1
             return true
         }
         if let held = reader.held {
             reader.held = nil
-            _ = take(held)
+            guard take(held.sequence, held.records, from: held.from) else { return (out, next) }
         }
-        while out.count < maxRecords, reader.held == nil {
+        while out.count < maxRecords {
             // Caught up: wait only when asked to and nothing was read yet.
             let timeout: Duration
             if reader.pending == 0 {
@@ -354,13 +391,26 @@ public final class JetStreamLog: EventLog, @unchecked Sendable {
             reader.pending = meta.pointee.NumPending
             jsMsgMetaData_Destroy(meta)
             let length = Int(natsMsg_GetDataLength(msg))
-            let data = natsMsg_GetData(msg).map { Array(UnsafeRawBufferPointer(start: $0, count: length)) } ?? []
-            if !take((sequence, data)) { break }
+            var records: [[UInt8]] = []
+            if let data = natsMsg_GetData(msg) {
+                Records.forEach(in: UnsafeRawBufferPointer(start: data, count: length)) { records.append(Array($0)) }
+            }
+            // The first message of a read that starts inside it: from that record on.
+            let from = sequence == Self.sequence(of: next) ? Self.index(of: next) : 0
+            if from >= records.count {
+                next = Self.offset(sequence: sequence + 1, index: 0)
+                continue
+            }
+            if !take(sequence, records, from: from) { break }
         }
         return (out, next)
     }
 
     public func bounds(_ p: Int) async throws -> (start: UInt64, end: UInt64) {
+        try await retrying { try await self.currentBounds(p) }
+    }
+
+    private func currentBounds(_ p: Int) async throws -> (start: UInt64, end: UInt64) {
         let subject = subject(p)
         return try await blocking { [self] in
             var info: UnsafeMutablePointer<jsStreamInfo>?
@@ -373,12 +423,12 @@ public final class JetStreamLog: EventLog, @unchecked Sendable {
             let found = js_GetLastMsg(&last, js, config.stream, subject, nil, &code)
             if found == NATS_OK, let last {
                 defer { natsMsg_Destroy(last) }
-                return (first, natsMsg_GetSequence(last) + 1)
+                return (Self.offset(sequence: first, index: 0), Self.offset(sequence: natsMsg_GetSequence(last) + 1, index: 0))
             }
             guard code == JSNoMessageFoundErr || found == NATS_NOT_FOUND else {
                 throw Self.failure(found, code, "reading the end of \(subject)")
             }
-            return (first, 0)
+            return (Self.offset(sequence: first, index: 0), 0)
         }
     }
 
@@ -390,7 +440,10 @@ public final class JetStreamLog: EventLog, @unchecked Sendable {
     }
 
     /// Appends the erasure, then erases (overwrites and removes, on every replica) each
-    /// earlier record of the partition that `erase` selects.
+    /// earlier message of the partition whose records `erase` all selects. A message that
+    /// also holds other users' records cannot be rewritten in place: it stays until the
+    /// stream's retention drops it, and ingest leaves its erased records out of every read
+    /// meanwhile. Returns the records selected.
     public func erase(
         appending record: [UInt8], messageID: String, to p: Int, _ erase: (UInt64, UnsafeRawBufferPointer) -> Bool
     ) async throws -> (offset: UInt64, records: Int, segments: Int) {
@@ -401,24 +454,28 @@ public final class JetStreamLog: EventLog, @unchecked Sendable {
             throw EraseError(storedAt: nil, underlying: error)
         }
         do {
-            var doomed: [UInt64] = []
+            // Per message: how many records it holds, how many are the user's.
+            var messages: [UInt64: (records: Int, selected: Int)] = [:]
             var from = try await bounds(p).start
             while from < offset {
                 let before = from
                 from = try await read(p, from: from, maxRecords: 10_000, maxBytes: 16 << 20, wait: .zero) { at, bytes in
-                    if at < offset, erase(at, bytes) { doomed.append(at) }
+                    guard at < offset else { return }
+                    messages[Self.sequence(of: at), default: (0, 0)].records += 1
+                    if erase(at, bytes) { messages[Self.sequence(of: at), default: (0, 0)].selected += 1 }
                 }
                 if from == before { break }
             }
-            let stream = config.stream, sequences = doomed
+            let whole = messages.filter { $0.value.selected > 0 && $0.value.selected == $0.value.records }.keys.sorted()
+            let stream = config.stream
             try await blocking { [self] in
-                for sequence in sequences {
+                for sequence in whole {
                     var code = jsErrCode(rawValue: 0)
                     let status = js_EraseMsg(js, stream, sequence, nil, &code)
-                    guard status == NATS_OK else { throw Self.failure(status, code, "erasing record \(sequence)") }
+                    guard status == NATS_OK else { throw Self.failure(status, code, "erasing message \(sequence)") }
                 }
             }
-            return (offset, doomed.count, 0)
+            return (offset, messages.values.reduce(0) { $0 + $1.selected }, 0)
         } catch {
             throw EraseError(storedAt: offset, underlying: error)
         }
@@ -435,6 +492,19 @@ public final class JetStreamLog: EventLog, @unchecked Sendable {
     }
 
     // MARK: Helpers
+
+    /// `work`, tried again while it fails as unavailable (a server down, a leader being
+    /// elected: a second or two), for up to `ackTimeout`.
+    private func retrying<T>(_ work: () async throws -> T) async throws -> T {
+        let deadline = ContinuousClock.now + config.ackTimeout
+        while true {
+            do {
+                return try await work()
+            } catch let error as StoreError where error.code == .unavailable && ContinuousClock.now + .milliseconds(200) < deadline {
+                try await Task.sleep(for: .milliseconds(200))
+            }
+        }
+    }
 
     private func blocking<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
         try await withCheckedThrowingContinuation { continuation in

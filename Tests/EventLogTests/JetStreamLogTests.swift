@@ -50,16 +50,19 @@ struct JetStreamLogTests {
         #expect(read.map(\.1) == (0..<100).map { "event-\($0)" })
         #expect(read.map(\.0) == offsets)
         #expect(try await readAll(log, 1).map(\.0) == otherOffsets)
-        #expect(try await log.bounds(0).end == offsets.last! + 1)
+        #expect(try await log.bounds(0).end > offsets.last!)
+        // A read may stop inside a message and go on from there.
+        #expect(try await readAll(log, 0, batch: 7).map(\.0) == offsets)
 
         // A read at the end waits for the next record.
         let end = try await log.bounds(1).end
         async let waited = log.read(1, from: end, maxRecords: 10, maxBytes: 1 << 20, wait: .seconds(10)) { _, _ in }
         try await Task.sleep(for: .milliseconds(300))
         let late = try await log.append(Records([Array("late".utf8)]), messageIDs: ["late"], to: 1)
-        #expect(try await waited == late[0] + 1)
+        let after = try await log.bounds(1).end
+        #expect(try await waited == after && after > late[0])
         // Nothing new: a read without wait returns at once where it started.
-        #expect(try await log.read(1, from: late[0] + 1, maxRecords: 10, maxBytes: 1 << 20, wait: .zero) { _, _ in } == late[0] + 1)
+        #expect(try await log.read(1, from: after, maxRecords: 10, maxBytes: 1 << 20, wait: .zero) { _, _ in } == after)
         await log.close()
 
         // The stream outlives the connection; a log with another partition count is refused.

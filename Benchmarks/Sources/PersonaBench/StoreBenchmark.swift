@@ -327,10 +327,11 @@ let ingestPartitions = 4
 /// batches once, and before every send writes the send's serial number into each event id
 /// (a fixed-width field), so the server sees new events every time while the producers,
 /// which share the machine's two cores with it, spend almost nothing.
-func appendIngest(_ events: [Event], batch: Int, producers: Int, seconds duration: Double, measureRestart: Bool = false) async throws
-    -> StoreResult
-{
-    var settings = IngestSettings()
+func appendIngest(
+    _ events: [Event], batch: Int, producers: Int, seconds duration: Double, measureRestart: Bool = false,
+    settings configured: IngestSettings? = nil
+) async throws -> StoreResult {
+    var settings = configured ?? IngestSettings()
     settings.partitions = ingestPartitions
     let service = try await HostedBenchService<IngestService>.start(settings: settings)
     let port = service.port

@@ -227,7 +227,8 @@ var decisions = 10_000_000
 var arguments = CommandLine.arguments.dropFirst().makeIterator()
 while let a = arguments.next() {
     switch a {
-    case "rpc", "codec", "codec-pack-profile", "codec-unpack-profile", "store", "ingest-profile", "fold-profile", "feature", "models",
+    case "rpc", "codec", "log", "codec-pack-profile", "codec-unpack-profile", "store", "ingest-profile", "fold-profile", "feature",
+        "models",
         "sequence", "deep", "topk", "recommend", "classifiers",
         "risk", "interactions-profile":
         mode = a
@@ -245,7 +246,7 @@ while let a = arguments.next() {
         print(
             """
             usage: persona-bench \
-            [rpc|codec|store|feature|models|sequence|deep|topk|recommend|classifiers|risk] \
+            [rpc|codec|log|store|feature|models|sequence|deep|topk|recommend|classifiers|risk] \
             [ingest-profile|fold-profile|interactions-profile|codec-pack-profile|codec-unpack-profile] \
             [--output FILE] [--seconds S] [--producers N] [--users N] [--events N] [--batch N] [--taobao] [--items \
             N] [--no-peers] [--decisions N]
@@ -318,6 +319,8 @@ case "codec-pack-profile", "codec-unpack-profile":
     for _ in 0..<300 {
         if mode == "codec-pack-profile" { _ = batch.serializedBytes() } else { _ = try AppendRequest(serializedBytes: bytes) }
     }
+case "log":
+    try await logBenchmark(output: output ?? "Benchmarks/results/log.md", seconds: seconds)
 case "codec":
     try codecBenchmark(output: output ?? "Benchmarks/results/codec.md", events: events ?? 10_000)
 case "store":

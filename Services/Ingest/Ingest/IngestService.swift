@@ -7,6 +7,7 @@ import Prometheus
 public import RPC
 public import ServiceKit
 import Store
+import Synchronization
 import Wire
 
 /// The ingest service: owns the durable event log. Producers append batches of events;
@@ -24,6 +25,10 @@ public final class IngestService: PersonaService {
     let pseudonymizer: Pseudonymizer
     let seen: SeenEventIDs
     let metrics: IngestMetrics
+    /// Per erased user, the offset of their erasure in their partition: reads leave out the
+    /// user's records before it (a log that cannot remove them at once, JetStream's mixed
+    /// messages, still holds them until retention drops them).
+    let erased = Mutex<[Int64: UInt64]>([:])
 
     public init(context: ServiceContext, settings: IngestSettings) async throws {
         self.context = context
@@ -83,8 +88,11 @@ public final class IngestService: PersonaService {
                 ids.removeAll(keepingCapacity: true)
                 times.removeAll(keepingCapacity: true)
                 let from = next
-                next = try await log.read(p, from: from, maxRecords: 10_000, maxBytes: 32 << 20, wait: .zero) { _, bytes in
-                    // Only the id and ingestion time are read, not the whole event.
+                next = try await log.read(p, from: from, maxRecords: 10_000, maxBytes: 32 << 20, wait: .zero) { offset, bytes in
+                    // Only the id, ingestion time, kind and user are read, not the whole event.
+                    if let (kind, user) = StoredEvent.kindAndUser(of: bytes), kind == .erasure {
+                        erased.withLock { $0[user] = max($0[user] ?? 0, offset) }
+                    }
                     guard let (id, at) = StoredEvent.idAndIngestionTime(of: bytes) else { return }
                     ids.append(SeenEventIDs.ID(id))
                     times.append(at)
@@ -237,13 +245,17 @@ public final class IngestService: PersonaService {
         let maxBytes = request.maxBytes == 0 ? 4 << 20 : min(Int(request.maxBytes), 16 << 20)
         // Records go out as stored: each is a StoredEvent ingest encoded.
         var response = ReadResponseWriter(expectedBytes: min(maxBytes, maxEvents * 128))
-        // With `kinds`, only events of those kinds go out; the rest are read past.
+        // With `kinds`, only events of those kinds go out; the rest are read past, as are an
+        // erased user's events from before their erasure.
         let kinds = Set(request.kinds)
+        let erased = erased.withLock { $0 }
         var wait = Duration.milliseconds(Int(request.waitMs))
         if let remaining = RPCContext.current?.remaining { wait = min(wait, remaining - .milliseconds(5)) }
         do {
             let next = try await log.read(p, from: request.fromOffset, maxRecords: maxEvents, maxBytes: maxBytes, wait: max(wait, .zero)) {
-                if kinds.isEmpty || StoredEvent.kindAndUser(of: $1).map({ kinds.contains($0.kind) }) == true {
+                let event = StoredEvent.kindAndUser(of: $1)
+                if let (kind, user) = event, kind != .erasure, let before = erased[user], $0 < before { return }
+                if kinds.isEmpty || event.map({ kinds.contains($0.kind) }) == true {
                     response.append(offset: $0, record: $1)
                 }
             }
@@ -283,6 +295,7 @@ public final class IngestService: PersonaService {
                 throw RPCError(.unavailable, "could not write the erasure: \(error); repeat the call")
             }
             _ = seen.insert(SeenEventIDs.ID(event.eventId), atMs: now)
+            erased.withLock { $0[user] = max($0[user] ?? 0, offset) }
             context.logger.error("rewriting the log for an erasure failed", metadata: ["error": "\(error)"])
             throw RPCError(
                 .internal,
@@ -294,6 +307,7 @@ public final class IngestService: PersonaService {
         }
         let offset = report.offset
         _ = seen.insert(SeenEventIDs.ID(event.eventId), atMs: now)
+        erased.withLock { $0[user] = max($0[user] ?? 0, offset) }
         metrics.erased(events: report.records)
         RPCContext.current?.audit(
             """
