@@ -6,11 +6,14 @@ DATA ?= $(CURDIR)/data
 RUN = $(CURDIR)/run
 SERVICES = ingest:7101:9101 feature:7102:9102 model:7103:9103 risk-control:7104:9104 recommend:7105:9105
 DEBIAN_PACKAGES = libopenblas-dev libsqlite3-dev libprotobuf-c-dev protobuf-c-compiler liblz4-dev libnats-dev nats-server protobuf-compiler pkg-config python3 curl
+# `make cluster`: three NATS servers with JetStream on loopback (index:client port:route port).
+NATS_NODES = 0:4222:6222 1:4223:6223 2:4224:6224
+NATS_SERVER ?= $(shell command -v nats-server 2>/dev/null || echo /usr/sbin/nats-server)
 FUZZ_RUNS ?= 200000
 # Ingest sets each event's ip_country from this table (the shared fraud case's) when present.
 IP_COUNTRY ?= $(wildcard $(CURDIR)/../shared/data/fraud/IpAddress_to_Country.csv)
 
-.PHONY: help deps build test run stop bench trial bench-deep proto check-proto check-compose container-test fuzz docs lint format clean
+.PHONY: help deps build test run cluster stop bench trial bench-deep proto check-proto check-compose container-test fuzz docs lint format clean
 
 help:
 	@echo "make deps         install the Debian packages Persona needs (when missing)"
@@ -18,6 +21,7 @@ help:
 	@echo "make test         check generated code, then run the whole test suite"
 	@echo "make run          start all five services, import the samples and train once (RETRAIN=1: again), show a profile, recommendations and a decision; data under ./data"
 	@echo "make stop         stop them gracefully (SIGTERM)"
+	@echo "make cluster      the same on a three-server NATS JetStream cluster (replicas 3), data in data/cluster"
 	@echo "make bench        benchmarks against grpc-swift-2, libprotobuf-c, SQLite, implicit and numpy; results in Benchmarks/results/"
 	@echo "make trial        the served answers on held-out splits of the shared data, beside simple peers (Benchmarks/results/trial.md)"
 	@echo "make bench-deep   the sequence model's training time against PyTorch (installs torch for CPU)"
@@ -97,6 +101,20 @@ run: build
 	@# Imports the sample data and trains once (RETRAIN=1 trains again), then shows a profile, recommendations and a decision.
 	@PERSONA=$(BIN)/persona DATA=$(DATA) PERSONA_TOKENS_FILE=$(DATA)/tokens scripts/demo.sh
 
+# The suite with its event log on a three-server NATS JetStream cluster (replicas 3), from the
+# built binaries, in its own data folder (data/cluster): docs/SCALING.md. `make stop` stops all.
+cluster: deps build
+	@mkdir -p $(RUN) $(CURDIR)/data/cluster/nats
+	@for n in $(NATS_NODES); do \
+		IFS=: read i port route <<< "$$n"; \
+		if [ -f $(RUN)/nats-$$i.pid ] && kill -0 $$(cat $(RUN)/nats-$$i.pid) 2>/dev/null; then echo "nats-$$i already running"; continue; fi; \
+		routes=$$(for m in $(NATS_NODES); do IFS=: read j p r <<< "$$m"; [ $$j = $$i ] || printf "nats://127.0.0.1:%s," $$r; done); \
+		nohup $(NATS_SERVER) -a 127.0.0.1 -p $$port -js -sd $(CURDIR)/data/cluster/nats/n$$i --server_name n$$i \
+			--cluster_name persona --cluster nats://127.0.0.1:$$route --routes $${routes%,} > $(RUN)/nats-$$i.log 2>&1 & echo $$! > $(RUN)/nats-$$i.pid; \
+		echo "nats-$$i: nats://127.0.0.1:$$port  store $(CURDIR)/data/cluster/nats/n$$i  log $(RUN)/nats-$$i.log"; \
+	done
+	@PERSONA_LOG=$${PERSONA_LOG:-nats://127.0.0.1:4222,127.0.0.1:4223,127.0.0.1:4224} $(MAKE) --no-print-directory run DATA=$(CURDIR)/data/cluster
+
 stop:
 	@for s in $(SERVICES); do \
 		IFS=: read name port metrics <<< "$$s"; \
@@ -105,6 +123,11 @@ stop:
 			for i in $$(seq 1 100); do kill -0 $$pid 2>/dev/null || break; sleep 0.1; done; \
 			echo "$$name stopped"; \
 		fi; rm -f $(RUN)/$$name.pid; \
+	done
+	@for n in $(NATS_NODES); do \
+		IFS=: read i port route <<< "$$n"; \
+		[ -f $(RUN)/nats-$$i.pid ] || continue; \
+		kill -TERM $$(cat $(RUN)/nats-$$i.pid) 2>/dev/null && echo "nats-$$i stopped"; rm -f $(RUN)/nats-$$i.pid; \
 	done
 
 bench: deps

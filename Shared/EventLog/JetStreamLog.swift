@@ -16,8 +16,8 @@ import Synchronization
 /// - Retention (`maxAge`, `maxBytes`) is the stream's own: a consumer that falls behind it
 ///   finds its next offset gone and reads on from the oldest record still held.
 ///
-/// Calls into libnats that may wait on the network run on a dispatch queue, never on the
-/// caller's task.
+/// Calls into libnats that may wait on the network run on a thread of their own, never on
+/// the caller's task.
 public final class JetStreamLog: EventLog, @unchecked Sendable {
     public struct Config: Sendable {
         public var servers: [String]
@@ -52,7 +52,6 @@ public final class JetStreamLog: EventLog, @unchecked Sendable {
     private let js: OpaquePointer
     private let router: AckRouter
     private let readers = Mutex<[Int: [Reader]]>([:])
-    private let queue = DispatchQueue(label: "persona.jetstream", attributes: .concurrent)
 
     /// Connects (retrying while the servers come up, for `connectTimeout`) and creates the
     /// stream, or checks that the one there has this many partitions.
@@ -506,15 +505,18 @@ public final class JetStreamLog: EventLog, @unchecked Sendable {
         }
     }
 
+    /// Runs `work`, which may wait on the network (a long poll waits seconds), on a thread of
+    /// its own: a serial queue gets a thread whenever it has work, where a concurrent queue
+    /// runs at most about one call a core and would queue every other call behind long polls.
     private func blocking<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
         try await withCheckedThrowingContinuation { continuation in
-            queue.async { continuation.resume(with: Result { try work() }) }
+            DispatchQueue(label: "persona.jetstream.call").async { continuation.resume(with: Result { try work() }) }
         }
     }
 
     private func blocking<T: Sendable>(_ work: @escaping @Sendable () -> T) async -> T {
         await withCheckedContinuation { continuation in
-            queue.async { continuation.resume(returning: work()) }
+            DispatchQueue(label: "persona.jetstream.call").async { continuation.resume(returning: work()) }
         }
     }
 

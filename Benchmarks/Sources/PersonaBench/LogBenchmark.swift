@@ -19,9 +19,11 @@ func logBenchmark(output: String, seconds: Double) async throws {
     // servers sending each event as it happens look like).
     let cases = [(batch: 1000, producers: 4), (batch: 1, producers: 16)]
     for engine in ["file", "JetStream R1", "JetStream R3"] {
-        let servers = engine == "file" ? nil : try NATSServers(count: engine.hasSuffix("R3") ? 3 : 1)
-        defer { servers?.stop() }
         for c in cases {
+            // Fresh servers for every case, as the file log gets a fresh folder: the cases'
+            // event ids repeat, and an ingest on an old stream would take them for repeats.
+            let servers = engine == "file" ? nil : try NATSServers(count: engine.hasSuffix("R3") ? 3 : 1)
+            defer { servers?.stop() }
             var settings = IngestSettings()
             if let servers {
                 settings.log = try LogChoice(parsing: servers.url)
@@ -55,8 +57,8 @@ func logBenchmark(output: String, seconds: Double) async throws {
             r.result.eventsPerSecond, percentile(r.result.latenciesMillis, 0.5), r.result.p99Millis,
             r.result.eventsPerSecond / fileAt(r.result.batch).eventsPerSecond)
     }
-    md +=
-        "\n![events/s and acknowledgement latency by engine](\(URL(fileURLWithPath: output).deletingPathExtension().lastPathComponent).png)\n"
+    let picture = URL(fileURLWithPath: output).deletingPathExtension().lastPathComponent
+    md += "\n![events/s and acknowledgement latency by engine](\(picture).png)\n"
     print(md)
     try md.write(toFile: output, atomically: true, encoding: .utf8)
     try drawLatencies(

@@ -353,7 +353,9 @@ func appendIngest(
                     serial += 1
                     let t0 = ContinuousClock.now
                     let response = try await client.call(IngestAPI.append, encoded: ByteBuffer(bytes: own[t].bytes))
-                    precondition(response.accepted == UInt32(batch), "ingest rejected bench events")
+                    guard response.accepted == UInt32(batch) else {
+                        throw BenchError("ingest rejected bench events: \(response.statuses.filter { $0.code != .accepted }.prefix(2))")
+                    }
                     latencies.append(seconds(t0.duration(to: .now)) * 1000)
                     sent += batch
                 }
