@@ -78,6 +78,7 @@ docs: build
 check-compose:
 	@command -v docker-compose >/dev/null || { SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq docker-compose; }
 	docker-compose -f compose.yaml config -q && echo "compose.yaml is valid"
+	docker-compose -f compose.yaml -f compose.cluster.yaml config -q && echo "compose.cluster.yaml (over compose.yaml) is valid"
 
 test: check-proto
 	swift build --build-tests

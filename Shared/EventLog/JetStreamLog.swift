@@ -283,19 +283,24 @@ public final class JetStreamLog: EventLog, @unchecked Sendable {
         _ p: Int, from offset: UInt64, maxRecords: Int, maxBytes: Int, wait: Duration,
         _ body: (UInt64, UnsafeRawBufferPointer) -> Void
     ) async throws -> UInt64 {
-        let reader = try await retrying { try await self.takeReader(p, at: offset) }
-        let records: [(UInt64, [UInt8])], next: UInt64
-        do {
-            // Caught up at its last read: whether records came since, the partition's end says
-            // (a read that may wait instead waits for the consumer's next delivery).
-            if reader.pending == 0, wait == .zero, reader.held == nil, try await bounds(p).end > reader.next { reader.pending = nil }
-            (records, next) = try await blocking { [self] in
-                try self.read(reader, maxRecords: maxRecords, maxBytes: maxBytes, wait: wait)
+        // A consumer that stopped delivering (its servers restarted under it) is dropped, and
+        // the read tried again on a new one from the same offset.
+        let (reader, records, next) = try await retrying { () async throws -> (Reader, [(UInt64, [UInt8])], UInt64) in
+            let reader = try await self.takeReader(p, at: offset)
+            do {
+                // Caught up at its last read: whether records came since, the partition's end
+                // says (a read that may wait instead waits for the consumer's next delivery).
+                if reader.pending == 0, wait == .zero, reader.held == nil, try await self.bounds(p).end > reader.next {
+                    reader.pending = nil
+                }
+                let (records, next) = try await self.blocking { [self] in
+                    try self.read(reader, maxRecords: maxRecords, maxBytes: maxBytes, wait: wait)
+                }
+                return (reader, records, next)
+            } catch {
+                reader.destroy()
+                throw error
             }
-        } catch {
-            // Where that consumer stands is not known: the next read starts a new one.
-            reader.destroy()
-            throw error
         }
         reader.next = next
         giveBack(reader, p)
@@ -372,7 +377,7 @@ public final class JetStreamLog: EventLog, @unchecked Sendable {
                 guard out.isEmpty, wait > .zero else { break }
                 timeout = wait
             } else {
-                timeout = .seconds(5)
+                timeout = .seconds(2)
             }
             var msg: OpaquePointer?
             let status = natsSubscription_NextMsg(&msg, reader.subscription, Int64(timeout / .milliseconds(1)))

@@ -103,4 +103,34 @@ struct JetStreamLogTests {
         #expect(read.map(\.1) == (0..<written).map { "event-\($0)" })
         await log.close()
     }
+
+    @Test("after every server is SIGKILLed and started again, a reader resumes at its offset and appends go on")
+    func wholeClusterRestart() async throws {
+        let nats = try NATSServers(count: 3)
+        defer { nats.stop() }
+        var config = JetStreamLog.Config(servers: nats.servers, partitions: 1)
+        config.ackTimeout = .seconds(30)
+        let log = try JetStreamLog(config, connectTimeout: .seconds(30))
+        let (before, beforeIDs) = records(0..<300)
+        _ = try await log.append(before, messageIDs: beforeIDs, to: 0)
+        var seen: [String] = []
+        // A consumer reads part of the partition and keeps its offset.
+        let offset = try await log.read(0, from: 0, maxRecords: 120, maxBytes: 1 << 20, wait: .zero) {
+            seen.append(String(decoding: $1, as: UTF8.self))
+        }
+        for i in 0..<3 { nats.kill(i) }
+        for i in 0..<3 { try nats.start(i) }
+        let (after, afterIDs) = records(300..<400)
+        _ = try await log.append(after, messageIDs: afterIDs, to: 0)
+        var next = offset
+        while true {
+            let from = next
+            next = try await log.read(0, from: from, maxRecords: 100, maxBytes: 1 << 20, wait: .zero) {
+                seen.append(String(decoding: $1, as: UTF8.self))
+            }
+            if next == from { break }
+        }
+        #expect(seen == (0..<400).map { "event-\($0)" })
+        await log.close()
+    }
 }
