@@ -22,7 +22,7 @@ help:
 	@echo "make run          start all five services, import the samples and train once (RETRAIN=1: again), show a profile, recommendations and a decision; data under ./data"
 	@echo "make stop         stop them gracefully (SIGTERM)"
 	@echo "make cluster      the same on a three-server NATS JetStream cluster (replicas 3), data in data/cluster"
-	@echo "make bench        benchmarks against grpc-swift-2, libprotobuf-c, SQLite, implicit and numpy; results in Benchmarks/results/"
+	@echo "make bench        benchmarks against grpc-swift-2, libprotobuf-c, SQLite, NATS JetStream, implicit and numpy; results in Benchmarks/results/"
 	@echo "make trial        the served answers on held-out splits of the shared data, beside simple peers (Benchmarks/results/trial.md)"
 	@echo "make bench-deep   the sequence model's training time against PyTorch (installs torch for CPU)"
 	@echo "make proto        regenerate the C and Swift code from Shared/Schema"
