@@ -224,19 +224,19 @@ public final class JetStreamLog: EventLog, @unchecked Sendable {
 
     /// Publishes one message and returns its sequence once JetStream acknowledged it.
     private func publish(_ body: [UInt8], id: String, to p: Int, timeout: Duration) async throws -> UInt64 {
-        let batch = PendingBatch(count: 1)
+        let ack = PendingAck()
         let subject = subject(p)
         let router = router, js = js
         return try await withCheckedThrowingContinuation { continuation in
-            batch.start(continuation)
+            ack.start(continuation)
             var msg: OpaquePointer?
             let made = body.withUnsafeBytes { natsMsg_Create(&msg, subject, nil, $0.baseAddress, Int32($0.count)) }
             guard made == NATS_OK, let created = msg else {
-                batch.settle(0, sequence: nil, error: "message: \(String(cString: natsStatus_GetText(made)))")
+                ack.settle(sequence: nil, error: "message: \(String(cString: natsStatus_GetText(made)))")
                 return
             }
             // Known to the router before the acknowledgement can arrive.
-            router.expect(created, batch, 0)
+            router.expect(created, ack)
             var options = jsPubOptions()
             jsPubOptions_Init(&options)
             let status = id.withCString { id in
@@ -246,15 +246,15 @@ public final class JetStreamLog: EventLog, @unchecked Sendable {
             if status != NATS_OK {
                 router.forget(created)
                 natsMsg_Destroy(msg)
-                batch.settle(0, sequence: nil, error: "publish: \(String(cString: natsStatus_GetText(status)))")
+                ack.settle(sequence: nil, error: "publish: \(String(cString: natsStatus_GetText(status)))")
             }
-            batch.setTimer(
+            ack.setTimer(
                 Task {
                     try? await Task.sleep(for: timeout)
                     guard !Task.isCancelled else { return }
-                    if batch.fail("no acknowledgement from JetStream within \(timeout)") { router.forget(batch) }
+                    if ack.fail("no acknowledgement from JetStream within \(timeout)") { router.forget(ack) }
                 })
-        }.first!
+        }
     }
 
     // MARK: Reading
@@ -538,57 +538,47 @@ public final class JetStreamLog: EventLog, @unchecked Sendable {
 }
 
 /// Routes JetStream's acknowledgements (which arrive on libnats's threads, one per
-/// published message) to the append that is waiting for them, by the message's address.
+/// published message) to the publish that is waiting for them, by the message's address.
 final class AckRouter: Sendable {
-    private struct Waiting {
-        let batch: PendingBatch
-        let index: Int
-    }
-    private let waiting = Mutex<[UInt: Waiting]>([:])
+    private let waiting = Mutex<[UInt: PendingAck]>([:])
 
-    func expect(_ msg: OpaquePointer, _ batch: PendingBatch, _ index: Int) {
-        waiting.withLock { $0[UInt(bitPattern: Int(bitPattern: UnsafeRawPointer(msg)))] = Waiting(batch: batch, index: index) }
+    private static func key(_ msg: OpaquePointer) -> UInt { UInt(bitPattern: Int(bitPattern: UnsafeRawPointer(msg))) }
+
+    func expect(_ msg: OpaquePointer, _ ack: PendingAck) {
+        waiting.withLock { $0[Self.key(msg)] = ack }
     }
 
     func forget(_ msg: OpaquePointer) {
-        _ = waiting.withLock { $0.removeValue(forKey: UInt(bitPattern: Int(bitPattern: UnsafeRawPointer(msg)))) }
+        _ = waiting.withLock { $0.removeValue(forKey: Self.key(msg)) }
     }
 
-    /// Forgets every message of `batch` (it timed out; late acknowledgements are dropped).
-    func forget(_ batch: PendingBatch) {
+    /// Forgets `ack`'s message (it timed out; a late acknowledgement is dropped).
+    func forget(_ ack: PendingAck) {
         waiting.withLock { all in
-            for (key, w) in all where w.batch === batch { all.removeValue(forKey: key) }
+            for (key, waiting) in all where waiting === ack { all.removeValue(forKey: key) }
         }
     }
 
     func settle(_ msg: OpaquePointer, sequence: UInt64?, error: String?) {
-        let w = waiting.withLock { $0.removeValue(forKey: UInt(bitPattern: Int(bitPattern: UnsafeRawPointer(msg)))) }
-        w?.batch.settle(w!.index, sequence: sequence, error: error)
+        waiting.withLock { $0.removeValue(forKey: Self.key(msg)) }?.settle(sequence: sequence, error: error)
     }
 }
 
-/// One append's acknowledgements: each record's sequence, answered when all are in.
-final class PendingBatch: Sendable {
+/// One publish waiting for its acknowledgement: the message's sequence, or why none came.
+final class PendingAck: Sendable {
     private struct State {
-        var sequences: [UInt64]
-        var left: Int
-        var error: String?
-        var continuation: CheckedContinuation<[UInt64], any Error>?
+        var continuation: CheckedContinuation<UInt64, any Error>?
         var timer: Task<Void, Never>?
         var done = false
     }
-    private let state: Mutex<State>
+    private let state = Mutex(State())
 
-    init(count: Int) {
-        state = Mutex(State(sequences: Array(repeating: 0, count: count), left: count))
-    }
-
-    func start(_ continuation: CheckedContinuation<[UInt64], any Error>) {
+    func start(_ continuation: CheckedContinuation<UInt64, any Error>) {
         state.withLock { $0.continuation = continuation }
     }
 
-    /// The task that fails the append when its acknowledgements are late (cancelled once
-    /// they are all in).
+    /// The task that fails the publish when its acknowledgement is late (cancelled once it
+    /// came).
     func setTimer(_ timer: Task<Void, Never>) {
         let cancel = state.withLock { s -> Bool in
             s.timer = timer
@@ -597,27 +587,25 @@ final class PendingBatch: Sendable {
         if cancel { timer.cancel() }
     }
 
-    func settle(_ index: Int, sequence: UInt64?, error: String?) {
-        typealias Finished = (CheckedContinuation<[UInt64], any Error>, Result<[UInt64], any Error>, Task<Void, Never>?)
-        let finished = state.withLock { s -> Finished? in
+    func settle(sequence: UInt64?, error: String?) {
+        let waiting = state.withLock { s -> (CheckedContinuation<UInt64, any Error>, Task<Void, Never>?)? in
             guard let continuation = s.continuation else { return nil }
-            if let sequence { s.sequences[index] = sequence } else { s.error = s.error ?? error ?? "not acknowledged" }
-            s.left -= 1
-            guard s.left == 0 else { return nil }
             s.continuation = nil
             s.done = true
-            if let error = s.error { return (continuation, .failure(StoreError(.unavailable, "JetStream: \(error)")), s.timer) }
-            return (continuation, .success(s.sequences), s.timer)
+            return (continuation, s.timer)
         }
-        if let (continuation, result, timer) = finished {
-            timer?.cancel()
-            continuation.resume(with: result)
+        guard let (continuation, timer) = waiting else { return }
+        timer?.cancel()
+        if let sequence {
+            continuation.resume(returning: sequence)
+        } else {
+            continuation.resume(throwing: StoreError(.unavailable, "JetStream: \(error ?? "not acknowledged")"))
         }
     }
 
-    /// Fails the append if it is still waiting; true when it was.
+    /// Fails the publish if it is still waiting; true when it was.
     func fail(_ reason: String) -> Bool {
-        let continuation = state.withLock { s -> CheckedContinuation<[UInt64], any Error>? in
+        let continuation = state.withLock { s -> CheckedContinuation<UInt64, any Error>? in
             defer {
                 s.continuation = nil
                 s.done = true
