@@ -15,14 +15,15 @@ public protocol EventLog: AnyObject, Sendable {
     var partitions: Int { get }
     /// The engine in words, for health checks: `file (...)` or `nats://... stream ...`.
     var description: String { get }
-    /// Whether `append` uses the records' message ids (JetStream de-duplicates by them).
-    var usesMessageIDs: Bool { get }
+    /// Whether a partition's offsets count its records (the file log), so that end - start is
+    /// how many it holds; JetStream's have gaps.
+    var denseOffsets: Bool { get }
 
     /// Appends `records` to partition `p`, in order, and returns each one's offset once they
     /// are durable (the file log: on disk; JetStream: held by a quorum of replicas).
-    /// `messageIDs`, one per record when `usesMessageIDs`, make a retried append store
-    /// nothing twice within the engine's duplicate window.
-    func append(_ records: Records, messageIDs: [String], to p: Int) async throws -> [UInt64]
+    /// `messageID(i)` names record `i` (an engine that de-duplicates asks for the ids it
+    /// needs), so that a retried append stores nothing twice within its duplicate window.
+    func append(_ records: Records, messageID: (Int) -> String, to p: Int) async throws -> [UInt64]
 
     /// Calls `body` with the records of partition `p` from `offset` on, in order (each
     /// record's bytes valid only during the call), at most `maxRecords` and about `maxBytes`,
@@ -36,9 +37,13 @@ public protocol EventLog: AnyObject, Sendable {
     /// The first offset still held and the offset after the last record, of partition `p`.
     func bounds(_ p: Int) async throws -> (start: UInt64, end: UInt64)
 
+    /// The offset after the last record of partition `p` (what every Read answers with:
+    /// cheaper than `bounds` where the start costs a call of its own).
+    func end(_ p: Int) async throws -> UInt64
+
     /// Bytes and segment files of partition `p` (JetStream: the stream's bytes over all
     /// partitions, no segments).
-    func stats(_ p: Int) -> (bytes: Int, segments: Int)
+    func stats(_ p: Int) async -> (bytes: Int, segments: Int)
 
     /// Appends the erasure `record` to partition `p`, then removes every earlier record of
     /// the partition that `erase` selects. Returns the erasure's offset and how many records
@@ -51,6 +56,10 @@ public protocol EventLog: AnyObject, Sendable {
     func enforceRetention()
 
     func close() async
+}
+
+extension EventLog {
+    public func end(_ p: Int) async throws -> UInt64 { try await bounds(p).end }
 }
 
 /// An erasure that failed: before its record was stored (`storedAt` nil: repeat the call),

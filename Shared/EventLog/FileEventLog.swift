@@ -7,7 +7,7 @@ public final class FileEventLog: EventLog {
     public let logs: [SegmentedLog]
     public let description: String
     public var partitions: Int { logs.count }
-    public var usesMessageIDs: Bool { false }
+    public var denseOffsets: Bool { true }
 
     /// Opens (recovering) every partition's log; `recovered` hears each partition's report.
     public init(
@@ -26,7 +26,7 @@ public final class FileEventLog: EventLog {
         description = "file (\(directory))"
     }
 
-    public func append(_ records: Records, messageIDs: [String], to p: Int) async throws -> [UInt64] {
+    public func append(_ records: Records, messageID: (Int) -> String, to p: Int) async throws -> [UInt64] {
         let first = try await logs[p].append(records)
         return (0..<UInt64(records.count)).map { first + $0 }
     }
@@ -50,7 +50,7 @@ public final class FileEventLog: EventLog {
         (logs[p].startOffset, logs[p].endOffset)
     }
 
-    public func stats(_ p: Int) -> (bytes: Int, segments: Int) { logs[p].stats }
+    public func stats(_ p: Int) async -> (bytes: Int, segments: Int) { logs[p].stats }
 
     /// The erasure is appended, the active segment sealed, and the user's earlier records
     /// emptied from the segments holding them.

@@ -7,9 +7,10 @@ import Synchronization
 /// The replicated engine: one NATS JetStream stream (file storage, `replicas` copies in a
 /// RAFT group), a subject per partition (`persona.events.<p>`), through libnats.
 ///
-/// - An append publishes every record asynchronously with its message id (JetStream drops a
-///   repeat within the duplicate window) and answers once each is acknowledged, that is held
-///   by a quorum of the replicas; a record's offset is its stream sequence.
+/// - An append publishes each partition's records as one message (several past the payload
+///   limit) with a message id (JetStream drops a repeat within the duplicate window) and
+///   answers once each is acknowledged, that is held by a quorum of the replicas; a record's
+///   offset is its message's stream sequence and its place in the message.
 /// - A read is an ordered consumer of the partition's subject from the asked sequence, kept
 ///   for the next read that starts where this one ended (a consumer polling its partition
 ///   reads on without a new consumer each time).
@@ -43,7 +44,7 @@ public final class JetStreamLog: EventLog, @unchecked Sendable {
 
     public let config: Config
     public var partitions: Int { config.partitions }
-    public var usesMessageIDs: Bool { true }
+    public var denseOffsets: Bool { false }
     public var description: String {
         "\(config.servers.joined(separator: ",")) stream \(config.stream), R\(config.replicas)"
     }
@@ -192,32 +193,32 @@ public final class JetStreamLog: EventLog, @unchecked Sendable {
     /// publish that found none is sent again until `ackTimeout` has passed. A message's id
     /// (its first record's id and its length) makes that safe: JetStream answers a message
     /// it already holds with its sequence, and stores nothing again.
-    public func append(_ records: Records, messageIDs: [String], to p: Int) async throws -> [UInt64] {
-        precondition(messageIDs.count == records.count, "one message id per record")
-        guard !records.isEmpty else { return [] }
+    public func append(_ records: Records, messageID: (Int) -> String, to p: Int) async throws -> [UInt64] {
+        // Runs of consecutive records, each one message: its records and its first's index.
+        var messages: [(records: Records, first: Int)] = []
+        if records.body.count <= config.maxMessageBytes && records.count <= 0xFFFF {
+            messages = [(records, 0)]
+        } else {
+            var k = 0
+            records.forEach { bytes in
+                if let last = messages.last, last.records.body.count + 4 + bytes.count <= config.maxMessageBytes,
+                    last.records.count < 0xFFFF
+                {
+                    messages[messages.count - 1].records.append { $0.append(contentsOf: bytes) }
+                } else {
+                    var message = Records()
+                    message.append { $0.append(contentsOf: bytes) }
+                    messages.append((message, k))
+                }
+                k += 1
+            }
+        }
         var offsets: [UInt64] = []
         offsets.reserveCapacity(records.count)
-        var message = Records(), first = 0, k = 0
-        func send() async throws {
-            let id = "\(messageIDs[first])+\(message.count)", body = message.body, timeout = config.ackTimeout
-            let sequence = try await retrying { try await self.publish(body, id: id, to: p, timeout: timeout) }
+        for (message, first) in messages where !message.isEmpty {
+            let id = "\(messageID(first))+\(message.count)", timeout = config.ackTimeout
+            let sequence = try await retrying { try await self.publish(message.body, id: id, to: p, timeout: timeout) }
             offsets += (0..<message.count).map { Self.offset(sequence: sequence, index: $0) }
-        }
-        var chunks: [(Records, Int)] = []
-        records.forEach { bytes in
-            if !message.isEmpty, message.body.count + 4 + bytes.count > config.maxMessageBytes || message.count == 0xFFFF {
-                chunks.append((message, first))
-                message = Records()
-                first = k
-            }
-            message.append { $0.append(contentsOf: bytes) }
-            k += 1
-        }
-        chunks.append((message, first))
-        for (chunk, start) in chunks {
-            message = chunk
-            first = start
-            try await send()
         }
         return offsets
     }
@@ -290,7 +291,7 @@ public final class JetStreamLog: EventLog, @unchecked Sendable {
             do {
                 // Caught up at its last read: whether records came since, the partition's end
                 // says (a read that may wait instead waits for the consumer's next delivery).
-                if reader.pending == 0, wait == .zero, reader.held == nil, try await self.bounds(p).end > reader.next {
+                if reader.pending == 0, wait == .zero, reader.held == nil, try await self.end(p) > reader.next {
                     reader.pending = nil
                 }
                 let (records, next) = try await self.blocking { [self] in
@@ -317,7 +318,7 @@ public final class JetStreamLog: EventLog, @unchecked Sendable {
             return reader
         }
         let subject = subject(p)
-        let end = try await bounds(p).end
+        let end = try await end(p)
         return try await blocking { [self] in
             var options = jsSubOptions()
             jsSubOptions_Init(&options)
@@ -348,7 +349,7 @@ public final class JetStreamLog: EventLog, @unchecked Sendable {
         dropped?.destroy()
     }
 
-    /// Reads on from `reader.next` (blocking; on the dispatch queue).
+    /// Reads on from `reader.next` (blocking: run through `blocking`).
     private func read(_ reader: Reader, maxRecords: Int, maxBytes: Int, wait: Duration) throws -> ([(UInt64, [UInt8])], UInt64) {
         var out: [(UInt64, [UInt8])] = []
         var bytes = 0
@@ -411,36 +412,43 @@ public final class JetStreamLog: EventLog, @unchecked Sendable {
     }
 
     public func bounds(_ p: Int) async throws -> (start: UInt64, end: UInt64) {
-        try await retrying { try await self.currentBounds(p) }
+        let first = try await retrying { try await self.blocking { [self] in try streamState().FirstSeq } }
+        return (Self.offset(sequence: first, index: 0), try await end(p))
     }
 
-    private func currentBounds(_ p: Int) async throws -> (start: UInt64, end: UInt64) {
+    /// After the partition's last message (its subject's last sequence + 1), 0 while empty.
+    public func end(_ p: Int) async throws -> UInt64 {
         let subject = subject(p)
-        return try await blocking { [self] in
-            var info: UnsafeMutablePointer<jsStreamInfo>?
-            var code = jsErrCode(rawValue: 0)
-            let status = js_GetStreamInfo(&info, js, config.stream, nil, &code)
-            guard status == NATS_OK, let info else { throw Self.failure(status, code, "reading stream \(config.stream)") }
-            let first = info.pointee.State.FirstSeq
-            jsStreamInfo_Destroy(info)
-            var last: OpaquePointer?
-            let found = js_GetLastMsg(&last, js, config.stream, subject, nil, &code)
-            if found == NATS_OK, let last {
-                defer { natsMsg_Destroy(last) }
-                return (Self.offset(sequence: first, index: 0), Self.offset(sequence: natsMsg_GetSequence(last) + 1, index: 0))
+        return try await retrying {
+            try await self.blocking { [self] in
+                var last: OpaquePointer?
+                var code = jsErrCode(rawValue: 0)
+                let found = js_GetLastMsg(&last, js, config.stream, subject, nil, &code)
+                if found == NATS_OK, let last {
+                    defer { natsMsg_Destroy(last) }
+                    return Self.offset(sequence: natsMsg_GetSequence(last) + 1, index: 0)
+                }
+                guard code == JSNoMessageFoundErr || found == NATS_NOT_FOUND else {
+                    throw Self.failure(found, code, "reading the end of \(subject)")
+                }
+                return 0
             }
-            guard code == JSNoMessageFoundErr || found == NATS_NOT_FOUND else {
-                throw Self.failure(found, code, "reading the end of \(subject)")
-            }
-            return (Self.offset(sequence: first, index: 0), 0)
         }
     }
 
-    public func stats(_ p: Int) -> (bytes: Int, segments: Int) {
+    /// The stream's state now (one JetStream API call; blocking).
+    private func streamState() throws -> jsStreamState {
         var info: UnsafeMutablePointer<jsStreamInfo>?
-        guard js_GetStreamInfo(&info, js, config.stream, nil, nil) == NATS_OK, let info else { return (0, 0) }
+        var code = jsErrCode(rawValue: 0)
+        let status = js_GetStreamInfo(&info, js, config.stream, nil, &code)
+        guard status == NATS_OK, let info else { throw Self.failure(status, code, "reading stream \(config.stream)") }
         defer { jsStreamInfo_Destroy(info) }
-        return (Int(info.pointee.State.Bytes), 0)
+        return info.pointee.State
+    }
+
+    public func stats(_ p: Int) async -> (bytes: Int, segments: Int) {
+        let bytes = try? await blocking { [self] in try streamState().Bytes }
+        return (Int(bytes ?? 0), 0)
     }
 
     /// Appends the erasure, then erases (overwrites and removes, on every replica) each
@@ -453,7 +461,7 @@ public final class JetStreamLog: EventLog, @unchecked Sendable {
     ) async throws -> (offset: UInt64, records: Int, segments: Int) {
         let offset: UInt64
         do {
-            offset = try await append(Records([record]), messageIDs: [messageID], to: p)[0]
+            offset = try await append(Records([record]), messageID: { _ in messageID }, to: p)[0]
         } catch {
             throw EraseError(storedAt: nil, underlying: error)
         }

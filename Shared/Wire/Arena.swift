@@ -61,16 +61,20 @@ final class Arena {
     /// Memory for `byteCount` bytes aligned to 16, or nil past the budget or on malloc failure.
     @inline(__always)
     func allocate(byteCount: Int) -> UnsafeMutableRawPointer? {
-        let s = state
         let size = (max(byteCount, 1) + 15) & ~15
-        if size <= s.pointee.remaining, s.pointee.allocated + size <= budget {
-            let result = s.pointee.cursor.unsafelyUnwrapped
-            s.pointee.cursor = result + size
-            s.pointee.remaining -= size
-            s.pointee.allocated += size
-            return result
-        }
+        if size <= state.pointee.remaining, state.pointee.allocated + size <= budget { return bump(size) }
         return allocateSlowly(size)
+    }
+
+    /// The next `size` bytes of the current block (which has them).
+    @inline(__always)
+    private func bump(_ size: Int) -> UnsafeMutableRawPointer {
+        let s = state
+        let result = s.pointee.cursor.unsafelyUnwrapped
+        s.pointee.cursor = result + size
+        s.pointee.remaining -= size
+        s.pointee.allocated += size
+        return result
     }
 
     /// `allocate` when the current block is full or the budget is near.
@@ -100,11 +104,7 @@ final class Arena {
             s.pointee.cursor = block
             s.pointee.remaining = BlockPool.blockSize
         }
-        let result = s.pointee.cursor.unsafelyUnwrapped
-        s.pointee.cursor = result + size
-        s.pointee.remaining -= size
-        s.pointee.allocated += size
-        return result
+        return bump(size)
     }
 
     func allocate<T>(_: T.Type, count: Int = 1) -> UnsafeMutablePointer<T> {

@@ -40,12 +40,12 @@ struct JetStreamLogTests {
         config.replicas = 1
         let log = try JetStreamLog(config)
         let (first, ids) = records(0..<100)
-        let offsets = try await log.append(first, messageIDs: ids, to: 0)
+        let offsets = try await log.append(first, messageID: { ids[$0] }, to: 0)
         #expect(offsets.count == 100 && offsets == offsets.sorted() && Set(offsets).count == 100)
         // The same batch again (a producer's retry): JetStream answers the original sequences.
-        #expect(try await log.append(first, messageIDs: ids, to: 0) == offsets)
+        #expect(try await log.append(first, messageID: { ids[$0] }, to: 0) == offsets)
         let (other, otherIDs) = records(100..<110)
-        let otherOffsets = try await log.append(other, messageIDs: otherIDs, to: 1)
+        let otherOffsets = try await log.append(other, messageID: { otherIDs[$0] }, to: 1)
         let read = try await readAll(log, 0)
         #expect(read.map(\.1) == (0..<100).map { "event-\($0)" })
         #expect(read.map(\.0) == offsets)
@@ -58,7 +58,7 @@ struct JetStreamLogTests {
         let end = try await log.bounds(1).end
         async let waited = log.read(1, from: end, maxRecords: 10, maxBytes: 1 << 20, wait: .seconds(10)) { _, _ in }
         try await Task.sleep(for: .milliseconds(300))
-        let late = try await log.append(Records([Array("late".utf8)]), messageIDs: ["late"], to: 1)
+        let late = try await log.append(Records([Array("late".utf8)]), messageID: { _ in "late" }, to: 1)
         let after = try await log.bounds(1).end
         #expect(try await waited == after && after > late[0])
         // Nothing new: a read without wait returns at once where it started.
@@ -87,7 +87,7 @@ struct JetStreamLogTests {
         func appendBatches(_ count: Int) async throws {
             for _ in 0..<count {
                 let (batch, ids) = records(written..<(written + 200))
-                acknowledged += try await log.append(batch, messageIDs: ids, to: 0)
+                acknowledged += try await log.append(batch, messageID: { ids[$0] }, to: 0)
                 written += 200
             }
         }
@@ -112,7 +112,7 @@ struct JetStreamLogTests {
         config.ackTimeout = .seconds(30)
         let log = try JetStreamLog(config, connectTimeout: .seconds(30))
         let (before, beforeIDs) = records(0..<300)
-        _ = try await log.append(before, messageIDs: beforeIDs, to: 0)
+        _ = try await log.append(before, messageID: { beforeIDs[$0] }, to: 0)
         var seen: [String] = []
         // A consumer reads part of the partition and keeps its offset.
         let offset = try await log.read(0, from: 0, maxRecords: 120, maxBytes: 1 << 20, wait: .zero) {
@@ -121,7 +121,7 @@ struct JetStreamLogTests {
         for i in 0..<3 { nats.kill(i) }
         for i in 0..<3 { try nats.start(i) }
         let (after, afterIDs) = records(300..<400)
-        _ = try await log.append(after, messageIDs: afterIDs, to: 0)
+        _ = try await log.append(after, messageID: { afterIDs[$0] }, to: 0)
         var next = offset
         while true {
             let from = next

@@ -91,7 +91,7 @@ public final class IngestService: PersonaService {
                 next = try await log.read(p, from: from, maxRecords: 10_000, maxBytes: 32 << 20, wait: .zero) { offset, bytes in
                     // Only the id, ingestion time, kind and user are read, not the whole event.
                     if let (kind, user) = StoredEvent.kindAndUser(of: bytes), kind == .erasure {
-                        erased.withLock { $0[user] = max($0[user] ?? 0, offset) }
+                        noteErasure(of: user, at: offset)
                     }
                     guard let (id, at) = StoredEvent.idAndIngestionTime(of: bytes) else { return }
                     ids.append(SeenEventIDs.ID(id))
@@ -109,6 +109,11 @@ public final class IngestService: PersonaService {
         router.register(IngestAPI.read) { try await self.read($0) }
         router.register(IngestAPI.logInfo) { _ in try await self.logInfo() }
         router.register(IngestAPI.erase) { try await self.erase($0) }
+    }
+
+    /// Reads leave out `user`'s events before `offset`, where their erasure is.
+    private func noteErasure(of user: Int64, at offset: UInt64) {
+        erased.withLock { $0[user] = max($0[user] ?? 0, offset) }
     }
 
     /// Stable partition of a user: per-user order is preserved within it.
@@ -171,12 +176,11 @@ public final class IngestService: PersonaService {
         let log = log
         let results = await withTaskGroup(of: PartitionAppend.self) { group in
             for (k, batch) in batches.enumerated() {
-                let records = batch.records
-                let messageIDs = log.usesMessageIDs ? batch.ids.map(\.messageID) : []
+                let records = batch.records, ids = batch.ids
                 group.addTask {
                     do {
-                        return PartitionAppend(
-                            index: k, result: .success(try await log.append(records, messageIDs: messageIDs, to: batch.partition)))
+                        let offsets = try await log.append(records, messageID: { ids[$0].messageID }, to: batch.partition)
+                        return PartitionAppend(index: k, result: .success(offsets))
                     } catch {
                         return PartitionAppend(index: k, result: .failure(error))
                     }
@@ -259,7 +263,7 @@ public final class IngestService: PersonaService {
                     response.append(offset: $0, record: $1)
                 }
             }
-            return response.finish(nextOffset: next, endOffset: try await log.bounds(p).end)
+            return response.finish(nextOffset: next, endOffset: try await log.end(p))
         } catch let error as StoreError {
             metrics.readError()
             throw RPCError(error.code == .corrupt ? .dataLoss : error.code == .unavailable ? .unavailable : .internal, error.description)
@@ -284,6 +288,11 @@ public final class IngestService: PersonaService {
         stored.ingestedAtMs = now
         stored.event = event
         let user = request.userId
+        /// The erasure is stored: its id is seen, and reads leave out the user's events before it.
+        func remember(erasureAt offset: UInt64) {
+            _ = seen.insert(SeenEventIDs.ID(event.eventId), atMs: now)
+            noteErasure(of: user, at: offset)
+        }
         let report: (offset: UInt64, records: Int, segments: Int)
         do {
             report = try await log.erase(appending: stored.serializedBytes(), messageID: SeenEventIDs.ID(event.eventId).messageID, to: p) {
@@ -294,8 +303,7 @@ public final class IngestService: PersonaService {
                 context.logger.error("erasure of a user failed", metadata: ["error": "\(error)"])
                 throw RPCError(.unavailable, "could not write the erasure: \(error); repeat the call")
             }
-            _ = seen.insert(SeenEventIDs.ID(event.eventId), atMs: now)
-            erased.withLock { $0[user] = max($0[user] ?? 0, offset) }
+            remember(erasureAt: offset)
             context.logger.error("rewriting the log for an erasure failed", metadata: ["error": "\(error)"])
             throw RPCError(
                 .internal,
@@ -306,8 +314,7 @@ public final class IngestService: PersonaService {
             )
         }
         let offset = report.offset
-        _ = seen.insert(SeenEventIDs.ID(event.eventId), atMs: now)
-        erased.withLock { $0[user] = max($0[user] ?? 0, offset) }
+        remember(erasureAt: offset)
         metrics.erased(events: report.records)
         RPCContext.current?.audit(
             """
@@ -331,7 +338,7 @@ public final class IngestService: PersonaService {
             let (start, end) = try await log.bounds(p)
             info.startOffset = start
             info.endOffset = end
-            let stats = log.stats(p)
+            let stats = await log.stats(p)
             info.bytes = UInt64(stats.bytes)
             info.segments = UInt32(stats.segments)
             response.partitions.append(info)
@@ -360,7 +367,7 @@ public final class IngestService: PersonaService {
                 events += end - min(start, end)
             }
             // The file log's offsets count events; JetStream's are the stream's sequences.
-            if !log.usesMessageIDs { checks.append(("events", "\(events)")) }
+            if log.denseOffsets { checks.append(("events", "\(events)")) }
         } catch {
             checks.append(("log_unreachable", "\(error)"))
         }
