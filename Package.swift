@@ -149,7 +149,7 @@ let package = Package(
         .target(
             name: "ServiceKit",
             dependencies: [
-                "RPC", "Wire", "Store", "CMemory",
+                "RPC", "Wire", "Store", "CMemory", "DataStructures",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Prometheus", package: "swift-prometheus"),

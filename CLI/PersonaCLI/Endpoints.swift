@@ -34,12 +34,21 @@ struct Endpoints: ParsableArguments {
         var address: String { "\(host):\(port)" }
     }
 
+    /// Every service's endpoint; one per feature replica when `--feature` lists several.
     func all() throws -> [Endpoint] {
-        try [(Peer.ingest, ingest), (.feature, feature), (.model, model), (.riskControl, riskControl), (.recommend, recommend)].map {
+        let env = ProcessInfo.processInfo.environment
+        return try [(Peer.ingest, ingest), (.feature, feature), (.model, model), (.riskControl, riskControl), (.recommend, recommend)].flatMap {
             peer, flag in
-            let (host, port) = try peer.resolve(flag: flag, environment: ProcessInfo.processInfo.environment)
-            return Endpoint(service: peer.rawValue, host: host, port: port)
+            let addresses = try peer.addresses(flag: flag, environment: env) ?? [("127.0.0.1", peer.defaultPort)]
+            return addresses.map { Endpoint(service: peer.rawValue, host: $0.host, port: $0.port) }
         }
+    }
+
+    /// The feature replicas, each user's calls routed to the one serving their partition;
+    /// the calls carry `credential()`.
+    func featureReplicas() throws -> FeatureReplicas {
+        ProcessCredential.set(try credential())
+        return FeatureReplicas(try all().filter { $0.service == Peer.feature.rawValue }.map { ($0.host, $0.port) })
     }
 
     /// The token this command presents, if any (see `--token-file`).
@@ -91,8 +100,21 @@ extension Endpoints {
             .partitions.sorted { $0.partition < $1.partition }.map(\.endOffset)
         let started = ContinuousClock.now
         for (service, check) in services {
+            for endpoint in try all().filter({ $0.service == service }) {
+                try await waitUntilRead(endpoint, check: check, ends: ends, started: started, timeout: timeout)
+            }
+        }
+    }
+
+    private func waitUntilRead(_ endpoint: Endpoint, check: String, ends: [UInt64], started: ContinuousClock.Instant, timeout: Double)
+        async throws
+    {
+        let client = RPCClient(host: endpoint.host, port: endpoint.port)
+        defer { Task { await client.shutdown() } }
+        let service = "\(endpoint.service) at \(endpoint.address)"
+        do {
             while true {
-                let health = try await call(service) { try await $0.call(HealthAPI.check, HealthRequest(), timeout: .seconds(5)) }
+                let health = try await client.call(HealthAPI.check, HealthRequest(), timeout: .seconds(5))
                 let offsets = health.checks.first { $0.key == check }?.value.split(separator: ",").compactMap { UInt64($0) } ?? []
                 if offsets.count == ends.count, zip(offsets, ends).allSatisfy({ $0 >= $1 }) { break }
                 guard started.duration(to: .now) < .seconds(timeout) else {
@@ -105,6 +127,8 @@ extension Endpoints {
                 }
                 try await Task.sleep(for: .milliseconds(100))
             }
+        } catch let error as RPCError {
+            throw ValidationError("\(service): \(error)")
         }
     }
 }

@@ -73,8 +73,8 @@ struct EvalRecommend: AsyncParsableCommand {
         let before = try train.map { try items(file: $0) }
         var users = held.keys.sorted()
         if maxUsers > 0 { users = Array(users.prefix(maxUsers)) }
-        let feature = try endpoints.endpoint("feature"), recommend = try endpoints.endpoint("recommend")
-        let featureClient = RPCClient(host: feature.host, port: feature.port),
+        let recommend = try endpoints.endpoint("recommend")
+        let featureClient = try endpoints.featureReplicas(),
             recommendClient = RPCClient(host: recommend.host, port: recommend.port)
         var index: [Int64: Int32] = [:]
         func dense(_ id: Int64) -> Int32 {
@@ -94,7 +94,7 @@ struct EvalRecommend: AsyncParsableCommand {
                 // The protocol leaves out what the user already had: their items in the profile.
                 var lookup = GetProfileRequest()
                 lookup.userId = user
-                let profile = try await featureClient.call(FeatureAPI.getProfile, lookup, timeout: .seconds(5))
+                let profile = try await featureClient.call(FeatureAPI.getProfile, lookup, user: user, timeout: .seconds(5))
                 guard profile.found, let p = profile.profile else {
                     unknown += 1
                     continue

@@ -14,19 +14,17 @@ struct ProfileCommand: AsyncParsableCommand {
     @OptionGroup var endpoints: Endpoints
 
     func run() async throws {
-        let endpoint = try endpoints.endpoint("feature")
-        let client = RPCClient(host: endpoint.host, port: endpoint.port)
-        defer { Task { await client.shutdown() } }
+        let feature = try endpoints.featureReplicas()
         var request = GetProfileRequest()
         request.userId = user
         let response: GetProfileResponse
         do {
-            response = try await client.call(FeatureAPI.getProfile, request, timeout: .seconds(5))
+            response = try await feature.call(FeatureAPI.getProfile, request, user: user, timeout: .seconds(5))
         } catch {
-            await client.shutdown()
-            throw ValidationError("feature at \(endpoint.address): \(error)")
+            await feature.shutdown()
+            throw ValidationError("feature: \(error)")
         }
-        await client.shutdown()
+        await feature.shutdown()
         guard response.found, let profile = response.profile else {
             print("user \(user): no profile (no event of this user has been folded)")
             throw ExitCode(1)

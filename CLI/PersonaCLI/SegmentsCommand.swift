@@ -39,17 +39,21 @@ extension SegmentsCommand {
             request.tag = tag ?? ""
             request.score = score ?? ""
             request.minProbability = min
+            let feature = try endpoints.featureReplicas()
             var users: [Int64] = []
             var more = false
             repeat {
                 request.pageSize = UInt32(Swift.min(10_000, limit - users.count))
-                let page = try await endpoints.call("feature") {
-                    try await $0.call(FeatureAPI.segmentMembers, request, timeout: .seconds(30))
+                let page: SegmentMembersResponse
+                do { page = try await feature.segmentMembers(request, timeout: .seconds(30)) } catch {
+                    await feature.shutdown()
+                    throw ValidationError("feature: \(error)")
                 }
                 users += page.userIds
                 request.pageToken = page.nextPageToken
                 more = !page.nextPageToken.isEmpty
             } while more && users.count < limit
+            await feature.shutdown()
             let what = score.map { String(format: "%@ >= %.2f", $0, Double(min)) } ?? tag.map { "tag \($0)" } ?? "segment \(segment ?? 0)"
             print("\(users.count)\(more ? "+" : "") users with \(what)")
             for chunk in stride(from: 0, to: users.count, by: 10) {

@@ -24,6 +24,12 @@ public enum StableHash {
         return hash
     }
 
+    /// The log partition of `user` among `count`: ingest appends the user's events to it, and
+    /// the feature replica serving it holds the user's profile.
+    public static func partition(of user: Int64, among count: Int) -> Int {
+        Int(mix64(UInt64(bitPattern: user)) % UInt64(count))
+    }
+
     /// splitmix64's step and finaliser: a well-spread mix of 64 bits.
     @inline(__always)
     public static func mix64(_ x: UInt64) -> UInt64 {

@@ -48,7 +48,7 @@ public enum AccessTable {
             [.service, .analyst],
             [
                 FeatureAPI.getProfile.id, FeatureAPI.getFeatures.id, FeatureAPI.getItems.id, FeatureAPI.topItems.id,
-                FeatureAPI.segmentMembers.id,
+                FeatureAPI.segmentMembers.id, FeatureAPI.ownership.id,
             ])
         allow([.service], [FeatureAPI.exportTraining.id, FeatureAPI.requestFeatures.id])
         allow([.service, .analyst], [ModelAPI.listModels.id, ModelAPI.getReport.id, ModelAPI.jobStatus.id, ModelAPI.listJobs.id])

@@ -29,6 +29,7 @@ public enum FeatureAPI {
     public static let exportTraining = Method<ExportTrainingRequest, ExportTrainingResponse>(id: 0x0206, name: "Feature/ExportTraining")
     public static let deleteUser = Method<DeleteUserRequest, DeleteUserResponse>(id: 0x0207, name: "Feature/DeleteUser")
     public static let requestFeatures = Method<RequestFeaturesRequest, RequestFeaturesResponse>(id: 0x0208, name: "Feature/RequestFeatures")
+    public static let ownership = Method<OwnershipRequest, OwnershipResponse>(id: 0x0209, name: "Feature/Ownership")
 }
 
 public enum ModelAPI {

@@ -22,7 +22,9 @@ public enum Peer: String, CaseIterable, Sendable {
 
     /// The flag's help: what the peer is for, where the address comes from, and its default.
     public func help(_ purpose: String) -> ArgumentHelp {
-        ArgumentHelp("\(rawValue) address host:port, \(purpose) (env \(variable), default 127.0.0.1:\(defaultPort)).")
+        // Callers of feature name every replica: a user's calls go to the one serving their partition.
+        let form = self == .feature ? "host:port[,host:port...] (every replica)" : "host:port"
+        return ArgumentHelp("\(rawValue) address \(form), \(purpose) (env \(variable), default 127.0.0.1:\(defaultPort)).")
     }
 
     /// The address from the flag, else the variable; nil when neither is set.
@@ -30,6 +32,18 @@ public enum Peer: String, CaseIterable, Sendable {
         guard let text = flag ?? environment[variable] else { return nil }
         guard let address = parseAddress(text) else { throw ValidationError("\(rawValue) address '\(text)' is not host:port") }
         return address
+    }
+
+    /// Every address of a comma-separated list from the flag, else the variable (the feature
+    /// service's replicas); nil when neither is set.
+    public func addresses(flag: String?, environment: [String: String]) throws -> [(host: String, port: Int)]? {
+        guard let text = flag ?? environment[variable] else { return nil }
+        let list = text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+        let parsed = list.compactMap(parseAddress)
+        guard !list.isEmpty, parsed.count == list.count else {
+            throw ValidationError("\(rawValue) addresses '\(text)' are not host:port[,host:port...]")
+        }
+        return parsed
     }
 
     /// The address from the flag, else the variable, else 127.0.0.1 and the default port.

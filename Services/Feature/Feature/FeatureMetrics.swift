@@ -44,4 +44,13 @@ struct FeatureMetrics: Sendable {
         metrics.gauge("persona_feature_snapshot_seconds", labels: [], help: "Time the latest snapshot took to fsync and put in place").set(
             writing / .seconds(1))
     }
+
+    func misrouted() { metrics.badRequest("persona_feature_bad_requests_total", "partition_not_served") }
+
+    func tookOver(partitions: Int, seconds: Double) {
+        metrics.counter("persona_feature_takeovers_total", labels: [], help: "Partitions taken over from a replica that stopped answering")
+            .increment(by: Int64(partitions))
+        metrics.gauge("persona_feature_takeover_seconds", labels: [], help: "Time the latest takeover took to rebuild from the log")
+            .set(seconds)
+    }
 }

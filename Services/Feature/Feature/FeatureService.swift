@@ -26,6 +26,8 @@ public struct FeatureService: PersonaService {
     /// Follows the published segments and user classifiers (propensity, churn).
     let segments: ModelWatcher
     let modelClient: RPCClient
+    /// The partitions whose users this replica serves.
+    let ownership: PartitionOwnership
 
     public init(context: ServiceContext, settings: FeatureSettings) async throws {
         self.context = context
@@ -42,6 +44,7 @@ public struct FeatureService: PersonaService {
             logger: context.logger)
         self.metrics = FeatureMetrics(context.metrics)
         self.exports = TrainingExports()
+        self.ownership = PartitionOwnership(home: settings.partitions)
         modelClient = RPCClient(host: settings.modelHost, port: settings.modelPort)
         let logger = context.logger
         segments = ModelWatcher(client: modelClient, logger: context.logger, accept: { [.kmeans, .gbdt, .logistic].contains($0) }) {
@@ -66,6 +69,7 @@ public struct FeatureService: PersonaService {
     public func register(in router: inout Router) {
         // Point lookups answer on the event loop (short read lock, no I/O); the rest run as tasks.
         router.registerInline(FeatureAPI.getProfile) { request in
+            try serves(request.userId)
             var response = GetProfileResponse()
             if let profile = live.profile(request.userId, withMetItems: request.withMetItems) {
                 response.found = true
@@ -92,6 +96,15 @@ public struct FeatureService: PersonaService {
         router.register(FeatureAPI.segmentMembers) { try segmentMembers($0) }
         router.register(FeatureAPI.exportTraining) { try await exportTraining($0) }
         router.register(FeatureAPI.deleteUser) { try await deleteUser($0) }
+        router.registerInline(FeatureAPI.ownership) { _ in ownership.response }
+    }
+
+    /// Throws UNAVAILABLE, counted, when `user`'s partition is not served here.
+    func serves(_ user: Int64) throws {
+        do { try ownership.check(user: user) } catch {
+            metrics.misrouted()
+            throw error
+        }
     }
 
     /// Positions of `names` in the catalogue, or INVALID_ARGUMENT naming the unknown ones.
@@ -122,6 +135,7 @@ public struct FeatureService: PersonaService {
                 .invalidArgument,
                 "a request's event is a purchase, payment, login, register or refund, not \(event.kind.name ?? "\(event.kind.rawValue)")")
         }
+        try serves(event.userId)
         let (values, known) = live.requestFeatures(event, positions: positions)
         var response = RequestFeaturesResponse()
         response.schemaVersion = FeatureCatalog.schemaVersion
@@ -134,6 +148,7 @@ public struct FeatureService: PersonaService {
     func getFeatures(_ request: GetFeaturesRequest) throws -> GetFeaturesResponse {
         guard request.userIds.count <= 10_000 else { throw RPCError(.invalidArgument, "at most 10000 users per call") }
         let positions = try positions(request.names)
+        for user in request.userIds { try serves(user) }
         var response = GetFeaturesResponse()
         response.schemaVersion = FeatureCatalog.schemaVersion
         response.names = positions.map { FeatureCatalog.names[$0] }
@@ -189,6 +204,7 @@ public struct FeatureService: PersonaService {
 
     func deleteUser(_ request: DeleteUserRequest) async throws -> DeleteUserResponse {
         guard request.userId > 0 else { throw RPCError(.invalidArgument, "user id must be positive") }
+        try serves(request.userId)
         // Every event of the user already in the log is below these offsets.
         let info = try await ingest.call(IngestAPI.logInfo, LogInfoRequest())
         let ends = info.partitions.sorted { $0.partition < $1.partition }.map(\.endOffset)
@@ -217,10 +233,15 @@ public struct FeatureService: PersonaService {
                 """
             )
         }
-        context.logger.info("consuming \(partitions) partitions from \(settings.ingestHost):\(settings.ingestPort)")
+        try adoptOwnership(partitions: partitions)
+        context.logger.info(
+            "consuming \(partitions) partitions from \(settings.ingestHost):\(settings.ingestPort), \(ownership.summary)")
         try await withThrowingTaskGroup(of: Void.self) { group in
             for p in 0..<partitions {
                 group.addTask { try await consume(partition: p) }
+            }
+            if !settings.peers.isEmpty {
+                group.addTask { try await watchPeers(partitions: partitions) }
             }
             group.addTask {
                 // Segments are optional: without a model service the profiles carry none.
@@ -252,7 +273,102 @@ public struct FeatureService: PersonaService {
                 do { try writeSnapshot(force: true) } catch { context.logger.error("snapshot after an erasure failed: \(error)") }
             }
             metrics.consumed(events: response.events.count, partition: p, lag: response.endOffset &- max(response.nextOffset, from))
+            if response.nextOffset >= response.endOffset { ownership.caughtUp(p) }
         }
+    }
+
+    // MARK: Replicas
+
+    /// Serves the home partitions (`--partitions`): a snapshot holding more users keeps only
+    /// theirs; one lacking some of them is set aside and the state rebuilt from the log.
+    private func adoptOwnership(partitions: Int) throws {
+        guard ownership.adopt(partitions: partitions) else {
+            throw ServiceError("--partitions \(PartitionSet.format(settings.partitions ?? [])) names partitions ingest's \(partitions) lack")
+        }
+        let home = settings.partitions.flatMap { $0.count == partitions ? nil : $0 }
+        let had = live.owned
+        if had == home { return }
+        if let home, had == nil || had!.isSuperset(of: home) {
+            live.own(home)
+            return
+        }
+        context.logger.warning(
+            "the snapshot holds partitions \(PartitionSet.format(had ?? [])) only: rebuilding \(PartitionSet.format(home ?? Set(0..<partitions))) from the log")
+        _ = live.replace(with: live.rebuilding(owning: home), evenIfBehind: true)
+    }
+
+    /// Every half second asks each peer replica which partitions it serves; takes over the
+    /// partitions no live replica holds (when this replica has the lowest home partition of
+    /// the live ones) and gives back those a returned replica serves again.
+    private func watchPeers(partitions: Int) async throws {
+        let peers = settings.peers.map { RPCClient(host: $0.host, port: $0.port, defaultTimeout: .seconds(2)) }
+        // A peer not heard from yet has the takeover time to start.
+        var heard = [ContinuousClock.Instant](repeating: .now, count: peers.count)
+        var answers = [OwnershipResponse?](repeating: nil, count: peers.count)
+        do {
+            while true {
+                try await Task.sleep(for: .milliseconds(500))
+                for (i, peer) in peers.enumerated() {
+                    if let answer = try? await peer.call(FeatureAPI.ownership, OwnershipRequest(), timeout: .milliseconds(500)) {
+                        answers[i] = answer
+                        heard[i] = .now
+                    }
+                }
+                let live = peers.indices.filter { heard[$0].duration(to: .now) < settings.takeoverAfter }.compactMap { answers[$0] }
+                let plan = TakeoverPlan(mine: ownership.response, live: live)
+                if !plan.release.isEmpty { try release(plan.release) }
+                guard !plan.takeOver.isEmpty else { continue }
+                do { try await takeOver(plan.takeOver, partitions: partitions) } catch is CancellationError {
+                    throw CancellationError()
+                } catch {
+                    ownership.startRebuilding([])
+                    context.logger.error("taking over partitions \(PartitionSet.format(plan.takeOver)) failed: \(error)")
+                }
+            }
+        } catch {
+            for peer in peers { await peer.shutdown() }
+            throw error
+        }
+    }
+
+    /// Rebuilds the state from the log beside the live one, owning `taken` as well, and swaps
+    /// it in once it has read as far as the live one: the taken partitions' users then have
+    /// the profiles one replica folding the whole log has.
+    func takeOver(_ taken: Set<Int>, partitions: Int) async throws {
+        let start = ContinuousClock.now
+        ownership.startRebuilding(taken)
+        let owned = (ownership.current.serving ?? Set(0..<partitions)).union(taken)
+        context.logger.warning("taking over partitions \(PartitionSet.format(taken)): rebuilding from the log")
+        let rebuilt = live.rebuilding(owning: owned.count == partitions ? nil : owned)
+        repeat {
+            for p in 0..<partitions { try await read(into: rebuilt, partition: p, until: live.offset(p)) }
+        } while !live.replace(with: rebuilt)
+        ownership.tookOver(taken)
+        try writeSnapshot(force: true)
+        let seconds = start.duration(to: .now) / .seconds(1)
+        metrics.tookOver(partitions: taken.count, seconds: seconds)
+        context.logger.warning("took over partitions \(PartitionSet.format(taken)) in \(String(format: "%.1f", seconds)) s")
+    }
+
+    /// Folds partition `p` into `state` from its offset until it reaches `target` or the log's end.
+    private func read(into state: LiveFeatures, partition p: Int, until target: UInt64) async throws {
+        while state.offset(p) < target {
+            var request = ReadRequest()
+            request.partition = UInt32(p)
+            request.fromOffset = state.offset(p)
+            request.maxEvents = 10_000
+            let response = try await ingest.call(IngestAPI.read, request, timeout: .seconds(30))
+            guard !response.events.isEmpty || response.nextOffset > request.fromOffset else { return }
+            state.fold(response.events, partition: p, next: response.nextOffset)
+        }
+    }
+
+    /// Gives back `partitions` (their home replica serves them again): their users leave.
+    private func release(_ partitions: Set<Int>) throws {
+        ownership.release(partitions)
+        live.own(ownership.current.serving)
+        try writeSnapshot(force: true)
+        context.logger.info("gave back partitions \(PartitionSet.format(partitions)): \(ownership.summary)")
     }
 
     /// The wait before the next snapshot. Folding waits while a snapshot is encoded, so
@@ -280,7 +396,7 @@ public struct FeatureService: PersonaService {
     public func healthChecks() async -> [(String, String)] {
         let s = live.summary
         return [
-            ("users", "\(s.users)"), ("items", "\(s.items)"), ("offsets", s.offsets.map(String.init).joined(separator: ",")),
+            ("partitions", ownership.summary), ("users", "\(s.users)"), ("items", "\(s.items)"), ("offsets", s.offsets.map(String.init).joined(separator: ",")),
             (
                 "event_time",
                 s.watermarkMs == 0 ? "none" : ISO8601DateFormatter().string(from: Date(timeIntervalSince1970: Double(s.watermarkMs) / 1000))

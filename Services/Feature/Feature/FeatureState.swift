@@ -32,6 +32,16 @@ public final class FeatureState {
     }
     /// Changes with every fold and erasure.
     var version: UInt64 = 0
+    /// The partitions whose users have profiles here (nil: every partition). A feature
+    /// replica serving some partitions still folds every partition's item statistics, shared
+    /// devices and IPs, and buyers' totals (`otherBuyers`), so what its profiles read of the
+    /// rest of the shop is what one replica holding every user reads.
+    var owned: Set<Int>?
+    /// Recency, frequency and spend of the buyers in partitions not `owned`: the RFM cut
+    /// points are quintiles over every buyer of the shop.
+    var otherBuyers: [Int64: BuyerTotals] = [:]
+
+    func owns(_ partition: Int) -> Bool { owned?.contains(partition) ?? true }
     /// Cached cut points; refreshed by readers, hence its own lock.
     private let rfm = Mutex(RfmCuts())
 
@@ -178,6 +188,16 @@ public final class FeatureState {
         let activity = e.kind != .label && e.kind != .impression
         if activity && e.timestampMs > watermarkMs { watermarkMs = e.timestampMs }
         let now = watermarkMs
+        // The item of an interaction, looked up once for the user's fold and the item's statistics.
+        let eventItem: ItemState?
+        switch e.kind {
+        case .view, .click, .addToCart, .favorite: eventItem = e.itemId != 0 ? self.item(e.itemId) : nil
+        default: eventItem = nil
+        }
+        guard owns(partition) else {
+            foldOtherUser(e, activity: activity)
+            return countItems(e, eventItem, nowMs: now, observation: nil)
+        }
         let user =
             users[e.userId]
             ?? {
@@ -187,18 +207,29 @@ public final class FeatureState {
                 return u
             }()
         let inOrder = !activity || e.timestampMs >= user.lastSeenMs
-        var observation: Observation? = inOrder ? nil : .outOfOrder
-        // The item of an interaction, looked up once for the user's fold and the item's statistics.
-        let eventItem: ItemState?
-        switch e.kind {
-        case .view, .click, .addToCart, .favorite: eventItem = e.itemId != 0 ? self.item(e.itemId) : nil
-        default: eventItem = nil
-        }
+        let observation: Observation? = inOrder ? nil : .outOfOrder
         user.fold(e, nowMs: now, inOrder: inOrder, catalog: { id in id == eventItem?.id ? eventItem : self.items[id] }) { hash, kind in
             let ms = e.timestampMs
             if kind == .device { self.deviceUsers.add(user.id, to: hash, at: ms) } else { self.ipUsers.add(user.id, to: hash, at: ms) }
         }
 
+        return countItems(e, eventItem, nowMs: now, observation: observation)
+    }
+
+    /// What an event of a user in a partition not `owned` adds here: the sightings of their
+    /// device and IP (the times one replica holding every user would note) and, for an order,
+    /// their buyer totals.
+    private func foldOtherUser(_ e: borrowing Event, activity: Bool) {
+        guard activity else { return }
+        let ms = e.timestampMs
+        if !e.deviceId.isEmpty { deviceUsers.add(e.userId, to: StableHash.fnv1a(e.deviceId), at: ms) }
+        if !e.ip.isEmpty { ipUsers.add(e.userId, to: StableHash.fnv1a(e.ip), at: ms) }
+        if e.kind == .purchase { otherBuyers[e.userId, default: BuyerTotals()].add(UserState.orderAmount(e), at: ms) }
+    }
+
+    /// The item statistics of one event.
+    private func countItems(_ e: borrowing Event, _ eventItem: ItemState?, nowMs now: Int64, observation: Observation?) -> Observation? {
+        var observation = observation
         // Item statistics.
         if let item = eventItem {
             if !item.inCatalog { observation = observation ?? .unknownItem }
@@ -222,6 +253,38 @@ public final class FeatureState {
         return observation
     }
 
+    /// Keeps profiles only for the users of `partitions` (nil: all) from now on. The users of
+    /// the partitions given up leave, their buyer totals kept for the RFM cut points; a
+    /// partition taken up starts empty (taking one over rebuilds the state from the log).
+    func own(_ partitions: Set<Int>?) {
+        owned = partitions
+        version &+= 1
+        guard let partitions else { return }
+        let leaving = users.values.filter { !partitions.contains(Int($0.partition)) }
+        for u in leaving {
+            users.remove(u.id)
+            if u.orders > 0 { otherBuyers[u.id] = BuyerTotals(orders: u.orders, monetary: u.monetary, lastPurchaseMs: u.lastPurchaseMs) }
+        }
+        otherBuyers = otherBuyers.filter { !partitions.contains(StableHash.partition(of: $0.key, among: max(1, offsets.count))) }
+    }
+
+    /// Takes every part of `other` (a state rebuilt beside this one) as its own.
+    func take(_ other: FeatureState) {
+        let next = max(version, other.version) &+ 1
+        users = other.users
+        items = other.items
+        deviceUsers = other.deviceUsers
+        ipUsers = other.ipUsers
+        brandNames = other.brandNames
+        brandIDs = other.brandIDs
+        watermarkMs = other.watermarkMs
+        offsets = other.offsets
+        erased = other.erased
+        owned = other.owned
+        otherBuyers = other.otherBuyers
+        version = next
+    }
+
     func item(_ id: Int64) -> ItemState {
         if let item = items[id] { return item }
         let item = ItemState(id: id)
@@ -242,7 +305,7 @@ public final class FeatureState {
     /// `ends`, the partitions' end offsets now, when given) every event of theirs already in
     /// the log.
     func erase(_ userID: Int64, ends: [UInt64]?) -> Bool {
-        let existed = users.remove(userID) != nil
+        let existed = users.remove(userID) != nil || otherBuyers.removeValue(forKey: userID) != nil
         deviceUsers.remove(userID)
         ipUsers.remove(userID)
         erased[userID] = ends
@@ -257,9 +320,23 @@ public final class FeatureState {
         rfm.withLock { cuts in
             guard refresh && cuts.version != version else { return cuts }
             if cuts.buyers > 2_000, let built = cuts.builtAt, built.duration(to: .now) < .seconds(1) { return cuts }
-            cuts = RfmCuts(users: users.values, nowMs: watermarkMs, version: version)
+            cuts = RfmCuts(users: users.values, others: otherBuyers.values, nowMs: watermarkMs, version: version)
             return cuts
         }
+    }
+}
+
+/// A buyer's orders, spend and latest order time: what the RFM cut points read of a user
+/// whose profile another replica holds.
+struct BuyerTotals: Equatable {
+    var orders: UInt32 = 0
+    var monetary: Double = 0
+    var lastPurchaseMs: Int64 = 0
+
+    mutating func add(_ amount: Double, at ms: Int64) {
+        orders += 1
+        monetary += amount
+        lastPurchaseMs = max(lastPurchaseMs, ms)
     }
 }
 
@@ -297,7 +374,7 @@ struct RfmCuts: Equatable {
 
     init() {}
 
-    init(users: some Collection<UserState>, nowMs: Int64, version: UInt64) {
+    init(users: some Collection<UserState>, others: some Collection<BuyerTotals> = [], nowMs: Int64, version: UInt64) {
         var r: [Double] = []
         var f: [Double] = []
         var m: [Double] = []
@@ -305,6 +382,11 @@ struct RfmCuts: Equatable {
             r.append(-Double(nowMs - u.lastPurchaseMs) / 86_400_000)
             f.append(Double(u.orders))
             m.append(u.monetary)
+        }
+        for b in others where b.orders > 0 {
+            r.append(-Double(nowMs - b.lastPurchaseMs) / 86_400_000)
+            f.append(Double(b.orders))
+            m.append(b.monetary)
         }
         buyers = r.count
         self.version = version

@@ -59,7 +59,8 @@ public final class LiveFeatures: @unchecked Sendable {
     }
 
     /// Folds a batch read from `partition` and moves its offset to `next`. Returns what was
-    /// noticed, per observation.
+    /// noticed, per observation. Events below the partition's offset are already folded and
+    /// are passed over (a batch read before the state was replaced by a rebuilt one).
     ///
     /// The write lock is taken per chunk of `foldChunk` events, so calls (which may run on
     /// an event loop) never wait behind a whole read batch. Each event moves its partition's
@@ -71,12 +72,43 @@ public final class LiveFeatures: @unchecked Sendable {
         repeat {
             let end = min(start + Self.foldChunk, events.count)
             lock.write(state) { s in
-                s.fold(events[start..<end], partition: partition, noting: &seen)
+                let from = events[start..<end].firstIndex { $0.offset >= s.offsets[partition] } ?? end
+                s.fold(events[from..<end], partition: partition, noting: &seen)
                 if end == events.count { s.offsets[partition] = max(s.offsets[partition], next) }
             }
             start = end
         } while start < events.count
         return seen
+    }
+
+    // MARK: Partitions
+
+    /// The partitions whose users have profiles here (nil: every one).
+    var owned: Set<Int>? { lock.read(state) { $0.owned } }
+
+    /// Keeps profiles only for the users of `partitions` from now on (`FeatureState.own`).
+    func own(_ partitions: Set<Int>?) {
+        lock.write(state) { $0.own(partitions) }
+    }
+
+    /// A fresh state beside this one, owning `partitions`, to rebuild from the log.
+    func rebuilding(owning partitions: Set<Int>?) -> LiveFeatures {
+        let partitionCount = summary.offsets.count
+        let fresh = FeatureState(partitions: partitionCount)
+        fresh.owned = partitions
+        return LiveFeatures(fresh)
+    }
+
+    /// Replaces this state with `rebuilt` when it has read at least as far in every
+    /// partition; false (nothing changed) when it has not.
+    func replace(with rebuilt: LiveFeatures, evenIfBehind: Bool = false) -> Bool {
+        rebuilt.lock.read(rebuilt.state) { other in
+            lock.write(state) { s in
+                guard evenIfBehind || zip(other.offsets, s.offsets).allSatisfy({ $0 >= $1 }) else { return false }
+                s.take(other)
+                return true
+            }
+        }
     }
 
     static let foldChunk = 256

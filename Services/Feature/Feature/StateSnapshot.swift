@@ -7,7 +7,8 @@ extension FeatureState {
     static let snapshotMagic = "PFS1"
     /// 2: affinities as levels (`UserState.Affinity`); 1 (read too): as a score and its time.
     /// 5: the mixed sequence keeps the second of each item, in event-time order.
-    static let snapshotVersion: UInt32 = 6
+    /// 7: the partitions owned and the other partitions' buyer totals.
+    static let snapshotVersion: UInt32 = 7
 
     /// The snapshot in memory (tests compare states by it; the service streams it to its file
     /// with `writeSnapshot(to:)`).
@@ -57,6 +58,15 @@ extension FeatureState {
                 try w.flushIfFull()
             }
         }
+        // Owned partitions: a flag, then the list (no flag: every partition).
+        w.u8(owned == nil ? 0 : 1)
+        w.array((owned ?? []).sorted()) { $0.u32(UInt32($1)) }
+        w.array(otherBuyers.sorted { $0.key < $1.key }) { w, b in
+            w.i64(b.key)
+            w.u32(b.value.orders)
+            w.f64(b.value.monetary)
+            w.i64(b.value.lastPurchaseMs)
+        }
     }
 
     static func restore(_ bytes: [UInt8]) throws -> FeatureState {
@@ -89,6 +99,16 @@ extension FeatureState {
             }
             let table = SharingTable(limit: sharingLimit, entries: entries)
             if k == 0 { s.deviceUsers = table } else { s.ipUsers = table }
+        }
+        if r.version >= 7 {
+            let some = try r.u8() != 0
+            let owned = try r.array { Int(try $0.u32()) }
+            s.owned = some ? Set(owned) : nil
+            for (user, totals) in try r.array({ r in
+                (try r.i64(), BuyerTotals(orders: try r.u32(), monetary: try r.f64(), lastPurchaseMs: try r.i64()))
+            }) {
+                s.otherBuyers[user] = totals
+            }
         }
         guard r.isAtEnd else { throw StoreError(.corrupt, "feature snapshot has trailing bytes") }
         return s

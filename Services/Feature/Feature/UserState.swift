@@ -307,11 +307,17 @@ extension UserState {
         if category != 0 { distinctCategories.insert(category, limit: Self.distinctLimit) }
     }
 
+    /// An order's amount: its total, else the sum of its lines.
+    static func orderAmount(_ e: borrowing Event) -> Double {
+        let amount = e.orderRef?.value.total ?? 0
+        guard amount == 0, let lines = e.orderRef?.value.lines else { return amount }
+        return lines.reduce(0) { $0 + $1.unitPrice * Double(max(1, $1.quantity)) }
+    }
+
     private func foldPurchase(_ e: borrowing Event, inOrder: Bool, catalog: (Int64) -> ItemState?) {
         let ts = e.timestampMs
         let lines = e.orderRef?.value.lines ?? []
-        var amount = e.orderRef?.value.total ?? 0
-        if amount == 0 { amount = lines.reduce(0) { $0 + $1.unitPrice * Double(max(1, $1.quantity)) } }
+        let amount = Self.orderAmount(e)
         if lines.isEmpty && e.itemId != 0 {
             let item = catalog(e.itemId)
             let category = e.categoryId != 0 ? e.categoryId : item?.categoryId ?? 0

@@ -118,7 +118,7 @@ public final class IngestService: PersonaService {
 
     /// Stable partition of a user: per-user order is preserved within it.
     func partition(of userID: Int64) -> Int {
-        Int(StableHash.mix64(UInt64(bitPattern: userID)) % UInt64(log.partitions))
+        StableHash.partition(of: userID, among: log.partitions)
     }
 
     func append(_ batch: EventBatch) async throws -> Encoded<AppendResponse> {

@@ -84,7 +84,7 @@ extension ModelService {
             var request = GetFeaturesRequest()
             request.userIds = Array(users[start..<min(users.count, start + 1000)])
             request.names = names
-            for row in try await feature.call(FeatureAPI.getFeatures, request).rows where row.found { rows.append(row.values) }
+            for row in try await feature.features(request).rows where row.found { rows.append(row.values) }
         }
         return rows
     }

@@ -20,7 +20,7 @@ public struct ModelService: PersonaService {
     let metrics: ModelMetrics
     let settings: ConsumerSettings
     /// The feature service: labelled training rows for the classifiers (ExportTraining).
-    let feature: RPCClient
+    let feature: FeatureReplicas
     let table: InteractionTable
     let registry: Registry
     let jobs: JobBoard
@@ -34,7 +34,7 @@ public struct ModelService: PersonaService {
         self.context = context
         let settings = model.consumer
         self.settings = settings
-        feature = RPCClient(host: model.featureHost, port: model.featurePort, defaultTimeout: .seconds(300))
+        feature = FeatureReplicas(model.featureReplicas, defaultTimeout: .seconds(300))
         snapshotPath = context.dataDirectory.file("interactions.snapshot")
         let (table, restored) = try InteractionTable.open(snapshotPath: snapshotPath)
         self.table = table

@@ -8,6 +8,10 @@ public struct ModelSettings: Sendable {
     public var consumer: ConsumerSettings
     public var featureHost = "127.0.0.1"
     public var featurePort = Peer.feature.defaultPort
+    /// Feature replicas beyond the first (`--feature` lists every replica).
+    public var moreFeatureReplicas: [(host: String, port: Int)] = []
+    /// Every feature replica's address.
+    public var featureReplicas: [(host: String, port: Int)] { [(featureHost, featurePort)] + moreFeatureReplicas }
     var online = OnlineLearner.Settings()
 
     public init(_ consumer: ConsumerSettings = .init()) { self.consumer = consumer }
@@ -46,9 +50,9 @@ public struct ModelOptions: ParsableArguments, Sendable {
     public func resolve(environment: [String: String]? = nil) throws -> ModelSettings {
         let env = environment ?? ProcessInfo.processInfo.environment
         var s = ModelSettings(try consumer.resolve(service: "model", environment: env))
-        if let (host, port) = try Peer.feature.address(flag: feature, environment: env) {
-            s.featureHost = host
-            s.featurePort = port
+        if let list = try Peer.feature.addresses(flag: feature, environment: env) {
+            (s.featureHost, s.featurePort) = list[0]
+            s.moreFeatureReplicas = Array(list.dropFirst())
         }
         let name = onlineModel ?? env["PERSONA_ONLINE_MODEL"] ?? "fraud_online"
         let labels = onlineEveryLabels ?? env["PERSONA_ONLINE_EVERY_LABELS"].flatMap { Int($0) } ?? 100

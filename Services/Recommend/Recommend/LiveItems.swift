@@ -1,5 +1,6 @@
 import Foundation
 import RPC
+import ServiceKit
 import Wire
 
 /// What the feature service says about items, as recommend reads it: the most active items
@@ -8,7 +9,7 @@ import Wire
 /// new item reaches answers within that time. Every read has its own timeout; on failure the
 /// caller answers without it.
 final class LiveItems: @unchecked Sendable {
-    let feature: RPCClient
+    let feature: FeatureReplicas
     let ttl: Duration
     /// Catalogue entries kept at most; past it the cache starts again.
     let capacity: Int
@@ -17,7 +18,7 @@ final class LiveItems: @unchecked Sendable {
     /// nil: the feature service does not know the item.
     private var catalogue: [Int64: (at: ContinuousClock.Instant, item: ItemProfile?)] = [:]
 
-    init(feature: RPCClient, ttl: Duration = .seconds(2), capacity: Int = 200_000) {
+    init(feature: FeatureReplicas, ttl: Duration = .seconds(2), capacity: Int = 200_000) {
         self.feature = feature
         self.ttl = ttl
         self.capacity = capacity

@@ -24,7 +24,7 @@ public struct RecommendService: PersonaService {
     let models: PublishedModels
     let live: LiveItems
     let modelClient: RPCClient
-    let feature: RPCClient
+    let feature: FeatureReplicas
     let ingest: RPCClient
     let impressions: ImpressionLog
     let fatigue: ImpressionCounts
@@ -38,7 +38,7 @@ public struct RecommendService: PersonaService {
         self.context = context
         self.settings = settings
         modelClient = RPCClient(host: settings.modelHost, port: settings.modelPort, defaultTimeout: .seconds(30))
-        feature = RPCClient(host: settings.featureHost, port: settings.featurePort, defaultTimeout: settings.featureTimeout)
+        feature = FeatureReplicas(settings.featureReplicas, defaultTimeout: settings.featureTimeout)
         live = LiveItems(feature: feature, ttl: settings.liveTTL)
         ingest = RPCClient(host: settings.ingestHost, port: settings.ingestPort)
         fatigue = ImpressionCounts(limit: settings.impressionFatigue)
@@ -168,7 +168,7 @@ public struct RecommendService: PersonaService {
             var r = GetProfileRequest()
             r.userId = request.userId
             r.withMetItems = true
-            return try await feature.call(FeatureAPI.getProfile, r, timeout: budget)
+            return try await feature.call(FeatureAPI.getProfile, r, user: r.userId, timeout: budget)
         }()
         var lists = await trending(listCategories, budget: budget)
         var profile: UserProfile? = nil

@@ -73,9 +73,9 @@ public struct RecommendOptions: ParsableArguments, Sendable {
             s.modelHost = host
             s.modelPort = port
         }
-        if let (host, port) = try Peer.feature.address(flag: feature, environment: env) {
-            s.featureHost = host
-            s.featurePort = port
+        if let list = try Peer.feature.addresses(flag: feature, environment: env) {
+            (s.featureHost, s.featurePort) = list[0]
+            s.moreFeatureReplicas = Array(list.dropFirst())
         }
         if let (host, port) = try Peer.ingest.address(flag: ingest, environment: env) {
             s.ingestHost = host
@@ -119,6 +119,10 @@ public struct RecommendSettings: Sendable {
     public var modelPort = Peer.model.defaultPort
     public var featureHost = "127.0.0.1"
     public var featurePort = Peer.feature.defaultPort
+    /// Feature replicas beyond the first (`--feature` lists every replica).
+    public var moreFeatureReplicas: [(host: String, port: Int)] = []
+    /// Every feature replica's address.
+    public var featureReplicas: [(host: String, port: Int)] { [(featureHost, featurePort)] + moreFeatureReplicas }
     public var ingestHost = "127.0.0.1"
     public var ingestPort = Peer.ingest.defaultPort
     /// Impressions without a touch after which an item is left out for that user (0: off).

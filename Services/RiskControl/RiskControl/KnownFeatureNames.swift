@@ -1,4 +1,5 @@
 import RPC
+import ServiceKit
 import Synchronization
 import Wire
 
@@ -8,7 +9,7 @@ final class KnownFeatureNames: Sendable {
 
     /// The feature service's names, asked once and kept; nil while it has not answered within
     /// the call's budget (at most 10 s).
-    func names(_ feature: RPCClient) async -> [String]? {
+    func names(_ feature: FeatureReplicas) async -> [String]? {
         if let known = names.withLock({ $0 }) { return known }
         guard let answer = try? await feature.call(FeatureAPI.getFeatures, GetFeaturesRequest(), timeout: RPCContext.budget(.seconds(10)))
         else { return nil }

@@ -108,7 +108,7 @@ extension RiskControlService {
                     var q = RequestFeaturesRequest()
                     q.event = Self.event(r)
                     q.names = names
-                    let answer = try await feature.call(FeatureAPI.requestFeatures, q, timeout: featureBudget())
+                    let answer = try await feature.call(FeatureAPI.requestFeatures, q, user: q.event?.userId ?? 0, timeout: featureBudget())
                     x.features = answer.values
                     x.knownUser = answer.knownUser
                     if let served, answer.schemaVersion == served.classifier.schemaVersion {

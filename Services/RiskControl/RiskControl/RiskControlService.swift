@@ -27,7 +27,7 @@ public struct RiskControlService: PersonaService {
     let rules: RuleBook
     let served = ServedClassifier()
     let watcher: ModelWatcher
-    let feature: RPCClient
+    let feature: FeatureReplicas
     let ingest: RPCClient
     /// Reads the log's erasure events only.
     let erasures: LogConsumer
@@ -51,7 +51,7 @@ public struct RiskControlService: PersonaService {
             key: try Pseudonymizer.loadKey(
                 environment: ProcessInfo.processInfo.environment, keyFile: settings.pseudonymKeyFile,
                 dataDirectory: context.dataDirectory.path))
-        feature = RPCClient(host: settings.featureHost, port: settings.featurePort, defaultTimeout: settings.featureTimeout)
+        feature = FeatureReplicas(settings.featureReplicas, defaultTimeout: settings.featureTimeout)
         ingest = RPCClient(host: settings.ingestHost, port: settings.ingestPort)
         erasures = LogConsumer(
             host: settings.ingestHost, port: settings.ingestPort, readEvents: 1000, readWait: .seconds(5), logger: context.logger)

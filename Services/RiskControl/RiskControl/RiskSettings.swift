@@ -63,8 +63,9 @@ public struct RiskOptions: ParsableArguments, Sendable {
     public func resolve(environment: [String: String]? = nil) throws -> RiskSettings {
         let env = environment ?? ProcessInfo.processInfo.environment
         var s = RiskSettings()
-        if let (host, port) = try Peer.feature.address(flag: feature, environment: env) {
-            (s.featureHost, s.featurePort) = (host, port)
+        if let list = try Peer.feature.addresses(flag: feature, environment: env) {
+            (s.featureHost, s.featurePort) = list[0]
+            s.moreFeatureReplicas = Array(list.dropFirst())
         }
         if let (host, port) = try Peer.model.address(flag: model, environment: env) {
             (s.modelHost, s.modelPort) = (host, port)
@@ -128,6 +129,10 @@ public struct RiskSettings: Sendable {
 
     public var featureHost = "127.0.0.1"
     public var featurePort = Peer.feature.defaultPort
+    /// Feature replicas beyond the first (`--feature` lists every replica).
+    public var moreFeatureReplicas: [(host: String, port: Int)] = []
+    /// Every feature replica's address.
+    public var featureReplicas: [(host: String, port: Int)] { [(featureHost, featurePort)] + moreFeatureReplicas }
     public var modelHost = "127.0.0.1"
     public var modelPort = Peer.model.defaultPort
     public var ingestHost = "127.0.0.1"

@@ -1359,3 +1359,82 @@ extension RequestFeaturesResponse: CMessageConvertible {
         self = try unpackMessage(bytes, limits: limits)
     }
 }
+
+/// proto message `persona.v1.OwnershipRequest`.
+public struct OwnershipRequest: WireMessage {
+    /// Fields this build does not know, kept so a relay re-encodes them unchanged.
+    public var unknownFields = UnknownFields()
+    public init() {}
+}
+
+extension OwnershipRequest: CMessageConvertible {
+    typealias CStruct = Persona__V1__OwnershipRequest
+    static func fill(_ m: UnsafePointer<OwnershipRequest>, _ c: UnsafeMutablePointer<Persona__V1__OwnershipRequest>, arena: Arena) {
+        persona__v1__ownership_request__init(c)
+        arena.storeUnknownFields(m.pointee.unknownFields, in: UnsafeMutableRawPointer(c))
+    }
+    init(cMessage c: UnsafePointer<Persona__V1__OwnershipRequest>) {
+        self.init()
+        Self.read(c, into: &self)
+    }
+    static func read(_ c: UnsafePointer<Persona__V1__OwnershipRequest>, into m: UnsafeMutablePointer<OwnershipRequest>) {
+        m.pointee.unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
+    }
+    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
+        -> UnsafeMutablePointer<Persona__V1__OwnershipRequest>?
+    {
+        persona__v1__ownership_request__unpack(allocator, count, bytes)
+    }
+    public func serializedBytes() -> [UInt8] { packMessage(self) }
+    public static func serializedBytes(each messages: [OwnershipRequest]) -> [[UInt8]] { packMessages(messages) }
+    public init(serializedBytes bytes: UnsafeRawBufferPointer, limits: DecodingLimits) throws {
+        self = try unpackMessage(bytes, limits: limits)
+    }
+}
+
+/// proto message `persona.v1.OwnershipResponse`.
+public struct OwnershipResponse: WireMessage {
+    public var partitions: UInt32 = 0
+    public var home: [UInt32] = []
+    public var serving: [UInt32] = []
+    public var rebuilding: [UInt32] = []
+    public var lagging: [UInt32] = []
+    /// Fields this build does not know, kept so a relay re-encodes them unchanged.
+    public var unknownFields = UnknownFields()
+    public init() {}
+}
+
+extension OwnershipResponse: CMessageConvertible {
+    typealias CStruct = Persona__V1__OwnershipResponse
+    static func fill(_ m: UnsafePointer<OwnershipResponse>, _ c: UnsafeMutablePointer<Persona__V1__OwnershipResponse>, arena: Arena) {
+        persona__v1__ownership_response__init(c)
+        c.pointee.partitions = m.pointee.partitions
+        (c.pointee.n_home, c.pointee.home) = arena.scalars(m.pointee.home)
+        (c.pointee.n_serving, c.pointee.serving) = arena.scalars(m.pointee.serving)
+        (c.pointee.n_rebuilding, c.pointee.rebuilding) = arena.scalars(m.pointee.rebuilding)
+        (c.pointee.n_lagging, c.pointee.lagging) = arena.scalars(m.pointee.lagging)
+        arena.storeUnknownFields(m.pointee.unknownFields, in: UnsafeMutableRawPointer(c))
+    }
+    init(cMessage c: UnsafePointer<Persona__V1__OwnershipResponse>) {
+        self.init()
+        Self.read(c, into: &self)
+    }
+    static func read(_ c: UnsafePointer<Persona__V1__OwnershipResponse>, into m: UnsafeMutablePointer<OwnershipResponse>) {
+        m.pointee.partitions = c.pointee.partitions
+        m.pointee.home = readScalars(c.pointee.home, c.pointee.n_home)
+        m.pointee.serving = readScalars(c.pointee.serving, c.pointee.n_serving)
+        m.pointee.rebuilding = readScalars(c.pointee.rebuilding, c.pointee.n_rebuilding)
+        m.pointee.lagging = readScalars(c.pointee.lagging, c.pointee.n_lagging)
+        m.pointee.unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
+    }
+    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
+        -> UnsafeMutablePointer<Persona__V1__OwnershipResponse>?
+    {
+        persona__v1__ownership_response__unpack(allocator, count, bytes)
+    }
+    public func serializedBytes() -> [UInt8] { packMessage(self) }
+    public static func serializedBytes(each messages: [OwnershipResponse]) -> [[UInt8]] { packMessages(messages) }
+    public init(serializedBytes bytes: UnsafeRawBufferPointer, limits: DecodingLimits) throws {
+        self = try unpackMessage(bytes, limits: limits)
+    }
+}

@@ -969,6 +969,32 @@ extension RequestFeaturesResponse {
     }
 }
 
+extension OwnershipRequest {
+    static func sample(_ variant: Int) -> OwnershipRequest {
+        OwnershipRequest()
+    }
+}
+
+extension OwnershipResponse {
+    static func sample(_ variant: Int) -> OwnershipResponse {
+        var m = OwnershipResponse()
+        if variant == 0 {
+            m.partitions = UInt32.max
+            m.home = [UInt32.max, 1]
+            m.serving = [UInt32.max, 1]
+            m.rebuilding = [UInt32.max, 1]
+            m.lagging = [UInt32.max, 1]
+        } else {
+            m.partitions = 1
+            m.home = [1, UInt32.max]
+            m.serving = [1, UInt32.max]
+            m.rebuilding = [1, UInt32.max]
+            m.lagging = [1, UInt32.max]
+        }
+        return m
+    }
+}
+
 extension AppendRequest {
     static func sample(_ variant: Int) -> AppendRequest {
         var m = AppendRequest()
@@ -2370,6 +2396,8 @@ let allMessageSamples: [(protoName: String, samples: [any WireMessage])] = [
         "persona.v1.RequestFeaturesResponse",
         [RequestFeaturesResponse.sample(0), RequestFeaturesResponse.sample(1), RequestFeaturesResponse()]
     ),
+    ("persona.v1.OwnershipRequest", [OwnershipRequest.sample(0), OwnershipRequest.sample(1), OwnershipRequest()]),
+    ("persona.v1.OwnershipResponse", [OwnershipResponse.sample(0), OwnershipResponse.sample(1), OwnershipResponse()]),
     ("persona.v1.AppendRequest", [AppendRequest.sample(0), AppendRequest.sample(1), AppendRequest()]),
     ("persona.v1.EventStatus", [EventStatus.sample(0), EventStatus.sample(1), EventStatus()]),
     ("persona.v1.AppendResponse", [AppendResponse.sample(0), AppendResponse.sample(1), AppendResponse()]),

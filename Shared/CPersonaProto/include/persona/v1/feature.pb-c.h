@@ -42,6 +42,8 @@ typedef struct Persona__V1__DeleteUserRequest Persona__V1__DeleteUserRequest;
 typedef struct Persona__V1__DeleteUserResponse Persona__V1__DeleteUserResponse;
 typedef struct Persona__V1__RequestFeaturesRequest Persona__V1__RequestFeaturesRequest;
 typedef struct Persona__V1__RequestFeaturesResponse Persona__V1__RequestFeaturesResponse;
+typedef struct Persona__V1__OwnershipRequest Persona__V1__OwnershipRequest;
+typedef struct Persona__V1__OwnershipResponse Persona__V1__OwnershipResponse;
 
 
 /* --- enums --- */
@@ -532,6 +534,55 @@ struct  Persona__V1__RequestFeaturesResponse
 #define PERSONA__V1__REQUEST_FEATURES_RESPONSE__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&persona__v1__request_features_response__descriptor) \
     , 0, 0,NULL, 0,NULL, 0 }
+
+
+/*
+ * Which of the log's partitions a feature replica serves. A replica folds every partition's
+ * item statistics and shared-device counts, but keeps profiles only for the users of the
+ * partitions it serves; callers send a user's calls to the replica serving the user's
+ * partition (docs/SCALING.md).
+ */
+struct  Persona__V1__OwnershipRequest
+{
+  ProtobufCMessage base;
+};
+#define PERSONA__V1__OWNERSHIP_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&persona__v1__ownership_request__descriptor) \
+     }
+
+
+struct  Persona__V1__OwnershipResponse
+{
+  ProtobufCMessage base;
+  /*
+   * The log's partition count (0 until the replica has asked ingest).
+   */
+  uint32_t partitions;
+  /*
+   * The partitions this replica was started with (`--partitions`).
+   */
+  size_t n_home;
+  uint32_t *home;
+  /*
+   * The partitions whose users it answers for now: its home ones, and any it took over
+   * from a replica that stopped answering.
+   */
+  size_t n_serving;
+  uint32_t *serving;
+  /*
+   * Partitions it is rebuilding from the log to take over; not served yet.
+   */
+  size_t n_rebuilding;
+  uint32_t *rebuilding;
+  /*
+   * Served partitions it has not yet read to the log's end since it started.
+   */
+  size_t n_lagging;
+  uint32_t *lagging;
+};
+#define PERSONA__V1__OWNERSHIP_RESPONSE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&persona__v1__ownership_response__descriptor) \
+    , 0, 0,NULL, 0,NULL, 0,NULL, 0,NULL }
 
 
 /* Persona__V1__WindowCounts methods */
@@ -1028,6 +1079,44 @@ Persona__V1__RequestFeaturesResponse *
 void   persona__v1__request_features_response__free_unpacked
                      (Persona__V1__RequestFeaturesResponse *message,
                       ProtobufCAllocator *allocator);
+/* Persona__V1__OwnershipRequest methods */
+void   persona__v1__ownership_request__init
+                     (Persona__V1__OwnershipRequest         *message);
+size_t persona__v1__ownership_request__get_packed_size
+                     (const Persona__V1__OwnershipRequest   *message);
+size_t persona__v1__ownership_request__pack
+                     (const Persona__V1__OwnershipRequest   *message,
+                      uint8_t             *out);
+size_t persona__v1__ownership_request__pack_to_buffer
+                     (const Persona__V1__OwnershipRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Persona__V1__OwnershipRequest *
+       persona__v1__ownership_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   persona__v1__ownership_request__free_unpacked
+                     (Persona__V1__OwnershipRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Persona__V1__OwnershipResponse methods */
+void   persona__v1__ownership_response__init
+                     (Persona__V1__OwnershipResponse         *message);
+size_t persona__v1__ownership_response__get_packed_size
+                     (const Persona__V1__OwnershipResponse   *message);
+size_t persona__v1__ownership_response__pack
+                     (const Persona__V1__OwnershipResponse   *message,
+                      uint8_t             *out);
+size_t persona__v1__ownership_response__pack_to_buffer
+                     (const Persona__V1__OwnershipResponse   *message,
+                      ProtobufCBuffer     *buffer);
+Persona__V1__OwnershipResponse *
+       persona__v1__ownership_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   persona__v1__ownership_response__free_unpacked
+                     (Persona__V1__OwnershipResponse *message,
+                      ProtobufCAllocator *allocator);
 /* --- per-message closures --- */
 
 typedef void (*Persona__V1__WindowCounts_Closure)
@@ -1108,6 +1197,12 @@ typedef void (*Persona__V1__RequestFeaturesRequest_Closure)
 typedef void (*Persona__V1__RequestFeaturesResponse_Closure)
                  (const Persona__V1__RequestFeaturesResponse *message,
                   void *closure_data);
+typedef void (*Persona__V1__OwnershipRequest_Closure)
+                 (const Persona__V1__OwnershipRequest *message,
+                  void *closure_data);
+typedef void (*Persona__V1__OwnershipResponse_Closure)
+                 (const Persona__V1__OwnershipResponse *message,
+                  void *closure_data);
 
 /* --- services --- */
 
@@ -1140,6 +1235,8 @@ extern const ProtobufCMessageDescriptor persona__v1__delete_user_request__descri
 extern const ProtobufCMessageDescriptor persona__v1__delete_user_response__descriptor;
 extern const ProtobufCMessageDescriptor persona__v1__request_features_request__descriptor;
 extern const ProtobufCMessageDescriptor persona__v1__request_features_response__descriptor;
+extern const ProtobufCMessageDescriptor persona__v1__ownership_request__descriptor;
+extern const ProtobufCMessageDescriptor persona__v1__ownership_response__descriptor;
 
 PROTOBUF_C__END_DECLS
 

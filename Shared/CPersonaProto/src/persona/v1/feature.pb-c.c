@@ -1177,6 +1177,96 @@ void   persona__v1__request_features_response__free_unpacked
   assert(message->base.descriptor == &persona__v1__request_features_response__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   persona__v1__ownership_request__init
+                     (Persona__V1__OwnershipRequest         *message)
+{
+  static const Persona__V1__OwnershipRequest init_value = PERSONA__V1__OWNERSHIP_REQUEST__INIT;
+  *message = init_value;
+}
+size_t persona__v1__ownership_request__get_packed_size
+                     (const Persona__V1__OwnershipRequest *message)
+{
+  assert(message->base.descriptor == &persona__v1__ownership_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t persona__v1__ownership_request__pack
+                     (const Persona__V1__OwnershipRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &persona__v1__ownership_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t persona__v1__ownership_request__pack_to_buffer
+                     (const Persona__V1__OwnershipRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &persona__v1__ownership_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Persona__V1__OwnershipRequest *
+       persona__v1__ownership_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Persona__V1__OwnershipRequest *)
+     protobuf_c_message_unpack (&persona__v1__ownership_request__descriptor,
+                                allocator, len, data);
+}
+void   persona__v1__ownership_request__free_unpacked
+                     (Persona__V1__OwnershipRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &persona__v1__ownership_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   persona__v1__ownership_response__init
+                     (Persona__V1__OwnershipResponse         *message)
+{
+  static const Persona__V1__OwnershipResponse init_value = PERSONA__V1__OWNERSHIP_RESPONSE__INIT;
+  *message = init_value;
+}
+size_t persona__v1__ownership_response__get_packed_size
+                     (const Persona__V1__OwnershipResponse *message)
+{
+  assert(message->base.descriptor == &persona__v1__ownership_response__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t persona__v1__ownership_response__pack
+                     (const Persona__V1__OwnershipResponse *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &persona__v1__ownership_response__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t persona__v1__ownership_response__pack_to_buffer
+                     (const Persona__V1__OwnershipResponse *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &persona__v1__ownership_response__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Persona__V1__OwnershipResponse *
+       persona__v1__ownership_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Persona__V1__OwnershipResponse *)
+     protobuf_c_message_unpack (&persona__v1__ownership_response__descriptor,
+                                allocator, len, data);
+}
+void   persona__v1__ownership_response__free_unpacked
+                     (Persona__V1__OwnershipResponse *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &persona__v1__ownership_response__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 static const ProtobufCFieldDescriptor persona__v1__window_counts__field_descriptors[5] =
 {
   {
@@ -3853,5 +3943,113 @@ const ProtobufCMessageDescriptor persona__v1__request_features_response__descrip
   persona__v1__request_features_response__field_indices_by_name,
   1,  persona__v1__request_features_response__number_ranges,
   (ProtobufCMessageInit) persona__v1__request_features_response__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+#define persona__v1__ownership_request__field_descriptors NULL
+#define persona__v1__ownership_request__field_indices_by_name NULL
+#define persona__v1__ownership_request__number_ranges NULL
+const ProtobufCMessageDescriptor persona__v1__ownership_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "persona.v1.OwnershipRequest",
+  "OwnershipRequest",
+  "Persona__V1__OwnershipRequest",
+  "persona.v1",
+  sizeof(Persona__V1__OwnershipRequest),
+  0,
+  persona__v1__ownership_request__field_descriptors,
+  persona__v1__ownership_request__field_indices_by_name,
+  0,  persona__v1__ownership_request__number_ranges,
+  (ProtobufCMessageInit) persona__v1__ownership_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor persona__v1__ownership_response__field_descriptors[5] =
+{
+  {
+    "partitions",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__OwnershipResponse, partitions),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "home",
+    2,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_UINT32,
+    offsetof(Persona__V1__OwnershipResponse, n_home),
+    offsetof(Persona__V1__OwnershipResponse, home),
+    NULL,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_PACKED,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "serving",
+    3,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_UINT32,
+    offsetof(Persona__V1__OwnershipResponse, n_serving),
+    offsetof(Persona__V1__OwnershipResponse, serving),
+    NULL,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_PACKED,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "rebuilding",
+    4,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_UINT32,
+    offsetof(Persona__V1__OwnershipResponse, n_rebuilding),
+    offsetof(Persona__V1__OwnershipResponse, rebuilding),
+    NULL,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_PACKED,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "lagging",
+    5,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_UINT32,
+    offsetof(Persona__V1__OwnershipResponse, n_lagging),
+    offsetof(Persona__V1__OwnershipResponse, lagging),
+    NULL,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_PACKED,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned persona__v1__ownership_response__field_indices_by_name[] = {
+  1,   /* field[1] = home */
+  4,   /* field[4] = lagging */
+  0,   /* field[0] = partitions */
+  3,   /* field[3] = rebuilding */
+  2,   /* field[2] = serving */
+};
+static const ProtobufCIntRange persona__v1__ownership_response__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 5 }
+};
+const ProtobufCMessageDescriptor persona__v1__ownership_response__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "persona.v1.OwnershipResponse",
+  "OwnershipResponse",
+  "Persona__V1__OwnershipResponse",
+  "persona.v1",
+  sizeof(Persona__V1__OwnershipResponse),
+  5,
+  persona__v1__ownership_response__field_descriptors,
+  persona__v1__ownership_response__field_indices_by_name,
+  1,  persona__v1__ownership_response__number_ranges,
+  (ProtobufCMessageInit) persona__v1__ownership_response__init,
   NULL,NULL,NULL    /* reserved[123] */
 };

@@ -1,0 +1,160 @@
+import DataStructures
+public import RPC
+import Synchronization
+public import Wire
+
+/// The feature service as its callers reach it: one replica, or several that each serve the
+/// users of some of the log's partitions (docs/SCALING.md). A call about a user goes to the
+/// replica serving the user's partition, learned from each replica's Feature/Ownership and
+/// asked again when a replica cannot be reached or answers that it does not serve the
+/// partition; a call about items goes to any replica (each folds every partition's items).
+/// While a partition is being taken over, a call about one of its users is retried until
+/// its deadline and then fails UNAVAILABLE.
+public final class FeatureReplicas: Sendable {
+    public let replicas: [RPCClient]
+
+    private struct Routes {
+        var partitions = 0
+        /// The replica serving each partition (nil: none does now).
+        var owner: [Int?] = []
+        var learnedAt: ContinuousClock.Instant?
+    }
+
+    private let routes = Mutex(Routes())
+    /// How long a learned routing table is trusted before it is asked again (a replica given
+    /// back its partitions is found within this time).
+    static let refreshEvery: Duration = .seconds(5)
+
+    public init(_ addresses: [(host: String, port: Int)], defaultTimeout: Duration? = .seconds(30)) {
+        precondition(!addresses.isEmpty, "at least one feature replica")
+        replicas = addresses.map { RPCClient(host: $0.host, port: $0.port, defaultTimeout: defaultTimeout) }
+    }
+
+    /// Calls the replica serving `user`'s partition.
+    public func call<Request, Response>(
+        _ method: Method<Request, Response>, _ request: Request, user: Int64, timeout: Duration? = nil
+    ) async throws -> Response {
+        guard replicas.count > 1 else { return try await replicas[0].call(method, request, timeout: timeout) }
+        return try await retrying(timeout: timeout) { timeout in
+            try await replicas[try await replica(for: user, timeout: timeout)].call(method, request, timeout: timeout)
+        }
+    }
+
+    /// Calls any replica that answers (items, catalogue, training export).
+    public func call<Request, Response>(_ method: Method<Request, Response>, _ request: Request, timeout: Duration? = nil) async throws
+        -> Response
+    {
+        var failure: RPCError?
+        for client in replicas {
+            do { return try await client.call(method, request, timeout: timeout) } catch let error as RPCError where error.code == .unavailable {
+                failure = error
+            }
+        }
+        throw failure!
+    }
+
+    /// GetFeatures for users served by different replicas: each replica asked for its users,
+    /// the rows put back in the order asked.
+    public func features(_ request: GetFeaturesRequest, timeout: Duration? = nil) async throws -> GetFeaturesResponse {
+        guard replicas.count > 1, !request.userIds.isEmpty else { return try await call(FeatureAPI.getFeatures, request, timeout: timeout) }
+        return try await retrying(timeout: timeout) { timeout in
+            var byReplica: [Int: [Int]] = [:]
+            for (k, user) in request.userIds.enumerated() {
+                byReplica[try await replica(for: user, timeout: timeout), default: []].append(k)
+            }
+            var merged = GetFeaturesResponse()
+            merged.rows = [FeatureRow](repeating: FeatureRow(), count: request.userIds.count)
+            for (i, positions) in byReplica {
+                var part = request
+                part.userIds = positions.map { request.userIds[$0] }
+                let answer = try await replicas[i].call(FeatureAPI.getFeatures, part, timeout: timeout)
+                (merged.schemaVersion, merged.names) = (answer.schemaVersion, answer.names)
+                for (row, k) in zip(answer.rows, positions) { merged.rows[k] = row }
+            }
+            return merged
+        }
+    }
+
+    /// SegmentMembers over every replica: each answers for its own users, in id order, and
+    /// the pages merge into one.
+    public func segmentMembers(_ request: SegmentMembersRequest, timeout: Duration? = nil) async throws -> SegmentMembersResponse {
+        guard replicas.count > 1 else { return try await replicas[0].call(FeatureAPI.segmentMembers, request, timeout: timeout) }
+        let size = request.pageSize == 0 ? 100 : min(Int(request.pageSize), 10_000)
+        var ids = Set<Int64>()
+        var more = false
+        for client in replicas {
+            let page = try await client.call(FeatureAPI.segmentMembers, request, timeout: timeout)
+            ids.formUnion(page.userIds)
+            more = more || !page.nextPageToken.isEmpty
+        }
+        var response = SegmentMembersResponse()
+        let sorted = ids.sorted()
+        response.userIds = Array(sorted.prefix(size))
+        if more || sorted.count > size, let last = response.userIds.last { response.nextPageToken = String(last) }
+        return response
+    }
+
+    /// Each replica's answer to Feature/Ownership (nil: it did not answer).
+    public func ownership(timeout: Duration = .seconds(1)) async -> [OwnershipResponse?] {
+        var answers: [OwnershipResponse?] = []
+        for client in replicas { answers.append(try? await client.call(FeatureAPI.ownership, OwnershipRequest(), timeout: timeout)) }
+        return answers
+    }
+
+    public func shutdown() async {
+        for client in replicas { await client.shutdown() }
+    }
+
+    // MARK: Routing
+
+    /// Runs `body` again, after asking the replicas where the partitions are, while it fails
+    /// UNAVAILABLE (a replica down, or one not serving the partition) and time is left.
+    private func retrying<T>(timeout: Duration?, _ body: (Duration) async throws -> T) async throws -> T {
+        let deadline = ContinuousClock.now + min(timeout ?? .seconds(30), RPCContext.current?.remaining ?? .seconds(30))
+        var pause = Duration.milliseconds(20)
+        while true {
+            do { return try await body(ContinuousClock.now.duration(to: deadline)) } catch let error as RPCError where error.code == .unavailable {
+                routes.withLock { $0.learnedAt = nil }
+                guard ContinuousClock.now + pause < deadline else { throw error }
+                try await Task.sleep(for: pause)
+                pause = min(pause * 2, .milliseconds(500))
+            }
+        }
+    }
+
+    /// The replica serving `user`'s partition, asking the replicas when the table is old.
+    private func replica(for user: Int64, timeout: Duration) async throws -> Int {
+        let known = routes.withLock { r -> (partitions: Int, owner: [Int?])? in
+            guard let at = r.learnedAt, at.duration(to: .now) < Self.refreshEvery else { return nil }
+            return (r.partitions, r.owner)
+        }
+        var table = known
+        if table == nil { table = try await learn(timeout: min(timeout, .seconds(1))) }
+        let (partitions, owner) = table!
+        let p = StableHash.partition(of: user, among: partitions)
+        guard let i = owner[p] else { throw RPCError(.unavailable, "no feature replica serves partition \(p) now (one is taking it over)") }
+        return i
+    }
+
+    /// Asks every replica which partitions it serves. A partition goes to a replica serving it
+    /// as its home and read to the log's end, else to one serving it read to the end, else to
+    /// any serving it.
+    private func learn(timeout: Duration) async throws -> (Int, [Int?]) {
+        let answers = await ownership(timeout: timeout)
+        guard let partitions = answers.compactMap({ $0?.partitions }).max(), partitions > 0 else {
+            throw RPCError(.unavailable, "no feature replica answered Feature/Ownership")
+        }
+        var owner = [Int?](repeating: nil, count: Int(partitions))
+        var rank = [Int](repeating: .max, count: Int(partitions))
+        for (i, answer) in answers.enumerated() {
+            guard let answer, answer.partitions == partitions else { continue }
+            let home = Set(answer.home), lagging = Set(answer.lagging)
+            for p in answer.serving where p < partitions {
+                let r = (home.contains(p) ? 0 : 1) + (lagging.contains(p) ? 2 : 0)
+                if r < rank[Int(p)] { (owner[Int(p)], rank[Int(p)]) = (i, r) }
+            }
+        }
+        routes.withLock { $0 = Routes(partitions: Int(partitions), owner: owner, learnedAt: .now) }
+        return (Int(partitions), owner)
+    }
+}
