@@ -396,7 +396,8 @@ public struct FeatureService: PersonaService {
     public func healthChecks() async -> [(String, String)] {
         let s = live.summary
         return [
-            ("partitions", ownership.summary), ("users", "\(s.users)"), ("items", "\(s.items)"), ("offsets", s.offsets.map(String.init).joined(separator: ",")),
+            ("partitions", ownership.summary), ("users", "\(s.users)"), ("items", "\(s.items)"),
+            ("offsets", s.offsets.map(String.init).joined(separator: ",")),
             (
                 "event_time",
                 s.watermarkMs == 0 ? "none" : ISO8601DateFormatter().string(from: Date(timeIntervalSince1970: Double(s.watermarkMs) / 1000))

@@ -58,7 +58,9 @@ public struct FeatureOptions: ParsableArguments, Sendable {
             s.modelPort = port
         }
         if let text = partitions ?? env["PERSONA_FEATURE_PARTITIONS"] {
-            guard let set = PartitionSet.parse(text), !set.isEmpty else { throw ValidationError("partitions '\(text)' are not a list like 0-3 or 0,2,4") }
+            guard let set = PartitionSet.parse(text), !set.isEmpty else {
+                throw ValidationError("partitions '\(text)' are not a list like 0-3 or 0,2,4")
+            }
             s.partitions = set
         }
         if let text = peers ?? env["PERSONA_FEATURE_PEERS"], !text.isEmpty {
