@@ -46,7 +46,9 @@ public final class FeatureReplicas: Sendable {
     {
         var failure: RPCError?
         for client in replicas {
-            do { return try await client.call(method, request, timeout: timeout) } catch let error as RPCError where error.code == .unavailable {
+            do {
+                return try await client.call(method, request, timeout: timeout)
+            } catch let error as RPCError where error.code == .unavailable {
                 failure = error
             }
         }
@@ -113,7 +115,9 @@ public final class FeatureReplicas: Sendable {
         let deadline = ContinuousClock.now + min(timeout ?? .seconds(30), RPCContext.current?.remaining ?? .seconds(30))
         var pause = Duration.milliseconds(20)
         while true {
-            do { return try await body(ContinuousClock.now.duration(to: deadline)) } catch let error as RPCError where error.code == .unavailable {
+            do {
+                return try await body(ContinuousClock.now.duration(to: deadline))
+            } catch let error as RPCError where error.code == .unavailable {
                 routes.withLock { $0.learnedAt = nil }
                 guard ContinuousClock.now + pause < deadline else { throw error }
                 try await Task.sleep(for: pause)

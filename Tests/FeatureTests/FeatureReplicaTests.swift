@@ -123,7 +123,8 @@ struct FeatureReplicaStateTests {
         #expect(TakeoverPlan(mine: low, live: [answer(home: [2, 3], serving: [2, 3], rebuilding: [4, 5, 6, 7])]).takeOver.isEmpty)
         // Borrowed partitions go back once their home replica serves them read to the end.
         let borrowing = answer(home: [0, 1, 2, 3], serving: [0, 1, 2, 3, 4, 5, 6, 7])
-        #expect(TakeoverPlan(mine: borrowing, live: [answer(home: [4, 5, 6, 7], serving: [4, 5, 6, 7], lagging: [5])]).release == [4, 6, 7])
+        let returning = answer(home: [4, 5, 6, 7], serving: [4, 5, 6, 7], lagging: [5])
+        #expect(TakeoverPlan(mine: borrowing, live: [returning]).release == [4, 6, 7])
         #expect(TakeoverPlan(mine: borrowing, live: [b]).release == [4, 5, 6, 7])
         #expect(TakeoverPlan(mine: borrowing, live: []).release.isEmpty)
     }
