@@ -292,8 +292,8 @@ public struct FeatureService: PersonaService {
             live.own(home)
             return
         }
-        context.logger.warning(
-            "the snapshot holds partitions \(PartitionSet.format(had ?? [])) only: rebuilding \(PartitionSet.format(home ?? Set(0..<partitions))) from the log")
+        let wanted = PartitionSet.format(home ?? Set(0..<partitions))
+        context.logger.warning("the snapshot holds partitions \(PartitionSet.format(had ?? [])) only: rebuilding \(wanted) from the log")
         _ = live.replace(with: live.rebuilding(owning: home), evenIfBehind: true)
     }
 
