@@ -37,8 +37,8 @@ struct Endpoints: ParsableArguments {
     /// Every service's endpoint; one per feature replica when `--feature` lists several.
     func all() throws -> [Endpoint] {
         let env = ProcessInfo.processInfo.environment
-        return try [(Peer.ingest, ingest), (.feature, feature), (.model, model), (.riskControl, riskControl), (.recommend, recommend)].flatMap {
-            peer, flag in
+        let flags = [(Peer.ingest, ingest), (.feature, feature), (.model, model), (.riskControl, riskControl), (.recommend, recommend)]
+        return try flags.flatMap { peer, flag in
             let addresses = try peer.addresses(flag: flag, environment: env) ?? [("127.0.0.1", peer.defaultPort)]
             return addresses.map { Endpoint(service: peer.rawValue, host: $0.host, port: $0.port) }
         }

@@ -283,7 +283,8 @@ public struct FeatureService: PersonaService {
     /// theirs; one lacking some of them is set aside and the state rebuilt from the log.
     private func adoptOwnership(partitions: Int) throws {
         guard ownership.adopt(partitions: partitions) else {
-            throw ServiceError("--partitions \(PartitionSet.format(settings.partitions ?? [])) names partitions ingest's \(partitions) lack")
+            let asked = PartitionSet.format(settings.partitions ?? [])
+            throw ServiceError("--partitions \(asked) names partitions ingest's \(partitions) lack")
         }
         let home = settings.partitions.flatMap { $0.count == partitions ? nil : $0 }
         let had = live.owned
