@@ -13,7 +13,7 @@ FUZZ_RUNS ?= 200000
 # Ingest sets each event's ip_country from this table (the shared fraud case's) when present.
 IP_COUNTRY ?= $(wildcard $(CURDIR)/../shared/data/fraud/IpAddress_to_Country.csv)
 
-.PHONY: help deps build test run cluster stop bench trial bench-deep proto check-proto check-compose container-test fuzz docs lint format clean
+.PHONY: help deps build test run secrets cluster stop bench trial bench-deep proto check-proto check-compose container-test fuzz docs lint format clean
 
 help:
 	@echo "make deps         install the Debian packages Persona needs (when missing)"
@@ -21,7 +21,7 @@ help:
 	@echo "make test         check generated code, then run the whole test suite"
 	@echo "make run          start all five services, import the samples and train once (RETRAIN=1: again), show a profile, recommendations and a decision; data under ./data"
 	@echo "make stop         stop them gracefully (SIGTERM)"
-	@echo "make cluster      the same on a three-server NATS JetStream cluster (replicas 3), data in data/cluster"
+	@echo "make cluster      the same on a three-server NATS JetStream cluster (replicas 3) and two feature replicas, data in data/cluster"
 	@echo "make bench        benchmarks against grpc-swift-2, libprotobuf-c, SQLite, NATS JetStream, implicit and numpy; results in Benchmarks/results/"
 	@echo "make trial        the served answers on held-out splits of the shared data, beside simple peers (Benchmarks/results/trial.md)"
 	@echo "make bench-deep   the sequence model's training time against PyTorch (installs torch for CPU)"
@@ -84,12 +84,7 @@ test: check-proto
 	swift build --build-tests
 	swift test --disable-xctest
 
-run: build
-	@mkdir -p $(RUN) $(DATA)
-	@# Ingest pseudonymises identifiers with this key; risk-control compares requests and lists with it.
-	@[ -s $(DATA)/pseudonym.key ] || { [ -s $(DATA)/ingest/pseudonym.key ] && cp $(DATA)/ingest/pseudonym.key $(DATA)/pseudonym.key || head -c 32 /dev/urandom > $(DATA)/pseudonym.key; chmod 600 $(DATA)/pseudonym.key; }
-	@# One token a role (ROLE ID SECRET): every call but Health needs one; the CLI reads this file.
-	@[ -s $(DATA)/tokens ] || { for role in service admin analyst producer consumer; do echo "$$role $$role-1 $$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')"; done > $(DATA)/tokens; chmod 600 $(DATA)/tokens; }
+run: build secrets
 	@for s in $(SERVICES); do \
 		IFS=: read name port metrics <<< "$$s"; \
 		if [ -f $(RUN)/$$name.pid ] && kill -0 $$(cat $(RUN)/$$name.pid) 2>/dev/null; then echo "$$name already running"; continue; fi; \
@@ -102,10 +97,22 @@ run: build
 	@# Imports the sample data and trains once (RETRAIN=1 trains again), then shows a profile, recommendations and a decision.
 	@PERSONA=$(BIN)/persona DATA=$(DATA) PERSONA_TOKENS_FILE=$(DATA)/tokens scripts/demo.sh
 
-# The suite with its event log on a three-server NATS JetStream cluster (replicas 3), from the
+# The pseudonym key and the tokens file of the suite in $(DATA), made once.
+secrets:
+	@mkdir -p $(RUN) $(DATA)
+	@# Ingest pseudonymises identifiers with this key; risk-control compares requests and lists with it.
+	@[ -s $(DATA)/pseudonym.key ] || { [ -s $(DATA)/ingest/pseudonym.key ] && cp $(DATA)/ingest/pseudonym.key $(DATA)/pseudonym.key || head -c 32 /dev/urandom > $(DATA)/pseudonym.key; chmod 600 $(DATA)/pseudonym.key; }
+	@# One token a role (ROLE ID SECRET): every call but Health needs one; the CLI reads this file.
+	@[ -s $(DATA)/tokens ] || { for role in service admin analyst producer consumer; do echo "$$role $$role-1 $$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')"; done > $(DATA)/tokens; chmod 600 $(DATA)/tokens; }
+
+# The suite with its event log on a three-server NATS JetStream cluster (replicas 3) and two
+# feature replicas (partitions 0-1 on 7102, 2-3 on 7112, each watching the other), from the
 # built binaries, in its own data folder (data/cluster): docs/SCALING.md. `make stop` stops all.
+CLUSTER = $(CURDIR)/data/cluster
+CLUSTER_FEATURES = 127.0.0.1:7102,127.0.0.1:7112
 cluster: deps build
-	@mkdir -p $(RUN) $(CURDIR)/data/cluster/nats
+	@$(MAKE) --no-print-directory secrets DATA=$(CLUSTER)
+	@mkdir -p $(RUN) $(CLUSTER)/nats
 	@for n in $(NATS_NODES); do \
 		IFS=: read i port route <<< "$$n"; \
 		if [ -f $(RUN)/nats-$$i.pid ] && kill -0 $$(cat $(RUN)/nats-$$i.pid) 2>/dev/null; then echo "nats-$$i already running"; continue; fi; \
@@ -114,10 +121,15 @@ cluster: deps build
 			--cluster_name persona --cluster nats://127.0.0.1:$$route --routes $${routes%,} > $(RUN)/nats-$$i.log 2>&1 & echo $$! > $(RUN)/nats-$$i.pid; \
 		echo "nats-$$i: nats://127.0.0.1:$$port  store $(CURDIR)/data/cluster/nats/n$$i  log $(RUN)/nats-$$i.log"; \
 	done
-	@PERSONA_LOG=$${PERSONA_LOG:-nats://127.0.0.1:4222,127.0.0.1:4223,127.0.0.1:4224} $(MAKE) --no-print-directory run DATA=$(CURDIR)/data/cluster
+	@if [ -f $(RUN)/feature-2.pid ] && kill -0 $$(cat $(RUN)/feature-2.pid) 2>/dev/null; then echo "feature-2 already running"; else \
+		PERSONA_TOKENS_FILE=$(CLUSTER)/tokens nohup $(BIN)/persona-feature --port 7112 --metrics-port 9112 --data-dir $(CLUSTER)/feature-2 \
+			--partitions 2-3 --peers 127.0.0.1:7102 > $(RUN)/feature-2.log 2>&1 & echo $$! > $(RUN)/feature-2.pid; \
+		echo "feature-2: rpc 127.0.0.1:7112 (partitions 2-3)  metrics http://127.0.0.1:9112/metrics  data $(CLUSTER)/feature-2  log $(RUN)/feature-2.log"; fi
+	@PERSONA_LOG=$${PERSONA_LOG:-nats://127.0.0.1:4222,127.0.0.1:4223,127.0.0.1:4224} PERSONA_FEATURE_ADDR=$(CLUSTER_FEATURES) \
+		PERSONA_FEATURE_PARTITIONS=0-1 PERSONA_FEATURE_PEERS=127.0.0.1:7112 $(MAKE) --no-print-directory run DATA=$(CLUSTER)
 
 stop:
-	@for s in $(SERVICES); do \
+	@for s in $(SERVICES) feature-2:7112:9112; do \
 		IFS=: read name port metrics <<< "$$s"; \
 		[ -f $(RUN)/$$name.pid ] || continue; pid=$$(cat $(RUN)/$$name.pid); \
 		if kill -TERM $$pid 2>/dev/null; then \

@@ -77,23 +77,29 @@ public final class FeatureReplicas: Sendable {
         }
     }
 
-    /// SegmentMembers over every replica: each answers for its own users, in id order, and
-    /// the pages merge into one.
+    /// SegmentMembers over the replicas serving the partitions: each answers for its own
+    /// users, in id order, and the pages merge into one.
     public func segmentMembers(_ request: SegmentMembersRequest, timeout: Duration? = nil) async throws -> SegmentMembersResponse {
         guard replicas.count > 1 else { return try await replicas[0].call(FeatureAPI.segmentMembers, request, timeout: timeout) }
         let size = request.pageSize == 0 ? 100 : min(Int(request.pageSize), 10_000)
-        var ids = Set<Int64>()
-        var more = false
-        for client in replicas {
-            let page = try await client.call(FeatureAPI.segmentMembers, request, timeout: timeout)
-            ids.formUnion(page.userIds)
-            more = more || !page.nextPageToken.isEmpty
+        return try await retrying(timeout: timeout) { timeout in
+            let (_, owner) = try await table(timeout: timeout)
+            guard let unserved = owner.firstIndex(of: nil) else {
+                var ids = Set<Int64>()
+                var more = false
+                for i in Set(owner.compactMap { $0 }) {
+                    let page = try await replicas[i].call(FeatureAPI.segmentMembers, request, timeout: timeout)
+                    ids.formUnion(page.userIds)
+                    more = more || !page.nextPageToken.isEmpty
+                }
+                var response = SegmentMembersResponse()
+                let sorted = ids.sorted()
+                response.userIds = Array(sorted.prefix(size))
+                if more || sorted.count > size, let last = response.userIds.last { response.nextPageToken = String(last) }
+                return response
+            }
+            throw RPCError(.unavailable, "no feature replica serves partition \(unserved) now (one is taking it over)")
         }
-        var response = SegmentMembersResponse()
-        let sorted = ids.sorted()
-        response.userIds = Array(sorted.prefix(size))
-        if more || sorted.count > size, let last = response.userIds.last { response.nextPageToken = String(last) }
-        return response
     }
 
     /// Each replica's answer to Feature/Ownership (nil: it did not answer).
@@ -126,15 +132,19 @@ public final class FeatureReplicas: Sendable {
         }
     }
 
-    /// The replica serving `user`'s partition, asking the replicas when the table is old.
-    private func replica(for user: Int64, timeout: Duration) async throws -> Int {
+    /// The partition count and each partition's replica, asked again when the table is old.
+    private func table(timeout: Duration) async throws -> (partitions: Int, owner: [Int?]) {
         let known = routes.withLock { r -> (partitions: Int, owner: [Int?])? in
             guard let at = r.learnedAt, at.duration(to: .now) < Self.refreshEvery else { return nil }
             return (r.partitions, r.owner)
         }
-        var table = known
-        if table == nil { table = try await learn(timeout: min(timeout, .seconds(1))) }
-        let (partitions, owner) = table!
+        if let known { return known }
+        return try await learn(timeout: min(timeout, .seconds(1)))
+    }
+
+    /// The replica serving `user`'s partition.
+    private func replica(for user: Int64, timeout: Duration) async throws -> Int {
+        let (partitions, owner) = try await table(timeout: timeout)
         let p = StableHash.partition(of: user, among: partitions)
         guard let i = owner[p] else { throw RPCError(.unavailable, "no feature replica serves partition \(p) now (one is taking it over)") }
         return i

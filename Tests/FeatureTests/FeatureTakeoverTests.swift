@@ -86,6 +86,14 @@ struct FeatureTakeoverTests {
             let takeover = killed.duration(to: .now)
             #expect(served && takeover < .seconds(10), "B's partitions answered again after \(takeover)")
             #expect(try await routedProfiles(router, users) == reference)
+            // A tag's members, merged over the replicas, are the users whose profiles carry it.
+            let tags = Dictionary(reference.values.flatMap(\.tags).map { ($0, 1) }, uniquingKeysWith: +)
+            let tag = try #require(tags.max { $0.value < $1.value }?.key)
+            var members = SegmentMembersRequest()
+            members.tag = tag
+            members.pageSize = 10_000
+            let tagged = try await router.segmentMembers(members, timeout: .seconds(5))
+            #expect(tagged.userIds == reference.filter { $0.value.tags.contains(tag) }.keys.sorted())
             let health = try await clientA.call(HealthAPI.check, HealthRequest())
             #expect(health.checks.first { $0.key == "partitions" }?.value == "serving 0-3 (home 0-1)")
 
