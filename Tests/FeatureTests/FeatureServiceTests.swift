@@ -12,21 +12,43 @@ import Wire
 @Suite("Feature service", .serialized, .timeLimit(.minutes(5)))
 struct FeatureServiceTests {
     @Test(
-        "profiles of the 43 Taobao users equal a plain recount of the file, on the embedded log and on a three-server JetStream cluster",
-        arguments: ["file", "jetstream"])
+        """
+        profiles of the 43 Taobao users equal a plain recount of the file, on the embedded log, on a three-server JetStream \
+        cluster, and there read through two feature replicas
+        """,
+        arguments: ["file", "jetstream", "jetstream, two feature replicas"])
     func taobaoRecount(log: String) async throws {
         let rows = try TaobaoRow.load()
         let events = TaobaoRow.events(try TaobaoRow.lines(TaobaoRow.sample43))
         let users = Array(Set(rows.map(\.user))).sorted()
         var settings = IngestSettings()
-        let nats = log == "jetstream" ? try NATSServers(count: 3) : nil
+        let nats = log.hasPrefix("jetstream") ? try NATSServers(count: 3) : nil
         defer { nats?.stop() }
         if let nats { settings.log = try LogChoice(parsing: nats.url) }
         let got = try await withIngest(settings: settings) { ingest, port in
             try await append(ingest, events)
-            return try await withFeature(ingestPort: port) { feature, _ in
-                try await waitConsumed(ingest: ingest, consumer: feature)
-                return try await profiles(feature, users)
+            guard log.hasSuffix("replicas") else {
+                return try await withFeature(ingestPort: port) { feature, _ in
+                    try await waitConsumed(ingest: ingest, consumer: feature)
+                    return try await profiles(feature, users)
+                }
+            }
+            // Each replica holds the users of half of ingest's 4 partitions; calls are routed.
+            return try await withFeature(ingestPort: port, partitions: [0, 1]) { low, _ in
+                try await withFeature(ingestPort: port, partitions: [2, 3]) { high, _ in
+                    try await waitConsumed(ingest: ingest, consumer: low)
+                    try await waitConsumed(ingest: ingest, consumer: high)
+                    let router = FeatureReplicas([(low.config.host, low.config.port), (high.config.host, high.config.port)])
+                    var out: [Int64: UserProfile] = [:]
+                    for u in users {
+                        var r = GetProfileRequest()
+                        r.userId = u
+                        let response = try await router.call(FeatureAPI.getProfile, r, user: u)
+                        if response.found { out[u] = response.profile }
+                    }
+                    await router.shutdown()
+                    return out
+                }
             }
         }
         #expect(got.count == 43)

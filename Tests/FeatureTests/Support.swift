@@ -118,10 +118,12 @@ func withIngest<R>(
 
 /// An in-process feature service consuming the ingest at `ingestPort`, stopped after `body`.
 func withFeature<R>(
-    ingestPort: Int, dataDir: String = temporaryDirectory(), _ body: (RPCClient, ServiceHost<FeatureService>) async throws -> R
+    ingestPort: Int, dataDir: String = temporaryDirectory(), partitions: Set<Int>? = nil,
+    _ body: (RPCClient, ServiceHost<FeatureService>) async throws -> R
 ) async throws -> R {
     var settings = FeatureSettings()
     settings.ingestPort = ingestPort
+    settings.partitions = partitions
     settings.readWait = .milliseconds(200)
     // No model service: the profiles carry no published segments.
     settings.modelPort = freePort()
