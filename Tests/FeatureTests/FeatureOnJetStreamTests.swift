@@ -40,7 +40,8 @@ struct FeatureOnJetStreamTests {
                             response = try? await ingest.call(IngestAPI.append, request, timeout: .seconds(30))
                         }
                         let answer = try #require(response)
-                        for (event, status) in zip(request.events, answer.statuses) where status.code == .accepted || status.code == .duplicate {
+                        let stored: Set<AppendCode> = [.accepted, .duplicate]
+                        for (event, status) in zip(request.events, answer.statuses) where stored.contains(status.code) {
                             accepted[event.userId, default: 0] += 1
                         }
                         written += 200

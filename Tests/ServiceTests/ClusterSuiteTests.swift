@@ -84,7 +84,8 @@ struct ClusterSuiteTests {
                         riskSettings.featureTimeout = .seconds(2)
                         try await withHostedService(RecommendService.self, settings: recommendSettings) { recommend in
                             try await withHostedService(RiskControlService.self, settings: riskSettings) { risk in
-                                try await run(events, ingest.client, [low.client, high.client], model.client, recommend.client, risk.client)
+                                let clients = (model.client, recommend.client, risk.client)
+                                try await run(events, ingest.client, [low.client, high.client], clients.0, clients.1, clients.2)
                             }
                         }
                     }
