@@ -146,34 +146,40 @@ import Wire
         #expect(back == [r, p])
     }
 
-    @Test func concurrentDecisionsShareCommitsAndSurviveAReopen() async throws {
+    @Test("decisions appended at once share the log's group commits; the view built from the log survives a reopen")
+    func concurrentDecisionsThroughTheLog() async throws {
         let dir = temporaryDirectory()
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        let commits = Counter()
-        let store = try DecisionDatabase(path: dir + "/decisions.db") { _, _, _ in commits.add() }
-        try await withThrowingTaskGroup(of: Void.self) { group in
+        let log = try DecisionLog(.file, directory: dir + "/decision-log", replicas: 1)
+        let offsets = try await withThrowingTaskGroup(of: UInt64.self) { group in
             for i in 0..<200 {
                 group.addTask {
-                    let stored = try await store.append(
-                        Self.decision(i, user: Int64(1 + i % 4), action: i % 10 == 0 ? .decline : .allow, score: Int32(i * 5)),
-                        request: ScoreRequest())
-                    #expect(!stored.decisionId.isEmpty)
+                    var record = DecisionRecord()
+                    record.decision = Self.decision(i, user: Int64(1 + i % 4), action: i % 10 == 0 ? .decline : .allow, score: Int32(i * 5))
+                    record.request = ScoreRequest()
+                    return try await log.append(record, id: "d-\(i)")
                 }
             }
-            try await group.waitForAll()
+            return try await group.reduce(into: []) { $0.append($1) }
         }
-        #expect(commits.value < 200, "group commit: \(commits.value) commits for 200 decisions")
+        #expect(Set(offsets) == Set(0..<200))
+        let (records, next) = try await log.read(from: 0, max: 1000, wait: .zero)
+        #expect(records.count == 200 && next == 200)
+        await log.close()
+        let store = try DecisionDatabase(path: dir + "/view.db")
+        try await store.apply(records, next: next)
         store.close()
 
-        let reopened = try DecisionDatabase(path: dir + "/decisions.db")
+        let reopened = try DecisionDatabase(path: dir + "/view.db")
         defer { reopened.close() }
+        #expect(try reopened.viewOffset() == 200)
         var q = QueryDecisionsRequest()
         q.limit = 1000
         let all = try reopened.query(q).decisions
         #expect(all.count == 200)
         #expect(all.first!.features.count == 2 && all.first!.featureNames == ["a", "b"])
-        // Newest first: ids descend.
-        #expect(zip(all, all.dropFirst()).allSatisfy { Int($0.decisionId)! > Int($1.decisionId)! })
+        // Newest first: ids (offsets + 1) descend.
+        #expect(all.map(\.decisionId) == (1...200).reversed().map(String.init))
     }
 
     @Test func queriesFilterPageAndAggregate() async throws {
@@ -183,9 +189,9 @@ import Wire
         defer { store.close() }
         for i in 0..<30 {
             let action: Action = i % 3 == 0 ? .decline : i % 3 == 1 ? .review : .allow
-            _ = try await store.append(
+            try await store.applyDecision(
                 Self.decision(i, user: i < 10 ? 42 : 7, action: action, score: Int32(i * 30), reasons: i % 5 == 0 ? ["velocity"] : []),
-                request: ScoreRequest())
+                at: UInt64(i))
         }
         func query(_ edit: (inout QueryDecisionsRequest) -> Void) throws -> [Decision] {
             var q = QueryDecisionsRequest()
@@ -231,9 +237,9 @@ import Wire
         #expect(throws: DecisionDatabase.BadQuery.self) { try store.query(bad) }
 
         // Labels land on the order's decisions.
-        #expect(try await store.label(orderID: "order-3", kind: .chargeback, source: "bank", note: "cb 1", atMs: 1) == 1)
-        #expect(try await store.label(orderID: "order-4", kind: .falsePositive, source: "analyst", note: "", atMs: 2) == 1)
-        #expect(try await store.label(orderID: "order-5", kind: .confirmedFraud, source: "analyst", note: "", atMs: 3) == 1)
+        try await store.applyLabel(order: "order-3", kind: .chargeback, source: "bank", note: "cb 1", at: 30)
+        try await store.applyLabel(order: "order-4", kind: .falsePositive, source: "analyst", note: "", at: 31)
+        try await store.applyLabel(order: "order-5", kind: .confirmedFraud, source: "analyst", note: "", at: 32)
         let labelled = try query { $0.labelled = true }
         #expect(Set(labelled.map(\.orderId)) == ["order-3", "order-4", "order-5"])
         #expect(try query { $0.label = .chargeback }.first?.labelSource == "bank")
@@ -257,4 +263,24 @@ final class Counter: @unchecked Sendable {
     private var n = 0
     func add() { lock.withLock { n += 1 } }
     var value: Int { lock.withLock { n } }
+}
+
+extension DecisionDatabase {
+    /// Applies `d` as the decision log's record at `offset` (what the view does with it).
+    func applyDecision(_ d: Decision, at offset: UInt64) async throws {
+        var record = DecisionRecord()
+        record.decision = d
+        record.request = ScoreRequest()
+        try await apply([(offset, record)], next: offset + 1)
+    }
+
+    /// Applies a label of `order` as the decision log's record at `offset`.
+    func applyLabel(order: String, kind: LabelKind, source: String, note: String, at offset: UInt64) async throws {
+        var label = Label()
+        (label.orderId, label.kind, label.source, label.note) = (order, kind, source, note)
+        var record = DecisionRecord()
+        record.label = label
+        record.atMs = Int64(offset)
+        try await apply([(offset, record)], next: offset + 1)
+    }
 }

@@ -5,6 +5,7 @@ import Ingest
 import Model
 import RPC
 import ServiceKit
+import Synchronization
 import TestSupport
 import Testing
 import Wire
@@ -414,6 +415,91 @@ struct RiskServiceTests {
         let reviewed = try await score(client, scoreRequest(user: 98, order: "k-98", amount: 20, at: baseMs))
         #expect(reviewed.action == .review && reviewed.rulesVersion == 1)
     }
+}
+
+extension RiskServiceTests {
+    @Test("SIGKILL while callers score: every answered decision is found after the restart; a deleted view is rebuilt from the log")
+    func decisionLogSurvivesSigkill() async throws {
+        let dir = temporaryDirectory()
+        let port = freePort()
+        // Labels go to ingest first: a real one, in process.
+        try await withHostedService(IngestService.self, settings: ingestSettings) { ingest in
+            func start() throws -> ChildProcess {
+                try ChildProcess(
+                    "persona-risk-control",
+                    [
+                        "--port", "\(port)", "--metrics-port", "0", "--data-dir", dir, "--feature", "127.0.0.1:\(freePort())",
+                        "--model", "127.0.0.1:\(freePort())", "--ingest", "127.0.0.1:\(ingest.rpcPort)",
+                        "--pseudonym-key-file", sharedKeyFile,
+                    ])
+            }
+            var process = try start()
+            defer { process.kill() }
+            let client = RPCClient(host: "127.0.0.1", port: port)
+            defer { Task { await client.shutdown() } }
+            try await waitHealthy(client)
+            let answered = AnsweredDecisions()
+            let scoring = (0..<8).map { worker in
+                Task {
+                    for i in 0..<100_000 {
+                        let order = "w\(worker)-\(i)"
+                        let request = scoreRequest(user: Int64(1 + i % 50), order: order, amount: Double(i % 90), at: baseMs)
+                        guard let d = try? await score(client, request) else { return }
+                        answered.all.withLock { $0[order] = d }
+                    }
+                }
+            }
+            // Some labels, then the kill lands while the workers score.
+            try await Task.sleep(for: .milliseconds(800))
+            for order in ["w0-0", "w1-1", "w2-2"] {
+                var l = LabelRequest()
+                l.orderId = order
+                l.kind = .chargeback
+                l.source = "bank"
+                _ = try await client.call(RiskAPI.label, l)
+            }
+            try await Task.sleep(for: .milliseconds(400))
+            process.signal(SIGKILL)
+            _ = await process.waitForExit()
+            for task in scoring { await task.value }
+            let before = answered.all.withLock { $0 }
+            #expect(before.count > 100, "only \(before.count) decisions answered before the kill")
+
+            func everyDecision() async throws -> [String: Decision] {
+                var out: [String: Decision] = [:]
+                var q = QueryDecisionsRequest()
+                q.limit = 1000
+                q.order = .oldest
+                repeat {
+                    let page = try await client.call(RiskAPI.queryDecisions, q)
+                    for d in page.decisions { out[d.orderId] = d }
+                    q.pageToken = page.nextPageToken
+                } while !q.pageToken.isEmpty
+                return out
+            }
+            process = try start()
+            try await waitHealthy(client)
+            let afterKill = try await everyDecision()
+            for (order, d) in before {
+                let stored = afterKill[order]
+                #expect(stored?.decisionId == d.decisionId && stored?.action == d.action && stored?.score == d.score, "order \(order)")
+            }
+            #expect(["w0-0", "w1-1", "w2-2"].allSatisfy { afterKill[$0]?.label == .chargeback })
+
+            // The view deleted while the service is down comes back from the log, the same.
+            process.signal(SIGTERM)
+            _ = await process.waitForExit()
+            for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: dir + "/decision-view.db" + suffix) }
+            process = try start()
+            try await waitHealthy(client)
+            #expect(try await everyDecision() == afterKill)
+        }
+    }
+}
+
+/// Decisions answered to concurrent callers, by order.
+final class AnsweredDecisions: Sendable {
+    let all = Mutex<[String: Decision]>([:])
 }
 
 /// Every event in ingest's log.

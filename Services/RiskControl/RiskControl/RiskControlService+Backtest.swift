@@ -13,7 +13,8 @@ extension RiskControlService {
         case .success(let set): candidate = set
         }
         let limit = request.limit == 0 ? 100_000 : min(Int(request.limit), 1_000_000)
-        let history = try database.history(fromMs: request.fromMs, toMs: request.toMs, limit: limit)
+        try await awaitView()
+        let history = try view.history(fromMs: request.fromMs, toMs: request.toMs, limit: limit)
         let policy = DecisionPolicy(
             review: settings.reviewThreshold, decline: settings.declineThreshold, failOpen: settings.failurePolicy == .open)
         var changes: [[UInt32]] = Array(repeating: Array(repeating: 0, count: 5), count: 5)

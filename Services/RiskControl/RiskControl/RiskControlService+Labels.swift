@@ -1,7 +1,8 @@
 import RPC
 import Wire
 
-/// Label: the outcome of an order goes into the log first, then onto its decisions.
+/// Label: the outcome of an order goes into the event log first (training reads it there),
+/// then into the decision log, from which the view labels its decisions.
 extension RiskControlService {
     func label(_ request: LabelRequest) async throws -> LabelResponse {
         guard !request.orderId.isEmpty else { throw refuse("missing_order", "a label names an order") }
@@ -17,7 +18,8 @@ extension RiskControlService {
             q.orderId = request.orderId
             q.limit = 1
             q.withoutFeatures = true
-            guard let d = try database.query(q).decisions.first else {
+            try await awaitView()
+            guard let d = try view.query(q).decisions.first else {
                 throw RPCError(.notFound, "no decision for order '\(request.orderId)': give the user id to label it")
             }
             user = d.userId
@@ -42,8 +44,18 @@ extension RiskControlService {
         guard let status = answer.statuses.first, status.code != .rejected else {
             throw RPCError(.invalidArgument, "ingest refused the label: \(answer.statuses.first?.detail ?? "no status")")
         }
-        let n = try await database.label(
-            orderID: request.orderId, kind: request.kind, source: request.source, note: request.note, atMs: now)
+        // Then into the decision log, from which the view labels the order's decisions.
+        try await awaitView()
+        var q = QueryDecisionsRequest()
+        q.orderId = request.orderId
+        q.limit = UInt32(DecisionDatabase.maxPage)
+        q.withoutFeatures = true
+        let n = try view.query(q).decisions.count
+        var record = DecisionRecord()
+        record.label = l
+        record.atMs = now
+        let offset = try await decisionLog.append(record, id: e.eventId + ":\(now)")
+        viewProgress.answered(offset)
         metrics.labelled(request.kind)
         var response = LabelResponse()
         response.applied = true

@@ -4,7 +4,7 @@ import RPC
 import Wire
 
 /// Score: validate, pseudonymise, read the features as of the request, model, lists, rules
-/// and thresholds, then the durable write; one walk from request to answer.
+/// and thresholds, then the decision log's durable append; one walk from request to answer.
 extension RiskControlService {
     /// How long the feature read may take: the configured timeout, never more than half of
     /// what the caller still waits, so the decision comes in time when feature does not.
@@ -167,7 +167,12 @@ extension RiskControlService {
         d.latencyUs = Self.micros(start.duration(to: .now))
         if !request.dryRun {
             do {
-                d = try await database.append(d, request: r)
+                var record = DecisionRecord()
+                record.decision = d
+                record.request = r
+                let offset = try await decisionLog.append(record, id: "\(r.orderId)|\(d.decidedMs)|\(UInt64.random(in: 0...UInt64.max))")
+                d.decisionId = String(DecisionLog.decisionID(offset: offset))
+                viewProgress.answered(offset)
             } catch {
                 context.logger.error("decision for order '\(r.orderId)' not stored: \(error)")
                 throw RPCError(.unavailable, "the decision could not be stored: \(error)")

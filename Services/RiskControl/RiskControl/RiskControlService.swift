@@ -15,14 +15,21 @@ import Wire
 /// (RequestFeatures, within the caller's deadline), scores them with the published fraud
 /// model (followed through WatchModels and swapped in without a restart), explains the
 /// score with TreeSHAP, applies the lists, rules and thresholds (`Decide`), and answers only
-/// once the decision is committed to the decision store (`DecisionDatabase`, SQLite).
+/// once the decision is durable in the decision log (`DecisionLog`). The decisions are
+/// queried from a view of that log (`DecisionDatabase`, SQLite) built off the request path.
 public struct RiskControlService: PersonaService {
     public static let peer = Peer.riskControl
 
     let context: ServiceContext
     let metrics: RiskMetrics
     let settings: RiskSettings
+    /// Rule sets, lists and the erasure follower's offsets.
     let database: DecisionDatabase
+    /// What was decided, labelled and erased, in order: decisions are durable once here.
+    let decisionLog: DecisionLog
+    /// The decisions as the risk team queries them, built from `decisionLog`.
+    let view: DecisionDatabase
+    let viewProgress = DecisionViewProgress()
     let lists = RiskLists()
     let rules: RuleBook
     let served = ServedClassifier()
@@ -45,6 +52,12 @@ public struct RiskControlService: PersonaService {
         database = try DecisionDatabase(path: context.dataDirectory.path + "/decisions.db") { rows, _, queued in
             metrics.committed(rows: rows, queued: queued)
         }
+        view = try DecisionDatabase(path: context.dataDirectory.path + "/decision-view.db") { rows, _, queued in
+            metrics.viewApplied(rows: rows, queued: queued)
+        }
+        decisionLog = try DecisionLog(settings.log, directory: context.dataDirectory.path + "/decision-log", replicas: settings.logReplicas)
+        // What the log holds was answered before: queries wait for the view to hold it.
+        viewProgress.answered(through: try await decisionLog.end())
         lists.replace(try database.listEntries())
         rules = try RuleBook(stored: try database.ruleSets())
         pseudonymizer = Pseudonymizer(
@@ -71,8 +84,9 @@ public struct RiskControlService: PersonaService {
     public func register(in router: inout Router) {
         router.register(RiskAPI.score) { try await score($0) }
         router.register(RiskAPI.queryDecisions) { request in
+            try await awaitView()
             do {
-                let (decisions, next) = try database.query(request)
+                let (decisions, next) = try view.query(request)
                 var response = QueryDecisionsResponse()
                 response.decisions = decisions
                 response.nextPageToken = next
@@ -121,7 +135,10 @@ public struct RiskControlService: PersonaService {
             return response
         }
         router.register(RiskAPI.backtest) { try await backtest($0) }
-        router.register(RiskAPI.decisionStats) { try database.stats($0) }
+        router.register(RiskAPI.decisionStats) { request in
+            try await awaitView()
+            return try view.stats(request)
+        }
     }
 
     func refuse(_ reason: String, _ message: String) -> RPCError {
@@ -132,7 +149,9 @@ public struct RiskControlService: PersonaService {
     // MARK: Lifecycle
 
     public func runBackground() async throws {
+        try await moveLegacyDecisions()
         try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await buildView() }
             group.addTask { try await watcher.follow() }
             if let path = settings.rulesFile { group.addTask { try await followRulesFile(path) } }
             group.addTask { try await followErasures() }
@@ -152,16 +171,39 @@ public struct RiskControlService: PersonaService {
             starts = ends
         }
         try await erasures.followErasures(from: starts!, progress: erased) { users, partition, next in
-            let changed = try await database.erase(
-                users.map { ($0, pseudonymizer.pseudonym(userID: $0)) }, partition: partition, next: next)
+            var changed = 0
+            for user in users { changed += try await eraseDecisions(of: user) }
+            // List entries naming them go, with the follower's offset in the same commit.
+            _ = try await database.erase(users.map { ($0, pseudonymizer.pseudonym(userID: $0)) }, partition: partition, next: next)
             lists.replace(try database.listEntries())
             metrics.erased(users.count)
             context.logger.info("pseudonymised \(changed) decision(s) of \(users.count) erased user(s)")
         }
     }
 
+    /// Replaces `user`'s decisions in the decision log by pseudonymised copies carried by an
+    /// erasure record (the earlier records are removed from the log); the view applies it.
+    func eraseDecisions(of user: Int64) async throws -> Int {
+        try await awaitView(limit: .seconds(30))
+        let pseudonym = pseudonymizer.pseudonym(userID: user)
+        var erasure = DecisionErasure()
+        erasure.userId = user
+        erasure.pseudonym = pseudonym
+        erasure.decisions = try view.decisions(ofUser: user).map { record in
+            var r = record
+            r.decision?.userId = pseudonym
+            r.request?.userId = pseudonym
+            return r
+        }
+        let offset = try await decisionLog.erase(erasure, id: "erasure-\(user)-\(context.clock.nowMs)")
+        viewProgress.answered(offset)
+        return erasure.decisions.count
+    }
+
     public func close() async throws {
         database.close()
+        view.close()
+        await decisionLog.close()
         await erasures.ingest.shutdown()
         await feature.shutdown()
         await ingest.shutdown()
@@ -176,6 +218,7 @@ public struct RiskControlService: PersonaService {
             ("rules", "\(active.version)\(shadow.map { ",shadow=\($0.version)" } ?? "")"),
             ("lists", "\(lists.count)"),
             ("failure_policy", settings.failurePolicy.rawValue),
+            ("decision_log", "\(decisionLog.description) view=\(viewProgress.applied)"),
             erased.check,
         ]
     }

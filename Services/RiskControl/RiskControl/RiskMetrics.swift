@@ -31,6 +31,11 @@ struct RiskMetrics: Sendable {
             .increment()
     }
 
+    func viewApplied(rows: Int, queued: Int) {
+        metrics.counter("persona_risk_view_commits_total", labels: [], help: "Commits of the decision view (a batch of log records each)")
+            .increment()
+    }
+
     func committed(rows: Int, queued: Int) {
         metrics.gauge("persona_risk_store_queue_depth", labels: [], help: "Writes waiting for the next group commit").set(Int64(queued))
         metrics.counter("persona_risk_store_commits_total", labels: [], help: "Group commits of the decision database").increment()

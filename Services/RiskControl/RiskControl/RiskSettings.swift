@@ -1,5 +1,6 @@
 public import ArgumentParser
 import Foundation
+public import EventLog
 public import PersonalData
 import ServiceKit
 
@@ -58,6 +59,16 @@ public struct RiskOptions: ParsableArguments, Sendable {
     )
     public var explain: String?
 
+    @Option(
+        help: """
+            Where the decision log lives (env PERSONA_LOG, as ingest's): 'file' (default, in the data directory) or \
+            nats://host:port[,host:port...] (stream persona-decisions).
+            """)
+    public var log: String?
+
+    @Option(help: "Copies of every decision on a JetStream log (env PERSONA_LOG_REPLICAS, default 3; 1, 3 or 5).")
+    public var logReplicas: Int?
+
     public init() {}
 
     public func resolve(environment: [String: String]? = nil) throws -> RiskSettings {
@@ -109,11 +120,19 @@ public struct RiskOptions: ParsableArguments, Sendable {
             guard let e = RiskSettings.Explain(rawValue: text) else { throw ValidationError("explain '\(text)' is not flagged or all") }
             s.explain = e
         }
+        do { s.log = try LogChoice(parsing: log ?? env["PERSONA_LOG"] ?? "file") } catch { throw ValidationError("\(error)") }
+        if let text = logReplicas.map(String.init) ?? env["PERSONA_LOG_REPLICAS"] {
+            guard let n = Int(text), [1, 3, 5].contains(n) else { throw ValidationError("log replicas '\(text)' is not 1, 3 or 5") }
+            s.logReplicas = n
+        }
         return s
     }
 }
 
 public struct RiskSettings: Sendable {
+    /// The engine of the decision log: the file log in the data directory, or a JetStream stream.
+    public var log = LogChoice.file
+    public var logReplicas = 3
     public enum FailurePolicy: String, Sendable {
         /// Allow (rules over the request's own fields and the lists still apply).
         case open

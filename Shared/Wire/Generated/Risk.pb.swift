@@ -1633,3 +1633,165 @@ extension DecisionStatsResponse: CMessageConvertible {
         self = try unpackMessage(bytes, limits: limits)
     }
 }
+
+/// proto message `persona.v1.DecisionRecord`.
+public struct DecisionRecord: WireMessage {
+    public var decision: Decision? {
+        get { _decision?.value }
+        set { _decision = newValue.map(Boxed.init) }
+    }
+    private var _decision: Boxed<Decision>? = nil
+    /// `decision` where it is stored (read `.value`): no copy of the message and its fields.
+    public var decisionRef: Boxed<Decision>? { _decision }
+    public var request: ScoreRequest? {
+        get { _request?.value }
+        set { _request = newValue.map(Boxed.init) }
+    }
+    private var _request: Boxed<ScoreRequest>? = nil
+    /// `request` where it is stored (read `.value`): no copy of the message and its fields.
+    public var requestRef: Boxed<ScoreRequest>? { _request }
+    public var label: Label? {
+        get { _label?.value }
+        set { _label = newValue.map(Boxed.init) }
+    }
+    private var _label: Boxed<Label>? = nil
+    /// `label` where it is stored (read `.value`): no copy of the message and its fields.
+    public var labelRef: Boxed<Label>? { _label }
+    public var erasure: DecisionErasure? {
+        get { _erasure?.value }
+        set { _erasure = newValue.map(Boxed.init) }
+    }
+    private var _erasure: Boxed<DecisionErasure>? = nil
+    /// `erasure` where it is stored (read `.value`): no copy of the message and its fields.
+    public var erasureRef: Boxed<DecisionErasure>? { _erasure }
+    public var atMs: Int64 = 0
+    /// Fields this build does not know, kept so a relay re-encodes them unchanged.
+    public var unknownFields = UnknownFields()
+    public init() {}
+}
+
+extension DecisionRecord: CMessageConvertible {
+    typealias CStruct = Persona__V1__DecisionRecord
+    static func fill(_ m: UnsafePointer<DecisionRecord>, _ c: UnsafeMutablePointer<Persona__V1__DecisionRecord>, arena: Arena) {
+        persona__v1__decision_record__init(c)
+        if let box = m.pointee._decision { c.pointee.decision = arena.message(box) }
+        if let box = m.pointee._request { c.pointee.request = arena.message(box) }
+        if let box = m.pointee._label { c.pointee.label = arena.message(box) }
+        if let box = m.pointee._erasure { c.pointee.erasure = arena.message(box) }
+        c.pointee.at_ms = m.pointee.atMs
+        arena.storeUnknownFields(m.pointee.unknownFields, in: UnsafeMutableRawPointer(c))
+    }
+    init(cMessage c: UnsafePointer<Persona__V1__DecisionRecord>) {
+        self.init()
+        Self.read(c, into: &self)
+    }
+    static func read(_ c: UnsafePointer<Persona__V1__DecisionRecord>, into m: UnsafeMutablePointer<DecisionRecord>) {
+        m.pointee._decision = c.pointee.decision.map { Boxed(Decision(cMessage: $0)) }
+        m.pointee._request = c.pointee.request.map { Boxed(ScoreRequest(cMessage: $0)) }
+        m.pointee._label = c.pointee.label.map { Boxed(Label(cMessage: $0)) }
+        m.pointee._erasure = c.pointee.erasure.map { Boxed(DecisionErasure(cMessage: $0)) }
+        m.pointee.atMs = c.pointee.at_ms
+        m.pointee.unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
+    }
+    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
+        -> UnsafeMutablePointer<Persona__V1__DecisionRecord>?
+    {
+        persona__v1__decision_record__unpack(allocator, count, bytes)
+    }
+    public func serializedBytes() -> [UInt8] { packMessage(self) }
+    public static func serializedBytes(each messages: [DecisionRecord]) -> [[UInt8]] { packMessages(messages) }
+    public init(serializedBytes bytes: UnsafeRawBufferPointer, limits: DecodingLimits) throws {
+        self = try unpackMessage(bytes, limits: limits)
+    }
+}
+
+/// proto message `persona.v1.DecisionErasure`.
+public struct DecisionErasure: WireMessage {
+    public var userId: Int64 = 0
+    public var pseudonym: Int64 = 0
+    public var decisions: [ErasedDecision] = []
+    /// Fields this build does not know, kept so a relay re-encodes them unchanged.
+    public var unknownFields = UnknownFields()
+    public init() {}
+}
+
+extension DecisionErasure: CMessageConvertible {
+    typealias CStruct = Persona__V1__DecisionErasure
+    static func fill(_ m: UnsafePointer<DecisionErasure>, _ c: UnsafeMutablePointer<Persona__V1__DecisionErasure>, arena: Arena) {
+        persona__v1__decision_erasure__init(c)
+        c.pointee.user_id = m.pointee.userId
+        c.pointee.pseudonym = m.pointee.pseudonym
+        (c.pointee.n_decisions, c.pointee.decisions) = arena.messages(m.pointee.decisions)
+        arena.storeUnknownFields(m.pointee.unknownFields, in: UnsafeMutableRawPointer(c))
+    }
+    init(cMessage c: UnsafePointer<Persona__V1__DecisionErasure>) {
+        self.init()
+        Self.read(c, into: &self)
+    }
+    static func read(_ c: UnsafePointer<Persona__V1__DecisionErasure>, into m: UnsafeMutablePointer<DecisionErasure>) {
+        m.pointee.userId = c.pointee.user_id
+        m.pointee.pseudonym = c.pointee.pseudonym
+        m.pointee.decisions = readMessages(c.pointee.decisions, c.pointee.n_decisions, as: ErasedDecision.self)
+        m.pointee.unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
+    }
+    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
+        -> UnsafeMutablePointer<Persona__V1__DecisionErasure>?
+    {
+        persona__v1__decision_erasure__unpack(allocator, count, bytes)
+    }
+    public func serializedBytes() -> [UInt8] { packMessage(self) }
+    public static func serializedBytes(each messages: [DecisionErasure]) -> [[UInt8]] { packMessages(messages) }
+    public init(serializedBytes bytes: UnsafeRawBufferPointer, limits: DecodingLimits) throws {
+        self = try unpackMessage(bytes, limits: limits)
+    }
+}
+
+/// proto message `persona.v1.ErasedDecision`.
+public struct ErasedDecision: WireMessage {
+    public var decision: Decision? {
+        get { _decision?.value }
+        set { _decision = newValue.map(Boxed.init) }
+    }
+    private var _decision: Boxed<Decision>? = nil
+    /// `decision` where it is stored (read `.value`): no copy of the message and its fields.
+    public var decisionRef: Boxed<Decision>? { _decision }
+    public var request: ScoreRequest? {
+        get { _request?.value }
+        set { _request = newValue.map(Boxed.init) }
+    }
+    private var _request: Boxed<ScoreRequest>? = nil
+    /// `request` where it is stored (read `.value`): no copy of the message and its fields.
+    public var requestRef: Boxed<ScoreRequest>? { _request }
+    /// Fields this build does not know, kept so a relay re-encodes them unchanged.
+    public var unknownFields = UnknownFields()
+    public init() {}
+}
+
+extension ErasedDecision: CMessageConvertible {
+    typealias CStruct = Persona__V1__ErasedDecision
+    static func fill(_ m: UnsafePointer<ErasedDecision>, _ c: UnsafeMutablePointer<Persona__V1__ErasedDecision>, arena: Arena) {
+        persona__v1__erased_decision__init(c)
+        if let box = m.pointee._decision { c.pointee.decision = arena.message(box) }
+        if let box = m.pointee._request { c.pointee.request = arena.message(box) }
+        arena.storeUnknownFields(m.pointee.unknownFields, in: UnsafeMutableRawPointer(c))
+    }
+    init(cMessage c: UnsafePointer<Persona__V1__ErasedDecision>) {
+        self.init()
+        Self.read(c, into: &self)
+    }
+    static func read(_ c: UnsafePointer<Persona__V1__ErasedDecision>, into m: UnsafeMutablePointer<ErasedDecision>) {
+        m.pointee._decision = c.pointee.decision.map { Boxed(Decision(cMessage: $0)) }
+        m.pointee._request = c.pointee.request.map { Boxed(ScoreRequest(cMessage: $0)) }
+        m.pointee.unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
+    }
+    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
+        -> UnsafeMutablePointer<Persona__V1__ErasedDecision>?
+    {
+        persona__v1__erased_decision__unpack(allocator, count, bytes)
+    }
+    public func serializedBytes() -> [UInt8] { packMessage(self) }
+    public static func serializedBytes(each messages: [ErasedDecision]) -> [[UInt8]] { packMessages(messages) }
+    public init(serializedBytes bytes: UnsafeRawBufferPointer, limits: DecodingLimits) throws {
+        self = try unpackMessage(bytes, limits: limits)
+    }
+}

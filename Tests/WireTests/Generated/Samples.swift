@@ -2345,6 +2345,56 @@ extension DecisionStatsResponse {
     }
 }
 
+extension DecisionRecord {
+    static func sample(_ variant: Int) -> DecisionRecord {
+        var m = DecisionRecord()
+        if variant == 0 {
+            m.decision = Decision.sample(1)
+            m.request = ScoreRequest.sample(1)
+            m.label = Label.sample(1)
+            m.erasure = DecisionErasure.sample(1)
+            m.atMs = Int64.min
+        } else {
+            m.decision = Decision.sample(0)
+            m.request = ScoreRequest.sample(0)
+            m.label = Label.sample(0)
+            m.erasure = DecisionErasure.sample(0)
+            m.atMs = Int64.max
+        }
+        return m
+    }
+}
+
+extension DecisionErasure {
+    static func sample(_ variant: Int) -> DecisionErasure {
+        var m = DecisionErasure()
+        if variant == 0 {
+            m.userId = Int64.min
+            m.pseudonym = Int64.min
+            m.decisions = [ErasedDecision.sample(1), ErasedDecision.sample(0)]
+        } else {
+            m.userId = Int64.max
+            m.pseudonym = Int64.max
+            m.decisions = [ErasedDecision.sample(0), ErasedDecision.sample(1)]
+        }
+        return m
+    }
+}
+
+extension ErasedDecision {
+    static func sample(_ variant: Int) -> ErasedDecision {
+        var m = ErasedDecision()
+        if variant == 0 {
+            m.decision = Decision.sample(1)
+            m.request = ScoreRequest.sample(1)
+        } else {
+            m.decision = Decision.sample(0)
+            m.request = ScoreRequest.sample(0)
+        }
+        return m
+    }
+}
+
 /// Every message of the schema: its proto name and its two edge-value samples.
 let allMessageSamples: [(protoName: String, samples: [any WireMessage])] = [
     ("persona.v1.KeyValue", [KeyValue.sample(0), KeyValue.sample(1), KeyValue()]),
@@ -2470,4 +2520,7 @@ let allMessageSamples: [(protoName: String, samples: [any WireMessage])] = [
     ("persona.v1.DecisionStatsRequest", [DecisionStatsRequest.sample(0), DecisionStatsRequest.sample(1), DecisionStatsRequest()]),
     ("persona.v1.DecisionBucket", [DecisionBucket.sample(0), DecisionBucket.sample(1), DecisionBucket()]),
     ("persona.v1.DecisionStatsResponse", [DecisionStatsResponse.sample(0), DecisionStatsResponse.sample(1), DecisionStatsResponse()]),
+    ("persona.v1.DecisionRecord", [DecisionRecord.sample(0), DecisionRecord.sample(1), DecisionRecord()]),
+    ("persona.v1.DecisionErasure", [DecisionErasure.sample(0), DecisionErasure.sample(1), DecisionErasure()]),
+    ("persona.v1.ErasedDecision", [ErasedDecision.sample(0), ErasedDecision.sample(1), ErasedDecision()]),
 ]

@@ -135,6 +135,7 @@ final class DecisionDatabase: @unchecked Sendable {
           PRIMARY KEY (list, field, value)
         ) WITHOUT ROWID;
         CREATE TABLE IF NOT EXISTS log_offsets (partition INTEGER PRIMARY KEY, next INTEGER NOT NULL);
+        CREATE TABLE IF NOT EXISTS view_state (id INTEGER PRIMARY KEY CHECK (id = 0), next INTEGER NOT NULL);
         CREATE TABLE IF NOT EXISTS labels (
           order_id TEXT NOT NULL,
           label TEXT NOT NULL,
@@ -219,34 +220,100 @@ final class DecisionDatabase: @unchecked Sendable {
         }
     }
 
-    /// Stores `d` with the request it decided (its identifiers pseudonymised) and gives it its id.
-    func append(_ d: Decision, request: ScoreRequest) async throws -> Decision {
-        let names = d.featureNames
-        let requestBytes = request.serializedBytes()
-        return try await write { db in
-            var d = d
-            let set = try self.featureSet(names, db)
-            try db.statement(
-                """
-                INSERT INTO decisions (order_id, user_id, kind, decided_ms, event_ms, score, action, fraud, probability, amount,
-                  currency, device, ip, instrument, channel, model_name, model_version, rules_version, degraded, known_user, latency_us,
-                  reasons, feature_set, features, request)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                """
-            ).run([
-                .text(d.orderId), .integer(d.userId), .text(StoredNames.kind(d.kind)), .integer(d.decidedMs), .integer(d.eventMs),
-                .integer(Int64(d.score)), .text(StoredNames.action(d.action)), .integer(d.fraud ? 1 : 0), .real(Double(d.probability)),
-                .real(d.amount), .text(d.currency), .text(d.device), .text(d.ip), .text(d.instrument), .text(d.channel),
-                .text(d.modelName), .integer(Int64(d.modelVersion)), .integer(Int64(d.rulesVersion)), .integer(d.degraded ? 1 : 0),
-                .integer(d.knownUser ? 1 : 0), .integer(Int64(d.latencyUs)), .text(StoredNames.reasonsJSON(d.reasons)), .integer(set),
-                d.features.isEmpty ? .null : .blob(StoredNames.floatBytes(d.features)), .blob(requestBytes),
-            ])
-            let id = db.lastInsertRowID
-            d.decisionId = String(id)
-            let reason = try db.statement("INSERT OR IGNORE INTO decision_reasons (code, decision) VALUES (?, ?)")
-            for code in Set(d.reasons.map(\.code)) { try reason.run([.text(code), .integer(id)]) }
-            return d
+    /// Inserts `d` (with the request it decided) at row `id`, with its label if it has one;
+    /// a row already there is replaced (applying a record twice changes nothing).
+    private func insert(_ d: Decision, requestBytes: [UInt8], id: Int64, _ db: SQLiteDatabase) throws {
+        let set = try featureSet(d.featureNames, db)
+        let labelled = d.label != .unspecified
+        try db.statement(
+            """
+            INSERT OR REPLACE INTO decisions (id, order_id, user_id, kind, decided_ms, event_ms, score, action, fraud, probability,
+              amount, currency, device, ip, instrument, channel, model_name, model_version, rules_version, degraded, known_user,
+              latency_us, reasons, feature_set, features, request, label, label_source, label_note, labelled_ms)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            """
+        ).run([
+            .integer(id), .text(d.orderId), .integer(d.userId), .text(StoredNames.kind(d.kind)), .integer(d.decidedMs),
+            .integer(d.eventMs), .integer(Int64(d.score)), .text(StoredNames.action(d.action)), .integer(d.fraud ? 1 : 0),
+            .real(Double(d.probability)), .real(d.amount), .text(d.currency), .text(d.device), .text(d.ip), .text(d.instrument),
+            .text(d.channel), .text(d.modelName), .integer(Int64(d.modelVersion)), .integer(Int64(d.rulesVersion)),
+            .integer(d.degraded ? 1 : 0), .integer(d.knownUser ? 1 : 0), .integer(Int64(d.latencyUs)),
+            .text(StoredNames.reasonsJSON(d.reasons)), .integer(set), d.features.isEmpty ? .null : .blob(StoredNames.floatBytes(d.features)),
+            .blob(requestBytes), labelled ? .text(StoredNames.label(d.label)) : .null, labelled ? .text(d.labelSource) : .null,
+            labelled ? .text(d.labelNote) : .null, labelled ? .integer(d.labelledMs) : .null,
+        ])
+        let reason = try db.statement("INSERT OR IGNORE INTO decision_reasons (code, decision) VALUES (?, ?)")
+        for code in Set(d.reasons.map(\.code)) { try reason.run([.text(code), .integer(id)]) }
+    }
+
+    // MARK: The view of the decision log
+
+    /// Where the view stands in the decision log: the offset after the last record applied
+    /// (nil: it has applied none).
+    func viewOffset() throws -> UInt64? {
+        try read { db in
+            var next: UInt64?
+            try db.statement("SELECT next FROM view_state WHERE id = 0").query { next = UInt64($0.int(0)) }
+            return next
         }
+    }
+
+    /// Applies decision-log records in order, in one commit with the offset after them, so a
+    /// restart resumes exactly: decisions go in at their ids, labels onto their order's
+    /// decisions, erasures replace the erased user's decisions with their pseudonymised copies.
+    func apply(_ records: [(offset: UInt64, record: DecisionRecord)], next: UInt64) async throws {
+        try await write { db in
+            for (offset, record) in records {
+                if let d = record.decision {
+                    try self.insert(d, requestBytes: (record.request ?? ScoreRequest()).serializedBytes(),
+                        id: DecisionLog.decisionID(offset: offset), db)
+                }
+                if let l = record.label {
+                    try self.applyLabel(orderID: l.orderId, kind: l.kind, source: l.source, note: l.note, atMs: record.atMs, db)
+                }
+                if let erasure = record.erasure {
+                    try db.statement("DELETE FROM decisions WHERE user_id = ?").run([.integer(erasure.userId)])
+                    for copy in erasure.decisions {
+                        guard let d = copy.decision, let id = Int64(d.decisionId) else { continue }
+                        try self.insert(d, requestBytes: (copy.request ?? ScoreRequest()).serializedBytes(), id: id, db)
+                    }
+                }
+            }
+            try db.statement("INSERT OR REPLACE INTO view_state (id, next) VALUES (0, ?)").run([.integer(Int64(next))])
+        }
+    }
+
+    /// Every decision of `user` with the request it decided, as the view holds them.
+    func decisions(ofUser user: Int64) throws -> [ErasedDecision] {
+        try read { db in
+            var out: [ErasedDecision] = []
+            try db.statement("SELECT \(Self.columns) FROM decisions WHERE user_id = ? ORDER BY id").query([.integer(user)]) { r in
+                var record = ErasedDecision()
+                record.decision = decision(from: r)
+                record.request = try? ScoreRequest(serializedBytes: r.blob(28))
+                out.append(record)
+            }
+            return out
+        }
+    }
+
+    /// Every decision stored before the decision log existed, oldest first (moved into the log at start).
+    func legacyDecisions() throws -> [DecisionRecord] {
+        try read { db in
+            var out: [DecisionRecord] = []
+            try db.statement("SELECT \(Self.columns) FROM decisions ORDER BY id").query { r in
+                var record = DecisionRecord()
+                record.decision = decision(from: r)
+                record.request = try? ScoreRequest(serializedBytes: r.blob(28))
+                out.append(record)
+            }
+            return out
+        }
+    }
+
+    /// Removes the decisions moved into the decision log (their copies live in the view).
+    func dropLegacyDecisions() async throws {
+        try await write { db in try db.execute("DELETE FROM decision_reasons; DELETE FROM decisions;") }
     }
 
     // MARK: Erasure
@@ -327,15 +394,11 @@ final class DecisionDatabase: @unchecked Sendable {
     }
 
     /// Sets the label of every decision of `orderID` and keeps the label's history.
-    func label(orderID: String, kind: LabelKind, source: String, note: String, atMs: Int64) async throws -> Int {
-        try await write { db in
-            try db.statement("UPDATE decisions SET label = ?, label_source = ?, label_note = ?, labelled_ms = ? WHERE order_id = ?")
-                .run([.text(StoredNames.label(kind)), .text(source), .text(note), .integer(atMs), .text(orderID)])
-            let changed = db.changes
-            try db.statement("INSERT INTO labels (order_id, label, source, note, labelled_ms) VALUES (?, ?, ?, ?, ?)")
-                .run([.text(orderID), .text(StoredNames.label(kind)), .text(source), .text(note), .integer(atMs)])
-            return changed
-        }
+    private func applyLabel(orderID: String, kind: LabelKind, source: String, note: String, atMs: Int64, _ db: SQLiteDatabase) throws {
+        try db.statement("UPDATE decisions SET label = ?, label_source = ?, label_note = ?, labelled_ms = ? WHERE order_id = ?")
+            .run([.text(StoredNames.label(kind)), .text(source), .text(note), .integer(atMs), .text(orderID)])
+        try db.statement("INSERT INTO labels (order_id, label, source, note, labelled_ms) VALUES (?, ?, ?, ?, ?)")
+            .run([.text(orderID), .text(StoredNames.label(kind)), .text(source), .text(note), .integer(atMs)])
     }
 
     // MARK: Reading

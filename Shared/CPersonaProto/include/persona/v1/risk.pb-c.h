@@ -45,6 +45,9 @@ typedef struct Persona__V1__GetListsResponse Persona__V1__GetListsResponse;
 typedef struct Persona__V1__DecisionStatsRequest Persona__V1__DecisionStatsRequest;
 typedef struct Persona__V1__DecisionBucket Persona__V1__DecisionBucket;
 typedef struct Persona__V1__DecisionStatsResponse Persona__V1__DecisionStatsResponse;
+typedef struct Persona__V1__DecisionRecord Persona__V1__DecisionRecord;
+typedef struct Persona__V1__DecisionErasure Persona__V1__DecisionErasure;
+typedef struct Persona__V1__ErasedDecision Persona__V1__ErasedDecision;
 
 
 /* --- enums --- */
@@ -643,6 +646,66 @@ struct  Persona__V1__DecisionStatsResponse
     , 0,NULL, 0,NULL, NULL }
 
 
+/*
+ * One record of risk-control's decision log (docs/RISK.md): what it decided, a label of an
+ * order, or an erasure. The queryable decision store is built from these records in order,
+ * and can be rebuilt from them.
+ */
+struct  Persona__V1__DecisionRecord
+{
+  ProtobufCMessage base;
+  /*
+   * A decision with the request it decided (identifiers pseudonymised); its id is its
+   * record's place in the log.
+   */
+  Persona__V1__Decision *decision;
+  Persona__V1__ScoreRequest *request;
+  /*
+   * A label of every decision of `label.order_id`.
+   */
+  Persona__V1__Label *label;
+  /*
+   * An erased user: their decisions as they read afterwards (user id replaced by its
+   * pseudonym), which replace the decision records removed from the log.
+   */
+  Persona__V1__DecisionErasure *erasure;
+  /*
+   * When the label was given.
+   */
+  int64_t at_ms;
+};
+#define PERSONA__V1__DECISION_RECORD__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&persona__v1__decision_record__descriptor) \
+    , NULL, NULL, NULL, NULL, 0 }
+
+
+struct  Persona__V1__DecisionErasure
+{
+  ProtobufCMessage base;
+  int64_t user_id;
+  int64_t pseudonym;
+  size_t n_decisions;
+  Persona__V1__ErasedDecision **decisions;
+};
+#define PERSONA__V1__DECISION_ERASURE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&persona__v1__decision_erasure__descriptor) \
+    , 0, 0, 0,NULL }
+
+
+/*
+ * A decision of an erased user as it reads afterwards, at its id.
+ */
+struct  Persona__V1__ErasedDecision
+{
+  ProtobufCMessage base;
+  Persona__V1__Decision *decision;
+  Persona__V1__ScoreRequest *request;
+};
+#define PERSONA__V1__ERASED_DECISION__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&persona__v1__erased_decision__descriptor) \
+    , NULL, NULL }
+
+
 /* Persona__V1__ScoreRequest methods */
 void   persona__v1__score_request__init
                      (Persona__V1__ScoreRequest         *message);
@@ -1194,6 +1257,63 @@ Persona__V1__DecisionStatsResponse *
 void   persona__v1__decision_stats_response__free_unpacked
                      (Persona__V1__DecisionStatsResponse *message,
                       ProtobufCAllocator *allocator);
+/* Persona__V1__DecisionRecord methods */
+void   persona__v1__decision_record__init
+                     (Persona__V1__DecisionRecord         *message);
+size_t persona__v1__decision_record__get_packed_size
+                     (const Persona__V1__DecisionRecord   *message);
+size_t persona__v1__decision_record__pack
+                     (const Persona__V1__DecisionRecord   *message,
+                      uint8_t             *out);
+size_t persona__v1__decision_record__pack_to_buffer
+                     (const Persona__V1__DecisionRecord   *message,
+                      ProtobufCBuffer     *buffer);
+Persona__V1__DecisionRecord *
+       persona__v1__decision_record__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   persona__v1__decision_record__free_unpacked
+                     (Persona__V1__DecisionRecord *message,
+                      ProtobufCAllocator *allocator);
+/* Persona__V1__DecisionErasure methods */
+void   persona__v1__decision_erasure__init
+                     (Persona__V1__DecisionErasure         *message);
+size_t persona__v1__decision_erasure__get_packed_size
+                     (const Persona__V1__DecisionErasure   *message);
+size_t persona__v1__decision_erasure__pack
+                     (const Persona__V1__DecisionErasure   *message,
+                      uint8_t             *out);
+size_t persona__v1__decision_erasure__pack_to_buffer
+                     (const Persona__V1__DecisionErasure   *message,
+                      ProtobufCBuffer     *buffer);
+Persona__V1__DecisionErasure *
+       persona__v1__decision_erasure__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   persona__v1__decision_erasure__free_unpacked
+                     (Persona__V1__DecisionErasure *message,
+                      ProtobufCAllocator *allocator);
+/* Persona__V1__ErasedDecision methods */
+void   persona__v1__erased_decision__init
+                     (Persona__V1__ErasedDecision         *message);
+size_t persona__v1__erased_decision__get_packed_size
+                     (const Persona__V1__ErasedDecision   *message);
+size_t persona__v1__erased_decision__pack
+                     (const Persona__V1__ErasedDecision   *message,
+                      uint8_t             *out);
+size_t persona__v1__erased_decision__pack_to_buffer
+                     (const Persona__V1__ErasedDecision   *message,
+                      ProtobufCBuffer     *buffer);
+Persona__V1__ErasedDecision *
+       persona__v1__erased_decision__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   persona__v1__erased_decision__free_unpacked
+                     (Persona__V1__ErasedDecision *message,
+                      ProtobufCAllocator *allocator);
 /* --- per-message closures --- */
 
 typedef void (*Persona__V1__ScoreRequest_Closure)
@@ -1283,6 +1403,15 @@ typedef void (*Persona__V1__DecisionBucket_Closure)
 typedef void (*Persona__V1__DecisionStatsResponse_Closure)
                  (const Persona__V1__DecisionStatsResponse *message,
                   void *closure_data);
+typedef void (*Persona__V1__DecisionRecord_Closure)
+                 (const Persona__V1__DecisionRecord *message,
+                  void *closure_data);
+typedef void (*Persona__V1__DecisionErasure_Closure)
+                 (const Persona__V1__DecisionErasure *message,
+                  void *closure_data);
+typedef void (*Persona__V1__ErasedDecision_Closure)
+                 (const Persona__V1__ErasedDecision *message,
+                  void *closure_data);
 
 /* --- services --- */
 
@@ -1324,6 +1453,9 @@ extern const ProtobufCMessageDescriptor persona__v1__get_lists_response__descrip
 extern const ProtobufCMessageDescriptor persona__v1__decision_stats_request__descriptor;
 extern const ProtobufCMessageDescriptor persona__v1__decision_bucket__descriptor;
 extern const ProtobufCMessageDescriptor persona__v1__decision_stats_response__descriptor;
+extern const ProtobufCMessageDescriptor persona__v1__decision_record__descriptor;
+extern const ProtobufCMessageDescriptor persona__v1__decision_erasure__descriptor;
+extern const ProtobufCMessageDescriptor persona__v1__erased_decision__descriptor;
 
 PROTOBUF_C__END_DECLS
 

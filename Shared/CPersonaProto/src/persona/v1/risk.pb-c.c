@@ -1312,6 +1312,141 @@ void   persona__v1__decision_stats_response__free_unpacked
   assert(message->base.descriptor == &persona__v1__decision_stats_response__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   persona__v1__decision_record__init
+                     (Persona__V1__DecisionRecord         *message)
+{
+  static const Persona__V1__DecisionRecord init_value = PERSONA__V1__DECISION_RECORD__INIT;
+  *message = init_value;
+}
+size_t persona__v1__decision_record__get_packed_size
+                     (const Persona__V1__DecisionRecord *message)
+{
+  assert(message->base.descriptor == &persona__v1__decision_record__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t persona__v1__decision_record__pack
+                     (const Persona__V1__DecisionRecord *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &persona__v1__decision_record__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t persona__v1__decision_record__pack_to_buffer
+                     (const Persona__V1__DecisionRecord *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &persona__v1__decision_record__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Persona__V1__DecisionRecord *
+       persona__v1__decision_record__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Persona__V1__DecisionRecord *)
+     protobuf_c_message_unpack (&persona__v1__decision_record__descriptor,
+                                allocator, len, data);
+}
+void   persona__v1__decision_record__free_unpacked
+                     (Persona__V1__DecisionRecord *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &persona__v1__decision_record__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   persona__v1__decision_erasure__init
+                     (Persona__V1__DecisionErasure         *message)
+{
+  static const Persona__V1__DecisionErasure init_value = PERSONA__V1__DECISION_ERASURE__INIT;
+  *message = init_value;
+}
+size_t persona__v1__decision_erasure__get_packed_size
+                     (const Persona__V1__DecisionErasure *message)
+{
+  assert(message->base.descriptor == &persona__v1__decision_erasure__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t persona__v1__decision_erasure__pack
+                     (const Persona__V1__DecisionErasure *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &persona__v1__decision_erasure__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t persona__v1__decision_erasure__pack_to_buffer
+                     (const Persona__V1__DecisionErasure *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &persona__v1__decision_erasure__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Persona__V1__DecisionErasure *
+       persona__v1__decision_erasure__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Persona__V1__DecisionErasure *)
+     protobuf_c_message_unpack (&persona__v1__decision_erasure__descriptor,
+                                allocator, len, data);
+}
+void   persona__v1__decision_erasure__free_unpacked
+                     (Persona__V1__DecisionErasure *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &persona__v1__decision_erasure__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   persona__v1__erased_decision__init
+                     (Persona__V1__ErasedDecision         *message)
+{
+  static const Persona__V1__ErasedDecision init_value = PERSONA__V1__ERASED_DECISION__INIT;
+  *message = init_value;
+}
+size_t persona__v1__erased_decision__get_packed_size
+                     (const Persona__V1__ErasedDecision *message)
+{
+  assert(message->base.descriptor == &persona__v1__erased_decision__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t persona__v1__erased_decision__pack
+                     (const Persona__V1__ErasedDecision *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &persona__v1__erased_decision__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t persona__v1__erased_decision__pack_to_buffer
+                     (const Persona__V1__ErasedDecision *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &persona__v1__erased_decision__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Persona__V1__ErasedDecision *
+       persona__v1__erased_decision__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Persona__V1__ErasedDecision *)
+     protobuf_c_message_unpack (&persona__v1__erased_decision__descriptor,
+                                allocator, len, data);
+}
+void   persona__v1__erased_decision__free_unpacked
+                     (Persona__V1__ErasedDecision *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &persona__v1__erased_decision__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 static const ProtobufCFieldDescriptor persona__v1__score_request__field_descriptors[17] =
 {
   {
@@ -4063,6 +4198,211 @@ const ProtobufCMessageDescriptor persona__v1__decision_stats_response__descripto
   persona__v1__decision_stats_response__field_indices_by_name,
   1,  persona__v1__decision_stats_response__number_ranges,
   (ProtobufCMessageInit) persona__v1__decision_stats_response__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor persona__v1__decision_record__field_descriptors[5] =
+{
+  {
+    "decision",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__DecisionRecord, decision),
+    &persona__v1__decision__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "request",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__DecisionRecord, request),
+    &persona__v1__score_request__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "label",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__DecisionRecord, label),
+    &persona__v1__label__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "erasure",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__DecisionRecord, erasure),
+    &persona__v1__decision_erasure__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "at_ms",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__DecisionRecord, at_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned persona__v1__decision_record__field_indices_by_name[] = {
+  4,   /* field[4] = at_ms */
+  0,   /* field[0] = decision */
+  3,   /* field[3] = erasure */
+  2,   /* field[2] = label */
+  1,   /* field[1] = request */
+};
+static const ProtobufCIntRange persona__v1__decision_record__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 5 }
+};
+const ProtobufCMessageDescriptor persona__v1__decision_record__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "persona.v1.DecisionRecord",
+  "DecisionRecord",
+  "Persona__V1__DecisionRecord",
+  "persona.v1",
+  sizeof(Persona__V1__DecisionRecord),
+  5,
+  persona__v1__decision_record__field_descriptors,
+  persona__v1__decision_record__field_indices_by_name,
+  1,  persona__v1__decision_record__number_ranges,
+  (ProtobufCMessageInit) persona__v1__decision_record__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor persona__v1__decision_erasure__field_descriptors[3] =
+{
+  {
+    "user_id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__DecisionErasure, user_id),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "pseudonym",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__DecisionErasure, pseudonym),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "decisions",
+    3,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Persona__V1__DecisionErasure, n_decisions),
+    offsetof(Persona__V1__DecisionErasure, decisions),
+    &persona__v1__erased_decision__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned persona__v1__decision_erasure__field_indices_by_name[] = {
+  2,   /* field[2] = decisions */
+  1,   /* field[1] = pseudonym */
+  0,   /* field[0] = user_id */
+};
+static const ProtobufCIntRange persona__v1__decision_erasure__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 3 }
+};
+const ProtobufCMessageDescriptor persona__v1__decision_erasure__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "persona.v1.DecisionErasure",
+  "DecisionErasure",
+  "Persona__V1__DecisionErasure",
+  "persona.v1",
+  sizeof(Persona__V1__DecisionErasure),
+  3,
+  persona__v1__decision_erasure__field_descriptors,
+  persona__v1__decision_erasure__field_indices_by_name,
+  1,  persona__v1__decision_erasure__number_ranges,
+  (ProtobufCMessageInit) persona__v1__decision_erasure__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor persona__v1__erased_decision__field_descriptors[2] =
+{
+  {
+    "decision",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__ErasedDecision, decision),
+    &persona__v1__decision__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "request",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__ErasedDecision, request),
+    &persona__v1__score_request__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned persona__v1__erased_decision__field_indices_by_name[] = {
+  0,   /* field[0] = decision */
+  1,   /* field[1] = request */
+};
+static const ProtobufCIntRange persona__v1__erased_decision__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor persona__v1__erased_decision__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "persona.v1.ErasedDecision",
+  "ErasedDecision",
+  "Persona__V1__ErasedDecision",
+  "persona.v1",
+  sizeof(Persona__V1__ErasedDecision),
+  2,
+  persona__v1__erased_decision__field_descriptors,
+  persona__v1__erased_decision__field_indices_by_name,
+  1,  persona__v1__erased_decision__number_ranges,
+  (ProtobufCMessageInit) persona__v1__erased_decision__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
 static const ProtobufCEnumValue persona__v1__action__enum_values_by_number[5] =
