@@ -1,6 +1,6 @@
 public import ArgumentParser
-import Foundation
 public import EventLog
+import Foundation
 public import PersonalData
 import ServiceKit
 

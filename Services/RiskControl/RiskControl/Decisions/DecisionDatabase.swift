@@ -238,7 +238,8 @@ final class DecisionDatabase: @unchecked Sendable {
             .real(Double(d.probability)), .real(d.amount), .text(d.currency), .text(d.device), .text(d.ip), .text(d.instrument),
             .text(d.channel), .text(d.modelName), .integer(Int64(d.modelVersion)), .integer(Int64(d.rulesVersion)),
             .integer(d.degraded ? 1 : 0), .integer(d.knownUser ? 1 : 0), .integer(Int64(d.latencyUs)),
-            .text(StoredNames.reasonsJSON(d.reasons)), .integer(set), d.features.isEmpty ? .null : .blob(StoredNames.floatBytes(d.features)),
+            .text(StoredNames.reasonsJSON(d.reasons)), .integer(set),
+            d.features.isEmpty ? .null : .blob(StoredNames.floatBytes(d.features)),
             .blob(requestBytes), labelled ? .text(StoredNames.label(d.label)) : .null, labelled ? .text(d.labelSource) : .null,
             labelled ? .text(d.labelNote) : .null, labelled ? .integer(d.labelledMs) : .null,
         ])
@@ -265,7 +266,8 @@ final class DecisionDatabase: @unchecked Sendable {
         try await write { db in
             for (offset, record) in records {
                 if let d = record.decision {
-                    try self.insert(d, requestBytes: (record.request ?? ScoreRequest()).serializedBytes(),
+                    try self.insert(
+                        d, requestBytes: (record.request ?? ScoreRequest()).serializedBytes(),
                         id: DecisionLog.decisionID(offset: offset), db)
                 }
                 if let l = record.label {

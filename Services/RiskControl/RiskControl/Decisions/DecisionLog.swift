@@ -51,7 +51,11 @@ final class DecisionLog: Sendable {
         let next = try await log.read(0, from: offset, maxRecords: max, maxBytes: 8 << 20, wait: wait) { at, bytes in
             // An erased record reads as empty: its decisions come back with the erasure's.
             guard !bytes.isEmpty else { return }
-            if let record = try? DecisionRecord(serializedBytes: bytes, limits: .trustedPeer) { records.append((at, record)) } else { bad += 1 }
+            guard let record = try? DecisionRecord(serializedBytes: bytes, limits: .trustedPeer) else {
+                bad += 1
+                return
+            }
+            records.append((at, record))
         }
         for _ in 0..<bad { undecodable() }
         return (records, next)
