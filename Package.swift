@@ -55,7 +55,7 @@ let services: [(name: String, executable: String, dependencies: [Target.Dependen
     ("Ingest", "persona-ingest", ["Store", "EventLog", "DataStructures", "PersonalData", prometheus]),
     ("Feature", "persona-feature", ["Store", "CMemory", "DataStructures", "Profiles", "Classifiers", prometheus]),
     ("Model", "persona-model", ["Store", "Math", "Recommenders", "Classifiers"]),
-    ("RiskControl", "persona-risk-control", ["Math", "Classifiers", "PersonalData", "Profiles", "CSQLite", "EventLog"]),
+    ("RiskControl", "persona-risk-control", ["Math", "Classifiers", "PersonalData", "Profiles", "CSQLite", "EventLog", "CNATS"]),
     ("Recommend", "persona-recommend", ["Math", "Recommenders", "Profiles", "DataStructures"]),
 ]
 

@@ -223,6 +223,19 @@ struct ErasureTests {
             }
         }
         #expect(files > 10, "only \(files) files read")
+
+        // Risk-control's view rebuilt from its decision log has the decision as erasure left it.
+        let riskDir = dataDirs["risk-control"]!
+        for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: riskDir + "/decision-view.db" + suffix) }
+        let restarted = try ChildProcess(
+            "persona-risk-control", ["--port", "\(ports["risk-control"]!)", "--metrics-port", "0", "--data-dir", riskDir],
+            environment: environment)
+        defer { restarted.kill() }
+        let again = RPCClient(host: "127.0.0.1", port: ports["risk-control"]!)
+        defer { Task { await again.shutdown() } }
+        _ = try await waitHealthy(again)
+        #expect(try await again.call(RiskAPI.queryDecisions, byOrder).decisions == kept)
+        #expect(try await again.call(RiskAPI.queryDecisions, byUser).decisions.isEmpty)
     }
 
     static func contains(_ haystack: [UInt8], _ needle: [UInt8]) -> Bool {

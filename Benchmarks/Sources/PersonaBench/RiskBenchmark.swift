@@ -186,12 +186,20 @@ func riskBenchmark(output: String, sharedData: String, stored: Int, seconds: Dou
             probabilities.append(d.probability)
             labels.append(label)
             decisionNames = d.featureNames
-            featureRows += d.features.prefix(names.count)
+            featureRows += d.features
             pending.append(buy)
         }
     }
     let replaySeconds = replayStart.duration(to: .now) / .seconds(1)
-    precondition(Array(decisionNames.prefix(names.count)) == names, "the decisions' features are the model's")
+    // The model reads a subset of the export's columns (the fraud target leaves out the
+    // cohort-relative ones): the peers train and score on the same columns.
+    let columns = decisionNames.compactMap { names.firstIndex(of: $0) }
+    guard columns.count == decisionNames.count, !columns.isEmpty else {
+        throw ServiceError("the decisions' features \(decisionNames) are not all among the export's \(names)")
+    }
+    func project(_ flat: [Float]) -> [Float] {
+        stride(from: 0, to: flat.count, by: names.count).flatMap { row in columns.map { flat[row + $0] } }
+    }
     let frauds = Int(labels.reduce(0, +))
     say("risk: replayed \(labels.count) orders (\(frauds) frauds) in \(String(format: "%.1f", replaySeconds)) s")
 
@@ -199,12 +207,12 @@ func riskBenchmark(output: String, sharedData: String, stored: Int, seconds: Dou
     // validation part, as the published model is), scoring the decisions' feature rows.
     let peerDir = work + "/peers"
     try FileManager.default.createDirectory(atPath: peerDir, withIntermediateDirectories: true)
-    let fitRows = fitPart.rows + testPart.rows, fitLabels = fitPart.labels + testPart.labels
-    for (name, x, y) in [("train", fitRows, fitLabels), ("valid", validPart.rows, validPart.labels), ("test", featureRows, labels)] {
+    let fitRows = project(fitPart.rows + testPart.rows), fitLabels = fitPart.labels + testPart.labels
+    for (name, x, y) in [("train", fitRows, fitLabels), ("valid", project(validPart.rows), validPart.labels), ("test", featureRows, labels)] {
         try x.withUnsafeBytes { try Data($0).write(to: URL(fileURLWithPath: "\(peerDir)/\(name).f32")) }
         try y.withUnsafeBytes { try Data($0).write(to: URL(fileURLWithPath: "\(peerDir)/\(name).labels")) }
     }
-    try Data("{\"features\": \(names.count)}".utf8).write(to: URL(fileURLWithPath: peerDir + "/shape.json"))
+    try Data("{\"features\": \(columns.count)}".utf8).write(to: URL(fileURLWithPath: peerDir + "/shape.json"))
     try run(python, ["Benchmarks/peers/classifiers.py", peerDir, peerDir + "/out.json", "--no-shap"])
     let out = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: peerDir + "/out.json"))) as! [String: Any]
     func peerScores(_ key: String) -> [Float] { ((out[key] as! [String: Any])["test"] as! [Double]).map(Float.init) }
@@ -285,7 +293,7 @@ func riskBenchmark(output: String, sharedData: String, stored: Int, seconds: Dou
     await riskClient.shutdown()
     try await risk.stop(keepingData: true)
     let fillStart = ContinuousClock.now
-    let filled = try fillDecisions(path: riskDir + "/decisions.db", to: stored, features: names)
+    let filled = try fillDecisions(path: riskDir + "/decision-view.db", to: stored, features: names)
     let fillSeconds = fillStart.duration(to: .now) / .seconds(1)
     say("risk: decision store filled to \(filled.count) decisions (\(filled.bytes >> 20) MiB) in \(String(format: "%.0f", fillSeconds)) s")
     risk = try await HostedBenchService<RiskControlService>.start(settings: riskSettings, directory: riskDir)

@@ -52,7 +52,7 @@ public struct RiskControlService: PersonaService {
         database = try DecisionDatabase(path: context.dataDirectory.path + "/decisions.db") { rows, _, queued in
             metrics.committed(rows: rows, queued: queued)
         }
-        view = try DecisionDatabase(path: context.dataDirectory.path + "/decision-view.db") { rows, _, queued in
+        view = try DecisionDatabase(path: context.dataDirectory.path + "/decision-view.db", synced: false) { rows, _, queued in
             metrics.viewApplied(rows: rows, queued: queued)
         }
         decisionLog = try DecisionLog(settings.log, directory: context.dataDirectory.path + "/decision-log", replicas: settings.logReplicas)

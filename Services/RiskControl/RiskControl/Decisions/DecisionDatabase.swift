@@ -29,13 +29,20 @@ final class DecisionDatabase: @unchecked Sendable {
     }
 
     /// `onCommit`: after each group commit, its rows, its time and the writes queued behind it.
-    init(path: String, onCommit: @escaping @Sendable (_ rows: Int, _ seconds: Double, _ queued: Int) -> Void = { _, _, _ in }) throws {
+    /// `synced`: each commit is on disk before it returns (`synchronous=FULL`); false for a view
+    /// that is rebuilt from a log (`synchronous=NORMAL`: a commit lost to a power cut is applied
+    /// again from the log, whose offset the same commit holds).
+    init(
+        path: String, synced: Bool = true,
+        onCommit: @escaping @Sendable (_ rows: Int, _ seconds: Double, _ queued: Int) -> Void = { _, _, _ in }
+    ) throws {
         self.path = path
         self.onCommit = onCommit
         writer = try SQLiteDatabase(path: path)
         // Checkpoints run beside the commits (`checkpointLoop`), never inside one.
         // secure_delete: what an erasure replaces is overwritten, not left in free pages.
-        try writer.execute("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA wal_autocheckpoint=0; PRAGMA secure_delete=ON;")
+        try writer.execute(
+            "PRAGMA journal_mode=WAL; PRAGMA synchronous=\(synced ? "FULL" : "NORMAL"); PRAGMA wal_autocheckpoint=0; PRAGMA secure_delete=ON;")
         try writer.execute(Self.schema)
         try writer.statement("SELECT id, names FROM feature_sets").query { row in
             let names = row.text(1).split(separator: ",").map(String.init)
@@ -282,6 +289,10 @@ final class DecisionDatabase: @unchecked Sendable {
                 }
             }
             try db.statement("INSERT OR REPLACE INTO view_state (id, next) VALUES (0, ?)").run([.integer(Int64(next))])
+        }
+        // With secure_delete no page of the file keeps an erased user's rows; the WAL must not either.
+        if records.contains(where: { $0.record.erasure != nil }) {
+            try SQLiteDatabase(path: path).execute("PRAGMA wal_checkpoint(TRUNCATE)")
         }
     }
 
