@@ -41,8 +41,9 @@ final class DecisionDatabase: @unchecked Sendable {
         writer = try SQLiteDatabase(path: path)
         // Checkpoints run beside the commits (`checkpointLoop`), never inside one.
         // secure_delete: what an erasure replaces is overwritten, not left in free pages.
+        let synchronous = synced ? "FULL" : "NORMAL"
         try writer.execute(
-            "PRAGMA journal_mode=WAL; PRAGMA synchronous=\(synced ? "FULL" : "NORMAL"); PRAGMA wal_autocheckpoint=0; PRAGMA secure_delete=ON;")
+            "PRAGMA journal_mode=WAL; PRAGMA synchronous=\(synchronous); PRAGMA wal_autocheckpoint=0; PRAGMA secure_delete=ON;")
         try writer.execute(Self.schema)
         try writer.statement("SELECT id, names FROM feature_sets").query { row in
             let names = row.text(1).split(separator: ",").map(String.init)
