@@ -71,7 +71,7 @@ public struct FeatureService: PersonaService {
         router.registerInline(FeatureAPI.getProfile) { request in
             try serves(request.userId)
             var response = GetProfileResponse()
-            if let profile = live.profile(request.userId, withMetItems: request.withMetItems) {
+            if let profile = live.profile(request.userId, withMetItems: request.withMetItems, recommendOnly: request.recommendOnly) {
                 response.found = true
                 response.profile = profile
             }

@@ -149,7 +149,15 @@ public final class LiveFeatures: @unchecked Sendable {
 
     // MARK: Users
 
-    public func profile(_ userID: Int64, withMetItems: Bool = false) -> UserProfile? {
+    public func profile(_ userID: Int64, withMetItems: Bool = false, recommendOnly: Bool = false) -> UserProfile? {
+        if recommendOnly {
+            return lock.read(state) { s in
+                guard let user = s.users[userID] else { return nil }
+                var p = ProfileView(user, state: s, nowMs: s.watermarkMs, cuts: RfmCuts()).recommendProfile
+                if withMetItems { p.metItemsTable = user.distinctItems.table }
+                return p
+            }
+        }
         let segments = segmentation
         let scorers = userScorers
         return lock.read(state) { s in

@@ -189,6 +189,26 @@ struct ProfileView {
         return p
     }
 
+    /// What recommend reads of the profile, and nothing else (`GetProfileRequest.recommend_only`):
+    /// its cost does not grow with what the rest of the profile holds.
+    var recommendProfile: UserProfile {
+        var p = UserProfile()
+        p.userId = user.id
+        p.categories = top(user.categories).map { a in
+            var x = Affinity()
+            x.id = a.id
+            x.score = a.score
+            return x
+        }
+        p.priceBands = priceShares
+        p.recentViews = user.recentViews.items.reversed()
+        p.recentCarts = user.recentCarts.items.reversed()
+        p.recentPurchases = user.recentPurchases.items.reversed()
+        p.recentItems = user.recentItems.items.reversed()
+        p.recentPurchaseMs = user.recentPurchaseTimes.items.reversed()
+        return p
+    }
+
     private func top(_ list: [UserState.Affinity]) -> [(id: Int64, score: Double)] {
         list.map { (id: $0.id, score: $0.decayed(to: nowMs)) }
             .sorted { $0.score != $1.score ? $0.score > $1.score : $0.id < $1.id }

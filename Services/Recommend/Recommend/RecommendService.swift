@@ -168,6 +168,8 @@ public struct RecommendService: PersonaService {
             var r = GetProfileRequest()
             r.userId = request.userId
             r.withMetItems = true
+            // The recent items, affinities and price bands alone: no whole profile built per call.
+            r.recommendOnly = true
             return try await feature.call(FeatureAPI.getProfile, r, user: r.userId, timeout: budget)
         }()
         var lists = await trending(listCategories, budget: budget)

@@ -497,6 +497,7 @@ extension UserScore: CMessageConvertible {
 public struct GetProfileRequest: WireMessage {
     public var userId: Int64 = 0
     public var withMetItems: Bool = false
+    public var recommendOnly: Bool = false
     /// Fields this build does not know, kept so a relay re-encodes them unchanged.
     public var unknownFields = UnknownFields()
     public init() {}
@@ -508,6 +509,7 @@ extension GetProfileRequest: CMessageConvertible {
         persona__v1__get_profile_request__init(c)
         c.pointee.user_id = m.pointee.userId
         c.pointee.with_met_items = m.pointee.withMetItems ? 1 : 0
+        c.pointee.recommend_only = m.pointee.recommendOnly ? 1 : 0
         arena.storeUnknownFields(m.pointee.unknownFields, in: UnsafeMutableRawPointer(c))
     }
     init(cMessage c: UnsafePointer<Persona__V1__GetProfileRequest>) {
@@ -517,6 +519,7 @@ extension GetProfileRequest: CMessageConvertible {
     static func read(_ c: UnsafePointer<Persona__V1__GetProfileRequest>, into m: UnsafeMutablePointer<GetProfileRequest>) {
         m.pointee.userId = c.pointee.user_id
         m.pointee.withMetItems = c.pointee.with_met_items != 0
+        m.pointee.recommendOnly = c.pointee.recommend_only != 0
         m.pointee.unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
     static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)

@@ -639,9 +639,11 @@ extension GetProfileRequest {
         if variant == 0 {
             m.userId = Int64.min
             m.withMetItems = true
+            m.recommendOnly = true
         } else {
             m.userId = Int64.max
             m.withMetItems = true
+            m.recommendOnly = true
         }
         return m
     }

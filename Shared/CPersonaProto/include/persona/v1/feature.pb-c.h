@@ -249,10 +249,16 @@ struct  Persona__V1__GetProfileRequest
    * Also send met_items_table (recommend does: its lists leave out every item the user met).
    */
   protobuf_c_boolean with_met_items;
+  /*
+   * Only what recommend reads: the recent items, the category affinities and the price
+   * bands (and met_items_table when asked). Nothing else of the profile is computed: no
+   * windows, RFM, tags, risk features, segments or scores.
+   */
+  protobuf_c_boolean recommend_only;
 };
 #define PERSONA__V1__GET_PROFILE_REQUEST__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&persona__v1__get_profile_request__descriptor) \
-    , 0, 0 }
+    , 0, 0, 0 }
 
 
 struct  Persona__V1__GetProfileResponse

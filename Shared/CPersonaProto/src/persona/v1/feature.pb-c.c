@@ -2521,7 +2521,7 @@ const ProtobufCMessageDescriptor persona__v1__user_score__descriptor =
   (ProtobufCMessageInit) persona__v1__user_score__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor persona__v1__get_profile_request__field_descriptors[2] =
+static const ProtobufCFieldDescriptor persona__v1__get_profile_request__field_descriptors[3] =
 {
   {
     "user_id",
@@ -2547,15 +2547,28 @@ static const ProtobufCFieldDescriptor persona__v1__get_profile_request__field_de
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "recommend_only",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__GetProfileRequest, recommend_only),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned persona__v1__get_profile_request__field_indices_by_name[] = {
+  2,   /* field[2] = recommend_only */
   0,   /* field[0] = user_id */
   1,   /* field[1] = with_met_items */
 };
 static const ProtobufCIntRange persona__v1__get_profile_request__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 2 }
+  { 0, 3 }
 };
 const ProtobufCMessageDescriptor persona__v1__get_profile_request__descriptor =
 {
@@ -2565,7 +2578,7 @@ const ProtobufCMessageDescriptor persona__v1__get_profile_request__descriptor =
   "Persona__V1__GetProfileRequest",
   "persona.v1",
   sizeof(Persona__V1__GetProfileRequest),
-  2,
+  3,
   persona__v1__get_profile_request__field_descriptors,
   persona__v1__get_profile_request__field_indices_by_name,
   1,  persona__v1__get_profile_request__number_ranges,
