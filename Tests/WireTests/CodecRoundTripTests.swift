@@ -93,6 +93,20 @@ struct BoundedDecodingTests {
         // The same shape, small enough to fit its budget, decodes.
         let small = Array(hostile.prefix(200))
         #expect(try AppendRequest(serializedBytes: small).events.count == 100)
+        // A legitimate batch of minimal events (a catalogue's item upserts) fits the default budget.
+        var catalogue = AppendRequest()
+        catalogue.events = (0..<5000).map { i in
+            var e = Event()
+            e.eventId = "item-\(i)"
+            e.kind = .itemUpsert
+            var u = ItemUpsert()
+            u.itemId = Int64(i + 1)
+            u.categoryId = Int64(i % 50 + 1)
+            u.price = Double(i % 100) + 0.99
+            e.item = u
+            return e
+        }
+        #expect(try AppendRequest(serializedBytes: catalogue.serializedBytes()).events.count == 5000)
     }
 }
 
