@@ -132,8 +132,8 @@ struct ProfileView {
     // MARK: The whole profile
 
     var profile: UserProfile {
-        var p = UserProfile()
-        p.userId = user.id
+        // Recommend's fields (recent items, category affinities, price bands), then the rest.
+        var p = recommendProfile
         p.age = user.age
         p.gender = Gender(rawValue: user.gender)
         p.region = user.region
@@ -159,12 +159,6 @@ struct ProfileView {
         p.meanRating = meanRating
         let rfm = self.rfm
         p.rfm = rfm
-        p.categories = top(user.categories).map { a in
-            var x = Affinity()
-            x.id = a.id
-            x.score = a.score
-            return x
-        }
         p.brands = top(user.brands).map { a in
             var x = Affinity()
             x.id = a.id
@@ -172,16 +166,10 @@ struct ProfileView {
             x.score = a.score
             return x
         }
-        p.priceBands = priceShares
         p.activeHours = (0..<24).map { user.clock[$0] }
         p.weekdays = (24..<31).map { user.clock[$0] }
         p.preferredChannel = preferred(user.channels)
         p.preferredDevice = preferred(user.devices)
-        p.recentViews = user.recentViews.items.reversed()
-        p.recentCarts = user.recentCarts.items.reversed()
-        p.recentPurchases = user.recentPurchases.items.reversed()
-        p.recentItems = user.recentItems.items.reversed()
-        p.recentPurchaseMs = user.recentPurchaseTimes.items.reversed()
         p.tags = tags(rfm)
         p.hasSegment = user.segment >= 0
         p.segmentId = max(0, user.segment)

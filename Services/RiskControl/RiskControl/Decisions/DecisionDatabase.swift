@@ -299,27 +299,30 @@ final class DecisionDatabase: @unchecked Sendable {
 
     /// Every decision of `user` with the request it decided, as the view holds them.
     func decisions(ofUser user: Int64) throws -> [ErasedDecision] {
-        try read { db in
-            var out: [ErasedDecision] = []
-            try db.statement("SELECT \(Self.columns) FROM decisions WHERE user_id = ? ORDER BY id").query([.integer(user)]) { r in
-                var record = ErasedDecision()
-                record.decision = decision(from: r)
-                record.request = try? ScoreRequest(serializedBytes: r.blob(28))
-                out.append(record)
-            }
-            return out
+        try decisionsWithRequests(where: "user_id = ?", [.integer(user)]).map { d, request in
+            var erased = ErasedDecision()
+            erased.decision = d
+            erased.request = request
+            return erased
         }
     }
 
     /// Every decision stored before the decision log existed, oldest first (moved into the log at start).
     func legacyDecisions() throws -> [DecisionRecord] {
+        try decisionsWithRequests().map { d, request in
+            var record = DecisionRecord()
+            record.decision = d
+            record.request = request
+            return record
+        }
+    }
+
+    /// The decisions `filter` selects, oldest first, each with its stored request.
+    private func decisionsWithRequests(where filter: String = "1", _ values: [SQLiteValue] = []) throws -> [(Decision, ScoreRequest?)] {
         try read { db in
-            var out: [DecisionRecord] = []
-            try db.statement("SELECT \(Self.columns) FROM decisions ORDER BY id").query { r in
-                var record = DecisionRecord()
-                record.decision = decision(from: r)
-                record.request = try? ScoreRequest(serializedBytes: r.blob(28))
-                out.append(record)
+            var out: [(Decision, ScoreRequest?)] = []
+            try db.statement("SELECT \(Self.columns) FROM decisions WHERE \(filter) ORDER BY id").query(values) { r in
+                out.append((decision(from: r), try? ScoreRequest(serializedBytes: r.blob(28))))
             }
             return out
         }
