@@ -76,61 +76,65 @@ struct JetStreamLogTests {
 
     @Test("on three servers with three replicas, appends go on when a server is SIGKILLed and nothing acknowledged is lost")
     func replicated() async throws {
-        let nats = try NATSServers(count: 3)
-        defer { nats.stop() }
-        var config = JetStreamLog.Config(servers: nats.servers, partitions: 1)
-        config.replicas = 3
-        config.ackTimeout = .seconds(20)
-        let log = try JetStreamLog(config, connectTimeout: .seconds(20))
-        var acknowledged: [UInt64] = []
-        var written = 0
-        func appendBatches(_ count: Int) async throws {
-            for _ in 0..<count {
-                let (batch, ids) = records(written..<(written + 200))
-                acknowledged += try await log.append(batch, messageID: { ids[$0] }, to: 0)
-                written += 200
+        try await NATSServers.exclusively {
+            let nats = try NATSServers(count: 3)
+            defer { nats.stop() }
+            var config = JetStreamLog.Config(servers: nats.servers, partitions: 1)
+            config.replicas = 3
+            config.ackTimeout = .seconds(20)
+            let log = try JetStreamLog(config, connectTimeout: .seconds(20))
+            var acknowledged: [UInt64] = []
+            var written = 0
+            func appendBatches(_ count: Int) async throws {
+                for _ in 0..<count {
+                    let (batch, ids) = records(written..<(written + 200))
+                    acknowledged += try await log.append(batch, messageID: { ids[$0] }, to: 0)
+                    written += 200
+                }
             }
+            try await appendBatches(5)
+            nats.kill(0)
+            try await appendBatches(5)
+            try nats.start(0)
+            nats.kill(1)
+            try await appendBatches(5)
+            let read = try await readAll(log, 0, batch: 500)
+            #expect(read.count == written)
+            #expect(read.map(\.0) == acknowledged)
+            #expect(read.map(\.1) == (0..<written).map { "event-\($0)" })
+            await log.close()
         }
-        try await appendBatches(5)
-        nats.kill(0)
-        try await appendBatches(5)
-        try nats.start(0)
-        nats.kill(1)
-        try await appendBatches(5)
-        let read = try await readAll(log, 0, batch: 500)
-        #expect(read.count == written)
-        #expect(read.map(\.0) == acknowledged)
-        #expect(read.map(\.1) == (0..<written).map { "event-\($0)" })
-        await log.close()
     }
 
     @Test("after every server is SIGKILLed and started again, a reader resumes at its offset and appends go on")
     func wholeClusterRestart() async throws {
-        let nats = try NATSServers(count: 3)
-        defer { nats.stop() }
-        var config = JetStreamLog.Config(servers: nats.servers, partitions: 1)
-        config.ackTimeout = .seconds(30)
-        let log = try JetStreamLog(config, connectTimeout: .seconds(30))
-        let (before, beforeIDs) = records(0..<300)
-        _ = try await log.append(before, messageID: { beforeIDs[$0] }, to: 0)
-        var seen: [String] = []
-        // A consumer reads part of the partition and keeps its offset.
-        let offset = try await log.read(0, from: 0, maxRecords: 120, maxBytes: 1 << 20, wait: .zero) {
-            seen.append(String(decoding: $1, as: UTF8.self))
-        }
-        for i in 0..<3 { nats.kill(i) }
-        for i in 0..<3 { try nats.start(i) }
-        let (after, afterIDs) = records(300..<400)
-        _ = try await log.append(after, messageID: { afterIDs[$0] }, to: 0)
-        var next = offset
-        while true {
-            let from = next
-            next = try await log.read(0, from: from, maxRecords: 100, maxBytes: 1 << 20, wait: .zero) {
+        try await NATSServers.exclusively {
+            let nats = try NATSServers(count: 3)
+            defer { nats.stop() }
+            var config = JetStreamLog.Config(servers: nats.servers, partitions: 1)
+            config.ackTimeout = .seconds(30)
+            let log = try JetStreamLog(config, connectTimeout: .seconds(30))
+            let (before, beforeIDs) = records(0..<300)
+            _ = try await log.append(before, messageID: { beforeIDs[$0] }, to: 0)
+            var seen: [String] = []
+            // A consumer reads part of the partition and keeps its offset.
+            let offset = try await log.read(0, from: 0, maxRecords: 120, maxBytes: 1 << 20, wait: .zero) {
                 seen.append(String(decoding: $1, as: UTF8.self))
             }
-            if next == from { break }
+            for i in 0..<3 { nats.kill(i) }
+            for i in 0..<3 { try nats.start(i) }
+            let (after, afterIDs) = records(300..<400)
+            _ = try await log.append(after, messageID: { afterIDs[$0] }, to: 0)
+            var next = offset
+            while true {
+                let from = next
+                next = try await log.read(0, from: from, maxRecords: 100, maxBytes: 1 << 20, wait: .zero) {
+                    seen.append(String(decoding: $1, as: UTF8.self))
+                }
+                if next == from { break }
+            }
+            #expect(seen == (0..<400).map { "event-\($0)" })
+            await log.close()
         }
-        #expect(seen == (0..<400).map { "event-\($0)" })
-        await log.close()
     }
 }

@@ -18,98 +18,101 @@ struct FeatureServiceTests {
         """,
         arguments: ["file", "jetstream", "jetstream, two feature replicas"])
     func taobaoRecount(log: String) async throws {
-        let rows = try TaobaoRow.load()
-        let events = TaobaoRow.events(try TaobaoRow.lines(TaobaoRow.sample43))
-        let users = Array(Set(rows.map(\.user))).sorted()
-        var settings = IngestSettings()
-        let nats = log.hasPrefix("jetstream") ? try NATSServers(count: 3) : nil
-        defer { nats?.stop() }
-        if let nats { settings.log = try LogChoice(parsing: nats.url) }
-        let got = try await withIngest(settings: settings) { ingest, port in
-            try await append(ingest, events)
-            guard log.hasSuffix("replicas") else {
-                return try await withFeature(ingestPort: port) { feature, _ in
-                    try await waitConsumed(ingest: ingest, consumer: feature)
-                    return try await profiles(feature, users)
-                }
-            }
-            // Each replica holds the users of half of ingest's 4 partitions; calls are routed.
-            return try await withFeature(ingestPort: port, partitions: [0, 1]) { low, _ in
-                try await withFeature(ingestPort: port, partitions: [2, 3]) { high, _ in
-                    try await waitConsumed(ingest: ingest, consumer: low)
-                    try await waitConsumed(ingest: ingest, consumer: high)
-                    let router = FeatureReplicas([(low.config.host, low.config.port), (high.config.host, high.config.port)])
-                    var out: [Int64: UserProfile] = [:]
-                    for u in users {
-                        var r = GetProfileRequest()
-                        r.userId = u
-                        let response = try await router.call(FeatureAPI.getProfile, r, user: u)
-                        if response.found { out[u] = response.profile }
+        try await NATSServers.exclusively {
+            let rows = try TaobaoRow.load()
+            let events = TaobaoRow.events(try TaobaoRow.lines(TaobaoRow.sample43))
+            let users = Array(Set(rows.map(\.user))).sorted()
+            var settings = IngestSettings()
+            let nats = log.hasPrefix("jetstream") ? try NATSServers(count: 3) : nil
+            defer { nats?.stop() }
+            if let nats { settings.log = try LogChoice(parsing: nats.url) }
+            let got = try await withIngest(settings: settings) { ingest, port in
+                try await append(ingest, events)
+                guard log.hasSuffix("replicas") else {
+                    return try await withFeature(ingestPort: port) { feature, _ in
+                        try await waitConsumed(ingest: ingest, consumer: feature)
+                        return try await profiles(feature, users)
                     }
-                    await router.shutdown()
-                    return out
+                }
+                // Each replica holds the users of half of ingest's 4 partitions; calls are routed.
+                return try await withFeature(ingestPort: port, partitions: [0, 1]) { low, _ in
+                    try await withFeature(ingestPort: port, partitions: [2, 3]) { high, _ in
+                        try await waitConsumed(ingest: ingest, consumer: low)
+                        try await waitConsumed(ingest: ingest, consumer: high)
+                        let router = FeatureReplicas([(low.config.host, low.config.port), (high.config.host, high.config.port)])
+                        var out: [Int64: UserProfile] = [:]
+                        for u in users {
+                            var r = GetProfileRequest()
+                            r.userId = u
+                            let response = try await router.call(FeatureAPI.getProfile, r, user: u)
+                            if response.found { out[u] = response.profile }
+                        }
+                        await router.shutdown()
+                        return out
+                    }
                 }
             }
-        }
-        #expect(got.count == 43)
-        let now = rows.map { $0.seconds * 1000 }.max()!
-        var utc = Calendar(identifier: .gregorian)
-        utc.timeZone = TimeZone(identifier: "UTC")!
-        for user in users {
-            let mine = rows.filter { $0.user == user }.sorted { $0.seconds < $1.seconds }
-            guard let p = got[user] else {
-                Issue.record("no profile for \(user)")
-                continue
-            }
-            let ctx = Comment(rawValue: "user \(user)")
-            #expect(p.firstSeenMs == mine.first!.seconds * 1000, ctx)
-            #expect(p.lastSeenMs == mine.last!.seconds * 1000, ctx)
-            // Counts per kind and window, by the documented rule.
-            for kind in [EventKind.view, .addToCart, .favorite, .purchase] {
-                let times = mine.filter { $0.kind == kind }.map { $0.seconds * 1000 }
-                let c = p.counts.first { $0.kind == kind }?.counts ?? WindowCounts()
-                #expect(c.lifetime == UInt64(times.count), ctx)
-                #expect(c.last1h == UInt32(times.filter { FeatureStateTests.inWindow($0, .hour1, now: now) }.count), ctx)
-                #expect(c.last24h == UInt32(times.filter { FeatureStateTests.inWindow($0, .hours24, now: now) }.count), ctx)
-                #expect(c.last7d == UInt32(times.filter { FeatureStateTests.inWindow($0, .days7, now: now) }.count), ctx)
-                #expect(c.last30d == UInt32(times.filter { FeatureStateTests.inWindow($0, .days30, now: now) }.count), ctx)
-            }
-            let views = mine.filter { $0.behavior == "pv" }
-            // Every item met counts, viewed or carted, favourited or bought.
-            #expect(p.distinctItems == UInt32(Set(mine.map(\.item)).count), ctx)
-            #expect(p.distinctCategories == UInt32(Set(mine.map(\.category)).count), ctx)
-            #expect(p.recentViews == Array(views.map(\.item).suffix(20).reversed()), ctx)
-            #expect(p.recentCarts == Array(mine.filter { $0.behavior == "cart" }.map(\.item).suffix(20).reversed()), ctx)
-            let buys = mine.filter { $0.behavior == "buy" }
-            #expect(p.recentPurchases == Array(buys.map(\.item).suffix(20).reversed()), ctx)
-            #expect(p.recentPurchaseMs == Array(buys.map { $0.seconds * 1000 }.suffix(20).reversed()), ctx)
-            #expect(p.rfm?.frequency == UInt32(buys.count), ctx)
-            if buys.count >= 2 {
-                let gaps = zip(buys.dropFirst(), buys).map { Double($0.seconds - $1.seconds) / 86_400 }
-                #expect(abs(p.purchaseIntervalMeanDays - gaps.reduce(0, +) / Double(gaps.count)) < 1e-9, ctx)
-            }
-            // Sessions: a gap of more than 30 minutes starts a new one.
-            let sessions = 1 + zip(mine.dropFirst(), mine).filter { $0.seconds - $1.seconds > 1800 }.count
-            #expect(p.sessions == UInt32(sessions), ctx)
-            // Active hours and weekdays, UTC, Monday first.
-            var hours = [UInt32](repeating: 0, count: 24)
-            var weekdays = [UInt32](repeating: 0, count: 7)
-            for r in mine {
-                let date = Date(timeIntervalSince1970: Double(r.seconds))
-                hours[utc.component(.hour, from: date)] += 1
-                weekdays[(utc.component(.weekday, from: date) + 5) % 7] += 1
-            }
-            #expect(p.activeHours == hours, ctx)
-            #expect(p.weekdays == weekdays, ctx)
-            // Category affinity: sum of weight x 2^(-age / 7 days), while no category was evicted.
-            if Set(mine.map(\.category)).count <= UserState.affinityLimit {
-                var scores: [Int64: Double] = [:]
+            #expect(got.count == 43)
+            let now = rows.map { $0.seconds * 1000 }.max()!
+            var utc = Calendar(identifier: .gregorian)
+            utc.timeZone = TimeZone(identifier: "UTC")!
+            for user in users {
+                let mine = rows.filter { $0.user == user }.sorted { $0.seconds < $1.seconds }
+                guard let p = got[user] else {
+                    Issue.record("no profile for \(user)")
+                    continue
+                }
+                let ctx = Comment(rawValue: "user \(user)")
+                #expect(p.firstSeenMs == mine.first!.seconds * 1000, ctx)
+                #expect(p.lastSeenMs == mine.last!.seconds * 1000, ctx)
+                // Counts per kind and window, by the documented rule.
+                for kind in [EventKind.view, .addToCart, .favorite, .purchase] {
+                    let times = mine.filter { $0.kind == kind }.map { $0.seconds * 1000 }
+                    let c = p.counts.first { $0.kind == kind }?.counts ?? WindowCounts()
+                    #expect(c.lifetime == UInt64(times.count), ctx)
+                    #expect(c.last1h == UInt32(times.filter { FeatureStateTests.inWindow($0, .hour1, now: now) }.count), ctx)
+                    #expect(c.last24h == UInt32(times.filter { FeatureStateTests.inWindow($0, .hours24, now: now) }.count), ctx)
+                    #expect(c.last7d == UInt32(times.filter { FeatureStateTests.inWindow($0, .days7, now: now) }.count), ctx)
+                    #expect(c.last30d == UInt32(times.filter { FeatureStateTests.inWindow($0, .days30, now: now) }.count), ctx)
+                }
+                let views = mine.filter { $0.behavior == "pv" }
+                // Every item met counts, viewed or carted, favourited or bought.
+                #expect(p.distinctItems == UInt32(Set(mine.map(\.item)).count), ctx)
+                #expect(p.distinctCategories == UInt32(Set(mine.map(\.category)).count), ctx)
+                #expect(p.recentViews == Array(views.map(\.item).suffix(20).reversed()), ctx)
+                #expect(p.recentCarts == Array(mine.filter { $0.behavior == "cart" }.map(\.item).suffix(20).reversed()), ctx)
+                let buys = mine.filter { $0.behavior == "buy" }
+                #expect(p.recentPurchases == Array(buys.map(\.item).suffix(20).reversed()), ctx)
+                #expect(p.recentPurchaseMs == Array(buys.map { $0.seconds * 1000 }.suffix(20).reversed()), ctx)
+                #expect(p.rfm?.frequency == UInt32(buys.count), ctx)
+                if buys.count >= 2 {
+                    let gaps = zip(buys.dropFirst(), buys).map { Double($0.seconds - $1.seconds) / 86_400 }
+                    #expect(abs(p.purchaseIntervalMeanDays - gaps.reduce(0, +) / Double(gaps.count)) < 1e-9, ctx)
+                }
+                // Sessions: a gap of more than 30 minutes starts a new one.
+                let sessions = 1 + zip(mine.dropFirst(), mine).filter { $0.seconds - $1.seconds > 1800 }.count
+                #expect(p.sessions == UInt32(sessions), ctx)
+                // Active hours and weekdays, UTC, Monday first.
+                var hours = [UInt32](repeating: 0, count: 24)
+                var weekdays = [UInt32](repeating: 0, count: 7)
                 for r in mine {
-                    scores[r.category, default: 0] += UserState.weight(r.kind) * pow(2, -Double(now - r.seconds * 1000) / (7 * 86_400_000))
+                    let date = Date(timeIntervalSince1970: Double(r.seconds))
+                    hours[utc.component(.hour, from: date)] += 1
+                    weekdays[(utc.component(.weekday, from: date) + 5) % 7] += 1
                 }
-                let expected = scores.sorted { $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key }.prefix(10)
-                #expect(p.categories.map(\.id) == expected.map(\.key), ctx)
-                for (a, e) in zip(p.categories, expected) { #expect(abs(a.score - e.value) <= 1e-9 * e.value, ctx) }
+                #expect(p.activeHours == hours, ctx)
+                #expect(p.weekdays == weekdays, ctx)
+                // Category affinity: sum of weight x 2^(-age / 7 days), while no category was evicted.
+                if Set(mine.map(\.category)).count <= UserState.affinityLimit {
+                    var scores: [Int64: Double] = [:]
+                    for r in mine {
+                        scores[r.category, default: 0] +=
+                            UserState.weight(r.kind) * pow(2, -Double(now - r.seconds * 1000) / (7 * 86_400_000))
+                    }
+                    let expected = scores.sorted { $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key }.prefix(10)
+                    #expect(p.categories.map(\.id) == expected.map(\.key), ctx)
+                    for (a, e) in zip(p.categories, expected) { #expect(abs(a.score - e.value) <= 1e-9 * e.value, ctx) }
+                }
             }
         }
     }

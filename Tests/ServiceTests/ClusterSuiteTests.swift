@@ -48,44 +48,46 @@ struct ClusterSuiteTests {
 
     @Test("import, train, recommend and score with the log on three NATS servers (R3) and feature as two replicas")
     func wholeSuite() async throws {
-        let nats = try NATSServers(count: 3)
-        defer { nats.stop() }
-        let key = temporaryDirectory() + ".key"
-        try Data((0..<32).map { UInt8($0 * 5 + 1) }).write(to: URL(fileURLWithPath: key))
-        var ingestSettings = IngestSettings()
-        ingestSettings.log = try LogChoice(parsing: nats.url)
-        ingestSettings.pseudonymKeyFile = key
-        let events = Self.shop()
-        try await withHostedService(IngestService.self, settings: ingestSettings) { ingest in
-            var consumer = ConsumerSettings()
-            consumer.ingestPort = ingest.rpcPort
-            consumer.readWait = .milliseconds(200)
-            let modelPort = freePort()
-            func replica(_ partitions: Set<Int>) -> FeatureSettings {
-                var s = FeatureSettings(consumer)
-                s.modelPort = modelPort
-                s.partitions = partitions
-                return s
-            }
-            try await withHostedService(FeatureService.self, settings: replica([0, 1])) { low in
-                try await withHostedService(FeatureService.self, settings: replica([2, 3])) { high in
-                    let features = [("127.0.0.1", low.rpcPort), ("127.0.0.1", high.rpcPort)]
-                    var modelSettings = ModelSettings(consumer)
-                    (modelSettings.featurePort, modelSettings.moreFeatureReplicas) = (low.rpcPort, [features[1]])
-                    try await withHostedService(ModelService.self, settings: modelSettings, port: modelPort) { model in
-                        var recommendSettings = RecommendSettings()
-                        (recommendSettings.modelPort, recommendSettings.ingestPort) = (model.rpcPort, ingest.rpcPort)
-                        (recommendSettings.featurePort, recommendSettings.moreFeatureReplicas) = (low.rpcPort, [features[1]])
-                        recommendSettings.featureTimeout = .seconds(5)
-                        var riskSettings = RiskSettings()
-                        (riskSettings.modelPort, riskSettings.ingestPort) = (model.rpcPort, ingest.rpcPort)
-                        (riskSettings.featurePort, riskSettings.moreFeatureReplicas) = (low.rpcPort, [features[1]])
-                        riskSettings.pseudonymKeyFile = key
-                        riskSettings.featureTimeout = .seconds(2)
-                        try await withHostedService(RecommendService.self, settings: recommendSettings) { recommend in
-                            try await withHostedService(RiskControlService.self, settings: riskSettings) { risk in
-                                let clients = (model.client, recommend.client, risk.client)
-                                try await run(events, ingest.client, [low.client, high.client], clients.0, clients.1, clients.2)
+        try await NATSServers.exclusively {
+            let nats = try NATSServers(count: 3)
+            defer { nats.stop() }
+            let key = temporaryDirectory() + ".key"
+            try Data((0..<32).map { UInt8($0 * 5 + 1) }).write(to: URL(fileURLWithPath: key))
+            var ingestSettings = IngestSettings()
+            ingestSettings.log = try LogChoice(parsing: nats.url)
+            ingestSettings.pseudonymKeyFile = key
+            let events = Self.shop()
+            try await withHostedService(IngestService.self, settings: ingestSettings) { ingest in
+                var consumer = ConsumerSettings()
+                consumer.ingestPort = ingest.rpcPort
+                consumer.readWait = .milliseconds(200)
+                let modelPort = freePort()
+                func replica(_ partitions: Set<Int>) -> FeatureSettings {
+                    var s = FeatureSettings(consumer)
+                    s.modelPort = modelPort
+                    s.partitions = partitions
+                    return s
+                }
+                try await withHostedService(FeatureService.self, settings: replica([0, 1])) { low in
+                    try await withHostedService(FeatureService.self, settings: replica([2, 3])) { high in
+                        let features = [("127.0.0.1", low.rpcPort), ("127.0.0.1", high.rpcPort)]
+                        var modelSettings = ModelSettings(consumer)
+                        (modelSettings.featurePort, modelSettings.moreFeatureReplicas) = (low.rpcPort, [features[1]])
+                        try await withHostedService(ModelService.self, settings: modelSettings, port: modelPort) { model in
+                            var recommendSettings = RecommendSettings()
+                            (recommendSettings.modelPort, recommendSettings.ingestPort) = (model.rpcPort, ingest.rpcPort)
+                            (recommendSettings.featurePort, recommendSettings.moreFeatureReplicas) = (low.rpcPort, [features[1]])
+                            recommendSettings.featureTimeout = .seconds(5)
+                            var riskSettings = RiskSettings()
+                            (riskSettings.modelPort, riskSettings.ingestPort) = (model.rpcPort, ingest.rpcPort)
+                            (riskSettings.featurePort, riskSettings.moreFeatureReplicas) = (low.rpcPort, [features[1]])
+                            riskSettings.pseudonymKeyFile = key
+                            riskSettings.featureTimeout = .seconds(2)
+                            try await withHostedService(RecommendService.self, settings: recommendSettings) { recommend in
+                                try await withHostedService(RiskControlService.self, settings: riskSettings) { risk in
+                                    let clients = (model.client, recommend.client, risk.client)
+                                    try await run(events, ingest.client, [low.client, high.client], clients.0, clients.1, clients.2)
+                                }
                             }
                         }
                     }

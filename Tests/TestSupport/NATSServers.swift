@@ -107,3 +107,39 @@ public final class NATSServers: @unchecked Sendable {
         }
     }
 }
+
+extension NATSServers {
+    /// Runs `body` while no other test in this process runs one: clusters of three servers
+    /// electing RAFT leaders side by side on two cores starve one another past their
+    /// timeouts, so the tests that start a cluster take turns.
+    public static func exclusively<R>(_ body: () async throws -> R) async throws -> R {
+        await ClusterTurns.shared.acquire()
+        do {
+            let result = try await body()
+            await ClusterTurns.shared.release()
+            return result
+        } catch {
+            await ClusterTurns.shared.release()
+            throw error
+        }
+    }
+}
+
+/// Whose turn it is to run a NATS cluster, and who waits for one.
+actor ClusterTurns {
+    static let shared = ClusterTurns()
+    private var busy = false
+    private var waiting: [CheckedContinuation<Void, Never>] = []
+
+    func acquire() async {
+        guard busy else {
+            busy = true
+            return
+        }
+        await withCheckedContinuation { waiting.append($0) }
+    }
+
+    func release() {
+        if waiting.isEmpty { busy = false } else { waiting.removeFirst().resume() }
+    }
+}
