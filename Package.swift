@@ -123,7 +123,9 @@ let package = Package(
         .systemLibrary(name: "CCRC32C", path: "Shared/CCRC32C"),
         .target(name: "Store", dependencies: ["Wire", "CCRC32C"], path: "Shared/Store", swiftSettings: swiftSettings),
         // The event log behind one interface: the embedded segmented log or NATS JetStream.
-        .target(name: "EventLog", dependencies: ["Store", "CNATS"], path: "Shared/EventLog", swiftSettings: swiftSettings),
+        .target(
+            name: "EventLog", dependencies: ["Store", "CNATS", argumentParser],
+            path: "Shared/EventLog", swiftSettings: swiftSettings),
         // General-purpose containers of the feature state (open-addressing tables, compact
         // id sets) and the stable hashes ids and partitions are derived with. Their API is
         // public and the module built with cross-module optimisation, so that the feature

@@ -49,15 +49,10 @@ public struct LogConsumer: Sendable {
         var backoff = ReconnectBackoff()
         while true {
             try Task.checkCancellation()
-            var request = ReadRequest()
-            request.partition = UInt32(p)
-            request.fromOffset = offset()
-            request.maxEvents = UInt32(readEvents)
-            request.waitMs = UInt32(readWait / .milliseconds(1))
-            request.kinds = kinds
+            let from = offset()
             let response: ReadResponse
             do {
-                response = try await ingest.call(IngestAPI.read, request, timeout: readWait + .seconds(5))
+                response = try await read(partition: p, from: from, maxEvents: readEvents, wait: readWait, kinds: kinds)
                 backoff.reset()
             } catch let error as RPCError {
                 // Shutting down: the read was cancelled, not failed.
@@ -67,9 +62,23 @@ public struct LogConsumer: Sendable {
                 try await Task.sleep(for: backoff.nextDelay())
                 continue
             }
-            guard !response.events.isEmpty || response.nextOffset > request.fromOffset else { continue }
-            await fold(response, request.fromOffset)
+            guard !response.events.isEmpty || response.nextOffset > from else { continue }
+            await fold(response, from)
         }
+    }
+
+    /// One read of partition `p` from `offset`: at most `maxEvents`, waiting up to `wait` at
+    /// the log's end, only `kinds` when some are given.
+    public func read(partition p: Int, from offset: UInt64, maxEvents: Int, wait: Duration = .zero, kinds: [EventKind] = [])
+        async throws -> ReadResponse
+    {
+        var request = ReadRequest()
+        request.partition = UInt32(p)
+        request.fromOffset = offset
+        request.maxEvents = UInt32(maxEvents)
+        request.waitMs = UInt32(wait / .milliseconds(1))
+        request.kinds = kinds
+        return try await ingest.call(IngestAPI.read, request, timeout: wait + .seconds(5))
     }
 
     /// Where every partition ends now, retrying until ingest answers.

@@ -38,9 +38,7 @@ public enum Peer: String, CaseIterable, Sendable {
     /// service's replicas); nil when neither is set.
     public func addresses(flag: String?, environment: [String: String]) throws -> [(host: String, port: Int)]? {
         guard let text = flag ?? environment[variable] else { return nil }
-        let list = text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
-        let parsed = list.compactMap(parseAddress)
-        guard !list.isEmpty, parsed.count == list.count else {
+        guard let parsed = parseAddresses(text) else {
             throw ValidationError("\(rawValue) addresses '\(text)' are not host:port[,host:port...]")
         }
         return parsed

@@ -77,6 +77,13 @@ public struct ServiceOptions: ParsableArguments, Sendable {
 
 /// `host:port` as the flags and `PERSONA_*_ADDR` variables spell a service's address; nil
 /// when the text is not one (the port must be 1...65535).
+/// Every address of a comma-separated list, or nil when one of them is not host:port.
+public func parseAddresses(_ text: String) -> [(host: String, port: Int)]? {
+    let list = text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+    let parsed = list.compactMap(parseAddress)
+    return !list.isEmpty && parsed.count == list.count ? parsed : nil
+}
+
 public func parseAddress(_ text: String) -> (host: String, port: Int)? {
     guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]), (1...65535).contains(port) else {
         return nil

@@ -92,12 +92,7 @@ struct JetStreamLogTests {
                     written += 200
                 }
             }
-            try await appendBatches(5)
-            nats.kill(0)
-            try await appendBatches(5)
-            try nats.start(0)
-            nats.kill(1)
-            try await appendBatches(5)
+            try await nats.withRollingKills { try await appendBatches(5) }
             let read = try await readAll(log, 0, batch: 500)
             #expect(read.count == written)
             #expect(read.map(\.0) == acknowledged)

@@ -48,12 +48,7 @@ struct FeatureOnJetStreamTests {
                             written += 200
                         }
                     }
-                    try await appendBatches(5)
-                    nats.kill(0)
-                    try await appendBatches(5)
-                    try nats.start(0)
-                    nats.kill(1)
-                    try await appendBatches(5)
+                    try await nats.withRollingKills { try await appendBatches(5) }
                     #expect(accepted.values.reduce(0, +) == written)
                     try await waitConsumed(ingest: ingest, consumer: feature, timeout: .seconds(120))
                     for (user, count) in accepted {

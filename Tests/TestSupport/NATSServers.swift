@@ -109,6 +109,17 @@ public final class NATSServers: @unchecked Sendable {
 }
 
 extension NATSServers {
+    /// Runs `work` with all servers up, again with server 0 SIGKILLed, and again with it
+    /// restarted and server 1 SIGKILLed: a quorum of a three-server stream holds throughout.
+    public func withRollingKills(_ work: () async throws -> Void) async throws {
+        try await work()
+        kill(0)
+        try await work()
+        try start(0)
+        kill(1)
+        try await work()
+    }
+
     /// Runs `body` while no other test in this process runs one: clusters of three servers
     /// electing RAFT leaders side by side on two cores starve one another past their
     /// timeouts, so the tests that start a cluster take turns.

@@ -353,13 +353,9 @@ public struct FeatureService: PersonaService {
 
     /// Folds partition `p` into `state` from its offset until it reaches `target` or the log's end.
     private func read(into state: LiveFeatures, partition p: Int, until target: UInt64) async throws {
-        while state.offset(p) < target {
-            var request = ReadRequest()
-            request.partition = UInt32(p)
-            request.fromOffset = state.offset(p)
-            request.maxEvents = 10_000
-            let response = try await ingest.call(IngestAPI.read, request, timeout: .seconds(30))
-            guard !response.events.isEmpty || response.nextOffset > request.fromOffset else { return }
+        while case let from = state.offset(p), from < target {
+            let response = try await consumer.read(partition: p, from: from, maxEvents: 10_000)
+            guard !response.events.isEmpty || response.nextOffset > from else { return }
             state.fold(response.events, partition: p, next: response.nextOffset)
         }
     }

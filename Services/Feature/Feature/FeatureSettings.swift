@@ -64,11 +64,8 @@ public struct FeatureOptions: ParsableArguments, Sendable {
             s.partitions = set
         }
         if let text = peers ?? env["PERSONA_FEATURE_PEERS"], !text.isEmpty {
-            let list = text.split(separator: ",").map { String($0) }
-            s.peers = try list.map {
-                guard let a = parseAddress($0) else { throw ValidationError("peer '\($0)' is not host:port") }
-                return a
-            }
+            guard let list = parseAddresses(text) else { throw ValidationError("peers '\(text)' are not host:port[,host:port...]") }
+            s.peers = list
         }
         if let text = takeoverSeconds.map(String.init) ?? env["PERSONA_TAKEOVER_SECONDS"] {
             guard let n = Int(text), (1...3600).contains(n) else { throw ValidationError("takeover seconds '\(text)' is not 1...3600") }

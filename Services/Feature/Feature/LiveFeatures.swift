@@ -150,20 +150,13 @@ public final class LiveFeatures: @unchecked Sendable {
     // MARK: Users
 
     public func profile(_ userID: Int64, withMetItems: Bool = false, recommendOnly: Bool = false) -> UserProfile? {
-        if recommendOnly {
-            return lock.read(state) { s in
-                guard let user = s.users[userID] else { return nil }
-                var p = ProfileView(user, state: s, nowMs: s.watermarkMs, cuts: RfmCuts()).recommendProfile
-                if withMetItems { p.metItemsTable = user.distinctItems.table }
-                return p
-            }
-        }
-        let segments = segmentation
-        let scorers = userScorers
+        let segments = recommendOnly ? nil : segmentation
+        let scorers = recommendOnly ? [] : userScorers
         return lock.read(state) { s in
             guard let user = s.users[userID] else { return nil }
-            let view = ProfileView(user, state: s, nowMs: s.watermarkMs, cuts: s.rfmCuts(refresh: true))
-            var p = view.profile
+            // Recommend's fields alone need no RFM cut points.
+            let view = ProfileView(user, state: s, nowMs: s.watermarkMs, cuts: recommendOnly ? RfmCuts() : s.rfmCuts(refresh: true))
+            var p = recommendOnly ? view.recommendProfile : view.profile
             if withMetItems { p.metItemsTable = user.distinctItems.table }
             guard segments != nil || !scorers.isEmpty else { return p }
             // Segments and scores read the same feature values: computed once.

@@ -51,9 +51,7 @@ final class PartitionOwnership: Sendable {
     }
 
     func caughtUp(_ partition: Int) {
-        state.withLock { s in
-            if !s.caughtUp.contains(partition) { s.caughtUp.insert(partition) }
-        }
+        _ = state.withLock { $0.caughtUp.insert(partition) }
     }
 
     func startRebuilding(_ partitions: Set<Int>) {

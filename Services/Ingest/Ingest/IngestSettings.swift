@@ -36,15 +36,7 @@ public struct IngestOptions: ParsableArguments, Sendable {
     )
     public var ipCountryFile: String?
 
-    @Option(
-        help: """
-            Where the event log lives (env PERSONA_LOG): 'file' (default, segment files in the data directory) or \
-            nats://host:port[,host:port...] (a NATS JetStream stream).
-            """)
-    public var log: String?
-
-    @Option(help: "Copies of every event on a JetStream log (env PERSONA_LOG_REPLICAS, default 3; 1, 3 or 5).")
-    public var logReplicas: Int?
+    @OptionGroup public var eventLog: LogOptions
 
     @Option(help: "Segment size in MiB (env PERSONA_SEGMENT_MB, default 128).")
     public var segmentMb: Int?
@@ -83,13 +75,7 @@ public struct IngestOptions: ParsableArguments, Sendable {
         if let path = ipCountryFile ?? env["PERSONA_IP_COUNTRY_FILE"], !path.isEmpty {
             s.ipCountries = try IPCountryTable(contentsOf: path)
         }
-        do {
-            s.log = try LogChoice(parsing: log ?? env["PERSONA_LOG"] ?? "file")
-        } catch {
-            throw ValidationError("\(error)")
-        }
-        s.logReplicas = try int(logReplicas, "PERSONA_LOG_REPLICAS") ?? s.logReplicas
-        guard [1, 3, 5].contains(s.logReplicas) else { throw ValidationError("log replicas must be 1, 3 or 5") }
+        (s.log, s.logReplicas) = try eventLog.resolve(environment: env)
         if let mb = try int(segmentMb, "PERSONA_SEGMENT_MB") { s.segmentBytes = mb << 20 }
         s.retentionBytes = try int(retentionMb, "PERSONA_RETENTION_MB").map { $0 << 20 }
         s.retentionAge = try int(retentionHours, "PERSONA_RETENTION_HOURS").map { Duration.seconds($0 * 3600) }

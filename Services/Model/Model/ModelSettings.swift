@@ -4,14 +4,11 @@ public import ServiceKit
 
 /// Settings of the model service beyond the common flags: the log it folds, and the feature
 /// service the classifiers' training rows come from.
-public struct ModelSettings: Sendable {
+public struct ModelSettings: Sendable, FeatureCaller {
     public var consumer: ConsumerSettings
     public var featureHost = "127.0.0.1"
     public var featurePort = Peer.feature.defaultPort
-    /// Feature replicas beyond the first (`--feature` lists every replica).
     public var moreFeatureReplicas: [(host: String, port: Int)] = []
-    /// Every feature replica's address.
-    public var featureReplicas: [(host: String, port: Int)] { [(featureHost, featurePort)] + moreFeatureReplicas }
     var online = OnlineLearner.Settings()
 
     public init(_ consumer: ConsumerSettings = .init()) { self.consumer = consumer }
@@ -50,10 +47,7 @@ public struct ModelOptions: ParsableArguments, Sendable {
     public func resolve(environment: [String: String]? = nil) throws -> ModelSettings {
         let env = environment ?? ProcessInfo.processInfo.environment
         var s = ModelSettings(try consumer.resolve(service: "model", environment: env))
-        if let list = try Peer.feature.addresses(flag: feature, environment: env) {
-            (s.featureHost, s.featurePort) = list[0]
-            s.moreFeatureReplicas = Array(list.dropFirst())
-        }
+        try s.resolveFeature(flag: feature, environment: env)
         let name = onlineModel ?? env["PERSONA_ONLINE_MODEL"] ?? "fraud_online"
         let labels = onlineEveryLabels ?? env["PERSONA_ONLINE_EVERY_LABELS"].flatMap { Int($0) } ?? 100
         let seconds = onlineEverySeconds ?? env["PERSONA_ONLINE_EVERY_SECONDS"].flatMap { Double($0) } ?? 300

@@ -2,7 +2,7 @@ public import ArgumentParser
 import Foundation
 public import Math
 import Recommenders
-import ServiceKit
+public import ServiceKit
 
 /// Settings of the recommend service beyond the common flags.
 public struct RecommendOptions: ParsableArguments, Sendable {
@@ -73,10 +73,7 @@ public struct RecommendOptions: ParsableArguments, Sendable {
             s.modelHost = host
             s.modelPort = port
         }
-        if let list = try Peer.feature.addresses(flag: feature, environment: env) {
-            (s.featureHost, s.featurePort) = list[0]
-            s.moreFeatureReplicas = Array(list.dropFirst())
-        }
+        try s.resolveFeature(flag: feature, environment: env)
         if let (host, port) = try Peer.ingest.address(flag: ingest, environment: env) {
             s.ingestHost = host
             s.ingestPort = port
@@ -114,15 +111,12 @@ public struct RecommendOptions: ParsableArguments, Sendable {
     }
 }
 
-public struct RecommendSettings: Sendable {
+public struct RecommendSettings: Sendable, FeatureCaller {
     public var modelHost = "127.0.0.1"
     public var modelPort = Peer.model.defaultPort
     public var featureHost = "127.0.0.1"
     public var featurePort = Peer.feature.defaultPort
-    /// Feature replicas beyond the first (`--feature` lists every replica).
     public var moreFeatureReplicas: [(host: String, port: Int)] = []
-    /// Every feature replica's address.
-    public var featureReplicas: [(host: String, port: Int)] { [(featureHost, featurePort)] + moreFeatureReplicas }
     public var ingestHost = "127.0.0.1"
     public var ingestPort = Peer.ingest.defaultPort
     /// Impressions without a touch after which an item is left out for that user (0: off).

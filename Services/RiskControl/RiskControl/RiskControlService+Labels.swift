@@ -12,13 +12,14 @@ extension RiskControlService {
         guard request.source.utf8.count <= 256, request.note.utf8.count <= 4096 else {
             throw refuse("text_too_long", "source is at most 256 bytes, note at most 4096")
         }
+        // The view holds every decision answered so far: the order's are all found.
+        try await awaitView()
         var user = request.userId
         if user == 0 {
             var q = QueryDecisionsRequest()
             q.orderId = request.orderId
             q.limit = 1
             q.withoutFeatures = true
-            try await awaitView()
             guard let d = try view.query(q).decisions.first else {
                 throw RPCError(.notFound, "no decision for order '\(request.orderId)': give the user id to label it")
             }
@@ -45,7 +46,6 @@ extension RiskControlService {
             throw RPCError(.invalidArgument, "ingest refused the label: \(answer.statuses.first?.detail ?? "no status")")
         }
         // Then into the decision log, from which the view labels the order's decisions.
-        try await awaitView()
         var q = QueryDecisionsRequest()
         q.orderId = request.orderId
         q.limit = UInt32(DecisionDatabase.maxPage)

@@ -174,7 +174,7 @@ public struct RiskControlService: PersonaService {
             var changed = 0
             for user in users { changed += try await eraseDecisions(of: user) }
             // List entries naming them go, with the follower's offset in the same commit.
-            _ = try await database.erase(users.map { ($0, pseudonymizer.pseudonym(userID: $0)) }, partition: partition, next: next)
+            try await database.forgetListed(users, partition: partition, next: next)
             lists.replace(try database.listEntries())
             metrics.erased(users.count)
             context.logger.info("pseudonymised \(changed) decision(s) of \(users.count) erased user(s)")

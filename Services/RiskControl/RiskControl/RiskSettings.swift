@@ -2,7 +2,7 @@ public import ArgumentParser
 public import EventLog
 import Foundation
 public import PersonalData
-import ServiceKit
+public import ServiceKit
 
 /// Settings of the risk-control service beyond the common flags.
 public struct RiskOptions: ParsableArguments, Sendable {
@@ -59,25 +59,15 @@ public struct RiskOptions: ParsableArguments, Sendable {
     )
     public var explain: String?
 
-    @Option(
-        help: """
-            Where the decision log lives (env PERSONA_LOG, as ingest's): 'file' (default, in the data directory) or \
-            nats://host:port[,host:port...] (stream persona-decisions).
-            """)
-    public var log: String?
-
-    @Option(help: "Copies of every decision on a JetStream log (env PERSONA_LOG_REPLICAS, default 3; 1, 3 or 5).")
-    public var logReplicas: Int?
+    /// The decision log (a JetStream log is the stream persona-decisions).
+    @OptionGroup public var decisionLog: LogOptions
 
     public init() {}
 
     public func resolve(environment: [String: String]? = nil) throws -> RiskSettings {
         let env = environment ?? ProcessInfo.processInfo.environment
         var s = RiskSettings()
-        if let list = try Peer.feature.addresses(flag: feature, environment: env) {
-            (s.featureHost, s.featurePort) = list[0]
-            s.moreFeatureReplicas = Array(list.dropFirst())
-        }
+        try s.resolveFeature(flag: feature, environment: env)
         if let (host, port) = try Peer.model.address(flag: model, environment: env) {
             (s.modelHost, s.modelPort) = (host, port)
         }
@@ -120,16 +110,12 @@ public struct RiskOptions: ParsableArguments, Sendable {
             guard let e = RiskSettings.Explain(rawValue: text) else { throw ValidationError("explain '\(text)' is not flagged or all") }
             s.explain = e
         }
-        do { s.log = try LogChoice(parsing: log ?? env["PERSONA_LOG"] ?? "file") } catch { throw ValidationError("\(error)") }
-        if let text = logReplicas.map(String.init) ?? env["PERSONA_LOG_REPLICAS"] {
-            guard let n = Int(text), [1, 3, 5].contains(n) else { throw ValidationError("log replicas '\(text)' is not 1, 3 or 5") }
-            s.logReplicas = n
-        }
+        (s.log, s.logReplicas) = try decisionLog.resolve(environment: env)
         return s
     }
 }
 
-public struct RiskSettings: Sendable {
+public struct RiskSettings: Sendable, FeatureCaller {
     /// The engine of the decision log: the file log in the data directory, or a JetStream stream.
     public var log = LogChoice.file
     public var logReplicas = 3
@@ -148,10 +134,7 @@ public struct RiskSettings: Sendable {
 
     public var featureHost = "127.0.0.1"
     public var featurePort = Peer.feature.defaultPort
-    /// Feature replicas beyond the first (`--feature` lists every replica).
     public var moreFeatureReplicas: [(host: String, port: Int)] = []
-    /// Every feature replica's address.
-    public var featureReplicas: [(host: String, port: Int)] { [(featureHost, featurePort)] + moreFeatureReplicas }
     public var modelHost = "127.0.0.1"
     public var modelPort = Peer.model.defaultPort
     public var ingestHost = "127.0.0.1"

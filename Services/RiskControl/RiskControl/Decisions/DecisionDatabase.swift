@@ -291,10 +291,8 @@ final class DecisionDatabase: @unchecked Sendable {
             }
             try db.statement("INSERT OR REPLACE INTO view_state (id, next) VALUES (0, ?)").run([.integer(Int64(next))])
         }
-        // With secure_delete no page of the file keeps an erased user's rows; the WAL must not either.
-        if records.contains(where: { $0.record.erasure != nil }) {
-            try SQLiteDatabase(path: path).execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        }
+        // No page of the file keeps an erased user's rows (secure_delete); the WAL must not either.
+        if records.contains(where: { $0.record.erasure != nil }) { try truncateWAL() }
     }
 
     /// Every decision of `user` with the request it decided, as the view holds them.
@@ -353,37 +351,24 @@ final class DecisionDatabase: @unchecked Sendable {
         }
     }
 
-    /// Pseudonymises erased users, with the follower's new offset in the same commit: each
-    /// decision keeps what an audit needs (order, time, score, action, reasons, features,
-    /// labels) with the user id replaced by its pseudonym in the row and in the stored
-    /// request, and user-list entries naming them are removed. Then the WAL is checkpointed
-    /// and truncated, so that with secure_delete no file keeps the old rows. Returns the
-    /// decisions changed.
-    func erase(_ users: [(user: Int64, pseudonym: Int64)], partition: Int, next: UInt64) async throws -> Int {
-        let changed = try await write { db in
-            var changed = 0
-            let select = try db.statement("SELECT id, request FROM decisions WHERE user_id = ?")
-            let update = try db.statement("UPDATE decisions SET user_id = ?, request = ? WHERE id = ?")
+    /// Removes the list entries naming erased users, with the erasure follower's new offset in
+    /// the same commit, then truncates the WAL so that no file keeps the old rows (their
+    /// decisions are pseudonymised through the decision log: `RiskControlService.eraseDecisions`).
+    func forgetListed(_ users: [Int64], partition: Int, next: UInt64) async throws {
+        try await write { db in
             let unlist = try db.statement("DELETE FROM list_entries WHERE field = ? AND value = ?")
-            for (user, pseudonym) in users {
-                var rows: [(Int64, [UInt8])] = []
-                try select.query([.integer(user)]) { rows.append(($0.int(0), $0.blob(1))) }
-                for (id, bytes) in rows {
-                    var request = (try? ScoreRequest(serializedBytes: bytes)) ?? ScoreRequest()
-                    request.userId = pseudonym
-                    try update.run([.integer(pseudonym), .blob(request.serializedBytes()), .integer(id)])
-                }
-                changed += rows.count
-                try unlist.run([.text(StoredNames.field(.user)), .text(String(user))])
-            }
+            for user in users { try unlist.run([.text(StoredNames.field(.user)), .text(String(user))]) }
             try db.statement("INSERT OR REPLACE INTO log_offsets (partition, next) VALUES (?, ?)").run([
                 .integer(Int64(partition)), .integer(Int64(next)),
             ])
-            return changed
         }
-        let db = try SQLiteDatabase(path: path)
-        try db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        return changed
+        try truncateWAL()
+    }
+
+    /// Checkpoints the WAL into the database and empties it: with secure_delete, rows deleted
+    /// or replaced are then in no file.
+    private func truncateWAL() throws {
+        try SQLiteDatabase(path: path).execute("PRAGMA wal_checkpoint(TRUNCATE)")
     }
 
     /// The id of a feature-name list, added on first use (inside the caller's transaction).
