@@ -105,9 +105,10 @@ secrets:
 	@# One token a role (ROLE ID SECRET): every call but Health needs one; the CLI reads this file.
 	@[ -s $(DATA)/tokens ] || { for role in service admin analyst producer consumer; do echo "$$role $$role-1 $$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')"; done > $(DATA)/tokens; chmod 600 $(DATA)/tokens; }
 
-# The suite with its event log on a three-server NATS JetStream cluster (replicas 3) and two
-# feature replicas (partitions 0-1 on 7102, 2-3 on 7112, each watching the other), from the
-# built binaries, in its own data folder (data/cluster): docs/SCALING.md. `make stop` stops all.
+# The suite with its event log on a three-server NATS JetStream cluster (replicas 3), two
+# feature replicas (partitions 0-1 on 7102, 2-3 on 7112, each watching the other) and two
+# risk-control replicas on one decision stream (7104, 7114), from the built binaries, in its
+# own data folder (data/cluster): docs/SCALING.md. `make stop` stops all.
 CLUSTER = $(CURDIR)/data/cluster
 CLUSTER_FEATURES = 127.0.0.1:7102,127.0.0.1:7112
 cluster: deps build
@@ -127,9 +128,14 @@ cluster: deps build
 		echo "feature-2: rpc 127.0.0.1:7112 (partitions 2-3)  metrics http://127.0.0.1:9112/metrics  data $(CLUSTER)/feature-2  log $(RUN)/feature-2.log"; fi
 	@PERSONA_LOG=$${PERSONA_LOG:-nats://127.0.0.1:4222,127.0.0.1:4223,127.0.0.1:4224} PERSONA_FEATURE_ADDR=$(CLUSTER_FEATURES) \
 		PERSONA_FEATURE_PARTITIONS=0-1 PERSONA_FEATURE_PEERS=127.0.0.1:7112 $(MAKE) --no-print-directory run DATA=$(CLUSTER)
+	@if [ -f $(RUN)/risk-control-2.pid ] && kill -0 $$(cat $(RUN)/risk-control-2.pid) 2>/dev/null; then echo "risk-control-2 already running"; else \
+		PERSONA_LOG=$${PERSONA_LOG:-nats://127.0.0.1:4222,127.0.0.1:4223,127.0.0.1:4224} PERSONA_FEATURE_ADDR=$(CLUSTER_FEATURES) \
+		PERSONA_IP_COUNTRY_FILE=$${PERSONA_IP_COUNTRY_FILE-$(IP_COUNTRY)} PERSONA_PSEUDONYM_KEY_FILE=$(CLUSTER)/pseudonym.key PERSONA_TOKENS_FILE=$(CLUSTER)/tokens \
+		nohup $(BIN)/persona-risk-control --port 7114 --metrics-port 9114 --data-dir $(CLUSTER)/risk-control-2 > $(RUN)/risk-control-2.log 2>&1 & echo $$! > $(RUN)/risk-control-2.pid; \
+		echo "risk-control-2: rpc 127.0.0.1:7114 (a second replica on the decision stream)  metrics http://127.0.0.1:9114/metrics  data $(CLUSTER)/risk-control-2  log $(RUN)/risk-control-2.log"; fi
 
 stop:
-	@for s in $(SERVICES) feature-2:7112:9112; do \
+	@for s in $(SERVICES) feature-2:7112:9112 risk-control-2:7114:9114; do \
 		IFS=: read name port metrics <<< "$$s"; \
 		[ -f $(RUN)/$$name.pid ] || continue; pid=$$(cat $(RUN)/$$name.pid); \
 		if kill -TERM $$pid 2>/dev/null; then \

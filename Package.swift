@@ -243,7 +243,7 @@ let package = Package(
             .testTarget(
                 name: "RiskTests",
                 dependencies: [
-                    "RiskControl", "Feature", "Model", "Ingest", "Datasets", "ServiceKit", "RPC", "Wire", "TestSupport",
+                    "RiskControl", "Feature", "Model", "Ingest", "Datasets", "ServiceKit", "RPC", "Wire", "TestSupport", "EventLog",
                 ],
                 path: "Tests/RiskTests", swiftSettings: swiftSettings),
             .testTarget(

@@ -74,8 +74,8 @@ struct ErasureTests {
 
     @Test(
         """
-        persona erase: the profile, interactions, factor rows, impressions and stored events go; decisions stay, \
-        pseudonymised; no file of any service holds the user
+        persona erase: the profile, interactions, factor rows, impressions, stored events and list entries go; \
+        decisions stay, pseudonymised; no file of any service holds the user
         """
     )
     func eraseEverywhere() async throws {
@@ -127,6 +127,12 @@ struct ErasureTests {
         score.currency = "EUR"
         score.deviceId = "device-\(user)"
         _ = try await risk.call(RiskAPI.score, score, timeout: .seconds(5))
+        // A block-list entry naming the user: it travels the decision log, and goes with the erasure.
+        var block = UpdateListsRequest()
+        var entry = ListEntry()
+        (entry.list, entry.field, entry.value, entry.reason) = (.block, .user, "\(user)", Self.markers[0])
+        block.add = [entry]
+        #expect(try await risk.call(RiskAPI.updateLists, block).size == 1)
         let ends = try await ingest.call(IngestAPI.logInfo, LogInfoRequest()).partitions.sorted { $0.partition < $1.partition }.map(
             \.endOffset)
         try await eventually {
@@ -164,6 +170,7 @@ struct ErasureTests {
         byOrder.orderId = "order-erase-2"
         let kept = try await risk.call(RiskAPI.queryDecisions, byOrder).decisions
         #expect(kept.count == 1 && kept[0].userId < 0, "the decision stays, under a pseudonym: \(kept.map(\.userId))")
+        #expect(try await risk.call(RiskAPI.getLists, GetListsRequest()).entries.isEmpty)
         // (No call for the user after the erasure: each would be a new event of theirs.)
         // The log holds the erasure and nothing else of the user.
         let left = try await Self.readAll(ingest).filter { $0.event?.userId == user }

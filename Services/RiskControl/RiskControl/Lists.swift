@@ -1,7 +1,7 @@
 import Synchronization
 import Wire
 
-/// The block and allow lists, held in memory for Score and kept in the decision store.
+/// The block and allow lists, held in memory for Score, as the decision log's list records left them.
 /// Values compare pseudonymised (device, IP, instrument, email), as ingest stores them;
 /// users by their id. An entry past its expiry no longer matches.
 final class RiskLists: Sendable {
@@ -20,11 +20,10 @@ final class RiskLists: Sendable {
         }
     }
 
-    func apply(add: [ListEntry], remove: [ListEntry]) {
-        entries.withLock { e in
-            for x in remove { e[Self.key(x)] = nil }
-            for x in add { e[Self.key(x)] = x }
-        }
+    /// How many of `candidates` (distinct ones) are entries now, expired or not.
+    func present(_ candidates: [ListEntry]) -> Int {
+        let keys = Set(candidates.map(Self.key))
+        return entries.withLock { e in keys.filter { e[$0] != nil }.count }
     }
 
     var count: Int { entries.withLock { $0.count } }

@@ -28,15 +28,28 @@ extension RiskControlService {
         }
         let add = try request.add.map(normalised)
         let remove = try request.remove.map(normalised)
-        let (added, removed) = try await database.updateLists(add: add, remove: remove)
-        lists.apply(add: add, remove: remove)
+        let removed = lists.present(remove)
+        // Through the decision log, one record an entry: every replica on it applies them, and
+        // an erasure removes a user's entry from the log alone.
+        func record(_ e: ListEntry, removed: Bool) -> DecisionRecord {
+            var r = DecisionRecord()
+            r.listEntry = e
+            r.listRemoved = removed
+            return r
+        }
+        let records = remove.map { record($0, removed: true) } + add.map { record($0, removed: false) }
+        if !records.isEmpty { _ = try await appendSettings(records, id: "lists-\(now)-\(UInt64.random(in: 0...UInt64.max))") }
         var response = UpdateListsResponse()
         response.size = UInt32(lists.count)
-        response.added = UInt32(added)
+        response.added = UInt32(add.count)
         response.removed = UInt32(removed)
+        // The audit log outlives erasures: a user's entry names them by their pseudonym, without
+        // its free-text reason (kept in the list and the decision log, which erasures reach).
         func described(_ e: ListEntry) -> String {
-            "\(StoredNames.list(e.list)) \(StoredNames.field(e.field)) \(e.value)" + (e.reason.isEmpty ? "" : " (\(e.reason))")
-                + (e.expiresMs > 0 ? " until \(e.expiresMs)" : "")
+            let user = e.field == .user
+            let value = user ? "\(Int64(e.value).map { pseudonymizer.pseudonym(userID: $0) } ?? 0)" : e.value
+            return "\(StoredNames.list(e.list)) \(StoredNames.field(e.field)) \(value)"
+                + (e.reason.isEmpty || user ? "" : " (\(e.reason))") + (e.expiresMs > 0 ? " until \(e.expiresMs)" : "")
         }
         var what: [String] = []
         if !add.isEmpty { what.append("added " + add.map(described).joined(separator: ", ")) }

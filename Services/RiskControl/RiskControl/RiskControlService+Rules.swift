@@ -2,8 +2,8 @@ import Foundation
 import RPC
 import Wire
 
-/// Rules: compile against the names a rule may read, publish (versioned, stored, then in
-/// force), and follow a rule file.
+/// Rules: compile against the names a rule may read, publish (through the decision log,
+/// versioned in its order, then in force), and follow a rule file.
 extension RiskControlService {
     /// Compiles `source` against every name a rule may read now: request fields and the
     /// feature service's features. While the feature service does not answer, the served
@@ -30,10 +30,19 @@ extension RiskControlService {
         case .success(var set):
             set.shadow = shadow
             set.publishedMs = context.clock.nowMs
-            set = try await rules.publish(set) { set in
-                try await database.saveRuleSet(version: set.version, source: set.source, shadow: set.shadow, publishedMs: set.publishedMs)
+            // Published through the decision log: every replica on it puts the set in force
+            // with the same version, this one before the call is answered.
+            var record = DecisionRecord()
+            record.rules = PublishedRules()
+            record.rules?.source = set.source
+            record.rules?.shadow = shadow
+            record.rules?.publishedMs = set.publishedMs
+            let offset = try await appendSettings([record], id: "rules-\(set.publishedMs)-\(UInt64.random(in: 0...UInt64.max))")
+            guard let version = rules.version(at: offset) else {
+                throw RPCError(
+                    .unavailable, "rules appended at \(offset) of the decision log but not yet in force; GetRules shows when they are")
             }
-            metrics.rulesVersion(set.version, shadow: shadow)
+            set.version = version
             context.logger.info("published \(shadow ? "shadow " : "")rules v\(set.version) (\(set.rules.count) rules)")
             RPCContext.current?.audit("published \(shadow ? "shadow " : "")rules v\(set.version) (\(set.rules.count) rules)")
             return set

@@ -23,7 +23,8 @@ public struct RiskControlService: PersonaService {
     let context: ServiceContext
     let metrics: RiskMetrics
     let settings: RiskSettings
-    /// Rule sets, lists and the erasure follower's offsets.
+    /// The rule sets and lists in force, as far as it has applied the decision log, and the
+    /// erasure follower's offsets.
     let database: DecisionDatabase
     /// What was decided, labelled and erased, in order: decisions are durable once here.
     let decisionLog: DecisionLog
@@ -59,7 +60,7 @@ public struct RiskControlService: PersonaService {
         // What the log holds was answered before: queries wait for the view to hold it.
         viewProgress.answered(through: try await decisionLog.end())
         lists.replace(try database.listEntries())
-        rules = try RuleBook(stored: try database.ruleSets())
+        rules = RuleBook(stored: try database.ruleSets())
         pseudonymizer = Pseudonymizer(
             key: try Pseudonymizer.loadKey(
                 environment: ProcessInfo.processInfo.environment, keyFile: settings.pseudonymKeyFile,
@@ -150,6 +151,7 @@ public struct RiskControlService: PersonaService {
 
     public func runBackground() async throws {
         try await moveLegacyDecisions()
+        try await moveLegacySettings()
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await buildView() }
             group.addTask { try await watcher.follow() }

@@ -1,20 +1,39 @@
 import Synchronization
 
-/// The active and shadow rule sets, with the version counter; the stored sets are compiled
-/// on start (leniently: they were validated when published).
+/// The active and shadow rule sets in force, as the decision log's rule-set records left
+/// them (`DecisionDatabase.applySettings` stores them; every replica on the log loads the
+/// same). The stored sets are compiled leniently: they were validated when published.
 final class RuleBook: Sendable {
-    private let state: Mutex<(active: RuleSet, shadow: RuleSet?, latest: UInt32)>
-    private let publishing = AsyncLock()
+    private let state = Mutex<(active: RuleSet, shadow: RuleSet?)>((RuleSet.empty, nil))
+    /// The versions the latest rule-set records were given, by their offsets in the log.
+    private let versions = Mutex<[UInt64: UInt32]>([:])
 
-    init(stored: [DecisionDatabase.StoredRuleSet]) throws {
+    init(stored: [DecisionDatabase.StoredRuleSet]) {
+        load(stored)
+    }
+
+    /// Puts in force the latest active set and the latest shadow set of `stored` (oldest
+    /// first); an empty shadow set withdraws the shadow rules.
+    func load(_ stored: [DecisionDatabase.StoredRuleSet]) {
         var active = RuleSet.empty
         var shadow: RuleSet?
         for s in stored {
             let set = Self.lenient(s)
             if s.shadow { shadow = set.rules.isEmpty ? nil : set } else { active = set }
         }
-        state = Mutex((active, shadow, stored.map(\.version).max() ?? 0))
+        state.withLock { $0 = (active, shadow) }
     }
+
+    /// Notes the versions given to the rule-set records at these offsets (the latest 256 are kept).
+    func versioned(_ byOffset: [UInt64: UInt32]) {
+        versions.withLock { v in
+            v.merge(byOffset) { $1 }
+            if v.count > 256 { for k in v.keys.sorted().dropLast(256) { v[k] = nil } }
+        }
+    }
+
+    /// The version the rule-set record at `offset` was given, once applied.
+    func version(at offset: UInt64) -> UInt32? { versions.withLock { $0[offset] } }
 
     /// A stored set compiled with every unknown name taken as a numeric feature.
     static func lenient(_ s: DecisionDatabase.StoredRuleSet) -> RuleSet {
@@ -32,19 +51,4 @@ final class RuleBook: Sendable {
     }
 
     var current: (active: RuleSet, shadow: RuleSet?) { state.withLock { ($0.active, $0.shadow) } }
-
-    /// Gives `set` the next version, stores it with `save`, then puts it in force (an empty
-    /// shadow set withdraws the shadow rules).
-    func publish(_ set: RuleSet, save: (RuleSet) async throws -> Void) async throws -> RuleSet {
-        try await publishing.run {
-            var set = set
-            set.version = state.withLock { $0.latest } + 1
-            try await save(set)
-            state.withLock { s in
-                s.latest = set.version
-                if set.shadow { s.shadow = set.rules.isEmpty ? nil : set } else { s.active = set }
-            }
-            return set
-        }
-    }
 }

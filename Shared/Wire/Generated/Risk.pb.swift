@@ -1665,6 +1665,21 @@ public struct DecisionRecord: WireMessage {
     /// `erasure` where it is stored (read `.value`): no copy of the message and its fields.
     public var erasureRef: Boxed<DecisionErasure>? { _erasure }
     public var atMs: Int64 = 0
+    public var rules: PublishedRules? {
+        get { _rules?.value }
+        set { _rules = newValue.map(Boxed.init) }
+    }
+    private var _rules: Boxed<PublishedRules>? = nil
+    /// `rules` where it is stored (read `.value`): no copy of the message and its fields.
+    public var rulesRef: Boxed<PublishedRules>? { _rules }
+    public var listEntry: ListEntry? {
+        get { _listEntry?.value }
+        set { _listEntry = newValue.map(Boxed.init) }
+    }
+    private var _listEntry: Boxed<ListEntry>? = nil
+    /// `listEntry` where it is stored (read `.value`): no copy of the message and its fields.
+    public var listEntryRef: Boxed<ListEntry>? { _listEntry }
+    public var listRemoved: Bool = false
     /// Fields this build does not know, kept so a relay re-encodes them unchanged.
     public var unknownFields = UnknownFields()
     public init() {}
@@ -1679,6 +1694,9 @@ extension DecisionRecord: CMessageConvertible {
         if let box = m.pointee._label { c.pointee.label = arena.message(box) }
         if let box = m.pointee._erasure { c.pointee.erasure = arena.message(box) }
         c.pointee.at_ms = m.pointee.atMs
+        if let box = m.pointee._rules { c.pointee.rules = arena.message(box) }
+        if let box = m.pointee._listEntry { c.pointee.list_entry = arena.message(box) }
+        c.pointee.list_removed = m.pointee.listRemoved ? 1 : 0
         arena.storeUnknownFields(m.pointee.unknownFields, in: UnsafeMutableRawPointer(c))
     }
     init(cMessage c: UnsafePointer<Persona__V1__DecisionRecord>) {
@@ -1691,6 +1709,9 @@ extension DecisionRecord: CMessageConvertible {
         m.pointee._label = c.pointee.label.map { Boxed(Label(cMessage: $0)) }
         m.pointee._erasure = c.pointee.erasure.map { Boxed(DecisionErasure(cMessage: $0)) }
         m.pointee.atMs = c.pointee.at_ms
+        m.pointee._rules = c.pointee.rules.map { Boxed(PublishedRules(cMessage: $0)) }
+        m.pointee._listEntry = c.pointee.list_entry.map { Boxed(ListEntry(cMessage: $0)) }
+        m.pointee.listRemoved = c.pointee.list_removed != 0
         m.pointee.unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
     static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
@@ -1700,6 +1721,47 @@ extension DecisionRecord: CMessageConvertible {
     }
     public func serializedBytes() -> [UInt8] { packMessage(self) }
     public static func serializedBytes(each messages: [DecisionRecord]) -> [[UInt8]] { packMessages(messages) }
+    public init(serializedBytes bytes: UnsafeRawBufferPointer, limits: DecodingLimits) throws {
+        self = try unpackMessage(bytes, limits: limits)
+    }
+}
+
+/// proto message `persona.v1.PublishedRules`.
+public struct PublishedRules: WireMessage {
+    public var source: String = ""
+    public var shadow: Bool = false
+    public var publishedMs: Int64 = 0
+    /// Fields this build does not know, kept so a relay re-encodes them unchanged.
+    public var unknownFields = UnknownFields()
+    public init() {}
+}
+
+extension PublishedRules: CMessageConvertible {
+    typealias CStruct = Persona__V1__PublishedRules
+    static func fill(_ m: UnsafePointer<PublishedRules>, _ c: UnsafeMutablePointer<Persona__V1__PublishedRules>, arena: Arena) {
+        persona__v1__published_rules__init(c)
+        if !m.pointee.source.isEmpty { c.pointee.source = arena.string(m.pointee.source) }
+        c.pointee.shadow = m.pointee.shadow ? 1 : 0
+        c.pointee.published_ms = m.pointee.publishedMs
+        arena.storeUnknownFields(m.pointee.unknownFields, in: UnsafeMutableRawPointer(c))
+    }
+    init(cMessage c: UnsafePointer<Persona__V1__PublishedRules>) {
+        self.init()
+        Self.read(c, into: &self)
+    }
+    static func read(_ c: UnsafePointer<Persona__V1__PublishedRules>, into m: UnsafeMutablePointer<PublishedRules>) {
+        m.pointee.source = readString(c.pointee.source)
+        m.pointee.shadow = c.pointee.shadow != 0
+        m.pointee.publishedMs = c.pointee.published_ms
+        m.pointee.unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
+    }
+    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
+        -> UnsafeMutablePointer<Persona__V1__PublishedRules>?
+    {
+        persona__v1__published_rules__unpack(allocator, count, bytes)
+    }
+    public func serializedBytes() -> [UInt8] { packMessage(self) }
+    public static func serializedBytes(each messages: [PublishedRules]) -> [[UInt8]] { packMessages(messages) }
     public init(serializedBytes bytes: UnsafeRawBufferPointer, limits: DecodingLimits) throws {
         self = try unpackMessage(bytes, limits: limits)
     }

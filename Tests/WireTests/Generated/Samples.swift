@@ -2356,12 +2356,34 @@ extension DecisionRecord {
             m.label = Label.sample(1)
             m.erasure = DecisionErasure.sample(1)
             m.atMs = Int64.min
+            m.rules = PublishedRules.sample(1)
+            m.listEntry = ListEntry.sample(1)
+            m.listRemoved = true
         } else {
             m.decision = Decision.sample(0)
             m.request = ScoreRequest.sample(0)
             m.label = Label.sample(0)
             m.erasure = DecisionErasure.sample(0)
             m.atMs = Int64.max
+            m.rules = PublishedRules.sample(0)
+            m.listEntry = ListEntry.sample(0)
+            m.listRemoved = true
+        }
+        return m
+    }
+}
+
+extension PublishedRules {
+    static func sample(_ variant: Int) -> PublishedRules {
+        var m = PublishedRules()
+        if variant == 0 {
+            m.source = "h\u{e9}llo \"w\\orld\" \u{1F600}"
+            m.shadow = true
+            m.publishedMs = Int64.min
+        } else {
+            m.source = "x"
+            m.shadow = true
+            m.publishedMs = Int64.max
         }
         return m
     }
@@ -2523,6 +2545,7 @@ let allMessageSamples: [(protoName: String, samples: [any WireMessage])] = [
     ("persona.v1.DecisionBucket", [DecisionBucket.sample(0), DecisionBucket.sample(1), DecisionBucket()]),
     ("persona.v1.DecisionStatsResponse", [DecisionStatsResponse.sample(0), DecisionStatsResponse.sample(1), DecisionStatsResponse()]),
     ("persona.v1.DecisionRecord", [DecisionRecord.sample(0), DecisionRecord.sample(1), DecisionRecord()]),
+    ("persona.v1.PublishedRules", [PublishedRules.sample(0), PublishedRules.sample(1), PublishedRules()]),
     ("persona.v1.DecisionErasure", [DecisionErasure.sample(0), DecisionErasure.sample(1), DecisionErasure()]),
     ("persona.v1.ErasedDecision", [ErasedDecision.sample(0), ErasedDecision.sample(1), ErasedDecision()]),
 ]

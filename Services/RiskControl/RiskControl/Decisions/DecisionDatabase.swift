@@ -461,13 +461,6 @@ final class DecisionDatabase: @unchecked Sendable {
 
     // MARK: Rule sets and lists
 
-    func saveRuleSet(version: UInt32, source: String, shadow: Bool, publishedMs: Int64) async throws {
-        try await write { db in
-            try db.statement("INSERT OR REPLACE INTO rule_sets (version, source, shadow, published_ms) VALUES (?, ?, ?, ?)")
-                .run([.integer(Int64(version)), .text(source), .integer(shadow ? 1 : 0), .integer(publishedMs)])
-        }
-    }
-
     struct StoredRuleSet: Sendable {
         var version: UInt32
         var source: String
@@ -486,25 +479,52 @@ final class DecisionDatabase: @unchecked Sendable {
         }
     }
 
-    func updateLists(add: [ListEntry], remove: [ListEntry]) async throws -> (added: Int, removed: Int) {
-        try await write { db in
-            var removed = 0
-            for e in remove {
-                try db.statement("DELETE FROM list_entries WHERE list = ? AND field = ? AND value = ?")
-                    .run([.text(StoredNames.list(e.list)), .text(StoredNames.field(e.field)), .text(e.value)])
-                removed += db.changes
+    /// Applies the rule sets and list changes among decision-log records (and drops the list
+    /// entries of erased users), with the offset after them in the same commit; records
+    /// before the stored offset were applied before and are passed over. A rule set's version
+    /// is the count of rule sets before it plus one, so every replica on the log numbers them
+    /// alike. Returns the versions given, by record offset.
+    func applySettings(_ records: [(offset: UInt64, record: DecisionRecord)], next: UInt64) async throws -> [UInt64: UInt32] {
+        let versions = try await write { db in
+            var from: UInt64 = 0
+            try db.statement("SELECT next FROM view_state WHERE id = 0").query { from = UInt64($0.int(0)) }
+            var latest: Int64 = 0
+            try db.statement("SELECT COALESCE(MAX(version), 0) FROM rule_sets").query { latest = $0.int(0) }
+            var versions: [UInt64: UInt32] = [:]
+            for (offset, record) in records where offset >= from {
+                if let r = record.rules {
+                    latest += 1
+                    try db.statement("INSERT INTO rule_sets (version, source, shadow, published_ms) VALUES (?, ?, ?, ?)")
+                        .run([.integer(latest), .text(r.source), .integer(r.shadow ? 1 : 0), .integer(r.publishedMs)])
+                    versions[offset] = UInt32(latest)
+                }
+                if let e = record.listEntry {
+                    if record.listRemoved {
+                        try db.statement("DELETE FROM list_entries WHERE list = ? AND field = ? AND value = ?")
+                            .run([.text(StoredNames.list(e.list)), .text(StoredNames.field(e.field)), .text(e.value)])
+                    } else {
+                        try db.statement(
+                            """
+                            INSERT OR REPLACE INTO list_entries (list, field, value, reason, added_ms, expires_ms)
+                            VALUES (?, ?, ?, ?, ?, ?)
+                            """
+                        )
+                        .run([
+                            .text(StoredNames.list(e.list)), .text(StoredNames.field(e.field)), .text(e.value), .text(e.reason),
+                            .integer(e.addedMs), .integer(e.expiresMs),
+                        ])
+                    }
+                }
+                if let erasure = record.erasure {
+                    try db.statement("DELETE FROM list_entries WHERE field = ? AND value = ?")
+                        .run([.text(StoredNames.field(.user)), .text(String(erasure.userId))])
+                }
             }
-            for e in add {
-                try db.statement(
-                    "INSERT OR REPLACE INTO list_entries (list, field, value, reason, added_ms, expires_ms) VALUES (?, ?, ?, ?, ?, ?)"
-                )
-                .run([
-                    .text(StoredNames.list(e.list)), .text(StoredNames.field(e.field)), .text(e.value), .text(e.reason),
-                    .integer(e.addedMs), .integer(e.expiresMs),
-                ])
-            }
-            return (add.count, removed)
+            try db.statement("INSERT OR REPLACE INTO view_state (id, next) VALUES (0, ?)").run([.integer(Int64(max(next, from)))])
+            return versions
         }
+        if records.contains(where: { $0.record.erasure != nil }) { try truncateWAL() }
+        return versions
     }
 
     func listEntries() throws -> [ListEntry] {

@@ -35,9 +35,10 @@ final class DecisionLog: Sendable {
         return offsets[0]
     }
 
-    /// Appends `records` as one batch (the file log stores it whole or not at all).
-    func append(_ records: [DecisionRecord], id: String) async throws {
-        _ = try await log.append(Records(records.map { $0.serializedBytes() }), messageID: { "\(id)-\($0)" }, to: 0)
+    /// Appends `records` as one batch (the file log stores it whole or not at all) and returns their offsets.
+    @discardableResult
+    func append(_ records: [DecisionRecord], id: String) async throws -> [UInt64] {
+        try await log.append(Records(records.map { $0.serializedBytes() }), messageID: { "\(id)-\($0)" }, to: 0)
     }
 
     /// The records from `offset` on (at most `max`), and the offset after them; waits up to
@@ -64,14 +65,16 @@ final class DecisionLog: Sendable {
     func end() async throws -> UInt64 { try await log.end(0) }
 
     /// Appends the erasure of `user` and removes every earlier record of a decision of
-    /// theirs: the erasure record carries those decisions with the user pseudonymised.
+    /// theirs (the erasure record carries those decisions with the user pseudonymised) and
+    /// every list entry naming them.
     func erase(_ erasure: DecisionErasure, id: String) async throws -> UInt64 {
         var record = DecisionRecord()
         record.erasure = erasure
         let user = erasure.userId
         return try await log.erase(appending: record.serializedBytes(), messageID: id, to: 0) { _, bytes in
-            guard let r = try? DecisionRecord(serializedBytes: bytes, limits: .trustedPeer), let d = r.decision else { return false }
-            return d.userId == user
+            guard let r = try? DecisionRecord(serializedBytes: bytes, limits: .trustedPeer) else { return false }
+            if let e = r.listEntry { return e.field == .user && e.value == String(user) }
+            return r.decision?.userId == user
         }.offset
     }
 

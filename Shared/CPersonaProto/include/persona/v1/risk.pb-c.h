@@ -46,6 +46,7 @@ typedef struct Persona__V1__DecisionStatsRequest Persona__V1__DecisionStatsReque
 typedef struct Persona__V1__DecisionBucket Persona__V1__DecisionBucket;
 typedef struct Persona__V1__DecisionStatsResponse Persona__V1__DecisionStatsResponse;
 typedef struct Persona__V1__DecisionRecord Persona__V1__DecisionRecord;
+typedef struct Persona__V1__PublishedRules Persona__V1__PublishedRules;
 typedef struct Persona__V1__DecisionErasure Persona__V1__DecisionErasure;
 typedef struct Persona__V1__ErasedDecision Persona__V1__ErasedDecision;
 
@@ -648,8 +649,9 @@ struct  Persona__V1__DecisionStatsResponse
 
 /*
  * One record of risk-control's decision log (docs/RISK.md): what it decided, a label of an
- * order, or an erasure. The queryable decision store is built from these records in order,
- * and can be rebuilt from them.
+ * order, an erasure, a rule set published or a list entry changed. The queryable decision
+ * store is built from these records in order, and can be rebuilt from them; every replica of
+ * risk-control on one log takes its rules and lists from them.
  */
 struct  Persona__V1__DecisionRecord
 {
@@ -673,10 +675,31 @@ struct  Persona__V1__DecisionRecord
    * When the label was given.
    */
   int64_t at_ms;
+  /*
+   * A rule set published: its version is the count of rule sets before it in the log, plus one.
+   */
+  Persona__V1__PublishedRules *rules;
+  /*
+   * A list entry added, or removed (`list_removed`).
+   */
+  Persona__V1__ListEntry *list_entry;
+  protobuf_c_boolean list_removed;
 };
 #define PERSONA__V1__DECISION_RECORD__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&persona__v1__decision_record__descriptor) \
-    , NULL, NULL, NULL, NULL, 0 }
+    , NULL, NULL, NULL, NULL, 0, NULL, NULL, 0 }
+
+
+struct  Persona__V1__PublishedRules
+{
+  ProtobufCMessage base;
+  char *source;
+  protobuf_c_boolean shadow;
+  int64_t published_ms;
+};
+#define PERSONA__V1__PUBLISHED_RULES__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&persona__v1__published_rules__descriptor) \
+    , (char *)protobuf_c_empty_string, 0, 0 }
 
 
 struct  Persona__V1__DecisionErasure
@@ -1276,6 +1299,25 @@ Persona__V1__DecisionRecord *
 void   persona__v1__decision_record__free_unpacked
                      (Persona__V1__DecisionRecord *message,
                       ProtobufCAllocator *allocator);
+/* Persona__V1__PublishedRules methods */
+void   persona__v1__published_rules__init
+                     (Persona__V1__PublishedRules         *message);
+size_t persona__v1__published_rules__get_packed_size
+                     (const Persona__V1__PublishedRules   *message);
+size_t persona__v1__published_rules__pack
+                     (const Persona__V1__PublishedRules   *message,
+                      uint8_t             *out);
+size_t persona__v1__published_rules__pack_to_buffer
+                     (const Persona__V1__PublishedRules   *message,
+                      ProtobufCBuffer     *buffer);
+Persona__V1__PublishedRules *
+       persona__v1__published_rules__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   persona__v1__published_rules__free_unpacked
+                     (Persona__V1__PublishedRules *message,
+                      ProtobufCAllocator *allocator);
 /* Persona__V1__DecisionErasure methods */
 void   persona__v1__decision_erasure__init
                      (Persona__V1__DecisionErasure         *message);
@@ -1406,6 +1448,9 @@ typedef void (*Persona__V1__DecisionStatsResponse_Closure)
 typedef void (*Persona__V1__DecisionRecord_Closure)
                  (const Persona__V1__DecisionRecord *message,
                   void *closure_data);
+typedef void (*Persona__V1__PublishedRules_Closure)
+                 (const Persona__V1__PublishedRules *message,
+                  void *closure_data);
 typedef void (*Persona__V1__DecisionErasure_Closure)
                  (const Persona__V1__DecisionErasure *message,
                   void *closure_data);
@@ -1454,6 +1499,7 @@ extern const ProtobufCMessageDescriptor persona__v1__decision_stats_request__des
 extern const ProtobufCMessageDescriptor persona__v1__decision_bucket__descriptor;
 extern const ProtobufCMessageDescriptor persona__v1__decision_stats_response__descriptor;
 extern const ProtobufCMessageDescriptor persona__v1__decision_record__descriptor;
+extern const ProtobufCMessageDescriptor persona__v1__published_rules__descriptor;
 extern const ProtobufCMessageDescriptor persona__v1__decision_erasure__descriptor;
 extern const ProtobufCMessageDescriptor persona__v1__erased_decision__descriptor;
 

@@ -1357,6 +1357,51 @@ void   persona__v1__decision_record__free_unpacked
   assert(message->base.descriptor == &persona__v1__decision_record__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   persona__v1__published_rules__init
+                     (Persona__V1__PublishedRules         *message)
+{
+  static const Persona__V1__PublishedRules init_value = PERSONA__V1__PUBLISHED_RULES__INIT;
+  *message = init_value;
+}
+size_t persona__v1__published_rules__get_packed_size
+                     (const Persona__V1__PublishedRules *message)
+{
+  assert(message->base.descriptor == &persona__v1__published_rules__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t persona__v1__published_rules__pack
+                     (const Persona__V1__PublishedRules *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &persona__v1__published_rules__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t persona__v1__published_rules__pack_to_buffer
+                     (const Persona__V1__PublishedRules *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &persona__v1__published_rules__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Persona__V1__PublishedRules *
+       persona__v1__published_rules__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Persona__V1__PublishedRules *)
+     protobuf_c_message_unpack (&persona__v1__published_rules__descriptor,
+                                allocator, len, data);
+}
+void   persona__v1__published_rules__free_unpacked
+                     (Persona__V1__PublishedRules *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &persona__v1__published_rules__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   persona__v1__decision_erasure__init
                      (Persona__V1__DecisionErasure         *message)
 {
@@ -4200,7 +4245,7 @@ const ProtobufCMessageDescriptor persona__v1__decision_stats_response__descripto
   (ProtobufCMessageInit) persona__v1__decision_stats_response__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor persona__v1__decision_record__field_descriptors[5] =
+static const ProtobufCFieldDescriptor persona__v1__decision_record__field_descriptors[8] =
 {
   {
     "decision",
@@ -4262,18 +4307,57 @@ static const ProtobufCFieldDescriptor persona__v1__decision_record__field_descri
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "rules",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__DecisionRecord, rules),
+    &persona__v1__published_rules__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "list_entry",
+    7,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__DecisionRecord, list_entry),
+    &persona__v1__list_entry__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "list_removed",
+    8,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__DecisionRecord, list_removed),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned persona__v1__decision_record__field_indices_by_name[] = {
   4,   /* field[4] = at_ms */
   0,   /* field[0] = decision */
   3,   /* field[3] = erasure */
   2,   /* field[2] = label */
+  6,   /* field[6] = list_entry */
+  7,   /* field[7] = list_removed */
   1,   /* field[1] = request */
+  5,   /* field[5] = rules */
 };
 static const ProtobufCIntRange persona__v1__decision_record__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 5 }
+  { 0, 8 }
 };
 const ProtobufCMessageDescriptor persona__v1__decision_record__descriptor =
 {
@@ -4283,11 +4367,75 @@ const ProtobufCMessageDescriptor persona__v1__decision_record__descriptor =
   "Persona__V1__DecisionRecord",
   "persona.v1",
   sizeof(Persona__V1__DecisionRecord),
-  5,
+  8,
   persona__v1__decision_record__field_descriptors,
   persona__v1__decision_record__field_indices_by_name,
   1,  persona__v1__decision_record__number_ranges,
   (ProtobufCMessageInit) persona__v1__decision_record__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor persona__v1__published_rules__field_descriptors[3] =
+{
+  {
+    "source",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__PublishedRules, source),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "shadow",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__PublishedRules, shadow),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "published_ms",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__PublishedRules, published_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned persona__v1__published_rules__field_indices_by_name[] = {
+  2,   /* field[2] = published_ms */
+  1,   /* field[1] = shadow */
+  0,   /* field[0] = source */
+};
+static const ProtobufCIntRange persona__v1__published_rules__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 3 }
+};
+const ProtobufCMessageDescriptor persona__v1__published_rules__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "persona.v1.PublishedRules",
+  "PublishedRules",
+  "Persona__V1__PublishedRules",
+  "persona.v1",
+  sizeof(Persona__V1__PublishedRules),
+  3,
+  persona__v1__published_rules__field_descriptors,
+  persona__v1__published_rules__field_indices_by_name,
+  1,  persona__v1__published_rules__number_ranges,
+  (ProtobufCMessageInit) persona__v1__published_rules__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
 static const ProtobufCFieldDescriptor persona__v1__decision_erasure__field_descriptors[3] =
