@@ -245,6 +245,13 @@ struct FeatureServiceTests {
                 top.by = "views"
                 top.window = "24h"
                 #expect(try await feature.call(FeatureAPI.topItems, top).items.map(\.itemId) == [1, 2, 3])
+                // The best of more than the limit, in the same order.
+                top.limit = 2
+                #expect(try await feature.call(FeatureAPI.topItems, top).items.map(\.itemId) == [1, 2])
+                top.limit = 1
+                top.by = "trending"
+                #expect(try await feature.call(FeatureAPI.topItems, top).items.map(\.itemId) == [1])
+                top.limit = 0
                 top.by = "conversion"
                 top.window = "lifetime"
                 #expect(try await feature.call(FeatureAPI.topItems, top).items.map(\.itemId) == [2, 1])

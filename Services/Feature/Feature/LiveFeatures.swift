@@ -336,13 +336,29 @@ public final class LiveFeatures: @unchecked Sendable {
     func topItems(category: Int64, window: Window?, by: ItemRanking, limit: Int) -> [ItemProfile] {
         lock.read(state) { s in
             let now = s.watermarkMs
-            var scored: [(score: Double, item: ItemState)] = []
+            // The best `limit` so far, best first (score, then the lower id): most items fall
+            // below the last kept and cost one comparison; nothing past `limit` is sorted.
+            var best: [(score: Double, item: ItemState)] = []
+            best.reserveCapacity(limit + 1)
+            func before(_ a: (score: Double, item: ItemState), _ b: (score: Double, item: ItemState)) -> Bool {
+                a.score != b.score ? a.score > b.score : a.item.id < b.item.id
+            }
             for item in s.items.values where category == 0 || item.categoryId == category {
                 let score = item.score(by, window: window, nowMs: now)
-                if score > 0 { scored.append((score, item)) }
+                guard score > 0, limit > 0 else { continue }
+                let entry = (score: score, item: item)
+                if best.count == limit {
+                    guard before(entry, best[limit - 1]) else { continue }
+                    best.removeLast()
+                }
+                var lo = 0, hi = best.count
+                while lo < hi {
+                    let mid = (lo + hi) / 2
+                    if before(best[mid], entry) { lo = mid + 1 } else { hi = mid }
+                }
+                best.insert(entry, at: lo)
             }
-            scored.sort { $0.score != $1.score ? $0.score > $1.score : $0.item.id < $1.item.id }
-            return scored.prefix(limit).map { $0.item.profile(nowMs: now) }
+            return best.map { $0.item.profile(nowMs: now) }
         }
     }
 }
@@ -365,20 +381,16 @@ extension ItemState {
     /// Activity (views + carts + purchases) of the last 24 hours against the daily mean of
     /// the last 7 days, smoothed by one: above 1 means the item is picking up.
     func trendingScore(nowMs: Int64) -> Double {
-        var day: UInt32 = 0
-        var week: UInt32 = 0
-        for c in Counter.allCases {
-            let w = windows.counts(kind: c.rawValue, nowMs: nowMs)
-            day += w[Window.hours24.rawValue]
-            week += w[Window.days7.rawValue]
-        }
+        let kinds = Counter.allCases.count
+        let day = windows.count(in: .hours24, kind: nil, kinds: kinds, nowMs: nowMs)
+        let week = windows.count(in: .days7, kind: nil, kinds: kinds, nowMs: nowMs)
         return (Double(day) + 1) / (Double(week) / 7 + 1)
     }
 
     func score(_ by: ItemRanking, window: Window?, nowMs: Int64) -> Double {
         func count(_ c: Counter) -> Double {
             guard let window else { return Double(lifetime[Int(c.rawValue)]) }
-            return Double(windows.counts(kind: c.rawValue, nowMs: nowMs)[window.rawValue])
+            return Double(windows.count(in: window, kind: c.rawValue, nowMs: nowMs))
         }
         switch by {
         case .views: return count(.views)

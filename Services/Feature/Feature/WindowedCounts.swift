@@ -196,6 +196,17 @@ struct WindowedCounts: Sendable, Equatable {
         return out
     }
 
+    /// The count of one window, of one kind or (nil) of every kind below `kinds`, without
+    /// building the other windows' (what ranking many items reads).
+    func count(in window: Window, kind: UInt8?, kinds: Int = .max, nowMs: Int64) -> UInt32 {
+        let now = minuteOf(nowMs)
+        var total: UInt32 = 0
+        for b in buckets where (kind.map { b.kind == $0 } ?? (Int(b.kind) < kinds)) && window.contains(minute: b.minute, now: now) {
+            total &+= b.count
+        }
+        return total
+    }
+
     /// Counts of every kind below `kinds` in each window: `[kind][window]`.
     func allCounts(kinds: Int, nowMs: Int64) -> [[UInt32]] {
         let now = minuteOf(nowMs)
