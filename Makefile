@@ -150,7 +150,7 @@ stop:
 	done
 
 bench: deps
-	@dpkg -s libsqlite3-dev >/dev/null 2>&1 || { SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); $$SUDO apt-get install -y -qq libsqlite3-dev; }
+	@dpkg -s libsqlite3-dev valgrind >/dev/null 2>&1 || { SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq libsqlite3-dev valgrind; }
 	cd Benchmarks && swift build -c release
 	Benchmarks/.build/release/PersonaBench rpc --output Benchmarks/results/rpc.md
 	Benchmarks/.build/release/PersonaBench codec --output Benchmarks/results/codec.md
@@ -162,6 +162,8 @@ bench: deps
 	Benchmarks/.build/release/PersonaBench topk --output Benchmarks/results/topk.md
 	Benchmarks/.build/release/PersonaBench recommend --output Benchmarks/results/recommend.md
 	PERSONA_SHARED_DATA=$${PERSONA_SHARED_DATA:-../shared/data} Benchmarks/.build/release/PersonaBench classifiers --output Benchmarks/results/classifiers.md
+	PERSONA_SHARED_DATA=$${PERSONA_SHARED_DATA:-../shared/data} Benchmarks/.build/release/PersonaBench risk --output Benchmarks/results/risk.md
+	PERSONA_SHARED_DATA=$${PERSONA_SHARED_DATA:-../shared/data} Benchmarks/.build/release/PersonaBench calls --output Benchmarks/results/calls.md
 	$(MAKE) trial
 
 # A shop's trial (scripts/trial.sh): split the shared data, import the training part into a

@@ -34,6 +34,8 @@ let package = Package(
                 // The peer of the store benchmark: Debian's libsqlite3.
                 .product(name: "CSQLite", package: "Persona"),
                 "CCodecBaseline",
+                // Callgrind's client requests, for the CPU of one call.
+                "CCallgrind",
                 .product(name: "EventLog", package: "Persona"),
                 // Real nats-server processes for the log benchmark (the tests' helper).
                 .product(name: "TestSupport", package: "Persona"),
@@ -43,10 +45,14 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ],
             path: "Sources/PersonaBench",
-            swiftSettings: [.swiftLanguageMode(.v6)]),
+            swiftSettings: [.swiftLanguageMode(.v6)],
+            // CCallgrind's sigsuspend, for libdispatch to find before libc's.
+            linkerSettings: [.unsafeFlags(["-Xlinker", "--export-dynamic-symbol=sigsuspend"])]),
         // The codec benchmark's peer: libprotobuf-c on its own, timed in C.
         .target(
             name: "CCodecBaseline", dependencies: [.product(name: "CPersonaProto", package: "Persona")],
             path: "Sources/CCodecBaseline", cSettings: [.unsafeFlags(["-O2"])]),
+        // valgrind/callgrind.h's macros as functions (Debian's valgrind package has the header).
+        .target(name: "CCallgrind", path: "Sources/CCallgrind"),
     ]
 )

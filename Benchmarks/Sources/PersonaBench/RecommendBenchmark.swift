@@ -26,20 +26,8 @@ func recommendBenchmark(output: String, configurations: [(items: Int, indexed: B
     for (n, indexed) in configurations {
         let dir = temporaryBenchDirectory("recommend-bench")
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        // A factor model as ALS would publish it: random vectors (the topk benchmark's), 100 categories.
         var rng = SplitMix(seed: UInt64(n))
-        func value() -> Float { (rng.unit() + rng.unit() + rng.unit() - 1.5) }
-        var model = RecommenderModel(
-            kind: .als, itemIDs: (0..<n).map { Int64($0 + 1) }, itemCategories: (0..<n).map { Int64(1 + $0 % 100) },
-            popularity: (0..<n).map { _ in rng.unit() })
-        model.userIDs = (0..<users).map { Int64($0 + 1) }
-        model.users = Matrix(rows: users, cols: dim, values: (0..<users * dim).map { _ in value() })
-        model.items = Matrix(rows: n, cols: dim, values: (0..<n * dim).map { _ in value() })
-        let registry = try Registry(directory: dir + "/model/registry")
-        var info = ModelInfo()
-        info.kind = .als
-        let added = try registry.add(name: "als", artifact: ModelArtifact.encode(model), info: info, report: EvaluationReport())
-        _ = try registry.publish("als", added.version)
+        try publishRandomALS(registry: dir + "/model/registry", items: n, users: users, dim: dim, rng: &rng)
 
         let ingest = try await HostedBenchService<IngestService>.start(settings: IngestSettings())
         var consumer = ConsumerSettings()
@@ -156,4 +144,21 @@ func recommendBenchmark(output: String, configurations: [(items: Int, indexed: B
     let python = try peerPython()
     try run(python, ["Benchmarks/peers/plot_recommend.py", json, output.replacingOccurrences(of: ".md", with: ".png")])
     say("wrote \(output)")
+}
+
+/// Publishes a factor model as ALS would, in the model registry at `registry`: random vectors
+/// (the topk benchmark's) for items 1...`items` in 100 categories and users 1...`users`.
+func publishRandomALS(registry path: String, items n: Int, users: Int, dim: Int, rng: inout SplitMix) throws {
+    var model = RecommenderModel(
+        kind: .als, itemIDs: (0..<n).map { Int64($0 + 1) }, itemCategories: (0..<n).map { Int64(1 + $0 % 100) },
+        popularity: (0..<n).map { _ in rng.unit() })
+    func value(_ rng: inout SplitMix) -> Float { (rng.unit() + rng.unit() + rng.unit() - 1.5) }
+    model.userIDs = (0..<users).map { Int64($0 + 1) }
+    model.users = Matrix(rows: users, cols: dim, values: (0..<users * dim).map { _ in value(&rng) })
+    model.items = Matrix(rows: n, cols: dim, values: (0..<n * dim).map { _ in value(&rng) })
+    let registry = try Registry(directory: path)
+    var info = ModelInfo()
+    info.kind = .als
+    let added = try registry.add(name: "als", artifact: ModelArtifact.encode(model), info: info, report: EvaluationReport())
+    _ = try registry.publish("als", added.version)
 }

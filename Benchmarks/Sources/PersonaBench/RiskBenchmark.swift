@@ -58,42 +58,11 @@ func riskBenchmark(output: String, sharedData: String, stored: Int, seconds: Dou
     say("risk: \(users.count) rows; \(trainRows.count) imported with labels, \(heldRows.count) replayed through Score")
 
     // Where the model is trained: the training part through ingest, the feature service, the model service.
-    var ingestSettings = IngestSettings()
-    ingestSettings.pseudonymKeyFile = keyFile
-    ingestSettings.ipCountries = countries
-    let ingest = try await HostedBenchService<IngestService>.start(settings: ingestSettings)
-    var consumer = ConsumerSettings()
-    consumer.ingestPort = ingest.port
-    let modelPort = try freeBenchPort()
-    var featureSettings = FeatureSettings(consumer)
-    featureSettings.modelPort = modelPort
-    let feature = try await HostedBenchService<FeatureService>.start(settings: featureSettings)
-    var modelSettings = ModelSettings(consumer)
-    modelSettings.featurePort = feature.port
-    let model = try await HostedBenchService<ModelService>.start(settings: modelSettings, port: modelPort)
-    let ingestClient = RPCClient(host: "127.0.0.1", port: ingest.port)
-    var featureConfig = RPCClient.Config.defaults(host: "127.0.0.1", port: feature.port)
-    featureConfig.defaultTimeout = .seconds(300)
-    let featureClient = RPCClient(config: featureConfig)
-    let modelClient = RPCClient(host: "127.0.0.1", port: model.port)
+    let trainer = try await FraudTrainingSuite.start(keyFile: keyFile, countries: countries)
+    let (model, ingestClient, featureClient) = (trainer.model, trainer.ingestClient, trainer.featureClient)
     try await appendAndFold(
         trainRows.flatMap { $0 }.sorted { $0.timestampMs < $1.timestampMs }, ingest: ingestClient, feature: featureClient)
-
-    // The fraud model, as `persona train fraud` trains and publishes it.
-    var train = TrainRequest()
-    train.kind = .gbdt
-    train.publish = true
-    let trainStart = ContinuousClock.now
-    let job = try await modelClient.call(ModelAPI.train, train).jobId
-    var status = JobStatusResponse()
-    repeat {
-        try await Task.sleep(for: .milliseconds(100))
-        var q = JobStatusRequest()
-        q.jobId = job
-        status = try await modelClient.call(ModelAPI.jobStatus, q)
-    } while status.state != .succeeded && status.state != .failed && status.state != .cancelled
-    guard status.state == .succeeded else { throw ServiceError("fraud model training failed: \(status.message)") }
-    let trainSeconds = trainStart.duration(to: .now) / .seconds(1)
+    let trainSeconds = try await trainer.trainFraud()
     say("risk: fraud model trained and published in \(String(format: "%.1f", trainSeconds)) s")
 
     // The same export the model trained on, for the peers.
@@ -115,6 +84,9 @@ func riskBenchmark(output: String, sharedData: String, stored: Int, seconds: Dou
     // Where it is served: a shop's live suite (its own ingest and feature service) that
     // sees every order in time order, the training part's with their outcomes and the
     // held-back part's scored before their purchase, risk-control following the model above.
+    var ingestSettings = IngestSettings()
+    ingestSettings.pseudonymKeyFile = keyFile
+    ingestSettings.ipCountries = countries
     let liveIngest = try await HostedBenchService<IngestService>.start(settings: ingestSettings)
     var liveConsumer = ConsumerSettings()
     liveConsumer.ingestPort = liveIngest.port
@@ -361,12 +333,10 @@ func riskBenchmark(output: String, sharedData: String, stored: Int, seconds: Dou
     }
     await riskClient.shutdown()
     try await risk.stop()
-    for c in [ingestClient, featureClient, modelClient, liveIngestClient, liveFeatureClient] { await c.shutdown() }
+    for c in [liveIngestClient, liveFeatureClient] { await c.shutdown() }
     try await liveFeature.stop()
     try await liveIngest.stop()
-    try await model.stop()
-    try await feature.stop()
-    try await ingest.stop()
+    try await trainer.stop()
 
     let machine = "\(ProcessInfo.processInfo.activeProcessorCount) cores, \(ProcessInfo.processInfo.physicalMemory >> 30) GiB"
     let qualityLines = quality.map { String(format: "| %@ | %.4f | %.4f |", $0.name as NSString, $0.roc, $0.pr) }.joined(separator: "\n")
@@ -524,4 +494,64 @@ func fillDecisions(path: String, to count: Int, features: [String]) throws -> (c
     try exec("COMMIT; PRAGMA wal_checkpoint(TRUNCATE)")
     let bytes = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
     return (max(Int(have), count), users, bytes)
+}
+
+/// Where a fraud model is trained: ingest, the feature service and the model service in this
+/// process on loopback, with a client of each.
+struct FraudTrainingSuite {
+    let ingest: HostedBenchService<IngestService>
+    let feature: HostedBenchService<FeatureService>
+    let model: HostedBenchService<ModelService>
+    let ingestClient: RPCClient
+    let featureClient: RPCClient
+    let modelClient: RPCClient
+
+    static func start(keyFile: String, countries: IPCountryTable?) async throws -> FraudTrainingSuite {
+        var ingestSettings = IngestSettings()
+        ingestSettings.pseudonymKeyFile = keyFile
+        ingestSettings.ipCountries = countries
+        let ingest = try await HostedBenchService<IngestService>.start(settings: ingestSettings)
+        var consumer = ConsumerSettings()
+        consumer.ingestPort = ingest.port
+        let modelPort = try freeBenchPort()
+        var featureSettings = FeatureSettings(consumer)
+        featureSettings.modelPort = modelPort
+        let feature = try await HostedBenchService<FeatureService>.start(settings: featureSettings)
+        var modelSettings = ModelSettings(consumer)
+        modelSettings.featurePort = feature.port
+        let model = try await HostedBenchService<ModelService>.start(settings: modelSettings, port: modelPort)
+        func client(_ port: Int) -> RPCClient {
+            var config = RPCClient.Config.defaults(host: "127.0.0.1", port: port)
+            config.defaultTimeout = .seconds(600)  // exports and jobs of a whole dataset, and callgrind's pace
+            return RPCClient(config: config)
+        }
+        return FraudTrainingSuite(
+            ingest: ingest, feature: feature, model: model, ingestClient: client(ingest.port), featureClient: client(feature.port),
+            modelClient: client(model.port))
+    }
+
+    /// Trains the fraud model as `persona train fraud` does and publishes it; returns the seconds it took.
+    func trainFraud() async throws -> Double {
+        var train = TrainRequest()
+        train.kind = .gbdt
+        train.publish = true
+        let start = ContinuousClock.now
+        let job = try await modelClient.call(ModelAPI.train, train).jobId
+        var status = JobStatusResponse()
+        repeat {
+            try await Task.sleep(for: .milliseconds(100))
+            var q = JobStatusRequest()
+            q.jobId = job
+            status = try await modelClient.call(ModelAPI.jobStatus, q)
+        } while status.state != .succeeded && status.state != .failed && status.state != .cancelled
+        guard status.state == .succeeded else { throw ServiceError("fraud model training failed: \(status.message)") }
+        return start.duration(to: .now) / .seconds(1)
+    }
+
+    func stop() async throws {
+        for client in [ingestClient, featureClient, modelClient] { await client.shutdown() }
+        try await model.stop()
+        try await feature.stop()
+        try await ingest.stop()
+    }
 }

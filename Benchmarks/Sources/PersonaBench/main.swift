@@ -230,7 +230,7 @@ while let a = arguments.next() {
     case "rpc", "codec", "log", "codec-pack-profile", "codec-unpack-profile", "store", "ingest-profile", "fold-profile", "feature",
         "models",
         "sequence", "deep", "topk", "recommend", "classifiers",
-        "risk", "interactions-profile":
+        "risk", "interactions-profile", "calls":
         mode = a
     case "--decisions": decisions = Int(arguments.next() ?? "") ?? decisions
     case "--output": output = arguments.next()
@@ -246,7 +246,7 @@ while let a = arguments.next() {
         print(
             """
             usage: persona-bench \
-            [rpc|codec|log|store|feature|models|sequence|deep|topk|recommend|classifiers|risk] \
+            [rpc|codec|log|store|feature|models|sequence|deep|topk|recommend|classifiers|risk|calls] \
             [ingest-profile|fold-profile|interactions-profile|codec-pack-profile|codec-unpack-profile] \
             [--output FILE] [--seconds S] [--producers N] [--users N] [--events N] [--batch N] [--taobao] [--items \
             N] [--no-peers] [--decisions N]
@@ -294,6 +294,10 @@ case "risk":
         output: output ?? "Benchmarks/results/risk.md",
         sharedData: ProcessInfo.processInfo.environment["PERSONA_SHARED_DATA"] ?? "../shared/data",
         stored: decisions, seconds: max(seconds, 5))
+case "calls":
+    try await callCostBenchmark(
+        output: output ?? "Benchmarks/results/calls.md",
+        sharedData: ProcessInfo.processInfo.environment["PERSONA_SHARED_DATA"] ?? "../shared/data", calls: events ?? 2_000)
 case "recommend":
     try await recommendBenchmark(
         output: output ?? "Benchmarks/results/recommend.md",
