@@ -1,4 +1,4 @@
-# One image holds all five service executables and the CLI; compose.yaml picks the command.
+# One image holds the five service executables, the console and the CLI; compose.yaml picks the command.
 FROM swift:6.1-bookworm AS build
 RUN apt-get update -qq && apt-get install -y -qq libprotobuf-c-dev liblz4-dev libnats-dev libopenblas-dev libsqlite3-dev pkg-config && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
@@ -8,7 +8,7 @@ COPY Services Services
 COPY CLI CLI
 COPY Tests Tests
 RUN swift build -c release --static-swift-stdlib \
-    && mkdir /out && for p in persona persona-ingest persona-feature persona-model persona-risk-control persona-recommend; do \
+    && mkdir /out && for p in persona persona-ingest persona-feature persona-model persona-risk-control persona-recommend persona-console; do \
          cp "$(swift build -c release --show-bin-path)/$p" /out/; done
 
 FROM debian:bookworm-slim

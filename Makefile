@@ -4,7 +4,7 @@ CONFIG ?= release
 BIN = $(shell swift build -c $(CONFIG) --show-bin-path 2>/dev/null)
 DATA ?= $(CURDIR)/data
 RUN = $(CURDIR)/run
-SERVICES = ingest:7101:9101 feature:7102:9102 model:7103:9103 risk-control:7104:9104 recommend:7105:9105
+SERVICES = ingest:7101:9101 feature:7102:9102 model:7103:9103 risk-control:7104:9104 recommend:7105:9105 console:7106:
 DEBIAN_PACKAGES = libopenblas-dev libsqlite3-dev libprotobuf-c-dev protobuf-c-compiler liblz4-dev libnats-dev nats-server protobuf-compiler pkg-config python3 curl
 # `make cluster`: three NATS servers with JetStream on loopback (index:client port:route port).
 NATS_NODES = 0:4222:6222 1:4223:6223 2:4224:6224
@@ -88,9 +88,10 @@ run: build secrets
 	@for s in $(SERVICES); do \
 		IFS=: read name port metrics <<< "$$s"; \
 		if [ -f $(RUN)/$$name.pid ] && kill -0 $$(cat $(RUN)/$$name.pid) 2>/dev/null; then echo "$$name already running"; continue; fi; \
-		PERSONA_IP_COUNTRY_FILE=$${PERSONA_IP_COUNTRY_FILE-$(IP_COUNTRY)} PERSONA_PSEUDONYM_KEY_FILE=$${PERSONA_PSEUDONYM_KEY_FILE-$(DATA)/pseudonym.key} PERSONA_TOKENS_FILE=$${PERSONA_TOKENS_FILE-$(DATA)/tokens} nohup $(BIN)/persona-$$name --port $$port --metrics-port $$metrics --data-dir $(DATA)/$$name \
+		PERSONA_IP_COUNTRY_FILE=$${PERSONA_IP_COUNTRY_FILE-$(IP_COUNTRY)} PERSONA_PSEUDONYM_KEY_FILE=$${PERSONA_PSEUDONYM_KEY_FILE-$(DATA)/pseudonym.key} PERSONA_TOKENS_FILE=$${PERSONA_TOKENS_FILE-$(DATA)/tokens} nohup $(BIN)/persona-$$name --port $$port $${metrics:+--metrics-port $$metrics} --data-dir $(DATA)/$$name \
 			> $(RUN)/$$name.log 2>&1 & echo $$! > $(RUN)/$$name.pid; \
-		echo "$$name: rpc 127.0.0.1:$$port  metrics http://127.0.0.1:$$metrics/metrics  data $(DATA)/$$name  log $(RUN)/$$name.log"; \
+		if [ -n "$$metrics" ]; then echo "$$name: rpc 127.0.0.1:$$port  metrics http://127.0.0.1:$$metrics/metrics  data $(DATA)/$$name  log $(RUN)/$$name.log"; \
+		else echo "$$name: http://127.0.0.1:$$port  data $(DATA)/$$name  log $(RUN)/$$name.log"; fi; \
 	done
 	@for i in $$(seq 1 50); do PERSONA_TOKENS_FILE=$(DATA)/tokens $(BIN)/persona health >/dev/null 2>&1 && break; sleep 0.2; done
 	@PERSONA_TOKENS_FILE=$(DATA)/tokens $(BIN)/persona health

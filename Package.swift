@@ -55,7 +55,7 @@ let services: [(name: String, executable: String, dependencies: [Target.Dependen
     ("Ingest", "persona-ingest", ["Store", "EventLog", "DataStructures", "PersonalData", prometheus]),
     ("Feature", "persona-feature", ["Store", "CMemory", "DataStructures", "Profiles", "Classifiers", prometheus]),
     ("Model", "persona-model", ["Store", "Math", "Recommenders", "Classifiers"]),
-    ("RiskControl", "persona-risk-control", ["Math", "Classifiers", "PersonalData", "Profiles", "CSQLite", "EventLog", "CNATS"]),
+    ("RiskControl", "persona-risk-control", ["Math", "Classifiers", "PersonalData", "Profiles", "SQLite", "EventLog", "CNATS"]),
     ("Recommend", "persona-recommend", ["Math", "Recommenders", "Profiles", "DataStructures"]),
 ]
 
@@ -63,6 +63,7 @@ let package = Package(
     name: "Persona",
     platforms: [.macOS(.v15)],
     products: services.map { .executable(name: $0.executable, targets: ["\($0.name)Server"]) } + [
+        .executable(name: "persona-console", targets: ["ConsoleServer"]),
         .executable(name: "persona", targets: ["PersonaCLI"]),
         .library(name: "Wire", targets: ["Wire"]),
         .library(name: "Datasets", targets: ["Datasets"]),
@@ -93,6 +94,10 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        // The risk console: HTTP server, bcrypt for passwords, server-rendered templates.
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird-auth.git", from: "2.5.0"),
+        .package(url: "https://github.com/hummingbird-project/swift-mustache.git", from: "2.1.1"),
     ],
     targets: [
         // C boundary: system libraries and the protoc-c output. Only Wire imports these.
@@ -107,6 +112,8 @@ let package = Package(
         .systemLibrary(name: "CNATS", path: "Shared/CNATS", pkgConfig: "libnats", providers: [.apt(["libnats-dev"])]),
         // Debian's libsqlite3: risk-control's decision store (and the store benchmark's peer).
         .systemLibrary(name: "CSQLite", path: "Shared/CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
+        // A thin Swift handle on it: connections, cached statements, typed values.
+        .target(name: "SQLite", dependencies: ["CSQLite"], path: "Shared/SQLite", swiftSettings: swiftSettings),
         // A cache prefetch hint and glibc's malloc.h (the feature fold, the services' heap settings).
         .systemLibrary(name: "CMemory", path: "Shared/CMemory"),
 
@@ -174,12 +181,27 @@ let package = Package(
         ]
         + services.flatMap { service($0.name, $0.dependencies) }
         + [
+            // The risk team's console (`persona-console`): people and sessions of its own, every
+            // page rendered from what it asks the services over RPC (docs/CONSOLE.md).
+            .target(
+                name: "Console",
+                dependencies: [
+                    "ServiceKit", "RPC", "Wire", "SQLite", logging, argumentParser,
+                    .product(name: "Hummingbird", package: "hummingbird"),
+                    .product(name: "HummingbirdBcrypt", package: "hummingbird-auth"),
+                    .product(name: "Mustache", package: "swift-mustache"),
+                ],
+                path: "Services/Console/Console", swiftSettings: swiftSettings),
+            .executableTarget(
+                name: "ConsoleServer", dependencies: ["Console", "ServiceKit", "RPC", argumentParser, logging],
+                path: "Services/Console/ConsoleServer", swiftSettings: swiftSettings),
+
             // The public datasets' rows as events (`persona import`, and tests that need the same events).
             .target(name: "Datasets", dependencies: ["Wire", "DataStructures"], path: "Shared/Datasets", swiftSettings: swiftSettings),
             .executableTarget(
                 name: "PersonaCLI",
                 dependencies: [
-                    "RPC", "Wire", "ServiceKit", "Datasets", "Math", "Recommenders", "Charts",
+                    "RPC", "Wire", "ServiceKit", "Datasets", "Math", "Recommenders", "Charts", "Console",
                     .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 ],
                 path: "CLI/PersonaCLI", swiftSettings: swiftSettings),
@@ -246,6 +268,10 @@ let package = Package(
                     "RiskControl", "Feature", "Model", "Ingest", "Datasets", "ServiceKit", "RPC", "Wire", "TestSupport", "EventLog",
                 ],
                 path: "Tests/RiskTests", swiftSettings: swiftSettings),
+            .testTarget(
+                name: "ConsoleTests",
+                dependencies: ["Console", "RiskControl", "Ingest", "ServiceKit", "RPC", "Wire", "TestSupport", logging],
+                path: "Tests/ConsoleTests", swiftSettings: swiftSettings),
             .testTarget(
                 name: "ServiceTests",
                 dependencies: [

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Writes docs/CLI.md to standard output: the `persona` command's and the five services' own
+# Writes docs/CLI.md to standard output: the `persona` command's, the five services' and the console's own
 # help, word for word. `make docs` runs it; a test (Tests/ServiceTests/CLIReferenceTests.swift)
 # runs it again and fails when docs/CLI.md differs, so the reference cannot drift.
 # Usage: scripts/cli-reference.sh BIN_DIR (where `swift build` put the executables).
@@ -25,7 +25,7 @@ HEAD
 "$BIN/persona" cli-reference
 echo "## The services"
 echo
-for service in ingest feature model risk-control recommend; do
+for service in ingest feature model risk-control recommend console; do
     echo "### \`persona-$service\`"
     echo
     echo '```'

@@ -41,7 +41,7 @@ rm -rf "$STAGE"
 cp -a "$ROOTFS" "$STAGE"
 rm -f "$STAGE/.complete"
 mkdir -p "$STAGE/usr/local/bin" "$STAGE/usr/lib/swift/linux" "$STAGE/data" "$STAGE/samples"
-for p in persona persona-ingest persona-feature persona-model persona-risk-control persona-recommend; do
+for p in persona persona-ingest persona-feature persona-model persona-risk-control persona-recommend persona-console; do
     cp "$BIN/$p" "$STAGE/usr/local/bin/"
     # The toolchain's libraries the binary links (the system ones come from Debian above).
     ldd "$BIN/$p" | awk '$3 ~ /\/swift\// {print $3}' | xargs -r -I{} cp -u {} "$STAGE/usr/lib/swift/linux/"

@@ -43,3 +43,4 @@ order="demo-$(date +%s)"
 step "persona risk score --user $USER_ID --order $order --amount 2600 --device new-tablet-7 --ip 81.2.69.160 --time 2010-12-07T16:00:00Z --explain"
 "$PERSONA" risk score --user "$USER_ID" --order "$order" --amount 2600 --device new-tablet-7 --ip 81.2.69.160 --time 2010-12-07T16:00:00Z --explain
 printf '\nThe suite keeps running: try persona health, persona risk explain %s, persona audit; make stop ends it.\n' "$order"
+printf 'The risk console is at http://127.0.0.1:7106: add yourself with persona console user add NAME --role admin (password on stdin).\n'

@@ -9,6 +9,6 @@ struct Persona: AsyncParsableCommand {
         subcommands: [
             HealthCommand.self, ImportCommand.self, ProfileCommand.self, TrainCommand.self, ModelsCommand.self, ModelCommand.self,
             SegmentsCommand.self, JobsCommand.self, RecommendCommand.self, SimilarCommand.self, PopularCommand.self, RiskCommand.self,
-            EraseCommand.self, AuditCommand.self, EvalCommand.self, ReferenceCommand.self,
+            EraseCommand.self, AuditCommand.self, EvalCommand.self, ReferenceCommand.self, ConsoleCommand.self,
         ])
 }

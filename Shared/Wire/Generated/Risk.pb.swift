@@ -514,6 +514,8 @@ public struct QueryDecisionsRequest: WireMessage {
     public var labelled: Bool = false
     public var order: DecisionOrder = DecisionOrder(rawValue: 0)
     public var withoutFeatures: Bool = false
+    public var decisionId: Int64 = 0
+    public var maxScore: Int32 = 0
     /// Fields this build does not know, kept so a relay re-encodes them unchanged.
     public var unknownFields = UnknownFields()
     public init() {}
@@ -537,6 +539,8 @@ extension QueryDecisionsRequest: CMessageConvertible {
         c.pointee.labelled = m.pointee.labelled ? 1 : 0
         c.pointee.order = .init(rawValue: .init(truncatingIfNeeded: m.pointee.order.rawValue))
         c.pointee.without_features = m.pointee.withoutFeatures ? 1 : 0
+        c.pointee.decision_id = m.pointee.decisionId
+        c.pointee.max_score = m.pointee.maxScore
         arena.storeUnknownFields(m.pointee.unknownFields, in: UnsafeMutableRawPointer(c))
     }
     init(cMessage c: UnsafePointer<Persona__V1__QueryDecisionsRequest>) {
@@ -557,6 +561,8 @@ extension QueryDecisionsRequest: CMessageConvertible {
         m.pointee.labelled = c.pointee.labelled != 0
         m.pointee.order = DecisionOrder(rawValue: Int32(truncatingIfNeeded: c.pointee.order.rawValue))
         m.pointee.withoutFeatures = c.pointee.without_features != 0
+        m.pointee.decisionId = c.pointee.decision_id
+        m.pointee.maxScore = c.pointee.max_score
         m.pointee.unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
     static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)

@@ -1906,6 +1906,8 @@ extension QueryDecisionsRequest {
             m.labelled = true
             m.order = .init(rawValue: 2)
             m.withoutFeatures = true
+            m.decisionId = Int64.min
+            m.maxScore = Int32.min
         } else {
             m.orderId = "x"
             m.userId = Int64.max
@@ -1920,6 +1922,8 @@ extension QueryDecisionsRequest {
             m.labelled = true
             m.order = .init(rawValue: 1)
             m.withoutFeatures = true
+            m.decisionId = Int64.max
+            m.maxScore = Int32.max
         }
         return m
     }

@@ -1,3 +1,4 @@
+import SQLite
 import Wire
 
 /// QueryDecisions, DecisionStats and the backtest's history, as SQL over the decision store.
@@ -15,7 +16,9 @@ extension DecisionDatabase {
         var values: [SQLiteValue] = []
         if !q.orderId.isEmpty { clauses.append("order_id = ?"); values.append(.text(q.orderId)) }
         if q.userId != 0 { clauses.append("user_id = ?"); values.append(.integer(q.userId)) }
+        if q.decisionId != 0 { clauses.append("id = ?"); values.append(.integer(q.decisionId)) }
         if q.minScore > 0 { clauses.append("score >= ?"); values.append(.integer(Int64(q.minScore))) }
+        if q.maxScore > 0 { clauses.append("score <= ?"); values.append(.integer(Int64(q.maxScore))) }
         if q.action != .unspecified { clauses.append("action = ?"); values.append(.text(StoredNames.action(q.action))) }
         if q.fromMs != 0 { clauses.append("decided_ms >= ?"); values.append(.integer(q.fromMs)) }
         if q.toMs != 0 { clauses.append("decided_ms < ?"); values.append(.integer(q.toMs)) }

@@ -276,10 +276,18 @@ struct  Persona__V1__QueryDecisionsRequest
    * Leave out feature names and values (smaller pages).
    */
   protobuf_c_boolean without_features;
+  /*
+   * One decision, by its id.
+   */
+  int64_t decision_id;
+  /*
+   * Scores at most this (0: no bound).
+   */
+  int32_t max_score;
 };
 #define PERSONA__V1__QUERY_DECISIONS_REQUEST__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&persona__v1__query_decisions_request__descriptor) \
-    , (char *)protobuf_c_empty_string, 0, 0, PERSONA__V1__ACTION__ACTION_UNSPECIFIED, 0, 0, 0, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, PERSONA__V1__LABEL_KIND__LABEL_KIND_UNSPECIFIED, 0, PERSONA__V1__DECISION_ORDER__DECISION_ORDER_NEWEST, 0 }
+    , (char *)protobuf_c_empty_string, 0, 0, PERSONA__V1__ACTION__ACTION_UNSPECIFIED, 0, 0, 0, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, PERSONA__V1__LABEL_KIND__LABEL_KIND_UNSPECIFIED, 0, PERSONA__V1__DECISION_ORDER__DECISION_ORDER_NEWEST, 0, 0, 0 }
 
 
 struct  Persona__V1__QueryDecisionsResponse

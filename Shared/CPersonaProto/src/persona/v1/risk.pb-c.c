@@ -2268,7 +2268,7 @@ const ProtobufCMessageDescriptor persona__v1__score_response__descriptor =
   (ProtobufCMessageInit) persona__v1__score_response__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor persona__v1__query_decisions_request__field_descriptors[13] =
+static const ProtobufCFieldDescriptor persona__v1__query_decisions_request__field_descriptors[15] =
 {
   {
     "order_id",
@@ -2426,13 +2426,39 @@ static const ProtobufCFieldDescriptor persona__v1__query_decisions_request__fiel
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "decision_id",
+    14,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__QueryDecisionsRequest, decision_id),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "max_score",
+    15,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT32,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__QueryDecisionsRequest, max_score),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned persona__v1__query_decisions_request__field_indices_by_name[] = {
   3,   /* field[3] = action */
+  13,   /* field[13] = decision_id */
   4,   /* field[4] = from_ms */
   9,   /* field[9] = label */
   10,   /* field[10] = labelled */
   6,   /* field[6] = limit */
+  14,   /* field[14] = max_score */
   2,   /* field[2] = min_score */
   11,   /* field[11] = order */
   0,   /* field[0] = order_id */
@@ -2445,7 +2471,7 @@ static const unsigned persona__v1__query_decisions_request__field_indices_by_nam
 static const ProtobufCIntRange persona__v1__query_decisions_request__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 13 }
+  { 0, 15 }
 };
 const ProtobufCMessageDescriptor persona__v1__query_decisions_request__descriptor =
 {
@@ -2455,7 +2481,7 @@ const ProtobufCMessageDescriptor persona__v1__query_decisions_request__descripto
   "Persona__V1__QueryDecisionsRequest",
   "persona.v1",
   sizeof(Persona__V1__QueryDecisionsRequest),
-  13,
+  15,
   persona__v1__query_decisions_request__field_descriptors,
   persona__v1__query_decisions_request__field_indices_by_name,
   1,  persona__v1__query_decisions_request__number_ranges,

@@ -1,20 +1,21 @@
 import CSQLite
 import Foundation
 
-/// A thin handle on one SQLite connection (Debian's libsqlite3). Not thread-safe: the
-/// decision store gives each connection to one thread at a time.
-final class SQLiteDatabase: @unchecked Sendable {
-    let handle: OpaquePointer
-    let path: String
+/// A thin handle on one SQLite connection (Debian's libsqlite3): risk-control's decision
+/// store and the console's people. Not thread-safe: each owner gives a connection to one
+/// thread at a time.
+public final class SQLiteDatabase: @unchecked Sendable {
+    public let handle: OpaquePointer
+    public let path: String
     private var statements: [String: SQLiteStatement] = [:]
 
-    struct Failure: Error, CustomStringConvertible {
-        var code: Int32
-        var message: String
-        var description: String { "sqlite error \(code): \(message)" }
+    public struct Failure: Error, CustomStringConvertible {
+        public var code: Int32
+        public var message: String
+        public var description: String { "sqlite error \(code): \(message)" }
     }
 
-    init(path: String, readOnly: Bool = false) throws {
+    public init(path: String, readOnly: Bool = false) throws {
         var db: OpaquePointer?
         let flags = (readOnly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE) | SQLITE_OPEN_NOMUTEX
         let rc = sqlite3_open_v2(path, &db, flags, nil)
@@ -33,7 +34,7 @@ final class SQLiteDatabase: @unchecked Sendable {
         sqlite3_close_v2(handle)
     }
 
-    func execute(_ sql: String) throws {
+    public func execute(_ sql: String) throws {
         var error: UnsafeMutablePointer<CChar>?
         let rc = sqlite3_exec(handle, sql, nil, nil, &error)
         if rc != SQLITE_OK {
@@ -44,7 +45,7 @@ final class SQLiteDatabase: @unchecked Sendable {
     }
 
     /// A prepared statement, cached by its text (reset and unbound for each use).
-    func statement(_ sql: String) throws -> SQLiteStatement {
+    public func statement(_ sql: String) throws -> SQLiteStatement {
         if let s = statements[sql] {
             s.reset()
             return s
@@ -57,14 +58,14 @@ final class SQLiteDatabase: @unchecked Sendable {
         return s
     }
 
-    var lastInsertRowID: Int64 { sqlite3_last_insert_rowid(handle) }
-    var changes: Int { Int(sqlite3_changes(handle)) }
+    public var lastInsertRowID: Int64 { sqlite3_last_insert_rowid(handle) }
+    public var changes: Int { Int(sqlite3_changes(handle)) }
 
-    func failure(_ rc: Int32) -> Failure { Failure(code: rc, message: String(cString: sqlite3_errmsg(handle))) }
+    public func failure(_ rc: Int32) -> Failure { Failure(code: rc, message: String(cString: sqlite3_errmsg(handle))) }
 }
 
 /// A value bound to a statement's parameter.
-enum SQLiteValue {
+public enum SQLiteValue {
     case integer(Int64)
     case real(Double)
     case text(String)
@@ -72,8 +73,8 @@ enum SQLiteValue {
     case null
 }
 
-final class SQLiteStatement {
-    let handle: OpaquePointer
+public final class SQLiteStatement {
+    public let handle: OpaquePointer
     unowned let db: SQLiteDatabase
     private static let transient = unsafeBitCast(-1, to: sqlite3_destructor_type.self)
 
@@ -84,12 +85,12 @@ final class SQLiteStatement {
 
     deinit { sqlite3_finalize(handle) }
 
-    func reset() {
+    public func reset() {
         sqlite3_reset(handle)
         sqlite3_clear_bindings(handle)
     }
 
-    func bind(_ values: [SQLiteValue]) throws {
+    public func bind(_ values: [SQLiteValue]) throws {
         for (i, v) in values.enumerated() {
             let n = Int32(i + 1)
             let rc: Int32
@@ -105,7 +106,7 @@ final class SQLiteStatement {
     }
 
     /// Runs a statement that returns no rows.
-    func run(_ values: [SQLiteValue] = []) throws {
+    public func run(_ values: [SQLiteValue] = []) throws {
         try bind(values)
         let rc = sqlite3_step(handle)
         guard rc == SQLITE_DONE || rc == SQLITE_ROW else { throw db.failure(rc) }
@@ -113,7 +114,7 @@ final class SQLiteStatement {
     }
 
     /// Steps through the rows, handing each to `row`.
-    func query(_ values: [SQLiteValue] = [], _ row: (SQLiteStatement) throws -> Void) throws {
+    public func query(_ values: [SQLiteValue] = [], _ row: (SQLiteStatement) throws -> Void) throws {
         try bind(values)
         defer { sqlite3_reset(handle) }
         while true {
@@ -124,16 +125,16 @@ final class SQLiteStatement {
         }
     }
 
-    func int(_ column: Int32) -> Int64 { sqlite3_column_int64(handle, column) }
-    func double(_ column: Int32) -> Double { sqlite3_column_double(handle, column) }
-    func isNull(_ column: Int32) -> Bool { sqlite3_column_type(handle, column) == SQLITE_NULL }
+    public func int(_ column: Int32) -> Int64 { sqlite3_column_int64(handle, column) }
+    public func double(_ column: Int32) -> Double { sqlite3_column_double(handle, column) }
+    public func isNull(_ column: Int32) -> Bool { sqlite3_column_type(handle, column) == SQLITE_NULL }
 
-    func text(_ column: Int32) -> String {
+    public func text(_ column: Int32) -> String {
         guard let p = sqlite3_column_text(handle, column) else { return "" }
         return String(cString: p)
     }
 
-    func blob(_ column: Int32) -> [UInt8] {
+    public func blob(_ column: Int32) -> [UInt8] {
         let n = Int(sqlite3_column_bytes(handle, column))
         guard n > 0, let p = sqlite3_column_blob(handle, column) else { return [] }
         return Array(UnsafeRawBufferPointer(start: p, count: n))

@@ -1,0 +1,175 @@
+import Console
+import Foundation
+import Ingest
+import Logging
+import RPC
+import RiskControl
+import ServiceKit
+import TestSupport
+import Testing
+import Wire
+
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+
+/// A browser's part, by hand: requests with the cookies it was given, redirects not followed.
+final class Browser: NSObject, URLSessionTaskDelegate, @unchecked Sendable {
+    let base: String
+    var cookies: [String: String] = [:]
+    private lazy var session = URLSession(configuration: .ephemeral, delegate: self, delegateQueue: nil)
+
+    init(port: Int) { base = "http://127.0.0.1:\(port)" }
+
+    struct Page {
+        var status: Int
+        var body: String
+        var location: String?
+    }
+
+    func urlSession(
+        _ session: URLSession, task: URLSessionTask, willPerformHTTPRedirection response: HTTPURLResponse, newRequest request: URLRequest,
+        completionHandler: @escaping (URLRequest?) -> Void
+    ) { completionHandler(nil) }
+
+    func get(_ path: String) async throws -> Page { try await send(URLRequest(url: URL(string: base + path)!)) }
+
+    func post(_ path: String, _ form: [String: String]) async throws -> Page {
+        var request = URLRequest(url: URL(string: base + path)!)
+        request.httpMethod = "POST"
+        request.setValue("application/x-www-form-urlencoded", forHTTPHeaderField: "Content-Type")
+        var allowed = CharacterSet.alphanumerics
+        allowed.insert(charactersIn: "-._~")
+        request.httpBody = Data(
+            form.map { "\($0.key)=\($0.value.addingPercentEncoding(withAllowedCharacters: allowed)!)" }.joined(separator: "&").utf8)
+        return try await send(request)
+    }
+
+    private func send(_ request: URLRequest) async throws -> Page {
+        var request = request
+        if !cookies.isEmpty {
+            request.setValue(cookies.map { "\($0.key)=\($0.value)" }.joined(separator: "; "), forHTTPHeaderField: "Cookie")
+        }
+        let (data, response) = try await session.data(for: request)
+        let http = response as! HTTPURLResponse
+        for (key, value) in http.allHeaderFields where (key as? String)?.lowercased() == "set-cookie" {
+            for cookie in "\(value)".components(separatedBy: ", ") {
+                let pair = cookie.split(separator: ";")[0].split(separator: "=", maxSplits: 1)
+                guard let name = pair.first else { continue }
+                cookies[String(name)] = pair.count > 1 ? String(pair[1]) : ""
+            }
+        }
+        return Page(
+            status: http.statusCode, body: String(decoding: data, as: UTF8.self), location: http.value(forHTTPHeaderField: "Location"))
+    }
+
+    /// The value of the hidden `csrf` field of the page's first form.
+    static func csrf(_ page: Page) -> String? {
+        guard let r = page.body.range(of: #"name="csrf" value="([0-9a-f]+)""#, options: .regularExpression) else { return nil }
+        return String(page.body[r].split(separator: "\"")[3])
+    }
+}
+
+@Suite("Risk console over HTTP", .serialized, .timeLimit(.minutes(3)))
+struct ConsoleTests {
+    @Test(
+        """
+        sign-in refuses a wrong password and locks after five; the decisions list and a decision come from risk-control; \
+        a label posted from the page reaches it on behalf of the person; a form without its CSRF token is refused; sign-out ends the session
+        """
+    )
+    func signInListLabel() async throws {
+        // Labels go through ingest's log; the feature service is away (decisions are made by the failure policy).
+        try await withHostedService(IngestService.self, settings: IngestSettings()) { ingest in
+            var riskSettings = RiskSettings()
+            (riskSettings.featurePort, riskSettings.ingestPort, riskSettings.modelPort) = (freePort(), ingest.rpcPort, freePort())
+            riskSettings.featureTimeout = .milliseconds(200)
+            try await withHostedService(RiskControlService.self, settings: riskSettings) { risk in
+                var rules = RulesSource()
+                rules.source = "big: amount > 500 => review"
+                _ = try await risk.client.call(RiskAPI.publishRules, rules)
+                for (i, amount) in [40.0, 900, 25].enumerated() {
+                    var r = ScoreRequest()
+                    (r.userId, r.orderId, r.amount, r.currency) = (7, "web-\(i)", amount, "EUR")
+                    r.timestampMs = 1_764_000_000_000 + Int64(i) * 1000
+                    _ = try await risk.client.call(RiskAPI.score, r, timeout: .seconds(5))
+                }
+
+                var settings = ConsoleSettings(port: 0, dataDir: temporaryDirectory())
+                settings.riskPort = risk.rpcPort
+                settings.bcryptCost = 4
+                let console = try Console(
+                    settings: settings,
+                    logger: {
+                        var l = Logger(label: "console-test")
+                        l.logLevel = .critical  // cancelling the server's task logs its shutdown as an error
+                        return l
+                    }())
+                let people = try People(path: settings.dataDir + "/console.db", bcryptCost: 4)
+                try people.add(name: "alice", role: .analyst, password: "correct horse battery", nowMs: 0)
+                try people.add(name: "bob", role: .analyst, password: "staple battery horse", nowMs: 0)
+                let (ports, portSink) = AsyncStream.makeStream(of: Int.self)
+                let running = Task { try await console.application { portSink.yield($0) }.runService(gracefulShutdownSignals: []) }
+                defer { running.cancel() }
+                var iterator = ports.makeAsyncIterator()
+                let port = try #require(await iterator.next())
+
+                // Signed out, every page sends you to sign in.
+                let alice = Browser(port: port)
+                #expect(try await alice.get("/decisions").location == "/signin")
+                let form = try await alice.get("/signin")
+                let signInToken = try #require(Browser.csrf(form))
+                let wrong = try await alice.post("/signin", ["csrf": signInToken, "name": "alice", "password": "wrong password!"])
+                #expect(wrong.status == 401 && wrong.body.contains("Wrong name or password"))
+                // Without the sign-in form's token, even the right password is refused.
+                let forged = try await Browser(port: port).post("/signin", ["name": "alice", "password": "correct horse battery"])
+                #expect(forged.status == 403)
+                let signedIn = try await alice.post("/signin", ["csrf": signInToken, "name": "alice", "password": "correct horse battery"])
+                #expect(signedIn.status == 303 && signedIn.location == "/decisions")
+                #expect(alice.cookies["persona_session"]?.count == 64)
+
+                // The list, newest first, filtered by action.
+                let list = try await alice.get("/decisions")
+                #expect(list.status == 200 && list.body.contains("web-2") && list.body.contains("web-0"))
+                let reviews = try await alice.get("/decisions?action=review")
+                #expect(reviews.body.contains("web-1") && !reviews.body.contains("web-0"))
+                let id = try #require(
+                    reviews.body.range(of: #"href="/decisions/([0-9]+)""#, options: .regularExpression).map {
+                        String(reviews.body[$0].dropFirst(#"href="/decisions/"#.count).dropLast())
+                    })
+                let decision = try await alice.get("/decisions/\(id)")
+                #expect(decision.status == 200 && decision.body.contains("big") && decision.body.contains(#"id="action">review"#))
+                #expect(try await alice.get("/decisions/999999").status == 404)
+
+                // A label from the page, with the session's token; without it, refused.
+                let token = try #require(Browser.csrf(decision))
+                #expect(try await alice.post("/decisions/\(id)/label", ["kind": "confirmed_fraud"]).status == 403)
+                let labelled = try await alice.post("/decisions/\(id)/label", ["csrf": token, "kind": "confirmed_fraud"])
+                #expect(labelled.status == 303 && labelled.location == "/decisions/\(id)", "\(labelled.body)")
+                var q = QueryDecisionsRequest()
+                q.orderId = "web-1"
+                let stored = try #require(try await risk.client.call(RiskAPI.queryDecisions, q).decisions.first)
+                #expect(stored.label == .confirmedFraud && stored.labelSource == "console:alice")
+                #expect(try await alice.get("/decisions/\(id)").body.contains("Labelled <strong>confirmed_fraud</strong> by console:alice"))
+
+                // Five wrong passwords lock bob out, the right one included, until the lock ends.
+                let bob = Browser(port: port)
+                let bobToken = try #require(Browser.csrf(try await bob.get("/signin")))
+                for _ in 0..<5 { _ = try await bob.post("/signin", ["csrf": bobToken, "name": "bob", "password": "not his password"]) }
+                let locked = try await bob.post("/signin", ["csrf": bobToken, "name": "bob", "password": "staple battery horse"])
+                #expect(locked.status == 401 && locked.body.contains("locked"))
+
+                // Sign-out ends the session on the server, not only in the browser.
+                let session = try #require(alice.cookies["persona_session"])
+                #expect(try await alice.post("/signout", ["csrf": token]).location == "/signin")
+                alice.cookies["persona_session"] = session
+                #expect(try await alice.get("/decisions").location == "/signin")
+                let metrics = try await alice.get("/metrics")
+                #expect(metrics.body.contains(#"persona_console_refused_total{reason="csrf"} 2"#))
+                running.cancel()
+                _ = await running.result
+                await console.close()
+            }
+        }
+    }
+}
