@@ -41,11 +41,11 @@ struct AuditCommand: AsyncParsableCommand {
         } else {
             print(
                 Table.render(
-                    header: ["TIME", "SERVICE", "TOKEN", "ROLE", "METHOD", "STATUS", "PEER", "WHAT"],
+                    header: ["TIME", "SERVICE", "TOKEN", "ROLE", "FOR", "METHOD", "STATUS", "PEER", "WHAT"],
                     rows: entries.map { e in
                         [
                             RiskText.time(e.timeMs), e.service, e.tokenId.isEmpty ? "-" : e.tokenId, e.role.isEmpty ? "-" : e.role,
-                            e.method, e.status, e.peer, e.what,
+                            e.actingFor.isEmpty ? "-" : e.actingFor, e.method, e.status, e.peer, e.what,
                         ]
                     }))
         }

@@ -22,6 +22,9 @@ public struct Frame: Sendable, Hashable {
         /// The payload on the wire carries the call's request id: `u8 length` and that many
         /// bytes, after the credential (when there is one) and before the message.
         public static let requestID = Flags(rawValue: 0x04)
+        /// The payload on the wire carries the person the caller acts for (the console's
+        /// signed-in analyst): `u8 length` and that many bytes of UTF-8, after the request id.
+        public static let actingFor = Flags(rawValue: 0x08)
     }
 
     public static let magic: UInt16 = 0x5052  // "PR"
@@ -43,10 +46,13 @@ public struct Frame: Sendable, Hashable {
     public var credential: [UInt8]?
     /// The request id the call carries across services (requests only; nil: none sent).
     public var requestID: [UInt8]?
+    /// The person the caller acts for, as the caller says (requests only; nil: none sent).
+    public var actingFor: [UInt8]?
 
     public init(
         kind: Kind, flags: Flags = [], status: UInt8 = 0, method: UInt16, correlationID: UInt64,
-        deadlineMicros: UInt32 = 0, payload: ByteBuffer, credential: [UInt8]? = nil, requestID: [UInt8]? = nil
+        deadlineMicros: UInt32 = 0, payload: ByteBuffer, credential: [UInt8]? = nil, requestID: [UInt8]? = nil,
+        actingFor: [UInt8]? = nil
     ) {
         self.kind = kind
         self.flags = flags
@@ -57,6 +63,7 @@ public struct Frame: Sendable, Hashable {
         self.payload = payload
         self.credential = credential
         self.requestID = requestID
+        self.actingFor = actingFor
     }
 }
 

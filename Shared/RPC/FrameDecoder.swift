@@ -100,12 +100,19 @@ public struct FrameDecoder: ByteToMessageDecoder {
             }
             requestID = bytes
         }
+        var actingFor: [UInt8]?
+        if flags.contains(.actingFor) {
+            guard let n = payload.readInteger(as: UInt8.self), let bytes = payload.readBytes(length: Int(n)) else {
+                throw FrameError(code: .truncated, message: "acting-for flag set but the payload holds no name")
+            }
+            actingFor = bytes
+        }
         if flags.contains(.lz4) {
             payload = try decompress(payload)
         }
         return Frame(
             kind: kind, flags: flags, status: status, method: method, correlationID: correlationID,
-            deadlineMicros: deadline, payload: payload, credential: credential, requestID: requestID)
+            deadlineMicros: deadline, payload: payload, credential: credential, requestID: requestID, actingFor: actingFor)
     }
 
     private func decompress(_ compressed: ByteBuffer) throws -> ByteBuffer {
@@ -150,16 +157,18 @@ public struct FrameEncoder: MessageToByteEncoder {
 
     public static func write(_ frame: Frame, into out: inout ByteBuffer, compressionThreshold: Int) {
         let start = out.writerIndex
-        var flags = frame.flags.subtracting([.lz4, .credential, .requestID])
+        var flags = frame.flags.subtracting([.lz4, .credential, .requestID, .actingFor])
         let credential = frame.credential.map { Array($0.prefix(255)) }
         let requestID = frame.requestID.map { Array($0.prefix(255)) }
+        let actingFor = frame.actingFor.map { Array($0.prefix(255)) }
         if credential != nil { flags.insert(.credential) }
         if requestID != nil { flags.insert(.requestID) }
-        let prefix = (credential.map { 1 + $0.count } ?? 0) + (requestID.map { 1 + $0.count } ?? 0)
+        if actingFor != nil { flags.insert(.actingFor) }
+        let prefix = [credential, requestID, actingFor].reduce(0) { $0 + ($1.map { 1 + $0.count } ?? 0) }
         let length = frame.payload.readableBytes
         out.reserveCapacity(minimumWritableBytes: Frame.headerSize + prefix + length)
         writeHeader(frame, flags: flags, length: UInt32(prefix + length), into: &out)
-        for field in [credential, requestID] {
+        for field in [credential, requestID, actingFor] {
             guard let field else { continue }
             out.writeInteger(UInt8(field.count))
             out.writeBytes(field)

@@ -27,6 +27,9 @@ public struct RPCContext: Sendable {
     public var caller: (token: String, role: Role)?
     /// The caller's address.
     public var peer: String
+    /// The person the caller says it acts for (the console's signed-in analyst), if any:
+    /// audited calls record it beside the token. Calls made while serving this one carry it on.
+    public var actingFor: String?
     /// The request id the caller sent, if any.
     private let givenRequestID: String?
     /// What a made request id is derived from: the connection's random nonce mixed with the
@@ -38,8 +41,10 @@ public struct RPCContext: Sendable {
     /// and its correlation id.
     public init(
         deadline: ContinuousClock.Instant?, method: String, correlationID: UInt64, caller: (token: String, role: Role)? = nil,
-        peer: String = "", requestID: String? = nil, requestNonce: UInt64 = 0, shuttingDown: (@Sendable () -> Bool)? = nil
+        peer: String = "", requestID: String? = nil, requestNonce: UInt64 = 0, actingFor: String? = nil,
+        shuttingDown: (@Sendable () -> Bool)? = nil
     ) {
+        self.actingFor = actingFor
         self.deadline = deadline
         self.method = method
         self.correlationID = correlationID
@@ -87,6 +92,15 @@ public struct RPCContext: Sendable {
         guard let left = current?.remaining else { return limit }
         return max(.microseconds(200), min(limit, left / 2))
     }
+}
+
+/// The person a caller outside any RPC acts for (the console sets it around the calls it
+/// makes for a signed-in person); every call made meanwhile carries it in its frame.
+public enum ActingFor {
+    @TaskLocal public static var person: String?
+
+    /// Who the calls made now act for: the person set here, else the one the served call carries.
+    public static var current: String? { person ?? RPCContext.current?.actingFor }
 }
 
 /// What an audited call says it did: set up by the audit log around the calls it records

@@ -96,7 +96,8 @@ public final class RPCClient: Sendable {
         // The request id of the call this task serves travels on (nil outside one: the server makes one).
         let frame = Frame(
             kind: .request, method: methodID, correlationID: id, deadlineMicros: micros, payload: payload,
-            credential: config.credential ?? ProcessCredential.current, requestID: RPCContext.current.map { Array($0.requestID.utf8) })
+            credential: config.credential ?? ProcessCredential.current, requestID: RPCContext.current.map { Array($0.requestID.utf8) },
+            actingFor: ActingFor.current.map { Array($0.utf8) })
         connection.start(frame, deadline: deadline, promise: promise)
         return try await withTaskCancellationHandler {
             try await promise.futureResult.get()

@@ -254,6 +254,7 @@ final class ServerConnectionHandler: ChannelInboundHandler, CoalescingFrameWrite
         let rpcContext = RPCContext(
             deadline: deadline, method: route.name, correlationID: id, caller: caller, peer: peer,
             requestID: frame.requestID.flatMap { $0.isEmpty ? nil : String(decoding: $0, as: UTF8.self) }, requestNonce: requestNonce,
+            actingFor: frame.actingFor.flatMap { $0.isEmpty ? nil : String(decoding: $0, as: UTF8.self) },
             shuttingDown: { [server] in server.isShuttingDown })
         let payload = frame.payload
         let limits = server.config.decodingLimits

@@ -25,6 +25,8 @@ public final class AuditLog: Sendable {
         var peer: String
         /// Absent in lines written before request ids were recorded.
         var request_id: String?
+        /// The person the caller acted for (the console's analyst); absent when none.
+        var acting_for: String?
     }
 
     public init(path: String, service: String) throws {
@@ -47,7 +49,8 @@ public final class AuditLog: Sendable {
             Line(
                 time_ms: Int64(time.timeIntervalSince1970 * 1000), service: service, method: method,
                 token_id: context?.caller?.token ?? "", role: context?.caller?.role.rawValue ?? "",
-                status: status.name ?? "\(status.rawValue)", what: what, peer: context?.peer ?? "", request_id: context?.requestID))
+                status: status.name ?? "\(status.rawValue)", what: what, peer: context?.peer ?? "", request_id: context?.requestID,
+                acting_for: context?.actingFor))
     }
 
     /// The entries the request asks for, oldest first: at or after `since_ms`, of one token
@@ -69,6 +72,7 @@ public final class AuditLog: Sendable {
             e.what = line.what
             e.peer = line.peer
             e.requestId = line.request_id ?? ""
+            e.actingFor = line.acting_for ?? ""
             out.append(e)
         }
         let limit = request.limit == 0 ? 1000 : Int(request.limit)

@@ -150,6 +150,9 @@ struct ConsoleTests {
                 q.orderId = "web-1"
                 let stored = try #require(try await risk.client.call(RiskAPI.queryDecisions, q).decisions.first)
                 #expect(stored.label == .confirmedFraud && stored.labelSource == "console:alice")
+                // Risk-control's audit log names the person the console acted for, beside its token.
+                let audit = try await risk.client.call(AuditAPI.read, AuditRequest()).entries
+                #expect(audit.contains { $0.method == "Risk/Label" && $0.actingFor == "alice" && $0.status == "ok" }, "\(audit)")
                 #expect(try await alice.get("/decisions/\(id)").body.contains("Labelled <strong>confirmed_fraud</strong> by console:alice"))
 
                 // Five wrong passwords lock bob out, the right one included, until the lock ends.

@@ -24,6 +24,10 @@ struct FrameDecoderTests {
         Frame(
             kind: .request, method: 0x0401, correlationID: 8, payload: ByteBuffer(repeating: 0x62, count: 5_000),
             credential: Array("0123456789abcdef".utf8), requestID: Array("3f9a0c1d2e4b5a69".utf8)),
+        // And the person the caller acts for, after them.
+        Frame(
+            kind: .request, method: 0x0403, correlationID: 9, payload: ByteBuffer(bytes: [7, 7]),
+            credential: Array("0123456789abcdef".utf8), requestID: Array("r-1".utf8), actingFor: Array("alice".utf8)),
     ]
 
     @Test("byte by byte and many frames per buffer")
@@ -33,6 +37,7 @@ struct FrameDecoderTests {
             if frame.payload.readableBytes >= 2048 { expected.flags.insert(.lz4) }
             if frame.credential != nil { expected.flags.insert(.credential) }
             if frame.requestID != nil { expected.flags.insert(.requestID) }
+            if frame.actingFor != nil { expected.flags.insert(.actingFor) }
             return (Self.encoded(frame), [expected])
         }
         try ByteToMessageDecoderVerifier.verifyDecoder(inputOutputPairs: pairs) { FrameDecoder() }

@@ -110,7 +110,8 @@ public final class Console: Sendable {
             }
         }
         do {
-            return try await body(session, fields)
+            // Every call made for the page names the person: the services' audit logs record them.
+            return try await ActingFor.$person.withValue(session.name) { try await body(session, fields) }
         } catch let e as RPCError {
             count("service_" + e.code.description)
             return page(

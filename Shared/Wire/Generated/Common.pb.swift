@@ -331,6 +331,7 @@ public struct AuditEntry: WireMessage {
     public var what: String = ""
     public var peer: String = ""
     public var requestId: String = ""
+    public var actingFor: String = ""
     /// Fields this build does not know, kept so a relay re-encodes them unchanged.
     public var unknownFields = UnknownFields()
     public init() {}
@@ -349,6 +350,7 @@ extension AuditEntry: CMessageConvertible {
         if !m.pointee.what.isEmpty { c.pointee.what = arena.string(m.pointee.what) }
         if !m.pointee.peer.isEmpty { c.pointee.peer = arena.string(m.pointee.peer) }
         if !m.pointee.requestId.isEmpty { c.pointee.request_id = arena.string(m.pointee.requestId) }
+        if !m.pointee.actingFor.isEmpty { c.pointee.acting_for = arena.string(m.pointee.actingFor) }
         arena.storeUnknownFields(m.pointee.unknownFields, in: UnsafeMutableRawPointer(c))
     }
     init(cMessage c: UnsafePointer<Persona__V1__AuditEntry>) {
@@ -365,6 +367,7 @@ extension AuditEntry: CMessageConvertible {
         m.pointee.what = readString(c.pointee.what)
         m.pointee.peer = readString(c.pointee.peer)
         m.pointee.requestId = readString(c.pointee.request_id)
+        m.pointee.actingFor = readString(c.pointee.acting_for)
         m.pointee.unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
     static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)

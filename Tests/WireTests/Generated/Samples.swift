@@ -92,6 +92,7 @@ extension AuditEntry {
             m.what = "h\u{e9}llo \"w\\orld\" \u{1F600}"
             m.peer = "h\u{e9}llo \"w\\orld\" \u{1F600}"
             m.requestId = "h\u{e9}llo \"w\\orld\" \u{1F600}"
+            m.actingFor = "h\u{e9}llo \"w\\orld\" \u{1F600}"
         } else {
             m.timeMs = Int64.max
             m.service = "x"
@@ -102,6 +103,7 @@ extension AuditEntry {
             m.what = "x"
             m.peer = "x"
             m.requestId = "x"
+            m.actingFor = "x"
         }
         return m
     }

@@ -178,10 +178,14 @@ struct  Persona__V1__AuditEntry
    * The call's request id (see PROTOCOL.md, "Request ids").
    */
   char *request_id;
+  /*
+   * The person the caller acted for (the risk console's signed-in analyst); empty when none.
+   */
+  char *acting_for;
 };
 #define PERSONA__V1__AUDIT_ENTRY__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&persona__v1__audit_entry__descriptor) \
-    , 0, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
+    , 0, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
 
 
 struct  Persona__V1__AuditResponse

@@ -635,7 +635,7 @@ const ProtobufCMessageDescriptor persona__v1__audit_request__descriptor =
   (ProtobufCMessageInit) persona__v1__audit_request__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor persona__v1__audit_entry__field_descriptors[9] =
+static const ProtobufCFieldDescriptor persona__v1__audit_entry__field_descriptors[10] =
 {
   {
     "time_ms",
@@ -745,8 +745,21 @@ static const ProtobufCFieldDescriptor persona__v1__audit_entry__field_descriptor
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "acting_for",
+    10,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__AuditEntry, acting_for),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned persona__v1__audit_entry__field_indices_by_name[] = {
+  9,   /* field[9] = acting_for */
   2,   /* field[2] = method */
   7,   /* field[7] = peer */
   8,   /* field[8] = request_id */
@@ -760,7 +773,7 @@ static const unsigned persona__v1__audit_entry__field_indices_by_name[] = {
 static const ProtobufCIntRange persona__v1__audit_entry__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 9 }
+  { 0, 10 }
 };
 const ProtobufCMessageDescriptor persona__v1__audit_entry__descriptor =
 {
@@ -770,7 +783,7 @@ const ProtobufCMessageDescriptor persona__v1__audit_entry__descriptor =
   "Persona__V1__AuditEntry",
   "persona.v1",
   sizeof(Persona__V1__AuditEntry),
-  9,
+  10,
   persona__v1__audit_entry__field_descriptors,
   persona__v1__audit_entry__field_indices_by_name,
   1,  persona__v1__audit_entry__number_ranges,
