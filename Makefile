@@ -13,12 +13,13 @@ FUZZ_RUNS ?= 200000
 # Ingest sets each event's ip_country from this table (the shared fraud case's) when present.
 IP_COUNTRY ?= $(wildcard $(CURDIR)/../shared/data/fraud/IpAddress_to_Country.csv)
 
-.PHONY: help deps build test run secrets cluster stop bench trial bench-deep proto check-proto check-compose container-test fuzz docs lint format clean
+.PHONY: help deps build test browser-test run secrets cluster stop bench trial bench-deep proto check-proto check-compose container-test fuzz docs lint format clean
 
 help:
 	@echo "make deps         install the Debian packages Persona needs (when missing)"
 	@echo "make build        build every executable ($(CONFIG))"
 	@echo "make test         check generated code, then run the whole test suite"
+	@echo "make browser-test the risk console in headless Chromium (installs chromium, chromium-driver, python3-selenium)"
 	@echo "make run          start all five services, import the samples and train once (RETRAIN=1: again), show a profile, recommendations and a decision; data under ./data"
 	@echo "make stop         stop them gracefully (SIGTERM)"
 	@echo "make cluster      the same on a three-server NATS JetStream cluster (replicas 3) and two feature replicas, data in data/cluster"
@@ -83,6 +84,15 @@ check-compose:
 test: check-proto
 	swift build --build-tests
 	swift test --disable-xctest
+
+# The risk console in a real browser (scripts/browser-test.sh): Debian's chromium driven by
+# python3-selenium against a console, risk-control and ingest from the debug build; it writes
+# a screenshot of each page to docs/console/. .ci/run runs it after make test.
+browser-test: deps
+	@dpkg -s chromium chromium-driver python3-selenium >/dev/null 2>&1 || { SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium chromium-driver python3-selenium; }
+	swift build
+	BIN=$$(swift build --show-bin-path) scripts/browser-test.sh
 
 run: build secrets
 	@for s in $(SERVICES); do \

@@ -127,7 +127,8 @@ extension Console {
         object["model"] = d.modelName.isEmpty ? "none" : "\(d.modelName) v\(d.modelVersion)"
         object["rules"] = d.rulesVersion
         object["degraded"] = d.degraded
-        (object["device"], object["ip"], object["channel"]) = (d.device, d.ip, d.channel)
+        func shown(_ text: String) -> String { text.isEmpty ? "none" : text }
+        (object["device"], object["ip"], object["channel"]) = (shown(d.device), shown(d.ip), shown(d.channel))
         object["reasons"] = d.reasons.map { r -> [String: Any] in
             [
                 "kind": r.kind.name ?? "", "code": r.code, "description": r.description,

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# The risk console in a real browser (Debian's chromium, driven by python3-selenium): starts
+# ingest, risk-control and the console from BIN on free loopback ports in a temporary folder
+# (decisions are made by the failure policy: no feature service), scores a few orders with
+# the CLI, adds a person, then runs scripts/browser_test.py, which writes a screenshot of each
+# page to docs/console/. Everything started is stopped at the end.
+# Usage: BIN=.build/debug scripts/browser-test.sh
+set -euo pipefail
+BIN=${BIN:?set BIN to the folder of the built executables}
+WORK=$(mktemp -d)
+PIDS=()
+cleanup() {
+    for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+    for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+INGEST=$(free_port); RISK=$(free_port); CONSOLE=$(free_port); NOFEATURE=$(free_port)
+export PERSONA_INGEST_ADDR=127.0.0.1:$INGEST PERSONA_RISK_CONTROL_ADDR=127.0.0.1:$RISK PERSONA_FEATURE_ADDR=127.0.0.1:$NOFEATURE
+export PERSONA_FEATURE_TIMEOUT_MS=200
+"$BIN/persona-ingest" --port "$INGEST" --metrics-port 0 --data-dir "$WORK/ingest" > "$WORK/ingest.log" 2>&1 & PIDS+=($!)
+"$BIN/persona-risk-control" --port "$RISK" --metrics-port 0 --data-dir "$WORK/risk-control" > "$WORK/risk.log" 2>&1 & PIDS+=($!)
+"$BIN/persona-console" --port "$CONSOLE" --data-dir "$WORK/console" --bcrypt-cost 6 > "$WORK/console.log" 2>&1 & PIDS+=($!)
+for _ in $(seq 1 100); do
+    "$BIN/persona" health > /dev/null 2>&1 || true
+    curl -fsS "http://127.0.0.1:$CONSOLE/health" > /dev/null 2>&1 && "$BIN/persona" risk rules show > /dev/null 2>&1 && break
+    sleep 0.1
+done
+printf 'huge: amount > 5000 => decline\nbig: amount > 500 => review\n' > "$WORK/rules.txt"
+"$BIN/persona" risk rules publish "$WORK/rules.txt" > /dev/null
+for i in 1 2 3 4 5 6; do
+    amount=$(( i == 2 ? 900 : (i == 4 ? 7000 : 20 + i) ))
+    "$BIN/persona" risk score --user $((100 + i % 3)) --order "web-$i" --amount "$amount" > /dev/null
+done
+echo "correct horse battery" | "$BIN/persona" console user add alice --role analyst --data-dir "$WORK/console" > /dev/null
+/usr/bin/python3 scripts/browser_test.py "http://127.0.0.1:$CONSOLE" docs/console "$BIN/persona" || {
+    echo "-- console log"; tail -20 "$WORK/console.log"; echo "-- risk-control log"; tail -20 "$WORK/risk.log"; exit 1; }

@@ -1,0 +1,111 @@
+"""The risk console in headless Chromium (Debian's chromium and chromium-driver, python3-selenium).
+
+Usage: browser_test.py CONSOLE_URL SCREENSHOT_DIR PERSONA_CLI
+Run by scripts/browser-test.sh against a running console; exits 1 at the first step that fails.
+"""
+import os
+import subprocess
+import sys
+import time
+
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions
+from selenium.webdriver.support.ui import WebDriverWait
+
+base, shots, persona = sys.argv[1], sys.argv[2], sys.argv[3]
+os.makedirs(shots, exist_ok=True)
+options = webdriver.ChromeOptions()
+for flag in ["--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1280,900"]:
+    options.add_argument(flag)
+driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+failures = []
+
+
+def check(condition, what):
+    print(("ok   " if condition else "FAIL ") + what)
+    if not condition:
+        failures.append(what)
+
+
+def wait_for(predicate, seconds=10):
+    end = time.time() + seconds
+    while time.time() < end:
+        if predicate():
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def follow(element):
+    """Clicks `element` and waits until the page it leads to has replaced this one."""
+    page = driver.find_element(By.TAG_NAME, "html")
+    element.click()
+    WebDriverWait(driver, 10).until(expected_conditions.staleness_of(page))
+
+
+def shot(name):
+    driver.save_screenshot(os.path.join(shots, name + ".png"))
+
+
+def sign_in(password):
+    driver.get(base + "/signin")
+    driver.find_element(By.ID, "name").send_keys("alice")
+    driver.find_element(By.ID, "password").send_keys(password)
+    follow(driver.find_element(By.ID, "submit"))
+
+
+try:
+    driver.get(base + "/decisions")
+    check(driver.current_url.endswith("/signin"), "signed out, the decisions page leads to sign-in")
+    sign_in("not the password")
+    error = driver.find_elements(By.ID, "error")
+    check(bool(error) and "Wrong name or password" in error[0].text, "a wrong password is refused")
+    shot("signin")
+    sign_in("correct horse battery")
+    check(driver.current_url.endswith("/decisions"), "the right password signs in")
+    rows = driver.find_elements(By.CSS_SELECTOR, "#rows tr")
+    check(len(rows) == 6, f"the six decisions are listed ({len(rows)})")
+    shot("decisions")
+
+    # Filter to reviews, open the one there, label it.
+    driver.get(base + "/decisions?action=review")
+    rows = driver.find_elements(By.CSS_SELECTOR, "#rows tr")
+    check(len(rows) == 1 and "web-2" in rows[0].text, "the action filter finds the review")
+    follow(rows[0].find_element(By.TAG_NAME, "a"))
+    check(driver.find_element(By.ID, "action").text == "review", "the decision page shows its action")
+    check("big" in driver.find_element(By.ID, "reasons").text, "and the rule that fired")
+    decision_url = driver.current_url
+    follow(driver.find_element(By.ID, "label-confirmed_fraud"))
+    check("confirmed_fraud" in driver.find_element(By.ID, "label").text, "a label from the page is stored")
+    shot("decision")
+
+    # A form posted without its CSRF token is refused.
+    status = driver.execute_script(
+        "const r = await fetch(arguments[0] + '/label', {method: 'POST', body: 'kind=legitimate', "
+        "headers: {'Content-Type': 'application/x-www-form-urlencoded'}}); return r.status;",
+        decision_url,
+    )
+    check(status == 403, f"a label posted without the CSRF token is refused ({status})")
+
+    # A new decision appears in the open list without a reload.
+    driver.get(base + "/decisions")
+    marker = driver.execute_script("window.persona_marker = 1; return window.persona_marker;")
+    subprocess.run([persona, "risk", "score", "--user", "200", "--order", "web-new", "--amount", "30"], check=True,
+                   stdout=subprocess.DEVNULL)
+    check(wait_for(lambda: "web-new" in driver.find_element(By.ID, "rows").text, 10),
+          "a new decision appears in the open list")
+    check(driver.execute_script("return window.persona_marker;") == marker, "without a reload")
+
+    follow(driver.find_element(By.ID, "signout"))
+    check(driver.current_url.endswith("/signin"), "sign-out leads to sign-in")
+    driver.get(base + "/decisions")
+    check(driver.current_url.endswith("/signin"), "and the session is over")
+finally:
+    driver.quit()
+
+if failures:
+    print(f"browser test FAILED: {len(failures)} step(s)")
+    sys.exit(1)
+print("browser test passed")
