@@ -34,5 +34,6 @@ for i in 1 2 3 4 5 6; do
     "$BIN/persona" risk score --user $((100 + i % 3)) --order "web-$i" --amount "$amount" > /dev/null
 done
 echo "correct horse battery" | "$BIN/persona" console user add alice --role analyst --data-dir "$WORK/console" > /dev/null
+echo "another good password" | "$BIN/persona" console user add rob --role rule-author --data-dir "$WORK/console" > /dev/null
 /usr/bin/python3 scripts/browser_test.py "http://127.0.0.1:$CONSOLE" docs/console "$BIN/persona" || {
     echo "-- console log"; tail -20 "$WORK/console.log"; echo "-- risk-control log"; tail -20 "$WORK/risk.log"; exit 1; }

@@ -11,8 +11,6 @@ import time
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
-from selenium.webdriver.support import expected_conditions
-from selenium.webdriver.support.ui import WebDriverWait
 
 base, shots, persona = sys.argv[1], sys.argv[2], sys.argv[3]
 os.makedirs(shots, exist_ok=True)
@@ -39,19 +37,27 @@ def wait_for(predicate, seconds=10):
 
 
 def follow(element):
-    """Clicks `element` and waits until the page it leads to has replaced this one."""
-    page = driver.find_element(By.TAG_NAME, "html")
+    """Clicks `element` and waits until the page it leads to has replaced this one and loaded."""
+    driver.execute_script("window.persona_old_page = true")
+
+    def replaced():
+        try:
+            return driver.execute_script("return window.persona_old_page !== true && document.readyState === 'complete'")
+        except Exception:  # the old document went away mid-question
+            return False
+
     element.click()
-    WebDriverWait(driver, 10).until(expected_conditions.staleness_of(page))
+    if not wait_for(replaced, 10):
+        raise RuntimeError("the click did not lead to a new page")
 
 
 def shot(name):
     driver.save_screenshot(os.path.join(shots, name + ".png"))
 
 
-def sign_in(password):
+def sign_in(name, password):
     driver.get(base + "/signin")
-    driver.find_element(By.ID, "name").send_keys("alice")
+    driver.find_element(By.ID, "name").send_keys(name)
     driver.find_element(By.ID, "password").send_keys(password)
     follow(driver.find_element(By.ID, "submit"))
 
@@ -59,11 +65,11 @@ def sign_in(password):
 try:
     driver.get(base + "/decisions")
     check(driver.current_url.endswith("/signin"), "signed out, the decisions page leads to sign-in")
-    sign_in("not the password")
+    sign_in("alice", "not the password")
     error = driver.find_elements(By.ID, "error")
     check(bool(error) and "Wrong name or password" in error[0].text, "a wrong password is refused")
     shot("signin")
-    sign_in("correct horse battery")
+    sign_in("alice", "correct horse battery")
     check(driver.current_url.endswith("/decisions"), "the right password signs in")
     rows = driver.find_elements(By.CSS_SELECTOR, "#rows tr")
     check(len(rows) == 6, f"the six decisions are listed ({len(rows)})")
@@ -98,10 +104,48 @@ try:
           "a new decision appears in the open list")
     check(driver.execute_script("return window.persona_marker;") == marker, "without a reload")
 
+    # An analyst may read the rules but not publish them.
+    driver.get(base + "/rules")
+    check(not driver.find_elements(By.ID, "publish"), "an analyst sees no publish button")
+    status = driver.execute_script(
+        "const body = new URLSearchParams({csrf: document.querySelector('[name=csrf]').value, source: 'x: amount > 1 => review'});"
+        "const r = await fetch('/rules/publish', {method: 'POST', body}); return r.status;")
+    check(status == 403, f"an analyst's publish is refused ({status})")
+
     follow(driver.find_element(By.ID, "signout"))
     check(driver.current_url.endswith("/signin"), "sign-out leads to sign-in")
     driver.get(base + "/decisions")
     check(driver.current_url.endswith("/signin"), "and the session is over")
+
+    # A rule author edits the rules: a typo shows at its line as they type.
+    sign_in("rob", "another good password")
+    driver.get(base + "/rules")
+    check(driver.find_element(By.ID, "active").text == "v1", "the rules in force are v1")
+    editor = driver.find_element(By.ID, "source")
+    editor.clear()
+    editor.send_keys("huge: amount > 5000 => decline\nbig: amount > => review\n")
+    check(wait_for(lambda: "line 2" in driver.find_element(By.ID, "errors").text), "the typo's error names line 2")
+    shot("rules")
+    editor.clear()
+    editor.send_keys("huge: amount > 5000 => decline\nbig: amount > 25 => review\n")
+    check(wait_for(lambda: driver.find_element(By.ID, "errors").text == ""
+                   and "valid" in driver.find_element(By.ID, "valid").text), "the corrected draft is valid")
+    follow(driver.find_element(By.ID, "backtest"))
+    summary = driver.find_element(By.ID, "summary").text
+    check("replayed" in summary and "2 would be decided otherwise" in summary, f"the backtest replays the decisions: {summary}")
+    shot("backtest")
+    follow(driver.find_element(By.ID, "publish"))
+    check(driver.find_element(By.ID, "active").text == "v2", "published, v2 is in force")
+    subprocess.run([persona, "risk", "score", "--user", "201", "--order", "web-after", "--amount", "150"], check=True,
+                   stdout=subprocess.DEVNULL)
+    driver.get(base + "/decisions?order=web-after")
+    follow(driver.find_element(By.CSS_SELECTOR, "#rows tr a"))
+    page = driver.find_element(By.TAG_NAME, "body").text
+    check("rules v2" in page and driver.find_element(By.ID, "action").text == "review", "the next decision is made by v2")
+    driver.get(base + "/rules/diff?a=1&b=2")
+    diff = driver.find_element(By.ID, "diff").text
+    check("- big: amount > 500 => review" in diff and "+ big: amount > 25 => review" in diff, f"the diff shows the changed line: {diff!r}")
+    shot("diff")
 finally:
     driver.quit()
 

@@ -1,4 +1,3 @@
-import Console
 import Foundation
 import Ingest
 import Logging
@@ -8,6 +7,8 @@ import ServiceKit
 import TestSupport
 import Testing
 import Wire
+
+@testable import Console
 
 #if canImport(FoundationNetworking)
 import FoundationNetworking
@@ -118,6 +119,7 @@ struct ConsoleTests {
                 let alice = Browser(port: port)
                 #expect(try await alice.get("/decisions").location == "/signin")
                 let form = try await alice.get("/signin")
+                #expect(!form.body.contains("nil") && !form.body.contains(#"id="error""#), "no error on a fresh form")
                 let signInToken = try #require(Browser.csrf(form))
                 let wrong = try await alice.post("/signin", ["csrf": signInToken, "name": "alice", "password": "wrong password!"])
                 #expect(wrong.status == 401 && wrong.body.contains("Wrong name or password"))
@@ -139,6 +141,7 @@ struct ConsoleTests {
                     })
                 let decision = try await alice.get("/decisions/\(id)")
                 #expect(decision.status == 200 && decision.body.contains("big") && decision.body.contains(#"id="action">review"#))
+                #expect(decision.body.contains("Not labelled"))
                 #expect(try await alice.get("/decisions/999999").status == 404)
 
                 // A label from the page, with the session's token; without it, refused.
@@ -174,5 +177,17 @@ struct ConsoleTests {
                 await console.close()
             }
         }
+    }
+
+    @Test("the rules diff marks removed lines before the lines that replace them, and keeps the common ones")
+    func rulesDiff() {
+        let diff = Console.diff(
+            ["a: x > 1 => review", "b: y > 2 => decline", "c: z => allow"],
+            ["a: x > 1 => review", "b: y > 3 => decline", "c: z => allow", "d: w => review"])
+        #expect(
+            diff.map { "\($0.mark)\($0.text)" } == [
+                " a: x > 1 => review", "-b: y > 2 => decline", "+b: y > 3 => decline", " c: z => allow", "+d: w => review",
+            ])
+        #expect(Console.diff([], ["x"]).map(\.mark) == ["+"] && Console.diff(["x"], []).map(\.mark) == ["-"])
     }
 }

@@ -62,6 +62,21 @@ public final class Console: Sendable {
                 try await label(id: context.parameters.require("id", as: Int64.self), kind: form["kind"] ?? "", session)
             }
         }
+        router.get("/rules") { [self] request, context in
+            try await withSession(request, context) { session, _ in try await rulesPage(request, session) }
+        }
+        router.post("/rules/validate") { [self] request, context in
+            try await withSession(request, context, form: true) { _, form in try await validate(form["source"] ?? "") }
+        }
+        router.post("/rules/backtest") { [self] request, context in
+            try await withSession(request, context, form: true) { session, form in try await backtest(form, session) }
+        }
+        router.post("/rules/publish") { [self] request, context in
+            try await withSession(request, context, form: true) { session, form in try await publish(form, request, session) }
+        }
+        router.get("/rules/diff") { [self] request, context in
+            try await withSession(request, context) { session, _ in try await diffPage(request, session) }
+        }
         router.get("/health") { _, _ in "ok\n" }
         router.get("/metrics") { [self] _, _ in
             let lines = counters.withLock { c in
@@ -129,7 +144,8 @@ public final class Console: Sendable {
             let parts = pair.split(separator: "=", maxSplits: 1).map {
                 String($0).replacingOccurrences(of: "+", with: " ").removingPercentEncoding ?? ""
             }
-            if let name = parts.first { fields[name] = parts.count > 1 ? parts[1] : "" }
+            // Browsers send a textarea's lines ended by CR LF: kept as LF, as the CLI's files are.
+            if let name = parts.first { fields[name] = parts.count > 1 ? parts[1].replacingOccurrences(of: "\r\n", with: "\n") : "" }
         }
         return fields
     }
@@ -153,7 +169,9 @@ public final class Console: Sendable {
     func signInPage(_ request: Request, error: String?, status: HTTPResponse.Status = .ok) -> Response {
         // Sign-in has no session yet: its CSRF token is a cookie of its own, sent back in the form.
         let token = request.cookies[Self.signInCookie]?.value ?? People.random()
-        var response = page("signin", ["title": "Sign in", "csrf": token, "error": error as Any], session: nil, status: status)
+        var object: [String: Any] = ["title": "Sign in", "csrf": token]
+        if let error { object["error"] = error }
+        var response = page("signin", object, session: nil, status: status)
         response.setCookie(cookie(Self.signInCookie, token))
         return response
     }

@@ -136,6 +136,8 @@ extension Console {
                 "width": Int(200 * abs(r.contribution) / scale),
             ]
         }
+        // Mustache takes a present key as true, "" included: no label, no key.
+        if d.label == .unspecified { object["label"] = nil }
         object["label_source"] = d.labelSource
         object["can_label"] = true
         object["csrf"] = session.csrf

@@ -15,8 +15,10 @@ enum Pages {
         .allow{color:#1a7f37}.review,.challenge{color:#9a6700}.decline{color:#cf222e}
         .bar{display:inline-block;height:10px;background:#cf222e}.bar.neg{background:#1a7f37}
         .error{color:#cf222e} form.inline{display:inline} .filters input,.filters select{margin-right:8px}
+        textarea{font:13px/1.4 monospace;width:100%;height:14em} pre{background:#f6f8fa;padding:8px}
+        .added{background:#e6ffec}.removed{background:#ffebe9}
         </style></head><body>
-        {{#person}}<header><strong>Persona</strong><a href="/decisions">Decisions</a>
+        {{#person}}<header><strong>Persona</strong><a href="/decisions">Decisions</a><a href="/rules">Rules</a>
         <span class="who">{{name}} ({{role}})</span>
         <form class="inline" method="post" action="/signout"><input type="hidden" name="csrf" value="{{csrf}}">
         <button id="signout">Sign out</button></form></header>{{/person}}
@@ -93,6 +95,77 @@ enum Pages {
         {{/decision}}
         """
 
+    static let rules = """
+        <h1>Rules</h1>
+        <p>In force: <strong id="active">v{{active}}</strong>; shadow: {{shadow}}.</p>
+        {{#notice}}<pre class="error" id="notice">{{notice}}</pre>{{/notice}}
+        <form method="post" action="/rules/backtest" id="draft">
+        <input type="hidden" name="csrf" value="{{csrf}}">
+        <textarea name="source" id="source" spellcheck="false">{{source}}</textarea>
+        <ul id="errors" class="error"></ul><p id="valid"></p>
+        <p>Backtest over decisions from <input name="from" type="date"> to <input name="to" type="date">
+        <button id="backtest">Backtest the draft</button>
+        {{#can_publish}}<button formaction="/rules/publish" id="publish">Publish</button>
+        <button formaction="/rules/publish" name="shadow" value="1" id="publish-shadow">Publish as shadow</button>{{/can_publish}}</p>
+        </form>
+        <h2>Versions</h2>
+        <table id="history"><tr><th>version</th><th>published</th><th>rules</th><th></th><th></th></tr>
+        {{#history}}<tr><td>v{{version}}{{#shadow}} (shadow){{/shadow}}{{#in_force}} <strong>in force</strong>{{/in_force}}</td>
+        <td>{{published}}</td><td>{{rules}}</td><td><a href="/rules?from={{version}}">edit from it</a></td>
+        <td>{{#previous}}<a href="/rules/diff?a={{previous}}&amp;b={{version}}">diff with v{{previous}}</a>{{/previous}}</td>
+        </tr>{{/history}}
+        </table>
+        <script>
+        // Validation as you type: risk-control compiles the draft; errors name line and column.
+        const source = document.getElementById('source');
+        let timer;
+        async function check() {
+          const body = new URLSearchParams({csrf: document.querySelector('[name=csrf]').value, source: source.value});
+          const r = await fetch('/rules/validate', {method: 'POST', body});
+          if (!r.ok) return;
+          const answer = await r.json();
+          const list = document.getElementById('errors');
+          list.replaceChildren(...answer.errors.map(e => {
+            const li = document.createElement('li');
+            li.textContent = 'line ' + e.line + ', column ' + e.column + ': ' + e.message;
+            return li;
+          }));
+          document.getElementById('valid').textContent = answer.errors.length ? '' : answer.rules + ' rules, valid';
+        }
+        source.addEventListener('input', () => { clearTimeout(timer); timer = setTimeout(check, 300); });
+        check();
+        </script>
+        """
+
+    static let backtest = """
+        <h1>Backtest of the draft</h1>
+        {{#errors}}<p class="error">line {{line}}, column {{column}}: {{message}}</p>{{/errors}}
+        {{#valid}}
+        <p id="summary">{{decisions}} stored decisions replayed{{#some_degraded}} ({{degraded}} made without features){{/some_degraded}};
+        <strong>{{flipped}}</strong> would be decided otherwise.</p>
+        <table id="outcome"><tr><th></th><th>precision</th><th>recall</th><th>decline rate</th><th>flagged</th><th>labelled</th></tr>
+        {{#current}}<tr><td>rules in force</td><td>{{precision}}</td><td>{{recall}}</td><td>{{decline_rate}}</td><td>{{flagged}}</td>
+        <td>{{labelled}}</td></tr>{{/current}}
+        {{#candidate}}<tr><td>draft</td><td>{{precision}}</td><td>{{recall}}</td><td>{{decline_rate}}</td><td>{{flagged}}</td>
+        <td>{{labelled}}</td></tr>{{/candidate}}</table>
+        <h2>What changes</h2>
+        <table>{{#changes}}<tr><td class="{{from}}">{{from}}</td><td>to</td><td class="{{to}}">{{to}}</td>
+        <td>{{count}}</td></tr>{{/changes}}</table>
+        <h2>Examples</h2>
+        <table>{{#examples}}<tr><td>{{order}}</td><td class="{{from}}">{{from}}</td><td class="{{to}}">{{to}}</td>
+        <td>{{label}}</td></tr>{{/examples}}</table>
+        {{/valid}}
+        <form method="post" action="/rules/publish"><input type="hidden" name="csrf" value="{{csrf}}">
+        <textarea name="source">{{source}}</textarea>
+        {{#can_publish}}{{#valid}}<button id="publish">Publish</button>
+        <button name="shadow" value="1" id="publish-shadow">Publish as shadow</button>{{/valid}}{{/can_publish}}</form>
+        """
+
+    static let diff = """
+        <h1>Rules v{{a}} to v{{b}}</h1>
+        <pre id="diff">{{#lines}}<div class="{{kind}}">{{mark}} {{text}}</div>{{/lines}}</pre>
+        """
+
     static let message = """
         <h1>{{title}}</h1><p id="message">{{message}}</p>
         """
@@ -102,7 +175,7 @@ enum Pages {
         var library = MustacheLibrary()
         for (name, text) in [
             ("layout", layout), ("signin", signIn), ("decisions", decisions), ("rows", rows), ("decision", decision),
-            ("message", message),
+            ("message", message), ("rules", rules), ("backtest", backtest), ("diff", diff),
         ] {
             library.register(try MustacheTemplate(string: text), named: name)
         }
