@@ -146,6 +146,29 @@ try:
     diff = driver.find_element(By.ID, "diff").text
     check("- big: amount > 500 => review" in diff and "+ big: amount > 25 => review" in diff, f"the diff shows the changed line: {diff!r}")
     shot("diff")
+
+    # Lists: a block entry added on the page declines the user's next order.
+    driver.get(base + "/lists")
+    driver.find_element(By.ID, "field").send_keys("user")
+    driver.find_element(By.ID, "value").send_keys("201")
+    driver.find_element(By.ID, "reason").send_keys("ring, seen twice")
+    follow(driver.find_element(By.ID, "add"))
+    check("ring, seen twice" in driver.find_element(By.ID, "entries").text, "the entry is listed")
+    subprocess.run([persona, "risk", "score", "--user", "201", "--order", "web-blocked", "--amount", "10"], check=True,
+                   stdout=subprocess.DEVNULL)
+    driver.get(base + "/decisions?order=web-blocked")
+    follow(driver.find_element(By.CSS_SELECTOR, "#rows tr a"))
+    check(driver.find_element(By.ID, "action").text == "decline" and "list:block:user" in driver.find_element(By.ID, "reasons").text,
+          "the next decision of the user is declined by the list")
+    driver.get(base + "/lists")
+    driver.find_element(By.ID, "csv").send_keys("list,field,value,reason,expires\nblock,device,dev-77,chargebacks,2099-01-01\n"
+                                                "allow,email,vip@example.com,\"key account, since 2019\",\n")
+    follow(driver.find_element(By.ID, "import"))
+    rows = driver.find_elements(By.CSS_SELECTOR, "#entries tr")
+    check(len(rows) == 4, f"the CSV's two entries are added ({len(rows) - 1} entries)")
+    shot("lists")
+    csv = driver.execute_script("const r = await fetch('/lists.csv'); return await r.text();")
+    check('"key account, since 2019"' in csv and "block,user,201" in csv, "the CSV download holds every entry, quoted where needed")
 finally:
     driver.quit()
 

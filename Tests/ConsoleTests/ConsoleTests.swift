@@ -190,4 +190,12 @@ struct ConsoleTests {
             ])
         #expect(Console.diff([], ["x"]).map(\.mark) == ["+"] && Console.diff(["x"], []).map(\.mark) == ["-"])
     }
+
+    @Test("list CSV cells: quoted where they hold commas or quotes, and read back the same")
+    func listCSV() {
+        let cells = ["block", "email", "a@b.c", "said \"no\", twice", ""]
+        let line = cells.map(Console.csvCell).joined(separator: ",")
+        #expect(line == #"block,email,a@b.c,"said ""no"", twice","#)
+        #expect(Console.csvCells(line) == cells)
+    }
 }

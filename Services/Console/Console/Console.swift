@@ -77,6 +77,19 @@ public final class Console: Sendable {
         router.get("/rules/diff") { [self] request, context in
             try await withSession(request, context) { session, _ in try await diffPage(request, session) }
         }
+        router.get("/lists") { [self] request, context in
+            try await withSession(request, context) { session, _ in try await listsPage(session) }
+        }
+        router.get("/lists.csv") { [self] request, context in
+            try await withSession(request, context) { _, _ in try await listsCSV() }
+        }
+        router.post("/lists/:action") { [self] request, context in
+            let action = context.parameters.get("action") ?? ""
+            return try await withSession(request, context, form: true) { session, form in
+                guard ["add", "remove", "import"].contains(action) else { throw RPCError(.notFound, "no list action '\(action)'") }
+                return try await changeLists(action, form, session)
+            }
+        }
         router.get("/health") { _, _ in "ok\n" }
         router.get("/metrics") { [self] _, _ in
             let lines = counters.withLock { c in

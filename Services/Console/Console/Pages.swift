@@ -18,7 +18,7 @@ enum Pages {
         textarea{font:13px/1.4 monospace;width:100%;height:14em} pre{background:#f6f8fa;padding:8px}
         .added{background:#e6ffec}.removed{background:#ffebe9}
         </style></head><body>
-        {{#person}}<header><strong>Persona</strong><a href="/decisions">Decisions</a><a href="/rules">Rules</a>
+        {{#person}}<header><strong>Persona</strong><a href="/decisions">Decisions</a><a href="/rules">Rules</a><a href="/lists">Lists</a>
         <span class="who">{{name}} ({{role}})</span>
         <form class="inline" method="post" action="/signout"><input type="hidden" name="csrf" value="{{csrf}}">
         <button id="signout">Sign out</button></form></header>{{/person}}
@@ -166,6 +166,38 @@ enum Pages {
         <pre id="diff">{{#lines}}<div class="{{kind}}">{{mark}} {{text}}</div>{{/lines}}</pre>
         """
 
+    static let lists = """
+        <h1>Lists</h1>
+        {{#notice}}<p class="error" id="notice">{{notice}}</p>{{/notice}}
+        <p>Checked before rules and model. Devices, IPs, instruments and e-mails are stored pseudonymised.
+        <a href="/lists.csv" id="download">Download as CSV</a></p>
+        <table id="entries"><tr><th>list</th><th>field</th><th>value</th><th>reason</th><th>added</th><th>expires</th><th></th></tr>
+        {{#entries}}<tr{{#expired}} class="removed"{{/expired}}><td>{{list}}</td><td>{{field}}</td><td>{{value}}</td><td>{{reason}}</td>
+        <td>{{added}}</td><td>{{expires}}{{#expired}} (expired){{/expired}}</td>
+        <td>{{#can_edit}}<form class="inline" method="post" action="/lists/remove"><input type="hidden" name="csrf" value="{{csrf}}">
+        <input type="hidden" name="list" value="{{list}}"><input type="hidden" name="field" value="{{field}}">
+        <input type="hidden" name="value" value="{{value}}"><button>Remove</button></form>{{/can_edit}}</td></tr>{{/entries}}
+        </table>
+        {{#can_edit}}
+        <h2>Add an entry</h2>
+        <form method="post" action="/lists/add" class="filters"><input type="hidden" name="csrf" value="{{csrf}}">
+        <select name="list" id="list"><option>block</option><option>allow</option></select>
+        <select name="field" id="field">{{#fields}}<option>{{.}}</option>{{/fields}}</select>
+        <input name="value" id="value" placeholder="value" required> <input name="reason" id="reason" placeholder="reason">
+        expires <input name="expires" type="date"> <button id="add">Add</button></form>
+        <h2>Add from CSV</h2>
+        <form method="post" action="/lists/import"><input type="hidden" name="csrf" value="{{csrf}}">
+        <p>Lines of <code>list,field,value,reason,expires</code> (expires: yyyy-mm-dd or empty; a header line is skipped).
+        <input type="file" id="file" accept=".csv,text/csv"></p>
+        <textarea name="csv" id="csv"></textarea><p><button id="import">Add these</button></p></form>
+        <script>
+        document.getElementById('file').addEventListener('change', async e => {
+          const f = e.target.files[0]; if (f) document.getElementById('csv').value = await f.text();
+        });
+        </script>
+        {{/can_edit}}
+        """
+
     static let message = """
         <h1>{{title}}</h1><p id="message">{{message}}</p>
         """
@@ -176,6 +208,7 @@ enum Pages {
         for (name, text) in [
             ("layout", layout), ("signin", signIn), ("decisions", decisions), ("rows", rows), ("decision", decision),
             ("message", message), ("rules", rules), ("backtest", backtest), ("diff", diff),
+            ("lists", lists),
         ] {
             library.register(try MustacheTemplate(string: text), named: name)
         }
