@@ -186,7 +186,7 @@ let package = Package(
             .target(
                 name: "Console",
                 dependencies: [
-                    "ServiceKit", "RPC", "Wire", "SQLite", logging, argumentParser,
+                    "ServiceKit", "RPC", "Wire", "SQLite", "Charts", logging, argumentParser,
                     .product(name: "Hummingbird", package: "hummingbird"),
                     .product(name: "HummingbirdBcrypt", package: "hummingbird-auth"),
                     .product(name: "Mustache", package: "swift-mustache"),

@@ -169,6 +169,13 @@ try:
     shot("lists")
     csv = driver.execute_script("const r = await fetch('/lists.csv'); return await r.text();")
     check('"key account, since 2019"' in csv and "block,user,201" in csv, "the CSV download holds every entry, quoted where needed")
+
+    # The dashboard draws the day's decisions and each rule's hits with its false positives.
+    driver.get(base + "/dashboard")
+    check(len(driver.find_elements(By.CSS_SELECTOR, "svg")) == 2, "the dashboard draws two charts")
+    hits = driver.find_element(By.ID, "rule-hits").text
+    check("huge" in hits and "big" in hits, f"each rule in force has a row: {hits!r}")
+    shot("dashboard")
 finally:
     driver.quit()
 

@@ -16,6 +16,8 @@ public final class Console: Sendable {
     let settings: ConsoleSettings
     let people: People
     let risk: RPCClient
+    /// The model service: the served fraud model's metrics (dashboard).
+    let model: RPCClient
     let pages: MustacheLibrary
     let logger: Logger
     let counters = Mutex<[String: Int]>([:])
@@ -29,13 +31,17 @@ public final class Console: Sendable {
         try FileManager.default.createDirectory(atPath: settings.dataDir, withIntermediateDirectories: true)
         people = try People(path: settings.dataDir + "/console.db", bcryptCost: settings.bcryptCost)
         risk = RPCClient(host: settings.riskHost, port: settings.riskPort, defaultTimeout: .seconds(10))
+        model = RPCClient(host: settings.modelHost, port: settings.modelPort, defaultTimeout: .seconds(2))
         pages = try Pages.library()
     }
 
     /// The HTTP application on `settings.host:port`; `onRunning` hears the bound port.
     public func application(onRunning: @escaping @Sendable (Int) async -> Void = { _ in }) -> some ApplicationProtocol {
         let router = Hummingbird.Router()
-        router.get("/") { _, _ in Response.redirect(to: "/decisions") }
+        router.get("/") { _, _ in Response.redirect(to: "/dashboard") }
+        router.get("/dashboard") { [self] request, context in
+            try await withSession(request, context) { session, _ in try await dashboardPage(session) }
+        }
         router.get("/signin") { [self] request, _ in signInPage(request, error: nil) }
         router.post("/signin") { [self] request, context in try await signIn(request, context) }
         router.post("/signout") { [self] request, context in
@@ -106,7 +112,10 @@ public final class Console: Sendable {
             onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? 0) }, logger: logger)
     }
 
-    public func close() async { await risk.shutdown() }
+    public func close() async {
+        await risk.shutdown()
+        await model.shutdown()
+    }
 
     // MARK: Sessions and forms
 

@@ -23,6 +23,9 @@ public struct ConsoleOptions: ParsableArguments, Sendable {
     @Option(name: .customLong("risk-control"), help: Peer.riskControl.help("decisions, labels, rules and lists"))
     public var riskControl: String?
 
+    @Option(name: .customLong("model"), help: Peer.model.help("the served fraud model's metrics"))
+    public var model: String?
+
     @Flag(help: "Mark the session cookie Secure: set it when a TLS proxy serves the console (env PERSONA_CONSOLE_SECURE_COOKIES=1).")
     public var secureCookies = false
 
@@ -45,6 +48,7 @@ public struct ConsoleOptions: ParsableArguments, Sendable {
         s.logLevel = level
         s.tokensFile = tokensFile ?? environment["PERSONA_TOKENS_FILE"].flatMap { $0.isEmpty ? nil : $0 }
         (s.riskHost, s.riskPort) = try Peer.riskControl.resolve(flag: riskControl, environment: environment)
+        (s.modelHost, s.modelPort) = try Peer.model.resolve(flag: model, environment: environment)
         s.secureCookies = secureCookies || environment["PERSONA_CONSOLE_SECURE_COOKIES"] == "1"
         if let cost = bcryptCost {
             guard (4...31).contains(cost) else { throw ValidationError("bcrypt cost must be 4...31") }
@@ -66,6 +70,8 @@ public struct ConsoleSettings: Sendable {
     public var tokensFile: String?
     public var riskHost = "127.0.0.1"
     public var riskPort = Peer.riskControl.defaultPort
+    public var modelHost = "127.0.0.1"
+    public var modelPort = Peer.model.defaultPort
     public var secureCookies = false
     public var bcryptCost: UInt8 = 12
 

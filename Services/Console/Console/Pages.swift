@@ -18,7 +18,8 @@ enum Pages {
         textarea{font:13px/1.4 monospace;width:100%;height:14em} pre{background:#f6f8fa;padding:8px}
         .added{background:#e6ffec}.removed{background:#ffebe9}
         </style></head><body>
-        {{#person}}<header><strong>Persona</strong><a href="/decisions">Decisions</a><a href="/rules">Rules</a><a href="/lists">Lists</a>
+        {{#person}}<header><strong>Persona</strong><a href="/dashboard">Dashboard</a><a href="/decisions">Decisions</a>
+        <a href="/rules">Rules</a><a href="/lists">Lists</a>
         <span class="who">{{name}} ({{role}})</span>
         <form class="inline" method="post" action="/signout"><input type="hidden" name="csrf" value="{{csrf}}">
         <button id="signout">Sign out</button></form></header>{{/person}}
@@ -118,11 +119,12 @@ enum Pages {
         <script>
         // Validation as you type: risk-control compiles the draft; errors name line and column.
         const source = document.getElementById('source');
-        let timer;
+        let timer, asked = 0;
         async function check() {
+          const mine = ++asked;
           const body = new URLSearchParams({csrf: document.querySelector('[name=csrf]').value, source: source.value});
           const r = await fetch('/rules/validate', {method: 'POST', body});
-          if (!r.ok) return;
+          if (!r.ok || mine !== asked) return;  // an answer to an older draft arriving late is dropped
           const answer = await r.json();
           const list = document.getElementById('errors');
           list.replaceChildren(...answer.errors.map(e => {
@@ -198,6 +200,18 @@ enum Pages {
         {{/can_edit}}
         """
 
+    static let dashboard = """
+        <h1>Dashboard</h1>
+        <p id="model">Model: {{model}}.</p>
+        <p id="summary">{{decisions}} decisions in the last 24 hours; over the {{labelled}} labelled ones, precision {{precision}},
+        recall {{recall}}; decline rate {{decline_rate}}.</p>
+        <div>{{{per_hour}}} {{{histogram}}}</div>
+        <h2>Rules in force, over the last 7 days</h2>
+        <table id="rule-hits"><tr><th>rule</th><th>action</th><th>hits</th><th>labelled</th><th>false positives</th></tr>
+        {{#rules}}<tr><td><a href="/decisions?reason={{rule}}">{{rule}}</a></td><td class="{{action}}">{{action}}</td><td>{{hits}}</td>
+        <td>{{labelled}}</td><td>{{false_positive}}</td></tr>{{/rules}}</table>
+        """
+
     static let message = """
         <h1>{{title}}</h1><p id="message">{{message}}</p>
         """
@@ -208,7 +222,7 @@ enum Pages {
         for (name, text) in [
             ("layout", layout), ("signin", signIn), ("decisions", decisions), ("rows", rows), ("decision", decision),
             ("message", message), ("rules", rules), ("backtest", backtest), ("diff", diff),
-            ("lists", lists),
+            ("lists", lists), ("dashboard", dashboard),
         ] {
             library.register(try MustacheTemplate(string: text), named: name)
         }
