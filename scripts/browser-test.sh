@@ -17,7 +17,9 @@ cleanup() {
 trap cleanup EXIT
 free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 INGEST=$(free_port); RISK=$(free_port); CONSOLE=$(free_port); NOFEATURE=$(free_port)
+NOMODEL=$(free_port); NORECOMMEND=$(free_port)
 export PERSONA_INGEST_ADDR=127.0.0.1:$INGEST PERSONA_RISK_CONTROL_ADDR=127.0.0.1:$RISK PERSONA_FEATURE_ADDR=127.0.0.1:$NOFEATURE
+export PERSONA_MODEL_ADDR=127.0.0.1:$NOMODEL PERSONA_RECOMMEND_ADDR=127.0.0.1:$NORECOMMEND
 export PERSONA_FEATURE_TIMEOUT_MS=200
 "$BIN/persona-ingest" --port "$INGEST" --metrics-port 0 --data-dir "$WORK/ingest" > "$WORK/ingest.log" 2>&1 & PIDS+=($!)
 "$BIN/persona-risk-control" --port "$RISK" --metrics-port 0 --data-dir "$WORK/risk-control" > "$WORK/risk.log" 2>&1 & PIDS+=($!)
@@ -35,5 +37,6 @@ for i in 1 2 3 4 5 6; do
 done
 echo "correct horse battery" | "$BIN/persona" console user add alice --role analyst --data-dir "$WORK/console" > /dev/null
 echo "another good password" | "$BIN/persona" console user add rob --role rule-author --data-dir "$WORK/console" > /dev/null
+echo "admin of the console" | "$BIN/persona" console user add ada --role admin --data-dir "$WORK/console" > /dev/null
 /usr/bin/python3 scripts/browser_test.py "http://127.0.0.1:$CONSOLE" docs/console "$BIN/persona" || {
     echo "-- console log"; tail -20 "$WORK/console.log"; echo "-- risk-control log"; tail -20 "$WORK/risk.log"; exit 1; }

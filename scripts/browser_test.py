@@ -176,6 +176,22 @@ try:
     hits = driver.find_element(By.ID, "rule-hits").text
     check("huge" in hits and "big" in hits, f"each rule in force has a row: {hits!r}")
     shot("dashboard")
+    status = driver.execute_script("const r = await fetch('/audit'); return r.status;")
+    check(status == 403, f"the audit log is refused to a rule author ({status})")
+
+    # An admin reads the merged audit log: every change names the person it was made for.
+    follow(driver.find_element(By.ID, "signout"))
+    sign_in("ada", "admin of the console")
+    driver.get(base + "/audit")
+    audit = driver.find_element(By.ID, "audit").text
+    check("Risk/Label" in audit and "alice" in audit, "the label is audited as alice's")
+    check("Risk/PublishRules" in audit and "Risk/UpdateLists" in audit and "rob" in audit, "the rules and lists changes as rob's")
+    driver.get(base + "/audit?person=rob")
+    rows = driver.find_elements(By.CSS_SELECTOR, "#audit tr")[1:]
+    check(rows and all("rob" in r.text for r in rows), f"the person filter keeps rob's entries ({len(rows)})")
+    shot("audit")
+    csv = driver.execute_script("const r = await fetch(document.getElementById('csv').href); return await r.text();")
+    check(csv.startswith("time,service,token_id") and csv.count("\n") == len(rows) + 1, "the CSV export holds the filtered entries")
 finally:
     driver.quit()
 

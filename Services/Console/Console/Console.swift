@@ -18,6 +18,8 @@ public final class Console: Sendable {
     let risk: RPCClient
     /// The model service: the served fraud model's metrics (dashboard).
     let model: RPCClient
+    /// Every service, for the merged audit log (risk-control's and model's are `risk` and `model`).
+    let auditClients: [(Peer, RPCClient)]
     let pages: MustacheLibrary
     let logger: Logger
     let counters = Mutex<[String: Int]>([:])
@@ -30,8 +32,16 @@ public final class Console: Sendable {
         self.logger = logger
         try FileManager.default.createDirectory(atPath: settings.dataDir, withIntermediateDirectories: true)
         people = try People(path: settings.dataDir + "/console.db", bcryptCost: settings.bcryptCost)
-        risk = RPCClient(host: settings.riskHost, port: settings.riskPort, defaultTimeout: .seconds(10))
-        model = RPCClient(host: settings.modelHost, port: settings.modelPort, defaultTimeout: .seconds(2))
+        let risk = RPCClient(host: settings.riskHost, port: settings.riskPort, defaultTimeout: .seconds(10))
+        let model = RPCClient(host: settings.modelHost, port: settings.modelPort, defaultTimeout: .seconds(2))
+        (self.risk, self.model) = (risk, model)
+        auditClients = settings.peers.map { peer, address in
+            switch peer {
+            case .riskControl: (peer, risk)
+            case .model: (peer, model)
+            default: (peer, RPCClient(host: address.host, port: address.port, defaultTimeout: .seconds(5)))
+            }
+        }
         pages = try Pages.library()
     }
 
@@ -96,6 +106,12 @@ public final class Console: Sendable {
                 return try await changeLists(action, form, session)
             }
         }
+        router.get("/audit") { [self] request, context in
+            try await withSession(request, context) { session, _ in try await auditPage(request, session) }
+        }
+        router.get("/audit.csv") { [self] request, context in
+            try await withSession(request, context) { session, _ in try await auditCSV(request, session) }
+        }
         router.get("/health") { _, _ in "ok\n" }
         router.get("/metrics") { [self] _, _ in
             let lines = counters.withLock { c in
@@ -113,8 +129,7 @@ public final class Console: Sendable {
     }
 
     public func close() async {
-        await risk.shutdown()
-        await model.shutdown()
+        for (_, client) in auditClients { await client.shutdown() }
     }
 
     // MARK: Sessions and forms
@@ -175,7 +190,11 @@ public final class Console: Sendable {
     func page(_ template: String, _ object: [String: Any], session: ConsoleSession?, status: HTTPResponse.Status = .ok) -> Response {
         let body = pages.render(object, withTemplate: template) ?? ""
         var layout: [String: Any] = ["title": object["title"] ?? template, "body": body]
-        if let session { layout["person"] = ["name": session.name, "role": session.role.rawValue, "csrf": session.csrf] }
+        if let session {
+            var person: [String: Any] = ["name": session.name, "role": session.role.rawValue, "csrf": session.csrf]
+            if session.role == .admin { person["admin"] = true }
+            layout["person"] = person
+        }
         let html = pages.render(layout, withTemplate: "layout") ?? ""
         return Response(
             status: status,

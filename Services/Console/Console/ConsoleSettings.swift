@@ -1,7 +1,7 @@
 public import ArgumentParser
 public import Foundation
 public import Logging
-import ServiceKit
+public import ServiceKit
 
 /// `persona-console`'s flags, each with an environment variable as the services' have.
 public struct ConsoleOptions: ParsableArguments, Sendable {
@@ -49,6 +49,14 @@ public struct ConsoleOptions: ParsableArguments, Sendable {
         s.tokensFile = tokensFile ?? environment["PERSONA_TOKENS_FILE"].flatMap { $0.isEmpty ? nil : $0 }
         (s.riskHost, s.riskPort) = try Peer.riskControl.resolve(flag: riskControl, environment: environment)
         (s.modelHost, s.modelPort) = try Peer.model.resolve(flag: model, environment: environment)
+        // The other services' addresses (the merged audit log): PERSONA_INGEST_ADDR and the like.
+        for peer in [Peer.ingest, .feature, .recommend] {
+            let address =
+                try Peer.feature == peer
+                ? (peer.addresses(flag: nil, environment: environment)?.first ?? ("127.0.0.1", peer.defaultPort))
+                : peer.resolve(flag: nil, environment: environment)
+            s.otherPeers[peer] = (address.host, address.port)
+        }
         s.secureCookies = secureCookies || environment["PERSONA_CONSOLE_SECURE_COOKIES"] == "1"
         if let cost = bcryptCost {
             guard (4...31).contains(cost) else { throw ValidationError("bcrypt cost must be 4...31") }
@@ -72,6 +80,19 @@ public struct ConsoleSettings: Sendable {
     public var riskPort = Peer.riskControl.defaultPort
     public var modelHost = "127.0.0.1"
     public var modelPort = Peer.model.defaultPort
+    /// Ingest, feature (its first replica) and recommend, whose audit logs the console merges.
+    public var otherPeers: [Peer: (host: String, port: Int)] = [:]
+
+    /// Every service with its address, in the order of `Peer`.
+    var peers: [(Peer, (host: String, port: Int))] {
+        Peer.allCases.map { peer in
+            switch peer {
+            case .riskControl: (peer, (riskHost, riskPort))
+            case .model: (peer, (modelHost, modelPort))
+            default: (peer, otherPeers[peer] ?? ("127.0.0.1", peer.defaultPort))
+            }
+        }
+    }
     public var secureCookies = false
     public var bcryptCost: UInt8 = 12
 

@@ -19,7 +19,7 @@ enum Pages {
         .added{background:#e6ffec}.removed{background:#ffebe9}
         </style></head><body>
         {{#person}}<header><strong>Persona</strong><a href="/dashboard">Dashboard</a><a href="/decisions">Decisions</a>
-        <a href="/rules">Rules</a><a href="/lists">Lists</a>
+        <a href="/rules">Rules</a><a href="/lists">Lists</a>{{#admin}}<a href="/audit">Audit</a>{{/admin}}
         <span class="who">{{name}} ({{role}})</span>
         <form class="inline" method="post" action="/signout"><input type="hidden" name="csrf" value="{{csrf}}">
         <button id="signout">Sign out</button></form></header>{{/person}}
@@ -212,6 +212,23 @@ enum Pages {
         <td>{{labelled}}</td><td>{{false_positive}}</td></tr>{{/rules}}</table>
         """
 
+    static let audit = """
+        <h1>Audit</h1>
+        {{#unreachable}}<p class="error">Not read: {{unreachable}}.</p>{{/unreachable}}
+        <form class="filters" method="get" action="/audit">
+        <select name="service"><option value="">every service</option>
+        {{#services}}<option{{#selected}} selected{{/selected}}>{{name}}</option>{{/services}}</select>
+        <input name="token" size="10" placeholder="token id" value="{{token}}">
+        <input name="person" size="10" placeholder="person" value="{{person}}">
+        <input name="method" placeholder="method" value="{{method}}">
+        <input name="from" type="date" value="{{from}}"> <input name="to" type="date" value="{{to}}">
+        <button>Filter</button> <a href="{{csv}}" id="csv">Download as CSV</a></form>
+        <table id="audit"><tr><th>time</th><th>service</th><th>token</th><th>role</th><th>for</th><th>method</th><th>status</th>
+        <th>what</th></tr>
+        {{#entries}}<tr><td>{{time}}</td><td>{{service}}</td><td>{{token}}</td><td>{{role}}</td><td>{{person}}</td><td>{{method}}</td>
+        <td>{{status}}</td><td>{{what}}</td></tr>{{/entries}}</table>
+        """
+
     static let message = """
         <h1>{{title}}</h1><p id="message">{{message}}</p>
         """
@@ -222,7 +239,7 @@ enum Pages {
         for (name, text) in [
             ("layout", layout), ("signin", signIn), ("decisions", decisions), ("rows", rows), ("decision", decision),
             ("message", message), ("rules", rules), ("backtest", backtest), ("diff", diff),
-            ("lists", lists), ("dashboard", dashboard),
+            ("lists", lists), ("dashboard", dashboard), ("audit", audit),
         ] {
             library.register(try MustacheTemplate(string: text), named: name)
         }
