@@ -186,7 +186,7 @@ let package = Package(
             .target(
                 name: "Console",
                 dependencies: [
-                    "ServiceKit", "RPC", "Wire", "SQLite", "Charts", logging, argumentParser,
+                    "ServiceKit", "RPC", "Wire", "SQLite", "Charts", "Datasets", logging, argumentParser,
                     .product(name: "Hummingbird", package: "hummingbird"),
                     .product(name: "HummingbirdBcrypt", package: "hummingbird-auth"),
                     .product(name: "Mustache", package: "swift-mustache"),
@@ -270,7 +270,7 @@ let package = Package(
                 path: "Tests/RiskTests", swiftSettings: swiftSettings),
             .testTarget(
                 name: "ConsoleTests",
-                dependencies: ["Console", "RiskControl", "Ingest", "ServiceKit", "RPC", "Wire", "TestSupport", logging],
+                dependencies: ["Console", "RiskControl", "Ingest", "Datasets", "ServiceKit", "RPC", "Wire", "TestSupport", logging],
                 path: "Tests/ConsoleTests", swiftSettings: swiftSettings),
             .testTarget(
                 name: "ServiceTests",

@@ -186,7 +186,7 @@ public enum DatasetFormat: String, CaseIterable, Sendable {
         }
 
         for (n, line) in lines.enumerated() where !line.isEmpty && !line.hasPrefix("InvoiceNo") {
-            let f = Self.csvFields(line)
+            let f = CSV.fields(line)
             guard f.count == 8 else {
                 skips.skip("unparsable row")
                 continue
@@ -204,31 +204,6 @@ public enum DatasetFormat: String, CaseIterable, Sendable {
     /// Stock codes are alphanumeric; items need positive integer ids: a stable hash.
     static func itemID(_ code: String) -> Int64 {
         Int64(StableHash.fnv1a(code) >> 2) | 1
-    }
-
-    static func csvFields(_ line: Substring) -> [String] {
-        var fields: [String] = []
-        var field = ""
-        var quoted = false
-        var iterator = line.makeIterator()
-        while let c = iterator.next() {
-            if quoted {
-                if c == "\"" {
-                    quoted = false
-                } else {
-                    field.append(c)
-                }
-            } else if c == "\"" {
-                quoted = true
-            } else if c == "," {
-                fields.append(field)
-                field = ""
-            } else {
-                field.append(c)
-            }
-        }
-        fields.append(field)
-        return fields
     }
 
     // MARK: CDNOW: customer date(YYYYMMDD) cds dollars, whitespace separated

@@ -1,3 +1,4 @@
+import Datasets
 import Foundation
 import Hummingbird
 import RPC
@@ -63,7 +64,7 @@ extension Console {
         for e in await auditEntries(Filters(request)).entries {
             csv +=
                 [Self.time(e.timeMs), e.service, e.tokenId, e.role, e.actingFor, e.method, e.status, e.what, e.peer, e.requestId]
-                .map(Self.csvCell).joined(separator: ",") + "\n"
+                .map(CSV.cell).joined(separator: ",") + "\n"
         }
         return Response(
             status: .ok,

@@ -1,3 +1,4 @@
+import Datasets
 import Foundation
 import Hummingbird
 import RPC
@@ -62,7 +63,7 @@ extension Console {
         switch action {
         case "import":
             for (n, line) in (form["csv"] ?? "").split(whereSeparator: \.isNewline).enumerated() {
-                let cells = Self.csvCells(String(line))
+                let cells = CSV.fields(line)
                 if n == 0, cells.first?.lowercased() == "list" { continue }  // the header
                 guard cells.count >= 3 else {
                     return try await listsPage(session, notice: "line \(n + 1): list,field,value[,reason,expires]")
@@ -97,7 +98,7 @@ extension Console {
         var csv = "list,field,value,reason,expires\n"
         for e in try await entries() {
             let expires = e.expiresMs == 0 ? "" : String(Self.time(e.expiresMs).prefix(10))
-            csv += [e.list.name ?? "", e.field.name ?? "", e.value, e.reason, expires].map(Self.csvCell).joined(separator: ",") + "\n"
+            csv += [e.list.name ?? "", e.field.name ?? "", e.value, e.reason, expires].map(CSV.cell).joined(separator: ",") + "\n"
         }
         return Response(
             status: .ok,
@@ -106,44 +107,5 @@ extension Console {
                 .cacheControl: "no-store",
             ],
             body: .init(byteBuffer: ByteBuffer(string: csv)))
-    }
-
-    /// A CSV cell, quoted when it holds a comma, a quote or a line end.
-    static func csvCell(_ text: String) -> String {
-        guard text.contains(where: { $0 == "," || $0 == "\"" || $0.isNewline }) else { return text }
-        return "\"" + text.replacingOccurrences(of: "\"", with: "\"\"") + "\""
-    }
-
-    /// The cells of one CSV line (quoted cells may hold commas and doubled quotes).
-    static func csvCells(_ line: String) -> [String] {
-        var cells: [String] = [], cell = "", quoted = false
-        var chars = line.makeIterator()
-        while let c = chars.next() {
-            if quoted {
-                if c == "\"" {
-                    if let next = chars.next() {
-                        if next == "\"" {
-                            cell.append("\"")
-                        } else {
-                            quoted = false
-                            if next == "," { cells.append(cell); cell = "" } else { cell.append(next) }
-                        }
-                    } else {
-                        quoted = false
-                    }
-                } else {
-                    cell.append(c)
-                }
-            } else if c == "\"" && cell.isEmpty {
-                quoted = true
-            } else if c == "," {
-                cells.append(cell)
-                cell = ""
-            } else {
-                cell.append(c)
-            }
-        }
-        cells.append(cell)
-        return cells
     }
 }
