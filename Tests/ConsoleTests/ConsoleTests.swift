@@ -200,4 +200,64 @@ struct ConsoleTests {
         #expect(CSV.fields(line) == cells)
         #expect(CSV.fields(#""a, b",c,"#) == ["a, b", "c", ""])
     }
+
+    @Test(
+        """
+        four-eyes: a rule author's publish waits as a draft; its author and an analyst may not approve it; a second \
+        person's approval publishes it
+        """
+    )
+    func fourEyes() async throws {
+        var riskSettings = RiskSettings()
+        (riskSettings.featurePort, riskSettings.ingestPort, riskSettings.modelPort) = (freePort(), freePort(), freePort())
+        riskSettings.featureTimeout = .milliseconds(200)
+        try await withHostedService(RiskControlService.self, settings: riskSettings) { risk in
+            var settings = ConsoleSettings(port: 0, dataDir: temporaryDirectory())
+            (settings.riskPort, settings.bcryptCost, settings.fourEyes) = (risk.rpcPort, 4, true)
+            var logger = Logger(label: "console-test")
+            logger.logLevel = .critical
+            let console = try Console(settings: settings, logger: logger)
+            let people = try People(path: settings.dataDir + "/console.db", bcryptCost: 4)
+            for (name, role) in [("rob", ConsoleRole.ruleAuthor), ("ada", .admin), ("alice", .analyst)] {
+                try people.add(name: name, role: role, password: "password of \(name)", nowMs: 0)
+            }
+            let (ports, portSink) = AsyncStream.makeStream(of: Int.self)
+            let running = Task { try await console.application { portSink.yield($0) }.runService(gracefulShutdownSignals: []) }
+            var iterator = ports.makeAsyncIterator()
+            let port = try #require(await iterator.next())
+            func signedIn(_ name: String) async throws -> (Browser, String) {
+                let b = Browser(port: port)
+                let token = try #require(Browser.csrf(try await b.get("/signin")))
+                #expect(try await b.post("/signin", ["csrf": token, "name": name, "password": "password of \(name)"]).status == 303)
+                return (b, try #require(Browser.csrf(try await b.get("/rules"))))
+            }
+            func version() async throws -> UInt32 {
+                try await risk.client.call(RiskAPI.getRules, GetRulesRequest()).sets.first { !$0.shadow }?.version ?? 0
+            }
+
+            let (rob, robToken) = try await signedIn("rob")
+            let submitted = try await rob.post("/rules/publish", ["csrf": robToken, "source": "big: amount > 500 => review"])
+            #expect(submitted.status == 200 && submitted.body.contains("awaits a second person"))
+            #expect(try await version() == 0, "nothing is published before approval")
+            let invalid = try await rob.post("/rules/publish", ["csrf": robToken, "source": "big: amount > => review"])
+            #expect(invalid.body.contains("line 1, column"), "a draft with errors is not kept")
+            #expect(try people.pendingDrafts().count == 1)
+
+            #expect(try await rob.post("/rules/review", ["csrf": robToken, "draft": "1", "decision": "approve"]).status == 403)
+            let (alice, aliceToken) = try await signedIn("alice")
+            #expect(try await alice.post("/rules/review", ["csrf": aliceToken, "draft": "1", "decision": "approve"]).status == 403)
+            #expect(try await version() == 0)
+
+            let (ada, adaToken) = try await signedIn("ada")
+            #expect(try await ada.get("/rules").body.contains(#"id="approve-1""#))
+            #expect(try await ada.post("/rules/review", ["csrf": adaToken, "draft": "1", "decision": "approve"]).status == 303)
+            #expect(try await version() == 1)
+            #expect(try people.pendingDrafts().isEmpty)
+            let audit = try await risk.client.call(AuditAPI.read, AuditRequest()).entries
+            #expect(audit.contains { $0.method == "Risk/PublishRules" && $0.actingFor == "ada" })
+            running.cancel()
+            _ = await running.result
+            await console.close()
+        }
+    }
 }

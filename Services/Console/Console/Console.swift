@@ -90,6 +90,9 @@ public final class Console: Sendable {
         router.post("/rules/publish") { [self] request, context in
             try await withSession(request, context, form: true) { session, form in try await publish(form, request, session) }
         }
+        router.post("/rules/review") { [self] request, context in
+            try await withSession(request, context, form: true) { session, form in try await review(form, request, session) }
+        }
         router.get("/rules/diff") { [self] request, context in
             try await withSession(request, context) { session, _ in try await diffPage(request, session) }
         }

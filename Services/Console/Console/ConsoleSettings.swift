@@ -29,6 +29,9 @@ public struct ConsoleOptions: ParsableArguments, Sendable {
     @Flag(help: "Mark the session cookie Secure: set it when a TLS proxy serves the console (env PERSONA_CONSOLE_SECURE_COOKIES=1).")
     public var secureCookies = false
 
+    @Flag(help: "Four-eyes: a rules publish waits until a second person approves it (env PERSONA_CONSOLE_FOUR_EYES=1).")
+    public var fourEyes = false
+
     @Option(help: .hidden)
     public var bcryptCost: UInt8?
 
@@ -58,6 +61,7 @@ public struct ConsoleOptions: ParsableArguments, Sendable {
             s.otherPeers[peer] = (address.host, address.port)
         }
         s.secureCookies = secureCookies || environment["PERSONA_CONSOLE_SECURE_COOKIES"] == "1"
+        s.fourEyes = fourEyes || environment["PERSONA_CONSOLE_FOUR_EYES"] == "1"
         if let cost = bcryptCost {
             guard (4...31).contains(cost) else { throw ValidationError("bcrypt cost must be 4...31") }
             s.bcryptCost = cost
@@ -94,6 +98,8 @@ public struct ConsoleSettings: Sendable {
         }
     }
     public var secureCookies = false
+    /// A rules publish waits for a second person's approval.
+    public var fourEyes = false
     public var bcryptCost: UInt8 = 12
 
     public init(host: String = "127.0.0.1", port: Int = ConsoleSettings.defaultPort, dataDir: String) {

@@ -109,6 +109,13 @@ enum Pages {
         {{#can_publish}}<button formaction="/rules/publish" id="publish">Publish</button>
         <button formaction="/rules/publish" name="shadow" value="1" id="publish-shadow">Publish as shadow</button>{{/can_publish}}</p>
         </form>
+        {{#four_eyes}}<h2>Drafts awaiting a second person</h2>
+        <table id="drafts">{{#drafts}}<tr><td>draft {{id}}{{#shadow}} (shadow){{/shadow}}</td><td>by {{author}}, {{created}}</td>
+        <td><pre>{{source}}</pre></td><td>{{#can_review}}<form class="inline" method="post" action="/rules/review">
+        <input type="hidden" name="csrf" value="{{csrf}}"><input type="hidden" name="draft" value="{{id}}">
+        <button name="decision" value="approve" id="approve-{{id}}">Approve and publish</button>
+        <button name="decision" value="reject" id="reject-{{id}}">Reject</button></form>{{/can_review}}</td></tr>{{/drafts}}</table>
+        {{/four_eyes}}
         <h2>Versions</h2>
         <table id="history"><tr><th>version</th><th>published</th><th>rules</th><th></th><th></th></tr>
         {{#history}}<tr><td>v{{version}}{{#shadow}} (shadow){{/shadow}}{{#in_force}} <strong>in force</strong>{{/in_force}}</td>

@@ -58,6 +58,16 @@ public final class People: @unchecked Sendable {
               locked_until_ms INTEGER NOT NULL DEFAULT 0,
               created_ms INTEGER NOT NULL
             );
+            CREATE TABLE IF NOT EXISTS drafts (
+              id INTEGER PRIMARY KEY,
+              source TEXT NOT NULL,
+              shadow INTEGER NOT NULL,
+              author TEXT NOT NULL,
+              created_ms INTEGER NOT NULL,
+              state TEXT NOT NULL DEFAULT 'pending',
+              reviewer TEXT,
+              reviewed_ms INTEGER
+            );
             CREATE TABLE IF NOT EXISTS sessions (
               token TEXT PRIMARY KEY,
               name TEXT NOT NULL,
@@ -170,6 +180,55 @@ public final class People: @unchecked Sendable {
 
     public func signOut(_ token: String) throws {
         try locked { try db.statement("DELETE FROM sessions WHERE token = ?").run([.text(token)]) }
+    }
+
+    // MARK: Rule drafts awaiting a second person (four-eyes)
+
+    public struct Draft: Sendable {
+        public var id: Int64
+        public var source: String
+        public var shadow: Bool
+        public var author: String
+        public var createdMs: Int64
+    }
+
+    /// Keeps a draft for another person to approve; returns its id.
+    public func submit(source: String, shadow: Bool, author: String, nowMs: Int64) throws -> Int64 {
+        try locked {
+            try db.statement("INSERT INTO drafts (source, shadow, author, created_ms) VALUES (?, ?, ?, ?)").run([
+                .text(source), .integer(shadow ? 1 : 0), .text(author), .integer(nowMs),
+            ])
+            return db.lastInsertRowID
+        }
+    }
+
+    public func pendingDrafts() throws -> [Draft] {
+        try locked {
+            var out: [Draft] = []
+            try db.statement("SELECT id, source, shadow, author, created_ms FROM drafts WHERE state = 'pending' ORDER BY id").query { r in
+                out.append(Draft(id: r.int(0), source: r.text(1), shadow: r.int(2) != 0, author: r.text(3), createdMs: r.int(4)))
+            }
+            return out
+        }
+    }
+
+    /// Marks a pending draft approved or rejected by `reviewer` and returns it; nil when it is
+    /// not pending. The author may not review their own draft.
+    public func review(_ id: Int64, approved: Bool, reviewer: String, nowMs: Int64) throws -> Draft? {
+        try locked {
+            var found: Draft?
+            try db.statement("SELECT id, source, shadow, author, created_ms FROM drafts WHERE id = ? AND state = 'pending'").query([
+                .integer(id)
+            ]) { r in found = Draft(id: r.int(0), source: r.text(1), shadow: r.int(2) != 0, author: r.text(3), createdMs: r.int(4)) }
+            guard let draft = found else { return nil }
+            guard draft.author != reviewer else {
+                throw Refused(description: "a draft needs a second person: its author may not review it")
+            }
+            try db.statement("UPDATE drafts SET state = ?, reviewer = ?, reviewed_ms = ? WHERE id = ?").run([
+                .text(approved ? "approved" : "rejected"), .text(reviewer), .integer(nowMs), .integer(id),
+            ])
+            return draft
+        }
     }
 
     /// 32 random bytes as 64 hex digits.

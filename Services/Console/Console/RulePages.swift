@@ -41,6 +41,15 @@ extension Console {
             },
         ]
         if let notice { object["notice"] = notice }
+        if settings.fourEyes {
+            object["four_eyes"] = true
+            object["drafts"] = try people.pendingDrafts().map { d -> [String: Any] in
+                [
+                    "id": d.id, "author": d.author, "created": Self.time(d.createdMs), "source": d.source, "shadow": d.shadow,
+                    "csrf": session.csrf, "can_review": session.role >= .ruleAuthor && session.name != d.author,
+                ]
+            }
+        }
         return page("rules", object, session: session)
     }
 
@@ -105,6 +114,23 @@ extension Console {
         var r = RulesSource()
         r.source = form["source"] ?? ""
         r.shadow = form["shadow"] == "1"
+        if settings.fourEyes {
+            // Checked now, published when a second person approves.
+            var check = RulesSource()
+            check.source = r.source
+            let errors = try await risk.call(RiskAPI.validateRules, check).errors
+            guard errors.isEmpty else {
+                let text = errors.map { "line \($0.line), column \($0.column): \($0.message)" }.joined(separator: "\n")
+                return try await rulesPage(request, session, draft: r.source, notice: text)
+            }
+            let id = try people.submit(source: r.source, shadow: r.shadow, author: session.name, nowMs: Self.nowMs)
+            logger.info("\(session.name) submitted rules draft \(id) for approval")
+            return try await rulesPage(request, session, notice: "Draft \(id) awaits a second person's approval.")
+        }
+        return try await publishNow(r, request, session)
+    }
+
+    func publishNow(_ r: RulesSource, _ request: Request, _ session: ConsoleSession) async throws -> Response {
         do {
             let answer = try await risk.call(RiskAPI.publishRules, r)
             logger.info("\(session.name) published \(r.shadow ? "shadow " : "")rules v\(answer.version)")
@@ -113,6 +139,32 @@ extension Console {
             return try await rulesPage(request, session, draft: r.source, notice: e.message)
         }
     }
+
+    /// Approves (publishes, on behalf of the approver) or rejects a pending draft.
+    func review(_ form: [String: String], _ request: Request, _ session: ConsoleSession) async throws -> Response {
+        guard session.role >= .ruleAuthor, let id = Int64(form["draft"] ?? "") else {
+            count("role")
+            return page(
+                "message", ["title": "Refused", "message": "Reviewing drafts needs the rule-author or admin role."], session: session,
+                status: .forbidden)
+        }
+        let approved = form["decision"] == "approve"
+        let draft: People.Draft?
+        do {
+            draft = try people.review(id, approved: approved, reviewer: session.name, nowMs: Self.nowMs)
+        } catch let refused as People.Refused {
+            count("own_draft")
+            return page("message", ["title": "Refused", "message": refused.description], session: session, status: .forbidden)
+        }
+        guard let draft else { throw RPCError(.notFound, "no pending draft \(id)") }
+        logger.info("\(session.name) \(approved ? "approved" : "rejected") rules draft \(id) of \(draft.author)")
+        guard approved else { return .redirect(to: "/rules") }
+        var r = RulesSource()
+        (r.source, r.shadow) = (draft.source, draft.shadow)
+        return try await publishNow(r, request, session)
+    }
+
+    static var nowMs: Int64 { Int64(Date().timeIntervalSince1970 * 1000) }
 
     /// The lines of version `a` and `b` as a line diff (longest common subsequence).
     func diffPage(_ request: Request, _ session: ConsoleSession) async throws -> Response {
