@@ -92,7 +92,9 @@ struct ConsoleTests {
                 _ = try await risk.client.call(RiskAPI.publishRules, rules)
                 for (i, amount) in [40.0, 900, 25].enumerated() {
                     var r = ScoreRequest()
-                    (r.userId, r.orderId, r.amount, r.currency) = (7, "web-\(i)", amount, "EUR")
+                    // Orders 1 and 2 come from one device, of users 7 and 8.
+                    (r.userId, r.orderId, r.amount, r.currency) = (i == 2 ? 8 : 7, "web-\(i)", amount, "EUR")
+                    r.deviceId = i == 0 ? "own-device" : "shared-device"
                     r.timestampMs = 1_764_000_000_000 + Int64(i) * 1000
                     _ = try await risk.client.call(RiskAPI.score, r, timeout: .seconds(5))
                 }
@@ -143,6 +145,13 @@ struct ConsoleTests {
                 let decision = try await alice.get("/decisions/\(id)")
                 #expect(decision.status == 200 && decision.body.contains("big") && decision.body.contains(#"id="action">review"#))
                 #expect(decision.body.contains("Not labelled"))
+                #expect(
+                    decision.body.contains(#"<td>device</td><td><a href="/decisions?user=8">8</a></td><td>1</td>"#),
+                    "user 8 shares the device")
+                // QueryDecisions takes a raw device and compares its pseudonym.
+                var byDevice = QueryDecisionsRequest()
+                byDevice.device = "shared-device"
+                #expect(Set(try await risk.client.call(RiskAPI.queryDecisions, byDevice).decisions.map(\.orderId)) == ["web-1", "web-2"])
                 #expect(try await alice.get("/decisions/999999").status == 404)
 
                 // A label from the page, with the session's token; without it, refused.

@@ -119,6 +119,21 @@ extension Console {
         others.withoutFeatures = true
         others.limit = 20
         let theirs = try await risk.call(RiskAPI.queryDecisions, others).decisions.filter { $0.decisionId != d.decisionId }
+        // Other accounts seen on this device or IP, with how many of their decisions (of the newest 200).
+        func sharing(_ edit: (inout QueryDecisionsRequest) -> Void) async throws -> [[String: Any]] {
+            var q = QueryDecisionsRequest()
+            (q.withoutFeatures, q.limit) = (true, 200)
+            edit(&q)
+            var counts: [Int64: Int] = [:]
+            for other in try await risk.call(RiskAPI.queryDecisions, q).decisions where other.userId != d.userId {
+                counts[other.userId, default: 0] += 1
+            }
+            return counts.sorted { $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key }.prefix(20).map {
+                ["user": $0.key, "decisions": $0.value]
+            }
+        }
+        let sameDevice = d.device.isEmpty ? [] : try await sharing { $0.device = d.device }
+        let sameIP = d.ip.isEmpty ? [] : try await sharing { $0.ip = d.ip }
         let scale = max(1, d.reasons.map { abs($0.contribution) }.max() ?? 1)
         var object = Self.row(d)
         object["currency"] = d.currency
@@ -145,6 +160,8 @@ extension Console {
             ["kind": $0, "id": d.decisionId, "csrf": session.csrf]
         }
         object["others"] = theirs.map(Self.row)
+        object["same_device"] = sameDevice
+        object["same_ip"] = sameIP
         object["features"] = zip(d.featureNames, d.features).map { ["name": $0, "value": String(format: "%g", $1)] }
         return page("decision", ["title": "Decision \(d.decisionId)", "decision": object], session: session)
     }

@@ -91,6 +91,12 @@ enum Pages {
         <h2>The user's other decisions</h2>
         <table>{{#others}}<tr><td><a href="/decisions/{{id}}">{{id}}</a></td><td>{{decided}}</td><td>{{order}}</td><td>{{score}}</td>
         <td class="{{action}}">{{action}}</td></tr>{{/others}}</table>
+        <h2>Other accounts on the same device or IP</h2>
+        <table id="sharing"><tr><th>seen on</th><th>user</th><th>decisions</th></tr>
+        {{#same_device}}<tr><td>device</td><td><a href="/decisions?user={{user}}">{{user}}</a></td><td>{{decisions}}</td></tr>
+        {{/same_device}}
+        {{#same_ip}}<tr><td>IP</td><td><a href="/decisions?user={{user}}">{{user}}</a></td><td>{{decisions}}</td></tr>{{/same_ip}}
+        </table>
         <h2>Features</h2>
         <table id="features">{{#features}}<tr><td>{{name}}</td><td>{{value}}</td></tr>{{/features}}</table>
         {{/decision}}

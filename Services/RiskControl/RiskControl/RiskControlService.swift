@@ -86,6 +86,10 @@ public struct RiskControlService: PersonaService {
         router.register(RiskAPI.score) { try await score($0) }
         router.register(RiskAPI.queryDecisions) { request in
             try await awaitView()
+            // Devices and IPs are stored pseudonymised: a raw one is compared as its pseudonym.
+            var request = request
+            if !request.device.isEmpty { request.device = pseudonymizer.pseudonym(request.device) }
+            if !request.ip.isEmpty { request.ip = pseudonymizer.pseudonym(request.ip) }
             do {
                 let (decisions, next) = try view.query(request)
                 var response = QueryDecisionsResponse()

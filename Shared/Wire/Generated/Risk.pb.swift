@@ -516,6 +516,8 @@ public struct QueryDecisionsRequest: WireMessage {
     public var withoutFeatures: Bool = false
     public var decisionId: Int64 = 0
     public var maxScore: Int32 = 0
+    public var device: String = ""
+    public var ip: String = ""
     /// Fields this build does not know, kept so a relay re-encodes them unchanged.
     public var unknownFields = UnknownFields()
     public init() {}
@@ -541,6 +543,8 @@ extension QueryDecisionsRequest: CMessageConvertible {
         c.pointee.without_features = m.pointee.withoutFeatures ? 1 : 0
         c.pointee.decision_id = m.pointee.decisionId
         c.pointee.max_score = m.pointee.maxScore
+        if !m.pointee.device.isEmpty { c.pointee.device = arena.string(m.pointee.device) }
+        if !m.pointee.ip.isEmpty { c.pointee.ip = arena.string(m.pointee.ip) }
         arena.storeUnknownFields(m.pointee.unknownFields, in: UnsafeMutableRawPointer(c))
     }
     init(cMessage c: UnsafePointer<Persona__V1__QueryDecisionsRequest>) {
@@ -563,6 +567,8 @@ extension QueryDecisionsRequest: CMessageConvertible {
         m.pointee.withoutFeatures = c.pointee.without_features != 0
         m.pointee.decisionId = c.pointee.decision_id
         m.pointee.maxScore = c.pointee.max_score
+        m.pointee.device = readString(c.pointee.device)
+        m.pointee.ip = readString(c.pointee.ip)
         m.pointee.unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
     static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)

@@ -1910,6 +1910,8 @@ extension QueryDecisionsRequest {
             m.withoutFeatures = true
             m.decisionId = Int64.min
             m.maxScore = Int32.min
+            m.device = "h\u{e9}llo \"w\\orld\" \u{1F600}"
+            m.ip = "h\u{e9}llo \"w\\orld\" \u{1F600}"
         } else {
             m.orderId = "x"
             m.userId = Int64.max
@@ -1926,6 +1928,8 @@ extension QueryDecisionsRequest {
             m.withoutFeatures = true
             m.decisionId = Int64.max
             m.maxScore = Int32.max
+            m.device = "x"
+            m.ip = "x"
         }
         return m
     }

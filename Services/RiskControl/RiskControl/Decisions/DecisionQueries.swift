@@ -19,6 +19,8 @@ extension DecisionDatabase {
         if q.decisionId != 0 { clauses.append("id = ?"); values.append(.integer(q.decisionId)) }
         if q.minScore > 0 { clauses.append("score >= ?"); values.append(.integer(Int64(q.minScore))) }
         if q.maxScore > 0 { clauses.append("score <= ?"); values.append(.integer(Int64(q.maxScore))) }
+        if !q.device.isEmpty { clauses.append("device = ?"); values.append(.text(q.device)) }
+        if !q.ip.isEmpty { clauses.append("ip = ?"); values.append(.text(q.ip)) }
         if q.action != .unspecified { clauses.append("action = ?"); values.append(.text(StoredNames.action(q.action))) }
         if q.fromMs != 0 { clauses.append("decided_ms >= ?"); values.append(.integer(q.fromMs)) }
         if q.toMs != 0 { clauses.append("decided_ms < ?"); values.append(.integer(q.toMs)) }

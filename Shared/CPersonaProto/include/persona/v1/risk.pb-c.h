@@ -284,10 +284,15 @@ struct  Persona__V1__QueryDecisionsRequest
    * Scores at most this (0: no bound).
    */
   int32_t max_score;
+  /*
+   * Decisions of requests from this device or IP (raw, or pseudonymised as stored).
+   */
+  char *device;
+  char *ip;
 };
 #define PERSONA__V1__QUERY_DECISIONS_REQUEST__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&persona__v1__query_decisions_request__descriptor) \
-    , (char *)protobuf_c_empty_string, 0, 0, PERSONA__V1__ACTION__ACTION_UNSPECIFIED, 0, 0, 0, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, PERSONA__V1__LABEL_KIND__LABEL_KIND_UNSPECIFIED, 0, PERSONA__V1__DECISION_ORDER__DECISION_ORDER_NEWEST, 0, 0, 0 }
+    , (char *)protobuf_c_empty_string, 0, 0, PERSONA__V1__ACTION__ACTION_UNSPECIFIED, 0, 0, 0, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, PERSONA__V1__LABEL_KIND__LABEL_KIND_UNSPECIFIED, 0, PERSONA__V1__DECISION_ORDER__DECISION_ORDER_NEWEST, 0, 0, 0, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
 
 
 struct  Persona__V1__QueryDecisionsResponse

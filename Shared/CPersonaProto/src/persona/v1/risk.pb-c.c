@@ -2268,7 +2268,7 @@ const ProtobufCMessageDescriptor persona__v1__score_response__descriptor =
   (ProtobufCMessageInit) persona__v1__score_response__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor persona__v1__query_decisions_request__field_descriptors[15] =
+static const ProtobufCFieldDescriptor persona__v1__query_decisions_request__field_descriptors[17] =
 {
   {
     "order_id",
@@ -2450,11 +2450,37 @@ static const ProtobufCFieldDescriptor persona__v1__query_decisions_request__fiel
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "device",
+    16,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__QueryDecisionsRequest, device),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "ip",
+    17,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__QueryDecisionsRequest, ip),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned persona__v1__query_decisions_request__field_indices_by_name[] = {
   3,   /* field[3] = action */
   13,   /* field[13] = decision_id */
+  15,   /* field[15] = device */
   4,   /* field[4] = from_ms */
+  16,   /* field[16] = ip */
   9,   /* field[9] = label */
   10,   /* field[10] = labelled */
   6,   /* field[6] = limit */
@@ -2471,7 +2497,7 @@ static const unsigned persona__v1__query_decisions_request__field_indices_by_nam
 static const ProtobufCIntRange persona__v1__query_decisions_request__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 15 }
+  { 0, 17 }
 };
 const ProtobufCMessageDescriptor persona__v1__query_decisions_request__descriptor =
 {
@@ -2481,7 +2507,7 @@ const ProtobufCMessageDescriptor persona__v1__query_decisions_request__descripto
   "Persona__V1__QueryDecisionsRequest",
   "persona.v1",
   sizeof(Persona__V1__QueryDecisionsRequest),
-  15,
+  17,
   persona__v1__query_decisions_request__field_descriptors,
   persona__v1__query_decisions_request__field_indices_by_name,
   1,  persona__v1__query_decisions_request__number_ranges,
