@@ -84,6 +84,7 @@ let package = Package(
         .library(name: "Feature", targets: ["Feature"]),
         .library(name: "Recommend", targets: ["Recommend"]),
         .library(name: "RiskControl", targets: ["RiskControl"]),
+        .library(name: "Console", targets: ["Console"]),
         .library(name: "CSQLite", targets: ["CSQLite"]),
         // The protoc-c output, for the codec benchmark's raw libprotobuf-c peer.
         .library(name: "CPersonaProto", targets: ["CPersonaProto"]),

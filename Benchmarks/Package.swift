@@ -31,6 +31,7 @@ let package = Package(
                 .product(name: "ServiceKit", package: "Persona"),
                 .product(name: "PersonalData", package: "Persona"),
                 .product(name: "RiskControl", package: "Persona"),
+                .product(name: "Console", package: "Persona"),
                 // The peer of the store benchmark: Debian's libsqlite3.
                 .product(name: "CSQLite", package: "Persona"),
                 "CCodecBaseline",

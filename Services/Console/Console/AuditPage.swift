@@ -16,13 +16,18 @@ extension Console {
         request.limit = 1000
         var entries: [AuditEntry] = []
         var unreachable: [String] = []
-        for (peer, client) in auditClients where filters["service"].isEmpty || filters["service"] == peer.rawValue {
-            do {
-                entries += try await client.call(AuditAPI.read, request, timeout: .seconds(5)).entries
-            } catch {
-                unreachable.append(peer.rawValue)
+        // All at once, each within a second: a service that is down costs the page one second, not one a service.
+        let chosen = auditClients.filter { filters["service"].isEmpty || filters["service"] == $0.0.rawValue }
+        let asked = request
+        await withTaskGroup(of: (Peer, [AuditEntry]?).self) { group in
+            for (peer, client) in chosen {
+                group.addTask { (peer, try? await client.call(AuditAPI.read, asked, timeout: .seconds(1)).entries) }
+            }
+            for await (peer, answer) in group {
+                if let answer { entries += answer } else { unreachable.append(peer.rawValue) }
             }
         }
+        unreachable.sort()
         let until = Filters.day(filters["to"]).map { $0 + 86_400_000 } ?? .max
         let person = filters["person"], method = filters["method"].lowercased()
         entries = entries.filter {

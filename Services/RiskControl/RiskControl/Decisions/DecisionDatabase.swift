@@ -121,8 +121,8 @@ final class DecisionDatabase: @unchecked Sendable {
         CREATE INDEX IF NOT EXISTS decisions_user ON decisions(user_id, id);
         CREATE INDEX IF NOT EXISTS decisions_time ON decisions(decided_ms);
         CREATE INDEX IF NOT EXISTS decisions_score ON decisions(score, id);
-        CREATE INDEX IF NOT EXISTS decisions_device ON decisions(device, id) WHERE device != '';
-        CREATE INDEX IF NOT EXISTS decisions_ip ON decisions(ip, id) WHERE ip != '';
+        CREATE INDEX IF NOT EXISTS decisions_device ON decisions(device, id);
+        CREATE INDEX IF NOT EXISTS decisions_ip ON decisions(ip, id);
         CREATE INDEX IF NOT EXISTS decisions_labelled ON decisions(label) WHERE label IS NOT NULL;
         CREATE TABLE IF NOT EXISTS decision_reasons (
           code TEXT NOT NULL,
