@@ -189,17 +189,7 @@ func scoreCalls(sharedData: String, calls: Int) async throws -> CallCPU {
         try await Task.sleep(for: .milliseconds(100))
     }
     let result = try await measureCalls("Score", calls: calls) { i in
-        let buy = purchases[i % purchases.count]
-        var r = ScoreRequest()
-        r.userId = buy.userId
-        r.orderId = "call-\(i)"
-        r.amount = buy.order?.total ?? 0
-        r.currency = buy.order?.currency ?? ""
-        r.lines = buy.order?.lines ?? []
-        r.deviceId = buy.deviceId
-        r.ip = buy.ip
-        r.channel = buy.channel
-        r.timestampMs = buy.timestampMs
+        let r = scoreRequest(for: purchases[i % purchases.count], orderID: "call-\(i)")
         guard let d = try await riskClient.call(RiskAPI.score, r).decision, !d.degraded else {
             throw ServiceError("Score answered without the model or features")
         }

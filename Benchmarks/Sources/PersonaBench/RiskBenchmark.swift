@@ -135,17 +135,7 @@ func riskBenchmark(output: String, sharedData: String, stored: Int, seconds: Dou
                 try await appendAndFold(pending, ingest: liveIngestClient, feature: liveFeatureClient)
                 pending = []
             }
-            var r = ScoreRequest()
-            r.userId = buy.userId
-            r.orderId = buy.order?.orderId ?? ""
-            r.amount = buy.order?.total ?? 0
-            r.currency = buy.order?.currency ?? ""
-            r.lines = buy.order?.lines ?? []
-            r.deviceId = buy.deviceId
-            r.ip = buy.ip
-            r.channel = buy.channel
-            r.sessionId = buy.sessionId
-            r.timestampMs = buy.timestampMs
+            let r = scoreRequest(for: buy)
             let t = ContinuousClock.now
             guard let d = try await riskClient.call(RiskAPI.score, r, timeout: .seconds(5)).decision else {
                 throw ServiceError("Score answered no decision")
@@ -568,4 +558,20 @@ struct FraudTrainingSuite {
         try await feature.stop()
         try await ingest.stop()
     }
+}
+
+/// The Score request a shop sends for `buy`, a purchase event, before recording it.
+func scoreRequest(for buy: Event, orderID: String? = nil) -> ScoreRequest {
+    var r = ScoreRequest()
+    r.userId = buy.userId
+    r.orderId = orderID ?? buy.order?.orderId ?? ""
+    r.amount = buy.order?.total ?? 0
+    r.currency = buy.order?.currency ?? ""
+    r.lines = buy.order?.lines ?? []
+    r.deviceId = buy.deviceId
+    r.ip = buy.ip
+    r.channel = buy.channel
+    r.sessionId = buy.sessionId
+    r.timestampMs = buy.timestampMs
+    return r
 }

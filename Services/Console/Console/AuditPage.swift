@@ -39,8 +39,7 @@ extension Console {
 
     func auditPage(_ request: Request, _ session: ConsoleSession) async throws -> Response {
         guard session.role == .admin else {
-            count("role")
-            return page("message", ["title": "Refused", "message": "The audit log is for admins."], session: session, status: .forbidden)
+            return refusedRole("The audit log is for admins.", session)
         }
         let filters = Filters(request)
         let (entries, unreachable) = await auditEntries(filters)

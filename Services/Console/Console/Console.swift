@@ -190,6 +190,12 @@ public final class Console: Sendable {
         return fields
     }
 
+    /// The 403 page for a person whose role may not do what they asked (counted as `role`).
+    func refusedRole(_ message: String, _ session: ConsoleSession) -> Response {
+        count("role")
+        return page("message", ["title": "Refused", "message": message], session: session, status: .forbidden)
+    }
+
     func page(_ template: String, _ object: [String: Any], session: ConsoleSession?, status: HTTPResponse.Status = .ok) -> Response {
         let body = pages.render(object, withTemplate: template) ?? ""
         var layout: [String: Any] = ["title": object["title"] ?? template, "body": body]

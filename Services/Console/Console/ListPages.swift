@@ -54,10 +54,7 @@ extension Console {
     /// Adds, removes or imports, as the form says; refused to analysts.
     func changeLists(_ action: String, _ form: [String: String], _ session: ConsoleSession) async throws -> Response {
         guard session.role >= .ruleAuthor else {
-            count("role")
-            return page(
-                "message", ["title": "Refused", "message": "Changing lists needs the rule-author or admin role."], session: session,
-                status: .forbidden)
+            return refusedRole("Changing lists needs the rule-author or admin role.", session)
         }
         var request = UpdateListsRequest()
         switch action {

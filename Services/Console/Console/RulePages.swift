@@ -106,10 +106,7 @@ extension Console {
 
     func publish(_ form: [String: String], _ request: Request, _ session: ConsoleSession) async throws -> Response {
         guard session.role >= .ruleAuthor else {
-            count("role")
-            return page(
-                "message", ["title": "Refused", "message": "Publishing rules needs the rule-author or admin role."], session: session,
-                status: .forbidden)
+            return refusedRole("Publishing rules needs the rule-author or admin role.", session)
         }
         var r = RulesSource()
         r.source = form["source"] ?? ""
@@ -143,10 +140,7 @@ extension Console {
     /// Approves (publishes, on behalf of the approver) or rejects a pending draft.
     func review(_ form: [String: String], _ request: Request, _ session: ConsoleSession) async throws -> Response {
         guard session.role >= .ruleAuthor, let id = Int64(form["draft"] ?? "") else {
-            count("role")
-            return page(
-                "message", ["title": "Refused", "message": "Reviewing drafts needs the rule-author or admin role."], session: session,
-                status: .forbidden)
+            return refusedRole("Reviewing drafts needs the rule-author or admin role.", session)
         }
         let approved = form["decision"] == "approve"
         let draft: People.Draft?
