@@ -168,6 +168,14 @@ public final class FeatureReplicas: Sendable {
                 if r < rank[Int(p)] { (owner[Int(p)], rank[Int(p)]) = (i, r) }
             }
         }
+        // A replica too busy to answer in time keeps the partitions it last served: a call to it
+        // fails UNAVAILABLE soon enough if it is down, and is answered if it is only slow.
+        let previous = routes.withLock { $0 }
+        if previous.partitions == Int(partitions) {
+            for p in owner.indices where owner[p] == nil {
+                if let i = previous.owner[p], answers[i] == nil { owner[p] = i }
+            }
+        }
         routes.withLock { $0 = Routes(partitions: Int(partitions), owner: owner, learnedAt: .now) }
         return (Int(partitions), owner)
     }
