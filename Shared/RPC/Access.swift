@@ -33,9 +33,9 @@ public enum AccessTable {
     ]
 
     /// The calls written to the audit log (who, what, when): the admin-only ones that change
-    /// state, and the risk team's rule, list and label changes.
+    /// state, and the risk team's rule, list, label and case changes.
     public static let audited: Set<UInt16> = adminOnly.subtracting([AuditAPI.read.id]).union([
-        RiskAPI.publishRules.id, RiskAPI.updateLists.id, RiskAPI.label.id,
+        RiskAPI.publishRules.id, RiskAPI.updateLists.id, RiskAPI.label.id, RiskAPI.updateCase.id, RiskAPI.takeNextCase.id,
     ])
 
     public static let roles: [UInt16: Set<Role>] = {
@@ -58,7 +58,8 @@ public enum AccessTable {
             [.analyst],
             [
                 RiskAPI.queryDecisions.id, RiskAPI.label.id, RiskAPI.validateRules.id, RiskAPI.publishRules.id, RiskAPI.getRules.id,
-                RiskAPI.updateLists.id, RiskAPI.getLists.id, RiskAPI.backtest.id, RiskAPI.decisionStats.id,
+                RiskAPI.updateLists.id, RiskAPI.getLists.id, RiskAPI.backtest.id, RiskAPI.decisionStats.id, RiskAPI.queryCases.id,
+                RiskAPI.getCase.id, RiskAPI.updateCase.id, RiskAPI.takeNextCase.id,
             ])
         allow([.service, .analyst], [RecommendAPI.recommend.id, RecommendAPI.similarItems.id, RecommendAPI.popular.id])
         return t

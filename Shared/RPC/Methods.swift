@@ -56,6 +56,10 @@ public enum RiskAPI {
     public static let getLists = Method<GetListsRequest, GetListsResponse>(id: 0x0408, name: "Risk/GetLists")
     public static let backtest = Method<BacktestRequest, BacktestResponse>(id: 0x0409, name: "Risk/Backtest")
     public static let decisionStats = Method<DecisionStatsRequest, DecisionStatsResponse>(id: 0x040A, name: "Risk/DecisionStats")
+    public static let queryCases = Method<QueryCasesRequest, QueryCasesResponse>(id: 0x040B, name: "Risk/QueryCases")
+    public static let getCase = Method<GetCaseRequest, GetCaseResponse>(id: 0x040C, name: "Risk/GetCase")
+    public static let updateCase = Method<UpdateCaseRequest, Case>(id: 0x040D, name: "Risk/UpdateCase")
+    public static let takeNextCase = Method<TakeNextCaseRequest, TakeNextCaseResponse>(id: 0x040E, name: "Risk/TakeNextCase")
 }
 
 public enum RecommendAPI {

@@ -144,6 +144,10 @@ public struct RiskControlService: PersonaService {
             try await awaitView()
             return try view.stats(request)
         }
+        router.register(RiskAPI.queryCases) { try await queryCases($0) }
+        router.register(RiskAPI.getCase) { try await getCase($0) }
+        router.register(RiskAPI.updateCase) { try await updateCase($0) }
+        router.register(RiskAPI.takeNextCase) { try await takeNextCase($0) }
     }
 
     func refuse(_ reason: String, _ message: String) -> RPCError {

@@ -209,6 +209,73 @@ public struct ListField: RawRepresentable, Hashable, Sendable, CustomStringConve
     public var description: String { name ?? "ListField(\(rawValue))" }
 }
 
+/// proto enum `persona.v1.CaseStatus`. A struct rather than a Swift enum so that values
+/// this build does not know survive a decode/encode round trip unchanged.
+public struct CaseStatus: RawRepresentable, Hashable, Sendable, CustomStringConvertible {
+    public var rawValue: Int32
+    public init(rawValue: Int32) { self.rawValue = rawValue }
+    public static let unspecified = CaseStatus(rawValue: 0)
+    public static let `open` = CaseStatus(rawValue: 1)
+    public static let investigating = CaseStatus(rawValue: 2)
+    public static let waiting = CaseStatus(rawValue: 3)
+    public static let resolved = CaseStatus(rawValue: 4)
+    public static let allKnown: [CaseStatus] = [.unspecified, .`open`, .investigating, .waiting, .resolved]
+    /// The value's proto name without the enum prefix, lower case (`add_to_cart`).
+    public var name: String? {
+        switch rawValue {
+        case 0: "unspecified"
+        case 1: "open"
+        case 2: "investigating"
+        case 3: "waiting"
+        case 4: "resolved"
+        default: nil
+        }
+    }
+    public init?(name: String) {
+        switch name {
+        case "unspecified": self = .unspecified
+        case "open": self = .`open`
+        case "investigating": self = .investigating
+        case "waiting": self = .waiting
+        case "resolved": self = .resolved
+        default: return nil
+        }
+    }
+    public var description: String { name ?? "CaseStatus(\(rawValue))" }
+}
+
+/// proto enum `persona.v1.CaseOutcome`. A struct rather than a Swift enum so that values
+/// this build does not know survive a decode/encode round trip unchanged.
+public struct CaseOutcome: RawRepresentable, Hashable, Sendable, CustomStringConvertible {
+    public var rawValue: Int32
+    public init(rawValue: Int32) { self.rawValue = rawValue }
+    public static let unspecified = CaseOutcome(rawValue: 0)
+    public static let fraud = CaseOutcome(rawValue: 1)
+    public static let legitimate = CaseOutcome(rawValue: 2)
+    public static let falsePositive = CaseOutcome(rawValue: 3)
+    public static let allKnown: [CaseOutcome] = [.unspecified, .fraud, .legitimate, .falsePositive]
+    /// The value's proto name without the enum prefix, lower case (`add_to_cart`).
+    public var name: String? {
+        switch rawValue {
+        case 0: "unspecified"
+        case 1: "fraud"
+        case 2: "legitimate"
+        case 3: "false_positive"
+        default: nil
+        }
+    }
+    public init?(name: String) {
+        switch name {
+        case "unspecified": self = .unspecified
+        case "fraud": self = .fraud
+        case "legitimate": self = .legitimate
+        case "false_positive": self = .falsePositive
+        default: return nil
+        }
+    }
+    public var description: String { name ?? "CaseOutcome(\(rawValue))" }
+}
+
 /// proto message `persona.v1.ScoreRequest`.
 public struct ScoreRequest: WireMessage {
     public var orderId: String = ""
@@ -1692,6 +1759,13 @@ public struct DecisionRecord: WireMessage {
     /// `listEntry` where it is stored (read `.value`): no copy of the message and its fields.
     public var listEntryRef: Boxed<ListEntry>? { _listEntry }
     public var listRemoved: Bool = false
+    public var caseChange: CaseChange? {
+        get { _caseChange?.value }
+        set { _caseChange = newValue.map(Boxed.init) }
+    }
+    private var _caseChange: Boxed<CaseChange>? = nil
+    /// `caseChange` where it is stored (read `.value`): no copy of the message and its fields.
+    public var caseChangeRef: Boxed<CaseChange>? { _caseChange }
     /// Fields this build does not know, kept so a relay re-encodes them unchanged.
     public var unknownFields = UnknownFields()
     public init() {}
@@ -1709,6 +1783,7 @@ extension DecisionRecord: CMessageConvertible {
         if let box = m.pointee._rules { c.pointee.rules = arena.message(box) }
         if let box = m.pointee._listEntry { c.pointee.list_entry = arena.message(box) }
         c.pointee.list_removed = m.pointee.listRemoved ? 1 : 0
+        if let box = m.pointee._caseChange { c.pointee.case_change = arena.message(box) }
         arena.storeUnknownFields(m.pointee.unknownFields, in: UnsafeMutableRawPointer(c))
     }
     init(cMessage c: UnsafePointer<Persona__V1__DecisionRecord>) {
@@ -1724,6 +1799,7 @@ extension DecisionRecord: CMessageConvertible {
         m.pointee._rules = c.pointee.rules.map { Boxed(PublishedRules(cMessage: $0)) }
         m.pointee._listEntry = c.pointee.list_entry.map { Boxed(ListEntry(cMessage: $0)) }
         m.pointee.listRemoved = c.pointee.list_removed != 0
+        m.pointee._caseChange = c.pointee.case_change.map { Boxed(CaseChange(cMessage: $0)) }
         m.pointee.unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
     static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
@@ -1865,6 +1941,494 @@ extension ErasedDecision: CMessageConvertible {
     }
     public func serializedBytes() -> [UInt8] { packMessage(self) }
     public static func serializedBytes(each messages: [ErasedDecision]) -> [[UInt8]] { packMessages(messages) }
+    public init(serializedBytes bytes: UnsafeRawBufferPointer, limits: DecodingLimits) throws {
+        self = try unpackMessage(bytes, limits: limits)
+    }
+}
+
+/// proto message `persona.v1.Case`.
+public struct Case: WireMessage {
+    public var caseId: String = ""
+    public var orderId: String = ""
+    public var userId: Int64 = 0
+    public var team: String = ""
+    public var status: CaseStatus = CaseStatus(rawValue: 0)
+    public var assignee: String = ""
+    public var outcome: CaseOutcome = CaseOutcome(rawValue: 0)
+    public var openedMs: Int64 = 0
+    public var updatedMs: Int64 = 0
+    public var score: Int32 = 0
+    public var action: Action = Action(rawValue: 0)
+    public var comments: UInt32 = 0
+    public var amount: Double = 0
+    public var currency: String = ""
+    /// Fields this build does not know, kept so a relay re-encodes them unchanged.
+    public var unknownFields = UnknownFields()
+    public init() {}
+}
+
+extension Case: CMessageConvertible {
+    typealias CStruct = Persona__V1__Case
+    static func fill(_ m: UnsafePointer<Case>, _ c: UnsafeMutablePointer<Persona__V1__Case>, arena: Arena) {
+        persona__v1__case__init(c)
+        if !m.pointee.caseId.isEmpty { c.pointee.case_id = arena.string(m.pointee.caseId) }
+        if !m.pointee.orderId.isEmpty { c.pointee.order_id = arena.string(m.pointee.orderId) }
+        c.pointee.user_id = m.pointee.userId
+        if !m.pointee.team.isEmpty { c.pointee.team = arena.string(m.pointee.team) }
+        c.pointee.status = .init(rawValue: .init(truncatingIfNeeded: m.pointee.status.rawValue))
+        if !m.pointee.assignee.isEmpty { c.pointee.assignee = arena.string(m.pointee.assignee) }
+        c.pointee.outcome = .init(rawValue: .init(truncatingIfNeeded: m.pointee.outcome.rawValue))
+        c.pointee.opened_ms = m.pointee.openedMs
+        c.pointee.updated_ms = m.pointee.updatedMs
+        c.pointee.score = m.pointee.score
+        c.pointee.action = .init(rawValue: .init(truncatingIfNeeded: m.pointee.action.rawValue))
+        c.pointee.comments = m.pointee.comments
+        c.pointee.amount = m.pointee.amount
+        if !m.pointee.currency.isEmpty { c.pointee.currency = arena.string(m.pointee.currency) }
+        arena.storeUnknownFields(m.pointee.unknownFields, in: UnsafeMutableRawPointer(c))
+    }
+    init(cMessage c: UnsafePointer<Persona__V1__Case>) {
+        self.init()
+        Self.read(c, into: &self)
+    }
+    static func read(_ c: UnsafePointer<Persona__V1__Case>, into m: UnsafeMutablePointer<Case>) {
+        m.pointee.caseId = readString(c.pointee.case_id)
+        m.pointee.orderId = readString(c.pointee.order_id)
+        m.pointee.userId = c.pointee.user_id
+        m.pointee.team = readString(c.pointee.team)
+        m.pointee.status = CaseStatus(rawValue: Int32(truncatingIfNeeded: c.pointee.status.rawValue))
+        m.pointee.assignee = readString(c.pointee.assignee)
+        m.pointee.outcome = CaseOutcome(rawValue: Int32(truncatingIfNeeded: c.pointee.outcome.rawValue))
+        m.pointee.openedMs = c.pointee.opened_ms
+        m.pointee.updatedMs = c.pointee.updated_ms
+        m.pointee.score = c.pointee.score
+        m.pointee.action = Action(rawValue: Int32(truncatingIfNeeded: c.pointee.action.rawValue))
+        m.pointee.comments = c.pointee.comments
+        m.pointee.amount = c.pointee.amount
+        m.pointee.currency = readString(c.pointee.currency)
+        m.pointee.unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
+    }
+    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
+        -> UnsafeMutablePointer<Persona__V1__Case>?
+    {
+        persona__v1__case__unpack(allocator, count, bytes)
+    }
+    public func serializedBytes() -> [UInt8] { packMessage(self) }
+    public static func serializedBytes(each messages: [Case]) -> [[UInt8]] { packMessages(messages) }
+    public init(serializedBytes bytes: UnsafeRawBufferPointer, limits: DecodingLimits) throws {
+        self = try unpackMessage(bytes, limits: limits)
+    }
+}
+
+/// proto message `persona.v1.CaseChange`.
+public struct CaseChange: WireMessage {
+    public var caseId: String = ""
+    public var by: String = ""
+    public var atMs: Int64 = 0
+    public var status: CaseStatus = CaseStatus(rawValue: 0)
+    public var assign: Bool = false
+    public var assignee: String = ""
+    public var take: Bool = false
+    public var team: String = ""
+    public var comment: String = ""
+    public var outcome: CaseOutcome = CaseOutcome(rawValue: 0)
+    /// Fields this build does not know, kept so a relay re-encodes them unchanged.
+    public var unknownFields = UnknownFields()
+    public init() {}
+}
+
+extension CaseChange: CMessageConvertible {
+    typealias CStruct = Persona__V1__CaseChange
+    static func fill(_ m: UnsafePointer<CaseChange>, _ c: UnsafeMutablePointer<Persona__V1__CaseChange>, arena: Arena) {
+        persona__v1__case_change__init(c)
+        if !m.pointee.caseId.isEmpty { c.pointee.case_id = arena.string(m.pointee.caseId) }
+        if !m.pointee.by.isEmpty { c.pointee.by = arena.string(m.pointee.by) }
+        c.pointee.at_ms = m.pointee.atMs
+        c.pointee.status = .init(rawValue: .init(truncatingIfNeeded: m.pointee.status.rawValue))
+        c.pointee.assign = m.pointee.assign ? 1 : 0
+        if !m.pointee.assignee.isEmpty { c.pointee.assignee = arena.string(m.pointee.assignee) }
+        c.pointee.take = m.pointee.take ? 1 : 0
+        if !m.pointee.team.isEmpty { c.pointee.team = arena.string(m.pointee.team) }
+        if !m.pointee.comment.isEmpty { c.pointee.comment = arena.string(m.pointee.comment) }
+        c.pointee.outcome = .init(rawValue: .init(truncatingIfNeeded: m.pointee.outcome.rawValue))
+        arena.storeUnknownFields(m.pointee.unknownFields, in: UnsafeMutableRawPointer(c))
+    }
+    init(cMessage c: UnsafePointer<Persona__V1__CaseChange>) {
+        self.init()
+        Self.read(c, into: &self)
+    }
+    static func read(_ c: UnsafePointer<Persona__V1__CaseChange>, into m: UnsafeMutablePointer<CaseChange>) {
+        m.pointee.caseId = readString(c.pointee.case_id)
+        m.pointee.by = readString(c.pointee.by)
+        m.pointee.atMs = c.pointee.at_ms
+        m.pointee.status = CaseStatus(rawValue: Int32(truncatingIfNeeded: c.pointee.status.rawValue))
+        m.pointee.assign = c.pointee.assign != 0
+        m.pointee.assignee = readString(c.pointee.assignee)
+        m.pointee.take = c.pointee.take != 0
+        m.pointee.team = readString(c.pointee.team)
+        m.pointee.comment = readString(c.pointee.comment)
+        m.pointee.outcome = CaseOutcome(rawValue: Int32(truncatingIfNeeded: c.pointee.outcome.rawValue))
+        m.pointee.unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
+    }
+    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
+        -> UnsafeMutablePointer<Persona__V1__CaseChange>?
+    {
+        persona__v1__case_change__unpack(allocator, count, bytes)
+    }
+    public func serializedBytes() -> [UInt8] { packMessage(self) }
+    public static func serializedBytes(each messages: [CaseChange]) -> [[UInt8]] { packMessages(messages) }
+    public init(serializedBytes bytes: UnsafeRawBufferPointer, limits: DecodingLimits) throws {
+        self = try unpackMessage(bytes, limits: limits)
+    }
+}
+
+/// proto message `persona.v1.QueryCasesRequest`.
+public struct QueryCasesRequest: WireMessage {
+    public var team: String = ""
+    public var status: CaseStatus = CaseStatus(rawValue: 0)
+    public var includeResolved: Bool = false
+    public var assignee: String = ""
+    public var orderId: String = ""
+    public var userId: Int64 = 0
+    public var limit: UInt32 = 0
+    public var pageToken: String = ""
+    /// Fields this build does not know, kept so a relay re-encodes them unchanged.
+    public var unknownFields = UnknownFields()
+    public init() {}
+}
+
+extension QueryCasesRequest: CMessageConvertible {
+    typealias CStruct = Persona__V1__QueryCasesRequest
+    static func fill(_ m: UnsafePointer<QueryCasesRequest>, _ c: UnsafeMutablePointer<Persona__V1__QueryCasesRequest>, arena: Arena) {
+        persona__v1__query_cases_request__init(c)
+        if !m.pointee.team.isEmpty { c.pointee.team = arena.string(m.pointee.team) }
+        c.pointee.status = .init(rawValue: .init(truncatingIfNeeded: m.pointee.status.rawValue))
+        c.pointee.include_resolved = m.pointee.includeResolved ? 1 : 0
+        if !m.pointee.assignee.isEmpty { c.pointee.assignee = arena.string(m.pointee.assignee) }
+        if !m.pointee.orderId.isEmpty { c.pointee.order_id = arena.string(m.pointee.orderId) }
+        c.pointee.user_id = m.pointee.userId
+        c.pointee.limit = m.pointee.limit
+        if !m.pointee.pageToken.isEmpty { c.pointee.page_token = arena.string(m.pointee.pageToken) }
+        arena.storeUnknownFields(m.pointee.unknownFields, in: UnsafeMutableRawPointer(c))
+    }
+    init(cMessage c: UnsafePointer<Persona__V1__QueryCasesRequest>) {
+        self.init()
+        Self.read(c, into: &self)
+    }
+    static func read(_ c: UnsafePointer<Persona__V1__QueryCasesRequest>, into m: UnsafeMutablePointer<QueryCasesRequest>) {
+        m.pointee.team = readString(c.pointee.team)
+        m.pointee.status = CaseStatus(rawValue: Int32(truncatingIfNeeded: c.pointee.status.rawValue))
+        m.pointee.includeResolved = c.pointee.include_resolved != 0
+        m.pointee.assignee = readString(c.pointee.assignee)
+        m.pointee.orderId = readString(c.pointee.order_id)
+        m.pointee.userId = c.pointee.user_id
+        m.pointee.limit = c.pointee.limit
+        m.pointee.pageToken = readString(c.pointee.page_token)
+        m.pointee.unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
+    }
+    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
+        -> UnsafeMutablePointer<Persona__V1__QueryCasesRequest>?
+    {
+        persona__v1__query_cases_request__unpack(allocator, count, bytes)
+    }
+    public func serializedBytes() -> [UInt8] { packMessage(self) }
+    public static func serializedBytes(each messages: [QueryCasesRequest]) -> [[UInt8]] { packMessages(messages) }
+    public init(serializedBytes bytes: UnsafeRawBufferPointer, limits: DecodingLimits) throws {
+        self = try unpackMessage(bytes, limits: limits)
+    }
+}
+
+/// proto message `persona.v1.TeamCases`.
+public struct TeamCases: WireMessage {
+    public var team: String = ""
+    public var `open`: UInt32 = 0
+    public var investigating: UInt32 = 0
+    public var waiting: UInt32 = 0
+    public var unassigned: UInt32 = 0
+    /// Fields this build does not know, kept so a relay re-encodes them unchanged.
+    public var unknownFields = UnknownFields()
+    public init() {}
+}
+
+extension TeamCases: CMessageConvertible {
+    typealias CStruct = Persona__V1__TeamCases
+    static func fill(_ m: UnsafePointer<TeamCases>, _ c: UnsafeMutablePointer<Persona__V1__TeamCases>, arena: Arena) {
+        persona__v1__team_cases__init(c)
+        if !m.pointee.team.isEmpty { c.pointee.team = arena.string(m.pointee.team) }
+        c.pointee.open = m.pointee.`open`
+        c.pointee.investigating = m.pointee.investigating
+        c.pointee.waiting = m.pointee.waiting
+        c.pointee.unassigned = m.pointee.unassigned
+        arena.storeUnknownFields(m.pointee.unknownFields, in: UnsafeMutableRawPointer(c))
+    }
+    init(cMessage c: UnsafePointer<Persona__V1__TeamCases>) {
+        self.init()
+        Self.read(c, into: &self)
+    }
+    static func read(_ c: UnsafePointer<Persona__V1__TeamCases>, into m: UnsafeMutablePointer<TeamCases>) {
+        m.pointee.team = readString(c.pointee.team)
+        m.pointee.`open` = c.pointee.open
+        m.pointee.investigating = c.pointee.investigating
+        m.pointee.waiting = c.pointee.waiting
+        m.pointee.unassigned = c.pointee.unassigned
+        m.pointee.unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
+    }
+    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
+        -> UnsafeMutablePointer<Persona__V1__TeamCases>?
+    {
+        persona__v1__team_cases__unpack(allocator, count, bytes)
+    }
+    public func serializedBytes() -> [UInt8] { packMessage(self) }
+    public static func serializedBytes(each messages: [TeamCases]) -> [[UInt8]] { packMessages(messages) }
+    public init(serializedBytes bytes: UnsafeRawBufferPointer, limits: DecodingLimits) throws {
+        self = try unpackMessage(bytes, limits: limits)
+    }
+}
+
+/// proto message `persona.v1.QueryCasesResponse`.
+public struct QueryCasesResponse: WireMessage {
+    public var cases: [Case] = []
+    public var nextPageToken: String = ""
+    public var teams: [TeamCases] = []
+    /// Fields this build does not know, kept so a relay re-encodes them unchanged.
+    public var unknownFields = UnknownFields()
+    public init() {}
+}
+
+extension QueryCasesResponse: CMessageConvertible {
+    typealias CStruct = Persona__V1__QueryCasesResponse
+    static func fill(_ m: UnsafePointer<QueryCasesResponse>, _ c: UnsafeMutablePointer<Persona__V1__QueryCasesResponse>, arena: Arena) {
+        persona__v1__query_cases_response__init(c)
+        (c.pointee.n_cases, c.pointee.cases) = arena.messages(m.pointee.cases)
+        if !m.pointee.nextPageToken.isEmpty { c.pointee.next_page_token = arena.string(m.pointee.nextPageToken) }
+        (c.pointee.n_teams, c.pointee.teams) = arena.messages(m.pointee.teams)
+        arena.storeUnknownFields(m.pointee.unknownFields, in: UnsafeMutableRawPointer(c))
+    }
+    init(cMessage c: UnsafePointer<Persona__V1__QueryCasesResponse>) {
+        self.init()
+        Self.read(c, into: &self)
+    }
+    static func read(_ c: UnsafePointer<Persona__V1__QueryCasesResponse>, into m: UnsafeMutablePointer<QueryCasesResponse>) {
+        m.pointee.cases = readMessages(c.pointee.cases, c.pointee.n_cases, as: Case.self)
+        m.pointee.nextPageToken = readString(c.pointee.next_page_token)
+        m.pointee.teams = readMessages(c.pointee.teams, c.pointee.n_teams, as: TeamCases.self)
+        m.pointee.unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
+    }
+    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
+        -> UnsafeMutablePointer<Persona__V1__QueryCasesResponse>?
+    {
+        persona__v1__query_cases_response__unpack(allocator, count, bytes)
+    }
+    public func serializedBytes() -> [UInt8] { packMessage(self) }
+    public static func serializedBytes(each messages: [QueryCasesResponse]) -> [[UInt8]] { packMessages(messages) }
+    public init(serializedBytes bytes: UnsafeRawBufferPointer, limits: DecodingLimits) throws {
+        self = try unpackMessage(bytes, limits: limits)
+    }
+}
+
+/// proto message `persona.v1.GetCaseRequest`.
+public struct GetCaseRequest: WireMessage {
+    public var caseId: String = ""
+    /// Fields this build does not know, kept so a relay re-encodes them unchanged.
+    public var unknownFields = UnknownFields()
+    public init() {}
+}
+
+extension GetCaseRequest: CMessageConvertible {
+    typealias CStruct = Persona__V1__GetCaseRequest
+    static func fill(_ m: UnsafePointer<GetCaseRequest>, _ c: UnsafeMutablePointer<Persona__V1__GetCaseRequest>, arena: Arena) {
+        persona__v1__get_case_request__init(c)
+        if !m.pointee.caseId.isEmpty { c.pointee.case_id = arena.string(m.pointee.caseId) }
+        arena.storeUnknownFields(m.pointee.unknownFields, in: UnsafeMutableRawPointer(c))
+    }
+    init(cMessage c: UnsafePointer<Persona__V1__GetCaseRequest>) {
+        self.init()
+        Self.read(c, into: &self)
+    }
+    static func read(_ c: UnsafePointer<Persona__V1__GetCaseRequest>, into m: UnsafeMutablePointer<GetCaseRequest>) {
+        m.pointee.caseId = readString(c.pointee.case_id)
+        m.pointee.unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
+    }
+    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
+        -> UnsafeMutablePointer<Persona__V1__GetCaseRequest>?
+    {
+        persona__v1__get_case_request__unpack(allocator, count, bytes)
+    }
+    public func serializedBytes() -> [UInt8] { packMessage(self) }
+    public static func serializedBytes(each messages: [GetCaseRequest]) -> [[UInt8]] { packMessages(messages) }
+    public init(serializedBytes bytes: UnsafeRawBufferPointer, limits: DecodingLimits) throws {
+        self = try unpackMessage(bytes, limits: limits)
+    }
+}
+
+/// proto message `persona.v1.GetCaseResponse`.
+public struct GetCaseResponse: WireMessage {
+    public var `case`: Case? {
+        get { _case?.value }
+        set { _case = newValue.map(Boxed.init) }
+    }
+    private var _case: Boxed<Case>? = nil
+    /// `case` where it is stored (read `.value`): no copy of the message and its fields.
+    public var caseRef: Boxed<Case>? { _case }
+    public var history: [CaseChange] = []
+    /// Fields this build does not know, kept so a relay re-encodes them unchanged.
+    public var unknownFields = UnknownFields()
+    public init() {}
+}
+
+extension GetCaseResponse: CMessageConvertible {
+    typealias CStruct = Persona__V1__GetCaseResponse
+    static func fill(_ m: UnsafePointer<GetCaseResponse>, _ c: UnsafeMutablePointer<Persona__V1__GetCaseResponse>, arena: Arena) {
+        persona__v1__get_case_response__init(c)
+        if let box = m.pointee._case { c.pointee.case_ = arena.message(box) }
+        (c.pointee.n_history, c.pointee.history) = arena.messages(m.pointee.history)
+        arena.storeUnknownFields(m.pointee.unknownFields, in: UnsafeMutableRawPointer(c))
+    }
+    init(cMessage c: UnsafePointer<Persona__V1__GetCaseResponse>) {
+        self.init()
+        Self.read(c, into: &self)
+    }
+    static func read(_ c: UnsafePointer<Persona__V1__GetCaseResponse>, into m: UnsafeMutablePointer<GetCaseResponse>) {
+        m.pointee._case = c.pointee.case_.map { Boxed(Case(cMessage: $0)) }
+        m.pointee.history = readMessages(c.pointee.history, c.pointee.n_history, as: CaseChange.self)
+        m.pointee.unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
+    }
+    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
+        -> UnsafeMutablePointer<Persona__V1__GetCaseResponse>?
+    {
+        persona__v1__get_case_response__unpack(allocator, count, bytes)
+    }
+    public func serializedBytes() -> [UInt8] { packMessage(self) }
+    public static func serializedBytes(each messages: [GetCaseResponse]) -> [[UInt8]] { packMessages(messages) }
+    public init(serializedBytes bytes: UnsafeRawBufferPointer, limits: DecodingLimits) throws {
+        self = try unpackMessage(bytes, limits: limits)
+    }
+}
+
+/// proto message `persona.v1.UpdateCaseRequest`.
+public struct UpdateCaseRequest: WireMessage {
+    public var caseId: String = ""
+    public var status: CaseStatus = CaseStatus(rawValue: 0)
+    public var assign: Bool = false
+    public var assignee: String = ""
+    public var team: String = ""
+    public var comment: String = ""
+    public var outcome: CaseOutcome = CaseOutcome(rawValue: 0)
+    /// Fields this build does not know, kept so a relay re-encodes them unchanged.
+    public var unknownFields = UnknownFields()
+    public init() {}
+}
+
+extension UpdateCaseRequest: CMessageConvertible {
+    typealias CStruct = Persona__V1__UpdateCaseRequest
+    static func fill(_ m: UnsafePointer<UpdateCaseRequest>, _ c: UnsafeMutablePointer<Persona__V1__UpdateCaseRequest>, arena: Arena) {
+        persona__v1__update_case_request__init(c)
+        if !m.pointee.caseId.isEmpty { c.pointee.case_id = arena.string(m.pointee.caseId) }
+        c.pointee.status = .init(rawValue: .init(truncatingIfNeeded: m.pointee.status.rawValue))
+        c.pointee.assign = m.pointee.assign ? 1 : 0
+        if !m.pointee.assignee.isEmpty { c.pointee.assignee = arena.string(m.pointee.assignee) }
+        if !m.pointee.team.isEmpty { c.pointee.team = arena.string(m.pointee.team) }
+        if !m.pointee.comment.isEmpty { c.pointee.comment = arena.string(m.pointee.comment) }
+        c.pointee.outcome = .init(rawValue: .init(truncatingIfNeeded: m.pointee.outcome.rawValue))
+        arena.storeUnknownFields(m.pointee.unknownFields, in: UnsafeMutableRawPointer(c))
+    }
+    init(cMessage c: UnsafePointer<Persona__V1__UpdateCaseRequest>) {
+        self.init()
+        Self.read(c, into: &self)
+    }
+    static func read(_ c: UnsafePointer<Persona__V1__UpdateCaseRequest>, into m: UnsafeMutablePointer<UpdateCaseRequest>) {
+        m.pointee.caseId = readString(c.pointee.case_id)
+        m.pointee.status = CaseStatus(rawValue: Int32(truncatingIfNeeded: c.pointee.status.rawValue))
+        m.pointee.assign = c.pointee.assign != 0
+        m.pointee.assignee = readString(c.pointee.assignee)
+        m.pointee.team = readString(c.pointee.team)
+        m.pointee.comment = readString(c.pointee.comment)
+        m.pointee.outcome = CaseOutcome(rawValue: Int32(truncatingIfNeeded: c.pointee.outcome.rawValue))
+        m.pointee.unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
+    }
+    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
+        -> UnsafeMutablePointer<Persona__V1__UpdateCaseRequest>?
+    {
+        persona__v1__update_case_request__unpack(allocator, count, bytes)
+    }
+    public func serializedBytes() -> [UInt8] { packMessage(self) }
+    public static func serializedBytes(each messages: [UpdateCaseRequest]) -> [[UInt8]] { packMessages(messages) }
+    public init(serializedBytes bytes: UnsafeRawBufferPointer, limits: DecodingLimits) throws {
+        self = try unpackMessage(bytes, limits: limits)
+    }
+}
+
+/// proto message `persona.v1.TakeNextCaseRequest`.
+public struct TakeNextCaseRequest: WireMessage {
+    public var team: String = ""
+    /// Fields this build does not know, kept so a relay re-encodes them unchanged.
+    public var unknownFields = UnknownFields()
+    public init() {}
+}
+
+extension TakeNextCaseRequest: CMessageConvertible {
+    typealias CStruct = Persona__V1__TakeNextCaseRequest
+    static func fill(_ m: UnsafePointer<TakeNextCaseRequest>, _ c: UnsafeMutablePointer<Persona__V1__TakeNextCaseRequest>, arena: Arena) {
+        persona__v1__take_next_case_request__init(c)
+        if !m.pointee.team.isEmpty { c.pointee.team = arena.string(m.pointee.team) }
+        arena.storeUnknownFields(m.pointee.unknownFields, in: UnsafeMutableRawPointer(c))
+    }
+    init(cMessage c: UnsafePointer<Persona__V1__TakeNextCaseRequest>) {
+        self.init()
+        Self.read(c, into: &self)
+    }
+    static func read(_ c: UnsafePointer<Persona__V1__TakeNextCaseRequest>, into m: UnsafeMutablePointer<TakeNextCaseRequest>) {
+        m.pointee.team = readString(c.pointee.team)
+        m.pointee.unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
+    }
+    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
+        -> UnsafeMutablePointer<Persona__V1__TakeNextCaseRequest>?
+    {
+        persona__v1__take_next_case_request__unpack(allocator, count, bytes)
+    }
+    public func serializedBytes() -> [UInt8] { packMessage(self) }
+    public static func serializedBytes(each messages: [TakeNextCaseRequest]) -> [[UInt8]] { packMessages(messages) }
+    public init(serializedBytes bytes: UnsafeRawBufferPointer, limits: DecodingLimits) throws {
+        self = try unpackMessage(bytes, limits: limits)
+    }
+}
+
+/// proto message `persona.v1.TakeNextCaseResponse`.
+public struct TakeNextCaseResponse: WireMessage {
+    public var `case`: Case? {
+        get { _case?.value }
+        set { _case = newValue.map(Boxed.init) }
+    }
+    private var _case: Boxed<Case>? = nil
+    /// `case` where it is stored (read `.value`): no copy of the message and its fields.
+    public var caseRef: Boxed<Case>? { _case }
+    /// Fields this build does not know, kept so a relay re-encodes them unchanged.
+    public var unknownFields = UnknownFields()
+    public init() {}
+}
+
+extension TakeNextCaseResponse: CMessageConvertible {
+    typealias CStruct = Persona__V1__TakeNextCaseResponse
+    static func fill(_ m: UnsafePointer<TakeNextCaseResponse>, _ c: UnsafeMutablePointer<Persona__V1__TakeNextCaseResponse>, arena: Arena) {
+        persona__v1__take_next_case_response__init(c)
+        if let box = m.pointee._case { c.pointee.case_ = arena.message(box) }
+        arena.storeUnknownFields(m.pointee.unknownFields, in: UnsafeMutableRawPointer(c))
+    }
+    init(cMessage c: UnsafePointer<Persona__V1__TakeNextCaseResponse>) {
+        self.init()
+        Self.read(c, into: &self)
+    }
+    static func read(_ c: UnsafePointer<Persona__V1__TakeNextCaseResponse>, into m: UnsafeMutablePointer<TakeNextCaseResponse>) {
+        m.pointee._case = c.pointee.case_.map { Boxed(Case(cMessage: $0)) }
+        m.pointee.unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
+    }
+    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
+        -> UnsafeMutablePointer<Persona__V1__TakeNextCaseResponse>?
+    {
+        persona__v1__take_next_case_response__unpack(allocator, count, bytes)
+    }
+    public func serializedBytes() -> [UInt8] { packMessage(self) }
+    public static func serializedBytes(each messages: [TakeNextCaseResponse]) -> [[UInt8]] { packMessages(messages) }
     public init(serializedBytes bytes: UnsafeRawBufferPointer, limits: DecodingLimits) throws {
         self = try unpackMessage(bytes, limits: limits)
     }

@@ -2369,6 +2369,7 @@ extension DecisionRecord {
             m.rules = PublishedRules.sample(1)
             m.listEntry = ListEntry.sample(1)
             m.listRemoved = true
+            m.caseChange = CaseChange.sample(1)
         } else {
             m.decision = Decision.sample(0)
             m.request = ScoreRequest.sample(0)
@@ -2378,6 +2379,7 @@ extension DecisionRecord {
             m.rules = PublishedRules.sample(0)
             m.listEntry = ListEntry.sample(0)
             m.listRemoved = true
+            m.caseChange = CaseChange.sample(0)
         }
         return m
     }
@@ -2424,6 +2426,210 @@ extension ErasedDecision {
         } else {
             m.decision = Decision.sample(0)
             m.request = ScoreRequest.sample(0)
+        }
+        return m
+    }
+}
+
+extension Case {
+    static func sample(_ variant: Int) -> Case {
+        var m = Case()
+        if variant == 0 {
+            m.caseId = "h\u{e9}llo \"w\\orld\" \u{1F600}"
+            m.orderId = "h\u{e9}llo \"w\\orld\" \u{1F600}"
+            m.userId = Int64.min
+            m.team = "h\u{e9}llo \"w\\orld\" \u{1F600}"
+            m.status = .init(rawValue: 4)
+            m.assignee = "h\u{e9}llo \"w\\orld\" \u{1F600}"
+            m.outcome = .init(rawValue: 3)
+            m.openedMs = Int64.min
+            m.updatedMs = Int64.min
+            m.score = Int32.min
+            m.action = .init(rawValue: 4)
+            m.comments = UInt32.max
+            m.amount = -1.5e300
+            m.currency = "h\u{e9}llo \"w\\orld\" \u{1F600}"
+        } else {
+            m.caseId = "x"
+            m.orderId = "x"
+            m.userId = Int64.max
+            m.team = "x"
+            m.status = .init(rawValue: 1)
+            m.assignee = "x"
+            m.outcome = .init(rawValue: 1)
+            m.openedMs = Int64.max
+            m.updatedMs = Int64.max
+            m.score = Int32.max
+            m.action = .init(rawValue: 1)
+            m.comments = 1
+            m.amount = Double.leastNonzeroMagnitude
+            m.currency = "x"
+        }
+        return m
+    }
+}
+
+extension CaseChange {
+    static func sample(_ variant: Int) -> CaseChange {
+        var m = CaseChange()
+        if variant == 0 {
+            m.caseId = "h\u{e9}llo \"w\\orld\" \u{1F600}"
+            m.by = "h\u{e9}llo \"w\\orld\" \u{1F600}"
+            m.atMs = Int64.min
+            m.status = .init(rawValue: 4)
+            m.assign = true
+            m.assignee = "h\u{e9}llo \"w\\orld\" \u{1F600}"
+            m.take = true
+            m.team = "h\u{e9}llo \"w\\orld\" \u{1F600}"
+            m.comment = "h\u{e9}llo \"w\\orld\" \u{1F600}"
+            m.outcome = .init(rawValue: 3)
+        } else {
+            m.caseId = "x"
+            m.by = "x"
+            m.atMs = Int64.max
+            m.status = .init(rawValue: 1)
+            m.assign = true
+            m.assignee = "x"
+            m.take = true
+            m.team = "x"
+            m.comment = "x"
+            m.outcome = .init(rawValue: 1)
+        }
+        return m
+    }
+}
+
+extension QueryCasesRequest {
+    static func sample(_ variant: Int) -> QueryCasesRequest {
+        var m = QueryCasesRequest()
+        if variant == 0 {
+            m.team = "h\u{e9}llo \"w\\orld\" \u{1F600}"
+            m.status = .init(rawValue: 4)
+            m.includeResolved = true
+            m.assignee = "h\u{e9}llo \"w\\orld\" \u{1F600}"
+            m.orderId = "h\u{e9}llo \"w\\orld\" \u{1F600}"
+            m.userId = Int64.min
+            m.limit = UInt32.max
+            m.pageToken = "h\u{e9}llo \"w\\orld\" \u{1F600}"
+        } else {
+            m.team = "x"
+            m.status = .init(rawValue: 1)
+            m.includeResolved = true
+            m.assignee = "x"
+            m.orderId = "x"
+            m.userId = Int64.max
+            m.limit = 1
+            m.pageToken = "x"
+        }
+        return m
+    }
+}
+
+extension TeamCases {
+    static func sample(_ variant: Int) -> TeamCases {
+        var m = TeamCases()
+        if variant == 0 {
+            m.team = "h\u{e9}llo \"w\\orld\" \u{1F600}"
+            m.`open` = UInt32.max
+            m.investigating = UInt32.max
+            m.waiting = UInt32.max
+            m.unassigned = UInt32.max
+        } else {
+            m.team = "x"
+            m.`open` = 1
+            m.investigating = 1
+            m.waiting = 1
+            m.unassigned = 1
+        }
+        return m
+    }
+}
+
+extension QueryCasesResponse {
+    static func sample(_ variant: Int) -> QueryCasesResponse {
+        var m = QueryCasesResponse()
+        if variant == 0 {
+            m.cases = [Case.sample(1), Case.sample(0)]
+            m.nextPageToken = "h\u{e9}llo \"w\\orld\" \u{1F600}"
+            m.teams = [TeamCases.sample(1), TeamCases.sample(0)]
+        } else {
+            m.cases = [Case.sample(0), Case.sample(1)]
+            m.nextPageToken = "x"
+            m.teams = [TeamCases.sample(0), TeamCases.sample(1)]
+        }
+        return m
+    }
+}
+
+extension GetCaseRequest {
+    static func sample(_ variant: Int) -> GetCaseRequest {
+        var m = GetCaseRequest()
+        if variant == 0 {
+            m.caseId = "h\u{e9}llo \"w\\orld\" \u{1F600}"
+        } else {
+            m.caseId = "x"
+        }
+        return m
+    }
+}
+
+extension GetCaseResponse {
+    static func sample(_ variant: Int) -> GetCaseResponse {
+        var m = GetCaseResponse()
+        if variant == 0 {
+            m.`case` = Case.sample(1)
+            m.history = [CaseChange.sample(1), CaseChange.sample(0)]
+        } else {
+            m.`case` = Case.sample(0)
+            m.history = [CaseChange.sample(0), CaseChange.sample(1)]
+        }
+        return m
+    }
+}
+
+extension UpdateCaseRequest {
+    static func sample(_ variant: Int) -> UpdateCaseRequest {
+        var m = UpdateCaseRequest()
+        if variant == 0 {
+            m.caseId = "h\u{e9}llo \"w\\orld\" \u{1F600}"
+            m.status = .init(rawValue: 4)
+            m.assign = true
+            m.assignee = "h\u{e9}llo \"w\\orld\" \u{1F600}"
+            m.team = "h\u{e9}llo \"w\\orld\" \u{1F600}"
+            m.comment = "h\u{e9}llo \"w\\orld\" \u{1F600}"
+            m.outcome = .init(rawValue: 3)
+        } else {
+            m.caseId = "x"
+            m.status = .init(rawValue: 1)
+            m.assign = true
+            m.assignee = "x"
+            m.team = "x"
+            m.comment = "x"
+            m.outcome = .init(rawValue: 1)
+        }
+        return m
+    }
+}
+
+extension TakeNextCaseRequest {
+    static func sample(_ variant: Int) -> TakeNextCaseRequest {
+        var m = TakeNextCaseRequest()
+        if variant == 0 {
+            m.team = "h\u{e9}llo \"w\\orld\" \u{1F600}"
+        } else {
+            m.team = "x"
+        }
+        return m
+    }
+}
+
+extension TakeNextCaseResponse {
+    static func sample(_ variant: Int) -> TakeNextCaseResponse {
+        var m = TakeNextCaseResponse()
+        if variant == 0 {
+            m.`case` = Case.sample(1)
+        } else {
+            m.`case` = Case.sample(0)
         }
         return m
     }
@@ -2558,4 +2764,14 @@ let allMessageSamples: [(protoName: String, samples: [any WireMessage])] = [
     ("persona.v1.PublishedRules", [PublishedRules.sample(0), PublishedRules.sample(1), PublishedRules()]),
     ("persona.v1.DecisionErasure", [DecisionErasure.sample(0), DecisionErasure.sample(1), DecisionErasure()]),
     ("persona.v1.ErasedDecision", [ErasedDecision.sample(0), ErasedDecision.sample(1), ErasedDecision()]),
+    ("persona.v1.Case", [Case.sample(0), Case.sample(1), Case()]),
+    ("persona.v1.CaseChange", [CaseChange.sample(0), CaseChange.sample(1), CaseChange()]),
+    ("persona.v1.QueryCasesRequest", [QueryCasesRequest.sample(0), QueryCasesRequest.sample(1), QueryCasesRequest()]),
+    ("persona.v1.TeamCases", [TeamCases.sample(0), TeamCases.sample(1), TeamCases()]),
+    ("persona.v1.QueryCasesResponse", [QueryCasesResponse.sample(0), QueryCasesResponse.sample(1), QueryCasesResponse()]),
+    ("persona.v1.GetCaseRequest", [GetCaseRequest.sample(0), GetCaseRequest.sample(1), GetCaseRequest()]),
+    ("persona.v1.GetCaseResponse", [GetCaseResponse.sample(0), GetCaseResponse.sample(1), GetCaseResponse()]),
+    ("persona.v1.UpdateCaseRequest", [UpdateCaseRequest.sample(0), UpdateCaseRequest.sample(1), UpdateCaseRequest()]),
+    ("persona.v1.TakeNextCaseRequest", [TakeNextCaseRequest.sample(0), TakeNextCaseRequest.sample(1), TakeNextCaseRequest()]),
+    ("persona.v1.TakeNextCaseResponse", [TakeNextCaseResponse.sample(0), TakeNextCaseResponse.sample(1), TakeNextCaseResponse()]),
 ]

@@ -45,7 +45,7 @@ final class DecisionDatabase: @unchecked Sendable {
         let synchronous = synced ? "FULL" : "NORMAL"
         try writer.execute(
             "PRAGMA journal_mode=WAL; PRAGMA synchronous=\(synchronous); PRAGMA wal_autocheckpoint=0; PRAGMA secure_delete=ON;")
-        try writer.execute(Self.schema)
+        try writer.execute(Self.schema + Self.caseSchema)
         try writer.statement("SELECT id, names FROM feature_sets").query { row in
             let names = row.text(1).split(separator: ",").map(String.init)
             featureSets.withLock {
@@ -277,15 +277,17 @@ final class DecisionDatabase: @unchecked Sendable {
         try await write { db in
             for (offset, record) in records {
                 if let d = record.decision {
-                    try self.insert(
-                        d, requestBytes: (record.request ?? ScoreRequest()).serializedBytes(),
-                        id: DecisionLog.decisionID(offset: offset), db)
+                    let id = DecisionLog.decisionID(offset: offset)
+                    try self.insert(d, requestBytes: (record.request ?? ScoreRequest()).serializedBytes(), id: id, db)
+                    if Self.opensCase(d.action) { try self.openCase(d, id: id, db) }
                 }
+                if let change = record.caseChange { try self.applyCaseChange(change, offset: offset, db) }
                 if let l = record.label {
                     try self.applyLabel(orderID: l.orderId, kind: l.kind, source: l.source, note: l.note, atMs: record.atMs, db)
                 }
                 if let erasure = record.erasure {
                     try db.statement("DELETE FROM decisions WHERE user_id = ?").run([.integer(erasure.userId)])
+                    try self.pseudonymiseCases(user: erasure.userId, pseudonym: erasure.pseudonym, db)
                     for copy in erasure.decisions {
                         guard let d = copy.decision, let id = Int64(d.decisionId) else { continue }
                         try self.insert(d, requestBytes: (copy.request ?? ScoreRequest()).serializedBytes(), id: id, db)

@@ -49,6 +49,16 @@ typedef struct Persona__V1__DecisionRecord Persona__V1__DecisionRecord;
 typedef struct Persona__V1__PublishedRules Persona__V1__PublishedRules;
 typedef struct Persona__V1__DecisionErasure Persona__V1__DecisionErasure;
 typedef struct Persona__V1__ErasedDecision Persona__V1__ErasedDecision;
+typedef struct Persona__V1__Case Persona__V1__Case;
+typedef struct Persona__V1__CaseChange Persona__V1__CaseChange;
+typedef struct Persona__V1__QueryCasesRequest Persona__V1__QueryCasesRequest;
+typedef struct Persona__V1__TeamCases Persona__V1__TeamCases;
+typedef struct Persona__V1__QueryCasesResponse Persona__V1__QueryCasesResponse;
+typedef struct Persona__V1__GetCaseRequest Persona__V1__GetCaseRequest;
+typedef struct Persona__V1__GetCaseResponse Persona__V1__GetCaseResponse;
+typedef struct Persona__V1__UpdateCaseRequest Persona__V1__UpdateCaseRequest;
+typedef struct Persona__V1__TakeNextCaseRequest Persona__V1__TakeNextCaseRequest;
+typedef struct Persona__V1__TakeNextCaseResponse Persona__V1__TakeNextCaseResponse;
 
 
 /* --- enums --- */
@@ -119,6 +129,35 @@ typedef enum _Persona__V1__ListField {
   PERSONA__V1__LIST_FIELD__LIST_FIELD_EMAIL = 5
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(PERSONA__V1__LIST_FIELD)
 } Persona__V1__ListField;
+/*
+ * Cases (docs/RISK.md, "Cases"): a decision to review or challenge opens a case in the
+ * inbox of its team (the decision's kind: order, payment, login, signup, refund), which the
+ * risk team works to an outcome. A case's id is its decision's id.
+ */
+typedef enum _Persona__V1__CaseStatus {
+  PERSONA__V1__CASE_STATUS__CASE_STATUS_UNSPECIFIED = 0,
+  PERSONA__V1__CASE_STATUS__CASE_STATUS_OPEN = 1,
+  PERSONA__V1__CASE_STATUS__CASE_STATUS_INVESTIGATING = 2,
+  PERSONA__V1__CASE_STATUS__CASE_STATUS_WAITING = 3,
+  PERSONA__V1__CASE_STATUS__CASE_STATUS_RESOLVED = 4
+    PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(PERSONA__V1__CASE_STATUS)
+} Persona__V1__CaseStatus;
+typedef enum _Persona__V1__CaseOutcome {
+  PERSONA__V1__CASE_OUTCOME__CASE_OUTCOME_UNSPECIFIED = 0,
+  /*
+   * Labels the order confirmed_fraud.
+   */
+  PERSONA__V1__CASE_OUTCOME__CASE_OUTCOME_FRAUD = 1,
+  /*
+   * Labels the order legitimate.
+   */
+  PERSONA__V1__CASE_OUTCOME__CASE_OUTCOME_LEGITIMATE = 2,
+  /*
+   * Labels the order false_positive.
+   */
+  PERSONA__V1__CASE_OUTCOME__CASE_OUTCOME_FALSE_POSITIVE = 3
+    PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(PERSONA__V1__CASE_OUTCOME)
+} Persona__V1__CaseOutcome;
 
 /* --- messages --- */
 
@@ -697,10 +736,14 @@ struct  Persona__V1__DecisionRecord
    */
   Persona__V1__ListEntry *list_entry;
   protobuf_c_boolean list_removed;
+  /*
+   * A change to a case (a comment, a status, an assignment, an outcome).
+   */
+  Persona__V1__CaseChange *case_change;
 };
 #define PERSONA__V1__DECISION_RECORD__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&persona__v1__decision_record__descriptor) \
-    , NULL, NULL, NULL, NULL, 0, NULL, NULL, 0 }
+    , NULL, NULL, NULL, NULL, 0, NULL, NULL, 0, NULL }
 
 
 struct  Persona__V1__PublishedRules
@@ -740,6 +783,187 @@ struct  Persona__V1__ErasedDecision
 #define PERSONA__V1__ERASED_DECISION__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&persona__v1__erased_decision__descriptor) \
     , NULL, NULL }
+
+
+struct  Persona__V1__Case
+{
+  ProtobufCMessage base;
+  char *case_id;
+  char *order_id;
+  int64_t user_id;
+  char *team;
+  Persona__V1__CaseStatus status;
+  /*
+   * The person working it ("": nobody).
+   */
+  char *assignee;
+  Persona__V1__CaseOutcome outcome;
+  int64_t opened_ms;
+  int64_t updated_ms;
+  int32_t score;
+  Persona__V1__Action action;
+  uint32_t comments;
+  double amount;
+  char *currency;
+};
+#define PERSONA__V1__CASE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&persona__v1__case__descriptor) \
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, (char *)protobuf_c_empty_string, PERSONA__V1__CASE_STATUS__CASE_STATUS_UNSPECIFIED, (char *)protobuf_c_empty_string, PERSONA__V1__CASE_OUTCOME__CASE_OUTCOME_UNSPECIFIED, 0, 0, 0, PERSONA__V1__ACTION__ACTION_UNSPECIFIED, 0, 0, (char *)protobuf_c_empty_string }
+
+
+/*
+ * One change to a case, as the decision log carries it; the fields left empty change nothing.
+ */
+struct  Persona__V1__CaseChange
+{
+  ProtobufCMessage base;
+  char *case_id;
+  /*
+   * Who made it: the person the call acts for, else the caller's token.
+   */
+  char *by;
+  int64_t at_ms;
+  Persona__V1__CaseStatus status;
+  /*
+   * Sets the assignee to `assignee` ("": nobody).
+   */
+  protobuf_c_boolean assign;
+  char *assignee;
+  /*
+   * Take next: assigns the case to `by`, only if it is then open and nobody's.
+   */
+  protobuf_c_boolean take;
+  char *team;
+  char *comment;
+  /*
+   * Resolves the case; the order is labelled in the same call.
+   */
+  Persona__V1__CaseOutcome outcome;
+};
+#define PERSONA__V1__CASE_CHANGE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&persona__v1__case_change__descriptor) \
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, PERSONA__V1__CASE_STATUS__CASE_STATUS_UNSPECIFIED, 0, (char *)protobuf_c_empty_string, 0, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, PERSONA__V1__CASE_OUTCOME__CASE_OUTCOME_UNSPECIFIED }
+
+
+struct  Persona__V1__QueryCasesRequest
+{
+  ProtobufCMessage base;
+  /*
+   * "": every team.
+   */
+  char *team;
+  /*
+   * UNSPECIFIED: every status but resolved.
+   */
+  Persona__V1__CaseStatus status;
+  protobuf_c_boolean include_resolved;
+  char *assignee;
+  char *order_id;
+  int64_t user_id;
+  /*
+   * At most 1000; 0: 50. Oldest first (the queue's order).
+   */
+  uint32_t limit;
+  char *page_token;
+};
+#define PERSONA__V1__QUERY_CASES_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&persona__v1__query_cases_request__descriptor) \
+    , (char *)protobuf_c_empty_string, PERSONA__V1__CASE_STATUS__CASE_STATUS_UNSPECIFIED, 0, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, 0, (char *)protobuf_c_empty_string }
+
+
+struct  Persona__V1__TeamCases
+{
+  ProtobufCMessage base;
+  char *team;
+  uint32_t open;
+  uint32_t investigating;
+  uint32_t waiting;
+  uint32_t unassigned;
+};
+#define PERSONA__V1__TEAM_CASES__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&persona__v1__team_cases__descriptor) \
+    , (char *)protobuf_c_empty_string, 0, 0, 0, 0 }
+
+
+struct  Persona__V1__QueryCasesResponse
+{
+  ProtobufCMessage base;
+  size_t n_cases;
+  Persona__V1__Case **cases;
+  char *next_page_token;
+  /*
+   * Every team with cases not resolved, and its counts.
+   */
+  size_t n_teams;
+  Persona__V1__TeamCases **teams;
+};
+#define PERSONA__V1__QUERY_CASES_RESPONSE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&persona__v1__query_cases_response__descriptor) \
+    , 0,NULL, (char *)protobuf_c_empty_string, 0,NULL }
+
+
+struct  Persona__V1__GetCaseRequest
+{
+  ProtobufCMessage base;
+  char *case_id;
+};
+#define PERSONA__V1__GET_CASE_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&persona__v1__get_case_request__descriptor) \
+    , (char *)protobuf_c_empty_string }
+
+
+struct  Persona__V1__GetCaseResponse
+{
+  ProtobufCMessage base;
+  Persona__V1__Case *case_;
+  /*
+   * Every change, oldest first.
+   */
+  size_t n_history;
+  Persona__V1__CaseChange **history;
+};
+#define PERSONA__V1__GET_CASE_RESPONSE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&persona__v1__get_case_response__descriptor) \
+    , NULL, 0,NULL }
+
+
+struct  Persona__V1__UpdateCaseRequest
+{
+  ProtobufCMessage base;
+  char *case_id;
+  Persona__V1__CaseStatus status;
+  protobuf_c_boolean assign;
+  char *assignee;
+  char *team;
+  char *comment;
+  Persona__V1__CaseOutcome outcome;
+};
+#define PERSONA__V1__UPDATE_CASE_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&persona__v1__update_case_request__descriptor) \
+    , (char *)protobuf_c_empty_string, PERSONA__V1__CASE_STATUS__CASE_STATUS_UNSPECIFIED, 0, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, PERSONA__V1__CASE_OUTCOME__CASE_OUTCOME_UNSPECIFIED }
+
+
+struct  Persona__V1__TakeNextCaseRequest
+{
+  ProtobufCMessage base;
+  char *team;
+};
+#define PERSONA__V1__TAKE_NEXT_CASE_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&persona__v1__take_next_case_request__descriptor) \
+    , (char *)protobuf_c_empty_string }
+
+
+struct  Persona__V1__TakeNextCaseResponse
+{
+  ProtobufCMessage base;
+  /*
+   * Absent: the team's queue has no open case nobody works.
+   */
+  Persona__V1__Case *case_;
+};
+#define PERSONA__V1__TAKE_NEXT_CASE_RESPONSE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&persona__v1__take_next_case_response__descriptor) \
+    , NULL }
 
 
 /* Persona__V1__ScoreRequest methods */
@@ -1369,6 +1593,196 @@ Persona__V1__ErasedDecision *
 void   persona__v1__erased_decision__free_unpacked
                      (Persona__V1__ErasedDecision *message,
                       ProtobufCAllocator *allocator);
+/* Persona__V1__Case methods */
+void   persona__v1__case__init
+                     (Persona__V1__Case         *message);
+size_t persona__v1__case__get_packed_size
+                     (const Persona__V1__Case   *message);
+size_t persona__v1__case__pack
+                     (const Persona__V1__Case   *message,
+                      uint8_t             *out);
+size_t persona__v1__case__pack_to_buffer
+                     (const Persona__V1__Case   *message,
+                      ProtobufCBuffer     *buffer);
+Persona__V1__Case *
+       persona__v1__case__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   persona__v1__case__free_unpacked
+                     (Persona__V1__Case *message,
+                      ProtobufCAllocator *allocator);
+/* Persona__V1__CaseChange methods */
+void   persona__v1__case_change__init
+                     (Persona__V1__CaseChange         *message);
+size_t persona__v1__case_change__get_packed_size
+                     (const Persona__V1__CaseChange   *message);
+size_t persona__v1__case_change__pack
+                     (const Persona__V1__CaseChange   *message,
+                      uint8_t             *out);
+size_t persona__v1__case_change__pack_to_buffer
+                     (const Persona__V1__CaseChange   *message,
+                      ProtobufCBuffer     *buffer);
+Persona__V1__CaseChange *
+       persona__v1__case_change__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   persona__v1__case_change__free_unpacked
+                     (Persona__V1__CaseChange *message,
+                      ProtobufCAllocator *allocator);
+/* Persona__V1__QueryCasesRequest methods */
+void   persona__v1__query_cases_request__init
+                     (Persona__V1__QueryCasesRequest         *message);
+size_t persona__v1__query_cases_request__get_packed_size
+                     (const Persona__V1__QueryCasesRequest   *message);
+size_t persona__v1__query_cases_request__pack
+                     (const Persona__V1__QueryCasesRequest   *message,
+                      uint8_t             *out);
+size_t persona__v1__query_cases_request__pack_to_buffer
+                     (const Persona__V1__QueryCasesRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Persona__V1__QueryCasesRequest *
+       persona__v1__query_cases_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   persona__v1__query_cases_request__free_unpacked
+                     (Persona__V1__QueryCasesRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Persona__V1__TeamCases methods */
+void   persona__v1__team_cases__init
+                     (Persona__V1__TeamCases         *message);
+size_t persona__v1__team_cases__get_packed_size
+                     (const Persona__V1__TeamCases   *message);
+size_t persona__v1__team_cases__pack
+                     (const Persona__V1__TeamCases   *message,
+                      uint8_t             *out);
+size_t persona__v1__team_cases__pack_to_buffer
+                     (const Persona__V1__TeamCases   *message,
+                      ProtobufCBuffer     *buffer);
+Persona__V1__TeamCases *
+       persona__v1__team_cases__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   persona__v1__team_cases__free_unpacked
+                     (Persona__V1__TeamCases *message,
+                      ProtobufCAllocator *allocator);
+/* Persona__V1__QueryCasesResponse methods */
+void   persona__v1__query_cases_response__init
+                     (Persona__V1__QueryCasesResponse         *message);
+size_t persona__v1__query_cases_response__get_packed_size
+                     (const Persona__V1__QueryCasesResponse   *message);
+size_t persona__v1__query_cases_response__pack
+                     (const Persona__V1__QueryCasesResponse   *message,
+                      uint8_t             *out);
+size_t persona__v1__query_cases_response__pack_to_buffer
+                     (const Persona__V1__QueryCasesResponse   *message,
+                      ProtobufCBuffer     *buffer);
+Persona__V1__QueryCasesResponse *
+       persona__v1__query_cases_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   persona__v1__query_cases_response__free_unpacked
+                     (Persona__V1__QueryCasesResponse *message,
+                      ProtobufCAllocator *allocator);
+/* Persona__V1__GetCaseRequest methods */
+void   persona__v1__get_case_request__init
+                     (Persona__V1__GetCaseRequest         *message);
+size_t persona__v1__get_case_request__get_packed_size
+                     (const Persona__V1__GetCaseRequest   *message);
+size_t persona__v1__get_case_request__pack
+                     (const Persona__V1__GetCaseRequest   *message,
+                      uint8_t             *out);
+size_t persona__v1__get_case_request__pack_to_buffer
+                     (const Persona__V1__GetCaseRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Persona__V1__GetCaseRequest *
+       persona__v1__get_case_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   persona__v1__get_case_request__free_unpacked
+                     (Persona__V1__GetCaseRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Persona__V1__GetCaseResponse methods */
+void   persona__v1__get_case_response__init
+                     (Persona__V1__GetCaseResponse         *message);
+size_t persona__v1__get_case_response__get_packed_size
+                     (const Persona__V1__GetCaseResponse   *message);
+size_t persona__v1__get_case_response__pack
+                     (const Persona__V1__GetCaseResponse   *message,
+                      uint8_t             *out);
+size_t persona__v1__get_case_response__pack_to_buffer
+                     (const Persona__V1__GetCaseResponse   *message,
+                      ProtobufCBuffer     *buffer);
+Persona__V1__GetCaseResponse *
+       persona__v1__get_case_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   persona__v1__get_case_response__free_unpacked
+                     (Persona__V1__GetCaseResponse *message,
+                      ProtobufCAllocator *allocator);
+/* Persona__V1__UpdateCaseRequest methods */
+void   persona__v1__update_case_request__init
+                     (Persona__V1__UpdateCaseRequest         *message);
+size_t persona__v1__update_case_request__get_packed_size
+                     (const Persona__V1__UpdateCaseRequest   *message);
+size_t persona__v1__update_case_request__pack
+                     (const Persona__V1__UpdateCaseRequest   *message,
+                      uint8_t             *out);
+size_t persona__v1__update_case_request__pack_to_buffer
+                     (const Persona__V1__UpdateCaseRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Persona__V1__UpdateCaseRequest *
+       persona__v1__update_case_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   persona__v1__update_case_request__free_unpacked
+                     (Persona__V1__UpdateCaseRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Persona__V1__TakeNextCaseRequest methods */
+void   persona__v1__take_next_case_request__init
+                     (Persona__V1__TakeNextCaseRequest         *message);
+size_t persona__v1__take_next_case_request__get_packed_size
+                     (const Persona__V1__TakeNextCaseRequest   *message);
+size_t persona__v1__take_next_case_request__pack
+                     (const Persona__V1__TakeNextCaseRequest   *message,
+                      uint8_t             *out);
+size_t persona__v1__take_next_case_request__pack_to_buffer
+                     (const Persona__V1__TakeNextCaseRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Persona__V1__TakeNextCaseRequest *
+       persona__v1__take_next_case_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   persona__v1__take_next_case_request__free_unpacked
+                     (Persona__V1__TakeNextCaseRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Persona__V1__TakeNextCaseResponse methods */
+void   persona__v1__take_next_case_response__init
+                     (Persona__V1__TakeNextCaseResponse         *message);
+size_t persona__v1__take_next_case_response__get_packed_size
+                     (const Persona__V1__TakeNextCaseResponse   *message);
+size_t persona__v1__take_next_case_response__pack
+                     (const Persona__V1__TakeNextCaseResponse   *message,
+                      uint8_t             *out);
+size_t persona__v1__take_next_case_response__pack_to_buffer
+                     (const Persona__V1__TakeNextCaseResponse   *message,
+                      ProtobufCBuffer     *buffer);
+Persona__V1__TakeNextCaseResponse *
+       persona__v1__take_next_case_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   persona__v1__take_next_case_response__free_unpacked
+                     (Persona__V1__TakeNextCaseResponse *message,
+                      ProtobufCAllocator *allocator);
 /* --- per-message closures --- */
 
 typedef void (*Persona__V1__ScoreRequest_Closure)
@@ -1470,6 +1884,36 @@ typedef void (*Persona__V1__DecisionErasure_Closure)
 typedef void (*Persona__V1__ErasedDecision_Closure)
                  (const Persona__V1__ErasedDecision *message,
                   void *closure_data);
+typedef void (*Persona__V1__Case_Closure)
+                 (const Persona__V1__Case *message,
+                  void *closure_data);
+typedef void (*Persona__V1__CaseChange_Closure)
+                 (const Persona__V1__CaseChange *message,
+                  void *closure_data);
+typedef void (*Persona__V1__QueryCasesRequest_Closure)
+                 (const Persona__V1__QueryCasesRequest *message,
+                  void *closure_data);
+typedef void (*Persona__V1__TeamCases_Closure)
+                 (const Persona__V1__TeamCases *message,
+                  void *closure_data);
+typedef void (*Persona__V1__QueryCasesResponse_Closure)
+                 (const Persona__V1__QueryCasesResponse *message,
+                  void *closure_data);
+typedef void (*Persona__V1__GetCaseRequest_Closure)
+                 (const Persona__V1__GetCaseRequest *message,
+                  void *closure_data);
+typedef void (*Persona__V1__GetCaseResponse_Closure)
+                 (const Persona__V1__GetCaseResponse *message,
+                  void *closure_data);
+typedef void (*Persona__V1__UpdateCaseRequest_Closure)
+                 (const Persona__V1__UpdateCaseRequest *message,
+                  void *closure_data);
+typedef void (*Persona__V1__TakeNextCaseRequest_Closure)
+                 (const Persona__V1__TakeNextCaseRequest *message,
+                  void *closure_data);
+typedef void (*Persona__V1__TakeNextCaseResponse_Closure)
+                 (const Persona__V1__TakeNextCaseResponse *message,
+                  void *closure_data);
 
 /* --- services --- */
 
@@ -1482,6 +1926,8 @@ extern const ProtobufCEnumDescriptor    persona__v1__reason_kind__descriptor;
 extern const ProtobufCEnumDescriptor    persona__v1__decision_order__descriptor;
 extern const ProtobufCEnumDescriptor    persona__v1__list_kind__descriptor;
 extern const ProtobufCEnumDescriptor    persona__v1__list_field__descriptor;
+extern const ProtobufCEnumDescriptor    persona__v1__case_status__descriptor;
+extern const ProtobufCEnumDescriptor    persona__v1__case_outcome__descriptor;
 extern const ProtobufCMessageDescriptor persona__v1__score_request__descriptor;
 extern const ProtobufCMessageDescriptor persona__v1__reason_code__descriptor;
 extern const ProtobufCMessageDescriptor persona__v1__decision__descriptor;
@@ -1515,6 +1961,16 @@ extern const ProtobufCMessageDescriptor persona__v1__decision_record__descriptor
 extern const ProtobufCMessageDescriptor persona__v1__published_rules__descriptor;
 extern const ProtobufCMessageDescriptor persona__v1__decision_erasure__descriptor;
 extern const ProtobufCMessageDescriptor persona__v1__erased_decision__descriptor;
+extern const ProtobufCMessageDescriptor persona__v1__case__descriptor;
+extern const ProtobufCMessageDescriptor persona__v1__case_change__descriptor;
+extern const ProtobufCMessageDescriptor persona__v1__query_cases_request__descriptor;
+extern const ProtobufCMessageDescriptor persona__v1__team_cases__descriptor;
+extern const ProtobufCMessageDescriptor persona__v1__query_cases_response__descriptor;
+extern const ProtobufCMessageDescriptor persona__v1__get_case_request__descriptor;
+extern const ProtobufCMessageDescriptor persona__v1__get_case_response__descriptor;
+extern const ProtobufCMessageDescriptor persona__v1__update_case_request__descriptor;
+extern const ProtobufCMessageDescriptor persona__v1__take_next_case_request__descriptor;
+extern const ProtobufCMessageDescriptor persona__v1__take_next_case_response__descriptor;
 
 PROTOBUF_C__END_DECLS
 

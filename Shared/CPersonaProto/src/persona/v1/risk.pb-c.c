@@ -1492,6 +1492,456 @@ void   persona__v1__erased_decision__free_unpacked
   assert(message->base.descriptor == &persona__v1__erased_decision__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   persona__v1__case__init
+                     (Persona__V1__Case         *message)
+{
+  static const Persona__V1__Case init_value = PERSONA__V1__CASE__INIT;
+  *message = init_value;
+}
+size_t persona__v1__case__get_packed_size
+                     (const Persona__V1__Case *message)
+{
+  assert(message->base.descriptor == &persona__v1__case__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t persona__v1__case__pack
+                     (const Persona__V1__Case *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &persona__v1__case__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t persona__v1__case__pack_to_buffer
+                     (const Persona__V1__Case *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &persona__v1__case__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Persona__V1__Case *
+       persona__v1__case__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Persona__V1__Case *)
+     protobuf_c_message_unpack (&persona__v1__case__descriptor,
+                                allocator, len, data);
+}
+void   persona__v1__case__free_unpacked
+                     (Persona__V1__Case *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &persona__v1__case__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   persona__v1__case_change__init
+                     (Persona__V1__CaseChange         *message)
+{
+  static const Persona__V1__CaseChange init_value = PERSONA__V1__CASE_CHANGE__INIT;
+  *message = init_value;
+}
+size_t persona__v1__case_change__get_packed_size
+                     (const Persona__V1__CaseChange *message)
+{
+  assert(message->base.descriptor == &persona__v1__case_change__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t persona__v1__case_change__pack
+                     (const Persona__V1__CaseChange *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &persona__v1__case_change__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t persona__v1__case_change__pack_to_buffer
+                     (const Persona__V1__CaseChange *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &persona__v1__case_change__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Persona__V1__CaseChange *
+       persona__v1__case_change__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Persona__V1__CaseChange *)
+     protobuf_c_message_unpack (&persona__v1__case_change__descriptor,
+                                allocator, len, data);
+}
+void   persona__v1__case_change__free_unpacked
+                     (Persona__V1__CaseChange *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &persona__v1__case_change__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   persona__v1__query_cases_request__init
+                     (Persona__V1__QueryCasesRequest         *message)
+{
+  static const Persona__V1__QueryCasesRequest init_value = PERSONA__V1__QUERY_CASES_REQUEST__INIT;
+  *message = init_value;
+}
+size_t persona__v1__query_cases_request__get_packed_size
+                     (const Persona__V1__QueryCasesRequest *message)
+{
+  assert(message->base.descriptor == &persona__v1__query_cases_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t persona__v1__query_cases_request__pack
+                     (const Persona__V1__QueryCasesRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &persona__v1__query_cases_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t persona__v1__query_cases_request__pack_to_buffer
+                     (const Persona__V1__QueryCasesRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &persona__v1__query_cases_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Persona__V1__QueryCasesRequest *
+       persona__v1__query_cases_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Persona__V1__QueryCasesRequest *)
+     protobuf_c_message_unpack (&persona__v1__query_cases_request__descriptor,
+                                allocator, len, data);
+}
+void   persona__v1__query_cases_request__free_unpacked
+                     (Persona__V1__QueryCasesRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &persona__v1__query_cases_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   persona__v1__team_cases__init
+                     (Persona__V1__TeamCases         *message)
+{
+  static const Persona__V1__TeamCases init_value = PERSONA__V1__TEAM_CASES__INIT;
+  *message = init_value;
+}
+size_t persona__v1__team_cases__get_packed_size
+                     (const Persona__V1__TeamCases *message)
+{
+  assert(message->base.descriptor == &persona__v1__team_cases__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t persona__v1__team_cases__pack
+                     (const Persona__V1__TeamCases *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &persona__v1__team_cases__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t persona__v1__team_cases__pack_to_buffer
+                     (const Persona__V1__TeamCases *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &persona__v1__team_cases__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Persona__V1__TeamCases *
+       persona__v1__team_cases__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Persona__V1__TeamCases *)
+     protobuf_c_message_unpack (&persona__v1__team_cases__descriptor,
+                                allocator, len, data);
+}
+void   persona__v1__team_cases__free_unpacked
+                     (Persona__V1__TeamCases *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &persona__v1__team_cases__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   persona__v1__query_cases_response__init
+                     (Persona__V1__QueryCasesResponse         *message)
+{
+  static const Persona__V1__QueryCasesResponse init_value = PERSONA__V1__QUERY_CASES_RESPONSE__INIT;
+  *message = init_value;
+}
+size_t persona__v1__query_cases_response__get_packed_size
+                     (const Persona__V1__QueryCasesResponse *message)
+{
+  assert(message->base.descriptor == &persona__v1__query_cases_response__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t persona__v1__query_cases_response__pack
+                     (const Persona__V1__QueryCasesResponse *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &persona__v1__query_cases_response__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t persona__v1__query_cases_response__pack_to_buffer
+                     (const Persona__V1__QueryCasesResponse *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &persona__v1__query_cases_response__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Persona__V1__QueryCasesResponse *
+       persona__v1__query_cases_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Persona__V1__QueryCasesResponse *)
+     protobuf_c_message_unpack (&persona__v1__query_cases_response__descriptor,
+                                allocator, len, data);
+}
+void   persona__v1__query_cases_response__free_unpacked
+                     (Persona__V1__QueryCasesResponse *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &persona__v1__query_cases_response__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   persona__v1__get_case_request__init
+                     (Persona__V1__GetCaseRequest         *message)
+{
+  static const Persona__V1__GetCaseRequest init_value = PERSONA__V1__GET_CASE_REQUEST__INIT;
+  *message = init_value;
+}
+size_t persona__v1__get_case_request__get_packed_size
+                     (const Persona__V1__GetCaseRequest *message)
+{
+  assert(message->base.descriptor == &persona__v1__get_case_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t persona__v1__get_case_request__pack
+                     (const Persona__V1__GetCaseRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &persona__v1__get_case_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t persona__v1__get_case_request__pack_to_buffer
+                     (const Persona__V1__GetCaseRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &persona__v1__get_case_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Persona__V1__GetCaseRequest *
+       persona__v1__get_case_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Persona__V1__GetCaseRequest *)
+     protobuf_c_message_unpack (&persona__v1__get_case_request__descriptor,
+                                allocator, len, data);
+}
+void   persona__v1__get_case_request__free_unpacked
+                     (Persona__V1__GetCaseRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &persona__v1__get_case_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   persona__v1__get_case_response__init
+                     (Persona__V1__GetCaseResponse         *message)
+{
+  static const Persona__V1__GetCaseResponse init_value = PERSONA__V1__GET_CASE_RESPONSE__INIT;
+  *message = init_value;
+}
+size_t persona__v1__get_case_response__get_packed_size
+                     (const Persona__V1__GetCaseResponse *message)
+{
+  assert(message->base.descriptor == &persona__v1__get_case_response__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t persona__v1__get_case_response__pack
+                     (const Persona__V1__GetCaseResponse *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &persona__v1__get_case_response__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t persona__v1__get_case_response__pack_to_buffer
+                     (const Persona__V1__GetCaseResponse *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &persona__v1__get_case_response__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Persona__V1__GetCaseResponse *
+       persona__v1__get_case_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Persona__V1__GetCaseResponse *)
+     protobuf_c_message_unpack (&persona__v1__get_case_response__descriptor,
+                                allocator, len, data);
+}
+void   persona__v1__get_case_response__free_unpacked
+                     (Persona__V1__GetCaseResponse *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &persona__v1__get_case_response__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   persona__v1__update_case_request__init
+                     (Persona__V1__UpdateCaseRequest         *message)
+{
+  static const Persona__V1__UpdateCaseRequest init_value = PERSONA__V1__UPDATE_CASE_REQUEST__INIT;
+  *message = init_value;
+}
+size_t persona__v1__update_case_request__get_packed_size
+                     (const Persona__V1__UpdateCaseRequest *message)
+{
+  assert(message->base.descriptor == &persona__v1__update_case_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t persona__v1__update_case_request__pack
+                     (const Persona__V1__UpdateCaseRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &persona__v1__update_case_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t persona__v1__update_case_request__pack_to_buffer
+                     (const Persona__V1__UpdateCaseRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &persona__v1__update_case_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Persona__V1__UpdateCaseRequest *
+       persona__v1__update_case_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Persona__V1__UpdateCaseRequest *)
+     protobuf_c_message_unpack (&persona__v1__update_case_request__descriptor,
+                                allocator, len, data);
+}
+void   persona__v1__update_case_request__free_unpacked
+                     (Persona__V1__UpdateCaseRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &persona__v1__update_case_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   persona__v1__take_next_case_request__init
+                     (Persona__V1__TakeNextCaseRequest         *message)
+{
+  static const Persona__V1__TakeNextCaseRequest init_value = PERSONA__V1__TAKE_NEXT_CASE_REQUEST__INIT;
+  *message = init_value;
+}
+size_t persona__v1__take_next_case_request__get_packed_size
+                     (const Persona__V1__TakeNextCaseRequest *message)
+{
+  assert(message->base.descriptor == &persona__v1__take_next_case_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t persona__v1__take_next_case_request__pack
+                     (const Persona__V1__TakeNextCaseRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &persona__v1__take_next_case_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t persona__v1__take_next_case_request__pack_to_buffer
+                     (const Persona__V1__TakeNextCaseRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &persona__v1__take_next_case_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Persona__V1__TakeNextCaseRequest *
+       persona__v1__take_next_case_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Persona__V1__TakeNextCaseRequest *)
+     protobuf_c_message_unpack (&persona__v1__take_next_case_request__descriptor,
+                                allocator, len, data);
+}
+void   persona__v1__take_next_case_request__free_unpacked
+                     (Persona__V1__TakeNextCaseRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &persona__v1__take_next_case_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   persona__v1__take_next_case_response__init
+                     (Persona__V1__TakeNextCaseResponse         *message)
+{
+  static const Persona__V1__TakeNextCaseResponse init_value = PERSONA__V1__TAKE_NEXT_CASE_RESPONSE__INIT;
+  *message = init_value;
+}
+size_t persona__v1__take_next_case_response__get_packed_size
+                     (const Persona__V1__TakeNextCaseResponse *message)
+{
+  assert(message->base.descriptor == &persona__v1__take_next_case_response__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t persona__v1__take_next_case_response__pack
+                     (const Persona__V1__TakeNextCaseResponse *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &persona__v1__take_next_case_response__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t persona__v1__take_next_case_response__pack_to_buffer
+                     (const Persona__V1__TakeNextCaseResponse *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &persona__v1__take_next_case_response__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Persona__V1__TakeNextCaseResponse *
+       persona__v1__take_next_case_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Persona__V1__TakeNextCaseResponse *)
+     protobuf_c_message_unpack (&persona__v1__take_next_case_response__descriptor,
+                                allocator, len, data);
+}
+void   persona__v1__take_next_case_response__free_unpacked
+                     (Persona__V1__TakeNextCaseResponse *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &persona__v1__take_next_case_response__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 static const ProtobufCFieldDescriptor persona__v1__score_request__field_descriptors[17] =
 {
   {
@@ -4297,7 +4747,7 @@ const ProtobufCMessageDescriptor persona__v1__decision_stats_response__descripto
   (ProtobufCMessageInit) persona__v1__decision_stats_response__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor persona__v1__decision_record__field_descriptors[8] =
+static const ProtobufCFieldDescriptor persona__v1__decision_record__field_descriptors[9] =
 {
   {
     "decision",
@@ -4395,9 +4845,22 @@ static const ProtobufCFieldDescriptor persona__v1__decision_record__field_descri
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "case_change",
+    9,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__DecisionRecord, case_change),
+    &persona__v1__case_change__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned persona__v1__decision_record__field_indices_by_name[] = {
   4,   /* field[4] = at_ms */
+  8,   /* field[8] = case_change */
   0,   /* field[0] = decision */
   3,   /* field[3] = erasure */
   2,   /* field[2] = label */
@@ -4409,7 +4872,7 @@ static const unsigned persona__v1__decision_record__field_indices_by_name[] = {
 static const ProtobufCIntRange persona__v1__decision_record__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 8 }
+  { 0, 9 }
 };
 const ProtobufCMessageDescriptor persona__v1__decision_record__descriptor =
 {
@@ -4419,7 +4882,7 @@ const ProtobufCMessageDescriptor persona__v1__decision_record__descriptor =
   "Persona__V1__DecisionRecord",
   "persona.v1",
   sizeof(Persona__V1__DecisionRecord),
-  8,
+  9,
   persona__v1__decision_record__field_descriptors,
   persona__v1__decision_record__field_indices_by_name,
   1,  persona__v1__decision_record__number_ranges,
@@ -4603,6 +5066,932 @@ const ProtobufCMessageDescriptor persona__v1__erased_decision__descriptor =
   persona__v1__erased_decision__field_indices_by_name,
   1,  persona__v1__erased_decision__number_ranges,
   (ProtobufCMessageInit) persona__v1__erased_decision__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor persona__v1__case__field_descriptors[14] =
+{
+  {
+    "case_id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__Case, case_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "order_id",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__Case, order_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "user_id",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__Case, user_id),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "team",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__Case, team),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "status",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__Case, status),
+    &persona__v1__case_status__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "assignee",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__Case, assignee),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "outcome",
+    7,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__Case, outcome),
+    &persona__v1__case_outcome__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "opened_ms",
+    8,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__Case, opened_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "updated_ms",
+    9,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__Case, updated_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "score",
+    10,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT32,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__Case, score),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "action",
+    11,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__Case, action),
+    &persona__v1__action__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "comments",
+    12,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__Case, comments),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "amount",
+    13,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_DOUBLE,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__Case, amount),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "currency",
+    14,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__Case, currency),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned persona__v1__case__field_indices_by_name[] = {
+  10,   /* field[10] = action */
+  12,   /* field[12] = amount */
+  5,   /* field[5] = assignee */
+  0,   /* field[0] = case_id */
+  11,   /* field[11] = comments */
+  13,   /* field[13] = currency */
+  7,   /* field[7] = opened_ms */
+  1,   /* field[1] = order_id */
+  6,   /* field[6] = outcome */
+  9,   /* field[9] = score */
+  4,   /* field[4] = status */
+  3,   /* field[3] = team */
+  8,   /* field[8] = updated_ms */
+  2,   /* field[2] = user_id */
+};
+static const ProtobufCIntRange persona__v1__case__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 14 }
+};
+const ProtobufCMessageDescriptor persona__v1__case__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "persona.v1.Case",
+  "Case",
+  "Persona__V1__Case",
+  "persona.v1",
+  sizeof(Persona__V1__Case),
+  14,
+  persona__v1__case__field_descriptors,
+  persona__v1__case__field_indices_by_name,
+  1,  persona__v1__case__number_ranges,
+  (ProtobufCMessageInit) persona__v1__case__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor persona__v1__case_change__field_descriptors[10] =
+{
+  {
+    "case_id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__CaseChange, case_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "by",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__CaseChange, by),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "at_ms",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__CaseChange, at_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "status",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__CaseChange, status),
+    &persona__v1__case_status__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "assign",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__CaseChange, assign),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "assignee",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__CaseChange, assignee),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "take",
+    7,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__CaseChange, take),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "team",
+    8,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__CaseChange, team),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "comment",
+    9,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__CaseChange, comment),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "outcome",
+    10,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__CaseChange, outcome),
+    &persona__v1__case_outcome__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned persona__v1__case_change__field_indices_by_name[] = {
+  4,   /* field[4] = assign */
+  5,   /* field[5] = assignee */
+  2,   /* field[2] = at_ms */
+  1,   /* field[1] = by */
+  0,   /* field[0] = case_id */
+  8,   /* field[8] = comment */
+  9,   /* field[9] = outcome */
+  3,   /* field[3] = status */
+  6,   /* field[6] = take */
+  7,   /* field[7] = team */
+};
+static const ProtobufCIntRange persona__v1__case_change__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 10 }
+};
+const ProtobufCMessageDescriptor persona__v1__case_change__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "persona.v1.CaseChange",
+  "CaseChange",
+  "Persona__V1__CaseChange",
+  "persona.v1",
+  sizeof(Persona__V1__CaseChange),
+  10,
+  persona__v1__case_change__field_descriptors,
+  persona__v1__case_change__field_indices_by_name,
+  1,  persona__v1__case_change__number_ranges,
+  (ProtobufCMessageInit) persona__v1__case_change__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor persona__v1__query_cases_request__field_descriptors[8] =
+{
+  {
+    "team",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__QueryCasesRequest, team),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "status",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__QueryCasesRequest, status),
+    &persona__v1__case_status__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "include_resolved",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__QueryCasesRequest, include_resolved),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "assignee",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__QueryCasesRequest, assignee),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "order_id",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__QueryCasesRequest, order_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "user_id",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__QueryCasesRequest, user_id),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "limit",
+    7,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__QueryCasesRequest, limit),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "page_token",
+    8,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__QueryCasesRequest, page_token),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned persona__v1__query_cases_request__field_indices_by_name[] = {
+  3,   /* field[3] = assignee */
+  2,   /* field[2] = include_resolved */
+  6,   /* field[6] = limit */
+  4,   /* field[4] = order_id */
+  7,   /* field[7] = page_token */
+  1,   /* field[1] = status */
+  0,   /* field[0] = team */
+  5,   /* field[5] = user_id */
+};
+static const ProtobufCIntRange persona__v1__query_cases_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 8 }
+};
+const ProtobufCMessageDescriptor persona__v1__query_cases_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "persona.v1.QueryCasesRequest",
+  "QueryCasesRequest",
+  "Persona__V1__QueryCasesRequest",
+  "persona.v1",
+  sizeof(Persona__V1__QueryCasesRequest),
+  8,
+  persona__v1__query_cases_request__field_descriptors,
+  persona__v1__query_cases_request__field_indices_by_name,
+  1,  persona__v1__query_cases_request__number_ranges,
+  (ProtobufCMessageInit) persona__v1__query_cases_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor persona__v1__team_cases__field_descriptors[5] =
+{
+  {
+    "team",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__TeamCases, team),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "open",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__TeamCases, open),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "investigating",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__TeamCases, investigating),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "waiting",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__TeamCases, waiting),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "unassigned",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__TeamCases, unassigned),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned persona__v1__team_cases__field_indices_by_name[] = {
+  2,   /* field[2] = investigating */
+  1,   /* field[1] = open */
+  0,   /* field[0] = team */
+  4,   /* field[4] = unassigned */
+  3,   /* field[3] = waiting */
+};
+static const ProtobufCIntRange persona__v1__team_cases__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 5 }
+};
+const ProtobufCMessageDescriptor persona__v1__team_cases__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "persona.v1.TeamCases",
+  "TeamCases",
+  "Persona__V1__TeamCases",
+  "persona.v1",
+  sizeof(Persona__V1__TeamCases),
+  5,
+  persona__v1__team_cases__field_descriptors,
+  persona__v1__team_cases__field_indices_by_name,
+  1,  persona__v1__team_cases__number_ranges,
+  (ProtobufCMessageInit) persona__v1__team_cases__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor persona__v1__query_cases_response__field_descriptors[3] =
+{
+  {
+    "cases",
+    1,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Persona__V1__QueryCasesResponse, n_cases),
+    offsetof(Persona__V1__QueryCasesResponse, cases),
+    &persona__v1__case__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "next_page_token",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__QueryCasesResponse, next_page_token),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "teams",
+    3,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Persona__V1__QueryCasesResponse, n_teams),
+    offsetof(Persona__V1__QueryCasesResponse, teams),
+    &persona__v1__team_cases__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned persona__v1__query_cases_response__field_indices_by_name[] = {
+  0,   /* field[0] = cases */
+  1,   /* field[1] = next_page_token */
+  2,   /* field[2] = teams */
+};
+static const ProtobufCIntRange persona__v1__query_cases_response__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 3 }
+};
+const ProtobufCMessageDescriptor persona__v1__query_cases_response__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "persona.v1.QueryCasesResponse",
+  "QueryCasesResponse",
+  "Persona__V1__QueryCasesResponse",
+  "persona.v1",
+  sizeof(Persona__V1__QueryCasesResponse),
+  3,
+  persona__v1__query_cases_response__field_descriptors,
+  persona__v1__query_cases_response__field_indices_by_name,
+  1,  persona__v1__query_cases_response__number_ranges,
+  (ProtobufCMessageInit) persona__v1__query_cases_response__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor persona__v1__get_case_request__field_descriptors[1] =
+{
+  {
+    "case_id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__GetCaseRequest, case_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned persona__v1__get_case_request__field_indices_by_name[] = {
+  0,   /* field[0] = case_id */
+};
+static const ProtobufCIntRange persona__v1__get_case_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 1 }
+};
+const ProtobufCMessageDescriptor persona__v1__get_case_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "persona.v1.GetCaseRequest",
+  "GetCaseRequest",
+  "Persona__V1__GetCaseRequest",
+  "persona.v1",
+  sizeof(Persona__V1__GetCaseRequest),
+  1,
+  persona__v1__get_case_request__field_descriptors,
+  persona__v1__get_case_request__field_indices_by_name,
+  1,  persona__v1__get_case_request__number_ranges,
+  (ProtobufCMessageInit) persona__v1__get_case_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor persona__v1__get_case_response__field_descriptors[2] =
+{
+  {
+    "case",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__GetCaseResponse, case_),
+    &persona__v1__case__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "history",
+    2,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Persona__V1__GetCaseResponse, n_history),
+    offsetof(Persona__V1__GetCaseResponse, history),
+    &persona__v1__case_change__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned persona__v1__get_case_response__field_indices_by_name[] = {
+  0,   /* field[0] = case */
+  1,   /* field[1] = history */
+};
+static const ProtobufCIntRange persona__v1__get_case_response__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor persona__v1__get_case_response__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "persona.v1.GetCaseResponse",
+  "GetCaseResponse",
+  "Persona__V1__GetCaseResponse",
+  "persona.v1",
+  sizeof(Persona__V1__GetCaseResponse),
+  2,
+  persona__v1__get_case_response__field_descriptors,
+  persona__v1__get_case_response__field_indices_by_name,
+  1,  persona__v1__get_case_response__number_ranges,
+  (ProtobufCMessageInit) persona__v1__get_case_response__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor persona__v1__update_case_request__field_descriptors[7] =
+{
+  {
+    "case_id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__UpdateCaseRequest, case_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "status",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__UpdateCaseRequest, status),
+    &persona__v1__case_status__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "assign",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__UpdateCaseRequest, assign),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "assignee",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__UpdateCaseRequest, assignee),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "team",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__UpdateCaseRequest, team),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "comment",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__UpdateCaseRequest, comment),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "outcome",
+    7,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__UpdateCaseRequest, outcome),
+    &persona__v1__case_outcome__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned persona__v1__update_case_request__field_indices_by_name[] = {
+  2,   /* field[2] = assign */
+  3,   /* field[3] = assignee */
+  0,   /* field[0] = case_id */
+  5,   /* field[5] = comment */
+  6,   /* field[6] = outcome */
+  1,   /* field[1] = status */
+  4,   /* field[4] = team */
+};
+static const ProtobufCIntRange persona__v1__update_case_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 7 }
+};
+const ProtobufCMessageDescriptor persona__v1__update_case_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "persona.v1.UpdateCaseRequest",
+  "UpdateCaseRequest",
+  "Persona__V1__UpdateCaseRequest",
+  "persona.v1",
+  sizeof(Persona__V1__UpdateCaseRequest),
+  7,
+  persona__v1__update_case_request__field_descriptors,
+  persona__v1__update_case_request__field_indices_by_name,
+  1,  persona__v1__update_case_request__number_ranges,
+  (ProtobufCMessageInit) persona__v1__update_case_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor persona__v1__take_next_case_request__field_descriptors[1] =
+{
+  {
+    "team",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__TakeNextCaseRequest, team),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned persona__v1__take_next_case_request__field_indices_by_name[] = {
+  0,   /* field[0] = team */
+};
+static const ProtobufCIntRange persona__v1__take_next_case_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 1 }
+};
+const ProtobufCMessageDescriptor persona__v1__take_next_case_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "persona.v1.TakeNextCaseRequest",
+  "TakeNextCaseRequest",
+  "Persona__V1__TakeNextCaseRequest",
+  "persona.v1",
+  sizeof(Persona__V1__TakeNextCaseRequest),
+  1,
+  persona__v1__take_next_case_request__field_descriptors,
+  persona__v1__take_next_case_request__field_indices_by_name,
+  1,  persona__v1__take_next_case_request__number_ranges,
+  (ProtobufCMessageInit) persona__v1__take_next_case_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor persona__v1__take_next_case_response__field_descriptors[1] =
+{
+  {
+    "case",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__TakeNextCaseResponse, case_),
+    &persona__v1__case__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned persona__v1__take_next_case_response__field_indices_by_name[] = {
+  0,   /* field[0] = case */
+};
+static const ProtobufCIntRange persona__v1__take_next_case_response__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 1 }
+};
+const ProtobufCMessageDescriptor persona__v1__take_next_case_response__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "persona.v1.TakeNextCaseResponse",
+  "TakeNextCaseResponse",
+  "Persona__V1__TakeNextCaseResponse",
+  "persona.v1",
+  sizeof(Persona__V1__TakeNextCaseResponse),
+  1,
+  persona__v1__take_next_case_response__field_descriptors,
+  persona__v1__take_next_case_response__field_indices_by_name,
+  1,  persona__v1__take_next_case_response__number_ranges,
+  (ProtobufCMessageInit) persona__v1__take_next_case_response__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
 static const ProtobufCEnumValue persona__v1__action__enum_values_by_number[5] =
@@ -4805,5 +6194,71 @@ const ProtobufCEnumDescriptor persona__v1__list_field__descriptor =
   persona__v1__list_field__enum_values_by_name,
   1,
   persona__v1__list_field__value_ranges,
+  NULL,NULL,NULL,NULL   /* reserved[1234] */
+};
+static const ProtobufCEnumValue persona__v1__case_status__enum_values_by_number[5] =
+{
+  { "CASE_STATUS_UNSPECIFIED", "PERSONA__V1__CASE_STATUS__CASE_STATUS_UNSPECIFIED", 0 },
+  { "CASE_STATUS_OPEN", "PERSONA__V1__CASE_STATUS__CASE_STATUS_OPEN", 1 },
+  { "CASE_STATUS_INVESTIGATING", "PERSONA__V1__CASE_STATUS__CASE_STATUS_INVESTIGATING", 2 },
+  { "CASE_STATUS_WAITING", "PERSONA__V1__CASE_STATUS__CASE_STATUS_WAITING", 3 },
+  { "CASE_STATUS_RESOLVED", "PERSONA__V1__CASE_STATUS__CASE_STATUS_RESOLVED", 4 },
+};
+static const ProtobufCIntRange persona__v1__case_status__value_ranges[] = {
+{0, 0},{0, 5}
+};
+static const ProtobufCEnumValueIndex persona__v1__case_status__enum_values_by_name[5] =
+{
+  { "CASE_STATUS_INVESTIGATING", 2 },
+  { "CASE_STATUS_OPEN", 1 },
+  { "CASE_STATUS_RESOLVED", 4 },
+  { "CASE_STATUS_UNSPECIFIED", 0 },
+  { "CASE_STATUS_WAITING", 3 },
+};
+const ProtobufCEnumDescriptor persona__v1__case_status__descriptor =
+{
+  PROTOBUF_C__ENUM_DESCRIPTOR_MAGIC,
+  "persona.v1.CaseStatus",
+  "CaseStatus",
+  "Persona__V1__CaseStatus",
+  "persona.v1",
+  5,
+  persona__v1__case_status__enum_values_by_number,
+  5,
+  persona__v1__case_status__enum_values_by_name,
+  1,
+  persona__v1__case_status__value_ranges,
+  NULL,NULL,NULL,NULL   /* reserved[1234] */
+};
+static const ProtobufCEnumValue persona__v1__case_outcome__enum_values_by_number[4] =
+{
+  { "CASE_OUTCOME_UNSPECIFIED", "PERSONA__V1__CASE_OUTCOME__CASE_OUTCOME_UNSPECIFIED", 0 },
+  { "CASE_OUTCOME_FRAUD", "PERSONA__V1__CASE_OUTCOME__CASE_OUTCOME_FRAUD", 1 },
+  { "CASE_OUTCOME_LEGITIMATE", "PERSONA__V1__CASE_OUTCOME__CASE_OUTCOME_LEGITIMATE", 2 },
+  { "CASE_OUTCOME_FALSE_POSITIVE", "PERSONA__V1__CASE_OUTCOME__CASE_OUTCOME_FALSE_POSITIVE", 3 },
+};
+static const ProtobufCIntRange persona__v1__case_outcome__value_ranges[] = {
+{0, 0},{0, 4}
+};
+static const ProtobufCEnumValueIndex persona__v1__case_outcome__enum_values_by_name[4] =
+{
+  { "CASE_OUTCOME_FALSE_POSITIVE", 3 },
+  { "CASE_OUTCOME_FRAUD", 1 },
+  { "CASE_OUTCOME_LEGITIMATE", 2 },
+  { "CASE_OUTCOME_UNSPECIFIED", 0 },
+};
+const ProtobufCEnumDescriptor persona__v1__case_outcome__descriptor =
+{
+  PROTOBUF_C__ENUM_DESCRIPTOR_MAGIC,
+  "persona.v1.CaseOutcome",
+  "CaseOutcome",
+  "Persona__V1__CaseOutcome",
+  "persona.v1",
+  4,
+  persona__v1__case_outcome__enum_values_by_number,
+  4,
+  persona__v1__case_outcome__enum_values_by_name,
+  1,
+  persona__v1__case_outcome__value_ranges,
   NULL,NULL,NULL,NULL   /* reserved[1234] */
 };
