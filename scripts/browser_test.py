@@ -11,6 +11,7 @@ import time
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import Select
 
 base, shots, persona = sys.argv[1], sys.argv[2], sys.argv[3]
 os.makedirs(shots, exist_ok=True)
@@ -86,6 +87,28 @@ try:
     follow(driver.find_element(By.ID, "label-confirmed_fraud"))
     check("confirmed_fraud" in driver.find_element(By.ID, "label").text, "a label from the page is stored")
     shot("decision")
+
+    # The review opened a case: work it from the queue to resolved.
+    driver.get(base + "/cases")
+    check("web-2" in driver.find_element(By.ID, "cases").text, "the review's case waits in the order team's queue")
+    shot("cases")
+    follow(driver.find_element(By.ID, "take-order"))
+    check(driver.find_element(By.ID, "status").text == "investigating" and driver.find_element(By.ID, "assignee").text == "alice",
+          "take next gives alice the case, investigating")
+    driver.find_element(By.ID, "comment").send_keys("called the customer: the card is in their hand")
+    follow(driver.find_element(By.ID, "add-comment"))
+    check("the card is in their hand" in driver.find_element(By.ID, "history").text, "the comment is kept with her name")
+    Select(driver.find_element(By.ID, "status-select")).select_by_visible_text("waiting")
+    follow(driver.find_element(By.ID, "change"))
+    check(driver.find_element(By.ID, "status").text == "waiting", "the case waits for the customer")
+    driver.find_element(By.ID, "comment").send_keys("the bank confirmed the payment")
+    follow(driver.find_element(By.ID, "resolve-legitimate"))
+    check(driver.find_element(By.ID, "status").text == "resolved" and driver.find_element(By.ID, "outcome").text == "legitimate",
+          "resolved with its outcome")
+    shot("case")
+    follow(driver.find_element(By.ID, "decision"))
+    check("legitimate" in driver.find_element(By.ID, "label").text and "case:alice" in driver.find_element(By.ID, "label").text,
+          "the outcome labelled the order")
 
     # A form posted without its CSRF token is refused.
     status = driver.execute_script(

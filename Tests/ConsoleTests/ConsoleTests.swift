@@ -20,7 +20,8 @@ struct ConsoleTests {
     @Test(
         """
         sign-in refuses a wrong password and locks after five; the decisions list and a decision come from risk-control; \
-        a label posted from the page reaches it on behalf of the person; a form without its CSRF token is refused; sign-out ends the session
+        a label posted from the page reaches it on behalf of the person; its case is taken, commented and resolved, labelling the \
+        order; a form without its CSRF token is refused; sign-out ends the session
         """
     )
     func signInListLabel() async throws {
@@ -111,6 +112,28 @@ struct ConsoleTests {
                 #expect(audit.contains { $0.method == "Risk/Label" && $0.actingFor == "alice" && $0.status == "ok" }, "\(audit)")
                 #expect(try await alice.get("/decisions/\(id)").body.contains("Labelled <strong>confirmed_fraud</strong> by console:alice"))
 
+                // The review opened a case: taken from the order team's queue, commented, resolved.
+                let queue = try await alice.get("/cases")
+                #expect(queue.status == 200 && queue.body.contains(#"id="take-order""#) && queue.body.contains("web-1"))
+                #expect(try await alice.post("/cases/take", ["team": "order"]).status == 403, "no CSRF token")
+                let took = try await alice.post("/cases/take", ["csrf": token, "team": "order"])
+                #expect(took.status == 303 && took.location == "/cases/\(id)", "the case's id is its decision's")
+                let casePage = try await alice.get("/cases/\(id)")
+                #expect(casePage.body.contains(#"id="status">investigating"#) && casePage.body.contains(#"id="assignee">alice"#))
+                let empty = try await alice.post("/cases/take", ["csrf": token, "team": "order"])
+                #expect(empty.location?.hasPrefix("/cases?team=order&notice=") == true)
+                #expect(try await alice.post("/cases/\(id)", ["csrf": token, "comment": ""]).status == 400, "an empty change")
+                _ = try await alice.post("/cases/\(id)", ["csrf": token, "comment": "customer confirmed the order by phone"])
+                let resolved = try await alice.post("/cases/\(id)", ["csrf": token, "comment": "not fraud", "outcome": "false_positive"])
+                #expect(resolved.status == 303)
+                let closed = try await alice.get("/cases/\(id)")
+                #expect(
+                    closed.body.contains(#"id="outcome">false_positive"#) && closed.body.contains("customer confirmed the order by phone"))
+                #expect(closed.body.contains("resolved it: false_positive"))
+                let relabelled = try #require(try await risk.client.call(RiskAPI.queryDecisions, q).decisions.first)
+                #expect(relabelled.label == .falsePositive && relabelled.labelSource == "case:alice")
+                #expect(try await alice.post("/cases/\(id)", ["csrf": token, "outcome": "fraud"]).status == 409, "resolved already")
+
                 // Five wrong passwords lock bob out, the right one included, until the lock ends.
                 let bob = Browser(port: port)
                 let bobToken = try #require(Browser.csrf(try await bob.get("/signin")))
@@ -124,7 +147,7 @@ struct ConsoleTests {
                 alice.cookies["persona_session"] = session
                 #expect(try await alice.get("/decisions").location == "/signin")
                 let metrics = try await alice.get("/metrics")
-                #expect(metrics.body.contains(#"persona_console_refused_total{reason="csrf"} 2"#))
+                #expect(metrics.body.contains(#"persona_console_refused_total{reason="csrf"} 3"#))
                 running.cancel()
                 _ = await running.result
                 await console.close()

@@ -25,7 +25,8 @@ struct CaseTests {
                 let client = risk.client
                 _ = try await publishRules(client, "big: amount > 100 => review \"a big order\"")
                 for (n, amount) in [200.0, 300, 10, 400].enumerated() {
-                    _ = try await score(client, scoreRequest(user: Int64(10 + n), order: "c-\(n)", amount: amount, at: baseMs + Int64(n) * 1000))
+                    _ = try await score(
+                        client, scoreRequest(user: Int64(10 + n), order: "c-\(n)", amount: amount, at: baseMs + Int64(n) * 1000))
                 }
                 var all = QueryCasesRequest()
                 let opened = try await client.call(RiskAPI.queryCases, all)
@@ -61,9 +62,13 @@ struct CaseTests {
                     $0.status = .waiting
                 }
                 #expect(waiting.status == .waiting && waiting.comments == 1)
-                await #expect { try await update("alice") { $0.status = .resolved } } throws: { ($0 as? RPCError)?.code == .invalidArgument }
+                await #expect { try await update("alice") { $0.status = .resolved } } throws: {
+                    ($0 as? RPCError)?.code == .invalidArgument
+                }
                 await #expect { try await update("alice") { _ in } } throws: { ($0 as? RPCError)?.code == .invalidArgument }
-                await #expect { try await update("alice") { $0.team = "Bad Team!" } } throws: { ($0 as? RPCError)?.code == .invalidArgument }
+                await #expect { try await update("alice") { $0.team = "Bad Team!" } } throws: {
+                    ($0 as? RPCError)?.code == .invalidArgument
+                }
                 var missing = GetCaseRequest()
                 missing.caseId = "999999"
                 await #expect { try await client.call(RiskAPI.getCase, missing) } throws: { ($0 as? RPCError)?.code == .notFound }

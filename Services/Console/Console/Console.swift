@@ -78,6 +78,22 @@ public final class Console: Sendable {
                 try await label(id: context.parameters.require("id", as: Int64.self), kind: form["kind"] ?? "", session)
             }
         }
+        router.get("/cases") { [self] request, context in
+            try await withSession(request, context) { session, _ in try await casesPage(request, session) }
+        }
+        router.post("/cases/take") { [self] request, context in
+            try await withSession(request, context, form: true) { session, form in try await takeNext(form, session) }
+        }
+        router.get("/cases/:id") { [self] request, context in
+            try await withSession(request, context) { session, _ in
+                try await casePage(id: context.parameters.require("id", as: Int64.self), session)
+            }
+        }
+        router.post("/cases/:id") { [self] request, context in
+            try await withSession(request, context, form: true) { session, form in
+                try await changeCase(id: context.parameters.require("id", as: Int64.self), form, session)
+            }
+        }
         router.get("/rules") { [self] request, context in
             try await withSession(request, context) { session, _ in try await rulesPage(request, session) }
         }
@@ -169,9 +185,15 @@ public final class Console: Sendable {
             return try await ActingFor.$person.withValue(session.name) { try await body(session, fields) }
         } catch let e as RPCError {
             count("service_" + e.code.description)
-            return page(
-                "message", ["title": "Not done", "message": e.message], session: session,
-                status: e.code == .notFound ? .notFound : .badGateway)
+            let status: HTTPResponse.Status =
+                switch e.code {
+                case .notFound: .notFound
+                case .invalidArgument: .badRequest
+                case .failedPrecondition: .conflict
+                case .permissionDenied: .forbidden
+                default: .badGateway
+                }
+            return page("message", ["title": "Not done", "message": e.message], session: session, status: status)
         }
     }
 

@@ -155,6 +155,7 @@ extension Console {
         if d.label == .unspecified { object["label"] = nil }
         object["label_source"] = d.labelSource
         object["can_label"] = true
+        if d.action == .review || d.action == .challenge { object["has_case"] = true }
         object["csrf"] = session.csrf
         object["kinds"] = ["confirmed_fraud", "chargeback", "false_positive", "legitimate"].map {
             ["kind": $0, "id": d.decisionId, "csrf": session.csrf]

@@ -19,7 +19,7 @@ enum Pages {
         .added{background:#e6ffec}.removed{background:#ffebe9}
         </style></head><body>
         {{#person}}<header><strong>Persona</strong><a href="/dashboard">Dashboard</a><a href="/decisions">Decisions</a>
-        <a href="/rules">Rules</a><a href="/lists">Lists</a>{{#admin}}<a href="/audit">Audit</a>{{/admin}}
+        <a href="/cases">Cases</a><a href="/rules">Rules</a><a href="/lists">Lists</a>{{#admin}}<a href="/audit">Audit</a>{{/admin}}
         <span class="who">{{name}} ({{role}})</span>
         <form class="inline" method="post" action="/signout"><input type="hidden" name="csrf" value="{{csrf}}">
         <button id="signout">Sign out</button></form></header>{{/person}}
@@ -83,6 +83,7 @@ enum Pages {
         {{#reasons}}<tr><td>{{kind}}</td><td>{{code}}</td><td>{{description}}</td>
         <td><span class="bar{{#negative}} neg{{/negative}}" style="width:{{width}}px"></span> {{contribution}}</td></tr>{{/reasons}}
         </table>
+        {{#has_case}}<p><a href="/cases/{{id}}" id="case">Its case</a></p>{{/has_case}}
         <h2>Label</h2>
         <p id="label">{{#label}}Labelled <strong>{{label}}</strong> by {{label_source}}{{/label}}{{^label}}Not labelled{{/label}}</p>
         {{#can_label}}{{#kinds}}<form class="inline" method="post" action="/decisions/{{id}}/label">
@@ -242,6 +243,51 @@ enum Pages {
         <td>{{status}}</td><td>{{what}}</td></tr>{{/entries}}</table>
         """
 
+    static let cases = """
+        <h1>Cases</h1>
+        {{#notice}}<p class="error" id="notice">{{notice}}</p>{{/notice}}
+        <table id="teams"><tr><th>team</th><th>open</th><th>investigating</th><th>waiting</th><th>nobody's</th><th></th></tr>
+        {{#teams}}<tr{{#selected}} class="added"{{/selected}}><td><a href="/cases?team={{team}}">{{team}}</a></td><td>{{open}}</td>
+        <td>{{investigating}}</td><td>{{waiting}}</td><td>{{unassigned}}</td>
+        <td><form class="inline" method="post" action="/cases/take"><input type="hidden" name="csrf" value="{{csrf}}">
+        <input type="hidden" name="team" value="{{team}}"><button id="take-{{team}}">Take next</button></form></td></tr>{{/teams}}
+        </table>
+        <form class="filters" method="get" action="/cases"><input name="team" placeholder="team" value="{{team}}">
+        <select name="status"><option value="">not resolved</option>
+        {{#statuses}}<option{{#selected}} selected{{/selected}}>{{name}}</option>{{/statuses}}</select>
+        <label><input type="checkbox" name="mine" value="1"{{#mine}} checked{{/mine}}> mine</label> <button>Filter</button></form>
+        <table id="cases"><thead><tr><th>case</th><th>opened</th><th>team</th><th>status</th><th>assignee</th><th>order</th>
+        <th>user</th><th>amount</th><th>score</th><th>action</th><th>comments</th></tr></thead>
+        {{#cases}}<tr><td><a href="/cases/{{id}}">{{id}}</a></td><td>{{opened}}</td><td>{{team}}</td><td>{{status}}
+        {{#outcome}}({{outcome}}){{/outcome}}</td><td>{{assignee}}</td><td>{{order}}</td><td>{{user}}</td><td>{{amount}}</td>
+        <td>{{score}}</td><td class="{{action}}">{{action}}</td><td>{{comments}}</td></tr>{{/cases}}</table>
+        {{#next}}<p><a id="next" href="{{next}}">More cases</a></p>{{/next}}
+        """
+
+    static let `case` = """
+        {{#case}}
+        <h1>Case {{id}}: <span id="status">{{status}}</span>{{#outcome}}, <span id="outcome">{{outcome}}</span>{{/outcome}}</h1>
+        <p>Team <strong>{{team}}</strong>, worked by <strong id="assignee">{{assignee}}</strong>.
+        Opened {{opened}}, changed {{updated}}.</p>
+        <p>Order <strong>{{order}}</strong> of user {{user}}, {{amount}}, score {{score}}, <span class="{{action}}">{{action}}</span>:
+        {{#reasons}}<code>{{code}}</code> {{description}}; {{/reasons}} <a href="/decisions/{{id}}" id="decision">the decision</a>.</p>
+        <form method="post" action="/cases/{{id}}" class="filters"><input type="hidden" name="csrf" value="{{csrf}}">
+        {{^resolved}}{{#not_mine}}<button name="assign" value="me" id="assign-me">Assign to me</button>{{/not_mine}}
+        <button name="assign" value="nobody" id="unassign">Back to the queue</button>{{/resolved}}
+        <select name="status" id="status-select"><option value="">status…</option>
+        {{#statuses}}<option>{{name}}</option>{{/statuses}}</select>
+        <input name="team" placeholder="move to team" size="10"> <button id="change">Change</button></form>
+        <h2>Comments and changes</h2>
+        <table id="history">{{#history}}<tr><td>{{at}}</td><td>{{by}}</td><td>{{what}}</td>
+        <td>{{#comment}}<pre>{{comment}}</pre>{{/comment}}</td></tr>{{/history}}</table>
+        <form method="post" action="/cases/{{id}}"><input type="hidden" name="csrf" value="{{csrf}}">
+        <textarea name="comment" id="comment" style="height:5em" placeholder="a comment"></textarea>
+        <p><button id="add-comment">Add the comment</button>
+        {{#outcomes}}<button name="outcome" value="{{name}}" id="resolve-{{name}}">Resolve: {{name}}</button> {{/outcomes}}</p></form>
+        {{#resolved}}<p>Resolved: its outcome labelled the order. Set a status above to reopen it.</p>{{/resolved}}
+        {{/case}}
+        """
+
     static let message = """
         <h1>{{title}}</h1><p id="message">{{message}}</p>
         """
@@ -252,7 +298,7 @@ enum Pages {
         for (name, text) in [
             ("layout", layout), ("signin", signIn), ("decisions", decisions), ("rows", rows), ("decision", decision),
             ("message", message), ("rules", rules), ("backtest", backtest), ("diff", diff),
-            ("lists", lists), ("dashboard", dashboard), ("audit", audit),
+            ("lists", lists), ("dashboard", dashboard), ("audit", audit), ("cases", cases), ("case", `case`),
         ] {
             library.register(try MustacheTemplate(string: text), named: name)
         }

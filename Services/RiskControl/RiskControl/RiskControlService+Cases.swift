@@ -27,8 +27,9 @@ extension RiskControlService {
     func updateCase(_ request: UpdateCaseRequest) async throws -> Case {
         try await awaitView()
         let (current, _) = try storedCase(request.caseId)
-        guard request.status != .unspecified || request.assign || !request.team.isEmpty || !request.comment.isEmpty
-            || request.outcome != .unspecified
+        guard
+            request.status != .unspecified || request.assign || !request.team.isEmpty || !request.comment.isEmpty
+                || request.outcome != .unspecified
         else { throw refuse("empty_case_change", "a case change sets a status, an assignee, a team, a comment or an outcome") }
         guard request.comment.utf8.count <= 4096, request.assignee.utf8.count <= 128 else {
             throw refuse("text_too_long", "a comment is at most 4096 bytes, an assignee at most 128")
@@ -43,7 +44,8 @@ extension RiskControlService {
             request.outcome.rawValue >= 0, request.outcome.rawValue <= CaseOutcome.falsePositive.rawValue
         else { throw refuse("invalid_case_change", "unknown case status or outcome") }
         guard current.status != .resolved || request.outcome == .unspecified else {
-            throw RPCError(.failedPrecondition, "case \(current.caseId) is resolved (\(DecisionDatabase.name(current.outcome))): reopen it first")
+            throw RPCError(
+                .failedPrecondition, "case \(current.caseId) is resolved (\(DecisionDatabase.name(current.outcome))): reopen it first")
         }
         let by = Self.actor
         let now = context.clock.nowMs
@@ -119,7 +121,8 @@ extension RiskControlService {
     static var actor: String { ActingFor.current ?? RPCContext.current?.caller?.token ?? "anonymous" }
 
     static func validTeam(_ team: String) -> Bool {
-        (1...64).contains(team.utf8.count) && team.utf8.allSatisfy { ($0 >= 97 && $0 <= 122) || ($0 >= 48 && $0 <= 57) || $0 == 45 || $0 == 95 }
+        (1...64).contains(team.utf8.count)
+            && team.utf8.allSatisfy { ($0 >= 97 && $0 <= 122) || ($0 >= 48 && $0 <= 57) || $0 == 45 || $0 == 95 }
     }
 
     static func label(_ outcome: CaseOutcome) -> LabelKind {

@@ -169,7 +169,9 @@ extension DecisionDatabase {
         if !q.orderId.isEmpty { clauses.append("order_id = ?"); values.append(.text(q.orderId)) }
         if q.userId != 0 { clauses.append("user_id = ?"); values.append(.integer(q.userId)) }
         if !q.pageToken.isEmpty {
-            guard let after = Int64(q.pageToken) else { throw BadQuery(description: "page token '\(q.pageToken)' is not one this service gave") }
+            guard let after = Int64(q.pageToken) else {
+                throw BadQuery(description: "page token '\(q.pageToken)' is not one this service gave")
+            }
             clauses.append("id > ?"); values.append(.integer(after))
         }
         let limit = q.limit == 0 ? Self.defaultPage : min(Int(q.limit), Self.maxPage)
