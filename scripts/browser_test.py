@@ -87,6 +87,9 @@ try:
     follow(driver.find_element(By.ID, "label-confirmed_fraud"))
     check("confirmed_fraud" in driver.find_element(By.ID, "label").text, "a label from the page is stored")
     shot("decision")
+    follow(driver.find_element(By.ID, "replay"))
+    check("Matches" in driver.find_element(By.ID, "verdict").text, "the decision replayed from its stored inputs matches")
+    shot("replay")
 
     # The review opened a case: work it from the queue to resolved.
     driver.get(base + "/cases")

@@ -59,7 +59,7 @@ public enum AccessTable {
             [
                 RiskAPI.queryDecisions.id, RiskAPI.label.id, RiskAPI.validateRules.id, RiskAPI.publishRules.id, RiskAPI.getRules.id,
                 RiskAPI.updateLists.id, RiskAPI.getLists.id, RiskAPI.backtest.id, RiskAPI.decisionStats.id, RiskAPI.queryCases.id,
-                RiskAPI.getCase.id, RiskAPI.updateCase.id, RiskAPI.takeNextCase.id,
+                RiskAPI.getCase.id, RiskAPI.updateCase.id, RiskAPI.takeNextCase.id, RiskAPI.replay.id,
             ])
         allow([.service, .analyst], [RecommendAPI.recommend.id, RecommendAPI.similarItems.id, RecommendAPI.popular.id])
         return t

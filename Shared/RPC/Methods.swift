@@ -60,6 +60,7 @@ public enum RiskAPI {
     public static let getCase = Method<GetCaseRequest, GetCaseResponse>(id: 0x040C, name: "Risk/GetCase")
     public static let updateCase = Method<UpdateCaseRequest, Case>(id: 0x040D, name: "Risk/UpdateCase")
     public static let takeNextCase = Method<TakeNextCaseRequest, TakeNextCaseResponse>(id: 0x040E, name: "Risk/TakeNextCase")
+    public static let replay = Method<ReplayRequest, ReplayResponse>(id: 0x040F, name: "Risk/Replay")
 }
 
 public enum RecommendAPI {

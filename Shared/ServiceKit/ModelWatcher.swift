@@ -74,6 +74,27 @@ public final class ModelWatcher: @unchecked Sendable {
 
     /// Fetches, checks and loads one version (0: the published one).
     public func fetchAndLoad(_ name: String, version: UInt32) async throws {
+        let fetched = try await Self.download(name, version: version, from: client) { [self] info in
+            guard accept(info.kind) else {
+                lock.withLock { ignored[name] = info.version }
+                logger.debug("not following \(name) v\(info.version): \(info.kind.name ?? "") is not a kind served here")
+                return false
+            }
+            return true
+        }
+        guard let (info, bytes) = fetched else { return }
+        try await load(info, bytes)
+        lock.withLock {
+            loaded[name] = info.version
+            revisions[name] = info.revision
+        }
+    }
+
+    /// One version of a model (0: the published one), fetched in chunks and checked against
+    /// its checksum; nil when `accept` turns down its first chunk's info.
+    public static func download(
+        _ name: String, version: UInt32, from client: RPCClient, accept: (ModelInfo) -> Bool = { _ in true }
+    ) async throws -> (ModelInfo, [UInt8])? {
         var request = GetModelRequest()
         request.name = name
         request.version = version
@@ -85,11 +106,7 @@ public final class ModelWatcher: @unchecked Sendable {
             guard let i = chunk.info, i.version == version || version == 0, chunk.offset == UInt64(bytes.count) else {
                 throw ServiceError("chunk of \(name) out of step")
             }
-            guard accept(i.kind) else {
-                lock.withLock { ignored[name] = i.version }
-                logger.debug("not following \(name) v\(i.version): \(i.kind.name ?? "") is not a kind served here")
-                return
-            }
+            if info == nil, !accept(i) { return nil }
             info = i
             request.version = i.version
             bytes += chunk.artifact
@@ -100,10 +117,6 @@ public final class ModelWatcher: @unchecked Sendable {
         guard let info, ArtifactContainer.checksum(bytes) == info.checksum else {
             throw ServiceError("\(name) v\(version) does not match its checksum")
         }
-        try await load(info, bytes)
-        lock.withLock {
-            loaded[name] = info.version
-            revisions[name] = info.revision
-        }
+        return (info, bytes)
     }
 }

@@ -97,6 +97,8 @@ struct ConsoleTests {
                 byDevice.device = "shared-device"
                 #expect(Set(try await risk.client.call(RiskAPI.queryDecisions, byDevice).decisions.map(\.orderId)) == ["web-1", "web-2"])
                 #expect(try await alice.get("/decisions/999999").status == 404)
+                let replay = try await alice.get("/decisions/\(id)/replay")
+                #expect(replay.status == 200 && replay.body.contains("<strong>Matches</strong>"), "\(replay.body)")
 
                 // A label from the page, with the session's token; without it, refused.
                 let token = try #require(Browser.csrf(decision))

@@ -277,8 +277,8 @@ struct RiskServiceTests {
 
     @Test(
         """
-        the published fraud model scores each request, its TreeSHAP reasons name the features that pushed it, and a \
-        new version is swapped in without a restart
+        the published fraud model scores each request, its TreeSHAP reasons name the features that pushed it, a \
+        new version is swapped in without a restart, and a decision replayed from its stored inputs and versions matches
         """
     )
     func modelScores() async throws {
@@ -326,6 +326,35 @@ struct RiskServiceTests {
                 asked.explain = true
                 let again = try await score(risk.client, asked)
                 #expect(again.modelVersion == 2 && !again.reasons.filter { $0.kind == .model }.isEmpty)
+
+                // Replay: a decision made again from its stored request and features, the model
+                // version it named (v1, no longer served: fetched) and the rules in force then.
+                func replay(_ d: Decision) async throws -> ReplayResponse {
+                    var r = ReplayRequest()
+                    r.decisionId = d.decisionId
+                    return try await risk.client.call(RiskAPI.replay, r)
+                }
+                let first = try await replay(ring)
+                #expect(first.matches && first.differences.isEmpty, "\(first.differences)")
+                #expect(first.replayed?.probability == ring.probability && first.replayed?.modelVersion == 1)
+                #expect(first.replayed?.reasons.map(\.code) == ring.reasons.map(\.code))
+                // Rules published since do not change how an older decision replays; a decision under them replays with them.
+                _ = try await publishRules(risk.client, "tiny: amount > 1 => decline \"any amount\"")
+                _ = try await publishRules(risk.client, "watch: amount > 1 => score +5", shadow: true)
+                #expect(try await replay(ring).matches)
+                let declined = try await score(risk.client, scoreRequest(user: 1000, order: "c-2", amount: 40, at: end + 6 * 86_400_000))
+                #expect(declined.action == .decline && declined.reasons.contains { $0.kind == .shadow && $0.code == "watch" })
+                let replayed = try await replay(declined)
+                #expect(
+                    replayed.matches && replayed.replayed?.action == .decline && replayed.replayed?.modelVersion == 2,
+                    "\(replayed.differences)")
+                var changed = declined
+                changed.score -= 1
+                changed.reasons[0].contribution += 1
+                #expect(RiskControlService.differences(changed, try #require(replayed.replayed)).count == 2)
+                var missing = ReplayRequest()
+                missing.decisionId = "999999"
+                await #expect { try await risk.client.call(RiskAPI.replay, missing) } throws: { ($0 as? RPCError)?.code == .notFound }
             }
         }
     }

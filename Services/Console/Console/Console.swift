@@ -73,6 +73,11 @@ public final class Console: Sendable {
                 try await decisionPage(id: context.parameters.require("id", as: Int64.self), session)
             }
         }
+        router.get("/decisions/:id/replay") { [self] request, context in
+            try await withSession(request, context) { session, _ in
+                try await replayPage(id: context.parameters.require("id", as: Int64.self), session)
+            }
+        }
         router.post("/decisions/:id/label") { [self] request, context in
             try await withSession(request, context, form: true) { session, form in
                 try await label(id: context.parameters.require("id", as: Int64.self), kind: form["kind"] ?? "", session)

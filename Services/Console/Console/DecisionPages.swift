@@ -167,6 +167,29 @@ extension Console {
         return page("decision", ["title": "Decision \(d.decisionId)", "decision": object], session: session)
     }
 
+    /// The decision made again from its stored inputs and versions (Replay), beside the stored one.
+    func replayPage(id: Int64, _ session: ConsoleSession) async throws -> Response {
+        var r = ReplayRequest()
+        r.decisionId = String(id)
+        let answer = try await risk.call(RiskAPI.replay, r, timeout: .seconds(30))
+        let stored = answer.stored ?? Decision(), replayed = answer.replayed ?? Decision()
+        func side(_ d: Decision) -> [String: Any] {
+            [
+                "score": d.score, "action": d.action.name ?? "", "probability": String(format: "%.6f", d.probability),
+                "reasons": d.reasons.map {
+                    ["kind": $0.kind.name ?? "", "code": $0.code, "contribution": String(format: "%+.3f", $0.contribution)]
+                },
+            ]
+        }
+        var object: [String: Any] = [
+            "title": "Replay of decision \(id)", "id": id, "stored": side(stored), "replayed": side(replayed),
+            "model": stored.modelName.isEmpty ? "none" : "\(stored.modelName) v\(stored.modelVersion)", "rules": stored.rulesVersion,
+            "differences": answer.differences, "notes": answer.notes,
+        ]
+        if answer.matches { object["matches"] = true }
+        return page("replay", object, session: session)
+    }
+
     /// Labels the decision's order on behalf of the person signed in.
     func label(id: Int64, kind: String, _ session: ConsoleSession) async throws -> Response {
         guard let k = LabelKind(name: kind), k != .unspecified else {

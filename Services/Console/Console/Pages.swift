@@ -83,7 +83,8 @@ enum Pages {
         {{#reasons}}<tr><td>{{kind}}</td><td>{{code}}</td><td>{{description}}</td>
         <td><span class="bar{{#negative}} neg{{/negative}}" style="width:{{width}}px"></span> {{contribution}}</td></tr>{{/reasons}}
         </table>
-        {{#has_case}}<p><a href="/cases/{{id}}" id="case">Its case</a></p>{{/has_case}}
+        <p><a href="/decisions/{{id}}/replay" id="replay">Replay</a>: make it again from its stored inputs and versions.
+        {{#has_case}}<a href="/cases/{{id}}" id="case">Its case</a>{{/has_case}}</p>
         <h2>Label</h2>
         <p id="label">{{#label}}Labelled <strong>{{label}}</strong> by {{label_source}}{{/label}}{{^label}}Not labelled{{/label}}</p>
         {{#can_label}}{{#kinds}}<form class="inline" method="post" action="/decisions/{{id}}/label">
@@ -243,6 +244,19 @@ enum Pages {
         <td>{{status}}</td><td>{{what}}</td></tr>{{/entries}}</table>
         """
 
+    static let replay = """
+        <h1>Replay of decision <a href="/decisions/{{id}}">{{id}}</a></h1>
+        {{#matches}}<p id="verdict" class="allow"><strong>Matches</strong>: the same score, action, probability and reasons.</p>{{/matches}}
+        {{^matches}}<p id="verdict" class="decline"><strong>Differs</strong>:</p>
+        <ul id="differences">{{#differences}}<li>{{.}}</li>{{/differences}}</ul>{{/matches}}
+        <p>Model {{model}}, rules v{{rules}}. {{#notes}}{{.}}. {{/notes}}</p>
+        <table id="sides"><tr><th></th><th>score</th><th>action</th><th>probability</th><th>reasons</th></tr>
+        {{#stored}}<tr><td>stored</td><td>{{score}}</td><td class="{{action}}">{{action}}</td><td>{{probability}}</td>
+        <td>{{#reasons}}{{kind}} <code>{{code}}</code> {{contribution}}<br>{{/reasons}}</td></tr>{{/stored}}
+        {{#replayed}}<tr><td>replayed</td><td>{{score}}</td><td class="{{action}}">{{action}}</td><td>{{probability}}</td>
+        <td>{{#reasons}}{{kind}} <code>{{code}}</code> {{contribution}}<br>{{/reasons}}</td></tr>{{/replayed}}</table>
+        """
+
     static let cases = """
         <h1>Cases</h1>
         {{#notice}}<p class="error" id="notice">{{notice}}</p>{{/notice}}
@@ -298,7 +312,7 @@ enum Pages {
         for (name, text) in [
             ("layout", layout), ("signin", signIn), ("decisions", decisions), ("rows", rows), ("decision", decision),
             ("message", message), ("rules", rules), ("backtest", backtest), ("diff", diff),
-            ("lists", lists), ("dashboard", dashboard), ("audit", audit), ("cases", cases), ("case", `case`),
+            ("lists", lists), ("dashboard", dashboard), ("audit", audit), ("cases", cases), ("case", `case`), ("replay", replay),
         ] {
             library.register(try MustacheTemplate(string: text), named: name)
         }

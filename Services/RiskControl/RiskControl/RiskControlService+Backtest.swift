@@ -28,14 +28,7 @@ extension RiskControlService {
             x.knownUser = d.knownUser
             x.probability = d.modelName.isEmpty ? nil : d.probability
             x.modelReasons = d.reasons.filter { $0.kind == .model }
-            if let list = d.reasons.first(where: { $0.kind == .list }) {
-                let parts = list.code.split(separator: ":")
-                var e = ListEntry()
-                e.list = parts.count > 1 ? StoredNames.list(String(parts[1])) : .block
-                e.field = parts.count > 2 ? StoredNames.field(String(parts[2])) : .user
-                e.reason = list.description
-                x.listMatch = e
-            }
+            if let list = d.reasons.first(where: { $0.kind == .list }) { x.listMatch = Self.listMatch(list) }
             if d.degraded { response.degraded += 1 }
             let v = Decide.decide(x, rules: candidate, shadow: nil, policy: policy)
             changes[Int(d.action.rawValue)][Int(v.action.rawValue)] += 1

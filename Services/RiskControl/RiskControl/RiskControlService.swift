@@ -148,6 +148,7 @@ public struct RiskControlService: PersonaService {
         router.register(RiskAPI.getCase) { try await getCase($0) }
         router.register(RiskAPI.updateCase) { try await updateCase($0) }
         router.register(RiskAPI.takeNextCase) { try await takeNextCase($0) }
+        router.register(RiskAPI.replay) { try await replay($0) }
     }
 
     func refuse(_ reason: String, _ message: String) -> RPCError {

@@ -16,6 +16,14 @@ struct RiskMetrics: Sendable {
         ).increment()
     }
 
+    /// A stored decision replayed: whether it came out the same.
+    func replayed(matches: Bool) {
+        metrics.counter(
+            "persona_risk_replays_total", labels: [("matches", matches ? "true" : "false")],
+            help: "Decisions replayed, by whether they matched"
+        ).increment()
+    }
+
     func listHit(_ entry: ListEntry) {
         metrics.counter(
             "persona_risk_list_hits_total", labels: [("list", StoredNames.list(entry.list)), ("field", StoredNames.field(entry.field))],

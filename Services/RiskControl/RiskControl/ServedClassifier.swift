@@ -42,4 +42,19 @@ final class ServedClassifier: Sendable {
     var current: Loaded? { loaded.withLock { $0 } }
 
     func set(_ l: Loaded) { loaded.withLock { $0 = l } }
+
+    /// Earlier versions fetched to replay decisions (the last four).
+    private let earlier = Mutex<[Loaded]>([])
+
+    func earlier(_ name: String, version: UInt32) -> Loaded? {
+        if let l = current, l.info.name == name, l.info.version == version { return l }
+        return earlier.withLock { $0.first { $0.info.name == name && $0.info.version == version } }
+    }
+
+    func keep(_ l: Loaded) {
+        earlier.withLock {
+            $0.append(l)
+            if $0.count > 4 { $0.removeFirst() }
+        }
+    }
 }

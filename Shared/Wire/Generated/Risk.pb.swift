@@ -2433,3 +2433,97 @@ extension TakeNextCaseResponse: CMessageConvertible {
         self = try unpackMessage(bytes, limits: limits)
     }
 }
+
+/// proto message `persona.v1.ReplayRequest`.
+public struct ReplayRequest: WireMessage {
+    public var decisionId: String = ""
+    /// Fields this build does not know, kept so a relay re-encodes them unchanged.
+    public var unknownFields = UnknownFields()
+    public init() {}
+}
+
+extension ReplayRequest: CMessageConvertible {
+    typealias CStruct = Persona__V1__ReplayRequest
+    static func fill(_ m: UnsafePointer<ReplayRequest>, _ c: UnsafeMutablePointer<Persona__V1__ReplayRequest>, arena: Arena) {
+        persona__v1__replay_request__init(c)
+        if !m.pointee.decisionId.isEmpty { c.pointee.decision_id = arena.string(m.pointee.decisionId) }
+        arena.storeUnknownFields(m.pointee.unknownFields, in: UnsafeMutableRawPointer(c))
+    }
+    init(cMessage c: UnsafePointer<Persona__V1__ReplayRequest>) {
+        self.init()
+        Self.read(c, into: &self)
+    }
+    static func read(_ c: UnsafePointer<Persona__V1__ReplayRequest>, into m: UnsafeMutablePointer<ReplayRequest>) {
+        m.pointee.decisionId = readString(c.pointee.decision_id)
+        m.pointee.unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
+    }
+    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
+        -> UnsafeMutablePointer<Persona__V1__ReplayRequest>?
+    {
+        persona__v1__replay_request__unpack(allocator, count, bytes)
+    }
+    public func serializedBytes() -> [UInt8] { packMessage(self) }
+    public static func serializedBytes(each messages: [ReplayRequest]) -> [[UInt8]] { packMessages(messages) }
+    public init(serializedBytes bytes: UnsafeRawBufferPointer, limits: DecodingLimits) throws {
+        self = try unpackMessage(bytes, limits: limits)
+    }
+}
+
+/// proto message `persona.v1.ReplayResponse`.
+public struct ReplayResponse: WireMessage {
+    public var stored: Decision? {
+        get { _stored?.value }
+        set { _stored = newValue.map(Boxed.init) }
+    }
+    private var _stored: Boxed<Decision>? = nil
+    /// `stored` where it is stored (read `.value`): no copy of the message and its fields.
+    public var storedRef: Boxed<Decision>? { _stored }
+    public var replayed: Decision? {
+        get { _replayed?.value }
+        set { _replayed = newValue.map(Boxed.init) }
+    }
+    private var _replayed: Boxed<Decision>? = nil
+    /// `replayed` where it is stored (read `.value`): no copy of the message and its fields.
+    public var replayedRef: Boxed<Decision>? { _replayed }
+    public var matches: Bool = false
+    public var differences: [String] = []
+    public var notes: [String] = []
+    /// Fields this build does not know, kept so a relay re-encodes them unchanged.
+    public var unknownFields = UnknownFields()
+    public init() {}
+}
+
+extension ReplayResponse: CMessageConvertible {
+    typealias CStruct = Persona__V1__ReplayResponse
+    static func fill(_ m: UnsafePointer<ReplayResponse>, _ c: UnsafeMutablePointer<Persona__V1__ReplayResponse>, arena: Arena) {
+        persona__v1__replay_response__init(c)
+        if let box = m.pointee._stored { c.pointee.stored = arena.message(box) }
+        if let box = m.pointee._replayed { c.pointee.replayed = arena.message(box) }
+        c.pointee.matches = m.pointee.matches ? 1 : 0
+        (c.pointee.n_differences, c.pointee.differences) = arena.strings(m.pointee.differences)
+        (c.pointee.n_notes, c.pointee.notes) = arena.strings(m.pointee.notes)
+        arena.storeUnknownFields(m.pointee.unknownFields, in: UnsafeMutableRawPointer(c))
+    }
+    init(cMessage c: UnsafePointer<Persona__V1__ReplayResponse>) {
+        self.init()
+        Self.read(c, into: &self)
+    }
+    static func read(_ c: UnsafePointer<Persona__V1__ReplayResponse>, into m: UnsafeMutablePointer<ReplayResponse>) {
+        m.pointee._stored = c.pointee.stored.map { Boxed(Decision(cMessage: $0)) }
+        m.pointee._replayed = c.pointee.replayed.map { Boxed(Decision(cMessage: $0)) }
+        m.pointee.matches = c.pointee.matches != 0
+        m.pointee.differences = readStrings(c.pointee.differences, c.pointee.n_differences)
+        m.pointee.notes = readStrings(c.pointee.notes, c.pointee.n_notes)
+        m.pointee.unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
+    }
+    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
+        -> UnsafeMutablePointer<Persona__V1__ReplayResponse>?
+    {
+        persona__v1__replay_response__unpack(allocator, count, bytes)
+    }
+    public func serializedBytes() -> [UInt8] { packMessage(self) }
+    public static func serializedBytes(each messages: [ReplayResponse]) -> [[UInt8]] { packMessages(messages) }
+    public init(serializedBytes bytes: UnsafeRawBufferPointer, limits: DecodingLimits) throws {
+        self = try unpackMessage(bytes, limits: limits)
+    }
+}

@@ -2635,6 +2635,38 @@ extension TakeNextCaseResponse {
     }
 }
 
+extension ReplayRequest {
+    static func sample(_ variant: Int) -> ReplayRequest {
+        var m = ReplayRequest()
+        if variant == 0 {
+            m.decisionId = "h\u{e9}llo \"w\\orld\" \u{1F600}"
+        } else {
+            m.decisionId = "x"
+        }
+        return m
+    }
+}
+
+extension ReplayResponse {
+    static func sample(_ variant: Int) -> ReplayResponse {
+        var m = ReplayResponse()
+        if variant == 0 {
+            m.stored = Decision.sample(1)
+            m.replayed = Decision.sample(1)
+            m.matches = true
+            m.differences = ["h\u{e9}llo \"w\\orld\" \u{1F600}", "x"]
+            m.notes = ["h\u{e9}llo \"w\\orld\" \u{1F600}", "x"]
+        } else {
+            m.stored = Decision.sample(0)
+            m.replayed = Decision.sample(0)
+            m.matches = true
+            m.differences = ["x", "h\u{e9}llo \"w\\orld\" \u{1F600}"]
+            m.notes = ["x", "h\u{e9}llo \"w\\orld\" \u{1F600}"]
+        }
+        return m
+    }
+}
+
 /// Every message of the schema: its proto name and its two edge-value samples.
 let allMessageSamples: [(protoName: String, samples: [any WireMessage])] = [
     ("persona.v1.KeyValue", [KeyValue.sample(0), KeyValue.sample(1), KeyValue()]),
@@ -2774,4 +2806,6 @@ let allMessageSamples: [(protoName: String, samples: [any WireMessage])] = [
     ("persona.v1.UpdateCaseRequest", [UpdateCaseRequest.sample(0), UpdateCaseRequest.sample(1), UpdateCaseRequest()]),
     ("persona.v1.TakeNextCaseRequest", [TakeNextCaseRequest.sample(0), TakeNextCaseRequest.sample(1), TakeNextCaseRequest()]),
     ("persona.v1.TakeNextCaseResponse", [TakeNextCaseResponse.sample(0), TakeNextCaseResponse.sample(1), TakeNextCaseResponse()]),
+    ("persona.v1.ReplayRequest", [ReplayRequest.sample(0), ReplayRequest.sample(1), ReplayRequest()]),
+    ("persona.v1.ReplayResponse", [ReplayResponse.sample(0), ReplayResponse.sample(1), ReplayResponse()]),
 ]

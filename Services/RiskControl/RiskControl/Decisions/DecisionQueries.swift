@@ -140,6 +140,17 @@ extension DecisionDatabase {
         var request: ScoreRequest
     }
 
+    /// Decision `id` with the request it decided (nil: none has that id).
+    func stored(id: Int64) throws -> Stored? {
+        var out: Stored?
+        try read { db in
+            try db.statement("SELECT \(Self.columns) FROM decisions WHERE id = ?").query([.integer(id)]) { r in
+                out = Stored(decision: decision(from: r), request: (try? ScoreRequest(serializedBytes: r.blob(28))) ?? ScoreRequest())
+            }
+        }
+        return out
+    }
+
     /// The newest `limit` decisions decided in [from, to), oldest first.
     func history(fromMs: Int64, toMs: Int64, limit: Int) throws -> [Stored] {
         var clauses: [String] = []

@@ -59,6 +59,8 @@ typedef struct Persona__V1__GetCaseResponse Persona__V1__GetCaseResponse;
 typedef struct Persona__V1__UpdateCaseRequest Persona__V1__UpdateCaseRequest;
 typedef struct Persona__V1__TakeNextCaseRequest Persona__V1__TakeNextCaseRequest;
 typedef struct Persona__V1__TakeNextCaseResponse Persona__V1__TakeNextCaseResponse;
+typedef struct Persona__V1__ReplayRequest Persona__V1__ReplayRequest;
+typedef struct Persona__V1__ReplayResponse Persona__V1__ReplayResponse;
 
 
 /* --- enums --- */
@@ -966,6 +968,44 @@ struct  Persona__V1__TakeNextCaseResponse
     , NULL }
 
 
+struct  Persona__V1__ReplayRequest
+{
+  ProtobufCMessage base;
+  char *decision_id;
+};
+#define PERSONA__V1__REPLAY_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&persona__v1__replay_request__descriptor) \
+    , (char *)protobuf_c_empty_string }
+
+
+/*
+ * A stored decision recomputed from what it was made from: its stored request and features,
+ * the model version it named (fetched from the model service) and the rule sets in force
+ * then. `matches` when score, action, probability and every reason come out the same.
+ */
+struct  Persona__V1__ReplayResponse
+{
+  ProtobufCMessage base;
+  Persona__V1__Decision *stored;
+  Persona__V1__Decision *replayed;
+  protobuf_c_boolean matches;
+  /*
+   * Each difference in words ("score 420, replayed 380").
+   */
+  size_t n_differences;
+  char **differences;
+  /*
+   * What was taken as recorded rather than recomputed (a list match; the features, read
+   * from the feature service as of the request).
+   */
+  size_t n_notes;
+  char **notes;
+};
+#define PERSONA__V1__REPLAY_RESPONSE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&persona__v1__replay_response__descriptor) \
+    , NULL, NULL, 0, 0,NULL, 0,NULL }
+
+
 /* Persona__V1__ScoreRequest methods */
 void   persona__v1__score_request__init
                      (Persona__V1__ScoreRequest         *message);
@@ -1783,6 +1823,44 @@ Persona__V1__TakeNextCaseResponse *
 void   persona__v1__take_next_case_response__free_unpacked
                      (Persona__V1__TakeNextCaseResponse *message,
                       ProtobufCAllocator *allocator);
+/* Persona__V1__ReplayRequest methods */
+void   persona__v1__replay_request__init
+                     (Persona__V1__ReplayRequest         *message);
+size_t persona__v1__replay_request__get_packed_size
+                     (const Persona__V1__ReplayRequest   *message);
+size_t persona__v1__replay_request__pack
+                     (const Persona__V1__ReplayRequest   *message,
+                      uint8_t             *out);
+size_t persona__v1__replay_request__pack_to_buffer
+                     (const Persona__V1__ReplayRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Persona__V1__ReplayRequest *
+       persona__v1__replay_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   persona__v1__replay_request__free_unpacked
+                     (Persona__V1__ReplayRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Persona__V1__ReplayResponse methods */
+void   persona__v1__replay_response__init
+                     (Persona__V1__ReplayResponse         *message);
+size_t persona__v1__replay_response__get_packed_size
+                     (const Persona__V1__ReplayResponse   *message);
+size_t persona__v1__replay_response__pack
+                     (const Persona__V1__ReplayResponse   *message,
+                      uint8_t             *out);
+size_t persona__v1__replay_response__pack_to_buffer
+                     (const Persona__V1__ReplayResponse   *message,
+                      ProtobufCBuffer     *buffer);
+Persona__V1__ReplayResponse *
+       persona__v1__replay_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   persona__v1__replay_response__free_unpacked
+                     (Persona__V1__ReplayResponse *message,
+                      ProtobufCAllocator *allocator);
 /* --- per-message closures --- */
 
 typedef void (*Persona__V1__ScoreRequest_Closure)
@@ -1914,6 +1992,12 @@ typedef void (*Persona__V1__TakeNextCaseRequest_Closure)
 typedef void (*Persona__V1__TakeNextCaseResponse_Closure)
                  (const Persona__V1__TakeNextCaseResponse *message,
                   void *closure_data);
+typedef void (*Persona__V1__ReplayRequest_Closure)
+                 (const Persona__V1__ReplayRequest *message,
+                  void *closure_data);
+typedef void (*Persona__V1__ReplayResponse_Closure)
+                 (const Persona__V1__ReplayResponse *message,
+                  void *closure_data);
 
 /* --- services --- */
 
@@ -1971,6 +2055,8 @@ extern const ProtobufCMessageDescriptor persona__v1__get_case_response__descript
 extern const ProtobufCMessageDescriptor persona__v1__update_case_request__descriptor;
 extern const ProtobufCMessageDescriptor persona__v1__take_next_case_request__descriptor;
 extern const ProtobufCMessageDescriptor persona__v1__take_next_case_response__descriptor;
+extern const ProtobufCMessageDescriptor persona__v1__replay_request__descriptor;
+extern const ProtobufCMessageDescriptor persona__v1__replay_response__descriptor;
 
 PROTOBUF_C__END_DECLS
 

@@ -1942,6 +1942,96 @@ void   persona__v1__take_next_case_response__free_unpacked
   assert(message->base.descriptor == &persona__v1__take_next_case_response__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   persona__v1__replay_request__init
+                     (Persona__V1__ReplayRequest         *message)
+{
+  static const Persona__V1__ReplayRequest init_value = PERSONA__V1__REPLAY_REQUEST__INIT;
+  *message = init_value;
+}
+size_t persona__v1__replay_request__get_packed_size
+                     (const Persona__V1__ReplayRequest *message)
+{
+  assert(message->base.descriptor == &persona__v1__replay_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t persona__v1__replay_request__pack
+                     (const Persona__V1__ReplayRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &persona__v1__replay_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t persona__v1__replay_request__pack_to_buffer
+                     (const Persona__V1__ReplayRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &persona__v1__replay_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Persona__V1__ReplayRequest *
+       persona__v1__replay_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Persona__V1__ReplayRequest *)
+     protobuf_c_message_unpack (&persona__v1__replay_request__descriptor,
+                                allocator, len, data);
+}
+void   persona__v1__replay_request__free_unpacked
+                     (Persona__V1__ReplayRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &persona__v1__replay_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   persona__v1__replay_response__init
+                     (Persona__V1__ReplayResponse         *message)
+{
+  static const Persona__V1__ReplayResponse init_value = PERSONA__V1__REPLAY_RESPONSE__INIT;
+  *message = init_value;
+}
+size_t persona__v1__replay_response__get_packed_size
+                     (const Persona__V1__ReplayResponse *message)
+{
+  assert(message->base.descriptor == &persona__v1__replay_response__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t persona__v1__replay_response__pack
+                     (const Persona__V1__ReplayResponse *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &persona__v1__replay_response__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t persona__v1__replay_response__pack_to_buffer
+                     (const Persona__V1__ReplayResponse *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &persona__v1__replay_response__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Persona__V1__ReplayResponse *
+       persona__v1__replay_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Persona__V1__ReplayResponse *)
+     protobuf_c_message_unpack (&persona__v1__replay_response__descriptor,
+                                allocator, len, data);
+}
+void   persona__v1__replay_response__free_unpacked
+                     (Persona__V1__ReplayResponse *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &persona__v1__replay_response__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 static const ProtobufCFieldDescriptor persona__v1__score_request__field_descriptors[17] =
 {
   {
@@ -5992,6 +6082,134 @@ const ProtobufCMessageDescriptor persona__v1__take_next_case_response__descripto
   persona__v1__take_next_case_response__field_indices_by_name,
   1,  persona__v1__take_next_case_response__number_ranges,
   (ProtobufCMessageInit) persona__v1__take_next_case_response__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor persona__v1__replay_request__field_descriptors[1] =
+{
+  {
+    "decision_id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__ReplayRequest, decision_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned persona__v1__replay_request__field_indices_by_name[] = {
+  0,   /* field[0] = decision_id */
+};
+static const ProtobufCIntRange persona__v1__replay_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 1 }
+};
+const ProtobufCMessageDescriptor persona__v1__replay_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "persona.v1.ReplayRequest",
+  "ReplayRequest",
+  "Persona__V1__ReplayRequest",
+  "persona.v1",
+  sizeof(Persona__V1__ReplayRequest),
+  1,
+  persona__v1__replay_request__field_descriptors,
+  persona__v1__replay_request__field_indices_by_name,
+  1,  persona__v1__replay_request__number_ranges,
+  (ProtobufCMessageInit) persona__v1__replay_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor persona__v1__replay_response__field_descriptors[5] =
+{
+  {
+    "stored",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__ReplayResponse, stored),
+    &persona__v1__decision__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "replayed",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__ReplayResponse, replayed),
+    &persona__v1__decision__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "matches",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__ReplayResponse, matches),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "differences",
+    4,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_STRING,
+    offsetof(Persona__V1__ReplayResponse, n_differences),
+    offsetof(Persona__V1__ReplayResponse, differences),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "notes",
+    5,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_STRING,
+    offsetof(Persona__V1__ReplayResponse, n_notes),
+    offsetof(Persona__V1__ReplayResponse, notes),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned persona__v1__replay_response__field_indices_by_name[] = {
+  3,   /* field[3] = differences */
+  2,   /* field[2] = matches */
+  4,   /* field[4] = notes */
+  1,   /* field[1] = replayed */
+  0,   /* field[0] = stored */
+};
+static const ProtobufCIntRange persona__v1__replay_response__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 5 }
+};
+const ProtobufCMessageDescriptor persona__v1__replay_response__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "persona.v1.ReplayResponse",
+  "ReplayResponse",
+  "Persona__V1__ReplayResponse",
+  "persona.v1",
+  sizeof(Persona__V1__ReplayResponse),
+  5,
+  persona__v1__replay_response__field_descriptors,
+  persona__v1__replay_response__field_indices_by_name,
+  1,  persona__v1__replay_response__number_ranges,
+  (ProtobufCMessageInit) persona__v1__replay_response__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
 static const ProtobufCEnumValue persona__v1__action__enum_values_by_number[5] =
