@@ -187,7 +187,7 @@ let package = Package(
             .target(
                 name: "Console",
                 dependencies: [
-                    "ServiceKit", "RPC", "Wire", "SQLite", "Charts", "Datasets", logging, argumentParser,
+                    "ServiceKit", "RPC", "Wire", "SQLite", "Charts", "Datasets", "DataStructures", logging, argumentParser,
                     .product(name: "Hummingbird", package: "hummingbird"),
                     .product(name: "HummingbirdBcrypt", package: "hummingbird-auth"),
                     .product(name: "Mustache", package: "swift-mustache"),
@@ -245,7 +245,9 @@ let package = Package(
                 path: "Tests/StoreTests", swiftSettings: swiftSettings),
             .testTarget(
                 name: "IngestTests",
-                dependencies: ["Ingest", "EventLog", "PersonalData", "ServiceKit", "RPC", "Wire", "Store", "TestSupport"],
+                dependencies: [
+                    "Ingest", "EventLog", "PersonalData", "ServiceKit", "RPC", "Wire", "Store", "TestSupport", "DataStructures",
+                ],
                 path: "Tests/IngestTests", swiftSettings: swiftSettings),
             .testTarget(
                 name: "EventLogTests", dependencies: ["EventLog", "Store", "TestSupport"],

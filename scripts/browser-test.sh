@@ -35,6 +35,10 @@ for i in 1 2 3 4 5 6; do
     amount=$(( i == 2 ? 900 : (i == 4 ? 7000 : 20 + i) ))
     "$BIN/persona" risk score --user $((100 + i % 3)) --order "web-$i" --amount "$amount" > /dev/null
 done
+# A few events of user 102 (the review's user) in the log: the decision page's timeline.
+now=$(date +%s)
+printf '102,5001,77,pv,%s\n102,5002,77,cart,%s\n102,5002,77,buy,%s\n' $((now - 300)) $((now - 200)) $((now - 100)) > "$WORK/events.csv"
+"$BIN/persona" import "$WORK/events.csv" --format taobao > /dev/null
 echo "correct horse battery" | "$BIN/persona" console user add alice --role analyst --data-dir "$WORK/console" > /dev/null
 echo "another good password" | "$BIN/persona" console user add rob --role rule-author --data-dir "$WORK/console" > /dev/null
 echo "admin of the console" | "$BIN/persona" console user add ada --role admin --data-dir "$WORK/console" > /dev/null

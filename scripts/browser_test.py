@@ -83,6 +83,9 @@ try:
     follow(rows[0].find_element(By.TAG_NAME, "a"))
     check(driver.find_element(By.ID, "action").text == "review", "the decision page shows its action")
     check("big" in driver.find_element(By.ID, "reasons").text, "and the rule that fired")
+    timeline = driver.find_elements(By.CSS_SELECTOR, "#timeline tr")
+    check(len(timeline) == 3 and "purchase" in timeline[0].text and "view" in timeline[2].text,
+          f"the user's three events from the log, newest first ({[r.text for r in timeline]})")
     decision_url = driver.current_url
     follow(driver.find_element(By.ID, "label-confirmed_fraud"))
     check("confirmed_fraud" in driver.find_element(By.ID, "label").text, "a label from the page is stored")

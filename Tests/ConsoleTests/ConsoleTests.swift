@@ -43,8 +43,23 @@ struct ConsoleTests {
                     _ = try await risk.client.call(RiskAPI.score, r, timeout: .seconds(5))
                 }
 
+                // User 7's events in the log: the decision page's timeline.
+                var login = Event(), view = Event(), failed = Event()
+                (login.eventId, login.kind, login.userId, login.timestampMs, login.deviceId) = (
+                    "e1", .login, 7, 1_763_999_000_000, "own-device"
+                )
+                login.login = Login()
+                login.login?.success = true
+                (view.eventId, view.kind, view.userId, view.timestampMs, view.itemId) = ("e2", .view, 7, 1_763_999_100_000, 4242)
+                (failed.eventId, failed.kind, failed.userId, failed.timestampMs) = ("e3", .login, 7, 1_763_999_200_000)
+                failed.login = Login()
+                var other = view
+                (other.eventId, other.userId) = ("e4", 8)
+                try await append(ingest.client, [login, view, failed, other])
+
                 var settings = ConsoleSettings(port: 0, dataDir: temporaryDirectory())
                 settings.riskPort = risk.rpcPort
+                settings.otherPeers[.ingest] = ("127.0.0.1", ingest.rpcPort)
                 settings.bcryptCost = 4
                 let console = try Console(
                     settings: settings,
@@ -89,6 +104,12 @@ struct ConsoleTests {
                 let decision = try await alice.get("/decisions/\(id)")
                 #expect(decision.status == 200 && decision.body.contains("big") && decision.body.contains(#"id="action">review"#))
                 #expect(decision.body.contains("Not labelled"))
+                // The user's events, newest first, from ingest's log; user 8's view is not among them.
+                #expect(decision.body.contains("The 3 newest events of the user, newest first."), "\(decision.body)")
+                let timeline = try #require(decision.body.range(of: #"<table id="timeline">[\s\S]*?</table>"#, options: .regularExpression))
+                let rows = decision.body[timeline].components(separatedBy: "<tr").dropFirst()
+                #expect(rows.count == 3 && rows.first?.contains("failed") == true && rows.last?.contains("succeeded") == true)
+                #expect(decision.body[timeline].contains("item 4242") && rows.first?.hasPrefix(#" class="removed""#) == true)
                 #expect(
                     decision.body.contains(#"<td>device</td><td><a href="/decisions?user=8">8</a></td><td>1</td>"#),
                     "user 8 shares the device")

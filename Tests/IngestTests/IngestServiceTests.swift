@@ -1,3 +1,4 @@
+import DataStructures
 import Foundation
 import PersonalData
 import RPC
@@ -239,6 +240,16 @@ struct IngestServiceTests {
                     Int($0.event!.eventId.dropFirst())!
                 }
                 #expect(seq == seq.sorted())
+            }
+            // Read's user filter: only that user's events of the partition, the others read past.
+            for user in Int64(1)...5 {
+                var r = ReadRequest()
+                r.partition = UInt32(StableHash.partition(of: user, among: 2))
+                r.userId = user
+                let mine = try await client.call(IngestAPI.read, r)
+                #expect(mine.events.map { $0.event!.userId }.allSatisfy { $0 == user })
+                #expect(mine.events.count == stored.filter { $0.event!.userId == user }.count)
+                #expect(mine.nextOffset == mine.endOffset)
             }
         }
     }

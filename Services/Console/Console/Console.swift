@@ -20,6 +20,8 @@ public final class Console: Sendable {
     let model: RPCClient
     /// Every service, for the merged audit log (risk-control's and model's are `risk` and `model`).
     let auditClients: [(Peer, RPCClient)]
+    /// Ingest, for a user's recent events (a decision's timeline).
+    var ingest: RPCClient? { auditClients.first { $0.0 == .ingest }?.1 }
     let pages: MustacheLibrary
     let logger: Logger
     let counters = Mutex<[String: Int]>([:])

@@ -132,6 +132,8 @@ extension Console {
                 ["user": $0.key, "decisions": $0.value]
             }
         }
+        // The user's recent events from ingest's log; the page is shown without them when ingest does not answer.
+        let timeline = try? await timeline(of: d.userId)
         let sameDevice = d.device.isEmpty ? [] : try await sharing { $0.device = d.device }
         let sameIP = d.ip.isEmpty ? [] : try await sharing { $0.ip = d.ip }
         let scale = max(1, d.reasons.map { abs($0.contribution) }.max() ?? 1)
@@ -161,6 +163,15 @@ extension Console {
             ["kind": $0, "id": d.decisionId, "csrf": session.csrf]
         }
         object["others"] = theirs.map(Self.row)
+        if let timeline {
+            object["timeline"] = timeline.events.map(Self.timelineRow)
+            object["timeline_note"] =
+                timeline.events.isEmpty
+                ? "No events of this user \(timeline.complete ? "in the log" : "among the latest \(timeline.scanned) of their partition")."
+                : "The \(timeline.events.count) newest events of the user, newest first."
+        } else {
+            object["timeline_note"] = "Ingest did not answer: the user's events are not shown."
+        }
         object["same_device"] = sameDevice
         object["same_ip"] = sameIP
         object["features"] = zip(d.featureNames, d.features).map { ["name": $0, "value": String(format: "%g", $1)] }

@@ -90,6 +90,10 @@ enum Pages {
         {{#can_label}}{{#kinds}}<form class="inline" method="post" action="/decisions/{{id}}/label">
         <input type="hidden" name="csrf" value="{{csrf}}"><input type="hidden" name="kind" value="{{kind}}">
         <button id="label-{{kind}}">{{kind}}</button></form> {{/kinds}}{{/can_label}}
+        <h2>The user's recent events</h2>
+        <p>{{timeline_note}}</p>
+        <table id="timeline">{{#timeline}}<tr{{#failed}} class="removed"{{/failed}}><td>{{at}}</td><td>{{kind}}</td><td>{{what}}</td>
+        <td>device {{device}}</td><td>IP {{ip}}</td></tr>{{/timeline}}</table>
         <h2>The user's other decisions</h2>
         <table>{{#others}}<tr><td><a href="/decisions/{{id}}">{{id}}</a></td><td>{{decided}}</td><td>{{order}}</td><td>{{score}}</td>
         <td class="{{action}}">{{action}}</td></tr>{{/others}}</table>

@@ -249,8 +249,8 @@ public final class IngestService: PersonaService {
         let maxBytes = request.maxBytes == 0 ? 4 << 20 : min(Int(request.maxBytes), 16 << 20)
         // Records go out as stored: each is a StoredEvent ingest encoded.
         var response = ReadResponseWriter(expectedBytes: min(maxBytes, maxEvents * 128))
-        // With `kinds`, only events of those kinds go out; the rest are read past, as are an
-        // erased user's events from before their erasure.
+        // With `kinds` (or `user_id`), only events of those kinds (or that user) go out; the rest
+        // are read past, as are an erased user's events from before their erasure.
         let kinds = Set(request.kinds)
         let erased = erased.withLock { $0 }
         var wait = Duration.milliseconds(Int(request.waitMs))
@@ -259,6 +259,7 @@ public final class IngestService: PersonaService {
             let next = try await log.read(p, from: request.fromOffset, maxRecords: maxEvents, maxBytes: maxBytes, wait: max(wait, .zero)) {
                 let event = StoredEvent.kindAndUser(of: $1)
                 if let (kind, user) = event, kind != .erasure, let before = erased[user], $0 < before { return }
+                if request.userId != 0 && event?.userID != request.userId { return }
                 if kinds.isEmpty || event.map({ kinds.contains($0.kind) }) == true {
                     response.append(offset: $0, record: $1)
                 }

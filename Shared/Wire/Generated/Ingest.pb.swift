@@ -221,6 +221,7 @@ public struct ReadRequest: WireMessage {
     public var maxBytes: UInt32 = 0
     public var waitMs: UInt32 = 0
     public var kinds: [EventKind] = []
+    public var userId: Int64 = 0
     /// Fields this build does not know, kept so a relay re-encodes them unchanged.
     public var unknownFields = UnknownFields()
     public init() {}
@@ -236,6 +237,7 @@ extension ReadRequest: CMessageConvertible {
         c.pointee.max_bytes = m.pointee.maxBytes
         c.pointee.wait_ms = m.pointee.waitMs
         (c.pointee.n_kinds, c.pointee.kinds) = arena.enums(m.pointee.kinds.map(\.rawValue), as: Persona__V1__EventKind.self)
+        c.pointee.user_id = m.pointee.userId
         arena.storeUnknownFields(m.pointee.unknownFields, in: UnsafeMutableRawPointer(c))
     }
     init(cMessage c: UnsafePointer<Persona__V1__ReadRequest>) {
@@ -249,6 +251,7 @@ extension ReadRequest: CMessageConvertible {
         m.pointee.maxBytes = c.pointee.max_bytes
         m.pointee.waitMs = c.pointee.wait_ms
         m.pointee.kinds = readEnums(c.pointee.kinds, c.pointee.n_kinds).map(EventKind.init(rawValue:))
+        m.pointee.userId = c.pointee.user_id
         m.pointee.unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
     static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)

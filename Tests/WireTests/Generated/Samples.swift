@@ -1059,6 +1059,7 @@ extension ReadRequest {
             m.maxBytes = UInt32.max
             m.waitMs = UInt32.max
             m.kinds = [.init(rawValue: 17), .init(rawValue: 1)]
+            m.userId = Int64.min
         } else {
             m.partition = 1
             m.fromOffset = 1
@@ -1066,6 +1067,7 @@ extension ReadRequest {
             m.maxBytes = 1
             m.waitMs = 1
             m.kinds = [.init(rawValue: 1), .init(rawValue: 17)]
+            m.userId = Int64.max
         }
         return m
     }

@@ -111,10 +111,15 @@ struct  Persona__V1__ReadRequest
    */
   size_t n_kinds;
   Persona__V1__EventKind *kinds;
+  /*
+   * Only events of this user are returned (0: every user's), the others read past like
+   * other kinds: a user's timeline is read from their partition.
+   */
+  int64_t user_id;
 };
 #define PERSONA__V1__READ_REQUEST__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&persona__v1__read_request__descriptor) \
-    , 0, 0, 0, 0, 0, 0,NULL }
+    , 0, 0, 0, 0, 0, 0,NULL, 0 }
 
 
 struct  Persona__V1__StoredEvent

@@ -707,7 +707,7 @@ const ProtobufCMessageDescriptor persona__v1__append_response__descriptor =
   (ProtobufCMessageInit) persona__v1__append_response__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor persona__v1__read_request__field_descriptors[6] =
+static const ProtobufCFieldDescriptor persona__v1__read_request__field_descriptors[7] =
 {
   {
     "partition",
@@ -781,6 +781,18 @@ static const ProtobufCFieldDescriptor persona__v1__read_request__field_descripto
     0 | PROTOBUF_C_FIELD_FLAG_PACKED,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "user_id",
+    7,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__ReadRequest, user_id),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned persona__v1__read_request__field_indices_by_name[] = {
   1,   /* field[1] = from_offset */
@@ -788,12 +800,13 @@ static const unsigned persona__v1__read_request__field_indices_by_name[] = {
   3,   /* field[3] = max_bytes */
   2,   /* field[2] = max_events */
   0,   /* field[0] = partition */
+  6,   /* field[6] = user_id */
   4,   /* field[4] = wait_ms */
 };
 static const ProtobufCIntRange persona__v1__read_request__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 6 }
+  { 0, 7 }
 };
 const ProtobufCMessageDescriptor persona__v1__read_request__descriptor =
 {
@@ -803,7 +816,7 @@ const ProtobufCMessageDescriptor persona__v1__read_request__descriptor =
   "Persona__V1__ReadRequest",
   "persona.v1",
   sizeof(Persona__V1__ReadRequest),
-  6,
+  7,
   persona__v1__read_request__field_descriptors,
   persona__v1__read_request__field_indices_by_name,
   1,  persona__v1__read_request__number_ranges,
