@@ -254,6 +254,39 @@ import Wire
         let outcome = try #require(stats.outcome)
         #expect(outcome.labelled == 3 && outcome.fraud == 2 && outcome.flagged == 2 && outcome.flaggedFraud == 1)
         #expect(outcome.precision == 0.5 && outcome.recall == 0.5)
+
+        // Over whole hours the stats come from the running counts, which follow every change:
+        // a record applied again, a new label, an erasure. They equal a count of the decisions.
+        func hourly() throws -> (DecisionStatsResponse, DecisionStatsResponse) {
+            var byHours = DecisionStatsRequest()
+            byHours.bucketMs = 3_600_000
+            var counted = byHours
+            counted.fromMs = 1  // not a whole hour: the decisions are counted
+            return (try store.stats(byHours), try store.stats(counted))
+        }
+        var (fromHours, fromRows) = try hourly()
+        #expect(fromHours == fromRows && fromHours.outcome?.labelled == 3 && fromHours.buckets.map(\.decisions).reduce(0, +) == 30)
+        try await store.applyDecision(Self.decision(4, user: 42, action: .review, score: 120, reasons: []), at: 4)
+        try await store.applyLabel(order: "order-3", kind: .legitimate, source: "bank", note: "", at: 33)
+        try await store.applyLabel(order: "order-6", kind: .confirmedFraud, source: "bank", note: "", at: 34)
+        var erasure = DecisionRecord()
+        erasure.erasure = DecisionErasure()
+        erasure.erasure?.userId = 42
+        erasure.erasure?.pseudonym = -5
+        erasure.erasure?.decisions = try store.decisions(ofUser: 42).prefix(4).map {
+            var e = $0
+            e.decision?.userId = -5
+            return e
+        }
+        try await store.apply([(35, erasure)], next: 36)
+        (fromHours, fromRows) = try hourly()
+        #expect(fromHours == fromRows, "\(fromHours) \(fromRows)")
+        #expect(fromHours.buckets.map(\.decisions).reduce(0, +) == 24 && fromHours.outcome?.labelled == 1 && fromHours.outcome?.fraud == 0)
+        // A store opened on decisions stored before the counts existed computes them once.
+        try await store.write { db in try db.execute("DROP TABLE decision_hours") }
+        let reopened = try DecisionDatabase(path: dir + "/decisions.db")
+        defer { reopened.close() }
+        #expect(try reopened.stats(DecisionStatsRequest()) == fromRows)
     }
 }
 

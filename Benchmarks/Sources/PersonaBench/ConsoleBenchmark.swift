@@ -30,6 +30,10 @@ func consolePageTimes(
         throw ServiceError("the benchmark could not sign in to the console")
     }
     var rng = SplitMix(seed: 9)
+    // Open cases to open: the ids on the order team's first page.
+    let queue = try await browser.get("/cases?team=order").body
+    let caseIDs = queue.ranges(of: /href="\/cases\/([0-9]+)"/).compactMap { Int(queue[$0].dropFirst(13).dropLast()) }
+    guard !caseIDs.isEmpty else { throw ServiceError("the filled store has no open case") }
     let pages: [(String, () -> String)] = [
         ("Dashboard", { "/dashboard" }),
         ("Decisions, newest 50", { "/decisions" }),
@@ -38,6 +42,10 @@ func consolePageTimes(
         ("Decisions of a user", { "/decisions?user=\(1 + rng.below(users))" }),
         ("Decisions, score 900 and up, a day", { "/decisions?min_score=900&from=\(day(-1))" }),
         ("A decision", { "/decisions/\(1 + rng.below(decisions))" }),
+        ("Replay of a decision", { "/decisions/\(1 + rng.below(decisions))/replay" }),
+        ("Cases, every queue", { "/cases" }),
+        ("Cases of a team", { "/cases?team=order" }),
+        ("A case", { "/cases/\(caseIDs[rng.below(caseIDs.count)])" }),
         ("Rules", { "/rules" }),
         ("Lists", { "/lists" }),
         // Recommend does not run here: the merged page would wait its 1 s for it.

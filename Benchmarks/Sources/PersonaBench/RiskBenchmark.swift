@@ -495,7 +495,22 @@ func fillDecisions(path: String, to count: Int, features: [String]) throws -> (c
             if i % 1_000_000 == 999_999 { say("risk: \(i + 1) decisions stored") }
         }
     }
-    try exec("COMMIT; PRAGMA wal_checkpoint(TRUNCATE)")
+    try exec("COMMIT")
+    // Each review and challenge opened a case: those of the last two days are open in their
+    // team's queue, the older ones resolved. The queue counts are computed from them.
+    try exec(
+        """
+        INSERT OR IGNORE INTO cases (id, order_id, user_id, team, status, assignee, outcome, opened_ms, updated_ms, score, action,
+          amount, currency, comments)
+        SELECT id, order_id, user_id, kind, CASE WHEN decided_ms < \(now - 2 * 86_400_000) THEN 'resolved' ELSE 'open' END,
+          CASE WHEN decided_ms < \(now - 2 * 86_400_000) THEN 'bench' ELSE '' END,
+          CASE WHEN decided_ms < \(now - 2 * 86_400_000) THEN 'legitimate' ELSE 'unspecified' END, decided_ms, decided_ms, score,
+          action, amount, currency, 0
+        FROM decisions WHERE action IN ('review', 'challenge');
+        DELETE FROM case_counts;
+        INSERT INTO case_counts SELECT team, status, assignee != '', count(*) FROM cases WHERE status != 'resolved' GROUP BY 1, 2, 3;
+        PRAGMA wal_checkpoint(TRUNCATE)
+        """)
     let bytes = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
     return (max(Int(have), count), users, bytes)
 }

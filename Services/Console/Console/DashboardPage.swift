@@ -13,12 +13,13 @@ extension Console {
 
     func dashboardPage(_ session: ConsoleSession) async throws -> Response {
         let now = Int64(Date().timeIntervalSince1970 * 1000)
+        // Whole hours, this one and the 24 before: risk-control answers from its running counts.
+        let thisHour = now / 3_600_000
         var q = DecisionStatsRequest()
-        (q.fromMs, q.toMs, q.bucketMs) = (now - 86_400_000, now, 3_600_000)
+        (q.fromMs, q.toMs, q.bucketMs) = ((thisHour - 24) * 3_600_000, 0, 3_600_000)
         let stats = try await risk.call(RiskAPI.decisionStats, q)
         // Every hour of the day, those without decisions at 0 (the stats list only hours with some).
         let byHour = Dictionary(stats.buckets.map { ($0.startMs / 3_600_000, $0) }, uniquingKeysWith: { a, _ in a })
-        let thisHour = now / 3_600_000
         let hours = (0..<25).map { thisHour - 24 + Int64($0) }
         let perHour = Charts.lineChart(
             title: "Decisions and declines per hour", xLabel: "hours before now",

@@ -222,7 +222,8 @@ enum Pages {
     static let dashboard = """
         <h1>Dashboard</h1>
         <p id="model">Model: {{model}}.</p>
-        <p id="summary">{{decisions}} decisions in the last 24 hours; over the {{labelled}} labelled ones, precision {{precision}},
+        <p id="summary">{{decisions}} decisions in this hour and the 24 before; over the {{labelled}} labelled ones,
+        precision {{precision}},
         recall {{recall}}; decline rate {{decline_rate}}.</p>
         <div>{{{per_hour}}} {{{histogram}}}</div>
         <h2>Rules in force, over the last 7 days</h2>

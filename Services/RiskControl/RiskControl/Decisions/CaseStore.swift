@@ -24,6 +24,8 @@ extension DecisionDatabase {
           comments INTEGER NOT NULL
         );
         CREATE INDEX IF NOT EXISTS cases_queue ON cases(team, status, id);
+        CREATE INDEX IF NOT EXISTS cases_unresolved ON cases(id) WHERE status != 'resolved';
+        CREATE INDEX IF NOT EXISTS cases_unresolved_team ON cases(team, id) WHERE status != 'resolved';
         CREATE INDEX IF NOT EXISTS cases_assignee ON cases(assignee, status, id);
         CREATE INDEX IF NOT EXISTS cases_order ON cases(order_id);
         CREATE INDEX IF NOT EXISTS cases_user ON cases(user_id);
@@ -163,7 +165,8 @@ extension DecisionDatabase {
         if q.status != .unspecified {
             clauses.append("status = ?"); values.append(.text(Self.name(q.status)))
         } else if !q.includeResolved {
-            clauses.append("status IN ('open', 'investigating', 'waiting')")
+            // Spelled as the partial indexes' condition, so that they serve the queue's order.
+            clauses.append("status != 'resolved'")
         }
         if !q.assignee.isEmpty { clauses.append("assignee = ?"); values.append(.text(q.assignee)) }
         if !q.orderId.isEmpty { clauses.append("order_id = ?"); values.append(.text(q.orderId)) }

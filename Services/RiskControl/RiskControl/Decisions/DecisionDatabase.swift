@@ -46,6 +46,7 @@ final class DecisionDatabase: @unchecked Sendable {
         try writer.execute(
             "PRAGMA journal_mode=WAL; PRAGMA synchronous=\(synchronous); PRAGMA wal_autocheckpoint=0; PRAGMA secure_delete=ON;")
         try writer.execute(Self.schema + Self.caseSchema)
+        try Self.createHours(writer)
         try writer.statement("SELECT id, names FROM feature_sets").query { row in
             let names = row.text(1).split(separator: ",").map(String.init)
             featureSets.withLock {

@@ -76,8 +76,13 @@ extension DecisionDatabase {
     }
 
     /// Decisions and declines per bucket, the score histogram and the outcome against labels.
+    /// Over whole hours in buckets of whole hours they come from the running counts
+    /// (`decision_hours`); otherwise the decisions are counted.
     func stats(_ q: DecisionStatsRequest) throws -> DecisionStatsResponse {
         let bucket = q.bucketMs > 0 ? q.bucketMs : 3_600_000
+        if bucket % Self.hourMs == 0 && q.fromMs % Self.hourMs == 0 && q.toMs % Self.hourMs == 0 {
+            return try statsFromHours(q, bucket: bucket)
+        }
         var clauses: [String] = []
         var values: [SQLiteValue] = []
         if q.fromMs != 0 { clauses.append("decided_ms >= ?"); values.append(.integer(q.fromMs)) }
