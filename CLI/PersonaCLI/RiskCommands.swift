@@ -9,7 +9,11 @@ struct RiskCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "risk",
         abstract: "Score, find, explain and label risk decisions; write, backtest and publish rules; keep block and allow lists.",
-        subcommands: [RiskScore.self, RiskQuery.self, RiskExplain.self, RiskLabel.self, RiskRules.self, RiskLists.self, RiskStats.self])
+        subcommands: [
+            RiskScore.self, RiskQuery.self, RiskExplain.self, RiskReplay.self, RiskLabel.self, RiskCases.self, RiskRules.self,
+            RiskLists.self,
+            RiskStats.self,
+        ])
 }
 
 /// How decisions and their parts print.

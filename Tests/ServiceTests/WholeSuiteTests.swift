@@ -94,6 +94,11 @@ struct WholeSuiteTests {
 
         // The risk team finds the decision and labels it; the label reaches the log.
         #expect(try await persona(["risk", "query", "--order", order]).contains(order))
+        // Made again from its stored request, features, model version and rules, it matches.
+        let decisionID = try #require(decisionLine.split(separator: " ").dropFirst().first.map { String($0.dropLast()) })
+        let replayed = try await persona(["risk", "replay", decisionID])
+        #expect(replayed.contains("\nmatches") && replayed.contains("replayed: decision \(decisionID): order \(order)"), "\(replayed)")
+        #expect(try await persona(["risk", "cases"]).contains("TEAM"))
         #expect(try await persona(["risk", "label", order, "fraud", "--source", "suite-test"]).contains(order))
         let risk = client("risk-control", .analyst)
         var query = QueryDecisionsRequest()
