@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The risk console in a real browser (Debian's chromium, driven by python3-selenium): starts
 # ingest, risk-control and the console from BIN on free loopback ports in a temporary folder
-# (decisions are made by the failure policy: no feature service), scores a few orders with
-# the CLI, adds a person, then runs scripts/browser_test.py, which writes a screenshot of each
-# page to docs/console/. Everything started is stopped at the end.
+# (decisions are made by the failure policy: no feature service; the console with four-eyes
+# on), imports a user's events and scores a few orders with the CLI, adds three people, then
+# runs scripts/browser_test.py, which writes a screenshot of each page to docs/console/.
+# Everything started is stopped at the end.
 # Usage: BIN=.build/debug scripts/browser-test.sh
 set -euo pipefail
 BIN=${BIN:?set BIN to the folder of the built executables}
@@ -23,13 +24,13 @@ export PERSONA_MODEL_ADDR=127.0.0.1:$NOMODEL PERSONA_RECOMMEND_ADDR=127.0.0.1:$N
 export PERSONA_FEATURE_TIMEOUT_MS=200
 "$BIN/persona-ingest" --port "$INGEST" --metrics-port 0 --data-dir "$WORK/ingest" > "$WORK/ingest.log" 2>&1 & PIDS+=($!)
 "$BIN/persona-risk-control" --port "$RISK" --metrics-port 0 --data-dir "$WORK/risk-control" > "$WORK/risk.log" 2>&1 & PIDS+=($!)
-"$BIN/persona-console" --port "$CONSOLE" --data-dir "$WORK/console" --bcrypt-cost 6 > "$WORK/console.log" 2>&1 & PIDS+=($!)
+"$BIN/persona-console" --port "$CONSOLE" --data-dir "$WORK/console" --bcrypt-cost 6 --four-eyes > "$WORK/console.log" 2>&1 & PIDS+=($!)
 for _ in $(seq 1 100); do
     "$BIN/persona" health > /dev/null 2>&1 || true
     curl -fsS "http://127.0.0.1:$CONSOLE/health" > /dev/null 2>&1 && "$BIN/persona" risk rules show > /dev/null 2>&1 && break
     sleep 0.1
 done
-printf 'huge: amount > 5000 => decline\nbig: amount > 500 => review\n' > "$WORK/rules.txt"
+printf 'huge: amount > 5000 => decline, score +900\nbig: amount > 500 => review\n' > "$WORK/rules.txt"
 "$BIN/persona" risk rules publish "$WORK/rules.txt" > /dev/null
 for i in 1 2 3 4 5 6; do
     amount=$(( i == 2 ? 900 : (i == 4 ? 7000 : 20 + i) ))

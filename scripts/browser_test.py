@@ -76,6 +76,10 @@ try:
     check(len(rows) == 6, f"the six decisions are listed ({len(rows)})")
     shot("decisions")
 
+    driver.get(base + "/decisions?sort=score")
+    scores = [int(r.find_elements(By.TAG_NAME, "td")[5].text) for r in driver.find_elements(By.CSS_SELECTOR, "#rows tr")]
+    check(len(scores) == 6 and scores[0] == 900 and scores == sorted(scores, reverse=True), f"sorted by score, highest first ({scores})")
+
     # Filter to reviews, open the one there, label it.
     driver.get(base + "/decisions?action=review")
     rows = driver.find_elements(By.CSS_SELECTOR, "#rows tr")
@@ -139,7 +143,7 @@ try:
     status = driver.execute_script(
         "const body = new URLSearchParams({csrf: document.querySelector('[name=csrf]').value, source: 'x: amount > 1 => review'});"
         "const r = await fetch('/rules/publish', {method: 'POST', body}); return r.status;")
-    check(status == 403, f"an analyst's publish is refused ({status})")
+    check(status == 403, f"with four-eyes on, an analyst's publish is refused ({status})")
 
     follow(driver.find_element(By.ID, "signout"))
     check(driver.current_url.endswith("/signin"), "sign-out leads to sign-in")
@@ -152,26 +156,40 @@ try:
     check(driver.find_element(By.ID, "active").text == "v1", "the rules in force are v1")
     editor = driver.find_element(By.ID, "source")
     editor.clear()
-    editor.send_keys("huge: amount > 5000 => decline\nbig: amount > => review\n")
+    editor.send_keys("huge: amount > 5000 => decline, score +900\nbig: amount > => review\n")
     check(wait_for(lambda: "line 2" in driver.find_element(By.ID, "errors").text), "the typo's error names line 2")
     shot("rules")
     editor.clear()
-    editor.send_keys("huge: amount > 5000 => decline\nbig: amount > 25 => review\n")
+    editor.send_keys("huge: amount > 5000 => decline, score +900\nbig: amount > 25 => review\n")
     check(wait_for(lambda: driver.find_element(By.ID, "errors").text == ""
                    and "valid" in driver.find_element(By.ID, "valid").text), "the corrected draft is valid")
     follow(driver.find_element(By.ID, "backtest"))
     summary = driver.find_element(By.ID, "summary").text
     check("replayed" in summary and "2 would be decided otherwise" in summary, f"the backtest replays the decisions: {summary}")
     shot("backtest")
+    # Four-eyes is on: the publish waits as a draft until a second person approves it.
     follow(driver.find_element(By.ID, "publish"))
-    check(driver.find_element(By.ID, "active").text == "v2", "published, v2 is in force")
+    check("awaits a second person" in driver.find_element(By.ID, "notice").text
+          and driver.find_element(By.ID, "active").text == "v1", "with four-eyes the publish is a draft; v1 stays in force")
+    check(not driver.find_elements(By.CSS_SELECTOR, "[id^=approve-]"), "its author gets no approve button")
+    shot("four-eyes")
+    follow(driver.find_element(By.ID, "signout"))
+    sign_in("ada", "admin of the console")
+    driver.get(base + "/rules")
+    follow(driver.find_element(By.CSS_SELECTOR, "[id^=approve-]"))
+    check(driver.find_element(By.ID, "active").text == "v2", "a second person approves it: v2 is in force")
+    follow(driver.find_element(By.ID, "signout"))
+    sign_in("rob", "another good password")
     subprocess.run([persona, "risk", "score", "--user", "201", "--order", "web-after", "--amount", "150"], check=True,
                    stdout=subprocess.DEVNULL)
     driver.get(base + "/decisions?order=web-after")
     follow(driver.find_element(By.CSS_SELECTOR, "#rows tr a"))
     page = driver.find_element(By.TAG_NAME, "body").text
     check("rules v2" in page and driver.find_element(By.ID, "action").text == "review", "the next decision is made by v2")
-    driver.get(base + "/rules/diff?a=1&b=2")
+    driver.get(base + "/rules")
+    driver.find_element(By.ID, "diff-a").send_keys("1")
+    driver.find_element(By.ID, "diff-b").send_keys("2")
+    follow(driver.find_element(By.ID, "diff"))
     diff = driver.find_element(By.ID, "diff").text
     check("- big: amount > 500 => review" in diff and "+ big: amount > 25 => review" in diff, f"the diff shows the changed line: {diff!r}")
     shot("diff")

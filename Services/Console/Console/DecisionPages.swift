@@ -30,10 +30,16 @@ extension Console {
             q.orderId = self["order"].trimmingCharacters(in: .whitespaces)
             q.fromMs = Self.day(self["from"]) ?? 0
             q.toMs = Self.day(self["to"]).map { $0 + 86_400_000 } ?? 0
+            q.order = Self.sorts.first { $0.value == self["sort"] }?.order ?? .newest
             q.withoutFeatures = true
             q.limit = 50
             return q
         }
+
+        /// The list's orders, as the sort select offers them.
+        static let sorts: [(value: String, name: String, order: DecisionOrder)] = [
+            ("", "newest first", .newest), ("oldest", "oldest first", .oldest), ("score", "highest score first", .score),
+        ]
 
         /// Midnight UTC of a `yyyy-mm-dd` date, in ms.
         static func day(_ text: String) -> Int64? {
@@ -80,6 +86,7 @@ extension Console {
         let rows = pages.render(["decisions": answer.decisions.map(Self.row)], withTemplate: "rows") ?? ""
         var object: [String: Any] = ["title": "Decisions", "rows": rows]
         for name in ["min_score", "max_score", "reason", "user", "order", "from", "to"] { object[name] = filters[name] }
+        object["sorts"] = Filters.sorts.map { ["value": $0.value, "name": $0.name, "selected": $0.value == filters["sort"]] }
         object["actions"] = ["allow", "review", "challenge", "decline"].map { ["name": $0, "selected": $0 == filters["action"]] }
         object["labels"] = ["chargeback", "confirmed_fraud", "false_positive", "legitimate"].map {
             ["name": $0, "selected": $0 == filters["label"]]

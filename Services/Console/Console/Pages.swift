@@ -49,14 +49,15 @@ enum Pages {
         <input name="user" size="8" placeholder="user" value="{{user}}">
         <input name="order" placeholder="order" value="{{order}}">
         <input name="from" type="date" value="{{from}}"> <input name="to" type="date" value="{{to}}">
-        <button>Filter</button></form>
+        <select name="sort" id="sort">{{#sorts}}<option value="{{value}}"{{#selected}} selected{{/selected}}>{{name}}</option>{{/sorts}}
+        </select> <button>Filter</button></form>
         <table id="decisions"><thead><tr><th>id</th><th>decided</th><th>order</th><th>user</th><th>amount</th>
         <th>score</th><th>action</th><th>reasons</th><th>label</th></tr></thead>
         <tbody id="rows">{{{rows}}}</tbody></table>
         {{#next}}<p><a id="next" href="{{next}}">Older decisions</a></p>{{/next}}
         <script>
-        // New decisions of the same filters appear at the top without a reload.
-        setInterval(async () => {
+        // New decisions of the same filters appear at the top without a reload (newest first only).
+        if (!new URLSearchParams(location.search).get('sort')) setInterval(async () => {
           const top = document.querySelector('#rows tr');
           const after = top ? top.dataset.id : '0';
           const r = await fetch('/decisions/rows' + location.search + (location.search ? '&' : '?') + 'after=' + after);
@@ -129,6 +130,8 @@ enum Pages {
         <button name="decision" value="reject" id="reject-{{id}}">Reject</button></form>{{/can_review}}</td></tr>{{/drafts}}</table>
         {{/four_eyes}}
         <h2>Versions</h2>
+        <form class="filters" method="get" action="/rules/diff">Diff v<input name="a" size="3" id="diff-a"> with
+        v<input name="b" size="3" id="diff-b"> <button id="diff">Diff</button></form>
         <table id="history"><tr><th>version</th><th>published</th><th>rules</th><th></th><th></th></tr>
         {{#history}}<tr><td>v{{version}}{{#shadow}} (shadow){{/shadow}}{{#in_force}} <strong>in force</strong>{{/in_force}}</td>
         <td>{{published}}</td><td>{{rules}}</td><td><a href="/rules?from={{version}}">edit from it</a></td>
