@@ -69,14 +69,8 @@ struct RiskCases: AsyncParsableCommand {
             print(Table.render(header: RiskCases.header, rows: [RiskCases.row(c)]))
             print("")
             for change in answer.history {
-                var what: [String] = []
-                if change.take { what.append("took it") }
-                if change.status != .unspecified { what.append("status \(change.status.name ?? "")") }
-                if change.assign { what.append(change.assignee.isEmpty ? "unassigned" : "assigned to \(change.assignee)") }
-                if !change.team.isEmpty { what.append("team \(change.team)") }
-                if change.outcome != .unspecified { what.append("resolved \(change.outcome.name ?? "")") }
-                if !change.comment.isEmpty { what.append("\"\(change.comment)\"") }
-                print("\(RiskText.time(change.atMs))  \(change.by): \(what.joined(separator: ", "))")
+                let comment = change.comment.isEmpty ? "" : ": \"\(change.comment)\""
+                print("\(RiskText.time(change.atMs))  \(change.by) \(change.summary)\(comment)")
             }
         }
     }

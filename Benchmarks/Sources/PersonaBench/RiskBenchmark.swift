@@ -449,7 +449,7 @@ func fillDecisions(path: String, to count: Int, features: [String]) throws -> (c
         currency, device, ip,
           instrument, channel, model_name, model_version, rules_version, degraded, known_user, latency_us, reasons, \
           feature_set, features, request)
-        VALUES (?, ?, 'order', ?, ?, ?, ?, ?, ?, ?, 'USD', ?, ?, '', 'web', 'fraud', 1, 1, 0, 1, 900, ?, ?, ?, ?)
+        VALUES (?, ?, 'order', ?, ?, ?, ?, ?, ?, ?, 'USD', ?, ?, '', 'web', 'fraud', 1, 0, 0, 1, 900, ?, ?, ?, ?)
         """, -1, &insert, nil)
     sqlite3_prepare_v2(db, "INSERT INTO decision_reasons (code, decision) VALUES (?, ?)", -1, &reason, nil)
     defer { sqlite3_finalize(insert); sqlite3_finalize(reason) }

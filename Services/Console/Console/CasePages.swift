@@ -79,7 +79,7 @@ extension Console {
         }
         if c.assignee != session.name { object["not_mine"] = true }
         object["history"] = answer.history.map { change -> [String: Any] in
-            var row: [String: Any] = ["by": change.by, "at": Self.time(change.atMs), "what": Self.describe(change)]
+            var row: [String: Any] = ["by": change.by, "at": Self.time(change.atMs), "what": change.summary]
             if !change.comment.isEmpty { row["comment"] = change.comment }
             return row
         }
@@ -119,17 +119,5 @@ extension Console {
     private func badCaseForm(_ message: String, _ session: ConsoleSession) -> Response {
         count("case_form")
         return page("message", ["title": "Refused", "message": message], session: session, status: .badRequest)
-    }
-
-    /// A case change in words, for its history.
-    static func describe(_ c: CaseChange) -> String {
-        var parts: [String] = []
-        if c.take { parts.append("took it from the queue") }
-        if c.status != .unspecified { parts.append("set it \(c.status.name ?? "")") }
-        if c.assign { parts.append(c.assignee.isEmpty ? "unassigned it" : "assigned it to \(c.assignee)") }
-        if !c.team.isEmpty { parts.append("moved it to team \(c.team)") }
-        if c.outcome != .unspecified { parts.append("resolved it: \(c.outcome.name ?? "")") }
-        if parts.isEmpty && !c.comment.isEmpty { parts.append("commented") }
-        return parts.joined(separator: ", ")
     }
 }

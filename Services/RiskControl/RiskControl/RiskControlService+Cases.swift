@@ -71,7 +71,7 @@ extension RiskControlService {
         change.comment = request.comment
         change.outcome = request.outcome
         let after = try await appendCaseChange(change)
-        RPCContext.current?.audit("case \(current.caseId) (order \(current.orderId)): \(Self.describe(change))")
+        RPCContext.current?.audit("case \(current.caseId) (order \(current.orderId)): \(change.summary)")
         return after
     }
 
@@ -131,16 +131,5 @@ extension RiskControlService {
         case .falsePositive: .falsePositive
         default: .legitimate
         }
-    }
-
-    /// A change in words, for the audit log.
-    static func describe(_ c: CaseChange) -> String {
-        var parts: [String] = []
-        if c.status != .unspecified { parts.append("status \(DecisionDatabase.name(c.status))") }
-        if c.assign { parts.append(c.assignee.isEmpty ? "unassigned" : "assigned to \(c.assignee)") }
-        if !c.team.isEmpty { parts.append("moved to team \(c.team)") }
-        if c.outcome != .unspecified { parts.append("resolved \(DecisionDatabase.name(c.outcome))") }
-        if !c.comment.isEmpty { parts.append("comment (\(c.comment.utf8.count) bytes)") }
-        return parts.joined(separator: ", ")
     }
 }
