@@ -179,6 +179,9 @@ let package = Package(
             // their artifact format (model trains them, risk-control scores with them).
             .target(
                 name: "Classifiers", dependencies: ["Math", "Store", "Wire"], path: "Shared/Classifiers", swiftSettings: swiftSettings),
+            // Campaigns measured and targeted: the control-group split, treatment against
+            // control with intervals, uplift models and Qini curves (docs/CAMPAIGNS.md).
+            .target(name: "Uplift", dependencies: ["Math", "DataStructures"], path: "Shared/Uplift", swiftSettings: swiftSettings),
         ]
         + services.flatMap { service($0.name, $0.dependencies) }
         + [
@@ -252,6 +255,9 @@ let package = Package(
             .testTarget(
                 name: "EventLogTests", dependencies: ["EventLog", "Store", "TestSupport"],
                 path: "Tests/EventLogTests", swiftSettings: swiftSettings),
+            .testTarget(
+                name: "UpliftTests", dependencies: ["Uplift", "Datasets", "Math", "Wire", "TestSupport"],
+                path: "Tests/UpliftTests", swiftSettings: swiftSettings),
             .testTarget(
                 name: "ChartsTests", dependencies: ["Charts"],
                 path: "Tests/ChartsTests", swiftSettings: swiftSettings),
