@@ -53,9 +53,9 @@ func service(_ name: String, _ dependencies: [Target.Dependency]) -> [Target] {
 
 let services: [(name: String, executable: String, dependencies: [Target.Dependency])] = [
     ("Ingest", "persona-ingest", ["Store", "EventLog", "DataStructures", "PersonalData", prometheus]),
-    ("Feature", "persona-feature", ["Store", "CMemory", "DataStructures", "Profiles", "Classifiers", prometheus]),
+    ("Feature", "persona-feature", ["Store", "CMemory", "DataStructures", "Profiles", "Classifiers", "Rules", prometheus]),
     ("Model", "persona-model", ["Store", "Math", "Recommenders", "Classifiers"]),
-    ("RiskControl", "persona-risk-control", ["Math", "Classifiers", "PersonalData", "Profiles", "SQLite", "EventLog", "CNATS"]),
+    ("RiskControl", "persona-risk-control", ["Math", "Classifiers", "PersonalData", "Profiles", "SQLite", "EventLog", "CNATS", "Rules"]),
     ("Recommend", "persona-recommend", ["Math", "Recommenders", "Profiles", "DataStructures"]),
 ]
 
@@ -85,6 +85,7 @@ let package = Package(
         .library(name: "Recommend", targets: ["Recommend"]),
         .library(name: "RiskControl", targets: ["RiskControl"]),
         .library(name: "Console", targets: ["Console"]),
+        .library(name: "Rules", targets: ["Rules"]),
         .library(name: "CSQLite", targets: ["CSQLite"]),
         // The protoc-c output, for the codec benchmark's raw libprotobuf-c peer.
         .library(name: "CPersonaProto", targets: ["CPersonaProto"]),
@@ -179,6 +180,8 @@ let package = Package(
             // their artifact format (model trains them, risk-control scores with them).
             .target(
                 name: "Classifiers", dependencies: ["Math", "Store", "Wire"], path: "Shared/Classifiers", swiftSettings: swiftSettings),
+            // The rules language (docs/RULES.md): risk-control's rule sets, feature's audiences.
+            .target(name: "Rules", dependencies: ["Wire"], path: "Shared/Rules", swiftSettings: swiftSettings),
             // Campaigns measured and targeted: the control-group split, treatment against
             // control with intervals, uplift models and Qini curves (docs/CAMPAIGNS.md).
             .target(name: "Uplift", dependencies: ["Math", "DataStructures"], path: "Shared/Uplift", swiftSettings: swiftSettings),
@@ -275,6 +278,7 @@ let package = Package(
                 name: "RiskTests",
                 dependencies: [
                     "RiskControl", "Feature", "Model", "Ingest", "Datasets", "ServiceKit", "RPC", "Wire", "TestSupport", "EventLog",
+                    "Rules",
                 ],
                 path: "Tests/RiskTests", swiftSettings: swiftSettings),
             .testTarget(

@@ -24,7 +24,7 @@ let package = Package(
             name: "RulesFuzzer",
             dependencies: [
                 "FuzzDriver", .product(name: "Wire", package: "Persona"), .product(name: "Feature", package: "Persona"),
-                .product(name: "RiskControl", package: "Persona"),
+                .product(name: "RiskControl", package: "Persona"), .product(name: "Rules", package: "Persona"),
             ],
             path: "Sources/RulesFuzzer", swiftSettings: [.swiftLanguageMode(.v6)]),
         .executableTarget(

@@ -1,5 +1,6 @@
 import Feature
 import Foundation
+import Rules
 import TestSupport
 import Testing
 import Wire

@@ -1,3 +1,4 @@
+import Rules
 import Testing
 import Wire
 
@@ -11,7 +12,7 @@ import Wire
         try RuleSet.compile(source, names: names).get()
     }
 
-    static func errors(_ source: String) -> [RiskControl.RuleError] {
+    static func errors(_ source: String) -> [Rules.RuleError] {
         guard case .failure(let invalid) = RuleSet.compile(source, names: names) else { return [] }
         return invalid.errors
     }

@@ -1,6 +1,7 @@
 import Feature
 import Foundation
 import FuzzDriver
+import Rules
 import Wire
 
 @testable import RiskControl

@@ -1,5 +1,6 @@
 import Foundation
 import Profiles
+import Rules
 import Wire
 
 /// What one decision is made from: the request, its features as of the request (nil when

@@ -1,4 +1,5 @@
 import RPC
+import Rules
 import Wire
 
 /// Backtest: a candidate rule set replayed over stored decisions, with what it would change.

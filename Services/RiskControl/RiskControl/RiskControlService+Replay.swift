@@ -1,6 +1,7 @@
 import Classifiers
 import Foundation
 import RPC
+import Rules
 import ServiceKit
 import Wire
 

@@ -1,5 +1,6 @@
 import Foundation
 import RPC
+import Rules
 import Wire
 
 /// Rules: compile against the names a rule may read, publish (through the decision log,
@@ -49,7 +50,7 @@ extension RiskControlService {
         }
     }
 
-    static func wire(_ e: RuleError) -> Wire.RuleError {
+    static func wire(_ e: Rules.RuleError) -> Wire.RuleError {
         var out = Wire.RuleError()
         out.line = UInt32(e.line)
         out.column = UInt32(e.column)

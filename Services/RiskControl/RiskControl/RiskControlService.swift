@@ -4,6 +4,7 @@ import Logging
 import Math
 import PersonalData
 public import RPC
+import Rules
 public import ServiceKit
 import Synchronization
 import Wire

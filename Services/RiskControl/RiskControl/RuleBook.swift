@@ -1,3 +1,4 @@
+import Rules
 import Synchronization
 
 /// The active and shadow rule sets in force, as the decision log's rule-set records left

@@ -1,4 +1,5 @@
 import Classifiers
+import Rules
 import Synchronization
 
 /// The feature names a Score reads, kept while the model and rule sets stay the same (one

@@ -1,14 +1,14 @@
-import Wire
+public import Wire
 
 /// A request's values for the names a rule set reads, by slot (`RuleSet.slotNames`). A slot
 /// not `present` is unavailable (the features when the feature service did not answer, the
 /// model's output without a model): a rule reading one is not evaluated.
-struct Bindings {
-    var numbers: [Double]
-    var strings: [String]
-    var present: [Bool]
+public struct Bindings {
+    public var numbers: [Double]
+    public var strings: [String]
+    public var present: [Bool]
 
-    init(slots: Int) {
+    public init(slots: Int) {
         numbers = [Double](repeating: 0, count: slots)
         strings = [String](repeating: "", count: slots)
         present = [Bool](repeating: false, count: slots)
@@ -17,20 +17,20 @@ struct Bindings {
 
 /// A validated, versioned rule set: its rules in evaluation order (priority, highest first,
 /// then line), the names they read and the thresholds it sets.
-struct RuleSet: Sendable {
-    var version: UInt32 = 0
-    var source = ""
-    var shadow = false
-    var publishedMs: Int64 = 0
-    var rules: [ParsedRule] = []
-    var slotNames: [String] = []
-    var reviewThreshold: Int?
-    var declineThreshold: Int?
+public struct RuleSet: Sendable {
+    public var version: UInt32 = 0
+    public var source = ""
+    public var shadow = false
+    public var publishedMs: Int64 = 0
+    public var rules: [ParsedRule] = []
+    public var slotNames: [String] = []
+    public var reviewThreshold: Int?
+    public var declineThreshold: Int?
 
-    static let empty = RuleSet()
+    public static let empty = RuleSet()
 
     /// Parses and checks `source`; every error with its line and column.
-    static func compile(_ source: String, names: [String: ValueType]) -> Result<RuleSet, Invalid> {
+    public static func compile(_ source: String, names: [String: ValueType]) -> Result<RuleSet, Invalid> {
         var parser = RuleParser(names: names)
         let rules = parser.parse(source)
         guard parser.errors.isEmpty else { return .failure(Invalid(errors: parser.errors)) }
@@ -43,22 +43,22 @@ struct RuleSet: Sendable {
         return .success(set)
     }
 
-    struct Invalid: Error, CustomStringConvertible {
-        var errors: [RuleError]
-        var description: String { errors.map(\.description).joined(separator: "\n") }
+    public struct Invalid: Error, CustomStringConvertible {
+        public var errors: [RuleError]
+        public var description: String { errors.map(\.description).joined(separator: "\n") }
     }
 
-    struct Fired: Equatable {
-        var id: String
-        var action: Action?
-        var scoreDelta: Int
-        var description: String
-        var priority: Int
-        var shadow: Bool
+    public struct Fired: Equatable {
+        public var id: String
+        public var action: Action?
+        public var scoreDelta: Int
+        public var description: String
+        public var priority: Int
+        public var shadow: Bool
     }
 
     /// The rules that fire on `b`, in evaluation order (each rule whose every slot is present).
-    func evaluate(_ b: Bindings) -> [Fired] {
+    public func evaluate(_ b: Bindings) -> [Fired] {
         var fired: [Fired] = []
         for r in rules where r.slots.allSatisfy({ b.present[$0] }) && Self.truth(r.condition, b) {
             fired.append(
@@ -70,7 +70,7 @@ struct RuleSet: Sendable {
     }
 
     /// The rules as the API lists them.
-    var described: [Rule] {
+    public var described: [Rule] {
         rules.map { r in
             var out = Rule()
             out.id = r.id
@@ -88,7 +88,7 @@ struct RuleSet: Sendable {
 
     // MARK: Evaluation (types were checked by the parser)
 
-    static func truth(_ e: Expr, _ b: Bindings) -> Bool {
+    public static func truth(_ e: Expr, _ b: Bindings) -> Bool {
         switch e {
         case .bool(let v): return v
         case .variable(let slot, _): return b.numbers[slot] != 0
@@ -120,7 +120,7 @@ struct RuleSet: Sendable {
     }
 
     /// Division or remainder by zero gives NaN, which no comparison is true of.
-    static func number(_ e: Expr, _ b: Bindings) -> Double {
+    public static func number(_ e: Expr, _ b: Bindings) -> Double {
         switch e {
         case .number(let v): return v
         case .variable(let slot, _): return b.numbers[slot]
@@ -145,7 +145,7 @@ struct RuleSet: Sendable {
         }
     }
 
-    static func string(_ e: Expr, _ b: Bindings) -> String {
+    public static func string(_ e: Expr, _ b: Bindings) -> String {
         switch e {
         case .string(let s): s
         case .variable(let slot, _): b.strings[slot]
@@ -153,7 +153,7 @@ struct RuleSet: Sendable {
         }
     }
 
-    static func type(_ e: Expr) -> ValueType {
+    public static func type(_ e: Expr) -> ValueType {
         switch e {
         case .number, .arith, .negate, .call: .number
         case .string: .string

@@ -1,4 +1,4 @@
-import Wire
+public import Wire
 
 /// The risk rules' language (docs/RULES.md): one rule per line,
 ///
@@ -12,35 +12,35 @@ import Wire
 /// `abs`. Nothing loops and nothing reaches outside the values it is given; a rule has at
 /// most `maxNodes` nodes and a set at most `maxRules` rules, so evaluation is bounded.
 /// Every error names its line and column (1-based).
-struct RuleError: Error, Equatable, CustomStringConvertible {
-    var line: Int
-    var column: Int
-    var message: String
+public struct RuleError: Error, Equatable, CustomStringConvertible {
+    public var line: Int
+    public var column: Int
+    public var message: String
     /// The error is a name the rules may not read (of all the names known when compiled).
-    var unknownName = false
+    public var unknownName = false
 
-    var description: String { "\(line):\(column): \(message)" }
+    public var description: String { "\(line):\(column): \(message)" }
 }
 
 /// The types values take; booleans are their own type (features that are 0/1 are numbers).
-enum ValueType: String, Sendable {
+public enum ValueType: String, Sendable {
     case number, string, bool
 }
 
-enum CompareOp: String, Sendable {
+public enum CompareOp: String, Sendable {
     case lt = "<", le = "<=", gt = ">", ge = ">=", eq = "==", ne = "!="
 }
 
-enum ArithOp: String, Sendable {
+public enum ArithOp: String, Sendable {
     case add = "+", sub = "-", mul = "*", div = "/", mod = "%"
 }
 
-enum Function: String, Sendable {
+public enum Function: String, Sendable {
     case min, max, abs
 }
 
 /// A typed expression; names are resolved to slots of `Bindings`.
-indirect enum Expr: Sendable {
+public indirect enum Expr: Sendable {
     case number(Double)
     case string(String)
     case bool(Bool)
@@ -57,38 +57,38 @@ indirect enum Expr: Sendable {
 }
 
 /// One parsed rule.
-struct ParsedRule: Sendable {
-    var id: String
-    var line: Int
-    var expression: String
-    var condition: Expr
-    var action: Action?
-    var scoreDelta: Int
-    var description: String
-    var priority: Int
-    var shadow: Bool
+public struct ParsedRule: Sendable {
+    public var id: String
+    public var line: Int
+    public var expression: String
+    public var condition: Expr
+    public var action: Action?
+    public var scoreDelta: Int
+    public var description: String
+    public var priority: Int
+    public var shadow: Bool
     /// Slots the condition reads (to skip a rule whose features are unavailable).
-    var slots: Set<Int>
+    public var slots: Set<Int>
 }
 
 /// Parses a rule set's source against the names a request can bind.
-struct RuleParser {
-    static let maxRules = 1000
-    static let maxNodes = 256
-    static let maxListLength = 10_000
-    static let maxDepth = 48
+public struct RuleParser {
+    public static let maxRules = 1000
+    public static let maxNodes = 256
+    public static let maxListLength = 10_000
+    public static let maxDepth = 48
 
     /// Name -> type of every name a rule may read.
-    let names: [String: ValueType]
+    public let names: [String: ValueType]
     /// Names used, in slot order.
     private(set) var slotNames: [String] = []
     private var slots: [String: Int] = [:]
     private(set) var errors: [RuleError] = []
     private(set) var thresholds: (review: Int?, decline: Int?) = (nil, nil)
 
-    init(names: [String: ValueType]) { self.names = names }
+    public init(names: [String: ValueType]) { self.names = names }
 
-    mutating func parse(_ source: String) -> [ParsedRule] {
+    public mutating func parse(_ source: String) -> [ParsedRule] {
         var rules: [ParsedRule] = []
         var ids: Set<String> = []
         var tokens: [Token]
@@ -141,7 +141,7 @@ struct RuleParser {
         return rules
     }
 
-    mutating func slot(_ name: String) -> Int {
+    public mutating func slot(_ name: String) -> Int {
         if let s = slots[name] { return s }
         slots[name] = slotNames.count
         slotNames.append(name)
@@ -151,8 +151,8 @@ struct RuleParser {
 
 // MARK: Tokens
 
-struct Token {
-    enum Kind: Equatable {
+public struct Token {
+    public enum Kind: Equatable {
         case number(Double)
         case string(String)
         case name(String)
@@ -160,13 +160,13 @@ struct Token {
         case newline
     }
 
-    var kind: Kind
-    var line: Int
-    var column: Int
+    public var kind: Kind
+    public var line: Int
+    public var column: Int
 }
 
-enum Lexer {
-    static func tokens(_ source: String) throws -> [Token] {
+public enum Lexer {
+    public static func tokens(_ source: String) throws -> [Token] {
         var out: [Token] = []
         let chars = Array(source.unicodeScalars)
         var i = 0, line = 1, column = 1, depth = 0
@@ -239,27 +239,27 @@ enum Lexer {
 // MARK: One line
 
 private struct LineParser {
-    var tokens: [Token]
-    var parser: RuleParser
-    var i = 0
-    var nodes = 0
-    var depth = 0
-    var read: Set<Int> = []
+    public var tokens: [Token]
+    public var parser: RuleParser
+    public var i = 0
+    public var nodes = 0
+    public var depth = 0
+    public var read: Set<Int> = []
 
-    init(tokens: [Token], parser: RuleParser) {
+    public init(tokens: [Token], parser: RuleParser) {
         self.tokens = tokens
         self.parser = parser
     }
 
-    var current: Token? { i < tokens.count ? tokens[i] : nil }
+    public var current: Token? { i < tokens.count ? tokens[i] : nil }
 
-    func error(_ message: String, at token: Token? = nil) -> RuleError {
+    public func error(_ message: String, at token: Token? = nil) -> RuleError {
         let t = token ?? current ?? tokens.last!
         let column = token == nil && current == nil ? t.column + 1 : t.column
         return RuleError(line: t.line, column: column, message: message)
     }
 
-    func describe(_ t: Token?) -> String {
+    public func describe(_ t: Token?) -> String {
         switch t?.kind {
         case .number(let v)?: "number \(v)"
         case .string(let s)?: "string \"\(s)\""
@@ -269,21 +269,21 @@ private struct LineParser {
         }
     }
 
-    mutating func take(_ symbol: String) -> Bool {
+    public mutating func take(_ symbol: String) -> Bool {
         if case .symbol(symbol)? = current?.kind { i += 1; return true }
         return false
     }
 
-    mutating func takeName(_ name: String) -> Bool {
+    public mutating func takeName(_ name: String) -> Bool {
         if case .name(name)? = current?.kind { i += 1; return true }
         return false
     }
 
-    mutating func expect(_ symbol: String, _ what: String) throws {
+    public mutating func expect(_ symbol: String, _ what: String) throws {
         guard take(symbol) else { throw error("expected \(what), found \(describe(current))") }
     }
 
-    mutating func threshold() throws -> (String, Int) {
+    public mutating func threshold() throws -> (String, Int) {
         i = 1
         guard case .name(let which)? = current?.kind, which == "review" || which == "decline" else {
             throw error("expected 'review' or 'decline' after 'threshold', found \(describe(current))")
@@ -297,7 +297,7 @@ private struct LineParser {
         return (which, Int(v))
     }
 
-    mutating func rule() throws -> ParsedRule {
+    public mutating func rule() throws -> ParsedRule {
         let first = tokens[0]
         let shadow = takeName("shadow")
         var id = ""
@@ -366,18 +366,18 @@ private struct LineParser {
 
     /// One level deeper for `body`: parentheses, and each `not` or unary `-` (a chain of
     /// them recurses as parentheses do), at most `maxDepth` in all.
-    mutating func nested(_ body: (inout Self) throws -> Expr) throws -> Expr {
+    public mutating func nested(_ body: (inout Self) throws -> Expr) throws -> Expr {
         depth += 1
         defer { depth -= 1 }
         guard depth <= RuleParser.maxDepth else { throw error("expression nested deeper than \(RuleParser.maxDepth)") }
         return try body(&self)
     }
 
-    mutating func expression() throws -> Expr {
+    public mutating func expression() throws -> Expr {
         try nested { try $0.disjunction() }
     }
 
-    mutating func disjunction() throws -> Expr {
+    public mutating func disjunction() throws -> Expr {
         var left = try conjunction()
         while case .name("or")? = current?.kind {
             let at = current
@@ -389,7 +389,7 @@ private struct LineParser {
         return left
     }
 
-    mutating func conjunction() throws -> Expr {
+    public mutating func conjunction() throws -> Expr {
         var left = try negation()
         while case .name("and")? = current?.kind {
             let at = current
@@ -401,7 +401,7 @@ private struct LineParser {
         return left
     }
 
-    mutating func negation() throws -> Expr {
+    public mutating func negation() throws -> Expr {
         if case .name("not")? = current?.kind {
             let at = current
             i += 1
@@ -412,7 +412,7 @@ private struct LineParser {
         return try comparison()
     }
 
-    mutating func comparison() throws -> Expr {
+    public mutating func comparison() throws -> Expr {
         let left = try sum()
         if case .symbol(let s)? = current?.kind, let op = CompareOp(rawValue: s) {
             let at = current
@@ -456,7 +456,7 @@ private struct LineParser {
         return left
     }
 
-    mutating func sum() throws -> Expr {
+    public mutating func sum() throws -> Expr {
         var left = try product()
         while case .symbol(let s)? = current?.kind, s == "+" || s == "-" {
             let at = current
@@ -468,7 +468,7 @@ private struct LineParser {
         return left
     }
 
-    mutating func product() throws -> Expr {
+    public mutating func product() throws -> Expr {
         var left = try unary()
         while case .symbol(let s)? = current?.kind, s == "*" || s == "/" || s == "%" {
             let at = current
@@ -480,7 +480,7 @@ private struct LineParser {
         return left
     }
 
-    mutating func unary() throws -> Expr {
+    public mutating func unary() throws -> Expr {
         if take("-") {
             let at = tokens[i - 1]
             let inner = try nested { try $0.unary() }
@@ -490,7 +490,7 @@ private struct LineParser {
         return try primary()
     }
 
-    mutating func primary() throws -> Expr {
+    public mutating func primary() throws -> Expr {
         guard let t = current else { throw error("expected a value, found the end of the line") }
         switch t.kind {
         case .number(let v):
@@ -537,28 +537,28 @@ private struct LineParser {
         }
     }
 
-    mutating func node(_ e: Expr) throws -> Expr {
+    public mutating func node(_ e: Expr) throws -> Expr {
         nodes += 1
         guard nodes <= RuleParser.maxNodes else { throw error("a rule has at most \(RuleParser.maxNodes) terms") }
         return e
     }
 
-    func requireBool(_ a: Expr, _ b: Expr, _ op: String, _ at: Token?) throws {
+    public func requireBool(_ a: Expr, _ b: Expr, _ op: String, _ at: Token?) throws {
         guard type(a) == .bool, type(b) == .bool else {
             throw error("'\(op)' joins conditions (true or false), not a \(type(a) == .bool ? type(b).rawValue : type(a).rawValue)", at: at)
         }
     }
 
-    func requireNumbers(_ a: Expr, _ b: Expr, _ op: String, _ at: Token?) throws {
+    public func requireNumbers(_ a: Expr, _ b: Expr, _ op: String, _ at: Token?) throws {
         guard type(a) == .number, type(b) == .number else {
             throw error("'\(op)' works on numbers, not a \(type(a) == .number ? type(b).rawValue : type(a).rawValue)", at: at)
         }
     }
 
-    func type(_ e: Expr) -> ValueType { RuleSet.type(e) }
+    public func type(_ e: Expr) -> ValueType { RuleSet.type(e) }
 
     /// ", did you mean 'x'?" for the closest known name within two edits.
-    static func suggestion(_ name: String, _ known: some Sequence<String>) -> String {
+    public static func suggestion(_ name: String, _ known: some Sequence<String>) -> String {
         var best: (String, Int)?
         for k in known {
             let d = editDistance(name, k)
@@ -567,7 +567,7 @@ private struct LineParser {
         return best.map { ", did you mean '\($0.0)'?" } ?? ""
     }
 
-    static func editDistance(_ a: String, _ b: String) -> Int {
+    public static func editDistance(_ a: String, _ b: String) -> Int {
         let a = Array(a), b = Array(b)
         if abs(a.count - b.count) > 2 { return 3 }
         var previous = Array(0...b.count)
