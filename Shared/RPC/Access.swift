@@ -36,6 +36,7 @@ public enum AccessTable {
     /// state, and the risk team's rule, list, label and case changes.
     public static let audited: Set<UInt16> = adminOnly.subtracting([AuditAPI.read.id]).union([
         RiskAPI.publishRules.id, RiskAPI.updateLists.id, RiskAPI.label.id, RiskAPI.updateCase.id, RiskAPI.takeNextCase.id,
+        FeatureAPI.defineAudience.id,
     ])
 
     public static let roles: [UInt16: Set<Role>] = {
@@ -48,8 +49,11 @@ public enum AccessTable {
             [.service, .analyst],
             [
                 FeatureAPI.getProfile.id, FeatureAPI.getFeatures.id, FeatureAPI.getItems.id, FeatureAPI.topItems.id,
-                FeatureAPI.segmentMembers.id, FeatureAPI.ownership.id,
+                FeatureAPI.segmentMembers.id, FeatureAPI.ownership.id, FeatureAPI.listAudiences.id, FeatureAPI.audienceMembers.id,
+                FeatureAPI.audienceOverlap.id,
             ])
+        // Marketers (analysts) define audiences.
+        allow([.analyst], [FeatureAPI.defineAudience.id])
         allow([.service], [FeatureAPI.exportTraining.id, FeatureAPI.requestFeatures.id])
         allow([.service, .analyst], [ModelAPI.listModels.id, ModelAPI.getReport.id, ModelAPI.jobStatus.id, ModelAPI.listJobs.id])
         allow([.service], [ModelAPI.getModel.id, ModelAPI.watchModels.id])

@@ -30,6 +30,12 @@ public enum FeatureAPI {
     public static let deleteUser = Method<DeleteUserRequest, DeleteUserResponse>(id: 0x0207, name: "Feature/DeleteUser")
     public static let requestFeatures = Method<RequestFeaturesRequest, RequestFeaturesResponse>(id: 0x0208, name: "Feature/RequestFeatures")
     public static let ownership = Method<OwnershipRequest, OwnershipResponse>(id: 0x0209, name: "Feature/Ownership")
+    public static let defineAudience = Method<DefineAudienceRequest, DefineAudienceResponse>(id: 0x020A, name: "Feature/DefineAudience")
+    public static let listAudiences = Method<ListAudiencesRequest, ListAudiencesResponse>(id: 0x020B, name: "Feature/ListAudiences")
+    public static let audienceMembers = Method<AudienceMembersRequest, AudienceMembersResponse>(
+        id: 0x020C, name: "Feature/AudienceMembers")
+    public static let audienceOverlap = Method<AudienceOverlapRequest, AudienceOverlapResponse>(
+        id: 0x020D, name: "Feature/AudienceOverlap")
 }
 
 public enum ModelAPI {

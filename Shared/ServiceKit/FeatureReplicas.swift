@@ -102,6 +102,78 @@ public final class FeatureReplicas: Sendable {
         }
     }
 
+    /// The replicas serving every partition now (each once), or UNAVAILABLE while one is
+    /// being taken over: what a call over all users asks.
+    private func serving(timeout: Duration) async throws -> [Int] {
+        let (_, owner) = try await table(timeout: timeout)
+        if let unserved = owner.firstIndex(of: nil) {
+            throw RPCError(.unavailable, "no feature replica serves partition \(unserved) now (one is taking it over)")
+        }
+        return Set(owner.compactMap { $0 }).sorted()
+    }
+
+    /// ListAudiences over the replicas: each audience's size (and each measured size) is the
+    /// sum of the replicas' sizes among their own users.
+    public func listAudiences(_ request: ListAudiencesRequest, timeout: Duration? = nil) async throws -> ListAudiencesResponse {
+        guard replicas.count > 1 else { return try await replicas[0].call(FeatureAPI.listAudiences, request, timeout: timeout) }
+        return try await retrying(timeout: timeout) { timeout in
+            var merged: [String: AudienceInfo] = [:]
+            for i in try await serving(timeout: timeout) {
+                for a in try await replicas[i].call(FeatureAPI.listAudiences, request, timeout: timeout).audiences {
+                    guard var m = merged[a.name] else {
+                        merged[a.name] = a
+                        continue
+                    }
+                    m.size += a.size
+                    var byHour = Dictionary(m.history.map { ($0.atMs, $0.size) }, uniquingKeysWith: +)
+                    for h in a.history { byHour[h.atMs, default: 0] += h.size }
+                    m.history = byHour.keys.sorted().map {
+                        var s = AudienceSize()
+                        (s.atMs, s.size) = ($0, byHour[$0]!)
+                        return s
+                    }
+                    merged[a.name] = m
+                }
+            }
+            var response = ListAudiencesResponse()
+            response.audiences = merged.keys.sorted().map { merged[$0]! }
+            return response
+        }
+    }
+
+    /// AudienceMembers over the replicas: each answers for its own users, the pages merged.
+    public func audienceMembers(_ request: AudienceMembersRequest, timeout: Duration? = nil) async throws -> AudienceMembersResponse {
+        guard replicas.count > 1 else { return try await replicas[0].call(FeatureAPI.audienceMembers, request, timeout: timeout) }
+        let size = request.pageSize == 0 ? 100 : min(Int(request.pageSize), 10_000)
+        return try await retrying(timeout: timeout) { timeout in
+            var ids = Set<Int64>()
+            var more = false
+            for i in try await serving(timeout: timeout) {
+                let page = try await replicas[i].call(FeatureAPI.audienceMembers, request, timeout: timeout)
+                ids.formUnion(page.userIds)
+                more = more || !page.nextPageToken.isEmpty
+            }
+            var response = AudienceMembersResponse()
+            let sorted = ids.sorted()
+            response.userIds = Array(sorted.prefix(size))
+            if more || sorted.count > size, let last = response.userIds.last { response.nextPageToken = String(last) }
+            return response
+        }
+    }
+
+    /// AudienceOverlap over the replicas: the counts summed.
+    public func audienceOverlap(_ request: AudienceOverlapRequest, timeout: Duration? = nil) async throws -> AudienceOverlapResponse {
+        guard replicas.count > 1 else { return try await replicas[0].call(FeatureAPI.audienceOverlap, request, timeout: timeout) }
+        return try await retrying(timeout: timeout) { timeout in
+            var sum = AudienceOverlapResponse()
+            for i in try await serving(timeout: timeout) {
+                let part = try await replicas[i].call(FeatureAPI.audienceOverlap, request, timeout: timeout)
+                (sum.aSize, sum.bSize, sum.both) = (sum.aSize + part.aSize, sum.bSize + part.bSize, sum.both + part.both)
+            }
+            return sum
+        }
+    }
+
     /// Each replica's answer to Feature/Ownership (nil: it did not answer).
     public func ownership(timeout: Duration = .seconds(1)) async -> [OwnershipResponse?] {
         var answers: [OwnershipResponse?] = []

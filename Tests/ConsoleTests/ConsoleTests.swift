@@ -178,6 +178,15 @@ struct ConsoleTests {
         }
     }
 
+    @Test("times print as ISO 8601 in UTC, as Foundation's formatter prints them")
+    func times() {
+        let f = ISO8601DateFormatter()
+        f.formatOptions = [.withInternetDateTime]
+        for ms: Int64 in [0, 1_764_000_000_000, 1_709_510_399_999, 951_782_400_000, -86_400_001, 4_102_444_800_000] {
+            #expect(Console.time(ms) == f.string(from: Date(timeIntervalSince1970: (Double(ms) / 1000).rounded(.down))), "\(ms)")
+        }
+    }
+
     @Test("the rules diff marks removed lines before the lines that replace them, and keeps the common ones")
     func rulesDiff() {
         let diff = Console.diff(

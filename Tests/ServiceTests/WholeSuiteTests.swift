@@ -99,6 +99,14 @@ struct WholeSuiteTests {
         let replayed = try await persona(["risk", "replay", decisionID])
         #expect(replayed.contains("\nmatches") && replayed.contains("replayed: decision \(decisionID): order \(order)"), "\(replayed)")
         #expect(try await persona(["risk", "cases"]).contains("TEAM"))
+        // An audience of the imported customers, defined, listed and exported as CSV.
+        #expect(try await persona(["audience", "define", "spenders", "monetary >= 1000"]).contains("defined audience spenders"))
+        let audiences = try await persona(["audience"])
+        let size = try #require(
+            audiences.split(separator: "\n").first { $0.hasPrefix("spenders") }?.split(separator: " ").dropFirst().first.flatMap { Int($0) }
+        )
+        let csv = try await persona(["audience", "members", "spenders", "--csv", "-"]).split(separator: "\n")
+        #expect(size > 0 && csv.first == "user_id" && csv.count == size + 1, "\(audiences)")
         #expect(try await persona(["risk", "label", order, "fraud", "--source", "suite-test"]).contains(order))
         let risk = client("risk-control", .analyst)
         var query = QueryDecisionsRequest()

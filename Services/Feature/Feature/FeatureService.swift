@@ -97,6 +97,10 @@ public struct FeatureService: PersonaService {
         router.register(FeatureAPI.exportTraining) { try await exportTraining($0) }
         router.register(FeatureAPI.deleteUser) { try await deleteUser($0) }
         router.registerInline(FeatureAPI.ownership) { _ in ownership.response }
+        router.register(FeatureAPI.defineAudience) { try await defineAudience($0) }
+        router.register(FeatureAPI.listAudiences) { try listAudiences($0) }
+        router.register(FeatureAPI.audienceMembers) { try audienceMembers($0) }
+        router.register(FeatureAPI.audienceOverlap) { try audienceOverlap($0) }
     }
 
     /// Throws UNAVAILABLE, counted, when `user`'s partition is not served here.
@@ -243,6 +247,7 @@ public struct FeatureService: PersonaService {
             if !settings.peers.isEmpty {
                 group.addTask { try await watchPeers(partitions: partitions) }
             }
+            group.addTask { try await measureAudiences() }
             group.addTask {
                 // Segments are optional: without a model service the profiles carry none.
                 do { try await segments.follow() } catch is CancellationError {}

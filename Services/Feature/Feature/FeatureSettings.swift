@@ -16,6 +16,8 @@ public struct FeatureSettings: Sendable {
     public var peers: [(host: String, port: Int)] = []
     /// How long a partition goes unserved (its replica not answering) before a peer takes it over.
     public var takeoverAfter: Duration = .seconds(3)
+    /// How often every audience's size is measured and kept (its history is hourly).
+    public var audienceMeasureEvery: Duration = .seconds(3600)
 
     public init(_ consumer: ConsumerSettings = .init()) { self.consumer = consumer }
 
@@ -48,6 +50,9 @@ public struct FeatureOptions: ParsableArguments, Sendable {
     @Option(help: "Seconds a partition goes unserved before a peer takes it over (env PERSONA_TAKEOVER_SECONDS, default 3).")
     public var takeoverSeconds: Int?
 
+    @Option(help: "Seconds between measures of every audience's size (env PERSONA_AUDIENCE_MEASURE_SECONDS, default 3600).")
+    public var audienceMeasureSeconds: Int?
+
     public init() {}
 
     public func resolve(environment: [String: String]? = nil) throws -> FeatureSettings {
@@ -70,6 +75,12 @@ public struct FeatureOptions: ParsableArguments, Sendable {
         if let text = takeoverSeconds.map(String.init) ?? env["PERSONA_TAKEOVER_SECONDS"] {
             guard let n = Int(text), (1...3600).contains(n) else { throw ValidationError("takeover seconds '\(text)' is not 1...3600") }
             s.takeoverAfter = .seconds(n)
+        }
+        if let text = audienceMeasureSeconds.map(String.init) ?? env["PERSONA_AUDIENCE_MEASURE_SECONDS"] {
+            guard let n = Int(text), (1...86_400).contains(n) else {
+                throw ValidationError("audience measure seconds '\(text)' is not 1...86400")
+            }
+            s.audienceMeasureEvery = .seconds(n)
         }
         return s
     }

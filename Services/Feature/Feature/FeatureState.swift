@@ -40,6 +40,9 @@ public final class FeatureState {
     /// Recency, frequency and spend of the buyers in partitions not `owned`: the RFM cut
     /// points are quintiles over every buyer of the shop.
     var otherBuyers: [Int64: BuyerTotals] = [:]
+    /// The audiences defined in the log, by name, and each one's measured sizes (among the
+    /// users held here), oldest first (`Audiences.swift`).
+    var audiences: [String: StoredAudience] = [:]
 
     func owns(_ partition: Int) -> Bool { owned?.contains(partition) ?? true }
     /// Cached cut points; refreshed by readers, hence its own lock.
@@ -162,6 +165,12 @@ public final class FeatureState {
             // so a rebuild forgets them again: no list of erased ids is kept here.
             _ = erase(e.userId, ends: nil)
             return .erasure
+        }
+        if e.kind == .audience {
+            guard let a = e.audienceRef?.value, !a.name.isEmpty else { return .missingDetail }
+            defineAudience(a, atMs: e.timestampMs)
+            version &+= 1
+            return nil
         }
         let kind = e.kind.rawValue
         guard kind >= 1 && kind < Int32(ProfileView.kindCount) else { return .unknownKind }

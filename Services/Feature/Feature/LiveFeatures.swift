@@ -1,7 +1,9 @@
 import Classifiers
 import Foundation
+import Rules
 import ServiceKit
 import Store
+import Synchronization
 public import Wire
 
 /// The feature state behind a readers-writer lock, with the queries the RPC methods
@@ -9,8 +11,10 @@ public import Wire
 /// snapshot of a large state pauses folding but never the calls. Every read is at the
 /// state's event-time clock (`FeatureState.watermarkMs`).
 public final class LiveFeatures: @unchecked Sendable {
-    private let state: FeatureState
-    private let lock = ReadWriteLock()
+    let state: FeatureState
+    let lock = ReadWriteLock()
+    /// Audience expressions compiled, by their text.
+    let compiledAudiences = Mutex<[String: Condition]>([:])
 
     init(_ state: FeatureState) {
         self.state = state

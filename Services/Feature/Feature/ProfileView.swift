@@ -203,7 +203,7 @@ struct ProfileView {
             .prefix(Self.topAffinities).map { $0 }
     }
 
-    private func preferred(_ tallies: [UserState.Tally]) -> String {
+    func preferred(_ tallies: [UserState.Tally]) -> String {
         var best: UserState.Tally?
         for t in tallies where t.count > (best?.count ?? 0) { best = t }
         return best?.value ?? ""

@@ -1,5 +1,6 @@
 import DataStructures
 import Store
+import Wire
 
 /// The feature state as one snapshot file (`SnapshotWriter`): offsets and state together,
 /// so a restart resumes exactly where the snapshot was taken.
@@ -7,8 +8,9 @@ extension FeatureState {
     static let snapshotMagic = "PFS1"
     /// 2: affinities as levels (`UserState.Affinity`); 1 (read too): as a score and its time.
     /// 5: the mixed sequence keeps the second of each item, in event-time order.
-    /// 7: the partitions owned and the other partitions' buyer totals.
-    static let snapshotVersion: UInt32 = 7
+    /// 7: the partitions owned and the other partitions' buyer totals. 8: the audiences and
+    /// their sizes.
+    static let snapshotVersion: UInt32 = 8
 
     /// The snapshot in memory (tests compare states by it; the service streams it to its file
     /// with `writeSnapshot(to:)`).
@@ -67,6 +69,17 @@ extension FeatureState {
             w.f64(b.value.monetary)
             w.i64(b.value.lastPurchaseMs)
         }
+        w.array(audiences.sorted { $0.key < $1.key }) { w, a in
+            w.string(a.value.definition.name)
+            w.string(a.value.definition.expression)
+            w.string(a.value.definition.description)
+            w.string(a.value.definition.definedBy)
+            w.i64(a.value.definedMs)
+            w.array(a.value.sizes) {
+                $0.i64($1.atMs)
+                $0.u32($1.size)
+            }
+        }
     }
 
     static func restore(_ bytes: [UInt8]) throws -> FeatureState {
@@ -108,6 +121,16 @@ extension FeatureState {
                 (try r.i64(), BuyerTotals(orders: try r.u32(), monetary: try r.f64(), lastPurchaseMs: try r.i64()))
             }) {
                 s.otherBuyers[user] = totals
+            }
+        }
+        if r.version >= 8 {
+            for a in try r.array({ r in
+                var d = AudienceDefinition()
+                (d.name, d.expression, d.description, d.definedBy) = (try r.string(), try r.string(), try r.string(), try r.string())
+                return StoredAudience(
+                    definition: d, definedMs: try r.i64(), sizes: try r.array { (atMs: try $0.i64(), size: try $0.u32()) })
+            }) {
+                s.audiences[a.definition.name] = a
             }
         }
         guard r.isAtEnd else { throw StoreError(.corrupt, "feature snapshot has trailing bytes") }

@@ -70,7 +70,7 @@ public struct EventValidator: Sendable {
         guard eventIdBytes > 0 else { throw reject(.missingEventId, "event_id is empty") }
         guard eventIdBytes <= rules.maxIdLength else { throw reject(.textTooLong, "event_id longer than \(rules.maxIdLength) bytes") }
         guard kind.name != nil, kind != .unspecified else { throw reject(.unknownKind, "kind \(kind.rawValue) is not an event kind") }
-        if kind != .itemUpsert {
+        if kind != .itemUpsert && kind != .audience {
             guard userId > 0 else { throw reject(.invalidUser, "user_id must be positive, got \(userId)") }
         } else {
             guard userId >= 0 else { throw reject(.invalidUser, "user_id must not be negative, got \(userId)") }
@@ -207,6 +207,15 @@ public struct EventValidator: Sendable {
         case .label:
             guard let l = e.label else { throw reject(.missingField, "label needs label") }
             try require(l.kind != .unspecified && l.kind.name != nil, "label.kind", e.kind)
+        case .audience:
+            guard let a = e.audience else { throw reject(.missingField, "audience needs audience") }
+            guard (1...64).contains(a.name.utf8.count),
+                a.name.utf8.allSatisfy({ ($0 >= 97 && $0 <= 122) || ($0 >= 48 && $0 <= 57) || $0 == 45 || $0 == 95 })
+            else { throw reject(.missingField, "audience.name is 1 to 64 of a-z, 0-9, '-' and '_'") }
+            try require(a.deleted || !a.expression.isEmpty, "audience.expression", e.kind)
+            try text(a.expression, "audience.expression", limit: rules.maxTextLength)
+            try text(a.description, "audience.description", limit: rules.maxTextLength)
+            try text(a.definedBy, "audience.defined_by", limit: rules.maxShortTextLength)
         case .erasure:
             // Only Ingest/Erase (admin) writes erasures: a producer cannot erase a user.
             throw reject(.unknownKind, "erasure events are written by Ingest/Erase (admin), not appended")

@@ -25,9 +25,10 @@ public struct EventKind: RawRepresentable, Hashable, Sendable, CustomStringConve
     public static let impression = EventKind(rawValue: 15)
     public static let label = EventKind(rawValue: 16)
     public static let erasure = EventKind(rawValue: 17)
+    public static let audience = EventKind(rawValue: 18)
     public static let allKnown: [EventKind] = [
         .unspecified, .view, .click, .search, .addToCart, .removeFromCart, .favorite, .purchase, .payment, .refund, .review, .login,
-        .register, .profileUpdate, .itemUpsert, .impression, .label, .erasure,
+        .register, .profileUpdate, .itemUpsert, .impression, .label, .erasure, .audience,
     ]
     /// The value's proto name without the enum prefix, lower case (`add_to_cart`).
     public var name: String? {
@@ -50,6 +51,7 @@ public struct EventKind: RawRepresentable, Hashable, Sendable, CustomStringConve
         case 15: "impression"
         case 16: "label"
         case 17: "erasure"
+        case 18: "audience"
         default: nil
         }
     }
@@ -73,6 +75,7 @@ public struct EventKind: RawRepresentable, Hashable, Sendable, CustomStringConve
         case "impression": self = .impression
         case "label": self = .label
         case "erasure": self = .erasure
+        case "audience": self = .audience
         default: return nil
         }
     }
@@ -772,6 +775,13 @@ public struct Event: WireMessage {
     private var _label: Boxed<Label>? = nil
     /// `label` where it is stored (read `.value`): no copy of the message and its fields.
     public var labelRef: Boxed<Label>? { _label }
+    public var audience: AudienceDefinition? {
+        get { _audience?.value }
+        set { _audience = newValue.map(Boxed.init) }
+    }
+    private var _audience: Boxed<AudienceDefinition>? = nil
+    /// `audience` where it is stored (read `.value`): no copy of the message and its fields.
+    public var audienceRef: Boxed<AudienceDefinition>? { _audience }
     /// Fields this build does not know, kept so a relay re-encodes them unchanged.
     public var unknownFields = UnknownFields()
     public init() {}
@@ -805,6 +815,7 @@ extension Event: CMessageConvertible {
         if let box = m.pointee._item { c.pointee.item = arena.message(box) }
         if let box = m.pointee._impression { c.pointee.impression = arena.message(box) }
         if let box = m.pointee._label { c.pointee.label = arena.message(box) }
+        if let box = m.pointee._audience { c.pointee.audience = arena.message(box) }
         arena.storeUnknownFields(m.pointee.unknownFields, in: UnsafeMutableRawPointer(c))
     }
     init(cMessage c: UnsafePointer<Persona__V1__Event>) {
@@ -836,6 +847,7 @@ extension Event: CMessageConvertible {
         m.pointee._item = c.pointee.item.map { Boxed(ItemUpsert(cMessage: $0)) }
         m.pointee._impression = c.pointee.impression.map { Boxed(Impression(cMessage: $0)) }
         m.pointee._label = c.pointee.label.map { Boxed(Label(cMessage: $0)) }
+        m.pointee._audience = c.pointee.audience.map { Boxed(AudienceDefinition(cMessage: $0)) }
         m.pointee.unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
     static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
@@ -845,6 +857,53 @@ extension Event: CMessageConvertible {
     }
     public func serializedBytes() -> [UInt8] { packMessage(self) }
     public static func serializedBytes(each messages: [Event]) -> [[UInt8]] { packMessages(messages) }
+    public init(serializedBytes bytes: UnsafeRawBufferPointer, limits: DecodingLimits) throws {
+        self = try unpackMessage(bytes, limits: limits)
+    }
+}
+
+/// proto message `persona.v1.AudienceDefinition`.
+public struct AudienceDefinition: WireMessage {
+    public var name: String = ""
+    public var expression: String = ""
+    public var description: String = ""
+    public var deleted: Bool = false
+    public var definedBy: String = ""
+    /// Fields this build does not know, kept so a relay re-encodes them unchanged.
+    public var unknownFields = UnknownFields()
+    public init() {}
+}
+
+extension AudienceDefinition: CMessageConvertible {
+    typealias CStruct = Persona__V1__AudienceDefinition
+    static func fill(_ m: UnsafePointer<AudienceDefinition>, _ c: UnsafeMutablePointer<Persona__V1__AudienceDefinition>, arena: Arena) {
+        persona__v1__audience_definition__init(c)
+        if !m.pointee.name.isEmpty { c.pointee.name = arena.string(m.pointee.name) }
+        if !m.pointee.expression.isEmpty { c.pointee.expression = arena.string(m.pointee.expression) }
+        if !m.pointee.description.isEmpty { c.pointee.description = arena.string(m.pointee.description) }
+        c.pointee.deleted = m.pointee.deleted ? 1 : 0
+        if !m.pointee.definedBy.isEmpty { c.pointee.defined_by = arena.string(m.pointee.definedBy) }
+        arena.storeUnknownFields(m.pointee.unknownFields, in: UnsafeMutableRawPointer(c))
+    }
+    init(cMessage c: UnsafePointer<Persona__V1__AudienceDefinition>) {
+        self.init()
+        Self.read(c, into: &self)
+    }
+    static func read(_ c: UnsafePointer<Persona__V1__AudienceDefinition>, into m: UnsafeMutablePointer<AudienceDefinition>) {
+        m.pointee.name = readString(c.pointee.name)
+        m.pointee.expression = readString(c.pointee.expression)
+        m.pointee.description = readString(c.pointee.description)
+        m.pointee.deleted = c.pointee.deleted != 0
+        m.pointee.definedBy = readString(c.pointee.defined_by)
+        m.pointee.unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
+    }
+    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
+        -> UnsafeMutablePointer<Persona__V1__AudienceDefinition>?
+    {
+        persona__v1__audience_definition__unpack(allocator, count, bytes)
+    }
+    public func serializedBytes() -> [UInt8] { packMessage(self) }
+    public static func serializedBytes(each messages: [AudienceDefinition]) -> [[UInt8]] { packMessages(messages) }
     public init(serializedBytes bytes: UnsafeRawBufferPointer, limits: DecodingLimits) throws {
         self = try unpackMessage(bytes, limits: limits)
     }

@@ -1045,6 +1045,463 @@ extension SegmentMembersResponse: CMessageConvertible {
     }
 }
 
+/// proto message `persona.v1.DefineAudienceRequest`.
+public struct DefineAudienceRequest: WireMessage {
+    public var name: String = ""
+    public var expression: String = ""
+    public var description: String = ""
+    public var remove: Bool = false
+    public var validateOnly: Bool = false
+    /// Fields this build does not know, kept so a relay re-encodes them unchanged.
+    public var unknownFields = UnknownFields()
+    public init() {}
+}
+
+extension DefineAudienceRequest: CMessageConvertible {
+    typealias CStruct = Persona__V1__DefineAudienceRequest
+    static func fill(_ m: UnsafePointer<DefineAudienceRequest>, _ c: UnsafeMutablePointer<Persona__V1__DefineAudienceRequest>, arena: Arena)
+    {
+        persona__v1__define_audience_request__init(c)
+        if !m.pointee.name.isEmpty { c.pointee.name = arena.string(m.pointee.name) }
+        if !m.pointee.expression.isEmpty { c.pointee.expression = arena.string(m.pointee.expression) }
+        if !m.pointee.description.isEmpty { c.pointee.description = arena.string(m.pointee.description) }
+        c.pointee.remove = m.pointee.remove ? 1 : 0
+        c.pointee.validate_only = m.pointee.validateOnly ? 1 : 0
+        arena.storeUnknownFields(m.pointee.unknownFields, in: UnsafeMutableRawPointer(c))
+    }
+    init(cMessage c: UnsafePointer<Persona__V1__DefineAudienceRequest>) {
+        self.init()
+        Self.read(c, into: &self)
+    }
+    static func read(_ c: UnsafePointer<Persona__V1__DefineAudienceRequest>, into m: UnsafeMutablePointer<DefineAudienceRequest>) {
+        m.pointee.name = readString(c.pointee.name)
+        m.pointee.expression = readString(c.pointee.expression)
+        m.pointee.description = readString(c.pointee.description)
+        m.pointee.remove = c.pointee.remove != 0
+        m.pointee.validateOnly = c.pointee.validate_only != 0
+        m.pointee.unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
+    }
+    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
+        -> UnsafeMutablePointer<Persona__V1__DefineAudienceRequest>?
+    {
+        persona__v1__define_audience_request__unpack(allocator, count, bytes)
+    }
+    public func serializedBytes() -> [UInt8] { packMessage(self) }
+    public static func serializedBytes(each messages: [DefineAudienceRequest]) -> [[UInt8]] { packMessages(messages) }
+    public init(serializedBytes bytes: UnsafeRawBufferPointer, limits: DecodingLimits) throws {
+        self = try unpackMessage(bytes, limits: limits)
+    }
+}
+
+/// proto message `persona.v1.AudienceError`.
+public struct AudienceError: WireMessage {
+    public var line: UInt32 = 0
+    public var column: UInt32 = 0
+    public var message: String = ""
+    /// Fields this build does not know, kept so a relay re-encodes them unchanged.
+    public var unknownFields = UnknownFields()
+    public init() {}
+}
+
+extension AudienceError: CMessageConvertible {
+    typealias CStruct = Persona__V1__AudienceError
+    static func fill(_ m: UnsafePointer<AudienceError>, _ c: UnsafeMutablePointer<Persona__V1__AudienceError>, arena: Arena) {
+        persona__v1__audience_error__init(c)
+        c.pointee.line = m.pointee.line
+        c.pointee.column = m.pointee.column
+        if !m.pointee.message.isEmpty { c.pointee.message = arena.string(m.pointee.message) }
+        arena.storeUnknownFields(m.pointee.unknownFields, in: UnsafeMutableRawPointer(c))
+    }
+    init(cMessage c: UnsafePointer<Persona__V1__AudienceError>) {
+        self.init()
+        Self.read(c, into: &self)
+    }
+    static func read(_ c: UnsafePointer<Persona__V1__AudienceError>, into m: UnsafeMutablePointer<AudienceError>) {
+        m.pointee.line = c.pointee.line
+        m.pointee.column = c.pointee.column
+        m.pointee.message = readString(c.pointee.message)
+        m.pointee.unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
+    }
+    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
+        -> UnsafeMutablePointer<Persona__V1__AudienceError>?
+    {
+        persona__v1__audience_error__unpack(allocator, count, bytes)
+    }
+    public func serializedBytes() -> [UInt8] { packMessage(self) }
+    public static func serializedBytes(each messages: [AudienceError]) -> [[UInt8]] { packMessages(messages) }
+    public init(serializedBytes bytes: UnsafeRawBufferPointer, limits: DecodingLimits) throws {
+        self = try unpackMessage(bytes, limits: limits)
+    }
+}
+
+/// proto message `persona.v1.DefineAudienceResponse`.
+public struct DefineAudienceResponse: WireMessage {
+    public var errors: [AudienceError] = []
+    public var reads: [String] = []
+    /// Fields this build does not know, kept so a relay re-encodes them unchanged.
+    public var unknownFields = UnknownFields()
+    public init() {}
+}
+
+extension DefineAudienceResponse: CMessageConvertible {
+    typealias CStruct = Persona__V1__DefineAudienceResponse
+    static func fill(
+        _ m: UnsafePointer<DefineAudienceResponse>, _ c: UnsafeMutablePointer<Persona__V1__DefineAudienceResponse>, arena: Arena
+    ) {
+        persona__v1__define_audience_response__init(c)
+        (c.pointee.n_errors, c.pointee.errors) = arena.messages(m.pointee.errors)
+        (c.pointee.n_reads, c.pointee.reads) = arena.strings(m.pointee.reads)
+        arena.storeUnknownFields(m.pointee.unknownFields, in: UnsafeMutableRawPointer(c))
+    }
+    init(cMessage c: UnsafePointer<Persona__V1__DefineAudienceResponse>) {
+        self.init()
+        Self.read(c, into: &self)
+    }
+    static func read(_ c: UnsafePointer<Persona__V1__DefineAudienceResponse>, into m: UnsafeMutablePointer<DefineAudienceResponse>) {
+        m.pointee.errors = readMessages(c.pointee.errors, c.pointee.n_errors, as: AudienceError.self)
+        m.pointee.reads = readStrings(c.pointee.reads, c.pointee.n_reads)
+        m.pointee.unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
+    }
+    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
+        -> UnsafeMutablePointer<Persona__V1__DefineAudienceResponse>?
+    {
+        persona__v1__define_audience_response__unpack(allocator, count, bytes)
+    }
+    public func serializedBytes() -> [UInt8] { packMessage(self) }
+    public static func serializedBytes(each messages: [DefineAudienceResponse]) -> [[UInt8]] { packMessages(messages) }
+    public init(serializedBytes bytes: UnsafeRawBufferPointer, limits: DecodingLimits) throws {
+        self = try unpackMessage(bytes, limits: limits)
+    }
+}
+
+/// proto message `persona.v1.AudienceSize`.
+public struct AudienceSize: WireMessage {
+    public var atMs: Int64 = 0
+    public var size: UInt32 = 0
+    /// Fields this build does not know, kept so a relay re-encodes them unchanged.
+    public var unknownFields = UnknownFields()
+    public init() {}
+}
+
+extension AudienceSize: CMessageConvertible {
+    typealias CStruct = Persona__V1__AudienceSize
+    static func fill(_ m: UnsafePointer<AudienceSize>, _ c: UnsafeMutablePointer<Persona__V1__AudienceSize>, arena: Arena) {
+        persona__v1__audience_size__init(c)
+        c.pointee.at_ms = m.pointee.atMs
+        c.pointee.size = m.pointee.size
+        arena.storeUnknownFields(m.pointee.unknownFields, in: UnsafeMutableRawPointer(c))
+    }
+    init(cMessage c: UnsafePointer<Persona__V1__AudienceSize>) {
+        self.init()
+        Self.read(c, into: &self)
+    }
+    static func read(_ c: UnsafePointer<Persona__V1__AudienceSize>, into m: UnsafeMutablePointer<AudienceSize>) {
+        m.pointee.atMs = c.pointee.at_ms
+        m.pointee.size = c.pointee.size
+        m.pointee.unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
+    }
+    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
+        -> UnsafeMutablePointer<Persona__V1__AudienceSize>?
+    {
+        persona__v1__audience_size__unpack(allocator, count, bytes)
+    }
+    public func serializedBytes() -> [UInt8] { packMessage(self) }
+    public static func serializedBytes(each messages: [AudienceSize]) -> [[UInt8]] { packMessages(messages) }
+    public init(serializedBytes bytes: UnsafeRawBufferPointer, limits: DecodingLimits) throws {
+        self = try unpackMessage(bytes, limits: limits)
+    }
+}
+
+/// proto message `persona.v1.AudienceInfo`.
+public struct AudienceInfo: WireMessage {
+    public var name: String = ""
+    public var expression: String = ""
+    public var description: String = ""
+    public var definedBy: String = ""
+    public var definedMs: Int64 = 0
+    public var size: UInt32 = 0
+    public var history: [AudienceSize] = []
+    /// Fields this build does not know, kept so a relay re-encodes them unchanged.
+    public var unknownFields = UnknownFields()
+    public init() {}
+}
+
+extension AudienceInfo: CMessageConvertible {
+    typealias CStruct = Persona__V1__AudienceInfo
+    static func fill(_ m: UnsafePointer<AudienceInfo>, _ c: UnsafeMutablePointer<Persona__V1__AudienceInfo>, arena: Arena) {
+        persona__v1__audience_info__init(c)
+        if !m.pointee.name.isEmpty { c.pointee.name = arena.string(m.pointee.name) }
+        if !m.pointee.expression.isEmpty { c.pointee.expression = arena.string(m.pointee.expression) }
+        if !m.pointee.description.isEmpty { c.pointee.description = arena.string(m.pointee.description) }
+        if !m.pointee.definedBy.isEmpty { c.pointee.defined_by = arena.string(m.pointee.definedBy) }
+        c.pointee.defined_ms = m.pointee.definedMs
+        c.pointee.size = m.pointee.size
+        (c.pointee.n_history, c.pointee.history) = arena.messages(m.pointee.history)
+        arena.storeUnknownFields(m.pointee.unknownFields, in: UnsafeMutableRawPointer(c))
+    }
+    init(cMessage c: UnsafePointer<Persona__V1__AudienceInfo>) {
+        self.init()
+        Self.read(c, into: &self)
+    }
+    static func read(_ c: UnsafePointer<Persona__V1__AudienceInfo>, into m: UnsafeMutablePointer<AudienceInfo>) {
+        m.pointee.name = readString(c.pointee.name)
+        m.pointee.expression = readString(c.pointee.expression)
+        m.pointee.description = readString(c.pointee.description)
+        m.pointee.definedBy = readString(c.pointee.defined_by)
+        m.pointee.definedMs = c.pointee.defined_ms
+        m.pointee.size = c.pointee.size
+        m.pointee.history = readMessages(c.pointee.history, c.pointee.n_history, as: AudienceSize.self)
+        m.pointee.unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
+    }
+    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
+        -> UnsafeMutablePointer<Persona__V1__AudienceInfo>?
+    {
+        persona__v1__audience_info__unpack(allocator, count, bytes)
+    }
+    public func serializedBytes() -> [UInt8] { packMessage(self) }
+    public static func serializedBytes(each messages: [AudienceInfo]) -> [[UInt8]] { packMessages(messages) }
+    public init(serializedBytes bytes: UnsafeRawBufferPointer, limits: DecodingLimits) throws {
+        self = try unpackMessage(bytes, limits: limits)
+    }
+}
+
+/// proto message `persona.v1.ListAudiencesRequest`.
+public struct ListAudiencesRequest: WireMessage {
+    public var name: String = ""
+    /// Fields this build does not know, kept so a relay re-encodes them unchanged.
+    public var unknownFields = UnknownFields()
+    public init() {}
+}
+
+extension ListAudiencesRequest: CMessageConvertible {
+    typealias CStruct = Persona__V1__ListAudiencesRequest
+    static func fill(_ m: UnsafePointer<ListAudiencesRequest>, _ c: UnsafeMutablePointer<Persona__V1__ListAudiencesRequest>, arena: Arena) {
+        persona__v1__list_audiences_request__init(c)
+        if !m.pointee.name.isEmpty { c.pointee.name = arena.string(m.pointee.name) }
+        arena.storeUnknownFields(m.pointee.unknownFields, in: UnsafeMutableRawPointer(c))
+    }
+    init(cMessage c: UnsafePointer<Persona__V1__ListAudiencesRequest>) {
+        self.init()
+        Self.read(c, into: &self)
+    }
+    static func read(_ c: UnsafePointer<Persona__V1__ListAudiencesRequest>, into m: UnsafeMutablePointer<ListAudiencesRequest>) {
+        m.pointee.name = readString(c.pointee.name)
+        m.pointee.unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
+    }
+    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
+        -> UnsafeMutablePointer<Persona__V1__ListAudiencesRequest>?
+    {
+        persona__v1__list_audiences_request__unpack(allocator, count, bytes)
+    }
+    public func serializedBytes() -> [UInt8] { packMessage(self) }
+    public static func serializedBytes(each messages: [ListAudiencesRequest]) -> [[UInt8]] { packMessages(messages) }
+    public init(serializedBytes bytes: UnsafeRawBufferPointer, limits: DecodingLimits) throws {
+        self = try unpackMessage(bytes, limits: limits)
+    }
+}
+
+/// proto message `persona.v1.ListAudiencesResponse`.
+public struct ListAudiencesResponse: WireMessage {
+    public var audiences: [AudienceInfo] = []
+    /// Fields this build does not know, kept so a relay re-encodes them unchanged.
+    public var unknownFields = UnknownFields()
+    public init() {}
+}
+
+extension ListAudiencesResponse: CMessageConvertible {
+    typealias CStruct = Persona__V1__ListAudiencesResponse
+    static func fill(_ m: UnsafePointer<ListAudiencesResponse>, _ c: UnsafeMutablePointer<Persona__V1__ListAudiencesResponse>, arena: Arena)
+    {
+        persona__v1__list_audiences_response__init(c)
+        (c.pointee.n_audiences, c.pointee.audiences) = arena.messages(m.pointee.audiences)
+        arena.storeUnknownFields(m.pointee.unknownFields, in: UnsafeMutableRawPointer(c))
+    }
+    init(cMessage c: UnsafePointer<Persona__V1__ListAudiencesResponse>) {
+        self.init()
+        Self.read(c, into: &self)
+    }
+    static func read(_ c: UnsafePointer<Persona__V1__ListAudiencesResponse>, into m: UnsafeMutablePointer<ListAudiencesResponse>) {
+        m.pointee.audiences = readMessages(c.pointee.audiences, c.pointee.n_audiences, as: AudienceInfo.self)
+        m.pointee.unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
+    }
+    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
+        -> UnsafeMutablePointer<Persona__V1__ListAudiencesResponse>?
+    {
+        persona__v1__list_audiences_response__unpack(allocator, count, bytes)
+    }
+    public func serializedBytes() -> [UInt8] { packMessage(self) }
+    public static func serializedBytes(each messages: [ListAudiencesResponse]) -> [[UInt8]] { packMessages(messages) }
+    public init(serializedBytes bytes: UnsafeRawBufferPointer, limits: DecodingLimits) throws {
+        self = try unpackMessage(bytes, limits: limits)
+    }
+}
+
+/// proto message `persona.v1.AudienceMembersRequest`.
+public struct AudienceMembersRequest: WireMessage {
+    public var name: String = ""
+    public var pageSize: UInt32 = 0
+    public var pageToken: String = ""
+    /// Fields this build does not know, kept so a relay re-encodes them unchanged.
+    public var unknownFields = UnknownFields()
+    public init() {}
+}
+
+extension AudienceMembersRequest: CMessageConvertible {
+    typealias CStruct = Persona__V1__AudienceMembersRequest
+    static func fill(
+        _ m: UnsafePointer<AudienceMembersRequest>, _ c: UnsafeMutablePointer<Persona__V1__AudienceMembersRequest>, arena: Arena
+    ) {
+        persona__v1__audience_members_request__init(c)
+        if !m.pointee.name.isEmpty { c.pointee.name = arena.string(m.pointee.name) }
+        c.pointee.page_size = m.pointee.pageSize
+        if !m.pointee.pageToken.isEmpty { c.pointee.page_token = arena.string(m.pointee.pageToken) }
+        arena.storeUnknownFields(m.pointee.unknownFields, in: UnsafeMutableRawPointer(c))
+    }
+    init(cMessage c: UnsafePointer<Persona__V1__AudienceMembersRequest>) {
+        self.init()
+        Self.read(c, into: &self)
+    }
+    static func read(_ c: UnsafePointer<Persona__V1__AudienceMembersRequest>, into m: UnsafeMutablePointer<AudienceMembersRequest>) {
+        m.pointee.name = readString(c.pointee.name)
+        m.pointee.pageSize = c.pointee.page_size
+        m.pointee.pageToken = readString(c.pointee.page_token)
+        m.pointee.unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
+    }
+    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
+        -> UnsafeMutablePointer<Persona__V1__AudienceMembersRequest>?
+    {
+        persona__v1__audience_members_request__unpack(allocator, count, bytes)
+    }
+    public func serializedBytes() -> [UInt8] { packMessage(self) }
+    public static func serializedBytes(each messages: [AudienceMembersRequest]) -> [[UInt8]] { packMessages(messages) }
+    public init(serializedBytes bytes: UnsafeRawBufferPointer, limits: DecodingLimits) throws {
+        self = try unpackMessage(bytes, limits: limits)
+    }
+}
+
+/// proto message `persona.v1.AudienceMembersResponse`.
+public struct AudienceMembersResponse: WireMessage {
+    public var userIds: [Int64] = []
+    public var nextPageToken: String = ""
+    /// Fields this build does not know, kept so a relay re-encodes them unchanged.
+    public var unknownFields = UnknownFields()
+    public init() {}
+}
+
+extension AudienceMembersResponse: CMessageConvertible {
+    typealias CStruct = Persona__V1__AudienceMembersResponse
+    static func fill(
+        _ m: UnsafePointer<AudienceMembersResponse>, _ c: UnsafeMutablePointer<Persona__V1__AudienceMembersResponse>, arena: Arena
+    ) {
+        persona__v1__audience_members_response__init(c)
+        (c.pointee.n_user_ids, c.pointee.user_ids) = arena.scalars(m.pointee.userIds)
+        if !m.pointee.nextPageToken.isEmpty { c.pointee.next_page_token = arena.string(m.pointee.nextPageToken) }
+        arena.storeUnknownFields(m.pointee.unknownFields, in: UnsafeMutableRawPointer(c))
+    }
+    init(cMessage c: UnsafePointer<Persona__V1__AudienceMembersResponse>) {
+        self.init()
+        Self.read(c, into: &self)
+    }
+    static func read(_ c: UnsafePointer<Persona__V1__AudienceMembersResponse>, into m: UnsafeMutablePointer<AudienceMembersResponse>) {
+        m.pointee.userIds = readScalars(c.pointee.user_ids, c.pointee.n_user_ids)
+        m.pointee.nextPageToken = readString(c.pointee.next_page_token)
+        m.pointee.unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
+    }
+    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
+        -> UnsafeMutablePointer<Persona__V1__AudienceMembersResponse>?
+    {
+        persona__v1__audience_members_response__unpack(allocator, count, bytes)
+    }
+    public func serializedBytes() -> [UInt8] { packMessage(self) }
+    public static func serializedBytes(each messages: [AudienceMembersResponse]) -> [[UInt8]] { packMessages(messages) }
+    public init(serializedBytes bytes: UnsafeRawBufferPointer, limits: DecodingLimits) throws {
+        self = try unpackMessage(bytes, limits: limits)
+    }
+}
+
+/// proto message `persona.v1.AudienceOverlapRequest`.
+public struct AudienceOverlapRequest: WireMessage {
+    public var a: String = ""
+    public var b: String = ""
+    /// Fields this build does not know, kept so a relay re-encodes them unchanged.
+    public var unknownFields = UnknownFields()
+    public init() {}
+}
+
+extension AudienceOverlapRequest: CMessageConvertible {
+    typealias CStruct = Persona__V1__AudienceOverlapRequest
+    static func fill(
+        _ m: UnsafePointer<AudienceOverlapRequest>, _ c: UnsafeMutablePointer<Persona__V1__AudienceOverlapRequest>, arena: Arena
+    ) {
+        persona__v1__audience_overlap_request__init(c)
+        if !m.pointee.a.isEmpty { c.pointee.a = arena.string(m.pointee.a) }
+        if !m.pointee.b.isEmpty { c.pointee.b = arena.string(m.pointee.b) }
+        arena.storeUnknownFields(m.pointee.unknownFields, in: UnsafeMutableRawPointer(c))
+    }
+    init(cMessage c: UnsafePointer<Persona__V1__AudienceOverlapRequest>) {
+        self.init()
+        Self.read(c, into: &self)
+    }
+    static func read(_ c: UnsafePointer<Persona__V1__AudienceOverlapRequest>, into m: UnsafeMutablePointer<AudienceOverlapRequest>) {
+        m.pointee.a = readString(c.pointee.a)
+        m.pointee.b = readString(c.pointee.b)
+        m.pointee.unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
+    }
+    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
+        -> UnsafeMutablePointer<Persona__V1__AudienceOverlapRequest>?
+    {
+        persona__v1__audience_overlap_request__unpack(allocator, count, bytes)
+    }
+    public func serializedBytes() -> [UInt8] { packMessage(self) }
+    public static func serializedBytes(each messages: [AudienceOverlapRequest]) -> [[UInt8]] { packMessages(messages) }
+    public init(serializedBytes bytes: UnsafeRawBufferPointer, limits: DecodingLimits) throws {
+        self = try unpackMessage(bytes, limits: limits)
+    }
+}
+
+/// proto message `persona.v1.AudienceOverlapResponse`.
+public struct AudienceOverlapResponse: WireMessage {
+    public var aSize: UInt32 = 0
+    public var bSize: UInt32 = 0
+    public var both: UInt32 = 0
+    /// Fields this build does not know, kept so a relay re-encodes them unchanged.
+    public var unknownFields = UnknownFields()
+    public init() {}
+}
+
+extension AudienceOverlapResponse: CMessageConvertible {
+    typealias CStruct = Persona__V1__AudienceOverlapResponse
+    static func fill(
+        _ m: UnsafePointer<AudienceOverlapResponse>, _ c: UnsafeMutablePointer<Persona__V1__AudienceOverlapResponse>, arena: Arena
+    ) {
+        persona__v1__audience_overlap_response__init(c)
+        c.pointee.a_size = m.pointee.aSize
+        c.pointee.b_size = m.pointee.bSize
+        c.pointee.both = m.pointee.both
+        arena.storeUnknownFields(m.pointee.unknownFields, in: UnsafeMutableRawPointer(c))
+    }
+    init(cMessage c: UnsafePointer<Persona__V1__AudienceOverlapResponse>) {
+        self.init()
+        Self.read(c, into: &self)
+    }
+    static func read(_ c: UnsafePointer<Persona__V1__AudienceOverlapResponse>, into m: UnsafeMutablePointer<AudienceOverlapResponse>) {
+        m.pointee.aSize = c.pointee.a_size
+        m.pointee.bSize = c.pointee.b_size
+        m.pointee.both = c.pointee.both
+        m.pointee.unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
+    }
+    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
+        -> UnsafeMutablePointer<Persona__V1__AudienceOverlapResponse>?
+    {
+        persona__v1__audience_overlap_response__unpack(allocator, count, bytes)
+    }
+    public func serializedBytes() -> [UInt8] { packMessage(self) }
+    public static func serializedBytes(each messages: [AudienceOverlapResponse]) -> [[UInt8]] { packMessages(messages) }
+    public init(serializedBytes bytes: UnsafeRawBufferPointer, limits: DecodingLimits) throws {
+        self = try unpackMessage(bytes, limits: limits)
+    }
+}
+
 /// proto message `persona.v1.ExportTrainingRequest`.
 public struct ExportTrainingRequest: WireMessage {
     public var names: [String] = []

@@ -346,7 +346,7 @@ extension Event {
         var m = Event()
         if variant == 0 {
             m.eventId = "h\u{e9}llo \"w\\orld\" \u{1F600}"
-            m.kind = .init(rawValue: 17)
+            m.kind = .init(rawValue: 18)
             m.userId = Int64.min
             m.timestampMs = Int64.min
             m.sessionId = "h\u{e9}llo \"w\\orld\" \u{1F600}"
@@ -369,6 +369,7 @@ extension Event {
             m.item = ItemUpsert.sample(1)
             m.impression = Impression.sample(1)
             m.label = Label.sample(1)
+            m.audience = AudienceDefinition.sample(1)
         } else {
             m.eventId = "x"
             m.kind = .init(rawValue: 1)
@@ -394,6 +395,27 @@ extension Event {
             m.item = ItemUpsert.sample(0)
             m.impression = Impression.sample(0)
             m.label = Label.sample(0)
+            m.audience = AudienceDefinition.sample(0)
+        }
+        return m
+    }
+}
+
+extension AudienceDefinition {
+    static func sample(_ variant: Int) -> AudienceDefinition {
+        var m = AudienceDefinition()
+        if variant == 0 {
+            m.name = "h\u{e9}llo \"w\\orld\" \u{1F600}"
+            m.expression = "h\u{e9}llo \"w\\orld\" \u{1F600}"
+            m.description = "h\u{e9}llo \"w\\orld\" \u{1F600}"
+            m.deleted = true
+            m.definedBy = "h\u{e9}llo \"w\\orld\" \u{1F600}"
+        } else {
+            m.name = "x"
+            m.expression = "x"
+            m.description = "x"
+            m.deleted = true
+            m.definedBy = "x"
         }
         return m
     }
@@ -423,7 +445,7 @@ extension KindCounts {
     static func sample(_ variant: Int) -> KindCounts {
         var m = KindCounts()
         if variant == 0 {
-            m.kind = .init(rawValue: 17)
+            m.kind = .init(rawValue: 18)
             m.counts = WindowCounts.sample(1)
         } else {
             m.kind = .init(rawValue: 1)
@@ -849,6 +871,178 @@ extension SegmentMembersResponse {
     }
 }
 
+extension DefineAudienceRequest {
+    static func sample(_ variant: Int) -> DefineAudienceRequest {
+        var m = DefineAudienceRequest()
+        if variant == 0 {
+            m.name = "h\u{e9}llo \"w\\orld\" \u{1F600}"
+            m.expression = "h\u{e9}llo \"w\\orld\" \u{1F600}"
+            m.description = "h\u{e9}llo \"w\\orld\" \u{1F600}"
+            m.remove = true
+            m.validateOnly = true
+        } else {
+            m.name = "x"
+            m.expression = "x"
+            m.description = "x"
+            m.remove = true
+            m.validateOnly = true
+        }
+        return m
+    }
+}
+
+extension AudienceError {
+    static func sample(_ variant: Int) -> AudienceError {
+        var m = AudienceError()
+        if variant == 0 {
+            m.line = UInt32.max
+            m.column = UInt32.max
+            m.message = "h\u{e9}llo \"w\\orld\" \u{1F600}"
+        } else {
+            m.line = 1
+            m.column = 1
+            m.message = "x"
+        }
+        return m
+    }
+}
+
+extension DefineAudienceResponse {
+    static func sample(_ variant: Int) -> DefineAudienceResponse {
+        var m = DefineAudienceResponse()
+        if variant == 0 {
+            m.errors = [AudienceError.sample(1), AudienceError.sample(0)]
+            m.reads = ["h\u{e9}llo \"w\\orld\" \u{1F600}", "x"]
+        } else {
+            m.errors = [AudienceError.sample(0), AudienceError.sample(1)]
+            m.reads = ["x", "h\u{e9}llo \"w\\orld\" \u{1F600}"]
+        }
+        return m
+    }
+}
+
+extension AudienceSize {
+    static func sample(_ variant: Int) -> AudienceSize {
+        var m = AudienceSize()
+        if variant == 0 {
+            m.atMs = Int64.min
+            m.size = UInt32.max
+        } else {
+            m.atMs = Int64.max
+            m.size = 1
+        }
+        return m
+    }
+}
+
+extension AudienceInfo {
+    static func sample(_ variant: Int) -> AudienceInfo {
+        var m = AudienceInfo()
+        if variant == 0 {
+            m.name = "h\u{e9}llo \"w\\orld\" \u{1F600}"
+            m.expression = "h\u{e9}llo \"w\\orld\" \u{1F600}"
+            m.description = "h\u{e9}llo \"w\\orld\" \u{1F600}"
+            m.definedBy = "h\u{e9}llo \"w\\orld\" \u{1F600}"
+            m.definedMs = Int64.min
+            m.size = UInt32.max
+            m.history = [AudienceSize.sample(1), AudienceSize.sample(0)]
+        } else {
+            m.name = "x"
+            m.expression = "x"
+            m.description = "x"
+            m.definedBy = "x"
+            m.definedMs = Int64.max
+            m.size = 1
+            m.history = [AudienceSize.sample(0), AudienceSize.sample(1)]
+        }
+        return m
+    }
+}
+
+extension ListAudiencesRequest {
+    static func sample(_ variant: Int) -> ListAudiencesRequest {
+        var m = ListAudiencesRequest()
+        if variant == 0 {
+            m.name = "h\u{e9}llo \"w\\orld\" \u{1F600}"
+        } else {
+            m.name = "x"
+        }
+        return m
+    }
+}
+
+extension ListAudiencesResponse {
+    static func sample(_ variant: Int) -> ListAudiencesResponse {
+        var m = ListAudiencesResponse()
+        if variant == 0 {
+            m.audiences = [AudienceInfo.sample(1), AudienceInfo.sample(0)]
+        } else {
+            m.audiences = [AudienceInfo.sample(0), AudienceInfo.sample(1)]
+        }
+        return m
+    }
+}
+
+extension AudienceMembersRequest {
+    static func sample(_ variant: Int) -> AudienceMembersRequest {
+        var m = AudienceMembersRequest()
+        if variant == 0 {
+            m.name = "h\u{e9}llo \"w\\orld\" \u{1F600}"
+            m.pageSize = UInt32.max
+            m.pageToken = "h\u{e9}llo \"w\\orld\" \u{1F600}"
+        } else {
+            m.name = "x"
+            m.pageSize = 1
+            m.pageToken = "x"
+        }
+        return m
+    }
+}
+
+extension AudienceMembersResponse {
+    static func sample(_ variant: Int) -> AudienceMembersResponse {
+        var m = AudienceMembersResponse()
+        if variant == 0 {
+            m.userIds = [Int64.min, Int64.max]
+            m.nextPageToken = "h\u{e9}llo \"w\\orld\" \u{1F600}"
+        } else {
+            m.userIds = [Int64.max, Int64.min]
+            m.nextPageToken = "x"
+        }
+        return m
+    }
+}
+
+extension AudienceOverlapRequest {
+    static func sample(_ variant: Int) -> AudienceOverlapRequest {
+        var m = AudienceOverlapRequest()
+        if variant == 0 {
+            m.a = "h\u{e9}llo \"w\\orld\" \u{1F600}"
+            m.b = "h\u{e9}llo \"w\\orld\" \u{1F600}"
+        } else {
+            m.a = "x"
+            m.b = "x"
+        }
+        return m
+    }
+}
+
+extension AudienceOverlapResponse {
+    static func sample(_ variant: Int) -> AudienceOverlapResponse {
+        var m = AudienceOverlapResponse()
+        if variant == 0 {
+            m.aSize = UInt32.max
+            m.bSize = UInt32.max
+            m.both = UInt32.max
+        } else {
+            m.aSize = 1
+            m.bSize = 1
+            m.both = 1
+        }
+        return m
+    }
+}
+
 extension ExportTrainingRequest {
     static func sample(_ variant: Int) -> ExportTrainingRequest {
         var m = ExportTrainingRequest()
@@ -1058,7 +1252,7 @@ extension ReadRequest {
             m.maxEvents = UInt32.max
             m.maxBytes = UInt32.max
             m.waitMs = UInt32.max
-            m.kinds = [.init(rawValue: 17), .init(rawValue: 1)]
+            m.kinds = [.init(rawValue: 18), .init(rawValue: 1)]
             m.userId = Int64.min
         } else {
             m.partition = 1
@@ -1066,7 +1260,7 @@ extension ReadRequest {
             m.maxEvents = 1
             m.maxBytes = 1
             m.waitMs = 1
-            m.kinds = [.init(rawValue: 1), .init(rawValue: 17)]
+            m.kinds = [.init(rawValue: 1), .init(rawValue: 18)]
             m.userId = Int64.max
         }
         return m
@@ -2691,6 +2885,7 @@ let allMessageSamples: [(protoName: String, samples: [any WireMessage])] = [
     ("persona.v1.Impression", [Impression.sample(0), Impression.sample(1), Impression()]),
     ("persona.v1.Label", [Label.sample(0), Label.sample(1), Label()]),
     ("persona.v1.Event", [Event.sample(0), Event.sample(1), Event()]),
+    ("persona.v1.AudienceDefinition", [AudienceDefinition.sample(0), AudienceDefinition.sample(1), AudienceDefinition()]),
     ("persona.v1.WindowCounts", [WindowCounts.sample(0), WindowCounts.sample(1), WindowCounts()]),
     ("persona.v1.KindCounts", [KindCounts.sample(0), KindCounts.sample(1), KindCounts()]),
     ("persona.v1.Affinity", [Affinity.sample(0), Affinity.sample(1), Affinity()]),
@@ -2710,6 +2905,23 @@ let allMessageSamples: [(protoName: String, samples: [any WireMessage])] = [
     ("persona.v1.TopItemsResponse", [TopItemsResponse.sample(0), TopItemsResponse.sample(1), TopItemsResponse()]),
     ("persona.v1.SegmentMembersRequest", [SegmentMembersRequest.sample(0), SegmentMembersRequest.sample(1), SegmentMembersRequest()]),
     ("persona.v1.SegmentMembersResponse", [SegmentMembersResponse.sample(0), SegmentMembersResponse.sample(1), SegmentMembersResponse()]),
+    ("persona.v1.DefineAudienceRequest", [DefineAudienceRequest.sample(0), DefineAudienceRequest.sample(1), DefineAudienceRequest()]),
+    ("persona.v1.AudienceError", [AudienceError.sample(0), AudienceError.sample(1), AudienceError()]),
+    ("persona.v1.DefineAudienceResponse", [DefineAudienceResponse.sample(0), DefineAudienceResponse.sample(1), DefineAudienceResponse()]),
+    ("persona.v1.AudienceSize", [AudienceSize.sample(0), AudienceSize.sample(1), AudienceSize()]),
+    ("persona.v1.AudienceInfo", [AudienceInfo.sample(0), AudienceInfo.sample(1), AudienceInfo()]),
+    ("persona.v1.ListAudiencesRequest", [ListAudiencesRequest.sample(0), ListAudiencesRequest.sample(1), ListAudiencesRequest()]),
+    ("persona.v1.ListAudiencesResponse", [ListAudiencesResponse.sample(0), ListAudiencesResponse.sample(1), ListAudiencesResponse()]),
+    ("persona.v1.AudienceMembersRequest", [AudienceMembersRequest.sample(0), AudienceMembersRequest.sample(1), AudienceMembersRequest()]),
+    (
+        "persona.v1.AudienceMembersResponse",
+        [AudienceMembersResponse.sample(0), AudienceMembersResponse.sample(1), AudienceMembersResponse()]
+    ),
+    ("persona.v1.AudienceOverlapRequest", [AudienceOverlapRequest.sample(0), AudienceOverlapRequest.sample(1), AudienceOverlapRequest()]),
+    (
+        "persona.v1.AudienceOverlapResponse",
+        [AudienceOverlapResponse.sample(0), AudienceOverlapResponse.sample(1), AudienceOverlapResponse()]
+    ),
     ("persona.v1.ExportTrainingRequest", [ExportTrainingRequest.sample(0), ExportTrainingRequest.sample(1), ExportTrainingRequest()]),
     ("persona.v1.TrainingRow", [TrainingRow.sample(0), TrainingRow.sample(1), TrainingRow()]),
     ("persona.v1.ExportTrainingResponse", [ExportTrainingResponse.sample(0), ExportTrainingResponse.sample(1), ExportTrainingResponse()]),

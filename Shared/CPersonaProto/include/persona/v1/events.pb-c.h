@@ -28,6 +28,7 @@ typedef struct Persona__V1__ItemUpsert Persona__V1__ItemUpsert;
 typedef struct Persona__V1__Impression Persona__V1__Impression;
 typedef struct Persona__V1__Label Persona__V1__Label;
 typedef struct Persona__V1__Event Persona__V1__Event;
+typedef struct Persona__V1__AudienceDefinition Persona__V1__AudienceDefinition;
 
 
 /* --- enums --- */
@@ -54,7 +55,12 @@ typedef enum _Persona__V1__EventKind {
    * The user asked to be forgotten: every consumer of the log drops what it holds of them
    * (their events before this one). No detail message.
    */
-  PERSONA__V1__EVENT_KIND__EVENT_KIND_ERASURE = 17
+  PERSONA__V1__EVENT_KIND__EVENT_KIND_ERASURE = 17,
+  /*
+   * A marketing audience defined, replaced or deleted (`audience`; user_id 0): every feature
+   * replica folds the same definitions from the log.
+   */
+  PERSONA__V1__EVENT_KIND__EVENT_KIND_AUDIENCE = 18
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(PERSONA__V1__EVENT_KIND)
 } Persona__V1__EventKind;
 typedef enum _Persona__V1__Gender {
@@ -286,10 +292,33 @@ struct  Persona__V1__Event
   Persona__V1__ItemUpsert *item;
   Persona__V1__Impression *impression;
   Persona__V1__Label *label;
+  Persona__V1__AudienceDefinition *audience;
 };
 #define PERSONA__V1__EVENT__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&persona__v1__event__descriptor) \
-    , (char *)protobuf_c_empty_string, PERSONA__V1__EVENT_KIND__EVENT_KIND_UNSPECIFIED, 0, 0, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, 0, 0, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL }
+    , (char *)protobuf_c_empty_string, PERSONA__V1__EVENT_KIND__EVENT_KIND_UNSPECIFIED, 0, 0, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, 0, 0, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL }
+
+
+/*
+ * A named audience: a true-or-false expression of the rules language over a profile's
+ * numbers, tags, scores and strings (docs/CAMPAIGNS.md). A later definition of the name
+ * replaces it; `deleted` removes it.
+ */
+struct  Persona__V1__AudienceDefinition
+{
+  ProtobufCMessage base;
+  char *name;
+  char *expression;
+  char *description;
+  protobuf_c_boolean deleted;
+  /*
+   * Who defined it (the person or token the feature service was called for).
+   */
+  char *defined_by;
+};
+#define PERSONA__V1__AUDIENCE_DEFINITION__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&persona__v1__audience_definition__descriptor) \
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, (char *)protobuf_c_empty_string }
 
 
 /* Persona__V1__OrderLine methods */
@@ -539,6 +568,25 @@ Persona__V1__Event *
 void   persona__v1__event__free_unpacked
                      (Persona__V1__Event *message,
                       ProtobufCAllocator *allocator);
+/* Persona__V1__AudienceDefinition methods */
+void   persona__v1__audience_definition__init
+                     (Persona__V1__AudienceDefinition         *message);
+size_t persona__v1__audience_definition__get_packed_size
+                     (const Persona__V1__AudienceDefinition   *message);
+size_t persona__v1__audience_definition__pack
+                     (const Persona__V1__AudienceDefinition   *message,
+                      uint8_t             *out);
+size_t persona__v1__audience_definition__pack_to_buffer
+                     (const Persona__V1__AudienceDefinition   *message,
+                      ProtobufCBuffer     *buffer);
+Persona__V1__AudienceDefinition *
+       persona__v1__audience_definition__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   persona__v1__audience_definition__free_unpacked
+                     (Persona__V1__AudienceDefinition *message,
+                      ProtobufCAllocator *allocator);
 /* --- per-message closures --- */
 
 typedef void (*Persona__V1__OrderLine_Closure)
@@ -580,6 +628,9 @@ typedef void (*Persona__V1__Label_Closure)
 typedef void (*Persona__V1__Event_Closure)
                  (const Persona__V1__Event *message,
                   void *closure_data);
+typedef void (*Persona__V1__AudienceDefinition_Closure)
+                 (const Persona__V1__AudienceDefinition *message,
+                  void *closure_data);
 
 /* --- services --- */
 
@@ -602,6 +653,7 @@ extern const ProtobufCMessageDescriptor persona__v1__item_upsert__descriptor;
 extern const ProtobufCMessageDescriptor persona__v1__impression__descriptor;
 extern const ProtobufCMessageDescriptor persona__v1__label__descriptor;
 extern const ProtobufCMessageDescriptor persona__v1__event__descriptor;
+extern const ProtobufCMessageDescriptor persona__v1__audience_definition__descriptor;
 
 PROTOBUF_C__END_DECLS
 

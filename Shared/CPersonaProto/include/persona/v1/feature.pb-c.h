@@ -35,6 +35,17 @@ typedef struct Persona__V1__TopItemsRequest Persona__V1__TopItemsRequest;
 typedef struct Persona__V1__TopItemsResponse Persona__V1__TopItemsResponse;
 typedef struct Persona__V1__SegmentMembersRequest Persona__V1__SegmentMembersRequest;
 typedef struct Persona__V1__SegmentMembersResponse Persona__V1__SegmentMembersResponse;
+typedef struct Persona__V1__DefineAudienceRequest Persona__V1__DefineAudienceRequest;
+typedef struct Persona__V1__AudienceError Persona__V1__AudienceError;
+typedef struct Persona__V1__DefineAudienceResponse Persona__V1__DefineAudienceResponse;
+typedef struct Persona__V1__AudienceSize Persona__V1__AudienceSize;
+typedef struct Persona__V1__AudienceInfo Persona__V1__AudienceInfo;
+typedef struct Persona__V1__ListAudiencesRequest Persona__V1__ListAudiencesRequest;
+typedef struct Persona__V1__ListAudiencesResponse Persona__V1__ListAudiencesResponse;
+typedef struct Persona__V1__AudienceMembersRequest Persona__V1__AudienceMembersRequest;
+typedef struct Persona__V1__AudienceMembersResponse Persona__V1__AudienceMembersResponse;
+typedef struct Persona__V1__AudienceOverlapRequest Persona__V1__AudienceOverlapRequest;
+typedef struct Persona__V1__AudienceOverlapResponse Persona__V1__AudienceOverlapResponse;
 typedef struct Persona__V1__ExportTrainingRequest Persona__V1__ExportTrainingRequest;
 typedef struct Persona__V1__TrainingRow Persona__V1__TrainingRow;
 typedef struct Persona__V1__ExportTrainingResponse Persona__V1__ExportTrainingResponse;
@@ -426,6 +437,169 @@ struct  Persona__V1__SegmentMembersResponse
 #define PERSONA__V1__SEGMENT_MEMBERS_RESPONSE__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&persona__v1__segment_members_response__descriptor) \
     , 0,NULL, (char *)protobuf_c_empty_string }
+
+
+/*
+ * Audiences (docs/CAMPAIGNS.md). DefineAudience checks the expression (every error with its
+ * column) and appends the definition to the log; it answers once this replica holds it.
+ */
+struct  Persona__V1__DefineAudienceRequest
+{
+  ProtobufCMessage base;
+  char *name;
+  char *expression;
+  char *description;
+  /*
+   * Remove the audience instead.
+   */
+  protobuf_c_boolean remove;
+  /*
+   * Check the expression only; nothing is stored.
+   */
+  protobuf_c_boolean validate_only;
+};
+#define PERSONA__V1__DEFINE_AUDIENCE_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&persona__v1__define_audience_request__descriptor) \
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, 0 }
+
+
+struct  Persona__V1__AudienceError
+{
+  ProtobufCMessage base;
+  uint32_t line;
+  uint32_t column;
+  char *message;
+};
+#define PERSONA__V1__AUDIENCE_ERROR__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&persona__v1__audience_error__descriptor) \
+    , 0, 0, (char *)protobuf_c_empty_string }
+
+
+struct  Persona__V1__DefineAudienceResponse
+{
+  ProtobufCMessage base;
+  /*
+   * Empty when the expression is valid (and, unless validate_only, stored).
+   */
+  size_t n_errors;
+  Persona__V1__AudienceError **errors;
+  /*
+   * The names the expression reads.
+   */
+  size_t n_reads;
+  char **reads;
+};
+#define PERSONA__V1__DEFINE_AUDIENCE_RESPONSE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&persona__v1__define_audience_response__descriptor) \
+    , 0,NULL, 0,NULL }
+
+
+struct  Persona__V1__AudienceSize
+{
+  ProtobufCMessage base;
+  int64_t at_ms;
+  uint32_t size;
+};
+#define PERSONA__V1__AUDIENCE_SIZE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&persona__v1__audience_size__descriptor) \
+    , 0, 0 }
+
+
+struct  Persona__V1__AudienceInfo
+{
+  ProtobufCMessage base;
+  char *name;
+  char *expression;
+  char *description;
+  char *defined_by;
+  int64_t defined_ms;
+  /*
+   * Members now, among the users this replica serves (summed over replicas by callers).
+   */
+  uint32_t size;
+  /*
+   * Its size each hour it was measured, oldest first.
+   */
+  size_t n_history;
+  Persona__V1__AudienceSize **history;
+};
+#define PERSONA__V1__AUDIENCE_INFO__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&persona__v1__audience_info__descriptor) \
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, 0, 0,NULL }
+
+
+struct  Persona__V1__ListAudiencesRequest
+{
+  ProtobufCMessage base;
+  /*
+   * "": every audience.
+   */
+  char *name;
+};
+#define PERSONA__V1__LIST_AUDIENCES_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&persona__v1__list_audiences_request__descriptor) \
+    , (char *)protobuf_c_empty_string }
+
+
+struct  Persona__V1__ListAudiencesResponse
+{
+  ProtobufCMessage base;
+  size_t n_audiences;
+  Persona__V1__AudienceInfo **audiences;
+};
+#define PERSONA__V1__LIST_AUDIENCES_RESPONSE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&persona__v1__list_audiences_response__descriptor) \
+    , 0,NULL }
+
+
+struct  Persona__V1__AudienceMembersRequest
+{
+  ProtobufCMessage base;
+  char *name;
+  /*
+   * At most 10000; 0: 100.
+   */
+  uint32_t page_size;
+  char *page_token;
+};
+#define PERSONA__V1__AUDIENCE_MEMBERS_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&persona__v1__audience_members_request__descriptor) \
+    , (char *)protobuf_c_empty_string, 0, (char *)protobuf_c_empty_string }
+
+
+struct  Persona__V1__AudienceMembersResponse
+{
+  ProtobufCMessage base;
+  size_t n_user_ids;
+  int64_t *user_ids;
+  char *next_page_token;
+};
+#define PERSONA__V1__AUDIENCE_MEMBERS_RESPONSE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&persona__v1__audience_members_response__descriptor) \
+    , 0,NULL, (char *)protobuf_c_empty_string }
+
+
+struct  Persona__V1__AudienceOverlapRequest
+{
+  ProtobufCMessage base;
+  char *a;
+  char *b;
+};
+#define PERSONA__V1__AUDIENCE_OVERLAP_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&persona__v1__audience_overlap_request__descriptor) \
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
+
+
+struct  Persona__V1__AudienceOverlapResponse
+{
+  ProtobufCMessage base;
+  uint32_t a_size;
+  uint32_t b_size;
+  uint32_t both;
+};
+#define PERSONA__V1__AUDIENCE_OVERLAP_RESPONSE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&persona__v1__audience_overlap_response__descriptor) \
+    , 0, 0, 0 }
 
 
 /*
@@ -952,6 +1126,215 @@ Persona__V1__SegmentMembersResponse *
 void   persona__v1__segment_members_response__free_unpacked
                      (Persona__V1__SegmentMembersResponse *message,
                       ProtobufCAllocator *allocator);
+/* Persona__V1__DefineAudienceRequest methods */
+void   persona__v1__define_audience_request__init
+                     (Persona__V1__DefineAudienceRequest         *message);
+size_t persona__v1__define_audience_request__get_packed_size
+                     (const Persona__V1__DefineAudienceRequest   *message);
+size_t persona__v1__define_audience_request__pack
+                     (const Persona__V1__DefineAudienceRequest   *message,
+                      uint8_t             *out);
+size_t persona__v1__define_audience_request__pack_to_buffer
+                     (const Persona__V1__DefineAudienceRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Persona__V1__DefineAudienceRequest *
+       persona__v1__define_audience_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   persona__v1__define_audience_request__free_unpacked
+                     (Persona__V1__DefineAudienceRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Persona__V1__AudienceError methods */
+void   persona__v1__audience_error__init
+                     (Persona__V1__AudienceError         *message);
+size_t persona__v1__audience_error__get_packed_size
+                     (const Persona__V1__AudienceError   *message);
+size_t persona__v1__audience_error__pack
+                     (const Persona__V1__AudienceError   *message,
+                      uint8_t             *out);
+size_t persona__v1__audience_error__pack_to_buffer
+                     (const Persona__V1__AudienceError   *message,
+                      ProtobufCBuffer     *buffer);
+Persona__V1__AudienceError *
+       persona__v1__audience_error__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   persona__v1__audience_error__free_unpacked
+                     (Persona__V1__AudienceError *message,
+                      ProtobufCAllocator *allocator);
+/* Persona__V1__DefineAudienceResponse methods */
+void   persona__v1__define_audience_response__init
+                     (Persona__V1__DefineAudienceResponse         *message);
+size_t persona__v1__define_audience_response__get_packed_size
+                     (const Persona__V1__DefineAudienceResponse   *message);
+size_t persona__v1__define_audience_response__pack
+                     (const Persona__V1__DefineAudienceResponse   *message,
+                      uint8_t             *out);
+size_t persona__v1__define_audience_response__pack_to_buffer
+                     (const Persona__V1__DefineAudienceResponse   *message,
+                      ProtobufCBuffer     *buffer);
+Persona__V1__DefineAudienceResponse *
+       persona__v1__define_audience_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   persona__v1__define_audience_response__free_unpacked
+                     (Persona__V1__DefineAudienceResponse *message,
+                      ProtobufCAllocator *allocator);
+/* Persona__V1__AudienceSize methods */
+void   persona__v1__audience_size__init
+                     (Persona__V1__AudienceSize         *message);
+size_t persona__v1__audience_size__get_packed_size
+                     (const Persona__V1__AudienceSize   *message);
+size_t persona__v1__audience_size__pack
+                     (const Persona__V1__AudienceSize   *message,
+                      uint8_t             *out);
+size_t persona__v1__audience_size__pack_to_buffer
+                     (const Persona__V1__AudienceSize   *message,
+                      ProtobufCBuffer     *buffer);
+Persona__V1__AudienceSize *
+       persona__v1__audience_size__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   persona__v1__audience_size__free_unpacked
+                     (Persona__V1__AudienceSize *message,
+                      ProtobufCAllocator *allocator);
+/* Persona__V1__AudienceInfo methods */
+void   persona__v1__audience_info__init
+                     (Persona__V1__AudienceInfo         *message);
+size_t persona__v1__audience_info__get_packed_size
+                     (const Persona__V1__AudienceInfo   *message);
+size_t persona__v1__audience_info__pack
+                     (const Persona__V1__AudienceInfo   *message,
+                      uint8_t             *out);
+size_t persona__v1__audience_info__pack_to_buffer
+                     (const Persona__V1__AudienceInfo   *message,
+                      ProtobufCBuffer     *buffer);
+Persona__V1__AudienceInfo *
+       persona__v1__audience_info__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   persona__v1__audience_info__free_unpacked
+                     (Persona__V1__AudienceInfo *message,
+                      ProtobufCAllocator *allocator);
+/* Persona__V1__ListAudiencesRequest methods */
+void   persona__v1__list_audiences_request__init
+                     (Persona__V1__ListAudiencesRequest         *message);
+size_t persona__v1__list_audiences_request__get_packed_size
+                     (const Persona__V1__ListAudiencesRequest   *message);
+size_t persona__v1__list_audiences_request__pack
+                     (const Persona__V1__ListAudiencesRequest   *message,
+                      uint8_t             *out);
+size_t persona__v1__list_audiences_request__pack_to_buffer
+                     (const Persona__V1__ListAudiencesRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Persona__V1__ListAudiencesRequest *
+       persona__v1__list_audiences_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   persona__v1__list_audiences_request__free_unpacked
+                     (Persona__V1__ListAudiencesRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Persona__V1__ListAudiencesResponse methods */
+void   persona__v1__list_audiences_response__init
+                     (Persona__V1__ListAudiencesResponse         *message);
+size_t persona__v1__list_audiences_response__get_packed_size
+                     (const Persona__V1__ListAudiencesResponse   *message);
+size_t persona__v1__list_audiences_response__pack
+                     (const Persona__V1__ListAudiencesResponse   *message,
+                      uint8_t             *out);
+size_t persona__v1__list_audiences_response__pack_to_buffer
+                     (const Persona__V1__ListAudiencesResponse   *message,
+                      ProtobufCBuffer     *buffer);
+Persona__V1__ListAudiencesResponse *
+       persona__v1__list_audiences_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   persona__v1__list_audiences_response__free_unpacked
+                     (Persona__V1__ListAudiencesResponse *message,
+                      ProtobufCAllocator *allocator);
+/* Persona__V1__AudienceMembersRequest methods */
+void   persona__v1__audience_members_request__init
+                     (Persona__V1__AudienceMembersRequest         *message);
+size_t persona__v1__audience_members_request__get_packed_size
+                     (const Persona__V1__AudienceMembersRequest   *message);
+size_t persona__v1__audience_members_request__pack
+                     (const Persona__V1__AudienceMembersRequest   *message,
+                      uint8_t             *out);
+size_t persona__v1__audience_members_request__pack_to_buffer
+                     (const Persona__V1__AudienceMembersRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Persona__V1__AudienceMembersRequest *
+       persona__v1__audience_members_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   persona__v1__audience_members_request__free_unpacked
+                     (Persona__V1__AudienceMembersRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Persona__V1__AudienceMembersResponse methods */
+void   persona__v1__audience_members_response__init
+                     (Persona__V1__AudienceMembersResponse         *message);
+size_t persona__v1__audience_members_response__get_packed_size
+                     (const Persona__V1__AudienceMembersResponse   *message);
+size_t persona__v1__audience_members_response__pack
+                     (const Persona__V1__AudienceMembersResponse   *message,
+                      uint8_t             *out);
+size_t persona__v1__audience_members_response__pack_to_buffer
+                     (const Persona__V1__AudienceMembersResponse   *message,
+                      ProtobufCBuffer     *buffer);
+Persona__V1__AudienceMembersResponse *
+       persona__v1__audience_members_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   persona__v1__audience_members_response__free_unpacked
+                     (Persona__V1__AudienceMembersResponse *message,
+                      ProtobufCAllocator *allocator);
+/* Persona__V1__AudienceOverlapRequest methods */
+void   persona__v1__audience_overlap_request__init
+                     (Persona__V1__AudienceOverlapRequest         *message);
+size_t persona__v1__audience_overlap_request__get_packed_size
+                     (const Persona__V1__AudienceOverlapRequest   *message);
+size_t persona__v1__audience_overlap_request__pack
+                     (const Persona__V1__AudienceOverlapRequest   *message,
+                      uint8_t             *out);
+size_t persona__v1__audience_overlap_request__pack_to_buffer
+                     (const Persona__V1__AudienceOverlapRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Persona__V1__AudienceOverlapRequest *
+       persona__v1__audience_overlap_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   persona__v1__audience_overlap_request__free_unpacked
+                     (Persona__V1__AudienceOverlapRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Persona__V1__AudienceOverlapResponse methods */
+void   persona__v1__audience_overlap_response__init
+                     (Persona__V1__AudienceOverlapResponse         *message);
+size_t persona__v1__audience_overlap_response__get_packed_size
+                     (const Persona__V1__AudienceOverlapResponse   *message);
+size_t persona__v1__audience_overlap_response__pack
+                     (const Persona__V1__AudienceOverlapResponse   *message,
+                      uint8_t             *out);
+size_t persona__v1__audience_overlap_response__pack_to_buffer
+                     (const Persona__V1__AudienceOverlapResponse   *message,
+                      ProtobufCBuffer     *buffer);
+Persona__V1__AudienceOverlapResponse *
+       persona__v1__audience_overlap_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   persona__v1__audience_overlap_response__free_unpacked
+                     (Persona__V1__AudienceOverlapResponse *message,
+                      ProtobufCAllocator *allocator);
 /* Persona__V1__ExportTrainingRequest methods */
 void   persona__v1__export_training_request__init
                      (Persona__V1__ExportTrainingRequest         *message);
@@ -1182,6 +1565,39 @@ typedef void (*Persona__V1__SegmentMembersRequest_Closure)
 typedef void (*Persona__V1__SegmentMembersResponse_Closure)
                  (const Persona__V1__SegmentMembersResponse *message,
                   void *closure_data);
+typedef void (*Persona__V1__DefineAudienceRequest_Closure)
+                 (const Persona__V1__DefineAudienceRequest *message,
+                  void *closure_data);
+typedef void (*Persona__V1__AudienceError_Closure)
+                 (const Persona__V1__AudienceError *message,
+                  void *closure_data);
+typedef void (*Persona__V1__DefineAudienceResponse_Closure)
+                 (const Persona__V1__DefineAudienceResponse *message,
+                  void *closure_data);
+typedef void (*Persona__V1__AudienceSize_Closure)
+                 (const Persona__V1__AudienceSize *message,
+                  void *closure_data);
+typedef void (*Persona__V1__AudienceInfo_Closure)
+                 (const Persona__V1__AudienceInfo *message,
+                  void *closure_data);
+typedef void (*Persona__V1__ListAudiencesRequest_Closure)
+                 (const Persona__V1__ListAudiencesRequest *message,
+                  void *closure_data);
+typedef void (*Persona__V1__ListAudiencesResponse_Closure)
+                 (const Persona__V1__ListAudiencesResponse *message,
+                  void *closure_data);
+typedef void (*Persona__V1__AudienceMembersRequest_Closure)
+                 (const Persona__V1__AudienceMembersRequest *message,
+                  void *closure_data);
+typedef void (*Persona__V1__AudienceMembersResponse_Closure)
+                 (const Persona__V1__AudienceMembersResponse *message,
+                  void *closure_data);
+typedef void (*Persona__V1__AudienceOverlapRequest_Closure)
+                 (const Persona__V1__AudienceOverlapRequest *message,
+                  void *closure_data);
+typedef void (*Persona__V1__AudienceOverlapResponse_Closure)
+                 (const Persona__V1__AudienceOverlapResponse *message,
+                  void *closure_data);
 typedef void (*Persona__V1__ExportTrainingRequest_Closure)
                  (const Persona__V1__ExportTrainingRequest *message,
                   void *closure_data);
@@ -1234,6 +1650,17 @@ extern const ProtobufCMessageDescriptor persona__v1__top_items_request__descript
 extern const ProtobufCMessageDescriptor persona__v1__top_items_response__descriptor;
 extern const ProtobufCMessageDescriptor persona__v1__segment_members_request__descriptor;
 extern const ProtobufCMessageDescriptor persona__v1__segment_members_response__descriptor;
+extern const ProtobufCMessageDescriptor persona__v1__define_audience_request__descriptor;
+extern const ProtobufCMessageDescriptor persona__v1__audience_error__descriptor;
+extern const ProtobufCMessageDescriptor persona__v1__define_audience_response__descriptor;
+extern const ProtobufCMessageDescriptor persona__v1__audience_size__descriptor;
+extern const ProtobufCMessageDescriptor persona__v1__audience_info__descriptor;
+extern const ProtobufCMessageDescriptor persona__v1__list_audiences_request__descriptor;
+extern const ProtobufCMessageDescriptor persona__v1__list_audiences_response__descriptor;
+extern const ProtobufCMessageDescriptor persona__v1__audience_members_request__descriptor;
+extern const ProtobufCMessageDescriptor persona__v1__audience_members_response__descriptor;
+extern const ProtobufCMessageDescriptor persona__v1__audience_overlap_request__descriptor;
+extern const ProtobufCMessageDescriptor persona__v1__audience_overlap_response__descriptor;
 extern const ProtobufCMessageDescriptor persona__v1__export_training_request__descriptor;
 extern const ProtobufCMessageDescriptor persona__v1__training_row__descriptor;
 extern const ProtobufCMessageDescriptor persona__v1__export_training_response__descriptor;

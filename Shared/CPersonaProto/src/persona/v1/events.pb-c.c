@@ -592,6 +592,51 @@ void   persona__v1__event__free_unpacked
   assert(message->base.descriptor == &persona__v1__event__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   persona__v1__audience_definition__init
+                     (Persona__V1__AudienceDefinition         *message)
+{
+  static const Persona__V1__AudienceDefinition init_value = PERSONA__V1__AUDIENCE_DEFINITION__INIT;
+  *message = init_value;
+}
+size_t persona__v1__audience_definition__get_packed_size
+                     (const Persona__V1__AudienceDefinition *message)
+{
+  assert(message->base.descriptor == &persona__v1__audience_definition__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t persona__v1__audience_definition__pack
+                     (const Persona__V1__AudienceDefinition *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &persona__v1__audience_definition__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t persona__v1__audience_definition__pack_to_buffer
+                     (const Persona__V1__AudienceDefinition *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &persona__v1__audience_definition__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Persona__V1__AudienceDefinition *
+       persona__v1__audience_definition__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Persona__V1__AudienceDefinition *)
+     protobuf_c_message_unpack (&persona__v1__audience_definition__descriptor,
+                                allocator, len, data);
+}
+void   persona__v1__audience_definition__free_unpacked
+                     (Persona__V1__AudienceDefinition *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &persona__v1__audience_definition__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 static const ProtobufCFieldDescriptor persona__v1__order_line__field_descriptors[4] =
 {
   {
@@ -1542,7 +1587,7 @@ const ProtobufCMessageDescriptor persona__v1__label__descriptor =
   (ProtobufCMessageInit) persona__v1__label__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor persona__v1__event__field_descriptors[24] =
+static const ProtobufCFieldDescriptor persona__v1__event__field_descriptors[25] =
 {
   {
     "event_id",
@@ -1832,8 +1877,21 @@ static const ProtobufCFieldDescriptor persona__v1__event__field_descriptors[24] 
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "audience",
+    31,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__Event, audience),
+    &persona__v1__audience_definition__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned persona__v1__event__field_indices_by_name[] = {
+  24,   /* field[24] = audience */
   9,   /* field[9] = category_id */
   7,   /* field[7] = channel */
   5,   /* field[5] = device_id */
@@ -1863,7 +1921,7 @@ static const ProtobufCIntRange persona__v1__event__number_ranges[2 + 1] =
 {
   { 1, 0 },
   { 20, 13 },
-  { 0, 24 }
+  { 0, 25 }
 };
 const ProtobufCMessageDescriptor persona__v1__event__descriptor =
 {
@@ -1873,14 +1931,104 @@ const ProtobufCMessageDescriptor persona__v1__event__descriptor =
   "Persona__V1__Event",
   "persona.v1",
   sizeof(Persona__V1__Event),
-  24,
+  25,
   persona__v1__event__field_descriptors,
   persona__v1__event__field_indices_by_name,
   2,  persona__v1__event__number_ranges,
   (ProtobufCMessageInit) persona__v1__event__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCEnumValue persona__v1__event_kind__enum_values_by_number[18] =
+static const ProtobufCFieldDescriptor persona__v1__audience_definition__field_descriptors[5] =
+{
+  {
+    "name",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__AudienceDefinition, name),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "expression",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__AudienceDefinition, expression),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "description",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__AudienceDefinition, description),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "deleted",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__AudienceDefinition, deleted),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "defined_by",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__AudienceDefinition, defined_by),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned persona__v1__audience_definition__field_indices_by_name[] = {
+  4,   /* field[4] = defined_by */
+  3,   /* field[3] = deleted */
+  2,   /* field[2] = description */
+  1,   /* field[1] = expression */
+  0,   /* field[0] = name */
+};
+static const ProtobufCIntRange persona__v1__audience_definition__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 5 }
+};
+const ProtobufCMessageDescriptor persona__v1__audience_definition__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "persona.v1.AudienceDefinition",
+  "AudienceDefinition",
+  "Persona__V1__AudienceDefinition",
+  "persona.v1",
+  sizeof(Persona__V1__AudienceDefinition),
+  5,
+  persona__v1__audience_definition__field_descriptors,
+  persona__v1__audience_definition__field_indices_by_name,
+  1,  persona__v1__audience_definition__number_ranges,
+  (ProtobufCMessageInit) persona__v1__audience_definition__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCEnumValue persona__v1__event_kind__enum_values_by_number[19] =
 {
   { "EVENT_KIND_UNSPECIFIED", "PERSONA__V1__EVENT_KIND__EVENT_KIND_UNSPECIFIED", 0 },
   { "EVENT_KIND_VIEW", "PERSONA__V1__EVENT_KIND__EVENT_KIND_VIEW", 1 },
@@ -1900,13 +2048,15 @@ static const ProtobufCEnumValue persona__v1__event_kind__enum_values_by_number[1
   { "EVENT_KIND_IMPRESSION", "PERSONA__V1__EVENT_KIND__EVENT_KIND_IMPRESSION", 15 },
   { "EVENT_KIND_LABEL", "PERSONA__V1__EVENT_KIND__EVENT_KIND_LABEL", 16 },
   { "EVENT_KIND_ERASURE", "PERSONA__V1__EVENT_KIND__EVENT_KIND_ERASURE", 17 },
+  { "EVENT_KIND_AUDIENCE", "PERSONA__V1__EVENT_KIND__EVENT_KIND_AUDIENCE", 18 },
 };
 static const ProtobufCIntRange persona__v1__event_kind__value_ranges[] = {
-{0, 0},{0, 18}
+{0, 0},{0, 19}
 };
-static const ProtobufCEnumValueIndex persona__v1__event_kind__enum_values_by_name[18] =
+static const ProtobufCEnumValueIndex persona__v1__event_kind__enum_values_by_name[19] =
 {
   { "EVENT_KIND_ADD_TO_CART", 4 },
+  { "EVENT_KIND_AUDIENCE", 18 },
   { "EVENT_KIND_CLICK", 2 },
   { "EVENT_KIND_ERASURE", 17 },
   { "EVENT_KIND_FAVORITE", 6 },
@@ -1932,9 +2082,9 @@ const ProtobufCEnumDescriptor persona__v1__event_kind__descriptor =
   "EventKind",
   "Persona__V1__EventKind",
   "persona.v1",
-  18,
+  19,
   persona__v1__event_kind__enum_values_by_number,
-  18,
+  19,
   persona__v1__event_kind__enum_values_by_name,
   1,
   persona__v1__event_kind__value_ranges,

@@ -862,6 +862,501 @@ void   persona__v1__segment_members_response__free_unpacked
   assert(message->base.descriptor == &persona__v1__segment_members_response__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   persona__v1__define_audience_request__init
+                     (Persona__V1__DefineAudienceRequest         *message)
+{
+  static const Persona__V1__DefineAudienceRequest init_value = PERSONA__V1__DEFINE_AUDIENCE_REQUEST__INIT;
+  *message = init_value;
+}
+size_t persona__v1__define_audience_request__get_packed_size
+                     (const Persona__V1__DefineAudienceRequest *message)
+{
+  assert(message->base.descriptor == &persona__v1__define_audience_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t persona__v1__define_audience_request__pack
+                     (const Persona__V1__DefineAudienceRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &persona__v1__define_audience_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t persona__v1__define_audience_request__pack_to_buffer
+                     (const Persona__V1__DefineAudienceRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &persona__v1__define_audience_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Persona__V1__DefineAudienceRequest *
+       persona__v1__define_audience_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Persona__V1__DefineAudienceRequest *)
+     protobuf_c_message_unpack (&persona__v1__define_audience_request__descriptor,
+                                allocator, len, data);
+}
+void   persona__v1__define_audience_request__free_unpacked
+                     (Persona__V1__DefineAudienceRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &persona__v1__define_audience_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   persona__v1__audience_error__init
+                     (Persona__V1__AudienceError         *message)
+{
+  static const Persona__V1__AudienceError init_value = PERSONA__V1__AUDIENCE_ERROR__INIT;
+  *message = init_value;
+}
+size_t persona__v1__audience_error__get_packed_size
+                     (const Persona__V1__AudienceError *message)
+{
+  assert(message->base.descriptor == &persona__v1__audience_error__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t persona__v1__audience_error__pack
+                     (const Persona__V1__AudienceError *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &persona__v1__audience_error__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t persona__v1__audience_error__pack_to_buffer
+                     (const Persona__V1__AudienceError *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &persona__v1__audience_error__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Persona__V1__AudienceError *
+       persona__v1__audience_error__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Persona__V1__AudienceError *)
+     protobuf_c_message_unpack (&persona__v1__audience_error__descriptor,
+                                allocator, len, data);
+}
+void   persona__v1__audience_error__free_unpacked
+                     (Persona__V1__AudienceError *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &persona__v1__audience_error__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   persona__v1__define_audience_response__init
+                     (Persona__V1__DefineAudienceResponse         *message)
+{
+  static const Persona__V1__DefineAudienceResponse init_value = PERSONA__V1__DEFINE_AUDIENCE_RESPONSE__INIT;
+  *message = init_value;
+}
+size_t persona__v1__define_audience_response__get_packed_size
+                     (const Persona__V1__DefineAudienceResponse *message)
+{
+  assert(message->base.descriptor == &persona__v1__define_audience_response__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t persona__v1__define_audience_response__pack
+                     (const Persona__V1__DefineAudienceResponse *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &persona__v1__define_audience_response__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t persona__v1__define_audience_response__pack_to_buffer
+                     (const Persona__V1__DefineAudienceResponse *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &persona__v1__define_audience_response__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Persona__V1__DefineAudienceResponse *
+       persona__v1__define_audience_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Persona__V1__DefineAudienceResponse *)
+     protobuf_c_message_unpack (&persona__v1__define_audience_response__descriptor,
+                                allocator, len, data);
+}
+void   persona__v1__define_audience_response__free_unpacked
+                     (Persona__V1__DefineAudienceResponse *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &persona__v1__define_audience_response__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   persona__v1__audience_size__init
+                     (Persona__V1__AudienceSize         *message)
+{
+  static const Persona__V1__AudienceSize init_value = PERSONA__V1__AUDIENCE_SIZE__INIT;
+  *message = init_value;
+}
+size_t persona__v1__audience_size__get_packed_size
+                     (const Persona__V1__AudienceSize *message)
+{
+  assert(message->base.descriptor == &persona__v1__audience_size__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t persona__v1__audience_size__pack
+                     (const Persona__V1__AudienceSize *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &persona__v1__audience_size__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t persona__v1__audience_size__pack_to_buffer
+                     (const Persona__V1__AudienceSize *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &persona__v1__audience_size__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Persona__V1__AudienceSize *
+       persona__v1__audience_size__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Persona__V1__AudienceSize *)
+     protobuf_c_message_unpack (&persona__v1__audience_size__descriptor,
+                                allocator, len, data);
+}
+void   persona__v1__audience_size__free_unpacked
+                     (Persona__V1__AudienceSize *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &persona__v1__audience_size__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   persona__v1__audience_info__init
+                     (Persona__V1__AudienceInfo         *message)
+{
+  static const Persona__V1__AudienceInfo init_value = PERSONA__V1__AUDIENCE_INFO__INIT;
+  *message = init_value;
+}
+size_t persona__v1__audience_info__get_packed_size
+                     (const Persona__V1__AudienceInfo *message)
+{
+  assert(message->base.descriptor == &persona__v1__audience_info__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t persona__v1__audience_info__pack
+                     (const Persona__V1__AudienceInfo *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &persona__v1__audience_info__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t persona__v1__audience_info__pack_to_buffer
+                     (const Persona__V1__AudienceInfo *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &persona__v1__audience_info__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Persona__V1__AudienceInfo *
+       persona__v1__audience_info__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Persona__V1__AudienceInfo *)
+     protobuf_c_message_unpack (&persona__v1__audience_info__descriptor,
+                                allocator, len, data);
+}
+void   persona__v1__audience_info__free_unpacked
+                     (Persona__V1__AudienceInfo *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &persona__v1__audience_info__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   persona__v1__list_audiences_request__init
+                     (Persona__V1__ListAudiencesRequest         *message)
+{
+  static const Persona__V1__ListAudiencesRequest init_value = PERSONA__V1__LIST_AUDIENCES_REQUEST__INIT;
+  *message = init_value;
+}
+size_t persona__v1__list_audiences_request__get_packed_size
+                     (const Persona__V1__ListAudiencesRequest *message)
+{
+  assert(message->base.descriptor == &persona__v1__list_audiences_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t persona__v1__list_audiences_request__pack
+                     (const Persona__V1__ListAudiencesRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &persona__v1__list_audiences_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t persona__v1__list_audiences_request__pack_to_buffer
+                     (const Persona__V1__ListAudiencesRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &persona__v1__list_audiences_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Persona__V1__ListAudiencesRequest *
+       persona__v1__list_audiences_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Persona__V1__ListAudiencesRequest *)
+     protobuf_c_message_unpack (&persona__v1__list_audiences_request__descriptor,
+                                allocator, len, data);
+}
+void   persona__v1__list_audiences_request__free_unpacked
+                     (Persona__V1__ListAudiencesRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &persona__v1__list_audiences_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   persona__v1__list_audiences_response__init
+                     (Persona__V1__ListAudiencesResponse         *message)
+{
+  static const Persona__V1__ListAudiencesResponse init_value = PERSONA__V1__LIST_AUDIENCES_RESPONSE__INIT;
+  *message = init_value;
+}
+size_t persona__v1__list_audiences_response__get_packed_size
+                     (const Persona__V1__ListAudiencesResponse *message)
+{
+  assert(message->base.descriptor == &persona__v1__list_audiences_response__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t persona__v1__list_audiences_response__pack
+                     (const Persona__V1__ListAudiencesResponse *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &persona__v1__list_audiences_response__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t persona__v1__list_audiences_response__pack_to_buffer
+                     (const Persona__V1__ListAudiencesResponse *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &persona__v1__list_audiences_response__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Persona__V1__ListAudiencesResponse *
+       persona__v1__list_audiences_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Persona__V1__ListAudiencesResponse *)
+     protobuf_c_message_unpack (&persona__v1__list_audiences_response__descriptor,
+                                allocator, len, data);
+}
+void   persona__v1__list_audiences_response__free_unpacked
+                     (Persona__V1__ListAudiencesResponse *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &persona__v1__list_audiences_response__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   persona__v1__audience_members_request__init
+                     (Persona__V1__AudienceMembersRequest         *message)
+{
+  static const Persona__V1__AudienceMembersRequest init_value = PERSONA__V1__AUDIENCE_MEMBERS_REQUEST__INIT;
+  *message = init_value;
+}
+size_t persona__v1__audience_members_request__get_packed_size
+                     (const Persona__V1__AudienceMembersRequest *message)
+{
+  assert(message->base.descriptor == &persona__v1__audience_members_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t persona__v1__audience_members_request__pack
+                     (const Persona__V1__AudienceMembersRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &persona__v1__audience_members_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t persona__v1__audience_members_request__pack_to_buffer
+                     (const Persona__V1__AudienceMembersRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &persona__v1__audience_members_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Persona__V1__AudienceMembersRequest *
+       persona__v1__audience_members_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Persona__V1__AudienceMembersRequest *)
+     protobuf_c_message_unpack (&persona__v1__audience_members_request__descriptor,
+                                allocator, len, data);
+}
+void   persona__v1__audience_members_request__free_unpacked
+                     (Persona__V1__AudienceMembersRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &persona__v1__audience_members_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   persona__v1__audience_members_response__init
+                     (Persona__V1__AudienceMembersResponse         *message)
+{
+  static const Persona__V1__AudienceMembersResponse init_value = PERSONA__V1__AUDIENCE_MEMBERS_RESPONSE__INIT;
+  *message = init_value;
+}
+size_t persona__v1__audience_members_response__get_packed_size
+                     (const Persona__V1__AudienceMembersResponse *message)
+{
+  assert(message->base.descriptor == &persona__v1__audience_members_response__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t persona__v1__audience_members_response__pack
+                     (const Persona__V1__AudienceMembersResponse *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &persona__v1__audience_members_response__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t persona__v1__audience_members_response__pack_to_buffer
+                     (const Persona__V1__AudienceMembersResponse *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &persona__v1__audience_members_response__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Persona__V1__AudienceMembersResponse *
+       persona__v1__audience_members_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Persona__V1__AudienceMembersResponse *)
+     protobuf_c_message_unpack (&persona__v1__audience_members_response__descriptor,
+                                allocator, len, data);
+}
+void   persona__v1__audience_members_response__free_unpacked
+                     (Persona__V1__AudienceMembersResponse *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &persona__v1__audience_members_response__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   persona__v1__audience_overlap_request__init
+                     (Persona__V1__AudienceOverlapRequest         *message)
+{
+  static const Persona__V1__AudienceOverlapRequest init_value = PERSONA__V1__AUDIENCE_OVERLAP_REQUEST__INIT;
+  *message = init_value;
+}
+size_t persona__v1__audience_overlap_request__get_packed_size
+                     (const Persona__V1__AudienceOverlapRequest *message)
+{
+  assert(message->base.descriptor == &persona__v1__audience_overlap_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t persona__v1__audience_overlap_request__pack
+                     (const Persona__V1__AudienceOverlapRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &persona__v1__audience_overlap_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t persona__v1__audience_overlap_request__pack_to_buffer
+                     (const Persona__V1__AudienceOverlapRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &persona__v1__audience_overlap_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Persona__V1__AudienceOverlapRequest *
+       persona__v1__audience_overlap_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Persona__V1__AudienceOverlapRequest *)
+     protobuf_c_message_unpack (&persona__v1__audience_overlap_request__descriptor,
+                                allocator, len, data);
+}
+void   persona__v1__audience_overlap_request__free_unpacked
+                     (Persona__V1__AudienceOverlapRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &persona__v1__audience_overlap_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   persona__v1__audience_overlap_response__init
+                     (Persona__V1__AudienceOverlapResponse         *message)
+{
+  static const Persona__V1__AudienceOverlapResponse init_value = PERSONA__V1__AUDIENCE_OVERLAP_RESPONSE__INIT;
+  *message = init_value;
+}
+size_t persona__v1__audience_overlap_response__get_packed_size
+                     (const Persona__V1__AudienceOverlapResponse *message)
+{
+  assert(message->base.descriptor == &persona__v1__audience_overlap_response__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t persona__v1__audience_overlap_response__pack
+                     (const Persona__V1__AudienceOverlapResponse *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &persona__v1__audience_overlap_response__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t persona__v1__audience_overlap_response__pack_to_buffer
+                     (const Persona__V1__AudienceOverlapResponse *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &persona__v1__audience_overlap_response__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Persona__V1__AudienceOverlapResponse *
+       persona__v1__audience_overlap_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Persona__V1__AudienceOverlapResponse *)
+     protobuf_c_message_unpack (&persona__v1__audience_overlap_response__descriptor,
+                                allocator, len, data);
+}
+void   persona__v1__audience_overlap_response__free_unpacked
+                     (Persona__V1__AudienceOverlapResponse *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &persona__v1__audience_overlap_response__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   persona__v1__export_training_request__init
                      (Persona__V1__ExportTrainingRequest         *message)
 {
@@ -3430,6 +3925,684 @@ const ProtobufCMessageDescriptor persona__v1__segment_members_response__descript
   persona__v1__segment_members_response__field_indices_by_name,
   1,  persona__v1__segment_members_response__number_ranges,
   (ProtobufCMessageInit) persona__v1__segment_members_response__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor persona__v1__define_audience_request__field_descriptors[5] =
+{
+  {
+    "name",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__DefineAudienceRequest, name),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "expression",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__DefineAudienceRequest, expression),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "description",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__DefineAudienceRequest, description),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "remove",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__DefineAudienceRequest, remove),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "validate_only",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__DefineAudienceRequest, validate_only),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned persona__v1__define_audience_request__field_indices_by_name[] = {
+  2,   /* field[2] = description */
+  1,   /* field[1] = expression */
+  0,   /* field[0] = name */
+  3,   /* field[3] = remove */
+  4,   /* field[4] = validate_only */
+};
+static const ProtobufCIntRange persona__v1__define_audience_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 5 }
+};
+const ProtobufCMessageDescriptor persona__v1__define_audience_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "persona.v1.DefineAudienceRequest",
+  "DefineAudienceRequest",
+  "Persona__V1__DefineAudienceRequest",
+  "persona.v1",
+  sizeof(Persona__V1__DefineAudienceRequest),
+  5,
+  persona__v1__define_audience_request__field_descriptors,
+  persona__v1__define_audience_request__field_indices_by_name,
+  1,  persona__v1__define_audience_request__number_ranges,
+  (ProtobufCMessageInit) persona__v1__define_audience_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor persona__v1__audience_error__field_descriptors[3] =
+{
+  {
+    "line",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__AudienceError, line),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "column",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__AudienceError, column),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "message",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__AudienceError, message),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned persona__v1__audience_error__field_indices_by_name[] = {
+  1,   /* field[1] = column */
+  0,   /* field[0] = line */
+  2,   /* field[2] = message */
+};
+static const ProtobufCIntRange persona__v1__audience_error__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 3 }
+};
+const ProtobufCMessageDescriptor persona__v1__audience_error__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "persona.v1.AudienceError",
+  "AudienceError",
+  "Persona__V1__AudienceError",
+  "persona.v1",
+  sizeof(Persona__V1__AudienceError),
+  3,
+  persona__v1__audience_error__field_descriptors,
+  persona__v1__audience_error__field_indices_by_name,
+  1,  persona__v1__audience_error__number_ranges,
+  (ProtobufCMessageInit) persona__v1__audience_error__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor persona__v1__define_audience_response__field_descriptors[2] =
+{
+  {
+    "errors",
+    1,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Persona__V1__DefineAudienceResponse, n_errors),
+    offsetof(Persona__V1__DefineAudienceResponse, errors),
+    &persona__v1__audience_error__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "reads",
+    2,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_STRING,
+    offsetof(Persona__V1__DefineAudienceResponse, n_reads),
+    offsetof(Persona__V1__DefineAudienceResponse, reads),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned persona__v1__define_audience_response__field_indices_by_name[] = {
+  0,   /* field[0] = errors */
+  1,   /* field[1] = reads */
+};
+static const ProtobufCIntRange persona__v1__define_audience_response__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor persona__v1__define_audience_response__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "persona.v1.DefineAudienceResponse",
+  "DefineAudienceResponse",
+  "Persona__V1__DefineAudienceResponse",
+  "persona.v1",
+  sizeof(Persona__V1__DefineAudienceResponse),
+  2,
+  persona__v1__define_audience_response__field_descriptors,
+  persona__v1__define_audience_response__field_indices_by_name,
+  1,  persona__v1__define_audience_response__number_ranges,
+  (ProtobufCMessageInit) persona__v1__define_audience_response__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor persona__v1__audience_size__field_descriptors[2] =
+{
+  {
+    "at_ms",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__AudienceSize, at_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "size",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__AudienceSize, size),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned persona__v1__audience_size__field_indices_by_name[] = {
+  0,   /* field[0] = at_ms */
+  1,   /* field[1] = size */
+};
+static const ProtobufCIntRange persona__v1__audience_size__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor persona__v1__audience_size__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "persona.v1.AudienceSize",
+  "AudienceSize",
+  "Persona__V1__AudienceSize",
+  "persona.v1",
+  sizeof(Persona__V1__AudienceSize),
+  2,
+  persona__v1__audience_size__field_descriptors,
+  persona__v1__audience_size__field_indices_by_name,
+  1,  persona__v1__audience_size__number_ranges,
+  (ProtobufCMessageInit) persona__v1__audience_size__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor persona__v1__audience_info__field_descriptors[7] =
+{
+  {
+    "name",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__AudienceInfo, name),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "expression",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__AudienceInfo, expression),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "description",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__AudienceInfo, description),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "defined_by",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__AudienceInfo, defined_by),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "defined_ms",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__AudienceInfo, defined_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "size",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__AudienceInfo, size),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "history",
+    7,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Persona__V1__AudienceInfo, n_history),
+    offsetof(Persona__V1__AudienceInfo, history),
+    &persona__v1__audience_size__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned persona__v1__audience_info__field_indices_by_name[] = {
+  3,   /* field[3] = defined_by */
+  4,   /* field[4] = defined_ms */
+  2,   /* field[2] = description */
+  1,   /* field[1] = expression */
+  6,   /* field[6] = history */
+  0,   /* field[0] = name */
+  5,   /* field[5] = size */
+};
+static const ProtobufCIntRange persona__v1__audience_info__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 7 }
+};
+const ProtobufCMessageDescriptor persona__v1__audience_info__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "persona.v1.AudienceInfo",
+  "AudienceInfo",
+  "Persona__V1__AudienceInfo",
+  "persona.v1",
+  sizeof(Persona__V1__AudienceInfo),
+  7,
+  persona__v1__audience_info__field_descriptors,
+  persona__v1__audience_info__field_indices_by_name,
+  1,  persona__v1__audience_info__number_ranges,
+  (ProtobufCMessageInit) persona__v1__audience_info__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor persona__v1__list_audiences_request__field_descriptors[1] =
+{
+  {
+    "name",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__ListAudiencesRequest, name),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned persona__v1__list_audiences_request__field_indices_by_name[] = {
+  0,   /* field[0] = name */
+};
+static const ProtobufCIntRange persona__v1__list_audiences_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 1 }
+};
+const ProtobufCMessageDescriptor persona__v1__list_audiences_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "persona.v1.ListAudiencesRequest",
+  "ListAudiencesRequest",
+  "Persona__V1__ListAudiencesRequest",
+  "persona.v1",
+  sizeof(Persona__V1__ListAudiencesRequest),
+  1,
+  persona__v1__list_audiences_request__field_descriptors,
+  persona__v1__list_audiences_request__field_indices_by_name,
+  1,  persona__v1__list_audiences_request__number_ranges,
+  (ProtobufCMessageInit) persona__v1__list_audiences_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor persona__v1__list_audiences_response__field_descriptors[1] =
+{
+  {
+    "audiences",
+    1,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Persona__V1__ListAudiencesResponse, n_audiences),
+    offsetof(Persona__V1__ListAudiencesResponse, audiences),
+    &persona__v1__audience_info__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned persona__v1__list_audiences_response__field_indices_by_name[] = {
+  0,   /* field[0] = audiences */
+};
+static const ProtobufCIntRange persona__v1__list_audiences_response__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 1 }
+};
+const ProtobufCMessageDescriptor persona__v1__list_audiences_response__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "persona.v1.ListAudiencesResponse",
+  "ListAudiencesResponse",
+  "Persona__V1__ListAudiencesResponse",
+  "persona.v1",
+  sizeof(Persona__V1__ListAudiencesResponse),
+  1,
+  persona__v1__list_audiences_response__field_descriptors,
+  persona__v1__list_audiences_response__field_indices_by_name,
+  1,  persona__v1__list_audiences_response__number_ranges,
+  (ProtobufCMessageInit) persona__v1__list_audiences_response__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor persona__v1__audience_members_request__field_descriptors[3] =
+{
+  {
+    "name",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__AudienceMembersRequest, name),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "page_size",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__AudienceMembersRequest, page_size),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "page_token",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__AudienceMembersRequest, page_token),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned persona__v1__audience_members_request__field_indices_by_name[] = {
+  0,   /* field[0] = name */
+  1,   /* field[1] = page_size */
+  2,   /* field[2] = page_token */
+};
+static const ProtobufCIntRange persona__v1__audience_members_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 3 }
+};
+const ProtobufCMessageDescriptor persona__v1__audience_members_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "persona.v1.AudienceMembersRequest",
+  "AudienceMembersRequest",
+  "Persona__V1__AudienceMembersRequest",
+  "persona.v1",
+  sizeof(Persona__V1__AudienceMembersRequest),
+  3,
+  persona__v1__audience_members_request__field_descriptors,
+  persona__v1__audience_members_request__field_indices_by_name,
+  1,  persona__v1__audience_members_request__number_ranges,
+  (ProtobufCMessageInit) persona__v1__audience_members_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor persona__v1__audience_members_response__field_descriptors[2] =
+{
+  {
+    "user_ids",
+    1,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_INT64,
+    offsetof(Persona__V1__AudienceMembersResponse, n_user_ids),
+    offsetof(Persona__V1__AudienceMembersResponse, user_ids),
+    NULL,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_PACKED,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "next_page_token",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__AudienceMembersResponse, next_page_token),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned persona__v1__audience_members_response__field_indices_by_name[] = {
+  1,   /* field[1] = next_page_token */
+  0,   /* field[0] = user_ids */
+};
+static const ProtobufCIntRange persona__v1__audience_members_response__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor persona__v1__audience_members_response__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "persona.v1.AudienceMembersResponse",
+  "AudienceMembersResponse",
+  "Persona__V1__AudienceMembersResponse",
+  "persona.v1",
+  sizeof(Persona__V1__AudienceMembersResponse),
+  2,
+  persona__v1__audience_members_response__field_descriptors,
+  persona__v1__audience_members_response__field_indices_by_name,
+  1,  persona__v1__audience_members_response__number_ranges,
+  (ProtobufCMessageInit) persona__v1__audience_members_response__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor persona__v1__audience_overlap_request__field_descriptors[2] =
+{
+  {
+    "a",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__AudienceOverlapRequest, a),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "b",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__AudienceOverlapRequest, b),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned persona__v1__audience_overlap_request__field_indices_by_name[] = {
+  0,   /* field[0] = a */
+  1,   /* field[1] = b */
+};
+static const ProtobufCIntRange persona__v1__audience_overlap_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor persona__v1__audience_overlap_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "persona.v1.AudienceOverlapRequest",
+  "AudienceOverlapRequest",
+  "Persona__V1__AudienceOverlapRequest",
+  "persona.v1",
+  sizeof(Persona__V1__AudienceOverlapRequest),
+  2,
+  persona__v1__audience_overlap_request__field_descriptors,
+  persona__v1__audience_overlap_request__field_indices_by_name,
+  1,  persona__v1__audience_overlap_request__number_ranges,
+  (ProtobufCMessageInit) persona__v1__audience_overlap_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor persona__v1__audience_overlap_response__field_descriptors[3] =
+{
+  {
+    "a_size",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__AudienceOverlapResponse, a_size),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "b_size",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__AudienceOverlapResponse, b_size),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "both",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__AudienceOverlapResponse, both),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned persona__v1__audience_overlap_response__field_indices_by_name[] = {
+  0,   /* field[0] = a_size */
+  1,   /* field[1] = b_size */
+  2,   /* field[2] = both */
+};
+static const ProtobufCIntRange persona__v1__audience_overlap_response__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 3 }
+};
+const ProtobufCMessageDescriptor persona__v1__audience_overlap_response__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "persona.v1.AudienceOverlapResponse",
+  "AudienceOverlapResponse",
+  "Persona__V1__AudienceOverlapResponse",
+  "persona.v1",
+  sizeof(Persona__V1__AudienceOverlapResponse),
+  3,
+  persona__v1__audience_overlap_response__field_descriptors,
+  persona__v1__audience_overlap_response__field_indices_by_name,
+  1,  persona__v1__audience_overlap_response__number_ranges,
+  (ProtobufCMessageInit) persona__v1__audience_overlap_response__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
 static const ProtobufCFieldDescriptor persona__v1__export_training_request__field_descriptors[9] =
