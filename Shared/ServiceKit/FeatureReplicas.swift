@@ -81,24 +81,31 @@ public final class FeatureReplicas: Sendable {
     /// users, in id order, and the pages merge into one.
     public func segmentMembers(_ request: SegmentMembersRequest, timeout: Duration? = nil) async throws -> SegmentMembersResponse {
         guard replicas.count > 1 else { return try await replicas[0].call(FeatureAPI.segmentMembers, request, timeout: timeout) }
-        let size = request.pageSize == 0 ? 100 : min(Int(request.pageSize), 10_000)
+        let (ids, next) = try await mergedPages(pageSize: request.pageSize, timeout: timeout) { client, timeout in
+            let page = try await client.call(FeatureAPI.segmentMembers, request, timeout: timeout)
+            return (page.userIds, !page.nextPageToken.isEmpty)
+        }
+        var response = SegmentMembersResponse()
+        (response.userIds, response.nextPageToken) = (ids, next)
+        return response
+    }
+
+    /// One page of user ids from every replica serving the partitions, merged: the first
+    /// `pageSize` in id order, and the token of the next page.
+    private func mergedPages(
+        pageSize: UInt32, timeout: Duration?, _ page: (RPCClient, Duration) async throws -> (ids: [Int64], more: Bool)
+    ) async throws -> ([Int64], String) {
+        let size = pageSize == 0 ? 100 : min(Int(pageSize), 10_000)
         return try await retrying(timeout: timeout) { timeout in
-            let (_, owner) = try await table(timeout: timeout)
-            guard let unserved = owner.firstIndex(of: nil) else {
-                var ids = Set<Int64>()
-                var more = false
-                for i in Set(owner.compactMap { $0 }) {
-                    let page = try await replicas[i].call(FeatureAPI.segmentMembers, request, timeout: timeout)
-                    ids.formUnion(page.userIds)
-                    more = more || !page.nextPageToken.isEmpty
-                }
-                var response = SegmentMembersResponse()
-                let sorted = ids.sorted()
-                response.userIds = Array(sorted.prefix(size))
-                if more || sorted.count > size, let last = response.userIds.last { response.nextPageToken = String(last) }
-                return response
+            var ids = Set<Int64>()
+            var more = false
+            for i in try await serving(timeout: timeout) {
+                let answer = try await page(replicas[i], timeout)
+                ids.formUnion(answer.ids)
+                more = more || answer.more
             }
-            throw RPCError(.unavailable, "no feature replica serves partition \(unserved) now (one is taking it over)")
+            let first = Array(ids.sorted().prefix(size))
+            return (first, (more || ids.count > size) ? first.last.map(String.init) ?? "" : "")
         }
     }
 
@@ -144,21 +151,13 @@ public final class FeatureReplicas: Sendable {
     /// AudienceMembers over the replicas: each answers for its own users, the pages merged.
     public func audienceMembers(_ request: AudienceMembersRequest, timeout: Duration? = nil) async throws -> AudienceMembersResponse {
         guard replicas.count > 1 else { return try await replicas[0].call(FeatureAPI.audienceMembers, request, timeout: timeout) }
-        let size = request.pageSize == 0 ? 100 : min(Int(request.pageSize), 10_000)
-        return try await retrying(timeout: timeout) { timeout in
-            var ids = Set<Int64>()
-            var more = false
-            for i in try await serving(timeout: timeout) {
-                let page = try await replicas[i].call(FeatureAPI.audienceMembers, request, timeout: timeout)
-                ids.formUnion(page.userIds)
-                more = more || !page.nextPageToken.isEmpty
-            }
-            var response = AudienceMembersResponse()
-            let sorted = ids.sorted()
-            response.userIds = Array(sorted.prefix(size))
-            if more || sorted.count > size, let last = response.userIds.last { response.nextPageToken = String(last) }
-            return response
+        let (ids, next) = try await mergedPages(pageSize: request.pageSize, timeout: timeout) { client, timeout in
+            let page = try await client.call(FeatureAPI.audienceMembers, request, timeout: timeout)
+            return (page.userIds, !page.nextPageToken.isEmpty)
         }
+        var response = AudienceMembersResponse()
+        (response.userIds, response.nextPageToken) = (ids, next)
+        return response
     }
 
     /// AudienceOverlap over the replicas: the counts summed.

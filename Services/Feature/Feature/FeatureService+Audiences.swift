@@ -9,11 +9,9 @@ import Wire
 /// (`FeatureReplicas` merges the replicas' answers).
 extension FeatureService {
     func defineAudience(_ request: DefineAudienceRequest) async throws -> DefineAudienceResponse {
-        guard (1...64).contains(request.name.utf8.count),
-            request.name.utf8.allSatisfy({ ($0 >= 97 && $0 <= 122) || ($0 >= 48 && $0 <= 57) || $0 == 45 || $0 == 95 })
-        else {
+        guard Names.valid(request.name) else {
             metrics.badRequest("invalid_audience")
-            throw RPCError(.invalidArgument, "an audience's name is 1 to 64 of a-z, 0-9, '-' and '_'")
+            throw RPCError(.invalidArgument, "an audience's name is \(Names.rule)")
         }
         guard request.expression.utf8.count <= 4096, request.description.utf8.count <= 4096 else {
             metrics.badRequest("invalid_audience")

@@ -209,9 +209,7 @@ public struct EventValidator: Sendable {
             try require(l.kind != .unspecified && l.kind.name != nil, "label.kind", e.kind)
         case .audience:
             guard let a = e.audience else { throw reject(.missingField, "audience needs audience") }
-            guard (1...64).contains(a.name.utf8.count),
-                a.name.utf8.allSatisfy({ ($0 >= 97 && $0 <= 122) || ($0 >= 48 && $0 <= 57) || $0 == 45 || $0 == 95 })
-            else { throw reject(.missingField, "audience.name is 1 to 64 of a-z, 0-9, '-' and '_'") }
+            guard Names.valid(a.name) else { throw reject(.missingField, "audience.name is \(Names.rule)") }
             try require(a.deleted || !a.expression.isEmpty, "audience.expression", e.kind)
             try text(a.expression, "audience.expression", limit: rules.maxTextLength)
             try text(a.description, "audience.description", limit: rules.maxTextLength)

@@ -34,8 +34,8 @@ extension RiskControlService {
         guard request.comment.utf8.count <= 4096, request.assignee.utf8.count <= 128 else {
             throw refuse("text_too_long", "a comment is at most 4096 bytes, an assignee at most 128")
         }
-        guard request.team.isEmpty || Self.validTeam(request.team) else {
-            throw refuse("invalid_team", "a team is 1 to 64 of a-z, 0-9, '-' and '_'")
+        guard request.team.isEmpty || Names.valid(request.team) else {
+            throw refuse("invalid_team", "a team is \(Names.rule)")
         }
         guard request.status != .resolved || request.outcome != .unspecified else {
             throw refuse("missing_outcome", "a case is resolved with an outcome: fraud, legitimate or false_positive")
@@ -79,7 +79,7 @@ extension RiskControlService {
     /// ask at once are each given a different case: the log orders their takes, and a take of
     /// a case already taken changes nothing, so the loser tries the next.
     func takeNextCase(_ request: TakeNextCaseRequest) async throws -> TakeNextCaseResponse {
-        guard Self.validTeam(request.team) else { throw refuse("invalid_team", "a team is 1 to 64 of a-z, 0-9, '-' and '_'") }
+        guard Names.valid(request.team) else { throw refuse("invalid_team", "a team is \(Names.rule)") }
         try await awaitView()
         let by = Self.actor
         var response = TakeNextCaseResponse()
@@ -119,11 +119,6 @@ extension RiskControlService {
 
     /// Who makes a change: the person the call acts for, else the caller's token.
     static var actor: String { ActingFor.current ?? RPCContext.current?.caller?.token ?? "anonymous" }
-
-    static func validTeam(_ team: String) -> Bool {
-        (1...64).contains(team.utf8.count)
-            && team.utf8.allSatisfy { ($0 >= 97 && $0 <= 122) || ($0 >= 48 && $0 <= 57) || $0 == 45 || $0 == 95 }
-    }
 
     static func label(_ outcome: CaseOutcome) -> LabelKind {
         switch outcome {
