@@ -134,7 +134,12 @@ extension FeatureService {
 
     private func storedCondition(_ name: String) throws -> Condition {
         guard let a = live.audiences(named: name).first else { throw RPCError(.notFound, "no audience '\(name)'") }
-        return try live.condition(a.definition.expression).get()
+        switch live.condition(a.definition.expression) {
+        case .success(let c): return c
+        case .failure(let invalid):
+            // Only an event appended past DefineAudience can hold one that does not compile.
+            throw RPCError(.failedPrecondition, "audience '\(name)' does not compile: \(invalid.description)")
+        }
     }
 
     /// Measures every audience each `audienceMeasureEvery`, at the hour's start.
