@@ -100,7 +100,10 @@ extension Console {
         switch form["assign"] ?? "" {
         case "": break
         case "me": (r.assign, r.assignee) = (true, session.name)
-        case "nobody": (r.assign, r.assignee) = (true, "")
+        case "nobody":
+            // Back to the queue: nobody's and open, so that "take next" finds it.
+            (r.assign, r.assignee) = (true, "")
+            if r.status == .unspecified { r.status = .`open` }
         default: return badCaseForm("assign is 'me' or 'nobody'", session)
         }
         r.team = (form["team"] ?? "").trimmingCharacters(in: .whitespaces)

@@ -46,12 +46,7 @@ extension FeatureService {
         e.kind = .audience
         e.timestampMs = now
         e.audience = definition
-        var append = AppendRequest()
-        append.events = [e]
-        let answer = try await ingest.call(IngestAPI.append, append, timeout: .seconds(5))
-        guard let status = answer.statuses.first, status.code != .rejected else {
-            throw RPCError(.invalidArgument, "ingest refused the audience: \(answer.statuses.first?.detail ?? "no status")")
-        }
+        let status = try await ingest.appendOne(e, what: "audience")
         // Answered once this replica has folded it, so the caller's next call sees it here.
         let deadline = ContinuousClock.now + .seconds(10)
         while live.offset(Int(status.partition)) <= status.offset {

@@ -106,7 +106,8 @@ extension RiskControlService {
     private func appendCaseChange(_ change: CaseChange) async throws -> Case {
         var record = DecisionRecord()
         record.caseChange = change
-        let offset = try await decisionLog.append(record, id: "case:\(change.caseId):\(change.by):\(change.atMs):\(change.take)")
+        // Unique per call: two changes alike in the same millisecond are two changes.
+        let offset = try await decisionLog.append(record, id: "case:\(change.caseId):\(change.atMs):\(UInt64.random(in: 0...UInt64.max))")
         viewProgress.answered(offset)
         try await awaitView()
         return try storedCase(change.caseId).0

@@ -1,4 +1,5 @@
 import RPC
+import ServiceKit
 import Wire
 
 /// Label: the outcome of an order goes into the event log first (training reads it there),
@@ -38,13 +39,8 @@ extension RiskControlService {
         l.source = request.source
         l.note = request.note
         e.label = l
-        var append = AppendRequest()
-        append.events = [e]
         // Into the log first: a label the log does not hold would never train a model.
-        let answer = try await ingest.call(IngestAPI.append, append, timeout: .seconds(5))
-        guard let status = answer.statuses.first, status.code != .rejected else {
-            throw RPCError(.invalidArgument, "ingest refused the label: \(answer.statuses.first?.detail ?? "no status")")
-        }
+        let status = try await ingest.appendOne(e, what: "label")
         // Then into the decision log, from which the view labels the order's decisions.
         var q = QueryDecisionsRequest()
         q.orderId = request.orderId
