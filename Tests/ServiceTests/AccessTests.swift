@@ -177,6 +177,39 @@ struct AccessTests {
         try await check(RecommendService.self, recommend, 0x05)
     }
 
+    @Test("an audience event appended with a producer token is refused NOT_ALLOWED; a service token's is stored")
+    func audienceEventsNeedAService() async throws {
+        let file = temporaryDirectory() + ".tokens"
+        let producer = "producer-secret-0123456789", service = "service-secret-0123456789"
+        try "producer shop \(producer)\nservice svc \(service)\n".write(toFile: file, atomically: true, encoding: .utf8)
+        defer { ProcessCredential.set(nil) }
+        let options = ServiceOptions.Resolved(
+            host: "127.0.0.1", port: 0, metricsPort: 0, dataDir: temporaryDirectory(), logLevel: .error, tokensFile: file)
+        let host = try await ServiceHost<IngestService>(options: options, settings: IngestSettings())
+        let (port, _) = try await host.start()
+        let running = Task { try await host.run(handleSignals: false) }
+        defer { host.shutdown() }
+        func append(as secret: String, id: String) async throws -> EventStatus? {
+            var config = RPCClient.Config.defaults(host: "127.0.0.1", port: port)
+            config.credential = Array(secret.utf8)
+            let client = RPCClient(config: config)
+            defer { Task { await client.shutdown() } }
+            var e = Event()
+            (e.eventId, e.kind, e.timestampMs) = (id, .audience, 1_700_000_000_000)
+            var a = AudienceDefinition()
+            (a.name, a.expression) = ("everyone", "frequency >= 0")
+            e.audience = a
+            var r = AppendRequest()
+            r.events = [e]
+            return try await client.call(IngestAPI.append, r, timeout: .seconds(5)).statuses.first
+        }
+        let refused = try #require(try await append(as: producer, id: "a1"))
+        #expect(refused.code == .rejected && refused.reason == .notAllowed, "\(refused)")
+        #expect(try await append(as: service, id: "a2")?.code == .accepted)
+        host.shutdown()
+        _ = await running.result
+    }
+
     @Test("a token is rotated without a restart: old and new both accepted, then the old one removed")
     func rotation() async throws {
         let file = temporaryDirectory() + ".tokens"

@@ -142,9 +142,16 @@ public final class IngestService: PersonaService {
                 switch validator.validate(batch.event(i), nowMs: now) {
                 case .failure(let rejection): checked = rejection
                 case .success(var event):
-                    protect(&event)
-                    batch.replace(i, with: event)
-                    checked = nil
+                    if event.kind == .audience, let role = RPCContext.current?.caller?.role, role != .service && role != .admin {
+                        // An audience is checked by Feature/DefineAudience before it is appended.
+                        checked = EventValidator.Rejection(
+                            reason: .notAllowed,
+                            detail: "audience events are appended by Feature/DefineAudience, not by a \(role.rawValue) token")
+                    } else {
+                        protect(&event)
+                        batch.replace(i, with: event)
+                        checked = nil
+                    }
                 }
             }
             if let rejection = checked {

@@ -47,9 +47,10 @@ public struct RejectReason: RawRepresentable, Hashable, Sendable, CustomStringCo
     public static let textTooLong = RejectReason(rawValue: 8)
     public static let unknownKind = RejectReason(rawValue: 9)
     public static let missingEventId = RejectReason(rawValue: 10)
+    public static let notAllowed = RejectReason(rawValue: 11)
     public static let allKnown: [RejectReason] = [
         .none, .missingField, .invalidUser, .timestampInFuture, .timestampTooOld, .invalidAmount, .ratingOutOfRange, .invalidQuantity,
-        .textTooLong, .unknownKind, .missingEventId,
+        .textTooLong, .unknownKind, .missingEventId, .notAllowed,
     ]
     /// The value's proto name without the enum prefix, lower case (`add_to_cart`).
     public var name: String? {
@@ -65,6 +66,7 @@ public struct RejectReason: RawRepresentable, Hashable, Sendable, CustomStringCo
         case 8: "text_too_long"
         case 9: "unknown_kind"
         case 10: "missing_event_id"
+        case 11: "not_allowed"
         default: nil
         }
     }
@@ -81,6 +83,7 @@ public struct RejectReason: RawRepresentable, Hashable, Sendable, CustomStringCo
         case "text_too_long": self = .textTooLong
         case "unknown_kind": self = .unknownKind
         case "missing_event_id": self = .missingEventId
+        case "not_allowed": self = .notAllowed
         default: return nil
         }
     }

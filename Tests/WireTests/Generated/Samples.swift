@@ -1210,7 +1210,7 @@ extension EventStatus {
         var m = EventStatus()
         if variant == 0 {
             m.code = .init(rawValue: 2)
-            m.reason = .init(rawValue: 10)
+            m.reason = .init(rawValue: 11)
             m.detail = "h\u{e9}llo \"w\\orld\" \u{1F600}"
             m.partition = UInt32.max
             m.offset = UInt64.max

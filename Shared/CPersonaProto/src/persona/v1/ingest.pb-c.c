@@ -1242,7 +1242,7 @@ const ProtobufCEnumDescriptor persona__v1__append_code__descriptor =
   persona__v1__append_code__value_ranges,
   NULL,NULL,NULL,NULL   /* reserved[1234] */
 };
-static const ProtobufCEnumValue persona__v1__reject_reason__enum_values_by_number[11] =
+static const ProtobufCEnumValue persona__v1__reject_reason__enum_values_by_number[12] =
 {
   { "REJECT_REASON_NONE", "PERSONA__V1__REJECT_REASON__REJECT_REASON_NONE", 0 },
   { "REJECT_REASON_MISSING_FIELD", "PERSONA__V1__REJECT_REASON__REJECT_REASON_MISSING_FIELD", 1 },
@@ -1255,11 +1255,12 @@ static const ProtobufCEnumValue persona__v1__reject_reason__enum_values_by_numbe
   { "REJECT_REASON_TEXT_TOO_LONG", "PERSONA__V1__REJECT_REASON__REJECT_REASON_TEXT_TOO_LONG", 8 },
   { "REJECT_REASON_UNKNOWN_KIND", "PERSONA__V1__REJECT_REASON__REJECT_REASON_UNKNOWN_KIND", 9 },
   { "REJECT_REASON_MISSING_EVENT_ID", "PERSONA__V1__REJECT_REASON__REJECT_REASON_MISSING_EVENT_ID", 10 },
+  { "REJECT_REASON_NOT_ALLOWED", "PERSONA__V1__REJECT_REASON__REJECT_REASON_NOT_ALLOWED", 11 },
 };
 static const ProtobufCIntRange persona__v1__reject_reason__value_ranges[] = {
-{0, 0},{0, 11}
+{0, 0},{0, 12}
 };
-static const ProtobufCEnumValueIndex persona__v1__reject_reason__enum_values_by_name[11] =
+static const ProtobufCEnumValueIndex persona__v1__reject_reason__enum_values_by_name[12] =
 {
   { "REJECT_REASON_INVALID_AMOUNT", 5 },
   { "REJECT_REASON_INVALID_QUANTITY", 7 },
@@ -1267,6 +1268,7 @@ static const ProtobufCEnumValueIndex persona__v1__reject_reason__enum_values_by_
   { "REJECT_REASON_MISSING_EVENT_ID", 10 },
   { "REJECT_REASON_MISSING_FIELD", 1 },
   { "REJECT_REASON_NONE", 0 },
+  { "REJECT_REASON_NOT_ALLOWED", 11 },
   { "REJECT_REASON_RATING_OUT_OF_RANGE", 6 },
   { "REJECT_REASON_TEXT_TOO_LONG", 8 },
   { "REJECT_REASON_TIMESTAMP_IN_FUTURE", 3 },
@@ -1280,9 +1282,9 @@ const ProtobufCEnumDescriptor persona__v1__reject_reason__descriptor =
   "RejectReason",
   "Persona__V1__RejectReason",
   "persona.v1",
-  11,
+  12,
   persona__v1__reject_reason__enum_values_by_number,
-  11,
+  12,
   persona__v1__reject_reason__enum_values_by_name,
   1,
   persona__v1__reject_reason__value_ranges,
