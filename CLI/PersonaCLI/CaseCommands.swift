@@ -11,10 +11,8 @@ struct RiskCases: AsyncParsableCommand {
         abstract: "The case queues: list them, show a case, take the next one, or change one (status, assignee, team, comment, outcome).",
         subcommands: [List.self, Show.self, Take.self, Update.self], defaultSubcommand: List.self)
 
-    static let statuses: [String: CaseStatus] = [
-        "open": .`open`, "investigating": .investigating, "waiting": .waiting, "resolved": .resolved,
-    ]
-    static let outcomes: [String: CaseOutcome] = ["fraud": .fraud, "legitimate": .legitimate, "false_positive": .falsePositive]
+    static let statuses = Dictionary(uniqueKeysWithValues: CaseStatus.allKnown.dropFirst().map { ($0.name ?? "", $0) })
+    static let outcomes = Dictionary(uniqueKeysWithValues: CaseOutcome.allKnown.dropFirst().map { ($0.name ?? "", $0) })
 
     static func row(_ c: Case) -> [String] {
         [

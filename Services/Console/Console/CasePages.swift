@@ -6,8 +6,9 @@ import Wire
 /// Cases: the queue of each team, "take next", and a case worked to its outcome; each a
 /// QueryCases, GetCase, UpdateCase or TakeNextCase call to risk-control made for the person.
 extension Console {
-    static let caseStatuses = ["open", "investigating", "waiting", "resolved"]
-    static let caseOutcomes = ["fraud", "legitimate", "false_positive"]
+    /// The schema's names: open, investigating, waiting, resolved; fraud, legitimate, false_positive.
+    static let caseStatuses = CaseStatus.allKnown.dropFirst().compactMap(\.name)
+    static let caseOutcomes = CaseOutcome.allKnown.dropFirst().compactMap(\.name)
 
     static func caseRow(_ c: Case) -> [String: Any] {
         var row: [String: Any] = [

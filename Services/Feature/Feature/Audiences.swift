@@ -100,23 +100,16 @@ extension LiveFeatures {
     /// `afterID`; `visit` is given the user and their memberships and returns false to stop.
     func forEachMembership(_ conditions: [Condition], afterID: Int64 = 0, _ visit: (Int64, [Bool]) -> Bool) {
         let scorers = userScorers
-        lock.read(state) { s in
-            let cuts = s.rfmCuts(refresh: true)
-            for id in s.users.values.map(\.id).filter({ $0 > afterID }).sorted() {
-                let view = ProfileView(s.users[id]!, state: s, nowMs: s.watermarkMs, cuts: cuts)
-                let values = FeatureCatalog.values(view)
-                let memberships = conditions.map {
-                    $0.holds(AudienceNames.bindings($0, view: view, values: values, scorers: scorers))
-                }
-                if !visit(id, memberships) { return }
-            }
+        forEachView(afterID: afterID) { id, view in
+            let values = FeatureCatalog.values(view)
+            return visit(id, conditions.map { $0.holds(AudienceNames.bindings($0, view: view, values: values, scorers: scorers)) })
         }
     }
 
-    /// Measures every audience's size now and appends it to its history at `atMs` (an hour's
-    /// start; a second measure in the same hour replaces the first).
-    func measureAudiences(atMs: Int64) {
-        let defined = audiences()
+    /// Measures every audience's size now (or the one `named`) and appends it to its history
+    /// at `atMs` (an hour's start; a second measure in the same hour replaces the first).
+    func measureAudiences(atMs: Int64, named name: String = "") {
+        let defined = audiences(named: name)
         let conditions = defined.compactMap { a -> (String, Condition)? in
             guard case .success(let c) = condition(a.definition.expression) else { return nil }
             return (a.definition.name, c)

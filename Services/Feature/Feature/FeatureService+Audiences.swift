@@ -53,7 +53,7 @@ extension FeatureService {
             guard ContinuousClock.now < deadline else { throw RPCError(.unavailable, "the audience is in the log but not yet read here") }
             try await Task.sleep(for: .milliseconds(5))
         }
-        if !request.remove { live.measureAudiences(atMs: Self.hour(now)) }
+        if !request.remove { live.measureAudiences(atMs: Self.hour(now), named: request.name) }
         RPCContext.current?.audit(
             request.remove ? "deleted audience \(request.name)" : "defined audience \(request.name): \(request.expression)")
         return response

@@ -286,24 +286,36 @@ public final class LiveFeatures: @unchecked Sendable {
             guard let found = userScorers.first(where: { $0.name == name }) else { return nil }
             scorer = found
         }
-        return lock.read(state) { s in
-            let cuts = s.rfmCuts(refresh: true)
-            var out: [Int64] = []
-            for id in s.users.values.map(\.id).filter({ $0 > afterID }).sorted() {
-                let user = s.users[id]!
-                let view = ProfileView(user, state: s, nowMs: s.watermarkMs, cuts: cuts)
-                let member: Bool
-                switch audience {
-                case .score(_, let bound): member = scorer!.probability(FeatureCatalog.values(view)) >= bound
-                case .segment(let segment):
-                    member = segments.map { $0.assign(FeatureCatalog.values(view)).segment == Int(segment) } ?? (user.segment == segment)
-                case .tag(let tag): member = view.tags(view.rfm).contains(tag)
-                }
-                guard member else { continue }
-                if out.count == limit { return (out, true) }
-                out.append(id)
+        var out: [Int64] = []
+        var more = false
+        forEachView(afterID: afterID) { id, view in
+            let member: Bool
+            switch audience {
+            case .score(_, let bound): member = scorer!.probability(FeatureCatalog.values(view)) >= bound
+            case .segment(let segment):
+                member = segments.map { $0.assign(FeatureCatalog.values(view)).segment == Int(segment) } ?? (view.user.segment == segment)
+            case .tag(let tag): member = view.tags(view.rfm).contains(tag)
             }
-            return (out, false)
+            guard member else { return true }
+            if out.count == limit {
+                more = true
+                return false
+            }
+            out.append(id)
+            return true
+        }
+        return (out, more)
+    }
+
+    /// Every user held here as a profile view at the state's clock, in id order after
+    /// `afterID`, under the read lock; `visit` returns false to stop (segment, tag and score
+    /// members; audiences).
+    func forEachView(afterID: Int64 = 0, _ visit: (Int64, ProfileView) -> Bool) {
+        lock.read(state) { s in
+            let cuts = s.rfmCuts(refresh: true)
+            for id in s.users.values.map(\.id).filter({ $0 > afterID }).sorted() {
+                if !visit(id, ProfileView(s.users[id]!, state: s, nowMs: s.watermarkMs, cuts: cuts)) { return }
+            }
         }
     }
 
