@@ -152,12 +152,9 @@ public struct ModelService: PersonaService {
     ) throws -> ModelInfo {
         var report = report
         report.createdMs = info.createdMs
-        let stored = try registry.add(name: name, artifact: artifact, info: info, report: report)
+        let stored = try registry.add(name: name, artifact: artifact, info: info, report: report, publish: publish)
         metrics.versionTrained(kind: kind)
-        if publish {
-            _ = try registry.publish(name, stored.version)
-            context.logger.info("published \(name) v\(stored.version)")
-        }
+        if publish { context.logger.info("published \(name) v\(stored.version)") }
         return stored
     }
 

@@ -66,9 +66,11 @@ public final class Registry: @unchecked Sendable {
         "\(directory(info.name))/v\(info.version)\(info.revision == 0 ? "" : ".r\(info.revision)").model"
     }
 
-    /// Stores a new version of `name` and returns its info (version = the next number).
-    public func add(name: String, artifact: [UInt8], info template: ModelInfo, report reportTemplate: EvaluationReport) throws -> ModelInfo
-    {
+    /// Stores a new version of `name` and returns its info (version = the next number). With
+    /// `publish` it is published in the same step, so no reader lists it unpublished first.
+    public func add(
+        name: String, artifact: [UInt8], info template: ModelInfo, report reportTemplate: EvaluationReport, publish: Bool = false
+    ) throws -> ModelInfo {
         guard Self.validName(name) else {
             throw Failure(code: .invalid, description: "model name '\(name)' must be letters, digits, '_' or '-'")
         }
@@ -89,7 +91,9 @@ public final class Registry: @unchecked Sendable {
             try writeInfo(info, report)
             infos[name, default: [:]][version] = info
             reports[name, default: [:]][version] = report
-            return info
+            guard publish else { return info }
+            try setHistory(name, (history[name] ?? []) + [version])
+            return marked(info)
         }
     }
 
