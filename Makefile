@@ -87,12 +87,14 @@ test: check-proto
 
 # The risk console in a real browser (scripts/browser-test.sh): Debian's chromium driven by
 # python3-selenium against a console, risk-control and ingest from the debug build; it writes
-# a screenshot of each page to docs/console/. .ci/run runs it after make test.
+# a screenshot of each page to docs/console/. Then a campaign's HTML report drawn in headless
+# Chromium (scripts/campaign-report-test.sh; docs/campaigns/report.png). .ci/run runs it after make test.
 browser-test: deps
 	@dpkg -s chromium chromium-driver python3-selenium >/dev/null 2>&1 || { SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium chromium-driver python3-selenium; }
 	swift build
 	BIN=$$(swift build --show-bin-path) scripts/browser-test.sh
+	BIN=$$(swift build --show-bin-path) scripts/campaign-report-test.sh
 
 run: build secrets
 	@for s in $(SERVICES); do \

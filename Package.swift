@@ -54,9 +54,9 @@ func service(_ name: String, _ dependencies: [Target.Dependency]) -> [Target] {
 let services: [(name: String, executable: String, dependencies: [Target.Dependency])] = [
     ("Ingest", "persona-ingest", ["Store", "EventLog", "DataStructures", "PersonalData", prometheus]),
     ("Feature", "persona-feature", ["Store", "CMemory", "DataStructures", "Profiles", "Classifiers", "Rules", prometheus]),
-    ("Model", "persona-model", ["Store", "Math", "Recommenders", "Classifiers"]),
+    ("Model", "persona-model", ["Store", "Math", "Recommenders", "Classifiers", "Uplift"]),
     ("RiskControl", "persona-risk-control", ["Math", "Classifiers", "PersonalData", "Profiles", "SQLite", "EventLog", "CNATS", "Rules"]),
-    ("Recommend", "persona-recommend", ["Math", "Recommenders", "Profiles", "DataStructures"]),
+    ("Recommend", "persona-recommend", ["Math", "Recommenders", "Profiles", "DataStructures", "Uplift"]),
 ]
 
 let package = Package(
@@ -160,7 +160,7 @@ let package = Package(
         .target(
             name: "ServiceKit",
             dependencies: [
-                "RPC", "Wire", "Store", "CMemory", "DataStructures",
+                "RPC", "Wire", "Store", "CMemory", "DataStructures", "Uplift",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -184,7 +184,9 @@ let package = Package(
             .target(name: "Rules", dependencies: ["Wire"], path: "Shared/Rules", swiftSettings: swiftSettings),
             // Campaigns measured and targeted: the control-group split, treatment against
             // control with intervals, uplift models and Qini curves (docs/CAMPAIGNS.md).
-            .target(name: "Uplift", dependencies: ["Math", "DataStructures"], path: "Shared/Uplift", swiftSettings: swiftSettings),
+            .target(
+                name: "Uplift", dependencies: ["Math", "DataStructures", "Store", "Wire", "Classifiers"], path: "Shared/Uplift",
+                swiftSettings: swiftSettings),
         ]
         + services.flatMap { service($0.name, $0.dependencies) }
         + [
@@ -215,7 +217,7 @@ let package = Package(
 
             .target(
                 name: "TestSupport",
-                dependencies: ["RPC", "Wire", "ServiceKit", "Math", "Ingest", "Feature", "Model", logging] + nio,
+                dependencies: ["RPC", "Wire", "ServiceKit", "Math", "Ingest", "Feature", "Model", "Datasets", logging] + nio,
                 path: "Tests/TestSupport", swiftSettings: swiftSettings),
             .testTarget(
                 name: "WireTests", dependencies: ["Wire", "TestSupport"],
@@ -232,7 +234,7 @@ let package = Package(
                 name: "ModelTests",
                 dependencies: [
                     "Model", "Recommend", "Feature", "Math", "Recommenders", "Classifiers", "Datasets", "Ingest", "ServiceKit", "RPC",
-                    "Wire", "TestSupport",
+                    "Wire", "TestSupport", "Uplift",
                 ],
                 path: "Tests/ModelTests", swiftSettings: swiftSettings),
             .testTarget(

@@ -3,7 +3,7 @@
 # installed when missing) and writes a PNG screenshot beside it, then checks that the page
 # drew its charts: the screenshot must exist and be mostly not blank.
 #
-#   scripts/check-report.sh REPORT.html [OUT.png]
+#   scripts/check-report.sh REPORT.html [OUT.png]   (HEIGHT: the window's height, 1500 unless set)
 set -euo pipefail
 report=$(realpath "$1")
 out=${2:-${report%.html}.png}
@@ -13,7 +13,7 @@ if ! command -v chromium >/dev/null; then
 fi
 grep -q "<svg" "$report" || { echo "$report has no inline SVG chart"; exit 1; }
 if grep -Eq '<script|src="http|href="http' "$report"; then echo "$report is not self-contained"; exit 1; fi
-chromium --headless --no-sandbox --disable-gpu --hide-scrollbars --window-size=1100,1500 --screenshot="$out" "file://$report" >/dev/null 2>&1
+chromium --headless --no-sandbox --disable-gpu --hide-scrollbars --window-size=1100,${HEIGHT:-1500} --screenshot="$out" "file://$report" >/dev/null 2>&1
 [ -s "$out" ] || { echo "no screenshot written"; exit 1; }
 python3 - "$out" <<'PY'
 import struct, sys, zlib

@@ -8,7 +8,8 @@ struct Persona: AsyncParsableCommand {
         abstract: "Talk to a running Persona suite.",
         subcommands: [
             HealthCommand.self, ImportCommand.self, ProfileCommand.self, TrainCommand.self, ModelsCommand.self, ModelCommand.self,
-            SegmentsCommand.self, AudienceCommand.self, JobsCommand.self, RecommendCommand.self, SimilarCommand.self, PopularCommand.self,
+            SegmentsCommand.self, AudienceCommand.self, CampaignCommand.self, JobsCommand.self, RecommendCommand.self, SimilarCommand.self,
+            PopularCommand.self,
             RiskCommand.self,
             EraseCommand.self, AuditCommand.self, EvalCommand.self, ReferenceCommand.self, ConsoleCommand.self,
         ])

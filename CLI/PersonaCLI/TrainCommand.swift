@@ -48,7 +48,8 @@ struct TrainCommand: AsyncParsableCommand {
 
     @OptionGroup var endpoints: Endpoints
 
-    static let kinds = RecommenderModel.Kind.allCases.map(\.rawValue) + ["fraud", "propensity", "churn", "gbdt", "logistic", "segments"]
+    static let kinds =
+        RecommenderModel.Kind.allCases.map(\.rawValue) + ["fraud", "propensity", "churn", "gbdt", "logistic", "segments", "uplift"]
     /// The kinds that name a classifier's target; they train the gbdt learner unless `learner=` says otherwise.
     static let targets = ["fraud", "propensity", "churn"]
 

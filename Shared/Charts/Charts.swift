@@ -131,4 +131,36 @@ public enum Charts {
         svg += "<line x1=\"\(left)\" x2=\"\(w - right)\" y1=\"\(h - bottom)\" y2=\"\(h - bottom)\" stroke=\"#999\"/>"
         return svg + "</svg>"
     }
+
+    /// Differences with their intervals, one row each, on a shared axis through zero (a
+    /// forest plot): an interval that crosses the zero line is one chance could give.
+    public static func intervalChart(title: String, rows: [(label: String, value: Double, low: Double, high: Double)]) -> String {
+        let w = 460.0, left = 150.0, right = 24.0, top = 36.0, row = 30.0, bottom = 30.0
+        let h = top + row * Double(rows.count) + bottom
+        let ends = rows.flatMap { [$0.low, $0.high, $0.value] }.filter(\.isFinite) + [0]
+        guard let lo = ends.min(), let hi = ends.max(), !rows.isEmpty else { return "" }
+        let axis = ticks(lo, hi)
+        func px(_ x: Double) -> Double { left + (x - axis.lo) / (axis.hi - axis.lo) * (w - left - right) }
+        var svg =
+            """
+            <svg width=\"\(Int(w))\" height=\"\(Int(h))\" viewBox=\"0 0 \(Int(w)) \(Int(h))\" \
+            xmlns=\"http://www.w3.org/2000/svg\" font-size=\"11\">
+            """
+        svg += "<text x=\"\(Int(w / 2))\" y=\"20\" text-anchor=\"middle\" font-size=\"13\" font-weight=\"bold\">\(escape(title))</text>"
+        for (x, label) in zip(axis.values, axis.labels) {
+            svg += "<line x1=\"\(px(x))\" x2=\"\(px(x))\" y1=\"\(top)\" y2=\"\(h - bottom)\" stroke=\"#e4e4e4\"/>"
+            svg += "<text x=\"\(px(x))\" y=\"\(h - bottom + 16)\" text-anchor=\"middle\">\(label)</text>"
+        }
+        svg += "<line x1=\"\(px(0))\" x2=\"\(px(0))\" y1=\"\(top)\" y2=\"\(h - bottom)\" stroke=\"#666\"/>"
+        for (n, r) in rows.enumerated() where r.value.isFinite {
+            let y = top + Double(n) * row + row / 2
+            let color = r.low > 0 ? palette[2] : r.high < 0 ? palette[3] : palette[0]
+            svg += "<text x=\"\(left - 8)\" y=\"\(y + 4)\" text-anchor=\"end\">\(escape(r.label))</text>"
+            if r.low.isFinite && r.high.isFinite {
+                svg += "<line x1=\"\(px(r.low))\" x2=\"\(px(r.high))\" y1=\"\(y)\" y2=\"\(y)\" stroke=\"\(color)\" stroke-width=\"3\"/>"
+            }
+            svg += "<circle cx=\"\(px(r.value))\" cy=\"\(y)\" r=\"5\" fill=\"\(color)\"/>"
+        }
+        return svg + "</svg>"
+    }
 }

@@ -11,6 +11,7 @@ public enum DatasetFormat: String, CaseIterable, Sendable {
     case cdnow
     case ratings
     case fraud
+    case orders
 
     public struct Options: Sendable {
         public var withLabels = true
@@ -35,6 +36,7 @@ public enum DatasetFormat: String, CaseIterable, Sendable {
         case .cdnow: return cdnow(lines, &skips)
         case .ratings: return ratings(lines, &skips)
         case .fraud: return fraud(lines, options, &skips)
+        case .orders: return orders(lines, &skips)
         }
     }
 
@@ -63,6 +65,32 @@ public enum DatasetFormat: String, CaseIterable, Sendable {
         e.timestampMs = at
         e.channel = "import"
         return e
+    }
+
+    // MARK: A shop's orders: user_id,order_id,unix seconds,item_id,total[,coupon_code,discount]
+
+    private func orders(_ lines: [Substring], _ skips: inout Skips) -> [Event] {
+        var out: [Event] = []
+        for (n, line) in lines.enumerated() where !line.isEmpty && !line.hasPrefix("user_id") {
+            let f = CSV.fields(line)
+            guard f.count == 5 || f.count == 7, let user = Int64(f[0]), let seconds = Int64(f[2]), let item = Int64(f[3]),
+                let total = Double(f[4]), !f[1].isEmpty
+            else {
+                skips.skip("unparsable row")
+                continue
+            }
+            var e = event(.purchase, id(n, line), user: user, at: seconds * 1000)
+            var order = Order()
+            order.orderId = f[1]
+            var l = OrderLine()
+            (l.itemId, l.quantity, l.unitPrice) = (item, 1, total)
+            order.lines = [l]
+            order.total = total
+            if f.count == 7 { (order.couponCode, order.discount) = (f[5], Double(f[6]) ?? 0) }
+            e.order = order
+            out.append(e)
+        }
+        return out
     }
 
     // MARK: Taobao UserBehavior: user,item,category,behavior(pv|cart|fav|buy),unix seconds

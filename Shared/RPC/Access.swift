@@ -36,7 +36,7 @@ public enum AccessTable {
     /// state, and the risk team's rule, list, label and case changes.
     public static let audited: Set<UInt16> = adminOnly.subtracting([AuditAPI.read.id]).union([
         RiskAPI.publishRules.id, RiskAPI.updateLists.id, RiskAPI.label.id, RiskAPI.updateCase.id, RiskAPI.takeNextCase.id,
-        FeatureAPI.defineAudience.id,
+        FeatureAPI.defineAudience.id, ModelAPI.defineCampaign.id, ModelAPI.launchCampaign.id,
     ])
 
     public static let roles: [UInt16: Set<Role>] = {
@@ -56,6 +56,10 @@ public enum AccessTable {
         allow([.analyst], [FeatureAPI.defineAudience.id])
         allow([.service], [FeatureAPI.exportTraining.id, FeatureAPI.requestFeatures.id])
         allow([.service, .analyst], [ModelAPI.listModels.id, ModelAPI.getReport.id, ModelAPI.jobStatus.id, ModelAPI.listJobs.id])
+        // Marketers (analysts) run campaigns and read their reports.
+        allow(
+            [.analyst],
+            [ModelAPI.defineCampaign.id, ModelAPI.listCampaigns.id, ModelAPI.launchCampaign.id, ModelAPI.campaignReport.id])
         allow([.service], [ModelAPI.getModel.id, ModelAPI.watchModels.id])
         allow([.service, .analyst], [RiskAPI.score.id])
         allow(

@@ -49,6 +49,10 @@ public enum ModelAPI {
     public static let rollback = Method<RollbackModelRequest, PublishModelResponse>(id: 0x0308, name: "Model/Rollback")
     public static let watchModels = Method<WatchModelsRequest, WatchModelsResponse>(id: 0x0309, name: "Model/WatchModels")
     public static let getReport = Method<GetReportRequest, EvaluationReport>(id: 0x030A, name: "Model/GetReport")
+    public static let defineCampaign = Method<DefineCampaignRequest, DefineCampaignResponse>(id: 0x030B, name: "Model/DefineCampaign")
+    public static let listCampaigns = Method<ListCampaignsRequest, ListCampaignsResponse>(id: 0x030C, name: "Model/ListCampaigns")
+    public static let launchCampaign = Method<LaunchCampaignRequest, LaunchCampaignResponse>(id: 0x030D, name: "Model/LaunchCampaign")
+    public static let campaignReport = Method<CampaignReportRequest, CampaignReport>(id: 0x030E, name: "Model/CampaignReport")
 }
 
 public enum RiskAPI {

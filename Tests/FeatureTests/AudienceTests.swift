@@ -11,12 +11,6 @@ import Wire
 /// Audiences through a real ingest and feature service over the Online Retail sample.
 @Suite("Audiences", .serialized, .timeLimit(.minutes(3)))
 struct AudienceTests {
-    static func retailEvents() throws -> [Event] {
-        let text = try String(contentsOf: repositoryRoot.appendingPathComponent("Samples/online-retail-2010-12.csv"), encoding: .utf8)
-        var skips = DatasetFormat.Skips()
-        return DatasetFormat.onlineRetail.events(lines: text.split(separator: "\n").dropFirst().map { $0 }, skips: &skips)
-    }
-
     @Test(
         """
         an audience is checked like a rule (errors at their column), kept in the log, and its members, size, history and \
@@ -24,7 +18,7 @@ struct AudienceTests {
         """
     )
     func defineAndEvaluate() async throws {
-        let events = try Self.retailEvents()
+        let events = try onlineRetailSample()
         try await withIngest { ingest, ingestPort in
             try await append(ingest, events)
             try await withFeature(ingestPort: ingestPort) { feature, _ in

@@ -499,6 +499,26 @@ struct RerankTests {
         #expect(HashSet32(table: [1, 2]) == nil)
     }
 
+    @Test("a campaign's boost lifts its items and categories for its treated users, adds its chosen items, and is explained")
+    func campaignBoosts() async throws {
+        let b = try blend()
+        let plain = await b.recommend(userID: 999_999, history: history, n: 5, catalogue: catalogue())
+        let last = try #require(plain.last)
+        // An item no model and no list knows: only the campaign brings it.
+        let unseen: Int64 = 9_999
+        var ctx = Recommender.Context()
+        ctx.campaignBoosts = [Recommender.CampaignBoost(campaign: "spring", items: [last.itemID, unseen], categories: [], factor: 50)]
+        let boosted = await b.recommend(userID: 999_999, history: history, n: 5, context: ctx, catalogue: catalogue())
+        #expect(Set(boosted.prefix(2).map(\.itemID)) == [last.itemID, unseen], "\(boosted.map(\.itemID))")
+        #expect(boosted.first?.contributions.contains { $0.name == "campaign:spring" && $0.value == 50 && $0.kind == .boost } == true)
+        #expect(boosted.first { $0.itemID == unseen }?.source == "campaign")
+        ctx.excluding = [unseen]
+        #expect(
+            !(await b.recommend(userID: 999_999, history: history, n: 5, context: ctx, catalogue: catalogue())).contains {
+                $0.itemID == unseen
+            })
+    }
+
     @Test("tags boost and bury, the user's categories and price band lift their items, and each boost is explained")
     func boosts() async throws {
         var b = try blend()

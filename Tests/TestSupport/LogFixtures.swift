@@ -1,6 +1,16 @@
+import Datasets
+import Foundation
 public import RPC
 import ServiceKit
 public import Wire
+
+/// The Online Retail sample's events (Samples/online-retail-2010-12.csv: 1 to 7 December
+/// 2010), as `persona import --format online-retail` reads them.
+public func onlineRetailSample() throws -> [Event] {
+    let text = try String(contentsOf: repositoryRoot.appendingPathComponent("Samples/online-retail-2010-12.csv"), encoding: .utf8)
+    var skips = DatasetFormat.Skips()
+    return DatasetFormat.onlineRetail.events(lines: text.split(separator: "\n").dropFirst().map { $0 }, skips: &skips)
+}
 
 /// An item action (a view unless `kind` says otherwise) of `user` on `item` at `ms`, with
 /// an id made of its fields.

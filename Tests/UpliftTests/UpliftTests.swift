@@ -21,9 +21,7 @@ struct RetailAudience {
     let orderValues: [Double]
 
     static let shared: RetailAudience = {
-        let text = try! String(contentsOf: repositoryRoot.appendingPathComponent("Samples/online-retail-2010-12.csv"), encoding: .utf8)
-        var skips = DatasetFormat.Skips()
-        let events = DatasetFormat.onlineRetail.events(lines: text.split(separator: "\n").dropFirst().map { $0 }, skips: &skips)
+        let events = try! onlineRetailSample()
         let cut: Int64 = 1_291_507_200_000  // 2010-12-05 00:00 UTC (the sample holds 1 to 7 December)
         var before: [Int64: (orders: Int, spend: Double, last: Int64, lines: Int)] = [:]
         var after: [Int64: UserOutcome] = [:]

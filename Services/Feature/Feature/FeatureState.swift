@@ -172,6 +172,8 @@ public final class FeatureState {
             version &+= 1
             return nil
         }
+        // Campaigns are the model service's and recommend's to follow.
+        if e.kind == .campaign || e.kind == .campaignSent { return nil }
         let kind = e.kind.rawValue
         guard kind >= 1 && kind < Int32(ProfileView.kindCount) else { return .unknownKind }
         if e.kind == .itemUpsert {

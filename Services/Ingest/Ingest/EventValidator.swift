@@ -70,7 +70,7 @@ public struct EventValidator: Sendable {
         guard eventIdBytes > 0 else { throw reject(.missingEventId, "event_id is empty") }
         guard eventIdBytes <= rules.maxIdLength else { throw reject(.textTooLong, "event_id longer than \(rules.maxIdLength) bytes") }
         guard kind.name != nil, kind != .unspecified else { throw reject(.unknownKind, "kind \(kind.rawValue) is not an event kind") }
-        if kind != .itemUpsert && kind != .audience {
+        if kind != .itemUpsert && kind != .audience && kind != .campaign {
             guard userId > 0 else { throw reject(.invalidUser, "user_id must be positive, got \(userId)") }
         } else {
             guard userId >= 0 else { throw reject(.invalidUser, "user_id must not be negative, got \(userId)") }
@@ -166,6 +166,8 @@ public struct EventValidator: Sendable {
             try require(!order.lines.isEmpty, "order.lines", e.kind)
             try list(order.lines.count, "order.lines")
             try amount(order.total, "order.total")
+            try amount(order.discount, "order.discount")
+            try text(order.couponCode, "order.coupon_code", limit: rules.maxShortTextLength)
             for line in order.lines {
                 try require(line.itemId > 0, "order.lines.item_id", e.kind)
                 try quantity(line.quantity, "order.lines.quantity", allowZero: false)
@@ -214,6 +216,30 @@ public struct EventValidator: Sendable {
             try text(a.expression, "audience.expression", limit: rules.maxTextLength)
             try text(a.description, "audience.description", limit: rules.maxTextLength)
             try text(a.definedBy, "audience.defined_by", limit: rules.maxShortTextLength)
+        case .campaign:
+            guard let c = e.campaign else { throw reject(.missingField, "campaign needs campaign") }
+            guard Names.valid(c.name) else { throw reject(.missingField, "campaign.name is \(Names.rule)") }
+            if !c.deleted {
+                guard Names.valid(c.audience) else { throw reject(.missingField, "campaign.audience is \(Names.rule)") }
+                guard c.endMs > c.startMs, c.startMs > 0 else { throw reject(.missingField, "campaign needs start_ms before end_ms") }
+                guard c.controlShare > 0, c.controlShare < 1 else {
+                    throw reject(.missingField, "campaign.control_share must be above 0 and below 1, got \(c.controlShare)")
+                }
+            }
+            try text(c.description, "campaign.description", limit: rules.maxTextLength)
+            try text(c.definedBy, "campaign.defined_by", limit: rules.maxShortTextLength)
+            if let o = c.offer {
+                try text(o.couponCode, "campaign.offer.coupon_code", limit: rules.maxShortTextLength)
+                try list(o.boostItems.count + o.boostCategories.count, "campaign.offer boosts")
+                try amount(o.discountAmount, "campaign.offer.discount_amount")
+                try amount(o.costPerSend, "campaign.offer.cost_per_send")
+                guard (0...1).contains(o.discountShare), o.boostFactor.isFinite, o.boostFactor >= 0 else {
+                    throw reject(.invalidAmount, "campaign.offer's discount_share must be 0...1 and boost_factor not negative")
+                }
+            }
+        case .campaignSent:
+            guard let c = e.campaignSent else { throw reject(.missingField, "campaign_sent needs campaign_sent") }
+            guard Names.valid(c.campaign) else { throw reject(.missingField, "campaign_sent.campaign is \(Names.rule)") }
         case .erasure:
             // Only Ingest/Erase (admin) writes erasures: a producer cannot erase a user.
             throw reject(.unknownKind, "erasure events are written by Ingest/Erase (admin), not appended")

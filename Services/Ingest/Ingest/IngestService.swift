@@ -142,11 +142,14 @@ public final class IngestService: PersonaService {
                 switch validator.validate(batch.event(i), nowMs: now) {
                 case .failure(let rejection): checked = rejection
                 case .success(var event):
-                    if event.kind == .audience, let role = RPCContext.current?.caller?.role, role != .service && role != .admin {
-                        // An audience is checked by Feature/DefineAudience before it is appended.
+                    if event.kind == .audience || event.kind == .campaign, let role = RPCContext.current?.caller?.role,
+                        role != .service && role != .admin
+                    {
+                        // Checked by Feature/DefineAudience or Model/DefineCampaign before they are appended.
+                        let what = event.kind == .audience ? "audience" : "campaign"
                         checked = EventValidator.Rejection(
-                            reason: .notAllowed,
-                            detail: "audience events are appended by Feature/DefineAudience, not by a \(role.rawValue) token")
+                            reason: .notAllowed, detail: "\(what) events are appended by their Define call, not by a \(role.rawValue) token"
+                        )
                     } else {
                         protect(&event)
                         batch.replace(i, with: event)

@@ -44,6 +44,23 @@ extension ModelService {
             request.horizonDays = UInt32(parameters.horizonDays)
             request.cutoffs = UInt32(parameters.cutoffs)
         }
+        let exported = try await exportPages(request)
+        if parameters?.userLevel ?? false { return exported }
+        var (names, rows) = (exported.names, exported.rows)
+        // An order is judged on what is known of it and its user, not on where the user
+        // ranked among everyone: those ranks move with the whole population, so the export's
+        // (refreshed every few hundred rows) and Score's (as of now) would disagree.
+        let kept = names.indices.filter { !Self.populationRanks.contains(names[$0]) }
+        if kept.count < names.count {
+            for i in rows.indices { rows[i].values = kept.map { rows[i].values[$0] } }
+            names = kept.map { names[$0] }
+        }
+        return ClassifierRun.Rows(names: names, schemaVersion: exported.schemaVersion, rows: rows)
+    }
+
+    /// Every page of one export.
+    func exportPages(_ request: ExportTrainingRequest) async throws -> ClassifierRun.Rows {
+        var request = request
         request.chunkRows = 10_000
         var rows: [TrainingRow] = []
         var names: [String] = [], schema: UInt32 = 0
@@ -54,15 +71,6 @@ extension ModelService {
             rows += page.rows
             if page.done { break }
             request.cursor = page.nextCursor
-        }
-        if parameters?.userLevel ?? false { return ClassifierRun.Rows(names: names, schemaVersion: schema, rows: rows) }
-        // An order is judged on what is known of it and its user, not on where the user
-        // ranked among everyone: those ranks move with the whole population, so the export's
-        // (refreshed every few hundred rows) and Score's (as of now) would disagree.
-        let kept = names.indices.filter { !Self.populationRanks.contains(names[$0]) }
-        if kept.count < names.count {
-            for i in rows.indices { rows[i].values = kept.map { rows[i].values[$0] } }
-            names = kept.map { names[$0] }
         }
         return ClassifierRun.Rows(names: names, schemaVersion: schema, rows: rows)
     }

@@ -20,6 +20,7 @@ extension ModelService {
         // Erasures the last run folded but did not finish applying.
         applyErasures()
         try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await consumer.follow(campaigns, orders: true) { _ in metrics.readError() } }
             for p in 0..<partitions {
                 group.addTask {
                     try await consumer.consume(partition: p, offset: { table.offset(p) }, failed: { _ in metrics.readError() }) {

@@ -9,7 +9,8 @@ extension ModelService {
     func train(_ request: TrainRequest) throws -> TrainResponse {
         if request.kind == .gbdt || request.kind == .logistic { return try trainClassifier(request) }
         if request.kind == .kmeans { return try trainSegments(request) }
-        let kinds = (RecommenderModel.Kind.allCases.map(\.rawValue) + ClassifierRun.Parameters.learners + ["kmeans"]).joined(
+        if request.kind == .uplift { return try trainUplift(request) }
+        let kinds = (RecommenderModel.Kind.allCases.map(\.rawValue) + ClassifierRun.Parameters.learners + ["kmeans", "uplift"]).joined(
             separator: ", ")
         guard let kind = RecommenderModel.Kind(request.kind) else {
             metrics.badRequest("unknown_kind")

@@ -6,6 +6,7 @@ public import RPC
 import Recommenders
 public import ServiceKit
 import Store
+import Uplift
 import Wire
 
 /// The model service: folds the log into its own interaction store, trains recommenders
@@ -29,6 +30,8 @@ public struct ModelService: PersonaService {
     /// The online fraud model, learning from labels as they arrive; nil when turned off.
     let online: OnlineLearner?
     let erasures = Erasures()
+    /// The campaigns, who they reached and what those users bought, folded from the log.
+    let campaigns = CampaignBook()
 
     public init(context: ServiceContext, settings model: ModelSettings) async throws {
         self.context = context
@@ -112,6 +115,10 @@ public struct ModelService: PersonaService {
         }
         router.register(ModelAPI.watchModels) { try await watch($0) }
         router.registerInline(ModelAPI.getReport) { request in try registryCall { try registry.report(request.name, request.version) } }
+        router.register(ModelAPI.defineCampaign) { try await defineCampaign($0) }
+        router.register(ModelAPI.listCampaigns) { try await listCampaigns($0) }
+        router.register(ModelAPI.launchCampaign) { try await launchCampaign($0) }
+        router.register(ModelAPI.campaignReport) { try await campaignReport($0) }
     }
 
     /// Registry failures as typed statuses: a corrupt artifact is DATA_LOSS.

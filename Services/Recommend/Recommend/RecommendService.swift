@@ -5,6 +5,7 @@ import Math
 public import RPC
 import Recommenders
 public import ServiceKit
+import Uplift
 import Wire
 
 /// The recommend service: serves recommendations, similar and popular items.
@@ -33,6 +34,8 @@ public struct RecommendService: PersonaService {
     /// Items upserted since the content model was trained, vectorised on arrival.
     let fresh = FreshItems()
     let erased = ErasureProgress()
+    /// The campaigns and the users they treat, for their boosts (docs/CAMPAIGNS.md).
+    let campaigns = CampaignBook()
 
     public init(context: ServiceContext, settings: RecommendSettings) async throws {
         self.context = context
@@ -159,6 +162,10 @@ public struct RecommendService: PersonaService {
         ctx.maxPerCategory = Int(request.maxPerCategory)
         ctx.diversity = request.diversity
         ctx.nowMs = context.clock.nowMs
+        ctx.campaignBoosts = campaigns.boosts(user: request.userId, surface: request.surface, nowMs: ctx.nowMs).map { name, offer in
+            Recommender.CampaignBoost(
+                campaign: name, items: Set(offer.boostItems), categories: Set(offer.boostCategories), factor: Float(offer.boostFactor))
+        }
 
         // The live profile, and the shop's (or the asked categories') trending lists, at once.
         var fallbackReasons: [String] = []
@@ -325,6 +332,7 @@ public struct RecommendService: PersonaService {
                 try await impressions.run { depth in metrics.impressionsQueued(depth) }
             }
             group.addTask { try await fresh.follow(log) { models["content"] } }
+            group.addTask { try await log.follow(campaigns, orders: false) { _ in } }
             group.addTask {
                 // Nothing recommend holds outlives a restart, so it follows erasures from
                 // where the log ends when it starts.

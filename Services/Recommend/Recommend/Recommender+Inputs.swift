@@ -185,6 +185,23 @@ extension Recommender {
         /// 0 (off) ... 1.
         public var diversity: Float = 0
         public var nowMs: Int64 = 0
+        /// The offers of the running campaigns that treat this user (docs/CAMPAIGNS.md).
+        public var campaignBoosts: [CampaignBoost] = []
         public init() {}
+    }
+
+    /// A campaign's boost: its items and the items of its categories score `factor` times more.
+    public struct CampaignBoost: Sendable, Equatable {
+        public var campaign: String
+        public var items: Set<Int64>
+        public var categories: Set<Int64>
+        public var factor: Float
+
+        public init(campaign: String, items: Set<Int64>, categories: Set<Int64>, factor: Float) {
+            self.campaign = campaign
+            self.items = items
+            self.categories = categories
+            self.factor = factor
+        }
     }
 }

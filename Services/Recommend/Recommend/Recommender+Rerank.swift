@@ -33,6 +33,9 @@ extension Recommender {
                     if let f = tagFactors[tag] { boost(&c, "tag:\(tag)", f, f >= 1 ? "promoted (\(tag))" : "buried (\(tag))") }
                 }
             }
+            for b in context.campaignBoosts where b.items.contains(c.itemID) || b.categories.contains(c.category) {
+                boost(&c, "campaign:\(b.campaign)", b.factor, "on offer in campaign \(b.campaign)")
+            }
             if weights.categoryAffinity > 0, let share = affinity[c.category], share > 0 {
                 boost(
                     &c, "category_affinity", 1 + weights.categoryAffinity * share,

@@ -133,7 +133,17 @@ public struct Recommender: Sendable {
         catalogue: ([Int64]) async -> [Int64: ItemProfile]
     ) async -> [Candidate] {
         let pool = candidates(userID: userID, history: history, live: live, pool: Self.poolSize(n), context: context)
-        let considered = Array(pool.prefix(Self.consideredSize(n)))
+        var considered = Array(pool.prefix(Self.consideredSize(n)))
+        // A campaign's chosen items are candidates too, at the middle score of the others,
+        // before its boost.
+        let middle = considered.isEmpty ? 1 : considered.map(\.score).sorted()[considered.count / 2]
+        let present = Set(considered.map(\.itemID))
+        for boost in context.campaignBoosts {
+            for item in boost.items.sorted() where !present.contains(item) && !context.excluding.contains(item) {
+                considered.append(
+                    Candidate(itemID: item, score: middle, reason: "on offer (campaign \(boost.campaign))", source: "campaign"))
+            }
+        }
         // One read: the candidates' entries, and those of the items their reasons name.
         let named = ItemNames.items(in: considered).subtracting(considered.map(\.itemID))
         let items = await catalogue(considered.map(\.itemID) + named.sorted())

@@ -26,9 +26,11 @@ public struct EventKind: RawRepresentable, Hashable, Sendable, CustomStringConve
     public static let label = EventKind(rawValue: 16)
     public static let erasure = EventKind(rawValue: 17)
     public static let audience = EventKind(rawValue: 18)
+    public static let campaign = EventKind(rawValue: 19)
+    public static let campaignSent = EventKind(rawValue: 20)
     public static let allKnown: [EventKind] = [
         .unspecified, .view, .click, .search, .addToCart, .removeFromCart, .favorite, .purchase, .payment, .refund, .review, .login,
-        .register, .profileUpdate, .itemUpsert, .impression, .label, .erasure, .audience,
+        .register, .profileUpdate, .itemUpsert, .impression, .label, .erasure, .audience, .campaign, .campaignSent,
     ]
     /// The value's proto name without the enum prefix, lower case (`add_to_cart`).
     public var name: String? {
@@ -52,6 +54,8 @@ public struct EventKind: RawRepresentable, Hashable, Sendable, CustomStringConve
         case 16: "label"
         case 17: "erasure"
         case 18: "audience"
+        case 19: "campaign"
+        case 20: "campaign_sent"
         default: nil
         }
     }
@@ -76,6 +80,8 @@ public struct EventKind: RawRepresentable, Hashable, Sendable, CustomStringConve
         case "label": self = .label
         case "erasure": self = .erasure
         case "audience": self = .audience
+        case "campaign": self = .campaign
+        case "campaign_sent": self = .campaignSent
         default: return nil
         }
     }
@@ -199,6 +205,8 @@ public struct Order: WireMessage {
     public var lines: [OrderLine] = []
     public var total: Double = 0
     public var currency: String = ""
+    public var couponCode: String = ""
+    public var discount: Double = 0
     /// Fields this build does not know, kept so a relay re-encodes them unchanged.
     public var unknownFields = UnknownFields()
     public init() {}
@@ -212,6 +220,8 @@ extension Order: CMessageConvertible {
         (c.pointee.n_lines, c.pointee.lines) = arena.messages(m.pointee.lines)
         c.pointee.total = m.pointee.total
         if !m.pointee.currency.isEmpty { c.pointee.currency = arena.string(m.pointee.currency) }
+        if !m.pointee.couponCode.isEmpty { c.pointee.coupon_code = arena.string(m.pointee.couponCode) }
+        c.pointee.discount = m.pointee.discount
         arena.storeUnknownFields(m.pointee.unknownFields, in: UnsafeMutableRawPointer(c))
     }
     init(cMessage c: UnsafePointer<Persona__V1__Order>) {
@@ -223,6 +233,8 @@ extension Order: CMessageConvertible {
         m.pointee.lines = readMessages(c.pointee.lines, c.pointee.n_lines, as: OrderLine.self)
         m.pointee.total = c.pointee.total
         m.pointee.currency = readString(c.pointee.currency)
+        m.pointee.couponCode = readString(c.pointee.coupon_code)
+        m.pointee.discount = c.pointee.discount
         m.pointee.unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
     static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
@@ -782,6 +794,20 @@ public struct Event: WireMessage {
     private var _audience: Boxed<AudienceDefinition>? = nil
     /// `audience` where it is stored (read `.value`): no copy of the message and its fields.
     public var audienceRef: Boxed<AudienceDefinition>? { _audience }
+    public var campaign: CampaignDefinition? {
+        get { _campaign?.value }
+        set { _campaign = newValue.map(Boxed.init) }
+    }
+    private var _campaign: Boxed<CampaignDefinition>? = nil
+    /// `campaign` where it is stored (read `.value`): no copy of the message and its fields.
+    public var campaignRef: Boxed<CampaignDefinition>? { _campaign }
+    public var campaignSent: CampaignSent? {
+        get { _campaignSent?.value }
+        set { _campaignSent = newValue.map(Boxed.init) }
+    }
+    private var _campaignSent: Boxed<CampaignSent>? = nil
+    /// `campaignSent` where it is stored (read `.value`): no copy of the message and its fields.
+    public var campaignSentRef: Boxed<CampaignSent>? { _campaignSent }
     /// Fields this build does not know, kept so a relay re-encodes them unchanged.
     public var unknownFields = UnknownFields()
     public init() {}
@@ -816,6 +842,8 @@ extension Event: CMessageConvertible {
         if let box = m.pointee._impression { c.pointee.impression = arena.message(box) }
         if let box = m.pointee._label { c.pointee.label = arena.message(box) }
         if let box = m.pointee._audience { c.pointee.audience = arena.message(box) }
+        if let box = m.pointee._campaign { c.pointee.campaign = arena.message(box) }
+        if let box = m.pointee._campaignSent { c.pointee.campaign_sent = arena.message(box) }
         arena.storeUnknownFields(m.pointee.unknownFields, in: UnsafeMutableRawPointer(c))
     }
     init(cMessage c: UnsafePointer<Persona__V1__Event>) {
@@ -848,6 +876,8 @@ extension Event: CMessageConvertible {
         m.pointee._impression = c.pointee.impression.map { Boxed(Impression(cMessage: $0)) }
         m.pointee._label = c.pointee.label.map { Boxed(Label(cMessage: $0)) }
         m.pointee._audience = c.pointee.audience.map { Boxed(AudienceDefinition(cMessage: $0)) }
+        m.pointee._campaign = c.pointee.campaign.map { Boxed(CampaignDefinition(cMessage: $0)) }
+        m.pointee._campaignSent = c.pointee.campaign_sent.map { Boxed(CampaignSent(cMessage: $0)) }
         m.pointee.unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
     static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
@@ -904,6 +934,174 @@ extension AudienceDefinition: CMessageConvertible {
     }
     public func serializedBytes() -> [UInt8] { packMessage(self) }
     public static func serializedBytes(each messages: [AudienceDefinition]) -> [[UInt8]] { packMessages(messages) }
+    public init(serializedBytes bytes: UnsafeRawBufferPointer, limits: DecodingLimits) throws {
+        self = try unpackMessage(bytes, limits: limits)
+    }
+}
+
+/// proto message `persona.v1.CampaignOffer`.
+public struct CampaignOffer: WireMessage {
+    public var couponCode: String = ""
+    public var discountShare: Double = 0
+    public var discountAmount: Double = 0
+    public var boostItems: [Int64] = []
+    public var boostCategories: [Int64] = []
+    public var surface: String = ""
+    public var boostFactor: Double = 0
+    public var costPerSend: Double = 0
+    /// Fields this build does not know, kept so a relay re-encodes them unchanged.
+    public var unknownFields = UnknownFields()
+    public init() {}
+}
+
+extension CampaignOffer: CMessageConvertible {
+    typealias CStruct = Persona__V1__CampaignOffer
+    static func fill(_ m: UnsafePointer<CampaignOffer>, _ c: UnsafeMutablePointer<Persona__V1__CampaignOffer>, arena: Arena) {
+        persona__v1__campaign_offer__init(c)
+        if !m.pointee.couponCode.isEmpty { c.pointee.coupon_code = arena.string(m.pointee.couponCode) }
+        c.pointee.discount_share = m.pointee.discountShare
+        c.pointee.discount_amount = m.pointee.discountAmount
+        (c.pointee.n_boost_items, c.pointee.boost_items) = arena.scalars(m.pointee.boostItems)
+        (c.pointee.n_boost_categories, c.pointee.boost_categories) = arena.scalars(m.pointee.boostCategories)
+        if !m.pointee.surface.isEmpty { c.pointee.surface = arena.string(m.pointee.surface) }
+        c.pointee.boost_factor = m.pointee.boostFactor
+        c.pointee.cost_per_send = m.pointee.costPerSend
+        arena.storeUnknownFields(m.pointee.unknownFields, in: UnsafeMutableRawPointer(c))
+    }
+    init(cMessage c: UnsafePointer<Persona__V1__CampaignOffer>) {
+        self.init()
+        Self.read(c, into: &self)
+    }
+    static func read(_ c: UnsafePointer<Persona__V1__CampaignOffer>, into m: UnsafeMutablePointer<CampaignOffer>) {
+        m.pointee.couponCode = readString(c.pointee.coupon_code)
+        m.pointee.discountShare = c.pointee.discount_share
+        m.pointee.discountAmount = c.pointee.discount_amount
+        m.pointee.boostItems = readScalars(c.pointee.boost_items, c.pointee.n_boost_items)
+        m.pointee.boostCategories = readScalars(c.pointee.boost_categories, c.pointee.n_boost_categories)
+        m.pointee.surface = readString(c.pointee.surface)
+        m.pointee.boostFactor = c.pointee.boost_factor
+        m.pointee.costPerSend = c.pointee.cost_per_send
+        m.pointee.unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
+    }
+    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
+        -> UnsafeMutablePointer<Persona__V1__CampaignOffer>?
+    {
+        persona__v1__campaign_offer__unpack(allocator, count, bytes)
+    }
+    public func serializedBytes() -> [UInt8] { packMessage(self) }
+    public static func serializedBytes(each messages: [CampaignOffer]) -> [[UInt8]] { packMessages(messages) }
+    public init(serializedBytes bytes: UnsafeRawBufferPointer, limits: DecodingLimits) throws {
+        self = try unpackMessage(bytes, limits: limits)
+    }
+}
+
+/// proto message `persona.v1.CampaignDefinition`.
+public struct CampaignDefinition: WireMessage {
+    public var name: String = ""
+    public var audience: String = ""
+    public var description: String = ""
+    public var offer: CampaignOffer? {
+        get { _offer?.value }
+        set { _offer = newValue.map(Boxed.init) }
+    }
+    private var _offer: Boxed<CampaignOffer>? = nil
+    /// `offer` where it is stored (read `.value`): no copy of the message and its fields.
+    public var offerRef: Boxed<CampaignOffer>? { _offer }
+    public var startMs: Int64 = 0
+    public var endMs: Int64 = 0
+    public var controlShare: Double = 0
+    public var deleted: Bool = false
+    public var definedBy: String = ""
+    public var afterDays: UInt32 = 0
+    public var upliftModel: String = ""
+    public var upliftShare: Double = 0
+    /// Fields this build does not know, kept so a relay re-encodes them unchanged.
+    public var unknownFields = UnknownFields()
+    public init() {}
+}
+
+extension CampaignDefinition: CMessageConvertible {
+    typealias CStruct = Persona__V1__CampaignDefinition
+    static func fill(_ m: UnsafePointer<CampaignDefinition>, _ c: UnsafeMutablePointer<Persona__V1__CampaignDefinition>, arena: Arena) {
+        persona__v1__campaign_definition__init(c)
+        if !m.pointee.name.isEmpty { c.pointee.name = arena.string(m.pointee.name) }
+        if !m.pointee.audience.isEmpty { c.pointee.audience = arena.string(m.pointee.audience) }
+        if !m.pointee.description.isEmpty { c.pointee.description = arena.string(m.pointee.description) }
+        if let box = m.pointee._offer { c.pointee.offer = arena.message(box) }
+        c.pointee.start_ms = m.pointee.startMs
+        c.pointee.end_ms = m.pointee.endMs
+        c.pointee.control_share = m.pointee.controlShare
+        c.pointee.deleted = m.pointee.deleted ? 1 : 0
+        if !m.pointee.definedBy.isEmpty { c.pointee.defined_by = arena.string(m.pointee.definedBy) }
+        c.pointee.after_days = m.pointee.afterDays
+        if !m.pointee.upliftModel.isEmpty { c.pointee.uplift_model = arena.string(m.pointee.upliftModel) }
+        c.pointee.uplift_share = m.pointee.upliftShare
+        arena.storeUnknownFields(m.pointee.unknownFields, in: UnsafeMutableRawPointer(c))
+    }
+    init(cMessage c: UnsafePointer<Persona__V1__CampaignDefinition>) {
+        self.init()
+        Self.read(c, into: &self)
+    }
+    static func read(_ c: UnsafePointer<Persona__V1__CampaignDefinition>, into m: UnsafeMutablePointer<CampaignDefinition>) {
+        m.pointee.name = readString(c.pointee.name)
+        m.pointee.audience = readString(c.pointee.audience)
+        m.pointee.description = readString(c.pointee.description)
+        m.pointee._offer = c.pointee.offer.map { Boxed(CampaignOffer(cMessage: $0)) }
+        m.pointee.startMs = c.pointee.start_ms
+        m.pointee.endMs = c.pointee.end_ms
+        m.pointee.controlShare = c.pointee.control_share
+        m.pointee.deleted = c.pointee.deleted != 0
+        m.pointee.definedBy = readString(c.pointee.defined_by)
+        m.pointee.afterDays = c.pointee.after_days
+        m.pointee.upliftModel = readString(c.pointee.uplift_model)
+        m.pointee.upliftShare = c.pointee.uplift_share
+        m.pointee.unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
+    }
+    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
+        -> UnsafeMutablePointer<Persona__V1__CampaignDefinition>?
+    {
+        persona__v1__campaign_definition__unpack(allocator, count, bytes)
+    }
+    public func serializedBytes() -> [UInt8] { packMessage(self) }
+    public static func serializedBytes(each messages: [CampaignDefinition]) -> [[UInt8]] { packMessages(messages) }
+    public init(serializedBytes bytes: UnsafeRawBufferPointer, limits: DecodingLimits) throws {
+        self = try unpackMessage(bytes, limits: limits)
+    }
+}
+
+/// proto message `persona.v1.CampaignSent`.
+public struct CampaignSent: WireMessage {
+    public var campaign: String = ""
+    public var control: Bool = false
+    /// Fields this build does not know, kept so a relay re-encodes them unchanged.
+    public var unknownFields = UnknownFields()
+    public init() {}
+}
+
+extension CampaignSent: CMessageConvertible {
+    typealias CStruct = Persona__V1__CampaignSent
+    static func fill(_ m: UnsafePointer<CampaignSent>, _ c: UnsafeMutablePointer<Persona__V1__CampaignSent>, arena: Arena) {
+        persona__v1__campaign_sent__init(c)
+        if !m.pointee.campaign.isEmpty { c.pointee.campaign = arena.string(m.pointee.campaign) }
+        c.pointee.control = m.pointee.control ? 1 : 0
+        arena.storeUnknownFields(m.pointee.unknownFields, in: UnsafeMutableRawPointer(c))
+    }
+    init(cMessage c: UnsafePointer<Persona__V1__CampaignSent>) {
+        self.init()
+        Self.read(c, into: &self)
+    }
+    static func read(_ c: UnsafePointer<Persona__V1__CampaignSent>, into m: UnsafeMutablePointer<CampaignSent>) {
+        m.pointee.campaign = readString(c.pointee.campaign)
+        m.pointee.control = c.pointee.control != 0
+        m.pointee.unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
+    }
+    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
+        -> UnsafeMutablePointer<Persona__V1__CampaignSent>?
+    {
+        persona__v1__campaign_sent__unpack(allocator, count, bytes)
+    }
+    public func serializedBytes() -> [UInt8] { packMessage(self) }
+    public static func serializedBytes(each messages: [CampaignSent]) -> [[UInt8]] { packMessages(messages) }
     public init(serializedBytes bytes: UnsafeRawBufferPointer, limits: DecodingLimits) throws {
         self = try unpackMessage(bytes, limits: limits)
     }

@@ -20,8 +20,9 @@ public struct ModelKind: RawRepresentable, Hashable, Sendable, CustomStringConve
     public static let content = ModelKind(rawValue: 10)
     public static let sequence = ModelKind(rawValue: 11)
     public static let ranker = ModelKind(rawValue: 12)
+    public static let uplift = ModelKind(rawValue: 13)
     public static let allKnown: [ModelKind] = [
-        .unspecified, .popularity, .itemKnn, .als, .logistic, .gbdt, .kmeans, .bpr, .ease, .ftrl, .content, .sequence, .ranker,
+        .unspecified, .popularity, .itemKnn, .als, .logistic, .gbdt, .kmeans, .bpr, .ease, .ftrl, .content, .sequence, .ranker, .uplift,
     ]
     /// The value's proto name without the enum prefix, lower case (`add_to_cart`).
     public var name: String? {
@@ -39,6 +40,7 @@ public struct ModelKind: RawRepresentable, Hashable, Sendable, CustomStringConve
         case 10: "content"
         case 11: "sequence"
         case 12: "ranker"
+        case 13: "uplift"
         default: nil
         }
     }
@@ -57,6 +59,7 @@ public struct ModelKind: RawRepresentable, Hashable, Sendable, CustomStringConve
         case "content": self = .content
         case "sequence": self = .sequence
         case "ranker": self = .ranker
+        case "uplift": self = .uplift
         default: return nil
         }
     }
@@ -1158,6 +1161,552 @@ extension Confusion: CMessageConvertible {
     }
     public func serializedBytes() -> [UInt8] { packMessage(self) }
     public static func serializedBytes(each messages: [Confusion]) -> [[UInt8]] { packMessages(messages) }
+    public init(serializedBytes bytes: UnsafeRawBufferPointer, limits: DecodingLimits) throws {
+        self = try unpackMessage(bytes, limits: limits)
+    }
+}
+
+/// proto message `persona.v1.DefineCampaignRequest`.
+public struct DefineCampaignRequest: WireMessage {
+    public var campaign: CampaignDefinition? {
+        get { _campaign?.value }
+        set { _campaign = newValue.map(Boxed.init) }
+    }
+    private var _campaign: Boxed<CampaignDefinition>? = nil
+    /// `campaign` where it is stored (read `.value`): no copy of the message and its fields.
+    public var campaignRef: Boxed<CampaignDefinition>? { _campaign }
+    public var validateOnly: Bool = false
+    public var remove: Bool = false
+    /// Fields this build does not know, kept so a relay re-encodes them unchanged.
+    public var unknownFields = UnknownFields()
+    public init() {}
+}
+
+extension DefineCampaignRequest: CMessageConvertible {
+    typealias CStruct = Persona__V1__DefineCampaignRequest
+    static func fill(_ m: UnsafePointer<DefineCampaignRequest>, _ c: UnsafeMutablePointer<Persona__V1__DefineCampaignRequest>, arena: Arena)
+    {
+        persona__v1__define_campaign_request__init(c)
+        if let box = m.pointee._campaign { c.pointee.campaign = arena.message(box) }
+        c.pointee.validate_only = m.pointee.validateOnly ? 1 : 0
+        c.pointee.remove = m.pointee.remove ? 1 : 0
+        arena.storeUnknownFields(m.pointee.unknownFields, in: UnsafeMutableRawPointer(c))
+    }
+    init(cMessage c: UnsafePointer<Persona__V1__DefineCampaignRequest>) {
+        self.init()
+        Self.read(c, into: &self)
+    }
+    static func read(_ c: UnsafePointer<Persona__V1__DefineCampaignRequest>, into m: UnsafeMutablePointer<DefineCampaignRequest>) {
+        m.pointee._campaign = c.pointee.campaign.map { Boxed(CampaignDefinition(cMessage: $0)) }
+        m.pointee.validateOnly = c.pointee.validate_only != 0
+        m.pointee.remove = c.pointee.remove != 0
+        m.pointee.unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
+    }
+    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
+        -> UnsafeMutablePointer<Persona__V1__DefineCampaignRequest>?
+    {
+        persona__v1__define_campaign_request__unpack(allocator, count, bytes)
+    }
+    public func serializedBytes() -> [UInt8] { packMessage(self) }
+    public static func serializedBytes(each messages: [DefineCampaignRequest]) -> [[UInt8]] { packMessages(messages) }
+    public init(serializedBytes bytes: UnsafeRawBufferPointer, limits: DecodingLimits) throws {
+        self = try unpackMessage(bytes, limits: limits)
+    }
+}
+
+/// proto message `persona.v1.DefineCampaignResponse`.
+public struct DefineCampaignResponse: WireMessage {
+    public var errors: [String] = []
+    /// Fields this build does not know, kept so a relay re-encodes them unchanged.
+    public var unknownFields = UnknownFields()
+    public init() {}
+}
+
+extension DefineCampaignResponse: CMessageConvertible {
+    typealias CStruct = Persona__V1__DefineCampaignResponse
+    static func fill(
+        _ m: UnsafePointer<DefineCampaignResponse>, _ c: UnsafeMutablePointer<Persona__V1__DefineCampaignResponse>, arena: Arena
+    ) {
+        persona__v1__define_campaign_response__init(c)
+        (c.pointee.n_errors, c.pointee.errors) = arena.strings(m.pointee.errors)
+        arena.storeUnknownFields(m.pointee.unknownFields, in: UnsafeMutableRawPointer(c))
+    }
+    init(cMessage c: UnsafePointer<Persona__V1__DefineCampaignResponse>) {
+        self.init()
+        Self.read(c, into: &self)
+    }
+    static func read(_ c: UnsafePointer<Persona__V1__DefineCampaignResponse>, into m: UnsafeMutablePointer<DefineCampaignResponse>) {
+        m.pointee.errors = readStrings(c.pointee.errors, c.pointee.n_errors)
+        m.pointee.unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
+    }
+    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
+        -> UnsafeMutablePointer<Persona__V1__DefineCampaignResponse>?
+    {
+        persona__v1__define_campaign_response__unpack(allocator, count, bytes)
+    }
+    public func serializedBytes() -> [UInt8] { packMessage(self) }
+    public static func serializedBytes(each messages: [DefineCampaignResponse]) -> [[UInt8]] { packMessages(messages) }
+    public init(serializedBytes bytes: UnsafeRawBufferPointer, limits: DecodingLimits) throws {
+        self = try unpackMessage(bytes, limits: limits)
+    }
+}
+
+/// proto message `persona.v1.ListCampaignsRequest`.
+public struct ListCampaignsRequest: WireMessage {
+    public var name: String = ""
+    /// Fields this build does not know, kept so a relay re-encodes them unchanged.
+    public var unknownFields = UnknownFields()
+    public init() {}
+}
+
+extension ListCampaignsRequest: CMessageConvertible {
+    typealias CStruct = Persona__V1__ListCampaignsRequest
+    static func fill(_ m: UnsafePointer<ListCampaignsRequest>, _ c: UnsafeMutablePointer<Persona__V1__ListCampaignsRequest>, arena: Arena) {
+        persona__v1__list_campaigns_request__init(c)
+        if !m.pointee.name.isEmpty { c.pointee.name = arena.string(m.pointee.name) }
+        arena.storeUnknownFields(m.pointee.unknownFields, in: UnsafeMutableRawPointer(c))
+    }
+    init(cMessage c: UnsafePointer<Persona__V1__ListCampaignsRequest>) {
+        self.init()
+        Self.read(c, into: &self)
+    }
+    static func read(_ c: UnsafePointer<Persona__V1__ListCampaignsRequest>, into m: UnsafeMutablePointer<ListCampaignsRequest>) {
+        m.pointee.name = readString(c.pointee.name)
+        m.pointee.unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
+    }
+    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
+        -> UnsafeMutablePointer<Persona__V1__ListCampaignsRequest>?
+    {
+        persona__v1__list_campaigns_request__unpack(allocator, count, bytes)
+    }
+    public func serializedBytes() -> [UInt8] { packMessage(self) }
+    public static func serializedBytes(each messages: [ListCampaignsRequest]) -> [[UInt8]] { packMessages(messages) }
+    public init(serializedBytes bytes: UnsafeRawBufferPointer, limits: DecodingLimits) throws {
+        self = try unpackMessage(bytes, limits: limits)
+    }
+}
+
+/// proto message `persona.v1.CampaignInfo`.
+public struct CampaignInfo: WireMessage {
+    public var definition: CampaignDefinition? {
+        get { _definition?.value }
+        set { _definition = newValue.map(Boxed.init) }
+    }
+    private var _definition: Boxed<CampaignDefinition>? = nil
+    /// `definition` where it is stored (read `.value`): no copy of the message and its fields.
+    public var definitionRef: Boxed<CampaignDefinition>? { _definition }
+    public var definedMs: Int64 = 0
+    public var treated: UInt32 = 0
+    public var controls: UInt32 = 0
+    public var redemptions: UInt32 = 0
+    public var launchedMs: Int64 = 0
+    /// Fields this build does not know, kept so a relay re-encodes them unchanged.
+    public var unknownFields = UnknownFields()
+    public init() {}
+}
+
+extension CampaignInfo: CMessageConvertible {
+    typealias CStruct = Persona__V1__CampaignInfo
+    static func fill(_ m: UnsafePointer<CampaignInfo>, _ c: UnsafeMutablePointer<Persona__V1__CampaignInfo>, arena: Arena) {
+        persona__v1__campaign_info__init(c)
+        if let box = m.pointee._definition { c.pointee.definition = arena.message(box) }
+        c.pointee.defined_ms = m.pointee.definedMs
+        c.pointee.treated = m.pointee.treated
+        c.pointee.controls = m.pointee.controls
+        c.pointee.redemptions = m.pointee.redemptions
+        c.pointee.launched_ms = m.pointee.launchedMs
+        arena.storeUnknownFields(m.pointee.unknownFields, in: UnsafeMutableRawPointer(c))
+    }
+    init(cMessage c: UnsafePointer<Persona__V1__CampaignInfo>) {
+        self.init()
+        Self.read(c, into: &self)
+    }
+    static func read(_ c: UnsafePointer<Persona__V1__CampaignInfo>, into m: UnsafeMutablePointer<CampaignInfo>) {
+        m.pointee._definition = c.pointee.definition.map { Boxed(CampaignDefinition(cMessage: $0)) }
+        m.pointee.definedMs = c.pointee.defined_ms
+        m.pointee.treated = c.pointee.treated
+        m.pointee.controls = c.pointee.controls
+        m.pointee.redemptions = c.pointee.redemptions
+        m.pointee.launchedMs = c.pointee.launched_ms
+        m.pointee.unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
+    }
+    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
+        -> UnsafeMutablePointer<Persona__V1__CampaignInfo>?
+    {
+        persona__v1__campaign_info__unpack(allocator, count, bytes)
+    }
+    public func serializedBytes() -> [UInt8] { packMessage(self) }
+    public static func serializedBytes(each messages: [CampaignInfo]) -> [[UInt8]] { packMessages(messages) }
+    public init(serializedBytes bytes: UnsafeRawBufferPointer, limits: DecodingLimits) throws {
+        self = try unpackMessage(bytes, limits: limits)
+    }
+}
+
+/// proto message `persona.v1.ListCampaignsResponse`.
+public struct ListCampaignsResponse: WireMessage {
+    public var campaigns: [CampaignInfo] = []
+    /// Fields this build does not know, kept so a relay re-encodes them unchanged.
+    public var unknownFields = UnknownFields()
+    public init() {}
+}
+
+extension ListCampaignsResponse: CMessageConvertible {
+    typealias CStruct = Persona__V1__ListCampaignsResponse
+    static func fill(_ m: UnsafePointer<ListCampaignsResponse>, _ c: UnsafeMutablePointer<Persona__V1__ListCampaignsResponse>, arena: Arena)
+    {
+        persona__v1__list_campaigns_response__init(c)
+        (c.pointee.n_campaigns, c.pointee.campaigns) = arena.messages(m.pointee.campaigns)
+        arena.storeUnknownFields(m.pointee.unknownFields, in: UnsafeMutableRawPointer(c))
+    }
+    init(cMessage c: UnsafePointer<Persona__V1__ListCampaignsResponse>) {
+        self.init()
+        Self.read(c, into: &self)
+    }
+    static func read(_ c: UnsafePointer<Persona__V1__ListCampaignsResponse>, into m: UnsafeMutablePointer<ListCampaignsResponse>) {
+        m.pointee.campaigns = readMessages(c.pointee.campaigns, c.pointee.n_campaigns, as: CampaignInfo.self)
+        m.pointee.unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
+    }
+    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
+        -> UnsafeMutablePointer<Persona__V1__ListCampaignsResponse>?
+    {
+        persona__v1__list_campaigns_response__unpack(allocator, count, bytes)
+    }
+    public func serializedBytes() -> [UInt8] { packMessage(self) }
+    public static func serializedBytes(each messages: [ListCampaignsResponse]) -> [[UInt8]] { packMessages(messages) }
+    public init(serializedBytes bytes: UnsafeRawBufferPointer, limits: DecodingLimits) throws {
+        self = try unpackMessage(bytes, limits: limits)
+    }
+}
+
+/// proto message `persona.v1.LaunchCampaignRequest`.
+public struct LaunchCampaignRequest: WireMessage {
+    public var name: String = ""
+    /// Fields this build does not know, kept so a relay re-encodes them unchanged.
+    public var unknownFields = UnknownFields()
+    public init() {}
+}
+
+extension LaunchCampaignRequest: CMessageConvertible {
+    typealias CStruct = Persona__V1__LaunchCampaignRequest
+    static func fill(_ m: UnsafePointer<LaunchCampaignRequest>, _ c: UnsafeMutablePointer<Persona__V1__LaunchCampaignRequest>, arena: Arena)
+    {
+        persona__v1__launch_campaign_request__init(c)
+        if !m.pointee.name.isEmpty { c.pointee.name = arena.string(m.pointee.name) }
+        arena.storeUnknownFields(m.pointee.unknownFields, in: UnsafeMutableRawPointer(c))
+    }
+    init(cMessage c: UnsafePointer<Persona__V1__LaunchCampaignRequest>) {
+        self.init()
+        Self.read(c, into: &self)
+    }
+    static func read(_ c: UnsafePointer<Persona__V1__LaunchCampaignRequest>, into m: UnsafeMutablePointer<LaunchCampaignRequest>) {
+        m.pointee.name = readString(c.pointee.name)
+        m.pointee.unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
+    }
+    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
+        -> UnsafeMutablePointer<Persona__V1__LaunchCampaignRequest>?
+    {
+        persona__v1__launch_campaign_request__unpack(allocator, count, bytes)
+    }
+    public func serializedBytes() -> [UInt8] { packMessage(self) }
+    public static func serializedBytes(each messages: [LaunchCampaignRequest]) -> [[UInt8]] { packMessages(messages) }
+    public init(serializedBytes bytes: UnsafeRawBufferPointer, limits: DecodingLimits) throws {
+        self = try unpackMessage(bytes, limits: limits)
+    }
+}
+
+/// proto message `persona.v1.LaunchCampaignResponse`.
+public struct LaunchCampaignResponse: WireMessage {
+    public var treated: UInt32 = 0
+    public var controls: UInt32 = 0
+    public var already: UInt32 = 0
+    public var notTargeted: UInt32 = 0
+    /// Fields this build does not know, kept so a relay re-encodes them unchanged.
+    public var unknownFields = UnknownFields()
+    public init() {}
+}
+
+extension LaunchCampaignResponse: CMessageConvertible {
+    typealias CStruct = Persona__V1__LaunchCampaignResponse
+    static func fill(
+        _ m: UnsafePointer<LaunchCampaignResponse>, _ c: UnsafeMutablePointer<Persona__V1__LaunchCampaignResponse>, arena: Arena
+    ) {
+        persona__v1__launch_campaign_response__init(c)
+        c.pointee.treated = m.pointee.treated
+        c.pointee.controls = m.pointee.controls
+        c.pointee.already = m.pointee.already
+        c.pointee.not_targeted = m.pointee.notTargeted
+        arena.storeUnknownFields(m.pointee.unknownFields, in: UnsafeMutableRawPointer(c))
+    }
+    init(cMessage c: UnsafePointer<Persona__V1__LaunchCampaignResponse>) {
+        self.init()
+        Self.read(c, into: &self)
+    }
+    static func read(_ c: UnsafePointer<Persona__V1__LaunchCampaignResponse>, into m: UnsafeMutablePointer<LaunchCampaignResponse>) {
+        m.pointee.treated = c.pointee.treated
+        m.pointee.controls = c.pointee.controls
+        m.pointee.already = c.pointee.already
+        m.pointee.notTargeted = c.pointee.not_targeted
+        m.pointee.unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
+    }
+    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
+        -> UnsafeMutablePointer<Persona__V1__LaunchCampaignResponse>?
+    {
+        persona__v1__launch_campaign_response__unpack(allocator, count, bytes)
+    }
+    public func serializedBytes() -> [UInt8] { packMessage(self) }
+    public static func serializedBytes(each messages: [LaunchCampaignResponse]) -> [[UInt8]] { packMessages(messages) }
+    public init(serializedBytes bytes: UnsafeRawBufferPointer, limits: DecodingLimits) throws {
+        self = try unpackMessage(bytes, limits: limits)
+    }
+}
+
+/// proto message `persona.v1.CampaignReportRequest`.
+public struct CampaignReportRequest: WireMessage {
+    public var name: String = ""
+    public var bootstrap: UInt32 = 0
+    /// Fields this build does not know, kept so a relay re-encodes them unchanged.
+    public var unknownFields = UnknownFields()
+    public init() {}
+}
+
+extension CampaignReportRequest: CMessageConvertible {
+    typealias CStruct = Persona__V1__CampaignReportRequest
+    static func fill(_ m: UnsafePointer<CampaignReportRequest>, _ c: UnsafeMutablePointer<Persona__V1__CampaignReportRequest>, arena: Arena)
+    {
+        persona__v1__campaign_report_request__init(c)
+        if !m.pointee.name.isEmpty { c.pointee.name = arena.string(m.pointee.name) }
+        c.pointee.bootstrap = m.pointee.bootstrap
+        arena.storeUnknownFields(m.pointee.unknownFields, in: UnsafeMutableRawPointer(c))
+    }
+    init(cMessage c: UnsafePointer<Persona__V1__CampaignReportRequest>) {
+        self.init()
+        Self.read(c, into: &self)
+    }
+    static func read(_ c: UnsafePointer<Persona__V1__CampaignReportRequest>, into m: UnsafeMutablePointer<CampaignReportRequest>) {
+        m.pointee.name = readString(c.pointee.name)
+        m.pointee.bootstrap = c.pointee.bootstrap
+        m.pointee.unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
+    }
+    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
+        -> UnsafeMutablePointer<Persona__V1__CampaignReportRequest>?
+    {
+        persona__v1__campaign_report_request__unpack(allocator, count, bytes)
+    }
+    public func serializedBytes() -> [UInt8] { packMessage(self) }
+    public static func serializedBytes(each messages: [CampaignReportRequest]) -> [[UInt8]] { packMessages(messages) }
+    public init(serializedBytes bytes: UnsafeRawBufferPointer, limits: DecodingLimits) throws {
+        self = try unpackMessage(bytes, limits: limits)
+    }
+}
+
+/// proto message `persona.v1.CampaignEffect`.
+public struct CampaignEffect: WireMessage {
+    public var treatment: Double = 0
+    public var control: Double = 0
+    public var difference: Double = 0
+    public var low: Double = 0
+    public var high: Double = 0
+    public var pValue: Double = 0
+    public var minimumDetectable: Double = 0
+    /// Fields this build does not know, kept so a relay re-encodes them unchanged.
+    public var unknownFields = UnknownFields()
+    public init() {}
+}
+
+extension CampaignEffect: CMessageConvertible {
+    typealias CStruct = Persona__V1__CampaignEffect
+    static func fill(_ m: UnsafePointer<CampaignEffect>, _ c: UnsafeMutablePointer<Persona__V1__CampaignEffect>, arena: Arena) {
+        persona__v1__campaign_effect__init(c)
+        c.pointee.treatment = m.pointee.treatment
+        c.pointee.control = m.pointee.control
+        c.pointee.difference = m.pointee.difference
+        c.pointee.low = m.pointee.low
+        c.pointee.high = m.pointee.high
+        c.pointee.p_value = m.pointee.pValue
+        c.pointee.minimum_detectable = m.pointee.minimumDetectable
+        arena.storeUnknownFields(m.pointee.unknownFields, in: UnsafeMutableRawPointer(c))
+    }
+    init(cMessage c: UnsafePointer<Persona__V1__CampaignEffect>) {
+        self.init()
+        Self.read(c, into: &self)
+    }
+    static func read(_ c: UnsafePointer<Persona__V1__CampaignEffect>, into m: UnsafeMutablePointer<CampaignEffect>) {
+        m.pointee.treatment = c.pointee.treatment
+        m.pointee.control = c.pointee.control
+        m.pointee.difference = c.pointee.difference
+        m.pointee.low = c.pointee.low
+        m.pointee.high = c.pointee.high
+        m.pointee.pValue = c.pointee.p_value
+        m.pointee.minimumDetectable = c.pointee.minimum_detectable
+        m.pointee.unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
+    }
+    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
+        -> UnsafeMutablePointer<Persona__V1__CampaignEffect>?
+    {
+        persona__v1__campaign_effect__unpack(allocator, count, bytes)
+    }
+    public func serializedBytes() -> [UInt8] { packMessage(self) }
+    public static func serializedBytes(each messages: [CampaignEffect]) -> [[UInt8]] { packMessages(messages) }
+    public init(serializedBytes bytes: UnsafeRawBufferPointer, limits: DecodingLimits) throws {
+        self = try unpackMessage(bytes, limits: limits)
+    }
+}
+
+/// proto message `persona.v1.CampaignPeriod`.
+public struct CampaignPeriod: WireMessage {
+    public var name: String = ""
+    public var fromMs: Int64 = 0
+    public var toMs: Int64 = 0
+    public var treated: UInt32 = 0
+    public var controls: UInt32 = 0
+    public var conversion: CampaignEffect? {
+        get { _conversion?.value }
+        set { _conversion = newValue.map(Boxed.init) }
+    }
+    private var _conversion: Boxed<CampaignEffect>? = nil
+    /// `conversion` where it is stored (read `.value`): no copy of the message and its fields.
+    public var conversionRef: Boxed<CampaignEffect>? { _conversion }
+    public var ordersPerUser: CampaignEffect? {
+        get { _ordersPerUser?.value }
+        set { _ordersPerUser = newValue.map(Boxed.init) }
+    }
+    private var _ordersPerUser: Boxed<CampaignEffect>? = nil
+    /// `ordersPerUser` where it is stored (read `.value`): no copy of the message and its fields.
+    public var ordersPerUserRef: Boxed<CampaignEffect>? { _ordersPerUser }
+    public var revenuePerUser: CampaignEffect? {
+        get { _revenuePerUser?.value }
+        set { _revenuePerUser = newValue.map(Boxed.init) }
+    }
+    private var _revenuePerUser: Boxed<CampaignEffect>? = nil
+    /// `revenuePerUser` where it is stored (read `.value`): no copy of the message and its fields.
+    public var revenuePerUserRef: Boxed<CampaignEffect>? { _revenuePerUser }
+    public var revenueBootstrapLow: Double = 0
+    public var revenueBootstrapHigh: Double = 0
+    public var incrementalRevenue: CampaignEffect? {
+        get { _incrementalRevenue?.value }
+        set { _incrementalRevenue = newValue.map(Boxed.init) }
+    }
+    private var _incrementalRevenue: Boxed<CampaignEffect>? = nil
+    /// `incrementalRevenue` where it is stored (read `.value`): no copy of the message and its fields.
+    public var incrementalRevenueRef: Boxed<CampaignEffect>? { _incrementalRevenue }
+    public var offerCost: Double = 0
+    public var redemptions: UInt32 = 0
+    public var cautions: [String] = []
+    /// Fields this build does not know, kept so a relay re-encodes them unchanged.
+    public var unknownFields = UnknownFields()
+    public init() {}
+}
+
+extension CampaignPeriod: CMessageConvertible {
+    typealias CStruct = Persona__V1__CampaignPeriod
+    static func fill(_ m: UnsafePointer<CampaignPeriod>, _ c: UnsafeMutablePointer<Persona__V1__CampaignPeriod>, arena: Arena) {
+        persona__v1__campaign_period__init(c)
+        if !m.pointee.name.isEmpty { c.pointee.name = arena.string(m.pointee.name) }
+        c.pointee.from_ms = m.pointee.fromMs
+        c.pointee.to_ms = m.pointee.toMs
+        c.pointee.treated = m.pointee.treated
+        c.pointee.controls = m.pointee.controls
+        if let box = m.pointee._conversion { c.pointee.conversion = arena.message(box) }
+        if let box = m.pointee._ordersPerUser { c.pointee.orders_per_user = arena.message(box) }
+        if let box = m.pointee._revenuePerUser { c.pointee.revenue_per_user = arena.message(box) }
+        c.pointee.revenue_bootstrap_low = m.pointee.revenueBootstrapLow
+        c.pointee.revenue_bootstrap_high = m.pointee.revenueBootstrapHigh
+        if let box = m.pointee._incrementalRevenue { c.pointee.incremental_revenue = arena.message(box) }
+        c.pointee.offer_cost = m.pointee.offerCost
+        c.pointee.redemptions = m.pointee.redemptions
+        (c.pointee.n_cautions, c.pointee.cautions) = arena.strings(m.pointee.cautions)
+        arena.storeUnknownFields(m.pointee.unknownFields, in: UnsafeMutableRawPointer(c))
+    }
+    init(cMessage c: UnsafePointer<Persona__V1__CampaignPeriod>) {
+        self.init()
+        Self.read(c, into: &self)
+    }
+    static func read(_ c: UnsafePointer<Persona__V1__CampaignPeriod>, into m: UnsafeMutablePointer<CampaignPeriod>) {
+        m.pointee.name = readString(c.pointee.name)
+        m.pointee.fromMs = c.pointee.from_ms
+        m.pointee.toMs = c.pointee.to_ms
+        m.pointee.treated = c.pointee.treated
+        m.pointee.controls = c.pointee.controls
+        m.pointee._conversion = c.pointee.conversion.map { Boxed(CampaignEffect(cMessage: $0)) }
+        m.pointee._ordersPerUser = c.pointee.orders_per_user.map { Boxed(CampaignEffect(cMessage: $0)) }
+        m.pointee._revenuePerUser = c.pointee.revenue_per_user.map { Boxed(CampaignEffect(cMessage: $0)) }
+        m.pointee.revenueBootstrapLow = c.pointee.revenue_bootstrap_low
+        m.pointee.revenueBootstrapHigh = c.pointee.revenue_bootstrap_high
+        m.pointee._incrementalRevenue = c.pointee.incremental_revenue.map { Boxed(CampaignEffect(cMessage: $0)) }
+        m.pointee.offerCost = c.pointee.offer_cost
+        m.pointee.redemptions = c.pointee.redemptions
+        m.pointee.cautions = readStrings(c.pointee.cautions, c.pointee.n_cautions)
+        m.pointee.unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
+    }
+    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
+        -> UnsafeMutablePointer<Persona__V1__CampaignPeriod>?
+    {
+        persona__v1__campaign_period__unpack(allocator, count, bytes)
+    }
+    public func serializedBytes() -> [UInt8] { packMessage(self) }
+    public static func serializedBytes(each messages: [CampaignPeriod]) -> [[UInt8]] { packMessages(messages) }
+    public init(serializedBytes bytes: UnsafeRawBufferPointer, limits: DecodingLimits) throws {
+        self = try unpackMessage(bytes, limits: limits)
+    }
+}
+
+/// proto message `persona.v1.CampaignReport`.
+public struct CampaignReport: WireMessage {
+    public var campaign: CampaignInfo? {
+        get { _campaign?.value }
+        set { _campaign = newValue.map(Boxed.init) }
+    }
+    private var _campaign: Boxed<CampaignInfo>? = nil
+    /// `campaign` where it is stored (read `.value`): no copy of the message and its fields.
+    public var campaignRef: Boxed<CampaignInfo>? { _campaign }
+    public var periods: [CampaignPeriod] = []
+    public var daily: [Curve] = []
+    public var upliftModel: String = ""
+    public var upliftVersion: UInt32 = 0
+    public var qini: [Curve] = []
+    public var upliftMetrics: [Metric] = []
+    public var measuredMs: Int64 = 0
+    /// Fields this build does not know, kept so a relay re-encodes them unchanged.
+    public var unknownFields = UnknownFields()
+    public init() {}
+}
+
+extension CampaignReport: CMessageConvertible {
+    typealias CStruct = Persona__V1__CampaignReport
+    static func fill(_ m: UnsafePointer<CampaignReport>, _ c: UnsafeMutablePointer<Persona__V1__CampaignReport>, arena: Arena) {
+        persona__v1__campaign_report__init(c)
+        if let box = m.pointee._campaign { c.pointee.campaign = arena.message(box) }
+        (c.pointee.n_periods, c.pointee.periods) = arena.messages(m.pointee.periods)
+        (c.pointee.n_daily, c.pointee.daily) = arena.messages(m.pointee.daily)
+        if !m.pointee.upliftModel.isEmpty { c.pointee.uplift_model = arena.string(m.pointee.upliftModel) }
+        c.pointee.uplift_version = m.pointee.upliftVersion
+        (c.pointee.n_qini, c.pointee.qini) = arena.messages(m.pointee.qini)
+        (c.pointee.n_uplift_metrics, c.pointee.uplift_metrics) = arena.messages(m.pointee.upliftMetrics)
+        c.pointee.measured_ms = m.pointee.measuredMs
+        arena.storeUnknownFields(m.pointee.unknownFields, in: UnsafeMutableRawPointer(c))
+    }
+    init(cMessage c: UnsafePointer<Persona__V1__CampaignReport>) {
+        self.init()
+        Self.read(c, into: &self)
+    }
+    static func read(_ c: UnsafePointer<Persona__V1__CampaignReport>, into m: UnsafeMutablePointer<CampaignReport>) {
+        m.pointee._campaign = c.pointee.campaign.map { Boxed(CampaignInfo(cMessage: $0)) }
+        m.pointee.periods = readMessages(c.pointee.periods, c.pointee.n_periods, as: CampaignPeriod.self)
+        m.pointee.daily = readMessages(c.pointee.daily, c.pointee.n_daily, as: Curve.self)
+        m.pointee.upliftModel = readString(c.pointee.uplift_model)
+        m.pointee.upliftVersion = c.pointee.uplift_version
+        m.pointee.qini = readMessages(c.pointee.qini, c.pointee.n_qini, as: Curve.self)
+        m.pointee.upliftMetrics = readMessages(c.pointee.uplift_metrics, c.pointee.n_uplift_metrics, as: Metric.self)
+        m.pointee.measuredMs = c.pointee.measured_ms
+        m.pointee.unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
+    }
+    static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)
+        -> UnsafeMutablePointer<Persona__V1__CampaignReport>?
+    {
+        persona__v1__campaign_report__unpack(allocator, count, bytes)
+    }
+    public func serializedBytes() -> [UInt8] { packMessage(self) }
+    public static func serializedBytes(each messages: [CampaignReport]) -> [[UInt8]] { packMessages(messages) }
     public init(serializedBytes bytes: UnsafeRawBufferPointer, limits: DecodingLimits) throws {
         self = try unpackMessage(bytes, limits: limits)
     }

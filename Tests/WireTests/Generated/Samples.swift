@@ -147,11 +147,15 @@ extension Order {
             m.lines = [OrderLine.sample(1), OrderLine.sample(0)]
             m.total = -1.5e300
             m.currency = "h\u{e9}llo \"w\\orld\" \u{1F600}"
+            m.couponCode = "h\u{e9}llo \"w\\orld\" \u{1F600}"
+            m.discount = -1.5e300
         } else {
             m.orderId = "x"
             m.lines = [OrderLine.sample(0), OrderLine.sample(1)]
             m.total = Double.leastNonzeroMagnitude
             m.currency = "x"
+            m.couponCode = "x"
+            m.discount = Double.leastNonzeroMagnitude
         }
         return m
     }
@@ -346,7 +350,7 @@ extension Event {
         var m = Event()
         if variant == 0 {
             m.eventId = "h\u{e9}llo \"w\\orld\" \u{1F600}"
-            m.kind = .init(rawValue: 18)
+            m.kind = .init(rawValue: 20)
             m.userId = Int64.min
             m.timestampMs = Int64.min
             m.sessionId = "h\u{e9}llo \"w\\orld\" \u{1F600}"
@@ -370,6 +374,8 @@ extension Event {
             m.impression = Impression.sample(1)
             m.label = Label.sample(1)
             m.audience = AudienceDefinition.sample(1)
+            m.campaign = CampaignDefinition.sample(1)
+            m.campaignSent = CampaignSent.sample(1)
         } else {
             m.eventId = "x"
             m.kind = .init(rawValue: 1)
@@ -396,6 +402,8 @@ extension Event {
             m.impression = Impression.sample(0)
             m.label = Label.sample(0)
             m.audience = AudienceDefinition.sample(0)
+            m.campaign = CampaignDefinition.sample(0)
+            m.campaignSent = CampaignSent.sample(0)
         }
         return m
     }
@@ -416,6 +424,80 @@ extension AudienceDefinition {
             m.description = "x"
             m.deleted = true
             m.definedBy = "x"
+        }
+        return m
+    }
+}
+
+extension CampaignOffer {
+    static func sample(_ variant: Int) -> CampaignOffer {
+        var m = CampaignOffer()
+        if variant == 0 {
+            m.couponCode = "h\u{e9}llo \"w\\orld\" \u{1F600}"
+            m.discountShare = -1.5e300
+            m.discountAmount = -1.5e300
+            m.boostItems = [Int64.min, Int64.max]
+            m.boostCategories = [Int64.min, Int64.max]
+            m.surface = "h\u{e9}llo \"w\\orld\" \u{1F600}"
+            m.boostFactor = -1.5e300
+            m.costPerSend = -1.5e300
+        } else {
+            m.couponCode = "x"
+            m.discountShare = Double.leastNonzeroMagnitude
+            m.discountAmount = Double.leastNonzeroMagnitude
+            m.boostItems = [Int64.max, Int64.min]
+            m.boostCategories = [Int64.max, Int64.min]
+            m.surface = "x"
+            m.boostFactor = Double.leastNonzeroMagnitude
+            m.costPerSend = Double.leastNonzeroMagnitude
+        }
+        return m
+    }
+}
+
+extension CampaignDefinition {
+    static func sample(_ variant: Int) -> CampaignDefinition {
+        var m = CampaignDefinition()
+        if variant == 0 {
+            m.name = "h\u{e9}llo \"w\\orld\" \u{1F600}"
+            m.audience = "h\u{e9}llo \"w\\orld\" \u{1F600}"
+            m.description = "h\u{e9}llo \"w\\orld\" \u{1F600}"
+            m.offer = CampaignOffer.sample(1)
+            m.startMs = Int64.min
+            m.endMs = Int64.min
+            m.controlShare = -1.5e300
+            m.deleted = true
+            m.definedBy = "h\u{e9}llo \"w\\orld\" \u{1F600}"
+            m.afterDays = UInt32.max
+            m.upliftModel = "h\u{e9}llo \"w\\orld\" \u{1F600}"
+            m.upliftShare = -1.5e300
+        } else {
+            m.name = "x"
+            m.audience = "x"
+            m.description = "x"
+            m.offer = CampaignOffer.sample(0)
+            m.startMs = Int64.max
+            m.endMs = Int64.max
+            m.controlShare = Double.leastNonzeroMagnitude
+            m.deleted = true
+            m.definedBy = "x"
+            m.afterDays = 1
+            m.upliftModel = "x"
+            m.upliftShare = Double.leastNonzeroMagnitude
+        }
+        return m
+    }
+}
+
+extension CampaignSent {
+    static func sample(_ variant: Int) -> CampaignSent {
+        var m = CampaignSent()
+        if variant == 0 {
+            m.campaign = "h\u{e9}llo \"w\\orld\" \u{1F600}"
+            m.control = true
+        } else {
+            m.campaign = "x"
+            m.control = true
         }
         return m
     }
@@ -445,7 +527,7 @@ extension KindCounts {
     static func sample(_ variant: Int) -> KindCounts {
         var m = KindCounts()
         if variant == 0 {
-            m.kind = .init(rawValue: 18)
+            m.kind = .init(rawValue: 20)
             m.counts = WindowCounts.sample(1)
         } else {
             m.kind = .init(rawValue: 1)
@@ -1252,7 +1334,7 @@ extension ReadRequest {
             m.maxEvents = UInt32.max
             m.maxBytes = UInt32.max
             m.waitMs = UInt32.max
-            m.kinds = [.init(rawValue: 18), .init(rawValue: 1)]
+            m.kinds = [.init(rawValue: 20), .init(rawValue: 1)]
             m.userId = Int64.min
         } else {
             m.partition = 1
@@ -1260,7 +1342,7 @@ extension ReadRequest {
             m.maxEvents = 1
             m.maxBytes = 1
             m.waitMs = 1
-            m.kinds = [.init(rawValue: 1), .init(rawValue: 18)]
+            m.kinds = [.init(rawValue: 1), .init(rawValue: 20)]
             m.userId = Int64.max
         }
         return m
@@ -1386,7 +1468,7 @@ extension TrainRequest {
         var m = TrainRequest()
         if variant == 0 {
             m.name = "h\u{e9}llo \"w\\orld\" \u{1F600}"
-            m.kind = .init(rawValue: 12)
+            m.kind = .init(rawValue: 13)
             m.params = [KeyValue.sample(1), KeyValue.sample(0)]
             m.dataFromMs = Int64.min
             m.dataToMs = Int64.min
@@ -1435,7 +1517,7 @@ extension JobStatusResponse {
         if variant == 0 {
             m.jobId = "h\u{e9}llo \"w\\orld\" \u{1F600}"
             m.name = "h\u{e9}llo \"w\\orld\" \u{1F600}"
-            m.kind = .init(rawValue: 12)
+            m.kind = .init(rawValue: 13)
             m.state = .init(rawValue: 5)
             m.progress = -1.5e300
             m.message = "h\u{e9}llo \"w\\orld\" \u{1F600}"
@@ -1495,7 +1577,7 @@ extension ModelInfo {
         if variant == 0 {
             m.name = "h\u{e9}llo \"w\\orld\" \u{1F600}"
             m.version = UInt32.max
-            m.kind = .init(rawValue: 12)
+            m.kind = .init(rawValue: 13)
             m.createdMs = Int64.min
             m.metrics = [Metric.sample(1), Metric.sample(0)]
             m.params = [KeyValue.sample(1), KeyValue.sample(0)]
@@ -1720,7 +1802,7 @@ extension EvaluationReport {
             m.createdMs = Int64.min
             m.baseline = [Metric.sample(1), Metric.sample(0)]
             m.curves = [Curve.sample(1), Curve.sample(0)]
-            m.kind = .init(rawValue: 12)
+            m.kind = .init(rawValue: 13)
             m.params = [KeyValue.sample(1), KeyValue.sample(0)]
             m.users = UInt32.max
             m.testPairs = UInt64.max
@@ -1786,6 +1868,212 @@ extension Confusion {
             m.falsePositives = 1
             m.falseNegatives = 1
             m.trueNegatives = 1
+        }
+        return m
+    }
+}
+
+extension DefineCampaignRequest {
+    static func sample(_ variant: Int) -> DefineCampaignRequest {
+        var m = DefineCampaignRequest()
+        if variant == 0 {
+            m.campaign = CampaignDefinition.sample(1)
+            m.validateOnly = true
+            m.remove = true
+        } else {
+            m.campaign = CampaignDefinition.sample(0)
+            m.validateOnly = true
+            m.remove = true
+        }
+        return m
+    }
+}
+
+extension DefineCampaignResponse {
+    static func sample(_ variant: Int) -> DefineCampaignResponse {
+        var m = DefineCampaignResponse()
+        if variant == 0 {
+            m.errors = ["h\u{e9}llo \"w\\orld\" \u{1F600}", "x"]
+        } else {
+            m.errors = ["x", "h\u{e9}llo \"w\\orld\" \u{1F600}"]
+        }
+        return m
+    }
+}
+
+extension ListCampaignsRequest {
+    static func sample(_ variant: Int) -> ListCampaignsRequest {
+        var m = ListCampaignsRequest()
+        if variant == 0 {
+            m.name = "h\u{e9}llo \"w\\orld\" \u{1F600}"
+        } else {
+            m.name = "x"
+        }
+        return m
+    }
+}
+
+extension CampaignInfo {
+    static func sample(_ variant: Int) -> CampaignInfo {
+        var m = CampaignInfo()
+        if variant == 0 {
+            m.definition = CampaignDefinition.sample(1)
+            m.definedMs = Int64.min
+            m.treated = UInt32.max
+            m.controls = UInt32.max
+            m.redemptions = UInt32.max
+            m.launchedMs = Int64.min
+        } else {
+            m.definition = CampaignDefinition.sample(0)
+            m.definedMs = Int64.max
+            m.treated = 1
+            m.controls = 1
+            m.redemptions = 1
+            m.launchedMs = Int64.max
+        }
+        return m
+    }
+}
+
+extension ListCampaignsResponse {
+    static func sample(_ variant: Int) -> ListCampaignsResponse {
+        var m = ListCampaignsResponse()
+        if variant == 0 {
+            m.campaigns = [CampaignInfo.sample(1), CampaignInfo.sample(0)]
+        } else {
+            m.campaigns = [CampaignInfo.sample(0), CampaignInfo.sample(1)]
+        }
+        return m
+    }
+}
+
+extension LaunchCampaignRequest {
+    static func sample(_ variant: Int) -> LaunchCampaignRequest {
+        var m = LaunchCampaignRequest()
+        if variant == 0 {
+            m.name = "h\u{e9}llo \"w\\orld\" \u{1F600}"
+        } else {
+            m.name = "x"
+        }
+        return m
+    }
+}
+
+extension LaunchCampaignResponse {
+    static func sample(_ variant: Int) -> LaunchCampaignResponse {
+        var m = LaunchCampaignResponse()
+        if variant == 0 {
+            m.treated = UInt32.max
+            m.controls = UInt32.max
+            m.already = UInt32.max
+            m.notTargeted = UInt32.max
+        } else {
+            m.treated = 1
+            m.controls = 1
+            m.already = 1
+            m.notTargeted = 1
+        }
+        return m
+    }
+}
+
+extension CampaignReportRequest {
+    static func sample(_ variant: Int) -> CampaignReportRequest {
+        var m = CampaignReportRequest()
+        if variant == 0 {
+            m.name = "h\u{e9}llo \"w\\orld\" \u{1F600}"
+            m.bootstrap = UInt32.max
+        } else {
+            m.name = "x"
+            m.bootstrap = 1
+        }
+        return m
+    }
+}
+
+extension CampaignEffect {
+    static func sample(_ variant: Int) -> CampaignEffect {
+        var m = CampaignEffect()
+        if variant == 0 {
+            m.treatment = -1.5e300
+            m.control = -1.5e300
+            m.difference = -1.5e300
+            m.low = -1.5e300
+            m.high = -1.5e300
+            m.pValue = -1.5e300
+            m.minimumDetectable = -1.5e300
+        } else {
+            m.treatment = Double.leastNonzeroMagnitude
+            m.control = Double.leastNonzeroMagnitude
+            m.difference = Double.leastNonzeroMagnitude
+            m.low = Double.leastNonzeroMagnitude
+            m.high = Double.leastNonzeroMagnitude
+            m.pValue = Double.leastNonzeroMagnitude
+            m.minimumDetectable = Double.leastNonzeroMagnitude
+        }
+        return m
+    }
+}
+
+extension CampaignPeriod {
+    static func sample(_ variant: Int) -> CampaignPeriod {
+        var m = CampaignPeriod()
+        if variant == 0 {
+            m.name = "h\u{e9}llo \"w\\orld\" \u{1F600}"
+            m.fromMs = Int64.min
+            m.toMs = Int64.min
+            m.treated = UInt32.max
+            m.controls = UInt32.max
+            m.conversion = CampaignEffect.sample(1)
+            m.ordersPerUser = CampaignEffect.sample(1)
+            m.revenuePerUser = CampaignEffect.sample(1)
+            m.revenueBootstrapLow = -1.5e300
+            m.revenueBootstrapHigh = -1.5e300
+            m.incrementalRevenue = CampaignEffect.sample(1)
+            m.offerCost = -1.5e300
+            m.redemptions = UInt32.max
+            m.cautions = ["h\u{e9}llo \"w\\orld\" \u{1F600}", "x"]
+        } else {
+            m.name = "x"
+            m.fromMs = Int64.max
+            m.toMs = Int64.max
+            m.treated = 1
+            m.controls = 1
+            m.conversion = CampaignEffect.sample(0)
+            m.ordersPerUser = CampaignEffect.sample(0)
+            m.revenuePerUser = CampaignEffect.sample(0)
+            m.revenueBootstrapLow = Double.leastNonzeroMagnitude
+            m.revenueBootstrapHigh = Double.leastNonzeroMagnitude
+            m.incrementalRevenue = CampaignEffect.sample(0)
+            m.offerCost = Double.leastNonzeroMagnitude
+            m.redemptions = 1
+            m.cautions = ["x", "h\u{e9}llo \"w\\orld\" \u{1F600}"]
+        }
+        return m
+    }
+}
+
+extension CampaignReport {
+    static func sample(_ variant: Int) -> CampaignReport {
+        var m = CampaignReport()
+        if variant == 0 {
+            m.campaign = CampaignInfo.sample(1)
+            m.periods = [CampaignPeriod.sample(1), CampaignPeriod.sample(0)]
+            m.daily = [Curve.sample(1), Curve.sample(0)]
+            m.upliftModel = "h\u{e9}llo \"w\\orld\" \u{1F600}"
+            m.upliftVersion = UInt32.max
+            m.qini = [Curve.sample(1), Curve.sample(0)]
+            m.upliftMetrics = [Metric.sample(1), Metric.sample(0)]
+            m.measuredMs = Int64.min
+        } else {
+            m.campaign = CampaignInfo.sample(0)
+            m.periods = [CampaignPeriod.sample(0), CampaignPeriod.sample(1)]
+            m.daily = [Curve.sample(0), Curve.sample(1)]
+            m.upliftModel = "x"
+            m.upliftVersion = 1
+            m.qini = [Curve.sample(0), Curve.sample(1)]
+            m.upliftMetrics = [Metric.sample(0), Metric.sample(1)]
+            m.measuredMs = Int64.max
         }
         return m
     }
@@ -2886,6 +3174,9 @@ let allMessageSamples: [(protoName: String, samples: [any WireMessage])] = [
     ("persona.v1.Label", [Label.sample(0), Label.sample(1), Label()]),
     ("persona.v1.Event", [Event.sample(0), Event.sample(1), Event()]),
     ("persona.v1.AudienceDefinition", [AudienceDefinition.sample(0), AudienceDefinition.sample(1), AudienceDefinition()]),
+    ("persona.v1.CampaignOffer", [CampaignOffer.sample(0), CampaignOffer.sample(1), CampaignOffer()]),
+    ("persona.v1.CampaignDefinition", [CampaignDefinition.sample(0), CampaignDefinition.sample(1), CampaignDefinition()]),
+    ("persona.v1.CampaignSent", [CampaignSent.sample(0), CampaignSent.sample(1), CampaignSent()]),
     ("persona.v1.WindowCounts", [WindowCounts.sample(0), WindowCounts.sample(1), WindowCounts()]),
     ("persona.v1.KindCounts", [KindCounts.sample(0), KindCounts.sample(1), KindCounts()]),
     ("persona.v1.Affinity", [Affinity.sample(0), Affinity.sample(1), Affinity()]),
@@ -2969,6 +3260,17 @@ let allMessageSamples: [(protoName: String, samples: [any WireMessage])] = [
     ("persona.v1.EvaluationReport", [EvaluationReport.sample(0), EvaluationReport.sample(1), EvaluationReport()]),
     ("persona.v1.Comparison", [Comparison.sample(0), Comparison.sample(1), Comparison()]),
     ("persona.v1.Confusion", [Confusion.sample(0), Confusion.sample(1), Confusion()]),
+    ("persona.v1.DefineCampaignRequest", [DefineCampaignRequest.sample(0), DefineCampaignRequest.sample(1), DefineCampaignRequest()]),
+    ("persona.v1.DefineCampaignResponse", [DefineCampaignResponse.sample(0), DefineCampaignResponse.sample(1), DefineCampaignResponse()]),
+    ("persona.v1.ListCampaignsRequest", [ListCampaignsRequest.sample(0), ListCampaignsRequest.sample(1), ListCampaignsRequest()]),
+    ("persona.v1.CampaignInfo", [CampaignInfo.sample(0), CampaignInfo.sample(1), CampaignInfo()]),
+    ("persona.v1.ListCampaignsResponse", [ListCampaignsResponse.sample(0), ListCampaignsResponse.sample(1), ListCampaignsResponse()]),
+    ("persona.v1.LaunchCampaignRequest", [LaunchCampaignRequest.sample(0), LaunchCampaignRequest.sample(1), LaunchCampaignRequest()]),
+    ("persona.v1.LaunchCampaignResponse", [LaunchCampaignResponse.sample(0), LaunchCampaignResponse.sample(1), LaunchCampaignResponse()]),
+    ("persona.v1.CampaignReportRequest", [CampaignReportRequest.sample(0), CampaignReportRequest.sample(1), CampaignReportRequest()]),
+    ("persona.v1.CampaignEffect", [CampaignEffect.sample(0), CampaignEffect.sample(1), CampaignEffect()]),
+    ("persona.v1.CampaignPeriod", [CampaignPeriod.sample(0), CampaignPeriod.sample(1), CampaignPeriod()]),
+    ("persona.v1.CampaignReport", [CampaignReport.sample(0), CampaignReport.sample(1), CampaignReport()]),
     ("persona.v1.RecommendRequest", [RecommendRequest.sample(0), RecommendRequest.sample(1), RecommendRequest()]),
     ("persona.v1.Contribution", [Contribution.sample(0), Contribution.sample(1), Contribution()]),
     ("persona.v1.ScoredItem", [ScoredItem.sample(0), ScoredItem.sample(1), ScoredItem()]),

@@ -29,6 +29,9 @@ typedef struct Persona__V1__Impression Persona__V1__Impression;
 typedef struct Persona__V1__Label Persona__V1__Label;
 typedef struct Persona__V1__Event Persona__V1__Event;
 typedef struct Persona__V1__AudienceDefinition Persona__V1__AudienceDefinition;
+typedef struct Persona__V1__CampaignOffer Persona__V1__CampaignOffer;
+typedef struct Persona__V1__CampaignDefinition Persona__V1__CampaignDefinition;
+typedef struct Persona__V1__CampaignSent Persona__V1__CampaignSent;
 
 
 /* --- enums --- */
@@ -60,7 +63,17 @@ typedef enum _Persona__V1__EventKind {
    * A marketing audience defined, replaced or deleted (`audience`; user_id 0): every feature
    * replica folds the same definitions from the log.
    */
-  PERSONA__V1__EVENT_KIND__EVENT_KIND_AUDIENCE = 18
+  PERSONA__V1__EVENT_KIND__EVENT_KIND_AUDIENCE = 18,
+  /*
+   * A campaign defined, replaced or deleted (`campaign`; user_id 0; service and admin tokens
+   * only): the model service measures it, recommend applies its boost.
+   */
+  PERSONA__V1__EVENT_KIND__EVENT_KIND_CAMPAIGN = 19,
+  /*
+   * A campaign reached the user (`campaign_sent`): its offer was sent, or the user was held
+   * out in its control group.
+   */
+  PERSONA__V1__EVENT_KIND__EVENT_KIND_CAMPAIGN_SENT = 20
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(PERSONA__V1__EVENT_KIND)
 } Persona__V1__EventKind;
 typedef enum _Persona__V1__Gender {
@@ -102,10 +115,15 @@ struct  Persona__V1__Order
   Persona__V1__OrderLine **lines;
   double total;
   char *currency;
+  /*
+   * The coupon the order redeemed ("" none) and the discount it gave, in the order's currency.
+   */
+  char *coupon_code;
+  double discount;
 };
 #define PERSONA__V1__ORDER__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&persona__v1__order__descriptor) \
-    , (char *)protobuf_c_empty_string, 0,NULL, 0, (char *)protobuf_c_empty_string }
+    , (char *)protobuf_c_empty_string, 0,NULL, 0, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0 }
 
 
 struct  Persona__V1__Payment
@@ -293,10 +311,12 @@ struct  Persona__V1__Event
   Persona__V1__Impression *impression;
   Persona__V1__Label *label;
   Persona__V1__AudienceDefinition *audience;
+  Persona__V1__CampaignDefinition *campaign;
+  Persona__V1__CampaignSent *campaign_sent;
 };
 #define PERSONA__V1__EVENT__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&persona__v1__event__descriptor) \
-    , (char *)protobuf_c_empty_string, PERSONA__V1__EVENT_KIND__EVENT_KIND_UNSPECIFIED, 0, 0, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, 0, 0, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL }
+    , (char *)protobuf_c_empty_string, PERSONA__V1__EVENT_KIND__EVENT_KIND_UNSPECIFIED, 0, 0, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, 0, 0, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL }
 
 
 /*
@@ -319,6 +339,87 @@ struct  Persona__V1__AudienceDefinition
 #define PERSONA__V1__AUDIENCE_DEFINITION__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&persona__v1__audience_definition__descriptor) \
     , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, (char *)protobuf_c_empty_string }
+
+
+/*
+ * What a campaign offers its treated users: a coupon, a boost on a recommend surface, or
+ * both (docs/CAMPAIGNS.md).
+ */
+struct  Persona__V1__CampaignOffer
+{
+  ProtobufCMessage base;
+  /*
+   * The code an order carries when it redeems the coupon, and the discount it gives: a share
+   * of the order's total, or an amount (used when an order does not say its discount).
+   */
+  char *coupon_code;
+  double discount_share;
+  double discount_amount;
+  /*
+   * Recommend multiplies the score of these items, and of the items in these categories, by
+   * `boost_factor` for the campaign's treated users on `surface` ("": every surface).
+   */
+  size_t n_boost_items;
+  int64_t *boost_items;
+  size_t n_boost_categories;
+  int64_t *boost_categories;
+  char *surface;
+  double boost_factor;
+  /*
+   * What reaching one user costs (a message), added to the offer's cost.
+   */
+  double cost_per_send;
+};
+#define PERSONA__V1__CAMPAIGN_OFFER__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&persona__v1__campaign_offer__descriptor) \
+    , (char *)protobuf_c_empty_string, 0, 0, 0,NULL, 0,NULL, (char *)protobuf_c_empty_string, 0, 0 }
+
+
+/*
+ * A named campaign: an audience, an offer, a window and a control group, the share of the
+ * audience that gets nothing, chosen by a hash of campaign and user. A later definition of
+ * the name replaces it; `deleted` removes it.
+ */
+struct  Persona__V1__CampaignDefinition
+{
+  ProtobufCMessage base;
+  char *name;
+  char *audience;
+  char *description;
+  Persona__V1__CampaignOffer *offer;
+  int64_t start_ms;
+  int64_t end_ms;
+  double control_share;
+  protobuf_c_boolean deleted;
+  char *defined_by;
+  /*
+   * The report also measures this many days after the end (0: as long as the window).
+   */
+  uint32_t after_days;
+  /*
+   * Targeting by uplift: launch keeps the audience's users whose predicted uplift under this
+   * published uplift model is in the top `uplift_share` (0 < share <= 1).
+   */
+  char *uplift_model;
+  double uplift_share;
+};
+#define PERSONA__V1__CAMPAIGN_DEFINITION__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&persona__v1__campaign_definition__descriptor) \
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, NULL, 0, 0, 0, 0, (char *)protobuf_c_empty_string, 0, (char *)protobuf_c_empty_string, 0 }
+
+
+/*
+ * One user reached by a campaign: sent its offer, or held out (`control`).
+ */
+struct  Persona__V1__CampaignSent
+{
+  ProtobufCMessage base;
+  char *campaign;
+  protobuf_c_boolean control;
+};
+#define PERSONA__V1__CAMPAIGN_SENT__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&persona__v1__campaign_sent__descriptor) \
+    , (char *)protobuf_c_empty_string, 0 }
 
 
 /* Persona__V1__OrderLine methods */
@@ -587,6 +688,63 @@ Persona__V1__AudienceDefinition *
 void   persona__v1__audience_definition__free_unpacked
                      (Persona__V1__AudienceDefinition *message,
                       ProtobufCAllocator *allocator);
+/* Persona__V1__CampaignOffer methods */
+void   persona__v1__campaign_offer__init
+                     (Persona__V1__CampaignOffer         *message);
+size_t persona__v1__campaign_offer__get_packed_size
+                     (const Persona__V1__CampaignOffer   *message);
+size_t persona__v1__campaign_offer__pack
+                     (const Persona__V1__CampaignOffer   *message,
+                      uint8_t             *out);
+size_t persona__v1__campaign_offer__pack_to_buffer
+                     (const Persona__V1__CampaignOffer   *message,
+                      ProtobufCBuffer     *buffer);
+Persona__V1__CampaignOffer *
+       persona__v1__campaign_offer__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   persona__v1__campaign_offer__free_unpacked
+                     (Persona__V1__CampaignOffer *message,
+                      ProtobufCAllocator *allocator);
+/* Persona__V1__CampaignDefinition methods */
+void   persona__v1__campaign_definition__init
+                     (Persona__V1__CampaignDefinition         *message);
+size_t persona__v1__campaign_definition__get_packed_size
+                     (const Persona__V1__CampaignDefinition   *message);
+size_t persona__v1__campaign_definition__pack
+                     (const Persona__V1__CampaignDefinition   *message,
+                      uint8_t             *out);
+size_t persona__v1__campaign_definition__pack_to_buffer
+                     (const Persona__V1__CampaignDefinition   *message,
+                      ProtobufCBuffer     *buffer);
+Persona__V1__CampaignDefinition *
+       persona__v1__campaign_definition__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   persona__v1__campaign_definition__free_unpacked
+                     (Persona__V1__CampaignDefinition *message,
+                      ProtobufCAllocator *allocator);
+/* Persona__V1__CampaignSent methods */
+void   persona__v1__campaign_sent__init
+                     (Persona__V1__CampaignSent         *message);
+size_t persona__v1__campaign_sent__get_packed_size
+                     (const Persona__V1__CampaignSent   *message);
+size_t persona__v1__campaign_sent__pack
+                     (const Persona__V1__CampaignSent   *message,
+                      uint8_t             *out);
+size_t persona__v1__campaign_sent__pack_to_buffer
+                     (const Persona__V1__CampaignSent   *message,
+                      ProtobufCBuffer     *buffer);
+Persona__V1__CampaignSent *
+       persona__v1__campaign_sent__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   persona__v1__campaign_sent__free_unpacked
+                     (Persona__V1__CampaignSent *message,
+                      ProtobufCAllocator *allocator);
 /* --- per-message closures --- */
 
 typedef void (*Persona__V1__OrderLine_Closure)
@@ -631,6 +789,15 @@ typedef void (*Persona__V1__Event_Closure)
 typedef void (*Persona__V1__AudienceDefinition_Closure)
                  (const Persona__V1__AudienceDefinition *message,
                   void *closure_data);
+typedef void (*Persona__V1__CampaignOffer_Closure)
+                 (const Persona__V1__CampaignOffer *message,
+                  void *closure_data);
+typedef void (*Persona__V1__CampaignDefinition_Closure)
+                 (const Persona__V1__CampaignDefinition *message,
+                  void *closure_data);
+typedef void (*Persona__V1__CampaignSent_Closure)
+                 (const Persona__V1__CampaignSent *message,
+                  void *closure_data);
 
 /* --- services --- */
 
@@ -654,6 +821,9 @@ extern const ProtobufCMessageDescriptor persona__v1__impression__descriptor;
 extern const ProtobufCMessageDescriptor persona__v1__label__descriptor;
 extern const ProtobufCMessageDescriptor persona__v1__event__descriptor;
 extern const ProtobufCMessageDescriptor persona__v1__audience_definition__descriptor;
+extern const ProtobufCMessageDescriptor persona__v1__campaign_offer__descriptor;
+extern const ProtobufCMessageDescriptor persona__v1__campaign_definition__descriptor;
+extern const ProtobufCMessageDescriptor persona__v1__campaign_sent__descriptor;
 
 PROTOBUF_C__END_DECLS
 

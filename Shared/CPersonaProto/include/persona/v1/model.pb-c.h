@@ -15,6 +15,7 @@ PROTOBUF_C__BEGIN_DECLS
 #endif
 
 #include "persona/v1/common.pb-c.h"
+#include "persona/v1/events.pb-c.h"
 
 typedef struct Persona__V1__Metric Persona__V1__Metric;
 typedef struct Persona__V1__TrainRequest Persona__V1__TrainRequest;
@@ -40,6 +41,17 @@ typedef struct Persona__V1__Curve Persona__V1__Curve;
 typedef struct Persona__V1__EvaluationReport Persona__V1__EvaluationReport;
 typedef struct Persona__V1__Comparison Persona__V1__Comparison;
 typedef struct Persona__V1__Confusion Persona__V1__Confusion;
+typedef struct Persona__V1__DefineCampaignRequest Persona__V1__DefineCampaignRequest;
+typedef struct Persona__V1__DefineCampaignResponse Persona__V1__DefineCampaignResponse;
+typedef struct Persona__V1__ListCampaignsRequest Persona__V1__ListCampaignsRequest;
+typedef struct Persona__V1__CampaignInfo Persona__V1__CampaignInfo;
+typedef struct Persona__V1__ListCampaignsResponse Persona__V1__ListCampaignsResponse;
+typedef struct Persona__V1__LaunchCampaignRequest Persona__V1__LaunchCampaignRequest;
+typedef struct Persona__V1__LaunchCampaignResponse Persona__V1__LaunchCampaignResponse;
+typedef struct Persona__V1__CampaignReportRequest Persona__V1__CampaignReportRequest;
+typedef struct Persona__V1__CampaignEffect Persona__V1__CampaignEffect;
+typedef struct Persona__V1__CampaignPeriod Persona__V1__CampaignPeriod;
+typedef struct Persona__V1__CampaignReport Persona__V1__CampaignReport;
 
 
 /* --- enums --- */
@@ -69,7 +81,12 @@ typedef enum _Persona__V1__ModelKind {
   /*
    * Learned second stage of recommend: LambdaMART over the sources' scores and places.
    */
-  PERSONA__V1__MODEL_KIND__MODEL_KIND_RANKER = 12
+  PERSONA__V1__MODEL_KIND__MODEL_KIND_RANKER = 12,
+  /*
+   * Uplift model from a past campaign's treated and control users (two-model or class
+   * transformation on boosted trees): how much the offer changes each user's chance to buy.
+   */
+  PERSONA__V1__MODEL_KIND__MODEL_KIND_UPLIFT = 13
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(PERSONA__V1__MODEL_KIND)
 } Persona__V1__ModelKind;
 typedef enum _Persona__V1__JobState {
@@ -476,6 +493,206 @@ struct  Persona__V1__Confusion
 #define PERSONA__V1__CONFUSION__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&persona__v1__confusion__descriptor) \
     , (char *)protobuf_c_empty_string, 0, 0, 0, 0, 0 }
+
+
+/*
+ * Campaigns (docs/CAMPAIGNS.md). DefineCampaign checks the definition (its audience must
+ * exist) and appends it to the log as a `campaign` event; the errors come back and nothing
+ * is stored when it does not hold. `remove` deletes the campaign.
+ */
+struct  Persona__V1__DefineCampaignRequest
+{
+  ProtobufCMessage base;
+  Persona__V1__CampaignDefinition *campaign;
+  protobuf_c_boolean validate_only;
+  protobuf_c_boolean remove;
+};
+#define PERSONA__V1__DEFINE_CAMPAIGN_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&persona__v1__define_campaign_request__descriptor) \
+    , NULL, 0, 0 }
+
+
+struct  Persona__V1__DefineCampaignResponse
+{
+  ProtobufCMessage base;
+  size_t n_errors;
+  char **errors;
+};
+#define PERSONA__V1__DEFINE_CAMPAIGN_RESPONSE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&persona__v1__define_campaign_response__descriptor) \
+    , 0,NULL }
+
+
+struct  Persona__V1__ListCampaignsRequest
+{
+  ProtobufCMessage base;
+  /*
+   * "": every campaign.
+   */
+  char *name;
+};
+#define PERSONA__V1__LIST_CAMPAIGNS_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&persona__v1__list_campaigns_request__descriptor) \
+    , (char *)protobuf_c_empty_string }
+
+
+struct  Persona__V1__CampaignInfo
+{
+  ProtobufCMessage base;
+  Persona__V1__CampaignDefinition *definition;
+  int64_t defined_ms;
+  /*
+   * Users reached so far: sent the offer, held out in control.
+   */
+  uint32_t treated;
+  uint32_t controls;
+  /*
+   * Orders carrying the campaign's coupon code.
+   */
+  uint32_t redemptions;
+  /*
+   * The first campaign_sent event's time (0: not launched).
+   */
+  int64_t launched_ms;
+};
+#define PERSONA__V1__CAMPAIGN_INFO__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&persona__v1__campaign_info__descriptor) \
+    , NULL, 0, 0, 0, 0, 0 }
+
+
+struct  Persona__V1__ListCampaignsResponse
+{
+  ProtobufCMessage base;
+  size_t n_campaigns;
+  Persona__V1__CampaignInfo **campaigns;
+};
+#define PERSONA__V1__LIST_CAMPAIGNS_RESPONSE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&persona__v1__list_campaigns_response__descriptor) \
+    , 0,NULL }
+
+
+/*
+ * Reaches the campaign's audience as it is now: each member is put in control or treatment
+ * by the hash and a `campaign_sent` event is appended for each (users reached before keep
+ * their side and get no second event). With an uplift model, only the members it ranks in
+ * its top share are reached.
+ */
+struct  Persona__V1__LaunchCampaignRequest
+{
+  ProtobufCMessage base;
+  char *name;
+};
+#define PERSONA__V1__LAUNCH_CAMPAIGN_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&persona__v1__launch_campaign_request__descriptor) \
+    , (char *)protobuf_c_empty_string }
+
+
+struct  Persona__V1__LaunchCampaignResponse
+{
+  ProtobufCMessage base;
+  uint32_t treated;
+  uint32_t controls;
+  /*
+   * Members already reached by an earlier launch.
+   */
+  uint32_t already;
+  /*
+   * Members left out by the uplift model.
+   */
+  uint32_t not_targeted;
+};
+#define PERSONA__V1__LAUNCH_CAMPAIGN_RESPONSE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&persona__v1__launch_campaign_response__descriptor) \
+    , 0, 0, 0, 0 }
+
+
+struct  Persona__V1__CampaignReportRequest
+{
+  ProtobufCMessage base;
+  char *name;
+  uint32_t bootstrap;
+};
+#define PERSONA__V1__CAMPAIGN_REPORT_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&persona__v1__campaign_report_request__descriptor) \
+    , (char *)protobuf_c_empty_string, 0 }
+
+
+/*
+ * Treatment against control: the mean per user of each arm, the difference with its 95%
+ * Welch interval and two-sided p-value, and the smallest difference the sizes would find.
+ */
+struct  Persona__V1__CampaignEffect
+{
+  ProtobufCMessage base;
+  double treatment;
+  double control;
+  double difference;
+  double low;
+  double high;
+  double p_value;
+  double minimum_detectable;
+};
+#define PERSONA__V1__CAMPAIGN_EFFECT__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&persona__v1__campaign_effect__descriptor) \
+    , 0, 0, 0, 0, 0, 0, 0 }
+
+
+/*
+ * One period of a campaign's measure: orders in [from_ms, to_ms) of the users reached.
+ */
+struct  Persona__V1__CampaignPeriod
+{
+  ProtobufCMessage base;
+  char *name;
+  int64_t from_ms;
+  int64_t to_ms;
+  uint32_t treated;
+  uint32_t controls;
+  Persona__V1__CampaignEffect *conversion;
+  Persona__V1__CampaignEffect *orders_per_user;
+  Persona__V1__CampaignEffect *revenue_per_user;
+  double revenue_bootstrap_low;
+  double revenue_bootstrap_high;
+  Persona__V1__CampaignEffect *incremental_revenue;
+  double offer_cost;
+  uint32_t redemptions;
+  size_t n_cautions;
+  char **cautions;
+};
+#define PERSONA__V1__CAMPAIGN_PERIOD__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&persona__v1__campaign_period__descriptor) \
+    , (char *)protobuf_c_empty_string, 0, 0, 0, 0, NULL, NULL, NULL, 0, 0, NULL, 0, 0, 0,NULL }
+
+
+struct  Persona__V1__CampaignReport
+{
+  ProtobufCMessage base;
+  Persona__V1__CampaignInfo *campaign;
+  /*
+   * The window, then the days after it.
+   */
+  size_t n_periods;
+  Persona__V1__CampaignPeriod **periods;
+  /*
+   * Each arm's cumulative conversion by day from the start (`treatment`, `control`).
+   */
+  size_t n_daily;
+  Persona__V1__Curve **daily;
+  /*
+   * The latest uplift model trained on this campaign, and its Qini curves on held-out users
+   * (`uplift`, `propensity`, `random`) with their coefficients in `uplift_metrics`.
+   */
+  char *uplift_model;
+  uint32_t uplift_version;
+  size_t n_qini;
+  Persona__V1__Curve **qini;
+  size_t n_uplift_metrics;
+  Persona__V1__Metric **uplift_metrics;
+  int64_t measured_ms;
+};
+#define PERSONA__V1__CAMPAIGN_REPORT__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&persona__v1__campaign_report__descriptor) \
+    , NULL, 0,NULL, 0,NULL, (char *)protobuf_c_empty_string, 0, 0,NULL, 0,NULL, 0 }
 
 
 /* Persona__V1__Metric methods */
@@ -934,6 +1151,215 @@ Persona__V1__Confusion *
 void   persona__v1__confusion__free_unpacked
                      (Persona__V1__Confusion *message,
                       ProtobufCAllocator *allocator);
+/* Persona__V1__DefineCampaignRequest methods */
+void   persona__v1__define_campaign_request__init
+                     (Persona__V1__DefineCampaignRequest         *message);
+size_t persona__v1__define_campaign_request__get_packed_size
+                     (const Persona__V1__DefineCampaignRequest   *message);
+size_t persona__v1__define_campaign_request__pack
+                     (const Persona__V1__DefineCampaignRequest   *message,
+                      uint8_t             *out);
+size_t persona__v1__define_campaign_request__pack_to_buffer
+                     (const Persona__V1__DefineCampaignRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Persona__V1__DefineCampaignRequest *
+       persona__v1__define_campaign_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   persona__v1__define_campaign_request__free_unpacked
+                     (Persona__V1__DefineCampaignRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Persona__V1__DefineCampaignResponse methods */
+void   persona__v1__define_campaign_response__init
+                     (Persona__V1__DefineCampaignResponse         *message);
+size_t persona__v1__define_campaign_response__get_packed_size
+                     (const Persona__V1__DefineCampaignResponse   *message);
+size_t persona__v1__define_campaign_response__pack
+                     (const Persona__V1__DefineCampaignResponse   *message,
+                      uint8_t             *out);
+size_t persona__v1__define_campaign_response__pack_to_buffer
+                     (const Persona__V1__DefineCampaignResponse   *message,
+                      ProtobufCBuffer     *buffer);
+Persona__V1__DefineCampaignResponse *
+       persona__v1__define_campaign_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   persona__v1__define_campaign_response__free_unpacked
+                     (Persona__V1__DefineCampaignResponse *message,
+                      ProtobufCAllocator *allocator);
+/* Persona__V1__ListCampaignsRequest methods */
+void   persona__v1__list_campaigns_request__init
+                     (Persona__V1__ListCampaignsRequest         *message);
+size_t persona__v1__list_campaigns_request__get_packed_size
+                     (const Persona__V1__ListCampaignsRequest   *message);
+size_t persona__v1__list_campaigns_request__pack
+                     (const Persona__V1__ListCampaignsRequest   *message,
+                      uint8_t             *out);
+size_t persona__v1__list_campaigns_request__pack_to_buffer
+                     (const Persona__V1__ListCampaignsRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Persona__V1__ListCampaignsRequest *
+       persona__v1__list_campaigns_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   persona__v1__list_campaigns_request__free_unpacked
+                     (Persona__V1__ListCampaignsRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Persona__V1__CampaignInfo methods */
+void   persona__v1__campaign_info__init
+                     (Persona__V1__CampaignInfo         *message);
+size_t persona__v1__campaign_info__get_packed_size
+                     (const Persona__V1__CampaignInfo   *message);
+size_t persona__v1__campaign_info__pack
+                     (const Persona__V1__CampaignInfo   *message,
+                      uint8_t             *out);
+size_t persona__v1__campaign_info__pack_to_buffer
+                     (const Persona__V1__CampaignInfo   *message,
+                      ProtobufCBuffer     *buffer);
+Persona__V1__CampaignInfo *
+       persona__v1__campaign_info__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   persona__v1__campaign_info__free_unpacked
+                     (Persona__V1__CampaignInfo *message,
+                      ProtobufCAllocator *allocator);
+/* Persona__V1__ListCampaignsResponse methods */
+void   persona__v1__list_campaigns_response__init
+                     (Persona__V1__ListCampaignsResponse         *message);
+size_t persona__v1__list_campaigns_response__get_packed_size
+                     (const Persona__V1__ListCampaignsResponse   *message);
+size_t persona__v1__list_campaigns_response__pack
+                     (const Persona__V1__ListCampaignsResponse   *message,
+                      uint8_t             *out);
+size_t persona__v1__list_campaigns_response__pack_to_buffer
+                     (const Persona__V1__ListCampaignsResponse   *message,
+                      ProtobufCBuffer     *buffer);
+Persona__V1__ListCampaignsResponse *
+       persona__v1__list_campaigns_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   persona__v1__list_campaigns_response__free_unpacked
+                     (Persona__V1__ListCampaignsResponse *message,
+                      ProtobufCAllocator *allocator);
+/* Persona__V1__LaunchCampaignRequest methods */
+void   persona__v1__launch_campaign_request__init
+                     (Persona__V1__LaunchCampaignRequest         *message);
+size_t persona__v1__launch_campaign_request__get_packed_size
+                     (const Persona__V1__LaunchCampaignRequest   *message);
+size_t persona__v1__launch_campaign_request__pack
+                     (const Persona__V1__LaunchCampaignRequest   *message,
+                      uint8_t             *out);
+size_t persona__v1__launch_campaign_request__pack_to_buffer
+                     (const Persona__V1__LaunchCampaignRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Persona__V1__LaunchCampaignRequest *
+       persona__v1__launch_campaign_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   persona__v1__launch_campaign_request__free_unpacked
+                     (Persona__V1__LaunchCampaignRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Persona__V1__LaunchCampaignResponse methods */
+void   persona__v1__launch_campaign_response__init
+                     (Persona__V1__LaunchCampaignResponse         *message);
+size_t persona__v1__launch_campaign_response__get_packed_size
+                     (const Persona__V1__LaunchCampaignResponse   *message);
+size_t persona__v1__launch_campaign_response__pack
+                     (const Persona__V1__LaunchCampaignResponse   *message,
+                      uint8_t             *out);
+size_t persona__v1__launch_campaign_response__pack_to_buffer
+                     (const Persona__V1__LaunchCampaignResponse   *message,
+                      ProtobufCBuffer     *buffer);
+Persona__V1__LaunchCampaignResponse *
+       persona__v1__launch_campaign_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   persona__v1__launch_campaign_response__free_unpacked
+                     (Persona__V1__LaunchCampaignResponse *message,
+                      ProtobufCAllocator *allocator);
+/* Persona__V1__CampaignReportRequest methods */
+void   persona__v1__campaign_report_request__init
+                     (Persona__V1__CampaignReportRequest         *message);
+size_t persona__v1__campaign_report_request__get_packed_size
+                     (const Persona__V1__CampaignReportRequest   *message);
+size_t persona__v1__campaign_report_request__pack
+                     (const Persona__V1__CampaignReportRequest   *message,
+                      uint8_t             *out);
+size_t persona__v1__campaign_report_request__pack_to_buffer
+                     (const Persona__V1__CampaignReportRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Persona__V1__CampaignReportRequest *
+       persona__v1__campaign_report_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   persona__v1__campaign_report_request__free_unpacked
+                     (Persona__V1__CampaignReportRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Persona__V1__CampaignEffect methods */
+void   persona__v1__campaign_effect__init
+                     (Persona__V1__CampaignEffect         *message);
+size_t persona__v1__campaign_effect__get_packed_size
+                     (const Persona__V1__CampaignEffect   *message);
+size_t persona__v1__campaign_effect__pack
+                     (const Persona__V1__CampaignEffect   *message,
+                      uint8_t             *out);
+size_t persona__v1__campaign_effect__pack_to_buffer
+                     (const Persona__V1__CampaignEffect   *message,
+                      ProtobufCBuffer     *buffer);
+Persona__V1__CampaignEffect *
+       persona__v1__campaign_effect__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   persona__v1__campaign_effect__free_unpacked
+                     (Persona__V1__CampaignEffect *message,
+                      ProtobufCAllocator *allocator);
+/* Persona__V1__CampaignPeriod methods */
+void   persona__v1__campaign_period__init
+                     (Persona__V1__CampaignPeriod         *message);
+size_t persona__v1__campaign_period__get_packed_size
+                     (const Persona__V1__CampaignPeriod   *message);
+size_t persona__v1__campaign_period__pack
+                     (const Persona__V1__CampaignPeriod   *message,
+                      uint8_t             *out);
+size_t persona__v1__campaign_period__pack_to_buffer
+                     (const Persona__V1__CampaignPeriod   *message,
+                      ProtobufCBuffer     *buffer);
+Persona__V1__CampaignPeriod *
+       persona__v1__campaign_period__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   persona__v1__campaign_period__free_unpacked
+                     (Persona__V1__CampaignPeriod *message,
+                      ProtobufCAllocator *allocator);
+/* Persona__V1__CampaignReport methods */
+void   persona__v1__campaign_report__init
+                     (Persona__V1__CampaignReport         *message);
+size_t persona__v1__campaign_report__get_packed_size
+                     (const Persona__V1__CampaignReport   *message);
+size_t persona__v1__campaign_report__pack
+                     (const Persona__V1__CampaignReport   *message,
+                      uint8_t             *out);
+size_t persona__v1__campaign_report__pack_to_buffer
+                     (const Persona__V1__CampaignReport   *message,
+                      ProtobufCBuffer     *buffer);
+Persona__V1__CampaignReport *
+       persona__v1__campaign_report__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   persona__v1__campaign_report__free_unpacked
+                     (Persona__V1__CampaignReport *message,
+                      ProtobufCAllocator *allocator);
 /* --- per-message closures --- */
 
 typedef void (*Persona__V1__Metric_Closure)
@@ -1008,6 +1434,39 @@ typedef void (*Persona__V1__Comparison_Closure)
 typedef void (*Persona__V1__Confusion_Closure)
                  (const Persona__V1__Confusion *message,
                   void *closure_data);
+typedef void (*Persona__V1__DefineCampaignRequest_Closure)
+                 (const Persona__V1__DefineCampaignRequest *message,
+                  void *closure_data);
+typedef void (*Persona__V1__DefineCampaignResponse_Closure)
+                 (const Persona__V1__DefineCampaignResponse *message,
+                  void *closure_data);
+typedef void (*Persona__V1__ListCampaignsRequest_Closure)
+                 (const Persona__V1__ListCampaignsRequest *message,
+                  void *closure_data);
+typedef void (*Persona__V1__CampaignInfo_Closure)
+                 (const Persona__V1__CampaignInfo *message,
+                  void *closure_data);
+typedef void (*Persona__V1__ListCampaignsResponse_Closure)
+                 (const Persona__V1__ListCampaignsResponse *message,
+                  void *closure_data);
+typedef void (*Persona__V1__LaunchCampaignRequest_Closure)
+                 (const Persona__V1__LaunchCampaignRequest *message,
+                  void *closure_data);
+typedef void (*Persona__V1__LaunchCampaignResponse_Closure)
+                 (const Persona__V1__LaunchCampaignResponse *message,
+                  void *closure_data);
+typedef void (*Persona__V1__CampaignReportRequest_Closure)
+                 (const Persona__V1__CampaignReportRequest *message,
+                  void *closure_data);
+typedef void (*Persona__V1__CampaignEffect_Closure)
+                 (const Persona__V1__CampaignEffect *message,
+                  void *closure_data);
+typedef void (*Persona__V1__CampaignPeriod_Closure)
+                 (const Persona__V1__CampaignPeriod *message,
+                  void *closure_data);
+typedef void (*Persona__V1__CampaignReport_Closure)
+                 (const Persona__V1__CampaignReport *message,
+                  void *closure_data);
 
 /* --- services --- */
 
@@ -1040,6 +1499,17 @@ extern const ProtobufCMessageDescriptor persona__v1__curve__descriptor;
 extern const ProtobufCMessageDescriptor persona__v1__evaluation_report__descriptor;
 extern const ProtobufCMessageDescriptor persona__v1__comparison__descriptor;
 extern const ProtobufCMessageDescriptor persona__v1__confusion__descriptor;
+extern const ProtobufCMessageDescriptor persona__v1__define_campaign_request__descriptor;
+extern const ProtobufCMessageDescriptor persona__v1__define_campaign_response__descriptor;
+extern const ProtobufCMessageDescriptor persona__v1__list_campaigns_request__descriptor;
+extern const ProtobufCMessageDescriptor persona__v1__campaign_info__descriptor;
+extern const ProtobufCMessageDescriptor persona__v1__list_campaigns_response__descriptor;
+extern const ProtobufCMessageDescriptor persona__v1__launch_campaign_request__descriptor;
+extern const ProtobufCMessageDescriptor persona__v1__launch_campaign_response__descriptor;
+extern const ProtobufCMessageDescriptor persona__v1__campaign_report_request__descriptor;
+extern const ProtobufCMessageDescriptor persona__v1__campaign_effect__descriptor;
+extern const ProtobufCMessageDescriptor persona__v1__campaign_period__descriptor;
+extern const ProtobufCMessageDescriptor persona__v1__campaign_report__descriptor;
 
 PROTOBUF_C__END_DECLS
 

@@ -637,6 +637,141 @@ void   persona__v1__audience_definition__free_unpacked
   assert(message->base.descriptor == &persona__v1__audience_definition__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   persona__v1__campaign_offer__init
+                     (Persona__V1__CampaignOffer         *message)
+{
+  static const Persona__V1__CampaignOffer init_value = PERSONA__V1__CAMPAIGN_OFFER__INIT;
+  *message = init_value;
+}
+size_t persona__v1__campaign_offer__get_packed_size
+                     (const Persona__V1__CampaignOffer *message)
+{
+  assert(message->base.descriptor == &persona__v1__campaign_offer__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t persona__v1__campaign_offer__pack
+                     (const Persona__V1__CampaignOffer *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &persona__v1__campaign_offer__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t persona__v1__campaign_offer__pack_to_buffer
+                     (const Persona__V1__CampaignOffer *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &persona__v1__campaign_offer__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Persona__V1__CampaignOffer *
+       persona__v1__campaign_offer__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Persona__V1__CampaignOffer *)
+     protobuf_c_message_unpack (&persona__v1__campaign_offer__descriptor,
+                                allocator, len, data);
+}
+void   persona__v1__campaign_offer__free_unpacked
+                     (Persona__V1__CampaignOffer *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &persona__v1__campaign_offer__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   persona__v1__campaign_definition__init
+                     (Persona__V1__CampaignDefinition         *message)
+{
+  static const Persona__V1__CampaignDefinition init_value = PERSONA__V1__CAMPAIGN_DEFINITION__INIT;
+  *message = init_value;
+}
+size_t persona__v1__campaign_definition__get_packed_size
+                     (const Persona__V1__CampaignDefinition *message)
+{
+  assert(message->base.descriptor == &persona__v1__campaign_definition__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t persona__v1__campaign_definition__pack
+                     (const Persona__V1__CampaignDefinition *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &persona__v1__campaign_definition__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t persona__v1__campaign_definition__pack_to_buffer
+                     (const Persona__V1__CampaignDefinition *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &persona__v1__campaign_definition__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Persona__V1__CampaignDefinition *
+       persona__v1__campaign_definition__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Persona__V1__CampaignDefinition *)
+     protobuf_c_message_unpack (&persona__v1__campaign_definition__descriptor,
+                                allocator, len, data);
+}
+void   persona__v1__campaign_definition__free_unpacked
+                     (Persona__V1__CampaignDefinition *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &persona__v1__campaign_definition__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   persona__v1__campaign_sent__init
+                     (Persona__V1__CampaignSent         *message)
+{
+  static const Persona__V1__CampaignSent init_value = PERSONA__V1__CAMPAIGN_SENT__INIT;
+  *message = init_value;
+}
+size_t persona__v1__campaign_sent__get_packed_size
+                     (const Persona__V1__CampaignSent *message)
+{
+  assert(message->base.descriptor == &persona__v1__campaign_sent__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t persona__v1__campaign_sent__pack
+                     (const Persona__V1__CampaignSent *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &persona__v1__campaign_sent__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t persona__v1__campaign_sent__pack_to_buffer
+                     (const Persona__V1__CampaignSent *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &persona__v1__campaign_sent__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Persona__V1__CampaignSent *
+       persona__v1__campaign_sent__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Persona__V1__CampaignSent *)
+     protobuf_c_message_unpack (&persona__v1__campaign_sent__descriptor,
+                                allocator, len, data);
+}
+void   persona__v1__campaign_sent__free_unpacked
+                     (Persona__V1__CampaignSent *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &persona__v1__campaign_sent__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 static const ProtobufCFieldDescriptor persona__v1__order_line__field_descriptors[4] =
 {
   {
@@ -714,7 +849,7 @@ const ProtobufCMessageDescriptor persona__v1__order_line__descriptor =
   (ProtobufCMessageInit) persona__v1__order_line__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor persona__v1__order__field_descriptors[4] =
+static const ProtobufCFieldDescriptor persona__v1__order__field_descriptors[6] =
 {
   {
     "order_id",
@@ -764,9 +899,35 @@ static const ProtobufCFieldDescriptor persona__v1__order__field_descriptors[4] =
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "coupon_code",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__Order, coupon_code),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "discount",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_DOUBLE,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__Order, discount),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned persona__v1__order__field_indices_by_name[] = {
+  4,   /* field[4] = coupon_code */
   3,   /* field[3] = currency */
+  5,   /* field[5] = discount */
   1,   /* field[1] = lines */
   0,   /* field[0] = order_id */
   2,   /* field[2] = total */
@@ -774,7 +935,7 @@ static const unsigned persona__v1__order__field_indices_by_name[] = {
 static const ProtobufCIntRange persona__v1__order__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 4 }
+  { 0, 6 }
 };
 const ProtobufCMessageDescriptor persona__v1__order__descriptor =
 {
@@ -784,7 +945,7 @@ const ProtobufCMessageDescriptor persona__v1__order__descriptor =
   "Persona__V1__Order",
   "persona.v1",
   sizeof(Persona__V1__Order),
-  4,
+  6,
   persona__v1__order__field_descriptors,
   persona__v1__order__field_indices_by_name,
   1,  persona__v1__order__number_ranges,
@@ -1587,7 +1748,7 @@ const ProtobufCMessageDescriptor persona__v1__label__descriptor =
   (ProtobufCMessageInit) persona__v1__label__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor persona__v1__event__field_descriptors[25] =
+static const ProtobufCFieldDescriptor persona__v1__event__field_descriptors[27] =
 {
   {
     "event_id",
@@ -1889,9 +2050,35 @@ static const ProtobufCFieldDescriptor persona__v1__event__field_descriptors[25] 
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "campaign",
+    32,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__Event, campaign),
+    &persona__v1__campaign_definition__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "campaign_sent",
+    33,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__Event, campaign_sent),
+    &persona__v1__campaign_sent__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned persona__v1__event__field_indices_by_name[] = {
   24,   /* field[24] = audience */
+  25,   /* field[25] = campaign */
+  26,   /* field[26] = campaign_sent */
   9,   /* field[9] = category_id */
   7,   /* field[7] = channel */
   5,   /* field[5] = device_id */
@@ -1921,7 +2108,7 @@ static const ProtobufCIntRange persona__v1__event__number_ranges[2 + 1] =
 {
   { 1, 0 },
   { 20, 13 },
-  { 0, 25 }
+  { 0, 27 }
 };
 const ProtobufCMessageDescriptor persona__v1__event__descriptor =
 {
@@ -1931,7 +2118,7 @@ const ProtobufCMessageDescriptor persona__v1__event__descriptor =
   "Persona__V1__Event",
   "persona.v1",
   sizeof(Persona__V1__Event),
-  25,
+  27,
   persona__v1__event__field_descriptors,
   persona__v1__event__field_indices_by_name,
   2,  persona__v1__event__number_ranges,
@@ -2028,7 +2215,368 @@ const ProtobufCMessageDescriptor persona__v1__audience_definition__descriptor =
   (ProtobufCMessageInit) persona__v1__audience_definition__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCEnumValue persona__v1__event_kind__enum_values_by_number[19] =
+static const ProtobufCFieldDescriptor persona__v1__campaign_offer__field_descriptors[8] =
+{
+  {
+    "coupon_code",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__CampaignOffer, coupon_code),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "discount_share",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_DOUBLE,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__CampaignOffer, discount_share),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "discount_amount",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_DOUBLE,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__CampaignOffer, discount_amount),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "boost_items",
+    4,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_INT64,
+    offsetof(Persona__V1__CampaignOffer, n_boost_items),
+    offsetof(Persona__V1__CampaignOffer, boost_items),
+    NULL,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_PACKED,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "boost_categories",
+    5,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_INT64,
+    offsetof(Persona__V1__CampaignOffer, n_boost_categories),
+    offsetof(Persona__V1__CampaignOffer, boost_categories),
+    NULL,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_PACKED,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "surface",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__CampaignOffer, surface),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "boost_factor",
+    7,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_DOUBLE,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__CampaignOffer, boost_factor),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "cost_per_send",
+    8,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_DOUBLE,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__CampaignOffer, cost_per_send),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned persona__v1__campaign_offer__field_indices_by_name[] = {
+  4,   /* field[4] = boost_categories */
+  6,   /* field[6] = boost_factor */
+  3,   /* field[3] = boost_items */
+  7,   /* field[7] = cost_per_send */
+  0,   /* field[0] = coupon_code */
+  2,   /* field[2] = discount_amount */
+  1,   /* field[1] = discount_share */
+  5,   /* field[5] = surface */
+};
+static const ProtobufCIntRange persona__v1__campaign_offer__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 8 }
+};
+const ProtobufCMessageDescriptor persona__v1__campaign_offer__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "persona.v1.CampaignOffer",
+  "CampaignOffer",
+  "Persona__V1__CampaignOffer",
+  "persona.v1",
+  sizeof(Persona__V1__CampaignOffer),
+  8,
+  persona__v1__campaign_offer__field_descriptors,
+  persona__v1__campaign_offer__field_indices_by_name,
+  1,  persona__v1__campaign_offer__number_ranges,
+  (ProtobufCMessageInit) persona__v1__campaign_offer__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor persona__v1__campaign_definition__field_descriptors[12] =
+{
+  {
+    "name",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__CampaignDefinition, name),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "audience",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__CampaignDefinition, audience),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "description",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__CampaignDefinition, description),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "offer",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__CampaignDefinition, offer),
+    &persona__v1__campaign_offer__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "start_ms",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__CampaignDefinition, start_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "end_ms",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__CampaignDefinition, end_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "control_share",
+    7,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_DOUBLE,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__CampaignDefinition, control_share),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "deleted",
+    8,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__CampaignDefinition, deleted),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "defined_by",
+    9,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__CampaignDefinition, defined_by),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "after_days",
+    10,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__CampaignDefinition, after_days),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "uplift_model",
+    11,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__CampaignDefinition, uplift_model),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "uplift_share",
+    12,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_DOUBLE,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__CampaignDefinition, uplift_share),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned persona__v1__campaign_definition__field_indices_by_name[] = {
+  9,   /* field[9] = after_days */
+  1,   /* field[1] = audience */
+  6,   /* field[6] = control_share */
+  8,   /* field[8] = defined_by */
+  7,   /* field[7] = deleted */
+  2,   /* field[2] = description */
+  5,   /* field[5] = end_ms */
+  0,   /* field[0] = name */
+  3,   /* field[3] = offer */
+  4,   /* field[4] = start_ms */
+  10,   /* field[10] = uplift_model */
+  11,   /* field[11] = uplift_share */
+};
+static const ProtobufCIntRange persona__v1__campaign_definition__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 12 }
+};
+const ProtobufCMessageDescriptor persona__v1__campaign_definition__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "persona.v1.CampaignDefinition",
+  "CampaignDefinition",
+  "Persona__V1__CampaignDefinition",
+  "persona.v1",
+  sizeof(Persona__V1__CampaignDefinition),
+  12,
+  persona__v1__campaign_definition__field_descriptors,
+  persona__v1__campaign_definition__field_indices_by_name,
+  1,  persona__v1__campaign_definition__number_ranges,
+  (ProtobufCMessageInit) persona__v1__campaign_definition__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor persona__v1__campaign_sent__field_descriptors[2] =
+{
+  {
+    "campaign",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__CampaignSent, campaign),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "control",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__CampaignSent, control),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned persona__v1__campaign_sent__field_indices_by_name[] = {
+  0,   /* field[0] = campaign */
+  1,   /* field[1] = control */
+};
+static const ProtobufCIntRange persona__v1__campaign_sent__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor persona__v1__campaign_sent__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "persona.v1.CampaignSent",
+  "CampaignSent",
+  "Persona__V1__CampaignSent",
+  "persona.v1",
+  sizeof(Persona__V1__CampaignSent),
+  2,
+  persona__v1__campaign_sent__field_descriptors,
+  persona__v1__campaign_sent__field_indices_by_name,
+  1,  persona__v1__campaign_sent__number_ranges,
+  (ProtobufCMessageInit) persona__v1__campaign_sent__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCEnumValue persona__v1__event_kind__enum_values_by_number[21] =
 {
   { "EVENT_KIND_UNSPECIFIED", "PERSONA__V1__EVENT_KIND__EVENT_KIND_UNSPECIFIED", 0 },
   { "EVENT_KIND_VIEW", "PERSONA__V1__EVENT_KIND__EVENT_KIND_VIEW", 1 },
@@ -2049,14 +2597,18 @@ static const ProtobufCEnumValue persona__v1__event_kind__enum_values_by_number[1
   { "EVENT_KIND_LABEL", "PERSONA__V1__EVENT_KIND__EVENT_KIND_LABEL", 16 },
   { "EVENT_KIND_ERASURE", "PERSONA__V1__EVENT_KIND__EVENT_KIND_ERASURE", 17 },
   { "EVENT_KIND_AUDIENCE", "PERSONA__V1__EVENT_KIND__EVENT_KIND_AUDIENCE", 18 },
+  { "EVENT_KIND_CAMPAIGN", "PERSONA__V1__EVENT_KIND__EVENT_KIND_CAMPAIGN", 19 },
+  { "EVENT_KIND_CAMPAIGN_SENT", "PERSONA__V1__EVENT_KIND__EVENT_KIND_CAMPAIGN_SENT", 20 },
 };
 static const ProtobufCIntRange persona__v1__event_kind__value_ranges[] = {
-{0, 0},{0, 19}
+{0, 0},{0, 21}
 };
-static const ProtobufCEnumValueIndex persona__v1__event_kind__enum_values_by_name[19] =
+static const ProtobufCEnumValueIndex persona__v1__event_kind__enum_values_by_name[21] =
 {
   { "EVENT_KIND_ADD_TO_CART", 4 },
   { "EVENT_KIND_AUDIENCE", 18 },
+  { "EVENT_KIND_CAMPAIGN", 19 },
+  { "EVENT_KIND_CAMPAIGN_SENT", 20 },
   { "EVENT_KIND_CLICK", 2 },
   { "EVENT_KIND_ERASURE", 17 },
   { "EVENT_KIND_FAVORITE", 6 },
@@ -2082,9 +2634,9 @@ const ProtobufCEnumDescriptor persona__v1__event_kind__descriptor =
   "EventKind",
   "Persona__V1__EventKind",
   "persona.v1",
-  19,
+  21,
   persona__v1__event_kind__enum_values_by_number,
-  19,
+  21,
   persona__v1__event_kind__enum_values_by_name,
   1,
   persona__v1__event_kind__value_ranges,

@@ -1087,6 +1087,501 @@ void   persona__v1__confusion__free_unpacked
   assert(message->base.descriptor == &persona__v1__confusion__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   persona__v1__define_campaign_request__init
+                     (Persona__V1__DefineCampaignRequest         *message)
+{
+  static const Persona__V1__DefineCampaignRequest init_value = PERSONA__V1__DEFINE_CAMPAIGN_REQUEST__INIT;
+  *message = init_value;
+}
+size_t persona__v1__define_campaign_request__get_packed_size
+                     (const Persona__V1__DefineCampaignRequest *message)
+{
+  assert(message->base.descriptor == &persona__v1__define_campaign_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t persona__v1__define_campaign_request__pack
+                     (const Persona__V1__DefineCampaignRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &persona__v1__define_campaign_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t persona__v1__define_campaign_request__pack_to_buffer
+                     (const Persona__V1__DefineCampaignRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &persona__v1__define_campaign_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Persona__V1__DefineCampaignRequest *
+       persona__v1__define_campaign_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Persona__V1__DefineCampaignRequest *)
+     protobuf_c_message_unpack (&persona__v1__define_campaign_request__descriptor,
+                                allocator, len, data);
+}
+void   persona__v1__define_campaign_request__free_unpacked
+                     (Persona__V1__DefineCampaignRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &persona__v1__define_campaign_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   persona__v1__define_campaign_response__init
+                     (Persona__V1__DefineCampaignResponse         *message)
+{
+  static const Persona__V1__DefineCampaignResponse init_value = PERSONA__V1__DEFINE_CAMPAIGN_RESPONSE__INIT;
+  *message = init_value;
+}
+size_t persona__v1__define_campaign_response__get_packed_size
+                     (const Persona__V1__DefineCampaignResponse *message)
+{
+  assert(message->base.descriptor == &persona__v1__define_campaign_response__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t persona__v1__define_campaign_response__pack
+                     (const Persona__V1__DefineCampaignResponse *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &persona__v1__define_campaign_response__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t persona__v1__define_campaign_response__pack_to_buffer
+                     (const Persona__V1__DefineCampaignResponse *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &persona__v1__define_campaign_response__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Persona__V1__DefineCampaignResponse *
+       persona__v1__define_campaign_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Persona__V1__DefineCampaignResponse *)
+     protobuf_c_message_unpack (&persona__v1__define_campaign_response__descriptor,
+                                allocator, len, data);
+}
+void   persona__v1__define_campaign_response__free_unpacked
+                     (Persona__V1__DefineCampaignResponse *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &persona__v1__define_campaign_response__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   persona__v1__list_campaigns_request__init
+                     (Persona__V1__ListCampaignsRequest         *message)
+{
+  static const Persona__V1__ListCampaignsRequest init_value = PERSONA__V1__LIST_CAMPAIGNS_REQUEST__INIT;
+  *message = init_value;
+}
+size_t persona__v1__list_campaigns_request__get_packed_size
+                     (const Persona__V1__ListCampaignsRequest *message)
+{
+  assert(message->base.descriptor == &persona__v1__list_campaigns_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t persona__v1__list_campaigns_request__pack
+                     (const Persona__V1__ListCampaignsRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &persona__v1__list_campaigns_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t persona__v1__list_campaigns_request__pack_to_buffer
+                     (const Persona__V1__ListCampaignsRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &persona__v1__list_campaigns_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Persona__V1__ListCampaignsRequest *
+       persona__v1__list_campaigns_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Persona__V1__ListCampaignsRequest *)
+     protobuf_c_message_unpack (&persona__v1__list_campaigns_request__descriptor,
+                                allocator, len, data);
+}
+void   persona__v1__list_campaigns_request__free_unpacked
+                     (Persona__V1__ListCampaignsRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &persona__v1__list_campaigns_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   persona__v1__campaign_info__init
+                     (Persona__V1__CampaignInfo         *message)
+{
+  static const Persona__V1__CampaignInfo init_value = PERSONA__V1__CAMPAIGN_INFO__INIT;
+  *message = init_value;
+}
+size_t persona__v1__campaign_info__get_packed_size
+                     (const Persona__V1__CampaignInfo *message)
+{
+  assert(message->base.descriptor == &persona__v1__campaign_info__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t persona__v1__campaign_info__pack
+                     (const Persona__V1__CampaignInfo *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &persona__v1__campaign_info__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t persona__v1__campaign_info__pack_to_buffer
+                     (const Persona__V1__CampaignInfo *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &persona__v1__campaign_info__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Persona__V1__CampaignInfo *
+       persona__v1__campaign_info__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Persona__V1__CampaignInfo *)
+     protobuf_c_message_unpack (&persona__v1__campaign_info__descriptor,
+                                allocator, len, data);
+}
+void   persona__v1__campaign_info__free_unpacked
+                     (Persona__V1__CampaignInfo *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &persona__v1__campaign_info__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   persona__v1__list_campaigns_response__init
+                     (Persona__V1__ListCampaignsResponse         *message)
+{
+  static const Persona__V1__ListCampaignsResponse init_value = PERSONA__V1__LIST_CAMPAIGNS_RESPONSE__INIT;
+  *message = init_value;
+}
+size_t persona__v1__list_campaigns_response__get_packed_size
+                     (const Persona__V1__ListCampaignsResponse *message)
+{
+  assert(message->base.descriptor == &persona__v1__list_campaigns_response__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t persona__v1__list_campaigns_response__pack
+                     (const Persona__V1__ListCampaignsResponse *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &persona__v1__list_campaigns_response__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t persona__v1__list_campaigns_response__pack_to_buffer
+                     (const Persona__V1__ListCampaignsResponse *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &persona__v1__list_campaigns_response__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Persona__V1__ListCampaignsResponse *
+       persona__v1__list_campaigns_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Persona__V1__ListCampaignsResponse *)
+     protobuf_c_message_unpack (&persona__v1__list_campaigns_response__descriptor,
+                                allocator, len, data);
+}
+void   persona__v1__list_campaigns_response__free_unpacked
+                     (Persona__V1__ListCampaignsResponse *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &persona__v1__list_campaigns_response__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   persona__v1__launch_campaign_request__init
+                     (Persona__V1__LaunchCampaignRequest         *message)
+{
+  static const Persona__V1__LaunchCampaignRequest init_value = PERSONA__V1__LAUNCH_CAMPAIGN_REQUEST__INIT;
+  *message = init_value;
+}
+size_t persona__v1__launch_campaign_request__get_packed_size
+                     (const Persona__V1__LaunchCampaignRequest *message)
+{
+  assert(message->base.descriptor == &persona__v1__launch_campaign_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t persona__v1__launch_campaign_request__pack
+                     (const Persona__V1__LaunchCampaignRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &persona__v1__launch_campaign_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t persona__v1__launch_campaign_request__pack_to_buffer
+                     (const Persona__V1__LaunchCampaignRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &persona__v1__launch_campaign_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Persona__V1__LaunchCampaignRequest *
+       persona__v1__launch_campaign_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Persona__V1__LaunchCampaignRequest *)
+     protobuf_c_message_unpack (&persona__v1__launch_campaign_request__descriptor,
+                                allocator, len, data);
+}
+void   persona__v1__launch_campaign_request__free_unpacked
+                     (Persona__V1__LaunchCampaignRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &persona__v1__launch_campaign_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   persona__v1__launch_campaign_response__init
+                     (Persona__V1__LaunchCampaignResponse         *message)
+{
+  static const Persona__V1__LaunchCampaignResponse init_value = PERSONA__V1__LAUNCH_CAMPAIGN_RESPONSE__INIT;
+  *message = init_value;
+}
+size_t persona__v1__launch_campaign_response__get_packed_size
+                     (const Persona__V1__LaunchCampaignResponse *message)
+{
+  assert(message->base.descriptor == &persona__v1__launch_campaign_response__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t persona__v1__launch_campaign_response__pack
+                     (const Persona__V1__LaunchCampaignResponse *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &persona__v1__launch_campaign_response__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t persona__v1__launch_campaign_response__pack_to_buffer
+                     (const Persona__V1__LaunchCampaignResponse *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &persona__v1__launch_campaign_response__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Persona__V1__LaunchCampaignResponse *
+       persona__v1__launch_campaign_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Persona__V1__LaunchCampaignResponse *)
+     protobuf_c_message_unpack (&persona__v1__launch_campaign_response__descriptor,
+                                allocator, len, data);
+}
+void   persona__v1__launch_campaign_response__free_unpacked
+                     (Persona__V1__LaunchCampaignResponse *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &persona__v1__launch_campaign_response__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   persona__v1__campaign_report_request__init
+                     (Persona__V1__CampaignReportRequest         *message)
+{
+  static const Persona__V1__CampaignReportRequest init_value = PERSONA__V1__CAMPAIGN_REPORT_REQUEST__INIT;
+  *message = init_value;
+}
+size_t persona__v1__campaign_report_request__get_packed_size
+                     (const Persona__V1__CampaignReportRequest *message)
+{
+  assert(message->base.descriptor == &persona__v1__campaign_report_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t persona__v1__campaign_report_request__pack
+                     (const Persona__V1__CampaignReportRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &persona__v1__campaign_report_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t persona__v1__campaign_report_request__pack_to_buffer
+                     (const Persona__V1__CampaignReportRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &persona__v1__campaign_report_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Persona__V1__CampaignReportRequest *
+       persona__v1__campaign_report_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Persona__V1__CampaignReportRequest *)
+     protobuf_c_message_unpack (&persona__v1__campaign_report_request__descriptor,
+                                allocator, len, data);
+}
+void   persona__v1__campaign_report_request__free_unpacked
+                     (Persona__V1__CampaignReportRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &persona__v1__campaign_report_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   persona__v1__campaign_effect__init
+                     (Persona__V1__CampaignEffect         *message)
+{
+  static const Persona__V1__CampaignEffect init_value = PERSONA__V1__CAMPAIGN_EFFECT__INIT;
+  *message = init_value;
+}
+size_t persona__v1__campaign_effect__get_packed_size
+                     (const Persona__V1__CampaignEffect *message)
+{
+  assert(message->base.descriptor == &persona__v1__campaign_effect__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t persona__v1__campaign_effect__pack
+                     (const Persona__V1__CampaignEffect *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &persona__v1__campaign_effect__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t persona__v1__campaign_effect__pack_to_buffer
+                     (const Persona__V1__CampaignEffect *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &persona__v1__campaign_effect__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Persona__V1__CampaignEffect *
+       persona__v1__campaign_effect__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Persona__V1__CampaignEffect *)
+     protobuf_c_message_unpack (&persona__v1__campaign_effect__descriptor,
+                                allocator, len, data);
+}
+void   persona__v1__campaign_effect__free_unpacked
+                     (Persona__V1__CampaignEffect *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &persona__v1__campaign_effect__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   persona__v1__campaign_period__init
+                     (Persona__V1__CampaignPeriod         *message)
+{
+  static const Persona__V1__CampaignPeriod init_value = PERSONA__V1__CAMPAIGN_PERIOD__INIT;
+  *message = init_value;
+}
+size_t persona__v1__campaign_period__get_packed_size
+                     (const Persona__V1__CampaignPeriod *message)
+{
+  assert(message->base.descriptor == &persona__v1__campaign_period__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t persona__v1__campaign_period__pack
+                     (const Persona__V1__CampaignPeriod *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &persona__v1__campaign_period__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t persona__v1__campaign_period__pack_to_buffer
+                     (const Persona__V1__CampaignPeriod *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &persona__v1__campaign_period__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Persona__V1__CampaignPeriod *
+       persona__v1__campaign_period__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Persona__V1__CampaignPeriod *)
+     protobuf_c_message_unpack (&persona__v1__campaign_period__descriptor,
+                                allocator, len, data);
+}
+void   persona__v1__campaign_period__free_unpacked
+                     (Persona__V1__CampaignPeriod *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &persona__v1__campaign_period__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   persona__v1__campaign_report__init
+                     (Persona__V1__CampaignReport         *message)
+{
+  static const Persona__V1__CampaignReport init_value = PERSONA__V1__CAMPAIGN_REPORT__INIT;
+  *message = init_value;
+}
+size_t persona__v1__campaign_report__get_packed_size
+                     (const Persona__V1__CampaignReport *message)
+{
+  assert(message->base.descriptor == &persona__v1__campaign_report__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t persona__v1__campaign_report__pack
+                     (const Persona__V1__CampaignReport *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &persona__v1__campaign_report__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t persona__v1__campaign_report__pack_to_buffer
+                     (const Persona__V1__CampaignReport *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &persona__v1__campaign_report__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Persona__V1__CampaignReport *
+       persona__v1__campaign_report__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Persona__V1__CampaignReport *)
+     protobuf_c_message_unpack (&persona__v1__campaign_report__descriptor,
+                                allocator, len, data);
+}
+void   persona__v1__campaign_report__free_unpacked
+                     (Persona__V1__CampaignReport *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &persona__v1__campaign_report__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 static const ProtobufCFieldDescriptor persona__v1__metric__field_descriptors[2] =
 {
   {
@@ -2902,7 +3397,906 @@ const ProtobufCMessageDescriptor persona__v1__confusion__descriptor =
   (ProtobufCMessageInit) persona__v1__confusion__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCEnumValue persona__v1__model_kind__enum_values_by_number[13] =
+static const ProtobufCFieldDescriptor persona__v1__define_campaign_request__field_descriptors[3] =
+{
+  {
+    "campaign",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__DefineCampaignRequest, campaign),
+    &persona__v1__campaign_definition__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "validate_only",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__DefineCampaignRequest, validate_only),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "remove",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__DefineCampaignRequest, remove),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned persona__v1__define_campaign_request__field_indices_by_name[] = {
+  0,   /* field[0] = campaign */
+  2,   /* field[2] = remove */
+  1,   /* field[1] = validate_only */
+};
+static const ProtobufCIntRange persona__v1__define_campaign_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 3 }
+};
+const ProtobufCMessageDescriptor persona__v1__define_campaign_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "persona.v1.DefineCampaignRequest",
+  "DefineCampaignRequest",
+  "Persona__V1__DefineCampaignRequest",
+  "persona.v1",
+  sizeof(Persona__V1__DefineCampaignRequest),
+  3,
+  persona__v1__define_campaign_request__field_descriptors,
+  persona__v1__define_campaign_request__field_indices_by_name,
+  1,  persona__v1__define_campaign_request__number_ranges,
+  (ProtobufCMessageInit) persona__v1__define_campaign_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor persona__v1__define_campaign_response__field_descriptors[1] =
+{
+  {
+    "errors",
+    1,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_STRING,
+    offsetof(Persona__V1__DefineCampaignResponse, n_errors),
+    offsetof(Persona__V1__DefineCampaignResponse, errors),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned persona__v1__define_campaign_response__field_indices_by_name[] = {
+  0,   /* field[0] = errors */
+};
+static const ProtobufCIntRange persona__v1__define_campaign_response__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 1 }
+};
+const ProtobufCMessageDescriptor persona__v1__define_campaign_response__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "persona.v1.DefineCampaignResponse",
+  "DefineCampaignResponse",
+  "Persona__V1__DefineCampaignResponse",
+  "persona.v1",
+  sizeof(Persona__V1__DefineCampaignResponse),
+  1,
+  persona__v1__define_campaign_response__field_descriptors,
+  persona__v1__define_campaign_response__field_indices_by_name,
+  1,  persona__v1__define_campaign_response__number_ranges,
+  (ProtobufCMessageInit) persona__v1__define_campaign_response__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor persona__v1__list_campaigns_request__field_descriptors[1] =
+{
+  {
+    "name",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__ListCampaignsRequest, name),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned persona__v1__list_campaigns_request__field_indices_by_name[] = {
+  0,   /* field[0] = name */
+};
+static const ProtobufCIntRange persona__v1__list_campaigns_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 1 }
+};
+const ProtobufCMessageDescriptor persona__v1__list_campaigns_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "persona.v1.ListCampaignsRequest",
+  "ListCampaignsRequest",
+  "Persona__V1__ListCampaignsRequest",
+  "persona.v1",
+  sizeof(Persona__V1__ListCampaignsRequest),
+  1,
+  persona__v1__list_campaigns_request__field_descriptors,
+  persona__v1__list_campaigns_request__field_indices_by_name,
+  1,  persona__v1__list_campaigns_request__number_ranges,
+  (ProtobufCMessageInit) persona__v1__list_campaigns_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor persona__v1__campaign_info__field_descriptors[6] =
+{
+  {
+    "definition",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__CampaignInfo, definition),
+    &persona__v1__campaign_definition__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "defined_ms",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__CampaignInfo, defined_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "treated",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__CampaignInfo, treated),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "controls",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__CampaignInfo, controls),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "redemptions",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__CampaignInfo, redemptions),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "launched_ms",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__CampaignInfo, launched_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned persona__v1__campaign_info__field_indices_by_name[] = {
+  3,   /* field[3] = controls */
+  1,   /* field[1] = defined_ms */
+  0,   /* field[0] = definition */
+  5,   /* field[5] = launched_ms */
+  4,   /* field[4] = redemptions */
+  2,   /* field[2] = treated */
+};
+static const ProtobufCIntRange persona__v1__campaign_info__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 6 }
+};
+const ProtobufCMessageDescriptor persona__v1__campaign_info__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "persona.v1.CampaignInfo",
+  "CampaignInfo",
+  "Persona__V1__CampaignInfo",
+  "persona.v1",
+  sizeof(Persona__V1__CampaignInfo),
+  6,
+  persona__v1__campaign_info__field_descriptors,
+  persona__v1__campaign_info__field_indices_by_name,
+  1,  persona__v1__campaign_info__number_ranges,
+  (ProtobufCMessageInit) persona__v1__campaign_info__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor persona__v1__list_campaigns_response__field_descriptors[1] =
+{
+  {
+    "campaigns",
+    1,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Persona__V1__ListCampaignsResponse, n_campaigns),
+    offsetof(Persona__V1__ListCampaignsResponse, campaigns),
+    &persona__v1__campaign_info__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned persona__v1__list_campaigns_response__field_indices_by_name[] = {
+  0,   /* field[0] = campaigns */
+};
+static const ProtobufCIntRange persona__v1__list_campaigns_response__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 1 }
+};
+const ProtobufCMessageDescriptor persona__v1__list_campaigns_response__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "persona.v1.ListCampaignsResponse",
+  "ListCampaignsResponse",
+  "Persona__V1__ListCampaignsResponse",
+  "persona.v1",
+  sizeof(Persona__V1__ListCampaignsResponse),
+  1,
+  persona__v1__list_campaigns_response__field_descriptors,
+  persona__v1__list_campaigns_response__field_indices_by_name,
+  1,  persona__v1__list_campaigns_response__number_ranges,
+  (ProtobufCMessageInit) persona__v1__list_campaigns_response__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor persona__v1__launch_campaign_request__field_descriptors[1] =
+{
+  {
+    "name",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__LaunchCampaignRequest, name),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned persona__v1__launch_campaign_request__field_indices_by_name[] = {
+  0,   /* field[0] = name */
+};
+static const ProtobufCIntRange persona__v1__launch_campaign_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 1 }
+};
+const ProtobufCMessageDescriptor persona__v1__launch_campaign_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "persona.v1.LaunchCampaignRequest",
+  "LaunchCampaignRequest",
+  "Persona__V1__LaunchCampaignRequest",
+  "persona.v1",
+  sizeof(Persona__V1__LaunchCampaignRequest),
+  1,
+  persona__v1__launch_campaign_request__field_descriptors,
+  persona__v1__launch_campaign_request__field_indices_by_name,
+  1,  persona__v1__launch_campaign_request__number_ranges,
+  (ProtobufCMessageInit) persona__v1__launch_campaign_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor persona__v1__launch_campaign_response__field_descriptors[4] =
+{
+  {
+    "treated",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__LaunchCampaignResponse, treated),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "controls",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__LaunchCampaignResponse, controls),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "already",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__LaunchCampaignResponse, already),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "not_targeted",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__LaunchCampaignResponse, not_targeted),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned persona__v1__launch_campaign_response__field_indices_by_name[] = {
+  2,   /* field[2] = already */
+  1,   /* field[1] = controls */
+  3,   /* field[3] = not_targeted */
+  0,   /* field[0] = treated */
+};
+static const ProtobufCIntRange persona__v1__launch_campaign_response__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 4 }
+};
+const ProtobufCMessageDescriptor persona__v1__launch_campaign_response__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "persona.v1.LaunchCampaignResponse",
+  "LaunchCampaignResponse",
+  "Persona__V1__LaunchCampaignResponse",
+  "persona.v1",
+  sizeof(Persona__V1__LaunchCampaignResponse),
+  4,
+  persona__v1__launch_campaign_response__field_descriptors,
+  persona__v1__launch_campaign_response__field_indices_by_name,
+  1,  persona__v1__launch_campaign_response__number_ranges,
+  (ProtobufCMessageInit) persona__v1__launch_campaign_response__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor persona__v1__campaign_report_request__field_descriptors[2] =
+{
+  {
+    "name",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__CampaignReportRequest, name),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "bootstrap",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__CampaignReportRequest, bootstrap),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned persona__v1__campaign_report_request__field_indices_by_name[] = {
+  1,   /* field[1] = bootstrap */
+  0,   /* field[0] = name */
+};
+static const ProtobufCIntRange persona__v1__campaign_report_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor persona__v1__campaign_report_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "persona.v1.CampaignReportRequest",
+  "CampaignReportRequest",
+  "Persona__V1__CampaignReportRequest",
+  "persona.v1",
+  sizeof(Persona__V1__CampaignReportRequest),
+  2,
+  persona__v1__campaign_report_request__field_descriptors,
+  persona__v1__campaign_report_request__field_indices_by_name,
+  1,  persona__v1__campaign_report_request__number_ranges,
+  (ProtobufCMessageInit) persona__v1__campaign_report_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor persona__v1__campaign_effect__field_descriptors[7] =
+{
+  {
+    "treatment",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_DOUBLE,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__CampaignEffect, treatment),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "control",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_DOUBLE,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__CampaignEffect, control),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "difference",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_DOUBLE,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__CampaignEffect, difference),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "low",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_DOUBLE,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__CampaignEffect, low),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "high",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_DOUBLE,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__CampaignEffect, high),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "p_value",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_DOUBLE,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__CampaignEffect, p_value),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "minimum_detectable",
+    7,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_DOUBLE,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__CampaignEffect, minimum_detectable),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned persona__v1__campaign_effect__field_indices_by_name[] = {
+  1,   /* field[1] = control */
+  2,   /* field[2] = difference */
+  4,   /* field[4] = high */
+  3,   /* field[3] = low */
+  6,   /* field[6] = minimum_detectable */
+  5,   /* field[5] = p_value */
+  0,   /* field[0] = treatment */
+};
+static const ProtobufCIntRange persona__v1__campaign_effect__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 7 }
+};
+const ProtobufCMessageDescriptor persona__v1__campaign_effect__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "persona.v1.CampaignEffect",
+  "CampaignEffect",
+  "Persona__V1__CampaignEffect",
+  "persona.v1",
+  sizeof(Persona__V1__CampaignEffect),
+  7,
+  persona__v1__campaign_effect__field_descriptors,
+  persona__v1__campaign_effect__field_indices_by_name,
+  1,  persona__v1__campaign_effect__number_ranges,
+  (ProtobufCMessageInit) persona__v1__campaign_effect__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor persona__v1__campaign_period__field_descriptors[14] =
+{
+  {
+    "name",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__CampaignPeriod, name),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "from_ms",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__CampaignPeriod, from_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "to_ms",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__CampaignPeriod, to_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "treated",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__CampaignPeriod, treated),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "controls",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__CampaignPeriod, controls),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "conversion",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__CampaignPeriod, conversion),
+    &persona__v1__campaign_effect__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "orders_per_user",
+    7,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__CampaignPeriod, orders_per_user),
+    &persona__v1__campaign_effect__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "revenue_per_user",
+    8,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__CampaignPeriod, revenue_per_user),
+    &persona__v1__campaign_effect__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "revenue_bootstrap_low",
+    9,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_DOUBLE,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__CampaignPeriod, revenue_bootstrap_low),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "revenue_bootstrap_high",
+    10,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_DOUBLE,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__CampaignPeriod, revenue_bootstrap_high),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "incremental_revenue",
+    11,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__CampaignPeriod, incremental_revenue),
+    &persona__v1__campaign_effect__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "offer_cost",
+    12,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_DOUBLE,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__CampaignPeriod, offer_cost),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "redemptions",
+    13,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__CampaignPeriod, redemptions),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "cautions",
+    14,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_STRING,
+    offsetof(Persona__V1__CampaignPeriod, n_cautions),
+    offsetof(Persona__V1__CampaignPeriod, cautions),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned persona__v1__campaign_period__field_indices_by_name[] = {
+  13,   /* field[13] = cautions */
+  4,   /* field[4] = controls */
+  5,   /* field[5] = conversion */
+  1,   /* field[1] = from_ms */
+  10,   /* field[10] = incremental_revenue */
+  0,   /* field[0] = name */
+  11,   /* field[11] = offer_cost */
+  6,   /* field[6] = orders_per_user */
+  12,   /* field[12] = redemptions */
+  9,   /* field[9] = revenue_bootstrap_high */
+  8,   /* field[8] = revenue_bootstrap_low */
+  7,   /* field[7] = revenue_per_user */
+  2,   /* field[2] = to_ms */
+  3,   /* field[3] = treated */
+};
+static const ProtobufCIntRange persona__v1__campaign_period__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 14 }
+};
+const ProtobufCMessageDescriptor persona__v1__campaign_period__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "persona.v1.CampaignPeriod",
+  "CampaignPeriod",
+  "Persona__V1__CampaignPeriod",
+  "persona.v1",
+  sizeof(Persona__V1__CampaignPeriod),
+  14,
+  persona__v1__campaign_period__field_descriptors,
+  persona__v1__campaign_period__field_indices_by_name,
+  1,  persona__v1__campaign_period__number_ranges,
+  (ProtobufCMessageInit) persona__v1__campaign_period__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor persona__v1__campaign_report__field_descriptors[8] =
+{
+  {
+    "campaign",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__CampaignReport, campaign),
+    &persona__v1__campaign_info__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "periods",
+    2,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Persona__V1__CampaignReport, n_periods),
+    offsetof(Persona__V1__CampaignReport, periods),
+    &persona__v1__campaign_period__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "daily",
+    3,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Persona__V1__CampaignReport, n_daily),
+    offsetof(Persona__V1__CampaignReport, daily),
+    &persona__v1__curve__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "uplift_model",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__CampaignReport, uplift_model),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "uplift_version",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__CampaignReport, uplift_version),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "qini",
+    6,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Persona__V1__CampaignReport, n_qini),
+    offsetof(Persona__V1__CampaignReport, qini),
+    &persona__v1__curve__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "uplift_metrics",
+    7,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Persona__V1__CampaignReport, n_uplift_metrics),
+    offsetof(Persona__V1__CampaignReport, uplift_metrics),
+    &persona__v1__metric__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "measured_ms",
+    8,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__CampaignReport, measured_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned persona__v1__campaign_report__field_indices_by_name[] = {
+  0,   /* field[0] = campaign */
+  2,   /* field[2] = daily */
+  7,   /* field[7] = measured_ms */
+  1,   /* field[1] = periods */
+  5,   /* field[5] = qini */
+  6,   /* field[6] = uplift_metrics */
+  3,   /* field[3] = uplift_model */
+  4,   /* field[4] = uplift_version */
+};
+static const ProtobufCIntRange persona__v1__campaign_report__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 8 }
+};
+const ProtobufCMessageDescriptor persona__v1__campaign_report__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "persona.v1.CampaignReport",
+  "CampaignReport",
+  "Persona__V1__CampaignReport",
+  "persona.v1",
+  sizeof(Persona__V1__CampaignReport),
+  8,
+  persona__v1__campaign_report__field_descriptors,
+  persona__v1__campaign_report__field_indices_by_name,
+  1,  persona__v1__campaign_report__number_ranges,
+  (ProtobufCMessageInit) persona__v1__campaign_report__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCEnumValue persona__v1__model_kind__enum_values_by_number[14] =
 {
   { "MODEL_KIND_UNSPECIFIED", "PERSONA__V1__MODEL_KIND__MODEL_KIND_UNSPECIFIED", 0 },
   { "MODEL_KIND_POPULARITY", "PERSONA__V1__MODEL_KIND__MODEL_KIND_POPULARITY", 1 },
@@ -2917,11 +4311,12 @@ static const ProtobufCEnumValue persona__v1__model_kind__enum_values_by_number[1
   { "MODEL_KIND_CONTENT", "PERSONA__V1__MODEL_KIND__MODEL_KIND_CONTENT", 10 },
   { "MODEL_KIND_SEQUENCE", "PERSONA__V1__MODEL_KIND__MODEL_KIND_SEQUENCE", 11 },
   { "MODEL_KIND_RANKER", "PERSONA__V1__MODEL_KIND__MODEL_KIND_RANKER", 12 },
+  { "MODEL_KIND_UPLIFT", "PERSONA__V1__MODEL_KIND__MODEL_KIND_UPLIFT", 13 },
 };
 static const ProtobufCIntRange persona__v1__model_kind__value_ranges[] = {
-{0, 0},{0, 13}
+{0, 0},{0, 14}
 };
-static const ProtobufCEnumValueIndex persona__v1__model_kind__enum_values_by_name[13] =
+static const ProtobufCEnumValueIndex persona__v1__model_kind__enum_values_by_name[14] =
 {
   { "MODEL_KIND_ALS", 3 },
   { "MODEL_KIND_BPR", 7 },
@@ -2936,6 +4331,7 @@ static const ProtobufCEnumValueIndex persona__v1__model_kind__enum_values_by_nam
   { "MODEL_KIND_RANKER", 12 },
   { "MODEL_KIND_SEQUENCE", 11 },
   { "MODEL_KIND_UNSPECIFIED", 0 },
+  { "MODEL_KIND_UPLIFT", 13 },
 };
 const ProtobufCEnumDescriptor persona__v1__model_kind__descriptor =
 {
@@ -2944,9 +4340,9 @@ const ProtobufCEnumDescriptor persona__v1__model_kind__descriptor =
   "ModelKind",
   "Persona__V1__ModelKind",
   "persona.v1",
-  13,
+  14,
   persona__v1__model_kind__enum_values_by_number,
-  13,
+  14,
   persona__v1__model_kind__enum_values_by_name,
   1,
   persona__v1__model_kind__value_ranges,
