@@ -244,18 +244,7 @@ enum CampaignText {
                 series: report.qini.map { (qiniNames[$0.name] ?? $0.name, $0.x, $0.y) }))</div>
             """
         return """
-            <!DOCTYPE html>
-            <html lang="en"><head><meta charset="utf-8"><title>Campaign \(Charts.escape(d.name))</title>
-            <style>
-            body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; margin: 32px auto; max-width: \
-            1000px; color: #222; }
-            h1 { font-size: 24px; margin-bottom: 4px; } h2 { font-size: 18px; margin-top: 32px; border-bottom: 1px solid \
-            #ddd; padding-bottom: 4px; }
-            .sub { color: #666; margin-top: 0; } table { border-collapse: collapse; margin: 8px 0; } td, th { padding: \
-            4px 12px; border-bottom: 1px solid #eee; text-align: left; }
-            .charts { display: flex; flex-wrap: wrap; gap: 24px; } svg { background: #fafafa; border: 1px solid #eee; } \
-            .note { color: #8a4b00; max-width: 940px; }
-            </style></head><body>
+            \(ReportHTML.head(title: "Campaign \(d.name)"))
             <h1>Campaign \(Charts.escape(d.name))</h1>
             <p class="sub">audience \(Charts.escape(d.audience)) · \(Charts.escape(offer(d.offer))) · \
             \(ProfileText.date(d.startMs)) to \(ProfileText.date(d.endMs)) · \(String(format: "%.0f%%", d.controlShare * 100)) \

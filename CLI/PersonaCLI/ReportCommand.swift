@@ -37,6 +37,24 @@ struct ReportCommand: AsyncParsableCommand {
 
 /// The report page and its charts, as text.
 enum ReportHTML {
+    /// The start of a report page up to its body: the title and the style every report shares.
+    static func head(title: String) -> String {
+        """
+        <!DOCTYPE html>
+        <html lang="en"><head><meta charset="utf-8"><title>\(Charts.escape(title))</title>
+        <style>
+        body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; margin: 32px auto; max-width: \
+        1000px; color: #222; }
+        h1 { font-size: 24px; margin-bottom: 4px; } h2 { font-size: 18px; margin-top: 32px; border-bottom: 1px solid \
+        #ddd; padding-bottom: 4px; }
+        .sub { color: #666; margin-top: 0; } table { border-collapse: collapse; margin: 8px 0; } td, th { padding: \
+        4px 12px; border-bottom: 1px solid #eee; text-align: left; }
+        td:nth-child(n+2) { font-variant-numeric: tabular-nums; } .charts { display: flex; flex-wrap: wrap; gap: \
+        24px; } svg { background: #fafafa; border: 1px solid #eee; } .note { color: #8a4b00; max-width: 940px; }
+        </style></head><body>
+        """
+    }
+
     static func render(_ report: EvaluationReport, versions: [ModelInfo]) -> String {
         let info = versions.first { $0.version == report.version }
         let baseline = Dictionary(report.baseline.map { ($0.name, $0.value) }, uniquingKeysWith: { a, _ in a })
@@ -96,18 +114,7 @@ enum ReportHTML {
                     + ($0.dataToMs == 0 ? "end" : ProfileText.date($0.dataToMs))
             } ?? "-"
         return """
-            <!DOCTYPE html>
-            <html lang="en"><head><meta charset="utf-8"><title>\(Charts.escape(report.name)) v\(report.version): evaluation</title>
-            <style>
-            body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; margin: 32px auto; max-width: \
-            1000px; color: #222; }
-            h1 { font-size: 24px; margin-bottom: 4px; } h2 { font-size: 18px; margin-top: 32px; border-bottom: 1px solid \
-            #ddd; padding-bottom: 4px; }
-            .sub { color: #666; margin-top: 0; } table { border-collapse: collapse; margin: 8px 0; } td, th { padding: \
-            4px 12px; border-bottom: 1px solid #eee; text-align: left; }
-            td:nth-child(n+2) { font-variant-numeric: tabular-nums; } .charts { display: flex; flex-wrap: wrap; gap: \
-            24px; } svg { background: #fafafa; border: 1px solid #eee; } .note { color: #8a4b00; max-width: 940px; }
-            </style></head><body>
+            \(head(title: "\(report.name) v\(report.version): evaluation"))
             <h1>\(Charts.escape(report.name)) v\(report.version) <span \
             style="color:#888;font-weight:normal">(\(Charts.escape(report.kind.name ?? "")))</span></h1>
             <p class="sub">trained \
