@@ -12,7 +12,8 @@ struct TrainCommand: AsyncParsableCommand {
         abstract:
             """
             Train a recommendation model (popularity, item_knn, als, bpr, ease, content, sequence), the ranker over \
-            them, a classifier (fraud, propensity, churn: gbdt or logistic) or the customer segments, and publish it.
+            them, a classifier (fraud, propensity, churn: gbdt or logistic), the customer segments or an uplift \
+            model from a past campaign, and publish it.
             """
     )
 
@@ -22,8 +23,8 @@ struct TrainCommand: AsyncParsableCommand {
             popularity, item_knn, als, bpr, ease, content (TF-IDF over the catalogue), sequence (SASRec over each \
             user's latest items); ranker (learns on a validation period how to rank the published recommenders' \
             candidates together); fraud (the gbdt learner on the labelled orders), propensity (buys in the next \
-            horizon_days, default 30), churn (does nothing in them), gbdt, logistic; or segments (k-means over the \
-            profiles).
+            horizon_days, default 30), churn (does nothing in them), gbdt, logistic; segments (k-means over the \
+            profiles); or uplift (--param campaign=NAME: who a past campaign's offer moved, docs/CAMPAIGNS.md).
             """
     )
     var kind: String
