@@ -101,12 +101,13 @@ struct FeatureTakeoverTests {
             b = try replica(port: portB, dir: dirB, partitions: "2-3", peer: portA)
             let restarted = ContinuousClock.now
             var givenBack = false
-            while restarted.duration(to: .now) < .seconds(30) && !givenBack {
+            // Catching up competes with every other suite for two cores: give it a minute.
+            while restarted.duration(to: .now) < .seconds(60) && !givenBack {
                 let ownership = try? await clientA.call(FeatureAPI.ownership, OwnershipRequest(), timeout: .seconds(1))
                 givenBack = ownership?.serving == [0, 1]
                 if !givenBack { try await Task.sleep(for: .milliseconds(100)) }
             }
-            #expect(givenBack, "A still serves B's partitions 30 s after B restarted")
+            #expect(givenBack, "A still serves B's partitions 60 s after B restarted")
             try await waitConsumed(ingest: ingest, consumer: clientB)
             #expect(try await routedProfiles(router, users) == reference)
             reading.cancel()
