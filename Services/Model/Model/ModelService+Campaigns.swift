@@ -90,11 +90,12 @@ extension ModelService {
         if !d.upliftModel.isEmpty {
             if !(d.upliftShare > 0 && d.upliftShare <= 1) { errors.append("the uplift share must be above 0 and at most 1") }
             if let v = registry.published[d.upliftModel] {
-                if (try? registry.artifact(d.upliftModel, v).0.kind) != .uplift {
+                // The registry's entry says the kind; the artifact is read at launch.
+                if registry.list(name: d.upliftModel).first(where: { $0.version == v })?.kind != .uplift {
                     errors.append("model '\(d.upliftModel)' is not an uplift model")
                 }
             } else {
-                errors.append("no published model '\(d.upliftModel)' (persona train uplift --campaign NAME --publish)")
+                errors.append("no published model '\(d.upliftModel)' (persona train uplift --param campaign=NAME)")
             }
         }
         return errors
