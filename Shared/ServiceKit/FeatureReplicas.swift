@@ -173,11 +173,23 @@ public final class FeatureReplicas: Sendable {
         }
     }
 
-    /// Each replica's answer to Feature/Ownership (nil: it did not answer).
-    public func ownership(timeout: Duration = .seconds(1)) async -> [OwnershipResponse?] {
-        var answers: [OwnershipResponse?] = []
-        for client in replicas { answers.append(try? await client.call(FeatureAPI.ownership, OwnershipRequest(), timeout: timeout)) }
-        return answers
+    /// Each replica's answer to Feature/Ownership, or the error its call failed with; the
+    /// replicas are asked at once, so one down (its client backing off) does not use up the
+    /// time of the others.
+    public func ownership(timeout: Duration = .seconds(1)) async -> [Result<OwnershipResponse, RPCError>] {
+        await withTaskGroup(of: (Int, Result<OwnershipResponse, RPCError>).self) { group in
+            for (i, client) in replicas.enumerated() {
+                group.addTask {
+                    do { return (i, .success(try await client.call(FeatureAPI.ownership, OwnershipRequest(), timeout: timeout))) } catch {
+                        return (i, .failure(error as? RPCError ?? RPCError(.unavailable, "\(error)")))
+                    }
+                }
+            }
+            let unasked = Result<OwnershipResponse, RPCError>.failure(RPCError(.unavailable, "not asked"))
+            var answers = Array(repeating: unasked, count: replicas.count)
+            for await (i, answer) in group { answers[i] = answer }
+            return answers
+        }
     }
 
     public func shutdown() async {
@@ -223,14 +235,24 @@ public final class FeatureReplicas: Sendable {
 
     /// Asks every replica which partitions it serves. A partition goes to a replica serving it
     /// as its home and read to the log's end, else to one serving it read to the end, else to
-    /// any serving it.
+    /// any serving it. A replica that is reachable but too busy to answer in time (its call
+    /// ran out of time, rather than failing to connect) keeps the partitions it last served:
+    /// a call to it is answered if it is only slow, and fails UNAVAILABLE soon if it is down.
     private func learn(timeout: Duration) async throws -> (Int, [Int?]) {
-        let answers = await ownership(timeout: timeout)
-        guard let partitions = answers.compactMap({ $0?.partitions }).max(), partitions > 0 else {
-            throw RPCError(.unavailable, "no feature replica answered Feature/Ownership")
+        let results = await ownership(timeout: timeout)
+        let answers = results.map { try? $0.get() }
+        let slow = results.map { if case .failure(let e) = $0 { e.code == .deadlineExceeded } else { false } }
+        let previous = routes.withLock { $0 }
+        let asked = answers.compactMap { $0?.partitions }.max().map(Int.init)
+        guard let partitions = asked ?? (slow.contains(true) && previous.partitions > 0 ? previous.partitions : nil), partitions > 0 else {
+            let why = zip(replicas, results).compactMap { client, result -> String? in
+                guard case .failure(let e) = result else { return nil }
+                return "\(client.config.host):\(client.config.port): \(e)"
+            }
+            throw RPCError(.unavailable, "no feature replica answered Feature/Ownership (\(why.joined(separator: "; ")))")
         }
-        var owner = [Int?](repeating: nil, count: Int(partitions))
-        var rank = [Int](repeating: .max, count: Int(partitions))
+        var owner = [Int?](repeating: nil, count: partitions)
+        var rank = [Int](repeating: .max, count: partitions)
         for (i, answer) in answers.enumerated() {
             guard let answer, answer.partitions == partitions else { continue }
             let home = Set(answer.home), lagging = Set(answer.lagging)
@@ -239,15 +261,12 @@ public final class FeatureReplicas: Sendable {
                 if r < rank[Int(p)] { (owner[Int(p)], rank[Int(p)]) = (i, r) }
             }
         }
-        // A replica too busy to answer in time keeps the partitions it last served: a call to it
-        // fails UNAVAILABLE soon enough if it is down, and is answered if it is only slow.
-        let previous = routes.withLock { $0 }
-        if previous.partitions == Int(partitions) {
+        if previous.partitions == partitions {
             for p in owner.indices where owner[p] == nil {
-                if let i = previous.owner[p], answers[i] == nil { owner[p] = i }
+                if let i = previous.owner[p], slow[i] { owner[p] = i }
             }
         }
-        routes.withLock { $0 = Routes(partitions: Int(partitions), owner: owner, learnedAt: .now) }
-        return (Int(partitions), owner)
+        routes.withLock { $0 = Routes(partitions: partitions, owner: owner, learnedAt: .now) }
+        return (partitions, owner)
     }
 }
