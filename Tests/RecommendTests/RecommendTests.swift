@@ -594,5 +594,10 @@ struct ItemNamesTests {
         #expect(ItemNames.resolve(text, titles: [12: ""]) == "next after 12, 345")
         #expect(ItemNames.resolve("trending now", titles: [1: "x"]) == "trending now")
         #expect(ItemNames.items(in: "popular in 12").isEmpty)
+        // Other characters beside the marks, a mark never closed, and titles with any characters.
+        let mixed = "comme \(ItemNames.mark(7)) — café\(ItemNames.mark(8))!"
+        #expect(ItemNames.items(in: mixed) == [7, 8])
+        #expect(ItemNames.resolve(mixed, titles: [7: "THÉ VERT", 8: "杯"]) == #"comme "THÉ VERT" — café"杯"!"#)
+        #expect(ItemNames.items(in: "open \(ItemNames.open)9 never closed").isEmpty)
     }
 }

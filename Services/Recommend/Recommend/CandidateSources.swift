@@ -88,14 +88,23 @@ struct CandidateBlend {
     }
 
     /// Best first by the fixed blend, or by `score` of each item's entry when given (a
-    /// ranker); equal scores go to the lower item id.
-    func ranked(by score: ((Int64, Entry) -> Float)? = nil) -> [Recommender.Candidate] {
-        entries.map { id, e in
-            Recommender.Candidate(
-                itemID: id, score: score?(id, e) ?? e.score, reason: e.reason, source: e.source, category: e.category,
-                contributions: e.parts)
+    /// ranker); equal scores go to the lower item id. With `limit`, only the best `limit`:
+    /// the entries are ordered by their scores alone and only those kept become candidates.
+    func ranked(limit: Int? = nil, by score: ((Int64, Entry) -> Float)? = nil) -> [Recommender.Candidate] {
+        var keys: [(score: Float, id: Int64)] = []
+        keys.reserveCapacity(entries.count)
+        for (id, e) in entries { keys.append((score?(id, e) ?? e.score, id)) }
+        let better = { (a: (score: Float, id: Int64), b: (score: Float, id: Int64)) in a.score != b.score ? a.score > b.score : a.id < b.id }
+        if let limit, limit < keys.count {
+            keys = Array(keys.sorted(by: better).prefix(max(0, limit)))
+        } else {
+            keys.sort(by: better)
         }
-        .sorted(by: Recommender.ranked)
+        return keys.map { key in
+            let e = entries[key.id]!
+            return Recommender.Candidate(
+                itemID: key.id, score: key.score, reason: e.reason, source: e.source, category: e.category, contributions: e.parts)
+        }
     }
 }
 
@@ -115,17 +124,15 @@ struct FactorSource: CandidateSource {
         let items = m.items!
         let anchors = q.history.withVerbs.compactMap { a in m.itemIndex[a.id].map { (index: Int($0), id: a.id, verb: a.verb) } }
         for (rank, e) in top.enumerated() {
-            var reason = "matches your taste"
             var closest: Float = 0
-            for a in anchors {
+            var anchor: Int?
+            for (k, a) in anchors.enumerated() {
                 let s = items.values.withUnsafeBufferPointer { v in
                     Vec.dot(v.baseAddress! + Int(e.index) * items.cols, v.baseAddress! + a.index * items.cols, items.cols)
                 }
-                if s > closest {
-                    closest = s
-                    reason = "because you \(a.verb) \(ItemNames.mark(a.id))"
-                }
+                if s > closest { (closest, anchor) = (s, k) }
             }
+            let reason = anchor.map { "because you \(anchors[$0].verb) \(ItemNames.mark(anchors[$0].id))" } ?? "matches your taste"
             let i = Int(e.index)
             blend.add(
                 m.itemIDs[i], role: .factors, scaled: scaled[rank], rank: rank, weight: weight, reason, m.kind.rawValue,

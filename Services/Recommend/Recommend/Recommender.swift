@@ -96,18 +96,23 @@ public struct Recommender: Sendable {
     /// Up to `pool` candidates per source for `userID` with `history`, blended, best first;
     /// never an item in `context.excluding`, one bought within its repurchase window, or one
     /// outside `context.categories` (by the models' categories, or the live list's).
-    public func candidates(userID: Int64, history: History, live: [LiveList] = [], pool: Int, context: Context = .init()) -> [Candidate] {
+    /// With `limit`, only the best `limit` of the blend.
+    public func candidates(
+        userID: Int64, history: History, live: [LiveList] = [], pool: Int, context: Context = .init(), limit: Int? = nil
+    ) -> [Candidate] {
         let query = CandidateQuery(
             userID: userID, history: history, context: context, pool: pool, bought: boughtRecently(history, nowMs: context.nowMs))
         var blend = CandidateBlend()
         for source in sources(history: history, live: live) { source.offer(query, into: &blend) }
-        guard let trees = ranker?.model.ranker, ranker?.model.rankerFeatures == Ranking.featureNames else { return blend.ranked() }
+        guard let trees = ranker?.model.ranker, ranker?.model.rankerFeatures == Ranking.featureNames else {
+            return blend.ranked(limit: limit)
+        }
         // The ranker's row of each candidate, as `RankerRun` built them in training.
         let touched = history.touched
         var perCategory: [Int64: Int] = [:]
         for id in touched { perCategory[categoryOf(id), default: 0] += 1 }
         let counts = popularity?.model ?? primary?.model
-        return blend.ranked { id, e in
+        return blend.ranked(limit: limit) { id, e in
             // An item only the live lists offered is nothing the ranker learned from: after the rest.
             guard e.offers.count > 0 else { return 0 }
             let share = Float(perCategory[e.category] ?? 0) / Float(max(1, touched.count))
@@ -132,8 +137,8 @@ public struct Recommender: Sendable {
         userID: Int64, history: History, n: Int, context: Context = .init(), live: [LiveList] = [], profile: UserProfile? = nil,
         catalogue: ([Int64]) async -> [Int64: ItemProfile]
     ) async -> [Candidate] {
-        let pool = candidates(userID: userID, history: history, live: live, pool: Self.poolSize(n), context: context)
-        var considered = Array(pool.prefix(Self.consideredSize(n)))
+        var considered = candidates(
+            userID: userID, history: history, live: live, pool: Self.poolSize(n), context: context, limit: Self.consideredSize(n))
         // A campaign's chosen items are candidates too, at the middle score of the others,
         // before its boost.
         let middle = considered.isEmpty ? 1 : considered.map(\.score).sorted()[considered.count / 2]
