@@ -34,6 +34,8 @@ public final class CampaignBook: Sendable {
     struct State {
         var campaigns: [String: Campaign] = [:]
         var reached: [String: [Int64: Reach]] = [:]
+        /// How many campaigns reached each user: a purchase asks this once, however many campaigns there are.
+        var campaignsReaching: [Int64: Int] = [:]
         var purchases: [Int64: [Purchase]] = [:]
         /// Orders carrying each coupon code, whoever placed them.
         var couponOrders: [String: Int] = [:]
@@ -78,7 +80,9 @@ public final class CampaignBook: Sendable {
             guard let c = e.campaign, !c.name.isEmpty else { return }
             if c.deleted {
                 s.campaigns[c.name] = nil
-                s.reached[c.name] = nil
+                for user in (s.reached.removeValue(forKey: c.name) ?? [:]).keys {
+                    s.campaignsReaching[user] = s.campaignsReaching[user].flatMap { $0 > 1 ? $0 - 1 : nil }
+                }
             } else {
                 s.campaigns[c.name] = Campaign(definition: c, definedMs: e.timestampMs)
             }
@@ -87,15 +91,17 @@ public final class CampaignBook: Sendable {
             // The first word on a user stands: a later event cannot move them across.
             if s.reached[c.campaign, default: [:]][e.userId] == nil {
                 s.reached[c.campaign, default: [:]][e.userId] = Reach(control: c.control, atMs: e.timestampMs)
+                s.campaignsReaching[e.userId, default: 0] += 1
             }
         case .purchase:
             guard let order = e.order else { return }
             if !order.couponCode.isEmpty { s.couponOrders[order.couponCode, default: 0] += 1 }
-            guard s.reached.values.contains(where: { $0[e.userId] != nil }) else { return }
+            guard s.campaignsReaching[e.userId] != nil else { return }
             s.purchases[e.userId, default: []].append(
                 Purchase(atMs: e.timestampMs, total: order.total, discount: order.discount, coupon: order.couponCode))
         case .erasure:
             s.purchases[e.userId] = nil
+            guard s.campaignsReaching.removeValue(forKey: e.userId) != nil else { return }
             for name in s.reached.keys { s.reached[name]?[e.userId] = nil }
         default: return
         }

@@ -201,5 +201,25 @@ struct CampaignTests {
         #expect(outcomes.redemptions == 1 && outcomes.discounts == 0)
         book.fold([event(.erasure, user: 1, at: 3000) { _ in }], partition: 0, next: 8)
         #expect(book.reached("spring").keys.sorted() == [2] && book.purchases(of: [1]).isEmpty)
+        // A deleted campaign no longer keeps its users' orders; another campaign's reach still does.
+        var other = c
+        other.name = "summer"
+        var deleted = c
+        deleted.deleted = true
+        book.fold(
+            [
+                event(.campaign, user: 0, at: 3100) { $0.campaign = other },
+                event(.campaignSent, user: 4, at: 3200) {
+                    var s = CampaignSent()
+                    s.campaign = "summer"
+                    $0.campaignSent = s
+                },
+                sent(4, control: false),
+                event(.campaign, user: 0, at: 3300) { $0.campaign = deleted },
+                event(.purchase, user: 2, at: 3400) { $0.order = Order() },
+                event(.purchase, user: 4, at: 3400) { $0.order = Order() },
+            ], partition: 0, next: 9)
+        #expect(book.reached("spring").isEmpty && book.reached("summer").keys.sorted() == [4])
+        #expect(book.purchases(of: [2, 4]).mapValues(\.count) == [4: 1])
     }
 }
