@@ -18,12 +18,20 @@ public final class FeatureReplicas: Sendable {
         /// The replica serving each partition (nil: none does now).
         var owner: [Int?] = []
         var learnedAt: ContinuousClock.Instant?
+        /// When each replica last answered Feature/Ownership.
+        var answeredAt: [ContinuousClock.Instant?] = []
+        /// Why the replicas that did not answer the last time did not (for errors).
+        var silent = ""
     }
 
     private let routes = Mutex(Routes())
     /// How long a learned routing table is trusted before it is asked again (a replica given
     /// back its partitions is found within this time).
     static let refreshEvery: Duration = .seconds(5)
+    /// How long a replica that stops answering keeps the partitions it last served: a busy
+    /// replica's calls are still answered; a dead one's partitions are not served in that time
+    /// anyway, since a takeover waits longer (`--takeover-seconds` and the rebuild).
+    static let grace: Duration = .seconds(3)
 
     public init(_ addresses: [(host: String, port: Int)], defaultTimeout: Duration? = .seconds(30)) {
         precondition(!addresses.isEmpty, "at least one feature replica")
@@ -229,27 +237,40 @@ public final class FeatureReplicas: Sendable {
     private func replica(for user: Int64, timeout: Duration) async throws -> Int {
         let (partitions, owner) = try await table(timeout: timeout)
         let p = StableHash.partition(of: user, among: partitions)
-        guard let i = owner[p] else { throw RPCError(.unavailable, "no feature replica serves partition \(p) now (one is taking it over)") }
+        guard let i = owner[p] else {
+            let silent = routes.withLock { $0.silent }
+            throw RPCError(
+                .unavailable, "no feature replica serves partition \(p) now (one is taking it over)\(silent.isEmpty ? "" : "; \(silent)")")
+        }
         return i
     }
 
     /// Asks every replica which partitions it serves. A partition goes to a replica serving it
     /// as its home and read to the log's end, else to one serving it read to the end, else to
-    /// any serving it. A replica that is reachable but too busy to answer in time (its call
-    /// ran out of time, rather than failing to connect) keeps the partitions it last served:
-    /// a call to it is answered if it is only slow, and fails UNAVAILABLE soon if it is down.
+    /// any serving it. A replica that does not answer keeps the partitions it last served while
+    /// its calls only run out of time (reachable, busy), and for `grace` after its last answer
+    /// whatever the error: a call to it is answered if it is only slow, and a dead one's
+    /// partitions go to their new replica once that one serves them.
     private func learn(timeout: Duration) async throws -> (Int, [Int?]) {
         let results = await ownership(timeout: timeout)
+        let now = ContinuousClock.now
         let answers = results.map { try? $0.get() }
-        let slow = results.map { if case .failure(let e) = $0 { e.code == .deadlineExceeded } else { false } }
-        let previous = routes.withLock { $0 }
+        let previous = routes.withLock { r in
+            if r.answeredAt.count != replicas.count { r.answeredAt = Array(repeating: nil, count: replicas.count) }
+            for (i, answer) in answers.enumerated() where answer != nil { r.answeredAt[i] = now }
+            return r
+        }
+        let keeps = results.indices.map { i in
+            guard case .failure(let e) = results[i] else { return false }
+            return e.code == .deadlineExceeded || previous.answeredAt[i].map { now - $0 < Self.grace } ?? false
+        }
         let asked = answers.compactMap { $0?.partitions }.max().map(Int.init)
-        guard let partitions = asked ?? (slow.contains(true) && previous.partitions > 0 ? previous.partitions : nil), partitions > 0 else {
-            let why = zip(replicas, results).compactMap { client, result -> String? in
-                guard case .failure(let e) = result else { return nil }
-                return "\(client.config.host):\(client.config.port): \(e)"
-            }
-            throw RPCError(.unavailable, "no feature replica answered Feature/Ownership (\(why.joined(separator: "; ")))")
+        let silent = zip(replicas, results).compactMap { client, result -> String? in
+            guard case .failure(let e) = result else { return nil }
+            return "\(client.config.host):\(client.config.port) did not answer Feature/Ownership: \(e)"
+        }.joined(separator: "; ")
+        guard let partitions = asked ?? (keeps.contains(true) && previous.partitions > 0 ? previous.partitions : nil), partitions > 0 else {
+            throw RPCError(.unavailable, "no feature replica answered Feature/Ownership (\(silent))")
         }
         var owner = [Int?](repeating: nil, count: partitions)
         var rank = [Int](repeating: .max, count: partitions)
@@ -263,10 +284,10 @@ public final class FeatureReplicas: Sendable {
         }
         if previous.partitions == partitions {
             for p in owner.indices where owner[p] == nil {
-                if let i = previous.owner[p], slow[i] { owner[p] = i }
+                if let i = previous.owner[p], keeps[i] { owner[p] = i }
             }
         }
-        routes.withLock { $0 = Routes(partitions: partitions, owner: owner, learnedAt: .now) }
+        routes.withLock { r in (r.partitions, r.owner, r.learnedAt, r.silent) = (partitions, owner, now, silent) }
         return (partitions, owner)
     }
 }
