@@ -601,3 +601,50 @@ struct ItemNamesTests {
         #expect(ItemNames.items(in: "open \(ItemNames.open)9 never closed").isEmpty)
     }
 }
+
+@Suite("Live items from the feature service", .serialized, .timeLimit(.minutes(2)))
+struct LiveItemsTests {
+    @Test("calls read kept lists and entries; the background reads them again; with feature down they serve five ttls, then fail")
+    func keptAndRefreshed() async throws {
+        let nowMs = Int64(Date().timeIntervalSince1970 * 1000)
+        func listing(_ item: Int64, stock: Int64, at ms: Int64) -> Event {
+            var e = view(1, item, at: ms, category: 3, kind: .itemUpsert)
+            var upsert = ItemUpsert()
+            (upsert.itemId, upsert.categoryId, upsert.price, upsert.stock) = (item, 3, 10, stock)
+            e.item = upsert
+            return e
+        }
+        let live = try await withHostedService(IngestService.self, settings: IngestSettings()) { ingest in
+            var consumer = ConsumerSettings()
+            consumer.ingestPort = ingest.rpcPort
+            return try await withHostedService(FeatureService.self, settings: FeatureSettings(consumer)) { feature in
+                let live = LiveItems(
+                    feature: FeatureReplicas([("127.0.0.1", feature.rpcPort)], defaultTimeout: .seconds(5)), ttl: .seconds(1))
+                try await append(
+                    ingest.client,
+                    [listing(1, stock: 5, at: nowMs), listing(2, stock: 5, at: nowMs), view(7, 1, at: nowMs + 1, category: 3)])
+                try await waitConsumed(ingest: ingest.client, consumer: feature.client)
+                #expect(try await live.items([1], timeout: .seconds(5))[1]?.stock == 5)
+                #expect(try await live.top(category: 3, window: "24h", limit: 10, timeout: .seconds(5)).items.map(\.itemId) == [1])
+
+                // Item 1 sells out and item 2 is viewed more: a call answers from what was kept ...
+                try await append(
+                    ingest.client,
+                    [listing(1, stock: 0, at: nowMs + 2)] + (0..<3).map { view(8 + Int64($0), 2, at: nowMs + 3, category: 3) })
+                try await waitConsumed(ingest: ingest.client, consumer: feature.client)
+                #expect(try await live.items([1], timeout: .seconds(5))[1]?.stock == 5)
+                #expect(try await live.top(category: 3, window: "24h", limit: 10, timeout: .seconds(5)).items.first?.itemId == 1)
+                // ... until the background reads them again; an item never asked for is read on the call.
+                await live.refresh()
+                #expect(try await live.items([1, 2], timeout: .seconds(5)).mapValues(\.stock) == [1: 0, 2: 5])
+                #expect(try await live.top(category: 3, window: "24h", limit: 10, timeout: .seconds(5)).items.first?.itemId == 2)
+                return live
+            }
+        }
+        // The feature service is gone: a refresh fails and keeps what it had, served for five ttls.
+        await live.refresh()
+        #expect(try await live.items([1], timeout: .milliseconds(500))[1]?.stock == 0)
+        try await Task.sleep(for: .milliseconds(5_200))
+        await #expect(throws: RPCError.self) { try await live.items([1], timeout: .milliseconds(500)) }
+    }
+}

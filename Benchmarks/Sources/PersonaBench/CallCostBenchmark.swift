@@ -1,6 +1,6 @@
 // The CPU of one call on the two paths a shop calls on every checkout and every page: Score
 // (feature read, model, reasons, rules, durable decision, the view built beside it) and
-// Recommend (profile read, exact scoring of 100,000 items, blend, catalogue read), every
+// Recommend (profile read, exact scoring of 100,000 items, blend), every
 // service of the path in this process on loopback, one call in flight. Two measures:
 // - CPU time a call, user and system (getrusage of the whole process over the calls);
 // - the user-space instructions of a call by where they run, counted by callgrind: the
@@ -65,7 +65,8 @@ func callCostBenchmark(output: String, sharedData: String, calls: Int) async thr
         feature read (RequestFeatures), the trees' margin, TreeSHAP for flagged decisions, the rules, the append to the \
         decision log with its fdatasync, and the SQLite view built beside the calls.
         - **Recommend**: 100,000 items x 64 served exactly (the default below `--index-above`), the lean profile read \
-        and the catalogue read from the feature service, the blend; for users with 5 recent views and for users with \
+        from the feature service, the blend (trending lists and catalogue entries kept in recommend and read again in \
+        the background every 2 s); for users with 5 recent views and for users with \
         1,000 items in their history.
 
         ## CPU time a call
@@ -91,8 +92,9 @@ func callCostBenchmark(output: String, sharedData: String, calls: Int) async thr
         \(min(calls, 400)) calls, divided by the calls, grouped by the library or the Swift module the instruction's \
         function belongs to. Thousands of instructions a call; the client's side of each call is in the rows it \
         shares with the services (RPC, SwiftNIO, Wire, LZ4). Work on timers (the feature service's snapshots, \
-        caches refreshed every few seconds) counts as far as it falls among the calls; recommend's 2 s cache of \
-        trending lists is stretched 50-fold under callgrind, which runs code about that much slower. "Math" holds \
+        caches refreshed every few seconds) counts as far as it falls among the calls; recommend's 2 s \
+        background reads of trending lists and catalogue entries are stretched 50-fold under callgrind, which runs \
+        code about that much slower. "Math" holds \
         the kernels, top-K and TreeSHAP.
 
         """
@@ -217,8 +219,9 @@ func recommendCalls(calls: Int) async throws -> [CallCPU] {
     var settings = RecommendSettings()
     (settings.ingestPort, settings.featurePort, settings.modelPort) = (ingest.port, feature.port, modelService.port)
     settings.featureTimeout = .seconds(10)  // as for Score
-    // Callgrind runs code some 50 times slower: the trending lists' 2 s cache is stretched as
-    // much, so that it is refreshed about as often per call as in a native run.
+    // Callgrind runs code some 50 times slower: the 2 s background reads of the trending lists
+    // and catalogue entries are stretched as much, so they come about as often per call as in
+    // a native run.
     if persona_callgrind_running() != 0 { settings.liveTTL = settings.liveTTL * 50 }
     let recommend = try await HostedBenchService<RecommendService>.start(settings: settings)
     var config = RPCClient.Config.defaults(host: "127.0.0.1", port: recommend.port)

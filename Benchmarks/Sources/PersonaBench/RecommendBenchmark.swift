@@ -124,9 +124,10 @@ func recommendBenchmark(output: String, configurations: [(items: Int, indexed: B
         recommend run in one process on loopback; the client is in the same process (closed loop: each of N callers \
         sends its next call when the last is answered), \(Int(seconds)) s per row.
         Each call is Recommend(user, n 10) for one of 10,000 users with five recent views: recommend reads the live \
-        profile and the candidates' catalogue entries from the feature service over RPC, scores the published ALS model \
-        (64 factors; exact below `--index-above`, 200,000 by default, the HNSW index above), adds item trending lists \
-        (cached 2 s), filters, boosts and answers, and records the impression for ingest.
+        profile from the feature service over RPC, scores the published ALS model (64 factors; exact below \
+        `--index-above`, 200,000 by default, the HNSW index above), adds the trending lists, filters by the candidates' \
+        catalogue entries (lists and entries kept in memory, read again from the feature service every 2 s in the \
+        background), boosts and answers, and records the impression for ingest.
         Model publish to first answer (fetch in 4 MB chunks, checksum, decode, index): \(loads).
 
         Peer: Gorse publishes 2.2 ms for its item-based recommendation; quoted, not run here (it needs its own database \

@@ -94,7 +94,8 @@ struct CandidateBlend {
         var keys: [(score: Float, id: Int64)] = []
         keys.reserveCapacity(entries.count)
         for (id, e) in entries { keys.append((score?(id, e) ?? e.score, id)) }
-        let better = { (a: (score: Float, id: Int64), b: (score: Float, id: Int64)) in a.score != b.score ? a.score > b.score : a.id < b.id }
+        let better = { (a: (score: Float, id: Int64), b: (score: Float, id: Int64)) in a.score != b.score ? a.score > b.score : a.id < b.id
+        }
         if let limit, limit < keys.count {
             keys = Array(keys.sorted(by: better).prefix(max(0, limit)))
         } else {

@@ -5,24 +5,51 @@ import Wire
 
 /// What the feature service says about items, as recommend reads it: the most active items
 /// of a category over a window (TopItems) and catalogue entries (GetItems: category, price,
-/// stock, tags). Both are kept for `ttl`, so a burst of calls asks once: a stock change or a
-/// new item reaches answers within that time. Every read has its own timeout; on failure the
-/// caller answers without it.
+/// stock, tags). A call reads them from memory: what was asked for lately is read again in the
+/// background every `ttl` (`refresh`, which `run` repeats), a list in one TopItems and the
+/// entries in GetItems of a thousand at a time, so a stock change or a new item reaches answers
+/// within about `ttl` and no call waits for a read it made before. Only what was never asked
+/// for, or what the background has not managed to read for five times `ttl` (the feature
+/// service down), is read on the call, with the call's own timeout; on failure the caller
+/// answers without it. What nobody asked for in `idle` is forgotten.
 final class LiveItems: @unchecked Sendable {
     let feature: FeatureReplicas
     let ttl: Duration
     /// Catalogue entries kept at most; past it the cache starts again.
     let capacity: Int
+    let idle: Duration
     private let lock = NSLock()
-    private var lists: [String: (at: ContinuousClock.Instant, items: [ItemProfile], by: String)] = [:]
-    /// nil: the feature service does not know the item.
-    private var catalogue: [Int64: (at: ContinuousClock.Instant, item: ItemProfile?)] = [:]
 
-    init(feature: FeatureReplicas, ttl: Duration = .seconds(2), capacity: Int = 200_000) {
+    private struct List {
+        var category: Int64
+        var window: String
+        var limit: Int
+        var at: ContinuousClock.Instant
+        var asked: ContinuousClock.Instant
+        var items: [ItemProfile]
+        var by: String
+    }
+
+    private struct Entry {
+        var at: ContinuousClock.Instant
+        var asked: ContinuousClock.Instant
+        /// nil: the feature service does not know the item.
+        var item: ItemProfile?
+    }
+
+    private var lists: [String: List] = [:]
+    private var catalogue: [Int64: Entry] = [:]
+
+    init(feature: FeatureReplicas, ttl: Duration = .seconds(2), capacity: Int = 200_000, idle: Duration = .seconds(30)) {
         self.feature = feature
         self.ttl = ttl
         self.capacity = capacity
+        self.idle = idle
     }
+
+    /// How old a kept answer may be and still be served: the background reads it again every
+    /// `ttl`, so only a feature service that does not answer lets it grow older.
+    private var servable: Duration { ttl * 5 }
 
     /// The `limit` most viewed items of `category` (0: the shop) over `window`; by purchases
     /// when nothing was viewed (a shop that sends orders only). `window` is one TopItems
@@ -30,7 +57,22 @@ final class LiveItems: @unchecked Sendable {
     func top(category: Int64, window: String, limit: Int, timeout: Duration) async throws -> (items: [ItemProfile], by: String) {
         let key = "\(category)/\(window)/\(limit)"
         let now = ContinuousClock.now
-        if let hit = lock.withLock({ lists[key] }), now - hit.at < ttl { return (hit.items, hit.by) }
+        let kept = lock.withLock { () -> (items: [ItemProfile], by: String)? in
+            guard let at = lists[key]?.at, now - at < servable else { return nil }
+            lists[key]!.asked = now
+            return (lists[key]!.items, lists[key]!.by)
+        }
+        if let kept { return kept }
+        let found = try await readTop(category: category, window: window, limit: limit, timeout: timeout)
+        lock.withLock {
+            if lists.count > 10_000 { lists.removeAll() }
+            lists[key] = List(category: category, window: window, limit: limit, at: now, asked: now, items: found.items, by: found.by)
+        }
+        return found
+    }
+
+    private func readTop(category: Int64, window: String, limit: Int, timeout: Duration) async throws -> (items: [ItemProfile], by: String)
+    {
         var answer: (items: [ItemProfile], by: String) = ([], "views")
         for by in ["views", "purchases"] {
             var request = TopItemsRequest()
@@ -41,12 +83,7 @@ final class LiveItems: @unchecked Sendable {
             answer = (try await feature.call(FeatureAPI.topItems, request, timeout: timeout).items, by)
             if !answer.items.isEmpty { break }
         }
-        let found = answer
-        lock.withLock {
-            if lists.count > 10_000 { lists.removeAll() }
-            lists[key] = (now, found.items, found.by)
-        }
-        return found
+        return answer
     }
 
     /// The catalogue entries of `ids` that the feature service knows.
@@ -56,25 +93,71 @@ final class LiveItems: @unchecked Sendable {
         var missing: [Int64] = []
         lock.withLock {
             for id in ids {
-                if let hit = catalogue[id], now - hit.at < ttl {
-                    if let item = hit.item { found[id] = item }
+                if let at = catalogue[id]?.at, now - at < servable {
+                    if let item = catalogue[id]!.item { found[id] = item }
+                    if now - catalogue[id]!.asked > .seconds(1) { catalogue[id]!.asked = now }
                 } else {
                     missing.append(id)
                 }
             }
         }
         guard !missing.isEmpty else { return found }
+        for (id, item) in try await readItems(missing, at: now, timeout: timeout) { found[id] = item }
+        return found
+    }
+
+    /// Reads `ids` from the feature service and keeps what it says of each (read at `at`).
+    private func readItems(_ ids: [Int64], at: ContinuousClock.Instant, timeout: Duration) async throws -> [Int64: ItemProfile] {
         var request = GetItemsRequest()
-        request.itemIds = missing
+        request.itemIds = ids
         let answer = try await feature.call(FeatureAPI.getItems, request, timeout: timeout)
+        var found: [Int64: ItemProfile] = [:]
         lock.withLock {
-            if catalogue.count + missing.count > capacity { catalogue.removeAll(keepingCapacity: true) }
+            if catalogue.count + ids.count > capacity { catalogue.removeAll(keepingCapacity: true) }
             for item in answer.items {
                 found[item.itemId] = item
-                catalogue[item.itemId] = (now, item)
+                catalogue[item.itemId] = Entry(at: at, asked: catalogue[item.itemId]?.asked ?? at, item: item)
             }
-            for id in answer.missing { catalogue[id] = (now, nil) }
+            for id in answer.missing { catalogue[id] = Entry(at: at, asked: catalogue[id]?.asked ?? at, item: nil) }
         }
         return found
+    }
+
+    /// Reads again every list and entry asked for within `idle`, and forgets the rest; a read
+    /// that fails leaves what was kept (served until it is five times `ttl` old).
+    func refresh() async {
+        let now = ContinuousClock.now
+        let (wanted, ids) = lock.withLock { () -> ([String: List], [Int64]) in
+            lists = lists.filter { now - $0.value.asked < idle }
+            catalogue = catalogue.filter { now - $0.value.asked < idle }
+            return (lists, catalogue.keys.sorted())
+        }
+        for (key, list) in wanted {
+            guard let found = try? await readTop(category: list.category, window: list.window, limit: list.limit, timeout: ttl) else {
+                continue
+            }
+            lock.withLock {
+                if var kept = lists[key] {
+                    (kept.items, kept.by, kept.at) = (found.items, found.by, now)
+                    lists[key] = kept
+                }
+            }
+        }
+        var start = 0
+        while start < ids.count {
+            // A thousand at a time: the feature service answers GetItems on its event loop, and
+            // a call waiting behind a read of ten thousand would wait milliseconds.
+            let chunk = Array(ids[start..<min(start + 1_000, ids.count)])
+            start += chunk.count
+            _ = try? await readItems(chunk, at: now, timeout: ttl)
+        }
+    }
+
+    /// `refresh` every `ttl`, until cancelled.
+    func run() async throws {
+        while true {
+            try await Task.sleep(for: ttl)
+            await refresh()
+        }
     }
 }

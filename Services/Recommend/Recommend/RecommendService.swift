@@ -333,6 +333,7 @@ public struct RecommendService: PersonaService {
             }
             group.addTask { try await fresh.follow(log) { models["content"] } }
             group.addTask { try await log.follow(campaigns, orders: false) { _ in } }
+            group.addTask { try await live.run() }
             group.addTask {
                 // Nothing recommend holds outlives a restart, so it follows erasures from
                 // where the log ends when it starts.
