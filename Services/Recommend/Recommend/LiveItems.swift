@@ -5,19 +5,19 @@ import Wire
 
 /// What the feature service says about items, as recommend reads it: the most active items
 /// of a category over a window (TopItems) and catalogue entries (GetItems: category, price,
-/// stock, tags). A call reads them from memory: what was asked for lately is read again in the
-/// background every `ttl` (`refresh`, which `run` repeats), a list in one TopItems and the
-/// entries in GetItems of a thousand at a time, so a stock change or a new item reaches answers
-/// within about `ttl` and no call waits for a read it made before. Only what was never asked
-/// for, or what the background has not managed to read for five times `ttl` (the feature
-/// service down), is read on the call, with the call's own timeout; on failure the caller
-/// answers without it. What nobody asked for in `idle` is forgotten.
+/// stock, tags). A call reads them from memory. One kept longer than `ttl` is still served,
+/// and read again in the background (`refresh`, which `run` repeats every tenth of `ttl`): a
+/// list in one TopItems, the entries calls found old in GetItems of a thousand at a time. So
+/// a stock change or a new item reaches answers within about `ttl`, no call waits for those
+/// reads, and what is read again is what calls use, at most once per `ttl`. Only what was
+/// never asked for, or what the background has not managed to read for five times `ttl`
+/// (the feature service down), is read on the call, with the call's own timeout; on failure
+/// the caller answers without it.
 final class LiveItems: @unchecked Sendable {
     let feature: FeatureReplicas
     let ttl: Duration
     /// Catalogue entries kept at most; past it the cache starts again.
     let capacity: Int
-    let idle: Duration
     private let lock = NSLock()
 
     private struct List {
@@ -25,26 +25,26 @@ final class LiveItems: @unchecked Sendable {
         var window: String
         var limit: Int
         var at: ContinuousClock.Instant
-        var asked: ContinuousClock.Instant
         var items: [ItemProfile]
         var by: String
     }
 
     private struct Entry {
         var at: ContinuousClock.Instant
-        var asked: ContinuousClock.Instant
         /// nil: the feature service does not know the item.
         var item: ItemProfile?
     }
 
     private var lists: [String: List] = [:]
     private var catalogue: [Int64: Entry] = [:]
+    /// What calls found older than `ttl`, to be read again.
+    private var staleLists: Set<String> = []
+    private var staleItems: Set<Int64> = []
 
-    init(feature: FeatureReplicas, ttl: Duration = .seconds(2), capacity: Int = 200_000, idle: Duration = .seconds(30)) {
+    init(feature: FeatureReplicas, ttl: Duration = .seconds(2), capacity: Int = 200_000) {
         self.feature = feature
         self.ttl = ttl
         self.capacity = capacity
-        self.idle = idle
     }
 
     /// How old a kept answer may be and still be served: the background reads it again every
@@ -59,14 +59,14 @@ final class LiveItems: @unchecked Sendable {
         let now = ContinuousClock.now
         let kept = lock.withLock { () -> (items: [ItemProfile], by: String)? in
             guard let at = lists[key]?.at, now - at < servable else { return nil }
-            lists[key]!.asked = now
+            if now - at >= ttl { staleLists.insert(key) }
             return (lists[key]!.items, lists[key]!.by)
         }
         if let kept { return kept }
         let found = try await readTop(category: category, window: window, limit: limit, timeout: timeout)
         lock.withLock {
             if lists.count > 10_000 { lists.removeAll() }
-            lists[key] = List(category: category, window: window, limit: limit, at: now, asked: now, items: found.items, by: found.by)
+            lists[key] = List(category: category, window: window, limit: limit, at: now, items: found.items, by: found.by)
         }
         return found
     }
@@ -95,7 +95,7 @@ final class LiveItems: @unchecked Sendable {
             for id in ids {
                 if let at = catalogue[id]?.at, now - at < servable {
                     if let item = catalogue[id]!.item { found[id] = item }
-                    if now - catalogue[id]!.asked > .seconds(1) { catalogue[id]!.asked = now }
+                    if now - at >= ttl { staleItems.insert(id) }
                 } else {
                     missing.append(id)
                 }
@@ -116,21 +116,20 @@ final class LiveItems: @unchecked Sendable {
             if catalogue.count + ids.count > capacity { catalogue.removeAll(keepingCapacity: true) }
             for item in answer.items {
                 found[item.itemId] = item
-                catalogue[item.itemId] = Entry(at: at, asked: catalogue[item.itemId]?.asked ?? at, item: item)
+                catalogue[item.itemId] = Entry(at: at, item: item)
             }
-            for id in answer.missing { catalogue[id] = Entry(at: at, asked: catalogue[id]?.asked ?? at, item: nil) }
+            for id in answer.missing { catalogue[id] = Entry(at: at, item: nil) }
         }
         return found
     }
 
-    /// Reads again every list and entry asked for within `idle`, and forgets the rest; a read
-    /// that fails leaves what was kept (served until it is five times `ttl` old).
+    /// Reads again the lists and entries calls found older than `ttl`; a read that fails
+    /// leaves what was kept (served until it is five times `ttl` old, then read on the call).
     func refresh() async {
         let now = ContinuousClock.now
         let (wanted, ids) = lock.withLock { () -> ([String: List], [Int64]) in
-            lists = lists.filter { now - $0.value.asked < idle }
-            catalogue = catalogue.filter { now - $0.value.asked < idle }
-            return (lists, catalogue.keys.sorted())
+            defer { (staleLists, staleItems) = ([], []) }
+            return (lists.filter { staleLists.contains($0.key) }, staleItems.sorted())
         }
         for (key, list) in wanted {
             guard let found = try? await readTop(category: list.category, window: list.window, limit: list.limit, timeout: ttl) else {
@@ -153,10 +152,10 @@ final class LiveItems: @unchecked Sendable {
         }
     }
 
-    /// `refresh` every `ttl`, until cancelled.
+    /// `refresh` every tenth of `ttl`, until cancelled.
     func run() async throws {
         while true {
-            try await Task.sleep(for: ttl)
+            try await Task.sleep(for: ttl / 10)
             await refresh()
         }
     }
