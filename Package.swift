@@ -55,7 +55,10 @@ let services: [(name: String, executable: String, dependencies: [Target.Dependen
     ("Ingest", "persona-ingest", ["Store", "EventLog", "DataStructures", "PersonalData", prometheus]),
     ("Feature", "persona-feature", ["Store", "CMemory", "DataStructures", "Profiles", "Classifiers", "Rules", prometheus]),
     ("Model", "persona-model", ["Store", "Math", "Recommenders", "Classifiers", "Uplift"]),
-    ("RiskControl", "persona-risk-control", ["Math", "Classifiers", "PersonalData", "Profiles", "SQLite", "EventLog", "CNATS", "Rules"]),
+    (
+        "RiskControl", "persona-risk-control",
+        ["Math", "Classifiers", "PersonalData", "Profiles", "SQLite", "EventLog", "CNATS", "Rules", "DataStructures"]
+    ),
     ("Recommend", "persona-recommend", ["Math", "Recommenders", "Profiles", "DataStructures", "Uplift"]),
 ]
 

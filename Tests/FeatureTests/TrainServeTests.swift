@@ -18,6 +18,26 @@ struct TrainServeTests {
         return "p:" + String(repeating: "0", count: 32 - h.count) + h
     }
 
+    /// RequestFeatures asked by a key for a list of names: refused until the names came with
+    /// it once, then the same values without the names.
+    static func askByKey(_ feature: RPCClient, _ q: RequestFeaturesRequest, key: UInt64, every: [Float]) async throws {
+        let some = Array(FeatureCatalog.names.suffix(5))
+        var keyed = q
+        keyed.namesKey = key
+        do {
+            _ = try await feature.call(FeatureAPI.requestFeatures, keyed)
+            Issue.record("a key never sent with names was taken")
+        } catch let error as RPCError {
+            #expect(error.code == .failedPrecondition)
+        }
+        keyed.names = some
+        let named = try await feature.call(FeatureAPI.requestFeatures, keyed)
+        keyed.names = []
+        let byKey = try await feature.call(FeatureAPI.requestFeatures, keyed)
+        #expect(named.names == some && byKey.names.isEmpty && byKey.values == named.values)
+        #expect(byKey.values == Array(every.suffix(5)))
+    }
+
     @Test("a scored order's features (RequestFeatures) are its training row's (the export), whatever arrived after it")
     func requestFeaturesEqualExportRow() async throws {
         let text = try String(contentsOfFile: "Tests/Fixtures/fraud-100.csv", encoding: .utf8)
@@ -62,6 +82,7 @@ struct TrainServeTests {
                     let answer = try await feature.call(FeatureAPI.requestFeatures, q)
                     #expect(answer.names == FeatureCatalog.names)
                     served[order.order?.orderId ?? ""] = answer.values
+                    try await Self.askByKey(feature, q, key: 1_000 + UInt64(served.count), every: answer.values)
                     let label = events.filter { $0.kind == .label && $0.label?.orderId == order.order?.orderId }
                     try await append(ingest, [order] + label)
                     try await waitConsumed(ingest: ingest, consumer: feature)

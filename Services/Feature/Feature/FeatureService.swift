@@ -28,6 +28,7 @@ public struct FeatureService: PersonaService {
     let modelClient: RPCClient
     /// The partitions whose users this replica serves.
     let ownership: PartitionOwnership
+    let nameKeys = FeatureNameKeys()
 
     public init(context: ServiceContext, settings: FeatureSettings) async throws {
         self.context = context
@@ -128,7 +129,16 @@ public struct FeatureService: PersonaService {
     }
 
     func requestFeatures(_ request: RequestFeaturesRequest) throws -> RequestFeaturesResponse {
-        let positions = try positions(request.names)
+        let positions: [Int]
+        if request.names.isEmpty && request.namesKey != 0 {
+            guard let kept = nameKeys[request.namesKey] else {
+                throw RPCError(.failedPrecondition, "no feature names are kept under key \(request.namesKey): send the names with it")
+            }
+            positions = kept
+        } else {
+            positions = try self.positions(request.names)
+            if request.namesKey != 0 { nameKeys.keep(positions, under: request.namesKey) }
+        }
         guard let event = request.event, event.userId > 0 else {
             metrics.badRequest("invalid_user")
             throw RPCError(.invalidArgument, "the request's event needs a positive user id")
@@ -143,7 +153,8 @@ public struct FeatureService: PersonaService {
         let (values, known) = live.requestFeatures(event, positions: positions)
         var response = RequestFeaturesResponse()
         response.schemaVersion = FeatureCatalog.schemaVersion
-        response.names = positions.map { FeatureCatalog.names[$0] }
+        // Asked by key alone, the caller has the names.
+        if !request.names.isEmpty || request.namesKey == 0 { response.names = positions.map { FeatureCatalog.names[$0] } }
         response.values = values
         response.knownUser = known
         return response

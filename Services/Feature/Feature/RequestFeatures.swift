@@ -1,4 +1,5 @@
 import Store
+import Synchronization
 import Wire
 
 /// Features as of a request not yet in the log (risk-control's Score): the user's state with
@@ -27,5 +28,20 @@ extension UserState {
         let copy = try! UserState(from: &r)
         copy.partition = partition
         return copy
+    }
+}
+
+/// RequestFeatures' lists of names by the key their caller sent with them, as positions in the
+/// catalogue (at most 256 lists: past that the table starts again).
+final class FeatureNameKeys: Sendable {
+    private let kept = Mutex<[UInt64: [Int]]>([:])
+
+    subscript(key: UInt64) -> [Int]? { kept.withLock { $0[key] } }
+
+    func keep(_ positions: [Int], under key: UInt64) {
+        kept.withLock { k in
+            if k.count >= 256 { k.removeAll() }
+            k[key] = positions
+        }
     }
 }

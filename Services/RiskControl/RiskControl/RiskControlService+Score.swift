@@ -85,6 +85,20 @@ extension RiskControlService {
         return e
     }
 
+    /// The features `names` of the user as of `event`, asked by the names' key alone: the
+    /// names go only when the feature replica does not keep them yet.
+    func requestFeatures(_ event: Event, names: [String], key: UInt64) async throws -> RequestFeaturesResponse {
+        var q = RequestFeaturesRequest()
+        q.event = event
+        q.namesKey = key
+        do {
+            return try await feature.call(FeatureAPI.requestFeatures, q, user: event.userId, timeout: featureBudget())
+        } catch let error as RPCError where error.code == .failedPrecondition {
+            q.names = names
+            return try await feature.call(FeatureAPI.requestFeatures, q, user: event.userId, timeout: featureBudget())
+        }
+    }
+
     func score(_ request: ScoreRequest) async throws -> ScoreResponse {
         let start = ContinuousClock.now
         try validate(request)
@@ -99,16 +113,13 @@ extension RiskControlService {
         if let hit = x.listMatch {
             metrics.listHit(hit)
         } else {
-            let names = scoreNames.names(model: served, rules: active, shadow: shadow)
+            let (names, key) = scoreNames.names(model: served, rules: active, shadow: shadow)
             x.featureNames = names
             if names.isEmpty {
                 x.features = []
             } else {
                 do {
-                    var q = RequestFeaturesRequest()
-                    q.event = Self.event(r)
-                    q.names = names
-                    let answer = try await feature.call(FeatureAPI.requestFeatures, q, user: q.event?.userId ?? 0, timeout: featureBudget())
+                    let answer = try await requestFeatures(Self.event(r), names: names, key: key)
                     x.features = answer.values
                     x.knownUser = answer.knownUser
                     if let served, answer.schemaVersion == served.classifier.schemaVersion {

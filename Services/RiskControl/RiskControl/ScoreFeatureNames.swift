@@ -1,18 +1,21 @@
 import Classifiers
+import DataStructures
 import Rules
 import Synchronization
 
 /// The feature names a Score reads, kept while the model and rule sets stay the same (one
 /// array shared by their decisions, not one built per call).
 final class ScoreFeatureNames: Sendable {
-    private let last = Mutex<(key: [UInt32], names: [String])?>(nil)
+    private let last = Mutex<(versions: [UInt32], names: [String], key: UInt64)?>(nil)
 
-    func names(model: ServedClassifier.Loaded?, rules: RuleSet, shadow: RuleSet?) -> [String] {
-        let key = [model?.info.version ?? 0, model == nil ? 0 : 1, rules.version, shadow?.version ?? 0]
-        if let l = last.withLock({ $0 }), l.key == key { return l.names }
+    /// The names, and the key RequestFeatures keeps them under (FNV-1a of the names, never 0).
+    func names(model: ServedClassifier.Loaded?, rules: RuleSet, shadow: RuleSet?) -> (names: [String], key: UInt64) {
+        let versions = [model?.info.version ?? 0, model == nil ? 0 : 1, rules.version, shadow?.version ?? 0]
+        if let l = last.withLock({ $0 }), l.versions == versions { return (l.names, l.key) }
         let names = Self.read(model: model?.classifier, rules: [rules, shadow].compactMap { $0 })
-        last.withLock { $0 = (key, names) }
-        return names
+        let key = max(1, StableHash.fnv1a(names.joined(separator: "\n")))
+        last.withLock { $0 = (versions, names, key) }
+        return (names, key)
     }
 
     /// The features one Score reads: the model's, in its order, then any other a rule reads.

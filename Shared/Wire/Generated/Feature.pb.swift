@@ -1738,6 +1738,7 @@ public struct RequestFeaturesRequest: WireMessage {
     /// `event` where it is stored (read `.value`): no copy of the message and its fields.
     public var eventRef: Boxed<Event>? { _event }
     public var names: [String] = []
+    public var namesKey: UInt64 = 0
     /// Fields this build does not know, kept so a relay re-encodes them unchanged.
     public var unknownFields = UnknownFields()
     public init() {}
@@ -1751,6 +1752,7 @@ extension RequestFeaturesRequest: CMessageConvertible {
         persona__v1__request_features_request__init(c)
         if let box = m.pointee._event { c.pointee.event = arena.message(box) }
         (c.pointee.n_names, c.pointee.names) = arena.strings(m.pointee.names)
+        c.pointee.names_key = m.pointee.namesKey
         arena.storeUnknownFields(m.pointee.unknownFields, in: UnsafeMutableRawPointer(c))
     }
     init(cMessage c: UnsafePointer<Persona__V1__RequestFeaturesRequest>) {
@@ -1760,6 +1762,7 @@ extension RequestFeaturesRequest: CMessageConvertible {
     static func read(_ c: UnsafePointer<Persona__V1__RequestFeaturesRequest>, into m: UnsafeMutablePointer<RequestFeaturesRequest>) {
         m.pointee._event = c.pointee.event.map { Boxed(Event(cMessage: $0)) }
         m.pointee.names = readStrings(c.pointee.names, c.pointee.n_names)
+        m.pointee.namesKey = c.pointee.names_key
         m.pointee.unknownFields = UnknownFields(cMessage: UnsafeRawPointer(c))
     }
     static func cUnpack(_ allocator: UnsafeMutablePointer<ProtobufCAllocator>, _ count: Int, _ bytes: UnsafePointer<UInt8>)

@@ -1223,9 +1223,11 @@ extension RequestFeaturesRequest {
         if variant == 0 {
             m.event = Event.sample(1)
             m.names = ["h\u{e9}llo \"w\\orld\" \u{1F600}", "x"]
+            m.namesKey = UInt64.max
         } else {
             m.event = Event.sample(0)
             m.names = ["x", "h\u{e9}llo \"w\\orld\" \u{1F600}"]
+            m.namesKey = 1
         }
         return m
     }

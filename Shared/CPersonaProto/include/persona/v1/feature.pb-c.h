@@ -690,18 +690,33 @@ struct  Persona__V1__RequestFeaturesRequest
 {
   ProtobufCMessage base;
   Persona__V1__Event *event;
+  /*
+   * The features wanted, in the order wanted (none: every feature). May be left out when
+   * `names_key` names a list this replica was sent before.
+   */
   size_t n_names;
   char **names;
+  /*
+   * A key the caller keeps for one list of names (Persona's callers: FNV-1a of the names).
+   * Sent with the names, the replica keeps the list under it; sent alone, the replica reads
+   * the list it kept, or answers FAILED_PRECONDITION when it keeps none (restarted, or another
+   * replica), and the caller sends the names again. A Score then carries 8 bytes, not the
+   * names of every feature.
+   */
+  uint64_t names_key;
 };
 #define PERSONA__V1__REQUEST_FEATURES_REQUEST__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&persona__v1__request_features_request__descriptor) \
-    , NULL, 0,NULL }
+    , NULL, 0,NULL, 0 }
 
 
 struct  Persona__V1__RequestFeaturesResponse
 {
   ProtobufCMessage base;
   uint32_t schema_version;
+  /*
+   * The names of `values`, unless the request asked by `names_key` alone.
+   */
   size_t n_names;
   char **names;
   size_t n_values;

@@ -5003,7 +5003,7 @@ const ProtobufCMessageDescriptor persona__v1__delete_user_response__descriptor =
   (ProtobufCMessageInit) persona__v1__delete_user_response__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor persona__v1__request_features_request__field_descriptors[2] =
+static const ProtobufCFieldDescriptor persona__v1__request_features_request__field_descriptors[3] =
 {
   {
     "event",
@@ -5029,15 +5029,28 @@ static const ProtobufCFieldDescriptor persona__v1__request_features_request__fie
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "names_key",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Persona__V1__RequestFeaturesRequest, names_key),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned persona__v1__request_features_request__field_indices_by_name[] = {
   0,   /* field[0] = event */
   1,   /* field[1] = names */
+  2,   /* field[2] = names_key */
 };
 static const ProtobufCIntRange persona__v1__request_features_request__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 2 }
+  { 0, 3 }
 };
 const ProtobufCMessageDescriptor persona__v1__request_features_request__descriptor =
 {
@@ -5047,7 +5060,7 @@ const ProtobufCMessageDescriptor persona__v1__request_features_request__descript
   "Persona__V1__RequestFeaturesRequest",
   "persona.v1",
   sizeof(Persona__V1__RequestFeaturesRequest),
-  2,
+  3,
   persona__v1__request_features_request__field_descriptors,
   persona__v1__request_features_request__field_indices_by_name,
   1,  persona__v1__request_features_request__number_ranges,
