@@ -24,6 +24,10 @@ public enum StableHash {
         return hash
     }
 
+    /// The key of a list of names (RequestFeatures' `names_key`): FNV-1a of the names joined by
+    /// newlines, never 0.
+    public static func key(of names: [String]) -> UInt64 { max(1, fnv1a(names.joined(separator: "\n"))) }
+
     /// The log partition of `user` among `count`: ingest appends the user's events to it, and
     /// the feature replica serving it holds the user's profile.
     public static func partition(of user: Int64, among count: Int) -> Int {

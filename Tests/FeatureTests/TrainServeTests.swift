@@ -18,24 +18,32 @@ struct TrainServeTests {
         return "p:" + String(repeating: "0", count: 32 - h.count) + h
     }
 
-    /// RequestFeatures asked by a key for a list of names: refused until the names came with
-    /// it once, then the same values without the names.
-    static func askByKey(_ feature: RPCClient, _ q: RequestFeaturesRequest, key: UInt64, every: [Float]) async throws {
-        let some = Array(FeatureCatalog.names.suffix(5))
+    /// RequestFeatures asked by the key of the last `count` names: refused until the names came
+    /// with it once, then the same values without the names; a key that is not the names' refused.
+    static func askByKey(_ feature: RPCClient, _ q: RequestFeaturesRequest, count: Int, every: [Float]) async throws {
+        let some = Array(FeatureCatalog.names.suffix(count))
         var keyed = q
-        keyed.namesKey = key
+        keyed.namesKey = StableHash.key(of: some)
         do {
             _ = try await feature.call(FeatureAPI.requestFeatures, keyed)
             Issue.record("a key never sent with names was taken")
         } catch let error as RPCError {
             #expect(error.code == .failedPrecondition)
         }
+        var wrong = keyed
+        (wrong.names, wrong.namesKey) = (some, keyed.namesKey &+ 1)
+        do {
+            _ = try await feature.call(FeatureAPI.requestFeatures, wrong)
+            Issue.record("a key that is not the names' was taken")
+        } catch let error as RPCError {
+            #expect(error.code == .invalidArgument)
+        }
         keyed.names = some
         let named = try await feature.call(FeatureAPI.requestFeatures, keyed)
         keyed.names = []
         let byKey = try await feature.call(FeatureAPI.requestFeatures, keyed)
         #expect(named.names == some && byKey.names.isEmpty && byKey.values == named.values)
-        #expect(byKey.values == Array(every.suffix(5)))
+        #expect(byKey.values == Array(every.suffix(count)))
     }
 
     @Test("a scored order's features (RequestFeatures) are its training row's (the export), whatever arrived after it")
@@ -82,7 +90,7 @@ struct TrainServeTests {
                     let answer = try await feature.call(FeatureAPI.requestFeatures, q)
                     #expect(answer.names == FeatureCatalog.names)
                     served[order.order?.orderId ?? ""] = answer.values
-                    try await Self.askByKey(feature, q, key: 1_000 + UInt64(served.count), every: answer.values)
+                    try await Self.askByKey(feature, q, count: 2 + served.count, every: answer.values)
                     let label = events.filter { $0.kind == .label && $0.label?.orderId == order.order?.orderId }
                     try await append(ingest, [order] + label)
                     try await waitConsumed(ingest: ingest, consumer: feature)

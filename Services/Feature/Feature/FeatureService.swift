@@ -1,5 +1,6 @@
 import ArgumentParser
 import Classifiers
+import DataStructures
 import Foundation
 import Logging
 import Prometheus
@@ -136,6 +137,10 @@ public struct FeatureService: PersonaService {
             }
             positions = kept
         } else {
+            if request.namesKey != 0 && request.namesKey != StableHash.key(of: request.names) {
+                metrics.badRequest("wrong_names_key")
+                throw RPCError(.invalidArgument, "names_key \(request.namesKey) is not the key of the names sent with it")
+            }
             positions = try self.positions(request.names)
             if request.namesKey != 0 { nameKeys.keep(positions, under: request.namesKey) }
         }

@@ -125,8 +125,8 @@ public struct RecommendSettings: Sendable, FeatureCaller {
     public var repurchase = Recommender.RepurchaseWindows()
     public var tagFactors: [String: Float] = [:]
     public var featureTimeout: Duration = .milliseconds(100)
-    /// How often the trending lists and catalogue entries asked for lately are read again from
-    /// feature (in the background; calls read them from memory).
+    /// How old a trending list or catalogue entry kept from feature may grow before it is read
+    /// again (in the background; calls read them from memory).
     public var liveTTL: Duration = .seconds(2)
     public var indexAbove = 200_000
     /// The index: M 16, a construction beam of 100 (half hnswlib's default: a million items

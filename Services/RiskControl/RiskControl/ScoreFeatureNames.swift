@@ -8,12 +8,12 @@ import Synchronization
 final class ScoreFeatureNames: Sendable {
     private let last = Mutex<(versions: [UInt32], names: [String], key: UInt64)?>(nil)
 
-    /// The names, and the key RequestFeatures keeps them under (FNV-1a of the names, never 0).
+    /// The names, and the key RequestFeatures keeps them under (`StableHash.key(of:)`).
     func names(model: ServedClassifier.Loaded?, rules: RuleSet, shadow: RuleSet?) -> (names: [String], key: UInt64) {
         let versions = [model?.info.version ?? 0, model == nil ? 0 : 1, rules.version, shadow?.version ?? 0]
         if let l = last.withLock({ $0 }), l.versions == versions { return (l.names, l.key) }
         let names = Self.read(model: model?.classifier, rules: [rules, shadow].compactMap { $0 })
-        let key = max(1, StableHash.fnv1a(names.joined(separator: "\n")))
+        let key = StableHash.key(of: names)
         last.withLock { $0 = (versions, names, key) }
         return (names, key)
     }

@@ -697,8 +697,9 @@ struct  Persona__V1__RequestFeaturesRequest
   size_t n_names;
   char **names;
   /*
-   * A key the caller keeps for one list of names (Persona's callers: FNV-1a of the names).
-   * Sent with the names, the replica keeps the list under it; sent alone, the replica reads
+   * The key of the list of names: FNV-1a (64 bits) of the names joined by newlines, or 1 where
+   * that is 0. Sent with the names (and refused INVALID_ARGUMENT when it is not theirs), the
+   * replica keeps the list under it; sent alone, the replica reads
    * the list it kept, or answers FAILED_PRECONDITION when it keeps none (restarted, or another
    * replica), and the caller sends the names again. A Score then carries 8 bytes, not the
    * names of every feature.
