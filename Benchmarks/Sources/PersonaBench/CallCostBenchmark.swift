@@ -65,8 +65,8 @@ func callCostBenchmark(output: String, sharedData: String, calls: Int) async thr
         feature read (RequestFeatures), the trees' margin, TreeSHAP for flagged decisions, the rules, the append to the \
         decision log with its fdatasync, and the SQLite view built beside the calls.
         - **Recommend**: 100,000 items x 64 served exactly (the default below `--index-above`), the lean profile read \
-        from the feature service, the blend (trending lists and catalogue entries kept in recommend and read again in \
-        the background every 2 s); for users with 5 recent views and for users with \
+        from the feature service, the blend (trending lists and catalogue entries kept in recommend, read again in \
+        the background once older than 2 s); for users with 5 recent views and for users with \
         1,000 items in their history.
 
         ## CPU time a call
@@ -92,8 +92,8 @@ func callCostBenchmark(output: String, sharedData: String, calls: Int) async thr
         \(min(calls, 400)) calls, divided by the calls, grouped by the library or the Swift module the instruction's \
         function belongs to. Thousands of instructions a call; the client's side of each call is in the rows it \
         shares with the services (RPC, SwiftNIO, Wire, LZ4). Work on timers (the feature service's snapshots, \
-        caches refreshed every few seconds) counts as far as it falls among the calls; recommend's 2 s \
-        background reads of trending lists and catalogue entries are stretched 50-fold under callgrind, which runs \
+        caches refreshed every few seconds) counts as far as it falls among the calls; recommend's 2 s age \
+        for trending lists and catalogue entries is stretched 50-fold under callgrind, which runs \
         code about that much slower. "Math" holds \
         the kernels, top-K and TreeSHAP.
 
@@ -219,9 +219,9 @@ func recommendCalls(calls: Int) async throws -> [CallCPU] {
     var settings = RecommendSettings()
     (settings.ingestPort, settings.featurePort, settings.modelPort) = (ingest.port, feature.port, modelService.port)
     settings.featureTimeout = .seconds(10)  // as for Score
-    // Callgrind runs code some 50 times slower: the 2 s background reads of the trending lists
-    // and catalogue entries are stretched as much, so they come about as often per call as in
-    // a native run.
+    // Callgrind runs code some 50 times slower: the 2 s age at which the trending lists and
+    // catalogue entries are read again is stretched as much, so they are read about as often per
+    // call as in a native run.
     if persona_callgrind_running() != 0 { settings.liveTTL = settings.liveTTL * 50 }
     let recommend = try await HostedBenchService<RecommendService>.start(settings: settings)
     var config = RPCClient.Config.defaults(host: "127.0.0.1", port: recommend.port)

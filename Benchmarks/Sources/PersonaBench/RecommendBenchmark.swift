@@ -126,8 +126,8 @@ func recommendBenchmark(output: String, configurations: [(items: Int, indexed: B
         Each call is Recommend(user, n 10) for one of 10,000 users with five recent views: recommend reads the live \
         profile from the feature service over RPC, scores the published ALS model (64 factors; exact below \
         `--index-above`, 200,000 by default, the HNSW index above), adds the trending lists, filters by the candidates' \
-        catalogue entries (lists and entries kept in memory, read again from the feature service every 2 s in the \
-        background), boosts and answers, and records the impression for ingest.
+        catalogue entries (kept in memory and read again from the feature service in the background once a call \
+        finds them older than 2 s), boosts and answers, and records the impression for ingest.
         Model publish to first answer (fetch in 4 MB chunks, checksum, decode, index): \(loads).
 
         Peer: Gorse publishes 2.2 ms for its item-based recommendation; quoted, not run here (it needs its own database \
