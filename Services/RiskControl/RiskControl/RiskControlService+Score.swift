@@ -92,11 +92,12 @@ extension RiskControlService {
         q.event = event
         q.namesKey = key
         do {
-            return try await feature.call(FeatureAPI.requestFeatures, q, user: event.userId, timeout: featureBudget())
-        } catch let error as RPCError where error.code == .failedPrecondition {
-            q.names = names
-            return try await feature.call(FeatureAPI.requestFeatures, q, user: event.userId, timeout: featureBudget())
-        }
+            let answer = try await feature.call(FeatureAPI.requestFeatures, q, user: event.userId, timeout: featureBudget())
+            // A feature service older than the key ignores it and answers every feature, named.
+            if answer.names.isEmpty || answer.names == names { return answer }
+        } catch let error as RPCError where error.code == .failedPrecondition {}
+        q.names = names
+        return try await feature.call(FeatureAPI.requestFeatures, q, user: event.userId, timeout: featureBudget())
     }
 
     func score(_ request: ScoreRequest) async throws -> ScoreResponse {
