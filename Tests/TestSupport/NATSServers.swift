@@ -12,6 +12,8 @@ public final class NATSServers: @unchecked Sendable {
         public let name: String
         public let port: Int
         public let clusterPort: Int
+        /// The HTTP monitoring port (`/healthz`).
+        public let monitorPort: Int
         public let storeDirectory: String
         var process: Process?
     }
@@ -38,7 +40,9 @@ public final class NATSServers: @unchecked Sendable {
         let directory = temporaryDirectory()
         self.directory = directory
         nodes = (0..<count).map { i in
-            Node(name: "n\(i)", port: freePort(), clusterPort: freePort(), storeDirectory: "\(directory)/n\(i)", process: nil)
+            Node(
+                name: "n\(i)", port: freePort(), clusterPort: freePort(), monitorPort: freePort(), storeDirectory: "\(directory)/n\(i)",
+                process: nil)
         }
         for i in nodes.indices { try start(i) }
     }
@@ -56,7 +60,10 @@ public final class NATSServers: @unchecked Sendable {
     public func start(_ i: Int) throws {
         let node = nodes[i]
         try FileManager.default.createDirectory(atPath: node.storeDirectory, withIntermediateDirectories: true)
-        var arguments = ["-a", "127.0.0.1", "-p", "\(node.port)", "-js", "-sd", node.storeDirectory, "--server_name", node.name]
+        var arguments = [
+            "-a", "127.0.0.1", "-p", "\(node.port)", "-m", "\(node.monitorPort)", "-js", "-sd", node.storeDirectory, "--server_name",
+            node.name,
+        ]
         if nodes.count > 1 {
             let routes = nodes.enumerated().filter { $0.offset != i }.map { "nats://127.0.0.1:\($0.element.clusterPort)" }
             arguments += [
@@ -80,6 +87,18 @@ public final class NATSServers: @unchecked Sendable {
         }
     }
 
+    /// Waits (up to `timeout`) until server `i` says it is healthy: its `/healthz` answers 200
+    /// once JetStream on it is current, its streams caught up with their leaders after a restart.
+    public func waitHealthy(_ i: Int, timeout: Duration = .seconds(60)) throws {
+        let deadline = ContinuousClock.now + timeout
+        while !Self.healthy(port: nodes[i].monitorPort) {
+            guard ContinuousClock.now < deadline else {
+                throw CocoaError(.fileReadUnknown, userInfo: [NSLocalizedDescriptionKey: "nats-server \(nodes[i].name) is not healthy"])
+            }
+            Thread.sleep(forTimeInterval: 0.1)
+        }
+    }
+
     /// SIGKILL server `i` (its store folder stays for a restart).
     public func kill(_ i: Int) {
         guard let process = nodes[i].process, process.isRunning else { return }
@@ -94,28 +113,55 @@ public final class NATSServers: @unchecked Sendable {
         try? FileManager.default.removeItem(atPath: directory)
     }
 
-    private static func accepts(port: Int) -> Bool {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    /// Whether `GET /healthz` on the monitoring port answers 200.
+    private static func healthy(port: Int) -> Bool {
+        let fd = connected(port: port)
         guard fd >= 0 else { return false }
         defer { close(fd) }
+        let request = Array("GET /healthz HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n".utf8)
+        guard write(fd, request, request.count) == request.count else { return false }
+        var buffer = [UInt8](repeating: 0, count: 512)
+        let n = read(fd, &buffer, buffer.count)
+        guard n > 0 else { return false }
+        let status = String(decoding: buffer[..<n], as: UTF8.self).split(separator: " ", maxSplits: 2)
+        return status.count > 1 && status[1] == "200"
+    }
+
+    private static func accepts(port: Int) -> Bool {
+        let fd = connected(port: port)
+        guard fd >= 0 else { return false }
+        close(fd)
+        return true
+    }
+
+    /// A socket connected to 127.0.0.1:`port`, or -1.
+    private static func connected(port: Int) -> Int32 {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { return -1 }
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_addr.s_addr = inet_addr("127.0.0.1")
         address.sin_port = UInt16(port).bigEndian
-        return withUnsafeMutablePointer(to: &address) { p in
+        let ok = withUnsafeMutablePointer(to: &address) { p in
             p.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
         }
+        if ok { return fd }
+        close(fd)
+        return -1
     }
 }
 
 extension NATSServers {
     /// Runs `work` with all servers up, again with server 0 SIGKILLed, and again with it
-    /// restarted and server 1 SIGKILLed: a quorum of a three-server stream holds throughout.
+    /// restarted (and caught up) and server 1 SIGKILLed: a quorum of a three-server stream
+    /// holds throughout.
     public func withRollingKills(_ work: () async throws -> Void) async throws {
         try await work()
         kill(0)
         try await work()
         try start(0)
+        // Server 0 must have caught up before server 1 goes, or the streams lose their quorum.
+        try waitHealthy(0)
         kill(1)
         try await work()
     }
