@@ -3,6 +3,7 @@ import Foundation
 import RPC
 import ServiceKit
 import Store
+import Synchronization
 import TestSupport
 import Testing
 import Wire
@@ -98,6 +99,22 @@ struct FeatureReplicaStateTests {
         let whole = LiveFeatures(partitions: 2)
         fold(Array(events.prefix(2000)), partitions: 2, into: [whole])
         for u in Set(events.prefix(2000).map(\.userId)) { #expect(live.profile(u) == whole.profile(u), "user \(u)") }
+    }
+
+    @Test("snapshots asked for at once (periodic, takeover, give-back) are written one at a time, each whole")
+    func concurrentSnapshots() throws {
+        let events = try sharedDeviceEvents()
+        let live = LiveFeatures(partitions: 2)
+        fold(Array(events.prefix(2000)), partitions: 2, into: [live])
+        let path = temporaryDirectory() + ".snapshot"
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let failures = Mutex(0)
+        DispatchQueue.concurrentPerform(iterations: 8) { _ in
+            do { _ = try live.writeSnapshot(to: path) } catch { failures.withLock { $0 += 1 } }
+        }
+        #expect(failures.withLock { $0 } == 0)
+        let restored = try LiveFeatures.restore(Array(try Data(contentsOf: URL(fileURLWithPath: path))))
+        for u in Set(events.prefix(2000).map(\.userId)) { #expect(restored.profile(u) == live.profile(u), "user \(u)") }
     }
 
     @Test("takeover plan: unheld partitions go to the live replica with the lowest home; borrowed ones go back when their home is ready")

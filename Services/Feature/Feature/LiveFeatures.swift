@@ -13,6 +13,9 @@ public import Wire
 public final class LiveFeatures: @unchecked Sendable {
     let state: FeatureState
     let lock = ReadWriteLock()
+    /// One snapshot written at a time: every writer streams to the same temporary file, and the
+    /// periodic snapshot, a takeover, a give-back and an erasure may all ask for one at once.
+    private let snapshotWriting = NSLock()
     /// Audience expressions compiled, by their text.
     let compiledAudiences = Mutex<[String: Condition]>([:])
 
@@ -138,6 +141,8 @@ public final class LiveFeatures: @unchecked Sendable {
     /// under the read lock (folding waits, calls do not), then made durable and renamed into
     /// place with folding running again. Nil when nothing changed.
     public func writeSnapshot(to path: String, ifChangedSince version: UInt64? = nil) throws -> SnapshotWrite? {
+        snapshotWriting.lock()
+        defer { snapshotWriting.unlock() }
         let start = ContinuousClock.now
         let streamed: (file: AtomicFileWriter, bytes: Int, version: UInt64)? = try lock.read(state) { s in
             guard s.version != version else { return nil }

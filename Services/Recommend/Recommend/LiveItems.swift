@@ -47,8 +47,9 @@ final class LiveItems: @unchecked Sendable {
         self.capacity = capacity
     }
 
-    /// How old a kept answer may be and still be served: the background reads it again every
-    /// `ttl`, so only a feature service that does not answer lets it grow older.
+    /// How old a kept answer may be and still be served: the background reads it again once a
+    /// call finds it older than `ttl`, so only a feature service that does not answer (or one
+    /// not asked for a while) lets it grow older; then the call reads it itself.
     private var servable: Duration { ttl * 5 }
 
     /// The `limit` most viewed items of `category` (0: the shop) over `window`; by purchases
