@@ -7,16 +7,7 @@
 # Everything started is stopped at the end.
 # Usage: BIN=.build/debug scripts/browser-test.sh
 set -euo pipefail
-BIN=${BIN:?set BIN to the folder of the built executables}
-WORK=$(mktemp -d)
-PIDS=()
-cleanup() {
-    for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-    for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+source "$(dirname "$0")/lib.sh"
 INGEST=$(free_port); RISK=$(free_port); CONSOLE=$(free_port); NOFEATURE=$(free_port)
 NOMODEL=$(free_port); NORECOMMEND=$(free_port)
 export PERSONA_INGEST_ADDR=127.0.0.1:$INGEST PERSONA_RISK_CONTROL_ADDR=127.0.0.1:$RISK PERSONA_FEATURE_ADDR=127.0.0.1:$NOFEATURE

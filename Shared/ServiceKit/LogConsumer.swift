@@ -81,13 +81,18 @@ public struct LogConsumer: Sendable {
         return try await ingest.call(IngestAPI.read, request, timeout: wait + .seconds(5))
     }
 
+    /// Where every partition ends now, asked once (`timeout` nil: the client's default).
+    public func endOffsets(timeout: Duration?) async throws -> [UInt64] {
+        let info = try await ingest.call(IngestAPI.logInfo, LogInfoRequest(), timeout: timeout)
+        return info.partitions.sorted { $0.partition < $1.partition }.map(\.endOffset)
+    }
+
     /// Where every partition ends now, retrying until ingest answers.
     public func endOffsets() async throws -> [UInt64] {
         var backoff = ReconnectBackoff()
         while true {
             do {
-                let info = try await ingest.call(IngestAPI.logInfo, LogInfoRequest(), timeout: .seconds(2))
-                return info.partitions.sorted { $0.partition < $1.partition }.map(\.endOffset)
+                return try await endOffsets(timeout: .seconds(2))
             } catch let error as RPCError {
                 logger.info("waiting for ingest at \(host):\(port): \(error)")
                 try await Task.sleep(for: backoff.nextDelay())

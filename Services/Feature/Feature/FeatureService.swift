@@ -226,8 +226,7 @@ public struct FeatureService: PersonaService {
         guard request.userId > 0 else { throw RPCError(.invalidArgument, "user id must be positive") }
         try serves(request.userId)
         // Every event of the user already in the log is below these offsets.
-        let info = try await ingest.call(IngestAPI.logInfo, LogInfoRequest())
-        let ends = info.partitions.sorted { $0.partition < $1.partition }.map(\.endOffset)
+        let ends = try await consumer.endOffsets(timeout: nil)
         var response = DeleteUserResponse()
         response.deleted = live.erase(request.userId, ends: ends)
         // The erasure is durable before it is acknowledged.

@@ -10,8 +10,7 @@ import Wire
 extension ModelService {
     /// Waits until the book has read what the log held at the call.
     func awaitCampaigns() async throws {
-        let info = try await consumer.ingest.call(IngestAPI.logInfo, LogInfoRequest(), timeout: .seconds(5))
-        let ends = info.partitions.sorted { $0.partition < $1.partition }.map(\.endOffset)
+        let ends = try await consumer.endOffsets(timeout: .seconds(5))
         let deadline = ContinuousClock.now + .seconds(30)
         while !campaigns.caughtUp(to: ends) {
             guard ContinuousClock.now < deadline else { throw RPCError(.unavailable, "the campaigns are still being read from the log") }

@@ -78,19 +78,14 @@ extension ModelService {
                 after it; half the users (by a hash) train, the other half rank: Qini curves of the uplift model, a propensity \
                 model on the same rows, and a random order
                 """
-            func metric(_ n: String, _ v: Double) -> Metric {
-                var m = Metric()
-                (m.name, m.value) = (n, v)
-                return m
-            }
             let conversion = { (rows: [UpliftRow], arm: Bool) -> Double in
                 let a = rows.filter { $0.treated == arm }
                 return a.isEmpty ? 0 : Double(a.filter(\.converted).count) / Double(a.count)
             }
             report.metrics =
-                curves.map { metric($0.0, $0.1.coefficient) } + [
-                    metric("conversion_treated", conversion(train + test, true)),
-                    metric("conversion_control", conversion(train + test, false)),
+                curves.map { Metric(name: $0.0, value: $0.1.coefficient) } + [
+                    Metric(name: "conversion_treated", value: conversion(train + test, true)),
+                    Metric(name: "conversion_control", value: conversion(train + test, false)),
                 ]
             report.curves = curves.map { name, q in
                 var c = Curve()
@@ -99,11 +94,7 @@ extension ModelService {
                 c.y = q.points.map(\.gain)
                 return c
             }
-            report.params = [("campaign", name), ("method", method.rawValue)].map {
-                var kv = KeyValue()
-                (kv.key, kv.value) = $0
-                return kv
-            }
+            report.params = [KeyValue(key: "campaign", value: name), KeyValue(key: "method", value: method.rawValue)]
             var info = versionInfo(.uplift, job: id, report: report, seconds: (ContinuousClock.now - started) / .seconds(1))
             info.featureSchemaVersion = exported.schemaVersion
             info.interactions = UInt64(train.count + test.count)
